@@ -1,0 +1,307 @@
+// Package runmsg turns a Port action-run message from Kafka into a Run, or
+// into a reason to skip it. It does no I/O so the consumer, the validator and
+// the emulator can share one notion of what a valid, authentic run is.
+package runmsg
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/itchyny/gojq"
+)
+
+// Selectors are jq expressions that locate a run's fields in a message.
+type Selectors struct{ RunID, Action, Properties, Entity string }
+
+// DefaultSelectors fit Port's v1 run message.
+func DefaultSelectors() Selectors {
+	return Selectors{
+		RunID:      ".context.runId",
+		Action:     ".action",
+		Properties: ".payload.properties",
+		Entity:     ".payload.entity",
+	}
+}
+
+// DefaultMaxBytes is the size limit when Options.MaxBytes is 0.
+const DefaultMaxBytes = 1 << 20
+
+// selectorTimeout stops a selector that never ends (`def f: f; f`) from
+// blocking a partition; real selectors take microseconds.
+const selectorTimeout = time.Second
+
+// Options configure a Decoder.
+type Options struct {
+	Selectors       Selectors // zero fields take the defaults
+	Secret          string    // Port client secret: HMAC key
+	VerifySignature bool
+	MaxBytes        int // 0 -> 1 MiB (1<<20); bigger messages are invalid
+}
+
+// Decoder is safe for concurrent use: the compiled jq codes are read-only.
+type Decoder struct {
+	runID, action, properties, entity *gojq.Code
+	actionFallback                    *gojq.Code
+	secret                            string
+	verify                            bool
+	maxBytes                          int
+}
+
+// NewDecoder compiles the selectors once; an error names the config key of the
+// bad selector, e.g. `message.runId: parse jq ".foo[": ...`.
+func NewDecoder(opts Options) (*Decoder, error) {
+	def := DefaultSelectors()
+	d := &Decoder{secret: opts.Secret, verify: opts.VerifySignature, maxBytes: opts.MaxBytes}
+	if d.maxBytes <= 0 {
+		d.maxBytes = DefaultMaxBytes
+	}
+	if d.verify && d.secret == "" {
+		return nil, errors.New("verify signature: no secret (an empty HMAC key proves nothing)")
+	}
+	for _, s := range []struct {
+		name      string
+		expr, def string
+		dst       **gojq.Code
+	}{
+		{"message.runId", opts.Selectors.RunID, def.RunID, &d.runID},
+		{"message.action", opts.Selectors.Action, def.Action, &d.action},
+		{"message.properties", opts.Selectors.Properties, def.Properties, &d.properties},
+		{"message.entity", opts.Selectors.Entity, def.Entity, &d.entity},
+		{"action fallback", ".payload.action.identifier", "", &d.actionFallback},
+	} {
+		expr := s.expr
+		if expr == "" {
+			expr = s.def
+		}
+		code, err := compile(expr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+		*s.dst = code
+	}
+	return d, nil
+}
+
+// CompileSelector lets config validation check a jq expression; the returned
+// error describes the problem.
+func CompileSelector(expr string) error {
+	_, err := compile(expr)
+	return err
+}
+
+// compile uses gojq's defaults on purpose: no environment (selectors must not
+// read the agent's credentials via $ENV), no modules, no input.
+func compile(expr string) (*gojq.Code, error) {
+	q, err := gojq.Parse(expr)
+	if err != nil {
+		return nil, fmt.Errorf("parse jq %q: %w", expr, err)
+	}
+	code, err := gojq.Compile(q)
+	if err != nil {
+		return nil, fmt.Errorf("compile jq %q: %w", expr, err)
+	}
+	return code, nil
+}
+
+// Run is a decoded run. Context's values share structure (properties also
+// sit inside message), so treat it as read-only.
+type Run struct {
+	ID      string
+	Action  string
+	Context map[string]any // the run context: runId, action, blueprint, entity, properties, trigger, message
+}
+
+// ContextJSON is what $PORT_RUN_FILE holds. HTML escaping is off so commands
+// see "<" rather than "\u003c".
+func (r Run) ContextJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r.Context); err != nil {
+		return nil, fmt.Errorf("run context: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
+
+// SkipReason doubles as the messages_total outcome label.
+type SkipReason string
+
+const (
+	ReasonInvalid      SkipReason = "invalid"       // not JSON, not an object, too big, no run id, no action
+	ReasonBadSignature SkipReason = "bad_signature" // unsigned, malformed or wrong signature, when verification is on
+)
+
+// SkipError is the only error Decode returns: the message must not run.
+type SkipError struct {
+	Reason SkipReason
+	Err    error
+}
+
+func (e *SkipError) Error() string {
+	if e.Err == nil {
+		return string(e.Reason)
+	}
+	return string(e.Reason) + ": " + e.Err.Error()
+}
+
+func (e *SkipError) Unwrap() error { return e.Err }
+
+func skip(reason SkipReason, err error) *SkipError { return &SkipError{Reason: reason, Err: err} }
+
+// Decode returns the run a message asks for; every error is a *SkipError.
+func (d *Decoder) Decode(raw []byte) (run Run, err error) {
+	// A poison message must never crash the agent: a crash would be retried
+	// on restart and block the partition for good.
+	defer func() {
+		if r := recover(); r != nil {
+			run, err = Run{}, skip(ReasonInvalid, fmt.Errorf("decode panicked: %v", r))
+		}
+	}()
+	if len(raw) > d.maxBytes {
+		return Run{}, skip(ReasonInvalid, fmt.Errorf("message is %d bytes, over the %d-byte limit", len(raw), d.maxBytes))
+	}
+	root, err := parseRoot(raw)
+	if err != nil {
+		return Run{}, skip(ReasonInvalid, err)
+	}
+	if d.verify {
+		if err := verifyRoot(d.secret, root); err != nil {
+			return Run{}, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w", err))
+		}
+	}
+
+	message := toValue(stripSignature(root)).(map[string]any)
+	doc := make(map[string]any, len(message))
+	for k, v := range message {
+		if k != "headers" {
+			doc[k] = v
+		}
+	}
+	// The seed's DAY-2 example wraps the whole run in an outer "payload".
+	if _, ok := doc["context"]; !ok {
+		if inner, ok := doc["payload"].(map[string]any); ok {
+			if _, ok := inner["context"]; ok {
+				doc = inner
+			}
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), selectorTimeout)
+	defer cancel()
+
+	id, err := first(ctx, d.runID, doc)
+	if err != nil {
+		return Run{}, skip(ReasonInvalid, fmt.Errorf("no run id: %w", err))
+	}
+	runID, ok := id.(string)
+	if !ok || runID == "" {
+		return Run{}, skip(ReasonInvalid, fmt.Errorf("no run id: selector gave %s", describe(id)))
+	}
+
+	action, err := d.actionOf(ctx, doc)
+	if err != nil {
+		return Run{}, skip(ReasonInvalid, err)
+	}
+
+	props, err := first(ctx, d.properties, doc)
+	if err != nil {
+		return Run{}, skip(ReasonInvalid, fmt.Errorf("properties: %w", err))
+	}
+	if props == nil {
+		props = map[string]any{}
+	}
+	entity, err := first(ctx, d.entity, doc)
+	if err != nil {
+		return Run{}, skip(ReasonInvalid, fmt.Errorf("entity: %w", err))
+	}
+
+	var blueprint any
+	if s, ok := lookup(doc, "context", "blueprint").(string); ok && s != "" {
+		blueprint = s
+	} else if s, ok := lookup(doc, "payload", "action", "blueprint").(string); ok && s != "" {
+		blueprint = s
+	}
+
+	return Run{
+		ID:     runID,
+		Action: action,
+		Context: map[string]any{
+			"runId":      runID,
+			"action":     action,
+			"blueprint":  blueprint,
+			"entity":     entity,
+			"properties": props,
+			"trigger":    doc["trigger"],
+			"message":    message,
+		},
+	}, nil
+}
+
+// actionOf prefers the selector; Port messages also name the action at
+// .payload.action.identifier, and newer ones make .action an object with an
+// identifier.
+func (d *Decoder) actionOf(ctx context.Context, doc map[string]any) (string, error) {
+	v, err := first(ctx, d.action, doc)
+	if err == nil {
+		if s, ok := v.(string); ok && s != "" {
+			return s, nil
+		}
+		if s, ok := lookup(v, "identifier").(string); ok && s != "" {
+			return s, nil
+		}
+	}
+	if fb, ferr := first(ctx, d.actionFallback, doc); ferr == nil {
+		if s, ok := fb.(string); ok && s != "" {
+			return s, nil
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("no action: %w", err)
+	}
+	return "", fmt.Errorf("no action: selector gave %s and .payload.action.identifier is not a string", describe(v))
+}
+
+// first returns the selector's first output; no output means null.
+func first(ctx context.Context, code *gojq.Code, input any) (any, error) {
+	iter := code.RunWithContext(ctx, input)
+	v, ok := iter.Next()
+	if !ok {
+		return nil, nil
+	}
+	if err, ok := v.(error); ok {
+		return nil, fmt.Errorf("jq: %w", err)
+	}
+	return v, nil
+}
+
+func lookup(v any, path ...string) any {
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
+// stripSignature is the message the command sees: the signature is transport,
+// not content, and the command has no use for it.
+func stripSignature(root *object) *object {
+	h, ok := root.vals["headers"].(*object)
+	if !ok {
+		return root
+	}
+	return root.with("headers", h.without(HeaderSignature, HeaderTimestamp))
+}
+
+func describe(v any) string {
+	if s, ok := v.(string); ok && s == "" {
+		return "an empty string"
+	}
+	return kindOf(v)
+}

@@ -1,0 +1,176 @@
+package runmsg
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Header keys inside the message's top-level "headers" object.
+const (
+	HeaderSignature = "X-Port-Signature"
+	HeaderTimestamp = "X-Port-Timestamp"
+)
+
+// Causes of a failed verification, for errors.Is (logs and metrics may want
+// to tell an unsigned message from a forged one).
+var (
+	ErrUnsigned           = errors.New("message is not signed")
+	ErrMalformedSignature = errors.New("malformed signature")
+	ErrSignatureMismatch  = errors.New("signature does not match")
+)
+
+// Sign returns the message with headers["X-Port-Signature"] and
+// headers["X-Port-Timestamp"] set (added to an existing "headers" object, or a
+// new one appended as the last top-level key), the rest of the bytes'
+// content/key order preserved, output compact. Used by the Port emulator to
+// sign the runs it produces.
+func Sign(secret string, timestamp int64, raw []byte) ([]byte, error) {
+	if secret == "" {
+		return nil, errors.New("sign: empty secret")
+	}
+	if timestamp < 0 {
+		return nil, fmt.Errorf("sign: negative timestamp %d", timestamp)
+	}
+	root, err := parseRoot(raw)
+	if err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	var h *object
+	if hv, ok := root.get("headers"); ok {
+		if h, ok = hv.(*object); !ok {
+			return nil, fmt.Errorf("sign: headers is %s, not an object", kindOf(hv))
+		}
+	} else {
+		h = newObject()
+		root.set("headers", h)
+	}
+	ts := strconv.FormatInt(timestamp, 10)
+	mac := computeMAC(secret, ts, signedBody(root, h))
+	h.set(HeaderSignature, "v1,"+base64.StdEncoding.EncodeToString(mac))
+	h.set(HeaderTimestamp, json.Number(ts))
+	return appendJS(nil, root), nil
+}
+
+// Verify checks the signature of a raw message; errors say what is wrong
+// (missing header, malformed, mismatch) and wrap ErrUnsigned,
+// ErrMalformedSignature or ErrSignatureMismatch.
+func Verify(secret string, raw []byte) error {
+	root, err := parseRoot(raw)
+	if err != nil {
+		return err
+	}
+	return verifyRoot(secret, root)
+}
+
+func parseRoot(raw []byte) (*object, error) {
+	v, err := parseOrdered(raw)
+	if err != nil {
+		return nil, fmt.Errorf("not JSON: %w", err)
+	}
+	root, ok := v.(*object)
+	if !ok {
+		return nil, fmt.Errorf("message is %s, not an object", kindOf(v))
+	}
+	return root, nil
+}
+
+func verifyRoot(secret string, root *object) error {
+	if secret == "" {
+		// An empty HMAC key is a key anyone can use.
+		return errors.New("no secret to verify with")
+	}
+	hv, ok := root.get("headers")
+	if !ok {
+		return fmt.Errorf("%w: no headers", ErrUnsigned)
+	}
+	h, ok := hv.(*object)
+	if !ok {
+		return fmt.Errorf("%w: headers is %s, not an object", ErrMalformedSignature, kindOf(hv))
+	}
+	sv, ok := h.get(HeaderSignature)
+	if !ok {
+		return fmt.Errorf("%w: no headers.%s", ErrUnsigned, HeaderSignature)
+	}
+	sig, ok := sv.(string)
+	if !ok {
+		return fmt.Errorf("%w: headers.%s is %s, not a string", ErrMalformedSignature, HeaderSignature, kindOf(sv))
+	}
+	tv, ok := h.get(HeaderTimestamp)
+	if !ok {
+		return fmt.Errorf("%w: no headers.%s", ErrMalformedSignature, HeaderTimestamp)
+	}
+	ts, err := timestampText(tv)
+	if err != nil {
+		return err
+	}
+	macs, err := parseSignature(sig)
+	if err != nil {
+		return err
+	}
+	want := computeMAC(secret, ts, signedBody(root, h))
+	for _, m := range macs {
+		if hmac.Equal(m, want) {
+			return nil
+		}
+	}
+	return ErrSignatureMismatch
+}
+
+// timestampText returns the decimal text Port put before the body; JavaScript
+// renders an integer number and a numeric string the same way.
+func timestampText(v any) (string, error) {
+	var s string
+	switch v := v.(type) {
+	case json.Number:
+		s = string(v)
+	case string:
+		s = v
+	default:
+		return "", fmt.Errorf("%w: headers.%s is %s", ErrMalformedSignature, HeaderTimestamp, kindOf(v))
+	}
+	if s == "" || len(s) > 20 || strings.Trim(s, "0123456789") != "" {
+		return "", fmt.Errorf("%w: headers.%s %q is not an integer", ErrMalformedSignature, HeaderTimestamp, s)
+	}
+	return s, nil
+}
+
+// parseSignature accepts "v1,<base64>", and several of them separated by
+// spaces, as webhook schemes of this family do during key rotation.
+func parseSignature(sig string) ([][]byte, error) {
+	var macs [][]byte
+	for _, part := range strings.Fields(sig) {
+		version, b64, ok := strings.Cut(part, ",")
+		if !ok || version != "v1" {
+			continue
+		}
+		m, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil || len(m) != sha256.Size {
+			return nil, fmt.Errorf("%w: headers.%s is not v1,<base64 HMAC-SHA256>", ErrMalformedSignature, HeaderSignature)
+		}
+		macs = append(macs, m)
+	}
+	if len(macs) == 0 {
+		return nil, fmt.Errorf("%w: headers.%s has no v1 signature", ErrMalformedSignature, HeaderSignature)
+	}
+	return macs, nil
+}
+
+// signedBody is the message as Port signed it: the headers object h (the
+// root's "headers") without the two signature keys, everything else as is.
+func signedBody(root, h *object) []byte {
+	return appendJS(nil, root.with("headers", h.without(HeaderSignature, HeaderTimestamp)))
+}
+
+func computeMAC(secret, ts string, body []byte) []byte {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(ts))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return m.Sum(nil)
+}
