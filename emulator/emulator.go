@@ -1,0 +1,312 @@
+// Package emulator is an in-process stand-in for Port's REST API (the parts the
+// agent uses: auth, action runs, run logs) plus the producer side of Port's
+// Kafka runs topic. It follows Port's documented behaviour closely enough that
+// the agent's real HTTP client can be tested against it, and it records every
+// request and every run so tests can assert on what the agent did.
+package emulator
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// maxBody is Port's request body limit; the agent must never exceed it.
+const maxBody = 1 << 20
+
+// Options configures an Emulator. Zero values get the defaults noted per field.
+type Options struct {
+	// ClientID and ClientSecret are the only credentials /v1/auth/access_token
+	// accepts. ClientSecret also signs produced run messages, as in Port.
+	ClientID, ClientSecret string
+	// OrgID is reported in run messages; the default Topic is OrgID+".runs".
+	OrgID string
+	Topic string
+	// TokenTTL is the access-token lifetime (expiresIn); default 3h.
+	TokenTTL time.Duration
+	// Budget is the number of requests the whole org may make per
+	// BudgetWindow (default 5m); 0 means unlimited.
+	Budget       int
+	BudgetWindow time.Duration
+	// Produce writes a run message to Kafka. When nil, creating a run
+	// answers 503 because the run could never reach an agent.
+	Produce func(ctx context.Context, topic string, key, value []byte) error
+	// Now is the clock (default time.Now); tests inject one to expire tokens
+	// and roll budget windows without sleeping.
+	Now func() time.Time
+	// Logf, when set, receives one line per request.
+	Logf func(format string, args ...any)
+}
+
+// Emulator is a fake Port API. All methods are safe for concurrent use.
+type Emulator struct {
+	opts Options
+	mux  *http.ServeMux
+
+	mu       sync.Mutex
+	changed  chan struct{} // closed and replaced on every run change; WaitRun blocks on it
+	runs     map[string]*RunState
+	order    []string // run ids in creation order
+	requests []Request
+	tokens   map[string]token
+
+	down     bool
+	failN    int
+	failCode int
+	winStart time.Time // start of the current budget window; zero before the first request
+	winCount int
+}
+
+type token struct {
+	expires time.Time
+	revoked bool
+}
+
+// RunState is a snapshot of one action run as Port stores it.
+type RunState struct {
+	ID, Action, Blueprint string
+	Status                string // IN_PROGRESS | SUCCESS | FAILURE
+	StatusLabel           string
+	Link                  []string
+	Summary               string
+	ExternalRunID         string
+	Properties            map[string]any
+	Entity                string
+	Logs                  []LogEntry
+	// Terminations counts accepted requests that ended the run (a log with
+	// terminationStatus or a PATCH with status); a correct agent leaves it at 1.
+	Terminations int
+	// RejectedTerminations counts attempts to end an already ended run, which
+	// is a client bug: tests assert it stays 0.
+	RejectedTerminations int
+	CreatedAt, UpdatedAt time.Time
+	EndedAt              *time.Time
+}
+
+// LogEntry is one accepted POST .../logs.
+type LogEntry struct {
+	Message           string    `json:"message"`
+	TerminationStatus string    `json:"terminationStatus,omitempty"`
+	StatusLabel       string    `json:"statusLabel,omitempty"`
+	CreatedAt         time.Time `json:"createdAt"`
+}
+
+// Request is one HTTP request as received, with the status it was answered.
+type Request struct {
+	Method, Path string
+	Status       int
+	Body         []byte // at most 1 MiB + 1 bytes: what the emulator read
+	At           time.Time
+	Token        string // the bearer token, if any
+}
+
+// New returns an Emulator with defaults applied.
+func New(opts Options) *Emulator {
+	if opts.TokenTTL <= 0 {
+		opts.TokenTTL = 3 * time.Hour
+	}
+	if opts.BudgetWindow <= 0 {
+		opts.BudgetWindow = 5 * time.Minute
+	}
+	if opts.Topic == "" {
+		opts.Topic = opts.OrgID + ".runs"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	e := &Emulator{
+		opts:    opts,
+		changed: make(chan struct{}),
+		runs:    map[string]*RunState{},
+		tokens:  map[string]token{},
+	}
+	e.routes()
+	return e
+}
+
+func (e *Emulator) logf(format string, args ...any) {
+	if e.opts.Logf != nil {
+		e.opts.Logf(format, args...)
+	}
+}
+
+// notifyLocked wakes every WaitRun. Callers hold e.mu.
+func (e *Emulator) notifyLocked() {
+	close(e.changed)
+	e.changed = make(chan struct{})
+}
+
+// RegisterRun makes a run known (IN_PROGRESS) without producing a message, for
+// tests that put their own messages on the topic. An existing run is kept.
+func (e *Emulator) RegisterRun(id, action string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.runs[id]; ok {
+		return
+	}
+	e.insertLocked(&RunState{ID: id, Action: action, Blueprint: "microservice", Properties: map[string]any{}})
+}
+
+func (e *Emulator) insertLocked(r *RunState) {
+	now := e.opts.Now()
+	r.Status = statusInProgress
+	r.CreatedAt, r.UpdatedAt = now, now
+	e.runs[r.ID] = r
+	e.order = append(e.order, r.ID)
+	e.notifyLocked()
+}
+
+// Run returns a snapshot of the run with that id.
+func (e *Emulator) Run(id string) (RunState, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, ok := e.runs[id]
+	if !ok {
+		return RunState{}, false
+	}
+	return r.clone(), true
+}
+
+// Runs returns snapshots of every run, oldest first.
+func (e *Emulator) Runs() []RunState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]RunState, 0, len(e.order))
+	for _, id := range e.order {
+		out = append(out, e.runs[id].clone())
+	}
+	return out
+}
+
+// Requests returns every request received so far, in arrival order.
+func (e *Emulator) Requests() []Request {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.requests)
+}
+
+// WaitRun blocks until cond holds for the run (which need not exist yet) or
+// ctx ends. It wakes on every change instead of polling, so tests stay fast
+// and deterministic.
+func (e *Emulator) WaitRun(ctx context.Context, id string, cond func(RunState) bool) (RunState, error) {
+	for {
+		e.mu.Lock()
+		ch := e.changed
+		r, ok := e.runs[id]
+		var snap RunState
+		if ok {
+			snap = r.clone()
+		}
+		e.mu.Unlock()
+		if ok && cond(snap) {
+			return snap, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			if !ok {
+				return snap, fmt.Errorf("emulator: run %s never appeared: %w", id, ctx.Err())
+			}
+			return snap, fmt.Errorf("emulator: run %s (status %s): %w", id, snap.Status, ctx.Err())
+		}
+	}
+}
+
+// FailNext makes the next n requests to any /v1/actions path answer code with
+// a JSON error and no state change, to exercise the client's retries.
+func (e *Emulator) FailNext(n int, code int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.failN, e.failCode = n, code
+}
+
+// SetDown(true) makes every request answer 503 until SetDown(false): an outage.
+func (e *Emulator) SetDown(down bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.down = down
+}
+
+// ExpireTokens invalidates every issued token, so the next use answers 401
+// token_expired and the client has to re-authenticate.
+func (e *Emulator) ExpireTokens() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, t := range e.tokens {
+		t.revoked = true
+		e.tokens[k] = t
+	}
+}
+
+func (r *RunState) clone() RunState {
+	c := *r
+	c.Link = slices.Clone(r.Link)
+	c.Logs = slices.Clone(r.Logs)
+	if r.Properties != nil {
+		c.Properties = make(map[string]any, len(r.Properties))
+		for k, v := range r.Properties {
+			c.Properties[k] = v
+		}
+	}
+	if r.EndedAt != nil {
+		t := *r.EndedAt
+		c.EndedAt = &t
+	}
+	return c
+}
+
+const (
+	statusInProgress = "IN_PROGRESS"
+	statusSuccess    = "SUCCESS"
+	statusFailure    = "FAILURE"
+)
+
+func terminal(s string) bool { return s == statusSuccess || s == statusFailure }
+
+// apiError is an error answer: HTTP status, Port error code and message.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+	Err     error // the cause, if any (e.g. the Produce error)
+}
+
+func (a *apiError) Error() string { return fmt.Sprintf("%d %s: %s", a.Status, a.Code, a.Message) }
+func (a *apiError) Unwrap() error { return a.Err }
+
+func errf(status int, code, format string, args ...any) *apiError {
+	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// randomID returns n random characters from [A-Za-z0-9], the alphabet of
+// Port's run ids (r_QOz6WoOB1Q2lmhZZ).
+func randomID(n int) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	out := make([]byte, 0, n)
+	buf := make([]byte, 2*n)
+	for len(out) < n {
+		rand.Read(buf)
+		for _, b := range buf {
+			if b < 248 && len(out) < n { // 248 = 4*62: reject to stay uniform
+				out = append(out, alphabet[int(b)%62])
+			}
+		}
+	}
+	return string(out)
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+var errNoProducer = errors.New("emulator: no Kafka producer configured")
