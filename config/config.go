@@ -1,0 +1,366 @@
+// Package config reads port-runner's YAML configuration: environment expansion, defaults,
+// unknown-key rejection and validation whose errors name the offending key.
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Config is the whole agent configuration (SPEC "Configuration").
+type Config struct {
+	Port     Port              `yaml:"port"`
+	Kafka    Kafka             `yaml:"kafka"`
+	Security Security          `yaml:"security"`
+	Executor Executor          `yaml:"executor"`
+	Logs     Logs              `yaml:"logs"`
+	Metrics  Metrics           `yaml:"metrics"`
+	Message  Message           `yaml:"message"`
+	Actions  map[string]Action `yaml:"actions"`
+}
+
+type Port struct {
+	BaseURL           string  `yaml:"baseURL"`
+	ClientID          string  `yaml:"clientID"`
+	ClientSecret      string  `yaml:"clientSecret"`
+	OrgID             string  `yaml:"orgID"`
+	RequestsPerSecond float64 `yaml:"requestsPerSecond"`
+}
+
+type Kafka struct {
+	Brokers       []string `yaml:"brokers"`
+	Topic         string   `yaml:"topic"`
+	Group         string   `yaml:"group"`
+	StartOffset   string   `yaml:"startOffset"`
+	GroupProtocol string   `yaml:"groupProtocol"`
+	SASL          SASL     `yaml:"sasl"`
+	TLS           TLS      `yaml:"tls"`
+}
+
+type SASL struct {
+	Mechanism string `yaml:"mechanism"` // "" (none) | PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password"`
+}
+
+type TLS struct {
+	Enabled            bool   `yaml:"enabled"`
+	CAFile             string `yaml:"caFile"`
+	InsecureSkipVerify bool   `yaml:"insecureSkipVerify"`
+}
+
+type Security struct {
+	VerifySignature *bool    `yaml:"verifySignature"` // nil means the default, true
+	Mask            []string `yaml:"mask"`
+}
+
+// Verify reports whether run messages must carry a valid signature.
+func (s Security) Verify() bool { return s.VerifySignature == nil || *s.VerifySignature }
+
+type Executor struct {
+	MaxConcurrent   int      `yaml:"maxConcurrent"`
+	ShutdownTimeout Duration `yaml:"shutdownTimeout"`
+}
+
+type Logs struct {
+	FlushInterval  Duration `yaml:"flushInterval"`
+	MaxBatchBytes  ByteSize `yaml:"maxBatchBytes"`
+	MaxBytesPerRun ByteSize `yaml:"maxBytesPerRun"`
+}
+
+type Metrics struct {
+	Addr string `yaml:"addr"`
+}
+
+// Message holds the jq selectors for custom (v2 KAFKA) payloads.
+type Message struct {
+	RunID      string `yaml:"runId"`
+	Action     string `yaml:"action"`
+	Properties string `yaml:"properties"`
+	Entity     string `yaml:"entity"`
+}
+
+type Action struct {
+	Command       []string          `yaml:"command"`
+	Env           map[string]string `yaml:"env"` // NAME: jq expression over the run context
+	Timeout       Duration          `yaml:"timeout"`
+	MaxConcurrent int               `yaml:"maxConcurrent"`
+	Workdir       string            `yaml:"workdir"`
+	OnInterrupted string            `yaml:"onInterrupted"`
+}
+
+// MaxRequestBytes is Port's limit for one request body; a log batch must leave room
+// for the JSON envelope around it.
+const MaxRequestBytes = 1 << 20
+
+// maxBatchLimit keeps the JSON-escaped batch plus the closing fields under MaxRequestBytes
+// even when a line is escape-heavy (see reporter): half the request leaves room for escaping.
+const maxBatchLimit = 512 << 10
+
+// Defaults fills every unset field with its documented default.
+func (c *Config) applyDefaults() {
+	if c.Port.BaseURL == "" {
+		c.Port.BaseURL = "https://api.getport.io"
+	}
+	if c.Port.RequestsPerSecond == 0 {
+		c.Port.RequestsPerSecond = 20
+	}
+	if c.Kafka.Topic == "" && c.Port.OrgID != "" {
+		c.Kafka.Topic = c.Port.OrgID + ".runs"
+	}
+	if c.Kafka.StartOffset == "" {
+		c.Kafka.StartOffset = "latest"
+	}
+	if c.Kafka.GroupProtocol == "" {
+		c.Kafka.GroupProtocol = "classic"
+	}
+	if c.Executor.MaxConcurrent == 0 {
+		c.Executor.MaxConcurrent = 8
+	}
+	if c.Executor.ShutdownTimeout == 0 {
+		c.Executor.ShutdownTimeout = Duration(60 * time.Second)
+	}
+	if c.Logs.FlushInterval == 0 {
+		c.Logs.FlushInterval = Duration(time.Second)
+	}
+	if c.Logs.MaxBatchBytes == 0 {
+		c.Logs.MaxBatchBytes = 64 << 10
+	}
+	if c.Logs.MaxBytesPerRun == 0 {
+		c.Logs.MaxBytesPerRun = 4 << 20
+	}
+	if c.Metrics.Addr == "" {
+		c.Metrics.Addr = ":9464"
+	}
+	if c.Message.RunID == "" {
+		c.Message.RunID = ".context.runId"
+	}
+	if c.Message.Action == "" {
+		c.Message.Action = ".action"
+	}
+	if c.Message.Properties == "" {
+		c.Message.Properties = ".payload.properties"
+	}
+	if c.Message.Entity == "" {
+		c.Message.Entity = ".payload.entity"
+	}
+	for name, a := range c.Actions {
+		if a.OnInterrupted == "" {
+			a.OnInterrupted = "fail"
+		}
+		c.Actions[name] = a
+	}
+	// An unset ${SOME_TOKEN} expands to "": masking the empty string would mask nothing useful
+	// and everything at once, so empty values are dropped.
+	mask := c.Security.Mask[:0]
+	for _, m := range c.Security.Mask {
+		if m != "" {
+			mask = append(mask, m)
+		}
+	}
+	c.Security.Mask = mask
+}
+
+// Problems is every validation error of a config, each naming its key.
+type Problems []error
+
+func (p Problems) Error() string {
+	msgs := make([]string, len(p))
+	for i, e := range p {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// keyError names the key a problem is about, so users find it in their file.
+type keyError struct {
+	key string
+	msg string
+}
+
+func (e keyError) Error() string { return e.key + ": " + e.msg }
+
+func problem(key, format string, args ...any) error {
+	return keyError{key: key, msg: fmt.Sprintf(format, args...)}
+}
+
+// CompileFunc checks one jq expression; the message package provides it, so config stays
+// free of jq and Kafka knowledge while still validating expressions.
+type CompileFunc func(expr string) error
+
+// Validate checks the config and returns Problems (nil when valid). compile checks jq
+// expressions; lookPath checks commands (exec.LookPath in production).
+func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, error)) error {
+	var ps Problems
+	add := func(err error) { ps = append(ps, err) }
+
+	if !strings.HasPrefix(c.Port.BaseURL, "http://") && !strings.HasPrefix(c.Port.BaseURL, "https://") {
+		add(problem("port.baseURL", "must be an http(s) URL, got %q", c.Port.BaseURL))
+	}
+	if c.Port.ClientID == "" {
+		add(problem("port.clientID", "required (set PORT_CLIENT_ID or write it in the file)"))
+	}
+	if c.Port.ClientSecret == "" {
+		add(problem("port.clientSecret", "required (set PORT_CLIENT_SECRET or write it in the file)"))
+	}
+	if c.Port.RequestsPerSecond < 0 {
+		add(problem("port.requestsPerSecond", "must be positive, got %v", c.Port.RequestsPerSecond))
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		add(problem("kafka.brokers", "at least one broker is required"))
+	}
+	for i, b := range c.Kafka.Brokers {
+		if b == "" || !strings.Contains(b, ":") {
+			add(problem(fmt.Sprintf("kafka.brokers[%d]", i), "want host:port, got %q", b))
+		}
+	}
+	if c.Kafka.Topic == "" {
+		add(problem("kafka.topic", "required when port.orgID is not set (the default is <orgID>.runs)"))
+	}
+	if c.Kafka.Group == "" {
+		add(problem("kafka.group", `required: Port's rule is "<ORG_ID>.<name>" or the Kafka username`))
+	}
+	if !oneOf(c.Kafka.StartOffset, "latest", "earliest") {
+		add(problem("kafka.startOffset", "must be latest or earliest, got %q", c.Kafka.StartOffset))
+	}
+	if !oneOf(c.Kafka.GroupProtocol, "classic", "consumer") {
+		add(problem("kafka.groupProtocol", "must be classic or consumer, got %q", c.Kafka.GroupProtocol))
+	}
+	switch c.Kafka.SASL.Mechanism {
+	case "":
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		if c.Kafka.SASL.Username == "" {
+			add(problem("kafka.sasl.username", "required with mechanism %s", c.Kafka.SASL.Mechanism))
+		}
+		if c.Kafka.SASL.Password == "" {
+			add(problem("kafka.sasl.password", "required with mechanism %s", c.Kafka.SASL.Mechanism))
+		}
+	default:
+		add(problem("kafka.sasl.mechanism", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got %q", c.Kafka.SASL.Mechanism))
+	}
+	if c.Kafka.TLS.CAFile != "" {
+		if _, err := os.Stat(c.Kafka.TLS.CAFile); err != nil {
+			add(problem("kafka.tls.caFile", "%v", err))
+		}
+	}
+	if c.Executor.MaxConcurrent < 1 {
+		add(problem("executor.maxConcurrent", "must be at least 1, got %d", c.Executor.MaxConcurrent))
+	}
+	if c.Executor.ShutdownTimeout < 0 {
+		add(problem("executor.shutdownTimeout", "must not be negative"))
+	}
+	if c.Logs.FlushInterval <= 0 {
+		add(problem("logs.flushInterval", "must be positive"))
+	}
+	if c.Logs.MaxBatchBytes <= 0 || c.Logs.MaxBatchBytes > maxBatchLimit {
+		add(problem("logs.maxBatchBytes", "must be between 1 and %s (Port rejects requests over 1MiB), got %d", ByteSize(maxBatchLimit), c.Logs.MaxBatchBytes))
+	}
+	if c.Logs.MaxBytesPerRun <= 0 {
+		add(problem("logs.maxBytesPerRun", "must be positive"))
+	}
+	for key, expr := range map[string]string{
+		"message.runId": c.Message.RunID, "message.action": c.Message.Action,
+		"message.properties": c.Message.Properties, "message.entity": c.Message.Entity,
+	} {
+		if err := compile(expr); err != nil {
+			add(problem(key, "bad jq expression %q: %v", expr, err))
+		}
+	}
+	if len(c.Actions) == 0 {
+		add(problem("actions", "at least one action is required"))
+	}
+	for _, name := range c.ActionNames() {
+		a := c.Actions[name]
+		key := "actions." + name
+		if len(a.Command) == 0 || a.Command[0] == "" {
+			add(problem(key+".command", "required: the argv to run"))
+		} else if _, err := lookPath(a.Command[0]); err != nil {
+			add(problem(key+".command", "%q is not an executable: %v", a.Command[0], err))
+		}
+		envNames := make([]string, 0, len(a.Env))
+		for n := range a.Env {
+			envNames = append(envNames, n)
+		}
+		sort.Strings(envNames)
+		for _, n := range envNames {
+			if !validEnvName(n) {
+				add(problem(key+".env."+n, "not a valid environment variable name"))
+			}
+			if strings.HasPrefix(n, "PORT_") {
+				add(problem(key+".env."+n, "the PORT_ prefix is reserved for variables the agent sets"))
+			}
+			if err := compile(a.Env[n]); err != nil {
+				add(problem(key+".env."+n, "bad jq expression %q: %v", a.Env[n], err))
+			}
+		}
+		if a.Timeout < 0 {
+			add(problem(key+".timeout", "must not be negative"))
+		}
+		if a.MaxConcurrent < 0 {
+			add(problem(key+".maxConcurrent", "must not be negative (0 means only the global limit)"))
+		}
+		if a.Workdir != "" {
+			if st, err := os.Stat(a.Workdir); err != nil || !st.IsDir() {
+				add(problem(key+".workdir", "%q is not a directory", a.Workdir))
+			}
+		}
+		if !oneOf(a.OnInterrupted, "fail", "rerun") {
+			add(problem(key+".onInterrupted", "must be fail or rerun, got %q", a.OnInterrupted))
+		}
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps
+}
+
+// ActionNames returns the configured action identifiers, sorted.
+func (c *Config) ActionNames() []string {
+	names := make([]string, 0, len(c.Actions))
+	for n := range c.Actions {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ResolveCommands makes relative command paths absolute against base (the agent's working
+// directory), so a per-action workdir cannot change which program runs.
+func (c *Config) ResolveCommands(base string) {
+	for name, a := range c.Actions {
+		if len(a.Command) > 0 && strings.Contains(a.Command[0], "/") && !filepath.IsAbs(a.Command[0]) {
+			cmd := append([]string(nil), a.Command...)
+			cmd[0] = filepath.Join(base, cmd[0])
+			a.Command = cmd
+			c.Actions[name] = a
+		}
+	}
+}
+
+func oneOf(v string, allowed ...string) bool {
+	for _, a := range allowed {
+		if v == a {
+			return true
+		}
+	}
+	return false
+}
+
+func validEnvName(n string) bool {
+	if n == "" {
+		return false
+	}
+	for i, r := range n {
+		switch {
+		case r == '_', r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
