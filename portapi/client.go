@@ -1,0 +1,340 @@
+// Package portapi is the client of Port's REST API (getport.io) used to report
+// action runs: it knows the endpoints, authentication, rate limiting and
+// retries, and nothing about the lifecycle of a run.
+package portapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Endpoint labels passed to Options.Observe.
+const (
+	EndpointAuth     = "auth"
+	EndpointRunGet   = "run_get"
+	EndpointRunPatch = "run_patch"
+	EndpointRunLogs  = "run_logs"
+)
+
+const (
+	userAgent       = "port-runner"
+	maxResponseBody = 4 << 20 // responses are small JSON; this only guards memory
+)
+
+// Options configures a Client.
+type Options struct {
+	// BaseURL is Port's API root without /v1, e.g. https://api.getport.io.
+	// A trailing "/v1" is tolerated and removed, since Port's docs quote
+	// API_URL with it.
+	BaseURL                string
+	ClientID, ClientSecret string
+	// RequestsPerSecond bounds every request of this client, auth included:
+	// it is this replica's share of the organization's API budget.
+	// Burst is max(1, ceil(rps)). 0 or less means unlimited.
+	RequestsPerSecond float64
+	// HTTPClient defaults to &http.Client{Timeout: 30 * time.Second}.
+	HTTPClient *http.Client
+	// Logger defaults to zap.NewNop().
+	Logger *zap.Logger
+	// Observe, if set, is called once per HTTP attempt with an endpoint label
+	// and the status code (0 for a network error), e.g. for
+	// port_requests_total.
+	Observe func(endpoint string, code int)
+	// BaseBackoff and MaxBackoff shape the retry backoff; 0 means 250ms, 30s.
+	BaseBackoff, MaxBackoff time.Duration
+	// Now is the clock used for token expiry; nil means time.Now.
+	Now func() time.Time
+}
+
+// Client talks to Port's API. It is safe for concurrent use.
+type Client struct {
+	base         string
+	clientID     string
+	clientSecret string
+	hc           *http.Client
+	log          *zap.Logger
+	observe      func(string, int)
+	baseBackoff  time.Duration
+	maxBackoff   time.Duration
+	now          func() time.Time
+	sched        *scheduler
+	tok          tokenCache
+
+	// sleep waits between attempts; replaced in tests to record the waits.
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+// New validates opts and returns a Client. It makes no request: the first
+// call (or Token) fetches the access token.
+func New(opts Options) (*Client, error) {
+	base := strings.TrimRight(strings.TrimSpace(opts.BaseURL), "/")
+	base = strings.TrimSuffix(base, "/v1")
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, fmt.Errorf("portapi: invalid base URL %q: %w", opts.BaseURL, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("portapi: invalid base URL %q: want http(s)://host", opts.BaseURL)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("portapi: invalid base URL %q: no query or fragment allowed", opts.BaseURL)
+	}
+	if opts.ClientID == "" || opts.ClientSecret == "" {
+		return nil, errors.New("portapi: client ID and client secret are required")
+	}
+	c := &Client{
+		base:         base,
+		clientID:     opts.ClientID,
+		clientSecret: opts.ClientSecret,
+		hc:           opts.HTTPClient,
+		log:          opts.Logger,
+		observe:      opts.Observe,
+		baseBackoff:  opts.BaseBackoff,
+		maxBackoff:   opts.MaxBackoff,
+		now:          opts.Now,
+		sched:        newScheduler(opts.RequestsPerSecond),
+		sleep:        sleepCtx,
+	}
+	if c.hc == nil {
+		c.hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	if c.log == nil {
+		c.log = zap.NewNop()
+	}
+	if c.baseBackoff <= 0 {
+		c.baseBackoff = 250 * time.Millisecond
+	}
+	if c.maxBackoff <= 0 {
+		c.maxBackoff = 30 * time.Second
+	}
+	if c.maxBackoff < c.baseBackoff {
+		c.maxBackoff = c.baseBackoff
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c, nil
+}
+
+// APIError is a permanent failure: Port answered with a status that retrying
+// will not fix (a 4xx other than 429, or a second 401).
+type APIError struct {
+	Endpoint   string
+	StatusCode int
+	Body       string
+}
+
+func (e *APIError) Error() string {
+	body := strings.TrimSpace(e.Body)
+	if len(body) > 512 {
+		body = strings.ToValidUTF8(body[:512], "") + "...(truncated)"
+	}
+	return fmt.Sprintf("port api %s: HTTP %d: %s", e.Endpoint, e.StatusCode, body)
+}
+
+// request is one logical API call; do retries it as needed.
+type request struct {
+	endpoint string
+	method   string
+	path     string // appended to the base URL
+	body     []byte // nil for no body; re-sent as is on every attempt
+	high     bool   // closing priority in the scheduler
+	noAuth   bool   // the token request itself
+	runID    string // for log lines only
+}
+
+// do runs rq until it succeeds, fails permanently or ctx is done, and decodes
+// a 2xx JSON answer into out (if non-nil), ignoring unknown fields.
+func (c *Client) do(ctx context.Context, rq request, out any) error {
+	var (
+		lastErr   error
+		retries   int
+		refreshed bool
+	)
+	for {
+		var token string
+		if !rq.noAuth {
+			t, err := c.Token(ctx)
+			if err != nil {
+				return withLast(err, lastErr)
+			}
+			token = t
+		}
+		if err := c.sched.wait(ctx, rq.high); err != nil {
+			return withLast(err, lastErr)
+		}
+		code, hdr, body, err := c.attempt(ctx, rq, token)
+		if c.observe != nil {
+			c.observe(rq.endpoint, code)
+		}
+		var hint time.Duration
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return withLast(ctx.Err(), err)
+			}
+			lastErr = err
+		case code >= 200 && code < 300:
+			if out != nil && len(bytes.TrimSpace(body)) > 0 {
+				if err := json.Unmarshal(body, out); err != nil {
+					return fmt.Errorf("decode %s response: %w", rq.endpoint, err)
+				}
+			}
+			return nil
+		case code == http.StatusUnauthorized && !rq.noAuth && !refreshed:
+			// The token may have been revoked or expired early: get a new
+			// one and try again right away, once.
+			refreshed = true
+			c.invalidate(token)
+			c.log.Info("port answered 401, refreshing the access token",
+				zap.String("endpoint", rq.endpoint), zap.String("run_id", rq.runID))
+			continue
+		case code == http.StatusTooManyRequests || code >= 500:
+			lastErr = &APIError{Endpoint: rq.endpoint, StatusCode: code, Body: string(body)}
+			hint = retryHint(hdr, code, time.Now())
+		default:
+			return &APIError{Endpoint: rq.endpoint, StatusCode: code, Body: string(body)}
+		}
+		wait := c.backoff(retries, hint)
+		retries++
+		c.log.Warn("port request failed, retrying",
+			zap.String("endpoint", rq.endpoint), zap.String("run_id", rq.runID),
+			zap.Int("code", code), zap.Int("attempt", retries),
+			zap.Duration("wait", wait), zap.Error(lastErr))
+		if err := c.sleep(ctx, wait); err != nil {
+			return withLast(err, lastErr)
+		}
+	}
+}
+
+// attempt sends one HTTP request. code is 0 when no response arrived.
+func (c *Client) attempt(ctx context.Context, rq request, token string) (code int, hdr http.Header, body []byte, err error) {
+	var rd io.Reader
+	if rq.body != nil {
+		rd = bytes.NewReader(rq.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, rq.method, c.base+rq.path, rd)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("Accept", "application/json")
+	if rq.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	if err != nil {
+		// The answer was cut off: treat it like a network error, so it is
+		// retried (a repeated close is detected as already closed).
+		return resp.StatusCode, resp.Header, nil, fmt.Errorf("read response: %w", err)
+	}
+	return resp.StatusCode, resp.Header, body, nil
+}
+
+// backoff is full jitter over BaseBackoff*2^n capped at MaxBackoff, but never
+// less than what the server asked for.
+func (c *Client) backoff(n int, hint time.Duration) time.Duration {
+	ceil := c.baseBackoff
+	for i := 0; i < n && ceil < c.maxBackoff; i++ {
+		ceil *= 2
+	}
+	ceil = min(ceil, c.maxBackoff)
+	d := time.Duration(rand.Int64N(int64(ceil) + 1))
+	return max(d, hint)
+}
+
+// retryHint reads how long the server asked us to wait. Retry-After is
+// honoured on any retryable answer; x-ratelimit-reset only on a 429, because
+// Port sends the x-ratelimit-* headers on every answer and the reset of its
+// 5-minute window says nothing about how long a 503 lasts.
+func retryHint(h http.Header, code int, now time.Time) time.Duration {
+	var d time.Duration
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if secs, err := strconv.ParseFloat(v, 64); err == nil {
+			d = seconds(secs)
+		} else if t, err := http.ParseTime(v); err == nil {
+			d = t.Sub(now)
+		}
+	}
+	if code == http.StatusTooManyRequests {
+		if v := strings.TrimSpace(h.Get("X-Ratelimit-Reset")); v != "" {
+			if secs, err := strconv.ParseFloat(v, 64); err == nil {
+				r := seconds(secs)
+				if secs > 1e9 { // an epoch timestamp, as some APIs send
+					r = time.Unix(int64(secs), 0).Sub(now)
+				}
+				d = max(d, r)
+			}
+		}
+	}
+	return max(d, 0)
+}
+
+func seconds(s float64) time.Duration {
+	if s <= 0 || s != s {
+		return 0
+	}
+	if s > 24*3600 { // nonsense; the caller's context bounds the wait anyway
+		s = 24 * 3600
+	}
+	return time.Duration(s * float64(time.Second))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// withLast keeps the context error matchable with errors.Is while saying
+// what was failing when time ran out.
+func withLast(err, last error) error {
+	if last == nil || !isCtxErr(err) {
+		return err
+	}
+	return fmt.Errorf("%w (last error: %v)", err, last)
+}
+
+func isCtxErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// encodeJSON encodes v without HTML escaping: log lines containing <, > or &
+// must reach Port exactly as the command wrote them.
+func encodeJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
+}
