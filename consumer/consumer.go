@@ -1,0 +1,257 @@
+// Package consumer owns the agent's place in the Kafka consumer group: it polls only as many
+// run messages as the pool has free slots, hands each to a handler, and commits a partition's
+// offset only up to its oldest unfinished message, for partitions it still owns.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+)
+
+// Slots is the pool capacity the consumer polls for.
+type Slots interface {
+	// Reserve blocks until at least one slot is free and takes up to limit of them.
+	Reserve(ctx context.Context, limit int) (int, error)
+	Release(n int)
+}
+
+// Handler processes one record. It reports whether the record's work is finished (run
+// closed, or message skipped): unfinished records are not committed and come back later.
+type Handler func(ctx context.Context, rec *kgo.Record) (finished bool)
+
+type Options struct {
+	Brokers       []string
+	Topic         string
+	Group         string
+	StartOffset   string // latest | earliest
+	GroupProtocol string // classic | consumer (KIP-848)
+	ClientOpts    []kgo.Opt
+	Slots         Slots
+	MaxPoll       int           // records per poll at most; 0 -> 64
+	CommitEvery   time.Duration // 0 -> 1s
+	Logger        *zap.Logger
+	OnLag         func(partition int32, lag int64)
+}
+
+// Consumer is one member of the group.
+type Consumer struct {
+	opts   Options
+	cl     *kgo.Client
+	ledger *ledger
+	log    *zap.Logger
+	joined atomic.Bool
+}
+
+// New creates the Kafka client. It does not connect yet: Run does.
+func New(opts Options) (*Consumer, error) {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.MaxPoll <= 0 {
+		opts.MaxPoll = 64
+	}
+	if opts.CommitEvery <= 0 {
+		opts.CommitEvery = time.Second
+	}
+	if opts.OnLag == nil {
+		opts.OnLag = func(int32, int64) {}
+	}
+	c := &Consumer{opts: opts, ledger: newLedger(), log: opts.Logger}
+	start := kgo.NewOffset().AtEnd()
+	if opts.StartOffset == "earliest" {
+		start = kgo.NewOffset().AtStart()
+	}
+	kopts := []kgo.Opt{
+		kgo.SeedBrokers(opts.Brokers...),
+		kgo.ConsumerGroup(opts.Group),
+		kgo.ConsumeTopics(opts.Topic),
+		kgo.ConsumeResetOffset(start),
+		kgo.DisableAutoCommit(),
+		// Rebalances wait between a poll and the registration of its records, never for a
+		// run: a revoke then sees every polled record in the ledger.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(c.onAssigned),
+		kgo.OnPartitionsRevoked(c.onRevoked),
+		kgo.OnPartitionsLost(c.onLost),
+		// Bound what the client buffers ahead of the pool: a huge backlog must not grow memory.
+		kgo.FetchMaxBytes(4 << 20),
+		kgo.MaxConcurrentFetches(1),
+	}
+	if opts.GroupProtocol == "consumer" {
+		kopts = append(kopts, kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.ServerSideBalancer())
+	}
+	kopts = append(kopts, opts.ClientOpts...)
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	c.cl = cl
+	return c, nil
+}
+
+// Joined reports whether the member has joined the group (even with no partitions: a
+// replica without partitions is a ready, idle standby).
+func (c *Consumer) Joined() bool { return c.joined.Load() }
+
+// Ping checks that the brokers answer with the configured credentials, so a wrong password
+// fails at start with a clear error rather than a silent retry loop.
+func (c *Consumer) Ping(ctx context.Context) error {
+	req := kmsg.NewPtrMetadataRequest()
+	t := kmsg.NewMetadataRequestTopic()
+	t.Topic = kmsg.StringPtr(c.opts.Topic)
+	req.Topics = append(req.Topics, t)
+	resp, err := req.RequestWith(ctx, c.cl)
+	if err != nil {
+		return fmt.Errorf("connect to kafka %v: %w", c.opts.Brokers, err)
+	}
+	for _, rt := range resp.Topics {
+		if err := kerrOf(rt.ErrorCode); err != nil {
+			return fmt.Errorf("topic %s: %w", c.opts.Topic, err)
+		}
+	}
+	return nil
+}
+
+// Run consumes until ctx is done, then stops fetching, waits for every handler (they finish
+// under their own context, workCtx), commits what finished and leaves the group.
+func (c *Consumer) Run(ctx, workCtx context.Context, handle Handler) error {
+	var handlers sync.WaitGroup
+	commitCtx, stopCommitter := context.WithCancel(context.WithoutCancel(ctx))
+	var committer sync.WaitGroup
+	committer.Go(func() { c.commitLoop(commitCtx) })
+
+	err := c.poll(ctx, workCtx, handle, &handlers)
+
+	handlers.Wait()
+	stopCommitter()
+	committer.Wait()
+	finalCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	c.commit(finalCtx)
+	// With BlockRebalanceOnPoll, leaving must not wait behind a blocked rebalance.
+	c.cl.CloseAllowingRebalance()
+	return err
+}
+
+func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *sync.WaitGroup) error {
+	for {
+		n, err := c.opts.Slots.Reserve(ctx, c.opts.MaxPoll)
+		if err != nil {
+			return nil // ctx done: stop fetching
+		}
+		fetches := c.cl.PollRecords(ctx, n)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			c.cl.AllowRebalance()
+			c.opts.Slots.Release(n)
+			return nil
+		}
+		var fatal error
+		fetches.EachError(func(topic string, partition int32, err error) {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			c.log.Warn("fetch error", zap.String("topic", topic), zap.Int32("partition", partition), zap.Error(err))
+			if isFatal(err) {
+				fatal = fmt.Errorf("fetch %s/%d: %w", topic, partition, err)
+			}
+		})
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			c.ledger.setHighWater(p.Topic, p.Partition, p.HighWatermark)
+		})
+		var recs []*kgo.Record
+		fetches.EachRecord(func(r *kgo.Record) {
+			if c.ledger.add(r) {
+				recs = append(recs, r)
+			}
+		})
+		c.cl.AllowRebalance()
+		c.opts.Slots.Release(n - len(recs))
+		if fatal != nil {
+			c.opts.Slots.Release(len(recs))
+			return fatal
+		}
+		for _, r := range recs {
+			handlers.Go(func() {
+				defer c.opts.Slots.Release(1)
+				if handle(workCtx, r) {
+					c.ledger.finish(r)
+				}
+			})
+		}
+	}
+}
+
+// commitLoop commits finished offsets periodically: often enough that a restart redoes
+// little, rarely enough to cost the broker nothing.
+func (c *Consumer) commitLoop(ctx context.Context) {
+	t := time.NewTicker(c.opts.CommitEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.commit(ctx)
+			for p, lag := range c.ledger.lags() {
+				c.opts.OnLag(p, lag)
+			}
+		}
+	}
+}
+
+func (c *Consumer) commit(ctx context.Context) {
+	offsets := c.ledger.toCommit()
+	if len(offsets) == 0 {
+		return
+	}
+	c.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			c.log.Warn("commit offsets", zap.Error(err))
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerrOf(p.ErrorCode); err != nil {
+					c.log.Warn("commit offset", zap.String("topic", t.Topic), zap.Int32("partition", p.Partition), zap.Error(err))
+					continue
+				}
+				c.ledger.committed(t.Topic, p.Partition, offsets[t.Topic][p.Partition])
+			}
+		}
+	})
+}
+
+func (c *Consumer) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	c.ledger.assign(assigned)
+	c.joined.Store(true)
+	if len(assigned) > 0 {
+		c.log.Info("partitions assigned", zap.Any("partitions", assigned))
+	}
+}
+
+// onRevoked commits what is finished on the revoked partitions, then stops tracking them.
+func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	c.log.Info("partitions revoked", zap.Any("partitions", revoked))
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c.commit(cctx)
+	c.ledger.release(revoked)
+}
+
+// onLost releases without committing: another member may already own these partitions.
+func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	c.log.Warn("partitions lost", zap.Any("partitions", lost))
+	c.ledger.release(lost)
+	c.joined.Store(false)
+}
+
+// Close releases the client when Run was never called.
+func (c *Consumer) Close() { c.cl.Close() }

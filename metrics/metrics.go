@@ -1,0 +1,126 @@
+// Package metrics holds the agent's Prometheus collectors and serves /metrics, /healthz and
+// /readyz. The stages never import it: the wiring hands them small funcs.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is one agent's collectors, on a registry of its own (several agents can live in
+// one test process).
+type Metrics struct {
+	Registry        *prometheus.Registry
+	RunsTotal       *prometheus.CounterVec
+	RunDuration     *prometheus.HistogramVec
+	RunsInFlight    prometheus.Gauge
+	MessagesTotal   *prometheus.CounterVec
+	PortRequests    *prometheus.CounterVec
+	LogBytes        prometheus.Counter
+	LogBytesDropped prometheus.Counter
+	ConsumerLag     *prometheus.GaugeVec
+}
+
+// Message outcomes, SPEC "Observability".
+const (
+	OutcomeAccepted     = "accepted"
+	OutcomeIgnored      = "ignored"
+	OutcomeInvalid      = "invalid"
+	OutcomeBadSignature = "bad_signature"
+	OutcomeDuplicate    = "duplicate"
+)
+
+func New() *Metrics {
+	const ns = "port_runner"
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		RunsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "runs_total",
+			Help: "Runs executed, by action and result (success, failure)."}, []string{"action", "result"}),
+		RunDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "run_duration_seconds",
+			Help:    "How long runs' commands took.",
+			Buckets: []float64{0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600}}, []string{"action"}),
+		RunsInFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "runs_in_flight",
+			Help: "Runs executing now."}),
+		MessagesTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_total",
+			Help: "Run messages consumed, by outcome."}, []string{"outcome"}),
+		PortRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "port_requests_total",
+			Help: "HTTP requests to Port's API, by endpoint and status code (0: network error)."}, []string{"endpoint", "code"}),
+		LogBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "log_bytes_total",
+			Help: "Bytes of command output taken into runs' logs."}),
+		LogBytesDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "log_bytes_dropped_total",
+			Help: "Bytes of command output dropped past logs.maxBytesPerRun."}),
+		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "consumer_lag",
+			Help: "Messages not yet committed, per owned partition."}, []string{"partition"}),
+	}
+	m.Registry.MustRegister(m.RunsTotal, m.RunDuration, m.RunsInFlight, m.MessagesTotal, m.PortRequests,
+		m.LogBytes, m.LogBytesDropped, m.ConsumerLag,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate} {
+		m.MessagesTotal.WithLabelValues(o) // present at zero, so alerts on rate() work from the start
+	}
+	return m
+}
+
+// ObservePortRequest counts one HTTP attempt to Port.
+func (m *Metrics) ObservePortRequest(endpoint string, code int) {
+	m.PortRequests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
+}
+
+// ObserveLag sets a partition's lag.
+func (m *Metrics) ObserveLag(partition int32, lag int64) {
+	m.ConsumerLag.WithLabelValues(strconv.Itoa(int(partition))).Set(float64(lag))
+}
+
+// Handler serves /metrics, /healthz (alive) and /readyz (ready() == nil).
+func (m *Metrics) Handler(ready func() error) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux
+}
+
+// Serve listens on addr until ctx is done. It returns the bound address (addr may use port
+// 0) and a wait func that returns once the server has stopped.
+func (m *Metrics) Serve(ctx context.Context, addr string, ready func() error) (string, func() error, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("metrics listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: m.Handler(ready), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	wait := func() error {
+		<-stopped
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+	return ln.Addr().String(), wait, nil
+}
