@@ -1,0 +1,106 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/itchyny/gojq"
+
+	"github.com/port-runner/port-runner/config"
+	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/runmsg"
+)
+
+// action is a configured action with its env expressions compiled once.
+type action struct {
+	name string
+	cfg  config.Action
+	env  map[string]*gojq.Code
+}
+
+func newAction(name string, ac config.Action) (*action, error) {
+	a := &action{name: name, cfg: ac, env: map[string]*gojq.Code{}}
+	for envName, expr := range ac.Env {
+		q, err := gojq.Parse(expr)
+		if err != nil {
+			return nil, fmt.Errorf("actions.%s.env.%s: parse jq %q: %w", name, envName, expr, err)
+		}
+		code, err := gojq.Compile(q)
+		if err != nil {
+			return nil, fmt.Errorf("actions.%s.env.%s: compile jq %q: %w", name, envName, expr, err)
+		}
+		a.env[envName] = code
+	}
+	return a, nil
+}
+
+// secretSuffixes name env entries whose values are masked in the run's log.
+var secretSuffixes = [...]string{"_TOKEN", "_SECRET", "_PASSWORD", "_KEY"}
+
+// spec evaluates the env expressions over the run context and returns the command to run
+// and the values to mask.
+func (a *action) spec(run runmsg.Run) (executor.Spec, []string, error) {
+	ctxJSON, err := run.ContextJSON()
+	if err != nil {
+		return executor.Spec{}, nil, fmt.Errorf("run context: %w", err)
+	}
+	// gojq wants plain JSON values; decoding the context's JSON gives exactly those.
+	var input any
+	if err := json.Unmarshal(ctxJSON, &input); err != nil {
+		return executor.Spec{}, nil, fmt.Errorf("run context: %w", err)
+	}
+	env := map[string]string{}
+	var secrets []string
+	names := make([]string, 0, len(a.env))
+	for n := range a.env {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		v, err := evalString(a.env[n], input)
+		if err != nil {
+			return executor.Spec{}, nil, fmt.Errorf("env %s (%s): %w", n, a.cfg.Env[n], err)
+		}
+		env[n] = v
+		for _, suf := range secretSuffixes {
+			if strings.HasSuffix(n, suf) {
+				secrets = append(secrets, v)
+			}
+		}
+	}
+	return executor.Spec{
+		RunID:   run.ID,
+		Action:  run.Action,
+		Argv:    a.cfg.Command,
+		Env:     env,
+		Dir:     a.cfg.Workdir,
+		Timeout: a.cfg.Timeout.D(),
+		RunFile: ctxJSON,
+	}, secrets, nil
+}
+
+// evalString takes an expression's first result: a string as is, null as "", anything
+// else as JSON (SPEC "Executing a run").
+func evalString(code *gojq.Code, input any) (string, error) {
+	iter := code.Run(input)
+	v, ok := iter.Next()
+	if !ok {
+		return "", nil
+	}
+	if err, isErr := v.(error); isErr {
+		return "", err
+	}
+	switch t := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return t, nil
+	}
+	b, err := gojq.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}

@@ -1,0 +1,219 @@
+// Package agent assembles the pipeline (consumer -> decode -> pool -> executor -> reporter ->
+// Port) from a config. cmd/port-runner, the demo and the end-to-end tests all run this one
+// assembly, so what the tests prove is what users run.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/port-runner/port-runner/config"
+	"github.com/port-runner/port-runner/consumer"
+	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/metrics"
+	"github.com/port-runner/port-runner/portapi"
+	"github.com/port-runner/port-runner/reporter"
+	"github.com/port-runner/port-runner/runmsg"
+)
+
+// Deps are what the caller may supply instead of the defaults (tests, the demo).
+type Deps struct {
+	Logger      *zap.Logger
+	Metrics     *metrics.Metrics
+	KafkaOpts   []kgo.Opt     // appended after the config's options
+	CloseGrace  time.Duration // how long closing requests may take after runs are cancelled; 0 -> 30s
+	MetricsAddr string        // overrides metrics.addr ("-" disables the server)
+}
+
+// Agent is one replica.
+type Agent struct {
+	cfg      *config.Config
+	log      *zap.Logger
+	metrics  *metrics.Metrics
+	api      *portapi.Client
+	decoder  *runmsg.Decoder
+	pool     *executor.Pool
+	reporter *reporter.Reporter
+	consumer *consumer.Consumer
+	actions  map[string]*action
+	seen     *seenRuns
+	deps     Deps
+}
+
+// New builds every stage from a validated config. Nothing connects until Run.
+func New(cfg *config.Config, deps Deps) (*Agent, error) {
+	if deps.Logger == nil {
+		deps.Logger = zap.NewNop()
+	}
+	if deps.Metrics == nil {
+		deps.Metrics = metrics.New()
+	}
+	if deps.CloseGrace <= 0 {
+		deps.CloseGrace = 30 * time.Second
+	}
+	a := &Agent{cfg: cfg, log: deps.Logger, metrics: deps.Metrics, deps: deps, seen: newSeenRuns(10000)}
+
+	api, err := portapi.New(portapi.Options{
+		BaseURL:           cfg.Port.BaseURL,
+		ClientID:          cfg.Port.ClientID,
+		ClientSecret:      cfg.Port.ClientSecret,
+		RequestsPerSecond: cfg.Port.RequestsPerSecond,
+		Logger:            deps.Logger,
+		Observe:           deps.Metrics.ObservePortRequest,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("port api client: %w", err)
+	}
+	a.api = api
+
+	a.decoder, err = runmsg.NewDecoder(runmsg.Options{
+		Selectors: runmsg.Selectors{
+			RunID: cfg.Message.RunID, Action: cfg.Message.Action,
+			Properties: cfg.Message.Properties, Entity: cfg.Message.Entity,
+		},
+		Secret:          cfg.Port.ClientSecret,
+		VerifySignature: cfg.Security.Verify(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("message decoder: %w", err)
+	}
+
+	perAction := map[string]int{}
+	a.actions = map[string]*action{}
+	for name, ac := range cfg.Actions {
+		perAction[name] = ac.MaxConcurrent
+		act, err := newAction(name, ac)
+		if err != nil {
+			return nil, err
+		}
+		a.actions[name] = act
+	}
+	a.pool = executor.NewPool(cfg.Executor.MaxConcurrent, perAction)
+
+	a.reporter = reporter.New(api, reporter.Options{
+		FlushInterval:  cfg.Logs.FlushInterval.D(),
+		MaxBatchBytes:  int(cfg.Logs.MaxBatchBytes),
+		MaxBytesPerRun: int(cfg.Logs.MaxBytesPerRun),
+		Mask:           cfg.Security.Mask,
+		Logger:         deps.Logger,
+		OnLogBytes:     func(n int) { deps.Metrics.LogBytes.Add(float64(n)) },
+		OnDropped:      func(n int) { deps.Metrics.LogBytesDropped.Add(float64(n)) },
+	})
+
+	kopts, err := kafkaOpts(cfg.Kafka)
+	if err != nil {
+		return nil, err
+	}
+	a.consumer, err = consumer.New(consumer.Options{
+		Brokers:       cfg.Kafka.Brokers,
+		Topic:         cfg.Kafka.Topic,
+		Group:         cfg.Kafka.Group,
+		StartOffset:   cfg.Kafka.StartOffset,
+		GroupProtocol: cfg.Kafka.GroupProtocol,
+		ClientOpts:    append(kopts, deps.KafkaOpts...),
+		Slots:         a.pool,
+		MaxPoll:       cfg.Executor.MaxConcurrent,
+		Logger:        deps.Logger,
+		OnLag:         deps.Metrics.ObserveLag,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Ready is nil when the member has joined its group and holds a valid Port token.
+func (a *Agent) Ready() error {
+	if !a.consumer.Joined() {
+		return errors.New("consumer group not joined")
+	}
+	if !a.api.TokenValid() {
+		return errors.New("no valid Port token")
+	}
+	return nil
+}
+
+// Run is the agent until ctx ends (the first SIGTERM). Then it stops fetching and gives
+// running commands executor.shutdownTimeout; when that passes or kill ends (a second
+// signal), it cancels them, closes every run it started, commits and leaves the group.
+func (a *Agent) Run(ctx, kill context.Context) error {
+	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := a.consumer.Ping(startCtx); err != nil {
+		a.consumer.Close()
+		return err
+	}
+	if _, err := a.api.Token(startCtx); err != nil {
+		a.consumer.Close()
+		return fmt.Errorf("port api: %w", err)
+	}
+
+	var wait func() error
+	if addr := a.metricsAddr(); addr != "-" {
+		bound, w, err := a.metrics.Serve(ctx, addr, a.Ready)
+		if err != nil {
+			a.consumer.Close()
+			return err
+		}
+		wait = w
+		a.log.Info("serving metrics", zap.String("addr", bound))
+	}
+
+	// workCtx lives on for shutdownTimeout after ctx ends, or until kill.
+	workCtx, cancelWork := context.WithCancelCause(kill)
+	defer cancelWork(nil)
+	// reportCtx outlives the runs so cancelled runs still get their closing request, but
+	// only for CloseGrace: an unreachable Port must not hold the shutdown forever (a run
+	// left unclosed is not committed, so it is not lost).
+	reportCtx, cancelReport := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelReport()
+	var watchers sync.WaitGroup
+	watchers.Go(func() {
+		select {
+		case <-ctx.Done():
+		case <-workCtx.Done():
+		}
+		if ctx.Err() != nil {
+			a.log.Info("stopping: no new runs; waiting for running commands", zap.Duration("shutdownTimeout", a.cfg.Executor.ShutdownTimeout.D()))
+		}
+		t := time.NewTimer(a.cfg.Executor.ShutdownTimeout.D())
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-kill.Done():
+		case <-workCtx.Done():
+		}
+		cancelWork(errors.New("agent shutting down"))
+		g := time.NewTimer(a.deps.CloseGrace)
+		defer g.Stop()
+		select {
+		case <-g.C:
+		case <-reportCtx.Done():
+		}
+		cancelReport()
+	})
+
+	err := a.consumer.Run(ctx, workCtx, func(wctx context.Context, rec *kgo.Record) bool {
+		return a.handle(ctx, wctx, reportCtx, rec)
+	})
+	cancelWork(errors.New("agent shutting down"))
+	cancelReport()
+	watchers.Wait()
+	if wait != nil {
+		_ = wait()
+	}
+	return err
+}
+
+func (a *Agent) metricsAddr() string {
+	if a.deps.MetricsAddr != "" {
+		return a.deps.MetricsAddr
+	}
+	return a.cfg.Metrics.Addr
+}

@@ -1,0 +1,266 @@
+// Command port-runner executes Port self-service action runs from Kafka. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/port-runner/port-runner/agent"
+	"github.com/port-runner/port-runner/config"
+	"github.com/port-runner/port-runner/demo"
+	"github.com/port-runner/port-runner/emulator"
+	"github.com/port-runner/port-runner/runmsg"
+)
+
+// Exit codes (SPEC "Commands").
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitUsage   = 2
+)
+
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+const usage = `port-runner executes Port self-service action runs from Kafka.
+
+Usage:
+  port-runner run --config FILE        the agent (PORT_RUNNER_CONFIG may name the file)
+  port-runner demo                     the whole loop in-process: Kafka, Port emulator, examples/
+  port-runner validate --config FILE   check a config; errors name the key
+  port-runner emulator --addr ADDR --brokers HOST:PORT[,...] [--org ORG] [--client-id ID --client-secret S]
+                                       the Port API emulator on its own
+  port-runner version                  version, commit, Go version
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stderr)
+	case "demo":
+		return cmdDemo(args[1:], stdout, stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "emulator":
+		return cmdEmulator(args[1:], stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, versionString())
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "port-runner: unknown command %q\n\n%s", args[0], usage)
+	return exitUsage
+}
+
+func versionString() string {
+	commit := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				commit = s.Value
+			}
+		}
+	}
+	return fmt.Sprintf("port-runner %s (commit %s, %s %s/%s)", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// loadConfig reads and validates the config named by --config or PORT_RUNNER_CONFIG.
+func loadConfig(name string, args []string, stderr io.Writer) (*config.Config, int) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", os.Getenv("PORT_RUNNER_CONFIG"), "config file (or PORT_RUNNER_CONFIG)")
+	if err := fs.Parse(args); err != nil {
+		return nil, exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "port-runner %s: unexpected argument %q (the file goes after --config)\n", name, fs.Arg(0))
+		return nil, exitUsage
+	}
+	if *path == "" {
+		fmt.Fprintf(stderr, "port-runner %s: --config FILE is required (or set PORT_RUNNER_CONFIG)\n", name)
+		return nil, exitUsage
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "port-runner %s: %v\n", name, err)
+		return nil, exitUsage
+	}
+	if err := cfg.Validate(runmsg.CompileSelector, exec.LookPath); err != nil {
+		fmt.Fprintf(stderr, "port-runner %s: %s is not valid:\n", name, *path)
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "  %s\n", line)
+		}
+		return nil, exitUsage
+	}
+	return cfg, exitOK
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	cfg, code := loadConfig("validate", args, stderr)
+	if cfg == nil {
+		return code
+	}
+	fmt.Fprintf(stdout, "config ok: %d action(s) (%s), topic %s, group %s\n",
+		len(cfg.Actions), strings.Join(cfg.ActionNames(), ", "), cfg.Kafka.Topic, cfg.Kafka.Group)
+	return exitOK
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	cfg, code := loadConfig("run", args, stderr)
+	if cfg == nil {
+		return code
+	}
+	log, err := newLogger()
+	if err != nil {
+		fmt.Fprintf(stderr, "port-runner: logger: %v\n", err)
+		return exitRuntime
+	}
+	defer func() { _ = log.Sync() }()
+
+	stop, kill := signalContexts(log)
+	a, err := agent.New(cfg, agent.Deps{Logger: log})
+	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return exitRuntime
+	}
+	log.Info("port-runner starting", zap.String("version", version), zap.String("topic", cfg.Kafka.Topic),
+		zap.String("group", cfg.Kafka.Group), zap.Strings("actions", cfg.ActionNames()))
+	if err := a.Run(stop, kill); err != nil {
+		log.Error("port-runner stopped with an error", zap.Error(err))
+		return exitRuntime
+	}
+	log.Info("port-runner stopped")
+	return exitOK
+}
+
+// signalContexts returns stop, done at the first SIGTERM/SIGINT (drain), and kill, done at
+// the second (cancel running commands at once).
+func signalContexts(log *zap.Logger) (stop, kill context.Context) {
+	stop, stopFn := context.WithCancel(context.Background())
+	kill, killFn := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	// This goroutine lives as long as the process: it is the process's signal owner.
+	go func() {
+		s := <-sigs
+		log.Info("signal received: draining; a second signal cancels running commands", zap.String("signal", s.String()))
+		stopFn()
+		s = <-sigs
+		log.Warn("second signal: cancelling running commands", zap.String("signal", s.String()))
+		killFn()
+	}()
+	return stop, kill
+}
+
+func newLogger() (*zap.Logger, error) {
+	cfg := zap.NewProductionConfig()
+	cfg.EncoderConfig.TimeKey = "ts"
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	if lvl := os.Getenv("PORT_RUNNER_LOG_LEVEL"); lvl != "" {
+		l, err := zapcore.ParseLevel(lvl)
+		if err != nil {
+			return nil, fmt.Errorf("PORT_RUNNER_LOG_LEVEL: %w", err)
+		}
+		cfg.Level = zap.NewAtomicLevelAt(l)
+	}
+	if os.Getenv("PORT_RUNNER_LOG_FORMAT") == "console" {
+		cfg.Encoding = "console"
+	}
+	return cfg.Build()
+}
+
+func cmdDemo(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintln(stderr, "port-runner demo takes no arguments")
+		return exitUsage
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	if err := demo.Run(ctx, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "demo failed: %v\n", err)
+		return exitRuntime
+	}
+	return exitOK
+}
+
+func cmdEmulator(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("emulator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
+	brokers := fs.String("brokers", "", "Kafka brokers to write run messages to (comma separated)")
+	org := fs.String("org", envOr("PORT_ORG_ID", "org_local"), "organization id (topic <org>.runs)")
+	id := fs.String("client-id", envOr("PORT_CLIENT_ID", "local-client"), "accepted client id")
+	secret := fs.String("client-secret", envOr("PORT_CLIENT_SECRET", "local-client-secret"), "accepted client secret; signs run messages")
+	budget := fs.Int("budget", 0, "requests per 5 minutes before 429 (0: unlimited)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	log, err := newLogger()
+	if err != nil {
+		fmt.Fprintf(stderr, "port-runner: logger: %v\n", err)
+		return exitRuntime
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	opts := emulator.Options{ClientID: *id, ClientSecret: *secret, OrgID: *org, Budget: *budget,
+		Logf: func(f string, a ...any) { log.Sugar().Infof(f, a...) }}
+	if *brokers != "" {
+		producer, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*brokers, ",")...), kgo.AllowAutoTopicCreation())
+		if err != nil {
+			log.Error("kafka producer", zap.Error(err))
+			return exitUsage
+		}
+		defer producer.Close()
+		opts.Produce = func(ctx context.Context, topic string, key, value []byte) error {
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			return producer.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: key, Value: value}).FirstErr()
+		}
+	}
+	emu := emulator.New(opts)
+	base, wait, err := emu.Start(ctx, *addr)
+	if err != nil {
+		log.Error("emulator", zap.Error(err))
+		return exitRuntime
+	}
+	log.Info("Port API emulator serving", zap.String("url", base), zap.String("topic", *org+".runs"))
+	if err := wait(); err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("emulator", zap.Error(err))
+		return exitRuntime
+	}
+	return exitOK
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

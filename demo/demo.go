@@ -1,0 +1,265 @@
+// Package demo runs the whole loop on one machine: an in-process Kafka broker (kfake), the
+// Port API emulator, and the agent on the embedded example config. It triggers the seed's
+// CREATE and DAY-2 runs plus one that fails, through the emulator's HTTP API as Port would,
+// and prints each run as Port's run page shows it.
+package demo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/port-runner/port-runner/agent"
+	"github.com/port-runner/port-runner/config"
+	"github.com/port-runner/port-runner/emulator"
+	"github.com/port-runner/port-runner/examples"
+)
+
+const (
+	orgID        = "org_demo"
+	clientID     = "demo-client"
+	clientSecret = "demo-client-secret"
+)
+
+// trigger is one run the demo asks for, and how it must end.
+type trigger struct {
+	action     string
+	properties map[string]any
+	entity     string
+	want       string // SUCCESS | FAILURE
+	wantLabel  string
+}
+
+var triggers = []trigger{
+	{action: "create_microservice", properties: map[string]any{"name": "my-microservice", "region": "eu-west-1"},
+		want: "SUCCESS", wantLabel: "Created my-microservice"},
+	{action: "deploy_microservice", entity: "my-microservice", properties: map[string]any{"environment": "production"},
+		want: "SUCCESS", wantLabel: "exit code 0"},
+	{action: "deploy_microservice", entity: "my-microservice", properties: map[string]any{"environment": "moon"},
+		want: "FAILURE", wantLabel: "exit code 3"},
+}
+
+// Run runs the demo, printing to out and agent logs (warnings and errors) to logOut. It
+// returns an error unless every run ended as expected.
+func Run(ctx context.Context, out, logOut io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+
+	dir, err := os.MkdirTemp("", "port-runner-demo-*")
+	if err != nil {
+		return fmt.Errorf("temp dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	if err := extractExamples(dir); err != nil {
+		return err
+	}
+
+	topic := orgID + ".runs"
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic))
+	if err != nil {
+		return fmt.Errorf("start in-process kafka: %w", err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+
+	producer, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return fmt.Errorf("kafka producer: %w", err)
+	}
+	defer producer.Close()
+	emu := emulator.New(emulator.Options{
+		ClientID: clientID, ClientSecret: clientSecret, OrgID: orgID,
+		Produce: func(ctx context.Context, topic string, key, value []byte) error {
+			return producer.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: key, Value: value}).FirstErr()
+		},
+	})
+	emuCtx, stopEmu := context.WithCancel(ctx)
+	baseURL, waitEmu, err := emu.Start(emuCtx, "127.0.0.1:0")
+	if err != nil {
+		stopEmu()
+		return fmt.Errorf("start port emulator: %w", err)
+	}
+	defer func() { stopEmu(); _ = waitEmu() }()
+
+	env := map[string]string{
+		"PORT_BASE_URL": baseURL, "PORT_CLIENT_ID": clientID, "PORT_CLIENT_SECRET": clientSecret,
+		"PORT_ORG_ID": orgID, "KAFKA_BROKERS": brokers[0], "KAFKA_GROUP": orgID + ".port-runner-demo",
+		"KAFKA_START_OFFSET": "earliest",
+	}
+	raw, err := fs.ReadFile(examples.FS, "config.yaml")
+	if err != nil {
+		return fmt.Errorf("embedded config: %w", err)
+	}
+	cfg, err := config.Parse(raw, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		return fmt.Errorf("embedded config: %w", err)
+	}
+	cfg.ResolveCommands(dir)
+
+	log := zap.New(zapcoreFor(logOut))
+	ag, err := agent.New(cfg, agent.Deps{Logger: log, MetricsAddr: "-"})
+	if err != nil {
+		return err
+	}
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	var agentErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { agentErr = ag.Run(agentCtx, ctx) })
+	defer func() { stopAgent(); wg.Wait() }()
+
+	fmt.Fprintf(out, "port-runner demo: Kafka (in-process) %s, Port API emulator %s, actions from examples/config.yaml\n\n", brokers[0], baseURL)
+	ids := make([]string, len(triggers))
+	for i, tr := range triggers {
+		id, err := createRun(ctx, baseURL, tr)
+		if err != nil {
+			return err
+		}
+		ids[i] = id
+	}
+
+	var failed []string
+	for i, tr := range triggers {
+		run, err := emu.WaitRun(ctx, ids[i], func(r emulator.RunState) bool { return r.Status != "IN_PROGRESS" })
+		if err != nil {
+			return fmt.Errorf("run %s (%s) did not end: %w (agent: %v)", ids[i], tr.action, err, agentErr)
+		}
+		printRun(out, run, tr)
+		if run.Status != tr.want || run.StatusLabel != tr.wantLabel || run.Terminations != 1 {
+			failed = append(failed, fmt.Sprintf("%s: got %s %q, want %s %q", run.ID, run.Status, run.StatusLabel, tr.want, tr.wantLabel))
+		}
+	}
+	stopAgent()
+	wg.Wait()
+	if agentErr != nil {
+		return fmt.Errorf("agent: %w", agentErr)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("runs did not end as expected:\n  %s", strings.Join(failed, "\n  "))
+	}
+	fmt.Fprintf(out, "All %d runs ended as expected.\n", len(triggers))
+	return nil
+}
+
+// createRun asks the emulator for a run over HTTP, the way Port's UI triggers one.
+func createRun(ctx context.Context, baseURL string, tr trigger) (string, error) {
+	body, err := json.Marshal(emulator.CreateRunRequest{Properties: tr.properties, Entity: tr.entity})
+	if err != nil {
+		return "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/v1/actions/"+tr.action+"/runs", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	token, err := demoToken(ctx, baseURL)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("trigger %s: %w", tr.action, err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		OK  bool `json:"ok"`
+		Run struct {
+			ID string `json:"id"`
+		} `json:"run"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated || out.Run.ID == "" {
+		return "", fmt.Errorf("trigger %s: status %d (%v)", tr.action, resp.StatusCode, err)
+	}
+	return out.Run.ID, nil
+}
+
+func demoToken(ctx context.Context, baseURL string) (string, error) {
+	body := fmt.Sprintf(`{"clientId":%q,"clientSecret":%q}`, clientID, clientSecret)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/v1/auth/access_token", strings.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("access token: %w", err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"accessToken"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
+		return "", fmt.Errorf("access token: status %d (%v)", resp.StatusCode, err)
+	}
+	return tok.AccessToken, nil
+}
+
+// printRun renders a run like Port's run page: header, status with label, links, the log.
+func printRun(out io.Writer, r emulator.RunState, tr trigger) {
+	kind := "CREATE"
+	if tr.entity != "" {
+		kind = "DAY-2 on " + tr.entity
+	}
+	props, _ := json.Marshal(r.Properties)
+	fmt.Fprintf(out, "━━ %s · %s (%s) · inputs %s\n", r.ID, r.Action, kind, props)
+	fmt.Fprintf(out, "   Status: %s · %s\n", r.Status, r.StatusLabel)
+	for _, l := range r.Link {
+		fmt.Fprintf(out, "   Link: %s\n", l)
+	}
+	if r.Summary != "" {
+		fmt.Fprintf(out, "   Summary: %s\n", r.Summary)
+	}
+	fmt.Fprintln(out, "   Log:")
+	for _, e := range r.Logs {
+		for _, line := range strings.Split(e.Message, "\n") {
+			fmt.Fprintf(out, "     %s  %s\n", e.CreatedAt.Format("15:04:05.000"), line)
+		}
+	}
+	fmt.Fprintln(out)
+}
+
+// extractExamples writes the embedded examples under dir/examples, scripts executable, so
+// the config's relative command paths resolve against dir.
+func extractExamples(dir string) error {
+	return fs.WalkDir(examples.FS, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dir, "examples", path)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		data, err := fs.ReadFile(examples.FS, path)
+		if err != nil {
+			return err
+		}
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(path, ".sh") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(target, data, mode); err != nil {
+			return fmt.Errorf("extract example %s: %w", path, err)
+		}
+		return nil
+	})
+}
+
+// zapcoreFor logs the agent's warnings and errors as readable console lines.
+func zapcoreFor(w io.Writer) zapcore.Core {
+	enc := zap.NewDevelopmentEncoderConfig()
+	return zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), zapcore.WarnLevel)
+}
