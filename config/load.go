@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"regexp"
@@ -37,8 +38,13 @@ func Load(path string) (*Config, error) {
 // Parse decodes YAML bytes with ${VAR} expansion from lookup and applies defaults.
 // Unknown keys are errors naming the key's path.
 func Parse(raw []byte, lookup LookupFunc) (*Config, error) {
+	// `${VAR}` is not valid plain YAML inside a flow collection (`{user: ${U}}`: the braces
+	// are flow indicators), so each reference is swapped for a plain-safe placeholder before
+	// parsing and put back, expanded, into the parsed scalars: structure comes from the file
+	// alone, values from the environment.
+	text, refs := protectRefs(string(raw))
 	var root yaml.Node
-	if err := yaml.Unmarshal(raw, &root); err != nil {
+	if err := yaml.Unmarshal([]byte(text), &root); err != nil {
 		return nil, fmt.Errorf("parse YAML: %w", err)
 	}
 	cfg := &Config{}
@@ -46,7 +52,7 @@ func Parse(raw []byte, lookup LookupFunc) (*Config, error) {
 		cfg.applyDefaults()
 		return cfg, nil
 	}
-	if err := expandNode(&root, lookup); err != nil {
+	if err := expandNode(&root, refs, lookup); err != nil {
 		return nil, err
 	}
 	if err := checkKeys(root.Content[0], reflect.TypeOf(*cfg), ""); err != nil {
@@ -59,16 +65,55 @@ func Parse(raw []byte, lookup LookupFunc) (*Config, error) {
 	return cfg, nil
 }
 
-var varPattern = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+var varPattern = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}\n]*))?\}`)
 
-// expandNode replaces ${VAR} and ${VAR:-default} in scalar values (never keys), so an
-// expanded secret cannot change the file's structure however it is spelled.
-func expandNode(n *yaml.Node, lookup LookupFunc) error {
+// refs maps the placeholders protectRefs wrote back to the `${...}` text they replaced.
+type refs struct {
+	pattern *regexp.Regexp // matches any placeholder; nil when there are none
+	orig    map[string]string
+}
+
+// restore puts the original `${...}` text back in place of placeholders.
+func (r refs) restore(s string) string {
+	if r.pattern == nil {
+		return s
+	}
+	return r.pattern.ReplaceAllStringFunc(s, func(m string) string { return r.orig[m] })
+}
+
+// protectRefs replaces each `${...}` reference with a placeholder made of letters and digits
+// (valid anywhere a plain scalar is, flow collections included) that occurs nowhere in text.
+func protectRefs(text string) (string, refs) {
+	if !varPattern.MatchString(text) {
+		return text, refs{}
+	}
+	prefix := "portrunnerref"
+	for strings.Contains(text, prefix) {
+		prefix += "x"
+	}
+	r := refs{pattern: regexp.MustCompile(prefix + `[0-9]+q`), orig: map[string]string{}}
+	byRef := map[string]string{}
+	out := varPattern.ReplaceAllStringFunc(text, func(m string) string {
+		ph, ok := byRef[m]
+		if !ok {
+			ph = prefix + strconv.Itoa(len(byRef)) + "q"
+			byRef[m] = ph
+			r.orig[ph] = m
+		}
+		return ph
+	})
+	return out, r
+}
+
+// expandNode replaces ${VAR} and ${VAR:-default} in scalar values (never keys, whose
+// original text is restored), so an expanded secret cannot change the file's structure
+// however it is spelled.
+func expandNode(n *yaml.Node, r refs, lookup LookupFunc) error {
 	if n.Kind == yaml.AliasNode {
 		return nil
 	}
-	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
-		n.Value = varPattern.ReplaceAllStringFunc(n.Value, func(m string) string {
+	if n.Kind == yaml.ScalarNode && r.pattern != nil && r.pattern.MatchString(n.Value) {
+		n.Value = varPattern.ReplaceAllStringFunc(r.restore(n.Value), func(m string) string {
 			sub := varPattern.FindStringSubmatch(m)
 			if v, ok := lookup(sub[1]); ok && (v != "" || sub[2] == "") {
 				return v
@@ -78,13 +123,20 @@ func expandNode(n *yaml.Node, lookup LookupFunc) error {
 			}
 			return "" // as in a shell; validation then names the empty key
 		})
-		// Re-resolve the type of a plain scalar from its expanded text, so `${PORT}` can fill an int.
-		if n.Style == 0 || n.Style == yaml.TaggedStyle {
+		// Re-resolve the type of a plain, untagged scalar from its expanded text, so `${PORT}`
+		// can fill an int; anything else stays a string, so a value cannot add structure.
+		// An explicit tag (`!!str ${N}`) is the user's word and stays.
+		if n.Style == 0 {
 			n.Tag = "!!str"
+			if n.Value == "" {
+				// As if the text had been substituted: `maxConcurrent: ${N}` with N unset is an
+				// absent value (the default), not an empty string that no int accepts.
+				n.Tag = "!!null"
+			}
 			var v any
-			if yaml.Unmarshal([]byte(n.Value), &v) == nil {
+			if n.Value != "" && yaml.Unmarshal([]byte(n.Value), &v) == nil {
 				switch v.(type) {
-				case int, float64, bool:
+				case int, int64, uint64, float64, bool:
 					n.Tag = ""
 				}
 			}
@@ -94,31 +146,68 @@ func expandNode(n *yaml.Node, lookup LookupFunc) error {
 	for i, c := range n.Content {
 		// Mapping keys sit at even indexes; they are never expanded.
 		if n.Kind == yaml.MappingNode && i%2 == 0 {
+			restoreKey(c, r)
 			continue
 		}
-		if err := expandNode(c, lookup); err != nil {
+		if err := expandNode(c, r, lookup); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// restoreKey puts back the literal `${...}` text of a mapping key (and of any key inside a
+// complex key): keys are never expanded.
+func restoreKey(n *yaml.Node, r refs) {
+	if r.pattern == nil || n.Kind == yaml.AliasNode {
+		return
+	}
+	n.Value = r.restore(n.Value)
+	for _, c := range n.Content {
+		restoreKey(c, r)
+	}
+}
+
 // checkKeys walks the document beside the Go type and reports the first key the type does
 // not have, by its dotted path: yaml's own KnownFields error names a Go type, not the key.
+// It follows aliases and `<<` merge keys as the decoder does, visiting each (node, type)
+// pair once so an alias-heavy document cannot make it exponential.
 func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
+	return (&keyChecker{seen: map[keyVisit]bool{}}).check(n, t, path)
+}
+
+type keyVisit struct {
+	n *yaml.Node
+	t reflect.Type
+}
+
+type keyChecker struct{ seen map[keyVisit]bool }
+
+func (c *keyChecker) check(n *yaml.Node, t reflect.Type, path string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
 	}
-	switch t.Kind() {
-	case reflect.Struct:
-		if t == reflect.TypeOf(Duration(0)) || t == reflect.TypeOf(ByteSize(0)) {
+	if n == nil {
+		return nil
+	}
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) == 0 {
 			return nil
 		}
+		n = n.Content[0]
+	}
+	v := keyVisit{n, t}
+	if c.seen[v] {
+		return nil
+	}
+	c.seen[v] = true
+	switch t.Kind() {
+	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 				return nil
 			}
 			return fmt.Errorf("%s: want a mapping (line %d)", orRoot(path), n.Line)
@@ -130,12 +219,19 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 			fields[name] = f
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			key := n.Content[i].Value
+			k := n.Content[i]
+			if isMerge(k) {
+				if err := c.merged(n.Content[i+1], t, path); err != nil {
+					return err
+				}
+				continue
+			}
+			key := k.Value
 			f, ok := fields[key]
 			if !ok {
-				return fmt.Errorf("%s: unknown key (line %d)", join(path, key), n.Content[i].Line)
+				return fmt.Errorf("%s: unknown key (line %d)", join(path, key), k.Line)
 			}
-			if err := checkKeys(n.Content[i+1], f.Type, join(path, key)); err != nil {
+			if err := c.check(n.Content[i+1], f.Type, join(path, key)); err != nil {
 				return err
 			}
 		}
@@ -144,7 +240,13 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 			return nil // the decoder reports type mismatches with their line
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := checkKeys(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value)); err != nil {
+			if isMerge(n.Content[i]) {
+				if err := c.merged(n.Content[i+1], t, path); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := c.check(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value)); err != nil {
 				return err
 			}
 		}
@@ -152,13 +254,33 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		if n.Kind != yaml.SequenceNode {
 			return nil
 		}
-		for i, c := range n.Content {
-			if err := checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+		for i, e := range n.Content {
+			if err := c.check(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// merged checks the value of a `<<` key: one mapping (or alias to one) or a list of them.
+func (c *keyChecker) merged(v *yaml.Node, t reflect.Type, path string) error {
+	for v != nil && v.Kind == yaml.AliasNode {
+		v = v.Alias
+	}
+	if v != nil && v.Kind == yaml.SequenceNode {
+		for _, e := range v.Content {
+			if err := c.check(e, t, path); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return c.check(v, t, path)
+}
+
+func isMerge(k *yaml.Node) bool {
+	return k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge"
 }
 
 func join(path, key string) string {
@@ -220,6 +342,9 @@ func ParseByteSize(s string) (ByteSize, error) {
 	v, err := strconv.ParseInt(t, 10, 64)
 	if err != nil || v < 0 {
 		return 0, fmt.Errorf("%q is not a size like 64KiB or 4MiB", s)
+	}
+	if v > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is too large", s)
 	}
 	return ByteSize(v * mult), nil
 }

@@ -1,0 +1,48 @@
+package config
+
+import (
+	"errors"
+	"testing"
+)
+
+func FuzzParse(f *testing.F) {
+	f.Add(readSpec(f))
+	for _, s := range []string{
+		"",
+		"# comment\n",
+		"---\n",
+		"port: {clientID: ${A}, clientSecret: \"${B:-x}\"}\n",
+		"kafka:\n  brokers: [${B1}, b:1]\n  sasl: {mechanism: PLAIN, username: ${U}}\n",
+		"executor: {maxConcurrent: ${N}, shutdownTimeout: 90s}\nlogs: {maxBatchBytes: 64KiB}\n",
+		"actions:\n  a: &c {command: [bash], env: {X: .x}}\n  b: {<<: *c, timeout: 1m}\n",
+		"actions:\n  ${A}: {command: [\"./x.sh\"], workdir: \"\", onInterrupted: rerun}\n",
+		"security: {mask: [\"${T}\", \"\"], verifySignature: ${V:-true}}\n",
+		"bogus: 1\n",
+		"[1, 2]\n",
+	} {
+		f.Add([]byte(s))
+	}
+	lookup := env(map[string]string{"A": "a: b # c", "B": "", "N": "3", "V": "false", "T": "{x: [y]}", "U": "\n- z"})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		c, err := Parse(raw, lookup)
+		if err != nil {
+			if c != nil {
+				t.Fatalf("Parse returned a config and an error: %v", err)
+			}
+			return
+		}
+		// Defaults hold for every accepted config.
+		if c.Port.BaseURL == "" || c.Kafka.StartOffset == "" || c.Kafka.GroupProtocol == "" || c.Metrics.Addr == "" ||
+			c.Message.RunID == "" || c.Message.Action == "" || c.Message.Properties == "" || c.Message.Entity == "" {
+			t.Fatalf("defaults missing: %+v", c)
+		}
+		for _, m := range c.Security.Mask {
+			if m == "" {
+				t.Fatal("empty mask value kept")
+			}
+		}
+		// Validation never panics either.
+		_ = c.Validate(func(string) error { return nil }, func(string) (string, error) { return "", errors.New("no") })
+		c.ResolveCommands("/base")
+	})
+}
