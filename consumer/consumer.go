@@ -37,6 +37,7 @@ type Options struct {
 	Slots         Slots
 	MaxPoll       int           // records per poll at most; 0 -> 64
 	CommitEvery   time.Duration // 0 -> 1s
+	RevokeWait    time.Duration // how long a revoke waits for runs of its partitions; 0 -> 20s (under the 60s rebalance timeout)
 	Logger        *zap.Logger
 	OnLag         func(partition int32, lag int64)
 }
@@ -60,6 +61,9 @@ func New(opts Options) (*Consumer, error) {
 	}
 	if opts.CommitEvery <= 0 {
 		opts.CommitEvery = time.Second
+	}
+	if opts.RevokeWait <= 0 {
+		opts.RevokeWait = 20 * time.Second
 	}
 	if opts.OnLag == nil {
 		opts.OnLag = func(int32, int64) {}
@@ -237,9 +241,19 @@ func (c *Consumer) onAssigned(_ context.Context, _ *kgo.Client, assigned map[str
 	}
 }
 
-// onRevoked commits what is finished on the revoked partitions, then stops tracking them.
+// onRevoked lets runs of the revoked partitions finish for a while (RevokeWait), commits
+// what finished, then stops tracking them: the new owner then starts after the last
+// finished run instead of running it again.
 func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	if len(revoked) == 0 {
+		return // cooperative rebalances call this with nothing revoked
+	}
 	c.log.Info("partitions revoked", zap.Any("partitions", revoked))
+	wctx, cancelWait := context.WithTimeout(ctx, c.opts.RevokeWait)
+	if !c.ledger.waitFinished(wctx, revoked) {
+		c.log.Warn("runs of revoked partitions still going; their offsets stay uncommitted", zap.Duration("waited", c.opts.RevokeWait))
+	}
+	cancelWait()
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	c.commit(cctx)

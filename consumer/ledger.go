@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"context"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -10,8 +11,9 @@ import (
 // finished. The committable offset is the oldest unfinished one: work finishes out of order,
 // but a commit never passes a run that is still going.
 type ledger struct {
-	mu    sync.Mutex
-	parts map[topicPartition]*partitionLedger
+	mu      sync.Mutex
+	parts   map[topicPartition]*partitionLedger
+	changed chan struct{} // closed and replaced whenever a record finishes
 }
 
 type topicPartition struct {
@@ -33,7 +35,9 @@ type entry struct {
 	done bool
 }
 
-func newLedger() *ledger { return &ledger{parts: map[topicPartition]*partitionLedger{}} }
+func newLedger() *ledger {
+	return &ledger{parts: map[topicPartition]*partitionLedger{}, changed: make(chan struct{})}
+}
 
 // assign starts tracking partitions this member now owns.
 func (l *ledger) assign(assigned map[string][]int32) {
@@ -79,6 +83,8 @@ func (l *ledger) add(rec *kgo.Record) bool {
 func (l *ledger) finish(rec *kgo.Record) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	close(l.changed)
+	l.changed = make(chan struct{})
 	pl, ok := l.parts[topicPartition{rec.Topic, rec.Partition}]
 	if !ok {
 		return
@@ -164,4 +170,32 @@ func (l *ledger) inflight() int {
 		}
 	}
 	return n
+}
+
+// waitFinished blocks until the given partitions have no unfinished records, or ctx ends;
+// it reports whether they all finished.
+func (l *ledger) waitFinished(ctx context.Context, parts map[string][]int32) bool {
+	for {
+		l.mu.Lock()
+		busy := false
+		for topic, ps := range parts {
+			for _, p := range ps {
+				if pl, ok := l.parts[topicPartition{topic, p}]; ok {
+					for _, e := range pl.inflight {
+						busy = busy || !e.done
+					}
+				}
+			}
+		}
+		changed := l.changed
+		l.mu.Unlock()
+		if !busy {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return false
+		}
+	}
 }

@@ -1,7 +1,9 @@
 package consumer
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -75,5 +77,24 @@ func TestLedgerLag(t *testing.T) {
 	l.finish(r)
 	if got := l.lags()[2]; got != 59 {
 		t.Fatalf("lag = %d, want 59", got)
+	}
+}
+
+func TestLedgerWaitFinished(t *testing.T) {
+	l := newLedger()
+	l.assign(map[string][]int32{"runs": {0, 1}})
+	busy := rec("runs", 0, 1)
+	l.add(busy)
+	l.add(rec("runs", 1, 1)) // another partition: not waited for
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if l.waitFinished(ctx, map[string][]int32{"runs": {0}}) {
+		t.Fatal("waitFinished returned true with a run still going")
+	}
+	done := make(chan bool)
+	go func() { done <- l.waitFinished(context.Background(), map[string][]int32{"runs": {0}}) }()
+	l.finish(busy)
+	if !<-done {
+		t.Fatal("waitFinished did not see the run finish")
 	}
 }
