@@ -199,8 +199,8 @@ func (a *Agent) Run(ctx, kill context.Context) error {
 		cancelReport()
 	})
 
-	err := a.consumer.Run(ctx, workCtx, func(wctx context.Context, rec *kgo.Record) bool {
-		return a.handle(ctx, wctx, reportCtx, rec)
+	err := a.consumer.Run(ctx, workCtx, func(wctx context.Context, t *consumer.Ticket) bool {
+		return a.handle(ctx, wctx, reportCtx, t)
 	})
 	cancelWork(errors.New("agent shutting down"))
 	cancelReport()

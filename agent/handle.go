@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/port-runner/port-runner/consumer"
 	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/metrics"
 	"github.com/port-runner/port-runner/reporter"
@@ -18,7 +18,8 @@ import (
 // handle takes one record through the pipeline. It reports whether the record is finished:
 // skipped for good, or its run closed in Port. A run that never started because the agent
 // is stopping is not finished: it stays uncommitted and the next owner runs it.
-func (a *Agent) handle(stop, work, report context.Context, rec *kgo.Record) bool {
+func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) bool {
+	rec := t.Record
 	where := fmt.Sprintf("%s/%d@%d", rec.Topic, rec.Partition, rec.Offset)
 	run, err := a.decoder.Decode(rec.Value)
 	if err != nil {
@@ -40,12 +41,16 @@ func (a *Agent) handle(stop, work, report context.Context, rec *kgo.Record) bool
 		return true
 	}
 	log := a.log.With(zap.String("run_id", run.ID), zap.String("action", run.Action))
+	if t.Prior == consumer.PriorFinished {
+		a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate).Inc()
+		log.Info("skipping a run an earlier owner of the partition closed", zap.String("at", where))
+		return true
+	}
 	if !a.seen.begin(run.ID) {
 		a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate).Inc()
 		log.Info("skipping a run this replica is running or already closed", zap.String("at", where))
 		return true
 	}
-	a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeAccepted).Inc()
 	finished := false
 	defer func() {
 		if finished {
@@ -54,6 +59,29 @@ func (a *Agent) handle(stop, work, report context.Context, rec *kgo.Record) bool
 			a.seen.forget(run.ID)
 		}
 	}()
+
+	rerun := false
+	if t.Prior == consumer.PriorStarted {
+		// An earlier owner started this run and never recorded its end: only Port knows
+		// whether it was closed. This is the one case that costs a Port request up front.
+		pr, err := a.api.GetRun(report, run.ID)
+		switch {
+		case err != nil:
+			log.Error("cannot tell whether an interrupted run was closed; left for redelivery", zap.Error(err))
+			return false
+		case pr.Terminated():
+			a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate).Inc()
+			log.Info("skipping a run an earlier owner started and Port shows terminated", zap.String("at", where), zap.String("status", pr.Status))
+			finished = true
+			return true
+		case act.cfg.OnInterrupted != "rerun":
+			a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeAccepted).Inc()
+			finished = a.closeInterrupted(report, run.ID, run.Action, log)
+			return finished
+		}
+		rerun = true
+	}
+	a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeAccepted).Inc()
 
 	release, err := a.pool.AcquireAction(stop, run.Action)
 	if err != nil {
@@ -66,14 +94,22 @@ func (a *Agent) handle(stop, work, report context.Context, rec *kgo.Record) bool
 		return false
 	}
 
+	// Durable before the command runs: if this agent dies, the next owner knows it may have.
+	if err := t.Started(stop); err != nil {
+		log.Info("not started; left for redelivery", zap.String("at", where), zap.Error(err))
+		return false
+	}
 	spec, secrets, err := act.spec(run)
 	runLog := a.reporter.Start(report, run.ID, secrets)
+	if rerun {
+		_, _ = runLog.Write([]byte("port-runner: running again: the agent that started this run stopped before it ended (onInterrupted: rerun)\n"))
+	}
 	var res executor.Result
 	if err != nil {
 		res = executor.Result{ExitCode: -1, Label: "could not start: " + err.Error()}
 		log.Warn("run could not start", zap.Error(err))
 	} else {
-		log.Info("run started", zap.String("at", where))
+		log.Info("run started", zap.String("at", where), zap.Bool("rerun", rerun))
 		a.metrics.RunsInFlight.Inc()
 		res = executor.Run(work, spec, runLog)
 		a.metrics.RunsInFlight.Dec()
@@ -96,5 +132,24 @@ func (a *Agent) handle(stop, work, report context.Context, rec *kgo.Record) bool
 	}
 	log.Info("run closed", zap.String("result", result), zap.String("label", res.Label), zap.Duration("duration", res.Duration))
 	finished = true
+	return true
+}
+
+// interruptedLabel is how Port shows a run whose agent died under it (SPEC "Executing a run").
+const interruptedLabel = "interrupted: the agent running it stopped"
+
+// closeInterrupted closes, as FAILURE, a run an earlier agent started and never finished.
+func (a *Agent) closeInterrupted(report context.Context, runID, action string, log *zap.Logger) bool {
+	a.metrics.RunsTotal.WithLabelValues(action, "failure").Inc()
+	runLog := a.reporter.Start(report, runID, nil)
+	err := runLog.Close(report, reporter.Outcome{
+		Label:   interruptedLabel,
+		Summary: "port-runner: " + interruptedLabel + " before the run ended; not run again (onInterrupted: fail)",
+	})
+	if err != nil {
+		log.Error("interrupted run not closed in Port; left for redelivery", zap.Error(err))
+		return false
+	}
+	log.Warn("closed a run interrupted by a stopped agent", zap.String("label", interruptedLabel))
 	return true
 }

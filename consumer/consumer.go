@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
@@ -25,7 +26,47 @@ type Slots interface {
 
 // Handler processes one record. It reports whether the record's work is finished (run
 // closed, or message skipped): unfinished records are not committed and come back later.
-type Handler func(ctx context.Context, rec *kgo.Record) (finished bool)
+type Handler func(ctx context.Context, t *Ticket) (finished bool)
+
+// Ticket is one record handed to the handler, with what earlier owners of its partition
+// left known about it.
+type Ticket struct {
+	Record *kgo.Record
+	Prior  Prior
+	c      *Consumer
+}
+
+// ErrNotOwned: the record's partition went to another member; its run must not start here.
+var ErrNotOwned = errors.New("partition no longer owned by this member")
+
+// Started makes "this run is starting" durable in the group's committed metadata, and
+// returns once the broker has it, so that if this agent dies, the next owner knows the
+// command may have run. It retries commit failures until ctx ends or the partition is gone.
+func (t *Ticket) Started(ctx context.Context) error {
+	rec := t.Record
+	tp := topicPartition{rec.Topic, rec.Partition}
+	v, ok := t.c.ledger.markStarted(rec)
+	if !ok {
+		return ErrNotOwned
+	}
+	backoff := 50 * time.Millisecond
+	for {
+		t.c.commit(ctx)
+		covered, owned := t.c.ledger.committedVersion(tp, v)
+		switch {
+		case covered:
+			return nil
+		case !owned:
+			return ErrNotOwned
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("record start of %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, context.Cause(ctx))
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
 
 type Options struct {
 	Brokers       []string
@@ -49,6 +90,9 @@ type Consumer struct {
 	ledger *ledger
 	log    *zap.Logger
 	joined atomic.Bool
+	// commitMu orders commits: each carries a snapshot of the ledger, and a newer snapshot
+	// must never reach the broker before an older one.
+	commitMu sync.Mutex
 }
 
 // New creates the Kafka client. It does not connect yet: Run does.
@@ -170,23 +214,25 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 			c.ledger.setHighWater(p.Topic, p.Partition, p.HighWatermark)
 		})
-		var recs []*kgo.Record
+		var tickets []*Ticket
 		fetches.EachRecord(func(r *kgo.Record) {
-			if c.ledger.add(r) {
-				recs = append(recs, r)
+			if prior, ok := c.ledger.add(r); ok {
+				tickets = append(tickets, &Ticket{Record: r, Prior: prior, c: c})
 			}
 		})
 		c.cl.AllowRebalance()
-		c.opts.Slots.Release(n - len(recs))
+		c.opts.Slots.Release(n - len(tickets))
 		if fatal != nil {
-			c.opts.Slots.Release(len(recs))
+			c.opts.Slots.Release(len(tickets))
 			return fatal
 		}
-		for _, r := range recs {
+		for _, t := range tickets {
 			handlers.Go(func() {
 				defer c.opts.Slots.Release(1)
-				if handle(workCtx, r) {
-					c.ledger.finish(r)
+				if handle(workCtx, t) {
+					c.ledger.finish(t.Record)
+				} else {
+					c.ledger.abandon(t.Record)
 				}
 			})
 		}
@@ -212,33 +258,110 @@ func (c *Consumer) commitLoop(ctx context.Context) {
 }
 
 func (c *Consumer) commit(ctx context.Context) {
-	offsets := c.ledger.toCommit()
-	if len(offsets) == 0 {
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
+	snaps := c.ledger.toCommit()
+	if len(snaps) == 0 {
 		return
 	}
-	c.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	for tp, s := range snaps {
+		if offsets[tp.topic] == nil {
+			offsets[tp.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offsets[tp.topic][tp.partition] = s.offset
+	}
+	// The metadata field carries each partition's progress (see meta.go).
+	withMeta := kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+		for i := range req.Topics {
+			for j := range req.Topics[i].Partitions {
+				p := &req.Topics[i].Partitions[j]
+				if s, ok := snaps[topicPartition{c.topicName(req.Topics[i].Topic), p.Partition}]; ok {
+					meta := s.meta
+					p.Metadata = &meta
+				}
+			}
+		}
+		return nil
+	})
+	c.cl.CommitOffsetsSync(withMeta, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
 			c.log.Warn("commit offsets", zap.Error(err))
 			return
 		}
 		for _, t := range resp.Topics {
 			for _, p := range t.Partitions {
+				tp := topicPartition{c.topicName(t.Topic), p.Partition}
 				if err := kerrOf(p.ErrorCode); err != nil {
-					c.log.Warn("commit offset", zap.String("topic", t.Topic), zap.Int32("partition", p.Partition), zap.Error(err))
+					c.log.Warn("commit offset", zap.String("topic", tp.topic), zap.Int32("partition", p.Partition), zap.Error(err))
 					continue
 				}
-				c.ledger.committed(t.Topic, p.Partition, offsets[t.Topic][p.Partition])
+				if s, ok := snaps[tp]; ok {
+					c.ledger.committed(tp, s)
+				}
 			}
 		}
 	})
 }
 
-func (c *Consumer) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
-	c.ledger.assign(assigned)
-	c.joined.Store(true)
-	if len(assigned) > 0 {
-		c.log.Info("partitions assigned", zap.Any("partitions", assigned))
+// topicName fills in the topic of a request or response that names it by ID only
+// (OffsetCommit v10+): this consumer reads one topic.
+func (c *Consumer) topicName(name string) string {
+	if name == "" {
+		return c.opts.Topic
 	}
+	return name
+}
+
+// onAssigned reads what earlier owners committed for the new partitions (offset and
+// progress metadata) before fetching starts, so no record is handled without it.
+func (c *Consumer) onAssigned(ctx context.Context, cl *kgo.Client, assignedParts map[string][]int32) {
+	if len(assignedParts) > 0 {
+		c.log.Info("partitions assigned", zap.Any("partitions", assignedParts))
+		c.ledger.assign(c.fetchCommitted(ctx, cl, assignedParts))
+	}
+	c.joined.Store(true)
+}
+
+func (c *Consumer) fetchCommitted(ctx context.Context, cl *kgo.Client, parts map[string][]int32) map[topicPartition]assigned {
+	out := map[topicPartition]assigned{}
+	for topic, ps := range parts {
+		for _, p := range ps {
+			out[topicPartition{topic, p}] = assigned{offset: -1}
+		}
+	}
+	var resps kadm.OffsetResponses
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resps, err = kadm.NewClient(cl).FetchOffsets(fctx, c.opts.Group)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		c.log.Warn("fetch committed offsets", zap.Int("attempt", attempt+1), zap.Error(err))
+	}
+	if err != nil {
+		// Without it, records an earlier owner started look fresh: say so loudly.
+		c.log.Error("could not read what earlier owners committed; runs they started may run again", zap.Error(err))
+		return out
+	}
+	for tp := range out {
+		r, ok := resps.Lookup(tp.topic, tp.partition)
+		if !ok || r.Err != nil || r.At < 0 {
+			continue
+		}
+		prog, ours, err := decodeProgress(r.At, r.Metadata)
+		if err != nil {
+			c.log.Warn("ignoring unreadable progress metadata", zap.String("topic", tp.topic), zap.Int32("partition", tp.partition), zap.Error(err))
+		}
+		if ours && !prog.empty() {
+			c.log.Info("earlier owner's progress", zap.String("topic", tp.topic), zap.Int32("partition", tp.partition),
+				zap.Int64("committed", r.At), zap.Int("started", len(prog.started)), zap.Int("finished", len(prog.finished)))
+		}
+		out[tp] = assigned{offset: r.At, meta: r.Metadata, progress: prog}
+	}
+	return out
 }
 
 // onRevoked lets runs of the revoked partitions finish for a while (RevokeWait), commits

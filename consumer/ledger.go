@@ -7,13 +7,31 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// ledger tracks, per owned partition, the records handed to the pool and which of them are
-// finished. The committable offset is the oldest unfinished one: work finishes out of order,
-// but a commit never passes a run that is still going.
+// Prior is what earlier owners of a partition left known about a record.
+type Prior int
+
+const (
+	// Fresh: nobody started it (or it is past what any earlier owner polled).
+	Fresh Prior = iota
+	// PriorStarted: an earlier owner committed that it started the run and never that it
+	// finished: its command may have run, and Port may or may not have the termination.
+	PriorStarted
+	// PriorFinished: an earlier owner closed the run; it must not run again.
+	PriorFinished
+)
+
+func (p Prior) String() string {
+	return [...]string{"fresh", "started-before", "finished-before"}[p]
+}
+
+// ledger tracks, per owned partition, the records handed to the pool, which of them started
+// and which finished. The committed offset is the oldest unfinished record; the commit's
+// metadata carries the started and finished offsets above it, so a later owner knows which
+// runs may have executed (ask Port) and which surely did (skip), at no Port request.
 type ledger struct {
 	mu      sync.Mutex
 	parts   map[topicPartition]*partitionLedger
-	changed chan struct{} // closed and replaced whenever a record finishes
+	changed chan struct{} // closed and replaced whenever a record finishes or is abandoned
 }
 
 type topicPartition struct {
@@ -21,34 +39,55 @@ type topicPartition struct {
 	partition int32
 }
 
+// snapshot is one partition's commit: offset plus progress metadata.
+type snapshot struct {
+	offset  kgo.EpochOffset
+	meta    string
+	version uint64
+}
+
 type partitionLedger struct {
 	inflight []*entry // in offset order: records arrive in order per partition
-	// commit is the offset (and leader epoch of the record before it) that a commit stores:
-	// everything before it is finished.
-	commit    kgo.EpochOffset
-	committed kgo.EpochOffset // what the broker has
-	highWater int64           // from the last fetch, for lag
+	lastDone *kgo.Record
+	prior    progress // what earlier owners committed, for offsets not yet polled
+	lastSeen int64    // highest offset registered; -1 before any
+	version  uint64   // bumped on every change the commit carries
+	// committed is what the broker has for this partition (from the fetch at assignment,
+	// then from our commits).
+	committed snapshot
+	highWater int64
 }
 
 type entry struct {
-	rec  *kgo.Record
-	done bool
+	rec       *kgo.Record
+	started   bool // a command may have run: an earlier owner's mark, or ours
+	done      bool // closed, or skipped for good
+	abandoned bool // left unfinished on purpose (agent stopping): not waited for, not committed past
 }
 
 func newLedger() *ledger {
 	return &ledger{parts: map[topicPartition]*partitionLedger{}, changed: make(chan struct{})}
 }
 
-// assign starts tracking partitions this member now owns.
-func (l *ledger) assign(assigned map[string][]int32) {
+// assigned is one partition's committed state when this member got it.
+type assigned struct {
+	offset   int64 // -1: none committed
+	meta     string
+	progress progress
+}
+
+// assign starts tracking partitions this member now owns, with what earlier owners left.
+func (l *ledger) assign(parts map[topicPartition]assigned) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for topic, parts := range assigned {
-		for _, p := range parts {
-			tp := topicPartition{topic, p}
-			if _, ok := l.parts[tp]; !ok {
-				l.parts[tp] = &partitionLedger{commit: kgo.EpochOffset{Epoch: -1, Offset: -1}, committed: kgo.EpochOffset{Epoch: -1, Offset: -1}}
-			}
+	for tp, a := range parts {
+		if _, ok := l.parts[tp]; ok {
+			continue
+		}
+		l.parts[tp] = &partitionLedger{
+			prior:     a.progress,
+			lastSeen:  -1,
+			committed: snapshot{offset: kgo.EpochOffset{Epoch: -1, Offset: a.offset}, meta: a.meta},
 		}
 	}
 }
@@ -65,17 +104,52 @@ func (l *ledger) release(revoked map[string][]int32) {
 	}
 }
 
-// add registers a polled record; it reports false when the partition is not owned (the
-// record came from a fetch that raced a revoke) so the caller must not run it.
-func (l *ledger) add(rec *kgo.Record) bool {
+func (l *ledger) owns(topic string, partition int32) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.parts[topicPartition{topic, partition}]
+	return ok
+}
+
+// add registers a polled record and says what earlier owners knew of it. ok is false when
+// the partition is not owned (the fetch raced a revoke): the caller must not run it.
+func (l *ledger) add(rec *kgo.Record) (prior Prior, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	pl, ok := l.parts[topicPartition{rec.Topic, rec.Partition}]
 	if !ok {
-		return false
+		return Fresh, false
 	}
-	pl.inflight = append(pl.inflight, &entry{rec: rec})
-	return true
+	e := &entry{rec: rec}
+	switch {
+	case pl.prior.finished[rec.Offset]:
+		prior = PriorFinished
+		e.done = true // stays "finished" in our commits even before the handler returns
+	case pl.prior.started[rec.Offset]:
+		prior = PriorStarted
+		e.started = true
+	}
+	pl.inflight = append(pl.inflight, e)
+	pl.lastSeen = rec.Offset
+	pl.popDone()
+	pl.version++
+	return prior, true
+}
+
+// markStarted records that rec's command is about to run; the returned version must be
+// committed before it does.
+func (l *ledger) markStarted(rec *kgo.Record) (version uint64, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	pl, e := l.find(rec)
+	if e == nil {
+		return 0, false
+	}
+	if !e.started {
+		e.started = true
+		pl.version++
+	}
+	return pl.version, true
 }
 
 // finish marks a record's work as done and advances its partition's commit past every
@@ -83,51 +157,128 @@ func (l *ledger) add(rec *kgo.Record) bool {
 func (l *ledger) finish(rec *kgo.Record) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	close(l.changed)
-	l.changed = make(chan struct{})
-	pl, ok := l.parts[topicPartition{rec.Topic, rec.Partition}]
-	if !ok {
+	l.notify()
+	pl, e := l.find(rec)
+	if e == nil {
 		return
 	}
-	for _, e := range pl.inflight {
-		if e.rec == rec {
-			e.done = true
-			break
-		}
-	}
-	for len(pl.inflight) > 0 && pl.inflight[0].done {
-		r := pl.inflight[0].rec
-		pl.inflight[0] = nil
-		pl.inflight = pl.inflight[1:]
-		pl.commit = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+	e.done, e.abandoned = true, false
+	pl.popDone()
+	pl.version++
+}
+
+// abandon marks a record that will not finish here (the agent is stopping before it
+// started): its offset stays uncommitted for the next owner, and revokes do not wait for it.
+func (l *ledger) abandon(rec *kgo.Record) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.notify()
+	if _, e := l.find(rec); e != nil && !e.done {
+		e.abandoned = true
 	}
 }
 
-// toCommit returns the committable offsets that moved since the last commit, for owned
-// partitions only.
-func (l *ledger) toCommit() map[string]map[int32]kgo.EpochOffset {
+func (l *ledger) notify() {
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// find locates rec's entry; l.mu is held.
+func (l *ledger) find(rec *kgo.Record) (*partitionLedger, *entry) {
+	pl, ok := l.parts[topicPartition{rec.Topic, rec.Partition}]
+	if !ok {
+		return nil, nil
+	}
+	for _, e := range pl.inflight {
+		if e.rec == rec {
+			return pl, e
+		}
+	}
+	return pl, nil
+}
+
+func (pl *partitionLedger) popDone() {
+	for len(pl.inflight) > 0 && pl.inflight[0].done {
+		pl.lastDone = pl.inflight[0].rec
+		pl.inflight[0] = nil
+		pl.inflight = pl.inflight[1:]
+	}
+}
+
+// snapshot is the commit this partition wants now: offset = oldest unfinished record (or
+// past the last finished one), metadata = started and finished offsets at or above it,
+// including what earlier owners left for offsets not polled yet. ok is false before this
+// member has polled anything of the partition: the earlier commit stands as it is.
+func (pl *partitionLedger) snapshot() (snapshot, bool) {
+	var base kgo.EpochOffset
+	switch {
+	case len(pl.inflight) > 0:
+		r := pl.inflight[0].rec
+		base = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
+	case pl.lastDone != nil:
+		base = kgo.EpochOffset{Epoch: pl.lastDone.LeaderEpoch, Offset: pl.lastDone.Offset + 1}
+	default:
+		return snapshot{}, false
+	}
+	p := progress{started: map[int64]bool{}, finished: map[int64]bool{}}
+	for _, e := range pl.inflight {
+		switch {
+		case e.done:
+			p.finished[e.rec.Offset] = true
+		case e.started:
+			p.started[e.rec.Offset] = true
+		}
+	}
+	for off := range pl.prior.started {
+		if off > pl.lastSeen {
+			p.started[off] = true
+		}
+	}
+	for off := range pl.prior.finished {
+		if off > pl.lastSeen {
+			p.finished[off] = true
+		}
+	}
+	return snapshot{offset: base, meta: encodeProgress(base.Offset, p), version: pl.version}, true
+}
+
+// toCommit returns the snapshots of owned partitions that differ from what is committed.
+func (l *ledger) toCommit() map[topicPartition]snapshot {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := map[string]map[int32]kgo.EpochOffset{}
+	out := map[topicPartition]snapshot{}
 	for tp, pl := range l.parts {
-		if pl.commit.Offset < 0 || pl.commit == pl.committed {
+		s, ok := pl.snapshot()
+		if !ok {
 			continue
 		}
-		if out[tp.topic] == nil {
-			out[tp.topic] = map[int32]kgo.EpochOffset{}
+		if s.offset.Offset == pl.committed.offset.Offset && s.meta == pl.committed.meta {
+			pl.committed.version = s.version // nothing new to say: the broker has it already
+			continue
 		}
-		out[tp.topic][tp.partition] = pl.commit
+		out[tp] = s
 	}
 	return out
 }
 
 // committed records what the broker accepted.
-func (l *ledger) committed(topic string, partition int32, eo kgo.EpochOffset) {
+func (l *ledger) committed(tp topicPartition, s snapshot) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if pl, ok := l.parts[topicPartition{topic, partition}]; ok && eo.Offset > pl.committed.Offset {
-		pl.committed = eo
+	if pl, ok := l.parts[tp]; ok && s.version >= pl.committed.version {
+		pl.committed = s
 	}
+}
+
+// committedVersion says whether the partition's commit includes version v.
+func (l *ledger) committedVersion(tp topicPartition, v uint64) (covered, owned bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	pl, ok := l.parts[tp]
+	if !ok {
+		return false, false
+	}
+	return pl.committed.version >= v, true
 }
 
 // setHighWater notes a partition's high watermark from a fetch.
@@ -145,14 +296,11 @@ func (l *ledger) lags() map[int32]int64 {
 	defer l.mu.Unlock()
 	out := map[int32]int64{}
 	for tp, pl := range l.parts {
-		if pl.commit.Offset < 0 {
+		s, ok := pl.snapshot()
+		if !ok {
 			continue // nothing consumed yet: the lag is unknown, not the whole log
 		}
-		lag := pl.highWater - pl.commit.Offset
-		if lag < 0 {
-			lag = 0
-		}
-		out[tp.partition] = lag
+		out[tp.partition] = max(pl.highWater-s.offset.Offset, 0)
 	}
 	return out
 }
@@ -172,8 +320,8 @@ func (l *ledger) inflight() int {
 	return n
 }
 
-// waitFinished blocks until the given partitions have no unfinished records, or ctx ends;
-// it reports whether they all finished.
+// waitFinished blocks until the given partitions have no records still being worked on
+// (finished or abandoned), or ctx ends; it reports whether they all got there.
 func (l *ledger) waitFinished(ctx context.Context, parts map[string][]int32) bool {
 	for {
 		l.mu.Lock()
@@ -182,7 +330,7 @@ func (l *ledger) waitFinished(ctx context.Context, parts map[string][]int32) boo
 			for _, p := range ps {
 				if pl, ok := l.parts[topicPartition{topic, p}]; ok {
 					for _, e := range pl.inflight {
-						busy = busy || !e.done
+						busy = busy || (!e.done && !e.abandoned)
 					}
 				}
 			}

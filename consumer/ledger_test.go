@@ -12,31 +12,51 @@ func rec(topic string, partition int32, offset int64) *kgo.Record {
 	return &kgo.Record{Topic: topic, Partition: partition, Offset: offset, LeaderEpoch: 7}
 }
 
+// assignFresh gives l partitions nobody committed anything for.
+func assignFresh(l *ledger, topic string, parts ...int32) {
+	m := map[topicPartition]assigned{}
+	for _, p := range parts {
+		m[topicPartition{topic, p}] = assigned{offset: -1}
+	}
+	l.assign(m)
+}
+
+func commitOf(t *testing.T, l *ledger, topic string, p int32) snapshot {
+	t.Helper()
+	s, ok := l.toCommit()[topicPartition{topic, p}]
+	if !ok {
+		t.Fatalf("no commit wanted for %s/%d", topic, p)
+	}
+	return s
+}
+
 func TestLedgerCommitsOnlyUpToOldestUnfinished(t *testing.T) {
 	l := newLedger()
-	l.assign(map[string][]int32{"runs": {0, 1}})
+	assignFresh(l, "runs", 0, 1)
 	r := []*kgo.Record{rec("runs", 0, 10), rec("runs", 0, 11), rec("runs", 0, 12)}
 	for _, x := range r {
-		if !l.add(x) {
-			t.Fatal("owned partition refused a record")
+		if prior, ok := l.add(x); !ok || prior != Fresh {
+			t.Fatalf("add = %v, %v", prior, ok)
 		}
 	}
-	if got := l.toCommit(); len(got) != 0 {
-		t.Fatalf("nothing finished, yet commit %v", got)
+	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 10 || s.meta != metaPrefix {
+		t.Fatalf("nothing started or finished: commit %+v, want offset 10 with empty progress", s)
 	}
 	l.finish(r[2]) // out of order: 12 before 10 and 11
-	if got := l.toCommit(); len(got) != 0 {
-		t.Fatalf("offset 10 unfinished, yet commit %v", got)
+	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 10 || s.meta != metaPrefix+" f=2" {
+		t.Fatalf("after 12 finished: commit %+v, want offset 10, f=2", s)
 	}
 	l.finish(r[0])
-	if got := l.toCommit()["runs"][0]; got.Offset != 11 || got.Epoch != 7 {
-		t.Fatalf("after 10 finished: commit %+v, want offset 11 epoch 7", got)
+	s := commitOf(t, l, "runs", 0)
+	if s.offset.Offset != 11 || s.offset.Epoch != 7 || s.meta != metaPrefix+" f=1" {
+		t.Fatalf("after 10 finished: commit %+v, want offset 11 epoch 7, f=1", s)
 	}
 	l.finish(r[1])
-	if got := l.toCommit()["runs"][0]; got.Offset != 13 {
-		t.Fatalf("after all finished: commit %+v, want 13", got)
+	s = commitOf(t, l, "runs", 0)
+	if s.offset.Offset != 13 || s.meta != metaPrefix {
+		t.Fatalf("after all finished: commit %+v, want 13", s)
 	}
-	l.committed("runs", 0, kgo.EpochOffset{Epoch: 7, Offset: 13})
+	l.committed(topicPartition{"runs", 0}, s)
 	if got := l.toCommit(); len(got) != 0 {
 		t.Fatalf("already committed, yet commit again %v", got)
 	}
@@ -45,9 +65,68 @@ func TestLedgerCommitsOnlyUpToOldestUnfinished(t *testing.T) {
 	}
 }
 
+func TestLedgerStartedIsCommittedBeforeTheRunStarts(t *testing.T) {
+	l := newLedger()
+	assignFresh(l, "runs", 0)
+	a, b := rec("runs", 0, 0), rec("runs", 0, 1)
+	l.add(a)
+	l.add(b)
+	l.committed(topicPartition{"runs", 0}, commitOf(t, l, "runs", 0))
+	v, ok := l.markStarted(b)
+	if !ok {
+		t.Fatal("markStarted refused an owned record")
+	}
+	if covered, _ := l.committedVersion(topicPartition{"runs", 0}, v); covered {
+		t.Fatal("start counted as committed before any commit")
+	}
+	s := commitOf(t, l, "runs", 0)
+	if s.meta != metaPrefix+" s=1" {
+		t.Fatalf("commit after start = %q, want s=1", s.meta)
+	}
+	l.committed(topicPartition{"runs", 0}, s)
+	if covered, _ := l.committedVersion(topicPartition{"runs", 0}, v); !covered {
+		t.Fatal("start not covered by the commit that carried it")
+	}
+}
+
+func TestLedgerCarriesEarlierOwnersProgress(t *testing.T) {
+	l := newLedger()
+	prior, ok, err := decodeProgress(100, metaPrefix+" s=1,3 f=2")
+	if err != nil || !ok {
+		t.Fatal(err)
+	}
+	l.assign(map[topicPartition]assigned{{"runs", 0}: {offset: 100, meta: metaPrefix + " s=1,3 f=2", progress: prior}})
+	if got := l.toCommit(); len(got) != 0 {
+		t.Fatalf("commit %v before polling anything: the earlier commit must stand", got)
+	}
+	want := map[int64]Prior{100: Fresh, 101: PriorStarted, 102: PriorFinished}
+	recs := map[int64]*kgo.Record{}
+	for off := int64(100); off <= 102; off++ {
+		recs[off] = rec("runs", 0, off)
+		p, ok := l.add(recs[off])
+		if !ok || p != want[off] {
+			t.Fatalf("offset %d: prior %v, want %v", off, p, want[off])
+		}
+	}
+	// 101 is still the earlier owner's unresolved start, 102 is finished, and 103, not polled
+	// yet, must survive a crash of this member too.
+	if s, _ := l.parts[topicPartition{"runs", 0}].snapshot(); s.offset.Offset != 100 || s.meta != metaPrefix+" s=1,3 f=2" {
+		t.Fatalf("snapshot %+v, want offset 100 with s=1,3 f=2", s)
+	}
+	if got := l.toCommit(); len(got) != 0 {
+		t.Fatalf("commit %v that says what the broker has already", got)
+	}
+	l.finish(recs[100])
+	l.finish(recs[101])
+	l.finish(recs[102]) // the handler returns for the finished one too
+	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 103 || s.meta != metaPrefix+" s=0" {
+		t.Fatalf("commit %+v, want offset 103 with s=0 (the earlier owner's start of 103)", s)
+	}
+}
+
 func TestLedgerDropsWorkOfPartitionsNoLongerOwned(t *testing.T) {
 	l := newLedger()
-	l.assign(map[string][]int32{"runs": {0}})
+	assignFresh(l, "runs", 0)
 	r := rec("runs", 0, 5)
 	l.add(r)
 	l.release(map[string][]int32{"runs": {0}})
@@ -55,11 +134,13 @@ func TestLedgerDropsWorkOfPartitionsNoLongerOwned(t *testing.T) {
 	if got := l.toCommit(); len(got) != 0 {
 		t.Fatalf("committed %v for a partition this member no longer owns", got)
 	}
-	if l.add(rec("runs", 0, 6)) {
+	if _, ok := l.add(rec("runs", 0, 6)); ok {
 		t.Fatal("accepted a record of a partition not owned")
 	}
-	// Owned again later: it starts afresh, the old completion is not remembered.
-	l.assign(map[string][]int32{"runs": {0}})
+	if _, ok := l.markStarted(r); ok {
+		t.Fatal("marked a start on a partition not owned")
+	}
+	assignFresh(l, "runs", 0)
 	if got := l.toCommit(); len(got) != 0 {
 		t.Fatalf("reassigned partition commits %v before any work", got)
 	}
@@ -67,7 +148,7 @@ func TestLedgerDropsWorkOfPartitionsNoLongerOwned(t *testing.T) {
 
 func TestLedgerLag(t *testing.T) {
 	l := newLedger()
-	l.assign(map[string][]int32{"runs": {2}})
+	assignFresh(l, "runs", 2)
 	l.setHighWater("runs", 2, 100)
 	if _, ok := l.lags()[2]; ok {
 		t.Fatal("lag reported before anything was consumed")
@@ -82,19 +163,24 @@ func TestLedgerLag(t *testing.T) {
 
 func TestLedgerWaitFinished(t *testing.T) {
 	l := newLedger()
-	l.assign(map[string][]int32{"runs": {0, 1}})
-	busy := rec("runs", 0, 1)
+	assignFresh(l, "runs", 0, 1)
+	busy, left := rec("runs", 0, 1), rec("runs", 0, 2)
 	l.add(busy)
+	l.add(left)
 	l.add(rec("runs", 1, 1)) // another partition: not waited for
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if l.waitFinished(ctx, map[string][]int32{"runs": {0}}) {
-		t.Fatal("waitFinished returned true with a run still going")
+		t.Fatal("waitFinished returned true with runs still going")
 	}
 	done := make(chan bool)
 	go func() { done <- l.waitFinished(context.Background(), map[string][]int32{"runs": {0}}) }()
+	l.abandon(left) // left for the next owner: not waited for
 	l.finish(busy)
 	if !<-done {
-		t.Fatal("waitFinished did not see the run finish")
+		t.Fatal("waitFinished did not see the runs end")
+	}
+	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 2 {
+		t.Fatalf("commit passed an abandoned record: %+v", s)
 	}
 }

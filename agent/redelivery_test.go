@@ -1,0 +1,244 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/port-runner/port-runner/agent"
+	"github.com/port-runner/port-runner/config"
+	"github.com/port-runner/port-runner/metrics"
+	"github.com/port-runner/port-runner/portapi"
+)
+
+// TestRedeliveryAfterAnAgentDied plants what a dead agent leaves in the group's committed
+// metadata (offset 0 committed; 0 finished; 1, 2 and 3 started) and checks the next owner:
+// finished -> skipped; started and terminated in Port -> skipped; started and still
+// IN_PROGRESS -> onInterrupted (fail closes it, rerun runs it); fresh -> runs, one request.
+func TestRedeliveryAfterAnAgentDied(t *testing.T) {
+	h := newHarness(t, 1)
+	record := filepath.Join(t.TempDir(), "executed")
+	script := writeScript(t, `echo "$PORT_RUN_ID" >> "$1"`)
+	cfg := h.config(t, fmt.Sprintf(`
+  fail_action: {command: [%[1]q, %[2]q], onInterrupted: fail}
+  rerun_action: {command: [%[1]q, %[2]q], onInterrupted: rerun}
+`, script, record))
+
+	runs := []struct{ id, action string }{
+		{"r_finished", "fail_action"},    // offset 0: finished before
+		{"r_closed", "fail_action"},      // 1: started, Port has its termination
+		{"r_interrupted", "fail_action"}, // 2: started, never closed -> FAILURE interrupted
+		{"r_rerun", "rerun_action"},      // 3: started, never closed -> runs again
+		{"r_fresh", "fail_action"},       // 4: never started
+	}
+	for _, r := range runs {
+		h.emu.RegisterRun(r.id, r.action)
+		h.cluster.Produce(t, h.topic, nil, sign(t, fmt.Sprintf(`{"action":%q,"context":{"runId":%q},"payload":{"properties":{}}}`, r.action, r.id)))
+	}
+	api, err := portapi.New(portapi.Options{BaseURL: h.baseURL, ClientID: "test-client", ClientSecret: vectorSecret, RequestsPerSecond: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := api.CloseRun(ctx, "r_closed", portapi.Closing{Message: "closed by the agent that died", TerminationStatus: "SUCCESS"}); err != nil {
+		t.Fatal(err)
+	}
+	// Offset 1 committed (0 finished, so the commit moved past it), 1-3 started, as the dead
+	// agent's last commit would say it; plus "finished" for offset 0 to prove it is ignored
+	// below the committed offset.
+	adm := kadm.NewClient(h.cluster.Client(t))
+	offsets := kadm.Offsets{}
+	offsets.Add(kadm.Offset{Topic: h.topic, Partition: 0, At: 1, LeaderEpoch: -1, Metadata: "port-runner/1 s=0,1,2"})
+	if _, err := adm.CommitOffsets(ctx, h.group, offsets); err != nil {
+		t.Fatalf("plant the dead agent's commit: %v", err)
+	}
+	requestsBefore := len(h.emu.Requests())
+
+	stop := h.start(t, cfg)
+	interrupted := waitTerminated(t, h.emu, "r_interrupted")
+	if interrupted.Status != "FAILURE" || interrupted.StatusLabel != "interrupted: the agent running it stopped" {
+		t.Errorf("r_interrupted: %s %q, want FAILURE interrupted", interrupted.Status, interrupted.StatusLabel)
+	}
+	rerun := waitTerminated(t, h.emu, "r_rerun")
+	if rerun.Status != "SUCCESS" || !strings.Contains(rerun.Logs[0].Message, "running again") {
+		t.Errorf("r_rerun: %s %q, logs %+v; want it run again and SUCCESS", rerun.Status, rerun.StatusLabel, rerun.Logs)
+	}
+	fresh := waitTerminated(t, h.emu, "r_fresh")
+	if fresh.Status != "SUCCESS" || fresh.Terminations != 1 {
+		t.Errorf("r_fresh: %+v", fresh)
+	}
+	waitFor(t, "the skipped runs to be counted", 20*time.Second, func() bool {
+		return testutil.ToFloat64(h.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate)) == 1
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	if r, _ := h.emu.Run("r_finished"); r.Status != "IN_PROGRESS" || len(r.Logs) != 0 {
+		t.Errorf("offset 0 was below the committed offset, yet its run was touched: %+v", r)
+	}
+	if r, _ := h.emu.Run("r_closed"); r.Terminations != 1 || r.RejectedTerminations != 0 || len(r.Logs) != 1 {
+		t.Errorf("r_closed was closed before; it must be left alone: %+v", r)
+	}
+	got, _ := os.ReadFile(record)
+	executed := strings.Fields(string(got))
+	sort.Strings(executed)
+	if strings.Join(executed, " ") != "r_fresh r_rerun" {
+		t.Errorf("executed %v, want exactly r_fresh and r_rerun", executed)
+	}
+	// Port requests per run: a fresh quiet run costs exactly its closing request; only runs
+	// an earlier owner started cost a GET first.
+	per := map[string][]string{}
+	for _, r := range h.emu.Requests()[requestsBefore:] {
+		if parts := strings.Split(r.Path, "/"); len(parts) >= 5 && parts[3] == "runs" {
+			per[parts[4]] = append(per[parts[4]], r.Method+" "+strings.Join(parts[5:], "/"))
+		}
+	}
+	want := map[string]string{
+		"r_fresh":       "POST logs",
+		"r_closed":      "GET ",
+		"r_interrupted": "GET |POST logs",
+		"r_rerun":       "GET |POST logs",
+	}
+	for id, w := range want {
+		if g := strings.Join(per[id], "|"); g != w {
+			t.Errorf("requests for %s: %q, want %q", id, g, w)
+		}
+	}
+	assertCommittedToEnd(t, h)
+}
+
+// TestPortOutage: Port answers 503 for a while; runs are not lost and each gets exactly
+// one termination once Port recovers.
+func TestPortOutage(t *testing.T) {
+	h := newHarness(t, 2)
+	record := filepath.Join(t.TempDir(), "executed")
+	script := writeScript(t, `echo "$PORT_RUN_ID" >> "$1"; echo "ran $PORT_RUN_ID"`)
+	cfg := h.config(t, fmt.Sprintf(`
+  create_microservice: {command: [%q, %q]}
+`, script, record))
+	stop := h.start(t, cfg)
+	waitFor(t, "the agent to be up", 20*time.Second, func() bool { return len(h.emu.Requests()) > 0 })
+
+	h.emu.SetDown(true)
+	// A run keeps its pool slot until Port has its termination, so an outage holds at most
+	// executor.maxConcurrent (4 here) closings: memory stays bounded by the pool.
+	const n = 4
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("r_outage_%d", i)
+		h.emu.RegisterRun(id, "create_microservice")
+		h.cluster.Produce(t, h.topic, []byte(id), sign(t, fmt.Sprintf(`{"action":"create_microservice","context":{"runId":%q},"payload":{"properties":{}}}`, id)))
+	}
+	waitFor(t, "every command to run while Port is down", 30*time.Second, func() bool {
+		b, _ := os.ReadFile(record)
+		return len(strings.Fields(string(b))) == n
+	})
+	waitFor(t, "the agent to hit the outage", 20*time.Second, func() bool {
+		for _, r := range h.emu.Requests() {
+			if r.Status == 503 {
+				return true
+			}
+		}
+		return false
+	})
+	h.emu.SetDown(false)
+	for i := 0; i < n; i++ {
+		run := waitTerminated(t, h.emu, fmt.Sprintf("r_outage_%d", i))
+		if run.Status != "SUCCESS" || run.Terminations != 1 || run.RejectedTerminations != 0 {
+			t.Errorf("%s after the outage: %s, %d terminations, %d rejected", run.ID, run.Status, run.Terminations, run.RejectedTerminations)
+		}
+		if len(run.Logs) == 0 || !strings.Contains(run.Logs[len(run.Logs)-1].Message, "ran "+run.ID) {
+			t.Errorf("%s: output lost in the outage: %+v", run.ID, run.Logs)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	assertCommittedToEnd(t, h)
+}
+
+// TestGroupProtocolConsumer runs the agent with KIP-848 server-side assignment.
+func TestGroupProtocolConsumer(t *testing.T) {
+	h := newHarness(t, 3)
+	cfg := h.config(t, `
+  create_microservice: {command: ["echo", "kip-848"]}
+`)
+	cfg.Kafka.GroupProtocol = "consumer"
+	ids := []string{"r_848_a", "r_848_b", "r_848_c"}
+	for _, id := range ids {
+		h.emu.RegisterRun(id, "create_microservice")
+		h.cluster.Produce(t, h.topic, []byte(id), sign(t, fmt.Sprintf(`{"action":"create_microservice","context":{"runId":%q},"payload":{"properties":{}}}`, id)))
+	}
+	stop := h.start(t, cfg)
+	for _, id := range ids {
+		if run := waitTerminated(t, h.emu, id); run.Status != "SUCCESS" || run.Terminations != 1 {
+			t.Errorf("%s: %+v", id, run)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	groups, err := kadm.NewClient(h.cluster.Client(t)).DescribeConsumerGroups(ctx, h.group)
+	if err == nil {
+		if g, ok := groups[h.group]; ok && g.Err == nil {
+			t.Logf("group %s: type via describe: state %s", h.group, g.State)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	assertCommittedToEnd(t, h)
+}
+
+// TestShutdownCancelsWhatOutlivesTheTimeout: on stop, a command that outlives
+// executor.shutdownTimeout is cancelled and its run closed as such; a quick one finishes;
+// everything is committed and Run returns.
+func TestShutdownCancelsWhatOutlivesTheTimeout(t *testing.T) {
+	h := newHarness(t, 1)
+	cfg := h.config(t, `
+  slow: {command: ["sleep", "60"]}
+  quick: {command: ["sh", "-c", "sleep 0.3; echo finished in time"]}
+`)
+	cfg.Executor.ShutdownTimeout = config.Duration(time.Second)
+	for _, r := range [][2]string{{"r_slow", "slow"}, {"r_quick", "quick"}} {
+		h.emu.RegisterRun(r[0], r[1])
+		h.cluster.Produce(t, h.topic, nil, sign(t, fmt.Sprintf(`{"action":%q,"context":{"runId":%q},"payload":{"properties":{}}}`, r[1], r[0])))
+	}
+	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: h.metrics, KafkaOpts: h.cluster.Opts, MetricsAddr: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx, context.Background()) }()
+	waitFor(t, "both runs to be executing", 20*time.Second, func() bool {
+		return testutil.ToFloat64(h.metrics.RunsInFlight) == 2
+	})
+	stopped := time.Now()
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after shutdownTimeout")
+	}
+	t.Logf("stopped %s after the signal (shutdownTimeout 1s)", time.Since(stopped).Round(time.Millisecond))
+	if r, _ := h.emu.Run("r_slow"); r.Status != "FAILURE" || r.StatusLabel != "cancelled: agent shutting down" || r.Terminations != 1 {
+		t.Errorf("r_slow: %s %q (%d terminations), want FAILURE cancelled", r.Status, r.StatusLabel, r.Terminations)
+	}
+	if r, _ := h.emu.Run("r_quick"); r.Status != "SUCCESS" || r.Terminations != 1 {
+		t.Errorf("r_quick: %s %q, want it to finish during the drain", r.Status, r.StatusLabel)
+	}
+	assertCommittedToEnd(t, h)
+}
