@@ -1,0 +1,49 @@
+# syntax=docker/dockerfile:1
+#
+# port-runner image. Build:  docker build --build-arg VERSION=v0.1.0 -t port-runner .
+# Run:    docker run -v $PWD/config.yaml:/etc/port-runner/config.yaml port-runner
+# Demo:   docker run --rm port-runner demo
+
+# ---- build -------------------------------------------------------------------------------
+FROM golang:1.26 AS build
+WORKDIR /src
+# Modules first, so a source change does not re-download them.
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod go mod download
+COPY . .
+ARG VERSION=dev
+# Static binary (no cgo): it runs on any base image.
+RUN --mount=type=cache,target=/go/pkg/mod \
+    --mount=type=cache,target=/root/.cache/go-build \
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /port-runner ./cmd/port-runner
+
+# ---- runtime -----------------------------------------------------------------------------
+# Not distroless/scratch: the actions' commands are the user's scripts, which need /bin/sh
+# and the usual tools (curl to call APIs, jq to read $PORT_RUN_FILE). Build your own image
+# FROM this one to add what your scripts need (kubectl, terraform, git, ...).
+FROM debian:bookworm-slim
+# tini is PID 1. The agent starts each command in its own process group and kills what a
+# command leaves behind; processes orphaned that way (and any grandchild a script
+# backgrounds) are re-parented to PID 1. Without an init that reaps them they stay zombies
+# for the container's life, eating PIDs. tini also forwards SIGTERM to the agent so its
+# graceful drain (executor.shutdownTimeout) runs.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini ca-certificates curl jq \
+    && rm -rf /var/lib/apt/lists/*
+# Non-root, with a numeric uid so Kubernetes' runAsNonRoot can verify it. HOME is where
+# commands get their HOME (the agent passes its own HOME through).
+RUN groupadd --system --gid 10001 port-runner \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /home/port-runner --create-home \
+       --shell /usr/sbin/nologin port-runner
+ENV HOME=/home/port-runner
+COPY --from=build /port-runner /usr/local/bin/port-runner
+# The example config and scripts: `port-runner demo` uses the copies embedded in the binary;
+# these are for docker-compose (deploy/compose-config.yaml runs /app/examples/scripts/*).
+WORKDIR /app
+COPY examples/ /app/examples/
+RUN chmod 0755 /app/examples/scripts/*.sh
+USER 10001:10001
+# metrics.addr: /metrics, /healthz, /readyz
+EXPOSE 9464
+ENTRYPOINT ["tini", "--", "port-runner"]
+CMD ["run", "--config", "/etc/port-runner/config.yaml"]
