@@ -154,9 +154,19 @@ func (a *Agent) Run(ctx, kill context.Context) error {
 		return fmt.Errorf("port api: %w", err)
 	}
 
+	// The metrics server outlives the drain, so probes and scrapes see it through; /readyz
+	// says "stopping" from the first signal on.
+	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
+	ready := func() error {
+		if ctx.Err() != nil {
+			return errors.New("stopping")
+		}
+		return a.Ready()
+	}
 	var wait func() error
 	if addr := a.metricsAddr(); addr != "-" {
-		bound, w, err := a.metrics.Serve(ctx, addr, a.Ready)
+		bound, w, err := a.metrics.Serve(serveCtx, addr, ready)
 		if err != nil {
 			a.consumer.Close()
 			return err
@@ -205,6 +215,7 @@ func (a *Agent) Run(ctx, kill context.Context) error {
 	cancelWork(errors.New("agent shutting down"))
 	cancelReport()
 	watchers.Wait()
+	stopServing()
 	if wait != nil {
 		_ = wait()
 	}
