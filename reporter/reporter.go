@@ -4,13 +4,16 @@
 package reporter
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -39,6 +42,20 @@ type Options struct {
 // printing megabytes without "\n" cannot grow the agent's memory.
 const maxLineBytes = 64 << 10
 
+const (
+	// maxRequestBytes is Port's request body limit.
+	maxRequestBytes = 1 << 20
+	// maxBatchCap bounds MaxBatchBytes so that a batch plus what the closing request adds
+	// (envelope, dropped notice, summary, label: see maxValueBytes) stays under maxRequestBytes.
+	// A single line over MaxBatchBytes travels alone; it is at most maxLineBytes, which
+	// JSON-escapes (or masks) to at most 6*maxLineBytes.
+	maxBatchCap = maxRequestBytes - 64<<10
+	// maxValueBytes bounds a workflow command's value and the Outcome's label and summary.
+	maxValueBytes = 4 << 10
+	// maxLinks bounds the links a run can set, so the PATCH stays well under 1 MiB.
+	maxLinks = 32
+)
+
 // Reporter starts run logs that share one API client and one set of options.
 type Reporter struct {
 	api  API
@@ -58,6 +75,7 @@ func New(api API, opts Options) *Reporter {
 	if opts.MaxBatchBytes <= 0 {
 		opts.MaxBatchBytes = 64 << 10
 	}
+	opts.MaxBatchBytes = min(opts.MaxBatchBytes, maxBatchCap)
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = time.Second
 	}
@@ -69,8 +87,11 @@ func New(api API, opts Options) *Reporter {
 
 // Start opens the log of one run. secrets are masked in addition to Options.Mask. The
 // returned RunLog sends batches in the background until Close; ctx bounds that sending.
+// Close must be called, or ctx ended, for the background sender to stop.
 func (r *Reporter) Start(ctx context.Context, runID string, secrets []string) *RunLog {
+	ctx, cancel := context.WithCancel(ctx)
 	l := &RunLog{
+		cancel: cancel,
 		api:    r.api,
 		opts:   r.opts,
 		runID:  runID,
@@ -88,62 +109,123 @@ func (r *Reporter) Start(ctx context.Context, runID string, secrets []string) *R
 // RunLog is one run's log. Write never waits for Port: output that Port cannot take fast
 // enough queues up to MaxBytesPerRun and is dropped past it, so a slow Port never slows a command.
 type RunLog struct {
-	api   API
-	opts  Options
-	runID string
-	log   *zap.Logger
-	kick  chan struct{} // wakes the sender: a first line, a full batch, a patch, or Close
-	done  chan struct{} // closed when the sender has stopped
+	api    API
+	opts   Options
+	runID  string
+	log    *zap.Logger
+	kick   chan struct{} // wakes the sender: a first line, a full batch, a patch, or Close
+	done   chan struct{} // closed when the sender has stopped
+	cancel context.CancelFunc
+
+	closeMu sync.Mutex // serializes Close
+	fin     *final     // the closing request, computed once by the first Close
+	closed  bool       // Port has the termination: later Closes send nothing
 
 	mu        sync.Mutex
 	partial   []byte   // an unfinished line
 	lines     []string // masked lines not yet sent
-	linesSize int      // JSON-encoded size of lines, separators included
+	sizes     []int    // JSON-encoded size of each line, its separator included
+	linesSize int      // sum of sizes
 	firstAt   time.Time
 	accepted  int // bytes taken into the log
 	dropped   int // bytes dropped past MaxBytesPerRun
 	masker    *strings.Replacer
-	masks     []string
+	masks     []string // longest first
 	masked    map[string]bool
 	patch     portapi.RunPatch
-	patched   bool // patch holds something not yet sent
+	links     []string // every ::port-link:: of the run: a PATCH replaces the whole list
+	patched   bool     // patch holds something not yet sent
 	label     string
 	closing   bool
 	gone      bool // Port says the run is over: nothing more can be sent for it
 }
 
-// Write takes output bytes as the command produced them.
+// Write takes output bytes as the command produced them. It never waits for Port.
 func (l *RunLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := len(p)
+	if l.closing {
+		return n, nil // the run's log is closed; nothing more can reach Port
+	}
 	for len(p) > 0 {
-		i := indexByte(p, '\n')
-		if i < 0 {
-			room := maxLineBytes - len(l.partial)
-			if len(p) < room {
-				l.partial = append(l.partial, p...)
-				break
-			}
-			l.partial = append(l.partial, p[:room]...)
-			p = p[room:]
-		} else {
-			l.partial = append(l.partial, p[:i]...)
+		// A line without a newline is cut at maxLineBytes, but only once hold+1 more bytes
+		// are buffered: a secret across the cut is seen whole (see cutPartial), and a line
+		// of exactly maxLineBytes followed by "\n" is not followed by an empty one.
+		limit := maxLineBytes + l.hold() + 1
+		chunk := p[:min(len(p), limit-len(l.partial))]
+		if i := bytes.IndexByte(chunk, '\n'); i >= 0 {
+			l.partial = append(l.partial, chunk[:i]...)
 			p = p[i+1:]
+			l.flushPartial()
+			continue
 		}
-		l.takeLine(string(l.partial))
-		l.partial = l.partial[:0]
+		l.partial = append(l.partial, chunk...)
+		p = p[len(chunk):]
+		if len(l.partial) >= limit {
+			l.cutPartial()
+		}
 	}
 	return n, nil
 }
 
-func indexByte(p []byte, c byte) int {
-	for i, b := range p {
-		if b == c {
-			return i
-		}
+// hold is how many bytes past a cut must be seen to know no secret straddles it; l.mu is held.
+func (l *RunLog) hold() int {
+	if len(l.masks) == 0 {
+		return 0
 	}
-	return -1
+	return len(l.masks[0]) - 1
+}
+
+// flushPartial takes the buffered bytes as a complete line (cut if too long); l.mu is held.
+func (l *RunLog) flushPartial() {
+	for len(l.partial) > maxLineBytes {
+		l.cutPartial()
+	}
+	l.takeLine(string(l.partial))
+	l.partial = l.partial[:0]
+}
+
+// cutPartial takes at most maxLineBytes of the buffered bytes as a line, cutting on a rune
+// boundary and never inside a secret, and keeps the rest buffered; l.mu is held.
+func (l *RunLog) cutPartial() {
+	buf := l.partial
+	cut := maxLineBytes
+	for k := 0; k < utf8.UTFMax-1 && cut > 1 && cut < len(buf) && !utf8.RuneStart(buf[cut]); k++ {
+		cut--
+	}
+	cut = l.safeCut(buf, cut)
+	l.takeLine(string(buf[:cut]))
+	l.partial = append(l.partial[:0], buf[cut:]...)
+}
+
+// safeCut moves cut left to the start of any mask occurrence that would straddle it.
+func (l *RunLog) safeCut(buf []byte, cut int) int {
+	h := l.hold()
+	for h > 0 {
+		lo, hi := max(0, cut-h), min(len(buf), cut+h)
+		best := -1
+		for _, m := range l.masks {
+			for off := lo; off < cut; {
+				j := bytes.Index(buf[off:hi], []byte(m))
+				if j < 0 || off+j >= cut {
+					break
+				}
+				if s := off + j; s+len(m) > cut {
+					if best < 0 || s < best {
+						best = s
+					}
+					break
+				}
+				off += j + 1
+			}
+		}
+		if best <= 0 {
+			return cut // nothing straddles (or a secret longer than a line: cut anyway)
+		}
+		cut = best
+	}
+	return cut
 }
 
 // takeLine handles one complete line; l.mu is held.
@@ -153,19 +235,23 @@ func (l *RunLog) takeLine(line string) {
 		return
 	}
 	line = l.masker.Replace(line)
-	if l.accepted+len(line)+1 > l.opts.MaxBytesPerRun {
-		l.dropped += len(line) + 1
-		l.opts.OnDropped(len(line) + 1)
+	size := len(line) + 1
+	if l.dropped > 0 || l.accepted+size > l.opts.MaxBytesPerRun {
+		// Once the budget is spent everything after is dropped, so the log has no holes.
+		l.dropped += size
+		l.opts.OnDropped(size)
 		return
 	}
-	l.accepted += len(line) + 1
-	l.opts.OnLogBytes(len(line) + 1)
+	l.accepted += size
+	l.opts.OnLogBytes(size)
 	if len(l.lines) == 0 {
 		l.firstAt = time.Now()
 		l.wake()
 	}
+	enc := jsonLen(line) + 2 // + the escaped "\n" separator
 	l.lines = append(l.lines, line)
-	l.linesSize += jsonLen(line) + 2 // + the escaped "\n" separator
+	l.sizes = append(l.sizes, enc)
+	l.linesSize += enc
 	if l.linesSize >= l.opts.MaxBatchBytes {
 		l.wake()
 	}
@@ -185,16 +271,22 @@ func (l *RunLog) workflowCommand(line string) bool {
 		l.addMasks(value)
 		return true
 	case "port-status-label":
-		v := l.masker.Replace(value)
+		v := l.value(value)
 		l.label = v
 		l.patch.StatusLabel = &v
 	case "port-link":
-		l.patch.Link = append(l.patch.Link, l.masker.Replace(value))
-	case "port-summary":
 		v := l.masker.Replace(value)
+		if v == "" || len(v) > maxValueBytes || len(l.links) >= maxLinks {
+			l.log.Warn("ignoring ::port-link::", zap.Int("bytes", len(v)), zap.Int("links", len(l.links)))
+			return true
+		}
+		l.links = append(l.links, v)
+		l.patch.Link = slices.Clone(l.links) // Port replaces the list: send all of them
+	case "port-summary":
+		v := l.value(value)
 		l.patch.Summary = &v
 	case "port-external-run-id":
-		v := l.masker.Replace(value)
+		v := l.value(value)
 		l.patch.ExternalRunID = &v
 	default:
 		return false
@@ -204,16 +296,41 @@ func (l *RunLog) workflowCommand(line string) bool {
 	return true
 }
 
-// addMasks adds values to mask, longest first so a secret containing another is masked whole.
+// value masks and bounds a text that goes to Port outside the log; l.mu is held.
+func (l *RunLog) value(s string) string {
+	return truncate(l.masker.Replace(s), maxValueBytes)
+}
+
+// truncate cuts s to at most n bytes on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const more = "..."
+	s = s[:n-len(more)]
+	for len(s) > 0 {
+		if r, size := utf8.DecodeLastRuneInString(s); r != utf8.RuneError || size != 1 {
+			break
+		}
+		s = s[:len(s)-1] // the bytes of a rune the cut split
+	}
+	return s + more
+}
+
+// addMasks adds values to mask, longest first so a secret containing another is masked
+// whole. Output is masked line by line, so a multi-line value is masked line by line too.
 func (l *RunLog) addMasks(values ...string) {
 	for _, v := range values {
-		if v == "" || l.masked[v] {
-			continue
+		for part := range strings.SplitSeq(v, "\n") {
+			part = strings.TrimSuffix(part, "\r")
+			if part == "" || l.masked[part] {
+				continue
+			}
+			l.masked[part] = true
+			l.masks = append(l.masks, part)
 		}
-		l.masked[v] = true
-		l.masks = append(l.masks, v)
 	}
-	sort.Slice(l.masks, func(i, j int) bool { return len(l.masks[i]) > len(l.masks[j]) })
+	sort.SliceStable(l.masks, func(i, j int) bool { return len(l.masks[i]) > len(l.masks[j]) })
 	pairs := make([]string, 0, 2*len(l.masks))
 	for _, m := range l.masks {
 		pairs = append(pairs, m, "***")
@@ -230,12 +347,15 @@ func (l *RunLog) wake() {
 
 // send is the run's sender: it ships full batches at once, partial ones FlushInterval after
 // their first line, and patches as they come; it stops when Close asks, leaving the last
-// batch (at most MaxBatchBytes) for the closing request.
+// batch (less than MaxBatchBytes) for the closing request, or when ctx ends.
 func (l *RunLog) send(ctx context.Context) {
 	defer close(l.done)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
+		if ctx.Err() != nil {
+			return // what is left stays for Close
+		}
 		l.mu.Lock()
 		if l.gone {
 			l.mu.Unlock()
@@ -256,12 +376,14 @@ func (l *RunLog) send(ctx context.Context) {
 		pending := len(l.lines) > 0
 		l.mu.Unlock()
 
-		if patch != nil {
-			l.deliver(ctx, "patch run", func() error { return l.api.PatchRun(ctx, l.runID, *patch) })
-			continue
-		}
-		if due {
-			l.deliver(ctx, "send log batch", func() error { return l.api.AppendLog(ctx, l.runID, batch) })
+		if patch != nil || due {
+			// Both can be taken in one pass: send both, or the batch's lines are lost.
+			if patch != nil {
+				l.deliver(ctx, "patch run", func() error { return l.api.PatchRun(ctx, l.runID, *patch) })
+			}
+			if due {
+				l.deliver(ctx, "send log batch", func() error { return l.api.AppendLog(ctx, l.runID, batch) })
+			}
 			continue
 		}
 		if closing {
@@ -284,7 +406,7 @@ func (l *RunLog) send(ctx context.Context) {
 func (l *RunLog) takeBatch() string {
 	size, n := 0, 0
 	for n < len(l.lines) {
-		s := jsonLen(l.lines[n]) + 2
+		s := l.sizes[n]
 		if n > 0 && size+s > l.opts.MaxBatchBytes {
 			break
 		}
@@ -292,7 +414,8 @@ func (l *RunLog) takeBatch() string {
 		n++
 	}
 	batch := strings.Join(l.lines[:n], "\n")
-	l.lines = l.lines[n:]
+	clear(l.lines[:n]) // let the sent lines be collected
+	l.lines, l.sizes = l.lines[n:], l.sizes[n:]
 	l.linesSize -= size
 	if len(l.lines) > 0 {
 		l.firstAt = time.Now()
@@ -302,10 +425,10 @@ func (l *RunLog) takeBatch() string {
 
 // deliver runs one request. The client retries what can be retried until ctx ends; what
 // comes back is permanent, and a conflict means Port closed the run: stop sending for it.
-func (l *RunLog) deliver(ctx context.Context, what string, do func() error) {
+func (l *RunLog) deliver(ctx context.Context, what string, do func() error) error {
 	err := do()
 	if err == nil {
-		return
+		return nil
 	}
 	var apiErr *portapi.APIError
 	if errors.As(err, &apiErr) && apiErr.StatusCode == 409 {
@@ -314,6 +437,7 @@ func (l *RunLog) deliver(ctx context.Context, what string, do func() error) {
 		l.mu.Unlock()
 	}
 	l.log.Warn(what+" failed; dropped", zap.Error(err))
+	return err
 }
 
 // Outcome is how a run ended, for its closing request.
@@ -323,77 +447,148 @@ type Outcome struct {
 	Summary string // a last log line, e.g. "exit code 0 after 1.2s"
 }
 
+// final is what Close sends: computed once, so a retried Close sends the same request.
+type final struct {
+	patch   portapi.RunPatch
+	patched bool
+	closing portapi.Closing
+}
+
 // Close sends what is left and the closing request, once. It returns when Port has the
-// termination (or says the run was already terminated), or with ctx's error.
+// termination (or says the run was already terminated), or with ctx's error; after an
+// error it may be called again, and after success it sends nothing more.
 func (l *RunLog) Close(ctx context.Context, o Outcome) error {
+	l.closeMu.Lock()
+	defer l.closeMu.Unlock()
+	if l.closed {
+		return nil
+	}
 	l.mu.Lock()
-	if len(l.partial) > 0 {
-		l.takeLine(string(l.partial))
-		l.partial = nil
+	if !l.closing && len(l.partial) > 0 {
+		l.flushPartial()
 	}
 	l.closing = true
 	l.mu.Unlock()
 	l.wake()
-	<-l.done
+	select {
+	case <-l.done:
+	case <-ctx.Done():
+		l.cancel() // the sender gives up its request; it returns at once
+		<-l.done
+		return fmt.Errorf("close run %s: %w", l.runID, ctx.Err())
+	}
+	l.cancel()
+
+	// The sender leaves less than a batch, unless it stopped early (its ctx ended): send
+	// full batches first, so the closing request stays under the limit.
+	for {
+		l.mu.Lock()
+		if l.gone || l.fin != nil || l.linesSize < l.opts.MaxBatchBytes {
+			l.mu.Unlock()
+			break
+		}
+		batch := l.takeBatch()
+		l.mu.Unlock()
+		if err := l.deliver(ctx, "send log batch", func() error { return l.api.AppendLog(ctx, l.runID, batch) }); err != nil && ctx.Err() != nil {
+			return fmt.Errorf("close run %s: %w", l.runID, err)
+		}
+	}
 
 	l.mu.Lock()
-	// The sender left at most one batch; patches not yet sent go now, except a label the
-	// closing request carries anyway.
-	patch, patched := l.patch, l.patched
-	patch.StatusLabel = nil
-	patched = patched && (patch.Link != nil || patch.Summary != nil || patch.ExternalRunID != nil)
-	lines := l.lines
-	l.lines = nil
-	if l.dropped > 0 {
-		lines = append(lines, fmt.Sprintf("port-runner: %d bytes of output dropped past logs.maxBytesPerRun (%d bytes)", l.dropped, l.opts.MaxBytesPerRun))
+	if l.fin == nil {
+		l.fin = l.finalLocked(o)
 	}
-	if o.Summary != "" {
-		lines = append(lines, o.Summary)
-	}
-	label := o.Label
-	if o.Success && l.label != "" {
-		label = l.label
-	}
-	gone := l.gone
+	fin, gone := l.fin, l.gone
 	l.mu.Unlock()
 
 	if gone {
+		l.closed = true
 		return nil
 	}
-	if patched {
-		l.deliver(ctx, "patch run", func() error { return l.api.PatchRun(ctx, l.runID, patch) })
+	if fin.patched {
+		if l.deliver(ctx, "patch run", func() error { return l.api.PatchRun(ctx, l.runID, fin.patch) }) == nil {
+			fin.patched = false
+		}
 	}
-	status := "FAILURE"
-	if o.Success {
-		status = "SUCCESS"
-	}
-	message := strings.Join(lines, "\n")
-	if message == "" {
-		message = status // Port requires a message; a quiet run still gets one line
-	}
-	already, err := l.api.CloseRun(ctx, l.runID, portapi.Closing{Message: message, TerminationStatus: status, StatusLabel: label})
+	already, err := l.api.CloseRun(ctx, l.runID, fin.closing)
 	if err != nil {
 		return fmt.Errorf("close run %s: %w", l.runID, err)
 	}
+	l.closed = true
 	if already {
 		l.log.Info("run was already terminated in Port")
 	}
 	return nil
 }
 
-// jsonLen is the length of s inside a JSON string, so batches are bounded by what is sent.
-func jsonLen(s string) int {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
+// finalLocked builds the closing request from what is left; l.mu is held.
+func (l *RunLog) finalLocked(o Outcome) *final {
+	// Patches not yet sent go now, except a label the closing request carries anyway.
+	fin := &final{patch: l.patch}
+	fin.patch.StatusLabel = nil
+	fin.patched = l.patched && (fin.patch.Link != nil || fin.patch.Summary != nil || fin.patch.ExternalRunID != nil)
+	l.patch, l.patched = portapi.RunPatch{}, false
+
+	lines := l.lines
+	l.lines, l.sizes, l.linesSize = nil, nil, 0
+	if l.dropped > 0 {
+		lines = append(lines, fmt.Sprintf("port-runner: %d bytes of output dropped past logs.maxBytesPerRun (%d bytes)", l.dropped, l.opts.MaxBytesPerRun))
+	}
+	if o.Summary != "" {
+		lines = append(lines, l.value(o.Summary))
+	}
+	// The command's own label wins on success; on failure the reason wins, if there is one.
+	label := l.value(o.Label)
+	if l.label != "" && (o.Success || label == "") {
+		label = l.label
+	}
+	status := portapi.StatusFailure
+	if o.Success {
+		status = portapi.StatusSuccess
+	}
+	message := strings.Join(lines, "\n")
+	if message == "" {
+		message = status // Port requires a message; a quiet run still gets one line
+	}
+	fin.closing = portapi.Closing{Message: message, TerminationStatus: status, StatusLabel: label}
+	return fin
+}
+
+// asciiJSONLen is the encoded length of each ASCII byte inside a JSON string.
+var asciiJSONLen = func() (t [utf8.RuneSelf]uint8) {
+	for c := range t {
 		switch {
 		case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f':
-			n += 2
+			t[c] = 2
 		case c < 0x20:
-			n += 6
+			t[c] = 6 // \u00XX
 		default:
-			n++
+			t[c] = 1
 		}
+	}
+	return t
+}()
+
+// jsonLen is the length of s inside a JSON string as encoding/json writes it (without HTML
+// escaping, as portapi sends), so batches are bounded by what is sent.
+func jsonLen(s string) int {
+	n := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			n += int(asciiJSONLen[c])
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			n += 6 // an invalid byte becomes \ufffd
+		case r == '\u2028' || r == '\u2029':
+			n += 6 // always escaped
+		default:
+			n += size
+		}
+		i += size
 	}
 	return n
 }
