@@ -1,0 +1,67 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestServe(t *testing.T) {
+	m := New()
+	var ready atomic.Bool
+	ctx, cancel := context.WithCancel(context.Background())
+	addr, wait, err := m.Serve(ctx, "127.0.0.1:0", func() error {
+		if !ready.Load() {
+			return errors.New("consumer group not joined")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + addr
+	if code, _ := get(t, base+"/healthz"); code != 200 {
+		t.Errorf("/healthz = %d", code)
+	}
+	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "not joined") {
+		t.Errorf("/readyz before ready = %d %q", code, body)
+	}
+	ready.Store(true)
+	if code, _ := get(t, base+"/readyz"); code != 200 {
+		t.Errorf("/readyz when ready = %d", code)
+	}
+	m.RunsTotal.WithLabelValues("create_microservice", "success").Inc()
+	m.ObservePortRequest("run_logs", 429)
+	m.ObserveLag(3, 17)
+	_, body := get(t, base+"/metrics")
+	for _, want := range []string{
+		`port_runner_runs_total{action="create_microservice",result="success"} 1`,
+		`port_runner_port_requests_total{code="429",endpoint="run_logs"} 1`,
+		`port_runner_consumer_lag{partition="3"} 17`,
+		`port_runner_messages_total{outcome="bad_signature"} 0`,
+		"port_runner_runs_in_flight 0", "port_runner_log_bytes_dropped_total 0", "go_goroutines",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	cancel()
+	if err := wait(); err != nil {
+		t.Fatalf("server stop: %v", err)
+	}
+}
