@@ -130,8 +130,15 @@ func New(opts Options) (*Consumer, error) {
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
 		// Bound what the client buffers ahead of the pool: a huge backlog must not grow memory.
-		kgo.FetchMaxBytes(4 << 20),
+		// The limits count compressed bytes and one fetch is held decompressed, so they are
+		// small (BENCHMARKS.md "Backlog memory"); a record over them still comes (KIP-74).
+		kgo.FetchMaxBytes(1 << 20),
+		kgo.FetchMaxPartitionBytes(256 << 10),
 		kgo.MaxConcurrentFetches(1),
+		// A dead replica's partitions wait this long for a new owner (Kafka's default is 45s);
+		// heartbeats go every 3s, so 15s still rides out a slow broker. KIP-848 groups use the
+		// broker's group.consumer.session.timeout.ms instead.
+		kgo.SessionTimeout(15 * time.Second),
 	}
 	if opts.GroupProtocol == "consumer" {
 		kopts = append(kopts, kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.ServerSideBalancer())
