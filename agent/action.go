@@ -18,10 +18,11 @@ type action struct {
 	name string
 	cfg  config.Action
 	env  map[string]*gojq.Code
+	shim []string
 }
 
-func newAction(name string, ac config.Action) (*action, error) {
-	a := &action{name: name, cfg: ac, env: map[string]*gojq.Code{}}
+func newAction(name string, ac config.Action, shim []string) (*action, error) {
+	a := &action{name: name, cfg: ac, env: map[string]*gojq.Code{}, shim: shim}
 	for envName, expr := range ac.Env {
 		q, err := gojq.Parse(expr)
 		if err != nil {
@@ -78,6 +79,7 @@ func (a *action) spec(run runmsg.Run) (executor.Spec, []string, error) {
 		Dir:     a.cfg.Workdir,
 		Timeout: a.cfg.Timeout.D(),
 		RunFile: ctxJSON,
+		Shim:    a.shim,
 	}, secrets, nil
 }
 

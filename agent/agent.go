@@ -29,6 +29,9 @@ type Deps struct {
 	KafkaOpts   []kgo.Opt     // appended after the config's options
 	CloseGrace  time.Duration // how long closing requests may take after runs are cancelled; 0 -> 30s
 	MetricsAddr string        // overrides metrics.addr ("-" disables the server)
+	// Shim runs each command under the agent's binary as executor.RunShim, so a command's
+	// children die with the agent too ([]string{exe, executor.ShimCommand}); nil: no shim.
+	Shim []string
 }
 
 // Agent is one replica.
@@ -88,7 +91,7 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 	a.actions = map[string]*action{}
 	for name, ac := range cfg.Actions {
 		perAction[name] = ac.MaxConcurrent
-		act, err := newAction(name, ac)
+		act, err := newAction(name, ac, deps.Shim)
 		if err != nil {
 			return nil, err
 		}

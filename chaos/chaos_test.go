@@ -48,9 +48,13 @@ const (
 
 // chaosScript is the action's command: $1 is the ids file, $2 the pids dir. The id is
 // appended after the sleep, so a run killed mid-way may or may not have appended it; what
-// must never happen is that it appears twice.
+// must never happen is that it appears twice. It also leaves a grandchild that never ends
+// by itself (a subshell, so its command line names the script): it must die with its run,
+// and with a killed agent too, which Pdeathsig alone would not do.
 const chaosScript = `#!/bin/sh
 echo $$ >> "$2/$PORT_RUN_ID.pid"
+( while :; do sleep 1; done ) &
+echo $! >> "$2/$PORT_RUN_ID.gc"
 sleep "$(awk -v ms="${SLEEP_MS:-0}" 'BEGIN { printf "%.3f", ms / 1000 }')"
 echo "$PORT_RUN_ID" >> "$1"
 echo "run $PORT_RUN_ID slept ${SLEEP_MS}ms"
@@ -645,6 +649,9 @@ func reexecutions(pidsDir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".pid") {
+			continue // grandchildren (.gc)
+		}
 		b, err := os.ReadFile(filepath.Join(pidsDir, e.Name()))
 		if err != nil {
 			return nil, err
@@ -659,7 +666,13 @@ func reexecutions(pidsDir string) ([]string, error) {
 
 func countFiles(dir string) int {
 	ents, _ := os.ReadDir(dir)
-	return len(ents)
+	n := 0
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".pid") {
+			n++
+		}
+	}
+	return n
 }
 
 // liveCommands returns the command processes still running: every pid the script
@@ -717,9 +730,8 @@ func commandsOf(agentPid int, script string) int {
 		if err != nil {
 			continue
 		}
-		// Fields after "(comm)": state, ppid, ...
-		i := bytes.LastIndexByte(stat, ')')
-		if f := strings.Fields(string(stat[i+1:])); len(f) > 1 && f[1] == strconv.Itoa(agentPid) {
+		// The command's parent is the agent, or the agent's exec shim (a child of the agent).
+		if ppid := parentOf(stat); ppid == agentPid || parentOfPid(ppid) == agentPid {
 			k++
 		}
 	}
@@ -794,3 +806,28 @@ func sample(s []string) string {
 }
 
 func since(t time.Time) time.Duration { return time.Since(t).Round(time.Millisecond) }
+
+// parentOf reads the ppid from a /proc/<pid>/stat line; fields after "(comm)": state, ppid, ...
+func parentOf(stat []byte) int {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 2 {
+		return -1
+	}
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return -1
+	}
+	return ppid
+}
+
+func parentOfPid(pid int) int {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	return parentOf(stat)
+}

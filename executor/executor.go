@@ -39,6 +39,10 @@ type Spec struct {
 	// KillGrace is the time between SIGTERM and SIGKILL to the process group
 	// on timeout or cancel; 0 means DefaultKillGrace.
 	KillGrace time.Duration
+	// Shim, when set, is the command prefix that runs the agent's binary as the
+	// command's shim ([]string{exe, ShimCommand}): it takes the command's whole
+	// process group down if the agent dies (see RunShim).
+	Shim []string
 }
 
 // Result says how a run ended.
@@ -175,9 +179,15 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	if err != nil {
 		return fail(err)
 	}
+	cmdPath, cmdArgs, deathSig := path, spec.Argv, syscall.SIGKILL
+	if len(spec.Shim) > 0 {
+		cmdPath = spec.Shim[0]
+		cmdArgs = append(append(append([]string{}, spec.Shim...), "--", path), spec.Argv...)
+		deathSig = shimDeathSignal
+	}
 	cmd := &exec.Cmd{
-		Path:   path,
-		Args:   spec.Argv,
+		Path:   cmdPath,
+		Args:   cmdArgs,
 		Env:    env,
 		Dir:    spec.Dir,
 		Stdout: pw,
@@ -186,8 +196,9 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 			// Own process group, so a timeout or cancel reaches everything
 			// the command started, and nothing of the agent.
 			Setpgid: true,
-			// Children die with the agent (see the thread note below).
-			Pdeathsig: syscall.SIGKILL,
+			// Children die with the agent (see the thread note below); a shim
+			// takes the rest of the group with it.
+			Pdeathsig: deathSig,
 		},
 	}
 

@@ -24,6 +24,7 @@ import (
 	"github.com/port-runner/port-runner/config"
 	"github.com/port-runner/port-runner/demo"
 	"github.com/port-runner/port-runner/emulator"
+	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/runmsg"
 )
 
@@ -51,6 +52,11 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.
 `
 
 func main() {
+	// The agent's binary also serves as each command's shim (executor.RunShim); that role
+	// comes first, before flags, logging or anything else of the agent.
+	if len(os.Args) > 1 && os.Args[1] == executor.ShimCommand {
+		os.Exit(executor.RunShim(os.Args[2:]))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -145,7 +151,13 @@ func cmdRun(args []string, stderr io.Writer) int {
 	defer func() { _ = log.Sync() }()
 
 	stop, kill := signalContexts(log)
-	a, err := agent.New(cfg, agent.Deps{Logger: log})
+	deps := agent.Deps{Logger: log}
+	if exe, err := os.Executable(); err == nil {
+		deps.Shim = []string{exe, executor.ShimCommand}
+	} else {
+		log.Warn("cannot find own binary: commands run without the shim, so their children may outlive a killed agent", zap.Error(err))
+	}
+	a, err := agent.New(cfg, deps)
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))
 		return exitRuntime
