@@ -11,6 +11,7 @@ import (
 	"github.com/port-runner/port-runner/consumer"
 	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/metrics"
+	"github.com/port-runner/port-runner/portapi"
 	"github.com/port-runner/port-runner/reporter"
 	"github.com/port-runner/port-runner/runmsg"
 )
@@ -66,6 +67,13 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		// whether it was closed. This is the one case that costs a Port request up front.
 		pr, err := a.api.GetRun(report, run.ID)
 		switch {
+		case permanent(err):
+			// Port refuses to say (the run is unknown to it, say): nothing can be reported
+			// for this run, and retrying later cannot change that.
+			a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeInvalid).Inc()
+			log.Error("Port refused the lookup of an interrupted run; skipping it", zap.Error(err))
+			finished = true
+			return true
 		case err != nil:
 			log.Error("cannot tell whether an interrupted run was closed; left for redelivery", zap.Error(err))
 			return false
@@ -126,6 +134,13 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		Label:   res.Label,
 		Summary: fmt.Sprintf("port-runner: %s after %s", res.Label, res.Duration.Round(time.Millisecond)),
 	})
+	if permanent(err) {
+		// Port will never take this closing (an unknown run, a refused request): keeping the
+		// record would stall its partition for good, so it counts as done.
+		log.Error("Port refused the run's closing request; giving up on it", zap.Error(err))
+		finished = true
+		return true
+	}
 	if err != nil {
 		log.Error("run not closed in Port; it stays uncommitted for redelivery", zap.Error(err))
 		return false
@@ -146,10 +161,31 @@ func (a *Agent) closeInterrupted(report context.Context, runID, action string, l
 		Label:   interruptedLabel,
 		Summary: "port-runner: " + interruptedLabel + " before the run ended; not run again (onInterrupted: fail)",
 	})
+	if permanent(err) {
+		log.Error("Port refused the interrupted run's closing request; giving up on it", zap.Error(err))
+		return true
+	}
 	if err != nil {
 		log.Error("interrupted run not closed in Port; left for redelivery", zap.Error(err))
 		return false
 	}
 	log.Warn("closed a run interrupted by a stopped agent", zap.String("label", interruptedLabel))
 	return true
+}
+
+// permanent reports a Port answer about this run that retrying cannot change: a 4xx other
+// than 401/403 (credentials: every run would be affected, so nothing is given up) and
+// 408/429. A cancelled or timed-out request is never permanent, even when the client
+// carries the last retried answer along in its error.
+func permanent(err error) bool {
+	var apiErr *portapi.APIError
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &apiErr) {
+		return false
+	}
+	switch c := apiErr.StatusCode; {
+	case c == 401, c == 403, c == 408, c == 429:
+		return false
+	default:
+		return c >= 400 && c < 500
+	}
 }

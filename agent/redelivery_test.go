@@ -242,3 +242,33 @@ func TestShutdownCancelsWhatOutlivesTheTimeout(t *testing.T) {
 	}
 	assertCommittedToEnd(t, h)
 }
+
+// TestRunUnknownToPortDoesNotStallThePartition: Port answers 404 for a run it does not know;
+// the agent gives up on it and the partition flows on and is committed past it.
+func TestRunUnknownToPortDoesNotStallThePartition(t *testing.T) {
+	h := newHarness(t, 1)
+	cfg := h.config(t, `
+  create_microservice: {command: ["echo", "hi"]}
+`)
+	h.emu.RegisterRun("r_known", "create_microservice")
+	for _, id := range []string{"r_unknown_to_port", "r_known"} {
+		h.cluster.Produce(t, h.topic, nil, sign(t, fmt.Sprintf(`{"action":"create_microservice","context":{"runId":%q},"payload":{"properties":{}}}`, id)))
+	}
+	stop := h.start(t, cfg)
+	if run := waitTerminated(t, h.emu, "r_known"); run.Status != "SUCCESS" {
+		t.Fatalf("r_known: %+v", run)
+	}
+	waitFor(t, "the partition to be committed past the unknown run", 20*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		o, err := kadm.NewClient(h.cluster.Client(t)).FetchOffsets(ctx, h.group)
+		if err != nil {
+			return false
+		}
+		c, ok := o.Lookup(h.topic, 0)
+		return ok && c.At == 2
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
