@@ -484,33 +484,10 @@ func TestHelperProcess(t *testing.T) {
 }
 
 func TestPdeathsig(t *testing.T) {
-	agent := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
-	agent.Env = append(os.Environ(), "EXECUTOR_TEST_HELPER=1")
-	stdout, err := agent.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer agent.Process.Kill()
-	pids := make(chan int, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			pid, _ := strconv.Atoi(sc.Text())
-			pids <- pid
-		}
-		close(pids)
-	}()
-	var pid int
-	select {
-	case pid = <-pids:
-	case <-time.After(20 * time.Second):
-		t.Fatal("fake agent printed no pid")
-	}
-	if pid <= 0 {
-		t.Fatal("fake agent printed no pid")
+	agent, line := startFakeAgent(t, "TestHelperProcess", "EXECUTOR_TEST_HELPER")
+	pid, err := strconv.Atoi(line)
+	if err != nil || pid <= 0 {
+		t.Fatalf("fake agent printed %q, want a pid", line)
 	}
 	if processGone(pid) {
 		t.Fatalf("child %d not running before the agent dies", pid)
@@ -520,4 +497,35 @@ func TestPdeathsig(t *testing.T) {
 	}
 	agent.Wait()
 	waitFor(t, 5*time.Second, "child of the killed agent to die", func() bool { return processGone(pid) })
+}
+
+// startFakeAgent re-runs the test binary as a fake agent (the helper test named, enabled by
+// envFlag=1) and returns it with the first line it prints.
+func startFakeAgent(t *testing.T, helperTest, envFlag string) (*exec.Cmd, string) {
+	t.Helper()
+	agent := exec.Command(os.Args[0], "-test.run=^"+helperTest+"$")
+	agent.Env = append(os.Environ(), envFlag+"=1")
+	stdout, err := agent.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = agent.Process.Kill(); _ = agent.Wait() })
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	select {
+	case line := <-lines:
+		return agent, line
+	case <-time.After(20 * time.Second):
+		t.Fatal("fake agent printed nothing")
+		return nil, ""
+	}
 }

@@ -1,10 +1,8 @@
 package executor
 
 import (
-	"bufio"
 	"context"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -68,37 +66,15 @@ func TestHelperAgentWithShim(t *testing.T) {
 // TestShimTakesTheGroupDownWhenTheAgentDies: Pdeathsig alone would kill only the direct
 // child; the grandchild must die too.
 func TestShimTakesTheGroupDownWhenTheAgentDies(t *testing.T) {
-	agent := exec.Command(os.Args[0], "-test.run=^TestHelperAgentWithShim$")
-	agent.Env = append(os.Environ(), "EXECUTOR_TEST_SHIM_AGENT=1")
-	stdout, err := agent.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer agent.Process.Kill()
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			line <- sc.Text()
-		}
-		close(line)
-	}()
+	agent, line := startFakeAgent(t, "TestHelperAgentWithShim", "EXECUTOR_TEST_SHIM_AGENT")
 	var pids []int
-	select {
-	case l := <-line:
-		for _, f := range strings.Fields(l) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, pid)
-			}
+	for _, f := range strings.Fields(line) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, pid)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("fake agent printed no pids")
 	}
 	if len(pids) != 2 {
-		t.Fatalf("want grandchild and command pids, got %v", pids)
+		t.Fatalf("want grandchild and command pids, got %q", line)
 	}
 	for _, pid := range pids {
 		if processGone(pid) {
