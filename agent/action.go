@@ -10,15 +10,17 @@ import (
 
 	"github.com/port-runner/port-runner/config"
 	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/portproxy"
 	"github.com/port-runner/port-runner/runmsg"
 )
 
 // action is a configured action with its env expressions compiled once.
 type action struct {
-	name string
-	cfg  config.Action
-	env  map[string]*gojq.Code
-	shim []string
+	name  string
+	cfg   config.Action
+	env   map[string]*gojq.Code
+	shim  []string
+	allow []portproxy.Rule // portAPI.allow
 }
 
 func newAction(name string, ac config.Action, shim []string) (*action, error) {
@@ -34,11 +36,43 @@ func newAction(name string, ac config.Action, shim []string) (*action, error) {
 		}
 		a.env[envName] = code
 	}
+	for i, p := range ac.PortAPI.Allow {
+		r, err := portproxy.ParseRule(p)
+		if err != nil {
+			return nil, fmt.Errorf("actions.%s.portAPI.allow[%d]: %w", name, i, err)
+		}
+		a.allow = append(a.allow, r)
+	}
 	return a, nil
 }
 
 // secretSuffixes name env entries whose values are masked in the run's log.
 var secretSuffixes = [...]string{"_TOKEN", "_SECRET", "_PASSWORD", "_KEY"}
+
+// Variables the agent sets for the Port API proxy (SPEC "Scripts calling Port"). The config
+// reserves the PORT_ prefix, and they are set after the configured env, so no configured
+// value can replace them.
+const (
+	envPortAPIURL   = "PORT_API_URL"
+	envPortAPIToken = "PORT_API_TOKEN"
+)
+
+// withPortAPI gives the command the proxy's URL and its run's token.
+func withPortAPI(spec *executor.Spec, url, token string) {
+	env := make(map[string]string, len(spec.Env)+2)
+	for k, v := range spec.Env {
+		env[k] = v
+	}
+	env[envPortAPIURL] = url
+	env[envPortAPIToken] = token
+	spec.Env = env
+}
+
+// blueprint is the run's blueprint identifier from its context, "" when it has none.
+func blueprint(run runmsg.Run) string {
+	s, _ := run.Context["blueprint"].(string)
+	return s
+}
 
 // spec evaluates the env expressions over the run context and returns the command to run
 // and the values to mask.

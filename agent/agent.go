@@ -18,6 +18,7 @@ import (
 	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/metrics"
 	"github.com/port-runner/port-runner/portapi"
+	"github.com/port-runner/port-runner/portproxy"
 	"github.com/port-runner/port-runner/reporter"
 	"github.com/port-runner/port-runner/runmsg"
 )
@@ -44,6 +45,8 @@ type Agent struct {
 	pool     *executor.Pool
 	reporter *reporter.Reporter
 	consumer *consumer.Consumer
+	proxy    *portproxy.Proxy
+	proxyURL string // PORT_API_URL for commands; set in Run before any run starts
 	actions  map[string]*action
 	seen     *seenRuns
 	deps     Deps
@@ -74,6 +77,13 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		return nil, fmt.Errorf("port api client: %w", err)
 	}
 	a.api = api
+	a.proxy = portproxy.New(func(ctx context.Context, rq portproxy.Request) (portproxy.Response, error) {
+		resp, err := api.Forward(ctx, portapi.ProxyRequest{
+			Method: rq.Method, Path: rq.Path, Query: rq.Query,
+			ContentType: rq.ContentType, Body: rq.Body, RunID: rq.RunID,
+		})
+		return portproxy.Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: resp.Body}, err
+	}, portproxy.Options{Logger: deps.Logger})
 
 	a.decoder, err = runmsg.NewDecoder(runmsg.Options{
 		Selectors: runmsg.Selectors{
@@ -178,6 +188,22 @@ func (a *Agent) Run(ctx, kill context.Context) error {
 		a.log.Info("serving metrics", zap.String("addr", bound))
 	}
 
+	// The Port API proxy for commands (PORT_API_URL): loopback only, and up until every run
+	// has ended (their tokens are revoked by then).
+	proxyCtx, stopProxy := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopProxy()
+	proxyURL, waitProxy, err := a.proxy.Serve(proxyCtx, "127.0.0.1:0")
+	if err != nil {
+		stopServing()
+		if wait != nil {
+			_ = wait()
+		}
+		a.consumer.Close()
+		return fmt.Errorf("port api proxy: %w", err)
+	}
+	a.proxyURL = proxyURL
+	a.log.Info("serving the Port API to commands", zap.String("url", proxyURL))
+
 	// workCtx lives on for shutdownTimeout after ctx ends, or until kill.
 	workCtx, cancelWork := context.WithCancelCause(kill)
 	defer cancelWork(nil)
@@ -212,12 +238,14 @@ func (a *Agent) Run(ctx, kill context.Context) error {
 		cancelReport()
 	})
 
-	err := a.consumer.Run(ctx, workCtx, func(wctx context.Context, t *consumer.Ticket) bool {
+	err = a.consumer.Run(ctx, workCtx, func(wctx context.Context, t *consumer.Ticket) bool {
 		return a.handle(ctx, wctx, reportCtx, t)
 	})
 	cancelWork(errors.New("agent shutting down"))
 	cancelReport()
 	watchers.Wait()
+	stopProxy()
+	_ = waitProxy()
 	stopServing()
 	if wait != nil {
 		_ = wait()

@@ -108,6 +108,16 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		return false
 	}
 	spec, secrets, err := act.spec(run)
+	revoke := func() {}
+	if err == nil {
+		// The command's Port API token: masked in the run's log, valid until the command
+		// ends, so it is dead before the run is closed.
+		var token string
+		token, revoke = a.proxy.Register(run.ID, run.Action, blueprint(run), act.allow)
+		defer revoke()
+		secrets = append(secrets, token)
+		withPortAPI(&spec, a.proxyURL, token)
+	}
 	runLog := a.reporter.Start(report, run.ID, secrets)
 	if rerun {
 		_, _ = runLog.Write([]byte("port-runner: running again: the agent that started this run stopped before it ended (onInterrupted: rerun)\n"))
@@ -120,6 +130,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		log.Info("run started", zap.String("at", where), zap.Bool("rerun", rerun))
 		a.metrics.RunsInFlight.Inc()
 		res = executor.Run(work, spec, runLog)
+		revoke()
 		a.metrics.RunsInFlight.Dec()
 		a.metrics.RunDuration.WithLabelValues(run.Action).Observe(res.Duration.Seconds())
 	}

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/port-runner/port-runner/portproxy"
 )
 
 // Config is the whole agent configuration (SPEC "Configuration").
@@ -91,6 +93,15 @@ type Action struct {
 	MaxConcurrent int               `yaml:"maxConcurrent"`
 	Workdir       string            `yaml:"workdir"`
 	OnInterrupted string            `yaml:"onInterrupted"`
+	PortAPI       PortAPI           `yaml:"portAPI"`
+}
+
+// PortAPI is what a run's command may call through the agent's Port API proxy beyond its
+// defaults (its blueprint's entities, its own run): see package portproxy.
+type PortAPI struct {
+	// Allow lists extra routes, "[METHOD ]PATH" with "*" for one segment and a final "**"
+	// for the rest, e.g. "GET /v1/blueprints/*".
+	Allow []string `yaml:"allow"`
 }
 
 // MaxRequestBytes is Port's limit for one request body; a log batch must leave room
@@ -310,6 +321,11 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 		}
 		if !oneOf(a.OnInterrupted, "fail", "rerun") {
 			add(problem(key+".onInterrupted", "must be fail or rerun, got %q", a.OnInterrupted))
+		}
+		for i, p := range a.PortAPI.Allow {
+			if _, err := portproxy.ParseRule(p); err != nil {
+				add(problem(fmt.Sprintf("%s.portAPI.allow[%d]", key, i), "%v", err))
+			}
 		}
 	}
 	if len(ps) == 0 {

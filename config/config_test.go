@@ -286,6 +286,7 @@ func TestUnknownKeys(t *testing.T) {
 		{"anchor at top level", "base: &b {bogus: 1}\n", "base: unknown key"},
 		{"merged mapping checked", "actions:\n  a:\n    <<: {command: [bash], nope: 1}\n", "actions.a.nope: unknown key"},
 		{"alias checked", "x-anchors: &a {command: [bash]}\n", "x-anchors: unknown key"},
+		{"inside portAPI", "actions:\n  a:\n    command: [bash]\n    portAPI: {allow: [\"GET /v1/x\"], deny: []}\n", "actions.a.portAPI.deny: unknown key (line 4)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yml), noEnv)
@@ -523,6 +524,13 @@ func TestValidateProblems(t *testing.T) {
 		{"bad onInterrupted", func(c *Config) { a := c.Actions["day2"]; a.OnInterrupted = "retry"; c.Actions["day2"] = a }, "actions.day2.onInterrupted"},
 		{"workdir missing", func(c *Config) { a := c.Actions["day2"]; a.Workdir = filepath.Join(dir, "nope"); c.Actions["day2"] = a }, "actions.day2.workdir"},
 		{"workdir not a dir", func(c *Config) { a := c.Actions["day2"]; a.Workdir = aFile; c.Actions["day2"] = a }, "actions.day2.workdir"},
+		{"portAPI.allow bad method", func(c *Config) { setAllow(c, "day2", "GET /v1/blueprints/*", "FETCH /v1/blueprints") }, "actions.day2.portAPI.allow[1]"},
+		{"portAPI.allow not under /v1", func(c *Config) { setAllow(c, "day2", "/blueprints/*") }, "actions.day2.portAPI.allow[0]"},
+		{"portAPI.allow partial glob", func(c *Config) { setAllow(c, "day2", "GET /v1/blueprints/svc-*") }, "actions.day2.portAPI.allow[0]"},
+		{"portAPI.allow ** not last", func(c *Config) { setAllow(c, "day2", "/v1/**/entities") }, "actions.day2.portAPI.allow[0]"},
+		{"portAPI.allow empty segment", func(c *Config) { setAllow(c, "day2", "/v1/blueprints//entities") }, "actions.day2.portAPI.allow[0]"},
+		{"portAPI.allow query", func(c *Config) { setAllow(c, "day2", "GET /v1/blueprints?x=1") }, "actions.day2.portAPI.allow[0]"},
+		{"portAPI.allow empty", func(c *Config) { setAllow(c, "day2", "") }, "actions.day2.portAPI.allow[0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, _ := validConfig(t)
@@ -649,5 +657,29 @@ func TestSpecExampleValidatesWithGroup(t *testing.T) {
 	err = c.Validate(runmsg.CompileSelector, func(string) (string, error) { return "/x", nil })
 	if err != nil {
 		t.Fatalf("Validate = %v", err)
+	}
+}
+
+func setAllow(c *Config, action string, patterns ...string) {
+	a := c.Actions[action]
+	a.PortAPI.Allow = patterns
+	c.Actions[action] = a
+}
+
+func TestPortAPIAllow(t *testing.T) {
+	c := mustParse(t, `
+actions:
+  a:
+    command: [bash]
+    portAPI:
+      allow: ["GET /v1/blueprints/*", "post /v1/blueprints/service/entities", "/v1/entities/**"]
+`, noEnv)
+	want := []string{"GET /v1/blueprints/*", "post /v1/blueprints/service/entities", "/v1/entities/**"}
+	if got := c.Actions["a"].PortAPI.Allow; !reflect.DeepEqual(got, want) {
+		t.Fatalf("portAPI.allow = %q, want %q", got, want)
+	}
+	c.Port.ClientID, c.Port.ClientSecret, c.Kafka.Brokers, c.Kafka.Topic, c.Kafka.Group = "id", "secret", []string{"b:9092"}, "t", "g"
+	if err := validate(c); err != nil {
+		t.Fatalf("Validate: %v", err)
 	}
 }

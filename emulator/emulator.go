@@ -1,5 +1,6 @@
 // Package emulator is an in-process stand-in for Port's REST API (the parts the
-// agent uses: auth, action runs, run logs) plus the producer side of Port's
+// agent uses: auth, action runs, run logs; and entity upserts, which commands
+// make through the agent's proxy) plus the producer side of Port's
 // Kafka runs topic. It follows Port's documented behaviour closely enough that
 // the agent's real HTTP client can be tested against it, and it records every
 // request and every run so tests can assert on what the agent did.
@@ -55,6 +56,7 @@ type Emulator struct {
 	order    []string // run ids in creation order
 	requests []Request
 	tokens   map[string]token
+	entities map[string]*EntityState // by entityKey(blueprint, identifier)
 
 	down     bool
 	failN    int
@@ -100,6 +102,7 @@ type LogEntry struct {
 // Request is one HTTP request as received, with the status it was answered.
 type Request struct {
 	Method, Path string
+	Query        string // the raw query, without "?"
 	Status       int
 	Body         []byte // at most 1 MiB + 1 bytes: what the emulator read
 	At           time.Time
@@ -121,10 +124,11 @@ func New(opts Options) *Emulator {
 		opts.Now = time.Now
 	}
 	e := &Emulator{
-		opts:    opts,
-		changed: make(chan struct{}),
-		runs:    map[string]*RunState{},
-		tokens:  map[string]token{},
+		opts:     opts,
+		changed:  make(chan struct{}),
+		runs:     map[string]*RunState{},
+		tokens:   map[string]token{},
+		entities: map[string]*EntityState{},
 	}
 	e.routes()
 	return e

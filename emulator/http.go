@@ -38,7 +38,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	e.mu.Lock()
 	e.requests = append(e.requests, Request{
-		Method: r.Method, Path: r.URL.Path, Status: bw.status,
+		Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: bw.status,
 		Body: body, At: now, Token: bearer(r),
 	})
 	e.mu.Unlock()
@@ -156,6 +156,10 @@ func (e *Emulator) routes() {
 	e.handle("POST /v1/actions/runs/{id}/logs", true, e.handlePostLogs)
 	e.handle("GET /v1/actions/runs/{id}/logs", true, e.handleGetLogs)
 	e.handle("POST /v1/actions/{action}/runs", true, e.handleCreateRun)
+	e.handle("POST /v1/blueprints/{blueprint}/entities", true, e.handleUpsertEntity)
+	e.handle("GET /v1/blueprints/{blueprint}/entities", true, e.handleListEntities)
+	e.handle("GET /v1/blueprints/{blueprint}/entities/{id}", true, e.handleGetEntity)
+	e.handle("DELETE /v1/blueprints/{blueprint}/entities/{id}", true, e.handleDeleteEntity)
 }
 
 func (e *Emulator) handle(pattern string, auth bool, fn handlerFunc) {

@@ -26,6 +26,7 @@ const (
 	EndpointRunGet   = "run_get"
 	EndpointRunPatch = "run_patch"
 	EndpointRunLogs  = "run_logs"
+	EndpointProxy    = "proxy"
 )
 
 const (
@@ -150,6 +151,7 @@ type request struct {
 	method   string
 	path     string // appended to the base URL
 	body     []byte // nil for no body; re-sent as is on every attempt
+	ctype    string // Content-Type of body; "" means application/json
 	high     bool   // closing priority in the scheduler
 	noAuth   bool   // the token request itself
 	runID    string // for log lines only
@@ -158,6 +160,25 @@ type request struct {
 // do runs rq until it succeeds, fails permanently or ctx is done, and decodes
 // a 2xx JSON answer into out (if non-nil), ignoring unknown fields.
 func (c *Client) do(ctx context.Context, rq request, out any) error {
+	code, _, body, err := c.doRaw(ctx, rq)
+	if err != nil {
+		return err
+	}
+	if code >= 200 && code < 300 {
+		if out != nil && len(bytes.TrimSpace(body)) > 0 {
+			if err := json.Unmarshal(body, out); err != nil {
+				return fmt.Errorf("decode %s response: %w", rq.endpoint, err)
+			}
+		}
+		return nil
+	}
+	return &APIError{Endpoint: rq.endpoint, StatusCode: code, Body: string(body)}
+}
+
+// doRaw runs rq until Port gives an answer that retrying will not change (a
+// 2xx, or a 4xx other than 429 and a first 401) and returns that answer. err
+// is set only when no such answer came: ctx ended, or no token could be had.
+func (c *Client) doRaw(ctx context.Context, rq request) (int, http.Header, []byte, error) {
 	var (
 		lastErr   error
 		retries   int
@@ -168,12 +189,12 @@ func (c *Client) do(ctx context.Context, rq request, out any) error {
 		if !rq.noAuth {
 			t, err := c.Token(ctx)
 			if err != nil {
-				return withLast(err, lastErr)
+				return 0, nil, nil, withLast(err, lastErr)
 			}
 			token = t
 		}
 		if err := c.sched.wait(ctx, rq.high); err != nil {
-			return withLast(err, lastErr)
+			return 0, nil, nil, withLast(err, lastErr)
 		}
 		code, hdr, body, err := c.attempt(ctx, rq, token)
 		if c.observe != nil {
@@ -183,16 +204,11 @@ func (c *Client) do(ctx context.Context, rq request, out any) error {
 		switch {
 		case err != nil:
 			if ctx.Err() != nil {
-				return withLast(ctx.Err(), err)
+				return 0, nil, nil, withLast(ctx.Err(), err)
 			}
 			lastErr = err
 		case code >= 200 && code < 300:
-			if out != nil && len(bytes.TrimSpace(body)) > 0 {
-				if err := json.Unmarshal(body, out); err != nil {
-					return fmt.Errorf("decode %s response: %w", rq.endpoint, err)
-				}
-			}
-			return nil
+			return code, hdr, body, nil
 		case code == http.StatusUnauthorized && !rq.noAuth && !refreshed:
 			// The token may have been revoked or expired early: get a new
 			// one and try again right away, once.
@@ -205,7 +221,7 @@ func (c *Client) do(ctx context.Context, rq request, out any) error {
 			lastErr = &APIError{Endpoint: rq.endpoint, StatusCode: code, Body: string(body)}
 			hint = retryHint(hdr, code, time.Now())
 		default:
-			return &APIError{Endpoint: rq.endpoint, StatusCode: code, Body: string(body)}
+			return code, hdr, body, nil
 		}
 		wait := c.backoff(retries, hint)
 		retries++
@@ -214,7 +230,7 @@ func (c *Client) do(ctx context.Context, rq request, out any) error {
 			zap.Int("code", code), zap.Int("attempt", retries),
 			zap.Duration("wait", wait), zap.Error(lastErr))
 		if err := c.sleep(ctx, wait); err != nil {
-			return withLast(err, lastErr)
+			return 0, nil, nil, withLast(err, lastErr)
 		}
 	}
 }
@@ -232,7 +248,11 @@ func (c *Client) attempt(ctx context.Context, rq request, token string) (code in
 	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set("Accept", "application/json")
 	if rq.body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		ct := rq.ctype
+		if ct == "" {
+			ct = "application/json"
+		}
+		req.Header.Set("Content-Type", ct)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)

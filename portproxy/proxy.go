@@ -1,0 +1,398 @@
+// Package portproxy lets a run's command call Port's API through the agent
+// (SPEC "Scripts calling Port"): a loopback HTTP server that accepts a token
+// valid for one run only, checks the route against what that run may touch,
+// and forwards the request with the agent's own credentials, rate limiter and
+// retries. The command never sees the agent's credentials.
+//
+// What a run may call:
+//   - its run's blueprint entities: any method on /v1/blueprints/{bp}/entities
+//     and /v1/blueprints/{bp}/entities/{id}, and GET /v1/blueprints/{bp};
+//     entity writes get the run's run_id in the query, so Port ties the change
+//     to the run (a run_id the command sent is replaced);
+//   - its own run: GET and PATCH /v1/actions/runs/{own}, GET and POST
+//     /v1/actions/runs/{own}/logs;
+//   - whatever the action's portAPI.allow lists (see Rule).
+//
+// Whatever the rules say, a request that would end a run (a logs POST with
+// terminationStatus, a run PATCH with status) is refused, because only the
+// agent closes runs, exactly once; so is /v1/auth/.
+package portproxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// MaxBody is the largest request body the proxy takes (Port's own limit).
+const MaxBody = 1 << 20
+
+// Request is what the proxy asks the Forwarder to send to Port.
+type Request struct {
+	Method      string
+	Path        string // escaped, from the API root, starting with "/v1/"
+	Query       url.Values
+	ContentType string
+	Body        []byte // nil for none
+	RunID       string
+}
+
+// Response is Port's answer, whatever its status.
+type Response struct {
+	StatusCode int
+	Header     http.Header
+	Body       []byte
+}
+
+// Forwarder sends a request to Port with the agent's credentials (portapi.Client.Forward,
+// adapted). It returns an error only when Port gave no final answer.
+type Forwarder func(ctx context.Context, rq Request) (Response, error)
+
+// Options configures a Proxy.
+type Options struct {
+	Logger *zap.Logger // default zap.NewNop()
+	// RequestTimeout bounds one proxied request, retries included; default 2m.
+	RequestTimeout time.Duration
+}
+
+// Proxy is the handler and its token registry. It is safe for concurrent use.
+type Proxy struct {
+	fwd     Forwarder
+	log     *zap.Logger
+	timeout time.Duration
+
+	mu     sync.Mutex
+	grants map[[sha256.Size]byte]*grant // keyed by the token's hash
+}
+
+type grant struct {
+	runID     string
+	action    string
+	blueprint string
+	allow     []Rule
+	ctx       context.Context // cancelled on revoke: in-flight requests stop
+	cancel    context.CancelFunc
+}
+
+// New returns a Proxy that forwards through fwd.
+func New(fwd Forwarder, opts Options) *Proxy {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 2 * time.Minute
+	}
+	return &Proxy{fwd: fwd, log: opts.Logger, timeout: opts.RequestTimeout, grants: map[[sha256.Size]byte]*grant{}}
+}
+
+// Register issues a token for one run: 32 random bytes, hex. action names the
+// run's action in log lines; blueprint is the run's blueprint ("" when the run
+// has none: no entity routes by default); allow is the action's portAPI.allow.
+// revoke ends the token (idempotent) and cancels the run's requests in flight.
+func (p *Proxy) Register(runID, action, blueprint string, allow []Rule) (token string, revoke func()) {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
+	token = hex.EncodeToString(b[:])
+	key := sha256.Sum256([]byte(token))
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &grant{runID: runID, action: action, blueprint: blueprint, allow: allow, ctx: ctx, cancel: cancel}
+	p.mu.Lock()
+	p.grants[key] = g
+	p.mu.Unlock()
+	var once sync.Once
+	return token, func() {
+		once.Do(func() {
+			p.mu.Lock()
+			delete(p.grants, key)
+			p.mu.Unlock()
+			cancel()
+		})
+	}
+}
+
+// Tokens reports how many tokens are valid (for tests).
+func (p *Proxy) Tokens() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.grants)
+}
+
+func (p *Proxy) lookup(token string) *grant {
+	if token == "" {
+		return nil
+	}
+	key := sha256.Sum256([]byte(token))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.grants[key]
+}
+
+// Serve listens on addr (use "127.0.0.1:0") until ctx ends. It returns the
+// base URL to give commands ("http://127.0.0.1:PORT/v1") and a wait func that
+// returns once the server has stopped.
+func (p *Proxy) Serve(ctx context.Context, addr string) (string, func() error, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if srv.Shutdown(sctx) != nil {
+			_ = srv.Close()
+		}
+	}()
+	wait := sync.OnceValue(func() error {
+		<-stopped
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	return "http://" + ln.Addr().String() + "/v1", wait, nil
+}
+
+// apiErr is an answer of the proxy itself, shaped like Port's errors.
+type apiErr struct {
+	status  int
+	code    string
+	message string
+}
+
+func writeErr(w http.ResponseWriter, e apiErr) {
+	b, _ := json.Marshal(map[string]any{"ok": false, "error": e.code, "message": e.message})
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(e.status)
+	_, _ = w.Write(b)
+}
+
+var (
+	errUnauthorized = apiErr{http.StatusUnauthorized, "unauthorized",
+		"missing, unknown or expired run token: use $PORT_API_TOKEN, which is valid while its run executes"}
+	errForbidden = apiErr{http.StatusForbidden, "forbidden",
+		"route not allowed for this run; see portAPI.allow"}
+	errTerminate = apiErr{http.StatusForbidden, "forbidden",
+		"only port-runner ends a run (exactly once, from the command's exit status): terminationStatus and status are refused"}
+	errTooLarge = apiErr{http.StatusRequestEntityTooLarge, "payload_too_large",
+		"request body exceeds 1 MiB"}
+)
+
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g := p.lookup(bearer(r))
+	if g == nil {
+		writeErr(w, errUnauthorized)
+		return
+	}
+	log := p.log.With(zap.String("run_id", g.runID), zap.String("action", g.action), zap.String("method", r.Method), zap.String("path", r.URL.Path))
+	if !methods[r.Method] {
+		w.Header().Set("Allow", "GET, POST, PUT, PATCH, DELETE")
+		writeErr(w, apiErr{http.StatusMethodNotAllowed, "method_not_allowed", "method " + r.Method + " is not proxied"})
+		return
+	}
+	segs, ok := splitPath(r.URL.EscapedPath())
+	if !ok {
+		writeErr(w, apiErr{http.StatusNotFound, "not_found", "not a Port API path under /v1/"})
+		return
+	}
+	if r.ContentLength > MaxBody {
+		writeErr(w, errTooLarge)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	if err != nil {
+		writeErr(w, apiErr{http.StatusBadRequest, "invalid_request", "reading the request body: " + err.Error()})
+		return
+	}
+	if len(body) > MaxBody {
+		writeErr(w, errTooLarge)
+		return
+	}
+	if len(body) == 0 {
+		body = nil
+	}
+
+	if e, denied := g.check(r.Method, segs, body); denied {
+		log.Info("refused a command's Port API request", zap.Int("code", e.status), zap.String("reason", e.message))
+		writeErr(w, e)
+		return
+	}
+
+	query := r.URL.Query()
+	if entityWrite(r.Method, segs) {
+		// Port ties the change to the run (seed: "Tying Entities to an action run"); the
+		// command cannot tie it to another run.
+		query.Set("run_id", g.runID)
+	}
+	esc := make([]string, len(segs))
+	for i, s := range segs {
+		esc[i] = url.PathEscape(s)
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), p.timeout)
+	defer cancel()
+	stop := context.AfterFunc(g.ctx, cancel)
+	defer stop()
+	resp, err := p.fwd(ctx, Request{
+		Method: r.Method, Path: "/v1/" + strings.Join(esc, "/"), Query: query,
+		ContentType: r.Header.Get("Content-Type"), Body: body, RunID: g.runID,
+	})
+	switch {
+	case err != nil && g.ctx.Err() != nil:
+		writeErr(w, apiErr{http.StatusServiceUnavailable, "run_ended", "the run ended while the request was waiting for Port"})
+		return
+	case err != nil && errors.Is(err, context.DeadlineExceeded):
+		log.Warn("proxied request timed out", zap.Error(err))
+		writeErr(w, apiErr{http.StatusGatewayTimeout, "gateway_timeout", "Port did not answer in time: " + err.Error()})
+		return
+	case err != nil:
+		log.Warn("proxied request failed", zap.Error(err))
+		writeErr(w, apiErr{http.StatusBadGateway, "bad_gateway", "port-runner could not get an answer from Port: " + err.Error()})
+		return
+	case resp.StatusCode == http.StatusUnauthorized:
+		// The agent's own credentials were refused even after a refresh. Passing the 401 on
+		// would read as "your run token is invalid".
+		log.Warn("Port refused the agent's token on a proxied request")
+		writeErr(w, apiErr{http.StatusBadGateway, "bad_gateway", "Port refused port-runner's credentials"})
+		return
+	}
+	log.Debug("proxied a command's Port API request", zap.Int("code", resp.StatusCode))
+	for _, h := range []string{"Content-Type", "Location"} {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(resp.Body)
+}
+
+// check decides whether the grant covers the request; segs are the decoded path
+// segments after "/v1".
+func (g *grant) check(method string, segs []string, body []byte) (apiErr, bool) {
+	if segs[0] == "auth" {
+		return errForbidden, true
+	}
+	// Never through the proxy, whatever portAPI.allow says: ending any run.
+	if len(segs) == 4 && segs[0] == "actions" && segs[1] == "runs" && segs[3] == "logs" && method == http.MethodPost {
+		if hasKey(body, "terminationStatus") {
+			return errTerminate, true
+		}
+	}
+	if len(segs) == 3 && segs[0] == "actions" && segs[1] == "runs" && (method == http.MethodPatch || method == http.MethodPut) {
+		if hasKey(body, "status") {
+			return errTerminate, true
+		}
+	}
+	if g.allowedByDefault(method, segs) {
+		return apiErr{}, false
+	}
+	for _, r := range g.allow {
+		if r.Match(method, segs) {
+			return apiErr{}, false
+		}
+	}
+	return errForbidden, true
+}
+
+func (g *grant) allowedByDefault(method string, segs []string) bool {
+	switch {
+	case len(segs) >= 3 && segs[0] == "actions" && segs[1] == "runs" && segs[2] == g.runID:
+		switch {
+		case len(segs) == 3:
+			return method == http.MethodGet || method == http.MethodPatch
+		case len(segs) == 4 && segs[3] == "logs":
+			return method == http.MethodGet || method == http.MethodPost
+		}
+	case g.blueprint != "" && len(segs) >= 2 && segs[0] == "blueprints" && segs[1] == g.blueprint:
+		switch {
+		case len(segs) == 2:
+			return method == http.MethodGet
+		case segs[2] == "entities":
+			return len(segs) <= 4
+		}
+	}
+	return false
+}
+
+// entityWrite reports a request that creates or changes entities, which Port ties to a
+// run given run_id: POST .../entities (create, upsert), PUT/PATCH/DELETE .../entities/{id}.
+func entityWrite(method string, segs []string) bool {
+	if len(segs) < 3 || segs[0] != "blueprints" || segs[2] != "entities" {
+		return false
+	}
+	switch len(segs) {
+	case 3:
+		return method == http.MethodPost || method == http.MethodDelete
+	case 4:
+		return method == http.MethodPut || method == http.MethodPatch || method == http.MethodDelete
+	}
+	return false
+}
+
+// hasKey reports whether body may carry key at its top level. A body that is not a JSON
+// object cannot be checked, so it counts as carrying it: the proxy refuses what it cannot
+// prove harmless. Keys are compared case-insensitively, as some JSON decoders do.
+func hasKey(body []byte, key string) bool {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return false
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil {
+		return true
+	}
+	for k := range obj {
+		if strings.EqualFold(k, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// splitPath turns an escaped request path into decoded segments after "/v1". It refuses
+// anything that could mean another route upstream: empty, "." and ".." segments, and
+// segments that decode to a "/". One trailing slash is ignored.
+func splitPath(escaped string) ([]string, bool) {
+	rest, ok := strings.CutPrefix(escaped, "/v1/")
+	if !ok {
+		return nil, false
+	}
+	rest = strings.TrimSuffix(rest, "/")
+	if rest == "" {
+		return nil, false
+	}
+	parts := strings.Split(rest, "/")
+	for i, part := range parts {
+		s, err := url.PathUnescape(part)
+		if err != nil || s == "" || s == "." || s == ".." || strings.ContainsAny(s, "/\\?#") {
+			return nil, false
+		}
+		parts[i] = s
+	}
+	return parts, true
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
