@@ -118,7 +118,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		secrets = append(secrets, token)
 		withPortAPI(&spec, a.proxyURL, token)
 	}
-	runLog := a.reporter.Start(report, run.ID, secrets)
+	runLog := a.reporter.Start(report, run.ID, secrets, zap.String("action", run.Action))
 	if rerun {
 		_, _ = runLog.Write([]byte("port-runner: running again: the agent that started this run stopped before it ended (onInterrupted: rerun)\n"))
 	}
@@ -167,7 +167,7 @@ const interruptedLabel = "interrupted: the agent running it stopped"
 // closeInterrupted closes, as FAILURE, a run an earlier agent started and never finished.
 func (a *Agent) closeInterrupted(report context.Context, runID, action string, log *zap.Logger) bool {
 	a.metrics.RunsTotal.WithLabelValues(action, "failure").Inc()
-	runLog := a.reporter.Start(report, runID, nil)
+	runLog := a.reporter.Start(report, runID, nil, zap.String("action", action))
 	err := runLog.Close(report, reporter.Outcome{
 		Label:   interruptedLabel,
 		Summary: "port-runner: " + interruptedLabel + " before the run ended; not run again (onInterrupted: fail)",

@@ -88,14 +88,15 @@ func New(api API, opts Options) *Reporter {
 // Start opens the log of one run. secrets are masked in addition to Options.Mask. The
 // returned RunLog sends batches in the background until Close; ctx bounds that sending.
 // Close must be called, or ctx ended, for the background sender to stop.
-func (r *Reporter) Start(ctx context.Context, runID string, secrets []string) *RunLog {
+// fields are added to every log line the run's log writes (the agent adds the action).
+func (r *Reporter) Start(ctx context.Context, runID string, secrets []string, fields ...zap.Field) *RunLog {
 	ctx, cancel := context.WithCancel(ctx)
 	l := &RunLog{
 		cancel: cancel,
 		api:    r.api,
 		opts:   r.opts,
 		runID:  runID,
-		log:    r.opts.Logger.With(zap.String("run_id", runID)),
+		log:    r.opts.Logger.With(append([]zap.Field{zap.String("run_id", runID)}, fields...)...),
 		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		masked: map[string]bool{},
