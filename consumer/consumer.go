@@ -26,6 +26,8 @@ type Slots interface {
 
 // Handler processes one record. It reports whether the record's work is finished (run
 // closed, or message skipped): unfinished records are not committed and come back later.
+// ctx ends with Run's workCtx, or when the record's partition goes to another member
+// (revoked and not finished within RevokeWait, or lost): the cause then says so.
 type Handler func(ctx context.Context, t *Ticket) (finished bool)
 
 // Ticket is one record handed to the handler, with what earlier owners of its partition
@@ -34,6 +36,7 @@ type Ticket struct {
 	Record *kgo.Record
 	Prior  Prior
 	c      *Consumer
+	owned  context.Context // done when this member lets the record's partition go
 }
 
 // ErrNotOwned: the record's partition went to another member; its run must not start here.
@@ -45,14 +48,14 @@ var ErrNotOwned = errors.New("partition no longer owned by this member")
 func (t *Ticket) Started(ctx context.Context) error {
 	rec := t.Record
 	tp := topicPartition{rec.Topic, rec.Partition}
-	v, ok := t.c.ledger.markStarted(rec)
+	m, ok := t.c.ledger.markStarted(rec)
 	if !ok {
 		return ErrNotOwned
 	}
 	backoff := 50 * time.Millisecond
 	for {
 		t.c.commit(ctx)
-		covered, owned := t.c.ledger.committedVersion(tp, v)
+		covered, owned := t.c.ledger.committedVersion(tp, m)
 		switch {
 		case covered:
 			return nil
@@ -61,6 +64,8 @@ func (t *Ticket) Started(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			// The command will not run: a later commit must not say it may have.
+			t.c.ledger.unmarkStarted(rec, m)
 			return fmt.Errorf("record start of %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, context.Cause(ctx))
 		case <-time.After(backoff):
 		}
@@ -224,7 +229,7 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 		var tickets []*Ticket
 		fetches.EachRecord(func(r *kgo.Record) {
 			if prior, ok := c.ledger.add(r); ok {
-				tickets = append(tickets, &Ticket{Record: r, Prior: prior, c: c})
+				tickets = append(tickets, &Ticket{Record: r, Prior: prior, c: c, owned: c.ledger.ownedCtx(r)})
 			}
 		})
 		c.cl.AllowRebalance()
@@ -236,7 +241,14 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 		for _, t := range tickets {
 			handlers.Go(func() {
 				defer c.opts.Slots.Release(1)
-				if handle(workCtx, t) {
+				// The handler's work ends with workCtx, or when the partition goes to another
+				// member: from then on that member handles the run (as interrupted), so it
+				// must not go on here.
+				hctx, cancel := context.WithCancelCause(workCtx)
+				defer cancel(nil)
+				stop := context.AfterFunc(t.owned, func() { cancel(context.Cause(t.owned)) })
+				defer stop()
+				if handle(hctx, t) {
 					c.ledger.finish(t.Record)
 				} else {
 					c.ledger.abandon(t.Record)
@@ -373,11 +385,14 @@ func (c *Consumer) fetchCommitted(ctx context.Context, cl *kgo.Client, parts map
 
 // onRevoked lets runs of the revoked partitions finish for a while (RevokeWait), commits
 // what finished, then stops tracking them: the new owner then starts after the last
-// finished run instead of running it again.
+// finished run instead of running it again. Runs not started yet do not start any more, and
+// runs still going when it releases the partitions are cancelled: the new owner handles them
+// as interrupted, so they must not go on here too.
 func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	if len(revoked) == 0 {
 		return // cooperative rebalances call this with nothing revoked
 	}
+	c.ledger.revoking(revoked)
 	c.log.Info("partitions revoked", zap.Any("partitions", revoked))
 	wctx, cancelWait := context.WithTimeout(ctx, c.opts.RevokeWait)
 	if !c.ledger.waitFinished(wctx, revoked) {
@@ -390,7 +405,8 @@ func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[str
 	c.ledger.release(revoked)
 }
 
-// onLost releases without committing: another member may already own these partitions.
+// onLost releases without committing: another member may already own these partitions, so
+// their runs still going here are cancelled.
 func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	c.log.Warn("partitions lost", zap.Any("partitions", lost))
 	c.ledger.release(lost)

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -56,7 +57,15 @@ type partitionLedger struct {
 	// then from our commits).
 	committed snapshot
 	highWater int64
+	// owned ends when this member lets the partition go (revoked after RevokeWait, or lost):
+	// a run of it still going then is another member's to handle, so it must stop here.
+	owned    context.Context
+	disown   context.CancelCauseFunc
+	revoking bool // a revoke is waiting for runs: no new command may start
 }
+
+// errDisowned is why runs of a partition this member let go are cancelled.
+var errDisowned = errors.New("partition reassigned to another agent")
 
 type entry struct {
 	rec       *kgo.Record
@@ -84,10 +93,13 @@ func (l *ledger) assign(parts map[topicPartition]assigned) {
 		if _, ok := l.parts[tp]; ok {
 			continue
 		}
+		owned, disown := context.WithCancelCause(context.Background())
 		l.parts[tp] = &partitionLedger{
 			prior:     a.progress,
 			lastSeen:  -1,
 			committed: snapshot{offset: kgo.EpochOffset{Epoch: -1, Offset: a.offset}, meta: a.meta},
+			owned:     owned,
+			disown:    disown,
 		}
 	}
 }
@@ -99,9 +111,39 @@ func (l *ledger) release(revoked map[string][]int32) {
 	defer l.mu.Unlock()
 	for topic, parts := range revoked {
 		for _, p := range parts {
-			delete(l.parts, topicPartition{topic, p})
+			tp := topicPartition{topic, p}
+			if pl, ok := l.parts[tp]; ok {
+				pl.disown(errDisowned)
+				delete(l.parts, tp)
+			}
 		}
 	}
+}
+
+// revoking marks partitions whose revoke has begun: runs of theirs not started yet must not
+// start (they would be cut off when the partition goes), so the revoke need not wait for them.
+func (l *ledger) revoking(revoked map[string][]int32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for topic, parts := range revoked {
+		for _, p := range parts {
+			if pl, ok := l.parts[topicPartition{topic, p}]; ok {
+				pl.revoking = true
+			}
+		}
+	}
+}
+
+// ownedCtx is done when this member lets rec's partition go (at once if it has already).
+func (l *ledger) ownedCtx(rec *kgo.Record) context.Context {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if pl, ok := l.parts[topicPartition{rec.Topic, rec.Partition}]; ok {
+		return pl.owned
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errDisowned)
+	return ctx
 }
 
 func (l *ledger) owns(topic string, partition int32) bool {
@@ -136,20 +178,44 @@ func (l *ledger) add(rec *kgo.Record) (prior Prior, ok bool) {
 	return prior, true
 }
 
+// startMark is a start recorded by markStarted: the ownership (partition ledger) it was
+// recorded in, the version that must be committed, and whether this call set the mark.
+type startMark struct {
+	pl      *partitionLedger
+	version uint64
+	set     bool
+}
+
 // markStarted records that rec's command is about to run; the returned version must be
 // committed before it does.
-func (l *ledger) markStarted(rec *kgo.Record) (version uint64, ok bool) {
+func (l *ledger) markStarted(rec *kgo.Record) (m startMark, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	pl, e := l.find(rec)
-	if e == nil {
-		return 0, false
+	if e == nil || pl.revoking {
+		return startMark{}, false
 	}
 	if !e.started {
 		e.started = true
 		pl.version++
+		m.set = true
 	}
-	return pl.version, true
+	m.pl, m.version = pl, pl.version
+	return m, true
+}
+
+// unmarkStarted takes back a start this member recorded and gave up on before the command
+// ran: later commits must not tell the next owner that the run may have executed.
+func (l *ledger) unmarkStarted(rec *kgo.Record, m startMark) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !m.set {
+		return // an earlier owner's mark: it stays
+	}
+	if pl, e := l.find(rec); e != nil && pl == m.pl && e.started && !e.done {
+		e.started = false
+		pl.version++
+	}
 }
 
 // finish marks a record's work as done and advances its partition's commit past every
@@ -270,15 +336,17 @@ func (l *ledger) committed(tp topicPartition, s snapshot) {
 	}
 }
 
-// committedVersion says whether the partition's commit includes version v.
-func (l *ledger) committedVersion(tp topicPartition, v uint64) (covered, owned bool) {
+// committedVersion says whether the partition's commit includes the start m. A partition
+// released and assigned again since is a new ownership whose versions count anew: the start
+// belonged to the old one, so it is not owned.
+func (l *ledger) committedVersion(tp topicPartition, m startMark) (covered, owned bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	pl, ok := l.parts[tp]
-	if !ok {
+	if !ok || pl != m.pl {
 		return false, false
 	}
-	return pl.committed.version >= v, true
+	return pl.committed.version >= m.version, true
 }
 
 // setHighWater notes a partition's high watermark from a fetch.

@@ -1,0 +1,292 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/port-runner/port-runner/executor"
+)
+
+const testTopic = "runs"
+
+// fakeCluster is an in-process kfake broker with testTopic of the given partitions, holding
+// one record per partition.
+func fakeCluster(t *testing.T, partitions int32) *kfake.Cluster {
+	t.Helper()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, testTopic), kfake.GroupMinSessionTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	prod, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for p := range partitions {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Topic: testTopic, Partition: p, Value: []byte("run")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return kc
+}
+
+func newTestConsumer(t *testing.T, kc *kfake.Cluster, group string, opts Options) *Consumer {
+	t.Helper()
+	opts.Brokers = kc.ListenAddrs()
+	opts.Topic = testTopic
+	opts.Group = group
+	opts.StartOffset = "earliest"
+	if opts.Slots == nil {
+		opts.Slots = executor.NewPool(4, nil)
+	}
+	opts.ClientOpts = append(opts.ClientOpts, kgo.HeartbeatInterval(100*time.Millisecond))
+	c, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// committedMeta reads what the broker has for the group's partition.
+func committedMeta(t *testing.T, kc *kfake.Cluster, group string, p int32) (int64, string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resps, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ok := resps.Lookup(testTopic, p)
+	if !ok {
+		return -1, ""
+	}
+	return r.At, r.Metadata
+}
+
+// failCommits makes the broker refuse offset commits (a partition-level error, as during a
+// rebalance) while on is true, and counts the refusals.
+func failCommits(kc *kfake.Cluster, on *atomic.Bool, refused *atomic.Int32, hook func()) {
+	kc.ControlKey(kmsg.OffsetCommit.Int16(), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		if !on.Load() {
+			return nil, nil, false
+		}
+		req := kr.(*kmsg.OffsetCommitRequest)
+		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.RebalanceInProgress.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		if hook != nil {
+			hook()
+		}
+		refused.Add(1)
+		return resp, nil, true
+	})
+}
+
+// A run whose "started" mark never reached the broker did not start: when Started gives up
+// (the agent stops while commits fail), the mark must not go out with a later commit, or the
+// next owner closes a run that never ran as "interrupted" instead of running it.
+func TestStartedGivenUpLeavesNoStartedMark(t *testing.T) {
+	kc := fakeCluster(t, 1)
+	var failing atomic.Bool
+	var refused atomic.Int32
+	firstRefused := make(chan struct{})
+	var once sync.Once
+	failing.Store(true)
+	failCommits(kc, &failing, &refused, func() { once.Do(func() { close(firstRefused) }) })
+
+	group := "g-started-given-up"
+	c := newTestConsumer(t, kc, group, Options{CommitEvery: time.Hour})
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	startErr := make(chan error, 1)
+	err := c.Run(ctx, context.Background(), func(_ context.Context, tk *Ticket) bool {
+		sctx, giveUp := context.WithCancel(context.Background())
+		go func() {
+			// Give up once a commit carrying the mark has been refused.
+			select {
+			case <-firstRefused:
+				giveUp()
+			case <-sctx.Done():
+			}
+		}()
+		err := tk.Started(sctx)
+		giveUp()
+		startErr <- err
+		failing.Store(false) // the broker is back for the final commit
+		stop()
+		return false // not started: left for the next owner
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-startErr; err == nil {
+		t.Fatal("Started succeeded although every commit was refused")
+	}
+	off, meta := committedMeta(t, kc, group, 0)
+	if strings.Contains(meta, "s=") {
+		t.Fatalf("committed %d %q: a run that never started is marked started", off, meta)
+	}
+}
+
+// A partition lost and assigned back while a start is being committed is a new ownership:
+// the start belonged to the old one and must not count as committed because the new
+// ownership's commits reached the same version number.
+func TestStartedDoesNotTrustAReassignedPartitionsVersions(t *testing.T) {
+	kc := fakeCluster(t, 1)
+	var failing atomic.Bool
+	var refused atomic.Int32
+	var c *Consumer
+	tp := topicPartition{testTopic, 0}
+	failing.Store(true)
+	failCommits(kc, &failing, &refused, func() {
+		if refused.Load() > 0 {
+			return
+		}
+		// While the first commit carrying the start is at the broker: the partition is lost,
+		// then assigned back, and its record polled and started again by the new ownership.
+		c.onLost(context.Background(), nil, map[string][]int32{testTopic: {0}})
+		c.ledger.assign(map[topicPartition]assigned{tp: {offset: -1}})
+		again := &kgo.Record{Topic: testTopic, Partition: 0, Offset: 0}
+		c.ledger.add(again)
+		c.ledger.markStarted(again)
+		c.ledger.abandon(again)
+		failing.Store(false)
+	})
+
+	group := "g-reassigned"
+	c = newTestConsumer(t, kc, group, Options{CommitEvery: time.Hour})
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	startErr := make(chan error, 1)
+	err := c.Run(ctx, context.Background(), func(_ context.Context, tk *Ticket) bool {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		startErr <- tk.Started(sctx)
+		stop()
+		return false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-startErr; !errors.Is(err, ErrNotOwned) {
+		t.Fatalf("Started = %v after the partition changed hands, want ErrNotOwned", err)
+	}
+}
+
+// A run still going when its partition is released (the revoke's wait ran out) belongs to
+// the new owner from then on, which closes it as interrupted or runs it again: it must not
+// go on here, so its handler's context ends. A run not started when the revoke begins does
+// not start: it would only be cut off.
+func TestRevokedPartitionsRunsAreCancelledAtRelease(t *testing.T) {
+	kc := fakeCluster(t, 2)
+	group := "g-revoke-cancels"
+	revokeBegun := make(chan struct{})
+	var once sync.Once
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.DebugLevel),
+		zap.Hooks(func(e zapcore.Entry) error {
+			if e.Message == "partitions revoked" {
+				once.Do(func() { close(revokeBegun) })
+			}
+			return nil
+		}))
+	c := newTestConsumer(t, kc, group, Options{RevokeWait: 200 * time.Millisecond, Logger: log, CommitEvery: time.Hour})
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	work, endWork := context.WithCancel(context.Background())
+	defer endWork()
+
+	running := make(chan struct{}, 2)
+	cancelled := make(chan int32, 2)
+	runErr := make(chan error, 1)
+	go func() {
+		runErr <- c.Run(ctx, work, func(hctx context.Context, tk *Ticket) bool {
+			running <- struct{}{}
+			select {
+			case <-revokeBegun:
+			case <-hctx.Done():
+			}
+			if hctx.Err() == nil && !c.ledger.owns(testTopic, tk.Record.Partition) {
+				t.Error("revoke begun and already released")
+			}
+			// Which partition is being revoked: the one whose start is refused.
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := tk.Started(sctx); errors.Is(err, ErrNotOwned) {
+				<-hctx.Done()
+				if !errors.Is(context.Cause(hctx), errDisowned) {
+					t.Errorf("run of a released partition ended with %v, want errDisowned", context.Cause(hctx))
+				}
+				cancelled <- tk.Record.Partition
+				return false
+			} else if err != nil {
+				t.Errorf("Started on a kept partition = %v", err)
+			}
+			<-hctx.Done() // the kept partition's run goes on until the agent stops
+			return false
+		})
+	}()
+	<-running
+	<-running
+
+	// A second member takes one partition away.
+	other, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(testTopic), kgo.HeartbeatInterval(100*time.Millisecond), kgo.DisableAutoCommit())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	pollCtx, stopPolling := context.WithCancel(context.Background())
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for pollCtx.Err() == nil {
+			other.PollFetches(pollCtx)
+		}
+	}()
+	defer func() { stopPolling(); <-polled }()
+
+	select {
+	case p := <-cancelled:
+		t.Logf("run of revoked partition %d cancelled", p)
+	case <-time.After(20 * time.Second):
+		t.Fatal("a run of a revoked partition started, or still goes after the partition was released")
+	}
+	stop()
+	endWork()
+	if err := <-runErr; err != nil {
+		t.Fatal(err)
+	}
+}
