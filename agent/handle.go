@@ -47,19 +47,26 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		log.Info("skipping a run an earlier owner of the partition closed", zap.String("at", where))
 		return true
 	}
-	if !a.seen.begin(run.ID) {
-		a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate).Inc()
-		log.Info("skipping a run this replica is running or already closed", zap.String("at", where))
-		return true
+	// A second copy of a run this replica is handling waits for the first one's outcome:
+	// finished -> a duplicate; not finished (left for redelivery) -> this copy takes it.
+	for {
+		claimed, running := a.seen.claim(run.ID)
+		if claimed {
+			break
+		}
+		if running == nil {
+			a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate).Inc()
+			log.Info("skipping a run this replica already closed", zap.String("at", where))
+			return true
+		}
+		select {
+		case <-running:
+		case <-work.Done():
+			return false
+		}
 	}
 	finished := false
-	defer func() {
-		if finished {
-			a.seen.finish(run.ID)
-		} else {
-			a.seen.forget(run.ID)
-		}
-	}()
+	defer func() { a.seen.end(run.ID, finished) }()
 
 	rerun := false
 	if t.Prior == consumer.PriorStarted {
@@ -91,9 +98,14 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 	}
 	a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeAccepted).Inc()
 
-	release, err := a.pool.AcquireAction(stop, run.Action)
+	// Waiting for a slot ends at the first signal, or when the partition goes elsewhere.
+	acquireCtx, cancelAcquire := context.WithCancelCause(work)
+	stopAcquire := context.AfterFunc(stop, func() { cancelAcquire(context.Cause(stop)) })
+	release, err := a.pool.AcquireAction(acquireCtx, run.Action)
+	stopAcquire()
+	cancelAcquire(nil)
 	if err != nil {
-		log.Info("not started: agent stopping; left for redelivery", zap.String("at", where))
+		log.Info("not started; left for redelivery", zap.String("at", where), zap.Error(err))
 		return false
 	}
 	defer release()
