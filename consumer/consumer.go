@@ -98,6 +98,10 @@ type Consumer struct {
 	// commitMu orders commits: each carries a snapshot of the ledger, and a newer snapshot
 	// must never reach the broker before an older one.
 	commitMu sync.Mutex
+	// priorMu guards unknownPrior: assigned partitions whose earlier progress could not be
+	// read yet, kept paused (see onAssigned).
+	priorMu      sync.Mutex
+	unknownPrior map[topicPartition]bool
 }
 
 // New creates the Kafka client. It does not connect yet: Run does.
@@ -117,7 +121,7 @@ func New(opts Options) (*Consumer, error) {
 	if opts.OnLag == nil {
 		opts.OnLag = func(int32, int64) {}
 	}
-	c := &Consumer{opts: opts, ledger: newLedger(), log: opts.Logger}
+	c := &Consumer{opts: opts, ledger: newLedger(), log: opts.Logger, unknownPrior: map[topicPartition]bool{}}
 	start := kgo.NewOffset().AtEnd()
 	if opts.StartOffset == "earliest" {
 		start = kgo.NewOffset().AtStart()
@@ -268,6 +272,7 @@ func (c *Consumer) commitLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			c.retryUnknownPrior(ctx)
 			c.commit(ctx)
 			for p, lag := range c.ledger.lags() {
 				c.opts.OnLag(p, lag)
@@ -333,25 +338,85 @@ func (c *Consumer) topicName(name string) string {
 }
 
 // onAssigned reads what earlier owners committed for the new partitions (offset and
-// progress metadata) before fetching starts, so no record is handled without it.
+// progress metadata) before fetching starts, so no record is handled without it. A
+// partition whose progress cannot be read stays paused, and the commit loop keeps asking:
+// handling its records blind could run again what an earlier owner ran.
 func (c *Consumer) onAssigned(ctx context.Context, cl *kgo.Client, assignedParts map[string][]int32) {
 	if len(assignedParts) > 0 {
 		c.log.Info("partitions assigned", zap.Any("partitions", assignedParts))
-		c.ledger.assign(c.fetchCommitted(ctx, cl, assignedParts))
+		known, failed := c.fetchCommitted(ctx, cl, assignedParts, 3)
+		c.priorMu.Lock()
+		c.ledger.assign(known)
+		for tp := range failed {
+			c.unknownPrior[tp] = true
+		}
+		c.priorMu.Unlock()
+		if len(failed) > 0 {
+			cl.PauseFetchPartitions(partitionsOf(failed))
+			c.log.Error("cannot read what earlier owners committed; partitions paused until it can be read",
+				zap.Any("partitions", partitionsOf(failed)))
+		}
+		// A partition paused in an earlier assignment must not stay paused now.
+		cl.ResumeFetchPartitions(partitionsOf(known))
 	}
 	c.joined.Store(true)
 }
 
-func (c *Consumer) fetchCommitted(ctx context.Context, cl *kgo.Client, parts map[string][]int32) map[topicPartition]assigned {
-	out := map[topicPartition]assigned{}
-	for topic, ps := range parts {
-		for _, p := range ps {
-			out[topicPartition{topic, p}] = assigned{offset: -1}
+// retryUnknownPrior asks again for the progress of paused partitions and resumes those it
+// gets, if they are still this member's.
+func (c *Consumer) retryUnknownPrior(ctx context.Context) {
+	c.priorMu.Lock()
+	pending := map[topicPartition]assigned{}
+	for tp := range c.unknownPrior {
+		pending[tp] = assigned{}
+	}
+	c.priorMu.Unlock()
+	if len(pending) == 0 {
+		return
+	}
+	known, _ := c.fetchCommitted(ctx, c.cl, partitionsOf(pending), 1)
+	resumed := map[topicPartition]assigned{}
+	c.priorMu.Lock()
+	for tp, a := range known {
+		if c.unknownPrior[tp] {
+			delete(c.unknownPrior, tp)
+			resumed[tp] = a
 		}
 	}
+	c.ledger.assign(resumed)
+	c.priorMu.Unlock()
+	if len(resumed) > 0 {
+		c.cl.ResumeFetchPartitions(partitionsOf(resumed))
+		c.log.Info("read earlier owners' progress; partitions resumed", zap.Any("partitions", partitionsOf(resumed)))
+	}
+}
+
+// forgetUnknownPrior drops released partitions from those waiting for their progress.
+func (c *Consumer) forgetUnknownPrior(parts map[string][]int32) {
+	c.priorMu.Lock()
+	defer c.priorMu.Unlock()
+	for topic, ps := range parts {
+		for _, p := range ps {
+			delete(c.unknownPrior, topicPartition{topic, p})
+		}
+	}
+}
+
+func partitionsOf[V any](m map[topicPartition]V) map[string][]int32 {
+	out := map[string][]int32{}
+	for tp := range m {
+		out[tp.topic] = append(out[tp.topic], tp.partition)
+	}
+	return out
+}
+
+// fetchCommitted reads the group's committed offsets and progress for parts. known holds
+// the partitions it could read (offset -1: nothing committed yet); failed the others.
+func (c *Consumer) fetchCommitted(ctx context.Context, cl *kgo.Client, parts map[string][]int32, attempts int) (known map[topicPartition]assigned, failed map[topicPartition]bool) {
+	known, failed = map[topicPartition]assigned{}, map[topicPartition]bool{}
 	var resps kadm.OffsetResponses
 	var err error
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 0; attempt < attempts; attempt++ {
 		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		resps, err = kadm.NewClient(cl).FetchOffsets(fctx, c.opts.Group)
 		cancel()
@@ -360,27 +425,35 @@ func (c *Consumer) fetchCommitted(ctx context.Context, cl *kgo.Client, parts map
 		}
 		c.log.Warn("fetch committed offsets", zap.Int("attempt", attempt+1), zap.Error(err))
 	}
-	if err != nil {
-		// Without it, records an earlier owner started look fresh: say so loudly.
-		c.log.Error("could not read what earlier owners committed; runs they started may run again", zap.Error(err))
-		return out
+	for topic, ps := range parts {
+		for _, p := range ps {
+			tp := topicPartition{topic, p}
+			if err != nil {
+				failed[tp] = true
+				continue
+			}
+			r, ok := resps.Lookup(topic, p)
+			switch {
+			case ok && r.Err != nil:
+				c.log.Warn("fetch committed offset", zap.String("topic", topic), zap.Int32("partition", p), zap.Error(r.Err))
+				failed[tp] = true
+				continue
+			case !ok || r.At < 0:
+				known[tp] = assigned{offset: -1} // nothing committed: every record is fresh
+				continue
+			}
+			prog, ours, derr := decodeProgress(r.At, r.Metadata)
+			if derr != nil {
+				c.log.Warn("ignoring unreadable progress metadata", zap.String("topic", topic), zap.Int32("partition", p), zap.Error(derr))
+			}
+			if ours && !prog.empty() {
+				c.log.Info("earlier owner's progress", zap.String("topic", topic), zap.Int32("partition", p),
+					zap.Int64("committed", r.At), zap.Int("started", len(prog.started)), zap.Int("finished", len(prog.finished)))
+			}
+			known[tp] = assigned{offset: r.At, meta: r.Metadata, progress: prog}
+		}
 	}
-	for tp := range out {
-		r, ok := resps.Lookup(tp.topic, tp.partition)
-		if !ok || r.Err != nil || r.At < 0 {
-			continue
-		}
-		prog, ours, err := decodeProgress(r.At, r.Metadata)
-		if err != nil {
-			c.log.Warn("ignoring unreadable progress metadata", zap.String("topic", tp.topic), zap.Int32("partition", tp.partition), zap.Error(err))
-		}
-		if ours && !prog.empty() {
-			c.log.Info("earlier owner's progress", zap.String("topic", tp.topic), zap.Int32("partition", tp.partition),
-				zap.Int64("committed", r.At), zap.Int("started", len(prog.started)), zap.Int("finished", len(prog.finished)))
-		}
-		out[tp] = assigned{offset: r.At, meta: r.Metadata, progress: prog}
-	}
-	return out
+	return known, failed
 }
 
 // onRevoked lets runs of the revoked partitions finish for a while (RevokeWait), commits
@@ -392,6 +465,7 @@ func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[str
 	if len(revoked) == 0 {
 		return // cooperative rebalances call this with nothing revoked
 	}
+	c.forgetUnknownPrior(revoked)
 	c.ledger.revoking(revoked)
 	c.log.Info("partitions revoked", zap.Any("partitions", revoked))
 	wctx, cancelWait := context.WithTimeout(ctx, c.opts.RevokeWait)
@@ -409,6 +483,7 @@ func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[str
 // their runs still going here are cancelled.
 func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	c.log.Warn("partitions lost", zap.Any("partitions", lost))
+	c.forgetUnknownPrior(lost)
 	c.ledger.release(lost)
 	c.joined.Store(false)
 }

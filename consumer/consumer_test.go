@@ -290,3 +290,97 @@ func TestRevokedPartitionsRunsAreCancelledAtRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An earlier owner's progress that cannot be read must not be taken for "nothing started":
+// the partition waits, paused, until it can be read, and its record then comes with the
+// earlier owner's mark.
+func TestUnreadableProgressPausesThePartition(t *testing.T) {
+	kc := fakeCluster(t, 1)
+	group := "g-unreadable-progress"
+	// The dead owner's last commit: offset 0, and the run at offset 0 started.
+	adminCl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adminCl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	planted := kadm.Offsets{}
+	planted.Add(kadm.Offset{Topic: testTopic, Partition: 0, At: 0, LeaderEpoch: -1, Metadata: metaPrefix + " s=0"})
+	if _, err := kadm.NewClient(adminCl).CommitOffsets(ctx, group, planted); err != nil {
+		t.Fatal(err)
+	}
+
+	// Refuse the agent's own progress lookups (they ask for the whole group), not the
+	// client's internal offset fetch (which names its partitions).
+	var failing atomic.Bool
+	var refused atomic.Int32
+	failing.Store(true)
+	kc.ControlKey(kmsg.OffsetFetch.Int16(), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		req := kr.(*kmsg.OffsetFetchRequest)
+		all := req.Topics == nil // before v8
+		if len(req.Groups) > 0 { // v8+: the request's groups say
+			all = false
+			for _, g := range req.Groups {
+				all = all || g.Topics == nil
+			}
+		}
+		if !failing.Load() || !all {
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		for _, g := range req.Groups {
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group = g.Group
+			rg.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		refused.Add(1)
+		return resp, nil, true
+	})
+
+	c := newTestConsumer(t, kc, group, Options{CommitEvery: 50 * time.Millisecond})
+	runCtx, stop := context.WithCancel(context.Background())
+	defer stop()
+	priors := make(chan Prior, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Run(runCtx, context.Background(), func(_ context.Context, tk *Ticket) bool {
+			priors <- tk.Prior
+			return true
+		})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c.priorMu.Lock()
+		paused := len(c.unknownPrior) > 0
+		c.priorMu.Unlock()
+		if paused && refused.Load() >= 3 {
+			break
+		}
+		select {
+		case p := <-priors:
+			t.Fatalf("record handled (prior %v) while the earlier owner's progress was unreadable", p)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("partition never paused (refused %d lookups)", refused.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	failing.Store(false) // the lookup works again: the commit loop reads it and resumes
+	select {
+	case p := <-priors:
+		if p != PriorStarted {
+			t.Fatalf("record came as %v, want %v (the earlier owner started it)", p, PriorStarted)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("partition never resumed")
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
