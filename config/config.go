@@ -104,6 +104,11 @@ type PortAPI struct {
 	Allow []string `yaml:"allow"`
 }
 
+// MaxConcurrentLimit bounds the pool of one replica: each running run is one entry in its
+// partition's commit metadata, which Kafka caps at 4 KiB (offset.metadata.max.bytes), and
+// 100 runs plus an earlier owner's as many stay well inside it (consumer/meta_test.go).
+const MaxConcurrentLimit = 100
+
 // MaxRequestBytes is Port's limit for one request body; a log batch must leave room
 // for the JSON envelope around it.
 const MaxRequestBytes = 1 << 20
@@ -260,6 +265,8 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 	}
 	if c.Executor.MaxConcurrent < 1 {
 		add(problem("executor.maxConcurrent", "must be at least 1, got %d", c.Executor.MaxConcurrent))
+	} else if c.Executor.MaxConcurrent > MaxConcurrentLimit {
+		add(problem("executor.maxConcurrent", "at most %d per replica (scale out with replicas), got %d", MaxConcurrentLimit, c.Executor.MaxConcurrent))
 	}
 	if c.Executor.ShutdownTimeout < 0 {
 		add(problem("executor.shutdownTimeout", "must not be negative"))

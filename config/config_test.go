@@ -500,6 +500,7 @@ func TestValidateProblems(t *testing.T) {
 		{"sasl without password", func(c *Config) { c.Kafka.SASL = SASL{Mechanism: "SCRAM-SHA-512", Username: "u"} }, "kafka.sasl.password"},
 		{"missing caFile", func(c *Config) { c.Kafka.TLS.CAFile = filepath.Join(dir, "nope.pem") }, "kafka.tls.caFile"},
 		{"maxConcurrent negative", func(c *Config) { c.Executor.MaxConcurrent = -1 }, "executor.maxConcurrent"},
+		{"maxConcurrent over the metadata-safe limit", func(c *Config) { c.Executor.MaxConcurrent = MaxConcurrentLimit + 1 }, "executor.maxConcurrent"},
 		{"shutdownTimeout negative", func(c *Config) { c.Executor.ShutdownTimeout = -1 }, "executor.shutdownTimeout"},
 		{"flushInterval negative", func(c *Config) { c.Logs.FlushInterval = -1 }, "logs.flushInterval"},
 		{"maxBatchBytes over the limit", func(c *Config) { c.Logs.MaxBatchBytes = maxBatchLimit + 1 }, "logs.maxBatchBytes"},

@@ -56,3 +56,22 @@ func FuzzDecodeProgress(f *testing.F) {
 		}
 	})
 }
+
+// TestProgressFitsKafkasMetadataLimit: the worst case for executor.maxConcurrent = 100 (its
+// limit): this member's 100 unfinished runs interleaved with finished ones, far apart, plus
+// as many marks carried from an earlier owner, still encode under Kafka's 4 KiB default.
+func TestProgressFitsKafkasMetadataLimit(t *testing.T) {
+	const pool = 100
+	p := progress{started: map[int64]bool{}, finished: map[int64]bool{}}
+	off := int64(0)
+	for i := 0; i < 2*pool; i++ { // ours and the earlier owner's
+		off += 36 * 36 * 36 * 36 * 10 // five base-36 digits per delta by the end
+		p.started[off] = true
+		p.finished[off+1] = true
+	}
+	meta := encodeProgress(0, p)
+	if len(meta) > maxMetaBytes {
+		t.Fatalf("worst-case progress for a pool of %d is %d bytes, over Kafka's %d", pool, len(meta), maxMetaBytes)
+	}
+	t.Logf("worst case for a pool of %d: %d bytes of %d", pool, len(meta), maxMetaBytes)
+}
