@@ -251,12 +251,17 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 		if grace <= 0 {
 			grace = DefaultKillGrace
 		}
-		killGroup(pid, syscall.SIGTERM)
+		killGroup(pid, syscall.SIGTERM) // a shim passes it on to the command's group
 		t := time.NewTimer(grace)
 		select {
 		case <-exited:
 		case <-t.C:
-			killGroup(pid, syscall.SIGKILL)
+			if len(spec.Shim) > 0 {
+				// SIGKILL cannot be passed on: the shim kills the command's group itself.
+				_ = syscall.Kill(pid, shimKillSignal)
+			} else {
+				killGroup(pid, syscall.SIGKILL)
+			}
 			<-exited
 		}
 		t.Stop()

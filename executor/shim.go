@@ -15,20 +15,26 @@ import (
 // command's shim (see RunShim). cmd/port-runner dispatches it before anything else.
 const ShimCommand = "__port-runner-exec-shim"
 
-// shimDeathSignal is the shim's Pdeathsig: a signal nothing else sends it, so the shim can
-// tell "the agent died" from the group-wide SIGTERM of a timeout or cancel.
-const shimDeathSignal = syscall.SIGUSR2
-
-// shimDeathGrace is how long, after the agent died, the command's group gets between
-// SIGTERM and SIGKILL.
-const shimDeathGrace = 5 * time.Second
+const (
+	// shimDeathSignal is the shim's Pdeathsig: the agent died.
+	shimDeathSignal = syscall.SIGUSR2
+	// shimKillSignal asks the shim to SIGKILL the command's group (the executor's
+	// escalation after KillGrace; SIGKILL itself cannot be caught and passed on).
+	shimKillSignal = syscall.SIGUSR1
+	// shimDeathGrace is how long, after the agent died, the command's group gets between
+	// SIGTERM and SIGKILL.
+	shimDeathGrace = 5 * time.Second
+)
 
 // RunShim is the shim's main: args are "--", the resolved path, then the command's argv.
 //
-// Why a shim: Pdeathsig reaches only the agent's direct child. Without the shim, a
-// command's own children (a shell's `terraform apply`) would keep working after the agent
-// died. The shim leads the command's process group, gets Pdeathsig, and on it takes the
-// whole group down; otherwise it only waits and passes the command's exit status on.
+// Why a shim: Pdeathsig reaches only the agent's direct child, so without one a command's
+// own children (a shell's `terraform apply`) would keep working after the agent died. The
+// shim runs the command in a process group of its own and owns that group's end: it passes
+// the executor's signals on, kills the group when asked, when the command's leader exits
+// (as the executor does without a shim), and when the agent dies (its Pdeathsig). The shim
+// stays out of the command's group, so killing the group never kills the shim before it
+// has reported how the command ended.
 func RunShim(args []string) int {
 	if len(args) < 3 || args[0] != "--" {
 		fmt.Fprintln(os.Stderr, "port-runner exec shim: usage: -- PATH ARGV0 [ARG...]")
@@ -37,43 +43,50 @@ func RunShim(args []string) int {
 	path, argv := args[1], args[2:]
 	parent := os.Getppid()
 
-	// The executor signals the whole group on timeout or cancel; the command gets those
-	// signals itself, so the shim rides them out and reports how the command ended.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, shimDeathSignal)
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, shimKillSignal, shimDeathSignal)
 
-	cmd := &exec.Cmd{Path: path, Args: argv, Env: os.Environ(), Stdin: nil, Stdout: os.Stdout, Stderr: os.Stderr}
-	// The command stays in the shim's group (no Setpgid), so one kill reaches it all.
+	cmd := &exec.Cmd{
+		Path: path, Args: argv, Env: os.Environ(), Stdout: os.Stdout, Stderr: os.Stderr,
+		// If the shim itself is killed, the command's leader goes with it.
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
+	}
 	runtime.LockOSThread() // Pdeathsig follows the forking thread (see executor.Run)
-	err := cmd.Start()
-	if err != nil {
+	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "could not start: %v\n", err)
 		return 127
 	}
-	if os.Getppid() != parent {
-		killOwnGroup() // the agent died while we started
+	pgid := cmd.Process.Pid
+	exited := make(chan struct{})
+	go func() {
+		waitExitNoReap(pgid) // the leader stays unreaped, so pgid cannot be reused meanwhile
+		close(exited)
+	}()
+	agentGone := func() {
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		time.AfterFunc(shimDeathGrace, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	if os.Getppid() != parent {
+		agentGone() // the agent died while the command started
+	}
 	for {
 		select {
-		case <-done:
+		case <-exited:
+			// The run is over when its command is: nothing of it may go on unobserved.
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			_ = cmd.Wait()
 			return shimExit(cmd.ProcessState)
 		case s := <-sigs:
-			if s != shimDeathSignal && os.Getppid() == parent {
-				continue // the executor's own group signal: the command has it too
+			switch {
+			case s == shimDeathSignal || os.Getppid() != parent:
+				agentGone()
+			case s == shimKillSignal:
+				_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			default:
+				_ = syscall.Kill(-pgid, s.(syscall.Signal)) // the executor's SIGTERM, passed on
 			}
-			killOwnGroup()
 		}
 	}
-}
-
-// killOwnGroup ends the command's process group after the agent died: SIGTERM, then SIGKILL
-// after a grace period. The shim is in the group but ignores SIGTERM; the SIGKILL ends it too.
-func killOwnGroup() {
-	pgid := syscall.Getpgrp()
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	time.AfterFunc(shimDeathGrace, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
 }
 
 // shimExit passes the command's end on: its exit code, or death by the same signal.

@@ -89,3 +89,15 @@ func TestShimTakesTheGroupDownWhenTheAgentDies(t *testing.T) {
 		waitFor(t, 10*time.Second, "the killed agent's command and grandchild to die", func() bool { return processGone(pid) })
 	}
 }
+
+// TestShimCleansUpWhenTheCommandExits: the command's group is the shim's to end. A
+// grandchild left behind is killed by the shim itself as the command exits, so it does not
+// depend on the agent surviving that moment.
+func TestShimCleansUpWhenTheCommandExits(t *testing.T) {
+	res, out := run(t, context.Background(), Spec{Argv: []string{"sh", "-c", "sleep 60 & echo $!"}, Shim: shim()})
+	if !res.Success {
+		t.Fatalf("%+v %q", res, out)
+	}
+	pid := firstInt(t, out)
+	waitFor(t, 5*time.Second, "the grandchild to be killed with its run", func() bool { return processGone(pid) })
+}
