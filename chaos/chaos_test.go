@@ -328,7 +328,7 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pids: %v", err)
 	}
-	t.Logf("command processes: %d started for %d runs; %d run(s) started more than once", started, countFiles(pidsDir), len(reexecuted))
+	t.Logf("processes recorded: %d (commands and their grandchildren) for %d runs; %d run(s) started more than once", started, countFiles(pidsDir), len(reexecuted))
 	if len(reexecuted) > 0 {
 		t.Errorf("%d run(s) whose command started more than once (onInterrupted: fail never re-executes a started run): %s", len(reexecuted), sample(reexecuted))
 	}
