@@ -117,7 +117,7 @@ const MaxRequestBytes = 1 << 20
 // even when a line is escape-heavy (see reporter): half the request leaves room for escaping.
 const maxBatchLimit = 512 << 10
 
-// Defaults fills every unset field with its documented default.
+// applyDefaults fills every unset field with its documented default.
 func (c *Config) applyDefaults() {
 	if c.Port.BaseURL == "" {
 		c.Port.BaseURL = "https://api.getport.io"

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	"github.com/port-runner/port-runner/config"
 	"github.com/port-runner/port-runner/emulator"
 	"github.com/port-runner/port-runner/examples"
+	"github.com/port-runner/port-runner/runmsg"
 )
 
 const (
@@ -109,6 +111,10 @@ func Run(ctx context.Context, out, logOut io.Writer) error {
 		return fmt.Errorf("embedded config: %w", err)
 	}
 	cfg.ResolveCommands(dir)
+	// The same checks as `port-runner validate`, so the demo never runs a config users could not.
+	if err := cfg.Validate(runmsg.CompileSelector, exec.LookPath); err != nil {
+		return fmt.Errorf("embedded config:\n%w", err)
+	}
 
 	log := zap.New(zapcoreFor(logOut))
 	ag, err := agent.New(cfg, agent.Deps{Logger: log, MetricsAddr: "-"})
@@ -116,9 +122,16 @@ func Run(ctx context.Context, out, logOut io.Writer) error {
 		return err
 	}
 	agentCtx, stopAgent := context.WithCancel(ctx)
+	// Waiting for runs ends when the agent returns, so an agent that fails at start fails the
+	// demo at once. agentErr is read only after wg.Wait.
+	waitCtx, stopWaiting := context.WithCancel(ctx)
+	defer stopWaiting()
 	var agentErr error
 	var wg sync.WaitGroup
-	wg.Go(func() { agentErr = ag.Run(agentCtx, ctx) })
+	wg.Go(func() {
+		defer stopWaiting()
+		agentErr = ag.Run(agentCtx, ctx)
+	})
 	defer func() { stopAgent(); wg.Wait() }()
 
 	fmt.Fprintf(out, "port-runner demo: Kafka (in-process) %s, Port API emulator %s, actions from examples/config.yaml\n\n", brokers[0], baseURL)
@@ -133,8 +146,10 @@ func Run(ctx context.Context, out, logOut io.Writer) error {
 
 	var failed []string
 	for i, tr := range triggers {
-		run, err := emu.WaitRun(ctx, ids[i], func(r emulator.RunState) bool { return r.Status != "IN_PROGRESS" })
+		run, err := emu.WaitRun(waitCtx, ids[i], func(r emulator.RunState) bool { return r.Status != "IN_PROGRESS" })
 		if err != nil {
+			stopAgent()
+			wg.Wait()
 			return fmt.Errorf("run %s (%s) did not end: %w (agent: %v)", ids[i], tr.action, err, agentErr)
 		}
 		printRun(out, run, tr)

@@ -43,6 +43,9 @@ type Options struct {
 	Now func() time.Time
 	// Logf, when set, receives one line per request.
 	Logf func(format string, args ...any)
+	// MaxRequests bounds how many requests Requests() keeps, oldest dropped first, so a
+	// long-running standalone emulator does not grow without end; 0 keeps every one (tests).
+	MaxRequests int
 }
 
 // Emulator is a fake Port API. All methods are safe for concurrent use.

@@ -757,3 +757,14 @@ func topKeys(t *testing.T, msg []byte) []string {
 	}
 	return keys
 }
+
+func TestMaxRequestsKeepsTheLatest(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.MaxRequests = 2 })
+	for _, p := range []string{"/v1/first", "/v1/second", "/v1/third"} {
+		f.do(t, "GET", p, "", nil)
+	}
+	reqs := f.e.Requests()
+	if len(reqs) != 2 || reqs[0].Path != "/v1/second" || reqs[1].Path != "/v1/third" {
+		t.Fatalf("requests kept: %+v, want the last two", reqs)
+	}
+}

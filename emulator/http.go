@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,9 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: bw.status,
 		Body: body, At: now, Token: bearer(r),
 	})
+	if n := e.opts.MaxRequests; n > 0 && len(e.requests) > n {
+		e.requests = slices.Delete(e.requests, 0, len(e.requests)-n)
+	}
 	e.mu.Unlock()
 	e.logf("emulator: %s %s -> %d", r.Method, r.URL.Path, bw.status)
 
@@ -469,20 +473,34 @@ func (e *Emulator) Start(ctx context.Context, addr string) (string, func() error
 		return "", nil, err
 	}
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan error, 1)
+	served := make(chan error, 1)
+	serveDone := make(chan struct{})
 	go func() {
-		err := srv.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		done <- err
+		served <- srv.Serve(ln)
+		close(serveDone)
 	}()
+	// wait owns both goroutines: it returns once the shutdown has finished too, not only
+	// once Serve has stopped accepting.
+	stopped := make(chan struct{})
 	go func() {
-		<-ctx.Done()
+		defer close(stopped)
+		select {
+		case <-ctx.Done():
+		case <-serveDone:
+			return // Serve failed on its own: nothing left to shut down
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(sctx)
+		if srv.Shutdown(sctx) != nil {
+			_ = srv.Close() // connections still busy after the grace: cut them
+		}
 	}()
-	wait := sync.OnceValue(func() error { return <-done })
+	wait := sync.OnceValue(func() error {
+		<-stopped
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
 	return "http://" + ln.Addr().String(), wait, nil
 }

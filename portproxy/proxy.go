@@ -203,7 +203,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log := p.log.With(zap.String("run_id", g.runID), zap.String("action", g.action), zap.String("method", r.Method), zap.String("path", r.URL.Path))
-	if !methods[r.Method] {
+	if !proxiedMethod(r.Method) {
 		w.Header().Set("Allow", "GET, POST, PUT, PATCH, DELETE")
 		writeErr(w, apiErr{http.StatusMethodNotAllowed, "method_not_allowed", "method " + r.Method + " is not proxied"})
 		return

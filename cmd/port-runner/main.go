@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -150,7 +151,8 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	defer func() { _ = log.Sync() }()
 
-	stop, kill := signalContexts(log)
+	stop, kill, stopSignals := signalContexts(log)
+	defer stopSignals()
 	deps := agent.Deps{Logger: log}
 	if exe, err := os.Executable(); err == nil {
 		deps.Shim = []string{exe, executor.ShimCommand}
@@ -173,22 +175,37 @@ func cmdRun(args []string, stderr io.Writer) int {
 }
 
 // signalContexts returns stop, done at the first SIGTERM/SIGINT (drain), and kill, done at
-// the second (cancel running commands at once).
-func signalContexts(log *zap.Logger) (stop, kill context.Context) {
+// the second (cancel running commands at once). release stops listening and waits for the
+// signal goroutine, so it never outlives the command that started it.
+func signalContexts(log *zap.Logger) (stop, kill context.Context, release func()) {
 	stop, stopFn := context.WithCancel(context.Background())
 	kill, killFn := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	// This goroutine lives as long as the process: it is the process's signal owner.
-	go func() {
-		s := <-sigs
-		log.Info("signal received: draining; a second signal cancels running commands", zap.String("signal", s.String()))
+	done := make(chan struct{})
+	var watcher sync.WaitGroup
+	watcher.Go(func() {
+		select {
+		case s := <-sigs:
+			log.Info("signal received: draining; a second signal cancels running commands", zap.String("signal", s.String()))
+			stopFn()
+		case <-done:
+			return
+		}
+		select {
+		case s := <-sigs:
+			log.Warn("second signal: cancelling running commands", zap.String("signal", s.String()))
+			killFn()
+		case <-done:
+		}
+	})
+	return stop, kill, func() {
+		signal.Stop(sigs)
+		close(done)
+		watcher.Wait()
 		stopFn()
-		s = <-sigs
-		log.Warn("second signal: cancelling running commands", zap.String("signal", s.String()))
 		killFn()
-	}()
-	return stop, kill
+	}
 }
 
 func newLogger() (*zap.Logger, error) {
@@ -241,7 +258,8 @@ func cmdEmulator(args []string, stderr io.Writer) int {
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
-	opts := emulator.Options{ClientID: *id, ClientSecret: *secret, OrgID: *org, Budget: *budget,
+	// It may run for days (docker compose): keep only the latest requests in memory.
+	opts := emulator.Options{ClientID: *id, ClientSecret: *secret, OrgID: *org, Budget: *budget, MaxRequests: 10000,
 		Logf: func(f string, a ...any) { log.Sugar().Infof(f, a...) }}
 	if *brokers != "" {
 		producer, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*brokers, ",")...), kgo.AllowAutoTopicCreation())
