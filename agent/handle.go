@@ -69,32 +69,38 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 	defer func() { a.seen.end(run.ID, finished) }()
 
 	rerun := false
-	if t.Prior == consumer.PriorStarted {
-		// An earlier owner started this run and never recorded its end: only Port knows
-		// whether it was closed. This is the one case that costs a Port request up front.
+	if t.Prior == consumer.PriorStarted || t.Prior == consumer.PriorUnknown {
+		// An earlier owner started this run and never recorded its end, or nothing says
+		// whether anyone ran it: only Port knows whether it was closed. These are the only
+		// cases that cost a Port request up front.
 		pr, err := a.api.GetRun(report, run.ID)
 		switch {
 		case permanent(err):
 			// Port refuses to say (the run is unknown to it, say): nothing can be reported
 			// for this run, and retrying later cannot change that.
 			a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeInvalid).Inc()
-			log.Error("Port refused the lookup of an interrupted run; skipping it", zap.Error(err))
+			log.Error("Port refused the lookup of the run; skipping it", zap.String("prior", t.Prior.String()), zap.Error(err))
 			finished = true
 			return true
 		case err != nil:
-			log.Error("cannot tell whether an interrupted run was closed; left for redelivery", zap.Error(err))
+			log.Error("cannot tell whether the run was closed; left for redelivery", zap.String("prior", t.Prior.String()), zap.Error(err))
 			return false
 		case pr.Terminated():
 			a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate).Inc()
-			log.Info("skipping a run an earlier owner started and Port shows terminated", zap.String("at", where), zap.String("status", pr.Status))
+			log.Info("skipping a run Port shows terminated", zap.String("at", where), zap.String("prior", t.Prior.String()), zap.String("status", pr.Status))
 			finished = true
 			return true
+		case t.Prior == consumer.PriorUnknown:
+			// Open in Port and nobody recorded starting it: it runs as a fresh run.
 		case act.cfg.OnInterrupted != "rerun":
-			a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeAccepted).Inc()
 			finished = a.closeInterrupted(report, run.ID, run.Action, log)
+			if finished {
+				a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeAccepted).Inc()
+			}
 			return finished
+		default:
+			rerun = true
 		}
-		rerun = true
 	}
 	a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeAccepted).Inc()
 
@@ -178,7 +184,6 @@ const interruptedLabel = "interrupted: the agent running it stopped"
 
 // closeInterrupted closes, as FAILURE, a run an earlier agent started and never finished.
 func (a *Agent) closeInterrupted(report context.Context, runID, action string, log *zap.Logger) bool {
-	a.metrics.RunsTotal.WithLabelValues(action, "failure").Inc()
 	runLog := a.reporter.Start(report, runID, nil, zap.String("action", action))
 	err := runLog.Close(report, reporter.Outcome{
 		Label:   interruptedLabel,
@@ -192,6 +197,7 @@ func (a *Agent) closeInterrupted(report context.Context, runID, action string, l
 		log.Error("interrupted run not closed in Port; left for redelivery", zap.Error(err))
 		return false
 	}
+	a.metrics.RunsTotal.WithLabelValues(action, "failure").Inc()
 	log.Warn("closed a run interrupted by a stopped agent", zap.String("label", interruptedLabel))
 	return true
 }

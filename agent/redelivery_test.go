@@ -272,3 +272,47 @@ func TestRunUnknownToPortDoesNotStallThePartition(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNewGroupFromEarliestSkipsClosedRuns: a new group reading from the earliest offset
+// finds runs that were handled before (under another group, or by hand): nothing committed
+// says so, so Port is asked. Closed ones are never executed again; open ones run.
+func TestNewGroupFromEarliestSkipsClosedRuns(t *testing.T) {
+	h := newHarness(t, 1)
+	record := filepath.Join(t.TempDir(), "executed")
+	script := writeScript(t, `echo "$PORT_RUN_ID" >> "$1"`)
+	cfg := h.config(t, fmt.Sprintf(`
+  create_microservice: {command: [%q, %q]}
+`, script, record))
+	for _, id := range []string{"r_closed_long_ago", "r_still_open"} {
+		h.emu.RegisterRun(id, "create_microservice")
+		h.cluster.Produce(t, h.topic, nil, sign(t, fmt.Sprintf(`{"action":"create_microservice","context":{"runId":%q},"payload":{"properties":{}}}`, id)))
+	}
+	api, err := portapi.New(portapi.Options{BaseURL: h.baseURL, ClientID: "test-client", ClientSecret: vectorSecret, RequestsPerSecond: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := api.CloseRun(ctx, "r_closed_long_ago", portapi.Closing{Message: "done elsewhere", TerminationStatus: "SUCCESS"}); err != nil {
+		t.Fatal(err)
+	}
+
+	stop := h.start(t, cfg) // a new group, startOffset: earliest
+	if run := waitTerminated(t, h.emu, "r_still_open"); run.Status != "SUCCESS" {
+		t.Fatalf("r_still_open: %+v", run)
+	}
+	waitFor(t, "the closed run to be skipped", 20*time.Second, func() bool {
+		return testutil.ToFloat64(h.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate)) == 1
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := h.emu.Run("r_closed_long_ago"); r.Terminations != 1 || r.RejectedTerminations != 0 || len(r.Logs) != 1 {
+		t.Errorf("a closed run was touched again: %+v", r)
+	}
+	got, _ := os.ReadFile(record)
+	if strings.TrimSpace(string(got)) != "r_still_open" {
+		t.Errorf("executed %q, want only r_still_open", got)
+	}
+	assertCommittedToEnd(t, h)
+}

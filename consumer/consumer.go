@@ -425,6 +425,32 @@ func (c *Consumer) fetchCommitted(ctx context.Context, cl *kgo.Client, parts map
 		}
 		c.log.Warn("fetch committed offsets", zap.Int("attempt", attempt+1), zap.Error(err))
 	}
+	// Where nothing trustworthy was committed, the records already in the partition may
+	// have been handled under another group or by an agent whose marks are unreadable: they
+	// come as PriorUnknown, up to the end offset now.
+	var ends kadm.ListedOffsets
+	endsFor := func() (kadm.ListedOffsets, error) {
+		if ends != nil {
+			return ends, nil
+		}
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		var lerr error
+		ends, lerr = kadm.NewClient(cl).ListEndOffsets(lctx, c.opts.Topic)
+		return ends, lerr
+	}
+	unknownUpTo := func(topic string, p int32) (int64, bool) {
+		e, err := endsFor()
+		if err != nil {
+			c.log.Warn("list end offsets", zap.String("topic", topic), zap.Error(err))
+			return 0, false
+		}
+		lo, ok := e.Lookup(topic, p)
+		if !ok || lo.Err != nil {
+			return 0, false
+		}
+		return lo.Offset, true
+	}
 	for topic, ps := range parts {
 		for _, p := range ps {
 			tp := topicPartition{topic, p}
@@ -433,24 +459,39 @@ func (c *Consumer) fetchCommitted(ctx context.Context, cl *kgo.Client, parts map
 				continue
 			}
 			r, ok := resps.Lookup(topic, p)
-			switch {
-			case ok && r.Err != nil:
+			if ok && r.Err != nil {
 				c.log.Warn("fetch committed offset", zap.String("topic", topic), zap.Int32("partition", p), zap.Error(r.Err))
 				failed[tp] = true
 				continue
-			case !ok || r.At < 0:
-				known[tp] = assigned{offset: -1} // nothing committed: every record is fresh
+			}
+			if !ok || r.At < 0 {
+				// Nothing committed: a new group. From the latest offset nothing old is
+				// read; from the earliest, what is already there is unknown.
+				end, ok := unknownUpTo(topic, p)
+				if !ok {
+					failed[tp] = true
+					continue
+				}
+				known[tp] = assigned{offset: -1, unknownBelow: end}
 				continue
 			}
 			prog, ours, derr := decodeProgress(r.At, r.Metadata)
+			a := assigned{offset: r.At, meta: r.Metadata, progress: prog}
 			if derr != nil {
-				c.log.Warn("ignoring unreadable progress metadata", zap.String("topic", topic), zap.Int32("partition", p), zap.Error(derr))
+				c.log.Warn("unreadable progress metadata: records up to the end offset are checked in Port",
+					zap.String("topic", topic), zap.Int32("partition", p), zap.Error(derr))
+				end, ok := unknownUpTo(topic, p)
+				if !ok {
+					failed[tp] = true
+					continue
+				}
+				a.progress, a.unknownBelow = progress{}, end
 			}
-			if ours && !prog.empty() {
+			if ours && !prog.empty() && derr == nil {
 				c.log.Info("earlier owner's progress", zap.String("topic", topic), zap.Int32("partition", p),
 					zap.Int64("committed", r.At), zap.Int("started", len(prog.started)), zap.Int("finished", len(prog.finished)))
 			}
-			known[tp] = assigned{offset: r.At, meta: r.Metadata, progress: prog}
+			known[tp] = a
 		}
 	}
 	return known, failed

@@ -19,10 +19,13 @@ const (
 	PriorStarted
 	// PriorFinished: an earlier owner closed the run; it must not run again.
 	PriorFinished
+	// PriorUnknown: nothing says whether anyone ran it (a new group reading from the
+	// earliest offset, or progress metadata that could not be decoded): only Port knows.
+	PriorUnknown
 )
 
 func (p Prior) String() string {
-	return [...]string{"fresh", "started-before", "finished-before"}[p]
+	return [...]string{"fresh", "started-before", "finished-before", "unknown"}[p]
 }
 
 // ledger tracks, per owned partition, the records handed to the pool, which of them started
@@ -51,6 +54,8 @@ type partitionLedger struct {
 	inflight []*entry // in offset order: records arrive in order per partition
 	lastDone *kgo.Record
 	prior    progress // what earlier owners committed, for offsets not yet polled
+	// unknownBelow: offsets before it with no prior mark are PriorUnknown.
+	unknownBelow int64
 	lastSeen int64    // highest offset registered; -1 before any
 	version  uint64   // bumped on every change the commit carries
 	// committed is what the broker has for this partition (from the fetch at assignment,
@@ -83,6 +88,9 @@ type assigned struct {
 	offset   int64 // -1: none committed
 	meta     string
 	progress progress
+	// unknownBelow: records before this offset that progress does not mention are
+	// PriorUnknown (0: none are).
+	unknownBelow int64
 }
 
 // assign starts tracking partitions this member now owns, with what earlier owners left.
@@ -95,8 +103,9 @@ func (l *ledger) assign(parts map[topicPartition]assigned) {
 		}
 		owned, disown := context.WithCancelCause(context.Background())
 		l.parts[tp] = &partitionLedger{
-			prior:     a.progress,
-			lastSeen:  -1,
+			prior:        a.progress,
+			unknownBelow: a.unknownBelow,
+			lastSeen:     -1,
 			committed: snapshot{offset: kgo.EpochOffset{Epoch: -1, Offset: a.offset}, meta: a.meta},
 			owned:     owned,
 			disown:    disown,
@@ -170,6 +179,8 @@ func (l *ledger) add(rec *kgo.Record) (prior Prior, ok bool) {
 	case pl.prior.started[rec.Offset]:
 		prior = PriorStarted
 		e.started = true
+	case rec.Offset < pl.unknownBelow:
+		prior = PriorUnknown
 	}
 	pl.inflight = append(pl.inflight, e)
 	pl.lastSeen = rec.Offset
