@@ -133,7 +133,7 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		Slots:         a.pool,
 		MaxPoll:       cfg.Executor.MaxConcurrent,
 		Logger:        deps.Logger,
-		OnLag:         deps.Metrics.ObserveLag,
+		OnLags:        deps.Metrics.ObserveLags,
 	})
 	if err != nil {
 		return nil, err
@@ -147,7 +147,13 @@ func (a *Agent) Ready() error {
 		return errors.New("consumer group not joined")
 	}
 	if !a.api.TokenValid() {
-		return errors.New("no valid Port token")
+		// An idle agent's token simply expired: fetch one rather than report a replica
+		// that would work fine as not ready.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		if _, err := a.api.Token(ctx); err != nil {
+			return fmt.Errorf("no valid Port token: %w", err)
+		}
 	}
 	return nil
 }
@@ -245,10 +251,14 @@ func (a *Agent) Run(ctx, kill context.Context) error {
 	cancelReport()
 	watchers.Wait()
 	stopProxy()
-	_ = waitProxy()
+	if perr := waitProxy(); perr != nil {
+		a.log.Warn("port api proxy stopped with an error", zap.Error(perr))
+	}
 	stopServing()
 	if wait != nil {
-		_ = wait()
+		if merr := wait(); merr != nil {
+			a.log.Warn("metrics server stopped with an error", zap.Error(merr))
+		}
 	}
 	return err
 }

@@ -42,10 +42,18 @@ type harness struct {
 
 func newHarness(t *testing.T, partitions int) *harness {
 	t.Helper()
+	return newHarnessWith(t, partitions, func(*emulator.Options) {})
+}
+
+// newHarnessWith lets a test change the emulator's options.
+func newHarnessWith(t *testing.T, partitions int, tune func(*emulator.Options)) *harness {
+	t.Helper()
 	h := &harness{cluster: kafkatest.New(t), metrics: metrics.New()}
 	h.topic = h.cluster.Topic(t, partitions)
 	h.group = h.cluster.Group(t)
-	h.emu = emulator.New(emulator.Options{ClientID: "test-client", ClientSecret: vectorSecret, OrgID: "org_test", Topic: h.topic})
+	opts := emulator.Options{ClientID: "test-client", ClientSecret: vectorSecret, OrgID: "org_test", Topic: h.topic}
+	tune(&opts)
+	h.emu = emulator.New(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	base, wait, err := h.emu.Start(ctx, "127.0.0.1:0")
 	if err != nil {

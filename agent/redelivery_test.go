@@ -16,6 +16,7 @@ import (
 
 	"github.com/port-runner/port-runner/agent"
 	"github.com/port-runner/port-runner/config"
+	"github.com/port-runner/port-runner/emulator"
 	"github.com/port-runner/port-runner/metrics"
 	"github.com/port-runner/port-runner/portapi"
 )
@@ -315,4 +316,40 @@ func TestNewGroupFromEarliestSkipsClosedRuns(t *testing.T) {
 		t.Errorf("executed %q, want only r_still_open", got)
 	}
 	assertCommittedToEnd(t, h)
+}
+
+// TestReadyAfterAnIdleTokenExpired: a replica with nothing to do must not turn unready
+// because its Port token expired unused; /readyz gets a new one.
+func TestReadyAfterAnIdleTokenExpired(t *testing.T) {
+	h := newHarnessWith(t, 1, func(o *emulator.Options) { o.TokenTTL = time.Second })
+	cfg := h.config(t, `
+  create_microservice: {command: ["true"]}
+`)
+	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: h.metrics, KafkaOpts: h.cluster.Opts, MetricsAddr: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx, context.Background()) }()
+	defer func() { cancel(); <-errc }()
+	waitFor(t, "the agent to be ready", 20*time.Second, func() bool { return a.Ready() == nil })
+	auths := func() int {
+		n := 0
+		for _, r := range h.emu.Requests() {
+			if r.Path == "/v1/auth/access_token" {
+				n++
+			}
+		}
+		return n
+	}
+	before := auths()
+	deadline := time.Now().Add(1500 * time.Millisecond) // past the 1s token lifetime
+	waitFor(t, "the idle token to lapse", 5*time.Second, func() bool { return time.Now().After(deadline) })
+	if err := a.Ready(); err != nil {
+		t.Fatalf("idle replica not ready after its token lapsed: %v", err)
+	}
+	if auths() <= before {
+		t.Fatal("Ready did not fetch a new token")
+	}
 }

@@ -85,7 +85,7 @@ type Options struct {
 	CommitEvery   time.Duration // 0 -> 1s
 	RevokeWait    time.Duration // how long a revoke waits for runs of its partitions; 0 -> 20s (under the 60s rebalance timeout)
 	Logger        *zap.Logger
-	OnLag         func(partition int32, lag int64)
+	OnLags        func(lags map[int32]int64) // every owned partition's lag, each commit tick
 }
 
 // Consumer is one member of the group.
@@ -118,8 +118,8 @@ func New(opts Options) (*Consumer, error) {
 	if opts.RevokeWait <= 0 {
 		opts.RevokeWait = 20 * time.Second
 	}
-	if opts.OnLag == nil {
-		opts.OnLag = func(int32, int64) {}
+	if opts.OnLags == nil {
+		opts.OnLags = func(map[int32]int64) {}
 	}
 	c := &Consumer{opts: opts, ledger: newLedger(), log: opts.Logger, unknownPrior: map[topicPartition]bool{}}
 	start := kgo.NewOffset().AtEnd()
@@ -274,9 +274,7 @@ func (c *Consumer) commitLoop(ctx context.Context) {
 		case <-t.C:
 			c.retryUnknownPrior(ctx)
 			c.commit(ctx)
-			for p, lag := range c.ledger.lags() {
-				c.opts.OnLag(p, lag)
-			}
+			c.opts.OnLags(c.ledger.lags())
 		}
 	}
 }

@@ -75,9 +75,13 @@ func (m *Metrics) ObservePortRequest(endpoint string, code int) {
 	m.PortRequests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
 }
 
-// ObserveLag sets a partition's lag.
-func (m *Metrics) ObserveLag(partition int32, lag int64) {
-	m.ConsumerLag.WithLabelValues(strconv.Itoa(int(partition))).Set(float64(lag))
+// ObserveLags sets the lag of every partition this replica owns; partitions it no longer
+// owns lose their series instead of showing a stale value forever.
+func (m *Metrics) ObserveLags(lags map[int32]int64) {
+	m.ConsumerLag.Reset()
+	for p, lag := range lags {
+		m.ConsumerLag.WithLabelValues(strconv.Itoa(int(p))).Set(float64(lag))
+	}
 }
 
 // Handler serves /metrics, /healthz (alive) and /readyz (ready() == nil).

@@ -47,7 +47,8 @@ func TestServe(t *testing.T) {
 	}
 	m.RunsTotal.WithLabelValues("create_microservice", "success").Inc()
 	m.ObservePortRequest("run_logs", 429)
-	m.ObserveLag(3, 17)
+	m.ObserveLags(map[int32]int64{2: 5})
+	m.ObserveLags(map[int32]int64{3: 17}) // partition 2 went elsewhere
 	_, body := get(t, base+"/metrics")
 	for _, want := range []string{
 		`port_runner_runs_total{action="create_microservice",result="success"} 1`,
@@ -59,6 +60,9 @@ func TestServe(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+	if strings.Contains(body, `port_runner_consumer_lag{partition="2"}`) {
+		t.Error("/metrics still shows the lag of a partition no longer owned")
 	}
 	cancel()
 	if err := wait(); err != nil {

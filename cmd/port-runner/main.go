@@ -161,8 +161,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	a, err := agent.New(cfg, deps)
 	if err != nil {
-		log.Error("cannot start", zap.Error(err))
-		return exitRuntime
+		// Everything New checks comes from the config (URLs, credentials, CA file, jq).
+		log.Error("cannot start: bad configuration", zap.Error(err))
+		return exitUsage
 	}
 	log.Info("port-runner starting", zap.String("version", version), zap.String("topic", cfg.Kafka.Topic),
 		zap.String("group", cfg.Kafka.Group), zap.Strings("actions", cfg.ActionNames()))
