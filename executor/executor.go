@@ -180,18 +180,30 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 		return fail(err)
 	}
 	cmdPath, cmdArgs, deathSig := path, spec.Argv, syscall.SIGKILL
+	var extra []*os.File
+	var shimStatus *os.File // the shim's start failure, if any (see RunShim)
 	if len(spec.Shim) > 0 {
 		cmdPath = spec.Shim[0]
 		cmdArgs = append(append(append([]string{}, spec.Shim...), "--", path), spec.Argv...)
 		deathSig = shimDeathSignal
+		sr, sw, err := os.Pipe()
+		if err != nil {
+			pr.Close()
+			pw.Close()
+			return fail(err)
+		}
+		defer sr.Close()
+		defer sw.Close()
+		shimStatus, extra = sr, []*os.File{sw}
 	}
 	cmd := &exec.Cmd{
-		Path:   cmdPath,
-		Args:   cmdArgs,
-		Env:    env,
-		Dir:    spec.Dir,
-		Stdout: pw,
-		Stderr: pw,
+		Path:       cmdPath,
+		Args:       cmdArgs,
+		Env:        env,
+		Dir:        spec.Dir,
+		Stdout:     pw,
+		Stderr:     pw,
+		ExtraFiles: extra, // fd 3 in the shim
 		SysProcAttr: &syscall.SysProcAttr{
 			// Own process group, so a timeout or cancel reaches everything
 			// the command started, and nothing of the agent.
@@ -222,6 +234,9 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 		return fail(err)
 	}
 	pw.Close() // the child has its copies; EOF must mean "every writer gone"
+	for _, f := range extra {
+		f.Close() // likewise: only the shim holds the status pipe now
+	}
 	pid := cmd.Process.Pid
 
 	exited := make(chan struct{})
@@ -289,6 +304,13 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	pr.Close()
 
 	res = classify(cmd.ProcessState, waitErr)
+	if shimStatus != nil {
+		// The shim keeps its status pipe from the command (close-on-exec), so with the shim
+		// gone this read ends at once: empty, or why the command could not start.
+		if msg, _ := io.ReadAll(io.LimitReader(shimStatus, 4096)); len(msg) > 0 {
+			res = Result{ExitCode: -1, Label: "could not start: " + string(msg)}
+		}
+	}
 	if reason != "" {
 		res.Success = false
 		res.Label = reason

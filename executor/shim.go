@@ -24,6 +24,8 @@ const (
 	// shimDeathGrace is how long, after the agent died, the command's group gets between
 	// SIGTERM and SIGKILL.
 	shimDeathGrace = 5 * time.Second
+	// shimStatusFD is where the executor's status pipe lands in the shim (ExtraFiles[0]).
+	shimStatusFD = 3
 )
 
 // RunShim is the shim's main: args are "--", the resolved path, then the command's argv.
@@ -42,6 +44,11 @@ func RunShim(args []string) int {
 	}
 	path, argv := args[1], args[2:]
 	parent := os.Getppid()
+	// fd 3 is the executor's status pipe: a start failure is written there, so Port shows
+	// "could not start: ..." and not a made-up exit code. Close-on-exec keeps it from the
+	// command, so the pipe closes with the shim.
+	syscall.CloseOnExec(shimStatusFD)
+	status := os.NewFile(shimStatusFD, "shim-status")
 
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, shimKillSignal, shimDeathSignal)
@@ -53,9 +60,12 @@ func RunShim(args []string) int {
 	}
 	runtime.LockOSThread() // Pdeathsig follows the forking thread (see executor.Run)
 	if err := cmd.Start(); err != nil {
-		fmt.Fprintf(os.Stderr, "could not start: %v\n", err)
+		if _, werr := fmt.Fprint(status, err.Error()); werr != nil {
+			fmt.Fprintf(os.Stderr, "could not start: %v\n", err) // no executor listening: say it in the log
+		}
 		return 127
 	}
+	status.Close()
 	pgid := cmd.Process.Pid
 	exited := make(chan struct{})
 	go func() {

@@ -101,3 +101,16 @@ func TestShimCleansUpWhenTheCommandExits(t *testing.T) {
 	pid := firstInt(t, out)
 	waitFor(t, 5*time.Second, "the grandchild to be killed with its run", func() bool { return processGone(pid) })
 }
+
+// TestShimStartFailureIsCouldNotStart: a script without a shebang cannot be exec'd; through
+// the shim, Port must still see why, not an exit code the shim made up.
+func TestShimStartFailureIsCouldNotStart(t *testing.T) {
+	script := t.TempDir() + "/no-shebang"
+	if err := os.WriteFile(script, []byte("echo hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	res, out := run(t, context.Background(), Spec{Argv: []string{script}, Shim: shim()})
+	if res.Success || !strings.HasPrefix(res.Label, "could not start: ") || !strings.Contains(res.Label, "exec format error") {
+		t.Fatalf("start failure through the shim: %+v (output %q), want could not start: ... exec format error", res, out)
+	}
+}
