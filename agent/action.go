@@ -24,7 +24,7 @@ type action struct {
 }
 
 func newAction(name string, ac config.Action, shim []string) (*action, error) {
-	a := &action{name: name, cfg: ac, env: map[string]*gojq.Code{}, shim: shim}
+	a := &action{cfg: ac, env: map[string]*gojq.Code{}, shim: shim}
 	for envName, expr := range ac.Env {
 		q, err := gojq.Parse(expr)
 		if err != nil {

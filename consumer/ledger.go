@@ -56,8 +56,8 @@ type partitionLedger struct {
 	prior    progress // what earlier owners committed, for offsets not yet polled
 	// unknownBelow: offsets before it with no prior mark are PriorUnknown.
 	unknownBelow int64
-	lastSeen int64    // highest offset registered; -1 before any
-	version  uint64   // bumped on every change the commit carries
+	lastSeen     int64  // highest offset registered; -1 before any
+	version      uint64 // bumped on every change the commit carries
 	// committed is what the broker has for this partition (from the fetch at assignment,
 	// then from our commits).
 	committed snapshot
@@ -106,9 +106,9 @@ func (l *ledger) assign(parts map[topicPartition]assigned) {
 			prior:        a.progress,
 			unknownBelow: a.unknownBelow,
 			lastSeen:     -1,
-			committed: snapshot{offset: kgo.EpochOffset{Epoch: -1, Offset: a.offset}, meta: a.meta},
-			owned:     owned,
-			disown:    disown,
+			committed:    snapshot{offset: kgo.EpochOffset{Epoch: -1, Offset: a.offset}, meta: a.meta},
+			owned:        owned,
+			disown:       disown,
 		}
 	}
 }
@@ -384,7 +384,7 @@ func (l *ledger) lags() map[int32]int64 {
 	return out
 }
 
-// inflight counts registered, unfinished records (for tests and shutdown logs).
+// inflight counts registered, unfinished records (tests use it).
 func (l *ledger) inflight() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()

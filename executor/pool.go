@@ -76,6 +76,3 @@ func (p *Pool) AcquireAction(ctx context.Context, action string) (release func()
 
 // InUse is the number of global slots taken.
 func (p *Pool) InUse() int { return len(p.global) }
-
-// Size is the global limit.
-func (p *Pool) Size() int { return cap(p.global) }
