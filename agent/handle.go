@@ -42,6 +42,8 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		return true
 	}
 	log := a.log.With(zap.String("run_id", run.ID), zap.String("action", run.Action))
+	// Port requests about this run (retries, token refreshes) log its action too.
+	report = portapi.WithLogFields(report, zap.String("action", run.Action))
 	if t.Prior == consumer.PriorFinished {
 		a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate).Inc()
 		log.Info("skipping a run an earlier owner of the partition closed", zap.String("at", where))

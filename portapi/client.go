@@ -215,7 +215,7 @@ func (c *Client) doRaw(ctx context.Context, rq request) (int, http.Header, []byt
 			refreshed = true
 			c.invalidate(token)
 			c.log.Info("port answered 401, refreshing the access token",
-				zap.String("endpoint", rq.endpoint), zap.String("run_id", rq.runID))
+				append(logFields(ctx), zap.String("endpoint", rq.endpoint), zap.String("run_id", rq.runID))...)
 			continue
 		case code == http.StatusTooManyRequests || code >= 500:
 			lastErr = &APIError{Endpoint: rq.endpoint, StatusCode: code, Body: string(body)}
@@ -226,9 +226,9 @@ func (c *Client) doRaw(ctx context.Context, rq request) (int, http.Header, []byt
 		wait := c.backoff(retries, hint)
 		retries++
 		c.log.Warn("port request failed, retrying",
-			zap.String("endpoint", rq.endpoint), zap.String("run_id", rq.runID),
-			zap.Int("code", code), zap.Int("attempt", retries),
-			zap.Duration("wait", wait), zap.Error(lastErr))
+			append(logFields(ctx), zap.String("endpoint", rq.endpoint), zap.String("run_id", rq.runID),
+				zap.Int("code", code), zap.Int("attempt", retries),
+				zap.Duration("wait", wait), zap.Error(lastErr))...)
 		if err := c.sleep(ctx, wait); err != nil {
 			return 0, nil, nil, withLast(err, lastErr)
 		}
@@ -357,4 +357,17 @@ func encodeJSON(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimRight(b.Bytes(), "\n"), nil
+}
+
+type logFieldsKey struct{}
+
+// WithLogFields returns a context whose requests' log lines carry fields too: the caller
+// knows what a request is about (a run's action, say); the client does not.
+func WithLogFields(ctx context.Context, fields ...zap.Field) context.Context {
+	return context.WithValue(ctx, logFieldsKey{}, append(logFields(ctx), fields...))
+}
+
+func logFields(ctx context.Context) []zap.Field {
+	f, _ := ctx.Value(logFieldsKey{}).([]zap.Field)
+	return append([]zap.Field(nil), f...)
 }

@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/time/rate"
 )
 
@@ -717,5 +720,39 @@ func TestBackoffBounds(t *testing.T) {
 		if d := c.backoff(n, time.Second); d != time.Second {
 			t.Fatalf("backoff with hint = %v", d)
 		}
+	}
+}
+
+// TestRetryLogsCarryCallersFields: the caller's fields (a run's action) reach the retry lines.
+func TestRetryLogsCarryCallersFields(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/auth/access_token" {
+			_, _ = io.WriteString(w, `{"accessToken":"t","expiresIn":3600}`)
+			return
+		}
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	defer srv.Close()
+	core, logs := observer.New(zapcore.InfoLevel)
+	c, err := New(Options{BaseURL: srv.URL, ClientID: "id", ClientSecret: "s", RequestsPerSecond: 1000,
+		BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond, Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := WithLogFields(context.Background(), zap.String("action", "deploy"))
+	if err := c.AppendLog(ctx, "r_1", "hi"); err != nil {
+		t.Fatal(err)
+	}
+	retries := logs.FilterMessage("port request failed, retrying").All()
+	if len(retries) != 1 {
+		t.Fatalf("%d retry lines, want 1", len(retries))
+	}
+	if got := retries[0].ContextMap(); got["action"] != "deploy" || got["run_id"] != "r_1" {
+		t.Fatalf("retry line fields %v, want action and run_id", got)
 	}
 }

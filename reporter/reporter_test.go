@@ -169,7 +169,10 @@ func checkClosedOnce(t *testing.T, v *env, id, status, label string) emulator.Ru
 func TestManyLinesFewRequests(t *testing.T) {
 	v := newEnv(t, nil)
 	id := v.run("r_many")
-	rep := New(v.api, Options{FlushInterval: time.Second, MaxBatchBytes: 64 << 10})
+	// A burst written well within one flush interval (a second in production; 5s here so a
+	// loaded CI machine cannot stretch the burst past it) leaves in batches by size.
+	const interval = 5 * time.Second
+	rep := New(v.api, Options{FlushInterval: interval, MaxBatchBytes: 64 << 10})
 	rl := rep.Start(context.Background(), id, nil)
 
 	var want []string
@@ -182,8 +185,8 @@ func TestManyLinesFewRequests(t *testing.T) {
 			write(t, rl, "::port-status-label::Deployed\n")
 		}
 	}
-	if d := time.Since(start); d > time.Second {
-		t.Fatalf("writing 5,000 lines took %v", d)
+	if d := time.Since(start); d > interval {
+		t.Fatalf("precondition: writing 5,000 lines took %v, longer than the flush interval", d)
 	}
 	closeRun(t, rl, Outcome{Success: true, Label: "exit code 0", Summary: "port-runner: exit code 0 after 0.1s"})
 
