@@ -87,6 +87,13 @@ actions:
 // start runs the agent until the returned stop func is called; stop returns Run's error.
 func (h *harness) start(t *testing.T, cfg *config.Config) (stop func() error) {
 	t.Helper()
+	_, stop = h.startAgent(t, cfg)
+	return stop
+}
+
+// startAgent is start, also giving the agent (for tests that wait until it is ready).
+func (h *harness) startAgent(t *testing.T, cfg *config.Config) (a *agent.Agent, stop func() error) {
+	t.Helper()
 	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: h.metrics, KafkaOpts: h.cluster.Opts, MetricsAddr: "-"})
 	if err != nil {
 		t.Fatalf("agent: %v", err)
@@ -101,7 +108,7 @@ func (h *harness) start(t *testing.T, cfg *config.Config) (stop func() error) {
 		return runErr
 	}
 	t.Cleanup(func() { _ = stop() })
-	return stop
+	return a, stop
 }
 
 // waitFor polls cond until it holds or the deadline passes.

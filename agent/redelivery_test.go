@@ -128,8 +128,9 @@ func TestPortOutage(t *testing.T) {
 	cfg := h.config(t, fmt.Sprintf(`
   create_microservice: {command: [%q, %q]}
 `, script, record))
-	stop := h.start(t, cfg)
-	waitFor(t, "the agent to be up", 20*time.Second, func() bool { return len(h.emu.Requests()) > 0 })
+	a, stop := h.startAgent(t, cfg)
+	// Joined before the runs exist, so they come as fresh runs: no Port lookup first.
+	waitFor(t, "the agent to be ready", 20*time.Second, func() bool { return a.Ready() == nil })
 
 	h.emu.SetDown(true)
 	// A run keeps its pool slot until Port has its termination, so an outage holds at most
