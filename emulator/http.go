@@ -7,13 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/port-runner/port-runner/internal/httpserve"
 )
 
 // ServeHTTP answers one request. The order of checks mirrors Port's stack: an
@@ -468,39 +468,9 @@ func fmtTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.00
 // Start serves on addr (e.g. "127.0.0.1:0") until ctx is done. It returns the
 // base URL and a wait func that reports why serving stopped (nil on ctx end).
 func (e *Emulator) Start(ctx context.Context, addr string) (string, func() error, error) {
-	ln, err := net.Listen("tcp", addr)
+	bound, wait, err := httpserve.Serve(ctx, addr, e)
 	if err != nil {
 		return "", nil, err
 	}
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	serveDone := make(chan struct{})
-	go func() {
-		served <- srv.Serve(ln)
-		close(serveDone)
-	}()
-	// wait owns both goroutines: it returns once the shutdown has finished too, not only
-	// once Serve has stopped accepting.
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		select {
-		case <-ctx.Done():
-		case <-serveDone:
-			return // Serve failed on its own: nothing left to shut down
-		}
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if srv.Shutdown(sctx) != nil {
-			_ = srv.Close() // connections still busy after the grace: cut them
-		}
-	}()
-	wait := sync.OnceValue(func() error {
-		<-stopped
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
-	return "http://" + ln.Addr().String(), wait, nil
+	return "http://" + bound, wait, nil
 }

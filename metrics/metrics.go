@@ -4,16 +4,15 @@ package metrics
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/port-runner/port-runner/internal/httpserve"
 )
 
 // Metrics is one agent's collectors, on a registry of its own (several agents can live in
@@ -104,27 +103,9 @@ func (m *Metrics) Handler(ready func() error) http.Handler {
 // Serve listens on addr until ctx is done. It returns the bound address (addr may use port
 // 0) and a wait func that returns once the server has stopped.
 func (m *Metrics) Serve(ctx context.Context, addr string, ready func() error) (string, func() error, error) {
-	ln, err := net.Listen("tcp", addr)
+	bound, wait, err := httpserve.Serve(ctx, addr, m.Handler(ready))
 	if err != nil {
-		return "", nil, fmt.Errorf("metrics listen on %s: %w", addr, err)
+		return "", nil, fmt.Errorf("metrics: %w", err)
 	}
-	srv := &http.Server{Handler: m.Handler(ready), ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	wait := func() error {
-		<-stopped
-		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	}
-	return ln.Addr().String(), wait, nil
+	return bound, wait, nil
 }

@@ -27,7 +27,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -35,6 +34,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/port-runner/port-runner/internal/httpserve"
 )
 
 // MaxBody is the largest request body the proxy takes (Port's own limit).
@@ -144,31 +145,11 @@ func (p *Proxy) lookup(token string) *grant {
 // base URL to give commands ("http://127.0.0.1:PORT/v1") and a wait func that
 // returns once the server has stopped.
 func (p *Proxy) Serve(ctx context.Context, addr string) (string, func() error, error) {
-	ln, err := net.Listen("tcp", addr)
+	bound, wait, err := httpserve.Serve(ctx, addr, p)
 	if err != nil {
 		return "", nil, err
 	}
-	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if srv.Shutdown(sctx) != nil {
-			_ = srv.Close()
-		}
-	}()
-	wait := sync.OnceValue(func() error {
-		<-stopped
-		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
-	return "http://" + ln.Addr().String() + "/v1", wait, nil
+	return "http://" + bound + "/v1", wait, nil
 }
 
 // apiErr is an answer of the proxy itself, shaped like Port's errors.

@@ -1,0 +1,55 @@
+// Package httpserve runs an HTTP server on loopback or a configured address until a context
+// ends: the one way the agent's metrics, its Port API proxy and the emulator serve.
+package httpserve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// shutdownGrace is how long open requests get once ctx ends; then connections are cut.
+const shutdownGrace = 5 * time.Second
+
+// Serve listens on addr (port 0 picks one) and serves h until ctx ends. It returns the bound
+// address and wait, which returns once the server and its shutdown have finished (it may be
+// called more than once) with the server's error, if it failed on its own.
+func Serve(ctx context.Context, addr string, h http.Handler) (bound string, wait func() error, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	serveDone := make(chan struct{})
+	go func() {
+		served <- srv.Serve(ln)
+		close(serveDone)
+	}()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		select {
+		case <-ctx.Done():
+		case <-serveDone:
+			return // Serve failed on its own: nothing left to shut down
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		if srv.Shutdown(sctx) != nil {
+			_ = srv.Close() // requests still busy after the grace: cut them
+		}
+	}()
+	wait = sync.OnceValue(func() error {
+		<-stopped
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	return ln.Addr().String(), wait, nil
+}
