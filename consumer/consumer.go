@@ -54,7 +54,11 @@ func (t *Ticket) Started(ctx context.Context) error {
 	}
 	backoff := 50 * time.Millisecond
 	for {
-		t.c.commit(ctx)
+		// The commit itself is not cut short by ctx: a cancelled commit may still reach the
+		// broker, and then nobody would know whether the mark is there (see commit).
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		t.c.commit(cctx)
+		cancel()
 		covered, owned := t.c.ledger.committedVersion(tp, m)
 		switch {
 		case covered:
@@ -308,7 +312,12 @@ func (c *Consumer) commit(ctx context.Context) {
 	})
 	c.cl.CommitOffsetsSync(withMeta, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
+			// The request may or may not have been applied: forget what the broker has, so
+			// the next commit goes out whatever it says (an unmarked start, say).
 			c.log.Warn("commit offsets", zap.Error(err))
+			for tp := range snaps {
+				c.ledger.uncertain(tp)
+			}
 			return
 		}
 		for _, t := range resp.Topics {

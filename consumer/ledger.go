@@ -347,6 +347,20 @@ func (l *ledger) committed(tp topicPartition, s snapshot) {
 	}
 }
 
+// uncertain forgets what the broker has for a partition after a commit whose outcome is
+// unknown; the version stays, so no start counts as committed because of it.
+func (l *ledger) uncertain(tp topicPartition) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if pl, ok := l.parts[tp]; ok {
+		pl.committed.offset = kgo.EpochOffset{Epoch: -1, Offset: unknownOffset}
+		pl.committed.meta = ""
+	}
+}
+
+// unknownOffset stands for "whatever the broker has": no snapshot equals it.
+const unknownOffset = -2
+
 // committedVersion says whether the partition's commit includes the start m. A partition
 // released and assigned again since is a new ownership whose versions count anew: the start
 // belonged to the old one, so it is not owned.

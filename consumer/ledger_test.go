@@ -184,3 +184,30 @@ func TestLedgerWaitFinished(t *testing.T) {
 		t.Fatalf("commit passed an abandoned record: %+v", s)
 	}
 }
+
+// TestLedgerRecommitsAfterAnUncertainCommit: a commit whose outcome is unknown may have
+// reached the broker; the next commit must go out even if the ledger is back where it was
+// (a start that was marked, sent, and then unmarked).
+func TestLedgerRecommitsAfterAnUncertainCommit(t *testing.T) {
+	l := newLedger()
+	assignFresh(l, "runs", 0)
+	r := rec("runs", 0, 0)
+	l.add(r)
+	tp := topicPartition{"runs", 0}
+	before := commitOf(t, l, "runs", 0)
+	l.committed(tp, before)
+	m, _ := l.markStarted(r)
+	sent := commitOf(t, l, "runs", 0) // carries s=0; its answer is lost
+	if sent.meta == before.meta {
+		t.Fatal("the start did not change the commit")
+	}
+	l.uncertain(tp)
+	l.unmarkStarted(r, m) // the run will not start after all
+	again, ok := l.toCommit()[tp]
+	if !ok || again.meta != before.meta {
+		t.Fatalf("after an uncertain commit, want the unmarked state committed again, got %+v (%v)", again, ok)
+	}
+	if covered, _ := l.committedVersion(tp, m); covered {
+		t.Fatal("an uncertain commit counted the start as committed")
+	}
+}
