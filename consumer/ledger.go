@@ -287,14 +287,8 @@ func (pl *partitionLedger) popDone() {
 // including what earlier owners left for offsets not polled yet. ok is false before this
 // member has polled anything of the partition: the earlier commit stands as it is.
 func (pl *partitionLedger) snapshot() (snapshot, bool) {
-	var base kgo.EpochOffset
-	switch {
-	case len(pl.inflight) > 0:
-		r := pl.inflight[0].rec
-		base = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
-	case pl.lastDone != nil:
-		base = kgo.EpochOffset{Epoch: pl.lastDone.LeaderEpoch, Offset: pl.lastDone.Offset + 1}
-	default:
+	base, ok := pl.base()
+	if !ok {
 		return snapshot{}, false
 	}
 	p := progress{started: map[int64]bool{}, finished: map[int64]bool{}}
@@ -317,6 +311,19 @@ func (pl *partitionLedger) snapshot() (snapshot, bool) {
 		}
 	}
 	return snapshot{offset: base, meta: encodeProgress(base.Offset, p), version: pl.version}, true
+}
+
+// base is the committable offset: the oldest unfinished record, or past the last finished
+// one; false before anything was polled.
+func (pl *partitionLedger) base() (kgo.EpochOffset, bool) {
+	switch {
+	case len(pl.inflight) > 0:
+		r := pl.inflight[0].rec
+		return kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}, true
+	case pl.lastDone != nil:
+		return kgo.EpochOffset{Epoch: pl.lastDone.LeaderEpoch, Offset: pl.lastDone.Offset + 1}, true
+	}
+	return kgo.EpochOffset{}, false
 }
 
 // toCommit returns the snapshots of owned partitions that differ from what is committed.
@@ -389,11 +396,11 @@ func (l *ledger) lags() map[int32]int64 {
 	defer l.mu.Unlock()
 	out := map[int32]int64{}
 	for tp, pl := range l.parts {
-		s, ok := pl.snapshot()
+		base, ok := pl.base()
 		if !ok {
 			continue // nothing consumed yet: the lag is unknown, not the whole log
 		}
-		out[tp.partition] = max(pl.highWater-s.offset.Offset, 0)
+		out[tp.partition] = max(pl.highWater-base.Offset, 0)
 	}
 	return out
 }
