@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -81,11 +80,8 @@ func (a *action) spec(run runmsg.Run) (executor.Spec, []string, error) {
 	if err != nil {
 		return executor.Spec{}, nil, fmt.Errorf("run context: %w", err)
 	}
-	// gojq wants plain JSON values; decoding the context's JSON gives exactly those.
-	var input any
-	if err := json.Unmarshal(ctxJSON, &input); err != nil {
-		return executor.Spec{}, nil, fmt.Errorf("run context: %w", err)
-	}
+	// runmsg gives the context in the value types gojq takes, and gojq never modifies its input.
+	input := map[string]any(run.Context)
 	env := map[string]string{}
 	var secrets []string
 	names := make([]string, 0, len(a.env))

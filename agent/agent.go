@@ -162,53 +162,51 @@ func (a *Agent) Ready() error {
 // running commands executor.shutdownTimeout; when that passes or kill ends (a second
 // signal), it cancels them, closes every run it started, commits and leaves the group.
 func (a *Agent) Run(ctx, kill context.Context) error {
+	// Until the consumer runs (it closes its client when it ends), every exit closes it.
+	consumerRan := false
+	defer func() {
+		if !consumerRan {
+			a.consumer.Close()
+		}
+	}()
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := a.consumer.Ping(startCtx); err != nil {
-		a.consumer.Close()
 		return err
 	}
 	if _, err := a.api.Token(startCtx); err != nil {
-		a.consumer.Close()
 		return fmt.Errorf("port api: %w", err)
 	}
 
 	// The metrics server outlives the drain, so probes and scrapes see it through; /readyz
-	// says "stopping" from the first signal on.
-	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopServing()
-	ready := func() error {
-		if ctx.Err() != nil {
-			return errors.New("stopping")
-		}
-		return a.Ready()
-	}
-	var wait func() error
+	// says "stopping" from the first signal on. Servers stop when Run returns, the proxy
+	// first (deferred last), once every run has ended.
 	if addr := a.metricsAddr(); addr != "-" {
-		bound, w, err := a.metrics.Serve(serveCtx, addr, ready)
+		ready := func() error {
+			if ctx.Err() != nil {
+				return errors.New("stopping")
+			}
+			return a.Ready()
+		}
+		stop, err := a.serve("metrics server", func(sctx context.Context) (string, func() error, error) {
+			return a.metrics.Serve(sctx, addr, ready)
+		})
 		if err != nil {
-			a.consumer.Close()
 			return err
 		}
-		wait = w
-		a.log.Info("serving metrics", zap.String("addr", bound))
+		defer stop()
 	}
-
 	// The Port API proxy for commands (PORT_API_URL): loopback only, and up until every run
 	// has ended (their tokens are revoked by then).
-	proxyCtx, stopProxy := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopProxy()
-	proxyURL, waitProxy, err := a.proxy.Serve(proxyCtx, "127.0.0.1:0")
+	stopProxy, err := a.serve("port api proxy", func(sctx context.Context) (string, func() error, error) {
+		url, wait, err := a.proxy.Serve(sctx, "127.0.0.1:0")
+		a.proxyURL = url
+		return url, wait, err
+	})
 	if err != nil {
-		stopServing()
-		if wait != nil {
-			_ = wait()
-		}
-		a.consumer.Close()
-		return fmt.Errorf("port api proxy: %w", err)
+		return err
 	}
-	a.proxyURL = proxyURL
-	a.log.Info("serving the Port API to commands", zap.String("url", proxyURL))
+	defer stopProxy()
 
 	// workCtx lives on for shutdownTimeout after ctx ends, or until kill.
 	workCtx, cancelWork := context.WithCancelCause(kill)
@@ -244,23 +242,32 @@ func (a *Agent) Run(ctx, kill context.Context) error {
 		cancelReport()
 	})
 
+	consumerRan = true
 	err = a.consumer.Run(ctx, workCtx, func(wctx context.Context, t *consumer.Ticket) bool {
 		return a.handle(ctx, wctx, reportCtx, t)
 	})
 	cancelWork(errors.New("agent shutting down"))
 	cancelReport()
 	watchers.Wait()
-	stopProxy()
-	if perr := waitProxy(); perr != nil {
-		a.log.Warn("port api proxy stopped with an error", zap.Error(perr))
-	}
-	stopServing()
-	if wait != nil {
-		if merr := wait(); merr != nil {
-			a.log.Warn("metrics server stopped with an error", zap.Error(merr))
-		}
-	}
 	return err
+}
+
+// serve starts one of the agent's servers (it serves until the returned stop is called) and
+// returns stop, which ends it, waits for it and logs how it ended.
+func (a *Agent) serve(name string, start func(context.Context) (string, func() error, error)) (stop func(), err error) {
+	sctx, cancel := context.WithCancel(context.Background())
+	addr, wait, err := start(sctx)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	a.log.Info("serving "+name, zap.String("addr", addr))
+	return func() {
+		cancel()
+		if err := wait(); err != nil {
+			a.log.Warn(name+" stopped with an error", zap.Error(err))
+		}
+	}, nil
 }
 
 func (a *Agent) metricsAddr() string {

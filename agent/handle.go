@@ -165,20 +165,26 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		Label:   res.Label,
 		Summary: fmt.Sprintf("port-runner: %s after %s", res.Label, res.Duration.Round(time.Millisecond)),
 	})
-	if permanent(err) {
-		// Port will never take this closing (an unknown run, a refused request): keeping the
-		// record would stall its partition for good, so it counts as done.
-		log.Error("Port refused the run's closing request; giving up on it", zap.Error(err))
-		finished = true
-		return true
+	if finished = closingDone(err, log); finished && err == nil {
+		log.Info("run closed", zap.String("result", result), zap.String("label", res.Label), zap.Duration("duration", res.Duration))
 	}
-	if err != nil {
-		log.Error("run not closed in Port; it stays uncommitted for redelivery", zap.Error(err))
+	return finished
+}
+
+// closingDone says whether a closing attempt finishes the record: the run is closed, or Port
+// refused the closing for good (an unknown run, say: keeping the record would stall its
+// partition forever). Anything else leaves it uncommitted for redelivery.
+func closingDone(err error, log *zap.Logger) bool {
+	switch {
+	case err == nil:
+		return true
+	case permanent(err):
+		log.Error("Port refused the run's closing request; giving up on it", zap.Error(err))
+		return true
+	default:
+		log.Error("run not closed in Port; left for redelivery", zap.Error(err))
 		return false
 	}
-	log.Info("run closed", zap.String("result", result), zap.String("label", res.Label), zap.Duration("duration", res.Duration))
-	finished = true
-	return true
 }
 
 // interruptedLabel is how Port shows a run whose agent died under it (SPEC "Executing a run").
@@ -191,13 +197,8 @@ func (a *Agent) closeInterrupted(report context.Context, runID, action string, l
 		Label:   interruptedLabel,
 		Summary: "port-runner: " + interruptedLabel + " before the run ended; not run again (onInterrupted: fail)",
 	})
-	if permanent(err) {
-		log.Error("Port refused the interrupted run's closing request; giving up on it", zap.Error(err))
-		return true
-	}
 	if err != nil {
-		log.Error("interrupted run not closed in Port; left for redelivery", zap.Error(err))
-		return false
+		return closingDone(err, log)
 	}
 	a.metrics.RunsTotal.WithLabelValues(action, "failure").Inc()
 	log.Warn("closed a run interrupted by a stopped agent", zap.String("label", interruptedLabel))
