@@ -143,6 +143,12 @@ func writeScript(t *testing.T, body string) string {
 	return path
 }
 
+// produceRun writes a signed run message of action (no inputs), keyed by its run id.
+func (h *harness) produceRun(t *testing.T, id, action string) {
+	t.Helper()
+	h.cluster.Produce(t, h.topic, []byte(id), sign(t, fmt.Sprintf(`{"action":%q,"context":{"runId":%q},"payload":{"properties":{}}}`, action, id)))
+}
+
 func sign(t *testing.T, body string) []byte {
 	t.Helper()
 	b, err := runmsg.Sign(vectorSecret, time.Now().Unix(), []byte(body))
@@ -296,7 +302,7 @@ func TestEndToEndManyLines(t *testing.T) {
 `)
 	cfg.Logs.FlushInterval = config.Duration(time.Second)
 	h.emu.RegisterRun("r_lines", "create_microservice")
-	h.cluster.Produce(t, h.topic, nil, sign(t, `{"action":"create_microservice","context":{"runId":"r_lines"},"payload":{"properties":{}}}`))
+	h.produceRun(t, "r_lines", "create_microservice")
 	stop := h.start(t, cfg)
 	run := waitTerminated(t, h.emu, "r_lines")
 	if err := stop(); err != nil {

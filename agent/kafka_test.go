@@ -62,7 +62,7 @@ func TestAgentOverSASLSSL(t *testing.T) {
 	h := newHarness(t, 2)
 	cfg := saslConfig(t, h, "")
 	h.emu.RegisterRun("r_sasl", "create_microservice")
-	h.cluster.Produce(t, h.topic, nil, sign(t, `{"action":"create_microservice","context":{"runId":"r_sasl"},"payload":{"properties":{}}}`))
+	h.produceRun(t, "r_sasl", "create_microservice")
 	_, stop := startPlain(t, h, cfg)
 	run := waitTerminated(t, h.emu, "r_sasl")
 	if run.Status != "SUCCESS" || !strings.Contains(run.Logs[0].Message, "over SASL_SSL") {
@@ -127,7 +127,7 @@ func TestRebalanceWhileRunsFlow(t *testing.T) {
 	}
 	produce := func(from, to int) {
 		for i := from; i < to; i++ {
-			h.cluster.Produce(t, h.topic, []byte(ids[i]), sign(t, fmt.Sprintf(`{"action":"create_microservice","context":{"runId":%q},"payload":{"properties":{}}}`, ids[i])))
+			h.produceRun(t, ids[i], "create_microservice")
 		}
 	}
 	first := h.start(t, cfg)

@@ -43,7 +43,7 @@ func TestRedeliveryAfterAnAgentDied(t *testing.T) {
 	}
 	for _, r := range runs {
 		h.emu.RegisterRun(r.id, r.action)
-		h.cluster.Produce(t, h.topic, nil, sign(t, fmt.Sprintf(`{"action":%q,"context":{"runId":%q},"payload":{"properties":{}}}`, r.action, r.id)))
+		h.produceRun(t, r.id, r.action)
 	}
 	api, err := portapi.New(portapi.Options{BaseURL: h.baseURL, ClientID: "test-client", ClientSecret: vectorSecret, RequestsPerSecond: 100})
 	if err != nil {
@@ -139,7 +139,7 @@ func TestPortOutage(t *testing.T) {
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("r_outage_%d", i)
 		h.emu.RegisterRun(id, "create_microservice")
-		h.cluster.Produce(t, h.topic, []byte(id), sign(t, fmt.Sprintf(`{"action":"create_microservice","context":{"runId":%q},"payload":{"properties":{}}}`, id)))
+		h.produceRun(t, id, "create_microservice")
 	}
 	waitFor(t, "every command to run while Port is down", 30*time.Second, func() bool {
 		b, _ := os.ReadFile(record)
@@ -179,7 +179,7 @@ func TestGroupProtocolConsumer(t *testing.T) {
 	ids := []string{"r_848_a", "r_848_b", "r_848_c"}
 	for _, id := range ids {
 		h.emu.RegisterRun(id, "create_microservice")
-		h.cluster.Produce(t, h.topic, []byte(id), sign(t, fmt.Sprintf(`{"action":"create_microservice","context":{"runId":%q},"payload":{"properties":{}}}`, id)))
+		h.produceRun(t, id, "create_microservice")
 	}
 	stop := h.start(t, cfg)
 	for _, id := range ids {
@@ -189,11 +189,19 @@ func TestGroupProtocolConsumer(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	groups, err := kadm.NewClient(h.cluster.Client(t)).DescribeConsumerGroups(ctx, h.group)
-	if err == nil {
-		if g, ok := groups[h.group]; ok && g.Err == nil {
-			t.Logf("group %s: type via describe: state %s", h.group, g.State)
-		}
+	// The broker says which protocol the group runs: the option must not quietly fall back.
+	groups, err := kadm.NewClient(h.cluster.Client(t)).ListGroups(ctx)
+	if err != nil {
+		t.Fatalf("list groups: %v", err)
+	}
+	g, ok := groups[h.group]
+	switch {
+	case !ok:
+		t.Errorf("group %s not listed", h.group)
+	case g.GroupType == "":
+		t.Logf("broker does not report group types; protocol not checked")
+	case g.GroupType != "consumer":
+		t.Errorf("group %s runs the %q protocol, want consumer (KIP-848)", h.group, g.GroupType)
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -213,7 +221,7 @@ func TestShutdownCancelsWhatOutlivesTheTimeout(t *testing.T) {
 	cfg.Executor.ShutdownTimeout = config.Duration(time.Second)
 	for _, r := range [][2]string{{"r_slow", "slow"}, {"r_quick", "quick"}} {
 		h.emu.RegisterRun(r[0], r[1])
-		h.cluster.Produce(t, h.topic, nil, sign(t, fmt.Sprintf(`{"action":%q,"context":{"runId":%q},"payload":{"properties":{}}}`, r[1], r[0])))
+		h.produceRun(t, r[0], r[1])
 	}
 	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: h.metrics, KafkaOpts: h.cluster.Opts, MetricsAddr: "-"})
 	if err != nil {
@@ -254,7 +262,7 @@ func TestRunUnknownToPortDoesNotStallThePartition(t *testing.T) {
 `)
 	h.emu.RegisterRun("r_known", "create_microservice")
 	for _, id := range []string{"r_unknown_to_port", "r_known"} {
-		h.cluster.Produce(t, h.topic, nil, sign(t, fmt.Sprintf(`{"action":"create_microservice","context":{"runId":%q},"payload":{"properties":{}}}`, id)))
+		h.produceRun(t, id, "create_microservice")
 	}
 	stop := h.start(t, cfg)
 	if run := waitTerminated(t, h.emu, "r_known"); run.Status != "SUCCESS" {
@@ -287,7 +295,7 @@ func TestNewGroupFromEarliestSkipsClosedRuns(t *testing.T) {
 `, script, record))
 	for _, id := range []string{"r_closed_long_ago", "r_still_open"} {
 		h.emu.RegisterRun(id, "create_microservice")
-		h.cluster.Produce(t, h.topic, nil, sign(t, fmt.Sprintf(`{"action":"create_microservice","context":{"runId":%q},"payload":{"properties":{}}}`, id)))
+		h.produceRun(t, id, "create_microservice")
 	}
 	api, err := portapi.New(portapi.Options{BaseURL: h.baseURL, ClientID: "test-client", ClientSecret: vectorSecret, RequestsPerSecond: 100})
 	if err != nil {
