@@ -26,6 +26,11 @@ func saslConfig(t *testing.T, h *harness, password string) *config.Config {
 	if !ok {
 		t.Skip("no SASL_SSL broker (KAFKA_SASL_BROKERS unset); scripts/test runs this against real Kafka")
 	}
+	if h.cluster.Kind != kafkatest.KindExternal {
+		// The SASL endpoint is another listener of the KAFKA_BROKERS broker: the fixture's
+		// topic must live there too.
+		t.Skip("KAFKA_SASL_BROKERS set without KAFKA_BROKERS: the topic would not be on that broker")
+	}
 	if password == "" {
 		password = pass
 	}
