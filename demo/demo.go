@@ -28,6 +28,7 @@ import (
 	"github.com/port-runner/port-runner/config"
 	"github.com/port-runner/port-runner/emulator"
 	"github.com/port-runner/port-runner/examples"
+	"github.com/port-runner/port-runner/portapi"
 	"github.com/port-runner/port-runner/runmsg"
 )
 
@@ -135,9 +136,18 @@ func Run(ctx context.Context, out, logOut io.Writer) error {
 	defer func() { stopAgent(); wg.Wait() }()
 
 	fmt.Fprintf(out, "port-runner demo: Kafka (in-process) %s, Port API emulator %s, actions from examples/config.yaml\n\n", brokers[0], baseURL)
+	// The demo triggers runs as Port's UI would, with a token of its own.
+	api, err := portapi.New(portapi.Options{BaseURL: baseURL, ClientID: clientID, ClientSecret: clientSecret})
+	if err != nil {
+		return err
+	}
+	token, err := api.Token(ctx)
+	if err != nil {
+		return fmt.Errorf("demo token: %w", err)
+	}
 	ids := make([]string, len(triggers))
 	for i, tr := range triggers {
-		id, err := createRun(ctx, baseURL, tr)
+		id, err := createRun(ctx, baseURL, token, tr)
 		if err != nil {
 			return err
 		}
@@ -170,16 +180,12 @@ func Run(ctx context.Context, out, logOut io.Writer) error {
 }
 
 // createRun asks the emulator for a run over HTTP, the way Port's UI triggers one.
-func createRun(ctx context.Context, baseURL string, tr trigger) (string, error) {
+func createRun(ctx context.Context, baseURL, token string, tr trigger) (string, error) {
 	body, err := json.Marshal(emulator.CreateRunRequest{Properties: tr.properties, Entity: tr.entity})
 	if err != nil {
 		return "", err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/v1/actions/"+tr.action+"/runs", bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	token, err := demoToken(ctx, baseURL)
 	if err != nil {
 		return "", err
 	}
@@ -200,27 +206,6 @@ func createRun(ctx context.Context, baseURL string, tr trigger) (string, error) 
 		return "", fmt.Errorf("trigger %s: status %d (%v)", tr.action, resp.StatusCode, err)
 	}
 	return out.Run.ID, nil
-}
-
-func demoToken(ctx context.Context, baseURL string) (string, error) {
-	body := fmt.Sprintf(`{"clientId":%q,"clientSecret":%q}`, clientID, clientSecret)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/v1/auth/access_token", strings.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("access token: %w", err)
-	}
-	defer resp.Body.Close()
-	var tok struct {
-		AccessToken string `json:"accessToken"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
-		return "", fmt.Errorf("access token: status %d (%v)", resp.StatusCode, err)
-	}
-	return tok.AccessToken, nil
 }
 
 // printRun renders a run like Port's run page: header, status with label, links, the log.
