@@ -265,12 +265,9 @@ func (e *Emulator) handlePatchRun(r *http.Request, body []byte, now time.Time) (
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	run, err := e.lookupLocked(r.PathValue("id"))
+	run, err := e.openRunLocked(r.PathValue("id"), in.Status != nil)
 	if err != nil {
 		return 0, nil, err
-	}
-	if terminal(run.Status) {
-		return 0, nil, e.rejectLocked(run, in.Status != nil)
 	}
 	// Port's rule: every key present overrides the previous value.
 	if in.StatusLabel != nil {
@@ -311,12 +308,9 @@ func (e *Emulator) handlePostLogs(r *http.Request, body []byte, now time.Time) (
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	run, err := e.lookupLocked(r.PathValue("id"))
+	run, err := e.openRunLocked(r.PathValue("id"), in.TerminationStatus != nil)
 	if err != nil {
 		return 0, nil, err
-	}
-	if terminal(run.Status) {
-		return 0, nil, e.rejectLocked(run, in.TerminationStatus != nil)
 	}
 	entry := LogEntry{Message: msg, CreatedAt: now}
 	if in.StatusLabel != nil {
@@ -363,6 +357,19 @@ func (e *Emulator) terminateLocked(run *RunState, status string, now time.Time) 
 
 // rejectLocked answers a change to an ended run, counting a repeated
 // termination so tests can catch agents that close a run twice.
+// openRunLocked finds a run that may still change: Port refuses every change to a
+// terminated run, and counts a repeated termination.
+func (e *Emulator) openRunLocked(id string, terminating bool) (*RunState, error) {
+	run, err := e.lookupLocked(id)
+	if err != nil {
+		return nil, err
+	}
+	if terminal(run.Status) {
+		return nil, e.rejectLocked(run, terminating)
+	}
+	return run, nil
+}
+
 func (e *Emulator) rejectLocked(run *RunState, termination bool) error {
 	if termination {
 		run.RejectedTerminations++
