@@ -77,7 +77,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		// cases that cost a Port request up front.
 		pr, err := a.api.GetRun(report, run.ID)
 		switch {
-		case permanent(err):
+		case portapi.Permanent(err):
 			// Port refuses to say (the run is unknown to it, say): nothing can be reported
 			// for this run, and retrying later cannot change that.
 			a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeInvalid).Inc()
@@ -178,7 +178,7 @@ func closingDone(err error, log *zap.Logger) bool {
 	switch {
 	case err == nil:
 		return true
-	case permanent(err):
+	case portapi.Permanent(err):
 		log.Error("Port refused the run's closing request; giving up on it", zap.Error(err))
 		return true
 	default:
@@ -203,21 +203,4 @@ func (a *Agent) closeInterrupted(report context.Context, runID, action string, l
 	a.metrics.RunsTotal.WithLabelValues(action, "failure").Inc()
 	log.Warn("closed a run interrupted by a stopped agent", zap.String("label", interruptedLabel))
 	return true
-}
-
-// permanent reports a Port answer about this run that retrying cannot change: a 4xx other
-// than 401/403 (credentials: every run would be affected, so nothing is given up) and
-// 408/429. A cancelled or timed-out request is never permanent, even when the client
-// carries the last retried answer along in its error.
-func permanent(err error) bool {
-	var apiErr *portapi.APIError
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &apiErr) {
-		return false
-	}
-	switch c := apiErr.StatusCode; {
-	case c == 401, c == 403, c == 408, c == 429:
-		return false
-	default:
-		return c >= 400 && c < 500
-	}
 }

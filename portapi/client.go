@@ -137,6 +137,23 @@ type APIError struct {
 	Body       string
 }
 
+// Permanent reports a Port answer about one request that retrying cannot change: a 4xx
+// other than 401/403 (credentials: every request would fail alike, so no caller should give
+// up on one run for it), 408 and 429. A cancelled or timed-out call is never permanent, even
+// when its error carries the last retried answer along.
+func Permanent(err error) bool {
+	var apiErr *APIError
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &apiErr) {
+		return false
+	}
+	switch c := apiErr.StatusCode; {
+	case c == 401, c == 403, c == 408, c == 429:
+		return false
+	default:
+		return c >= 400 && c < 500
+	}
+}
+
 func (e *APIError) Error() string {
 	body := strings.TrimSpace(e.Body)
 	if len(body) > 512 {

@@ -756,3 +756,24 @@ func TestRetryLogsCarryCallersFields(t *testing.T) {
 		t.Fatalf("retry line fields %v, want action and run_id", got)
 	}
 }
+
+func TestPermanent(t *testing.T) {
+	api := func(code int) error {
+		return fmt.Errorf("close run r: %w", &APIError{Endpoint: EndpointRunLogs, StatusCode: code})
+	}
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{errors.New("dial tcp: refused"), false},
+		{api(404), true}, {api(409), true}, {api(413), true}, {api(422), true},
+		{api(401), false}, {api(403), false}, {api(408), false}, {api(429), false}, {api(503), false},
+		{fmt.Errorf("%w (last: %w)", context.Canceled, &APIError{StatusCode: 404}), false},
+		{fmt.Errorf("%w (last: %w)", context.DeadlineExceeded, &APIError{StatusCode: 422}), false},
+	} {
+		if got := Permanent(tc.err); got != tc.want {
+			t.Errorf("Permanent(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
