@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/port-runner/port-runner/internal/backoff"
 )
 
 // Endpoint labels passed to Options.Observe.
@@ -67,8 +68,7 @@ type Client struct {
 	hc           *http.Client
 	log          *zap.Logger
 	observe      func(string, int)
-	baseBackoff  time.Duration
-	maxBackoff   time.Duration
+	retry        backoff.Policy
 	now          func() time.Time
 	sched        *scheduler
 	tok          tokenCache
@@ -102,11 +102,10 @@ func New(opts Options) (*Client, error) {
 		hc:           opts.HTTPClient,
 		log:          opts.Logger,
 		observe:      opts.Observe,
-		baseBackoff:  opts.BaseBackoff,
-		maxBackoff:   opts.MaxBackoff,
+		retry:        backoff.Policy{Base: opts.BaseBackoff, Max: opts.MaxBackoff},
 		now:          opts.Now,
 		sched:        newScheduler(opts.RequestsPerSecond),
-		sleep:        sleepCtx,
+		sleep:        backoff.Sleep,
 	}
 	if c.hc == nil {
 		c.hc = &http.Client{Timeout: 30 * time.Second}
@@ -114,44 +113,18 @@ func New(opts Options) (*Client, error) {
 	if c.log == nil {
 		c.log = zap.NewNop()
 	}
-	if c.baseBackoff <= 0 {
-		c.baseBackoff = 250 * time.Millisecond
-	}
-	if c.maxBackoff <= 0 {
-		c.maxBackoff = 30 * time.Second
-	}
-	if c.maxBackoff < c.baseBackoff {
-		c.maxBackoff = c.baseBackoff
-	}
 	if c.now == nil {
 		c.now = time.Now
 	}
 	return c, nil
 }
 
-// APIError is a permanent failure: Port answered with a status that retrying
-// will not fix (a 4xx other than 429, or a second 401).
+// APIError is an answer of Port that the client did not retry, or the last one it retried
+// when it had to stop; Classify says what it means.
 type APIError struct {
 	Endpoint   string
 	StatusCode int
 	Body       string
-}
-
-// Permanent reports a Port answer about one request that retrying cannot change: a 4xx
-// other than 401/403 (credentials: every request would fail alike, so no caller should give
-// up on one run for it), 408 and 429. A cancelled or timed-out call is never permanent, even
-// when its error carries the last retried answer along.
-func Permanent(err error) bool {
-	var apiErr *APIError
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &apiErr) {
-		return false
-	}
-	switch c := apiErr.StatusCode; {
-	case c == 401, c == 403, c == 408, c == 429:
-		return false
-	default:
-		return c >= 400 && c < 500
-	}
 }
 
 func (e *APIError) Error() string {
@@ -192,8 +165,8 @@ func (c *Client) do(ctx context.Context, rq request, out any) error {
 	return &APIError{Endpoint: rq.endpoint, StatusCode: code, Body: string(body)}
 }
 
-// doRaw runs rq until Port gives an answer that retrying will not change (a
-// 2xx, or a 4xx other than 429 and a first 401) and returns that answer. err
+// doRaw runs rq until Port gives an answer that retrying will not change (any
+// answer Classify does not call ClassRetry, except a first 401) and returns it. err
 // is set only when no such answer came: ctx ended, or no token could be had.
 func (c *Client) doRaw(ctx context.Context, rq request) (int, http.Header, []byte, error) {
 	var (
@@ -218,15 +191,13 @@ func (c *Client) doRaw(ctx context.Context, rq request) (int, http.Header, []byt
 			c.observe(rq.endpoint, code)
 		}
 		var hint time.Duration
-		switch {
-		case err != nil:
-			if ctx.Err() != nil {
-				return 0, nil, nil, withLast(ctx.Err(), err)
-			}
-			lastErr = err
-		case code >= 200 && code < 300:
+		switch Classify(code, err) {
+		case ClassOK:
 			return code, hdr, body, nil
-		case code == http.StatusUnauthorized && !rq.noAuth && !refreshed:
+		case ClassRefresh:
+			if rq.noAuth || refreshed {
+				return code, hdr, body, nil
+			}
 			// The token may have been revoked or expired early: get a new
 			// one and try again right away, once.
 			refreshed = true
@@ -234,7 +205,14 @@ func (c *Client) doRaw(ctx context.Context, rq request) (int, http.Header, []byt
 			c.log.Info("port answered 401, refreshing the access token",
 				append(logFields(ctx), zap.String("endpoint", rq.endpoint), zap.String("run_id", rq.runID))...)
 			continue
-		case code == http.StatusTooManyRequests || code >= 500:
+		case ClassRetry:
+			if err != nil {
+				if ctx.Err() != nil {
+					return 0, nil, nil, withLast(ctx.Err(), err)
+				}
+				lastErr = err
+				break
+			}
 			lastErr = &APIError{Endpoint: rq.endpoint, StatusCode: code, Body: string(body)}
 			hint = retryHint(hdr, code, time.Now())
 		default:
@@ -288,16 +266,9 @@ func (c *Client) attempt(ctx context.Context, rq request, token string) (code in
 	return resp.StatusCode, resp.Header, body, nil
 }
 
-// backoff is full jitter over BaseBackoff*2^n capped at MaxBackoff, but never
-// less than what the server asked for.
+// backoff is the wait before retry n: see backoff.Policy.
 func (c *Client) backoff(n int, hint time.Duration) time.Duration {
-	ceil := c.baseBackoff
-	for i := 0; i < n && ceil < c.maxBackoff; i++ {
-		ceil *= 2
-	}
-	ceil = min(ceil, c.maxBackoff)
-	d := time.Duration(rand.Int64N(int64(ceil) + 1))
-	return max(d, hint)
+	return c.retry.Delay(n, hint)
 }
 
 // retryHint reads how long the server asked us to wait. Retry-After is
@@ -335,20 +306,6 @@ func seconds(s float64) time.Duration {
 		s = 24 * 3600
 	}
 	return time.Duration(s * float64(time.Second))
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // withLast keeps the context error matchable with errors.Is while saying

@@ -705,24 +705,6 @@ func TestClosingRequestsGoFirst(t *testing.T) {
 	}
 }
 
-func TestBackoffBounds(t *testing.T) {
-	c, err := New(Options{BaseURL: "http://x", ClientID: "a", ClientSecret: "b", BaseBackoff: 10 * time.Millisecond, MaxBackoff: 80 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for n := 0; n < 70; n++ {
-		ceil := min(10*time.Millisecond<<min(n, 10), 80*time.Millisecond)
-		for i := 0; i < 50; i++ {
-			if d := c.backoff(n, 0); d < 0 || d > ceil {
-				t.Fatalf("backoff(%d) = %v, want within [0, %v]", n, d, ceil)
-			}
-		}
-		if d := c.backoff(n, time.Second); d != time.Second {
-			t.Fatalf("backoff with hint = %v", d)
-		}
-	}
-}
-
 // TestRetryLogsCarryCallersFields: the caller's fields (a run's action) reach the retry lines.
 func TestRetryLogsCarryCallersFields(t *testing.T) {
 	var calls atomic.Int32

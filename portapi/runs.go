@@ -74,7 +74,7 @@ func (c *Client) AppendLog(ctx context.Context, runID, message string) error {
 
 // CloseRun sends the run's last log batch together with its termination.
 // Port accepts a termination only once, so when it refuses the request with
-// a permanent 4xx (409, 422, ...) CloseRun asks for the run: if Port already
+// an answer retrying cannot change (409, 422, ...: see Permanent) CloseRun asks for the run: if Port already
 // shows it as terminated (a redelivery, or an earlier attempt whose answer
 // was lost), the run counts as closed: alreadyClosed is true and err nil.
 func (c *Client) CloseRun(ctx context.Context, runID string, cl Closing) (alreadyClosed bool, err error) {
@@ -93,8 +93,10 @@ func (c *Client) CloseRun(ctx context.Context, runID string, cl Closing) (alread
 	if err == nil {
 		return false, nil
 	}
+	// A refusal that retrying cannot change may mean the run was closed already (a
+	// redelivery, or an earlier attempt whose answer was lost): ask Port.
 	var ae *APIError
-	if !errors.As(err, &ae) || ae.Endpoint != EndpointRunLogs || ae.StatusCode == http.StatusUnauthorized || ae.StatusCode >= 500 {
+	if !Permanent(err) || !errors.As(err, &ae) || ae.Endpoint != EndpointRunLogs {
 		return false, fmt.Errorf("close run %s: %w", runID, err)
 	}
 	run, gerr := c.getRun(ctx, runID, true)

@@ -6,7 +6,6 @@ package reporter
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -425,14 +424,13 @@ func (l *RunLog) takeBatch() string {
 }
 
 // deliver runs one request. The client retries what can be retried until ctx ends; what
-// comes back is permanent, and a conflict means Port closed the run: stop sending for it.
+// comes back is permanent, and a run Port says is closed gets nothing more.
 func (l *RunLog) deliver(ctx context.Context, what string, do func() error) error {
 	err := do()
 	if err == nil {
 		return nil
 	}
-	var apiErr *portapi.APIError
-	if errors.As(err, &apiErr) && apiErr.StatusCode == 409 {
+	if portapi.IsRunClosed(err) {
 		l.mu.Lock()
 		l.gone = true
 		l.mu.Unlock()
