@@ -72,6 +72,8 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		RequestsPerSecond: cfg.Port.RequestsPerSecond,
 		Logger:            deps.Logger,
 		Observe:           deps.Metrics.ObservePortRequest,
+		OnBudget:          deps.Metrics.ObservePortBudget,
+		OnWait:            deps.Metrics.ObservePortWait,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("port api client: %w", err)

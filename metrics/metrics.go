@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -27,6 +28,12 @@ type Metrics struct {
 	LogBytes        prometheus.Counter
 	LogBytesDropped prometheus.Counter
 	ConsumerLag     *prometheus.GaugeVec
+	// PortBudgetRemaining is what Port's latest answer said is left of the organization's
+	// API budget (x-ratelimit-remaining), shared with every other replica and integration.
+	PortBudgetRemaining prometheus.Gauge
+	// PortRequestWait is the time requests waited for their turn to Port (budget pacing,
+	// the requestsPerSecond ceiling, a 429's hold), by priority: close, log, proxy.
+	PortRequestWait *prometheus.HistogramVec
 }
 
 // Message outcomes, SPEC "Observability".
@@ -59,9 +66,15 @@ func New() *Metrics {
 			Help: "Bytes of command output dropped past logs.maxBytesPerRun."}),
 		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "consumer_lag",
 			Help: "Messages not yet committed, per owned partition."}, []string{"partition"}),
+		PortBudgetRemaining: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "port_budget_remaining",
+			Help: "Requests left in the organization's Port API budget window, as Port's latest answer said (x-ratelimit-remaining)."}),
+		PortRequestWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "port_request_wait_seconds",
+			Help:    "Time a request to Port waited for its turn (budget, ceiling, 429 hold), by priority.",
+			Buckets: []float64{0.001, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60}}, []string{"priority"}),
 	}
 	m.Registry.MustRegister(m.RunsTotal, m.RunDuration, m.RunsInFlight, m.MessagesTotal, m.PortRequests,
 		m.LogBytes, m.LogBytesDropped, m.ConsumerLag,
+		m.PortBudgetRemaining, m.PortRequestWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate} {
 		m.MessagesTotal.WithLabelValues(o) // present at zero, so alerts on rate() work from the start
@@ -72,6 +85,16 @@ func New() *Metrics {
 // ObservePortRequest counts one HTTP attempt to Port.
 func (m *Metrics) ObservePortRequest(endpoint string, code int) {
 	m.PortRequests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
+}
+
+// ObservePortBudget records what Port says remains of the organization's budget.
+func (m *Metrics) ObservePortBudget(remaining int) {
+	m.PortBudgetRemaining.Set(float64(remaining))
+}
+
+// ObservePortWait records how long one request waited for its turn.
+func (m *Metrics) ObservePortWait(priority string, d time.Duration) {
+	m.PortRequestWait.WithLabelValues(priority).Observe(d.Seconds())
 }
 
 // ObserveLags sets the lag of every partition this replica owns; partitions it no longer

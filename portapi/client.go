@@ -42,9 +42,9 @@ type Options struct {
 	// API_URL with it.
 	BaseURL                string
 	ClientID, ClientSecret string
-	// RequestsPerSecond bounds every request of this client, auth included:
-	// it is this replica's share of the organization's API budget.
-	// Burst is max(1, ceil(rps)). 0 or less means unlimited.
+	// RequestsPerSecond is the ceiling of every request of this client, auth
+	// included; under it the client paces itself by the budget Port reports.
+	// Burst is max(1, ceil(rps)). 0 or less means no ceiling.
 	RequestsPerSecond float64
 	// HTTPClient defaults to &http.Client{Timeout: 30 * time.Second}.
 	HTTPClient *http.Client
@@ -54,6 +54,14 @@ type Options struct {
 	// and the status code (0 for a network error), e.g. for
 	// port_requests_total.
 	Observe func(endpoint string, code int)
+	// MaxInFlight bounds this client's requests waiting for an answer; 0 means 16. Part
+	// of it is kept for closing requests (see the scheduler).
+	MaxInFlight int
+	// OnBudget, if set, gets what Port says remains of the organization's budget, from
+	// every answer that carries x-ratelimit-* headers.
+	OnBudget func(remaining int)
+	// OnWait, if set, gets how long each attempt waited for its turn, by priority.
+	OnWait func(priority string, d time.Duration)
 	// BaseBackoff and MaxBackoff shape the retry backoff; 0 means 250ms, 30s.
 	BaseBackoff, MaxBackoff time.Duration
 	// Now is the clock used for token expiry; nil means time.Now.
@@ -68,6 +76,7 @@ type Client struct {
 	hc           *http.Client
 	log          *zap.Logger
 	observe      func(string, int)
+	onWait       func(string, time.Duration)
 	retry        backoff.Policy
 	now          func() time.Time
 	sched        *scheduler
@@ -104,7 +113,8 @@ func New(opts Options) (*Client, error) {
 		observe:      opts.Observe,
 		retry:        backoff.Policy{Base: opts.BaseBackoff, Max: opts.MaxBackoff},
 		now:          opts.Now,
-		sched:        newScheduler(opts.RequestsPerSecond),
+		onWait:       opts.OnWait,
+		sched:        newScheduler(opts.RequestsPerSecond, opts.MaxInFlight, nil),
 		sleep:        backoff.Sleep,
 	}
 	if c.hc == nil {
@@ -115,6 +125,12 @@ func New(opts Options) (*Client, error) {
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if c.onWait == nil {
+		c.onWait = func(string, time.Duration) {}
+	}
+	if opts.OnBudget != nil {
+		c.sched.onBudget = opts.OnBudget
 	}
 	return c, nil
 }
@@ -142,9 +158,9 @@ type request struct {
 	path     string // appended to the base URL
 	body     []byte // nil for no body; re-sent as is on every attempt
 	ctype    string // Content-Type of body; "" means application/json
-	high     bool   // closing priority in the scheduler
+	prio     Priority
 	noAuth   bool   // the token request itself
-	runID    string // for log lines only
+	runID    string // for log lines, and the scheduler's turns between runs
 }
 
 // do runs rq until it succeeds, fails permanently or ctx is done, and decodes
@@ -173,6 +189,7 @@ func (c *Client) doRaw(ctx context.Context, rq request) (int, http.Header, []byt
 		lastErr   error
 		retries   int
 		refreshed bool
+		waited    time.Duration
 	)
 	for {
 		var token string
@@ -183,10 +200,11 @@ func (c *Client) doRaw(ctx context.Context, rq request) (int, http.Header, []byt
 			}
 			token = t
 		}
-		if err := c.sched.wait(ctx, rq.high); err != nil {
+		if err := c.waitTurn(ctx, rq, &waited); err != nil {
 			return 0, nil, nil, withLast(err, lastErr)
 		}
 		code, hdr, body, err := c.attempt(ctx, rq, token)
+		c.sched.done(hdr, code)
 		if c.observe != nil {
 			c.observe(rq.endpoint, code)
 		}
@@ -228,6 +246,26 @@ func (c *Client) doRaw(ctx context.Context, rq request) (int, http.Header, []byt
 			return 0, nil, nil, withLast(err, lastErr)
 		}
 	}
+}
+
+// closingWaitWarning is how long a closing may wait for its turn before the agent says so:
+// a run that waits this long shows as running in Port although its command has ended.
+const closingWaitWarning = 10 * time.Second
+
+// waitTurn waits for the scheduler to let rq's next attempt start. waited adds up the
+// attempts' waits; a closing whose waits pass closingWaitWarning is logged once.
+func (c *Client) waitTurn(ctx context.Context, rq request, waited *time.Duration) error {
+	start := time.Now()
+	err := c.sched.wait(ctx, rq.prio, rq.runID)
+	d := time.Since(start)
+	c.onWait(rq.prio.String(), d)
+	before := *waited
+	*waited += d
+	if rq.prio == PriorityClose && rq.runID != "" && before <= closingWaitWarning && *waited > closingWaitWarning {
+		c.log.Warn("a run's closing request waited for Port's API budget",
+			append(logFields(ctx), zap.String("run_id", rq.runID), zap.String("endpoint", rq.endpoint), zap.Duration("waited", *waited))...)
+	}
+	return err
 }
 
 // attempt sends one HTTP request. code is 0 when no response arrived.

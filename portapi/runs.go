@@ -55,7 +55,7 @@ func runPath(runID string) string {
 }
 
 // AppendLog adds message to the run's log. It has log priority: closing
-// requests waiting for the rate limiter go first.
+// requests waiting for their turn go first.
 func (c *Client) AppendLog(ctx context.Context, runID, message string) error {
 	body, err := encodeJSON(struct {
 		Message string `json:"message"`
@@ -63,7 +63,7 @@ func (c *Client) AppendLog(ctx context.Context, runID, message string) error {
 	if err == nil {
 		err = c.do(ctx, request{
 			endpoint: EndpointRunLogs, method: http.MethodPost, path: runPath(runID) + "/logs",
-			body: body, runID: runID,
+			body: body, prio: PriorityLog, runID: runID,
 		}, nil)
 	}
 	if err != nil {
@@ -88,7 +88,7 @@ func (c *Client) CloseRun(ctx context.Context, runID string, cl Closing) (alread
 	}
 	err = c.do(ctx, request{
 		endpoint: EndpointRunLogs, method: http.MethodPost, path: runPath(runID) + "/logs",
-		body: body, high: true, runID: runID,
+		body: body, prio: PriorityClose, runID: runID,
 	}, nil)
 	if err == nil {
 		return false, nil
@@ -99,7 +99,7 @@ func (c *Client) CloseRun(ctx context.Context, runID string, cl Closing) (alread
 	if !Permanent(err) || !errors.As(err, &ae) || ae.Endpoint != EndpointRunLogs {
 		return false, fmt.Errorf("close run %s: %w", runID, err)
 	}
-	run, gerr := c.getRun(ctx, runID, true)
+	run, gerr := c.getRun(ctx, runID, PriorityClose)
 	if gerr == nil && run.Terminated() {
 		return true, nil
 	}
@@ -109,9 +109,8 @@ func (c *Client) CloseRun(ctx context.Context, runID string, cl Closing) (alread
 	return false, fmt.Errorf("close run %s: %w", runID, err)
 }
 
-// PatchRun updates the run's label, links, summary or external run id. It
-// has closing priority, so status updates are not stuck behind log batches.
-// An empty patch sends nothing.
+// PatchRun updates the run's label, links, summary or external run id, with
+// log priority. An empty patch sends nothing.
 func (c *Client) PatchRun(ctx context.Context, runID string, p RunPatch) error {
 	if p.empty() {
 		return nil
@@ -120,7 +119,7 @@ func (c *Client) PatchRun(ctx context.Context, runID string, p RunPatch) error {
 	if err == nil {
 		err = c.do(ctx, request{
 			endpoint: EndpointRunPatch, method: http.MethodPatch, path: runPath(runID),
-			body: body, high: true, runID: runID,
+			body: body, prio: PriorityLog, runID: runID,
 		}, nil)
 	}
 	if err != nil {
@@ -131,10 +130,10 @@ func (c *Client) PatchRun(ctx context.Context, runID string, p RunPatch) error {
 
 // GetRun fetches the run as Port shows it.
 func (c *Client) GetRun(ctx context.Context, runID string) (Run, error) {
-	return c.getRun(ctx, runID, false)
+	return c.getRun(ctx, runID, PriorityLog)
 }
 
-func (c *Client) getRun(ctx context.Context, runID string, high bool) (Run, error) {
+func (c *Client) getRun(ctx context.Context, runID string, prio Priority) (Run, error) {
 	var resp struct {
 		Run *struct {
 			ID          string          `json:"id"`
@@ -146,7 +145,7 @@ func (c *Client) getRun(ctx context.Context, runID string, high bool) (Run, erro
 	}
 	err := c.do(ctx, request{
 		endpoint: EndpointRunGet, method: http.MethodGet, path: runPath(runID),
-		high: high, runID: runID,
+		prio: prio, runID: runID,
 	}, &resp)
 	if err == nil && resp.Run == nil {
 		err = errors.New(`answer has no "run"`)
