@@ -157,6 +157,12 @@ type request struct {
 	method   string
 	path     string // appended to the base URL
 	body     []byte // nil for no body; re-sent as is on every attempt
+	// take, if set (and body nil), gives the body when the first attempt's turn
+	// comes, so what waits for Port's budget keeps growing instead of queueing; ok
+	// false sends nothing. abandon, if closed while the first attempt waits for its
+	// turn, gives up the request unsent.
+	take    func() (body []byte, ok bool)
+	abandon <-chan struct{}
 	ctype    string // Content-Type of body; "" means application/json
 	prio     Priority
 	noAuth   bool   // the token request itself
@@ -200,8 +206,23 @@ func (c *Client) doRaw(ctx context.Context, rq request) (int, http.Header, []byt
 			}
 			token = t
 		}
-		if err := c.waitTurn(ctx, rq, &waited); err != nil {
+		abandon := rq.abandon
+		if rq.take == nil {
+			abandon = nil // the body is taken: the request is under way, see it through
+		}
+		if err := c.waitTurn(ctx, abandon, rq, &waited); err != nil {
+			if errors.Is(err, errAbandoned) {
+				return 0, nil, nil, errNotSent
+			}
 			return 0, nil, nil, withLast(err, lastErr)
+		}
+		if rq.take != nil {
+			body, ok := rq.take()
+			if !ok {
+				c.sched.done(nil, 0)
+				return 0, nil, nil, errNotSent
+			}
+			rq.body, rq.take = body, nil
 		}
 		code, hdr, body, err := c.attempt(ctx, rq, token)
 		c.sched.done(hdr, code)
@@ -254,9 +275,9 @@ const closingWaitWarning = 10 * time.Second
 
 // waitTurn waits for the scheduler to let rq's next attempt start. waited adds up the
 // attempts' waits; a closing whose waits pass closingWaitWarning is logged once.
-func (c *Client) waitTurn(ctx context.Context, rq request, waited *time.Duration) error {
+func (c *Client) waitTurn(ctx context.Context, abandon <-chan struct{}, rq request, waited *time.Duration) error {
 	start := time.Now()
-	err := c.sched.wait(ctx, rq.prio, rq.runID)
+	err := c.sched.wait(ctx, abandon, rq.prio, rq.runID)
 	d := time.Since(start)
 	c.onWait(rq.prio.String(), d)
 	before := *waited
@@ -267,6 +288,9 @@ func (c *Client) waitTurn(ctx context.Context, rq request, waited *time.Duration
 	}
 	return err
 }
+
+// errNotSent: a request with a take func sent nothing (nothing to take, or abandoned).
+var errNotSent = errors.New("portapi: nothing sent")
 
 // attempt sends one HTTP request. code is 0 when no response arrived.
 func (c *Client) attempt(ctx context.Context, rq request, token string) (code int, hdr http.Header, body []byte, err error) {

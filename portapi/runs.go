@@ -72,6 +72,64 @@ func (c *Client) AppendLog(ctx context.Context, runID, message string) error {
 	return nil
 }
 
+// AppendLogFrom sends one log batch whose message take gives when the request's turn comes,
+// not when it is asked for: while Port's budget makes it wait, the batch keeps growing, so a
+// tight budget costs fewer, larger requests rather than a queue of them. take returning ok
+// false, or abandon closing while the request waits for its turn, sends nothing: sent is
+// false and err nil. Once taken, the message is sent (and retried) as is.
+func (c *Client) AppendLogFrom(ctx context.Context, runID string, abandon <-chan struct{}, take func() (message string, ok bool)) (sent bool, err error) {
+	var encErr error
+	err = c.do(ctx, request{
+		endpoint: EndpointRunLogs, method: http.MethodPost, path: runPath(runID) + "/logs",
+		prio: PriorityLog, runID: runID, abandon: abandon,
+		take: func() ([]byte, bool) {
+			m, ok := take()
+			if !ok {
+				return nil, false
+			}
+			b, err := encodeJSON(struct {
+				Message string `json:"message"`
+			}{m})
+			encErr = err
+			return b, err == nil
+		},
+	}, nil)
+	return sentOrErr(err, encErr, "post logs for run "+runID)
+}
+
+// PatchRunFrom is PatchRun with the patch taken when the request's turn comes (see
+// AppendLogFrom): workflow commands that come while it waits coalesce into it. An empty
+// patch sends nothing.
+func (c *Client) PatchRunFrom(ctx context.Context, runID string, abandon <-chan struct{}, take func() (RunPatch, bool)) (sent bool, err error) {
+	var encErr error
+	err = c.do(ctx, request{
+		endpoint: EndpointRunPatch, method: http.MethodPatch, path: runPath(runID),
+		prio: PriorityLog, runID: runID, abandon: abandon,
+		take: func() ([]byte, bool) {
+			p, ok := take()
+			if !ok || p.empty() {
+				return nil, false
+			}
+			b, err := encodeJSON(p)
+			encErr = err
+			return b, err == nil
+		},
+	}, nil)
+	return sentOrErr(err, encErr, "patch run "+runID)
+}
+
+func sentOrErr(err, encErr error, what string) (bool, error) {
+	switch {
+	case errors.Is(err, errNotSent) && encErr != nil:
+		return false, fmt.Errorf("%s: %w", what, encErr)
+	case errors.Is(err, errNotSent):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+	return true, nil
+}
+
 // CloseRun sends the run's last log batch together with its termination.
 // Port accepts a termination only once, so when it refuses the request with
 // an answer retrying cannot change (409, 422, ...: see Permanent) CloseRun asks for the run: if Port already

@@ -2,6 +2,7 @@ package portapi
 
 import (
 	"context"
+	"errors"
 	"math"
 	"net/http"
 	"slices"
@@ -69,8 +70,27 @@ type budget struct {
 	known     bool
 	limit     int
 	remaining int           // the lowest seen for the window ending at reset
+	seenAt    time.Time     // when remaining was seen
 	reset     time.Time     // end of the window
 	period    time.Duration // length of a window; 0 if Port did not say
+
+	// What others spend: the window's first answer here, and this replica's answers
+	// since, tell how fast the rest of the organization spends, so a remaining seen a
+	// while ago is aged by what the others have spent since.
+	first   int
+	firstAt time.Time
+	mine    int
+}
+
+// estimate is what is probably left of the window at now: the lowest remaining seen, less
+// what the rest of the organization spent since at the rate it spent so far.
+func (b *budget) estimate(now time.Time) float64 {
+	est := float64(b.remaining)
+	if d := b.seenAt.Sub(b.firstAt); d > 0 && now.After(b.seenAt) {
+		others := float64(b.first-b.remaining-b.mine) / d.Seconds()
+		est -= max(0, others) * now.Sub(b.seenAt).Seconds()
+	}
+	return est
 }
 
 type waiter struct {
@@ -104,9 +124,13 @@ func newScheduler(rps float64, maxInFlight int, now func() time.Time) *scheduler
 	return s
 }
 
-// wait blocks until a request of priority p for key (a run id; "" for none) may start, or
-// ctx ends. On success the caller must call done once with the request's outcome.
-func (s *scheduler) wait(ctx context.Context, p Priority, key string) error {
+// errAbandoned: the caller gave up waiting for its turn (see request.abandon).
+var errAbandoned = errors.New("portapi: request abandoned before its turn")
+
+// wait blocks until a request of priority p for key (a run id; "" for none) may start, ctx
+// ends, or abandon (nil: never) is closed. On success the caller must call done once with
+// the request's outcome.
+func (s *scheduler) wait(ctx context.Context, abandon <-chan struct{}, p Priority, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -154,13 +178,20 @@ func (s *scheduler) wait(ctx context.Context, p Priority, key string) error {
 		case <-w.wake:
 		case <-tick:
 		case <-ctx.Done():
-			s.mu.Lock()
-			s.queues[p].remove(w)
-			s.wakeHeadLocked()
-			s.mu.Unlock()
+			s.leave(w)
 			return ctx.Err()
+		case <-abandon:
+			s.leave(w)
+			return errAbandoned
 		}
 	}
+}
+
+func (s *scheduler) leave(w *waiter) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queues[w.prio].remove(w)
+	s.wakeHeadLocked()
 }
 
 // done ends a request wait let start: hdr and code are its answer (nil, 0: none came).
@@ -204,16 +235,16 @@ func (s *scheduler) budgetDelayLocked(now time.Time, p Priority) time.Duration {
 	if !b.known {
 		return 0
 	}
-	remaining, reset := b.remaining, b.reset
+	remaining, reset := b.estimate(now), b.reset
 	if !now.Before(reset) {
 		if b.period <= 0 {
 			return 0 // a new window of unknown length: the next answer tells
 		}
 		// A new window began: assume it whole until an answer says what others spent.
 		reset = reset.Add((now.Sub(reset)/b.period + 1) * b.period)
-		remaining = b.limit
+		remaining = float64(b.limit)
 	}
-	avail := remaining - s.inFlight - reserve(b.limit, p)
+	avail := int(math.Floor(remaining)) - s.inFlight - reserve(b.limit, p)
 	if avail <= 0 {
 		return reset.Sub(now) + time.Millisecond // into the next window
 	}
@@ -250,9 +281,14 @@ func (s *scheduler) observeLocked(h http.Header, code int, now time.Time) {
 		b := &s.budget
 		switch {
 		case !b.known || reset.After(b.reset):
-			*b = budget{known: true, limit: limit, remaining: remaining, reset: reset}
+			*b = budget{known: true, limit: limit, remaining: remaining, seenAt: now, reset: reset,
+				first: remaining, firstAt: now}
 		case reset.Equal(b.reset):
-			b.limit, b.remaining = limit, min(b.remaining, remaining)
+			b.mine++
+			b.limit = limit
+			if remaining <= b.remaining {
+				b.remaining, b.seenAt = remaining, now
+			}
 		default:
 			// A late answer about a window that is over.
 		}

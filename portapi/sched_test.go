@@ -14,7 +14,7 @@ import (
 
 func waitAsync(s *scheduler, ctx context.Context, p Priority, key string) <-chan error {
 	ch := make(chan error, 1)
-	go func() { ch <- s.wait(ctx, p, key) }()
+	go func() { ch <- s.wait(ctx, nil, p, key) }()
 	return ch
 }
 
@@ -68,7 +68,7 @@ func TestSchedulerCancelledBeforeWaiting(t *testing.T) {
 	s := newScheduler(1, 0, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := s.wait(ctx, PriorityClose, ""); !errors.Is(err, context.Canceled) {
+	if err := s.wait(ctx, nil, PriorityClose, ""); !errors.Is(err, context.Canceled) {
 		t.Fatalf("wait = %v", err)
 	}
 	if !s.idle() {
@@ -85,7 +85,7 @@ func TestSchedulerStress(t *testing.T) {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rand.IntN(20))*time.Millisecond)
 			defer cancel()
-			err := s.wait(ctx, Priority(i%3), fmt.Sprint("r_", i%7))
+			err := s.wait(ctx, nil, Priority(i%3), fmt.Sprint("r_", i%7))
 			if err == nil {
 				s.done(nil, 0)
 			} else if !errors.Is(err, context.DeadlineExceeded) {
@@ -102,7 +102,7 @@ func TestSchedulerStress(t *testing.T) {
 func TestSchedulerUnlimited(t *testing.T) {
 	s := newScheduler(0, 0, nil)
 	for i := 0; i < 1000; i++ {
-		if err := s.wait(context.Background(), Priority(i%3), ""); err != nil {
+		if err := s.wait(context.Background(), nil, Priority(i%3), ""); err != nil {
 			t.Fatal(err)
 		}
 		s.done(nil, 0)
@@ -123,7 +123,7 @@ func grantOrder(t *testing.T, s *scheduler, ws []struct {
 	for i, w := range ws {
 		want := i + 1
 		wg.Go(func() {
-			if err := s.wait(context.Background(), w.p, w.key); err != nil {
+			if err := s.wait(context.Background(), nil, w.p, w.key); err != nil {
 				t.Error(err)
 				return
 			}
@@ -177,16 +177,16 @@ func TestSchedulerInFlightBound(t *testing.T) {
 	s := newScheduler(0, 4, nil)
 	ctx := context.Background()
 	for i := 0; i < 2; i++ {
-		if err := s.wait(ctx, PriorityProxy, "r_x"); err != nil {
+		if err := s.wait(ctx, nil, PriorityProxy, "r_x"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	third := waitAsync(s, ctx, PriorityProxy, "r_x") // 2 of 4 is the proxy's share
-	if err := s.wait(ctx, PriorityLog, "r_y"); err != nil {
+	if err := s.wait(ctx, nil, PriorityLog, "r_y"); err != nil {
 		t.Fatal(err)
 	}
 	log := waitAsync(s, ctx, PriorityLog, "r_y") // 3 of 4 is the log's share
-	if err := s.wait(ctx, PriorityClose, "r_z"); err != nil {
+	if err := s.wait(ctx, nil, PriorityClose, "r_z"); err != nil {
 		t.Fatalf("closing with room for it: %v", err)
 	}
 	select {

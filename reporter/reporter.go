@@ -24,6 +24,11 @@ type API interface {
 	AppendLog(ctx context.Context, runID, message string) error
 	CloseRun(ctx context.Context, runID string, cl portapi.Closing) (alreadyClosed bool, err error)
 	PatchRun(ctx context.Context, runID string, p portapi.RunPatch) error
+	// AppendLogFrom and PatchRunFrom take what they send when Port's budget gives the
+	// request its turn (see portapi), so what waits keeps growing or coalescing; closing
+	// abandon while waiting sends nothing.
+	AppendLogFrom(ctx context.Context, runID string, abandon <-chan struct{}, take func() (string, bool)) (bool, error)
+	PatchRunFrom(ctx context.Context, runID string, abandon <-chan struct{}, take func() (portapi.RunPatch, bool)) (bool, error)
 }
 
 // Options shape every run's log.
@@ -98,6 +103,7 @@ func (r *Reporter) Start(ctx context.Context, runID string, secrets []string, fi
 		log:    r.opts.Logger.With(append([]zap.Field{zap.String("run_id", runID)}, fields...)...),
 		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
+		ending: make(chan struct{}),
 		masked: map[string]bool{},
 	}
 	l.addMasks(r.opts.Mask...)
@@ -115,6 +121,7 @@ type RunLog struct {
 	log    *zap.Logger
 	kick   chan struct{} // wakes the sender: a first line, a full batch, a patch, or Close
 	done   chan struct{} // closed when the sender has stopped
+	ending chan struct{} // closed by the first Close: a request still waiting for its turn gives up
 	cancel context.CancelFunc
 
 	closeMu sync.Mutex // serializes Close
@@ -346,8 +353,9 @@ func (l *RunLog) wake() {
 }
 
 // send is the run's sender: it ships full batches at once, partial ones FlushInterval after
-// their first line, and patches as they come; it stops when Close asks, leaving the last
-// batch (less than MaxBatchBytes) for the closing request, or when ctx ends.
+// their first line, and patches as they come. Each request takes its batch or patch when
+// Port's budget gives it its turn, so while it waits lines pile into it and patches merge.
+// It stops when Close asks, leaving what is left to the closing request, or when ctx ends.
 func (l *RunLog) send(ctx context.Context) {
 	defer close(l.done)
 	timer := time.NewTimer(time.Hour)
@@ -357,37 +365,30 @@ func (l *RunLog) send(ctx context.Context) {
 			return // what is left stays for Close
 		}
 		l.mu.Lock()
-		if l.gone {
+		if l.gone || l.closing {
 			l.mu.Unlock()
 			return
 		}
-		var patch *portapi.RunPatch
-		if l.patched && !l.closing {
-			p := l.patch
-			patch, l.patch, l.patched = &p, portapi.RunPatch{}, false
-		}
-		var batch string
-		due := len(l.lines) > 0 && (l.linesSize >= l.opts.MaxBatchBytes || (!l.closing && time.Since(l.firstAt) >= l.opts.FlushInterval))
-		if due {
-			batch = l.takeBatch()
-		}
-		closing := l.closing
+		patch := l.patched
+		due := len(l.lines) > 0 && (l.linesSize >= l.opts.MaxBatchBytes || time.Since(l.firstAt) >= l.opts.FlushInterval)
 		wait := l.opts.FlushInterval - time.Since(l.firstAt)
 		pending := len(l.lines) > 0
 		l.mu.Unlock()
 
-		if patch != nil || due {
-			// Both can be taken in one pass: send both, or the batch's lines are lost.
-			if patch != nil {
-				l.deliver(ctx, "patch run", func() error { return l.api.PatchRun(ctx, l.runID, *patch) })
+		if patch || due {
+			if patch {
+				l.deliver(ctx, "patch run", func() error {
+					_, err := l.api.PatchRunFrom(ctx, l.runID, l.ending, l.takePatch)
+					return err
+				})
 			}
 			if due {
-				l.deliver(ctx, "send log batch", func() error { return l.api.AppendLog(ctx, l.runID, batch) })
+				l.deliver(ctx, "send log batch", func() error {
+					_, err := l.api.AppendLogFrom(ctx, l.runID, l.ending, l.takeDue)
+					return err
+				})
 			}
 			continue
-		}
-		if closing {
-			return
 		}
 		if pending {
 			timer.Reset(wait)
@@ -400,6 +401,30 @@ func (l *RunLog) send(ctx context.Context) {
 		}
 		timer.Stop()
 	}
+}
+
+// takePatch gives the sender's PATCH when its turn comes: every workflow command so far.
+// Once the run is closing, what is left goes with the closing instead.
+func (l *RunLog) takePatch() (portapi.RunPatch, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.patched || l.closing || l.gone {
+		return portapi.RunPatch{}, false
+	}
+	p := l.patch
+	l.patch, l.patched = portapi.RunPatch{}, false
+	return p, true
+}
+
+// takeDue gives the sender's log batch when its turn comes: the oldest lines up to
+// MaxBatchBytes, however many came while it waited.
+func (l *RunLog) takeDue() (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.gone || l.closing || len(l.lines) == 0 {
+		return "", false
+	}
+	return l.takeBatch(), true
 }
 
 // takeBatch removes the oldest lines up to MaxBatchBytes (encoded); l.mu is held.
@@ -463,8 +488,11 @@ func (l *RunLog) Close(ctx context.Context, o Outcome) error {
 		return nil
 	}
 	l.mu.Lock()
-	if !l.closing && len(l.partial) > 0 {
-		l.flushPartial()
+	if !l.closing {
+		if len(l.partial) > 0 {
+			l.flushPartial()
+		}
+		close(l.ending)
 	}
 	l.closing = true
 	l.mu.Unlock()
