@@ -36,7 +36,7 @@ type org struct {
 	metrics []*metrics.Metrics
 }
 
-func newOrg(t *testing.T, partitions int, opts emulator.Options) *org {
+func newOrg(t testing.TB, partitions int, opts emulator.Options) *org {
 	t.Helper()
 	o := &org{cluster: kafkatest.New(t)}
 	o.topic = o.cluster.Topic(t, partitions)
@@ -59,7 +59,7 @@ func newOrg(t *testing.T, partitions int, opts emulator.Options) *org {
 }
 
 // script writes a command and returns its path.
-func script(t *testing.T, body string) string {
+func script(t testing.TB, body string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "cmd.sh")
 	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
@@ -71,7 +71,7 @@ func script(t *testing.T, body string) string {
 // start runs n replicas of the agent with the given command for action "build"; each stops
 // when the test ends. It returns once every replica is ready and the group has settled with
 // all n members owning partitions, so runs produced afterwards are fresh runs to all.
-func (o *org) start(t *testing.T, n int, rps float64, command string) {
+func (o *org) start(t testing.TB, n int, rps float64, command string) {
 	t.Helper()
 	yaml := fmt.Sprintf(`
 port: {baseURL: %q, clientID: budget-client, clientSecret: %q, orgID: org_budget, requestsPerSecond: %v}
@@ -139,7 +139,7 @@ actions:
 
 // produce registers n runs in Port and puts their messages on the topic; it returns the
 // run ids in order.
-func (o *org) produce(t *testing.T, prefix string, n int) []string {
+func (o *org) produce(t testing.TB, prefix string, n int) []string {
 	t.Helper()
 	ids := make([]string, n)
 	for i := range ids {
@@ -156,7 +156,7 @@ func (o *org) produce(t *testing.T, prefix string, n int) []string {
 }
 
 // waitClosed waits for every run to end and returns them.
-func (o *org) waitClosed(t *testing.T, ids []string, timeout time.Duration) []emulator.RunState {
+func (o *org) waitClosed(t testing.TB, ids []string, timeout time.Duration) []emulator.RunState {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -173,7 +173,7 @@ func (o *org) waitClosed(t *testing.T, ids []string, timeout time.Duration) []em
 
 // checkRuns asserts every run closed once as SUCCESS with exactly want(id) as its log
 // lines, in order, before the agent's summary line.
-func checkRuns(t *testing.T, runs []emulator.RunState, want func(id string) []string) {
+func checkRuns(t testing.TB, runs []emulator.RunState, want func(id string) []string) {
 	t.Helper()
 	bad := 0
 	for _, r := range runs {
@@ -232,7 +232,7 @@ func trafficSince(e *emulator.Emulator, from time.Time) traffic {
 	return tr
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -240,5 +240,15 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// log429s says when in its window each 429 came, for a failure's diagnosis.
+func log429s(t testing.TB, e *emulator.Emulator, period time.Duration) {
+	t.Helper()
+	for _, r := range e.Requests() {
+		if r.Status == 429 {
+			t.Logf("429 for %s %s, %v into its window", r.Method, r.Path, r.At.Sub(r.At.Truncate(period)))
+		}
 	}
 }

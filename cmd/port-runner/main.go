@@ -248,7 +248,8 @@ func cmdEmulator(args []string, stderr io.Writer) int {
 	org := fs.String("org", envOr("PORT_ORG_ID", "org_local"), "organization id (topic <org>.runs)")
 	id := fs.String("client-id", envOr("PORT_CLIENT_ID", "local-client"), "accepted client id")
 	secret := fs.String("client-secret", envOr("PORT_CLIENT_SECRET", "local-client-secret"), "accepted client secret; signs run messages")
-	budget := fs.Int("budget", 0, "requests per 5 minutes before 429 (0: unlimited)")
+	budget := fs.Int("budget", 0, "requests per budget window before 429 (0: unlimited)")
+	window := fs.Duration("budget-window", 5*time.Minute, "length of a budget window (whole seconds)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -260,7 +261,7 @@ func cmdEmulator(args []string, stderr io.Writer) int {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
 	// It may run for days (docker compose): keep only the latest requests in memory.
-	opts := emulator.Options{ClientID: *id, ClientSecret: *secret, OrgID: *org, Budget: *budget, MaxRequests: 10000,
+	opts := emulator.Options{ClientID: *id, ClientSecret: *secret, OrgID: *org, Budget: *budget, BudgetWindow: *window, MaxRequests: 10000,
 		Logf: func(f string, a ...any) { log.Sugar().Infof(f, a...) }}
 	if *brokers != "" {
 		producer, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*brokers, ",")...), kgo.AllowAutoTopicCreation())
