@@ -36,6 +36,16 @@ func TestThreeReplicasShareTenPerSecond(t *testing.T) {
 	if flow > need*3/2 {
 		t.Errorf("flow took %v, over 1.5x the %v the budget needs for %d requests", flow, need, tr.accepted)
 	}
+	got429, waits, remaining := o.agentMetrics(t)
+	if int(got429) != o.emu.Rejected() || waits < uint64(tr.accepted) || len(remaining) != 3 {
+		t.Errorf("metrics: %v 429s counted (Port answered %d), %d waits observed for %d requests, budget_remaining %v",
+			got429, o.emu.Rejected(), waits, tr.accepted, remaining)
+	}
+	for _, r := range remaining {
+		if r < 0 || r > 100 {
+			t.Errorf("port_budget_remaining %v, outside the window's 0..100", r)
+		}
+	}
 }
 
 // TestBudgetDropsMidFlow: Port's budget falls from 50/s to 5/s while 200 runs flow through 3

@@ -252,3 +252,32 @@ func log429s(t testing.TB, e *emulator.Emulator, period time.Duration) {
 		}
 	}
 }
+
+// agentMetrics sums over the replicas: 429s counted in port_requests_total, samples of
+// port_request_wait_seconds, and each replica's port_budget_remaining.
+func (o *org) agentMetrics(t testing.TB) (got429 float64, waitSamples uint64, remaining []float64) {
+	t.Helper()
+	for _, m := range o.metrics {
+		mfs, err := m.Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, s := range mf.GetMetric() {
+				switch mf.GetName() {
+				case "port_runner_port_requests_total":
+					for _, l := range s.GetLabel() {
+						if l.GetName() == "code" && l.GetValue() == "429" {
+							got429 += s.GetCounter().GetValue()
+						}
+					}
+				case "port_runner_port_request_wait_seconds":
+					waitSamples += s.GetHistogram().GetSampleCount()
+				case "port_runner_port_budget_remaining":
+					remaining = append(remaining, s.GetGauge().GetValue())
+				}
+			}
+		}
+	}
+	return got429, waitSamples, remaining
+}

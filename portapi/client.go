@@ -195,7 +195,7 @@ func (c *Client) doRaw(ctx context.Context, rq request) (int, http.Header, []byt
 		lastErr   error
 		retries   int
 		refreshed bool
-		waited    time.Duration
+		waited    = waits{asked: c.sched.now()}
 	)
 	for {
 		var token string
@@ -253,7 +253,7 @@ func (c *Client) doRaw(ctx context.Context, rq request) (int, http.Header, []byt
 				break
 			}
 			lastErr = &APIError{Endpoint: rq.endpoint, StatusCode: code, Body: string(body)}
-			hint = retryHint(hdr, code, time.Now())
+			hint = min(retryHint(hdr, code, time.Now()), maxHold)
 		default:
 			return code, hdr, body, nil
 		}
@@ -273,20 +273,29 @@ func (c *Client) doRaw(ctx context.Context, rq request) (int, http.Header, []byt
 // a run that waits this long shows as running in Port although its command has ended.
 const closingWaitWarning = 10 * time.Second
 
-// waitTurn waits for the scheduler to let rq's next attempt start. waited adds up the
-// attempts' waits; a closing whose waits pass closingWaitWarning is logged once.
-func (c *Client) waitTurn(ctx context.Context, abandon <-chan struct{}, rq request, waited *time.Duration) error {
-	start := time.Now()
+// waitTurn waits for the scheduler to let rq's next attempt start. w keeps count across
+// attempts: a run's closing whose attempt starts more than closingWaitWarning after it was
+// asked for (turns and retries after 429s alike) is logged once.
+func (c *Client) waitTurn(ctx context.Context, abandon <-chan struct{}, rq request, w *waits) error {
+	start := c.sched.now()
 	err := c.sched.wait(ctx, abandon, rq.prio, rq.runID)
-	d := time.Since(start)
-	c.onWait(rq.prio.String(), d)
-	before := *waited
-	*waited += d
-	if rq.prio == PriorityClose && rq.runID != "" && before <= closingWaitWarning && *waited > closingWaitWarning {
-		c.log.Warn("a run's closing request waited for Port's API budget",
-			append(logFields(ctx), zap.String("run_id", rq.runID), zap.String("endpoint", rq.endpoint), zap.Duration("waited", *waited))...)
+	now := c.sched.now()
+	c.onWait(rq.prio.String(), now.Sub(start))
+	w.turns += now.Sub(start)
+	if err == nil && rq.prio == PriorityClose && rq.runID != "" && !w.warned && now.Sub(w.asked) > closingWaitWarning {
+		w.warned = true
+		c.log.Warn("a run's closing request waited for Port",
+			append(logFields(ctx), zap.String("run_id", rq.runID), zap.String("endpoint", rq.endpoint),
+				zap.Duration("waited", now.Sub(w.asked)), zap.Duration("for_turns", w.turns))...)
 	}
 	return err
+}
+
+// waits is what one request has waited so far.
+type waits struct {
+	asked  time.Time     // when the caller asked for the request
+	turns  time.Duration // spent waiting for turns
+	warned bool
 }
 
 // errNotSent: a request with a take func sent nothing (nothing to take, or abandoned).

@@ -293,7 +293,7 @@ func (s *scheduler) observeLocked(h http.Header, code int, now time.Time) {
 			// A late answer about a window that is over.
 		}
 		if secs, ok := headerInt(h, "X-Ratelimit-Period"); ok && secs > 0 && reset.Equal(b.reset) {
-			b.period = time.Duration(secs) * time.Second
+			b.period = min(time.Duration(secs)*time.Second, maxHold)
 		}
 		if code == http.StatusTooManyRequests && reset.Equal(b.reset) {
 			b.remaining = 0
@@ -301,7 +301,7 @@ func (s *scheduler) observeLocked(h http.Header, code int, now time.Time) {
 		s.onBudget(b.remaining)
 	}
 	if code == http.StatusTooManyRequests || code >= 500 {
-		if hint := retryHint(h, code, now); hint > 0 {
+		if hint := min(retryHint(h, code, now), maxHold); hint > 0 {
 			s.blocked = later(s.blocked, now.Add(hint))
 		}
 	}
@@ -322,10 +322,23 @@ func resetTime(h http.Header, now time.Time) (time.Time, bool) {
 	if err != nil || v < 0 || v != v {
 		return time.Time{}, false
 	}
+	t := now.Add(seconds(v))
 	if v > 1e9 {
-		return time.Unix(int64(v), 0), true
+		t = time.Unix(int64(min(v, 1e12)), 0)
 	}
-	return now.Add(seconds(v)), true
+	return earlier(t, now.Add(maxHold)), true
+}
+
+// maxHold bounds how long one answer can hold the replica (a reset or Retry-After far
+// ahead is nonsense for a window of minutes): past it, a few 429s cost less than a replica
+// that stopped.
+const maxHold = time.Hour
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func later(a, b time.Time) time.Time {

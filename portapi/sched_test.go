@@ -10,6 +10,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func waitAsync(s *scheduler, ctx context.Context, p Priority, key string) <-chan error {
@@ -273,12 +277,10 @@ func TestScheduler429HoldsTheReplica(t *testing.T) {
 	s := newScheduler(0, 0, func() time.Time { return now })
 	h := rateHeaders(100, 0, now.Add(30*time.Second), 300)
 	h.Set("Retry-After", "7")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.inFlight = 1
-	s.mu.Unlock()
+	s.inFlight = 1 // the request that got the 429
 	s.done(h, http.StatusTooManyRequests)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, p := range []Priority{PriorityProxy, PriorityLog, PriorityClose} {
 		if d := s.delayLocked(now, p); d < 7*time.Second {
 			t.Errorf("%s after a 429: delay %v, want at least Retry-After (7s)", p, d)
@@ -287,4 +289,58 @@ func TestScheduler429HoldsTheReplica(t *testing.T) {
 	if d := s.delayLocked(now, PriorityClose); d < 30*time.Second {
 		t.Errorf("after a 429 nothing is left of the window: delay %v, want the reset (30s)", d)
 	}
+}
+
+// A closing that waits more than 10s for Port (here a 429's Retry-After of 11s) is logged
+// once, with its run.
+func TestClosingWaitIsLogged(t *testing.T) {
+	f := newFakePort(t)
+	f.api = statusSequence(status(429, "Retry-After", "11"), status(429, "Retry-After", "1"))
+	core, logs := observer.New(zapcore.InfoLevel)
+	c, _ := newTestClient(t, f, func(o *Options) { o.Logger = zap.New(core) })
+	recordSleeps(c)
+	if _, err := c.CloseRun(context.Background(), "r_slow", Closing{Message: "bye", TerminationStatus: StatusSuccess}); err != nil {
+		t.Fatal(err)
+	}
+	lines := logs.FilterMessage("a run's closing request waited for Port").All()
+	if len(lines) != 1 || lines[0].ContextMap()["run_id"] != "r_slow" {
+		t.Fatalf("%d warnings (%v), want one for r_slow", len(lines), lines)
+	}
+	if err := c.AppendLog(context.Background(), "r_fast", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(logs.FilterMessage("a run's closing request waited for Port").All()); n != 1 {
+		t.Fatalf("%d warnings after a log request", n)
+	}
+}
+
+// FuzzBudgetHeaders: whatever Port's rate-limit headers say, reading them never panics and
+// never leaves the pacing with a negative budget or a wait longer than maxHold.
+func FuzzBudgetHeaders(f *testing.F) {
+	f.Add("100", "59", "1800000010", "10", "", 200)
+	f.Add("15000", "0", "1800000300", "300", "7", 429)
+	f.Add("1", "-3", "5", "", "Wed, 21 Oct 2015 07:28:00 GMT", 503)
+	f.Add("NaN", "1e309", "-1", "0", "NaN", 429)
+	f.Add("2147483648", "2147483647", "99999999999999999999", "1e12", "1e12", 429)
+	f.Fuzz(func(t *testing.T, limit, remaining, reset, period, retryAfter string, code int) {
+		now := time.Unix(1_800_000_000, 0)
+		s := newScheduler(50, 0, func() time.Time { return now })
+		h := http.Header{}
+		for k, v := range map[string]string{"X-Ratelimit-Limit": limit, "X-Ratelimit-Remaining": remaining,
+			"X-Ratelimit-Reset": reset, "X-Ratelimit-Period": period, "Retry-After": retryAfter} {
+			h.Set(k, v)
+		}
+		s.inFlight = 1
+		s.done(h, code)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.budget.remaining < 0 || s.budget.limit < 0 {
+			t.Fatalf("budget %+v", s.budget)
+		}
+		for p := PriorityProxy; p < numPriorities; p++ {
+			if d := s.delayLocked(now, p); d > maxHold+time.Second {
+				t.Fatalf("%s waits %v after headers %v", p, d, h)
+			}
+		}
+	})
 }
