@@ -86,7 +86,9 @@ type budget struct {
 // what the rest of the organization spent since at the rate it spent so far.
 func (b *budget) estimate(now time.Time) float64 {
 	est := float64(b.remaining)
-	if d := b.seenAt.Sub(b.firstAt); d > 0 && now.After(b.seenAt) {
+	// Over a short span the rate is noise (a few answers arriving together): measure it
+	// over a tenth of the window at least.
+	if d := max(b.seenAt.Sub(b.firstAt), b.period/10); d > 0 && now.After(b.seenAt) {
 		others := float64(b.first-b.remaining-b.mine) / d.Seconds()
 		est -= max(0, others) * now.Sub(b.seenAt).Seconds()
 	}
