@@ -118,3 +118,42 @@ func TestBudgetHeldPatchCoalesces(t *testing.T) {
 		t.Fatalf("links after the second PATCH %q, want all four", s.Link)
 	}
 }
+
+// A batch whose request fails before it takes anything (Port refuses the agent's
+// credentials, so there is no token) is dropped like any failed batch: the sender does not
+// ask for a token again and again for it.
+func TestBatchWithoutTokenIsDroppedOnce(t *testing.T) {
+	v := newEnv(t, func(o *portapi.Options) { o.ClientSecret = "wrong" })
+	id := v.run("r_notoken")
+	rl := New(v.api, Options{FlushInterval: time.Millisecond}).Start(context.Background(), id, nil)
+	write(t, rl, "lost\n")
+	deadline := time.Now().Add(waitLimit)
+	for {
+		rl.mu.Lock()
+		pending := len(rl.lines)
+		rl.mu.Unlock()
+		if pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the batch is never given up")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	auths := func() (n int) {
+		for _, r := range v.e.Requests() {
+			if strings.HasSuffix(r.Path, "/auth/access_token") {
+				n++
+			}
+		}
+		return n
+	}
+	if n := auths(); n != 1 {
+		t.Fatalf("%d token requests for one batch, want 1", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := rl.Close(ctx, Outcome{Success: true}); err == nil {
+		t.Fatal("Close without a token succeeded")
+	}
+}

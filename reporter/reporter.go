@@ -377,14 +377,14 @@ func (l *RunLog) send(ctx context.Context) {
 
 		if patch || due {
 			if patch {
-				l.deliver(ctx, "patch run", func() error {
-					_, err := l.api.PatchRunFrom(ctx, l.runID, l.ending, l.takePatch)
+				deliverTaken(ctx, l, "patch run", l.takePatch, func(take func() (portapi.RunPatch, bool)) error {
+					_, err := l.api.PatchRunFrom(ctx, l.runID, l.ending, take)
 					return err
 				})
 			}
 			if due {
-				l.deliver(ctx, "send log batch", func() error {
-					_, err := l.api.AppendLogFrom(ctx, l.runID, l.ending, l.takeDue)
+				deliverTaken(ctx, l, "send log batch", l.takeDue, func(take func() (string, bool)) error {
+					_, err := l.api.AppendLogFrom(ctx, l.runID, l.ending, take)
 					return err
 				})
 			}
@@ -400,6 +400,24 @@ func (l *RunLog) send(ctx context.Context) {
 			return
 		}
 		timer.Stop()
+	}
+}
+
+// deliverTaken delivers one request that takes its content (take) when its turn comes. If the
+// request failed before taking anything (no token, say), what it would have taken is
+// dropped as a failed request's content is, so the sender does not retry it at once
+// forever; if ctx ended, it stays for Close.
+func deliverTaken[T any](ctx context.Context, l *RunLog, what string, take func() (T, bool), send func(func() (T, bool)) error) {
+	taken := false
+	err := l.deliver(ctx, what, func() error {
+		return send(func() (T, bool) {
+			v, ok := take()
+			taken = ok
+			return v, ok
+		})
+	})
+	if err != nil && !taken && ctx.Err() == nil {
+		take()
 	}
 }
 
