@@ -163,10 +163,10 @@ type request struct {
 	// turn, gives up the request unsent.
 	take    func() (body []byte, ok bool)
 	abandon <-chan struct{}
-	ctype    string // Content-Type of body; "" means application/json
-	prio     Priority
-	noAuth   bool   // the token request itself
-	runID    string // for log lines, and the scheduler's turns between runs
+	ctype   string // Content-Type of body; "" means application/json
+	prio    Priority
+	noAuth  bool   // the token request itself
+	runID   string // for log lines, and the scheduler's turns between runs
 }
 
 // do runs rq until it succeeds, fails permanently or ctx is done, and decodes
