@@ -13,7 +13,8 @@ import (
 
 // BenchmarkShimCost is the per-run cost of the exec shim: Run of /bin/true with no shim,
 // under the tiny port-runner-shim, and under the agent's own binary (the fallback, built here
-// from ./cmd/port-runner). child-cpu-us/run is the CPU (user+sys) of the run's processes,
+// from ./cmd/port-runner). go-runtime-floor runs the tiny shim with no arguments and no shim
+// (it prints its usage and exits): a Go binary's bare start-up, the floor of any Go shim. child-cpu-us/run is the CPU (user+sys) of the run's processes,
 // from getrusage(RUSAGE_CHILDREN); agent-cpu-us/run is the benchmark process's own.
 //
 //	go test -run='^$' -bench BenchmarkShimCost -benchtime 2000x ./executor/
@@ -24,20 +25,22 @@ func BenchmarkShimCost(b *testing.B) {
 	}
 	for _, c := range []struct {
 		name   string
+		argv   []string
 		prefix []string
 	}{
-		{"none", nil},
-		{"tiny", []string{tinyShim}},
-		{"agent-binary", []string{agentBin, shim.Command}},
+		{"none", []string{"/bin/true"}, nil},
+		{"go-runtime-floor", []string{tinyShim}, nil},
+		{"tiny", []string{"/bin/true"}, []string{tinyShim}},
+		{"agent-binary", []string{"/bin/true"}, []string{agentBin, shim.Command}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			spec := Spec{Argv: []string{"/bin/true"}, Shim: c.prefix}
+			spec := Spec{Argv: c.argv, Shim: c.prefix}
 			var self0, kids0 syscall.Rusage
 			_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self0)
 			_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids0)
 			b.ResetTimer()
 			for b.Loop() {
-				if res := Run(context.Background(), spec, nil); !res.Success {
+				if res := Run(context.Background(), spec, nil); !res.Success && c.prefix != nil {
 					b.Fatalf("run: %+v", res)
 				}
 			}
