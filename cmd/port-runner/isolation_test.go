@@ -14,7 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/port-runner/port-runner/emulator"
+	"github.com/port-runner/port-runner/internal/shim"
 	"github.com/port-runner/port-runner/kafkatest"
 	"github.com/port-runner/port-runner/runmsg"
 )
@@ -223,5 +227,28 @@ func TestScrubEnv(t *testing.T) {
 	}
 	if os.Getenv("PORT_CLIENT_ID") != "not-a-secret" {
 		t.Error("a variable that holds no credential was removed")
+	}
+}
+
+// TestFindShimFallsBackWithOneWarning: without port-runner-shim beside the binary (the test
+// binary here), the binary itself is the shim, and the agent says so once.
+func TestFindShimFallsBackWithOneWarning(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the exec shim is Linux-only")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(exe), shim.Binary)); err == nil {
+		t.Skip("a port-runner-shim is beside the test binary")
+	}
+	core, logs := observer.New(zap.InfoLevel)
+	got := findShim(zap.New(core))
+	if strings.Join(got, " ") != exe+" "+shim.Command {
+		t.Errorf("findShim = %q, want the binary itself under %s", got, shim.Command)
+	}
+	if n := logs.FilterLevelExact(zap.WarnLevel).Len(); n != 1 || logs.Len() != 1 {
+		t.Errorf("%d warnings (%d lines), want exactly one", n, logs.Len())
 	}
 }
