@@ -4,25 +4,26 @@ package shim
 
 import "syscall"
 
-// killChildren SIGKILLs every process whose parent is the shim, found by scanning /proc.
-// It only runs when the command left something behind.
-func killChildren() {
+// killChildren SIGKILLs every process whose parent is the shim, found by scanning /proc,
+// and says how many it found. It only runs when the command left something behind.
+func killChildren() (killed int) {
 	self := syscall.Getpid()
 	fd, err := syscall.Open("/proc", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return
+		return 0
 	}
 	defer syscall.Close(fd)
 	buf := make([]byte, 8192)
 	for {
 		n, err := syscall.ReadDirent(fd, buf)
 		if err != nil || n <= 0 {
-			return
+			return killed
 		}
 		_, _, names := syscall.ParseDirent(buf[:n], -1, nil)
 		for _, name := range names {
 			if pid := atoi(name); pid > 0 && parentOf(pid) == self {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
+				killed++
 			}
 		}
 	}

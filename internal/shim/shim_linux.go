@@ -120,6 +120,7 @@ func finish(leader int) int {
 // command are reparented to the shim (a subreaper), so killing its children level by level
 // ends the whole tree: a killed child's own children become the shim's in turn.
 func reapAll() {
+	misses := 0
 	for {
 		pid, err := syscall.Wait4(-1, nil, syscall.WNOHANG, nil)
 		switch {
@@ -129,8 +130,18 @@ func reapAll() {
 			return // ECHILD: no child left
 		}
 		// Children remain, still running: kill them, wait for one, look again.
-		killChildren()
-		_, _ = syscall.Wait4(-1, nil, 0, nil)
+		if killChildren() > 0 {
+			misses = 0
+			_, _ = syscall.Wait4(-1, nil, 0, nil)
+			continue
+		}
+		// None found in /proc (one may have just exited; or /proc is not this pid
+		// namespace's): look again briefly, then give up rather than wait forever for a
+		// process we cannot see, which would hold the run open.
+		if misses++; misses > 20 {
+			return
+		}
+		sleep(1e6)
 	}
 }
 
