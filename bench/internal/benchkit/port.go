@@ -88,6 +88,13 @@ func (p *Port) Ended(ids []string) int {
 	return n
 }
 
+// EndedTotal counts every run the emulator has terminated.
+func (p *Port) EndedTotal() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.ended)
+}
+
 // EndedAt is when the emulator terminated the run (zero if it has not).
 func (p *Port) EndedAt(id string) time.Time {
 	p.mu.Lock()
