@@ -71,7 +71,7 @@ var caseNames = map[string][]string{
 func defaults() options {
 	return options{
 		partitions: 3, maxConc: 16, flush: time.Second,
-		throughputRuns: 2000, dispatchRuns: 1000, chattyRuns: 4, chattyLines: 100, chattyEvery: 30 * time.Millisecond,
+		throughputRuns: 2000, dispatchRuns: 1000, chattyRuns: 4, chattyLines: 100, chattyEvery: 25 * time.Millisecond,
 		idleFor: 2 * time.Second, sleepRuns: 100, sleepFor: 5 * time.Second, floodBytes: 200e6, longTrues: 5000,
 		profileSeconds: 10, caseTimeout: 5 * time.Minute,
 	}
@@ -82,7 +82,7 @@ func defaults() options {
 func (o *options) tiny() {
 	o.flush = 250 * time.Millisecond
 	o.throughputRuns, o.dispatchRuns = 100, 20
-	o.chattyRuns, o.chattyLines, o.chattyEvery = 2, 10, 30*time.Millisecond
+	o.chattyRuns, o.chattyLines, o.chattyEvery = 2, 10, 20*time.Millisecond
 	o.idleFor, o.sleepRuns, o.sleepFor = 300*time.Millisecond, 20, 2*time.Second
 	o.floodBytes, o.longTrues = 5e6, 50
 	o.profileSeconds = 1
