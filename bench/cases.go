@@ -105,10 +105,13 @@ func (b *bench) caseThroughput(ctx context.Context, ag *benchkit.Agent, topic st
 	if err != nil {
 		return nil, err
 	}
+	// The profile's request is cancelled and waited for on every way out of the case.
 	var prof sync.WaitGroup
 	var profErr error
+	profCtx, cancelProf := context.WithCancel(ctx)
+	defer func() { cancelProf(); prof.Wait() }()
 	if o.cpuprofile != "" {
-		prof.Go(func() { profErr = saveProfile(ctx, ag, o.cpuprofile, o.profileSeconds) })
+		prof.Go(func() { profErr = saveProfile(profCtx, ag, o.cpuprofile, o.profileSeconds) })
 	}
 	start := time.Now()
 	if err := b.produceAndWait(ctx, topic, "true", ids); err != nil {
