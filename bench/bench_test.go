@@ -34,7 +34,7 @@ func TestTiny(t *testing.T) {
 	for _, r := range tab.rows {
 		got[r.num] = r
 	}
-	for _, num := range []string{"1a", "1b", "2a", "2b", "3a", "3b", "4", "5a", "5b", "5c", "5d", "6a", "6b"} {
+	for _, num := range []string{"1a", "1b", "2a", "2b", "2c", "3a", "3b", "4", "5a", "5b", "5c", "5d", "6a", "6b"} {
 		r, ok := got[num]
 		if !ok || r.measured == "" || r.raw == "" {
 			t.Errorf("row %s missing or empty: %+v", num, r)
@@ -42,6 +42,9 @@ func TestTiny(t *testing.T) {
 		if !strings.Contains(out.String(), "| "+num+" |") {
 			t.Errorf("printed table lacks row %s", num)
 		}
+	}
+	if r := got["2c"]; strings.HasPrefix(r.measured, "n/a") {
+		t.Errorf("the exec shim could not be measured: %s", r.measured)
 	}
 	if r := got["3a"]; r.verdict != "ok" {
 		t.Errorf("quiet runs: %s Port requests per run, want exactly 1.00", r.measured)

@@ -59,7 +59,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (t *table, er
 		if b.agent, shim, err = benchkit.BuildAgent(ctx, root, b.dir); err != nil {
 			return nil, err
 		}
-	} else if _, err := os.Stat(filepath.Join(filepath.Dir(b.agent), "port-runner-shim")); err == nil {
+	} else if fileExists(filepath.Join(filepath.Dir(b.agent), "port-runner-shim")) {
 		shim = true
 	}
 	b.stamp = filepath.Join(b.dir, "stamp")
