@@ -126,6 +126,13 @@ func (b *bench) caseThroughput(ctx context.Context, ag *benchkit.Agent, topic st
 	} else if o.cpuprofile != "" {
 		b.logf("CPU profile of the agent (%ds from the start of the throughput case) in %s", o.profileSeconds, o.cpuprofile)
 	}
+	if o.memprofile != "" {
+		if body, err := ag.Get(ctx, "/debug/pprof/allocs"); err != nil {
+			b.problem("allocation profile: %v", err)
+		} else if err := os.WriteFile(o.memprofile, body, 0o644); err != nil {
+			b.problem("allocation profile: %v", err)
+		}
+	}
 	rate := float64(len(ids)) / elapsed.Seconds()
 	ratio := rate / rawRate
 	b.logf("throughput: %d runs in %s: %.0f runs/s", len(ids), elapsed.Round(time.Millisecond), rate)

@@ -55,6 +55,7 @@ type options struct {
 	longTrues      int
 
 	cpuprofile     string
+	memprofile     string
 	profileSeconds int
 	caseTimeout    time.Duration
 	keep           bool
@@ -116,6 +117,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Int64Var(&o.floodBytes, "flood-bytes", o.floodBytes, "bytes of output of the flood run")
 	fs.IntVar(&o.longTrues, "long-trues", o.longTrues, "/bin/true runs behind the long run (same partition)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "save a CPU profile of the agent during the throughput case to this file (metrics.pprof)")
+	fs.StringVar(&o.memprofile, "memprofile", "", "save the agent's allocation profile (/debug/pprof/allocs) after the throughput case to this file")
 	fs.IntVar(&o.profileSeconds, "profile-seconds", o.profileSeconds, "length of that profile; make the throughput case at least as long")
 	fs.DurationVar(&o.caseTimeout, "case-timeout", o.caseTimeout, "give up on a case after this long")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs, agent logs) even on success")
