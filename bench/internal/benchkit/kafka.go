@@ -29,16 +29,18 @@ const (
 
 // Kafka is the broker the bench produces to and the agent consumes from.
 type Kafka struct {
-	Brokers []string
-	Desc    string
-	close   func()
+	Brokers  []string
+	Desc     string
+	external bool
+	topics   []string // created by NewTopic; deleted at Close on an external broker
+	close    func()
 }
 
 // StartKafka uses the external PLAINTEXT brokers (comma separated) when given, otherwise an
 // in-process kfake broker.
 func StartKafka(brokers string) (*Kafka, error) {
 	if brokers != "" {
-		return &Kafka{Brokers: strings.Split(brokers, ","), Desc: "external " + brokers, close: func() {}}, nil
+		return &Kafka{Brokers: strings.Split(brokers, ","), Desc: "external " + brokers, external: true, close: func() {}}, nil
 	}
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
@@ -47,7 +49,21 @@ func StartKafka(brokers string) (*Kafka, error) {
 	return &Kafka{Brokers: cluster.ListenAddrs(), Desc: "kfake (in-process, 1 broker)", close: cluster.Close}, nil
 }
 
-func (k *Kafka) Close() { k.close() }
+// Close deletes the bench's topics from an external broker (kfake goes away whole).
+func (k *Kafka) Close() {
+	defer k.close()
+	if !k.external || len(k.topics) == 0 {
+		return
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...))
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _ = kadm.NewClient(cl).DeleteTopics(ctx, k.topics...)
+}
 
 // NewTopic creates a topic of its own for one agent, named after the case.
 func (k *Kafka) NewTopic(ctx context.Context, name string, partitions int) (string, error) {
@@ -64,6 +80,7 @@ func (k *Kafka) NewTopic(ctx context.Context, name string, partitions int) (stri
 	if err != nil {
 		return "", fmt.Errorf("create topic %s: %w", topic, err)
 	}
+	k.topics = append(k.topics, topic)
 	return topic, nil
 }
 
