@@ -61,6 +61,9 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 	if deps.Metrics == nil {
 		deps.Metrics = metrics.New()
 	}
+	if cfg.Metrics.Pprof {
+		deps.Metrics.Pprof = true
+	}
 	if deps.CloseGrace <= 0 {
 		deps.CloseGrace = 30 * time.Second
 	}

@@ -81,6 +81,8 @@ type Logs struct {
 
 type Metrics struct {
 	Addr string `yaml:"addr"`
+	// Pprof serves net/http/pprof on the metrics server (/debug/pprof/); off by default.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Message holds the jq selectors for custom (v2 KAFKA) payloads.
