@@ -111,12 +111,12 @@ func compile(expr string) (*gojq.Code, error) {
 // Run is a decoded run. Context's values share structure (properties also
 // sit inside message), so treat it as read-only.
 type Run struct {
-	ID      string
-	Action  string // "" for a workflow node run whose message names none
+	ID     string
+	Action string // "" for a workflow node run whose message names none
 	// Workflow and Node identify a workflow node run's workflow and node ("" when the
 	// message does not say); the agent picks the command by them.
 	Workflow, Node string
-	Context map[string]any // the run context: runId, action, blueprint, entity, properties, trigger, message
+	Context        map[string]any // the run context: runId, action, blueprint, entity, properties, trigger, message
 }
 
 // ContextJSON is what $PORT_RUN_FILE holds. HTML escaping is off so commands
