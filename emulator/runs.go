@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/port-runner/port-runner/runmsg"
+	"github.com/port-runner/port-runner/secretinput"
 )
 
 // CreateRunRequest is the body of POST /v1/actions/{action}/runs.
@@ -49,6 +50,12 @@ func (e *Emulator) CreateRun(ctx context.Context, action string, req CreateRunRe
 		return RunState{}, &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: err.Error(), Err: err}
 	}
 
+	// Port neither stores nor shows a secret input's value.
+	for _, n := range e.opts.SecretInputs[action] {
+		if _, ok := props[n]; ok {
+			props[n] = "***"
+		}
+	}
 	e.mu.Lock()
 	e.insertLocked(&RunState{ID: id, Action: action, Blueprint: bp, Entity: req.Entity, Properties: props})
 	e.mu.Unlock()
@@ -110,15 +117,64 @@ type msgEntity struct {
 }
 
 type msgAction struct {
-	Identifier       string        `json:"identifier"`
-	Title            string        `json:"title"`
-	InvocationMethod msgInvocation `json:"invocationMethod"`
+	Identifier       string         `json:"identifier"`
+	Title            string         `json:"title"`
+	UserInputs       *msgUserInputs `json:"userInputs,omitempty"` // only when some input is secret
+	InvocationMethod msgInvocation  `json:"invocationMethod"`
 	Trigger          string        `json:"trigger"`
 	Blueprint        string        `json:"blueprint"`
 }
 
 type msgInvocation struct {
-	Type string `json:"type"`
+	Type         string `json:"type"`
+	Synchronized bool   `json:"synchronized,omitempty"`
+}
+
+type msgUserInputs struct {
+	Properties map[string]msgInput `json:"properties"`
+}
+
+type msgInput struct {
+	Type       string `json:"type"`
+	Encryption string `json:"encryption,omitempty"`
+}
+
+// encryptSecretsLocked encrypts the action's secret inputs in the message as Port does
+// (it never stores or logs their values) and marks them in the action's userInputs.
+func (e *Emulator) encryptSecretsLocked(m *runMessage, action string) error {
+	names := e.opts.SecretInputs[action]
+	if len(names) == 0 {
+		return nil
+	}
+	props := maps.Clone(m.Payload.Properties)
+	ui := &msgUserInputs{Properties: map[string]msgInput{}}
+	for _, n := range names {
+		v, ok := props[n]
+		typ := "string"
+		if _, isString := v.(string); !isString && ok {
+			typ = "object"
+		}
+		ui.Properties[n] = msgInput{Type: typ, Encryption: secretinput.Algorithm}
+		if !ok {
+			continue
+		}
+		plain, isString := v.(string)
+		if !isString {
+			b, err := json.Marshal(v)
+			if err != nil {
+				return fmt.Errorf("emulator: secret input %s: %w", n, err)
+			}
+			plain = string(b)
+		}
+		enc, err := secretinput.Encrypt(e.opts.ClientSecret, []byte(plain))
+		if err != nil {
+			return fmt.Errorf("emulator: encrypt secret input %s: %w", n, err)
+		}
+		props[n] = enc
+	}
+	m.Payload.Properties = props
+	m.Payload.Action.UserInputs = ui
+	return nil
 }
 
 func (e *Emulator) buildMessage(id, action, blueprint, entity string, props map[string]any, now time.Time) ([]byte, error) {
@@ -143,6 +199,10 @@ func (e *Emulator) buildMessage(id, action, blueprint, entity string, props map[
 		},
 		Headers: map[string]any{},
 	}
+	if err := e.encryptSecretsLocked(&m, action); err != nil {
+		return nil, err
+	}
+	m.Payload.Action.InvocationMethod.Synchronized = slices.Contains(e.opts.Synchronous, action)
 	if entity != "" {
 		m.Context.Entity = &entity
 		m.Payload.Entity = &msgEntity{Identifier: entity, Title: entity, Blueprint: blueprint,
