@@ -110,10 +110,10 @@ type RunState struct {
 	// A workflow node run (NodeRun) has a Workflow, a Node, and on completion a Result
 	// (SUCCESS | FAILED | CANCELLED) and an Output; its Status reads SUCCESS or FAILURE
 	// once completed, like an action run's, so waiting works the same for both.
-	NodeRun        bool
-	Workflow, Node string
-	Result         string
-	Output         map[string]any
+	NodeRun              bool
+	Workflow, Node       string
+	Result               string
+	Output               map[string]any
 	CreatedAt, UpdatedAt time.Time
 	EndedAt              *time.Time
 }

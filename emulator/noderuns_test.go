@@ -70,7 +70,9 @@ func TestSecretInputsAndSynchronous(t *testing.T) {
 	var m struct {
 		Payload struct {
 			Action struct {
-				UserInputs       struct{ Properties map[string]struct{ Type, Encryption string } }
+				UserInputs struct {
+					Properties map[string]struct{ Type, Encryption string }
+				}
 				InvocationMethod struct{ Synchronized bool }
 			}
 			Properties map[string]any

@@ -121,8 +121,8 @@ type msgAction struct {
 	Title            string         `json:"title"`
 	UserInputs       *msgUserInputs `json:"userInputs,omitempty"` // only when some input is secret
 	InvocationMethod msgInvocation  `json:"invocationMethod"`
-	Trigger          string        `json:"trigger"`
-	Blueprint        string        `json:"blueprint"`
+	Trigger          string         `json:"trigger"`
+	Blueprint        string         `json:"blueprint"`
 }
 
 type msgInvocation struct {
