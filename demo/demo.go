@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -67,7 +66,7 @@ func Run(ctx context.Context, out, logOut io.Writer) error {
 		return fmt.Errorf("temp dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	if err := extractExamples(dir); err != nil {
+	if err := examples.Extract(dir); err != nil {
 		return err
 	}
 
@@ -230,32 +229,6 @@ func printRun(out io.Writer, r emulator.RunState, tr trigger) {
 		}
 	}
 	fmt.Fprintln(out)
-}
-
-// extractExamples writes the embedded examples under dir/examples, scripts executable, so
-// the config's relative command paths resolve against dir.
-func extractExamples(dir string) error {
-	return fs.WalkDir(examples.FS, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dir, "examples", path)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		data, err := fs.ReadFile(examples.FS, path)
-		if err != nil {
-			return err
-		}
-		mode := os.FileMode(0o644)
-		if strings.HasSuffix(path, ".sh") {
-			mode = 0o755
-		}
-		if err := os.WriteFile(target, data, mode); err != nil {
-			return fmt.Errorf("extract example %s: %w", path, err)
-		}
-		return nil
-	})
 }
 
 // zapcoreFor logs the agent's warnings and errors as readable console lines.

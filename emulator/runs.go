@@ -35,6 +35,25 @@ func (e *Emulator) CreateRun(ctx context.Context, action string, req CreateRunRe
 	if e.opts.Produce == nil {
 		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error", Message: errNoProducer.Error(), Err: errNoProducer}
 	}
+	run, value, err := e.PrepareRun(action, req)
+	if err != nil {
+		return RunState{}, err
+	}
+	if err := e.opts.Produce(ctx, e.opts.Topic, []byte(run.ID), value); err != nil {
+		e.removeRun(run.ID)
+		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error",
+			Message: "could not publish the run to Kafka: " + err.Error(), Err: err}
+	}
+	run, _ = e.Run(run.ID)
+	return run, nil
+}
+
+// PrepareRun creates the IN_PROGRESS run as CreateRun does and returns its signed message
+// instead of producing it (`port-runner try` hands it to the agent directly, no Kafka).
+func (e *Emulator) PrepareRun(action string, req CreateRunRequest) (RunState, []byte, error) {
+	if action == "" {
+		return RunState{}, nil, errf(http.StatusUnprocessableEntity, "invalid_request", "action identifier is required")
+	}
 	bp := req.Blueprint
 	if bp == "" {
 		bp = "microservice"
@@ -47,9 +66,8 @@ func (e *Emulator) CreateRun(ctx context.Context, action string, req CreateRunRe
 	id := "r_" + randomID(16)
 	value, err := e.buildMessage(id, action, bp, req.Entity, props, now)
 	if err != nil {
-		return RunState{}, &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: err.Error(), Err: err}
+		return RunState{}, nil, &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: err.Error(), Err: err}
 	}
-
 	// Port neither stores nor shows a secret input's value.
 	for _, n := range e.opts.SecretInputs[action] {
 		if _, ok := props[n]; ok {
@@ -59,18 +77,8 @@ func (e *Emulator) CreateRun(ctx context.Context, action string, req CreateRunRe
 	e.mu.Lock()
 	e.insertLocked(&RunState{ID: id, Action: action, Blueprint: bp, Entity: req.Entity, Properties: props})
 	e.mu.Unlock()
-
-	if err := e.opts.Produce(ctx, e.opts.Topic, []byte(id), value); err != nil {
-		e.mu.Lock()
-		delete(e.runs, id)
-		e.order = slices.DeleteFunc(e.order, func(s string) bool { return s == id })
-		e.notifyLocked()
-		e.mu.Unlock()
-		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error",
-			Message: "could not publish the run to Kafka: " + err.Error(), Err: err}
-	}
 	run, _ := e.Run(id)
-	return run, nil
+	return run, value, nil
 }
 
 // The run message in Port's v1 layout (the seed's CREATE body). Structs, not

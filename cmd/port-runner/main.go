@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 	"github.com/port-runner/port-runner/emulator"
 	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/runmsg"
+	"github.com/port-runner/port-runner/tryrun"
 )
 
 // Exit codes (SPEC "Commands").
@@ -45,6 +47,9 @@ Usage:
   port-runner run --config FILE        the agent (PORT_RUNNER_CONFIG may name the file)
   port-runner demo                     the whole loop in-process: Kafka, Port emulator, examples/
   port-runner validate --config FILE   check a config; errors name the key
+  port-runner try ACTION [--properties JSON] [--entity ID] [--config FILE]
+                                       run one action locally against an in-process Port
+                                       emulator (no Kafka); exit 0 on SUCCESS, 1 on FAILURE
   port-runner emulator --addr ADDR --brokers HOST:PORT[,...] [--org ORG] [--client-id ID --client-secret S]
                                        the Port API emulator on its own
   port-runner version                  version, commit, Go version
@@ -75,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(args[1:], stdout, stderr)
 	case "emulator":
 		return cmdEmulator(args[1:], stderr)
+	case "try":
+		return cmdTry(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
@@ -235,6 +242,48 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	if err := demo.Run(ctx, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "demo failed: %v\n", err)
+		return exitRuntime
+	}
+	return exitOK
+}
+
+func cmdTry(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("try", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	props := fs.String("properties", "{}", "the run's inputs, a JSON object")
+	entity := fs.String("entity", "", "the entity of a DAY-2 run")
+	path := fs.String("config", os.Getenv("PORT_RUNNER_CONFIG"), "config file (default: the shipped examples/config.yaml)")
+	// The action comes first (`try ACTION --flags`), flags may also precede it.
+	var action string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		action, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if action == "" && fs.NArg() > 0 {
+		action = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return exitUsage
+		}
+	}
+	if action == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: port-runner try ACTION [--properties JSON] [--entity ID] [--config FILE]")
+		return exitUsage
+	}
+	var properties map[string]any
+	if err := json.Unmarshal([]byte(*props), &properties); err != nil {
+		fmt.Fprintf(stderr, "port-runner try: --properties must be a JSON object: %v\n", err)
+		return exitUsage
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	ok, err := tryrun.Run(ctx, tryrun.Options{Action: action, Properties: properties, Entity: *entity, ConfigPath: *path}, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "port-runner try: %v\n", err)
+		return exitRuntime
+	}
+	if !ok {
 		return exitRuntime
 	}
 	return exitOK
