@@ -21,13 +21,13 @@ func (a *action) secretInputs(run runmsg.Run) map[string]string {
 	}
 	msg := run.Context["message"]
 	for _, schema := range []any{
-		lookupPath(msg, "payload", "action", "userInputs", "properties"),
-		lookupPath(msg, "payload", "payload", "action", "userInputs", "properties"), // the seed's DAY-2 envelope
+		runmsg.Lookup(msg, "payload", "action", "userInputs", "properties"),
+		runmsg.Lookup(msg, "payload", "payload", "action", "userInputs", "properties"), // the seed's DAY-2 envelope
 	} {
 		props, _ := schema.(map[string]any)
 		for n, p := range props {
-			if lookupPath(p, "encryption") == secretinput.Algorithm {
-				typ, _ := lookupPath(p, "type").(string)
+			if runmsg.Lookup(p, "encryption") == secretinput.Algorithm {
+				typ, _ := runmsg.Lookup(p, "type").(string)
 				names[n] = typ
 			}
 		}
@@ -96,17 +96,6 @@ func leafStrings(v any) []string {
 		return out
 	}
 	return nil
-}
-
-func lookupPath(v any, path ...string) any {
-	for _, k := range path {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil
-		}
-		v = m[k]
-	}
-	return v
 }
 
 // scrub replaces secrets in err's text with ***.

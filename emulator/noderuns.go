@@ -123,6 +123,18 @@ func (e *Emulator) nodeRunLocked(id string) (*RunState, error) {
 	return run, nil
 }
 
+// openNodeRunLocked is openRunLocked for node runs: a completed one refuses every change.
+func (e *Emulator) openNodeRunLocked(id string, completing bool) (*RunState, error) {
+	run, err := e.nodeRunLocked(id)
+	if err != nil {
+		return nil, err
+	}
+	if terminal(run.Status) {
+		return nil, e.rejectLocked(run, completing)
+	}
+	return run, nil
+}
+
 func (e *Emulator) handleGetNodeRun(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -155,12 +167,9 @@ func (e *Emulator) handlePatchNodeRun(r *http.Request, body []byte, now time.Tim
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	run, err := e.nodeRunLocked(r.PathValue("id"))
+	run, err := e.openNodeRunLocked(r.PathValue("id"), completing)
 	if err != nil {
 		return 0, nil, err
-	}
-	if terminal(run.Status) {
-		return 0, nil, e.rejectLocked(run, completing)
 	}
 	run.Logs = appendNodeLogs(run.Logs, in.Logs, now)
 	if in.Output != nil {
@@ -215,12 +224,9 @@ func (e *Emulator) handleNodeRunLogs(r *http.Request, body []byte, now time.Time
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	run, err := e.nodeRunLocked(r.PathValue("id"))
+	run, err := e.openNodeRunLocked(r.PathValue("id"), false)
 	if err != nil {
 		return 0, nil, err
-	}
-	if terminal(run.Status) {
-		return 0, nil, e.rejectLocked(run, false)
 	}
 	run.Logs = appendNodeLogs(run.Logs, in.Logs, now)
 	run.UpdatedAt = now

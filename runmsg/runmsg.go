@@ -197,7 +197,7 @@ func (d *Decoder) Decode(raw []byte) (run Run, err error) {
 	}
 	if props == nil && node {
 		// A Kafka node's message carries the payload its workflow configured, not inputs.
-		props = lookup(doc, "payload")
+		props = Lookup(doc, "payload")
 	}
 	if props == nil {
 		props = map[string]any{}
@@ -208,9 +208,9 @@ func (d *Decoder) Decode(raw []byte) (run Run, err error) {
 	}
 
 	var blueprint any
-	if s, ok := lookup(doc, "context", "blueprint").(string); ok && s != "" {
+	if s, ok := Lookup(doc, "context", "blueprint").(string); ok && s != "" {
 		blueprint = s
-	} else if s, ok := lookup(doc, "payload", "action", "blueprint").(string); ok && s != "" {
+	} else if s, ok := Lookup(doc, "payload", "action", "blueprint").(string); ok && s != "" {
 		blueprint = s
 	}
 
@@ -232,8 +232,8 @@ func (d *Decoder) Decode(raw []byte) (run Run, err error) {
 		},
 	}
 	if node {
-		out.Workflow = identifier(lookup(doc, "context", "workflow"))
-		out.Node = identifier(lookup(doc, "context", "node"))
+		out.Workflow = identifier(Lookup(doc, "context", "workflow"))
+		out.Node = identifier(Lookup(doc, "context", "node"))
 		out.Context["workflow"] = out.Workflow
 		out.Context["node"] = out.Node
 	}
@@ -293,7 +293,7 @@ func identifier(v any) string {
 	if s, ok := v.(string); ok {
 		return s
 	}
-	s, _ := lookup(v, "identifier").(string)
+	s, _ := Lookup(v, "identifier").(string)
 	return s
 }
 
@@ -306,7 +306,7 @@ func (d *Decoder) actionOf(ctx context.Context, doc any) (string, error) {
 		if s, ok := v.(string); ok && s != "" {
 			return s, nil
 		}
-		if s, ok := lookup(v, "identifier").(string); ok && s != "" {
+		if s, ok := Lookup(v, "identifier").(string); ok && s != "" {
 			return s, nil
 		}
 	}
@@ -334,7 +334,8 @@ func first(ctx context.Context, code *gojq.Code, input any) (any, error) {
 	return v, nil
 }
 
-func lookup(v any, path ...string) any {
+// Lookup follows path through nested objects; nil when any step is not an object or key.
+func Lookup(v any, path ...string) any {
 	for _, k := range path {
 		m, ok := v.(map[string]any)
 		if !ok {

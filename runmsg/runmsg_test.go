@@ -128,7 +128,7 @@ func checkRun(t *testing.T, run Run, id, action, trigger, entityID, region strin
 	if _, ok := body["context"]; !ok {
 		body = body["payload"].(map[string]any) // the seed-wrapped shape stays wrapped
 	}
-	if got := lookup(body, "payload", "action", "trigger"); got != trigger {
+	if got := Lookup(body, "payload", "action", "trigger"); got != trigger {
 		t.Errorf("message trigger = %v, want %s", got, trigger)
 	}
 	if h, ok := msg["headers"].(map[string]any); ok {
@@ -146,7 +146,7 @@ func checkRun(t *testing.T, run Run, id, action, trigger, entityID, region strin
 		if c["entity"] != nil {
 			t.Errorf("entity = %v, want null", c["entity"])
 		}
-	} else if got := lookup(c["entity"], "identifier"); got != entityID {
+	} else if got := Lookup(c["entity"], "identifier"); got != entityID {
 		t.Errorf("entity identifier = %v, want %s", got, entityID)
 	}
 	props, ok := c["properties"].(map[string]any)
@@ -447,7 +447,7 @@ func TestCustomSelectors(t *testing.T) {
 	if p := run.Context["properties"].(map[string]any); p["name"] != "svc" || p["n"] != 2 {
 		t.Errorf("properties = %v", p)
 	}
-	if lookup(run.Context["entity"], "identifier") != "e" { // Entity kept its default
+	if Lookup(run.Context["entity"], "identifier") != "e" { // Entity kept its default
 		t.Errorf("entity = %v", run.Context["entity"])
 	}
 	if _, err := d.Decode([]byte(`{"context":{"runId":"r"},"action":"a"}`)); err == nil {
