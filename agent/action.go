@@ -86,7 +86,8 @@ func (a *action) spec(run runmsg.Run) (_ executor.Spec, secrets []string, err er
 	}
 	// An error about a value (a jq type error quotes it) must not carry a decrypted secret
 	// into a label or the agent's log.
-	defer func() { err = scrub(err, secrets) }()
+	plain := secrets // a failing return clears secrets before the deferred scrub runs
+	defer func() { err = scrub(err, plain) }()
 	ctxJSON, err := run.ContextJSON()
 	if err != nil {
 		return executor.Spec{}, nil, fmt.Errorf("run context: %w", err)
