@@ -18,6 +18,7 @@ import (
 	"github.com/port-runner/port-runner/agent"
 	"github.com/port-runner/port-runner/emulator"
 	"github.com/port-runner/port-runner/kafkatest"
+	"github.com/port-runner/port-runner/metrics"
 	"github.com/port-runner/port-runner/runmsg"
 )
 
@@ -55,6 +56,25 @@ printf '{"digest":"sha256:abc","image":"overridden by the line"}' > "$PORT_OUTPU
 	}
 	if log := logText(run); !strings.Contains(log, "building api for node build_image") || strings.Contains(log, "::port-output::") {
 		t.Fatalf("log:\n%s", log)
+	}
+	// A failing command fails its node; a node run no workflowNode matches is not ours.
+	failing, err := h.emu.CreateNodeRun(context.Background(), "ci", "deploy", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.emu.CreateNodeRun(context.Background(), "other-workflow", "build", nil); err != nil {
+		t.Fatal(err)
+	}
+	if fr := h.waitEnded(t, failing.ID); fr.Result != "FAILED" || !strings.Contains(logText(fr), "port-runner: exit code 9") {
+		t.Fatalf("failing node run %+v\n%s", fr, logText(fr))
+	}
+	ignored := h.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeIgnored)
+	deadline := time.Now().Add(30 * time.Second)
+	for testutil.ToFloat64(ignored) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("messages_total{ignored} = %v, want 1", testutil.ToFloat64(ignored))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	// It went through the node run API only.
 	for _, r := range h.emu.Requests() {

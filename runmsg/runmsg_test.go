@@ -584,10 +584,13 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte(`{"payload":{"context":{"runId":"r"},"action":"a"}}`))
 	f.Add([]byte(`{"context":{"runId":"r"},"action":"a","headers":{"X-Port-Signature":"v1,x","X-Port-Timestamp":"1"}}`))
+	f.Add([]byte(`{"context":{"runId":"wfnr_1","workflow":{"identifier":"w"},"node":"n"},"payload":[1,{"a":"b"}]}`))
+	f.Add([]byte(`[{"runId":"r_1","action":"a"},{"inputs":{}}]`))
 	verifying := mustDecoder(f, Options{Secret: vectorSecret, VerifySignature: true})
 	trusting := mustDecoder(f, Options{})
+	arrays := mustDecoder(f, Options{Selectors: Selectors{RunID: ".[0].runId", Action: ".[0].action", Properties: ".[1].inputs"}})
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		for _, d := range []*Decoder{verifying, trusting} {
+		for _, d := range []*Decoder{verifying, trusting, arrays} {
 			run, err := d.Decode(raw)
 			if err != nil {
 				var se *SkipError
@@ -596,7 +599,7 @@ func FuzzDecode(f *testing.F) {
 				}
 				continue
 			}
-			if run.ID == "" || run.Action == "" {
+			if run.ID == "" || (run.Action == "" && !IsWorkflowNodeRun(run.ID)) {
 				t.Fatalf("run without id or action: %+v", run)
 			}
 			js, err := run.ContextJSON()
