@@ -21,7 +21,7 @@ type action struct {
 	shim  []string
 	allow []portproxy.Rule // portAPI.allow
 	// node selects the workflow node runs this action takes (nil: none); secretKey
-	// decrypts its secret inputs (the Port client secret). See features.go.
+	// decrypts its secret inputs (the Port client secret). See noderuns.go, secrets.go.
 	node      *nodeMatcher
 	secretKey string
 }
