@@ -55,11 +55,26 @@ type nodeContext struct {
 
 // CreateNodeRun creates an IN_PROGRESS workflow node run and produces its signed message.
 func (e *Emulator) CreateNodeRun(ctx context.Context, workflow, node string, payload any) (RunState, error) {
-	if workflow == "" || node == "" {
-		return RunState{}, errf(http.StatusUnprocessableEntity, "invalid_request", "workflow and node identifiers are required")
-	}
 	if e.opts.Produce == nil {
 		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error", Message: errNoProducer.Error(), Err: errNoProducer}
+	}
+	run, value, err := e.PrepareNodeRun(workflow, node, payload)
+	if err != nil {
+		return RunState{}, err
+	}
+	if err := e.opts.Produce(ctx, e.opts.Topic, []byte(run.ID), value); err != nil {
+		e.removeRun(run.ID)
+		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error",
+			Message: "could not publish the node run to Kafka: " + err.Error(), Err: err}
+	}
+	run, _ = e.Run(run.ID)
+	return run, nil
+}
+
+// PrepareNodeRun is CreateNodeRun without producing: it returns the signed message.
+func (e *Emulator) PrepareNodeRun(workflow, node string, payload any) (RunState, []byte, error) {
+	if workflow == "" || node == "" {
+		return RunState{}, nil, errf(http.StatusUnprocessableEntity, "invalid_request", "workflow and node identifiers are required")
 	}
 	if payload == nil {
 		payload = map[string]any{}
@@ -76,22 +91,17 @@ func (e *Emulator) CreateNodeRun(ctx context.Context, workflow, node string, pay
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(m); err != nil {
-		return RunState{}, errf(http.StatusUnprocessableEntity, "invalid_request", "payload: %v", err)
+		return RunState{}, nil, errf(http.StatusUnprocessableEntity, "invalid_request", "payload: %v", err)
 	}
 	value, err := runmsg.Sign(e.opts.ClientSecret, now.Unix(), bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 	if err != nil {
-		return RunState{}, &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: err.Error(), Err: err}
+		return RunState{}, nil, &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: err.Error(), Err: err}
 	}
 	e.mu.Lock()
 	e.insertLocked(&RunState{ID: id, NodeRun: true, Workflow: workflow, Node: node, Properties: map[string]any{}})
 	e.mu.Unlock()
-	if err := e.opts.Produce(ctx, e.opts.Topic, []byte(id), value); err != nil {
-		e.removeRun(id)
-		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error",
-			Message: "could not publish the node run to Kafka: " + err.Error(), Err: err}
-	}
 	run, _ := e.Run(id)
-	return run, nil
+	return run, value, nil
 }
 
 func (e *Emulator) removeRun(id string) {

@@ -6,6 +6,7 @@ package tryrun
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -74,15 +75,26 @@ func Run(ctx context.Context, o Options, out, logOut io.Writer) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	created, msg, err := emu.PrepareRun(o.Action, emulator.CreateRunRequest{Properties: o.Properties, Entity: o.Entity})
-	if err != nil {
-		return false, err
-	}
+	var created emulator.RunState
+	var msg []byte
 	kind := "CREATE"
 	if o.Entity != "" {
 		kind = "DAY-2 on " + o.Entity
 	}
-	props, _ := json.Marshal(created.Properties)
+	props, _ := json.Marshal(o.Properties)
+	if wn := cfg.Actions[o.Action].WorkflowNode; wn != nil {
+		// A workflow node's command: try it as the node run it serves, --properties as the
+		// node's payload.
+		workflow, node := cmp.Or(wn.Workflow, "try-workflow"), cmp.Or(wn.Node, "try-node")
+		created, msg, err = emu.PrepareNodeRun(workflow, node, o.Properties)
+		kind = "workflow " + workflow + ", node " + node
+	} else {
+		created, msg, err = emu.PrepareRun(o.Action, emulator.CreateRunRequest{Properties: o.Properties, Entity: o.Entity})
+		props, _ = json.Marshal(created.Properties)
+	}
+	if err != nil {
+		return false, err
+	}
 	fmt.Fprintf(out, "━━ try %s (%s) · run %s · inputs %s · Port API emulator %s\n\n", o.Action, kind, created.ID, props, base)
 
 	tried, runErr := a.Try(ctx, msg)
@@ -115,7 +127,12 @@ func printPort(out io.Writer, emu *emulator.Emulator, run emulator.RunState) {
 			fmt.Fprintf(out, "  %s  %s\n", e.CreatedAt.Format("15:04:05.000"), line)
 		}
 	}
-	fmt.Fprintf(out, "\nStatus: %s · %s\n", run.Status, run.StatusLabel)
+	if run.NodeRun {
+		b, _ := json.Marshal(run.Output)
+		fmt.Fprintf(out, "\nStatus: COMPLETED · %s\nOutput: %s\n", run.Result, b)
+	} else {
+		fmt.Fprintf(out, "\nStatus: %s · %s\n", run.Status, run.StatusLabel)
+	}
 	for _, l := range run.Link {
 		fmt.Fprintf(out, "Link: %s\n", l)
 	}
@@ -132,7 +149,7 @@ func printPort(out io.Writer, emu *emulator.Emulator, run emulator.RunState) {
 	fmt.Fprintf(out, "\nRequests that changed Port (besides the log):\n")
 	n := 0
 	for _, r := range emu.Requests() {
-		isPatch := r.Method == "PATCH" && strings.HasPrefix(r.Path, "/v1/actions/runs/"+run.ID)
+		isPatch := r.Method == "PATCH" && strings.HasSuffix(strings.TrimSuffix(r.Path, "/response"), "/runs/"+run.ID)
 		isEntity := r.Method != "GET" && strings.HasPrefix(r.Path, "/v1/blueprints/")
 		if !isPatch && !isEntity {
 			continue

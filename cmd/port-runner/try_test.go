@@ -29,6 +29,13 @@ func TestTryShippedExample(t *testing.T) {
 	if code != exitRuntime || !strings.Contains(stdout, "Status: FAILURE · exit code 3") || !strings.Contains(stdout, "DAY-2 on my-svc") {
 		t.Fatalf("failing run: exit %d\n%s", code, stdout)
 	}
+	// An action with a workflowNode is tried as the node run it serves, with its output.
+	code, stdout, _ = runCmd("try", "build_image", "--properties", `{"service":"billing","version":"2"}`)
+	if code != exitOK || !strings.Contains(stdout, "Status: COMPLETED · SUCCESS") ||
+		!strings.Contains(stdout, `Output: {"digest":"sha256:4f1c0a9e","image":"registry.example.com/billing:2"`) ||
+		!strings.Contains(stdout, "PATCH /v1/workflows/nodes/runs/wfnr_") {
+		t.Fatalf("node run: exit %d\n%s", code, stdout)
+	}
 	if code, _, stderr := runCmd("try", "no_such_action"); code != exitRuntime || !strings.Contains(stderr, `"no_such_action" is not in the config`) {
 		t.Fatalf("unknown action: exit %d, %s", code, stderr)
 	}
