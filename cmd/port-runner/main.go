@@ -51,6 +51,7 @@ Usage:
                                        run one action locally against an in-process Port
                                        emulator (no Kafka); exit 0 on SUCCESS, 1 on FAILURE
   port-runner emulator --addr ADDR --brokers HOST:PORT[,...] [--org ORG] [--client-id ID --client-secret S]
+                       [--secret-inputs ACTION=INPUT,...] [--kafka-username U --kafka-password P]
                                        the Port API emulator on its own
   port-runner version                  version, commit, Go version
 
@@ -298,7 +299,15 @@ func cmdEmulator(args []string, stderr io.Writer) int {
 	id := fs.String("client-id", envOr("PORT_CLIENT_ID", "local-client"), "accepted client id")
 	secret := fs.String("client-secret", envOr("PORT_CLIENT_SECRET", "local-client-secret"), "accepted client secret; signs run messages")
 	budget := fs.Int("budget", 0, "requests per 5 minutes before 429 (0: unlimited)")
+	kafkaUser := fs.String("kafka-username", "", "with --kafka-password: GET /v1/kafka-credentials answers --brokers and these")
+	kafkaPass := fs.String("kafka-password", os.Getenv("EMULATOR_KAFKA_PASSWORD"), "see --kafka-username (or EMULATOR_KAFKA_PASSWORD)")
+	secretInputs := fs.String("secret-inputs", "", "inputs created runs carry encrypted: ACTION=INPUT,INPUT[;ACTION=...]")
 	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	secrets, err := parseSecretInputs(*secretInputs)
+	if err != nil {
+		fmt.Fprintf(stderr, "port-runner emulator: --secret-inputs: %v\n", err)
 		return exitUsage
 	}
 	log, err := newLogger()
@@ -308,8 +317,13 @@ func cmdEmulator(args []string, stderr io.Writer) int {
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
+	var kafkaCreds *emulator.KafkaCredentials
+	if *kafkaUser != "" && *kafkaPass != "" && *brokers != "" {
+		kafkaCreds = &emulator.KafkaCredentials{Brokers: strings.Split(*brokers, ","), Username: *kafkaUser, Password: *kafkaPass}
+	}
 	// It may run for days (docker compose): keep only the latest requests in memory.
 	opts := emulator.Options{ClientID: *id, ClientSecret: *secret, OrgID: *org, Budget: *budget, MaxRequests: 10000,
+		SecretInputs: secrets, KafkaCredentials: kafkaCreds,
 		Logf: func(f string, a ...any) { log.Sugar().Infof(f, a...) }}
 	if *brokers != "" {
 		producer, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*brokers, ",")...), kgo.AllowAutoTopicCreation())
@@ -336,6 +350,22 @@ func cmdEmulator(args []string, stderr io.Writer) int {
 		return exitRuntime
 	}
 	return exitOK
+}
+
+// parseSecretInputs reads "ACTION=INPUT,INPUT;ACTION=INPUT".
+func parseSecretInputs(v string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for part := range strings.SplitSeq(v, ";") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		action, inputs, ok := strings.Cut(part, "=")
+		if !ok || action == "" || inputs == "" {
+			return nil, fmt.Errorf("%q is not ACTION=INPUT[,INPUT]", part)
+		}
+		out[action] = append(out[action], strings.Split(inputs, ",")...)
+	}
+	return out, nil
 }
 
 func envOr(k, def string) string {
