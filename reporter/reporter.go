@@ -320,11 +320,12 @@ func (l *RunLog) output(kv string) {
 	if l.outputs == nil {
 		l.outputs = map[string]string{}
 	}
+	k = l.masker.Replace(k)
 	if _, seen := l.outputs[k]; !seen && len(l.outputs) >= maxOutputs {
 		l.log.Warn("ignoring ::port-output:: past the limit", zap.Int("outputs", maxOutputs))
 		return
 	}
-	l.outputs[l.masker.Replace(k)] = l.value(v)
+	l.outputs[k] = l.value(v)
 }
 
 // maskValue masks every string inside a JSON value (an output file's, a response's).
