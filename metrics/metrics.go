@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -34,6 +35,12 @@ type Metrics struct {
 	// PortRequestWait is the time requests waited for their turn to Port (budget pacing,
 	// the requestsPerSecond ceiling, a 429's hold), by priority: close, log, proxy.
 	PortRequestWait *prometheus.HistogramVec
+	// Pprof serves net/http/pprof under /debug/pprof/ beside /metrics (config metrics.pprof):
+	// opt-in, since profiles show the agent's internals to whoever reaches the port.
+	Pprof bool
+	// UnsignedMessages counts messages of configured actions skipped for carrying no
+	// signature while security.verifySignature is on: a nonzero value is a setup problem.
+	UnsignedMessages prometheus.Counter
 }
 
 // Message outcomes, SPEC "Observability".
@@ -71,9 +78,11 @@ func New() *Metrics {
 		PortRequestWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "port_request_wait_seconds",
 			Help:    "Time a request to Port waited for its turn (budget, ceiling, 429 hold), by priority.",
 			Buckets: []float64{0.001, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60}}, []string{"priority"}),
+		UnsignedMessages: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "unsigned_messages_total",
+			Help: "Unsigned messages of configured actions skipped because security.verifySignature is on."}),
 	}
 	m.Registry.MustRegister(m.RunsTotal, m.RunDuration, m.RunsInFlight, m.MessagesTotal, m.PortRequests,
-		m.LogBytes, m.LogBytesDropped, m.ConsumerLag,
+		m.LogBytes, m.LogBytesDropped, m.ConsumerLag, m.UnsignedMessages,
 		m.PortBudgetRemaining, m.PortRequestWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate} {
@@ -120,6 +129,13 @@ func (m *Metrics) Handler(ready func() error) http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	if m.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index) // also the named profiles: heap, goroutine...
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

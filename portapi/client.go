@@ -46,7 +46,7 @@ type Options struct {
 	// included; under it the client paces itself by the budget Port reports.
 	// Burst is max(1, ceil(rps)). 0 or less means no ceiling.
 	RequestsPerSecond float64
-	// HTTPClient defaults to &http.Client{Timeout: 30 * time.Second}.
+	// HTTPClient defaults to &http.Client{Timeout: 30 * time.Second} on newTransport().
 	HTTPClient *http.Client
 	// Logger defaults to zap.NewNop().
 	Logger *zap.Logger
@@ -86,6 +86,20 @@ type Client struct {
 	sleep func(ctx context.Context, d time.Duration) error
 }
 
+// maxIdlePerHost keeps a connection to Port for every run that may close at once (the pool
+// allows at most 100 per replica) plus the proxy's and the log batches' requests.
+const maxIdlePerHost = 128
+
+// newTransport is http.DefaultTransport with room for idle connections: runs end in bursts,
+// and with the default 2 idle connections per host most closing requests dialled Port again
+// (TCP and TLS) instead of reusing a connection.
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = maxIdlePerHost
+	t.MaxIdleConnsPerHost = maxIdlePerHost
+	return t
+}
+
 // New validates opts and returns a Client. It makes no request: the first
 // call (or Token) fetches the access token.
 func New(opts Options) (*Client, error) {
@@ -118,7 +132,7 @@ func New(opts Options) (*Client, error) {
 		sleep:        backoff.Sleep,
 	}
 	if c.hc == nil {
-		c.hc = &http.Client{Timeout: 30 * time.Second}
+		c.hc = &http.Client{Timeout: 30 * time.Second, Transport: newTransport()}
 	}
 	if c.log == nil {
 		c.log = zap.NewNop()
