@@ -43,6 +43,9 @@ type Spec struct {
 	// command's shim ([]string{exe, ShimCommand}): it takes the command's whole
 	// process group down if the agent dies (see RunShim).
 	Shim []string
+	// OnStart, when set, is called once with the pid of the process Run started (the shim,
+	// or the command where no shim is used), right after it is running.
+	OnStart func(pid int)
 }
 
 // Result says how a run ended.
@@ -238,6 +241,9 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 		f.Close() // likewise: only the shim holds the status pipe now
 	}
 	pid := cmd.Process.Pid
+	if spec.OnStart != nil {
+		spec.OnStart(pid)
+	}
 
 	exited := make(chan struct{})
 	go func() {

@@ -529,3 +529,18 @@ func startFakeAgent(t *testing.T, helperTest, envFlag string) (*exec.Cmd, string
 		return nil, ""
 	}
 }
+
+// OnStart gets the pid of the process Run started, once, before the command's output ends.
+func TestOnStartGetsThePid(t *testing.T) {
+	var pids []int
+	res, out := run(t, context.Background(), Spec{
+		Argv:    []string{"/bin/sh", "-c", "echo $$"},
+		OnStart: func(pid int) { pids = append(pids, pid) },
+	})
+	if !res.Success {
+		t.Fatalf("result %+v", res)
+	}
+	if len(pids) != 1 || strconv.Itoa(pids[0]) != strings.TrimSpace(out) {
+		t.Fatalf("OnStart got %v, the command says its pid is %q", pids, out)
+	}
+}
