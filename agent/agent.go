@@ -11,11 +11,14 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
+	"github.com/twmb/franz-go/plugin/kzap"
 	"go.uber.org/zap"
 
 	"github.com/port-runner/port-runner/config"
 	"github.com/port-runner/port-runner/consumer"
 	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/lag"
 	"github.com/port-runner/port-runner/metrics"
 	"github.com/port-runner/port-runner/portapi"
 	"github.com/port-runner/port-runner/portproxy"
@@ -33,6 +36,8 @@ type Deps struct {
 	// Shim runs each command under the agent's binary as executor.RunShim, so a command's
 	// children die with the agent too ([]string{exe, executor.ShimCommand}); nil: no shim.
 	Shim []string
+	// LagInterval is how often consumer_lag is read from the broker; 0 -> 5s.
+	LagInterval time.Duration
 }
 
 // Agent is one replica.
@@ -50,6 +55,11 @@ type Agent struct {
 	actions  map[string]*action
 	seen     *seenRuns
 	deps     Deps
+	// Observability: the runs held (for /status, runs_waiting), franz-go's client metrics,
+	// and the options of the lag collector's own Kafka client.
+	tracker   *tracker
+	kafkaProm *kprom.Metrics
+	lagOpts   []kgo.Opt
 }
 
 // New builds every stage from a validated config. Nothing connects until Run.
@@ -63,7 +73,7 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 	if deps.CloseGrace <= 0 {
 		deps.CloseGrace = 30 * time.Second
 	}
-	a := &Agent{cfg: cfg, log: deps.Logger, metrics: deps.Metrics, deps: deps, seen: newSeenRuns(10000)}
+	a := &Agent{cfg: cfg, log: deps.Logger, metrics: deps.Metrics, deps: deps, seen: newSeenRuns(10000), tracker: newTracker()}
 
 	api, err := portapi.New(portapi.Options{
 		BaseURL:           cfg.Port.BaseURL,
@@ -117,12 +127,20 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		Logger:         deps.Logger,
 		OnLogBytes:     func(n int) { deps.Metrics.LogBytes.Add(float64(n)) },
 		OnDropped:      func(n int) { deps.Metrics.LogBytesDropped.Add(float64(n)) },
+		OnLine:         a.tracker.line,
 	})
 
 	kopts, err := kafkaOpts(cfg.Kafka)
 	if err != nil {
 		return nil, err
 	}
+	// franz-go's own logs: warnings and errors only (its info lines are per connection).
+	kopts = append(kopts, kgo.WithLogger(kzap.New(deps.Logger.Named("kafka"), kzap.Level(kgo.LogLevelWarn))))
+	a.lagOpts = append(append([]kgo.Opt{kgo.SeedBrokers(cfg.Kafka.Brokers...)}, kopts...), deps.KafkaOpts...)
+	// The consumer's client metrics (port_runner_kafka_*), attached to the registry in Run:
+	// kprom registers nothing itself, so agents sharing one Metrics never collide.
+	a.kafkaProm = kprom.NewMetrics("port_runner", kprom.Subsystem("kafka"), kprom.Registry(nil))
+	kopts = append(kopts, kgo.WithHooks(a.kafkaProm))
 	a.consumer, err = consumer.New(consumer.Options{
 		Brokers:       cfg.Kafka.Brokers,
 		Topic:         cfg.Kafka.Topic,
@@ -133,7 +151,6 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		Slots:         a.pool,
 		MaxPoll:       cfg.Executor.MaxConcurrent,
 		Logger:        deps.Logger,
-		OnLags:        deps.Metrics.ObserveLags,
 	})
 	if err != nil {
 		return nil, err
@@ -181,13 +198,20 @@ func (a *Agent) Run(ctx, kill context.Context) error {
 	// The metrics server outlives the drain, so probes and scrapes see it through; /readyz
 	// says "stopping" from the first signal on. Servers stop when Run returns, the proxy
 	// first (deferred last), once every run has ended.
-	if addr := a.metricsAddr(); addr != "-" {
-		ready := func() error {
-			if ctx.Err() != nil {
-				return errors.New("stopping")
-			}
-			return a.Ready()
+	ready := func() error {
+		if ctx.Err() != nil {
+			return errors.New("stopping")
 		}
+		return a.Ready()
+	}
+	defer a.metrics.SetSource(source{a: a, ready: ready})()
+	defer a.metrics.Attach("kafka", a.kafkaProm)()
+	stopLag, err := a.startLag()
+	if err != nil {
+		return err
+	}
+	defer stopLag()
+	if addr := a.metricsAddr(); addr != "-" {
 		stop, err := a.serve("metrics server", func(sctx context.Context) (string, func() error, error) {
 			return a.metrics.Serve(sctx, addr, ready)
 		})
@@ -268,6 +292,37 @@ func (a *Agent) serve(name string, start func(context.Context) (string, func() e
 			a.log.Warn(name+" stopped with an error", zap.Error(err))
 		}
 	}, nil
+}
+
+// startLag runs the broker-side lag collector, on a Kafka client of its own, until stop.
+func (a *Agent) startLag() (stop func(), err error) {
+	cl, err := kgo.NewClient(a.lagOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client for lag: %w", err)
+	}
+	c := lag.New(lag.Options{
+		Client: cl, Topic: a.cfg.Kafka.Topic, Group: a.cfg.Kafka.Group, StartOffset: a.cfg.Kafka.StartOffset,
+		Owned: a.ownedUnstarted, Interval: a.deps.LagInterval, Logger: a.log,
+	})
+	detach := a.metrics.Attach("lag", c)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { c.Run(ctx) })
+	return func() {
+		cancel()
+		wg.Wait()
+		detach()
+		cl.Close()
+	}, nil
+}
+
+// ownedUnstarted is the consumer's view of its partitions, as the lag collector reads it.
+func (a *Agent) ownedUnstarted() map[int32]lag.Unstarted {
+	out := map[int32]lag.Unstarted{}
+	for p, u := range a.consumer.Unstarted() {
+		out[p] = lag.Unstarted{Offset: u.Offset, Timestamp: u.Timestamp}
+	}
+	return out
 }
 
 func (a *Agent) metricsAddr() string {

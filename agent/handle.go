@@ -42,6 +42,8 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		return true
 	}
 	log := a.log.With(zap.String("run_id", run.ID), zap.String("action", run.Action))
+	held := a.tracker.add(rec, run.ID, run.Action) // for /status and runs_waiting
+	defer held.done()
 	// Port requests about this run (retries, token refreshes) log its action too.
 	report = portapi.WithLogFields(report, zap.String("action", run.Action))
 	if t.Prior == consumer.PriorFinished {
@@ -149,6 +151,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 	} else {
 		log.Info("run started", zap.String("at", where), zap.Bool("rerun", rerun))
 		a.metrics.RunsInFlight.Inc()
+		spec.OnStart = held.started
 		res = executor.Run(work, spec, runLog)
 		revoke()
 		a.metrics.RunsInFlight.Dec()
@@ -160,6 +163,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 	}
 	a.metrics.RunsTotal.WithLabelValues(run.Action, result).Inc()
 
+	held.setState(metrics.StateClosing)
 	err = runLog.Close(report, reporter.Outcome{
 		Success: res.Success,
 		Label:   res.Label,

@@ -23,9 +23,9 @@ type Run struct {
 	Topic     string    `json:"topic"`
 	Partition int32     `json:"partition"`
 	Offset    int64     `json:"offset"`
-	Received  time.Time `json:"received"`          // when this replica got it
-	Started   time.Time `json:"started,omitzero"`  // when its command started
-	PID       int       `json:"pid,omitempty"`     // the command's process (its shim, where one is used)
+	Received  time.Time `json:"received"`            // when this replica got it
+	Started   time.Time `json:"started,omitzero"`    // when its command started
+	PID       int       `json:"pid,omitempty"`       // the command's process (its shim, where one is used)
 	LastLines []string  `json:"lastLines,omitempty"` // the end of its log, masked as Port sees it
 }
 
