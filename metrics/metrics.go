@@ -38,8 +38,8 @@ type Metrics struct {
 	// metrics, its Source), by name; the latest attached under a name wins, so two agents
 	// sharing one Metrics in a test never export a series twice.
 	mu       sync.Mutex
-	attached map[string]prometheus.Collector
-	source   Source
+	attached map[string]*attachment
+	source   *sourceAttachment
 }
 
 // Message outcomes, SPEC "Observability".
@@ -73,7 +73,7 @@ func New() *Metrics {
 			Help: "Bytes of command output dropped past logs.maxBytesPerRun."}),
 		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
 			Help: "Always 1; the labels say which build runs."}, []string{"version", "commit", "goversion"}),
-		attached: map[string]prometheus.Collector{},
+		attached: map[string]*attachment{},
 	}
 	m.Registry.MustRegister(m.RunsTotal, m.RunDuration, m.RunsInFlight, m.MessagesTotal, m.PortRequests,
 		m.LogBytes, m.LogBytesDropped, m.BuildInfo, attachedCollector{m},
@@ -114,17 +114,20 @@ func (m *Metrics) ObservePortRequest(endpoint string, code int) {
 // Attach adds a running agent's collector under name (replacing one attached before under
 // it) and returns detach, which removes it if it is still the one attached.
 func (m *Metrics) Attach(name string, c prometheus.Collector) (detach func()) {
+	at := &attachment{c} // its identity, not the collector's, says who is attached
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.attached[name] = c
+	m.attached[name] = at
 	return func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if m.attached[name] == c {
+		if m.attached[name] == at {
 			delete(m.attached, name)
 		}
 	}
 }
+
+type attachment struct{ c prometheus.Collector }
 
 // attachedCollector forwards to the attached collectors. Their series come and go with
 // agents and partitions, so it describes nothing (an unchecked collector).
@@ -135,8 +138,8 @@ func (a attachedCollector) Describe(chan<- *prometheus.Desc) {}
 func (a attachedCollector) Collect(ch chan<- prometheus.Metric) {
 	a.m.mu.Lock()
 	cs := make([]prometheus.Collector, 0, len(a.m.attached))
-	for _, c := range a.m.attached {
-		cs = append(cs, c)
+	for _, at := range a.m.attached {
+		cs = append(cs, at.c)
 	}
 	a.m.mu.Unlock()
 	for _, c := range cs {

@@ -46,24 +46,30 @@ type Source interface {
 // SetSource makes s the agent whose state the saturation metrics and /status show, until
 // the returned detach is called.
 func (m *Metrics) SetSource(s Source) (detach func()) {
+	sa := &sourceAttachment{s}
 	m.mu.Lock()
-	m.source = s
+	m.source = sa
 	m.mu.Unlock()
 	stop := m.Attach("source", sourceCollector{s})
 	return func() {
 		stop()
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if m.source == s {
+		if m.source == sa {
 			m.source = nil
 		}
 	}
 }
 
+type sourceAttachment struct{ s Source }
+
 func (m *Metrics) currentSource() Source {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.source
+	if m.source == nil {
+		return nil
+	}
+	return m.source.s
 }
 
 var (
