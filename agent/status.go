@@ -96,10 +96,14 @@ type source struct {
 	ready func() error
 }
 
+// Snapshot counts a slot busy for each run held: each holds a global slot from its poll
+// until it is closed. (The pool's own count also has the slots the consumer reserves
+// while it waits for records, which would show an idle replica as full.)
 func (s source) Snapshot() metrics.Snapshot {
+	runs := s.a.tracker.list()
 	return metrics.Snapshot{
-		SlotsBusy: s.a.pool.InUse(), SlotsCapacity: s.a.cfg.Executor.MaxConcurrent,
-		Actions: s.a.cfg.ActionNames(), Runs: s.a.tracker.list(),
+		SlotsBusy: min(len(runs), s.a.cfg.Executor.MaxConcurrent), SlotsCapacity: s.a.cfg.Executor.MaxConcurrent,
+		Actions: s.a.cfg.ActionNames(), Runs: runs,
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -246,3 +247,5 @@ func waitClosed(t *testing.T, emu *emulator.Emulator, id string) emulator.RunSta
 }
 
 func joinLines(ls []string) string { return strings.Join(ls, " | ") }
+
+func runtimeVersion() string { return runtime.Version() }
