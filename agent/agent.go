@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -60,6 +61,7 @@ type Agent struct {
 	tracker   *tracker
 	kafkaProm *kprom.Metrics
 	lagOpts   []kgo.Opt
+	kafkaLogs atomic.Bool // franz-go's warnings are logged (after the start check)
 }
 
 // New builds every stage from a validated config. Nothing connects until Run.
@@ -134,8 +136,14 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	// franz-go's own logs: warnings and errors only (its info lines are per connection).
-	kopts = append(kopts, kgo.WithLogger(kzap.New(deps.Logger.Named("kafka"), kzap.Level(kgo.LogLevelWarn))))
+	// franz-go's own logs: warnings and errors only (its info lines are per connection), and
+	// none before the start check passed: a refused broker is then one line, Run's error.
+	kopts = append(kopts, kgo.WithLogger(kzap.New(deps.Logger.Named("kafka"), kzap.LevelFn(func() kgo.LogLevel {
+		if a.kafkaLogs.Load() {
+			return kgo.LogLevelWarn
+		}
+		return kgo.LogLevelNone
+	}))))
 	a.lagOpts = append(append([]kgo.Opt{kgo.SeedBrokers(cfg.Kafka.Brokers...)}, kopts...), deps.KafkaOpts...)
 	// The consumer's client metrics (port_runner_kafka_*), attached to the registry in Run:
 	// kprom registers nothing itself, so agents sharing one Metrics never collide.
@@ -194,6 +202,7 @@ func (a *Agent) Run(ctx, kill context.Context) error {
 	if _, err := a.api.Token(startCtx); err != nil {
 		return fmt.Errorf("port api: %w", err)
 	}
+	a.kafkaLogs.Store(true)
 
 	// The metrics server outlives the drain, so probes and scrapes see it through; /readyz
 	// says "stopping" from the first signal on. Servers stop when Run returns, the proxy
