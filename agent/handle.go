@@ -163,7 +163,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 	}
 	a.metrics.RunsTotal.WithLabelValues(run.Action, result).Inc()
 
-	held.setState(metrics.StateClosing)
+	held.closing()
 	err = runLog.Close(report, reporter.Outcome{
 		Success: res.Success,
 		Label:   res.Label,

@@ -47,9 +47,10 @@ func (r *tracked) done() {
 	r.t.mu.Unlock()
 }
 
-func (r *tracked) setState(state string) {
+// closing: the command ended (or never started); the closing request is under way.
+func (r *tracked) closing() {
 	r.t.mu.Lock()
-	r.run.State = state
+	r.run.State, r.run.Ended = metrics.StateClosing, time.Now()
 	r.t.mu.Unlock()
 }
 

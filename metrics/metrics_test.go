@@ -85,6 +85,7 @@ func TestSourceMetricsAndStatus(t *testing.T) {
 			{RunID: "r_1", Action: "create", State: StateRunning, Received: now.Add(-time.Minute), Started: now, PID: 42,
 				LastLines: []string{"<script>alert(1)</script>"}},
 			{RunID: "r_2", Action: "create", State: StateWaiting, Received: now.Add(-30 * time.Second)},
+			{RunID: "r_3", Action: "deploy", State: StateClosing, Received: now.Add(-time.Hour), Ended: now.Add(-20 * time.Second)},
 		}}}
 	other := &fakeSource{snap: Snapshot{SlotsCapacity: 1}}
 	detachOther := m.SetSource(other)
@@ -112,6 +113,9 @@ func TestSourceMetricsAndStatus(t *testing.T) {
 	if n := strings.Count(body, "\nport_runner_executor_capacity "); n != 1 {
 		t.Errorf("executor_capacity exported %d times", n)
 	}
+	if !strings.Contains(body, "port_runner_runs_closing_oldest_seconds 2") { // about 20s
+		t.Errorf("runs_closing_oldest_seconds is not about 20s:\n%s", grepLines(body, "closing"))
+	}
 	if !strings.Contains(body, "port_runner_runs_waiting_oldest_seconds 3") { // about 30s
 		t.Errorf("runs_waiting_oldest_seconds is not about 30s:\n%s", grepLines(body, "oldest"))
 	}
@@ -121,8 +125,8 @@ func TestSourceMetricsAndStatus(t *testing.T) {
 	if err := json.Unmarshal([]byte(js), &st); err != nil {
 		t.Fatalf("/status JSON: %v\n%s", err, js)
 	}
-	if !st.Ready || st.SlotsBusy != 2 || len(st.Runs) != 2 || st.Runs[0].RunID != "r_1" || st.Runs[0].PID != 42 ||
-		st.Runs[1].State != StateWaiting {
+	if !st.Ready || st.SlotsBusy != 2 || len(st.Runs) != 3 || st.Runs[0].RunID != "r_3" || st.Runs[1].PID != 42 ||
+		st.Runs[2].State != StateWaiting {
 		t.Errorf("/status = %+v", st)
 	}
 	req, _ := http.NewRequest("GET", base+"/status", nil)

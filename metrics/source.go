@@ -25,6 +25,7 @@ type Run struct {
 	Offset    int64     `json:"offset"`
 	Received  time.Time `json:"received"`            // when this replica got it
 	Started   time.Time `json:"started,omitzero"`    // when its command started
+	Ended     time.Time `json:"ended,omitzero"`      // when its command ended (closing since)
 	PID       int       `json:"pid,omitempty"`       // the command's process (its shim, where one is used)
 	LastLines []string  `json:"lastLines,omitempty"` // the end of its log, masked as Port sees it
 }
@@ -81,6 +82,8 @@ var (
 		"Runs this replica holds whose command has not started (waiting for an action slot, a Port lookup or their start mark), by action. Messages not polled yet are consumer_lag.", []string{"action"}, nil)
 	oldestWaitingDesc = prometheus.NewDesc(ns+"_runs_waiting_oldest_seconds",
 		"How long the oldest run this replica holds has waited for its command to start (0: none waits).", nil, nil)
+	closingDesc = prometheus.NewDesc(ns+"_runs_closing_oldest_seconds",
+		"How long the oldest run whose command ended has waited for Port to take its closing request (0: none).", nil, nil)
 	readyDesc = prometheus.NewDesc(ns+"_ready",
 		"1 when /readyz says ready (group joined, Port token valid), else 0.", nil, nil)
 )
@@ -99,11 +102,14 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 		waiting[a] = 0
 	}
 	now := time.Now()
-	oldest := 0.0
+	oldest, closing := 0.0, 0.0
 	for _, r := range snap.Runs {
-		if r.State == StateWaiting {
+		switch r.State {
+		case StateWaiting:
 			waiting[r.Action]++
 			oldest = max(oldest, since(now, r.Received))
+		case StateClosing:
+			closing = max(closing, since(now, r.Ended))
 		}
 	}
 	actions := make([]string, 0, len(waiting))
@@ -115,6 +121,7 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(waiting[a]), a)
 	}
 	ch <- prometheus.MustNewConstMetric(oldestWaitingDesc, prometheus.GaugeValue, oldest)
+	ch <- prometheus.MustNewConstMetric(closingDesc, prometheus.GaugeValue, closing)
 	ready := 0.0
 	if c.s.Ready() == nil {
 		ready = 1

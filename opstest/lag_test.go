@@ -59,7 +59,17 @@ func TestLagWhilePoolIsFull(t *testing.T) {
 	t.Logf("consumer_lag_seconds grew from %.2fs to %.2fs", first, later)
 
 	// /status: the two running runs with their pid and their last lines, masked.
-	st := r.status(t)
+	var st metrics.Status
+	waitFor(t, "/status to show the 2 runs running", 15*time.Second, func() bool {
+		st = r.status(t)
+		n := 0
+		for _, run := range st.Runs {
+			if run.State == metrics.StateRunning && len(run.LastLines) > 0 {
+				n++
+			}
+		}
+		return n == 2
+	})
 	running := 0
 	for _, run := range st.Runs {
 		if run.State != metrics.StateRunning {

@@ -26,11 +26,13 @@ func TestMetricsAfterRuns(t *testing.T) {
 		waitClosed(t, h.emu, id)
 	}
 	var fams map[string]*dto.MetricFamily
-	waitFor(t, "every message counted and the lag read after the commits", 15*time.Second, func() bool {
+	// Port has the closings before the agent has let go of the runs: wait for that too.
+	waitFor(t, "every message counted, every run let go and the lag read after the commits", 15*time.Second, func() bool {
 		fams = r.scrape(t)
 		n, _ := sum(fams, "port_runner_messages_total", nil)
+		busy, _ := sum(fams, "port_runner_executor_slots", map[string]string{"state": "busy"})
 		lag, ok := sum(fams, "port_runner_consumer_lag", map[string]string{"topic": h.topic})
-		return n == 5 && ok && lag == 0
+		return n == 5 && busy == 0 && ok && lag == 0
 	})
 
 	type want struct {
@@ -68,6 +70,7 @@ func TestMetricsAfterRuns(t *testing.T) {
 		{"port_runner_runs_waiting", l("action", "gated"), eq(0), "0"},
 		{"port_runner_runs_waiting", l("action", "fails"), eq(0), "0"},
 		{"port_runner_runs_waiting_oldest_seconds", nil, eq(0), "0"},
+		{"port_runner_runs_closing_oldest_seconds", nil, eq(0), "0"},
 		{"port_runner_ready", nil, eq(1), "1"},
 		{"port_runner_build_info", l("goversion", runtimeVersion()), eq(1), "1"},
 		{"port_runner_consumer_lag_refresh_failed", nil, eq(0), "0"},
