@@ -45,7 +45,9 @@ const usage = `port-runner executes Port self-service action runs from Kafka.
 Usage:
   port-runner run --config FILE        the agent (PORT_RUNNER_CONFIG may name the file)
   port-runner demo                     the whole loop in-process: Kafka, Port emulator, examples/
-  port-runner validate --config FILE   check a config; errors name the key
+  port-runner validate --config FILE [--connect]
+                                       check a config: every problem, with key and line;
+                                       --connect also tries the brokers, SASL, topic, group, Port
   port-runner emulator --addr ADDR --brokers HOST:PORT[,...] [--org ORG] [--client-id ID --client-secret S]
                                        the Port API emulator on its own
   port-runner version                  version, commit, Go version
