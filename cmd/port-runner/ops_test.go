@@ -175,3 +175,53 @@ func TestValidateConnectSASL(t *testing.T) {
 		t.Error("the password is printed")
 	}
 }
+
+// Port refusing the agent's credentials at start is one clear error line, exit 1.
+func TestRunBadPortCredentialsIsOneLine(t *testing.T) {
+	cluster := kafkatest.New(t)
+	if cluster.Kind != kafkatest.KindKfake {
+		t.Skip("the config below has no TLS/SASL for an external broker")
+	}
+	topic := cluster.Topic(t, 1)
+	emu := emulator.New(emulator.Options{ClientID: "cid", ClientSecret: "the-real-secret", OrgID: "org_test", Topic: topic})
+	ctx, cancel := context.WithCancel(context.Background())
+	base, wait, err := emu.Start(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = wait() })
+	path := writeConfig(t, func(y, _ string) string {
+		y = strings.Replace(y, `brokers: ["localhost:9092"]`, `brokers: ["`+cluster.Brokers[0]+`"]`+"\n  topic: "+topic, 1)
+		y = strings.Replace(y, "  sasl: {mechanism: SCRAM-SHA-512, username: ${KAFKA_USERNAME}, password: ${KAFKA_PASSWORD}}\n", "", 1)
+		y = strings.Replace(y, "  orgID: ${PORT_ORG_ID}\n", "  orgID: ${PORT_ORG_ID}\n  baseURL: "+base+"\n", 1)
+		return y + "metrics: {addr: \"127.0.0.1:0\"}\n"
+	})
+	code, _, stderr := runCmd("run", "--config", path)
+	if code != exitRuntime {
+		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
+	}
+	var errs []string
+	for _, l := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if strings.Contains(l, `"level":"error"`) || strings.Contains(l, `"level":"warn"`) {
+			errs = append(errs, l)
+		}
+	}
+	if len(errs) != 1 || !strings.Contains(errs[0], "port api") || !strings.Contains(errs[0], "401") {
+		t.Errorf("want one error line saying Port refused the credentials, got:\n%s", stderr)
+	}
+	if strings.Contains(stderr, "stacktrace") || strings.Contains(stderr, "csecret") {
+		t.Errorf("a stack trace or the secret in the output:\n%s", stderr)
+	}
+}
+
+// A value that does not decode is reported once: validation does not add "required" for
+// the value it left out.
+func TestValidateReportsAWrongValueOnce(t *testing.T) {
+	path := writeConfig(t, func(y, dir string) string {
+		return strings.Replace(y, `command: ["`+filepath.Join(dir, "create-service.sh")+`"]`, "command: {run: x}", 1)
+	})
+	code, _, stderr := runCmd("validate", "--config", path)
+	if code != exitUsage || strings.Count(stderr, "actions.create_microservice.command") != 1 || !strings.Contains(stderr, "1 problem(s)") {
+		t.Errorf("exit %d, want 2 with one problem about the command:\n%s", code, stderr)
+	}
+}
