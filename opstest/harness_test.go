@@ -36,11 +36,13 @@ type harness struct {
 	group   string
 	emu     *emulator.Emulator
 	baseURL string
+	// lagInterval is the agents' agent.Deps.LagInterval (0: the production default, 5s).
+	lagInterval time.Duration
 }
 
 func newHarness(t *testing.T, partitions int) *harness {
 	t.Helper()
-	h := &harness{cluster: kafkatest.New(t)}
+	h := &harness{cluster: kafkatest.New(t), lagInterval: 300 * time.Millisecond}
 	h.topic = h.cluster.Topic(t, partitions)
 	h.group = h.cluster.Group(t)
 	h.emu = emulator.New(emulator.Options{ClientID: "test-client", ClientSecret: secret, OrgID: "org_test", Topic: h.topic})
@@ -108,7 +110,7 @@ func (h *harness) start(t *testing.T, cfg *config.Config) *replica {
 	t.Helper()
 	m := metrics.New()
 	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: m, KafkaOpts: h.cluster.Opts,
-		MetricsAddr: "-", LagInterval: 300 * time.Millisecond})
+		MetricsAddr: "-", LagInterval: h.lagInterval})
 	if err != nil {
 		t.Fatalf("agent: %v", err)
 	}
