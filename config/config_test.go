@@ -751,3 +751,13 @@ func equalProblems(t *testing.T, ps Problems, want []string) {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// metrics.pprof is opt-in: profiling endpoints are off unless the file turns them on.
+func TestMetricsPprofOptIn(t *testing.T) {
+	if c := mustParse(t, "metrics: {addr: \"127.0.0.1:1\"}\n", noEnv); c.Metrics.Pprof {
+		t.Error("metrics.pprof defaults to true, want false")
+	}
+	if c := mustParse(t, "metrics: {pprof: true}\n", noEnv); !c.Metrics.Pprof {
+		t.Error("metrics.pprof: true not kept")
+	}
+}

@@ -37,6 +37,9 @@ func LoadAll(path string) (*Config, Lines, Problems) {
 	}
 	cfg, lines, ps := ParseAll(raw, os.LookupEnv)
 	if cfg != nil {
+		if err := cfg.ReadSecretFiles(); err != nil {
+			ps = append(ps, err)
+		}
 		wd, err := os.Getwd()
 		if err != nil {
 			return nil, nil, append(ps, fmt.Errorf("working directory: %w", err))
@@ -44,6 +47,36 @@ func LoadAll(path string) (*Config, Lines, Problems) {
 		cfg.ResolveCommands(wd)
 	}
 	return cfg, lines, ps
+}
+
+// ReadSecretFiles fills port.clientSecret and kafka.sasl.password from the files
+// port.clientSecretFile and kafka.sasl.passwordFile name, when set. One trailing newline
+// is dropped (echo adds one). Errors name the key, never the content.
+func (c *Config) ReadSecretFiles() error {
+	for _, f := range []struct {
+		key, fileKey, file string
+		value              *string
+	}{
+		{"port.clientSecret", "port.clientSecretFile", c.Port.ClientSecretFile, &c.Port.ClientSecret},
+		{"kafka.sasl.password", "kafka.sasl.passwordFile", c.Kafka.SASL.PasswordFile, &c.Kafka.SASL.Password},
+	} {
+		if f.file == "" {
+			continue
+		}
+		if *f.value != "" {
+			return problem(f.fileKey, "set either %s or %s, not both", f.key, f.fileKey)
+		}
+		b, err := os.ReadFile(f.file)
+		if err != nil {
+			return problem(f.fileKey, "%v", err)
+		}
+		v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		if v == "" {
+			return problem(f.fileKey, "%s is empty", f.file)
+		}
+		*f.value = v
+	}
+	return nil
 }
 
 // Parse decodes YAML bytes with ${VAR} expansion from lookup and applies defaults.

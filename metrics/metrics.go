@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -33,6 +34,9 @@ type Metrics struct {
 	LogBytesDropped prometheus.Counter
 	// BuildInfo is 1 with the binary's version, commit and Go version as labels.
 	BuildInfo *prometheus.GaugeVec
+	// Pprof serves net/http/pprof under /debug/pprof/ beside /metrics (config metrics.pprof):
+	// opt-in, since profiles show the agent's internals to whoever reaches the port.
+	Pprof bool
 
 	// attached: collectors of the running agent (its lag collector, franz-go's client
 	// metrics, its Source), by name; the latest attached under a name wins, so two agents
@@ -164,6 +168,13 @@ func (m *Metrics) Handler(ready func() error) http.Handler {
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		m.serveStatus(w, r, ready)
 	})
+	if m.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index) // also the named profiles: heap, goroutine...
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

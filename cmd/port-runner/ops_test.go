@@ -63,12 +63,7 @@ func TestRunRefusedBrokerIsOneLine(t *testing.T) {
 	if code != exitRuntime {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
 	}
-	var errs []string
-	for _, l := range strings.Split(strings.TrimSpace(stderr), "\n") {
-		if strings.Contains(l, `"level":"error"`) || strings.Contains(l, `"level":"warn"`) {
-			errs = append(errs, l)
-		}
-	}
+	errs := errorLines(t, stderr)
 	if len(errs) != 1 || !strings.Contains(errs[0], broker) || !strings.Contains(errs[0], "connection refused") {
 		t.Errorf("want one error line naming the broker and the refusal, got:\n%s", stderr)
 	}
@@ -200,12 +195,7 @@ func TestRunBadPortCredentialsIsOneLine(t *testing.T) {
 	if code != exitRuntime {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
 	}
-	var errs []string
-	for _, l := range strings.Split(strings.TrimSpace(stderr), "\n") {
-		if strings.Contains(l, `"level":"error"`) || strings.Contains(l, `"level":"warn"`) {
-			errs = append(errs, l)
-		}
-	}
+	errs := errorLines(t, stderr)
 	if len(errs) != 1 || !strings.Contains(errs[0], "port api") || !strings.Contains(errs[0], "401") {
 		t.Errorf("want one error line saying Port refused the credentials, got:\n%s", stderr)
 	}
@@ -224,4 +214,20 @@ func TestValidateReportsAWrongValueOnce(t *testing.T) {
 	if code != exitUsage || strings.Count(stderr, "actions.create_microservice.command") != 1 || !strings.Contains(stderr, "1 problem(s)") {
 		t.Errorf("exit %d, want 2 with one problem about the command:\n%s", code, stderr)
 	}
+}
+
+// errorLines returns the error lines of the agent's log, and fails t on any line of
+// franz-go's own (the start check's error says it all).
+func errorLines(t *testing.T, stderr string) []string {
+	t.Helper()
+	var errs []string
+	for _, l := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if strings.Contains(l, `"level":"error"`) {
+			errs = append(errs, l)
+		}
+		if strings.Contains(l, `"logger":"kafka"`) {
+			t.Errorf("franz-go logged at start: %s", l)
+		}
+	}
+	return errs
 }
