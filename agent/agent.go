@@ -14,7 +14,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
-	"github.com/twmb/franz-go/plugin/kzap"
 	"go.uber.org/zap"
 
 	"github.com/port-runner/port-runner/config"
@@ -40,6 +39,9 @@ type Deps struct {
 	Shim []string
 	// LagInterval is how often consumer_lag is read from the broker; 0 -> 5s.
 	LagInterval time.Duration
+	// KafkaPlaintext: Kafka credentials from Port are used without TLS (tests, whose
+	// in-process broker has none; Port's Kafka is always SASL_SSL).
+	KafkaPlaintext bool
 }
 
 // Agent is one replica.
@@ -62,7 +64,12 @@ type Agent struct {
 	tracker   *tracker
 	kafkaProm *kprom.Metrics
 	lagOpts   []kgo.Opt
-	kafkaLogs atomic.Bool // franz-go's warnings are logged (after the start check)
+	kafka     config.Kafka // the consumer's, brokers and group from Port included
+	kafkaLogs atomic.Bool  // franz-go's warnings are logged (after the start check)
+	// peek decodes without verifying, only to tell whether an unsigned message was for a
+	// configured action (setup.go); unsignedSeen: the first one was logged as an error.
+	peek         *runmsg.Decoder
+	unsignedSeen atomic.Bool
 }
 
 // New builds every stage from a validated config. Nothing connects until Run.
@@ -112,6 +119,12 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("message decoder: %w", err)
 	}
+	if cfg.Security.Verify() {
+		a.peek, _ = runmsg.NewDecoder(runmsg.Options{Selectors: runmsg.Selectors{
+			RunID: cfg.Message.RunID, Action: cfg.Message.Action,
+			Properties: cfg.Message.Properties, Entity: cfg.Message.Entity,
+		}})
+	}
 
 	perAction := map[string]int{}
 	a.actions = map[string]*action{}
@@ -120,6 +133,12 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		act, err := newAction(name, ac, deps.Shim)
 		if err != nil {
 			return nil, err
+		}
+		act.secretKey = cfg.Port.ClientSecret
+		if wn := ac.WorkflowNode; wn != nil {
+			if act.node, err = newNodeMatcher(name, wn.Workflow, wn.Node, wn.Selector); err != nil {
+				return nil, err
+			}
 		}
 		a.actions[name] = act
 	}
@@ -136,43 +155,21 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		OnLine:         a.tracker.line,
 	})
 
-	kopts, err := kafkaOpts(cfg.Kafka)
-	if err != nil {
-		return nil, err
-	}
-	// franz-go's own logs: warnings and errors only (its info lines are per connection), and
-	// none before the start check passed: a refused broker is then one line, Run's error.
-	kopts = append(kopts, kgo.WithLogger(kzap.New(deps.Logger.Named("kafka"), kzap.LevelFn(func() kgo.LogLevel {
-		if a.kafkaLogs.Load() {
-			return kgo.LogLevelWarn
-		}
-		return kgo.LogLevelNone
-	}))))
-	a.lagOpts = append(append([]kgo.Opt{kgo.SeedBrokers(cfg.Kafka.Brokers...)}, kopts...), deps.KafkaOpts...)
 	// The consumer's client metrics (port_runner_kafka_*), attached to the registry in Run:
 	// kprom registers nothing itself, so agents sharing one Metrics never collide.
 	a.kafkaProm = kprom.NewMetrics("port_runner", kprom.Subsystem("kafka"), kprom.Registry(nil))
-	kopts = append(kopts, kgo.WithHooks(a.kafkaProm))
-	a.consumer, err = consumer.New(consumer.Options{
-		Brokers:       cfg.Kafka.Brokers,
-		Topic:         cfg.Kafka.Topic,
-		Group:         cfg.Kafka.Group,
-		StartOffset:   cfg.Kafka.StartOffset,
-		GroupProtocol: cfg.Kafka.GroupProtocol,
-		ClientOpts:    append(kopts, deps.KafkaOpts...),
-		Slots:         a.pool,
-		MaxPoll:       cfg.Executor.MaxConcurrent,
-		Logger:        deps.Logger,
-	})
-	if err != nil {
-		return nil, err
+	if !cfg.Kafka.FromPort() {
+		// Without brokers the consumer waits for Port's credentials (Run).
+		if err := a.newConsumer(cfg.Kafka); err != nil {
+			return nil, err
+		}
 	}
 	return a, nil
 }
 
 // Ready is nil when the member has joined its group and holds a valid Port token.
 func (a *Agent) Ready() error {
-	if !a.consumer.Joined() {
+	if a.consumer == nil || !a.consumer.Joined() {
 		return errors.New("consumer group not joined")
 	}
 	if !a.api.TokenValid() {
@@ -194,12 +191,17 @@ func (a *Agent) Run(ctx, kill context.Context) error {
 	// Until the consumer runs (it closes its client when it ends), every exit closes it.
 	consumerRan := false
 	defer func() {
-		if !consumerRan {
+		if !consumerRan && a.consumer != nil {
 			a.consumer.Close()
 		}
 	}()
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if a.consumer == nil {
+		if err := a.consumerFromPort(startCtx); err != nil {
+			return err
+		}
+	}
 	if err := a.consumer.Ping(startCtx); err != nil {
 		return err
 	}
@@ -314,7 +316,7 @@ func (a *Agent) startLag() (stop func(), err error) {
 		return nil, fmt.Errorf("kafka client for lag: %w", err)
 	}
 	c := lag.New(lag.Options{
-		Client: cl, Topic: a.cfg.Kafka.Topic, Group: a.cfg.Kafka.Group, StartOffset: a.cfg.Kafka.StartOffset,
+		Client: cl, Topic: a.kafka.Topic, Group: a.kafka.Group, StartOffset: a.kafka.StartOffset,
 		Owned: a.ownedUnstarted, Interval: a.deps.LagInterval, Logger: a.log,
 	})
 	detach := a.metrics.Attach("lag", c)

@@ -49,13 +49,20 @@ func (r *tracked) done() {
 
 // closing: the command ended (or never started); the closing request is under way.
 func (r *tracked) closing() {
+	if r == nil {
+		return
+	}
 	r.t.mu.Lock()
 	r.run.State, r.run.Ended = metrics.StateClosing, time.Now()
 	r.t.mu.Unlock()
 }
 
-// started is the executor's OnStart: the command runs, as pid.
+// started is the executor's OnStart: the command runs, as pid. A nil run (try) ignores it,
+// like closing.
 func (r *tracked) started(pid int) {
+	if r == nil {
+		return
+	}
 	r.t.mu.Lock()
 	r.run.State, r.run.Started, r.run.PID = metrics.StateRunning, time.Now(), pid
 	r.t.mu.Unlock()

@@ -291,7 +291,7 @@ func (b *bench) rawDispatch(ctx context.Context, n int) ([]time.Duration, error)
 }
 
 // shimSpawn starts the stamp command through the agent's exec shim, as the executor does
-// (argv "--", path, argv; a status pipe at fd 3), n times one after the other: how long from
+// (argv "--", path, argv; its control socket at fd 3), n times one after the other: how long from
 // the spawn to the command's first instruction, and the CPU the shim and the command took.
 // It splits dispatch latency into what the shim costs and what the agent's path costs.
 func (b *bench) shimSpawn(ctx context.Context, n int) ([]time.Duration, time.Duration, error) {
@@ -303,18 +303,21 @@ func (b *bench) shimSpawn(ctx context.Context, n int) ([]time.Duration, time.Dur
 	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids0)
 	out := make([]time.Duration, 0, n)
 	for range n {
-		sr, sw, err := os.Pipe()
+		// The shim's control socket (internal/shim): our end stays open while the command
+		// runs, since its end of file tells the shim the agent died.
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, fmt.Errorf("shim control socket: %w", err)
 		}
+		ours, theirs := os.NewFile(uintptr(fds[0]), "shim-control"), os.NewFile(uintptr(fds[1]), "shim-control")
 		cmd := exec.CommandContext(ctx, prefix[0], append(prefix[1:], "--", b.stamp, "stamp")...)
 		cmd.Args[0] = prefix[0]
-		cmd.ExtraFiles = []*os.File{sw}
+		cmd.ExtraFiles = []*os.File{theirs}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		t0 := time.Now()
 		outb, err := cmd.Output()
-		sw.Close()
-		sr.Close()
+		theirs.Close()
+		ours.Close()
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s: %w", filepath.Base(prefix[0]), err)
 		}

@@ -37,6 +37,9 @@ type Metrics struct {
 	// Pprof serves net/http/pprof under /debug/pprof/ beside /metrics (config metrics.pprof):
 	// opt-in, since profiles show the agent's internals to whoever reaches the port.
 	Pprof bool
+	// UnsignedMessages counts messages of configured actions skipped for carrying no
+	// signature while security.verifySignature is on: a nonzero value is a setup problem.
+	UnsignedMessages prometheus.Counter
 
 	// attached: collectors of the running agent (its lag collector, franz-go's client
 	// metrics, its Source), by name; the latest attached under a name wins, so two agents
@@ -75,12 +78,14 @@ func New() *Metrics {
 			Help: "Bytes of command output taken into runs' logs."}),
 		LogBytesDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "log_bytes_dropped_total",
 			Help: "Bytes of command output dropped past logs.maxBytesPerRun."}),
+		UnsignedMessages: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "unsigned_messages_total",
+			Help: "Unsigned messages of configured actions skipped because security.verifySignature is on."}),
 		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
 			Help: "Always 1; the labels say which build runs."}, []string{"version", "commit", "goversion"}),
 		attached: map[string]*attachment{},
 	}
 	m.Registry.MustRegister(m.RunsTotal, m.RunDuration, m.RunsInFlight, m.MessagesTotal, m.PortRequests,
-		m.LogBytes, m.LogBytesDropped, m.BuildInfo, attachedCollector{m},
+		m.LogBytes, m.LogBytesDropped, m.BuildInfo, m.UnsignedMessages, attachedCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate} {
 		m.MessagesTotal.WithLabelValues(o) // present at zero, so alerts on rate() work from the start
