@@ -28,12 +28,31 @@ type Check struct {
 // CheckConnections tries what the agent needs at start, each step on its own so the
 // answer says which one fails: the brokers, SASL, the topic, the group's offsets, and
 // Port's credentials. extra is added to the Kafka client's options (tests).
+// With kafka.brokers not configured, the Kafka checks use the credentials Port gives.
 func CheckConnections(ctx context.Context, cfg *config.Config, extra ...kgo.Opt) []Check {
-	checks := checkKafka(ctx, cfg, extra)
-	return append(checks, checkPort(ctx, cfg))
+	port, api := checkPort(ctx, cfg)
+	k := cfg.Kafka
+	if k.FromPort() {
+		from := Check{Name: "kafka credentials from Port"}
+		if port.Err != nil {
+			from.Skipped = "the Port credentials failed"
+			return []Check{port, from}
+		}
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		cr, err := api.KafkaCredentials(cctx)
+		if err != nil {
+			from.Err = fmt.Errorf("kafka.brokers not configured, and Port did not give Kafka credentials: %w", err)
+			return []Check{port, from}
+		}
+		from.Detail = fmt.Sprintf("brokers %v, user %q", cr.Brokers, cr.Username)
+		k = kafkaFromPort(k, cr, false)
+		return append([]Check{port, from}, checkKafka(ctx, k, extra)...)
+	}
+	return append(checkKafka(ctx, k, extra), port)
 }
 
-func checkKafka(ctx context.Context, cfg *config.Config, extra []kgo.Opt) []Check {
+func checkKafka(ctx context.Context, k config.Kafka, extra []kgo.Opt) []Check {
 	brokers := Check{Name: "kafka brokers"}
 	sasl := Check{Name: "kafka SASL"}
 	topic := Check{Name: "kafka topic"}
@@ -44,14 +63,14 @@ func checkKafka(ctx context.Context, cfg *config.Config, extra []kgo.Opt) []Chec
 		}
 		return []Check{brokers, sasl, topic, group}
 	}
-	kopts, err := kafkaOpts(cfg.Kafka)
+	kopts, err := kafkaOpts(k)
 	if err != nil {
 		brokers.Err = err
 		return skipAll("the brokers were not reached", &sasl, &topic, &group)
 	}
 	dialed := &dialHook{}
 	// No retries: a check reports the first failure, it does not wait it out.
-	base := []kgo.Opt{kgo.SeedBrokers(cfg.Kafka.Brokers...), kgo.RequestRetries(0), kgo.WithHooks(dialed)}
+	base := []kgo.Opt{kgo.SeedBrokers(k.Brokers...), kgo.RequestRetries(0), kgo.WithHooks(dialed)}
 	cl, err := kgo.NewClient(append(append(base, kopts...), extra...)...)
 	if err != nil {
 		brokers.Err = err
@@ -66,43 +85,43 @@ func checkKafka(ctx context.Context, cfg *config.Config, extra []kgo.Opt) []Chec
 	switch {
 	// A broker may answer a failed authentication by closing the connection (EOF): after a
 	// successful dial (TLS included), a failure with SASL configured is SASL's.
-	case isSASLError(err) || err != nil && dialed.ok.Load() && cfg.Kafka.SASL.Mechanism != "":
-		brokers.Detail = fmt.Sprintf("%v answered", cfg.Kafka.Brokers)
-		sasl.Err = fmt.Errorf("%s as %q: %w", cfg.Kafka.SASL.Mechanism, cfg.Kafka.SASL.Username, err)
+	case isSASLError(err) || err != nil && dialed.ok.Load() && k.SASL.Mechanism != "":
+		brokers.Detail = fmt.Sprintf("%v answered", k.Brokers)
+		sasl.Err = fmt.Errorf("%s as %q: %w", k.SASL.Mechanism, k.SASL.Username, err)
 		return skipAll("SASL failed", &topic, &group)
 	case err != nil:
-		brokers.Err = fmt.Errorf("%v: %w", cfg.Kafka.Brokers, err)
+		brokers.Err = fmt.Errorf("%v: %w", k.Brokers, err)
 		return skipAll("the brokers were not reached", &sasl, &topic, &group)
 	}
-	brokers.Detail = fmt.Sprintf("%v answered", cfg.Kafka.Brokers)
-	if cfg.Kafka.SASL.Mechanism == "" {
+	brokers.Detail = fmt.Sprintf("%v answered", k.Brokers)
+	if k.SASL.Mechanism == "" {
 		sasl.Skipped = "no kafka.sasl.mechanism configured"
 	} else {
-		sasl.Detail = fmt.Sprintf("%s as %q", cfg.Kafka.SASL.Mechanism, cfg.Kafka.SASL.Username)
+		sasl.Detail = fmt.Sprintf("%s as %q", k.SASL.Mechanism, k.SASL.Username)
 	}
 
 	adm := kadm.NewClient(cl)
-	meta, err := adm.Metadata(cctx, cfg.Kafka.Topic)
+	meta, err := adm.Metadata(cctx, k.Topic)
 	switch {
 	case err != nil:
-		topic.Err = fmt.Errorf("%s: %w", cfg.Kafka.Topic, err)
-	case meta.Topics[cfg.Kafka.Topic].Err != nil:
-		topic.Err = fmt.Errorf("%s: %w", cfg.Kafka.Topic, meta.Topics[cfg.Kafka.Topic].Err)
+		topic.Err = fmt.Errorf("%s: %w", k.Topic, err)
+	case meta.Topics[k.Topic].Err != nil:
+		topic.Err = fmt.Errorf("%s: %w", k.Topic, meta.Topics[k.Topic].Err)
 	default:
-		topic.Detail = fmt.Sprintf("%s, %d partition(s)", cfg.Kafka.Topic, len(meta.Topics[cfg.Kafka.Topic].Partitions))
+		topic.Detail = fmt.Sprintf("%s, %d partition(s)", k.Topic, len(meta.Topics[k.Topic].Partitions))
 	}
-	offsets, err := adm.FetchOffsets(cctx, cfg.Kafka.Group)
+	offsets, err := adm.FetchOffsets(cctx, k.Group)
 	switch {
 	case err != nil && !errors.Is(err, kerr.GroupIDNotFound):
-		group.Err = fmt.Errorf("%s: reading its committed offsets: %w", cfg.Kafka.Group, err)
+		group.Err = fmt.Errorf("%s: reading its committed offsets: %w", k.Group, err)
 	default:
 		n := 0
 		offsets.Each(func(o kadm.OffsetResponse) {
-			if o.Topic == cfg.Kafka.Topic && o.Err == nil && o.At >= 0 {
+			if o.Topic == k.Topic && o.Err == nil && o.At >= 0 {
 				n++
 			}
 		})
-		group.Detail = fmt.Sprintf("%s, offsets committed for %d partition(s) of the topic", cfg.Kafka.Group, n)
+		group.Detail = fmt.Sprintf("%s, offsets committed for %d partition(s) of the topic", k.Group, n)
 	}
 	return []Check{brokers, sasl, topic, group}
 }
@@ -122,20 +141,20 @@ func isSASLError(err error) bool {
 		errors.Is(err, kerr.IllegalSaslState)
 }
 
-func checkPort(ctx context.Context, cfg *config.Config) Check {
+func checkPort(ctx context.Context, cfg *config.Config) (Check, *portapi.Client) {
 	c := Check{Name: "port credentials"}
 	api, err := portapi.New(portapi.Options{BaseURL: cfg.Port.BaseURL, ClientID: cfg.Port.ClientID,
 		ClientSecret: cfg.Port.ClientSecret, MaxBackoff: time.Second})
 	if err != nil {
 		c.Err = err
-		return c
+		return c, nil
 	}
 	tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if _, err := api.Token(tctx); err != nil {
 		c.Err = fmt.Errorf("client %q at %s: %w", cfg.Port.ClientID, cfg.Port.BaseURL, err)
-		return c
+		return c, api
 	}
 	c.Detail = fmt.Sprintf("client %q got a token from %s", cfg.Port.ClientID, cfg.Port.BaseURL)
-	return c
+	return c, api
 }

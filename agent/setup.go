@@ -11,6 +11,7 @@ import (
 
 	"github.com/port-runner/port-runner/config"
 	"github.com/port-runner/port-runner/consumer"
+	"github.com/port-runner/port-runner/portapi"
 	"github.com/port-runner/port-runner/runmsg"
 )
 
@@ -83,15 +84,21 @@ func (a *Agent) consumerFromPort(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kafka.brokers not configured, and Port did not give Kafka credentials: %w", err)
 	}
-	k := a.cfg.Kafka
+	k := kafkaFromPort(a.cfg.Kafka, cr, a.deps.KafkaPlaintext)
+	a.log.Info("using Kafka credentials from Port", zap.Strings("brokers", cr.Brokers), zap.String("group", k.Group))
+	return a.newConsumer(k)
+}
+
+// kafkaFromPort is k with the brokers and credentials Port gave (consumerFromPort, and
+// validate --connect).
+func kafkaFromPort(k config.Kafka, cr portapi.KafkaCredentials, plaintext bool) config.Kafka {
 	k.Brokers = cr.Brokers
 	k.SASL = config.SASL{Mechanism: "SCRAM-SHA-512", Username: cr.Username, Password: cr.Password}
-	if !a.deps.KafkaPlaintext {
+	if !plaintext {
 		k.TLS.Enabled = true
 	}
 	if k.Group == "" {
 		k.Group = cr.Username
 	}
-	a.log.Info("using Kafka credentials from Port", zap.Strings("brokers", cr.Brokers), zap.String("group", k.Group))
-	return a.newConsumer(k)
+	return k
 }

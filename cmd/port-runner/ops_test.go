@@ -231,3 +231,36 @@ func errorLines(t *testing.T, stderr string) []string {
 	}
 	return errs
 }
+
+// With kafka.brokers not configured, --connect asks Port for the Kafka credentials first and
+// checks the brokers it names (nothing listens at the one given here, so that check fails
+// and says so), never printing the password.
+func TestValidateConnectKafkaFromPort(t *testing.T) {
+	broker := refusedAddr(t)
+	emu := emulator.New(emulator.Options{ClientID: "cid", ClientSecret: "csecret", OrgID: "org_test",
+		KafkaCredentials: &emulator.KafkaCredentials{Brokers: []string{broker}, Username: "org_test-user", Password: "kafka-pass-123"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	base, wait, err := emu.Start(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = wait() })
+	path := writeConfig(t, func(y, _ string) string {
+		y = strings.Replace(y, `  brokers: ["localhost:9092"]`+"\n", "", 1)
+		y = strings.Replace(y, "  sasl: {mechanism: SCRAM-SHA-512, username: ${KAFKA_USERNAME}, password: ${KAFKA_PASSWORD}}\n", "", 1)
+		return strings.Replace(y, "  orgID: ${PORT_ORG_ID}\n", "  orgID: ${PORT_ORG_ID}\n  baseURL: "+base+"\n", 1)
+	})
+	code, stdout, stderr := runCmd("validate", "--connect", "--config", path)
+	if code != exitRuntime {
+		t.Errorf("exit %d, want 1\n%s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"ok       port credentials", "ok       kafka credentials from Port: brokers [" + broker + "], user \"org_test-user\"",
+		"FAILED   kafka brokers: [" + broker + "]", "skipped  kafka topic"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stdout+stderr, "kafka-pass-123") {
+		t.Error("the Kafka password is printed")
+	}
+}
