@@ -77,13 +77,7 @@ func TestRunRefusedBrokerIsOneLine(t *testing.T) {
 func TestValidateConnect(t *testing.T) {
 	cluster := kafkatest.New(t)
 	topic := cluster.Topic(t, 2)
-	emu := emulator.New(emulator.Options{ClientID: "cid", ClientSecret: "csecret", OrgID: "org_test", Topic: topic})
-	ctx, cancel := context.WithCancel(context.Background())
-	base, wait, err := emu.Start(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = wait() })
+	base := startEmulator(t, emulator.Options{ClientID: "cid", ClientSecret: "csecret", OrgID: "org_test", Topic: topic})
 	if cluster.Kind != kafkatest.KindKfake {
 		t.Skip("the config below has no TLS/SASL for an external broker")
 	}
@@ -143,13 +137,7 @@ func TestValidateConnectSASL(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(kc.Close)
-	emu := emulator.New(emulator.Options{ClientID: "cid", ClientSecret: "csecret", OrgID: "org_test"})
-	ctx, cancel := context.WithCancel(context.Background())
-	base, wait, err := emu.Start(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = wait() })
+	base := startEmulator(t, emulator.Options{ClientID: "cid", ClientSecret: "csecret", OrgID: "org_test"})
 	path := writeConfig(t, func(y, _ string) string {
 		y = strings.Replace(y, "  orgID: ${PORT_ORG_ID}\n", "  orgID: ${PORT_ORG_ID}\n  baseURL: "+base+"\n", 1)
 		return strings.Replace(y, `brokers: ["localhost:9092"]`, `brokers: ["`+kc.ListenAddrs()[0]+`"]`, 1)
@@ -178,13 +166,7 @@ func TestRunBadPortCredentialsIsOneLine(t *testing.T) {
 		t.Skip("the config below has no TLS/SASL for an external broker")
 	}
 	topic := cluster.Topic(t, 1)
-	emu := emulator.New(emulator.Options{ClientID: "cid", ClientSecret: "the-real-secret", OrgID: "org_test", Topic: topic})
-	ctx, cancel := context.WithCancel(context.Background())
-	base, wait, err := emu.Start(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = wait() })
+	base := startEmulator(t, emulator.Options{ClientID: "cid", ClientSecret: "the-real-secret", OrgID: "org_test", Topic: topic})
 	path := writeConfig(t, func(y, _ string) string {
 		y = strings.Replace(y, `brokers: ["localhost:9092"]`, `brokers: ["`+cluster.Brokers[0]+`"]`+"\n  topic: "+topic, 1)
 		y = strings.Replace(y, "  sasl: {mechanism: SCRAM-SHA-512, username: ${KAFKA_USERNAME}, password: ${KAFKA_PASSWORD}}\n", "", 1)
@@ -237,14 +219,8 @@ func errorLines(t *testing.T, stderr string) []string {
 // and says so), never printing the password.
 func TestValidateConnectKafkaFromPort(t *testing.T) {
 	broker := refusedAddr(t)
-	emu := emulator.New(emulator.Options{ClientID: "cid", ClientSecret: "csecret", OrgID: "org_test",
+	base := startEmulator(t, emulator.Options{ClientID: "cid", ClientSecret: "csecret", OrgID: "org_test",
 		KafkaCredentials: &emulator.KafkaCredentials{Brokers: []string{broker}, Username: "org_test-user", Password: "kafka-pass-123"}})
-	ctx, cancel := context.WithCancel(context.Background())
-	base, wait, err := emu.Start(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = wait() })
 	path := writeConfig(t, func(y, _ string) string {
 		y = strings.Replace(y, `  brokers: ["localhost:9092"]`+"\n", "", 1)
 		y = strings.Replace(y, "  sasl: {mechanism: SCRAM-SHA-512, username: ${KAFKA_USERNAME}, password: ${KAFKA_PASSWORD}}\n", "", 1)
@@ -263,4 +239,16 @@ func TestValidateConnectKafkaFromPort(t *testing.T) {
 	if strings.Contains(stdout+stderr, "kafka-pass-123") {
 		t.Error("the Kafka password is printed")
 	}
+}
+
+// startEmulator serves a Port emulator until the test ends and returns its base URL.
+func startEmulator(t *testing.T, opts emulator.Options) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	base, wait, err := emulator.New(opts).Start(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = wait() })
+	return base
 }
