@@ -19,7 +19,8 @@ type action struct {
 	cfg   config.Action
 	env   map[string]*gojq.Code
 	shim  []string
-	allow []portproxy.Rule // portAPI.allow
+	allow []portproxy.Rule  // portAPI.allow
+	pass  map[string]string // executor.passEnv, read from the agent's environment at start
 }
 
 func newAction(name string, ac config.Action, shim []string) (*action, error) {
@@ -45,8 +46,40 @@ func newAction(name string, ac config.Action, shim []string) (*action, error) {
 	return a, nil
 }
 
+// passedEnv reads executor.passEnv from the agent's environment once, at start (before
+// anything may clear its credentials from it). Validation refuses the conventional
+// credential names; a variable of another name holding the client secret or the Kafka
+// password is refused here, where the values are known.
+func passedEnv(cfg *config.Config, lookup func(string) (string, bool)) (map[string]string, error) {
+	creds := map[string]string{"port.clientSecret": cfg.Port.ClientSecret, "kafka.sasl.password": cfg.Kafka.SASL.Password}
+	out := map[string]string{}
+	for _, n := range cfg.Executor.PassEnv {
+		v, ok := lookup(n)
+		if !ok {
+			continue
+		}
+		for key, cred := range creds {
+			if cred != "" && strings.Contains(v, cred) {
+				return nil, fmt.Errorf("executor.passEnv: %s holds the agent's %s; commands never get it", n, key)
+			}
+		}
+		out[n] = v
+	}
+	return out, nil
+}
+
 // secretSuffixes name env entries whose values are masked in the run's log.
 var secretSuffixes = [...]string{"_TOKEN", "_SECRET", "_PASSWORD", "_KEY"}
+
+// isSecretName reports whether an env entry's value is masked in the run's log.
+func isSecretName(n string) bool {
+	for _, suf := range secretSuffixes {
+		if strings.HasSuffix(n, suf) {
+			return true
+		}
+	}
+	return false
+}
 
 // Variables the agent sets for the Port API proxy (SPEC "Scripts calling Port"). The config
 // reserves the PORT_ prefix, and they are set after the configured env, so no configured
@@ -84,6 +117,13 @@ func (a *action) spec(run runmsg.Run) (executor.Spec, []string, error) {
 	input := map[string]any(run.Context)
 	env := map[string]string{}
 	var secrets []string
+	// Passed variables first: an action's own env entry of the same name wins.
+	for n, v := range a.pass {
+		env[n] = v
+		if isSecretName(n) {
+			secrets = append(secrets, v)
+		}
+	}
 	names := make([]string, 0, len(a.env))
 	for n := range a.env {
 		names = append(names, n)
@@ -95,10 +135,8 @@ func (a *action) spec(run runmsg.Run) (executor.Spec, []string, error) {
 			return executor.Spec{}, nil, fmt.Errorf("env %s (%s): %w", n, a.cfg.Env[n], err)
 		}
 		env[n] = v
-		for _, suf := range secretSuffixes {
-			if strings.HasSuffix(n, suf) {
-				secrets = append(secrets, v)
-			}
+		if isSecretName(n) {
+			secrets = append(secrets, v)
 		}
 	}
 	return executor.Spec{

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -70,6 +71,7 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		ClientID:          cfg.Port.ClientID,
 		ClientSecret:      cfg.Port.ClientSecret,
 		RequestsPerSecond: cfg.Port.RequestsPerSecond,
+		CAFile:            cfg.Port.CAFile,
 		Logger:            deps.Logger,
 		Observe:           deps.Metrics.ObservePortRequest,
 	})
@@ -97,6 +99,10 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		return nil, fmt.Errorf("message decoder: %w", err)
 	}
 
+	pass, err := passedEnv(cfg, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
 	perAction := map[string]int{}
 	a.actions = map[string]*action{}
 	for name, ac := range cfg.Actions {
@@ -105,6 +111,7 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		if err != nil {
 			return nil, err
 		}
+		act.pass = pass
 		a.actions[name] = act
 	}
 	a.pool = executor.NewPool(cfg.Executor.MaxConcurrent, perAction)

@@ -6,6 +6,8 @@ package portapi
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +50,9 @@ type Options struct {
 	RequestsPerSecond float64
 	// HTTPClient defaults to &http.Client{Timeout: 30 * time.Second}.
 	HTTPClient *http.Client
+	// CAFile, with the default HTTPClient, is a PEM bundle trusted besides the system
+	// roots: a corporate proxy that re-signs TLS (config port.caFile).
+	CAFile string
 	// Logger defaults to zap.NewNop().
 	Logger *zap.Logger
 	// Observe, if set, is called once per HTTP attempt with an endpoint label
@@ -110,6 +116,13 @@ func New(opts Options) (*Client, error) {
 	}
 	if c.hc == nil {
 		c.hc = &http.Client{Timeout: 30 * time.Second}
+		if opts.CAFile != "" {
+			tr, err := caTransport(opts.CAFile)
+			if err != nil {
+				return nil, err
+			}
+			c.hc.Transport = tr
+		}
 	}
 	if c.log == nil {
 		c.log = zap.NewNop()
@@ -387,4 +400,22 @@ func WithLogFields(ctx context.Context, fields ...zap.Field) context.Context {
 func logFields(ctx context.Context) []zap.Field {
 	f, _ := ctx.Value(logFieldsKey{}).([]zap.Field)
 	return append([]zap.Field(nil), f...)
+}
+
+// caTransport is the default transport trusting caFile's certificates besides the system's.
+func caTransport(caFile string) (*http.Transport, error) {
+	pemBytes, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("portapi: CA file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("portapi: CA file %s: no PEM certificate in it", caFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return tr, nil
 }
