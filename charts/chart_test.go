@@ -60,10 +60,8 @@ var refPattern = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}`)
 // under one of mounts, the container's volume mounts; they are not on this machine.
 func agentConfig(t *testing.T, raw []byte, env map[string]string, mounts []corev1.VolumeMount) *config.Config {
 	t.Helper()
-	for _, m := range refPattern.FindAllStringSubmatch(string(raw), -1) {
-		if _, ok := env[m[1]]; !ok && m[2] == "" {
-			t.Errorf("config references ${%s}, which the deployment does not set", m[1])
-		}
+	for _, name := range unboundRefs(t, raw, env) {
+		t.Errorf("config references ${%s}, which the deployment does not set", name)
 	}
 	cfg, err := config.Parse(raw, func(n string) (string, bool) { v, ok := env[n]; return v, ok })
 	if err != nil {
@@ -80,6 +78,38 @@ func agentConfig(t *testing.T, raw []byte, env map[string]string, mounts []corev
 		t.Fatalf("the rendered config is not valid for the agent:\n%v\n--- config ---\n%s", err, raw)
 	}
 	return cfg
+}
+
+// unboundRefs lists the ${VAR}s without a :-default in raw's values (comments aside) that
+// env lacks.
+func unboundRefs(t *testing.T, raw []byte, env map[string]string) []string {
+	t.Helper()
+	var doc any
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for _, e := range v {
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		case string:
+			for _, m := range refPattern.FindAllStringSubmatch(v, -1) {
+				if _, ok := env[m[1]]; !ok && m[2] == "" {
+					out = append(out, m[1])
+				}
+			}
+		}
+	}
+	walk(doc)
+	return out
 }
 
 // podEnv is the agent container's environment as the pod gets it: env values, and for
