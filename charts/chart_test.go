@@ -563,3 +563,46 @@ func TestConfigChangeRollsPods(t *testing.T) {
 		t.Error("checksum/config did not change with the config")
 	}
 }
+
+// The chart's README documents every value the schema declares (and every config section),
+// so a value added to the chart without documentation fails here.
+func TestREADMEListsEveryValue(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(chartDir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(chartDir, "values.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema map[string]any
+	if err := yaml.Unmarshal(raw, &schema); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(s map[string]any, path string)
+	walk = func(s map[string]any, path string) {
+		props, ok := s["properties"].(map[string]any)
+		if !ok || path == "config" {
+			if !strings.Contains(string(readme), "`"+path+"`") {
+				t.Errorf("README.md does not document `%s`", path)
+			}
+			if path != "config" {
+				return
+			}
+		}
+		for k, p := range props {
+			next := k
+			if path != "" {
+				next = path + "." + k
+			}
+			if path == "config" {
+				if !strings.Contains(string(readme), "`"+next+"`") {
+					t.Errorf("README.md does not name the config section `%s`", next)
+				}
+				continue
+			}
+			walk(p.(map[string]any), next)
+		}
+	}
+	walk(schema, "")
+}
