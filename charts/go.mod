@@ -1,13 +1,13 @@
 module github.com/port-runner/port-runner/charts
 
-go 1.26.8
+go 1.26.0
 
 replace github.com/port-runner/port-runner => ../
 
 require (
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	github.com/kedacore/keda/v2 v2.21.0
-	github.com/moby/buildkit v0.34.2
+	github.com/moby/buildkit v0.26.3
 	github.com/port-runner/port-runner v0.0.0-00010101000000-000000000000
 	github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring v0.95.2
 	golang.org/x/mod v0.41.0
