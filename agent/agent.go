@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,8 +32,8 @@ type Deps struct {
 	KafkaOpts   []kgo.Opt     // appended after the config's options
 	CloseGrace  time.Duration // how long closing requests may take after runs are cancelled; 0 -> 30s
 	MetricsAddr string        // overrides metrics.addr ("-" disables the server)
-	// Shim runs each command under the agent's binary as executor.RunShim, so a command's
-	// children die with the agent too ([]string{exe, executor.ShimCommand}); nil: no shim.
+	// Shim is the exec shim's command prefix (executor.ShimFor), so a command's children die
+	// with the agent too; nil: no shim.
 	Shim []string
 }
 
@@ -60,6 +61,9 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 	}
 	if deps.Metrics == nil {
 		deps.Metrics = metrics.New()
+	}
+	if cfg.Metrics.Pprof {
+		deps.Metrics.Pprof = true
 	}
 	if deps.CloseGrace <= 0 {
 		deps.CloseGrace = 30 * time.Second
@@ -120,7 +124,7 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		FlushInterval:  cfg.Logs.FlushInterval.D(),
 		MaxBatchBytes:  int(cfg.Logs.MaxBatchBytes),
 		MaxBytesPerRun: int(cfg.Logs.MaxBytesPerRun),
-		Mask:           cfg.Security.Mask,
+		Mask:           append(slices.Clip(cfg.Security.Mask), cfg.AgentSecrets()...), // always the agent's own
 		Logger:         deps.Logger,
 		OnLogBytes:     func(n int) { deps.Metrics.LogBytes.Add(float64(n)) },
 		OnDropped:      func(n int) { deps.Metrics.LogBytesDropped.Add(float64(n)) },

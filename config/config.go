@@ -35,6 +35,9 @@ type Port struct {
 	// CAFile is a PEM bundle trusted for the Port API besides the system roots (a
 	// corporate TLS-inspecting proxy's CA).
 	CAFile string `yaml:"caFile"`
+	// ClientSecretFile names a file holding the client secret (a mounted Secret), instead
+	// of clientSecret; Load reads it.
+	ClientSecretFile string `yaml:"clientSecretFile"`
 }
 
 type Kafka struct {
@@ -51,6 +54,8 @@ type SASL struct {
 	Mechanism string `yaml:"mechanism"` // "" (none) | PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
 	Username  string `yaml:"username"`
 	Password  string `yaml:"password"`
+	// PasswordFile names a file holding the password, instead of password; Load reads it.
+	PasswordFile string `yaml:"passwordFile"`
 }
 
 type TLS struct {
@@ -83,6 +88,8 @@ type Logs struct {
 
 type Metrics struct {
 	Addr string `yaml:"addr"`
+	// Pprof serves net/http/pprof on the metrics server (/debug/pprof/); off by default.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Message holds the jq selectors for custom (v2 KAFKA) payloads.
@@ -232,7 +239,7 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 		add(problem("port.clientID", "required (set PORT_CLIENT_ID or write it in the file)"))
 	}
 	if c.Port.ClientSecret == "" {
-		add(problem("port.clientSecret", "required (set PORT_CLIENT_SECRET or write it in the file)"))
+		add(problem("port.clientSecret", "required (set PORT_CLIENT_SECRET, write it in the file, or name a file with port.clientSecretFile)"))
 	}
 	if c.Port.CAFile != "" {
 		if _, err := os.Stat(c.Port.CAFile); err != nil {
@@ -271,7 +278,7 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 			add(problem("kafka.sasl.username", "required with mechanism %s", c.Kafka.SASL.Mechanism))
 		}
 		if c.Kafka.SASL.Password == "" {
-			add(problem("kafka.sasl.password", "required with mechanism %s", c.Kafka.SASL.Mechanism))
+			add(problem("kafka.sasl.password", "required with mechanism %s (or kafka.sasl.passwordFile)", c.Kafka.SASL.Mechanism))
 		}
 	default:
 		add(problem("kafka.sasl.mechanism", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got %q", c.Kafka.SASL.Mechanism))
@@ -368,6 +375,19 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 		return nil
 	}
 	return ps
+}
+
+// AgentSecrets are the agent's own credentials (the Port client secret, the Kafka
+// password), the non-empty ones: masked in every run's log and removed from the agent's
+// environment once read.
+func (c *Config) AgentSecrets() []string {
+	var s []string
+	for _, v := range []string{c.Port.ClientSecret, c.Kafka.SASL.Password} {
+		if v != "" {
+			s = append(s, v)
+		}
+	}
+	return s
 }
 
 // ActionNames returns the configured action identifiers, sorted.

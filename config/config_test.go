@@ -684,3 +684,13 @@ actions:
 		t.Fatalf("Validate: %v", err)
 	}
 }
+
+// metrics.pprof is opt-in: profiling endpoints are off unless the file turns them on.
+func TestMetricsPprofOptIn(t *testing.T) {
+	if c := mustParse(t, "metrics: {addr: \"127.0.0.1:1\"}\n", noEnv); c.Metrics.Pprof {
+		t.Error("metrics.pprof defaults to true, want false")
+	}
+	if c := mustParse(t, "metrics: {pprof: true}\n", noEnv); !c.Metrics.Pprof {
+		t.Error("metrics.pprof: true not kept")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,9 @@ type Metrics struct {
 	LogBytes        prometheus.Counter
 	LogBytesDropped prometheus.Counter
 	ConsumerLag     *prometheus.GaugeVec
+	// Pprof serves net/http/pprof under /debug/pprof/ beside /metrics (config metrics.pprof):
+	// opt-in, since profiles show the agent's internals to whoever reaches the port.
+	Pprof bool
 }
 
 // Message outcomes, SPEC "Observability".
@@ -97,6 +101,13 @@ func (m *Metrics) Handler(ready func() error) http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	if m.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index) // also the named profiles: heap, goroutine...
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

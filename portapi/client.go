@@ -48,7 +48,7 @@ type Options struct {
 	// it is this replica's share of the organization's API budget.
 	// Burst is max(1, ceil(rps)). 0 or less means unlimited.
 	RequestsPerSecond float64
-	// HTTPClient defaults to &http.Client{Timeout: 30 * time.Second}.
+	// HTTPClient defaults to &http.Client{Timeout: 30 * time.Second} on newTransport().
 	HTTPClient *http.Client
 	// CAFile, with the default HTTPClient, is a PEM bundle trusted besides the system
 	// roots: a corporate proxy that re-signs TLS (config port.caFile).
@@ -83,6 +83,20 @@ type Client struct {
 	sleep func(ctx context.Context, d time.Duration) error
 }
 
+// maxIdlePerHost keeps a connection to Port for every run that may close at once (the pool
+// allows at most 100 per replica) plus the proxy's and the log batches' requests.
+const maxIdlePerHost = 128
+
+// newTransport is http.DefaultTransport with room for idle connections: runs end in bursts,
+// and with the default 2 idle connections per host most closing requests dialled Port again
+// (TCP and TLS) instead of reusing a connection.
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = maxIdlePerHost
+	t.MaxIdleConnsPerHost = maxIdlePerHost
+	return t
+}
+
 // New validates opts and returns a Client. It makes no request: the first
 // call (or Token) fetches the access token.
 func New(opts Options) (*Client, error) {
@@ -115,14 +129,13 @@ func New(opts Options) (*Client, error) {
 		sleep:        sleepCtx,
 	}
 	if c.hc == nil {
-		c.hc = &http.Client{Timeout: 30 * time.Second}
+		tr := newTransport()
 		if opts.CAFile != "" {
-			tr, err := caTransport(opts.CAFile)
-			if err != nil {
+			if err := trustCA(tr, opts.CAFile); err != nil {
 				return nil, err
 			}
-			c.hc.Transport = tr
 		}
+		c.hc = &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	}
 	if c.log == nil {
 		c.log = zap.NewNop()
@@ -402,20 +415,19 @@ func logFields(ctx context.Context) []zap.Field {
 	return append([]zap.Field(nil), f...)
 }
 
-// caTransport is the default transport trusting caFile's certificates besides the system's.
-func caTransport(caFile string) (*http.Transport, error) {
+// trustCA makes tr trust caFile's certificates besides the system's.
+func trustCA(tr *http.Transport, caFile string) error {
 	pemBytes, err := os.ReadFile(caFile)
 	if err != nil {
-		return nil, fmt.Errorf("portapi: CA file: %w", err)
+		return fmt.Errorf("portapi: CA file: %w", err)
 	}
 	pool, err := x509.SystemCertPool()
 	if err != nil {
 		pool = x509.NewCertPool()
 	}
 	if !pool.AppendCertsFromPEM(pemBytes) {
-		return nil, fmt.Errorf("portapi: CA file %s: no PEM certificate in it", caFile)
+		return fmt.Errorf("portapi: CA file %s: no PEM certificate in it", caFile)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return tr, nil
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,6 +27,7 @@ import (
 	"github.com/port-runner/port-runner/demo"
 	"github.com/port-runner/port-runner/emulator"
 	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/internal/shim"
 	"github.com/port-runner/port-runner/runmsg"
 )
 
@@ -58,10 +60,10 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.
 `
 
 func main() {
-	// The agent's binary also serves as each command's shim (executor.RunShim); that role
-	// comes first, before flags, logging or anything else of the agent.
-	if len(os.Args) > 1 && os.Args[1] == executor.ShimCommand {
-		os.Exit(executor.RunShim(os.Args[2:]))
+	// The agent's binary also serves as each command's shim when port-runner-shim is not
+	// beside it (package internal/shim); that role comes first, before anything of the agent.
+	if len(os.Args) > 1 && os.Args[1] == shim.Command {
+		os.Exit(shim.Main(os.Args[2:]))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -148,25 +150,29 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdRun(args []string, stderr io.Writer) int {
+	// Before any credential is read: commands run as the agent's uid, and a dumpable agent's
+	// /proc/PID/environ and memory are theirs to read.
+	dumpErr := shim.SetNonDumpable()
 	cfg, code := loadConfig("run", args, stderr)
 	if cfg == nil {
 		return code
 	}
+	// /proc/PID/environ keeps showing the initial environment: non-dumpable is what
+	// protects that; this keeps the credentials out of anything that reads os.Environ.
+	scrubEnv(cfg.AgentSecrets())
 	log, err := newLogger()
 	if err != nil {
 		fmt.Fprintf(stderr, "port-runner: logger: %v\n", err)
 		return exitRuntime
 	}
 	defer func() { _ = log.Sync() }()
+	if dumpErr != nil {
+		log.Warn("cannot make the agent non-dumpable: commands may read its memory and initial environment", zap.Error(dumpErr))
+	}
 
 	stop, kill, stopSignals := signalContexts(log)
 	defer stopSignals()
-	deps := agent.Deps{Logger: log}
-	if exe, err := os.Executable(); err == nil {
-		deps.Shim = []string{exe, executor.ShimCommand}
-	} else {
-		log.Warn("cannot find own binary: commands run without the shim, so their children may outlive a killed agent", zap.Error(err))
-	}
+	deps := agent.Deps{Logger: log, Shim: findShim(log)}
 	a, err := agent.New(cfg, deps)
 	if err != nil {
 		// Everything New checks comes from the config (URLs, credentials, CA file, jq).
@@ -181,6 +187,34 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	log.Info("port-runner stopped")
 	return exitOK
+}
+
+// findShim is the exec shim's command prefix: port-runner-shim beside the agent, else the
+// agent's own binary (one warning), else none (one warning).
+func findShim(log *zap.Logger) []string {
+	exe, err := os.Executable()
+	if err != nil {
+		log.Warn("cannot find own binary: commands run without the exec shim, so their children may outlive a killed agent", zap.Error(err))
+		return nil
+	}
+	prefix, err := executor.ShimFor(exe)
+	switch {
+	case err != nil && prefix == nil:
+		log.Warn("no exec shim on this platform: commands run in a plain process group (README \"Isolation\")", zap.Error(err))
+	case err != nil:
+		log.Warn(shim.Binary+" not found beside the agent: the agent's own binary is each command's shim, which costs its start-up on every run", zap.Error(err))
+	}
+	return prefix
+}
+
+// scrubEnv removes from the agent's environment every variable holding one of secrets.
+func scrubEnv(secrets []string) {
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if slices.Contains(secrets, v) {
+			_ = os.Unsetenv(k)
+		}
+	}
 }
 
 // signalContexts returns stop, done at the first SIGTERM/SIGINT (drain), and kill, done at
