@@ -21,6 +21,10 @@ type action struct {
 	shim  []string
 	allow []portproxy.Rule  // portAPI.allow
 	pass  map[string]string // executor.passEnv, read from the agent's environment at start
+	// node selects the workflow node runs this action takes (nil: none); secretKey
+	// decrypts its secret inputs (the Port client secret). See noderuns.go, secrets.go.
+	node      *nodeMatcher
+	secretKey string
 }
 
 func newAction(name string, ac config.Action, shim []string) (*action, error) {
@@ -46,21 +50,19 @@ func newAction(name string, ac config.Action, shim []string) (*action, error) {
 	return a, nil
 }
 
-// passedEnv reads executor.passEnv from the agent's environment once, at start (before
-// anything may clear its credentials from it). Validation refuses the conventional
-// credential names; a variable of another name holding the client secret or the Kafka
-// password is refused here, where the values are known.
+// passedEnv reads executor.passEnv from the agent's environment once, at start. Validation
+// refuses the conventional credential names; a variable of another name containing one of
+// the agent's credentials (config.AgentSecrets) is refused here, where the values are known.
 func passedEnv(cfg *config.Config, lookup func(string) (string, bool)) (map[string]string, error) {
-	creds := map[string]string{"port.clientSecret": cfg.Port.ClientSecret, "kafka.sasl.password": cfg.Kafka.SASL.Password}
 	out := map[string]string{}
 	for _, n := range cfg.Executor.PassEnv {
 		v, ok := lookup(n)
 		if !ok {
 			continue
 		}
-		for key, cred := range creds {
-			if cred != "" && strings.Contains(v, cred) {
-				return nil, fmt.Errorf("executor.passEnv: %s holds the agent's %s; commands never get it", n, key)
+		for _, cred := range cfg.AgentSecrets() {
+			if strings.Contains(v, cred) {
+				return nil, fmt.Errorf("executor.passEnv: %s holds one of the agent's credentials (port.clientSecret, kafka.sasl.password); commands never get them", n)
 			}
 		}
 		out[n] = v
@@ -108,7 +110,15 @@ func blueprint(run runmsg.Run) string {
 
 // spec evaluates the env expressions over the run context and returns the command to run
 // and the values to mask.
-func (a *action) spec(run runmsg.Run) (executor.Spec, []string, error) {
+func (a *action) spec(run runmsg.Run) (_ executor.Spec, secrets []string, err error) {
+	run, secrets, err = a.decryptInputs(run)
+	if err != nil {
+		return executor.Spec{}, nil, err
+	}
+	// An error about a value (a jq type error quotes it) must not carry a decrypted secret
+	// into a label or the agent's log.
+	plain := secrets // a failing return clears secrets before the deferred scrub runs
+	defer func() { err = scrub(err, plain) }()
 	ctxJSON, err := run.ContextJSON()
 	if err != nil {
 		return executor.Spec{}, nil, fmt.Errorf("run context: %w", err)
@@ -116,7 +126,6 @@ func (a *action) spec(run runmsg.Run) (executor.Spec, []string, error) {
 	// runmsg gives the context in the value types gojq takes, and gojq never modifies its input.
 	input := map[string]any(run.Context)
 	env := map[string]string{}
-	var secrets []string
 	// Passed variables first: an action's own env entry of the same name wins.
 	for n, v := range a.pass {
 		env[n] = v

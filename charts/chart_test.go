@@ -171,12 +171,10 @@ func TestUserActionsOnly(t *testing.T) {
 	if names := cfg.ActionNames(); !slices.Equal(names, []string{"restart_service"}) {
 		t.Errorf("rendered actions %v, want only restart_service:\n%s", names, raw)
 	}
-	if !slices.Equal(cfg.Kafka.Brokers, []string{"b-1.example:9196", "b-2.example:9196"}) {
-		t.Errorf("brokers %q, want the two of env.KAFKA_BROKERS", cfg.Kafka.Brokers)
-	}
+	// No brokers: the agent gets Port's managed Kafka and its credentials from Port.
 	k := cfg.Kafka
-	if k.SASL.Mechanism != "SCRAM-SHA-512" || !k.TLS.Enabled || k.Group != "org_test.port-runner" || k.Topic != "org_test.runs" {
-		t.Errorf("kafka = %+v; want Port's managed Kafka (SCRAM-SHA-512 over TLS), group org_test.port-runner", k)
+	if !k.FromPort() || k.SASL.Mechanism != "" || k.Group != "org_test.port-runner" || k.Topic != "org_test.runs" {
+		t.Errorf("kafka = %+v; want brokers and credentials from Port, group org_test.port-runner", k)
 	}
 	if !cfg.Security.Verify() {
 		t.Error("security.verifySignature must stay on by default")
@@ -186,6 +184,25 @@ func TestUserActionsOnly(t *testing.T) {
 	}
 	if !strings.Contains(r.notes, "restart_service") || strings.Contains(r.notes, "WARNING") {
 		t.Errorf("NOTES:\n%s", r.notes)
+	}
+}
+
+// Own brokers: one variable with a comma list gives every broker; the Kafka credentials are
+// then required like the Port ones.
+func TestOwnBrokersFromOneVariable(t *testing.T) {
+	own := `{env: {KAFKA_BROKERS: "b-1.example:9196,b-2.example:9196"}, config: {kafka: {brokers: "${KAFKA_BROKERS}",
+  sasl: {mechanism: SCRAM-SHA-512, username: "${KAFKA_USERNAME}", password: "${KAFKA_PASSWORD}"}, tls: {enabled: true}}}}`
+	cfg, _ := renderedConfig(t, mustRender(t, values(t, minimal, own)))
+	if !slices.Equal(cfg.Kafka.Brokers, []string{"b-1.example:9196", "b-2.example:9196"}) || cfg.Kafka.SASL.Mechanism != "SCRAM-SHA-512" || !cfg.Kafka.TLS.Enabled {
+		t.Errorf("kafka = %+v, want the two brokers of env.KAFKA_BROKERS over SCRAM and TLS", cfg.Kafka)
+	}
+	_, err := render(t, values(t, minimal, own, `{existingSecret: "", secretEnv: {PORT_CLIENT_ID: a, PORT_CLIENT_SECRET: b}}`))
+	if err == nil || !strings.Contains(err.Error(), "secretEnv.KAFKA_USERNAME is empty") {
+		t.Errorf("own brokers without Kafka credentials: %v, want the KAFKA_USERNAME message", err)
+	}
+	_, err = render(t, values(t, minimal, own, `env: {KAFKA_BROKERS: ""}`))
+	if err == nil || !strings.Contains(err.Error(), "env.KAFKA_BROKERS is empty") {
+		t.Errorf("own brokers without env.KAFKA_BROKERS: %v, want the KAFKA_BROKERS message", err)
 	}
 }
 
@@ -502,17 +519,14 @@ func TestInvalidValuesFail(t *testing.T) {
 		{"bad agent duration", minimal, "config: {executor: {shutdownTimeout: 10 minutes}}", []string{"shutdownTimeout"}},
 		{"empty credentials without existingSecret", minimal, `existingSecret: ""`,
 			[]string{"secretEnv.PORT_CLIENT_ID is empty and existingSecret is not set"}},
-		{"only the client credentials", minimal, `{existingSecret: "", secretEnv: {PORT_CLIENT_ID: a, PORT_CLIENT_SECRET: b}}`,
-			[]string{"secretEnv.KAFKA_USERNAME is empty"}},
 		{"grace period shorter than shutdownTimeout + closing", minimal, "config: {executor: {shutdownTimeout: 10m}}",
 			[]string{"terminationGracePeriodSeconds (120) must exceed config.executor.shutdownTimeout (600s) + 40s"}},
 		{"grace period equal to shutdownTimeout + closing", minimal, "{terminationGracePeriodSeconds: 100, config: {executor: {shutdownTimeout: 1m}}}",
 			[]string{"terminationGracePeriodSeconds (100) must exceed"}},
 		{"grace period with the default shutdownTimeout", minimal, "terminationGracePeriodSeconds: 90",
 			[]string{"must exceed config.executor.shutdownTimeout (60s)"}},
-		{"no actions", nil, "{existingSecret: s, env: {PORT_ORG_ID: o, KAFKA_BROKERS: 'b:1'}}", []string{"config.actions is empty"}},
+		{"no actions", nil, "{existingSecret: s, env: {PORT_ORG_ID: o}}", []string{"config.actions is empty"}},
 		{"no org", minimal, "env: {PORT_ORG_ID: ''}", []string{"env.PORT_ORG_ID is empty"}},
-		{"no brokers", minimal, "env: {KAFKA_BROKERS: ''}", []string{"env.KAFKA_BROKERS is empty"}},
 		{"KEDA and HPA", minimal, "autoscaling: {keda: {enabled: true, prometheus: {serverAddress: 'http://p:9090'}}, hpa: {enabled: true}}", []string{"choose one"}},
 		{"KEDA without Prometheus", minimal, "autoscaling: {keda: {enabled: true}}", []string{"autoscaling.keda.prometheus.serverAddress is required"}},
 		{"RBAC without a ServiceAccount", minimal, "rbac: {create: true}", []string{"rbac.create needs serviceAccount.create=true"}},
@@ -545,7 +559,7 @@ func TestInvalidValuesFail(t *testing.T) {
 
 // examples/values-demo.yaml installs the demo action the image ships, and nothing else.
 func TestDemoValues(t *testing.T) {
-	r := mustRender(t, values(t, demo, "env: {PORT_ORG_ID: org_demo, KAFKA_BROKERS: 'b-1.example:9196'}"))
+	r := mustRender(t, values(t, demo, "env: {PORT_ORG_ID: org_demo}"))
 	cfg, _ := renderedConfig(t, r)
 	if names := cfg.ActionNames(); !slices.Equal(names, []string{"create_microservice"}) {
 		t.Errorf("demo actions %v", names)

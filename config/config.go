@@ -50,6 +50,10 @@ type Kafka struct {
 	TLS           TLS      `yaml:"tls"`
 }
 
+// FromPort reports whether the brokers and SASL credentials come from Port
+// (GET /v1/kafka-credentials): no brokers configured.
+func (k Kafka) FromPort() bool { return len(k.Brokers) == 0 }
+
 type SASL struct {
 	Mechanism string `yaml:"mechanism"` // "" (none) | PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
 	Username  string `yaml:"username"`
@@ -108,6 +112,18 @@ type Action struct {
 	Workdir       string            `yaml:"workdir"`
 	OnInterrupted string            `yaml:"onInterrupted"`
 	PortAPI       PortAPI           `yaml:"portAPI"`
+	// SecretInputs names inputs Port sends encrypted (secret inputs) for the agent to decrypt
+	// for the command; inputs the message's schema marks "encryption" are decrypted anyway.
+	SecretInputs []string `yaml:"secretInputs"`
+	// WorkflowNode makes this entry the command of Port Workflows' node runs that match it.
+	WorkflowNode *WorkflowNode `yaml:"workflowNode"`
+}
+
+// WorkflowNode selects workflow node runs (ids wfnr_...): every field given must match.
+type WorkflowNode struct {
+	Workflow string `yaml:"workflow"` // the workflow's identifier
+	Node     string `yaml:"node"`     // the Kafka node's identifier
+	Selector string `yaml:"selector"` // jq over the message; selects when it gives true
 }
 
 // PortAPI is what a run's command may call through the agent's Port API proxy beyond its
@@ -249,9 +265,6 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 	if c.Port.RequestsPerSecond < 0 {
 		add(problem("port.requestsPerSecond", "must be positive, got %v", c.Port.RequestsPerSecond))
 	}
-	if len(c.Kafka.Brokers) == 0 {
-		add(problem("kafka.brokers", "at least one broker is required"))
-	}
 	for i, b := range c.Kafka.Brokers {
 		if strings.Contains(b, ",") {
 			add(problem(fmt.Sprintf("kafka.brokers[%d]", i), "one broker per element, got the comma list %q (write brokers: ${VAR} without brackets to split a comma list)", b))
@@ -262,8 +275,11 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 	if c.Kafka.Topic == "" {
 		add(problem("kafka.topic", "required when port.orgID is not set (the default is <orgID>.runs)"))
 	}
-	if c.Kafka.Group == "" {
+	if c.Kafka.Group == "" && !c.Kafka.FromPort() {
 		add(problem("kafka.group", `required: Port's rule is "<ORG_ID>.<name>" or the Kafka username`))
+	}
+	if c.Kafka.FromPort() && c.Kafka.SASL.Mechanism != "" {
+		add(problem("kafka.sasl", "set kafka.brokers too, or neither: without brokers the agent gets brokers and SASL credentials from Port"))
 	}
 	if !oneOf(c.Kafka.StartOffset, "latest", "earliest") {
 		add(problem("kafka.startOffset", "must be latest or earliest, got %q", c.Kafka.StartOffset))
@@ -364,6 +380,21 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 		}
 		if !oneOf(a.OnInterrupted, "fail", "rerun") {
 			add(problem(key+".onInterrupted", "must be fail or rerun, got %q", a.OnInterrupted))
+		}
+		for i, in := range a.SecretInputs {
+			if in == "" {
+				add(problem(fmt.Sprintf("%s.secretInputs[%d]", key, i), "empty input name"))
+			}
+		}
+		if wn := a.WorkflowNode; wn != nil {
+			if wn.Workflow == "" && wn.Node == "" && wn.Selector == "" {
+				add(problem(key+".workflowNode", "give workflow, node or selector: an empty match would take every node run"))
+			}
+			if wn.Selector != "" {
+				if err := compile(wn.Selector); err != nil {
+					add(problem(key+".workflowNode.selector", "bad jq expression %q: %v", wn.Selector, err))
+				}
+			}
 		}
 		for i, p := range a.PortAPI.Allow {
 			if _, err := portproxy.ParseRule(p); err != nil {

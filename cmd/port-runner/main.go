@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/internal/shim"
 	"github.com/port-runner/port-runner/runmsg"
+	"github.com/port-runner/port-runner/tryrun"
 )
 
 // Exit codes (SPEC "Commands").
@@ -52,7 +54,11 @@ Usage:
   port-runner run --config FILE        the agent (PORT_RUNNER_CONFIG may name the file)
   port-runner demo                     the whole loop in-process: Kafka, Port emulator, examples/
   port-runner validate --config FILE   check a config; errors name the key
+  port-runner try ACTION [--properties JSON] [--entity ID] [--config FILE]
+                                       run one action locally against an in-process Port
+                                       emulator (no Kafka); exit 0 on SUCCESS, 1 on FAILURE
   port-runner emulator --addr ADDR --brokers HOST:PORT[,...] [--org ORG] [--client-id ID --client-secret S]
+                       [--secret-inputs ACTION=INPUT,...] [--kafka-username U --kafka-password P]
                                        the Port API emulator on its own
   port-runner version                  version, commit, Go version
 
@@ -82,6 +88,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(args[1:], stdout, stderr)
 	case "emulator":
 		return cmdEmulator(args[1:], stderr)
+	case "try":
+		return cmdTry(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
@@ -282,6 +290,48 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+func cmdTry(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("try", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	props := fs.String("properties", "{}", "the run's inputs, a JSON object")
+	entity := fs.String("entity", "", "the entity of a DAY-2 run")
+	path := fs.String("config", os.Getenv("PORT_RUNNER_CONFIG"), "config file (default: the shipped examples/config.yaml)")
+	// The action comes first (`try ACTION --flags`), flags may also precede it.
+	var action string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		action, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if action == "" && fs.NArg() > 0 {
+		action = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return exitUsage
+		}
+	}
+	if action == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: port-runner try ACTION [--properties JSON] [--entity ID] [--config FILE]")
+		return exitUsage
+	}
+	var properties map[string]any
+	if err := json.Unmarshal([]byte(*props), &properties); err != nil {
+		fmt.Fprintf(stderr, "port-runner try: --properties must be a JSON object: %v\n", err)
+		return exitUsage
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	ok, err := tryrun.Run(ctx, tryrun.Options{Action: action, Properties: properties, Entity: *entity, ConfigPath: *path}, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "port-runner try: %v\n", err)
+		return exitRuntime
+	}
+	if !ok {
+		return exitRuntime
+	}
+	return exitOK
+}
+
 func cmdEmulator(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("emulator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -291,7 +341,15 @@ func cmdEmulator(args []string, stderr io.Writer) int {
 	id := fs.String("client-id", envOr("PORT_CLIENT_ID", "local-client"), "accepted client id")
 	secret := fs.String("client-secret", envOr("PORT_CLIENT_SECRET", "local-client-secret"), "accepted client secret; signs run messages")
 	budget := fs.Int("budget", 0, "requests per 5 minutes before 429 (0: unlimited)")
+	kafkaUser := fs.String("kafka-username", "", "with --kafka-password: GET /v1/kafka-credentials answers --brokers and these")
+	kafkaPass := fs.String("kafka-password", os.Getenv("EMULATOR_KAFKA_PASSWORD"), "see --kafka-username (or EMULATOR_KAFKA_PASSWORD)")
+	secretInputs := fs.String("secret-inputs", "", "inputs created runs carry encrypted: ACTION=INPUT,INPUT[;ACTION=...]")
 	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	secrets, err := parseSecretInputs(*secretInputs)
+	if err != nil {
+		fmt.Fprintf(stderr, "port-runner emulator: --secret-inputs: %v\n", err)
 		return exitUsage
 	}
 	log, err := newLogger()
@@ -301,8 +359,13 @@ func cmdEmulator(args []string, stderr io.Writer) int {
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
+	var kafkaCreds *emulator.KafkaCredentials
+	if *kafkaUser != "" && *kafkaPass != "" && *brokers != "" {
+		kafkaCreds = &emulator.KafkaCredentials{Brokers: strings.Split(*brokers, ","), Username: *kafkaUser, Password: *kafkaPass}
+	}
 	// It may run for days (docker compose): keep only the latest requests in memory.
 	opts := emulator.Options{ClientID: *id, ClientSecret: *secret, OrgID: *org, Budget: *budget, MaxRequests: 10000,
+		SecretInputs: secrets, KafkaCredentials: kafkaCreds,
 		Logf: func(f string, a ...any) { log.Sugar().Infof(f, a...) }}
 	if *brokers != "" {
 		producer, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*brokers, ",")...), kgo.AllowAutoTopicCreation())
@@ -329,6 +392,22 @@ func cmdEmulator(args []string, stderr io.Writer) int {
 		return exitRuntime
 	}
 	return exitOK
+}
+
+// parseSecretInputs reads "ACTION=INPUT,INPUT;ACTION=INPUT".
+func parseSecretInputs(v string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for part := range strings.SplitSeq(v, ";") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		action, inputs, ok := strings.Cut(part, "=")
+		if !ok || action == "" || inputs == "" {
+			return nil, fmt.Errorf("%q is not ACTION=INPUT[,INPUT]", part)
+		}
+		out[action] = append(out[action], strings.Split(inputs, ",")...)
+	}
+	return out, nil
 }
 
 func envOr(k, def string) string {

@@ -33,7 +33,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
-{{/* The Secret holding PORT_CLIENT_ID, PORT_CLIENT_SECRET, KAFKA_USERNAME, KAFKA_PASSWORD. */}}
+{{/* The Secret holding PORT_CLIENT_ID, PORT_CLIENT_SECRET (and KAFKA_USERNAME, KAFKA_PASSWORD with own brokers). */}}
 {{- define "port-runner.secretName" -}}
 {{- default (include "port-runner.fullname" .) .Values.existingSecret -}}
 {{- end -}}
@@ -107,7 +107,7 @@ at once. Included by the Deployment.
 {{- fail "env.PORT_ORG_ID is empty: set it to your Port organization id (config.port.orgID reads it)" -}}
 {{- end -}}
 {{- if and (eq (toString (dig "kafka" "brokers" "" $cfg)) "${KAFKA_BROKERS}") (not .Values.env.KAFKA_BROKERS) -}}
-{{- fail "env.KAFKA_BROKERS is empty: set it to the brokers Port gave you, comma-separated (config.kafka.brokers reads it)" -}}
+{{- fail "env.KAFKA_BROKERS is empty: set it to the brokers Port gave you, comma-separated (config.kafka.brokers reads it), or remove config.kafka.brokers to get them from Port" -}}
 {{- end -}}
 {{- $shutdown := include "port-runner.durationSeconds" (dig "executor" "shutdownTimeout" "" $cfg) -}}
 {{- if $shutdown -}}
