@@ -67,12 +67,25 @@ func agentConfig(t *testing.T, raw []byte, env map[string]string, mounts []corev
 	if err != nil {
 		t.Fatalf("config.Parse: %v\n%s", err, raw)
 	}
+	// Files are on the pod's volumes, not on this machine: check each is under a mount, then
+	// validate as if Load had read them.
 	check := *cfg
-	if f := cfg.Port.CAFile; f != "" {
+	onMount := func(key, f string) {
 		if !slices.ContainsFunc(mounts, func(m corev1.VolumeMount) bool { return strings.HasPrefix(f, m.MountPath+"/") }) {
-			t.Errorf("port.caFile %s is on no volume of the container", f)
+			t.Errorf("%s %s is on no volume of the container", key, f)
 		}
-		check.Port.CAFile = "" // checked above; Validate would stat it on this machine
+	}
+	if f := cfg.Port.CAFile; f != "" {
+		onMount("port.caFile", f)
+		check.Port.CAFile = ""
+	}
+	if f := cfg.Port.ClientSecretFile; f != "" {
+		onMount("port.clientSecretFile", f)
+		check.Port.ClientSecretFile, check.Port.ClientSecret = "", "from-"+filepath.Base(f)
+	}
+	if f := cfg.Kafka.SASL.PasswordFile; f != "" {
+		onMount("kafka.sasl.passwordFile", f)
+		check.Kafka.SASL.PasswordFile, check.Kafka.SASL.Password = "", "from-"+filepath.Base(f)
 	}
 	if err := check.Validate(runmsg.CompileSelector, imageLookPath); err != nil {
 		t.Fatalf("the rendered config is not valid for the agent:\n%v\n--- config ---\n%s", err, raw)
@@ -359,8 +372,21 @@ func TestAllOptions(t *testing.T) {
 	if len(spec.InitContainers) != 1 || spec.InitContainers[0].Name != "fetch-tools" || len(spec.Containers) != 2 || spec.Containers[1].Name != "log-shipper" {
 		t.Errorf("initContainers %v, containers %v", spec.InitContainers, spec.Containers)
 	}
-	if len(c.EnvFrom) != 2 || c.EnvFrom[0].SecretRef.Name != name || c.EnvFrom[1].ConfigMapRef.Name != "script-settings" {
-		t.Errorf("envFrom = %s", dumpYAML(c.EnvFrom))
+	// credentialsAsFiles: the Secret is a volume, not environment (only the IDs are).
+	if len(c.EnvFrom) != 1 || c.EnvFrom[0].ConfigMapRef.Name != "script-settings" {
+		t.Errorf("envFrom = %s, want only extraEnvFrom with credentialsAsFiles", dumpYAML(c.EnvFrom))
+	}
+	if !hasVolume(spec, "credentials", func(v corev1.Volume) bool { return v.Secret != nil && v.Secret.SecretName == name }) {
+		t.Errorf("no credentials volume from the Secret %s: %s", name, dumpYAML(spec.Volumes))
+	}
+	secretEnv := map[string]string{}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == name {
+			secretEnv[e.Name] = e.ValueFrom.SecretKeyRef.Key
+		}
+	}
+	if len(secretEnv) != 2 || secretEnv["PORT_CLIENT_ID"] != "PORT_CLIENT_ID" || secretEnv["KAFKA_USERNAME"] != "KAFKA_USERNAME" {
+		t.Errorf("env from the Secret %v, want only PORT_CLIENT_ID and KAFKA_USERNAME", secretEnv)
 	}
 	if len(spec.TopologySpreadConstraints) != 1 || spec.TopologySpreadConstraints[0].WhenUnsatisfiable != corev1.DoNotSchedule {
 		t.Errorf("the user's topologySpreadConstraints do not replace the default: %s", dumpYAML(spec.TopologySpreadConstraints))
@@ -375,7 +401,11 @@ func TestAllOptions(t *testing.T) {
 	if sec.StringData["PORT_CLIENT_SECRET"] != "client-secret" || dep.Spec.Template.Annotations["checksum/secret"] == "" {
 		t.Errorf("Secret %v, checksum/secret %q", sec.StringData, dep.Spec.Template.Annotations["checksum/secret"])
 	}
-	cfg, _ := renderedConfig(t, r)
+	cfg, raw := renderedConfig(t, r)
+	if cfg.Port.ClientSecretFile != "/etc/port-runner-credentials/PORT_CLIENT_SECRET" || cfg.Kafka.SASL.PasswordFile != "/etc/port-runner-credentials/KAFKA_PASSWORD" ||
+		strings.Contains(raw, "${PORT_CLIENT_SECRET}") || strings.Contains(raw, "${KAFKA_PASSWORD}") {
+		t.Errorf("with credentialsAsFiles the config reads the secrets from files:\n%s", raw)
+	}
 	if !slices.Equal(cfg.Executor.PassEnv, []string{"HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "GITHUB_TOKEN"}) || cfg.Port.CAFile == "" || len(cfg.Kafka.Brokers) != 3 {
 		t.Errorf("config: passEnv %q, caFile %q, brokers %q", cfg.Executor.PassEnv, cfg.Port.CAFile, cfg.Kafka.Brokers)
 	}

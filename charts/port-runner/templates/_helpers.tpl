@@ -126,3 +126,29 @@ at once. Included by the Deployment.
 {{- fail "rbac.create needs serviceAccount.create=true and serviceAccount.automountServiceAccountToken=true: the Role is bound to the chart's ServiceAccount, whose token the scripts use" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* Where credentialsAsFiles mounts the credentials Secret. */}}
+{{- define "port-runner.credentialsDir" -}}
+/etc/port-runner-credentials
+{{- end -}}
+
+{{/*
+port-runner.config is the agent's config as the ConfigMap holds it: .Values.config, with
+credentialsAsFiles the secrets' ${VAR}s replaced by the files of the mounted Secret.
+*/}}
+{{- define "port-runner.config" -}}
+{{- $cfg := deepCopy .Values.config -}}
+{{- if .Values.credentialsAsFiles -}}
+{{- $dir := include "port-runner.credentialsDir" . -}}
+{{- $port := get $cfg "port" | default dict -}}
+{{- $_ := unset $port "clientSecret" -}}
+{{- $_ = set $port "clientSecretFile" (printf "%s/PORT_CLIENT_SECRET" $dir) -}}
+{{- $_ = set $cfg "port" $port -}}
+{{- $sasl := dig "kafka" "sasl" dict $cfg -}}
+{{- if get $sasl "mechanism" -}}
+{{- $_ = unset $sasl "password" -}}
+{{- $_ = set $sasl "passwordFile" (printf "%s/KAFKA_PASSWORD" $dir) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $cfg -}}
+{{- end -}}
