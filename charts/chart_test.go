@@ -413,7 +413,7 @@ func TestAllOptions(t *testing.T) {
 	so := of[kedav1alpha1.ScaledObject](t, r)
 	if so.Spec.ScaleTargetRef == nil || so.Spec.ScaleTargetRef.Name != name || *so.Spec.MaxReplicaCount != 6 || *so.Spec.MinReplicaCount != 2 ||
 		len(so.Spec.Triggers) != 1 || so.Spec.Triggers[0].Type != "prometheus" ||
-		!strings.Contains(so.Spec.Triggers[0].Metadata["query"], "port_runner_consumer_lag") || so.Spec.Triggers[0].Metadata["threshold"] != "20" {
+		!strings.Contains(so.Spec.Triggers[0].Metadata["query"], "sum(max by (topic, partition) (port_runner_consumer_lag{") || so.Spec.Triggers[0].Metadata["threshold"] != "20" {
 		t.Errorf("ScaledObject = %s", dumpYAML(so.Spec))
 	}
 	rule := of[monitoringv1.PrometheusRule](t, r)

@@ -2,7 +2,6 @@ package charts_test
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -140,36 +139,20 @@ func TestCompose(t *testing.T) {
 		t.Error("deploy/prometheus.yml does not scrape port-runner:9464")
 	}
 
-	// The dashboard's panels use the datasource compose provisions.
+	// Grafana's Prometheus datasource; the dashboard itself (its queries, its datasource
+	// variable) is checked by monitoringtest/ against the agent's registry.
 	var ds struct {
 		Datasources []struct {
-			UID string `json:"uid"`
-			URL string `json:"url"`
+			Type string `json:"type"`
+			URL  string `json:"url"`
 		} `json:"datasources"`
 	}
 	readYAML(t, filepath.Join(mountOf(graf, "/etc/grafana/provisioning"), "datasources", "prometheus.yaml"), &ds)
-	if len(ds.Datasources) != 1 || ds.Datasources[0].URL != "http://prometheus:9090" {
+	if len(ds.Datasources) != 1 || ds.Datasources[0].URL != "http://prometheus:9090" || ds.Datasources[0].Type != "prometheus" {
 		t.Fatalf("grafana datasource: %+v", ds.Datasources)
 	}
-	raw, err := os.ReadFile(filepath.Join(chartDir, "files", "dashboards", "port-runner.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dash struct {
-		Panels []struct {
-			Title      string `json:"title"`
-			Datasource *struct {
-				UID string `json:"uid"`
-			} `json:"datasource"`
-		} `json:"panels"`
-	}
-	if err := json.Unmarshal(raw, &dash); err != nil {
-		t.Fatalf("dashboard JSON: %v", err)
-	}
-	for _, pn := range dash.Panels {
-		if pn.Datasource != nil && pn.Datasource.UID != ds.Datasources[0].UID {
-			t.Errorf("panel %q: datasource uid %q, provisioned %q", pn.Title, pn.Datasource.UID, ds.Datasources[0].UID)
-		}
+	if _, err := os.Stat(filepath.Join(chartDir, "files", "dashboards", "port-runner.json")); err != nil {
+		t.Error(err)
 	}
 }
 
