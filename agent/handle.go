@@ -109,7 +109,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 	// Waiting for a slot ends at the first signal, or when the partition goes elsewhere.
 	acquireCtx, cancelAcquire := context.WithCancelCause(work)
 	stopAcquire := context.AfterFunc(stop, func() { cancelAcquire(context.Cause(stop)) })
-	release, err := a.pool.AcquireAction(acquireCtx, run.Action)
+	release, err := a.pool.Acquire(acquireCtx, run.Action)
 	stopAcquire()
 	cancelAcquire(nil)
 	if err != nil {
