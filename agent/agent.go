@@ -25,11 +25,13 @@ import (
 
 // Deps are what the caller may supply instead of the defaults (tests, the demo).
 type Deps struct {
-	Logger      *zap.Logger
-	Metrics     *metrics.Metrics
-	KafkaOpts   []kgo.Opt     // appended after the config's options
-	CloseGrace  time.Duration // how long closing requests may take after runs are cancelled; 0 -> 30s
-	MetricsAddr string        // overrides metrics.addr ("-" disables the server)
+	Logger     *zap.Logger
+	Metrics    *metrics.Metrics
+	KafkaOpts  []kgo.Opt     // appended after the config's options
+	CloseGrace time.Duration // how long closing requests may take after runs are cancelled; 0 -> 30s
+	// ClosingBudget is how long one run's closing is retried; 0 -> DefaultClosingBudget.
+	ClosingBudget time.Duration
+	MetricsAddr   string // overrides metrics.addr ("-" disables the server)
 	// Shim runs each command under the agent's binary as executor.RunShim, so a command's
 	// children die with the agent too ([]string{exe, executor.ShimCommand}); nil: no shim.
 	Shim []string
@@ -62,6 +64,9 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 	}
 	if deps.CloseGrace <= 0 {
 		deps.CloseGrace = 30 * time.Second
+	}
+	if deps.ClosingBudget <= 0 {
+		deps.ClosingBudget = DefaultClosingBudget
 	}
 	a := &Agent{cfg: cfg, log: deps.Logger, metrics: deps.Metrics, deps: deps, seen: newSeenRuns(10000)}
 

@@ -1,11 +1,19 @@
 package agent_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/port-runner/port-runner/agent"
+	"github.com/port-runner/port-runner/emulator"
 )
 
 // TestLimitedActionDoesNotStarveOthers: an action limited to 1 with 5 runs queued on the
@@ -57,4 +65,114 @@ while [ ! -e "$2" ]; do sleep 0.05; done
 		t.Fatal(err)
 	}
 	assertCommittedToEnd(t, h)
+}
+
+// closingRequests counts the closing requests Port answered for a run, by status.
+func closingRequests(emu *emulator.Emulator, id string) map[int]int {
+	out := map[int]int{}
+	for _, rq := range emu.Requests() {
+		if rq.Method == "POST" && rq.Path == "/v1/actions/runs/"+id+"/logs" && strings.Contains(string(rq.Body), `"terminationStatus"`) {
+			out[rq.Status]++
+		}
+	}
+	return out
+}
+
+// TestClosingRefusalsAreRetried: Port refuses a run's closing request (two 401s in a row,
+// five 5xx, one 422): each run is still closed exactly once by the same agent, and the
+// group's commit reaches the end of the partition.
+func TestClosingRefusalsAreRetried(t *testing.T) {
+	h := newHarness(t, 1)
+	script := writeScript(t, `echo hello`)
+	cfg := h.config(t, fmt.Sprintf(`
+  act: {command: [%q]}
+`, script))
+	stop := h.start(t, cfg)
+	for _, c := range []struct {
+		id    string
+		codes []int
+	}{
+		{"r_two401", []int{401, 401}},
+		{"r_five5xx", []int{500, 502, 503, 503, 504}},
+		{"r_one422", []int{422}},
+	} {
+		h.emu.RefuseClosings(c.codes...)
+		h.emu.RegisterRun(c.id, "act")
+		h.produceRun(t, c.id, "act")
+		r := waitTerminated(t, h.emu, c.id)
+		if r.Status != "SUCCESS" || r.Terminations != 1 || r.RejectedTerminations != 0 {
+			t.Errorf("%s: %s %q, %d terminations, %d rejected", c.id, r.Status, r.StatusLabel, r.Terminations, r.RejectedTerminations)
+		}
+		// The emulator records a request just after its state change: wait for it.
+		waitFor(t, c.id+"'s accepted closing request", 10*time.Second, func() bool { return closingRequests(h.emu, c.id)[200] > 0 })
+		got := closingRequests(h.emu, c.id)
+		if got[200] != 1 || got[200]+sumExcept(got, 200) != len(c.codes)+1 {
+			t.Errorf("%s: closing requests by status %v, want %d refused then one 200", c.id, got, len(c.codes))
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	assertCommittedToEnd(t, h)
+	if v := testutil.ToFloat64(h.metrics.RunsUnclosed); v != 0 {
+		t.Errorf("runs_unclosed_total = %v, want 0", v)
+	}
+}
+
+func sumExcept(m map[int]int, k int) int {
+	n := 0
+	for c, v := range m {
+		if c != k {
+			n += v
+		}
+	}
+	return n
+}
+
+// TestClosingRefusedForGood: Port refuses both the closing request and the minimal fallback:
+// the run is counted as unclosed, and its partition's commit passes it only once the
+// closing budget has ended.
+func TestClosingRefusedForGood(t *testing.T) {
+	h := newHarness(t, 1)
+	script := writeScript(t, `echo hello`)
+	cfg := h.config(t, fmt.Sprintf(`
+  act: {command: [%q]}
+`, script))
+	h.emu.RefuseClosings(422, 422)
+	h.emu.RegisterRun("r_refused", "act")
+	h.produceRun(t, "r_refused", "act")
+	_, stop := h.startAgentWith(t, cfg, func(d *agent.Deps) { d.ClosingBudget = 3 * time.Second })
+	waitFor(t, "the run counted as unclosed", 30*time.Second, func() bool { return testutil.ToFloat64(h.metrics.RunsUnclosed) == 1 })
+	refusedAt := time.Now()
+	if got := closingRequests(h.emu, "r_refused"); got[422] != 2 || len(got) != 1 {
+		t.Errorf("closing requests by status %v, want two 422s", got)
+	}
+	// The commit stays before the run while the budget lasts, then passes it.
+	adm := h.cluster.Admin(t)
+	waitFor(t, "the commit to pass the refused run", 30*time.Second, func() bool { return committedOffset(t, adm, h, 0) == 1 })
+	if d := time.Since(refusedAt); d < time.Second {
+		t.Errorf("commit passed the refused run %s after the refusal, before the 3s budget ended", d)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := h.emu.Run("r_refused"); r.Status != "IN_PROGRESS" {
+		t.Errorf("r_refused: %s, want it still open (Port refused every close)", r.Status)
+	}
+	assertCommittedToEnd(t, h)
+}
+
+// committedOffset is the group's committed offset of a partition (-1: none).
+func committedOffset(t *testing.T, adm *kadm.Client, h *harness, partition int32) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	committed, err := adm.FetchOffsets(ctx, h.group)
+	if err != nil {
+		t.Fatalf("committed offsets: %v", err)
+	}
+	if c, ok := committed.Lookup(h.topic, partition); ok {
+		return c.At
+	}
+	return -1
 }

@@ -160,31 +160,16 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 	}
 	a.metrics.RunsTotal.WithLabelValues(run.Action, result).Inc()
 
-	err = runLog.Close(report, reporter.Outcome{
+	outcome := reporter.Outcome{
 		Success: res.Success,
 		Label:   res.Label,
 		Summary: fmt.Sprintf("port-runner: %s after %s", res.Label, res.Duration.Round(time.Millisecond)),
-	})
-	if finished = closingDone(err, log); finished && err == nil {
+	}
+	finished = a.closeRun(report, run.ID, res.Success, log, func(ctx context.Context) error { return runLog.Close(ctx, outcome) })
+	if finished {
 		log.Info("run closed", zap.String("result", result), zap.String("label", res.Label), zap.Duration("duration", res.Duration))
 	}
 	return finished
-}
-
-// closingDone says whether a closing attempt finishes the record: the run is closed, or Port
-// refused the closing for good (an unknown run, say: keeping the record would stall its
-// partition forever). Anything else leaves it uncommitted for redelivery.
-func closingDone(err error, log *zap.Logger) bool {
-	switch {
-	case err == nil:
-		return true
-	case portapi.Permanent(err):
-		log.Error("Port refused the run's closing request; giving up on it", zap.Error(err))
-		return true
-	default:
-		log.Error("run not closed in Port; left for redelivery", zap.Error(err))
-		return false
-	}
 }
 
 // interruptedLabel is how Port shows a run whose agent died under it (SPEC "Executing a run").
@@ -193,12 +178,12 @@ const interruptedLabel = "interrupted: the agent running it stopped"
 // closeInterrupted closes, as FAILURE, a run an earlier agent started and never finished.
 func (a *Agent) closeInterrupted(report context.Context, runID, action string, log *zap.Logger) bool {
 	runLog := a.reporter.Start(report, runID, nil, zap.String("action", action))
-	err := runLog.Close(report, reporter.Outcome{
+	outcome := reporter.Outcome{
 		Label:   interruptedLabel,
 		Summary: "port-runner: " + interruptedLabel + " before the run ended; not run again (onInterrupted: fail)",
-	})
-	if err != nil {
-		return closingDone(err, log)
+	}
+	if !a.closeRun(report, runID, false, log, func(ctx context.Context) error { return runLog.Close(ctx, outcome) }) {
+		return false
 	}
 	a.metrics.RunsTotal.WithLabelValues(action, "failure").Inc()
 	log.Warn("closed a run interrupted by a stopped agent", zap.String("label", interruptedLabel))

@@ -64,6 +64,8 @@ type Emulator struct {
 	down     bool
 	failN    int
 	failCode int
+	// refuseClosings: answers for the next closing requests, in order (RefuseClosings).
+	refuseClosings []int
 	winStart time.Time // start of the current budget window; zero before the first request
 	winCount int
 }
@@ -231,6 +233,15 @@ func (e *Emulator) FailNext(n int, code int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.failN, e.failCode = n, code
+}
+
+// RefuseClosings answers the next closing requests (POST .../logs with a
+// terminationStatus), one code each in order, with a JSON error and no state change:
+// Port refusing a run's termination (401 during a token rotation, 5xx, a 422).
+func (e *Emulator) RefuseClosings(codes ...int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.refuseClosings = append(e.refuseClosings, codes...)
 }
 
 // SetDown(true) makes every request answer 503 until SetDown(false): an outage.

@@ -27,6 +27,9 @@ type Metrics struct {
 	LogBytes        prometheus.Counter
 	LogBytesDropped prometheus.Counter
 	ConsumerLag     *prometheus.GaugeVec
+	// RunsUnclosed counts runs Port refused to close even with the minimal fallback body:
+	// they stay open in Port, so someone must look (the log line has Port's answer).
+	RunsUnclosed prometheus.Counter
 }
 
 // Message outcomes, SPEC "Observability".
@@ -59,9 +62,11 @@ func New() *Metrics {
 			Help: "Bytes of command output dropped past logs.maxBytesPerRun."}),
 		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "consumer_lag",
 			Help: "Messages not yet committed, per owned partition."}, []string{"partition"}),
+		RunsUnclosed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "runs_unclosed_total",
+			Help: "Runs Port refused to close, even with the minimal fallback closing request."}),
 	}
 	m.Registry.MustRegister(m.RunsTotal, m.RunDuration, m.RunsInFlight, m.MessagesTotal, m.PortRequests,
-		m.LogBytes, m.LogBytesDropped, m.ConsumerLag,
+		m.LogBytes, m.LogBytesDropped, m.ConsumerLag, m.RunsUnclosed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate} {
 		m.MessagesTotal.WithLabelValues(o) // present at zero, so alerts on rate() work from the start
