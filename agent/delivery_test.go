@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/port-runner/port-runner/agent"
 	"github.com/port-runner/port-runner/emulator"
+	"github.com/port-runner/port-runner/portapi"
+	"github.com/port-runner/port-runner/runmsg"
 )
 
 // TestLimitedActionDoesNotStarveOthers: an action limited to 1 with 5 runs queued on the
@@ -175,4 +178,89 @@ func committedOffset(t *testing.T, adm *kadm.Client, h *harness, partition int32
 		return c.At
 	}
 	return -1
+}
+
+// TestReplayedOldMessageNeverRuns: a genuine message signed in 2001 for a run Port shows
+// terminated is skipped as a duplicate, also by a restarted agent; one signed an hour ahead
+// is rejected; an old message of a run still open runs, and a fresh run costs one request.
+func TestReplayedOldMessageNeverRuns(t *testing.T) {
+	h := newHarness(t, 1)
+	record := filepath.Join(t.TempDir(), "executed")
+	script := writeScript(t, `echo "$PORT_RUN_ID" >> "$1"`)
+	cfg := h.config(t, fmt.Sprintf(`
+  act: {command: [%q, %q]}
+`, script, record))
+	signAt := func(at time.Time, id string) []byte {
+		b, err := runmsg.Sign(vectorSecret, at.Unix(), fmt.Appendf(nil, `{"action":"act","context":{"runId":%q},"payload":{"properties":{}}}`, id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	in2001 := time.Date(2001, 9, 1, 0, 0, 0, 0, time.UTC)
+	replay := signAt(in2001, "r_replayed")
+	h.emu.RegisterRun("r_replayed", "act")
+	h.emu.RegisterRun("r_future", "act")
+	h.emu.RegisterRun("r_old_open", "act")
+	h.emu.RegisterRun("r_fresh", "act")
+	api, err := portapi.New(portapi.Options{BaseURL: h.baseURL, ClientID: "test-client", ClientSecret: vectorSecret, RequestsPerSecond: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := api.CloseRun(ctx, "r_replayed", portapi.Closing{Message: "done long ago", TerminationStatus: "SUCCESS"}); err != nil {
+		t.Fatal(err)
+	}
+	key := []byte("k")
+	h.cluster.Produce(t, h.topic, key, replay)
+	h.cluster.Produce(t, h.topic, key, signAt(time.Now().Add(time.Hour), "r_future"))
+	h.cluster.Produce(t, h.topic, key, signAt(in2001, "r_old_open"))
+	h.produceRun(t, "r_fresh", "act")
+
+	stop := h.start(t, cfg)
+	waitTerminated(t, h.emu, "r_old_open")
+	waitTerminated(t, h.emu, "r_fresh")
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	// After a restart the same bytes come again (Port, or someone, re-sent them).
+	h.cluster.Produce(t, h.topic, key, replay)
+	h.emu.RegisterRun("r_sentinel", "act")
+	before := len(h.emu.Requests())
+	h.produceRun(t, "r_sentinel", "act")
+	stop = h.start(t, cfg)
+	waitTerminated(t, h.emu, "r_sentinel")
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	b, _ := os.ReadFile(record)
+	got := strings.Fields(string(b))
+	sort.Strings(got)
+	if want := []string{"r_fresh", "r_old_open", "r_sentinel"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("executed %v, want %v", got, want)
+	}
+	if r, _ := h.emu.Run("r_replayed"); r.Terminations != 1 || r.RejectedTerminations != 0 {
+		t.Errorf("r_replayed: %d terminations, %d rejected", r.Terminations, r.RejectedTerminations)
+	}
+	if r, _ := h.emu.Run("r_future"); r.Status != "IN_PROGRESS" || len(r.Logs) != 0 {
+		t.Errorf("r_future was reported: %+v", r)
+	}
+	if v := testutil.ToFloat64(h.metrics.MessagesTotal.WithLabelValues("duplicate")); v != 2 {
+		t.Errorf("duplicates = %v, want 2 (the replay, twice)", v)
+	}
+	if v := testutil.ToFloat64(h.metrics.MessagesTotal.WithLabelValues("bad_signature")); v != 1 {
+		t.Errorf("bad_signature = %v, want 1 (the hour-ahead message)", v)
+	}
+	// Committed by the first agent, so the sentinel is fresh: one closing request, no lookup.
+	var fresh []string
+	for _, rq := range h.emu.Requests()[before:] {
+		if strings.Contains(rq.Path, "r_sentinel") {
+			fresh = append(fresh, rq.Method+" "+rq.Path)
+		}
+	}
+	if len(fresh) != 1 {
+		t.Errorf("a fresh quiet run cost %d requests, want 1: %v", len(fresh), fresh)
+	}
 }

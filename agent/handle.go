@@ -71,10 +71,13 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 	defer func() { a.seen.end(run.ID, finished) }()
 
 	rerun := false
-	if t.Prior == consumer.PriorStarted || t.Prior == consumer.PriorUnknown {
-		// An earlier owner started this run and never recorded its end, or nothing says
-		// whether anyone ran it: only Port knows whether it was closed. These are the only
-		// cases that cost a Port request up front.
+	// A message signed long ago may be a replay (verified signatures only: an unverified
+	// timestamp proves nothing): Port decides whether its run is still open.
+	old := !run.SignedAt.IsZero() && time.Since(run.SignedAt) > a.cfg.Security.MaxMessageAge.D()
+	if t.Prior == consumer.PriorStarted || t.Prior == consumer.PriorUnknown || old {
+		// An earlier owner started this run and never recorded its end, nothing says
+		// whether anyone ran it, or the message is old: only Port knows whether it was
+		// closed. These are the only cases that cost a Port request up front.
 		pr, err := a.api.GetRun(report, run.ID)
 		switch {
 		case portapi.Permanent(err):
@@ -89,10 +92,11 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 			return false
 		case pr.Terminated():
 			a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate).Inc()
-			log.Info("skipping a run Port shows terminated", zap.String("at", where), zap.String("prior", t.Prior.String()), zap.String("status", pr.Status))
+			log.Info("skipping a run Port shows terminated", zap.String("at", where), zap.String("prior", t.Prior.String()),
+				zap.Bool("old_message", old), zap.String("status", pr.Status))
 			finished = true
 			return true
-		case t.Prior == consumer.PriorUnknown:
+		case t.Prior != consumer.PriorStarted:
 			// Open in Port and nobody recorded starting it: it runs as a fresh run.
 		case act.cfg.OnInterrupted != "rerun":
 			finished = a.closeInterrupted(report, run.ID, run.Action, log)

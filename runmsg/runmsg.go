@@ -40,6 +40,8 @@ type Options struct {
 	Secret          string    // Port client secret: HMAC key
 	VerifySignature bool
 	MaxBytes        int // 0 -> 1 MiB (1<<20); bigger messages are invalid
+	// Now is the clock signed timestamps are checked against (nil: time.Now).
+	Now func() time.Time
 }
 
 // Decoder is safe for concurrent use: the compiled jq codes are read-only.
@@ -49,13 +51,17 @@ type Decoder struct {
 	secret                            string
 	verify                            bool
 	maxBytes                          int
+	now                               func() time.Time
 }
 
 // NewDecoder compiles the selectors once; an error names the config key of the
 // bad selector, e.g. `message.runId: parse jq ".foo[": ...`.
 func NewDecoder(opts Options) (*Decoder, error) {
 	def := DefaultSelectors()
-	d := &Decoder{secret: opts.Secret, verify: opts.VerifySignature, maxBytes: opts.MaxBytes}
+	d := &Decoder{secret: opts.Secret, verify: opts.VerifySignature, maxBytes: opts.MaxBytes, now: opts.Now}
+	if d.now == nil {
+		d.now = time.Now
+	}
 	if d.maxBytes <= 0 {
 		d.maxBytes = DefaultMaxBytes
 	}
@@ -113,6 +119,9 @@ type Run struct {
 	ID      string
 	Action  string
 	Context map[string]any // the run context: runId, action, blueprint, entity, properties, trigger, message
+	// SignedAt is when Port signed the message; zero when signatures are not verified
+	// (an unverified timestamp proves nothing).
+	SignedAt time.Time
 }
 
 // ContextJSON is what $PORT_RUN_FILE holds. HTML escaping is off so commands
@@ -168,8 +177,12 @@ func (d *Decoder) Decode(raw []byte) (run Run, err error) {
 	if err != nil {
 		return Run{}, skip(ReasonInvalid, err)
 	}
+	var at time.Time
 	if d.verify {
 		if err := verifyRoot(d.secret, root); err != nil {
+			return Run{}, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w", err))
+		}
+		if at, err = signedAt(root, d.now()); err != nil {
 			return Run{}, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w", err))
 		}
 	}
@@ -238,6 +251,7 @@ func (d *Decoder) Decode(raw []byte) (run Run, err error) {
 			"trigger":    doc["trigger"],
 			"message":    message,
 		},
+		SignedAt: at,
 	}, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/itchyny/gojq"
 )
@@ -536,6 +537,8 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte(`{"payload":{"context":{"runId":"r"},"action":"a"}}`))
 	f.Add([]byte(`{"context":{"runId":"r"},"action":"a","headers":{"X-Port-Signature":"v1,x","X-Port-Timestamp":"1"}}`))
+	f.Add(signText("0", `{"action":"a","context":{"runId":"r"}}`))
+	f.Add(signText("99999999999999999999", `{"action":"a","context":{"runId":"r"}}`))
 	verifying := mustDecoder(f, Options{Secret: vectorSecret, VerifySignature: true})
 	trusting := mustDecoder(f, Options{})
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -550,6 +553,9 @@ func FuzzDecode(f *testing.F) {
 			}
 			if run.ID == "" || run.Action == "" {
 				t.Fatalf("run without id or action: %+v", run)
+			}
+			if d == verifying && (run.SignedAt.Unix() <= 0 || run.SignedAt.After(time.Now().Add(MaxFuture))) {
+				t.Fatalf("verified run signed at %v", run.SignedAt)
 			}
 			js, err := run.ContextJSON()
 			if err != nil || !json.Valid(js) {
