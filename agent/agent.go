@@ -134,11 +134,15 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		Group:         cfg.Kafka.Group,
 		StartOffset:   cfg.Kafka.StartOffset,
 		GroupProtocol: cfg.Kafka.GroupProtocol,
-		ClientOpts:    append(kopts, deps.KafkaOpts...),
-		Slots:         a.pool,
-		MaxPoll:       cfg.Executor.MaxConcurrent,
-		Logger:        deps.Logger,
-		OnLags:        deps.Metrics.ObserveLags,
+		// The group waits this long for a revoke, which releases partitions only once their
+		// runs here are closed (consumer.Options.StopWait).
+		ClientOpts: append(append(kopts, kgo.RebalanceTimeout(cfg.Kafka.RebalanceTimeout())), deps.KafkaOpts...),
+		Slots:      a.pool,
+		MaxPoll:    cfg.Executor.MaxConcurrent,
+		RevokeWait: cfg.Kafka.RevokeTimeout.D(),
+		StopWait:   config.KillGrace + deps.ClosingBudget,
+		Logger:     deps.Logger,
+		OnLags:     deps.Metrics.ObserveLags,
 	})
 	if err != nil {
 		return nil, err

@@ -6,12 +6,13 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/port-runner/port-runner/config"
 	"github.com/port-runner/port-runner/portapi"
 )
 
 // DefaultClosingBudget is how long the agent keeps trying to close one run in Port once its
-// command has ended. It is part of the group's rebalance timeout (see RebalanceTimeout).
-const DefaultClosingBudget = 60 * time.Second
+// command has ended. It is part of the group's rebalance timeout (config.Kafka.RebalanceTimeout).
+const DefaultClosingBudget = config.ClosingBudget
 
 // closingAnswer is what one closing attempt tells the retry loop.
 type closingAnswer int

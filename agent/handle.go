@@ -110,11 +110,14 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 	}
 	a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeAccepted).Inc()
 
-	// Waiting for a slot ends at the first signal, or when the partition goes elsewhere.
+	// Waiting for a slot ends at the first signal, or when the partition is being handed
+	// over: a run that has not started by then is the next owner's.
 	acquireCtx, cancelAcquire := context.WithCancelCause(work)
 	stopAcquire := context.AfterFunc(stop, func() { cancelAcquire(context.Cause(stop)) })
+	stopHandover := context.AfterFunc(t.Handover, func() { cancelAcquire(consumer.ErrNotOwned) })
 	release, err := a.pool.Acquire(acquireCtx, run.Action)
 	stopAcquire()
+	stopHandover()
 	cancelAcquire(nil)
 	if err != nil {
 		log.Info("not started; left for redelivery", zap.String("at", where), zap.Error(err))

@@ -53,16 +53,18 @@ const (
 	KillGrace = 10 * time.Second
 	// ClosingBudget is how long one run's closing request is retried.
 	ClosingBudget = 60 * time.Second
+	// CommitMargin is the time left for the revoke's last commit.
+	CommitMargin = 10 * time.Second
 	// MaxRevokeTimeout keeps the rebalance timeout, and so every rebalance of the group,
 	// within minutes.
 	MaxRevokeTimeout = 5 * time.Minute
 )
 
 // RebalanceTimeout is how long the group waits for this member in a rebalance: the revoke
-// wait, then the kill of what still runs, then closing those runs in Port. A revoke that
-// fits in it never has its partitions taken before their runs are closed.
+// wait, then the kill of what still runs, closing those runs in Port and the last commit.
+// A revoke that fits in it never has its partitions taken before their runs are closed.
 func (k Kafka) RebalanceTimeout() time.Duration {
-	return k.RevokeTimeout.D() + KillGrace + ClosingBudget
+	return k.RevokeTimeout.D() + KillGrace + ClosingBudget + CommitMargin
 }
 
 type SASL struct {
@@ -295,8 +297,8 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 		}
 	}
 	if r := c.Kafka.RevokeTimeout.D(); r < time.Second || r > MaxRevokeTimeout {
-		add(problem("kafka.revokeTimeout", "must be between 1s and %s, got %s (the group's rebalance timeout is revokeTimeout + %s kill grace + %s closing budget)",
-			MaxRevokeTimeout, r, KillGrace, ClosingBudget))
+		add(problem("kafka.revokeTimeout", "must be between 1s and %s, got %s (the group's rebalance timeout is revokeTimeout + %s kill grace + %s closing budget + %s commit)",
+			MaxRevokeTimeout, r, KillGrace, ClosingBudget, CommitMargin))
 	}
 	if c.Security.MaxMessageAge.D() < time.Minute {
 		add(problem("security.maxMessageAge", "must be at least 1m (older signed messages cost one Port request each), got %s", c.Security.MaxMessageAge.D()))

@@ -118,7 +118,7 @@ func TestDefaults(t *testing.T) {
 				{"executor.maxConcurrent", c.Executor.MaxConcurrent, 8},
 				{"kafka.revokeTimeout", c.Kafka.RevokeTimeout.D(), 20 * time.Second},
 				{"security.maxMessageAge", c.Security.MaxMessageAge.D(), 10 * time.Minute},
-				{"rebalance timeout", c.Kafka.RebalanceTimeout(), 90 * time.Second},
+				{"rebalance timeout", c.Kafka.RebalanceTimeout(), 100 * time.Second},
 				{"executor.shutdownTimeout", c.Executor.ShutdownTimeout.D(), 60 * time.Second},
 				{"logs.flushInterval", c.Logs.FlushInterval.D(), time.Second},
 				{"logs.maxBatchBytes", c.Logs.MaxBatchBytes, ByteSize(64 << 10)},

@@ -67,6 +67,10 @@ type partitionLedger struct {
 	owned    context.Context
 	disown   context.CancelCauseFunc
 	revoking bool // a revoke is waiting for runs: no new command may start
+	// handover ends when a revoke begins: a run of the partition that has not started by
+	// then must not start (Ticket.Handover).
+	handover    context.Context
+	endHandover context.CancelFunc
 }
 
 // errDisowned is why runs of a partition this member let go are cancelled.
@@ -102,7 +106,10 @@ func (l *ledger) assign(parts map[topicPartition]assigned) {
 			continue
 		}
 		owned, disown := context.WithCancelCause(context.Background())
+		handover, endHandover := context.WithCancel(context.Background())
 		l.parts[tp] = &partitionLedger{
+			handover:     handover,
+			endHandover:  endHandover,
 			prior:        a.progress,
 			unknownBelow: a.unknownBelow,
 			lastSeen:     -1,
@@ -123,6 +130,7 @@ func (l *ledger) release(revoked map[string][]int32) {
 			tp := topicPartition{topic, p}
 			if pl, ok := l.parts[tp]; ok {
 				pl.disown(errDisowned)
+				pl.endHandover()
 				delete(l.parts, tp)
 			}
 		}
@@ -138,21 +146,37 @@ func (l *ledger) revoking(revoked map[string][]int32) {
 		for _, p := range parts {
 			if pl, ok := l.parts[topicPartition{topic, p}]; ok {
 				pl.revoking = true
+				pl.endHandover()
 			}
 		}
 	}
 }
 
-// ownedCtx is done when this member lets rec's partition go (at once if it has already).
-func (l *ledger) ownedCtx(rec *kgo.Record) context.Context {
+// stopRuns cancels the runs of partitions being revoked that outlived the revoke wait; the
+// partitions stay tracked, so their runs' closings still count, until release.
+func (l *ledger) stopRuns(revoked map[string][]int32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for topic, parts := range revoked {
+		for _, p := range parts {
+			if pl, ok := l.parts[topicPartition{topic, p}]; ok {
+				pl.disown(errDisowned)
+			}
+		}
+	}
+}
+
+// ownedCtx is done when runs of rec's partition must stop here (at once if it is not
+// owned); handover is done once a revoke of it has begun.
+func (l *ledger) ownedCtx(rec *kgo.Record) (owned, handover context.Context) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if pl, ok := l.parts[topicPartition{rec.Topic, rec.Partition}]; ok {
-		return pl.owned
+		return pl.owned, pl.handover
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	cancel(errDisowned)
-	return ctx
+	return ctx, ctx
 }
 
 func (l *ledger) owns(topic string, partition int32) bool {
