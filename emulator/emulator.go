@@ -66,8 +66,8 @@ type Emulator struct {
 	failCode int
 	// refuseClosings: answers for the next closing requests, in order (RefuseClosings).
 	refuseClosings []int
-	winStart time.Time // start of the current budget window; zero before the first request
-	winCount int
+	winStart       time.Time // start of the current budget window; zero before the first request
+	winCount       int
 }
 
 type token struct {
