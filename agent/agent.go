@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -52,6 +53,10 @@ type Agent struct {
 	actions  map[string]*action
 	seen     *seenRuns
 	deps     Deps
+	// fatal carries the consumer's unrecoverable error to Run, which then stops as on SIGTERM.
+	fatal chan error
+	// stopping is set from the first signal or a fatal error on: /readyz answers 503.
+	stopping atomic.Bool
 }
 
 // New builds every stage from a validated config. Nothing connects until Run.
@@ -68,7 +73,7 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 	if deps.ClosingBudget <= 0 {
 		deps.ClosingBudget = DefaultClosingBudget
 	}
-	a := &Agent{cfg: cfg, log: deps.Logger, metrics: deps.Metrics, deps: deps, seen: newSeenRuns(10000)}
+	a := &Agent{cfg: cfg, log: deps.Logger, metrics: deps.Metrics, deps: deps, seen: newSeenRuns(10000), fatal: make(chan error, 1)}
 
 	api, err := portapi.New(portapi.Options{
 		BaseURL:           cfg.Port.BaseURL,
@@ -143,6 +148,12 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		StopWait:   config.KillGrace + deps.ClosingBudget,
 		Logger:     deps.Logger,
 		OnLags:     deps.Metrics.ObserveLags,
+		OnFatal: func(err error) {
+			select {
+			case a.fatal <- err:
+			default: // one is enough to stop
+			}
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -152,6 +163,9 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 
 // Ready is nil when the member has joined its group and holds a valid Port token.
 func (a *Agent) Ready() error {
+	if a.stopping.Load() {
+		return errors.New("stopping")
+	}
 	if !a.consumer.Joined() {
 		return errors.New("consumer group not joined")
 	}
@@ -170,7 +184,7 @@ func (a *Agent) Ready() error {
 // Run is the agent until ctx ends (the first SIGTERM). Then it stops fetching and gives
 // running commands executor.shutdownTimeout; when that passes or kill ends (a second
 // signal), it cancels them, closes every run it started, commits and leaves the group.
-func (a *Agent) Run(ctx, kill context.Context) error {
+func (a *Agent) Run(parent, kill context.Context) error {
 	// Until the consumer runs (it closes its client when it ends), every exit closes it.
 	consumerRan := false
 	defer func() {
@@ -178,6 +192,20 @@ func (a *Agent) Run(ctx, kill context.Context) error {
 			a.consumer.Close()
 		}
 	}()
+	// ctx ends at the first signal, or when the consumer hits an error it cannot recover
+	// from: either way the agent drains within shutdownTimeout and stops.
+	ctx, stopRun := context.WithCancelCause(parent)
+	var fatalWatch sync.WaitGroup
+	defer func() { stopRun(nil); fatalWatch.Wait() }()
+	fatalWatch.Go(func() {
+		select {
+		case err := <-a.fatal:
+			a.log.Error("kafka: unrecoverable error; stopping", zap.Error(err))
+			stopRun(err)
+		case <-ctx.Done():
+		}
+		a.stopping.Store(true)
+	})
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := a.consumer.Ping(startCtx); err != nil {
@@ -191,14 +219,8 @@ func (a *Agent) Run(ctx, kill context.Context) error {
 	// says "stopping" from the first signal on. Servers stop when Run returns, the proxy
 	// first (deferred last), once every run has ended.
 	if addr := a.metricsAddr(); addr != "-" {
-		ready := func() error {
-			if ctx.Err() != nil {
-				return errors.New("stopping")
-			}
-			return a.Ready()
-		}
 		stop, err := a.serve("metrics server", func(sctx context.Context) (string, func() error, error) {
-			return a.metrics.Serve(sctx, addr, ready)
+			return a.metrics.Serve(sctx, addr, a.Ready)
 		})
 		if err != nil {
 			return err

@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,8 +13,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/port-runner/port-runner/agent"
+	"github.com/port-runner/port-runner/config"
 	"github.com/port-runner/port-runner/emulator"
 	"github.com/port-runner/port-runner/portapi"
 	"github.com/port-runner/port-runner/runmsg"
@@ -262,5 +266,58 @@ func TestReplayedOldMessageNeverRuns(t *testing.T) {
 	}
 	if len(fresh) != 1 {
 		t.Errorf("a fresh quiet run cost %d requests, want 1: %v", len(fresh), fresh)
+	}
+}
+
+// TestFatalKafkaErrorDrainsWithinShutdownTimeout: the broker refuses the topic for good
+// (TOPIC_AUTHORIZATION_FAILED) while a run goes on: the agent is not ready at once, gives
+// the run shutdownTimeout, cancels and closes it, and Run returns the error.
+func TestFatalKafkaErrorDrainsWithinShutdownTimeout(t *testing.T) {
+	h := newHarness(t, 1)
+	if h.cluster.Fake == nil {
+		t.Skip("needs the in-process broker to script a fetch refusal")
+	}
+	dir := t.TempDir()
+	started := filepath.Join(dir, "started")
+	script := writeScript(t, `echo x > "$1"
+while :; do sleep 0.05; done
+`)
+	cfg := h.config(t, fmt.Sprintf(`
+  act: {command: [%q, %q]}
+`, script, started))
+	cfg.Executor.ShutdownTimeout = config.Duration(time.Second)
+	h.emu.RegisterRun("r_long", "act")
+	h.produceRun(t, "r_long", "act")
+	a, stop := h.startAgent(t, cfg)
+	waitFor(t, "the run to start", 30*time.Second, func() bool { _, err := os.Stat(started); return err == nil })
+	waitFor(t, "the agent to be ready", 30*time.Second, func() bool { return a.Ready() == nil })
+
+	h.cluster.Fake.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		h.cluster.Fake.KeepControl()
+		fr := req.(*kmsg.FetchRequest)
+		resp := fr.ResponseKind().(*kmsg.FetchResponse)
+		for _, rt := range fr.Topics {
+			st := kmsg.NewFetchResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewFetchResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	waitFor(t, "the agent to say it is not ready", 30*time.Second, func() bool { return a.Ready() != nil })
+	if r, _ := h.emu.Run("r_long"); r.Status != "IN_PROGRESS" {
+		t.Fatalf("r_long ended (%s) before the agent said it was not ready", r.Status)
+	}
+	r := waitTerminated(t, h.emu, "r_long")
+	if r.Status != "FAILURE" || r.StatusLabel != "cancelled: agent shutting down" {
+		t.Errorf("r_long: %s %q", r.Status, r.StatusLabel)
+	}
+	if err := stop(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Errorf("Run = %v, want the authorization error", err)
 	}
 }

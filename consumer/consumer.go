@@ -97,6 +97,9 @@ type Options struct {
 	StopWait time.Duration
 	Logger   *zap.Logger
 	OnLags   func(lags map[int32]int64) // every owned partition's lag, each commit tick
+	// OnFatal is told at once of an error retrying cannot fix (Run returns it once every
+	// handler has ended), so the caller can start its shutdown rather than wait for them.
+	OnFatal func(error)
 }
 
 // Consumer is one member of the group.
@@ -134,6 +137,9 @@ func New(opts Options) (*Consumer, error) {
 	}
 	if opts.OnLags == nil {
 		opts.OnLags = func(map[int32]int64) {}
+	}
+	if opts.OnFatal == nil {
+		opts.OnFatal = func(error) {}
 	}
 	c := &Consumer{opts: opts, ledger: newLedger(), log: opts.Logger, unknownPrior: map[topicPartition]bool{}}
 	start := kgo.NewOffset().AtEnd()
@@ -255,6 +261,7 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 		c.opts.Slots.Release(n - len(tickets))
 		if fatal != nil {
 			c.opts.Slots.Release(len(tickets))
+			c.opts.OnFatal(fatal)
 			return fatal
 		}
 		for _, t := range tickets {
