@@ -116,6 +116,7 @@ type Consumer struct {
 	// read yet, kept paused (see onAssigned).
 	priorMu      sync.Mutex
 	unknownPrior map[topicPartition]bool
+	pauseMu      sync.Mutex // orders window pauses and resumes (syncPause)
 }
 
 // New creates the Kafka client. It does not connect yet: Run does.
@@ -252,9 +253,13 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 		})
 		var tickets []*Ticket
 		fetches.EachRecord(func(r *kgo.Record) {
-			if prior, ok := c.ledger.add(r); ok {
+			prior, ok, pause := c.ledger.add(r)
+			if ok {
 				owned, handover := c.ledger.ownedCtx(r)
 				tickets = append(tickets, &Ticket{Record: r, Prior: prior, c: c, owned: owned, Handover: handover})
+			}
+			if pause {
+				c.syncPause(topicPartition{r.Topic, r.Partition})
 			}
 		})
 		c.cl.AllowRebalance()
@@ -275,12 +280,35 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 				stop := context.AfterFunc(t.owned, func() { cancel(context.Cause(t.owned)) })
 				defer stop()
 				if handle(hctx, t) {
-					c.ledger.finish(t.Record)
+					if c.ledger.finish(t.Record) {
+						c.syncPause(topicPartition{t.Record.Topic, t.Record.Partition})
+					}
 				} else {
 					c.ledger.abandon(t.Record)
 				}
 			})
 		}
+	}
+}
+
+// syncPause pauses or resumes a partition's fetching as its ledger window says now. The
+// state is read under pauseMu, so a pause and a resume decided at once never reach the
+// client in the wrong order.
+func (c *Consumer) syncPause(tp topicPartition) {
+	c.pauseMu.Lock()
+	defer c.pauseMu.Unlock()
+	paused, owned := c.ledger.windowPaused(tp)
+	if !owned {
+		return
+	}
+	parts := map[string][]int32{tp.topic: {tp.partition}}
+	if paused {
+		c.cl.PauseFetchPartitions(parts)
+		c.log.Info("partition paused: too many finished offsets wait behind an unfinished one",
+			zap.String("topic", tp.topic), zap.Int32("partition", tp.partition))
+	} else {
+		c.cl.ResumeFetchPartitions(parts)
+		c.log.Info("partition resumed", zap.String("topic", tp.topic), zap.Int32("partition", tp.partition))
 	}
 }
 
