@@ -71,6 +71,8 @@ type options struct {
 	keep          bool
 	csv           string
 	compression   string
+	headRun       time.Duration
+	pad           int
 }
 
 func main() {
@@ -88,6 +90,8 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (config, agent log) even on success")
 	flag.StringVar(&o.csv, "csv", "", "write every RSS sample (seconds,terminated,rss_kib) to this file")
 	flag.StringVar(&o.compression, "compression", "snappy", "producer batch compression: snappy (franz-go's default), none, lz4, zstd, gzip")
+	flag.DurationVar(&o.headRun, "head-run", 0, "if > 0, the first message is a run of action long_run (command: sleep for this long) that the whole backlog waits behind; use with -partitions 1 and -stop-after messages-1")
+	flag.IntVar(&o.pad, "pad", 0, "bytes of padding added to each message (a \"padding\" input), e.g. 3000 for ~4 KiB messages")
 	flag.Parse()
 	if o.messages < 1 || o.maxConcurrent < 1 || o.partitions < 1 || o.stopAfter < 0 || o.stopAfter > o.messages {
 		fmt.Fprintln(os.Stderr, "backlog: bad flags: need -messages >= 1, -max-concurrent >= 1, -partitions >= 1, 0 <= -stop-after <= -messages")
@@ -220,7 +224,7 @@ func run(ctx context.Context, o options) (err error) {
 	if err != nil {
 		return err
 	}
-	bytesProduced, err := produce(ctx, brokers, topic, o.messages, codec, emu)
+	bytesProduced, err := produce(ctx, brokers, topic, o, codec, emu)
 	if err != nil {
 		return err
 	}
@@ -481,7 +485,8 @@ func createTopic(ctx context.Context, brokers []string, topic string, partitions
 }
 
 // produce writes n signed run messages and registers each run in the emulator.
-func produce(ctx context.Context, brokers []string, topic string, n int, codec kgo.CompressionCodec, emu *emulator.Emulator) (int64, error) {
+func produce(ctx context.Context, brokers []string, topic string, o options, codec kgo.CompressionCodec, emu *emulator.Emulator) (int64, error) {
+	n := o.messages
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond), kgo.ProducerBatchCompression(codec))
 	if err != nil {
 		return 0, err
@@ -497,12 +502,20 @@ func produce(ctx context.Context, brokers []string, topic string, n int, codec k
 		id := fmt.Sprintf("r_bench%012d", i)
 		body := strings.Replace(template, "RUN_ID", id, 1)
 		body = strings.Replace(body, "NAME", fmt.Sprintf("service-%d", i), 1)
+		if o.pad > 0 {
+			body = strings.Replace(body, `"region":"eu-west-1"`, `"region":"eu-west-1","padding":"`+strings.Repeat("x", o.pad)+`"`, 1)
+		}
+		act := action
+		if i == 0 && o.headRun > 0 {
+			act = "long_run"
+			body = strings.Replace(body, `{"action":"create_microservice"`, `{"action":"long_run"`, 1)
+		}
 		msg, err := runmsg.Sign(clientSecret, ts, []byte(body))
 		if err != nil {
 			return 0, err
 		}
 		total += int64(len(msg))
-		emu.RegisterRun(id, action)
+		emu.RegisterRun(id, act)
 		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(id), Value: msg}, func(_ *kgo.Record, err error) {
 			if err != nil {
 				mu.Lock()
@@ -572,6 +585,13 @@ actions:
     command: %s
     timeout: 1m
 `, baseURL, clientID, clientSecret, orgID, o.rps, bs, topic, group, o.maxConcurrent, action, argv)
+	if o.headRun > 0 {
+		sleep, err := exec.LookPath("sleep")
+		if err != nil {
+			return err
+		}
+		cfg += fmt.Sprintf("  long_run:\n    command: [%q, \"%d\"]\n    timeout: %s\n", sleep, int(o.headRun.Seconds()), o.headRun+time.Minute)
+	}
 	return os.WriteFile(path, []byte(cfg), 0o600)
 }
 
