@@ -48,12 +48,12 @@ func minimalClosing(success bool) portapi.Closing {
 		Message: "port-runner: the run failed; Port refused its full closing request, so its last output is missing"}
 }
 
-// closeRun closes runID in Port within the closing budget: send (the full closing request)
+// closeRun closes runID in Port (on its target) within the closing budget: send (the full closing request)
 // is retried on every failure but a permanent refusal, which gets one minimal fallback
 // close. It reports whether the record is finished: closed, or refused even the fallback
 // and held until the budget ended (counted and logged: the run stays open in Port). A run
 // not closed for any other reason is left for redelivery.
-func (a *Agent) closeRun(report context.Context, runID string, success bool, log *zap.Logger, send func(context.Context) error) bool {
+func (a *Agent) closeRun(report context.Context, tgt target, runID string, success bool, log *zap.Logger, send func(context.Context) error) bool {
 	ctx, cancel := context.WithTimeout(report, a.deps.ClosingBudget)
 	defer cancel()
 	fallback := false
@@ -63,7 +63,7 @@ func (a *Agent) closeRun(report context.Context, runID string, success bool, log
 		if !fallback {
 			err = send(ctx)
 		} else {
-			_, err = a.api.CloseRun(ctx, runID, minimalClosing(success))
+			_, err = tgt.CloseRun(ctx, runID, minimalClosing(success))
 		}
 		switch classifyClosing(err) {
 		case answerClosed:

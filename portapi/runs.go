@@ -24,6 +24,8 @@ type Closing struct {
 	Message           string
 	TerminationStatus string // "SUCCESS" | "FAILURE"
 	StatusLabel       string
+	// Output is a workflow node run's output (see NodeRuns); action runs have none.
+	Output map[string]any
 }
 
 // RunPatch is the body of PATCH /v1/actions/runs/{id}. Nil/empty fields are
