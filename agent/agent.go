@@ -56,6 +56,7 @@ type Agent struct {
 	proxyURL string // PORT_API_URL for commands; set in Run before any run starts
 	actions  map[string]*action
 	seen     *seenRuns
+	lives    *lives // every run held here, each in its named phase (lifecycle.go)
 	deps     Deps
 	// fatal carries the consumer's unrecoverable error to Run, which then stops as on SIGTERM.
 	fatal chan error
@@ -85,6 +86,7 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		deps.ClosingBudget = DefaultClosingBudget
 	}
 	a := &Agent{cfg: cfg, log: deps.Logger, metrics: deps.Metrics, deps: deps, seen: newSeenRuns(10000), fatal: make(chan error, 1)}
+	a.lives = newLives(func(d int) { deps.Metrics.RunsInFlight.Add(float64(d)) })
 
 	api, err := portapi.New(portapi.Options{
 		BaseURL:           cfg.Port.BaseURL,
@@ -259,7 +261,7 @@ func (a *Agent) Run(parent, kill context.Context) error {
 		case <-workCtx.Done():
 		}
 		if ctx.Err() != nil {
-			a.log.Info("stopping: no new runs; waiting for running commands", zap.Duration("shutdownTimeout", a.cfg.Executor.ShutdownTimeout.D()))
+			a.log.Info("stopping: no new runs; waiting for running commands", zap.Duration("shutdownTimeout", a.cfg.Executor.ShutdownTimeout.D()), a.lives.phases())
 		}
 		t := time.NewTimer(a.cfg.Executor.ShutdownTimeout.D())
 		defer t.Stop()
@@ -267,6 +269,9 @@ func (a *Agent) Run(parent, kill context.Context) error {
 		case <-t.C:
 		case <-kill.Done():
 		case <-workCtx.Done():
+		}
+		if n := a.lives.count(phaseRunning); n > 0 {
+			a.log.Info("stopping: cancelling the commands still running", a.lives.phases())
 		}
 		cancelWork(errors.New("agent shutting down"))
 		g := time.NewTimer(a.deps.CloseGrace)

@@ -53,7 +53,7 @@ func minimalClosing(success bool) portapi.Closing {
 // close. It reports whether the record is finished: closed, or refused even the fallback
 // and held until the budget ended (counted and logged: the run stays open in Port). A run
 // not closed for any other reason is left for redelivery.
-func (a *Agent) closeRun(report context.Context, tgt target, runID string, success bool, log *zap.Logger, send func(context.Context) error) bool {
+func (a *Agent) closeRun(report context.Context, tgt target, runID string, success bool, log *zap.Logger, life *runLife, send func(context.Context) error) bool {
 	ctx, cancel := context.WithTimeout(report, a.deps.ClosingBudget)
 	defer cancel()
 	fallback := false
@@ -67,6 +67,7 @@ func (a *Agent) closeRun(report context.Context, tgt target, runID string, succe
 		}
 		switch classifyClosing(err) {
 		case answerClosed:
+			life.to(phaseClosed)
 			if fallback {
 				log.Warn("run closed with the minimal fallback request")
 			}

@@ -24,7 +24,7 @@ type executed struct {
 // execute runs a started run's command and closes the run in Port, on its target (action
 // run or workflow node run): a synchronous action's response goes before the closing, a
 // node run's outputs with it.
-func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *action, rerun bool, where string, log *zap.Logger) executed {
+func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *action, life *runLife, rerun bool, where string, log *zap.Logger) executed {
 	tgt := a.target(run)
 	spec, secrets, err := act.spec(run)
 	revoke := func() {}
@@ -52,10 +52,10 @@ func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *actio
 		log.Warn("run could not start", zap.Error(err))
 	} else {
 		log.Info("run started", zap.String("at", where), zap.Bool("rerun", rerun))
-		a.metrics.RunsInFlight.Inc()
+		life.to(phaseRunning)
 		res = executor.Run(work, spec, runLog)
 		revoke()
-		a.metrics.RunsInFlight.Dec()
+		life.to(phaseCommandEnded)
 		a.metrics.RunDuration.WithLabelValues(run.Action).Observe(res.Duration.Seconds())
 	}
 	result := "failure"
@@ -72,7 +72,7 @@ func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *actio
 	if files != nil {
 		outcome.Output = a.afterCommand(report, run, files, runLog, log)
 	}
-	finished := a.closeRun(report, tgt, run.ID, res.Success, log, func(ctx context.Context) error { return runLog.Close(ctx, outcome) })
+	finished := a.closeRun(report, tgt, run.ID, res.Success, log, life, func(ctx context.Context) error { return runLog.Close(ctx, outcome) })
 	if finished {
 		log.Info("run closed", zap.String("result", result), zap.String("label", res.Label), zap.Duration("duration", res.Duration))
 	}

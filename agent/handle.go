@@ -43,6 +43,8 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		return true
 	}
 	log := a.log.With(zap.String("run_id", run.ID), zap.String("action", run.Action))
+	life := a.lives.receive(run.ID, run.Action)
+	defer life.leave()
 	// Port requests about this run (retries, token refreshes) log its action too.
 	report = portapi.WithLogFields(report, zap.String("action", run.Action))
 	if t.Prior == consumer.PriorFinished {
@@ -68,8 +70,14 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 			return false
 		}
 	}
+	life.to(phaseClaimed)
 	finished := false
-	defer func() { a.seen.end(run.ID, finished) }()
+	defer func() {
+		if finished {
+			life.to(phaseCommittable)
+		}
+		a.seen.end(run.ID, finished)
+	}()
 
 	rerun := false
 	// A message signed long ago may be a replay (verified signatures only: an unverified
@@ -135,7 +143,8 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		log.Info("not started; left for redelivery", zap.String("at", where), zap.Error(err))
 		return false
 	}
-	finished = a.execute(work, report, run, act, rerun, where, log).finished
+	life.to(phaseStartDurable)
+	finished = a.execute(work, report, run, act, life, rerun, where, log).finished
 	return finished
 }
 
@@ -149,7 +158,7 @@ func (a *Agent) closeInterrupted(report context.Context, tgt target, runID, acti
 		Label:   interruptedLabel,
 		Summary: "port-runner: " + interruptedLabel + " before the run ended; not run again (onInterrupted: fail)",
 	}
-	if !a.closeRun(report, tgt, runID, false, log, func(ctx context.Context) error { return runLog.Close(ctx, outcome) }) {
+	if !a.closeRun(report, tgt, runID, false, log, nil, func(ctx context.Context) error { return runLog.Close(ctx, outcome) }) {
 		return false
 	}
 	a.metrics.RunsTotal.WithLabelValues(action, "failure").Inc()
