@@ -55,8 +55,8 @@ func minimalClosing(success bool) portapi.Closing {
 // not closed for any other reason is left for redelivery.
 func (a *Agent) closeRun(report context.Context, tgt target, runID string, success bool, log *zap.Logger, life *runLife, send func(context.Context) error) bool {
 	ctx, cancel := context.WithTimeout(report, a.deps.ClosingBudget)
-	defer cancel()
-	fallback := false
+	defer func() { cancel() }()
+	fallback, extended := false, false
 	backoff := 200 * time.Millisecond
 	for {
 		var err error
@@ -82,11 +82,27 @@ func (a *Agent) closeRun(report context.Context, tgt target, runID string, succe
 			log.Error("Port refused even the minimal closing request: the run stays open in Port", zap.Error(err))
 			// The commit does not pass the run before the budget ends: a restart meanwhile
 			// hands it to the next owner, which tries again.
-			<-ctx.Done()
+			if !extended {
+				<-ctx.Done()
+			}
 			return report.Err() == nil
+		}
+		if ctx.Err() != nil && !extended && report.Err() == nil && life.ours() {
+			// Past the budget the run is still ours until its partition is handed over or
+			// the agent stops: go on trying rather than leave it open until a restart.
+			extended = true
+			cancel()
+			ctx, cancel = context.WithCancel(report)
+			stopExt := context.AfterFunc(life.handover, cancel)
+			defer stopExt()
+			log.Warn("closing budget spent; retrying for as long as the run's partition stays here",
+				zap.Duration("closingBudget", a.deps.ClosingBudget), zap.Error(err))
 		}
 		if ctx.Err() != nil {
 			why := "closing budget spent"
+			if extended {
+				why = "partition handed over"
+			}
 			if report.Err() != nil {
 				why = "agent stopping"
 			}

@@ -321,3 +321,42 @@ while :; do sleep 0.05; done
 		t.Errorf("Run = %v, want the authorization error", err)
 	}
 }
+
+// TestClosingGoesOnPastTheBudgetWhileThePartitionIsOurs: Port is down for longer than the
+// closing budget; the run is still closed, once, when Port is back, without a restart.
+func TestClosingGoesOnPastTheBudgetWhileThePartitionIsOurs(t *testing.T) {
+	h := newHarness(t, 1)
+	script := writeScript(t, `echo hello`)
+	cfg := h.config(t, fmt.Sprintf(`
+  act: {command: [%q]}
+`, script))
+	a, stop := h.startAgentWith(t, cfg, func(d *agent.Deps) { d.ClosingBudget = time.Second })
+	waitFor(t, "the agent to be ready", 30*time.Second, func() bool { return a.Ready() == nil })
+	h.emu.SetDown(true)
+	h.emu.RegisterRun("r_outage", "act")
+	h.produceRun(t, "r_outage", "act")
+	// Wait for a refused closing request sent after the budget had ended.
+	waitFor(t, "a closing attempt past the budget", 60*time.Second, func() bool {
+		var first time.Time
+		for _, rq := range h.emu.Requests() {
+			if rq.Status != 503 || !strings.Contains(rq.Path, "r_outage") {
+				continue
+			}
+			if first.IsZero() {
+				first = rq.At
+			} else if rq.At.Sub(first) > 1500*time.Millisecond {
+				return true
+			}
+		}
+		return false
+	})
+	h.emu.SetDown(false)
+	r := waitTerminated(t, h.emu, "r_outage")
+	if r.Status != "SUCCESS" || r.Terminations != 1 || r.RejectedTerminations != 0 {
+		t.Errorf("r_outage: %s %q, %d terminations, %d rejected", r.Status, r.StatusLabel, r.Terminations, r.RejectedTerminations)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	assertCommittedToEnd(t, h)
+}

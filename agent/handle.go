@@ -43,7 +43,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		return true
 	}
 	log := a.log.With(zap.String("run_id", run.ID), zap.String("action", run.Action))
-	life := a.lives.receive(run.ID, run.Action)
+	life := a.lives.receive(run.ID, run.Action, t.Handover)
 	defer life.leave()
 	// Port requests about this run (retries, token refreshes) log its action too.
 	report = portapi.WithLogFields(report, zap.String("action", run.Action))

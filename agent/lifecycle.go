@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"sync"
 
 	"go.uber.org/zap"
@@ -43,17 +44,25 @@ func newLives(onRunning func(int)) *lives {
 type runLife struct {
 	l          *lives
 	id, action string
-	ph         phase // guarded by l.mu
+	// handover is done once the run's partition is being handed to another member: from
+	// then on nothing of the run may start or go on past its budgets here.
+	handover context.Context
+	ph       phase // guarded by l.mu
 }
 
-// receive starts tracking a run.
-func (l *lives) receive(id, action string) *runLife {
-	r := &runLife{l: l, id: id, action: action, ph: phaseReceived}
+// receive starts tracking a run of a partition whose hand-over ends handover.
+func (l *lives) receive(id, action string, handover context.Context) *runLife {
+	r := &runLife{l: l, id: id, action: action, handover: handover, ph: phaseReceived}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.runs[r] = struct{}{}
 	l.counts[phaseReceived]++
 	return r
+}
+
+// ours says whether the run's partition is still this replica's, with no hand-over begun.
+func (r *runLife) ours() bool {
+	return r != nil && r.handover != nil && r.handover.Err() == nil
 }
 
 // to moves the run forward to p; a step back is ignored (a phase is a fact that happened).

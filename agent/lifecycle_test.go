@@ -5,7 +5,7 @@ import "testing"
 func TestLivesCountPhasesAndRunning(t *testing.T) {
 	running := 0
 	l := newLives(func(d int) { running += d })
-	a, b := l.receive("r_a", "x"), l.receive("r_b", "x")
+	a, b := l.receive("r_a", "x", nil), l.receive("r_b", "x", nil)
 	a.to(phaseClaimed)
 	a.to(phaseRunning)
 	b.to(phaseRunning)
