@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -89,6 +90,7 @@ var errDisowned = errors.New("partition reassigned to another agent")
 type entry struct {
 	offset    int64
 	epoch     int32 // the record's leader epoch, carried by the commit
+	tsMilli   int64 // the record's timestamp (Unix ms), for the age of waiting work
 	started   bool  // a command may have run: an earlier owner's mark, or ours
 	done      bool  // closed, or skipped for good
 	abandoned bool  // left unfinished on purpose (agent stopping): not waited for, not committed past
@@ -215,7 +217,7 @@ func (l *ledger) add(rec *kgo.Record) (prior Prior, ok, pause bool) {
 		// A record polled again (a rewound fetch after a pause): it is already tracked.
 		return Fresh, false, false
 	}
-	e := entry{offset: rec.Offset, epoch: rec.LeaderEpoch}
+	e := entry{offset: rec.Offset, epoch: rec.LeaderEpoch, tsMilli: rec.Timestamp.UnixMilli()}
 	switch {
 	case pl.prior.finished[rec.Offset]:
 		prior = PriorFinished
@@ -518,4 +520,28 @@ func (l *ledger) waitFinished(ctx context.Context, parts map[string][]int32) boo
 			return false
 		}
 	}
+}
+
+// unstarted returns, per owned partition, the oldest record this member holds whose run has
+// not started (its timestamp known), or else the next offset it will poll (timestamp
+// unknown: not fetched yet). Before anything was polled that is the committed offset, or
+// -1 when there is none.
+func (l *ledger) unstarted() map[int32]Unstarted {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[int32]Unstarted{}
+	for tp, pl := range l.parts {
+		u := Unstarted{Offset: pl.committed.offset.Offset}
+		if pl.lastSeen >= 0 {
+			u.Offset = pl.lastSeen + 1
+		}
+		for _, e := range pl.inflight {
+			if !e.done && !e.started {
+				u = Unstarted{Offset: e.offset, Timestamp: time.UnixMilli(e.tsMilli)}
+				break
+			}
+		}
+		out[tp.partition] = u
+	}
+	return out
 }
