@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
+
+	"github.com/port-runner/port-runner/internal/backoff"
 )
 
 // Slots is the pool capacity the consumer polls for.
@@ -55,8 +57,7 @@ func (t *Ticket) Started(ctx context.Context) error {
 	if !ok {
 		return ErrNotOwned
 	}
-	backoff := 50 * time.Millisecond
-	for {
+	for attempt := 0; ; attempt++ {
 		// The commit itself is not cut short by ctx: a cancelled commit may still reach the
 		// broker, and then nobody would know whether the mark is there (see commit).
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -69,14 +70,11 @@ func (t *Ticket) Started(ctx context.Context) error {
 		case !owned:
 			return ErrNotOwned
 		}
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, backoff.Policy{Base: 50 * time.Millisecond, Max: 2 * time.Second}.Delay(attempt, 0)) != nil {
 			// The command will not run: a later commit must not say it may have.
 			t.c.ledger.unmarkStarted(rec, m)
 			return fmt.Errorf("record start of %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, context.Cause(ctx))
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 
@@ -477,6 +475,9 @@ func (c *Consumer) fetchCommitted(ctx context.Context, cl *kgo.Client, parts map
 			break
 		}
 		c.log.Warn("fetch committed offsets", zap.Int("attempt", attempt+1), zap.Error(err))
+		if attempt+1 < attempts && backoff.Sleep(ctx, backoff.Policy{Base: 100 * time.Millisecond, Max: time.Second}.Delay(attempt, 0)) != nil {
+			break
+		}
 	}
 	// Where nothing trustworthy was committed, the records already in the partition may
 	// have been handled under another group or by an agent whose marks are unreadable: they
