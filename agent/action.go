@@ -7,9 +7,9 @@ import (
 
 	"github.com/itchyny/gojq"
 
+	"github.com/port-runner/port-runner/allowrule"
 	"github.com/port-runner/port-runner/config"
 	"github.com/port-runner/port-runner/executor"
-	"github.com/port-runner/port-runner/portproxy"
 	"github.com/port-runner/port-runner/runmsg"
 )
 
@@ -19,7 +19,7 @@ type action struct {
 	cfg   config.Action
 	env   map[string]*gojq.Code
 	shim  []string
-	allow []portproxy.Rule // portAPI.allow
+	allow []allowrule.Rule // portAPI.allow
 }
 
 func newAction(name string, ac config.Action, shim []string) (*action, error) {
@@ -35,12 +35,14 @@ func newAction(name string, ac config.Action, shim []string) (*action, error) {
 		}
 		a.env[envName] = code
 	}
-	for i, p := range ac.PortAPI.Allow {
-		r, err := portproxy.ParseRule(p)
+	a.allow = ac.PortAPI.Rules
+	if a.allow == nil && len(ac.PortAPI.Allow) > 0 {
+		// A config that never went through Validate (tests build them by hand).
+		rules, err := allowrule.Parse(ac.PortAPI.Allow)
 		if err != nil {
-			return nil, fmt.Errorf("actions.%s.portAPI.allow[%d]: %w", name, i, err)
+			return nil, fmt.Errorf("actions.%s.portAPI.%w", name, err)
 		}
-		a.allow = append(a.allow, r)
+		a.allow = rules
 	}
 	return a, nil
 }

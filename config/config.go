@@ -4,13 +4,14 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/port-runner/port-runner/portproxy"
+	"github.com/port-runner/port-runner/allowrule"
 )
 
 // Config is the whole agent configuration (SPEC "Configuration").
@@ -102,6 +103,8 @@ type PortAPI struct {
 	// Allow lists extra routes, "[METHOD ]PATH" with "*" for one segment and a final "**"
 	// for the rest, e.g. "GET /v1/blueprints/*".
 	Allow []string `yaml:"allow"`
+	// Rules are Allow parsed, set by Validate, so the agent uses the rules validation checked.
+	Rules []allowrule.Rule `yaml:"-"`
 }
 
 // MaxConcurrentLimit bounds the pool of one replica: each running run is one entry in its
@@ -223,8 +226,10 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 	if c.Port.ClientSecret == "" {
 		add(problem("port.clientSecret", "required (set PORT_CLIENT_SECRET or write it in the file)"))
 	}
-	if c.Port.RequestsPerSecond < 0 {
-		add(problem("port.requestsPerSecond", "must be positive, got %v", c.Port.RequestsPerSecond))
+	// NaN compares false with everything and +Inf means no limit: both would turn the
+	// limiter off, so only finite positive rates pass.
+	if rps := c.Port.RequestsPerSecond; rps < 0 || math.IsNaN(rps) || math.IsInf(rps, 0) {
+		add(problem("port.requestsPerSecond", "must be a finite positive number, got %v", rps))
 	}
 	if len(c.Kafka.Brokers) == 0 {
 		add(problem("kafka.brokers", "at least one broker is required"))
@@ -329,11 +334,16 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 		if !oneOf(a.OnInterrupted, "fail", "rerun") {
 			add(problem(key+".onInterrupted", "must be fail or rerun, got %q", a.OnInterrupted))
 		}
+		a.PortAPI.Rules = nil
 		for i, p := range a.PortAPI.Allow {
-			if _, err := portproxy.ParseRule(p); err != nil {
+			r, err := allowrule.ParseRule(p)
+			if err != nil {
 				add(problem(fmt.Sprintf("%s.portAPI.allow[%d]", key, i), "%v", err))
+				continue
 			}
+			a.PortAPI.Rules = append(a.PortAPI.Rules, r)
 		}
+		c.Actions[name] = a
 	}
 	if len(ps) == 0 {
 		return nil

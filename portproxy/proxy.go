@@ -11,7 +11,7 @@
 //     to the run (a run_id the command sent is replaced);
 //   - its own run: GET and PATCH /v1/actions/runs/{own}, GET and POST
 //     /v1/actions/runs/{own}/logs;
-//   - whatever the action's portAPI.allow lists (see Rule).
+//   - whatever the action's portAPI.allow lists (see package allowrule).
 //
 // Whatever the rules say, a request that would end a run (a logs POST with
 // terminationStatus, a run PATCH with status) is refused, because only the
@@ -35,6 +35,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/port-runner/port-runner/allowrule"
 	"github.com/port-runner/port-runner/internal/httpserve"
 )
 
@@ -83,7 +84,7 @@ type grant struct {
 	runID     string
 	action    string
 	blueprint string
-	allow     []Rule
+	allow     []allowrule.Rule
 	ctx       context.Context // cancelled on revoke: in-flight requests stop
 	cancel    context.CancelFunc
 }
@@ -103,7 +104,7 @@ func New(fwd Forwarder, opts Options) *Proxy {
 // run's action in log lines; blueprint is the run's blueprint ("" when the run
 // has none: no entity routes by default); allow is the action's portAPI.allow.
 // revoke ends the token (idempotent) and cancels the run's requests in flight.
-func (p *Proxy) Register(runID, action, blueprint string, allow []Rule) (token string, revoke func()) {
+func (p *Proxy) Register(runID, action, blueprint string, allow []allowrule.Rule) (token string, revoke func()) {
 	var b [32]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
 	token = hex.EncodeToString(b[:])
@@ -184,7 +185,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log := p.log.With(zap.String("run_id", g.runID), zap.String("action", g.action), zap.String("method", r.Method), zap.String("path", r.URL.Path))
-	if !proxiedMethod(r.Method) {
+	if !allowrule.Method(r.Method) {
 		w.Header().Set("Allow", "GET, POST, PUT, PATCH, DELETE")
 		writeErr(w, apiErr{http.StatusMethodNotAllowed, "method_not_allowed", "method " + r.Method + " is not proxied"})
 		return

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/port-runner/port-runner/allowrule"
 	"github.com/port-runner/port-runner/emulator"
 	"github.com/port-runner/port-runner/portapi"
 	"github.com/port-runner/port-runner/portproxy"
@@ -203,7 +204,7 @@ func TestTerminationRefused(t *testing.T) {
 	f := newFixture(t)
 	f.emu.RegisterRun("r_1", "act")
 	// Even an allow list that covers every route cannot let a script end a run.
-	all, err := portproxy.ParseRules([]string{"/v1/**"})
+	all, err := allowrule.Parse([]string{"/v1/**"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +295,7 @@ func lastQuery(emu *emulator.Emulator, method, path string) string {
 func TestAllowPatterns(t *testing.T) {
 	f := newFixture(t)
 	f.emu.RegisterRun("r_1", "act")
-	rules, err := portproxy.ParseRules([]string{"POST /v1/blueprints/service/entities", "GET /v1/blueprints/*"})
+	rules, err := allowrule.Parse([]string{"POST /v1/blueprints/service/entities", "GET /v1/blueprints/*"})
 	if err != nil {
 		t.Fatal(err)
 	}
