@@ -7,8 +7,9 @@
 // What a run may call:
 //   - its run's blueprint entities: any method on /v1/blueprints/{bp}/entities
 //     and /v1/blueprints/{bp}/entities/{id}, and GET /v1/blueprints/{bp};
-//     entity writes get the run's run_id in the query, so Port ties the change
-//     to the run (a run_id the command sent is replaced);
+//     entity writes (bulk too) get the run's run_id in the query, so Port ties
+//     the change to the run; every run_id-like parameter the command sent is
+//     dropped;
 //   - its own run: GET and PATCH /v1/actions/runs/{own}, GET and POST
 //     /v1/actions/runs/{own}/logs;
 //   - whatever the action's portAPI.allow lists (see package allowrule).
@@ -218,12 +219,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	query := r.URL.Query()
-	if entityWrite(r.Method, segs) {
-		// Port ties the change to the run (seed: "Tying Entities to an action run"); the
-		// command cannot tie it to another run.
-		query.Set("run_id", g.runID)
-	}
+	query := g.query(r.Method, segs, r.URL.Query())
 	esc := make([]string, len(segs))
 	for i, s := range segs {
 		esc[i] = url.PathEscape(s)
@@ -314,19 +310,34 @@ func (g *grant) allowedByDefault(method string, segs []string) bool {
 	return false
 }
 
-// entityWrite reports a request that creates or changes entities, which Port ties to a
-// run given run_id: POST .../entities (create, upsert), PUT/PATCH/DELETE .../entities/{id}.
+// query is the query string that goes to Port: the command's, without any parameter that
+// could name a run (run_id, run_id[], runId, RUN-ID, ...: Port's parsers may read any of them),
+// and with the run's own run_id on an entity write, so Port ties the change to this run
+// (seed: "Tying Entities to an action run") and the command cannot tie it to another.
+func (g *grant) query(method string, segs []string, q url.Values) url.Values {
+	for k := range q {
+		if namesRun(k) {
+			delete(q, k)
+		}
+	}
+	if entityWrite(method, segs) {
+		q.Set("run_id", g.runID)
+	}
+	return q
+}
+
+// namesRun reports a query key that spells run_id some way: case, '_' and '-' ignored, with
+// anything after it (run_id[], run_id[0], run_ids).
+func namesRun(key string) bool {
+	k := strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(key))
+	return strings.HasPrefix(k, "runid")
+}
+
+// entityWrite reports a request that creates or changes entities, which Port ties to a run
+// given run_id: any method but GET on /blueprints/{bp}/entities and everything under it
+// (create, upsert, bulk, update, delete, relations), whichever rule allowed it.
 func entityWrite(method string, segs []string) bool {
-	if len(segs) < 3 || segs[0] != "blueprints" || segs[2] != "entities" {
-		return false
-	}
-	switch len(segs) {
-	case 3:
-		return method == http.MethodPost || method == http.MethodDelete
-	case 4:
-		return method == http.MethodPut || method == http.MethodPatch || method == http.MethodDelete
-	}
-	return false
+	return method != http.MethodGet && len(segs) >= 3 && segs[0] == "blueprints" && segs[2] == "entities"
 }
 
 // hasKey reports whether body may carry key at its top level. A body that is not a JSON

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -400,5 +401,49 @@ func TestRetriesAndRunEnd(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a request in flight did not end with its run")
+	}
+}
+
+// issue 8 point 7: every entity write route, bulk included, reaches Port with the run's own
+// run_id and nothing else the command sent under a run_id-like name.
+func TestRunIDForcedOnEveryEntityWrite(t *testing.T) {
+	f := newFixture(t)
+	f.emu.RegisterRun("r_1", "act")
+	rules, err := allowrule.Parse([]string{"/v1/blueprints/*/entities/**"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, revoke := f.proxy.Register("r_1", "act", "microservice", rules)
+	defer revoke()
+	body := `[{"identifier":"a"}]`
+	for _, tc := range []struct{ method, path string }{
+		{"POST", "/blueprints/microservice/entities/bulk"},
+		{"POST", "/blueprints/microservice/entities/bulk?run_id=r_other"},
+		{"POST", "/blueprints/microservice/entities?upsert=true&run_id[]=r_other"},
+		{"POST", "/blueprints/microservice/entities?upsert=true&run_id%5B0%5D=r_other&RUN_ID=r_other&runId=r_other"},
+		{"PATCH", "/blueprints/microservice/entities/a?run_id=r_other&run_id=r_1"},
+		{"POST", "/blueprints/microservice/entities/a/relations?run-id=r_other"},
+		{"DELETE", "/blueprints/microservice/entities/bulk?run_id[]=r_other"},
+	} {
+		_ = f.call(t, token, tc.method, tc.path, body)
+		p, _, _ := strings.Cut(tc.path, "?")
+		q := lastQuery(f.emu, tc.method, "/v1"+p)
+		vals, err := url.ParseQuery(q)
+		if err != nil {
+			t.Fatalf("%s %s: query %q: %v", tc.method, tc.path, q, err)
+		}
+		if got := vals["run_id"]; len(got) != 1 || got[0] != "r_1" {
+			t.Errorf("%s %s reached Port with query %q, want exactly run_id=r_1", tc.method, tc.path, q)
+		}
+		for k := range vals {
+			if k != "run_id" && strings.Contains(strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(k)), "runid") {
+				t.Errorf("%s %s: the command's %q reached Port (query %q)", tc.method, tc.path, k, q)
+			}
+		}
+	}
+	// Reads carry no client-sent run_id either.
+	f.call(t, token, "GET", "/blueprints/microservice/entities?run_id=r_other", "").want(t, "list", 200, "")
+	if q := lastQuery(f.emu, "GET", "/v1/blueprints/microservice/entities"); strings.Contains(q, "r_other") {
+		t.Errorf("GET reached Port with query %q", q)
 	}
 }
