@@ -94,7 +94,9 @@ func (a *action) spec(run runmsg.Run) (executor.Spec, []string, error) {
 	for _, n := range names {
 		v, err := evalString(a.env[n], input)
 		if err != nil {
-			return executor.Spec{}, nil, fmt.Errorf("env %s (%s): %w", n, a.cfg.Env[n], err)
+			// Neither the error's text nor the expression: gojq quotes the value it failed on,
+			// which may be a secret input, and an expression may hold a literal secret.
+			return executor.Spec{}, nil, fmt.Errorf("env %s: %s", n, jqErrorKind(err))
 		}
 		env[n] = v
 		for _, suf := range secretSuffixes {
@@ -137,4 +139,35 @@ func evalString(code *gojq.Code, input any) (string, error) {
 		return "", err
 	}
 	return string(b), nil
+}
+
+// jqErrorKind names the kind of a jq evaluation error without any value it carries: gojq's
+// messages quote the input ("cannot iterate over: string (\"p@ss...\")"), so only the
+// error's type is used, as words ("*gojq.iteratorError" -> "iterator error").
+func jqErrorKind(err error) string {
+	switch name := strings.TrimPrefix(fmt.Sprintf("%T", err), "*"); name {
+	case "gojq.exitCodeError":
+		return "jq error: the expression called error (its message is not shown)"
+	case "gojq.HaltError":
+		return "jq error: the expression called halt_error"
+	case "gojq.expectedObjectError":
+		return "jq error: expected an object (the value is not shown)"
+	case "gojq.expectedArrayError":
+		return "jq error: expected an array (the value is not shown)"
+	case "gojq.iteratorError":
+		return "jq error: cannot iterate over the value (not shown)"
+	case "gojq.binopTypeError", "gojq.unaryTypeError":
+		return "jq error: an operator got a value of the wrong type (not shown)"
+	default:
+		name = strings.TrimPrefix(name, "gojq.")
+		var words []string
+		start := 0
+		for i := 1; i <= len(name); i++ {
+			if i == len(name) || ('A' <= name[i] && name[i] <= 'Z') {
+				words = append(words, strings.ToLower(name[start:i]))
+				start = i
+			}
+		}
+		return "jq " + strings.Join(words, " ") + " (the value is not shown)"
+	}
 }

@@ -1,0 +1,71 @@
+package agent_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// issue 8 point 4: an env expression that fails on a secret input must not carry the value
+// anywhere: gojq quotes it in its error ("expected an object but got: string (\"p@ss...\")").
+// The statusLabel, the run's log and the agent's own log lines name the env key and the kind
+// of problem only.
+func TestEnvErrorCarriesNoValue(t *testing.T) {
+	h := newHarness(t, 1)
+	core, logs := observer.New(zapcore.DebugLevel)
+	h.logger = zap.New(core)
+	const secret = "p@ssw0rd-0123456789-TAIL"
+	cfg := h.config(t, `
+  deploy:
+    command: ["true"]
+    env: {DB_PASSWORD: .properties.password.value}
+`)
+	for i, env := range []map[string]string{
+		{"DB_PASSWORD": ".properties.password.value"},
+		{"DIV": ".properties.password / 0"},
+		{"RAISE": "error(.properties.password)"},
+		{"ITER": ".properties.password[]"},
+		{"ADD": ".properties.password + 1"},
+	} {
+		ac := cfg.Actions["deploy"]
+		ac.Env = env
+		cfg.Actions["deploy"] = ac
+		id := fmt.Sprintf("r_env%d", i)
+		var key string
+		for k := range env {
+			key = k
+		}
+		h.emu.RegisterRun(id, "deploy")
+		h.cluster.Produce(t, h.topic, []byte(id), sign(t, fmt.Sprintf(`{"action":"deploy","context":{"runId":%q},"payload":{"properties":{"password":%q,"n":1}}}`, id, secret)))
+		stop := h.start(t, cfg)
+		run := waitTerminated(t, h.emu, id)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		var all strings.Builder
+		all.WriteString(run.StatusLabel + "\n")
+		for _, e := range run.Logs {
+			all.WriteString(e.Message + "\n")
+		}
+		if run.Status != "FAILURE" || !strings.Contains(run.StatusLabel, key) {
+			t.Errorf("%s: run %s %q, want FAILURE naming %s", key, run.Status, run.StatusLabel, key)
+		}
+		for _, part := range []string{secret, "p@ssw0rd", "TAIL"} {
+			if strings.Contains(all.String(), part) {
+				t.Errorf("%s: the run shows the value (%q):\n%s", key, part, all.String())
+			}
+		}
+		for _, e := range logs.TakeAll() {
+			line, _ := json.Marshal(e.ContextMap())
+			if strings.Contains(e.Message+string(line), "p@ssw0rd") {
+				t.Errorf("%s: agent log line carries the value: %s %s", key, e.Message, line)
+			}
+		}
+		t.Logf("%s: statusLabel %q", key, run.StatusLabel)
+	}
+}
