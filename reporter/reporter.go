@@ -130,7 +130,7 @@ type RunLog struct {
 	firstAt   time.Time
 	accepted  int // bytes taken into the log
 	dropped   int // bytes dropped past MaxBytesPerRun
-	masker    *strings.Replacer
+	masker    masker
 	masks     []string // longest first
 	masked    map[string]bool
 	patch     portapi.RunPatch
@@ -318,8 +318,7 @@ func truncate(s string, n int) string {
 	return s + more
 }
 
-// addMasks adds values to mask, longest first so a secret containing another is masked
-// whole. Output is masked line by line, so a multi-line value is masked line by line too.
+// addMasks adds values to mask (longest first: hold() reads the longest). Output is masked line by line, so a multi-line value is masked line by line too.
 func (l *RunLog) addMasks(values ...string) {
 	for _, v := range values {
 		for part := range strings.SplitSeq(v, "\n") {
@@ -332,11 +331,7 @@ func (l *RunLog) addMasks(values ...string) {
 		}
 	}
 	sort.SliceStable(l.masks, func(i, j int) bool { return len(l.masks[i]) > len(l.masks[j]) })
-	pairs := make([]string, 0, 2*len(l.masks))
-	for _, m := range l.masks {
-		pairs = append(pairs, m, "***")
-	}
-	l.masker = strings.NewReplacer(pairs...)
+	l.masker = masker{values: l.masks}
 }
 
 func (l *RunLog) wake() {
