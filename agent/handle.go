@@ -137,6 +137,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		defer revoke()
 		secrets = append(secrets, token)
 		withPortAPI(&spec, a.proxyURL, token)
+		spec.OnStart = func(pid int) { a.proxy.Bind(token, pid) } // the token works from this tree only
 	}
 	runLog := a.reporter.Start(report, run.ID, secrets, zap.String("action", run.Action))
 	if rerun {

@@ -59,6 +59,9 @@ type TLS struct {
 type Security struct {
 	VerifySignature *bool    `yaml:"verifySignature"` // nil means the default, true
 	Mask            []string `yaml:"mask"`
+	// RunIsolation says who may use a run's PORT_API_TOKEN: "process" (default) only the
+	// run's own processes (Linux; see README "Runs and each other"), "token" whoever has it.
+	RunIsolation string `yaml:"runIsolation"`
 }
 
 // Verify reports whether run messages must carry a valid signature.
@@ -133,6 +136,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Kafka.StartOffset == "" {
 		c.Kafka.StartOffset = "latest"
+	}
+	if c.Security.RunIsolation == "" {
+		c.Security.RunIsolation = "process"
 	}
 	if c.Kafka.GroupProtocol == "" {
 		c.Kafka.GroupProtocol = "classic"
@@ -292,6 +298,9 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 		if err := compile(expr); err != nil {
 			add(problem(key, "bad jq expression %q: %v", expr, err))
 		}
+	}
+	if !oneOf(c.Security.RunIsolation, "process", "token") {
+		add(problem("security.runIsolation", "must be process or token, got %q", c.Security.RunIsolation))
 	}
 	if len(c.Actions) == 0 {
 		add(problem("actions", "at least one action is required"))

@@ -43,6 +43,10 @@ type Spec struct {
 	// command's shim ([]string{exe, ShimCommand}): it takes the command's whole
 	// process group down if the agent dies (see RunShim).
 	Shim []string
+	// OnStart, if set, is called once, right after the process Run starts (the shim, or
+	// the command where no shim is used) is running, with its pid: every process of the
+	// command descends from it while it lives.
+	OnStart func(pid int)
 }
 
 // Result says how a run ended.
@@ -238,6 +242,9 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 		f.Close() // likewise: only the shim holds the status pipe now
 	}
 	pid := cmd.Process.Pid
+	if spec.OnStart != nil {
+		spec.OnStart(pid)
+	}
 
 	exited := make(chan struct{})
 	go func() {

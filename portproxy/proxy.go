@@ -28,7 +28,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -69,13 +71,26 @@ type Options struct {
 	Logger *zap.Logger // default zap.NewNop()
 	// RequestTimeout bounds one proxied request, retries included; default 2m.
 	RequestTimeout time.Duration
+	// BindToProcess binds each token to its run's processes: a request is served only when
+	// the process holding the client end of its connection is the pid given to Bind or one
+	// of its descendants, so a token read from another run's /proc/<pid>/environ is
+	// useless there. Linux only (see ProcessBindingSupported); elsewhere New ignores it.
+	BindToProcess bool
+	// BindWait is how long a request may wait for its token's Bind (the command's first
+	// request can race the executor's OnStart); default 5s.
+	BindWait time.Duration
 }
+
+// ProcessBindingSupported reports whether Options.BindToProcess works on this platform.
+func ProcessBindingSupported() bool { return processBinding }
 
 // Proxy is the handler and its token registry. It is safe for concurrent use.
 type Proxy struct {
-	fwd     Forwarder
-	log     *zap.Logger
-	timeout time.Duration
+	fwd      Forwarder
+	log      *zap.Logger
+	timeout  time.Duration
+	bind     bool
+	bindWait time.Duration
 
 	mu     sync.Mutex
 	grants map[[sha256.Size]byte]*grant // keyed by the token's hash
@@ -88,6 +103,10 @@ type grant struct {
 	allow     []allowrule.Rule
 	ctx       context.Context // cancelled on revoke: in-flight requests stop
 	cancel    context.CancelFunc
+
+	bound    chan struct{} // closed by the first Bind; root is set before
+	bindOnce sync.Once
+	root     int // the pid every process of the run descends from
 }
 
 // New returns a Proxy that forwards through fwd.
@@ -98,7 +117,14 @@ func New(fwd Forwarder, opts Options) *Proxy {
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 2 * time.Minute
 	}
-	return &Proxy{fwd: fwd, log: opts.Logger, timeout: opts.RequestTimeout, grants: map[[sha256.Size]byte]*grant{}}
+	if opts.BindWait <= 0 {
+		opts.BindWait = 5 * time.Second
+	}
+	return &Proxy{
+		fwd: fwd, log: opts.Logger, timeout: opts.RequestTimeout,
+		bind: opts.BindToProcess && processBinding, bindWait: opts.BindWait,
+		grants: map[[sha256.Size]byte]*grant{},
+	}
 }
 
 // Register issues a token for one run: 32 random bytes, hex. action names the
@@ -111,7 +137,7 @@ func (p *Proxy) Register(runID, action, blueprint string, allow []allowrule.Rule
 	token = hex.EncodeToString(b[:])
 	key := sha256.Sum256([]byte(token))
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &grant{runID: runID, action: action, blueprint: blueprint, allow: allow, ctx: ctx, cancel: cancel}
+	g := &grant{runID: runID, action: action, blueprint: blueprint, allow: allow, ctx: ctx, cancel: cancel, bound: make(chan struct{})}
 	p.mu.Lock()
 	p.grants[key] = g
 	p.mu.Unlock()
@@ -124,6 +150,20 @@ func (p *Proxy) Register(runID, action, blueprint string, allow []allowrule.Rule
 			cancel()
 		})
 	}
+}
+
+// Bind ties token to the process tree rooted at pid (executor.Spec.OnStart): with
+// BindToProcess, only that process and its descendants may use the token. The first Bind
+// of a token counts; an unknown (revoked) token is ignored.
+func (p *Proxy) Bind(token string, pid int) {
+	g := p.lookup(token)
+	if g == nil || pid <= 0 {
+		return
+	}
+	g.bindOnce.Do(func() {
+		g.root = pid
+		close(g.bound)
+	})
 }
 
 // Tokens reports how many tokens are valid (for tests).
@@ -147,7 +187,13 @@ func (p *Proxy) lookup(token string) *grant {
 // base URL to give commands ("http://127.0.0.1:PORT/v1") and a wait func that
 // returns once the server has stopped.
 func (p *Proxy) Serve(ctx context.Context, addr string) (string, func() error, error) {
-	bound, wait, err := httpserve.Serve(ctx, addr, p)
+	bound, wait, err := httpserve.Serve(ctx, addr, p, func(srv *http.Server) {
+		// Each connection gets its own peer cache, gone with the connection: a cache keyed
+		// by address could outlive it and vouch for whoever reuses the port.
+		srv.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, &connPeer{})
+		}
+	})
 	if err != nil {
 		return "", nil, err
 	}
@@ -177,6 +223,8 @@ var (
 		"only port-runner ends a run (exactly once, from the command's exit status): terminationStatus and status are refused"}
 	errTooLarge = apiErr{http.StatusRequestEntityTooLarge, "payload_too_large",
 		"request body exceeds 1 MiB"}
+	errNotRunProcess = apiErr{http.StatusUnauthorized, "unauthorized",
+		"this run token is valid only from the processes of its own run"}
 )
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -186,6 +234,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log := p.log.With(zap.String("run_id", g.runID), zap.String("action", g.action), zap.String("method", r.Method), zap.String("path", r.URL.Path))
+	if p.bind {
+		if e, denied := p.checkPeer(r, g); denied {
+			log.Warn("refused a Port API request from outside the run's processes", zap.String("reason", e.message), zap.String("peer", r.RemoteAddr))
+			writeErr(w, e)
+			return
+		}
+	}
 	if !allowrule.Method(r.Method) {
 		w.Header().Set("Allow", "GET, POST, PUT, PATCH, DELETE")
 		writeErr(w, apiErr{http.StatusMethodNotAllowed, "method_not_allowed", "method " + r.Method + " is not proxied"})
@@ -388,4 +443,64 @@ func bearer(r *http.Request) string {
 		return strings.TrimSpace(h[7:])
 	}
 	return ""
+}
+
+type connKey struct{}
+
+// connPeer caches, for one connection, which run roots its peer process descends from.
+type connPeer struct {
+	mu      sync.Mutex
+	checked map[int]bool
+}
+
+// checkPeer refuses a request whose connection does not come from the grant's run: the
+// process holding the client socket must be the run's root or below it. A request that
+// comes before the executor's Bind waits up to BindWait for it.
+func (p *Proxy) checkPeer(r *http.Request, g *grant) (apiErr, bool) {
+	t := time.NewTimer(p.bindWait)
+	defer t.Stop()
+	select {
+	case <-g.bound:
+	case <-g.ctx.Done():
+		return errUnauthorized, true
+	case <-r.Context().Done():
+		return errNotRunProcess, true
+	case <-t.C:
+		return apiErr{http.StatusUnauthorized, "unauthorized", "the run's command has not started (yet): its token is not valid"}, true
+	}
+	cp, _ := r.Context().Value(connKey{}).(*connPeer)
+	if cp == nil {
+		return errNotRunProcess, true // not served by Serve: nothing to check against
+	}
+	cp.mu.Lock()
+	defer cp.mu.Unlock() // one lookup per connection and run, even with pipelined requests
+	if ok, done := cp.checked[g.root]; done {
+		return errNotRunProcess, !ok
+	}
+	ok, err := p.peerOf(r, g.root)
+	if err != nil {
+		p.log.Warn("cannot tell which process sent a Port API request; refused", zap.String("run_id", g.runID), zap.Error(err))
+		return errNotRunProcess, true // not cached: a transient /proc failure may pass
+	}
+	if cp.checked == nil {
+		cp.checked = map[int]bool{}
+	}
+	cp.checked[g.root] = ok
+	return errNotRunProcess, !ok
+}
+
+func (p *Proxy) peerOf(r *http.Request, root int) (bool, error) {
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false, errors.New("no local address for the connection")
+	}
+	la, err := netip.ParseAddrPort(local.String())
+	if err != nil {
+		return false, err
+	}
+	ra, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false, err
+	}
+	return peerInTree(la, ra, root)
 }

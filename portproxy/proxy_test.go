@@ -21,9 +21,10 @@ import (
 )
 
 type fixture struct {
-	emu   *emulator.Emulator
-	proxy *portproxy.Proxy
-	url   string // PORT_API_URL
+	emu    *emulator.Emulator
+	emuURL string
+	proxy  *portproxy.Proxy
+	url    string // PORT_API_URL
 
 	mu       sync.Mutex
 	observed map[string]int // endpoint label -> attempts
@@ -38,6 +39,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.emuURL = base
 	api, err := portapi.New(portapi.Options{
 		BaseURL: base, ClientID: "cid", ClientSecret: "secret", RequestsPerSecond: 1000,
 		BaseBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
