@@ -51,6 +51,9 @@ func (c *Client) Forward(ctx context.Context, rq ProxyRequest) (ProxyResponse, e
 	code, hdr, body, err := c.doRaw(ctx, request{
 		endpoint: EndpointProxy, method: rq.Method, path: path,
 		body: rq.Body, ctype: rq.ContentType, runID: rq.RunID,
+		// Proxied requests take the lowest priority there is (closing > logs and PATCHes >
+		// proxied); today that is the scheduler's low class. The one place to change.
+		high: false,
 	})
 	if err != nil {
 		return ProxyResponse{}, fmt.Errorf("forward %s %s: %w", rq.Method, rq.Path, err)

@@ -28,15 +28,18 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/port-runner/port-runner/allowrule"
 	"github.com/port-runner/port-runner/internal/httpserve"
@@ -79,6 +82,52 @@ type Options struct {
 	// BindWait is how long a request may wait for its token's Bind (the command's first
 	// request can race the executor's OnStart); default 5s.
 	BindWait time.Duration
+	// Limits keep one run (or all of them) a bounded guest of the agent.
+	Limits Limits
+}
+
+// Limits bound what commands may ask of the agent through the proxy. A request holds a slot
+// from before its body is read until Port answered, so memory for bodies is bounded by
+// MaxConcurrent * MaxBody, however many requests queue.
+type Limits struct {
+	// MaxConcurrentPerRun bounds one run's requests being handled at once; default 4.
+	MaxConcurrentPerRun int
+	// MaxQueuedPerRun bounds one run's requests waiting for a slot; past it the answer is
+	// 429 at once; default 64.
+	MaxQueuedPerRun int
+	// MaxConcurrent bounds the requests of all runs being handled at once; default 16.
+	MaxConcurrent int
+	// RunRequestsPerSecond is one run's share of the replica's Port budget, and
+	// RequestsPerSecond that of all runs together; 0 means no limit of the proxy's own
+	// (the Port client's limiter still applies).
+	RunRequestsPerSecond, RequestsPerSecond float64
+}
+
+func (l *Limits) defaults() {
+	if l.MaxConcurrentPerRun <= 0 {
+		l.MaxConcurrentPerRun = 4
+	}
+	if l.MaxQueuedPerRun <= 0 {
+		l.MaxQueuedPerRun = 64
+	}
+	if l.MaxConcurrent <= 0 {
+		l.MaxConcurrent = 16
+	}
+}
+
+// limiter is a rate.Limiter for rps, nil (no limit) for 0 or less.
+func limiter(rps float64) *rate.Limiter {
+	if rps <= 0 || math.IsNaN(rps) || math.IsInf(rps, 0) {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(rps), max(1, int(math.Ceil(rps))))
+}
+
+func waitRate(ctx context.Context, l *rate.Limiter) error {
+	if l == nil {
+		return nil
+	}
+	return l.Wait(ctx)
 }
 
 // ProcessBindingSupported reports whether Options.BindToProcess works on this platform.
@@ -91,6 +140,9 @@ type Proxy struct {
 	timeout  time.Duration
 	bind     bool
 	bindWait time.Duration
+	limits   Limits
+	slots    chan struct{} // MaxConcurrent: one per request being handled
+	lim      *rate.Limiter // all runs' share of the budget; nil: none
 
 	mu     sync.Mutex
 	grants map[[sha256.Size]byte]*grant // keyed by the token's hash
@@ -107,6 +159,10 @@ type grant struct {
 	bound    chan struct{} // closed by the first Bind; root is set before
 	bindOnce sync.Once
 	root     int // the pid every process of the run descends from
+
+	slots  chan struct{} // MaxConcurrentPerRun
+	queued atomic.Int32  // requests waiting for one of slots
+	lim    *rate.Limiter // the run's share of the budget; nil: none
 }
 
 // New returns a Proxy that forwards through fwd.
@@ -120,9 +176,12 @@ func New(fwd Forwarder, opts Options) *Proxy {
 	if opts.BindWait <= 0 {
 		opts.BindWait = 5 * time.Second
 	}
+	opts.Limits.defaults()
 	return &Proxy{
 		fwd: fwd, log: opts.Logger, timeout: opts.RequestTimeout,
 		bind: opts.BindToProcess && processBinding, bindWait: opts.BindWait,
+		limits: opts.Limits, slots: make(chan struct{}, opts.Limits.MaxConcurrent),
+		lim:    limiter(opts.Limits.RequestsPerSecond),
 		grants: map[[sha256.Size]byte]*grant{},
 	}
 }
@@ -137,7 +196,11 @@ func (p *Proxy) Register(runID, action, blueprint string, allow []allowrule.Rule
 	token = hex.EncodeToString(b[:])
 	key := sha256.Sum256([]byte(token))
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &grant{runID: runID, action: action, blueprint: blueprint, allow: allow, ctx: ctx, cancel: cancel, bound: make(chan struct{})}
+	g := &grant{
+		runID: runID, action: action, blueprint: blueprint, allow: allow, ctx: ctx, cancel: cancel,
+		bound: make(chan struct{}),
+		slots: make(chan struct{}, p.limits.MaxConcurrentPerRun), lim: limiter(p.limits.RunRequestsPerSecond),
+	}
 	p.mu.Lock()
 	p.grants[key] = g
 	p.mu.Unlock()
@@ -164,6 +227,17 @@ func (p *Proxy) Bind(token string, pid int) {
 		g.root = pid
 		close(g.bound)
 	})
+}
+
+// Waiting reports how many requests wait for a slot, all runs together (for tests).
+func (p *Proxy) Waiting() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, g := range p.grants {
+		n += int(g.queued.Load())
+	}
+	return n
 }
 
 // Tokens reports how many tokens are valid (for tests).
@@ -225,6 +299,10 @@ var (
 		"request body exceeds 1 MiB"}
 	errNotRunProcess = apiErr{http.StatusUnauthorized, "unauthorized",
 		"this run token is valid only from the processes of its own run"}
+	errTooMany = apiErr{http.StatusTooManyRequests, "too_many_requests",
+		"too many of this run's requests are waiting for port-runner; retry later"}
+	errRunEnded = apiErr{http.StatusServiceUnavailable, "run_ended", "the run ended while the request was waiting for Port"}
+	errWaited   = apiErr{http.StatusGatewayTimeout, "gateway_timeout", "the request waited too long for its turn to Port"}
 )
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -255,42 +333,64 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, errTooLarge)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
-	if err != nil {
-		writeErr(w, apiErr{http.StatusBadRequest, "invalid_request", "reading the request body: " + err.Error()})
-		return
-	}
-	if len(body) > MaxBody {
-		writeErr(w, errTooLarge)
-		return
-	}
-	if len(body) == 0 {
-		body = nil
-	}
 
+	// The request's whole life, its wait for a slot and for the budget included, is bounded
+	// by the timeout and by its run.
+	ctx, cancel := context.WithTimeout(r.Context(), p.timeout)
+	defer cancel()
+	stop := context.AfterFunc(g.ctx, cancel)
+	defer stop()
+	release, e := p.acquire(ctx, g)
+	if e.status != 0 {
+		writeErr(w, e)
+		return
+	}
+	defer release()
+
+	body, e := readBody(r)
+	if e.status != 0 {
+		writeErr(w, e)
+		return
+	}
 	if e, denied := g.check(r.Method, segs, body); denied {
 		log.Info("refused a command's Port API request", zap.Int("code", e.status), zap.String("reason", e.message))
 		writeErr(w, e)
 		return
 	}
+	// The run's share of the budget, then all runs' share: a flood of one run waits here,
+	// holding only its own slots, and never takes more of Port than its share.
+	if err := waitRate(ctx, g.lim); err != nil {
+		writeErr(w, p.waitFailed(g))
+		return
+	}
+	if err := waitRate(ctx, p.lim); err != nil {
+		writeErr(w, p.waitFailed(g))
+		return
+	}
+	p.forward(ctx, w, r, g, segs, body, log)
+}
 
+func (p *Proxy) waitFailed(g *grant) apiErr {
+	if g.ctx.Err() != nil {
+		return errRunEnded
+	}
+	return errWaited
+}
+
+// forward sends the checked request to Port and passes the answer on.
+func (p *Proxy) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, g *grant, segs []string, body []byte, log *zap.Logger) {
 	query := g.query(r.Method, segs, r.URL.Query())
 	esc := make([]string, len(segs))
 	for i, s := range segs {
 		esc[i] = url.PathEscape(s)
 	}
-
-	ctx, cancel := context.WithTimeout(r.Context(), p.timeout)
-	defer cancel()
-	stop := context.AfterFunc(g.ctx, cancel)
-	defer stop()
 	resp, err := p.fwd(ctx, Request{
 		Method: r.Method, Path: "/v1/" + strings.Join(esc, "/"), Query: query,
 		ContentType: r.Header.Get("Content-Type"), Body: body, RunID: g.runID,
 	})
 	switch {
 	case err != nil && g.ctx.Err() != nil:
-		writeErr(w, apiErr{http.StatusServiceUnavailable, "run_ended", "the run ended while the request was waiting for Port"})
+		writeErr(w, errRunEnded)
 		return
 	case err != nil && errors.Is(err, context.DeadlineExceeded):
 		log.Warn("proxied request timed out", zap.Error(err))
@@ -443,6 +543,48 @@ func bearer(r *http.Request) string {
 		return strings.TrimSpace(h[7:])
 	}
 	return ""
+}
+
+// acquire waits for one of the run's slots and then one of the proxy's; release gives both
+// back. Past MaxQueuedPerRun waiting requests it refuses at once rather than pile up.
+func (p *Proxy) acquire(ctx context.Context, g *grant) (release func(), e apiErr) {
+	if int(g.queued.Add(1)) > p.limits.MaxQueuedPerRun {
+		g.queued.Add(-1)
+		return nil, errTooMany
+	}
+	fail := func() (func(), apiErr) { return nil, p.waitFailed(g) }
+	select {
+	case g.slots <- struct{}{}:
+		g.queued.Add(-1)
+	case <-ctx.Done():
+		g.queued.Add(-1)
+		return fail()
+	}
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		<-g.slots
+		return fail()
+	}
+	return func() { <-p.slots; <-g.slots }, apiErr{}
+}
+
+// readBody reads at most MaxBody bytes, in one allocation when the length is announced.
+func readBody(r *http.Request) ([]byte, apiErr) {
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + 1) // +1: ReadFrom sees EOF without growing
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, MaxBody+1)); err != nil {
+		return nil, apiErr{http.StatusBadRequest, "invalid_request", "reading the request body: " + err.Error()}
+	}
+	if buf.Len() > MaxBody {
+		return nil, errTooLarge
+	}
+	if buf.Len() == 0 {
+		return nil, apiErr{}
+	}
+	return buf.Bytes(), apiErr{}
 }
 
 type connKey struct{}
