@@ -3,6 +3,7 @@ package agent_test
 import (
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -67,5 +68,46 @@ func TestEnvErrorCarriesNoValue(t *testing.T) {
 			}
 		}
 		t.Logf("%s: statusLabel %q", key, run.StatusLabel)
+	}
+}
+
+// issue 8 point 4: masking covers every path into the log, also the command's own requests
+// to its run's log and label through the proxy.
+func TestProxiedRunTextIsMasked(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl not installed")
+	}
+	h := newHarness(t, 1)
+	const secret = "p@ssw0rd-0123456789-TAIL"
+	script := writeScript(t, `set -eu
+echo "::add-mask::later-$DB_PASSWORD"
+post() { curl -q -sS -o /dev/null -w '%{http_code}' -X "$1" -H "Authorization: Bearer $PORT_API_TOKEN" -H 'Content-Type: application/json' "$PORT_API_URL/actions/runs/$PORT_RUN_ID$2" -d "$3"; }
+echo "log: $(post POST /logs "{\"message\":\"via proxy $DB_PASSWORD and later-$DB_PASSWORD \\u0070@ss\"}")"
+echo "patch: $(post PATCH "" "{\"summary\":\"sum $DB_PASSWORD\",\"link\":[\"https://x.example/?t=$DB_PASSWORD\"]}")"
+`)
+	cfg := h.config(t, fmt.Sprintf(`
+  deploy:
+    command: [%q]
+    env: {DB_PASSWORD: .properties.password}
+`, script))
+	h.emu.RegisterRun("r_masked", "deploy")
+	h.cluster.Produce(t, h.topic, []byte("r_masked"), sign(t, fmt.Sprintf(`{"action":"deploy","context":{"runId":"r_masked"},"payload":{"properties":{"password":%q}}}`, secret)))
+	stop := h.start(t, cfg)
+	run := waitTerminated(t, h.emu, "r_masked")
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	for _, e := range run.Logs {
+		all.WriteString(e.Message + "\n")
+	}
+	all.WriteString(run.Summary + "\n" + strings.Join(run.Link, "\n"))
+	if strings.Contains(all.String(), "p@ssw0rd") {
+		t.Fatalf("the secret reached the run:\n%s", all.String())
+	}
+	for _, want := range []string{"log: 200", "patch: 200", "via proxy *** and *** p@ss", "sum ***", "https://x.example/?t=***"} {
+		if !strings.Contains(all.String(), want) {
+			t.Errorf("run lacks %q:\n%s", want, all.String())
+		}
 	}
 }

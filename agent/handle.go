@@ -129,10 +129,10 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 	}
 	spec, secrets, err := act.spec(run)
 	revoke := func() {}
+	var token string
 	if err == nil {
 		// The command's Port API token: masked in the run's log, valid until the command
 		// ends, so it is dead before the run is closed.
-		var token string
 		token, revoke = a.proxy.Register(run.ID, run.Action, blueprint(run), act.allow)
 		defer revoke()
 		secrets = append(secrets, token)
@@ -140,6 +140,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		spec.OnStart = func(pid int) { a.proxy.Bind(token, pid) } // the token works from this tree only
 	}
 	runLog := a.reporter.Start(report, run.ID, secrets, zap.String("action", run.Action))
+	a.proxy.SetMask(token, runLog.Mask) // what the command sends to its log through the proxy is masked too
 	if rerun {
 		_, _ = runLog.Write([]byte("port-runner: running again: the agent that started this run stopped before it ended (onInterrupted: rerun)\n"))
 	}

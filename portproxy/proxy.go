@@ -160,6 +160,8 @@ type grant struct {
 	bindOnce sync.Once
 	root     int // the pid every process of the run descends from
 
+	mask atomic.Pointer[func(string) string] // SetMask: the run's log masking
+
 	slots  chan struct{} // MaxConcurrentPerRun
 	queued atomic.Int32  // requests waiting for one of slots
 	lim    *rate.Limiter // the run's share of the budget; nil: none
@@ -227,6 +229,14 @@ func (p *Proxy) Bind(token string, pid int) {
 		g.root = pid
 		close(g.bound)
 	})
+}
+
+// SetMask gives token's run the masking of its log: text the command sends to a run's log
+// or label through the proxy is masked like its output. An unknown token is ignored.
+func (p *Proxy) SetMask(token string, mask func(string) string) {
+	if g := p.lookup(token); g != nil && mask != nil {
+		g.mask.Store(&mask)
+	}
 }
 
 // Waiting reports how many requests wait for a slot, all runs together (for tests).
@@ -356,6 +366,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		log.Info("refused a command's Port API request", zap.Int("code", e.status), zap.String("reason", e.message))
 		writeErr(w, e)
 		return
+	}
+	if m := g.mask.Load(); m != nil && runText(r.Method, segs) {
+		body = maskJSON(body, *m)
 	}
 	// The run's share of the budget, then all runs' share: a flood of one run waits here,
 	// holding only its own slots, and never takes more of Port than its share.
@@ -585,6 +598,50 @@ func readBody(r *http.Request) ([]byte, apiErr) {
 		return nil, apiErr{}
 	}
 	return buf.Bytes(), apiErr{}
+}
+
+// runText reports the requests whose strings Port shows on a run's page: a log POST and a
+// run PATCH/PUT (statusLabel, summary, link, ...).
+func runText(method string, segs []string) bool {
+	if len(segs) < 3 || segs[0] != "actions" || segs[1] != "runs" {
+		return false
+	}
+	return (len(segs) == 4 && segs[3] == "logs" && method == http.MethodPost) ||
+		(len(segs) == 3 && (method == http.MethodPatch || method == http.MethodPut))
+}
+
+// maskJSON masks every string value in a JSON body. check has refused bodies that are not
+// JSON objects on these routes; anything else that does not decode is left as it is.
+func maskJSON(body []byte, mask func(string) string) []byte {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // numbers go on as written
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return body
+	}
+	var walk func(any) any
+	walk = func(v any) any {
+		switch t := v.(type) {
+		case string:
+			return mask(t)
+		case []any:
+			for i := range t {
+				t[i] = walk(t[i])
+			}
+		case map[string]any:
+			for k := range t {
+				t[k] = walk(t[k])
+			}
+		}
+		return v
+	}
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(walk(v)); err != nil {
+		return body
+	}
+	return bytes.TrimRight(out.Bytes(), "\n")
 }
 
 type connKey struct{}

@@ -141,6 +141,15 @@ type RunLog struct {
 	gone      bool // Port says the run is over: nothing more can be sent for it
 }
 
+// Mask returns s with the run's secrets masked as in its log, ::add-mask:: values so far
+// included: for text that reaches the run's log another way (the command's own requests
+// through the Port API proxy).
+func (l *RunLog) Mask(s string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.masker.Replace(s)
+}
+
 // Write takes output bytes as the command produced them. It never waits for Port.
 func (l *RunLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
