@@ -17,6 +17,11 @@
 // Whatever the rules say, a request that would end a run (a logs POST with
 // terminationStatus, a run PATCH with status) is refused, because only the
 // agent closes runs, exactly once; so is /v1/auth/.
+//
+// With Options.BindToProcess a token works only from its run's processes (Bind,
+// peer_linux.go); Options.Limits bound what one run, and all of them, may ask
+// of the agent; what a command sends to its run's log or run is masked like
+// its output (SetMask).
 package portproxy
 
 import (
