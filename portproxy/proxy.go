@@ -25,18 +25,14 @@
 package portproxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
-	"math"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -90,53 +86,6 @@ type Options struct {
 	// Limits keep one run (or all of them) a bounded guest of the agent.
 	Limits Limits
 }
-
-// Limits bound what commands may ask of the agent through the proxy. A request holds a slot
-// from before its body is read until Port answered, so memory for bodies is bounded by
-// MaxConcurrent * MaxBody, however many requests queue.
-type Limits struct {
-	// MaxConcurrentPerRun bounds one run's requests being handled at once; default 4.
-	MaxConcurrentPerRun int
-	// MaxQueuedPerRun bounds one run's requests waiting for a slot; past it the answer is
-	// 429 at once; default 64.
-	MaxQueuedPerRun int
-	// MaxConcurrent bounds the requests of all runs being handled at once; default 16.
-	MaxConcurrent int
-	// RunRequestsPerSecond is one run's share of the replica's Port budget, and
-	// RequestsPerSecond that of all runs together; 0 means no limit of the proxy's own
-	// (the Port client's limiter still applies).
-	RunRequestsPerSecond, RequestsPerSecond float64
-}
-
-func (l *Limits) defaults() {
-	if l.MaxConcurrentPerRun <= 0 {
-		l.MaxConcurrentPerRun = 4
-	}
-	if l.MaxQueuedPerRun <= 0 {
-		l.MaxQueuedPerRun = 64
-	}
-	if l.MaxConcurrent <= 0 {
-		l.MaxConcurrent = 16
-	}
-}
-
-// limiter is a rate.Limiter for rps, nil (no limit) for 0 or less.
-func limiter(rps float64) *rate.Limiter {
-	if rps <= 0 || math.IsNaN(rps) || math.IsInf(rps, 0) {
-		return nil
-	}
-	return rate.NewLimiter(rate.Limit(rps), max(1, int(math.Ceil(rps))))
-}
-
-func waitRate(ctx context.Context, l *rate.Limiter) error {
-	if l == nil {
-		return nil
-	}
-	return l.Wait(ctx)
-}
-
-// ProcessBindingSupported reports whether Options.BindToProcess works on this platform.
-func ProcessBindingSupported() bool { return processBinding }
 
 // Proxy is the handler and its token registry. It is safe for concurrent use.
 type Proxy struct {
@@ -219,28 +168,6 @@ func (p *Proxy) Register(runID, action, blueprint string, allow []allowrule.Rule
 			p.mu.Unlock()
 			cancel()
 		})
-	}
-}
-
-// Bind ties token to the process tree rooted at pid (executor.Spec.OnStart): with
-// BindToProcess, only that process and its descendants may use the token. The first Bind
-// of a token counts; an unknown (revoked) token is ignored.
-func (p *Proxy) Bind(token string, pid int) {
-	g := p.lookup(token)
-	if g == nil || pid <= 0 {
-		return
-	}
-	g.bindOnce.Do(func() {
-		g.root = pid
-		close(g.bound)
-	})
-}
-
-// SetMask gives token's run the masking of its log: text the command sends to a run's log
-// or label through the proxy is masked like its output. An unknown token is ignored.
-func (p *Proxy) SetMask(token string, mask func(string) string) {
-	if g := p.lookup(token); g != nil && mask != nil {
-		g.mask.Store(&mask)
 	}
 }
 
@@ -388,13 +315,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.forward(ctx, w, r, g, segs, body, log)
 }
 
-func (p *Proxy) waitFailed(g *grant) apiErr {
-	if g.ctx.Err() != nil {
-		return errRunEnded
-	}
-	return errWaited
-}
-
 // forward sends the checked request to Port and passes the answer on.
 func (p *Proxy) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, g *grant, segs []string, body []byte, log *zap.Logger) {
 	query := g.query(r.Method, segs, r.URL.Query())
@@ -433,278 +353,4 @@ func (p *Proxy) forward(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(resp.Body)
-}
-
-// check decides whether the grant covers the request; segs are the decoded path
-// segments after "/v1".
-func (g *grant) check(method string, segs []string, body []byte) (apiErr, bool) {
-	if segs[0] == "auth" {
-		return errForbidden, true
-	}
-	// Never through the proxy, whatever portAPI.allow says: ending any run.
-	if len(segs) == 4 && segs[0] == "actions" && segs[1] == "runs" && segs[3] == "logs" && method == http.MethodPost {
-		if hasKey(body, "terminationStatus") {
-			return errTerminate, true
-		}
-	}
-	if len(segs) == 3 && segs[0] == "actions" && segs[1] == "runs" && (method == http.MethodPatch || method == http.MethodPut) {
-		if hasKey(body, "status") {
-			return errTerminate, true
-		}
-	}
-	if g.allowedByDefault(method, segs) {
-		return apiErr{}, false
-	}
-	for _, r := range g.allow {
-		if r.Match(method, segs) {
-			return apiErr{}, false
-		}
-	}
-	return errForbidden, true
-}
-
-func (g *grant) allowedByDefault(method string, segs []string) bool {
-	switch {
-	case len(segs) >= 3 && segs[0] == "actions" && segs[1] == "runs" && segs[2] == g.runID:
-		switch {
-		case len(segs) == 3:
-			return method == http.MethodGet || method == http.MethodPatch
-		case len(segs) == 4 && segs[3] == "logs":
-			return method == http.MethodGet || method == http.MethodPost
-		}
-	case g.blueprint != "" && len(segs) >= 2 && segs[0] == "blueprints" && segs[1] == g.blueprint:
-		switch {
-		case len(segs) == 2:
-			return method == http.MethodGet
-		case segs[2] == "entities":
-			return len(segs) <= 4
-		}
-	}
-	return false
-}
-
-// query is the query string that goes to Port: the command's, without any parameter that
-// could name a run (run_id, run_id[], runId, RUN-ID, ...: Port's parsers may read any of them),
-// and with the run's own run_id on an entity write, so Port ties the change to this run
-// (seed: "Tying Entities to an action run") and the command cannot tie it to another.
-func (g *grant) query(method string, segs []string, q url.Values) url.Values {
-	for k := range q {
-		if namesRun(k) {
-			delete(q, k)
-		}
-	}
-	if entityWrite(method, segs) {
-		q.Set("run_id", g.runID)
-	}
-	return q
-}
-
-// namesRun reports a query key that spells run_id some way: case, '_' and '-' ignored, with
-// anything after it (run_id[], run_id[0], run_ids).
-func namesRun(key string) bool {
-	k := strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(key))
-	return strings.HasPrefix(k, "runid")
-}
-
-// entityWrite reports a request that creates or changes entities, which Port ties to a run
-// given run_id: any method but GET on /blueprints/{bp}/entities and everything under it
-// (create, upsert, bulk, update, delete, relations), whichever rule allowed it.
-func entityWrite(method string, segs []string) bool {
-	return method != http.MethodGet && len(segs) >= 3 && segs[0] == "blueprints" && segs[2] == "entities"
-}
-
-// hasKey reports whether body may carry key at its top level. A body that is not a JSON
-// object cannot be checked, so it counts as carrying it: the proxy refuses what it cannot
-// prove harmless. Keys are compared case-insensitively, as some JSON decoders do.
-func hasKey(body []byte, key string) bool {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return false
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(body, &obj); err != nil {
-		return true
-	}
-	for k := range obj {
-		if strings.EqualFold(k, key) {
-			return true
-		}
-	}
-	return false
-}
-
-// splitPath turns an escaped request path into decoded segments after "/v1". It refuses
-// anything that could mean another route upstream: empty, "." and ".." segments, and
-// segments that decode to a "/". One trailing slash is ignored.
-func splitPath(escaped string) ([]string, bool) {
-	rest, ok := strings.CutPrefix(escaped, "/v1/")
-	if !ok {
-		return nil, false
-	}
-	rest = strings.TrimSuffix(rest, "/")
-	if rest == "" {
-		return nil, false
-	}
-	parts := strings.Split(rest, "/")
-	for i, part := range parts {
-		s, err := url.PathUnescape(part)
-		if err != nil || s == "" || s == "." || s == ".." || strings.ContainsAny(s, "/\\?#") {
-			return nil, false
-		}
-		parts[i] = s
-	}
-	return parts, true
-}
-
-func bearer(r *http.Request) string {
-	h := r.Header.Get("Authorization")
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	return ""
-}
-
-// acquire waits for one of the run's slots and then one of the proxy's; release gives both
-// back. Past MaxQueuedPerRun waiting requests it refuses at once rather than pile up.
-func (p *Proxy) acquire(ctx context.Context, g *grant) (release func(), e apiErr) {
-	if int(g.queued.Add(1)) > p.limits.MaxQueuedPerRun {
-		g.queued.Add(-1)
-		return nil, errTooMany
-	}
-	fail := func() (func(), apiErr) { return nil, p.waitFailed(g) }
-	select {
-	case g.slots <- struct{}{}:
-		g.queued.Add(-1)
-	case <-ctx.Done():
-		g.queued.Add(-1)
-		return fail()
-	}
-	select {
-	case p.slots <- struct{}{}:
-	case <-ctx.Done():
-		<-g.slots
-		return fail()
-	}
-	return func() { <-p.slots; <-g.slots }, apiErr{}
-}
-
-// readBody reads at most MaxBody bytes, in one allocation when the length is announced.
-func readBody(r *http.Request) ([]byte, apiErr) {
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength) + 1) // +1: ReadFrom sees EOF without growing
-	}
-	if _, err := buf.ReadFrom(io.LimitReader(r.Body, MaxBody+1)); err != nil {
-		return nil, apiErr{http.StatusBadRequest, "invalid_request", "reading the request body: " + err.Error()}
-	}
-	if buf.Len() > MaxBody {
-		return nil, errTooLarge
-	}
-	if buf.Len() == 0 {
-		return nil, apiErr{}
-	}
-	return buf.Bytes(), apiErr{}
-}
-
-// runText reports the requests whose strings Port shows on a run's page: a log POST and a
-// run PATCH/PUT (statusLabel, summary, link, ...).
-func runText(method string, segs []string) bool {
-	if len(segs) < 3 || segs[0] != "actions" || segs[1] != "runs" {
-		return false
-	}
-	return (len(segs) == 4 && segs[3] == "logs" && method == http.MethodPost) ||
-		(len(segs) == 3 && (method == http.MethodPatch || method == http.MethodPut))
-}
-
-// maskJSON masks every string value in a JSON body. check has refused bodies that are not
-// JSON objects on these routes; anything else that does not decode is left as it is.
-func maskJSON(body []byte, mask func(string) string) []byte {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber() // numbers go on as written
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return body
-	}
-	var walk func(any) any
-	walk = func(v any) any {
-		switch t := v.(type) {
-		case string:
-			return mask(t)
-		case []any:
-			for i := range t {
-				t[i] = walk(t[i])
-			}
-		case map[string]any:
-			for k := range t {
-				t[k] = walk(t[k])
-			}
-		}
-		return v
-	}
-	var out bytes.Buffer
-	enc := json.NewEncoder(&out)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(walk(v)); err != nil {
-		return body
-	}
-	return bytes.TrimRight(out.Bytes(), "\n")
-}
-
-type connKey struct{}
-
-// connPeer caches, for one connection, which run roots its peer process descends from.
-type connPeer struct {
-	mu      sync.Mutex
-	checked map[int]bool
-}
-
-// checkPeer refuses a request whose connection does not come from the grant's run: the
-// process holding the client socket must be the run's root or below it. A request that
-// comes before the executor's Bind waits up to BindWait for it.
-func (p *Proxy) checkPeer(r *http.Request, g *grant) (apiErr, bool) {
-	t := time.NewTimer(p.bindWait)
-	defer t.Stop()
-	select {
-	case <-g.bound:
-	case <-g.ctx.Done():
-		return errUnauthorized, true
-	case <-r.Context().Done():
-		return errNotRunProcess, true
-	case <-t.C:
-		return apiErr{http.StatusUnauthorized, "unauthorized", "the run's command has not started (yet): its token is not valid"}, true
-	}
-	cp, _ := r.Context().Value(connKey{}).(*connPeer)
-	if cp == nil {
-		return errNotRunProcess, true // not served by Serve: nothing to check against
-	}
-	cp.mu.Lock()
-	defer cp.mu.Unlock() // one lookup per connection and run, even with pipelined requests
-	if ok, done := cp.checked[g.root]; done {
-		return errNotRunProcess, !ok
-	}
-	ok, err := p.peerOf(r, g.root)
-	if err != nil {
-		p.log.Warn("cannot tell which process sent a Port API request; refused", zap.String("run_id", g.runID), zap.Error(err))
-		return errNotRunProcess, true // not cached: a transient /proc failure may pass
-	}
-	if cp.checked == nil {
-		cp.checked = map[int]bool{}
-	}
-	cp.checked[g.root] = ok
-	return errNotRunProcess, !ok
-}
-
-func (p *Proxy) peerOf(r *http.Request, root int) (bool, error) {
-	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	if !ok {
-		return false, errors.New("no local address for the connection")
-	}
-	la, err := netip.ParseAddrPort(local.String())
-	if err != nil {
-		return false, err
-	}
-	ra, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return false, err
-	}
-	return peerInTree(la, ra, root)
 }
