@@ -15,7 +15,8 @@ ARG VERSION=dev
 # Static binary (no cgo): it runs on any base image.
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /port-runner ./cmd/port-runner
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /port-runner ./cmd/port-runner \
+    && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /port-runner-shim ./cmd/port-runner-shim
 
 # ---- runtime -----------------------------------------------------------------------------
 # Not distroless/scratch: the actions' commands are the user's scripts, which need /bin/sh
@@ -37,6 +38,9 @@ RUN groupadd --system --gid 10001 port-runner \
        --shell /usr/sbin/nologin port-runner
 ENV HOME=/home/port-runner
 COPY --from=build /port-runner /usr/local/bin/port-runner
+# The exec shim every command runs under; the agent looks for it beside its own binary (without
+# it, the agent's own binary serves, at the cost of its start-up on every run).
+COPY --from=build /port-runner-shim /usr/local/bin/port-runner-shim
 # The example config and scripts: `port-runner demo` uses the copies embedded in the binary;
 # these are for docker-compose (deploy/compose-config.yaml runs /app/examples/scripts/*).
 WORKDIR /app

@@ -20,6 +20,10 @@ type action struct {
 	env   map[string]*gojq.Code
 	shim  []string
 	allow []allowrule.Rule // portAPI.allow
+	// node selects the workflow node runs this action takes (nil: none); secretKey
+	// decrypts its secret inputs (the Port client secret). See noderuns.go, secrets.go.
+	node      *nodeMatcher
+	secretKey string
 }
 
 func newAction(name string, ac config.Action, shim []string) (*action, error) {
@@ -77,7 +81,15 @@ func blueprint(run runmsg.Run) string {
 
 // spec evaluates the env expressions over the run context and returns the command to run
 // and the values to mask.
-func (a *action) spec(run runmsg.Run) (executor.Spec, []string, error) {
+func (a *action) spec(run runmsg.Run) (_ executor.Spec, secrets []string, err error) {
+	run, secrets, err = a.decryptInputs(run)
+	if err != nil {
+		return executor.Spec{}, nil, err
+	}
+	// An error about a value (a jq type error quotes it) must not carry a decrypted secret
+	// into a label or the agent's log.
+	plain := secrets // a failing return clears secrets before the deferred scrub runs
+	defer func() { err = scrub(err, plain) }()
 	ctxJSON, err := run.ContextJSON()
 	if err != nil {
 		return executor.Spec{}, nil, fmt.Errorf("run context: %w", err)
@@ -85,7 +97,6 @@ func (a *action) spec(run runmsg.Run) (executor.Spec, []string, error) {
 	// runmsg gives the context in the value types gojq takes, and gojq never modifies its input.
 	input := map[string]any(run.Context)
 	env := map[string]string{}
-	var secrets []string
 	names := make([]string, 0, len(a.env))
 	for n := range a.env {
 		names = append(names, n)

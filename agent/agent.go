@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -30,9 +32,12 @@ type Deps struct {
 	KafkaOpts   []kgo.Opt     // appended after the config's options
 	CloseGrace  time.Duration // how long closing requests may take after runs are cancelled; 0 -> 30s
 	MetricsAddr string        // overrides metrics.addr ("-" disables the server)
-	// Shim runs each command under the agent's binary as executor.RunShim, so a command's
-	// children die with the agent too ([]string{exe, executor.ShimCommand}); nil: no shim.
+	// Shim is the exec shim's command prefix (executor.ShimFor), so a command's children die
+	// with the agent too; nil: no shim.
 	Shim []string
+	// KafkaPlaintext: Kafka credentials from Port are used without TLS (tests, whose
+	// in-process broker has none; Port's Kafka is always SASL_SSL).
+	KafkaPlaintext bool
 }
 
 // Agent is one replica.
@@ -50,6 +55,10 @@ type Agent struct {
 	actions  map[string]*action
 	seen     *seenRuns
 	deps     Deps
+	// peek decodes without verifying, only to tell whether an unsigned message was for a
+	// configured action (setup.go); unsignedSeen: the first one was logged as an error.
+	peek         *runmsg.Decoder
+	unsignedSeen atomic.Bool
 }
 
 // New builds every stage from a validated config. Nothing connects until Run.
@@ -59,6 +68,9 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 	}
 	if deps.Metrics == nil {
 		deps.Metrics = metrics.New()
+	}
+	if cfg.Metrics.Pprof {
+		deps.Metrics.Pprof = true
 	}
 	if deps.CloseGrace <= 0 {
 		deps.CloseGrace = 30 * time.Second
@@ -107,6 +119,12 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("message decoder: %w", err)
 	}
+	if cfg.Security.Verify() {
+		a.peek, _ = runmsg.NewDecoder(runmsg.Options{Selectors: runmsg.Selectors{
+			RunID: cfg.Message.RunID, Action: cfg.Message.Action,
+			Properties: cfg.Message.Properties, Entity: cfg.Message.Entity,
+		}})
+	}
 
 	perAction := map[string]int{}
 	a.actions = map[string]*action{}
@@ -116,6 +134,12 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		if err != nil {
 			return nil, err
 		}
+		act.secretKey = cfg.Port.ClientSecret
+		if wn := ac.WorkflowNode; wn != nil {
+			if act.node, err = newNodeMatcher(name, wn.Workflow, wn.Node, wn.Selector); err != nil {
+				return nil, err
+			}
+		}
 		a.actions[name] = act
 	}
 	a.pool = executor.NewPool(cfg.Executor.MaxConcurrent, perAction)
@@ -124,37 +148,24 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		FlushInterval:  cfg.Logs.FlushInterval.D(),
 		MaxBatchBytes:  int(cfg.Logs.MaxBatchBytes),
 		MaxBytesPerRun: int(cfg.Logs.MaxBytesPerRun),
-		Mask:           cfg.Security.Mask,
+		Mask:           append(slices.Clip(cfg.Security.Mask), cfg.AgentSecrets()...), // always the agent's own
 		Logger:         deps.Logger,
 		OnLogBytes:     func(n int) { deps.Metrics.LogBytes.Add(float64(n)) },
 		OnDropped:      func(n int) { deps.Metrics.LogBytesDropped.Add(float64(n)) },
 	})
 
-	kopts, err := kafkaOpts(cfg.Kafka)
-	if err != nil {
-		return nil, err
-	}
-	a.consumer, err = consumer.New(consumer.Options{
-		Brokers:       cfg.Kafka.Brokers,
-		Topic:         cfg.Kafka.Topic,
-		Group:         cfg.Kafka.Group,
-		StartOffset:   cfg.Kafka.StartOffset,
-		GroupProtocol: cfg.Kafka.GroupProtocol,
-		ClientOpts:    append(kopts, deps.KafkaOpts...),
-		Slots:         a.pool,
-		MaxPoll:       cfg.Executor.MaxConcurrent,
-		Logger:        deps.Logger,
-		OnLags:        deps.Metrics.ObserveLags,
-	})
-	if err != nil {
-		return nil, err
+	if !cfg.Kafka.FromPort() {
+		// Without brokers the consumer waits for Port's credentials (Run).
+		if err := a.newConsumer(cfg.Kafka); err != nil {
+			return nil, err
+		}
 	}
 	return a, nil
 }
 
 // Ready is nil when the member has joined its group and holds a valid Port token.
 func (a *Agent) Ready() error {
-	if !a.consumer.Joined() {
+	if a.consumer == nil || !a.consumer.Joined() {
 		return errors.New("consumer group not joined")
 	}
 	if !a.api.TokenValid() {
@@ -176,12 +187,17 @@ func (a *Agent) Run(ctx, kill context.Context) error {
 	// Until the consumer runs (it closes its client when it ends), every exit closes it.
 	consumerRan := false
 	defer func() {
-		if !consumerRan {
+		if !consumerRan && a.consumer != nil {
 			a.consumer.Close()
 		}
 	}()
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if a.consumer == nil {
+		if err := a.consumerFromPort(startCtx); err != nil {
+			return err
+		}
+	}
 	if err := a.consumer.Ping(startCtx); err != nil {
 		return err
 	}

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/port-runner/port-runner/consumer"
-	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/metrics"
 	"github.com/port-runner/port-runner/portapi"
 	"github.com/port-runner/port-runner/reporter"
@@ -30,10 +28,12 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 			outcome = metrics.OutcomeBadSignature
 		}
 		a.metrics.MessagesTotal.WithLabelValues(outcome).Inc()
-		a.log.Warn("skipping message", zap.String("at", where), zap.String("outcome", outcome), zap.Error(err))
+		if !a.unsigned(rec.Value, where, err) {
+			a.log.Warn("skipping message", zap.String("at", where), zap.String("outcome", outcome), zap.Error(err))
+		}
 		return true
 	}
-	act, ok := a.actions[run.Action]
+	act, ok := a.lookupAction(&run)
 	if !ok {
 		// Another deployment with another group may own this action.
 		a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeIgnored).Inc()
@@ -75,7 +75,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		// An earlier owner started this run and never recorded its end, or nothing says
 		// whether anyone ran it: only Port knows whether it was closed. These are the only
 		// cases that cost a Port request up front.
-		pr, err := a.api.GetRun(report, run.ID)
+		pr, err := a.target(run).GetRun(report, run.ID)
 		switch {
 		case portapi.Permanent(err):
 			// Port refuses to say (the run is unknown to it, say): nothing can be reported
@@ -95,7 +95,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		case t.Prior == consumer.PriorUnknown:
 			// Open in Port and nobody recorded starting it: it runs as a fresh run.
 		case act.cfg.OnInterrupted != "rerun":
-			finished = a.closeInterrupted(report, run.ID, run.Action, log)
+			finished = a.closeInterrupted(report, a.target(run), run.ID, run.Action, log)
 			if finished {
 				a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeAccepted).Inc()
 			}
@@ -127,49 +127,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		log.Info("not started; left for redelivery", zap.String("at", where), zap.Error(err))
 		return false
 	}
-	spec, secrets, err := act.spec(run)
-	revoke := func() {}
-	var token string
-	if err == nil {
-		// The command's Port API token: masked in the run's log, valid until the command
-		// ends, so it is dead before the run is closed.
-		token, revoke = a.proxy.Register(run.ID, run.Action, blueprint(run), act.allow)
-		defer revoke()
-		secrets = append(secrets, token)
-		withPortAPI(&spec, a.proxyURL, token)
-		spec.OnStart = func(pid int) { a.proxy.Bind(token, pid) } // the token works from this tree only
-	}
-	runLog := a.reporter.Start(report, run.ID, secrets, zap.String("action", run.Action))
-	a.proxy.SetMask(token, runLog.Mask) // what the command sends to its log through the proxy is masked too
-	if rerun {
-		_, _ = runLog.Write([]byte("port-runner: running again: the agent that started this run stopped before it ended (onInterrupted: rerun)\n"))
-	}
-	var res executor.Result
-	if err != nil {
-		res = executor.Result{ExitCode: -1, Label: "could not start: " + err.Error()}
-		log.Warn("run could not start", zap.Error(err))
-	} else {
-		log.Info("run started", zap.String("at", where), zap.Bool("rerun", rerun))
-		a.metrics.RunsInFlight.Inc()
-		res = executor.Run(work, spec, runLog)
-		revoke()
-		a.metrics.RunsInFlight.Dec()
-		a.metrics.RunDuration.WithLabelValues(run.Action).Observe(res.Duration.Seconds())
-	}
-	result := "failure"
-	if res.Success {
-		result = "success"
-	}
-	a.metrics.RunsTotal.WithLabelValues(run.Action, result).Inc()
-
-	err = runLog.Close(report, reporter.Outcome{
-		Success: res.Success,
-		Label:   res.Label,
-		Summary: fmt.Sprintf("port-runner: %s after %s", res.Label, res.Duration.Round(time.Millisecond)),
-	})
-	if finished = closingDone(err, log); finished && err == nil {
-		log.Info("run closed", zap.String("result", result), zap.String("label", res.Label), zap.Duration("duration", res.Duration))
-	}
+	finished = a.execute(work, report, run, act, rerun, where, log).finished
 	return finished
 }
 
@@ -193,8 +151,8 @@ func closingDone(err error, log *zap.Logger) bool {
 const interruptedLabel = "interrupted: the agent running it stopped"
 
 // closeInterrupted closes, as FAILURE, a run an earlier agent started and never finished.
-func (a *Agent) closeInterrupted(report context.Context, runID, action string, log *zap.Logger) bool {
-	runLog := a.reporter.Start(report, runID, nil, zap.String("action", action))
+func (a *Agent) closeInterrupted(report context.Context, tgt target, runID, action string, log *zap.Logger) bool {
+	runLog := a.reporter.StartOn(report, tgt, runID, nil, zap.String("action", action))
 	err := runLog.Close(report, reporter.Outcome{
 		Label:   interruptedLabel,
 		Summary: "port-runner: " + interruptedLabel + " before the run ended; not run again (onInterrupted: fail)",

@@ -389,16 +389,17 @@ actions:
 `, baseURL, clientID, secret, orgID, strings.Join(q, ", "), topic, group, shutdownTimeout, actionName, script, idsFile, pidsDir)
 }
 
-// buildAgent builds ./cmd/port-runner into dir.
+// buildAgent builds ./cmd/port-runner into dir, with the exec shim beside it as shipped.
 func buildAgent(t *testing.T, dir string) string {
 	t.Helper()
-	bin := filepath.Join(dir, "port-runner")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/port-runner")
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/port-runner: %v\n%s", err, out)
+	for _, name := range []string{"port-runner-shim", "port-runner"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
+		cmd.Dir = ".."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build ./cmd/%s: %v\n%s", name, err, out)
+		}
 	}
-	return bin
+	return filepath.Join(dir, "port-runner")
 }
 
 // produce registers each run in the emulator (as Port does before publishing it) and

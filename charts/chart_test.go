@@ -164,7 +164,8 @@ func keySet(ms ...any) map[string]bool {
 }
 
 // (a) The chart's default config, as values.yaml holds it, is a valid agent config for
-// Port's managed Kafka, and terminationGracePeriodSeconds covers the agent's drain.
+// Port's managed Kafka (credentials from Port), and terminationGracePeriodSeconds covers the
+// agent's drain.
 func TestChartDefaultConfig(t *testing.T) {
 	vals := chartValues(t)
 	raw, err := yaml.Marshal(vals["config"])
@@ -174,8 +175,8 @@ func TestChartDefaultConfig(t *testing.T) {
 	cfg := checkAgentConfig(t, raw, keySet(vals["env"], vals["secretEnv"]))
 
 	k := cfg.Kafka
-	if k.SASL.Mechanism != "SCRAM-SHA-512" || !k.TLS.Enabled {
-		t.Errorf("default kafka security = %s, tls %v; want SCRAM-SHA-512 over TLS (Port's managed Kafka)", k.SASL.Mechanism, k.TLS.Enabled)
+	if !k.FromPort() || k.SASL.Mechanism != "" {
+		t.Errorf("default kafka = brokers %q, sasl %s; want none: the agent gets Port's managed Kafka credentials from Port", k.Brokers, k.SASL.Mechanism)
 	}
 	if want := testEnv["PORT_ORG_ID"] + ".port-runner"; k.Group != want {
 		t.Errorf("kafka.group = %q, want %q (Port's <ORG_ID>.<name> rule)", k.Group, want)

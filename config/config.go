@@ -32,6 +32,9 @@ type Port struct {
 	ClientSecret      string  `yaml:"clientSecret"`
 	OrgID             string  `yaml:"orgID"`
 	RequestsPerSecond float64 `yaml:"requestsPerSecond"`
+	// ClientSecretFile names a file holding the client secret (a mounted Secret), instead
+	// of clientSecret; Load reads it.
+	ClientSecretFile string `yaml:"clientSecretFile"`
 }
 
 type Kafka struct {
@@ -44,10 +47,16 @@ type Kafka struct {
 	TLS           TLS      `yaml:"tls"`
 }
 
+// FromPort reports whether the brokers and SASL credentials come from Port
+// (GET /v1/kafka-credentials): no brokers configured.
+func (k Kafka) FromPort() bool { return len(k.Brokers) == 0 }
+
 type SASL struct {
 	Mechanism string `yaml:"mechanism"` // "" (none) | PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
 	Username  string `yaml:"username"`
 	Password  string `yaml:"password"`
+	// PasswordFile names a file holding the password, instead of password; Load reads it.
+	PasswordFile string `yaml:"passwordFile"`
 }
 
 type TLS struct {
@@ -80,6 +89,8 @@ type Logs struct {
 
 type Metrics struct {
 	Addr string `yaml:"addr"`
+	// Pprof serves net/http/pprof on the metrics server (/debug/pprof/); off by default.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Message holds the jq selectors for custom (v2 KAFKA) payloads.
@@ -98,6 +109,18 @@ type Action struct {
 	Workdir       string            `yaml:"workdir"`
 	OnInterrupted string            `yaml:"onInterrupted"`
 	PortAPI       PortAPI           `yaml:"portAPI"`
+	// SecretInputs names inputs Port sends encrypted (secret inputs) for the agent to decrypt
+	// for the command; inputs the message's schema marks "encryption" are decrypted anyway.
+	SecretInputs []string `yaml:"secretInputs"`
+	// WorkflowNode makes this entry the command of Port Workflows' node runs that match it.
+	WorkflowNode *WorkflowNode `yaml:"workflowNode"`
+}
+
+// WorkflowNode selects workflow node runs (ids wfnr_...): every field given must match.
+type WorkflowNode struct {
+	Workflow string `yaml:"workflow"` // the workflow's identifier
+	Node     string `yaml:"node"`     // the Kafka node's identifier
+	Selector string `yaml:"selector"` // jq over the message; selects when it gives true
 }
 
 // PortAPI is what a run's command may call through the agent's Port API proxy beyond its
@@ -230,15 +253,12 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 		add(problem("port.clientID", "required (set PORT_CLIENT_ID or write it in the file)"))
 	}
 	if c.Port.ClientSecret == "" {
-		add(problem("port.clientSecret", "required (set PORT_CLIENT_SECRET or write it in the file)"))
+		add(problem("port.clientSecret", "required (set PORT_CLIENT_SECRET, write it in the file, or name a file with port.clientSecretFile)"))
 	}
 	// NaN compares false with everything and +Inf means no limit: both would turn the
 	// limiter off, so only finite positive rates pass.
 	if rps := c.Port.RequestsPerSecond; rps < 0 || math.IsNaN(rps) || math.IsInf(rps, 0) {
 		add(problem("port.requestsPerSecond", "must be a finite positive number, got %v", rps))
-	}
-	if len(c.Kafka.Brokers) == 0 {
-		add(problem("kafka.brokers", "at least one broker is required"))
 	}
 	for i, b := range c.Kafka.Brokers {
 		if b == "" || !strings.Contains(b, ":") {
@@ -248,8 +268,11 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 	if c.Kafka.Topic == "" {
 		add(problem("kafka.topic", "required when port.orgID is not set (the default is <orgID>.runs)"))
 	}
-	if c.Kafka.Group == "" {
+	if c.Kafka.Group == "" && !c.Kafka.FromPort() {
 		add(problem("kafka.group", `required: Port's rule is "<ORG_ID>.<name>" or the Kafka username`))
+	}
+	if c.Kafka.FromPort() && c.Kafka.SASL.Mechanism != "" {
+		add(problem("kafka.sasl", "set kafka.brokers too, or neither: without brokers the agent gets brokers and SASL credentials from Port"))
 	}
 	if !oneOf(c.Kafka.StartOffset, "latest", "earliest") {
 		add(problem("kafka.startOffset", "must be latest or earliest, got %q", c.Kafka.StartOffset))
@@ -264,7 +287,7 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 			add(problem("kafka.sasl.username", "required with mechanism %s", c.Kafka.SASL.Mechanism))
 		}
 		if c.Kafka.SASL.Password == "" {
-			add(problem("kafka.sasl.password", "required with mechanism %s", c.Kafka.SASL.Mechanism))
+			add(problem("kafka.sasl.password", "required with mechanism %s (or kafka.sasl.passwordFile)", c.Kafka.SASL.Mechanism))
 		}
 	default:
 		add(problem("kafka.sasl.mechanism", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got %q", c.Kafka.SASL.Mechanism))
@@ -343,6 +366,21 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 		if !oneOf(a.OnInterrupted, "fail", "rerun") {
 			add(problem(key+".onInterrupted", "must be fail or rerun, got %q", a.OnInterrupted))
 		}
+		for i, in := range a.SecretInputs {
+			if in == "" {
+				add(problem(fmt.Sprintf("%s.secretInputs[%d]", key, i), "empty input name"))
+			}
+		}
+		if wn := a.WorkflowNode; wn != nil {
+			if wn.Workflow == "" && wn.Node == "" && wn.Selector == "" {
+				add(problem(key+".workflowNode", "give workflow, node or selector: an empty match would take every node run"))
+			}
+			if wn.Selector != "" {
+				if err := compile(wn.Selector); err != nil {
+					add(problem(key+".workflowNode.selector", "bad jq expression %q: %v", wn.Selector, err))
+				}
+			}
+		}
 		a.PortAPI.Rules = nil
 		for i, p := range a.PortAPI.Allow {
 			r, err := allowrule.ParseRule(p)
@@ -358,6 +396,19 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 		return nil
 	}
 	return ps
+}
+
+// AgentSecrets are the agent's own credentials (the Port client secret, the Kafka
+// password), the non-empty ones: masked in every run's log and removed from the agent's
+// environment once read.
+func (c *Config) AgentSecrets() []string {
+	var s []string
+	for _, v := range []string{c.Port.ClientSecret, c.Kafka.SASL.Password} {
+		if v != "" {
+			s = append(s, v)
+		}
+	}
+	return s
 }
 
 // ActionNames returns the configured action identifiers, sorted.

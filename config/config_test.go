@@ -496,7 +496,20 @@ func TestValidateProblems(t *testing.T) {
 		{"-Inf rps", func(c *Config) { c.Port.RequestsPerSecond = math.Inf(-1) }, "port.requestsPerSecond"},
 		{"bad runIsolation", func(c *Config) { c.Security.RunIsolation = "none" }, "security.runIsolation"},
 		{"missing group", func(c *Config) { c.Kafka.Group = "" }, "kafka.group"},
-		{"missing brokers", func(c *Config) { c.Kafka.Brokers = nil }, "kafka.brokers"},
+		{"sasl without brokers", func(c *Config) {
+			c.Kafka.Brokers = nil
+			c.Kafka.SASL = SASL{Mechanism: "PLAIN", Username: "u", Password: "p"}
+		}, "kafka.sasl"}, // brokers and SASL come from Port together
+		{"empty workflowNode", func(c *Config) {
+			a := c.Actions["create_microservice"]
+			a.WorkflowNode = &WorkflowNode{}
+			c.Actions["create_microservice"] = a
+		}, "actions.create_microservice.workflowNode"},
+		{"bad workflowNode selector", func(c *Config) {
+			a := c.Actions["create_microservice"]
+			a.WorkflowNode = &WorkflowNode{Selector: ".x["}
+			c.Actions["create_microservice"] = a
+		}, "actions.create_microservice.workflowNode.selector"},
 		{"bad broker", func(c *Config) { c.Kafka.Brokers = []string{"localhost:9092", "nohost"} }, "kafka.brokers[1]"},
 		{"missing topic without org", func(c *Config) { c.Kafka.Topic = "" }, "kafka.topic"},
 		{"bad startOffset", func(c *Config) { c.Kafka.StartOffset = "oldest" }, "kafka.startOffset"},
@@ -569,11 +582,27 @@ func TestValidateProblems(t *testing.T) {
 func TestValidateReportsEveryProblem(t *testing.T) {
 	c := mustParse(t, "actions:\n  a: {command: [\"\"], env: {PORT_X: \"(\"}}\n", noEnv)
 	err := validate(c)
-	for _, key := range []string{"port.clientID", "port.clientSecret", "kafka.brokers", "kafka.topic", "kafka.group",
+	for _, key := range []string{"port.clientID", "port.clientSecret", "kafka.topic",
 		"actions.a.command", "actions.a.env.PORT_X"} {
 		if err == nil || !strings.Contains(err.Error(), key+": ") {
 			t.Errorf("problems do not name %s:\n%v", key, err)
 		}
+	}
+}
+
+// Without brokers the agent asks Port for brokers and credentials (and the group defaults
+// to the Kafka username Port gives): only the Port credentials, the org and actions remain.
+func TestKafkaFromPort(t *testing.T) {
+	c := mustParse(t, "port: {clientID: id, clientSecret: s, orgID: org_1}\nactions:\n  a: {command: [\"/bin/true\"]}\n", noEnv)
+	if !c.Kafka.FromPort() {
+		t.Fatal("no brokers: FromPort = false")
+	}
+	if err := validate(c); err != nil {
+		t.Fatalf("Validate = %v", err)
+	}
+	c.Kafka.Brokers = []string{"b:9092"}
+	if err := validate(c); err == nil || !strings.Contains(err.Error(), "kafka.group") {
+		t.Fatalf("configured brokers without a group: %v", err)
 	}
 }
 
@@ -722,5 +751,15 @@ func TestRequestsPerSecondNaNFromYAML(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "port.requestsPerSecond") {
 			t.Errorf("requestsPerSecond: %s: Validate = %v, want a port.requestsPerSecond problem", v, err)
 		}
+	}
+}
+
+// metrics.pprof is opt-in: profiling endpoints are off unless the file turns them on.
+func TestMetricsPprofOptIn(t *testing.T) {
+	if c := mustParse(t, "metrics: {addr: \"127.0.0.1:1\"}\n", noEnv); c.Metrics.Pprof {
+		t.Error("metrics.pprof defaults to true, want false")
+	}
+	if c := mustParse(t, "metrics: {pprof: true}\n", noEnv); !c.Metrics.Pprof {
+		t.Error("metrics.pprof: true not kept")
 	}
 }

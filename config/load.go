@@ -27,12 +27,45 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if err := cfg.ReadSecretFiles(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	wd, err := os.Getwd()
 	if err != nil {
 		return nil, fmt.Errorf("working directory: %w", err)
 	}
 	cfg.ResolveCommands(wd)
 	return cfg, nil
+}
+
+// ReadSecretFiles fills port.clientSecret and kafka.sasl.password from the files
+// port.clientSecretFile and kafka.sasl.passwordFile name, when set. One trailing newline
+// is dropped (echo adds one). Errors name the key, never the content.
+func (c *Config) ReadSecretFiles() error {
+	for _, f := range []struct {
+		key, fileKey, file string
+		value              *string
+	}{
+		{"port.clientSecret", "port.clientSecretFile", c.Port.ClientSecretFile, &c.Port.ClientSecret},
+		{"kafka.sasl.password", "kafka.sasl.passwordFile", c.Kafka.SASL.PasswordFile, &c.Kafka.SASL.Password},
+	} {
+		if f.file == "" {
+			continue
+		}
+		if *f.value != "" {
+			return problem(f.fileKey, "set either %s or %s, not both", f.key, f.fileKey)
+		}
+		b, err := os.ReadFile(f.file)
+		if err != nil {
+			return problem(f.fileKey, "%v", err)
+		}
+		v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		if v == "" {
+			return problem(f.fileKey, "%s is empty", f.file)
+		}
+		*f.value = v
+	}
+	return nil
 }
 
 // Parse decodes YAML bytes with ${VAR} expansion from lookup and applies defaults.

@@ -1,7 +1,7 @@
 // Package demo runs the whole loop on one machine: an in-process Kafka broker (kfake), the
 // Port API emulator, and the agent on the embedded example config. It triggers the seed's
-// CREATE and DAY-2 runs plus one that fails, through the emulator's HTTP API as Port would,
-// and prints each run as Port's run page shows it.
+// CREATE and DAY-2 runs plus one that fails, one with a secret input and one workflow node
+// run, through the emulator's HTTP API as Port would, and prints each run as Port shows it.
 package demo
 
 import (
@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -35,7 +34,7 @@ import (
 const (
 	orgID        = "org_demo"
 	clientID     = "demo-client"
-	clientSecret = "demo-client-secret"
+	clientSecret = "demo-client-secret-0123456789abcdef"
 )
 
 // trigger is one run the demo asks for, and how it must end.
@@ -45,6 +44,8 @@ type trigger struct {
 	entity     string
 	want       string // SUCCESS | FAILURE
 	wantLabel  string
+	// node: a workflow node run of workflow/node (Port Workflows' Kafka node), not an action run
+	workflow, node string
 }
 
 var triggers = []trigger{
@@ -54,7 +55,15 @@ var triggers = []trigger{
 		want: "SUCCESS", wantLabel: "exit code 0"},
 	{action: "deploy_microservice", entity: "my-microservice", properties: map[string]any{"environment": "moon"},
 		want: "FAILURE", wantLabel: "exit code 3"},
+	{action: "rotate_db_password", properties: map[string]any{"user": "billing", "password": demoSecretInput},
+		want: "SUCCESS", wantLabel: "Password of billing rotated"},
+	{workflow: "release", node: "build-image", properties: map[string]any{"service": "billing", "version": "1.4.2"},
+		want: "SUCCESS"},
 }
+
+// demoSecretInput is the demo's secret input: Port encrypts it, the command gets it
+// decrypted, and it never shows in the printed log.
+const demoSecretInput = "s3cr3t-Pa55w0rd"
 
 // Run runs the demo, printing to out and agent logs (warnings and errors) to logOut. It
 // returns an error unless every run ended as expected.
@@ -67,7 +76,7 @@ func Run(ctx context.Context, out, logOut io.Writer) error {
 		return fmt.Errorf("temp dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	if err := extractExamples(dir); err != nil {
+	if err := examples.Extract(dir); err != nil {
 		return err
 	}
 
@@ -86,6 +95,7 @@ func Run(ctx context.Context, out, logOut io.Writer) error {
 	defer producer.Close()
 	emu := emulator.New(emulator.Options{
 		ClientID: clientID, ClientSecret: clientSecret, OrgID: orgID,
+		SecretInputs: map[string][]string{"rotate_db_password": {"password"}},
 		Produce: func(ctx context.Context, topic string, key, value []byte) error {
 			return producer.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: key, Value: value}).FirstErr()
 		},
@@ -179,13 +189,22 @@ func Run(ctx context.Context, out, logOut io.Writer) error {
 	return nil
 }
 
-// createRun asks the emulator for a run over HTTP, the way Port's UI triggers one.
+// createRun asks the emulator for a run over HTTP, the way Port's UI triggers one (a node
+// run through the emulator's stand-in for a workflow reaching its Kafka node).
 func createRun(ctx context.Context, baseURL, token string, tr trigger) (string, error) {
-	body, err := json.Marshal(emulator.CreateRunRequest{Properties: tr.properties, Entity: tr.entity})
+	var body []byte
+	var err error
+	url := baseURL + "/v1/actions/" + tr.action + "/runs"
+	if tr.node != "" {
+		body, err = json.Marshal(emulator.CreateNodeRunRequest{Payload: tr.properties})
+		url = baseURL + "/v1/workflows/" + tr.workflow + "/nodes/" + tr.node + "/runs"
+	} else {
+		body, err = json.Marshal(emulator.CreateRunRequest{Properties: tr.properties, Entity: tr.entity})
+	}
 	if err != nil {
 		return "", err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/v1/actions/"+tr.action+"/runs", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return "", err
 	}
@@ -201,11 +220,16 @@ func createRun(ctx context.Context, baseURL, token string, tr trigger) (string, 
 		Run struct {
 			ID string `json:"id"`
 		} `json:"run"`
+		NodeRun struct {
+			Identifier string `json:"identifier"`
+		} `json:"nodeRun"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated || out.Run.ID == "" {
-		return "", fmt.Errorf("trigger %s: status %d (%v)", tr.action, resp.StatusCode, err)
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	id := out.Run.ID + out.NodeRun.Identifier
+	if err != nil || resp.StatusCode != http.StatusCreated || id == "" {
+		return "", fmt.Errorf("trigger %s%s: status %d (%v)", tr.action, tr.node, resp.StatusCode, err)
 	}
-	return out.Run.ID, nil
+	return id, nil
 }
 
 // printRun renders a run like Port's run page: header, status with label, links, the log.
@@ -215,8 +239,15 @@ func printRun(out io.Writer, r emulator.RunState, tr trigger) {
 		kind = "DAY-2 on " + tr.entity
 	}
 	props, _ := json.Marshal(r.Properties)
-	fmt.Fprintf(out, "━━ %s · %s (%s) · inputs %s\n", r.ID, r.Action, kind, props)
-	fmt.Fprintf(out, "   Status: %s · %s\n", r.Status, r.StatusLabel)
+	if r.NodeRun {
+		payload, _ := json.Marshal(tr.properties)
+		fmt.Fprintf(out, "━━ %s · workflow %s, node %s (workflow node run) · payload %s\n", r.ID, r.Workflow, r.Node, payload)
+		output, _ := json.Marshal(r.Output)
+		fmt.Fprintf(out, "   Status: COMPLETED · %s\n   Output: %s\n", r.Result, output)
+	} else {
+		fmt.Fprintf(out, "━━ %s · %s (%s) · inputs %s\n", r.ID, r.Action, kind, props)
+		fmt.Fprintf(out, "   Status: %s · %s\n", r.Status, r.StatusLabel)
+	}
 	for _, l := range r.Link {
 		fmt.Fprintf(out, "   Link: %s\n", l)
 	}
@@ -230,32 +261,6 @@ func printRun(out io.Writer, r emulator.RunState, tr trigger) {
 		}
 	}
 	fmt.Fprintln(out)
-}
-
-// extractExamples writes the embedded examples under dir/examples, scripts executable, so
-// the config's relative command paths resolve against dir.
-func extractExamples(dir string) error {
-	return fs.WalkDir(examples.FS, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dir, "examples", path)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		data, err := fs.ReadFile(examples.FS, path)
-		if err != nil {
-			return err
-		}
-		mode := os.FileMode(0o644)
-		if strings.HasSuffix(path, ".sh") {
-			mode = 0o755
-		}
-		if err := os.WriteFile(target, data, mode); err != nil {
-			return fmt.Errorf("extract example %s: %w", path, err)
-		}
-		return nil
-	})
 }
 
 // zapcoreFor logs the agent's warnings and errors as readable console lines.

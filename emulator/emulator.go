@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -46,6 +47,20 @@ type Options struct {
 	// MaxRequests bounds how many requests Requests() keeps, oldest dropped first, so a
 	// long-running standalone emulator does not grow without end; 0 keeps every one (tests).
 	MaxRequests int
+	// SecretInputs names, per action, the inputs its schema marks "encryption":
+	// "aes256-gcm": CreateRun encrypts them in the message with ClientSecret, as Port does.
+	SecretInputs map[string][]string
+	// Synchronous lists the actions whose invocation method is synchronized (the caller
+	// waits for PATCH .../response).
+	Synchronous []string
+	// KafkaCredentials, when set, is what GET /v1/kafka-credentials answers; else 404.
+	KafkaCredentials *KafkaCredentials
+}
+
+// KafkaCredentials are an organization's managed-Kafka credentials.
+type KafkaCredentials struct {
+	Brokers            []string
+	Username, Password string
 }
 
 // Emulator is a fake Port API. All methods are safe for concurrent use.
@@ -90,12 +105,22 @@ type RunState struct {
 	// RejectedTerminations counts attempts to end an already ended run, which
 	// is a client bug: tests assert it stays 0.
 	RejectedTerminations int
+	// Response is what PATCH .../response gave a synchronous run (nil: none).
+	Response any
+	// A workflow node run (NodeRun) has a Workflow, a Node, and on completion a Result
+	// (SUCCESS | FAILED | CANCELLED) and an Output; its Status reads SUCCESS or FAILURE
+	// once completed, like an action run's, so waiting works the same for both.
+	NodeRun              bool
+	Workflow, Node       string
+	Result               string
+	Output               map[string]any
 	CreatedAt, UpdatedAt time.Time
 	EndedAt              *time.Time
 }
 
 // LogEntry is one accepted POST .../logs.
 type LogEntry struct {
+	Level             string    `json:"level,omitempty"` // node run logs only
 	Message           string    `json:"message"`
 	TerminationStatus string    `json:"terminationStatus,omitempty"`
 	StatusLabel       string    `json:"statusLabel,omitempty"`
@@ -255,6 +280,7 @@ func (r *RunState) clone() RunState {
 	c := *r
 	c.Link = slices.Clone(r.Link)
 	c.Logs = slices.Clone(r.Logs)
+	c.Output = maps.Clone(r.Output)
 	if r.Properties != nil {
 		c.Properties = make(map[string]any, len(r.Properties))
 		for k, v := range r.Properties {

@@ -164,6 +164,7 @@ func (e *Emulator) routes() {
 	e.handle("GET /v1/blueprints/{blueprint}/entities", true, e.handleListEntities)
 	e.handle("GET /v1/blueprints/{blueprint}/entities/{id}", true, e.handleGetEntity)
 	e.handle("DELETE /v1/blueprints/{blueprint}/entities/{id}", true, e.handleDeleteEntity)
+	e.nodeRunRoutes()
 }
 
 func (e *Emulator) handle(pattern string, auth bool, fn handlerFunc) {
@@ -341,7 +342,7 @@ func (e *Emulator) handleCreateRun(r *http.Request, body []byte, _ time.Time) (i
 
 func (e *Emulator) lookupLocked(id string) (*RunState, error) {
 	run, ok := e.runs[id]
-	if !ok {
+	if !ok || run.NodeRun { // a workflow node run is not an action run
 		return nil, errf(http.StatusNotFound, "not_found", "run %q not found", id)
 	}
 	return run, nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/port-runner/port-runner/runmsg"
+	"github.com/port-runner/port-runner/secretinput"
 )
 
 // CreateRunRequest is the body of POST /v1/actions/{action}/runs.
@@ -34,6 +35,25 @@ func (e *Emulator) CreateRun(ctx context.Context, action string, req CreateRunRe
 	if e.opts.Produce == nil {
 		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error", Message: errNoProducer.Error(), Err: errNoProducer}
 	}
+	run, value, err := e.PrepareRun(action, req)
+	if err != nil {
+		return RunState{}, err
+	}
+	if err := e.opts.Produce(ctx, e.opts.Topic, []byte(run.ID), value); err != nil {
+		e.removeRun(run.ID)
+		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error",
+			Message: "could not publish the run to Kafka: " + err.Error(), Err: err}
+	}
+	run, _ = e.Run(run.ID)
+	return run, nil
+}
+
+// PrepareRun creates the IN_PROGRESS run as CreateRun does and returns its signed message
+// instead of producing it (`port-runner try` hands it to the agent directly, no Kafka).
+func (e *Emulator) PrepareRun(action string, req CreateRunRequest) (RunState, []byte, error) {
+	if action == "" {
+		return RunState{}, nil, errf(http.StatusUnprocessableEntity, "invalid_request", "action identifier is required")
+	}
 	bp := req.Blueprint
 	if bp == "" {
 		bp = "microservice"
@@ -46,24 +66,19 @@ func (e *Emulator) CreateRun(ctx context.Context, action string, req CreateRunRe
 	id := "r_" + randomID(16)
 	value, err := e.buildMessage(id, action, bp, req.Entity, props, now)
 	if err != nil {
-		return RunState{}, &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: err.Error(), Err: err}
+		return RunState{}, nil, &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: err.Error(), Err: err}
 	}
-
+	// Port neither stores nor shows a secret input's value.
+	for _, n := range e.opts.SecretInputs[action] {
+		if _, ok := props[n]; ok {
+			props[n] = "***"
+		}
+	}
 	e.mu.Lock()
 	e.insertLocked(&RunState{ID: id, Action: action, Blueprint: bp, Entity: req.Entity, Properties: props})
 	e.mu.Unlock()
-
-	if err := e.opts.Produce(ctx, e.opts.Topic, []byte(id), value); err != nil {
-		e.mu.Lock()
-		delete(e.runs, id)
-		e.order = slices.DeleteFunc(e.order, func(s string) bool { return s == id })
-		e.notifyLocked()
-		e.mu.Unlock()
-		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error",
-			Message: "could not publish the run to Kafka: " + err.Error(), Err: err}
-	}
 	run, _ := e.Run(id)
-	return run, nil
+	return run, value, nil
 }
 
 // The run message in Port's v1 layout (the seed's CREATE body). Structs, not
@@ -110,15 +125,64 @@ type msgEntity struct {
 }
 
 type msgAction struct {
-	Identifier       string        `json:"identifier"`
-	Title            string        `json:"title"`
-	InvocationMethod msgInvocation `json:"invocationMethod"`
-	Trigger          string        `json:"trigger"`
-	Blueprint        string        `json:"blueprint"`
+	Identifier       string         `json:"identifier"`
+	Title            string         `json:"title"`
+	UserInputs       *msgUserInputs `json:"userInputs,omitempty"` // only when some input is secret
+	InvocationMethod msgInvocation  `json:"invocationMethod"`
+	Trigger          string         `json:"trigger"`
+	Blueprint        string         `json:"blueprint"`
 }
 
 type msgInvocation struct {
-	Type string `json:"type"`
+	Type         string `json:"type"`
+	Synchronized bool   `json:"synchronized,omitempty"`
+}
+
+type msgUserInputs struct {
+	Properties map[string]msgInput `json:"properties"`
+}
+
+type msgInput struct {
+	Type       string `json:"type"`
+	Encryption string `json:"encryption,omitempty"`
+}
+
+// encryptSecretsLocked encrypts the action's secret inputs in the message as Port does
+// (it never stores or logs their values) and marks them in the action's userInputs.
+func (e *Emulator) encryptSecretsLocked(m *runMessage, action string) error {
+	names := e.opts.SecretInputs[action]
+	if len(names) == 0 {
+		return nil
+	}
+	props := maps.Clone(m.Payload.Properties)
+	ui := &msgUserInputs{Properties: map[string]msgInput{}}
+	for _, n := range names {
+		v, ok := props[n]
+		typ := "string"
+		if _, isString := v.(string); !isString && ok {
+			typ = "object"
+		}
+		ui.Properties[n] = msgInput{Type: typ, Encryption: secretinput.Algorithm}
+		if !ok {
+			continue
+		}
+		plain, isString := v.(string)
+		if !isString {
+			b, err := json.Marshal(v)
+			if err != nil {
+				return fmt.Errorf("emulator: secret input %s: %w", n, err)
+			}
+			plain = string(b)
+		}
+		enc, err := secretinput.Encrypt(e.opts.ClientSecret, []byte(plain))
+		if err != nil {
+			return fmt.Errorf("emulator: encrypt secret input %s: %w", n, err)
+		}
+		props[n] = enc
+	}
+	m.Payload.Properties = props
+	m.Payload.Action.UserInputs = ui
+	return nil
 }
 
 func (e *Emulator) buildMessage(id, action, blueprint, entity string, props map[string]any, now time.Time) ([]byte, error) {
@@ -143,6 +207,10 @@ func (e *Emulator) buildMessage(id, action, blueprint, entity string, props map[
 		},
 		Headers: map[string]any{},
 	}
+	if err := e.encryptSecretsLocked(&m, action); err != nil {
+		return nil, err
+	}
+	m.Payload.Action.InvocationMethod.Synchronized = slices.Contains(e.opts.Synchronous, action)
 	if entity != "" {
 		m.Context.Entity = &entity
 		m.Payload.Entity = &msgEntity{Identifier: entity, Title: entity, Blueprint: blueprint,

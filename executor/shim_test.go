@@ -2,115 +2,235 @@ package executor
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/port-runner/port-runner/internal/shim"
 )
 
-// TestMain lets the test binary serve as the shim, as the agent's binary does in production.
+// tinyShim is the port-runner-shim binary TestMain builds; empty outside Linux.
+var tinyShim string
+
+// TestMain builds the tiny shim, and lets the test binary serve as the fallback shim, as the
+// agent's binary does when the tiny one is missing.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == ShimCommand {
-		os.Exit(RunShim(os.Args[2:]))
+	if len(os.Args) > 1 && os.Args[1] == shim.Command {
+		os.Exit(shim.Main(os.Args[2:]))
 	}
-	os.Exit(m.Run())
+	os.Exit(buildShimAndRun(m))
 }
 
-func shim() []string { return []string{os.Args[0], ShimCommand} }
+func buildShimAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "executor-test-shim-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	tinyShim = filepath.Join(dir, shim.Binary)
+	build := exec.Command("go", "build", "-o", tinyShim, "github.com/port-runner/port-runner/cmd/port-runner-shim")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build port-runner-shim: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// shims are the two ways a command runs under the shim: the tiny binary, and the agent's
+// own binary (here the test binary) as the fallback.
+func shims() map[string][]string {
+	return map[string][]string{
+		"tiny":     {tinyShim},
+		"fallback": {os.Args[0], shim.Command},
+	}
+}
+
+func eachShim(t *testing.T, f func(t *testing.T, prefix []string)) {
+	for name, prefix := range shims() {
+		t.Run(name, func(t *testing.T) { f(t, prefix) })
+	}
+}
+
+func TestShimFor(t *testing.T) {
+	got, err := ShimFor(filepath.Join(filepath.Dir(tinyShim), "port-runner"))
+	if err != nil || len(got) != 1 || got[0] != tinyShim {
+		t.Errorf("with the tiny shim beside the agent: %q, %v", got, err)
+	}
+	exe := filepath.Join(t.TempDir(), "port-runner")
+	got, err = ShimFor(exe)
+	if err == nil || strings.Join(got, " ") != exe+" "+shim.Command {
+		t.Errorf("without it: %q, %v; want the agent's binary as the shim and an error", got, err)
+	}
+}
 
 func TestShimPassesTheEndOn(t *testing.T) {
-	for _, tc := range []struct {
-		script, label string
-		ok            bool
-	}{
-		{"echo hello", "exit code 0", true},
-		{"exit 3", "exit code 3", false},
-		{"kill -SEGV $$", "killed by signal segmentation fault", false},
-	} {
-		res, out := run(t, context.Background(), Spec{Argv: []string{"sh", "-c", tc.script}, Shim: shim()})
-		if res.Success != tc.ok || res.Label != tc.label {
-			t.Errorf("%q through the shim: %+v (output %q), want %q", tc.script, res, out, tc.label)
+	eachShim(t, func(t *testing.T, prefix []string) {
+		for _, tc := range []struct {
+			script, label string
+			ok            bool
+		}{
+			{"echo hello", "exit code 0", true},
+			{"exit 3", "exit code 3", false},
+			{"kill -SEGV $$", "killed by signal segmentation fault", false},
+		} {
+			res, out := run(t, context.Background(), Spec{Argv: []string{"sh", "-c", tc.script}, Shim: prefix})
+			if res.Success != tc.ok || res.Label != tc.label {
+				t.Errorf("%q through the shim: %+v (output %q), want %q", tc.script, res, out, tc.label)
+			}
 		}
-	}
-	res, out := run(t, context.Background(), Spec{Argv: []string{"sh", "-c", "echo out; echo err >&2; echo $0 $1", "zero", "one"}, Shim: shim()})
-	if !res.Success || out != "out\nerr\nzero one\n" {
-		t.Errorf("output through the shim: %q (%+v)", out, res)
-	}
+		res, out := run(t, context.Background(), Spec{Argv: []string{"sh", "-c", "echo out; echo err >&2; echo $0 $1", "zero", "one"}, Shim: prefix})
+		if !res.Success || out != "out\nerr\nzero one\n" {
+			t.Errorf("output through the shim: %q (%+v)", out, res)
+		}
+	})
 }
 
 func TestShimTimeoutReachesTheCommand(t *testing.T) {
-	res, out := run(t, context.Background(), Spec{
-		Argv: []string{"sh", "-c", "trap 'echo got TERM; exit 0' TERM; echo $$; sleep 30 & wait"}, Shim: shim(),
-		Timeout: 300 * time.Millisecond, KillGrace: 5 * time.Second,
+	eachShim(t, func(t *testing.T, prefix []string) {
+		res, out := run(t, context.Background(), Spec{
+			Argv: []string{"sh", "-c", "trap 'echo got TERM; exit 0' TERM; echo $$; sleep 30 & wait"}, Shim: prefix,
+			Timeout: 300 * time.Millisecond, KillGrace: 5 * time.Second,
+		})
+		if res.Success || res.Label != "timed out after 300ms" || !strings.Contains(out, "got TERM") {
+			t.Fatalf("timeout through the shim: %+v, output %q", res, out)
+		}
+		if pid := firstInt(t, out); !processGone(pid) {
+			t.Errorf("command %d still running after the timeout", pid)
+		}
 	})
-	if res.Success || res.Label != "timed out after 300ms" || !strings.Contains(out, "got TERM") {
-		t.Fatalf("timeout through the shim: %+v, output %q", res, out)
+}
+
+// escapees starts two processes that leave the command's process group: one setsid'd, one
+// setsid'd and double-forked (its parent exits at once, so it is orphaned), and prints their
+// pids, then the command's, on its first line.
+const escapees = `setsid sleep 60 & a=$!
+b=$(sh -c 'setsid sleep 60 >/dev/null 2>&1 & echo $!')
+echo $a $b $$`
+
+func pids(t *testing.T, line string) []int {
+	t.Helper()
+	var ps []int
+	for _, f := range strings.Fields(line) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("want pids, got %q", line)
+		}
+		ps = append(ps, pid)
 	}
-	if pid := firstInt(t, out); !processGone(pid) {
-		t.Errorf("command %d still running after the timeout", pid)
+	return ps
+}
+
+func waitAllGone(t *testing.T, what string, ps []int) {
+	t.Helper()
+	for _, pid := range ps {
+		waitFor(t, 10*time.Second, fmt.Sprintf("%s: process %d to die", what, pid), func() bool { return processGone(pid) })
 	}
+}
+
+// TestShimKillsEscapeesWhenTheCommandExits: what the command leaves behind, in its group or
+// not, is killed by the shim itself as the command exits. Without the shim, the same
+// command's escapees survive (see the no-shim case) unless killed by hand.
+func TestShimKillsEscapeesWhenTheCommandExits(t *testing.T) {
+	eachShim(t, func(t *testing.T, prefix []string) {
+		res, out := run(t, context.Background(), Spec{Argv: []string{"sh", "-c", escapees + "; sleep 60 & echo $!"}, Shim: prefix})
+		if !res.Success {
+			t.Fatalf("%+v %q", res, out)
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		ps := append(pids(t, lines[0]), pids(t, lines[len(lines)-1])...)
+		if len(ps) != 4 {
+			t.Fatalf("want 4 pids, got %q", out)
+		}
+		waitAllGone(t, "after the command exited", ps)
+	})
+}
+
+func TestShimKillsEscapeesOnTimeout(t *testing.T) {
+	eachShim(t, func(t *testing.T, prefix []string) {
+		res, out := run(t, context.Background(), Spec{
+			Argv: []string{"sh", "-c", escapees + "; sleep 60"}, Shim: prefix,
+			Timeout: 500 * time.Millisecond, KillGrace: 5 * time.Second,
+		})
+		if res.Label != "timed out after 500ms" {
+			t.Fatalf("%+v %q", res, out)
+		}
+		waitAllGone(t, "after the timeout", pids(t, strings.TrimSpace(out)))
+	})
 }
 
 // TestHelperAgentWithShim is not a real test: a fake agent that runs a command through the
-// shim; the command starts a grandchild and prints both pids.
+// shim named by EXECUTOR_TEST_SHIM; the command leaves escapees and a plain grandchild and
+// prints their pids and its own.
 func TestHelperAgentWithShim(t *testing.T) {
-	if os.Getenv("EXECUTOR_TEST_SHIM_AGENT") != "1" {
+	prefix := os.Getenv("EXECUTOR_TEST_SHIM")
+	if prefix == "" {
 		t.Skip("helper process only")
 	}
-	Run(context.Background(), Spec{Argv: []string{"sh", "-c", "sleep 60 & echo $! $$; wait"}, Shim: shim()}, os.Stdout)
+	Run(context.Background(), Spec{Argv: []string{"sh", "-c", "sleep 60 & c=$!; " + escapees + " $c; wait"}, Shim: strings.Fields(prefix)}, os.Stdout)
 	os.Exit(0)
 }
 
-// TestShimTakesTheGroupDownWhenTheAgentDies: Pdeathsig alone would kill only the direct
-// child; the grandchild must die too.
-func TestShimTakesTheGroupDownWhenTheAgentDies(t *testing.T) {
-	agent, line := startFakeAgent(t, "TestHelperAgentWithShim", "EXECUTOR_TEST_SHIM_AGENT")
-	var pids []int
-	for _, f := range strings.Fields(line) {
-		if pid, err := strconv.Atoi(f); err == nil {
-			pids = append(pids, pid)
+// TestShimTakesEverythingDownWhenTheAgentDies: Pdeathsig alone would kill only the direct
+// child, a process group only its members; the grandchild and both escapees must die too.
+func TestShimTakesEverythingDownWhenTheAgentDies(t *testing.T) {
+	eachShim(t, func(t *testing.T, prefix []string) {
+		agent, line := startFakeAgent(t, "TestHelperAgentWithShim", "EXECUTOR_TEST_SHIM="+strings.Join(prefix, " "))
+		ps := pids(t, line)
+		if len(ps) != 4 {
+			t.Fatalf("want 4 pids, got %q", line)
 		}
-	}
-	if len(pids) != 2 {
-		t.Fatalf("want grandchild and command pids, got %q", line)
-	}
-	for _, pid := range pids {
-		if processGone(pid) {
-			t.Fatalf("process %d not running before the agent dies", pid)
+		for _, pid := range ps {
+			if processGone(pid) {
+				t.Fatalf("process %d not running before the agent dies", pid)
+			}
 		}
-	}
-	if err := agent.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = agent.Wait()
-	for _, pid := range pids {
-		waitFor(t, 10*time.Second, "the killed agent's command and grandchild to die", func() bool { return processGone(pid) })
-	}
-}
-
-// TestShimCleansUpWhenTheCommandExits: the command's group is the shim's to end. A
-// grandchild left behind is killed by the shim itself as the command exits, so it does not
-// depend on the agent surviving that moment.
-func TestShimCleansUpWhenTheCommandExits(t *testing.T) {
-	res, out := run(t, context.Background(), Spec{Argv: []string{"sh", "-c", "sleep 60 & echo $!"}, Shim: shim()})
-	if !res.Success {
-		t.Fatalf("%+v %q", res, out)
-	}
-	pid := firstInt(t, out)
-	waitFor(t, 5*time.Second, "the grandchild to be killed with its run", func() bool { return processGone(pid) })
+		if err := agent.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = agent.Wait()
+		waitAllGone(t, "after the agent was SIGKILLed", ps)
+	})
 }
 
 // TestShimStartFailureIsCouldNotStart: a script without a shebang cannot be exec'd; through
 // the shim, Port must still see why, not an exit code the shim made up.
 func TestShimStartFailureIsCouldNotStart(t *testing.T) {
-	script := t.TempDir() + "/no-shebang"
-	if err := os.WriteFile(script, []byte("echo hi\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	res, out := run(t, context.Background(), Spec{Argv: []string{script}, Shim: shim()})
-	if res.Success || !strings.HasPrefix(res.Label, "could not start: ") || !strings.Contains(res.Label, "exec format error") {
-		t.Fatalf("start failure through the shim: %+v (output %q), want could not start: ... exec format error", res, out)
-	}
+	eachShim(t, func(t *testing.T, prefix []string) {
+		script := t.TempDir() + "/no-shebang"
+		if err := os.WriteFile(script, []byte("echo hi\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		res, out := run(t, context.Background(), Spec{Argv: []string{script}, Shim: prefix})
+		if res.Success || !strings.HasPrefix(res.Label, "could not start: ") || !strings.Contains(res.Label, "exec format error") {
+			t.Fatalf("start failure through the shim: %+v (output %q), want could not start: ... exec format error", res, out)
+		}
+	})
+}
+
+// TestShimOnStart: OnStart gets the shim's pid, the command's parent. (That the shim is not
+// dumpable needs an unprivileged reader: cmd/port-runner's TestCommandFindsNoCredential.)
+func TestShimOnStart(t *testing.T) {
+	eachShim(t, func(t *testing.T, prefix []string) {
+		var started int
+		res, out := run(t, context.Background(), Spec{
+			Argv: []string{"sh", "-c", "echo $PPID"}, Shim: prefix,
+			OnStart: func(pid int) {
+				started = pid
+				b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+				if err != nil || !strings.Contains(string(b), "\nPPid:\t"+strconv.Itoa(os.Getpid())+"\n") {
+					t.Errorf("OnStart pid %d is not the agent's child: %v", pid, err)
+				}
+			},
+		})
+		if !res.Success || firstInt(t, out) != started {
+			t.Errorf("the command's parent is %q, OnStart said %d (%+v)", out, started, res)
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,12 @@ type Metrics struct {
 	LogBytes        prometheus.Counter
 	LogBytesDropped prometheus.Counter
 	ConsumerLag     *prometheus.GaugeVec
+	// Pprof serves net/http/pprof under /debug/pprof/ beside /metrics (config metrics.pprof):
+	// opt-in, since profiles show the agent's internals to whoever reaches the port.
+	Pprof bool
+	// UnsignedMessages counts messages of configured actions skipped for carrying no
+	// signature while security.verifySignature is on: a nonzero value is a setup problem.
+	UnsignedMessages prometheus.Counter
 }
 
 // Message outcomes, SPEC "Observability".
@@ -59,9 +66,11 @@ func New() *Metrics {
 			Help: "Bytes of command output dropped past logs.maxBytesPerRun."}),
 		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "consumer_lag",
 			Help: "Messages not yet committed, per owned partition."}, []string{"partition"}),
+		UnsignedMessages: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "unsigned_messages_total",
+			Help: "Unsigned messages of configured actions skipped because security.verifySignature is on."}),
 	}
 	m.Registry.MustRegister(m.RunsTotal, m.RunDuration, m.RunsInFlight, m.MessagesTotal, m.PortRequests,
-		m.LogBytes, m.LogBytesDropped, m.ConsumerLag,
+		m.LogBytes, m.LogBytesDropped, m.ConsumerLag, m.UnsignedMessages,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate} {
 		m.MessagesTotal.WithLabelValues(o) // present at zero, so alerts on rate() work from the start
@@ -97,6 +106,13 @@ func (m *Metrics) Handler(ready func() error) http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	if m.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index) // also the named profiles: heap, goroutine...
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -69,3 +69,30 @@ func TestServe(t *testing.T) {
 		t.Fatalf("server stop: %v", err)
 	}
 }
+
+// net/http/pprof is served only when asked for (metrics.pprof), never by default.
+func TestPprofOptIn(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		m := New()
+		m.Pprof = on
+		ctx, cancel := context.WithCancel(context.Background())
+		addr, wait, err := m.Serve(ctx, "127.0.0.1:0", func() error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, body := get(t, "http://"+addr+"/debug/pprof/cmdline")
+		if on && (code != 200 || !strings.Contains(body, "metrics.test")) {
+			t.Errorf("pprof on: /debug/pprof/cmdline = %d %q", code, body)
+		}
+		if !on && code != 404 {
+			t.Errorf("pprof off: /debug/pprof/cmdline = %d, want 404", code)
+		}
+		if code, _ := get(t, "http://"+addr+"/debug/pprof/goroutine?debug=1"); on != (code == 200) {
+			t.Errorf("pprof %v: /debug/pprof/goroutine = %d", on, code)
+		}
+		cancel()
+		if err := wait(); err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -45,7 +45,7 @@ type Options struct {
 	// it is this replica's share of the organization's API budget.
 	// Burst is max(1, ceil(rps)). 0 or less means unlimited.
 	RequestsPerSecond float64
-	// HTTPClient defaults to &http.Client{Timeout: 30 * time.Second}.
+	// HTTPClient defaults to &http.Client{Timeout: 30 * time.Second} on newTransport().
 	HTTPClient *http.Client
 	// Logger defaults to zap.NewNop().
 	Logger *zap.Logger
@@ -75,6 +75,20 @@ type Client struct {
 
 	// sleep waits between attempts; replaced in tests to record the waits.
 	sleep func(ctx context.Context, d time.Duration) error
+}
+
+// maxIdlePerHost keeps a connection to Port for every run that may close at once (the pool
+// allows at most 100 per replica) plus the proxy's and the log batches' requests.
+const maxIdlePerHost = 128
+
+// newTransport is http.DefaultTransport with room for idle connections: runs end in bursts,
+// and with the default 2 idle connections per host most closing requests dialled Port again
+// (TCP and TLS) instead of reusing a connection.
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = maxIdlePerHost
+	t.MaxIdleConnsPerHost = maxIdlePerHost
+	return t
 }
 
 // New validates opts and returns a Client. It makes no request: the first
@@ -109,7 +123,7 @@ func New(opts Options) (*Client, error) {
 		sleep:        sleepCtx,
 	}
 	if c.hc == nil {
-		c.hc = &http.Client{Timeout: 30 * time.Second}
+		c.hc = &http.Client{Timeout: 30 * time.Second, Transport: newTransport()}
 	}
 	// Never follow a redirect: the request carries the agent's token (or, for auth, its
 	// client secret), and Go forwards both to a same-host target. A copy, so the caller's

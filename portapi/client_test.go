@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -661,6 +662,11 @@ func TestRunIDValidatedBeforeAnyURL(t *testing.T) {
 		}
 		_, calls["CloseRun"] = c.CloseRun(ctx, id, Closing{TerminationStatus: StatusSuccess})
 		_, calls["GetRun"] = c.GetRun(ctx, id)
+		calls["SendResponse"] = c.SendResponse(ctx, id, "r")
+		nodes := NodeRuns{C: c}
+		calls["NodeRuns.AppendLog"] = nodes.AppendLog(ctx, id, "m")
+		_, calls["NodeRuns.CloseRun"] = nodes.CloseRun(ctx, id, Closing{TerminationStatus: StatusSuccess})
+		_, calls["NodeRuns.GetRun"] = nodes.GetRun(ctx, id)
 		for name, err := range calls {
 			if err == nil || !strings.Contains(err.Error(), "run id") {
 				t.Errorf("%s(%q) = %v, want a run id error", name, id, err)
@@ -832,5 +838,42 @@ func TestPermanent(t *testing.T) {
 		if got := Permanent(tc.err); got != tc.want {
 			t.Errorf("Permanent(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// Runs end in bursts (up to executor.maxConcurrent at once): their closing requests must
+// reuse connections rather than dial Port (TCP, and TLS in production) for most of them,
+// which the default transport's 2 idle connections per host made them do.
+func TestConcurrentRequestsReuseConnections(t *testing.T) {
+	const conc, rounds = 16, 20
+	var dials atomic.Int32
+	f := &fakePort{t: t, tokens: []string{"tok1"}, expiresIn: 10800}
+	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	f.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dials.Add(1)
+		}
+	}
+	f.srv.Start()
+	t.Cleanup(f.srv.Close)
+	c, _ := newTestClient(t, f, nil)
+	ctx := context.Background()
+	if _, err := c.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for r := range rounds {
+		var wg sync.WaitGroup
+		for i := range conc {
+			wg.Go(func() {
+				if _, err := c.CloseRun(ctx, fmt.Sprintf("r_%d_%d", r, i), Closing{Message: "x", TerminationStatus: "SUCCESS"}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	t.Logf("%d connections for %d requests, %d at once", dials.Load(), conc*rounds+1, conc)
+	if n := dials.Load(); n > conc+1 {
+		t.Errorf("%d connections opened for %d rounds of %d concurrent requests; want at most %d (one per concurrent request, plus auth)", n, rounds, conc, conc+1)
 	}
 }

@@ -26,6 +26,8 @@ type Closing struct {
 	Message           string
 	TerminationStatus string // "SUCCESS" | "FAILURE"
 	StatusLabel       string
+	// Output is a workflow node run's output (see NodeRuns); action runs have none.
+	Output map[string]any
 }
 
 // RunPatch is the body of PATCH /v1/actions/runs/{id}. Nil/empty fields are
@@ -57,7 +59,8 @@ func (r Run) Terminated() bool {
 // make the id valid. The decoder refuses such ids already; this is the last line.
 func checkRunID(rq request) error {
 	switch rq.endpoint {
-	case EndpointRunGet, EndpointRunPatch, EndpointRunLogs:
+	case EndpointRunGet, EndpointRunPatch, EndpointRunLogs, EndpointRunResponse,
+		EndpointNodeRunGet, EndpointNodeRunPatch, EndpointNodeRunLogs:
 		if err := runid.Check(rq.runID); err != nil {
 			return &APIError{Endpoint: rq.endpoint, StatusCode: http.StatusBadRequest, Body: "not sent: " + err.Error()}
 		}

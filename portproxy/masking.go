@@ -8,9 +8,10 @@ import (
 	"net/http"
 )
 
-// SetMask gives token's run the masking of its log: text the command sends to a run's log
-// or label through the proxy is masked like its output. An unknown token is ignored.
-func (p *Proxy) SetMask(token string, mask func(string) string) {
+// SetMask gives token's run the masking of its log (reporter.RunLog.Mask: every string in a
+// decoded JSON value): text the command sends to a run's log or run through the proxy is
+// masked like its output. An unknown token is ignored.
+func (p *Proxy) SetMask(token string, mask func(any) any) {
 	if g := p.lookup(token); g != nil && mask != nil {
 		g.mask.Store(&mask)
 	}
@@ -26,35 +27,19 @@ func runText(method string, segs []string) bool {
 		(len(segs) == 3 && (method == http.MethodPatch || method == http.MethodPut))
 }
 
-// maskJSON masks every string value in a JSON body. check has refused bodies that are not
-// JSON objects on these routes; anything else that does not decode is left as it is.
-func maskJSON(body []byte, mask func(string) string) []byte {
+// maskJSON masks every string in a JSON body. check has refused bodies that are not JSON
+// objects on these routes; anything else that does not decode is left as it is.
+func maskJSON(body []byte, mask func(any) any) []byte {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber() // numbers go on as written
 	var v any
 	if err := dec.Decode(&v); err != nil {
 		return body
 	}
-	var walk func(any) any
-	walk = func(v any) any {
-		switch t := v.(type) {
-		case string:
-			return mask(t)
-		case []any:
-			for i := range t {
-				t[i] = walk(t[i])
-			}
-		case map[string]any:
-			for k := range t {
-				t[k] = walk(t[k])
-			}
-		}
-		return v
-	}
 	var out bytes.Buffer
 	enc := json.NewEncoder(&out)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(walk(v)); err != nil {
+	if err := enc.Encode(mask(v)); err != nil {
 		return body
 	}
 	return bytes.TrimRight(out.Bytes(), "\n")

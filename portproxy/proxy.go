@@ -114,7 +114,7 @@ type grant struct {
 	bindOnce sync.Once
 	root     int // the pid every process of the run descends from
 
-	mask atomic.Pointer[func(string) string] // SetMask: the run's log masking
+	mask atomic.Pointer[func(any) any] // SetMask: the run's log masking
 
 	slots  chan struct{} // MaxConcurrentPerRun
 	queued atomic.Int32  // requests waiting for one of slots

@@ -90,10 +90,16 @@ func New(api API, opts Options) *Reporter {
 // Close must be called, or ctx ended, for the background sender to stop.
 // fields are added to every log line the run's log writes (the agent adds the action).
 func (r *Reporter) Start(ctx context.Context, runID string, secrets []string, fields ...zap.Field) *RunLog {
+	return r.StartOn(ctx, r.api, runID, secrets, fields...)
+}
+
+// StartOn is Start with another Port target for this run: a workflow node run reports
+// through portapi.NodeRuns, an action run through the Reporter's own API.
+func (r *Reporter) StartOn(ctx context.Context, api API, runID string, secrets []string, fields ...zap.Field) *RunLog {
 	ctx, cancel := context.WithCancel(ctx)
 	l := &RunLog{
 		cancel: cancel,
-		api:    r.api,
+		api:    api,
 		opts:   r.opts,
 		runID:  runID,
 		log:    r.opts.Logger.With(append([]zap.Field{zap.String("run_id", runID)}, fields...)...),
@@ -138,16 +144,8 @@ type RunLog struct {
 	patched   bool     // patch holds something not yet sent
 	label     string
 	closing   bool
-	gone      bool // Port says the run is over: nothing more can be sent for it
-}
-
-// Mask returns s with the run's secrets masked as in its log, ::add-mask:: values so far
-// included: for text that reaches the run's log another way (the command's own requests
-// through the Port API proxy).
-func (l *RunLog) Mask(s string) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.masker.Replace(s)
+	gone      bool              // Port says the run is over: nothing more can be sent for it
+	outputs   map[string]string // ::port-output::KEY=VALUE, masked
 }
 
 // Write takes output bytes as the command produced them. It never waits for Port.
@@ -298,12 +296,66 @@ func (l *RunLog) workflowCommand(line string) bool {
 	case "port-external-run-id":
 		v := l.value(value)
 		l.patch.ExternalRunID = &v
+	case "port-output":
+		l.output(value)
+		return true // the closing request carries outputs; nothing to patch now
 	default:
 		return false
 	}
 	l.patched = true
 	l.wake()
 	return true
+}
+
+// maxOutputs bounds the ::port-output:: keys of a run, so its closing request stays small.
+const maxOutputs = 64
+
+// output takes one ::port-output::KEY=VALUE; l.mu is held. A later value of a key wins.
+func (l *RunLog) output(kv string) {
+	k, v, ok := strings.Cut(kv, "=")
+	if !ok || k == "" || len(k) > 256 {
+		l.log.Warn("ignoring ::port-output:: without KEY=VALUE", zap.Int("bytes", len(kv)))
+		return
+	}
+	if l.outputs == nil {
+		l.outputs = map[string]string{}
+	}
+	k = l.masker.Replace(k)
+	if _, seen := l.outputs[k]; !seen && len(l.outputs) >= maxOutputs {
+		l.log.Warn("ignoring ::port-output:: past the limit", zap.Int("outputs", maxOutputs))
+		return
+	}
+	l.outputs[k] = l.value(v)
+}
+
+// maskValue masks every string inside a JSON value (an output file's, a response's).
+func (l *RunLog) maskValue(v any) any {
+	switch t := v.(type) {
+	case string:
+		return l.masker.Replace(t)
+	case map[string]any:
+		m := make(map[string]any, len(t))
+		for k, x := range t {
+			m[l.masker.Replace(k)] = l.maskValue(x)
+		}
+		return m
+	case []any:
+		a := make([]any, len(t))
+		for i, x := range t {
+			a[i] = l.maskValue(x)
+		}
+		return a
+	}
+	return v
+}
+
+// Mask masks every string inside v as the run's log would (the agent uses it for what a
+// command writes to Port outside its output: its response and output files, and what it
+// sends to its run through the Port API proxy).
+func (l *RunLog) Mask(v any) any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.maskValue(v)
 }
 
 // value masks and bounds a text that goes to Port outside the log; l.mu is held.
@@ -327,7 +379,8 @@ func truncate(s string, n int) string {
 	return s + more
 }
 
-// addMasks adds values to mask (longest first: hold() reads the longest). Output is masked line by line, so a multi-line value is masked line by line too.
+// addMasks adds values to mask (longest first: hold() reads the longest). Output is masked
+// line by line, so a multi-line value is masked line by line too.
 func (l *RunLog) addMasks(values ...string) {
 	for _, v := range values {
 		for part := range strings.SplitSeq(v, "\n") {
@@ -450,6 +503,9 @@ type Outcome struct {
 	Success bool
 	Label   string // statusLabel: why it ended (the command's own ::port-status-label:: wins on success)
 	Summary string // a last log line, e.g. "exit code 0 after 1.2s"
+	// Output is what the command left in $PORT_OUTPUT_FILE (masked here); its
+	// ::port-output:: lines go on top. Only workflow node runs carry an output.
+	Output map[string]any
 }
 
 // final is what Close sends: computed once, so a retried Close sends the same request.
@@ -556,6 +612,16 @@ func (l *RunLog) finalLocked(o Outcome) *final {
 		message = status // Port requires a message; a quiet run still gets one line
 	}
 	fin.closing = portapi.Closing{Message: message, TerminationStatus: status, StatusLabel: label}
+	if len(o.Output) > 0 || len(l.outputs) > 0 {
+		out, _ := l.maskValue(o.Output).(map[string]any)
+		if out == nil {
+			out = map[string]any{}
+		}
+		for k, v := range l.outputs {
+			out[k] = v
+		}
+		fin.closing.Output = out
+	}
 	return fin
 }
 

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/itchyny/gojq"
@@ -112,9 +113,12 @@ func compile(expr string) (*gojq.Code, error) {
 // Run is a decoded run. Context's values share structure (properties also
 // sit inside message), so treat it as read-only.
 type Run struct {
-	ID      string
-	Action  string
-	Context map[string]any // the run context: runId, action, blueprint, entity, properties, trigger, message
+	ID     string
+	Action string // "" for a workflow node run whose message names none
+	// Workflow and Node identify a workflow node run's workflow and node ("" when the
+	// message does not say); the agent picks the command by them.
+	Workflow, Node string
+	Context        map[string]any // the run context: runId, action, blueprint, entity, properties, trigger, message
 }
 
 // ContextJSON is what $PORT_RUN_FILE holds. HTML escaping is off so commands
@@ -166,30 +170,9 @@ func (d *Decoder) Decode(raw []byte) (run Run, err error) {
 	if len(raw) > d.maxBytes {
 		return Run{}, skip(ReasonInvalid, fmt.Errorf("message is %d bytes, over the %d-byte limit", len(raw), d.maxBytes))
 	}
-	root, err := parseRoot(raw)
+	message, doc, err := d.document(raw)
 	if err != nil {
-		return Run{}, skip(ReasonInvalid, err)
-	}
-	if d.verify {
-		if err := verifyRoot(d.secret, root); err != nil {
-			return Run{}, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w", err))
-		}
-	}
-
-	message := toValue(stripSignature(root)).(map[string]any)
-	doc := make(map[string]any, len(message))
-	for k, v := range message {
-		if k != "headers" {
-			doc[k] = v
-		}
-	}
-	// The seed's DAY-2 example wraps the whole run in an outer "payload".
-	if _, ok := doc["context"]; !ok {
-		if inner, ok := doc["payload"].(map[string]any); ok {
-			if _, ok := inner["context"]; ok {
-				doc = inner
-			}
-		}
+		return Run{}, err
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), selectorTimeout)
@@ -208,14 +191,19 @@ func (d *Decoder) Decode(raw []byte) (run Run, err error) {
 		return Run{}, skip(ReasonInvalid, fmt.Errorf("bad run id: %w", err))
 	}
 
+	node := IsWorkflowNodeRun(runID)
 	action, err := d.actionOf(ctx, doc)
-	if err != nil {
+	if err != nil && !node {
 		return Run{}, skip(ReasonInvalid, err)
 	}
 
 	props, err := first(ctx, d.properties, doc)
 	if err != nil {
 		return Run{}, skip(ReasonInvalid, fmt.Errorf("properties: %w", err))
+	}
+	if props == nil && node {
+		// A Kafka node's message carries the payload its workflow configured, not inputs.
+		props = Lookup(doc, "payload")
 	}
 	if props == nil {
 		props = map[string]any{}
@@ -226,13 +214,17 @@ func (d *Decoder) Decode(raw []byte) (run Run, err error) {
 	}
 
 	var blueprint any
-	if s, ok := lookup(doc, "context", "blueprint").(string); ok && s != "" {
+	if s, ok := Lookup(doc, "context", "blueprint").(string); ok && s != "" {
 		blueprint = s
-	} else if s, ok := lookup(doc, "payload", "action", "blueprint").(string); ok && s != "" {
+	} else if s, ok := Lookup(doc, "payload", "action", "blueprint").(string); ok && s != "" {
 		blueprint = s
 	}
 
-	return Run{
+	var trigger any
+	if m, ok := doc.(map[string]any); ok {
+		trigger = m["trigger"]
+	}
+	out := Run{
 		ID:     runID,
 		Action: action,
 		Context: map[string]any{
@@ -241,22 +233,86 @@ func (d *Decoder) Decode(raw []byte) (run Run, err error) {
 			"blueprint":  blueprint,
 			"entity":     entity,
 			"properties": props,
-			"trigger":    doc["trigger"],
+			"trigger":    trigger,
 			"message":    message,
 		},
-	}, nil
+	}
+	if node {
+		out.Workflow = identifier(Lookup(doc, "context", "workflow"))
+		out.Node = identifier(Lookup(doc, "context", "node"))
+		out.Context["workflow"] = out.Workflow
+		out.Context["node"] = out.Node
+	}
+	return out, nil
+}
+
+// document parses a message and returns it as the command sees it (no signature) and the
+// document the selectors read: the run itself, unwrapped from the seed's DAY-2 envelope. A
+// v2 custom payload may be an array; it cannot carry headers, so it is unsigned.
+func (d *Decoder) document(raw []byte) (message, doc any, err error) {
+	v, err := parseOrdered(raw)
+	if err != nil {
+		return nil, nil, skip(ReasonInvalid, fmt.Errorf("not JSON: %w", err))
+	}
+	root, isObject := v.(*object)
+	if _, isArray := v.([]any); !isObject && !isArray {
+		return nil, nil, skip(ReasonInvalid, fmt.Errorf("message is %s, not an object or array", kindOf(v)))
+	}
+	if d.verify {
+		if !isObject {
+			return nil, nil, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w: an array payload has no headers", ErrUnsigned))
+		}
+		if err := verifyRoot(d.secret, root); err != nil {
+			return nil, nil, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w", err))
+		}
+	}
+	if !isObject {
+		arr := toValue(v)
+		return arr, arr, nil
+	}
+	msg := toValue(stripSignature(root)).(map[string]any)
+	body := make(map[string]any, len(msg))
+	for k, v := range msg {
+		if k != "headers" {
+			body[k] = v
+		}
+	}
+	// The seed's DAY-2 example wraps the whole run in an outer "payload".
+	if _, ok := body["context"]; !ok {
+		if inner, ok := body["payload"].(map[string]any); ok {
+			if _, ok := inner["context"]; ok {
+				body = inner
+			}
+		}
+	}
+	return msg, body, nil
+}
+
+// WorkflowNodeRunPrefix starts the run ids of Port Workflows' node runs.
+const WorkflowNodeRunPrefix = "wfnr_"
+
+// IsWorkflowNodeRun reports whether a run id is a workflow node run's.
+func IsWorkflowNodeRun(runID string) bool { return strings.HasPrefix(runID, WorkflowNodeRunPrefix) }
+
+// identifier reads a string, or the "identifier" of an object (Port uses both shapes).
+func identifier(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	s, _ := Lookup(v, "identifier").(string)
+	return s
 }
 
 // actionOf prefers the selector; Port messages also name the action at
 // .payload.action.identifier, and newer ones make .action an object with an
 // identifier.
-func (d *Decoder) actionOf(ctx context.Context, doc map[string]any) (string, error) {
+func (d *Decoder) actionOf(ctx context.Context, doc any) (string, error) {
 	v, err := first(ctx, d.action, doc)
 	if err == nil {
 		if s, ok := v.(string); ok && s != "" {
 			return s, nil
 		}
-		if s, ok := lookup(v, "identifier").(string); ok && s != "" {
+		if s, ok := Lookup(v, "identifier").(string); ok && s != "" {
 			return s, nil
 		}
 	}
@@ -284,7 +340,8 @@ func first(ctx context.Context, code *gojq.Code, input any) (any, error) {
 	return v, nil
 }
 
-func lookup(v any, path ...string) any {
+// Lookup follows path through nested objects; nil when any step is not an object or key.
+func Lookup(v any, path ...string) any {
 	for _, k := range path {
 		m, ok := v.(map[string]any)
 		if !ok {

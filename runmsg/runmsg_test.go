@@ -128,7 +128,7 @@ func checkRun(t *testing.T, run Run, id, action, trigger, entityID, region strin
 	if _, ok := body["context"]; !ok {
 		body = body["payload"].(map[string]any) // the seed-wrapped shape stays wrapped
 	}
-	if got := lookup(body, "payload", "action", "trigger"); got != trigger {
+	if got := Lookup(body, "payload", "action", "trigger"); got != trigger {
 		t.Errorf("message trigger = %v, want %s", got, trigger)
 	}
 	if h, ok := msg["headers"].(map[string]any); ok {
@@ -146,7 +146,7 @@ func checkRun(t *testing.T, run Run, id, action, trigger, entityID, region strin
 		if c["entity"] != nil {
 			t.Errorf("entity = %v, want null", c["entity"])
 		}
-	} else if got := lookup(c["entity"], "identifier"); got != entityID {
+	} else if got := Lookup(c["entity"], "identifier"); got != entityID {
 		t.Errorf("entity identifier = %v, want %s", got, entityID)
 	}
 	props, ok := c["properties"].(map[string]any)
@@ -372,8 +372,8 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		"not JSON":     {`{"context":`, ReasonInvalid, "not JSON"},
 		"trailing":     {`{"context":{"runId":"r"},"action":"a"} {}`, ReasonInvalid, "not JSON"},
-		"array":        {`[{"context":{"runId":"r"}}]`, ReasonInvalid, "an array, not an object"},
-		"string":       {`"r"`, ReasonInvalid, "not an object"},
+		"array":        {`[{"context":{"runId":"r"}}]`, ReasonInvalid, "no run id"}, // default selectors read an object
+		"string":       {`"r"`, ReasonInvalid, "a string, not an object or array"},
 		"empty":        {``, ReasonInvalid, "not JSON"},
 		"no run id":    {`{"action":"a"}`, ReasonInvalid, "no run id"},
 		"empty run id": {`{"context":{"runId":""},"action":"a"}`, ReasonInvalid, "no run id: selector gave an empty string"},
@@ -450,7 +450,7 @@ func TestCustomSelectors(t *testing.T) {
 	if p := run.Context["properties"].(map[string]any); p["name"] != "svc" || p["n"] != 2 {
 		t.Errorf("properties = %v", p)
 	}
-	if lookup(run.Context["entity"], "identifier") != "e" { // Entity kept its default
+	if Lookup(run.Context["entity"], "identifier") != "e" { // Entity kept its default
 		t.Errorf("entity = %v", run.Context["entity"])
 	}
 	if _, err := d.Decode([]byte(`{"context":{"runId":"r"},"action":"a"}`)); err == nil {
@@ -465,6 +465,54 @@ func TestCustomSelectors(t *testing.T) {
 	d = mustDecoder(t, Options{Selectors: Selectors{Properties: "def f: f; f"}})
 	if _, err := d.Decode([]byte(`{"context":{"runId":"r"},"action":"a"}`)); err == nil || !strings.Contains(err.Error(), "properties: jq:") {
 		t.Errorf("endless selector: %v", err)
+	}
+}
+
+// A v2 action's custom payload (and a Kafka node's) may be an array: the selectors read it.
+// It cannot carry the signature headers, so with verification on it is unsigned.
+func TestArrayPayload(t *testing.T) {
+	raw := []byte(`[{"runId":"r_arr1","action":"build"},{"inputs":{"name":"svc"}},{"entity":"e1"}]`)
+	sel := Selectors{RunID: ".[0].runId", Action: ".[0].action", Properties: ".[1].inputs", Entity: ".[2].entity"}
+	run, err := mustDecoder(t, Options{Selectors: sel}).Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.ID != "r_arr1" || run.Action != "build" || run.Context["entity"] != "e1" || run.Context["trigger"] != nil {
+		t.Errorf("run = %+v", run)
+	}
+	if p := run.Context["properties"].(map[string]any); p["name"] != "svc" {
+		t.Errorf("properties = %v", p)
+	}
+	if m, ok := run.Context["message"].([]any); !ok || len(m) != 3 {
+		t.Errorf("message = %#v, want the array", run.Context["message"])
+	}
+	_, err = mustDecoder(t, Options{Selectors: sel, Secret: vectorSecret, VerifySignature: true}).Decode(raw)
+	var se *SkipError
+	if !errors.As(err, &se) || se.Reason != ReasonBadSignature || !errors.Is(err, ErrUnsigned) {
+		t.Errorf("verified array: %v, want unsigned", err)
+	}
+}
+
+// A workflow node run (Port Workflows' Kafka node) names no action: its id, its workflow and
+// node identify it, and its configured payload stands in for the inputs.
+func TestWorkflowNodeRun(t *testing.T) {
+	raw := []byte(`{"context":{"runId":"wfnr_abc","workflowRunId":"wfr_1","workflow":{"identifier":"ci"},"node":"build"},"payload":{"image":"api","tags":["v1"]},"headers":{}}`)
+	run, err := mustDecoder(t, Options{}).Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.ID != "wfnr_abc" || run.Action != "" || run.Workflow != "ci" || run.Node != "build" {
+		t.Errorf("run = %+v", run)
+	}
+	if p, _ := run.Context["properties"].(map[string]any); p["image"] != "api" {
+		t.Errorf("properties = %v, want the node's payload", run.Context["properties"])
+	}
+	if run.Context["workflow"] != "ci" || run.Context["node"] != "build" {
+		t.Errorf("context = %v", run.Context)
+	}
+	// An action run without an action is still invalid.
+	if _, err := mustDecoder(t, Options{}).Decode([]byte(`{"context":{"runId":"r_abc"},"payload":{}}`)); err == nil {
+		t.Error("action run without an action decoded")
 	}
 }
 
@@ -539,10 +587,13 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte(`{"payload":{"context":{"runId":"r"},"action":"a"}}`))
 	f.Add([]byte(`{"context":{"runId":"r"},"action":"a","headers":{"X-Port-Signature":"v1,x","X-Port-Timestamp":"1"}}`))
+	f.Add([]byte(`{"context":{"runId":"wfnr_1","workflow":{"identifier":"w"},"node":"n"},"payload":[1,{"a":"b"}]}`))
+	f.Add([]byte(`[{"runId":"r_1","action":"a"},{"inputs":{}}]`))
 	verifying := mustDecoder(f, Options{Secret: vectorSecret, VerifySignature: true})
 	trusting := mustDecoder(f, Options{})
+	arrays := mustDecoder(f, Options{Selectors: Selectors{RunID: ".[0].runId", Action: ".[0].action", Properties: ".[1].inputs"}})
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		for _, d := range []*Decoder{verifying, trusting} {
+		for _, d := range []*Decoder{verifying, trusting, arrays} {
 			run, err := d.Decode(raw)
 			if err != nil {
 				var se *SkipError
@@ -551,7 +602,7 @@ func FuzzDecode(f *testing.F) {
 				}
 				continue
 			}
-			if run.ID == "" || run.Action == "" {
+			if run.ID == "" || (run.Action == "" && !IsWorkflowNodeRun(run.ID)) {
 				t.Fatalf("run without id or action: %+v", run)
 			}
 			js, err := run.ContextJSON()

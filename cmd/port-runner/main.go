@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,7 +28,9 @@ import (
 	"github.com/port-runner/port-runner/demo"
 	"github.com/port-runner/port-runner/emulator"
 	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/internal/shim"
 	"github.com/port-runner/port-runner/runmsg"
+	"github.com/port-runner/port-runner/tryrun"
 )
 
 // Exit codes (SPEC "Commands").
@@ -45,7 +49,11 @@ Usage:
   port-runner run --config FILE        the agent (PORT_RUNNER_CONFIG may name the file)
   port-runner demo                     the whole loop in-process: Kafka, Port emulator, examples/
   port-runner validate --config FILE   check a config; errors name the key
+  port-runner try ACTION [--properties JSON] [--entity ID] [--config FILE]
+                                       run one action locally against an in-process Port
+                                       emulator (no Kafka); exit 0 on SUCCESS, 1 on FAILURE
   port-runner emulator --addr ADDR --brokers HOST:PORT[,...] [--org ORG] [--client-id ID --client-secret S]
+                       [--secret-inputs ACTION=INPUT,...] [--kafka-username U --kafka-password P]
                                        the Port API emulator on its own
   port-runner version                  version, commit, Go version
 
@@ -53,10 +61,10 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.
 `
 
 func main() {
-	// The agent's binary also serves as each command's shim (executor.RunShim); that role
-	// comes first, before flags, logging or anything else of the agent.
-	if len(os.Args) > 1 && os.Args[1] == executor.ShimCommand {
-		os.Exit(executor.RunShim(os.Args[2:]))
+	// The agent's binary also serves as each command's shim when port-runner-shim is not
+	// beside it (package internal/shim); that role comes first, before anything of the agent.
+	if len(os.Args) > 1 && os.Args[1] == shim.Command {
+		os.Exit(shim.Main(os.Args[2:]))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -75,6 +83,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(args[1:], stdout, stderr)
 	case "emulator":
 		return cmdEmulator(args[1:], stderr)
+	case "try":
+		return cmdTry(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
@@ -140,25 +150,29 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdRun(args []string, stderr io.Writer) int {
+	// Before any credential is read: commands run as the agent's uid, and a dumpable agent's
+	// /proc/PID/environ and memory are theirs to read.
+	dumpErr := shim.SetNonDumpable()
 	cfg, code := loadConfig("run", args, stderr)
 	if cfg == nil {
 		return code
 	}
+	// /proc/PID/environ keeps showing the initial environment: non-dumpable is what
+	// protects that; this keeps the credentials out of anything that reads os.Environ.
+	scrubEnv(cfg.AgentSecrets())
 	log, err := newLogger()
 	if err != nil {
 		fmt.Fprintf(stderr, "port-runner: logger: %v\n", err)
 		return exitRuntime
 	}
 	defer func() { _ = log.Sync() }()
+	if dumpErr != nil {
+		log.Warn("cannot make the agent non-dumpable: commands may read its memory and initial environment", zap.Error(dumpErr))
+	}
 
 	stop, kill, stopSignals := signalContexts(log)
 	defer stopSignals()
-	deps := agent.Deps{Logger: log}
-	if exe, err := os.Executable(); err == nil {
-		deps.Shim = []string{exe, executor.ShimCommand}
-	} else {
-		log.Warn("cannot find own binary: commands run without the shim, so their children may outlive a killed agent", zap.Error(err))
-	}
+	deps := agent.Deps{Logger: log, Shim: findShim(log)}
 	a, err := agent.New(cfg, deps)
 	if err != nil {
 		// Everything New checks comes from the config (URLs, credentials, CA file, jq).
@@ -173,6 +187,34 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	log.Info("port-runner stopped")
 	return exitOK
+}
+
+// findShim is the exec shim's command prefix: port-runner-shim beside the agent, else the
+// agent's own binary (one warning), else none (one warning).
+func findShim(log *zap.Logger) []string {
+	exe, err := os.Executable()
+	if err != nil {
+		log.Warn("cannot find own binary: commands run without the exec shim, so their children may outlive a killed agent", zap.Error(err))
+		return nil
+	}
+	prefix, err := executor.ShimFor(exe)
+	switch {
+	case err != nil && prefix == nil:
+		log.Warn("no exec shim on this platform: commands run in a plain process group (README \"Isolation\")", zap.Error(err))
+	case err != nil:
+		log.Warn(shim.Binary+" not found beside the agent: the agent's own binary is each command's shim, which costs its start-up on every run", zap.Error(err))
+	}
+	return prefix
+}
+
+// scrubEnv removes from the agent's environment every variable holding one of secrets.
+func scrubEnv(secrets []string) {
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if slices.Contains(secrets, v) {
+			_ = os.Unsetenv(k)
+		}
+	}
 }
 
 // signalContexts returns stop, done at the first SIGTERM/SIGINT (drain), and kill, done at
@@ -240,6 +282,48 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+func cmdTry(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("try", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	props := fs.String("properties", "{}", "the run's inputs, a JSON object")
+	entity := fs.String("entity", "", "the entity of a DAY-2 run")
+	path := fs.String("config", os.Getenv("PORT_RUNNER_CONFIG"), "config file (default: the shipped examples/config.yaml)")
+	// The action comes first (`try ACTION --flags`), flags may also precede it.
+	var action string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		action, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if action == "" && fs.NArg() > 0 {
+		action = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return exitUsage
+		}
+	}
+	if action == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: port-runner try ACTION [--properties JSON] [--entity ID] [--config FILE]")
+		return exitUsage
+	}
+	var properties map[string]any
+	if err := json.Unmarshal([]byte(*props), &properties); err != nil {
+		fmt.Fprintf(stderr, "port-runner try: --properties must be a JSON object: %v\n", err)
+		return exitUsage
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	ok, err := tryrun.Run(ctx, tryrun.Options{Action: action, Properties: properties, Entity: *entity, ConfigPath: *path}, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "port-runner try: %v\n", err)
+		return exitRuntime
+	}
+	if !ok {
+		return exitRuntime
+	}
+	return exitOK
+}
+
 func cmdEmulator(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("emulator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -249,7 +333,15 @@ func cmdEmulator(args []string, stderr io.Writer) int {
 	id := fs.String("client-id", envOr("PORT_CLIENT_ID", "local-client"), "accepted client id")
 	secret := fs.String("client-secret", envOr("PORT_CLIENT_SECRET", "local-client-secret"), "accepted client secret; signs run messages")
 	budget := fs.Int("budget", 0, "requests per 5 minutes before 429 (0: unlimited)")
+	kafkaUser := fs.String("kafka-username", "", "with --kafka-password: GET /v1/kafka-credentials answers --brokers and these")
+	kafkaPass := fs.String("kafka-password", os.Getenv("EMULATOR_KAFKA_PASSWORD"), "see --kafka-username (or EMULATOR_KAFKA_PASSWORD)")
+	secretInputs := fs.String("secret-inputs", "", "inputs created runs carry encrypted: ACTION=INPUT,INPUT[;ACTION=...]")
 	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	secrets, err := parseSecretInputs(*secretInputs)
+	if err != nil {
+		fmt.Fprintf(stderr, "port-runner emulator: --secret-inputs: %v\n", err)
 		return exitUsage
 	}
 	log, err := newLogger()
@@ -259,8 +351,13 @@ func cmdEmulator(args []string, stderr io.Writer) int {
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
+	var kafkaCreds *emulator.KafkaCredentials
+	if *kafkaUser != "" && *kafkaPass != "" && *brokers != "" {
+		kafkaCreds = &emulator.KafkaCredentials{Brokers: strings.Split(*brokers, ","), Username: *kafkaUser, Password: *kafkaPass}
+	}
 	// It may run for days (docker compose): keep only the latest requests in memory.
 	opts := emulator.Options{ClientID: *id, ClientSecret: *secret, OrgID: *org, Budget: *budget, MaxRequests: 10000,
+		SecretInputs: secrets, KafkaCredentials: kafkaCreds,
 		Logf: func(f string, a ...any) { log.Sugar().Infof(f, a...) }}
 	if *brokers != "" {
 		producer, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*brokers, ",")...), kgo.AllowAutoTopicCreation())
@@ -287,6 +384,22 @@ func cmdEmulator(args []string, stderr io.Writer) int {
 		return exitRuntime
 	}
 	return exitOK
+}
+
+// parseSecretInputs reads "ACTION=INPUT,INPUT;ACTION=INPUT".
+func parseSecretInputs(v string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for part := range strings.SplitSeq(v, ";") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		action, inputs, ok := strings.Cut(part, "=")
+		if !ok || action == "" || inputs == "" {
+			return nil, fmt.Errorf("%q is not ACTION=INPUT[,INPUT]", part)
+		}
+		out[action] = append(out[action], strings.Split(inputs, ",")...)
+	}
+	return out, nil
 }
 
 func envOr(k, def string) string {

@@ -33,7 +33,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
-{{/* The Secret holding PORT_CLIENT_ID, PORT_CLIENT_SECRET, KAFKA_USERNAME, KAFKA_PASSWORD. */}}
+{{/* The Secret holding PORT_CLIENT_ID, PORT_CLIENT_SECRET (and KAFKA_USERNAME, KAFKA_PASSWORD with own brokers). */}}
 {{- define "port-runner.secretName" -}}
 {{- default (include "port-runner.fullname" .) .Values.existingSecret -}}
 {{- end -}}

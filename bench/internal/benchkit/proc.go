@@ -1,0 +1,113 @@
+//go:build linux
+
+package benchkit
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ReadMem returns a process's VmRSS and VmHWM (peak) in KiB.
+func ReadMem(pid int) (rss, hwm int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) == 0 {
+			continue
+		}
+		switch k {
+		case "VmRSS":
+			rss, _ = strconv.ParseInt(f[0], 10, 64)
+		case "VmHWM":
+			hwm, _ = strconv.ParseInt(f[0], 10, 64)
+		}
+	}
+	if rss == 0 && hwm == 0 {
+		return 0, 0, errors.New("no VmRSS (zombie?)")
+	}
+	return rss, hwm, nil
+}
+
+// ReadCPU returns a process's own and its waited-for children's CPU time, from
+// /proc/PID/stat (utime+stime, cutime+cstime; USER_HZ ticks of 10 ms).
+func ReadCPU(pid int) (own, children time.Duration, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, 0, errors.New("bad /proc stat")
+	}
+	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state)
+	if len(f) < 15 {
+		return 0, 0, errors.New("short /proc stat")
+	}
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	v := func(j int) time.Duration { x, _ := strconv.ParseInt(f[j], 10, 64); return time.Duration(x) * tick }
+	return v(11) + v(12), v(13) + v(14), nil
+}
+
+// Sampler records a process's VmRSS every interval until Stop, and keeps the largest.
+type Sampler struct {
+	stop chan struct{}
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	max  int64
+	n    int
+}
+
+// SampleRSS starts sampling pid.
+func SampleRSS(pid int, every time.Duration) *Sampler {
+	s := &Sampler{stop: make(chan struct{})}
+	s.take(pid)
+	s.wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				s.take(pid)
+			}
+		}
+	})
+	return s
+}
+
+func (s *Sampler) take(pid int) {
+	rss, _, err := ReadMem(pid)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.max = max(s.max, rss)
+	s.n++
+	s.mu.Unlock()
+}
+
+// Stop ends sampling and returns the largest VmRSS seen (KiB) and the number of samples.
+func (s *Sampler) Stop() (maxKiB int64, samples int) {
+	close(s.stop)
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.max, s.n
+}
+
+// MiB formats KiB as MiB.
+func MiB(kib int64) string { return fmt.Sprintf("%.1f MiB", float64(kib)/1024) }

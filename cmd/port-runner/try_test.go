@@ -1,0 +1,74 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// The README's edit-run loop on the shipped example config: no Kafka, no credentials.
+func TestTryShippedExample(t *testing.T) {
+	for _, k := range []string{"PORT_RUNNER_CONFIG", "PORT_CLIENT_ID", "PORT_CLIENT_SECRET", "PORT_ORG_ID", "KAFKA_BROKERS", "KAFKA_GROUP"} {
+		t.Setenv(k, "")
+	}
+	code, stdout, stderr := runCmd("try", "create_microservice", "--properties", `{"name":"x","region":"eu-west-1"}`)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{
+		"SERVICE_NAME=x", "REGION=eu-west-1", "PORT_API_TOKEN=***", // the child's env, masked
+		`"region": "eu-west-1"`,                // the run file
+		"Creating microservice x in eu-west-1", // the log as Port shows it
+		"Status: SUCCESS · Created x",
+		`PATCH /v1/actions/runs/`, `"link":["https://git.example.com/x"]`, // every PATCH (labels may coalesce)
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	code, stdout, _ = runCmd("try", "deploy_microservice", "--entity", "my-svc", "--properties", `{"environment":"moon"}`)
+	if code != exitRuntime || !strings.Contains(stdout, "Status: FAILURE · exit code 3") || !strings.Contains(stdout, "DAY-2 on my-svc") {
+		t.Fatalf("failing run: exit %d\n%s", code, stdout)
+	}
+	// An action with a workflowNode is tried as the node run it serves, with its output.
+	code, stdout, _ = runCmd("try", "build_image", "--properties", `{"service":"billing","version":"2"}`)
+	if code != exitOK || !strings.Contains(stdout, "Status: COMPLETED · SUCCESS") ||
+		!strings.Contains(stdout, `Output: {"digest":"sha256:4f1c0a9e","image":"registry.example.com/billing:2"`) ||
+		!strings.Contains(stdout, "PATCH /v1/workflows/nodes/runs/wfnr_") {
+		t.Fatalf("node run: exit %d\n%s", code, stdout)
+	}
+	if code, _, stderr := runCmd("try", "no_such_action"); code != exitRuntime || !strings.Contains(stderr, `"no_such_action" is not in the config`) {
+		t.Fatalf("unknown action: exit %d, %s", code, stderr)
+	}
+	if code, _, _ := runCmd("try", "create_microservice", "--properties", "[1]"); code != exitUsage {
+		t.Fatalf("bad --properties: exit %d", code)
+	}
+}
+
+// A secret input reaches the command decrypted and is masked in everything try prints.
+func TestTrySecretInput(t *testing.T) {
+	path := writeConfig(t, func(yml, dir string) string {
+		return strings.Replace(yml, "    timeout: 10m\n", "    timeout: 10m\n    secretInputs: [password]\n", 1) +
+			"" // SERVICE_NAME comes from .properties.name; the script below echoes it
+	})
+	t.Setenv("PORT_CLIENT_SECRET", "a-client-secret-of-more-than-32-bytes!")
+	code, stdout, stderr := runCmd("try", "create_microservice", "--config", path, "--properties", `{"name":"svc","password":"plain-Xy7"}`)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if strings.Contains(stdout, "plain-Xy7") || strings.Contains(stderr, "plain-Xy7") {
+		t.Fatalf("the secret shows:\n%s\n%s", stdout, stderr)
+	}
+	if !strings.Contains(stdout, `"password": "***"`) || !strings.Contains(stdout, "creating svc") {
+		t.Fatalf("output:\n%s", stdout)
+	}
+}
+
+func TestParseSecretInputs(t *testing.T) {
+	got, err := parseSecretInputs("rotate=password,key; other=x")
+	if err != nil || strings.Join(got["rotate"], ",") != "password,key" || got["other"][0] != "x" {
+		t.Fatalf("%v %v", got, err)
+	}
+	if _, err := parseSecretInputs("rotate"); err == nil {
+		t.Fatal("want an error")
+	}
+}

@@ -1,0 +1,121 @@
+package executor
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// inherited lists the only agent variables a child gets. Everything else,
+// notably the agent's Port and Kafka credentials, stays in the agent.
+var inherited = []string{"PATH", "HOME", "LANG", "TZ"}
+
+// Environ builds the child environment: PATH, HOME, LANG, TZ copied from the
+// agent's environment (only if set), then PORT_RUN_ID, PORT_ACTION,
+// PORT_RUN_FILE, then spec.Env in sorted key order. spec.Env may override the
+// inherited four (replacing them in place) but not the three PORT_ variables
+// above: a script must be able to trust them. Keys that are empty or contain
+// '=' or NUL are dropped, as they cannot be represented in an environment.
+// The child never inherits anything else; os.Environ is deliberately not used.
+func Environ(spec Spec, runFilePath string) []string {
+	type kv struct{ k, v string }
+	var vars []kv
+	index := map[string]int{}
+	set := func(k, v string) {
+		if i, ok := index[k]; ok {
+			vars[i].v = v
+			return
+		}
+		index[k] = len(vars)
+		vars = append(vars, kv{k, v})
+	}
+	for _, k := range inherited {
+		if v, ok := os.LookupEnv(k); ok {
+			set(k, v)
+		}
+	}
+	fixed := map[string]string{
+		"PORT_RUN_ID":   spec.RunID,
+		"PORT_ACTION":   spec.Action,
+		"PORT_RUN_FILE": runFilePath,
+	}
+	set("PORT_RUN_ID", spec.RunID)
+	set("PORT_ACTION", spec.Action)
+	set("PORT_RUN_FILE", runFilePath)
+
+	keys := make([]string, 0, len(spec.Env))
+	for k := range spec.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if _, ok := fixed[k]; ok || k == "" || strings.ContainsAny(k, "=\x00") {
+			continue
+		}
+		set(k, spec.Env[k])
+	}
+
+	env := make([]string, len(vars))
+	for i, p := range vars {
+		env[i] = p.k + "=" + p.v
+	}
+	return env
+}
+
+func envValue(env []string, key string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// lookPath resolves file like exec.LookPath, but against the child's PATH
+// rather than the agent's. A name with a slash is used as given (relative to
+// dir, where the child will be). Relative PATH entries (including empty
+// ones, which mean ".") are skipped, as exec.LookPath refuses such results
+// (exec.ErrDot): the run's working directory must not pick the binary.
+func lookPath(file, pathEnv, dir string) (string, error) {
+	if strings.Contains(file, "/") {
+		p := file
+		if dir != "" && !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		if err := checkExecutable(p); err != nil {
+			return "", &exec.Error{Name: file, Err: err}
+		}
+		return file, nil
+	}
+	for _, d := range filepath.SplitList(pathEnv) {
+		if !filepath.IsAbs(d) {
+			continue
+		}
+		p := filepath.Join(d, file)
+		if checkExecutable(p) == nil {
+			return p, nil
+		}
+	}
+	return "", &exec.Error{Name: file, Err: exec.ErrNotFound}
+}
+
+func checkExecutable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return os.ErrNotExist
+		}
+		return err
+	}
+	if fi.IsDir() {
+		return syscall.EISDIR
+	}
+	if fi.Mode()&0o111 == 0 {
+		return os.ErrPermission
+	}
+	return nil
+}

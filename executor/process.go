@@ -1,0 +1,116 @@
+//go:build unix
+
+package executor
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/port-runner/port-runner/internal/shim"
+)
+
+// process is a started command as Run controls it: directly, or through the
+// exec shim (ctl set).
+type process struct {
+	cmd    *exec.Cmd
+	pid    int
+	exited chan struct{} // closed when the process has exited (see watch)
+	reap   func() error  // reaps it once exited is closed
+	ctl    *os.File      // the shim's control socket; nil without a shim
+	unlock func()        // ends what startProcess locked (the forking thread)
+}
+
+// startProcess starts the prepared command, under the shim if spec.Shim is set,
+// with its stdout and stderr on out.
+func startProcess(spec Spec, prep prepared, out *os.File) (*process, error) {
+	if len(spec.Shim) > 0 {
+		return startShimmed(spec, prep, out)
+	}
+	cmd := command(prep.path, spec.Argv, spec, prep, out)
+	unlock := withDeathSignal(cmd.SysProcAttr)
+	if err := cmd.Start(); err != nil {
+		unlock()
+		return nil, err
+	}
+	p := watch(cmd)
+	p.unlock = unlock
+	return p, nil
+}
+
+func command(path string, argv []string, spec Spec, prep prepared, out *os.File) *exec.Cmd {
+	return &exec.Cmd{
+		Path: path, Args: argv, Env: prep.env, Dir: spec.Dir, Stdout: out, Stderr: out,
+		// Own process group, so a timeout or cancel reaches everything the
+		// command started, and nothing of the agent.
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+}
+
+// terminate asks the command to end: SIGTERM to its group (the shim passes it on).
+func (p *process) terminate() {
+	if p.ctl != nil {
+		p.control(shim.Terminate)
+		return
+	}
+	killGroup(p.pid, syscall.SIGTERM)
+}
+
+// kill ends the command's group at once.
+func (p *process) kill() {
+	if p.ctl != nil {
+		// SIGKILL cannot be caught and passed on: the shim kills the command's group itself.
+		p.control(shim.Kill)
+		return
+	}
+	killGroup(p.pid, syscall.SIGKILL)
+}
+
+// finish runs once the process has exited: it kills what is left of its group,
+// reaps it and says how the command ended.
+func (p *process) finish() Result {
+	// Where the platform allows, the process has exited but is not reaped yet,
+	// so its pid still names the process group and cannot have been reused:
+	// killing -pid is safe. Kill whatever is left of the group in every case: a
+	// run is over when its command is, and Port is told it ended, so nothing of
+	// it may keep working (or writing to our pipe) unobserved.
+	killGroup(p.pid, syscall.SIGKILL)
+	waitErr := p.reap()
+	res := classify(p.cmd.ProcessState, waitErr)
+	if p.ctl != nil {
+		if msg := shimStartError(p.ctl); msg != "" {
+			res = Result{ExitCode: -1, Label: "could not start: " + msg}
+		}
+	}
+	return res
+}
+
+func (p *process) release() {
+	if p.ctl != nil {
+		p.ctl.Close()
+	}
+	if p.unlock != nil {
+		p.unlock()
+	}
+}
+
+func killGroup(pgid int, sig syscall.Signal) {
+	if pgid > 0 {
+		_ = syscall.Kill(-pgid, sig) // ESRCH: group already empty
+	}
+}
+
+// control sends the shim one control byte. An error means the shim is gone,
+// which exited will tell.
+func (p *process) control(b byte) { _, _ = p.ctl.Write([]byte{b}) }
+
+// shimStartError is why the shim could not start the command, "" when it did.
+// The shim keeps its socket from the command (close-on-exec), so with the shim
+// gone this read ends at once; the deadline is for the case that cannot happen.
+func shimStartError(ctl *os.File) string {
+	_ = ctl.SetReadDeadline(time.Now().Add(drainTimeout))
+	msg, _ := io.ReadAll(io.LimitReader(ctl, 4096))
+	return string(msg)
+}

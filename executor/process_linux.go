@@ -1,0 +1,41 @@
+package executor
+
+import (
+	"os/exec"
+	"runtime"
+	"syscall"
+
+	"github.com/port-runner/port-runner/internal/shim"
+)
+
+// withDeathSignal makes a command started without the shim die with the agent
+// (Pdeathsig; its own children do not: that is the shim's job). It returns the
+// function that undoes its thread lock, to call once the child is reaped.
+//
+// PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not
+// the process (https://go.dev/issue/27505). The Go runtime only ends a thread
+// when a goroutine exits while locked to it (LockOSThread without Unlock, as
+// some cgo/namespace code does). Locking only around Start is not enough:
+// after Unlock the forking thread goes back to the pool, where such a
+// goroutine may later run on it and end it, killing our child mid-run. So the
+// forking goroutine stays locked to its thread until the child has been
+// reaped; no other goroutine can run on (and hence end) that thread
+// meanwhile. The cost is one mostly idle OS thread per running command.
+// Unlock restores the lock count even if the caller itself holds a lock.
+func withDeathSignal(attr *syscall.SysProcAttr) (unlock func()) {
+	attr.Pdeathsig = syscall.SIGKILL
+	runtime.LockOSThread()
+	return runtime.UnlockOSThread
+}
+
+// watch closes exited when cmd's process has exited, leaving it a zombie
+// (waitid WNOWAIT): its pid, which names its group, cannot be reused until
+// reap (cmd.Wait).
+func watch(cmd *exec.Cmd) *process {
+	p := &process{cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{}), reap: cmd.Wait}
+	go func() {
+		shim.WaitExited(p.pid)
+		close(p.exited)
+	}()
+	return p
+}

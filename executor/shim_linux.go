@@ -1,0 +1,55 @@
+package executor
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/port-runner/port-runner/internal/shim"
+)
+
+// ShimFor returns the shim prefix (Spec.Shim) for an agent whose executable is
+// exe: the tiny port-runner-shim next to it, or else exe itself under the
+// hidden shim subcommand, which gives the same guarantees at the cost of the
+// agent binary's start-up per run; then err says why the tiny one is not used.
+func ShimFor(exe string) (prefix []string, err error) {
+	tiny := filepath.Join(filepath.Dir(exe), shim.Binary)
+	if err := checkExecutable(tiny); err != nil {
+		return []string{exe, shim.Command}, fmt.Errorf("%s: %w", tiny, err)
+	}
+	return []string{tiny}, nil
+}
+
+// startShimmed starts the command under the shim: "SHIM... -- PATH ARGV...",
+// with the shim's end of a control socket as its fd 3 (see internal/shim).
+func startShimmed(spec Spec, prep prepared, out *os.File) (*process, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("shim control socket: %w", err)
+	}
+	// Ours is non-blocking so the runtime's poller serves it (read deadlines);
+	// the shim's stays blocking: its reads are plain syscalls.
+	if err := syscall.SetNonblock(fds[0], true); err != nil {
+		syscall.Close(fds[0])
+		syscall.Close(fds[1])
+		return nil, fmt.Errorf("shim control socket: %w", err)
+	}
+	ours := os.NewFile(uintptr(fds[0]), "shim-control")
+	theirs := os.NewFile(uintptr(fds[1]), "shim-control")
+	defer theirs.Close() // once started, only the shim holds it: its end of file is the shim's
+
+	args := append(append(append([]string{}, spec.Shim...), "--", prep.path), spec.Argv...)
+	cmd := command(spec.Shim[0], args, spec, prep, out)
+	cmd.ExtraFiles = []*os.File{theirs} // fd 3: shim.ControlFD
+	// No Pdeathsig (and no thread lock): the shim learns that the agent died
+	// from its control socket's end of file, which the kernel delivers however
+	// the agent ends, whichever thread forked the shim.
+	if err := cmd.Start(); err != nil {
+		ours.Close()
+		return nil, err
+	}
+	p := watch(cmd)
+	p.ctl = ours
+	return p, nil
+}

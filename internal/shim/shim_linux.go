@@ -1,0 +1,200 @@
+//go:build linux
+
+package shim
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+const (
+	prSetDumpable       = 4  // PR_SET_DUMPABLE
+	prSetChildSubreaper = 36 // PR_SET_CHILD_SUBREAPER
+)
+
+// Main is the shim: args are "--", the command's resolved path, then its argv.
+//
+// Why a shim: Pdeathsig reaches only the agent's direct child, and a process group only
+// those that stay in it. The shim is a child subreaper, so every descendant the command
+// orphans (setsid, double fork) becomes the shim's child and cannot escape; it runs the
+// command in a process group of its own, passes the executor's Terminate and Kill on to that
+// group, and when the command's leader exits (or is killed: timeout, the agent's death), it
+// kills everything left, group or not. It stays out of the command's group, so killing the
+// group never kills the shim before it has reported how the command ended.
+func Main(args []string) int {
+	// Non-dumpable: the shim's environment (the command's, with its run's token) and memory
+	// then need CAP_SYS_PTRACE to read, not just the same uid.
+	_ = SetNonDumpable()
+	if err := Prctl(prSetChildSubreaper, 1); err != nil {
+		stderr("port-runner-shim: PR_SET_CHILD_SUBREAPER: " + err.Error() + "\n")
+		return 127
+	}
+	if len(args) < 3 || args[0] != "--" {
+		stderr("port-runner-shim: usage: -- PATH ARGV0 [ARG...]\n")
+		return 127
+	}
+	// The command must not inherit the control socket: it closes with the shim alone.
+	syscall.CloseOnExec(ControlFD)
+	leader, err := syscall.ForkExec(args[1], args[2:], &syscall.ProcAttr{
+		Env:   syscall.Environ(),
+		Files: []uintptr{0, 1, 2},
+		// If the shim itself is killed, the leader goes with it. No goroutine of the shim
+		// locks its thread, so the runtime never ends the forking thread (which would fire
+		// Pdeathsig early, https://go.dev/issue/27505).
+		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
+	})
+	if err != nil {
+		if _, werr := syscall.Write(ControlFD, []byte(err.Error())); werr != nil {
+			stderr("could not start: " + err.Error() + "\n") // no executor listening: say it in the log
+		}
+		return 127
+	}
+
+	// The goroutines below end with the process: Main's return is followed by exit.
+	events := make(chan byte, 4)
+	go readControl(events)
+	exited := make(chan struct{})
+	go func() {
+		WaitExited(leader) // unreaped, so the leader's pid (the group's id) cannot be reused
+		close(exited)
+	}()
+	for {
+		select {
+		case <-exited:
+			return finish(leader)
+		case ev := <-events:
+			switch ev {
+			case Terminate:
+				_ = syscall.Kill(-leader, syscall.SIGTERM)
+			case Kill:
+				killLeader(leader)
+			default: // end of file: the agent is gone
+				_ = syscall.Kill(-leader, syscall.SIGTERM)
+				go func() {
+					sleep(deathGraceNs)
+					events <- Kill
+				}()
+			}
+		}
+	}
+}
+
+// readControl passes the executor's control bytes on; 0 means the agent is gone.
+func readControl(events chan<- byte) {
+	var b [1]byte
+	for {
+		n, err := syscall.Read(ControlFD, b[:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if n != 1 {
+			events <- 0
+			return
+		}
+		events <- b[0]
+	}
+}
+
+// killLeader kills the command's group, and its leader even if it left the group.
+func killLeader(leader int) {
+	_ = syscall.Kill(-leader, syscall.SIGKILL)
+	_ = syscall.Kill(leader, syscall.SIGKILL)
+}
+
+// finish ends what the exited command left behind, reaps it all and returns the exit code
+// that passes the command's end on.
+func finish(leader int) int {
+	// The run is over when its command is: nothing of it may go on unobserved.
+	killLeader(leader)
+	var ws syscall.WaitStatus
+	for {
+		if _, err := syscall.Wait4(leader, &ws, 0, nil); err != syscall.EINTR {
+			break
+		}
+	}
+	reapAll()
+	return exitLike(ws)
+}
+
+// reapAll kills and reaps every child the shim has until it has none. Orphans of the
+// command are reparented to the shim (a subreaper), so killing its children level by level
+// ends the whole tree: a killed child's own children become the shim's in turn.
+func reapAll() {
+	misses := 0
+	for {
+		pid, err := syscall.Wait4(-1, nil, syscall.WNOHANG, nil)
+		switch {
+		case err == syscall.EINTR, pid > 0:
+			continue
+		case err != nil:
+			return // ECHILD: no child left
+		}
+		// Children remain, still running: kill them, wait for one, look again.
+		if killChildren() > 0 {
+			misses = 0
+			_, _ = syscall.Wait4(-1, nil, 0, nil)
+			continue
+		}
+		// None found in /proc (one may have just exited; or /proc is not this pid
+		// namespace's): look again briefly, then give up rather than wait forever for a
+		// process we cannot see, which would hold the run open.
+		if misses++; misses > 20 {
+			return
+		}
+		sleep(1e6)
+	}
+}
+
+// exitLike passes the command's end on: its exit code, or death by the same signal.
+func exitLike(ws syscall.WaitStatus) int {
+	if !ws.Signaled() {
+		return ws.ExitStatus()
+	}
+	sig := ws.Signal()
+	defaultDisposition(sig)
+	_ = syscall.Kill(syscall.Getpid(), sig)
+	sleep(1e9)            // delivery is asynchronous; the signal ends us meanwhile
+	return 128 + int(sig) // if it did not, as a shell would report it
+}
+
+// defaultDisposition sets sig back to SIG_DFL with rt_sigaction, replacing the Go runtime's
+// handler. An all-zero struct sigaction is SIG_DFL whatever the architecture's field order.
+func defaultDisposition(sig syscall.Signal) {
+	var act [4]uint64
+	_, _, _ = syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+}
+
+// WaitExited blocks until pid has exited, leaving it a zombie (WNOWAIT), so the caller can
+// still signal its process group without a pid-reuse race before reaping it.
+func WaitExited(pid int) {
+	const pPID = 1     // P_PID
+	var info [128]byte // siginfo_t
+	for {
+		_, _, e := syscall.Syscall6(syscall.SYS_WAITID, pPID, uintptr(pid),
+			uintptr(unsafe.Pointer(&info)), syscall.WEXITED|syscall.WNOWAIT, 0, 0)
+		if e != syscall.EINTR {
+			// 0, or ECHILD if it is somehow gone already: either way it has exited.
+			return
+		}
+	}
+}
+
+// Prctl is prctl(2) with one argument.
+func Prctl(option, arg uintptr) error {
+	if _, _, e := syscall.RawSyscall6(syscall.SYS_PRCTL, option, arg, 0, 0, 0, 0); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// SetNonDumpable makes the calling process non-dumpable: its /proc/PID/environ, mem and
+// maps then need CAP_SYS_PTRACE, which processes of the same uid lack.
+func SetNonDumpable() error { return Prctl(prSetDumpable, 0) }
+
+func sleep(ns int64) {
+	ts := syscall.NsecToTimespec(ns)
+	for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
+	}
+}
+
+func stderr(s string) { _, _ = syscall.Write(2, []byte(s)) }
