@@ -4,7 +4,6 @@ package portproxy
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/port-runner/port-runner/internal/shim"
 )
 
 // processBinding is supported: /proc tells which process holds a loopback socket.
@@ -124,7 +125,7 @@ func descendants(root int) []int {
 		if err != nil {
 			continue
 		}
-		if ppid, ok := parentOf(pid); ok {
+		if ppid := shim.ParentOf(pid); ppid >= 0 {
 			children[ppid] = append(children[ppid], pid)
 		}
 	}
@@ -133,23 +134,4 @@ func descendants(root int) []int {
 		out = append(out, children[out[i]]...)
 	}
 	return out
-}
-
-// parentOf reads the ppid from /proc/<pid>/stat: "pid (comm) state ppid ...", where comm may
-// hold spaces and parentheses, so the fields start after the last ')'.
-func parentOf(pid int) (int, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, false
-	}
-	fields := strings.Fields(string(b[i+1:]))
-	if len(fields) < 2 {
-		return 0, false
-	}
-	ppid, err := strconv.Atoi(fields[1])
-	return ppid, err == nil
 }
