@@ -2,6 +2,7 @@ package portproxy_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"runtime"
@@ -124,4 +125,88 @@ func BenchmarkQueuedBigPosts(b *testing.B) {
 		b.Logf("answers by status: %v", byCode)
 	}
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+}
+
+// BenchmarkFloodDelaysOthers (issue 8 point 5): run A floods the proxy with 200 concurrent
+// GET loops at requestsPerSecond: 10; it reports how long another run's log batch (log
+// priority) and closing request (closing priority) then take through the same Port client.
+// "unbounded" is the proxy without limits of its own, as before; "limits" the agent's.
+func BenchmarkFloodDelaysOthers(b *testing.B) {
+	const rps = 10
+	for _, tc := range []struct {
+		name   string
+		limits portproxy.Limits
+	}{
+		{"unbounded", portproxy.Limits{MaxConcurrentPerRun: 1000, MaxQueuedPerRun: 1000, MaxConcurrent: 1000}},
+		{"limits", portproxy.Limits{RequestsPerSecond: rps / 2, RunRequestsPerSecond: rps / 4}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			emu := emulator.New(emulator.Options{ClientID: "cid", ClientSecret: "secret", OrgID: "org"})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			base, _, err := emu.Start(ctx, "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			api, err := portapi.New(portapi.Options{BaseURL: base, ClientID: "cid", ClientSecret: "secret", RequestsPerSecond: rps})
+			if err != nil {
+				b.Fatal(err)
+			}
+			proxy := portproxy.New(func(ctx context.Context, rq portproxy.Request) (portproxy.Response, error) {
+				resp, err := api.Forward(ctx, portapi.ProxyRequest{Method: rq.Method, Path: rq.Path, Query: rq.Query, ContentType: rq.ContentType, Body: rq.Body, RunID: rq.RunID})
+				return portproxy.Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: resp.Body}, err
+			}, portproxy.Options{Logger: zap.NewNop(), Limits: tc.limits})
+			url, _, err := proxy.Serve(ctx, "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			emu.RegisterRun("r_a", "act")
+			token, revoke := proxy.Register("r_a", "act", "", nil)
+			defer revoke()
+			var logMS, closeMS float64
+			for i := 0; b.Loop(); i++ {
+				runB := fmt.Sprintf("r_b%d", i)
+				emu.RegisterRun(runB, "act")
+				floodCtx, stopFlood := context.WithCancel(ctx)
+				var flood sync.WaitGroup
+				client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 200}}
+				for range 200 {
+					flood.Go(func() {
+						for floodCtx.Err() == nil {
+							req, _ := http.NewRequestWithContext(floodCtx, "GET", url+"/actions/runs/r_a", nil)
+							req.Header.Set("Authorization", "Bearer "+token)
+							if resp, err := client.Do(req); err == nil {
+								_, _ = io.Copy(io.Discard, resp.Body)
+								resp.Body.Close()
+							}
+						}
+					})
+				}
+				// The flood has spent the burst once Port has seen it.
+				for n := 0; n < rps; {
+					n = 0
+					for _, r := range emu.Requests() {
+						if r.Path == "/v1/actions/runs/r_a" {
+							n++
+						}
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				start := time.Now()
+				if err := api.AppendLog(ctx, runB, "a log batch"); err != nil {
+					b.Fatal(err)
+				}
+				logMS = float64(time.Since(start).Milliseconds())
+				start = time.Now()
+				if _, err := api.CloseRun(ctx, runB, portapi.Closing{Message: "done", TerminationStatus: portapi.StatusSuccess}); err != nil {
+					b.Fatal(err)
+				}
+				closeMS = float64(time.Since(start).Milliseconds())
+				stopFlood()
+				flood.Wait()
+			}
+			b.ReportMetric(logMS, "log-ms")
+			b.ReportMetric(closeMS, "close-ms")
+		})
+	}
 }
