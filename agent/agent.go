@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
 	"go.uber.org/zap"
 
 	"github.com/port-runner/port-runner/config"
 	"github.com/port-runner/port-runner/consumer"
 	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/lag"
 	"github.com/port-runner/port-runner/metrics"
 	"github.com/port-runner/port-runner/portapi"
 	"github.com/port-runner/port-runner/portproxy"
@@ -35,6 +37,8 @@ type Deps struct {
 	// Shim is the exec shim's command prefix (executor.ShimFor), so a command's children die
 	// with the agent too; nil: no shim.
 	Shim []string
+	// LagInterval is how often consumer_lag is read from the broker; 0 -> 5s.
+	LagInterval time.Duration
 	// KafkaPlaintext: Kafka credentials from Port are used without TLS (tests, whose
 	// in-process broker has none; Port's Kafka is always SASL_SSL).
 	KafkaPlaintext bool
@@ -55,6 +59,13 @@ type Agent struct {
 	actions  map[string]*action
 	seen     *seenRuns
 	deps     Deps
+	// Observability: the runs held (for /status, runs_waiting), franz-go's client metrics,
+	// and the options of the lag collector's own Kafka client.
+	tracker   *tracker
+	kafkaProm *kprom.Metrics
+	lagOpts   []kgo.Opt
+	kafka     config.Kafka // the consumer's, brokers and group from Port included
+	kafkaLogs atomic.Bool  // franz-go's warnings are logged (after the start check)
 	// peek decodes without verifying, only to tell whether an unsigned message was for a
 	// configured action (setup.go); unsignedSeen: the first one was logged as an error.
 	peek         *runmsg.Decoder
@@ -75,7 +86,7 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 	if deps.CloseGrace <= 0 {
 		deps.CloseGrace = 30 * time.Second
 	}
-	a := &Agent{cfg: cfg, log: deps.Logger, metrics: deps.Metrics, deps: deps, seen: newSeenRuns(10000)}
+	a := &Agent{cfg: cfg, log: deps.Logger, metrics: deps.Metrics, deps: deps, seen: newSeenRuns(10000), tracker: newTracker()}
 
 	api, err := portapi.New(portapi.Options{
 		BaseURL:           cfg.Port.BaseURL,
@@ -152,8 +163,12 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		Logger:         deps.Logger,
 		OnLogBytes:     func(n int) { deps.Metrics.LogBytes.Add(float64(n)) },
 		OnDropped:      func(n int) { deps.Metrics.LogBytesDropped.Add(float64(n)) },
+		OnLine:         a.tracker.line,
 	})
 
+	// The consumer's client metrics (port_runner_kafka_*), attached to the registry in Run:
+	// kprom registers nothing itself, so agents sharing one Metrics never collide.
+	a.kafkaProm = kprom.NewMetrics("port_runner", kprom.Subsystem("kafka"), kprom.Registry(nil))
 	if !cfg.Kafka.FromPort() {
 		// Without brokers the consumer waits for Port's credentials (Run).
 		if err := a.newConsumer(cfg.Kafka); err != nil {
@@ -204,17 +219,25 @@ func (a *Agent) Run(ctx, kill context.Context) error {
 	if _, err := a.api.Token(startCtx); err != nil {
 		return fmt.Errorf("port api: %w", err)
 	}
+	a.kafkaLogs.Store(true)
 
 	// The metrics server outlives the drain, so probes and scrapes see it through; /readyz
 	// says "stopping" from the first signal on. Servers stop when Run returns, the proxy
 	// first (deferred last), once every run has ended.
-	if addr := a.metricsAddr(); addr != "-" {
-		ready := func() error {
-			if ctx.Err() != nil {
-				return errors.New("stopping")
-			}
-			return a.Ready()
+	ready := func() error {
+		if ctx.Err() != nil {
+			return errors.New("stopping")
 		}
+		return a.Ready()
+	}
+	defer a.metrics.SetSource(source{a: a, ready: ready})()
+	defer a.metrics.Attach("kafka", a.kafkaProm)()
+	stopLag, err := a.startLag()
+	if err != nil {
+		return err
+	}
+	defer stopLag()
+	if addr := a.metricsAddr(); addr != "-" {
 		stop, err := a.serve("metrics server", func(sctx context.Context) (string, func() error, error) {
 			return a.metrics.Serve(sctx, addr, ready)
 		})
@@ -295,6 +318,37 @@ func (a *Agent) serve(name string, start func(context.Context) (string, func() e
 			a.log.Warn(name+" stopped with an error", zap.Error(err))
 		}
 	}, nil
+}
+
+// startLag runs the broker-side lag collector, on a Kafka client of its own, until stop.
+func (a *Agent) startLag() (stop func(), err error) {
+	cl, err := kgo.NewClient(a.lagOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client for lag: %w", err)
+	}
+	c := lag.New(lag.Options{
+		Client: cl, Topic: a.kafka.Topic, Group: a.kafka.Group, StartOffset: a.kafka.StartOffset,
+		Owned: a.ownedUnstarted, Interval: a.deps.LagInterval, Logger: a.log,
+	})
+	detach := a.metrics.Attach("lag", c)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { c.Run(ctx) })
+	return func() {
+		cancel()
+		wg.Wait()
+		detach()
+		cl.Close()
+	}, nil
+}
+
+// ownedUnstarted is the consumer's view of its partitions, as the lag collector reads it.
+func (a *Agent) ownedUnstarted() map[int32]lag.Unstarted {
+	out := map[int32]lag.Unstarted{}
+	for p, u := range a.consumer.Unstarted() {
+		out[p] = lag.Unstarted{Offset: u.Offset, Timestamp: u.Timestamp}
+	}
+	return out
 }
 
 func (a *Agent) metricsAddr() string {

@@ -24,7 +24,8 @@ type executed struct {
 // execute runs a started run's command and closes the run in Port, on its target (action
 // run or workflow node run): a synchronous action's response goes before the closing, a
 // node run's outputs with it.
-func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *action, rerun bool, where string, log *zap.Logger) executed {
+// held, when not nil, is the run as /status shows it (try has none).
+func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *action, rerun bool, where string, log *zap.Logger, held *tracked) executed {
 	tgt := a.target(run)
 	spec, secrets, err := act.spec(run)
 	revoke := func() {}
@@ -55,6 +56,7 @@ func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *actio
 	} else {
 		log.Info("run started", zap.String("at", where), zap.Bool("rerun", rerun))
 		a.metrics.RunsInFlight.Inc()
+		spec.OnStart = held.started
 		res = executor.Run(work, spec, runLog)
 		revoke()
 		a.metrics.RunsInFlight.Dec()
@@ -66,6 +68,7 @@ func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *actio
 	}
 	a.metrics.RunsTotal.WithLabelValues(run.Action, result).Inc()
 
+	held.closing()
 	outcome := reporter.Outcome{
 		Success: res.Success,
 		Label:   res.Label,

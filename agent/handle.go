@@ -42,6 +42,8 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		return true
 	}
 	log := a.log.With(zap.String("run_id", run.ID), zap.String("action", run.Action))
+	held := a.tracker.add(rec, run.ID, run.Action) // for /status and runs_waiting
+	defer held.done()
 	// Port requests about this run (retries, token refreshes) log its action too.
 	report = portapi.WithLogFields(report, zap.String("action", run.Action))
 	if t.Prior == consumer.PriorFinished {
@@ -127,7 +129,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		log.Info("not started; left for redelivery", zap.String("at", where), zap.Error(err))
 		return false
 	}
-	finished = a.execute(work, report, run, act, rerun, where, log).finished
+	finished = a.execute(work, report, run, act, rerun, where, log, held).finished
 	return finished
 }
 

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kzap"
 	"go.uber.org/zap"
 
 	"github.com/port-runner/port-runner/config"
 	"github.com/port-runner/port-runner/consumer"
+	"github.com/port-runner/port-runner/portapi"
 	"github.com/port-runner/port-runner/runmsg"
 )
 
@@ -47,6 +50,17 @@ func (a *Agent) newConsumer(k config.Kafka) error {
 	if err != nil {
 		return err
 	}
+	// franz-go's own logs: warnings and errors only (its info lines are per connection), and
+	// none before the start check passed: a refused broker is then one line, Run's error.
+	kopts = append(kopts, kgo.WithLogger(kzap.New(a.log.Named("kafka"), kzap.LevelFn(func() kgo.LogLevel {
+		if a.kafkaLogs.Load() {
+			return kgo.LogLevelWarn
+		}
+		return kgo.LogLevelNone
+	}))))
+	a.kafka = k
+	a.lagOpts = append(append([]kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, kopts...), a.deps.KafkaOpts...)
+	kopts = append(kopts, kgo.WithHooks(a.kafkaProm))
 	a.consumer, err = consumer.New(consumer.Options{
 		Brokers:       k.Brokers,
 		Topic:         k.Topic,
@@ -57,7 +71,6 @@ func (a *Agent) newConsumer(k config.Kafka) error {
 		Slots:         a.pool,
 		MaxPoll:       a.cfg.Executor.MaxConcurrent,
 		Logger:        a.log,
-		OnLags:        a.metrics.ObserveLags,
 	})
 	return err
 }
@@ -71,15 +84,21 @@ func (a *Agent) consumerFromPort(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kafka.brokers not configured, and Port did not give Kafka credentials: %w", err)
 	}
-	k := a.cfg.Kafka
+	k := kafkaFromPort(a.cfg.Kafka, cr, a.deps.KafkaPlaintext)
+	a.log.Info("using Kafka credentials from Port", zap.Strings("brokers", cr.Brokers), zap.String("group", k.Group))
+	return a.newConsumer(k)
+}
+
+// kafkaFromPort is k with the brokers and credentials Port gave (consumerFromPort, and
+// validate --connect).
+func kafkaFromPort(k config.Kafka, cr portapi.KafkaCredentials, plaintext bool) config.Kafka {
 	k.Brokers = cr.Brokers
 	k.SASL = config.SASL{Mechanism: "SCRAM-SHA-512", Username: cr.Username, Password: cr.Password}
-	if !a.deps.KafkaPlaintext {
+	if !plaintext {
 		k.TLS.Enabled = true
 	}
 	if k.Group == "" {
 		k.Group = cr.Username
 	}
-	a.log.Info("using Kafka credentials from Port", zap.Strings("brokers", cr.Brokers), zap.String("group", k.Group))
-	return a.newConsumer(k)
+	return k
 }

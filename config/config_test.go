@@ -754,6 +754,73 @@ func TestRequestsPerSecondNaNFromYAML(t *testing.T) {
 	}
 }
 
+// ParseAll reports every problem of a file in one pass, each with its key and line, and
+// still returns the rest of the config so Validate can name the problems it finds too.
+func TestParseAllReportsEveryProblem(t *testing.T) {
+	yml := `port:
+  clientID: x
+  clientSecret: y
+  orgID: o
+  bogus: 1
+kafka:
+  brokers: [b:1]
+  group: g
+executor:
+  shutdownTimeout: "10"
+  maxConcurrent: many
+actions:
+  a:
+    command: [/nonexistent/script]
+    env: {X: "(("}
+    timeout: 5m
+  b: {command: [sh], what: 2, maxConcurrent: [1]}
+`
+	c, lines, ps := ParseAll([]byte(yml), noEnv)
+	if c == nil {
+		t.Fatalf("ParseAll returned no config: %v", ps)
+	}
+	want := []string{
+		"port.bogus: unknown key (line 5)",
+		`executor.shutdownTimeout: "10" is not a duration like 90s or 10m (line 10)`,
+		"executor.maxConcurrent: cannot unmarshal !!str `many` into int (line 11)",
+		"actions.b.what: unknown key (line 17)",
+		"actions.b.maxConcurrent: cannot unmarshal !!seq into int (line 17)",
+	}
+	equalProblems(t, ps, want)
+	if c.Actions["a"].Timeout.D() != 5*time.Minute || c.Executor.MaxConcurrent != 8 {
+		t.Errorf("the rest of the config was not kept: %+v", c)
+	}
+	err := c.Validate(runmsg.CompileSelector, func(p string) (string, error) {
+		if p == "sh" {
+			return "/bin/sh", nil
+		}
+		return "", errors.New("no such file")
+	})
+	var vs Problems
+	if !errors.As(err, &vs) {
+		t.Fatalf("Validate = %v", err)
+	}
+	equalProblems(t, vs.WithLines(lines), []string{
+		`actions.a.command: "/nonexistent/script" is not an executable: no such file (line 14)`,
+		`actions.a.env.X: bad jq expression "((": parse jq "((": unexpected EOF (line 15)`,
+	})
+	if _, err := Parse([]byte(yml), noEnv); err == nil || !strings.Contains(err.Error(), "port.bogus") ||
+		!strings.Contains(err.Error(), "executor.maxConcurrent") {
+		t.Errorf("Parse = %v, want every problem too", err)
+	}
+}
+
+func equalProblems(t *testing.T, ps Problems, want []string) {
+	t.Helper()
+	var got []string
+	for _, p := range ps {
+		got = append(got, p.Error())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 // metrics.pprof is opt-in: profiling endpoints are off unless the file turns them on.
 func TestMetricsPprofOptIn(t *testing.T) {
 	if c := mustParse(t, "metrics: {addr: \"127.0.0.1:1\"}\n", noEnv); c.Metrics.Pprof {

@@ -24,7 +24,16 @@ func FuzzParse(f *testing.F) {
 	}
 	lookup := env(map[string]string{"A": "a: b # c", "B": "", "N": "3", "V": "false", "T": "{x: [y]}", "U": "\n- z"})
 	f.Fuzz(func(t *testing.T, raw []byte) {
+		// ParseAll never panics; with no problems it is Parse, with some Parse fails.
+		all, lines, ps := ParseAll(raw, lookup)
+		if all != nil {
+			_ = ps.WithLines(lines)
+			_ = all.Validate(func(string) error { return nil }, func(string) (string, error) { return "", errors.New("no") })
+		}
 		c, err := Parse(raw, lookup)
+		if (err == nil) != (ps == nil) {
+			t.Fatalf("Parse error %v, ParseAll problems %v", err, ps)
+		}
 		if err != nil {
 			if c != nil {
 				t.Fatalf("Parse returned a config and an error: %v", err)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -19,23 +20,33 @@ type LookupFunc func(name string) (string, bool)
 // Load reads, expands and decodes the file at path, applies defaults and resolves relative
 // command paths against the working directory. It does not validate: call Validate.
 func Load(path string) (*Config, error) {
+	cfg, _, ps := LoadAll(path)
+	if ps != nil {
+		return nil, fmt.Errorf("%s: %w", path, ps)
+	}
+	return cfg, nil
+}
+
+// LoadAll is Load reporting every problem of the file at once (`port-runner validate`):
+// the config, read as far as it could be (nil when the file is not YAML at all), where its
+// keys are, and its problems (nil when there are none).
+func LoadAll(path string) (*Config, Lines, Problems) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, nil, Problems{fmt.Errorf("read config: %w", err)}
 	}
-	cfg, err := Parse(raw, os.LookupEnv)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	cfg, lines, ps := ParseAll(raw, os.LookupEnv)
+	if cfg != nil {
+		if err := cfg.ReadSecretFiles(); err != nil {
+			ps = append(ps, err)
+		}
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, nil, append(ps, fmt.Errorf("working directory: %w", err))
+		}
+		cfg.ResolveCommands(wd)
 	}
-	if err := cfg.ReadSecretFiles(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return nil, fmt.Errorf("working directory: %w", err)
-	}
-	cfg.ResolveCommands(wd)
-	return cfg, nil
+	return cfg, lines, ps
 }
 
 // ReadSecretFiles fills port.clientSecret and kafka.sasl.password from the files
@@ -69,8 +80,34 @@ func (c *Config) ReadSecretFiles() error {
 }
 
 // Parse decodes YAML bytes with ${VAR} expansion from lookup and applies defaults.
-// Unknown keys are errors naming the key's path.
+// Unknown keys and values that do not decode are errors naming the key's path and line.
 func Parse(raw []byte, lookup LookupFunc) (*Config, error) {
+	cfg, _, ps := ParseAll(raw, lookup)
+	if ps != nil {
+		return nil, ps
+	}
+	return cfg, nil
+}
+
+// Lines maps key paths ("kafka.sasl.username", "actions.a.env.X") to their line in the file.
+type Lines map[string]int
+
+// Of is the line of key, or of its nearest ancestor the file has (0: none).
+func (l Lines) Of(key string) int {
+	for key != "" {
+		if n, ok := l[key]; ok {
+			return n
+		}
+		i := max(strings.LastIndexAny(key, ".["), 0)
+		key = key[:i]
+	}
+	return 0
+}
+
+// ParseAll is Parse reporting every problem at once. Keys and values with a problem are
+// left out of the config it returns (so their defaults apply), which lets Validate check
+// the rest; cfg is nil only when the text is not YAML.
+func ParseAll(raw []byte, lookup LookupFunc) (*Config, Lines, Problems) {
 	// `${VAR}` is not valid plain YAML inside a flow collection (`{user: ${U}}`: the braces
 	// are flow indicators), so each reference is swapped for a plain-safe placeholder before
 	// parsing and put back, expanded, into the parsed scalars: structure comes from the file
@@ -78,24 +115,25 @@ func Parse(raw []byte, lookup LookupFunc) (*Config, error) {
 	text, refs := protectRefs(string(raw))
 	var root yaml.Node
 	if err := yaml.Unmarshal([]byte(text), &root); err != nil {
-		return nil, fmt.Errorf("parse YAML: %w", err)
+		return nil, nil, Problems{fmt.Errorf("parse YAML: %w", err)}
 	}
 	cfg := &Config{}
+	lines := Lines{}
 	if root.Kind == 0 { // empty file: all defaults
 		cfg.applyDefaults()
-		return cfg, nil
+		return cfg, lines, nil
 	}
 	if err := expandNode(&root, refs, lookup); err != nil {
-		return nil, err
+		return nil, nil, Problems{err}
 	}
-	if err := checkKeys(root.Content[0], reflect.TypeOf(*cfg), ""); err != nil {
-		return nil, err
-	}
+	kc := &keyChecker{seen: map[keyVisit]bool{}, lines: lines}
+	kc.check(root.Content[0], reflect.TypeOf(*cfg), "")
 	if err := root.Decode(cfg); err != nil {
-		return nil, fmt.Errorf("decode: %w", err)
+		// The checker left out every value it found wrong: this is a case it does not know.
+		return nil, nil, append(kc.problems, fmt.Errorf("decode: %w", err))
 	}
 	cfg.applyDefaults()
-	return cfg, nil
+	return cfg, lines, kc.problems
 }
 
 var varPattern = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}\n]*))?\}`)
@@ -201,12 +239,16 @@ func restoreKey(n *yaml.Node, r refs) {
 	}
 }
 
-// checkKeys walks the document beside the Go type and reports the first key the type does
-// not have, by its dotted path: yaml's own KnownFields error names a Go type, not the key.
-// It follows aliases and `<<` merge keys as the decoder does, visiting each (node, type)
-// pair once so an alias-heavy document cannot make it exponential.
-func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
-	return (&keyChecker{seen: map[keyVisit]bool{}}).check(n, t, path)
+// keyChecker walks the document beside the Go type and reports every key the type does not
+// have and every value that does not decode, by its dotted path and line: yaml's own errors
+// name a Go type or only a line, and stop at the first. Each wrong key or value is cut out
+// of the document, so the decode that follows succeeds with defaults in their place. It
+// follows aliases and `<<` merge keys as the decoder does, visiting each (node, type) pair
+// once so an alias-heavy document cannot make it exponential.
+type keyChecker struct {
+	seen     map[keyVisit]bool
+	lines    Lines
+	problems Problems
 }
 
 type keyVisit struct {
@@ -214,9 +256,34 @@ type keyVisit struct {
 	t reflect.Type
 }
 
-type keyChecker struct{ seen map[keyVisit]bool }
+func (c *keyChecker) add(path string, line int, msg string) {
+	c.problems = append(c.problems, keyError{key: orRoot(path), msg: msg, line: line})
+}
 
-func (c *keyChecker) check(n *yaml.Node, t reflect.Type, path string) error {
+// linePrefix matches the "line N: " that yaml's and our decoders' messages start with: the
+// line goes at the end, after the key, as in every other problem.
+var linePrefix = regexp.MustCompile(`^(yaml: )?(unmarshal errors:\s*)?line \d+: `)
+
+// leaf checks that n decodes as a t, and cuts it out (null: the default) if not.
+func (c *keyChecker) leaf(n *yaml.Node, t reflect.Type, path string) {
+	err := n.Decode(reflect.New(t).Interface())
+	if err == nil {
+		return
+	}
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	for _, m := range msgs {
+		c.add(path, n.Line, linePrefix.ReplaceAllString(strings.TrimSpace(m), ""))
+	}
+	*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+}
+
+func (c *keyChecker) check(n *yaml.Node, t reflect.Type, path string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -224,26 +291,30 @@ func (c *keyChecker) check(n *yaml.Node, t reflect.Type, path string) error {
 		n = n.Alias
 	}
 	if n == nil {
-		return nil
+		return
 	}
 	if n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 0 {
-			return nil
+			return
 		}
 		n = n.Content[0]
 	}
 	v := keyVisit{n, t}
 	if c.seen[v] {
-		return nil
+		return
 	}
 	c.seen[v] = true
-	switch t.Kind() {
-	case reflect.Struct:
+	switch {
+	case t.Kind() == reflect.Struct && (t == reflect.TypeOf(Duration(0)) || reflect.PointerTo(t).Implements(unmarshalerType)):
+		c.leaf(n, t, path)
+	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
-				return nil
+				return
 			}
-			return fmt.Errorf("%s: want a mapping (line %d)", orRoot(path), n.Line)
+			c.add(path, n.Line, "want a mapping")
+			*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+			return
 		}
 		fields := map[string]reflect.StructField{}
 		for i := 0; i < t.NumField(); i++ {
@@ -251,65 +322,60 @@ func (c *keyChecker) check(n *yaml.Node, t reflect.Type, path string) error {
 			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 			fields[name] = f
 		}
+		kept := n.Content[:0:0]
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
+			k, val := n.Content[i], n.Content[i+1]
 			if isMerge(k) {
-				if err := c.merged(n.Content[i+1], t, path); err != nil {
-					return err
-				}
+				c.merged(val, t, path)
+				kept = append(kept, k, val)
 				continue
 			}
-			key := k.Value
-			f, ok := fields[key]
+			f, ok := fields[k.Value]
 			if !ok {
-				return fmt.Errorf("%s: unknown key (line %d)", join(path, key), k.Line)
+				c.add(join(path, k.Value), k.Line, "unknown key")
+				continue // cut out
 			}
-			if err := c.check(n.Content[i+1], f.Type, join(path, key)); err != nil {
-				return err
-			}
+			c.lines[join(path, k.Value)] = k.Line
+			c.check(val, f.Type, join(path, k.Value))
+			kept = append(kept, k, val)
 		}
-	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			return nil // the decoder reports type mismatches with their line
-		}
+		n.Content = kept
+	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if isMerge(n.Content[i]) {
-				if err := c.merged(n.Content[i+1], t, path); err != nil {
-					return err
-				}
+			k, val := n.Content[i], n.Content[i+1]
+			if isMerge(k) {
+				c.merged(val, t, path)
 				continue
 			}
-			if err := c.check(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value)); err != nil {
-				return err
-			}
+			c.leaf(k, t.Key(), join(path, k.Value))
+			c.lines[join(path, k.Value)] = k.Line
+			c.check(val, t.Elem(), join(path, k.Value))
 		}
-	case reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			return nil
-		}
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
 		for i, e := range n.Content {
-			if err := c.check(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
+			p := fmt.Sprintf("%s[%d]", path, i)
+			c.lines[p] = e.Line
+			c.check(e, t.Elem(), p)
 		}
+	default:
+		c.leaf(n, t, path)
 	}
-	return nil
 }
 
+var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+
 // merged checks the value of a `<<` key: one mapping (or alias to one) or a list of them.
-func (c *keyChecker) merged(v *yaml.Node, t reflect.Type, path string) error {
+func (c *keyChecker) merged(v *yaml.Node, t reflect.Type, path string) {
 	for v != nil && v.Kind == yaml.AliasNode {
 		v = v.Alias
 	}
 	if v != nil && v.Kind == yaml.SequenceNode {
 		for _, e := range v.Content {
-			if err := c.check(e, t, path); err != nil {
-				return err
-			}
+			c.check(e, t, path)
 		}
-		return nil
+		return
 	}
-	return c.check(v, t, path)
+	c.check(v, t, path)
 }
 
 func isMerge(k *yaml.Node) bool {

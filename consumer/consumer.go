@@ -538,3 +538,13 @@ func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]in
 
 // Close releases the client when Run was never called.
 func (c *Consumer) Close() { c.cl.Close() }
+
+// Unstarted is the oldest message of an owned partition whose run has not started.
+type Unstarted struct {
+	Offset    int64     // -1: unknown (nothing polled, nothing committed)
+	Timestamp time.Time // zero when the record was not fetched yet
+}
+
+// Unstarted returns, per partition this member owns, the oldest message whose run has not
+// started: what the age of the waiting work is measured from (lag.Collector).
+func (c *Consumer) Unstarted() map[int32]Unstarted { return c.ledger.unstarted() }

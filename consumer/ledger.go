@@ -447,3 +447,27 @@ func (l *ledger) waitFinished(ctx context.Context, parts map[string][]int32) boo
 		}
 	}
 }
+
+// unstarted returns, per owned partition, the oldest record this member holds whose run has
+// not started (its timestamp known), or else the next offset it will poll (timestamp
+// unknown: not fetched yet). Before anything was polled that is the committed offset, or
+// -1 when there is none.
+func (l *ledger) unstarted() map[int32]Unstarted {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[int32]Unstarted{}
+	for tp, pl := range l.parts {
+		u := Unstarted{Offset: pl.committed.offset.Offset}
+		if pl.lastSeen >= 0 {
+			u.Offset = pl.lastSeen + 1
+		}
+		for _, e := range pl.inflight {
+			if !e.done && !e.started {
+				u = Unstarted{Offset: e.rec.Offset, Timestamp: e.rec.Timestamp}
+				break
+			}
+		}
+		out[tp.partition] = u
+	}
+	return out
+}

@@ -1,5 +1,6 @@
-// Package metrics holds the agent's Prometheus collectors and serves /metrics, /healthz and
-// /readyz. The stages never import it: the wiring hands them small funcs.
+// Package metrics holds the agent's Prometheus registry and collectors and serves /metrics,
+// /healthz, /readyz and /status. The stages never import it: the wiring hands them small
+// funcs, and the agent shows its live state through a Source.
 package metrics
 
 import (
@@ -7,7 +8,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
+	"runtime/debug"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -27,13 +32,21 @@ type Metrics struct {
 	PortRequests    *prometheus.CounterVec
 	LogBytes        prometheus.Counter
 	LogBytesDropped prometheus.Counter
-	ConsumerLag     *prometheus.GaugeVec
+	// BuildInfo is 1 with the binary's version, commit and Go version as labels.
+	BuildInfo *prometheus.GaugeVec
 	// Pprof serves net/http/pprof under /debug/pprof/ beside /metrics (config metrics.pprof):
 	// opt-in, since profiles show the agent's internals to whoever reaches the port.
 	Pprof bool
 	// UnsignedMessages counts messages of configured actions skipped for carrying no
 	// signature while security.verifySignature is on: a nonzero value is a setup problem.
 	UnsignedMessages prometheus.Counter
+
+	// attached: collectors of the running agent (its lag collector, franz-go's client
+	// metrics, its Source), by name; the latest attached under a name wins, so two agents
+	// sharing one Metrics in a test never export a series twice.
+	mu       sync.Mutex
+	attached map[string]*attachment
+	source   *sourceAttachment
 }
 
 // Message outcomes, SPEC "Observability".
@@ -45,8 +58,9 @@ const (
 	OutcomeDuplicate    = "duplicate"
 )
 
+const ns = "port_runner"
+
 func New() *Metrics {
-	const ns = "port_runner"
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		RunsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "runs_total",
@@ -64,18 +78,41 @@ func New() *Metrics {
 			Help: "Bytes of command output taken into runs' logs."}),
 		LogBytesDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "log_bytes_dropped_total",
 			Help: "Bytes of command output dropped past logs.maxBytesPerRun."}),
-		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "consumer_lag",
-			Help: "Messages not yet committed, per owned partition."}, []string{"partition"}),
 		UnsignedMessages: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "unsigned_messages_total",
 			Help: "Unsigned messages of configured actions skipped because security.verifySignature is on."}),
+		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
+			Help: "Always 1; the labels say which build runs."}, []string{"version", "commit", "goversion"}),
+		attached: map[string]*attachment{},
 	}
 	m.Registry.MustRegister(m.RunsTotal, m.RunDuration, m.RunsInFlight, m.MessagesTotal, m.PortRequests,
-		m.LogBytes, m.LogBytesDropped, m.ConsumerLag, m.UnsignedMessages,
+		m.LogBytes, m.LogBytesDropped, m.BuildInfo, m.UnsignedMessages, attachedCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate} {
 		m.MessagesTotal.WithLabelValues(o) // present at zero, so alerts on rate() work from the start
 	}
+	m.SetVersion("")
 	return m
+}
+
+// SetVersion sets build_info's version ("" keeps the module's own, "(devel)" when built
+// from a checkout); the commit is the one the Go toolchain stamped, if any.
+func (m *Metrics) SetVersion(version string) {
+	commit := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if version == "" {
+			version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				commit = s.Value
+			}
+		}
+	}
+	if version == "" {
+		version = "unknown"
+	}
+	m.BuildInfo.Reset()
+	m.BuildInfo.WithLabelValues(version, commit, runtime.Version()).Set(1)
 }
 
 // ObservePortRequest counts one HTTP attempt to Port.
@@ -83,16 +120,43 @@ func (m *Metrics) ObservePortRequest(endpoint string, code int) {
 	m.PortRequests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
 }
 
-// ObserveLags sets the lag of every partition this replica owns; partitions it no longer
-// owns lose their series instead of showing a stale value forever.
-func (m *Metrics) ObserveLags(lags map[int32]int64) {
-	m.ConsumerLag.Reset()
-	for p, lag := range lags {
-		m.ConsumerLag.WithLabelValues(strconv.Itoa(int(p))).Set(float64(lag))
+// Attach adds a running agent's collector under name (replacing one attached before under
+// it) and returns detach, which removes it if it is still the one attached.
+func (m *Metrics) Attach(name string, c prometheus.Collector) (detach func()) {
+	at := &attachment{c} // its identity, not the collector's, says who is attached
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.attached[name] = at
+	return func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.attached[name] == at {
+			delete(m.attached, name)
+		}
 	}
 }
 
-// Handler serves /metrics, /healthz (alive) and /readyz (ready() == nil).
+type attachment struct{ c prometheus.Collector }
+
+// attachedCollector forwards to the attached collectors. Their series come and go with
+// agents and partitions, so it describes nothing (an unchecked collector).
+type attachedCollector struct{ m *Metrics }
+
+func (a attachedCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (a attachedCollector) Collect(ch chan<- prometheus.Metric) {
+	a.m.mu.Lock()
+	cs := make([]prometheus.Collector, 0, len(a.m.attached))
+	for _, at := range a.m.attached {
+		cs = append(cs, at.c)
+	}
+	a.m.mu.Unlock()
+	for _, c := range cs {
+		c.Collect(ch)
+	}
+}
+
+// Handler serves /metrics, /healthz (alive), /readyz (ready() == nil) and /status.
 func (m *Metrics) Handler(ready func() error) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
@@ -105,6 +169,9 @@ func (m *Metrics) Handler(ready func() error) http.Handler {
 			return
 		}
 		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		m.serveStatus(w, r, ready)
 	})
 	if m.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index) // also the named profiles: heap, goroutine...
@@ -124,4 +191,12 @@ func (m *Metrics) Serve(ctx context.Context, addr string, ready func() error) (s
 		return "", nil, fmt.Errorf("metrics: %w", err)
 	}
 	return bound, wait, nil
+}
+
+// since is how old t is, in seconds; 0 for the zero time.
+func since(now, t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(now.Sub(t).Seconds(), 0)
 }

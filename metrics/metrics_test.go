@@ -2,12 +2,14 @@ package metrics
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -47,13 +49,10 @@ func TestServe(t *testing.T) {
 	}
 	m.RunsTotal.WithLabelValues("create_microservice", "success").Inc()
 	m.ObservePortRequest("run_logs", 429)
-	m.ObserveLags(map[int32]int64{2: 5})
-	m.ObserveLags(map[int32]int64{3: 17}) // partition 2 went elsewhere
 	_, body := get(t, base+"/metrics")
 	for _, want := range []string{
 		`port_runner_runs_total{action="create_microservice",result="success"} 1`,
 		`port_runner_port_requests_total{code="429",endpoint="run_logs"} 1`,
-		`port_runner_consumer_lag{partition="3"} 17`,
 		`port_runner_messages_total{outcome="bad_signature"} 0`,
 		"port_runner_runs_in_flight 0", "port_runner_log_bytes_dropped_total 0", "go_goroutines",
 	} {
@@ -61,13 +60,110 @@ func TestServe(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	if strings.Contains(body, `port_runner_consumer_lag{partition="2"}`) {
-		t.Error("/metrics still shows the lag of a partition no longer owned")
-	}
 	cancel()
 	if err := wait(); err != nil {
 		t.Fatalf("server stop: %v", err)
 	}
+}
+
+type fakeSource struct {
+	snap  Snapshot
+	ready error
+}
+
+func (f *fakeSource) Snapshot() Snapshot { return f.snap }
+func (f *fakeSource) Ready() error       { return f.ready }
+
+// The saturation metrics and /status come from the attached Source; detaching removes
+// them, and a second source replaces the first instead of doubling its series.
+func TestSourceMetricsAndStatus(t *testing.T) {
+	m := New()
+	m.SetVersion("v9.9.9")
+	now := time.Now()
+	src := &fakeSource{snap: Snapshot{SlotsBusy: 2, SlotsCapacity: 8, Actions: []string{"deploy", "create"},
+		Runs: []Run{
+			{RunID: "r_1", Action: "create", State: StateRunning, Received: now.Add(-time.Minute), Started: now, PID: 42,
+				LastLines: []string{"<script>alert(1)</script>"}},
+			{RunID: "r_2", Action: "create", State: StateWaiting, Received: now.Add(-30 * time.Second)},
+			{RunID: "r_3", Action: "deploy", State: StateClosing, Received: now.Add(-time.Hour), Ended: now.Add(-20 * time.Second)},
+		}}}
+	other := &fakeSource{snap: Snapshot{SlotsCapacity: 1}}
+	detachOther := m.SetSource(other)
+	detach := m.SetSource(src)
+	detachOther() // no longer the attached one: must not remove src
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, wait, err := m.Serve(ctx, "127.0.0.1:0", src.Ready)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + addr
+	_, body := get(t, base+"/metrics")
+	for _, want := range []string{
+		`port_runner_executor_slots{state="busy"} 2`, `port_runner_executor_slots{state="free"} 6`,
+		`port_runner_executor_capacity 8`,
+		`port_runner_runs_waiting{action="create"} 1`, `port_runner_runs_waiting{action="deploy"} 0`,
+		`port_runner_ready 1`,
+		`port_runner_build_info{commit="`, `version="v9.9.9"`, `goversion="go`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if n := strings.Count(body, "\nport_runner_executor_capacity "); n != 1 {
+		t.Errorf("executor_capacity exported %d times", n)
+	}
+	if !strings.Contains(body, "port_runner_runs_closing_oldest_seconds 2") { // about 20s
+		t.Errorf("runs_closing_oldest_seconds is not about 20s:\n%s", grepLines(body, "closing"))
+	}
+	if !strings.Contains(body, "port_runner_runs_waiting_oldest_seconds 3") { // about 30s
+		t.Errorf("runs_waiting_oldest_seconds is not about 30s:\n%s", grepLines(body, "oldest"))
+	}
+
+	_, js := get(t, base+"/status")
+	var st Status
+	if err := json.Unmarshal([]byte(js), &st); err != nil {
+		t.Fatalf("/status JSON: %v\n%s", err, js)
+	}
+	if !st.Ready || st.SlotsBusy != 2 || len(st.Runs) != 3 || st.Runs[0].RunID != "r_3" || st.Runs[1].PID != 42 ||
+		st.Runs[2].State != StateWaiting {
+		t.Errorf("/status = %+v", st)
+	}
+	req, _ := http.NewRequest("GET", base+"/status", nil)
+	req.Header.Set("Accept", "text/html")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(page), "r_2") ||
+		strings.Contains(string(page), "<script>alert") || !strings.Contains(string(page), "&lt;script&gt;") {
+		t.Errorf("HTML status page does not show the runs escaped:\n%s", page)
+	}
+
+	src.ready = errors.New("consumer group not joined")
+	if _, body := get(t, base+"/metrics"); !strings.Contains(body, "port_runner_ready 0") {
+		t.Error("ready stays 1 when not ready")
+	}
+	detach()
+	if _, body := get(t, base+"/metrics"); strings.Contains(body, "port_runner_executor_slots") {
+		t.Error("a detached source still shows")
+	}
+	cancel()
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func grepLines(body, word string) string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.Contains(l, word) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // net/http/pprof is served only when asked for (metrics.pprof), never by default.

@@ -36,6 +36,9 @@ type Options struct {
 	Logger         *zap.Logger
 	OnLogBytes     func(n int) // bytes accepted into a run's log (metrics)
 	OnDropped      func(n int) // bytes dropped past MaxBytesPerRun (metrics)
+	// OnLine sees each line taken into a run's log, masked as Port gets it (the agent's
+	// /status shows the last ones). It is called with the log's lock held: it must be quick.
+	OnLine func(runID, line string)
 }
 
 // maxLineBytes bounds a line without a newline: past it the line is cut, so a command
@@ -71,6 +74,9 @@ func New(api API, opts Options) *Reporter {
 	}
 	if opts.OnDropped == nil {
 		opts.OnDropped = func(int) {}
+	}
+	if opts.OnLine == nil {
+		opts.OnLine = func(string, string) {}
 	}
 	if opts.MaxBatchBytes <= 0 {
 		opts.MaxBatchBytes = 64 << 10
@@ -252,6 +258,7 @@ func (l *RunLog) takeLine(line string) {
 	}
 	l.accepted += size
 	l.opts.OnLogBytes(size)
+	l.opts.OnLine(l.runID, line)
 	if len(l.lines) == 0 {
 		l.firstAt = time.Now()
 		l.wake()

@@ -719,3 +719,22 @@ func BenchmarkRunLogWrite(b *testing.B) {
 		})
 	}
 }
+
+// OnLine sees the lines as Port gets them: masked, without workflow commands.
+func TestOnLineSeesMaskedLines(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	rep := New(nopAPI{}, Options{FlushInterval: time.Hour, Mask: []string{"cfg-secret-1"},
+		OnLine: func(runID, line string) {
+			mu.Lock()
+			defer mu.Unlock()
+			seen = append(seen, runID+": "+line)
+		}})
+	rl := rep.Start(context.Background(), "r_online", []string{"run-token-XYZ"})
+	write(t, rl, "a cfg-secret-1 b\n::add-mask::v4lue\n::port-status-label::x\nrun-token-XYZ v4lue\n")
+	mu.Lock()
+	got := append([]string(nil), seen...)
+	mu.Unlock()
+	equalLines(t, got, []string{"r_online: a *** b", "r_online: *** ***"})
+	closeRun(t, rl, Outcome{Success: true})
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/port-runner/port-runner/emulator"
 	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/internal/shim"
+	"github.com/port-runner/port-runner/metrics"
 	"github.com/port-runner/port-runner/runmsg"
 	"github.com/port-runner/port-runner/tryrun"
 )
@@ -48,7 +49,9 @@ const usage = `port-runner executes Port self-service action runs from Kafka.
 Usage:
   port-runner run --config FILE        the agent (PORT_RUNNER_CONFIG may name the file)
   port-runner demo                     the whole loop in-process: Kafka, Port emulator, examples/
-  port-runner validate --config FILE   check a config; errors name the key
+  port-runner validate --config FILE [--connect]
+                                       check a config: every problem, with key and line;
+                                       --connect also tries the brokers, SASL, topic, group, Port
   port-runner try ACTION [--properties JSON] [--entity ID] [--config FILE]
                                        run one action locally against an in-process Port
                                        emulator (no Kafka); exit 0 on SUCCESS, 1 on FAILURE
@@ -108,11 +111,16 @@ func versionString() string {
 	return fmt.Sprintf("port-runner %s (commit %s, %s %s/%s)", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
-// loadConfig reads and validates the config named by --config or PORT_RUNNER_CONFIG.
-func loadConfig(name string, args []string, stderr io.Writer) (*config.Config, int) {
+// loadConfig reads and validates the config named by --config or PORT_RUNNER_CONFIG and
+// reports every problem it has at once, each with its key and line. flags adds the
+// command's own flags.
+func loadConfig(name string, args []string, stderr io.Writer, flags ...func(*flag.FlagSet)) (*config.Config, int) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", os.Getenv("PORT_RUNNER_CONFIG"), "config file (or PORT_RUNNER_CONFIG)")
+	for _, f := range flags {
+		f(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, exitUsage
 	}
@@ -124,28 +132,75 @@ func loadConfig(name string, args []string, stderr io.Writer) (*config.Config, i
 		fmt.Fprintf(stderr, "port-runner %s: --config FILE is required (or set PORT_RUNNER_CONFIG)\n", name)
 		return nil, exitUsage
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintf(stderr, "port-runner %s: %v\n", name, err)
-		return nil, exitUsage
+	cfg, lines, problems := config.LoadAll(*path)
+	if cfg != nil {
+		var vs config.Problems
+		if err := cfg.Validate(runmsg.CompileSelector, exec.LookPath); errors.As(err, &vs) {
+			problems = append(problems, notUnder(vs, problems)...)
+		}
 	}
-	if err := cfg.Validate(runmsg.CompileSelector, exec.LookPath); err != nil {
-		fmt.Fprintf(stderr, "port-runner %s: %s is not valid:\n", name, *path)
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(stderr, "  %s\n", line)
+	if len(problems) > 0 {
+		fmt.Fprintf(stderr, "port-runner %s: %s is not valid (%d problem(s)):\n", name, *path, len(problems))
+		for _, p := range problems.WithLines(lines) {
+			for _, line := range strings.Split(p.Error(), "\n") {
+				fmt.Fprintf(stderr, "  %s\n", line)
+			}
 		}
 		return nil, exitUsage
 	}
 	return cfg, exitOK
 }
 
+// notUnder drops the problems about keys that an earlier problem already covers: a value
+// that did not decode is left out, and validation would only add "required" for it.
+func notUnder(ps, earlier config.Problems) config.Problems {
+	var out config.Problems
+	for _, p := range ps {
+		covered := false
+		for _, e := range earlier {
+			k, ek := config.Key(p), config.Key(e)
+			if ek != "" && (k == ek || strings.HasPrefix(k, ek+".") || strings.HasPrefix(k, ek+"[")) {
+				covered = true
+			}
+		}
+		if !covered {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	cfg, code := loadConfig("validate", args, stderr)
+	var connect bool
+	cfg, code := loadConfig("validate", args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&connect, "connect", false, "also try the brokers, SASL, the topic, the group and the Port credentials")
+	})
 	if cfg == nil {
 		return code
 	}
 	fmt.Fprintf(stdout, "config ok: %d action(s) (%s), topic %s, group %s\n",
 		len(cfg.Actions), strings.Join(cfg.ActionNames(), ", "), cfg.Kafka.Topic, cfg.Kafka.Group)
+	if !connect {
+		return exitOK
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	failed := 0
+	for _, c := range agent.CheckConnections(ctx, cfg) {
+		switch {
+		case c.Err != nil:
+			failed++
+			fmt.Fprintf(stdout, "  FAILED   %s: %v\n", c.Name, c.Err)
+		case c.Skipped != "":
+			fmt.Fprintf(stdout, "  skipped  %s: %s\n", c.Name, c.Skipped)
+		default:
+			fmt.Fprintf(stdout, "  ok       %s: %s\n", c.Name, c.Detail)
+		}
+	}
+	if failed > 0 {
+		fmt.Fprintf(stderr, "port-runner validate --connect: %d check(s) failed\n", failed)
+		return exitRuntime
+	}
 	return exitOK
 }
 
@@ -160,7 +215,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	// /proc/PID/environ keeps showing the initial environment: non-dumpable is what
 	// protects that; this keeps the credentials out of anything that reads os.Environ.
 	scrubEnv(cfg.AgentSecrets())
-	log, err := newLogger()
+	log, err := newLogger(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "port-runner: logger: %v\n", err)
 		return exitRuntime
@@ -172,7 +227,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 
 	stop, kill, stopSignals := signalContexts(log)
 	defer stopSignals()
-	deps := agent.Deps{Logger: log, Shim: findShim(log)}
+	m := metrics.New()
+	m.SetVersion(version)
+	deps := agent.Deps{Logger: log, Metrics: m, Shim: findShim(log)}
 	a, err := agent.New(cfg, deps)
 	if err != nil {
 		// Everything New checks comes from the config (URLs, credentials, CA file, jq).
@@ -182,7 +239,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 	log.Info("port-runner starting", zap.String("version", version), zap.String("topic", cfg.Kafka.Topic),
 		zap.String("group", cfg.Kafka.Group), zap.Strings("actions", cfg.ActionNames()))
 	if err := a.Run(stop, kill); err != nil {
-		log.Error("port-runner stopped with an error", zap.Error(err))
+		// One line, no stack trace: these are the expected failures (a refused broker, bad
+		// credentials), and the error says which.
+		log.Error("port-runner stopped: " + err.Error())
 		return exitRuntime
 	}
 	log.Info("port-runner stopped")
@@ -251,21 +310,25 @@ func signalContexts(log *zap.Logger) (stop, kill context.Context, release func()
 	}
 }
 
-func newLogger() (*zap.Logger, error) {
-	cfg := zap.NewProductionConfig()
-	cfg.EncoderConfig.TimeKey = "ts"
-	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+// newLogger logs JSON (or console) lines to w. No stack traces: every error the agent logs
+// is one it expects and explains (a refused broker, bad credentials, a failed run).
+func newLogger(w io.Writer) (*zap.Logger, error) {
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey = "ts"
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	level := zapcore.InfoLevel
 	if lvl := os.Getenv("PORT_RUNNER_LOG_LEVEL"); lvl != "" {
 		l, err := zapcore.ParseLevel(lvl)
 		if err != nil {
 			return nil, fmt.Errorf("PORT_RUNNER_LOG_LEVEL: %w", err)
 		}
-		cfg.Level = zap.NewAtomicLevelAt(l)
+		level = l
 	}
+	encoder := zapcore.NewJSONEncoder(enc)
 	if os.Getenv("PORT_RUNNER_LOG_FORMAT") == "console" {
-		cfg.Encoding = "console"
+		encoder = zapcore.NewConsoleEncoder(enc)
 	}
-	return cfg.Build()
+	return zap.New(zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(w)), level)), nil
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
@@ -344,7 +407,7 @@ func cmdEmulator(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "port-runner emulator: --secret-inputs: %v\n", err)
 		return exitUsage
 	}
-	log, err := newLogger()
+	log, err := newLogger(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "port-runner: logger: %v\n", err)
 		return exitRuntime
