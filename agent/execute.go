@@ -42,7 +42,6 @@ func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *actio
 		defer revoke()
 		secrets = append(secrets, token)
 		withPortAPI(&spec, a.proxyURL, token)
-		spec.OnStart = func(pid int) { a.proxy.Bind(token, pid) } // the token works from this tree only
 	}
 	runLog := a.reporter.StartOn(report, tgt, run.ID, secrets, zap.String("action", run.Action))
 	a.proxy.SetMask(token, runLog.Mask) // what the command sends to its log through the proxy is masked too
@@ -56,7 +55,10 @@ func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *actio
 	} else {
 		log.Info("run started", zap.String("at", where), zap.Bool("rerun", rerun))
 		a.metrics.RunsInFlight.Inc()
-		spec.OnStart = held.started
+		spec.OnStart = func(pid int) {
+			a.proxy.Bind(token, pid) // the token works from this process tree only
+			held.started(pid)
+		}
 		res = executor.Run(work, spec, runLog)
 		revoke()
 		a.metrics.RunsInFlight.Dec()
