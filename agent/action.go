@@ -19,7 +19,8 @@ type action struct {
 	cfg   config.Action
 	env   map[string]*gojq.Code
 	shim  []string
-	allow []allowrule.Rule // portAPI.allow
+	allow []allowrule.Rule  // portAPI.allow
+	pass  map[string]string // executor.passEnv, read from the agent's environment at start
 	// node selects the workflow node runs this action takes (nil: none); secretKey
 	// decrypts its secret inputs (the Port client secret). See noderuns.go, secrets.go.
 	node      *nodeMatcher
@@ -51,8 +52,38 @@ func newAction(name string, ac config.Action, shim []string) (*action, error) {
 	return a, nil
 }
 
+// passedEnv reads executor.passEnv from the agent's environment once, at start. Validation
+// refuses the conventional credential names; a variable of another name containing one of
+// the agent's credentials (config.AgentSecrets) is refused here, where the values are known.
+func passedEnv(cfg *config.Config, lookup func(string) (string, bool)) (map[string]string, error) {
+	out := map[string]string{}
+	for _, n := range cfg.Executor.PassEnv {
+		v, ok := lookup(n)
+		if !ok {
+			continue
+		}
+		for _, cred := range cfg.AgentSecrets() {
+			if strings.Contains(v, cred) {
+				return nil, fmt.Errorf("executor.passEnv: %s holds one of the agent's credentials (port.clientSecret, kafka.sasl.password); commands never get them", n)
+			}
+		}
+		out[n] = v
+	}
+	return out, nil
+}
+
 // secretSuffixes name env entries whose values are masked in the run's log.
 var secretSuffixes = [...]string{"_TOKEN", "_SECRET", "_PASSWORD", "_KEY"}
+
+// isSecretName reports whether an env entry's value is masked in the run's log.
+func isSecretName(n string) bool {
+	for _, suf := range secretSuffixes {
+		if strings.HasSuffix(n, suf) {
+			return true
+		}
+	}
+	return false
+}
 
 // Variables the agent sets for the Port API proxy (SPEC "Scripts calling Port"). The config
 // reserves the PORT_ prefix, and they are set after the configured env, so no configured
@@ -97,6 +128,13 @@ func (a *action) spec(run runmsg.Run) (_ executor.Spec, secrets []string, err er
 	// runmsg gives the context in the value types gojq takes, and gojq never modifies its input.
 	input := map[string]any(run.Context)
 	env := map[string]string{}
+	// Passed variables first: an action's own env entry of the same name wins.
+	for n, v := range a.pass {
+		env[n] = v
+		if isSecretName(n) {
+			secrets = append(secrets, v)
+		}
+	}
 	names := make([]string, 0, len(a.env))
 	for n := range a.env {
 		names = append(names, n)
@@ -110,10 +148,8 @@ func (a *action) spec(run runmsg.Run) (_ executor.Spec, secrets []string, err er
 			return executor.Spec{}, nil, fmt.Errorf("env %s: %s", n, jqErrorKind(err))
 		}
 		env[n] = v
-		for _, suf := range secretSuffixes {
-			if strings.HasSuffix(n, suf) {
-				secrets = append(secrets, v)
-			}
+		if isSecretName(n) {
+			secrets = append(secrets, v)
 		}
 	}
 	return executor.Spec{

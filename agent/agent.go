@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -93,6 +94,7 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		ClientID:          cfg.Port.ClientID,
 		ClientSecret:      cfg.Port.ClientSecret,
 		RequestsPerSecond: cfg.Port.RequestsPerSecond,
+		CAFile:            cfg.Port.CAFile,
 		Logger:            deps.Logger,
 		Observe:           deps.Metrics.ObservePortRequest,
 	})
@@ -137,6 +139,10 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		}})
 	}
 
+	pass, err := passedEnv(cfg, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
 	perAction := map[string]int{}
 	a.actions = map[string]*action{}
 	for name, ac := range cfg.Actions {
@@ -145,6 +151,7 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		if err != nil {
 			return nil, err
 		}
+		act.pass = pass
 		act.secretKey = cfg.Port.ClientSecret
 		if wn := ac.WorkflowNode; wn != nil {
 			if act.node, err = newNodeMatcher(name, wn.Workflow, wn.Node, wn.Selector); err != nil {

@@ -1,109 +1,101 @@
-// Package charts_test checks the deployment files that no compiler sees: the Helm chart
-// (charts/port-runner), docker-compose.yaml and its deploy/ files, and the Dockerfile.
-//
-// There is no helm binary in CI, so the chart is rendered here by a small stand-in: Go's
-// text/template with Helm's options and the few Sprig/Helm functions the templates use. A
-// template that calls any other function fails to parse, so the stand-in cannot silently
-// diverge from what the templates need. The configs (the chart's default `config:` and
-// deploy/compose-config.yaml) go through the agent's own config.Parse and Validate.
 package charts_test
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"maps"
-	"net"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
-	"text/template"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/port-runner/port-runner/config"
 	"github.com/port-runner/port-runner/runmsg"
 )
 
-const (
-	chartDir = "port-runner"
-	repoRoot = ".."
-	// imageAppDir is where the Dockerfile copies examples/ (WORKDIR /app).
-	imageAppDir = "/app/"
-	// postDrain is what the agent may still spend after executor.shutdownTimeout: closing
-	// cancelled runs in Port (agent.Deps.CloseGrace, 30s) and the final commit (10s).
-	postDrain = 40 * time.Second
+var (
+	minimal    = []string{"testdata/minimal.yaml"}
+	allOptions = []string{"testdata/all-options.yaml"}
+	demo       = []string{"../examples/values-demo.yaml"}
 )
 
-// Values for every ${VAR} a deployment provides; the test checks each reference is bound.
-var testEnv = map[string]string{
-	"PORT_CLIENT_ID":     "client-id",
-	"PORT_CLIENT_SECRET": "client-secret",
-	"PORT_ORG_ID":        "org_test",
-	"KAFKA_USERNAME":     "user",
-	"KAFKA_PASSWORD":     "password",
-	"KAFKA_BROKERS":      "b-1.example:9196",
-	"PORT_BASE_URL":      "http://emulator:8080",
-}
+// postDrain is what the agent may still spend after executor.shutdownTimeout: closing
+// cancelled runs in Port (agent.Deps.CloseGrace, 30s) and the final commit (10s).
+const postDrain = 40 * time.Second
+
+// imageAppDir is where the Dockerfile copies examples/ (WORKDIR /app).
+const imageAppDir = "/app/"
 
 // imageLookPath accepts commands that exist in the image: /app/examples/... is the repo's
 // examples/ (Dockerfile: COPY examples/ /app/examples/), and must be executable there.
-func imageLookPath(t *testing.T) func(string) (string, error) {
-	return func(cmd string) (string, error) {
-		if !strings.HasPrefix(cmd, imageAppDir) {
-			return "", fmt.Errorf("%s: not a path the image provides (want %s...)", cmd, imageAppDir)
-		}
-		local := filepath.Join(repoRoot, strings.TrimPrefix(cmd, imageAppDir))
-		st, err := os.Stat(local)
-		if err != nil {
-			return "", err
-		}
-		if st.Mode()&0o111 == 0 {
-			return "", fmt.Errorf("%s is not executable", local)
-		}
-		return cmd, nil
+func imageLookPath(cmd string) (string, error) {
+	if !strings.HasPrefix(cmd, imageAppDir) {
+		return "", fmt.Errorf("%s: not a path the image provides (want %s...)", cmd, imageAppDir)
 	}
+	st, err := os.Stat(fromRepo(strings.TrimPrefix(cmd, imageAppDir)))
+	if err != nil {
+		return "", err
+	}
+	if st.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("%s is not executable", cmd)
+	}
+	return cmd, nil
 }
 
 var refPattern = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}`)
 
-// checkAgentConfig runs raw through the agent's own Parse and Validate, with provided as
-// the environment, and checks every ${VAR} without a default is provided.
-func checkAgentConfig(t *testing.T, raw []byte, provided map[string]bool) *config.Config {
+// agentConfig parses and validates raw as the agent does, with env as its environment; every
+// ${VAR} without a default must be in env. Files the config names (port.caFile) must be
+// under one of mounts, the container's volume mounts; they are not on this machine.
+func agentConfig(t *testing.T, raw []byte, env map[string]string, mounts []corev1.VolumeMount) *config.Config {
 	t.Helper()
-	for _, name := range unboundRefs(t, raw, provided) {
+	for _, name := range unboundRefs(t, raw, env) {
 		t.Errorf("config references ${%s}, which the deployment does not set", name)
 	}
-	lookup := func(name string) (string, bool) {
-		if !provided[name] {
-			return "", false
-		}
-		v, ok := testEnv[name]
-		if !ok {
-			v = "x"
-		}
-		return v, true
-	}
-	cfg, err := config.Parse(raw, lookup)
+	cfg, err := config.Parse(raw, func(n string) (string, bool) { v, ok := env[n]; return v, ok })
 	if err != nil {
 		t.Fatalf("config.Parse: %v\n%s", err, raw)
 	}
-	if err := cfg.Validate(runmsg.CompileSelector, imageLookPath(t)); err != nil {
-		t.Fatalf("config is not valid:\n%v\n--- config ---\n%s", err, raw)
+	// Files are on the pod's volumes, not on this machine: check each is under a mount, then
+	// validate as if Load had read them.
+	check := *cfg
+	onMount := func(key, f string) {
+		if !slices.ContainsFunc(mounts, func(m corev1.VolumeMount) bool { return strings.HasPrefix(f, m.MountPath+"/") }) {
+			t.Errorf("%s %s is on no volume of the container", key, f)
+		}
+	}
+	if f := cfg.Port.CAFile; f != "" {
+		onMount("port.caFile", f)
+		check.Port.CAFile = ""
+	}
+	if f := cfg.Port.ClientSecretFile; f != "" {
+		onMount("port.clientSecretFile", f)
+		check.Port.ClientSecretFile, check.Port.ClientSecret = "", "from-"+filepath.Base(f)
+	}
+	if f := cfg.Kafka.SASL.PasswordFile; f != "" {
+		onMount("kafka.sasl.passwordFile", f)
+		check.Kafka.SASL.PasswordFile, check.Kafka.SASL.Password = "", "from-"+filepath.Base(f)
+	}
+	if err := check.Validate(runmsg.CompileSelector, imageLookPath); err != nil {
+		t.Fatalf("the rendered config is not valid for the agent:\n%v\n--- config ---\n%s", err, raw)
 	}
 	return cfg
 }
 
-// unboundRefs lists the ${VAR}s (without a :-default) in raw's values, comments aside,
-// that provided lacks.
-func unboundRefs(t *testing.T, raw []byte, provided map[string]bool) []string {
+// unboundRefs lists the ${VAR}s without a :-default in raw's values (comments aside) that
+// env lacks.
+func unboundRefs(t *testing.T, raw []byte, env map[string]string) []string {
 	t.Helper()
 	var doc any
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
@@ -123,7 +115,7 @@ func unboundRefs(t *testing.T, raw []byte, provided map[string]bool) []string {
 			}
 		case string:
 			for _, m := range refPattern.FindAllStringSubmatch(v, -1) {
-				if m[2] == "" && !provided[m[1]] {
+				if _, ok := env[m[1]]; !ok && m[2] == "" {
 					out = append(out, m[1])
 				}
 			}
@@ -133,692 +125,528 @@ func unboundRefs(t *testing.T, raw []byte, provided map[string]bool) []string {
 	return out
 }
 
-func readYAML(t *testing.T, path string, v any) {
+// podEnv is the agent container's environment as the pod gets it: env values, and for
+// envFrom secrets and valueFrom entries a placeholder value (the keys are what matter).
+func podEnv(t *testing.T, r rendered, c corev1.Container) map[string]string {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
+	env := map[string]string{}
+	for _, e := range c.Env {
+		v := e.Value
+		if e.ValueFrom != nil {
+			v = "from-" + e.Name
+		}
+		env[e.Name] = v
 	}
-	if err := yaml.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-}
-
-func chartValues(t *testing.T) map[string]any {
-	var v map[string]any
-	readYAML(t, filepath.Join(chartDir, "values.yaml"), &v)
-	return v
-}
-
-func keySet(ms ...any) map[string]bool {
-	out := map[string]bool{}
-	for _, m := range ms {
-		if mm, ok := m.(map[string]any); ok {
-			for k := range mm {
-				out[k] = true
+	for _, ef := range c.EnvFrom {
+		if ef.SecretRef == nil {
+			continue
+		}
+		if s, ok := r.objects["Secret/"+ef.SecretRef.Name].(*corev1.Secret); ok {
+			for k, v := range s.StringData {
+				env[k] = v
+			}
+		} else {
+			// existingSecret: the keys the chart documents it must hold.
+			for _, k := range []string{"PORT_CLIENT_ID", "PORT_CLIENT_SECRET", "KAFKA_USERNAME", "KAFKA_PASSWORD"} {
+				env[k] = "secret-" + strings.ToLower(k)
 			}
 		}
 	}
-	return out
+	return env
 }
 
-// (a) The chart's default config, as values.yaml holds it, is a valid agent config for
-// Port's managed Kafka (credentials from Port), and terminationGracePeriodSeconds covers the
-// agent's drain.
-func TestChartDefaultConfig(t *testing.T) {
-	vals := chartValues(t)
-	raw, err := yaml.Marshal(vals["config"])
-	if err != nil {
-		t.Fatal(err)
+func agent(t *testing.T, d *appsv1.Deployment) corev1.Container {
+	t.Helper()
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if c.Name == "port-runner" {
+			return c
+		}
 	}
-	cfg := checkAgentConfig(t, raw, keySet(vals["env"], vals["secretEnv"]))
+	t.Fatalf("no port-runner container in %v", d.Spec.Template.Spec.Containers)
+	return corev1.Container{}
+}
 
+// renderedConfig is the agent config the ConfigMap holds, parsed and validated.
+func renderedConfig(t *testing.T, r rendered) (*config.Config, string) {
+	t.Helper()
+	dep := of[appsv1.Deployment](t, r)
+	cm := named[corev1.ConfigMap](t, r, "ConfigMap", dep.Name)
+	raw := cm.Data["config.yaml"]
+	c := agent(t, dep)
+	return agentConfig(t, []byte(raw), podEnv(t, r, c), c.VolumeMounts), raw
+}
+
+// With the user's values naming only restart_service, the agent runs only that action: no
+// default action is merged in.
+func TestUserActionsOnly(t *testing.T) {
+	r := mustRender(t, values(t, minimal))
+	cfg, raw := renderedConfig(t, r)
+	if names := cfg.ActionNames(); !slices.Equal(names, []string{"restart_service"}) {
+		t.Errorf("rendered actions %v, want only restart_service:\n%s", names, raw)
+	}
+	// No brokers: the agent gets Port's managed Kafka and its credentials from Port.
 	k := cfg.Kafka
-	if !k.FromPort() || k.SASL.Mechanism != "" {
-		t.Errorf("default kafka = brokers %q, sasl %s; want none: the agent gets Port's managed Kafka credentials from Port", k.Brokers, k.SASL.Mechanism)
-	}
-	if want := testEnv["PORT_ORG_ID"] + ".port-runner"; k.Group != want {
-		t.Errorf("kafka.group = %q, want %q (Port's <ORG_ID>.<name> rule)", k.Group, want)
-	}
-	if want := testEnv["PORT_ORG_ID"] + ".runs"; k.Topic != want {
-		t.Errorf("kafka.topic = %q, want %q", k.Topic, want)
+	if !k.FromPort() || k.SASL.Mechanism != "" || k.Group != "org_test.port-runner" || k.Topic != "org_test.runs" {
+		t.Errorf("kafka = %+v; want brokers and credentials from Port, group org_test.port-runner", k)
 	}
 	if !cfg.Security.Verify() {
 		t.Error("security.verifySignature must stay on by default")
 	}
-	if len(cfg.Actions) == 0 {
-		t.Error("want an example action")
+	if msgs := lint(t, values(t, minimal)); len(msgs) != 0 {
+		t.Errorf("helm lint with minimal values:\n%s", strings.Join(msgs, "\n"))
 	}
-
-	grace, ok := vals["terminationGracePeriodSeconds"].(int)
-	if !ok {
-		t.Fatalf("terminationGracePeriodSeconds = %v, want an integer", vals["terminationGracePeriodSeconds"])
-	}
-	if g, min := time.Duration(grace)*time.Second, cfg.Executor.ShutdownTimeout.D()+postDrain; g <= min {
-		t.Errorf("terminationGracePeriodSeconds = %v, must exceed executor.shutdownTimeout %v + %v", g, cfg.Executor.ShutdownTimeout, postDrain)
+	if !strings.Contains(r.notes, "restart_service") || strings.Contains(r.notes, "WARNING") {
+		t.Errorf("NOTES:\n%s", r.notes)
 	}
 }
 
-// (b) deploy/compose-config.yaml is valid with the environment docker-compose.yaml gives it.
-func TestComposeConfig(t *testing.T) {
-	compose := loadCompose(t)
-	svc := compose.Services["port-runner"]
-	raw, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "compose-config.yaml"))
-	if err != nil {
-		t.Fatal(err)
+// Own brokers: one variable with a comma list gives every broker; the Kafka credentials are
+// then required like the Port ones.
+func TestOwnBrokersFromOneVariable(t *testing.T) {
+	own := `{env: {KAFKA_BROKERS: "b-1.example:9196,b-2.example:9196"}, config: {kafka: {brokers: "${KAFKA_BROKERS}",
+  sasl: {mechanism: SCRAM-SHA-512, username: "${KAFKA_USERNAME}", password: "${KAFKA_PASSWORD}"}, tls: {enabled: true}}}}`
+	cfg, _ := renderedConfig(t, mustRender(t, values(t, minimal, own)))
+	if !slices.Equal(cfg.Kafka.Brokers, []string{"b-1.example:9196", "b-2.example:9196"}) || cfg.Kafka.SASL.Mechanism != "SCRAM-SHA-512" || !cfg.Kafka.TLS.Enabled {
+		t.Errorf("kafka = %+v, want the two brokers of env.KAFKA_BROKERS over SCRAM and TLS", cfg.Kafka)
 	}
-	env := svc.envMap(t)
-	provided := map[string]bool{}
-	for k := range env {
-		provided[k] = true
+	_, err := render(t, values(t, minimal, own, `{existingSecret: "", secretEnv: {PORT_CLIENT_ID: a, PORT_CLIENT_SECRET: b}}`))
+	if err == nil || !strings.Contains(err.Error(), "secretEnv.KAFKA_USERNAME is empty") {
+		t.Errorf("own brokers without Kafka credentials: %v, want the KAFKA_USERNAME message", err)
 	}
-	// Parse with the compose file's own values, not testEnv.
-	for _, name := range unboundRefs(t, raw, provided) {
-		t.Errorf("compose-config.yaml references ${%s}, not set in port-runner's environment", name)
+	_, err = render(t, values(t, minimal, own, `env: {KAFKA_BROKERS: ""}`))
+	if err == nil || !strings.Contains(err.Error(), "env.KAFKA_BROKERS is empty") {
+		t.Errorf("own brokers without env.KAFKA_BROKERS: %v, want the KAFKA_BROKERS message", err)
 	}
-	cfg, err := config.Parse(raw, func(n string) (string, bool) { v, ok := env[n]; return v, ok })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Validate(runmsg.CompileSelector, imageLookPath(t)); err != nil {
-		t.Fatalf("deploy/compose-config.yaml is not valid:\n%v", err)
-	}
-	if cfg.Kafka.Group != "org_local.port-runner" || cfg.Kafka.StartOffset != "earliest" || cfg.Kafka.Topic != "org_local.runs" {
-		t.Errorf("kafka = group %q, startOffset %q, topic %q", cfg.Kafka.Group, cfg.Kafka.StartOffset, cfg.Kafka.Topic)
-	}
-	if cfg.Metrics.Addr != ":9464" {
-		t.Errorf("metrics.addr = %q, want :9464 (Prometheus scrapes it)", cfg.Metrics.Addr)
-	}
+}
 
-	// The agent talks to the emulator with the credentials the emulator accepts, and its
-	// signatures verify with the same secret.
-	emu := flagMap(compose.Services["emulator"].Command)
-	for flag, envName := range map[string]string{"client-id": "PORT_CLIENT_ID", "client-secret": "PORT_CLIENT_SECRET", "org": "PORT_ORG_ID", "brokers": "KAFKA_BROKERS"} {
-		if emu[flag] != env[envName] {
-			t.Errorf("emulator --%s %q != port-runner %s %q", flag, emu[flag], envName, env[envName])
+// The chart's defaults alone do not install an agent that crash-loops: the render fails
+// and says what is missing. (helm lint runs templates in lint mode, where required and fail
+// only log, so the chart itself lints clean with its defaults.)
+func TestDefaultValuesFailWithAMessage(t *testing.T) {
+	_, err := render(t, values(t, nil))
+	if err == nil || !strings.Contains(err.Error(), "secretEnv.PORT_CLIENT_ID is empty and existingSecret is not set") {
+		t.Fatalf("render with default values: %v, want the credentials message", err)
+	}
+	if msgs := lint(t, values(t, nil)); len(msgs) != 0 {
+		t.Errorf("helm lint with default values:\n%s", strings.Join(msgs, "\n"))
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	r := mustRender(t, values(t, minimal))
+	for _, k := range []string{"Deployment", "ConfigMap", "Service", "PodDisruptionBudget"} {
+		if !r.has(k) {
+			t.Errorf("no %s rendered by default", k)
 		}
 	}
-	if !strings.HasSuffix(env["PORT_BASE_URL"], ":"+portOf(emu["addr"])) || !strings.Contains(env["PORT_BASE_URL"], "//emulator:") {
-		t.Errorf("PORT_BASE_URL %q does not reach the emulator on %s", env["PORT_BASE_URL"], emu["addr"])
+	for _, k := range []string{"Secret", "ServiceMonitor", "PodMonitor", "PrometheusRule", "ServiceAccount", "Role",
+		"ScaledObject", "HorizontalPodAutoscaler", "NetworkPolicy"} {
+		if r.has(k) {
+			t.Errorf("%s rendered, but it is off by default (or existingSecret is set)", k)
+		}
+	}
+	dep := of[appsv1.Deployment](t, r)
+	spec := dep.Spec.Template.Spec
+	c := agent(t, dep)
+	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 2 {
+		t.Errorf("replicas = %v, want 2", dep.Spec.Replicas)
+	}
+	if !slices.Equal(c.Args, []string{"run", "--config", "/etc/port-runner/config.yaml"}) {
+		t.Errorf("args = %q", c.Args)
+	}
+	if c.Image != "ghcr.io/port-runner/port-runner:0.1.0" {
+		t.Errorf("image = %s, want the appVersion tag", c.Image)
+	}
+	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != 9464 || c.Ports[0].Name != "metrics" {
+		t.Errorf("ports = %v, want metrics 9464 (config.metrics.addr)", c.Ports)
+	}
+	for name, p := range map[string]*corev1.Probe{"/healthz": c.LivenessProbe, "/readyz": c.ReadinessProbe, "/healthz ": c.StartupProbe} {
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != strings.TrimSpace(name) || p.HTTPGet.Port.String() != "metrics" {
+			t.Errorf("probe %s = %v", name, p)
+		}
+	}
+	if spec.EnableServiceLinks == nil || *spec.EnableServiceLinks {
+		t.Error("enableServiceLinks must be false (it injects PORT_RUNNER_* variables)")
+	}
+	if len(c.EnvFrom) != 1 || c.EnvFrom[0].SecretRef.Name != "port-runner-credentials" {
+		t.Errorf("envFrom %v, want existingSecret", c.EnvFrom)
+	}
+	cm := named[corev1.ConfigMap](t, r, "ConfigMap", dep.Name)
+	if got := dep.Spec.Template.Annotations["checksum/config"]; got == "" || cm.Data["config.yaml"] == "" {
+		t.Errorf("checksum/config %q, config %d bytes", got, len(cm.Data["config.yaml"]))
+	}
+	if !hasVolume(spec, "config", func(v corev1.Volume) bool { return v.ConfigMap != nil && v.ConfigMap.Name == cm.Name }) {
+		t.Errorf("no config volume from the ConfigMap: %v", spec.Volumes)
+	}
+	mounts := map[string]string{}
+	for _, m := range c.VolumeMounts {
+		mounts[m.MountPath] = m.Name
+	}
+	if mounts["/etc/port-runner"] != "config" || mounts["/tmp"] == "" || mounts["/home/port-runner"] == "" {
+		t.Errorf("volumeMounts %v: want the config at /etc/port-runner and writable /tmp and HOME", mounts)
+	}
+	if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem ||
+		spec.SecurityContext == nil || spec.SecurityContext.RunAsNonRoot == nil || !*spec.SecurityContext.RunAsNonRoot {
+		t.Error("want a non-root pod with a read-only root filesystem")
+	}
+	// Spread over nodes by default, never blocking scheduling.
+	if len(spec.TopologySpreadConstraints) != 2 || spec.TopologySpreadConstraints[0].TopologyKey != "kubernetes.io/hostname" ||
+		spec.TopologySpreadConstraints[0].WhenUnsatisfiable != corev1.ScheduleAnyway ||
+		!equalLabels(spec.TopologySpreadConstraints[0].LabelSelector.MatchLabels, dep.Spec.Selector.MatchLabels) {
+		t.Errorf("topologySpreadConstraints = %s", dumpYAML(spec.TopologySpreadConstraints))
+	}
+	pdb := of[policyv1.PodDisruptionBudget](t, r)
+	if pdb.Spec.UnhealthyPodEvictionPolicy == nil || *pdb.Spec.UnhealthyPodEvictionPolicy != policyv1.AlwaysAllow {
+		t.Errorf("PDB unhealthyPodEvictionPolicy = %v, want AlwaysAllow (unready replicas must not block drains)", pdb.Spec.UnhealthyPodEvictionPolicy)
+	}
+	svc := of[corev1.Service](t, r)
+	for what, sel := range map[string]map[string]string{"Service": svc.Spec.Selector, "PDB": pdb.Spec.Selector.MatchLabels, "pod labels": dep.Spec.Template.Labels} {
+		if !equalLabels(sel, dep.Spec.Selector.MatchLabels) {
+			t.Errorf("%s %v != the Deployment's selector %v", what, sel, dep.Spec.Selector.MatchLabels)
+		}
+	}
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 9464 {
+		t.Errorf("Service ports = %v", svc.Spec.Ports)
 	}
 
-	// docker compose stop must leave the agent its whole drain.
-	stop, err := time.ParseDuration(svc.StopGracePeriod)
-	if err != nil {
-		t.Fatalf("port-runner stop_grace_period %q: %v", svc.StopGracePeriod, err)
-	}
-	if min := cfg.Executor.ShutdownTimeout.D() + postDrain; stop <= min {
-		t.Errorf("stop_grace_period %v must exceed executor.shutdownTimeout + %v = %v", stop, postDrain, min)
+	cfg, _ := renderedConfig(t, r)
+	grace := time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
+	if min := cfg.Executor.ShutdownTimeout.D() + postDrain; grace <= min {
+		t.Errorf("terminationGracePeriodSeconds %v must exceed executor.shutdownTimeout + %v = %v", grace, postDrain, min)
 	}
 }
 
-type composeFile struct {
-	Services map[string]composeService `yaml:"services"`
-}
-
-type composeService struct {
-	Image           string         `yaml:"image"`
-	Build           any            `yaml:"build"`
-	Command         []string       `yaml:"command"`
-	Environment     map[string]any `yaml:"environment"`
-	Ports           []any          `yaml:"ports"`
-	Volumes         []string       `yaml:"volumes"`
-	StopGracePeriod string         `yaml:"stop_grace_period"`
-	Healthcheck     map[string]any `yaml:"healthcheck"`
-	Deploy          struct {
-		Replicas int `yaml:"replicas"`
-	} `yaml:"deploy"`
-	DependsOn any `yaml:"depends_on"`
-}
-
-func (s composeService) envMap(t *testing.T) map[string]string {
-	out := map[string]string{}
-	for k, v := range s.Environment {
-		out[k] = fmt.Sprint(v)
-	}
-	return out
-}
-
-func loadCompose(t *testing.T) composeFile {
+// chartDefaults is values.yaml as a map.
+func chartDefaults(t *testing.T) map[string]any {
 	t.Helper()
-	var c composeFile
-	readYAML(t, filepath.Join(repoRoot, "docker-compose.yaml"), &c)
-	return c
-}
-
-// flagMap reads ["emulator", "--addr", "x", ...] into {"addr": "x"}.
-func flagMap(argv []string) map[string]string {
-	out := map[string]string{}
-	for i := 0; i < len(argv); i++ {
-		if name, ok := strings.CutPrefix(argv[i], "--"); ok {
-			if n, v, ok := strings.Cut(name, "="); ok {
-				out[n] = v
-			} else if i+1 < len(argv) {
-				out[name] = argv[i+1]
-				i++
-			}
-		}
-	}
-	return out
-}
-
-func portOf(addr string) string {
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return ""
-	}
-	return p
-}
-
-// (c) docker-compose.yaml: the services SPEC names, published ports only on 127.0.0.1,
-// host paths that exist, and the monitoring wiring.
-func TestCompose(t *testing.T) {
-	c := loadCompose(t)
-	for _, name := range []string{"kafka", "emulator", "port-runner", "prometheus", "grafana"} {
-		if _, ok := c.Services[name]; !ok {
-			t.Errorf("service %q missing", name)
-		}
-	}
-	for name, s := range c.Services {
-		for _, p := range s.Ports {
-			var host string
-			switch p := p.(type) {
-			case string:
-				host = p
-			case map[string]any: // long syntax
-				host, _ = p["host_ip"].(string)
-				host += ":"
-			default:
-				t.Errorf("%s: port %v: unexpected form", name, p)
-				continue
-			}
-			if !strings.HasPrefix(host, "127.0.0.1:") {
-				t.Errorf("%s: published port %v is not bound to 127.0.0.1", name, p)
-			}
-		}
-		for _, v := range s.Volumes {
-			src, _, _ := strings.Cut(v, ":")
-			if strings.HasPrefix(src, "./") {
-				if _, err := os.Stat(filepath.Join(repoRoot, src)); err != nil {
-					t.Errorf("%s: volume %s: %v", name, v, err)
-				}
-			}
-		}
-	}
-	pr := c.Services["port-runner"]
-	if pr.Deploy.Replicas < 2 {
-		t.Errorf("port-runner replicas = %d, want 2 (one consumer group)", pr.Deploy.Replicas)
-	}
-	if len(pr.Ports) > 0 {
-		t.Error("port-runner has replicas: it cannot publish fixed host ports")
-	}
-	if hc := fmt.Sprint(pr.Healthcheck["test"]); !strings.Contains(hc, ":9464/healthz") {
-		t.Errorf("port-runner healthcheck %s, want /healthz on :9464", hc)
-	}
-	if pr.Build == nil || pr.Image == "" || pr.Image != c.Services["emulator"].Image {
-		t.Error("port-runner and emulator should be built from . into one image")
-	}
-
-	// Prometheus scrapes each replica's metrics port.
-	var prom struct {
-		ScrapeConfigs []struct {
-			DNSSD []struct {
-				Names []string `yaml:"names"`
-				Port  int      `yaml:"port"`
-			} `yaml:"dns_sd_configs"`
-		} `yaml:"scrape_configs"`
-	}
-	readYAML(t, filepath.Join(repoRoot, "deploy", "prometheus.yml"), &prom)
-	found := false
-	for _, sc := range prom.ScrapeConfigs {
-		for _, d := range sc.DNSSD {
-			if slices.Contains(d.Names, "port-runner") && d.Port == 9464 {
-				found = true
-			}
-		}
-	}
-	if !found {
-		t.Error("deploy/prometheus.yml does not scrape port-runner:9464")
-	}
-
-	// Grafana: the provisioned datasource. The dashboard itself (charts/port-runner/files/
-	// dashboards, mounted above) is checked by monitoringtest/ against the agent's registry.
-	var ds struct {
-		Datasources []struct {
-			UID string `yaml:"uid"`
-			URL string `yaml:"url"`
-		} `yaml:"datasources"`
-	}
-	readYAML(t, filepath.Join(repoRoot, "deploy", "grafana", "provisioning", "datasources", "prometheus.yaml"), &ds)
-	if len(ds.Datasources) != 1 || ds.Datasources[0].URL != "http://prometheus:9090" {
-		t.Fatalf("grafana datasource: %+v", ds.Datasources)
-	}
-	if !slices.Contains(c.Services["grafana"].Volumes, "./charts/port-runner/files/dashboards:/var/lib/grafana/dashboards:ro") {
-		t.Errorf("grafana does not mount the chart's dashboards: %v", c.Services["grafana"].Volumes)
-	}
-}
-
-// The Dockerfile's user, port and example path agree with the chart and the configs.
-func TestDockerfile(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(repoRoot, "Dockerfile"))
+	b, err := os.ReadFile(filepath.Join(chartDir, "values.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	df := string(raw)
-	for _, want := range []string{
-		"FROM golang:1.26 AS build",
-		"FROM debian:bookworm-slim",
-		"USER 10001:10001",
-		"EXPOSE 9464",
-		"WORKDIR /app",
-		"COPY examples/ /app/examples/",
-		`ENTRYPOINT ["tini", "--", "port-runner"]`,
-		`CMD ["run", "--config", "/etc/port-runner/config.yaml"]`,
-	} {
-		if !strings.Contains(df, want) {
-			t.Errorf("Dockerfile lacks %q", want)
-		}
-	}
-	psc := chartValues(t)["podSecurityContext"].(map[string]any)
-	if psc["runAsUser"] != 10001 || psc["runAsNonRoot"] != true {
-		t.Errorf("chart podSecurityContext %v does not match the image's USER 10001", psc)
-	}
-}
-
-// ---- the chart, rendered -----------------------------------------------------------------
-
-type manifest = map[string]any
-
-// renderChart renders every template with values.yaml merged with overrides, as
-// `helm template` would, and returns the manifests by kind and the NOTES text.
-func renderChart(t *testing.T, overrides map[string]any) (map[string]manifest, string) {
-	t.Helper()
-	vals := chartValues(t)
-	mergeInto(vals, overrides)
-	var chart map[string]any
-	readYAML(t, filepath.Join(chartDir, "Chart.yaml"), &chart)
-	if chart["apiVersion"] != "v2" || chart["appVersion"] == nil {
-		t.Fatalf("Chart.yaml: apiVersion %v, appVersion %v", chart["apiVersion"], chart["appVersion"])
-	}
-	top := map[string]any{
-		"Values":  vals,
-		"Release": map[string]any{"Name": "port-runner", "Namespace": "runners", "Service": "Helm", "IsInstall": true},
-		"Chart": map[string]any{"Name": chart["name"], "Version": chart["version"],
-			"AppVersion": fmt.Sprint(chart["appVersion"])},
-	}
-
-	files, err := filepath.Glob(filepath.Join(chartDir, "templates", "*"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("templates: %v", err)
-	}
-	root := template.New("chart").Option("missingkey=zero")
-	root.Funcs(helmFuncs(root))
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := root.New(filepath.Base(f)).Parse(string(b)); err != nil {
-			t.Fatalf("parse %s: %v", f, err)
-		}
-	}
-	byKind := map[string]manifest{}
-	var notes string
-	for _, f := range files {
-		name := filepath.Base(f)
-		if strings.HasPrefix(name, "_") {
-			continue
-		}
-		var buf bytes.Buffer
-		if err := root.ExecuteTemplate(&buf, name, top); err != nil {
-			t.Fatalf("render %s: %v", name, err)
-		}
-		out := strings.ReplaceAll(buf.String(), "<no value>", "")
-		if os.Getenv("CHART_TEST_DUMP") != "" {
-			t.Logf("--- %s ---\n%s", name, out)
-		}
-		if name == "NOTES.txt" {
-			notes = out
-			continue
-		}
-		if strings.TrimSpace(out) == "" {
-			continue // disabled by values
-		}
-		var m manifest
-		if err := yaml.Unmarshal([]byte(out), &m); err != nil {
-			t.Fatalf("%s renders invalid YAML: %v\n%s", name, err, out)
-		}
-		kind, _ := m["kind"].(string)
-		if m["apiVersion"] == nil || kind == "" {
-			t.Fatalf("%s: no apiVersion/kind:\n%s", name, out)
-		}
-		if _, dup := byKind[kind]; dup {
-			t.Fatalf("two %s manifests", kind)
-		}
-		if get(m, "metadata", "namespace") != "runners" {
-			t.Errorf("%s: metadata.namespace = %v", name, get(m, "metadata", "namespace"))
-		}
-		byKind[kind] = m
-	}
-	return byKind, notes
-}
-
-// mergeInto deep-merges src into dst, as helm merges --set/-f over values.yaml.
-func mergeInto(dst, src map[string]any) {
-	for k, v := range src {
-		if sm, ok := v.(map[string]any); ok {
-			if dm, ok := dst[k].(map[string]any); ok {
-				mergeInto(dm, sm)
-				continue
-			}
-		}
-		dst[k] = v
-	}
-}
-
-// get walks nested maps and lists (by int index).
-func get(v any, path ...any) any {
-	for _, p := range path {
-		switch p := p.(type) {
-		case string:
-			m, ok := v.(map[string]any)
-			if !ok {
-				return nil
-			}
-			v = m[p]
-		case int:
-			l, ok := v.([]any)
-			if !ok || p >= len(l) {
-				return nil
-			}
-			v = l[p]
-		}
+	var v map[string]any
+	if err := yaml.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
 	}
 	return v
 }
 
-func TestChartRendersDefaults(t *testing.T) {
-	kinds, notes := renderChart(t, nil)
-	for _, k := range []string{"Deployment", "ConfigMap", "Secret", "Service", "PodDisruptionBudget"} {
-		if kinds[k] == nil {
-			t.Errorf("no %s rendered by default", k)
+func hasVolume(spec corev1.PodSpec, name string, ok func(corev1.Volume) bool) bool {
+	for _, v := range spec.Volumes {
+		if v.Name == name && ok(v) {
+			return true
 		}
 	}
-	for _, k := range []string{"ServiceMonitor", "ServiceAccount"} {
-		if kinds[k] != nil {
-			t.Errorf("%s rendered, but it is off by default", k)
-		}
-	}
-	vals := chartValues(t)
-
-	// The ConfigMap's config.yaml is what the agent reads: parse and validate it as the agent does.
-	cm := kinds["ConfigMap"]
-	cfgText, _ := get(cm, "data", "config.yaml").(string)
-	checkAgentConfig(t, []byte(cfgText), keySet(vals["env"], vals["secretEnv"]))
-
-	dep := kinds["Deployment"]
-	spec := get(dep, "spec", "template", "spec")
-	c := get(spec, "containers", 0)
-	if get(dep, "spec", "replicas") != 2 {
-		t.Errorf("replicas = %v, want 2", get(dep, "spec", "replicas"))
-	}
-	if got := fmt.Sprint(get(c, "args")); got != "[run --config /etc/port-runner/config.yaml]" {
-		t.Errorf("args = %s", got)
-	}
-	if get(c, "image") != "ghcr.io/port-runner/port-runner:0.1.0" {
-		t.Errorf("image = %v, want the appVersion tag", get(c, "image"))
-	}
-	if get(c, "ports", 0, "containerPort") != 9464 || get(c, "ports", 0, "name") != "metrics" {
-		t.Errorf("ports = %v, want metrics 9464 (config.metrics.addr)", get(c, "ports"))
-	}
-	for probe, path := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/healthz"} {
-		if get(c, probe, "httpGet", "path") != path || get(c, probe, "httpGet", "port") != "metrics" {
-			t.Errorf("%s = %v, want GET %s on metrics", probe, get(c, probe), path)
-		}
-	}
-	if get(spec, "terminationGracePeriodSeconds") != vals["terminationGracePeriodSeconds"] {
-		t.Errorf("terminationGracePeriodSeconds = %v", get(spec, "terminationGracePeriodSeconds"))
-	}
-	if get(spec, "enableServiceLinks") != false {
-		t.Error("enableServiceLinks must be false (it injects PORT_RUNNER_* variables)")
-	}
-	if get(c, "envFrom", 0, "secretRef", "name") != get(kinds["Secret"], "metadata", "name") {
-		t.Errorf("envFrom %v does not reference the chart's Secret", get(c, "envFrom"))
-	}
-	if got := keySet(get(kinds["Secret"], "stringData")); !reflect.DeepEqual(got, keySet(vals["secretEnv"])) {
-		t.Errorf("Secret keys %v, want secretEnv's", slices.Sorted(maps.Keys(got)))
-	}
-	env := map[string]bool{}
-	for _, e := range get(c, "env").([]any) {
-		env[get(e, "name").(string)] = true
-	}
-	for k := range keySet(vals["env"]) {
-		if !env[k] {
-			t.Errorf("env %s not set on the container", k)
-		}
-	}
-	sum := sha256.Sum256([]byte(mustYAML(t, vals["config"])))
-	if get(dep, "spec", "template", "metadata", "annotations", "checksum/config") != hex.EncodeToString(sum[:]) {
-		t.Errorf("checksum/config annotation = %v", get(dep, "spec", "template", "metadata", "annotations", "checksum/config"))
-	}
-	mounts := map[string]any{}
-	for _, m := range get(c, "volumeMounts").([]any) {
-		mounts[get(m, "mountPath").(string)] = get(m, "name")
-	}
-	if mounts["/etc/port-runner"] != "config" || mounts["/tmp"] == nil || mounts["/home/port-runner"] == nil {
-		t.Errorf("volumeMounts %v: want the config at /etc/port-runner and writable /tmp and HOME", mounts)
-	}
-	if get(spec, "volumes", 0, "configMap", "name") != get(cm, "metadata", "name") {
-		t.Errorf("config volume %v does not reference the ConfigMap", get(spec, "volumes", 0))
-	}
-	if get(c, "securityContext", "readOnlyRootFilesystem") != true || get(spec, "securityContext", "runAsNonRoot") != true {
-		t.Error("want a non-root pod with a read-only root filesystem")
-	}
-
-	sel := get(dep, "spec", "selector", "matchLabels")
-	for _, k := range []string{"Service", "PodDisruptionBudget"} {
-		path := []any{"spec", "selector"}
-		if k == "PodDisruptionBudget" {
-			path = append(path, "matchLabels")
-		}
-		if got := get(kinds[k], path...); !reflect.DeepEqual(got, sel) {
-			t.Errorf("%s selector %v != Deployment's %v", k, got, sel)
-		}
-	}
-	if !reflect.DeepEqual(get(dep, "spec", "template", "metadata", "labels"), sel) {
-		t.Errorf("pod labels %v do not match the selector %v", get(dep, "spec", "template", "metadata", "labels"), sel)
-	}
-	if get(kinds["Service"], "spec", "ports", 0, "port") != 9464 {
-		t.Errorf("Service port = %v", get(kinds["Service"], "spec", "ports", 0))
-	}
-	if !strings.Contains(notes, "create_microservice") || !strings.Contains(notes, "WARNING: env.PORT_ORG_ID is empty") {
-		t.Errorf("NOTES.txt:\n%s", notes)
-	}
+	return false
 }
 
-func TestChartRendersOptions(t *testing.T) {
-	kinds, notes := renderChart(t, map[string]any{
-		"existingSecret":      "my-creds",
-		"fullnameOverride":    "runner",
-		"env":                 map[string]any{"PORT_ORG_ID": "org_1", "KAFKA_BROKERS": "b:9196"},
-		"serviceMonitor":      map[string]any{"enabled": true, "labels": map[string]any{"release": "kps"}},
-		"serviceAccount":      map[string]any{"create": true, "annotations": map[string]any{"eks.amazonaws.com/role-arn": "arn:x"}},
-		"podAnnotations":      map[string]any{"a": "b"},
-		"podLabels":           map[string]any{"team": "platform"},
-		"extraEnv":            []any{map[string]any{"name": "X", "value": "1"}},
-		"extraVolumes":        []any{map[string]any{"name": "work", "emptyDir": map[string]any{}}},
-		"extraVolumeMounts":   []any{map[string]any{"name": "work", "mountPath": "/work"}},
-		"nodeSelector":        map[string]any{"kubernetes.io/os": "linux"},
-		"tolerations":         []any{map[string]any{"key": "k", "operator": "Exists"}},
-		"podDisruptionBudget": map[string]any{"enabled": false},
-		"config":              map[string]any{"metrics": map[string]any{"addr": "0.0.0.0:9100"}},
-	})
-	if kinds["Secret"] != nil {
-		t.Error("a Secret is rendered although existingSecret is set")
+func equalLabels(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
 	}
-	if kinds["PodDisruptionBudget"] != nil {
-		t.Error("PDB rendered although disabled")
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
 	}
-	sm := kinds["ServiceMonitor"]
-	if sm == nil || get(sm, "spec", "endpoints", 0, "port") != "metrics" || get(sm, "metadata", "labels", "release") != "kps" {
-		t.Errorf("ServiceMonitor = %v", sm)
-	}
-	dep := kinds["Deployment"]
-	if get(dep, "metadata", "name") != "runner" {
-		t.Errorf("name = %v, want the fullnameOverride", get(dep, "metadata", "name"))
-	}
-	spec := get(dep, "spec", "template", "spec")
-	c := get(spec, "containers", 0)
-	if get(c, "envFrom", 0, "secretRef", "name") != "my-creds" {
-		t.Errorf("envFrom = %v, want existingSecret", get(c, "envFrom"))
-	}
-	if get(dep, "spec", "template", "metadata", "annotations", "checksum/secret") != nil {
-		t.Error("checksum/secret set for an existingSecret")
-	}
-	if get(dep, "spec", "template", "metadata", "annotations", "a") != "b" || get(dep, "spec", "template", "metadata", "labels", "team") != "platform" {
-		t.Error("podAnnotations/podLabels not applied")
-	}
-	if get(spec, "serviceAccountName") != "runner" || get(kinds["ServiceAccount"], "metadata", "annotations", "eks.amazonaws.com/role-arn") != "arn:x" {
-		t.Errorf("serviceAccount: %v / %v", get(spec, "serviceAccountName"), kinds["ServiceAccount"])
-	}
-	if get(c, "ports", 0, "containerPort") != 9100 || get(kinds["Service"], "spec", "ports", 0, "port") != 9100 {
-		t.Errorf("metrics port does not follow config.metrics.addr: %v", get(c, "ports"))
-	}
-	names := fmt.Sprint(get(c, "env"))
-	if !strings.Contains(names, "name:X") || !strings.Contains(names, "value:org_1") {
-		t.Errorf("env = %s", names)
-	}
-	if fmt.Sprint(get(spec, "volumes", 3, "name")) != "work" || fmt.Sprint(get(c, "volumeMounts", 3, "mountPath")) != "/work" {
-		t.Errorf("extra volumes: %v / %v", get(spec, "volumes"), get(c, "volumeMounts"))
-	}
-	if get(spec, "nodeSelector", "kubernetes.io/os") != "linux" || get(spec, "tolerations", 0, "key") != "k" {
-		t.Error("nodeSelector/tolerations not applied")
-	}
-	if strings.Contains(notes, "WARNING") || !strings.Contains(notes, `Secret "my-creds"`) {
-		t.Errorf("NOTES.txt:\n%s", notes)
-	}
+	return true
 }
 
-func mustYAML(t *testing.T, v any) string {
-	t.Helper()
-	s, err := toYAML(v)
+// Every option on: every object decodes strictly into its API type (render does that) and
+// carries what the values asked for.
+func TestAllOptions(t *testing.T) {
+	vals := values(t, allOptions)
+	r := mustRender(t, vals)
+	if msgs := lint(t, vals); len(msgs) != 0 {
+		t.Errorf("helm lint with every option:\n%s", strings.Join(msgs, "\n"))
+	}
+	const name = "platform-runner"
+	dep := named[appsv1.Deployment](t, r, "Deployment", name)
+	spec := dep.Spec.Template.Spec
+	c := agent(t, dep)
+	if dep.Spec.Replicas != nil {
+		t.Errorf("replicas = %d with KEDA on; KEDA owns the count", *dep.Spec.Replicas)
+	}
+	if want := "registry.example/platform/port-runner:1.2.3@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"; c.Image != want {
+		t.Errorf("image = %s, want %s", c.Image, want)
+	}
+	if len(spec.InitContainers) != 1 || spec.InitContainers[0].Name != "fetch-tools" || len(spec.Containers) != 2 || spec.Containers[1].Name != "log-shipper" {
+		t.Errorf("initContainers %v, containers %v", spec.InitContainers, spec.Containers)
+	}
+	// credentialsAsFiles: the Secret is a volume, not environment (only the IDs are).
+	if len(c.EnvFrom) != 1 || c.EnvFrom[0].ConfigMapRef.Name != "script-settings" {
+		t.Errorf("envFrom = %s, want only extraEnvFrom with credentialsAsFiles", dumpYAML(c.EnvFrom))
+	}
+	if !hasVolume(spec, "credentials", func(v corev1.Volume) bool { return v.Secret != nil && v.Secret.SecretName == name }) {
+		t.Errorf("no credentials volume from the Secret %s: %s", name, dumpYAML(spec.Volumes))
+	}
+	secretEnv := map[string]string{}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == name {
+			secretEnv[e.Name] = e.ValueFrom.SecretKeyRef.Key
+		}
+	}
+	if len(secretEnv) != 2 || secretEnv["PORT_CLIENT_ID"] != "PORT_CLIENT_ID" || secretEnv["KAFKA_USERNAME"] != "KAFKA_USERNAME" {
+		t.Errorf("env from the Secret %v, want only PORT_CLIENT_ID and KAFKA_USERNAME", secretEnv)
+	}
+	if len(spec.TopologySpreadConstraints) != 1 || spec.TopologySpreadConstraints[0].WhenUnsatisfiable != corev1.DoNotSchedule {
+		t.Errorf("the user's topologySpreadConstraints do not replace the default: %s", dumpYAML(spec.TopologySpreadConstraints))
+	}
+	if spec.ServiceAccountName != name || spec.AutomountServiceAccountToken == nil || !*spec.AutomountServiceAccountToken {
+		t.Errorf("serviceAccount %q automount %v", spec.ServiceAccountName, spec.AutomountServiceAccountToken)
+	}
+	if c.Ports[0].ContainerPort != 9100 || of[corev1.Service](t, r).Spec.Ports[0].Port != 9100 {
+		t.Errorf("the metrics port does not follow config.metrics.addr: %v", c.Ports)
+	}
+	sec := named[corev1.Secret](t, r, "Secret", name)
+	if sec.StringData["PORT_CLIENT_SECRET"] != "client-secret" || dep.Spec.Template.Annotations["checksum/secret"] == "" {
+		t.Errorf("Secret %v, checksum/secret %q", sec.StringData, dep.Spec.Template.Annotations["checksum/secret"])
+	}
+	cfg, raw := renderedConfig(t, r)
+	if cfg.Port.ClientSecretFile != "/etc/port-runner-credentials/PORT_CLIENT_SECRET" || cfg.Kafka.SASL.PasswordFile != "/etc/port-runner-credentials/KAFKA_PASSWORD" ||
+		strings.Contains(raw, "${PORT_CLIENT_SECRET}") || strings.Contains(raw, "${KAFKA_PASSWORD}") {
+		t.Errorf("with credentialsAsFiles the config reads the secrets from files:\n%s", raw)
+	}
+	if !slices.Equal(cfg.Executor.PassEnv, []string{"HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "GITHUB_TOKEN"}) || cfg.Port.CAFile == "" || len(cfg.Kafka.Brokers) != 3 {
+		t.Errorf("config: passEnv %q, caFile %q, brokers %q", cfg.Executor.PassEnv, cfg.Port.CAFile, cfg.Kafka.Brokers)
+	}
+
+	so := of[kedav1alpha1.ScaledObject](t, r)
+	if so.Spec.ScaleTargetRef == nil || so.Spec.ScaleTargetRef.Name != name || *so.Spec.MaxReplicaCount != 6 || *so.Spec.MinReplicaCount != 2 ||
+		len(so.Spec.Triggers) != 1 || so.Spec.Triggers[0].Type != "prometheus" ||
+		!strings.Contains(so.Spec.Triggers[0].Metadata["query"], "sum(max by (topic, partition) (port_runner_consumer_lag{") || so.Spec.Triggers[0].Metadata["threshold"] != "20" {
+		t.Errorf("ScaledObject = %s", dumpYAML(so.Spec))
+	}
+	rule := of[monitoringv1.PrometheusRule](t, r)
+	if len(rule.Spec.Groups) == 0 || len(rule.Spec.Groups[0].Rules) == 0 || rule.Labels["release"] != "kube-prometheus-stack" {
+		t.Errorf("PrometheusRule = %s", dumpYAML(rule))
+	}
+	for _, g := range rule.Spec.Groups {
+		for _, rl := range g.Rules {
+			if !strings.Contains(rl.Expr.String(), "port_runner_") {
+				t.Errorf("rule %s: expr %q uses no port_runner_ metric", rl.Alert, rl.Expr.String())
+			}
+		}
+	}
+	dash := named[corev1.ConfigMap](t, r, "ConfigMap", name+"-dashboard")
+	wantDash, err := os.ReadFile(filepath.Join(chartDir, "files", "dashboards", "port-runner.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
-}
-
-// toYAML is Helm's toYaml: the document without its trailing newline.
-func toYAML(v any) (string, error) {
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(v); err != nil {
-		return "", err
+	if dash.Labels["grafana_dashboard"] != "1" || strings.TrimSpace(dash.Data["port-runner.json"]) != strings.TrimSpace(string(wantDash)) {
+		t.Errorf("dashboard ConfigMap labels %v, %d bytes of JSON (file %d)", dash.Labels, len(dash.Data["port-runner.json"]), len(wantDash))
 	}
-	return strings.TrimSuffix(buf.String(), "\n"), nil
+	pm := of[monitoringv1.PodMonitor](t, r)
+	if len(pm.Spec.PodMetricsEndpoints) != 1 || pm.Spec.PodMetricsEndpoints[0].Port == nil || *pm.Spec.PodMetricsEndpoints[0].Port != "metrics" ||
+		!equalLabels(pm.Spec.Selector.MatchLabels, dep.Spec.Selector.MatchLabels) {
+		t.Errorf("PodMonitor = %s", dumpYAML(pm.Spec))
+	}
+	sm := of[monitoringv1.ServiceMonitor](t, r)
+	if len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Port != "metrics" {
+		t.Errorf("ServiceMonitor = %s", dumpYAML(sm.Spec))
+	}
+	np := of[networkingv1.NetworkPolicy](t, r)
+	if !equalLabels(np.Spec.PodSelector.MatchLabels, dep.Spec.Selector.MatchLabels) || len(np.Spec.PolicyTypes) != 2 ||
+		len(np.Spec.Ingress) != 1 || np.Spec.Ingress[0].Ports[0].Port.String() != "metrics" || len(np.Spec.Ingress[0].From) != 1 {
+		t.Errorf("NetworkPolicy ingress = %s", dumpYAML(np.Spec.Ingress))
+	}
+	egress := map[string]bool{}
+	for _, e := range np.Spec.Egress {
+		for _, p := range e.Ports {
+			for _, to := range e.To {
+				egress[fmt.Sprintf("%s:%s", to.IPBlock.CIDR, p.Port)] = true
+			}
+			if len(e.To) == 0 {
+				egress[fmt.Sprintf("any:%s/%s", p.Port, *p.Protocol)] = true
+			}
+		}
+	}
+	for _, want := range []string{"any:53/UDP", "any:53/TCP", "10.20.0.0/16:9196", "203.0.113.0/24:443", "198.51.100.0/24:443"} {
+		if !egress[want] {
+			t.Errorf("NetworkPolicy egress lacks %s: %v", want, egress)
+		}
+	}
+	role := of[rbacv1.Role](t, r)
+	rb := of[rbacv1.RoleBinding](t, r)
+	if len(role.Rules) != 1 || rb.RoleRef.Name != role.Name || rb.Subjects[0].Name != name {
+		t.Errorf("Role %s / RoleBinding %s", dumpYAML(role.Rules), dumpYAML(rb))
+	}
+	pdb := of[policyv1.PodDisruptionBudget](t, r)
+	if pdb.Spec.MaxUnavailable.IntValue() != 1 {
+		t.Errorf("PDB maxUnavailable %v", pdb.Spec.MaxUnavailable)
+	}
+
+	// The HPA alternative.
+	r = mustRender(t, values(t, allOptions, "autoscaling: {keda: {enabled: false}, hpa: {enabled: true}}"))
+	if r.has("ScaledObject") {
+		t.Error("ScaledObject rendered with KEDA off")
+	}
+	hpa := of[autoscalingv2.HorizontalPodAutoscaler](t, r)
+	if hpa.Spec.ScaleTargetRef.Name != name || hpa.Spec.MaxReplicas != 6 || len(hpa.Spec.Metrics) != 1 ||
+		hpa.Spec.Metrics[0].Pods.Metric.Name != "port_runner_runs_in_flight" || hpa.Spec.Metrics[0].Pods.Target.AverageValue.String() != "12" {
+		t.Errorf("HPA = %s", dumpYAML(hpa.Spec))
+	}
+	if d := of[appsv1.Deployment](t, r); d.Spec.Replicas != nil {
+		t.Error("replicas set with the HPA on")
+	}
 }
 
-// helmFuncs is the part of Helm's function map (Sprig plus include) the templates use,
-// with Sprig's semantics.
-func helmFuncs(root *template.Template) template.FuncMap {
-	return template.FuncMap{
-		"include": func(name string, data any) (string, error) {
-			var buf bytes.Buffer
-			err := root.ExecuteTemplate(&buf, name, data)
-			return buf.String(), err
-		},
-		"toYaml": func(v any) string {
-			s, err := toYAML(v)
-			if err != nil {
-				return ""
+// The all-options file sets every value values.yaml has, so TestAllOptions covers them all.
+func TestAllOptionsCoversEveryValue(t *testing.T) {
+	defaults := chartDefaults(t)
+	all := values(t, allOptions)
+	for _, p := range leafPaths(defaults, "") {
+		if strings.HasPrefix(p, "config.") || strings.HasPrefix(p, "env.") || strings.HasPrefix(p, "secretEnv.") {
+			continue // the agent's config and free-form maps: checked by the agent and above
+		}
+		if !hasPath(all, p) {
+			t.Errorf("testdata/all-options.yaml does not set %s", p)
+		}
+	}
+}
+
+// leafPaths lists the dotted paths of the non-map values in v.
+func leafPaths(v map[string]any, prefix string) []string {
+	var out []string
+	for k, e := range v {
+		if m, ok := e.(map[string]any); ok && len(m) > 0 {
+			out = append(out, leafPaths(m, prefix+k+".")...)
+			continue
+		}
+		out = append(out, prefix+k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func hasPath(v map[string]any, path string) bool {
+	cur := any(v)
+	for _, k := range strings.Split(path, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return false
+		}
+		if cur, ok = m[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Values that would install a broken agent fail to render, and the message says why.
+func TestInvalidValuesFail(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		files    []string
+		override string
+		want     []string // all in the error
+	}{
+		{"non-integer replicas", minimal, "replicaCount: two", []string{"replicaCount", "integer"}},
+		{"fractional replicas", minimal, "replicaCount: 1.5", []string{"replicaCount"}},
+		{"unknown key", minimal, "serviceMonitor: {enable: true}", []string{"serviceMonitor", "enable"}},
+		{"unknown top-level key", minimal, "replicas: 3", []string{"replicas"}},
+		{"unknown agent config key", minimal, "config: {executor: {maxConcurent: 3}}", []string{"config", "maxConcurent"}},
+		{"bad agent enum", minimal, "config: {kafka: {startOffset: oldest}}", []string{"startOffset"}},
+		{"bad agent duration", minimal, "config: {executor: {shutdownTimeout: 10 minutes}}", []string{"shutdownTimeout"}},
+		{"empty credentials without existingSecret", minimal, `existingSecret: ""`,
+			[]string{"secretEnv.PORT_CLIENT_ID is empty and existingSecret is not set"}},
+		{"grace period shorter than shutdownTimeout + closing", minimal, "config: {executor: {shutdownTimeout: 10m}}",
+			[]string{"terminationGracePeriodSeconds (120) must exceed config.executor.shutdownTimeout (600s) + 40s"}},
+		{"grace period equal to shutdownTimeout + closing", minimal, "{terminationGracePeriodSeconds: 100, config: {executor: {shutdownTimeout: 1m}}}",
+			[]string{"terminationGracePeriodSeconds (100) must exceed"}},
+		{"grace period with the default shutdownTimeout", minimal, "terminationGracePeriodSeconds: 90",
+			[]string{"must exceed config.executor.shutdownTimeout (60s)"}},
+		{"no actions", nil, "{existingSecret: s, env: {PORT_ORG_ID: o}}", []string{"config.actions is empty"}},
+		{"no org", minimal, "env: {PORT_ORG_ID: ''}", []string{"env.PORT_ORG_ID is empty"}},
+		{"KEDA and HPA", minimal, "autoscaling: {keda: {enabled: true, prometheus: {serverAddress: 'http://p:9090'}}, hpa: {enabled: true}}", []string{"choose one"}},
+		{"KEDA without Prometheus", minimal, "autoscaling: {keda: {enabled: true}}", []string{"autoscaling.keda.prometheus.serverAddress is required"}},
+		{"RBAC without a ServiceAccount", minimal, "rbac: {create: true}", []string{"rbac.create needs serviceAccount.create=true"}},
+		{"bad digest", minimal, "image: {digest: latest}", []string{"digest"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := render(t, values(t, tc.files, tc.override))
+			if err == nil {
+				t.Fatalf("rendered; want an error naming %q", tc.want)
 			}
-			return s
-		},
-		"default": func(d any, v ...any) any {
-			if len(v) == 0 || empty(v[0]) {
-				return d
-			}
-			return v[0]
-		},
-		"quote": func(v ...any) string {
-			out := make([]string, 0, len(v))
-			for _, s := range v {
-				if s != nil {
-					out = append(out, strconv.Quote(fmt.Sprint(s)))
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\ndoes not say %q", err, w)
 				}
 			}
-			return strings.Join(out, " ")
-		},
-		"toString":   func(v any) string { return fmt.Sprint(v) },
-		"trunc":      func(n int, s string) string { return s[:min(n, len(s))] },
-		"trimSuffix": func(suf, s string) string { return strings.TrimSuffix(s, suf) },
-		"contains":   func(sub, s string) bool { return strings.Contains(s, sub) },
-		"replace":    func(old, new, s string) string { return strings.ReplaceAll(s, old, new) },
-		"indent":     func(n int, s string) string { return indent(n, s) },
-		"nindent":    func(n int, s string) string { return "\n" + indent(n, s) },
-		"sha256sum": func(s string) string {
-			h := sha256.Sum256([]byte(s))
-			return hex.EncodeToString(h[:])
-		},
-		"splitList": func(sep, s string) []string { return strings.Split(s, sep) },
-		"last": func(l []string) string {
-			if len(l) == 0 {
-				return ""
-			}
-			return l[len(l)-1]
-		},
-		"dig": func(args ...any) (any, error) {
-			if len(args) < 3 {
-				return nil, fmt.Errorf("dig: want keys, a default and a map")
-			}
-			m, ok := args[len(args)-1].(map[string]any)
-			if !ok {
-				return nil, fmt.Errorf("dig: last argument is %T, not map[string]interface{}", args[len(args)-1])
-			}
-			def := args[len(args)-2]
-			var cur any = m
-			for _, k := range args[:len(args)-2] {
-				cm, ok := cur.(map[string]any)
-				if !ok {
-					return def, nil
-				}
-				if cur, ok = cm[k.(string)]; !ok {
-					return def, nil
-				}
-			}
-			return cur, nil
-		},
-		"keys": func(m map[string]any) []string { return slices.Collect(maps.Keys(m)) },
-		"sortAlpha": func(l []string) []string {
-			return slices.Sorted(slices.Values(l))
-		},
-		"join": func(sep string, l []string) string { return strings.Join(l, sep) },
+		})
+	}
+	// A ${VAR} shutdownTimeout is the agent's to expand: not checked here.
+	if _, err := render(t, values(t, minimal, "config: {executor: {shutdownTimeout: '${SHUTDOWN:-60s}'}}")); err != nil {
+		t.Errorf("a ${VAR} shutdownTimeout: %v", err)
+	}
+	// Longer grace, longer shutdownTimeout: fine.
+	if _, err := render(t, values(t, minimal, "{terminationGracePeriodSeconds: 700, config: {executor: {shutdownTimeout: 1h1m-1h}}}")); err == nil {
+		t.Errorf("a malformed duration rendered")
+	}
+	if _, err := render(t, values(t, minimal, "{terminationGracePeriodSeconds: 701, config: {executor: {shutdownTimeout: 5m30s}}}")); err != nil {
+		t.Errorf("grace 701s with shutdownTimeout 5m30s: %v", err)
 	}
 }
 
-func indent(n int, s string) string {
-	pad := strings.Repeat(" ", n)
-	return pad + strings.ReplaceAll(s, "\n", "\n"+pad)
+// examples/values-demo.yaml installs the demo action the image ships, and nothing else.
+func TestDemoValues(t *testing.T) {
+	r := mustRender(t, values(t, demo, "env: {PORT_ORG_ID: org_demo}"))
+	cfg, _ := renderedConfig(t, r)
+	if names := cfg.ActionNames(); !slices.Equal(names, []string{"create_microservice"}) {
+		t.Errorf("demo actions %v", names)
+	}
+	if _, err := render(t, values(t, demo)); err == nil || !strings.Contains(err.Error(), "env.PORT_ORG_ID is empty") {
+		t.Errorf("demo values without the org: %v, want the env.PORT_ORG_ID message", err)
+	}
 }
 
-// empty is Sprig's notion of an empty value.
-func empty(v any) bool {
-	if v == nil {
-		return true
+// The checksum annotation changes with the config, so a config change rolls the pods.
+func TestConfigChangeRollsPods(t *testing.T) {
+	a := of[appsv1.Deployment](t, mustRender(t, values(t, minimal)))
+	b := of[appsv1.Deployment](t, mustRender(t, values(t, minimal, "config: {executor: {maxConcurrent: 3}}")))
+	if a.Spec.Template.Annotations["checksum/config"] == b.Spec.Template.Annotations["checksum/config"] {
+		t.Error("checksum/config did not change with the config")
 	}
-	r := reflect.ValueOf(v)
-	switch r.Kind() {
-	case reflect.String, reflect.Array, reflect.Map, reflect.Slice:
-		return r.Len() == 0
-	case reflect.Bool:
-		return !r.Bool()
-	case reflect.Int, reflect.Int64, reflect.Int32:
-		return r.Int() == 0
-	case reflect.Float64, reflect.Float32:
-		return r.Float() == 0
-	case reflect.Pointer, reflect.Interface:
-		return r.IsNil()
+}
+
+// The chart's README documents every value the schema declares (and every config section),
+// so a value added to the chart without documentation fails here.
+func TestREADMEListsEveryValue(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(chartDir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return false
+	raw, err := os.ReadFile(filepath.Join(chartDir, "values.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema map[string]any
+	if err := yaml.Unmarshal(raw, &schema); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(s map[string]any, path string)
+	walk = func(s map[string]any, path string) {
+		props, ok := s["properties"].(map[string]any)
+		if !ok || path == "config" {
+			if !strings.Contains(string(readme), "`"+path+"`") {
+				t.Errorf("README.md does not document `%s`", path)
+			}
+			if path != "config" {
+				return
+			}
+		}
+		for k, p := range props {
+			next := k
+			if path != "" {
+				next = path + "." + k
+			}
+			if path == "config" {
+				if !strings.Contains(string(readme), "`"+next+"`") {
+					t.Errorf("README.md does not name the config section `%s`", next)
+				}
+				continue
+			}
+			walk(p.(map[string]any), next)
+		}
+	}
+	walk(schema, "")
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -32,6 +33,9 @@ type Port struct {
 	ClientSecret      string  `yaml:"clientSecret"`
 	OrgID             string  `yaml:"orgID"`
 	RequestsPerSecond float64 `yaml:"requestsPerSecond"`
+	// CAFile is a PEM bundle trusted for the Port API besides the system roots (a
+	// corporate TLS-inspecting proxy's CA).
+	CAFile string `yaml:"caFile"`
 	// ClientSecretFile names a file holding the client secret (a mounted Secret), instead
 	// of clientSecret; Load reads it.
 	ClientSecretFile string `yaml:"clientSecretFile"`
@@ -79,6 +83,9 @@ func (s Security) Verify() bool { return s.VerifySignature == nil || *s.VerifySi
 type Executor struct {
 	MaxConcurrent   int      `yaml:"maxConcurrent"`
 	ShutdownTimeout Duration `yaml:"shutdownTimeout"`
+	// PassEnv names variables copied from the agent's environment into every command's
+	// (HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE, ...); never the agent's credentials.
+	PassEnv []string `yaml:"passEnv"`
 }
 
 type Logs struct {
@@ -132,6 +139,10 @@ type PortAPI struct {
 	// Rules are Allow parsed, set by Validate, so the agent uses the rules validation checked.
 	Rules []allowrule.Rule `yaml:"-"`
 }
+
+// credentialEnv are the variables that conventionally hold the agent's credentials
+// (README, chart): executor.passEnv may never name them.
+var credentialEnv = [...]string{"PORT_CLIENT_ID", "PORT_CLIENT_SECRET", "KAFKA_USERNAME", "KAFKA_PASSWORD"}
 
 // MaxConcurrentLimit bounds the pool of one replica: each running run is one entry in its
 // partition's commit metadata, which Kafka caps at 4 KiB (offset.metadata.max.bytes), and
@@ -284,13 +295,20 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 	if c.Port.ClientSecret == "" {
 		add(problem("port.clientSecret", "required (set PORT_CLIENT_SECRET, write it in the file, or name a file with port.clientSecretFile)"))
 	}
+	if c.Port.CAFile != "" {
+		if _, err := os.Stat(c.Port.CAFile); err != nil {
+			add(problem("port.caFile", "%v", err))
+		}
+	}
 	// NaN compares false with everything and +Inf means no limit: both would turn the
 	// limiter off, so only finite positive rates pass.
 	if rps := c.Port.RequestsPerSecond; rps < 0 || math.IsNaN(rps) || math.IsInf(rps, 0) {
 		add(problem("port.requestsPerSecond", "must be a finite positive number, got %v", rps))
 	}
 	for i, b := range c.Kafka.Brokers {
-		if b == "" || !strings.Contains(b, ":") {
+		if strings.Contains(b, ",") {
+			add(problem(fmt.Sprintf("kafka.brokers[%d]", i), "one broker per element, got the comma list %q (write brokers: ${VAR} without brackets to split a comma list)", b))
+		} else if b == "" || !strings.Contains(b, ":") {
 			add(problem(fmt.Sprintf("kafka.brokers[%d]", i), "want host:port, got %q", b))
 		}
 	}
@@ -333,6 +351,17 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 	}
 	if c.Executor.ShutdownTimeout < 0 {
 		add(problem("executor.shutdownTimeout", "must not be negative"))
+	}
+	for i, n := range c.Executor.PassEnv {
+		key := fmt.Sprintf("executor.passEnv[%d]", i)
+		switch {
+		case !validEnvName(n):
+			add(problem(key, "%q is not a valid environment variable name", n))
+		case slices.Contains(credentialEnv[:], n):
+			add(problem(key, "%s holds the agent's credentials; commands never get them", n))
+		case strings.HasPrefix(n, "PORT_"):
+			add(problem(key, "the PORT_ prefix is the agent's (its settings, credentials and the variables it sets for commands)"))
+		}
 	}
 	if c.Logs.FlushInterval <= 0 {
 		add(problem("logs.flushInterval", "must be positive"))

@@ -126,6 +126,7 @@ func ParseAll(raw []byte, lookup LookupFunc) (*Config, Lines, Problems) {
 	if err := expandNode(&root, refs, lookup); err != nil {
 		return nil, nil, Problems{err}
 	}
+	splitBrokers(root.Content[0])
 	kc := &keyChecker{seen: map[keyVisit]bool{}, lines: lines}
 	kc.check(root.Content[0], reflect.TypeOf(*cfg), "")
 	if err := root.Decode(cfg); err != nil {
@@ -237,6 +238,38 @@ func restoreKey(n *yaml.Node, r refs) {
 	for _, c := range n.Content {
 		restoreKey(c, r)
 	}
+}
+
+// splitBrokers turns a scalar kafka.brokers ("a:1,b:2", typically one ${KAFKA_BROKERS}) into
+// the list of its comma-separated elements, so one variable can carry every broker. It runs
+// after expansion: the list's structure comes from the variable's commas only here, where a
+// list of host:port strings is all the key can hold.
+func splitBrokers(doc *yaml.Node) {
+	kafka := mappingValue(doc, "kafka")
+	brokers := mappingValue(kafka, "brokers")
+	if brokers == nil || brokers.Kind != yaml.ScalarNode || brokers.ShortTag() == "!!null" {
+		return
+	}
+	var items []*yaml.Node
+	for _, b := range strings.Split(brokers.Value, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			items = append(items, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: b, Line: brokers.Line, Column: brokers.Column})
+		}
+	}
+	*brokers = yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: items, Line: brokers.Line, Column: brokers.Column}
+}
+
+// mappingValue is the value of key in mapping n (nil if n is not a mapping or lacks it).
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
 }
 
 // keyChecker walks the document beside the Go type and reports every key the type does not

@@ -32,7 +32,10 @@ func TestMetricsAfterRuns(t *testing.T) {
 		n, _ := sum(fams, "port_runner_messages_total", nil)
 		busy, _ := sum(fams, "port_runner_executor_slots", map[string]string{"state": "busy"})
 		lag, ok := sum(fams, "port_runner_consumer_lag", map[string]string{"topic": h.topic})
-		return n == 5 && busy == 0 && ok && lag == 0
+		// A refresh from before the assignment also shows lag 0, but no ages: wait for one
+		// that knows the owned partitions.
+		ages := len(series(fams, "port_runner_consumer_lag_seconds", map[string]string{"topic": h.topic}))
+		return n == 5 && busy == 0 && ok && lag == 0 && ages == 2
 	})
 
 	type want struct {

@@ -6,6 +6,8 @@ package portapi
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +50,9 @@ type Options struct {
 	RequestsPerSecond float64
 	// HTTPClient defaults to &http.Client{Timeout: 30 * time.Second} on newTransport().
 	HTTPClient *http.Client
+	// CAFile, with the default HTTPClient, is a PEM bundle trusted besides the system
+	// roots: a corporate proxy that re-signs TLS (config port.caFile).
+	CAFile string
 	// Logger defaults to zap.NewNop().
 	Logger *zap.Logger
 	// Observe, if set, is called once per HTTP attempt with an endpoint label
@@ -123,7 +129,13 @@ func New(opts Options) (*Client, error) {
 		sleep:        sleepCtx,
 	}
 	if c.hc == nil {
-		c.hc = &http.Client{Timeout: 30 * time.Second, Transport: newTransport()}
+		tr := newTransport()
+		if opts.CAFile != "" {
+			if err := trustCA(tr, opts.CAFile); err != nil {
+				return nil, err
+			}
+		}
+		c.hc = &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	}
 	// Never follow a redirect: the request carries the agent's token (or, for auth, its
 	// client secret), and Go forwards both to a same-host target. A copy, so the caller's
@@ -410,4 +422,21 @@ func WithLogFields(ctx context.Context, fields ...zap.Field) context.Context {
 func logFields(ctx context.Context) []zap.Field {
 	f, _ := ctx.Value(logFieldsKey{}).([]zap.Field)
 	return append([]zap.Field(nil), f...)
+}
+
+// trustCA makes tr trust caFile's certificates besides the system's.
+func trustCA(tr *http.Transport, caFile string) error {
+	pemBytes, err := os.ReadFile(caFile)
+	if err != nil {
+		return fmt.Errorf("portapi: CA file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return fmt.Errorf("portapi: CA file %s: no PEM certificate in it", caFile)
+	}
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return nil
 }

@@ -41,8 +41,13 @@ const (
 	exitUsage   = 2
 )
 
-// version is set at build time: -ldflags "-X main.version=v1.2.3".
-var version = "dev"
+// version and commit are set at build time (the Dockerfile's VERSION and COMMIT build
+// args): -ldflags "-X main.version=v1.2.3 -X main.commit=abc123". Without commit, the VCS
+// revision Go stamps into a build from a git checkout is used.
+var (
+	version = "dev"
+	commit  = ""
+)
 
 const usage = `port-runner executes Port self-service action runs from Kafka.
 
@@ -100,15 +105,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func versionString() string {
-	commit := "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
+	rev := commit
+	if bi, ok := debug.ReadBuildInfo(); ok && rev == "" {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" {
-				commit = s.Value
+				rev = s.Value
 			}
 		}
 	}
-	return fmt.Sprintf("port-runner %s (commit %s, %s %s/%s)", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	if rev == "" {
+		rev = "unknown"
+	}
+	return fmt.Sprintf("port-runner %s (commit %s, %s %s/%s)", version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 // loadConfig reads and validates the config named by --config or PORT_RUNNER_CONFIG and
