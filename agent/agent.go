@@ -97,6 +97,8 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		CAFile:            cfg.Port.CAFile,
 		Logger:            deps.Logger,
 		Observe:           deps.Metrics.ObservePortRequest,
+		OnBudget:          deps.Metrics.ObservePortBudget,
+		OnWait:            deps.Metrics.ObservePortWait,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("port api client: %w", err)

@@ -33,7 +33,8 @@ type Options struct {
 	// TokenTTL is the access-token lifetime (expiresIn); default 3h.
 	TokenTTL time.Duration
 	// Budget is the number of requests the whole org may make per
-	// BudgetWindow (default 5m); 0 means unlimited.
+	// BudgetWindow (default 5m, whole seconds, at least 1s); 0 means unlimited.
+	// SetBudget changes both while the emulator runs.
 	Budget       int
 	BudgetWindow time.Duration
 	// Produce writes a run message to Kafka. When nil, creating a run
@@ -79,8 +80,17 @@ type Emulator struct {
 	down     bool
 	failN    int
 	failCode int
-	winStart time.Time // start of the current budget window; zero before the first request
-	winCount int
+	budget   int           // requests per window; 0: unlimited
+	window   time.Duration // the budget window
+	next     *budgetChange // SetBudget's change, from the next window on
+	winStart time.Time     // start of the current budget window
+	winCount int           // requests counted in it
+	rejected int           // requests answered 429 for the budget, ever
+}
+
+type budgetChange struct {
+	limit  int
+	window time.Duration
 }
 
 type token struct {
@@ -142,9 +152,7 @@ func New(opts Options) *Emulator {
 	if opts.TokenTTL <= 0 {
 		opts.TokenTTL = 3 * time.Hour
 	}
-	if opts.BudgetWindow <= 0 {
-		opts.BudgetWindow = 5 * time.Minute
-	}
+	opts.BudgetWindow = budgetWindow(opts.BudgetWindow)
 	if opts.Topic == "" {
 		opts.Topic = opts.OrgID + ".runs"
 	}
@@ -157,6 +165,8 @@ func New(opts Options) *Emulator {
 		runs:     map[string]*RunState{},
 		tokens:   map[string]token{},
 		entities: map[string]*EntityState{},
+		budget:   opts.Budget,
+		window:   opts.BudgetWindow,
 	}
 	e.routes()
 	return e
@@ -263,6 +273,36 @@ func (e *Emulator) SetDown(down bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.down = down
+}
+
+// SetBudget changes the org's budget to limit requests per window (0: unlimited) from the
+// next window on: requests already counted in this window stay counted, and what earlier
+// answers said remains of it stays true, as when Port's limits change.
+func (e *Emulator) SetBudget(limit int, window time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := &budgetChange{limit: limit, window: budgetWindow(window)}
+	if e.budget <= 0 {
+		e.budget, e.window, e.winStart, e.winCount = c.limit, c.window, time.Time{}, 0
+		return
+	}
+	e.next = c
+}
+
+// Rejected is how many requests the budget has answered 429 so far.
+func (e *Emulator) Rejected() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.rejected
+}
+
+// budgetWindow rounds a window to whole seconds (x-ratelimit-reset has second precision),
+// 5 minutes by default.
+func budgetWindow(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 5 * time.Minute
+	}
+	return max(time.Second, d.Round(time.Second))
 }
 
 // ExpireTokens invalidates every issued token, so the next use answers 401

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -287,33 +288,44 @@ func TestLogValidation(t *testing.T) {
 func TestBudget(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.Budget = 3; o.BudgetWindow = time.Minute })
 	f.e.RegisterRun("r_1", "act")
+	f.clk.Add(10 * time.Second) // windows are aligned to the epoch, not to the first request
+	reset := strconv.FormatInt(f.clk.Now().Truncate(time.Minute).Add(time.Minute).Unix(), 10)
 
 	tok := f.token(t)                                     // 1
 	r := f.do(t, "GET", "/v1/actions/runs/r_1", tok, nil) // 2
 	want(t, r, 200, "")
-	if r.header.Get("x-ratelimit-limit") != "3" || r.header.Get("x-ratelimit-remaining") != "1" || r.header.Get("x-ratelimit-reset") != "60" {
-		t.Fatalf("rate headers %v", r.header)
+	if r.header.Get("x-ratelimit-limit") != "3" || r.header.Get("x-ratelimit-remaining") != "1" ||
+		r.header.Get("x-ratelimit-reset") != reset || r.header.Get("x-ratelimit-period") != "60" {
+		t.Fatalf("rate headers %v, want reset %s", r.header, reset)
 	}
-	f.clk.Add(20*time.Second + time.Millisecond)
+	f.clk.Add(10*time.Second + time.Millisecond)
 	want(t, f.do(t, "GET", "/v1/actions/runs/r_1", tok, nil), 200, "") // 3
 	r = f.do(t, "GET", "/v1/actions/runs/r_1", tok, nil)               // 4
 	want(t, r, 429, "too_many_requests")
-	if r.header.Get("Retry-After") != "40" || r.header.Get("x-ratelimit-remaining") != "0" || r.header.Get("x-ratelimit-reset") != "40" || r.header.Get("x-ratelimit-limit") != "3" {
+	if r.header.Get("Retry-After") != "40" || r.header.Get("x-ratelimit-remaining") != "0" || r.header.Get("x-ratelimit-reset") != reset || r.header.Get("x-ratelimit-limit") != "3" {
 		t.Fatalf("429 headers %v", r.header)
 	}
 	// Auth counts too.
 	want(t, f.do(t, "POST", "/v1/auth/access_token", "", map[string]string{"clientId": testID, "clientSecret": testSecret}), 429, "")
 
+	// A change applies from the next window: this one keeps what its answers promised.
+	f.e.SetBudget(5, 10*time.Second)
+	want(t, f.do(t, "GET", "/v1/actions/runs/r_1", tok, nil), 429, "")
 	f.clk.Add(40 * time.Second) // next window
 	r = f.do(t, "GET", "/v1/actions/runs/r_1", tok, nil)
 	want(t, r, 200, "")
-	if r.header.Get("x-ratelimit-remaining") != "2" || r.header.Get("x-ratelimit-reset") != "60" {
-		t.Fatalf("new window headers %v", r.header)
+	next := strconv.FormatInt(f.clk.Now().Truncate(10*time.Second).Add(10*time.Second).Unix(), 10)
+	if r.header.Get("x-ratelimit-limit") != "5" || r.header.Get("x-ratelimit-remaining") != "4" ||
+		r.header.Get("x-ratelimit-reset") != next || r.header.Get("x-ratelimit-period") != "10" {
+		t.Fatalf("new window headers %v, want reset %s", r.header, next)
 	}
 
 	reqs := f.e.Requests()
-	if len(reqs) != 6 || reqs[3].Status != 429 || reqs[4].Status != 429 {
+	if len(reqs) != 7 || reqs[3].Status != 429 || reqs[4].Status != 429 || reqs[5].Status != 429 {
 		t.Fatalf("429s must be recorded: %+v", reqs)
+	}
+	if n := f.e.Rejected(); n != 3 {
+		t.Fatalf("Rejected() = %d, want 3", n)
 	}
 }
 
@@ -766,5 +778,46 @@ func TestMaxRequestsKeepsTheLatest(t *testing.T) {
 	reqs := f.e.Requests()
 	if len(reqs) != 2 || reqs[0].Path != "/v1/second" || reqs[1].Path != "/v1/third" {
 		t.Fatalf("requests kept: %+v, want the last two", reqs)
+	}
+}
+
+// TestServerRefusesThenAccepts: an outage where Port cannot be reached at all, then the same
+// address answers again, with the state kept.
+func TestServerRefusesThenAccepts(t *testing.T) {
+	e := New(Options{ClientID: testID, ClientSecret: testSecret, OrgID: "org_demo"})
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := e.Serve(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.RegisterRun("r_1", "act")
+	get := func() (*http.Response, error) {
+		// A fresh connection each time, so a kept-alive one cannot hide the outage.
+		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		return c.Get(srv.URL() + "/v1/actions/runs/r_1")
+	}
+	resp, err := get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	srv.Refuse()
+	if _, err := get(); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("during the outage: %v, want connection refused", err)
+	}
+	if err := srv.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized { // no token: routed, state intact
+		t.Fatalf("after the outage: %d", resp.StatusCode)
+	}
+	cancel()
+	if err := srv.Wait(); err != nil {
+		t.Fatal(err)
 	}
 }

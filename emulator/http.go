@@ -89,29 +89,32 @@ func (e *Emulator) serve(bw *bufWriter, r *http.Request, body []byte, now time.T
 	}
 }
 
-// budgetLocked counts the request against the org budget in fixed windows
-// that start at the first request, sets the x-ratelimit-* headers Port sends
-// on every response, and reports whether the request is within budget.
+// budgetLocked counts the request against the org budget and sets the x-ratelimit-* headers
+// Port sends on every response: limit and period (seconds) of the window, what remains of
+// it, and its reset as UTC epoch seconds. Windows are fixed and aligned to the epoch, so
+// every agent sharing the emulator sees the same reset. It reports whether the request is
+// within budget; a request over it still counts, as at a gateway.
 func (e *Emulator) budgetLocked(now time.Time, h http.Header) bool {
-	b := e.opts.Budget
-	if b <= 0 {
+	if e.budget <= 0 {
 		return true
 	}
-	win := e.opts.BudgetWindow
-	if e.winStart.IsZero() {
-		e.winStart = now
-	}
-	if d := now.Sub(e.winStart); d >= win {
-		e.winStart = e.winStart.Add(d / win * win)
-		e.winCount = 0
+	start := now.Truncate(e.window)
+	if !start.Equal(e.winStart) {
+		e.winStart, e.winCount = start, 0
+		if e.next != nil { // SetBudget's change starts with a window
+			e.budget, e.window, e.next = e.next.limit, e.next.window, nil
+			return e.budgetLocked(now, h)
+		}
 	}
 	e.winCount++
-	reset := ceilSeconds(e.winStart.Add(win).Sub(now))
-	h.Set("x-ratelimit-limit", strconv.Itoa(b))
-	h.Set("x-ratelimit-remaining", strconv.Itoa(max(0, b-e.winCount)))
-	h.Set("x-ratelimit-reset", strconv.FormatInt(reset, 10))
-	if e.winCount > b {
-		h.Set("Retry-After", strconv.FormatInt(max(1, reset), 10))
+	end := e.winStart.Add(e.window)
+	h.Set("x-ratelimit-limit", strconv.Itoa(e.budget))
+	h.Set("x-ratelimit-remaining", strconv.Itoa(max(0, e.budget-e.winCount)))
+	h.Set("x-ratelimit-reset", strconv.FormatInt(end.Unix(), 10))
+	h.Set("x-ratelimit-period", strconv.FormatInt(int64(e.window/time.Second), 10))
+	if e.winCount > e.budget {
+		e.rejected++
+		h.Set("Retry-After", strconv.FormatInt(max(1, ceilSeconds(end.Sub(now))), 10))
 		return false
 	}
 	return true

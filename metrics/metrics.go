@@ -34,6 +34,12 @@ type Metrics struct {
 	LogBytesDropped prometheus.Counter
 	// BuildInfo is 1 with the binary's version, commit and Go version as labels.
 	BuildInfo *prometheus.GaugeVec
+	// PortBudgetRemaining is what Port's latest answer said is left of the organization's
+	// API budget (x-ratelimit-remaining), shared with every other replica and integration.
+	PortBudgetRemaining prometheus.Gauge
+	// PortRequestWait is the time requests waited for their turn to Port (budget pacing,
+	// the requestsPerSecond ceiling, a 429's hold), by priority: close, log, proxy.
+	PortRequestWait *prometheus.HistogramVec
 	// Pprof serves net/http/pprof under /debug/pprof/ beside /metrics (config metrics.pprof):
 	// opt-in, since profiles show the agent's internals to whoever reaches the port.
 	Pprof bool
@@ -78,6 +84,11 @@ func New() *Metrics {
 			Help: "Bytes of command output taken into runs' logs."}),
 		LogBytesDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "log_bytes_dropped_total",
 			Help: "Bytes of command output dropped past logs.maxBytesPerRun."}),
+		PortBudgetRemaining: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "port_budget_remaining",
+			Help: "Requests left in the organization's Port API budget window, as Port's latest answer said (x-ratelimit-remaining)."}),
+		PortRequestWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "port_request_wait_seconds",
+			Help:    "Time a request to Port waited for its turn (budget, ceiling, 429 hold), by priority.",
+			Buckets: []float64{0.001, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60}}, []string{"priority"}),
 		UnsignedMessages: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "unsigned_messages_total",
 			Help: "Unsigned messages of configured actions skipped because security.verifySignature is on."}),
 		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
@@ -86,6 +97,7 @@ func New() *Metrics {
 	}
 	m.Registry.MustRegister(m.RunsTotal, m.RunDuration, m.RunsInFlight, m.MessagesTotal, m.PortRequests,
 		m.LogBytes, m.LogBytesDropped, m.BuildInfo, m.UnsignedMessages, attachedCollector{m},
+		m.PortBudgetRemaining, m.PortRequestWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate} {
 		m.MessagesTotal.WithLabelValues(o) // present at zero, so alerts on rate() work from the start
@@ -118,6 +130,16 @@ func (m *Metrics) SetVersion(version string) {
 // ObservePortRequest counts one HTTP attempt to Port.
 func (m *Metrics) ObservePortRequest(endpoint string, code int) {
 	m.PortRequests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
+}
+
+// ObservePortBudget records what Port says remains of the organization's budget.
+func (m *Metrics) ObservePortBudget(remaining int) {
+	m.PortBudgetRemaining.Set(float64(remaining))
+}
+
+// ObservePortWait records how long one request waited for its turn.
+func (m *Metrics) ObservePortWait(priority string, d time.Duration) {
+	m.PortRequestWait.WithLabelValues(priority).Observe(d.Seconds())
 }
 
 // Attach adds a running agent's collector under name (replacing one attached before under

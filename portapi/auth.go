@@ -120,7 +120,7 @@ func (c *Client) fetchToken(ctx context.Context) (token string, lifetime time.Du
 		method:   http.MethodPost,
 		path:     "/v1/auth/access_token",
 		body:     body,
-		high:     true, // every other request waits for it
+		prio:     PriorityClose, // every other request waits for it
 		noAuth:   true,
 	}, &resp)
 	if err != nil {

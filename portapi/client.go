@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +20,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/port-runner/port-runner/internal/backoff"
 )
 
 // Endpoint labels passed to Options.Observe.
@@ -44,9 +45,9 @@ type Options struct {
 	// API_URL with it.
 	BaseURL                string
 	ClientID, ClientSecret string
-	// RequestsPerSecond bounds every request of this client, auth included:
-	// it is this replica's share of the organization's API budget.
-	// Burst is max(1, ceil(rps)). 0 or less means unlimited.
+	// RequestsPerSecond is the ceiling of every request of this client, auth
+	// included; under it the client paces itself by the budget Port reports.
+	// Burst is max(1, ceil(rps)). 0 or less means no ceiling.
 	RequestsPerSecond float64
 	// HTTPClient defaults to &http.Client{Timeout: 30 * time.Second} on newTransport().
 	HTTPClient *http.Client
@@ -59,6 +60,14 @@ type Options struct {
 	// and the status code (0 for a network error), e.g. for
 	// port_requests_total.
 	Observe func(endpoint string, code int)
+	// MaxInFlight bounds this client's requests waiting for an answer; 0 means 16. Part
+	// of it is kept for closing requests (see the scheduler).
+	MaxInFlight int
+	// OnBudget, if set, gets what Port says remains of the organization's budget, from
+	// every answer that carries x-ratelimit-* headers.
+	OnBudget func(remaining int)
+	// OnWait, if set, gets how long each attempt waited for its turn, by priority.
+	OnWait func(priority string, d time.Duration)
 	// BaseBackoff and MaxBackoff shape the retry backoff; 0 means 250ms, 30s.
 	BaseBackoff, MaxBackoff time.Duration
 	// Now is the clock used for token expiry; nil means time.Now.
@@ -73,8 +82,8 @@ type Client struct {
 	hc           *http.Client
 	log          *zap.Logger
 	observe      func(string, int)
-	baseBackoff  time.Duration
-	maxBackoff   time.Duration
+	onWait       func(string, time.Duration)
+	retry        backoff.Policy
 	now          func() time.Time
 	sched        *scheduler
 	tok          tokenCache
@@ -122,11 +131,11 @@ func New(opts Options) (*Client, error) {
 		hc:           opts.HTTPClient,
 		log:          opts.Logger,
 		observe:      opts.Observe,
-		baseBackoff:  opts.BaseBackoff,
-		maxBackoff:   opts.MaxBackoff,
+		retry:        backoff.Policy{Base: opts.BaseBackoff, Max: opts.MaxBackoff},
 		now:          opts.Now,
-		sched:        newScheduler(opts.RequestsPerSecond),
-		sleep:        sleepCtx,
+		onWait:       opts.OnWait,
+		sched:        newScheduler(opts.RequestsPerSecond, opts.MaxInFlight, nil),
+		sleep:        backoff.Sleep,
 	}
 	if c.hc == nil {
 		tr := newTransport()
@@ -146,44 +155,24 @@ func New(opts Options) (*Client, error) {
 	if c.log == nil {
 		c.log = zap.NewNop()
 	}
-	if c.baseBackoff <= 0 {
-		c.baseBackoff = 250 * time.Millisecond
-	}
-	if c.maxBackoff <= 0 {
-		c.maxBackoff = 30 * time.Second
-	}
-	if c.maxBackoff < c.baseBackoff {
-		c.maxBackoff = c.baseBackoff
-	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if c.onWait == nil {
+		c.onWait = func(string, time.Duration) {}
+	}
+	if opts.OnBudget != nil {
+		c.sched.onBudget = opts.OnBudget
 	}
 	return c, nil
 }
 
-// APIError is a permanent failure: Port answered with a status that retrying
-// will not fix (a 4xx other than 429, or a second 401).
+// APIError is an answer of Port that the client did not retry, or the last one it retried
+// when it had to stop; Classify says what it means.
 type APIError struct {
 	Endpoint   string
 	StatusCode int
 	Body       string
-}
-
-// Permanent reports a Port answer about one request that retrying cannot change: a 4xx
-// other than 401/403 (credentials: every request would fail alike, so no caller should give
-// up on one run for it), 408 and 429. A cancelled or timed-out call is never permanent, even
-// when its error carries the last retried answer along.
-func Permanent(err error) bool {
-	var apiErr *APIError
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &apiErr) {
-		return false
-	}
-	switch c := apiErr.StatusCode; {
-	case c == 401, c == 403, c == 408, c == 429:
-		return false
-	default:
-		return c >= 400 && c < 500
-	}
 }
 
 func (e *APIError) Error() string {
@@ -200,10 +189,16 @@ type request struct {
 	method   string
 	path     string // appended to the base URL
 	body     []byte // nil for no body; re-sent as is on every attempt
-	ctype    string // Content-Type of body; "" means application/json
-	high     bool   // closing priority in the scheduler
-	noAuth   bool   // the token request itself
-	runID    string // for log lines only
+	// take, if set (and body nil), gives the body when the first attempt's turn
+	// comes, so what waits for Port's budget keeps growing instead of queueing; ok
+	// false sends nothing. abandon, if closed while the first attempt waits for its
+	// turn, gives up the request unsent.
+	take    func() (body []byte, ok bool)
+	abandon <-chan struct{}
+	ctype   string // Content-Type of body; "" means application/json
+	prio    Priority
+	noAuth  bool   // the token request itself
+	runID   string // for log lines, and the scheduler's turns between runs
 }
 
 // do runs rq until it succeeds, fails permanently or ctx is done, and decodes
@@ -227,14 +222,15 @@ func (c *Client) do(ctx context.Context, rq request, out any) error {
 	return &APIError{Endpoint: rq.endpoint, StatusCode: code, Body: string(body)}
 }
 
-// doRaw runs rq until Port gives an answer that retrying will not change (a
-// 2xx, or a 4xx other than 429 and a first 401) and returns that answer. err
+// doRaw runs rq until Port gives an answer that retrying will not change (any
+// answer Classify does not call ClassRetry, except a first 401) and returns it. err
 // is set only when no such answer came: ctx ended, or no token could be had.
 func (c *Client) doRaw(ctx context.Context, rq request) (int, http.Header, []byte, error) {
 	var (
 		lastErr   error
 		retries   int
 		refreshed bool
+		waited    = waits{asked: c.sched.now()}
 	)
 	for {
 		var token string
@@ -245,23 +241,37 @@ func (c *Client) doRaw(ctx context.Context, rq request) (int, http.Header, []byt
 			}
 			token = t
 		}
-		if err := c.sched.wait(ctx, rq.high); err != nil {
+		abandon := rq.abandon
+		if rq.take == nil {
+			abandon = nil // the body is taken: the request is under way, see it through
+		}
+		if err := c.waitTurn(ctx, abandon, rq, &waited); err != nil {
+			if errors.Is(err, errAbandoned) {
+				return 0, nil, nil, errNotSent
+			}
 			return 0, nil, nil, withLast(err, lastErr)
 		}
+		if rq.take != nil {
+			body, ok := rq.take()
+			if !ok {
+				c.sched.done(nil, 0)
+				return 0, nil, nil, errNotSent
+			}
+			rq.body, rq.take = body, nil
+		}
 		code, hdr, body, err := c.attempt(ctx, rq, token)
+		c.sched.done(hdr, code)
 		if c.observe != nil {
 			c.observe(rq.endpoint, code)
 		}
 		var hint time.Duration
-		switch {
-		case err != nil:
-			if ctx.Err() != nil {
-				return 0, nil, nil, withLast(ctx.Err(), err)
-			}
-			lastErr = err
-		case code >= 200 && code < 300:
+		switch Classify(code, err) {
+		case ClassOK:
 			return code, hdr, body, nil
-		case code == http.StatusUnauthorized && !rq.noAuth && !refreshed:
+		case ClassRefresh:
+			if rq.noAuth || refreshed {
+				return code, hdr, body, nil
+			}
 			// The token may have been revoked or expired early: get a new
 			// one and try again right away, once.
 			refreshed = true
@@ -269,9 +279,16 @@ func (c *Client) doRaw(ctx context.Context, rq request) (int, http.Header, []byt
 			c.log.Info("port answered 401, refreshing the access token",
 				append(logFields(ctx), zap.String("endpoint", rq.endpoint), zap.String("run_id", rq.runID))...)
 			continue
-		case code == http.StatusTooManyRequests || code >= 500:
+		case ClassRetry:
+			if err != nil {
+				if ctx.Err() != nil {
+					return 0, nil, nil, withLast(ctx.Err(), err)
+				}
+				lastErr = err
+				break
+			}
 			lastErr = &APIError{Endpoint: rq.endpoint, StatusCode: code, Body: string(body)}
-			hint = retryHint(hdr, code, time.Now())
+			hint = min(retryHint(hdr, code, time.Now()), maxHold)
 		default:
 			return code, hdr, body, nil
 		}
@@ -286,6 +303,38 @@ func (c *Client) doRaw(ctx context.Context, rq request) (int, http.Header, []byt
 		}
 	}
 }
+
+// closingWaitWarning is how long a closing may wait for its turn before the agent says so:
+// a run that waits this long shows as running in Port although its command has ended.
+const closingWaitWarning = 10 * time.Second
+
+// waitTurn waits for the scheduler to let rq's next attempt start. w keeps count across
+// attempts: a run's closing whose attempt starts more than closingWaitWarning after it was
+// asked for (turns and retries after 429s alike) is logged once.
+func (c *Client) waitTurn(ctx context.Context, abandon <-chan struct{}, rq request, w *waits) error {
+	start := c.sched.now()
+	err := c.sched.wait(ctx, abandon, rq.prio, rq.runID)
+	now := c.sched.now()
+	c.onWait(rq.prio.String(), now.Sub(start))
+	w.turns += now.Sub(start)
+	if err == nil && rq.prio == PriorityClose && rq.runID != "" && !w.warned && now.Sub(w.asked) > closingWaitWarning {
+		w.warned = true
+		c.log.Warn("a run's closing request waited for Port",
+			append(logFields(ctx), zap.String("run_id", rq.runID), zap.String("endpoint", rq.endpoint),
+				zap.Duration("waited", now.Sub(w.asked)), zap.Duration("for_turns", w.turns))...)
+	}
+	return err
+}
+
+// waits is what one request has waited so far.
+type waits struct {
+	asked  time.Time     // when the caller asked for the request
+	turns  time.Duration // spent waiting for turns
+	warned bool
+}
+
+// errNotSent: a request with a take func sent nothing (nothing to take, or abandoned).
+var errNotSent = errors.New("portapi: nothing sent")
 
 // attempt sends one HTTP request. code is 0 when no response arrived.
 func (c *Client) attempt(ctx context.Context, rq request, token string) (code int, hdr http.Header, body []byte, err error) {
@@ -323,16 +372,9 @@ func (c *Client) attempt(ctx context.Context, rq request, token string) (code in
 	return resp.StatusCode, resp.Header, body, nil
 }
 
-// backoff is full jitter over BaseBackoff*2^n capped at MaxBackoff, but never
-// less than what the server asked for.
+// backoff is the wait before retry n: see backoff.Policy.
 func (c *Client) backoff(n int, hint time.Duration) time.Duration {
-	ceil := c.baseBackoff
-	for i := 0; i < n && ceil < c.maxBackoff; i++ {
-		ceil *= 2
-	}
-	ceil = min(ceil, c.maxBackoff)
-	d := time.Duration(rand.Int64N(int64(ceil) + 1))
-	return max(d, hint)
+	return c.retry.Delay(n, hint)
 }
 
 // retryHint reads how long the server asked us to wait. Retry-After is
@@ -370,20 +412,6 @@ func seconds(s float64) time.Duration {
 		s = 24 * 3600
 	}
 	return time.Duration(s * float64(time.Second))
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // withLast keeps the context error matchable with errors.Is while saying

@@ -139,14 +139,20 @@ func newTestClient(t *testing.T, f *fakePort, mod func(*Options)) (*Client, *obs
 }
 
 // recordSleeps replaces the backoff wait with one that records the
-// requested duration and returns at once.
+// requested duration and returns at once. The scheduler's clock moves on by
+// what was slept, so the replica-wide hold of a Retry-After is over too.
 func recordSleeps(c *Client) func() []time.Duration {
 	var mu sync.Mutex
 	var waits []time.Duration
+	var slept atomic.Int64
+	c.sched.mu.Lock()
+	c.sched.now = func() time.Time { return time.Now().Add(time.Duration(slept.Load())) }
+	c.sched.mu.Unlock()
 	c.sleep = func(ctx context.Context, d time.Duration) error {
 		mu.Lock()
 		waits = append(waits, d)
 		mu.Unlock()
+		slept.Add(int64(d))
 		return ctx.Err()
 	}
 	return func() []time.Duration {
@@ -740,10 +746,10 @@ func TestClosingRequestsGoFirst(t *testing.T) {
 	if _, err := c.Token(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// A token every 500ms, burst 1, bucket empty: the log holding the turn
-	// waits long enough for CloseRun to queue behind it.
-	c.sched.lim = rate.NewLimiter(2, 1)
-	c.sched.lim.Allow()
+	// A token every 500ms, burst 1, bucket empty: the logs wait long enough for
+	// CloseRun to queue behind them.
+	c.sched.ceiling = rate.NewLimiter(2, 1)
+	c.sched.ceiling.Allow()
 	var wg sync.WaitGroup
 	for i := 0; i < 5; i++ {
 		wg.Add(1)
@@ -754,8 +760,7 @@ func TestClosingRequestsGoFirst(t *testing.T) {
 			}
 		}()
 	}
-	// One log holds the limiter's next token, four wait behind it.
-	eventually(t, "log requests queued", func() bool { _, low := c.sched.queued(); return low == 4 })
+	eventually(t, "log requests queued", func() bool { return c.sched.queued()[PriorityLog] == 5 })
 	closed, err := c.CloseRun(ctx, "r_1", Closing{Message: "close", TerminationStatus: "SUCCESS"})
 	if err != nil || closed {
 		t.Fatalf("CloseRun = %v, %v", closed, err)
@@ -765,24 +770,6 @@ func TestClosingRequestsGoFirst(t *testing.T) {
 	defer mu.Unlock()
 	if len(order) != 6 || order[0] != "close" {
 		t.Fatalf("arrival order %v, want close first", order)
-	}
-}
-
-func TestBackoffBounds(t *testing.T) {
-	c, err := New(Options{BaseURL: "http://x", ClientID: "a", ClientSecret: "b", BaseBackoff: 10 * time.Millisecond, MaxBackoff: 80 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for n := 0; n < 70; n++ {
-		ceil := min(10*time.Millisecond<<min(n, 10), 80*time.Millisecond)
-		for i := 0; i < 50; i++ {
-			if d := c.backoff(n, 0); d < 0 || d > ceil {
-				t.Fatalf("backoff(%d) = %v, want within [0, %v]", n, d, ceil)
-			}
-		}
-		if d := c.backoff(n, time.Second); d != time.Second {
-			t.Fatalf("backoff with hint = %v", d)
-		}
 	}
 }
 

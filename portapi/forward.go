@@ -28,8 +28,8 @@ type ProxyResponse struct {
 	Body       []byte
 }
 
-// Forward sends rq with the agent's token through the shared rate limiter
-// (log priority: closing requests go first) and retries 429, 5xx and network
+// Forward sends rq with the agent's token through the shared scheduler, with
+// the lowest priority (the run's own log and closing go first) and retries 429, 5xx and network
 // errors like every other call, until Port gives an answer that retrying will
 // not change, which it returns as is (a 404 or 422 is a response, not an
 // error). It returns an error only when no such answer came before ctx ended,
@@ -50,10 +50,7 @@ func (c *Client) Forward(ctx context.Context, rq ProxyRequest) (ProxyResponse, e
 	}
 	code, hdr, body, err := c.doRaw(ctx, request{
 		endpoint: EndpointProxy, method: rq.Method, path: path,
-		body: rq.Body, ctype: rq.ContentType, runID: rq.RunID,
-		// Proxied requests take the lowest priority there is (closing > logs and PATCHes >
-		// proxied); today that is the scheduler's low class. The one place to change.
-		high: false,
+		body: rq.Body, ctype: rq.ContentType, prio: PriorityProxy, runID: rq.RunID,
 	})
 	if err != nil {
 		return ProxyResponse{}, fmt.Errorf("forward %s %s: %w", rq.Method, rq.Path, err)

@@ -41,22 +41,35 @@ type nodeLog struct {
 
 // AppendLog adds each line of message as one INFO entry of the node run's log.
 func (n NodeRuns) AppendLog(ctx context.Context, runID, message string) error {
-	return n.appendLog(ctx, runID, message, false)
+	return n.appendLog(ctx, runID, message, PriorityLog)
 }
 
-func (n NodeRuns) appendLog(ctx context.Context, runID, message string, high bool) error {
-	lines := strings.Split(message, "\n")
-	logs := make([]nodeLog, 0, len(lines))
-	for _, l := range lines {
-		logs = append(logs, nodeLog{Level: "INFO", Message: l})
-	}
-	body, err := encodeJSON(struct {
-		Logs []nodeLog `json:"logs"`
-	}{logs})
+// AppendLogFrom is AppendLog with the message taken when the request's turn comes (see
+// Client.AppendLogFrom).
+func (n NodeRuns) AppendLogFrom(ctx context.Context, runID string, abandon <-chan struct{}, take func() (string, bool)) (bool, error) {
+	var encErr error
+	err := n.C.do(ctx, request{
+		endpoint: EndpointNodeRunLogs, method: http.MethodPost, path: nodeRunPath(runID) + "/logs",
+		prio: PriorityLog, runID: runID, abandon: abandon,
+		take: func() ([]byte, bool) {
+			m, ok := take()
+			if !ok {
+				return nil, false
+			}
+			b, err := nodeLogBody(m)
+			encErr = err
+			return b, err == nil
+		},
+	}, nil)
+	return sentOrErr(err, encErr, "post logs for node run "+runID)
+}
+
+func (n NodeRuns) appendLog(ctx context.Context, runID, message string, prio Priority) error {
+	body, err := nodeLogBody(message)
 	if err == nil {
 		err = n.C.do(ctx, request{
 			endpoint: EndpointNodeRunLogs, method: http.MethodPost, path: nodeRunPath(runID) + "/logs",
-			body: body, high: high, runID: runID,
+			body: body, prio: prio, runID: runID,
 		}, nil)
 	}
 	if err != nil {
@@ -65,12 +78,23 @@ func (n NodeRuns) appendLog(ctx context.Context, runID, message string, high boo
 	return nil
 }
 
+func nodeLogBody(message string) ([]byte, error) {
+	lines := strings.Split(message, "\n")
+	logs := make([]nodeLog, 0, len(lines))
+	for _, l := range lines {
+		logs = append(logs, nodeLog{Level: "INFO", Message: l})
+	}
+	return encodeJSON(struct {
+		Logs []nodeLog `json:"logs"`
+	}{logs})
+}
+
 // CloseRun sends cl's message as the last log lines, then completes the node run with its
 // result and output. A permanent refusal of the PATCH is checked against the node run: one
 // Port already shows completed counts as closed (alreadyClosed).
 func (n NodeRuns) CloseRun(ctx context.Context, runID string, cl Closing) (alreadyClosed bool, err error) {
 	if cl.Message != "" {
-		if err := n.appendLog(ctx, runID, cl.Message, true); err != nil && !Permanent(err) {
+		if err := n.appendLog(ctx, runID, cl.Message, PriorityClose); err != nil && !Permanent(err) {
 			return false, fmt.Errorf("close node run %s: %w", runID, err)
 		}
 		// A refused log (the node run completed already, say) must not keep the result out:
@@ -94,7 +118,7 @@ func (n NodeRuns) CloseRun(ctx context.Context, runID string, cl Closing) (alrea
 	}
 	err = n.C.do(ctx, request{
 		endpoint: EndpointNodeRunPatch, method: http.MethodPatch, path: nodeRunPath(runID),
-		body: body, high: true, runID: runID,
+		body: body, prio: PriorityClose, runID: runID,
 	}, nil)
 	if err == nil {
 		return false, nil
@@ -102,7 +126,7 @@ func (n NodeRuns) CloseRun(ctx context.Context, runID string, cl Closing) (alrea
 	if !Permanent(err) {
 		return false, fmt.Errorf("close node run %s: %w", runID, err)
 	}
-	run, gerr := n.getRun(ctx, runID, true)
+	run, gerr := n.getRun(ctx, runID, PriorityClose)
 	if gerr == nil && run.Terminated() {
 		return true, nil
 	}
@@ -116,13 +140,19 @@ func (n NodeRuns) CloseRun(ctx context.Context, runID string, cl Closing) (alrea
 // them are dropped (its log still says what it did).
 func (n NodeRuns) PatchRun(context.Context, string, RunPatch) error { return nil }
 
+// PatchRunFrom drops the patch, as PatchRun does, and sends nothing.
+func (n NodeRuns) PatchRunFrom(_ context.Context, _ string, _ <-chan struct{}, take func() (RunPatch, bool)) (bool, error) {
+	take()
+	return false, nil
+}
+
 // GetRun reads the node run as a Run: COMPLETED with SUCCESS is StatusSuccess, any other
 // result StatusFailure, anything else StatusInProgress.
 func (n NodeRuns) GetRun(ctx context.Context, runID string) (Run, error) {
-	return n.getRun(ctx, runID, false)
+	return n.getRun(ctx, runID, PriorityLog)
 }
 
-func (n NodeRuns) getRun(ctx context.Context, runID string, high bool) (Run, error) {
+func (n NodeRuns) getRun(ctx context.Context, runID string, prio Priority) (Run, error) {
 	var resp struct {
 		NodeRun *struct {
 			Identifier string  `json:"identifier"`
@@ -132,7 +162,7 @@ func (n NodeRuns) getRun(ctx context.Context, runID string, high bool) (Run, err
 	}
 	err := n.C.do(ctx, request{
 		endpoint: EndpointNodeRunGet, method: http.MethodGet, path: nodeRunPath(runID),
-		high: high, runID: runID,
+		prio: prio, runID: runID,
 	}, &resp)
 	if err == nil && resp.NodeRun == nil {
 		err = errors.New(`answer has no "nodeRun"`)
@@ -160,7 +190,7 @@ func (c *Client) SendResponse(ctx context.Context, runID string, response any) e
 	if err == nil {
 		err = c.do(ctx, request{
 			endpoint: EndpointRunResponse, method: http.MethodPatch, path: runPath(runID) + "/response",
-			body: body, high: true, runID: runID,
+			body: body, prio: PriorityClose, runID: runID,
 		}, nil)
 	}
 	if err != nil {
@@ -186,7 +216,7 @@ func (c *Client) KafkaCredentials(ctx context.Context) (KafkaCredentials, error)
 			Password string   `json:"password"`
 		} `json:"credentials"`
 	}
-	err := c.do(ctx, request{endpoint: EndpointKafkaCredentials, method: http.MethodGet, path: "/v1/kafka-credentials", high: true}, &resp)
+	err := c.do(ctx, request{endpoint: EndpointKafkaCredentials, method: http.MethodGet, path: "/v1/kafka-credentials", prio: PriorityClose}, &resp)
 	if err != nil {
 		return KafkaCredentials{}, fmt.Errorf("get kafka credentials: %w", err)
 	}

@@ -73,7 +73,7 @@ func runPath(runID string) string {
 }
 
 // AppendLog adds message to the run's log. It has log priority: closing
-// requests waiting for the rate limiter go first.
+// requests waiting for their turn go first.
 func (c *Client) AppendLog(ctx context.Context, runID, message string) error {
 	body, err := encodeJSON(struct {
 		Message string `json:"message"`
@@ -81,7 +81,7 @@ func (c *Client) AppendLog(ctx context.Context, runID, message string) error {
 	if err == nil {
 		err = c.do(ctx, request{
 			endpoint: EndpointRunLogs, method: http.MethodPost, path: runPath(runID) + "/logs",
-			body: body, runID: runID,
+			body: body, prio: PriorityLog, runID: runID,
 		}, nil)
 	}
 	if err != nil {
@@ -90,9 +90,67 @@ func (c *Client) AppendLog(ctx context.Context, runID, message string) error {
 	return nil
 }
 
+// AppendLogFrom sends one log batch whose message take gives when the request's turn comes,
+// not when it is asked for: while Port's budget makes it wait, the batch keeps growing, so a
+// tight budget costs fewer, larger requests rather than a queue of them. take returning ok
+// false, or abandon closing while the request waits for its turn, sends nothing: sent is
+// false and err nil. Once taken, the message is sent (and retried) as is.
+func (c *Client) AppendLogFrom(ctx context.Context, runID string, abandon <-chan struct{}, take func() (message string, ok bool)) (sent bool, err error) {
+	var encErr error
+	err = c.do(ctx, request{
+		endpoint: EndpointRunLogs, method: http.MethodPost, path: runPath(runID) + "/logs",
+		prio: PriorityLog, runID: runID, abandon: abandon,
+		take: func() ([]byte, bool) {
+			m, ok := take()
+			if !ok {
+				return nil, false
+			}
+			b, err := encodeJSON(struct {
+				Message string `json:"message"`
+			}{m})
+			encErr = err
+			return b, err == nil
+		},
+	}, nil)
+	return sentOrErr(err, encErr, "post logs for run "+runID)
+}
+
+// PatchRunFrom is PatchRun with the patch taken when the request's turn comes (see
+// AppendLogFrom): workflow commands that come while it waits coalesce into it. An empty
+// patch sends nothing.
+func (c *Client) PatchRunFrom(ctx context.Context, runID string, abandon <-chan struct{}, take func() (RunPatch, bool)) (sent bool, err error) {
+	var encErr error
+	err = c.do(ctx, request{
+		endpoint: EndpointRunPatch, method: http.MethodPatch, path: runPath(runID),
+		prio: PriorityLog, runID: runID, abandon: abandon,
+		take: func() ([]byte, bool) {
+			p, ok := take()
+			if !ok || p.empty() {
+				return nil, false
+			}
+			b, err := encodeJSON(p)
+			encErr = err
+			return b, err == nil
+		},
+	}, nil)
+	return sentOrErr(err, encErr, "patch run "+runID)
+}
+
+func sentOrErr(err, encErr error, what string) (bool, error) {
+	switch {
+	case errors.Is(err, errNotSent) && encErr != nil:
+		return false, fmt.Errorf("%s: %w", what, encErr)
+	case errors.Is(err, errNotSent):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+	return true, nil
+}
+
 // CloseRun sends the run's last log batch together with its termination.
 // Port accepts a termination only once, so when it refuses the request with
-// a permanent 4xx (409, 422, ...) CloseRun asks for the run: if Port already
+// an answer retrying cannot change (409, 422, ...: see Permanent) CloseRun asks for the run: if Port already
 // shows it as terminated (a redelivery, or an earlier attempt whose answer
 // was lost), the run counts as closed: alreadyClosed is true and err nil.
 func (c *Client) CloseRun(ctx context.Context, runID string, cl Closing) (alreadyClosed bool, err error) {
@@ -106,16 +164,18 @@ func (c *Client) CloseRun(ctx context.Context, runID string, cl Closing) (alread
 	}
 	err = c.do(ctx, request{
 		endpoint: EndpointRunLogs, method: http.MethodPost, path: runPath(runID) + "/logs",
-		body: body, high: true, runID: runID,
+		body: body, prio: PriorityClose, runID: runID,
 	}, nil)
 	if err == nil {
 		return false, nil
 	}
+	// A refusal that retrying cannot change may mean the run was closed already (a
+	// redelivery, or an earlier attempt whose answer was lost): ask Port.
 	var ae *APIError
-	if !errors.As(err, &ae) || ae.Endpoint != EndpointRunLogs || ae.StatusCode == http.StatusUnauthorized || ae.StatusCode >= 500 {
+	if !Permanent(err) || !errors.As(err, &ae) || ae.Endpoint != EndpointRunLogs {
 		return false, fmt.Errorf("close run %s: %w", runID, err)
 	}
-	run, gerr := c.getRun(ctx, runID, true)
+	run, gerr := c.getRun(ctx, runID, PriorityClose)
 	if gerr == nil && run.Terminated() {
 		return true, nil
 	}
@@ -125,9 +185,8 @@ func (c *Client) CloseRun(ctx context.Context, runID string, cl Closing) (alread
 	return false, fmt.Errorf("close run %s: %w", runID, err)
 }
 
-// PatchRun updates the run's label, links, summary or external run id. It
-// has closing priority, so status updates are not stuck behind log batches.
-// An empty patch sends nothing.
+// PatchRun updates the run's label, links, summary or external run id, with
+// log priority. An empty patch sends nothing.
 func (c *Client) PatchRun(ctx context.Context, runID string, p RunPatch) error {
 	if p.empty() {
 		return nil
@@ -136,7 +195,7 @@ func (c *Client) PatchRun(ctx context.Context, runID string, p RunPatch) error {
 	if err == nil {
 		err = c.do(ctx, request{
 			endpoint: EndpointRunPatch, method: http.MethodPatch, path: runPath(runID),
-			body: body, high: true, runID: runID,
+			body: body, prio: PriorityLog, runID: runID,
 		}, nil)
 	}
 	if err != nil {
@@ -147,10 +206,10 @@ func (c *Client) PatchRun(ctx context.Context, runID string, p RunPatch) error {
 
 // GetRun fetches the run as Port shows it.
 func (c *Client) GetRun(ctx context.Context, runID string) (Run, error) {
-	return c.getRun(ctx, runID, false)
+	return c.getRun(ctx, runID, PriorityLog)
 }
 
-func (c *Client) getRun(ctx context.Context, runID string, high bool) (Run, error) {
+func (c *Client) getRun(ctx context.Context, runID string, prio Priority) (Run, error) {
 	var resp struct {
 		Run *struct {
 			ID          string          `json:"id"`
@@ -162,7 +221,7 @@ func (c *Client) getRun(ctx context.Context, runID string, high bool) (Run, erro
 	}
 	err := c.do(ctx, request{
 		endpoint: EndpointRunGet, method: http.MethodGet, path: runPath(runID),
-		high: high, runID: runID,
+		prio: prio, runID: runID,
 	}, &resp)
 	if err == nil && resp.Run == nil {
 		err = errors.New(`answer has no "run"`)

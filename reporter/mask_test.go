@@ -31,6 +31,14 @@ func (a *recordAPI) CloseRun(_ context.Context, _ string, cl portapi.Closing) (b
 
 func (a *recordAPI) PatchRun(context.Context, string, portapi.RunPatch) error { return nil }
 
+func (a *recordAPI) AppendLogFrom(ctx context.Context, id string, _ <-chan struct{}, take func() (string, bool)) (bool, error) {
+	return sendTaken(take, func(m string) error { return a.AppendLog(ctx, id, m) })
+}
+
+func (a *recordAPI) PatchRunFrom(ctx context.Context, id string, _ <-chan struct{}, take func() (portapi.RunPatch, bool)) (bool, error) {
+	return sendTaken(take, func(p portapi.RunPatch) error { return a.PatchRun(ctx, id, p) })
+}
+
 func (a *recordAPI) all() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()

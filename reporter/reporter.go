@@ -6,7 +6,6 @@ package reporter
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -25,6 +24,11 @@ type API interface {
 	AppendLog(ctx context.Context, runID, message string) error
 	CloseRun(ctx context.Context, runID string, cl portapi.Closing) (alreadyClosed bool, err error)
 	PatchRun(ctx context.Context, runID string, p portapi.RunPatch) error
+	// AppendLogFrom and PatchRunFrom take what they send when Port's budget gives the
+	// request its turn (see portapi), so what waits keeps growing or coalescing; closing
+	// abandon while waiting sends nothing.
+	AppendLogFrom(ctx context.Context, runID string, abandon <-chan struct{}, take func() (string, bool)) (bool, error)
+	PatchRunFrom(ctx context.Context, runID string, abandon <-chan struct{}, take func() (portapi.RunPatch, bool)) (bool, error)
 }
 
 // Options shape every run's log.
@@ -111,6 +115,7 @@ func (r *Reporter) StartOn(ctx context.Context, api API, runID string, secrets [
 		log:    r.opts.Logger.With(append([]zap.Field{zap.String("run_id", runID)}, fields...)...),
 		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
+		ending: make(chan struct{}),
 		masked: map[string]bool{},
 	}
 	l.addMasks(r.opts.Mask...)
@@ -128,6 +133,7 @@ type RunLog struct {
 	log    *zap.Logger
 	kick   chan struct{} // wakes the sender: a first line, a full batch, a patch, or Close
 	done   chan struct{} // closed when the sender has stopped
+	ending chan struct{} // closed by the first Close: a request still waiting for its turn gives up
 	cancel context.CancelFunc
 
 	closeMu sync.Mutex // serializes Close
@@ -411,8 +417,9 @@ func (l *RunLog) wake() {
 }
 
 // send is the run's sender: it ships full batches at once, partial ones FlushInterval after
-// their first line, and patches as they come; it stops when Close asks, leaving the last
-// batch (less than MaxBatchBytes) for the closing request, or when ctx ends.
+// their first line, and patches as they come. Each request takes its batch or patch when
+// Port's budget gives it its turn, so while it waits lines pile into it and patches merge.
+// It stops when Close asks, leaving what is left to the closing request, or when ctx ends.
 func (l *RunLog) send(ctx context.Context) {
 	defer close(l.done)
 	timer := time.NewTimer(time.Hour)
@@ -422,37 +429,30 @@ func (l *RunLog) send(ctx context.Context) {
 			return // what is left stays for Close
 		}
 		l.mu.Lock()
-		if l.gone {
+		if l.gone || l.closing {
 			l.mu.Unlock()
 			return
 		}
-		var patch *portapi.RunPatch
-		if l.patched && !l.closing {
-			p := l.patch
-			patch, l.patch, l.patched = &p, portapi.RunPatch{}, false
-		}
-		var batch string
-		due := len(l.lines) > 0 && (l.linesSize >= l.opts.MaxBatchBytes || (!l.closing && time.Since(l.firstAt) >= l.opts.FlushInterval))
-		if due {
-			batch = l.takeBatch()
-		}
-		closing := l.closing
+		patch := l.patched
+		due := len(l.lines) > 0 && (l.linesSize >= l.opts.MaxBatchBytes || time.Since(l.firstAt) >= l.opts.FlushInterval)
 		wait := l.opts.FlushInterval - time.Since(l.firstAt)
 		pending := len(l.lines) > 0
 		l.mu.Unlock()
 
-		if patch != nil || due {
-			// Both can be taken in one pass: send both, or the batch's lines are lost.
-			if patch != nil {
-				l.deliver(ctx, "patch run", func() error { return l.api.PatchRun(ctx, l.runID, *patch) })
+		if patch || due {
+			if patch {
+				deliverTaken(ctx, l, "patch run", l.takePatch, func(take func() (portapi.RunPatch, bool)) error {
+					_, err := l.api.PatchRunFrom(ctx, l.runID, l.ending, take)
+					return err
+				})
 			}
 			if due {
-				l.deliver(ctx, "send log batch", func() error { return l.api.AppendLog(ctx, l.runID, batch) })
+				deliverTaken(ctx, l, "send log batch", l.takeDue, func(take func() (string, bool)) error {
+					_, err := l.api.AppendLogFrom(ctx, l.runID, l.ending, take)
+					return err
+				})
 			}
 			continue
-		}
-		if closing {
-			return
 		}
 		if pending {
 			timer.Reset(wait)
@@ -465,6 +465,48 @@ func (l *RunLog) send(ctx context.Context) {
 		}
 		timer.Stop()
 	}
+}
+
+// deliverTaken delivers one request that takes its content (take) when its turn comes. If the
+// request failed before taking anything (no token, say), what it would have taken is
+// dropped as a failed request's content is, so the sender does not retry it at once
+// forever; if ctx ended, it stays for Close.
+func deliverTaken[T any](ctx context.Context, l *RunLog, what string, take func() (T, bool), send func(func() (T, bool)) error) {
+	taken := false
+	err := l.deliver(ctx, what, func() error {
+		return send(func() (T, bool) {
+			v, ok := take()
+			taken = ok
+			return v, ok
+		})
+	})
+	if err != nil && !taken && ctx.Err() == nil {
+		take()
+	}
+}
+
+// takePatch gives the sender's PATCH when its turn comes: every workflow command so far.
+// Once the run is closing, what is left goes with the closing instead.
+func (l *RunLog) takePatch() (portapi.RunPatch, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.patched || l.closing || l.gone {
+		return portapi.RunPatch{}, false
+	}
+	p := l.patch
+	l.patch, l.patched = portapi.RunPatch{}, false
+	return p, true
+}
+
+// takeDue gives the sender's log batch when its turn comes: the oldest lines up to
+// MaxBatchBytes, however many came while it waited.
+func (l *RunLog) takeDue() (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.gone || l.closing || len(l.lines) == 0 {
+		return "", false
+	}
+	return l.takeBatch(), true
 }
 
 // takeBatch removes the oldest lines up to MaxBatchBytes (encoded); l.mu is held.
@@ -489,14 +531,13 @@ func (l *RunLog) takeBatch() string {
 }
 
 // deliver runs one request. The client retries what can be retried until ctx ends; what
-// comes back is permanent, and a conflict means Port closed the run: stop sending for it.
+// comes back is permanent, and a run Port says is closed gets nothing more.
 func (l *RunLog) deliver(ctx context.Context, what string, do func() error) error {
 	err := do()
 	if err == nil {
 		return nil
 	}
-	var apiErr *portapi.APIError
-	if errors.As(err, &apiErr) && apiErr.StatusCode == 409 {
+	if portapi.IsRunClosed(err) {
 		l.mu.Lock()
 		l.gone = true
 		l.mu.Unlock()
@@ -532,8 +573,11 @@ func (l *RunLog) Close(ctx context.Context, o Outcome) error {
 		return nil
 	}
 	l.mu.Lock()
-	if !l.closing && len(l.partial) > 0 {
-		l.flushPartial()
+	if !l.closing {
+		if len(l.partial) > 0 {
+			l.flushPartial()
+		}
+		close(l.ending)
 	}
 	l.closing = true
 	l.mu.Unlock()

@@ -481,6 +481,23 @@ func (a *blockingAPI) CloseRun(_ context.Context, _ string, cl portapi.Closing) 
 
 func (a *blockingAPI) PatchRun(context.Context, string, portapi.RunPatch) error { return nil }
 
+// The fakes' turn comes at once: they take what to send and send it as AppendLog/PatchRun.
+func (a *blockingAPI) AppendLogFrom(ctx context.Context, id string, _ <-chan struct{}, take func() (string, bool)) (bool, error) {
+	return sendTaken(take, func(m string) error { return a.AppendLog(ctx, id, m) })
+}
+
+func (a *blockingAPI) PatchRunFrom(ctx context.Context, id string, _ <-chan struct{}, take func() (portapi.RunPatch, bool)) (bool, error) {
+	return sendTaken(take, func(p portapi.RunPatch) error { return a.PatchRun(ctx, id, p) })
+}
+
+func sendTaken[T any](take func() (T, bool), send func(T) error) (bool, error) {
+	v, ok := take()
+	if !ok {
+		return false, nil
+	}
+	return true, send(v)
+}
+
 func TestWriteNeverBlocks(t *testing.T) {
 	api := newBlockingAPI()
 	rep := New(api, Options{FlushInterval: time.Millisecond, MaxBatchBytes: 4096, MaxBytesPerRun: 1 << 20})
@@ -686,6 +703,12 @@ func (nopAPI) CloseRun(context.Context, string, portapi.Closing) (bool, error) {
 	return false, nil
 }
 func (nopAPI) PatchRun(context.Context, string, portapi.RunPatch) error { return nil }
+func (nopAPI) AppendLogFrom(_ context.Context, _ string, _ <-chan struct{}, take func() (string, bool)) (bool, error) {
+	return sendTaken(take, func(string) error { return nil })
+}
+func (nopAPI) PatchRunFrom(_ context.Context, _ string, _ <-chan struct{}, take func() (portapi.RunPatch, bool)) (bool, error) {
+	return sendTaken(take, func(portapi.RunPatch) error { return nil })
+}
 
 // BenchmarkRunLogWrite measures lines per second through Write (splitting, masking,
 // batching) with a Port that answers at once; writes come in pipe-sized chunks.

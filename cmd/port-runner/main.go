@@ -403,7 +403,8 @@ func cmdEmulator(args []string, stderr io.Writer) int {
 	org := fs.String("org", envOr("PORT_ORG_ID", "org_local"), "organization id (topic <org>.runs)")
 	id := fs.String("client-id", envOr("PORT_CLIENT_ID", "local-client"), "accepted client id")
 	secret := fs.String("client-secret", envOr("PORT_CLIENT_SECRET", "local-client-secret"), "accepted client secret; signs run messages")
-	budget := fs.Int("budget", 0, "requests per 5 minutes before 429 (0: unlimited)")
+	budget := fs.Int("budget", 0, "requests per budget window before 429 (0: unlimited)")
+	window := fs.Duration("budget-window", 5*time.Minute, "length of a budget window (whole seconds)")
 	kafkaUser := fs.String("kafka-username", "", "with --kafka-password: GET /v1/kafka-credentials answers --brokers and these")
 	kafkaPass := fs.String("kafka-password", os.Getenv("EMULATOR_KAFKA_PASSWORD"), "see --kafka-username (or EMULATOR_KAFKA_PASSWORD)")
 	secretInputs := fs.String("secret-inputs", "", "inputs created runs carry encrypted: ACTION=INPUT,INPUT[;ACTION=...]")
@@ -427,7 +428,7 @@ func cmdEmulator(args []string, stderr io.Writer) int {
 		kafkaCreds = &emulator.KafkaCredentials{Brokers: strings.Split(*brokers, ","), Username: *kafkaUser, Password: *kafkaPass}
 	}
 	// It may run for days (docker compose): keep only the latest requests in memory.
-	opts := emulator.Options{ClientID: *id, ClientSecret: *secret, OrgID: *org, Budget: *budget, MaxRequests: 10000,
+	opts := emulator.Options{ClientID: *id, ClientSecret: *secret, OrgID: *org, Budget: *budget, BudgetWindow: *window, MaxRequests: 10000,
 		SecretInputs: secrets, KafkaCredentials: kafkaCreds,
 		Logf: func(f string, a ...any) { log.Sugar().Infof(f, a...) }}
 	if *brokers != "" {
