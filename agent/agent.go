@@ -30,11 +30,13 @@ import (
 
 // Deps are what the caller may supply instead of the defaults (tests, the demo).
 type Deps struct {
-	Logger      *zap.Logger
-	Metrics     *metrics.Metrics
-	KafkaOpts   []kgo.Opt     // appended after the config's options
-	CloseGrace  time.Duration // how long closing requests may take after runs are cancelled; 0 -> 30s
-	MetricsAddr string        // overrides metrics.addr ("-" disables the server)
+	Logger     *zap.Logger
+	Metrics    *metrics.Metrics
+	KafkaOpts  []kgo.Opt     // appended after the config's options
+	CloseGrace time.Duration // how long closing requests may take after runs are cancelled; 0 -> 30s
+	// ClosingBudget is how long one run's closing is retried; 0 -> DefaultClosingBudget.
+	ClosingBudget time.Duration
+	MetricsAddr   string // overrides metrics.addr ("-" disables the server)
 	// Shim is the exec shim's command prefix (executor.ShimFor), so a command's children die
 	// with the agent too; nil: no shim.
 	Shim []string
@@ -59,7 +61,12 @@ type Agent struct {
 	proxyURL string // PORT_API_URL for commands; set in Run before any run starts
 	actions  map[string]*action
 	seen     *seenRuns
+	lives    *lives // every run held here, each in its named phase (lifecycle.go)
 	deps     Deps
+	// fatal carries the consumer's unrecoverable error to Run, which then stops as on SIGTERM.
+	fatal chan error
+	// stopping is set from the first signal or a fatal error on: /readyz answers 503.
+	stopping atomic.Bool
 	// Observability: the runs held (for /status, runs_waiting), franz-go's client metrics,
 	// and the options of the lag collector's own Kafka client.
 	tracker   *tracker
@@ -87,7 +94,11 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 	if deps.CloseGrace <= 0 {
 		deps.CloseGrace = 30 * time.Second
 	}
-	a := &Agent{cfg: cfg, log: deps.Logger, metrics: deps.Metrics, deps: deps, seen: newSeenRuns(10000), tracker: newTracker()}
+	if deps.ClosingBudget <= 0 {
+		deps.ClosingBudget = DefaultClosingBudget
+	}
+	a := &Agent{cfg: cfg, log: deps.Logger, metrics: deps.Metrics, deps: deps, seen: newSeenRuns(10000), tracker: newTracker(), fatal: make(chan error, 1)}
+	a.lives = newLives(func(d int) { deps.Metrics.RunsInFlight.Add(float64(d)) })
 
 	api, err := portapi.New(portapi.Options{
 		BaseURL:           cfg.Port.BaseURL,
@@ -189,6 +200,9 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 
 // Ready is nil when the member has joined its group and holds a valid Port token.
 func (a *Agent) Ready() error {
+	if a.stopping.Load() {
+		return errors.New("stopping")
+	}
 	if a.consumer == nil || !a.consumer.Joined() {
 		return errors.New("consumer group not joined")
 	}
@@ -207,7 +221,7 @@ func (a *Agent) Ready() error {
 // Run is the agent until ctx ends (the first SIGTERM). Then it stops fetching and gives
 // running commands executor.shutdownTimeout; when that passes or kill ends (a second
 // signal), it cancels them, closes every run it started, commits and leaves the group.
-func (a *Agent) Run(ctx, kill context.Context) error {
+func (a *Agent) Run(parent, kill context.Context) error {
 	// Until the consumer runs (it closes its client when it ends), every exit closes it.
 	consumerRan := false
 	defer func() {
@@ -215,6 +229,20 @@ func (a *Agent) Run(ctx, kill context.Context) error {
 			a.consumer.Close()
 		}
 	}()
+	// ctx ends at the first signal, or when the consumer hits an error it cannot recover
+	// from: either way the agent drains within shutdownTimeout and stops.
+	ctx, stopRun := context.WithCancelCause(parent)
+	var fatalWatch sync.WaitGroup
+	defer func() { stopRun(nil); fatalWatch.Wait() }()
+	fatalWatch.Go(func() {
+		select {
+		case err := <-a.fatal:
+			a.log.Error("kafka: unrecoverable error; stopping", zap.Error(err))
+			stopRun(err)
+		case <-ctx.Done():
+		}
+		a.stopping.Store(true)
+	})
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if a.consumer == nil {
@@ -233,13 +261,7 @@ func (a *Agent) Run(ctx, kill context.Context) error {
 	// The metrics server outlives the drain, so probes and scrapes see it through; /readyz
 	// says "stopping" from the first signal on. Servers stop when Run returns, the proxy
 	// first (deferred last), once every run has ended.
-	ready := func() error {
-		if ctx.Err() != nil {
-			return errors.New("stopping")
-		}
-		return a.Ready()
-	}
-	defer a.metrics.SetSource(source{a: a, ready: ready})()
+	defer a.metrics.SetSource(source{a: a, ready: a.Ready})()
 	defer a.metrics.Attach("kafka", a.kafkaProm)()
 	stopLag, err := a.startLag()
 	if err != nil {
@@ -248,7 +270,7 @@ func (a *Agent) Run(ctx, kill context.Context) error {
 	defer stopLag()
 	if addr := a.metricsAddr(); addr != "-" {
 		stop, err := a.serve("metrics server", func(sctx context.Context) (string, func() error, error) {
-			return a.metrics.Serve(sctx, addr, ready)
+			return a.metrics.Serve(sctx, addr, a.Ready)
 		})
 		if err != nil {
 			return err
@@ -282,7 +304,7 @@ func (a *Agent) Run(ctx, kill context.Context) error {
 		case <-workCtx.Done():
 		}
 		if ctx.Err() != nil {
-			a.log.Info("stopping: no new runs; waiting for running commands", zap.Duration("shutdownTimeout", a.cfg.Executor.ShutdownTimeout.D()))
+			a.log.Info("stopping: no new runs; waiting for running commands", zap.Duration("shutdownTimeout", a.cfg.Executor.ShutdownTimeout.D()), a.lives.phases())
 		}
 		t := time.NewTimer(a.cfg.Executor.ShutdownTimeout.D())
 		defer t.Stop()
@@ -290,6 +312,9 @@ func (a *Agent) Run(ctx, kill context.Context) error {
 		case <-t.C:
 		case <-kill.Done():
 		case <-workCtx.Done():
+		}
+		if n := a.lives.count(phaseRunning); n > 0 {
+			a.log.Info("stopping: cancelling the commands still running", a.lives.phases())
 		}
 		cancelWork(errors.New("agent shutting down"))
 		g := time.NewTimer(a.deps.CloseGrace)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/port-runner/port-runner/agent"
@@ -39,7 +38,6 @@ type harness struct {
 	emu     *emulator.Emulator
 	baseURL string
 	metrics *metrics.Metrics
-	logger  *zap.Logger // the agent's; nil: zaptest's
 }
 
 func newHarness(t *testing.T, partitions int) *harness {
@@ -96,11 +94,15 @@ func (h *harness) start(t *testing.T, cfg *config.Config) (stop func() error) {
 // startAgent is start, also giving the agent (for tests that wait until it is ready).
 func (h *harness) startAgent(t *testing.T, cfg *config.Config) (a *agent.Agent, stop func() error) {
 	t.Helper()
-	logger := h.logger
-	if logger == nil {
-		logger = zaptest.NewLogger(t)
-	}
-	a, err := agent.New(cfg, agent.Deps{Logger: logger, Metrics: h.metrics, KafkaOpts: h.cluster.Opts, MetricsAddr: "-"})
+	return h.startAgentWith(t, cfg, func(*agent.Deps) {})
+}
+
+// startAgentWith is startAgent with the agent's Deps changed by tune.
+func (h *harness) startAgentWith(t *testing.T, cfg *config.Config, tune func(*agent.Deps)) (a *agent.Agent, stop func() error) {
+	t.Helper()
+	deps := agent.Deps{Logger: zaptest.NewLogger(t), Metrics: h.metrics, KafkaOpts: h.cluster.Opts, MetricsAddr: "-"}
+	tune(&deps)
+	a, err := agent.New(cfg, deps)
 	if err != nil {
 		t.Fatalf("agent: %v", err)
 	}

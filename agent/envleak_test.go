@@ -10,6 +10,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/port-runner/port-runner/agent"
 )
 
 // issue 8 point 4: an env expression that fails on a secret input must not carry the value
@@ -19,7 +21,6 @@ import (
 func TestEnvErrorCarriesNoValue(t *testing.T) {
 	h := newHarness(t, 1)
 	core, logs := observer.New(zapcore.DebugLevel)
-	h.logger = zap.New(core)
 	const secret = "p@ssw0rd-0123456789-TAIL"
 	cfg := h.config(t, `
   deploy:
@@ -43,7 +44,7 @@ func TestEnvErrorCarriesNoValue(t *testing.T) {
 		}
 		h.emu.RegisterRun(id, "deploy")
 		h.cluster.Produce(t, h.topic, []byte(id), sign(t, fmt.Sprintf(`{"action":"deploy","context":{"runId":%q},"payload":{"properties":{"password":%q,"n":1}}}`, id, secret)))
-		stop := h.start(t, cfg)
+		_, stop := h.startAgentWith(t, cfg, func(d *agent.Deps) { d.Logger = zap.New(core) })
 		run := waitTerminated(t, h.emu, id)
 		if err := stop(); err != nil {
 			t.Fatal(err)

@@ -25,7 +25,7 @@ type executed struct {
 // run or workflow node run): a synchronous action's response goes before the closing, a
 // node run's outputs with it.
 // held, when not nil, is the run as /status shows it (try has none).
-func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *action, rerun bool, where string, log *zap.Logger, held *tracked) executed {
+func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *action, life *runLife, rerun bool, where string, log *zap.Logger, held *tracked) executed {
 	tgt := a.target(run)
 	spec, secrets, err := act.spec(run)
 	revoke := func() {}
@@ -54,14 +54,14 @@ func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *actio
 		log.Warn("run could not start", zap.Error(err))
 	} else {
 		log.Info("run started", zap.String("at", where), zap.Bool("rerun", rerun))
-		a.metrics.RunsInFlight.Inc()
+		life.to(phaseRunning)
 		spec.OnStart = func(pid int) {
 			a.proxy.Bind(token, pid) // the token works from this process tree only
 			held.started(pid)
 		}
 		res = executor.Run(work, spec, runLog)
 		revoke()
-		a.metrics.RunsInFlight.Dec()
+		life.to(phaseCommandEnded)
 		a.metrics.RunDuration.WithLabelValues(run.Action).Observe(res.Duration.Seconds())
 	}
 	result := "failure"
@@ -79,9 +79,8 @@ func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *actio
 	if files != nil {
 		outcome.Output = a.afterCommand(report, run, files, runLog, log)
 	}
-	err = runLog.Close(report, outcome)
-	finished := closingDone(err, log)
-	if finished && err == nil {
+	finished := a.closeRun(report, tgt, run.ID, res.Success, log, life, func(ctx context.Context) error { return runLog.Close(ctx, outcome) })
+	if finished {
 		log.Info("run closed", zap.String("result", result), zap.String("label", res.Label), zap.Duration("duration", res.Duration))
 	}
 	return executed{finished: finished, spec: spec, masks: secrets, res: res}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -42,6 +43,8 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		return true
 	}
 	log := a.log.With(zap.String("run_id", run.ID), zap.String("action", run.Action))
+	life := a.lives.receive(run.ID, run.Action, t.Handover)
+	defer life.leave()
 	held := a.tracker.add(rec, run.ID, run.Action) // for /status and runs_waiting
 	defer held.done()
 	// Port requests about this run (retries, token refreshes) log its action too.
@@ -69,14 +72,23 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 			return false
 		}
 	}
+	life.to(phaseClaimed)
 	finished := false
-	defer func() { a.seen.end(run.ID, finished) }()
+	defer func() {
+		if finished {
+			life.to(phaseCommittable)
+		}
+		a.seen.end(run.ID, finished)
+	}()
 
 	rerun := false
-	if t.Prior == consumer.PriorStarted || t.Prior == consumer.PriorUnknown {
-		// An earlier owner started this run and never recorded its end, or nothing says
-		// whether anyone ran it: only Port knows whether it was closed. These are the only
-		// cases that cost a Port request up front.
+	// A message signed long ago may be a replay (verified signatures only: an unverified
+	// timestamp proves nothing): Port decides whether its run is still open.
+	old := !run.SignedAt.IsZero() && time.Since(run.SignedAt) > a.cfg.Security.MaxMessageAge.D()
+	if t.Prior == consumer.PriorStarted || t.Prior == consumer.PriorUnknown || old {
+		// An earlier owner started this run and never recorded its end, nothing says
+		// whether anyone ran it, or the message is old: only Port knows whether it was
+		// closed. These are the only cases that cost a Port request up front.
 		pr, err := a.target(run).GetRun(report, run.ID)
 		switch {
 		case portapi.Permanent(err):
@@ -91,10 +103,11 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 			return false
 		case pr.Terminated():
 			a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate).Inc()
-			log.Info("skipping a run Port shows terminated", zap.String("at", where), zap.String("prior", t.Prior.String()), zap.String("status", pr.Status))
+			log.Info("skipping a run Port shows terminated", zap.String("at", where), zap.String("prior", t.Prior.String()),
+				zap.Bool("old_message", old), zap.String("status", pr.Status))
 			finished = true
 			return true
-		case t.Prior == consumer.PriorUnknown:
+		case t.Prior != consumer.PriorStarted:
 			// Open in Port and nobody recorded starting it: it runs as a fresh run.
 		case act.cfg.OnInterrupted != "rerun":
 			finished = a.closeInterrupted(report, a.target(run), run.ID, run.Action, log)
@@ -108,11 +121,14 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 	}
 	a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeAccepted).Inc()
 
-	// Waiting for a slot ends at the first signal, or when the partition goes elsewhere.
+	// Waiting for a slot ends at the first signal, or when the partition is being handed
+	// over: a run that has not started by then is the next owner's.
 	acquireCtx, cancelAcquire := context.WithCancelCause(work)
 	stopAcquire := context.AfterFunc(stop, func() { cancelAcquire(context.Cause(stop)) })
-	release, err := a.pool.AcquireAction(acquireCtx, run.Action)
+	stopHandover := context.AfterFunc(t.Handover, func() { cancelAcquire(consumer.ErrNotOwned) })
+	release, err := a.pool.Acquire(acquireCtx, run.Action)
 	stopAcquire()
+	stopHandover()
 	cancelAcquire(nil)
 	if err != nil {
 		log.Info("not started; left for redelivery", zap.String("at", where), zap.Error(err))
@@ -129,24 +145,9 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		log.Info("not started; left for redelivery", zap.String("at", where), zap.Error(err))
 		return false
 	}
-	finished = a.execute(work, report, run, act, rerun, where, log, held).finished
+	life.to(phaseStartDurable)
+	finished = a.execute(work, report, run, act, life, rerun, where, log, held).finished
 	return finished
-}
-
-// closingDone says whether a closing attempt finishes the record: the run is closed, or Port
-// refused the closing for good (an unknown run, say: keeping the record would stall its
-// partition forever). Anything else leaves it uncommitted for redelivery.
-func closingDone(err error, log *zap.Logger) bool {
-	switch {
-	case err == nil:
-		return true
-	case portapi.Permanent(err):
-		log.Error("Port refused the run's closing request; giving up on it", zap.Error(err))
-		return true
-	default:
-		log.Error("run not closed in Port; left for redelivery", zap.Error(err))
-		return false
-	}
 }
 
 // interruptedLabel is how Port shows a run whose agent died under it (SPEC "Executing a run").
@@ -155,12 +156,12 @@ const interruptedLabel = "interrupted: the agent running it stopped"
 // closeInterrupted closes, as FAILURE, a run an earlier agent started and never finished.
 func (a *Agent) closeInterrupted(report context.Context, tgt target, runID, action string, log *zap.Logger) bool {
 	runLog := a.reporter.StartOn(report, tgt, runID, nil, zap.String("action", action))
-	err := runLog.Close(report, reporter.Outcome{
+	outcome := reporter.Outcome{
 		Label:   interruptedLabel,
 		Summary: "port-runner: " + interruptedLabel + " before the run ended; not run again (onInterrupted: fail)",
-	})
-	if err != nil {
-		return closingDone(err, log)
+	}
+	if !a.closeRun(report, tgt, runID, false, log, nil, func(ctx context.Context) error { return runLog.Close(ctx, outcome) }) {
+		return false
 	}
 	a.metrics.RunsTotal.WithLabelValues(action, "failure").Inc()
 	log.Warn("closed a run interrupted by a stopped agent", zap.String("label", interruptedLabel))

@@ -67,10 +67,20 @@ func (a *Agent) newConsumer(k config.Kafka) error {
 		Group:         k.Group,
 		StartOffset:   k.StartOffset,
 		GroupProtocol: k.GroupProtocol,
-		ClientOpts:    append(kopts, a.deps.KafkaOpts...),
-		Slots:         a.pool,
-		MaxPoll:       a.cfg.Executor.MaxConcurrent,
-		Logger:        a.log,
+		// The group waits this long for a revoke, which releases partitions only once their
+		// runs here are closed (consumer.Options.StopWait).
+		ClientOpts: append(append(kopts, kgo.RebalanceTimeout(k.RebalanceTimeout())), a.deps.KafkaOpts...),
+		Slots:      a.pool,
+		MaxPoll:    a.cfg.Executor.MaxConcurrent,
+		RevokeWait: k.RevokeTimeout.D(),
+		StopWait:   config.KillGrace + a.deps.ClosingBudget,
+		Logger:     a.log,
+		OnFatal: func(err error) {
+			select {
+			case a.fatal <- err:
+			default: // one is enough to stop
+			}
+		},
 	})
 	return err
 }

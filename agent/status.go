@@ -104,13 +104,14 @@ type source struct {
 	ready func() error
 }
 
-// Snapshot counts a slot busy for each run held: each holds a global slot from its poll
-// until it is closed. (The pool's own count also has the slots the consumer reserves
-// while it waits for records, which would show an idle replica as full.)
+// Snapshot counts the pool's running slots taken: a run takes one once its action's own
+// limit lets it start, and holds it until it is closed. (Runs queued for their action's
+// limit, and the consumer's reservations while it waits for records, hold admissions, not
+// slots: an idle replica shows free.)
 func (s source) Snapshot() metrics.Snapshot {
 	runs := s.a.tracker.list()
 	return metrics.Snapshot{
-		SlotsBusy: min(len(runs), s.a.cfg.Executor.MaxConcurrent), SlotsCapacity: s.a.cfg.Executor.MaxConcurrent,
+		SlotsBusy: s.a.pool.InUse(), SlotsCapacity: s.a.cfg.Executor.MaxConcurrent,
 		Actions: s.a.cfg.ActionNames(), Runs: runs,
 	}
 }

@@ -46,7 +46,7 @@ func (a *Agent) Try(ctx context.Context, raw []byte) (Tried, error) {
 	}
 	defer stopProxy()
 	log := a.log.With(zap.String("run_id", run.ID), zap.String("action", run.Action))
-	ex := a.execute(ctx, ctx, run, act, false, "try", log, nil)
+	ex := a.execute(ctx, ctx, run, act, nil, false, "try", log, nil)
 	t := Tried{RunID: run.ID, Action: run.Action, Spec: ex.spec, Masks: ex.masks, Result: ex.res, Closed: ex.finished}
 	if !ex.finished {
 		return t, errors.New("the run was not closed in Port (see the log above)")

@@ -49,6 +49,30 @@ type Kafka struct {
 	GroupProtocol string   `yaml:"groupProtocol"`
 	SASL          SASL     `yaml:"sasl"`
 	TLS           TLS      `yaml:"tls"`
+	// RevokeTimeout is how long a revoke lets runs of the revoked partitions finish before
+	// it cancels them; the partition is released only once they are closed in Port.
+	RevokeTimeout Duration `yaml:"revokeTimeout"`
+}
+
+// Delivery timings the group's rebalance timeout is made of (see RebalanceTimeout).
+const (
+	// KillGrace is the time between SIGTERM and SIGKILL for a cancelled command
+	// (executor.DefaultKillGrace).
+	KillGrace = 10 * time.Second
+	// ClosingBudget is how long one run's closing request is retried.
+	ClosingBudget = 60 * time.Second
+	// CommitMargin is the time left for the revoke's last commit.
+	CommitMargin = 10 * time.Second
+	// MaxRevokeTimeout keeps the rebalance timeout, and so every rebalance of the group,
+	// within minutes.
+	MaxRevokeTimeout = 5 * time.Minute
+)
+
+// RebalanceTimeout is how long the group waits for this member in a rebalance: the revoke
+// wait, then the kill of what still runs, closing those runs in Port and the last commit.
+// A revoke that fits in it never has its partitions taken before their runs are closed.
+func (k Kafka) RebalanceTimeout() time.Duration {
+	return k.RevokeTimeout.D() + KillGrace + ClosingBudget + CommitMargin
 }
 
 // FromPort reports whether the brokers and SASL credentials come from Port
@@ -75,6 +99,9 @@ type Security struct {
 	// RunIsolation says who may use a run's PORT_API_TOKEN: "process" (default) only the
 	// run's own processes (Linux; see README "Runs and each other"), "token" whoever has it.
 	RunIsolation string `yaml:"runIsolation"`
+	// MaxMessageAge: a run message signed longer ago than this is executed only if Port
+	// shows its run still open (a replay of an old message is not).
+	MaxMessageAge Duration `yaml:"maxMessageAge"`
 }
 
 // Verify reports whether run messages must carry a valid signature.
@@ -176,6 +203,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Kafka.GroupProtocol == "" {
 		c.Kafka.GroupProtocol = "classic"
+	}
+	if c.Kafka.RevokeTimeout == 0 {
+		c.Kafka.RevokeTimeout = Duration(20 * time.Second)
+	}
+	if c.Security.MaxMessageAge == 0 {
+		c.Security.MaxMessageAge = Duration(10 * time.Minute)
 	}
 	if c.Executor.MaxConcurrent == 0 {
 		c.Executor.MaxConcurrent = 8
@@ -343,6 +376,13 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 		if _, err := os.Stat(c.Kafka.TLS.CAFile); err != nil {
 			add(problem("kafka.tls.caFile", "%v", err))
 		}
+	}
+	if r := c.Kafka.RevokeTimeout.D(); r < time.Second || r > MaxRevokeTimeout {
+		add(problem("kafka.revokeTimeout", "must be between 1s and %s, got %s (the group's rebalance timeout is revokeTimeout + %s kill grace + %s closing budget + %s commit)",
+			MaxRevokeTimeout, r, KillGrace, ClosingBudget, CommitMargin))
+	}
+	if c.Security.MaxMessageAge.D() < time.Minute {
+		add(problem("security.maxMessageAge", "must be at least 1m (older signed messages cost one Port request each), got %s", c.Security.MaxMessageAge.D()))
 	}
 	if c.Executor.MaxConcurrent < 1 {
 		add(problem("executor.maxConcurrent", "must be at least 1, got %d", c.Executor.MaxConcurrent))

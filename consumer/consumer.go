@@ -36,7 +36,10 @@ type Ticket struct {
 	Record *kgo.Record
 	Prior  Prior
 	c      *Consumer
-	owned  context.Context // done when this member lets the record's partition go
+	owned  context.Context // done when the record's run must stop here
+	// Handover is done once this member has begun handing the record's partition over (a
+	// revoke): a run not started by then must not start, and the revoke does not wait for it.
+	Handover context.Context
 }
 
 // ErrNotOwned: the record's partition went to another member; its run must not start here.
@@ -87,9 +90,16 @@ type Options struct {
 	Slots         Slots
 	MaxPoll       int           // records per poll at most; 0 -> 64
 	CommitEvery   time.Duration // 0 -> 1s
-	RevokeWait    time.Duration // how long a revoke waits for runs of its partitions; 0 -> 20s (under the 60s rebalance timeout)
-	Logger        *zap.Logger
-	OnLags        func(lags map[int32]int64) // every owned partition's lag, each commit tick
+	RevokeWait    time.Duration // how long a revoke waits for runs of its partitions to end; 0 -> 20s
+	// StopWait is how long a revoke then waits for the runs it cancelled to be killed and
+	// closed in Port before it releases the partition anyway; 0 -> 70s. RevokeWait +
+	// StopWait + a commit must fit in the group's rebalance timeout (kgo.RebalanceTimeout).
+	StopWait time.Duration
+	Logger   *zap.Logger
+	OnLags   func(lags map[int32]int64) // every owned partition's lag, each commit tick
+	// OnFatal is told at once of an error retrying cannot fix (Run returns it once every
+	// handler has ended), so the caller can start its shutdown rather than wait for them.
+	OnFatal func(error)
 }
 
 // Consumer is one member of the group.
@@ -106,6 +116,7 @@ type Consumer struct {
 	// read yet, kept paused (see onAssigned).
 	priorMu      sync.Mutex
 	unknownPrior map[topicPartition]bool
+	pauseMu      sync.Mutex // orders window pauses and resumes (syncPause)
 }
 
 // New creates the Kafka client. It does not connect yet: Run does.
@@ -122,8 +133,14 @@ func New(opts Options) (*Consumer, error) {
 	if opts.RevokeWait <= 0 {
 		opts.RevokeWait = 20 * time.Second
 	}
+	if opts.StopWait <= 0 {
+		opts.StopWait = 70 * time.Second
+	}
 	if opts.OnLags == nil {
 		opts.OnLags = func(map[int32]int64) {}
+	}
+	if opts.OnFatal == nil {
+		opts.OnFatal = func(error) {}
 	}
 	c := &Consumer{opts: opts, ledger: newLedger(), log: opts.Logger, unknownPrior: map[topicPartition]bool{}}
 	start := kgo.NewOffset().AtEnd()
@@ -236,14 +253,20 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 		})
 		var tickets []*Ticket
 		fetches.EachRecord(func(r *kgo.Record) {
-			if prior, ok := c.ledger.add(r); ok {
-				tickets = append(tickets, &Ticket{Record: r, Prior: prior, c: c, owned: c.ledger.ownedCtx(r)})
+			prior, ok, pause := c.ledger.add(r)
+			if ok {
+				owned, handover := c.ledger.ownedCtx(r)
+				tickets = append(tickets, &Ticket{Record: r, Prior: prior, c: c, owned: owned, Handover: handover})
+			}
+			if pause {
+				c.syncPause(topicPartition{r.Topic, r.Partition})
 			}
 		})
 		c.cl.AllowRebalance()
 		c.opts.Slots.Release(n - len(tickets))
 		if fatal != nil {
 			c.opts.Slots.Release(len(tickets))
+			c.opts.OnFatal(fatal)
 			return fatal
 		}
 		for _, t := range tickets {
@@ -257,12 +280,35 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 				stop := context.AfterFunc(t.owned, func() { cancel(context.Cause(t.owned)) })
 				defer stop()
 				if handle(hctx, t) {
-					c.ledger.finish(t.Record)
+					if c.ledger.finish(t.Record) {
+						c.syncPause(topicPartition{t.Record.Topic, t.Record.Partition})
+					}
 				} else {
 					c.ledger.abandon(t.Record)
 				}
 			})
 		}
+	}
+}
+
+// syncPause pauses or resumes a partition's fetching as its ledger window says now. The
+// state is read under pauseMu, so a pause and a resume decided at once never reach the
+// client in the wrong order.
+func (c *Consumer) syncPause(tp topicPartition) {
+	c.pauseMu.Lock()
+	defer c.pauseMu.Unlock()
+	paused, owned := c.ledger.windowPaused(tp)
+	if !owned {
+		return
+	}
+	parts := map[string][]int32{tp.topic: {tp.partition}}
+	if paused {
+		c.cl.PauseFetchPartitions(parts)
+		c.log.Info("partition paused: too many finished offsets wait behind an unfinished one",
+			zap.String("topic", tp.topic), zap.Int32("partition", tp.partition))
+	} else {
+		c.cl.ResumeFetchPartitions(parts)
+		c.log.Info("partition resumed", zap.String("topic", tp.topic), zap.Int32("partition", tp.partition))
 	}
 }
 
@@ -504,11 +550,12 @@ func (c *Consumer) fetchCommitted(ctx context.Context, cl *kgo.Client, parts map
 	return known, failed
 }
 
-// onRevoked lets runs of the revoked partitions finish for a while (RevokeWait), commits
-// what finished, then stops tracking them: the new owner then starts after the last
-// finished run instead of running it again. Runs not started yet do not start any more, and
-// runs still going when it releases the partitions are cancelled: the new owner handles them
-// as interrupted, so they must not go on here too.
+// onRevoked hands partitions over only once no run of theirs can still be going here:
+// runs not started yet do not start; those running get RevokeWait to end; what still runs
+// then is cancelled (`cancelled: partition reassigned`), and the revoke waits up to StopWait
+// for it to be killed and closed in Port. Only then does it commit and release, so the new
+// owner finds every run this member started either finished or closed in Port, and never
+// starts one that is still running here. The group's rebalance timeout covers all of it.
 func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	if len(revoked) == 0 {
 		return // cooperative rebalances call this with nothing revoked
@@ -517,10 +564,18 @@ func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[str
 	c.ledger.revoking(revoked)
 	c.log.Info("partitions revoked", zap.Any("partitions", revoked))
 	wctx, cancelWait := context.WithTimeout(ctx, c.opts.RevokeWait)
-	if !c.ledger.waitFinished(wctx, revoked) {
-		c.log.Warn("runs of revoked partitions still going; their offsets stay uncommitted", zap.Duration("waited", c.opts.RevokeWait))
-	}
+	done := c.ledger.waitFinished(wctx, revoked)
 	cancelWait()
+	if !done {
+		c.log.Warn("runs of revoked partitions still going after the revoke wait; cancelling them", zap.Duration("waited", c.opts.RevokeWait))
+		c.ledger.stopRuns(revoked)
+		sctx, cancelStop := context.WithTimeout(ctx, c.opts.StopWait)
+		if !c.ledger.waitFinished(sctx, revoked) {
+			c.log.Error("cancelled runs of revoked partitions not closed in time; releasing them uncommitted",
+				zap.Duration("waited", c.opts.StopWait))
+		}
+		cancelStop()
+	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	c.commit(cctx)

@@ -1,9 +1,12 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -33,9 +36,10 @@ func (p Prior) String() string {
 // metadata carries the started and finished offsets above it, so a later owner knows which
 // runs may have executed (ask Port) and which surely did (skip), at no Port request.
 type ledger struct {
-	mu      sync.Mutex
-	parts   map[topicPartition]*partitionLedger
-	changed chan struct{} // closed and replaced whenever a record finishes or is abandoned
+	mu        sync.Mutex
+	parts     map[topicPartition]*partitionLedger
+	changed   chan struct{} // closed and replaced whenever a record finishes or is abandoned
+	maxWindow int           // see defaultMaxWindow
 }
 
 type topicPartition struct {
@@ -51,9 +55,16 @@ type snapshot struct {
 }
 
 type partitionLedger struct {
-	inflight []*entry // in offset order: records arrive in order per partition
-	lastDone *kgo.Record
-	prior    progress // what earlier owners committed, for offsets not yet polled
+	// inflight is every polled offset from the committable one on, in offset order (records
+	// arrive in order per partition), as offsets and flags only: a finished run behind a
+	// long one costs a few bytes, not its record. Lookups are binary searches.
+	inflight []entry
+	lastDone entry // the last entry popped off the front; valid when hasDone
+	hasDone  bool
+	// paused: the window of offsets behind the head reached MaxWindow, so fetching stopped
+	// until the head finishes.
+	paused bool
+	prior  progress // what earlier owners committed, for offsets not yet polled
 	// unknownBelow: offsets before it with no prior mark are PriorUnknown.
 	unknownBelow int64
 	lastSeen     int64  // highest offset registered; -1 before any
@@ -67,20 +78,30 @@ type partitionLedger struct {
 	owned    context.Context
 	disown   context.CancelCauseFunc
 	revoking bool // a revoke is waiting for runs: no new command may start
+	// handover ends when a revoke begins: a run of the partition that has not started by
+	// then must not start (Ticket.Handover).
+	handover    context.Context
+	endHandover context.CancelFunc
 }
 
 // errDisowned is why runs of a partition this member let go are cancelled.
 var errDisowned = errors.New("partition reassigned to another agent")
 
 type entry struct {
-	rec       *kgo.Record
-	started   bool // a command may have run: an earlier owner's mark, or ours
-	done      bool // closed, or skipped for good
-	abandoned bool // left unfinished on purpose (agent stopping): not waited for, not committed past
+	offset    int64
+	epoch     int32 // the record's leader epoch, carried by the commit
+	tsMilli   int64 // the record's timestamp (Unix ms), for the age of waiting work
+	started   bool  // a command may have run: an earlier owner's mark, or ours
+	done      bool  // closed, or skipped for good
+	abandoned bool  // left unfinished on purpose (agent stopping): not waited for, not committed past
 }
 
+// defaultMaxWindow bounds a partition's offsets from the committable one on; past it the
+// partition is paused until its head finishes.
+const defaultMaxWindow = 10000
+
 func newLedger() *ledger {
-	return &ledger{parts: map[topicPartition]*partitionLedger{}, changed: make(chan struct{})}
+	return &ledger{parts: map[topicPartition]*partitionLedger{}, changed: make(chan struct{}), maxWindow: defaultMaxWindow}
 }
 
 // assigned is one partition's committed state when this member got it.
@@ -102,7 +123,10 @@ func (l *ledger) assign(parts map[topicPartition]assigned) {
 			continue
 		}
 		owned, disown := context.WithCancelCause(context.Background())
+		handover, endHandover := context.WithCancel(context.Background())
 		l.parts[tp] = &partitionLedger{
+			handover:     handover,
+			endHandover:  endHandover,
 			prior:        a.progress,
 			unknownBelow: a.unknownBelow,
 			lastSeen:     -1,
@@ -123,6 +147,7 @@ func (l *ledger) release(revoked map[string][]int32) {
 			tp := topicPartition{topic, p}
 			if pl, ok := l.parts[tp]; ok {
 				pl.disown(errDisowned)
+				pl.endHandover()
 				delete(l.parts, tp)
 			}
 		}
@@ -138,21 +163,37 @@ func (l *ledger) revoking(revoked map[string][]int32) {
 		for _, p := range parts {
 			if pl, ok := l.parts[topicPartition{topic, p}]; ok {
 				pl.revoking = true
+				pl.endHandover()
 			}
 		}
 	}
 }
 
-// ownedCtx is done when this member lets rec's partition go (at once if it has already).
-func (l *ledger) ownedCtx(rec *kgo.Record) context.Context {
+// stopRuns cancels the runs of partitions being revoked that outlived the revoke wait; the
+// partitions stay tracked, so their runs' closings still count, until release.
+func (l *ledger) stopRuns(revoked map[string][]int32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for topic, parts := range revoked {
+		for _, p := range parts {
+			if pl, ok := l.parts[topicPartition{topic, p}]; ok {
+				pl.disown(errDisowned)
+			}
+		}
+	}
+}
+
+// ownedCtx is done when runs of rec's partition must stop here (at once if it is not
+// owned); handover is done once a revoke of it has begun.
+func (l *ledger) ownedCtx(rec *kgo.Record) (owned, handover context.Context) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if pl, ok := l.parts[topicPartition{rec.Topic, rec.Partition}]; ok {
-		return pl.owned
+		return pl.owned, pl.handover
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	cancel(errDisowned)
-	return ctx
+	return ctx, ctx
 }
 
 func (l *ledger) owns(topic string, partition int32) bool {
@@ -163,15 +204,20 @@ func (l *ledger) owns(topic string, partition int32) bool {
 }
 
 // add registers a polled record and says what earlier owners knew of it. ok is false when
-// the partition is not owned (the fetch raced a revoke): the caller must not run it.
-func (l *ledger) add(rec *kgo.Record) (prior Prior, ok bool) {
+// the partition is not owned (the fetch raced a revoke): the caller must not run it. pause
+// is true when this record filled the partition's window: the caller pauses its fetching.
+func (l *ledger) add(rec *kgo.Record) (prior Prior, ok, pause bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	pl, ok := l.parts[topicPartition{rec.Topic, rec.Partition}]
 	if !ok {
-		return Fresh, false
+		return Fresh, false, false
 	}
-	e := &entry{rec: rec}
+	if rec.Offset <= pl.lastSeen {
+		// A record polled again (a rewound fetch after a pause): it is already tracked.
+		return Fresh, false, false
+	}
+	e := entry{offset: rec.Offset, epoch: rec.LeaderEpoch, tsMilli: rec.Timestamp.UnixMilli()}
 	switch {
 	case pl.prior.finished[rec.Offset]:
 		prior = PriorFinished
@@ -186,7 +232,11 @@ func (l *ledger) add(rec *kgo.Record) (prior Prior, ok bool) {
 	pl.lastSeen = rec.Offset
 	pl.popDone()
 	pl.version++
-	return prior, true
+	if !pl.paused && len(pl.inflight) >= l.maxWindow {
+		pl.paused = true
+		pause = true
+	}
+	return prior, true, pause
 }
 
 // startMark is a start recorded by markStarted: the ownership (partition ledger) it was
@@ -230,18 +280,24 @@ func (l *ledger) unmarkStarted(rec *kgo.Record, m startMark) {
 }
 
 // finish marks a record's work as done and advances its partition's commit past every
-// finished record at the front.
-func (l *ledger) finish(rec *kgo.Record) {
+// finished record at the front. resume is true when that brought a paused partition's
+// window back under half its limit: the caller resumes its fetching.
+func (l *ledger) finish(rec *kgo.Record) (resume bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.notify()
 	pl, e := l.find(rec)
 	if e == nil {
-		return
+		return false
 	}
 	e.done, e.abandoned = true, false
 	pl.popDone()
 	pl.version++
+	if pl.paused && len(pl.inflight) <= l.maxWindow/2 {
+		pl.paused = false
+		return true
+	}
+	return false
 }
 
 // abandon marks a record that will not finish here (the agent is stopping before it
@@ -260,25 +316,43 @@ func (l *ledger) notify() {
 	l.changed = make(chan struct{})
 }
 
-// find locates rec's entry; l.mu is held.
+// windowPaused says whether tp's window is full (its fetching paused) and whether tp is owned.
+func (l *ledger) windowPaused(tp topicPartition) (paused, owned bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	pl, ok := l.parts[tp]
+	if !ok {
+		return false, false
+	}
+	return pl.paused, true
+}
+
+// find locates rec's entry by binary search; l.mu is held.
 func (l *ledger) find(rec *kgo.Record) (*partitionLedger, *entry) {
 	pl, ok := l.parts[topicPartition{rec.Topic, rec.Partition}]
 	if !ok {
 		return nil, nil
 	}
-	for _, e := range pl.inflight {
-		if e.rec == rec {
-			return pl, e
-		}
+	i, found := slices.BinarySearchFunc(pl.inflight, rec.Offset, func(e entry, off int64) int { return cmp.Compare(e.offset, off) })
+	if !found {
+		return pl, nil
 	}
-	return pl, nil
+	return pl, &pl.inflight[i]
 }
 
 func (pl *partitionLedger) popDone() {
-	for len(pl.inflight) > 0 && pl.inflight[0].done {
-		pl.lastDone = pl.inflight[0].rec
-		pl.inflight[0] = nil
-		pl.inflight = pl.inflight[1:]
+	n := 0
+	for n < len(pl.inflight) && pl.inflight[n].done {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	pl.lastDone, pl.hasDone = pl.inflight[n-1], true
+	pl.inflight = pl.inflight[n:]
+	if cap(pl.inflight) > 64 && len(pl.inflight) < cap(pl.inflight)/4 {
+		// Give back the array a long window left behind.
+		pl.inflight = slices.Clone(pl.inflight)
 	}
 }
 
@@ -295,9 +369,9 @@ func (pl *partitionLedger) snapshot() (snapshot, bool) {
 	for _, e := range pl.inflight {
 		switch {
 		case e.done:
-			p.finished[e.rec.Offset] = true
+			p.finished[e.offset] = true
 		case e.started:
-			p.started[e.rec.Offset] = true
+			p.started[e.offset] = true
 		}
 	}
 	for off := range pl.prior.started {
@@ -318,10 +392,10 @@ func (pl *partitionLedger) snapshot() (snapshot, bool) {
 func (pl *partitionLedger) base() (kgo.EpochOffset, bool) {
 	switch {
 	case len(pl.inflight) > 0:
-		r := pl.inflight[0].rec
-		return kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}, true
-	case pl.lastDone != nil:
-		return kgo.EpochOffset{Epoch: pl.lastDone.LeaderEpoch, Offset: pl.lastDone.Offset + 1}, true
+		e := pl.inflight[0]
+		return kgo.EpochOffset{Epoch: e.epoch, Offset: e.offset}, true
+	case pl.hasDone:
+		return kgo.EpochOffset{Epoch: pl.lastDone.epoch, Offset: pl.lastDone.offset + 1}, true
 	}
 	return kgo.EpochOffset{}, false
 }
@@ -463,7 +537,7 @@ func (l *ledger) unstarted() map[int32]Unstarted {
 		}
 		for _, e := range pl.inflight {
 			if !e.done && !e.started {
-				u = Unstarted{Offset: e.rec.Offset, Timestamp: e.rec.Timestamp}
+				u = Unstarted{Offset: e.offset, Timestamp: time.UnixMilli(e.tsMilli)}
 				break
 			}
 		}

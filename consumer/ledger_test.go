@@ -35,7 +35,7 @@ func TestLedgerCommitsOnlyUpToOldestUnfinished(t *testing.T) {
 	assignFresh(l, "runs", 0, 1)
 	r := []*kgo.Record{rec("runs", 0, 10), rec("runs", 0, 11), rec("runs", 0, 12)}
 	for _, x := range r {
-		if prior, ok := l.add(x); !ok || prior != Fresh {
+		if prior, ok, _ := l.add(x); !ok || prior != Fresh {
 			t.Fatalf("add = %v, %v", prior, ok)
 		}
 	}
@@ -103,7 +103,7 @@ func TestLedgerCarriesEarlierOwnersProgress(t *testing.T) {
 	recs := map[int64]*kgo.Record{}
 	for off := int64(100); off <= 102; off++ {
 		recs[off] = rec("runs", 0, off)
-		p, ok := l.add(recs[off])
+		p, ok, _ := l.add(recs[off])
 		if !ok || p != want[off] {
 			t.Fatalf("offset %d: prior %v, want %v", off, p, want[off])
 		}
@@ -134,7 +134,7 @@ func TestLedgerDropsWorkOfPartitionsNoLongerOwned(t *testing.T) {
 	if got := l.toCommit(); len(got) != 0 {
 		t.Fatalf("committed %v for a partition this member no longer owns", got)
 	}
-	if _, ok := l.add(rec("runs", 0, 6)); ok {
+	if _, ok, _ := l.add(rec("runs", 0, 6)); ok {
 		t.Fatal("accepted a record of a partition not owned")
 	}
 	if _, ok := l.markStarted(r); ok {
@@ -209,5 +209,60 @@ func TestLedgerRecommitsAfterAnUncertainCommit(t *testing.T) {
 	}
 	if covered, _ := l.committedVersion(tp, m); covered {
 		t.Fatal("an uncertain commit counted the start as committed")
+	}
+}
+
+// TestLedgerWindowPausesBehindALongRun: finished offsets behind an unfinished head fill the
+// partition's window; at the limit the partition is paused, and it resumes once the head
+// finishes. The ledger keeps offsets, never the records.
+func TestLedgerWindowPausesBehindALongRun(t *testing.T) {
+	l := newLedger()
+	l.maxWindow = 10
+	assignFresh(l, "runs", 0)
+	head := rec("runs", 0, 0)
+	head.Value = make([]byte, 4096)
+	if _, ok, pause := l.add(head); !ok || pause {
+		t.Fatalf("add head: ok %v pause %v", ok, pause)
+	}
+	for off := int64(1); off < 10; off++ {
+		r := rec("runs", 0, off)
+		_, ok, pause := l.add(r)
+		if !ok || pause != (off == 9) {
+			t.Fatalf("add %d: ok %v pause %v", off, ok, pause)
+		}
+		if l.finish(r) {
+			t.Fatalf("finishing %d behind the head resumed the partition", off)
+		}
+	}
+	if paused, _ := l.windowPaused(topicPartition{"runs", 0}); !paused {
+		t.Fatal("not paused at the window limit")
+	}
+	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 0 || s.meta != "port-runner/1 f=1-9" {
+		t.Fatalf("commit %+v", s)
+	}
+	if _, ok, _ := l.add(rec("runs", 0, 5)); ok {
+		t.Fatal("an offset polled again was registered twice")
+	}
+	if !l.finish(head) {
+		t.Fatal("finishing the head did not resume the partition")
+	}
+	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 10 || s.offset.Epoch != 7 || s.meta != "port-runner/1" {
+		t.Fatalf("commit after the head %+v", s)
+	}
+}
+
+// BenchmarkLedgerBehindALongRun: 20,000 records finish behind one unfinished head on one
+// partition, then a commit snapshot: lookups stay O(log n), memory a few bytes per offset.
+func BenchmarkLedgerBehindALongRun(b *testing.B) {
+	for b.Loop() {
+		l := newLedger()
+		assignFresh(l, "runs", 0)
+		l.add(rec("runs", 0, 0))
+		for off := int64(1); off <= 20000; off++ {
+			r := rec("runs", 0, off)
+			l.add(r)
+			l.finish(r)
+		}
+		l.toCommit()
 	}
 }

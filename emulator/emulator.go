@@ -80,12 +80,14 @@ type Emulator struct {
 	down     bool
 	failN    int
 	failCode int
-	budget   int           // requests per window; 0: unlimited
-	window   time.Duration // the budget window
-	next     *budgetChange // SetBudget's change, from the next window on
-	winStart time.Time     // start of the current budget window
-	winCount int           // requests counted in it
-	rejected int           // requests answered 429 for the budget, ever
+	// refuseClosings: answers for the next closing requests, in order (RefuseClosings).
+	refuseClosings []int
+	budget         int           // requests per window; 0: unlimited
+	window         time.Duration // the budget window
+	next           *budgetChange // SetBudget's change, from the next window on
+	winStart       time.Time     // start of the current budget window
+	winCount       int           // requests counted in it
+	rejected       int           // requests answered 429 for the budget, ever
 }
 
 type budgetChange struct {
@@ -266,6 +268,15 @@ func (e *Emulator) FailNext(n int, code int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.failN, e.failCode = n, code
+}
+
+// RefuseClosings answers the next closing requests (POST .../logs with a
+// terminationStatus), one code each in order, with a JSON error and no state change:
+// Port refusing a run's termination (401 during a token rotation, 5xx, a 422).
+func (e *Emulator) RefuseClosings(codes ...int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.refuseClosings = append(e.refuseClosings, codes...)
 }
 
 // SetDown(true) makes every request answer 503 until SetDown(false): an outage.

@@ -312,6 +312,11 @@ func (e *Emulator) handlePostLogs(r *http.Request, body []byte, now time.Time) (
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if in.TerminationStatus != nil && len(e.refuseClosings) > 0 {
+		code := e.refuseClosings[0]
+		e.refuseClosings = e.refuseClosings[1:]
+		return 0, nil, errf(code, "invalid_request", "injected refusal of a closing request (emulator RefuseClosings)")
+	}
 	run, err := e.openRunLocked(r.PathValue("id"), in.TerminationStatus != nil)
 	if err != nil {
 		return 0, nil, err

@@ -6,20 +6,27 @@ import (
 )
 
 // Pool bounds how many runs execute at once: a global limit, and optional per-action limits
-// below it. The consumer reserves global slots before it polls, so it never fetches more
-// records than the pool can start, and memory stays bounded by the pool, not by the backlog.
+// below it. Two budgets keep it fair and bounded:
+//
+//   - admitted (2 x max): records the consumer holds, running or queued for their action.
+//     The consumer reserves these before it polls, so memory is bounded by the pool, not
+//     by the backlog.
+//   - running (max): commands executing. A run first waits in its action's queue, and only
+//     then takes a running slot, so runs of an action at its limit never hold slots that
+//     another action's runs could use.
 type Pool struct {
-	global    chan struct{}
+	admitted  chan struct{}
+	running   chan struct{}
 	perAction map[string]chan struct{}
 }
 
-// NewPool makes a pool of max slots; perAction limits (0 = only the global limit) are
-// fixed at construction, so the pool needs no lock.
+// NewPool makes a pool of max running slots; perAction limits (0 = only the global limit)
+// are fixed at construction, so the pool needs no lock.
 func NewPool(max int, perAction map[string]int) *Pool {
 	if max < 1 {
 		max = 1
 	}
-	p := &Pool{global: make(chan struct{}, max), perAction: map[string]chan struct{}{}}
+	p := &Pool{admitted: make(chan struct{}, 2*max), running: make(chan struct{}, max), perAction: map[string]chan struct{}{}}
 	for action, n := range perAction {
 		if n > 0 {
 			p.perAction[action] = make(chan struct{}, n)
@@ -28,18 +35,18 @@ func NewPool(max int, perAction map[string]int) *Pool {
 	return p
 }
 
-// Reserve waits until at least one global slot is free, then takes every free slot up to
+// Reserve waits until at least one admission is free, then takes every free one up to
 // limit and says how many it took. Each is given back with Release.
 func (p *Pool) Reserve(ctx context.Context, limit int) (int, error) {
 	select {
-	case p.global <- struct{}{}:
+	case p.admitted <- struct{}{}:
 	case <-ctx.Done():
 		return 0, context.Cause(ctx)
 	}
 	n := 1
 	for n < limit {
 		select {
-		case p.global <- struct{}{}:
+		case p.admitted <- struct{}{}:
 			n++
 		default:
 			return n, nil
@@ -48,31 +55,46 @@ func (p *Pool) Reserve(ctx context.Context, limit int) (int, error) {
 	return n, nil
 }
 
-// Release gives back n reserved global slots.
+// Release gives back n reserved admissions.
 func (p *Pool) Release(n int) {
 	for i := 0; i < n; i++ {
 		select {
-		case <-p.global:
+		case <-p.admitted:
 		default:
 			panic(fmt.Sprintf("executor: released %d slots, more than reserved", n)) // a programming error, never input
 		}
 	}
 }
 
-// AcquireAction waits for a slot of the action's own limit (immediately when it has none).
-// The caller already holds a global slot.
-func (p *Pool) AcquireAction(ctx context.Context, action string) (release func(), err error) {
-	sem, ok := p.perAction[action]
-	if !ok {
-		return func() {}, nil
+// Acquire waits for a slot of the action's own limit (at once when it has none), then for
+// a running slot. The caller holds an admission. release gives both back.
+func (p *Pool) Acquire(ctx context.Context, action string) (release func(), err error) {
+	sem, limited := p.perAction[action]
+	if limited {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
 	}
 	select {
-	case sem <- struct{}{}:
-		return func() { <-sem }, nil
+	case p.running <- struct{}{}:
 	case <-ctx.Done():
+		if limited {
+			<-sem
+		}
 		return nil, context.Cause(ctx)
 	}
+	return func() {
+		<-p.running
+		if limited {
+			<-sem
+		}
+	}, nil
 }
 
-// InUse is the number of global slots taken.
-func (p *Pool) InUse() int { return len(p.global) }
+// InUse is the number of commands running (running slots taken).
+func (p *Pool) InUse() int { return len(p.running) }
+
+// Admitted is the number of admissions taken (records held, running or queued).
+func (p *Pool) Admitted() int { return len(p.admitted) }

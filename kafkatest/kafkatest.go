@@ -68,6 +68,10 @@ type Cluster struct {
 	// Kind is "kfake", "external" or "container".
 	Kind string
 
+	// Fake is the in-process broker when Kind is "kfake" (nil otherwise), for tests that
+	// script a broker answer no real broker can be made to give on demand.
+	Fake *kfake.Cluster
+
 	mu       sync.Mutex
 	producer *kgo.Client
 }
@@ -117,7 +121,7 @@ func newKfake(t testing.TB) *Cluster {
 		t.Fatalf("kafkatest: starting kfake cluster: %v", err)
 	}
 	t.Cleanup(kc.Close)
-	return &Cluster{Brokers: kc.ListenAddrs(), Kind: KindKfake}
+	return &Cluster{Brokers: kc.ListenAddrs(), Kind: KindKfake, Fake: kc}
 }
 
 func splitBrokers(s string) []string {

@@ -46,6 +46,9 @@ type Metrics struct {
 	// UnsignedMessages counts messages of configured actions skipped for carrying no
 	// signature while security.verifySignature is on: a nonzero value is a setup problem.
 	UnsignedMessages prometheus.Counter
+	// RunsUnclosed counts runs Port refused to close even with the minimal fallback body:
+	// they stay open in Port, so someone must look (the log line has Port's answer).
+	RunsUnclosed prometheus.Counter
 
 	// attached: collectors of the running agent (its lag collector, franz-go's client
 	// metrics, its Source), by name; the latest attached under a name wins, so two agents
@@ -91,12 +94,14 @@ func New() *Metrics {
 			Buckets: []float64{0.001, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60}}, []string{"priority"}),
 		UnsignedMessages: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "unsigned_messages_total",
 			Help: "Unsigned messages of configured actions skipped because security.verifySignature is on."}),
+		RunsUnclosed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "runs_unclosed_total",
+			Help: "Runs Port refused to close, even with the minimal fallback closing request."}),
 		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
 			Help: "Always 1; the labels say which build runs."}, []string{"version", "commit", "goversion"}),
 		attached: map[string]*attachment{},
 	}
 	m.Registry.MustRegister(m.RunsTotal, m.RunDuration, m.RunsInFlight, m.MessagesTotal, m.PortRequests,
-		m.LogBytes, m.LogBytesDropped, m.BuildInfo, m.UnsignedMessages, attachedCollector{m},
+		m.LogBytes, m.LogBytesDropped, m.BuildInfo, m.UnsignedMessages, m.RunsUnclosed, attachedCollector{m},
 		m.PortBudgetRemaining, m.PortRequestWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate} {

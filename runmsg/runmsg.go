@@ -43,6 +43,8 @@ type Options struct {
 	Secret          string    // Port client secret: HMAC key
 	VerifySignature bool
 	MaxBytes        int // 0 -> 1 MiB (1<<20); bigger messages are invalid
+	// Now is the clock signed timestamps are checked against (nil: time.Now).
+	Now func() time.Time
 }
 
 // Decoder is safe for concurrent use: the compiled jq codes are read-only.
@@ -52,13 +54,17 @@ type Decoder struct {
 	secret                            string
 	verify                            bool
 	maxBytes                          int
+	now                               func() time.Time
 }
 
 // NewDecoder compiles the selectors once; an error names the config key of the
 // bad selector, e.g. `message.runId: parse jq ".foo[": ...`.
 func NewDecoder(opts Options) (*Decoder, error) {
 	def := DefaultSelectors()
-	d := &Decoder{secret: opts.Secret, verify: opts.VerifySignature, maxBytes: opts.MaxBytes}
+	d := &Decoder{secret: opts.Secret, verify: opts.VerifySignature, maxBytes: opts.MaxBytes, now: opts.Now}
+	if d.now == nil {
+		d.now = time.Now
+	}
 	if d.maxBytes <= 0 {
 		d.maxBytes = DefaultMaxBytes
 	}
@@ -119,6 +125,9 @@ type Run struct {
 	// message does not say); the agent picks the command by them.
 	Workflow, Node string
 	Context        map[string]any // the run context: runId, action, blueprint, entity, properties, trigger, message
+	// SignedAt is when Port signed the message; zero when signatures are not verified
+	// (an unverified timestamp proves nothing).
+	SignedAt time.Time
 }
 
 // ContextJSON is what $PORT_RUN_FILE holds. HTML escaping is off so commands
@@ -170,7 +179,7 @@ func (d *Decoder) Decode(raw []byte) (run Run, err error) {
 	if len(raw) > d.maxBytes {
 		return Run{}, skip(ReasonInvalid, fmt.Errorf("message is %d bytes, over the %d-byte limit", len(raw), d.maxBytes))
 	}
-	message, doc, err := d.document(raw)
+	message, doc, signed, err := d.document(raw)
 	if err != nil {
 		return Run{}, err
 	}
@@ -236,6 +245,7 @@ func (d *Decoder) Decode(raw []byte) (run Run, err error) {
 			"trigger":    trigger,
 			"message":    message,
 		},
+		SignedAt: signed,
 	}
 	if node {
 		out.Workflow = identifier(Lookup(doc, "context", "workflow"))
@@ -249,26 +259,29 @@ func (d *Decoder) Decode(raw []byte) (run Run, err error) {
 // document parses a message and returns it as the command sees it (no signature) and the
 // document the selectors read: the run itself, unwrapped from the seed's DAY-2 envelope. A
 // v2 custom payload may be an array; it cannot carry headers, so it is unsigned.
-func (d *Decoder) document(raw []byte) (message, doc any, err error) {
+func (d *Decoder) document(raw []byte) (message, doc any, signed time.Time, err error) {
 	v, err := parseOrdered(raw)
 	if err != nil {
-		return nil, nil, skip(ReasonInvalid, fmt.Errorf("not JSON: %w", err))
+		return nil, nil, signed, skip(ReasonInvalid, fmt.Errorf("not JSON: %w", err))
 	}
 	root, isObject := v.(*object)
 	if _, isArray := v.([]any); !isObject && !isArray {
-		return nil, nil, skip(ReasonInvalid, fmt.Errorf("message is %s, not an object or array", kindOf(v)))
+		return nil, nil, signed, skip(ReasonInvalid, fmt.Errorf("message is %s, not an object or array", kindOf(v)))
 	}
 	if d.verify {
 		if !isObject {
-			return nil, nil, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w: an array payload has no headers", ErrUnsigned))
+			return nil, nil, signed, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w: an array payload has no headers", ErrUnsigned))
 		}
 		if err := verifyRoot(d.secret, root); err != nil {
-			return nil, nil, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w", err))
+			return nil, nil, signed, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w", err))
+		}
+		if signed, err = signedAt(root, d.now()); err != nil {
+			return nil, nil, signed, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w", err))
 		}
 	}
 	if !isObject {
 		arr := toValue(v)
-		return arr, arr, nil
+		return arr, arr, signed, nil
 	}
 	msg := toValue(stripSignature(root)).(map[string]any)
 	body := make(map[string]any, len(msg))
@@ -285,7 +298,7 @@ func (d *Decoder) document(raw []byte) (message, doc any, err error) {
 			}
 		}
 	}
-	return msg, body, nil
+	return msg, body, signed, nil
 }
 
 // WorkflowNodeRunPrefix starts the run ids of Port Workflows' node runs.

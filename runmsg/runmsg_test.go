@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/itchyny/gojq"
 )
@@ -587,6 +588,8 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte(`{"payload":{"context":{"runId":"r"},"action":"a"}}`))
 	f.Add([]byte(`{"context":{"runId":"r"},"action":"a","headers":{"X-Port-Signature":"v1,x","X-Port-Timestamp":"1"}}`))
+	f.Add(signText("0", `{"action":"a","context":{"runId":"r"}}`))
+	f.Add(signText("99999999999999999999", `{"action":"a","context":{"runId":"r"}}`))
 	f.Add([]byte(`{"context":{"runId":"wfnr_1","workflow":{"identifier":"w"},"node":"n"},"payload":[1,{"a":"b"}]}`))
 	f.Add([]byte(`[{"runId":"r_1","action":"a"},{"inputs":{}}]`))
 	verifying := mustDecoder(f, Options{Secret: vectorSecret, VerifySignature: true})
@@ -604,6 +607,9 @@ func FuzzDecode(f *testing.F) {
 			}
 			if run.ID == "" || (run.Action == "" && !IsWorkflowNodeRun(run.ID)) {
 				t.Fatalf("run without id or action: %+v", run)
+			}
+			if d == verifying && (run.SignedAt.Unix() <= 0 || run.SignedAt.After(time.Now().Add(MaxFuture))) {
+				t.Fatalf("verified run signed at %v", run.SignedAt)
 			}
 			js, err := run.ContextJSON()
 			if err != nil || !json.Valid(js) {

@@ -50,6 +50,8 @@ type options struct {
 	keep          bool
 	csv           string
 	compression   string
+	headRun       time.Duration
+	pad           int
 }
 
 func main() {
@@ -67,6 +69,8 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (config, agent log) even on success")
 	flag.StringVar(&o.csv, "csv", "", "write every RSS sample (seconds,terminated,rss_kib) to this file")
 	flag.StringVar(&o.compression, "compression", "snappy", "producer batch compression: snappy (franz-go's default), none, lz4, zstd, gzip")
+	flag.DurationVar(&o.headRun, "head-run", 0, "if > 0, a run of action long_run (sleep this long) is produced first, and the backlog waits behind it; use with -partitions 1")
+	flag.IntVar(&o.pad, "pad", 0, "bytes added to each message, e.g. 3000 for ~4 KiB messages")
 	flag.Parse()
 	if o.messages < 1 || o.maxConcurrent < 1 || o.partitions < 1 || o.stopAfter < 0 || o.stopAfter > o.messages {
 		fmt.Fprintln(os.Stderr, "backlog: bad flags: need -messages >= 1, -max-concurrent >= 1, -partitions >= 1, 0 <= -stop-after <= -messages")
@@ -154,6 +158,13 @@ func run(ctx context.Context, o options) (err error) {
 	if err != nil {
 		return err
 	}
+	prod.Pad = o.pad
+	if o.headRun > 0 {
+		if err := prod.One(ctx, topic, "long_run", "r_benchhead"); err != nil {
+			prod.Close()
+			return err
+		}
+	}
 	bytesProduced, err := prod.Many(ctx, topic, action, benchkit.IDs("bench", o.messages))
 	prod.Close()
 	if err != nil {
@@ -168,10 +179,14 @@ func run(ctx context.Context, o options) (err error) {
 		return errors.New("-command is empty")
 	}
 	start := time.Now()
+	actions := map[string]benchkit.Action{action: {Command: fields, Timeout: time.Minute}}
+	if o.headRun > 0 {
+		actions["long_run"] = benchkit.Action{Command: []string{"sleep", strconv.Itoa(int(o.headRun.Seconds()))}, Timeout: o.headRun + time.Minute}
+	}
 	ag, err := benchkit.StartAgent(ctx, bin, dir, "agent", benchkit.Config{
 		PortURL: port.URL, Brokers: kafka.Brokers, Topic: topic, Group: group,
 		MaxConcurrent: o.maxConcurrent, RPS: o.rps,
-		Actions: map[string]benchkit.Action{action: {Command: fields, Timeout: time.Minute}},
+		Actions: actions,
 	})
 	if err != nil {
 		return err

@@ -188,6 +188,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "config ok: %d action(s) (%s), topic %s, group %s\n",
 		len(cfg.Actions), strings.Join(cfg.ActionNames(), ", "), cfg.Kafka.Topic, cfg.Kafka.Group)
+	// The group's rebalance timeout is derived, not configured: say from what.
+	fmt.Fprintf(stdout, "rebalance timeout %s: kafka.revokeTimeout %s + %s kill grace + %s closing budget + %s commit\n",
+		cfg.Kafka.RebalanceTimeout(), cfg.Kafka.RevokeTimeout.D(), config.KillGrace, config.ClosingBudget, config.CommitMargin)
 	if !connect {
 		return exitOK
 	}

@@ -100,6 +100,8 @@ func Message(action, id, name string) ([]byte, error) {
 type Producer struct {
 	cl  *kgo.Client
 	emu *emulator.Emulator
+	// Pad adds this many bytes to each message (in its "name" input), for bigger messages.
+	Pad int
 }
 
 // NewProducer makes a producer with the given extra options (linger, compression).
@@ -113,12 +115,14 @@ func NewProducer(k *Kafka, emu *emulator.Emulator, opts ...kgo.Opt) (*Producer, 
 
 func (p *Producer) Close() { p.cl.Close() }
 
+func (p *Producer) name(id string) string { return "service-" + id + strings.Repeat("x", p.Pad) }
+
 // Client is the producer's Kafka client, for callers that need more than runs.
 func (p *Producer) Client() *kgo.Client { return p.cl }
 
 // One produces one run and waits for the broker's ack.
 func (p *Producer) One(ctx context.Context, topic, action, id string) error {
-	msg, err := Message(action, id, "service-"+id)
+	msg, err := Message(action, id, p.name(id))
 	if err != nil {
 		return err
 	}
@@ -135,7 +139,7 @@ func (p *Producer) Many(ctx context.Context, topic, action string, ids []string)
 		total    int64
 	)
 	for _, id := range ids {
-		msg, err := Message(action, id, "service-"+id)
+		msg, err := Message(action, id, p.name(id))
 		if err != nil {
 			return 0, err
 		}
