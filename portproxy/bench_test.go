@@ -48,25 +48,9 @@ func (b *lazyBody) Read(p []byte) (int, error) {
 // proxy must not hold every queued body.
 func BenchmarkQueuedBigPosts(b *testing.B) {
 	const posts, size = 400, portproxy.MaxBody - 64
-	emu := emulator.New(emulator.Options{ClientID: "cid", ClientSecret: "secret", OrgID: "org"})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	base, _, err := emu.Start(ctx, "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	api, err := portapi.New(portapi.Options{BaseURL: base, ClientID: "cid", ClientSecret: "secret", RequestsPerSecond: 2})
-	if err != nil {
-		b.Fatal(err)
-	}
-	proxy := portproxy.New(func(ctx context.Context, rq portproxy.Request) (portproxy.Response, error) {
-		resp, err := api.Forward(ctx, portapi.ProxyRequest{Method: rq.Method, Path: rq.Path, Query: rq.Query, ContentType: rq.ContentType, Body: rq.Body, RunID: rq.RunID})
-		return portproxy.Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: resp.Body}, err
-	}, portproxy.Options{Logger: zap.NewNop(), RequestTimeout: 3 * time.Second})
-	url, _, err := proxy.Serve(ctx, "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	emu, _, proxy, url := benchProxy(ctx, b, 2, portproxy.Options{RequestTimeout: 3 * time.Second})
 	emu.RegisterRun("r_1", "act")
 	token, revoke := proxy.Register("r_1", "act", "", nil)
 	defer revoke()
@@ -141,25 +125,9 @@ func BenchmarkFloodDelaysOthers(b *testing.B) {
 		{"limits", portproxy.Limits{RequestsPerSecond: rps / 2, RunRequestsPerSecond: rps / 4}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			emu := emulator.New(emulator.Options{ClientID: "cid", ClientSecret: "secret", OrgID: "org"})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			base, _, err := emu.Start(ctx, "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			api, err := portapi.New(portapi.Options{BaseURL: base, ClientID: "cid", ClientSecret: "secret", RequestsPerSecond: rps})
-			if err != nil {
-				b.Fatal(err)
-			}
-			proxy := portproxy.New(func(ctx context.Context, rq portproxy.Request) (portproxy.Response, error) {
-				resp, err := api.Forward(ctx, portapi.ProxyRequest{Method: rq.Method, Path: rq.Path, Query: rq.Query, ContentType: rq.ContentType, Body: rq.Body, RunID: rq.RunID})
-				return portproxy.Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: resp.Body}, err
-			}, portproxy.Options{Logger: zap.NewNop(), Limits: tc.limits})
-			url, _, err := proxy.Serve(ctx, "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
+			emu, api, proxy, url := benchProxy(ctx, b, rps, portproxy.Options{Limits: tc.limits})
 			emu.RegisterRun("r_a", "act")
 			token, revoke := proxy.Register("r_a", "act", "", nil)
 			defer revoke()
@@ -209,4 +177,26 @@ func BenchmarkFloodDelaysOthers(b *testing.B) {
 			b.ReportMetric(closeMS, "close-ms")
 		})
 	}
+}
+
+// benchProxy serves the emulator, a Port client of it at rps and a proxy through that client
+// until ctx ends; url is the proxy's PORT_API_URL.
+func benchProxy(ctx context.Context, b *testing.B, rps float64, opts portproxy.Options) (*emulator.Emulator, *portapi.Client, *portproxy.Proxy, string) {
+	b.Helper()
+	emu := emulator.New(emulator.Options{ClientID: "cid", ClientSecret: "secret", OrgID: "org"})
+	base, _, err := emu.Start(ctx, "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	api, err := portapi.New(portapi.Options{BaseURL: base, ClientID: "cid", ClientSecret: "secret", RequestsPerSecond: rps})
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts.Logger = zap.NewNop()
+	proxy := portproxy.New(forwardVia(api), opts)
+	url, _, err := proxy.Serve(ctx, "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return emu, api, proxy, url
 }

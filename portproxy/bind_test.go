@@ -61,10 +61,7 @@ func newBoundFixture(t *testing.T, bindWait time.Duration) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.proxy = portproxy.New(func(ctx context.Context, rq portproxy.Request) (portproxy.Response, error) {
-		resp, err := api.Forward(ctx, portapi.ProxyRequest{Method: rq.Method, Path: rq.Path, Query: rq.Query, ContentType: rq.ContentType, Body: rq.Body, RunID: rq.RunID})
-		return portproxy.Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: resp.Body}, err
-	}, portproxy.Options{Logger: zaptest.NewLogger(t), BindToProcess: true, BindWait: bindWait})
+	f.proxy = portproxy.New(forwardVia(api), portproxy.Options{Logger: zaptest.NewLogger(t), BindToProcess: true, BindWait: bindWait})
 	ctx, cancel := context.WithCancel(context.Background())
 	url, wait, err := f.proxy.Serve(ctx, "127.0.0.1:0")
 	if err != nil {

@@ -53,13 +53,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.proxy = portproxy.New(func(ctx context.Context, rq portproxy.Request) (portproxy.Response, error) {
-		resp, err := api.Forward(ctx, portapi.ProxyRequest{
-			Method: rq.Method, Path: rq.Path, Query: rq.Query,
-			ContentType: rq.ContentType, Body: rq.Body, RunID: rq.RunID,
-		})
-		return portproxy.Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: resp.Body}, err
-	}, portproxy.Options{Logger: zaptest.NewLogger(t)})
+	f.proxy = portproxy.New(forwardVia(api), portproxy.Options{Logger: zaptest.NewLogger(t)})
 	f.url, _, err = f.proxy.Serve(ctx, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +63,17 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatalf("proxy URL %q, want http://127.0.0.1:PORT/v1", f.url)
 	}
 	return f
+}
+
+// forwardVia is the agent's Forwarder: the request through the Port client (agent.New).
+func forwardVia(api *portapi.Client) portproxy.Forwarder {
+	return func(ctx context.Context, rq portproxy.Request) (portproxy.Response, error) {
+		resp, err := api.Forward(ctx, portapi.ProxyRequest{
+			Method: rq.Method, Path: rq.Path, Query: rq.Query,
+			ContentType: rq.ContentType, Body: rq.Body, RunID: rq.RunID,
+		})
+		return portproxy.Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: resp.Body}, err
+	}
 }
 
 type answer struct {

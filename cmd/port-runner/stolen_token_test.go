@@ -79,12 +79,7 @@ echo go > "$1/release"
 
 	topic, group := cluster.Topic(t, 1), cluster.Group(t)
 	emu := emulator.New(emulator.Options{ClientID: "iso-client", ClientSecret: secret, OrgID: "org_iso", Topic: topic})
-	ctx, cancel := context.WithCancel(context.Background())
-	base, wait, err := emu.Start(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = wait() })
+	base := serveEmulator(t, emu)
 	cfg := filepath.Join(dir, "config.yaml")
 	yml := fmt.Sprintf(`port: {baseURL: %q, clientID: iso-client, clientSecret: "${PORT_CLIENT_SECRET}", orgID: org_iso}
 kafka: {brokers: [%q], topic: %q, group: %q, startOffset: earliest}
@@ -143,4 +138,16 @@ actions:
 	if !strings.Contains(lines["r_victim"], "own: 200") || !strings.Contains(lines["r_victim"], "A wrote this itself") || strings.Contains(lines["r_victim"], "B WROTE THIS") {
 		t.Errorf("run A's log:\n%s", lines["r_victim"])
 	}
+}
+
+// serveEmulator serves emu on loopback until the test ends and returns its base URL.
+func serveEmulator(t *testing.T, emu *emulator.Emulator) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	base, wait, err := emu.Start(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = wait() })
+	return base
 }
