@@ -7,9 +7,9 @@ import (
 
 	"github.com/itchyny/gojq"
 
+	"github.com/port-runner/port-runner/allowrule"
 	"github.com/port-runner/port-runner/config"
 	"github.com/port-runner/port-runner/executor"
-	"github.com/port-runner/port-runner/portproxy"
 	"github.com/port-runner/port-runner/runmsg"
 )
 
@@ -19,7 +19,7 @@ type action struct {
 	cfg   config.Action
 	env   map[string]*gojq.Code
 	shim  []string
-	allow []portproxy.Rule  // portAPI.allow
+	allow []allowrule.Rule  // portAPI.allow
 	pass  map[string]string // executor.passEnv, read from the agent's environment at start
 	// node selects the workflow node runs this action takes (nil: none); secretKey
 	// decrypts its secret inputs (the Port client secret). See noderuns.go, secrets.go.
@@ -40,12 +40,14 @@ func newAction(name string, ac config.Action, shim []string) (*action, error) {
 		}
 		a.env[envName] = code
 	}
-	for i, p := range ac.PortAPI.Allow {
-		r, err := portproxy.ParseRule(p)
+	a.allow = ac.PortAPI.Rules
+	if a.allow == nil && len(ac.PortAPI.Allow) > 0 {
+		// A config that never went through Validate (tests build them by hand).
+		rules, err := allowrule.Parse(ac.PortAPI.Allow)
 		if err != nil {
-			return nil, fmt.Errorf("actions.%s.portAPI.allow[%d]: %w", name, i, err)
+			return nil, fmt.Errorf("actions.%s.portAPI.%w", name, err)
 		}
-		a.allow = append(a.allow, r)
+		a.allow = rules
 	}
 	return a, nil
 }
@@ -141,7 +143,9 @@ func (a *action) spec(run runmsg.Run) (_ executor.Spec, secrets []string, err er
 	for _, n := range names {
 		v, err := evalString(a.env[n], input)
 		if err != nil {
-			return executor.Spec{}, nil, fmt.Errorf("env %s (%s): %w", n, a.cfg.Env[n], err)
+			// Neither the error's text nor the expression: gojq quotes the value it failed on,
+			// which may be a secret input, and an expression may hold a literal secret.
+			return executor.Spec{}, nil, fmt.Errorf("env %s: %s", n, jqErrorKind(err))
 		}
 		env[n] = v
 		if isSecretName(n) {
@@ -182,4 +186,35 @@ func evalString(code *gojq.Code, input any) (string, error) {
 		return "", err
 	}
 	return string(b), nil
+}
+
+// jqErrorKind names the kind of a jq evaluation error without any value it carries: gojq's
+// messages quote the input ("cannot iterate over: string (\"p@ss...\")"), so only the
+// error's type is used, as words ("*gojq.iteratorError" -> "iterator error").
+func jqErrorKind(err error) string {
+	switch name := strings.TrimPrefix(fmt.Sprintf("%T", err), "*"); name {
+	case "gojq.exitCodeError":
+		return "jq error: the expression called error (its message is not shown)"
+	case "gojq.HaltError":
+		return "jq error: the expression called halt_error"
+	case "gojq.expectedObjectError":
+		return "jq error: expected an object (the value is not shown)"
+	case "gojq.expectedArrayError":
+		return "jq error: expected an array (the value is not shown)"
+	case "gojq.iteratorError":
+		return "jq error: cannot iterate over the value (not shown)"
+	case "gojq.binopTypeError", "gojq.unaryTypeError":
+		return "jq error: an operator got a value of the wrong type (not shown)"
+	default:
+		name = strings.TrimPrefix(name, "gojq.")
+		var words []string
+		start := 0
+		for i := 1; i <= len(name); i++ {
+			if i == len(name) || ('A' <= name[i] && name[i] <= 'Z') {
+				words = append(words, strings.ToLower(name[start:i]))
+				start = i
+			}
+		}
+		return "jq " + strings.Join(words, " ") + " (the value is not shown)"
+	}
 }

@@ -121,7 +121,18 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 			ContentType: rq.ContentType, Body: rq.Body, RunID: rq.RunID,
 		})
 		return portproxy.Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: resp.Body}, err
-	}, portproxy.Options{Logger: deps.Logger})
+	}, portproxy.Options{
+		Logger: deps.Logger, BindToProcess: cfg.Security.RunIsolation == "process",
+		// Commands' requests never take more than half of the replica's budget, nor one run
+		// more than a quarter: the agent's own log batches and closings keep the rest.
+		Limits: portproxy.Limits{
+			RequestsPerSecond:    cfg.Port.RequestsPerSecond / 2,
+			RunRequestsPerSecond: cfg.Port.RequestsPerSecond / 4,
+		},
+	})
+	if cfg.Security.RunIsolation == "process" && !portproxy.ProcessBindingSupported() {
+		deps.Logger.Warn("security.runIsolation: process needs Linux /proc; run tokens are bound to their run only")
+	}
 
 	a.decoder, err = runmsg.NewDecoder(runmsg.Options{
 		Selectors: runmsg.Selectors{

@@ -33,17 +33,18 @@ func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *actio
 	if err == nil {
 		files, err = newRunFiles(&spec, run)
 	}
+	var token string
 	if err == nil {
 		defer files.remove()
 		// The command's Port API token: masked in the run's log, valid until the command
 		// ends, so it is dead before the run is closed.
-		var token string
 		token, revoke = a.proxy.Register(run.ID, run.Action, blueprint(run), act.allow)
 		defer revoke()
 		secrets = append(secrets, token)
 		withPortAPI(&spec, a.proxyURL, token)
 	}
 	runLog := a.reporter.StartOn(report, tgt, run.ID, secrets, zap.String("action", run.Action))
+	a.proxy.SetMask(token, runLog.Mask) // what the command sends to its log through the proxy is masked too
 	if rerun {
 		_, _ = runLog.Write([]byte("port-runner: running again: the agent that started this run stopped before it ended (onInterrupted: rerun)\n"))
 	}
@@ -54,7 +55,10 @@ func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *actio
 	} else {
 		log.Info("run started", zap.String("at", where), zap.Bool("rerun", rerun))
 		life.to(phaseRunning)
-		spec.OnStart = held.started
+		spec.OnStart = func(pid int) {
+			a.proxy.Bind(token, pid) // the token works from this process tree only
+			held.started(pid)
+		}
 		res = executor.Run(work, spec, runLog)
 		revoke()
 		life.to(phaseCommandEnded)

@@ -57,8 +57,8 @@ func (r *tracked) closing() {
 	r.t.mu.Unlock()
 }
 
-// started is the executor's OnStart: the command runs, as pid. A nil run (try) ignores it,
-// like closing.
+// started is called from the executor's OnStart (execute.go): the command runs, as pid.
+// A nil run (try) ignores it, like closing.
 func (r *tracked) started(pid int) {
 	if r == nil {
 		return

@@ -4,6 +4,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/port-runner/port-runner/portproxy"
+	"github.com/port-runner/port-runner/allowrule"
 )
 
 // Config is the whole agent configuration (SPEC "Configuration").
@@ -95,6 +96,9 @@ type TLS struct {
 type Security struct {
 	VerifySignature *bool    `yaml:"verifySignature"` // nil means the default, true
 	Mask            []string `yaml:"mask"`
+	// RunIsolation says who may use a run's PORT_API_TOKEN: "process" (default) only the
+	// run's own processes (Linux; see README "Runs and each other"), "token" whoever has it.
+	RunIsolation string `yaml:"runIsolation"`
 	// MaxMessageAge: a run message signed longer ago than this is executed only if Port
 	// shows its run still open (a replay of an old message is not).
 	MaxMessageAge Duration `yaml:"maxMessageAge"`
@@ -159,6 +163,8 @@ type PortAPI struct {
 	// Allow lists extra routes, "[METHOD ]PATH" with "*" for one segment and a final "**"
 	// for the rest, e.g. "GET /v1/blueprints/*".
 	Allow []string `yaml:"allow"`
+	// Rules are Allow parsed, set by Validate, so the agent uses the rules validation checked.
+	Rules []allowrule.Rule `yaml:"-"`
 }
 
 // credentialEnv are the variables that conventionally hold the agent's credentials
@@ -191,6 +197,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Kafka.StartOffset == "" {
 		c.Kafka.StartOffset = "latest"
+	}
+	if c.Security.RunIsolation == "" {
+		c.Security.RunIsolation = "process"
 	}
 	if c.Kafka.GroupProtocol == "" {
 		c.Kafka.GroupProtocol = "classic"
@@ -324,8 +333,10 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 			add(problem("port.caFile", "%v", err))
 		}
 	}
-	if c.Port.RequestsPerSecond < 0 {
-		add(problem("port.requestsPerSecond", "must be positive, got %v", c.Port.RequestsPerSecond))
+	// NaN compares false with everything and +Inf means no limit: both would turn the
+	// limiter off, so only finite positive rates pass.
+	if rps := c.Port.RequestsPerSecond; rps < 0 || math.IsNaN(rps) || math.IsInf(rps, 0) {
+		add(problem("port.requestsPerSecond", "must be a finite positive number, got %v", rps))
 	}
 	for i, b := range c.Kafka.Brokers {
 		if strings.Contains(b, ",") {
@@ -409,6 +420,9 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 			add(problem(key, "bad jq expression %q: %v", expr, err))
 		}
 	}
+	if !oneOf(c.Security.RunIsolation, "process", "token") {
+		add(problem("security.runIsolation", "must be process or token, got %q", c.Security.RunIsolation))
+	}
 	if len(c.Actions) == 0 {
 		add(problem("actions", "at least one action is required"))
 	}
@@ -465,11 +479,16 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 				}
 			}
 		}
+		a.PortAPI.Rules = nil
 		for i, p := range a.PortAPI.Allow {
-			if _, err := portproxy.ParseRule(p); err != nil {
+			r, err := allowrule.ParseRule(p)
+			if err != nil {
 				add(problem(fmt.Sprintf("%s.portAPI.allow[%d]", key, i), "%v", err))
+				continue
 			}
+			a.PortAPI.Rules = append(a.PortAPI.Rules, r)
 		}
+		c.Actions[name] = a
 	}
 	if len(ps) == 0 {
 		return nil

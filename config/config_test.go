@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,7 +68,7 @@ func TestParseSpecExample(t *testing.T) {
 			TLS:           TLS{Enabled: true},
 			RevokeTimeout: Duration(20 * time.Second),
 		},
-		Security: Security{VerifySignature: &tru, Mask: []string{"tok-123"}, MaxMessageAge: Duration(10 * time.Minute)},
+		Security: Security{VerifySignature: &tru, Mask: []string{"tok-123"}, RunIsolation: "process", MaxMessageAge: Duration(10 * time.Minute)},
 		Executor: Executor{MaxConcurrent: 8, ShutdownTimeout: Duration(60 * time.Second)},
 		Logs:     Logs{FlushInterval: Duration(time.Second), MaxBatchBytes: 64 << 10, MaxBytesPerRun: 4 << 20},
 		Metrics:  Metrics{Addr: ":9464"},
@@ -115,6 +116,7 @@ func TestDefaults(t *testing.T) {
 				{"kafka.startOffset", c.Kafka.StartOffset, "latest"},
 				{"kafka.groupProtocol", c.Kafka.GroupProtocol, "classic"},
 				{"security.verifySignature", c.Security.Verify(), true},
+				{"security.runIsolation", c.Security.RunIsolation, "process"},
 				{"executor.maxConcurrent", c.Executor.MaxConcurrent, 8},
 				{"kafka.revokeTimeout", c.Kafka.RevokeTimeout.D(), 20 * time.Second},
 				{"security.maxMessageAge", c.Security.MaxMessageAge.D(), 10 * time.Minute},
@@ -493,6 +495,10 @@ func TestValidateProblems(t *testing.T) {
 		{"missing clientSecret", func(c *Config) { c.Port.ClientSecret = "" }, "port.clientSecret"},
 		{"bad baseURL", func(c *Config) { c.Port.BaseURL = "api.getport.io" }, "port.baseURL"},
 		{"negative rps", func(c *Config) { c.Port.RequestsPerSecond = -1 }, "port.requestsPerSecond"},
+		{"NaN rps", func(c *Config) { c.Port.RequestsPerSecond = math.NaN() }, "port.requestsPerSecond"},
+		{"+Inf rps", func(c *Config) { c.Port.RequestsPerSecond = math.Inf(1) }, "port.requestsPerSecond"},
+		{"-Inf rps", func(c *Config) { c.Port.RequestsPerSecond = math.Inf(-1) }, "port.requestsPerSecond"},
+		{"bad runIsolation", func(c *Config) { c.Security.RunIsolation = "none" }, "security.runIsolation"},
 		{"missing group", func(c *Config) { c.Kafka.Group = "" }, "kafka.group"},
 		{"sasl without brokers", func(c *Config) {
 			c.Kafka.Brokers = nil
@@ -718,6 +724,40 @@ actions:
 	c.Port.ClientID, c.Port.ClientSecret, c.Kafka.Brokers, c.Kafka.Topic, c.Kafka.Group = "id", "secret", []string{"b:9092"}, "t", "g"
 	if err := validate(c); err != nil {
 		t.Fatalf("Validate: %v", err)
+	}
+	// Validate leaves the parsed rules for the agent: parsed once.
+	rules := c.Actions["a"].PortAPI.Rules
+	if len(rules) != 3 || !rules[0].Match("GET", []string{"blueprints", "x"}) || !rules[1].Match("POST", []string{"blueprints", "service", "entities"}) {
+		t.Fatalf("portAPI rules after Validate = %v", rules)
+	}
+}
+
+// config parses allow rules without depending on the proxy or any HTTP code (issue 14).
+func TestNoHTTPDependency(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to list dependencies with")
+	}
+	out, err := exec.Command(goBin, "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for dep := range strings.FieldsSeq(string(out)) {
+		if dep == "net/http" || strings.HasSuffix(dep, "/portproxy") {
+			t.Errorf("config depends on %s", dep)
+		}
+	}
+}
+
+// issue 8: YAML's .nan and .inf reach the float as NaN and Inf; both would turn the limiter off.
+func TestRequestsPerSecondNaNFromYAML(t *testing.T) {
+	for _, v := range []string{".nan", ".NaN", ".inf", "-.inf"} {
+		c := mustParse(t, "port: {requestsPerSecond: "+v+"}\nactions:\n  a:\n    command: [bash]\n", noEnv)
+		c.Port.ClientID, c.Port.ClientSecret, c.Kafka.Brokers, c.Kafka.Topic, c.Kafka.Group = "id", "secret", []string{"b:9092"}, "t", "g"
+		err := validate(c)
+		if err == nil || !strings.Contains(err.Error(), "port.requestsPerSecond") {
+			t.Errorf("requestsPerSecond: %s: Validate = %v, want a port.requestsPerSecond problem", v, err)
+		}
 	}
 }
 

@@ -26,6 +26,8 @@ func schemaEnum(path string) []string {
 		return []string{"", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
 	case "actions.*.onInterrupted":
 		return []string{"fail", "rerun"}
+	case "security.runIsolation":
+		return []string{"process", "token"}
 	}
 	return nil
 }

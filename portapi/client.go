@@ -146,6 +146,12 @@ func New(opts Options) (*Client, error) {
 		}
 		c.hc = &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	}
+	// Never follow a redirect: the request carries the agent's token (or, for auth, its
+	// client secret), and Go forwards both to a same-host target. A copy, so the caller's
+	// client is left as it was.
+	hc := *c.hc
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.hc = &hc
 	if c.log == nil {
 		c.log = zap.NewNop()
 	}
@@ -198,6 +204,9 @@ type request struct {
 // do runs rq until it succeeds, fails permanently or ctx is done, and decodes
 // a 2xx JSON answer into out (if non-nil), ignoring unknown fields.
 func (c *Client) do(ctx context.Context, rq request, out any) error {
+	if err := checkRunID(rq); err != nil {
+		return err
+	}
 	code, _, body, err := c.doRaw(ctx, rq)
 	if err != nil {
 		return err

@@ -654,14 +654,76 @@ func TestLogBodyNotEscaped(t *testing.T) {
 	}
 }
 
-func TestRunIDEscaped(t *testing.T) {
+// issue 8: a run id that is not [A-Za-z0-9_-]+ never becomes part of a URL, whatever call
+// carries it: "..", "." or "r/../x" would name another route.
+func TestRunIDValidatedBeforeAnyURL(t *testing.T) {
 	f := newFakePort(t)
 	c, _ := newTestClient(t, f, nil)
-	if err := c.AppendLog(context.Background(), "r/../x", "m"); err != nil {
+	ctx := context.Background()
+	label := "l"
+	for _, id := range []string{"..", ".", "", "r/../x", "r%2F..", "r?x=1"} {
+		calls := map[string]error{
+			"AppendLog": c.AppendLog(ctx, id, "m"),
+			"PatchRun":  c.PatchRun(ctx, id, RunPatch{StatusLabel: &label}),
+		}
+		_, calls["CloseRun"] = c.CloseRun(ctx, id, Closing{TerminationStatus: StatusSuccess})
+		_, calls["GetRun"] = c.GetRun(ctx, id)
+		calls["SendResponse"] = c.SendResponse(ctx, id, "r")
+		nodes := NodeRuns{C: c}
+		calls["NodeRuns.AppendLog"] = nodes.AppendLog(ctx, id, "m")
+		_, calls["NodeRuns.CloseRun"] = nodes.CloseRun(ctx, id, Closing{TerminationStatus: StatusSuccess})
+		_, calls["NodeRuns.GetRun"] = nodes.GetRun(ctx, id)
+		for name, err := range calls {
+			if err == nil || !strings.Contains(err.Error(), "run id") {
+				t.Errorf("%s(%q) = %v, want a run id error", name, id, err)
+			}
+			if !Permanent(err) {
+				t.Errorf("%s(%q): %v is not permanent: retrying cannot make the id valid", name, id, err)
+			}
+		}
+	}
+	if r := f.recorded(); len(r) != 0 {
+		t.Fatalf("requests reached Port: %+v", r)
+	}
+	if err := c.AppendLog(ctx, "r_Ok-1", "m"); err != nil {
 		t.Fatal(err)
 	}
-	if p := f.recorded()[0].path; p != "/v1/actions/runs/r%2F..%2Fx/logs" {
-		t.Fatalf("path %q: the run id must stay one path segment", p)
+}
+
+// issue 8: the client never follows a redirect, so neither the agent's token nor its client
+// secret is sent anywhere Port's first answer points to, same host or not.
+func TestNoRedirectCarriesCredentials(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+	}))
+	defer other.Close()
+	f := newFakePort(t)
+	f.api = func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		switch r.URL.Path {
+		case "/v1/actions/runs/r_1/logs":
+			http.Redirect(w, r, "/v1/elsewhere", http.StatusTemporaryRedirect)
+		case "/v1/actions/runs/r_2/logs":
+			http.Redirect(w, r, other.URL+"/v1/x", http.StatusPermanentRedirect)
+		default:
+			w.WriteHeader(http.StatusOK)
+		}
+	}
+	for _, hc := range []*http.Client{nil, {Timeout: 5 * time.Second}} {
+		c, _ := newTestClient(t, f, func(o *Options) { o.HTTPClient = hc })
+		for _, id := range []string{"r_1", "r_2"} {
+			if err := c.AppendLog(context.Background(), id, "m"); err == nil {
+				t.Errorf("AppendLog(%s) through a redirect = nil, want the 3xx as an error", id)
+			}
+		}
+	}
+	for _, r := range f.recorded() {
+		if r.path == "/v1/elsewhere" {
+			t.Errorf("followed a same-host redirect with %q", r.auth)
+		}
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("followed %d redirects to another host", n)
 	}
 }
 

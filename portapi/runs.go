@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/port-runner/port-runner/runid"
 )
 
 // Run statuses as Port reports them.
@@ -50,6 +52,20 @@ type Run struct {
 // Terminated reports whether Port shows the run as ended.
 func (r Run) Terminated() bool {
 	return r.Status == StatusSuccess || r.Status == StatusFailure
+}
+
+// checkRunID refuses a run request whose id could mean another path ("..", "a/b") before
+// any URL is built from it, as a 400 that was never sent: permanent, since retrying cannot
+// make the id valid. The decoder refuses such ids already; this is the last line.
+func checkRunID(rq request) error {
+	switch rq.endpoint {
+	case EndpointRunGet, EndpointRunPatch, EndpointRunLogs, EndpointRunResponse,
+		EndpointNodeRunGet, EndpointNodeRunPatch, EndpointNodeRunLogs:
+		if err := runid.Check(rq.runID); err != nil {
+			return &APIError{Endpoint: rq.endpoint, StatusCode: http.StatusBadRequest, Body: "not sent: " + err.Error()}
+		}
+	}
+	return nil
 }
 
 func runPath(runID string) string {

@@ -7,34 +7,42 @@
 // What a run may call:
 //   - its run's blueprint entities: any method on /v1/blueprints/{bp}/entities
 //     and /v1/blueprints/{bp}/entities/{id}, and GET /v1/blueprints/{bp};
-//     entity writes get the run's run_id in the query, so Port ties the change
-//     to the run (a run_id the command sent is replaced);
+//     entity writes (bulk too) get the run's run_id in the query, so Port ties
+//     the change to the run; every run_id-like parameter the command sent is
+//     dropped;
 //   - its own run: GET and PATCH /v1/actions/runs/{own}, GET and POST
 //     /v1/actions/runs/{own}/logs;
-//   - whatever the action's portAPI.allow lists (see Rule).
+//   - whatever the action's portAPI.allow lists (see package allowrule).
 //
 // Whatever the rules say, a request that would end a run (a logs POST with
 // terminationStatus, a run PATCH with status) is refused, because only the
 // agent closes runs, exactly once; so is /v1/auth/.
+//
+// With Options.BindToProcess a token works only from its run's processes (Bind,
+// peer_linux.go); Options.Limits bound what one run, and all of them, may ask
+// of the agent; what a command sends to its run's log or run is masked like
+// its output (SetMask).
 package portproxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
+	"github.com/port-runner/port-runner/allowrule"
 	"github.com/port-runner/port-runner/internal/httpserve"
 )
 
@@ -67,13 +75,28 @@ type Options struct {
 	Logger *zap.Logger // default zap.NewNop()
 	// RequestTimeout bounds one proxied request, retries included; default 2m.
 	RequestTimeout time.Duration
+	// BindToProcess binds each token to its run's processes: a request is served only when
+	// the process holding the client end of its connection is the pid given to Bind or one
+	// of its descendants, so a token read from another run's /proc/<pid>/environ is
+	// useless there. Linux only (see ProcessBindingSupported); elsewhere New ignores it.
+	BindToProcess bool
+	// BindWait is how long a request may wait for its token's Bind (the command's first
+	// request can race the executor's OnStart); default 5s.
+	BindWait time.Duration
+	// Limits keep one run (or all of them) a bounded guest of the agent.
+	Limits Limits
 }
 
 // Proxy is the handler and its token registry. It is safe for concurrent use.
 type Proxy struct {
-	fwd     Forwarder
-	log     *zap.Logger
-	timeout time.Duration
+	fwd      Forwarder
+	log      *zap.Logger
+	timeout  time.Duration
+	bind     bool
+	bindWait time.Duration
+	limits   Limits
+	slots    chan struct{} // MaxConcurrent: one per request being handled
+	lim      *rate.Limiter // all runs' share of the budget; nil: none
 
 	mu     sync.Mutex
 	grants map[[sha256.Size]byte]*grant // keyed by the token's hash
@@ -83,9 +106,19 @@ type grant struct {
 	runID     string
 	action    string
 	blueprint string
-	allow     []Rule
+	allow     []allowrule.Rule
 	ctx       context.Context // cancelled on revoke: in-flight requests stop
 	cancel    context.CancelFunc
+
+	bound    chan struct{} // closed by the first Bind; root is set before
+	bindOnce sync.Once
+	root     int // the pid every process of the run descends from
+
+	mask atomic.Pointer[func(any) any] // SetMask: the run's log masking
+
+	slots  chan struct{} // MaxConcurrentPerRun
+	queued atomic.Int32  // requests waiting for one of slots
+	lim    *rate.Limiter // the run's share of the budget; nil: none
 }
 
 // New returns a Proxy that forwards through fwd.
@@ -96,20 +129,34 @@ func New(fwd Forwarder, opts Options) *Proxy {
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 2 * time.Minute
 	}
-	return &Proxy{fwd: fwd, log: opts.Logger, timeout: opts.RequestTimeout, grants: map[[sha256.Size]byte]*grant{}}
+	if opts.BindWait <= 0 {
+		opts.BindWait = 5 * time.Second
+	}
+	opts.Limits.defaults()
+	return &Proxy{
+		fwd: fwd, log: opts.Logger, timeout: opts.RequestTimeout,
+		bind: opts.BindToProcess && processBinding, bindWait: opts.BindWait,
+		limits: opts.Limits, slots: make(chan struct{}, opts.Limits.MaxConcurrent),
+		lim:    limiter(opts.Limits.RequestsPerSecond),
+		grants: map[[sha256.Size]byte]*grant{},
+	}
 }
 
 // Register issues a token for one run: 32 random bytes, hex. action names the
 // run's action in log lines; blueprint is the run's blueprint ("" when the run
 // has none: no entity routes by default); allow is the action's portAPI.allow.
 // revoke ends the token (idempotent) and cancels the run's requests in flight.
-func (p *Proxy) Register(runID, action, blueprint string, allow []Rule) (token string, revoke func()) {
+func (p *Proxy) Register(runID, action, blueprint string, allow []allowrule.Rule) (token string, revoke func()) {
 	var b [32]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
 	token = hex.EncodeToString(b[:])
 	key := sha256.Sum256([]byte(token))
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &grant{runID: runID, action: action, blueprint: blueprint, allow: allow, ctx: ctx, cancel: cancel}
+	g := &grant{
+		runID: runID, action: action, blueprint: blueprint, allow: allow, ctx: ctx, cancel: cancel,
+		bound: make(chan struct{}),
+		slots: make(chan struct{}, p.limits.MaxConcurrentPerRun), lim: limiter(p.limits.RunRequestsPerSecond),
+	}
 	p.mu.Lock()
 	p.grants[key] = g
 	p.mu.Unlock()
@@ -122,6 +169,17 @@ func (p *Proxy) Register(runID, action, blueprint string, allow []Rule) (token s
 			cancel()
 		})
 	}
+}
+
+// Waiting reports how many requests wait for a slot, all runs together (for tests).
+func (p *Proxy) Waiting() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, g := range p.grants {
+		n += int(g.queued.Load())
+	}
+	return n
 }
 
 // Tokens reports how many tokens are valid (for tests).
@@ -145,7 +203,13 @@ func (p *Proxy) lookup(token string) *grant {
 // base URL to give commands ("http://127.0.0.1:PORT/v1") and a wait func that
 // returns once the server has stopped.
 func (p *Proxy) Serve(ctx context.Context, addr string) (string, func() error, error) {
-	bound, wait, err := httpserve.Serve(ctx, addr, p)
+	bound, wait, err := httpserve.Serve(ctx, addr, p, func(srv *http.Server) {
+		// Each connection gets its own peer cache, gone with the connection: a cache keyed
+		// by address could outlive it and vouch for whoever reuses the port.
+		srv.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, &connPeer{})
+		}
+	})
 	if err != nil {
 		return "", nil, err
 	}
@@ -175,6 +239,12 @@ var (
 		"only port-runner ends a run (exactly once, from the command's exit status): terminationStatus and status are refused"}
 	errTooLarge = apiErr{http.StatusRequestEntityTooLarge, "payload_too_large",
 		"request body exceeds 1 MiB"}
+	errNotRunProcess = apiErr{http.StatusUnauthorized, "unauthorized",
+		"this run token is valid only from the processes of its own run"}
+	errTooMany = apiErr{http.StatusTooManyRequests, "too_many_requests",
+		"too many of this run's requests are waiting for port-runner; retry later"}
+	errRunEnded = apiErr{http.StatusServiceUnavailable, "run_ended", "the run ended while the request was waiting for Port"}
+	errWaited   = apiErr{http.StatusGatewayTimeout, "gateway_timeout", "the request waited too long for its turn to Port"}
 )
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -184,7 +254,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log := p.log.With(zap.String("run_id", g.runID), zap.String("action", g.action), zap.String("method", r.Method), zap.String("path", r.URL.Path))
-	if !proxiedMethod(r.Method) {
+	if p.bind {
+		if e, denied := p.checkPeer(r, g); denied {
+			log.Warn("refused a Port API request from outside the run's processes", zap.String("reason", e.message), zap.String("peer", r.RemoteAddr))
+			writeErr(w, e)
+			return
+		}
+	}
+	if !allowrule.Method(r.Method) {
 		w.Header().Set("Allow", "GET, POST, PUT, PATCH, DELETE")
 		writeErr(w, apiErr{http.StatusMethodNotAllowed, "method_not_allowed", "method " + r.Method + " is not proxied"})
 		return
@@ -198,47 +275,60 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, errTooLarge)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
-	if err != nil {
-		writeErr(w, apiErr{http.StatusBadRequest, "invalid_request", "reading the request body: " + err.Error()})
-		return
-	}
-	if len(body) > MaxBody {
-		writeErr(w, errTooLarge)
-		return
-	}
-	if len(body) == 0 {
-		body = nil
-	}
 
+	// The request's whole life, its wait for a slot and for the budget included, is bounded
+	// by the timeout and by its run.
+	ctx, cancel := context.WithTimeout(r.Context(), p.timeout)
+	defer cancel()
+	stop := context.AfterFunc(g.ctx, cancel)
+	defer stop()
+	release, e := p.acquire(ctx, g)
+	if e.status != 0 {
+		writeErr(w, e)
+		return
+	}
+	defer release()
+
+	body, e := readBody(r)
+	if e.status != 0 {
+		writeErr(w, e)
+		return
+	}
 	if e, denied := g.check(r.Method, segs, body); denied {
 		log.Info("refused a command's Port API request", zap.Int("code", e.status), zap.String("reason", e.message))
 		writeErr(w, e)
 		return
 	}
-
-	query := r.URL.Query()
-	if entityWrite(r.Method, segs) {
-		// Port ties the change to the run (seed: "Tying Entities to an action run"); the
-		// command cannot tie it to another run.
-		query.Set("run_id", g.runID)
+	if m := g.mask.Load(); m != nil && runText(r.Method, segs) {
+		body = maskJSON(body, *m)
 	}
+	// The run's share of the budget, then all runs' share: a flood of one run waits here,
+	// holding only its own slots, and never takes more of Port than its share.
+	if err := waitRate(ctx, g.lim); err != nil {
+		writeErr(w, p.waitFailed(g))
+		return
+	}
+	if err := waitRate(ctx, p.lim); err != nil {
+		writeErr(w, p.waitFailed(g))
+		return
+	}
+	p.forward(ctx, w, r, g, segs, body, log)
+}
+
+// forward sends the checked request to Port and passes the answer on.
+func (p *Proxy) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, g *grant, segs []string, body []byte, log *zap.Logger) {
+	query := g.query(r.Method, segs, r.URL.Query())
 	esc := make([]string, len(segs))
 	for i, s := range segs {
 		esc[i] = url.PathEscape(s)
 	}
-
-	ctx, cancel := context.WithTimeout(r.Context(), p.timeout)
-	defer cancel()
-	stop := context.AfterFunc(g.ctx, cancel)
-	defer stop()
 	resp, err := p.fwd(ctx, Request{
 		Method: r.Method, Path: "/v1/" + strings.Join(esc, "/"), Query: query,
 		ContentType: r.Header.Get("Content-Type"), Body: body, RunID: g.runID,
 	})
 	switch {
 	case err != nil && g.ctx.Err() != nil:
-		writeErr(w, apiErr{http.StatusServiceUnavailable, "run_ended", "the run ended while the request was waiting for Port"})
+		writeErr(w, errRunEnded)
 		return
 	case err != nil && errors.Is(err, context.DeadlineExceeded):
 		log.Warn("proxied request timed out", zap.Error(err))
@@ -263,117 +353,4 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(resp.Body)
-}
-
-// check decides whether the grant covers the request; segs are the decoded path
-// segments after "/v1".
-func (g *grant) check(method string, segs []string, body []byte) (apiErr, bool) {
-	if segs[0] == "auth" {
-		return errForbidden, true
-	}
-	// Never through the proxy, whatever portAPI.allow says: ending any run.
-	if len(segs) == 4 && segs[0] == "actions" && segs[1] == "runs" && segs[3] == "logs" && method == http.MethodPost {
-		if hasKey(body, "terminationStatus") {
-			return errTerminate, true
-		}
-	}
-	if len(segs) == 3 && segs[0] == "actions" && segs[1] == "runs" && (method == http.MethodPatch || method == http.MethodPut) {
-		if hasKey(body, "status") {
-			return errTerminate, true
-		}
-	}
-	if g.allowedByDefault(method, segs) {
-		return apiErr{}, false
-	}
-	for _, r := range g.allow {
-		if r.Match(method, segs) {
-			return apiErr{}, false
-		}
-	}
-	return errForbidden, true
-}
-
-func (g *grant) allowedByDefault(method string, segs []string) bool {
-	switch {
-	case len(segs) >= 3 && segs[0] == "actions" && segs[1] == "runs" && segs[2] == g.runID:
-		switch {
-		case len(segs) == 3:
-			return method == http.MethodGet || method == http.MethodPatch
-		case len(segs) == 4 && segs[3] == "logs":
-			return method == http.MethodGet || method == http.MethodPost
-		}
-	case g.blueprint != "" && len(segs) >= 2 && segs[0] == "blueprints" && segs[1] == g.blueprint:
-		switch {
-		case len(segs) == 2:
-			return method == http.MethodGet
-		case segs[2] == "entities":
-			return len(segs) <= 4
-		}
-	}
-	return false
-}
-
-// entityWrite reports a request that creates or changes entities, which Port ties to a
-// run given run_id: POST .../entities (create, upsert), PUT/PATCH/DELETE .../entities/{id}.
-func entityWrite(method string, segs []string) bool {
-	if len(segs) < 3 || segs[0] != "blueprints" || segs[2] != "entities" {
-		return false
-	}
-	switch len(segs) {
-	case 3:
-		return method == http.MethodPost || method == http.MethodDelete
-	case 4:
-		return method == http.MethodPut || method == http.MethodPatch || method == http.MethodDelete
-	}
-	return false
-}
-
-// hasKey reports whether body may carry key at its top level. A body that is not a JSON
-// object cannot be checked, so it counts as carrying it: the proxy refuses what it cannot
-// prove harmless. Keys are compared case-insensitively, as some JSON decoders do.
-func hasKey(body []byte, key string) bool {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return false
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(body, &obj); err != nil {
-		return true
-	}
-	for k := range obj {
-		if strings.EqualFold(k, key) {
-			return true
-		}
-	}
-	return false
-}
-
-// splitPath turns an escaped request path into decoded segments after "/v1". It refuses
-// anything that could mean another route upstream: empty, "." and ".." segments, and
-// segments that decode to a "/". One trailing slash is ignored.
-func splitPath(escaped string) ([]string, bool) {
-	rest, ok := strings.CutPrefix(escaped, "/v1/")
-	if !ok {
-		return nil, false
-	}
-	rest = strings.TrimSuffix(rest, "/")
-	if rest == "" {
-		return nil, false
-	}
-	parts := strings.Split(rest, "/")
-	for i, part := range parts {
-		s, err := url.PathUnescape(part)
-		if err != nil || s == "" || s == "." || s == ".." || strings.ContainsAny(s, "/\\?#") {
-			return nil, false
-		}
-		parts[i] = s
-	}
-	return parts, true
-}
-
-func bearer(r *http.Request) string {
-	h := r.Header.Get("Authorization")
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	return ""
 }

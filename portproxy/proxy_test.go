@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -13,15 +14,17 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/port-runner/port-runner/allowrule"
 	"github.com/port-runner/port-runner/emulator"
 	"github.com/port-runner/port-runner/portapi"
 	"github.com/port-runner/port-runner/portproxy"
 )
 
 type fixture struct {
-	emu   *emulator.Emulator
-	proxy *portproxy.Proxy
-	url   string // PORT_API_URL
+	emu    *emulator.Emulator
+	emuURL string
+	proxy  *portproxy.Proxy
+	url    string // PORT_API_URL
 
 	mu       sync.Mutex
 	observed map[string]int // endpoint label -> attempts
@@ -36,6 +39,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.emuURL = base
 	api, err := portapi.New(portapi.Options{
 		BaseURL: base, ClientID: "cid", ClientSecret: "secret", RequestsPerSecond: 1000,
 		BaseBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
@@ -49,13 +53,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.proxy = portproxy.New(func(ctx context.Context, rq portproxy.Request) (portproxy.Response, error) {
-		resp, err := api.Forward(ctx, portapi.ProxyRequest{
-			Method: rq.Method, Path: rq.Path, Query: rq.Query,
-			ContentType: rq.ContentType, Body: rq.Body, RunID: rq.RunID,
-		})
-		return portproxy.Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: resp.Body}, err
-	}, portproxy.Options{Logger: zaptest.NewLogger(t)})
+	f.proxy = portproxy.New(forwardVia(api), portproxy.Options{Logger: zaptest.NewLogger(t)})
 	f.url, _, err = f.proxy.Serve(ctx, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +63,17 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatalf("proxy URL %q, want http://127.0.0.1:PORT/v1", f.url)
 	}
 	return f
+}
+
+// forwardVia is the agent's Forwarder: the request through the Port client (agent.New).
+func forwardVia(api *portapi.Client) portproxy.Forwarder {
+	return func(ctx context.Context, rq portproxy.Request) (portproxy.Response, error) {
+		resp, err := api.Forward(ctx, portapi.ProxyRequest{
+			Method: rq.Method, Path: rq.Path, Query: rq.Query,
+			ContentType: rq.ContentType, Body: rq.Body, RunID: rq.RunID,
+		})
+		return portproxy.Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: resp.Body}, err
+	}
 }
 
 type answer struct {
@@ -203,7 +212,7 @@ func TestTerminationRefused(t *testing.T) {
 	f := newFixture(t)
 	f.emu.RegisterRun("r_1", "act")
 	// Even an allow list that covers every route cannot let a script end a run.
-	all, err := portproxy.ParseRules([]string{"/v1/**"})
+	all, err := allowrule.Parse([]string{"/v1/**"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +303,7 @@ func lastQuery(emu *emulator.Emulator, method, path string) string {
 func TestAllowPatterns(t *testing.T) {
 	f := newFixture(t)
 	f.emu.RegisterRun("r_1", "act")
-	rules, err := portproxy.ParseRules([]string{"POST /v1/blueprints/service/entities", "GET /v1/blueprints/*"})
+	rules, err := allowrule.Parse([]string{"POST /v1/blueprints/service/entities", "GET /v1/blueprints/*"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,5 +408,49 @@ func TestRetriesAndRunEnd(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a request in flight did not end with its run")
+	}
+}
+
+// issue 8 point 7: every entity write route, bulk included, reaches Port with the run's own
+// run_id and nothing else the command sent under a run_id-like name.
+func TestRunIDForcedOnEveryEntityWrite(t *testing.T) {
+	f := newFixture(t)
+	f.emu.RegisterRun("r_1", "act")
+	rules, err := allowrule.Parse([]string{"/v1/blueprints/*/entities/**"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, revoke := f.proxy.Register("r_1", "act", "microservice", rules)
+	defer revoke()
+	body := `[{"identifier":"a"}]`
+	for _, tc := range []struct{ method, path string }{
+		{"POST", "/blueprints/microservice/entities/bulk"},
+		{"POST", "/blueprints/microservice/entities/bulk?run_id=r_other"},
+		{"POST", "/blueprints/microservice/entities?upsert=true&run_id[]=r_other"},
+		{"POST", "/blueprints/microservice/entities?upsert=true&run_id%5B0%5D=r_other&RUN_ID=r_other&runId=r_other"},
+		{"PATCH", "/blueprints/microservice/entities/a?run_id=r_other&run_id=r_1"},
+		{"POST", "/blueprints/microservice/entities/a/relations?run-id=r_other"},
+		{"DELETE", "/blueprints/microservice/entities/bulk?run_id[]=r_other"},
+	} {
+		_ = f.call(t, token, tc.method, tc.path, body)
+		p, _, _ := strings.Cut(tc.path, "?")
+		q := lastQuery(f.emu, tc.method, "/v1"+p)
+		vals, err := url.ParseQuery(q)
+		if err != nil {
+			t.Fatalf("%s %s: query %q: %v", tc.method, tc.path, q, err)
+		}
+		if got := vals["run_id"]; len(got) != 1 || got[0] != "r_1" {
+			t.Errorf("%s %s reached Port with query %q, want exactly run_id=r_1", tc.method, tc.path, q)
+		}
+		for k := range vals {
+			if k != "run_id" && strings.Contains(strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(k)), "runid") {
+				t.Errorf("%s %s: the command's %q reached Port (query %q)", tc.method, tc.path, k, q)
+			}
+		}
+	}
+	// Reads carry no client-sent run_id either.
+	f.call(t, token, "GET", "/blueprints/microservice/entities?run_id=r_other", "").want(t, "list", 200, "")
+	if q := lastQuery(f.emu, "GET", "/v1/blueprints/microservice/entities"); strings.Contains(q, "r_other") {
+		t.Errorf("GET reached Port with query %q", q)
 	}
 }

@@ -148,7 +148,7 @@ type RunLog struct {
 	firstAt   time.Time
 	accepted  int // bytes taken into the log
 	dropped   int // bytes dropped past MaxBytesPerRun
-	masker    *strings.Replacer
+	masker    masker
 	masks     []string // longest first
 	masked    map[string]bool
 	patch     portapi.RunPatch
@@ -363,7 +363,8 @@ func (l *RunLog) maskValue(v any) any {
 }
 
 // Mask masks every string inside v as the run's log would (the agent uses it for what a
-// command writes to Port outside its output: its response and output files).
+// command writes to Port outside its output: its response and output files, and what it
+// sends to its run through the Port API proxy).
 func (l *RunLog) Mask(v any) any {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -391,8 +392,8 @@ func truncate(s string, n int) string {
 	return s + more
 }
 
-// addMasks adds values to mask, longest first so a secret containing another is masked
-// whole. Output is masked line by line, so a multi-line value is masked line by line too.
+// addMasks adds values to mask (longest first: hold() reads the longest). Output is masked
+// line by line, so a multi-line value is masked line by line too.
 func (l *RunLog) addMasks(values ...string) {
 	for _, v := range values {
 		for part := range strings.SplitSeq(v, "\n") {
@@ -405,11 +406,7 @@ func (l *RunLog) addMasks(values ...string) {
 		}
 	}
 	sort.SliceStable(l.masks, func(i, j int) bool { return len(l.masks[i]) > len(l.masks[j]) })
-	pairs := make([]string, 0, 2*len(l.masks))
-	for _, m := range l.masks {
-		pairs = append(pairs, m, "***")
-	}
-	l.masker = strings.NewReplacer(pairs...)
+	l.masker = masker{values: l.masks}
 }
 
 func (l *RunLog) wake() {

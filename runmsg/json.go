@@ -9,6 +9,8 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // object is a JSON object that remembers its key order. The signature covers
@@ -16,7 +18,19 @@ import (
 // exact spelling of numbers) must survive a parse; map[string]any loses both.
 type object struct {
 	keys []string
-	vals map[string]any // nil, bool, string, json.Number, []any, *object
+	vals map[string]any // nil, bool, string, jsString, json.Number, []any, *object
+	// jsKeys holds the JSON.stringify text of the keys that had a lone surrogate (see
+	// jsString); nil for most objects. Never modified once parsed, so copies share it.
+	jsKeys map[string][]byte
+}
+
+// jsString is a string whose JSON text has a lone surrogate escape ("\ud800"), which a Go
+// string cannot hold: s is the value as encoding/json decodes it (U+FFFD for the
+// surrogate), js the text JSON.stringify writes for the original string, which is what
+// Port's signature covers.
+type jsString struct {
+	s  string
+	js []byte
 }
 
 func newObject() *object { return &object{vals: map[string]any{}} }
@@ -37,7 +51,7 @@ func (o *object) get(k string) (any, bool) {
 
 // without returns a shallow copy of o lacking the given keys; o is unchanged.
 func (o *object) without(drop ...string) *object {
-	c := &object{keys: make([]string, 0, len(o.keys)), vals: make(map[string]any, len(o.vals))}
+	c := &object{keys: make([]string, 0, len(o.keys)), vals: make(map[string]any, len(o.vals)), jsKeys: o.jsKeys}
 	for _, k := range o.keys {
 		if contains(drop, k) {
 			continue
@@ -73,7 +87,8 @@ const maxDepth = 1000
 func parseOrdered(raw []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
-	v, err := parseValue(dec, 0)
+	p := parser{dec: dec, raw: raw}
+	v, err := p.value(0)
 	if err != nil {
 		return nil, err
 	}
@@ -87,8 +102,28 @@ func parseOrdered(raw []byte) (any, error) {
 	}
 }
 
-func parseValue(dec *json.Decoder, depth int) (any, error) {
-	tok, err := dec.Token()
+// parser reads tokens from dec, which reads raw: the raw bytes of a string token tell a lone
+// surrogate escape from the U+FFFD the decoder gives for it.
+type parser struct {
+	dec *json.Decoder
+	raw []byte
+}
+
+// token is dec.Token, with a string that had a lone surrogate escape as a jsString.
+func (p *parser) token() (any, error) {
+	start := p.dec.InputOffset()
+	tok, err := p.dec.Token()
+	if s, ok := tok.(string); ok && err == nil {
+		if js, lone := jsText(p.raw[start:p.dec.InputOffset()]); lone {
+			return jsString{s: s, js: js}, nil
+		}
+	}
+	return tok, err
+}
+
+func (p *parser) value(depth int) (any, error) {
+	dec := p.dec
+	tok, err := p.token()
 	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
@@ -97,7 +132,7 @@ func parseValue(dec *json.Decoder, depth int) (any, error) {
 	}
 	d, ok := tok.(json.Delim)
 	if !ok {
-		return tok, nil // nil, bool, string or json.Number
+		return tok, nil // nil, bool, string, jsString or json.Number
 	}
 	if depth >= maxDepth {
 		return nil, fmt.Errorf("nested deeper than %d levels", maxDepth)
@@ -106,15 +141,22 @@ func parseValue(dec *json.Decoder, depth int) (any, error) {
 	case '{':
 		o := newObject()
 		for dec.More() {
-			kt, err := dec.Token()
+			kt, err := p.token()
 			if err != nil {
 				return nil, err
+			}
+			if js, ok := kt.(jsString); ok {
+				if o.jsKeys == nil {
+					o.jsKeys = map[string][]byte{}
+				}
+				o.jsKeys[js.s] = js.js
+				kt = js.s
 			}
 			k, ok := kt.(string)
 			if !ok {
 				return nil, fmt.Errorf("object key is %v", kt)
 			}
-			v, err := parseValue(dec, depth+1)
+			v, err := p.value(depth + 1)
 			if err != nil {
 				return nil, err
 			}
@@ -127,7 +169,7 @@ func parseValue(dec *json.Decoder, depth int) (any, error) {
 	case '[':
 		arr := []any{}
 		for dec.More() {
-			v, err := parseValue(dec, depth+1)
+			v, err := p.value(depth + 1)
 			if err != nil {
 				return nil, err
 			}
@@ -165,6 +207,8 @@ func appendJS(b []byte, v any) []byte {
 		return strconv.AppendBool(b, v)
 	case string:
 		return appendJSString(b, v)
+	case jsString:
+		return append(b, v.js...)
 	case json.Number:
 		return append(b, v...) // as written: Port signs what it sent
 	case []any:
@@ -182,7 +226,11 @@ func appendJS(b []byte, v any) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSString(b, k)
+			if js, ok := v.jsKeys[k]; ok {
+				b = append(b, js...)
+			} else {
+				b = appendJSString(b, k)
+			}
 			b = append(b, ':')
 			b = appendJS(b, v.vals[k])
 		}
@@ -199,6 +247,12 @@ const hexDigits = "0123456789abcdef"
 // it leaves <, >, & and U+2028/U+2029 alone.
 func appendJSString(b []byte, s string) []byte {
 	b = append(b, '"')
+	b = appendJSChars(b, s)
+	return append(b, '"')
+}
+
+// appendJSChars is appendJSString without the quotes.
+func appendJSChars(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -226,8 +280,75 @@ func appendJSString(b []byte, s string) []byte {
 		}
 		start = i + 1
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return append(b, s[start:]...)
+}
+
+// jsText reads the raw text of one JSON string token (what precedes its opening quote is
+// skipped) and, when it has a lone surrogate escape, returns what JSON.stringify writes for
+// that string: every surrogate that is not half of a pair as a lower-case \udxxx escape,
+// everything else as appendJSString writes it. lone is false for any other string.
+func jsText(tok []byte) (js []byte, lone bool) {
+	i := bytes.IndexByte(tok, '"')
+	if i < 0 || !bytes.Contains(tok, []byte(`\u`)) {
+		return nil, false
+	}
+	lit := tok[i+1 : len(tok)-1] // the decoder accepted the token: it ends with the quote
+	// The string as UTF-16-ish units: escapes as their 16-bit value, other runes as is.
+	units := make([]rune, 0, len(lit))
+	for j := 0; j < len(lit); {
+		c := lit[j]
+		if c != '\\' {
+			r, size := utf8.DecodeRune(lit[j:])
+			units = append(units, r)
+			j += size
+			continue
+		}
+		switch e := lit[j+1]; e {
+		case 'u':
+			v, _ := strconv.ParseUint(string(lit[j+2:j+6]), 16, 16)
+			units = append(units, rune(v))
+			j += 6
+			continue
+		case 'b':
+			units = append(units, '\b')
+		case 'f':
+			units = append(units, '\f')
+		case 'n':
+			units = append(units, '\n')
+		case 'r':
+			units = append(units, '\r')
+		case 't':
+			units = append(units, '\t')
+		default: // \" \\ \/
+			units = append(units, rune(e))
+		}
+		j += 2
+	}
+	var chars []rune
+	b := []byte{'"'}
+	for j := 0; j < len(units); j++ {
+		r := units[j]
+		if utf16.IsSurrogate(r) && j+1 < len(units) {
+			if pair := utf16.DecodeRune(r, units[j+1]); pair != utf8.RuneError {
+				chars = append(chars, pair)
+				j++
+				continue
+			}
+		}
+		if !utf16.IsSurrogate(r) {
+			chars = append(chars, r)
+			continue
+		}
+		lone = true
+		b = appendJSChars(b, string(chars))
+		chars = chars[:0]
+		b = append(b, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
+	}
+	if !lone {
+		return nil, false
+	}
+	b = appendJSChars(b, string(chars))
+	return append(b, '"'), true
 }
 
 // toValue converts the ordered tree into the plain values gojq and
@@ -248,6 +369,8 @@ func toValue(v any) any {
 		return out
 	case json.Number:
 		return normalizeNumber(v)
+	case jsString:
+		return v.s
 	}
 	return v
 }
@@ -278,7 +401,7 @@ func kindOf(v any) string {
 		return "null"
 	case bool:
 		return "a boolean"
-	case string:
+	case string, jsString:
 		return "a string"
 	case json.Number, int, float64, *big.Int:
 		return "a number"

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/itchyny/gojq"
+
+	"github.com/port-runner/port-runner/runid"
 )
 
 // Selectors are jq expressions that locate a run's fields in a message.
@@ -192,6 +194,10 @@ func (d *Decoder) Decode(raw []byte) (run Run, err error) {
 	runID, ok := id.(string)
 	if !ok || runID == "" {
 		return Run{}, skip(ReasonInvalid, fmt.Errorf("no run id: selector gave %s", describe(id)))
+	}
+	if err := runid.Check(runID); err != nil {
+		// It would become a path segment of Port's API ("..": another route).
+		return Run{}, skip(ReasonInvalid, fmt.Errorf("bad run id: %w", err))
 	}
 
 	node := IsWorkflowNodeRun(runID)

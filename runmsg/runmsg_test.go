@@ -379,6 +379,9 @@ func TestDecodeErrors(t *testing.T) {
 		"no run id":    {`{"action":"a"}`, ReasonInvalid, "no run id"},
 		"empty run id": {`{"context":{"runId":""},"action":"a"}`, ReasonInvalid, "no run id: selector gave an empty string"},
 		"number id":    {`{"context":{"runId":7},"action":"a"}`, ReasonInvalid, "no run id: selector gave a number"},
+		"dot-dot id":   {`{"context":{"runId":".."},"action":"a"}`, ReasonInvalid, "bad run id: run id has a character outside"},
+		"dot id":       {`{"context":{"runId":"."},"action":"a"}`, ReasonInvalid, "bad run id"},
+		"slash id":     {`{"context":{"runId":"r/../x"},"action":"a"}`, ReasonInvalid, "bad run id"},
 		"id jq error":  {`{"context":"r","action":"a"}`, ReasonInvalid, "no run id: jq:"},
 		"no action":    {`{"context":{"runId":"r"}}`, ReasonInvalid, "no action"},
 		"oversize":     {`{"context":{"runId":"r"},"action":"a","pad":"` + strings.Repeat("x", 100) + `"}`, ReasonInvalid, "over the 100-byte limit"},
@@ -629,4 +632,41 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// issue 8: JSON.stringify writes a lone surrogate as \ud800 (ES2019 well-formed stringify),
+// and Port's HMAC covers those bytes. encoding/json turns it into U+FFFD, which changed the
+// body and failed the signature of a genuine run. The MAC here is computed independently,
+// over the bytes as Node writes them, in keys and values, lone highs and lows, next to a
+// valid pair.
+func TestLoneSurrogateKeptForSignature(t *testing.T) {
+	body := `{"context":{"runId":"r_1"},"action":"a","payload":{"properties":{"s":"x\ud800y","t":"\udc00","pair":"😀","k\udbff":["\ud83d"]}},"headers":{"h":"v"}}`
+	const ts = "1764429600"
+	m := hmac.New(sha256.New, []byte("s3cret"))
+	m.Write([]byte(ts + "." + body))
+	sig := "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+	msg := strings.Replace(body, `"headers":{"h":"v"}`, `"headers":{"h":"v","X-Port-Signature":"`+sig+`","X-Port-Timestamp":`+ts+`}`, 1)
+	if err := Verify("s3cret", []byte(msg)); err != nil {
+		t.Fatalf("Verify of a genuine message with lone surrogates: %v", err)
+	}
+	// Escapes in another spelling (upper-case hex) are what JSON.stringify would write in
+	// lower case, as for any other escape the decoder reads.
+	upper := strings.Replace(msg, `x\ud800y`, `x\uD800y`, 1)
+	if err := Verify("s3cret", []byte(upper)); err != nil {
+		t.Fatalf("Verify with upper-case escapes: %v", err)
+	}
+	// A changed lone surrogate is still a changed message.
+	forged := strings.Replace(msg, `x\ud800y`, `x\ud801y`, 1)
+	if err := Verify("s3cret", []byte(forged)); !errors.Is(err, ErrSignatureMismatch) {
+		t.Fatalf("Verify of a message with another surrogate = %v, want a mismatch", err)
+	}
+	// The decoded run sees what encoding/json would give: U+FFFD.
+	d := mustDecoder(t, Options{Secret: "s3cret", VerifySignature: true})
+	run, err := d.Decode([]byte(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := run.Context["properties"].(map[string]any)["s"]; got != "x\uFFFDy" {
+		t.Fatalf("property s = %q, want x\\uFFFDy", got)
+	}
 }

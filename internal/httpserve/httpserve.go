@@ -18,12 +18,17 @@ const shutdownGrace = 5 * time.Second
 // Serve listens on addr (port 0 picks one) and serves h until ctx ends. It returns the bound
 // address and wait, which returns once the server and its shutdown have finished (it may be
 // called more than once) with the server's error, if it failed on its own.
-func Serve(ctx context.Context, addr string, h http.Handler) (bound string, wait func() error, err error) {
+// configure, if given, adjusts the server before it starts (the proxy adds a per-connection
+// context).
+func Serve(ctx context.Context, addr string, h http.Handler, configure ...func(*http.Server)) (bound string, wait func() error, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	for _, c := range configure {
+		c(srv)
+	}
 	served := make(chan error, 1)
 	serveDone := make(chan struct{})
 	go func() {

@@ -45,6 +45,10 @@ func parentOf(pid int) int {
 	return statPPid(buf[:n])
 }
 
+// ParentOf is parentOf for the agent's Port API proxy, which walks a run's process tree
+// with the same (fuzzed) parser.
+func ParentOf(pid int) int { return parentOf(pid) }
+
 // statPPid is the ppid field of a /proc/PID/stat line, -1 if there is none. The command
 // chooses its comm, so this parses untrusted bytes.
 func statPPid(s []byte) int {

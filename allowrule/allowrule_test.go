@@ -1,4 +1,4 @@
-package portproxy
+package allowrule
 
 import (
 	"strings"
@@ -43,7 +43,7 @@ func TestParseRuleErrors(t *testing.T) {
 			t.Errorf("ParseRule(%q) = %+v, want an error", bad, r)
 		}
 	}
-	if _, err := ParseRules([]string{"/v1/ok", "nope"}); err == nil || !strings.HasPrefix(err.Error(), "allow[1]: ") {
-		t.Errorf("ParseRules error %v does not name allow[1]", err)
+	if _, err := Parse([]string{"/v1/ok", "nope"}); err == nil || !strings.HasPrefix(err.Error(), "allow[1]: ") {
+		t.Errorf("Parse error %v does not name allow[1]", err)
 	}
 }

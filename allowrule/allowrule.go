@@ -1,4 +1,7 @@
-package portproxy
+// Package allowrule parses and matches the routes an action's portAPI.allow lists for its
+// commands' Port API calls. It has no HTTP imports, so config can validate the rules and the
+// proxy can match them without config depending on the proxy.
+package allowrule
 
 import (
 	"fmt"
@@ -30,7 +33,7 @@ func ParseRule(s string) (Rule, error) {
 	if i := strings.IndexAny(text, " \t"); i >= 0 {
 		r.method = strings.ToUpper(text[:i])
 		path = strings.TrimSpace(text[i+1:])
-		if !proxiedMethod(r.method) {
+		if !Method(r.method) {
 			return Rule{}, fmt.Errorf("method %q: want GET, POST, PUT, PATCH or DELETE", text[:i])
 		}
 	}
@@ -56,8 +59,8 @@ func ParseRule(s string) (Rule, error) {
 	return r, nil
 }
 
-// ParseRules parses every pattern; the error names the index of the first bad one.
-func ParseRules(patterns []string) ([]Rule, error) {
+// Parse parses every pattern; the error names the index of the first bad one.
+func Parse(patterns []string) ([]Rule, error) {
 	rules := make([]Rule, 0, len(patterns))
 	for i, p := range patterns {
 		r, err := ParseRule(p)
@@ -86,9 +89,9 @@ func (r Rule) Match(method string, segs []string) bool {
 	return len(segs) == len(r.segs)
 }
 
-// proxiedMethod reports the HTTP methods the proxy forwards (and rules may name). A switch,
+// Method reports the HTTP methods the proxy forwards (and rules may name). A switch,
 // not a package-level map, so nothing can change the set at run time.
-func proxiedMethod(m string) bool {
+func Method(m string) bool {
 	switch m {
 	case "GET", "POST", "PUT", "PATCH", "DELETE":
 		return true

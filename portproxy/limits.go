@@ -1,0 +1,106 @@
+package portproxy
+
+// The proxy as a bounded guest: slots, queue and budget shares (Options.Limits).
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math"
+	"net/http"
+
+	"golang.org/x/time/rate"
+)
+
+// Limits bound what commands may ask of the agent through the proxy. A request holds a slot
+// from before its body is read until Port answered, so memory for bodies is bounded by
+// MaxConcurrent * MaxBody, however many requests queue.
+type Limits struct {
+	// MaxConcurrentPerRun bounds one run's requests being handled at once; default 4.
+	MaxConcurrentPerRun int
+	// MaxQueuedPerRun bounds one run's requests waiting for a slot; past it the answer is
+	// 429 at once; default 64.
+	MaxQueuedPerRun int
+	// MaxConcurrent bounds the requests of all runs being handled at once; default 16.
+	MaxConcurrent int
+	// RunRequestsPerSecond is one run's share of the replica's Port budget, and
+	// RequestsPerSecond that of all runs together; 0 means no limit of the proxy's own
+	// (the Port client's limiter still applies).
+	RunRequestsPerSecond, RequestsPerSecond float64
+}
+
+func (l *Limits) defaults() {
+	if l.MaxConcurrentPerRun <= 0 {
+		l.MaxConcurrentPerRun = 4
+	}
+	if l.MaxQueuedPerRun <= 0 {
+		l.MaxQueuedPerRun = 64
+	}
+	if l.MaxConcurrent <= 0 {
+		l.MaxConcurrent = 16
+	}
+}
+
+// limiter is a rate.Limiter for rps, nil (no limit) for 0 or less.
+func limiter(rps float64) *rate.Limiter {
+	if rps <= 0 || math.IsNaN(rps) || math.IsInf(rps, 0) {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(rps), max(1, int(math.Ceil(rps))))
+}
+
+func waitRate(ctx context.Context, l *rate.Limiter) error {
+	if l == nil {
+		return nil
+	}
+	return l.Wait(ctx)
+}
+
+// acquire waits for one of the run's slots and then one of the proxy's; release gives both
+// back. Past MaxQueuedPerRun waiting requests it refuses at once rather than pile up.
+func (p *Proxy) acquire(ctx context.Context, g *grant) (release func(), e apiErr) {
+	if int(g.queued.Add(1)) > p.limits.MaxQueuedPerRun {
+		g.queued.Add(-1)
+		return nil, errTooMany
+	}
+	fail := func() (func(), apiErr) { return nil, p.waitFailed(g) }
+	select {
+	case g.slots <- struct{}{}:
+		g.queued.Add(-1)
+	case <-ctx.Done():
+		g.queued.Add(-1)
+		return fail()
+	}
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		<-g.slots
+		return fail()
+	}
+	return func() { <-p.slots; <-g.slots }, apiErr{}
+}
+
+// readBody reads at most MaxBody bytes, in one allocation when the length is announced.
+func readBody(r *http.Request) ([]byte, apiErr) {
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + 1) // +1: ReadFrom sees EOF without growing
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, MaxBody+1)); err != nil {
+		return nil, apiErr{http.StatusBadRequest, "invalid_request", "reading the request body: " + err.Error()}
+	}
+	if buf.Len() > MaxBody {
+		return nil, errTooLarge
+	}
+	if buf.Len() == 0 {
+		return nil, apiErr{}
+	}
+	return buf.Bytes(), apiErr{}
+}
+
+func (p *Proxy) waitFailed(g *grant) apiErr {
+	if g.ctx.Err() != nil {
+		return errRunEnded
+	}
+	return errWaited
+}

@@ -1,0 +1,46 @@
+package portproxy
+
+// Masking what a command sends to its run's log or run (SetMask).
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+)
+
+// SetMask gives token's run the masking of its log (reporter.RunLog.Mask: every string in a
+// decoded JSON value): text the command sends to a run's log or run through the proxy is
+// masked like its output. An unknown token is ignored.
+func (p *Proxy) SetMask(token string, mask func(any) any) {
+	if g := p.lookup(token); g != nil && mask != nil {
+		g.mask.Store(&mask)
+	}
+}
+
+// runText reports the requests whose strings Port shows on a run's page: a log POST and a
+// run PATCH/PUT (statusLabel, summary, link, ...).
+func runText(method string, segs []string) bool {
+	if len(segs) < 3 || segs[0] != "actions" || segs[1] != "runs" {
+		return false
+	}
+	return (len(segs) == 4 && segs[3] == "logs" && method == http.MethodPost) ||
+		(len(segs) == 3 && (method == http.MethodPatch || method == http.MethodPut))
+}
+
+// maskJSON masks every string in a JSON body. check has refused bodies that are not JSON
+// objects on these routes; anything else that does not decode is left as it is.
+func maskJSON(body []byte, mask func(any) any) []byte {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // numbers go on as written
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return body
+	}
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(mask(v)); err != nil {
+		return body
+	}
+	return bytes.TrimRight(out.Bytes(), "\n")
+}
