@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/port-runner/port-runner/config"
+	"github.com/port-runner/port-runner/internal/backoff"
 	"github.com/port-runner/port-runner/portapi"
 )
 
@@ -28,6 +29,7 @@ const (
 func classifyClosing(err error) closingAnswer {
 	switch {
 	case err == nil:
+		// (A refusal of a run Port already shows terminated comes back as nil: CloseRun asks.)
 		return answerClosed
 	case portapi.Permanent(err):
 		return answerRefused
@@ -57,8 +59,7 @@ func (a *Agent) closeRun(report context.Context, tgt target, runID string, succe
 	ctx, cancel := context.WithTimeout(report, a.deps.ClosingBudget)
 	defer func() { cancel() }()
 	fallback, extended := false, false
-	backoff := 200 * time.Millisecond
-	for {
+	for attempt := 0; ; attempt++ {
 		var err error
 		if !fallback {
 			err = send(ctx)
@@ -110,13 +111,8 @@ func (a *Agent) closeRun(report context.Context, tgt target, runID string, succe
 				zap.Duration("closingBudget", a.deps.ClosingBudget), zap.Error(err))
 			return false
 		}
-		log.Warn("closing the run failed; retrying", zap.Duration("wait", backoff), zap.Error(err))
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
-		backoff = min(2*backoff, 5*time.Second)
+		wait := backoff.Policy{Base: 200 * time.Millisecond, Max: 5 * time.Second}.Delay(attempt, 0)
+		log.Warn("closing the run failed; retrying", zap.Duration("wait", wait), zap.Error(err))
+		_ = backoff.Sleep(ctx, wait) // a done ctx is handled at the top of the next turn
 	}
 }
