@@ -89,7 +89,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		// An earlier owner started this run and never recorded its end, nothing says
 		// whether anyone ran it, or the message is old: only Port knows whether it was
 		// closed. These are the only cases that cost a Port request up front.
-		pr, err := a.target(run).GetRun(report, run.ID)
+		pr, err := a.lookupRun(stop, report, a.target(run), life, t.Prior, log)
 		switch {
 		case portapi.Permanent(err):
 			// Port refuses to say (the run is unknown to it, say): nothing can be reported
@@ -99,7 +99,8 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 			finished = true
 			return true
 		case err != nil:
-			log.Error("cannot tell whether the run was closed; left for redelivery", zap.String("prior", t.Prior.String()), zap.Error(err))
+			// The agent stops or the partition is being handed over: the next owner asks.
+			log.Info("not started: cannot tell whether the run was closed; left for redelivery", zap.String("prior", t.Prior.String()), zap.Error(err))
 			return false
 		case pr.Terminated():
 			a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate).Inc()

@@ -1,0 +1,66 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+)
+
+// TestLookupFailuresAreRetried: an earlier owner started runs and never finished them, and
+// Port refuses the first lookups of them (403s: the agent's credentials, nobody's fault of
+// the run's). The runs are not left for a redelivery that never comes while the partition
+// stays here: the lookup is retried, each run is decided (rerun, or closed as interrupted)
+// and closed once, and the commit reaches the end of the partition, with no restart.
+func TestLookupFailuresAreRetried(t *testing.T) {
+	h := newHarness(t, 1)
+	record := filepath.Join(t.TempDir(), "executed")
+	script := writeScript(t, `echo "$PORT_RUN_ID" >> "$1"`)
+	cfg := h.config(t, fmt.Sprintf(`
+  fail_action: {command: [%[1]q, %[2]q], onInterrupted: fail}
+  rerun_action: {command: [%[1]q, %[2]q], onInterrupted: rerun}
+`, script, record))
+	h.emu.RegisterRun("r_interrupted", "fail_action")
+	h.produceRun(t, "r_interrupted", "fail_action")
+	h.emu.RegisterRun("r_rerun", "rerun_action")
+	h.produceRun(t, "r_rerun", "rerun_action")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	offsets := kadm.Offsets{}
+	offsets.Add(kadm.Offset{Topic: h.topic, Partition: 0, At: 0, LeaderEpoch: -1, Metadata: "port-runner/1 s=0,1"})
+	if _, err := kadm.NewClient(h.cluster.Client(t)).CommitOffsets(ctx, h.group, offsets); err != nil {
+		t.Fatalf("plant the dead agent's commit: %v", err)
+	}
+	// The first Port requests about runs are the two lookups: each is refused twice.
+	const refused = 4
+	h.emu.FailNext(refused, 403)
+
+	stop := h.start(t, cfg)
+	if r := waitTerminated(t, h.emu, "r_interrupted"); r.Status != "FAILURE" || r.Terminations != 1 ||
+		r.StatusLabel != "interrupted: the agent running it stopped" {
+		t.Errorf("r_interrupted: %s %q, %d terminations; want one FAILURE interrupted", r.Status, r.StatusLabel, r.Terminations)
+	}
+	if r := waitTerminated(t, h.emu, "r_rerun"); r.Status != "SUCCESS" || r.Terminations != 1 {
+		t.Errorf("r_rerun: %s %q, %d terminations; want one SUCCESS", r.Status, r.StatusLabel, r.Terminations)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	gets := map[int]int{}
+	for _, rq := range h.emu.Requests() {
+		if rq.Method == "GET" && strings.HasPrefix(rq.Path, "/v1/actions/runs/") {
+			gets[rq.Status]++
+		}
+	}
+	if gets[403] != refused || gets[200] != 2 {
+		t.Errorf("lookups by status %v, want %d refused then one 200 per run", gets, refused)
+	}
+	if got := readFile(record); strings.TrimSpace(got) != "r_rerun" {
+		t.Errorf("executed %q, want r_rerun only", got)
+	}
+	assertCommittedToEnd(t, h)
+}
