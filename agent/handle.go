@@ -43,10 +43,8 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		return true
 	}
 	log := a.log.With(zap.String("run_id", run.ID), zap.String("action", run.Action))
-	life := a.lives.receive(run.ID, run.Action, t.Handover)
+	life := a.lives.receive(runAt{rec.Topic, rec.Partition, rec.Offset}, run.ID, run.Action, t.Handover)
 	defer life.leave()
-	held := a.tracker.add(rec, run.ID, run.Action) // for /status and runs_waiting
-	defer held.done()
 	// Port requests about this run (retries, token refreshes) log its action too.
 	report = portapi.WithLogFields(report, zap.String("action", run.Action))
 	if t.Prior == consumer.PriorFinished {
@@ -135,7 +133,8 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		log.Info("not started; left for redelivery", zap.String("at", where), zap.Error(err))
 		return false
 	}
-	defer release()
+	life.holdSlot()
+	defer func() { life.dropSlot(); release() }()
 	if stop.Err() != nil {
 		log.Info("not started: agent stopping; left for redelivery", zap.String("at", where))
 		return false
@@ -147,7 +146,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		return false
 	}
 	life.to(phaseStartDurable)
-	finished = a.execute(work, report, run, act, life, rerun, where, log, held).finished
+	finished = a.execute(work, report, run, act, life, rerun, where, log).finished
 	return finished
 }
 
