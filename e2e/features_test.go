@@ -69,12 +69,9 @@ printf '{"digest":"sha256:abc","image":"overridden by the line"}' > "$PORT_OUTPU
 		t.Fatalf("failing node run %+v\n%s", fr, logText(fr))
 	}
 	ignored := h.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeIgnored)
-	deadline := time.Now().Add(30 * time.Second)
-	for testutil.ToFloat64(ignored) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("messages_total{ignored} = %v, want 1", testutil.ToFloat64(ignored))
-		}
-		time.Sleep(10 * time.Millisecond)
+	waitFor(t, "the unmatched node run to be ignored", 30*time.Second, func() bool { return testutil.ToFloat64(ignored) >= 1 })
+	if n := testutil.ToFloat64(ignored); n != 1 {
+		t.Fatalf("messages_total{ignored} = %v, want 1", n)
 	}
 	// It went through the node run API only.
 	for _, r := range h.emu.Requests() {
