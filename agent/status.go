@@ -8,10 +8,11 @@ type source struct {
 	ready func() error
 }
 
-// Snapshot counts the pool's running slots taken: a run takes one once its action's own
-// limit lets it start, and holds it until it is closed. (Runs queued for their action's
-// limit, and the consumer's reservations while it waits for records, hold admissions, not
-// slots: an idle replica shows free.)
+// Snapshot is the run lifecycle as the metrics and /status show it. Busy slots are the runs
+// holding one of the pool's running slots: a run takes one once its action's own limit lets
+// it start, and holds it until it is closed. (Runs queued for their action's limit, and the
+// consumer's reservations while it waits for records, hold admissions, not slots: an idle
+// replica shows free.)
 func (s source) Snapshot() metrics.Snapshot {
 	return metrics.Snapshot{
 		SlotsBusy: s.a.lives.slotsBusy(), SlotsCapacity: s.a.cfg.Executor.MaxConcurrent,
