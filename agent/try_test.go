@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/port-runner/port-runner/agent"
+	"github.com/port-runner/port-runner/config"
 )
 
 // TestTryCountsItsRun: `port-runner try` holds its run like a consumed one, so
@@ -22,6 +23,8 @@ func TestTryCountsItsRun(t *testing.T) {
 	started, gate := filepath.Join(dir, "started"), filepath.Join(dir, "gate")
 	script := writeScript(t, `touch "$1"; while [ ! -e "$2" ]; do sleep 0.05; done`)
 	cfg := h.config(t, fmt.Sprintf("  act: {command: [%q, %q, %q]}\n", script, started, gate))
+	// No Kafka, as `port-runner try` has it: the run goes straight to the agent.
+	cfg.Kafka = config.Kafka{Topic: cfg.Kafka.Topic, StartOffset: "latest", GroupProtocol: "classic", RevokeTimeout: cfg.Kafka.RevokeTimeout}
 	cfg.Metrics.Addr = "-"
 	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: h.metrics, MetricsAddr: "-"})
 	if err != nil {
