@@ -67,9 +67,8 @@ type Agent struct {
 	fatal chan error
 	// stopping is set from the first signal or a fatal error on: /readyz answers 503.
 	stopping atomic.Bool
-	// Observability: the runs held (for /status, runs_waiting), franz-go's client metrics,
-	// and the options of the lag collector's own Kafka client.
-	tracker   *tracker
+	// Observability: franz-go's client metrics, and the options of the lag collector's own
+	// Kafka client.
 	kafkaProm *kprom.Metrics
 	lagOpts   []kgo.Opt
 	kafka     config.Kafka // the consumer's, brokers and group from Port included
@@ -97,7 +96,7 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 	if deps.ClosingBudget <= 0 {
 		deps.ClosingBudget = DefaultClosingBudget
 	}
-	a := &Agent{cfg: cfg, log: deps.Logger, metrics: deps.Metrics, deps: deps, seen: newSeenRuns(10000), tracker: newTracker(), fatal: make(chan error, 1)}
+	a := &Agent{cfg: cfg, log: deps.Logger, metrics: deps.Metrics, deps: deps, seen: newSeenRuns(10000), fatal: make(chan error, 1)}
 	a.lives = newLives(func(d int) { deps.Metrics.RunsInFlight.Add(float64(d)) })
 
 	api, err := portapi.New(portapi.Options{
@@ -183,7 +182,7 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		Logger:         deps.Logger,
 		OnLogBytes:     func(n int) { deps.Metrics.LogBytes.Add(float64(n)) },
 		OnDropped:      func(n int) { deps.Metrics.LogBytesDropped.Add(float64(n)) },
-		OnLine:         a.tracker.line,
+		OnLine:         a.lives.line,
 	})
 
 	// The consumer's client metrics (port_runner_kafka_*), attached to the registry in Run:

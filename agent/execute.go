@@ -24,8 +24,7 @@ type executed struct {
 // execute runs a started run's command and closes the run in Port, on its target (action
 // run or workflow node run): a synchronous action's response goes before the closing, a
 // node run's outputs with it.
-// held, when not nil, is the run as /status shows it (try has none).
-func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *action, life *runLife, rerun bool, where string, log *zap.Logger, held *tracked) executed {
+func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *action, life *runLife, rerun bool, where string, log *zap.Logger) executed {
 	tgt := a.target(run)
 	spec, secrets, err := act.spec(run)
 	revoke := func() {}
@@ -54,14 +53,12 @@ func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *actio
 		log.Warn("run could not start", zap.Error(err))
 	} else {
 		log.Info("run started", zap.String("at", where), zap.Bool("rerun", rerun))
-		life.to(phaseRunning)
 		spec.OnStart = func(pid int) {
 			a.proxy.Bind(token, pid) // the token works from this process tree only
-			held.started(pid)
+			life.started(pid)
 		}
 		res = executor.Run(work, spec, runLog)
 		revoke()
-		life.to(phaseCommandEnded)
 		a.metrics.RunDuration.WithLabelValues(run.Action).Observe(res.Duration.Seconds())
 	}
 	result := "failure"
@@ -70,7 +67,7 @@ func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *actio
 	}
 	a.metrics.RunsTotal.WithLabelValues(run.Action, result).Inc()
 
-	held.closing()
+	life.to(phaseCommandEnded)
 	outcome := reporter.Outcome{
 		Success: res.Success,
 		Label:   res.Label,

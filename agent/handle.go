@@ -43,10 +43,8 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		return true
 	}
 	log := a.log.With(zap.String("run_id", run.ID), zap.String("action", run.Action))
-	life := a.lives.receive(run.ID, run.Action, t.Handover)
+	life := a.lives.receive(runAt{rec.Topic, rec.Partition, rec.Offset}, run.ID, run.Action, t.Handover)
 	defer life.leave()
-	held := a.tracker.add(rec, run.ID, run.Action) // for /status and runs_waiting
-	defer held.done()
 	// Port requests about this run (retries, token refreshes) log its action too.
 	report = portapi.WithLogFields(report, zap.String("action", run.Action))
 	if t.Prior == consumer.PriorFinished {
@@ -89,7 +87,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		// An earlier owner started this run and never recorded its end, nothing says
 		// whether anyone ran it, or the message is old: only Port knows whether it was
 		// closed. These are the only cases that cost a Port request up front.
-		pr, err := a.target(run).GetRun(report, run.ID)
+		pr, err := a.lookupRun(stop, report, a.target(run), life, t.Prior, log)
 		switch {
 		case portapi.Permanent(err):
 			// Port refuses to say (the run is unknown to it, say): nothing can be reported
@@ -99,7 +97,8 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 			finished = true
 			return true
 		case err != nil:
-			log.Error("cannot tell whether the run was closed; left for redelivery", zap.String("prior", t.Prior.String()), zap.Error(err))
+			// The agent stops or the partition is being handed over: the next owner asks.
+			log.Info("not started: cannot tell whether the run was closed; left for redelivery", zap.String("prior", t.Prior.String()), zap.Error(err))
 			return false
 		case pr.Terminated():
 			a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate).Inc()
@@ -134,7 +133,8 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		log.Info("not started; left for redelivery", zap.String("at", where), zap.Error(err))
 		return false
 	}
-	defer release()
+	life.holdSlot()
+	defer func() { life.dropSlot(); release() }()
 	if stop.Err() != nil {
 		log.Info("not started: agent stopping; left for redelivery", zap.String("at", where))
 		return false
@@ -146,7 +146,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		return false
 	}
 	life.to(phaseStartDurable)
-	finished = a.execute(work, report, run, act, life, rerun, where, log, held).finished
+	finished = a.execute(work, report, run, act, life, rerun, where, log).finished
 	return finished
 }
 

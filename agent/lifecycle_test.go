@@ -1,11 +1,16 @@
 package agent
 
-import "testing"
+import (
+	"context"
+	"testing"
+
+	"github.com/port-runner/port-runner/metrics"
+)
 
 func TestLivesCountPhasesAndRunning(t *testing.T) {
 	running := 0
 	l := newLives(func(d int) { running += d })
-	a, b := l.receive("r_a", "x", nil), l.receive("r_b", "x", nil)
+	a, b := l.receive(runAt{}, "r_a", "x", nil), l.receive(runAt{}, "r_b", "x", nil)
 	a.to(phaseClaimed)
 	a.to(phaseRunning)
 	b.to(phaseRunning)
@@ -28,5 +33,57 @@ func TestLivesCountPhasesAndRunning(t *testing.T) {
 		if n := l.count(p); n != 0 {
 			t.Fatalf("%s: %d left", p, n)
 		}
+	}
+}
+
+// /status, the slots and the revoke read the same runs the phases count.
+func TestLivesAreWhatStatusAndRevokeRead(t *testing.T) {
+	l := newLives(nil)
+	waiting := l.receive(runAt{"t", 0, 5}, "r_wait", "x", context.Background())
+	run := l.receive(runAt{"t", 0, 6}, "r_run", "x", context.Background())
+	other := l.receive(runAt{"t", 1, 0}, "r_other", "x", context.Background())
+	run.to(phaseStartDurable)
+	run.holdSlot()
+	changed := l.Changed()
+	run.started(42)
+	select {
+	case <-changed:
+	default:
+		t.Fatal("a run starting did not signal a change")
+	}
+	l.line("r_run", "hello")
+	l.line("r_wait", "not running: not kept")
+	other.to(phaseCommittable)
+
+	states := map[string]metrics.Run{}
+	for _, r := range l.list() {
+		states[r.RunID] = r
+	}
+	if r := states["r_wait"]; r.State != metrics.StateWaiting || r.Offset != 5 || len(r.LastLines) != 0 {
+		t.Errorf("waiting run: %+v", r)
+	}
+	if r := states["r_run"]; r.State != metrics.StateRunning || r.PID != 42 || r.Started.IsZero() || len(r.LastLines) != 1 {
+		t.Errorf("running run: %+v", r)
+	}
+	if r := states["r_other"]; r.State != metrics.StateClosing || r.Partition != 1 {
+		t.Errorf("committable run: %+v", r)
+	}
+	if n := l.slotsBusy(); n != 1 {
+		t.Errorf("slots busy %d, want 1", n)
+	}
+	// Partition 0 holds one run that may run (r_wait never made its start durable);
+	// partition 1's is committable.
+	if n, m := l.Holding("t", 0), l.Holding("t", 1); n != 1 || m != 0 {
+		t.Errorf("holding %d and %d, want 1 and 0", n, m)
+	}
+	run.to(phaseCommandEnded)
+	if r := l.list(); len(r) != 3 {
+		t.Fatalf("%d runs", len(r))
+	}
+	run.leave() // leaving drops the slot too
+	waiting.leave()
+	other.leave()
+	if n, m := l.slotsBusy(), len(l.list()); n != 0 || m != 0 {
+		t.Errorf("after every run left: %d slots, %d runs", n, m)
 	}
 }

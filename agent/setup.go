@@ -75,6 +75,7 @@ func (a *Agent) newConsumer(k config.Kafka) error {
 		RevokeWait: k.RevokeTimeout.D(),
 		StopWait:   config.KillGrace + a.deps.ClosingBudget,
 		Logger:     a.log,
+		Runs:       a.lives, // the revoke asks the run lifecycle what it still holds
 		OnFatal: func(err error) {
 			select {
 			case a.fatal <- err:

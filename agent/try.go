@@ -46,7 +46,15 @@ func (a *Agent) Try(ctx context.Context, raw []byte) (Tried, error) {
 	}
 	defer stopProxy()
 	log := a.log.With(zap.String("run_id", run.ID), zap.String("action", run.Action))
-	ex := a.execute(ctx, ctx, run, act, nil, false, "try", log, nil)
+	// The run has no partition, but it is held like a consumed one: runs_in_flight and
+	// /status count it.
+	life := a.lives.receive(runAt{offset: -1}, run.ID, run.Action, nil)
+	defer life.leave()
+	life.to(phaseClaimed)
+	ex := a.execute(ctx, ctx, run, act, life, false, "try", log)
+	if ex.finished {
+		life.to(phaseCommittable)
+	}
 	t := Tried{RunID: run.ID, Action: run.Action, Spec: ex.spec, Masks: ex.masks, Result: ex.res, Closed: ex.finished}
 	if !ex.finished {
 		return t, errors.New("the run was not closed in Port (see the log above)")

@@ -78,6 +78,17 @@ func (t *Ticket) Started(ctx context.Context) error {
 	}
 }
 
+// Runs is what the member's handlers know of the runs they hold (the agent's one run
+// lifecycle): a revoke releases a partition only once Runs holds no run of it that may
+// still run or is being closed here.
+type Runs interface {
+	// Holding is how many runs of the partition may still run here or are being closed in
+	// Port: from their durable start mark until their record may be committed past.
+	Holding(topic string, partition int32) int
+	// Changed is closed at the next change of any run.
+	Changed() <-chan struct{}
+}
+
 type Options struct {
 	Brokers       []string
 	Topic         string
@@ -98,6 +109,8 @@ type Options struct {
 	// OnFatal is told at once of an error retrying cannot fix (Run returns it once every
 	// handler has ended), so the caller can start its shutdown rather than wait for them.
 	OnFatal func(error)
+	// Runs answers the revoke's "may I release this partition"; nil: the ledger alone does.
+	Runs Runs
 }
 
 // Consumer is one member of the group.
@@ -565,15 +578,16 @@ func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[str
 	c.ledger.revoking(revoked)
 	c.log.Info("partitions revoked", zap.Any("partitions", revoked))
 	wctx, cancelWait := context.WithTimeout(ctx, c.opts.RevokeWait)
-	done := c.ledger.waitFinished(wctx, revoked)
+	done := c.waitReleasable(wctx, revoked)
 	cancelWait()
 	if !done {
-		c.log.Warn("runs of revoked partitions still going after the revoke wait; cancelling them", zap.Duration("waited", c.opts.RevokeWait))
+		c.log.Warn("runs of revoked partitions still going after the revoke wait; cancelling them",
+			zap.Duration("waited", c.opts.RevokeWait), zap.Int("runs", c.holding(revoked)))
 		c.ledger.stopRuns(revoked)
 		sctx, cancelStop := context.WithTimeout(ctx, c.opts.StopWait)
-		if !c.ledger.waitFinished(sctx, revoked) {
+		if !c.waitReleasable(sctx, revoked) {
 			c.log.Error("cancelled runs of revoked partitions not closed in time; releasing them uncommitted",
-				zap.Duration("waited", c.opts.StopWait))
+				zap.Duration("waited", c.opts.StopWait), zap.Int("runs", c.holding(revoked)))
 		}
 		cancelStop()
 	}
@@ -581,6 +595,39 @@ func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[str
 	defer cancel()
 	c.commit(cctx)
 	c.ledger.release(revoked)
+}
+
+// waitReleasable blocks until parts may be released: the runs hold none of theirs that may
+// still run or is being closed, and the ledger no record still being handled (polled and
+// not yet a run, or whose handler has not returned: what the runs cannot know of). It
+// reports whether they got there before ctx ended.
+func (c *Consumer) waitReleasable(ctx context.Context, parts map[string][]int32) bool {
+	for c.opts.Runs != nil {
+		changed := c.opts.Runs.Changed() // before the count: no change between them is missed
+		if c.holding(parts) == 0 {
+			break
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return c.ledger.waitFinished(ctx, parts)
+}
+
+// holding is how many runs of parts the runs hold (0 without Runs).
+func (c *Consumer) holding(parts map[string][]int32) int {
+	if c.opts.Runs == nil {
+		return 0
+	}
+	n := 0
+	for topic, ps := range parts {
+		for _, p := range ps {
+			n += c.opts.Runs.Holding(topic, p)
+		}
+	}
+	return n
 }
 
 // onLost releases without committing: another member may already own these partitions, so

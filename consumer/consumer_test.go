@@ -115,6 +115,25 @@ func failCommits(kc *kfake.Cluster, on *atomic.Bool, refused *atomic.Int32, hook
 	})
 }
 
+// joinSecondMember starts another member of group, polling until the returned stop is
+// called: a rebalance takes partitions away from the first.
+func joinSecondMember(t *testing.T, kc *kfake.Cluster, group string) (stop func()) {
+	t.Helper()
+	other, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(testTopic), kgo.HeartbeatInterval(100*time.Millisecond), kgo.DisableAutoCommit())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pollCtx, stopPolling := context.WithCancel(context.Background())
+	var polling sync.WaitGroup
+	polling.Go(func() {
+		for pollCtx.Err() == nil {
+			other.PollFetches(pollCtx)
+		}
+	})
+	return func() { stopPolling(); polling.Wait(); other.Close() }
+}
+
 // A run whose "started" mark never reached the broker did not start: when Started gives up
 // (the agent stops while commits fail), the mark must not go out with a later commit, or the
 // next owner closes a run that never ran as "interrupted" instead of running it.
@@ -262,21 +281,7 @@ func TestRevokedPartitionsRunsAreCancelledAtRelease(t *testing.T) {
 	<-running
 
 	// A second member takes one partition away.
-	other, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.ConsumerGroup(group),
-		kgo.ConsumeTopics(testTopic), kgo.HeartbeatInterval(100*time.Millisecond), kgo.DisableAutoCommit())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	pollCtx, stopPolling := context.WithCancel(context.Background())
-	polled := make(chan struct{})
-	go func() {
-		defer close(polled)
-		for pollCtx.Err() == nil {
-			other.PollFetches(pollCtx)
-		}
-	}()
-	defer func() { stopPolling(); <-polled }()
+	defer joinSecondMember(t, kc, group)()
 
 	select {
 	case p := <-cancelled:
