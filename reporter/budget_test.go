@@ -130,7 +130,7 @@ func TestBatchWithoutTokenIsDroppedOnce(t *testing.T) {
 	deadline := time.Now().Add(waitLimit)
 	for {
 		rl.mu.Lock()
-		pending := len(rl.lines)
+		pending := len(rl.batch.lines)
 		rl.mu.Unlock()
 		if pending == 0 {
 			break
