@@ -31,10 +31,10 @@ func (b *batcher) admit(n int) bool {
 }
 
 // add queues an admitted line; wake says the sender has something new to do (a first line
-// to time, or a full batch).
-func (b *batcher) add(line string, now time.Time) (wake bool) {
+// to time, or a full batch). Only a first line reads the clock: add runs once per line.
+func (b *batcher) add(line string) (wake bool) {
 	if len(b.lines) == 0 {
-		b.firstAt = now
+		b.firstAt = time.Now()
 		wake = true
 	}
 	enc := jsonLen(line) + 2 // + the escaped "\n" separator

@@ -176,7 +176,7 @@ func (l *RunLog) takeLine(line string) {
 	}
 	l.opts.OnLogBytes(size)
 	l.opts.OnLine(l.runID, line)
-	if l.batch.add(line, time.Now()) {
+	if l.batch.add(line) {
 		l.wake()
 	}
 }
