@@ -28,7 +28,7 @@ type runFiles struct {
 }
 
 func newRunFiles(spec *executor.Spec, run runmsg.Run) (*runFiles, error) {
-	dir, err := os.MkdirTemp("", "port-runner-out-*")
+	dir, err := os.MkdirTemp(executor.RunDirRoot(), "port-runner-out-*")
 	if err != nil {
 		return nil, fmt.Errorf("run files: %w", err)
 	}
