@@ -38,6 +38,8 @@ type harness struct {
 	baseURL string
 	// lagInterval is the agents' agent.Deps.LagInterval (0: the production default, 5s).
 	lagInterval time.Duration
+	// closingBudget is the agents' agent.Deps.ClosingBudget (0: the production default).
+	closingBudget time.Duration
 }
 
 func newHarness(t *testing.T, partitions int) *harness {
@@ -110,7 +112,7 @@ func (h *harness) start(t *testing.T, cfg *config.Config) *replica {
 	t.Helper()
 	m := metrics.New()
 	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: m, KafkaOpts: h.cluster.Opts,
-		MetricsAddr: "-", LagInterval: h.lagInterval})
+		MetricsAddr: "-", LagInterval: h.lagInterval, ClosingBudget: h.closingBudget})
 	if err != nil {
 		t.Fatalf("agent: %v", err)
 	}
