@@ -566,7 +566,7 @@ func (c *Consumer) fetchCommitted(ctx context.Context, cl *kgo.Client, parts map
 
 // onRevoked hands partitions over only once no run of theirs can still be going here:
 // runs not started yet do not start; those running get RevokeWait to end; what still runs
-// then is cancelled (`cancelled: partition reassigned`), and the revoke waits up to StopWait
+// then is cancelled (executor.ErrPartitionReassigned), and the revoke waits up to StopWait
 // for it to be killed and closed in Port. Only then does it commit and release, so the new
 // owner finds every run this member started either finished or closed in Port, and never
 // starts one that is still running here. The group's rebalance timeout covers all of it.

@@ -3,12 +3,13 @@ package consumer
 import (
 	"cmp"
 	"context"
-	"errors"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/port-runner/port-runner/executor"
 )
 
 // Prior is what earlier owners of a partition left known about a record.
@@ -84,9 +85,6 @@ type partitionLedger struct {
 	endHandover context.CancelFunc
 }
 
-// errDisowned is why runs of a partition this member let go are cancelled.
-var errDisowned = errors.New("partition reassigned to another agent")
-
 type entry struct {
 	offset    int64
 	epoch     int32 // the record's leader epoch, carried by the commit
@@ -146,7 +144,7 @@ func (l *ledger) release(revoked map[string][]int32) {
 		for _, p := range parts {
 			tp := topicPartition{topic, p}
 			if pl, ok := l.parts[tp]; ok {
-				pl.disown(errDisowned)
+				pl.disown(executor.ErrPartitionReassigned)
 				pl.endHandover()
 				delete(l.parts, tp)
 			}
@@ -177,7 +175,7 @@ func (l *ledger) stopRuns(revoked map[string][]int32) {
 	for topic, parts := range revoked {
 		for _, p := range parts {
 			if pl, ok := l.parts[topicPartition{topic, p}]; ok {
-				pl.disown(errDisowned)
+				pl.disown(executor.ErrPartitionReassigned)
 			}
 		}
 	}
@@ -192,7 +190,7 @@ func (l *ledger) ownedCtx(rec *kgo.Record) (owned, handover context.Context) {
 		return pl.owned, pl.handover
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
-	cancel(errDisowned)
+	cancel(executor.ErrPartitionReassigned)
 	return ctx, ctx
 }
 

@@ -45,6 +45,9 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if n := e.opts.MaxRequests; n > 0 && len(e.requests) > n {
 		e.requests = slices.Delete(e.requests, 0, len(e.requests)-n)
 	}
+	// The state change came before this record: wake WaitRun again, so a condition that
+	// also reads Requests() sees the request that made the change.
+	e.notifyLocked()
 	e.mu.Unlock()
 	e.logf("emulator: %s %s -> %d", r.Method, r.URL.Path, bw.status)
 

@@ -89,7 +89,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	}
 	if err := context.Cause(ctx); err != nil {
 		// Not started at all, so there is nothing to kill.
-		return Result{ExitCode: -1, Label: cancelLabel(err)}
+		return Result{ExitCode: -1, Label: CancelLabel(err)}
 	}
 	prep, err := prepare(spec)
 	if err != nil {
@@ -178,7 +178,7 @@ func supervise(ctx context.Context, spec Spec, p *process) string {
 	case <-timeoutC:
 		reason = "timed out after " + humanDuration(spec.Timeout)
 	case <-ctx.Done():
-		reason = cancelLabel(context.Cause(ctx))
+		reason = CancelLabel(context.Cause(ctx))
 	}
 	grace := spec.KillGrace
 	if grace <= 0 {
@@ -213,15 +213,6 @@ func classify(ps *os.ProcessState, waitErr error) Result {
 	}
 	code := ps.ExitCode()
 	return Result{Success: code == 0, ExitCode: code, Label: "exit code " + strconv.Itoa(code)}
-}
-
-// cancelLabel turns a context cause into a statusLabel. A plain cancel is
-// what the agent does on shutdown; any other cause explains itself.
-func cancelLabel(cause error) string {
-	if cause == nil || cause == context.Canceled {
-		return "cancelled: agent shutting down"
-	}
-	return "cancelled: " + cause.Error()
 }
 
 // humanDuration formats d like time.Duration.String without the noise of

@@ -101,13 +101,17 @@ func TestBudgetHeldPatchCoalesces(t *testing.T) {
 	write(t, rl, "::port-link::https://ci.example/1\n")
 	entered(t, api, "patch")
 	write(t, rl, "::port-link::https://ci.example/2\n::port-summary::Built\n::port-link::https://ci.example/3\n")
-	s := v.waitRun(t, id, "the patch", func(s emulator.RunState) bool { return len(s.Link) > 0 })
-	var patches int
-	for _, r := range v.runRequests(id) {
-		if r.Method == "PATCH" {
-			patches++
+	patchCount := func() (n int) {
+		for _, r := range v.runRequests(id) {
+			if r.Method == "PATCH" {
+				n++
+			}
 		}
+		return n
 	}
+	// The run's state changes before the emulator records the request: wait for both.
+	s := v.waitRun(t, id, "the patch", func(s emulator.RunState) bool { return len(s.Link) > 0 && patchCount() > 0 })
+	patches := patchCount()
 	if patches != 1 || strings.Join(s.Link, " ") != "https://ci.example/1 https://ci.example/2 https://ci.example/3" || s.Summary != "Built" {
 		t.Fatalf("%d PATCHes, links %q, summary %q; want one with all three links", patches, s.Link, s.Summary)
 	}
@@ -130,7 +134,7 @@ func TestBatchWithoutTokenIsDroppedOnce(t *testing.T) {
 	deadline := time.Now().Add(waitLimit)
 	for {
 		rl.mu.Lock()
-		pending := len(rl.lines)
+		pending := len(rl.batch.lines)
 		rl.mu.Unlock()
 		if pending == 0 {
 			break

@@ -1,7 +1,9 @@
 package reporter
 
 import (
+	"bytes"
 	"slices"
+	"sort"
 	"strings"
 )
 
@@ -9,12 +11,72 @@ import (
 // ones included, and each stretch of marked bytes becomes one "***": replacing one value at a
 // time (strings.Replacer) leaves the rest of an overlapping one in view ("XXXX1234" and
 // "1234SECRETTAIL" in "XXXX1234SECRETTAIL" gave "***SECRETTAIL").
+//
+// It also tells the line splitter where a line may be cut without splitting a secret (hold,
+// safeCut), so a secret written across two writes or past maxLineBytes is still masked.
 type masker struct {
-	values []string // no empty ones
+	values []string // no empty ones, longest first (hold reads the longest)
+	seen   map[string]bool
 }
 
 // span is a half-open byte range [start, end) of marked text.
 type span struct{ start, end int }
+
+// add adds values to mask. Output is masked line by line, so a multi-line value is masked
+// line by line too.
+func (m *masker) add(values ...string) {
+	if m.seen == nil {
+		m.seen = map[string]bool{}
+	}
+	for _, v := range values {
+		for part := range strings.SplitSeq(v, "\n") {
+			part = strings.TrimSuffix(part, "\r")
+			if part == "" || m.seen[part] {
+				continue
+			}
+			m.seen[part] = true
+			m.values = append(m.values, part)
+		}
+	}
+	sort.SliceStable(m.values, func(i, j int) bool { return len(m.values[i]) > len(m.values[j]) })
+}
+
+// hold is how many bytes past a cut must be seen to know no secret straddles it.
+func (m *masker) hold() int {
+	if len(m.values) == 0 {
+		return 0
+	}
+	return len(m.values[0]) - 1
+}
+
+// safeCut moves cut left to the start of any value occurrence that would straddle it.
+func (m *masker) safeCut(buf []byte, cut int) int {
+	h := m.hold()
+	for h > 0 {
+		lo, hi := max(0, cut-h), min(len(buf), cut+h)
+		best := -1
+		for _, v := range m.values {
+			for off := lo; off < cut; {
+				j := bytes.Index(buf[off:hi], []byte(v))
+				if j < 0 || off+j >= cut {
+					break
+				}
+				if s := off + j; s+len(v) > cut {
+					if best < 0 || s < best {
+						best = s
+					}
+					break
+				}
+				off += j + 1
+			}
+		}
+		if best <= 0 {
+			return cut // nothing straddles (or a secret longer than a line: cut anyway)
+		}
+		cut = best
+	}
+	return cut
+}
 
 // Replace returns s with the union of all occurrences of the values as "***".
 func (m masker) Replace(s string) string {
@@ -56,4 +118,30 @@ func (m masker) Replace(s string) string {
 	flush()
 	b.WriteString(s[kept:])
 	return b.String()
+}
+
+// value masks and bounds a text that goes to Port outside the log (a label, a summary).
+func (m masker) value(s string) string {
+	return truncate(m.Replace(s), maxValueBytes)
+}
+
+// json masks every string inside a JSON value (an output file's, a response's).
+func (m masker) json(v any) any {
+	switch t := v.(type) {
+	case string:
+		return m.Replace(t)
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, x := range t {
+			out[m.Replace(k)] = m.json(x)
+		}
+		return out
+	case []any:
+		out := make([]any, len(t))
+		for i, x := range t {
+			out[i] = m.json(x)
+		}
+		return out
+	}
+	return v
 }

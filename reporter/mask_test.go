@@ -1,11 +1,14 @@
 package reporter
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/port-runner/port-runner/emulator"
 	"github.com/port-runner/port-runner/portapi"
 )
 
@@ -43,6 +46,56 @@ func (a *recordAPI) all() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return strings.Join(a.sent, "\n")
+}
+
+func TestMasking(t *testing.T) {
+	v := newEnv(t, nil)
+	id := v.run("r_mask")
+	rep := New(v.api, Options{FlushInterval: time.Hour, Mask: []string{"cfg-secret-1"}})
+	rl := rep.Start(context.Background(), id, []string{"run-token-XYZ", "", "pem-line-1\npem-line-2"})
+
+	write(t, rl, "config cfg-secret-1 and run run-token-XYZ\n")
+	write(t, rl, "before add-mask: later-value\n")
+	write(t, rl, "::add-mask::later-value\n")
+	write(t, rl, "after add-mask: later-value\n")
+	write(t, rl, "split across writes: run-tok") // a secret across two reads of the pipe
+	write(t, rl, "en-XYZ, done\r\n")
+	write(t, rl, "key:\npem-line-1\npem-line-2\n")
+	write(t, rl, "::port-link::https://ci.example/run?token=run-token-XYZ\n")
+	write(t, rl, "::port-status-label::using later-value\n")
+	// A secret across the point where a long line without newline is cut.
+	long := strings.Repeat("a", maxLineBytes-5) + "run-token-XYZ" + strings.Repeat("b", 100)
+	write(t, rl, long[:maxLineBytes])
+	write(t, rl, long[maxLineBytes:]+"\n")
+
+	s := v.waitRun(t, id, "the link patch", func(s emulator.RunState) bool { return len(s.Link) == 1 })
+	if s.Link[0] != "https://ci.example/run?token=***" {
+		t.Fatalf("link %q", s.Link[0])
+	}
+	closeRun(t, rl, Outcome{Success: true, Summary: "done with run-token-XYZ"})
+
+	s = checkClosedOnce(t, v, id, "SUCCESS", "using ***")
+	got := logLines(s)
+	want := []string{
+		"config *** and run ***",
+		"before add-mask: later-value", // ::add-mask:: masks later output only
+		"after add-mask: ***",
+		"split across writes: ***, done",
+		"key:", "***", "***",
+	}
+	equalLines(t, head(got, len(want)), want)
+	joined := strings.Join(got[len(want):], "")
+	if wantLong := strings.Repeat("a", maxLineBytes-5) + "***" + strings.Repeat("b", 100); joined != wantLong+"done with ***" {
+		t.Fatalf("the long line came back as %d lines: ...%q", len(got)-len(want), joined[maxLineBytes-20:])
+	}
+	// No secret in any request the run made.
+	for _, r := range v.runRequests(id) {
+		for _, secret := range []string{"cfg-secret-1", "run-token-XYZ", "pem-line", "using later-value", "::add-mask::"} {
+			if bytes.Contains(r.Body, []byte(secret)) {
+				t.Fatalf("%s %s carries %q: %.300s", r.Method, r.Path, secret, r.Body)
+			}
+		}
+	}
 }
 
 // issue 8: overlapping secrets are masked as the union of their occurrences.

@@ -1,0 +1,110 @@
+package reporter
+
+import (
+	"slices"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/port-runner/port-runner/portapi"
+)
+
+const (
+	// maxValueBytes bounds a workflow command's value and the Outcome's label and summary.
+	maxValueBytes = 4 << 10
+	// maxLinks bounds the links a run can set, so the PATCH stays well under 1 MiB.
+	maxLinks = 32
+	// maxOutputs bounds the ::port-output:: keys of a run, so its closing request stays small.
+	maxOutputs = 64
+)
+
+// commands is the workflow-command stage: ::port-...:: lines become a pending PATCH, the
+// run's own label and its outputs, and ::add-mask:: values go to the masker. Values are
+// masked and bounded as they arrive.
+type commands struct {
+	mask    *masker
+	log     *zap.Logger
+	patch   portapi.RunPatch
+	patched bool     // patch holds something not yet sent
+	links   []string // every ::port-link:: of the run: a PATCH replaces the whole list
+	label   string   // the last ::port-status-label::
+	outputs map[string]string
+}
+
+// apply takes line if it is a workflow command: handled says so (it stays out of the log),
+// patched that the PATCH to send changed.
+func (c *commands) apply(line string) (handled, patched bool) {
+	if !strings.HasPrefix(line, "::") {
+		return false, false
+	}
+	name, value, ok := strings.Cut(line[2:], "::")
+	if !ok {
+		return false, false
+	}
+	switch name {
+	case "add-mask":
+		c.mask.add(value)
+		return true, false
+	case "port-status-label":
+		v := c.mask.value(value)
+		c.label = v
+		c.patch.StatusLabel = &v
+	case "port-link":
+		v := c.mask.Replace(value)
+		if v == "" || len(v) > maxValueBytes || len(c.links) >= maxLinks {
+			c.log.Warn("ignoring ::port-link::", zap.Int("bytes", len(v)), zap.Int("links", len(c.links)))
+			return true, false
+		}
+		c.links = append(c.links, v)
+		c.patch.Link = slices.Clone(c.links) // Port replaces the list: send all of them
+	case "port-summary":
+		v := c.mask.value(value)
+		c.patch.Summary = &v
+	case "port-external-run-id":
+		v := c.mask.value(value)
+		c.patch.ExternalRunID = &v
+	case "port-output":
+		c.output(value)
+		return true, false // the closing request carries outputs; nothing to patch now
+	default:
+		return false, false
+	}
+	c.patched = true
+	return true, true
+}
+
+// output takes one ::port-output::KEY=VALUE. A later value of a key wins.
+func (c *commands) output(kv string) {
+	k, v, ok := strings.Cut(kv, "=")
+	if !ok || k == "" || len(k) > 256 {
+		c.log.Warn("ignoring ::port-output:: without KEY=VALUE", zap.Int("bytes", len(kv)))
+		return
+	}
+	if c.outputs == nil {
+		c.outputs = map[string]string{}
+	}
+	k = c.mask.Replace(k)
+	if _, seen := c.outputs[k]; !seen && len(c.outputs) >= maxOutputs {
+		c.log.Warn("ignoring ::port-output:: past the limit", zap.Int("outputs", maxOutputs))
+		return
+	}
+	c.outputs[k] = c.mask.value(v)
+}
+
+// take gives the pending PATCH, if any, and forgets it.
+func (c *commands) take() (portapi.RunPatch, bool) {
+	if !c.patched {
+		return portapi.RunPatch{}, false
+	}
+	p := c.patch
+	c.patch, c.patched = portapi.RunPatch{}, false
+	return p, true
+}
+
+// takeForClosing gives what of the pending PATCH must still go once the run ends: all but
+// the label, which the closing request carries anyway.
+func (c *commands) takeForClosing() (portapi.RunPatch, bool) {
+	p, patched := c.take()
+	p.StatusLabel = nil
+	return p, patched && (p.Link != nil || p.Summary != nil || p.ExternalRunID != nil)
+}
