@@ -315,7 +315,7 @@ func (a *Agent) Run(parent, kill context.Context) error {
 		if n := a.lives.count(phaseRunning); n > 0 {
 			a.log.Info("stopping: cancelling the commands still running", a.lives.phases())
 		}
-		cancelWork(errors.New("agent shutting down"))
+		cancelWork(executor.ErrShutdown)
 		g := time.NewTimer(a.deps.CloseGrace)
 		defer g.Stop()
 		select {
@@ -329,7 +329,7 @@ func (a *Agent) Run(parent, kill context.Context) error {
 	err = a.consumer.Run(ctx, workCtx, func(wctx context.Context, t *consumer.Ticket) bool {
 		return a.handle(ctx, wctx, reportCtx, t)
 	})
-	cancelWork(errors.New("agent shutting down"))
+	cancelWork(executor.ErrShutdown)
 	cancelReport()
 	watchers.Wait()
 	return err

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/port-runner/port-runner/consumer"
+	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/metrics"
 	"github.com/port-runner/port-runner/portapi"
 	"github.com/port-runner/port-runner/reporter"
@@ -151,7 +152,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 }
 
 // interruptedLabel is how Port shows a run whose agent died under it (SPEC "Executing a run").
-const interruptedLabel = "interrupted: the agent running it stopped"
+const interruptedLabel = executor.InterruptedLabel
 
 // closeInterrupted closes, as FAILURE, a run an earlier agent started and never finished.
 func (a *Agent) closeInterrupted(report context.Context, tgt target, runID, action string, log *zap.Logger) bool {
