@@ -161,17 +161,24 @@ printf '{"owner":"team-%s","token":"%s"}' "$NAME" "$API_TOKEN" > "$PORT_RESPONSE
 		t.Fatalf("run %s, response %v\n%s", run.Status, run.Response, logText(run))
 	}
 	var order []string
-	for _, r := range h.emu.Requests() {
-		if strings.HasPrefix(r.Path, "/v1/actions/runs/"+created.ID) && r.Method != "GET" {
-			what := r.Method + " " + strings.TrimPrefix(r.Path, "/v1/actions/runs/"+created.ID)
-			if strings.Contains(string(r.Body), "terminationStatus") {
-				what = "closing"
+	var ri, ci int
+	// The emulator ends a run just before it records the request that ended it: wait for
+	// the closing's record, then judge the order.
+	waitFor(t, "the closing request recorded", 10*time.Second, func() bool {
+		order = nil
+		for _, r := range h.emu.Requests() {
+			if strings.HasPrefix(r.Path, "/v1/actions/runs/"+created.ID) && r.Method != "GET" {
+				what := r.Method + " " + strings.TrimPrefix(r.Path, "/v1/actions/runs/"+created.ID)
+				if strings.Contains(string(r.Body), "terminationStatus") {
+					what = "closing"
+				}
+				order = append(order, fmt.Sprintf("%s %d", what, r.Status))
 			}
-			order = append(order, fmt.Sprintf("%s %d", what, r.Status))
 		}
-	}
-	ri, ci := slices.Index(order, "PATCH /response 200"), slices.Index(order, "closing 200")
-	if ri < 0 || ci < 0 || ri > ci {
+		ri, ci = slices.Index(order, "PATCH /response 200"), slices.Index(order, "closing 200")
+		return ci >= 0
+	})
+	if ri < 0 || ri > ci {
 		t.Fatalf("requests %v: want the response accepted before the closing", order)
 	}
 }
