@@ -19,6 +19,7 @@ import (
 	"github.com/port-runner/port-runner/agent"
 	"github.com/port-runner/port-runner/config"
 	"github.com/port-runner/port-runner/emulator"
+	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/portapi"
 	"github.com/port-runner/port-runner/runmsg"
 )
@@ -111,7 +112,7 @@ func TestClosingRefusalsAreRetried(t *testing.T) {
 			t.Errorf("%s: %s %q, %d terminations, %d rejected", c.id, r.Status, r.StatusLabel, r.Terminations, r.RejectedTerminations)
 		}
 		// The emulator records a request just after its state change: wait for it.
-		waitFor(t, c.id+"'s accepted closing request", 10*time.Second, func() bool { return closingRequests(h.emu, c.id)[200] > 0 })
+		waitcond.For(t, c.id+"'s accepted closing request", 10*time.Second, func() bool { return closingRequests(h.emu, c.id)[200] > 0 })
 		got := closingRequests(h.emu, c.id)
 		if got[200] != 1 || got[200]+sumExcept(got, 200) != len(c.codes)+1 {
 			t.Errorf("%s: closing requests by status %v, want %d refused then one 200", c.id, got, len(c.codes))
@@ -149,14 +150,14 @@ func TestClosingRefusedForGood(t *testing.T) {
 	h.emu.RegisterRun("r_refused", "act")
 	h.produceRun(t, "r_refused", "act")
 	_, stop := h.startAgentWith(t, cfg, func(d *agent.Deps) { d.ClosingBudget = 3 * time.Second })
-	waitFor(t, "the run counted as unclosed", 30*time.Second, func() bool { return testutil.ToFloat64(h.metrics.RunsUnclosed) == 1 })
+	waitcond.For(t, "the run counted as unclosed", 30*time.Second, func() bool { return testutil.ToFloat64(h.metrics.RunsUnclosed) == 1 })
 	refusedAt := time.Now()
 	if got := closingRequests(h.emu, "r_refused"); got[422] != 2 || len(got) != 1 {
 		t.Errorf("closing requests by status %v, want two 422s", got)
 	}
 	// The commit stays before the run while the budget lasts, then passes it.
 	adm := h.cluster.Admin(t)
-	waitFor(t, "the commit to pass the refused run", 30*time.Second, func() bool { return committedOffset(t, adm, h, 0) == 1 })
+	waitcond.For(t, "the commit to pass the refused run", 30*time.Second, func() bool { return committedOffset(t, adm, h, 0) == 1 })
 	if d := time.Since(refusedAt); d < time.Second {
 		t.Errorf("commit passed the refused run %s after the refusal, before the 3s budget ended", d)
 	}
@@ -289,8 +290,8 @@ while :; do sleep 0.05; done
 	h.emu.RegisterRun("r_long", "act")
 	h.produceRun(t, "r_long", "act")
 	a, stop := h.startAgent(t, cfg)
-	waitFor(t, "the run to start", 30*time.Second, func() bool { _, err := os.Stat(started); return err == nil })
-	waitFor(t, "the agent to be ready", 30*time.Second, func() bool { return a.Ready() == nil })
+	waitcond.For(t, "the run to start", 30*time.Second, func() bool { _, err := os.Stat(started); return err == nil })
+	waitcond.For(t, "the agent to be ready", 30*time.Second, func() bool { return a.Ready() == nil })
 
 	h.cluster.Fake.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		h.cluster.Fake.KeepControl()
@@ -309,7 +310,7 @@ while :; do sleep 0.05; done
 		}
 		return resp, nil, true
 	})
-	waitFor(t, "the agent to say it is not ready", 30*time.Second, func() bool { return a.Ready() != nil })
+	waitcond.For(t, "the agent to say it is not ready", 30*time.Second, func() bool { return a.Ready() != nil })
 	if r, _ := h.emu.Run("r_long"); r.Status != "IN_PROGRESS" {
 		t.Fatalf("r_long ended (%s) before the agent said it was not ready", r.Status)
 	}
@@ -331,12 +332,12 @@ func TestClosingGoesOnPastTheBudgetWhileThePartitionIsOurs(t *testing.T) {
   act: {command: [%q]}
 `, script))
 	a, stop := h.startAgentWith(t, cfg, func(d *agent.Deps) { d.ClosingBudget = time.Second })
-	waitFor(t, "the agent to be ready", 30*time.Second, func() bool { return a.Ready() == nil })
+	waitcond.For(t, "the agent to be ready", 30*time.Second, func() bool { return a.Ready() == nil })
 	h.emu.SetDown(true)
 	h.emu.RegisterRun("r_outage", "act")
 	h.produceRun(t, "r_outage", "act")
 	// Wait for a refused closing request sent after the budget had ended.
-	waitFor(t, "a closing attempt past the budget", 60*time.Second, func() bool {
+	waitcond.For(t, "a closing attempt past the budget", 60*time.Second, func() bool {
 		var first time.Time
 		for _, rq := range h.emu.Requests() {
 			if rq.Status != 503 || !strings.Contains(rq.Path, "r_outage") {

@@ -20,6 +20,7 @@ import (
 	"github.com/port-runner/port-runner/agent"
 	"github.com/port-runner/port-runner/config"
 	"github.com/port-runner/port-runner/emulator"
+	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/kafkatest"
 	"github.com/port-runner/port-runner/metrics"
 	"github.com/port-runner/port-runner/runmsg"
@@ -120,16 +121,6 @@ func (h *harness) startAgentWith(t *testing.T, cfg *config.Config, tune func(*ag
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 func waitTerminated(t *testing.T, emu *emulator.Emulator, id string) emulator.RunState {
 	t.Helper()
@@ -236,7 +227,7 @@ while [ $i -le 20 ]; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); done
 	}
 
 	outcome := func(o string) float64 { return testutil.ToFloat64(h.metrics.MessagesTotal.WithLabelValues(o)) }
-	waitFor(t, "every message to be accounted for", 30*time.Second, func() bool {
+	waitcond.For(t, "every message to be accounted for", 30*time.Second, func() bool {
 		sum := 0.0
 		for _, o := range []string{metrics.OutcomeAccepted, metrics.OutcomeIgnored, metrics.OutcomeInvalid, metrics.OutcomeBadSignature, metrics.OutcomeDuplicate} {
 			sum += outcome(o)

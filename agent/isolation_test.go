@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/portproxy"
 )
 
@@ -68,7 +69,7 @@ echo go > "$1"
 	h.emu.RegisterRun("r_thief", "thief")
 	stop := h.start(t, cfg)
 	h.produceRun(t, "r_victim", "victim")
-	waitFor(t, "run A to be running", 30*time.Second, func() bool {
+	waitcond.For(t, "run A to be running", 30*time.Second, func() bool {
 		_, err := os.Stat(startedA)
 		return err == nil
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/port-runner/port-runner/agent"
 	"github.com/port-runner/port-runner/config"
 	"github.com/port-runner/port-runner/emulator"
+	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/kafkatest"
 	"github.com/port-runner/port-runner/metrics"
 )
@@ -141,7 +142,7 @@ func TestRebalanceWhileRunsFlow(t *testing.T) {
 
 	second := h.start(t, cfg)
 	produce(20, 40)
-	waitFor(t, "some runs of the second batch to end", 60*time.Second, func() bool { return terminatedCount(h.emu, ids[20:40]) >= 5 })
+	waitcond.For(t, "some runs of the second batch to end", 60*time.Second, func() bool { return terminatedCount(h.emu, ids[20:40]) >= 5 })
 	if err := second(); err != nil {
 		t.Fatalf("second agent: %v", err)
 	}

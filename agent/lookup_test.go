@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/port-runner/port-runner/agent"
+	"github.com/port-runner/port-runner/internal/waitcond"
 )
 
 // TestLookupFailuresAreRetried: an earlier owner started runs and never finished them, and
@@ -117,11 +118,11 @@ func TestLookupEndsAtHandover(t *testing.T) {
 		}
 		return len(seen)
 	}
-	waitFor(t, "every run's lookup to be refused", 30*time.Second, func() bool { return looked() == len(ids) })
+	waitcond.For(t, "every run's lookup to be refused", 30*time.Second, func() bool { return looked() == len(ids) })
 
 	coreB, logsB := observer.New(zapcore.InfoLevel)
 	_, stopB := h.startAgentWith(t, cfg, func(d *agent.Deps) { d.Logger = zap.New(coreB) })
-	waitFor(t, "the second agent to get a partition", 60*time.Second, func() bool {
+	waitcond.For(t, "the second agent to get a partition", 60*time.Second, func() bool {
 		return logsB.FilterMessage("partitions assigned").Len() > 0
 	})
 	if n := logsA.FilterMessageSnippet("still going after the revoke wait").Len(); n != 0 {

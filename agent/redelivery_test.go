@@ -17,6 +17,7 @@ import (
 	"github.com/port-runner/port-runner/agent"
 	"github.com/port-runner/port-runner/config"
 	"github.com/port-runner/port-runner/emulator"
+	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/metrics"
 	"github.com/port-runner/port-runner/portapi"
 )
@@ -78,7 +79,7 @@ func TestRedeliveryAfterAnAgentDied(t *testing.T) {
 	if fresh.Status != "SUCCESS" || fresh.Terminations != 1 {
 		t.Errorf("r_fresh: %+v", fresh)
 	}
-	waitFor(t, "the skipped runs to be counted", 20*time.Second, func() bool {
+	waitcond.For(t, "the skipped runs to be counted", 20*time.Second, func() bool {
 		return testutil.ToFloat64(h.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate)) == 1
 	})
 	if err := stop(); err != nil {
@@ -130,7 +131,7 @@ func TestPortOutage(t *testing.T) {
 `, script, record))
 	a, stop := h.startAgent(t, cfg)
 	// Joined before the runs exist, so they come as fresh runs: no Port lookup first.
-	waitFor(t, "the agent to be ready", 20*time.Second, func() bool { return a.Ready() == nil })
+	waitcond.For(t, "the agent to be ready", 20*time.Second, func() bool { return a.Ready() == nil })
 
 	h.emu.SetDown(true)
 	// A run keeps its pool slot until Port has its termination, so an outage holds at most
@@ -141,11 +142,11 @@ func TestPortOutage(t *testing.T) {
 		h.emu.RegisterRun(id, "create_microservice")
 		h.produceRun(t, id, "create_microservice")
 	}
-	waitFor(t, "every command to run while Port is down", 30*time.Second, func() bool {
+	waitcond.For(t, "every command to run while Port is down", 30*time.Second, func() bool {
 		b, _ := os.ReadFile(record)
 		return len(strings.Fields(string(b))) == n
 	})
-	waitFor(t, "the agent to hit the outage", 20*time.Second, func() bool {
+	waitcond.For(t, "the agent to hit the outage", 20*time.Second, func() bool {
 		for _, r := range h.emu.Requests() {
 			if r.Status == 503 {
 				return true
@@ -230,7 +231,7 @@ func TestShutdownCancelsWhatOutlivesTheTimeout(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- a.Run(ctx, context.Background()) }()
-	waitFor(t, "both runs to be executing", 20*time.Second, func() bool {
+	waitcond.For(t, "both runs to be executing", 20*time.Second, func() bool {
 		return testutil.ToFloat64(h.metrics.RunsInFlight) == 2
 	})
 	stopped := time.Now()
@@ -268,7 +269,7 @@ func TestRunUnknownToPortDoesNotStallThePartition(t *testing.T) {
 	if run := waitTerminated(t, h.emu, "r_known"); run.Status != "SUCCESS" {
 		t.Fatalf("r_known: %+v", run)
 	}
-	waitFor(t, "the partition to be committed past the unknown run", 20*time.Second, func() bool {
+	waitcond.For(t, "the partition to be committed past the unknown run", 20*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		o, err := kadm.NewClient(h.cluster.Client(t)).FetchOffsets(ctx, h.group)
@@ -311,7 +312,7 @@ func TestNewGroupFromEarliestSkipsClosedRuns(t *testing.T) {
 	if run := waitTerminated(t, h.emu, "r_still_open"); run.Status != "SUCCESS" {
 		t.Fatalf("r_still_open: %+v", run)
 	}
-	waitFor(t, "the closed run to be skipped", 20*time.Second, func() bool {
+	waitcond.For(t, "the closed run to be skipped", 20*time.Second, func() bool {
 		return testutil.ToFloat64(h.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate)) == 1
 	})
 	if err := stop(); err != nil {
@@ -342,7 +343,7 @@ func TestReadyAfterAnIdleTokenExpired(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- a.Run(ctx, context.Background()) }()
 	defer func() { cancel(); <-errc }()
-	waitFor(t, "the agent to be ready", 20*time.Second, func() bool { return a.Ready() == nil })
+	waitcond.For(t, "the agent to be ready", 20*time.Second, func() bool { return a.Ready() == nil })
 	auths := func() int {
 		n := 0
 		for _, r := range h.emu.Requests() {
@@ -354,7 +355,7 @@ func TestReadyAfterAnIdleTokenExpired(t *testing.T) {
 	}
 	before := auths()
 	deadline := time.Now().Add(1500 * time.Millisecond) // past the 1s token lifetime
-	waitFor(t, "the idle token to lapse", 5*time.Second, func() bool { return time.Now().After(deadline) })
+	waitcond.For(t, "the idle token to lapse", 5*time.Second, func() bool { return time.Now().After(deadline) })
 	if err := a.Ready(); err != nil {
 		t.Fatalf("idle replica not ready after its token lapsed: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/port-runner/port-runner/config"
 	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/internal/waitcond"
 )
 
 // execution is one run of a command, as its own start/end lines say.
@@ -83,11 +84,11 @@ echo "end $PORT_RUN_ID $(now)" >> "$1"
 	_, stopA := h.startAgent(t, cfg)
 	_, stopB := h.startAgent(t, cfg)
 	started := func() int { return strings.Count(readFile(record), "start ") }
-	waitFor(t, "every run to start", 60*time.Second, func() bool { return started() >= len(ids) })
+	waitcond.For(t, "every run to start", 60*time.Second, func() bool { return started() >= len(ids) })
 
 	// The surge: a third agent joins; revokes wait 1s, cancel, wait for the close.
 	_, stopC := h.startAgent(t, cfg)
-	waitFor(t, "a run of a moved partition closed", 60*time.Second, func() bool { return terminatedCount(h.emu, ids) > 0 })
+	waitcond.For(t, "a run of a moved partition closed", 60*time.Second, func() bool { return terminatedCount(h.emu, ids) > 0 })
 	// Then one of the first agents is stopped (SIGTERM: shutdownTimeout 1s, cancel, close).
 	if err := stopA(); err != nil {
 		t.Fatalf("agent A: %v", err)

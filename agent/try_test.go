@@ -13,6 +13,7 @@ import (
 
 	"github.com/port-runner/port-runner/agent"
 	"github.com/port-runner/port-runner/config"
+	"github.com/port-runner/port-runner/internal/waitcond"
 )
 
 // TestTryCountsItsRun: `port-runner try` holds its run like a consumed one, so
@@ -38,8 +39,8 @@ func TestTryCountsItsRun(t *testing.T) {
 		_, err := a.Try(ctx, sign(t, `{"action":"act","context":{"runId":"r_try"},"payload":{"properties":{}}}`))
 		done <- err
 	}()
-	waitFor(t, "the command to start", 30*time.Second, func() bool { _, err := os.Stat(started); return err == nil })
-	waitFor(t, "runs_in_flight to count the run", 10*time.Second, func() bool {
+	waitcond.For(t, "the command to start", 30*time.Second, func() bool { _, err := os.Stat(started); return err == nil })
+	waitcond.For(t, "runs_in_flight to count the run", 10*time.Second, func() bool {
 		return testutil.ToFloat64(h.metrics.RunsInFlight) == 1
 	})
 	if err := os.WriteFile(gate, nil, 0o644); err != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/port-runner/port-runner/emulator"
+	"github.com/port-runner/port-runner/internal/waitcond"
 )
 
 // TestThreeReplicasShareTenPerSecond: Port allows 10 requests/s for the organization, each
@@ -110,7 +111,7 @@ func TestPortUnreachableForThirtySeconds(t *testing.T) {
 	// 40 lines over ~8s, so the outage starts while every run is printing.
 	o.start(t, 3, 50, script(t, `i=1; while [ $i -le 40 ]; do echo "line $i of $PORT_RUN_ID"; i=$((i+1)); sleep 0.2; done`))
 	ids := o.produce(t, "outage", 12)
-	waitFor(t, "a first batch of every run in Port", time.Minute, func() bool {
+	waitcond.For(t, "a first batch of every run in Port", time.Minute, func() bool {
 		for _, id := range ids {
 			if r, _ := o.emu.Run(id); len(r.Logs) == 0 {
 				return false

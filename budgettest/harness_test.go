@@ -17,6 +17,7 @@ import (
 	"github.com/port-runner/port-runner/agent"
 	"github.com/port-runner/port-runner/config"
 	"github.com/port-runner/port-runner/emulator"
+	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/kafkatest"
 	"github.com/port-runner/port-runner/metrics"
 	"github.com/port-runner/port-runner/runmsg"
@@ -112,7 +113,7 @@ actions:
 		o.metrics = append(o.metrics, m)
 	}
 	adm := kadm.NewClient(o.cluster.Client(t))
-	waitFor(t, "every replica ready and the group settled", 60*time.Second, func() bool {
+	waitcond.For(t, "every replica ready and the group settled", 60*time.Second, func() bool {
 		for _, a := range o.agents {
 			if a.Ready() != nil {
 				return false
@@ -230,17 +231,6 @@ func trafficSince(e *emulator.Emulator, from time.Time) traffic {
 		}
 	}
 	return tr
-}
-
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // log429s says when in its window each 429 came, for a failure's diagnosis.

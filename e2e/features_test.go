@@ -17,6 +17,7 @@ import (
 
 	"github.com/port-runner/port-runner/agent"
 	"github.com/port-runner/port-runner/emulator"
+	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/kafkatest"
 	"github.com/port-runner/port-runner/metrics"
 	"github.com/port-runner/port-runner/runmsg"
@@ -69,7 +70,7 @@ printf '{"digest":"sha256:abc","image":"overridden by the line"}' > "$PORT_OUTPU
 		t.Fatalf("failing node run %+v\n%s", fr, logText(fr))
 	}
 	ignored := h.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeIgnored)
-	waitFor(t, "the unmatched node run to be ignored", 30*time.Second, func() bool { return testutil.ToFloat64(ignored) >= 1 })
+	waitcond.For(t, "the unmatched node run to be ignored", 30*time.Second, func() bool { return testutil.ToFloat64(ignored) >= 1 })
 	if n := testutil.ToFloat64(ignored); n != 1 {
 		t.Fatalf("messages_total{ignored} = %v, want 1", n)
 	}
@@ -164,7 +165,7 @@ printf '{"owner":"team-%s","token":"%s"}' "$NAME" "$API_TOKEN" > "$PORT_RESPONSE
 	var ri, ci int
 	// The emulator ends a run just before it records the request that ended it: wait for
 	// the closing's record, then judge the order.
-	waitFor(t, "the closing request recorded", 10*time.Second, func() bool {
+	waitcond.For(t, "the closing request recorded", 10*time.Second, func() bool {
 		order = nil
 		for _, r := range h.emu.Requests() {
 			if strings.HasPrefix(r.Path, "/v1/actions/runs/"+created.ID) && r.Method != "GET" {
@@ -251,7 +252,7 @@ func TestUnsignedMessageIsLoud(t *testing.T) {
 	// a run produced after them.
 	skipped := h.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeBadSignature)
 	var levels []string
-	waitFor(t, "the unsigned messages to be skipped, counted and logged", 30*time.Second, func() bool {
+	waitcond.For(t, "the unsigned messages to be skipped, counted and logged", 30*time.Second, func() bool {
 		levels = levels[:0]
 		for _, e := range h.logs.FilterMessageSnippet("security.verifySignature").All() {
 			levels = append(levels, e.Level.String())

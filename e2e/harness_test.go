@@ -164,13 +164,3 @@ func writeScript(t *testing.T, body string) string {
 
 // waitFor polls cond until it holds or the deadline passes: work in a partition finishes
 // out of order, so a test waits for what it needs, not for a run it produced later.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}

@@ -226,18 +226,6 @@ func sum(fams map[string]*dto.MetricFamily, name string, want map[string]string)
 }
 
 // waitFor polls cond until it holds or the deadline passes; it returns how long it took.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	deadline := start.Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return time.Since(start)
-}
 
 func waitClosed(t *testing.T, emu *emulator.Emulator, id string) emulator.RunState {
 	t.Helper()

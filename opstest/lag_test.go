@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/metrics"
 )
 
@@ -23,12 +24,12 @@ func TestLagWhilePoolIsFull(t *testing.T) {
 		ids = append(ids, id)
 		h.produceRun(t, id, "gated")
 	}
-	waitFor(t, "2 runs running", 30*time.Second, func() bool {
+	waitcond.For(t, "2 runs running", 30*time.Second, func() bool {
 		v, _ := sum(r.scrape(t), "port_runner_runs_in_flight", nil)
 		return v == 2
 	})
 	var lag float64
-	took := waitFor(t, "consumer_lag to sum to at least 36", 15*time.Second, func() bool {
+	took := waitcond.For(t, "consumer_lag to sum to at least 36", 15*time.Second, func() bool {
 		lag, _ = sum(r.scrape(t), "port_runner_consumer_lag", map[string]string{"topic": h.topic})
 		return lag >= 36
 	})
@@ -54,14 +55,14 @@ func TestLagWhilePoolIsFull(t *testing.T) {
 		return oldest
 	}
 	first := 0.0
-	waitFor(t, "consumer_lag_seconds above 0", 15*time.Second, func() bool { first = age(); return first > 0 })
+	waitcond.For(t, "consumer_lag_seconds above 0", 15*time.Second, func() bool { first = age(); return first > 0 })
 	var later float64
-	waitFor(t, "consumer_lag_seconds to grow", 15*time.Second, func() bool { later = age(); return later >= first+1 })
+	waitcond.For(t, "consumer_lag_seconds to grow", 15*time.Second, func() bool { later = age(); return later >= first+1 })
 	t.Logf("consumer_lag_seconds grew from %.2fs to %.2fs", first, later)
 
 	// /status: the two running runs with their pid and their last lines, masked.
 	var st metrics.Status
-	waitFor(t, "/status to show the 2 runs running", 15*time.Second, func() bool {
+	waitcond.For(t, "/status to show the 2 runs running", 15*time.Second, func() bool {
 		st = r.status(t)
 		n := 0
 		for _, run := range st.Runs {
@@ -97,7 +98,7 @@ func TestLagWhilePoolIsFull(t *testing.T) {
 			t.Fatalf("run %s: %s %q", id, s.Status, s.StatusLabel)
 		}
 	}
-	waitFor(t, "consumer_lag and consumer_lag_seconds back to 0", 15*time.Second, func() bool {
+	waitcond.For(t, "consumer_lag and consumer_lag_seconds back to 0", 15*time.Second, func() bool {
 		fams := r.scrape(t)
 		l, _ := sum(fams, "port_runner_consumer_lag", map[string]string{"topic": h.topic})
 		a, _ := sum(fams, "port_runner_consumer_lag_seconds", map[string]string{"topic": h.topic})
@@ -120,7 +121,7 @@ func TestLagFromReplicaWithoutPartitions(t *testing.T) {
 		return len(series(r.scrape(t), "port_runner_consumer_lag_seconds", map[string]string{"topic": h.topic})) > 0
 	}
 	var owner, standby *replica
-	waitFor(t, "one replica owning the partition and one standing by, both ready", 30*time.Second, func() bool {
+	waitcond.For(t, "one replica owning the partition and one standing by, both ready", 30*time.Second, func() bool {
 		ao, bo := owned(a), owned(b)
 		ar, _ := sum(a.scrape(t), "port_runner_ready", nil)
 		br, _ := sum(b.scrape(t), "port_runner_ready", nil)
@@ -134,7 +135,7 @@ func TestLagFromReplicaWithoutPartitions(t *testing.T) {
 		return true
 	})
 	var lag float64
-	waitFor(t, "the standby to export the backlog (4 waiting + 1 running)", 15*time.Second, func() bool {
+	waitcond.For(t, "the standby to export the backlog (4 waiting + 1 running)", 15*time.Second, func() bool {
 		lag, _ = sum(standby.scrape(t), "port_runner_consumer_lag", map[string]string{"topic": h.topic, "partition": "0"})
 		return lag >= 4
 	})

@@ -7,6 +7,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/portapi"
 )
 
@@ -38,7 +39,7 @@ func TestMetricsAfterRuns(t *testing.T) {
 	h.produceRun(t, "r_unclosed", "gated")
 	var fams map[string]*dto.MetricFamily
 	// Port has the closings before the agent has let go of the runs: wait for that too.
-	waitFor(t, "every message counted, every run let go and the lag read after the commits", 15*time.Second, func() bool {
+	waitcond.For(t, "every message counted, every run let go and the lag read after the commits", 15*time.Second, func() bool {
 		fams = r.scrape(t)
 		n, _ := sum(fams, "port_runner_messages_total", nil)
 		busy, _ := sum(fams, "port_runner_executor_slots", map[string]string{"state": "busy"})

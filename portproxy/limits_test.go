@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/portproxy"
 )
 
@@ -65,13 +66,7 @@ func serveProxy(t *testing.T, fwd portproxy.Forwarder, opts portproxy.Options) (
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	waitcond.For(t, what, 20*time.Second, cond)
 }
 
 // issue 8 point 5: one run's requests are bounded in flight and in the queue, and another
