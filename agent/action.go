@@ -10,6 +10,7 @@ import (
 	"github.com/port-runner/port-runner/allowrule"
 	"github.com/port-runner/port-runner/config"
 	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/internal/jqerr"
 	"github.com/port-runner/port-runner/runmsg"
 )
 
@@ -145,7 +146,7 @@ func (a *action) spec(run runmsg.Run) (_ executor.Spec, secrets []string, err er
 		if err != nil {
 			// Neither the error's text nor the expression: gojq quotes the value it failed on,
 			// which may be a secret input, and an expression may hold a literal secret.
-			return executor.Spec{}, nil, fmt.Errorf("env %s: %s", n, jqErrorKind(err))
+			return executor.Spec{}, nil, fmt.Errorf("env %s: %s", n, jqerr.Kind(err))
 		}
 		env[n] = v
 		if isSecretName(n) {
@@ -186,35 +187,4 @@ func evalString(code *gojq.Code, input any) (string, error) {
 		return "", err
 	}
 	return string(b), nil
-}
-
-// jqErrorKind names the kind of a jq evaluation error without any value it carries: gojq's
-// messages quote the input ("cannot iterate over: string (\"p@ss...\")"), so only the
-// error's type is used, as words ("*gojq.iteratorError" -> "iterator error").
-func jqErrorKind(err error) string {
-	switch name := strings.TrimPrefix(fmt.Sprintf("%T", err), "*"); name {
-	case "gojq.exitCodeError":
-		return "jq error: the expression called error (its message is not shown)"
-	case "gojq.HaltError":
-		return "jq error: the expression called halt_error"
-	case "gojq.expectedObjectError":
-		return "jq error: expected an object (the value is not shown)"
-	case "gojq.expectedArrayError":
-		return "jq error: expected an array (the value is not shown)"
-	case "gojq.iteratorError":
-		return "jq error: cannot iterate over the value (not shown)"
-	case "gojq.binopTypeError", "gojq.unaryTypeError":
-		return "jq error: an operator got a value of the wrong type (not shown)"
-	default:
-		name = strings.TrimPrefix(name, "gojq.")
-		var words []string
-		start := 0
-		for i := 1; i <= len(name); i++ {
-			if i == len(name) || ('A' <= name[i] && name[i] <= 'Z') {
-				words = append(words, strings.ToLower(name[start:i]))
-				start = i
-			}
-		}
-		return "jq " + strings.Join(words, " ") + " (the value is not shown)"
-	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/itchyny/gojq"
 
+	"github.com/port-runner/port-runner/internal/jqerr"
 	"github.com/port-runner/port-runner/runid"
 )
 
@@ -348,7 +349,8 @@ func first(ctx context.Context, code *gojq.Code, input any) (any, error) {
 		return nil, nil
 	}
 	if err, ok := v.(error); ok {
-		return nil, fmt.Errorf("jq: %w", err)
+		// Never the error's text: gojq quotes the values it failed on (message contents).
+		return nil, fmt.Errorf("jq: %s", jqerr.Kind(err))
 	}
 	return v, nil
 }

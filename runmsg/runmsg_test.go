@@ -670,3 +670,16 @@ func TestLoneSurrogateKeptForSignature(t *testing.T) {
 		t.Fatalf("property s = %q, want x\\uFFFDy", got)
 	}
 }
+
+// A selector that fails on a message's value names the kind of jq error, never the value:
+// gojq quotes it ("expected an object but got: string (...)"), and the agent logs the error.
+func TestSelectorErrorCarriesNoValue(t *testing.T) {
+	d := mustDecoder(t, Options{})
+	_, err := d.Decode([]byte(`{"context":"p@ssw0rd-0123456789","action":"a"}`))
+	if err == nil || !strings.Contains(err.Error(), "no run id: jq:") {
+		t.Fatalf("Decode: %v, want a jq error on the run id", err)
+	}
+	if strings.Contains(err.Error(), "p@ssw0rd") {
+		t.Fatalf("the error quotes the message's value: %v", err)
+	}
+}
