@@ -145,10 +145,13 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		return nil, fmt.Errorf("message decoder: %w", err)
 	}
 	if cfg.Security.Verify() {
-		a.peek, _ = runmsg.NewDecoder(runmsg.Options{Selectors: runmsg.Selectors{
+		a.peek, err = runmsg.NewDecoder(runmsg.Options{Selectors: runmsg.Selectors{
 			RunID: cfg.Message.RunID, Action: cfg.Message.Action,
 			Properties: cfg.Message.Properties, Entity: cfg.Message.Entity,
 		}})
+		if err != nil {
+			return nil, fmt.Errorf("unsigned-message decoder: %w", err)
+		}
 	}
 
 	pass, err := passedEnv(cfg, os.LookupEnv)
