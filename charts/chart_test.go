@@ -20,30 +20,31 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/port-runner/port-runner/config"
-	"github.com/port-runner/port-runner/runmsg"
+	"github.com/port-runner/port-runner/internal/config"
+	"github.com/port-runner/port-runner/internal/runmsg"
 )
 
 var (
 	minimal    = []string{"testdata/minimal.yaml"}
 	allOptions = []string{"testdata/all-options.yaml"}
-	demo       = []string{"../examples/values-demo.yaml"}
+	demo       = []string{"../deploy/values-demo.yaml"}
 )
 
 // postDrain is what the agent may still spend after executor.shutdownTimeout: closing
 // cancelled runs in Port (agent.Deps.CloseGrace, 30s) and the final commit (10s).
 const postDrain = 40 * time.Second
 
-// imageAppDir is where the Dockerfile copies examples/ (WORKDIR /app).
+// imageAppDir is where the Dockerfile copies internal/examples/ (WORKDIR /app).
 const imageAppDir = "/app/"
 
 // imageLookPath accepts commands that exist in the image: /app/examples/... is the repo's
-// examples/ (Dockerfile: COPY examples/ /app/examples/), and must be executable there.
+// internal/examples/ (deploy/Dockerfile: COPY internal/examples/ /app/examples/), and must be
+// executable there.
 func imageLookPath(cmd string) (string, error) {
 	if !strings.HasPrefix(cmd, imageAppDir) {
 		return "", fmt.Errorf("%s: not a path the image provides (want %s...)", cmd, imageAppDir)
 	}
-	st, err := os.Stat(fromRepo(strings.TrimPrefix(cmd, imageAppDir)))
+	st, err := os.Stat(fromRepo("internal", strings.TrimPrefix(cmd, imageAppDir)))
 	if err != nil {
 		return "", err
 	}
@@ -587,7 +588,7 @@ func TestInvalidValuesFail(t *testing.T) {
 	}
 }
 
-// examples/values-demo.yaml installs the demo action the image ships, and nothing else.
+// deploy/values-demo.yaml installs the demo action the image ships, and nothing else.
 func TestDemoValues(t *testing.T) {
 	r := mustRender(t, values(t, demo, "env: {PORT_ORG_ID: org_demo}"))
 	cfg, _ := renderedConfig(t, r)

@@ -13,8 +13,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"sigs.k8s.io/yaml"
 
-	"github.com/port-runner/port-runner/config"
-	"github.com/port-runner/port-runner/runmsg"
+	"github.com/port-runner/port-runner/internal/config"
+	"github.com/port-runner/port-runner/internal/runmsg"
 )
 
 // loadCompose loads docker-compose.yaml as `docker compose` does (compose-go: the spec's
@@ -25,8 +25,8 @@ func loadCompose(t *testing.T) *types.Project {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yaml")},
-		cli.WithWorkingDirectory(root), cli.WithName("port-runner"), cli.WithEnv(nil))
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "deploy", "docker-compose.yaml")},
+		cli.WithWorkingDirectory(filepath.Join(root, "deploy")), cli.WithName("port-runner"), cli.WithEnv(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestCompose(t *testing.T) {
 	}
 
 	// Grafana's Prometheus datasource; the dashboard itself (its queries, its datasource
-	// variable) is checked by monitoringtest/ against the agent's registry.
+	// variable) is checked by test/monitoring/ against the agent's registry.
 	var ds struct {
 		Datasources []struct {
 			Type string `json:"type"`

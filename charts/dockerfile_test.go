@@ -19,7 +19,7 @@ import (
 // global ARGs before the first FROM.
 func dockerfile(t *testing.T) []instructions.Stage {
 	t.Helper()
-	f, err := os.Open(fromRepo("Dockerfile"))
+	f, err := os.Open(fromRepo("deploy", "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,10 +148,10 @@ func TestDockerfile(t *testing.T) {
 	}
 	copied := false
 	for _, c := range commands[*instructions.CopyCommand](runtime) {
-		copied = copied || (c.From == "" && slices.Equal(c.SourcePaths, []string{"examples/"}) && c.DestPath == imageAppDir+"examples/")
+		copied = copied || (c.From == "" && slices.Equal(c.SourcePaths, []string{"internal/examples/"}) && c.DestPath == imageAppDir+"examples/")
 	}
 	if !copied {
-		t.Error("the runtime stage does not COPY examples/ /app/examples/ (the chart's demo and compose run them)")
+		t.Error("the runtime stage does not COPY internal/examples/ /app/examples/ (the chart's demo and compose run them)")
 	}
 	ep := commands[*instructions.EntrypointCommand](runtime)
 	cmd := commands[*instructions.CmdCommand](runtime)

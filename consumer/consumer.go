@@ -649,5 +649,5 @@ type Unstarted struct {
 }
 
 // Unstarted returns, per partition this member owns, the oldest message whose run has not
-// started: what the age of the waiting work is measured from (lag.Collector).
+// started: what the age of the waiting work is measured from (LagCollector).
 func (c *Consumer) Unstarted() map[int32]Unstarted { return c.ledger.unstarted() }

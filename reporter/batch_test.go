@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-runner/port-runner/emulator"
+	"github.com/port-runner/port-runner/internal/emulator"
 )
 
 func TestManyLinesFewRequests(t *testing.T) {

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-runner/port-runner/emulator"
-	"github.com/port-runner/port-runner/portapi"
+	"github.com/port-runner/port-runner/internal/emulator"
+	"github.com/port-runner/port-runner/internal/portapi"
 )
 
 // enteringAPI is the real client, telling the test when the sender starts waiting for a

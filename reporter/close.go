@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/port-runner/port-runner/portapi"
+	"github.com/port-runner/port-runner/internal/portapi"
 )
 
 // Outcome is how a run ended, for its closing request.

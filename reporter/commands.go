@@ -6,7 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/port-runner/port-runner/portapi"
+	"github.com/port-runner/port-runner/internal/portapi"
 )
 
 const (

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-runner/port-runner/emulator"
+	"github.com/port-runner/port-runner/internal/emulator"
 )
 
 func TestWorkflowCommands(t *testing.T) {

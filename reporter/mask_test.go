@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-runner/port-runner/emulator"
-	"github.com/port-runner/port-runner/portapi"
+	"github.com/port-runner/port-runner/internal/emulator"
+	"github.com/port-runner/port-runner/internal/portapi"
 )
 
 // recordAPI keeps what a run's log sent: every batch and the closing message.

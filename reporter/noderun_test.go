@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-runner/port-runner/emulator"
-	"github.com/port-runner/port-runner/portapi"
+	"github.com/port-runner/port-runner/internal/emulator"
+	"github.com/port-runner/port-runner/internal/portapi"
 )
 
 // A workflow node run reports through portapi.NodeRuns: the same batching and masking, its

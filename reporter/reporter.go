@@ -22,7 +22,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/port-runner/port-runner/portapi"
+	"github.com/port-runner/port-runner/internal/portapi"
 )
 
 // API is the part of Port's API a run's log needs.

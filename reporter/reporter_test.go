@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-runner/port-runner/emulator"
-	"github.com/port-runner/port-runner/portapi"
+	"github.com/port-runner/port-runner/internal/emulator"
+	"github.com/port-runner/port-runner/internal/portapi"
 )
 
 const (

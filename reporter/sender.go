@@ -6,7 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/port-runner/port-runner/portapi"
+	"github.com/port-runner/port-runner/internal/portapi"
 )
 
 // send is the run's sender: it ships full batches at once, partial ones FlushInterval after

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-runner/port-runner/portapi"
+	"github.com/port-runner/port-runner/internal/portapi"
 )
 
 // blockingAPI holds every AppendLog until released, like a Port that does not answer.

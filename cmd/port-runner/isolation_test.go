@@ -17,10 +17,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/port-runner/port-runner/emulator"
+	"github.com/port-runner/port-runner/internal/emulator"
+	"github.com/port-runner/port-runner/internal/runmsg"
 	"github.com/port-runner/port-runner/internal/shim"
-	"github.com/port-runner/port-runner/kafkatest"
-	"github.com/port-runner/port-runner/runmsg"
+	"github.com/port-runner/port-runner/test/kafkatest"
 )
 
 // snoopScript is a hostile command: it reads every /proc/*/environ and /proc/*/cmdline it

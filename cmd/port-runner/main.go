@@ -23,15 +23,14 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/port-runner/port-runner/agent"
-	"github.com/port-runner/port-runner/config"
-	"github.com/port-runner/port-runner/demo"
-	"github.com/port-runner/port-runner/emulator"
 	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/internal/agent"
+	"github.com/port-runner/port-runner/internal/config"
+	"github.com/port-runner/port-runner/internal/demo"
+	"github.com/port-runner/port-runner/internal/emulator"
+	"github.com/port-runner/port-runner/internal/runmsg"
 	"github.com/port-runner/port-runner/internal/shim"
 	"github.com/port-runner/port-runner/metrics"
-	"github.com/port-runner/port-runner/runmsg"
-	"github.com/port-runner/port-runner/tryrun"
 )
 
 // Exit codes (SPEC "Commands").
@@ -387,7 +386,7 @@ func cmdTry(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
-	ok, err := tryrun.Run(ctx, tryrun.Options{Action: action, Properties: properties, Entity: *entity, ConfigPath: *path}, stdout, stderr)
+	ok, err := demo.Try(ctx, demo.TryOptions{Action: action, Properties: properties, Entity: *entity, ConfigPath: *path}, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "port-runner try: %v\n", err)
 		return exitRuntime

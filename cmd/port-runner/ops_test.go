@@ -10,8 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/port-runner/port-runner/emulator"
-	"github.com/port-runner/port-runner/kafkatest"
+	"github.com/port-runner/port-runner/internal/emulator"
+	"github.com/port-runner/port-runner/test/kafkatest"
 )
 
 // validate on a config with three problems of three kinds (an unknown key, a value that is

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-runner/port-runner/emulator"
-	"github.com/port-runner/port-runner/kafkatest"
-	"github.com/port-runner/port-runner/runmsg"
+	"github.com/port-runner/port-runner/internal/emulator"
+	"github.com/port-runner/port-runner/internal/runmsg"
+	"github.com/port-runner/port-runner/test/kafkatest"
 )
 
 // TestStolenTokenRefusedThroughTheShim is issue 8's acceptance test for runs and each other,

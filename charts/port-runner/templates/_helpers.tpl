@@ -101,7 +101,7 @@ at once. Included by the Deployment.
 {{- end -}}
 {{- end -}}
 {{- if not $cfg.actions -}}
-{{- fail "config.actions is empty: list your actions (by their identifier in Port) with their commands; examples/values-demo.yaml has one" -}}
+{{- fail "config.actions is empty: list your actions (by their identifier in Port) with their commands; deploy/values-demo.yaml has one" -}}
 {{- end -}}
 {{- if and (eq (toString (dig "port" "orgID" "" $cfg)) "${PORT_ORG_ID}") (not .Values.env.PORT_ORG_ID) -}}
 {{- fail "env.PORT_ORG_ID is empty: set it to your Port organization id (config.port.orgID reads it)" -}}

@@ -1,0 +1,140 @@
+package consumer
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/port-runner/port-runner/test/kafkatest"
+)
+
+// produce writes n records in one compressed batch with the given timestamps.
+func produce(t *testing.T, c *kafkatest.Cluster, topic string, stamps []time.Time) {
+	t.Helper()
+	cl := c.Client(t, kgo.ProducerBatchCompression(kgo.ZstdCompression()), kgo.ProducerLinger(50*time.Millisecond),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	var recs []*kgo.Record
+	for i, ts := range stamps {
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: 0, Value: []byte("m" + strconv.Itoa(i)), Timestamp: ts})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func collector(t *testing.T, c *kafkatest.Cluster, topic, group, start string, owned map[int32]Unstarted, now time.Time) *LagCollector {
+	t.Helper()
+	col := NewLagCollector(LagOptions{Client: c.Client(t), Topic: topic, Group: group, StartOffset: start,
+		Owned: func() map[int32]Unstarted { return owned }, Now: func() time.Time { return now }})
+	if err := col.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return col
+}
+
+func gather(t *testing.T, col *LagCollector) string {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(col)
+	n, err := testutil.GatherAndCount(reg)
+	if err != nil || n == 0 {
+		t.Fatalf("gather: %d series, %v", n, err)
+	}
+	mfs, _ := reg.Gather()
+	var b strings.Builder
+	for _, mf := range mfs {
+		for _, m := range mf.Metric {
+			b.WriteString(mf.GetName())
+			for _, l := range m.Label {
+				b.WriteString(" " + l.GetName() + "=" + l.GetValue())
+			}
+			b.WriteString(" " + strconv.FormatFloat(m.GetGauge().GetValue(), 'f', -1, 64) + "\n")
+		}
+	}
+	return b.String()
+}
+
+// Lag is the end offset minus the group's commit, for every partition (owned here or
+// not); with nothing committed it follows the reset policy. The age of the oldest
+// unstarted message comes from the record itself (read from the leader, decompressed)
+// when the consumer has not fetched it.
+func TestLagCollector(t *testing.T) {
+	c := kafkatest.New(t)
+	topic := c.Topic(t, 2)
+	group := c.Group(t)
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	var stamps []time.Time
+	for i := range 5 {
+		stamps = append(stamps, t0.Add(time.Duration(i)*time.Second))
+	}
+	produce(t, c, topic, stamps) // partition 0: offsets 0-4; partition 1: empty
+
+	// Nothing committed yet.
+	if got := gather(t, collector(t, c, topic, group, "earliest", nil, time.Now())); !strings.Contains(got, "port_runner_consumer_lag partition=0 topic="+topic+" 5\n") ||
+		!strings.Contains(got, "port_runner_consumer_lag partition=1 topic="+topic+" 0\n") || strings.Contains(got, "consumer_lag_seconds") {
+		t.Errorf("earliest, nothing committed:\n%s", got)
+	}
+	if got := gather(t, collector(t, c, topic, group, "latest", nil, time.Now())); !strings.Contains(got, "port_runner_consumer_lag partition=0 topic="+topic+" 0\n") {
+		t.Errorf("latest, nothing committed:\n%s", got)
+	}
+
+	adm := kadm.NewClient(c.Client(t))
+	offs := kadm.Offsets{}
+	offs.Add(kadm.Offset{Topic: topic, Partition: 0, At: 2, LeaderEpoch: -1})
+	if _, err := adm.CommitOffsets(context.Background(), group, offs); err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(time.Minute)
+	owned := map[int32]Unstarted{
+		0: {Offset: 3}, // not fetched by the consumer: read from the broker
+		1: {Offset: 0}, // empty partition: nothing waits
+	}
+	got := gather(t, collector(t, c, topic, group, "earliest", owned, now))
+	for _, want := range []string{
+		"port_runner_consumer_lag partition=0 topic=" + topic + " 3\n",
+		"port_runner_consumer_lag partition=1 topic=" + topic + " 0\n",
+		"port_runner_consumer_lag_seconds partition=0 topic=" + topic + " 57\n", // offset 3 was stamped t0+3s
+		"port_runner_consumer_lag_seconds partition=1 topic=" + topic + " 0\n",
+		"port_runner_consumer_lag_refresh_failed 0\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("committed 2, owned, offset 3 waiting: no %q in\n%s", want, got)
+		}
+	}
+	// A timestamp the consumer knows is used as it is.
+	owned[0] = Unstarted{Offset: 3, Timestamp: t0.Add(50 * time.Second)}
+	if got := gather(t, collector(t, c, topic, group, "earliest", owned, now)); !strings.Contains(got, "port_runner_consumer_lag_seconds partition=0 topic="+topic+" 10\n") {
+		t.Errorf("known timestamp:\n%s", got)
+	}
+}
+
+// A broker that cannot be read marks the figures stale instead of dropping them.
+func TestLagCollectorRefreshFailure(t *testing.T) {
+	c := kafkatest.New(t)
+	topic := c.Topic(t, 1)
+	col := collector(t, c, topic, c.Group(t), "earliest", nil, time.Now())
+	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1"), kgo.RequestRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	col.adm = kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := col.Refresh(ctx); err == nil {
+		t.Fatal("Refresh against a refused broker succeeded")
+	}
+	if got := gather(t, col); !strings.Contains(got, "port_runner_consumer_lag_refresh_failed 1\n") ||
+		!strings.Contains(got, "port_runner_consumer_lag partition=0") {
+		t.Errorf("after a failed refresh:\n%s", got)
+	}
+}

@@ -1,0 +1,189 @@
+package agent
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/itchyny/gojq"
+
+	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/internal/config"
+	"github.com/port-runner/port-runner/internal/jqerr"
+	"github.com/port-runner/port-runner/internal/runmsg"
+)
+
+// action is a configured action with its env expressions compiled once.
+type action struct {
+	name  string
+	cfg   config.Action
+	env   map[string]*gojq.Code
+	shim  []string
+	allow []config.AllowRule // portAPI.allow
+	pass  map[string]string  // executor.passEnv, read from the agent's environment at start
+	// node selects the workflow node runs this action takes (nil: none); secretKey
+	// decrypts its secret inputs (the Port client secret). See noderuns.go, secrets.go.
+	node      *nodeMatcher
+	secretKey string
+}
+
+func newAction(name string, ac config.Action, shim []string) (*action, error) {
+	a := &action{cfg: ac, env: map[string]*gojq.Code{}, shim: shim}
+	for envName, expr := range ac.Env {
+		q, err := gojq.Parse(expr)
+		if err != nil {
+			return nil, fmt.Errorf("actions.%s.env.%s: parse jq %q: %w", name, envName, expr, err)
+		}
+		code, err := gojq.Compile(q)
+		if err != nil {
+			return nil, fmt.Errorf("actions.%s.env.%s: compile jq %q: %w", name, envName, expr, err)
+		}
+		a.env[envName] = code
+	}
+	a.allow = ac.PortAPI.Rules
+	if a.allow == nil && len(ac.PortAPI.Allow) > 0 {
+		// A config that never went through Validate (tests build them by hand).
+		rules, err := config.ParseAllowRules(ac.PortAPI.Allow)
+		if err != nil {
+			return nil, fmt.Errorf("actions.%s.portAPI.%w", name, err)
+		}
+		a.allow = rules
+	}
+	return a, nil
+}
+
+// passedEnv reads executor.passEnv from the agent's environment once, at start. Validation
+// refuses the conventional credential names; a variable of another name containing one of
+// the agent's credentials (config.AgentSecrets) is refused here, where the values are known.
+func passedEnv(cfg *config.Config, lookup func(string) (string, bool)) (map[string]string, error) {
+	out := map[string]string{}
+	for _, n := range cfg.Executor.PassEnv {
+		v, ok := lookup(n)
+		if !ok {
+			continue
+		}
+		for _, cred := range cfg.AgentSecrets() {
+			if strings.Contains(v, cred) {
+				return nil, fmt.Errorf("executor.passEnv: %s holds one of the agent's credentials (port.clientSecret, kafka.sasl.password); commands never get them", n)
+			}
+		}
+		out[n] = v
+	}
+	return out, nil
+}
+
+// secretSuffixes name env entries whose values are masked in the run's log.
+var secretSuffixes = [...]string{"_TOKEN", "_SECRET", "_PASSWORD", "_KEY"}
+
+// isSecretName reports whether an env entry's value is masked in the run's log.
+func isSecretName(n string) bool {
+	for _, suf := range secretSuffixes {
+		if strings.HasSuffix(n, suf) {
+			return true
+		}
+	}
+	return false
+}
+
+// Variables the agent sets for the Port API proxy (SPEC "Scripts calling Port"). The config
+// reserves the PORT_ prefix, and they are set after the configured env, so no configured
+// value can replace them.
+const (
+	envPortAPIURL   = "PORT_API_URL"
+	envPortAPIToken = "PORT_API_TOKEN"
+)
+
+// withPortAPI gives the command the proxy's URL and its run's token.
+func withPortAPI(spec *executor.Spec, url, token string) {
+	env := make(map[string]string, len(spec.Env)+2)
+	for k, v := range spec.Env {
+		env[k] = v
+	}
+	env[envPortAPIURL] = url
+	env[envPortAPIToken] = token
+	spec.Env = env
+}
+
+// blueprint is the run's blueprint identifier from its context, "" when it has none.
+func blueprint(run runmsg.Run) string {
+	s, _ := run.Context["blueprint"].(string)
+	return s
+}
+
+// spec evaluates the env expressions over the run context and returns the command to run
+// and the values to mask.
+func (a *action) spec(run runmsg.Run) (_ executor.Spec, secrets []string, err error) {
+	run, secrets, err = a.decryptInputs(run)
+	if err != nil {
+		return executor.Spec{}, nil, err
+	}
+	// An error about a value (a jq type error quotes it) must not carry a decrypted secret
+	// into a label or the agent's log.
+	plain := secrets // a failing return clears secrets before the deferred scrub runs
+	defer func() { err = scrub(err, plain) }()
+	ctxJSON, err := run.ContextJSON()
+	if err != nil {
+		return executor.Spec{}, nil, fmt.Errorf("run context: %w", err)
+	}
+	// runmsg gives the context in the value types gojq takes, and gojq never modifies its input.
+	input := map[string]any(run.Context)
+	env := map[string]string{}
+	// Passed variables first: an action's own env entry of the same name wins.
+	for n, v := range a.pass {
+		env[n] = v
+		if isSecretName(n) {
+			secrets = append(secrets, v)
+		}
+	}
+	names := make([]string, 0, len(a.env))
+	for n := range a.env {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		v, err := evalString(a.env[n], input)
+		if err != nil {
+			// Neither the error's text nor the expression: gojq quotes the value it failed on,
+			// which may be a secret input, and an expression may hold a literal secret.
+			return executor.Spec{}, nil, fmt.Errorf("env %s: %s", n, jqerr.Kind(err))
+		}
+		env[n] = v
+		if isSecretName(n) {
+			secrets = append(secrets, v)
+		}
+	}
+	return executor.Spec{
+		RunID:   run.ID,
+		Action:  run.Action,
+		Argv:    a.cfg.Command,
+		Env:     env,
+		Dir:     a.cfg.Workdir,
+		Timeout: a.cfg.Timeout.D(),
+		RunFile: ctxJSON,
+		Shim:    a.shim,
+	}, secrets, nil
+}
+
+// evalString takes an expression's first result: a string as is, null as "", anything
+// else as JSON (SPEC "Executing a run").
+func evalString(code *gojq.Code, input any) (string, error) {
+	iter := code.Run(input)
+	v, ok := iter.Next()
+	if !ok {
+		return "", nil
+	}
+	if err, isErr := v.(error); isErr {
+		return "", err
+	}
+	switch t := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return t, nil
+	}
+	b, err := gojq.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}

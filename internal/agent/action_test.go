@@ -1,0 +1,56 @@
+package agent
+
+import (
+	"os"
+	"testing"
+
+	"github.com/port-runner/port-runner/internal/config"
+	"github.com/port-runner/port-runner/internal/runmsg"
+)
+
+// TestSpecEnvFromTheRunContext: env expressions see the run context; a string is passed as
+// is, null as "", anything else as JSON (SPEC "Executing a run"); *_TOKEN values are masked.
+func TestSpecEnvFromTheRunContext(t *testing.T) {
+	raw, err := os.ReadFile("../../../shared/vectors/v2-kafka-unicode.signed.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := runmsg.NewDecoder(runmsg.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := dec.Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	act, err := newAction("create_microservice", config.Action{
+		Command: []string{"true"},
+		Env: map[string]string{
+			"NAME": ".properties.name", "REPLICAS": ".properties.replicas", "RATIO": ".properties.ratio",
+			"TAGS": ".properties.tags", "NESTED": ".properties.nested", "NOTHING": ".properties.absent",
+			"DEPLOY_TOKEN": `"s3cret-" + .properties.region`,
+		},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, secrets, err := act.spec(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"NAME": "ünïcødé-svc ✓", "REPLICAS": "3", "RATIO": "0.25", "TAGS": `["a","b"]`,
+		"NESTED": `{"a":2,"z":1}`, "NOTHING": "", "DEPLOY_TOKEN": "s3cret-eu-west-1",
+	}
+	for k, v := range want {
+		if spec.Env[k] != v {
+			t.Errorf("env %s = %q, want %q", k, spec.Env[k], v)
+		}
+	}
+	if len(secrets) != 1 || secrets[0] != "s3cret-eu-west-1" {
+		t.Errorf("secrets %q, want the _TOKEN value", secrets)
+	}
+	if spec.RunID != "r_v2KafkaExample01" || len(spec.RunFile) == 0 {
+		t.Errorf("spec %+v", spec)
+	}
+}

@@ -1,0 +1,394 @@
+// Package agent assembles the pipeline (consumer -> decode -> pool -> executor -> reporter ->
+// Port) from a config. cmd/port-runner, the demo and the end-to-end tests all run this one
+// assembly, so what the tests prove is what users run.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
+	"go.uber.org/zap"
+
+	"github.com/port-runner/port-runner/consumer"
+	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/internal/config"
+	"github.com/port-runner/port-runner/internal/portapi"
+	"github.com/port-runner/port-runner/internal/portproxy"
+	"github.com/port-runner/port-runner/internal/runmsg"
+	"github.com/port-runner/port-runner/metrics"
+	"github.com/port-runner/port-runner/reporter"
+)
+
+// Deps are what the caller may supply instead of the defaults (tests, the demo).
+type Deps struct {
+	Logger     *zap.Logger
+	Metrics    *metrics.Metrics
+	KafkaOpts  []kgo.Opt     // appended after the config's options
+	CloseGrace time.Duration // how long closing requests may take after runs are cancelled; 0 -> 30s
+	// ClosingBudget is how long one run's closing is retried; 0 -> DefaultClosingBudget.
+	ClosingBudget time.Duration
+	MetricsAddr   string // overrides metrics.addr ("-" disables the server)
+	// Shim is the exec shim's command prefix (executor.ShimFor), so a command's children die
+	// with the agent too; nil: no shim.
+	Shim []string
+	// LagInterval is how often consumer_lag is read from the broker; 0 -> 5s.
+	LagInterval time.Duration
+	// KafkaPlaintext: Kafka credentials from Port are used without TLS (tests, whose
+	// in-process broker has none; Port's Kafka is always SASL_SSL).
+	KafkaPlaintext bool
+}
+
+// Agent is one replica.
+type Agent struct {
+	cfg      *config.Config
+	log      *zap.Logger
+	metrics  *metrics.Metrics
+	api      *portapi.Client
+	decoder  *runmsg.Decoder
+	pool     *executor.Pool
+	reporter *reporter.Reporter
+	consumer *consumer.Consumer
+	proxy    *portproxy.Proxy
+	proxyURL string // PORT_API_URL for commands; set in Run before any run starts
+	actions  map[string]*action
+	seen     *seenRuns
+	lives    *lives // every run held here, each in its named phase (lifecycle.go)
+	deps     Deps
+	// fatal carries the consumer's unrecoverable error to Run, which then stops as on SIGTERM.
+	fatal chan error
+	// stopping is set from the first signal or a fatal error on: /readyz answers 503.
+	stopping atomic.Bool
+	// Observability: franz-go's client metrics, and the options of the lag collector's own
+	// Kafka client.
+	kafkaProm *kprom.Metrics
+	lagOpts   []kgo.Opt
+	kafka     config.Kafka // the consumer's, brokers and group from Port included
+	kafkaLogs atomic.Bool  // franz-go's warnings are logged (after the start check)
+	// peek decodes without verifying, only to tell whether an unsigned message was for a
+	// configured action (setup.go); unsignedSeen: the first one was logged as an error.
+	peek         *runmsg.Decoder
+	unsignedSeen atomic.Bool
+}
+
+// New builds every stage from a validated config. Nothing connects until Run.
+func New(cfg *config.Config, deps Deps) (*Agent, error) {
+	if deps.Logger == nil {
+		deps.Logger = zap.NewNop()
+	}
+	if deps.Metrics == nil {
+		deps.Metrics = metrics.New()
+	}
+	if cfg.Metrics.Pprof {
+		deps.Metrics.Pprof = true
+	}
+	if deps.CloseGrace <= 0 {
+		deps.CloseGrace = 30 * time.Second
+	}
+	if deps.ClosingBudget <= 0 {
+		deps.ClosingBudget = DefaultClosingBudget
+	}
+	a := &Agent{cfg: cfg, log: deps.Logger, metrics: deps.Metrics, deps: deps, seen: newSeenRuns(10000), fatal: make(chan error, 1)}
+	a.lives = newLives(func(d int) { deps.Metrics.RunsInFlight.Add(float64(d)) })
+
+	api, err := portapi.New(portapi.Options{
+		BaseURL:           cfg.Port.BaseURL,
+		ClientID:          cfg.Port.ClientID,
+		ClientSecret:      cfg.Port.ClientSecret,
+		RequestsPerSecond: cfg.Port.RequestsPerSecond,
+		CAFile:            cfg.Port.CAFile,
+		Logger:            deps.Logger,
+		Observe:           deps.Metrics.ObservePortRequest,
+		OnBudget:          deps.Metrics.ObservePortBudget,
+		OnWait:            deps.Metrics.ObservePortWait,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("port api client: %w", err)
+	}
+	a.api = api
+	a.proxy = portproxy.New(func(ctx context.Context, rq portproxy.Request) (portproxy.Response, error) {
+		resp, err := api.Forward(ctx, portapi.ProxyRequest{
+			Method: rq.Method, Path: rq.Path, Query: rq.Query,
+			ContentType: rq.ContentType, Body: rq.Body, RunID: rq.RunID,
+		})
+		return portproxy.Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: resp.Body}, err
+	}, portproxy.Options{
+		Logger: deps.Logger, BindToProcess: cfg.Security.RunIsolation == "process",
+		// Commands' requests never take more than half of the replica's budget, nor one run
+		// more than a quarter: the agent's own log batches and closings keep the rest.
+		Limits: portproxy.Limits{
+			RequestsPerSecond:    cfg.Port.RequestsPerSecond / 2,
+			RunRequestsPerSecond: cfg.Port.RequestsPerSecond / 4,
+		},
+	})
+	if cfg.Security.RunIsolation == "process" && !portproxy.ProcessBindingSupported() {
+		deps.Logger.Warn("security.runIsolation: process needs Linux /proc; run tokens are bound to their run only")
+	}
+
+	a.decoder, err = runmsg.NewDecoder(runmsg.Options{
+		Selectors: runmsg.Selectors{
+			RunID: cfg.Message.RunID, Action: cfg.Message.Action,
+			Properties: cfg.Message.Properties, Entity: cfg.Message.Entity,
+		},
+		Secret:          cfg.Port.ClientSecret,
+		VerifySignature: cfg.Security.Verify(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("message decoder: %w", err)
+	}
+	if cfg.Security.Verify() {
+		a.peek, err = runmsg.NewDecoder(runmsg.Options{Selectors: runmsg.Selectors{
+			RunID: cfg.Message.RunID, Action: cfg.Message.Action,
+			Properties: cfg.Message.Properties, Entity: cfg.Message.Entity,
+		}})
+		if err != nil {
+			return nil, fmt.Errorf("unsigned-message decoder: %w", err)
+		}
+	}
+
+	pass, err := passedEnv(cfg, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	perAction := map[string]int{}
+	a.actions = map[string]*action{}
+	for name, ac := range cfg.Actions {
+		perAction[name] = ac.MaxConcurrent
+		act, err := newAction(name, ac, deps.Shim)
+		if err != nil {
+			return nil, err
+		}
+		act.pass = pass
+		act.secretKey = cfg.Port.ClientSecret
+		if wn := ac.WorkflowNode; wn != nil {
+			if act.node, err = newNodeMatcher(name, wn.Workflow, wn.Node, wn.Selector); err != nil {
+				return nil, err
+			}
+		}
+		a.actions[name] = act
+	}
+	a.pool = executor.NewPool(cfg.Executor.MaxConcurrent, perAction)
+
+	a.reporter = reporter.New(api, reporter.Options{
+		FlushInterval:  cfg.Logs.FlushInterval.D(),
+		MaxBatchBytes:  int(cfg.Logs.MaxBatchBytes),
+		MaxBytesPerRun: int(cfg.Logs.MaxBytesPerRun),
+		Mask:           append(slices.Clip(cfg.Security.Mask), cfg.AgentSecrets()...), // always the agent's own
+		Logger:         deps.Logger,
+		OnLogBytes:     func(n int) { deps.Metrics.LogBytes.Add(float64(n)) },
+		OnDropped:      func(n int) { deps.Metrics.LogBytesDropped.Add(float64(n)) },
+		OnLine:         a.lives.line,
+	})
+
+	// The consumer's client metrics (port_runner_kafka_*), attached to the registry in Run:
+	// kprom registers nothing itself, so agents sharing one Metrics never collide.
+	a.kafkaProm = kprom.NewMetrics("port_runner", kprom.Subsystem("kafka"), kprom.Registry(nil))
+	if !cfg.Kafka.FromPort() {
+		// Without brokers the consumer waits for Port's credentials (Run).
+		if err := a.newConsumer(cfg.Kafka); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// Ready is nil when the member has joined its group and holds a valid Port token.
+func (a *Agent) Ready() error {
+	if a.stopping.Load() {
+		return errors.New("stopping")
+	}
+	if a.consumer == nil || !a.consumer.Joined() {
+		return errors.New("consumer group not joined")
+	}
+	if !a.api.TokenValid() {
+		// An idle agent's token simply expired: fetch one rather than report a replica
+		// that would work fine as not ready.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		if _, err := a.api.Token(ctx); err != nil {
+			return fmt.Errorf("no valid Port token: %w", err)
+		}
+	}
+	return nil
+}
+
+// Run is the agent until ctx ends (the first SIGTERM). Then it stops fetching and gives
+// running commands executor.shutdownTimeout; when that passes or kill ends (a second
+// signal), it cancels them, closes every run it started, commits and leaves the group.
+func (a *Agent) Run(parent, kill context.Context) error {
+	// Until the consumer runs (it closes its client when it ends), every exit closes it.
+	consumerRan := false
+	defer func() {
+		if !consumerRan && a.consumer != nil {
+			a.consumer.Close()
+		}
+	}()
+	// ctx ends at the first signal, or when the consumer hits an error it cannot recover
+	// from: either way the agent drains within shutdownTimeout and stops.
+	ctx, stopRun := context.WithCancelCause(parent)
+	var fatalWatch sync.WaitGroup
+	defer func() { stopRun(nil); fatalWatch.Wait() }()
+	fatalWatch.Go(func() {
+		select {
+		case err := <-a.fatal:
+			a.log.Error("kafka: unrecoverable error; stopping", zap.Error(err))
+			stopRun(err)
+		case <-ctx.Done():
+		}
+		a.stopping.Store(true)
+	})
+	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if a.consumer == nil {
+		if err := a.consumerFromPort(startCtx); err != nil {
+			return err
+		}
+	}
+	if err := a.consumer.Ping(startCtx); err != nil {
+		return err
+	}
+	if _, err := a.api.Token(startCtx); err != nil {
+		return fmt.Errorf("port api: %w", err)
+	}
+	a.kafkaLogs.Store(true)
+
+	// The metrics server outlives the drain, so probes and scrapes see it through; /readyz
+	// says "stopping" from the first signal on. Servers stop when Run returns, the proxy
+	// first (deferred last), once every run has ended.
+	defer a.metrics.SetSource(source{a: a, ready: a.Ready})()
+	defer a.metrics.Attach("kafka", a.kafkaProm)()
+	stopLag, err := a.startLag()
+	if err != nil {
+		return err
+	}
+	defer stopLag()
+	if addr := a.metricsAddr(); addr != "-" {
+		stop, err := a.serve("metrics server", func(sctx context.Context) (string, func() error, error) {
+			return a.metrics.Serve(sctx, addr, a.Ready)
+		})
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	// The Port API proxy for commands (PORT_API_URL): loopback only, and up until every run
+	// has ended (their tokens are revoked by then).
+	stopProxy, err := a.serve("port api proxy", func(sctx context.Context) (string, func() error, error) {
+		url, wait, err := a.proxy.Serve(sctx, "127.0.0.1:0")
+		a.proxyURL = url
+		return url, wait, err
+	})
+	if err != nil {
+		return err
+	}
+	defer stopProxy()
+
+	// workCtx lives on for shutdownTimeout after ctx ends, or until kill.
+	workCtx, cancelWork := context.WithCancelCause(kill)
+	defer cancelWork(nil)
+	// reportCtx outlives the runs so cancelled runs still get their closing request, but
+	// only for CloseGrace: an unreachable Port must not hold the shutdown forever (a run
+	// left unclosed is not committed, so it is not lost).
+	reportCtx, cancelReport := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelReport()
+	var watchers sync.WaitGroup
+	watchers.Go(func() {
+		select {
+		case <-ctx.Done():
+		case <-workCtx.Done():
+		}
+		if ctx.Err() != nil {
+			a.log.Info("stopping: no new runs; waiting for running commands", zap.Duration("shutdownTimeout", a.cfg.Executor.ShutdownTimeout.D()), a.lives.phases())
+		}
+		t := time.NewTimer(a.cfg.Executor.ShutdownTimeout.D())
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-kill.Done():
+		case <-workCtx.Done():
+		}
+		if n := a.lives.count(phaseRunning); n > 0 {
+			a.log.Info("stopping: cancelling the commands still running", a.lives.phases())
+		}
+		cancelWork(executor.ErrShutdown)
+		g := time.NewTimer(a.deps.CloseGrace)
+		defer g.Stop()
+		select {
+		case <-g.C:
+		case <-reportCtx.Done():
+		}
+		cancelReport()
+	})
+
+	consumerRan = true
+	err = a.consumer.Run(ctx, workCtx, func(wctx context.Context, t *consumer.Ticket) bool {
+		return a.handle(ctx, wctx, reportCtx, t)
+	})
+	cancelWork(executor.ErrShutdown)
+	cancelReport()
+	watchers.Wait()
+	return err
+}
+
+// serve starts one of the agent's servers (it serves until the returned stop is called) and
+// returns stop, which ends it, waits for it and logs how it ended.
+func (a *Agent) serve(name string, start func(context.Context) (string, func() error, error)) (stop func(), err error) {
+	sctx, cancel := context.WithCancel(context.Background())
+	addr, wait, err := start(sctx)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	a.log.Info("serving "+name, zap.String("addr", addr))
+	return func() {
+		cancel()
+		if err := wait(); err != nil {
+			a.log.Warn(name+" stopped with an error", zap.Error(err))
+		}
+	}, nil
+}
+
+// startLag runs the broker-side lag collector, on a Kafka client of its own, until stop.
+func (a *Agent) startLag() (stop func(), err error) {
+	cl, err := kgo.NewClient(a.lagOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client for lag: %w", err)
+	}
+	c := consumer.NewLagCollector(consumer.LagOptions{
+		Client: cl, Topic: a.kafka.Topic, Group: a.kafka.Group, StartOffset: a.kafka.StartOffset,
+		Owned: a.ownedUnstarted, Interval: a.deps.LagInterval, Logger: a.log,
+	})
+	detach := a.metrics.Attach("lag", c)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { c.Run(ctx) })
+	return func() {
+		cancel()
+		wg.Wait()
+		detach()
+		cl.Close()
+	}, nil
+}
+
+// ownedUnstarted is the consumer's view of its partitions, as the lag collector reads it.
+func (a *Agent) ownedUnstarted() map[int32]consumer.Unstarted {
+	out := map[int32]consumer.Unstarted{}
+	for p, u := range a.consumer.Unstarted() {
+		out[p] = consumer.Unstarted{Offset: u.Offset, Timestamp: u.Timestamp}
+	}
+	return out
+}
+
+func (a *Agent) metricsAddr() string {
+	if a.deps.MetricsAddr != "" {
+		return a.deps.MetricsAddr
+	}
+	return a.cfg.Metrics.Addr
+}

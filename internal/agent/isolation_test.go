@@ -1,0 +1,107 @@
+package agent_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/port-runner/port-runner/internal/portproxy"
+	"github.com/port-runner/port-runner/internal/waitcond"
+)
+
+// issue 8 point 2 (acceptance): two runs at once; the second finds the first's
+// PORT_API_TOKEN and PORT_API_URL in /proc/<pid>/environ (same uid, so it can read them) and
+// tries to write to the first run's log and change its link: refused with 401, and the
+// first run's own requests still work.
+func TestStolenTokenUselessFromAnotherRun(t *testing.T) {
+	if !portproxy.ProcessBindingSupported() {
+		t.Skip("process binding needs Linux /proc")
+	}
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl not installed")
+	}
+	h := newHarness(t, 1)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "release")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startedA := filepath.Join(dir, "a-started")
+	// Run A: calls Port itself, says it is running, then blocks until B has tried.
+	victim := writeScript(t, `set -eu
+echo "own: $(curl -q -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $PORT_API_TOKEN" -H 'Content-Type: application/json' \
+  "$PORT_API_URL/actions/runs/$PORT_RUN_ID/logs" -d '{"message":"A wrote this itself"}')"
+touch "$1"
+read -r _ < "$2"
+echo "own after: $(curl -q -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $PORT_API_TOKEN" "$PORT_API_URL/actions/runs/$PORT_RUN_ID")"
+`)
+	// Run B: scans every environ it can read for run A's, then uses A's token and URL.
+	thief := writeScript(t, `set -u
+for f in /proc/[0-9]*/environ; do
+  env=$( (tr '\0' '\n' < "$f") 2>/dev/null) || continue
+  case "$env" in *PORT_RUN_ID=r_victim*) ;; *) continue ;; esac
+  tok=$(printf '%s\n' "$env" | sed -n 's/^PORT_API_TOKEN=//p')
+  url=$(printf '%s\n' "$env" | sed -n 's/^PORT_API_URL=//p')
+  [ -n "$tok" ] && break
+done
+echo "found token: ${#tok} chars"
+echo "stolen log: $(curl -q -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' \
+  "$url/actions/runs/r_victim/logs" -d '{"message":"B WROTE THIS"}')"
+echo "stolen link: $(curl -q -sS -o /dev/null -w '%{http_code}' -X PATCH -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' \
+  "$url/actions/runs/r_victim" -d '{"link":["https://evil.example"]}')"
+echo go > "$1"
+`)
+	cfg := h.config(t, fmt.Sprintf(`
+  victim:
+    command: [%q, %q, %q]
+  thief:
+    command: [%q, %q]
+`, victim, startedA, fifo, thief, fifo))
+	if cfg.Security.RunIsolation != "process" {
+		t.Fatalf("default runIsolation %q, want process", cfg.Security.RunIsolation)
+	}
+	h.emu.RegisterRun("r_victim", "victim")
+	h.emu.RegisterRun("r_thief", "thief")
+	stop := h.start(t, cfg)
+	h.produceRun(t, "r_victim", "victim")
+	waitcond.For(t, "run A to be running", 30*time.Second, func() bool {
+		_, err := os.Stat(startedA)
+		return err == nil
+	})
+	h.produceRun(t, "r_thief", "thief")
+
+	b := waitTerminated(t, h.emu, "r_thief")
+	a := waitTerminated(t, h.emu, "r_victim")
+	logOf := func(msgs []string) string { return strings.Join(msgs, "\n") }
+	var la, lb []string
+	for _, e := range a.Logs {
+		la = append(la, e.Message)
+	}
+	for _, e := range b.Logs {
+		lb = append(lb, e.Message)
+	}
+	for _, want := range []string{"found token: 64 chars", "stolen log: 401", "stolen link: 401"} {
+		if !strings.Contains(logOf(lb), want) {
+			t.Errorf("run B's log lacks %q:\n%s", want, logOf(lb))
+		}
+	}
+	if strings.Contains(logOf(la), "B WROTE THIS") || len(a.Link) != 0 {
+		t.Errorf("run B reached run A: log\n%s\nlinks %q", logOf(la), a.Link)
+	}
+	for _, want := range []string{"A wrote this itself", "own: 200", "own after: 200"} {
+		if !strings.Contains(logOf(la), want) {
+			t.Errorf("run A's log lacks %q:\n%s", want, logOf(la))
+		}
+	}
+	if a.Status != "SUCCESS" || b.Status != "SUCCESS" {
+		t.Errorf("runs ended %s / %s", a.Status, b.Status)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}

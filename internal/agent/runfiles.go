@@ -1,0 +1,101 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/internal/runmsg"
+)
+
+// Files a command may write for Port (README "What a command sees"), set after the
+// configured env like the Port API variables, so no configured value replaces them.
+const (
+	envOutputFile   = "PORT_OUTPUT_FILE"   // workflow node runs: a JSON object, the node's output
+	envResponseFile = "PORT_RESPONSE_FILE" // action runs: a synchronous action's response
+	maxRunFileBytes = 512 << 10            // the closing request must stay far under Port's 1 MiB
+)
+
+// runFiles is a private directory (0700) per run holding the paths the command may write.
+type runFiles struct {
+	dir, output, response string
+}
+
+func newRunFiles(spec *executor.Spec, run runmsg.Run) (*runFiles, error) {
+	dir, err := os.MkdirTemp(executor.RunDirRoot(), "port-runner-out-*")
+	if err != nil {
+		return nil, fmt.Errorf("run files: %w", err)
+	}
+	f := &runFiles{dir: dir}
+	env := make(map[string]string, len(spec.Env)+1)
+	for k, v := range spec.Env {
+		env[k] = v
+	}
+	if runmsg.IsWorkflowNodeRun(run.ID) {
+		f.output = filepath.Join(dir, "output.json")
+		env[envOutputFile] = f.output
+	} else {
+		f.response = filepath.Join(dir, "response.json")
+		env[envResponseFile] = f.response
+	}
+	spec.Env = env
+	return f, nil
+}
+
+func (f *runFiles) remove() { _ = os.RemoveAll(f.dir) }
+
+// read returns the file's bytes; a file the command did not write is nil, not an error.
+func readRunFile(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	fh, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	b, err := io.ReadAll(io.LimitReader(fh, maxRunFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxRunFileBytes {
+		return nil, fmt.Errorf("over %d bytes", maxRunFileBytes)
+	}
+	return b, nil
+}
+
+// outputs reads $PORT_OUTPUT_FILE: a JSON object, or nothing.
+func (f *runFiles) outputs() (map[string]any, error) {
+	b, err := readRunFile(f.output)
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		return nil, err
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, errors.New("not a JSON object")
+	}
+	return out, nil
+}
+
+// responseBody reads $PORT_RESPONSE_FILE: JSON as it is, other text as a string; nil when
+// the command wrote none.
+func (f *runFiles) responseBody() (any, bool, error) {
+	b, err := readRunFile(f.response)
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		return nil, false, err
+	}
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		v = string(b)
+	}
+	return v, true, nil
+}

@@ -1,0 +1,112 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/port-runner/port-runner/internal/runmsg"
+)
+
+// secretInputs are the names of the run's inputs to decrypt: the action's secretInputs and
+// every input the message's action schema marks "encryption": "aes256-gcm" (with its type).
+func (a *action) secretInputs(run runmsg.Run) map[string]string {
+	names := map[string]string{}
+	for _, n := range a.cfg.SecretInputs {
+		names[n] = ""
+	}
+	msg := run.Context["message"]
+	for _, schema := range []any{
+		runmsg.Lookup(msg, "payload", "action", "userInputs", "properties"),
+		runmsg.Lookup(msg, "payload", "payload", "action", "userInputs", "properties"), // the seed's DAY-2 envelope
+	} {
+		props, _ := schema.(map[string]any)
+		for n, p := range props {
+			if runmsg.Lookup(p, "encryption") == runmsg.SecretAlgorithm {
+				typ, _ := runmsg.Lookup(p, "type").(string)
+				names[n] = typ
+			}
+		}
+	}
+	return names
+}
+
+// decryptInputs returns the run with its secret inputs decrypted in a copy of its
+// properties, and the plaintexts to mask. Only the child sees them: through its env and
+// $PORT_RUN_FILE. A value that does not decrypt fails the run with an error naming the
+// input, never its value.
+func (a *action) decryptInputs(run runmsg.Run) (runmsg.Run, []string, error) {
+	names := a.secretInputs(run)
+	props, _ := run.Context["properties"].(map[string]any)
+	if len(names) == 0 || len(props) == 0 {
+		return run, nil, nil
+	}
+	props = maps.Clone(props)
+	var plain []string
+	for _, n := range slices.Sorted(maps.Keys(names)) {
+		v, ok := props[n]
+		if !ok || v == nil {
+			continue
+		}
+		enc, isString := v.(string)
+		if !isString {
+			return run, nil, fmt.Errorf("secret input %q is not an encrypted string", n)
+		}
+		b, err := runmsg.DecryptSecret(a.secretKey, enc)
+		if err != nil {
+			return run, nil, fmt.Errorf("secret input %q cannot be decrypted with port.clientSecret: %w", n, err)
+		}
+		plain = append(plain, string(b))
+		var val any = string(b)
+		if names[n] == "object" || names[n] == "array" {
+			// An object secret is encrypted as its JSON text.
+			if err := json.Unmarshal(b, &val); err != nil {
+				return run, nil, fmt.Errorf("secret input %q: the decrypted %s is not JSON", n, names[n])
+			}
+			plain = append(plain, leafStrings(val)...)
+		}
+		props[n] = val
+	}
+	c := maps.Clone(run.Context)
+	c["properties"] = props
+	run.Context = c
+	return run, plain, nil
+}
+
+// leafStrings are the strings inside a decoded JSON value: each is masked on its own.
+func leafStrings(v any) []string {
+	switch t := v.(type) {
+	case string:
+		return []string{t}
+	case map[string]any:
+		var out []string
+		for _, x := range t {
+			out = append(out, leafStrings(x)...)
+		}
+		return out
+	case []any:
+		var out []string
+		for _, x := range t {
+			out = append(out, leafStrings(x)...)
+		}
+		return out
+	}
+	return nil
+}
+
+// scrub replaces secrets in err's text with ***.
+func scrub(err error, secrets []string) error {
+	if err == nil || len(secrets) == 0 {
+		return err
+	}
+	msg := err.Error()
+	for _, s := range slices.SortedFunc(slices.Values(secrets), func(a, b string) int { return len(b) - len(a) }) {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "***")
+		}
+	}
+	return errors.New(msg)
+}

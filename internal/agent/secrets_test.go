@@ -1,0 +1,96 @@
+package agent
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/port-runner/port-runner/internal/config"
+	"github.com/port-runner/port-runner/internal/runmsg"
+)
+
+const testKey = "agent-test-client-secret-0123456789abcdef"
+
+func secretRun(t *testing.T, schema string, props map[string]string) runmsg.Run {
+	t.Helper()
+	var ps []string
+	for k, v := range props {
+		ps = append(ps, fmt.Sprintf("%q:%q", k, v))
+	}
+	raw := fmt.Sprintf(`{"action":"a","context":{"runId":"r_1"},"payload":{"action":{"userInputs":{"properties":%s}},"properties":{%s}}}`,
+		schema, strings.Join(ps, ","))
+	d, err := runmsg.NewDecoder(runmsg.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := d.Decode([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return run
+}
+
+func encrypt(t *testing.T, s string) string {
+	t.Helper()
+	v, err := runmsg.EncryptSecret(testKey, []byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// Inputs the schema marks encrypted and those the config lists are decrypted for the
+// command's context only; an object secret becomes its JSON value, every string masked.
+func TestDecryptInputs(t *testing.T) {
+	act, err := newAction("a", config.Action{Command: []string{"true"}, SecretInputs: []string{"listed"},
+		Env: map[string]string{"PW": ".properties.pw", "CONF_USER": ".properties.conf.user", "L": ".properties.listed"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	act.secretKey = testKey
+	run := secretRun(t, `{"pw":{"type":"string","encryption":"aes256-gcm"},"conf":{"type":"object","encryption":"aes256-gcm"},"plain":{"type":"string"}}`,
+		map[string]string{"pw": encrypt(t, "hunter2"), "conf": encrypt(t, `{"user":"admin","token":"tk-9"}`),
+			"listed": encrypt(t, "listed-secret"), "plain": "visible"})
+	before := run.Context["properties"].(map[string]any)["pw"]
+	spec, masks, err := act.spec(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Env["PW"] != "hunter2" || spec.Env["CONF_USER"] != "admin" || spec.Env["L"] != "listed-secret" {
+		t.Fatalf("env %v", spec.Env)
+	}
+	for _, m := range []string{"hunter2", "listed-secret", "admin", "tk-9"} {
+		if !slices.Contains(masks, m) {
+			t.Errorf("%q not masked (masks %q)", m, masks)
+		}
+	}
+	if slices.Contains(masks, "visible") {
+		t.Errorf("a plain input is masked")
+	}
+	if !strings.Contains(string(spec.RunFile), `"pw":"hunter2"`) {
+		t.Errorf("run file lacks the decrypted input: %s", spec.RunFile)
+	}
+	if run.Context["properties"].(map[string]any)["pw"] != before {
+		t.Error("the decoded run's context was changed: only the command's copy may hold plaintext")
+	}
+}
+
+// A failure names the input, never the value: not for a bad value, nor for a jq error that
+// quotes a decrypted one.
+func TestDecryptFailureNamesTheInputOnly(t *testing.T) {
+	act, _ := newAction("a", config.Action{Command: []string{"true"}, SecretInputs: []string{"pw"}}, nil)
+	act.secretKey = testKey
+	bad := encrypt(t, "x")[:20] + "AAAA" + encrypt(t, "x")[24:]
+	_, _, err := act.spec(secretRun(t, `{}`, map[string]string{"pw": bad}))
+	if err == nil || !strings.Contains(err.Error(), `secret input "pw"`) || strings.Contains(err.Error(), bad) {
+		t.Fatalf("bad value: %v", err)
+	}
+	act, _ = newAction("a", config.Action{Command: []string{"true"}, SecretInputs: []string{"pw"},
+		Env: map[string]string{"N": ".properties.pw | tonumber"}}, nil)
+	act.secretKey = testKey
+	_, _, err = act.spec(secretRun(t, `{}`, map[string]string{"pw": encrypt(t, "hunter2")}))
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("jq error: %v", err)
+	}
+}

@@ -1,0 +1,232 @@
+package emulator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/port-runner/port-runner/internal/runmsg"
+)
+
+// CreateRunRequest is the body of POST /v1/actions/{action}/runs.
+type CreateRunRequest struct {
+	Properties map[string]any `json:"properties"`
+	Entity     string         `json:"entity,omitempty"`    // set: a DAY-2 run on that entity
+	Blueprint  string         `json:"blueprint,omitempty"` // default "microservice"
+}
+
+// CreateRun does in process what POST /v1/actions/{action}/runs does: it
+// creates an IN_PROGRESS run and produces Port's signed run message, keyed by
+// run id, to the runs topic. If producing fails the run is removed again and
+// the error answers 503, since a run no agent will ever see must not exist.
+//
+// The run is registered before the message is produced: an agent may consume
+// the message and GET the run before Produce returns, as it may with Port.
+func (e *Emulator) CreateRun(ctx context.Context, action string, req CreateRunRequest) (RunState, error) {
+	if action == "" {
+		return RunState{}, errf(http.StatusUnprocessableEntity, "invalid_request", "action identifier is required")
+	}
+	if e.opts.Produce == nil {
+		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error", Message: errNoProducer.Error(), Err: errNoProducer}
+	}
+	run, value, err := e.PrepareRun(action, req)
+	if err != nil {
+		return RunState{}, err
+	}
+	if err := e.opts.Produce(ctx, e.opts.Topic, []byte(run.ID), value); err != nil {
+		e.removeRun(run.ID)
+		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error",
+			Message: "could not publish the run to Kafka: " + err.Error(), Err: err}
+	}
+	run, _ = e.Run(run.ID)
+	return run, nil
+}
+
+// PrepareRun creates the IN_PROGRESS run as CreateRun does and returns its signed message
+// instead of producing it (`port-runner try` hands it to the agent directly, no Kafka).
+func (e *Emulator) PrepareRun(action string, req CreateRunRequest) (RunState, []byte, error) {
+	if action == "" {
+		return RunState{}, nil, errf(http.StatusUnprocessableEntity, "invalid_request", "action identifier is required")
+	}
+	bp := req.Blueprint
+	if bp == "" {
+		bp = "microservice"
+	}
+	props := maps.Clone(req.Properties)
+	if props == nil {
+		props = map[string]any{}
+	}
+	now := e.opts.Now()
+	id := "r_" + randomID(16)
+	value, err := e.buildMessage(id, action, bp, req.Entity, props, now)
+	if err != nil {
+		return RunState{}, nil, &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: err.Error(), Err: err}
+	}
+	// Port neither stores nor shows a secret input's value.
+	for _, n := range e.opts.SecretInputs[action] {
+		if _, ok := props[n]; ok {
+			props[n] = "***"
+		}
+	}
+	e.mu.Lock()
+	e.insertLocked(&RunState{ID: id, Action: action, Blueprint: bp, Entity: req.Entity, Properties: props})
+	e.mu.Unlock()
+	run, _ := e.Run(id)
+	return run, value, nil
+}
+
+// The run message in Port's v1 layout (the seed's CREATE body). Structs, not
+// maps, so the key order is the seed's and the signed bytes are deterministic.
+type runMessage struct {
+	Action       string         `json:"action"`
+	ResourceType string         `json:"resourceType"`
+	Status       string         `json:"status"`
+	Trigger      msgTrigger     `json:"trigger"`
+	Context      msgContext     `json:"context"`
+	Payload      msgPayload     `json:"payload"`
+	Headers      map[string]any `json:"headers"` // empty; runmsg.Sign fills it
+}
+
+type msgTrigger struct {
+	By     msgBy  `json:"by"`
+	Origin string `json:"origin"`
+	At     string `json:"at"`
+}
+
+type msgBy struct {
+	OrgID  string `json:"orgId"`
+	UserID string `json:"userId"`
+}
+
+type msgContext struct {
+	Entity    *string `json:"entity"` // null for CREATE
+	Blueprint string  `json:"blueprint"`
+	RunID     string  `json:"runId"`
+}
+
+type msgPayload struct {
+	Entity     *msgEntity     `json:"entity"` // null for CREATE
+	Action     msgAction      `json:"action"`
+	Properties map[string]any `json:"properties"`
+}
+
+type msgEntity struct {
+	Identifier string         `json:"identifier"`
+	Title      string         `json:"title"`
+	Blueprint  string         `json:"blueprint"`
+	Properties map[string]any `json:"properties"`
+	Relations  map[string]any `json:"relations"`
+}
+
+type msgAction struct {
+	Identifier       string         `json:"identifier"`
+	Title            string         `json:"title"`
+	UserInputs       *msgUserInputs `json:"userInputs,omitempty"` // only when some input is secret
+	InvocationMethod msgInvocation  `json:"invocationMethod"`
+	Trigger          string         `json:"trigger"`
+	Blueprint        string         `json:"blueprint"`
+}
+
+type msgInvocation struct {
+	Type         string `json:"type"`
+	Synchronized bool   `json:"synchronized,omitempty"`
+}
+
+type msgUserInputs struct {
+	Properties map[string]msgInput `json:"properties"`
+}
+
+type msgInput struct {
+	Type       string `json:"type"`
+	Encryption string `json:"encryption,omitempty"`
+}
+
+// encryptSecretsLocked encrypts the action's secret inputs in the message as Port does
+// (it never stores or logs their values) and marks them in the action's userInputs.
+func (e *Emulator) encryptSecretsLocked(m *runMessage, action string) error {
+	names := e.opts.SecretInputs[action]
+	if len(names) == 0 {
+		return nil
+	}
+	props := maps.Clone(m.Payload.Properties)
+	ui := &msgUserInputs{Properties: map[string]msgInput{}}
+	for _, n := range names {
+		v, ok := props[n]
+		typ := "string"
+		if _, isString := v.(string); !isString && ok {
+			typ = "object"
+		}
+		ui.Properties[n] = msgInput{Type: typ, Encryption: runmsg.SecretAlgorithm}
+		if !ok {
+			continue
+		}
+		plain, isString := v.(string)
+		if !isString {
+			b, err := json.Marshal(v)
+			if err != nil {
+				return fmt.Errorf("emulator: secret input %s: %w", n, err)
+			}
+			plain = string(b)
+		}
+		enc, err := runmsg.EncryptSecret(e.opts.ClientSecret, []byte(plain))
+		if err != nil {
+			return fmt.Errorf("emulator: encrypt secret input %s: %w", n, err)
+		}
+		props[n] = enc
+	}
+	m.Payload.Properties = props
+	m.Payload.Action.UserInputs = ui
+	return nil
+}
+
+func (e *Emulator) buildMessage(id, action, blueprint, entity string, props map[string]any, now time.Time) ([]byte, error) {
+	m := runMessage{
+		Action:       action,
+		ResourceType: "run",
+		Status:       "TRIGGERED",
+		Trigger: msgTrigger{
+			By:     msgBy{OrgID: e.opts.OrgID, UserID: e.opts.ClientID},
+			Origin: "API",
+			At:     fmtTime(now),
+		},
+		Context: msgContext{Blueprint: blueprint, RunID: id},
+		Payload: msgPayload{
+			Action: msgAction{
+				Identifier: action, Title: action,
+				InvocationMethod: msgInvocation{Type: "KAFKA"},
+				Trigger:          "CREATE",
+				Blueprint:        blueprint,
+			},
+			Properties: props,
+		},
+		Headers: map[string]any{},
+	}
+	if err := e.encryptSecretsLocked(&m, action); err != nil {
+		return nil, err
+	}
+	m.Payload.Action.InvocationMethod.Synchronized = slices.Contains(e.opts.Synchronous, action)
+	if entity != "" {
+		m.Context.Entity = &entity
+		m.Payload.Entity = &msgEntity{Identifier: entity, Title: entity, Blueprint: blueprint,
+			Properties: map[string]any{}, Relations: map[string]any{}}
+		m.Payload.Action.Trigger = "DAY-2"
+	}
+	// JSON.stringify does not escape <, > and &: neither do we.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		return nil, fmt.Errorf("emulator: encode run message: %w", err)
+	}
+	raw := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	signed, err := runmsg.Sign(e.opts.ClientSecret, now.Unix(), raw)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: sign run message: %w", err)
+	}
+	return signed, nil
+}

@@ -1,0 +1,384 @@
+// Package runmsg turns a Port action-run message from Kafka into a Run, or
+// into a reason to skip it. It does no I/O so the consumer, the validator and
+// the emulator can share one notion of what a valid, authentic run is.
+package runmsg
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/itchyny/gojq"
+
+	"github.com/port-runner/port-runner/internal/jqerr"
+)
+
+// Selectors are jq expressions that locate a run's fields in a message.
+type Selectors struct{ RunID, Action, Properties, Entity string }
+
+// DefaultSelectors fit Port's v1 run message.
+func DefaultSelectors() Selectors {
+	return Selectors{
+		RunID:      ".context.runId",
+		Action:     ".action",
+		Properties: ".payload.properties",
+		Entity:     ".payload.entity",
+	}
+}
+
+// DefaultMaxBytes is the size limit when Options.MaxBytes is 0.
+const DefaultMaxBytes = 1 << 20
+
+// selectorTimeout stops a selector that never ends (`def f: f; f`) from
+// blocking a partition; real selectors take microseconds.
+const selectorTimeout = time.Second
+
+// Options configure a Decoder.
+type Options struct {
+	Selectors       Selectors // zero fields take the defaults
+	Secret          string    // Port client secret: HMAC key
+	VerifySignature bool
+	MaxBytes        int // 0 -> 1 MiB (1<<20); bigger messages are invalid
+	// Now is the clock signed timestamps are checked against (nil: time.Now).
+	Now func() time.Time
+}
+
+// Decoder is safe for concurrent use: the compiled jq codes are read-only.
+type Decoder struct {
+	runID, action, properties, entity *gojq.Code
+	actionFallback                    *gojq.Code
+	secret                            string
+	verify                            bool
+	maxBytes                          int
+	now                               func() time.Time
+}
+
+// NewDecoder compiles the selectors once; an error names the config key of the
+// bad selector, e.g. `message.runId: parse jq ".foo[": ...`.
+func NewDecoder(opts Options) (*Decoder, error) {
+	def := DefaultSelectors()
+	d := &Decoder{secret: opts.Secret, verify: opts.VerifySignature, maxBytes: opts.MaxBytes, now: opts.Now}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.maxBytes <= 0 {
+		d.maxBytes = DefaultMaxBytes
+	}
+	if d.verify && d.secret == "" {
+		return nil, errors.New("verify signature: no secret (an empty HMAC key proves nothing)")
+	}
+	for _, s := range []struct {
+		name      string
+		expr, def string
+		dst       **gojq.Code
+	}{
+		{"message.runId", opts.Selectors.RunID, def.RunID, &d.runID},
+		{"message.action", opts.Selectors.Action, def.Action, &d.action},
+		{"message.properties", opts.Selectors.Properties, def.Properties, &d.properties},
+		{"message.entity", opts.Selectors.Entity, def.Entity, &d.entity},
+		{"action fallback", ".payload.action.identifier", "", &d.actionFallback},
+	} {
+		expr := s.expr
+		if expr == "" {
+			expr = s.def
+		}
+		code, err := compile(expr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+		*s.dst = code
+	}
+	return d, nil
+}
+
+// CompileSelector lets config validation check a jq expression; the returned
+// error describes the problem.
+func CompileSelector(expr string) error {
+	_, err := compile(expr)
+	return err
+}
+
+// compile uses gojq's defaults on purpose: no environment (selectors must not
+// read the agent's credentials via $ENV), no modules, no input.
+func compile(expr string) (*gojq.Code, error) {
+	q, err := gojq.Parse(expr)
+	if err != nil {
+		return nil, fmt.Errorf("parse jq %q: %w", expr, err)
+	}
+	code, err := gojq.Compile(q)
+	if err != nil {
+		return nil, fmt.Errorf("compile jq %q: %w", expr, err)
+	}
+	return code, nil
+}
+
+// Run is a decoded run. Context's values share structure (properties also
+// sit inside message), so treat it as read-only.
+type Run struct {
+	ID     string
+	Action string // "" for a workflow node run whose message names none
+	// Workflow and Node identify a workflow node run's workflow and node ("" when the
+	// message does not say); the agent picks the command by them.
+	Workflow, Node string
+	Context        map[string]any // the run context: runId, action, blueprint, entity, properties, trigger, message
+	// SignedAt is when Port signed the message; zero when signatures are not verified
+	// (an unverified timestamp proves nothing).
+	SignedAt time.Time
+}
+
+// ContextJSON is what $PORT_RUN_FILE holds. HTML escaping is off so commands
+// see "<" rather than "\u003c".
+func (r Run) ContextJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r.Context); err != nil {
+		return nil, fmt.Errorf("run context: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
+
+// SkipReason doubles as the messages_total outcome label.
+type SkipReason string
+
+const (
+	ReasonInvalid      SkipReason = "invalid"       // not JSON, not an object, too big, no run id, no action
+	ReasonBadSignature SkipReason = "bad_signature" // unsigned, malformed or wrong signature, when verification is on
+)
+
+// SkipError is the only error Decode returns: the message must not run.
+type SkipError struct {
+	Reason SkipReason
+	Err    error
+}
+
+func (e *SkipError) Error() string {
+	if e.Err == nil {
+		return string(e.Reason)
+	}
+	return string(e.Reason) + ": " + e.Err.Error()
+}
+
+func (e *SkipError) Unwrap() error { return e.Err }
+
+func skip(reason SkipReason, err error) *SkipError { return &SkipError{Reason: reason, Err: err} }
+
+// Decode returns the run a message asks for; every error is a *SkipError.
+func (d *Decoder) Decode(raw []byte) (run Run, err error) {
+	// A poison message must never crash the agent: a crash would be retried
+	// on restart and block the partition for good.
+	defer func() {
+		if r := recover(); r != nil {
+			run, err = Run{}, skip(ReasonInvalid, fmt.Errorf("decode panicked: %v", r))
+		}
+	}()
+	if len(raw) > d.maxBytes {
+		return Run{}, skip(ReasonInvalid, fmt.Errorf("message is %d bytes, over the %d-byte limit", len(raw), d.maxBytes))
+	}
+	message, doc, signed, err := d.document(raw)
+	if err != nil {
+		return Run{}, err
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), selectorTimeout)
+	defer cancel()
+
+	id, err := first(ctx, d.runID, doc)
+	if err != nil {
+		return Run{}, skip(ReasonInvalid, fmt.Errorf("no run id: %w", err))
+	}
+	runID, ok := id.(string)
+	if !ok || runID == "" {
+		return Run{}, skip(ReasonInvalid, fmt.Errorf("no run id: selector gave %s", describe(id)))
+	}
+	if err := CheckID(runID); err != nil {
+		// It would become a path segment of Port's API ("..": another route).
+		return Run{}, skip(ReasonInvalid, fmt.Errorf("bad run id: %w", err))
+	}
+
+	node := IsWorkflowNodeRun(runID)
+	action, err := d.actionOf(ctx, doc)
+	if err != nil && !node {
+		return Run{}, skip(ReasonInvalid, err)
+	}
+
+	props, err := first(ctx, d.properties, doc)
+	if err != nil {
+		return Run{}, skip(ReasonInvalid, fmt.Errorf("properties: %w", err))
+	}
+	if props == nil && node {
+		// A Kafka node's message carries the payload its workflow configured, not inputs.
+		props = Lookup(doc, "payload")
+	}
+	if props == nil {
+		props = map[string]any{}
+	}
+	entity, err := first(ctx, d.entity, doc)
+	if err != nil {
+		return Run{}, skip(ReasonInvalid, fmt.Errorf("entity: %w", err))
+	}
+
+	var blueprint any
+	if s, ok := Lookup(doc, "context", "blueprint").(string); ok && s != "" {
+		blueprint = s
+	} else if s, ok := Lookup(doc, "payload", "action", "blueprint").(string); ok && s != "" {
+		blueprint = s
+	}
+
+	var trigger any
+	if m, ok := doc.(map[string]any); ok {
+		trigger = m["trigger"]
+	}
+	out := Run{
+		ID:     runID,
+		Action: action,
+		Context: map[string]any{
+			"runId":      runID,
+			"action":     action,
+			"blueprint":  blueprint,
+			"entity":     entity,
+			"properties": props,
+			"trigger":    trigger,
+			"message":    message,
+		},
+		SignedAt: signed,
+	}
+	if node {
+		out.Workflow = identifier(Lookup(doc, "context", "workflow"))
+		out.Node = identifier(Lookup(doc, "context", "node"))
+		out.Context["workflow"] = out.Workflow
+		out.Context["node"] = out.Node
+	}
+	return out, nil
+}
+
+// document parses a message and returns it as the command sees it (no signature) and the
+// document the selectors read: the run itself, unwrapped from the seed's DAY-2 envelope. A
+// v2 custom payload may be an array; it cannot carry headers, so it is unsigned.
+func (d *Decoder) document(raw []byte) (message, doc any, signed time.Time, err error) {
+	v, err := parseOrdered(raw)
+	if err != nil {
+		return nil, nil, signed, skip(ReasonInvalid, fmt.Errorf("not JSON: %w", err))
+	}
+	root, isObject := v.(*object)
+	if _, isArray := v.([]any); !isObject && !isArray {
+		return nil, nil, signed, skip(ReasonInvalid, fmt.Errorf("message is %s, not an object or array", kindOf(v)))
+	}
+	if d.verify {
+		if !isObject {
+			return nil, nil, signed, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w: an array payload has no headers", ErrUnsigned))
+		}
+		if err := verifyRoot(d.secret, root); err != nil {
+			return nil, nil, signed, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w", err))
+		}
+		if signed, err = signedAt(root, d.now()); err != nil {
+			return nil, nil, signed, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w", err))
+		}
+	}
+	if !isObject {
+		arr := toValue(v)
+		return arr, arr, signed, nil
+	}
+	msg := toValue(stripSignature(root)).(map[string]any)
+	body := make(map[string]any, len(msg))
+	for k, v := range msg {
+		if k != "headers" {
+			body[k] = v
+		}
+	}
+	// The seed's DAY-2 example wraps the whole run in an outer "payload".
+	if _, ok := body["context"]; !ok {
+		if inner, ok := body["payload"].(map[string]any); ok {
+			if _, ok := inner["context"]; ok {
+				body = inner
+			}
+		}
+	}
+	return msg, body, signed, nil
+}
+
+// WorkflowNodeRunPrefix starts the run ids of Port Workflows' node runs.
+const WorkflowNodeRunPrefix = "wfnr_"
+
+// IsWorkflowNodeRun reports whether a run id is a workflow node run's.
+func IsWorkflowNodeRun(runID string) bool { return strings.HasPrefix(runID, WorkflowNodeRunPrefix) }
+
+// identifier reads a string, or the "identifier" of an object (Port uses both shapes).
+func identifier(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	s, _ := Lookup(v, "identifier").(string)
+	return s
+}
+
+// actionOf prefers the selector; Port messages also name the action at
+// .payload.action.identifier, and newer ones make .action an object with an
+// identifier.
+func (d *Decoder) actionOf(ctx context.Context, doc any) (string, error) {
+	v, err := first(ctx, d.action, doc)
+	if err == nil {
+		if s, ok := v.(string); ok && s != "" {
+			return s, nil
+		}
+		if s, ok := Lookup(v, "identifier").(string); ok && s != "" {
+			return s, nil
+		}
+	}
+	if fb, ferr := first(ctx, d.actionFallback, doc); ferr == nil {
+		if s, ok := fb.(string); ok && s != "" {
+			return s, nil
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("no action: %w", err)
+	}
+	return "", fmt.Errorf("no action: selector gave %s and .payload.action.identifier is not a string", describe(v))
+}
+
+// first returns the selector's first output; no output means null.
+func first(ctx context.Context, code *gojq.Code, input any) (any, error) {
+	iter := code.RunWithContext(ctx, input)
+	v, ok := iter.Next()
+	if !ok {
+		return nil, nil
+	}
+	if err, ok := v.(error); ok {
+		// Never the error's text: gojq quotes the values it failed on (message contents).
+		return nil, fmt.Errorf("jq: %s", jqerr.Kind(err))
+	}
+	return v, nil
+}
+
+// Lookup follows path through nested objects; nil when any step is not an object or key.
+func Lookup(v any, path ...string) any {
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
+// stripSignature is the message the command sees: the signature is transport,
+// not content, and the command has no use for it.
+func stripSignature(root *object) *object {
+	h, ok := root.vals["headers"].(*object)
+	if !ok {
+		return root
+	}
+	return root.with("headers", h.without(HeaderSignature, HeaderTimestamp))
+}
+
+func describe(v any) string {
+	if s, ok := v.(string); ok && s == "" {
+		return "an empty string"
+	}
+	return kindOf(v)
+}

@@ -1,6 +1,0 @@
-// Package monitoringtest checks the shipped monitoring files against the agent: every
-// Grafana dashboard query and every alert rule parses with Prometheus's own parsers, and
-// every metric they name is one the agent's registry really gathers after real runs. It is a
-// module of its own so that github.com/prometheus/prometheus never enters the agent's
-// dependencies (scripts/test runs it).
-package monitoringtest
