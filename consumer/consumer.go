@@ -44,8 +44,10 @@ type Ticket struct {
 	Handover context.Context
 }
 
-// ErrNotOwned: the record's partition went to another member; its run must not start here.
-var ErrNotOwned = errors.New("partition no longer owned by this member")
+// ErrNotOwned: the record's partition went to another member (revoked or lost). A run not
+// started must not start here (Started returns it); a running one is cancelled with it as
+// its context's cause, so its statusLabel reads "cancelled: " + this text (README "Delivery").
+var ErrNotOwned = errors.New("partition reassigned to another agent")
 
 // Started makes "this run is starting" durable in the group's committed metadata, and
 // returns once the broker has it, so that if this agent dies, the next owner knows the
@@ -566,7 +568,7 @@ func (c *Consumer) fetchCommitted(ctx context.Context, cl *kgo.Client, parts map
 
 // onRevoked hands partitions over only once no run of theirs can still be going here:
 // runs not started yet do not start; those running get RevokeWait to end; what still runs
-// then is cancelled (executor.ErrPartitionReassigned), and the revoke waits up to StopWait
+// then is cancelled (ErrNotOwned), and the revoke waits up to StopWait
 // for it to be killed and closed in Port. Only then does it commit and release, so the new
 // owner finds every run this member started either finished or closed in Port, and never
 // starts one that is still running here. The group's rebalance timeout covers all of it.

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/port-runner/port-runner/executor"
 )
 
 // Prior is what earlier owners of a partition left known about a record.
@@ -144,7 +142,7 @@ func (l *ledger) release(revoked map[string][]int32) {
 		for _, p := range parts {
 			tp := topicPartition{topic, p}
 			if pl, ok := l.parts[tp]; ok {
-				pl.disown(executor.ErrPartitionReassigned)
+				pl.disown(ErrNotOwned)
 				pl.endHandover()
 				delete(l.parts, tp)
 			}
@@ -175,7 +173,7 @@ func (l *ledger) stopRuns(revoked map[string][]int32) {
 	for topic, parts := range revoked {
 		for _, p := range parts {
 			if pl, ok := l.parts[topicPartition{topic, p}]; ok {
-				pl.disown(executor.ErrPartitionReassigned)
+				pl.disown(ErrNotOwned)
 			}
 		}
 	}
@@ -190,7 +188,7 @@ func (l *ledger) ownedCtx(rec *kgo.Record) (owned, handover context.Context) {
 		return pl.owned, pl.handover
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
-	cancel(executor.ErrPartitionReassigned)
+	cancel(ErrNotOwned)
 	return ctx, ctx
 }
 
