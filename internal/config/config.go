@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/port-runner/port-runner/executor"
 )
 
 // Config is the whole agent configuration (SPEC "Configuration").
@@ -54,9 +56,9 @@ type Kafka struct {
 
 // Delivery timings the group's rebalance timeout is made of (see RebalanceTimeout).
 const (
-	// KillGrace is the time between SIGTERM and SIGKILL for a cancelled command
-	// (executor.DefaultKillGrace).
-	KillGrace = 10 * time.Second
+	// KillGrace is the time between SIGTERM and SIGKILL for a cancelled command: the
+	// executor's, which kills it.
+	KillGrace = executor.DefaultKillGrace
 	// ClosingBudget is how long one run's closing request is retried.
 	ClosingBudget = 60 * time.Second
 	// CommitMargin is the time left for the revoke's last commit.
