@@ -40,15 +40,11 @@ func newAction(name string, ac config.Action, shim []string) (*action, error) {
 		}
 		a.env[envName] = code
 	}
-	a.allow = ac.PortAPI.Rules
-	if a.allow == nil && len(ac.PortAPI.Allow) > 0 {
-		// A config that never went through Validate (tests build them by hand).
-		rules, err := config.ParseAllowRules(ac.PortAPI.Allow)
-		if err != nil {
-			return nil, fmt.Errorf("actions.%s.portAPI.%w", name, err)
-		}
-		a.allow = rules
+	rules, err := config.ParseAllowRules(ac.PortAPI.Allow)
+	if err != nil {
+		return nil, fmt.Errorf("actions.%s.portAPI.%w", name, err)
 	}
+	a.allow = rules
 	return a, nil
 }
 

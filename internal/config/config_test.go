@@ -725,10 +725,10 @@ actions:
 	if err := validate(c); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	// Validate leaves the parsed rules for the agent: parsed once.
-	rules := c.Actions["a"].PortAPI.Rules
-	if len(rules) != 3 || !rules[0].Match("GET", []string{"blueprints", "x"}) || !rules[1].Match("POST", []string{"blueprints", "service", "entities"}) {
-		t.Fatalf("portAPI rules after Validate = %v", rules)
+	// The agent compiles the rules validation checked.
+	rules, err := ParseAllowRules(c.Actions["a"].PortAPI.Allow)
+	if err != nil || len(rules) != 3 || !rules[0].Match("GET", []string{"blueprints", "x"}) || !rules[1].Match("POST", []string{"blueprints", "service", "entities"}) {
+		t.Fatalf("portAPI rules = %v, %v", rules, err)
 	}
 }
 
