@@ -6,7 +6,7 @@ import (
 	"github.com/port-runner/port-runner/internal/sizetest"
 )
 
-// TestSize keeps the package's files and functions small (issue 14).
+// TestSize keeps the package's files and functions small.
 func TestSize(t *testing.T) {
 	sizetest.Check(t, ".", sizetest.Limits{File: 300, Func: 80})
 }

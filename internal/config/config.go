@@ -11,7 +11,7 @@ import (
 	"github.com/port-runner/port-runner/executor"
 )
 
-// Config is the whole agent configuration (SPEC "Configuration").
+// Config is the whole agent configuration (README "Configuration").
 type Config struct {
 	Port     Port              `yaml:"port"`
 	Kafka    Kafka             `yaml:"kafka"`

@@ -732,7 +732,7 @@ actions:
 	}
 }
 
-// config parses allow rules without depending on the proxy or any HTTP code (issue 14).
+// config parses allow rules without depending on the proxy or any HTTP code.
 func TestNoHTTPDependency(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -749,7 +749,7 @@ func TestNoHTTPDependency(t *testing.T) {
 	}
 }
 
-// issue 8: YAML's .nan and .inf reach the float as NaN and Inf; both would turn the limiter off.
+// YAML's .nan and .inf reach the float as NaN and Inf; both would turn the limiter off.
 func TestRequestsPerSecondNaNFromYAML(t *testing.T) {
 	for _, v := range []string{".nan", ".NaN", ".inf", "-.inf"} {
 		c := mustParse(t, "port: {requestsPerSecond: "+v+"}\nactions:\n  a:\n    command: [bash]\n", noEnv)

@@ -1,5 +1,5 @@
 // Package portproxy lets a run's command call Port's API through the agent
-// (SPEC "Scripts calling Port"): a loopback HTTP server that accepts a token
+// (README "Scripts calling Port"): a loopback HTTP server that accepts a token
 // valid for one run only, checks the route against what that run may touch,
 // and forwards the request with the agent's own credentials, rate limiter and
 // retries. The command never sees the agent's credentials.
