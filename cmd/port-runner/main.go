@@ -33,7 +33,7 @@ import (
 	"github.com/port-runner/port-runner/metrics"
 )
 
-// Exit codes (SPEC "Commands").
+// Exit codes (README "Running the agent").
 const (
 	exitOK      = 0
 	exitRuntime = 1

@@ -17,11 +17,11 @@ import (
 	"github.com/port-runner/port-runner/test/kafkatest"
 )
 
-// TestStolenTokenRefusedThroughTheShim is issue 8's acceptance test for runs and each other,
-// as shipped: the built agent (unprivileged uid, non-dumpable, commands under
-// port-runner-shim) runs two commands at once; the second reads the first's PORT_API_TOKEN
-// and PORT_API_URL from /proc/<pid>/environ and tries to write to the first run's log: 401.
-// The first run's own requests, made by a child of its shell under the shim, pass.
+// TestStolenTokenRefusedThroughTheShim proves README "Runs and each other" as shipped: the
+// built agent (unprivileged uid, non-dumpable, commands under port-runner-shim) runs two
+// commands at once; the second reads the first's PORT_API_TOKEN and PORT_API_URL from
+// /proc/<pid>/environ and tries to write to the first run's log: 401. The first run's own
+// requests, made by a child of its shell under the shim, pass.
 func TestStolenTokenRefusedThroughTheShim(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("Linux: /proc")

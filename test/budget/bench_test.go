@@ -9,8 +9,8 @@ import (
 	"github.com/port-runner/port-runner/internal/emulator"
 )
 
-// BenchmarkRequestsPerRun counts the Port requests one run costs (issue 9: 1 for a quiet
-// run; at most 5s/flushInterval + 2 for a run printing 10,000 lines over 5s), with one
+// BenchmarkRequestsPerRun counts the Port requests one run costs (BENCHMARKS.md: 1 for a
+// quiet run; at most 5s/flushInterval + 2 for a run printing 10,000 lines over 5s), with one
 // agent, flushInterval 1s and no budget limit. The figure is requests/run; ns/op is the
 // run's length, set by its command.
 func BenchmarkRequestsPerRun(b *testing.B) {

@@ -60,7 +60,7 @@ echo "$PORT_RUN_ID" >> "$1"
 echo "run $PORT_RUN_ID slept ${SLEEP_MS}ms"
 `
 
-// TestChaos is issue 4's acceptance test; see the package documentation.
+// TestChaos proves the delivery guarantees (README "Delivery"); see the package documentation.
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos test: skipped with -short")

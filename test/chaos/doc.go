@@ -1,5 +1,5 @@
-// Package chaos holds the chaos test of issue 4: the delivery guarantees of
-// port-runner proven with real agent processes, not goroutines.
+// Package chaos holds the chaos test: the delivery guarantees of port-runner (README
+// "Delivery") proven with real agent processes, not goroutines.
 //
 // TestChaos builds ./cmd/port-runner, starts three agents (A, B, C) in one
 // consumer group on a 6-partition topic, and produces N signed run messages
