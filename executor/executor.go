@@ -43,6 +43,13 @@ type Spec struct {
 	// package internal/shim): it takes every descendant of the command down
 	// when the command ends, times out or the agent dies. Linux only.
 	Shim []string
+	// Fence and Held, when both set, keep the command alive only while the agent holds the
+	// run's lease (README "Delivery"): the executor renews the shim every Fence/4 for as long
+	// as Held says so, and the shim kills the command's tree Fence after the last renewal,
+	// also when the agent is frozen and cannot act (package internal/shim). Once Held says
+	// no, renewals stop for good. Without a shim the executor kills the group itself.
+	Fence time.Duration
+	Held  func() bool
 	// OnStart, when set, is called once, right after the process Run starts
 	// (the shim, or the command where no shim is used) is running, with its
 	// pid. With the shim, every process of the command is its descendant
@@ -162,9 +169,9 @@ func prepare(spec Spec) (prepared, error) {
 	return prepared{path: path, env: env, runDir: runDir}, nil
 }
 
-// supervise waits for the command to end, or ends it on timeout or cancel:
-// SIGTERM, then SIGKILL after the grace. It returns why it ended the command,
-// "" when the command ended by itself.
+// supervise waits for the command to end, or ends it on timeout or cancel: SIGTERM, then
+// SIGKILL after the grace. Meanwhile it renews the command's lease (see Spec.Fence). It
+// returns why it ended the command, "" when the command ended by itself.
 func supervise(ctx context.Context, spec Spec, p *process) string {
 	var timeoutC <-chan time.Time
 	if spec.Timeout > 0 {
@@ -172,29 +179,46 @@ func supervise(ctx context.Context, spec Spec, p *process) string {
 		defer t.Stop()
 		timeoutC = t.C
 	}
-	var reason string
-	select {
-	case <-p.exited:
-		return ""
-	case <-timeoutC:
-		reason = "timed out after " + humanDuration(spec.Timeout)
-	case <-ctx.Done():
-		reason = CancelLabel(context.Cause(ctx))
-	}
 	grace := spec.KillGrace
 	if grace <= 0 {
 		grace = DefaultKillGrace
 	}
-	p.terminate()
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-p.exited:
-	case <-t.C:
-		p.kill()
-		<-p.exited
+	lease := renewLease(spec, p)
+	defer lease.stop()
+	done := ctx.Done()
+	var reason string
+	var killC <-chan time.Time
+	var killTimer *time.Timer
+	defer func() {
+		if killTimer != nil {
+			killTimer.Stop()
+		}
+	}()
+	end := func(why string) {
+		if reason == "" {
+			reason = why
+			p.terminate()
+			killTimer = time.NewTimer(grace)
+			killC = killTimer.C
+		}
 	}
-	return reason
+	for {
+		select {
+		case <-p.exited:
+			return reason
+		case <-timeoutC:
+			timeoutC = nil
+			end("timed out after " + humanDuration(spec.Timeout))
+		case <-done:
+			done = nil
+			end(CancelLabel(context.Cause(ctx)))
+		case <-killC:
+			killC = nil
+			p.kill()
+		case <-lease.tick():
+			lease.renew()
+		}
+	}
 }
 
 func startFailure(err error) Result {

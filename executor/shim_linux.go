@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"github.com/port-runner/port-runner/internal/shim"
@@ -21,7 +22,7 @@ func ShimFor(exe string) (prefix []string, err error) {
 	return []string{tiny}, nil
 }
 
-// startShimmed starts the command under the shim: "SHIM... -- PATH ARGV...",
+// startShimmed starts the command under the shim: "SHIM... [--fence MS] -- PATH ARGV...",
 // with the shim's end of a control socket as its fd 3 (see internal/shim).
 func startShimmed(spec Spec, prep prepared, out *os.File) (*process, error) {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
@@ -39,7 +40,11 @@ func startShimmed(spec Spec, prep prepared, out *os.File) (*process, error) {
 	theirs := os.NewFile(uintptr(fds[1]), "shim-control")
 	defer theirs.Close() // once started, only the shim holds it: its end of file is the shim's
 
-	args := append(append(append([]string{}, spec.Shim...), "--", prep.path), spec.Argv...)
+	args := append([]string{}, spec.Shim...)
+	if spec.Fence > 0 && spec.Held != nil {
+		args = append(args, shim.FenceFlag, strconv.FormatInt(max(spec.Fence.Milliseconds(), 1), 10))
+	}
+	args = append(append(args, "--", prep.path), spec.Argv...)
 	cmd := command(spec.Shim[0], args, spec, prep, out)
 	cmd.ExtraFiles = []*os.File{theirs} // fd 3: shim.ControlFD
 	// No Pdeathsig (and no thread lock): the shim learns that the agent died

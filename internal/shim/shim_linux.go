@@ -12,15 +12,15 @@ const (
 	prSetChildSubreaper = 36 // PR_SET_CHILD_SUBREAPER
 )
 
-// Main is the shim: args are "--", the command's resolved path, then its argv.
+// Main is the shim: args are [--fence MS], "--", the command's resolved path, then its argv.
 //
 // Why a shim: Pdeathsig reaches only the agent's direct child, and a process group only
 // those that stay in it. The shim is a child subreaper, so every descendant the command
 // orphans (setsid, double fork) becomes the shim's child and cannot escape; it runs the
 // command in a process group of its own, passes the executor's Terminate and Kill on to that
-// group, and when the command's leader exits (or is killed: timeout, the agent's death), it
-// kills everything left, group or not. It stays out of the command's group, so killing the
-// group never kills the shim before it has reported how the command ended.
+// group, and when the command's leader exits (or is killed: timeout, the agent's death, the
+// fence), it kills everything left, group or not. It stays out of the command's group, so
+// killing the group never kills the shim before it has reported how the command ended.
 func Main(args []string) int {
 	// Non-dumpable: the shim's environment (the command's, with its run's token) and memory
 	// then need CAP_SYS_PTRACE to read, not just the same uid.
@@ -29,13 +29,14 @@ func Main(args []string) int {
 		stderr("port-runner-shim: PR_SET_CHILD_SUBREAPER: " + err.Error() + "\n")
 		return 127
 	}
-	if len(args) < 3 || args[0] != "--" {
-		stderr("port-runner-shim: usage: -- PATH ARGV0 [ARG...]\n")
+	fenceNs, args, ok := parseArgs(args)
+	if !ok {
+		stderr("port-runner-shim: usage: [" + FenceFlag + " MS] -- PATH ARGV0 [ARG...]\n")
 		return 127
 	}
 	// The command must not inherit the control socket: it closes with the shim alone.
 	syscall.CloseOnExec(ControlFD)
-	leader, err := syscall.ForkExec(args[1], args[2:], &syscall.ProcAttr{
+	leader, err := syscall.ForkExec(args[0], args[1:], &syscall.ProcAttr{
 		Env:   syscall.Environ(),
 		Files: []uintptr{0, 1, 2},
 		// If the shim itself is killed, the leader goes with it. No goroutine of the shim
@@ -49,10 +50,43 @@ func Main(args []string) int {
 		}
 		return 127
 	}
+	return supervise(leader, fenceNs)
+}
 
+// parseArgs splits "[--fence MS] -- PATH ARGV0 [ARG...]" into the fence (0: none) and
+// PATH ARGV0 [ARG...].
+func parseArgs(args []string) (fenceNs int64, cmd []string, ok bool) {
+	if len(args) >= 2 && args[0] == FenceFlag {
+		ms := atoi(args[1])
+		if ms <= 0 {
+			return 0, nil, false
+		}
+		fenceNs, args = int64(ms)*1e6, args[2:]
+	}
+	if len(args) < 3 || args[0] != "--" {
+		return 0, nil, false
+	}
+	return fenceNs, args[1:], true
+}
+
+// Events of supervise besides the control bytes (0-255).
+const (
+	evEOF   = 256 + iota // the control socket ended: the agent is gone
+	evFence              // no byte from the agent for the fence
+	evKill               // the death grace after evEOF is over
+)
+
+// supervise passes the executor's control bytes on to the command's group and enforces the
+// fence, until the command's leader exits; it returns the shim's exit code.
+func supervise(leader int, fenceNs int64) int {
 	// The goroutines below end with the process: Main's return is followed by exit.
-	events := make(chan byte, 4)
+	events := make(chan int, 4)
 	go readControl(events)
+	var renewed chan int64
+	if fenceNs > 0 {
+		renewed = make(chan int64, 1)
+		go watchFence(fenceNs, boottime(), renewed, events)
+	}
 	exited := make(chan struct{})
 	go func() {
 		WaitExited(leader) // unreaped, so the leader's pid (the group's id) cannot be reused
@@ -63,24 +97,32 @@ func Main(args []string) int {
 		case <-exited:
 			return finish(leader)
 		case ev := <-events:
+			if ev < 256 && renewed != nil {
+				// Any byte is a renewal. One sender: after the drain there is room.
+				select {
+				case <-renewed:
+				default:
+				}
+				renewed <- boottime()
+			}
 			switch ev {
-			case Terminate:
+			case int(Terminate):
 				_ = syscall.Kill(-leader, syscall.SIGTERM)
-			case Kill:
+			case int(Kill), evKill, evFence:
 				killLeader(leader)
-			default: // end of file: the agent is gone
+			case evEOF:
 				_ = syscall.Kill(-leader, syscall.SIGTERM)
 				go func() {
 					sleep(deathGraceNs)
-					events <- Kill
+					events <- evKill
 				}()
 			}
 		}
 	}
 }
 
-// readControl passes the executor's control bytes on; 0 means the agent is gone.
-func readControl(events chan<- byte) {
+// readControl passes the executor's control bytes on, then evEOF when the agent is gone.
+func readControl(events chan<- int) {
 	var b [1]byte
 	for {
 		n, err := syscall.Read(ControlFD, b[:])
@@ -88,10 +130,30 @@ func readControl(events chan<- byte) {
 			continue
 		}
 		if n != 1 {
-			events <- 0
+			events <- evEOF
 			return
 		}
-		events <- b[0]
+		events <- int(b[0])
+	}
+}
+
+// watchFence sends evFence once fenceNs have passed since the last renewal (start, then
+// each time read from renewed). It wakes at least every fenceNs/8, so a pause of the whole
+// machine (CLOCK_BOOTTIME goes on, the sleep's clock does not) is noticed that late at most.
+func watchFence(fenceNs, start int64, renewed <-chan int64, events chan<- int) {
+	last := start
+	for {
+		select {
+		case t := <-renewed:
+			last = t
+		default:
+		}
+		left := last + fenceNs - boottime()
+		if left <= 0 {
+			events <- evFence
+			return
+		}
+		sleep(min(left, fenceNs/8))
 	}
 }
 
@@ -190,6 +252,18 @@ func Prctl(option, arg uintptr) error {
 // SetNonDumpable makes the calling process non-dumpable: its /proc/PID/environ, mem and
 // maps then need CAP_SYS_PTRACE, which processes of the same uid lack.
 func SetNonDumpable() error { return Prctl(prSetDumpable, 0) }
+
+// boottime is CLOCK_BOOTTIME in nanoseconds: monotonic, and it goes on while the machine is
+// suspended.
+func boottime() int64 {
+	const clockMonotonic, clockBoottime = 1, 7
+	var ts syscall.Timespec
+	if _, _, e := syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, clockBoottime, uintptr(unsafe.Pointer(&ts)), 0); e != 0 {
+		// Kernels before 2.6.39: the monotonic clock, which a suspend pauses.
+		_, _, _ = syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, clockMonotonic, uintptr(unsafe.Pointer(&ts)), 0)
+	}
+	return ts.Nano()
+}
 
 func sleep(ns int64) {
 	ts := syscall.NsecToTimespec(ns)
