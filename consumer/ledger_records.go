@@ -3,34 +3,44 @@ package consumer
 import (
 	"cmp"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// polled is what the ledger knows of a record as it is registered.
+type polled struct {
+	pl    *partitionLedger // the ownership it was polled under
+	prior Prior
+	lease Lease // PriorLeased: its holder
+}
+
 // add registers a polled record and says what earlier owners knew of it. ok is false when
 // the partition is not owned (the fetch raced a revoke): the caller must not run it. pause
 // is true when this record filled the partition's window: the caller pauses its fetching.
-func (l *ledger) add(rec *kgo.Record) (prior Prior, ok, pause bool) {
+func (l *ledger) add(rec *kgo.Record) (p polled, ok, pause bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	pl, ok := l.parts[topicPartition{rec.Topic, rec.Partition}]
-	if !ok {
-		return Fresh, false, false
+	if !ok || rec.Offset <= pl.lastSeen {
+		// Not owned, or polled again (a rewound fetch after a pause): already tracked.
+		return polled{}, false, false
 	}
-	if rec.Offset <= pl.lastSeen {
-		// A record polled again (a rewound fetch after a pause): it is already tracked.
-		return Fresh, false, false
-	}
+	p.pl = pl
 	e := entry{offset: rec.Offset, epoch: rec.LeaderEpoch, tsMilli: rec.Timestamp.UnixMilli()}
-	switch {
+	switch lease, leased := pl.prior.leases[rec.Offset]; {
 	case pl.prior.finished[rec.Offset]:
-		prior = PriorFinished
+		p.prior = PriorFinished
 		e.done = true // stays "finished" in our commits even before the handler returns
-	case pl.prior.started[rec.Offset]:
-		prior = PriorStarted
+	case leased:
+		p.prior, p.lease = PriorLeased, lease
 		e.started = true
-	case rec.Offset < pl.unknownBelow:
-		prior = PriorUnknown
+	case pl.prior.started[rec.Offset]:
+		p.prior = PriorStarted
+		e.started = true
+	case rec.Offset < pl.unknownBelow || pl.prior.isUnknown(rec.Offset):
+		p.prior = PriorUnknown
+		e.unknown = true
 	}
 	pl.inflight = append(pl.inflight, e)
 	pl.lastSeen = rec.Offset
@@ -40,7 +50,7 @@ func (l *ledger) add(rec *kgo.Record) (prior Prior, ok, pause bool) {
 		pl.paused = true
 		pause = true
 	}
-	return prior, true, pause
+	return p, true, pause
 }
 
 // startMark is a start recorded by markStarted: the ownership (partition ledger) it was
@@ -51,19 +61,19 @@ type startMark struct {
 	set     bool
 }
 
-// markStarted records that rec's command is about to run; the returned version must be
-// committed before it does.
-func (l *ledger) markStarted(rec *kgo.Record) (m startMark, ok bool) {
+// markStarted records that rec's run is taken by this member (its command is about to run,
+// or it is about to be closed as interrupted); the returned version must be committed before.
+func (l *ledger) markStarted(rec *kgo.Record, pl *partitionLedger) (m startMark, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	pl, e := l.find(rec)
+	e := l.find(rec, pl)
 	if e == nil || pl.revoking {
 		return startMark{}, false
 	}
-	if !e.started {
-		e.started = true
+	if !e.started || !e.ours {
+		m.set = !e.started
+		e.started, e.ours, e.unknown = true, true, false
 		pl.version++
-		m.set = true
 	}
 	m.pl, m.version = pl, pl.version
 	return m, true
@@ -77,20 +87,20 @@ func (l *ledger) unmarkStarted(rec *kgo.Record, m startMark) {
 	if !m.set {
 		return // an earlier owner's mark: it stays
 	}
-	if pl, e := l.find(rec); e != nil && pl == m.pl && e.started && !e.done {
-		e.started = false
-		pl.version++
+	if e := l.find(rec, m.pl); e != nil && e.started && !e.done {
+		e.started, e.ours = false, false
+		m.pl.version++
 	}
 }
 
 // finish marks a record's work as done and advances its partition's commit past every
 // finished record at the front. resume is true when that brought a paused partition's
 // window back under half its limit: the caller resumes its fetching.
-func (l *ledger) finish(rec *kgo.Record) (resume bool) {
+func (l *ledger) finish(rec *kgo.Record, pl *partitionLedger) (resume bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.notify()
-	pl, e := l.find(rec)
+	e := l.find(rec, pl)
 	if e == nil {
 		return false
 	}
@@ -105,13 +115,36 @@ func (l *ledger) finish(rec *kgo.Record) (resume bool) {
 }
 
 // abandon marks a record that will not finish here (the agent is stopping before it
-// started): its offset stays uncommitted for the next owner, and revokes do not wait for it.
-func (l *ledger) abandon(rec *kgo.Record) {
+// started): its offset stays uncommitted for the next owner.
+func (l *ledger) abandon(rec *kgo.Record, pl *partitionLedger) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.notify()
-	if _, e := l.find(rec); e != nil && !e.done {
+	if e := l.find(rec, pl); e != nil && !e.done {
 		e.abandoned = true
+	}
+}
+
+// seen says whether run id was handled on pl's partition (by anyone who owned it) or on
+// another partition before this member got its own (others), and whether that history
+// would know of a run whose message is from at (covered).
+func (l *ledger) seen(pl *partitionLedger, id string, at time.Time) (dup, covered bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, dup = pl.history.runs[id]
+	if _, other := l.others.runs[id]; other {
+		dup = true
+	}
+	return dup, pl.history.covers(at)
+}
+
+// handled adds run id to pl's history, which its commits carry.
+func (l *ledger) handled(pl *partitionLedger, id string, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := pl.history.runs[id]; !ok && !pl.released {
+		pl.history.add(id, at)
+		pl.version++
 	}
 }
 
@@ -131,17 +164,16 @@ func (l *ledger) windowPaused(tp topicPartition) (paused, owned bool) {
 	return pl.paused, true
 }
 
-// find locates rec's entry by binary search; l.mu is held.
-func (l *ledger) find(rec *kgo.Record) (*partitionLedger, *entry) {
-	pl, ok := l.parts[topicPartition{rec.Topic, rec.Partition}]
-	if !ok {
-		return nil, nil
+// find locates rec's entry in pl, if pl is still owned, by binary search; l.mu is held.
+func (l *ledger) find(rec *kgo.Record, pl *partitionLedger) *entry {
+	if pl == nil || l.parts[topicPartition{rec.Topic, rec.Partition}] != pl {
+		return nil
 	}
 	i, found := slices.BinarySearchFunc(pl.inflight, rec.Offset, func(e entry, off int64) int { return cmp.Compare(e.offset, off) })
 	if !found {
-		return pl, nil
+		return nil
 	}
-	return pl, &pl.inflight[i]
+	return &pl.inflight[i]
 }
 
 func (pl *partitionLedger) popDone() {
@@ -158,4 +190,21 @@ func (pl *partitionLedger) popDone() {
 		// Give back the array a long window left behind.
 		pl.inflight = slices.Clone(pl.inflight)
 	}
+}
+
+// forgetBefore drops from every history the runs whose message is older than t.
+func (l *ledger) forgetBefore(t time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, pl := range l.parts {
+		pl.history.forgetBefore(t)
+	}
+	l.others.forgetBefore(t)
+}
+
+// learnOthers replaces what is known of the other partitions' history.
+func (l *ledger) learnOthers(h history) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.others = h
 }

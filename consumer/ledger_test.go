@@ -1,9 +1,7 @@
 package consumer
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -21,9 +19,19 @@ func assignFresh(l *ledger, topic string, parts ...int32) {
 	l.assign(m)
 }
 
+// plOf is the ledger r's partition is owned under now (nil: not owned).
+func plOf(l *ledger, r *kgo.Record) *partitionLedger {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.parts[topicPartition{r.Topic, r.Partition}]
+}
+
+// noHistory ends the metadata of a partition nobody handled a run of yet.
+const noHistory = " c=0"
+
 func commitOf(t *testing.T, l *ledger, topic string, p int32) snapshot {
 	t.Helper()
-	s, ok := l.toCommit()[topicPartition{topic, p}]
+	s, ok := l.toCommit(nil)[topicPartition{topic, p}]
 	if !ok {
 		t.Fatalf("no commit wanted for %s/%d", topic, p)
 	}
@@ -35,29 +43,29 @@ func TestLedgerCommitsOnlyUpToOldestUnfinished(t *testing.T) {
 	assignFresh(l, "runs", 0, 1)
 	r := []*kgo.Record{rec("runs", 0, 10), rec("runs", 0, 11), rec("runs", 0, 12)}
 	for _, x := range r {
-		if prior, ok, _ := l.add(x); !ok || prior != Fresh {
-			t.Fatalf("add = %v, %v", prior, ok)
+		if p, ok, _ := l.add(x); !ok || p.prior != Fresh {
+			t.Fatalf("add = %v, %v", p.prior, ok)
 		}
 	}
-	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 10 || s.meta != metaPrefix {
+	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 10 || s.meta != metaPrefix+noHistory {
 		t.Fatalf("nothing started or finished: commit %+v, want offset 10 with empty progress", s)
 	}
-	l.finish(r[2]) // out of order: 12 before 10 and 11
-	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 10 || s.meta != metaPrefix+" f=2" {
+	l.finish(r[2], plOf(l, r[2])) // out of order: 12 before 10 and 11
+	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 10 || s.meta != metaPrefix+" f=2"+noHistory {
 		t.Fatalf("after 12 finished: commit %+v, want offset 10, f=2", s)
 	}
-	l.finish(r[0])
+	l.finish(r[0], plOf(l, r[0]))
 	s := commitOf(t, l, "runs", 0)
-	if s.offset.Offset != 11 || s.offset.Epoch != 7 || s.meta != metaPrefix+" f=1" {
+	if s.offset.Offset != 11 || s.offset.Epoch != 7 || s.meta != metaPrefix+" f=1"+noHistory {
 		t.Fatalf("after 10 finished: commit %+v, want offset 11 epoch 7, f=1", s)
 	}
-	l.finish(r[1])
+	l.finish(r[1], plOf(l, r[1]))
 	s = commitOf(t, l, "runs", 0)
-	if s.offset.Offset != 13 || s.meta != metaPrefix {
+	if s.offset.Offset != 13 || s.meta != metaPrefix+noHistory {
 		t.Fatalf("after all finished: commit %+v, want 13", s)
 	}
 	l.committed(topicPartition{"runs", 0}, s)
-	if got := l.toCommit(); len(got) != 0 {
+	if got := l.toCommit(nil); len(got) != 0 {
 		t.Fatalf("already committed, yet commit again %v", got)
 	}
 	if n := l.inflight(); n != 0 {
@@ -72,19 +80,19 @@ func TestLedgerStartedIsCommittedBeforeTheRunStarts(t *testing.T) {
 	l.add(a)
 	l.add(b)
 	l.committed(topicPartition{"runs", 0}, commitOf(t, l, "runs", 0))
-	v, ok := l.markStarted(b)
+	v, ok := l.markStarted(b, plOf(l, b))
 	if !ok {
 		t.Fatal("markStarted refused an owned record")
 	}
-	if covered, _ := l.committedVersion(topicPartition{"runs", 0}, v); covered {
+	if covered, _ := l.committedVersion(v); covered {
 		t.Fatal("start counted as committed before any commit")
 	}
 	s := commitOf(t, l, "runs", 0)
-	if s.meta != metaPrefix+" s=1" {
+	if s.meta != metaPrefix+" s=1"+noHistory {
 		t.Fatalf("commit after start = %q, want s=1", s.meta)
 	}
 	l.committed(topicPartition{"runs", 0}, s)
-	if covered, _ := l.committedVersion(topicPartition{"runs", 0}, v); !covered {
+	if covered, _ := l.committedVersion(v); !covered {
 		t.Fatal("start not covered by the commit that carried it")
 	}
 }
@@ -96,7 +104,7 @@ func TestLedgerCarriesEarlierOwnersProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.assign(map[topicPartition]assigned{{"runs", 0}: {offset: 100, meta: metaPrefix + " s=1,3 f=2", progress: prior}})
-	if got := l.toCommit(); len(got) != 0 {
+	if got := l.toCommit(nil); len(got) != 0 {
 		t.Fatalf("commit %v before polling anything: the earlier commit must stand", got)
 	}
 	want := map[int64]Prior{100: Fresh, 101: PriorStarted, 102: PriorFinished}
@@ -104,21 +112,21 @@ func TestLedgerCarriesEarlierOwnersProgress(t *testing.T) {
 	for off := int64(100); off <= 102; off++ {
 		recs[off] = rec("runs", 0, off)
 		p, ok, _ := l.add(recs[off])
-		if !ok || p != want[off] {
-			t.Fatalf("offset %d: prior %v, want %v", off, p, want[off])
+		if !ok || p.prior != want[off] {
+			t.Fatalf("offset %d: prior %v, want %v", off, p.prior, want[off])
 		}
 	}
 	// 101 is still the earlier owner's unresolved start, 102 is finished, and 103, not polled
 	// yet, must survive a crash of this member too.
-	if s, _ := l.parts[topicPartition{"runs", 0}].snapshot(); s.offset.Offset != 100 || s.meta != metaPrefix+" s=1,3 f=2" {
+	if s, _ := l.parts[topicPartition{"runs", 0}].snapshot(nil); s.offset.Offset != 100 || s.meta != metaPrefix+" s=1,3 f=2" {
 		t.Fatalf("snapshot %+v, want offset 100 with s=1,3 f=2", s)
 	}
-	if got := l.toCommit(); len(got) != 0 {
+	if got := l.toCommit(nil); len(got) != 0 {
 		t.Fatalf("commit %v that says what the broker has already", got)
 	}
-	l.finish(recs[100])
-	l.finish(recs[101])
-	l.finish(recs[102]) // the handler returns for the finished one too
+	l.finish(recs[100], plOf(l, recs[100]))
+	l.finish(recs[101], plOf(l, recs[101]))
+	l.finish(recs[102], plOf(l, recs[102])) // the handler returns for the finished one too
 	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 103 || s.meta != metaPrefix+" s=0" {
 		t.Fatalf("commit %+v, want offset 103 with s=0 (the earlier owner's start of 103)", s)
 	}
@@ -128,20 +136,20 @@ func TestLedgerDropsWorkOfPartitionsNoLongerOwned(t *testing.T) {
 	l := newLedger()
 	assignFresh(l, "runs", 0)
 	r := rec("runs", 0, 5)
-	l.add(r)
+	p, _, _ := l.add(r)
 	l.release(map[string][]int32{"runs": {0}})
-	l.finish(r) // completes after the revoke
-	if got := l.toCommit(); len(got) != 0 {
+	l.finish(r, p.pl) // completes after the revoke
+	if got := l.toCommit(nil); len(got) != 0 {
 		t.Fatalf("committed %v for a partition this member no longer owns", got)
 	}
 	if _, ok, _ := l.add(rec("runs", 0, 6)); ok {
 		t.Fatal("accepted a record of a partition not owned")
 	}
-	if _, ok := l.markStarted(r); ok {
+	if _, ok := l.markStarted(r, p.pl); ok {
 		t.Fatal("marked a start on a partition not owned")
 	}
 	assignFresh(l, "runs", 0)
-	if got := l.toCommit(); len(got) != 0 {
+	if got := l.toCommit(nil); len(got) != 0 {
 		t.Fatalf("reassigned partition commits %v before any work", got)
 	}
 }
@@ -155,33 +163,9 @@ func TestLedgerLag(t *testing.T) {
 	}
 	r := rec("runs", 2, 40)
 	l.add(r)
-	l.finish(r)
+	l.finish(r, plOf(l, r))
 	if got := l.lags()[2]; got != 59 {
 		t.Fatalf("lag = %d, want 59", got)
-	}
-}
-
-func TestLedgerWaitFinished(t *testing.T) {
-	l := newLedger()
-	assignFresh(l, "runs", 0, 1)
-	busy, left := rec("runs", 0, 1), rec("runs", 0, 2)
-	l.add(busy)
-	l.add(left)
-	l.add(rec("runs", 1, 1)) // another partition: not waited for
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if l.waitFinished(ctx, map[string][]int32{"runs": {0}}) {
-		t.Fatal("waitFinished returned true with runs still going")
-	}
-	done := make(chan bool)
-	go func() { done <- l.waitFinished(context.Background(), map[string][]int32{"runs": {0}}) }()
-	l.abandon(left) // left for the next owner: not waited for
-	l.finish(busy)
-	if !<-done {
-		t.Fatal("waitFinished did not see the runs end")
-	}
-	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 2 {
-		t.Fatalf("commit passed an abandoned record: %+v", s)
 	}
 }
 
@@ -196,18 +180,18 @@ func TestLedgerRecommitsAfterAnUncertainCommit(t *testing.T) {
 	tp := topicPartition{"runs", 0}
 	before := commitOf(t, l, "runs", 0)
 	l.committed(tp, before)
-	m, _ := l.markStarted(r)
+	m, _ := l.markStarted(r, plOf(l, r))
 	sent := commitOf(t, l, "runs", 0) // carries s=0; its answer is lost
 	if sent.meta == before.meta {
 		t.Fatal("the start did not change the commit")
 	}
 	l.uncertain(tp)
 	l.unmarkStarted(r, m) // the run will not start after all
-	again, ok := l.toCommit()[tp]
+	again, ok := l.toCommit(nil)[tp]
 	if !ok || again.meta != before.meta {
 		t.Fatalf("after an uncertain commit, want the unmarked state committed again, got %+v (%v)", again, ok)
 	}
-	if covered, _ := l.committedVersion(tp, m); covered {
+	if covered, _ := l.committedVersion(m); covered {
 		t.Fatal("an uncertain commit counted the start as committed")
 	}
 }
@@ -230,23 +214,23 @@ func TestLedgerWindowPausesBehindALongRun(t *testing.T) {
 		if !ok || pause != (off == 9) {
 			t.Fatalf("add %d: ok %v pause %v", off, ok, pause)
 		}
-		if l.finish(r) {
+		if l.finish(r, plOf(l, r)) {
 			t.Fatalf("finishing %d behind the head resumed the partition", off)
 		}
 	}
 	if paused, _ := l.windowPaused(topicPartition{"runs", 0}); !paused {
 		t.Fatal("not paused at the window limit")
 	}
-	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 0 || s.meta != "port-runner/1 f=1-9" {
+	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 0 || s.meta != "port-runner/1 f=1-9"+noHistory {
 		t.Fatalf("commit %+v", s)
 	}
 	if _, ok, _ := l.add(rec("runs", 0, 5)); ok {
 		t.Fatal("an offset polled again was registered twice")
 	}
-	if !l.finish(head) {
+	if !l.finish(head, plOf(l, head)) {
 		t.Fatal("finishing the head did not resume the partition")
 	}
-	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 10 || s.offset.Epoch != 7 || s.meta != "port-runner/1" {
+	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 10 || s.offset.Epoch != 7 || s.meta != "port-runner/1"+noHistory {
 		t.Fatalf("commit after the head %+v", s)
 	}
 }
@@ -261,8 +245,8 @@ func BenchmarkLedgerBehindALongRun(b *testing.B) {
 		for off := int64(1); off <= 20000; off++ {
 			r := rec("runs", 0, off)
 			l.add(r)
-			l.finish(r)
+			l.finish(r, plOf(l, r))
 		}
-		l.toCommit()
+		l.toCommit(nil)
 	}
 }

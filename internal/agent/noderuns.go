@@ -18,6 +18,7 @@ import (
 type target interface {
 	reporter.API
 	GetRun(ctx context.Context, runID string) (portapi.Run, error)
+	WatchRun(ctx context.Context, runID string) (portapi.Run, error)
 }
 
 func (a *Agent) target(run runmsg.Run) target {

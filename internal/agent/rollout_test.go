@@ -68,7 +68,6 @@ echo "end $PORT_RUN_ID $(now)" >> "$1"
   rerun_action: {command: [%[1]q, %[2]q, %[3]q], onInterrupted: rerun}
   fail_action: {command: [%[1]q, %[2]q, %[3]q], onInterrupted: fail}
 `, script, record, gate))
-	cfg.Kafka.RevokeTimeout = config.Duration(time.Second)
 	cfg.Executor.ShutdownTimeout = config.Duration(time.Second)
 	cfg.Executor.MaxConcurrent = 8 // however the runs hash over partitions, all start at once
 

@@ -1,9 +1,8 @@
 package agent
 
 import (
-	"context"
 	"errors"
-	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kzap"
@@ -44,8 +43,9 @@ func (a *Agent) unsigned(raw []byte, where string, err error) bool {
 	return true
 }
 
-// newConsumer builds the consumer for k's brokers.
-func (a *Agent) newConsumer(k config.Kafka) error {
+// kafkaClients prepares the Kafka clients' options for k's brokers: the consumer's, and a
+// plain client's (the start check, the lag collector), which joins no group.
+func (a *Agent) kafkaClients(k config.Kafka) error {
 	kopts, err := kafkaOpts(k)
 	if err != nil {
 		return err
@@ -60,22 +60,28 @@ func (a *Agent) newConsumer(k config.Kafka) error {
 	}))))
 	a.kafka = k
 	a.lagOpts = append(append([]kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, kopts...), a.deps.KafkaOpts...)
-	kopts = append(kopts, kgo.WithHooks(a.kafkaProm))
-	a.consumer, err = consumer.New(consumer.Options{
-		Brokers:       k.Brokers,
-		Topic:         k.Topic,
-		Group:         k.Group,
-		StartOffset:   k.StartOffset,
-		GroupProtocol: k.GroupProtocol,
-		// The group waits this long for a revoke, which releases partitions only once their
-		// runs here are closed (consumer.Options.StopWait).
-		ClientOpts: append(append(kopts, kgo.RebalanceTimeout(k.RebalanceTimeout())), a.deps.KafkaOpts...),
-		Slots:      a.pool,
-		MaxPoll:    a.cfg.Executor.MaxConcurrent,
-		RevokeWait: k.RevokeTimeout.D(),
-		StopWait:   config.KillGrace + a.deps.ClosingBudget,
-		Logger:     a.log,
-		Runs:       a.lives, // the revoke asks the run lifecycle what it still holds
+	a.consumerOpts = append(append(kopts, kgo.WithHooks(a.kafkaProm)), a.deps.KafkaOpts...)
+	return nil
+}
+
+// newConsumer builds the consumer, which joins the group at once (kafkaClients first).
+func (a *Agent) newConsumer() error {
+	k := a.kafka
+	c, err := consumer.New(consumer.Options{
+		Brokers:        k.Brokers,
+		Topic:          k.Topic,
+		Group:          k.Group,
+		StartOffset:    k.StartOffset,
+		GroupProtocol:  k.GroupProtocol,
+		ClientOpts:     a.consumerOpts,
+		Slots:          a.pool,
+		MaxPoll:        a.cfg.Executor.MaxConcurrent,
+		SessionTimeout: k.SessionTimeout.D(),
+		Fence:          k.Fence(),
+		LeaseBound:     a.cfg.LeaseBound(a.deps.ClosingBudget),
+		LeaseMargin:    config.LeaseMargin,
+		HistoryAge:     a.cfg.Security.MaxMessageAge.D(),
+		Logger:         a.log,
 		OnFatal: func(err error) {
 			select {
 			case a.fatal <- err:
@@ -83,22 +89,13 @@ func (a *Agent) newConsumer(k config.Kafka) error {
 			}
 		},
 	})
+	a.consumer = c
 	return err
 }
 
-// consumerFromPort gets the organization's Kafka credentials from Port with the agent's
-// Port credentials (kafka.brokers not configured) and builds the consumer: SASL_SSL with
-// SCRAM-SHA-512, as Port's managed Kafka is, and the Kafka username as the group unless
-// kafka.group names one (Port's rule allows it).
-func (a *Agent) consumerFromPort(ctx context.Context) error {
-	cr, err := a.api.KafkaCredentials(ctx)
-	if err != nil {
-		return fmt.Errorf("kafka.brokers not configured, and Port did not give Kafka credentials: %w", err)
-	}
-	k := kafkaFromPort(a.cfg.Kafka, cr, a.deps.KafkaPlaintext)
-	a.log.Info("using Kafka credentials from Port", zap.Strings("brokers", cr.Brokers), zap.String("group", k.Group))
-	return a.newConsumer(k)
-}
+// shimFence is the fence each command's shim keeps (executor.Spec.Fence): half the group's
+// fence, since this replica stops renewing half a fence after its last confirmed membership.
+func (a *Agent) shimFence() time.Duration { return a.cfg.Kafka.Fence() / 2 }
 
 // kafkaFromPort is k with the brokers and credentials Port gave (consumerFromPort, and
 // validate --connect).

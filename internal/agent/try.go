@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"go.uber.org/zap"
-
 	"github.com/port-runner/port-runner/executor"
 )
 
@@ -25,13 +23,13 @@ type Tried struct {
 // action, execute, report and close it in Port, exactly as a consumed run (the Port API
 // proxy for the command included). It is `port-runner try`'s engine.
 func (a *Agent) Try(ctx context.Context, raw []byte) (Tried, error) {
-	run, err := a.decoder.Decode(raw)
+	msg, err := a.decoder.Decode(raw)
 	if err != nil {
 		return Tried{}, fmt.Errorf("the run message: %w", err)
 	}
-	act, ok := a.lookupAction(&run)
+	act, ok := a.lookupAction(&msg)
 	if !ok {
-		return Tried{}, fmt.Errorf("action %q is not under actions: in the config", run.Action)
+		return Tried{}, fmt.Errorf("action %q is not under actions: in the config", msg.Action)
 	}
 	if _, err := a.api.Token(ctx); err != nil {
 		return Tried{}, fmt.Errorf("port api: %w", err)
@@ -45,18 +43,14 @@ func (a *Agent) Try(ctx context.Context, raw []byte) (Tried, error) {
 		return Tried{}, err
 	}
 	defer stopProxy()
-	log := a.log.With(zap.String("run_id", run.ID), zap.String("action", run.Action))
-	// The run has no partition, but it is held like a consumed one: runs_in_flight and
-	// /status count it.
-	life := a.lives.receive(runAt{offset: -1}, run.ID, run.Action, nil)
-	defer life.leave()
-	life.to(phaseClaimed)
-	ex := a.execute(ctx, ctx, run, act, life, false, "try", log)
-	if ex.finished {
-		life.to(phaseCommittable)
-	}
-	t := Tried{RunID: run.ID, Action: run.Action, Spec: ex.spec, Masks: ex.masks, Result: ex.res, Closed: ex.finished}
-	if !ex.finished {
+	// The run has no way in, so it holds its lease outright; otherwise it lives as a
+	// consumed one from its execution on: runs_in_flight and /status count it.
+	r := &run{lease: ownLease{}, at: runAt{offset: -1}, where: "try", stop: ctx, work: ctx, report: ctx}
+	a.received(r, msg, act)
+	r.life.to(phaseStartDurable)
+	closed := a.live(r, execute)
+	t := Tried{RunID: msg.ID, Action: msg.Action, Spec: r.ex.spec, Masks: r.ex.masks, Result: r.ex.res, Closed: closed}
+	if !closed {
 		return t, errors.New("the run was not closed in Port (see the log above)")
 	}
 	return t, nil

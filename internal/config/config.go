@@ -45,30 +45,40 @@ type Kafka struct {
 	GroupProtocol string   `yaml:"groupProtocol"`
 	SASL          SASL     `yaml:"sasl"`
 	TLS           TLS      `yaml:"tls"`
-	// RevokeTimeout is how long a revoke lets runs of the revoked partitions finish before
-	// it cancels them; the partition is released only once they are closed in Port.
-	RevokeTimeout Duration `yaml:"revokeTimeout"`
+	// SessionTimeout: a replica that stops heartbeating (crashed, frozen, cut off) loses its
+	// partitions after this; its fence (Fence) is shorter (README "Delivery"). Classic
+	// groups; with groupProtocol consumer the broker's group.consumer.session.timeout.ms
+	// applies, which must not be shorter.
+	SessionTimeout Duration `yaml:"sessionTimeout"`
 }
 
-// Delivery timings the group's rebalance timeout is made of (see RebalanceTimeout).
+// Delivery timings the leases are made of (README "Delivery").
 const (
 	// KillGrace is the time between SIGTERM and SIGKILL for a cancelled command: the
 	// executor's, which kills it.
 	KillGrace = executor.DefaultKillGrace
 	// ClosingBudget is how long one run's closing request is retried.
 	ClosingBudget = 60 * time.Second
-	// CommitMargin is the time left for the revoke's last commit.
-	CommitMargin = 10 * time.Second
-	// MaxRevokeTimeout keeps the rebalance timeout, and so every rebalance of the group,
-	// within minutes.
-	MaxRevokeTimeout = 5 * time.Minute
+	// LeaseMargin is kept from a lease's bound for requests under way and for clocks that
+	// do not run at quite the same rate.
+	LeaseMargin = 10 * time.Second
+	// MinSessionTimeout and MaxSessionTimeout are Kafka's defaults for what a broker
+	// accepts (group.min.session.timeout.ms, group.max.session.timeout.ms).
+	MinSessionTimeout = 6 * time.Second
+	MaxSessionTimeout = 30 * time.Minute
 )
 
-// RebalanceTimeout is how long the group waits for this member in a rebalance: the revoke
-// wait, then the kill of what still runs, closing those runs in Port and the last commit.
-// A revoke that fits in it never has its partitions taken before their runs are closed.
-func (k Kafka) RebalanceTimeout() time.Duration {
-	return k.RevokeTimeout.D() + KillGrace + ClosingBudget + CommitMargin
+// Fence is how long a replica that cannot confirm its membership of the group may still
+// have commands running: it stops them and stops renewing their shims at half of it, and
+// the shims kill what is left at the end of it. It is shorter than the session timeout, so
+// they are dead before any other replica may take their runs over.
+func (k Kafka) Fence() time.Duration { return k.SessionTimeout.D() * 2 / 3 }
+
+// LeaseBound is how long after leaving the group (a drain) a replica may still act on the
+// runs it holds: the shutdown timeout, the kill grace, the closing budget and the margin.
+// Other replicas wait that long after it left before they decide a run it holds.
+func (c *Config) LeaseBound(closingBudget time.Duration) time.Duration {
+	return c.Executor.ShutdownTimeout.D() + KillGrace + closingBudget + LeaseMargin
 }
 
 // FromPort reports whether the brokers and SASL credentials come from Port
@@ -195,8 +205,8 @@ func (c *Config) applyDefaults() {
 	if c.Kafka.GroupProtocol == "" {
 		c.Kafka.GroupProtocol = "classic"
 	}
-	if c.Kafka.RevokeTimeout == 0 {
-		c.Kafka.RevokeTimeout = Duration(20 * time.Second)
+	if c.Kafka.SessionTimeout == 0 {
+		c.Kafka.SessionTimeout = Duration(15 * time.Second)
 	}
 	if c.Security.MaxMessageAge == 0 {
 		c.Security.MaxMessageAge = Duration(10 * time.Minute)

@@ -92,9 +92,9 @@ func validateKafka(k Kafka, add func(error)) {
 			add(problem("kafka.tls.caFile", "%v", err))
 		}
 	}
-	if r := k.RevokeTimeout.D(); r < time.Second || r > MaxRevokeTimeout {
-		add(problem("kafka.revokeTimeout", "must be between 1s and %s, got %s (the group's rebalance timeout is revokeTimeout + %s kill grace + %s closing budget + %s commit)",
-			MaxRevokeTimeout, r, KillGrace, ClosingBudget, CommitMargin))
+	if s := k.SessionTimeout.D(); s < MinSessionTimeout || s > MaxSessionTimeout {
+		add(problem("kafka.sessionTimeout", "must be between %s and %s (what brokers accept by default), got %s; the fence is 2/3 of it",
+			MinSessionTimeout, MaxSessionTimeout, s))
 	}
 }
 
