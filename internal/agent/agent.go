@@ -68,8 +68,8 @@ type Agent struct {
 	stopping atomic.Bool
 	// Observability: franz-go's client metrics, and the options of the lag collector's own
 	// Kafka client.
-	kafkaProm *kprom.Metrics
-	lagOpts   []kgo.Opt
+	kafkaProm    *kprom.Metrics
+	lagOpts      []kgo.Opt
 	kafka        config.Kafka // the consumer's, brokers and group from Port included
 	consumerOpts []kgo.Opt    // the consumer's client options (kafkaClients)
 	kafkaLogs    atomic.Bool  // franz-go's warnings are logged (after the start check)

@@ -69,10 +69,10 @@ while [ ! -e "$2" ]; do sleep 0.05; done
 			t.Errorf("%s: %s, %d terminations", id, r.Status, r.Terminations)
 		}
 	}
+	assertCommittedToEnd(t, h)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	assertCommittedToEnd(t, h)
 }
 
 // closingRequests counts the closing requests Port answered for a run, by status.
@@ -118,10 +118,10 @@ func TestClosingRefusalsAreRetried(t *testing.T) {
 			t.Errorf("%s: closing requests by status %v, want %d refused then one 200", c.id, got, len(c.codes))
 		}
 	}
+	assertCommittedToEnd(t, h)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	assertCommittedToEnd(t, h)
 	if v := testutil.ToFloat64(h.metrics.RunsUnclosed); v != 0 {
 		t.Errorf("runs_unclosed_total = %v, want 0", v)
 	}
@@ -161,13 +161,13 @@ func TestClosingRefusedForGood(t *testing.T) {
 	if d := time.Since(refusedAt); d < time.Second {
 		t.Errorf("commit passed the refused run %s after the refusal, before the 3s budget ended", d)
 	}
+	assertCommittedToEnd(t, h)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	if r, _ := h.emu.Run("r_refused"); r.Status != "IN_PROGRESS" {
 		t.Errorf("r_refused: %s, want it still open (Port refused every close)", r.Status)
 	}
-	assertCommittedToEnd(t, h)
 }
 
 // committedOffset is the group's committed offset of a partition (-1: none).
@@ -226,6 +226,7 @@ func TestReplayedOldMessageNeverRuns(t *testing.T) {
 	stop := h.start(t, cfg)
 	waitTerminated(t, h.emu, "r_old_open")
 	waitTerminated(t, h.emu, "r_fresh")
+	assertCommittedToEnd(t, h)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -236,6 +237,7 @@ func TestReplayedOldMessageNeverRuns(t *testing.T) {
 	h.produceRun(t, "r_sentinel", "act")
 	stop = h.start(t, cfg)
 	waitTerminated(t, h.emu, "r_sentinel")
+	assertCommittedToEnd(t, h)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -356,8 +358,8 @@ func TestClosingGoesOnPastTheBudgetWhileThePartitionIsOurs(t *testing.T) {
 	if r.Status != "SUCCESS" || r.Terminations != 1 || r.RejectedTerminations != 0 {
 		t.Errorf("r_outage: %s %q, %d terminations, %d rejected", r.Status, r.StatusLabel, r.Terminations, r.RejectedTerminations)
 	}
+	assertCommittedToEnd(t, h)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	assertCommittedToEnd(t, h)
 }

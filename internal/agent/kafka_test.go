@@ -156,10 +156,10 @@ func TestRebalanceWhileRunsFlow(t *testing.T) {
 			t.Logf("run %s was closed a second time (rejected by Port): executed twice across the rebalance", id)
 		}
 	}
+	assertCommittedToEnd(t, h)
 	if err := first(); err != nil {
 		t.Fatalf("first agent: %v", err)
 	}
-	assertCommittedToEnd(t, h)
 }
 
 func terminatedCount(emu *emulator.Emulator, ids []string) int {

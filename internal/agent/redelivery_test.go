@@ -60,7 +60,7 @@ func TestRedeliveryAfterAnAgentDied(t *testing.T) {
 	// below the committed offset.
 	adm := kadm.NewClient(h.cluster.Client(t))
 	offsets := kadm.Offsets{}
-	offsets.Add(kadm.Offset{Topic: h.topic, Partition: 0, At: 1, LeaderEpoch: -1, Metadata: "port-runner/1 s=0,1,2"})
+	offsets.Add(kadm.Offset{Topic: h.topic, Partition: 0, At: 1, LeaderEpoch: -1, Metadata: "port-runner/1 s=0,1,2 c=0"})
 	if _, err := adm.CommitOffsets(ctx, h.group, offsets); err != nil {
 		t.Fatalf("plant the dead agent's commit: %v", err)
 	}
@@ -82,6 +82,7 @@ func TestRedeliveryAfterAnAgentDied(t *testing.T) {
 	waitcond.For(t, "the skipped runs to be counted", 20*time.Second, func() bool {
 		return testutil.ToFloat64(h.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate)) == 1
 	})
+	assertCommittedToEnd(t, h)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,6 @@ func TestRedeliveryAfterAnAgentDied(t *testing.T) {
 			t.Errorf("requests for %s: %q, want %q", id, g, w)
 		}
 	}
-	assertCommittedToEnd(t, h)
 }
 
 // TestPortOutage: Port answers 503 for a while; runs are not lost and each gets exactly
@@ -164,10 +164,10 @@ func TestPortOutage(t *testing.T) {
 			t.Errorf("%s: output lost in the outage: %+v", run.ID, run.Logs)
 		}
 	}
+	assertCommittedToEnd(t, h)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	assertCommittedToEnd(t, h)
 }
 
 // TestGroupProtocolConsumer runs the agent with KIP-848 server-side assignment.
@@ -204,10 +204,10 @@ func TestGroupProtocolConsumer(t *testing.T) {
 	case g.GroupType != "consumer":
 		t.Errorf("group %s runs the %q protocol, want consumer (KIP-848)", h.group, g.GroupType)
 	}
+	assertCommittedToEnd(t, h)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	assertCommittedToEnd(t, h)
 }
 
 // TestShutdownCancelsWhatOutlivesTheTimeout: on stop, a command that outlives
@@ -251,7 +251,20 @@ func TestShutdownCancelsWhatOutlivesTheTimeout(t *testing.T) {
 	if r, _ := h.emu.Run("r_quick"); r.Status != "SUCCESS" || r.Terminations != 1 {
 		t.Errorf("r_quick: %s %q, want it to finish during the drain", r.Status, r.StatusLabel)
 	}
+	// The agent left the group at the signal, leasing the runs to itself: the partition's
+	// next owner learns they ended from Port and commits past them, running nothing.
+	ranBefore := testutil.ToFloat64(h.metrics.RunsTotal.WithLabelValues("slow", "failure"))
+	stop := h.start(t, cfg)
 	assertCommittedToEnd(t, h)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if ran := testutil.ToFloat64(h.metrics.RunsTotal.WithLabelValues("slow", "failure")) - ranBefore; ran != 0 {
+		t.Errorf("the next owner ran r_slow again (%v)", ran)
+	}
+	if v := testutil.ToFloat64(h.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate)); v != 2 {
+		t.Errorf("duplicates = %v, want both runs skipped by the next owner", v)
+	}
 }
 
 // TestRunUnknownToPortDoesNotStallThePartition: Port answers 404 for a run it does not know;
@@ -315,6 +328,7 @@ func TestNewGroupFromEarliestSkipsClosedRuns(t *testing.T) {
 	waitcond.For(t, "the closed run to be skipped", 20*time.Second, func() bool {
 		return testutil.ToFloat64(h.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate)) == 1
 	})
+	assertCommittedToEnd(t, h)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +339,6 @@ func TestNewGroupFromEarliestSkipsClosedRuns(t *testing.T) {
 	if strings.TrimSpace(string(got)) != "r_still_open" {
 		t.Errorf("executed %q, want only r_still_open", got)
 	}
-	assertCommittedToEnd(t, h)
 }
 
 // TestReadyAfterAnIdleTokenExpired: a replica with nothing to do must not turn unready

@@ -49,9 +49,10 @@ func readExecutions(t *testing.T, path string) map[string][]execution {
 }
 
 // TestRollingUpdateNeverOverlapsARun: two agents run long commands that trap SIGTERM and
-// take 4s to exit, on every partition; a third agent joins (the rollout's surge), and once
-// the revoke wait has passed one of the first agents gets SIGTERM. With rerun and with
-// fail: no two executions of a run overlap, Port never has a run's termination before its
+// take 4s to exit, on every partition; a third agent joins (the rollout's surge) and takes
+// partitions at once while their runs go on where they started; then one of the first
+// agents gets SIGTERM. With rerun and with fail: no run is cancelled for its partition's
+// move, no two executions of a run overlap, Port never has a run's termination before its
 // last execution ended, and each run is terminated once.
 func TestRollingUpdateNeverOverlapsARun(t *testing.T) {
 	h := newHarness(t, 4)
@@ -85,9 +86,9 @@ echo "end $PORT_RUN_ID $(now)" >> "$1"
 	started := func() int { return strings.Count(readFile(record), "start ") }
 	waitcond.For(t, "every run to start", 60*time.Second, func() bool { return started() >= len(ids) })
 
-	// The surge: a third agent joins; revokes wait 1s, cancel, wait for the close.
-	_, stopC := h.startAgent(t, cfg)
-	waitcond.For(t, "a run of a moved partition closed", 60*time.Second, func() bool { return terminatedCount(h.emu, ids) > 0 })
+	// The surge: a third agent joins and gets partitions at once.
+	c, stopC := h.startAgent(t, cfg)
+	waitcond.For(t, "the third agent to join", 60*time.Second, func() bool { return c.Ready() == nil })
 	// Then one of the first agents is stopped (SIGTERM: shutdownTimeout 1s, cancel, close).
 	if err := stopA(); err != nil {
 		t.Fatalf("agent A: %v", err)
@@ -96,7 +97,9 @@ echo "end $PORT_RUN_ID $(now)" >> "$1"
 		t.Fatal(err)
 	}
 	for _, id := range ids {
-		waitTerminated(t, h.emu, id)
+		if r := waitTerminated(t, h.emu, id); strings.Contains(r.StatusLabel, "reassigned") {
+			t.Errorf("%s: cancelled for its partition's move: %s %q", id, r.Status, r.StatusLabel)
+		}
 	}
 	for _, stop := range []func() error{stopB, stopC} {
 		if err := stop(); err != nil {
