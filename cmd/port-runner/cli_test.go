@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -12,7 +14,7 @@ var commandFlags = map[string][]string{
 	"try":      {"properties", "entity", "config"},
 	"demo":     nil,
 	"emulator": {"addr", "brokers", "org", "client-id", "client-secret", "budget", "budget-window", "kafka-username", "kafka-password", "secret-inputs"},
-	"version":  nil,
+	"version":  {"json"},
 	"help":     nil,
 }
 
@@ -64,6 +66,27 @@ func TestGlobalHelp(t *testing.T) {
 	code, stdout, stderr := runCmd("help", "nosuch")
 	if code != exitUsage || stdout != "" || !strings.Contains(stderr, `unknown command "nosuch"`) {
 		t.Errorf("help nosuch: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+func TestVersionJSON(t *testing.T) {
+	code, stdout, stderr := runCmd("version", "--json")
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var got map[string]string
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, stdout)
+	}
+	if got["version"] != version || got["commit"] == "" || got["go"] != runtime.Version() ||
+		got["os"] != runtime.GOOS || got["arch"] != runtime.GOARCH {
+		t.Errorf("version --json = %v", got)
+	}
+	for _, args := range [][]string{{"version"}, {"--version"}, {"-v"}} {
+		code, stdout, _ := runCmd(args...)
+		if code != exitOK || !strings.HasPrefix(stdout, "port-runner "+version+" (commit ") {
+			t.Errorf("%v: exit %d, stdout %q", args, code, stdout)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -18,18 +19,39 @@ var (
 
 func versionCommand() command {
 	return command{
-		name:    "version",
-		summary: "The version, commit, Go version and platform of this build.",
-		flags: func(*flag.FlagSet) func([]string, io.Writer, io.Writer) int {
-			return func(_ []string, stdout, _ io.Writer) int {
-				fmt.Fprintln(stdout, versionString())
+		name:     "version",
+		synopsis: "[--json]",
+		summary:  "The version, commit, Go version and platform of this build.",
+		flags: func(fs *flag.FlagSet) func([]string, io.Writer, io.Writer) int {
+			asJSON := fs.Bool("json", false, `one JSON object: {"version", "commit", "go", "os", "arch"}`)
+			return func(_ []string, stdout, stderr io.Writer) int {
+				b := currentBuild()
+				if !*asJSON {
+					fmt.Fprintf(stdout, "port-runner %s (commit %s, %s %s/%s)\n", b.Version, b.Commit, b.Go, b.OS, b.Arch)
+					return exitOK
+				}
+				out, err := json.Marshal(b)
+				if err != nil {
+					fmt.Fprintf(stderr, "port-runner version: %v\n", err)
+					return exitRuntime
+				}
+				fmt.Fprintf(stdout, "%s\n", out)
 				return exitOK
 			}
 		},
 	}
 }
 
-func versionString() string {
+// build is what `port-runner version` reports.
+type build struct {
+	Version string `json:"version"`
+	Commit  string `json:"commit"`
+	Go      string `json:"go"`
+	OS      string `json:"os"`
+	Arch    string `json:"arch"`
+}
+
+func currentBuild() build {
 	rev := commit
 	if bi, ok := debug.ReadBuildInfo(); ok && rev == "" {
 		for _, s := range bi.Settings {
@@ -41,5 +63,5 @@ func versionString() string {
 	if rev == "" {
 		rev = "unknown"
 	}
-	return fmt.Sprintf("port-runner %s (commit %s, %s %s/%s)", version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return build{Version: version, Commit: rev, Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
 }
