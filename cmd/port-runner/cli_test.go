@@ -116,10 +116,31 @@ func TestStrayArgumentsRefused(t *testing.T) {
 		{[]string{"help", "--bogus"}, "-bogus"},
 		{[]string{"emulator", "--addr", noListen, "extra"}, `unexpected argument "extra"`},
 		{[]string{"emulator", "--addr", noListen, "--bogus"}, "-bogus"},
+		{[]string{"emulator", "--addr", noListen, "--brokers", "127.0.0.1:1", "--kafka-username", "u"}, "--kafka-password"},
+		{[]string{"emulator", "--addr", noListen, "--kafka-username", "u", "--kafka-password", "p"}, "--brokers"},
+		{[]string{"emulator", "--addr", noListen, "--brokers", "127.0.0.1:1", "--kafka-password", "p"}, "--kafka-username"},
+		{[]string{"emulator", "--addr", noListen, "--budget-window", "10s"}, "--budget"},
+		{[]string{"emulator", "--addr", noListen, "--budget", "-1"}, "--budget"},
+		{[]string{"emulator", "--addr", noListen, "--budget", "5", "--budget-window", "1500ms"}, "whole seconds"},
+		{[]string{"emulator", "--addr", noListen, "--budget", "5", "--budget-window", "0s"}, "whole seconds"},
 	} {
 		code, stdout, stderr := runCmd(tc.args...)
 		if code != exitUsage || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%v: exit %d, want 2 and stderr naming %q; stdout %q, stderr %q", tc.args, code, tc.want, stdout, stderr)
+		}
+	}
+}
+
+// The emulator's secrets may come from the environment; its help never shows them.
+func TestEmulatorHelpHidesSecrets(t *testing.T) {
+	t.Setenv("PORT_CLIENT_SECRET", "client-secret-from-env-1234")
+	t.Setenv("EMULATOR_KAFKA_PASSWORD", "kafka-password-from-env-5678")
+	for _, args := range [][]string{{"emulator", "-h"}, {"help", "emulator"}, {"emulator", "--bogus"}} {
+		_, stdout, stderr := runCmd(args...)
+		for _, secret := range []string{"client-secret-from-env-1234", "kafka-password-from-env-5678"} {
+			if strings.Contains(stdout+stderr, secret) {
+				t.Errorf("%v shows %s:\n%s%s", args, secret, stdout, stderr)
+			}
 		}
 	}
 }

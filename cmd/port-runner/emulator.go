@@ -24,6 +24,7 @@ type emulatorFlags struct {
 	budget                                     int
 	budgetWindow                               time.Duration
 	kafkaUser, kafkaPassword, secretInputs     string
+	set                                        map[string]bool // the flags given on the command line
 }
 
 func emulatorCommand() command {
@@ -39,13 +40,19 @@ func emulatorCommand() command {
 			fs.StringVar(&f.brokers, "brokers", "", "Kafka brokers to write run messages to (comma separated)")
 			fs.StringVar(&f.org, "org", envOr("PORT_ORG_ID", "org_local"), "organization id (topic <org>.runs)")
 			fs.StringVar(&f.clientID, "client-id", envOr("PORT_CLIENT_ID", "local-client"), "accepted client id")
-			fs.StringVar(&f.clientSecret, "client-secret", envOr("PORT_CLIENT_SECRET", "local-client-secret"), "accepted client secret; signs run messages")
+			// The secrets' defaults come from the environment after parsing, so that no usage
+			// ever prints them.
+			fs.StringVar(&f.clientSecret, "client-secret", "", "accepted client secret; signs run messages (default: PORT_CLIENT_SECRET, else local-client-secret)")
 			fs.IntVar(&f.budget, "budget", 0, "requests per budget window before 429 (0: unlimited)")
-			fs.DurationVar(&f.budgetWindow, "budget-window", 5*time.Minute, "length of a budget window (whole seconds)")
-			fs.StringVar(&f.kafkaUser, "kafka-username", "", "with --kafka-password: GET /v1/kafka-credentials answers --brokers and these")
-			fs.StringVar(&f.kafkaPassword, "kafka-password", os.Getenv("EMULATOR_KAFKA_PASSWORD"), "see --kafka-username (or EMULATOR_KAFKA_PASSWORD)")
+			fs.DurationVar(&f.budgetWindow, "budget-window", 5*time.Minute, "length of a budget window, whole seconds; with --budget")
+			fs.StringVar(&f.kafkaUser, "kafka-username", "", "with --kafka-password and --brokers: GET /v1/kafka-credentials answers them")
+			fs.StringVar(&f.kafkaPassword, "kafka-password", "", "see --kafka-username (default: EMULATOR_KAFKA_PASSWORD)")
 			fs.StringVar(&f.secretInputs, "secret-inputs", "", "inputs created runs carry encrypted: ACTION=INPUT,INPUT[;ACTION=...]")
 			return func(_ []string, _, stderr io.Writer) int {
+				f.set = map[string]bool{}
+				fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+				f.clientSecret = givenOr(f.set["client-secret"], f.clientSecret, envOr("PORT_CLIENT_SECRET", "local-client-secret"))
+				f.kafkaPassword = givenOr(f.set["kafka-password"], f.kafkaPassword, os.Getenv("EMULATOR_KAFKA_PASSWORD"))
 				opts, err := f.options()
 				if err != nil {
 					fmt.Fprintf(stderr, "port-runner emulator: %v\n", err)
@@ -57,17 +64,37 @@ func emulatorCommand() command {
 	}
 }
 
-// options turns the flags into the emulator's options (all but the producer).
+// givenOr is given when its flag was set on the command line, else fallback.
+func givenOr(set bool, given, fallback string) string {
+	if set {
+		return given
+	}
+	return fallback
+}
+
+// options checks that every flag given is one the emulator will use, and turns them into its
+// options (all but the producer).
 func (f emulatorFlags) options() (emulator.Options, error) {
+	var none emulator.Options
+	switch {
+	case f.budget < 0:
+		return none, fmt.Errorf("--budget %d: want 0 (unlimited) or more", f.budget)
+	case f.set["budget-window"] && f.budget == 0:
+		return none, errors.New("--budget-window is the window of --budget: give both")
+	case f.budgetWindow < time.Second || f.budgetWindow%time.Second != 0:
+		return none, fmt.Errorf("--budget-window %s: want whole seconds, at least 1s", f.budgetWindow)
+	case (f.kafkaUser != "" || f.set["kafka-password"]) && (f.kafkaUser == "" || f.kafkaPassword == "" || f.brokers == ""):
+		return none, errors.New("--kafka-username, --kafka-password (or EMULATOR_KAFKA_PASSWORD) and --brokers go together")
+	}
 	secrets, err := parseSecretInputs(f.secretInputs)
 	if err != nil {
-		return emulator.Options{}, fmt.Errorf("--secret-inputs: %w", err)
+		return none, fmt.Errorf("--secret-inputs: %w", err)
 	}
 	opts := emulator.Options{ClientID: f.clientID, ClientSecret: f.clientSecret, OrgID: f.org,
 		Budget: f.budget, BudgetWindow: f.budgetWindow, SecretInputs: secrets,
 		// It may run for days (docker compose): keep only the latest requests in memory.
 		MaxRequests: 10000}
-	if f.kafkaUser != "" && f.kafkaPassword != "" && f.brokers != "" {
+	if f.kafkaUser != "" {
 		opts.KafkaCredentials = &emulator.KafkaCredentials{Brokers: strings.Split(f.brokers, ","), Username: f.kafkaUser, Password: f.kafkaPassword}
 	}
 	return opts, nil
