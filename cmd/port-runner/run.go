@@ -26,10 +26,10 @@ func runCommand() command {
 		name:     "run",
 		synopsis: "--config FILE",
 		summary:  "The agent: executes the configured actions' runs from Kafka and reports them to Port.",
-		detail: "A first SIGTERM or SIGINT drains (running commands finish), a second cancels running\n" +
-			"commands. Exit 0 after a drain, 1 on a runtime failure (a refused broker, bad\n" +
-			"credentials), 2 on a bad config. Logs are JSON on stderr; PORT_RUNNER_LOG_LEVEL=debug\n" +
-			"and PORT_RUNNER_LOG_FORMAT=console change them.",
+		detail: "A first SIGTERM or SIGINT drains (running commands get executor.shutdownTimeout),\n" +
+			"a second cancels them. Exit 0 after a drain, 1 on a runtime failure (the brokers or\n" +
+			"Port refusing it, a fatal Kafka error), 2 on a bad config. Logs are JSON on stderr;\n" +
+			"PORT_RUNNER_LOG_LEVEL=debug and PORT_RUNNER_LOG_FORMAT=console change them.",
 		flags: func(fs *flag.FlagSet) func([]string, io.Writer, io.Writer) int {
 			path := configFlag(fs)
 			return func(_ []string, _, stderr io.Writer) int { return runAgent(*path, stderr) }
