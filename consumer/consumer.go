@@ -45,17 +45,23 @@ type Options struct {
 	// renews none, so they are all dead at Fence (the exec shim's fence is Fence/2). It must
 	// be below SessionTimeout: no other member gets the partition before that. 0 -> 2/3 of it.
 	Fence time.Duration
-	// LeaseBound is how long after leaving the group this member may still act on its runs
-	// (its drain: shutdownTimeout, the kill grace, the closing budget, LeaseMargin): other
-	// members wait that long before they decide a run it holds. 0 -> 2m.
-	LeaseBound time.Duration
-	// LeaseMargin is kept from LeaseBound for requests under way and clock rates; 0 -> 10s.
+	// Drain is how long after leaving the group this member may still act on its runs
+	// (shutdownTimeout, the kill grace, the closing budget); 0 -> 2m. Other members wait
+	// Drain + Fence + LeaseMargin (the leases' bound, in the handover's commit) before they
+	// decide a run it holds: by then its commands are dead, also if it froze meanwhile.
+	Drain time.Duration
+	// LeaseMargin is added to the leases' bound for requests under way and clocks that do
+	// not run at quite the same rate; 0 -> 10s.
 	LeaseMargin time.Duration
 	// HistoryAge is how long run ids stay in a partition's history (security.maxMessageAge:
 	// older messages are looked up in Port anyway); 0 -> 10m.
 	HistoryAge time.Duration
-	Logger     *zap.Logger
-	OnLags     func(lags map[int32]int64) // every owned partition's lag, each commit tick
+	// MaxFuture is how far ahead of this machine's clock a message's time may be (later ones
+	// are refused): a partition whose earlier commits said nothing of the runs handled knows
+	// its history from now + MaxFuture on; 0 -> 5m.
+	MaxFuture time.Duration
+	Logger    *zap.Logger
+	OnLags    func(lags map[int32]int64) // every owned partition's lag, each commit tick
 	// OnFatal is told at once of an error retrying cannot fix (Run returns it once every
 	// handler has ended), so the caller can start its shutdown rather than wait for them.
 	OnFatal func(error)
@@ -100,8 +106,8 @@ func New(opts Options) (*Consumer, error) {
 	if opts.OnFatal == nil {
 		opts.OnFatal = func(error) {}
 	}
-	c := &Consumer{opts: opts, ledger: newLedger(), log: opts.Logger, unknownPrior: map[topicPartition]bool{},
-		members: newMembers(opts.Fence, opts.LeaseBound, opts.LeaseMargin), runs: map[*Ticket]struct{}{}}
+	c := &Consumer{opts: opts, ledger: newLedger(opts.MaxFuture), log: opts.Logger, unknownPrior: map[topicPartition]bool{},
+		members: newMembers(opts.Fence, opts.Drain), runs: map[*Ticket]struct{}{}}
 	start := kgo.NewOffset().AtEnd()
 	if opts.StartOffset == "earliest" {
 		start = kgo.NewOffset().AtStart()
@@ -192,7 +198,7 @@ func (c *Consumer) Run(ctx, workCtx context.Context, handle Handler) error {
 
 // leave hands every partition over (onRevoked: the commit that leases this member's runs
 // to it) and leaves the group, so their new owners get them now; from now on this member
-// acts on its runs for LeaseBound at most.
+// acts on its runs for Drain at most.
 func (c *Consumer) leave(ctx context.Context) {
 	c.members.leave()
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)

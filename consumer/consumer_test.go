@@ -213,7 +213,7 @@ func TestStartedDoesNotTrustAReassignedPartitionsVersions(t *testing.T) {
 		c.ledger.assign(map[topicPartition]assigned{tp: {offset: -1}})
 		again := &kgo.Record{Topic: testTopic, Partition: 0, Offset: 0}
 		p, _, _ := c.ledger.add(again)
-		c.ledger.markStarted(again, p.pl)
+		c.ledger.markStarted(again, p.pl, Lease{Holder: "m"})
 		c.ledger.abandon(again, p.pl)
 		failing.Store(false)
 	})

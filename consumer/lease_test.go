@@ -71,7 +71,7 @@ func TestRevokeHandsOverAtOnceUnderLease(t *testing.T) {
 		t.Run(protocol, func(t *testing.T) {
 			kc := fakeCluster(t, 2)
 			group := "g-handover-" + protocol
-			a := startMember(t, kc, group, Options{GroupProtocol: protocol, CommitEvery: time.Hour, LeaseBound: time.Hour}, true)
+			a := startMember(t, kc, group, Options{GroupProtocol: protocol, CommitEvery: time.Hour, Drain: time.Hour}, true)
 			held := map[int32]*Ticket{}
 			for range 2 {
 				tk := a.next(t)
@@ -102,7 +102,7 @@ func TestRevokeHandsOverAtOnceUnderLease(t *testing.T) {
 				t.Fatalf("handover committed %q: want offset 0 leased to %s", meta, holder)
 			}
 			got, ok, err := decodeProgress(0, meta)
-			if l := got.leases[0]; !ok || err != nil || l.Holder != holder || l.Bound != time.Hour {
+			if l := got.leases[0]; !ok || err != nil || l.Holder != holder || l.Bound != a.c.leaseBound() || l.Bound < time.Hour {
 				t.Fatalf("lease read back: %+v (%v, %v)", l, ok, err)
 			}
 		})
@@ -187,8 +187,8 @@ func TestFenceStopsRunsThatCannotBeConfirmed(t *testing.T) {
 func TestLeaseEndsOnceItsHolderLeftForItsBound(t *testing.T) {
 	kc := fakeCluster(t, 1)
 	group := "g-lease-bound"
-	const bound, margin = 3 * time.Second, time.Second
-	opts := Options{CommitEvery: time.Hour, LeaseBound: bound, LeaseMargin: margin, Fence: time.Second}
+	const bound = 3 * time.Second // the drain, the fence and the margin
+	opts := Options{CommitEvery: time.Hour, Drain: time.Second, LeaseMargin: time.Second, Fence: time.Second}
 	a := startMember(t, kc, group, opts, true)
 	held := a.next(t)
 	holder := a.c.memberID()

@@ -45,6 +45,8 @@ type ledger struct {
 	// others is the history of partitions this member does not own, as committed when it
 	// last got partitions: a copy of a message on another partition is known too.
 	others history
+	// maxFuture: how far ahead of this clock a message's time may be (Options.MaxFuture).
+	maxFuture time.Duration
 }
 
 type topicPartition struct {
@@ -96,8 +98,9 @@ type entry struct {
 // partition is paused until its head finishes.
 const defaultMaxWindow = 10000
 
-func newLedger() *ledger {
-	return &ledger{parts: map[topicPartition]*partitionLedger{}, changed: make(chan struct{}), maxWindow: defaultMaxWindow, others: newHistory()}
+func newLedger(maxFuture time.Duration) *ledger {
+	return &ledger{parts: map[topicPartition]*partitionLedger{}, changed: make(chan struct{}), maxWindow: defaultMaxWindow,
+		others: newHistory(), maxFuture: maxFuture}
 }
 
 // assigned is one partition's committed state when this member got it.
@@ -130,6 +133,12 @@ func (l *ledger) assign(parts map[topicPartition]assigned) {
 		prior := a.progress
 		if prior.started == nil {
 			prior = emptyProgress()
+		}
+		if !prior.history.known {
+			// Earlier commits (an older agent's, or unreadable ones) say nothing of the runs
+			// handled: the history knows those whose message is from a time no earlier
+			// run's can be, and older messages are asked about in Port.
+			prior.history.known, prior.history.cover = true, time.Now().Add(l.maxFuture).Unix()
 		}
 		l.parts[tp] = &partitionLedger{
 			handover:     handover,

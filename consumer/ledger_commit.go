@@ -20,6 +20,23 @@ func (pl *partitionLedger) snapshot(handover *Lease) (snapshot, bool) {
 	if !ok {
 		return snapshot{}, false
 	}
+	p := pl.progress(handover)
+	return snapshot{offset: base, meta: encodeProgress(base.Offset, p), version: pl.version}, true
+}
+
+// fits says whether the partition's commit would still say every start and lease within
+// Kafka's metadata limit if every run this member took were leased to handover.
+func (pl *partitionLedger) fits(handover Lease) bool {
+	base, ok := pl.base()
+	if !ok {
+		return true
+	}
+	return coreFits(base.Offset, pl.progress(&handover))
+}
+
+// progress is what the partition's commit says now; at a handover (lease set) the runs
+// this member took and has not finished are leased to it.
+func (pl *partitionLedger) progress(handover *Lease) progress {
 	p := newProgress()
 	for _, e := range pl.inflight {
 		switch {
@@ -38,7 +55,7 @@ func (pl *partitionLedger) snapshot(handover *Lease) (snapshot, bool) {
 	}
 	pl.carryPrior(&p)
 	p.history = pl.history
-	return snapshot{offset: base, meta: encodeProgress(base.Offset, p), version: pl.version}, true
+	return p
 }
 
 // carryPrior adds what earlier owners said of offsets not polled yet.

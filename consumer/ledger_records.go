@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"cmp"
+	"errors"
 	"slices"
 	"time"
 
@@ -62,22 +63,33 @@ type startMark struct {
 }
 
 // markStarted records that rec's run is taken by this member (its command is about to run,
-// or it is about to be closed as interrupted); the returned version must be committed before.
-func (l *ledger) markStarted(rec *kgo.Record, pl *partitionLedger) (m startMark, ok bool) {
+// or it is about to be closed as interrupted); the returned version must be committed
+// before. It refuses (errNoRoom) a start the partition's commit could not say, leased to
+// handover, within Kafka's metadata limit: the run waits until others end.
+func (l *ledger) markStarted(rec *kgo.Record, pl *partitionLedger, handover Lease) (m startMark, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e := l.find(rec, pl)
 	if e == nil || pl.revoking {
-		return startMark{}, false
+		return startMark{}, ErrNotOwned
 	}
 	if !e.started || !e.ours {
+		was := *e
 		m.set = !e.started
 		e.started, e.ours, e.unknown = true, true, false
+		if !pl.fits(handover) {
+			*e = was
+			return startMark{}, errNoRoom
+		}
 		pl.version++
 	}
 	m.pl, m.version = pl, pl.version
-	return m, true
+	return m, nil
 }
+
+// errNoRoom: the partition's commit metadata has no room for one more start (README
+// "Delivery": the run waits).
+var errNoRoom = errors.New("no room in the partition's commit metadata for another start")
 
 // unmarkStarted takes back a start this member recorded and gave up on before the command
 // ran: later commits must not tell the next owner that the run may have executed.
@@ -146,6 +158,13 @@ func (l *ledger) handled(pl *partitionLedger, id string, at time.Time) {
 		pl.history.add(id, at)
 		pl.version++
 	}
+}
+
+// changedC is closed at the next change notify announces.
+func (l *ledger) changedC() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.changed
 }
 
 func (l *ledger) notify() {

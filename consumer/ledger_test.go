@@ -1,7 +1,12 @@
 package consumer
 
 import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -39,7 +44,7 @@ func commitOf(t *testing.T, l *ledger, topic string, p int32) snapshot {
 }
 
 func TestLedgerCommitsOnlyUpToOldestUnfinished(t *testing.T) {
-	l := newLedger()
+	l := newLedger(5 * time.Minute)
 	assignFresh(l, "runs", 0, 1)
 	r := []*kgo.Record{rec("runs", 0, 10), rec("runs", 0, 11), rec("runs", 0, 12)}
 	for _, x := range r {
@@ -74,14 +79,14 @@ func TestLedgerCommitsOnlyUpToOldestUnfinished(t *testing.T) {
 }
 
 func TestLedgerStartedIsCommittedBeforeTheRunStarts(t *testing.T) {
-	l := newLedger()
+	l := newLedger(5 * time.Minute)
 	assignFresh(l, "runs", 0)
 	a, b := rec("runs", 0, 0), rec("runs", 0, 1)
 	l.add(a)
 	l.add(b)
 	l.committed(topicPartition{"runs", 0}, commitOf(t, l, "runs", 0))
-	v, ok := l.markStarted(b, plOf(l, b))
-	if !ok {
+	v, err := l.markStarted(b, plOf(l, b), Lease{Holder: "m"})
+	if err != nil {
 		t.Fatal("markStarted refused an owned record")
 	}
 	if covered, _ := l.committedVersion(v); covered {
@@ -98,12 +103,12 @@ func TestLedgerStartedIsCommittedBeforeTheRunStarts(t *testing.T) {
 }
 
 func TestLedgerCarriesEarlierOwnersProgress(t *testing.T) {
-	l := newLedger()
-	prior, ok, err := decodeProgress(100, metaPrefix+" s=1,3 f=2")
+	l := newLedger(5 * time.Minute)
+	prior, ok, err := decodeProgress(100, metaPrefix+" s=1,3 f=2"+noHistory)
 	if err != nil || !ok {
 		t.Fatal(err)
 	}
-	l.assign(map[topicPartition]assigned{{"runs", 0}: {offset: 100, meta: metaPrefix + " s=1,3 f=2", progress: prior}})
+	l.assign(map[topicPartition]assigned{{"runs", 0}: {offset: 100, meta: metaPrefix + " s=1,3 f=2" + noHistory, progress: prior}})
 	if got := l.toCommit(nil); len(got) != 0 {
 		t.Fatalf("commit %v before polling anything: the earlier commit must stand", got)
 	}
@@ -118,7 +123,7 @@ func TestLedgerCarriesEarlierOwnersProgress(t *testing.T) {
 	}
 	// 101 is still the earlier owner's unresolved start, 102 is finished, and 103, not polled
 	// yet, must survive a crash of this member too.
-	if s, _ := l.parts[topicPartition{"runs", 0}].snapshot(nil); s.offset.Offset != 100 || s.meta != metaPrefix+" s=1,3 f=2" {
+	if s, _ := l.parts[topicPartition{"runs", 0}].snapshot(nil); s.offset.Offset != 100 || s.meta != metaPrefix+" s=1,3 f=2"+noHistory {
 		t.Fatalf("snapshot %+v, want offset 100 with s=1,3 f=2", s)
 	}
 	if got := l.toCommit(nil); len(got) != 0 {
@@ -127,13 +132,13 @@ func TestLedgerCarriesEarlierOwnersProgress(t *testing.T) {
 	l.finish(recs[100], plOf(l, recs[100]))
 	l.finish(recs[101], plOf(l, recs[101]))
 	l.finish(recs[102], plOf(l, recs[102])) // the handler returns for the finished one too
-	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 103 || s.meta != metaPrefix+" s=0" {
+	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 103 || s.meta != metaPrefix+" s=0"+noHistory {
 		t.Fatalf("commit %+v, want offset 103 with s=0 (the earlier owner's start of 103)", s)
 	}
 }
 
 func TestLedgerDropsWorkOfPartitionsNoLongerOwned(t *testing.T) {
-	l := newLedger()
+	l := newLedger(5 * time.Minute)
 	assignFresh(l, "runs", 0)
 	r := rec("runs", 0, 5)
 	p, _, _ := l.add(r)
@@ -145,7 +150,7 @@ func TestLedgerDropsWorkOfPartitionsNoLongerOwned(t *testing.T) {
 	if _, ok, _ := l.add(rec("runs", 0, 6)); ok {
 		t.Fatal("accepted a record of a partition not owned")
 	}
-	if _, ok := l.markStarted(r, p.pl); ok {
+	if _, err := l.markStarted(r, p.pl, Lease{Holder: "m"}); err == nil {
 		t.Fatal("marked a start on a partition not owned")
 	}
 	assignFresh(l, "runs", 0)
@@ -155,7 +160,7 @@ func TestLedgerDropsWorkOfPartitionsNoLongerOwned(t *testing.T) {
 }
 
 func TestLedgerLag(t *testing.T) {
-	l := newLedger()
+	l := newLedger(5 * time.Minute)
 	assignFresh(l, "runs", 2)
 	l.setHighWater("runs", 2, 100)
 	if _, ok := l.lags()[2]; ok {
@@ -173,14 +178,14 @@ func TestLedgerLag(t *testing.T) {
 // reached the broker; the next commit must go out even if the ledger is back where it was
 // (a start that was marked, sent, and then unmarked).
 func TestLedgerRecommitsAfterAnUncertainCommit(t *testing.T) {
-	l := newLedger()
+	l := newLedger(5 * time.Minute)
 	assignFresh(l, "runs", 0)
 	r := rec("runs", 0, 0)
 	l.add(r)
 	tp := topicPartition{"runs", 0}
 	before := commitOf(t, l, "runs", 0)
 	l.committed(tp, before)
-	m, _ := l.markStarted(r, plOf(l, r))
+	m, _ := l.markStarted(r, plOf(l, r), Lease{Holder: "m"})
 	sent := commitOf(t, l, "runs", 0) // carries s=0; its answer is lost
 	if sent.meta == before.meta {
 		t.Fatal("the start did not change the commit")
@@ -200,7 +205,7 @@ func TestLedgerRecommitsAfterAnUncertainCommit(t *testing.T) {
 // partition's window; at the limit the partition is paused, and it resumes once the head
 // finishes. The ledger keeps offsets, never the records.
 func TestLedgerWindowPausesBehindALongRun(t *testing.T) {
-	l := newLedger()
+	l := newLedger(5 * time.Minute)
 	l.maxWindow = 10
 	assignFresh(l, "runs", 0)
 	head := rec("runs", 0, 0)
@@ -239,7 +244,7 @@ func TestLedgerWindowPausesBehindALongRun(t *testing.T) {
 // partition, then a commit snapshot: lookups stay O(log n), memory a few bytes per offset.
 func BenchmarkLedgerBehindALongRun(b *testing.B) {
 	for b.Loop() {
-		l := newLedger()
+		l := newLedger(5 * time.Minute)
 		assignFresh(l, "runs", 0)
 		l.add(rec("runs", 0, 0))
 		for off := int64(1); off <= 20000; off++ {
@@ -248,5 +253,104 @@ func BenchmarkLedgerBehindALongRun(b *testing.B) {
 			l.finish(r, plOf(l, r))
 		}
 		l.toCommit(nil)
+	}
+}
+
+// TestTakeWaitsForRoomInTheMetadata: a partition whose commit can say no more starts and
+// leases within Kafka's 4 KiB (here: runs of 35 earlier holders with long member ids, still
+// going under their leases) takes no run until one of them is decided: a start that could
+// not be committed, or a lease cut off, would let a run go twice.
+func TestTakeWaitsForRoomInTheMetadata(t *testing.T) {
+	const holders = 35
+	prior := newProgress()
+	prior.history.known = true
+	for i := range int64(holders) {
+		prior.started[i] = true
+		prior.leases[i] = Lease{Holder: fmt.Sprintf("holder-%02d-%s", i, strings.Repeat("x", 98)), Bound: time.Hour}
+	}
+	l := newLedger(5 * time.Minute)
+	l.assign(map[topicPartition]assigned{{"runs", 0}: {offset: 0, progress: prior}})
+	var recs []*kgo.Record
+	for off := range int64(holders + 1) {
+		r := rec("runs", 0, off)
+		if _, ok, _ := l.add(r); !ok {
+			t.Fatal("not owned")
+		}
+		recs = append(recs, r)
+	}
+	if meta := commitOf(t, l, "runs", 0).meta; len(meta) > maxMetaBytes {
+		t.Fatalf("the earlier holders' leases alone are %d bytes", len(meta))
+	}
+	mine := Lease{Holder: "kgo-" + strings.Repeat("m", 100), Bound: time.Hour}
+	fresh := recs[holders]
+	if _, err := l.markStarted(fresh, plOf(l, fresh), mine); !errors.Is(err, errNoRoom) {
+		t.Fatalf("took a run the metadata has no room for: %v", err)
+	}
+	if meta := commitOf(t, l, "runs", 0).meta; strings.Contains(meta, "s=0-"+strconv.FormatInt(holders, 36)) {
+		t.Fatalf("the refused start is in the commit: %q", meta)
+	}
+	l.finish(recs[0], plOf(l, recs[0])) // an earlier holder's run is decided
+	if _, err := l.markStarted(fresh, plOf(l, fresh), mine); err != nil {
+		t.Fatalf("no room once a lease ended: %v", err)
+	}
+	s, ok := plOf(l, fresh).snapshot(&mine)
+	if got, _, err := decodeProgress(s.offset.Offset, s.meta); !ok || err != nil || len(s.meta) > maxMetaBytes || got.leases[fresh.Offset] != mine {
+		t.Fatalf("the handover's commit (%d bytes, %v) does not lease the run: %+v", len(s.meta), err, got.leases)
+	}
+}
+
+// TestHistoryTravelsWithThePartition: a run id handled on a partition is in its commit, so
+// the partition's next owner knows a second message of it (a producer's retry, a replay) at
+// no Port request; a message from before the history's cover is not known either way.
+func TestHistoryTravelsWithThePartition(t *testing.T) {
+	now := time.Now()
+	l := newLedger(5 * time.Minute)
+	assignFresh(l, "runs", 0)
+	first := rec("runs", 0, 0)
+	l.add(first)
+	l.handled(plOf(l, first), "r_twice", now)
+	l.finish(first, plOf(l, first))
+	s := commitOf(t, l, "runs", 0)
+
+	next := newLedger(5 * time.Minute) // the partition's next owner
+	p, ok, err := decodeProgress(s.offset.Offset, s.meta)
+	if !ok || err != nil {
+		t.Fatalf("decode %q: %v", s.meta, err)
+	}
+	next.assign(map[topicPartition]assigned{{"runs", 0}: {offset: s.offset.Offset, meta: s.meta, progress: p}})
+	copyRec := rec("runs", 0, 1)
+	next.add(copyRec)
+	if dup, covered := next.seen(plOf(next, copyRec), "r_twice", now); !dup || !covered {
+		t.Fatalf("the copy: dup %v, covered %v; want a known duplicate", dup, covered)
+	}
+	if dup, covered := next.seen(plOf(next, copyRec), "r_new", now); dup || !covered {
+		t.Fatalf("a new run: dup %v, covered %v; want new, and known to be", dup, covered)
+	}
+}
+
+// TestHistoryOfAnOlderCommitStartsNow: a commit that says nothing of the runs handled (an
+// older agent's) covers nothing before now and the clock skew a message may have: such
+// messages are asked about in Port; later ones are known from then on.
+func TestHistoryOfAnOlderCommitStartsNow(t *testing.T) {
+	const skew = 5 * time.Minute
+	p, ok, err := decodeProgress(0, metaPrefix+" s=1")
+	if !ok || err != nil || p.history.known {
+		t.Fatalf("decode: %+v %v %v", p, ok, err)
+	}
+	l := newLedger(skew)
+	l.assign(map[topicPartition]assigned{{"runs", 0}: {offset: 0, progress: p}})
+	r := rec("runs", 0, 0)
+	l.add(r)
+	pl := plOf(l, r)
+	if _, covered := l.seen(pl, "r_a", time.Now()); covered {
+		t.Fatal("a message from now is covered by a history nobody kept")
+	}
+	later := time.Now().Add(skew + time.Minute)
+	if _, covered := l.seen(pl, "r_b", later); !covered {
+		t.Fatal("a message from after the cover is not covered")
+	}
+	l.handled(pl, "r_b", later)
+	if s := commitOf(t, l, "runs", 0); !strings.Contains(s.meta, " c=") || !strings.Contains(s.meta, "r_b.") {
+		t.Fatalf("commit %q: want the history's cover and r_b", s.meta)
 	}
 }

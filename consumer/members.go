@@ -14,10 +14,7 @@ import (
 // answer said so: the membership was true at least then.
 type members struct {
 	fence time.Duration // a member not confirmed for fence/2 stops its runs; all are dead at fence
-	bound time.Duration // how long this member may act on its runs after it left the group
-	// margin is kept from the bound for requests still under way and clocks that do not
-	// run at quite the same rate.
-	margin time.Duration
+	drain time.Duration // how long this member may act on its runs after it left the group
 
 	mu       sync.Mutex
 	listedAt map[string]clock.Instant // member id -> the last answer that listed it
@@ -28,8 +25,8 @@ type members struct {
 	wake     chan struct{} // a new ticket may wait for a lease: look now
 }
 
-func newMembers(fence, bound, margin time.Duration) *members {
-	return &members{fence: fence, bound: bound, margin: margin, listedAt: map[string]clock.Instant{},
+func newMembers(fence, drain time.Duration) *members {
+	return &members{fence: fence, drain: drain, listedAt: map[string]clock.Instant{},
 		absent: map[string]clock.Instant{}, mine: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
 
@@ -81,7 +78,7 @@ func (m *members) confirm(id string, sent clock.Instant) {
 	}
 }
 
-// leave records that this member leaves the group now: its runs are held for its bound.
+// leave records that this member leaves the group now: its runs are held for its drain.
 func (m *members) leave() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -95,7 +92,7 @@ func (m *members) held(holder string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.left {
-		if clock.Since(m.leftAt) < m.bound-m.margin {
+		if clock.Since(m.leftAt) < m.drain {
 			return nil
 		}
 		return ErrLeaseEnded
@@ -219,14 +216,23 @@ func withLeaseDefaults(opts Options) Options {
 	if opts.Fence <= 0 {
 		opts.Fence = opts.SessionTimeout * 2 / 3
 	}
-	if opts.LeaseBound <= 0 {
-		opts.LeaseBound = 2 * time.Minute
+	if opts.Drain <= 0 {
+		opts.Drain = 2 * time.Minute
 	}
 	if opts.LeaseMargin <= 0 {
 		opts.LeaseMargin = 10 * time.Second
+	}
+	if opts.MaxFuture <= 0 {
+		opts.MaxFuture = 5 * time.Minute
 	}
 	if opts.HistoryAge <= 0 {
 		opts.HistoryAge = 10 * time.Minute
 	}
 	return opts
+}
+
+// leaseBound is how long after this member left the group others wait before they decide
+// a run it holds (Options.Drain).
+func (c *Consumer) leaseBound() time.Duration {
+	return c.opts.Drain + c.opts.Fence + c.opts.LeaseMargin
 }

@@ -12,10 +12,10 @@ import (
 // holders, c= and r= the history. It fits under Kafka's limit (maxMetaBytes) by giving up,
 // in this order, what costs only Port lookups: the oldest history (its cover moves on), then
 // the highest finished offsets, which become unknown (looked up in Port, never run blind).
-// Started offsets and leases are never given up: they fit, for any replica's pool
-// (meta_test.go shows the worst case).
+// Started offsets and leases are never given up: a run is taken only while they fit
+// (coreFits; meta_test.go shows the worst case).
 func encodeProgress(base int64, p progress) string {
-	core := coreFields(base, p)
+	core, _ := coreFields(base, p)
 	finished := rangesOf(deltas(base, p.finished))
 	unknown := relativeRanges(base, p.unknown)
 	fields := withRanges(core, "f", finished, unknown)
@@ -25,12 +25,21 @@ func encodeProgress(base int64, p progress) string {
 	return fitHistory(fields, p.history)
 }
 
-// coreFields is what must always be said: the started offsets and who holds them.
-func coreFields(base int64, p progress) []string {
-	fields := []string{metaPrefix}
+// coreFits says whether p's starts and leases fit under Kafka's limit with room for the
+// rest (finished and unknown offsets given up, the history's cover).
+func coreFits(base int64, p progress) bool {
+	core, ok := coreFields(base, p)
+	unknown := append(relativeRanges(base, p.unknown), offsetRange{0, 1 << 40}) // the finished ones, given up
+	return ok && !over(withRanges(core, "f", nil, unknown))
+}
+
+// coreFields is what must always be said: the started offsets and who holds them. ok is
+// false when they name more holders than o= can (maxHolders).
+func coreFields(base int64, p progress) (fields []string, ok bool) {
+	fields = []string{metaPrefix}
 	started := deltas(base, p.started)
 	if len(started) == 0 {
-		return fields
+		return fields, true
 	}
 	fields = append(fields, "s="+formatRanges(rangesOf(started)))
 	var holders []Lease
@@ -49,13 +58,16 @@ func coreFields(base int64, p progress) []string {
 			index[l] = h
 			holders = append(holders, l)
 		}
-		owners[i] = strconv.FormatInt(int64(h%maxHolders), 36)[0]
+		if h >= maxHolders {
+			return fields, false
+		}
+		owners[i] = strconv.FormatInt(int64(h), 36)[0]
 		leased = true
 	}
 	if leased {
 		fields = append(fields, "o="+string(owners), "h="+formatHolders(holders))
 	}
-	return fields
+	return fields, true
 }
 
 func relativeRanges(base int64, rs []offsetRange) []offsetRange {

@@ -92,16 +92,31 @@ func (c *Consumer) syncPause(tp topicPartition) {
 func (c *Consumer) commitLoop(ctx context.Context) {
 	t := time.NewTicker(c.opts.CommitEvery)
 	defer t.Stop()
-	for {
+	for tick := 1; ; tick++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if tick%othersEvery == 0 {
+				c.refreshOthers(ctx)
+			}
 			c.retryUnknownPrior(ctx)
 			c.ledger.forgetBefore(time.Now().Add(-c.opts.HistoryAge))
 			c.commit(ctx, nil)
 			c.opts.OnLags(c.ledger.lags())
 		}
+	}
+}
+
+// othersEvery is how many commit ticks pass between two readings of the other partitions'
+// history: a copy of a run on another partition is known once that partition's commit
+// carrying the run has been read (README "Delivery").
+const othersEvery = 5
+
+// refreshOthers reads again what every partition committed, for the run ids handled there.
+func (c *Consumer) refreshOthers(ctx context.Context) {
+	if resps, err := c.fetchOffsets(ctx, c.cl, 1); err == nil {
+		c.ledger.learnOthers(c.othersHistory(resps, nil))
 	}
 }
 

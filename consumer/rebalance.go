@@ -95,7 +95,7 @@ func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[str
 	}
 	c.forgetUnknownPrior(revoked)
 	c.ledger.revoking(revoked)
-	lease := Lease{Holder: c.memberID(), Bound: c.opts.LeaseBound}
+	lease := Lease{Holder: c.memberID(), Bound: c.leaseBound()}
 	handedOver := lease.Holder != "" && c.handOver(ctx, revoked, lease)
 	c.lose(c.ledger.release(revoked), handedOver)
 	if handedOver {

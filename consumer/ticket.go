@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 
 	"github.com/port-runner/port-runner/internal/backoff"
 )
@@ -70,9 +71,9 @@ func (t *Ticket) Take(ctx context.Context) error {
 	t.setTaking(true)
 	defer t.setTaking(false)
 	member := t.c.memberID()
-	m, ok := t.c.ledger.markStarted(t.Record, t.pl)
-	if !ok {
-		return ErrNotOwned
+	m, err := t.markStarted(ctx, member)
+	if err != nil {
+		return err
 	}
 	for attempt := 0; ; attempt++ {
 		// The commit itself is not cut short by ctx: a cancelled commit may still reach the
@@ -92,6 +93,30 @@ func (t *Ticket) Take(ctx context.Context) error {
 			t.c.ledger.unmarkStarted(t.Record, m)
 			rec := t.Record
 			return fmt.Errorf("record start of %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, context.Cause(ctx))
+		}
+	}
+}
+
+// markStarted records the start in the ledger, waiting while the partition's metadata has
+// no room for it (until ctx ends or the partition is handed over).
+func (t *Ticket) markStarted(ctx context.Context, member string) (startMark, error) {
+	lease := Lease{Holder: member, Bound: t.c.leaseBound()}
+	for attempt := 0; ; attempt++ {
+		m, err := t.c.ledger.markStarted(t.Record, t.pl, lease)
+		if !errors.Is(err, errNoRoom) {
+			return m, err
+		}
+		if attempt == 0 {
+			t.c.log.Warn("run waits: its partition's commit metadata has no room for another start until a run of it ends",
+				zap.String("topic", t.Record.Topic), zap.Int32("partition", t.Record.Partition), zap.Int64("offset", t.Record.Offset))
+		}
+		select {
+		case <-ctx.Done():
+			return startMark{}, context.Cause(ctx)
+		case <-t.Handover.Done():
+			return startMark{}, ErrNotOwned
+		case <-t.c.ledger.changedC():
+		case <-time.After(time.Second):
 		}
 	}
 }

@@ -40,13 +40,21 @@ func (l *leaseRenewal) stop() {
 }
 
 // renew renews the lease while the run is held; after that, where there is no shim to
-// enforce the fence, it kills the command once the fence has passed.
+// enforce the fence, it kills the command once the fence has passed. The lease is asked
+// again after the renewal: an agent paused between the first answer and the renewal (a
+// freeze, a GC pause) may have renewed a lease it no longer holds, and then kills the
+// command at once, so a renewal never outlives the lease by more than that check.
 func (l *leaseRenewal) renew() {
 	if l.holding && l.spec.Held() {
-		l.last = clock.Now()
 		if l.p.ctl != nil {
 			l.p.control(shim.Renew)
 		}
+		if l.spec.Held() {
+			l.last = clock.Now()
+			return
+		}
+		l.holding, l.killed = false, true
+		l.p.kill()
 		return
 	}
 	l.holding = false

@@ -2,7 +2,9 @@ package executor
 
 import (
 	"context"
+	"io"
 	"os"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -88,5 +90,79 @@ func TestFenceKillsTheCommandsOfAFrozenAgent(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = agent.Process.Signal(syscall.SIGCONT) })
 		waitAllGone(t, "while the agent is frozen", ps) // 10s: the command sleeps 60s
+	})
+}
+
+// TestRenewalOfALeaseLostMeanwhileKills: an agent paused between asking whether it holds the
+// lease and renewing it (a freeze, a GC pause) renews a lease it may no longer hold; the
+// executor asks again after every renewal and kills the command at once when the answer
+// changed, rather than leave it a whole fence.
+func TestRenewalOfALeaseLostMeanwhileKills(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds { // so that reads keep their deadlines
+		if err := syscall.SetNonblock(fd, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ours, shimEnd := os.NewFile(uintptr(fds[0]), "ctl"), os.NewFile(uintptr(fds[1]), "shim")
+	defer ours.Close()
+	defer shimEnd.Close()
+	var asked atomic.Int32
+	held := func() bool { return asked.Add(1) == 1 } // held when asked first, lost by the second time
+	l := renewLease(Spec{Fence: time.Hour, Held: held}, &process{ctl: ours})
+	defer l.stop()
+	l.renew()
+	_ = shimEnd.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, 2)
+	if _, err := io.ReadFull(shimEnd, got); err != nil || string(got) != "RK" {
+		t.Fatalf("the shim got %q (%v), want a renewal, then the kill", got, err)
+	}
+	l.renew()
+	_ = shimEnd.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, _ := shimEnd.Read(got); n != 0 {
+		t.Fatalf("renewed again after the kill: %q", got[:n])
+	}
+}
+
+// TestOnlyARenewalRenewsTheFence: a Terminate the agent sends (a cancel it decided on, maybe
+// late, after a pause) does not renew the command's lease: a command that ignores SIGTERM
+// is killed at its fence though Terminates keep coming.
+func TestOnlyARenewalRenewsTheFence(t *testing.T) {
+	eachShim(t, func(t *testing.T, prefix []string) {
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctl, shimEnd := os.NewFile(uintptr(fds[0]), "ctl"), os.NewFile(uintptr(fds[1]), "shim")
+		defer ctl.Close()
+		args := append(append([]string(nil), prefix[1:]...), "--fence", "1000", "--", "/bin/sh", "sh", "-c", "trap '' TERM; sleep 60")
+		cmd := exec.Command(prefix[0], args...)
+		cmd.ExtraFiles = []*os.File{shimEnd}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		shimEnd.Close()
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		deadline := time.After(30 * time.Second)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case err := <-exited:
+				if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+					t.Fatalf("the shim ended with %v, want killed like its command", err)
+				}
+				return
+			case <-tick.C:
+				_, _ = ctl.Write([]byte{'T'})
+			case <-deadline:
+				_ = cmd.Process.Kill()
+				t.Fatal("Terminates kept the command alive 30s past a fence of 1s")
+			}
+		}
 	})
 }

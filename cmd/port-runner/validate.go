@@ -41,8 +41,8 @@ func validate(path string, connect bool, stdout, stderr io.Writer) int {
 	fence := cfg.Kafka.Fence()
 	fmt.Fprintf(stdout, "session timeout %s (kafka.sessionTimeout), fence %s: a replica that cannot confirm its membership stops its runs after %s, all dead by %s, before another replica may take them over\n",
 		cfg.Kafka.SessionTimeout.D(), fence, fence/2, fence)
-	fmt.Fprintf(stdout, "leases: a replica that left the group holds its runs for %s: executor.shutdownTimeout %s + %s kill grace + %s closing budget + %s margin\n",
-		cfg.LeaseBound(config.ClosingBudget), cfg.Executor.ShutdownTimeout.D(), config.KillGrace, config.ClosingBudget, config.LeaseMargin)
+	fmt.Fprintf(stdout, "leases: a replica that left the group (SIGTERM) acts on its runs for %s (executor.shutdownTimeout %s + %s kill grace + %s closing budget); others decide them %s after it left (+ the fence + %s margin)\n",
+		cfg.Drain(config.ClosingBudget), cfg.Executor.ShutdownTimeout.D(), config.KillGrace, config.ClosingBudget, cfg.LeaseBound(config.ClosingBudget), config.LeaseMargin)
 	if !connect {
 		return exitOK
 	}

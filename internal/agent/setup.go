@@ -78,9 +78,10 @@ func (a *Agent) newConsumer() error {
 		MaxPoll:        a.cfg.Executor.MaxConcurrent,
 		SessionTimeout: k.SessionTimeout.D(),
 		Fence:          k.Fence(),
-		LeaseBound:     a.cfg.LeaseBound(a.deps.ClosingBudget),
+		Drain:          a.cfg.Drain(a.deps.ClosingBudget),
 		LeaseMargin:    config.LeaseMargin,
 		HistoryAge:     a.cfg.Security.MaxMessageAge.D(),
+		MaxFuture:      runmsg.MaxFuture,
 		Logger:         a.log,
 		OnFatal: func(err error) {
 			select {
@@ -93,9 +94,11 @@ func (a *Agent) newConsumer() error {
 	return err
 }
 
-// shimFence is the fence each command's shim keeps (executor.Spec.Fence): half the group's
-// fence, since this replica stops renewing half a fence after its last confirmed membership.
-func (a *Agent) shimFence() time.Duration { return a.cfg.Kafka.Fence() / 2 }
+// shimFence is the fence each command's shim keeps (executor.Spec.Fence): this replica stops
+// renewing half a fence after its last confirmed membership, and the shim kills the command
+// 3/8 of a fence after the last renewal, at most 1/64 late (its check's period), so every
+// command is dead within the fence.
+func (a *Agent) shimFence() time.Duration { return a.cfg.Kafka.Fence() * 3 / 8 }
 
 // kafkaFromPort is k with the brokers and credentials Port gave (consumerFromPort, and
 // validate --connect).

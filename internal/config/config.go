@@ -74,11 +74,17 @@ const (
 // they are dead before any other replica may take their runs over.
 func (k Kafka) Fence() time.Duration { return k.SessionTimeout.D() * 2 / 3 }
 
-// LeaseBound is how long after leaving the group (a drain) a replica may still act on the
-// runs it holds: the shutdown timeout, the kill grace, the closing budget and the margin.
-// Other replicas wait that long after it left before they decide a run it holds.
+// Drain is how long after leaving the group (SIGTERM) a replica may still act on the runs it
+// holds: the shutdown timeout, the kill grace and the closing budget.
+func (c *Config) Drain(closingBudget time.Duration) time.Duration {
+	return c.Executor.ShutdownTimeout.D() + KillGrace + closingBudget
+}
+
+// LeaseBound is how long other replicas wait, after a replica left the group, before they
+// decide a run it holds: its drain, then its fence (a replica frozen in its drain has its
+// commands dead by then) and the margin.
 func (c *Config) LeaseBound(closingBudget time.Duration) time.Duration {
-	return c.Executor.ShutdownTimeout.D() + KillGrace + closingBudget + LeaseMargin
+	return c.Drain(closingBudget) + c.Kafka.Fence() + LeaseMargin
 }
 
 // FromPort reports whether the brokers and SASL credentials come from Port

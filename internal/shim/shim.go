@@ -12,8 +12,8 @@
 //     must not inherit it (close-on-exec).
 //   - The executor writes single bytes to it: [Terminate] ('T': SIGTERM to the command's
 //     process group), [Kill] ('K': SIGKILL to the group and its leader), [Renew] ('R': the
-//     agent still holds the run's lease; nothing else). Unknown bytes are ignored. Every
-//     byte, whatever it is, counts as a renewal.
+//     agent still holds the run's lease; nothing else). Unknown bytes are ignored. Only
+//     'R' renews the fence: a 'T' or 'K' does not.
 //   - The fence (--fence MS, MS > 0): when no byte has arrived for MS milliseconds (from the
 //     start, then from the last byte), the shim kills the command's tree at once: SIGKILL to
 //     the group and its leader, then every descendant (as when the command ends), and exits

@@ -97,8 +97,10 @@ func supervise(leader int, fenceNs int64) int {
 		case <-exited:
 			return finish(leader)
 		case ev := <-events:
-			if ev < 256 && renewed != nil {
-				// Any byte is a renewal. One sender: after the drain there is room.
+			if ev == int(Renew) && renewed != nil {
+				// Only a renewal renews: a Terminate the agent sends late (after a pause)
+				// must not give the command more time. One sender: after the drain there
+				// is room.
 				select {
 				case <-renewed:
 				default:
