@@ -105,6 +105,11 @@ func TestRevokeHandsOverAtOnceUnderLease(t *testing.T) {
 			if l := got.leases[0]; !ok || err != nil || l.Holder != holder || l.Bound != a.c.leaseBound() || l.Bound < time.Hour {
 				t.Fatalf("lease read back: %+v (%v, %v)", l, ok, err)
 			}
+			// Should this member lose its membership now, its leases go with it.
+			a.c.onLost(context.Background(), nil, map[string][]int32{})
+			if !errors.Is(context.Cause(tk.Stopped()), ErrNotOwned) || !errors.Is(tk.Held(), ErrNotOwned) {
+				t.Fatalf("a leased run after the membership was lost: stopped %v, held %v", context.Cause(tk.Stopped()), tk.Held())
+			}
 		})
 	}
 }

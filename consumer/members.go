@@ -18,7 +18,10 @@ type members struct {
 
 	mu       sync.Mutex
 	listedAt map[string]clock.Instant // member id -> the last answer that listed it
-	absent   map[string]clock.Instant // member id -> the first answer since that did not
+	// absent: member id -> the first answer that did not list it, after one that did. It
+	// stays when the id is listed again (KIP-848 keeps a fenced member's id): the leases
+	// it held end a bound after it first went, and it gives them up (Consumer.onLost).
+	absent map[string]clock.Instant
 	mine     map[string]bool          // the member ids this member has had
 	left     bool                     // this member left the group (a drain)
 	leftAt   clock.Instant
@@ -56,7 +59,6 @@ func (m *members) observe(sent clock.Instant, listed []string, self string, inte
 		if at, ok := m.listedAt[id]; !ok || at.Before(sent) {
 			m.listedAt[id] = sent
 		}
-		delete(m.absent, id)
 	}
 	for id := range m.listedAt {
 		interest = append(interest, id)
@@ -87,8 +89,8 @@ func (m *members) leave() {
 	}
 }
 
-// held is nil while a run taken under member id holder may be acted on (renewed).
-func (m *members) held(holder string) error {
+// held is nil while a run taken under member id holder at takenAt may be acted on (renewed).
+func (m *members) held(holder string, takenAt clock.Instant) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.left {
@@ -98,8 +100,8 @@ func (m *members) held(holder string) error {
 		return ErrLeaseEnded
 	}
 	at, listed := m.listedAt[holder]
-	if gone, ok := m.absent[holder]; ok && listed && at.Before(gone) {
-		return ErrNotOwned // an answer since left it out: the member is gone for good
+	if gone, ok := m.absent[holder]; ok && takenAt.Before(gone) {
+		return ErrNotOwned // an answer since the take left it out: the member was gone
 	}
 	if !listed || clock.Since(at) >= m.fence/2 {
 		return ErrFenced
@@ -173,12 +175,12 @@ func (c *Consumer) checkTickets() {
 			close(t.ended)
 		}
 		c.runsMu.Lock()
-		holder, lost := t.holder, t.lost
+		holder, takenAt, lost := t.holder, t.takenAt, t.lost
 		c.runsMu.Unlock()
 		if holder == "" || lost != nil || t.stopped.Err() != nil {
 			continue
 		}
-		if err := c.members.held(holder); err != nil {
+		if err := c.members.held(holder, takenAt); err != nil {
 			if err != ErrFenced {
 				c.runsMu.Lock()
 				t.lost = err

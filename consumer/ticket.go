@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/port-runner/port-runner/internal/backoff"
+	"github.com/port-runner/port-runner/internal/clock"
 )
 
 // Errors a ticket's Held and Stopped give (README "Delivery"). ErrFenced may pass (the
@@ -54,7 +55,8 @@ type Ticket struct {
 	stop    context.CancelCauseFunc
 
 	// guarded by c.runsMu:
-	holder   string // the member id under which this member took the run; "" before Take
+	holder   string        // the member id under which this member took the run; "" before Take
+	takenAt  clock.Instant // when Take returned
 	taking   bool   // Take is recording the run's start: a handover leaves the ticket to it
 	lost     error  // set once the run is not this member's any more, for good
 	released bool
@@ -128,7 +130,7 @@ func (t *Ticket) hold(member string) error {
 	if t.lost != nil {
 		return t.lost
 	}
-	t.holder = member
+	t.holder, t.takenAt = member, clock.Now()
 	return nil
 }
 
@@ -143,15 +145,15 @@ func (t *Ticket) setTaking(on bool) {
 // the group, for its leases' bound. ErrFenced may pass; any other error is for good.
 func (t *Ticket) Held() error {
 	t.c.runsMu.Lock()
-	holder, lost := t.holder, t.lost
+	holder, takenAt, lost := t.holder, t.takenAt, t.lost
 	t.c.runsMu.Unlock()
 	if lost != nil {
 		return lost
 	}
 	if holder == "" {
-		holder = t.c.memberID()
+		holder, takenAt = t.c.memberID(), clock.Now()
 	}
-	return t.c.members.held(holder)
+	return t.c.members.held(holder, takenAt)
 }
 
 // Stopped is done once the run's command must stop here (cause: ErrNotOwned, ErrFenced,
@@ -206,8 +208,10 @@ func (c *Consumer) newTicket(rec *kgo.Record, p polled) *Ticket {
 }
 
 // lose takes away, for good, the runs of the given ledgers that this member does not hold
-// under a lease (handedOver false: all of them): their partitions' new owners decide them.
-func (c *Consumer) lose(pls []*partitionLedger, handedOver bool) {
+// under a lease (handedOver false: all of them), and with membership true, every run it
+// holds under a lease too (it lost its membership: those leases end a bound after that,
+// README "Delivery"): their partitions' owners decide them.
+func (c *Consumer) lose(pls []*partitionLedger, handedOver, membership bool) {
 	gone := map[*partitionLedger]bool{}
 	for _, pl := range pls {
 		gone[pl] = true
@@ -217,7 +221,8 @@ func (c *Consumer) lose(pls []*partitionLedger, handedOver bool) {
 	for t := range c.runs {
 		// A ticket taken, or being taken, when the handover's commit went out is leased to
 		// this member: that commit said so (Take tells whether it covered the start).
-		if gone[t.pl] && (!handedOver || t.holder == "" && !t.taking) && t.lost == nil {
+		leased := t.holder != "" && c.ledger.isReleased(t.pl) && !gone[t.pl]
+		if (gone[t.pl] && (!handedOver || t.holder == "" && !t.taking) || membership && leased) && t.lost == nil {
 			t.lost = ErrNotOwned
 			stop = append(stop, t)
 		}
