@@ -12,7 +12,8 @@ import (
 )
 
 // DefaultClosingBudget is how long the agent keeps trying to close one run in Port once its
-// command has ended. It is part of the group's rebalance timeout (config.Kafka.RebalanceTimeout).
+// command has ended. It is part of a replica's drain (config.Config.Drain), which its
+// leases last after it left the group.
 const DefaultClosingBudget = config.ClosingBudget
 
 // closingAnswer is what one closing attempt tells the retry loop.

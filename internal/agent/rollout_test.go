@@ -141,8 +141,8 @@ func readFile(path string) string {
 	return string(b)
 }
 
-// The rebalance timeout is computed from the executor's kill grace.
-func TestRebalanceTimeoutCoversTheKillGrace(t *testing.T) {
+// The drain, and so the leases' bound, is computed from the executor's kill grace.
+func TestDrainCoversTheKillGrace(t *testing.T) {
 	if config.KillGrace != executor.DefaultKillGrace {
 		t.Fatalf("config.KillGrace %s, executor.DefaultKillGrace %s", config.KillGrace, executor.DefaultKillGrace)
 	}

@@ -59,8 +59,7 @@ const (
 	KillGrace = executor.DefaultKillGrace
 	// ClosingBudget is how long one run's closing request is retried.
 	ClosingBudget = 60 * time.Second
-	// LeaseMargin is kept from a lease's bound for requests under way and for clocks that
-	// do not run at quite the same rate.
+	// LeaseMargin is in a lease's bound for requests under way and clocks' differing rates.
 	LeaseMargin = 10 * time.Second
 	// MinSessionTimeout and MaxSessionTimeout are Kafka's defaults for what a broker
 	// accepts (group.min.session.timeout.ms, group.max.session.timeout.ms).
