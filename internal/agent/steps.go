@@ -100,8 +100,9 @@ func recall(a *Agent, r *run) verdict {
 }
 
 // watchRetry paces the lookups of a run another replica holds under a lease: they cost
-// Port's budget (at the lowest priority) for as long as the run lasts (BENCHMARKS.md).
-var watchRetry = backoff.Policy{Base: 2 * time.Second, Max: time.Minute}
+// Port's budget (at the lowest priority) for as long as the run lasts: a handful in its
+// first minute, then about one a minute (full jitter up to 2m; BENCHMARKS.md).
+var watchRetry = backoff.Policy{Base: 2 * time.Second, Max: 2 * time.Minute}
 
 // await waits for an earlier holder of the run: one holding it under a lease (a handover)
 // runs and closes it itself, so Port is asked now and then, at the lowest priority, and
