@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/internal/clock"
 	"github.com/port-runner/port-runner/internal/waitcond"
 )
@@ -239,5 +240,42 @@ func TestUnleasedStartWaitsForTheFence(t *testing.T) {
 	waitcond.For(t, "the fence to pass", 30*time.Second, func() bool { return isClosed(l.Ended) })
 	if since := clock.Since(tk.pl.since); since < fence {
 		t.Fatalf("the wait ended %s after the partition was assigned, before the fence %s", since, fence)
+	}
+}
+
+// TestParkedTicketsGiveTheirPlaceBack: runs that wait for another replica's lease, which may
+// last hours, do not hold the pool's places: with room for two records, a third is polled
+// while two wait parked; a parked one takes a place again before it goes on.
+func TestParkedTicketsGiveTheirPlaceBack(t *testing.T) {
+	kc := fakeCluster(t, 3)
+	pool := executor.NewPool(1, nil) // room for 2 records
+	c := newTestConsumer(t, kc, "g-park", Options{CommitEvery: time.Hour, Slots: pool})
+	got := make(chan *Ticket, 3)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Run(ctx, context.Background(), func(hctx context.Context, tk *Ticket) {
+			tk.Park()
+			got <- tk
+			<-ctx.Done()
+		})
+	}()
+	defer func() { stop(); <-done }()
+	var tks []*Ticket
+	for range 3 {
+		select {
+		case tk := <-got:
+			tks = append(tks, tk)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d records handed over while the others waited parked, want 3", len(tks))
+		}
+	}
+	if n := pool.Admitted(); n > 1 { // the poll waiting for a fourth record holds one
+		t.Fatalf("%d places held while every ticket is parked", n)
+	}
+	uctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tks[0].Unpark(uctx); err != nil {
+		t.Fatalf("unpark: %v", err)
 	}
 }

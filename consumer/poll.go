@@ -58,7 +58,11 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 		}
 		for _, t := range tickets {
 			handlers.Go(func() {
-				defer c.opts.Slots.Release(1)
+				defer func() {
+					if !t.isParked() {
+						c.opts.Slots.Release(1)
+					}
+				}()
 				defer t.Release(false) // a ticket the handler did not end is left
 				handle(workCtx, t)
 			})

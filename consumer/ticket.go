@@ -55,6 +55,7 @@ type Ticket struct {
 	stop    context.CancelCauseFunc
 
 	// guarded by c.runsMu:
+	parked   bool          // its place in the pool is given back while it waits (Park)
 	holder   string        // the member id under which this member took the run; "" before Take
 	takenAt  clock.Instant // when Take returned
 	taking   bool   // Take is recording the run's start: a handover leaves the ticket to it
@@ -179,6 +180,40 @@ func (t *Ticket) Release(finished bool) {
 	if t.c.ledger.finish(t.Record, t.pl) {
 		t.c.syncPause(topicPartition{t.Record.Topic, t.Record.Partition})
 	}
+}
+
+// Park gives the ticket's place in the pool back while its run waits for another holder's
+// lease, which may take hours: the pool goes on with other runs meanwhile. The parked
+// tickets are bounded by the starts their partitions' metadata can say. Unpark takes a
+// place again before the run may go on.
+func (t *Ticket) Park() {
+	t.c.runsMu.Lock()
+	was := t.parked
+	t.parked = true
+	t.c.runsMu.Unlock()
+	if !was {
+		t.c.opts.Slots.Release(1)
+	}
+}
+
+// Unpark waits for a place in the pool for a parked ticket, until ctx ends.
+func (t *Ticket) Unpark(ctx context.Context) error {
+	if !t.isParked() {
+		return nil
+	}
+	if _, err := t.c.opts.Slots.Reserve(ctx, 1); err != nil {
+		return err
+	}
+	t.c.runsMu.Lock()
+	t.parked = false
+	t.c.runsMu.Unlock()
+	return nil
+}
+
+func (t *Ticket) isParked() bool {
+	t.c.runsMu.Lock()
+	defer t.c.runsMu.Unlock()
+	return t.parked
 }
 
 // Seen says whether run id was handled before on this partition (whoever owned it) or on

@@ -115,6 +115,7 @@ func await(a *Agent, r *run) verdict {
 	ctx, cancel := r.untilHandover(r.report)
 	defer cancel()
 	r.log.Info("waiting for the replica that took the run", zap.String("at", r.where), zap.String("holder", l.holder))
+	r.lease.park() // the wait may last hours: the pool goes on meanwhile
 	for attempt := 0; ; attempt++ {
 		if l.holder != "" && !isDone(l.ended) {
 			if pr, err := a.target(r.msg).WatchRun(ctx, r.msg.ID); err == nil && pr.Terminated() {
@@ -128,6 +129,10 @@ func await(a *Agent, r *run) verdict {
 		case <-l.ended:
 			t.Stop()
 			r.interrupted = true
+			if err := r.lease.unpark(ctx); err != nil {
+				r.log.Info("not decided: left for the next owner", zap.Error(context.Cause(ctx)))
+				return left
+			}
 			return then(ask)
 		case <-t.C:
 		case <-ctx.Done():
