@@ -22,10 +22,10 @@ type members struct {
 	// stays when the id is listed again (KIP-848 keeps a fenced member's id): the leases
 	// it held end a bound after it first went, and it gives them up (Consumer.onLost).
 	absent map[string]clock.Instant
-	mine     map[string]bool          // the member ids this member has had
-	left     bool                     // this member left the group (a drain)
-	leftAt   clock.Instant
-	wake     chan struct{} // a new ticket may wait for a lease: look now
+	mine   map[string]bool // the member ids this member has had
+	left   bool            // this member left the group (a drain)
+	leftAt clock.Instant
+	wake   chan struct{} // a new ticket may wait for a lease: look now
 }
 
 func newMembers(fence, drain time.Duration) *members {

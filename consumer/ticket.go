@@ -58,8 +58,8 @@ type Ticket struct {
 	parked   bool          // its place in the pool is given back while it waits (Park)
 	holder   string        // the member id under which this member took the run; "" before Take
 	takenAt  clock.Instant // when Take returned
-	taking   bool   // Take is recording the run's start: a handover leaves the ticket to it
-	lost     error  // set once the run is not this member's any more, for good
+	taking   bool          // Take is recording the run's start: a handover leaves the ticket to it
+	lost     error         // set once the run is not this member's any more, for good
 	released bool
 }
 
@@ -182,10 +182,10 @@ func (t *Ticket) Release(finished bool) {
 	}
 }
 
-// Park gives the ticket's place in the pool back while its run waits for another holder's
-// lease, which may take hours: the pool goes on with other runs meanwhile. The parked
-// tickets are bounded by the starts their partitions' metadata can say. Unpark takes a
-// place again before the run may go on.
+// Park gives the ticket's place in the pool back for good: its run waits for another
+// holder's lease, which may take hours, and the pool goes on polling and running other
+// runs meanwhile. Parked tickets are bounded apart from the pool, by the started runs
+// their partitions' metadata can say (README "Delivery").
 func (t *Ticket) Park() {
 	t.c.runsMu.Lock()
 	was := t.parked
@@ -194,20 +194,6 @@ func (t *Ticket) Park() {
 	if !was {
 		t.c.opts.Slots.Release(1)
 	}
-}
-
-// Unpark waits for a place in the pool for a parked ticket, until ctx ends.
-func (t *Ticket) Unpark(ctx context.Context) error {
-	if !t.isParked() {
-		return nil
-	}
-	if _, err := t.c.opts.Slots.Reserve(ctx, 1); err != nil {
-		return err
-	}
-	t.c.runsMu.Lock()
-	t.parked = false
-	t.c.runsMu.Unlock()
-	return nil
 }
 
 func (t *Ticket) isParked() bool {

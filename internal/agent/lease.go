@@ -24,10 +24,8 @@ type runLease interface {
 	// not taken by then is that replica's.
 	handover() context.Context
 	release(finished bool)
-	// park gives the run's place in the pool back while it waits for another holder;
-	// unpark takes one again before it goes on.
+	// park gives the run's place in the pool back: it waits for another holder.
 	park()
-	unpark(ctx context.Context) error
 	// seen and handled are the run ids the way in remembers (a message written twice):
 	// dup, handled before; covered, the memory would know of a run whose message is from at.
 	seen(id string, at time.Time) (dup, covered bool)
@@ -87,9 +85,6 @@ func (k kafkaLease) stopped() context.Context  { return k.t.Stopped() }
 func (k kafkaLease) handover() context.Context { return k.t.Handover }
 func (k kafkaLease) release(finished bool)     { k.t.Release(finished) }
 func (k kafkaLease) park()                     { k.t.Park() }
-func (k kafkaLease) unpark(ctx context.Context) error {
-	return k.t.Unpark(ctx)
-}
 
 func (k kafkaLease) seen(id string, at time.Time) (bool, bool) { return k.t.Seen(id, at) }
 func (k kafkaLease) handled(id string, at time.Time)           { k.t.Handled(id, at) }
@@ -114,7 +109,6 @@ func (ownLease) stopped() context.Context            { return context.Background
 func (ownLease) handover() context.Context           { return context.Background() }
 func (ownLease) release(bool)                        {}
 func (ownLease) park()                               {}
-func (ownLease) unpark(context.Context) error        { return nil }
 func (ownLease) seen(string, time.Time) (bool, bool) { return false, true }
 func (ownLease) handled(string, time.Time)           {}
 func (ownLease) shown() (string, string)             { return "", "" }

@@ -129,10 +129,6 @@ func await(a *Agent, r *run) verdict {
 		case <-l.ended:
 			t.Stop()
 			r.interrupted = true
-			if err := r.lease.unpark(ctx); err != nil {
-				r.log.Info("not decided: left for the next owner", zap.Error(context.Cause(ctx)))
-				return left
-			}
 			return then(ask)
 		case <-t.C:
 		case <-ctx.Done():
