@@ -52,7 +52,7 @@ func (c *Consumer) othersHistory(resps kadm.OffsetResponses, parts map[string][]
 		}
 		if p, ok, err := decodeProgress(r.At, r.Metadata); ok && err == nil {
 			for id, at := range p.history.runs {
-				h.runs[id] = at
+				h.runs[id] = at // presence is all that is asked of others' history
 			}
 		}
 	})

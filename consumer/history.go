@@ -3,7 +3,6 @@ package consumer
 import (
 	"fmt"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +14,9 @@ import (
 // Port request (README "Delivery").
 type history struct {
 	runs map[string]int64 // run id -> its message's time, Unix seconds
+	// order is runs in the order they were added (about their messages' order): the commit
+	// writes the newest that fit, and the oldest go first when there are too many.
+	order []historyEntry
 	// cover: every run handled here whose message is from cover on is in runs (older ones
 	// were let go to stay small). known is false where nothing was said (an older agent's
 	// metadata): then nothing is covered.
@@ -22,9 +24,17 @@ type history struct {
 	known bool
 }
 
-// maxHistoryRuns bounds a partition's history in memory; the commit carries as many of the
-// newest as fit (meta_fit.go).
-const maxHistoryRuns = 2048
+// historyEntry is one run of history.order; upTo is the latest message time of it and of
+// every run added before it, so the cover of what is left out of a commit is at hand.
+type historyEntry struct {
+	id       string
+	at, upTo int64
+}
+
+// maxHistoryRuns bounds a partition's history in memory (about 100 bytes a run): more runs
+// within security.maxMessageAge than that (a backlog's burst: Port's API budget allows far
+// fewer in steady state) cost a Port lookup each for the oldest of them.
+const maxHistoryRuns = 4096
 
 // maxRunIDLen bounds one id read from metadata: the decoder's own limit (runmsg.MaxIDLen).
 const maxRunIDLen = 128
@@ -36,46 +46,53 @@ func newHistory() history { return history{runs: map[string]int64{}} }
 func (h history) covers(at time.Time) bool { return h.known && at.Unix() >= h.cover }
 
 // add records a handled run, letting the oldest go beyond maxHistoryRuns (the cover moves).
-func (h *history) add(id string, at time.Time) {
+func (h *history) add(id string, at time.Time) { h.addUnix(id, at.Unix()) }
+
+func (h *history) addUnix(id string, ts int64) {
 	if _, ok := h.runs[id]; ok {
 		return
 	}
-	h.runs[id] = at.Unix()
-	for len(h.runs) > maxHistoryRuns {
-		oldest, t := "", int64(0)
-		for id, ts := range h.runs {
-			if oldest == "" || ts < t {
-				oldest, t = id, ts
-			}
-		}
-		delete(h.runs, oldest)
-		h.cover = max(h.cover, t+1)
+	h.runs[id] = ts
+	upTo := ts
+	if n := len(h.order); n > 0 {
+		upTo = max(upTo, h.order[n-1].upTo)
+	}
+	h.order = append(h.order, historyEntry{id: id, at: ts, upTo: upTo})
+	for len(h.order) > maxHistoryRuns {
+		oldest := h.order[0]
+		h.order = h.order[1:]
+		delete(h.runs, oldest.id)
+		h.cover = max(h.cover, oldest.at+1)
 	}
 }
 
 // forgetBefore drops runs whose message is older than t: such messages are looked up in
 // Port anyway (security.maxMessageAge), so they need no history.
 func (h *history) forgetBefore(t time.Time) {
-	for id, ts := range h.runs {
-		if ts < t.Unix() {
-			delete(h.runs, id)
+	cut := t.Unix()
+	kept := h.order[:0]
+	upTo := int64(0)
+	for _, e := range h.order {
+		if e.at < cut {
+			delete(h.runs, e.id)
+			continue
 		}
+		upTo = max(upTo, e.at)
+		e.upTo = upTo
+		kept = append(kept, e)
 	}
+	clear(h.order[len(kept):])
+	h.order = kept
 }
 
-// newestFirst is the history's runs, newest message first.
-func (h history) newestFirst() []string {
-	ids := make([]string, 0, len(h.runs))
-	for id := range h.runs {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool {
-		if h.runs[ids[i]] != h.runs[ids[j]] {
-			return h.runs[ids[i]] > h.runs[ids[j]]
+// newest calls f with the history's runs, the last added first, until f returns false; f
+// gets the cover that holds if it and the runs after it are left out.
+func (h history) newest(f func(id string, at, coverWithout int64) bool) {
+	for i := len(h.order) - 1; i >= 0; i-- {
+		if !f(h.order[i].id, h.order[i].at, max(h.cover, h.order[i].upTo+1)) {
+			return
 		}
-		return ids[i] < ids[j]
-	})
-	return ids
+	}
 }
 
 func (h *history) field(key, val string) error {
@@ -87,16 +104,18 @@ func (h *history) field(key, val string) error {
 		}
 		h.cover, h.known = c, true
 	case "r":
-		for _, e := range strings.Split(val, ",") {
-			id, ts, ok := strings.Cut(e, ".")
+		entries := strings.Split(val, ",")
+		if len(h.runs)+len(entries) > maxHistoryRuns {
+			return fmt.Errorf("more than %d runs", maxHistoryRuns)
+		}
+		// Written newest first: added oldest first, in the order they were handled.
+		for i := len(entries) - 1; i >= 0; i-- {
+			id, ts, ok := strings.Cut(entries[i], ".")
 			t, err := strconv.ParseInt(ts, 36, 64)
 			if !ok || err != nil || t < 0 || !validRunID(id) {
-				return fmt.Errorf("bad run %q", e)
+				return fmt.Errorf("bad run %q", entries[i])
 			}
-			if len(h.runs) >= maxHistoryRuns {
-				return fmt.Errorf("more than %d runs", maxHistoryRuns)
-			}
-			h.runs[id] = t
+			h.addUnix(id, t)
 		}
 	}
 	return nil

@@ -114,7 +114,7 @@ func degradeFinished(core []string, finished, unknown []offsetRange) []string {
 }
 
 // fitHistory adds the history's cover (c=) and as many of its newest runs (r=) as fit; the
-// cover moves past the newest one left out.
+// cover moves past every run left out.
 func fitHistory(fields []string, h history) string {
 	if !h.known {
 		return strings.Join(fields, " ")
@@ -123,14 +123,15 @@ func fitHistory(fields []string, h history) string {
 	room := maxMetaBytes - len(out) - coverBytes - len(" r=")
 	var runs []string
 	cover := h.cover
-	for _, id := range h.newestFirst() {
-		e := id + "." + strconv.FormatInt(h.runs[id], 36)
+	h.newest(func(id string, at, coverWithout int64) bool {
+		e := id + "." + strconv.FormatInt(at, 36)
 		if room -= len(e) + 1; room < 0 {
-			cover = max(cover, h.runs[id]+1)
-			break
+			cover = coverWithout
+			return false
 		}
 		runs = append(runs, e)
-	}
+		return true
+	})
 	out += " c=" + strconv.FormatInt(cover, 36)
 	if len(runs) > 0 {
 		out += " r=" + strings.Join(runs, ",")

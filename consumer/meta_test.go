@@ -28,7 +28,10 @@ func TestProgressRoundTrip(t *testing.T) {
 	p.leases[109] = Lease{Holder: "port-runner-a/b c", Bound: 130 * time.Second}
 	p.leases[110] = Lease{Holder: "kgo-2", Bound: time.Hour}
 	p.unknown = []offsetRange{{300, 310}}
-	p.history = history{runs: map[string]int64{"r_a": 1700000000, "r_b": 1700000001}, cover: 1699999990, known: true}
+	p.history = newHistory()
+	p.history.cover, p.history.known = 1699999990, true
+	p.history.addUnix("r_a", 1700000000)
+	p.history.addUnix("r_b", 1700000001)
 	meta := encodeProgress(100, p)
 	want := "port-runner/1 s=3,9-a o=.01 h=3m:port-runner-a%2Fb%20c/2s0:kgo-2 f=0-2,4-8,2s u=5k-5u c=s44wdy r=r_b.s44we9,r_a.s44we8"
 	if meta != want {
@@ -109,7 +112,7 @@ func worstCase(pool, holders int) (int64, progress) {
 	p.history = newHistory()
 	p.history.known = true
 	for i := 0; i < maxHistoryRuns; i++ {
-		p.history.runs[fmt.Sprintf("r_%016d", i)] = 1800000000 + int64(i)
+		p.history.addUnix(fmt.Sprintf("r_%016d", i), 1800000000+int64(i))
 	}
 	return base, p
 }
