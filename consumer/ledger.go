@@ -72,6 +72,7 @@ type partitionLedger struct {
 	// committed is what the broker has for this partition (from the fetch at assignment,
 	// then from our commits).
 	committed snapshot
+	resend    bool // the last commit's outcome is unknown: send again, whatever the version
 	highWater int64
 	history   history       // the run ids handled on it (earlier owners' and ours)
 	since     clock.Instant // when this member got it

@@ -31,7 +31,24 @@ func (pl *partitionLedger) fits(handover Lease) bool {
 	if !ok {
 		return true
 	}
-	return coreFits(base.Offset, pl.progress(&handover))
+	p := progress{started: map[int64]bool{}, leases: map[int64]Lease{}}
+	for _, e := range pl.inflight {
+		if e.started && !e.done {
+			pl.addStarted(&p, e, &handover)
+		}
+	}
+	pl.carryPriorStarts(&p)
+	return coreFits(base.Offset, p)
+}
+
+// addStarted says that e, a started and unfinished run, is, and who holds it under a lease.
+func (pl *partitionLedger) addStarted(p *progress, e entry, handover *Lease) {
+	p.started[e.offset] = true
+	if l, leased := pl.prior.leases[e.offset]; leased && !e.ours {
+		p.leases[e.offset] = l
+	} else if e.ours && handover != nil {
+		p.leases[e.offset] = *handover
+	}
 }
 
 // progress is what the partition's commit says now; at a handover (lease set) the runs
@@ -43,12 +60,7 @@ func (pl *partitionLedger) progress(handover *Lease) progress {
 		case e.done:
 			p.finished[e.offset] = true
 		case e.started:
-			p.started[e.offset] = true
-			if l, leased := pl.prior.leases[e.offset]; leased && !e.ours {
-				p.leases[e.offset] = l
-			} else if e.ours && handover != nil {
-				p.leases[e.offset] = *handover
-			}
+			pl.addStarted(&p, e, handover)
 		case e.unknown:
 			p.unknown = append(p.unknown, offsetRange{e.offset, e.offset})
 		}
@@ -58,8 +70,8 @@ func (pl *partitionLedger) progress(handover *Lease) progress {
 	return p
 }
 
-// carryPrior adds what earlier owners said of offsets not polled yet.
-func (pl *partitionLedger) carryPrior(p *progress) {
+// carryPriorStarts adds the starts and leases earlier owners said of offsets not polled yet.
+func (pl *partitionLedger) carryPriorStarts(p *progress) {
 	for off := range pl.prior.started {
 		if off > pl.lastSeen {
 			p.started[off] = true
@@ -68,6 +80,11 @@ func (pl *partitionLedger) carryPrior(p *progress) {
 			}
 		}
 	}
+}
+
+// carryPrior adds what earlier owners said of offsets not polled yet.
+func (pl *partitionLedger) carryPrior(p *progress) {
+	pl.carryPriorStarts(p)
 	for off := range pl.prior.finished {
 		if off > pl.lastSeen {
 			p.finished[off] = true
@@ -106,6 +123,8 @@ func (l *ledger) toCommit(handover map[topicPartition]Lease) map[topicPartition]
 		var lease *Lease
 		if h, ok := handover[tp]; ok {
 			lease = &h
+		} else if pl.version == pl.committed.version && !pl.resend {
+			continue // the broker has this version already: nothing to encode
 		}
 		s, ok := pl.snapshot(lease)
 		if !ok {
@@ -125,7 +144,7 @@ func (l *ledger) committed(tp topicPartition, s snapshot) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if pl, ok := l.parts[tp]; ok && s.version >= pl.committed.version {
-		pl.committed = s
+		pl.committed, pl.resend = s, false
 	}
 }
 
@@ -137,6 +156,7 @@ func (l *ledger) uncertain(tp topicPartition) {
 	if pl, ok := l.parts[tp]; ok {
 		pl.committed.offset = kgo.EpochOffset{Epoch: -1, Offset: unknownOffset}
 		pl.committed.meta = ""
+		pl.resend = true
 	}
 }
 

@@ -1,6 +1,8 @@
 package consumer
 
 import (
+	"cmp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,7 +19,7 @@ import (
 func encodeProgress(base int64, p progress) string {
 	core, _ := coreFields(base, p)
 	finished := rangesOf(deltas(base, p.finished))
-	unknown := relativeRanges(base, p.unknown)
+	unknown := mergeRanges(relativeRanges(base, p.unknown))
 	fields := withRanges(core, "f", finished, unknown)
 	if over(fields) {
 		fields = degradeFinished(core, finished, unknown)
@@ -26,11 +28,11 @@ func encodeProgress(base int64, p progress) string {
 }
 
 // coreFits says whether p's starts and leases fit under Kafka's limit with room for the
-// rest (finished and unknown offsets given up, the history's cover).
+// rest at its smallest: every finished and unknown offset given up as one unknown range,
+// and the history's cover.
 func coreFits(base int64, p progress) bool {
 	core, ok := coreFields(base, p)
-	unknown := append(relativeRanges(base, p.unknown), offsetRange{0, 1 << 40}) // the finished ones, given up
-	return ok && !over(withRanges(core, "f", nil, unknown))
+	return ok && !over(withRanges(core, "f", nil, []offsetRange{{0, 1 << 40}}))
 }
 
 // coreFields is what must always be said: the started offsets and who holds them. ok is
@@ -70,6 +72,24 @@ func coreFields(base int64, p progress) (fields []string, ok bool) {
 	return fields, true
 }
 
+// mergeRanges sorts ranges and joins those that touch or overlap.
+func mergeRanges(rs []offsetRange) []offsetRange {
+	if len(rs) < 2 {
+		return rs
+	}
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, func(a, b offsetRange) int { return cmp.Compare(a.first, b.first) })
+	out := rs[:1]
+	for _, r := range rs[1:] {
+		if last := &out[len(out)-1]; r.first <= last.last+1 {
+			last.last = max(last.last, r.last)
+		} else {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func relativeRanges(base int64, rs []offsetRange) []offsetRange {
 	var out []offsetRange
 	for _, r := range rs {
@@ -99,7 +119,8 @@ func over(fields []string) bool { return len(strings.Join(fields, " ")) > maxMet
 const coverBytes = 16
 
 // degradeFinished keeps the lowest finished ranges that fit and makes one unknown range of
-// the offsets from the first range given up to the last.
+// the offsets from the first range given up to the last. If the unknown ranges alone do
+// not fit, every finished and unknown offset becomes one unknown range.
 func degradeFinished(core []string, finished, unknown []offsetRange) []string {
 	n := len(finished)
 	keeping := func(k int) []string {
@@ -107,34 +128,51 @@ func degradeFinished(core []string, finished, unknown []offsetRange) []string {
 			return withRanges(core, "f", finished, unknown)
 		}
 		tail := offsetRange{finished[k].first, finished[n-1].last}
-		return withRanges(core, "f", finished[:k], append(append([]offsetRange(nil), unknown...), tail))
+		return withRanges(core, "f", finished[:k], mergeRanges(append(slices.Clone(unknown), tail)))
 	}
 	k := sort.Search(n+1, func(k int) bool { return over(keeping(k)) })
-	return keeping(max(k-1, 0))
+	if k > 0 {
+		return keeping(k - 1)
+	}
+	all := append(slices.Clone(unknown), finished...)
+	if len(all) == 0 {
+		return core // (a take waits rather than let the core alone be over: coreFits)
+	}
+	span := offsetRange{all[0].first, all[0].last}
+	for _, r := range all {
+		span = offsetRange{min(span.first, r.first), max(span.last, r.last)}
+	}
+	return withRanges(core, "f", nil, []offsetRange{span})
 }
 
 // fitHistory adds the history's cover (c=) and as many of its newest runs (r=) as fit; the
-// cover moves past every run left out.
+// cover moves past every run left out. It runs on every commit: it writes into one buffer.
 func fitHistory(fields []string, h history) string {
-	if !h.known {
-		return strings.Join(fields, " ")
-	}
 	out := strings.Join(fields, " ")
+	if !h.known {
+		return out
+	}
 	room := maxMetaBytes - len(out) - coverBytes - len(" r=")
-	var runs []string
+	runs := make([]byte, 0, min(max(room, 0), 64*len(h.order)))
 	cover := h.cover
+	var num [16]byte
 	h.newest(func(id string, at, coverWithout int64) bool {
-		e := id + "." + strconv.FormatInt(at, 36)
-		if room -= len(e) + 1; room < 0 {
+		ts := strconv.AppendInt(num[:0], at, 36)
+		if room -= len(id) + 1 + len(ts) + 1; room < 0 {
 			cover = coverWithout
 			return false
 		}
-		runs = append(runs, e)
+		if len(runs) > 0 {
+			runs = append(runs, ',')
+		}
+		runs = append(append(append(runs, id...), '.'), ts...)
 		return true
 	})
-	out += " c=" + strconv.FormatInt(cover, 36)
+	b := make([]byte, 0, len(out)+coverBytes+len(" r=")+len(runs))
+	b = append(append(b, out...), " c="...)
+	b = strconv.AppendInt(b, cover, 36)
 	if len(runs) > 0 {
-		out += " r=" + strings.Join(runs, ",")
+		b = append(append(b, " r="...), runs...)
 	}
-	return out
+	return string(b)
 }

@@ -169,3 +169,28 @@ func TestProgressDegradesSafely(t *testing.T) {
 		t.Fatal("history written but not read")
 	}
 }
+
+// TestProgressCollapsesScatteredUnknowns: unknown offsets interleaved with finished ones (a
+// new group's backlog decided out of order) past what the limit can list become one unknown
+// range: every offset is still either finished or looked up in Port, never run blind.
+func TestProgressCollapsesScatteredUnknowns(t *testing.T) {
+	p := newProgress()
+	p.history.known = true
+	for off := int64(0); off < 3000; off++ {
+		if off%2 == 0 {
+			p.unknown = append(p.unknown, offsetRange{off, off})
+		} else {
+			p.finished[off] = true
+		}
+	}
+	meta := encodeProgress(0, p)
+	got, ok, err := decodeProgress(0, meta)
+	if !ok || err != nil || len(meta) > maxMetaBytes {
+		t.Fatalf("%d bytes, %v", len(meta), err)
+	}
+	for off := int64(0); off < 3000; off++ {
+		if !got.finished[off] && !got.isUnknown(off) || off%2 == 0 && !got.isUnknown(off) {
+			t.Fatalf("offset %d: neither finished nor unknown, or an unknown one said finished (%q)", off, meta)
+		}
+	}
+}

@@ -224,7 +224,9 @@ func (c *Consumer) newTicket(rec *kgo.Record, p polled) *Ticket {
 	c.runsMu.Lock()
 	c.runs[t] = struct{}{}
 	c.runsMu.Unlock()
-	c.members.poke()
+	if t.ended != nil {
+		c.members.poke() // it waits for an earlier holder: look at once
+	}
 	return t
 }
 
