@@ -22,6 +22,17 @@ type history struct {
 	// metadata): then nothing is covered.
 	cover int64
 	known bool
+	ver   uint64      // bumped on every change
+	enc   *historyEnc // the last encoding (meta_fit.go), shared by the copies of h
+}
+
+// historyEnc is a history as the commit metadata wrote it last: each commit carries it, and
+// it changes at most once a run.
+type historyEnc struct {
+	ver    uint64
+	budget int
+	cover  int64
+	runs   []byte
 }
 
 // historyEntry is one run of history.order; upTo is the latest message time of it and of
@@ -39,7 +50,7 @@ const maxHistoryRuns = 4096
 // maxRunIDLen bounds one id read from metadata: the decoder's own limit (runmsg.MaxIDLen).
 const maxRunIDLen = 128
 
-func newHistory() history { return history{runs: map[string]int64{}} }
+func newHistory() history { return history{runs: map[string]int64{}, enc: &historyEnc{}} }
 
 // covers says whether a run whose message is from at would be in the history if it had
 // been handled here.
@@ -53,6 +64,7 @@ func (h *history) addUnix(id string, ts int64) {
 		return
 	}
 	h.runs[id] = ts
+	h.ver++
 	upTo := ts
 	if n := len(h.order); n > 0 {
 		upTo = max(upTo, h.order[n-1].upTo)
@@ -75,6 +87,7 @@ func (h *history) forgetBefore(t time.Time) {
 	for _, e := range h.order {
 		if e.at < cut {
 			delete(h.runs, e.id)
+			h.ver++
 			continue
 		}
 		upTo = max(upTo, e.at)

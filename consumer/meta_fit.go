@@ -145,34 +145,52 @@ func degradeFinished(core []string, finished, unknown []offsetRange) []string {
 	return withRanges(core, "f", nil, []offsetRange{span})
 }
 
-// fitHistory adds the history's cover (c=) and as many of its newest runs (r=) as fit; the
-// cover moves past every run left out. It runs on every commit: it writes into one buffer.
+// maxHistoryBytes bounds the history a commit carries (r=): its newest runs; older ones are
+// looked up in Port by a next owner that meets them again (README "Delivery").
+const maxHistoryBytes = 2048
+
+// fitHistory adds the history's cover (c=) and as many of its newest runs (r=) as fit in
+// maxHistoryBytes and the room left; the cover moves past every run left out. Every commit
+// carries it: it is encoded again only when the history or its room changed.
 func fitHistory(fields []string, h history) string {
 	out := strings.Join(fields, " ")
 	if !h.known {
 		return out
 	}
-	room := maxMetaBytes - len(out) - coverBytes - len(" r=")
-	runs := make([]byte, 0, min(max(room, 0), 64*len(h.order)))
-	cover := h.cover
+	budget := max(min(maxMetaBytes-len(out)-coverBytes-len(" r="), maxHistoryBytes), 0)
+	enc := h.enc
+	if enc == nil {
+		enc = &historyEnc{}
+	}
+	if enc.ver != h.ver || enc.budget != budget || enc.runs == nil {
+		*enc = encodeHistory(h, budget)
+	}
+	b := make([]byte, 0, len(out)+coverBytes+len(" r=")+len(enc.runs))
+	b = append(append(b, out...), " c="...)
+	b = strconv.AppendInt(b, enc.cover, 36)
+	if len(enc.runs) > 0 {
+		b = append(append(b, " r="...), enc.runs...)
+	}
+	return string(b)
+}
+
+// encodeHistory writes h's newest runs that fit in budget bytes, and the cover that holds
+// without the others.
+func encodeHistory(h history, budget int) historyEnc {
+	e := historyEnc{ver: h.ver, budget: budget, cover: h.cover, runs: make([]byte, 0, min(budget, 64*len(h.order)))}
+	room := budget
 	var num [16]byte
 	h.newest(func(id string, at, coverWithout int64) bool {
 		ts := strconv.AppendInt(num[:0], at, 36)
 		if room -= len(id) + 1 + len(ts) + 1; room < 0 {
-			cover = coverWithout
+			e.cover = coverWithout
 			return false
 		}
-		if len(runs) > 0 {
-			runs = append(runs, ',')
+		if len(e.runs) > 0 {
+			e.runs = append(e.runs, ',')
 		}
-		runs = append(append(append(runs, id...), '.'), ts...)
+		e.runs = append(append(append(e.runs, id...), '.'), ts...)
 		return true
 	})
-	b := make([]byte, 0, len(out)+coverBytes+len(" r=")+len(runs))
-	b = append(append(b, out...), " c="...)
-	b = strconv.AppendInt(b, cover, 36)
-	if len(runs) > 0 {
-		b = append(append(b, " r="...), runs...)
-	}
-	return string(b)
+	return e
 }
