@@ -29,21 +29,12 @@ import (
 
 // Deps are what the caller may supply instead of the defaults (tests, the demo).
 type Deps struct {
-	Logger     *zap.Logger
-	Metrics    *metrics.Metrics
-	KafkaOpts  []kgo.Opt     // appended after the config's options
-	CloseGrace time.Duration // how long closing requests may take after runs are cancelled; 0 -> 30s
-	// ClosingBudget is how long one run's closing is retried; 0 -> DefaultClosingBudget.
-	ClosingBudget time.Duration
-	MetricsAddr   string // overrides metrics.addr ("-" disables the server)
+	Logger    *zap.Logger
+	Metrics   *metrics.Metrics
+	KafkaOpts []kgo.Opt // appended after the config's options
 	// Shim is the exec shim's command prefix (executor.ShimFor), so a command's children die
 	// with the agent too; nil: no shim.
 	Shim []string
-	// LagInterval is how often consumer_lag is read from the broker; 0 -> 5s.
-	LagInterval time.Duration
-	// KafkaPlaintext: Kafka credentials from Port are used without TLS (tests, whose
-	// in-process broker has none; Port's Kafka is always SASL_SSL).
-	KafkaPlaintext bool
 }
 
 // Agent is one replica.
@@ -62,6 +53,7 @@ type Agent struct {
 	seen     *seenRuns
 	lives    *lives // every run held here, each in its named phase (lifecycle.go)
 	deps     Deps
+	timings  timings // production values unless an Option changed them
 	// fatal carries the consumer's unrecoverable error to Run, which then stops as on SIGTERM.
 	fatal chan error
 	// stopping is set from the first signal or a fatal error on: /readyz answers 503.
@@ -79,7 +71,7 @@ type Agent struct {
 }
 
 // New builds every stage from a validated config. Nothing connects until Run.
-func New(cfg *config.Config, deps Deps) (*Agent, error) {
+func New(cfg *config.Config, deps Deps, opts ...Option) (*Agent, error) {
 	if deps.Logger == nil {
 		deps.Logger = zap.NewNop()
 	}
@@ -89,13 +81,10 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 	if cfg.Metrics.Pprof {
 		deps.Metrics.Pprof = true
 	}
-	if deps.CloseGrace <= 0 {
-		deps.CloseGrace = 30 * time.Second
+	a := &Agent{cfg: cfg, log: deps.Logger, metrics: deps.Metrics, deps: deps, timings: defaultTimings(), seen: newSeenRuns(10000), fatal: make(chan error, 1)}
+	for _, o := range opts {
+		o(&a.timings)
 	}
-	if deps.ClosingBudget <= 0 {
-		deps.ClosingBudget = DefaultClosingBudget
-	}
-	a := &Agent{cfg: cfg, log: deps.Logger, metrics: deps.Metrics, deps: deps, seen: newSeenRuns(10000), fatal: make(chan error, 1)}
 	a.lives = newLives(func(d int) { deps.Metrics.RunsInFlight.Add(float64(d)) })
 
 	api, err := portapi.New(portapi.Options{
@@ -269,7 +258,7 @@ func (a *Agent) Run(parent, kill context.Context) error {
 		return err
 	}
 	defer stopLag()
-	if addr := a.metricsAddr(); addr != "-" {
+	if addr := a.cfg.Metrics.Addr; addr != "-" { // "-": no server (the demo)
 		stop, err := a.serve("metrics server", func(sctx context.Context) (string, func() error, error) {
 			return a.metrics.Serve(sctx, addr, a.Ready)
 		})
@@ -294,8 +283,7 @@ func (a *Agent) Run(parent, kill context.Context) error {
 	workCtx, cancelWork := context.WithCancelCause(kill)
 	defer cancelWork(nil)
 	// reportCtx outlives the runs so cancelled runs still get their closing request, but
-	// only for CloseGrace: an unreachable Port must not hold the shutdown forever (a run
-	// left unclosed is not committed, so it is not lost).
+	// only for closeGrace.
 	reportCtx, cancelReport := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelReport()
 	var watchers sync.WaitGroup
@@ -318,7 +306,7 @@ func (a *Agent) Run(parent, kill context.Context) error {
 			a.log.Info("stopping: cancelling the commands still running", a.lives.phases())
 		}
 		cancelWork(executor.ErrShutdown)
-		g := time.NewTimer(a.deps.CloseGrace)
+		g := time.NewTimer(closeGrace)
 		defer g.Stop()
 		select {
 		case <-g.C:
@@ -363,7 +351,7 @@ func (a *Agent) startLag() (stop func(), err error) {
 	}
 	c := consumer.NewLagCollector(consumer.LagOptions{
 		Client: cl, Topic: a.kafka.Topic, Group: a.kafka.Group, StartOffset: a.kafka.StartOffset,
-		Owned: a.ownedUnstarted, Interval: a.deps.LagInterval, Logger: a.log,
+		Owned: a.ownedUnstarted, Interval: a.timings.lagInterval, Logger: a.log,
 	})
 	detach := a.metrics.Attach("lag", c)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -384,11 +372,4 @@ func (a *Agent) ownedUnstarted() map[int32]consumer.Unstarted {
 		out[p] = consumer.Unstarted{Offset: u.Offset, Timestamp: u.Timestamp}
 	}
 	return out
-}
-
-func (a *Agent) metricsAddr() string {
-	if a.deps.MetricsAddr != "" {
-		return a.deps.MetricsAddr
-	}
-	return a.cfg.Metrics.Addr
 }

@@ -149,7 +149,7 @@ func TestClosingRefusedForGood(t *testing.T) {
 	h.emu.RefuseClosings(422, 422)
 	h.emu.RegisterRun("r_refused", "act")
 	h.produceRun(t, "r_refused", "act")
-	_, stop := h.startAgentWith(t, cfg, func(d *agent.Deps) { d.ClosingBudget = 3 * time.Second })
+	_, stop := h.startAgentWith(t, cfg, func(*agent.Deps) {}, agent.WithClosingBudget(3*time.Second))
 	waitcond.For(t, "the run counted as unclosed", 30*time.Second, func() bool { return testutil.ToFloat64(h.metrics.RunsUnclosed) == 1 })
 	refusedAt := time.Now()
 	if got := closingRequests(h.emu, "r_refused"); got[422] != 2 || len(got) != 1 {
@@ -331,7 +331,7 @@ func TestClosingGoesOnPastTheBudgetWhileThePartitionIsOurs(t *testing.T) {
 	cfg := h.config(t, fmt.Sprintf(`
   act: {command: [%q]}
 `, script))
-	a, stop := h.startAgentWith(t, cfg, func(d *agent.Deps) { d.ClosingBudget = time.Second })
+	a, stop := h.startAgentWith(t, cfg, func(*agent.Deps) {}, agent.WithClosingBudget(time.Second))
 	waitcond.For(t, "the agent to be ready", 30*time.Second, func() bool { return a.Ready() == nil })
 	h.emu.SetDown(true)
 	h.emu.RegisterRun("r_outage", "act")

@@ -73,6 +73,7 @@ port: {baseURL: %q, clientID: test-client, clientSecret: %q, orgID: org_test, re
 kafka: {brokers: [%q], topic: %q, group: %q, startOffset: earliest}
 executor: {maxConcurrent: 4, shutdownTimeout: 10s}
 logs: {flushInterval: 200ms}
+metrics: {addr: "-"}
 actions:
 %s`, h.baseURL, vectorSecret, strings.Join(h.cluster.Brokers, ","), h.topic, h.group, actions)
 	cfg, err := config.Parse([]byte(yaml), func(string) (string, bool) { return "", false })
@@ -99,11 +100,11 @@ func (h *harness) startAgent(t *testing.T, cfg *config.Config) (a *agent.Agent, 
 }
 
 // startAgentWith is startAgent with the agent's Deps changed by tune.
-func (h *harness) startAgentWith(t *testing.T, cfg *config.Config, tune func(*agent.Deps)) (a *agent.Agent, stop func() error) {
+func (h *harness) startAgentWith(t *testing.T, cfg *config.Config, tune func(*agent.Deps), opts ...agent.Option) (a *agent.Agent, stop func() error) {
 	t.Helper()
-	deps := agent.Deps{Logger: zaptest.NewLogger(t), Metrics: h.metrics, KafkaOpts: h.cluster.Opts, MetricsAddr: "-"}
+	deps := agent.Deps{Logger: zaptest.NewLogger(t), Metrics: h.metrics, KafkaOpts: h.cluster.Opts}
 	tune(&deps)
-	a, err := agent.New(cfg, deps)
+	a, err := agent.New(cfg, deps, opts...)
 	if err != nil {
 		t.Fatalf("agent: %v", err)
 	}

@@ -47,7 +47,7 @@ func saslConfig(t *testing.T, h *harness, password string) *config.Config {
 // startPlain starts an agent with only the config's own Kafka options (no fixture options).
 func startPlain(t *testing.T, h *harness, cfg *config.Config) (*agent.Agent, func() error) {
 	t.Helper()
-	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: metrics.New(), MetricsAddr: "-"})
+	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: metrics.New()})
 	if err != nil {
 		t.Fatalf("agent: %v", err)
 	}
@@ -92,7 +92,7 @@ func TestAgentWrongKafkaPasswordFailsFast(t *testing.T) {
 // runUntilItStops runs an agent that must stop by itself (a start-up error) well within 20s.
 func runUntilItStops(t *testing.T, cfg *config.Config, kafkaOpts []kgo.Opt) (error, time.Duration) {
 	t.Helper()
-	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), KafkaOpts: kafkaOpts, MetricsAddr: "-"})
+	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), KafkaOpts: kafkaOpts})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,7 @@ func TestPassEnvRefusesACredentialUnderAnotherName(t *testing.T) {
 `)
 		cfg.Kafka.SASL.Password = "kafka-password-xyz"
 		cfg.Executor.PassEnv = []string{"HTTPS_PROXY", name}
-		_, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), MetricsAddr: "-"})
+		_, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t)})
 		if err == nil || !strings.Contains(err.Error(), "executor.passEnv") || !strings.Contains(err.Error(), name) {
 			t.Errorf("passEnv %s (a credential's value): New = %v, want an executor.passEnv error naming it", name, err)
 		}

@@ -224,7 +224,7 @@ func TestShutdownCancelsWhatOutlivesTheTimeout(t *testing.T) {
 		h.emu.RegisterRun(r[0], r[1])
 		h.produceRun(t, r[0], r[1])
 	}
-	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: h.metrics, KafkaOpts: h.cluster.Opts, MetricsAddr: "-"})
+	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: h.metrics, KafkaOpts: h.cluster.Opts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +335,7 @@ func TestReadyAfterAnIdleTokenExpired(t *testing.T) {
 	cfg := h.config(t, `
   create_microservice: {command: ["true"]}
 `)
-	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: h.metrics, KafkaOpts: h.cluster.Opts, MetricsAddr: "-"})
+	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: h.metrics, KafkaOpts: h.cluster.Opts})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func TestTryCountsItsRun(t *testing.T) {
 	// No Kafka, as `port-runner try` has it: the run goes straight to the agent.
 	cfg.Kafka = config.Kafka{Topic: cfg.Kafka.Topic, StartOffset: "latest", GroupProtocol: "classic", RevokeTimeout: cfg.Kafka.RevokeTimeout}
 	cfg.Metrics.Addr = "-"
-	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: h.metrics, MetricsAddr: "-"})
+	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: h.metrics})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -130,7 +130,8 @@ func Run(ctx context.Context, out, logOut io.Writer) error {
 	}
 
 	log := zap.New(zapcoreFor(logOut))
-	ag, err := agent.New(cfg, agent.Deps{Logger: log, MetricsAddr: "-"})
+	cfg.Metrics.Addr = "-" // the demo's agent serves no metrics
+	ag, err := agent.New(cfg, agent.Deps{Logger: log})
 	if err != nil {
 		return err
 	}

@@ -70,7 +70,7 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	defer func() { stopEmu(); _ = waitEmu() }()
 	cfg.Port.BaseURL = base
 
-	a, err := agent.New(cfg, agent.Deps{Logger: zap.New(consoleCore(logOut)), MetricsAddr: "-"})
+	a, err := agent.New(cfg, agent.Deps{Logger: zap.New(consoleCore(logOut))})
 	if err != nil {
 		return false, err
 	}

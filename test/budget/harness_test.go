@@ -79,6 +79,7 @@ port: {baseURL: %q, clientID: budget-client, clientSecret: %q, orgID: org_budget
 kafka: {brokers: [%q], topic: %q, group: %q, startOffset: earliest}
 executor: {maxConcurrent: 8, shutdownTimeout: 10s}
 logs: {flushInterval: 1s}
+metrics: {addr: "-"}
 actions:
   build: {command: [%q]}
 `, o.srv.URL(), secret, rps, strings.Join(o.cluster.Brokers, ","), o.topic, o.group, command)
@@ -93,7 +94,7 @@ actions:
 		m := metrics.New()
 		a, err := agent.New(cfg, agent.Deps{
 			Logger:  zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).With(zap.Int("replica", i)),
-			Metrics: m, KafkaOpts: o.cluster.Opts, MetricsAddr: "-",
+			Metrics: m, KafkaOpts: o.cluster.Opts,
 		})
 		if err != nil {
 			t.Fatalf("agent: %v", err)

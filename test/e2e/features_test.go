@@ -192,6 +192,7 @@ func TestKafkaCredentialsFromPort(t *testing.T) {
 	var cluster *kafkatest.Cluster
 	deps := agent.Deps{KafkaOpts: []kgo.Opt{}} // Port's credentials only, not the fixture's
 	tlsYAML := ""
+	var opts []agent.Option
 	if real {
 		opts, err := kafkatest.SASLOpts(os.Getenv(kafkatest.EnvSASLMechanism), user, pass, caFile)
 		if err != nil {
@@ -209,7 +210,7 @@ func TestKafkaCredentialsFromPort(t *testing.T) {
 		cluster = &kafkatest.Cluster{Brokers: kc.ListenAddrs(), Kind: kafkatest.KindKfake,
 			Opts: []kgo.Opt{kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism())}}
 		brokers = kc.ListenAddrs()
-		deps.KafkaPlaintext = true // the in-process broker has no TLS; Port's has
+		opts = append(opts, agent.WithPlaintextKafkaFromPort()) // the in-process broker has no TLS; Port's has
 	}
 	h := newHarnessOn(t, cluster, func(o *emulator.Options) {
 		o.KafkaCredentials = &emulator.KafkaCredentials{Brokers: brokers, Username: user, Password: pass}
@@ -222,7 +223,7 @@ func TestKafkaCredentialsFromPort(t *testing.T) {
 	if cfg.Kafka.Group != "" || !cfg.Kafka.FromPort() {
 		t.Fatalf("kafka config %+v", cfg.Kafka)
 	}
-	h.start(t, cfg, deps)
+	h.start(t, cfg, deps, opts...)
 	created, err := h.emu.CreateRun(context.Background(), "create_microservice", emulator.CreateRunRequest{})
 	if err != nil {
 		t.Fatal(err)

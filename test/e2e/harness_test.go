@@ -76,6 +76,7 @@ port: {baseURL: %q, clientID: e2e-client, clientSecret: %q, orgID: org_e2e, requ
 kafka: %s
 executor: {maxConcurrent: 4, shutdownTimeout: 10s}
 logs: {flushInterval: 100ms}
+metrics: {addr: "-"}
 actions:
 %s`, h.baseURL, secret, kafka, actions)
 	cfg, err := config.Parse([]byte(yaml), func(string) (string, bool) { return "", false })
@@ -94,17 +95,16 @@ func (h *harness) config(t *testing.T, actions string) *config.Config {
 }
 
 // start runs the agent until the test ends; its logs go to the test log and h.logs.
-func (h *harness) start(t *testing.T, cfg *config.Config, deps agent.Deps) {
+func (h *harness) start(t *testing.T, cfg *config.Config, deps agent.Deps, opts ...agent.Option) {
 	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
 	h.logs = logs
 	deps.Logger = zap.New(zapcore.NewTee(core, zaptest.NewLogger(t).Core()))
 	deps.Metrics = h.metrics
-	deps.MetricsAddr = "-"
 	if deps.KafkaOpts == nil {
 		deps.KafkaOpts = h.cluster.Opts
 	}
-	a, err := agent.New(cfg, deps)
+	a, err := agent.New(cfg, deps, opts...)
 	if err != nil {
 		t.Fatalf("agent: %v", err)
 	}

@@ -81,6 +81,7 @@ port: {baseURL: %q, clientID: test-client, clientSecret: %q, orgID: org_test, re
 kafka: {brokers: [%q], topic: %q, group: %q, startOffset: earliest}
 executor: {maxConcurrent: 2, shutdownTimeout: 1s}
 logs: {flushInterval: 100ms}
+metrics: {addr: "-"}
 actions:
   ok: {command: ["/bin/sh", "-c", "echo fine"]}
   fails: {command: ["/bin/sh", "-c", "echo no; exit 3"]}
@@ -94,8 +95,8 @@ actions:
 	}
 	m := metrics.New()
 	// A short closing budget: the run Port refuses to close lets go of its slot soon after.
-	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: m, KafkaOpts: cluster.Opts,
-		MetricsAddr: "-", LagInterval: 200 * time.Millisecond, ClosingBudget: time.Second})
+	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: m, KafkaOpts: cluster.Opts},
+		agent.WithLagInterval(200*time.Millisecond), agent.WithClosingBudget(time.Second))
 	if err != nil {
 		return nil, err
 	}

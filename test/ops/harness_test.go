@@ -36,9 +36,9 @@ type harness struct {
 	group   string
 	emu     *emulator.Emulator
 	baseURL string
-	// lagInterval is the agents' agent.Deps.LagInterval (0: the production default, 5s).
+	// lagInterval is the agents' agent.WithLagInterval (0: the production default, 5s).
 	lagInterval time.Duration
-	// closingBudget is the agents' agent.Deps.ClosingBudget (0: the production default).
+	// closingBudget is the agents' agent.WithClosingBudget (0: the production default).
 	closingBudget time.Duration
 }
 
@@ -80,6 +80,7 @@ kafka: {brokers: %s, topic: %s, group: %s, startOffset: earliest}
 security: {mask: ["s3cret-value"]}
 executor: {maxConcurrent: %d, shutdownTimeout: 1s}
 logs: {flushInterval: 100ms}
+metrics: {addr: "-"}
 actions:
   gated:
     command: ["/bin/sh", "-c", %s]
@@ -111,8 +112,8 @@ type replica struct {
 func (h *harness) start(t *testing.T, cfg *config.Config) *replica {
 	t.Helper()
 	m := metrics.New()
-	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: m, KafkaOpts: h.cluster.Opts,
-		MetricsAddr: "-", LagInterval: h.lagInterval, ClosingBudget: h.closingBudget})
+	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: m, KafkaOpts: h.cluster.Opts},
+		agent.WithLagInterval(h.lagInterval), agent.WithClosingBudget(h.closingBudget))
 	if err != nil {
 		t.Fatalf("agent: %v", err)
 	}
