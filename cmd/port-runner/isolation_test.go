@@ -72,11 +72,12 @@ func TestCommandFindsNoCredential(t *testing.T) {
 	topic, group := cluster.Topic(t, 1), cluster.Group(t)
 	emu := emulator.New(emulator.Options{ClientID: "iso-client", ClientSecret: portSecret, OrgID: "org_iso", Topic: topic})
 	ctx, cancel := context.WithCancel(context.Background())
-	base, wait, err := emu.Start(ctx, "127.0.0.1:0")
+	emuSrv, err := emu.Serve(ctx, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cancel(); _ = wait() })
+	base := emuSrv.URL()
+	t.Cleanup(func() { cancel(); _ = emuSrv.Wait() })
 
 	cfg := filepath.Join(dir, "config.yaml")
 	yml := fmt.Sprintf(`port: {baseURL: %q, clientID: iso-client, clientSecret: "${PORT_CLIENT_SECRET}", orgID: org_iso}

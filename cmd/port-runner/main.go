@@ -447,13 +447,13 @@ func cmdEmulator(args []string, stderr io.Writer) int {
 		}
 	}
 	emu := emulator.New(opts)
-	base, wait, err := emu.Start(ctx, *addr)
+	srv, err := emu.Serve(ctx, *addr)
 	if err != nil {
 		log.Error("emulator", zap.Error(err))
 		return exitRuntime
 	}
-	log.Info("Port API emulator serving", zap.String("url", base), zap.String("topic", *org+".runs"))
-	if err := wait(); err != nil && !errors.Is(err, context.Canceled) {
+	log.Info("Port API emulator serving", zap.String("url", srv.URL()), zap.String("topic", *org+".runs"))
+	if err := srv.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("emulator", zap.Error(err))
 		return exitRuntime
 	}

@@ -245,10 +245,11 @@ func TestValidateConnectKafkaFromPort(t *testing.T) {
 func startEmulator(t *testing.T, opts emulator.Options) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	base, wait, err := emulator.New(opts).Start(ctx, "127.0.0.1:0")
+	emuSrv, err := emulator.New(opts).Serve(ctx, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cancel(); _ = wait() })
+	base := emuSrv.URL()
+	t.Cleanup(func() { cancel(); _ = emuSrv.Wait() })
 	return base
 }

@@ -144,10 +144,11 @@ actions:
 func serveEmulator(t *testing.T, emu *emulator.Emulator) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	base, wait, err := emu.Start(ctx, "127.0.0.1:0")
+	emuSrv, err := emu.Serve(ctx, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cancel(); _ = wait() })
+	base := emuSrv.URL()
+	t.Cleanup(func() { cancel(); _ = emuSrv.Wait() })
 	return base
 }

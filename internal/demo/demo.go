@@ -103,12 +103,13 @@ func Run(ctx context.Context, out, logOut io.Writer) error {
 		},
 	})
 	emuCtx, stopEmu := context.WithCancel(ctx)
-	baseURL, waitEmu, err := emu.Start(emuCtx, "127.0.0.1:0")
+	srv, err := emu.Serve(emuCtx, "127.0.0.1:0")
 	if err != nil {
 		stopEmu()
 		return fmt.Errorf("start port emulator: %w", err)
 	}
-	defer func() { stopEmu(); _ = waitEmu() }()
+	defer func() { stopEmu(); _ = srv.Wait() }()
+	baseURL := srv.URL()
 
 	env := map[string]string{
 		"PORT_BASE_URL": baseURL, "PORT_CLIENT_ID": clientID, "PORT_CLIENT_SECRET": clientSecret,

@@ -560,27 +560,27 @@ func TestRouting(t *testing.T) {
 	want(t, f.do(t, "GET", "/v1/auth/access_token", "", nil), 405, "method_not_allowed")
 }
 
-func TestStart(t *testing.T) {
+func TestServe(t *testing.T) {
 	e := New(Options{ClientID: testID, ClientSecret: testSecret, OrgID: "org_demo"})
 	ctx, cancel := context.WithCancel(context.Background())
-	base, wait, err := e.Start(ctx, "127.0.0.1:0")
+	srv, err := e.Serve(ctx, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := http.Post(base+"/v1/auth/access_token", "application/json",
+	res, err := http.Post(srv.URL()+"/v1/auth/access_token", "application/json",
 		strings.NewReader(`{"clientId":"client-id","clientSecret":"`+testSecret+`"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	res.Body.Close()
 	if res.StatusCode != 200 {
-		t.Fatalf("auth over Start: %d", res.StatusCode)
+		t.Fatalf("auth over Serve: %d", res.StatusCode)
 	}
 	cancel()
-	if err := wait(); err != nil {
+	if err := srv.Wait(); err != nil {
 		t.Fatalf("wait: %v", err)
 	}
-	if err := wait(); err != nil {
+	if err := srv.Wait(); err != nil {
 		t.Fatalf("second wait: %v", err)
 	}
 }

@@ -15,11 +15,12 @@ func emulated(t *testing.T, opts emulator.Options) (*emulator.Emulator, *portapi
 	opts.Produce = func(context.Context, string, []byte, []byte) error { return nil }
 	e := emulator.New(opts)
 	ctx, cancel := context.WithCancel(context.Background())
-	base, wait, err := e.Start(ctx, "127.0.0.1:0")
+	srv, err := e.Serve(ctx, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cancel(); _ = wait() })
+	t.Cleanup(func() { cancel(); _ = srv.Wait() })
+	base := srv.URL()
 	c, err := portapi.New(portapi.Options{BaseURL: base, ClientID: opts.ClientID, ClientSecret: opts.ClientSecret})
 	if err != nil {
 		t.Fatal(err)

@@ -88,11 +88,12 @@ func TestChaos(t *testing.T) {
 
 	emu := emulator.New(emulator.Options{ClientID: clientID, ClientSecret: secret, OrgID: orgID, Topic: topic})
 	emuCtx, stopEmu := context.WithCancel(context.Background())
-	baseURL, emuWait, err := emu.Start(emuCtx, "127.0.0.1:0")
+	emuSrv, err := emu.Serve(emuCtx, "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("start emulator: %v", err)
 	}
-	t.Cleanup(func() { stopEmu(); _ = emuWait() })
+	baseURL := emuSrv.URL()
+	t.Cleanup(func() { stopEmu(); _ = emuSrv.Wait() })
 
 	dir := t.TempDir()
 	bin := buildAgent(t, dir)

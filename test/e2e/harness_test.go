@@ -59,11 +59,12 @@ func newHarnessOn(t *testing.T, cluster *kafkatest.Cluster, tune func(*emulator.
 	}
 	h.emu = emulator.New(opts)
 	ctx, cancel := context.WithCancel(context.Background())
-	base, wait, err := h.emu.Start(ctx, "127.0.0.1:0")
+	emuSrv, err := h.emu.Serve(ctx, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cancel(); _ = wait() })
+	base := emuSrv.URL()
+	t.Cleanup(func() { cancel(); _ = emuSrv.Wait() })
 	h.baseURL = base
 	return h
 }

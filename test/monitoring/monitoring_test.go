@@ -72,10 +72,11 @@ func runAndGather(t *testing.T) (registry, error) {
 		Budget: 100000, BudgetWindow: time.Second})
 	ectx, cancelEmu := context.WithCancel(context.Background())
 	t.Cleanup(cancelEmu)
-	base, _, err := emu.Start(ectx, "127.0.0.1:0")
+	emuSrv, err := emu.Serve(ectx, "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
+	base := emuSrv.URL()
 	yaml := fmt.Sprintf(`
 port: {baseURL: %q, clientID: test-client, clientSecret: %q, orgID: org_test, requestsPerSecond: 500}
 kafka: {brokers: [%q], topic: %q, group: %q, startOffset: earliest}

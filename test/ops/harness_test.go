@@ -49,11 +49,12 @@ func newHarness(t *testing.T, partitions int) *harness {
 	h.group = h.cluster.Group(t)
 	h.emu = emulator.New(emulator.Options{ClientID: "test-client", ClientSecret: secret, OrgID: "org_test", Topic: h.topic})
 	ctx, cancel := context.WithCancel(context.Background())
-	base, wait, err := h.emu.Start(ctx, "127.0.0.1:0")
+	emuSrv, err := h.emu.Serve(ctx, "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("emulator: %v", err)
 	}
-	t.Cleanup(func() { cancel(); _ = wait() })
+	base := emuSrv.URL()
+	t.Cleanup(func() { cancel(); _ = emuSrv.Wait() })
 	h.baseURL = base
 	return h
 }
