@@ -103,6 +103,7 @@ func (e *Emulator) budgetLocked(now time.Time, h http.Header) bool {
 		e.winStart, e.winCount = start, 0
 		if e.next != nil { // SetBudget's change starts with a window
 			e.budget, e.window, e.next = e.next.limit, e.next.window, nil
+			e.budgetSince = now.Truncate(e.window)
 			return e.budgetLocked(now, h)
 		}
 	}
