@@ -7,11 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
-
-	"github.com/port-runner/port-runner/internal/agent"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // issue 8 point 4: an env expression that fails on a secret input must not carry the value
@@ -19,14 +15,13 @@ import (
 // The statusLabel, the run's log and the agent's own log lines name the env key and the kind
 // of problem only.
 func TestEnvErrorCarriesNoValue(t *testing.T) {
-	h := newHarness(t, 1)
-	core, logs := observer.New(zapcore.DebugLevel)
+	h := harness.New(t, 1)
 	const secret = "p@ssw0rd-0123456789-TAIL"
-	cfg := h.config(t, `
+	cfg := h.Config(t, harness.Actions(`
   deploy:
     command: ["true"]
     env: {DB_PASSWORD: .properties.password.value}
-`)
+`))
 	for i, env := range []map[string]string{
 		{"DB_PASSWORD": ".properties.password.value"},
 		{"DIV": ".properties.password / 0"},
@@ -42,11 +37,11 @@ func TestEnvErrorCarriesNoValue(t *testing.T) {
 		for k := range env {
 			key = k
 		}
-		h.emu.RegisterRun(id, "deploy")
-		h.cluster.Produce(t, h.topic, []byte(id), sign(t, fmt.Sprintf(`{"action":"deploy","context":{"runId":%q},"payload":{"properties":{"password":%q,"n":1}}}`, id, secret)))
-		_, stop := h.startAgentWith(t, cfg, func(d *agent.Deps) { d.Logger = zap.New(core) })
-		run := waitTerminated(t, h.emu, id)
-		if err := stop(); err != nil {
+		h.Emu.RegisterRun(id, "deploy")
+		h.Produce(t, []byte(id), h.Sign(t, fmt.Sprintf(`{"action":"deploy","context":{"runId":%q},"payload":{"properties":{"password":%q,"n":1}}}`, id, secret)))
+		a := h.Start(t, cfg)
+		run := h.WaitClosed(t, id)
+		if err := a.Stop(); err != nil {
 			t.Fatal(err)
 		}
 		var all strings.Builder
@@ -62,7 +57,7 @@ func TestEnvErrorCarriesNoValue(t *testing.T) {
 				t.Errorf("%s: the run shows the value (%q):\n%s", key, part, all.String())
 			}
 		}
-		for _, e := range logs.TakeAll() {
+		for _, e := range a.Logs.All() {
 			line, _ := json.Marshal(e.ContextMap())
 			if strings.Contains(e.Message+string(line), "p@ssw0rd") {
 				t.Errorf("%s: agent log line carries the value: %s %s", key, e.Message, line)
@@ -78,23 +73,23 @@ func TestProxiedRunTextIsMasked(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl not installed")
 	}
-	h := newHarness(t, 1)
+	h := harness.New(t, 1)
 	const secret = "p@ssw0rd-0123456789-TAIL"
-	script := writeScript(t, `set -eu
+	script := harness.Script(t, `set -eu
 echo "::add-mask::later-$DB_PASSWORD"
 post() { curl -q -sS -o /dev/null -w '%{http_code}' -X "$1" -H "Authorization: Bearer $PORT_API_TOKEN" -H 'Content-Type: application/json' "$PORT_API_URL/actions/runs/$PORT_RUN_ID$2" -d "$3"; }
 echo "log: $(post POST /logs "{\"message\":\"via proxy $DB_PASSWORD and later-$DB_PASSWORD \\u0070@ss\"}")"
 echo "patch: $(post PATCH "" "{\"summary\":\"sum $DB_PASSWORD\",\"link\":[\"https://x.example/?t=$DB_PASSWORD\"]}")"
 `)
-	cfg := h.config(t, fmt.Sprintf(`
+	cfg := h.Config(t, harness.Actions(fmt.Sprintf(`
   deploy:
     command: [%q]
     env: {DB_PASSWORD: .properties.password}
-`, script))
-	h.emu.RegisterRun("r_masked", "deploy")
-	h.cluster.Produce(t, h.topic, []byte("r_masked"), sign(t, fmt.Sprintf(`{"action":"deploy","context":{"runId":"r_masked"},"payload":{"properties":{"password":%q}}}`, secret)))
-	stop := h.start(t, cfg)
-	run := waitTerminated(t, h.emu, "r_masked")
+`, script)))
+	h.Emu.RegisterRun("r_masked", "deploy")
+	h.Produce(t, []byte("r_masked"), h.Sign(t, fmt.Sprintf(`{"action":"deploy","context":{"runId":"r_masked"},"payload":{"properties":{"password":%q}}}`, secret)))
+	stop := h.Start(t, cfg).Stop
+	run := h.WaitClosed(t, "r_masked")
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

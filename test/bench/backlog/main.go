@@ -32,6 +32,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/port-runner/port-runner/test/bench/internal/benchkit"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 const action = "create_microservice"
@@ -119,12 +120,8 @@ func run(ctx context.Context, o options) (err error) {
 
 	bin := o.agentBin
 	if bin == "" {
-		root, err := benchkit.ModuleRoot(ctx)
-		if err != nil {
-			return err
-		}
 		t := time.Now()
-		if bin, _, err = benchkit.BuildAgent(ctx, root, dir); err != nil {
+		if bin, err = harness.BuildAgent(ctx, dir); err != nil {
 			return err
 		}
 		fmt.Printf("backlog: built the agent in %s\n", time.Since(t).Round(time.Millisecond))
