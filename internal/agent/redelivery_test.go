@@ -3,6 +3,8 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -197,20 +199,29 @@ func TestGroupProtocolConsumer(t *testing.T) {
 // everything is committed and Run returns.
 func TestShutdownCancelsWhatOutlivesTheTimeout(t *testing.T) {
 	h := harness.New(t, 1)
-	cfg := h.Config(t, harness.Actions(`
+	dir := t.TempDir()
+	started, gate := filepath.Join(dir, "started"), filepath.Join(dir, "gate")
+	// The quick command ends once the test opens the gate, just after the signal: well
+	// within the drain, however long the machine took to start it.
+	quick := harness.Script(t, `touch "$1"; while [ ! -e "$2" ]; do sleep 0.05; done; echo finished in time`)
+	cfg := h.Config(t, harness.Actions(fmt.Sprintf(`
   slow: {command: ["sleep", "60"]}
-  quick: {command: ["sh", "-c", "sleep 0.3; echo finished in time"]}
-`))
+  quick: {command: [%q, %q, %q]}
+`, quick, started, gate)))
 	cfg.Executor.ShutdownTimeout = config.Duration(time.Second)
 	for _, r := range [][2]string{{"r_slow", "slow"}, {"r_quick", "quick"}} {
 		h.NewRun(t, r[0], r[1])
 	}
 	a := h.Start(t, cfg)
 	waitcond.For(t, "both runs to be executing", 20*time.Second, func() bool {
-		return testutil.ToFloat64(h.Metrics.RunsInFlight) == 2
+		_, err := os.Stat(started)
+		return err == nil && testutil.ToFloat64(h.Metrics.RunsInFlight) == 2
 	})
 	stopped := time.Now()
 	a.Cancel()
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case <-a.Done():
 		if err := a.Err(); err != nil {
