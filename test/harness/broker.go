@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
@@ -79,8 +81,10 @@ func NewBroker(t testing.TB) *Broker {
 	switch {
 	case os.Getenv(EnvBrokers) != "":
 		c = newExternal(t)
+		c.waitGroupCoordinator(t)
 	case os.Getenv(EnvDocker) == "1":
 		c = newContainer(t) // docker.go / nodocker.go
+		c.waitGroupCoordinator(t)
 	default:
 		c = newKfake(t)
 	}
@@ -247,25 +251,61 @@ func (b *Broker) Topic(t testing.TB, partitions int) string {
 
 	// A real broker creates the topic asynchronously: wait until the
 	// metadata shows all partitions with a leader.
-	for {
+	poll(ctx, t, "topic "+name, func() (bool, error) {
 		md, err := adm.Metadata(ctx, name)
-		if err == nil {
-			if td, ok := md.Topics[name]; ok && td.Err == nil && len(td.Partitions) == partitions {
-				ready := true
-				for _, p := range td.Partitions {
-					if p.Err != nil || p.Leader < 0 {
-						ready = false
-						break
-					}
-				}
-				if ready {
-					return name
-				}
-			}
+		return err == nil && leadersReady(md, name, partitions), err
+	})
+	return name
+}
+
+// waitGroupCoordinator waits until the broker answers group requests: a fresh broker
+// creates its offsets topic on the first one and answers COORDINATOR_NOT_AVAILABLE until
+// that topic is loaded, which a test's first group request (a commit, a lag read) would
+// otherwise meet.
+func (b *Broker) waitGroupCoordinator(t testing.TB) {
+	t.Helper()
+	adm := b.admin(t)
+	defer adm.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	probe := uniqueName(t, "kt-probe")
+	const offsets = "__consumer_offsets"
+	poll(ctx, t, "the group coordinator", func() (bool, error) {
+		if _, err := adm.FetchOffsets(ctx, probe); err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+			return false, err
+		}
+		md, err := adm.Metadata(ctx, offsets)
+		return err == nil && leadersReady(md, offsets, 0), err
+	})
+}
+
+// leadersReady reports whether md shows the topic with want partitions (any number, if 0),
+// each with a leader.
+func leadersReady(md kadm.Metadata, topic string, want int) bool {
+	td, ok := md.Topics[topic]
+	if !ok || td.Err != nil || len(td.Partitions) == 0 || want > 0 && len(td.Partitions) != want {
+		return false
+	}
+	for _, p := range td.Partitions {
+		if p.Err != nil || p.Leader < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// poll calls ready every 100ms until it says so, or fails t when ctx ends, with the last
+// error ready gave.
+func poll(ctx context.Context, t testing.TB, what string, ready func() (bool, error)) {
+	t.Helper()
+	for {
+		ok, err := ready()
+		if ok {
+			return
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("harness: topic %s not ready after %s (last error: %v)", name, opTimeout, err)
+			t.Fatalf("harness: %s not ready after %s (last error: %v)", what, opTimeout, err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
