@@ -16,7 +16,6 @@ import (
 // of problem only.
 func TestEnvErrorCarriesNoValue(t *testing.T) {
 	h := harness.New(t, 1)
-	const secret = "p@ssw0rd-0123456789-TAIL"
 	cfg := h.Config(t, harness.Actions(`
   deploy:
     command: ["true"]
@@ -38,7 +37,7 @@ func TestEnvErrorCarriesNoValue(t *testing.T) {
 			key = k
 		}
 		h.Emu.RegisterRun(id, "deploy")
-		h.Produce(t, []byte(id), h.Sign(t, fmt.Sprintf(`{"action":"deploy","context":{"runId":%q},"payload":{"properties":{"password":%q,"n":1}}}`, id, secret)))
+		h.Produce(t, []byte(id), h.Sign(t, fmt.Sprintf(`{"action":"deploy","context":{"runId":%q},"payload":{"properties":{"password":%q,"n":1}}}`, id, secretInput)))
 		a := h.Start(t, cfg)
 		run := h.WaitClosed(t, id)
 		if err := a.Stop(); err != nil {
@@ -52,7 +51,7 @@ func TestEnvErrorCarriesNoValue(t *testing.T) {
 		if run.Status != "FAILURE" || !strings.Contains(run.StatusLabel, key) {
 			t.Errorf("%s: run %s %q, want FAILURE naming %s", key, run.Status, run.StatusLabel, key)
 		}
-		for _, part := range []string{secret, "p@ssw0rd", "TAIL"} {
+		for _, part := range []string{secretInput, "p@ssw0rd", "TAIL"} {
 			if strings.Contains(all.String(), part) {
 				t.Errorf("%s: the run shows the value (%q):\n%s", key, part, all.String())
 			}
@@ -74,7 +73,6 @@ func TestProxiedRunTextIsMasked(t *testing.T) {
 		t.Skip("curl not installed")
 	}
 	h := harness.New(t, 1)
-	const secret = "p@ssw0rd-0123456789-TAIL"
 	script := harness.Script(t, `set -eu
 echo "::add-mask::later-$DB_PASSWORD"
 post() { curl -q -sS -o /dev/null -w '%{http_code}' -X "$1" -H "Authorization: Bearer $PORT_API_TOKEN" -H 'Content-Type: application/json' "$PORT_API_URL/actions/runs/$PORT_RUN_ID$2" -d "$3"; }
@@ -87,7 +85,7 @@ echo "patch: $(post PATCH "" "{\"summary\":\"sum $DB_PASSWORD\",\"link\":[\"http
     env: {DB_PASSWORD: .properties.password}
 `, script)))
 	h.Emu.RegisterRun("r_masked", "deploy")
-	h.Produce(t, []byte("r_masked"), h.Sign(t, fmt.Sprintf(`{"action":"deploy","context":{"runId":"r_masked"},"payload":{"properties":{"password":%q}}}`, secret)))
+	h.Produce(t, []byte("r_masked"), h.Sign(t, fmt.Sprintf(`{"action":"deploy","context":{"runId":"r_masked"},"payload":{"properties":{"password":%q}}}`, secretInput)))
 	stop := h.Start(t, cfg).Stop
 	run := h.WaitClosed(t, "r_masked")
 	if err := stop(); err != nil {
@@ -99,7 +97,7 @@ echo "patch: $(post PATCH "" "{\"summary\":\"sum $DB_PASSWORD\",\"link\":[\"http
 	}
 	all.WriteString(run.Summary + "\n" + strings.Join(run.Link, "\n"))
 	if strings.Contains(all.String(), "p@ssw0rd") {
-		t.Fatalf("the secret reached the run:\n%s", all.String())
+		t.Fatalf("the secretInput reached the run:\n%s", all.String())
 	}
 	for _, want := range []string{"log: 200", "patch: 200", "via proxy *** and *** p@ss", "sum ***", "https://x.example/?t=***"} {
 		if !strings.Contains(all.String(), want) {
@@ -107,3 +105,6 @@ echo "patch: $(post PATCH "" "{\"summary\":\"sum $DB_PASSWORD\",\"link\":[\"http
 		}
 	}
 }
+
+// secretInput is a secret input's value, which must show nowhere.
+const secretInput = "p@ssw0rd-0123456789-TAIL"
