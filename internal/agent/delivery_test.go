@@ -168,10 +168,7 @@ func TestClosingRefusedForGood(t *testing.T) {
 // is rejected; an old message of a run still open runs, and a fresh run costs one request.
 func TestReplayedOldMessageNeverRuns(t *testing.T) {
 	h := harness.New(t, 1)
-	rec := harness.NewRecorder(t)
-	cfg := h.Config(t, harness.Actions(fmt.Sprintf(`
-  act: {command: %s}
-`, rec.Command())))
+	cfg, rec := h.RecordingConfig(t, "act")
 	signAt := func(at time.Time, id string) []byte { return h.SignAt(t, at, harness.RunMessage(id, "act")) }
 	in2001 := time.Date(2001, 9, 1, 0, 0, 0, 0, time.UTC)
 	replay := signAt(in2001, "r_replayed")

@@ -111,10 +111,7 @@ func TestRedeliveryAfterAnAgentDied(t *testing.T) {
 // one termination once Port recovers.
 func TestPortOutage(t *testing.T) {
 	h := harness.New(t, 2)
-	rec := harness.NewRecorder(t, `echo "ran $PORT_RUN_ID"`)
-	cfg := h.Config(t, harness.Actions(fmt.Sprintf(`
-  create_microservice: {command: %s}
-`, rec.Command())))
+	cfg, rec := h.RecordingConfig(t, "create_microservice", `echo "ran $PORT_RUN_ID"`)
 	a := h.Start(t, cfg)
 	stop := a.Stop
 	// Joined before the runs exist, so they come as fresh runs: no Port lookup first.
@@ -275,10 +272,7 @@ func TestRunUnknownToPortDoesNotStallThePartition(t *testing.T) {
 // says so, so Port is asked. Closed ones are never executed again; open ones run.
 func TestNewGroupFromEarliestSkipsClosedRuns(t *testing.T) {
 	h := harness.New(t, 1)
-	rec := harness.NewRecorder(t)
-	cfg := h.Config(t, harness.Actions(fmt.Sprintf(`
-  create_microservice: {command: %s}
-`, rec.Command())))
+	cfg, rec := h.RecordingConfig(t, "create_microservice")
 	for _, id := range []string{"r_closed_long_ago", "r_still_open"} {
 		h.NewRun(t, id, "create_microservice")
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/port-runner/port-runner/internal/config"
 	"github.com/port-runner/port-runner/internal/portapi"
 )
 
@@ -63,6 +64,13 @@ func NewRecorder(t testing.TB, body ...string) Recorder {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "executed")
 	return Recorder{Script: Script(t, `echo "$PORT_RUN_ID" >> "$1"`+"\n"+strings.Join(body, "\n")), File: file}
+}
+
+// RecordingConfig is a config (Config) whose one action runs a Recorder's command.
+func (e *Env) RecordingConfig(t testing.TB, action string, body ...string) (*config.Config, Recorder) {
+	t.Helper()
+	rec := NewRecorder(t, body...)
+	return e.Config(t, Actions(fmt.Sprintf("  %s: {command: %s}\n", action, rec.Command()))), rec
 }
 
 // Command is the action's command line, as YAML: [script, file].
