@@ -17,6 +17,7 @@ import (
 	"github.com/port-runner/port-runner/internal/config"
 	"github.com/port-runner/port-runner/internal/emulator"
 	"github.com/port-runner/port-runner/internal/waitcond"
+	"github.com/port-runner/port-runner/metrics"
 	"github.com/port-runner/port-runner/test/harness"
 )
 
@@ -183,9 +184,15 @@ func TestReplayedOldMessageNeverRuns(t *testing.T) {
 	h.Produce(t, key, signAt(in2001, "r_old_open"))
 	h.ProduceRun(t, "r_fresh", "act")
 
+	outcome := func(o string) float64 { return testutil.ToFloat64(h.Metrics.MessagesTotal.WithLabelValues(o)) }
 	stop := h.Start(t, cfg).Stop
 	h.WaitClosed(t, "r_old_open")
 	h.WaitClosed(t, "r_fresh")
+	// A partition's messages end in any order: the replay and the hour-ahead message may
+	// still be on their way after the runs behind them closed.
+	waitcond.For(t, "the replay and the hour-ahead message to be counted", 30*time.Second, func() bool {
+		return outcome(metrics.OutcomeDuplicate) >= 1 && outcome(metrics.OutcomeBadSignature) >= 1
+	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -196,6 +203,7 @@ func TestReplayedOldMessageNeverRuns(t *testing.T) {
 	h.ProduceRun(t, "r_sentinel", "act")
 	stop = h.Start(t, cfg).Stop
 	h.WaitClosed(t, "r_sentinel")
+	waitcond.For(t, "the second replay to be counted", 30*time.Second, func() bool { return outcome(metrics.OutcomeDuplicate) >= 2 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -210,10 +218,10 @@ func TestReplayedOldMessageNeverRuns(t *testing.T) {
 	if r, _ := h.Emu.Run("r_future"); r.Status != "IN_PROGRESS" || len(r.Logs) != 0 {
 		t.Errorf("r_future was reported: %+v", r)
 	}
-	if v := testutil.ToFloat64(h.Metrics.MessagesTotal.WithLabelValues("duplicate")); v != 2 {
+	if v := outcome(metrics.OutcomeDuplicate); v != 2 {
 		t.Errorf("duplicates = %v, want 2 (the replay, twice)", v)
 	}
-	if v := testutil.ToFloat64(h.Metrics.MessagesTotal.WithLabelValues("bad_signature")); v != 1 {
+	if v := outcome(metrics.OutcomeBadSignature); v != 1 {
 		t.Errorf("bad_signature = %v, want 1 (the hour-ahead message)", v)
 	}
 	// Committed by the first agent, so the sentinel is fresh: one closing request, no lookup.
