@@ -66,8 +66,9 @@ func mountOf(s types.ServiceConfig, target string) string {
 	return ""
 }
 
-// docker-compose.yaml: the services SPEC names, published ports only on 127.0.0.1, host
-// paths that exist, two agents of one image, and monitoring from the chart's own files.
+// docker-compose.yaml: the services README "On one machine (docker compose)" names,
+// published ports only on 127.0.0.1, host paths that exist, two agents of one image, and
+// monitoring from the chart's own files.
 func TestCompose(t *testing.T) {
 	p := loadCompose(t)
 	root, _ := filepath.Abs(repoRoot)

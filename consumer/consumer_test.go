@@ -265,8 +265,8 @@ func TestRevokedPartitionsRunsAreCancelledAtRelease(t *testing.T) {
 			defer cancel()
 			if err := tk.Started(sctx); errors.Is(err, ErrNotOwned) {
 				<-hctx.Done()
-				if !errors.Is(context.Cause(hctx), executor.ErrPartitionReassigned) {
-					t.Errorf("run of a released partition ended with %v, want executor.ErrPartitionReassigned", context.Cause(hctx))
+				if !errors.Is(context.Cause(hctx), ErrNotOwned) {
+					t.Errorf("run of a released partition ended with %v, want ErrNotOwned", context.Cause(hctx))
 				}
 				cancelled <- tk.Record.Partition
 				return false

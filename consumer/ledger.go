@@ -1,15 +1,11 @@
 package consumer
 
 import (
-	"cmp"
 	"context"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/port-runner/port-runner/executor"
 )
 
 // Prior is what earlier owners of a partition left known about a record.
@@ -46,13 +42,6 @@ type ledger struct {
 type topicPartition struct {
 	topic     string
 	partition int32
-}
-
-// snapshot is one partition's commit: offset plus progress metadata.
-type snapshot struct {
-	offset  kgo.EpochOffset
-	meta    string
-	version uint64
 }
 
 type partitionLedger struct {
@@ -144,7 +133,7 @@ func (l *ledger) release(revoked map[string][]int32) {
 		for _, p := range parts {
 			tp := topicPartition{topic, p}
 			if pl, ok := l.parts[tp]; ok {
-				pl.disown(executor.ErrPartitionReassigned)
+				pl.disown(ErrNotOwned)
 				pl.endHandover()
 				delete(l.parts, tp)
 			}
@@ -175,7 +164,7 @@ func (l *ledger) stopRuns(revoked map[string][]int32) {
 	for topic, parts := range revoked {
 		for _, p := range parts {
 			if pl, ok := l.parts[topicPartition{topic, p}]; ok {
-				pl.disown(executor.ErrPartitionReassigned)
+				pl.disown(ErrNotOwned)
 			}
 		}
 	}
@@ -190,7 +179,7 @@ func (l *ledger) ownedCtx(rec *kgo.Record) (owned, handover context.Context) {
 		return pl.owned, pl.handover
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
-	cancel(executor.ErrPartitionReassigned)
+	cancel(ErrNotOwned)
 	return ctx, ctx
 }
 
@@ -199,258 +188,6 @@ func (l *ledger) owns(topic string, partition int32) bool {
 	defer l.mu.Unlock()
 	_, ok := l.parts[topicPartition{topic, partition}]
 	return ok
-}
-
-// add registers a polled record and says what earlier owners knew of it. ok is false when
-// the partition is not owned (the fetch raced a revoke): the caller must not run it. pause
-// is true when this record filled the partition's window: the caller pauses its fetching.
-func (l *ledger) add(rec *kgo.Record) (prior Prior, ok, pause bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	pl, ok := l.parts[topicPartition{rec.Topic, rec.Partition}]
-	if !ok {
-		return Fresh, false, false
-	}
-	if rec.Offset <= pl.lastSeen {
-		// A record polled again (a rewound fetch after a pause): it is already tracked.
-		return Fresh, false, false
-	}
-	e := entry{offset: rec.Offset, epoch: rec.LeaderEpoch, tsMilli: rec.Timestamp.UnixMilli()}
-	switch {
-	case pl.prior.finished[rec.Offset]:
-		prior = PriorFinished
-		e.done = true // stays "finished" in our commits even before the handler returns
-	case pl.prior.started[rec.Offset]:
-		prior = PriorStarted
-		e.started = true
-	case rec.Offset < pl.unknownBelow:
-		prior = PriorUnknown
-	}
-	pl.inflight = append(pl.inflight, e)
-	pl.lastSeen = rec.Offset
-	pl.popDone()
-	pl.version++
-	if !pl.paused && len(pl.inflight) >= l.maxWindow {
-		pl.paused = true
-		pause = true
-	}
-	return prior, true, pause
-}
-
-// startMark is a start recorded by markStarted: the ownership (partition ledger) it was
-// recorded in, the version that must be committed, and whether this call set the mark.
-type startMark struct {
-	pl      *partitionLedger
-	version uint64
-	set     bool
-}
-
-// markStarted records that rec's command is about to run; the returned version must be
-// committed before it does.
-func (l *ledger) markStarted(rec *kgo.Record) (m startMark, ok bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	pl, e := l.find(rec)
-	if e == nil || pl.revoking {
-		return startMark{}, false
-	}
-	if !e.started {
-		e.started = true
-		pl.version++
-		m.set = true
-	}
-	m.pl, m.version = pl, pl.version
-	return m, true
-}
-
-// unmarkStarted takes back a start this member recorded and gave up on before the command
-// ran: later commits must not tell the next owner that the run may have executed.
-func (l *ledger) unmarkStarted(rec *kgo.Record, m startMark) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !m.set {
-		return // an earlier owner's mark: it stays
-	}
-	if pl, e := l.find(rec); e != nil && pl == m.pl && e.started && !e.done {
-		e.started = false
-		pl.version++
-	}
-}
-
-// finish marks a record's work as done and advances its partition's commit past every
-// finished record at the front. resume is true when that brought a paused partition's
-// window back under half its limit: the caller resumes its fetching.
-func (l *ledger) finish(rec *kgo.Record) (resume bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.notify()
-	pl, e := l.find(rec)
-	if e == nil {
-		return false
-	}
-	e.done, e.abandoned = true, false
-	pl.popDone()
-	pl.version++
-	if pl.paused && len(pl.inflight) <= l.maxWindow/2 {
-		pl.paused = false
-		return true
-	}
-	return false
-}
-
-// abandon marks a record that will not finish here (the agent is stopping before it
-// started): its offset stays uncommitted for the next owner, and revokes do not wait for it.
-func (l *ledger) abandon(rec *kgo.Record) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.notify()
-	if _, e := l.find(rec); e != nil && !e.done {
-		e.abandoned = true
-	}
-}
-
-func (l *ledger) notify() {
-	close(l.changed)
-	l.changed = make(chan struct{})
-}
-
-// windowPaused says whether tp's window is full (its fetching paused) and whether tp is owned.
-func (l *ledger) windowPaused(tp topicPartition) (paused, owned bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	pl, ok := l.parts[tp]
-	if !ok {
-		return false, false
-	}
-	return pl.paused, true
-}
-
-// find locates rec's entry by binary search; l.mu is held.
-func (l *ledger) find(rec *kgo.Record) (*partitionLedger, *entry) {
-	pl, ok := l.parts[topicPartition{rec.Topic, rec.Partition}]
-	if !ok {
-		return nil, nil
-	}
-	i, found := slices.BinarySearchFunc(pl.inflight, rec.Offset, func(e entry, off int64) int { return cmp.Compare(e.offset, off) })
-	if !found {
-		return pl, nil
-	}
-	return pl, &pl.inflight[i]
-}
-
-func (pl *partitionLedger) popDone() {
-	n := 0
-	for n < len(pl.inflight) && pl.inflight[n].done {
-		n++
-	}
-	if n == 0 {
-		return
-	}
-	pl.lastDone, pl.hasDone = pl.inflight[n-1], true
-	pl.inflight = pl.inflight[n:]
-	if cap(pl.inflight) > 64 && len(pl.inflight) < cap(pl.inflight)/4 {
-		// Give back the array a long window left behind.
-		pl.inflight = slices.Clone(pl.inflight)
-	}
-}
-
-// snapshot is the commit this partition wants now: offset = oldest unfinished record (or
-// past the last finished one), metadata = started and finished offsets at or above it,
-// including what earlier owners left for offsets not polled yet. ok is false before this
-// member has polled anything of the partition: the earlier commit stands as it is.
-func (pl *partitionLedger) snapshot() (snapshot, bool) {
-	base, ok := pl.base()
-	if !ok {
-		return snapshot{}, false
-	}
-	p := progress{started: map[int64]bool{}, finished: map[int64]bool{}}
-	for _, e := range pl.inflight {
-		switch {
-		case e.done:
-			p.finished[e.offset] = true
-		case e.started:
-			p.started[e.offset] = true
-		}
-	}
-	for off := range pl.prior.started {
-		if off > pl.lastSeen {
-			p.started[off] = true
-		}
-	}
-	for off := range pl.prior.finished {
-		if off > pl.lastSeen {
-			p.finished[off] = true
-		}
-	}
-	return snapshot{offset: base, meta: encodeProgress(base.Offset, p), version: pl.version}, true
-}
-
-// base is the committable offset: the oldest unfinished record, or past the last finished
-// one; false before anything was polled.
-func (pl *partitionLedger) base() (kgo.EpochOffset, bool) {
-	switch {
-	case len(pl.inflight) > 0:
-		e := pl.inflight[0]
-		return kgo.EpochOffset{Epoch: e.epoch, Offset: e.offset}, true
-	case pl.hasDone:
-		return kgo.EpochOffset{Epoch: pl.lastDone.epoch, Offset: pl.lastDone.offset + 1}, true
-	}
-	return kgo.EpochOffset{}, false
-}
-
-// toCommit returns the snapshots of owned partitions that differ from what is committed.
-func (l *ledger) toCommit() map[topicPartition]snapshot {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := map[topicPartition]snapshot{}
-	for tp, pl := range l.parts {
-		s, ok := pl.snapshot()
-		if !ok {
-			continue
-		}
-		if s.offset.Offset == pl.committed.offset.Offset && s.meta == pl.committed.meta {
-			pl.committed.version = s.version // nothing new to say: the broker has it already
-			continue
-		}
-		out[tp] = s
-	}
-	return out
-}
-
-// committed records what the broker accepted.
-func (l *ledger) committed(tp topicPartition, s snapshot) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if pl, ok := l.parts[tp]; ok && s.version >= pl.committed.version {
-		pl.committed = s
-	}
-}
-
-// uncertain forgets what the broker has for a partition after a commit whose outcome is
-// unknown; the version stays, so no start counts as committed because of it.
-func (l *ledger) uncertain(tp topicPartition) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if pl, ok := l.parts[tp]; ok {
-		pl.committed.offset = kgo.EpochOffset{Epoch: -1, Offset: unknownOffset}
-		pl.committed.meta = ""
-	}
-}
-
-// unknownOffset stands for "whatever the broker has": no snapshot equals it.
-const unknownOffset = -2
-
-// committedVersion says whether the partition's commit includes the start m. A partition
-// released and assigned again since is a new ownership whose versions count anew: the start
-// belonged to the old one, so it is not owned.
-func (l *ledger) committedVersion(tp topicPartition, m startMark) (covered, owned bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	pl, ok := l.parts[tp]
-	if !ok || pl != m.pl {
-		return false, false
-	}
-	return pl.committed.version >= m.version, true
 }
 
 // setHighWater notes a partition's high watermark from a fetch.

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// The labels SPEC and README quote come from the exported causes, wrapped or not, and a
+// The labels README quotes come from the causes, wrapped or not, and a
 // run cancelled before its command starts gets the same label as one cancelled while it runs.
 func TestCauseLabels(t *testing.T) {
 	for _, tc := range []struct {
@@ -17,8 +17,7 @@ func TestCauseLabels(t *testing.T) {
 		{nil, "cancelled: agent shutting down"},
 		{context.Canceled, "cancelled: agent shutting down"},
 		{ErrShutdown, "cancelled: agent shutting down"},
-		{ErrPartitionReassigned, "cancelled: partition reassigned to another agent"},
-		{fmt.Errorf("revoke: %w", ErrPartitionReassigned), "cancelled: revoke: partition reassigned to another agent"},
+		{fmt.Errorf("stop: %w", ErrShutdown), "cancelled: stop: agent shutting down"},
 		{errors.New("run withdrawn"), "cancelled: run withdrawn"},
 	} {
 		if got := CancelLabel(tc.cause); got != tc.want {

@@ -61,7 +61,8 @@ type Result struct {
 }
 
 const (
-	// DefaultKillGrace is used when Spec.KillGrace is 0.
+	// DefaultKillGrace is used when Spec.KillGrace is 0: the agent's kill grace, which
+	// the group's rebalance timeout counts (config.KillGrace is this one).
 	DefaultKillGrace = 10 * time.Second
 	// drainTimeout bounds how long Run waits for EOF on the output pipe after
 	// the command (and its process group) is gone: a process that left the

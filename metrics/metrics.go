@@ -58,7 +58,7 @@ type Metrics struct {
 	source   *sourceAttachment
 }
 
-// Message outcomes, SPEC "Observability".
+// Message outcomes: the outcome label of messages_total (README "Observability").
 const (
 	OutcomeAccepted     = "accepted"
 	OutcomeIgnored      = "ignored"

@@ -7,7 +7,7 @@ import (
 )
 
 // A 408 from Port on the closing request is retried: the run ends closed, once, with its
-// last lines (issue 14: it used to be left open for redelivery, stalling the partition).
+// last lines (left open for redelivery, it would stall its partition: README "Delivery").
 func TestClosingAfter408EndsClosed(t *testing.T) {
 	v := newEnv(t, nil)
 	id := v.run("r_408")

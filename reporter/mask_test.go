@@ -98,7 +98,7 @@ func TestMasking(t *testing.T) {
 	}
 }
 
-// issue 8: overlapping secrets are masked as the union of their occurrences.
+// Overlapping secrets are masked as the union of their occurrences (README "What Port sees").
 func TestMaskOverlapping(t *testing.T) {
 	m := masker{values: []string{"1234SECRETTAIL", "XXXX1234"}}
 	for in, want := range map[string]string{

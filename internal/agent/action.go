@@ -40,15 +40,11 @@ func newAction(name string, ac config.Action, shim []string) (*action, error) {
 		}
 		a.env[envName] = code
 	}
-	a.allow = ac.PortAPI.Rules
-	if a.allow == nil && len(ac.PortAPI.Allow) > 0 {
-		// A config that never went through Validate (tests build them by hand).
-		rules, err := config.ParseAllowRules(ac.PortAPI.Allow)
-		if err != nil {
-			return nil, fmt.Errorf("actions.%s.portAPI.%w", name, err)
-		}
-		a.allow = rules
+	rules, err := config.ParseAllowRules(ac.PortAPI.Allow)
+	if err != nil {
+		return nil, fmt.Errorf("actions.%s.portAPI.%w", name, err)
 	}
+	a.allow = rules
 	return a, nil
 }
 
@@ -85,7 +81,7 @@ func isSecretName(n string) bool {
 	return false
 }
 
-// Variables the agent sets for the Port API proxy (SPEC "Scripts calling Port"). The config
+// Variables the agent sets for the Port API proxy (README "Scripts calling Port"). The config
 // reserves the PORT_ prefix, and they are set after the configured env, so no configured
 // value can replace them.
 const (
@@ -165,7 +161,7 @@ func (a *action) spec(run runmsg.Run) (_ executor.Spec, secrets []string, err er
 }
 
 // evalString takes an expression's first result: a string as is, null as "", anything
-// else as JSON (SPEC "Executing a run").
+// else as JSON (README "What a command sees").
 func evalString(code *gojq.Code, input any) (string, error) {
 	iter := code.Run(input)
 	v, ok := iter.Next()

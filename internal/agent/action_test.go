@@ -9,7 +9,7 @@ import (
 )
 
 // TestSpecEnvFromTheRunContext: env expressions see the run context; a string is passed as
-// is, null as "", anything else as JSON (SPEC "Executing a run"); *_TOKEN values are masked.
+// is, null as "", anything else as JSON (README "What a command sees"); *_TOKEN values are masked.
 func TestSpecEnvFromTheRunContext(t *testing.T) {
 	raw, err := os.ReadFile("../../../shared/vectors/v2-kafka-unicode.signed.json")
 	if err != nil {

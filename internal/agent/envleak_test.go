@@ -10,7 +10,7 @@ import (
 	"github.com/port-runner/port-runner/test/harness"
 )
 
-// issue 8 point 4: an env expression that fails on a secret input must not carry the value
+// An env expression that fails on a secret input must not carry the value
 // anywhere: gojq quotes it in its error ("expected an object but got: string (\"p@ss...\")").
 // The statusLabel, the run's log and the agent's own log lines name the env key and the kind
 // of problem only.
@@ -66,7 +66,7 @@ func TestEnvErrorCarriesNoValue(t *testing.T) {
 	}
 }
 
-// issue 8 point 4: masking covers every path into the log, also the command's own requests
+// Masking covers every path into the log, also the command's own requests
 // to its run's log and label through the proxy.
 func TestProxiedRunTextIsMasked(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {

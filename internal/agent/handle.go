@@ -151,7 +151,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 	return finished
 }
 
-// interruptedLabel is how Port shows a run whose agent died under it (SPEC "Executing a run").
+// interruptedLabel is how Port shows a run whose agent died under it (README "Delivery").
 const interruptedLabel = executor.InterruptedLabel
 
 // closeInterrupted closes, as FAILURE, a run an earlier agent started and never finished.

@@ -15,7 +15,7 @@ import (
 	"github.com/port-runner/port-runner/test/harness"
 )
 
-// issue 8 point 2 (acceptance): two runs at once; the second finds the first's
+// README "Runs and each other": two runs at once; the second finds the first's
 // PORT_API_TOKEN and PORT_API_URL in /proc/<pid>/environ (same uid, so it can read them) and
 // tries to write to the first run's log and change its link: refused with 401, and the
 // first run's own requests still work.

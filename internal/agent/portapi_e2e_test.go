@@ -14,7 +14,7 @@ import (
 )
 
 // TestEndToEndScriptCallsPort: a run's script upserts an entity with curl through
-// $PORT_API_URL and $PORT_API_TOKEN (SPEC "Scripts calling Port"). Port ends up with the
+// $PORT_API_URL and $PORT_API_TOKEN (README "Scripts calling Port"). Port ends up with the
 // entity tied to the run, the token never shows in the run's log, and it is dead once the
 // run has ended.
 func TestEndToEndScriptCallsPort(t *testing.T) {

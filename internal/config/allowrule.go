@@ -1,6 +1,7 @@
-// Package allowrule parses and matches the routes an action's portAPI.allow lists for its
-// commands' Port API calls. It has no HTTP imports, so config can validate the rules and the
-// proxy can match them without config depending on the proxy.
+// The routes an action's portAPI.allow lists for its commands' Port API calls, parsed and
+// matched here with no HTTP imports: config validates the rules, the agent compiles them and
+// the proxy matches them, without config depending on the proxy.
+
 package config
 
 import (
@@ -59,7 +60,7 @@ func ParseAllowRule(s string) (AllowRule, error) {
 	return r, nil
 }
 
-// Parse parses every pattern; the error names the index of the first bad one.
+// ParseAllowRules parses every pattern; the error names the index of the first bad one.
 func ParseAllowRules(patterns []string) ([]AllowRule, error) {
 	rules := make([]AllowRule, 0, len(patterns))
 	for i, p := range patterns {
@@ -89,7 +90,7 @@ func (r AllowRule) Match(method string, segs []string) bool {
 	return len(segs) == len(r.segs)
 }
 
-// Method reports the HTTP methods the proxy forwards (and rules may name). A switch,
+// AllowMethod reports the HTTP methods the proxy forwards (and rules may name). A switch,
 // not a package-level map, so nothing can change the set at run time.
 func AllowMethod(m string) bool {
 	switch m {

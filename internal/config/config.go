@@ -3,17 +3,15 @@
 package config
 
 import (
-	"fmt"
-	"math"
-	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/port-runner/port-runner/executor"
 )
 
-// Config is the whole agent configuration (SPEC "Configuration").
+// Config is the whole agent configuration (README "Configuration").
 type Config struct {
 	Port     Port              `yaml:"port"`
 	Kafka    Kafka             `yaml:"kafka"`
@@ -54,9 +52,9 @@ type Kafka struct {
 
 // Delivery timings the group's rebalance timeout is made of (see RebalanceTimeout).
 const (
-	// KillGrace is the time between SIGTERM and SIGKILL for a cancelled command
-	// (executor.DefaultKillGrace).
-	KillGrace = 10 * time.Second
+	// KillGrace is the time between SIGTERM and SIGKILL for a cancelled command: the
+	// executor's, which kills it.
+	KillGrace = executor.DefaultKillGrace
 	// ClosingBudget is how long one run's closing request is retried.
 	ClosingBudget = 60 * time.Second
 	// CommitMargin is the time left for the revoke's last commit.
@@ -156,18 +154,13 @@ type WorkflowNode struct {
 }
 
 // PortAPI is what a run's command may call through the agent's Port API proxy beyond its
-// defaults (its blueprint's entities, its own run): see package portproxy.
+// defaults (its blueprint's entities, its own run): see package portproxy. Validate checks
+// the rules; the agent compiles them (ParseAllowRules) when it assembles the action.
 type PortAPI struct {
 	// Allow lists extra routes, "[METHOD ]PATH" with "*" for one segment and a final "**"
 	// for the rest, e.g. "GET /v1/blueprints/*".
 	Allow []string `yaml:"allow"`
-	// Rules are Allow parsed, set by Validate, so the agent uses the rules validation checked.
-	Rules []AllowRule `yaml:"-"`
 }
-
-// credentialEnv are the variables that conventionally hold the agent's credentials
-// (README, chart): executor.passEnv may never name them.
-var credentialEnv = [...]string{"PORT_CLIENT_ID", "PORT_CLIENT_SECRET", "KAFKA_USERNAME", "KAFKA_PASSWORD"}
 
 // MaxConcurrentLimit bounds the pool of one replica: each running run is one entry in its
 // partition's commit metadata, which Kafka caps at 4 KiB (offset.metadata.max.bytes), and
@@ -255,245 +248,6 @@ func (c *Config) applyDefaults() {
 	c.Security.Mask = mask
 }
 
-// Problems is every validation error of a config, each naming its key.
-type Problems []error
-
-func (p Problems) Error() string {
-	msgs := make([]string, len(p))
-	for i, e := range p {
-		msgs[i] = e.Error()
-	}
-	return strings.Join(msgs, "\n")
-}
-
-// keyError names the key a problem is about, and its line when known, so users find it in
-// their file.
-type keyError struct {
-	key  string
-	msg  string
-	line int
-}
-
-func (e keyError) Error() string {
-	if e.line > 0 {
-		return fmt.Sprintf("%s: %s (line %d)", e.key, e.msg, e.line)
-	}
-	return e.key + ": " + e.msg
-}
-
-// WithLines gives each problem about a key without a line the line of that key, or of its
-// nearest ancestor, in lines (from ParseAll).
-func (p Problems) WithLines(lines Lines) Problems {
-	out := make(Problems, len(p))
-	for i, e := range p {
-		if ke, ok := e.(keyError); ok && ke.line == 0 {
-			ke.line = lines.Of(ke.key)
-			e = ke
-		}
-		out[i] = e
-	}
-	return out
-}
-
-// Key is the key path a problem names ("" when it names none).
-func Key(err error) string {
-	if ke, ok := err.(keyError); ok {
-		return ke.key
-	}
-	return ""
-}
-
-func problem(key, format string, args ...any) error {
-	return keyError{key: key, msg: fmt.Sprintf(format, args...)}
-}
-
-// CompileFunc checks one jq expression; the message package provides it, so config stays
-// free of jq and Kafka knowledge while still validating expressions.
-type CompileFunc func(expr string) error
-
-// Validate checks the config and returns Problems (nil when valid). compile checks jq
-// expressions; lookPath checks commands (exec.LookPath in production).
-func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, error)) error {
-	var ps Problems
-	add := func(err error) { ps = append(ps, err) }
-
-	if !strings.HasPrefix(c.Port.BaseURL, "http://") && !strings.HasPrefix(c.Port.BaseURL, "https://") {
-		add(problem("port.baseURL", "must be an http(s) URL, got %q", c.Port.BaseURL))
-	}
-	if c.Port.ClientID == "" {
-		add(problem("port.clientID", "required (set PORT_CLIENT_ID or write it in the file)"))
-	}
-	if c.Port.ClientSecret == "" {
-		add(problem("port.clientSecret", "required (set PORT_CLIENT_SECRET, write it in the file, or name a file with port.clientSecretFile)"))
-	}
-	if c.Port.CAFile != "" {
-		if _, err := os.Stat(c.Port.CAFile); err != nil {
-			add(problem("port.caFile", "%v", err))
-		}
-	}
-	// NaN compares false with everything and +Inf means no limit: both would turn the
-	// limiter off, so only finite positive rates pass.
-	if rps := c.Port.RequestsPerSecond; rps < 0 || math.IsNaN(rps) || math.IsInf(rps, 0) {
-		add(problem("port.requestsPerSecond", "must be a finite positive number, got %v", rps))
-	}
-	for i, b := range c.Kafka.Brokers {
-		if strings.Contains(b, ",") {
-			add(problem(fmt.Sprintf("kafka.brokers[%d]", i), "one broker per element, got the comma list %q (write brokers: ${VAR} without brackets to split a comma list)", b))
-		} else if b == "" || !strings.Contains(b, ":") {
-			add(problem(fmt.Sprintf("kafka.brokers[%d]", i), "want host:port, got %q", b))
-		}
-	}
-	if c.Kafka.Topic == "" {
-		add(problem("kafka.topic", "required when port.orgID is not set (the default is <orgID>.runs)"))
-	}
-	if c.Kafka.Group == "" && !c.Kafka.FromPort() {
-		add(problem("kafka.group", `required: Port's rule is "<ORG_ID>.<name>" or the Kafka username`))
-	}
-	if c.Kafka.FromPort() && c.Kafka.SASL.Mechanism != "" {
-		add(problem("kafka.sasl", "set kafka.brokers too, or neither: without brokers the agent gets brokers and SASL credentials from Port"))
-	}
-	if !oneOf(c.Kafka.StartOffset, "latest", "earliest") {
-		add(problem("kafka.startOffset", "must be latest or earliest, got %q", c.Kafka.StartOffset))
-	}
-	if !oneOf(c.Kafka.GroupProtocol, "classic", "consumer") {
-		add(problem("kafka.groupProtocol", "must be classic or consumer, got %q", c.Kafka.GroupProtocol))
-	}
-	switch c.Kafka.SASL.Mechanism {
-	case "":
-	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-		if c.Kafka.SASL.Username == "" {
-			add(problem("kafka.sasl.username", "required with mechanism %s", c.Kafka.SASL.Mechanism))
-		}
-		if c.Kafka.SASL.Password == "" {
-			add(problem("kafka.sasl.password", "required with mechanism %s (or kafka.sasl.passwordFile)", c.Kafka.SASL.Mechanism))
-		}
-	default:
-		add(problem("kafka.sasl.mechanism", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got %q", c.Kafka.SASL.Mechanism))
-	}
-	if c.Kafka.TLS.CAFile != "" {
-		if _, err := os.Stat(c.Kafka.TLS.CAFile); err != nil {
-			add(problem("kafka.tls.caFile", "%v", err))
-		}
-	}
-	if r := c.Kafka.RevokeTimeout.D(); r < time.Second || r > MaxRevokeTimeout {
-		add(problem("kafka.revokeTimeout", "must be between 1s and %s, got %s (the group's rebalance timeout is revokeTimeout + %s kill grace + %s closing budget + %s commit)",
-			MaxRevokeTimeout, r, KillGrace, ClosingBudget, CommitMargin))
-	}
-	if c.Security.MaxMessageAge.D() < time.Minute {
-		add(problem("security.maxMessageAge", "must be at least 1m (older signed messages cost one Port request each), got %s", c.Security.MaxMessageAge.D()))
-	}
-	if c.Executor.MaxConcurrent < 1 {
-		add(problem("executor.maxConcurrent", "must be at least 1, got %d", c.Executor.MaxConcurrent))
-	} else if c.Executor.MaxConcurrent > MaxConcurrentLimit {
-		add(problem("executor.maxConcurrent", "at most %d per replica (scale out with replicas), got %d", MaxConcurrentLimit, c.Executor.MaxConcurrent))
-	}
-	if c.Executor.ShutdownTimeout < 0 {
-		add(problem("executor.shutdownTimeout", "must not be negative"))
-	}
-	for i, n := range c.Executor.PassEnv {
-		key := fmt.Sprintf("executor.passEnv[%d]", i)
-		switch {
-		case !validEnvName(n):
-			add(problem(key, "%q is not a valid environment variable name", n))
-		case slices.Contains(credentialEnv[:], n):
-			add(problem(key, "%s holds the agent's credentials; commands never get them", n))
-		case strings.HasPrefix(n, "PORT_"):
-			add(problem(key, "the PORT_ prefix is the agent's (its settings, credentials and the variables it sets for commands)"))
-		}
-	}
-	if c.Logs.FlushInterval <= 0 {
-		add(problem("logs.flushInterval", "must be positive"))
-	}
-	if c.Logs.MaxBatchBytes <= 0 || c.Logs.MaxBatchBytes > maxBatchLimit {
-		add(problem("logs.maxBatchBytes", "must be between 1 and %s (Port rejects requests over 1MiB), got %d", ByteSize(maxBatchLimit), c.Logs.MaxBatchBytes))
-	}
-	if c.Logs.MaxBytesPerRun <= 0 {
-		add(problem("logs.maxBytesPerRun", "must be positive"))
-	}
-	for key, expr := range map[string]string{
-		"message.runId": c.Message.RunID, "message.action": c.Message.Action,
-		"message.properties": c.Message.Properties, "message.entity": c.Message.Entity,
-	} {
-		if err := compile(expr); err != nil {
-			add(problem(key, "bad jq expression %q: %v", expr, err))
-		}
-	}
-	if !oneOf(c.Security.RunIsolation, "process", "token") {
-		add(problem("security.runIsolation", "must be process or token, got %q", c.Security.RunIsolation))
-	}
-	if len(c.Actions) == 0 {
-		add(problem("actions", "at least one action is required"))
-	}
-	for _, name := range c.ActionNames() {
-		a := c.Actions[name]
-		key := "actions." + name
-		if len(a.Command) == 0 || a.Command[0] == "" {
-			add(problem(key+".command", "required: the argv to run"))
-		} else if _, err := lookPath(a.Command[0]); err != nil {
-			add(problem(key+".command", "%q is not an executable: %v", a.Command[0], err))
-		}
-		envNames := make([]string, 0, len(a.Env))
-		for n := range a.Env {
-			envNames = append(envNames, n)
-		}
-		sort.Strings(envNames)
-		for _, n := range envNames {
-			if !validEnvName(n) {
-				add(problem(key+".env."+n, "not a valid environment variable name"))
-			}
-			if strings.HasPrefix(n, "PORT_") {
-				add(problem(key+".env."+n, "the PORT_ prefix is reserved for variables the agent sets"))
-			}
-			if err := compile(a.Env[n]); err != nil {
-				add(problem(key+".env."+n, "bad jq expression %q: %v", a.Env[n], err))
-			}
-		}
-		if a.Timeout < 0 {
-			add(problem(key+".timeout", "must not be negative"))
-		}
-		if a.MaxConcurrent < 0 {
-			add(problem(key+".maxConcurrent", "must not be negative (0 means only the global limit)"))
-		}
-		if a.Workdir != "" {
-			if st, err := os.Stat(a.Workdir); err != nil || !st.IsDir() {
-				add(problem(key+".workdir", "%q is not a directory", a.Workdir))
-			}
-		}
-		if !oneOf(a.OnInterrupted, "fail", "rerun") {
-			add(problem(key+".onInterrupted", "must be fail or rerun, got %q", a.OnInterrupted))
-		}
-		for i, in := range a.SecretInputs {
-			if in == "" {
-				add(problem(fmt.Sprintf("%s.secretInputs[%d]", key, i), "empty input name"))
-			}
-		}
-		if wn := a.WorkflowNode; wn != nil {
-			if wn.Workflow == "" && wn.Node == "" && wn.Selector == "" {
-				add(problem(key+".workflowNode", "give workflow, node or selector: an empty match would take every node run"))
-			}
-			if wn.Selector != "" {
-				if err := compile(wn.Selector); err != nil {
-					add(problem(key+".workflowNode.selector", "bad jq expression %q: %v", wn.Selector, err))
-				}
-			}
-		}
-		a.PortAPI.Rules = nil
-		for i, p := range a.PortAPI.Allow {
-			r, err := ParseAllowRule(p)
-			if err != nil {
-				add(problem(fmt.Sprintf("%s.portAPI.allow[%d]", key, i), "%v", err))
-				continue
-			}
-			a.PortAPI.Rules = append(a.PortAPI.Rules, r)
-		}
-		c.Actions[name] = a
-	}
-	if len(ps) == 0 {
-		return nil
-	}
-	return ps
-}
-
 // AgentSecrets are the agent's own credentials (the Port client secret, the Kafka
 // password), the non-empty ones: masked in every run's log and removed from the agent's
 // environment once read.
@@ -528,28 +282,4 @@ func (c *Config) ResolveCommands(base string) {
 			c.Actions[name] = a
 		}
 	}
-}
-
-func oneOf(v string, allowed ...string) bool {
-	for _, a := range allowed {
-		if v == a {
-			return true
-		}
-	}
-	return false
-}
-
-func validEnvName(n string) bool {
-	if n == "" {
-		return false
-	}
-	for i, r := range n {
-		switch {
-		case r == '_', r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z':
-		case r >= '0' && r <= '9' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
 }

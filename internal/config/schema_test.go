@@ -26,7 +26,7 @@ func TestJSONSchemaFollowsTheConfigType(t *testing.T) {
 			t.Errorf("%s: unknown keys are not refused", orRoot(path))
 		}
 		props, _ := sch["properties"].(map[string]any)
-		fields := 0 // those YAML reads: `yaml:"-"` ones (PortAPI.Rules, set by Validate) are not config
+		fields := 0 // those YAML reads: `yaml:"-"` ones are not config
 		for i := 0; i < typ.NumField(); i++ {
 			if typ.Field(i).Tag.Get("yaml") != "-" {
 				fields++

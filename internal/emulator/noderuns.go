@@ -244,44 +244,6 @@ func (e *Emulator) handleNodeRunLogs(r *http.Request, body []byte, now time.Time
 	return http.StatusOK, map[string]any{"ok": true}, nil
 }
 
-// handleRunResponse takes a synchronous run's response; like every change, only while the
-// run is open, so an agent that closes first loses it (and a test sees the 409).
-func (e *Emulator) handleRunResponse(r *http.Request, body []byte, now time.Time) (int, any, error) {
-	var in struct {
-		Response json.RawMessage `json:"response"`
-	}
-	if err := decode(body, &in, true); err != nil {
-		return 0, nil, err
-	}
-	if len(in.Response) == 0 {
-		return 0, nil, errf(http.StatusUnprocessableEntity, "invalid_request", "body must have required property 'response'")
-	}
-	var v any
-	if err := json.Unmarshal(in.Response, &v); err != nil {
-		return 0, nil, errf(http.StatusUnprocessableEntity, "invalid_request", "response: %v", err)
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	run, err := e.openRunLocked(r.PathValue("id"), false)
-	if err != nil {
-		return 0, nil, err
-	}
-	run.Response = v
-	run.UpdatedAt = now
-	e.notifyLocked()
-	return http.StatusOK, map[string]any{"ok": true}, nil
-}
-
-func (e *Emulator) handleKafkaCredentials(*http.Request, []byte, time.Time) (int, any, error) {
-	kc := e.opts.KafkaCredentials
-	if kc == nil {
-		return 0, nil, errf(http.StatusNotFound, "not_found", "this organization has no Kafka credentials")
-	}
-	return http.StatusOK, map[string]any{"ok": true, "credentials": map[string]any{
-		"brokers": kc.Brokers, "username": kc.Username, "password": kc.Password,
-	}}, nil
-}
-
 type wireNodeRun struct {
 	Identifier  string         `json:"identifier"`
 	Node        wireRef        `json:"node"`

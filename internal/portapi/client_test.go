@@ -654,7 +654,7 @@ func TestLogBodyNotEscaped(t *testing.T) {
 	}
 }
 
-// issue 8: a run id that is not [A-Za-z0-9_-]+ never becomes part of a URL, whatever call
+// A run id that is not [A-Za-z0-9_-]+ never becomes part of a URL, whatever call
 // carries it: "..", "." or "r/../x" would name another route.
 func TestRunIDValidatedBeforeAnyURL(t *testing.T) {
 	f := newFakePort(t)
@@ -690,7 +690,7 @@ func TestRunIDValidatedBeforeAnyURL(t *testing.T) {
 	}
 }
 
-// issue 8: the client never follows a redirect, so neither the agent's token nor its client
+// The client never follows a redirect, so neither the agent's token nor its client
 // secret is sent anywhere Port's first answer points to, same host or not.
 func TestNoRedirectCarriesCredentials(t *testing.T) {
 	var elsewhere atomic.Int32

@@ -42,7 +42,7 @@ func (b *lazyBody) Read(p []byte) (int, error) {
 	return k, nil
 }
 
-// BenchmarkQueuedBigPosts (issue 8 point 5): one run sends 400 log POSTs of ~1 MiB at once
+// BenchmarkQueuedBigPosts (BENCHMARKS.md): one run sends 400 log POSTs of ~1 MiB at once
 // while the replica's budget (requestsPerSecond: 2) lets few through; each gives up after
 // the proxy's 3s request timeout. It reports the peak heap in use while they queue: the
 // proxy must not hold every queued body.
@@ -111,7 +111,7 @@ func BenchmarkQueuedBigPosts(b *testing.B) {
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 }
 
-// BenchmarkFloodDelaysOthers (issue 8 point 5): run A floods the proxy with 200 concurrent
+// BenchmarkFloodDelaysOthers (BENCHMARKS.md): run A floods the proxy with 200 concurrent
 // GET loops at requestsPerSecond: 10; it reports how long another run's log batch (log
 // priority) and closing request (closing priority) then take through the same Port client.
 // "unbounded" is the proxy without limits of its own, as before; "limits" the agent's.

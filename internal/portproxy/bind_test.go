@@ -104,7 +104,7 @@ func status(t *testing.T, c *exec.Cmd, out *bytes.Buffer) string {
 	return strings.TrimSpace(out.String())
 }
 
-// issue 8 point 2: a run's token works only from that run's own processes.
+// A run's token works only from that run's own processes (README "Runs and each other").
 func TestTokenBoundToTheRunsProcesses(t *testing.T) {
 	f := newBoundFixture(t, 5*time.Second)
 	f.emu.RegisterRun("r_a", "act")

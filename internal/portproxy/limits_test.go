@@ -69,7 +69,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	waitcond.For(t, what, 20*time.Second, cond)
 }
 
-// issue 8 point 5: one run's requests are bounded in flight and in the queue, and another
+// One run's requests are bounded in flight and in the queue, and another
 // run's requests are not held up by them.
 func TestPerRunConcurrencyAndQueue(t *testing.T) {
 	g := newGate()

@@ -412,7 +412,7 @@ func TestRetriesAndRunEnd(t *testing.T) {
 	}
 }
 
-// issue 8 point 7: every entity write route, bulk included, reaches Port with the run's own
+// Every entity write route, bulk included, reaches Port with the run's own
 // run_id and nothing else the command sent under a run_id-like name.
 func TestRunIDForcedOnEveryEntityWrite(t *testing.T) {
 	f := newFixture(t)

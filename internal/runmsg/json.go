@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"strconv"
-	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -197,92 +195,6 @@ func closeDelim(dec *json.Decoder, want json.Delim) error {
 	return nil
 }
 
-// appendJS serializes v the way JavaScript's JSON.stringify does, because that
-// is the byte string Port computed its HMAC over.
-func appendJS(b []byte, v any) []byte {
-	switch v := v.(type) {
-	case nil:
-		return append(b, "null"...)
-	case bool:
-		return strconv.AppendBool(b, v)
-	case string:
-		return appendJSString(b, v)
-	case jsString:
-		return append(b, v.js...)
-	case json.Number:
-		return append(b, v...) // as written: Port signs what it sent
-	case []any:
-		b = append(b, '[')
-		for i, e := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJS(b, e)
-		}
-		return append(b, ']')
-	case *object:
-		b = append(b, '{')
-		for i, k := range v.keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if js, ok := v.jsKeys[k]; ok {
-				b = append(b, js...)
-			} else {
-				b = appendJSString(b, k)
-			}
-			b = append(b, ':')
-			b = appendJS(b, v.vals[k])
-		}
-		return append(b, '}')
-	}
-	// Unreachable for parseOrdered's output; fail loudly in the MAC rather
-	// than panic.
-	return append(b, fmt.Sprintf("<%T>", v)...)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSString escapes only what JSON.stringify escapes: unlike encoding/json
-// it leaves <, >, & and U+2028/U+2029 alone.
-func appendJSString(b []byte, s string) []byte {
-	b = append(b, '"')
-	b = appendJSChars(b, s)
-	return append(b, '"')
-}
-
-// appendJSChars is appendJSString without the quotes.
-func appendJSChars(b []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"':
-			b = append(b, '\\', '"')
-		case '\\':
-			b = append(b, '\\', '\\')
-		case '\b':
-			b = append(b, '\\', 'b')
-		case '\f':
-			b = append(b, '\\', 'f')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	return append(b, s[start:]...)
-}
-
 // jsText reads the raw text of one JSON string token (what precedes its opening quote is
 // skipped) and, when it has a lone surrogate escape, returns what JSON.stringify writes for
 // that string: every surrogate that is not half of a pair as a lower-case \udxxx escape,
@@ -349,66 +261,4 @@ func jsText(tok []byte) (js []byte, lone bool) {
 	}
 	b = appendJSChars(b, string(chars))
 	return append(b, '"'), true
-}
-
-// toValue converts the ordered tree into the plain values gojq and
-// encoding/json work with.
-func toValue(v any) any {
-	switch v := v.(type) {
-	case *object:
-		m := make(map[string]any, len(v.keys))
-		for _, k := range v.keys {
-			m[k] = toValue(v.vals[k])
-		}
-		return m
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = toValue(e)
-		}
-		return out
-	case json.Number:
-		return normalizeNumber(v)
-	case jsString:
-		return v.s
-	}
-	return v
-}
-
-// normalizeNumber gives gojq's own number types (int, *big.Int, float64) so
-// integers stay exact and callers type-switching on the context see the
-// conventional types. Numbers beyond float64 stay json.Number, which gojq and
-// encoding/json both accept and which, unlike ±Inf, can be marshalled.
-func normalizeNumber(n json.Number) any {
-	s := string(n)
-	if !strings.ContainsAny(s, ".eE") {
-		if i, err := strconv.ParseInt(s, 10, 0); err == nil {
-			return int(i)
-		}
-		if bi, ok := new(big.Int).SetString(s, 10); ok {
-			return bi
-		}
-	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		return f
-	}
-	return n
-}
-
-func kindOf(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	case string, jsString:
-		return "a string"
-	case json.Number, int, float64, *big.Int:
-		return "a number"
-	case []any:
-		return "an array"
-	case *object, map[string]any:
-		return "an object"
-	}
-	return fmt.Sprintf("%T", v)
 }

@@ -4,17 +4,13 @@
 package runmsg
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/itchyny/gojq"
-
-	"github.com/port-runner/port-runner/internal/jqerr"
 )
 
 // Selectors are jq expressions that locate a run's fields in a message.
@@ -116,57 +112,6 @@ func compile(expr string) (*gojq.Code, error) {
 	return code, nil
 }
 
-// Run is a decoded run. Context's values share structure (properties also
-// sit inside message), so treat it as read-only.
-type Run struct {
-	ID     string
-	Action string // "" for a workflow node run whose message names none
-	// Workflow and Node identify a workflow node run's workflow and node ("" when the
-	// message does not say); the agent picks the command by them.
-	Workflow, Node string
-	Context        map[string]any // the run context: runId, action, blueprint, entity, properties, trigger, message
-	// SignedAt is when Port signed the message; zero when signatures are not verified
-	// (an unverified timestamp proves nothing).
-	SignedAt time.Time
-}
-
-// ContextJSON is what $PORT_RUN_FILE holds. HTML escaping is off so commands
-// see "<" rather than "\u003c".
-func (r Run) ContextJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r.Context); err != nil {
-		return nil, fmt.Errorf("run context: %w", err)
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
-}
-
-// SkipReason doubles as the messages_total outcome label.
-type SkipReason string
-
-const (
-	ReasonInvalid      SkipReason = "invalid"       // not JSON, not an object, too big, no run id, no action
-	ReasonBadSignature SkipReason = "bad_signature" // unsigned, malformed or wrong signature, when verification is on
-)
-
-// SkipError is the only error Decode returns: the message must not run.
-type SkipError struct {
-	Reason SkipReason
-	Err    error
-}
-
-func (e *SkipError) Error() string {
-	if e.Err == nil {
-		return string(e.Reason)
-	}
-	return string(e.Reason) + ": " + e.Err.Error()
-}
-
-func (e *SkipError) Unwrap() error { return e.Err }
-
-func skip(reason SkipReason, err error) *SkipError { return &SkipError{Reason: reason, Err: err} }
-
 // Decode returns the run a message asks for; every error is a *SkipError.
 func (d *Decoder) Decode(raw []byte) (run Run, err error) {
 	// A poison message must never crash the agent: a crash would be retried
@@ -187,51 +132,18 @@ func (d *Decoder) Decode(raw []byte) (run Run, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), selectorTimeout)
 	defer cancel()
 
-	id, err := first(ctx, d.runID, doc)
+	runID, err := d.runIDOf(ctx, doc)
 	if err != nil {
-		return Run{}, skip(ReasonInvalid, fmt.Errorf("no run id: %w", err))
+		return Run{}, err
 	}
-	runID, ok := id.(string)
-	if !ok || runID == "" {
-		return Run{}, skip(ReasonInvalid, fmt.Errorf("no run id: selector gave %s", describe(id)))
-	}
-	if err := CheckID(runID); err != nil {
-		// It would become a path segment of Port's API ("..": another route).
-		return Run{}, skip(ReasonInvalid, fmt.Errorf("bad run id: %w", err))
-	}
-
 	node := IsWorkflowNodeRun(runID)
 	action, err := d.actionOf(ctx, doc)
 	if err != nil && !node {
 		return Run{}, skip(ReasonInvalid, err)
 	}
-
-	props, err := first(ctx, d.properties, doc)
+	props, entity, err := d.inputsOf(ctx, doc, node)
 	if err != nil {
-		return Run{}, skip(ReasonInvalid, fmt.Errorf("properties: %w", err))
-	}
-	if props == nil && node {
-		// A Kafka node's message carries the payload its workflow configured, not inputs.
-		props = Lookup(doc, "payload")
-	}
-	if props == nil {
-		props = map[string]any{}
-	}
-	entity, err := first(ctx, d.entity, doc)
-	if err != nil {
-		return Run{}, skip(ReasonInvalid, fmt.Errorf("entity: %w", err))
-	}
-
-	var blueprint any
-	if s, ok := Lookup(doc, "context", "blueprint").(string); ok && s != "" {
-		blueprint = s
-	} else if s, ok := Lookup(doc, "payload", "action", "blueprint").(string); ok && s != "" {
-		blueprint = s
-	}
-
-	var trigger any
-	if m, ok := doc.(map[string]any); ok {
-		trigger = m["trigger"]
+		return Run{}, err
 	}
 	out := Run{
 		ID:     runID,
@@ -239,10 +151,10 @@ func (d *Decoder) Decode(raw []byte) (run Run, err error) {
 		Context: map[string]any{
 			"runId":      runID,
 			"action":     action,
-			"blueprint":  blueprint,
+			"blueprint":  blueprintOf(doc),
 			"entity":     entity,
 			"properties": props,
-			"trigger":    trigger,
+			"trigger":    triggerOf(doc),
 			"message":    message,
 		},
 		SignedAt: signed,
@@ -254,6 +166,62 @@ func (d *Decoder) Decode(raw []byte) (run Run, err error) {
 		out.Context["node"] = out.Node
 	}
 	return out, nil
+}
+
+// runIDOf is the run id the selector finds, checked: it becomes a path segment of Port's
+// API.
+func (d *Decoder) runIDOf(ctx context.Context, doc any) (string, error) {
+	id, err := first(ctx, d.runID, doc)
+	if err != nil {
+		return "", skip(ReasonInvalid, fmt.Errorf("no run id: %w", err))
+	}
+	runID, ok := id.(string)
+	if !ok || runID == "" {
+		return "", skip(ReasonInvalid, fmt.Errorf("no run id: selector gave %s", describe(id)))
+	}
+	if err := CheckID(runID); err != nil {
+		// It would become a path segment of Port's API ("..": another route).
+		return "", skip(ReasonInvalid, fmt.Errorf("bad run id: %w", err))
+	}
+	return runID, nil
+}
+
+// inputsOf is the run's properties ({} when none) and entity, as the selectors find them.
+func (d *Decoder) inputsOf(ctx context.Context, doc any, node bool) (props, entity any, err error) {
+	props, err = first(ctx, d.properties, doc)
+	if err != nil {
+		return nil, nil, skip(ReasonInvalid, fmt.Errorf("properties: %w", err))
+	}
+	if props == nil && node {
+		// A Kafka node's message carries the payload its workflow configured, not inputs.
+		props = Lookup(doc, "payload")
+	}
+	if props == nil {
+		props = map[string]any{}
+	}
+	entity, err = first(ctx, d.entity, doc)
+	if err != nil {
+		return nil, nil, skip(ReasonInvalid, fmt.Errorf("entity: %w", err))
+	}
+	return props, entity, nil
+}
+
+// blueprintOf is the run's blueprint: the context's, else the action's (nil: none).
+func blueprintOf(doc any) any {
+	if s, ok := Lookup(doc, "context", "blueprint").(string); ok && s != "" {
+		return s
+	}
+	if s, ok := Lookup(doc, "payload", "action", "blueprint").(string); ok && s != "" {
+		return s
+	}
+	return nil
+}
+
+func triggerOf(doc any) any {
+	if m, ok := doc.(map[string]any); ok {
+		return m["trigger"]
+	}
+	return nil
 }
 
 // document parses a message and returns it as the command sees it (no signature) and the
@@ -307,65 +275,6 @@ const WorkflowNodeRunPrefix = "wfnr_"
 // IsWorkflowNodeRun reports whether a run id is a workflow node run's.
 func IsWorkflowNodeRun(runID string) bool { return strings.HasPrefix(runID, WorkflowNodeRunPrefix) }
 
-// identifier reads a string, or the "identifier" of an object (Port uses both shapes).
-func identifier(v any) string {
-	if s, ok := v.(string); ok {
-		return s
-	}
-	s, _ := Lookup(v, "identifier").(string)
-	return s
-}
-
-// actionOf prefers the selector; Port messages also name the action at
-// .payload.action.identifier, and newer ones make .action an object with an
-// identifier.
-func (d *Decoder) actionOf(ctx context.Context, doc any) (string, error) {
-	v, err := first(ctx, d.action, doc)
-	if err == nil {
-		if s, ok := v.(string); ok && s != "" {
-			return s, nil
-		}
-		if s, ok := Lookup(v, "identifier").(string); ok && s != "" {
-			return s, nil
-		}
-	}
-	if fb, ferr := first(ctx, d.actionFallback, doc); ferr == nil {
-		if s, ok := fb.(string); ok && s != "" {
-			return s, nil
-		}
-	}
-	if err != nil {
-		return "", fmt.Errorf("no action: %w", err)
-	}
-	return "", fmt.Errorf("no action: selector gave %s and .payload.action.identifier is not a string", describe(v))
-}
-
-// first returns the selector's first output; no output means null.
-func first(ctx context.Context, code *gojq.Code, input any) (any, error) {
-	iter := code.RunWithContext(ctx, input)
-	v, ok := iter.Next()
-	if !ok {
-		return nil, nil
-	}
-	if err, ok := v.(error); ok {
-		// Never the error's text: gojq quotes the values it failed on (message contents).
-		return nil, fmt.Errorf("jq: %s", jqerr.Kind(err))
-	}
-	return v, nil
-}
-
-// Lookup follows path through nested objects; nil when any step is not an object or key.
-func Lookup(v any, path ...string) any {
-	for _, k := range path {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil
-		}
-		v = m[k]
-	}
-	return v
-}
-
 // stripSignature is the message the command sees: the signature is transport,
 // not content, and the command has no use for it.
 func stripSignature(root *object) *object {
@@ -374,11 +283,4 @@ func stripSignature(root *object) *object {
 		return root
 	}
 	return root.with("headers", h.without(HeaderSignature, HeaderTimestamp))
-}
-
-func describe(v any) string {
-	if s, ok := v.(string); ok && s == "" {
-		return "an empty string"
-	}
-	return kindOf(v)
 }

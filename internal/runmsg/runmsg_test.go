@@ -634,7 +634,7 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// issue 8: JSON.stringify writes a lone surrogate as \ud800 (ES2019 well-formed stringify),
+// JSON.stringify writes a lone surrogate as \ud800 (ES2019 well-formed stringify),
 // and Port's HMAC covers those bytes. encoding/json turns it into U+FFFD, which changed the
 // body and failed the signature of a genuine run. The MAC here is computed independently,
 // over the bytes as Node writes them, in keys and values, lone highs and lows, next to a

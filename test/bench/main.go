@@ -1,7 +1,7 @@
 //go:build linux
 
-// Command bench measures the agent's per-run figures against the goals of issue 10 and
-// prints them as one table, each figure beside its goal and the raw limit of this machine
+// Command bench measures the agent's per-run figures against their goals (BENCHMARKS.md
+// "Per-run figures") and prints them as one table, each figure beside its goal and the raw limit of this machine
 // measured in the same run:
 //
 //  1. throughput of /bin/true runs at maxConcurrent 16, beside a Go loop spawning and waiting
@@ -62,7 +62,7 @@ type options struct {
 	agentBin       string
 }
 
-// caseNames maps the issue's figure numbers and the case names to the cases that measure them.
+// caseNames maps the figure numbers (the list above) and the case names to the cases that measure them.
 var caseNames = map[string][]string{
 	"1": {"throughput"}, "2": {"dispatch"}, "3": {"throughput", "chatty"}, "4": {"chatty"},
 	"5": {"rss"}, "6": {"throughput"},

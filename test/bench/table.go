@@ -12,7 +12,7 @@ import (
 
 // row is one figure of the table.
 type row struct {
-	num      string // the figure number
+	num      string // the figure's number (see package main's doc)
 	name     string
 	measured string
 	goal     string

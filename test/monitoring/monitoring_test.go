@@ -220,7 +220,7 @@ var labelValues = regexp.MustCompile(`^label_values\((.*),\s*([A-Za-z_][A-Za-z0-
 
 // Every dashboard query parses as PromQL, names only metrics the agent exports, and is
 // scoped by the namespace, job and instance variables; every panel uses the datasource
-// variable; the panels the operations issue asks for are there.
+// variable; the panels README "Dashboard and alerts" lists are there.
 func TestDashboard(t *testing.T) {
 	have := exported(t)
 	d := readDashboard(t)
@@ -297,7 +297,7 @@ func TestDashboard(t *testing.T) {
 		}
 	}
 	t.Logf("%d panels, %d queries, all parsed and checked against %d exported names", len(all), queries, len(have))
-	// The issue's panels: runs by result and action, failure rate, durations, busy vs
+	// README's panels: runs by result and action, failure rate, durations, busy vs
 	// capacity, waiting per action, lag (messages and seconds), Port requests by code and
 	// 429s, budget waits and what is left of it, dropped log bytes, unclosed runs, readiness.
 	for _, want := range []string{"port_runner_runs_total", `port_runner_runs_total{result="failure"}`,
@@ -342,7 +342,7 @@ func hasMatcher(ms []*labels.Matcher, name string, typ labels.MatchType, value s
 
 // The rules file is a valid Prometheus rules file (promtool's checks, through rulefmt),
 // its alerts name only exported metrics, each has a summary and a runbook entry in README,
-// and the alerts the issue asks for are there.
+// and the alerts README "Alerts" lists are there.
 func TestAlertRules(t *testing.T) {
 	have := exported(t)
 	groups, errs := rulefmt.ParseFile(filepath.Join(repoRoot, rulesFile), false, model.UTF8Validation, promql, slog.New(slog.DiscardHandler))
@@ -403,7 +403,7 @@ func TestAlertRules(t *testing.T) {
 	}
 }
 
-// alertSelects: the alerts the issue asks for, each with a series it must be about.
+// alertSelects: the alerts README "Alerts" lists, each with a series it must be about.
 var alertSelects = map[string]string{
 	"PortRunnerConsumerLagGrowing": "port_runner_consumer_lag",
 	"PortRunnerOldestRunWaiting":   "port_runner_consumer_lag_seconds",

@@ -31,10 +31,6 @@ agent=$(awk '/^PPid:/ { print $2 }' /proc/$PPID/status)
 echo "$PPID $(cat /proc/$PPID/comm) $agent" > "$out/ancestry"
 `
 
-// TestCommandFindsNoCredential is issue 8's acceptance test for the agent's own credentials:
-// the built agent runs under an unprivileged uid with its credentials in its environment,
-// and a command of the same uid that reads every /proc/*/environ and /proc/*/cmdline it can
-// finds neither the Port client secret nor the Kafka password.
 // TestCommandFindsNoCredential proves the agent's own credentials stay its own (README
 // "Isolation"): the built agent runs under an unprivileged uid with its credentials in its
 // environment, and a command of the same uid that reads every /proc/*/environ and

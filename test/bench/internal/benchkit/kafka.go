@@ -84,8 +84,8 @@ func (k *Kafka) NewTopic(ctx context.Context, name string, partitions int) (stri
 	return topic, nil
 }
 
-// Template is a Port run message shaped like the seed's create_microservice vector
-// (/work/shared/vectors/create_microservice.signed.json) without its headers; ACTION, RUN_ID
+// Template is a Port run message shaped like a signed create_microservice run message, as
+// Port sends it, without its headers; ACTION, RUN_ID
 // and NAME are replaced per message and the result is signed with runmsg.Sign.
 const Template = `{"action":"ACTION","resourceType":"run","status":"TRIGGERED","trigger":{"by":{"orgId":"org_bench","userId":"auth0|638879fa62c686d381b36ecb","user":{"email":"test@test.com","firstName":"test","lastName":"test","id":"auth0|638879fa62c686d381b36ecb"}},"origin":"UI","at":"2022-12-07T12:53:52.916Z"},"context":{"entity":null,"blueprint":"microservice","runId":"RUN_ID"},"payload":{"entity":null,"action":{"id":"action_ed2B0O9CbEYkuqvN","identifier":"ACTION","title":"Create Microservice","userInputs":{"properties":{"name":{"title":"Service name","type":"string"},"region":{"title":"Cloud Region","type":"string"}}},"invocationMethod":{"url":"https://getport.io","agent":false,"type":"WEBHOOK"},"trigger":"CREATE","description":"Create new microservice","blueprint":"microservice","createdAt":"2022-12-07T09:48:28.659Z","createdBy":"auth0|638879fa62c686d381b36ecb","updatedAt":"2022-12-07T09:48:28.659Z","updatedBy":"auth0|638879fa62c686d381b36ecb"},"properties":{"name":"NAME","region":"eu-west-1"}}}`
 

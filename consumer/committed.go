@@ -1,0 +1,126 @@
+package consumer
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/port-runner/port-runner/internal/backoff"
+)
+
+// fetchCommitted reads the group's committed offsets and progress for parts. known holds
+// the partitions it could read (offset -1: nothing committed yet); failed the others.
+func (c *Consumer) fetchCommitted(ctx context.Context, cl *kgo.Client, parts map[string][]int32, attempts int) (known map[topicPartition]assigned, failed map[topicPartition]bool) {
+	known, failed = map[topicPartition]assigned{}, map[topicPartition]bool{}
+	resps, err := c.fetchOffsets(ctx, cl, attempts)
+	ends := &endOffsets{cl: cl, topic: c.opts.Topic, log: c.log}
+	for topic, ps := range parts {
+		for _, p := range ps {
+			tp := topicPartition{topic, p}
+			if err != nil {
+				failed[tp] = true
+				continue
+			}
+			if a, ok := c.assignedFrom(ctx, tp, resps, ends); ok {
+				known[tp] = a
+			} else {
+				failed[tp] = true
+			}
+		}
+	}
+	return known, failed
+}
+
+// fetchOffsets reads the group's committed offsets, trying up to attempts times.
+func (c *Consumer) fetchOffsets(ctx context.Context, cl *kgo.Client, attempts int) (kadm.OffsetResponses, error) {
+	var resps kadm.OffsetResponses
+	var err error
+	for attempt := 0; attempt < attempts; attempt++ {
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resps, err = kadm.NewClient(cl).FetchOffsets(fctx, c.opts.Group)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		c.log.Warn("fetch committed offsets", zap.Int("attempt", attempt+1), zap.Error(err))
+		if attempt+1 < attempts && backoff.Sleep(ctx, backoff.Policy{Base: 100 * time.Millisecond, Max: time.Second}.Delay(attempt, 0)) != nil {
+			break
+		}
+	}
+	return resps, err
+}
+
+// assignedFrom is what the group committed for tp, as the ledger takes it; false when that
+// cannot be told (the partition then waits, paused).
+func (c *Consumer) assignedFrom(ctx context.Context, tp topicPartition, resps kadm.OffsetResponses, ends *endOffsets) (assigned, bool) {
+	topic, p := tp.topic, tp.partition
+	r, ok := resps.Lookup(topic, p)
+	if ok && r.Err != nil {
+		c.log.Warn("fetch committed offset", zap.String("topic", topic), zap.Int32("partition", p), zap.Error(r.Err))
+		return assigned{}, false
+	}
+	if !ok || r.At < 0 {
+		// Nothing committed: a new group. From the latest offset nothing old is
+		// read; from the earliest, what is already there is unknown.
+		end, ok := ends.of(ctx, topic, p)
+		if !ok {
+			return assigned{}, false
+		}
+		return assigned{offset: -1, unknownBelow: end}, true
+	}
+	prog, ours, derr := decodeProgress(r.At, r.Metadata)
+	a := assigned{offset: r.At, meta: r.Metadata, progress: prog}
+	if derr != nil {
+		c.log.Warn("unreadable progress metadata: records up to the end offset are checked in Port",
+			zap.String("topic", topic), zap.Int32("partition", p), zap.Error(derr))
+		end, ok := ends.of(ctx, topic, p)
+		if !ok {
+			return assigned{}, false
+		}
+		a.progress, a.unknownBelow = progress{}, end
+	}
+	if ours && !prog.empty() && derr == nil {
+		c.log.Info("earlier owner's progress", zap.String("topic", topic), zap.Int32("partition", p),
+			zap.Int64("committed", r.At), zap.Int("started", len(prog.started)), zap.Int("finished", len(prog.finished)))
+	}
+	return a, true
+}
+
+// endOffsets are the topic's end offsets, listed once, when first needed. Where nothing
+// trustworthy was committed, the records already in the partition may have been handled
+// under another group or by an agent whose marks are unreadable: they come as
+// PriorUnknown, up to the end offset now.
+type endOffsets struct {
+	cl     *kgo.Client
+	topic  string
+	log    *zap.Logger
+	listed kadm.ListedOffsets
+}
+
+func (e *endOffsets) list(ctx context.Context) (kadm.ListedOffsets, error) {
+	if e.listed != nil {
+		return e.listed, nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var err error
+	e.listed, err = kadm.NewClient(e.cl).ListEndOffsets(lctx, e.topic)
+	return e.listed, err
+}
+
+// of is the end offset of the topic's partition p; false when it cannot be listed.
+func (e *endOffsets) of(ctx context.Context, topic string, p int32) (int64, bool) {
+	ends, err := e.list(ctx)
+	if err != nil {
+		e.log.Warn("list end offsets", zap.String("topic", topic), zap.Error(err))
+		return 0, false
+	}
+	lo, ok := ends.Lookup(topic, p)
+	if !ok || lo.Err != nil {
+		return 0, false
+	}
+	return lo.Offset, true
+}

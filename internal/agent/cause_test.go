@@ -1,0 +1,32 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/port-runner/port-runner/consumer"
+	"github.com/port-runner/port-runner/executor"
+)
+
+// A run whose partition went to another member is cancelled with the consumer's cause, and
+// Port shows the label README "Delivery" quotes, whether it was running or not started yet.
+func TestReassignedRunLabel(t *testing.T) {
+	const want = "cancelled: partition reassigned to another agent"
+	if got := executor.CancelLabel(consumer.ErrNotOwned); got != want {
+		t.Errorf("label of a reassigned run = %q, want %q", got, want)
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(consumer.ErrNotOwned)
+	if res := executor.Run(ctx, executor.Spec{Argv: []string{"true"}}, nil); res.Label != want {
+		t.Errorf("label of a run reassigned before its start = %q, want %q", res.Label, want)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "`"+want+"`") {
+		t.Errorf("README does not quote the label %q", want)
+	}
+}

@@ -1,0 +1,59 @@
+package runmsg
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Run is a decoded run. Context's values share structure (properties also
+// sit inside message), so treat it as read-only.
+type Run struct {
+	ID     string
+	Action string // "" for a workflow node run whose message names none
+	// Workflow and Node identify a workflow node run's workflow and node ("" when the
+	// message does not say); the agent picks the command by them.
+	Workflow, Node string
+	Context        map[string]any // the run context: runId, action, blueprint, entity, properties, trigger, message
+	// SignedAt is when Port signed the message; zero when signatures are not verified
+	// (an unverified timestamp proves nothing).
+	SignedAt time.Time
+}
+
+// ContextJSON is what $PORT_RUN_FILE holds. HTML escaping is off so commands
+// see "<" rather than "\u003c".
+func (r Run) ContextJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r.Context); err != nil {
+		return nil, fmt.Errorf("run context: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
+
+// SkipReason doubles as the messages_total outcome label.
+type SkipReason string
+
+const (
+	ReasonInvalid      SkipReason = "invalid"       // not JSON, not an object, too big, no run id, no action
+	ReasonBadSignature SkipReason = "bad_signature" // unsigned, malformed or wrong signature, when verification is on
+)
+
+// SkipError is the only error Decode returns: the message must not run.
+type SkipError struct {
+	Reason SkipReason
+	Err    error
+}
+
+func (e *SkipError) Error() string {
+	if e.Err == nil {
+		return string(e.Reason)
+	}
+	return string(e.Reason) + ": " + e.Err.Error()
+}
+
+func (e *SkipError) Unwrap() error { return e.Err }
+
+func skip(reason SkipReason, err error) *SkipError { return &SkipError{Reason: reason, Err: err} }
