@@ -87,85 +87,18 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Agent, error) {
 	}
 	a.lives = newLives(func(d int) { deps.Metrics.RunsInFlight.Add(float64(d)) })
 
-	api, err := portapi.New(portapi.Options{
-		BaseURL:           cfg.Port.BaseURL,
-		ClientID:          cfg.Port.ClientID,
-		ClientSecret:      cfg.Port.ClientSecret,
-		RequestsPerSecond: cfg.Port.RequestsPerSecond,
-		CAFile:            cfg.Port.CAFile,
-		Logger:            deps.Logger,
-		Observe:           deps.Metrics.ObservePortRequest,
-		OnBudget:          deps.Metrics.ObservePortBudget,
-		OnWait:            deps.Metrics.ObservePortWait,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("port api client: %w", err)
-	}
-	a.api = api
-	a.proxy = portproxy.New(func(ctx context.Context, rq portproxy.Request) (portproxy.Response, error) {
-		resp, err := api.Forward(ctx, portapi.ProxyRequest{
-			Method: rq.Method, Path: rq.Path, Query: rq.Query,
-			ContentType: rq.ContentType, Body: rq.Body, RunID: rq.RunID,
-		})
-		return portproxy.Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: resp.Body}, err
-	}, portproxy.Options{
-		Logger: deps.Logger, BindToProcess: cfg.Security.RunIsolation == "process",
-		// Commands' requests never take more than half of the replica's budget, nor one run
-		// more than a quarter: the agent's own log batches and closings keep the rest.
-		Limits: portproxy.Limits{
-			RequestsPerSecond:    cfg.Port.RequestsPerSecond / 2,
-			RunRequestsPerSecond: cfg.Port.RequestsPerSecond / 4,
-		},
-	})
-	if cfg.Security.RunIsolation == "process" && !portproxy.ProcessBindingSupported() {
-		deps.Logger.Warn("security.runIsolation: process needs Linux /proc; run tokens are bound to their run only")
-	}
-
-	a.decoder, err = runmsg.NewDecoder(runmsg.Options{
-		Selectors: runmsg.Selectors{
-			RunID: cfg.Message.RunID, Action: cfg.Message.Action,
-			Properties: cfg.Message.Properties, Entity: cfg.Message.Entity,
-		},
-		Secret:          cfg.Port.ClientSecret,
-		VerifySignature: cfg.Security.Verify(),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("message decoder: %w", err)
-	}
-	if cfg.Security.Verify() {
-		a.peek, err = runmsg.NewDecoder(runmsg.Options{Selectors: runmsg.Selectors{
-			RunID: cfg.Message.RunID, Action: cfg.Message.Action,
-			Properties: cfg.Message.Properties, Entity: cfg.Message.Entity,
-		}})
-		if err != nil {
-			return nil, fmt.Errorf("unsigned-message decoder: %w", err)
-		}
-	}
-
-	pass, err := passedEnv(cfg, os.LookupEnv)
-	if err != nil {
+	var err error
+	if a.api, a.proxy, err = newPortAPI(cfg, deps); err != nil {
 		return nil, err
 	}
-	perAction := map[string]int{}
-	a.actions = map[string]*action{}
-	for name, ac := range cfg.Actions {
-		perAction[name] = ac.MaxConcurrent
-		act, err := newAction(name, ac, deps.Shim)
-		if err != nil {
-			return nil, err
-		}
-		act.pass = pass
-		act.secretKey = cfg.Port.ClientSecret
-		if wn := ac.WorkflowNode; wn != nil {
-			if act.node, err = newNodeMatcher(name, wn.Workflow, wn.Node, wn.Selector); err != nil {
-				return nil, err
-			}
-		}
-		a.actions[name] = act
+	if a.decoder, a.peek, err = newDecoders(cfg); err != nil {
+		return nil, err
 	}
-	a.pool = executor.NewPool(cfg.Executor.MaxConcurrent, perAction)
+	if a.actions, a.pool, err = newActions(cfg, deps.Shim); err != nil {
+		return nil, err
+	}
 
-	a.reporter = reporter.New(api, reporter.Options{
+	a.reporter = reporter.New(a.api, reporter.Options{
 		FlushInterval:  cfg.Logs.FlushInterval.D(),
 		MaxBatchBytes:  int(cfg.Logs.MaxBatchBytes),
 		MaxBytesPerRun: int(cfg.Logs.MaxBytesPerRun),
@@ -186,6 +119,94 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Agent, error) {
 		}
 	}
 	return a, nil
+}
+
+// newPortAPI is the agent's Port client and the proxy that forwards commands' requests
+// through it.
+func newPortAPI(cfg *config.Config, deps Deps) (*portapi.Client, *portproxy.Proxy, error) {
+	api, err := portapi.New(portapi.Options{
+		BaseURL:           cfg.Port.BaseURL,
+		ClientID:          cfg.Port.ClientID,
+		ClientSecret:      cfg.Port.ClientSecret,
+		RequestsPerSecond: cfg.Port.RequestsPerSecond,
+		CAFile:            cfg.Port.CAFile,
+		Logger:            deps.Logger,
+		Observe:           deps.Metrics.ObservePortRequest,
+		OnBudget:          deps.Metrics.ObservePortBudget,
+		OnWait:            deps.Metrics.ObservePortWait,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("port api client: %w", err)
+	}
+	proxy := portproxy.New(func(ctx context.Context, rq portproxy.Request) (portproxy.Response, error) {
+		resp, err := api.Forward(ctx, portapi.ProxyRequest{
+			Method: rq.Method, Path: rq.Path, Query: rq.Query,
+			ContentType: rq.ContentType, Body: rq.Body, RunID: rq.RunID,
+		})
+		return portproxy.Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: resp.Body}, err
+	}, portproxy.Options{
+		Logger: deps.Logger, BindToProcess: cfg.Security.RunIsolation == "process",
+		// Commands' requests never take more than half of the replica's budget, nor one run
+		// more than a quarter: the agent's own log batches and closings keep the rest.
+		Limits: portproxy.Limits{
+			RequestsPerSecond:    cfg.Port.RequestsPerSecond / 2,
+			RunRequestsPerSecond: cfg.Port.RequestsPerSecond / 4,
+		},
+	})
+	if cfg.Security.RunIsolation == "process" && !portproxy.ProcessBindingSupported() {
+		deps.Logger.Warn("security.runIsolation: process needs Linux /proc; run tokens are bound to their run only")
+	}
+	return api, proxy, nil
+}
+
+// newDecoders is the run message decoder and, when signatures are verified, peek: the same
+// selectors without verifying, only to tell an unsigned message for a configured action.
+func newDecoders(cfg *config.Config) (decoder, peek *runmsg.Decoder, err error) {
+	selectors := runmsg.Selectors{
+		RunID: cfg.Message.RunID, Action: cfg.Message.Action,
+		Properties: cfg.Message.Properties, Entity: cfg.Message.Entity,
+	}
+	decoder, err = runmsg.NewDecoder(runmsg.Options{
+		Selectors:       selectors,
+		Secret:          cfg.Port.ClientSecret,
+		VerifySignature: cfg.Security.Verify(),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("message decoder: %w", err)
+	}
+	if cfg.Security.Verify() {
+		if peek, err = runmsg.NewDecoder(runmsg.Options{Selectors: selectors}); err != nil {
+			return nil, nil, fmt.Errorf("unsigned-message decoder: %w", err)
+		}
+	}
+	return decoder, peek, nil
+}
+
+// newActions is every configured action, ready to start commands, and the pool that bounds
+// them (overall and per action).
+func newActions(cfg *config.Config, shim []string) (map[string]*action, *executor.Pool, error) {
+	pass, err := passedEnv(cfg, os.LookupEnv)
+	if err != nil {
+		return nil, nil, err
+	}
+	perAction := map[string]int{}
+	actions := map[string]*action{}
+	for name, ac := range cfg.Actions {
+		perAction[name] = ac.MaxConcurrent
+		act, err := newAction(name, ac, shim)
+		if err != nil {
+			return nil, nil, err
+		}
+		act.pass = pass
+		act.secretKey = cfg.Port.ClientSecret
+		if wn := ac.WorkflowNode; wn != nil {
+			if act.node, err = newNodeMatcher(name, wn.Workflow, wn.Node, wn.Selector); err != nil {
+				return nil, nil, err
+			}
+		}
+		actions[name] = act
+	}
+	return actions, executor.NewPool(cfg.Executor.MaxConcurrent, perAction), nil
 }
 
 // Ready is nil when the member has joined its group and holds a valid Port token.

@@ -20,8 +20,7 @@ func module() Policy {
 		Exceptions: map[string]string{
 			// Production code.
 			"internal/agent/agent.go": "the agent's assembly and its start and stop order: " +
-				"split with the run-lifecycle rewrite and the move of test knobs out of agent.Deps",
-			"internal/agent/agent.go:New":       "wires every stage in one order: split with the move of test knobs out of agent.Deps",
+				"split with the run-lifecycle rewrite",
 			"internal/agent/agent.go:Agent.Run": "the start and stop order in one place: until the run-lifecycle rewrite",
 			"internal/agent/handle.go:Agent.handle": "one record's way from message to command: " +
 				"until the run-lifecycle rewrite, which replaces it",
