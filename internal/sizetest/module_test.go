@@ -24,8 +24,6 @@ func module() Policy {
 			"internal/agent/agent.go:Agent.Run": "the start and stop order in one place: until the run-lifecycle rewrite",
 			"internal/agent/handle.go:Agent.handle": "one record's way from message to command: " +
 				"until the run-lifecycle rewrite, which replaces it",
-			"internal/demo/demo.go:Run": "the demo's assembly in order (Kafka, emulator, config, agent, runs): " +
-				"split with the move of test knobs out of agent.Deps, which changes it",
 			// Test code.
 			"charts/chart_test.go":               "every rendered manifest of the chart: split by manifest when next changed",
 			"internal/config/config_test.go":     "case tables for every config section: split by section when next changed",
