@@ -17,6 +17,7 @@ import (
 	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/metrics"
 	"github.com/port-runner/port-runner/test/harness"
+	"github.com/port-runner/port-runner/test/harness/vectors"
 )
 
 // TestEndToEndVectors produces every shared vector plus a malformed message and a run of an
@@ -46,7 +47,7 @@ while [ $i -le 20 ]; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); done
 	key := []byte("one-partition")
 	h.Produce(t, key, []byte("this is not JSON"))
 	h.Produce(t, key, h.Sign(t, `{"action":"not_configured_here","resourceType":"run","context":{"runId":"r_unknown_action"},"payload":{"properties":{}}}`))
-	files, err := filepath.Glob(filepath.Join(harness.VectorsDir(t), "*.json"))
+	files, err := filepath.Glob(filepath.Join(vectors.Dir(t), "*.json"))
 	if err != nil || len(files) < 7 {
 		t.Fatalf("vectors: %v (%d files)", err, len(files))
 	}

@@ -21,11 +21,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/port-runner/port-runner/internal/runmsg"
+	"github.com/port-runner/port-runner/test/harness/vectors"
 )
 
 const (
 	testID     = "client-id"
-	testSecret = "test-client-secret-0123456789abcdef"
+	testSecret = vectors.Secret // TestVerifierAgainstVectors checks Port's vectors with it
 )
 
 // clock is an injectable Now so tests move time instead of sleeping.

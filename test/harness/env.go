@@ -11,13 +11,14 @@ import (
 	"github.com/port-runner/port-runner/internal/emulator"
 	"github.com/port-runner/port-runner/internal/runmsg"
 	"github.com/port-runner/port-runner/metrics"
+	"github.com/port-runner/port-runner/test/harness/vectors"
 )
 
-// The Port organization an Env emulates. Secret signs its runs and keys their secret inputs;
-// the shared message vectors (VectorsDir) are signed with it too.
+// The Port organization an Env emulates. Secret signs its runs and keys their secret inputs:
+// the shared message vectors' own, so the vectors are runs of this organization too.
 const (
 	ClientID = "test-client"
-	Secret   = "test-client-secret-0123456789abcdef"
+	Secret   = vectors.Secret
 	OrgID    = "org_test"
 )
 
@@ -149,18 +150,4 @@ func Script(t testing.TB, body string) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-// VectorsDir is the shared signed message vectors' directory (shared/vectors, beside the
-// repository or above it), signed with Secret.
-func VectorsDir(t testing.TB) string {
-	t.Helper()
-	for dir := filepath.Dir(ModuleRoot()); ; dir = filepath.Dir(dir) {
-		if st, err := os.Stat(filepath.Join(dir, "shared", "vectors")); err == nil && st.IsDir() {
-			return filepath.Join(dir, "shared", "vectors")
-		}
-		if dir == filepath.Dir(dir) {
-			t.Fatalf("harness: no shared/vectors above %s", ModuleRoot())
-		}
-	}
 }
