@@ -30,7 +30,6 @@ func module() Policy {
 			"internal/emulator/emulator_test.go": "every route of the emulator: split by route group when next changed",
 			"internal/portapi/client_test.go":    "every call and answer class of the client: split by topic when next changed",
 			"internal/runmsg/runmsg_test.go":     "every message shape and signature case: split by topic when next changed",
-			"test/bench/backlog/main.go:run":     "one benchmark from start to report, in order: split with the shared test kit",
 		},
 	}
 }
