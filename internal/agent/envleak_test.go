@@ -97,7 +97,7 @@ echo "patch: $(post PATCH "" "{\"summary\":\"sum $DB_PASSWORD\",\"link\":[\"http
 	}
 	all.WriteString(run.Summary + "\n" + strings.Join(run.Link, "\n"))
 	if strings.Contains(all.String(), "p@ssw0rd") {
-		t.Fatalf("the secretInput reached the run:\n%s", all.String())
+		t.Fatalf("the secret input reached the run:\n%s", all.String())
 	}
 	for _, want := range []string{"log: 200", "patch: 200", "via proxy *** and *** p@ss", "sum ***", "https://x.example/?t=***"} {
 		if !strings.Contains(all.String(), want) {
