@@ -29,21 +29,12 @@ import (
 
 // Deps are what the caller may supply instead of the defaults (tests, the demo).
 type Deps struct {
-	Logger     *zap.Logger
-	Metrics    *metrics.Metrics
-	KafkaOpts  []kgo.Opt     // appended after the config's options
-	CloseGrace time.Duration // how long closing requests may take after runs are cancelled; 0 -> kill grace + closing budget
-	// ClosingBudget is how long one run's closing is retried; 0 -> DefaultClosingBudget.
-	ClosingBudget time.Duration
-	MetricsAddr   string // overrides metrics.addr ("-" disables the server)
+	Logger    *zap.Logger
+	Metrics   *metrics.Metrics
+	KafkaOpts []kgo.Opt // appended after the config's options
 	// Shim is the exec shim's command prefix (executor.ShimFor), so a command's children die
 	// with the agent too; nil: no shim.
 	Shim []string
-	// LagInterval is how often consumer_lag is read from the broker; 0 -> 5s.
-	LagInterval time.Duration
-	// KafkaPlaintext: Kafka credentials from Port are used without TLS (tests, whose
-	// in-process broker has none; Port's Kafka is always SASL_SSL).
-	KafkaPlaintext bool
 }
 
 // Agent is one replica.
@@ -62,6 +53,7 @@ type Agent struct {
 	seen     *seenRuns
 	lives    *lives // every run held here, each in its named phase (lifecycle.go)
 	deps     Deps
+	timings  timings // production values unless an Option changed them
 	// fatal carries the consumer's unrecoverable error to Run, which then stops as on SIGTERM.
 	fatal chan error
 	// stopping is set from the first signal or a fatal error on: /readyz answers 503.
@@ -80,7 +72,7 @@ type Agent struct {
 }
 
 // New builds every stage from a validated config. Nothing connects until Run.
-func New(cfg *config.Config, deps Deps) (*Agent, error) {
+func New(cfg *config.Config, deps Deps, opts ...Option) (*Agent, error) {
 	if deps.Logger == nil {
 		deps.Logger = zap.NewNop()
 	}
@@ -90,17 +82,43 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 	if cfg.Metrics.Pprof {
 		deps.Metrics.Pprof = true
 	}
-	if deps.ClosingBudget <= 0 {
-		deps.ClosingBudget = DefaultClosingBudget
+	a := &Agent{cfg: cfg, log: deps.Logger, metrics: deps.Metrics, deps: deps, timings: defaultTimings(), seen: newSeenRuns(10000), fatal: make(chan error, 1)}
+	for _, o := range opts {
+		o(&a.timings)
 	}
-	if deps.CloseGrace <= 0 {
-		// What a cancelled command may take to die, then its closing: the end of the lease
-		// bound (config.LeaseBound) less its margin.
-		deps.CloseGrace = config.KillGrace + deps.ClosingBudget
-	}
-	a := &Agent{cfg: cfg, log: deps.Logger, metrics: deps.Metrics, deps: deps, seen: newSeenRuns(10000), fatal: make(chan error, 1)}
 	a.lives = newLives(func(d int) { deps.Metrics.RunsInFlight.Add(float64(d)) })
 
+	var err error
+	if a.api, a.proxy, err = newPortAPI(cfg, deps); err != nil {
+		return nil, err
+	}
+	if a.decoder, a.peek, err = newDecoders(cfg); err != nil {
+		return nil, err
+	}
+	if a.actions, a.pool, err = newActions(cfg, deps.Shim); err != nil {
+		return nil, err
+	}
+
+	a.reporter = reporter.New(a.api, reporter.Options{
+		FlushInterval:  cfg.Logs.FlushInterval.D(),
+		MaxBatchBytes:  int(cfg.Logs.MaxBatchBytes),
+		MaxBytesPerRun: int(cfg.Logs.MaxBytesPerRun),
+		Mask:           append(slices.Clip(cfg.Security.Mask), cfg.AgentSecrets()...), // always the agent's own
+		Logger:         deps.Logger,
+		OnLogBytes:     func(n int) { deps.Metrics.LogBytes.Add(float64(n)) },
+		OnDropped:      func(n int) { deps.Metrics.LogBytesDropped.Add(float64(n)) },
+		OnLine:         a.lives.line,
+	})
+
+	// The consumer's client metrics (port_runner_kafka_*), attached to the registry in Run:
+	// kprom registers nothing itself, so agents sharing one Metrics never collide.
+	a.kafkaProm = kprom.NewMetrics("port_runner", kprom.Subsystem("kafka"), kprom.Registry(nil))
+	return a, nil
+}
+
+// newPortAPI is the agent's Port client and the proxy that forwards commands' requests
+// through it.
+func newPortAPI(cfg *config.Config, deps Deps) (*portapi.Client, *portproxy.Proxy, error) {
 	api, err := portapi.New(portapi.Options{
 		BaseURL:           cfg.Port.BaseURL,
 		ClientID:          cfg.Port.ClientID,
@@ -113,10 +131,9 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		OnWait:            deps.Metrics.ObservePortWait,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("port api client: %w", err)
+		return nil, nil, fmt.Errorf("port api client: %w", err)
 	}
-	a.api = api
-	a.proxy = portproxy.New(func(ctx context.Context, rq portproxy.Request) (portproxy.Response, error) {
+	proxy := portproxy.New(func(ctx context.Context, rq portproxy.Request) (portproxy.Response, error) {
 		resp, err := api.Forward(ctx, portapi.ProxyRequest{
 			Method: rq.Method, Path: rq.Path, Query: rq.Query,
 			ContentType: rq.ContentType, Body: rq.Body, RunID: rq.RunID,
@@ -134,66 +151,57 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 	if cfg.Security.RunIsolation == "process" && !portproxy.ProcessBindingSupported() {
 		deps.Logger.Warn("security.runIsolation: process needs Linux /proc; run tokens are bound to their run only")
 	}
+	return api, proxy, nil
+}
 
-	a.decoder, err = runmsg.NewDecoder(runmsg.Options{
-		Selectors: runmsg.Selectors{
-			RunID: cfg.Message.RunID, Action: cfg.Message.Action,
-			Properties: cfg.Message.Properties, Entity: cfg.Message.Entity,
-		},
+// newDecoders is the run message decoder and, when signatures are verified, peek: the same
+// selectors without verifying, only to tell an unsigned message for a configured action.
+func newDecoders(cfg *config.Config) (decoder, peek *runmsg.Decoder, err error) {
+	selectors := runmsg.Selectors{
+		RunID: cfg.Message.RunID, Action: cfg.Message.Action,
+		Properties: cfg.Message.Properties, Entity: cfg.Message.Entity,
+	}
+	decoder, err = runmsg.NewDecoder(runmsg.Options{
+		Selectors:       selectors,
 		Secret:          cfg.Port.ClientSecret,
 		VerifySignature: cfg.Security.Verify(),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("message decoder: %w", err)
+		return nil, nil, fmt.Errorf("message decoder: %w", err)
 	}
 	if cfg.Security.Verify() {
-		a.peek, err = runmsg.NewDecoder(runmsg.Options{Selectors: runmsg.Selectors{
-			RunID: cfg.Message.RunID, Action: cfg.Message.Action,
-			Properties: cfg.Message.Properties, Entity: cfg.Message.Entity,
-		}})
-		if err != nil {
-			return nil, fmt.Errorf("unsigned-message decoder: %w", err)
+		if peek, err = runmsg.NewDecoder(runmsg.Options{Selectors: selectors}); err != nil {
+			return nil, nil, fmt.Errorf("unsigned-message decoder: %w", err)
 		}
 	}
+	return decoder, peek, nil
+}
 
+// newActions is every configured action, ready to start commands, and the pool that bounds
+// them (overall and per action).
+func newActions(cfg *config.Config, shim []string) (map[string]*action, *executor.Pool, error) {
 	pass, err := passedEnv(cfg, os.LookupEnv)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	perAction := map[string]int{}
-	a.actions = map[string]*action{}
+	actions := map[string]*action{}
 	for name, ac := range cfg.Actions {
 		perAction[name] = ac.MaxConcurrent
-		act, err := newAction(name, ac, deps.Shim)
+		act, err := newAction(name, ac, shim)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		act.pass = pass
 		act.secretKey = cfg.Port.ClientSecret
 		if wn := ac.WorkflowNode; wn != nil {
 			if act.node, err = newNodeMatcher(name, wn.Workflow, wn.Node, wn.Selector); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
-		a.actions[name] = act
+		actions[name] = act
 	}
-	a.pool = executor.NewPool(cfg.Executor.MaxConcurrent, perAction)
-
-	a.reporter = reporter.New(api, reporter.Options{
-		FlushInterval:  cfg.Logs.FlushInterval.D(),
-		MaxBatchBytes:  int(cfg.Logs.MaxBatchBytes),
-		MaxBytesPerRun: int(cfg.Logs.MaxBytesPerRun),
-		Mask:           append(slices.Clip(cfg.Security.Mask), cfg.AgentSecrets()...), // always the agent's own
-		Logger:         deps.Logger,
-		OnLogBytes:     func(n int) { deps.Metrics.LogBytes.Add(float64(n)) },
-		OnDropped:      func(n int) { deps.Metrics.LogBytesDropped.Add(float64(n)) },
-		OnLine:         a.lives.line,
-	})
-
-	// The consumer's client metrics (port_runner_kafka_*), attached to the registry in Run:
-	// kprom registers nothing itself, so agents sharing one Metrics never collide.
-	a.kafkaProm = kprom.NewMetrics("port_runner", kprom.Subsystem("kafka"), kprom.Registry(nil))
-	return a, nil
+	return actions, executor.NewPool(cfg.Executor.MaxConcurrent, perAction), nil
 }
 
 // Ready is nil when the member has joined its group and holds a valid Port token.
@@ -268,7 +276,7 @@ func (a *Agent) join(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("kafka.brokers not configured, and Port did not give Kafka credentials: %w", err)
 		}
-		k = kafkaFromPort(a.cfg.Kafka, cr, a.deps.KafkaPlaintext)
+		k = kafkaFromPort(a.cfg.Kafka, cr, a.timings.plaintextKafka)
 		a.log.Info("using Kafka credentials from Port", zap.Strings("brokers", cr.Brokers), zap.String("group", k.Group))
 	}
 	if err := a.kafkaClients(k); err != nil {
@@ -299,7 +307,7 @@ func (a *Agent) startServers() (stop func(), err error) {
 		return nil, err
 	}
 	stops = append(stops, stopLag)
-	if addr := a.metricsAddr(); addr != "-" {
+	if addr := a.cfg.Metrics.Addr; addr != "-" { // "-": no server (the demo)
 		stopMetrics, err := a.serve("metrics server", func(sctx context.Context) (string, func() error, error) {
 			return a.metrics.Serve(sctx, addr, a.Ready)
 		})
@@ -348,7 +356,7 @@ func (a *Agent) drain(ctx, kill context.Context) (work, report context.Context, 
 			a.log.Info("stopping: cancelling the commands still running", a.lives.phases())
 		}
 		cancelWork(executor.ErrShutdown)
-		g := time.NewTimer(a.deps.CloseGrace)
+		g := time.NewTimer(a.timings.closeGrace())
 		defer g.Stop()
 		select {
 		case <-g.C:
@@ -389,7 +397,7 @@ func (a *Agent) startLag() (stop func(), err error) {
 	}
 	c := consumer.NewLagCollector(consumer.LagOptions{
 		Client: cl, Topic: a.kafka.Topic, Group: a.kafka.Group, StartOffset: a.kafka.StartOffset,
-		Owned: a.ownedUnstarted, Interval: a.deps.LagInterval, Logger: a.log,
+		Owned: a.ownedUnstarted, Interval: a.timings.lagInterval, Logger: a.log,
 	})
 	detach := a.metrics.Attach("lag", c)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -410,11 +418,4 @@ func (a *Agent) ownedUnstarted() map[int32]consumer.Unstarted {
 		out[p] = consumer.Unstarted{Offset: u.Offset, Timestamp: u.Timestamp}
 	}
 	return out
-}
-
-func (a *Agent) metricsAddr() string {
-	if a.deps.MetricsAddr != "" {
-		return a.deps.MetricsAddr
-	}
-	return a.cfg.Metrics.Addr
 }

@@ -60,7 +60,7 @@ func minimalClosing(success bool) portapi.Closing {
 // fallback and held until the budget ended (counted and logged: the run stays open in
 // Port). Past the budget it goes on for as long as the lease holds and the agent runs.
 func (a *Agent) closeRun(r *run, success bool, send func(context.Context) error) bool {
-	ctx, cancel := context.WithTimeout(r.report, a.deps.ClosingBudget)
+	ctx, cancel := context.WithTimeout(r.report, a.timings.closingBudget)
 	defer cancel()
 	tgt := a.target(r.msg)
 	fallback, extended := false, false
@@ -107,11 +107,11 @@ func (a *Agent) closeRun(r *run, success bool, send func(context.Context) error)
 			ctx, cancelExt = context.WithCancel(r.report)
 			defer cancelExt()
 			r.log.Warn("closing budget spent; retrying for as long as this replica holds the run",
-				zap.Duration("closingBudget", a.deps.ClosingBudget), zap.Error(err))
+				zap.Duration("closingBudget", a.timings.closingBudget), zap.Error(err))
 		}
 		if ctx.Err() != nil {
 			r.log.Error("run not closed in Port: the agent is stopping; left for the next owner",
-				zap.Duration("closingBudget", a.deps.ClosingBudget), zap.Error(err))
+				zap.Duration("closingBudget", a.timings.closingBudget), zap.Error(err))
 			return false
 		}
 		wait := backoff.Policy{Base: 200 * time.Millisecond, Max: 5 * time.Second}.Delay(attempt, 0)

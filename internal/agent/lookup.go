@@ -23,7 +23,7 @@ func (a *Agent) lookupRun(r *run) (portapi.Run, error) {
 	ctx, cancel := r.untilHandover(r.report)
 	defer cancel()
 	tgt := a.target(r.msg)
-	budget := time.Now().Add(a.deps.ClosingBudget)
+	budget := time.Now().Add(a.timings.closingBudget)
 	warned := false
 	for attempt := 0; ; attempt++ {
 		pr, err := tgt.GetRun(ctx, r.msg.ID)
@@ -37,7 +37,7 @@ func (a *Agent) lookupRun(r *run) (portapi.Run, error) {
 		if !warned && time.Now().After(budget) {
 			warned = true
 			r.log.Error("cannot tell whether the run was closed for longer than the closing budget; retrying for as long as its partition stays here",
-				zap.Duration("closingBudget", a.deps.ClosingBudget), zap.Error(err))
+				zap.Duration("closingBudget", a.timings.closingBudget), zap.Error(err))
 		} else {
 			r.log.Warn("cannot tell whether the run was closed; retrying", zap.Duration("wait", wait), zap.Error(err))
 		}

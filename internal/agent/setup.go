@@ -78,7 +78,7 @@ func (a *Agent) newConsumer() error {
 		MaxPoll:        a.cfg.Executor.MaxConcurrent,
 		SessionTimeout: k.SessionTimeout.D(),
 		Fence:          k.Fence(),
-		Drain:          a.cfg.Drain(a.deps.ClosingBudget),
+		Drain:          a.cfg.Drain(a.timings.closingBudget),
 		LeaseMargin:    config.LeaseMargin,
 		HistoryAge:     a.cfg.Security.MaxMessageAge.D(),
 		MaxFuture:      runmsg.MaxFuture,
