@@ -28,7 +28,7 @@ var (
 )
 
 // Learned is what earlier holders of a record's partition left known about it: what a new
-// holder learns (DESIGN "A run's lease").
+// holder learns (README "Delivery").
 type Learned struct {
 	Prior Prior
 	Lease Lease // PriorLeased: who holds the run, and how long after leaving the group

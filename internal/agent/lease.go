@@ -9,28 +9,44 @@ import (
 	"github.com/port-runner/port-runner/metrics"
 )
 
-// runLease is a run's lease as its way in keeps it (DESIGN "A run's lease"; README
-// "Delivery"): what earlier holders left (learned), taking it before acting on it (take),
-// whether this replica still holds it (held: the way in renews it), when its command must
-// stop (stopped), and its end (release). The run lifecycle (run.go) knows leases only
-// through it: the Kafka consumer group keeps them in its commit metadata (kafkaLease);
-// `port-runner try`, which has no way in, holds its one run outright (ownLease).
+// runLease is what the run lifecycle (run.go, steps.go) needs of a run's way in: the
+// Kafka consumer group today (kafkaLease, which keeps leases in the partitions' commit
+// metadata), a run with no way in (ownLease: `port-runner try`), and any other way in that
+// hands this replica runs another replica may also see (README "Delivery"). A way in
+// implements it and passes each arriving run to Agent.arrive; the lifecycle knows leases
+// only through it. The contract, in the order the lifecycle calls it:
+//
+//   - learned: what earlier holders left of the run, before anything is decided: nothing
+//     (a fresh run), finished (skipped at once), held by another replica until ended
+//     closes (never acted on before), or unknown (Port decides).
+//   - seen, handled: the way in's memory of run ids (a message written twice). seen says
+//     whether the id was handled before (dup) and whether that memory would know of a run
+//     whose message is from at (covered: false sends the run to Port first); handled adds
+//     a run this replica took or decided.
+//   - handover: done once the way in gives the run to another replica; a run not taken by
+//     then is that replica's, and every wait before take ends with it.
+//   - park: the run waits for another holder (maybe hours): its place in the pool goes back.
+//   - take: makes the run this replica's, durably, before its command starts (an error: it
+//     must not start here). From then on the run is held under this replica's lease.
+//   - held: whether this replica holds the lease now; while it does not, its command must
+//     not run and it must not be closed (forGood: it never will again; else it may, once
+//     the way in confirms this replica again). The executor renews the command's shim only
+//     while held says so.
+//   - stopped: ends when the run's command must stop (the lease cannot be confirmed, or is
+//     gone); its cause says why (the run's label).
+//   - release: the run's end here: finished (decided: closed in Port, or skipped for good;
+//     the way in may forget it) or not (the next holder decides it).
+//   - shown: the lease as /status shows it (metrics.LeaseHeld or LeaseAwaited, and who).
 type runLease interface {
 	learned() learned
+	seen(id string, at time.Time) (dup, covered bool)
+	handled(id string, at time.Time)
+	handover() context.Context
+	park()
 	take(ctx context.Context) error
 	held() holding
 	stopped() context.Context
-	// handover is done once the way in gives the run's source to another replica: a run
-	// not taken by then is that replica's.
-	handover() context.Context
 	release(finished bool)
-	// park gives the run's place in the pool back: it waits for another holder.
-	park()
-	// seen and handled are the run ids the way in remembers (a message written twice):
-	// dup, handled before; covered, the memory would know of a run whose message is from at.
-	seen(id string, at time.Time) (dup, covered bool)
-	handled(id string, at time.Time)
-	// shown is the lease as /status shows it: metrics.LeaseHeld or LeaseAwaited, and who.
 	shown() (lease, holder string)
 }
 

@@ -55,15 +55,32 @@ var (
 	left     = verdict{}
 )
 
-// handle takes one record through the lifecycle and ends its lease: finished, or left for
-// the next holder (a run not taken because the agent stops stays uncommitted; the next
-// owner runs it).
-func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) {
-	rec := t.Record
-	r := &run{lease: kafkaLease{t}, raw: rec.Value, at: runAt{rec.Topic, rec.Partition, rec.Offset},
-		where: fmt.Sprintf("%s/%d@%d", rec.Topic, rec.Partition, rec.Offset), sent: rec.Timestamp,
+// arrival is a run as its way in hands it over: its message, its lease, and where it came
+// from (for /status and logs).
+type arrival struct {
+	lease runLease
+	raw   []byte
+	at    runAt
+	where string    // e.g. topic/partition@offset
+	sent  time.Time // the message's time when it carries no signature
+}
+
+// arrive takes one arrived run through the lifecycle and ends its lease: finished, or left
+// for the next holder (a run not taken because the agent stops is the next holder's). Every
+// way in calls it, one goroutine per run: stop ends at the first signal, work when running
+// commands must stop, report outlives work for the closings.
+func (a *Agent) arrive(stop, work, report context.Context, in arrival) {
+	r := &run{lease: in.lease, raw: in.raw, at: in.at, where: in.where, sent: in.sent,
 		stop: stop, work: work, report: report, log: a.log}
 	r.lease.release(a.live(r, decode))
+}
+
+// handle is the Kafka way in's arrival: one consumed record under its ticket's lease.
+func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) {
+	rec := t.Record
+	a.arrive(stop, work, report, arrival{lease: kafkaLease{t}, raw: rec.Value,
+		at:    runAt{rec.Topic, rec.Partition, rec.Offset},
+		where: fmt.Sprintf("%s/%d@%d", rec.Topic, rec.Partition, rec.Offset), sent: rec.Timestamp})
 }
 
 // live drives r from first to its end, then lets go of what it held here, and says whether
