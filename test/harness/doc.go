@@ -15,6 +15,8 @@
 //   - [Env.NewRun], [Env.ProduceRun], [Env.WaitClosed]: run messages signed as Port signs
 //     them, and runs waited for in Port.
 //   - [Scrape], [Gather], [Families]: an agent's metrics as Prometheus reads them.
+//   - [NewKafkaProxy]: a proxy between an agent and the brokers that the test can cut (a
+//     network partition of that agent alone) and restore.
 //
 // scripts/test runs every package whose tests import this one again on a real Apache Kafka,
 // over PLAINTEXT and over SASL_SSL.
