@@ -59,6 +59,12 @@ func silence(t *testing.T, f *groupFixture, a *harness.Process, start, end func(
 	f.ps.WaitFor("every run to start", 60*time.Second, func() bool { return f.record.started(ids) == len(ids) })
 
 	start()
+	spoke := false
+	t.Cleanup(func() { // a test that fails while A is silent must not leave it stopped
+		if !spoke {
+			end()
+		}
+	})
 	silenced := time.Now()
 	f.waitMembers(1, 60*time.Second)
 	t.Logf("B holds every partition %s after A went silent", time.Since(silenced).Round(time.Millisecond))
@@ -74,6 +80,7 @@ func silence(t *testing.T, f *groupFixture, a *harness.Process, start, end func(
 		return !anyOverlapYet(f, ids)
 	})
 	end()
+	spoke = true
 	runs := f.env.WaitAllClosed(t, ids, 3*silentRun*time.Second)
 	f.closedEach(ids)
 
