@@ -46,7 +46,10 @@ type Agent struct {
 	decoder  *runmsg.Decoder
 	pool     *executor.Pool
 	reporter *reporter.Reporter
-	consumer *consumer.Consumer
+	consumer *consumer.Consumer // built by Run once Port and the brokers answered (join)
+	// member is consumer once built, for Ready, which the tests and probes may call while Run
+	// is still joining.
+	member   atomic.Pointer[consumer.Consumer]
 	proxy    *portproxy.Proxy
 	proxyURL string // PORT_API_URL for commands; set in Run before any run starts
 	actions  map[string]*action
@@ -209,7 +212,7 @@ func (a *Agent) Ready() error {
 	if a.stopping.Load() {
 		return errors.New("stopping")
 	}
-	if a.consumer == nil || !a.consumer.Joined() {
+	if c := a.member.Load(); c == nil || !c.Joined() {
 		return errors.New("consumer group not joined")
 	}
 	if !a.api.TokenValid() {

@@ -91,6 +91,7 @@ func (a *Agent) newConsumer() error {
 		},
 	})
 	a.consumer = c
+	a.member.Store(c)
 	return err
 }
 
