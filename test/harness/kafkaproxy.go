@@ -29,6 +29,7 @@ type KafkaProxy struct {
 	gate       chan struct{} // closed while traffic flows; a fresh one while cut
 	cut        bool
 	closed     bool
+	conns      map[net.Conn]struct{} // open client and broker connections, closed with the proxy
 	wg         sync.WaitGroup
 }
 
@@ -43,7 +44,7 @@ func NewKafkaProxy(t testing.TB, brokers []string) *KafkaProxy {
 	t.Helper()
 	open := make(chan struct{})
 	close(open)
-	p := &KafkaProxy{t: t, byUpstream: map[string]*proxyListener{}, gate: open}
+	p := &KafkaProxy{t: t, byUpstream: map[string]*proxyListener{}, gate: open, conns: map[net.Conn]struct{}{}}
 	for _, b := range brokers {
 		addr, err := p.listenerFor(b)
 		if err != nil {
@@ -83,6 +84,9 @@ func (p *KafkaProxy) close() {
 	for _, l := range p.byUpstream {
 		l.ln.Close()
 	}
+	for c := range p.conns {
+		c.Close()
+	}
 	if p.cut {
 		p.cut = false
 		close(p.gate)
@@ -115,11 +119,30 @@ func (p *KafkaProxy) listenerFor(upstream string) (string, error) {
 func (p *KafkaProxy) accept(l *proxyListener) {
 	for {
 		c, err := l.ln.Accept()
-		if err != nil {
+		if err != nil || !p.track(c) {
 			return
 		}
 		p.wg.Go(func() { p.serve(c, l.upstream) })
 	}
+}
+
+// track notes an open connection, or closes it if the proxy is closed (false).
+func (p *KafkaProxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		c.Close()
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
+func (p *KafkaProxy) untrack(c net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.conns, c)
+	c.Close()
 }
 
 // passable waits until traffic may flow, or done closes; false if done closed first.
@@ -142,14 +165,15 @@ func (p *KafkaProxy) serve(client net.Conn, upstream string) {
 	var once sync.Once
 	stop := func() { once.Do(func() { close(done); client.Close() }) }
 	defer stop()
+	defer p.untrack(client)
 	if !p.passable(done) { // a connection made while cut hangs, as a cut network's would
 		return
 	}
 	broker, err := net.Dial("tcp", upstream)
-	if err != nil {
+	if err != nil || !p.track(broker) {
 		return
 	}
-	defer broker.Close()
+	defer p.untrack(broker)
 	var inflight sync.Map // correlation id -> request key and version
 	var relay sync.WaitGroup
 	relay.Go(func() {
@@ -185,7 +209,7 @@ func (p *KafkaProxy) serve(client net.Conn, upstream string) {
 		}
 	})
 	<-done
-	broker.Close()
+	broker.Close() // ends the relay reading from it
 	relay.Wait()
 }
 
