@@ -18,6 +18,8 @@
 //   - TestDrainHandsOverAtOnce: SIGTERM to a replica with 32s runs and a 5m shutdownTimeout;
 //     new runs on every partition close within 10s of being produced, the drained runs end
 //     SUCCESS under their leases, and the replica exits 0.
+//   - TestSecondSignalCancelsTheDrain: a second SIGTERM during a 5m drain cancels the
+//     commands at once; their runs close as cancelled and the replica exits 0.
 //   - TestFrozenMemberNeverDoublesARun (SIGSTOP) and TestCutOffMemberNeverDoublesARun (a
 //     harness.KafkaProxy the test cuts): a member silent past the session timeout while its
 //     runs go on, with onInterrupted rerun and fail; no two executions of a run overlap, Port

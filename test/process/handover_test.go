@@ -106,3 +106,32 @@ executor: {maxConcurrent: 8, shutdownTimeout: 5m}
 	}
 	a.WantExit0(t)
 }
+
+// A second SIGTERM during a drain cancels the running commands at once: their runs are
+// closed as cancelled, and the replica exits 0, long before executor.shutdownTimeout.
+func TestSecondSignalCancelsTheDrain(t *testing.T) {
+	f := newGroupFixture(t, 1)
+	a := f.start("A", f.config("A", f.actions(300)+"executor: {shutdownTimeout: 5m}\n"))
+	f.waitMembers(1, 60*time.Second)
+	ids, _ := f.runsOnEveryPartition("second", 2)
+	f.ps.WaitFor("every run to start", 60*time.Second, func() bool { return f.record.started(ids) == len(ids) })
+
+	a.Signal(t, syscall.SIGTERM)
+	f.ps.WaitFor("A to leave the group", 60*time.Second, func() bool {
+		state, assigned := f.members()
+		return state == "Empty" && len(assigned) == 0
+	})
+	signalled := time.Now()
+	a.Signal(t, syscall.SIGTERM)
+	for i, r := range f.env.WaitAllClosed(t, ids, 60*time.Second) {
+		if r.Status != "FAILURE" || r.StatusLabel != "cancelled: agent shutting down" {
+			t.Errorf("%s: %s %q, want FAILURE cancelled: agent shutting down", ids[i], r.Status, r.StatusLabel)
+		}
+	}
+	if !a.Wait(60 * time.Second) {
+		t.Fatal("A still running 60s after the second SIGTERM")
+	}
+	t.Logf("A exited %s after the second SIGTERM", time.Since(signalled).Round(time.Millisecond))
+	a.WantExit0(t)
+	f.closedEach(ids)
+}
