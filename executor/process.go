@@ -25,9 +25,9 @@ type process struct {
 
 // startProcess starts the prepared command, under the shim if spec.Shim is set,
 // with its stdout and stderr on out.
-func startProcess(spec Spec, prep prepared, out *os.File) (*process, error) {
+func startProcess(spec Spec, prep prepared, conf *confined, out *os.File) (*process, error) {
 	if len(spec.Shim) > 0 {
-		return startShimmed(spec, prep, out)
+		return startShimmed(spec, prep, conf, out)
 	}
 	cmd := command(prep.path, spec.Argv, spec, prep, out)
 	unlock := withDeathSignal(cmd.SysProcAttr)

@@ -83,22 +83,20 @@ func atoi(s string) int {
 	return n
 }
 
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
-}
+func itoa(n int) string { return itoa64(int64(n)) }
 
 // Args is the process's argv after the program name, read from /proc/self/cmdline: the
 // os package (whose os.Args this is) is not imported.
 func Args() ([]string, error) {
+	all, err := cmdline()
+	if err != nil || len(all) == 0 {
+		return nil, err
+	}
+	return all[1:], nil
+}
+
+// cmdline is the process's whole argv.
+func cmdline() ([]string, error) {
 	fd, err := syscall.Open("/proc/self/cmdline", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
@@ -127,8 +125,5 @@ func Args() ([]string, error) {
 			start = i + 1
 		}
 	}
-	if len(args) == 0 {
-		return nil, nil
-	}
-	return args[1:], nil
+	return args, nil
 }

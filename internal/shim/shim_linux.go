@@ -12,7 +12,8 @@ const (
 	prSetChildSubreaper = 36 // PR_SET_CHILD_SUBREAPER
 )
 
-// Main is the shim: args are "--", the command's resolved path, then its argv.
+// Main is the shim: args are its options, "--", the command's resolved path, then its argv
+// (or "--version", or the second stage's arguments: stage_linux.go).
 //
 // Why a shim: Pdeathsig reaches only the agent's direct child, and a process group only
 // those that stay in it. The shim is a child subreaper, so every descendant the command
@@ -22,6 +23,13 @@ const (
 // kills everything left, group or not. It stays out of the command's group, so killing the
 // group never kills the shim before it has reported how the command ended.
 func Main(args []string) int {
+	if len(args) == 1 && args[0] == "--version" {
+		_, _ = syscall.Write(1, []byte(VersionGo+"\n"))
+		return 0
+	}
+	if len(args) > 0 && (args[0] == stageArg || args[0] == killUIDArg) {
+		return stage(args)
+	}
 	// Non-dumpable: the shim's environment (the command's, with its run's token) and memory
 	// then need CAP_SYS_PTRACE to read, not just the same uid.
 	_ = SetNonDumpable()
@@ -29,23 +37,18 @@ func Main(args []string) int {
 		stderr("port-runner-shim: PR_SET_CHILD_SUBREAPER: " + err.Error() + "\n")
 		return 127
 	}
-	if len(args) < 3 || args[0] != "--" {
-		stderr("port-runner-shim: usage: -- PATH ARGV0 [ARG...]\n")
+	opts, rest, err := ParseArgs(args)
+	if err != nil || len(rest) < 2 {
+		stderr("port-runner-shim: usage: [--cgroup FILE] [--oom N] [--rlimit R:S:H] [--ids UID:GID] [--landlock 4:FLAGS] -- PATH ARGV0 [ARG...]\n")
 		return 127
 	}
 	// The command must not inherit the control socket: it closes with the shim alone.
 	syscall.CloseOnExec(ControlFD)
-	leader, err := syscall.ForkExec(args[1], args[2:], &syscall.ProcAttr{
-		Env:   syscall.Environ(),
-		Files: []uintptr{0, 1, 2},
-		// If the shim itself is killed, the leader goes with it. No goroutine of the shim
-		// locks its thread, so the runtime never ends the forking thread (which would fire
-		// Pdeathsig early, https://go.dev/issue/27505).
-		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
-	})
-	if err != nil {
-		if _, werr := syscall.Write(ControlFD, []byte(err.Error())); werr != nil {
-			stderr("could not start: " + err.Error() + "\n") // no executor listening: say it in the log
+	self := selfPrefix(args)
+	leader, msg := start(self, opts, args, rest)
+	if msg != "" {
+		if _, werr := syscall.Write(ControlFD, []byte(msg)); werr != nil {
+			stderr("could not start: " + msg + "\n") // no executor listening: say it in the log
 		}
 		return 127
 	}
@@ -61,7 +64,7 @@ func Main(args []string) int {
 	for {
 		select {
 		case <-exited:
-			return finish(leader)
+			return finish(leader, self, opts)
 		case ev := <-events:
 			switch ev {
 			case Terminate:
@@ -77,6 +80,34 @@ func Main(args []string) int {
 			}
 		}
 	}
+}
+
+// start starts the command: straight away when nothing confines it, else through the
+// second stage (stage_linux.go), which confines itself and execs the command. It returns
+// the leader's pid, or why the command could not start.
+func start(self []string, opts Options, args, rest []string) (leader int, msg string) {
+	// If the shim itself is killed, the leader goes with it. No goroutine of the shim
+	// locks its thread, so the runtime never ends the forking thread (which would fire
+	// Pdeathsig early, https://go.dev/issue/27505).
+	sys := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if !opts.needsStage() {
+		// What the command would inherit anyway goes on the shim itself, saving the second
+		// stage's start-up: oom_score_adj and every rlimit but NPROC (the shim's own forks
+		// must not count against it). None of them gets in the shim's way.
+		if msg := confine(opts); msg != "" {
+			return 0, msg
+		}
+		pid, err := syscall.ForkExec(rest[0], rest[1:], &syscall.ProcAttr{Env: syscall.Environ(), Files: []uintptr{0, 1, 2}, Sys: sys})
+		if err != nil {
+			return 0, err.Error()
+		}
+		return pid, ""
+	}
+	if opts.Landlock {
+		syscall.CloseOnExec(RulesetFD)
+		defer syscall.Close(RulesetFD) // the stage has its copy
+	}
+	return startStage(self, opts, args, sys)
 }
 
 // readControl passes the executor's control bytes on; 0 means the agent is gone.
@@ -103,7 +134,7 @@ func killLeader(leader int) {
 
 // finish ends what the exited command left behind, reaps it all and returns the exit code
 // that passes the command's end on.
-func finish(leader int) int {
+func finish(leader int, self []string, opts Options) int {
 	// The run is over when its command is: nothing of it may go on unobserved.
 	killLeader(leader)
 	var ws syscall.WaitStatus
@@ -113,6 +144,9 @@ func finish(leader int) int {
 		}
 	}
 	reapAll()
+	if opts.UID > 0 {
+		killUID(self, opts)
+	}
 	return exitLike(ws)
 }
 
