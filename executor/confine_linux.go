@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/port-runner/port-runner/internal/sandbox"
 	"github.com/port-runner/port-runner/internal/shim"
@@ -20,6 +21,7 @@ type confined struct {
 	runDir  string
 	uids    *sandbox.UIDs
 	uid     int
+	started time.Time // when the run took its uid
 	cg      *sandbox.RunCgroup
 }
 
@@ -39,14 +41,13 @@ func confine(spec Spec, prep prepared) (*confined, error) {
 			lo, hi := iso.UIDs.Range()
 			return nil, fmt.Errorf("executor.runAs: all %d uids of %d-%d are in use", hi-lo+1, lo, hi)
 		}
-		c.uids, c.uid = iso.UIDs, uid
+		c.uids, c.uid, c.started = iso.UIDs, uid, time.Now()
 		c.opts.UID, c.opts.GID = uid, uid
 		if err := chownTree(prep.runDir, uid); err != nil {
 			c.release()
 			return nil, fmt.Errorf("run directory: %w", err)
 		}
 	}
-	c.opts.Rlimits = rlimits(iso.Limits, iso.UIDs != nil)
 	if iso.Cgroups != nil && (iso.Limits.Processes > 0 || iso.Limits.Memory > 0) {
 		cg, err := iso.Cgroups.NewRun("port-runner-"+filepath.Base(prep.runDir), iso.Limits.Processes, iso.Limits.Memory)
 		if err != nil {
@@ -55,6 +56,9 @@ func confine(spec Spec, prep prepared) (*confined, error) {
 		}
 		c.cg, c.opts.Cgroups = cg, cg.Procs
 	}
+	// A pids cgroup counts the run's processes whatever their uid; RLIMIT_NPROC only where
+	// there is none.
+	c.opts.Rlimits = rlimits(iso.Limits, iso.UIDs != nil && (c.cg == nil || !c.cg.CountsProcesses()))
 	if iso.Sandbox != nil {
 		rw := append([]string{prep.runDir}, iso.Write...)
 		if spec.Dir != "" {
@@ -72,7 +76,7 @@ func confine(spec Spec, prep prepared) (*confined, error) {
 }
 
 // rlimits are the run's rlimits: no core dumps ever, and the limits per process.
-func rlimits(l Limits, ownUID bool) []shim.Rlimit {
+func rlimits(l Limits, nproc bool) []shim.Rlimit {
 	r := []shim.Rlimit{{Resource: rlimitCore, Soft: 0, Hard: 0}}
 	if l.OpenFiles > 0 {
 		r = append(r, shim.Rlimit{Resource: syscall.RLIMIT_NOFILE, Soft: int64(l.OpenFiles), Hard: int64(l.OpenFiles)})
@@ -84,7 +88,7 @@ func rlimits(l Limits, ownUID bool) []shim.Rlimit {
 	if l.RunDirSize > 0 {
 		r = append(r, shim.Rlimit{Resource: syscall.RLIMIT_FSIZE, Soft: l.RunDirSize, Hard: l.RunDirSize})
 	}
-	if ownUID && l.Processes > 0 {
+	if nproc && l.Processes > 0 {
 		// Counted per uid: meaningful only when the uid is the run's alone.
 		r = append(r, shim.Rlimit{Resource: rlimitNproc, Soft: int64(l.Processes), Hard: int64(l.Processes)})
 	}
@@ -115,23 +119,33 @@ func (c *confined) exceeded() string {
 	if c.limits.RunDirSize > 0 && dirUsage(c.runDir) > c.limits.RunDirSize {
 		return LimitRunDir
 	}
+	if c.countsUID() && uidProcesses(c.uid) >= c.limits.Processes {
+		return LimitProcesses // RLIMIT_NPROC refuses its next fork
+	}
 	return ""
 }
 
+// countsUID reports whether the run's process limit is RLIMIT_NPROC on its own uid, which
+// the kernel enforces without saying so: the executor counts the uid's processes.
+func (c *confined) countsUID() bool {
+	return c.uids != nil && c.limits.Processes > 0 && (c.cg == nil || !c.cg.CountsProcesses())
+}
+
 // watched reports whether anything of the run is checked while it runs.
-func (c *confined) watched() bool { return c.cg != nil || c.limits.RunDirSize > 0 }
+func (c *confined) watched() bool { return c.cg != nil || c.limits.RunDirSize > 0 || c.countsUID() }
 
 // label tells a run that hit a limit from one that failed: the kernel's signal for a limit
 // of its own (SIGXCPU, SIGXFSZ), or what the run's cgroup counted.
 func (c *confined) label(res Result) Result {
-	hit := ""
-	if c.cg != nil {
+	hit := res.limit
+	if hit == "" && c.cg != nil {
 		hit = c.cg.Exceeded()
 	}
-	if hit == "" && res.Signal == syscall.SIGXCPU {
+	// By the signal, or as a shell reports a child it killed (128 + the signal's number).
+	if hit == "" && c.limits.CPUTime > 0 && (res.Signal == syscall.SIGXCPU || res.ExitCode == 128+int(syscall.SIGXCPU)) {
 		hit = LimitCPUTime
 	}
-	if hit == "" && res.Signal == syscall.SIGXFSZ {
+	if hit == "" && c.limits.RunDirSize > 0 && (res.Signal == syscall.SIGXFSZ || res.ExitCode == 128+int(syscall.SIGXFSZ)) {
 		hit = LimitFileSize
 	}
 	if hit != "" && !res.Success {
@@ -151,7 +165,7 @@ func (c *confined) release() {
 		c.cg.Remove()
 	}
 	if c.uids != nil {
-		removeOwned(c.uid, "/tmp", "/var/tmp", "/dev/shm")
+		removeOwned(c.uid, c.started, "/tmp", "/var/tmp", "/dev/shm")
 		c.uids.Give(c.uid)
 	}
 }
@@ -166,8 +180,9 @@ func chownTree(dir string, uid int) error {
 	})
 }
 
-// removeOwned removes what uid left directly in the shared directories dirs.
-func removeOwned(uid int, dirs ...string) {
+// removeOwned removes what the run left directly in the shared directories dirs: entries of
+// its uid changed since it started (a uid of executor.runAs is the agent's runs' alone).
+func removeOwned(uid int, since time.Time, dirs ...string) {
 	for _, d := range dirs {
 		entries, err := os.ReadDir(d)
 		if err != nil {
@@ -178,7 +193,8 @@ func removeOwned(uid int, dirs ...string) {
 			if err != nil {
 				continue
 			}
-			if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid {
+			st, ok := info.Sys().(*syscall.Stat_t)
+			if ok && int(st.Uid) == uid && !time.Unix(st.Ctim.Unix()).Before(since.Truncate(time.Second)) {
 				_ = os.RemoveAll(filepath.Join(d, e.Name()))
 			}
 		}
@@ -199,5 +215,26 @@ func dirUsage(dir string) int64 {
 		}
 		return nil
 	})
+	return n
+}
+
+// uidProcesses counts the processes of uid (the owner of /proc/PID is the process's uid;
+// a run's commands are dumpable, so /proc shows it).
+func uidProcesses(uid int) int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		if name := e.Name(); name[0] < '0' || name[0] > '9' {
+			continue
+		}
+		if info, err := e.Info(); err == nil {
+			if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid {
+				n++
+			}
+		}
+	}
 	return n
 }

@@ -66,6 +66,8 @@ type Result struct {
 	// Duration is the wall time of the Run call: preparation, the command
 	// itself, and delivering its remaining output.
 	Duration time.Duration
+	// limit is the limit the shim saw the command end at (LimitProcesses), "" for none.
+	limit string
 }
 
 const (

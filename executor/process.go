@@ -80,7 +80,11 @@ func (p *process) finish() Result {
 	waitErr := p.reap()
 	res := classify(p.cmd.ProcessState, waitErr)
 	if p.ctl != nil {
-		if msg := shimStartError(p.ctl); msg != "" {
+		msg := shimStartError(p.ctl)
+		switch {
+		case msg == shim.NoteProcesses:
+			res.limit = LimitProcesses
+		case msg != "":
 			res = Result{ExitCode: -1, Label: "could not start: " + msg}
 		}
 	}
@@ -97,7 +101,7 @@ func (p *process) release() {
 }
 
 func killGroup(pgid int, sig syscall.Signal) {
-	if pgid > 0 {
+	if pgid > 1 { // never kill(-1): only the group of a process Run started
 		_ = syscall.Kill(-pgid, sig) // ESRCH: group already empty
 	}
 }
@@ -106,7 +110,8 @@ func killGroup(pgid int, sig syscall.Signal) {
 // which exited will tell.
 func (p *process) control(b byte) { _, _ = p.ctl.Write([]byte{b}) }
 
-// shimStartError is why the shim could not start the command, "" when it did.
+// shimStartError is why the shim could not start the command, "" when it did, or the note
+// it left after the command's end (shim.NoteProcesses).
 // The shim keeps its socket from the command (close-on-exec), so with the shim
 // gone this read ends at once; the deadline is for the case that cannot happen.
 func shimStartError(ctl *os.File) string {

@@ -25,6 +25,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == shim.Command {
 		os.Exit(shim.Main(os.Args[2:]))
 	}
+	if os.Getenv("EXECUTOR_TEST_BASE") != "" { // a helper of runAsHelper: its shims are named
+		os.Exit(m.Run())
+	}
 	os.Exit(buildShimAndRun(m))
 }
 

@@ -13,13 +13,14 @@ import (
 
 // runAsCaps are what a uid per run needs: the shim switches ids (SETUID, SETGID), the run's
 // directory becomes its uid's (CHOWN), the agent reads and removes what the run wrote
-// (DAC_OVERRIDE) and the shim kills what the run left (KILL).
+// (DAC_OVERRIDE, and FOWNER in sticky directories like /tmp) and the shim kills what the run
+// left (KILL).
 var runAsCaps = []struct {
 	name string
 	bit  int
 }{
 	{"CAP_SETUID", unix.CAP_SETUID}, {"CAP_SETGID", unix.CAP_SETGID}, {"CAP_CHOWN", unix.CAP_CHOWN},
-	{"CAP_DAC_OVERRIDE", unix.CAP_DAC_OVERRIDE}, {"CAP_KILL", unix.CAP_KILL},
+	{"CAP_DAC_OVERRIDE", unix.CAP_DAC_OVERRIDE}, {"CAP_FOWNER", unix.CAP_FOWNER}, {"CAP_KILL", unix.CAP_KILL},
 }
 
 // RunAsMissing names the capabilities this process lacks for executor.runAs: effective

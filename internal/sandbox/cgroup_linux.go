@@ -25,29 +25,17 @@ type Cgroups struct {
 
 // DetectCgroups finds where the agent may make run cgroups; nil and why when it may not.
 func DetectCgroups() (*Cgroups, error) {
-	self, err := os.ReadFile("/proc/self/cgroup")
+	paths, mounts, err := selfCgroupInfo()
 	if err != nil {
 		return nil, err
 	}
-	info, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	paths := selfCgroups(strings.NewReader(string(self)))
-	mounts := cgroupMounts(strings.NewReader(string(info)))
 	c := &Cgroups{}
-	for _, m := range mounts {
-		for _, ctrl := range m.controllers {
-			if (ctrl == "pids" || ctrl == "memory") && paths[ctrl] != "" {
-				if dir, ok := within(m, paths[ctrl]); ok && writableDir(dir) {
-					if ctrl == "pids" {
-						c.pids = dir
-					} else {
-						c.memory = dir
-					}
-				}
-			}
-		}
+	c.pids, c.memory = ownV1(paths, mounts)
+	if !writableDir(c.pids) {
+		c.pids = ""
+	}
+	if !writableDir(c.memory) {
+		c.memory = ""
 	}
 	if c.pids != "" || c.memory != "" {
 		return c, nil
@@ -59,6 +47,51 @@ func DetectCgroups() (*Cgroups, error) {
 	}
 	return nil, errors.New("no writable cgroup (a pod's /sys/fs/cgroup is read-only unless privileged)")
 }
+
+// OwnV1 is the directories of this process's cgroup v1 pids and memory cgroups, "" for a
+// controller not mounted as v1.
+func OwnV1() (pids, memory string) {
+	paths, mounts, err := selfCgroupInfo()
+	if err != nil {
+		return "", ""
+	}
+	return ownV1(paths, mounts)
+}
+
+func selfCgroupInfo() (map[string]string, []cgroupMount, error) {
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return nil, nil, err
+	}
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, nil, err
+	}
+	return selfCgroups(strings.NewReader(string(self))), cgroupMounts(strings.NewReader(string(info))), nil
+}
+
+func ownV1(paths map[string]string, mounts []cgroupMount) (pids, memory string) {
+	for _, m := range mounts {
+		for _, ctrl := range m.controllers {
+			if (ctrl != "pids" && ctrl != "memory") || paths[ctrl] == "" {
+				continue
+			}
+			if dir, ok := within(m, paths[ctrl]); ok {
+				if ctrl == "pids" {
+					pids = dir
+				} else {
+					memory = dir
+				}
+			}
+		}
+	}
+	return pids, memory
+}
+
+// CgroupsUnder makes run cgroups in the given directories (cgroup v1's pids and memory
+// hierarchies; "" for one not to use), which the caller made and may write: tests, which
+// must keep what they run inside a cgroup of their own.
+func CgroupsUnder(pids, memory string) *Cgroups { return &Cgroups{pids: pids, memory: memory} }
 
 // within is the directory of cgroup path under mount m (whose root may be a part of the
 // hierarchy, outside a cgroup namespace).
@@ -77,7 +110,7 @@ func within(m cgroupMount, path string) (string, bool) {
 	return dir, true
 }
 
-func writableDir(dir string) bool { return unix.Access(dir, unix.W_OK|unix.X_OK) == nil }
+func writableDir(dir string) bool { return dir != "" && unix.Access(dir, unix.W_OK|unix.X_OK) == nil }
 
 // delegateV2 readies a v2 cgroup for run children: its pids and memory controllers enabled
 // for its subtree, which the kernel allows only once no process is in it, so its processes
@@ -184,6 +217,9 @@ func (c *Cgroups) NewRun(name string, processes int, memory int64) (*RunCgroup, 
 	}
 	return r, nil
 }
+
+// CountsProcesses reports whether the run has a pids cgroup.
+func (r *RunCgroup) CountsProcesses() bool { return r.pidsDir != "" }
 
 // Exceeded names the limit the run hit: "processes" once a fork was refused, "memory" once
 // the kernel killed one of its processes for memory; "" when neither.

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"os"
 	"sync"
 )
 
@@ -15,10 +16,14 @@ type UIDs struct {
 	used   map[int]bool
 }
 
-// NewUIDs is the pool lo..hi (inclusive).
+// NewUIDs is the pool lo..hi (inclusive). It refuses root and the agent's own uid and gid:
+// a run of either would reach the agent and every other run.
 func NewUIDs(lo, hi int) (*UIDs, error) {
 	if lo < 1 || hi < lo {
 		return nil, fmt.Errorf("runAs: %d-%d is not a range of non-root uids", lo, hi)
+	}
+	if own := OwnIDIn(lo, hi); own >= 0 {
+		return nil, fmt.Errorf("runAs: %d-%d holds %d, the agent's own uid or gid", lo, hi, own)
 	}
 	return &UIDs{lo: lo, hi: hi, next: lo, used: map[int]bool{}}, nil
 }
@@ -49,3 +54,13 @@ func (u *UIDs) Give(uid int) {
 
 // Range is lo and hi.
 func (u *UIDs) Range() (lo, hi int) { return u.lo, u.hi }
+
+// OwnIDIn is the agent's uid or gid (real or effective) that lies in lo..hi, -1 when none.
+func OwnIDIn(lo, hi int) int {
+	for _, id := range []int{os.Getuid(), os.Geteuid(), os.Getgid(), os.Getegid()} {
+		if id >= lo && id <= hi {
+			return id
+		}
+	}
+	return -1
+}

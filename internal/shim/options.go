@@ -6,10 +6,13 @@ import "syscall"
 // order: cgroups, oom_score_adj, rlimits, ids (then no capability is left), Landlock. With
 // IDs or Landlock the command also gets no_new_privs. The zero value confines nothing.
 type Options struct {
+	// FenceMs is the fence (README "Delivery"): no control byte from the agent for this many
+	// milliseconds kills the command's tree; 0: no fence. The shim applies it, not the command.
+	FenceMs     int64
 	Cgroups     []string // cgroup.procs files the command joins
 	OOMScoreAdj *int     // written to /proc/self/oom_score_adj
 	Rlimits     []Rlimit
-	UID, GID    int // both > 0: the command's ids; when it ends, every process of UID is killed
+	UID, GID    int // both > 0: the command's ids, never 0 nor the shim's own
 	// LandlockFlags go with the ruleset at [RulesetFD] (go-landlock's NewRulesetFD);
 	// Landlock says whether there is one.
 	Landlock      bool
@@ -38,9 +41,26 @@ func (o Options) needsStage() bool {
 
 const rlimitNproc = 6 // RLIMIT_NPROC
 
+// nprocLimit is the command's RLIMIT_NPROC under a uid of its own, 0 without one.
+func (o Options) nprocLimit() int64 {
+	if o.UID <= 0 {
+		return 0
+	}
+	var n int64
+	for _, r := range o.Rlimits {
+		if r.Resource == rlimitNproc && r.Soft >= 0 {
+			n = r.Soft
+		}
+	}
+	return n
+}
+
 // Args is o as the shim's command-line options (the same for the C and the Go shim).
 func (o Options) Args() []string {
 	var a []string
+	if o.FenceMs > 0 {
+		a = append(a, FenceFlag, itoa64(o.FenceMs))
+	}
 	for _, c := range o.Cgroups {
 		a = append(a, "--cgroup", c)
 	}
@@ -80,6 +100,12 @@ func ParseArgs(args []string) (o Options, rest []string, err error) {
 // set applies one option; false when it is unknown or its value is malformed.
 func (o *Options) set(name, v string) bool {
 	switch name {
+	case FenceFlag:
+		ms, ok := parseInt(v, 1, 86400000)
+		if !ok {
+			return false
+		}
+		o.FenceMs = ms
 	case "--cgroup":
 		if v == "" || v[0] != '/' || len(o.Cgroups) == 4 {
 			return false

@@ -127,3 +127,28 @@ func cmdline() ([]string, error) {
 	}
 	return args, nil
 }
+
+// uidProcesses counts the processes of uid: /proc/PID belongs to the process's uid (the
+// command and its children are dumpable).
+func uidProcesses(uid int) int64 {
+	fd, err := syscall.Open("/proc", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return 0
+	}
+	defer syscall.Close(fd)
+	var n int64
+	buf := make([]byte, 8192)
+	for {
+		got, err := syscall.ReadDirent(fd, buf)
+		if err != nil || got <= 0 {
+			return n
+		}
+		_, _, names := syscall.ParseDirent(buf[:got], -1, nil)
+		for _, name := range names {
+			var st syscall.Stat_t
+			if atoi(name) > 0 && syscall.Stat("/proc/"+name, &st) == nil && int(st.Uid) == uid {
+				n++
+			}
+		}
+	}
+}

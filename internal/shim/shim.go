@@ -6,10 +6,12 @@
 //
 // The protocol with the executor: the shim is started as "SHIM [OPTION...] -- PATH ARGV0
 // [ARG...]" with one end of a Unix socket pair as fd [ControlFD] (and, with a sandbox, the
-// Landlock ruleset as fd [RulesetFD]). The executor writes [Terminate] or [Kill] to it; end of
-// file means the agent died. If the command cannot start, the shim writes why to the socket
-// and exits 127. Otherwise it exits as the command did: the same code, or by the same
-// signal. The options ([Options]) confine the command between fork and exec; the shim itself
+// Landlock ruleset as fd [RulesetFD]). The executor writes [Terminate], [Kill] or [Renew] to
+// it; end of file means the agent died (SIGTERM to the command's group, SIGKILL 5 s later).
+// With a fence ([FenceFlag] MS), no byte for MS milliseconds of CLOCK_BOOTTIME kills the
+// command's tree: the agent renews only while it holds the run's lease (README "Delivery").
+// If the command cannot start, the shim writes why to the socket and exits 127. Otherwise it
+// exits as the command did: the same code, or by the same signal. The options ([Options]) confine the command between fork and exec; the shim itself
 // stays outside, so it can always end the command's tree. "SHIM --version" names the shim.
 package shim
 
@@ -26,11 +28,20 @@ const ControlFD = 3
 // ExtraFiles[1]), when the run is sandboxed.
 const RulesetFD = 4
 
-// Control bytes the executor sends.
+// FenceFlag is the option giving the fence in milliseconds: "--fence MS".
+const FenceFlag = "--fence"
+
+// Control bytes the executor sends. Every byte, whatever it is, renews the fence.
 const (
 	Terminate byte = 'T' // SIGTERM to the command's process group (timeout, cancel)
 	Kill      byte = 'K' // SIGKILL to the command's process group (after the grace)
+	Renew     byte = 'R' // the lease still holds: the fence starts again
 )
+
+// NoteProcesses is what the shim writes to the control socket after its command ended at
+// its process limit (RLIMIT_NPROC of a uid of its own, which refuses a fork silently),
+// before it exits like the command. Notes start with a NUL byte, which no start error has.
+const NoteProcesses = "\x00limit processes"
 
 // deathGraceNs is how long, after the agent died, the command's group gets between SIGTERM
 // and SIGKILL (nanoseconds: the time package is not imported).

@@ -27,8 +27,21 @@ func Main(args []string) int {
 		_, _ = syscall.Write(1, []byte(VersionGo+"\n"))
 		return 0
 	}
-	if len(args) > 0 && (args[0] == stageArg || args[0] == killUIDArg) {
+	if len(args) > 0 && args[0] == stageArg {
 		return stage(args)
+	}
+	opts, rest, err := ParseArgs(args)
+	if err != nil || len(rest) < 2 {
+		stderr("port-runner-shim: usage: [--fence MS] [--cgroup FILE] [--oom N] [--rlimit R:S:H] [--ids UID:GID] [--landlock 4:FLAGS] -- PATH ARGV0 [ARG...]\n")
+		return 127
+	}
+	// What the command would inherit anyway goes on the shim itself, saving the second
+	// stage's start-up (stage_linux.go): oom_score_adj and every rlimit but NPROC (the
+	// shim's own forks must not count against it); none of them gets in the shim's way. It
+	// comes first: a non-dumpable process's /proc files are root's.
+	msg := ownIDs(opts)
+	if msg == "" && !opts.needsStage() {
+		msg = confine(opts)
 	}
 	// Non-dumpable: the shim's environment (the command's, with its run's token) and memory
 	// then need CAP_SYS_PTRACE to read, not just the same uid.
@@ -37,25 +50,52 @@ func Main(args []string) int {
 		stderr("port-runner-shim: PR_SET_CHILD_SUBREAPER: " + err.Error() + "\n")
 		return 127
 	}
-	opts, rest, err := ParseArgs(args)
-	if err != nil || len(rest) < 2 {
-		stderr("port-runner-shim: usage: [--cgroup FILE] [--oom N] [--rlimit R:S:H] [--ids UID:GID] [--landlock 4:FLAGS] -- PATH ARGV0 [ARG...]\n")
-		return 127
-	}
 	// The command must not inherit the control socket: it closes with the shim alone.
 	syscall.CloseOnExec(ControlFD)
-	self := selfPrefix(args)
-	leader, msg := start(self, opts, args, rest)
+	leader := 0
+	if msg == "" {
+		leader, msg = start(selfPrefix(args), opts, args, rest)
+	}
 	if msg != "" {
 		if _, werr := syscall.Write(ControlFD, []byte(msg)); werr != nil {
 			stderr("could not start: " + msg + "\n") // no executor listening: say it in the log
 		}
 		return 127
 	}
+	return supervise(leader, opts)
+}
 
+// ownIDs refuses a run uid or gid that is the shim's own (the parser refuses 0): the
+// command would reach the agent and every run of it.
+func ownIDs(o Options) string {
+	if o.UID <= 0 {
+		return ""
+	}
+	if o.UID == syscall.Getuid() || o.UID == syscall.Geteuid() || o.GID == syscall.Getgid() || o.GID == syscall.Getegid() {
+		return "--ids: the run's uid or gid is the agent's own"
+	}
+	return ""
+}
+
+// Events of supervise besides the control bytes (0-255).
+const (
+	evEOF   = 256 + iota // the control socket ended: the agent is gone
+	evFence              // no byte from the agent for the fence
+	evKill               // the death grace after evEOF is over
+)
+
+// supervise passes the executor's control bytes on to the command's group and enforces the
+// fence (fenceNs > 0), until the command's leader exits; it returns the shim's exit code.
+func supervise(leader int, opts Options) int {
+	fenceNs := opts.FenceMs * 1e6
 	// The goroutines below end with the process: Main's return is followed by exit.
-	events := make(chan byte, 4)
+	events := make(chan int, 4)
 	go readControl(events)
+	var renewed chan int64
+	if fenceNs > 0 {
+		renewed = make(chan int64, 1)
+		go watchFence(fenceNs, boottime(), renewed, events)
+	}
 	exited := make(chan struct{})
 	go func() {
 		WaitExited(leader) // unreaped, so the leader's pid (the group's id) cannot be reused
@@ -64,22 +104,62 @@ func Main(args []string) int {
 	for {
 		select {
 		case <-exited:
-			return finish(leader, self, opts)
+			return finish(leader, opts)
 		case ev := <-events:
+			if ev < 256 && renewed != nil {
+				// Any byte is a renewal. One sender: after the drain there is room.
+				select {
+				case <-renewed:
+				default:
+				}
+				renewed <- boottime()
+			}
 			switch ev {
-			case Terminate:
-				_ = syscall.Kill(-leader, syscall.SIGTERM)
-			case Kill:
+			case int(Terminate):
+				terminate(leader)
+			case int(Kill), evKill, evFence:
 				killLeader(leader)
-			default: // end of file: the agent is gone
-				_ = syscall.Kill(-leader, syscall.SIGTERM)
+			case evEOF:
+				terminate(leader)
 				go func() {
 					sleep(deathGraceNs)
-					events <- Kill
+					events <- evKill
 				}()
 			}
 		}
 	}
+}
+
+// watchFence sends evFence once fenceNs have passed since the last renewal (start, then
+// each time read from renewed). It wakes at least every fenceNs/8, so a pause of the whole
+// machine (CLOCK_BOOTTIME goes on, the sleep's clock does not) is noticed that late at most.
+func watchFence(fenceNs, start int64, renewed <-chan int64, events chan<- int) {
+	last := start
+	for {
+		select {
+		case t := <-renewed:
+			last = t
+		default:
+		}
+		left := last + fenceNs - boottime()
+		if left <= 0 {
+			events <- evFence
+			return
+		}
+		sleep(min(left, max(fenceNs/8, 1e6)))
+	}
+}
+
+// boottime is CLOCK_BOOTTIME in nanoseconds: monotonic, and it goes on while the machine is
+// suspended.
+func boottime() int64 {
+	const clockMonotonic, clockBoottime = 1, 7
+	var ts syscall.Timespec
+	if _, _, e := syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, clockBoottime, uintptr(unsafe.Pointer(&ts)), 0); e != 0 {
+		// Kernels before 2.6.39: the monotonic clock, which a suspend pauses.
+		_, _, _ = syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, clockMonotonic, uintptr(unsafe.Pointer(&ts)), 0)
+	}
+	return ts.Nano()
 }
 
 // start starts the command: straight away when nothing confines it, else through the
@@ -91,12 +171,6 @@ func start(self []string, opts Options, args, rest []string) (leader int, msg st
 	// Pdeathsig early, https://go.dev/issue/27505).
 	sys := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if !opts.needsStage() {
-		// What the command would inherit anyway goes on the shim itself, saving the second
-		// stage's start-up: oom_score_adj and every rlimit but NPROC (the shim's own forks
-		// must not count against it). None of them gets in the shim's way.
-		if msg := confine(opts); msg != "" {
-			return 0, msg
-		}
 		pid, err := syscall.ForkExec(rest[0], rest[1:], &syscall.ProcAttr{Env: syscall.Environ(), Files: []uintptr{0, 1, 2}, Sys: sys})
 		if err != nil {
 			return 0, err.Error()
@@ -110,8 +184,8 @@ func start(self []string, opts Options, args, rest []string) (leader int, msg st
 	return startStage(self, opts, args, sys)
 }
 
-// readControl passes the executor's control bytes on; 0 means the agent is gone.
-func readControl(events chan<- byte) {
+// readControl passes the executor's control bytes on, then evEOF when the agent is gone.
+func readControl(events chan<- int) {
 	var b [1]byte
 	for {
 		n, err := syscall.Read(ControlFD, b[:])
@@ -119,22 +193,37 @@ func readControl(events chan<- byte) {
 			continue
 		}
 		if n != 1 {
-			events <- 0
+			events <- evEOF
 			return
 		}
-		events <- b[0]
+		events <- int(b[0])
+	}
+}
+
+// terminate asks the command's group to end.
+func terminate(leader int) {
+	if leader > 1 {
+		_ = syscall.Kill(-leader, syscall.SIGTERM)
 	}
 }
 
 // killLeader kills the command's group, and its leader even if it left the group.
 func killLeader(leader int) {
+	if leader <= 1 { // never kill(-1) nor kill(0): only a group the shim made
+		return
+	}
 	_ = syscall.Kill(-leader, syscall.SIGKILL)
 	_ = syscall.Kill(leader, syscall.SIGKILL)
 }
 
 // finish ends what the exited command left behind, reaps it all and returns the exit code
 // that passes the command's end on.
-func finish(leader int, self []string, opts Options) int {
+func finish(leader int, opts Options) int {
+	// RLIMIT_NPROC refuses a fork silently: if the run's uid (its own) holds as many
+	// processes as the limit as its command ends, the limit is why it ended, and the
+	// executor is told (its label says so).
+	nproc := opts.nprocLimit()
+	hit := nproc > 0 && uidProcesses(opts.UID) >= nproc
 	// The run is over when its command is: nothing of it may go on unobserved.
 	killLeader(leader)
 	var ws syscall.WaitStatus
@@ -144,8 +233,8 @@ func finish(leader int, self []string, opts Options) int {
 		}
 	}
 	reapAll()
-	if opts.UID > 0 {
-		killUID(self, opts)
+	if hit {
+		_, _ = syscall.Write(ControlFD, []byte(NoteProcesses))
 	}
 	return exitLike(ws)
 }

@@ -15,10 +15,7 @@ import (
 // own group) at the cost of a second Go start-up per run (BENCHMARKS.md). Confining a thread
 // of the shim instead and forking from it would leave that thread inside the command's
 // domain, where the command could kill it, and the shim with it.
-const (
-	stageArg   = "__port-runner-stage"    // "OPTION... -- PATH ARGV...": confine, then exec
-	killUIDArg = "__port-runner-kill-uid" // "--ids UID:GID --": kill every process of UID
-)
+const stageArg = "__port-runner-stage" // "OPTION... -- PATH ARGV...": confine, then exec
 
 // stageErrFD is where the stage says why the command could not start (close-on-exec, so it
 // reads end of file once the command runs).
@@ -78,27 +75,20 @@ func selfPrefix(args []string) []string {
 	return all[:len(all)-len(args)]
 }
 
-// stage is the second stage: it confines itself as opts say and execs the command, or
-// (killUIDArg) becomes the run's uid and kills every process of it.
+// stage is the second stage: it confines itself as opts say and execs the command.
 func stage(args []string) int {
 	runtime.LockOSThread() // never unlocked: this thread's credentials are what exec passes on
-	kill := args[0] == killUIDArg
 	opts, rest, err := ParseArgs(args[1:])
-	if err != nil || (!kill && len(rest) < 2) || (kill && opts.UID <= 0) {
+	if err != nil || len(rest) < 2 {
 		stderr("port-runner-shim: bad stage arguments\n")
 		return 127
 	}
-	if kill {
-		if setIDs(opts) != "" {
-			return 1
-		}
-		for i := 0; i < 1000 && syscall.Kill(-1, syscall.SIGKILL) == nil; i++ {
-			sleep(1e6)
-		}
-		return 0
-	}
 	syscall.CloseOnExec(stageErrFD)
-	if msg := confine(opts); msg != "" {
+	msg := ownIDs(opts)
+	if msg == "" {
+		msg = confine(opts)
+	}
+	if msg != "" {
 		_, _ = syscall.Write(stageErrFD, []byte(msg))
 		return 127
 	}
@@ -146,7 +136,9 @@ func confine(opts Options) string {
 }
 
 // setIDs becomes the run's uid and gid and keeps no capability: a change between two non-zero
-// uids keeps them all, ambient ones even across exec, so the command could setuid back.
+// uids keeps them all, ambient ones even across exec, so the command could setuid back. It
+// then checks that none is left: a command of another uid holding CAP_KILL could signal
+// anything. Capabilities are per thread: this is the locked thread that execs.
 func setIDs(opts Options) string {
 	if err := syscall.Setgroups(nil); err != nil {
 		return "setgroups: " + err.Error()
@@ -165,22 +157,17 @@ func setIDs(opts Options) string {
 	if _, _, e := syscall.RawSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data)), 0); e != 0 {
 		return "drop capabilities: " + e.Error()
 	}
+	data = [6]uint32{^uint32(0), ^uint32(0), ^uint32(0), ^uint32(0), ^uint32(0), ^uint32(0)}
+	if _, _, e := syscall.RawSyscall(syscall.SYS_CAPGET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data)), 0); e != 0 {
+		return "check capabilities: " + e.Error()
+	}
+	if data != [6]uint32{} {
+		return "capabilities left after the drop"
+	}
+	if syscall.Getuid() != opts.UID || syscall.Geteuid() != opts.UID || syscall.Getgid() != opts.GID {
+		return "ids not taken"
+	}
 	return ""
-}
-
-// killUID runs the kill stage: every process of the run's uid is killed once its command has
-// ended, so nothing of it outlives the run, whatever tree it left.
-func killUID(self []string, opts Options) {
-	argv := append(append(self[:len(self):len(self)], killUIDArg), "--ids", itoa64(int64(opts.UID))+":"+itoa64(int64(opts.GID)), "--")
-	pid, err := syscall.ForkExec("/proc/self/exe", argv, &syscall.ProcAttr{Files: []uintptr{0, 1, 2}})
-	if err != nil {
-		return
-	}
-	for {
-		if _, err := syscall.Wait4(pid, nil, 0, nil); err != syscall.EINTR {
-			return
-		}
-	}
 }
 
 func rlim(v int64) uint64 {

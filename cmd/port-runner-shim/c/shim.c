@@ -6,7 +6,9 @@
  *   port-runner-shim --version
  *
  * 'T' on fd 3: SIGTERM to the command's process group; 'K': SIGKILL to the group and its leader;
- * end of file: the agent died: SIGTERM, then SIGKILL after 5 s. If the command cannot start, the
+ * 'R': renew (any byte renews the fence); end of file: the agent died: SIGTERM, then SIGKILL
+ * after 5 s (or at the fence, if that comes first). --fence MS: no byte for MS milliseconds
+ * (CLOCK_BOOTTIME) kills the command's tree. If the command cannot start, the
  * reason (errno text, lower case like Go's) goes to fd 3 and the shim exits 127. Otherwise it
  * exits as the command did: the same code, or by the same signal. The shim is non-dumpable and a
  * child subreaper; the command runs in its own process group with PDEATHSIG=SIGKILL; when the
@@ -19,8 +21,8 @@
  *   --oom N            write N to /proc/self/oom_score_adj (raising needs no privilege)
  *   --rlimit R:S:H     setrlimit(R, S, H), R a number (RLIMIT_*) (repeatable)
  *   --ids UID:GID      setgroups(0), setgid, setuid, then drop every capability (ambient
- *                      ones too: they would survive the setuid and the exec); when the
- *                      command has ended, every process left of UID is killed
+ *                      ones too: they would survive the setuid and the exec) and check
+ *                      that none is left; UID and GID are never 0 nor the shim's own
  *   --landlock FD:FL   landlock_restrict_self(FD, FL): the ruleset the agent built (go-landlock)
  * With --ids or --landlock the child also sets no_new_privs.
  *
@@ -39,6 +41,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -47,6 +50,9 @@
 #include "procstat.h"
 
 #define CONTROL_FD 3
+/* What the shim tells the executor after the command's end, before exiting like it: a NUL
+ * byte first, which no start error (errno text) has. */
+#define NOTE_PROCESSES "\0limit processes"
 #define DEATH_GRACE_MS 5000
 #define MAX_RLIMITS 16
 #define MAX_CGROUPS 4
@@ -83,6 +89,7 @@ static int parse_num(const char *s, char stop, long long min, long long max, lon
 struct options {
 	int ll_fd;
 	unsigned ll_flags;
+	long long fence_ms; /* 0: no fence */
 	int oom_set;
 	long long oom;
 	long long uid, gid; /* -1: keep the agent's */
@@ -102,7 +109,9 @@ static int parse_options(int argc, char **argv, struct options *o) {
 		if (i + 1 >= argc) return -1;
 		const char *v = argv[i + 1], *p;
 		long long a, b, c;
-		if (!strcmp(argv[i], "--landlock")) {
+		if (!strcmp(argv[i], "--fence")) {
+			if (parse_num(v, 0, 1, 86400000LL, &o->fence_ms, NULL)) return -1;
+		} else if (!strcmp(argv[i], "--landlock")) {
 			if (parse_num(v, ':', 3, 1 << 20, &a, &p) || parse_num(p, 0, 0, UINT32_MAX, &b, NULL)) return -1;
 			o->ll_fd = (int)a, o->ll_flags = (unsigned)b;
 		} else if (!strcmp(argv[i], "--oom")) {
@@ -133,10 +142,13 @@ static void sleep_ms(long ms) {
 	while (nanosleep(&ts, &ts) && errno == EINTR) {}
 }
 
-static long now_ms(void) {
+/* now_ms is CLOCK_BOOTTIME in milliseconds: monotonic, and it goes on while the machine is
+ * suspended (a suspended machine's pause counts against the fence); CLOCK_MONOTONIC where
+ * the kernel lacks it. */
+static long long now_ms(void) {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (clock_gettime(CLOCK_BOOTTIME, &ts)) clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* SIGKILL every process whose parent is the shim, found in /proc; how many. */
@@ -186,15 +198,21 @@ static void reap_all(void) {
 	}
 }
 
+static void terminate(pid_t leader) {
+	if (leader > 1) kill(-leader, SIGTERM);
+}
+
 static void kill_leader(pid_t leader) {
+	if (leader <= 1) return; /* never kill(-1) nor kill(0): only a group the shim made */
 	kill(-leader, SIGKILL);
 	kill(leader, SIGKILL);
 }
 
 /* set_ids becomes uid:gid and keeps no capability: a non-root agent holds CAP_SETUID/SETGID
  * as ambient capabilities, and a change between two non-zero uids keeps them all, so without
- * the drop the command could setuid back to the agent. Raw syscalls: libc's setuid would
- * try to reach other threads. */
+ * the drop the command could setuid back to the agent. It then checks that none is left:
+ * a command of another uid holding CAP_KILL could signal anything. Raw syscalls: libc's
+ * setuid would try to reach other threads. */
 static const char *set_ids(long long uid, long long gid) {
 	if (syscall(SYS_setgroups, 0, NULL)) return "setgroups: ";
 	if (syscall(SYS_setgid, (gid_t)gid)) return "setgid: ";
@@ -203,6 +221,11 @@ static const char *set_ids(long long uid, long long gid) {
 	struct { uint32_t effective, permitted, inheritable; } d[2];
 	memset(d, 0, sizeof d);
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) || syscall(SYS_capset, &h, d)) return "drop capabilities: ";
+	memset(d, 0xff, sizeof d);
+	if (syscall(SYS_capget, &h, d)) return "check capabilities: ";
+	for (int k = 0; k < 2; k++)
+		if (d[k].effective || d[k].permitted || d[k].inheritable) { errno = EPERM; return "capabilities left after the drop: "; }
+	if (getuid() != (uid_t)uid || geteuid() != (uid_t)uid || getgid() != (gid_t)gid) { errno = EPERM; return "ids not taken: "; }
 	return NULL;
 }
 
@@ -219,6 +242,9 @@ static int write_all(const char *path, const char *s) {
 /* child runs between fork and exec; on failure it writes "step: errno text" to errfd. */
 static void child(const struct options *o, const char *path, char **argv, const sigset_t *mask, pid_t shim, int errfd) {
 	const char *step = "";
+	/* Dumpable again (the exec would make it so anyway): a non-dumpable process's /proc
+	 * files are root's, and this one must write its oom_score_adj. */
+	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 	setpgid(0, 0);
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) { step = "pdeathsig: "; goto fail; }
 	if (getppid() != shim) _exit(127); /* the shim died before the line above */
@@ -262,19 +288,29 @@ fail:;
 	_exit(127);
 }
 
-/* kill_uid ends every process left of the run's uid (under --ids): a process that left the
- * shim's tree another way than as its descendant (none can: the shim is a subreaper; this is
- * the belt to those braces) or one racing the shim's last kill. A child becomes the uid and
- * kill(-1)s until none is left: the uid's processes are then gone for the next run of it. */
-static void kill_uid(long long uid, long long gid) {
-	pid_t pid = fork();
-	if (pid == 0) {
-		if (set_ids(uid, gid)) _exit(1);
-		for (int i = 0; i < 1000 && kill(-1, SIGKILL) == 0; i++) sleep_ms(1);
-		_exit(0);
+/* nproc_limit is the command's RLIMIT_NPROC under --ids (a uid of its own), 0 without one. */
+static long long nproc_limit(const struct options *o) {
+	long long n = 0;
+	if (o->uid < 0) return 0;
+	for (int k = 0; k < o->nrl; k++)
+		if (o->rl[k].res == RLIMIT_NPROC && o->rl[k].lim.rlim_cur != RLIM_INFINITY) n = (long long)o->rl[k].lim.rlim_cur;
+	return n;
+}
+
+/* uid_processes counts the processes of uid: /proc/PID belongs to the process's uid (the
+ * command and its children are dumpable). */
+static long long uid_processes(uid_t uid) {
+	long long n = 0;
+	DIR *d = opendir("/proc");
+	if (!d) return 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		struct stat sb;
+		if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+		if (!fstatat(dirfd(d), e->d_name, &sb, 0) && sb.st_uid == uid) n++;
 	}
-	if (pid > 0)
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+	closedir(d);
+	return n;
 }
 
 /* exit_like ends the shim as the command ended: its code, or by its signal. */
@@ -295,19 +331,30 @@ static int exit_like(int st) {
 
 /* supervise passes the executor's control bytes on until the command's leader exits, reaping
  * orphans as they die (they would pile up as zombies); the leader stays unreaped, so its pid
- * (the group's id) is not reused before the shim is done with it. */
-static void supervise(pid_t leader, int sfd) {
+ * (the group's id) is not reused before the shim is done with it. With a fence (fence_ms >
+ * 0), no byte from the agent for fence_ms kills the command's tree: every byte renews it.
+ * poll's clock stops while the machine is suspended, so the shim wakes at least every
+ * fence_ms/8 to look at CLOCK_BOOTTIME: the fence fires that late at most, never early. */
+static void supervise(pid_t leader, int sfd, long long fence_ms) {
 	struct pollfd pfd[2] = {{CONTROL_FD, POLLIN, 0}, {sfd, POLLIN, 0}};
-	long kill_at = -1;
+	long long kill_at = -1, fence_at = fence_ms > 0 ? now_ms() + fence_ms : -1;
 	for (;;) {
-		int timeout = -1;
-		if (kill_at >= 0) {
-			long left = kill_at - now_ms();
-			timeout = left < 0 ? 0 : (int)left;
+		long long now = now_ms(), timeout = -1;
+		if (fence_at >= 0 && now >= fence_at) {
+			kill_leader(leader); /* the leader's exit ends the loop below */
+			fence_at = -1;
 		}
-		int n = poll(pfd, 2, timeout);
-		if (n < 0) continue; /* EINTR */
-		if (n == 0) { kill_leader(leader); kill_at = -1; continue; }
+		if (kill_at >= 0 && now >= kill_at) {
+			kill_leader(leader);
+			kill_at = -1;
+		}
+		if (kill_at >= 0) timeout = kill_at - now;
+		if (fence_at >= 0) {
+			long long f = fence_at - now, step = fence_ms / 8 > 0 ? fence_ms / 8 : 1;
+			if (f > step) f = step;
+			if (timeout < 0 || f < timeout) timeout = f;
+		}
+		if (poll(pfd, 2, (int)timeout) < 0) continue; /* EINTR */
 		if (pfd[1].revents) {
 			struct signalfd_siginfo ssi;
 			while (read(sfd, &ssi, sizeof ssi) > 0) {}
@@ -326,10 +373,11 @@ static void supervise(pid_t leader, int sfd) {
 			char b;
 			ssize_t r = read(CONTROL_FD, &b, 1);
 			if (r < 0 && errno == EINTR) continue;
-			if (r == 1 && b == 'T') kill(-leader, SIGTERM);
+			if (r == 1 && fence_at >= 0) fence_at = now_ms() + fence_ms; /* any byte renews */
+			if (r == 1 && b == 'T') terminate(leader);
 			else if (r == 1 && b == 'K') kill_leader(leader);
-			else if (r != 1) { /* end of file: the agent is gone */
-				kill(-leader, SIGTERM);
+			else if (r != 1) { /* end of file: the agent is gone; no renewal can come */
+				terminate(leader);
 				kill_at = now_ms() + DEATH_GRACE_MS;
 				pfd[0].fd = -1;
 			}
@@ -351,7 +399,13 @@ int main(int argc, char **argv) {
 	struct options o;
 	int dd = parse_options(argc, argv, &o);
 	if (dd < 0 || argc - dd < 3) {
-		say(2, "port-runner-shim: usage: [--cgroup FILE] [--oom N] [--rlimit R:S:H] [--ids UID:GID] [--landlock FD:FLAGS] -- PATH ARGV0 [ARG...]\n");
+		say(2, "port-runner-shim: usage: [--fence MS] [--cgroup FILE] [--oom N] [--rlimit R:S:H] [--ids UID:GID] [--landlock FD:FLAGS] -- PATH ARGV0 [ARG...]\n");
+		return 127;
+	}
+	/* A run's uid is never the agent's (nor root: the parser refuses 0): the command would
+	 * reach the agent and every run of it. */
+	if (o.uid >= 0 && ((uid_t)o.uid == getuid() || (uid_t)o.uid == geteuid() || (gid_t)o.gid == getgid() || (gid_t)o.gid == getegid())) {
+		say(CONTROL_FD, "--ids: the run's uid or gid is the agent's own");
 		return 127;
 	}
 	const char *path = argv[dd + 1];
@@ -392,12 +446,17 @@ int main(int argc, char **argv) {
 		}
 		return 127;
 	}
-	supervise(leader, sfd);
+	supervise(leader, sfd, o.fence_ms);
+	/* RLIMIT_NPROC refuses a fork silently: if the run's uid (its own) holds as many
+	 * processes as the limit as its command ends, the limit is why it ended, and the
+	 * executor is told (its label says so). */
+	long long nproc = nproc_limit(&o);
+	int hit = nproc > 0 && uid_processes((uid_t)o.uid) >= nproc;
 	/* The run is over when its command is: nothing of it may go on unobserved. */
 	kill_leader(leader);
 	int st = 0;
 	while (waitpid(leader, &st, 0) < 0 && errno == EINTR) {}
 	reap_all();
-	if (o.uid >= 0) kill_uid(o.uid, o.gid);
+	if (hit) (void)!write(CONTROL_FD, NOTE_PROCESSES, sizeof NOTE_PROCESSES - 1);
 	return exit_like(st);
 }
