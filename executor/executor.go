@@ -49,6 +49,9 @@ type Spec struct {
 	// package internal/shim): it takes every descendant of the command down
 	// when the command ends, times out or the agent dies. Linux only.
 	Shim []string
+	// Reaper, when set, is the agent's child subreaper (NewReaper): it learns which
+	// processes Run starts, so it never takes them for orphans.
+	Reaper *Reaper
 	// OnStart, when set, is called once, right after the process Run starts
 	// (the shim, or the command where no shim is used) is running, with its
 	// pid. With the shim, every process of the command is its descendant
@@ -125,11 +128,17 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 		return startFailure(err)
 	}
 	defer pr.Close()
+	track := func(int) {}
+	if spec.Reaper != nil {
+		track = spec.Reaper.starting()
+	}
 	p, err := startProcess(spec, prep, conf, pw)
 	pw.Close() // the child has its copies; EOF must mean "every writer gone"
 	if err != nil {
+		track(0)
 		return startFailure(err)
 	}
+	track(p.pid)
 	defer p.release()
 	if spec.OnStart != nil {
 		spec.OnStart(p.pid)
@@ -139,6 +148,9 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 
 	reason := supervise(ctx, spec, p, conf) // non-empty when we ended the command
 	res = conf.label(p.finish())
+	if spec.Reaper != nil {
+		spec.Reaper.ended(p.pid, p.signaled())
+	}
 	drain(pr, copied)
 	if reason != "" {
 		res.Success = false

@@ -91,6 +91,16 @@ func (p *process) finish() Result {
 	return res
 }
 
+// signaled reports whether the process (the shim, where there is one) was killed by a
+// signal, once finish has reaped it.
+func (p *process) signaled() bool {
+	if p.cmd.ProcessState == nil {
+		return false
+	}
+	ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled()
+}
+
 func (p *process) release() {
 	if p.ctl != nil {
 		p.ctl.Close()

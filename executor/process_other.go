@@ -47,3 +47,6 @@ func startShimmed(Spec, prepared, *confined, *os.File) (*process, error) { retur
 
 // ShimFor finds no shim outside Linux: commands run without one.
 func ShimFor(string) ([]string, error) { return nil, errNoShim }
+
+// ShimKind: no shim outside Linux.
+func ShimKind([]string) string { return "none" }

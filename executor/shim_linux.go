@@ -3,6 +3,8 @@ package executor
 import (
 	"fmt"
 	"os"
+	"os/exec"
+	"strings"
 	"path/filepath"
 	"syscall"
 
@@ -19,6 +21,24 @@ func ShimFor(exe string) (prefix []string, err error) {
 		return []string{exe, shim.Command}, fmt.Errorf("%s: %w", tiny, err)
 	}
 	return []string{tiny}, nil
+}
+
+// ShimKind names the shim prefix runs: "C" or "Go" (port-runner-shim, by its --version) or
+// "agent binary" (the fallback).
+func ShimKind(prefix []string) string {
+	if len(prefix) != 1 {
+		return "agent binary"
+	}
+	out, err := exec.Command(prefix[0], "--version").Output()
+	switch {
+	case err != nil:
+		return "unknown (" + err.Error() + ")"
+	case strings.Contains(string(out), "(C)"):
+		return "C"
+	case strings.Contains(string(out), "(Go)"):
+		return "Go"
+	}
+	return "unknown"
 }
 
 // startShimmed starts the command under the shim: "SHIM... -- PATH ARGV...",

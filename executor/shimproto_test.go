@@ -28,7 +28,7 @@ func startShim(t *testing.T, prefix []string, uid int, args ...string) *shimProc
 	}
 	ours, theirs := os.NewFile(uintptr(fds[0]), "ctl"), os.NewFile(uintptr(fds[1]), "ctl")
 	defer theirs.Close()
-	cmd := exec.Command(prefix[0], append(append(prefix[1:len(prefix):len(prefix)], args...))...)
+	cmd := exec.Command(prefix[0], append(prefix[1:len(prefix):len(prefix)], args...)...)
 	cmd.ExtraFiles = []*os.File{theirs}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if uid > 0 {

@@ -41,9 +41,10 @@ echo "$PPID $(cat /proc/$PPID/comm) $agent" > "$out/ancestry"
 `
 
 // TestCommandFindsNoCredential proves the agent's own credentials stay its own (README
-// "Isolation"): the built agent runs under an unprivileged uid with its credentials in its
-// environment, and a command of the same uid that reads every /proc/*/environ and
-// /proc/*/cmdline it can finds neither the Port client secret nor the Kafka password.
+// "Isolation") even with the sandbox off: the built agent runs under an unprivileged uid
+// with its credentials in its environment, and a command of the same uid that reads every
+// /proc/*/environ and /proc/*/cmdline it can finds neither the Port client secret nor the
+// Kafka password.
 func TestCommandFindsNoCredential(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("Linux: /proc and PR_SET_DUMPABLE")
@@ -84,7 +85,7 @@ kafka: {brokers: [%q], topic: %q, group: %q, startOffset: earliest, sasl: {passw
 logs: {flushInterval: 100ms}
 metrics: {addr: "127.0.0.1:0"}
 actions:
-  snoop: {command: [%q, %q]}
+  snoop: {command: [%q, %q], sandbox: off}
 `, base, strings.Join(cluster.Brokers, ","), topic, group, script, out)
 	if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
 		t.Fatal(err)

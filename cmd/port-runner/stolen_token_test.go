@@ -18,8 +18,8 @@ import (
 )
 
 // TestStolenTokenRefusedThroughTheShim proves README "Runs and each other" as shipped: the
-// built agent (unprivileged uid, non-dumpable, commands under port-runner-shim) runs two
-// commands at once; the second reads the first's PORT_API_TOKEN and PORT_API_URL from
+// built agent (unprivileged uid, non-dumpable, commands under port-runner-shim, the sandbox
+// off: with it the thief cannot read the other's environ at all) runs two commands at once; the second reads the first's PORT_API_TOKEN and PORT_API_URL from
 // /proc/<pid>/environ and tries to write to the first run's log: 401. The first run's own
 // requests, made by a child of its shell under the shim, pass.
 func TestStolenTokenRefusedThroughTheShim(t *testing.T) {
@@ -86,8 +86,8 @@ kafka: {brokers: [%q], topic: %q, group: %q, startOffset: earliest}
 logs: {flushInterval: 100ms}
 metrics: {addr: "127.0.0.1:0"}
 actions:
-  victim: {command: [%q, %q]}
-  thief: {command: [%q, %q]}
+  victim: {command: [%q, %q], sandbox: off}
+  thief: {command: [%q, %q], sandbox: off}
 `, base, strings.Join(cluster.Brokers, ","), topic, group, victim, out, thief, out)
 	if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/internal/runmsg"
@@ -27,11 +28,21 @@ type runFiles struct {
 	dir, output, response string
 }
 
-func newRunFiles(spec *executor.Spec, run runmsg.Run) (*runFiles, error) {
-	dir, err := os.MkdirTemp(executor.RunDirRoot(), "port-runner-out-*")
+// newRunFiles makes the run's directory (in runs, the agent's place for them, when it has
+// one) and names the files the command may write there; the command's PORT_RUN_FILE, HOME
+// and TMPDIR go there too (spec.RunDir), so its sandbox and uid cover them all.
+func newRunFiles(spec *executor.Spec, run runmsg.Run, runs *executor.RunsDir) (*runFiles, error) {
+	var dir string
+	var err error
+	if runs != nil {
+		dir, err = runs.NewRunDir()
+	} else {
+		dir, err = os.MkdirTemp(executor.RunDirRoot(), "port-runner-run-*")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("run files: %w", err)
 	}
+	spec.RunDir = dir
 	f := &runFiles{dir: dir}
 	env := make(map[string]string, len(spec.Env)+1)
 	for k, v := range spec.Env {
@@ -50,19 +61,27 @@ func newRunFiles(spec *executor.Spec, run runmsg.Run) (*runFiles, error) {
 
 func (f *runFiles) remove() { _ = os.RemoveAll(f.dir) }
 
-// read returns the file's bytes; a file the command did not write is nil, not an error.
+// read returns the file's bytes; a file the command did not write is nil, not an error. The
+// command chose what is there: a symbolic link (to a file the command may not read itself,
+// under runAs or a sandbox) is not followed, and only a regular file is read.
 func readRunFile(path string) ([]byte, error) {
 	if path == "" {
 		return nil, nil
 	}
-	fh, err := os.Open(path)
+	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
+	}
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, errors.New("a symbolic link, not a file")
 	}
 	if err != nil {
 		return nil, err
 	}
 	defer fh.Close()
+	if fi, err := fh.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
 	b, err := io.ReadAll(io.LimitReader(fh, maxRunFileBytes+1))
 	if err != nil {
 		return nil, err

@@ -68,8 +68,9 @@ var triggers = []trigger{
 const demoSecretInput = "s3cr3t-Pa55w0rd"
 
 // Run runs the demo, printing to out and agent logs (warnings and errors) to logOut. It
-// returns an error unless every run ended as expected.
-func Run(ctx context.Context, out, logOut io.Writer) error {
+// returns an error unless every run ended as expected. commands is how commands run (the
+// shim, the reaper: as under `port-runner run`); its Logger and MetricsAddr are the demo's.
+func Run(ctx context.Context, commands agent.Deps, out, logOut io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 
@@ -130,7 +131,8 @@ func Run(ctx context.Context, out, logOut io.Writer) error {
 	}
 
 	log := zap.New(zapcoreFor(logOut))
-	ag, err := agent.New(cfg, agent.Deps{Logger: log, MetricsAddr: "-"})
+	commands.Logger, commands.MetricsAddr = log, "-"
+	ag, err := agent.New(cfg, commands)
 	if err != nil {
 		return err
 	}
