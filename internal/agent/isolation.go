@@ -137,6 +137,13 @@ func (iso *isolation) settleCgroups(cfg *config.Config, _ Deps) error {
 	for _, p := range cg.Protections() {
 		iso.prot.InForce[p] = true
 	}
+	if !iso.prot.Has(sandbox.CgroupMemory) {
+		for _, name := range cfg.ActionNames() {
+			if iso.limits.Over(cfg.Actions[name].Limits).Memory > 0 {
+				return fmt.Errorf("executor.cgroups: no memory cgroup here (%s) for actions.%s's memory limit", cg, name)
+			}
+		}
+	}
 	iso.base.Cgroups = cg
 	iso.note("run cgroups: " + cg.String())
 	return nil
