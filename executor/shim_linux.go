@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/port-runner/port-runner/internal/shim"

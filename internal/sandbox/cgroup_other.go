@@ -27,4 +27,4 @@ func (*Cgroups) NewRun(string, int, int64) (*RunCgroup, error) {
 }
 func (*RunCgroup) Exceeded() string      { return "" }
 func (*RunCgroup) CountsProcesses() bool { return false }
-func (*RunCgroup) Remove()          {}
+func (*RunCgroup) Remove()               {}
