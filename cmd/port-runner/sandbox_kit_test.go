@@ -36,13 +36,13 @@ const (
 )
 
 // binaries are the built agent and shim of one kind, in a directory every uid may read.
-type binaries struct{ dir, agent, shim string }
+type binaries struct{ dir, agent, shim, kind string }
 
 // buildBinaries builds the agent with the C shim ("C") or the Go one ("Go") beside it.
 func buildBinaries(t *testing.T, kind string) binaries {
 	t.Helper()
 	dir := sharedDir(t)
-	b := binaries{dir: dir, agent: buildInto(t, dir, "port-runner", "./"), shim: filepath.Join(dir, "port-runner-shim")}
+	b := binaries{dir: dir, agent: buildInto(t, dir, "port-runner", "./"), shim: filepath.Join(dir, "port-runner-shim"), kind: kind}
 	if kind == "Go" {
 		buildInto(t, dir, "port-runner-shim", "../port-runner-shim")
 		return b
@@ -217,6 +217,25 @@ func (w *world) healthy() bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
+}
+
+// isolation is what the agent's /status says of its isolation.
+func (w *world) isolation() (st struct {
+	Isolation struct {
+		Sandbox     string
+		Protections []string
+		Shim        string
+	}
+}) {
+	resp, err := http.Get("http://" + w.metrics + "/status")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		w.t.Fatal(err)
+	}
+	return st
 }
 
 func (w *world) logText() string {

@@ -143,6 +143,10 @@ func TestSandboxKeepsACommandToItsRun(t *testing.T) {
 		if got["uid"] != strconv.Itoa(agentUID) {
 			t.Errorf("the command's uid %q, want the agent's %d", got["uid"], agentUID)
 		}
+		st := w.isolation().Isolation
+		if st.Sandbox != "auto" || !strings.Contains(strings.Join(st.Protections, ","), "filesystem,ptrace") || st.Shim != b.kind {
+			t.Errorf("/status isolation: %+v, want sandbox auto, the filesystem and ptrace protections, the %s shim", st, b.kind)
+		}
 	})
 }
 

@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/port-runner/port-runner/internal/agent"
+	"github.com/port-runner/port-runner/internal/config"
 	"github.com/port-runner/port-runner/internal/portproxy"
+	"github.com/port-runner/port-runner/internal/sandbox"
 	"github.com/port-runner/port-runner/internal/waitcond"
 )
 
@@ -103,5 +106,67 @@ echo go > "$1"
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A command chooses what is at $PORT_RESPONSE_FILE: a symbolic link there (to a file the
+// command could not read itself, under runAs or a sandbox) is not followed, so its target
+// never reaches Port as the run's response.
+func TestResponseFileLinkIsNotFollowed(t *testing.T) {
+	h := newHarness(t, 1)
+	secret := filepath.Join(t.TempDir(), "agent-only")
+	if err := os.WriteFile(secret, []byte(`{"stolen":"SECRET-IN-FILE"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script := writeScript(t, `ln -s "$1" "$PORT_RESPONSE_FILE"`)
+	cfg := h.config(t, fmt.Sprintf("\n  linker:\n    command: [%q, %q]\n", script, secret))
+	h.emu.RegisterRun("r_link", "linker")
+	stop := h.start(t, cfg)
+	defer stop()
+	h.produceRun(t, "r_link", "linker")
+	run := waitTerminated(t, h.emu, "r_link")
+	if run.Response != nil {
+		t.Errorf("the link's target went to Port as the response: %v", run.Response)
+	}
+	var log []string
+	for _, e := range run.Logs {
+		log = append(log, e.Message)
+	}
+	if !strings.Contains(strings.Join(log, "\n"), "$PORT_RESPONSE_FILE ignored: a symbolic link") {
+		t.Errorf("the run's log does not say the response was ignored: %q", log)
+	}
+}
+
+// The agent refuses to start where the config asks for isolation this machine cannot give,
+// or lets an action's sandbox reach what it keeps from every command.
+func TestIsolationTheAgentRefuses(t *testing.T) {
+	h := newHarness(t, 1)
+	script := writeScript(t, "true")
+	for _, tc := range []struct {
+		name string
+		shim []string
+		edit func(c *config.Config)
+		want string
+	}{
+		{"sandbox required without the shim", nil, func(c *config.Config) { c.Executor.Sandbox = config.SandboxRequired }, "executor.sandbox: required"},
+		{"runAs without the shim", nil, func(c *config.Config) { c.Executor.RunAs = "47340-47341" }, "need the exec shim"},
+		{"a sandbox write over the run directories", []string{"/bin/true"}, func(c *config.Config) {
+			c.Executor.RunsDir = filepath.Join(t.TempDir(), "runs")
+			a := c.Actions["a"]
+			a.Sandbox.Write = []string{filepath.Dir(c.Executor.RunsDir)}
+			c.Actions["a"] = a
+		}, "actions.a.sandbox: write"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if len(tc.shim) > 0 && sandbox.LandlockABI() < 1 {
+				t.Skip("not checked: no Landlock here, so no sandbox to keep anything")
+			}
+			cfg := h.config(t, fmt.Sprintf("\n  a:\n    command: [%q]\n", script))
+			tc.edit(cfg)
+			_, err := agent.New(cfg, agent.Deps{Shim: tc.shim, ShimKind: "test"})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("agent.New: %v, want an error containing %q", err, tc.want)
+			}
+		})
 	}
 }

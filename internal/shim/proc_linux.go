@@ -49,6 +49,10 @@ func parentOf(pid int) int {
 // with the same (fuzzed) parser.
 func ParentOf(pid int) int { return parentOf(pid) }
 
+// StatPPid is statPPid, for the C shim's test (internal/shim/cshimtest), which checks that
+// both shims read the same ppid from the same bytes.
+func StatPPid(s []byte) int { return statPPid(s) }
+
 // statPPid is the ppid field of a /proc/PID/stat line, -1 if there is none. The command
 // chooses its comm, so this parses untrusted bytes.
 func statPPid(s []byte) int {

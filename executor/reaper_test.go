@@ -1,0 +1,74 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestHelperReaperAgent is not a real test: TestReaperKillsOnlyWhatNoRunOwns runs the test
+// binary as a fake agent of another uid that is a child subreaper, with two runs under the
+// shim named by EXECUTOR_TEST_REAPER: one waits, the other leaves an escapee and SIGKILLs
+// its own shim (no sandbox stops it). It prints what became of each.
+func TestHelperReaperAgent(t *testing.T) {
+	prefix := os.Getenv("EXECUTOR_TEST_REAPER")
+	if prefix == "" {
+		t.Skip("helper process only")
+	}
+	var reaped atomic.Int64
+	reaper, err := NewReaper(func(n int) { reaped.Add(int64(n)) })
+	must(err)
+	ctx, stop := context.WithCancel(context.Background())
+	reaperDone := make(chan struct{})
+	go func() { reaper.Run(ctx); close(reaperDone) }()
+	release := filepath.Join(os.Getenv("EXECUTOR_TEST_BASE"), "release")
+	shimPrefix := strings.Fields(prefix)
+	waiting := newNotifyWriter()
+	waitingDone := make(chan Result, 1)
+	go func() {
+		waitingDone <- Run(context.Background(), Spec{Argv: []string{"sh", "-c", `echo up; while [ ! -e "$1" ]; do sleep 0.05; done`, "sh", release},
+			Shim: shimPrefix, Reaper: reaper}, waiting)
+	}()
+	<-waiting.lines
+	killer := newNotifyWriter()
+	res := Run(context.Background(), Spec{Argv: []string{"sh", "-c", "setsid sleep 60 >/dev/null 2>&1 & echo $!; kill -9 $PPID; sleep 60"},
+		Shim: shimPrefix, Reaper: reaper}, killer)
+	fmt.Printf("killer: %s\n", res.Label)
+	escapee, err := strconv.Atoi(strings.TrimSpace(strings.Split(killer.String(), "\n")[0]))
+	must(err)
+	for deadline := time.Now().Add(20 * time.Second); !processGone(escapee) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Printf("escapee-gone: %v\n", processGone(escapee))
+	must(os.WriteFile(release, nil, 0o644))
+	fmt.Printf("waiting: %s\n", (<-waitingDone).Label)
+	stop()
+	<-reaperDone
+	fmt.Printf("reaped-some: %v\n", reaped.Load() > 0)
+	fmt.Printf("result: done\n")
+	os.Exit(0)
+}
+
+// TestReaperKillsOnlyWhatNoRunOwns: a run that SIGKILLs its shim leaves an escapee behind,
+// which the agent (a child subreaper) kills, while the run beside it, whose shim is the
+// agent's child too, goes on to its own end. The hostile command runs as uid 65534.
+func TestReaperKillsOnlyWhatNoRunOwns(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the child subreaper is Linux-only")
+	}
+	eachShim(t, func(t *testing.T, prefix []string) {
+		got := runAsHelper(t, "TestHelperReaperAgent", "EXECUTOR_TEST_REAPER="+strings.Join(sharedPrefix(t, prefix), " "))
+		for k, want := range map[string]string{"killer": "killed by signal killed", "escapee-gone": "true", "waiting": "exit code 0", "reaped-some": "true"} {
+			if got[k] != want {
+				t.Errorf("%s: %q, want %q (all: %v)", k, got[k], want, got)
+			}
+		}
+	})
+}
