@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -209,4 +211,63 @@ func copyFile(t *testing.T, from, to string) {
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// realisticScript is what an action's script does: git in a scratch repository and its
+// global config in HOME, an API call read with jq, Python, an archive in TMPDIR, kubectl
+// and terraform offline, a cache under HOME, openssl. Each tool is run only if installed.
+const realisticScript = `set -eu
+have() { command -v "$1" >/dev/null 2>&1; }
+cd "$TMPDIR"
+git config --global user.email ci@example.com && git config --global user.name ci
+git init -q repo && cd repo && echo hello > f && git add f && git commit -qm first
+echo "git: $(git log --oneline | wc -l)"
+have curl && have jq && echo "api: $(curl -fsS "$SERVER/data.json" | jq -r .name)"
+have python3 && echo "python: $(python3 -c 'import json, tempfile; tempfile.mkstemp(); print(json.loads("[1]")[0])')"
+tar czf "$TMPDIR/a.tgz" f && echo "tar: $(tar tzf "$TMPDIR/a.tgz")"
+have kubectl && echo "kubectl: $(kubectl version --client -o json | grep -c gitVersion)"
+have terraform && echo "terraform: $(CHECKPOINT_DISABLE=1 terraform -chdir="$TMPDIR" version -json | grep -c terraform_version)"
+mkdir -p "$HOME/.cache/tool" && echo ok > "$HOME/.cache/tool/x" && echo "cache: $(cat "$HOME/.cache/tool/x")"
+have openssl && echo "openssl: $(openssl rand -hex 4 | wc -c)"
+echo "done: yes"
+`
+
+// TestRealisticScriptUnderTheSandbox: the default sandbox lets an ordinary script work
+// unchanged (README "Isolation").
+func TestRealisticScriptUnderTheSandbox(t *testing.T) {
+	if runtime.GOOS != "linux" || sandbox.LandlockABI() < 1 {
+		t.Skip("not checked: the kernel has no Landlock")
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(`{"name":"billing"}`))
+	}))
+	defer srv.Close()
+	private := t.TempDir()
+	runs, _, err := OpenRunsDir(filepath.Join(private, "runs"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runs.Close()
+	layout, err := sandbox.NewLayout([]string{filepath.Join(private, "runs"), filepath.Join(private, "credentials")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := sandbox.New(layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eachShim(t, func(t *testing.T, prefix []string) {
+		res, out := run(t, context.Background(), Spec{Argv: []string{"sh", "-c", realisticScript}, Shim: prefix, Timeout: 2 * time.Minute,
+			Env:       map[string]string{"SERVER": srv.URL, "PATH": os.Getenv("PATH")},
+			Isolation: Isolation{Sandbox: sb, Runs: runs}})
+		if !res.Success || !strings.Contains(out, "done: yes") {
+			t.Fatalf("under the sandbox: %+v\n%s", res, out)
+		}
+		for _, want := range []string{"git: 1", "tar: f", "cache: ok"} {
+			if !strings.Contains(out, want+"\n") {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		t.Logf("%s", out)
+	})
 }
