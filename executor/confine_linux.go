@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/port-runner/port-runner/internal/sandbox"
 	"github.com/port-runner/port-runner/internal/shim"
@@ -21,7 +20,6 @@ type confined struct {
 	runDir  string
 	uids    *sandbox.UIDs
 	uid     int
-	started time.Time // when the run took its uid
 	cg      *sandbox.RunCgroup
 }
 
@@ -41,7 +39,7 @@ func confine(spec Spec, prep prepared) (*confined, error) {
 			lo, hi := iso.UIDs.Range()
 			return nil, fmt.Errorf("executor.runAs: all %d uids of %d-%d are in use", hi-lo+1, lo, hi)
 		}
-		c.uids, c.uid, c.started = iso.UIDs, uid, time.Now()
+		c.uids, c.uid = iso.UIDs, uid
 		c.opts.UID, c.opts.GID = uid, uid
 		if err := chownTree(prep.runDir, uid); err != nil {
 			c.release()
@@ -155,8 +153,9 @@ func (c *confined) label(res Result) Result {
 }
 
 // release undoes the confinement once the run has ended: the shim has killed every process
-// of it (of its uid too), so its cgroups can go, its files left in shared places are
-// removed and its uid is free again.
+// of it, so its cgroups can go and its uid is free again. (Its directory is its maker's to
+// remove; files it wrote elsewhere, which only an unsandboxed run can, stay: the agent
+// never deletes by owner in a shared directory.)
 func (c *confined) release() {
 	if c.ruleset != nil {
 		c.ruleset.Close()
@@ -165,7 +164,6 @@ func (c *confined) release() {
 		c.cg.Remove()
 	}
 	if c.uids != nil {
-		removeOwned(c.uid, c.started, "/tmp", "/var/tmp", "/dev/shm")
 		c.uids.Give(c.uid)
 	}
 }
@@ -178,27 +176,6 @@ func chownTree(dir string, uid int) error {
 		}
 		return os.Lchown(path, uid, uid)
 	})
-}
-
-// removeOwned removes what the run left directly in the shared directories dirs: entries of
-// its uid changed since it started (a uid of executor.runAs is the agent's runs' alone).
-func removeOwned(uid int, since time.Time, dirs ...string) {
-	for _, d := range dirs {
-		entries, err := os.ReadDir(d)
-		if err != nil {
-			continue
-		}
-		for _, e := range entries {
-			info, err := e.Info()
-			if err != nil {
-				continue
-			}
-			st, ok := info.Sys().(*syscall.Stat_t)
-			if ok && int(st.Uid) == uid && !time.Unix(st.Ctim.Unix()).Before(since.Truncate(time.Second)) {
-				_ = os.RemoveAll(filepath.Join(d, e.Name()))
-			}
-		}
-	}
 }
 
 // dirUsage is the space dir's files take (blocks, so a sparse file counts as what it holds).
