@@ -8,6 +8,7 @@ import (
 
 	"github.com/landlock-lsm/go-landlock/landlock"
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -36,6 +37,15 @@ type Sandbox struct {
 	layout *Layout
 	abi    int
 	cfg    landlock.Config
+	// cached is the layout's rules with their paths opened once, at New (O_PATH): a run's
+	// ruleset takes them with one landlock_add_rule each, and a path replaced since (by a
+	// link to a private path, say) changes nothing.
+	cached []cachedRule
+}
+
+type cachedRule struct {
+	fd     int
+	access uint64
 }
 
 // New is a Sandbox over layout, or an error when the kernel has no Landlock.
@@ -44,11 +54,31 @@ func New(layout *Layout) (*Sandbox, error) {
 	if abi < 1 {
 		return nil, fmt.Errorf("the kernel has no Landlock (Linux 5.13+ with landlock in its LSM list)")
 	}
-	return &Sandbox{layout: layout, abi: abi, cfg: landlock.Config{
+	s := &Sandbox{layout: layout, abi: abi, cfg: landlock.Config{
 		HandledAccessFS: landlock.V11.HandledAccessFS,
 		Scoped:          landlock.V11.Scoped,
-	}.BestEffort()}, nil
+	}.BestEffort()}
+	handled := abiConfigs[min(abi, len(abiConfigs)-1)].HandledAccessFS
+	for _, set := range []struct {
+		access landlock.AccessFSSet
+		paths  []string
+	}{{readExec, layout.Dirs}, {device, layout.DevDirs}, {readExec & fileRights, layout.Files}, {device & fileRights, layout.DevFiles}} {
+		access := uint64(set.access & handled)
+		for _, p := range set.paths {
+			fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
+			if err != nil {
+				continue // gone since the listing: nothing to allow
+			}
+			s.cached = append(s.cached, cachedRule{fd: fd, access: access})
+		}
+	}
+	return s, nil
 }
+
+// abiConfigs are go-landlock's configurations by Landlock ABI version: what a kernel of
+// that version handles.
+var abiConfigs = []landlock.Config{{}, landlock.V1, landlock.V2, landlock.V3, landlock.V4, landlock.V5, landlock.V6,
+	landlock.V7, landlock.V8, landlock.V9, landlock.V10, landlock.V11}
 
 // Layout is what the sandbox allows every run to read.
 func (s *Sandbox) Layout() *Layout { return s.layout }
@@ -69,14 +99,7 @@ func (s *Sandbox) ABI() int { return s.abi }
 // workdir, its action's sandbox.write) read-write, ro (sandbox.read) read-only. The caller
 // passes fd to the shim and closes it; flags go with it.
 func (s *Sandbox) RulesetFD(rw, ro []string) (fd int, flags uint32, err error) {
-	l := s.layout
-	rules := []landlock.Rule{
-		// IgnoreIfMissing: an entry can go between the listing at start and this run.
-		landlock.PathAccess(readExec, l.Dirs...).IgnoreIfMissing(),
-		landlock.PathAccess(device, l.DevDirs...).IgnoreIfMissing(),
-		landlock.PathAccess(readExec&fileRights, l.Files...).IgnoreIfMissing(),
-		landlock.PathAccess(device&fileRights, l.DevFiles...).IgnoreIfMissing(),
-	}
+	var rules []landlock.Rule
 	rwDirs, rwFiles := splitFiles(rw)
 	roDirs, roFiles := splitFiles(ro)
 	dirRule := landlock.RWDirs(rwDirs...).WithResolveUnix()
@@ -94,6 +117,15 @@ func (s *Sandbox) RulesetFD(rw, ro []string) (fd int, flags uint32, err error) {
 	}
 	if fd < 0 {
 		return -1, 0, fmt.Errorf("sandbox: the kernel enforces nothing of the ruleset")
+	}
+	for _, c := range s.cached {
+		if c.access == 0 {
+			continue
+		}
+		if err := ll.LandlockAddPathBeneathRule(fd, &ll.PathBeneathAttr{AllowedAccess: c.access, ParentFd: c.fd}, 0); err != nil {
+			unix.Close(fd)
+			return -1, 0, fmt.Errorf("sandbox: add a rule of the layout: %w", err)
+		}
 	}
 	return fd, flags, nil
 }

@@ -45,21 +45,27 @@ func GoBuild(ctx context.Context, root, pkg, out string) error {
 	return nil
 }
 
-// BuildAgent builds ./cmd/port-runner into dir, and the exec shim ./cmd/port-runner-shim
-// next to it when the tree has one (the agent finds its shim beside its own binary). It
-// returns the agent's path and whether a separate shim was built.
-func BuildAgent(ctx context.Context, root, dir string) (bin string, shim bool, err error) {
+// BuildAgent builds ./cmd/port-runner into dir, and the exec shim beside it (the agent finds
+// its shim there): the C one as the image has it (scripts/build-cshim) where this machine
+// can compile it, else the Go one (./cmd/port-runner-shim). It returns the agent's path and
+// which shim it built ("C" or "Go").
+func BuildAgent(ctx context.Context, root, dir string) (bin, shim string, err error) {
 	bin = filepath.Join(dir, "port-runner")
 	if err := GoBuild(ctx, root, "./cmd/port-runner", bin); err != nil {
-		return "", false, err
+		return "", "", err
 	}
-	if st, err := os.Stat(filepath.Join(root, "cmd", "port-runner-shim")); err == nil && st.IsDir() {
-		if err := GoBuild(ctx, root, "./cmd/port-runner-shim", filepath.Join(dir, "port-runner-shim")); err != nil {
-			return "", false, err
-		}
-		shim = true
+	out := filepath.Join(dir, "port-runner-shim")
+	c := exec.CommandContext(ctx, filepath.Join(root, "scripts", "build-cshim"), out)
+	c.Dir = root
+	msg, err := c.CombinedOutput()
+	if err == nil {
+		return bin, "C", nil
 	}
-	return bin, shim, nil
+	fmt.Fprintf(os.Stderr, "bench: no C shim (%v: %s); the Go one instead\n", err, bytes.TrimSpace(msg))
+	if err := GoBuild(ctx, root, "./cmd/port-runner-shim", out); err != nil {
+		return "", "", err
+	}
+	return bin, "Go", nil
 }
 
 // Action is one configured action of a bench agent.
