@@ -22,18 +22,20 @@ import (
 // child the agent has must therefore come from Run with Spec.Reaper set.
 type Reaper struct {
 	self int
-	// mu is held for reading from the fork of a process Run starts until it is in started,
-	// and for writing while a sweep picks what to kill: a sweep never takes a process Run
-	// has just started for an orphan.
-	mu      sync.RWMutex
+	// forks is held for reading from the fork of a process Run starts until it is in
+	// started, and for writing while a sweep picks what to kill: a sweep never takes a
+	// process Run has just started for an orphan. The registration itself takes mu, never
+	// forks for writing: a sweep waiting for forks would get in between.
+	forks   sync.RWMutex
+	mu      sync.Mutex // started
 	started map[int]bool
-	killed  map[int]bool // killed by a sweep, reaped once they exit
+	killed  map[int]bool // killed by a sweep, reaped once they exit; Run's goroutine's alone
 	kick    chan struct{}
 	onKill  func(n int)
 }
 
 // reaperInterval is how often the Reaper looks for orphans besides when a shim ended by a
-// signal (the one way they appear) and on SIGCHLD.
+// signal (the one way they appear).
 const reaperInterval = 5 * time.Second
 
 // NewReaper makes this process a child subreaper. onKill (may be nil) hears how many
@@ -45,7 +47,10 @@ func NewReaper(onKill func(n int)) (*Reaper, error) {
 	return &Reaper{self: os.Getpid(), started: map[int]bool{}, killed: map[int]bool{}, kick: make(chan struct{}, 1), onKill: onKill}, nil
 }
 
-// Run sweeps until ctx ends.
+// Run sweeps until ctx ends. A sweep reads all of /proc and holds up every start, so it runs
+// when a shim died by a signal, every reaperInterval, and on SIGCHLD only while orphans it
+// killed are not all reaped yet (one may have forked before it died: its child comes to the
+// agent next). The SIGCHLD of every run's shim does not cost a sweep.
 func (r *Reaper) Run(ctx context.Context) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGCHLD)
@@ -57,6 +62,9 @@ func (r *Reaper) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-sigs:
+			if len(r.killed) == 0 { // killed is this goroutine's alone
+				continue
+			}
 		case <-r.kick:
 		case <-t.C:
 		}
@@ -66,16 +74,14 @@ func (r *Reaper) Run(ctx context.Context) {
 
 // starting is called before Run forks a process; done registers its pid (0: the start failed).
 func (r *Reaper) starting() (done func(pid int)) {
-	r.mu.RLock()
+	r.forks.RLock()
 	return func(pid int) {
 		if pid > 0 {
-			r.mu.RUnlock()
 			r.mu.Lock()
 			r.started[pid] = true
 			r.mu.Unlock()
-			return
 		}
-		r.mu.RUnlock()
+		r.forks.RUnlock()
 	}
 }
 
@@ -95,6 +101,7 @@ func (r *Reaper) ended(pid int, signaled bool) {
 
 // sweep kills the agent's children that Run did not start, and reaps those that died.
 func (r *Reaper) sweep() {
+	r.forks.Lock()
 	r.mu.Lock()
 	var victims []int
 	for _, pid := range childrenOf(r.self) {
@@ -102,6 +109,7 @@ func (r *Reaper) sweep() {
 			victims = append(victims, pid)
 		}
 	}
+	r.mu.Unlock()
 	// Each is the agent's child until the agent reaps it (below), so its pid cannot be
 	// another process's by now: the kill reaches only what it names.
 	for _, pid := range victims {
@@ -113,7 +121,7 @@ func (r *Reaper) sweep() {
 			delete(r.killed, pid)
 		}
 	}
-	r.mu.Unlock()
+	r.forks.Unlock()
 	if len(victims) > 0 && r.onKill != nil {
 		r.onKill(len(victims))
 	}
