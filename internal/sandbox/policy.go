@@ -19,11 +19,11 @@ type Layout struct {
 }
 
 // NewLayout lists what a command may read beside private (the runs root, the agent's config
-// and credential files). A private path that does not exist is still kept out. In a
-// world-writable sticky directory (/tmp, /dev/shm) along the way, only entries root owns are
-// allowed: any other uid (an unsandboxed command among them) could replace its own entry
-// with a link to a private path by the time a run's ruleset opens it, and the sticky bit
-// keeps everyone but root from replacing root's.
+// and credential files). A private path that does not exist is still kept out. A
+// world-writable sticky directory (/tmp, /dev/shm) along the way allows none of its
+// entries: each belongs to whoever made it (any uid could replace its own with a link to a
+// private path by the time a run's ruleset opens it), and on a busy machine there are
+// thousands, a rule each that every run would pay for. Commands get TMPDIR in their run.
 func NewLayout(private []string) (*Layout, error) {
 	l := &Layout{}
 	for _, p := range private {
@@ -66,14 +66,16 @@ func (l *Layout) addEntries(d string, ancestors map[string]bool) error {
 	if err != nil {
 		return nil // a private path's missing parent: nothing beside it to allow
 	}
-	shared := fi.Mode()&os.ModeSticky != 0 && fi.Mode().Perm()&0o002 != 0
+	if fi.Mode()&os.ModeSticky != 0 && fi.Mode().Perm()&0o002 != 0 {
+		return nil // shared: see NewLayout
+	}
 	entries, err := os.ReadDir(d)
 	if err != nil {
 		return fmt.Errorf("sandbox: list %s: %w", d, err)
 	}
 	for _, e := range entries {
 		path := filepath.Join(d, e.Name())
-		if ancestors[path] || l.covers(path) || (shared && !rootOwned(path)) {
+		if ancestors[path] || l.covers(path) {
 			continue
 		}
 		target := path
@@ -103,16 +105,6 @@ func (l *Layout) addEntries(d string, ancestors map[string]bool) error {
 		}
 	}
 	return nil
-}
-
-// rootOwned reports whether path itself (not what a link names) belongs to root.
-func rootOwned(path string) bool {
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return false
-	}
-	uid, ok := ownerOf(fi)
-	return ok && uid == 0
 }
 
 // covers reports whether path is a private path or inside one.
