@@ -15,6 +15,7 @@ import (
 	"github.com/port-runner/port-runner/internal/portproxy"
 	"github.com/port-runner/port-runner/internal/sandbox"
 	"github.com/port-runner/port-runner/internal/waitcond"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // README "Runs and each other": two runs at once; the second finds the first's
@@ -28,7 +29,7 @@ func TestStolenTokenUselessFromAnotherRun(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl not installed")
 	}
-	h := newHarness(t, 1)
+	h := harness.New(t, 1)
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "release")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
@@ -36,7 +37,7 @@ func TestStolenTokenUselessFromAnotherRun(t *testing.T) {
 	}
 	startedA := filepath.Join(dir, "a-started")
 	// Run A: calls Port itself, says it is running, then blocks until B has tried.
-	victim := writeScript(t, `set -eu
+	victim := harness.Script(t, `set -eu
 echo "own: $(curl -q -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $PORT_API_TOKEN" -H 'Content-Type: application/json' \
   "$PORT_API_URL/actions/runs/$PORT_RUN_ID/logs" -d '{"message":"A wrote this itself"}')"
 touch "$1"
@@ -44,42 +45,34 @@ read -r _ < "$2"
 echo "own after: $(curl -q -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $PORT_API_TOKEN" "$PORT_API_URL/actions/runs/$PORT_RUN_ID")"
 `)
 	// Run B: scans every environ it can read for run A's, then uses A's token and URL.
-	thief := writeScript(t, `set -u
-for f in /proc/[0-9]*/environ; do
-  env=$( (tr '\0' '\n' < "$f") 2>/dev/null) || continue
-  case "$env" in *PORT_RUN_ID=r_victim*) ;; *) continue ;; esac
-  tok=$(printf '%s\n' "$env" | sed -n 's/^PORT_API_TOKEN=//p')
-  url=$(printf '%s\n' "$env" | sed -n 's/^PORT_API_URL=//p')
-  [ -n "$tok" ] && break
-done
-echo "found token: ${#tok} chars"
+	thief := harness.Script(t, "set -u\n"+harness.StealToken("r_victim")+`echo "found token: ${#tok} chars"
 echo "stolen log: $(curl -q -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' \
   "$url/actions/runs/r_victim/logs" -d '{"message":"B WROTE THIS"}')"
 echo "stolen link: $(curl -q -sS -o /dev/null -w '%{http_code}' -X PATCH -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' \
   "$url/actions/runs/r_victim" -d '{"link":["https://evil.example"]}')"
 echo go > "$1"
 `)
-	cfg := h.config(t, fmt.Sprintf(`
+	cfg := h.Config(t, harness.Actions(fmt.Sprintf(`
   victim:
     command: [%q, %q, %q]
   thief:
     command: [%q, %q]
-`, victim, startedA, fifo, thief, fifo))
+`, victim, startedA, fifo, thief, fifo)))
 	if cfg.Security.RunIsolation != "process" {
 		t.Fatalf("default runIsolation %q, want process", cfg.Security.RunIsolation)
 	}
-	h.emu.RegisterRun("r_victim", "victim")
-	h.emu.RegisterRun("r_thief", "thief")
-	stop := h.start(t, cfg)
-	h.produceRun(t, "r_victim", "victim")
+	h.Emu.RegisterRun("r_victim", "victim")
+	h.Emu.RegisterRun("r_thief", "thief")
+	stop := h.Start(t, cfg).Stop
+	h.ProduceRun(t, "r_victim", "victim")
 	waitcond.For(t, "run A to be running", 30*time.Second, func() bool {
 		_, err := os.Stat(startedA)
 		return err == nil
 	})
-	h.produceRun(t, "r_thief", "thief")
+	h.ProduceRun(t, "r_thief", "thief")
 
-	b := waitTerminated(t, h.emu, "r_thief")
-	a := waitTerminated(t, h.emu, "r_victim")
+	b := h.WaitClosed(t, "r_thief")
+	a := h.WaitClosed(t, "r_victim")
 	logOf := func(msgs []string) string { return strings.Join(msgs, "\n") }
 	var la, lb []string
 	for _, e := range a.Logs {
@@ -113,18 +106,16 @@ echo go > "$1"
 // command could not read itself, under runAs or a sandbox) is not followed, so its target
 // never reaches Port as the run's response.
 func TestResponseFileLinkIsNotFollowed(t *testing.T) {
-	h := newHarness(t, 1)
+	h := harness.New(t, 1)
 	secret := filepath.Join(t.TempDir(), "agent-only")
 	if err := os.WriteFile(secret, []byte(`{"stolen":"SECRET-IN-FILE"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	script := writeScript(t, `ln -s "$1" "$PORT_RESPONSE_FILE"`)
-	cfg := h.config(t, fmt.Sprintf("\n  linker:\n    command: [%q, %q]\n", script, secret))
-	h.emu.RegisterRun("r_link", "linker")
-	stop := h.start(t, cfg)
-	defer stop()
-	h.produceRun(t, "r_link", "linker")
-	run := waitTerminated(t, h.emu, "r_link")
+	script := harness.Script(t, `ln -s "$1" "$PORT_RESPONSE_FILE"`)
+	cfg := h.Config(t, harness.Actions(fmt.Sprintf("  linker:\n    command: [%q, %q]\n", script, secret)))
+	h.Start(t, cfg)
+	h.NewRun(t, "r_link", "linker")
+	run := h.WaitClosed(t, "r_link")
 	if run.Response != nil {
 		t.Errorf("the link's target went to Port as the response: %v", run.Response)
 	}
@@ -140,8 +131,8 @@ func TestResponseFileLinkIsNotFollowed(t *testing.T) {
 // The agent refuses to start where the config asks for isolation this machine cannot give,
 // or lets an action's sandbox reach what it keeps from every command.
 func TestIsolationTheAgentRefuses(t *testing.T) {
-	h := newHarness(t, 1)
-	script := writeScript(t, "true")
+	h := harness.New(t, 1)
+	script := harness.Script(t, "true")
 	for _, tc := range []struct {
 		name string
 		shim []string
@@ -161,7 +152,7 @@ func TestIsolationTheAgentRefuses(t *testing.T) {
 			if len(tc.shim) > 0 && sandbox.LandlockABI() < 1 {
 				t.Skip("not checked: no Landlock here, so no sandbox to keep anything")
 			}
-			cfg := h.config(t, fmt.Sprintf("\n  a:\n    command: [%q]\n", script))
+			cfg := h.Config(t, harness.Actions(fmt.Sprintf("  a:\n    command: [%q]\n", script)))
 			tc.edit(cfg)
 			_, err := agent.New(cfg, agent.Deps{Shim: tc.shim, ShimKind: "test"})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {

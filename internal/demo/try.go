@@ -31,7 +31,7 @@ type TryOptions struct {
 	Entity     string // set: a DAY-2 run on this entity
 	ConfigPath string // "": the shipped example config (examples/config.yaml)
 	// Exec is how commands run, as under `port-runner run` (the shim, the reaper, the config
-	// file kept from commands); its Logger and MetricsAddr are try's own.
+	// file kept from commands); its Logger is try's own (it serves no metrics).
 	Exec agent.Deps
 }
 
@@ -65,16 +65,16 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	emu := emulator.New(emulator.Options{ClientID: cfg.Port.ClientID, ClientSecret: cfg.Port.ClientSecret,
 		OrgID: cfg.Port.OrgID, SecretInputs: secretInputs})
 	emuCtx, stopEmu := context.WithCancel(ctx)
-	base, waitEmu, err := emu.Start(emuCtx, "127.0.0.1:0")
+	srv, err := emu.Serve(emuCtx, "127.0.0.1:0")
 	if err != nil {
 		stopEmu()
 		return false, fmt.Errorf("start the Port API emulator: %w", err)
 	}
-	defer func() { stopEmu(); _ = waitEmu() }()
-	cfg.Port.BaseURL = base
+	defer func() { stopEmu(); _ = srv.Wait() }()
+	cfg.Port.BaseURL = srv.URL()
 
 	deps := o.Exec
-	deps.Logger, deps.MetricsAddr = zap.New(consoleCore(logOut)), "-"
+	deps.Logger = zap.New(consoleCore(logOut))
 	a, err := agent.New(cfg, deps)
 	if err != nil {
 		return false, err
@@ -99,7 +99,7 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	if err != nil {
 		return false, err
 	}
-	fmt.Fprintf(out, "━━ try %s (%s) · run %s · inputs %s · Port API emulator %s\n\n", o.Action, kind, created.ID, props, base)
+	fmt.Fprintf(out, "━━ try %s (%s) · run %s · inputs %s · Port API emulator %s\n\n", o.Action, kind, created.ID, props, srv.URL())
 
 	tried, runErr := a.Try(ctx, msg)
 	masks := append(slices.Clone(tried.Masks), cfg.Security.Mask...)

@@ -21,53 +21,6 @@ import (
 	"time"
 )
 
-// ModuleRoot is the directory of the port-runner module the bench runs in.
-func ModuleRoot(ctx context.Context) (string, error) {
-	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(gomod)))
-	if root == "." || root == "" {
-		return "", errors.New("run inside the port-runner module")
-	}
-	return root, nil
-}
-
-// GoBuild builds the package (a path relative to the module root) into out.
-func GoBuild(ctx context.Context, root, pkg, out string) error {
-	b := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
-	b.Dir = root
-	b.Stdout, b.Stderr = os.Stderr, os.Stderr
-	if err := b.Run(); err != nil {
-		return fmt.Errorf("go build %s: %w", pkg, err)
-	}
-	return nil
-}
-
-// BuildAgent builds ./cmd/port-runner into dir, and the exec shim beside it (the agent finds
-// its shim there): the C one as the image has it (scripts/build-cshim) where this machine
-// can compile it, else the Go one (./cmd/port-runner-shim). It returns the agent's path and
-// which shim it built ("C" or "Go").
-func BuildAgent(ctx context.Context, root, dir string) (bin, shim string, err error) {
-	bin = filepath.Join(dir, "port-runner")
-	if err := GoBuild(ctx, root, "./cmd/port-runner", bin); err != nil {
-		return "", "", err
-	}
-	out := filepath.Join(dir, "port-runner-shim")
-	c := exec.CommandContext(ctx, filepath.Join(root, "scripts", "build-cshim"), out)
-	c.Dir = root
-	msg, err := c.CombinedOutput()
-	if err == nil {
-		return bin, "C", nil
-	}
-	fmt.Fprintf(os.Stderr, "bench: no C shim (%v: %s); the Go one instead\n", err, bytes.TrimSpace(msg))
-	if err := GoBuild(ctx, root, "./cmd/port-runner-shim", out); err != nil {
-		return "", "", err
-	}
-	return bin, "Go", nil
-}
-
 // Action is one configured action of a bench agent.
 type Action struct {
 	Command       []string // argv; argv[0] absolute or looked up in PATH

@@ -1,4 +1,4 @@
-package main
+package process_test
 
 import (
 	"bytes"
@@ -96,7 +96,7 @@ func runProbe(t *testing.T, w *world, shared string) map[string]string {
 		t.Errorf("the probe run: %s %q, log %v", probe.Status, probe.StatusLabel, got)
 	}
 	if !w.healthy() {
-		t.Fatalf("the agent is gone after the probe:\n%s", w.logText())
+		t.Fatal("the agent is gone after the probe")
 	}
 	return got
 }
@@ -143,7 +143,7 @@ func TestSandboxKeepsACommandToItsRun(t *testing.T) {
 		if got["uid"] != strconv.Itoa(agentUID) {
 			t.Errorf("the command's uid %q, want the agent's %d", got["uid"], agentUID)
 		}
-		st := w.isolation().Isolation
+		st := w.isolation()
 		if st.Sandbox != "auto" || !strings.Contains(strings.Join(st.Protections, ","), "filesystem,ptrace") || st.Shim != b.kind {
 			t.Errorf("/status isolation: %+v, want sandbox auto, the filesystem and ptrace protections, the %s shim", st, b.kind)
 		}
@@ -207,10 +207,10 @@ sleep 300
 			waitcond.For(t, fmt.Sprintf("the run's %s (%d) to be killed", name, pid), 30*time.Second, func() bool { return processGone(pid) })
 		}
 		if !w.healthy() {
-			t.Fatalf("the agent is gone:\n%s", w.logText())
+			t.Fatal("the agent is gone")
 		}
-		if !strings.Contains(w.logText(), "killed processes a run's killed shim left behind") {
-			t.Errorf("the agent did not say it killed a killed shim's leftovers:\n%s", w.logText())
+		if !strings.Contains(w.agent.Log(), "killed processes a run's killed shim left behind") {
+			t.Error("the agent did not say it killed a killed shim's leftovers")
 		}
 	})
 }
@@ -309,18 +309,9 @@ func TestAppetiteFailsItsOwnRun(t *testing.T) {
 					t.Errorf("the run beside them: %s %q", run.Status, run.StatusLabel)
 				}
 				if !w.healthy() {
-					t.Fatalf("the agent is gone:\n%s", w.logText())
+					t.Fatal("the agent is gone")
 				}
 			})
 		})
-	}
-}
-
-// killOwn kills pid if it is still a process of this test's run id (its environment says
-// so): what a failed test left, and nothing else.
-func killOwn(pid int, runID string) {
-	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-	if err == nil && bytes.Contains(env, []byte("\x00PORT_RUN_ID="+runID+"\x00")) {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
