@@ -33,7 +33,9 @@ var (
 	errForbidden = apiErr{http.StatusForbidden, "forbidden",
 		"route not allowed for this run; see portAPI.allow"}
 	errTerminate = apiErr{http.StatusForbidden, "forbidden",
-		"only port-runner ends a run (exactly once, from the command's exit status): terminationStatus and status are refused"}
+		"only port-runner ends a run (exactly once, from the command's exit status): terminationStatus, status and result are refused"}
+	errNever = apiErr{http.StatusForbidden, "forbidden",
+		"authentication and credentials routes are never proxied, whatever portAPI.allow says"}
 	errTooLarge = apiErr{http.StatusRequestEntityTooLarge, "payload_too_large",
 		"request body exceeds 1 MiB"}
 	errNotRunProcess = apiErr{http.StatusUnauthorized, "unauthorized",
@@ -96,7 +98,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, e)
 		return
 	}
-	if m := g.mask.Load(); m != nil && runText(r.Method, segs) {
+	if m := g.mask.Load(); m != nil && runWrite(r.Method, segs) {
 		body = maskJSON(body, *m)
 	}
 	// The run's share of the budget, then all runs' share: a flood of one run waits here,
