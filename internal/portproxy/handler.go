@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/port-runner/port-runner/internal/config"
+	"github.com/port-runner/port-runner/internal/echo"
 )
 
 // apiErr is an answer of the proxy itself, shaped like Port's errors.
@@ -52,7 +53,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, errUnauthorized)
 		return
 	}
-	log := p.log.With(zap.String("run_id", g.runID), zap.String("action", g.action), zap.String("method", r.Method), zap.String("path", r.URL.Path))
+	log := p.log.With(zap.String("run_id", g.runID), zap.String("action", g.action), zap.String("method", echo.Cut(r.Method)), zap.String("path", echo.Cut(r.URL.Path)))
 	if p.bind {
 		if e, denied := p.checkPeer(r, g); denied {
 			log.Warn("refused a Port API request from outside the run's processes", zap.String("reason", e.message), zap.String("peer", r.RemoteAddr))
