@@ -35,6 +35,10 @@ type Port struct {
 	// ClientSecretFile names a file holding the client secret (a mounted Secret), instead
 	// of clientSecret; Load reads it.
 	ClientSecretFile string `yaml:"clientSecretFile"`
+	// InsecureHTTP allows an http:// baseURL whose host is not this machine (a test
+	// emulator on a private network): the token request then carries the client secret in
+	// clear text, so Validate refuses it otherwise.
+	InsecureHTTP bool `yaml:"insecureHTTP"`
 }
 
 type Kafka struct {
