@@ -23,7 +23,7 @@ type masker struct {
 }
 
 // A command's ::add-mask:: values per run: at most this many, of at most this many bytes
-// together (README "What Port sees"). At the bound a line costs ~3 µs more to mask
+// together (README "What Port sees"). At the bound a line costs ~8 µs more to mask
 // (BENCHMARKS.md "Masking").
 const (
 	maxCommandMasks     = 256
