@@ -107,7 +107,7 @@ func (c *LagCollector) timestamps(ctx context.Context, parts []int32, owned map[
 				off := owned[rp.Partition].Offset
 				fp, _ := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
 					Offset: off, Topic: c.opts.Topic, Partition: rp.Partition,
-				}, rp, kgo.DefaultDecompressor(), nil)
+				}, rp, c.dec, nil)
 				if fp.Err != nil {
 					errs = errors.Join(errs, fmt.Errorf("fetch %s/%d@%d: %w", c.opts.Topic, rp.Partition, off, fp.Err))
 					continue

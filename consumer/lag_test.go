@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/port-runner/port-runner/test/bomb"
 	"github.com/port-runner/port-runner/test/kafkatest"
 )
 
@@ -136,5 +138,37 @@ func TestLagCollectorRefreshFailure(t *testing.T) {
 	if got := gather(t, col); !strings.Contains(got, "port_runner_consumer_lag_refresh_failed 1\n") ||
 		!strings.Contains(got, "port_runner_consumer_lag partition=0") {
 		t.Errorf("after a failed refresh:\n%s", got)
+	}
+}
+
+// The age of a message the consumer has not fetched is read from its batch, decompressed
+// within the consumer's bound: a decompression bomb waiting at the head of a partition
+// costs the collector no more memory than it costs the consumer, and gives no age.
+func TestLagCollectorReadsABombWithinTheBound(t *testing.T) {
+	c := kafkatest.New(t)
+	topic := c.Topic(t, 1)
+	batch, err := bomb.Batch([]byte("bomb"), 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	at, err := bomb.Produce(ctx, c.Client(t), topic, 0, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := NewLagCollector(LagOptions{Client: c.Client(t), Topic: topic, Group: c.Group(t), StartOffset: "earliest",
+		Owned: func() map[int32]Unstarted { return map[int32]Unstarted{0: {Offset: at}} }, MaxDecompressBatchBytes: 1 << 20})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := col.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+		t.Errorf("reading the age of a 64 MiB bomb allocated %d MiB", alloc>>20)
+	}
+	if got := gather(t, col); strings.Contains(got, "consumer_lag_seconds") {
+		t.Errorf("an age from a batch that does not decompress within the bound:\n%s", got)
 	}
 }
