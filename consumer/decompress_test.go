@@ -12,6 +12,7 @@ import (
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/port-runner/port-runner/internal/waitcond"
@@ -171,3 +172,39 @@ func codecOf(c kgo.CompressionCodecType) kgo.CompressionCodec {
 }
 
 func first(b []byte, _ error) []byte { return b }
+
+// BenchmarkBoundedDecompressor is what a batch costs the consumer to decompress at the
+// default bound (BENCHMARKS.md "Decompression bombs"): B/op is the memory it allocates.
+func BenchmarkBoundedDecompressor(b *testing.B) {
+	d := newBoundedDecompressor(defaultMaxDecompressBatchBytes)
+	frame := func(size int64) []byte {
+		batch, err := bomb.Batch([]byte("k"), size)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var rb kmsg.RecordBatch
+		if err := rb.ReadFrom(batch); err != nil {
+			b.Fatal(err)
+		}
+		return rb.Records
+	}
+	for _, c := range []struct {
+		name string
+		size int64
+		ok   bool
+	}{
+		{"zstd/1MiB", 1 << 20, true},
+		{"zstd/at-the-bound", defaultMaxDecompressBatchBytes - 64, true},
+		{"zstd/900MiB-bomb", 900 << 20, false},
+	} {
+		src := frame(c.size)
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := d.Decompress(src, kgo.CodecZstd); (err == nil) != c.ok {
+					b.Fatalf("err = %v", err)
+				}
+			}
+		})
+	}
+}

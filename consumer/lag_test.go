@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,10 +142,12 @@ func TestLagCollectorRefreshFailure(t *testing.T) {
 	}
 }
 
-// The age of a message the consumer has not fetched is read from its batch, decompressed
-// within the consumer's bound: a decompression bomb waiting at the head of a partition
-// costs the collector no more memory than it costs the consumer, and gives no age.
-func TestLagCollectorReadsABombWithinTheBound(t *testing.T) {
+// The age of a message the consumer has not fetched is read from its batch's header when
+// the batch starts with it: a decompression bomb waiting at the head of a partition is not
+// decompressed (through kgo.DefaultDecompressor, bounded at 2 GiB, a 64 MiB bomb cost the
+// collector 359 MiB of allocations), and still has an age. A batch that starts before the
+// offset is decompressed within MaxDecompressBatchBytes (TestLagCollector, offset 3).
+func TestLagCollectorReadsABombsAgeFromItsHeader(t *testing.T) {
 	c := kafkatest.New(t)
 	topic := c.Topic(t, 1)
 	batch, err := bomb.Batch([]byte("bomb"), 64<<20)
@@ -157,18 +160,26 @@ func TestLagCollectorReadsABombWithinTheBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var owned atomic.Pointer[map[int32]Unstarted]
+	owned.Store(&map[int32]Unstarted{})
 	col := NewLagCollector(LagOptions{Client: c.Client(t), Topic: topic, Group: c.Group(t), StartOffset: "earliest",
-		Owned: func() map[int32]Unstarted { return map[int32]Unstarted{0: {Offset: at}} }, MaxDecompressBatchBytes: 1 << 20})
+		Owned: func() map[int32]Unstarted { return *owned.Load() }, MaxDecompressBatchBytes: 8 << 20})
+	if err := col.Refresh(ctx); err != nil { // connections and metadata: not what is measured
+		t.Fatal(err)
+	}
+	owned.Store(&map[int32]Unstarted{0: {Offset: at}})
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	if err := col.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	runtime.ReadMemStats(&after)
-	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+	// Decompressing even within the 8 MiB bound allocates over 24 MiB (BENCHMARKS.md
+	// "Decompression bombs"); the broker's answer and the clients' pools are a few MiB.
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 12<<20 {
 		t.Errorf("reading the age of a 64 MiB bomb allocated %d MiB", alloc>>20)
 	}
-	if got := gather(t, col); strings.Contains(got, "consumer_lag_seconds") {
-		t.Errorf("an age from a batch that does not decompress within the bound:\n%s", got)
+	if got := gather(t, col); !strings.Contains(got, "port_runner_consumer_lag_seconds partition=0 topic="+topic+" ") {
+		t.Errorf("no age for the bomb's offset:\n%s", got)
 	}
 }

@@ -23,10 +23,10 @@ func TestMaxDecompressBatchBytesBounds(t *testing.T) {
 	}{
 		{DefaultDecompressBatchBytes, true},
 		{8 << 20, true},
-		{128 << 20, true},
+		{64 << 20, true},
 		{8<<20 - 1, false},
 		{1 << 20, false},
-		{128<<20 + 1, false},
+		{64<<20 + 1, false},
 		{1 << 30, false},
 	} {
 		c.Kafka.MaxDecompressBatchBytes = tc.size

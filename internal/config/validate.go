@@ -113,7 +113,7 @@ func validateKafka(k Kafka, add func(error)) {
 		}
 	}
 	if b := k.MaxDecompressBatchBytes; b < MinDecompressBatchBytes || b > MaxDecompressBatchBytes {
-		add(problem("kafka.maxDecompressBatchBytes", "must be between %s (a producer's batch: a 1MiB run message, a zstd window of up to 8MiB) and %s (a batch at the bound costs the agent up to twice it in memory), got %s",
+		add(problem("kafka.maxDecompressBatchBytes", "must be between %s (a producer's batch: a 1MiB run message, a zstd window of up to 8MiB) and %s (a batch at the bound takes up to about three times it of the agent's memory), got %s",
 			ByteSize(MinDecompressBatchBytes), ByteSize(MaxDecompressBatchBytes), k.MaxDecompressBatchBytes))
 	}
 	if r := k.RevokeTimeout.D(); r < time.Second || r > MaxRevokeTimeout {
