@@ -1,0 +1,117 @@
+package hostile
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/port-runner/port-runner/internal/waitcond"
+)
+
+// memoryGroup is a cgroup v1 memory group this test made under its own memory cgroup.
+type memoryGroup struct{ dir string }
+
+// newMemoryGroup makes a memory group limited to limit bytes under the test's own memory
+// cgroup, removed when the test ends (after everything in it has exited: register it before
+// starting what goes in it). It reports why not when it cannot (not root, no cgroup v1
+// memory controller).
+func newMemoryGroup(t *testing.T, limit int64) (*memoryGroup, error) {
+	t.Helper()
+	own, err := ownMemoryCgroup()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join("/sys/fs/cgroup/memory", own, "port-runner-hostile-"+randomHex(t))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, err
+	}
+	g := &memoryGroup{dir: dir}
+	t.Cleanup(func() {
+		// rmdir fails (EBUSY) while a process is still in the group: its exit is reaped
+		// asynchronously, so wait for that.
+		waitcond.For(t, "the memory group "+dir+" removed", 30*time.Second, func() bool {
+			err := syscall.Rmdir(dir)
+			return err == nil || errors.Is(err, os.ErrNotExist)
+		})
+	})
+	if err := g.write("memory.limit_in_bytes", limit); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, "memory.memsw.limit_in_bytes")); err == nil {
+		if err := g.write("memory.memsw.limit_in_bytes", limit); err != nil { // no swap past it either
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// ownMemoryCgroup is this process's memory cgroup path (cgroup v1), from /proc/self/cgroup.
+func ownMemoryCgroup() (string, error) {
+	f, err := os.Open("/proc/self/cgroup")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// hierarchy-ID:controller-list:cgroup-path
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) == 3 && slices.Contains(strings.Split(parts[1], ","), "memory") {
+			if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/memory", parts[2], "memory.limit_in_bytes")); err != nil {
+				return "", fmt.Errorf("cgroup v1 memory controller not mounted at /sys/fs/cgroup/memory: %w", err)
+			}
+			return parts[2], nil
+		}
+	}
+	return "", errors.New("no cgroup v1 memory controller for this process")
+}
+
+func (g *memoryGroup) write(file string, v int64) error {
+	return os.WriteFile(filepath.Join(g.dir, file), []byte(strconv.FormatInt(v, 10)), 0o644)
+}
+
+func (g *memoryGroup) read(t *testing.T, file string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(g.dir, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// add moves a process (and what it starts from then on) into the group.
+func (g *memoryGroup) add(pid int) error {
+	return g.write("cgroup.procs", int64(pid))
+}
+
+// peakRSS is a process's high-water resident set size (VmHWM), in bytes.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no VmHWM in /proc/%d/status", pid)
+	return 0
+}

@@ -1,0 +1,79 @@
+package hostile
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// probeScript calls Port's API through the agent's proxy as a command can, each route the
+// proxy must never forward whatever portAPI.allow says, and one it forwards (the run
+// itself), writing "ROUTE CODE" lines to $1/codes. $2 is another workflow node run's id.
+const probeScript = `#!/bin/sh
+out=$1 node=$2
+call() {
+  code=$(curl -q -sS -o /dev/null -w '%{http_code}' -X "$1" -H "Authorization: Bearer $PORT_API_TOKEN" \
+    -H 'Content-Type: application/json' ${3:+--data "$3"} "$PORT_API_URL$2")
+  echo "$1 $2 $code" >> "$out/codes"
+}
+call GET "/actions/runs/$PORT_RUN_ID"
+call PATCH "/workflows/nodes/runs/$node" '{"status":"COMPLETED","result":"SUCCESS"}'
+call GET /kafka-credentials
+call POST /Auth/access_token '{"clientId":"hostile-client","clientSecret":"guess"}'
+`
+
+// TestProxyNeverList: with portAPI.allow: ["/v1/**"], a command reached Port through the
+// agent's proxy to end another workflow node run, read the organization's Kafka password,
+// and call /v1/Auth/access_token (the authentication block compared case-sensitively). Each
+// must be answered 403 and never reach Port.
+func TestProxyNeverList(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl not installed")
+	}
+	e := newEnv(t)
+	node, _, err := e.emu.PrepareNodeRun("release", "build", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := e.file(t, "probe.sh", probeScript)
+	a := e.startAgent(t, e.config(t, fmt.Sprintf(`actions:
+  probe: {command: [%q, %q, %q], portAPI: {allow: ["/v1/**"]}}
+`, probe, e.dir, node.ID)))
+	e.produceRun(t, "r_probe", "probe")
+	if run := e.waitClosed(t, a, "r_probe", 60*time.Second); run.Status != "SUCCESS" {
+		t.Fatalf("the probe run: %+v", run)
+	}
+	codes := readLines(t, filepath.Join(e.dir, "codes"))
+	want := []string{
+		"GET /actions/runs/r_probe 200",
+		"PATCH /workflows/nodes/runs/" + node.ID + " 403",
+		"GET /kafka-credentials 403",
+		"POST /Auth/access_token 403",
+	}
+	if strings.Join(codes, "\n") != strings.Join(want, "\n") {
+		t.Errorf("answers:\n%s\nwant:\n%s", strings.Join(codes, "\n"), strings.Join(want, "\n"))
+	}
+	for _, r := range e.emu.Requests() {
+		p := strings.ToLower(r.Path)
+		if strings.Contains(p, "kafka-credentials") || (strings.Contains(p, "/workflows/nodes/runs/") && r.Method != "GET") ||
+			(strings.Contains(p, "/auth/") && r.Path != "/v1/auth/access_token") {
+			t.Errorf("a refused request reached Port: %s %s", r.Method, r.Path)
+		}
+	}
+	if run, _ := e.emu.Run(node.ID); run.Status != "IN_PROGRESS" {
+		t.Errorf("the other node run was ended through the proxy: %+v", run)
+	}
+}
+
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path) // the run closed after its command ended: complete
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
+}
