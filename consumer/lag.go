@@ -44,7 +44,7 @@ type LagOptions struct {
 type LagCollector struct {
 	opts    LagOptions
 	adm     *kadm.Client
-	dec     *boundedDecompressor
+	dec     kgo.Decompressor // bounded as the consumer's
 	lagDesc *prometheus.Desc
 	ageDesc *prometheus.Desc
 	errDesc *prometheus.Desc
