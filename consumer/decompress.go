@@ -27,6 +27,9 @@ type boundedDecompressor struct {
 	// Safe for concurrent DecodeAll. Without a reader it starts no goroutine and holds
 	// nothing that needs closing.
 	zstd *zstd.Decoder
+	// franz-go's own, bounded at 2 GiB: used for snappy only once the blocks' claimed
+	// lengths are checked against max.
+	snappy kgo.Decompressor
 }
 
 // defaultMaxDecompressBatchBytes is the bound when none is given (config's default too).
@@ -38,7 +41,7 @@ func newBoundedDecompressor(max int) *boundedDecompressor {
 	}
 	// The options are valid for any positive max: NewReader cannot fail with them.
 	zd, _ := zstd.NewReader(nil, zstd.WithDecoderLowmem(true), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max)))
-	return &boundedDecompressor{max: max, zstd: zd}
+	return &boundedDecompressor{max: max, zstd: zd, snappy: kgo.DefaultDecompressor()}
 }
 
 func (d *boundedDecompressor) Decompress(src []byte, codec kgo.CompressionCodecType) ([]byte, error) {
@@ -74,7 +77,7 @@ func (d *boundedDecompressor) decompress(src []byte, codec kgo.CompressionCodecT
 		if n > int64(d.max) {
 			return nil, fmt.Errorf("claims %d bytes", n)
 		}
-		return kgo.DefaultDecompressor().Decompress(src, codec)
+		return d.snappy.Decompress(src, codec)
 	}
 	return nil, fmt.Errorf("unknown compression codec %d", codec)
 }
