@@ -85,9 +85,6 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	if runtime.GOOS != "linux" {
-		t.Skip("Linux: the agent's process tree, /proc")
-	}
 	cluster := kafkatest.New(t)
 	if len(cluster.Opts) > 0 {
 		t.Skip("the agent here is configured for a PLAINTEXT broker")
