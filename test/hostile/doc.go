@@ -1,4 +1,4 @@
-// Package hostile holds the tests (Linux) of hostile or broken input through the built agent, each a
+// Package hostile tests, on Linux, hostile or broken input through the built agent, each a
 // reproduction of a red-team finding: a decompression bomb under the chart's memory limit, a
 // command that leaves a named pipe or a link where its response file goes, a command that
 // calls the Port API routes the proxy never forwards. The agent runs as a separate process
