@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/port-runner/port-runner/test/bomb"
+	"github.com/port-runner/port-runner/test/harness/bomb"
 )
 
 // FuzzBoundedDecompressor: whatever bytes a fetched batch holds and whatever codec it

@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/port-runner/port-runner/internal/waitcond"
-	"github.com/port-runner/port-runner/test/bomb"
+	"github.com/port-runner/port-runner/test/harness/bomb"
 )
 
 // A batch that does not decompress within MaxDecompressBatchBytes is skipped, reported and

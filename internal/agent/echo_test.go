@@ -7,12 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/port-runner/port-runner/internal/agent"
 	"github.com/port-runner/port-runner/internal/emulator"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // maxLogLine bounds every agent log line (message and fields, as JSON) whatever a message or
@@ -26,28 +24,25 @@ func TestLogsEchoAShortPrefix(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl not installed")
 	}
-	h := newHarness(t, 1)
-	core, logs := observer.New(zapcore.DebugLevel)
+	h := harness.New(t, 1)
 	big, half := strings.Repeat("7", 900<<10), strings.Repeat("s", 400<<10)
 	// A 120 KB path: one argument to curl stays under Linux's 128 KiB MAX_ARG_STRLEN.
-	script := writeScript(t, `path=$(head -c 120000 /dev/zero | tr '\0' 'p')
+	script := harness.Script(t, `path=$(head -c 120000 /dev/zero | tr '\0' 'p')
 curl -q -sS -o /dev/null -w 'proxy: %{http_code}\n' -H "Authorization: Bearer $PORT_API_TOKEN" "$PORT_API_URL/$path"
 echo done`)
-	cfg := h.config(t, fmt.Sprintf(`
-  deploy:
+	cfg := h.Config(t, harness.Actions(fmt.Sprintf(`  deploy:
     command: [%q]
-`, script))
-	h.emu.RegisterRun("r_bigts", "deploy")
-	h.cluster.Produce(t, h.topic, []byte("r_bigts"), []byte(`{"action":"deploy","context":{"runId":"r_bigts"},"headers":{"X-Port-Signature":"v1,x","X-Port-Timestamp":"`+big+`x"}}`))
-	h.cluster.Produce(t, h.topic, []byte("r_bigaction"), sign(t, `{"action":"`+big+`","context":{"runId":"r_bigaction"},"payload":{"properties":{}}}`))
-	h.emu.RegisterRun("r_bigsecret", "deploy")
-	h.cluster.Produce(t, h.topic, []byte("r_bigsecret"), sign(t, `{"action":"deploy","context":{"runId":"r_bigsecret"},"payload":{"properties":{"`+half+`":1},"action":{"userInputs":{"properties":{"`+half+`":{"type":"string","encryption":"aes256-gcm"}}}}}}`))
-	h.emu.RegisterRun("r_good", "deploy")
-	h.produceRun(t, "r_good", "deploy")
-	_, stop := h.startAgentWith(t, cfg, func(d *agent.Deps) { d.Logger = zap.New(core) })
-	good := waitTerminated(t, h.emu, "r_good")
-	secret := waitTerminated(t, h.emu, "r_bigsecret")
-	if err := stop(); err != nil {
+`, script)))
+	h.Emu.RegisterRun("r_bigts", "deploy")
+	h.Produce(t, []byte("r_bigts"), []byte(`{"action":"deploy","context":{"runId":"r_bigts"},"headers":{"X-Port-Signature":"v1,x","X-Port-Timestamp":"`+big+`x"}}`))
+	h.Produce(t, []byte("r_bigaction"), h.Sign(t, `{"action":"`+big+`","context":{"runId":"r_bigaction"},"payload":{"properties":{}}}`))
+	h.Emu.RegisterRun("r_bigsecret", "deploy")
+	h.Produce(t, []byte("r_bigsecret"), h.Sign(t, `{"action":"deploy","context":{"runId":"r_bigsecret"},"payload":{"properties":{"`+half+`":1},"action":{"userInputs":{"properties":{"`+half+`":{"type":"string","encryption":"aes256-gcm"}}}}}}`))
+	h.NewRun(t, "r_good", "deploy")
+	a := h.Start(t, cfg, harness.TestLogLevel(zapcore.InfoLevel))
+	good := h.WaitClosed(t, "r_good")
+	secret := h.WaitClosed(t, "r_bigsecret")
+	if err := a.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	if good.Status != "SUCCESS" || !strings.Contains(logText(good), "proxy: 403") {
@@ -56,7 +51,7 @@ echo done`)
 	if secret.Status != "FAILURE" || len(secret.StatusLabel) > maxLogLine {
 		t.Errorf("the run with a 400 KiB secret input name: %s, label of %d bytes", secret.Status, len(secret.StatusLabel))
 	}
-	entries := logs.All()
+	entries := a.Logs.All()
 	for _, e := range entries {
 		fields, _ := json.Marshal(e.ContextMap())
 		if n := len(e.Message) + len(fields); n > maxLogLine {

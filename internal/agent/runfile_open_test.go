@@ -37,7 +37,7 @@ func TestRunFileOnlyARegularFile(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, want string // want: the label's reason; "" reads fine
-		refused    bool    // fails the run (errBadRunFile)
+		refused    bool   // fails the run (errBadRunFile)
 	}{
 		{"fifo", "a named pipe, not a regular file", true},
 		{"link", "a symbolic link, not a regular file", true},
