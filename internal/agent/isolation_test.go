@@ -102,32 +102,6 @@ echo go > "$1"
 	}
 }
 
-// A command chooses what is at $PORT_RESPONSE_FILE: a symbolic link there (to a file the
-// command could not read itself, under runAs or a sandbox) is not followed, so its target
-// never reaches Port as the run's response.
-func TestResponseFileLinkIsNotFollowed(t *testing.T) {
-	h := harness.New(t, 1)
-	secret := filepath.Join(t.TempDir(), "agent-only")
-	if err := os.WriteFile(secret, []byte(`{"stolen":"SECRET-IN-FILE"}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	script := harness.Script(t, `ln -s "$1" "$PORT_RESPONSE_FILE"`)
-	cfg := h.Config(t, harness.Actions(fmt.Sprintf("  linker:\n    command: [%q, %q]\n", script, secret)))
-	h.Start(t, cfg)
-	h.NewRun(t, "r_link", "linker")
-	run := h.WaitClosed(t, "r_link")
-	if run.Response != nil {
-		t.Errorf("the link's target went to Port as the response: %v", run.Response)
-	}
-	var log []string
-	for _, e := range run.Logs {
-		log = append(log, e.Message)
-	}
-	if !strings.Contains(strings.Join(log, "\n"), "$PORT_RESPONSE_FILE ignored: a symbolic link") {
-		t.Errorf("the run's log does not say the response was ignored: %q", log)
-	}
-}
-
 // The agent refuses to start where the config asks for isolation this machine cannot give,
 // or lets an action's sandbox reach what it keeps from every command.
 func TestIsolationTheAgentRefuses(t *testing.T) {

@@ -5,11 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/internal/runmsg"
@@ -60,37 +57,6 @@ func newRunFiles(spec *executor.Spec, run runmsg.Run, runs *executor.RunsDir) (*
 }
 
 func (f *runFiles) remove() { _ = os.RemoveAll(f.dir) }
-
-// read returns the file's bytes; a file the command did not write is nil, not an error. The
-// command chose what is there: a symbolic link (to a file the command may not read itself,
-// under runAs or a sandbox) is not followed, and only a regular file is read.
-func readRunFile(path string) ([]byte, error) {
-	if path == "" {
-		return nil, nil
-	}
-	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if errors.Is(err, syscall.ELOOP) {
-		return nil, errors.New("a symbolic link, not a file")
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
-	if fi, err := fh.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
-	}
-	b, err := io.ReadAll(io.LimitReader(fh, maxRunFileBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxRunFileBytes {
-		return nil, fmt.Errorf("over %d bytes", maxRunFileBytes)
-	}
-	return b, nil
-}
 
 // outputs reads $PORT_OUTPUT_FILE: a JSON object, or nothing.
 func (f *runFiles) outputs() (map[string]any, error) {

@@ -1,10 +1,17 @@
 // Package process holds the tests of port-runner as shipped: ./cmd/port-runner built once
-// (harness.Binary, its exec shim beside it as the image ships it), run as processes, against the broker fixture
-// and Port's emulator.
+// (harness.Binary, its exec shim beside it as the image ships it: the C one where this
+// machine compiles it), run as processes, against the broker fixture and Port's emulator.
 //
 // TestCommandFindsNoCredential and TestStolenTokenRefusedThroughTheShim prove README
 // "Isolation" and "Runs and each other": the built agent, under an unprivileged uid when the
 // tests run as root, keeps its credentials and each run's token from every other command.
+//
+// TestBombUnderTheChartsMemoryLimit, TestRunFilesOnlyRegularFiles and TestProxyNeverList are
+// reproductions of red-team findings, hostile or broken input through the built agent (as
+// uid 65534 when the tests run as root): a decompression bomb under the chart's 512 MiB
+// memory limit (a cgroup v1 memory group the test makes under its own cgroup, as root; else
+// the agent's peak RSS is measured), a command that leaves a named pipe or a link where its
+// response file goes, a command that calls the Port API routes the proxy never forwards.
 //
 // The sandbox tests (sandbox_test.go, kit in sandbox_kit_test.go) prove README "Isolation"
 // with the agent beside each shim (C and Go), as uid 65534: with the sandbox a command

@@ -31,9 +31,9 @@ while [ ! -e "$1" ]; do sleep 0.1; done
 echo "victim: done"
 `
 
-// probeScript is a hostile command: one line per thing it tries ("ok" or "denied"), last
+// isolationProbeScript is a hostile command: one line per thing it tries ("ok" or "denied"), last
 // the SIGKILL of its shim and of the agent, then whether it is still there.
-const probeScript = `#!/bin/sh
+const isolationProbeScript = `#!/bin/sh
 shim=$PPID
 agent=$(awk '/^PPid:/ {print $2}' /proc/$shim/status)
 try() { name=$1; shift; if "$@" >/dev/null 2>&1; then echo "$name: ok"; else echo "$name: denied"; fi; }
@@ -60,8 +60,8 @@ try kill-shim kill -9 $shim
 echo "survived: yes"
 `
 
-// probeWant is what the probe must find, in every mode that claims these boundaries.
-var probeWant = map[string]string{
+// isolationProbeWant is what the probe must find, in every mode that claims these boundaries.
+var isolationProbeWant = map[string]string{
 	"signal-shim": "denied", "signal-agent": "denied", "signal-other-run": "denied",
 	"environ-other-run": "denied", "environ-agent": "denied", "environ-shim": "denied",
 	"other-run-file": "denied", "list-other-run": "denied", "credentials": "denied", "config": "denied",
@@ -72,7 +72,7 @@ var probeWant = map[string]string{
 // probeActions are the victim and the probe.
 func probeActions(w *world, shared string) string {
 	victim := w.script("victim.sh", victimScript)
-	probe := w.script("probe.sh", probeScript)
+	probe := w.script("probe.sh", isolationProbeScript)
 	return fmt.Sprintf(`  victim: {command: [%q, %q], env: {VICTIM_SECRET: '"victim-secret"'}}
   probe:
     command: [%q]
@@ -101,12 +101,12 @@ func runProbe(t *testing.T, w *world, shared string) map[string]string {
 	return got
 }
 
-// checkProbe compares what the probe found with probeWant, skipping (and saying so) what
+// checkProbe compares what the probe found with isolationProbeWant, skipping (and saying so) what
 // the kernel cannot enforce here.
 func checkProbe(t *testing.T, got map[string]string, sandboxed bool) {
 	t.Helper()
 	abi := sandbox.LandlockABI()
-	for check, want := range probeWant {
+	for check, want := range isolationProbeWant {
 		if sandboxed && abi < 6 && (strings.HasPrefix(check, "signal-") || strings.HasPrefix(check, "kill-")) {
 			t.Logf("%s: not checked: signal scoping needs Landlock ABI 6, this kernel has %d", check, abi)
 			continue
