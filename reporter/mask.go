@@ -25,6 +25,9 @@ type span struct{ start, end int }
 // add adds values to mask. Output is masked line by line, so a multi-line value is masked
 // line by line too.
 func (m *masker) add(values ...string) {
+	if len(values) == 0 {
+		return // most runs have no secret: no set to make
+	}
 	if m.seen == nil {
 		m.seen = map[string]bool{}
 	}
