@@ -164,8 +164,9 @@ type PortAPI struct {
 
 // MaxConcurrentLimit bounds the pool of one replica. Runs that wait (approvals, long
 // deployments) need more places than cores; a thousand sleeping runs fit in the memory and
-// CPU of one replica (BENCHMARKS.md "A thousand concurrent runs"). One partition holds at
-// most 100 of them, which its commit metadata can carry (README "Delivery").
+// CPU of one replica (BENCHMARKS.md "Cost per run and a thousand runs at once"). One
+// partition holds at most 100 of them, which its commit metadata can carry (README
+// "Delivery").
 const MaxConcurrentLimit = 1000
 
 // MaxRequestBytes is Port's limit for one request body; a log batch must leave room
