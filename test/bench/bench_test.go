@@ -66,7 +66,7 @@ func TestParseFlags(t *testing.T) {
 	if o, _ := parseFlags(nil, io.Discard); len(o.cases) != 5 || o.throughputRuns != 2000 {
 		t.Errorf("no flags: cases %v, throughput runs %d; want all cases at full size", o.cases, o.throughputRuns)
 	}
-	for _, bad := range [][]string{{"-cases", "7"}, {"-max-concurrent", "101"}, {"-sleep-runs", "0"}, {"extra"}} {
+	for _, bad := range [][]string{{"-cases", "8"}, {"-max-concurrent", "101"}, {"-thousand-runs", "1001"}, {"-sleep-runs", "0"}, {"extra"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) accepted", bad)
 		}
