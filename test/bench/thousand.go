@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"time"
 
@@ -35,6 +36,10 @@ func (b *bench) caseThousand(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	idleFDs, err := openFiles(ag.Pid)
+	if err != nil {
+		return err
+	}
 	s := benchkit.SampleRSS(ag.Pid, 100*time.Millisecond)
 	produced := time.Now()
 	if _, err := b.prod.Many(ctx, topic, "sleep", ids); err != nil {
@@ -47,6 +52,11 @@ func (b *bench) caseThousand(ctx context.Context) error {
 	}
 	ramp := time.Since(produced)
 	busy, err := goroutines(ctx, ag)
+	if err != nil {
+		s.Stop()
+		return err
+	}
+	busyFDs, err := openFiles(ag.Pid)
 	if err != nil {
 		s.Stop()
 		return err
@@ -93,9 +103,22 @@ func (b *bench) caseThousand(ctx context.Context) error {
 	perRun := float64(busy-idle) / float64(o.thousandRuns)
 	b.t.check("7d", name+": goroutines per run in flight", fmt.Sprintf("%.1f", perRun), "<= 12",
 		fmt.Sprintf("%d idle, %d with every run sleeping", idle, busy), perRun <= 12)
+	fdsPerRun := float64(busyFDs-idleFDs) / float64(o.thousandRuns)
+	b.t.check("7f", name+": open files per run in flight", fmt.Sprintf("%.1f", fdsPerRun), "<= 8",
+		fmt.Sprintf("%d idle, %d with every run sleeping", idleFDs, busyFDs), fdsPerRun <= 8)
 	b.t.check("7e", name+": /status", fmt.Sprintf("%d KiB in %s", len(status)>>10, ms(statusTook)), "<= 1 MiB",
 		fmt.Sprintf("%d runs listed", bytes.Count(status, []byte(`"runId"`))), len(status) <= 1<<20)
 	return nil
+}
+
+// openFiles is how many file descriptors pid has open: a run holds a few (its output pipe,
+// the shim's control socket, a pidfd), so a thousand need a RLIMIT_NOFILE above the usual 1024.
+func openFiles(pid int) (int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return 0, fmt.Errorf("open files: %w", err)
+	}
+	return len(ents), nil
 }
 
 // goroutines is the agent's goroutine count, from its pprof endpoint.
