@@ -2,9 +2,13 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -127,8 +131,44 @@ func (r *Reaper) sweep() {
 	}
 }
 
-// childrenOf is the pids whose parent is ppid (/proc).
+// childrenOf is the pids whose parent is ppid: from its threads' children lists
+// (/proc/PID/task/TID/children), which cost a read per thread; else (a kernel without
+// CONFIG_PROC_CHILDREN) from every process's stat, a read per process of the machine. A
+// list can miss a child reparented while it is read: the next sweep finds it.
 func childrenOf(ppid int) []int {
+	if pids, ok := threadChildren(ppid); ok {
+		return pids
+	}
+	return scanChildren(ppid)
+}
+
+// threadChildren reads the children lists of ppid's threads; ok is false where the kernel
+// has none.
+func threadChildren(ppid int) (pids []int, ok bool) {
+	task := "/proc/" + strconv.Itoa(ppid) + "/task"
+	threads, err := os.ReadDir(task)
+	if err != nil {
+		return nil, false
+	}
+	for _, th := range threads {
+		b, err := os.ReadFile(task + "/" + th.Name() + "/children")
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, statErr := os.Stat(task + "/" + th.Name()); statErr == nil {
+				return nil, false // the thread is there, its children list is not
+			}
+			continue // the thread ended
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids, true
+}
+
+// scanChildren is childrenOf from every process's /proc/PID/stat.
+func scanChildren(ppid int) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil

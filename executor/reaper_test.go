@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -121,4 +123,30 @@ func TestReaperLeavesStartingRunsAlone(t *testing.T) {
 			t.Errorf("of 960 /bin/true runs, %s failed and the reaper killed %s processes; want none", got["failed"], got["reaped"])
 		}
 	})
+}
+
+// TestChildrenOf: the reaper's two ways of listing the agent's children (its threads'
+// children lists, and every process's stat where the kernel has no such lists) find the
+// same children: a process this test started, and not the test's parent.
+func TestChildrenOf(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("/proc")
+	}
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	fromThreads, ok := threadChildren(os.Getpid())
+	if !ok {
+		t.Log("not checked: this kernel has no /proc/PID/task/TID/children")
+	}
+	for name, pids := range map[string][]int{"threads' children lists": fromThreads, "every process's stat": scanChildren(os.Getpid())} {
+		if name == "threads' children lists" && !ok {
+			continue
+		}
+		if !slices.Contains(pids, cmd.Process.Pid) || slices.Contains(pids, os.Getppid()) {
+			t.Errorf("%s: %v, want the child %d and not the parent %d", name, pids, cmd.Process.Pid, os.Getppid())
+		}
+	}
 }
