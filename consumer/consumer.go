@@ -65,6 +65,11 @@ type Options struct {
 	// OnFatal is told at once of an error retrying cannot fix (Run returns it once every
 	// handler has ended), so the caller can start its shutdown rather than wait for them.
 	OnFatal func(error)
+	// MaxDecompressBatchBytes bounds what one fetched batch may decompress to (0: 16 MiB); a
+	// batch past it, or one that does not decompress, is skipped and OnSkippedBatch told
+	// (see skipBatches).
+	MaxDecompressBatchBytes int
+	OnSkippedBatch          func(SkippedBatch)
 }
 
 // Consumer is one member of the group.
@@ -106,6 +111,12 @@ func New(opts Options) (*Consumer, error) {
 	if opts.OnFatal == nil {
 		opts.OnFatal = func(error) {}
 	}
+	if opts.MaxDecompressBatchBytes <= 0 {
+		opts.MaxDecompressBatchBytes = defaultMaxDecompressBatchBytes
+	}
+	if opts.OnSkippedBatch == nil {
+		opts.OnSkippedBatch = func(SkippedBatch) {}
+	}
 	c := &Consumer{opts: opts, ledger: newLedger(opts.MaxFuture), log: opts.Logger, unknownPrior: map[topicPartition]bool{},
 		members: newMembers(opts.Fence, opts.Drain), runs: map[*Ticket]struct{}{}}
 	start := kgo.NewOffset().AtEnd()
@@ -135,6 +146,7 @@ func New(opts Options) (*Consumer, error) {
 		// broker's group.consumer.session.timeout.ms instead.
 		kgo.SessionTimeout(opts.SessionTimeout),
 	}
+	kopts = append(kopts, kgo.WithDecompressor(newBoundedDecompressor(opts.MaxDecompressBatchBytes)))
 	if opts.GroupProtocol == "consumer" {
 		kopts = append(kopts, kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.ServerSideBalancer())
 	}

@@ -61,10 +61,15 @@ type partitionLedger struct {
 	inflight []entry
 	lastDone entry // the last entry popped off the front; valid when hasDone
 	hasDone  bool
-	// paused: the window of offsets behind the head reached MaxWindow, so fetching stopped
-	// until the head finishes.
+	// paused: the window of offsets behind the head reached MaxWindow, or the partition's
+	// unfinished runs reached pauseOpenRuns, so fetching stopped until they finish.
 	paused bool
-	prior  progress // what earlier owners committed (leases and unknown ranges for every offset)
+	// open: entries of inflight this member counts against pauseOpenRuns: not done, and not
+	// parked for another replica's lease (those are the earlier owner's, bounded by what its
+	// commit carried; counting them would pause the partition for as long as that replica
+	// runs them).
+	open  int
+	prior progress // what earlier owners committed (leases and unknown ranges for every offset)
 	// unknownBelow: offsets before it with no prior mark are PriorUnknown.
 	unknownBelow int64
 	lastSeen     int64  // highest offset registered; -1 before any
@@ -92,12 +97,24 @@ type entry struct {
 	ours      bool  // this member took the run: at a handover it holds it under a lease
 	unknown   bool  // nothing says whether it ran (PriorUnknown): said so again in our commits
 	done      bool  // closed, or skipped for good
+	counted   bool  // counted in the partition's open runs until done
 	abandoned bool  // left unfinished on purpose (agent stopping): not committed past
 }
 
 // defaultMaxWindow bounds a partition's offsets from the committable one on; past it the
 // partition is paused until its head finishes.
 const defaultMaxWindow = 10000
+
+// A partition's unfinished runs are entries of its commit metadata, which Kafka caps at 4 KiB,
+// so a partition holds at most maxOpenRuns of them whatever executor.maxConcurrent is (a
+// replica's pool fills from several partitions): its fetching pauses at pauseOpenRuns, and
+// the poll that reached it hands over at most maxPollRecords. TestProgressFitsKafkasMetadataLimit
+// proves maxOpenRuns fit, with as many of an earlier owner's.
+const (
+	maxOpenRuns    = 100
+	maxPollRecords = 50
+	pauseOpenRuns  = maxOpenRuns - maxPollRecords
+)
 
 func newLedger(maxFuture time.Duration) *ledger {
 	return &ledger{parts: map[topicPartition]*partitionLedger{}, changed: make(chan struct{}), maxWindow: defaultMaxWindow,

@@ -18,7 +18,8 @@ type polled struct {
 
 // add registers a polled record and says what earlier owners knew of it. ok is false when
 // the partition is not owned (the fetch raced a revoke): the caller must not run it. pause
-// is true when this record filled the partition's window: the caller pauses its fetching.
+// is true when this record filled the partition's window or its runs (pauseOpenRuns): the
+// caller pauses its fetching. A run parked for another replica's lease is not counted.
 func (l *ledger) add(rec *kgo.Record) (p polled, ok, pause bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -43,11 +44,15 @@ func (l *ledger) add(rec *kgo.Record) (p polled, ok, pause bool) {
 		p.prior = PriorUnknown
 		e.unknown = true
 	}
+	if !e.done && p.prior != PriorLeased {
+		e.counted = true
+		pl.open++
+	}
 	pl.inflight = append(pl.inflight, e)
 	pl.lastSeen = rec.Offset
 	pl.popDone()
 	pl.version++
-	if !pl.paused && len(pl.inflight) >= l.maxWindow {
+	if !pl.paused && (len(pl.inflight) >= l.maxWindow || pl.open >= pauseOpenRuns) {
 		pl.paused = true
 		pause = true
 	}
@@ -107,7 +112,7 @@ func (l *ledger) unmarkStarted(rec *kgo.Record, m startMark) {
 
 // finish marks a record's work as done and advances its partition's commit past every
 // finished record at the front. resume is true when that brought a paused partition's
-// window back under half its limit: the caller resumes its fetching.
+// window and runs back under half their limits: the caller resumes its fetching.
 func (l *ledger) finish(rec *kgo.Record, pl *partitionLedger) (resume bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -116,10 +121,33 @@ func (l *ledger) finish(rec *kgo.Record, pl *partitionLedger) (resume bool) {
 	if e == nil {
 		return false
 	}
+	if e.counted {
+		e.counted = false
+		pl.open--
+	}
 	e.done, e.abandoned = true, false
 	pl.popDone()
 	pl.version++
-	if pl.paused && len(pl.inflight) <= l.maxWindow/2 {
+	if pl.paused && len(pl.inflight) <= l.maxWindow/2 && pl.open <= pauseOpenRuns/2 {
+		pl.paused = false
+		return true
+	}
+	return false
+}
+
+// park stops counting a record's run against its partition's open runs: it waits for an
+// earlier holder (Ticket.Park), for as long as that one runs it, and must not keep the
+// partition paused meanwhile. Its start stays in the commits. resume is as for finish.
+func (l *ledger) park(rec *kgo.Record, pl *partitionLedger) (resume bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.find(rec, pl)
+	if e == nil || !e.counted {
+		return false
+	}
+	e.counted = false
+	pl.open--
+	if pl.paused && len(pl.inflight) <= l.maxWindow/2 && pl.open <= pauseOpenRuns/2 {
 		pl.paused = false
 		return true
 	}

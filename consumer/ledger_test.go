@@ -354,3 +354,67 @@ func TestHistoryOfAnOlderCommitStartsNow(t *testing.T) {
 		t.Fatalf("commit %q: want the history's cover and r_b", s.meta)
 	}
 }
+
+// TestLedgerPausesAPartitionAtItsRunLimit: a replica may run up to 1,000 runs, but one
+// partition's unfinished runs are each an entry of its commit metadata, which Kafka caps at
+// 4 KiB: the partition is paused once it holds pauseOpenRuns of them, so with the records
+// one poll still hands over it never holds maxOpenRuns, the number
+// TestProgressFitsKafkasMetadataLimit proves to fit; it resumes once half of those finished.
+func TestLedgerPausesAPartitionAtItsRunLimit(t *testing.T) {
+	if pauseOpenRuns+maxPollRecords > maxOpenRuns {
+		t.Fatalf("a partition paused at %d runs can receive %d more in a poll: over %d", pauseOpenRuns, maxPollRecords, maxOpenRuns)
+	}
+	l := newLedger(5 * time.Minute)
+	assignFresh(l, "runs", 0)
+	var recs []*kgo.Record
+	for off := range int64(pauseOpenRuns) {
+		r := rec("runs", 0, off)
+		recs = append(recs, r)
+		if _, ok, pause := l.add(r); !ok || pause != (off == pauseOpenRuns-1) {
+			t.Fatalf("add %d: ok %v pause %v", off, ok, pause)
+		}
+	}
+	if paused, _ := l.windowPaused(topicPartition{"runs", 0}); !paused {
+		t.Fatalf("not paused with %d unfinished runs", pauseOpenRuns)
+	}
+	// The runs finish out of order: the limit counts unfinished runs, not offsets.
+	for i, r := range recs[1 : pauseOpenRuns/2+1] {
+		if resumed := l.finish(r, plOf(l, r)); resumed != (i == pauseOpenRuns/2-1) {
+			t.Fatalf("finish %d of %d: resumed %v", i+1, pauseOpenRuns/2, resumed)
+		}
+	}
+}
+
+// TestParkedRunsDoNotHoldAPartitionPaused: runs parked to wait for another replica's lease
+// (Ticket.Park) may wait for hours; they leave the partition's open runs, so a partition
+// they paused resumes fetching.
+func TestParkedRunsDoNotHoldAPartitionPaused(t *testing.T) {
+	l := newLedger(5 * time.Minute)
+	assignFresh(l, "runs", 0)
+	var recs []*kgo.Record
+	for off := range int64(pauseOpenRuns) {
+		r := rec("runs", 0, off)
+		recs = append(recs, r)
+		l.add(r)
+	}
+	if paused, _ := l.windowPaused(topicPartition{"runs", 0}); !paused {
+		t.Fatalf("not paused with %d unfinished runs", pauseOpenRuns)
+	}
+	resumed := false
+	for _, r := range recs {
+		if l.park(r, plOf(l, r)) {
+			resumed = true
+		}
+		if l.park(r, plOf(l, r)) {
+			t.Fatal("a run parked twice resumed the partition twice")
+		}
+	}
+	if paused, _ := l.windowPaused(topicPartition{"runs", 0}); paused || !resumed {
+		t.Fatalf("every run parked, the partition still paused (resumed %v)", resumed)
+	}
+	// A parked run that then finishes is not taken off the count twice.
+	l.finish(recs[0], plOf(l, recs[0]))
+	if pl := plOf(l, recs[1]); pl.open != 0 {
+		t.Fatalf("open runs %d after every run parked, want 0", pl.open)
+	}
+}

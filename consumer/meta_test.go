@@ -92,9 +92,9 @@ func FuzzDecodeProgress(f *testing.F) {
 	})
 }
 
-// worstCase is the progress of one partition holding every slot of two replicas of the
-// largest pool (executor.maxConcurrent 100): this member's runs, taken and unfinished, and
-// another member's, leased to it, scattered over a full window of 10,000 offsets whose
+// worstCase is the progress of one partition holding the most runs of two replicas a
+// partition can hold (maxOpenRuns each, whatever executor.maxConcurrent is): this member's
+// runs, taken and unfinished, and another member's, leased to it, scattered over a full window of 10,000 offsets whose
 // others finished, plus a history of as many runs as a busy partition handles.
 func worstCase(pool, holders int) (int64, progress) {
 	const base = int64(1 << 40)
@@ -122,7 +122,7 @@ func worstCase(pool, holders int) (int64, progress) {
 // 4 KiB with every start and lease in it; the history gives way (its newest runs stay, its
 // cover moves), which costs Port lookups only, for the oldest messages after a handover.
 func TestProgressFitsKafkasMetadataLimit(t *testing.T) {
-	base, p := worstCase(100, 1)
+	base, p := worstCase(maxOpenRuns, 1)
 	meta := encodeProgress(base, p)
 	got, ok, err := decodeProgress(base, meta)
 	if err != nil || !ok || len(meta) > maxMetaBytes {
@@ -145,7 +145,7 @@ func TestProgressFitsKafkasMetadataLimit(t *testing.T) {
 // finished offsets that do not fit become unknown, so the next owner asks Port about them
 // rather than running them blind; starts and leases are all kept.
 func TestProgressDegradesSafely(t *testing.T) {
-	base, p := worstCase(100, 5)
+	base, p := worstCase(maxOpenRuns, 5)
 	meta := encodeProgress(base, p)
 	got, ok, err := decodeProgress(base, meta)
 	if err != nil || !ok || len(meta) > maxMetaBytes {

@@ -184,8 +184,9 @@ func (t *Ticket) Release(finished bool) {
 
 // Park gives the ticket's place in the pool back for good: its run waits for another
 // holder's lease, which may take hours, and the pool goes on polling and running other
-// runs meanwhile. Parked tickets are bounded apart from the pool, by the started runs
-// their partitions' metadata can say (README "Delivery").
+// runs meanwhile; nor does it count against its partition's open runs (which pause its
+// fetching). Parked tickets are bounded apart from the pool, by the started runs their
+// partitions' metadata can say (README "Delivery").
 func (t *Ticket) Park() {
 	t.c.runsMu.Lock()
 	was := t.parked
@@ -193,6 +194,9 @@ func (t *Ticket) Park() {
 	t.c.runsMu.Unlock()
 	if !was {
 		t.c.opts.Slots.Release(1)
+		if t.c.ledger.park(t.Record, t.pl) {
+			t.c.syncPause(topicPartition{t.Record.Topic, t.Record.Partition})
+		}
 	}
 }
 

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"syscall"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
 	"github.com/port-runner/port-runner/internal/agent"
 	"github.com/port-runner/port-runner/internal/config"
 )
@@ -43,6 +46,14 @@ func validate(path string, connect bool, stdout, stderr io.Writer) int {
 		cfg.Kafka.SessionTimeout.D(), fence, fence/2, fence)
 	fmt.Fprintf(stdout, "leases: a replica that left the group (SIGTERM) acts on its runs for %s (executor.shutdownTimeout %s + %s kill grace + %s closing budget); others decide them %s after it left (+ the fence + %s margin)\n",
 		cfg.Drain(config.ClosingBudget), cfg.Executor.ShutdownTimeout.D(), config.KillGrace, config.ClosingBudget, cfg.LeaseBound(config.ClosingBudget), config.LeaseMargin)
+	// Where the config meets this machine: the kernel, the agent's capabilities, the shim.
+	log := zap.New(zapcore.NewNopCore())
+	summary, err := agent.Isolation(cfg, commandDeps(log, path))
+	if err != nil {
+		fmt.Fprintf(stderr, "port-runner validate: %v\n", err)
+		return exitUsage
+	}
+	fmt.Fprintln(stdout, summary)
 	if !connect {
 		return exitOK
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -32,7 +33,8 @@ func (a *Agent) execute(r *run) executed {
 	revoke := func() {}
 	var files *runFiles
 	if err == nil {
-		files, err = newRunFiles(&spec, run)
+		files, err = newRunFiles(&spec, run, a.runs)
+		spec.Reaper = a.deps.Reaper
 	}
 	var token string
 	if err == nil {
@@ -58,17 +60,21 @@ func (a *Agent) execute(r *run) executed {
 		res = a.runCommand(r, &spec, token, runLog)
 		revoke()
 	}
-	a.metrics.RunsTotal.WithLabelValues(run.Action, resultOf(res)).Inc()
 	r.life.to(phaseCommandEnded)
-	ex := executed{spec: spec, masks: secrets, res: res, runLog: runLog, outcome: reporter.Outcome{
+	var output map[string]any
+	if files != nil {
+		var bad string
+		if output, bad = a.afterCommand(r.report, run, files, runLog, log); bad != "" {
+			res.Success, res.Label = false, res.Label+"; "+bad
+		}
+	}
+	a.metrics.RunsTotal.WithLabelValues(run.Action, resultOf(res)).Inc()
+	return executed{spec: spec, masks: secrets, res: res, runLog: runLog, outcome: reporter.Outcome{
 		Success: res.Success,
 		Label:   res.Label,
 		Summary: fmt.Sprintf("port-runner: %s after %s", res.Label, res.Duration.Round(time.Millisecond)),
+		Output:  output,
 	}}
-	if files != nil {
-		ex.outcome.Output = a.afterCommand(r.report, run, files, runLog, log)
-	}
-	return ex
 }
 
 // runCommand runs the command under the run's lease: it is cancelled when the lease says
@@ -98,19 +104,29 @@ func resultOf(res executor.Result) string {
 }
 
 // afterCommand reads what the command left for Port: it sends an action run's response
-// now, before the closing request, and returns a node run's output for it. Problems are
-// told in the run's log and do not change the run's result.
-func (a *Agent) afterCommand(report context.Context, run runmsg.Run, files *runFiles, runLog *reporter.RunLog, log *zap.Logger) map[string]any {
+// now, before the closing request, and returns a node run's output for it. A file that is
+// not a regular file fails the run: bad says why, for its label. Other problems are told in
+// the run's log and do not change the run's result.
+func (a *Agent) afterCommand(report context.Context, run runmsg.Run, files *runFiles, runLog *reporter.RunLog, log *zap.Logger) (output map[string]any, bad string) {
 	note := func(format string, args ...any) {
 		_, _ = fmt.Fprintf(runLog, "port-runner: "+format+"\n", args...)
 	}
+	refused := func(env string, err error) bool {
+		var e errBadRunFile
+		if errors.As(err, &e) {
+			bad = fmt.Sprintf("$%s is %s", env, e.why)
+			log.Warn("run file refused: the run fails", zap.String("file", env), zap.Error(err))
+		}
+		return bad != ""
+	}
 	out, err := files.outputs()
-	if err != nil {
+	if err != nil && !refused(envOutputFile, err) {
 		note("$%s ignored: %v", envOutputFile, err)
 		log.Warn("output file ignored", zap.Error(err))
 	}
 	resp, ok, err := files.responseBody()
 	switch {
+	case err != nil && refused(envResponseFile, err):
 	case err != nil:
 		note("$%s ignored: %v", envResponseFile, err)
 		log.Warn("response file ignored", zap.Error(err))
@@ -120,5 +136,5 @@ func (a *Agent) afterCommand(report context.Context, run runmsg.Run, files *runF
 			log.Warn("response not sent", zap.Error(err))
 		}
 	}
-	return out
+	return out, bad
 }

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -27,11 +25,21 @@ type runFiles struct {
 	dir, output, response string
 }
 
-func newRunFiles(spec *executor.Spec, run runmsg.Run) (*runFiles, error) {
-	dir, err := os.MkdirTemp(executor.RunDirRoot(), "port-runner-out-*")
+// newRunFiles makes the run's directory (in runs, the agent's place for them, when it has
+// one) and names the files the command may write there; the command's PORT_RUN_FILE, HOME
+// and TMPDIR go there too (spec.RunDir), so its sandbox and uid cover them all.
+func newRunFiles(spec *executor.Spec, run runmsg.Run, runs *executor.RunsDir) (*runFiles, error) {
+	var dir string
+	var err error
+	if runs != nil {
+		dir, err = runs.NewRunDir()
+	} else {
+		dir, err = os.MkdirTemp(executor.RunDirRoot(), "port-runner-run-*")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("run files: %w", err)
 	}
+	spec.RunDir = dir
 	f := &runFiles{dir: dir}
 	env := make(map[string]string, len(spec.Env)+1)
 	for k, v := range spec.Env {
@@ -49,29 +57,6 @@ func newRunFiles(spec *executor.Spec, run runmsg.Run) (*runFiles, error) {
 }
 
 func (f *runFiles) remove() { _ = os.RemoveAll(f.dir) }
-
-// read returns the file's bytes; a file the command did not write is nil, not an error.
-func readRunFile(path string) ([]byte, error) {
-	if path == "" {
-		return nil, nil
-	}
-	fh, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
-	b, err := io.ReadAll(io.LimitReader(fh, maxRunFileBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxRunFileBytes {
-		return nil, fmt.Errorf("over %d bytes", maxRunFileBytes)
-	}
-	return b, nil
-}
 
 // outputs reads $PORT_OUTPUT_FILE: a JSON object, or nothing.
 func (f *runFiles) outputs() (map[string]any, error) {

@@ -83,6 +83,9 @@ func (a *Agent) newConsumer() error {
 		HistoryAge:     a.cfg.Security.MaxMessageAge.D(),
 		MaxFuture:      runmsg.MaxFuture,
 		Logger:         a.log,
+		// A batch that does not decompress within the bound is skipped (README "Delivery").
+		MaxDecompressBatchBytes: int(k.MaxDecompressBatchBytes),
+		OnSkippedBatch:          a.skippedBatch,
 		OnFatal: func(err error) {
 			select {
 			case a.fatal <- err:

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/port-runner/port-runner/internal/backoff"
+	"github.com/port-runner/port-runner/internal/echo"
 	"github.com/port-runner/port-runner/internal/portapi"
 	"github.com/port-runner/port-runner/internal/runmsg"
 	"github.com/port-runner/port-runner/metrics"
@@ -36,7 +37,7 @@ func decode(a *Agent, r *run) verdict {
 		// Another deployment with another group may own this action.
 		a.count(metrics.OutcomeIgnored)
 		a.log.Debug("ignoring run of an action not configured here", zap.String("at", r.where),
-			zap.String("run_id", msg.ID), zap.String("action", msg.Action))
+			zap.String("run_id", msg.ID), zap.String("action", echo.Cut(msg.Action)))
 		return finished
 	}
 	a.received(r, msg, act)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/internal/echo"
 )
 
 // Tried is what `port-runner try` shows of one run: the command as it was started (its
@@ -29,11 +30,16 @@ func (a *Agent) Try(ctx context.Context, raw []byte) (Tried, error) {
 	}
 	act, ok := a.lookupAction(&msg)
 	if !ok {
-		return Tried{}, fmt.Errorf("action %q is not under actions: in the config", msg.Action)
+		return Tried{}, fmt.Errorf("action %s is not under actions: in the config", echo.Quote(msg.Action))
 	}
 	if _, err := a.api.Token(ctx); err != nil {
 		return Tried{}, fmt.Errorf("port api: %w", err)
 	}
+	closeRuns, err := a.openRuns()
+	if err != nil {
+		return Tried{}, err
+	}
+	defer closeRuns()
 	stopProxy, err := a.serve("port api proxy", func(sctx context.Context) (string, func() error, error) {
 		url, wait, err := a.proxy.Serve(sctx, "127.0.0.1:0")
 		a.proxyURL = url

@@ -3,12 +3,7 @@
 package config
 
 import (
-	"path/filepath"
-	"sort"
-	"strings"
 	"time"
-
-	"github.com/port-runner/port-runner/executor"
 )
 
 // Config is the whole agent configuration (README "Configuration").
@@ -35,6 +30,10 @@ type Port struct {
 	// ClientSecretFile names a file holding the client secret (a mounted Secret), instead
 	// of clientSecret; Load reads it.
 	ClientSecretFile string `yaml:"clientSecretFile"`
+	// InsecureHTTP allows an http:// baseURL whose host is not this machine (a test
+	// emulator on a private network): the token request then carries the client secret in
+	// clear text, so Validate refuses it otherwise.
+	InsecureHTTP bool `yaml:"insecureHTTP"`
 }
 
 type Kafka struct {
@@ -50,40 +49,10 @@ type Kafka struct {
 	// groups; with groupProtocol consumer the broker's group.consumer.session.timeout.ms
 	// applies, which must not be shorter.
 	SessionTimeout Duration `yaml:"sessionTimeout"`
-}
-
-// Delivery timings the leases are made of (README "Delivery").
-const (
-	// KillGrace is the time between SIGTERM and SIGKILL for a cancelled command: the
-	// executor's, which kills it.
-	KillGrace = executor.DefaultKillGrace
-	// ClosingBudget is how long one run's closing request is retried.
-	ClosingBudget = 60 * time.Second
-	// LeaseMargin is in a lease's bound for requests under way and clocks' differing rates.
-	LeaseMargin = 10 * time.Second
-	// MinSessionTimeout and MaxSessionTimeout are Kafka's defaults for what a broker
-	// accepts (group.min.session.timeout.ms, group.max.session.timeout.ms).
-	MinSessionTimeout = 6 * time.Second
-	MaxSessionTimeout = 30 * time.Minute
-)
-
-// Fence is how long a replica that cannot confirm its membership of the group may still
-// have commands running: it stops them and stops renewing their shims at half of it, and
-// the shims kill what is left at the end of it. It is shorter than the session timeout, so
-// they are dead before any other replica may take their runs over.
-func (k Kafka) Fence() time.Duration { return k.SessionTimeout.D() * 2 / 3 }
-
-// Drain is how long after leaving the group (SIGTERM) a replica may still act on the runs it
-// holds: the shutdown timeout, the kill grace and the closing budget.
-func (c *Config) Drain(closingBudget time.Duration) time.Duration {
-	return c.Executor.ShutdownTimeout.D() + KillGrace + closingBudget
-}
-
-// LeaseBound is how long other replicas wait, after a replica left the group, before they
-// decide a run it holds: its drain, then its fence (a replica frozen in its drain has its
-// commands dead by then) and the margin.
-func (c *Config) LeaseBound(closingBudget time.Duration) time.Duration {
-	return c.Drain(closingBudget) + c.Kafka.Fence() + LeaseMargin
+	// MaxDecompressBatchBytes bounds what one fetched batch may decompress to: a batch
+	// past it is skipped (README "Delivery"), so a small compressed record cannot take the
+	// agent past its memory limit.
+	MaxDecompressBatchBytes ByteSize `yaml:"maxDecompressBatchBytes"`
 }
 
 // FromPort reports whether the brokers and SASL credentials come from Port
@@ -124,6 +93,24 @@ type Executor struct {
 	// PassEnv names variables copied from the agent's environment into every command's
 	// (HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE, ...); never the agent's credentials.
 	PassEnv []string `yaml:"passEnv"`
+	// Sandbox is each run's kernel sandbox (README "Isolation"): auto (default: where the
+	// kernel has Landlock), required (refuse to start without all of it) or off.
+	Sandbox string `yaml:"sandbox"`
+	// Private are more paths no sandboxed command may read, beside the agent's config file,
+	// its credential files and the run directories.
+	Private []string `yaml:"private"`
+	// RunAs is a range of uids, "LO-HI", one of its own for each running run (needs
+	// CAP_SETUID and CAP_SETGID); "": commands run as the agent's uid.
+	RunAs string `yaml:"runAs"`
+	// RunsDir is where run directories go ("": port-runner-<uid> under $TMPDIR, /dev/shm or
+	// the system's temp dir). The sandbox keeps it from every command but each run's own.
+	RunsDir string `yaml:"runsDir"`
+	// Cgroups: each run gets cgroups of its own (its processes and memory limits) under the
+	// agent's, which the agent must be able to write (a privileged pod, or a cgroup v2
+	// subtree delegated to it); false: limits use rlimits only.
+	Cgroups bool `yaml:"cgroups"`
+	// Limits bound each run; an action's own limits replace them one by one.
+	Limits Limits `yaml:"limits"`
 }
 
 type Logs struct {
@@ -159,6 +146,10 @@ type Action struct {
 	SecretInputs []string `yaml:"secretInputs"`
 	// WorkflowNode makes this entry the command of Port Workflows' node runs that match it.
 	WorkflowNode *WorkflowNode `yaml:"workflowNode"`
+	// Sandbox adds to this action's sandbox what its command needs, or turns it off.
+	Sandbox ActionSandbox `yaml:"sandbox"`
+	// Limits replace executor.limits one by one for this action.
+	Limits Limits `yaml:"limits"`
 }
 
 // WorkflowNode selects workflow node runs (ids wfnr_...): every field given must match.
@@ -177,10 +168,12 @@ type PortAPI struct {
 	Allow []string `yaml:"allow"`
 }
 
-// MaxConcurrentLimit bounds the pool of one replica: each running run is one entry in its
-// partition's commit metadata, which Kafka caps at 4 KiB (offset.metadata.max.bytes), and
-// 100 runs plus an earlier owner's as many stay well inside it (consumer/meta_test.go).
-const MaxConcurrentLimit = 100
+// MaxConcurrentLimit bounds the pool of one replica. Runs that wait (approvals, long
+// deployments) need more places than cores; a thousand sleeping runs fit in the memory and
+// CPU of one replica (BENCHMARKS.md "Cost per run and a thousand runs at once"). One
+// partition holds at most 100 of them, which its commit metadata can carry (README
+// "Delivery").
+const MaxConcurrentLimit = 1000
 
 // MaxRequestBytes is Port's limit for one request body; a log batch must leave room
 // for the JSON envelope around it.
@@ -213,12 +206,16 @@ func (c *Config) applyDefaults() {
 	if c.Kafka.SessionTimeout == 0 {
 		c.Kafka.SessionTimeout = Duration(15 * time.Second)
 	}
+	if c.Kafka.MaxDecompressBatchBytes == 0 {
+		c.Kafka.MaxDecompressBatchBytes = DefaultDecompressBatchBytes
+	}
 	if c.Security.MaxMessageAge == 0 {
 		c.Security.MaxMessageAge = Duration(10 * time.Minute)
 	}
 	if c.Executor.MaxConcurrent == 0 {
 		c.Executor.MaxConcurrent = 8
 	}
+	c.Executor.isolationDefaults()
 	if c.Executor.ShutdownTimeout == 0 {
 		c.Executor.ShutdownTimeout = Duration(60 * time.Second)
 	}
@@ -274,27 +271,4 @@ func (c *Config) AgentSecrets() []string {
 		}
 	}
 	return s
-}
-
-// ActionNames returns the configured action identifiers, sorted.
-func (c *Config) ActionNames() []string {
-	names := make([]string, 0, len(c.Actions))
-	for n := range c.Actions {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// ResolveCommands makes relative command paths absolute against base (the agent's working
-// directory), so a per-action workdir cannot change which program runs.
-func (c *Config) ResolveCommands(base string) {
-	for name, a := range c.Actions {
-		if len(a.Command) > 0 && strings.Contains(a.Command[0], "/") && !filepath.IsAbs(a.Command[0]) {
-			cmd := append([]string(nil), a.Command...)
-			cmd[0] = filepath.Join(base, cmd[0])
-			a.Command = cmd
-			c.Actions[name] = a
-		}
-	}
 }

@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"math"
+	"net"
+	"net/url"
 	"os"
 	"slices"
 	"sort"
@@ -27,13 +29,14 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 	validateKafka(c.Kafka, add)
 	validateSecurity(c.Security, add)
 	validateExecutor(c.Executor, add)
+	validateIsolation(c.Executor, add)
 	validateLogs(c.Logs, add)
 	validateMessage(c.Message, compile, add)
 	if len(c.Actions) == 0 {
 		add(problem("actions", "at least one action is required"))
 	}
 	for _, name := range c.ActionNames() {
-		validateAction("actions."+name, c.Actions[name], compile, lookPath, add)
+		validateAction("actions."+name, c.Actions[name], c.Executor.Cgroups, compile, lookPath, add)
 	}
 	if len(ps) == 0 {
 		return nil
@@ -42,8 +45,11 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 }
 
 func validatePort(p Port, add func(error)) {
-	if !strings.HasPrefix(p.BaseURL, "http://") && !strings.HasPrefix(p.BaseURL, "https://") {
+	switch {
+	case !strings.HasPrefix(p.BaseURL, "http://") && !strings.HasPrefix(p.BaseURL, "https://"):
 		add(problem("port.baseURL", "must be an http(s) URL, got %q", p.BaseURL))
+	case strings.HasPrefix(p.BaseURL, "http://") && !p.InsecureHTTP && !loopbackURL(p.BaseURL):
+		add(problem("port.baseURL", "http:// sends the client secret unencrypted: use https://, or http:// only to localhost or a loopback address (port.insecureHTTP: true allows another host, for a test emulator on a private network), got %q", p.BaseURL))
 	}
 	if p.ClientID == "" {
 		add(problem("port.clientID", "required (set PORT_CLIENT_ID or write it in the file)"))
@@ -61,6 +67,21 @@ func validatePort(p Port, add func(error)) {
 	if rps := p.RequestsPerSecond; rps < 0 || math.IsNaN(rps) || math.IsInf(rps, 0) {
 		add(problem("port.requestsPerSecond", "must be a finite positive number, got %v", rps))
 	}
+}
+
+// loopbackURL reports whether u's host is this machine: "localhost" or a loopback IP literal
+// (127.0.0.0/8, ::1). Names are not resolved: validation does not depend on DNS.
+func loopbackURL(u string) bool {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	host := parsed.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func validateKafka(k Kafka, add func(error)) {
@@ -95,6 +116,10 @@ func validateKafka(k Kafka, add func(error)) {
 	if s := k.SessionTimeout.D(); s < MinSessionTimeout || s > MaxSessionTimeout {
 		add(problem("kafka.sessionTimeout", "must be between %s and %s (what brokers accept by default), got %s; the fence is 2/3 of it",
 			MinSessionTimeout, MaxSessionTimeout, s))
+	}
+	if b := k.MaxDecompressBatchBytes; b < MinDecompressBatchBytes || b > MaxDecompressBatchBytes {
+		add(problem("kafka.maxDecompressBatchBytes", "must be between %s (a producer's batch: a 1MiB run message, a zstd window of up to 8MiB) and %s (a batch at the bound takes up to about three times it of the agent's memory), got %s",
+			ByteSize(MinDecompressBatchBytes), ByteSize(MaxDecompressBatchBytes), k.MaxDecompressBatchBytes))
 	}
 }
 
@@ -168,7 +193,7 @@ func validateMessage(m Message, compile CompileFunc, add func(error)) {
 }
 
 // validateAction checks one action; key is "actions.<name>".
-func validateAction(key string, a Action, compile CompileFunc, lookPath func(string) (string, error), add func(error)) {
+func validateAction(key string, a Action, cgroups bool, compile CompileFunc, lookPath func(string) (string, error), add func(error)) {
 	if len(a.Command) == 0 || a.Command[0] == "" {
 		add(problem(key+".command", "required: the argv to run"))
 	} else if _, err := lookPath(a.Command[0]); err != nil {
@@ -203,6 +228,11 @@ func validateAction(key string, a Action, compile CompileFunc, lookPath func(str
 				add(problem(key+".workflowNode.selector", "bad jq expression %q: %v", wn.Selector, err))
 			}
 		}
+	}
+	validateActionSandbox(key, a.Sandbox, add)
+	validateLimits(key+".limits", a.Limits, add)
+	if a.Limits.Memory > 0 && !cgroups {
+		add(problem(key+".limits.memory", "needs executor.cgroups: a run's memory is bounded by its memory cgroup"))
 	}
 	for i, p := range a.PortAPI.Allow {
 		if _, err := ParseAllowRule(p); err != nil {

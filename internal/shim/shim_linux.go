@@ -12,7 +12,8 @@ const (
 	prSetChildSubreaper = 36 // PR_SET_CHILD_SUBREAPER
 )
 
-// Main is the shim: args are [--fence MS], "--", the command's resolved path, then its argv.
+// Main is the shim: args are its options, "--", the command's resolved path, then its argv
+// (or "--version", or the second stage's arguments: stage_linux.go).
 //
 // Why a shim: Pdeathsig reaches only the agent's direct child, and a process group only
 // those that stay in it. The shim is a child subreaper, so every descendant the command
@@ -22,6 +23,26 @@ const (
 // fence), it kills everything left, group or not. It stays out of the command's group, so
 // killing the group never kills the shim before it has reported how the command ended.
 func Main(args []string) int {
+	if len(args) == 1 && args[0] == "--version" {
+		_, _ = syscall.Write(1, []byte(VersionGo+"\n"))
+		return 0
+	}
+	if len(args) > 0 && args[0] == stageArg {
+		return stage(args)
+	}
+	opts, rest, err := ParseArgs(args)
+	if err != nil || len(rest) < 2 {
+		stderr("port-runner-shim: usage: [--fence MS] [--cgroup FILE] [--oom N] [--rlimit R:S:H] [--ids UID:GID] [--landlock 4:FLAGS] -- PATH ARGV0 [ARG...]\n")
+		return 127
+	}
+	// What the command would inherit anyway goes on the shim itself, saving the second
+	// stage's start-up (stage_linux.go): oom_score_adj and every rlimit but NPROC (the
+	// shim's own forks must not count against it); none of them gets in the shim's way. It
+	// comes first: a non-dumpable process's /proc files are root's.
+	msg := ownIDs(opts)
+	if msg == "" && !opts.needsStage() {
+		msg = confine(opts)
+	}
 	// Non-dumpable: the shim's environment (the command's, with its run's token) and memory
 	// then need CAP_SYS_PTRACE to read, not just the same uid.
 	_ = SetNonDumpable()
@@ -29,44 +50,31 @@ func Main(args []string) int {
 		stderr("port-runner-shim: PR_SET_CHILD_SUBREAPER: " + err.Error() + "\n")
 		return 127
 	}
-	fenceNs, args, ok := parseArgs(args)
-	if !ok {
-		stderr("port-runner-shim: usage: [" + FenceFlag + " MS] -- PATH ARGV0 [ARG...]\n")
-		return 127
-	}
 	// The command must not inherit the control socket: it closes with the shim alone.
 	syscall.CloseOnExec(ControlFD)
-	leader, err := syscall.ForkExec(args[0], args[1:], &syscall.ProcAttr{
-		Env:   syscall.Environ(),
-		Files: []uintptr{0, 1, 2},
-		// If the shim itself is killed, the leader goes with it. No goroutine of the shim
-		// locks its thread, so the runtime never ends the forking thread (which would fire
-		// Pdeathsig early, https://go.dev/issue/27505).
-		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
-	})
-	if err != nil {
-		if _, werr := syscall.Write(ControlFD, []byte(err.Error())); werr != nil {
-			stderr("could not start: " + err.Error() + "\n") // no executor listening: say it in the log
+	leader := 0
+	if msg == "" {
+		leader, msg = start(selfPrefix(args), opts, args, rest)
+	}
+	if msg != "" {
+		if _, werr := syscall.Write(ControlFD, []byte(msg)); werr != nil {
+			stderr("could not start: " + msg + "\n") // no executor listening: say it in the log
 		}
 		return 127
 	}
-	return supervise(leader, fenceNs)
+	return supervise(leader, opts)
 }
 
-// parseArgs splits "[--fence MS] -- PATH ARGV0 [ARG...]" into the fence (0: none) and
-// PATH ARGV0 [ARG...].
-func parseArgs(args []string) (fenceNs int64, cmd []string, ok bool) {
-	if len(args) >= 2 && args[0] == FenceFlag {
-		ms := atoi(args[1])
-		if ms <= 0 {
-			return 0, nil, false
-		}
-		fenceNs, args = int64(ms)*1e6, args[2:]
+// ownIDs refuses a run uid or gid that is the shim's own (the parser refuses 0): the
+// command would reach the agent and every run of it.
+func ownIDs(o Options) string {
+	if o.UID <= 0 {
+		return ""
 	}
-	if len(args) < 3 || args[0] != "--" {
-		return 0, nil, false
+	if o.UID == syscall.Getuid() || o.UID == syscall.Geteuid() || o.GID == syscall.Getgid() || o.GID == syscall.Getegid() {
+		return "--ids: the run's uid or gid is the agent's own"
 	}
-	return fenceNs, args[1:], true
+	return ""
 }
 
 // Events of supervise besides the control bytes (0-255).
@@ -77,8 +85,9 @@ const (
 )
 
 // supervise passes the executor's control bytes on to the command's group and enforces the
-// fence, until the command's leader exits; it returns the shim's exit code.
-func supervise(leader int, fenceNs int64) int {
+// fence (fenceNs > 0), until the command's leader exits; it returns the shim's exit code.
+func supervise(leader int, opts Options) int {
+	fenceNs := opts.FenceMs * 1e6
 	// The goroutines below end with the process: Main's return is followed by exit.
 	events := make(chan int, 4)
 	go readControl(events)
@@ -95,7 +104,7 @@ func supervise(leader int, fenceNs int64) int {
 	for {
 		select {
 		case <-exited:
-			return finish(leader)
+			return finish(leader, opts)
 		case ev := <-events:
 			if ev == int(Renew) && renewed != nil {
 				// Only a renewal renews: a Terminate the agent sends late (after a pause)
@@ -109,11 +118,11 @@ func supervise(leader int, fenceNs int64) int {
 			}
 			switch ev {
 			case int(Terminate):
-				_ = syscall.Kill(-leader, syscall.SIGTERM)
+				terminate(leader)
 			case int(Kill), evKill, evFence:
 				killLeader(leader)
 			case evEOF:
-				_ = syscall.Kill(-leader, syscall.SIGTERM)
+				terminate(leader)
 				go func() {
 					sleep(deathGraceNs)
 					events <- evKill
@@ -121,6 +130,28 @@ func supervise(leader int, fenceNs int64) int {
 			}
 		}
 	}
+}
+
+// start starts the command: straight away when nothing confines it, else through the
+// second stage (stage_linux.go), which confines itself and execs the command. It returns
+// the leader's pid, or why the command could not start.
+func start(self []string, opts Options, args, rest []string) (leader int, msg string) {
+	// If the shim itself is killed, the leader goes with it. No goroutine of the shim
+	// locks its thread, so the runtime never ends the forking thread (which would fire
+	// Pdeathsig early, https://go.dev/issue/27505).
+	sys := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if !opts.needsStage() {
+		pid, err := syscall.ForkExec(rest[0], rest[1:], &syscall.ProcAttr{Env: syscall.Environ(), Files: []uintptr{0, 1, 2}, Sys: sys})
+		if err != nil {
+			return 0, err.Error()
+		}
+		return pid, ""
+	}
+	if opts.Landlock {
+		syscall.CloseOnExec(RulesetFD)
+		defer syscall.Close(RulesetFD) // the stage has its copy
+	}
+	return startStage(self, opts, args, sys)
 }
 
 // readControl passes the executor's control bytes on, then evEOF when the agent is gone.
@@ -139,35 +170,30 @@ func readControl(events chan<- int) {
 	}
 }
 
-// watchFence sends evFence once fenceNs have passed since the last renewal (start, then
-// each time read from renewed). It wakes at least every fenceNs/8, so a pause of the whole
-// machine (CLOCK_BOOTTIME goes on, the sleep's clock does not) is noticed that late at most.
-func watchFence(fenceNs, start int64, renewed <-chan int64, events chan<- int) {
-	last := start
-	for {
-		select {
-		case t := <-renewed:
-			last = t
-		default:
-		}
-		left := last + fenceNs - boottime()
-		if left <= 0 {
-			events <- evFence
-			return
-		}
-		sleep(min(left, fenceNs/8))
+// terminate asks the command's group to end.
+func terminate(leader int) {
+	if leader > 1 {
+		_ = syscall.Kill(-leader, syscall.SIGTERM)
 	}
 }
 
 // killLeader kills the command's group, and its leader even if it left the group.
 func killLeader(leader int) {
+	if leader <= 1 { // never kill(-1) nor kill(0): only a group the shim made
+		return
+	}
 	_ = syscall.Kill(-leader, syscall.SIGKILL)
 	_ = syscall.Kill(leader, syscall.SIGKILL)
 }
 
 // finish ends what the exited command left behind, reaps it all and returns the exit code
 // that passes the command's end on.
-func finish(leader int) int {
+func finish(leader int, opts Options) int {
+	// RLIMIT_NPROC refuses a fork silently: if the run's uid (its own) holds as many
+	// processes as the limit as its command ends, the limit is why it ended, and the
+	// executor is told (its label says so).
+	nproc := opts.nprocLimit()
+	hit := nproc > 0 && uidProcesses(opts.UID) >= nproc
 	// The run is over when its command is: nothing of it may go on unobserved.
 	killLeader(leader)
 	var ws syscall.WaitStatus
@@ -177,6 +203,9 @@ func finish(leader int) int {
 		}
 	}
 	reapAll()
+	if hit {
+		_, _ = syscall.Write(ControlFD, []byte(NoteProcesses))
+	}
 	return exitLike(ws)
 }
 
@@ -254,18 +283,6 @@ func Prctl(option, arg uintptr) error {
 // SetNonDumpable makes the calling process non-dumpable: its /proc/PID/environ, mem and
 // maps then need CAP_SYS_PTRACE, which processes of the same uid lack.
 func SetNonDumpable() error { return Prctl(prSetDumpable, 0) }
-
-// boottime is CLOCK_BOOTTIME in nanoseconds: monotonic, and it goes on while the machine is
-// suspended.
-func boottime() int64 {
-	const clockMonotonic, clockBoottime = 1, 7
-	var ts syscall.Timespec
-	if _, _, e := syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, clockBoottime, uintptr(unsafe.Pointer(&ts)), 0); e != 0 {
-		// Kernels before 2.6.39: the monotonic clock, which a suspend pauses.
-		_, _, _ = syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, clockMonotonic, uintptr(unsafe.Pointer(&ts)), 0)
-	}
-	return ts.Nano()
-}
 
 func sleep(ns int64) {
 	ts := syscall.NsecToTimespec(ns)

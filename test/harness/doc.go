@@ -10,13 +10,17 @@
 //     test gives on top (its actions, and whatever it changes).
 //   - [Env.Start]: the agent assembled from a config (internal/agent, as cmd/port-runner
 //     assembles it) and run in-process until the test ends.
-//   - [Binary], [Processes]: ./cmd/port-runner built once per test binary (with its exec
-//     shim beside it) and run as processes.
+//   - [Binary], [BinaryWithShim], [Processes]: ./cmd/port-runner built once per test binary
+//     (with its exec shim beside it: the C one as the image ships it, or the Go one) and run
+//     as processes.
 //   - [Env.NewRun], [Env.ProduceRun], [Env.WaitClosed]: run messages signed as Port signs
 //     them, and runs waited for in Port.
 //   - [Scrape], [Gather], [Families]: an agent's metrics as Prometheus reads them.
 //   - [NewKafkaProxy]: a proxy between an agent and the brokers that the test can cut (a
 //     network partition of that agent alone) and restore.
+//   - test/harness/vectors (the shared signed vectors and their secret) and
+//     test/harness/bomb (decompression bombs written to a partition as they are): leaf
+//     packages, for the unit tests of what the harness builds on too.
 //
 // scripts/test runs every package whose tests import this one again on a real Apache Kafka,
 // over PLAINTEXT and over SASL_SSL.
