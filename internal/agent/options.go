@@ -28,7 +28,7 @@ func defaultTimings() timings {
 }
 
 // WithClosingBudget retries one run's closing for d instead of DefaultClosingBudget (which
-// the group's rebalance timeout counts on).
+// the leases' bound counts on: README "Delivery").
 func WithClosingBudget(d time.Duration) Option {
 	return func(t *timings) {
 		if d > 0 {

@@ -49,6 +49,7 @@ type groupFixture struct {
 	ps      *harness.Processes
 	bin     string
 	dir     string
+	cmdDir  string // the commands' script, record and locks (their sandbox allows it)
 	record  *execRecord
 	script  string
 	parts   int
@@ -72,30 +73,44 @@ func newGroupFixture(t *testing.T, partitions int) *groupFixture {
 	if err := os.Chmod(f.dir, 0o777); err != nil { // agents may run commands as another uid
 		t.Fatal(err)
 	}
-	f.script = filepath.Join(f.dir, "record.sh")
+	// The commands' own directory: their sandbox may read and write it, not the rest of
+	// f.dir (the agents' configs).
+	f.cmdDir = filepath.Join(f.dir, "cmd")
+	if err := os.Mkdir(f.cmdDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(f.cmdDir, 0o777); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	f.script = filepath.Join(f.cmdDir, "record.sh")
 	if err := os.WriteFile(f.script, []byte(recordScript), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	locks := filepath.Join(f.dir, "locks")
+	locks := filepath.Join(f.cmdDir, "locks")
 	if err := os.Mkdir(locks, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	f.record = watchRecord(t, filepath.Join(f.dir, "record"))
+	if err := os.Chmod(locks, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	f.record = watchRecord(t, filepath.Join(f.cmdDir, "record"))
 	f.produce = env.Broker.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	f.adm = env.Broker.Admin(t)
 	return f
 }
 
 // actions is the overlay of two actions running the record script for secs, one per
-// onInterrupted setting, and quick_action, which runs /bin/true.
+// onInterrupted setting, and quick_action, which runs /bin/true. The record script's
+// sandbox lets it read and write f.cmdDir (its script, record and locks).
 func (f *groupFixture) actions(secs int) string {
-	cmd := fmt.Sprintf("[%q, %q, %q, %q]", f.script, f.record.path, filepath.Join(f.dir, "locks"), strconv.Itoa(secs))
+	cmd := fmt.Sprintf("[%q, %q, %q, %q]", f.script, f.record.path, filepath.Join(f.cmdDir, "locks"), strconv.Itoa(secs))
+	sandbox := fmt.Sprintf("{read: [%[1]q], write: [%[1]q]}", f.cmdDir)
 	return fmt.Sprintf(`
 actions:
-  rerun_action: {command: %[1]s, onInterrupted: rerun}
-  fail_action: {command: %[1]s, onInterrupted: fail}
+  rerun_action: {command: %[1]s, onInterrupted: rerun, sandbox: %[2]s}
+  fail_action: {command: %[1]s, onInterrupted: fail, sandbox: %[2]s}
   quick_action: {command: ["/bin/true"]}
-`, cmd)
+`, cmd, sandbox)
 }
 
 // config writes an agent's config file (the Env's base with overlay) and returns its path.
