@@ -36,7 +36,10 @@ type Metrics struct {
 	BuildInfo *prometheus.GaugeVec
 	// PortBudgetRemaining is what Port's latest answer said is left of the organization's
 	// API budget (x-ratelimit-remaining), shared with every other replica and integration.
+	// It is registered at the first such answer: before it there is no figure, and a 0
+	// would read as a spent budget.
 	PortBudgetRemaining prometheus.Gauge
+	budgetKnown         sync.Once
 	// PortRequestWait is the time requests waited for their turn to Port (budget pacing,
 	// the requestsPerSecond ceiling, a 429's hold), by priority: close, log, proxy.
 	PortRequestWait *prometheus.HistogramVec
@@ -102,7 +105,7 @@ func New() *Metrics {
 	}
 	m.Registry.MustRegister(m.RunsTotal, m.RunDuration, m.RunsInFlight, m.MessagesTotal, m.PortRequests,
 		m.LogBytes, m.LogBytesDropped, m.BuildInfo, m.UnsignedMessages, m.RunsUnclosed, attachedCollector{m},
-		m.PortBudgetRemaining, m.PortRequestWait,
+		m.PortRequestWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate} {
 		m.MessagesTotal.WithLabelValues(o) // present at zero, so alerts on rate() work from the start
@@ -140,6 +143,7 @@ func (m *Metrics) ObservePortRequest(endpoint string, code int) {
 // ObservePortBudget records what Port says remains of the organization's budget.
 func (m *Metrics) ObservePortBudget(remaining int) {
 	m.PortBudgetRemaining.Set(float64(remaining))
+	m.budgetKnown.Do(func() { m.Registry.MustRegister(m.PortBudgetRemaining) })
 }
 
 // ObservePortWait records how long one request waited for its turn.
