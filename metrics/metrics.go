@@ -59,6 +59,8 @@ type Metrics struct {
 	mu       sync.Mutex
 	attached map[string]*attachment
 	source   *sourceAttachment
+	// replicaName and version are who answers /status.
+	replicaName, version string
 }
 
 // Message outcomes: the outcome label of messages_total (README "Observability").
@@ -101,7 +103,8 @@ func New() *Metrics {
 			Help: "Runs Port refused to close, even with the minimal fallback closing request."}),
 		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
 			Help: "Always 1; the labels say which build runs."}, []string{"version", "commit", "goversion"}),
-		attached: map[string]*attachment{},
+		attached:    map[string]*attachment{},
+		replicaName: replicaName(),
 	}
 	m.Registry.MustRegister(m.RunsTotal, m.RunDuration, m.RunsInFlight, m.MessagesTotal, m.PortRequests,
 		m.LogBytes, m.LogBytesDropped, m.BuildInfo, m.UnsignedMessages, m.RunsUnclosed, attachedCollector{m},
@@ -131,6 +134,9 @@ func (m *Metrics) SetVersion(version string) {
 	if version == "" {
 		version = "unknown"
 	}
+	m.mu.Lock()
+	m.version = version
+	m.mu.Unlock()
 	m.BuildInfo.Reset()
 	m.BuildInfo.WithLabelValues(version, commit, runtime.Version()).Set(1)
 }

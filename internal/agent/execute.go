@@ -67,7 +67,7 @@ func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *actio
 	}
 	a.metrics.RunsTotal.WithLabelValues(run.Action, result).Inc()
 
-	life.to(phaseCommandEnded)
+	life.commandEnded(res.Success, res.Label)
 	outcome := reporter.Outcome{
 		Success: res.Success,
 		Label:   res.Label,

@@ -14,10 +14,17 @@ type source struct {
 // consumer's reservations while it waits for records, hold admissions, not slots: an idle
 // replica shows free.)
 func (s source) Snapshot() metrics.Snapshot {
-	return metrics.Snapshot{
+	snap := metrics.Snapshot{
 		SlotsBusy: s.a.lives.slotsBusy(), SlotsCapacity: s.a.cfg.Executor.MaxConcurrent,
 		Actions: s.a.cfg.ActionNames(), Runs: s.a.lives.list(),
+		Topic: s.a.kafka.Topic, Finished: s.a.lives.finishedList(s.a.cfg.Port.PortAppURL()),
 	}
+	if s.a.consumer != nil {
+		for p := range s.a.consumer.Unstarted() { // one entry per partition owned
+			snap.Partitions = append(snap.Partitions, p)
+		}
+	}
+	return snap
 }
 
 func (s source) Ready() error { return s.ready() }

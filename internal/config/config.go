@@ -35,6 +35,9 @@ type Port struct {
 	// ClientSecretFile names a file holding the client secret (a mounted Secret), instead
 	// of clientSecret; Load reads it.
 	ClientSecretFile string `yaml:"clientSecretFile"`
+	// AppURL is Port's web app, for the links to runs on /status; empty: derived from
+	// BaseURL (PortAppURL).
+	AppURL string `yaml:"appURL"`
 }
 
 type Kafka struct {

@@ -45,6 +45,9 @@ func validatePort(p Port, add func(error)) {
 	if !strings.HasPrefix(p.BaseURL, "http://") && !strings.HasPrefix(p.BaseURL, "https://") {
 		add(problem("port.baseURL", "must be an http(s) URL, got %q", p.BaseURL))
 	}
+	if a := p.AppURL; a != "" && !strings.HasPrefix(a, "http://") && !strings.HasPrefix(a, "https://") {
+		add(problem("port.appURL", "must be an http(s) URL, got %q", a))
+	}
 	if p.ClientID == "" {
 		add(problem("port.clientID", "required (set PORT_CLIENT_ID or write it in the file)"))
 	}
