@@ -29,7 +29,6 @@ func module() Policy {
 			"internal/demo/demo.go:Run": "the demo's assembly in order (Kafka, emulator, config, agent, runs): " +
 				"split with the move of test knobs out of agent.Deps, which changes it",
 			// Test code.
-			"charts/chart_test.go":               "every rendered manifest of the chart: split by manifest when next changed",
 			"internal/config/config_test.go":     "case tables for every config section: split by section when next changed",
 			"internal/emulator/emulator_test.go": "every route of the emulator: split by route group when next changed",
 			"internal/portapi/client_test.go":    "every call and answer class of the client: split by topic when next changed",
