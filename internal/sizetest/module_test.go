@@ -19,7 +19,6 @@ func module() Policy {
 		},
 		Exceptions: map[string]string{
 			// Production code.
-			"cmd/port-runner/main.go": "every subcommand in one file: to be one file per subcommand",
 			"internal/agent/agent.go": "the agent's assembly and its start and stop order: " +
 				"split with the run-lifecycle rewrite and the move of test knobs out of agent.Deps",
 			"internal/agent/agent.go:New":       "wires every stage in one order: split with the move of test knobs out of agent.Deps",

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/internal/agent"
+	"github.com/port-runner/port-runner/internal/shim"
+	"github.com/port-runner/port-runner/metrics"
+)
+
+func runCommand() command {
+	return command{
+		name:     "run",
+		synopsis: "--config FILE",
+		summary:  "The agent: executes the configured actions' runs from Kafka and reports them to Port.",
+		detail: "A first SIGTERM or SIGINT drains (running commands get executor.shutdownTimeout),\n" +
+			"a second cancels them. Exit 0 after a drain, 1 on a runtime failure (the brokers or\n" +
+			"Port refusing it, a fatal Kafka error), 2 on a bad config. Logs are JSON on stderr;\n" +
+			"PORT_RUNNER_LOG_LEVEL=debug and PORT_RUNNER_LOG_FORMAT=console change them.",
+		flags: func(fs *flag.FlagSet) func([]string, io.Writer, io.Writer) int {
+			path := configFlag(fs)
+			return func(_ []string, _, stderr io.Writer) int { return runAgent(*path, stderr) }
+		},
+	}
+}
+
+func runAgent(path string, stderr io.Writer) int {
+	// Before any credential is read: commands run as the agent's uid, and a dumpable agent's
+	// /proc/PID/environ and memory are theirs to read.
+	dumpErr := shim.SetNonDumpable()
+	cfg, code := loadConfig("run", path, stderr)
+	if cfg == nil {
+		return code
+	}
+	// /proc/PID/environ keeps showing the initial environment: non-dumpable is what
+	// protects that; this keeps the credentials out of anything that reads os.Environ.
+	scrubEnv(cfg.AgentSecrets())
+	log, err := newLogger(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "port-runner: logger: %v\n", err)
+		return exitRuntime
+	}
+	defer func() { _ = log.Sync() }()
+	if dumpErr != nil {
+		log.Warn("cannot make the agent non-dumpable: commands may read its memory and initial environment", zap.Error(dumpErr))
+	}
+
+	stop, kill, stopSignals := signalContexts(log)
+	defer stopSignals()
+	m := metrics.New()
+	m.SetVersion(version)
+	deps := agent.Deps{Logger: log, Metrics: m, Shim: findShim(log)}
+	a, err := agent.New(cfg, deps)
+	if err != nil {
+		// Everything New checks comes from the config (URLs, credentials, CA file, jq).
+		log.Error("cannot start: bad configuration", zap.Error(err))
+		return exitUsage
+	}
+	log.Info("port-runner starting", zap.String("version", version), zap.String("topic", cfg.Kafka.Topic),
+		zap.String("group", cfg.Kafka.Group), zap.Strings("actions", cfg.ActionNames()))
+	if err := a.Run(stop, kill); err != nil {
+		// One line, no stack trace: these are the expected failures (a refused broker, bad
+		// credentials), and the error says which.
+		log.Error("port-runner stopped: " + err.Error())
+		return exitRuntime
+	}
+	log.Info("port-runner stopped")
+	return exitOK
+}
+
+// findShim is the exec shim's command prefix: port-runner-shim beside the agent, else the
+// agent's own binary (one warning), else none (one warning).
+func findShim(log *zap.Logger) []string {
+	exe, err := os.Executable()
+	if err != nil {
+		log.Warn("cannot find own binary: commands run without the exec shim, so their children may outlive a killed agent", zap.Error(err))
+		return nil
+	}
+	prefix, err := executor.ShimFor(exe)
+	switch {
+	case err != nil && prefix == nil:
+		log.Warn("no exec shim on this platform: commands run in a plain process group (README \"Isolation\")", zap.Error(err))
+	case err != nil:
+		log.Warn(shim.Binary+" not found beside the agent: the agent's own binary is each command's shim, which costs its start-up on every run", zap.Error(err))
+	}
+	return prefix
+}
+
+// scrubEnv removes from the agent's environment every variable holding one of secrets.
+func scrubEnv(secrets []string) {
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if slices.Contains(secrets, v) {
+			_ = os.Unsetenv(k)
+		}
+	}
+}
+
+// signalContexts returns stop, done at the first SIGTERM/SIGINT (drain), and kill, done at
+// the second (cancel running commands at once). release stops listening and waits for the
+// signal goroutine, so it never outlives the command that started it.
+func signalContexts(log *zap.Logger) (stop, kill context.Context, release func()) {
+	stop, stopFn := context.WithCancel(context.Background())
+	kill, killFn := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	done := make(chan struct{})
+	var watcher sync.WaitGroup
+	watcher.Go(func() {
+		select {
+		case s := <-sigs:
+			log.Info("signal received: draining; a second signal cancels running commands", zap.String("signal", s.String()))
+			stopFn()
+		case <-done:
+			return
+		}
+		select {
+		case s := <-sigs:
+			log.Warn("second signal: cancelling running commands", zap.String("signal", s.String()))
+			killFn()
+		case <-done:
+		}
+	})
+	return stop, kill, func() {
+		signal.Stop(sigs)
+		close(done)
+		watcher.Wait()
+		stopFn()
+		killFn()
+	}
+}
+
+// newLogger logs JSON (or console) lines to w. No stack traces: every error the agent logs
+// is one it expects and explains (a refused broker, bad credentials, a failed run).
+func newLogger(w io.Writer) (*zap.Logger, error) {
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey = "ts"
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	level := zapcore.InfoLevel
+	if lvl := os.Getenv("PORT_RUNNER_LOG_LEVEL"); lvl != "" {
+		l, err := zapcore.ParseLevel(lvl)
+		if err != nil {
+			return nil, fmt.Errorf("PORT_RUNNER_LOG_LEVEL: %w", err)
+		}
+		level = l
+	}
+	encoder := zapcore.NewJSONEncoder(enc)
+	if os.Getenv("PORT_RUNNER_LOG_FORMAT") == "console" {
+		encoder = zapcore.NewConsoleEncoder(enc)
+	}
+	return zap.New(zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(w)), level)), nil
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/port-runner/port-runner/internal/demo"
+)
+
+func tryCommand() command {
+	return command{
+		name:     "try",
+		synopsis: "ACTION [--properties JSON] [--entity ID] [--config FILE]",
+		summary:  "Run one action of a config locally, against an in-process Port API emulator (no Kafka).",
+		detail: "It prints the command's environment and run file (masked), the log and status as Port\n" +
+			"shows them and every PATCH the run made. Exit 0 on SUCCESS, 1 on FAILURE. Without --config\n" +
+			"(or PORT_RUNNER_CONFIG), the shipped example config.",
+		operands: []string{"ACTION"},
+		flags: func(fs *flag.FlagSet) func([]string, io.Writer, io.Writer) int {
+			props := fs.String("properties", "{}", "the run's inputs, a JSON object (a workflow node's payload)")
+			entity := fs.String("entity", "", "the entity of a DAY-2 run")
+			path := fs.String("config", os.Getenv("PORT_RUNNER_CONFIG"), "config file (default: the shipped examples/config.yaml)")
+			return func(operands []string, stdout, stderr io.Writer) int {
+				var properties map[string]any
+				if err := json.Unmarshal([]byte(*props), &properties); err != nil {
+					fmt.Fprintf(stderr, "port-runner try: --properties must be a JSON object: %v\n", err)
+					return exitUsage
+				}
+				opts := demo.TryOptions{Action: operands[0], Properties: properties, Entity: *entity, ConfigPath: *path}
+				return try(opts, stdout, stderr)
+			}
+		},
+	}
+}
+
+func try(opts demo.TryOptions, stdout, stderr io.Writer) int {
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	ok, err := demo.Try(ctx, opts, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "port-runner try: %v\n", err)
+		return exitRuntime
+	}
+	if !ok {
+		return exitRuntime
+	}
+	return exitOK
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/port-runner/port-runner/internal/agent"
+	"github.com/port-runner/port-runner/internal/config"
+)
+
+func validateCommand() command {
+	return command{
+		name:     "validate",
+		synopsis: "--config FILE [--connect]",
+		summary:  "Check a config: every problem at once, each with its key and line.",
+		detail: "Exit 0 when it is valid, 2 when it is not. --connect also tries the brokers, SASL,\n" +
+			"the topic, the group and the Port credentials, and exits 1 when one of them fails.",
+		flags: func(fs *flag.FlagSet) func([]string, io.Writer, io.Writer) int {
+			path := configFlag(fs)
+			connect := fs.Bool("connect", false, "also try the brokers, SASL, the topic, the group and the Port credentials")
+			return func(_ []string, stdout, stderr io.Writer) int {
+				return validate(*path, *connect, stdout, stderr)
+			}
+		},
+	}
+}
+
+func validate(path string, connect bool, stdout, stderr io.Writer) int {
+	cfg, code := loadConfig("validate", path, stderr)
+	if cfg == nil {
+		return code
+	}
+	fmt.Fprintf(stdout, "config ok: %d action(s) (%s), topic %s, group %s\n",
+		len(cfg.Actions), strings.Join(cfg.ActionNames(), ", "), cfg.Kafka.Topic, cfg.Kafka.Group)
+	// The group's rebalance timeout is derived, not configured: say from what.
+	fmt.Fprintf(stdout, "rebalance timeout %s: kafka.revokeTimeout %s + %s kill grace + %s closing budget + %s commit\n",
+		cfg.Kafka.RebalanceTimeout(), cfg.Kafka.RevokeTimeout.D(), config.KillGrace, config.ClosingBudget, config.CommitMargin)
+	if !connect {
+		return exitOK
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	failed := 0
+	for _, c := range agent.CheckConnections(ctx, cfg) {
+		switch {
+		case c.Err != nil:
+			failed++
+			fmt.Fprintf(stdout, "  FAILED   %s: %v\n", c.Name, c.Err)
+		case c.Skipped != "":
+			fmt.Fprintf(stdout, "  skipped  %s: %s\n", c.Name, c.Skipped)
+		default:
+			fmt.Fprintf(stdout, "  ok       %s: %s\n", c.Name, c.Detail)
+		}
+	}
+	if failed > 0 {
+		fmt.Fprintf(stderr, "port-runner validate --connect: %d check(s) failed\n", failed)
+		return exitRuntime
+	}
+	return exitOK
+}
