@@ -2,8 +2,10 @@ package release
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
+	"debug/buildinfo"
 	"debug/elf"
 	"debug/macho"
 	"encoding/hex"
@@ -25,12 +27,13 @@ import (
 // platforms are the targets a release builds.
 var platforms = []struct{ os, arch string }{{"linux", "amd64"}, {"linux", "arm64"}, {"darwin", "amd64"}, {"darwin", "arm64"}}
 
-// built is the repository after scripts/release: its dist/ and bin/release/, and the version.
+// built is the tree scripts/release built in (scripts/test: `scripts/release --rehearse DIR`,
+// a copy of the repository released from its tag): its dist/ and bin/release/, and the version.
 func built(t *testing.T) (root, version string) {
 	t.Helper()
 	root = os.Getenv("PORT_RUNNER_RELEASE_DIR")
 	if root == "" {
-		t.Skip("PORT_RUNNER_RELEASE_DIR unset: scripts/test sets it after scripts/release --snapshot")
+		t.Skip("PORT_RUNNER_RELEASE_DIR unset: scripts/test sets it after scripts/release --rehearse")
 	}
 	var meta struct{ Version string }
 	readJSON(t, filepath.Join(root, "dist", "metadata.json"), &meta)
@@ -40,8 +43,18 @@ func built(t *testing.T) (root, version string) {
 	return root, meta.Version
 }
 
-// Every platform's archive holds the agent and its shim, static and for that platform,
-// with the license, README and changelog, and has its SBOM; checksums.txt covers every
+// git runs git in the released tree.
+func git(t *testing.T, root string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("git", append([]string{"-C", root}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("git %v: %v", args, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// Every platform's archive holds the agent (and on Linux its exec shim), static and for that
+// platform, with the license (Apache-2.0), README and changelog, and has its SBOM; checksums.txt covers every
 // file of the release, the chart included, with the right sums.
 func TestArchivesSBOMsChecksums(t *testing.T) {
 	root, version := built(t)
@@ -51,15 +64,27 @@ func TestArchivesSBOMsChecksums(t *testing.T) {
 	for _, p := range platforms {
 		name := fmt.Sprintf("port-runner_%s_%s_%s.tar.gz", version, p.os, p.arch)
 		files := untar(t, filepath.Join(dist, name))
-		for _, f := range []string{"port-runner", "port-runner-shim", "LICENSE", "README.md", "CHANGELOG.md"} {
-			if _, ok := files[f]; !ok {
-				t.Errorf("%s lacks %s (has %v)", name, f, slices.Sorted(maps.Keys(files)))
-			}
+		bins := []string{"port-runner"}
+		if p.os == "linux" {
+			bins = append(bins, "port-runner-shim")
 		}
-		for _, bin := range []string{"port-runner", "port-runner-shim"} {
+		wantFiles := append([]string{"LICENSE", "README.md", "CHANGELOG.md"}, bins...)
+		if got := slices.Sorted(maps.Keys(files)); !slices.Equal(got, slices.Sorted(slices.Values(wantFiles))) {
+			t.Errorf("%s holds %v, want %v", name, got, wantFiles)
+		}
+		for _, bin := range bins {
 			if err := checkBinary(files[bin], p.os, p.arch); err != nil {
 				t.Errorf("%s: %s: %v", name, bin, err)
 			}
+		}
+		// README "Releases": the archives carry the Go shim (the image, what deploy/Dockerfile builds).
+		if shim, ok := files["port-runner-shim"]; ok {
+			if path := goMainPath(shim); path != "github.com/port-runner/port-runner/cmd/port-runner-shim" {
+				t.Errorf("%s: port-runner-shim is not the Go shim (Go main package %q): update README \"Releases\" and this check", name, path)
+			}
+		}
+		if lic := string(files["LICENSE"]); !strings.Contains(lic, "Apache License") || !strings.Contains(lic, "Version 2.0, January 2004") {
+			t.Errorf("%s: LICENSE is not the Apache License 2.0", name)
 		}
 		var sbom struct {
 			SPDXVersion string `json:"spdxVersion"`
@@ -119,12 +144,24 @@ func TestChartAndNotes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.TrimSpace(string(notes)); n == "" || !strings.Contains(string(changelog), n) && !strings.Contains(n, "No changes") {
-		t.Errorf("bin/release/notes.md is not a section of CHANGELOG.md:\n%s", notes)
+	want := section(string(changelog), version)
+	if want == "" || strings.TrimSpace(string(notes)) != want {
+		t.Errorf("bin/release/notes.md is not CHANGELOG.md's section [%s] (%q):\n%s", version, want, notes)
 	}
 }
 
-// `port-runner version` from the built archive prints the version the build stamped.
+// section is the body of CHANGELOG.md's "## [version]" section, trimmed.
+func section(changelog, version string) string {
+	_, rest, ok := strings.Cut(changelog, "\n## ["+version+"]")
+	if !ok {
+		return ""
+	}
+	_, body, _ := strings.Cut(rest, "\n")
+	body, _, _ = strings.Cut(body, "\n## ")
+	return strings.TrimSpace(body)
+}
+
+// `port-runner version` from the built archive prints the tag it was built from and its commit.
 func TestVersionFromTheArchive(t *testing.T) {
 	root, version := built(t)
 	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
@@ -139,8 +176,10 @@ func TestVersionFromTheArchive(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s version: %v\n%s", name, err, out)
 	}
-	if want := "port-runner v" + version + " (commit "; !strings.HasPrefix(string(out), want) || strings.Contains(string(out), "commit unknown") {
-		t.Errorf("port-runner version from %s = %q, want it to start %q with the commit", name, out, want)
+	tag := git(t, root, "describe", "--tags", "--exact-match")
+	want := fmt.Sprintf("port-runner %s (commit %s, ", tag, git(t, root, "rev-parse", "HEAD"))
+	if tag != "v"+version || !strings.HasPrefix(string(out), want) {
+		t.Errorf("port-runner version from %s (built from tag %s) = %q, want it to start %q", name, tag, out, want)
 	}
 }
 
@@ -174,6 +213,15 @@ func checkBinary(b []byte, goos, goarch string) error {
 		}
 	}
 	return nil
+}
+
+// goMainPath is the main package a Go binary was built from ("" for another binary).
+func goMainPath(b []byte) string {
+	info, err := buildinfo.Read(bytes.NewReader(b))
+	if err != nil {
+		return ""
+	}
+	return info.Path
 }
 
 func untar(t *testing.T, path string) map[string][]byte {
