@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -30,12 +31,9 @@ type env struct {
 func newEnv(t *testing.T, mod func(*portapi.Options)) *env {
 	t.Helper()
 	e := emulator.New(emulator.Options{ClientID: clientID, ClientSecret: clientSecret, OrgID: "org_test"})
-	ctx, cancel := context.WithCancel(context.Background())
-	base, wait, err := e.Start(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = wait() })
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	base := srv.URL
 	opts := portapi.Options{BaseURL: base, ClientID: clientID, ClientSecret: clientSecret, RequestsPerSecond: 1000}
 	if mod != nil {
 		mod(&opts)

@@ -62,15 +62,15 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	emu := emulator.New(emulator.Options{ClientID: cfg.Port.ClientID, ClientSecret: cfg.Port.ClientSecret,
 		OrgID: cfg.Port.OrgID, SecretInputs: secretInputs})
 	emuCtx, stopEmu := context.WithCancel(ctx)
-	base, waitEmu, err := emu.Start(emuCtx, "127.0.0.1:0")
+	srv, err := emu.Serve(emuCtx, "127.0.0.1:0")
 	if err != nil {
 		stopEmu()
 		return false, fmt.Errorf("start the Port API emulator: %w", err)
 	}
-	defer func() { stopEmu(); _ = waitEmu() }()
-	cfg.Port.BaseURL = base
+	defer func() { stopEmu(); _ = srv.Wait() }()
+	cfg.Port.BaseURL = srv.URL()
 
-	a, err := agent.New(cfg, agent.Deps{Logger: zap.New(consoleCore(logOut)), MetricsAddr: "-"})
+	a, err := agent.New(cfg, agent.Deps{Logger: zap.New(consoleCore(logOut))})
 	if err != nil {
 		return false, err
 	}
@@ -94,7 +94,7 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	if err != nil {
 		return false, err
 	}
-	fmt.Fprintf(out, "━━ try %s (%s) · run %s · inputs %s · Port API emulator %s\n\n", o.Action, kind, created.ID, props, base)
+	fmt.Fprintf(out, "━━ try %s (%s) · run %s · inputs %s · Port API emulator %s\n\n", o.Action, kind, created.ID, props, srv.URL())
 
 	tried, runErr := a.Try(ctx, msg)
 	masks := append(slices.Clone(tried.Masks), cfg.Security.Mask...)

@@ -16,17 +16,18 @@ import (
 	"time"
 
 	"github.com/itchyny/gojq"
+
+	"github.com/port-runner/port-runner/test/harness/vectors"
 )
 
 const (
-	vectorDir       = "../../../shared/vectors"
-	vectorSecret    = "test-client-secret-0123456789abcdef"
+	vectorSecret    = vectors.Secret
 	vectorTimestamp = 1764429600
 )
 
 func readVector(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(vectorDir, name))
+	b, err := os.ReadFile(filepath.Join(vectors.Dir(t), name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,12 +36,13 @@ func readVector(t testing.TB, name string) []byte {
 
 func vectorFiles(t testing.TB) []string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(vectorDir, "*.json"))
+	dir := vectors.Dir(t)
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(files) == 0 {
-		t.Fatalf("no vectors in %s", vectorDir)
+		t.Fatalf("no vectors in %s", dir)
 	}
 	return files
 }

@@ -1,32 +1,27 @@
 package monitoring
 
 import (
-	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
-
-	"github.com/port-runner/port-runner/metrics"
 )
 
-// scrape reads /metrics through the agent's own handler, as Prometheus does.
-func scrape(m *metrics.Metrics, ready func() error) (string, error) {
-	srv := httptest.NewServer(m.Handler(ready))
-	defer srv.Close()
-	resp, err := http.Get(srv.URL + "/metrics")
+// scrapeText GETs url/metrics as Prometheus does and returns the exposition text as served.
+func scrapeText(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
 	if err != nil {
-		return "", err
+		t.Fatalf("scrape: %v", err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("/metrics: %s", resp.Status)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape %s/metrics: %s %v", url, resp.Status, err)
 	}
-	return string(b), err
+	return string(b)
 }
 
 // `promtool check metrics` (its library, promlint) finds nothing to say about a real scrape
