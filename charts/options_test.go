@@ -220,8 +220,8 @@ func TestAllOptionsScalingAndAlerts(t *testing.T) {
 			t.Errorf("rule %s: labels %v, runbook_url %q", rl.Alert, rl.Labels, rl.Annotations["runbook_url"])
 		}
 	}
-	if _, ok := alerts["PortRunnerReplicaNotReady"]; ok || len(alerts) != 7 {
-		t.Errorf("alerts %v: want the 7 enabled, PortRunnerReplicaNotReady switched off", slices.Sorted(maps.Keys(alerts)))
+	if _, ok := alerts["PortRunnerReplicaNotReady"]; ok || len(alerts) != 8 {
+		t.Errorf("alerts %v: want the 8 enabled, PortRunnerReplicaNotReady switched off", slices.Sorted(maps.Keys(alerts)))
 	}
 	for alert, want := range map[string]string{
 		"PortRunnerDown":               `absent(up{job="port-runner-pods"} == 1)`,
@@ -231,6 +231,7 @@ func TestAllOptionsScalingAndAlerts(t *testing.T) {
 		"PortRunnerRateLimited":        "[5m])) > 0.5",
 		"PortRunnerRunsUnclosed":       "[30m])) > 1",
 		"PortRunnerClosingsWaiting":    "(port_runner_runs_closing_oldest_seconds) > 1200",
+		"PortRunnerBatchSkipped":       `{outcome="skipped_batch"}[30m])) > 3`,
 	} {
 		rl := alerts[alert]
 		if got := rl.Expr.String(); !strings.Contains(got, want) {

@@ -14,7 +14,7 @@ import (
 
 func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *sync.WaitGroup) error {
 	for {
-		n, err := c.opts.Slots.Reserve(ctx, c.opts.MaxPoll)
+		n, err := c.opts.Slots.Reserve(ctx, min(c.opts.MaxPoll, maxPollRecords))
 		if err != nil {
 			return nil // ctx done: stop fetching
 		}
@@ -25,8 +25,13 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 			return nil
 		}
 		var fatal error
+		var skipped []*kgo.ErrDecompressTooLarge
 		fetches.EachError(func(topic string, partition int32, err error) {
 			if errors.Is(err, context.Canceled) {
+				return
+			}
+			if b, ok := tooLarge(err); ok {
+				skipped = append(skipped, b)
 				return
 			}
 			c.log.Warn("fetch error", zap.String("topic", topic), zap.Int32("partition", partition), zap.Error(err))
@@ -48,6 +53,7 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 				c.syncPause(topicPartition{r.Topic, r.Partition})
 			}
 		})
+		c.skipBatches(skipped) // after the records before them are in the ledger
 		c.cl.AllowRebalance()
 		c.opts.Slots.Release(n - len(tickets))
 		if fatal != nil {
@@ -90,7 +96,7 @@ func (c *Consumer) syncPause(tp topicPartition) {
 	parts := map[string][]int32{tp.topic: {tp.partition}}
 	if paused {
 		c.cl.PauseFetchPartitions(parts)
-		c.log.Info("partition paused: too many finished offsets wait behind an unfinished one",
+		c.log.Info("partition paused: it holds as many unfinished runs, or finished offsets behind one, as its commit can carry",
 			zap.String("topic", tp.topic), zap.Int32("partition", tp.partition))
 	} else {
 		c.cl.ResumeFetchPartitions(parts)

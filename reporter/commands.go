@@ -1,6 +1,7 @@
 package reporter
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -23,12 +24,16 @@ const (
 // masked and bounded as they arrive.
 type commands struct {
 	mask    *masker
-	log     *zap.Logger
+	log     *runLogger
 	patch   portapi.RunPatch
 	patched bool     // patch holds something not yet sent
 	links   []string // every ::port-link:: of the run: a PATCH replaces the whole list
 	label   string   // the last ::port-status-label::
 	outputs map[string]string
+	// notice writes a line of the agent's own into the run's log; maskBoundTold: it said
+	// the ::add-mask:: bound was reached.
+	notice        func(line string)
+	maskBoundTold bool
 }
 
 // apply takes line if it is a workflow command: handled says so (it stays out of the log),
@@ -43,7 +48,11 @@ func (c *commands) apply(line string) (handled, patched bool) {
 	}
 	switch name {
 	case "add-mask":
-		c.mask.add(value)
+		if !c.mask.addFromCommand(value) && !c.maskBoundTold {
+			c.maskBoundTold = true
+			c.notice(fmt.Sprintf("port-runner: ::add-mask:: past %d values or %d bytes in this run: this value and later ones are NOT masked",
+				maxCommandMasks, maxCommandMaskBytes))
+		}
 		return true, false
 	case "port-status-label":
 		v := c.mask.value(value)
@@ -52,7 +61,7 @@ func (c *commands) apply(line string) (handled, patched bool) {
 	case "port-link":
 		v := c.mask.Replace(value)
 		if v == "" || len(v) > maxValueBytes || len(c.links) >= maxLinks {
-			c.log.Warn("ignoring ::port-link::", zap.Int("bytes", len(v)), zap.Int("links", len(c.links)))
+			c.log.get().Warn("ignoring ::port-link::", zap.Int("bytes", len(v)), zap.Int("links", len(c.links)))
 			return true, false
 		}
 		c.links = append(c.links, v)
@@ -77,7 +86,7 @@ func (c *commands) apply(line string) (handled, patched bool) {
 func (c *commands) output(kv string) {
 	k, v, ok := strings.Cut(kv, "=")
 	if !ok || k == "" || len(k) > 256 {
-		c.log.Warn("ignoring ::port-output:: without KEY=VALUE", zap.Int("bytes", len(kv)))
+		c.log.get().Warn("ignoring ::port-output:: without KEY=VALUE", zap.Int("bytes", len(kv)))
 		return
 	}
 	if c.outputs == nil {
@@ -85,7 +94,7 @@ func (c *commands) output(kv string) {
 	}
 	k = c.mask.Replace(k)
 	if _, seen := c.outputs[k]; !seen && len(c.outputs) >= maxOutputs {
-		c.log.Warn("ignoring ::port-output:: past the limit", zap.Int("outputs", maxOutputs))
+		c.log.get().Warn("ignoring ::port-output:: past the limit", zap.Int("outputs", maxOutputs))
 		return
 	}
 	c.outputs[k] = c.mask.value(v)

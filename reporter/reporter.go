@@ -110,14 +110,14 @@ func (r *Reporter) StartOn(ctx context.Context, api API, runID string, secrets [
 		api:    api,
 		opts:   r.opts,
 		runID:  runID,
-		log:    r.opts.Logger.With(append([]zap.Field{zap.String("run_id", runID)}, fields...)...),
+		log:    &runLogger{base: r.opts.Logger, fields: append([]zap.Field{zap.String("run_id", runID)}, fields...)},
 		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		ending: make(chan struct{}),
 		batch:  batcher{maxBatch: r.opts.MaxBatchBytes, maxRun: r.opts.MaxBytesPerRun},
 	}
 	l.split = splitter{guard: &l.mask, emit: l.takeLine}
-	l.cmds = commands{mask: &l.mask, log: l.log}
+	l.cmds = commands{mask: &l.mask, log: l.log, notice: l.logLine}
 	l.mask.add(r.opts.Mask...)
 	l.mask.add(secrets...)
 	go l.send(ctx)
@@ -130,7 +130,7 @@ type RunLog struct {
 	api    API
 	opts   Options
 	runID  string
-	log    *zap.Logger
+	log    *runLogger
 	kick   chan struct{} // wakes the sender: a first line, a full batch, a patch, or Close
 	done   chan struct{} // closed when the sender has stopped
 	ending chan struct{} // closed by the first Close: a request still waiting for its turn gives up
@@ -168,6 +168,11 @@ func (l *RunLog) takeLine(line string) {
 		}
 		return
 	}
+	l.logLine(line)
+}
+
+// logLine masks a line that is not a workflow command and adds it to the log; l.mu is held.
+func (l *RunLog) logLine(line string) {
 	line = l.mask.Replace(line)
 	size := len(line) + 1
 	if !l.batch.admit(size) {

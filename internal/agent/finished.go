@@ -24,16 +24,15 @@ func (f *finishedRuns) add(r metrics.Finished) {
 	f.runs = append(f.runs, r)
 }
 
-// commandEnded records the command's result, which /status shows once the run is finished,
-// and moves the run on to its closing.
-func (r *runLife) commandEnded(success bool, label string) {
+// result records the run's result (the command's, or a failure for a run file refused after
+// it), which /status shows once the run is finished.
+func (r *runLife) result(success bool, label string) {
 	if r == nil {
 		return
 	}
 	r.l.mu.Lock()
 	defer r.l.mu.Unlock()
 	r.success, r.label = success, label
-	r.toLocked(phaseCommandEnded)
 }
 
 // finishedLocked keeps a run that leaves after its command ended (l.mu held); one that

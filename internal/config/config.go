@@ -35,9 +35,12 @@ type Port struct {
 	// ClientSecretFile names a file holding the client secret (a mounted Secret), instead
 	// of clientSecret; Load reads it.
 	ClientSecretFile string `yaml:"clientSecretFile"`
-	// AppURL is Port's web app, for the links to runs on /status; empty: derived from
-	// BaseURL (PortAppURL).
+	// AppURL is Port's web app, for /status's links to runs; empty: PortAppURL derives it.
 	AppURL string `yaml:"appURL"`
+	// InsecureHTTP allows an http:// baseURL whose host is not this machine (a test
+	// emulator on a private network): the token request then carries the client secret in
+	// clear text, so Validate refuses it otherwise.
+	InsecureHTTP bool `yaml:"insecureHTTP"`
 }
 
 type Kafka struct {
@@ -51,6 +54,10 @@ type Kafka struct {
 	// RevokeTimeout is how long a revoke lets runs of the revoked partitions finish before
 	// it cancels them; the partition is released only once they are closed in Port.
 	RevokeTimeout Duration `yaml:"revokeTimeout"`
+	// MaxDecompressBatchBytes bounds what one fetched batch may decompress to: a batch
+	// past it is skipped (README "Delivery"), so a small compressed record cannot take the
+	// agent past its memory limit.
+	MaxDecompressBatchBytes ByteSize `yaml:"maxDecompressBatchBytes"`
 }
 
 // Delivery timings the group's rebalance timeout is made of (see RebalanceTimeout).
@@ -165,10 +172,12 @@ type PortAPI struct {
 	Allow []string `yaml:"allow"`
 }
 
-// MaxConcurrentLimit bounds the pool of one replica: each running run is one entry in its
-// partition's commit metadata, which Kafka caps at 4 KiB (offset.metadata.max.bytes), and
-// 100 runs plus an earlier owner's as many stay well inside it (consumer/meta_test.go).
-const MaxConcurrentLimit = 100
+// MaxConcurrentLimit bounds the pool of one replica. Runs that wait (approvals, long
+// deployments) need more places than cores; a thousand sleeping runs fit in the memory and
+// CPU of one replica (BENCHMARKS.md "Cost per run and a thousand runs at once"). One
+// partition holds at most 100 of them, which its commit metadata can carry (README
+// "Delivery").
+const MaxConcurrentLimit = 1000
 
 // MaxRequestBytes is Port's limit for one request body; a log batch must leave room
 // for the JSON envelope around it.
@@ -200,6 +209,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Kafka.RevokeTimeout == 0 {
 		c.Kafka.RevokeTimeout = Duration(20 * time.Second)
+	}
+	if c.Kafka.MaxDecompressBatchBytes == 0 {
+		c.Kafka.MaxDecompressBatchBytes = DefaultDecompressBatchBytes
 	}
 	if c.Security.MaxMessageAge == 0 {
 		c.Security.MaxMessageAge = Duration(10 * time.Minute)

@@ -55,6 +55,12 @@ groups:
   "expr" (printf "max by (namespace, job, instance) (port_runner_runs_closing_oldest_seconds) > %v" .threshold)
   "summary" `A run on {{ $labels.instance }} ended {{ $value | humanizeDuration }} ago and Port still has not taken its termination`) }}
 {{- end }}
+{{- with $rules.PortRunnerBatchSkipped }}
+{{- /* The runs of a skipped batch were never read: they did not run and stay open in Port. */}}
+{{- include "port-runner.alert" (dict "root" $ "name" "PortRunnerBatchSkipped" "rule" .
+  "expr" (printf "sum by (namespace, job, instance) (increase(port_runner_messages_total{outcome=\"skipped_batch\"}[30m])) > %v" .threshold)
+  "summary" `port-runner {{ $labels.instance }} skipped {{ $value | humanize }} message(s) in a batch that does not decompress within kafka.maxDecompressBatchBytes; their runs did not run and stay open in Port`) }}
+{{- end }}
 {{- end -}}
 
 {{/* port-runner.alert is one alerting rule (nothing when the rule is disabled). */}}
