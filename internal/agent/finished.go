@@ -42,7 +42,7 @@ func (r *runLife) finishedLocked() {
 		return
 	}
 	outcome := metrics.OutcomeNotClosed
-	if r.ph >= phaseClosed {
+	if r.closed {
 		outcome = metrics.OutcomeFailure
 		if r.success {
 			outcome = metrics.OutcomeSuccess

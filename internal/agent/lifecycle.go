@@ -77,8 +77,9 @@ type runLife struct {
 	ph      phase
 	slot    bool        // holds a pool slot
 	view    metrics.Run // what /status shows; State is derived from ph
-	success bool        // the command's result (commandEnded)
+	success bool        // the run's result (result)
 	label   string
+	closed  bool // Port took its termination (a run Port refused is let go unclosed, committable)
 }
 
 // runAt is a run's record: its partition and offset (try has none).
@@ -125,6 +126,8 @@ func (r *runLife) toLocked(p phase) {
 		r.view.Started = time.Now()
 	case phaseCommandEnded:
 		r.view.Ended = time.Now()
+	case phaseClosed:
+		r.closed = true
 	}
 	r.l.move(r.ph, p)
 	r.ph = p

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/port-runner/port-runner/internal/agent"
 	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/metrics"
 	"github.com/port-runner/port-runner/test/harness"
@@ -53,6 +54,51 @@ actions:
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("Chromium's DOM of /status lacks %s (%s):\n%s", what, want, dom)
+		}
+	}
+}
+
+// /status keeps what each run it finished came to, newest first: a success, a failure with
+// Port's label, a run that failed after its command (a link left as its response file, which
+// the agent refuses), and a run Port refused to close, which is not closed (it failed
+// before: a refused run is let go as committable, which read as closed).
+func TestStatusKeepsFinishedRuns(t *testing.T) {
+	h := harness.New(t, 1)
+	r := h.Start(t, h.Config(t, `
+port: {appURL: https://app.getport.io}
+executor: {maxConcurrent: 1, shutdownTimeout: 1s}
+actions:
+  deploy: {command: ["/bin/sh", "-c", "echo deployed"]}
+  fails: {command: ["/bin/sh", "-c", "exit 3"]}
+  link: {command: ["/bin/sh", "-c", "ln -s /etc/hostname \"$PORT_RESPONSE_FILE\""]}
+`), harness.With(agent.WithClosingBudget(time.Second)))
+	want := map[string][2]string{ // outcome, label
+		"r_ok":   {metrics.OutcomeSuccess, "exit code 0"},
+		"r_fail": {metrics.OutcomeFailure, "exit code 3"},
+		"r_link": {metrics.OutcomeFailure, "exit code 0; $PORT_RESPONSE_FILE is a symbolic link, not a regular file"},
+	}
+	for _, id := range []string{"r_ok", "r_fail", "r_link"} {
+		h.NewRun(t, id, map[string]string{"r_ok": "deploy", "r_fail": "fails", "r_link": "link"}[id])
+		h.WaitClosed(t, id)
+	}
+	// Alone, so no other run's closing takes the two refusals (the full request and the
+	// minimal fallback).
+	h.Emu.RefuseClosings(422, 422)
+	h.NewRun(t, "r_unclosed", "deploy")
+	want["r_unclosed"] = [2]string{metrics.OutcomeNotClosed, "exit code 0"}
+
+	var st metrics.Status
+	waitcond.For(t, "four finished runs on /status", time.Minute, func() bool {
+		st = r.Status(t)
+		return len(st.Finished) == 4
+	})
+	for i, f := range st.Finished {
+		w, ok := want[f.RunID]
+		if !ok || f.Outcome != w[0] || f.Label != w[1] || f.PortURL != "https://app.getport.io/organization/run?runId="+f.RunID {
+			t.Errorf("finished %d: %+v, want outcome %q label %q and its link", i, f, w[0], w[1])
+		}
+		if i > 0 && f.Ended.After(st.Finished[i-1].Ended) {
+			t.Errorf("finished runs not newest first: %+v", st.Finished)
 		}
 	}
 }
