@@ -19,6 +19,8 @@ type Status struct {
 	SlotsCapacity int        `json:"slotsCapacity"`
 	Runs          []Run      `json:"runs"`
 	Finished      []Finished `json:"finished"` // the last runs this replica finished, newest first
+	// Isolation is how this replica confines its commands.
+	Isolation *Isolation `json:"isolation,omitempty"`
 }
 
 // Replica is who answers /status: behind a Service any pod may, so the page names itself.
@@ -76,6 +78,7 @@ func (m *Metrics) status(ready func() error) Status {
 		st.Finished = append(st.Finished, snap.Finished...)
 		st.Replica.Topic = snap.Topic
 		st.Replica.Partitions = append(st.Replica.Partitions, snap.Partitions...)
+		st.Isolation = snap.Isolation
 	}
 	slices.Sort(st.Replica.Partitions)
 	sort.Slice(st.Runs, func(i, j int) bool { return st.Runs[i].Received.Before(st.Runs[j].Received) })

@@ -31,6 +31,7 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 <h1>port-runner <span id="replica">{{.Replica.Name}}</span></h1>
 <p>version <span id="version">{{.Replica.Version}}</span> &middot; topic {{.Replica.Topic}}, partitions <span id="partitions">{{join .Replica.Partitions}}</span>{{if not .Replica.Partitions}}none (a standby){{end}} &middot; leases {{len .Replica.Leases}}</p>
 <p>{{if .Ready}}Ready{{else}}Not ready: {{.NotReady}}{{end}} &middot; slots {{.SlotsBusy}}/{{.SlotsCapacity}} busy &middot; {{len .Runs}} run(s) held &middot; <a href="?format=json">JSON</a></p>
+{{with .Isolation}}<p>Isolation (sandbox {{.Sandbox}}, {{.Shim}} shim{{if .LandlockABI}}, Landlock ABI {{.LandlockABI}}{{end}}): {{range $i, $p := .Protections}}{{if $i}}, {{end}}{{$p}}{{else}}none{{end}}{{if .Missing}}; not in force: {{range $i, $p := .Missing}}{{if $i}}, {{end}}{{$p}}{{end}}{{end}}</p>{{end}}
 <h2>Runs held</h2>
 <table id="runs"><tr><th>run</th><th>action</th><th>state</th><th>waiting / running for</th><th>pid</th><th>message</th><th>last lines</th></tr>
 {{range .Runs}}<tr><td>{{.RunID}}</td><td>{{.Action}}</td><td>{{.State}}</td>
