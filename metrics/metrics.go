@@ -36,7 +36,10 @@ type Metrics struct {
 	BuildInfo *prometheus.GaugeVec
 	// PortBudgetRemaining is what Port's latest answer said is left of the organization's
 	// API budget (x-ratelimit-remaining), shared with every other replica and integration.
+	// It is registered at the first such answer: before it there is no figure, and a 0
+	// would read as a spent budget.
 	PortBudgetRemaining prometheus.Gauge
+	budgetKnown         sync.Once
 	// PortRequestWait is the time requests waited for their turn to Port (budget pacing,
 	// the requestsPerSecond ceiling, a 429's hold), by priority: close, log, proxy.
 	PortRequestWait *prometheus.HistogramVec
@@ -56,6 +59,8 @@ type Metrics struct {
 	mu       sync.Mutex
 	attached map[string]*attachment
 	source   *sourceAttachment
+	// replicaName and version are who answers /status.
+	replicaName, version string
 }
 
 // Message outcomes: the outcome label of messages_total (README "Observability").
@@ -101,11 +106,12 @@ func New() *Metrics {
 			Help: "Runs Port refused to close, even with the minimal fallback closing request."}),
 		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
 			Help: "Always 1; the labels say which build runs."}, []string{"version", "commit", "goversion"}),
-		attached: map[string]*attachment{},
+		attached:    map[string]*attachment{},
+		replicaName: replicaName(),
 	}
 	m.Registry.MustRegister(m.RunsTotal, m.RunDuration, m.RunsInFlight, m.MessagesTotal, m.PortRequests,
 		m.LogBytes, m.LogBytesDropped, m.BuildInfo, m.UnsignedMessages, m.RunsUnclosed, attachedCollector{m},
-		m.PortBudgetRemaining, m.PortRequestWait,
+		m.PortRequestWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate, OutcomeSkippedBatch} {
 		m.MessagesTotal.WithLabelValues(o) // present at zero, so alerts on rate() work from the start
@@ -131,6 +137,9 @@ func (m *Metrics) SetVersion(version string) {
 	if version == "" {
 		version = "unknown"
 	}
+	m.mu.Lock()
+	m.version = version
+	m.mu.Unlock()
 	m.BuildInfo.Reset()
 	m.BuildInfo.WithLabelValues(version, commit, runtime.Version()).Set(1)
 }
@@ -143,6 +152,7 @@ func (m *Metrics) ObservePortRequest(endpoint string, code int) {
 // ObservePortBudget records what Port says remains of the organization's budget.
 func (m *Metrics) ObservePortBudget(remaining int) {
 	m.PortBudgetRemaining.Set(float64(remaining))
+	m.budgetKnown.Do(func() { m.Registry.MustRegister(m.PortBudgetRemaining) })
 }
 
 // ObservePortWait records how long one request waited for its turn.

@@ -36,6 +36,9 @@ type Snapshot struct {
 	SlotsCapacity int
 	Actions       []string // the configured actions: runs_waiting has a series for each
 	Runs          []Run
+	Topic         string
+	Partitions    []int32    // the topic's partitions this replica owns now
+	Finished      []Finished // the last runs it finished
 	Isolation     *Isolation // nil: not known
 }
 

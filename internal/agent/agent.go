@@ -292,7 +292,7 @@ func (a *Agent) Run(parent, kill context.Context) error {
 	// says "stopping" from the first signal on. Servers stop when Run returns, the proxy
 	// first (deferred last), once every run has ended.
 	defer a.metrics.SetSource(source{a: a, ready: a.Ready})()
-	defer a.metrics.Attach("kafka", a.kafkaProm)()
+	defer a.metrics.Attach("kafka", metrics.Renamed(a.kafkaProm, kpromGauges()))()
 	stopLag, err := a.startLag()
 	if err != nil {
 		return err

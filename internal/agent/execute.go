@@ -76,6 +76,7 @@ func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *actio
 		result = "success"
 	}
 	a.metrics.RunsTotal.WithLabelValues(run.Action, result).Inc()
+	life.result(res.Success, res.Label) // what /status shows once the run is finished
 	outcome := reporter.Outcome{
 		Success: res.Success,
 		Label:   res.Label,

@@ -58,6 +58,7 @@ type lives struct {
 	slots     int             // runs holding one of the pool's running slots
 	changed   chan struct{}   // closed and replaced at every change (consumer.Runs)
 	onRunning func(delta int) // runs entering (+1) or leaving (-1) phaseRunning
+	finished  finishedRuns    // the last runs finished here (/status)
 }
 
 func newLives(onRunning func(int)) *lives {
@@ -73,9 +74,12 @@ type runLife struct {
 	// has no partition (try).
 	handover context.Context
 	// guarded by l.mu:
-	ph   phase
-	slot bool        // holds a pool slot
-	view metrics.Run // what /status shows; State is derived from ph
+	ph      phase
+	slot    bool        // holds a pool slot
+	view    metrics.Run // what /status shows; State is derived from ph
+	success bool        // the run's result (result)
+	label   string
+	closed  bool // Port took its termination (a run Port refused is let go unclosed, committable)
 }
 
 // runAt is a run's record: its partition and offset (try has none).
@@ -122,6 +126,8 @@ func (r *runLife) toLocked(p phase) {
 		r.view.Started = time.Now()
 	case phaseCommandEnded:
 		r.view.Ended = time.Now()
+	case phaseClosed:
+		r.closed = true
 	}
 	r.l.move(r.ph, p)
 	r.ph = p
@@ -173,6 +179,7 @@ func (r *runLife) leave() {
 		r.slot = false
 		r.l.slots--
 	}
+	r.finishedLocked()
 	delete(r.l.runs, r)
 	r.l.move(r.ph, numPhases)
 }

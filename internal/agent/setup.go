@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kzap"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/port-runner/port-runner/consumer"
 	"github.com/port-runner/port-runner/internal/config"
@@ -44,17 +45,31 @@ func (a *Agent) unsigned(raw []byte, where string, err error) bool {
 	return true
 }
 
+// kpromGauges renames the two gauges kprom names ..._total (records buffered now, not a
+// count that only grows), which `promtool check metrics` flags.
+func kpromGauges() map[string]string {
+	return map[string]string{
+		"port_runner_kafka_buffered_fetch_records_total":   "port_runner_kafka_buffered_fetch_records",
+		"port_runner_kafka_buffered_produce_records_total": "port_runner_kafka_buffered_produce_records",
+	}
+}
+
 // newConsumer builds the consumer for k's brokers.
 func (a *Agent) newConsumer(k config.Kafka) error {
 	kopts, err := kafkaOpts(k)
 	if err != nil {
 		return err
 	}
-	// franz-go's own logs: warnings and errors only (its info lines are per connection), and
-	// none before the start check passed: a refused broker is then one line, Run's error.
+	// franz-go's own logs: warnings and errors only (its info lines are per connection), all
+	// of them when the agent logs at debug (PORT_RUNNER_LOG_LEVEL=debug), and none before
+	// the start check passed: a refused broker is then one line, Run's error.
+	level := kgo.LogLevelWarn
+	if a.log.Core().Enabled(zapcore.DebugLevel) {
+		level = kgo.LogLevelDebug
+	}
 	kopts = append(kopts, kgo.WithLogger(kzap.New(a.log.Named("kafka"), kzap.LevelFn(func() kgo.LogLevel {
 		if a.kafkaLogs.Load() {
-			return kgo.LogLevelWarn
+			return level
 		}
 		return kgo.LogLevelNone
 	}))))

@@ -15,10 +15,17 @@ type source struct {
 // replica shows free.)
 func (s source) Snapshot() metrics.Snapshot {
 	iso := s.a.iso.status()
-	return metrics.Snapshot{
+	snap := metrics.Snapshot{
 		SlotsBusy: s.a.lives.slotsBusy(), SlotsCapacity: s.a.cfg.Executor.MaxConcurrent,
 		Actions: s.a.cfg.ActionNames(), Runs: s.a.lives.list(), Isolation: &iso,
+		Topic: s.a.kafka.Topic, Finished: s.a.lives.finishedList(s.a.cfg.Port.PortAppURL()),
 	}
+	if s.a.consumer != nil {
+		for p := range s.a.consumer.Unstarted() { // one entry per partition owned
+			snap.Partitions = append(snap.Partitions, p)
+		}
+	}
+	return snap
 }
 
 func (s source) Ready() error { return s.ready() }

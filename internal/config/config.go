@@ -32,6 +32,8 @@ type Port struct {
 	// ClientSecretFile names a file holding the client secret (a mounted Secret), instead
 	// of clientSecret; Load reads it.
 	ClientSecretFile string `yaml:"clientSecretFile"`
+	// AppURL is Port's web app, for /status's links to runs; empty: PortAppURL derives it.
+	AppURL string `yaml:"appURL"`
 	// InsecureHTTP allows an http:// baseURL whose host is not this machine (a test
 	// emulator on a private network): the token request then carries the client secret in
 	// clear text, so Validate refuses it otherwise.

@@ -51,6 +51,9 @@ func validatePort(p Port, add func(error)) {
 	case strings.HasPrefix(p.BaseURL, "http://") && !p.InsecureHTTP && !loopbackURL(p.BaseURL):
 		add(problem("port.baseURL", "http:// sends the client secret unencrypted: use https://, or http:// only to localhost or a loopback address (port.insecureHTTP: true allows another host, for a test emulator on a private network), got %q", p.BaseURL))
 	}
+	if a := p.AppURL; a != "" && !strings.HasPrefix(a, "http://") && !strings.HasPrefix(a, "https://") {
+		add(problem("port.appURL", "must be an http(s) URL, got %q", a))
+	}
 	if p.ClientID == "" {
 		add(problem("port.clientID", "required (set PORT_CLIENT_ID or write it in the file)"))
 	}

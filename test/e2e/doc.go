@@ -6,7 +6,9 @@
 //     inputs", "Synchronous actions", "Pointing it at Port"): features_test.go.
 //   - Operations (README "Observability"): lag, saturation, /metrics and /status after real
 //     runs, scraped from the agent's metrics server, and README's metrics table against
-//     them: lag_test.go, metrics_test.go, readme_test.go.
+//     them: lag_test.go, metrics_test.go, readme_test.go; /status loaded in a real headless
+//     Chromium (Debian's; skipped without it, a failure under CI=true, .ci/run installs it):
+//     statuspage_test.go.
 //   - How replicas share Port's API budget (README "Port's API budget"): budget_test.go, and
 //     BenchmarkRequestsPerRun. These take tens of seconds each by design (the budget sets
 //     their pace) and run on the in-process broker only.

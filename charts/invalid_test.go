@@ -1,0 +1,78 @@
+package charts_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// Values that would install a broken agent fail to render, and the message says why.
+func TestInvalidValuesFail(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		files    []string
+		override string
+		want     []string // all in the error
+	}{
+		{"non-integer replicas", minimal, "replicaCount: two", []string{"replicaCount", "integer"}},
+		{"fractional replicas", minimal, "replicaCount: 1.5", []string{"replicaCount"}},
+		{"unknown key", minimal, "serviceMonitor: {enable: true}", []string{"serviceMonitor", "enable"}},
+		{"unknown top-level key", minimal, "replicas: 3", []string{"replicas"}},
+		{"unknown agent config key", minimal, "config: {executor: {maxConcurent: 3}}", []string{"config", "maxConcurent"}},
+		{"bad agent enum", minimal, "config: {kafka: {startOffset: oldest}}", []string{"startOffset"}},
+		{"bad agent duration", minimal, "config: {executor: {shutdownTimeout: 10 minutes}}", []string{"shutdownTimeout"}},
+		{"empty credentials without existingSecret", minimal, `existingSecret: ""`,
+			[]string{"secretEnv.PORT_CLIENT_ID is empty and existingSecret is not set"}},
+		{"grace period shorter than shutdownTimeout + closing", minimal, "config: {executor: {shutdownTimeout: 10m}}",
+			[]string{"terminationGracePeriodSeconds (120) must exceed config.executor.shutdownTimeout (600s) + 40s"}},
+		{"grace period equal to shutdownTimeout + closing", minimal, "{terminationGracePeriodSeconds: 100, config: {executor: {shutdownTimeout: 1m}}}",
+			[]string{"terminationGracePeriodSeconds (100) must exceed"}},
+		{"grace period with the default shutdownTimeout", minimal, "terminationGracePeriodSeconds: 90",
+			[]string{"must exceed config.executor.shutdownTimeout (60s)"}},
+		{"no actions", nil, "{existingSecret: s, env: {PORT_ORG_ID: o}}", []string{"config.actions is empty"}},
+		{"no org", minimal, "env: {PORT_ORG_ID: ''}", []string{"env.PORT_ORG_ID is empty"}},
+		{"KEDA and HPA", minimal, "autoscaling: {keda: {enabled: true, prometheus: {serverAddress: 'http://p:9090'}}, hpa: {enabled: true}}", []string{"choose one"}},
+		{"KEDA without Prometheus", minimal, "autoscaling: {keda: {enabled: true}}", []string{"autoscaling.keda.prometheus.serverAddress is required"}},
+		{"KEDA at zero on the Prometheus trigger", minimal, "autoscaling: {keda: {enabled: true, minReplicas: 0, prometheus: {serverAddress: 'http://p:9090'}}}",
+			[]string{"autoscaling.keda.minReplicas is 0 with only the Prometheus trigger", "nothing would scale the Deployment back up", "autoscaling.keda.kafka"}},
+		{"KEDA auth modes without a Secret", minimal, "autoscaling: {keda: {enabled: true, prometheus: {serverAddress: 'http://p:9090', authModes: bearer}}}",
+			[]string{"authModes needs authSecretName"}},
+		{"KEDA Kafka scaler without brokers", minimal, "autoscaling: {keda: {enabled: true, kafka: {enabled: true}}}",
+			[]string{"autoscaling.keda.kafka.bootstrapServers is required"}},
+		{"KEDA Kafka scaler on a group Helm cannot expand", minimal,
+			"{autoscaling: {keda: {enabled: true, kafka: {enabled: true, bootstrapServers: 'b:9096'}}}, config: {kafka: {group: '${GROUP}'}}}",
+			[]string{"set autoscaling.keda.kafka.topic and consumerGroup"}},
+		{"KEDA bad auth mode", minimal, "autoscaling: {keda: {prometheus: {authModes: oauth}}}", []string{"authModes"}},
+		{"two custom CAs", minimal, "customCA: {secretName: a, configMapName: b}", []string{"customCA.secretName and customCA.configMapName are both set"}},
+		{"unknown alert", minimal, "prometheusRule: {rules: {PortRunnerSlow: {enabled: true}}}", []string{"PortRunnerSlow"}},
+		{"bad alert for", minimal, "prometheusRule: {rules: {PortRunnerDown: {for: soon}}}", []string{"for"}},
+		{"RBAC without a ServiceAccount", minimal, "rbac: {create: true}", []string{"rbac.create needs serviceAccount.create=true"}},
+		{"bad digest", minimal, "image: {digest: latest}", []string{"digest"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := render(t, values(t, tc.files, tc.override))
+			if err == nil {
+				t.Fatalf("rendered; want an error naming %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\ndoes not say %q", err, w)
+				}
+			}
+		})
+	}
+	// Scaling to zero is fine with the Kafka scaler, which sees the backlog with no agent up.
+	if _, err := render(t, values(t, minimal, "autoscaling: {keda: {enabled: true, minReplicas: 0, kafka: {enabled: true, bootstrapServers: 'b:9096'}}}")); err != nil {
+		t.Errorf("KEDA at zero with the Kafka scaler: %v", err)
+	}
+	// A ${VAR} shutdownTimeout is the agent's to expand: not checked here.
+	if _, err := render(t, values(t, minimal, "config: {executor: {shutdownTimeout: '${SHUTDOWN:-60s}'}}")); err != nil {
+		t.Errorf("a ${VAR} shutdownTimeout: %v", err)
+	}
+	// Longer grace, longer shutdownTimeout: fine.
+	if _, err := render(t, values(t, minimal, "{terminationGracePeriodSeconds: 700, config: {executor: {shutdownTimeout: 1h1m-1h}}}")); err == nil {
+		t.Errorf("a malformed duration rendered")
+	}
+	if _, err := render(t, values(t, minimal, "{terminationGracePeriodSeconds: 701, config: {executor: {shutdownTimeout: 5m30s}}}")); err != nil {
+		t.Errorf("grace 701s with shutdownTimeout 5m30s: %v", err)
+	}
+}
