@@ -26,7 +26,12 @@ const (
 
 func readVector(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(vectorDir, name))
+	return readFileIn(t, vectorDir, name)
+}
+
+func readFileIn(t testing.TB, dir, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -586,6 +591,10 @@ func FuzzDecode(f *testing.F) {
 	for _, path := range vectorFiles(f) {
 		f.Add(readVector(f, filepath.Base(path)))
 	}
+	ports, _ := filepath.Glob(filepath.Join(portVectorDir, "*.json"))
+	for _, path := range ports {
+		f.Add(readPortVector(f, filepath.Base(path)))
+	}
 	f.Add([]byte(`{"payload":{"context":{"runId":"r"},"action":"a"}}`))
 	f.Add([]byte(`{"context":{"runId":"r"},"action":"a","headers":{"X-Port-Signature":"v1,x","X-Port-Timestamp":"1"}}`))
 	f.Add(signText("0", `{"action":"a","context":{"runId":"r"}}`))
@@ -600,7 +609,7 @@ func FuzzDecode(f *testing.F) {
 			run, err := d.Decode(raw)
 			if err != nil {
 				var se *SkipError
-				if !errors.As(err, &se) || (se.Reason != ReasonInvalid && se.Reason != ReasonBadSignature) {
+				if !errors.As(err, &se) || (se.Reason != ReasonInvalid && se.Reason != ReasonBadSignature && se.Reason != ReasonIgnored) {
 					t.Fatalf("Decode error %T %v is not a *SkipError", err, err)
 				}
 				continue
