@@ -21,6 +21,8 @@ type Config struct {
 	Metrics  Metrics           `yaml:"metrics"`
 	Message  Message           `yaml:"message"`
 	Actions  map[string]Action `yaml:"actions"`
+	// WorkflowNodeRuns says what becomes of workflow node runs no action here matches.
+	WorkflowNodeRuns WorkflowNodeRuns `yaml:"workflowNodeRuns"`
 }
 
 type Port struct {
@@ -35,6 +37,10 @@ type Port struct {
 	// ClientSecretFile names a file holding the client secret (a mounted Secret), instead
 	// of clientSecret; Load reads it.
 	ClientSecretFile string `yaml:"clientSecretFile"`
+	// RunStatusInterval: a run whose command has run this long is asked about in Port this
+	// often, so a run terminated there (a user set it to FAILURE, its workflow was
+	// cancelled) stops here too; shorter runs cost no request for it.
+	RunStatusInterval Duration `yaml:"runStatusInterval"`
 }
 
 type Kafka struct {
@@ -98,6 +104,9 @@ type Security struct {
 	// MaxMessageAge: a run message signed longer ago than this is executed only if Port
 	// shows its run still open (a replay of an old message is not).
 	MaxMessageAge Duration `yaml:"maxMessageAge"`
+	// ClientSideKeyFiles name PEM RSA private keys of client-side secret inputs (Port's
+	// browser encrypts those with the input's public key); see ClientSideKeys.
+	ClientSideKeyFiles []string `yaml:"clientSideKeyFiles"`
 }
 
 // Verify reports whether run messages must carry a valid signature.
@@ -144,13 +153,27 @@ type Action struct {
 	SecretInputs []string `yaml:"secretInputs"`
 	// WorkflowNode makes this entry the command of Port Workflows' node runs that match it.
 	WorkflowNode *WorkflowNode `yaml:"workflowNode"`
+	// When is jq over the run's message: only a run for which it gives true is this
+	// deployment's; any other result leaves the run to another deployment ("" : every run).
+	When string `yaml:"when"`
 }
 
 // WorkflowNode selects workflow node runs (ids wfnr_...): every field given must match.
 type WorkflowNode struct {
-	Workflow string `yaml:"workflow"` // the workflow's identifier
-	Node     string `yaml:"node"`     // the Kafka node's identifier
+	// URL is the node's invocation URL (payload.action.invocationMethod.url), where Port's
+	// own agent reads it: the one field of a node run Port's code shows.
+	URL string `yaml:"url"`
+	// Workflow and Node are identifiers no Port source shows in a node run's message yet
+	// (context.workflow, context.node, node.identifier are read if Port sends them).
+	Workflow string `yaml:"workflow"`
+	Node     string `yaml:"node"`
 	Selector string `yaml:"selector"` // jq over the message; selects when it gives true
+}
+
+// WorkflowNodeRuns is what the agent does with a node run no action's workflowNode matches:
+// Unmatched "leave" (default) leaves it to another deployment, "fail" completes it FAILED.
+type WorkflowNodeRuns struct {
+	Unmatched string `yaml:"unmatched"`
 }
 
 // PortAPI is what a run's command may call through the agent's Port API proxy beyond its
@@ -197,6 +220,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Kafka.RevokeTimeout == 0 {
 		c.Kafka.RevokeTimeout = Duration(20 * time.Second)
+	}
+	if c.Port.RunStatusInterval == 0 {
+		c.Port.RunStatusInterval = Duration(30 * time.Second)
+	}
+	if c.WorkflowNodeRuns.Unmatched == "" {
+		c.WorkflowNodeRuns.Unmatched = "leave"
 	}
 	if c.Security.MaxMessageAge == 0 {
 		c.Security.MaxMessageAge = Duration(10 * time.Minute)
