@@ -65,6 +65,8 @@ const (
 	OutcomeInvalid      = "invalid"
 	OutcomeBadSignature = "bad_signature"
 	OutcomeDuplicate    = "duplicate"
+	OutcomeFiltered     = "filtered"  // its action's when left it to another deployment
+	OutcomeUnmatched    = "unmatched" // a workflow node run no action's workflowNode matches
 )
 
 const ns = "port_runner"
@@ -104,7 +106,7 @@ func New() *Metrics {
 		m.LogBytes, m.LogBytesDropped, m.BuildInfo, m.UnsignedMessages, m.RunsUnclosed, attachedCollector{m},
 		m.PortBudgetRemaining, m.PortRequestWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate} {
+	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate, OutcomeFiltered, OutcomeUnmatched} {
 		m.MessagesTotal.WithLabelValues(o) // present at zero, so alerts on rate() work from the start
 	}
 	m.SetVersion("")

@@ -157,6 +157,10 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	keys, err := cfg.Security.ClientSideKeys()
+	if err != nil {
+		return nil, err
+	}
 	perAction := map[string]int{}
 	a.actions = map[string]*action{}
 	for name, ac := range cfg.Actions {
@@ -166,12 +170,7 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 			return nil, err
 		}
 		act.pass = pass
-		act.secretKey = cfg.Port.ClientSecret
-		if wn := ac.WorkflowNode; wn != nil {
-			if act.node, err = newNodeMatcher(name, wn.Workflow, wn.Node, wn.Selector); err != nil {
-				return nil, err
-			}
-		}
+		act.secretKey, act.keys = cfg.Port.ClientSecret, keys
 		a.actions[name] = act
 	}
 	a.pool = executor.NewPool(cfg.Executor.MaxConcurrent, perAction)

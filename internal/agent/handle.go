@@ -35,13 +35,9 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		}
 		return true
 	}
-	act, ok := a.lookupAction(&run)
-	if !ok {
-		// Another deployment with another group may own this action.
-		a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeIgnored).Inc()
-		a.log.Debug("ignoring run of an action not configured here", zap.String("at", where),
-			zap.String("run_id", run.ID), zap.String("action", run.Action))
-		return true
+	act, why := a.route(&run)
+	if act == nil {
+		return a.leave(report, run, why, where)
 	}
 	log := a.log.With(zap.String("run_id", run.ID), zap.String("action", run.Action))
 	life := a.lives.receive(runAt{rec.Topic, rec.Partition, rec.Offset}, run.ID, run.Action, t.Handover)

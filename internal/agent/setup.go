@@ -28,7 +28,7 @@ func (a *Agent) unsigned(raw []byte, where string, err error) bool {
 	if perr != nil {
 		return false
 	}
-	if _, ok := a.lookupAction(&run); !ok {
+	if act, _ := a.route(&run); act == nil {
 		return false
 	}
 	a.metrics.UnsignedMessages.Inc()

@@ -29,9 +29,14 @@ func (a *Agent) Try(ctx context.Context, raw []byte) (Tried, error) {
 	if err != nil {
 		return Tried{}, fmt.Errorf("the run message: %w", err)
 	}
-	act, ok := a.lookupAction(&run)
-	if !ok {
+	act, why := a.route(&run)
+	switch why {
+	case notConfigured:
 		return Tried{}, fmt.Errorf("action %q is not under actions: in the config", run.Action)
+	case filtered:
+		return Tried{}, fmt.Errorf("the run is another deployment's: its action's when is not true for it")
+	case unmatchedNode:
+		return Tried{}, fmt.Errorf("no action's workflowNode matches the node run (url %q)", run.NodeURL)
 	}
 	if _, err := a.api.Token(ctx); err != nil {
 		return Tried{}, fmt.Errorf("port api: %w", err)

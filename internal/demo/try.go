@@ -83,10 +83,13 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	props, _ := json.Marshal(o.Properties)
 	if wn := cfg.Actions[o.Action].WorkflowNode; wn != nil {
 		// A workflow node's command: try it as the node run it serves, --properties as the
-		// node's payload.
+		// node's body. Port's node runs name their node by its url only.
+		if wn.URL == "" && wn.Selector == "" {
+			return false, fmt.Errorf("actions.%s.workflowNode names no url: Port's node runs carry their node's url, not its workflow or node, so try cannot make one that matches", o.Action)
+		}
 		workflow, node := cmp.Or(wn.Workflow, "try-workflow"), cmp.Or(wn.Node, "try-node")
-		created, msg, err = emu.PrepareNodeRun(workflow, node, o.Properties)
-		kind = "workflow " + workflow + ", node " + node
+		created, msg, err = emu.PrepareNodeRun(workflow, node, emulator.CreateNodeRunRequest{Payload: o.Properties, URL: wn.URL})
+		kind = "workflow node " + cmp.Or(wn.URL, node)
 	} else {
 		created, msg, err = emu.PrepareRun(o.Action, emulator.CreateRunRequest{Properties: o.Properties, Entity: o.Entity})
 		props, _ = json.Marshal(created.Properties)

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/port-runner/port-runner/internal/agent"
 	"github.com/port-runner/port-runner/internal/emulator"
@@ -38,13 +39,13 @@ printf '{"digest":"sha256:abc","image":"overridden by the line"}' > "$PORT_OUTPU
   build_image:
     command: [%q]
     env: {IMAGE: .properties.image}
-    workflowNode: {workflow: ci, node: build}
+    workflowNode: {url: %q}
   deploy:
     command: [%q]
-    workflowNode: {workflow: ci, node: deploy}
-`, script, other))
+    workflowNode: {url: %q}
+`, script, emulator.NodeURL("ci", "build"), other, emulator.NodeURL("ci", "deploy")))
 	h.start(t, cfg, agent.Deps{})
-	nr, err := h.emu.CreateNodeRun(context.Background(), "ci", "build", map[string]any{"image": "api"})
+	nr, err := h.emu.CreateNodeRun(context.Background(), "ci", "build", emulator.CreateNodeRunRequest{Payload: map[string]any{"image": "api"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,20 +60,24 @@ printf '{"digest":"sha256:abc","image":"overridden by the line"}' > "$PORT_OUTPU
 		t.Fatalf("log:\n%s", log)
 	}
 	// A failing command fails its node; a node run no workflowNode matches is not ours.
-	failing, err := h.emu.CreateNodeRun(context.Background(), "ci", "deploy", nil)
+	failing, err := h.emu.CreateNodeRun(context.Background(), "ci", "deploy", emulator.CreateNodeRunRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.emu.CreateNodeRun(context.Background(), "other-workflow", "build", nil); err != nil {
+	if _, err := h.emu.CreateNodeRun(context.Background(), "other-workflow", "build", emulator.CreateNodeRunRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	if fr := h.waitEnded(t, failing.ID); fr.Result != "FAILED" || !strings.Contains(logText(fr), "port-runner: exit code 9") {
 		t.Fatalf("failing node run %+v\n%s", fr, logText(fr))
 	}
-	ignored := h.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeIgnored)
-	waitcond.For(t, "the unmatched node run to be ignored", 30*time.Second, func() bool { return testutil.ToFloat64(ignored) >= 1 })
-	if n := testutil.ToFloat64(ignored); n != 1 {
-		t.Fatalf("messages_total{ignored} = %v, want 1", n)
+	// Counted and logged at warn, so a node run no command takes never vanishes silently.
+	unmatched := h.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeUnmatched)
+	waitcond.For(t, "the unmatched node run to be counted", 30*time.Second, func() bool { return testutil.ToFloat64(unmatched) >= 1 })
+	if n := testutil.ToFloat64(unmatched); n != 1 {
+		t.Fatalf("messages_total{unmatched} = %v, want 1", n)
+	}
+	if warned := h.logs.FilterLevelExact(zapcore.WarnLevel).FilterMessageSnippet("matches no action's workflowNode").Len(); warned != 1 {
+		t.Fatalf("%d warnings about the unmatched node run, want 1", warned)
 	}
 	// It went through the node run API only.
 	for _, r := range h.emu.Requests() {
