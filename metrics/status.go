@@ -68,7 +68,7 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 <h1>port-runner</h1>
 <p>{{if .Ready}}Ready{{else}}Not ready: {{.NotReady}}{{end}} &middot; slots {{.SlotsBusy}}/{{.SlotsCapacity}} busy &middot; {{len .Runs}} run(s) held &middot; <a href="?format=json">JSON</a></p>
 <table><tr><th>run</th><th>action</th><th>state</th><th>waiting / running for</th><th>pid</th><th>message</th><th>last lines</th></tr>
-{{range .Runs}}<tr><td>{{.RunID}}</td><td>{{.Action}}</td><td>{{.State}}</td>
+{{range .Runs}}<tr><td>{{.RunID}}</td><td>{{.Action}}</td><td>{{.State}}{{with .Outcome}} ({{.}}){{end}}</td>
 <td>{{if .Started.IsZero}}{{age $.Now .Received}}{{else}}{{age $.Now .Started}}{{end}}</td>
 <td>{{if .PID}}{{.PID}}{{end}}</td><td>{{.Topic}}/{{.Partition}}@{{.Offset}}</td>
 <td><pre>{{range .LastLines}}{{.}}

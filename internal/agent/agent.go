@@ -60,7 +60,8 @@ type Agent struct {
 	proxyURL string // PORT_API_URL for commands; set in Run before any run starts
 	actions  map[string]*action
 	seen     *seenRuns
-	lives    *lives // every run held here, each in its named phase (lifecycle.go)
+	watch    *portWatch // stops the commands of runs Port ended (cancel.go)
+	lives    *lives     // every run held here, each in its named phase (lifecycle.go)
 	deps     Deps
 	// fatal carries the consumer's unrecoverable error to Run, which then stops as on SIGTERM.
 	fatal chan error
@@ -113,6 +114,7 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		return nil, fmt.Errorf("port api client: %w", err)
 	}
 	a.api = api
+	a.watch = newPortWatch(api, cfg.Port.RunStatusInterval.D(), deps.Logger)
 	a.proxy = portproxy.New(func(ctx context.Context, rq portproxy.Request) (portproxy.Response, error) {
 		resp, err := api.Forward(ctx, portapi.ProxyRequest{
 			Method: rq.Method, Path: rq.Path, Query: rq.Query,
@@ -184,6 +186,7 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		OnLogBytes:     func(n int) { deps.Metrics.LogBytes.Add(float64(n)) },
 		OnDropped:      func(n int) { deps.Metrics.LogBytesDropped.Add(float64(n)) },
 		OnLine:         a.lives.line,
+		OnRefused:      a.watch.refused,
 	})
 
 	// The consumer's client metrics (port_runner_kafka_*), attached to the registry in Run:
@@ -288,6 +291,7 @@ func (a *Agent) Run(parent, kill context.Context) error {
 		return err
 	}
 	defer stopProxy()
+	defer a.startWatch()()
 
 	// workCtx lives on for shutdownTimeout after ctx ends, or until kill.
 	workCtx, cancelWork := context.WithCancelCause(kill)

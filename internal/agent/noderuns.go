@@ -15,6 +15,7 @@ import (
 // portapi client itself), a workflow node run through its workflow API (portapi.NodeRuns).
 type target interface {
 	reporter.API
+	checker
 	GetRun(ctx context.Context, runID string) (portapi.Run, error)
 }
 

@@ -50,6 +50,7 @@ func (a *Agent) Try(ctx context.Context, raw []byte) (Tried, error) {
 		return Tried{}, err
 	}
 	defer stopProxy()
+	defer a.startWatch()()
 	log := a.log.With(zap.String("run_id", run.ID), zap.String("action", run.Action))
 	// The run has no partition, but it is held like a consumed one: runs_in_flight and
 	// /status count it.
