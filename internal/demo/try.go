@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -30,6 +31,9 @@ type TryOptions struct {
 	Properties map[string]any
 	Entity     string // set: a DAY-2 run on this entity
 	ConfigPath string // "": the shipped example config (examples/config.yaml)
+	// CancelAfter, when set, ends the run in Port that long after it starts, as a user does
+	// (an action run set to FAILURE, a node run's workflow cancelled with force).
+	CancelAfter time.Duration
 }
 
 // Credentials try uses where the config leaves them unset: the emulator accepts whatever
@@ -70,6 +74,9 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	defer func() { stopEmu(); _ = waitEmu() }()
 	cfg.Port.BaseURL = base
 
+	if o.CancelAfter > 0 {
+		cfg.Port.RunStatusInterval = config.Duration(tryStatusInterval) // a local emulator: no budget to save
+	}
 	a, err := agent.New(cfg, agent.Deps{Logger: zap.New(consoleCore(logOut)), MetricsAddr: "-"})
 	if err != nil {
 		return false, err
@@ -99,7 +106,9 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	}
 	fmt.Fprintf(out, "━━ try %s (%s) · run %s · inputs %s · Port API emulator %s\n\n", o.Action, kind, created.ID, props, base)
 
+	stopCancel := cancelLater(ctx, out, emu, created, o.CancelAfter)
 	tried, runErr := a.Try(ctx, msg)
+	stopCancel()
 	masks := append(slices.Clone(tried.Masks), cfg.Security.Mask...)
 	mask := masker(masks)
 	if tried.Spec.Argv != nil {

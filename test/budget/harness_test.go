@@ -35,6 +35,8 @@ type org struct {
 	srv     *emulator.Server
 	agents  []*agent.Agent
 	metrics []*metrics.Metrics
+	// statusInterval is the replicas' port.runStatusInterval (0: the default).
+	statusInterval time.Duration
 }
 
 func newOrg(t testing.TB, partitions int, opts emulator.Options) *org {
@@ -88,6 +90,9 @@ actions:
 	}
 	if err != nil {
 		t.Fatalf("config: %v", err)
+	}
+	if o.statusInterval > 0 {
+		cfg.Port.RunStatusInterval = config.Duration(o.statusInterval)
 	}
 	for i := 0; i < n; i++ {
 		m := metrics.New()
