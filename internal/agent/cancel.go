@@ -52,7 +52,8 @@ type watched struct {
 	node      bool
 	log       *zap.Logger
 	started   time.Time
-	checked   time.Time // last asked
+	checked   time.Time // last asked, in the list or on its own
+	got       time.Time // last asked on its own (a GET of the run)
 	suspect   bool      // Port refused a change of it: ask at once
 	gaveUp    bool      // Port refused to say: not asked again
 	cancel    context.CancelCauseFunc
@@ -99,7 +100,7 @@ func (w *portWatch) cancelled(id string) bool {
 }
 
 // refused is the reporter's OnRefused: Port refused a change of the run, which may mean it
-// ended it. Asked about at once the first time, then at most once per interval.
+// ended it. Asked about at once, unless a GET of the run was made within the interval.
 func (w *portWatch) refused(id string, _ error) {
 	w.mu.Lock()
 	r := w.runs[id]
@@ -130,15 +131,16 @@ func (w *portWatch) run(ctx context.Context) {
 	}
 }
 
-// due are the runs to ask about now: suspects not asked within the interval, and runs whose
-// command has run for the interval and that were not asked within it.
+// due are the runs to ask about now: suspects whose run was not fetched within the interval,
+// and runs whose command has run for the interval and that were not asked within it.
 func (w *portWatch) due(now time.Time) (actionRuns, nodeRuns []*watched) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	within := func(t time.Time) bool { return !t.IsZero() && now.Sub(t) < w.interval*9/10 }
 	for _, r := range w.runs {
-		recent := !r.checked.IsZero() && now.Sub(r.checked) < w.interval*9/10
-		long := now.Sub(r.started) >= w.interval
-		if r.cancelled || r.gaveUp || recent || !(r.suspect || long) {
+		suspect := r.suspect && !within(r.got)
+		long := now.Sub(r.started) >= w.interval && !within(r.checked)
+		if r.cancelled || r.gaveUp || !(suspect || long) {
 			continue
 		}
 		if r.node {
@@ -162,6 +164,9 @@ func (w *portWatch) turn(ctx context.Context) {
 			continue
 		}
 		pr, err := r.tgt.CheckRun(ctx, r.id)
+		w.mu.Lock()
+		r.got = time.Now()
+		w.mu.Unlock()
 		switch {
 		case portapi.Permanent(err):
 			w.mu.Lock()
