@@ -26,8 +26,8 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 	if err != nil {
 		var skip *runmsg.SkipError
 		outcome := metrics.OutcomeInvalid
-		if errors.As(err, &skip) && skip.Reason == runmsg.ReasonBadSignature {
-			outcome = metrics.OutcomeBadSignature
+		if errors.As(err, &skip) {
+			outcome = string(skip.Reason) // the reasons are outcomes: invalid, bad_signature, ignored
 		}
 		a.metrics.MessagesTotal.WithLabelValues(outcome).Inc()
 		if !a.unsigned(rec.Value, where, err) {

@@ -201,17 +201,6 @@ func (e *Emulator) notifyLocked() {
 	e.changed = make(chan struct{})
 }
 
-// RegisterRun makes a run known (IN_PROGRESS) without producing a message, for
-// tests that put their own messages on the topic. An existing run is kept.
-func (e *Emulator) RegisterRun(id, action string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if _, ok := e.runs[id]; ok {
-		return
-	}
-	e.insertLocked(&RunState{ID: id, Action: action, Blueprint: "microservice", Properties: map[string]any{}})
-}
-
 func (e *Emulator) insertLocked(r *RunState) {
 	now := e.opts.Now()
 	r.Status = statusInProgress

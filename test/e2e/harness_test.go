@@ -101,6 +101,12 @@ func (h *harness) start(t *testing.T, cfg *config.Config, deps agent.Deps) {
 	deps.Logger = zap.New(zapcore.NewTee(core, zaptest.NewLogger(t).Core()))
 	deps.Metrics = h.metrics
 	deps.MetricsAddr = "-"
+	h.run(t, cfg, deps)
+}
+
+// run assembles an agent and runs it until the test ends.
+func (h *harness) run(t *testing.T, cfg *config.Config, deps agent.Deps) {
+	t.Helper()
 	if deps.KafkaOpts == nil {
 		deps.KafkaOpts = h.cluster.Opts
 	}

@@ -1,0 +1,96 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/port-runner/port-runner/internal/agent"
+	"github.com/port-runner/port-runner/internal/config"
+	"github.com/port-runner/port-runner/internal/emulator"
+	"github.com/port-runner/port-runner/internal/waitcond"
+	"github.com/port-runner/port-runner/metrics"
+)
+
+// runAgent runs an agent of its own (its registry, its log to the test's) until the test ends.
+func (h *harness) runAgent(t *testing.T, cfg *config.Config, m *metrics.Metrics) {
+	t.Helper()
+	h.run(t, cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: m, MetricsAddr: "-"})
+}
+
+// Two deployments (two consumer groups on the same topic) configure the same action, each
+// with a when filter naming its cluster: every run is executed exactly once, by the
+// deployment its filter names, and left (not executed, not closed, counted) by the other.
+func TestTwoDeploymentsRouteByWhen(t *testing.T) {
+	h := newHarness(t, nil)
+	ran := t.TempDir()
+	deployment := func(cluster string) (*config.Config, *metrics.Metrics) {
+		cfg := h.configWith(t, fmt.Sprintf(`{brokers: [%q], topic: %q, group: %q, startOffset: earliest}`,
+			strings.Join(h.cluster.Brokers, ","), h.topic, h.cluster.Group(t)), fmt.Sprintf(`
+  deploy:
+    command: [/bin/sh, -c, 'echo "deployed by %[1]s"; : > "$RAN/$PORT_RUN_ID.%[1]s"']
+    env: {RAN: %[2]q}
+    when: '.payload.properties.cluster == "%[1]s"'
+`, cluster, `"`+ran+`"`))
+		return cfg, metrics.New()
+	}
+	euCfg, eu := deployment("eu")
+	usCfg, us := deployment("us")
+	h.runAgent(t, euCfg, eu)
+	h.runAgent(t, usCfg, us)
+
+	want := map[string]string{}
+	for i := range 20 {
+		cluster := []string{"eu", "us"}[i%2]
+		run, err := h.emu.CreateRun(context.Background(), "deploy", emulator.CreateRunRequest{Properties: map[string]any{"cluster": cluster}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[run.ID] = cluster
+	}
+	for id, cluster := range want {
+		run := h.waitEnded(t, id)
+		if run.Status != "SUCCESS" || run.Terminations != 1 || run.RejectedTerminations != 0 || !strings.Contains(logText(run), "deployed by "+cluster) {
+			t.Errorf("run %s (%s): %s, %d terminations, %d refused, log:\n%s", id, cluster, run.Status, run.Terminations, run.RejectedTerminations, logText(run))
+		}
+	}
+	// Each deployment has seen all 20 by now (the other's closing came after its own skip or
+	// run): executions are the marker files, one per run, by its cluster.
+	files, _ := filepath.Glob(filepath.Join(ran, "*"))
+	var got []string
+	for _, f := range files {
+		got = append(got, filepath.Base(f))
+	}
+	var wantFiles []string
+	for id, cluster := range want {
+		wantFiles = append(wantFiles, id+"."+cluster)
+	}
+	sort.Strings(got)
+	sort.Strings(wantFiles)
+	if strings.Join(got, " ") != strings.Join(wantFiles, " ") {
+		t.Fatalf("executions:\n got %v\nwant %v", got, wantFiles)
+	}
+	for name, m := range map[string]*metrics.Metrics{"eu": eu, "us": us} {
+		h.waitMetric(t, name+" filtered", m.MessagesTotal.WithLabelValues(metrics.OutcomeFiltered), 10)
+		if n := testutil.ToFloat64(m.RunsTotal.WithLabelValues("deploy", "success")); n != 10 {
+			t.Errorf("%s ran %v runs, want 10", name, n)
+		}
+	}
+}
+
+// waitMetric waits for a counter to reach want and fails if it goes past it.
+func (h *harness) waitMetric(t *testing.T, what string, c prometheus.Counter, want float64) {
+	t.Helper()
+	waitcond.For(t, what, 30*time.Second, func() bool { return testutil.ToFloat64(c) >= want })
+	if got := testutil.ToFloat64(c); got != want {
+		t.Fatalf("%s = %v, want %v", what, got, want)
+	}
+}
