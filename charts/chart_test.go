@@ -88,6 +88,10 @@ func agentConfig(t *testing.T, raw []byte, env map[string]string, mounts []corev
 		onMount("kafka.sasl.passwordFile", f)
 		check.Kafka.SASL.PasswordFile, check.Kafka.SASL.Password = "", "from-"+filepath.Base(f)
 	}
+	for _, f := range cfg.Security.ClientSideKeyFiles {
+		onMount("security.clientSideKeyFiles", f)
+	}
+	check.Security.ClientSideKeyFiles = nil
 	if err := check.Validate(runmsg.CompileSelector, imageLookPath); err != nil {
 		t.Fatalf("the rendered config is not valid for the agent:\n%v\n--- config ---\n%s", err, raw)
 	}
@@ -410,6 +414,9 @@ func TestAllOptions(t *testing.T) {
 	if !slices.Equal(cfg.Executor.PassEnv, []string{"HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "GITHUB_TOKEN"}) || cfg.Port.CAFile == "" || len(cfg.Kafka.Brokers) != 3 {
 		t.Errorf("config: passEnv %q, caFile %q, brokers %q", cfg.Executor.PassEnv, cfg.Port.CAFile, cfg.Kafka.Brokers)
 	}
+	if cfg.Actions["restart_service"].When == "" || cfg.Actions["build_image"].WorkflowNode == nil || cfg.WorkflowNodeRuns.Unmatched != "fail" || len(cfg.Security.ClientSideKeyFiles) != 1 {
+		t.Errorf("config: routing and client-side keys lost on the way:\n%s", raw)
+	}
 
 	so := of[kedav1alpha1.ScaledObject](t, r)
 	if so.Spec.ScaleTargetRef == nil || so.Spec.ScaleTargetRef.Name != name || *so.Spec.MaxReplicaCount != 6 || *so.Spec.MinReplicaCount != 2 ||
@@ -547,6 +554,8 @@ func TestInvalidValuesFail(t *testing.T) {
 		{"unknown top-level key", minimal, "replicas: 3", []string{"replicas"}},
 		{"unknown agent config key", minimal, "config: {executor: {maxConcurent: 3}}", []string{"config", "maxConcurent"}},
 		{"bad agent enum", minimal, "config: {kafka: {startOffset: oldest}}", []string{"startOffset"}},
+		{"bad unmatched node runs", minimal, "config: {workflowNodeRuns: {unmatched: drop}}", []string{"unmatched"}},
+		{"unknown workflowNode key", minimal, "config: {actions: {restart_service: {workflowNode: {uri: x}}}}", []string{"uri"}},
 		{"bad agent duration", minimal, "config: {executor: {shutdownTimeout: 10 minutes}}", []string{"shutdownTimeout"}},
 		{"empty credentials without existingSecret", minimal, `existingSecret: ""`,
 			[]string{"secretEnv.PORT_CLIENT_ID is empty and existingSecret is not set"}},

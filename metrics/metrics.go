@@ -75,7 +75,7 @@ func New() *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		RunsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "runs_total",
-			Help: "Runs executed, by action and result (success, failure)."}, []string{"action", "result"}),
+			Help: "Runs executed, by action and result (success, failure, cancelled_in_port)."}, []string{"action", "result"}),
 		RunDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "run_duration_seconds",
 			Help:    "How long runs' commands took.",
 			Buckets: []float64{0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600}}, []string{"action"}),
