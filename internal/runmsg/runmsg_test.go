@@ -499,8 +499,9 @@ func TestArrayPayload(t *testing.T) {
 	}
 }
 
-// A workflow node run (Port Workflows' Kafka node) names no action: its id, its workflow and
-// node identify it, and its configured payload stands in for the inputs.
+// A workflow node run names no action. Workflow and node identifiers are read where Port may
+// one day put them (no Port source shows them: see testdata/port for what it does send), and
+// a Kafka node's configured payload stands in for the inputs.
 func TestWorkflowNodeRun(t *testing.T) {
 	raw := []byte(`{"context":{"runId":"wfnr_abc","workflowRunId":"wfr_1","workflow":{"identifier":"ci"},"node":"build"},"payload":{"image":"api","tags":["v1"]},"headers":{}}`)
 	run, err := mustDecoder(t, Options{}).Decode(raw)
