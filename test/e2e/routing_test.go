@@ -94,3 +94,25 @@ func (h *harness) waitMetric(t *testing.T, what string, c prometheus.Counter, wa
 		t.Fatalf("%s = %v, want %v", what, got, want)
 	}
 }
+
+// With workflowNodeRuns.unmatched: fail, a node run no action matches is completed FAILED in
+// Port (its workflow does not wait for it), once, with a line saying why.
+func TestUnmatchedNodeRunFailed(t *testing.T) {
+	h := newHarness(t, nil)
+	cfg := h.config(t, fmt.Sprintf(`
+  build:
+    command: [/bin/sh, -c, "echo built"]
+    workflowNode: {url: %q}
+`, emulator.NodeURL("ci", "build")))
+	cfg.WorkflowNodeRuns.Unmatched = "fail"
+	h.start(t, cfg, agent.Deps{})
+	nr, err := h.emu.CreateNodeRun(context.Background(), "ci", "test", emulator.CreateNodeRunRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := h.waitEnded(t, nr.ID)
+	if run.Result != "FAILED" || run.Terminations != 1 || !strings.Contains(logText(run), "no action of this deployment matches this workflow node run") {
+		t.Fatalf("node run %+v\n%s", run, logText(run))
+	}
+	h.waitMetric(t, "unmatched", h.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeUnmatched), 1)
+}
