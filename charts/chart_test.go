@@ -31,7 +31,7 @@ var (
 )
 
 // postDrain is what the agent may still spend after executor.shutdownTimeout: closing
-// cancelled runs in Port (agent.Deps.CloseGrace, 30s) and the final commit (10s).
+// cancelled runs in Port (the agent's close grace, 30s) and the final commit (10s).
 const postDrain = 40 * time.Second
 
 // imageAppDir is where the Dockerfile copies internal/examples/ (WORKDIR /app).

@@ -1,4 +1,4 @@
-package consumer
+package consumer_test
 
 import (
 	"context"
@@ -12,11 +12,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/port-runner/port-runner/test/kafkatest"
+	"github.com/port-runner/port-runner/consumer"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // produce writes n records in one compressed batch with the given timestamps.
-func produce(t *testing.T, c *kafkatest.Cluster, topic string, stamps []time.Time) {
+func produce(t *testing.T, c *harness.Broker, topic string, stamps []time.Time) {
 	t.Helper()
 	cl := c.Client(t, kgo.ProducerBatchCompression(kgo.ZstdCompression()), kgo.ProducerLinger(50*time.Millisecond),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -31,17 +32,17 @@ func produce(t *testing.T, c *kafkatest.Cluster, topic string, stamps []time.Tim
 	}
 }
 
-func collector(t *testing.T, c *kafkatest.Cluster, topic, group, start string, owned map[int32]Unstarted, now time.Time) *LagCollector {
+func collector(t *testing.T, c *harness.Broker, topic, group, start string, owned map[int32]consumer.Unstarted, now time.Time) *consumer.LagCollector {
 	t.Helper()
-	col := NewLagCollector(LagOptions{Client: c.Client(t), Topic: topic, Group: group, StartOffset: start,
-		Owned: func() map[int32]Unstarted { return owned }, Now: func() time.Time { return now }})
+	col := consumer.NewLagCollector(consumer.LagOptions{Client: c.Client(t), Topic: topic, Group: group, StartOffset: start,
+		Owned: func() map[int32]consumer.Unstarted { return owned }, Now: func() time.Time { return now }})
 	if err := col.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return col
 }
 
-func gather(t *testing.T, col *LagCollector) string {
+func gather(t *testing.T, col *consumer.LagCollector) string {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(col)
@@ -68,7 +69,7 @@ func gather(t *testing.T, col *LagCollector) string {
 // unstarted message comes from the record itself (read from the leader, decompressed)
 // when the consumer has not fetched it.
 func TestLagCollector(t *testing.T) {
-	c := kafkatest.New(t)
+	c := harness.NewBroker(t)
 	topic := c.Topic(t, 2)
 	group := c.Group(t)
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
@@ -94,7 +95,7 @@ func TestLagCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := t0.Add(time.Minute)
-	owned := map[int32]Unstarted{
+	owned := map[int32]consumer.Unstarted{
 		0: {Offset: 3}, // not fetched by the consumer: read from the broker
 		1: {Offset: 0}, // empty partition: nothing waits
 	}
@@ -111,7 +112,7 @@ func TestLagCollector(t *testing.T) {
 		}
 	}
 	// A timestamp the consumer knows is used as it is.
-	owned[0] = Unstarted{Offset: 3, Timestamp: t0.Add(50 * time.Second)}
+	owned[0] = consumer.Unstarted{Offset: 3, Timestamp: t0.Add(50 * time.Second)}
 	if got := gather(t, collector(t, c, topic, group, "earliest", owned, now)); !strings.Contains(got, "port_runner_consumer_lag_seconds partition=0 topic="+topic+" 10\n") {
 		t.Errorf("known timestamp:\n%s", got)
 	}
@@ -119,7 +120,7 @@ func TestLagCollector(t *testing.T) {
 
 // A broker that cannot be read marks the figures stale instead of dropping them.
 func TestLagCollectorRefreshFailure(t *testing.T) {
-	c := kafkatest.New(t)
+	c := harness.NewBroker(t)
 	topic := c.Topic(t, 1)
 	col := collector(t, c, topic, c.Group(t), "earliest", nil, time.Now())
 	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1"), kgo.RequestRetries(0))
@@ -127,7 +128,7 @@ func TestLagCollectorRefreshFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	col.adm = kadm.NewClient(cl)
+	col.SetAdminClient(cl) // the broker goes away
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := col.Refresh(ctx); err == nil {

@@ -7,31 +7,14 @@ import (
 	"time"
 
 	"github.com/port-runner/port-runner/internal/emulator"
-	"github.com/port-runner/port-runner/internal/portapi"
 	"github.com/port-runner/port-runner/internal/waitcond"
 )
-
-func emulatorWith(t *testing.T, opts emulator.Options) (*emulator.Emulator, *portapi.Client) {
-	t.Helper()
-	opts.ClientID, opts.ClientSecret, opts.OrgID = clientID, clientSecret, "org_test"
-	e := emulator.New(opts)
-	ctx, cancel := context.WithCancel(context.Background())
-	base, wait, err := e.Start(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = wait() })
-	api, err := portapi.New(portapi.Options{BaseURL: base, ClientID: clientID, ClientSecret: clientSecret, RequestsPerSecond: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e, api
-}
 
 // A log batch Port refuses for a run it ended is reported to OnRefused (the agent asks Port
 // and stops the command); the run's log then sends nothing more, and no termination ever.
 func TestRefusedBatchIsReported(t *testing.T) {
-	e, api := emulatorWith(t, emulator.Options{})
+	v := newEnvOf(t, emulator.Options{}, nil)
+	e, api := v.e, v.api
 	e.RegisterRun("r_cancelled", "deploy")
 	if err := e.CancelRun("r_cancelled"); err != nil {
 		t.Fatal(err)
@@ -59,7 +42,8 @@ func TestRefusedBatchIsReported(t *testing.T) {
 // Where Port takes logs after a run ended, Abandon sends the last lines and the summary as a
 // plain log: no terminationStatus, so the run keeps the one Port gave it.
 func TestAbandonSendsTheLastLines(t *testing.T) {
-	e, api := emulatorWith(t, emulator.Options{LogsAfterTermination: true})
+	v := newEnvOf(t, emulator.Options{LogsAfterTermination: true}, nil)
+	e, api := v.e, v.api
 	e.RegisterRun("r_cancelled", "deploy")
 	rl := New(api, Options{FlushInterval: time.Hour}).Start(context.Background(), "r_cancelled", []string{"s3cr3t"})
 	write(t, rl, "last words s3cr3t\nunfinished line")

@@ -2,6 +2,7 @@ package reporter
 
 import (
 	"context"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -14,12 +15,9 @@ import (
 func TestNodeRunOutputs(t *testing.T) {
 	prod := func(context.Context, string, []byte, []byte) error { return nil }
 	e := emulator.New(emulator.Options{ClientID: clientID, ClientSecret: clientSecret, OrgID: "org_test", Produce: prod})
-	ctx, cancel := context.WithCancel(context.Background())
-	base, wait, err := e.Start(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = wait() })
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	base := srv.URL
 	api, err := portapi.New(portapi.Options{BaseURL: base, ClientID: clientID, ClientSecret: clientSecret})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -29,13 +30,17 @@ type env struct {
 // newEnv starts the Port API emulator on loopback and a real portapi client for it.
 func newEnv(t *testing.T, mod func(*portapi.Options)) *env {
 	t.Helper()
-	e := emulator.New(emulator.Options{ClientID: clientID, ClientSecret: clientSecret, OrgID: "org_test"})
-	ctx, cancel := context.WithCancel(context.Background())
-	base, wait, err := e.Start(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = wait() })
+	return newEnvOf(t, emulator.Options{}, mod)
+}
+
+// newEnvOf is newEnv with the emulator's options (its credentials are the suite's).
+func newEnvOf(t *testing.T, eo emulator.Options, mod func(*portapi.Options)) *env {
+	t.Helper()
+	eo.ClientID, eo.ClientSecret, eo.OrgID = clientID, clientSecret, "org_test"
+	e := emulator.New(eo)
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	base := srv.URL
 	opts := portapi.Options{BaseURL: base, ClientID: clientID, ClientSecret: clientSecret, RequestsPerSecond: 1000}
 	if mod != nil {
 		mod(&opts)

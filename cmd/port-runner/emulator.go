@@ -123,13 +123,13 @@ func runEmulator(opts emulator.Options, f emulatorFlags, stderr io.Writer) int {
 			return producer.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: key, Value: value}).FirstErr()
 		}
 	}
-	base, wait, err := emulator.New(opts).Start(ctx, f.addr)
+	srv, err := emulator.New(opts).Serve(ctx, f.addr)
 	if err != nil {
 		log.Error("emulator", zap.Error(err))
 		return exitRuntime
 	}
-	log.Info("Port API emulator serving", zap.String("url", base), zap.String("topic", f.org+".runs"))
-	if err := wait(); err != nil && !errors.Is(err, context.Canceled) {
+	log.Info("Port API emulator serving", zap.String("url", srv.URL()), zap.String("topic", f.org+".runs"))
+	if err := srv.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("emulator", zap.Error(err))
 		return exitRuntime
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,7 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/port-runner/port-runner/internal/emulator"
-	"github.com/port-runner/port-runner/test/kafkatest"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // validate on a config with three problems of three kinds (an unknown key, a value that is
@@ -75,10 +74,10 @@ func TestRunRefusedBrokerIsOneLine(t *testing.T) {
 // validate --connect says which of the brokers, SASL, the topic, the group and the Port
 // credentials failed.
 func TestValidateConnect(t *testing.T) {
-	cluster := kafkatest.New(t)
+	cluster := harness.NewBroker(t)
 	topic := cluster.Topic(t, 2)
 	base := startEmulator(t, emulator.Options{ClientID: "cid", ClientSecret: "csecret", OrgID: "org_test", Topic: topic})
-	if cluster.Kind != kafkatest.KindKfake {
+	if cluster.Kind != harness.KindKfake {
 		t.Skip("the config below has no TLS/SASL for an external broker")
 	}
 	config := func(broker, topic, secret string) string {
@@ -161,8 +160,8 @@ func TestValidateConnectSASL(t *testing.T) {
 
 // Port refusing the agent's credentials at start is one clear error line, exit 1.
 func TestRunBadPortCredentialsIsOneLine(t *testing.T) {
-	cluster := kafkatest.New(t)
-	if cluster.Kind != kafkatest.KindKfake {
+	cluster := harness.NewBroker(t)
+	if cluster.Kind != harness.KindKfake {
 		t.Skip("the config below has no TLS/SASL for an external broker")
 	}
 	topic := cluster.Topic(t, 1)
@@ -244,11 +243,5 @@ func TestValidateConnectKafkaFromPort(t *testing.T) {
 // startEmulator serves a Port emulator until the test ends and returns its base URL.
 func startEmulator(t *testing.T, opts emulator.Options) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	base, wait, err := emulator.New(opts).Start(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = wait() })
-	return base
+	return harness.Serve(t, emulator.New(opts)).URL()
 }

@@ -2,16 +2,18 @@ package agent
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/port-runner/port-runner/internal/config"
 	"github.com/port-runner/port-runner/internal/runmsg"
+	"github.com/port-runner/port-runner/test/harness/vectors"
 )
 
 // TestSpecEnvFromTheRunContext: env expressions see the run context; a string is passed as
 // is, null as "", anything else as JSON (README "What a command sees"); *_TOKEN values are masked.
 func TestSpecEnvFromTheRunContext(t *testing.T) {
-	raw, err := os.ReadFile("../../../shared/vectors/v2-kafka-unicode.signed.json")
+	raw, err := os.ReadFile(filepath.Join(vectors.Dir(t), "v2-kafka-unicode.signed.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,21 +29,12 @@ import (
 
 // Deps are what the caller may supply instead of the defaults (tests, the demo).
 type Deps struct {
-	Logger     *zap.Logger
-	Metrics    *metrics.Metrics
-	KafkaOpts  []kgo.Opt     // appended after the config's options
-	CloseGrace time.Duration // how long closing requests may take after runs are cancelled; 0 -> 30s
-	// ClosingBudget is how long one run's closing is retried; 0 -> DefaultClosingBudget.
-	ClosingBudget time.Duration
-	MetricsAddr   string // overrides metrics.addr ("-" disables the server)
+	Logger    *zap.Logger
+	Metrics   *metrics.Metrics
+	KafkaOpts []kgo.Opt // appended after the config's options
 	// Shim is the exec shim's command prefix (executor.ShimFor), so a command's children die
 	// with the agent too; nil: no shim.
 	Shim []string
-	// LagInterval is how often consumer_lag is read from the broker; 0 -> 5s.
-	LagInterval time.Duration
-	// KafkaPlaintext: Kafka credentials from Port are used without TLS (tests, whose
-	// in-process broker has none; Port's Kafka is always SASL_SSL).
-	KafkaPlaintext bool
 }
 
 // Agent is one replica.
@@ -63,6 +54,7 @@ type Agent struct {
 	watch    *portWatch // stops the commands of runs Port ended (cancel.go)
 	lives    *lives     // every run held here, each in its named phase (lifecycle.go)
 	deps     Deps
+	timings  timings // production values unless an Option changed them
 	// fatal carries the consumer's unrecoverable error to Run, which then stops as on SIGTERM.
 	fatal chan error
 	// stopping is set from the first signal or a fatal error on: /readyz answers 503.
@@ -80,7 +72,7 @@ type Agent struct {
 }
 
 // New builds every stage from a validated config. Nothing connects until Run.
-func New(cfg *config.Config, deps Deps) (*Agent, error) {
+func New(cfg *config.Config, deps Deps, opts ...Option) (*Agent, error) {
 	if deps.Logger == nil {
 		deps.Logger = zap.NewNop()
 	}
@@ -90,94 +82,25 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 	if cfg.Metrics.Pprof {
 		deps.Metrics.Pprof = true
 	}
-	if deps.CloseGrace <= 0 {
-		deps.CloseGrace = 30 * time.Second
+	a := &Agent{cfg: cfg, log: deps.Logger, metrics: deps.Metrics, deps: deps, timings: defaultTimings(), seen: newSeenRuns(10000), fatal: make(chan error, 1)}
+	for _, o := range opts {
+		o(&a.timings)
 	}
-	if deps.ClosingBudget <= 0 {
-		deps.ClosingBudget = DefaultClosingBudget
-	}
-	a := &Agent{cfg: cfg, log: deps.Logger, metrics: deps.Metrics, deps: deps, seen: newSeenRuns(10000), fatal: make(chan error, 1)}
 	a.lives = newLives(func(d int) { deps.Metrics.RunsInFlight.Add(float64(d)) })
 
-	api, err := portapi.New(portapi.Options{
-		BaseURL:           cfg.Port.BaseURL,
-		ClientID:          cfg.Port.ClientID,
-		ClientSecret:      cfg.Port.ClientSecret,
-		RequestsPerSecond: cfg.Port.RequestsPerSecond,
-		CAFile:            cfg.Port.CAFile,
-		Logger:            deps.Logger,
-		Observe:           deps.Metrics.ObservePortRequest,
-		OnBudget:          deps.Metrics.ObservePortBudget,
-		OnWait:            deps.Metrics.ObservePortWait,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("port api client: %w", err)
-	}
-	a.api = api
-	a.watch = newPortWatch(api, cfg.Port.RunStatusInterval.D(), deps.Logger)
-	a.proxy = portproxy.New(func(ctx context.Context, rq portproxy.Request) (portproxy.Response, error) {
-		resp, err := api.Forward(ctx, portapi.ProxyRequest{
-			Method: rq.Method, Path: rq.Path, Query: rq.Query,
-			ContentType: rq.ContentType, Body: rq.Body, RunID: rq.RunID,
-		})
-		return portproxy.Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: resp.Body}, err
-	}, portproxy.Options{
-		Logger: deps.Logger, BindToProcess: cfg.Security.RunIsolation == "process",
-		// Commands' requests never take more than half of the replica's budget, nor one run
-		// more than a quarter: the agent's own log batches and closings keep the rest.
-		Limits: portproxy.Limits{
-			RequestsPerSecond:    cfg.Port.RequestsPerSecond / 2,
-			RunRequestsPerSecond: cfg.Port.RequestsPerSecond / 4,
-		},
-	})
-	if cfg.Security.RunIsolation == "process" && !portproxy.ProcessBindingSupported() {
-		deps.Logger.Warn("security.runIsolation: process needs Linux /proc; run tokens are bound to their run only")
-	}
-
-	a.decoder, err = runmsg.NewDecoder(runmsg.Options{
-		Selectors: runmsg.Selectors{
-			RunID: cfg.Message.RunID, Action: cfg.Message.Action,
-			Properties: cfg.Message.Properties, Entity: cfg.Message.Entity,
-		},
-		Secret:          cfg.Port.ClientSecret,
-		VerifySignature: cfg.Security.Verify(),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("message decoder: %w", err)
-	}
-	if cfg.Security.Verify() {
-		a.peek, err = runmsg.NewDecoder(runmsg.Options{Selectors: runmsg.Selectors{
-			RunID: cfg.Message.RunID, Action: cfg.Message.Action,
-			Properties: cfg.Message.Properties, Entity: cfg.Message.Entity,
-		}})
-		if err != nil {
-			return nil, fmt.Errorf("unsigned-message decoder: %w", err)
-		}
-	}
-
-	pass, err := passedEnv(cfg, os.LookupEnv)
-	if err != nil {
+	var err error
+	if a.api, a.proxy, err = newPortAPI(cfg, deps); err != nil {
 		return nil, err
 	}
-	keys, err := cfg.Security.ClientSideKeys()
-	if err != nil {
+	a.watch = newPortWatch(a.api, cfg.Port.RunStatusInterval.D(), deps.Logger)
+	if a.decoder, a.peek, err = newDecoders(cfg); err != nil {
 		return nil, err
 	}
-	perAction := map[string]int{}
-	a.actions = map[string]*action{}
-	for name, ac := range cfg.Actions {
-		perAction[name] = ac.MaxConcurrent
-		act, err := newAction(name, ac, deps.Shim)
-		if err != nil {
-			return nil, err
-		}
-		act.pass = pass
-		act.secretKey, act.keys = cfg.Port.ClientSecret, keys
-		a.actions[name] = act
+	if a.actions, a.pool, err = newActions(cfg, deps.Shim); err != nil {
+		return nil, err
 	}
-	a.pool = executor.NewPool(cfg.Executor.MaxConcurrent, perAction)
 
-	a.reporter = reporter.New(api, reporter.Options{
+	a.reporter = reporter.New(a.api, reporter.Options{
 		FlushInterval:  cfg.Logs.FlushInterval.D(),
 		MaxBatchBytes:  int(cfg.Logs.MaxBatchBytes),
 		MaxBytesPerRun: int(cfg.Logs.MaxBytesPerRun),
@@ -199,6 +122,93 @@ func New(cfg *config.Config, deps Deps) (*Agent, error) {
 		}
 	}
 	return a, nil
+}
+
+// newPortAPI is the agent's Port client and the proxy that forwards commands' requests
+// through it.
+func newPortAPI(cfg *config.Config, deps Deps) (*portapi.Client, *portproxy.Proxy, error) {
+	api, err := portapi.New(portapi.Options{
+		BaseURL:           cfg.Port.BaseURL,
+		ClientID:          cfg.Port.ClientID,
+		ClientSecret:      cfg.Port.ClientSecret,
+		RequestsPerSecond: cfg.Port.RequestsPerSecond,
+		CAFile:            cfg.Port.CAFile,
+		Logger:            deps.Logger,
+		Observe:           deps.Metrics.ObservePortRequest,
+		OnBudget:          deps.Metrics.ObservePortBudget,
+		OnWait:            deps.Metrics.ObservePortWait,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("port api client: %w", err)
+	}
+	proxy := portproxy.New(func(ctx context.Context, rq portproxy.Request) (portproxy.Response, error) {
+		resp, err := api.Forward(ctx, portapi.ProxyRequest{
+			Method: rq.Method, Path: rq.Path, Query: rq.Query,
+			ContentType: rq.ContentType, Body: rq.Body, RunID: rq.RunID,
+		})
+		return portproxy.Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: resp.Body}, err
+	}, portproxy.Options{
+		Logger: deps.Logger, BindToProcess: cfg.Security.RunIsolation == "process",
+		// Commands' requests never take more than half of the replica's budget, nor one run
+		// more than a quarter: the agent's own log batches and closings keep the rest.
+		Limits: portproxy.Limits{
+			RequestsPerSecond:    cfg.Port.RequestsPerSecond / 2,
+			RunRequestsPerSecond: cfg.Port.RequestsPerSecond / 4,
+		},
+	})
+	if cfg.Security.RunIsolation == "process" && !portproxy.ProcessBindingSupported() {
+		deps.Logger.Warn("security.runIsolation: process needs Linux /proc; run tokens are bound to their run only")
+	}
+	return api, proxy, nil
+}
+
+// newDecoders is the run message decoder and, when signatures are verified, peek: the same
+// selectors without verifying, only to tell an unsigned message for a configured action.
+func newDecoders(cfg *config.Config) (decoder, peek *runmsg.Decoder, err error) {
+	selectors := runmsg.Selectors{
+		RunID: cfg.Message.RunID, Action: cfg.Message.Action,
+		Properties: cfg.Message.Properties, Entity: cfg.Message.Entity,
+	}
+	decoder, err = runmsg.NewDecoder(runmsg.Options{
+		Selectors:       selectors,
+		Secret:          cfg.Port.ClientSecret,
+		VerifySignature: cfg.Security.Verify(),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("message decoder: %w", err)
+	}
+	if cfg.Security.Verify() {
+		if peek, err = runmsg.NewDecoder(runmsg.Options{Selectors: selectors}); err != nil {
+			return nil, nil, fmt.Errorf("unsigned-message decoder: %w", err)
+		}
+	}
+	return decoder, peek, nil
+}
+
+// newActions is every configured action, ready to start commands, and the pool that bounds
+// them (overall and per action).
+func newActions(cfg *config.Config, shim []string) (map[string]*action, *executor.Pool, error) {
+	pass, err := passedEnv(cfg, os.LookupEnv)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := cfg.Security.ClientSideKeys()
+	if err != nil {
+		return nil, nil, err
+	}
+	perAction := map[string]int{}
+	actions := map[string]*action{}
+	for name, ac := range cfg.Actions {
+		perAction[name] = ac.MaxConcurrent
+		act, err := newAction(name, ac, shim)
+		if err != nil {
+			return nil, nil, err
+		}
+		act.pass = pass
+		act.secretKey, act.keys = cfg.Port.ClientSecret, keys
+		actions[name] = act
+	}
+	return actions, executor.NewPool(cfg.Executor.MaxConcurrent, perAction), nil
 }
 
 // Ready is nil when the member has joined its group and holds a valid Port token.
@@ -271,7 +281,7 @@ func (a *Agent) Run(parent, kill context.Context) error {
 		return err
 	}
 	defer stopLag()
-	if addr := a.metricsAddr(); addr != "-" {
+	if addr := a.cfg.Metrics.Addr; addr != "-" { // "-": no server (the demo)
 		stop, err := a.serve("metrics server", func(sctx context.Context) (string, func() error, error) {
 			return a.metrics.Serve(sctx, addr, a.Ready)
 		})
@@ -297,8 +307,7 @@ func (a *Agent) Run(parent, kill context.Context) error {
 	workCtx, cancelWork := context.WithCancelCause(kill)
 	defer cancelWork(nil)
 	// reportCtx outlives the runs so cancelled runs still get their closing request, but
-	// only for CloseGrace: an unreachable Port must not hold the shutdown forever (a run
-	// left unclosed is not committed, so it is not lost).
+	// only for closeGrace.
 	reportCtx, cancelReport := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelReport()
 	var watchers sync.WaitGroup
@@ -321,7 +330,7 @@ func (a *Agent) Run(parent, kill context.Context) error {
 			a.log.Info("stopping: cancelling the commands still running", a.lives.phases())
 		}
 		cancelWork(executor.ErrShutdown)
-		g := time.NewTimer(a.deps.CloseGrace)
+		g := time.NewTimer(closeGrace)
 		defer g.Stop()
 		select {
 		case <-g.C:
@@ -366,7 +375,7 @@ func (a *Agent) startLag() (stop func(), err error) {
 	}
 	c := consumer.NewLagCollector(consumer.LagOptions{
 		Client: cl, Topic: a.kafka.Topic, Group: a.kafka.Group, StartOffset: a.kafka.StartOffset,
-		Owned: a.ownedUnstarted, Interval: a.deps.LagInterval, Logger: a.log,
+		Owned: a.ownedUnstarted, Interval: a.timings.lagInterval, Logger: a.log,
 	})
 	detach := a.metrics.Attach("lag", c)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -387,11 +396,4 @@ func (a *Agent) ownedUnstarted() map[int32]consumer.Unstarted {
 		out[p] = consumer.Unstarted{Offset: u.Offset, Timestamp: u.Timestamp}
 	}
 	return out
-}
-
-func (a *Agent) metricsAddr() string {
-	if a.deps.MetricsAddr != "" {
-		return a.deps.MetricsAddr
-	}
-	return a.cfg.Metrics.Addr
 }

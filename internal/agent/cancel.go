@@ -224,7 +224,7 @@ func (a *Agent) endCancelled(report context.Context, run runmsg.Run, runLog *rep
 	a.metrics.RunsTotal.WithLabelValues(run.Action, resultCancelledInPort).Inc()
 	life.to(phaseCommandEnded)
 	summary := fmt.Sprintf("port-runner: %s after %s", res.Label, res.Duration.Round(time.Millisecond))
-	ctx, cancel := context.WithTimeout(report, a.deps.ClosingBudget)
+	ctx, cancel := context.WithTimeout(report, a.timings.closingBudget)
 	defer cancel()
 	sent, err := runLog.Abandon(ctx, summary)
 	life.to(phaseClosed)

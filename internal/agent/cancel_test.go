@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -27,14 +28,10 @@ func gets(e *emulator.Emulator, path string) int {
 // missing from it is confirmed with one GET before its command is stopped; a refused change
 // is asked about at once; when Port refuses the list, each run is asked about on its own.
 func TestPortWatch(t *testing.T) {
-	e := emulator.New(emulator.Options{ClientID: "c", ClientSecret: "watch-test-secret-0123456789abcdef"})
-	ctx, cancel := context.WithCancel(context.Background())
-	base, wait, err := e.Start(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = wait() })
-	api, err := portapi.New(portapi.Options{BaseURL: base, ClientID: "c", ClientSecret: "watch-test-secret-0123456789abcdef"})
+	e := emulator.New(emulator.Options{ClientID: "c", ClientSecret: testKey})
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	api, err := portapi.New(portapi.Options{BaseURL: srv.URL, ClientID: "c", ClientSecret: testKey})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ func minimalClosing(success bool) portapi.Closing {
 // and held until the budget ended (counted and logged: the run stays open in Port). A run
 // not closed for any other reason is left for redelivery.
 func (a *Agent) closeRun(report context.Context, tgt target, runID string, success bool, log *zap.Logger, life *runLife, send func(context.Context) error) bool {
-	ctx, cancel := context.WithTimeout(report, a.deps.ClosingBudget)
+	ctx, cancel := context.WithTimeout(report, a.timings.closingBudget)
 	defer func() { cancel() }()
 	fallback, extended := false, false
 	for attempt := 0; ; attempt++ {
@@ -97,7 +97,7 @@ func (a *Agent) closeRun(report context.Context, tgt target, runID string, succe
 			stopExt := context.AfterFunc(life.handover, cancel)
 			defer stopExt()
 			log.Warn("closing budget spent; retrying for as long as the run's partition stays here",
-				zap.Duration("closingBudget", a.deps.ClosingBudget), zap.Error(err))
+				zap.Duration("closingBudget", a.timings.closingBudget), zap.Error(err))
 		}
 		if ctx.Err() != nil {
 			why := "closing budget spent"
@@ -108,7 +108,7 @@ func (a *Agent) closeRun(report context.Context, tgt target, runID string, succe
 				why = "agent stopping"
 			}
 			log.Error("run not closed in Port; left for redelivery", zap.String("why", why),
-				zap.Duration("closingBudget", a.deps.ClosingBudget), zap.Error(err))
+				zap.Duration("closingBudget", a.timings.closingBudget), zap.Error(err))
 			return false
 		}
 		wait := backoff.Policy{Base: 200 * time.Millisecond, Max: 5 * time.Second}.Delay(attempt, 0)

@@ -7,11 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
-
-	"github.com/port-runner/port-runner/internal/agent"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // An env expression that fails on a secret input must not carry the value
@@ -19,14 +15,12 @@ import (
 // The statusLabel, the run's log and the agent's own log lines name the env key and the kind
 // of problem only.
 func TestEnvErrorCarriesNoValue(t *testing.T) {
-	h := newHarness(t, 1)
-	core, logs := observer.New(zapcore.DebugLevel)
-	const secret = "p@ssw0rd-0123456789-TAIL"
-	cfg := h.config(t, `
+	h := harness.New(t, 1)
+	cfg := h.Config(t, harness.Actions(`
   deploy:
     command: ["true"]
     env: {DB_PASSWORD: .properties.password.value}
-`)
+`))
 	for i, env := range []map[string]string{
 		{"DB_PASSWORD": ".properties.password.value"},
 		{"DIV": ".properties.password / 0"},
@@ -42,11 +36,11 @@ func TestEnvErrorCarriesNoValue(t *testing.T) {
 		for k := range env {
 			key = k
 		}
-		h.emu.RegisterRun(id, "deploy")
-		h.cluster.Produce(t, h.topic, []byte(id), sign(t, fmt.Sprintf(`{"action":"deploy","context":{"runId":%q},"payload":{"properties":{"password":%q,"n":1}}}`, id, secret)))
-		_, stop := h.startAgentWith(t, cfg, func(d *agent.Deps) { d.Logger = zap.New(core) })
-		run := waitTerminated(t, h.emu, id)
-		if err := stop(); err != nil {
+		h.Emu.RegisterRun(id, "deploy")
+		h.Produce(t, []byte(id), h.Sign(t, fmt.Sprintf(`{"action":"deploy","context":{"runId":%q},"payload":{"properties":{"password":%q,"n":1}}}`, id, secretInput)))
+		a := h.Start(t, cfg)
+		run := h.WaitClosed(t, id)
+		if err := a.Stop(); err != nil {
 			t.Fatal(err)
 		}
 		var all strings.Builder
@@ -57,12 +51,12 @@ func TestEnvErrorCarriesNoValue(t *testing.T) {
 		if run.Status != "FAILURE" || !strings.Contains(run.StatusLabel, key) {
 			t.Errorf("%s: run %s %q, want FAILURE naming %s", key, run.Status, run.StatusLabel, key)
 		}
-		for _, part := range []string{secret, "p@ssw0rd", "TAIL"} {
+		for _, part := range []string{secretInput, "p@ssw0rd", "TAIL"} {
 			if strings.Contains(all.String(), part) {
 				t.Errorf("%s: the run shows the value (%q):\n%s", key, part, all.String())
 			}
 		}
-		for _, e := range logs.TakeAll() {
+		for _, e := range a.Logs.All() {
 			line, _ := json.Marshal(e.ContextMap())
 			if strings.Contains(e.Message+string(line), "p@ssw0rd") {
 				t.Errorf("%s: agent log line carries the value: %s %s", key, e.Message, line)
@@ -78,23 +72,22 @@ func TestProxiedRunTextIsMasked(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl not installed")
 	}
-	h := newHarness(t, 1)
-	const secret = "p@ssw0rd-0123456789-TAIL"
-	script := writeScript(t, `set -eu
+	h := harness.New(t, 1)
+	script := harness.Script(t, `set -eu
 echo "::add-mask::later-$DB_PASSWORD"
 post() { curl -q -sS -o /dev/null -w '%{http_code}' -X "$1" -H "Authorization: Bearer $PORT_API_TOKEN" -H 'Content-Type: application/json' "$PORT_API_URL/actions/runs/$PORT_RUN_ID$2" -d "$3"; }
 echo "log: $(post POST /logs "{\"message\":\"via proxy $DB_PASSWORD and later-$DB_PASSWORD \\u0070@ss\"}")"
 echo "patch: $(post PATCH "" "{\"summary\":\"sum $DB_PASSWORD\",\"link\":[\"https://x.example/?t=$DB_PASSWORD\"]}")"
 `)
-	cfg := h.config(t, fmt.Sprintf(`
+	cfg := h.Config(t, harness.Actions(fmt.Sprintf(`
   deploy:
     command: [%q]
     env: {DB_PASSWORD: .properties.password}
-`, script))
-	h.emu.RegisterRun("r_masked", "deploy")
-	h.cluster.Produce(t, h.topic, []byte("r_masked"), sign(t, fmt.Sprintf(`{"action":"deploy","context":{"runId":"r_masked"},"payload":{"properties":{"password":%q}}}`, secret)))
-	stop := h.start(t, cfg)
-	run := waitTerminated(t, h.emu, "r_masked")
+`, script)))
+	h.Emu.RegisterRun("r_masked", "deploy")
+	h.Produce(t, []byte("r_masked"), h.Sign(t, fmt.Sprintf(`{"action":"deploy","context":{"runId":"r_masked"},"payload":{"properties":{"password":%q}}}`, secretInput)))
+	stop := h.Start(t, cfg).Stop
+	run := h.WaitClosed(t, "r_masked")
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +97,7 @@ echo "patch: $(post PATCH "" "{\"summary\":\"sum $DB_PASSWORD\",\"link\":[\"http
 	}
 	all.WriteString(run.Summary + "\n" + strings.Join(run.Link, "\n"))
 	if strings.Contains(all.String(), "p@ssw0rd") {
-		t.Fatalf("the secret reached the run:\n%s", all.String())
+		t.Fatalf("the secret input reached the run:\n%s", all.String())
 	}
 	for _, want := range []string{"log: 200", "patch: 200", "via proxy *** and *** p@ss", "sum ***", "https://x.example/?t=***"} {
 		if !strings.Contains(all.String(), want) {
@@ -112,3 +105,6 @@ echo "patch: $(post PATCH "" "{\"summary\":\"sum $DB_PASSWORD\",\"link\":[\"http
 		}
 	}
 }
+
+// secretInput is a secret input's value, which must show nowhere.
+const secretInput = "p@ssw0rd-0123456789-TAIL"

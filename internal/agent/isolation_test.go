@@ -12,6 +12,7 @@ import (
 
 	"github.com/port-runner/port-runner/internal/portproxy"
 	"github.com/port-runner/port-runner/internal/waitcond"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // README "Runs and each other": two runs at once; the second finds the first's
@@ -25,7 +26,7 @@ func TestStolenTokenUselessFromAnotherRun(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl not installed")
 	}
-	h := newHarness(t, 1)
+	h := harness.New(t, 1)
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "release")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
@@ -33,7 +34,7 @@ func TestStolenTokenUselessFromAnotherRun(t *testing.T) {
 	}
 	startedA := filepath.Join(dir, "a-started")
 	// Run A: calls Port itself, says it is running, then blocks until B has tried.
-	victim := writeScript(t, `set -eu
+	victim := harness.Script(t, `set -eu
 echo "own: $(curl -q -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $PORT_API_TOKEN" -H 'Content-Type: application/json' \
   "$PORT_API_URL/actions/runs/$PORT_RUN_ID/logs" -d '{"message":"A wrote this itself"}')"
 touch "$1"
@@ -41,42 +42,34 @@ read -r _ < "$2"
 echo "own after: $(curl -q -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $PORT_API_TOKEN" "$PORT_API_URL/actions/runs/$PORT_RUN_ID")"
 `)
 	// Run B: scans every environ it can read for run A's, then uses A's token and URL.
-	thief := writeScript(t, `set -u
-for f in /proc/[0-9]*/environ; do
-  env=$( (tr '\0' '\n' < "$f") 2>/dev/null) || continue
-  case "$env" in *PORT_RUN_ID=r_victim*) ;; *) continue ;; esac
-  tok=$(printf '%s\n' "$env" | sed -n 's/^PORT_API_TOKEN=//p')
-  url=$(printf '%s\n' "$env" | sed -n 's/^PORT_API_URL=//p')
-  [ -n "$tok" ] && break
-done
-echo "found token: ${#tok} chars"
+	thief := harness.Script(t, "set -u\n"+harness.StealToken("r_victim")+`echo "found token: ${#tok} chars"
 echo "stolen log: $(curl -q -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' \
   "$url/actions/runs/r_victim/logs" -d '{"message":"B WROTE THIS"}')"
 echo "stolen link: $(curl -q -sS -o /dev/null -w '%{http_code}' -X PATCH -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' \
   "$url/actions/runs/r_victim" -d '{"link":["https://evil.example"]}')"
 echo go > "$1"
 `)
-	cfg := h.config(t, fmt.Sprintf(`
+	cfg := h.Config(t, harness.Actions(fmt.Sprintf(`
   victim:
     command: [%q, %q, %q]
   thief:
     command: [%q, %q]
-`, victim, startedA, fifo, thief, fifo))
+`, victim, startedA, fifo, thief, fifo)))
 	if cfg.Security.RunIsolation != "process" {
 		t.Fatalf("default runIsolation %q, want process", cfg.Security.RunIsolation)
 	}
-	h.emu.RegisterRun("r_victim", "victim")
-	h.emu.RegisterRun("r_thief", "thief")
-	stop := h.start(t, cfg)
-	h.produceRun(t, "r_victim", "victim")
+	h.Emu.RegisterRun("r_victim", "victim")
+	h.Emu.RegisterRun("r_thief", "thief")
+	stop := h.Start(t, cfg).Stop
+	h.ProduceRun(t, "r_victim", "victim")
 	waitcond.For(t, "run A to be running", 30*time.Second, func() bool {
 		_, err := os.Stat(startedA)
 		return err == nil
 	})
-	h.produceRun(t, "r_thief", "thief")
+	h.ProduceRun(t, "r_thief", "thief")
 
-	b := waitTerminated(t, h.emu, "r_thief")
-	a := waitTerminated(t, h.emu, "r_victim")
+	b := h.WaitClosed(t, "r_thief")
+	a := h.WaitClosed(t, "r_victim")
 	logOf := func(msgs []string) string { return strings.Join(msgs, "\n") }
 	var la, lb []string
 	for _, e := range a.Logs {

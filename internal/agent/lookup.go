@@ -29,7 +29,7 @@ func (a *Agent) lookupRun(stop, report context.Context, tgt target, life *runLif
 	if life.handover != nil {
 		defer context.AfterFunc(life.handover, func() { cancel(consumer.ErrNotOwned) })()
 	}
-	budget := time.Now().Add(a.deps.ClosingBudget)
+	budget := time.Now().Add(a.timings.closingBudget)
 	warned := false
 	for attempt := 0; ; attempt++ {
 		pr, err := tgt.GetRun(ctx, life.id)
@@ -43,7 +43,7 @@ func (a *Agent) lookupRun(stop, report context.Context, tgt target, life *runLif
 		if !warned && time.Now().After(budget) {
 			warned = true
 			log.Error("cannot tell whether the run was closed for longer than the closing budget; retrying for as long as its partition stays here",
-				zap.String("prior", prior.String()), zap.Duration("closingBudget", a.deps.ClosingBudget), zap.Error(err))
+				zap.String("prior", prior.String()), zap.Duration("closingBudget", a.timings.closingBudget), zap.Error(err))
 		} else {
 			log.Warn("cannot tell whether the run was closed; retrying", zap.String("prior", prior.String()),
 				zap.Duration("wait", wait), zap.Error(err))

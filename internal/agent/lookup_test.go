@@ -1,20 +1,13 @@
 package agent_test
 
 import (
-	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
-
-	"github.com/port-runner/port-runner/internal/agent"
 	"github.com/port-runner/port-runner/internal/waitcond"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // TestLookupFailuresAreRetried: an earlier owner started runs and never finished them, and
@@ -23,41 +16,28 @@ import (
 // stays here: the lookup is retried, each run is decided (rerun, or closed as interrupted)
 // and closed once, and the commit reaches the end of the partition, with no restart.
 func TestLookupFailuresAreRetried(t *testing.T) {
-	h := newHarness(t, 1)
-	record := filepath.Join(t.TempDir(), "executed")
-	script := writeScript(t, `echo "$PORT_RUN_ID" >> "$1"`)
-	cfg := h.config(t, fmt.Sprintf(`
-  fail_action: {command: [%[1]q, %[2]q], onInterrupted: fail}
-  rerun_action: {command: [%[1]q, %[2]q], onInterrupted: rerun}
-`, script, record))
-	h.emu.RegisterRun("r_interrupted", "fail_action")
-	h.produceRun(t, "r_interrupted", "fail_action")
-	h.emu.RegisterRun("r_rerun", "rerun_action")
-	h.produceRun(t, "r_rerun", "rerun_action")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	offsets := kadm.Offsets{}
-	offsets.Add(kadm.Offset{Topic: h.topic, Partition: 0, At: 0, LeaderEpoch: -1, Metadata: "port-runner/1 s=0,1"})
-	if _, err := kadm.NewClient(h.cluster.Client(t)).CommitOffsets(ctx, h.group, offsets); err != nil {
-		t.Fatalf("plant the dead agent's commit: %v", err)
-	}
+	h := harness.New(t, 1)
+	cfg, rec := onInterruptedConfig(t, h)
+	h.NewRun(t, "r_interrupted", "fail_action")
+	h.NewRun(t, "r_rerun", "rerun_action")
+	h.CommitAs(t, 0, 0, "port-runner/1 s=0,1")
 	// The first Port requests about runs are the two lookups: each is refused twice.
 	const refused = 4
-	h.emu.FailNext(refused, 403)
+	h.Emu.FailNext(refused, 403)
 
-	stop := h.start(t, cfg)
-	if r := waitTerminated(t, h.emu, "r_interrupted"); r.Status != "FAILURE" || r.Terminations != 1 ||
+	stop := h.Start(t, cfg).Stop
+	if r := h.WaitClosed(t, "r_interrupted"); r.Status != "FAILURE" || r.Terminations != 1 ||
 		r.StatusLabel != "interrupted: the agent running it stopped" {
 		t.Errorf("r_interrupted: %s %q, %d terminations; want one FAILURE interrupted", r.Status, r.StatusLabel, r.Terminations)
 	}
-	if r := waitTerminated(t, h.emu, "r_rerun"); r.Status != "SUCCESS" || r.Terminations != 1 {
+	if r := h.WaitClosed(t, "r_rerun"); r.Status != "SUCCESS" || r.Terminations != 1 {
 		t.Errorf("r_rerun: %s %q, %d terminations; want one SUCCESS", r.Status, r.StatusLabel, r.Terminations)
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	gets := map[int]int{}
-	for _, rq := range h.emu.Requests() {
+	for _, rq := range h.Emu.Requests() {
 		if rq.Method == "GET" && strings.HasPrefix(rq.Path, "/v1/actions/runs/") {
 			gets[rq.Status]++
 		}
@@ -65,10 +45,10 @@ func TestLookupFailuresAreRetried(t *testing.T) {
 	if gets[403] != refused || gets[200] != 2 {
 		t.Errorf("lookups by status %v, want %d refused then one 200 per run", gets, refused)
 	}
-	if got := readFile(record); strings.TrimSpace(got) != "r_rerun" {
+	if got := rec.Executed(t); strings.Join(got, " ") != "r_rerun" {
 		t.Errorf("executed %q, want r_rerun only", got)
 	}
-	assertCommittedToEnd(t, h)
+	h.CommittedToEnd(t)
 }
 
 // TestLookupEndsAtHandover: a lookup Port does not answer (an outage: every run request
@@ -76,42 +56,29 @@ func TestLookupFailuresAreRetried(t *testing.T) {
 // run has not started, so the revoke does not wait the revoke timeout for it, and the new
 // owner gets the partition at once.
 func TestLookupEndsAtHandover(t *testing.T) {
-	h := newHarness(t, 2)
-	cfg := h.config(t, `
+	h := harness.New(t, 2)
+	cfg := h.Config(t, harness.Actions(`
   act: {command: ["true"], onInterrupted: rerun}
-`)
+`))
 	var ids []string
 	for i := range 8 { // 2 x executor.maxConcurrent: all of them are polled at once
 		id := fmt.Sprintf("r_lookup_%d", i)
 		ids = append(ids, id)
-		h.emu.RegisterRun(id, "act")
-		h.produceRun(t, id, "act")
+		h.NewRun(t, id, "act")
 	}
 	// An earlier owner started every one of them, whichever partition it is on.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	adm := kadm.NewClient(h.cluster.Client(t))
-	ends, err := adm.ListEndOffsets(ctx, h.topic)
-	if err != nil {
-		t.Fatal(err)
+	if waiting := h.Uncommitted(t); len(waiting) != 2 {
+		t.Fatalf("runs on %d partition(s) %v: the test needs runs on both", len(waiting), waiting)
 	}
-	offsets := kadm.Offsets{}
 	for p := range int32(2) {
-		if e, ok := ends.Lookup(h.topic, p); !ok || e.Offset == 0 {
-			t.Fatalf("partition %d has no run: the test needs runs on both", p)
-		}
-		offsets.Add(kadm.Offset{Topic: h.topic, Partition: p, At: 0, LeaderEpoch: -1, Metadata: "port-runner/1 s=0,1,2,3,4,5,6,7"})
+		h.CommitAs(t, p, 0, "port-runner/1 s=0,1,2,3,4,5,6,7")
 	}
-	if _, err := adm.CommitOffsets(ctx, h.group, offsets); err != nil {
-		t.Fatalf("plant the dead agent's commit: %v", err)
-	}
-	h.emu.FailNext(1<<30, 503)
+	h.Emu.FailNext(1<<30, 503)
 
-	coreA, logsA := observer.New(zapcore.InfoLevel)
-	_, stopA := h.startAgentWith(t, cfg, func(d *agent.Deps) { d.Logger = zap.New(coreA) })
+	a := h.Start(t, cfg, harness.Named("A"))
 	looked := func() int {
 		seen := map[string]bool{}
-		for _, rq := range h.emu.Requests() {
+		for _, rq := range h.Emu.Requests() {
 			if rq.Method == "GET" && strings.HasPrefix(rq.Path, "/v1/actions/runs/") {
 				seen[rq.Path] = true
 			}
@@ -120,27 +87,26 @@ func TestLookupEndsAtHandover(t *testing.T) {
 	}
 	waitcond.For(t, "every run's lookup to be refused", 30*time.Second, func() bool { return looked() == len(ids) })
 
-	coreB, logsB := observer.New(zapcore.InfoLevel)
-	_, stopB := h.startAgentWith(t, cfg, func(d *agent.Deps) { d.Logger = zap.New(coreB) })
+	b := h.Start(t, cfg, harness.Named("B"))
 	waitcond.For(t, "the second agent to get a partition", 60*time.Second, func() bool {
-		return logsB.FilterMessage("partitions assigned").Len() > 0
+		return b.Logs.FilterMessage("partitions assigned").Len() > 0
 	})
-	if n := logsA.FilterMessageSnippet("still going after the revoke wait").Len(); n != 0 {
+	if n := a.Logs.FilterMessageSnippet("still going after the revoke wait").Len(); n != 0 {
 		t.Errorf("the revoke waited out its timeout for runs that never started (%d lines)", n)
 	}
-	if logsA.FilterMessage("partitions revoked").Len() == 0 {
+	if a.Logs.FilterMessage("partitions revoked").Len() == 0 {
 		t.Error("the first agent logged no revoke")
 	}
-	h.emu.FailNext(0, 0)
+	h.Emu.FailNext(0, 0)
 	for _, id := range ids {
-		if r := waitTerminated(t, h.emu, id); r.Status != "SUCCESS" || r.Terminations != 1 {
+		if r := h.WaitClosed(t, id); r.Status != "SUCCESS" || r.Terminations != 1 {
 			t.Errorf("%s: %s %q, %d terminations", id, r.Status, r.StatusLabel, r.Terminations)
 		}
 	}
-	if err := stopB(); err != nil {
+	if err := b.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if err := stopA(); err != nil {
+	if err := a.Stop(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -4,9 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"go.uber.org/zap/zaptest"
-
-	"github.com/port-runner/port-runner/internal/agent"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // TestPassEnvReachesCommands: a command of an action sees the agent's HTTPS_PROXY when
@@ -17,21 +15,20 @@ func TestPassEnvReachesCommands(t *testing.T) {
 	t.Setenv("HTTPS_PROXY", proxy)
 	t.Setenv("DEPLOY_TOKEN", "tok-passed-and-masked")
 	t.Setenv("PORT_CLIENT_ID", "test-client")
-	t.Setenv("PORT_CLIENT_SECRET", vectorSecret)
+	t.Setenv("PORT_CLIENT_SECRET", harness.Secret)
 	t.Setenv("KAFKA_USERNAME", "kafka-user-xyz")
 	t.Setenv("KAFKA_PASSWORD", "kafka-password-xyz")
 	t.Setenv("NOT_PASSED", "not-passed-value")
 
-	h := newHarness(t, 1)
-	cfg := h.config(t, `
+	h := harness.New(t, 1)
+	cfg := h.Config(t, harness.Actions(`
   create_microservice: {command: ["env"]}
-`)
+`))
 	cfg.Executor.PassEnv = []string{"HTTPS_PROXY", "DEPLOY_TOKEN", "UNSET_IN_AGENT"}
 	cfg.Kafka.SASL.Password = "kafka-password-xyz" // as if read from ${KAFKA_PASSWORD}; kfake ignores it without a mechanism
-	h.emu.RegisterRun("r_passenv", "create_microservice")
-	h.produceRun(t, "r_passenv", "create_microservice")
-	stop := h.start(t, cfg)
-	run := waitTerminated(t, h.emu, "r_passenv")
+	h.NewRun(t, "r_passenv", "create_microservice")
+	stop := h.Start(t, cfg).Stop
+	run := h.WaitClosed(t, "r_passenv")
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +49,7 @@ func TestPassEnvReachesCommands(t *testing.T) {
 	if strings.Contains(out, "UNSET_IN_AGENT") {
 		t.Errorf("a passEnv name the agent does not have was set:\n%s", out)
 	}
-	for _, leak := range []string{"PORT_CLIENT_SECRET", vectorSecret, "KAFKA_PASSWORD", "kafka-password-xyz", "KAFKA_USERNAME", "PORT_CLIENT_ID", "NOT_PASSED"} {
+	for _, leak := range []string{"PORT_CLIENT_SECRET", harness.Secret, "KAFKA_PASSWORD", "kafka-password-xyz", "KAFKA_USERNAME", "PORT_CLIENT_ID", "NOT_PASSED"} {
 		if strings.Contains(out, leak) {
 			t.Errorf("the command's env shows %q:\n%s", leak, out)
 		}
@@ -63,15 +60,15 @@ func TestPassEnvReachesCommands(t *testing.T) {
 // names; a variable of any other name that holds the client secret or the Kafka password is
 // refused when the agent starts, because only it knows the values.
 func TestPassEnvRefusesACredentialUnderAnotherName(t *testing.T) {
-	h := newHarness(t, 1)
-	for name, value := range map[string]string{"MY_PORT_KEY": vectorSecret, "MY_KAFKA_PW": "kafka-password-xyz"} {
+	h := harness.New(t, 1)
+	for name, value := range map[string]string{"MY_PORT_KEY": harness.Secret, "MY_KAFKA_PW": "kafka-password-xyz"} {
 		t.Setenv(name, value)
-		cfg := h.config(t, `
+		cfg := h.Config(t, harness.Actions(`
   create_microservice: {command: ["env"]}
-`)
+`))
 		cfg.Kafka.SASL.Password = "kafka-password-xyz"
 		cfg.Executor.PassEnv = []string{"HTTPS_PROXY", name}
-		_, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), MetricsAddr: "-"})
+		_, err := h.New(t, cfg)
 		if err == nil || !strings.Contains(err.Error(), "executor.passEnv") || !strings.Contains(err.Error(), name) {
 			t.Errorf("passEnv %s (a credential's value): New = %v, want an executor.passEnv error naming it", name, err)
 		}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // TestEndToEndScriptCallsPort: a run's script upserts an entity with curl through
@@ -19,10 +21,10 @@ func TestEndToEndScriptCallsPort(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl not installed")
 	}
-	h := newHarness(t, 1)
+	h := harness.New(t, 1)
 	dir := t.TempDir()
 	tokenFile, urlFile := filepath.Join(dir, "token"), filepath.Join(dir, "url")
-	script := writeScript(t, `set -eu
+	script := harness.Script(t, `set -eu
 printf '%s' "$PORT_API_TOKEN" > "$1"
 printf '%s' "$PORT_API_URL" > "$2"
 echo "token: $PORT_API_TOKEN"
@@ -36,22 +38,22 @@ echo "other run: $(curl -q -sS -o /dev/null -w '%{http_code}' -H "Authorization:
 echo "close it myself: $(curl -q -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $PORT_API_TOKEN" -H 'Content-Type: application/json' \
   "$PORT_API_URL/actions/runs/$PORT_RUN_ID/logs" -d '{"message":"x","terminationStatus":"SUCCESS"}')"
 `)
-	cfg := h.config(t, fmt.Sprintf(`
+	cfg := h.Config(t, harness.Actions(fmt.Sprintf(`
   create_microservice:
     command: [%q, %q, %q]
     env: {SERVICE_NAME: .properties.name, REGION: .properties.region}
-`, script, tokenFile, urlFile))
+`, script, tokenFile, urlFile)))
 	// The config refuses PORT_ names; even if one got through, the agent's values win.
 	ac := cfg.Actions["create_microservice"]
 	ac.Env["PORT_API_TOKEN"] = `"spoofed"`
 	ac.Env["PORT_API_URL"] = `"http://127.0.0.1:1/v1"`
 	cfg.Actions["create_microservice"] = ac
 
-	h.emu.RegisterRun("r_api", "create_microservice")
-	h.emu.RegisterRun("r_other", "create_microservice")
-	h.cluster.Produce(t, h.topic, nil, sign(t, `{"action":"create_microservice","resourceType":"run","status":"TRIGGERED","context":{"entity":null,"blueprint":"microservice","runId":"r_api"},"payload":{"entity":null,"properties":{"name":"billing","region":"eu-west-1"}}}`))
-	stop := h.start(t, cfg)
-	run := waitTerminated(t, h.emu, "r_api")
+	h.Emu.RegisterRun("r_api", "create_microservice")
+	h.Emu.RegisterRun("r_other", "create_microservice")
+	h.Produce(t, nil, h.Sign(t, `{"action":"create_microservice","resourceType":"run","status":"TRIGGERED","context":{"entity":null,"blueprint":"microservice","runId":"r_api"},"payload":{"entity":null,"properties":{"name":"billing","region":"eu-west-1"}}}`))
+	stop := h.Start(t, cfg).Stop
+	run := h.WaitClosed(t, "r_api")
 
 	var log strings.Builder
 	for _, e := range run.Logs {
@@ -60,7 +62,7 @@ echo "close it myself: $(curl -q -sS -o /dev/null -w '%{http_code}' -H "Authoriz
 	if run.Status != "SUCCESS" || run.Terminations != 1 || run.RejectedTerminations != 0 {
 		t.Fatalf("run: status %s %q, %d terminations, %d rejected; log:\n%s", run.Status, run.StatusLabel, run.Terminations, run.RejectedTerminations, log.String())
 	}
-	en, ok := h.emu.Entity("microservice", "billing")
+	en, ok := h.Emu.Entity("microservice", "billing")
 	if !ok || en.RunID != "r_api" || en.Properties["region"] != "eu-west-1" {
 		t.Fatalf("entity %+v (found %v), want billing tied to r_api", en, ok)
 	}
@@ -87,7 +89,7 @@ echo "close it myself: $(curl -q -sS -o /dev/null -w '%{http_code}' -H "Authoriz
 	if strings.Contains(log.String(), string(token)) {
 		t.Errorf("the run token appears in the run's log:\n%s", log.String())
 	}
-	if other, _ := h.emu.Run("r_other"); other.Status != "IN_PROGRESS" || len(other.Logs) != 0 {
+	if other, _ := h.Emu.Run("r_other"); other.Status != "IN_PROGRESS" || len(other.Logs) != 0 {
 		t.Errorf("the script reached another run: %+v", other)
 	}
 

@@ -12,6 +12,7 @@ import (
 	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/internal/config"
 	"github.com/port-runner/port-runner/internal/waitcond"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // execution is one run of a command, as its own start/end lines say.
@@ -54,20 +55,20 @@ func readExecutions(t *testing.T, path string) map[string][]execution {
 // fail: no two executions of a run overlap, Port never has a run's termination before its
 // last execution ended, and each run is terminated once.
 func TestRollingUpdateNeverOverlapsARun(t *testing.T) {
-	h := newHarness(t, 4)
+	h := harness.New(t, 4)
 	dir := t.TempDir()
 	record := filepath.Join(dir, "executions")
 	gate := filepath.Join(dir, "gate")
-	script := writeScript(t, `now() { date +%s.%N; }
+	script := harness.Script(t, `now() { date +%s.%N; }
 echo "start $PORT_RUN_ID $(now)" >> "$1"
 trap 'sleep 4; echo "end $PORT_RUN_ID $(now)" >> "$1"; exit 143' TERM
 while [ ! -e "$2" ]; do sleep 0.05; done
 echo "end $PORT_RUN_ID $(now)" >> "$1"
 `)
-	cfg := h.config(t, fmt.Sprintf(`
+	cfg := h.Config(t, harness.Actions(fmt.Sprintf(`
   rerun_action: {command: [%[1]q, %[2]q, %[3]q], onInterrupted: rerun}
   fail_action: {command: [%[1]q, %[2]q, %[3]q], onInterrupted: fail}
-`, script, record, gate))
+`, script, record, gate)))
 	cfg.Kafka.RevokeTimeout = config.Duration(time.Second)
 	cfg.Executor.ShutdownTimeout = config.Duration(time.Second)
 	cfg.Executor.MaxConcurrent = 8 // however the runs hash over partitions, all start at once
@@ -77,18 +78,17 @@ echo "end $PORT_RUN_ID $(now)" >> "$1"
 		action := []string{"rerun_action", "fail_action"}[i%2]
 		id := fmt.Sprintf("r_roll_%d", i)
 		ids = append(ids, id)
-		h.emu.RegisterRun(id, action)
-		h.produceRun(t, id, action)
+		h.NewRun(t, id, action)
 	}
 	// Two agents: every run starts at once.
-	_, stopA := h.startAgent(t, cfg)
-	_, stopB := h.startAgent(t, cfg)
+	stopA := h.Start(t, cfg, harness.Named("A")).Stop
+	stopB := h.Start(t, cfg, harness.Named("B")).Stop
 	started := func() int { return strings.Count(readFile(record), "start ") }
 	waitcond.For(t, "every run to start", 60*time.Second, func() bool { return started() >= len(ids) })
 
 	// The surge: a third agent joins; revokes wait 1s, cancel, wait for the close.
-	_, stopC := h.startAgent(t, cfg)
-	waitcond.For(t, "a run of a moved partition closed", 60*time.Second, func() bool { return terminatedCount(h.emu, ids) > 0 })
+	stopC := h.Start(t, cfg, harness.Named("C")).Stop
+	waitcond.For(t, "a run of a moved partition closed", 60*time.Second, func() bool { return h.ClosedCount(ids) > 0 })
 	// Then one of the first agents is stopped (SIGTERM: shutdownTimeout 1s, cancel, close).
 	if err := stopA(); err != nil {
 		t.Fatalf("agent A: %v", err)
@@ -97,7 +97,7 @@ echo "end $PORT_RUN_ID $(now)" >> "$1"
 		t.Fatal(err)
 	}
 	for _, id := range ids {
-		waitTerminated(t, h.emu, id)
+		h.WaitClosed(t, id)
 	}
 	for _, stop := range []func() error{stopB, stopC} {
 		if err := stop(); err != nil {
@@ -107,7 +107,7 @@ echo "end $PORT_RUN_ID $(now)" >> "$1"
 
 	execs := readExecutions(t, record)
 	for _, id := range ids {
-		r, _ := h.emu.Run(id)
+		r, _ := h.Emu.Run(id)
 		if r.Terminations != 1 || r.RejectedTerminations != 0 {
 			t.Errorf("%s: %d terminations, %d rejected", id, r.Terminations, r.RejectedTerminations)
 		}

@@ -74,7 +74,7 @@ func (a *Agent) newConsumer(k config.Kafka) error {
 		Slots:      a.pool,
 		MaxPoll:    a.cfg.Executor.MaxConcurrent,
 		RevokeWait: k.RevokeTimeout.D(),
-		StopWait:   config.KillGrace + a.deps.ClosingBudget,
+		StopWait:   config.KillGrace + a.timings.closingBudget,
 		Logger:     a.log,
 		Runs:       a.lives, // the revoke asks the run lifecycle what it still holds
 		OnFatal: func(err error) {
@@ -96,7 +96,7 @@ func (a *Agent) consumerFromPort(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kafka.brokers not configured, and Port did not give Kafka credentials: %w", err)
 	}
-	k := kafkaFromPort(a.cfg.Kafka, cr, a.deps.KafkaPlaintext)
+	k := kafkaFromPort(a.cfg.Kafka, cr, a.timings.plaintextKafka)
 	a.log.Info("using Kafka credentials from Port", zap.Strings("brokers", cr.Brokers), zap.String("group", k.Group))
 	return a.newConsumer(k)
 }

@@ -90,47 +90,19 @@ func Run(ctx context.Context, out, logOut io.Writer) error {
 	defer cluster.Close()
 	brokers := cluster.ListenAddrs()
 
-	producer, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	emu, baseURL, stopPort, err := startPort(ctx, brokers)
 	if err != nil {
-		return fmt.Errorf("kafka producer: %w", err)
+		return err
 	}
-	defer producer.Close()
-	emu := emulator.New(emulator.Options{
-		ClientID: clientID, ClientSecret: clientSecret, OrgID: orgID,
-		SecretInputs: map[string][]string{"rotate_db_password": {"password"}},
-		Produce: func(ctx context.Context, topic string, key, value []byte) error {
-			return producer.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: key, Value: value}).FirstErr()
-		},
-	})
-	emuCtx, stopEmu := context.WithCancel(ctx)
-	baseURL, waitEmu, err := emu.Start(emuCtx, "127.0.0.1:0")
-	if err != nil {
-		stopEmu()
-		return fmt.Errorf("start port emulator: %w", err)
-	}
-	defer func() { stopEmu(); _ = waitEmu() }()
+	defer stopPort()
 
-	env := map[string]string{
-		"PORT_BASE_URL": baseURL, "PORT_CLIENT_ID": clientID, "PORT_CLIENT_SECRET": clientSecret,
-		"PORT_ORG_ID": orgID, "KAFKA_BROKERS": brokers[0], "KAFKA_GROUP": orgID + ".port-runner-demo",
-		"KAFKA_START_OFFSET": "earliest",
-	}
-	raw, err := fs.ReadFile(examples.FS, "config.yaml")
+	cfg, err := demoConfig(dir, baseURL, brokers[0])
 	if err != nil {
-		return fmt.Errorf("embedded config: %w", err)
-	}
-	cfg, err := config.Parse(raw, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if err != nil {
-		return fmt.Errorf("embedded config: %w", err)
-	}
-	cfg.ResolveCommands(dir)
-	// The same checks as `port-runner validate`, so the demo never runs a config users could not.
-	if err := cfg.Validate(runmsg.CompileSelector, exec.LookPath); err != nil {
-		return fmt.Errorf("embedded config:\n%w", err)
+		return err
 	}
 
 	log := zap.New(zapcoreFor(logOut))
-	ag, err := agent.New(cfg, agent.Deps{Logger: log, MetricsAddr: "-"})
+	ag, err := agent.New(cfg, agent.Deps{Logger: log})
 	if err != nil {
 		return err
 	}
@@ -148,22 +120,9 @@ func Run(ctx context.Context, out, logOut io.Writer) error {
 	defer func() { stopAgent(); wg.Wait() }()
 
 	fmt.Fprintf(out, "port-runner demo: Kafka (in-process) %s, Port API emulator %s, actions from examples/config.yaml\n\n", brokers[0], baseURL)
-	// The demo triggers runs as Port's UI would, with a token of its own.
-	api, err := portapi.New(portapi.Options{BaseURL: baseURL, ClientID: clientID, ClientSecret: clientSecret})
+	ids, err := triggerAll(ctx, baseURL)
 	if err != nil {
 		return err
-	}
-	token, err := api.Token(ctx)
-	if err != nil {
-		return fmt.Errorf("demo token: %w", err)
-	}
-	ids := make([]string, len(triggers))
-	for i, tr := range triggers {
-		id, err := createRun(ctx, baseURL, token, tr)
-		if err != nil {
-			return err
-		}
-		ids[i] = id
 	}
 
 	var failed []string
@@ -189,6 +148,75 @@ func Run(ctx context.Context, out, logOut io.Writer) error {
 	}
 	fmt.Fprintf(out, "All %d runs ended as expected.\n", len(triggers))
 	return nil
+}
+
+// startPort serves the emulator on loopback, producing the runs it creates to the broker.
+// stop ends it and closes its producer.
+func startPort(ctx context.Context, brokers []string) (emu *emulator.Emulator, baseURL string, stop func(), err error) {
+	producer, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("kafka producer: %w", err)
+	}
+	emu = emulator.New(emulator.Options{
+		ClientID: clientID, ClientSecret: clientSecret, OrgID: orgID,
+		SecretInputs: map[string][]string{"rotate_db_password": {"password"}},
+		Produce: func(ctx context.Context, topic string, key, value []byte) error {
+			return producer.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: key, Value: value}).FirstErr()
+		},
+	})
+	emuCtx, stopEmu := context.WithCancel(ctx)
+	srv, err := emu.Serve(emuCtx, "127.0.0.1:0")
+	if err != nil {
+		stopEmu()
+		producer.Close()
+		return nil, "", nil, fmt.Errorf("start port emulator: %w", err)
+	}
+	return emu, srv.URL(), func() { stopEmu(); _ = srv.Wait(); producer.Close() }, nil
+}
+
+// demoConfig is the embedded example config, pointed at the demo's broker and emulator.
+func demoConfig(dir, baseURL, broker string) (*config.Config, error) {
+	env := map[string]string{
+		"PORT_BASE_URL": baseURL, "PORT_CLIENT_ID": clientID, "PORT_CLIENT_SECRET": clientSecret,
+		"PORT_ORG_ID": orgID, "KAFKA_BROKERS": broker, "KAFKA_GROUP": orgID + ".port-runner-demo",
+		"KAFKA_START_OFFSET": "earliest",
+	}
+	raw, err := fs.ReadFile(examples.FS, "config.yaml")
+	if err != nil {
+		return nil, fmt.Errorf("embedded config: %w", err)
+	}
+	cfg, err := config.Parse(raw, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		return nil, fmt.Errorf("embedded config: %w", err)
+	}
+	cfg.ResolveCommands(dir)
+	// The same checks as `port-runner validate`, so the demo never runs a config users could not.
+	if err := cfg.Validate(runmsg.CompileSelector, exec.LookPath); err != nil {
+		return nil, fmt.Errorf("embedded config:\n%w", err)
+	}
+	cfg.Metrics.Addr = "-" // the demo's agent serves no metrics
+	return cfg, nil
+}
+
+// triggerAll triggers every run of the demo as Port's UI would, with a token of its own.
+func triggerAll(ctx context.Context, baseURL string) ([]string, error) {
+	api, err := portapi.New(portapi.Options{BaseURL: baseURL, ClientID: clientID, ClientSecret: clientSecret})
+	if err != nil {
+		return nil, err
+	}
+	token, err := api.Token(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("demo token: %w", err)
+	}
+	ids := make([]string, len(triggers))
+	for i, tr := range triggers {
+		id, err := createRun(ctx, baseURL, token, tr)
+		if err != nil {
+			return nil, err
+		}
+		ids[i] = id
+	}
+	return ids, nil
 }
 
 // createRun asks the emulator for a run over HTTP, the way Port's UI triggers one (a node

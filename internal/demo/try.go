@@ -66,18 +66,18 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	emu := emulator.New(emulator.Options{ClientID: cfg.Port.ClientID, ClientSecret: cfg.Port.ClientSecret,
 		OrgID: cfg.Port.OrgID, SecretInputs: secretInputs})
 	emuCtx, stopEmu := context.WithCancel(ctx)
-	base, waitEmu, err := emu.Start(emuCtx, "127.0.0.1:0")
+	srv, err := emu.Serve(emuCtx, "127.0.0.1:0")
 	if err != nil {
 		stopEmu()
 		return false, fmt.Errorf("start the Port API emulator: %w", err)
 	}
-	defer func() { stopEmu(); _ = waitEmu() }()
-	cfg.Port.BaseURL = base
+	defer func() { stopEmu(); _ = srv.Wait() }()
+	cfg.Port.BaseURL = srv.URL()
 
 	if o.CancelAfter > 0 {
 		cfg.Port.RunStatusInterval = config.Duration(tryStatusInterval) // a local emulator: no budget to save
 	}
-	a, err := agent.New(cfg, agent.Deps{Logger: zap.New(consoleCore(logOut)), MetricsAddr: "-"})
+	a, err := agent.New(cfg, agent.Deps{Logger: zap.New(consoleCore(logOut))})
 	if err != nil {
 		return false, err
 	}
@@ -104,7 +104,7 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	if err != nil {
 		return false, err
 	}
-	fmt.Fprintf(out, "━━ try %s (%s) · run %s · inputs %s · Port API emulator %s\n\n", o.Action, kind, created.ID, props, base)
+	fmt.Fprintf(out, "━━ try %s (%s) · run %s · inputs %s · Port API emulator %s\n\n", o.Action, kind, created.ID, props, srv.URL())
 
 	stopCancel := cancelLater(ctx, out, emu, created, o.CancelAfter)
 	tried, runErr := a.Try(ctx, msg)

@@ -96,6 +96,7 @@ func (e *Emulator) SetBudget(limit int, window time.Duration) {
 	c := &budgetChange{limit: limit, window: budgetWindow(window)}
 	if e.budget <= 0 {
 		e.budget, e.window, e.winStart, e.winCount = c.limit, c.window, time.Time{}, 0
+		e.budgetSince = e.opts.Now().Truncate(e.window)
 		return
 	}
 	e.next = c

@@ -98,6 +98,7 @@ type Emulator struct {
 	budget         int           // requests per window; 0: unlimited
 	window         time.Duration // the budget window
 	next           *budgetChange // SetBudget's change, from the next window on
+	budgetSince    time.Time     // the start of the window SetBudget's last change took effect in
 	winStart       time.Time     // start of the current budget window
 	winCount       int           // requests counted in it
 	rejected       int           // requests answered 429 for the budget, ever

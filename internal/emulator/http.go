@@ -2,7 +2,6 @@ package emulator
 
 import (
 	"bytes"
-	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -12,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/port-runner/port-runner/internal/httpserve"
 )
 
 // ServeHTTP answers one request. The order of checks mirrors Port's stack: an
@@ -106,6 +103,7 @@ func (e *Emulator) budgetLocked(now time.Time, h http.Header) bool {
 		e.winStart, e.winCount = start, 0
 		if e.next != nil { // SetBudget's change starts with a window
 			e.budget, e.window, e.next = e.next.limit, e.next.window, nil
+			e.budgetSince = now.Truncate(e.window)
 			return e.budgetLocked(now, h)
 		}
 	}
@@ -272,13 +270,3 @@ func writeJSON(bw *bufWriter, status int, v any) {
 
 // fmtTime writes times the way Port does: UTC, millisecond precision.
 func fmtTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
-
-// Start serves on addr (e.g. "127.0.0.1:0") until ctx is done. It returns the
-// base URL and a wait func that reports why serving stopped (nil on ctx end).
-func (e *Emulator) Start(ctx context.Context, addr string) (string, func() error, error) {
-	bound, wait, err := httpserve.Serve(ctx, addr, e)
-	if err != nil {
-		return "", nil, err
-	}
-	return "http://" + bound, wait, nil
-}

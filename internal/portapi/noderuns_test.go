@@ -2,6 +2,7 @@ package portapi_test
 
 import (
 	"context"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -14,12 +15,9 @@ func emulated(t *testing.T, opts emulator.Options) (*emulator.Emulator, *portapi
 	opts.ClientID, opts.ClientSecret = "c", "portapi-test-secret-0123456789abcdef"
 	opts.Produce = func(context.Context, string, []byte, []byte) error { return nil }
 	e := emulator.New(opts)
-	ctx, cancel := context.WithCancel(context.Background())
-	base, wait, err := e.Start(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = wait() })
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	base := srv.URL
 	c, err := portapi.New(portapi.Options{BaseURL: base, ClientID: opts.ClientID, ClientSecret: opts.ClientSecret})
 	if err != nil {
 		t.Fatal(err)

@@ -184,10 +184,11 @@ func BenchmarkFloodDelaysOthers(b *testing.B) {
 func benchProxy(ctx context.Context, b *testing.B, rps float64, opts portproxy.Options) (*emulator.Emulator, *portapi.Client, *portproxy.Proxy, string) {
 	b.Helper()
 	emu := emulator.New(emulator.Options{ClientID: "cid", ClientSecret: "secret", OrgID: "org"})
-	base, _, err := emu.Start(ctx, "127.0.0.1:0")
+	srv, err := emu.Serve(ctx, "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
+	base := srv.URL()
 	api, err := portapi.New(portapi.Options{BaseURL: base, ClientID: "cid", ClientSecret: "secret", RequestsPerSecond: rps})
 	if err != nil {
 		b.Fatal(err)

@@ -35,10 +35,11 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{observed: map[string]int{}}
 	f.emu = emulator.New(emulator.Options{ClientID: "cid", ClientSecret: "secret", OrgID: "org"})
 	ctx, cancel := context.WithCancel(context.Background())
-	base, waitEmu, err := f.emu.Start(ctx, "127.0.0.1:0")
+	srv, err := f.emu.Serve(ctx, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	base := srv.URL()
 	f.emuURL = base
 	api, err := portapi.New(portapi.Options{
 		BaseURL: base, ClientID: "cid", ClientSecret: "secret", RequestsPerSecond: 1000,
@@ -58,7 +59,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cancel(); _ = waitEmu() })
+	t.Cleanup(func() { cancel(); _ = srv.Wait() })
 	if !strings.HasPrefix(f.url, "http://127.0.0.1:") || !strings.HasSuffix(f.url, "/v1") {
 		t.Fatalf("proxy URL %q, want http://127.0.0.1:PORT/v1", f.url)
 	}

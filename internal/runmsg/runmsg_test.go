@@ -16,17 +16,18 @@ import (
 	"time"
 
 	"github.com/itchyny/gojq"
+
+	"github.com/port-runner/port-runner/test/harness/vectors"
 )
 
 const (
-	vectorDir       = "../../../shared/vectors"
-	vectorSecret    = "test-client-secret-0123456789abcdef"
+	vectorSecret    = vectors.Secret
 	vectorTimestamp = 1764429600
 )
 
 func readVector(t testing.TB, name string) []byte {
 	t.Helper()
-	return readFileIn(t, vectorDir, name)
+	return readFileIn(t, vectors.Dir(t), name)
 }
 
 func readFileIn(t testing.TB, dir, name string) []byte {
@@ -40,12 +41,13 @@ func readFileIn(t testing.TB, dir, name string) []byte {
 
 func vectorFiles(t testing.TB) []string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(vectorDir, "*.json"))
+	dir := vectors.Dir(t)
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(files) == 0 {
-		t.Fatalf("no vectors in %s", vectorDir)
+		t.Fatalf("no vectors in %s", dir)
 	}
 	return files
 }

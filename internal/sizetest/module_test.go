@@ -20,22 +20,15 @@ func module() Policy {
 		Exceptions: map[string]string{
 			// Production code.
 			"internal/agent/agent.go": "the agent's assembly and its start and stop order: " +
-				"split with the run-lifecycle rewrite and the move of test knobs out of agent.Deps",
-			"internal/agent/agent.go:New":       "wires every stage in one order: split with the move of test knobs out of agent.Deps",
+				"split with the run-lifecycle rewrite",
 			"internal/agent/agent.go:Agent.Run": "the start and stop order in one place: until the run-lifecycle rewrite",
 			"internal/agent/handle.go:Agent.handle": "one record's way from message to command: " +
 				"until the run-lifecycle rewrite, which replaces it",
-			"internal/demo/demo.go:Run": "the demo's assembly in order (Kafka, emulator, config, agent, runs): " +
-				"split with the move of test knobs out of agent.Deps, which changes it",
 			// Test code.
-			"charts/chart_test.go":               "every rendered manifest of the chart: split by manifest when next changed",
-			"internal/config/config_test.go":     "case tables for every config section: split by section when next changed",
-			"internal/emulator/emulator_test.go": "every route of the emulator: split by route group when next changed",
-			"internal/portapi/client_test.go":    "every call and answer class of the client: split by topic when next changed",
-			"internal/runmsg/runmsg_test.go":     "every message shape and signature case: split by topic when next changed",
-			"test/chaos/chaos_test.go":           "one scenario with its fixture and checks: split with the shared test kit",
-			"test/chaos/chaos_test.go:TestChaos": "kills, stops and adds agents mid-flow, then checks every guarantee, in order",
-			"test/bench/backlog/main.go:run":     "one benchmark from start to report, in order: split with the shared test kit",
+			"charts/chart_test.go":            "every rendered manifest of the chart: split by manifest when next changed",
+			"internal/config/config_test.go":  "case tables for every config section: split by section when next changed",
+			"internal/portapi/client_test.go": "every call and answer class of the client: split by topic when next changed",
+			"internal/runmsg/runmsg_test.go":  "every message shape and signature case: split by topic when next changed",
 		},
 	}
 }

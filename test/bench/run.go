@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/port-runner/port-runner/test/bench/internal/benchkit"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // bench is one run of the bench: what every case shares.
@@ -48,22 +49,19 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (t *table, er
 		}
 		os.RemoveAll(b.dir)
 	}()
-	root, err := benchkit.ModuleRoot(ctx)
-	if err != nil {
-		return nil, err
-	}
 	started := time.Now()
 	shim := false
 	b.agent = o.agentBin
 	if b.agent == "" {
-		if b.agent, shim, err = benchkit.BuildAgent(ctx, root, b.dir); err != nil {
+		if b.agent, err = harness.BuildAgent(ctx, b.dir); err != nil {
 			return nil, err
 		}
+		shim = true
 	} else if fileExists(filepath.Join(filepath.Dir(b.agent), "port-runner-shim")) {
 		shim = true
 	}
 	b.stamp = filepath.Join(b.dir, "stamp")
-	if err := benchkit.GoBuild(ctx, root, "./test/bench/internal/stamp", b.stamp); err != nil {
+	if err := harness.GoBuild(ctx, "./test/bench/internal/stamp", b.stamp); err != nil {
 		return nil, err
 	}
 	b.logf("built the agent and the stamp command in %s", time.Since(started).Round(time.Millisecond))
@@ -100,7 +98,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (t *table, er
 		shimDesc = "cmd/port-runner-shim beside the agent"
 	}
 	fmt.Fprintf(stdout, "port-runner bench: %s; %s; %d CPUs (%s); %s; %s; commit %s; %s in all\n\n",
-		modeDesc(o), b.kafka.Desc, runtime.NumCPU(), kernel(), runtime.Version(), shimDesc, commit(ctx, root),
+		modeDesc(o), b.kafka.Desc, runtime.NumCPU(), kernel(), runtime.Version(), shimDesc, commit(ctx, harness.ModuleRoot()),
 		time.Since(started).Round(time.Second))
 	b.t.print(stdout)
 	if m := b.t.missed(); len(m) > 0 {

@@ -3,11 +3,10 @@ package e2e_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,11 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/port-runner/port-runner/executor"
-	"github.com/port-runner/port-runner/internal/agent"
-	"github.com/port-runner/port-runner/internal/config"
 	"github.com/port-runner/port-runner/internal/emulator"
 	"github.com/port-runner/port-runner/internal/waitcond"
-	"github.com/port-runner/port-runner/metrics"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // A command writes its own pid and its background child's to $PIDS, then runs: quietly (no
@@ -35,37 +32,6 @@ i=0; while :; do i=$((i+1)); echo "line $i"; sleep 0.05; done`
 // slack is what a loaded machine may add to the interval and the kill grace; the commands
 // would otherwise run for 300s.
 const slack = 15 * time.Second
-
-// portAPI sends one request to the emulator as a user of Port's API would (the UI does the
-// same): with a token of the organization's.
-func (h *harness) portAPI(t *testing.T, method, path string, body any) {
-	t.Helper()
-	do := func(method, path, token string, body any) *http.Response {
-		b, _ := json.Marshal(body)
-		req, err := http.NewRequest(method, h.baseURL+path, bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
-	resp := do("POST", "/v1/auth/access_token", "", map[string]string{"clientId": "e2e-client", "clientSecret": secret})
-	var tok struct{ AccessToken string }
-	_ = json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
-	resp = do(method, path, tok.AccessToken, body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("%s %s: HTTP %d", method, path, resp.StatusCode)
-	}
-}
 
 // pids waits for the command to have written its pids, and returns them.
 func pids(t *testing.T, file string) []int {
@@ -97,10 +63,10 @@ func alive(pid int) bool {
 
 // checked waits until the agent has asked Port about the run (path) at least once: from
 // then on it is a long run, asked about every interval.
-func (h *harness) checked(t *testing.T, path string) {
+func checked(t *testing.T, h *harness.Env, path string) {
 	t.Helper()
 	waitcond.For(t, "a status check of "+path, 30*time.Second, func() bool {
-		for _, r := range h.emu.Requests() {
+		for _, r := range h.Emu.Requests() {
 			if r.Method == "GET" && (r.Path == path || r.Path == "/v1/actions/runs") {
 				return true
 			}
@@ -129,13 +95,13 @@ func stoppedWithin(t *testing.T, ps []int, cancelledAt time.Time, limit time.Dur
 }
 
 // noTermination: the agent sent the run no termination of its own (Port has the user's).
-func (h *harness) noTermination(t *testing.T, id string) emulator.RunState {
+func noTermination(t *testing.T, h *harness.Env, id string) emulator.RunState {
 	t.Helper()
-	run, _ := h.emu.Run(id)
+	run, _ := h.Emu.Run(id)
 	if run.Terminations != 1 || run.RejectedTerminations != 0 {
 		t.Fatalf("run %s: %d terminations, %d refused: want the user's one only", id, run.Terminations, run.RejectedTerminations)
 	}
-	for _, r := range h.emu.Requests() {
+	for _, r := range h.Emu.Requests() {
 		if strings.Contains(r.Path, id) && (bytes.Contains(r.Body, []byte("terminationStatus")) || bytes.Contains(r.Body, []byte(`"COMPLETED"`))) {
 			t.Fatalf("the agent tried to close a run Port ended: %s %s %s", r.Method, r.Path, r.Body)
 		}
@@ -143,42 +109,49 @@ func (h *harness) noTermination(t *testing.T, id string) emulator.RunState {
 	return run
 }
 
-func (h *harness) cancelConfig(t *testing.T, interval time.Duration, actions string) *config.Config {
+// startCancellable runs an agent whose long runs are checked every interval and whose one
+// action runs script with $PIDS, the file pids reads; node, unless "", is the action's
+// workflow node url.
+func startCancellable(t *testing.T, h *harness.Env, interval time.Duration, action, script, node string) (a *harness.Agent, pidFile string) {
 	t.Helper()
-	cfg := h.config(t, actions)
-	cfg.Port.RunStatusInterval = config.Duration(interval)
-	return cfg
+	pidFile = filepath.Join(t.TempDir(), "pids")
+	overlay := fmt.Sprintf("port: {runStatusInterval: %s}\nactions:\n  %s:\n    command: [/bin/sh, -c, %q]\n    env: {PIDS: %q}\n",
+		interval, action, script, `"`+pidFile+`"`)
+	if node != "" {
+		overlay += fmt.Sprintf("    workflowNode: {url: %q}\n", node)
+	}
+	return h.Start(t, h.Config(t, quickLogs+overlay)), pidFile
+}
+
+// waitCancelledInPort waits until the agent counts the action's run as cancelled in Port.
+func waitCancelledInPort(t *testing.T, a *harness.Agent, action string) {
+	t.Helper()
+	cancelled := a.Metrics.RunsTotal.WithLabelValues(action, "cancelled_in_port")
+	waitcond.For(t, "runs_total{cancelled_in_port}", 30*time.Second, func() bool { return testutil.ToFloat64(cancelled) == 1 })
 }
 
 // A quiet run that Port shows ended (a user set it to FAILURE) is found by the status check
 // of long runs and stopped within the interval plus the kill grace: SIGTERM, its processes
 // gone, no closing of the agent's, its last lines sent where Port takes them.
 func TestCancelledInPortQuiet(t *testing.T) {
-	h := newHarness(t, func(o *emulator.Options) { o.LogsAfterTermination = true })
+	h := harness.New(t, 1, harness.WithPort(func(o *emulator.Options) { o.LogsAfterTermination = true }))
 	interval := time.Second
-	pidFile := t.TempDir() + "/pids"
-	cfg := h.cancelConfig(t, interval, fmt.Sprintf(`
-  quiet:
-    command: [/bin/sh, -c, %q]
-    env: {PIDS: %q}
-`, quietScript, `"`+pidFile+`"`))
-	h.start(t, cfg, agent.Deps{})
-	run, err := h.emu.CreateRun(context.Background(), "quiet", emulator.CreateRunRequest{})
+	a, pidFile := startCancellable(t, h, interval, "quiet", quietScript, "")
+	run, err := h.Emu.CreateRun(context.Background(), "quiet", emulator.CreateRunRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ps := pids(t, pidFile)
-	h.checked(t, "/v1/actions/runs/"+run.ID)
+	checked(t, h, "/v1/actions/runs/"+run.ID)
 	at := time.Now()
-	h.portAPI(t, "PATCH", "/v1/actions/runs/"+run.ID, map[string]string{"status": "FAILURE"})
+	h.AsUser(t, "PATCH", "/v1/actions/runs/"+run.ID, nil, map[string]string{"status": "FAILURE"})
 	took := stoppedWithin(t, ps, at, interval+executor.DefaultKillGrace+slack)
-	cancelled := h.metrics.RunsTotal.WithLabelValues("quiet", "cancelled_in_port")
-	waitcond.For(t, "runs_total{cancelled_in_port}", 30*time.Second, func() bool { return testutil.ToFloat64(cancelled) == 1 })
-	got := h.noTermination(t, run.ID)
+	waitCancelledInPort(t, a, "quiet")
+	got := noTermination(t, h, run.ID)
 	if last := logText(got); !strings.Contains(last, "port-runner: cancelled: the run was ended in Port after") {
 		t.Fatalf("the last lines did not reach Port, which takes them here:\n%s", last)
 	}
-	if !strings.Contains(h.agentLogText(), "run cancelled in Port: stopping its command") {
+	if !strings.Contains(a.LogText(), "run cancelled in Port: stopping its command") {
 		t.Fatal("the agent's log does not say the run was cancelled in Port")
 	}
 	t.Logf("stopped %s after the cancel (interval %s, kill grace %s)", took, interval, executor.DefaultKillGrace)
@@ -188,71 +161,48 @@ func TestCancelledInPortQuiet(t *testing.T) {
 // check (the interval here is an hour); deaf to SIGTERM, it gets SIGKILL after the kill grace.
 // Meanwhile /status shows it cancelled in Port.
 func TestCancelledInPortChatty(t *testing.T) {
-	h := newHarness(t, nil)
-	pidFile := t.TempDir() + "/pids"
-	cfg := h.cancelConfig(t, time.Hour, fmt.Sprintf(`
-  chatty:
-    command: [/bin/sh, -c, %q]
-    env: {PIDS: %q}
-`, chattyScript, `"`+pidFile+`"`))
-	h.start(t, cfg, agent.Deps{})
-	status := httptest.NewServer(h.metrics.Handler(func() error { return nil }))
-	defer status.Close()
-	run, err := h.emu.CreateRun(context.Background(), "chatty", emulator.CreateRunRequest{})
+	h := harness.New(t, 1)
+	a, pidFile := startCancellable(t, h, time.Hour, "chatty", chattyScript, "")
+	run, err := h.Emu.CreateRun(context.Background(), "chatty", emulator.CreateRunRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ps := pids(t, pidFile)
 	at := time.Now()
-	h.portAPI(t, "PATCH", "/v1/actions/runs/"+run.ID, map[string]string{"status": "FAILURE"})
+	h.AsUser(t, "PATCH", "/v1/actions/runs/"+run.ID, nil, map[string]string{"status": "FAILURE"})
 	waitcond.For(t, "/status to show the run cancelled in Port", 30*time.Second, func() bool {
-		resp, err := http.Get(status.URL + "/status")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var st metrics.Status
-		_ = json.NewDecoder(resp.Body).Decode(&st)
+		st := a.Status(t)
 		return len(st.Runs) == 1 && st.Runs[0].Outcome == "cancelled in Port"
 	})
 	took := stoppedWithin(t, ps, at, executor.DefaultKillGrace+slack)
 	if took < executor.DefaultKillGrace {
 		t.Fatalf("a command deaf to SIGTERM stopped after %s, before the kill grace", took)
 	}
-	cancelled := h.metrics.RunsTotal.WithLabelValues("chatty", "cancelled_in_port")
-	waitcond.For(t, "runs_total{cancelled_in_port}", 30*time.Second, func() bool { return testutil.ToFloat64(cancelled) == 1 })
-	h.noTermination(t, run.ID)
+	waitCancelledInPort(t, a, "chatty")
+	noTermination(t, h, run.ID)
 	t.Logf("stopped %s after the cancel", took)
 }
 
 // A workflow cancelled with force fails its running node run in Port: the agent stops the
 // node's command and completes nothing itself.
 func TestWorkflowCancelledStopsItsNodeRun(t *testing.T) {
-	h := newHarness(t, nil)
+	h := harness.New(t, 1)
 	interval := time.Second
-	pidFile := t.TempDir() + "/pids"
-	cfg := h.cancelConfig(t, interval, fmt.Sprintf(`
-  build:
-    command: [/bin/sh, -c, %q]
-    env: {PIDS: %q}
-    workflowNode: {url: %q}
-`, quietScript, `"`+pidFile+`"`, emulator.NodeURL("ci", "build")))
-	h.start(t, cfg, agent.Deps{})
-	nr, err := h.emu.CreateNodeRun(context.Background(), "ci", "build", emulator.CreateNodeRunRequest{})
+	a, pidFile := startCancellable(t, h, interval, "build", quietScript, emulator.NodeURL("ci", "build"))
+	nr, err := h.Emu.CreateNodeRun(context.Background(), "ci", "build", emulator.CreateNodeRunRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ps := pids(t, pidFile)
-	h.checked(t, "/v1/workflows/nodes/runs/"+nr.ID)
+	checked(t, h, "/v1/workflows/nodes/runs/"+nr.ID)
 	at := time.Now()
-	h.portAPI(t, "POST", "/v1/workflows/runs/"+nr.WorkflowRunID+"/cancel?force=true", nil)
+	h.AsUser(t, "POST", "/v1/workflows/runs/"+nr.WorkflowRunID+"/cancel", url.Values{"force": {"true"}}, nil)
 	stoppedWithin(t, ps, at, interval+executor.DefaultKillGrace+slack)
-	cancelled := h.metrics.RunsTotal.WithLabelValues("build", "cancelled_in_port")
-	waitcond.For(t, "runs_total{cancelled_in_port}", 30*time.Second, func() bool { return testutil.ToFloat64(cancelled) == 1 })
-	if got := h.noTermination(t, nr.ID); got.Result != "FAILED" {
+	waitCancelledInPort(t, a, "build")
+	if got := noTermination(t, h, nr.ID); got.Result != "FAILED" {
 		t.Fatalf("node run %+v", got)
 	}
-	if wf, _ := h.emu.WorkflowRun(nr.WorkflowRunID); wf.Status != "COMPLETED" || wf.Result != "CANCELLED" {
+	if wf, _ := h.Emu.WorkflowRun(nr.WorkflowRunID); wf.Status != "COMPLETED" || wf.Result != "CANCELLED" {
 		t.Fatalf("workflow run %+v", wf)
 	}
 }

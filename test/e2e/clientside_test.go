@@ -9,12 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/port-runner/port-runner/internal/agent"
 	"github.com/port-runner/port-runner/internal/config"
 	"github.com/port-runner/port-runner/internal/emulator"
-	"github.com/port-runner/port-runner/internal/runmsg"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // clientSideDir holds the client-side vectors and their keys, written with Python's
@@ -25,40 +23,41 @@ const clientSideDir = "../../internal/runmsg/testdata/clientside"
 // by an independent implementation reach the command decrypted with the private key from
 // security.clientSideKeyFiles, and their plaintext is in no log, Port's or the agent's.
 func TestClientSideSecretInputs(t *testing.T) {
-	var vectors struct {
-		Keys  []string
-		Valid []struct{ Name, Plaintext, PublicKey, Encrypted string }
+	var cs struct {
+		Keys, KeyFiles []string
+		Valid          []struct{ Name, Plaintext, PublicKey, Encrypted string }
 	}
 	b, err := os.ReadFile(filepath.Join(clientSideDir, "vectors.json"))
 	if err == nil {
-		err = json.Unmarshal(b, &vectors)
+		err = json.Unmarshal(b, &cs)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	var keyFiles []string
-	for _, k := range vectors.Keys {
-		keyFiles = append(keyFiles, filepath.Join(clientSideDir, k))
+	for _, k := range cs.Keys {
+		cs.KeyFiles = append(cs.KeyFiles, filepath.Join(clientSideDir, k))
 	}
-	keys, err := config.Security{ClientSideKeyFiles: keyFiles}.ClientSideKeys()
+	keys, err := config.Security{ClientSideKeyFiles: cs.KeyFiles}.ClientSideKeys()
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The emulator seals one more input as Port's browser would, with the first key.
-	h := newHarness(t, func(o *emulator.Options) {
+	h := harness.New(t, 1, harness.WithPort(func(o *emulator.Options) {
 		o.ClientSideInputs = map[string]map[string]*rsa.PublicKey{"rotate": {"secret": &keys[0].PublicKey}}
-	})
+	}))
 	seen := t.TempDir()
-	cfg := h.config(t, fmt.Sprintf(`
+	keyFiles, _ := json.Marshal(cs.KeyFiles)
+	cfg := h.Config(t, quickLogs+fmt.Sprintf(`
+security: {clientSideKeyFiles: %s}
+actions:
   rotate:
     command: [/bin/sh, -c, 'printf "%%s" "$SECRET" > "$SEEN/$PORT_RUN_ID"; echo "rotating with $SECRET"']
     env: {SECRET: .properties.secret, SEEN: %q}
-`, `"`+seen+`"`))
-	cfg.Security.ClientSideKeyFiles = keyFiles
-	h.start(t, cfg, agent.Deps{})
+`, keyFiles, `"`+seen+`"`))
+	a := h.Start(t, cfg)
 
 	plain := map[string]string{}
-	for i, v := range vectors.Valid {
+	for i, v := range cs.Valid {
 		id := fmt.Sprintf("r_clientside%d", i)
 		typ := "string"
 		if v.Name == "object" {
@@ -66,17 +65,14 @@ func TestClientSideSecretInputs(t *testing.T) {
 		}
 		schema, _ := json.Marshal(map[string]any{"secret": map[string]any{"type": typ,
 			"encryption": map[string]string{"algorithm": "client-side", "key": v.PublicKey}}})
-		msg, err := runmsg.Sign(secret, time.Now().Unix(), fmt.Appendf(nil,
+		msg := h.Sign(t, fmt.Sprintf(
 			`{"action":"rotate","context":{"runId":%q},"payload":{"action":{"identifier":"rotate","userInputs":{"properties":%s}},"properties":{"secret":%q}},"headers":{}}`,
 			id, schema, v.Encrypted))
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.emu.RegisterRun(id, "rotate")
-		h.cluster.Produce(t, h.topic, []byte(id), msg)
+		h.Emu.RegisterRun(id, "rotate")
+		h.Produce(t, []byte(id), msg)
 		plain[id] = v.Plaintext
 	}
-	created, err := h.emu.CreateRun(context.Background(), "rotate", emulator.CreateRunRequest{Properties: map[string]any{"secret": "emulator-sealed-s3cret"}})
+	created, err := h.Emu.CreateRun(context.Background(), "rotate", emulator.CreateRunRequest{Properties: map[string]any{"secret": "emulator-sealed-s3cret"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +80,7 @@ func TestClientSideSecretInputs(t *testing.T) {
 
 	var portLogs strings.Builder
 	for id, want := range plain {
-		run := h.waitEnded(t, id)
+		run := h.WaitClosed(t, id)
 		portLogs.WriteString(logText(run))
 		got, _ := os.ReadFile(filepath.Join(seen, id))
 		if run.Status != "SUCCESS" || !sameSecret(string(got), want) {
@@ -97,7 +93,7 @@ func TestClientSideSecretInputs(t *testing.T) {
 			secrets = append(secrets, p)
 		}
 	}
-	agentLog := h.agentLogText()
+	agentLog := a.LogText()
 	for _, s := range secrets {
 		if strings.Contains(portLogs.String(), s) || strings.Contains(agentLog, s) {
 			t.Errorf("%q shows in a log", s)

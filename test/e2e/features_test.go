@@ -18,24 +18,35 @@ import (
 
 	"github.com/port-runner/port-runner/internal/agent"
 	"github.com/port-runner/port-runner/internal/emulator"
-	"github.com/port-runner/port-runner/internal/runmsg"
 	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/metrics"
-	"github.com/port-runner/port-runner/test/kafkatest"
+	"github.com/port-runner/port-runner/test/harness"
 )
+
+// quickLogs is the suite's flush interval: its runs' logs reach Port within 100ms.
+const quickLogs = "logs: {flushInterval: 100ms}\n"
+
+// logText is a run's log in Port.
+func logText(r emulator.RunState) string {
+	var b strings.Builder
+	for _, l := range r.Logs {
+		b.WriteString(l.Message + "\n")
+	}
+	return b.String()
+}
 
 // A workflow node run (Port Workflows' Kafka node) goes to the action whose workflowNode
 // matches it, reports through the workflow node run API, and completes once with the
 // command's outputs: ::port-output:: lines on top of $PORT_OUTPUT_FILE.
 func TestWorkflowNodeRun(t *testing.T) {
-	h := newHarness(t, nil)
-	script := writeScript(t, `set -eu
+	h := harness.New(t, 1)
+	script := harness.Script(t, `set -eu
 echo "building $IMAGE for node $PORT_ACTION"
 echo "::port-output::image=registry.example.com/$IMAGE:v1"
 printf '{"digest":"sha256:abc","image":"overridden by the line"}' > "$PORT_OUTPUT_FILE"
 `)
-	other := writeScript(t, "echo wrong command; exit 9\n")
-	cfg := h.config(t, fmt.Sprintf(`
+	other := harness.Script(t, "echo wrong command; exit 9\n")
+	cfg := h.Config(t, quickLogs+fmt.Sprintf(`actions:
   build_image:
     command: [%q]
     env: {IMAGE: .properties.image}
@@ -44,12 +55,12 @@ printf '{"digest":"sha256:abc","image":"overridden by the line"}' > "$PORT_OUTPU
     command: [%q]
     workflowNode: {url: %q}
 `, script, emulator.NodeURL("ci", "build"), other, emulator.NodeURL("ci", "deploy")))
-	h.start(t, cfg, agent.Deps{})
-	nr, err := h.emu.CreateNodeRun(context.Background(), "ci", "build", emulator.CreateNodeRunRequest{Payload: map[string]any{"image": "api"}})
+	a := h.Start(t, cfg)
+	nr, err := h.Emu.CreateNodeRun(context.Background(), "ci", "build", emulator.CreateNodeRunRequest{Payload: map[string]any{"image": "api"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := h.waitEnded(t, nr.ID)
+	run := h.WaitClosed(t, nr.ID)
 	if run.Status != "SUCCESS" || run.Result != "SUCCESS" || run.Terminations != 1 || run.RejectedTerminations != 0 {
 		t.Fatalf("node run %+v\nlog:\n%s", run, logText(run))
 	}
@@ -60,27 +71,27 @@ printf '{"digest":"sha256:abc","image":"overridden by the line"}' > "$PORT_OUTPU
 		t.Fatalf("log:\n%s", log)
 	}
 	// A failing command fails its node; a node run no workflowNode matches is not ours.
-	failing, err := h.emu.CreateNodeRun(context.Background(), "ci", "deploy", emulator.CreateNodeRunRequest{})
+	failing, err := h.Emu.CreateNodeRun(context.Background(), "ci", "deploy", emulator.CreateNodeRunRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.emu.CreateNodeRun(context.Background(), "other-workflow", "build", emulator.CreateNodeRunRequest{}); err != nil {
+	if _, err := h.Emu.CreateNodeRun(context.Background(), "other-workflow", "build", emulator.CreateNodeRunRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	if fr := h.waitEnded(t, failing.ID); fr.Result != "FAILED" || !strings.Contains(logText(fr), "port-runner: exit code 9") {
+	if fr := h.WaitClosed(t, failing.ID); fr.Result != "FAILED" || !strings.Contains(logText(fr), "port-runner: exit code 9") {
 		t.Fatalf("failing node run %+v\n%s", fr, logText(fr))
 	}
 	// Counted and logged at warn, so a node run no command takes never vanishes silently.
-	unmatched := h.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeUnmatched)
+	unmatched := h.Metrics.MessagesTotal.WithLabelValues(metrics.OutcomeUnmatched)
 	waitcond.For(t, "the unmatched node run to be counted", 30*time.Second, func() bool { return testutil.ToFloat64(unmatched) >= 1 })
 	if n := testutil.ToFloat64(unmatched); n != 1 {
 		t.Fatalf("messages_total{unmatched} = %v, want 1", n)
 	}
-	if warned := h.logs.FilterLevelExact(zapcore.WarnLevel).FilterMessageSnippet("matches no action's workflowNode").Len(); warned != 1 {
+	if warned := a.Logs.FilterLevelExact(zapcore.WarnLevel).FilterMessageSnippet("matches no action's workflowNode").Len(); warned != 1 {
 		t.Fatalf("%d warnings about the unmatched node run, want 1", warned)
 	}
 	// It went through the node run API only.
-	for _, r := range h.emu.Requests() {
+	for _, r := range h.Emu.Requests() {
 		if strings.Contains(r.Path, nr.ID) && !strings.HasPrefix(r.Path, "/v1/workflows/nodes/runs/") {
 			t.Fatalf("%s %s: a node run reported as an action run", r.Method, r.Path)
 		}
@@ -92,28 +103,28 @@ printf '{"digest":"sha256:abc","image":"overridden by the line"}' > "$PORT_OUTPU
 // fails its run with a label that names the input and not the value.
 func TestSecretInput(t *testing.T) {
 	const password = "pw-Zq8-very-secret"
-	h := newHarness(t, func(o *emulator.Options) {
+	h := harness.New(t, 1, harness.WithPort(func(o *emulator.Options) {
 		o.SecretInputs = map[string][]string{"rotate_password": {"password"}}
-	})
+	}))
 	dir := t.TempDir()
 	seen := filepath.Join(dir, "seen")
-	script := writeScript(t, fmt.Sprintf(`set -eu
+	script := harness.Script(t, fmt.Sprintf(`set -eu
 printf '%%s' "$NEW_PASS" > %q
 grep -q '"password":"%s"' "$PORT_RUN_FILE" && echo "run file has it"
 echo "rotating $USERNAME with $NEW_PASS"
 `, seen, password))
-	cfg := h.config(t, fmt.Sprintf(`
+	cfg := h.Config(t, quickLogs+fmt.Sprintf(`actions:
   rotate_password:
     command: [%q]
     env: {NEW_PASS: .properties.password, USERNAME: .properties.user}
 `, script))
-	h.start(t, cfg, agent.Deps{})
-	created, err := h.emu.CreateRun(context.Background(), "rotate_password", emulator.CreateRunRequest{
+	a := h.Start(t, cfg)
+	created, err := h.Emu.CreateRun(context.Background(), "rotate_password", emulator.CreateRunRequest{
 		Properties: map[string]any{"user": "app", "password": password}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := h.waitEnded(t, created.ID)
+	run := h.WaitClosed(t, created.ID)
 	log := logText(run)
 	if run.Status != "SUCCESS" {
 		t.Fatalf("run %s %q\n%s", run.Status, run.StatusLabel, log)
@@ -126,19 +137,16 @@ echo "rotating $USERNAME with $NEW_PASS"
 	}
 
 	// A value that does not decrypt (another org's secret, say).
-	bad, err := runmsg.Sign(secret, time.Now().Unix(), []byte(fmt.Sprintf(
+	bad := h.Sign(t, fmt.Sprintf(
 		`{"action":"rotate_password","context":{"runId":"r_badsecret"},"payload":{"action":{"userInputs":{"properties":{"password":{"type":"string","encryption":"aes256-gcm"}}}},"properties":{"password":%q}}}`,
-		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.emu.RegisterRun("r_badsecret", "rotate_password")
-	h.cluster.Produce(t, h.topic, []byte("r_badsecret"), bad)
-	failed := h.waitEnded(t, "r_badsecret")
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))
+	h.Emu.RegisterRun("r_badsecret", "rotate_password")
+	h.Produce(t, []byte("r_badsecret"), bad)
+	failed := h.WaitClosed(t, "r_badsecret")
 	if failed.Status != "FAILURE" || !strings.Contains(failed.StatusLabel, `secret input "password"`) {
 		t.Fatalf("bad secret: %s %q", failed.Status, failed.StatusLabel)
 	}
-	if text := h.agentLogText(); strings.Contains(text, password) {
+	if text := a.LogText(); strings.Contains(text, password) {
 		t.Fatalf("an agent log line carries the secret:\n%s", text)
 	}
 }
@@ -146,22 +154,22 @@ echo "rotating $USERNAME with $NEW_PASS"
 // A synchronous action's command writes its response to $PORT_RESPONSE_FILE; the response
 // reaches Port before the run's termination (the emulator refuses it after).
 func TestSynchronousResponse(t *testing.T) {
-	h := newHarness(t, func(o *emulator.Options) { o.Synchronous = []string{"lookup"} })
-	script := writeScript(t, `set -eu
+	h := harness.New(t, 1, harness.WithPort(func(o *emulator.Options) { o.Synchronous = []string{"lookup"} }))
+	script := harness.Script(t, `set -eu
 echo "looking up $NAME"
 printf '{"owner":"team-%s","token":"%s"}' "$NAME" "$API_TOKEN" > "$PORT_RESPONSE_FILE"
 `)
-	cfg := h.config(t, fmt.Sprintf(`
+	cfg := h.Config(t, quickLogs+fmt.Sprintf(`actions:
   lookup:
     command: [%q]
     env: {NAME: .properties.name, API_TOKEN: '"tok-hidden-42"'}
 `, script))
-	h.start(t, cfg, agent.Deps{})
-	created, err := h.emu.CreateRun(context.Background(), "lookup", emulator.CreateRunRequest{Properties: map[string]any{"name": "billing"}})
+	h.Start(t, cfg)
+	created, err := h.Emu.CreateRun(context.Background(), "lookup", emulator.CreateRunRequest{Properties: map[string]any{"name": "billing"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := h.waitEnded(t, created.ID)
+	run := h.WaitClosed(t, created.ID)
 	resp, _ := run.Response.(map[string]any)
 	if run.Status != "SUCCESS" || resp["owner"] != "team-billing" || resp["token"] != "***" {
 		t.Fatalf("run %s, response %v\n%s", run.Status, run.Response, logText(run))
@@ -172,7 +180,7 @@ printf '{"owner":"team-%s","token":"%s"}' "$NAME" "$API_TOKEN" > "$PORT_RESPONSE
 	// the closing's record, then judge the order.
 	waitcond.For(t, "the closing request recorded", 10*time.Second, func() bool {
 		order = nil
-		for _, r := range h.emu.Requests() {
+		for _, r := range h.Emu.Requests() {
 			if strings.HasPrefix(r.Path, "/v1/actions/runs/"+created.ID) && r.Method != "GET" {
 				what := r.Method + " " + strings.TrimPrefix(r.Path, "/v1/actions/runs/"+created.ID)
 				if strings.Contains(string(r.Body), "terminationStatus") {
@@ -193,17 +201,18 @@ printf '{"owner":"team-%s","token":"%s"}' "$NAME" "$API_TOKEN" > "$PORT_RESPONSE
 // SCRAM credentials from GET /v1/kafka-credentials and consumes with them. On the real broker
 // fixture's SASL_SSL listener it uses that; otherwise an in-process broker with SCRAM.
 func TestKafkaCredentialsFromPort(t *testing.T) {
-	brokers, user, pass, caFile, real := kafkatest.SASL(t)
-	var cluster *kafkatest.Cluster
-	deps := agent.Deps{KafkaOpts: []kgo.Opt{}} // Port's credentials only, not the fixture's
+	brokers, user, pass, caFile, real := harness.SASL(t)
+	var broker *harness.Broker
+	// Port's credentials only, not the broker fixture's.
+	agentOpts := []harness.AgentOption{harness.KafkaOpts()}
 	tlsYAML := ""
 	if real {
-		opts, err := kafkatest.SASLOpts(os.Getenv(kafkatest.EnvSASLMechanism), user, pass, caFile)
+		opts, err := harness.SASLOpts(os.Getenv(harness.EnvSASLMechanism), user, pass, caFile)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cluster = &kafkatest.Cluster{Brokers: brokers, Opts: opts, Kind: kafkatest.KindExternal}
-		tlsYAML = fmt.Sprintf(", tls: {caFile: %q}", caFile)
+		broker = &harness.Broker{Brokers: brokers, Opts: opts, Kind: harness.KindExternal}
+		tlsYAML = fmt.Sprintf("tls: {caFile: %q}", caFile)
 	} else {
 		user, pass = "port-user", "port-pass-1234"
 		kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", user, pass))
@@ -211,63 +220,65 @@ func TestKafkaCredentialsFromPort(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(kc.Close)
-		cluster = &kafkatest.Cluster{Brokers: kc.ListenAddrs(), Kind: kafkatest.KindKfake,
+		broker = &harness.Broker{Brokers: kc.ListenAddrs(), Kind: harness.KindKfake,
 			Opts: []kgo.Opt{kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism())}}
 		brokers = kc.ListenAddrs()
-		deps.KafkaPlaintext = true // the in-process broker has no TLS; Port's has
+		// The in-process broker has no TLS; Port's has.
+		agentOpts = append(agentOpts, harness.With(agent.WithPlaintextKafkaFromPort()))
 	}
-	h := newHarnessOn(t, cluster, func(o *emulator.Options) {
+	h := harness.New(t, 1, harness.WithBroker(broker), harness.WithPort(func(o *emulator.Options) {
 		o.KafkaCredentials = &emulator.KafkaCredentials{Brokers: brokers, Username: user, Password: pass}
-	})
-	script := writeScript(t, "echo consumed with credentials from Port\n")
-	cfg := h.configWith(t, fmt.Sprintf(`{topic: %q, startOffset: earliest%s}`, h.topic, tlsYAML), fmt.Sprintf(`
+	}))
+	script := harness.Script(t, "echo consumed with credentials from Port\n")
+	cfg := h.Config(t, quickLogs+fmt.Sprintf(`kafka: {brokers: null, group: null, %s}
+actions:
   create_microservice:
     command: [%q]
-`, script))
+`, tlsYAML, script))
 	if cfg.Kafka.Group != "" || !cfg.Kafka.FromPort() {
 		t.Fatalf("kafka config %+v", cfg.Kafka)
 	}
-	h.start(t, cfg, deps)
-	created, err := h.emu.CreateRun(context.Background(), "create_microservice", emulator.CreateRunRequest{})
+	a := h.Start(t, cfg, agentOpts...)
+	created, err := h.Emu.CreateRun(context.Background(), "create_microservice", emulator.CreateRunRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if run := h.waitEnded(t, created.ID); run.Status != "SUCCESS" || !strings.Contains(logText(run), "consumed with credentials from Port") {
+	if run := h.WaitClosed(t, created.ID); run.Status != "SUCCESS" || !strings.Contains(logText(run), "consumed with credentials from Port") {
 		t.Fatalf("run %s\n%s", run.Status, logText(run))
 	}
-	if n := testutil.ToFloat64(h.metrics.PortRequests.WithLabelValues("kafka_credentials", "200")); n != 1 {
+	if n := testutil.ToFloat64(h.Metrics.PortRequests.WithLabelValues("kafka_credentials", "200")); n != 1 {
 		t.Fatalf("kafka-credentials requests: %v", n)
 	}
-	if text := h.agentLogText(); strings.Contains(text, pass) {
+	if text := a.LogText(); strings.Contains(text, pass) {
 		t.Fatalf("an agent log line carries the Kafka password:\n%s", text)
 	}
 }
 
 // An unsigned message of a configured action is an error naming the setting, and counted.
 func TestUnsignedMessageIsLoud(t *testing.T) {
-	h := newHarness(t, nil)
-	cfg := h.config(t, fmt.Sprintf("  create_microservice: {command: [%q]}\n", writeScript(t, "exit 0\n")))
-	h.start(t, cfg, agent.Deps{})
+	h := harness.New(t, 1)
+	cfg := h.Config(t, quickLogs+fmt.Sprintf("actions:\n  create_microservice: {command: [%q]}\n", harness.Script(t, "exit 0\n")))
+	a := h.Start(t, cfg)
 	for _, id := range []string{"r_unsigned1", "r_unsigned2"} {
-		h.cluster.Produce(t, h.topic, nil, []byte(fmt.Sprintf(`{"action":"create_microservice","context":{"runId":%q},"payload":{"properties":{}}}`, id)))
+		h.Produce(t, nil, []byte(harness.RunMessage(id, "create_microservice")))
 	}
-	h.cluster.Produce(t, h.topic, nil, []byte(`{"action":"not_here","context":{"runId":"r_other"},"payload":{}}`))
+	h.Produce(t, nil, []byte(`{"action":"not_here","context":{"runId":"r_other"},"payload":{}}`))
 	// Handlers of one partition end in any order, and each counts a message before it logs
 	// it: wait until all three unsigned messages were skipped, counted and logged, not for
 	// a run produced after them.
-	skipped := h.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeBadSignature)
+	skipped := h.Metrics.MessagesTotal.WithLabelValues(metrics.OutcomeBadSignature)
 	var levels []string
 	waitcond.For(t, "the unsigned messages to be skipped, counted and logged", 30*time.Second, func() bool {
 		levels = levels[:0]
-		for _, e := range h.logs.FilterMessageSnippet("security.verifySignature").All() {
+		for _, e := range a.Logs.FilterMessageSnippet("security.verifySignature").All() {
 			levels = append(levels, e.Level.String())
 		}
-		return testutil.ToFloat64(skipped) >= 3 && testutil.ToFloat64(h.metrics.UnsignedMessages) >= 2 && len(levels) >= 2
+		return testutil.ToFloat64(skipped) >= 3 && testutil.ToFloat64(h.Metrics.UnsignedMessages) >= 2 && len(levels) >= 2
 	})
 	if n := testutil.ToFloat64(skipped); n != 3 {
 		t.Fatalf("messages_total{bad_signature} = %v, want 3", n)
 	}
-	if n := testutil.ToFloat64(h.metrics.UnsignedMessages); n != 2 {
+	if n := testutil.ToFloat64(h.Metrics.UnsignedMessages); n != 2 {
 		t.Fatalf("unsigned_messages_total = %v, want 2 (the other action's is not ours)", n)
 	}
 	// Which of the two messages gets the error is a race; that one does, and one only, is not.

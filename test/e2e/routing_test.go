@@ -11,53 +11,44 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"go.uber.org/zap/zaptest"
 
-	"github.com/port-runner/port-runner/internal/agent"
-	"github.com/port-runner/port-runner/internal/config"
 	"github.com/port-runner/port-runner/internal/emulator"
 	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/metrics"
+	"github.com/port-runner/port-runner/test/harness"
 )
-
-// runAgent runs an agent of its own (its registry, its log to the test's) until the test ends.
-func (h *harness) runAgent(t *testing.T, cfg *config.Config, m *metrics.Metrics) {
-	t.Helper()
-	h.run(t, cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: m, MetricsAddr: "-"})
-}
 
 // Two deployments (two consumer groups on the same topic) configure the same action, each
 // with a when filter naming its cluster: every run is executed exactly once, by the
 // deployment its filter names, and left (not executed, not closed, counted) by the other.
 func TestTwoDeploymentsRouteByWhen(t *testing.T) {
-	h := newHarness(t, nil)
+	h := harness.New(t, 1)
 	ran := t.TempDir()
-	deployment := func(cluster string) (*config.Config, *metrics.Metrics) {
-		cfg := h.configWith(t, fmt.Sprintf(`{brokers: [%q], topic: %q, group: %q, startOffset: earliest}`,
-			strings.Join(h.cluster.Brokers, ","), h.topic, h.cluster.Group(t)), fmt.Sprintf(`
+	// deployment runs one cluster's agent, in a consumer group of its own.
+	deployment := func(cluster string) *harness.Agent {
+		cfg := h.Config(t, quickLogs+fmt.Sprintf(`
+kafka: {group: %[3]q}
+actions:
   deploy:
     command: [/bin/sh, -c, 'echo "deployed by %[1]s"; : > "$RAN/$PORT_RUN_ID.%[1]s"']
     env: {RAN: %[2]q}
     when: '.payload.properties.cluster == "%[1]s"'
-`, cluster, `"`+ran+`"`))
-		return cfg, metrics.New()
+`, cluster, `"`+ran+`"`, h.Broker.Group(t)))
+		return h.Start(t, cfg, harness.Named(cluster), harness.OwnMetrics())
 	}
-	euCfg, eu := deployment("eu")
-	usCfg, us := deployment("us")
-	h.runAgent(t, euCfg, eu)
-	h.runAgent(t, usCfg, us)
+	eu, us := deployment("eu"), deployment("us")
 
 	want := map[string]string{}
 	for i := range 20 {
 		cluster := []string{"eu", "us"}[i%2]
-		run, err := h.emu.CreateRun(context.Background(), "deploy", emulator.CreateRunRequest{Properties: map[string]any{"cluster": cluster}})
+		run, err := h.Emu.CreateRun(context.Background(), "deploy", emulator.CreateRunRequest{Properties: map[string]any{"cluster": cluster}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		want[run.ID] = cluster
 	}
 	for id, cluster := range want {
-		run := h.waitEnded(t, id)
+		run := h.WaitClosed(t, id)
 		if run.Status != "SUCCESS" || run.Terminations != 1 || run.RejectedTerminations != 0 || !strings.Contains(logText(run), "deployed by "+cluster) {
 			t.Errorf("run %s (%s): %s, %d terminations, %d refused, log:\n%s", id, cluster, run.Status, run.Terminations, run.RejectedTerminations, logText(run))
 		}
@@ -78,16 +69,16 @@ func TestTwoDeploymentsRouteByWhen(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(wantFiles, " ") {
 		t.Fatalf("executions:\n got %v\nwant %v", got, wantFiles)
 	}
-	for name, m := range map[string]*metrics.Metrics{"eu": eu, "us": us} {
-		h.waitMetric(t, name+" filtered", m.MessagesTotal.WithLabelValues(metrics.OutcomeFiltered), 10)
-		if n := testutil.ToFloat64(m.RunsTotal.WithLabelValues("deploy", "success")); n != 10 {
+	for name, a := range map[string]*harness.Agent{"eu": eu, "us": us} {
+		waitMetric(t, name+" filtered", a.Metrics.MessagesTotal.WithLabelValues(metrics.OutcomeFiltered), 10)
+		if n := testutil.ToFloat64(a.Metrics.RunsTotal.WithLabelValues("deploy", "success")); n != 10 {
 			t.Errorf("%s ran %v runs, want 10", name, n)
 		}
 	}
 }
 
 // waitMetric waits for a counter to reach want and fails if it goes past it.
-func (h *harness) waitMetric(t *testing.T, what string, c prometheus.Counter, want float64) {
+func waitMetric(t *testing.T, what string, c prometheus.Counter, want float64) {
 	t.Helper()
 	waitcond.For(t, what, 30*time.Second, func() bool { return testutil.ToFloat64(c) >= want })
 	if got := testutil.ToFloat64(c); got != want {
@@ -98,21 +89,22 @@ func (h *harness) waitMetric(t *testing.T, what string, c prometheus.Counter, wa
 // With workflowNodeRuns.unmatched: fail, a node run no action matches is completed FAILED in
 // Port (its workflow does not wait for it), once, with a line saying why.
 func TestUnmatchedNodeRunFailed(t *testing.T) {
-	h := newHarness(t, nil)
-	cfg := h.config(t, fmt.Sprintf(`
+	h := harness.New(t, 1)
+	cfg := h.Config(t, quickLogs+fmt.Sprintf(`
+workflowNodeRuns: {unmatched: fail}
+actions:
   build:
     command: [/bin/sh, -c, "echo built"]
     workflowNode: {url: %q}
 `, emulator.NodeURL("ci", "build")))
-	cfg.WorkflowNodeRuns.Unmatched = "fail"
-	h.start(t, cfg, agent.Deps{})
-	nr, err := h.emu.CreateNodeRun(context.Background(), "ci", "test", emulator.CreateNodeRunRequest{})
+	a := h.Start(t, cfg)
+	nr, err := h.Emu.CreateNodeRun(context.Background(), "ci", "test", emulator.CreateNodeRunRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := h.waitEnded(t, nr.ID)
+	run := h.WaitClosed(t, nr.ID)
 	if run.Result != "FAILED" || run.Terminations != 1 || !strings.Contains(logText(run), "no action of this deployment matches this workflow node run") {
 		t.Fatalf("node run %+v\n%s", run, logText(run))
 	}
-	h.waitMetric(t, "unmatched", h.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeUnmatched), 1)
+	waitMetric(t, "unmatched", a.Metrics.MessagesTotal.WithLabelValues(metrics.OutcomeUnmatched), 1)
 }

@@ -12,10 +12,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/port-runner/port-runner/internal/agent"
 	"github.com/port-runner/port-runner/internal/runmsg"
 	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/metrics"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // portShapes is where Port's own message shapes are kept (their SOURCES.md names each one's
@@ -32,8 +32,8 @@ type shapeRun struct {
 
 // shapeRuns reads every shape: Kafka messages as they are, claimed runs (the polling
 // transport's) as port-agent turns them into one; each gets a run id of its own and a fresh
-// signature with the test's secret (the original signatures are checked in runmsg's tests).
-func shapeRuns(t *testing.T) (runs []shapeRun, changeLog []byte) {
+// signature with the Env's secret (the original signatures are checked in runmsg's tests).
+func shapeRuns(t *testing.T, h *harness.Env) (runs []shapeRun, changeLog []byte) {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(portShapes, "*.json"))
 	if err != nil || len(files) == 0 {
@@ -68,11 +68,7 @@ func shapeRuns(t *testing.T) (runs []shapeRun, changeLog []byte) {
 			id = fmt.Sprintf("wfnr_shape%02d", i)
 		}
 		raw = bytes.ReplaceAll(raw, []byte(`"`+run.ID+`"`), []byte(`"`+id+`"`))
-		signed, err := runmsg.Sign(secret, time.Now().Unix(), raw)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		runs = append(runs, shapeRun{file: name, id: id, node: node, msg: signed})
+		runs = append(runs, shapeRun{file: name, id: id, node: node, msg: h.Sign(t, string(raw))})
 	}
 	return runs, changeLog
 }
@@ -98,9 +94,9 @@ func mustDecoder(t *testing.T) *runmsg.Decoder {
 // runs claimed from the polling routes, each runs its command and closes once; a change-log
 // event on the topic is not a run.
 func TestPortShapesRun(t *testing.T) {
-	h := newHarness(t, nil)
-	runs, changeLog := shapeRuns(t)
-	cfg := h.config(t, `
+	h := harness.New(t, 1)
+	runs, changeLog := shapeRuns(t, h)
+	cfg := h.Config(t, quickLogs+`actions:
   Create: {command: [/bin/sh, -c, 'echo "ran $PORT_RUN_ID"']}
   create_vm: {command: [/bin/sh, -c, 'echo "ran $PORT_RUN_ID for $CPU cpus"'], env: {CPU: .properties.cpu}}
   action_identifier: {command: [/bin/sh, -c, 'echo "ran $PORT_RUN_ID"']}
@@ -116,18 +112,18 @@ func TestPortShapesRun(t *testing.T) {
     command: [/bin/sh, -c, 'echo "ran $PORT_RUN_ID"']
     workflowNode: {selector: '.payload.action.invocationMethod.type == "INTEGRATION_ACTION"'}
 `)
-	h.start(t, cfg, agent.Deps{})
-	h.cluster.Produce(t, h.topic, []byte("change-log"), changeLog)
+	h.Start(t, cfg)
+	h.Produce(t, []byte("change-log"), changeLog)
 	for _, r := range runs {
 		if r.node {
-			h.emu.RegisterNodeRun(r.id, "ci")
+			h.Emu.RegisterNodeRun(r.id, "ci")
 		} else {
-			h.emu.RegisterRun(r.id, "shape")
+			h.Emu.RegisterRun(r.id, "shape")
 		}
-		h.cluster.Produce(t, h.topic, []byte(r.id), r.msg)
+		h.Produce(t, []byte(r.id), r.msg)
 	}
 	for _, r := range runs {
-		got := h.waitEnded(t, r.id)
+		got := h.WaitClosed(t, r.id)
 		if got.Status != "SUCCESS" || got.Terminations != 1 || !strings.Contains(logText(got), "ran "+r.id) {
 			t.Errorf("%s: %s %q, %d terminations, log:\n%s", r.file, got.Status, got.StatusLabel, got.Terminations, logText(got))
 		}
@@ -135,7 +131,7 @@ func TestPortShapesRun(t *testing.T) {
 	if len(runs) < 15 {
 		t.Fatalf("only %d shapes", len(runs))
 	}
-	ignored := h.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeIgnored)
+	ignored := h.Metrics.MessagesTotal.WithLabelValues(metrics.OutcomeIgnored)
 	waitcond.For(t, "the change-log event to be ignored", 30*time.Second, func() bool { return testutil.ToFloat64(ignored) == 1 })
 	t.Logf("%d shapes ran", len(runs))
 }

@@ -1,9 +1,8 @@
 package monitoring
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,21 +19,17 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/port-runner/port-runner/internal/agent"
-	"github.com/port-runner/port-runner/internal/config"
 	"github.com/port-runner/port-runner/internal/emulator"
-	"github.com/port-runner/port-runner/internal/runmsg"
-	"github.com/port-runner/port-runner/metrics"
-	"github.com/port-runner/port-runner/test/kafkatest"
+	"github.com/port-runner/port-runner/internal/waitcond"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 const (
 	repoRoot      = "../.."
 	dashboardFile = "charts/port-runner/files/dashboards/port-runner.json"
 	rulesFile     = "charts/port-runner/files/alerts/port-runner.rules.yaml"
-	secret        = "test-client-secret-0123456789abcdef"
 )
 
 var promql = parser.NewParser(parser.Options{})
@@ -54,118 +49,59 @@ type registry map[string][]map[string]string
 // It is computed once per test binary.
 func exported(t *testing.T) registry {
 	t.Helper()
-	gatherOnce.Do(func() { gathered, gatherErr = runAndGather(t) })
+	gatherOnce.Do(func() {
+		gatherErr = errors.New("gathering failed in the first test that asked")
+		gathered = runAndGather(t)
+		gatherErr = nil
+	})
 	if gatherErr != nil {
 		t.Fatal(gatherErr)
 	}
 	return gathered
 }
 
-func runAndGather(t *testing.T) (registry, error) {
-	cluster := kafkatest.New(t)
-	topic := cluster.Topic(t, 2)
-	group := cluster.Group(t)
+func runAndGather(t *testing.T) registry {
 	// A budget makes Port send its x-ratelimit headers, so port_budget_remaining is Port's
 	// figure, not the gauge's zero; a 1s window, so the 429 below holds requests until the
 	// window's reset for at most a second.
-	emu := emulator.New(emulator.Options{ClientID: "test-client", ClientSecret: secret, OrgID: "org_test", Topic: topic,
-		Budget: 100000, BudgetWindow: time.Second})
-	ectx, cancelEmu := context.WithCancel(context.Background())
-	t.Cleanup(cancelEmu)
-	base, _, err := emu.Start(ectx, "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	yaml := fmt.Sprintf(`
-port: {baseURL: %q, clientID: test-client, clientSecret: %q, orgID: org_test, requestsPerSecond: 500}
-kafka: {brokers: [%q], topic: %q, group: %q, startOffset: earliest}
+	h := harness.New(t, 2, harness.WithPort(func(o *emulator.Options) { o.Budget, o.BudgetWindow = 100000, time.Second }))
+	cfg := h.Config(t, `
+port: {requestsPerSecond: 500}
 executor: {maxConcurrent: 2, shutdownTimeout: 1s}
 logs: {flushInterval: 100ms}
 actions:
   ok: {command: ["/bin/sh", "-c", "echo fine"]}
   fails: {command: ["/bin/sh", "-c", "echo no; exit 3"]}
-`, base, secret, strings.Join(cluster.Brokers, ","), topic, group)
-	cfg, err := config.Parse([]byte(yaml), func(string) (string, bool) { return "", false })
-	if err != nil {
-		return nil, err
-	}
-	if err := cfg.Validate(runmsg.CompileSelector, func(p string) (string, error) { return p, nil }); err != nil {
-		return nil, err
-	}
-	m := metrics.New()
+`)
 	// A short closing budget: the run Port refuses to close lets go of its slot soon after.
-	a, err := agent.New(cfg, agent.Deps{Logger: zaptest.NewLogger(t), Metrics: m, KafkaOpts: cluster.Opts,
-		MetricsAddr: "-", LagInterval: 200 * time.Millisecond, ClosingBudget: time.Second})
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var runErr error
-	wg.Go(func() { runErr = a.Run(ctx, context.Background()) })
-	defer func() { cancel(); wg.Wait() }()
-	produce := func(id, action string) error {
-		emu.RegisterRun(id, action)
-		b, err := runmsg.Sign(secret, time.Now().Unix(), fmt.Appendf(nil, `{"action":%q,"context":{"runId":%q},"payload":{"properties":{}}}`, action, id))
-		if err != nil {
-			return err
-		}
-		cluster.Produce(t, topic, []byte(id), b)
-		return nil
-	}
-	wctx, wcancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer wcancel()
-	closed := func(id string) error {
-		if _, err := emu.WaitRun(wctx, id, func(r emulator.RunState) bool { return r.Status != "IN_PROGRESS" }); err != nil {
-			return fmt.Errorf("run %s: %w (run error %v)", id, err, runErr)
-		}
-		return nil
-	}
+	a := h.Start(t, cfg, harness.With(agent.WithLagInterval(200*time.Millisecond), agent.WithClosingBudget(time.Second)))
 	// Port's first answer about a run is a 429: the code="429" series the 429 panel and
 	// alert select exists.
-	emu.FailNext(1, 429)
-	for _, r := range []struct{ id, action string }{{"r_ok", "ok"}, {"r_fails", "fails"}} {
-		if err := produce(r.id, r.action); err != nil {
-			return nil, err
-		}
-	}
-	for _, id := range []string{"r_ok", "r_fails"} {
-		if err := closed(id); err != nil {
-			return nil, err
-		}
-	}
+	h.Emu.FailNext(1, 429)
+	h.NewRun(t, "r_ok", "ok")
+	h.NewRun(t, "r_fails", "fails")
+	h.WaitAllClosed(t, []string{"r_ok", "r_fails"}, time.Minute)
 	// Then a run whose closing Port refuses twice (the full request and the minimal
 	// fallback): runs_unclosed_total counts it. Alone, so no other run's closing takes the
 	// refusals.
-	emu.RefuseClosings(422, 422)
-	if err := produce("r_unclosed", "ok"); err != nil {
-		return nil, err
-	}
+	h.Emu.RefuseClosings(422, 422)
+	h.NewRun(t, "r_unclosed", "ok")
 	// The lag collector and the saturation metrics show once the agent has read the broker.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		fams, err := m.Registry.Gather()
-		if err != nil {
-			return nil, err
-		}
-		reg := seriesOf(fams)
-		unclosed := value(fams, "port_runner_runs_unclosed_total", nil)
-		budget := value(fams, "port_runner_port_budget_remaining", nil)
-		got429 := value(fams, "port_runner_port_requests_total", map[string]string{"code": "429"})
-		if len(reg["port_runner_consumer_lag_seconds"]) > 0 && len(reg["port_runner_runs_total"]) > 0 &&
-			unclosed == 1 && budget > 0 && got429 > 0 && len(reg["port_runner_port_request_wait_seconds"]) > 0 {
-			return reg, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the agent never exported its lag, an unclosed run (%v), Port's budget (%v) and a 429 (%v) (run error %v); it has %d families",
-				unclosed, budget, got429, runErr, len(reg))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var reg registry
+	waitcond.For(t, "the agent to export its lag, an unclosed run, Port's budget and a 429", 30*time.Second, func() bool {
+		fams := harness.Gather(t, a.Metrics)
+		reg = seriesOf(fams)
+		unclosed, _ := fams.Sum("port_runner_runs_unclosed_total", nil)
+		budget, _ := fams.Sum("port_runner_port_budget_remaining", nil)
+		got429, _ := fams.Sum("port_runner_port_requests_total", map[string]string{"code": "429"})
+		return len(reg["port_runner_consumer_lag_seconds"]) > 0 && len(reg["port_runner_runs_total"]) > 0 &&
+			unclosed == 1 && budget > 0 && got429 > 0 && len(reg["port_runner_port_request_wait_seconds"]) > 0
+	})
+	return reg
 }
 
 // seriesOf lists the label sets of every gathered series by the names a query can use.
-func seriesOf(fams []*dto.MetricFamily) registry {
+func seriesOf(fams harness.Families) registry {
 	out := registry{}
 	for _, f := range fams {
 		names := []string{f.GetName()}
@@ -186,26 +122,6 @@ func seriesOf(fams []*dto.MetricFamily) registry {
 		}
 	}
 	return out
-}
-
-// value sums the gauges and counters of one family whose labels include want.
-func value(fams []*dto.MetricFamily, name string, want map[string]string) float64 {
-	total := 0.0
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			for k, v := range want {
-				if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == k && l.GetValue() == v }) {
-					continue next
-				}
-			}
-			total += m.GetGauge().GetValue() + m.GetCounter().GetValue()
-		}
-	}
-	return total
 }
 
 // scrapeLabels are the labels Prometheus adds to every series it scrapes: the dashboard's

@@ -21,47 +21,6 @@ import (
 	"time"
 )
 
-// ModuleRoot is the directory of the port-runner module the bench runs in.
-func ModuleRoot(ctx context.Context) (string, error) {
-	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(gomod)))
-	if root == "." || root == "" {
-		return "", errors.New("run inside the port-runner module")
-	}
-	return root, nil
-}
-
-// GoBuild builds the package (a path relative to the module root) into out.
-func GoBuild(ctx context.Context, root, pkg, out string) error {
-	b := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
-	b.Dir = root
-	b.Stdout, b.Stderr = os.Stderr, os.Stderr
-	if err := b.Run(); err != nil {
-		return fmt.Errorf("go build %s: %w", pkg, err)
-	}
-	return nil
-}
-
-// BuildAgent builds ./cmd/port-runner into dir, and the exec shim ./cmd/port-runner-shim
-// next to it when the tree has one (the agent finds its shim beside its own binary). It
-// returns the agent's path and whether a separate shim was built.
-func BuildAgent(ctx context.Context, root, dir string) (bin string, shim bool, err error) {
-	bin = filepath.Join(dir, "port-runner")
-	if err := GoBuild(ctx, root, "./cmd/port-runner", bin); err != nil {
-		return "", false, err
-	}
-	if st, err := os.Stat(filepath.Join(root, "cmd", "port-runner-shim")); err == nil && st.IsDir() {
-		if err := GoBuild(ctx, root, "./cmd/port-runner-shim", filepath.Join(dir, "port-runner-shim")); err != nil {
-			return "", false, err
-		}
-		shim = true
-	}
-	return bin, shim, nil
-}
-
 // Action is one configured action of a bench agent.
 type Action struct {
 	Command       []string // argv; argv[0] absolute or looked up in PATH

@@ -2,7 +2,7 @@
 
 // Package benchkit is what the bench commands share: Kafka (in-process kfake or an external
 // broker), signed run messages, the Port emulator with a termination tracker, the agent
-// built and run as a separate process, and /proc readings of that process.
+// run as a separate process (built by test/harness), and /proc readings of that process.
 package benchkit
 
 import (

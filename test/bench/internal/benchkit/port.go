@@ -33,13 +33,13 @@ func StartPort(ctx context.Context) (*Port, error) {
 		Logf: p.logf,
 	})
 	ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	url, wait, err := p.Emu.Start(ectx, "127.0.0.1:0")
+	srv, err := p.Emu.Serve(ectx, "127.0.0.1:0")
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("emulator: %w", err)
 	}
-	p.URL = url
-	p.stop = func() { cancel(); _ = wait() }
+	p.URL = srv.URL()
+	p.stop = func() { cancel(); _ = srv.Wait() }
 	return p, nil
 }
 

@@ -1,4 +1,4 @@
-package kafkatest_test
+package harness_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/port-runner/port-runner/test/kafkatest"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // consumeN polls cl until n records arrived or the deadline passes.
@@ -38,7 +38,7 @@ func consumeN(t *testing.T, cl *kgo.Client, n int, timeout time.Duration) []*kgo
 
 // supportsKIP848 reports whether every broker serves ConsumerGroupHeartbeat
 // v1, which franz-go needs before it uses KIP-848 groups.
-func supportsKIP848(t *testing.T, c *kafkatest.Cluster) bool {
+func supportsKIP848(t *testing.T, c *harness.Broker) bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -60,7 +60,7 @@ func supportsKIP848(t *testing.T, c *kafkatest.Cluster) bool {
 // the committed offsets with kadm — once with the classic group protocol and
 // once with KIP-848 (server-side assignment).
 func TestGroupConsumeCommit(t *testing.T) {
-	c := kafkatest.New(t)
+	c := harness.NewBroker(t)
 	t.Logf("cluster kind %s, brokers %v", c.Kind, c.Brokers)
 
 	for _, tc := range []struct {
@@ -158,9 +158,9 @@ func TestGroupConsumeCommit(t *testing.T) {
 	}
 }
 
-// TestProduceHelper checks Cluster.Produce and that Topic names are unique.
+// TestProduceHelper checks Broker.Produce and that Topic names are unique.
 func TestProduceHelper(t *testing.T) {
-	c := kafkatest.New(t)
+	c := harness.NewBroker(t)
 	topic := c.Topic(t, 1)
 	if other := c.Topic(t, 1); other == topic {
 		t.Fatalf("Topic returned %q twice", topic)
@@ -182,22 +182,22 @@ func TestProduceHelper(t *testing.T) {
 
 func saslCluster(t *testing.T) (brokers []string, user, pass, caFile, mech string) {
 	t.Helper()
-	brokers, user, pass, caFile, ok := kafkatest.SASL(t)
+	brokers, user, pass, caFile, ok := harness.SASL(t)
 	if !ok {
 		t.Skip("KAFKA_SASL_BROKERS not set (run scripts/kafka-local.sh start)")
 	}
-	return brokers, user, pass, caFile, os.Getenv(kafkatest.EnvSASLMechanism)
+	return brokers, user, pass, caFile, os.Getenv(harness.EnvSASLMechanism)
 }
 
 // TestSASL connects to the SASL_SSL listener with SCRAM and the CA file,
 // produces and consumes.
 func TestSASL(t *testing.T) {
 	brokers, user, pass, caFile, mech := saslCluster(t)
-	opts, err := kafkatest.SASLOpts(mech, user, pass, caFile)
+	opts, err := harness.SASLOpts(mech, user, pass, caFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &kafkatest.Cluster{Brokers: brokers, Opts: opts, Kind: kafkatest.KindExternal}
+	c := &harness.Broker{Brokers: brokers, Opts: opts, Kind: harness.KindExternal}
 	topic := c.Topic(t, 1)
 	c.Produce(t, topic, []byte("sasl-key"), []byte("sasl-value"))
 
@@ -217,7 +217,7 @@ func TestSASL(t *testing.T) {
 // authentication error, not hang in retries.
 func TestSASLWrongPassword(t *testing.T) {
 	brokers, user, _, caFile, mech := saslCluster(t)
-	opts, err := kafkatest.SASLOpts(mech, user, "definitely-wrong", caFile)
+	opts, err := harness.SASLOpts(mech, user, "definitely-wrong", caFile)
 	if err != nil {
 		t.Fatal(err)
 	}

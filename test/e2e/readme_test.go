@@ -1,4 +1,4 @@
-package ops
+package e2e_test
 
 import (
 	"os"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	dto "github.com/prometheus/client_model/go"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // readmeMetrics is README's metrics table: each metric it names (without the port_runner_
@@ -56,7 +56,7 @@ func readmeMetrics(t *testing.T) map[string][]string {
 // or by a name*), with the label names the table gives; every name the table gives exactly
 // is on /metrics. fams is a scrape after runs, so the families that only show once
 // something happened are there.
-func checkReadmeMetrics(t *testing.T, fams map[string]*dto.MetricFamily) {
+func checkReadmeMetrics(t *testing.T, fams harness.Families) {
 	t.Helper()
 	doc := readmeMetrics(t)
 	documented := func(name string) (labels []string, exact, ok bool) {

@@ -1,12 +1,10 @@
-package budget
+package e2e_test
 
 import (
-	"fmt"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/port-runner/port-runner/internal/emulator"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // BenchmarkRequestsPerRun counts the Port requests one run costs (BENCHMARKS.md: 1 for a
@@ -29,13 +27,13 @@ func BenchmarkRequestsPerRun(b *testing.B) {
 		{"10000-100B-lines-over-5s", `pad=$(printf '%090d' 0); r=0; while [ $r -lt 100 ]; do i=0; while [ $i -lt 100 ]; do echo "$pad $r.$i"; i=$((i+1)); done; r=$((r+1)); sleep 0.05; done`, 10000, 0},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			o := newOrg(b, 1, emulator.Options{})
-			o.start(b, 1, 50, script(b, tc.command))
+			h := harness.New(b, 1)
+			startReplicas(b, h, 1, 50, harness.Script(b, tc.command))
 			var total int
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				ids := o.produce(b, fmt.Sprintf("%s_%d", strings.ReplaceAll(tc.name, "-", "_"), i), 1)
-				run := o.waitClosed(b, ids, 2*time.Minute)[0]
+				ids := produceBuilds(b, h, strings.ReplaceAll(tc.name, "-", "_"), i, 1)
+				run := h.WaitClosed(b, ids[0])
 				lines := -1 // the agent's summary line
 				for _, l := range run.Logs {
 					lines += strings.Count(l.Message, "\n") + 1
@@ -44,7 +42,7 @@ func BenchmarkRequestsPerRun(b *testing.B) {
 					b.Fatalf("run %s: %d terminations, %d lines before the summary, want 1 and %d", run.ID, run.Terminations, lines, tc.lines)
 				}
 				n := 0
-				for _, r := range o.emu.Requests() {
+				for _, r := range h.Emu.Requests() {
 					if strings.Contains(r.Path, ids[0]) {
 						n++
 					}

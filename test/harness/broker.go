@@ -1,19 +1,4 @@
-// Package kafkatest gives every integration test one Kafka broker fixture.
-//
-// [New] picks the broker from the environment:
-//
-//   - KAFKA_BROKERS set (e.g. by `eval "$(scripts/kafka-local.sh start)"`):
-//     that external broker, over PLAINTEXT. With KAFKA_SECURITY=SASL_SSL the
-//     fixture instead uses the SASL_SSL endpoint described by
-//     KAFKA_SASL_BROKERS, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD,
-//     KAFKA_SASL_MECHANISM and KAFKA_CA_FILE (see [SASL]).
-//   - PORT_RUNNER_TEST_DOCKER=1: a testcontainers-go Kafka container (needs
-//     `-tags docker` and a Docker engine; skipped otherwise).
-//   - otherwise: an in-process kfake cluster, closed when the test ends.
-//
-// Topic and group names are unique per call, so tests may share one real
-// broker and run in parallel.
-package kafkatest
+package harness
 
 import (
 	"context"
@@ -21,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -29,6 +15,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
@@ -36,17 +23,17 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
-// Kinds of [Cluster].
+// Kinds of [Broker].
 const (
 	KindKfake     = "kfake"
 	KindExternal  = "external"
 	KindContainer = "container"
 )
 
-// Environment variables read by this package.
+// Environment variables that choose the broker (see [NewBroker]).
 const (
 	EnvBrokers       = "KAFKA_BROKERS"
-	EnvSecurity      = "KAFKA_SECURITY" // "SASL_SSL" makes New use the SASL endpoint
+	EnvSecurity      = "KAFKA_SECURITY" // "SASL_SSL": the SASL endpoint instead
 	EnvSASLBrokers   = "KAFKA_SASL_BROKERS"
 	EnvSASLUsername  = "KAFKA_SASL_USERNAME"
 	EnvSASLPassword  = "KAFKA_SASL_PASSWORD"
@@ -58,8 +45,8 @@ const (
 // opTimeout bounds every admin / produce call made by the helpers.
 const opTimeout = 30 * time.Second
 
-// Cluster is a Kafka broker a test can use.
-type Cluster struct {
+// Broker is a Kafka broker a test can use.
+type Broker struct {
 	// Brokers are the seed brokers (host:port).
 	Brokers []string
 	// Opts are the connection options clients need besides the seed
@@ -76,16 +63,28 @@ type Cluster struct {
 	producer *kgo.Client
 }
 
-// New returns a broker for t; see the package documentation for how it is
-// chosen. Anything it starts is stopped with t.Cleanup.
-func New(t testing.TB) *Cluster {
+// NewBroker returns a broker for t, chosen by the environment:
+//
+//   - KAFKA_BROKERS set (e.g. by `eval "$(scripts/kafka-local.sh start)"`): that external
+//     broker, over PLAINTEXT. With KAFKA_SECURITY=SASL_SSL the SASL_SSL endpoint described
+//     by KAFKA_SASL_BROKERS, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_SASL_MECHANISM
+//     and KAFKA_CA_FILE instead (see [SASL]).
+//   - PORT_RUNNER_TEST_DOCKER=1: a testcontainers-go Kafka container (needs `-tags docker`
+//     and a Docker engine; skipped otherwise).
+//   - otherwise: an in-process kfake cluster.
+//
+// Anything it starts is stopped with t.Cleanup. Topic and group names are unique per call,
+// so tests may share one real broker and run in parallel.
+func NewBroker(t testing.TB) *Broker {
 	t.Helper()
-	var c *Cluster
+	var c *Broker
 	switch {
 	case os.Getenv(EnvBrokers) != "":
 		c = newExternal(t)
+		c.waitGroupCoordinator(t)
 	case os.Getenv(EnvDocker) == "1":
 		c = newContainer(t) // docker.go / nodocker.go
+		c.waitGroupCoordinator(t)
 	default:
 		c = newKfake(t)
 	}
@@ -93,23 +92,23 @@ func New(t testing.TB) *Cluster {
 	return c
 }
 
-func newExternal(t testing.TB) *Cluster {
+func newExternal(t testing.TB) *Broker {
 	t.Helper()
 	if strings.EqualFold(os.Getenv(EnvSecurity), "SASL_SSL") {
 		brokers, user, pass, caFile, ok := SASL(t)
 		if !ok {
-			t.Fatalf("kafkatest: %s=SASL_SSL but %s is not set", EnvSecurity, EnvSASLBrokers)
+			t.Fatalf("harness: %s=SASL_SSL but %s is not set", EnvSecurity, EnvSASLBrokers)
 		}
 		opts, err := SASLOpts(os.Getenv(EnvSASLMechanism), user, pass, caFile)
 		if err != nil {
-			t.Fatalf("kafkatest: %v", err)
+			t.Fatalf("harness: %v", err)
 		}
-		return &Cluster{Brokers: brokers, Opts: opts, Kind: KindExternal}
+		return &Broker{Brokers: brokers, Opts: opts, Kind: KindExternal}
 	}
-	return &Cluster{Brokers: splitBrokers(os.Getenv(EnvBrokers)), Kind: KindExternal}
+	return &Broker{Brokers: splitBrokers(os.Getenv(EnvBrokers)), Kind: KindExternal}
 }
 
-func newKfake(t testing.TB) *Cluster {
+func newKfake(t testing.TB) *Broker {
 	t.Helper()
 	kc, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
@@ -118,10 +117,10 @@ func newKfake(t testing.TB) *Cluster {
 		kfake.GroupMinSessionTimeout(time.Second),
 	)
 	if err != nil {
-		t.Fatalf("kafkatest: starting kfake cluster: %v", err)
+		t.Fatalf("harness: starting kfake cluster: %v", err)
 	}
 	t.Cleanup(kc.Close)
-	return &Cluster{Brokers: kc.ListenAddrs(), Kind: KindKfake, Fake: kc}
+	return &Broker{Brokers: kc.ListenAddrs(), Kind: KindKfake, Fake: kc}
 }
 
 func splitBrokers(s string) []string {
@@ -177,29 +176,35 @@ func SASLOpts(mechanism, username, password, caFile string) ([]kgo.Opt, error) {
 	return []kgo.Opt{kgo.DialTLSConfig(tlsCfg), kgo.SASL(mech)}, nil
 }
 
-func (c *Cluster) clientOpts(extra ...kgo.Opt) []kgo.Opt {
-	opts := make([]kgo.Opt, 0, 1+len(c.Opts)+len(extra))
-	opts = append(opts, kgo.SeedBrokers(c.Brokers...))
-	opts = append(opts, c.Opts...)
+func (b *Broker) clientOpts(extra ...kgo.Opt) []kgo.Opt {
+	opts := make([]kgo.Opt, 0, 1+len(b.Opts)+len(extra))
+	opts = append(opts, kgo.SeedBrokers(b.Brokers...))
+	opts = append(opts, b.Opts...)
 	return append(opts, extra...)
 }
 
-// Client returns a kgo.Client for the cluster with c.Opts plus extra,
+// Client returns a kgo.Client for the cluster with b.Opts plus extra,
 // closed at t's cleanup.
-func (c *Cluster) Client(t testing.TB, extra ...kgo.Opt) *kgo.Client {
+func (b *Broker) Client(t testing.TB, extra ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(c.clientOpts(extra...)...)
+	cl, err := kgo.NewClient(b.clientOpts(extra...)...)
 	if err != nil {
-		t.Fatalf("kafkatest: new client: %v", err)
+		t.Fatalf("harness: new client: %v", err)
 	}
 	t.Cleanup(cl.Close)
 	return cl
 }
 
 // Admin returns a kadm.Client for the cluster, closed at t's cleanup.
-func (c *Cluster) Admin(t testing.TB) *kadm.Client {
+func (b *Broker) Admin(t testing.TB) *kadm.Client {
 	t.Helper()
-	return kadm.NewClient(c.Client(t))
+	return kadm.NewClient(b.Client(t))
+}
+
+// admin is an admin client the caller closes: for checks a test makes many times.
+func (b *Broker) admin(t testing.TB) *kadm.Client {
+	t.Helper()
+	return kadm.NewClient(b.mustClient(t))
 }
 
 // uniqueName returns prefix-<test name>-<random>, a valid Kafka topic or
@@ -224,13 +229,13 @@ func uniqueName(t testing.TB, prefix string) string {
 // Topic creates a uniquely named topic with the given number of partitions
 // (replication factor 1), waits until every partition has a leader, and
 // deletes it at t's cleanup. It returns the topic name.
-func (c *Cluster) Topic(t testing.TB, partitions int) string {
+func (b *Broker) Topic(t testing.TB, partitions int) string {
 	t.Helper()
 	if partitions < 1 {
-		t.Fatalf("kafkatest: Topic needs at least one partition, got %d", partitions)
+		t.Fatalf("harness: Topic needs at least one partition, got %d", partitions)
 	}
 	name := uniqueName(t, "kt")
-	adm := kadm.NewClient(c.mustClient(t))
+	adm := b.admin(t)
 	defer adm.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
@@ -240,40 +245,76 @@ func (c *Cluster) Topic(t testing.TB, partitions int) string {
 		err = resp.Err
 	}
 	if err != nil {
-		t.Fatalf("kafkatest: creating topic %s: %v", name, err)
+		t.Fatalf("harness: creating topic %s: %v", name, err)
 	}
-	t.Cleanup(func() { c.deleteTopic(t, name) })
+	t.Cleanup(func() { b.deleteTopic(t, name) })
 
 	// A real broker creates the topic asynchronously: wait until the
 	// metadata shows all partitions with a leader.
-	for {
+	poll(ctx, t, "topic "+name, func() (bool, error) {
 		md, err := adm.Metadata(ctx, name)
-		if err == nil {
-			if td, ok := md.Topics[name]; ok && td.Err == nil && len(td.Partitions) == partitions {
-				ready := true
-				for _, p := range td.Partitions {
-					if p.Err != nil || p.Leader < 0 {
-						ready = false
-						break
-					}
-				}
-				if ready {
-					return name
-				}
-			}
+		return err == nil && leadersReady(md, name, partitions), err
+	})
+	return name
+}
+
+// waitGroupCoordinator waits until the broker answers group requests: a fresh broker
+// creates its offsets topic on the first one and answers COORDINATOR_NOT_AVAILABLE until
+// that topic is loaded, which a test's first group request (a commit, a lag read) would
+// otherwise meet.
+func (b *Broker) waitGroupCoordinator(t testing.TB) {
+	t.Helper()
+	adm := b.admin(t)
+	defer adm.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	probe := uniqueName(t, "kt-probe")
+	const offsets = "__consumer_offsets"
+	poll(ctx, t, "the group coordinator", func() (bool, error) {
+		if _, err := adm.FetchOffsets(ctx, probe); err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+			return false, err
+		}
+		md, err := adm.Metadata(ctx, offsets)
+		return err == nil && leadersReady(md, offsets, 0), err
+	})
+}
+
+// leadersReady reports whether md shows the topic with want partitions (any number, if 0),
+// each with a leader.
+func leadersReady(md kadm.Metadata, topic string, want int) bool {
+	td, ok := md.Topics[topic]
+	if !ok || td.Err != nil || len(td.Partitions) == 0 || want > 0 && len(td.Partitions) != want {
+		return false
+	}
+	for _, p := range td.Partitions {
+		if p.Err != nil || p.Leader < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// poll calls ready every 100ms until it says so, or fails t when ctx ends, with the last
+// error ready gave.
+func poll(ctx context.Context, t testing.TB, what string, ready func() (bool, error)) {
+	t.Helper()
+	for {
+		ok, err := ready()
+		if ok {
+			return
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("kafkatest: topic %s not ready after %s (last error: %v)", name, opTimeout, err)
+			t.Fatalf("harness: %s not ready after %s (last error: %v)", what, opTimeout, err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
-func (c *Cluster) deleteTopic(t testing.TB, name string) {
-	cl, err := kgo.NewClient(c.clientOpts()...)
+func (b *Broker) deleteTopic(t testing.TB, name string) {
+	cl, err := kgo.NewClient(b.clientOpts()...)
 	if err != nil {
-		t.Logf("kafkatest: deleting topic %s: %v", name, err)
+		t.Logf("harness: deleting topic %s: %v", name, err)
 		return
 	}
 	defer cl.Close()
@@ -284,62 +325,67 @@ func (c *Cluster) deleteTopic(t testing.TB, name string) {
 		err = resp.Err
 	}
 	if err != nil {
-		t.Logf("kafkatest: deleting topic %s: %v", name, err)
+		t.Logf("harness: deleting topic %s: %v", name, err)
 	}
 }
 
 // mustClient is a client without cleanup registration, for helpers that
 // close it themselves.
-func (c *Cluster) mustClient(t testing.TB) *kgo.Client {
+func (b *Broker) mustClient(t testing.TB) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(c.clientOpts()...)
+	cl, err := kgo.NewClient(b.clientOpts()...)
 	if err != nil {
-		t.Fatalf("kafkatest: new client: %v", err)
+		t.Fatalf("harness: new client: %v", err)
 	}
 	return cl
 }
 
 // Group returns a unique consumer group name.
-func (c *Cluster) Group(t testing.TB) string {
+func (b *Broker) Group(t testing.TB) string {
 	t.Helper()
 	return uniqueName(t, "kt-group")
 }
 
-// Produce writes one record synchronously and fails t on error. The
-// producer client is shared by all Produce calls on c and closed when the
-// test that called New ends.
-func (c *Cluster) Produce(t testing.TB, topic string, key, value []byte) {
+// Produce writes one record synchronously and fails t on error. The producer client is
+// shared by all Produce calls on b and closed when the test that called NewBroker ends.
+func (b *Broker) Produce(t testing.TB, topic string, key, value []byte) {
 	t.Helper()
-	cl, err := c.sharedProducer()
-	if err != nil {
-		t.Fatalf("kafkatest: new producer: %v", err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: key, Value: value}).FirstErr(); err != nil {
-		t.Fatalf("kafkatest: producing to %s: %v", topic, err)
+	if err := b.ProduceContext(ctx, topic, key, value); err != nil {
+		t.Fatalf("harness: producing to %s: %v", topic, err)
 	}
 }
 
-func (c *Cluster) sharedProducer() (*kgo.Client, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.producer != nil {
-		return c.producer, nil
+// ProduceContext writes one record with the shared producer of [Broker.Produce]; the
+// emulator produces the runs it creates with it.
+func (b *Broker) ProduceContext(ctx context.Context, topic string, key, value []byte) error {
+	cl, err := b.sharedProducer()
+	if err != nil {
+		return fmt.Errorf("new producer: %w", err)
 	}
-	cl, err := kgo.NewClient(c.clientOpts()...)
+	return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: key, Value: value}).FirstErr()
+}
+
+func (b *Broker) sharedProducer() (*kgo.Client, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.producer != nil {
+		return b.producer, nil
+	}
+	cl, err := kgo.NewClient(b.clientOpts()...)
 	if err != nil {
 		return nil, err
 	}
-	c.producer = cl
+	b.producer = cl
 	return cl, nil
 }
 
-func (c *Cluster) closeProducer() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.producer != nil {
-		c.producer.Close()
-		c.producer = nil
+func (b *Broker) closeProducer() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.producer != nil {
+		b.producer.Close()
+		b.producer = nil
 	}
 }

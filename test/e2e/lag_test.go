@@ -1,4 +1,4 @@
-package ops
+package e2e_test
 
 import (
 	"fmt"
@@ -6,51 +6,53 @@ import (
 	"testing"
 	"time"
 
+	"github.com/port-runner/port-runner/internal/agent"
 	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/metrics"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // With 2 slots busy and 38 runs waiting, the broker-side consumer_lag says so (the
 // consumer's own view showed 2: it stops polling when the pool is full), the age of the
 // oldest unstarted message grows, and /status shows the two running runs.
 func TestLagWhilePoolIsFull(t *testing.T) {
-	h := newHarness(t, 2)
-	h.lagInterval = 0 // the production default: the 15s of the acceptance point include it
+	h := harness.New(t, 2)
 	g := newGate(t)
-	r := h.start(t, h.config(t, 2, g))
+	// The production lag interval (5s): the 15s of the acceptance point include it.
+	r := replica(t, h, opsConfig(t, h, 2, g), agent.WithLagInterval(0))
 	var ids []string
 	for i := range 40 {
 		id := fmt.Sprintf("r_full_%02d", i)
 		ids = append(ids, id)
-		h.produceRun(t, id, "gated")
+		h.NewRun(t, id, "gated")
 	}
 	waitcond.For(t, "2 runs running", 30*time.Second, func() bool {
-		v, _ := sum(r.scrape(t), "port_runner_runs_in_flight", nil)
+		v, _ := r.Scrape(t).Sum("port_runner_runs_in_flight", nil)
 		return v == 2
 	})
 	var lag float64
 	took := waitcond.For(t, "consumer_lag to sum to at least 36", 15*time.Second, func() bool {
-		lag, _ = sum(r.scrape(t), "port_runner_consumer_lag", map[string]string{"topic": h.topic})
+		lag, _ = r.Scrape(t).Sum("port_runner_consumer_lag", map[string]string{"topic": h.Topic})
 		return lag >= 36
 	})
 	t.Logf("consumer_lag sums to %.0f, %s after the pool filled", lag, took.Round(time.Millisecond))
-	fams := r.scrape(t)
-	if n := len(series(fams, "port_runner_consumer_lag", map[string]string{"topic": h.topic})); n != 2 {
+	fams := r.Scrape(t)
+	if n := len(fams.Series("port_runner_consumer_lag", map[string]string{"topic": h.Topic})); n != 2 {
 		t.Errorf("consumer_lag has %d series, want one per partition (2)", n)
 	}
-	if v, _ := sum(fams, "port_runner_executor_slots", map[string]string{"state": "busy"}); v != 2 {
+	if v, _ := fams.Sum("port_runner_executor_slots", map[string]string{"state": "busy"}); v != 2 {
 		t.Errorf("executor_slots{state=busy} = %v, want 2", v)
 	}
-	if v, _ := sum(fams, "port_runner_executor_slots", map[string]string{"state": "free"}); v != 0 {
+	if v, _ := fams.Sum("port_runner_executor_slots", map[string]string{"state": "free"}); v != 0 {
 		t.Errorf("executor_slots{state=free} = %v, want 0", v)
 	}
 
 	// The oldest unstarted message gets older while the runs wait.
 	age := func() float64 {
-		ages := series(r.scrape(t), "port_runner_consumer_lag_seconds", map[string]string{"topic": h.topic})
+		ages := r.Scrape(t).Series("port_runner_consumer_lag_seconds", map[string]string{"topic": h.Topic})
 		oldest := 0.0
 		for _, m := range ages {
-			oldest = max(oldest, value(m))
+			oldest = max(oldest, harness.Value(m))
 		}
 		return oldest
 	}
@@ -63,7 +65,7 @@ func TestLagWhilePoolIsFull(t *testing.T) {
 	// /status: the two running runs with their pid and their last lines, masked.
 	var st metrics.Status
 	waitcond.For(t, "/status to show the 2 runs running", 15*time.Second, func() bool {
-		st = r.status(t)
+		st = r.Status(t)
 		n := 0
 		for _, run := range st.Runs {
 			if run.State == metrics.StateRunning && len(run.LastLines) > 0 {
@@ -81,10 +83,10 @@ func TestLagWhilePoolIsFull(t *testing.T) {
 		if run.PID <= 0 || run.Started.IsZero() || !strings.HasPrefix(run.RunID, "r_full_") || run.Action != "gated" {
 			t.Errorf("/status run %+v", run)
 		}
-		if !strings.Contains(joinLines(run.LastLines), "started with ***") {
+		if !strings.Contains(strings.Join(run.LastLines, " | "), "started with ***") {
 			t.Errorf("/status last lines %q, want the masked first line", run.LastLines)
 		}
-		if strings.Contains(joinLines(run.LastLines), "s3cret-value") {
+		if strings.Contains(strings.Join(run.LastLines, " | "), "s3cret-value") {
 			t.Errorf("/status shows a masked value: %q", run.LastLines)
 		}
 	}
@@ -94,14 +96,14 @@ func TestLagWhilePoolIsFull(t *testing.T) {
 
 	g.open(t)
 	for _, id := range ids {
-		if s := waitClosed(t, h.emu, id); s.Status != "SUCCESS" {
+		if s := h.WaitClosed(t, id); s.Status != "SUCCESS" {
 			t.Fatalf("run %s: %s %q", id, s.Status, s.StatusLabel)
 		}
 	}
 	waitcond.For(t, "consumer_lag and consumer_lag_seconds back to 0", 15*time.Second, func() bool {
-		fams := r.scrape(t)
-		l, _ := sum(fams, "port_runner_consumer_lag", map[string]string{"topic": h.topic})
-		a, _ := sum(fams, "port_runner_consumer_lag_seconds", map[string]string{"topic": h.topic})
+		fams := r.Scrape(t)
+		l, _ := fams.Sum("port_runner_consumer_lag", map[string]string{"topic": h.Topic})
+		a, _ := fams.Sum("port_runner_consumer_lag_seconds", map[string]string{"topic": h.Topic})
 		return l == 0 && a == 0
 	})
 }
@@ -109,22 +111,22 @@ func TestLagWhilePoolIsFull(t *testing.T) {
 // A replica that owns no partition (one partition, two replicas) still exports the
 // topic's lag, read from the broker; only the owner exports consumer_lag_seconds.
 func TestLagFromReplicaWithoutPartitions(t *testing.T) {
-	h := newHarness(t, 1)
+	h := harness.New(t, 1)
 	g := newGate(t)
-	cfg := h.config(t, 1, g)
-	a := h.start(t, cfg)
-	b := h.start(t, cfg)
+	cfg := opsConfig(t, h, 1, g)
+	a := replica(t, h, cfg)
+	b := replica(t, h, cfg)
 	for i := range 5 {
-		h.produceRun(t, fmt.Sprintf("r_standby_%d", i), "gated")
+		h.NewRun(t, fmt.Sprintf("r_standby_%d", i), "gated")
 	}
-	owned := func(r *replica) bool {
-		return len(series(r.scrape(t), "port_runner_consumer_lag_seconds", map[string]string{"topic": h.topic})) > 0
+	owned := func(r *harness.Agent) bool {
+		return len(r.Scrape(t).Series("port_runner_consumer_lag_seconds", map[string]string{"topic": h.Topic})) > 0
 	}
-	var owner, standby *replica
+	var owner, standby *harness.Agent
 	waitcond.For(t, "one replica owning the partition and one standing by, both ready", 30*time.Second, func() bool {
 		ao, bo := owned(a), owned(b)
-		ar, _ := sum(a.scrape(t), "port_runner_ready", nil)
-		br, _ := sum(b.scrape(t), "port_runner_ready", nil)
+		ar, _ := a.Scrape(t).Sum("port_runner_ready", nil)
+		br, _ := b.Scrape(t).Sum("port_runner_ready", nil)
 		if ao == bo || ar != 1 || br != 1 {
 			return false
 		}
@@ -136,13 +138,13 @@ func TestLagFromReplicaWithoutPartitions(t *testing.T) {
 	})
 	var lag float64
 	waitcond.For(t, "the standby to export the backlog (4 waiting + 1 running)", 15*time.Second, func() bool {
-		lag, _ = sum(standby.scrape(t), "port_runner_consumer_lag", map[string]string{"topic": h.topic, "partition": "0"})
+		lag, _ = standby.Scrape(t).Sum("port_runner_consumer_lag", map[string]string{"topic": h.Topic, "partition": "0"})
 		return lag >= 4
 	})
-	if st := standby.status(t); len(st.Runs) != 0 || !st.Ready {
+	if st := standby.Status(t); len(st.Runs) != 0 || !st.Ready {
 		t.Errorf("standby /status = %+v, want ready with no runs", st)
 	}
-	ownerLag, _ := sum(owner.scrape(t), "port_runner_consumer_lag", map[string]string{"topic": h.topic, "partition": "0"})
+	ownerLag, _ := owner.Scrape(t).Sum("port_runner_consumer_lag", map[string]string{"topic": h.Topic, "partition": "0"})
 	t.Logf("standby exports consumer_lag %.0f, the owner %.0f", lag, ownerLag)
 	g.open(t)
 }

@@ -1,6 +1,6 @@
 //go:build docker
 
-package kafkatest
+package harness
 
 import (
 	"context"
@@ -19,7 +19,7 @@ const DefaultContainerImage = "confluentinc/confluent-local:8.0.0"
 
 // newContainer starts a Kafka container with testcontainers-go; it is
 // terminated at t's cleanup. Needs a Docker engine.
-func newContainer(t testing.TB) *Cluster {
+func newContainer(t testing.TB) *Broker {
 	t.Helper()
 	img := os.Getenv("PORT_RUNNER_TEST_KAFKA_IMAGE")
 	if img == "" {
@@ -27,18 +27,18 @@ func newContainer(t testing.TB) *Cluster {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	kc, err := tckafka.Run(ctx, img, tckafka.WithClusterID("port-runner-kafkatest"))
+	kc, err := tckafka.Run(ctx, img, tckafka.WithClusterID("port-runner-harness"))
 	t.Cleanup(func() {
 		if err := testcontainers.TerminateContainer(kc); err != nil {
-			t.Logf("kafkatest: terminating kafka container: %v", err)
+			t.Logf("harness: terminating kafka container: %v", err)
 		}
 	})
 	if err != nil {
-		t.Fatalf("kafkatest: starting kafka container %s: %v", img, err)
+		t.Fatalf("harness: starting kafka container %s: %v", img, err)
 	}
 	brokers, err := kc.Brokers(ctx)
 	if err != nil {
-		t.Fatalf("kafkatest: kafka container brokers: %v", err)
+		t.Fatalf("harness: kafka container brokers: %v", err)
 	}
-	return &Cluster{Brokers: brokers, Kind: KindContainer}
+	return &Broker{Brokers: brokers, Kind: KindContainer}
 }

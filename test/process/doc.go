@@ -1,0 +1,41 @@
+// Package process holds the tests of port-runner as shipped: ./cmd/port-runner built once
+// (harness.Binary, its exec shim beside it), run as processes, against the broker fixture
+// and Port's emulator.
+//
+// TestCommandFindsNoCredential and TestStolenTokenRefusedThroughTheShim prove README
+// "Isolation" and "Runs and each other": the built agent, under an unprivileged uid when the
+// tests run as root, keeps its credentials and each run's token from every other command.
+//
+// TestChaos proves the delivery guarantees (README "Delivery") with real agent processes,
+// not goroutines. It starts three agents (A, B, C) in one consumer group on a 6-partition
+// topic, and produces N signed run messages whose command sleeps 0-500 ms and then appends
+// its run id to a file. While the runs flow it SIGKILLs A (after about 25% of the runs
+// ended in Port), SIGTERMs B (after about 50%; B must exit 0 within its shutdownTimeout
+// plus a margin) and starts a fourth agent D. Once Port (the emulator, served from the test
+// process) shows every run ended, C and D get SIGTERM. Then it checks that:
+//
+//   - every run has exactly one accepted termination in the emulator and no rejected one
+//     (a second attempt to end an ended run);
+//   - no run id appears twice in the file: with the default `onInterrupted: fail` a run
+//     whose agent died is closed as FAILURE "interrupted: ...", never executed again; every
+//     SUCCESS run is in the file;
+//   - every run ended as SUCCESS, or as FAILURE labelled "interrupted: ..." or
+//     "cancelled: ...";
+//   - no command process is left running (children die with their agent);
+//   - the group's committed offsets reach the end offset of every partition.
+//
+// The broker comes from harness.NewBroker: an in-process kfake cluster by default, the
+// broker named by KAFKA_BROKERS when set (PLAINTEXT only: the tests skip under
+// KAFKA_SECURITY=SASL_SSL, their agents get a config file and nothing else).
+//
+// N is CHAOS_RUNS (default 200, the short version CI runs). The full version:
+//
+//	CHAOS_RUNS=1000 go test -run Chaos -v ./test/process/
+//
+// On real Kafka:
+//
+//	kafka_env="$(scripts/kafka-local.sh start)"; eval "$kafka_env"
+//	CHAOS_RUNS=1000 go test -run Chaos -v ./test/process/
+//
+// TestChaos is skipped with -short. On failure every agent's log tail is printed.
+package process
