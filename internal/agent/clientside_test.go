@@ -2,42 +2,24 @@ package agent
 
 import (
 	"encoding/json"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/port-runner/port-runner/internal/config"
+	"github.com/port-runner/port-runner/test/harness/vectors"
 )
-
-// clientSideKeyFiles are the keys runmsg's client-side vectors were made with (its
-// testdata/clientside/make_vectors.py, Python's cryptography).
-var clientSideKeyFiles = []string{"../runmsg/testdata/clientside/key2048.pem", "../runmsg/testdata/clientside/key3072.pem"}
-
-type clientSideVector struct{ Name, Plaintext, PublicKey, Encrypted string }
-
-func clientSideVectors(t *testing.T) []clientSideVector {
-	t.Helper()
-	var v struct{ Valid []clientSideVector }
-	b, err := os.ReadFile("../runmsg/testdata/clientside/vectors.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatal(err)
-	}
-	return v.Valid
-}
 
 // A client-side secret input (encryption: {algorithm: client-side, key: PEM}) is decrypted
 // with the private key whose public half the schema names, for the command only, and masked;
 // one the action's secretInputs names without a schema is found by trying the keys.
 func TestDecryptClientSideInputs(t *testing.T) {
-	keys, err := config.Security{ClientSideKeyFiles: clientSideKeyFiles}.ClientSideKeys()
+	cs := vectors.ClientSideVectors(t) // made with Python's cryptography
+	keys, err := config.Security{ClientSideKeyFiles: cs.KeyFiles}.ClientSideKeys()
 	if err != nil {
 		t.Fatal(err)
 	}
-	vs := clientSideVectors(t)
+	vs := cs.Valid
 	pw, obj := vs[0], vs[len(vs)-1] // "password", "object"
 	act, err := newAction("a", config.Action{Command: []string{"true"}, SecretInputs: []string{"listed"},
 		Env: map[string]string{"PW": ".properties.pw", "TOKEN": ".properties.conf.token", "L": ".properties.listed"}}, nil)

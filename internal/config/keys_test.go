@@ -11,13 +11,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/port-runner/port-runner/test/harness/vectors"
 )
 
-// The client-side keys the runmsg vectors are made with (testdata/clientside/make_vectors.py).
-var vectorKeys = []string{"../runmsg/testdata/clientside/key2048.pem", "../runmsg/testdata/clientside/key3072.pem"}
-
 func TestClientSideKeys(t *testing.T) {
-	s := Security{ClientSideKeyFiles: vectorKeys}
+	// The keys the client-side vectors are made with: PKCS #8 and PKCS #1.
+	s := Security{ClientSideKeyFiles: vectors.ClientSideVectors(t).KeyFiles}
 	keys, err := s.ClientSideKeys()
 	if err != nil || len(keys) != 2 || keys[0].Size() != 256 || keys[1].Size() != 384 {
 		t.Fatalf("ClientSideKeys = %d keys, %v", len(keys), err)
@@ -54,7 +54,9 @@ func TestValidateRoutingAndKeys(t *testing.T) {
 		{"bad unmatched", func(c *Config) { c.WorkflowNodeRuns.Unmatched = "drop" }, "workflowNodeRuns.unmatched"},
 		{"status interval too short", func(c *Config) { c.Port.RunStatusInterval = Duration(100 * time.Millisecond) }, "port.runStatusInterval"},
 		{"status interval too long", func(c *Config) { c.Port.RunStatusInterval = Duration(2 * time.Hour) }, "port.runStatusInterval"},
-		{"missing key file", func(c *Config) { c.Security.ClientSideKeyFiles = []string{vectorKeys[0], "/nonexistent/k.pem"} }, "security.clientSideKeyFiles[1]"},
+		{"missing key file", func(c *Config) {
+			c.Security.ClientSideKeyFiles = []string{vectors.ClientSideVectors(t).KeyFiles[0], "/nonexistent/k.pem"}
+		}, "security.clientSideKeyFiles[1]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, _ := validConfig(t)
@@ -70,7 +72,7 @@ func TestValidateRoutingAndKeys(t *testing.T) {
 	a.When = `.payload.properties.cluster == "eu"`
 	a.WorkflowNode = &WorkflowNode{URL: "https://port-runner.invalid/build"}
 	c.Actions["day2"] = a
-	c.Security.ClientSideKeyFiles = vectorKeys
+	c.Security.ClientSideKeyFiles = vectors.ClientSideVectors(t).KeyFiles
 	if err := validate(c); err != nil {
 		t.Fatalf("Validate(valid) = %v", err)
 	}

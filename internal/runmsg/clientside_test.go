@@ -3,34 +3,23 @@ package runmsg
 import (
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/port-runner/port-runner/test/harness/vectors"
 )
 
-// clientSideVectors is testdata/clientside/vectors.json, written by make_vectors.py beside it
-// with Python's `cryptography`: an implementation independent of this package's.
-type clientSideVectors struct {
-	Keys       []string          `json:"keys"`
-	PublicKeys map[string]string `json:"publicKeys"`
-	Valid      []struct {
-		Name, Plaintext, PublicKey, Encrypted string
-	} `json:"valid"`
-	Invalid []struct {
-		Name, PublicKey, Encrypted string
-	} `json:"invalid"`
-}
-
-func loadClientSide(t testing.TB) (clientSideVectors, []*rsa.PrivateKey) {
+// loadClientSide is the client-side vectors, written with Python's `cryptography` (an
+// implementation independent of this package's), and their private keys.
+func loadClientSide(t testing.TB) (vectors.ClientSide, []*rsa.PrivateKey) {
 	t.Helper()
-	var v clientSideVectors
-	if err := json.Unmarshal(readFileIn(t, "testdata/clientside", "vectors.json"), &v); err != nil {
-		t.Fatal(err)
-	}
+	v := vectors.ClientSideVectors(t)
 	var keys []*rsa.PrivateKey
-	for _, name := range v.Keys {
-		block, _ := pem.Decode(readFileIn(t, "testdata/clientside", name))
+	for _, file := range v.KeyFiles {
+		name := filepath.Base(file)
+		block, _ := pem.Decode(readFileIn(t, filepath.Dir(file), name))
 		if block == nil {
 			t.Fatalf("%s: not PEM", name)
 		}

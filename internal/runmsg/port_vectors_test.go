@@ -7,18 +7,15 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/port-runner/port-runner/test/harness/vectors"
 )
 
-// portVectorDir holds Port's own message shapes (testdata/port/SOURCES.md names each one's
-// source); portVectorSecret is the client secret port-agent's tests sign with.
-const (
-	portVectorDir    = "testdata/port"
-	portVectorSecret = "test"
-)
-
+// readPortVector is one of Port's own message shapes (vectors.PortDir; its SOURCES.md names
+// each one's source).
 func readPortVector(t testing.TB, name string) []byte {
 	t.Helper()
-	return readFileIn(t, portVectorDir, name)
+	return readFileIn(t, vectors.PortDir(), name)
 }
 
 // portVector is what one of Port's shapes must decode to. claimed: it is an answer of a
@@ -64,11 +61,11 @@ var portVectors = map[string]portVector{
 // verify under port-agent's rule (GITLAB's without "headers"), messages not for an agent are
 // ignored, claimed runs decode without a signature.
 func TestPortVectors(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(portVectorDir, "*.json"))
+	files, err := filepath.Glob(filepath.Join(vectors.PortDir(), "*.json"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no vectors in %s: %v", portVectorDir, err)
+		t.Fatalf("no vectors in %s: %v", vectors.PortDir(), err)
 	}
-	verifying := mustDecoder(t, Options{Secret: portVectorSecret, VerifySignature: true})
+	verifying := mustDecoder(t, Options{Secret: vectors.PortAgentSecret, VerifySignature: true})
 	trusting := mustDecoder(t, Options{})
 	for _, path := range files {
 		name := filepath.Base(path)
@@ -179,7 +176,7 @@ func TestDecodeClaimedErrors(t *testing.T) {
 }
 
 func FuzzDecodeClaimed(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join(portVectorDir, "*claim*.json"))
+	files, _ := filepath.Glob(filepath.Join(vectors.PortDir(), "*claim*.json"))
 	for _, p := range files {
 		f.Add(readPortVector(f, filepath.Base(p)), false)
 		f.Add(readPortVector(f, filepath.Base(p)), true)

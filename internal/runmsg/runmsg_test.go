@@ -502,7 +502,7 @@ func TestArrayPayload(t *testing.T) {
 }
 
 // A workflow node run names no action. Workflow and node identifiers are read where Port may
-// one day put them (no Port source shows them: see testdata/port for what it does send), and
+// one day put them (no Port source shows them: see the vectors of Port's shapes for what it does send), and
 // a Kafka node's configured payload stands in for the inputs.
 func TestWorkflowNodeRun(t *testing.T) {
 	raw := []byte(`{"context":{"runId":"wfnr_abc","workflowRunId":"wfr_1","workflow":{"identifier":"ci"},"node":"build"},"payload":{"image":"api","tags":["v1"]},"headers":{}}`)
@@ -594,7 +594,7 @@ func FuzzDecode(f *testing.F) {
 	for _, path := range vectorFiles(f) {
 		f.Add(readVector(f, filepath.Base(path)))
 	}
-	ports, _ := filepath.Glob(filepath.Join(portVectorDir, "*.json"))
+	ports, _ := filepath.Glob(filepath.Join(vectors.PortDir(), "*.json"))
 	for _, path := range ports {
 		f.Add(readPortVector(f, filepath.Base(path)))
 	}

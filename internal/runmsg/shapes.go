@@ -9,7 +9,7 @@ import (
 )
 
 // The ways Port hands a run to an agent, as Port's own code shows them (README "Which
-// invocation method to choose"; the vectors in testdata/port name their sources):
+// invocation method to choose"; the vectors in test/harness/vectors/port name their sources):
 //
 //   - On the runs topic, the run message of an action whose invocation method is KAFKA (no
 //     agent flag), or WEBHOOK or GITLAB with agent: true (what port-agent consumes), and a

@@ -13,30 +13,15 @@ import (
 	"github.com/port-runner/port-runner/internal/config"
 	"github.com/port-runner/port-runner/internal/emulator"
 	"github.com/port-runner/port-runner/test/harness"
+	"github.com/port-runner/port-runner/test/harness/vectors"
 )
 
-// clientSideDir holds the client-side vectors and their keys, written with Python's
-// cryptography by make_vectors.py beside them: an implementation independent of the agent's.
-const clientSideDir = "../../internal/runmsg/testdata/clientside"
-
 // Client-side secret inputs (encrypted in the browser with the input's RSA public key) made
-// by an independent implementation reach the command decrypted with the private key from
-// security.clientSideKeyFiles, and their plaintext is in no log, Port's or the agent's.
+// by an independent implementation (Python's cryptography: the client-side vectors) reach
+// the command decrypted with the private key from security.clientSideKeyFiles, and their
+// plaintext is in no log, Port's or the agent's.
 func TestClientSideSecretInputs(t *testing.T) {
-	var cs struct {
-		Keys, KeyFiles []string
-		Valid          []struct{ Name, Plaintext, PublicKey, Encrypted string }
-	}
-	b, err := os.ReadFile(filepath.Join(clientSideDir, "vectors.json"))
-	if err == nil {
-		err = json.Unmarshal(b, &cs)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range cs.Keys {
-		cs.KeyFiles = append(cs.KeyFiles, filepath.Join(clientSideDir, k))
-	}
+	cs := vectors.ClientSideVectors(t)
 	keys, err := config.Security{ClientSideKeyFiles: cs.KeyFiles}.ClientSideKeys()
 	if err != nil {
 		t.Fatal(err)

@@ -16,11 +16,8 @@ import (
 	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/metrics"
 	"github.com/port-runner/port-runner/test/harness"
+	"github.com/port-runner/port-runner/test/harness/vectors"
 )
-
-// portShapes is where Port's own message shapes are kept (their SOURCES.md names each one's
-// origin in port-agent, Ocean and Port's docs).
-const portShapes = "../../internal/runmsg/testdata/port"
 
 // shapeRun is one of Port's shapes as this test puts it on the topic: its message, the run
 // id it carries (renamed so that each shape is a run of its own) and how it runs.
@@ -35,9 +32,9 @@ type shapeRun struct {
 // signature with the Env's secret (the original signatures are checked in runmsg's tests).
 func shapeRuns(t *testing.T, h *harness.Env) (runs []shapeRun, changeLog []byte) {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(portShapes, "*.json"))
+	files, err := filepath.Glob(filepath.Join(vectors.PortDir(), "*.json"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no shapes in %s: %v", portShapes, err)
+		t.Fatalf("no shapes in %s: %v", vectors.PortDir(), err)
 	}
 	for i, f := range files {
 		raw, err := os.ReadFile(f)
