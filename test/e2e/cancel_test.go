@@ -123,11 +123,17 @@ func startCancellable(t *testing.T, h *harness.Env, interval time.Duration, acti
 	return h.Start(t, h.Config(t, quickLogs+overlay)), pidFile
 }
 
-// waitCancelledInPort waits until the agent counts the action's run as cancelled in Port.
+// waitCancelledInPort waits until the agent is done with the action's run cancelled in Port:
+// it logs so once its last lines went (or could not go) to Port, after it counted the run,
+// so what Port holds of the run is final from then on.
 func waitCancelledInPort(t *testing.T, a *harness.Agent, action string) {
 	t.Helper()
-	cancelled := a.Metrics.RunsTotal.WithLabelValues(action, "cancelled_in_port")
-	waitcond.For(t, "runs_total{cancelled_in_port}", 30*time.Second, func() bool { return testutil.ToFloat64(cancelled) == 1 })
+	waitcond.For(t, "the agent to be done with the run cancelled in Port", 30*time.Second, func() bool {
+		return a.Logs.FilterMessage("run cancelled in Port: its command was stopped; no closing sent").Len() == 1
+	})
+	if n := testutil.ToFloat64(a.Metrics.RunsTotal.WithLabelValues(action, "cancelled_in_port")); n != 1 {
+		t.Fatalf("runs_total{%s, cancelled_in_port} = %v, want 1", action, n)
+	}
 }
 
 // A quiet run that Port shows ended (a user set it to FAILURE) is found by the status check
