@@ -67,6 +67,9 @@ const (
 	OutcomeDuplicate    = "duplicate"
 	OutcomeFiltered     = "filtered"  // its action's when left it to another deployment
 	OutcomeUnmatched    = "unmatched" // a workflow node run no action's workflowNode matches
+	// OutcomeSkippedBatch counts the offsets of a fetched batch that did not decompress
+	// within kafka.maxDecompressBatchBytes: its runs were not read, so not executed.
+	OutcomeSkippedBatch = "skipped_batch"
 )
 
 const ns = "port_runner"
@@ -106,7 +109,7 @@ func New() *Metrics {
 		m.LogBytes, m.LogBytesDropped, m.BuildInfo, m.UnsignedMessages, m.RunsUnclosed, attachedCollector{m},
 		m.PortBudgetRemaining, m.PortRequestWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate, OutcomeFiltered, OutcomeUnmatched} {
+	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate, OutcomeFiltered, OutcomeUnmatched, OutcomeSkippedBatch} {
 		m.MessagesTotal.WithLabelValues(o) // present at zero, so alerts on rate() work from the start
 	}
 	m.SetVersion("")

@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/itchyny/gojq"
 	"go.uber.org/zap"
 
+	"github.com/port-runner/port-runner/internal/echo"
 	"github.com/port-runner/port-runner/internal/jqerr"
 	"github.com/port-runner/port-runner/internal/runmsg"
 	"github.com/port-runner/port-runner/metrics"
@@ -26,10 +26,6 @@ const (
 	unmatchedNode                // a workflow node run no workflowNode matches
 )
 
-// jqTimeout stops a filter that never ends (`def f: f; f`) from stalling a partition; real
-// ones take microseconds.
-const jqTimeout = time.Second
-
 func compileJQ(key, expr string) (*gojq.Code, error) {
 	q, err := gojq.Parse(expr)
 	if err != nil {
@@ -43,9 +39,10 @@ func compileJQ(key, expr string) (*gojq.Code, error) {
 }
 
 // isTrue runs code over v: only exactly true is true (a jq error, another value or no value
-// is not), as Port's own agent reads its mappings' enabled filter.
+// is not), as Port's own agent reads its mappings' enabled filter. A filter that never ends
+// (`def f: f; f`) gets the message selectors' time, so it cannot stall a partition.
 func isTrue(code *gojq.Code, v any) (bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), jqTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), runmsg.SelectorTimeout)
 	defer cancel()
 	out, ok := code.RunWithContext(ctx, v).Next()
 	if err, isErr := out.(error); isErr {
@@ -112,7 +109,7 @@ func (a *Agent) route(run *runmsg.Run) (*action, routing) {
 // when workflowNodeRuns.unmatched says fail (port-agent's behaviour; a workflow otherwise
 // waits on it). It reports whether the record is finished.
 func (a *Agent) leave(report context.Context, run runmsg.Run, why routing, where string) bool {
-	log := a.log.With(zap.String("at", where), zap.String("run_id", run.ID), zap.String("action", run.Action))
+	log := a.log.With(zap.String("at", where), zap.String("run_id", run.ID), zap.String("action", echo.Cut(run.Action)))
 	switch why {
 	case notConfigured:
 		a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeIgnored).Inc()
@@ -124,7 +121,7 @@ func (a *Agent) leave(report context.Context, run runmsg.Run, why routing, where
 		return true
 	}
 	a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeUnmatched).Inc()
-	fields := []zap.Field{zap.String("node_url", run.NodeURL), zap.String("workflow", run.Workflow), zap.String("node", run.Node)}
+	fields := []zap.Field{zap.String("node_url", echo.Cut(run.NodeURL)), zap.String("workflow", echo.Cut(run.Workflow)), zap.String("node", echo.Cut(run.Node))}
 	if a.cfg.WorkflowNodeRuns.Unmatched != "fail" {
 		log.Warn("workflow node run matches no action's workflowNode; left to another deployment (workflowNodeRuns.unmatched: leave)", fields...)
 		return true

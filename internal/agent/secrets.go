@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/port-runner/port-runner/internal/echo"
 	"github.com/port-runner/port-runner/internal/runmsg"
 )
 
@@ -95,18 +96,18 @@ func (a *action) decryptInputs(run runmsg.Run) (runmsg.Run, []string, error) {
 		}
 		enc, isString := v.(string)
 		if !isString {
-			return run, nil, fmt.Errorf("secret input %q is not an encrypted string", n)
+			return run, nil, fmt.Errorf("secret input %s is not an encrypted string", echo.Quote(n))
 		}
 		b, err := a.decrypt(names[n], enc)
 		if err != nil {
-			return run, nil, fmt.Errorf("secret input %q %w", n, err)
+			return run, nil, fmt.Errorf("secret input %s %w", echo.Quote(n), err)
 		}
 		plain = append(plain, string(b))
 		var val any = string(b)
 		if typ := names[n].typ; typ == "object" || typ == "array" {
 			// An object secret is encrypted as its JSON text.
 			if err := json.Unmarshal(b, &val); err != nil {
-				return run, nil, fmt.Errorf("secret input %q: the decrypted %s is not JSON", n, typ)
+				return run, nil, fmt.Errorf("secret input %s: the decrypted %s is not JSON", echo.Quote(n), echo.Cut(typ))
 			}
 			plain = append(plain, leafStrings(val)...)
 		}

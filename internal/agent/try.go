@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/internal/echo"
 )
 
 // Tried is what `port-runner try` shows of one run: the command as it was started (its
@@ -32,11 +33,11 @@ func (a *Agent) Try(ctx context.Context, raw []byte) (Tried, error) {
 	act, why := a.route(&run)
 	switch why {
 	case notConfigured:
-		return Tried{}, fmt.Errorf("action %q is not under actions: in the config", run.Action)
+		return Tried{}, fmt.Errorf("action %s is not under actions: in the config", echo.Quote(run.Action))
 	case filtered:
 		return Tried{}, fmt.Errorf("the run is another deployment's: its action's when is not true for it")
 	case unmatchedNode:
-		return Tried{}, fmt.Errorf("no action's workflowNode matches the node run (url %q)", run.NodeURL)
+		return Tried{}, fmt.Errorf("no action's workflowNode matches the node run (url %s)", echo.Quote(run.NodeURL))
 	}
 	if _, err := a.api.Token(ctx); err != nil {
 		return Tried{}, fmt.Errorf("port api: %w", err)

@@ -41,6 +41,10 @@ type Port struct {
 	// often, so a run terminated there (a user set it to FAILURE, its workflow was
 	// cancelled) stops here too; shorter runs cost no request for it.
 	RunStatusInterval Duration `yaml:"runStatusInterval"`
+	// InsecureHTTP allows an http:// baseURL whose host is not this machine (a test
+	// emulator on a private network): the token request then carries the client secret in
+	// clear text, so Validate refuses it otherwise.
+	InsecureHTTP bool `yaml:"insecureHTTP"`
 }
 
 type Kafka struct {
@@ -54,6 +58,10 @@ type Kafka struct {
 	// RevokeTimeout is how long a revoke lets runs of the revoked partitions finish before
 	// it cancels them; the partition is released only once they are closed in Port.
 	RevokeTimeout Duration `yaml:"revokeTimeout"`
+	// MaxDecompressBatchBytes bounds what one fetched batch may decompress to: a batch
+	// past it is skipped (README "Delivery"), so a small compressed record cannot take the
+	// agent past its memory limit.
+	MaxDecompressBatchBytes ByteSize `yaml:"maxDecompressBatchBytes"`
 }
 
 // Delivery timings the group's rebalance timeout is made of (see RebalanceTimeout).
@@ -181,6 +189,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.WorkflowNodeRuns.Unmatched == "" {
 		c.WorkflowNodeRuns.Unmatched = "leave"
+	}
+	if c.Kafka.MaxDecompressBatchBytes == 0 {
+		c.Kafka.MaxDecompressBatchBytes = DefaultDecompressBatchBytes
 	}
 	if c.Security.MaxMessageAge == 0 {
 		c.Security.MaxMessageAge = Duration(10 * time.Minute)
