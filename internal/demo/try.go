@@ -246,5 +246,6 @@ func masker(masks []string) func(string) string {
 
 // consoleCore shows the agent's warnings and errors as readable lines.
 func consoleCore(w io.Writer) zapcore.Core {
-	return zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(w), zapcore.WarnLevel)
+	// Locked: the agent logs from several goroutines at once, and w need not be safe for that.
+	return zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.Lock(zapcore.AddSync(w)), zapcore.WarnLevel)
 }
