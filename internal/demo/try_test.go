@@ -9,9 +9,10 @@ import (
 	"go.uber.org/zap"
 )
 
-// try's agent logs from several goroutines at once (the watch of long runs, a run's log
-// sender, the run itself) into one writer: the console core takes one line at a time, so a
-// plain buffer (a test's stderr) gets whole lines and the race detector nothing to report.
+// The demo's and try's agent logs from several goroutines at once (the watch of long runs,
+// a run's log sender, the run itself) into one writer: the console core takes one line at a
+// time, so a plain buffer (a test's stderr) gets whole lines and the race detector nothing
+// to report.
 func TestConsoleCoreOneLineAtATime(t *testing.T) {
 	var buf bytes.Buffer
 	log := zap.New(consoleCore(&buf))
