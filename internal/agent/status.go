@@ -20,9 +20,10 @@ func (s source) Snapshot() metrics.Snapshot {
 			runs[i].Outcome = cancelledInPort
 		}
 	}
+	iso := s.a.iso.status()
 	return metrics.Snapshot{
 		SlotsBusy: s.a.lives.slotsBusy(), SlotsCapacity: s.a.cfg.Executor.MaxConcurrent,
-		Actions: s.a.cfg.ActionNames(), Runs: runs,
+		Actions: s.a.cfg.ActionNames(), Runs: runs, Isolation: &iso,
 	}
 }
 

@@ -16,6 +16,10 @@ type Action struct {
 	// When is jq over the run's message: only a run for which it gives true is this
 	// deployment's; any other result leaves the run to another deployment ("" : every run).
 	When string `yaml:"when"`
+	// Sandbox adds to this action's sandbox what its command needs, or turns it off.
+	Sandbox ActionSandbox `yaml:"sandbox"`
+	// Limits replace executor.limits one by one for this action.
+	Limits Limits `yaml:"limits"`
 }
 
 // WorkflowNode selects workflow node runs (ids wfnr_...): every field given must match.

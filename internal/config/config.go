@@ -3,9 +3,6 @@
 package config
 
 import (
-	"path/filepath"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/port-runner/port-runner/executor"
@@ -126,6 +123,24 @@ type Executor struct {
 	// PassEnv names variables copied from the agent's environment into every command's
 	// (HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE, ...); never the agent's credentials.
 	PassEnv []string `yaml:"passEnv"`
+	// Sandbox is each run's kernel sandbox (README "Isolation"): auto (default: where the
+	// kernel has Landlock), required (refuse to start without all of it) or off.
+	Sandbox string `yaml:"sandbox"`
+	// Private are more paths no sandboxed command may read, beside the agent's config file,
+	// its credential files and the run directories.
+	Private []string `yaml:"private"`
+	// RunAs is a range of uids, "LO-HI", one of its own for each running run (needs
+	// CAP_SETUID and CAP_SETGID); "": commands run as the agent's uid.
+	RunAs string `yaml:"runAs"`
+	// RunsDir is where run directories go ("": port-runner-<uid> under $TMPDIR, /dev/shm or
+	// the system's temp dir). The sandbox keeps it from every command but each run's own.
+	RunsDir string `yaml:"runsDir"`
+	// Cgroups: each run gets cgroups of its own (its processes and memory limits) under the
+	// agent's, which the agent must be able to write (a privileged pod, or a cgroup v2
+	// subtree delegated to it); false: limits use rlimits only.
+	Cgroups bool `yaml:"cgroups"`
+	// Limits bound each run; an action's own limits replace them one by one.
+	Limits Limits `yaml:"limits"`
 }
 
 type Logs struct {
@@ -148,10 +163,12 @@ type Message struct {
 	Entity     string `yaml:"entity"`
 }
 
-// MaxConcurrentLimit bounds the pool of one replica: each running run is one entry in its
-// partition's commit metadata, which Kafka caps at 4 KiB (offset.metadata.max.bytes), and
-// 100 runs plus an earlier owner's as many stay well inside it (consumer/meta_test.go).
-const MaxConcurrentLimit = 100
+// MaxConcurrentLimit bounds the pool of one replica. Runs that wait (approvals, long
+// deployments) need more places than cores; a thousand sleeping runs fit in the memory and
+// CPU of one replica (BENCHMARKS.md "Cost per run and a thousand runs at once"). One
+// partition holds at most 100 of them, which its commit metadata can carry (README
+// "Delivery").
+const MaxConcurrentLimit = 1000
 
 // MaxRequestBytes is Port's limit for one request body; a log batch must leave room
 // for the JSON envelope around it.
@@ -184,12 +201,7 @@ func (c *Config) applyDefaults() {
 	if c.Kafka.RevokeTimeout == 0 {
 		c.Kafka.RevokeTimeout = Duration(20 * time.Second)
 	}
-	if c.Port.RunStatusInterval == 0 {
-		c.Port.RunStatusInterval = Duration(30 * time.Second)
-	}
-	if c.WorkflowNodeRuns.Unmatched == "" {
-		c.WorkflowNodeRuns.Unmatched = "leave"
-	}
+	c.applyPortWatchDefaults()
 	if c.Kafka.MaxDecompressBatchBytes == 0 {
 		c.Kafka.MaxDecompressBatchBytes = DefaultDecompressBatchBytes
 	}
@@ -199,6 +211,7 @@ func (c *Config) applyDefaults() {
 	if c.Executor.MaxConcurrent == 0 {
 		c.Executor.MaxConcurrent = 8
 	}
+	c.Executor.isolationDefaults()
 	if c.Executor.ShutdownTimeout == 0 {
 		c.Executor.ShutdownTimeout = Duration(60 * time.Second)
 	}
@@ -243,6 +256,17 @@ func (c *Config) applyDefaults() {
 	c.Security.Mask = mask
 }
 
+// applyPortWatchDefaults: how often long runs are asked about in Port, and what an
+// unmatched node run gets (README "Cancelled in Port", "Workflow node runs").
+func (c *Config) applyPortWatchDefaults() {
+	if c.Port.RunStatusInterval == 0 {
+		c.Port.RunStatusInterval = Duration(30 * time.Second)
+	}
+	if c.WorkflowNodeRuns.Unmatched == "" {
+		c.WorkflowNodeRuns.Unmatched = "leave"
+	}
+}
+
 // AgentSecrets are the agent's own credentials (the Port client secret, the Kafka
 // password), the non-empty ones: masked in every run's log and removed from the agent's
 // environment once read.
@@ -254,27 +278,4 @@ func (c *Config) AgentSecrets() []string {
 		}
 	}
 	return s
-}
-
-// ActionNames returns the configured action identifiers, sorted.
-func (c *Config) ActionNames() []string {
-	names := make([]string, 0, len(c.Actions))
-	for n := range c.Actions {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// ResolveCommands makes relative command paths absolute against base (the agent's working
-// directory), so a per-action workdir cannot change which program runs.
-func (c *Config) ResolveCommands(base string) {
-	for name, a := range c.Actions {
-		if len(a.Command) > 0 && strings.Contains(a.Command[0], "/") && !filepath.IsAbs(a.Command[0]) {
-			cmd := append([]string(nil), a.Command...)
-			cmd[0] = filepath.Join(base, cmd[0])
-			a.Command = cmd
-			c.Actions[name] = a
-		}
-	}
 }

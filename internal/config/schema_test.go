@@ -22,6 +22,13 @@ func TestJSONSchemaFollowsTheConfigType(t *testing.T) {
 		if typ.Kind() != reflect.Struct || typ == durationType {
 			return
 		}
+		if alts, ok := sch["anyOf"].([]any); ok { // a scalar or a mapping (actions.*.sandbox): the mapping
+			for _, a := range alts {
+				if m := a.(map[string]any); m["type"] == "object" {
+					sch = m
+				}
+			}
+		}
 		if sch["additionalProperties"] != false {
 			t.Errorf("%s: unknown keys are not refused", orRoot(path))
 		}
@@ -60,5 +67,14 @@ func TestJSONSchemaFollowsTheConfigType(t *testing.T) {
 	on := act["properties"].(map[string]any)["onInterrupted"]
 	if b, _ := json.Marshal(on); !strings.Contains(string(b), `"enum":["fail","rerun"]`) {
 		t.Errorf("actions.*.onInterrupted schema %s, want the enum", b)
+	}
+}
+
+// The chart refuses an executor.maxConcurrent the agent would refuse, before a pod starts.
+func TestJSONSchemaBoundsMaxConcurrent(t *testing.T) {
+	exec := JSONSchema()["properties"].(map[string]any)["executor"].(map[string]any)
+	num := exec["properties"].(map[string]any)["maxConcurrent"].(map[string]any)["anyOf"].([]any)[0].(map[string]any)
+	if num["minimum"] != 1 || num["maximum"] != MaxConcurrentLimit {
+		t.Fatalf("executor.maxConcurrent's schema %v, want minimum 1 and maximum %d", num, MaxConcurrentLimit)
 	}
 }

@@ -7,11 +7,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/port-runner/port-runner/internal/config"
 	"github.com/port-runner/port-runner/internal/emulator"
 )
 
 // tryStatusInterval is how often try --cancel-after asks the emulator about the run.
 const tryStatusInterval = time.Second
+
+// checkOftenIfCancelling asks the emulator about a run every tryStatusInterval when it will
+// be cancelled after d: a local emulator has no budget to save.
+func checkOftenIfCancelling(cfg *config.Config, d time.Duration) {
+	if d > 0 {
+		cfg.Port.RunStatusInterval = config.Duration(tryStatusInterval)
+	}
+}
 
 // cancelLater ends run in the emulator after d, as a user in Port does: an action run is set
 // to FAILURE, a node run's workflow is cancelled with force. d 0 does nothing. stop waits for

@@ -34,6 +34,9 @@ type TryOptions struct {
 	// CancelAfter, when set, ends the run in Port that long after it starts, as a user does
 	// (an action run set to FAILURE, a node run's workflow cancelled with force).
 	CancelAfter time.Duration
+	// Exec is how commands run, as under `port-runner run` (the shim, the reaper, the config
+	// file kept from commands); its Logger is try's own (it serves no metrics).
+	Exec agent.Deps
 }
 
 // Credentials try uses where the config leaves them unset: the emulator accepts whatever
@@ -74,10 +77,10 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	defer func() { stopEmu(); _ = srv.Wait() }()
 	cfg.Port.BaseURL = srv.URL()
 
-	if o.CancelAfter > 0 {
-		cfg.Port.RunStatusInterval = config.Duration(tryStatusInterval) // a local emulator: no budget to save
-	}
-	a, err := agent.New(cfg, agent.Deps{Logger: zap.New(consoleCore(logOut))})
+	checkOftenIfCancelling(cfg, o.CancelAfter)
+	deps := o.Exec
+	deps.Logger = zap.New(consoleCore(logOut))
+	a, err := agent.New(cfg, deps)
 	if err != nil {
 		return false, err
 	}

@@ -50,15 +50,14 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (t *table, er
 		os.RemoveAll(b.dir)
 	}()
 	started := time.Now()
-	shim := false
+	shim := ""
 	b.agent = o.agentBin
 	if b.agent == "" {
-		if b.agent, err = harness.BuildAgent(ctx, b.dir); err != nil {
+		if b.agent, shim, err = harness.BuildAgent(ctx, b.dir, ""); err != nil {
 			return nil, err
 		}
-		shim = true
 	} else if fileExists(filepath.Join(filepath.Dir(b.agent), "port-runner-shim")) {
-		shim = true
+		shim = "prebuilt"
 	}
 	b.stamp = filepath.Join(b.dir, "stamp")
 	if err := harness.GoBuild(ctx, "./test/bench/internal/stamp", b.stamp); err != nil {
@@ -93,9 +92,15 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (t *table, er
 		}
 	}
 
+	if o.cases["thousand"] {
+		if err := b.caseThousand(ctx); err != nil {
+			return nil, err
+		}
+	}
+
 	shimDesc := "the agent's own binary as shim"
-	if shim {
-		shimDesc = "cmd/port-runner-shim beside the agent"
+	if shim != "" {
+		shimDesc = "the " + shim + " port-runner-shim beside the agent"
 	}
 	fmt.Fprintf(stdout, "port-runner bench: %s; %s; %d CPUs (%s); %s; %s; commit %s; %s in all\n\n",
 		modeDesc(o), b.kafka.Desc, runtime.NumCPU(), kernel(), runtime.Version(), shimDesc, commit(ctx, harness.ModuleRoot()),
@@ -167,7 +172,7 @@ func (b *bench) produceAndWait(ctx context.Context, topic, action string, ids []
 
 func modeDesc(o options) string {
 	var cs []string
-	for _, c := range []string{"throughput", "dispatch", "chatty", "rss"} {
+	for _, c := range []string{"throughput", "dispatch", "chatty", "rss", "thousand"} {
 		if o.cases[c] {
 			cs = append(cs, c)
 		}
