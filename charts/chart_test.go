@@ -83,6 +83,10 @@ func agentConfig(t *testing.T, raw []byte, env map[string]string, mounts []corev
 		onMount("kafka.sasl.passwordFile", f)
 		check.Kafka.SASL.PasswordFile, check.Kafka.SASL.Password = "", "from-"+filepath.Base(f)
 	}
+	for _, f := range cfg.Security.ClientSideKeyFiles {
+		onMount("security.clientSideKeyFiles", f)
+	}
+	check.Security.ClientSideKeyFiles = nil
 	if err := check.Validate(runmsg.CompileSelector, imageLookPath); err != nil {
 		t.Fatalf("the rendered config is not valid for the agent:\n%v\n--- config ---\n%s", err, raw)
 	}

@@ -19,6 +19,8 @@ func TestInvalidValuesFail(t *testing.T) {
 		{"unknown top-level key", minimal, "replicas: 3", []string{"replicas"}},
 		{"unknown agent config key", minimal, "config: {executor: {maxConcurent: 3}}", []string{"config", "maxConcurent"}},
 		{"bad agent enum", minimal, "config: {kafka: {startOffset: oldest}}", []string{"startOffset"}},
+		{"bad unmatched node runs", minimal, "config: {workflowNodeRuns: {unmatched: drop}}", []string{"unmatched"}},
+		{"unknown workflowNode key", minimal, "config: {actions: {restart_service: {workflowNode: {uri: x}}}}", []string{"uri"}},
 		{"bad agent duration", minimal, "config: {executor: {shutdownTimeout: 10 minutes}}", []string{"shutdownTimeout"}},
 		{"empty credentials without existingSecret", minimal, `existingSecret: ""`,
 			[]string{"secretEnv.PORT_CLIENT_ID is empty and existingSecret is not set"}},

@@ -77,6 +77,9 @@ func TestAllOptions(t *testing.T) {
 	if !slices.Equal(cfg.Executor.PassEnv, []string{"HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "GITHUB_TOKEN"}) || cfg.Port.CAFile == "" || len(cfg.Kafka.Brokers) != 3 {
 		t.Errorf("config: passEnv %q, caFile %q, brokers %q", cfg.Executor.PassEnv, cfg.Port.CAFile, cfg.Kafka.Brokers)
 	}
+	if cfg.Actions["restart_service"].When == "" || cfg.Actions["build_image"].WorkflowNode == nil || cfg.WorkflowNodeRuns.Unmatched != "fail" || len(cfg.Security.ClientSideKeyFiles) != 1 {
+		t.Errorf("config: routing and client-side keys lost on the way:\n%s", raw)
+	}
 
 	dash := named[corev1.ConfigMap](t, r, "ConfigMap", name+"-dashboard")
 	wantDash, err := os.ReadFile(filepath.Join(chartDir, "files", "dashboards", "port-runner.json"))

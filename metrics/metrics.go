@@ -70,6 +70,8 @@ const (
 	OutcomeInvalid      = "invalid"
 	OutcomeBadSignature = "bad_signature"
 	OutcomeDuplicate    = "duplicate"
+	OutcomeFiltered     = "filtered"  // its action's when left it to another deployment
+	OutcomeUnmatched    = "unmatched" // a workflow node run no action's workflowNode matches
 	// OutcomeSkippedBatch counts the offsets of a fetched batch that did not decompress
 	// within kafka.maxDecompressBatchBytes: its runs were not read, so not executed.
 	OutcomeSkippedBatch = "skipped_batch"
@@ -81,7 +83,7 @@ func New() *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		RunsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "runs_total",
-			Help: "Runs executed, by action and result (success, failure)."}, []string{"action", "result"}),
+			Help: "Runs executed, by action and result (success, failure, cancelled_in_port)."}, []string{"action", "result"}),
 		RunDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "run_duration_seconds",
 			Help:    "How long runs' commands took.",
 			Buckets: []float64{0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600}}, []string{"action"}),
@@ -113,7 +115,7 @@ func New() *Metrics {
 		m.LogBytes, m.LogBytesDropped, m.BuildInfo, m.UnsignedMessages, m.RunsUnclosed, attachedCollector{m},
 		m.PortRequestWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate, OutcomeSkippedBatch} {
+	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate, OutcomeFiltered, OutcomeUnmatched, OutcomeSkippedBatch} {
 		m.MessagesTotal.WithLabelValues(o) // present at zero, so alerts on rate() work from the start
 	}
 	m.SetVersion("")

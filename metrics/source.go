@@ -28,6 +28,7 @@ type Run struct {
 	Ended     time.Time `json:"ended,omitzero"`      // when its command ended (closing since)
 	PID       int       `json:"pid,omitempty"`       // the command's process (its shim, where one is used)
 	LastLines []string  `json:"lastLines,omitempty"` // the end of its log, masked as Port sees it
+	Outcome   string    `json:"outcome,omitempty"`   // known before the run ends: "cancelled in Port"
 }
 
 // Snapshot is the agent's live state at one moment.

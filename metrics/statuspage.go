@@ -34,7 +34,7 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 {{with .Isolation}}<p>Isolation (sandbox {{.Sandbox}}, {{.Shim}} shim{{if .LandlockABI}}, Landlock ABI {{.LandlockABI}}{{end}}): {{range $i, $p := .Protections}}{{if $i}}, {{end}}{{$p}}{{else}}none{{end}}{{if .Missing}}; not in force: {{range $i, $p := .Missing}}{{if $i}}, {{end}}{{$p}}{{end}}{{end}}</p>{{end}}
 <h2>Runs held</h2>
 <table id="runs"><tr><th>run</th><th>action</th><th>state</th><th>waiting / running for</th><th>pid</th><th>message</th><th>last lines</th></tr>
-{{range .Runs}}<tr><td>{{.RunID}}</td><td>{{.Action}}</td><td>{{.State}}</td>
+{{range .Runs}}<tr><td>{{.RunID}}</td><td>{{.Action}}</td><td>{{.State}}{{with .Outcome}} ({{.}}){{end}}</td>
 <td>{{if .Started.IsZero}}{{age $.Now .Received}}{{else}}{{age $.Now .Started}}{{end}}</td>
 <td>{{if .PID}}{{.PID}}{{end}}</td><td>{{.Topic}}/{{.Partition}}@{{.Offset}}</td>
 <td><pre>{{range .LastLines}}{{.}}

@@ -57,7 +57,8 @@ type Agent struct {
 	proxyURL string // PORT_API_URL for commands; set in Run before any run starts
 	actions  map[string]*action
 	seen     *seenRuns
-	lives    *lives // every run held here, each in its named phase (lifecycle.go)
+	watch    *portWatch // stops the commands of runs Port ended (cancel.go)
+	lives    *lives     // every run held here, each in its named phase (lifecycle.go)
 	deps     Deps
 	timings  timings // production values unless an Option changed them
 	// fatal carries the consumer's unrecoverable error to Run, which then stops as on SIGTERM.
@@ -101,6 +102,7 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Agent, error) {
 	if a.api, a.proxy, err = newPortAPI(cfg, deps); err != nil {
 		return nil, err
 	}
+	a.watch = newPortWatch(a.api, cfg.Port.RunStatusInterval.D(), deps.Logger)
 	if a.decoder, a.peek, err = newDecoders(cfg); err != nil {
 		return nil, err
 	}
@@ -120,6 +122,7 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Agent, error) {
 		OnLogBytes:     func(n int) { deps.Metrics.LogBytes.Add(float64(n)) },
 		OnDropped:      func(n int) { deps.Metrics.LogBytesDropped.Add(float64(n)) },
 		OnLine:         a.lives.line,
+		OnRefused:      a.watch.refused,
 	})
 
 	// The consumer's client metrics (port_runner_kafka_*), attached to the registry in Run:
@@ -202,6 +205,10 @@ func newActions(cfg *config.Config, shim []string, iso *isolation) (map[string]*
 	if err != nil {
 		return nil, nil, err
 	}
+	keys, err := cfg.Security.ClientSideKeys()
+	if err != nil {
+		return nil, nil, err
+	}
 	perAction := map[string]int{}
 	actions := map[string]*action{}
 	for name, ac := range cfg.Actions {
@@ -212,12 +219,7 @@ func newActions(cfg *config.Config, shim []string, iso *isolation) (map[string]*
 		}
 		act.iso = iso.actions[name]
 		act.pass = pass
-		act.secretKey = cfg.Port.ClientSecret
-		if wn := ac.WorkflowNode; wn != nil {
-			if act.node, err = newNodeMatcher(name, wn.Workflow, wn.Node, wn.Selector); err != nil {
-				return nil, nil, err
-			}
-		}
+		act.secretKey, act.keys = cfg.Port.ClientSecret, keys
 		actions[name] = act
 	}
 	return actions, executor.NewPool(cfg.Executor.MaxConcurrent, perAction), nil
@@ -318,6 +320,7 @@ func (a *Agent) Run(parent, kill context.Context) error {
 		return err
 	}
 	defer stopProxy()
+	defer a.startWatch()()
 
 	// workCtx lives on for shutdownTimeout after ctx ends, or until kill.
 	workCtx, cancelWork := context.WithCancelCause(kill)

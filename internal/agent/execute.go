@@ -59,9 +59,14 @@ func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *actio
 			a.proxy.Bind(token, pid) // the token works from this process tree only
 			life.started(pid)
 		}
-		res = executor.Run(work, spec, runLog)
+		runCtx, unwatch := a.watch.watch(work, run.ID, tgt, runmsg.IsWorkflowNodeRun(run.ID), log)
+		res = executor.Run(runCtx, spec, runLog)
+		cancelled := unwatch()
 		revoke()
 		a.metrics.RunDuration.WithLabelValues(run.Action).Observe(res.Duration.Seconds())
+		if cancelled {
+			return executed{finished: a.endCancelled(report, run, runLog, res, life, log), spec: spec, masks: secrets, res: res}
+		}
 	}
 	life.to(phaseCommandEnded)
 	var output map[string]any

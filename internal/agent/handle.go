@@ -10,7 +10,6 @@ import (
 
 	"github.com/port-runner/port-runner/consumer"
 	"github.com/port-runner/port-runner/executor"
-	"github.com/port-runner/port-runner/internal/echo"
 	"github.com/port-runner/port-runner/internal/portapi"
 	"github.com/port-runner/port-runner/internal/runmsg"
 	"github.com/port-runner/port-runner/metrics"
@@ -27,8 +26,8 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 	if err != nil {
 		var skip *runmsg.SkipError
 		outcome := metrics.OutcomeInvalid
-		if errors.As(err, &skip) && skip.Reason == runmsg.ReasonBadSignature {
-			outcome = metrics.OutcomeBadSignature
+		if errors.As(err, &skip) {
+			outcome = string(skip.Reason) // the reasons are outcomes: invalid, bad_signature, ignored
 		}
 		a.metrics.MessagesTotal.WithLabelValues(outcome).Inc()
 		if !a.unsigned(rec.Value, where, err) {
@@ -36,13 +35,9 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		}
 		return true
 	}
-	act, ok := a.lookupAction(&run)
-	if !ok {
-		// Another deployment with another group may own this action.
-		a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeIgnored).Inc()
-		a.log.Debug("ignoring run of an action not configured here", zap.String("at", where),
-			zap.String("run_id", run.ID), zap.String("action", echo.Cut(run.Action)))
-		return true
+	act, why := a.route(&run)
+	if act == nil {
+		return a.leave(report, run, why, where)
 	}
 	log := a.log.With(zap.String("run_id", run.ID), zap.String("action", run.Action))
 	life := a.lives.receive(runAt{rec.Topic, rec.Partition, rec.Offset}, run.ID, run.Action, t.Handover)

@@ -29,14 +29,15 @@ func (a *Agent) unsigned(raw []byte, where string, err error) bool {
 	if perr != nil {
 		return false
 	}
-	if _, ok := a.lookupAction(&run); !ok {
+	if act, _ := a.route(&run); act == nil {
 		return false
 	}
 	a.metrics.UnsignedMessages.Inc()
 	fields := []zap.Field{zap.String("at", where), zap.String("action", run.Action),
 		zap.String("claimed_run_id", run.ID), zap.Error(err)}
 	const why = "unsigned run message of a configured action skipped: security.verifySignature is true, so only messages signed with port.clientSecret run; " +
-		"check that Port signs this action's messages with this client's secret, or set security.verifySignature: false if you must accept unsigned messages"
+		"Port signs the runs it hands its agent (invocation method Webhook or GitLab with agent: true) with the organization's client secret; " +
+		"its docs show no signature on Kafka-method runs: pick Webhook with agent: true, check port.clientSecret, or set security.verifySignature: false (README \"Which invocation method\")"
 	if a.unsignedSeen.CompareAndSwap(false, true) {
 		a.log.Error(why, fields...)
 	} else {

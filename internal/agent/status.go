@@ -14,10 +14,16 @@ type source struct {
 // consumer's reservations while it waits for records, hold admissions, not slots: an idle
 // replica shows free.)
 func (s source) Snapshot() metrics.Snapshot {
+	runs := s.a.lives.list()
+	for i := range runs {
+		if s.a.watch.cancelled(runs[i].RunID) {
+			runs[i].Outcome = cancelledInPort
+		}
+	}
 	iso := s.a.iso.status()
 	snap := metrics.Snapshot{
 		SlotsBusy: s.a.lives.slotsBusy(), SlotsCapacity: s.a.cfg.Executor.MaxConcurrent,
-		Actions: s.a.cfg.ActionNames(), Runs: s.a.lives.list(), Isolation: &iso,
+		Actions: s.a.cfg.ActionNames(), Runs: runs, Isolation: &iso,
 		Topic: s.a.kafka.Topic, Finished: s.a.lives.finishedList(s.a.cfg.Port.PortAppURL()),
 	}
 	if s.a.consumer != nil {

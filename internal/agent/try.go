@@ -30,9 +30,14 @@ func (a *Agent) Try(ctx context.Context, raw []byte) (Tried, error) {
 	if err != nil {
 		return Tried{}, fmt.Errorf("the run message: %w", err)
 	}
-	act, ok := a.lookupAction(&run)
-	if !ok {
+	act, why := a.route(&run)
+	switch why {
+	case notConfigured:
 		return Tried{}, fmt.Errorf("action %s is not under actions: in the config", echo.Quote(run.Action))
+	case filtered:
+		return Tried{}, fmt.Errorf("the run is another deployment's: its action's when is not true for it")
+	case unmatchedNode:
+		return Tried{}, fmt.Errorf("no action's workflowNode matches the node run (url %s)", echo.Quote(run.NodeURL))
 	}
 	if _, err := a.api.Token(ctx); err != nil {
 		return Tried{}, fmt.Errorf("port api: %w", err)
@@ -51,6 +56,7 @@ func (a *Agent) Try(ctx context.Context, raw []byte) (Tried, error) {
 		return Tried{}, err
 	}
 	defer stopProxy()
+	defer a.startWatch()()
 	log := a.log.With(zap.String("run_id", run.ID), zap.String("action", run.Action))
 	// The run has no partition, but it is held like a consumed one: runs_in_flight and
 	// /status count it.

@@ -1,6 +1,9 @@
 package config
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // Where a run's page in Port is: port.appURL, else the app beside the API's region.
 func TestPortAppURL(t *testing.T) {
@@ -26,7 +29,7 @@ func TestValidateAppURL(t *testing.T) {
 		ok  bool
 	}{{"", true}, {"https://app.getport.io", true}, {"app.getport.io", false}, {"ftp://x", false}} {
 		var problems []error
-		validatePort(Port{BaseURL: "https://api.getport.io", ClientID: "id", ClientSecret: "s", AppURL: c.app}, func(err error) { problems = append(problems, err) })
+		validatePort(Port{BaseURL: "https://api.getport.io", ClientID: "id", ClientSecret: "s", AppURL: c.app, RunStatusInterval: Duration(30 * time.Second)}, func(err error) { problems = append(problems, err) })
 		if ok := len(problems) == 0; ok != c.ok {
 			t.Errorf("port.appURL %q: problems %v, want ok=%v", c.app, problems, c.ok)
 		}

@@ -15,8 +15,11 @@ import (
 type Priority int
 
 const (
+	// PriorityCheck: asking Port whether long runs are still open (runStatusInterval): the
+	// least urgent of all, it only ever stops a command a little sooner.
+	PriorityCheck Priority = iota
 	// PriorityProxy: requests a run's command makes through the agent (portproxy).
-	PriorityProxy Priority = iota
+	PriorityProxy
 	// PriorityLog: log batches, PATCHes of a run, lookups of runs.
 	PriorityLog
 	// PriorityClose: closing requests (and the token, which every request needs).
@@ -26,6 +29,8 @@ const (
 
 func (p Priority) String() string {
 	switch p {
+	case PriorityCheck:
+		return "check"
 	case PriorityProxy:
 		return "proxy"
 	case PriorityLog:
@@ -166,6 +171,8 @@ func (s *scheduler) done(hdr http.Header, code int) {
 // command's own requests cannot hold up the closings.
 func (s *scheduler) inFlightLimit(p Priority) int {
 	switch p {
+	case PriorityCheck:
+		return max(1, s.maxInFlight/4)
 	case PriorityProxy:
 		return max(1, s.maxInFlight/2)
 	case PriorityLog:
