@@ -42,6 +42,7 @@ type Run struct {
 	Step      string    `json:"step"`                // where it is in the run lifecycle
 	Lease     string    `json:"lease,omitempty"`     // LeaseHeld or LeaseAwaited
 	Holder    string    `json:"holder,omitempty"`    // LeaseAwaited: the replica holding it
+	Outcome   string    `json:"outcome,omitempty"`   // known before the run ends: "cancelled in Port"
 }
 
 // Snapshot is the agent's live state at one moment.
@@ -50,6 +51,9 @@ type Snapshot struct {
 	SlotsCapacity int
 	Actions       []string // the configured actions: runs_waiting has a series for each
 	Runs          []Run
+	Topic         string
+	Partitions    []int32    // the topic's partitions this replica owns now
+	Finished      []Finished // the last runs it finished
 	Isolation     *Isolation // nil: not known
 }
 

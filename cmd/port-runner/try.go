@@ -19,23 +19,29 @@ import (
 func tryCommand() command {
 	return command{
 		name:     "try",
-		synopsis: "ACTION [--properties JSON] [--entity ID] [--config FILE]",
+		synopsis: "ACTION [--properties JSON] [--entity ID] [--config FILE] [--cancel-after DURATION]",
 		summary:  "Run one action of a config locally, against an in-process Port API emulator (no Kafka).",
 		detail: "It prints the command's environment and run file (masked), the log and status as Port\n" +
 			"shows them and every PATCH the run made. Exit 0 on SUCCESS, 1 on FAILURE. Without --config\n" +
-			"(or PORT_RUNNER_CONFIG), the shipped example config.",
+			"(or PORT_RUNNER_CONFIG), the shipped example config. --cancel-after ends the run in Port\n" +
+			"while it runs, as a user does, to show how the command is stopped.",
 		operands: []string{"ACTION"},
 		flags: func(fs *flag.FlagSet) func([]string, io.Writer, io.Writer) int {
 			props := fs.String("properties", "{}", "the run's inputs, a JSON object (a workflow node's payload)")
 			entity := fs.String("entity", "", "the entity of a DAY-2 run")
 			path := fs.String("config", os.Getenv("PORT_RUNNER_CONFIG"), "config file (default: the shipped examples/config.yaml)")
+			cancelAfter := fs.Duration("cancel-after", 0, "cancel the run in Port this long after it starts, as a user does (0: never)")
 			return func(operands []string, stdout, stderr io.Writer) int {
 				var properties map[string]any
 				if err := json.Unmarshal([]byte(*props), &properties); err != nil {
 					fmt.Fprintf(stderr, "port-runner try: --properties must be a JSON object: %v\n", err)
 					return exitUsage
 				}
-				opts := demo.TryOptions{Action: operands[0], Properties: properties, Entity: *entity, ConfigPath: *path}
+				if *cancelAfter < 0 {
+					fmt.Fprintf(stderr, "port-runner try: --cancel-after must not be negative\n")
+					return exitUsage
+				}
+				opts := demo.TryOptions{Action: operands[0], Properties: properties, Entity: *entity, ConfigPath: *path, CancelAfter: *cancelAfter}
 				return try(opts, stdout, stderr)
 			}
 		},

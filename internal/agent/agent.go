@@ -60,7 +60,8 @@ type Agent struct {
 	proxyURL string // PORT_API_URL for commands; set in Run before any run starts
 	actions  map[string]*action
 	seen     *seenRuns
-	lives    *lives // every run held here, each in its named phase (lifecycle.go)
+	watch    *portWatch // stops the commands of runs Port ended (cancel.go)
+	lives    *lives     // every run held here, each in its named phase (lifecycle.go)
 	deps     Deps
 	timings  timings // production values unless an Option changed them
 	// fatal carries the consumer's unrecoverable error to Run, which then stops as on SIGTERM.
@@ -105,6 +106,7 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Agent, error) {
 	if a.api, a.proxy, err = newPortAPI(cfg, deps); err != nil {
 		return nil, err
 	}
+	a.watch = newPortWatch(a.api, cfg.Port.RunStatusInterval.D(), deps.Logger)
 	if a.decoder, a.peek, err = newDecoders(cfg); err != nil {
 		return nil, err
 	}
@@ -124,6 +126,7 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Agent, error) {
 		OnLogBytes:     func(n int) { deps.Metrics.LogBytes.Add(float64(n)) },
 		OnDropped:      func(n int) { deps.Metrics.LogBytesDropped.Add(float64(n)) },
 		OnLine:         a.lives.line,
+		OnRefused:      a.watch.refused,
 	})
 
 	// The consumer's client metrics (port_runner_kafka_*), attached to the registry in Run:
@@ -200,6 +203,10 @@ func newActions(cfg *config.Config, shim []string, iso *isolation) (map[string]*
 	if err != nil {
 		return nil, nil, err
 	}
+	keys, err := cfg.Security.ClientSideKeys()
+	if err != nil {
+		return nil, nil, err
+	}
 	perAction := map[string]int{}
 	actions := map[string]*action{}
 	for name, ac := range cfg.Actions {
@@ -210,12 +217,7 @@ func newActions(cfg *config.Config, shim []string, iso *isolation) (map[string]*
 		}
 		act.iso = iso.actions[name]
 		act.pass = pass
-		act.secretKey = cfg.Port.ClientSecret
-		if wn := ac.WorkflowNode; wn != nil {
-			if act.node, err = newNodeMatcher(name, wn.Workflow, wn.Node, wn.Selector); err != nil {
-				return nil, nil, err
-			}
-		}
+		act.secretKey, act.keys = cfg.Port.ClientSecret, keys
 		actions[name] = act
 	}
 	return actions, executor.NewPool(cfg.Executor.MaxConcurrent, perAction), nil
@@ -324,7 +326,7 @@ func (a *Agent) startServers() (stop func(), err error) {
 			stops[i]()
 		}
 	}
-	stops = append(stops, a.metrics.SetSource(source{a: a, ready: a.Ready}), a.metrics.Attach("kafka", a.kafkaProm))
+	stops = append(stops, a.metrics.SetSource(source{a: a, ready: a.Ready}), a.metrics.Attach("kafka", metrics.Renamed(a.kafkaProm, kpromGauges())))
 	stopLag, err := a.startLag()
 	if err != nil {
 		stop()
@@ -350,7 +352,7 @@ func (a *Agent) startServers() (stop func(), err error) {
 		stop()
 		return nil, err
 	}
-	stops = append(stops, stopProxy)
+	stops = append(stops, stopProxy, a.startWatch())
 	return stop, nil
 }
 

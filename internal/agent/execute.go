@@ -21,6 +21,9 @@ type executed struct {
 	res     executor.Result
 	runLog  *reporter.RunLog
 	outcome reporter.Outcome
+	// cancelled: Port ended the run while its command ran, which was stopped (README
+	// "Cancelled in Port"); no closing goes.
+	cancelled bool
 }
 
 // execute runs a taken run's command, on its target (action run or workflow node run), for
@@ -57,8 +60,12 @@ func (a *Agent) execute(r *run) executed {
 		log.Warn("run could not start", zap.Error(err))
 	} else {
 		log.Info("run started", zap.String("at", r.where), zap.Bool("rerun", r.rerun))
-		res = a.runCommand(r, &spec, token, runLog)
+		var cancelled bool
+		res, cancelled = a.runCommand(r, &spec, token, runLog)
 		revoke()
+		if cancelled {
+			return executed{cancelled: true, spec: spec, masks: secrets, res: res, runLog: runLog}
+		}
 	}
 	r.life.to(phaseCommandEnded)
 	var output map[string]any
@@ -69,6 +76,7 @@ func (a *Agent) execute(r *run) executed {
 		}
 	}
 	a.metrics.RunsTotal.WithLabelValues(run.Action, resultOf(res)).Inc()
+	r.life.result(res.Success, res.Label) // what /status shows once the run is finished
 	return executed{spec: spec, masks: secrets, res: res, runLog: runLog, outcome: reporter.Outcome{
 		Success: res.Success,
 		Label:   res.Label,
@@ -78,9 +86,9 @@ func (a *Agent) execute(r *run) executed {
 }
 
 // runCommand runs the command under the run's lease: it is cancelled when the lease says
-// the command must stop (its cause is the label), and the executor renews the shim's fence
-// only while the lease holds.
-func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *reporter.RunLog) executor.Result {
+// the command must stop (its cause is the label), or when Port ended the run (cancelled),
+// and the executor renews the shim's fence only while the lease holds.
+func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *reporter.RunLog) (res executor.Result, cancelled bool) {
 	ctx, cancel := context.WithCancelCause(r.work)
 	defer cancel(nil)
 	stopped := r.lease.stopped()
@@ -91,9 +99,11 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 		a.proxy.Bind(token, pid) // the token works from this process tree only
 		r.life.started(pid)
 	}
-	res := executor.Run(ctx, *spec, runLog)
+	runCtx, unwatch := a.watch.watch(ctx, r.msg.ID, a.target(r.msg), runmsg.IsWorkflowNodeRun(r.msg.ID), r.log)
+	res = executor.Run(runCtx, *spec, runLog)
+	cancelled = unwatch()
 	a.metrics.RunDuration.WithLabelValues(r.msg.Action).Observe(res.Duration.Seconds())
-	return res
+	return res, cancelled
 }
 
 func resultOf(res executor.Result) string {

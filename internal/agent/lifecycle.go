@@ -63,6 +63,7 @@ type lives struct {
 	counts    [numPhases]int
 	slots     int             // runs holding one of the pool's running slots
 	onRunning func(delta int) // runs entering (+1) or leaving (-1) phaseRunning
+	finished  finishedRuns    // the last runs finished here (/status)
 }
 
 func newLives(onRunning func(int)) *lives {
@@ -75,9 +76,12 @@ type runLife struct {
 	id, action string
 	lease      runLease // what the run's lease says now (/status: held here after a handover)
 	// guarded by l.mu:
-	ph   phase
-	slot bool        // holds a pool slot
-	view metrics.Run // what /status shows; State is derived from ph
+	ph      phase
+	slot    bool        // holds a pool slot
+	view    metrics.Run // what /status shows; State is derived from ph
+	success bool        // the run's result (result)
+	label   string
+	closed  bool // Port took its termination (a run Port refused is let go unclosed, committable)
 }
 
 // runAt is a run's record: its partition and offset (try has none).
@@ -118,6 +122,8 @@ func (r *runLife) toLocked(p phase) {
 		r.view.Started = time.Now()
 	case phaseCommandEnded:
 		r.view.Ended = time.Now()
+	case phaseClosed:
+		r.closed = true
 	}
 	r.l.move(r.ph, p)
 	r.ph = p
@@ -169,6 +175,7 @@ func (r *runLife) leave() {
 		r.slot = false
 		r.l.slots--
 	}
+	r.finishedLocked()
 	delete(r.l.runs, r)
 	r.l.move(r.ph, numPhases)
 }

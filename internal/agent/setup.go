@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kzap"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/port-runner/port-runner/consumer"
 	"github.com/port-runner/port-runner/internal/config"
@@ -27,20 +28,30 @@ func (a *Agent) unsigned(raw []byte, where string, err error) bool {
 	if perr != nil {
 		return false
 	}
-	if _, ok := a.lookupAction(&run); !ok {
+	if act, _ := a.route(&run); act == nil {
 		return false
 	}
 	a.metrics.UnsignedMessages.Inc()
 	fields := []zap.Field{zap.String("at", where), zap.String("action", run.Action),
 		zap.String("claimed_run_id", run.ID), zap.Error(err)}
 	const why = "unsigned run message of a configured action skipped: security.verifySignature is true, so only messages signed with port.clientSecret run; " +
-		"check that Port signs this action's messages with this client's secret, or set security.verifySignature: false if you must accept unsigned messages"
+		"Port signs the runs it hands its agent (invocation method Webhook or GitLab with agent: true) with the organization's client secret; " +
+		"its docs show no signature on Kafka-method runs: pick Webhook with agent: true, check port.clientSecret, or set security.verifySignature: false (README \"Which invocation method\")"
 	if a.unsignedSeen.CompareAndSwap(false, true) {
 		a.log.Error(why, fields...)
 	} else {
 		a.log.Warn("unsigned run message of a configured action skipped (security.verifySignature)", fields...)
 	}
 	return true
+}
+
+// kpromGauges renames the two gauges kprom names ..._total (records buffered now, not a
+// count that only grows), which `promtool check metrics` flags.
+func kpromGauges() map[string]string {
+	return map[string]string{
+		"port_runner_kafka_buffered_fetch_records_total":   "port_runner_kafka_buffered_fetch_records",
+		"port_runner_kafka_buffered_produce_records_total": "port_runner_kafka_buffered_produce_records",
+	}
 }
 
 // kafkaClients prepares the Kafka clients' options for k's brokers: the consumer's, and a
@@ -50,11 +61,16 @@ func (a *Agent) kafkaClients(k config.Kafka) error {
 	if err != nil {
 		return err
 	}
-	// franz-go's own logs: warnings and errors only (its info lines are per connection), and
-	// none before the start check passed: a refused broker is then one line, Run's error.
+	// franz-go's own logs: warnings and errors only (its info lines are per connection), all
+	// of them when the agent logs at debug (PORT_RUNNER_LOG_LEVEL=debug), and none before
+	// the start check passed: a refused broker is then one line, Run's error.
+	level := kgo.LogLevelWarn
+	if a.log.Core().Enabled(zapcore.DebugLevel) {
+		level = kgo.LogLevelDebug
+	}
 	kopts = append(kopts, kgo.WithLogger(kzap.New(a.log.Named("kafka"), kzap.LevelFn(func() kgo.LogLevel {
 		if a.kafkaLogs.Load() {
-			return kgo.LogLevelWarn
+			return level
 		}
 		return kgo.LogLevelNone
 	}))))

@@ -8,7 +8,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/port-runner/port-runner/internal/backoff"
-	"github.com/port-runner/port-runner/internal/echo"
 	"github.com/port-runner/port-runner/internal/portapi"
 	"github.com/port-runner/port-runner/internal/runmsg"
 	"github.com/port-runner/port-runner/metrics"
@@ -16,15 +15,15 @@ import (
 
 // The steps from a record to the decision to run it here; steps_run.go has the rest.
 
-// decode reads the message: a run of an action configured here goes on; anything else is
-// skipped for good.
+// decode reads the message: a run an action here takes goes on; anything else is skipped
+// for good (route.go).
 func decode(a *Agent, r *run) verdict {
 	msg, err := a.decoder.Decode(r.raw)
 	if err != nil {
 		var skip *runmsg.SkipError
 		outcome := metrics.OutcomeInvalid
-		if errors.As(err, &skip) && skip.Reason == runmsg.ReasonBadSignature {
-			outcome = metrics.OutcomeBadSignature
+		if errors.As(err, &skip) {
+			outcome = string(skip.Reason) // the reasons are outcomes: invalid, bad_signature, ignored
 		}
 		a.count(outcome)
 		if !a.unsigned(r.raw, r.where, err) {
@@ -32,13 +31,9 @@ func decode(a *Agent, r *run) verdict {
 		}
 		return finished
 	}
-	act, ok := a.lookupAction(&msg)
-	if !ok {
-		// Another deployment with another group may own this action.
-		a.count(metrics.OutcomeIgnored)
-		a.log.Debug("ignoring run of an action not configured here", zap.String("at", r.where),
-			zap.String("run_id", msg.ID), zap.String("action", echo.Cut(msg.Action)))
-		return finished
+	act, why := a.route(&msg)
+	if act == nil {
+		return a.leave(r, msg, why)
 	}
 	a.received(r, msg, act)
 	return then(inherit)

@@ -62,9 +62,14 @@ func (r *run) takeLease() bool {
 	return true
 }
 
-// execute runs the command (execute.go) while the run's lease holds.
+// execute runs the command (execute.go) while the run's lease holds. A run Port ended
+// meanwhile is finished without a closing: Port has its one termination.
 func execute(a *Agent, r *run) verdict {
 	r.ex = a.execute(r)
+	if r.ex.cancelled {
+		a.endCancelled(r)
+		return finished
+	}
 	return then(closing)
 }
 

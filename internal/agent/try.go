@@ -28,9 +28,14 @@ func (a *Agent) Try(ctx context.Context, raw []byte) (Tried, error) {
 	if err != nil {
 		return Tried{}, fmt.Errorf("the run message: %w", err)
 	}
-	act, ok := a.lookupAction(&msg)
-	if !ok {
+	act, why := a.route(&msg)
+	switch why {
+	case notConfigured:
 		return Tried{}, fmt.Errorf("action %s is not under actions: in the config", echo.Quote(msg.Action))
+	case filtered:
+		return Tried{}, fmt.Errorf("the run is another deployment's: its action's when is not true for it")
+	case unmatchedNode:
+		return Tried{}, fmt.Errorf("no action's workflowNode matches the node run (url %s)", echo.Quote(msg.NodeURL))
 	}
 	if _, err := a.api.Token(ctx); err != nil {
 		return Tried{}, fmt.Errorf("port api: %w", err)
@@ -49,6 +54,7 @@ func (a *Agent) Try(ctx context.Context, raw []byte) (Tried, error) {
 		return Tried{}, err
 	}
 	defer stopProxy()
+	defer a.startWatch()()
 	// The run has no way in, so it holds its lease outright; otherwise it lives as a
 	// consumed one from its execution on: runs_in_flight and /status count it.
 	r := &run{lease: ownLease{}, at: runAt{offset: -1}, where: "try", stop: ctx, work: ctx, report: ctx}

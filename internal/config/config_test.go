@@ -61,7 +61,7 @@ func TestParseSpecExample(t *testing.T) {
 	tru := true
 	want := &Config{
 		Port: Port{BaseURL: "https://api.getport.io", ClientID: "cid", ClientSecret: "csecret",
-			OrgID: "org_123", RequestsPerSecond: 20},
+			OrgID: "org_123", RequestsPerSecond: 20, RunStatusInterval: Duration(30 * time.Second)},
 		Kafka: Kafka{
 			Brokers: []string{"b-1.example:9196"}, Topic: "org_123.runs", Group: "",
 			StartOffset: "latest", GroupProtocol: "classic",
@@ -81,7 +81,9 @@ func TestParseSpecExample(t *testing.T) {
 			Timeout:       Duration(10 * time.Minute),
 			MaxConcurrent: 2,
 			OnInterrupted: "fail",
+			When:          `.payload.properties.cluster == "eu"`,
 		}},
+		WorkflowNodeRuns: WorkflowNodeRuns{Unmatched: "leave"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("spec example:\n got %+v\nwant %+v", c, want)

@@ -32,6 +32,9 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 	validateIsolation(c.Executor, add)
 	validateLogs(c.Logs, add)
 	validateMessage(c.Message, compile, add)
+	if !oneOf(c.WorkflowNodeRuns.Unmatched, "leave", "fail") {
+		add(problem("workflowNodeRuns.unmatched", "must be leave or fail, got %q", c.WorkflowNodeRuns.Unmatched))
+	}
 	if len(c.Actions) == 0 {
 		add(problem("actions", "at least one action is required"))
 	}
@@ -51,6 +54,9 @@ func validatePort(p Port, add func(error)) {
 	case strings.HasPrefix(p.BaseURL, "http://") && !p.InsecureHTTP && !loopbackURL(p.BaseURL):
 		add(problem("port.baseURL", "http:// sends the client secret unencrypted: use https://, or http:// only to localhost or a loopback address (port.insecureHTTP: true allows another host, for a test emulator on a private network), got %q", p.BaseURL))
 	}
+	if a := p.AppURL; a != "" && !strings.HasPrefix(a, "http://") && !strings.HasPrefix(a, "https://") {
+		add(problem("port.appURL", "must be an http(s) URL, got %q", a))
+	}
 	if p.ClientID == "" {
 		add(problem("port.clientID", "required (set PORT_CLIENT_ID or write it in the file)"))
 	}
@@ -66,6 +72,9 @@ func validatePort(p Port, add func(error)) {
 	// limiter off, so only finite positive rates pass.
 	if rps := p.RequestsPerSecond; rps < 0 || math.IsNaN(rps) || math.IsInf(rps, 0) {
 		add(problem("port.requestsPerSecond", "must be a finite positive number, got %v", rps))
+	}
+	if d := p.RunStatusInterval.D(); d < time.Second || d > time.Hour {
+		add(problem("port.runStatusInterval", "must be between 1s and 1h (each check of long runs costs a Port request), got %s", d))
 	}
 }
 
@@ -145,6 +154,11 @@ func validateSecurity(s Security, add func(error)) {
 	if !oneOf(s.RunIsolation, "process", "token") {
 		add(problem("security.runIsolation", "must be process or token, got %q", s.RunIsolation))
 	}
+	for i, f := range s.ClientSideKeyFiles {
+		if _, err := readPrivateKey(f); err != nil {
+			add(problem(fmt.Sprintf("security.clientSideKeyFiles[%d]", i), "%v", err))
+		}
+	}
 }
 
 func validateExecutor(e Executor, add func(error)) {
@@ -219,9 +233,14 @@ func validateAction(key string, a Action, cgroups bool, compile CompileFunc, loo
 			add(problem(fmt.Sprintf("%s.secretInputs[%d]", key, i), "empty input name"))
 		}
 	}
+	if a.When != "" {
+		if err := compile(a.When); err != nil {
+			add(problem(key+".when", "bad jq expression %q: %v", a.When, err))
+		}
+	}
 	if wn := a.WorkflowNode; wn != nil {
-		if wn.Workflow == "" && wn.Node == "" && wn.Selector == "" {
-			add(problem(key+".workflowNode", "give workflow, node or selector: an empty match would take every node run"))
+		if wn.URL == "" && wn.Workflow == "" && wn.Node == "" && wn.Selector == "" {
+			add(problem(key+".workflowNode", "give url, workflow, node or selector: an empty match would take every node run"))
 		}
 		if wn.Selector != "" {
 			if err := compile(wn.Selector); err != nil {

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -30,6 +31,9 @@ type TryOptions struct {
 	Properties map[string]any
 	Entity     string // set: a DAY-2 run on this entity
 	ConfigPath string // "": the shipped example config (examples/config.yaml)
+	// CancelAfter, when set, ends the run in Port that long after it starts, as a user does
+	// (an action run set to FAILURE, a node run's workflow cancelled with force).
+	CancelAfter time.Duration
 	// Exec is how commands run, as under `port-runner run` (the shim, the reaper, the config
 	// file kept from commands); its Logger is try's own (it serves no metrics).
 	Exec agent.Deps
@@ -73,6 +77,7 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	defer func() { stopEmu(); _ = srv.Wait() }()
 	cfg.Port.BaseURL = srv.URL()
 
+	checkOftenIfCancelling(cfg, o.CancelAfter)
 	deps := o.Exec
 	deps.Logger = zap.New(consoleCore(logOut))
 	a, err := agent.New(cfg, deps)
@@ -88,10 +93,13 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	props, _ := json.Marshal(o.Properties)
 	if wn := cfg.Actions[o.Action].WorkflowNode; wn != nil {
 		// A workflow node's command: try it as the node run it serves, --properties as the
-		// node's payload.
+		// node's body. Port's node runs name their node by its url only.
+		if wn.URL == "" && wn.Selector == "" {
+			return false, fmt.Errorf("actions.%s.workflowNode names no url: Port's node runs carry their node's url, not its workflow or node, so try cannot make one that matches", o.Action)
+		}
 		workflow, node := cmp.Or(wn.Workflow, "try-workflow"), cmp.Or(wn.Node, "try-node")
-		created, msg, err = emu.PrepareNodeRun(workflow, node, o.Properties)
-		kind = "workflow " + workflow + ", node " + node
+		created, msg, err = emu.PrepareNodeRun(workflow, node, emulator.CreateNodeRunRequest{Payload: o.Properties, URL: wn.URL})
+		kind = "workflow node " + cmp.Or(wn.URL, node)
 	} else {
 		created, msg, err = emu.PrepareRun(o.Action, emulator.CreateRunRequest{Properties: o.Properties, Entity: o.Entity})
 		props, _ = json.Marshal(created.Properties)
@@ -101,7 +109,9 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	}
 	fmt.Fprintf(out, "━━ try %s (%s) · run %s · inputs %s · Port API emulator %s\n\n", o.Action, kind, created.ID, props, srv.URL())
 
+	stopCancel := cancelLater(ctx, out, emu, created, o.CancelAfter)
 	tried, runErr := a.Try(ctx, msg)
+	stopCancel()
 	masks := append(slices.Clone(tried.Masks), cfg.Security.Mask...)
 	mask := masker(masks)
 	if tried.Spec.Argv != nil {
@@ -239,5 +249,6 @@ func masker(masks []string) func(string) string {
 
 // consoleCore shows the agent's warnings and errors as readable lines.
 func consoleCore(w io.Writer) zapcore.Core {
-	return zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(w), zapcore.WarnLevel)
+	// Locked: the agent logs from several goroutines at once, and w need not be safe for that.
+	return zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.Lock(zapcore.AddSync(w)), zapcore.WarnLevel)
 }

@@ -134,6 +134,10 @@ type msgAction struct {
 
 type msgInvocation struct {
 	Type         string `json:"type"`
+	Agent        bool   `json:"agent,omitempty"`
+	URL          string `json:"url,omitempty"`
+	GroupName    string `json:"groupName,omitempty"`
+	ProjectName  string `json:"projectName,omitempty"`
 	Synchronized bool   `json:"synchronized,omitempty"`
 }
 
@@ -143,27 +147,28 @@ type msgUserInputs struct {
 
 type msgInput struct {
 	Type       string `json:"type"`
-	Encryption string `json:"encryption,omitempty"`
+	Encryption any    `json:"encryption,omitempty"` // "aes256-gcm", or {"algorithm": "client-side", "key": PEM}
 }
 
 // encryptSecretsLocked encrypts the action's secret inputs in the message as Port does
 // (it never stores or logs their values) and marks them in the action's userInputs.
 func (e *Emulator) encryptSecretsLocked(m *runMessage, action string) error {
 	names := e.opts.SecretInputs[action]
-	if len(names) == 0 {
+	clientSide := e.opts.ClientSideInputs[action]
+	if len(names) == 0 && len(clientSide) == 0 {
 		return nil
 	}
 	props := maps.Clone(m.Payload.Properties)
 	ui := &msgUserInputs{Properties: map[string]msgInput{}}
-	for _, n := range names {
+	encrypt := func(n string, encryption any, seal func([]byte) (string, error)) error {
 		v, ok := props[n]
 		typ := "string"
 		if _, isString := v.(string); !isString && ok {
 			typ = "object"
 		}
-		ui.Properties[n] = msgInput{Type: typ, Encryption: runmsg.SecretAlgorithm}
+		ui.Properties[n] = msgInput{Type: typ, Encryption: encryption}
 		if !ok {
-			continue
+			return nil
 		}
 		plain, isString := v.(string)
 		if !isString {
@@ -173,15 +178,48 @@ func (e *Emulator) encryptSecretsLocked(m *runMessage, action string) error {
 			}
 			plain = string(b)
 		}
-		enc, err := runmsg.EncryptSecret(e.opts.ClientSecret, []byte(plain))
+		enc, err := seal([]byte(plain))
 		if err != nil {
 			return fmt.Errorf("emulator: encrypt secret input %s: %w", n, err)
 		}
 		props[n] = enc
+		return nil
+	}
+	for _, n := range names {
+		if err := encrypt(n, runmsg.SecretAlgorithm, func(p []byte) (string, error) { return runmsg.EncryptSecret(e.opts.ClientSecret, p) }); err != nil {
+			return err
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(clientSide)) {
+		pub := clientSide[n]
+		pem, err := runmsg.PublicKeyPEM(pub)
+		if err != nil {
+			return fmt.Errorf("emulator: client-side input %s: %w", n, err)
+		}
+		enc := map[string]string{"algorithm": runmsg.ClientSideAlgorithm, "key": pem}
+		if err := encrypt(n, enc, func(p []byte) (string, error) { return runmsg.EncryptClientSide(pub, p) }); err != nil {
+			return err
+		}
 	}
 	m.Payload.Properties = props
 	m.Payload.Action.UserInputs = ui
 	return nil
+}
+
+// invocation is the invocation method an action's runs carry (Options.Invocations).
+func (e *Emulator) invocation(action string) msgInvocation {
+	sync := slices.Contains(e.opts.Synchronous, action)
+	typ := e.opts.Invocations[action]
+	if typ == "" && sync {
+		typ = runmsg.InvocationWebhook
+	}
+	switch typ {
+	case runmsg.InvocationWebhook:
+		return msgInvocation{Type: typ, Agent: true, URL: "https://port-runner.invalid/actions/" + action, Synchronized: sync}
+	case runmsg.InvocationGitLab:
+		return msgInvocation{Type: typ, Agent: true, GroupName: "port-runner", ProjectName: action}
+	}
+	return msgInvocation{Type: runmsg.InvocationKafka}
 }
 
 func (e *Emulator) buildMessage(id, action, blueprint, entity string, props map[string]any, now time.Time) ([]byte, error) {
@@ -198,7 +236,7 @@ func (e *Emulator) buildMessage(id, action, blueprint, entity string, props map[
 		Payload: msgPayload{
 			Action: msgAction{
 				Identifier: action, Title: action,
-				InvocationMethod: msgInvocation{Type: "KAFKA"},
+				InvocationMethod: e.invocation(action),
 				Trigger:          "CREATE",
 				Blueprint:        blueprint,
 			},
@@ -209,7 +247,6 @@ func (e *Emulator) buildMessage(id, action, blueprint, entity string, props map[
 	if err := e.encryptSecretsLocked(&m, action); err != nil {
 		return nil, err
 	}
-	m.Payload.Action.InvocationMethod.Synchronized = slices.Contains(e.opts.Synchronous, action)
 	if entity != "" {
 		m.Context.Entity = &entity
 		m.Payload.Entity = &msgEntity{Identifier: entity, Title: entity, Blueprint: blueprint,

@@ -56,7 +56,7 @@ func TestSchedulerCancelUnblocksWaiters(t *testing.T) {
 	a := waitAsync(s, ctxA, PriorityLog, "r_a")
 	b := waitAsync(s, ctxB, PriorityProxy, "r_b")
 	h := waitAsync(s, ctxH, PriorityClose, "r_h")
-	eventually(t, "all three queued", func() bool { q := s.queued(); return q == [numPriorities]int{0, 1, 1, 1} })
+	eventually(t, "all three queued", func() bool { q := s.queued(); return q == [numPriorities]int{0, 0, 1, 1, 1} })
 	cancelB()
 	expectErr(t, b, context.Canceled)
 	cancelA()
@@ -338,7 +338,7 @@ func FuzzBudgetHeaders(f *testing.F) {
 		if s.budget.remaining < 0 || s.budget.limit < 0 {
 			t.Fatalf("budget %+v", s.budget)
 		}
-		for p := PriorityProxy; p < numPriorities; p++ {
+		for p := PriorityCheck; p < numPriorities; p++ {
 			if d := s.delayLocked(now, p); d > maxHold+time.Second {
 				t.Fatalf("%s waits %v after headers %v", p, d, h)
 			}

@@ -74,3 +74,21 @@ func describe(v any) string {
 	}
 	return kindOf(v)
 }
+
+// blueprintOf is the run's blueprint: the context's, else the action's (nil: none).
+func blueprintOf(doc any) any {
+	if s, ok := Lookup(doc, "context", "blueprint").(string); ok && s != "" {
+		return s
+	}
+	if s, ok := Lookup(doc, "payload", "action", "blueprint").(string); ok && s != "" {
+		return s
+	}
+	return nil
+}
+
+func triggerOf(doc any) any {
+	if m, ok := doc.(map[string]any); ok {
+		return m["trigger"]
+	}
+	return nil
+}

@@ -22,7 +22,6 @@ func module() Policy {
 			"internal/agent/agent.go": "the agent's assembly and its start and stop order: " +
 				"split with the run-lifecycle rewrite",
 			// Test code.
-			"charts/chart_test.go":            "every rendered manifest of the chart: split by manifest when next changed",
 			"internal/config/config_test.go":  "case tables for every config section: split by section when next changed",
 			"internal/portapi/client_test.go": "every call and answer class of the client: split by topic when next changed",
 			"internal/runmsg/runmsg_test.go":  "every message shape and signature case: split by topic when next changed",
