@@ -79,11 +79,11 @@ func skipsAndGoesOn(t *testing.T, batch []byte, bound int) {
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- c.Run(runCtx, context.Background(), func(_ context.Context, tk *Ticket) bool {
+		done <- c.Run(runCtx, context.Background(), func(_ context.Context, tk *Ticket) {
 			mu.Lock()
 			handled = append(handled, tk.Record.Offset)
 			mu.Unlock()
-			return true
+			tk.Release(true)
 		})
 	}()
 	defer func() { stop(); <-done }()

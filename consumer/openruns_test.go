@@ -42,16 +42,16 @@ func TestAPartitionHoldsAtMostItsRunLimit(t *testing.T) {
 	defer stop()
 	done := make(chan error, 1)
 	go func() {
-		done <- c.Run(runCtx, context.Background(), func(_ context.Context, _ *Ticket) bool {
+		done <- c.Run(runCtx, context.Background(), func(_ context.Context, tk *Ticket) {
 			n := holding.Add(1)
 			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 			}
 			<-gate
 			holding.Add(-1)
+			tk.Release(true)
 			if handled.Add(1) == more+1 {
 				stop()
 			}
-			return true
 		})
 	}()
 	waitcond.For(t, "the partition paused at its run limit", 30*time.Second, func() bool {

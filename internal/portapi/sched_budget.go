@@ -72,7 +72,7 @@ func (s *scheduler) budgetDelayLocked(now time.Time, p Priority) time.Duration {
 func reserve(limit int, p Priority) int {
 	r := min(100, (limit+9)/10)
 	switch p {
-	case PriorityCheck:
+	case PriorityCheck, PriorityWatch:
 		return 3 * r
 	case PriorityProxy:
 		return 2 * r
