@@ -54,9 +54,11 @@ func TestAPartitionHoldsAtMostItsRunLimit(t *testing.T) {
 			return true
 		})
 	}()
-	waitcond.For(t, "the partition paused at its run limit", 30*time.Second, func() bool {
+	// The ledger pauses the partition before the poll starts the handlers of the records it
+	// took: wait for those handlers too, or a loaded machine opens the gate before they hold.
+	waitcond.For(t, "the partition paused at its run limit, its handlers holding the records", 30*time.Second, func() bool {
 		paused, _ := c.ledger.windowPaused(topicPartition{testTopic, 0})
-		return paused
+		return paused && holding.Load() >= pauseOpenRuns
 	})
 	close(gate)
 	if err := <-done; err != nil {
