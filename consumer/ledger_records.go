@@ -33,18 +33,24 @@ func (l *ledger) add(rec *kgo.Record) (prior Prior, ok, pause bool) {
 	case rec.Offset < pl.unknownBelow:
 		prior = PriorUnknown
 	}
+	return prior, true, l.track(pl, e)
+}
+
+// track appends e, the partition's newest offset, and says whether that filled the
+// partition's window or its runs (pauseOpenRuns): then it is paused; l.mu is held.
+func (l *ledger) track(pl *partitionLedger, e entry) (pause bool) {
 	pl.inflight = append(pl.inflight, e)
 	if !e.done {
 		pl.open++
 	}
-	pl.lastSeen = rec.Offset
+	pl.lastSeen = e.offset
 	pl.popDone()
 	pl.version++
 	if !pl.paused && (len(pl.inflight) >= l.maxWindow || pl.open >= pauseOpenRuns) {
 		pl.paused = true
-		pause = true
+		return true
 	}
-	return prior, true, pause
+	return false
 }
 
 // startMark is a start recorded by markStarted: the ownership (partition ledger) it was
