@@ -1,7 +1,8 @@
-// Package secretinput decrypts Port's secret user inputs. Port encrypts an input whose
+// Port-managed secret inputs (README "Secret inputs"). Port encrypts an input whose
 // schema says "encryption": "aes256-gcm" with AES-256-GCM under the first 32 bytes of the
 // organization's client secret and sends base64(iv (16 bytes) | ciphertext | tag (16 bytes)).
 // Errors never contain the value, encrypted or not: callers put them in labels and logs.
+
 package runmsg
 
 import (
@@ -59,7 +60,7 @@ func decodeSecretValue(value string) ([]byte, error) {
 	return raw, nil
 }
 
-// Decrypt returns the plaintext of one encrypted value.
+// DecryptSecret returns the plaintext of one encrypted value.
 func DecryptSecret(clientSecret, value string) ([]byte, error) {
 	raw, err := decodeSecretValue(value)
 	if err != nil {
@@ -79,7 +80,7 @@ func DecryptSecret(clientSecret, value string) ([]byte, error) {
 	return plain, nil
 }
 
-// Encrypt is Port's side (for the emulator and tests): a random IV per value.
+// EncryptSecret is Port's side (for the emulator and tests): a random IV per value.
 func EncryptSecret(clientSecret string, plaintext []byte) (string, error) {
 	g, err := secretAEAD(clientSecret)
 	if err != nil {
