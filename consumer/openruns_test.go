@@ -19,10 +19,7 @@ import (
 // finish it goes on until every record is handled.
 func TestAPartitionHoldsAtMostItsRunLimit(t *testing.T) {
 	kc := fakeCluster(t, 1) // one record already
-	prod, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	prod := producer(t, kc)
 	const more = 3 * maxOpenRuns
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -33,7 +30,6 @@ func TestAPartitionHoldsAtMostItsRunLimit(t *testing.T) {
 	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	prod.Close()
 
 	c := newTestConsumer(t, kc, "g-open-runs", Options{Slots: executor.NewPool(1000, nil), MaxPoll: 1000})
 	var holding, most, handled atomic.Int64
