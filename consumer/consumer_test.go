@@ -29,11 +29,7 @@ func fakeCluster(t *testing.T, partitions int32) *kfake.Cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(kc.Close)
-	prod, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
+	prod := producer(t, kc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for p := range partitions {
@@ -42,6 +38,18 @@ func fakeCluster(t *testing.T, partitions int32) *kfake.Cluster {
 		}
 	}
 	return kc
+}
+
+// producer is a client of kc that writes each record to the partition it names; closed
+// when the test ends.
+func producer(t *testing.T, kc *kfake.Cluster) *kgo.Client {
+	t.Helper()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	return prod
 }
 
 func newTestConsumer(t *testing.T, kc *kfake.Cluster, group string, opts Options) *Consumer {

@@ -44,19 +44,26 @@ func (l *ledger) add(rec *kgo.Record) (p polled, ok, pause bool) {
 		p.prior = PriorUnknown
 		e.unknown = true
 	}
-	if !e.done && p.prior != PriorLeased {
-		e.counted = true
+	// A run parked for another replica's lease is not this member's open run.
+	e.counted = !e.done && p.prior != PriorLeased
+	return p, true, l.track(pl, e)
+}
+
+// track appends e, the partition's newest offset, and says whether that filled the
+// partition's window or its runs (pauseOpenRuns): then it is paused; l.mu is held.
+func (l *ledger) track(pl *partitionLedger, e entry) (pause bool) {
+	pl.inflight = append(pl.inflight, e)
+	if e.counted {
 		pl.open++
 	}
-	pl.inflight = append(pl.inflight, e)
-	pl.lastSeen = rec.Offset
+	pl.lastSeen = e.offset
 	pl.popDone()
 	pl.version++
 	if !pl.paused && (len(pl.inflight) >= l.maxWindow || pl.open >= pauseOpenRuns) {
 		pl.paused = true
-		pause = true
+		return true
 	}
-	return p, true, pause
+	return false
 }
 
 // startMark is a start recorded by markStarted: the ownership (partition ledger) it was
