@@ -223,6 +223,7 @@ func (a *Agent) endCancelled(report context.Context, run runmsg.Run, runLog *rep
 	defer a.watch.forget(run.ID)
 	a.metrics.RunsTotal.WithLabelValues(run.Action, resultCancelledInPort).Inc()
 	life.to(phaseCommandEnded)
+	life.result(false, res.Label) // /status's finished runs: FAILURE, as Port shows it, and why
 	summary := fmt.Sprintf("port-runner: %s after %s", res.Label, res.Duration.Round(time.Millisecond))
 	ctx, cancel := context.WithTimeout(report, a.timings.closingBudget)
 	defer cancel()
