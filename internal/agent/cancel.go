@@ -221,6 +221,7 @@ func (a *Agent) endCancelled(r *run) {
 	res := r.ex.res
 	a.metrics.RunsTotal.WithLabelValues(r.msg.Action, resultCancelledInPort).Inc()
 	r.life.to(phaseCommandEnded)
+	r.life.result(false, res.Label) // /status's finished runs: FAILURE, as Port shows it, and why
 	summary := fmt.Sprintf("port-runner: %s after %s", res.Label, res.Duration.Round(time.Millisecond))
 	ctx, cancel := context.WithTimeout(r.report, a.timings.closingBudget)
 	defer cancel()
