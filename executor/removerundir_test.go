@@ -69,7 +69,7 @@ func madeRunDir(t testing.TB) string {
 	mustOK(t, err)
 	writeJSON(t, filepath.Join(dir, runFileName))
 	for _, d := range runHomeDirs {
-		mustOK(t, os.Mkdir(filepath.Join(dir, d), 0o700))
+		mustOK(t, os.Mkdir(filepath.Join(dir, d.dir), 0o700))
 	}
 	return dir
 }
@@ -101,7 +101,7 @@ func BenchmarkRemoveRunDir(b *testing.B) {
 				mustOK(b, err)
 				writeJSON(b, filepath.Join(dir, runFileName))
 				for _, d := range runHomeDirs {
-					mustOK(b, os.Mkdir(filepath.Join(dir, d), 0o700))
+					mustOK(b, os.Mkdir(filepath.Join(dir, d.dir), 0o700))
 				}
 				b.StartTimer()
 				if err := c.remove(dir); err != nil {

@@ -54,21 +54,22 @@ func writeRunFile(spec Spec) (dir, file string, err error) {
 	return dir, file, nil
 }
 
-// runHomeDirs are the directories runHome makes in a run's directory.
-var runHomeDirs = [...]string{"home", "tmpdir"}
+// runHomeDirs are the directories runHome makes in a run's directory, and the variables
+// that name them.
+var runHomeDirs = [...]struct{ env, dir string }{{"HOME", "home"}, {"TMPDIR", "tmpdir"}}
 
 // runHome gives a confined command a HOME and a TMPDIR of its own in its run directory
 // (the agent's are not its to write), unless the action's env names its own.
 func runHome(env []string, runDir string, own map[string]string) ([]string, error) {
-	for _, v := range []string{"HOME", "TMPDIR"} {
-		if _, set := own[v]; set {
+	for _, d := range runHomeDirs {
+		if _, set := own[d.env]; set {
 			continue
 		}
-		dir := filepath.Join(runDir, strings.ToLower(v)) // runHomeDirs
+		dir := filepath.Join(runDir, d.dir)
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("run directory: %w", err)
 		}
-		env = setEnv(env, v, dir)
+		env = setEnv(env, d.env, dir)
 	}
 	return env, nil
 }
@@ -91,11 +92,12 @@ func setEnv(env []string, key, value string) []string {
 // known name it replaced (a link, a full directory: unlink and rmdir never follow a link),
 // and os.RemoveAll takes the rest.
 func RemoveRunDir(dir string, files ...string) error {
-	for _, name := range append(files, runFileName) {
+	_ = syscall.Unlink(filepath.Join(dir, runFileName))
+	for _, name := range files {
 		_ = syscall.Unlink(filepath.Join(dir, name))
 	}
-	for _, name := range runHomeDirs {
-		_ = syscall.Rmdir(filepath.Join(dir, name))
+	for _, d := range runHomeDirs {
+		_ = syscall.Rmdir(filepath.Join(dir, d.dir))
 	}
 	if syscall.Rmdir(dir) == nil {
 		return nil
