@@ -119,7 +119,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 		return startFailure(err)
 	}
 	if spec.RunDir == "" {
-		defer os.RemoveAll(prep.runDir)
+		defer RemoveRunDir(prep.runDir)
 	}
 	conf, err := confine(spec, prep)
 	if err != nil {
