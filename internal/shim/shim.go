@@ -4,8 +4,8 @@
 // binary under the hidden subcommand [Command]. It imports nothing but syscall, so the Go
 // shim starts with the Go runtime's own start-up and no package inits.
 //
-// The protocol with the executor (written out for other implementations of the shim in
-// /work/notes/shim-protocol.md, which must say the same):
+// The protocol with the executor (the C shim, cmd/port-runner-shim/c/shim.c, implements the
+// same; a change here is a change there, and both shims' tests run it):
 //
 //   - argv: "SHIM [OPTION...] -- PATH ARGV0 [ARG...]". PATH is the resolved command, ARGV0
 //     and the ARGs its argv. The command's environment is the shim's. The options
