@@ -287,7 +287,9 @@ func TestUnleasedStartWaitsForTheFence(t *testing.T) {
 func TestParkedTicketsGiveTheirPlaceBack(t *testing.T) {
 	kc := fakeCluster(t, 3)
 	pool := executor.NewPool(1, nil) // room for 2 records
-	c := newTestConsumer(t, kc, "g-park", Options{CommitEvery: time.Hour, Slots: pool})
+	// One place per poll: the poll waiting for a fourth record holds at most one, however
+	// the parks and its reservations interleave.
+	c := newTestConsumer(t, kc, "g-park", Options{CommitEvery: time.Hour, Slots: pool, MaxPoll: 1})
 	got := make(chan *Ticket, 3)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
