@@ -56,6 +56,10 @@ type Options struct {
 	Synchronous []string
 	// KafkaCredentials, when set, is what GET /v1/kafka-credentials answers; else 404.
 	KafkaCredentials *KafkaCredentials
+	// Delivery is how created runs reach the agent: DeliveryKafka (default) produces their
+	// messages; DeliveryPolling holds them pending for the claim-pending routes. PATCH
+	// /v1/organization (settings.portAgentStreamerName) changes it, as in Port.
+	Delivery string
 }
 
 // KafkaCredentials are an organization's managed-Kafka credentials.
@@ -76,6 +80,8 @@ type Emulator struct {
 	requests []Request
 	tokens   map[string]token
 	entities map[string]*EntityState // by entityKey(blueprint, identifier)
+
+	delivery string // DeliveryKafka | DeliveryPolling
 
 	down     bool
 	failN    int
@@ -129,6 +135,15 @@ type RunState struct {
 	Output               map[string]any
 	CreatedAt, UpdatedAt time.Time
 	EndedAt              *time.Time
+	// A run held for the agent's claims (delivery "polling"): Pending, how many times it
+	// was claimed, until when its last claim hides it, whether it was acknowledged, and
+	// the acknowledgements refused because it already was (409).
+	Pending      bool
+	Claims       int
+	ClaimedUntil time.Time
+	Acked        bool
+	RejectedAcks int
+	claimBody    []byte // the claim's payload (an action run) or config (a node run)
 }
 
 // LogEntry is one accepted POST .../logs.
@@ -162,7 +177,11 @@ func New(opts Options) *Emulator {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Delivery == "" {
+		opts.Delivery = DeliveryKafka
+	}
 	e := &Emulator{
+		delivery: opts.Delivery,
 		opts:     opts,
 		changed:  make(chan struct{}),
 		runs:     map[string]*RunState{},

@@ -31,6 +31,9 @@ func (e *Emulator) CreateRun(ctx context.Context, action string, req CreateRunRe
 	if action == "" {
 		return RunState{}, errf(http.StatusUnprocessableEntity, "invalid_request", "action identifier is required")
 	}
+	if e.Delivery() == DeliveryPolling {
+		return e.HoldRun(action, req)
+	}
 	if e.opts.Produce == nil {
 		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error", Message: errNoProducer.Error(), Err: errNoProducer}
 	}
@@ -47,34 +50,65 @@ func (e *Emulator) CreateRun(ctx context.Context, action string, req CreateRunRe
 	return run, nil
 }
 
+// HoldRun creates the IN_PROGRESS run as CreateRun does and holds it pending for the
+// agent's claims (delivery "polling") instead of producing its message.
+func (e *Emulator) HoldRun(action string, req CreateRunRequest) (RunState, error) {
+	if action == "" {
+		return RunState{}, errf(http.StatusUnprocessableEntity, "invalid_request", "action identifier is required")
+	}
+	bp, props := runInputs(req)
+	now := e.opts.Now()
+	id := "r_" + randomID(16)
+	payload, err := e.claimPayload(id, action, bp, req.Entity, props, now)
+	if err != nil {
+		return RunState{}, &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: err.Error(), Err: err}
+	}
+	e.mu.Lock()
+	e.holdLocked(&RunState{ID: id, Action: action, Blueprint: bp, Entity: req.Entity, Properties: e.shownProps(action, props)}, payload)
+	e.mu.Unlock()
+	run, _ := e.Run(id)
+	return run, nil
+}
+
+// runInputs is a new run's blueprint and (copied) properties.
+func runInputs(req CreateRunRequest) (blueprint string, props map[string]any) {
+	blueprint = req.Blueprint
+	if blueprint == "" {
+		blueprint = "microservice"
+	}
+	props = maps.Clone(req.Properties)
+	if props == nil {
+		props = map[string]any{}
+	}
+	return blueprint, props
+}
+
+// shownProps is what Port stores and shows of a run's inputs: never a secret input's value.
+func (e *Emulator) shownProps(action string, props map[string]any) map[string]any {
+	props = maps.Clone(props)
+	for _, n := range e.opts.SecretInputs[action] {
+		if _, ok := props[n]; ok {
+			props[n] = "***"
+		}
+	}
+	return props
+}
+
 // PrepareRun creates the IN_PROGRESS run as CreateRun does and returns its signed message
 // instead of producing it (`port-runner try` hands it to the agent directly, no Kafka).
 func (e *Emulator) PrepareRun(action string, req CreateRunRequest) (RunState, []byte, error) {
 	if action == "" {
 		return RunState{}, nil, errf(http.StatusUnprocessableEntity, "invalid_request", "action identifier is required")
 	}
-	bp := req.Blueprint
-	if bp == "" {
-		bp = "microservice"
-	}
-	props := maps.Clone(req.Properties)
-	if props == nil {
-		props = map[string]any{}
-	}
+	bp, props := runInputs(req)
 	now := e.opts.Now()
 	id := "r_" + randomID(16)
 	value, err := e.buildMessage(id, action, bp, req.Entity, props, now)
 	if err != nil {
 		return RunState{}, nil, &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: err.Error(), Err: err}
 	}
-	// Port neither stores nor shows a secret input's value.
-	for _, n := range e.opts.SecretInputs[action] {
-		if _, ok := props[n]; ok {
-			props[n] = "***"
-		}
-	}
 	e.mu.Lock()
-	e.insertLocked(&RunState{ID: id, Action: action, Blueprint: bp, Entity: req.Entity, Properties: props})
+	e.insertLocked(&RunState{ID: id, Action: action, Blueprint: bp, Entity: req.Entity, Properties: e.shownProps(action, props)})
 	e.mu.Unlock()
 	run, _ := e.Run(id)
 	return run, value, nil
@@ -185,6 +219,23 @@ func (e *Emulator) encryptSecretsLocked(m *runMessage, action string) error {
 }
 
 func (e *Emulator) buildMessage(id, action, blueprint, entity string, props map[string]any, now time.Time) ([]byte, error) {
+	m, err := e.newMessage(id, action, blueprint, entity, props, now)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := encodeMessage(m)
+	if err != nil {
+		return nil, err
+	}
+	signed, err := runmsg.Sign(e.opts.ClientSecret, now.Unix(), raw)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: sign run message: %w", err)
+	}
+	return signed, nil
+}
+
+// newMessage is the run message of a new run, as Port writes it to the runs topic.
+func (e *Emulator) newMessage(id, action, blueprint, entity string, props map[string]any, now time.Time) (runMessage, error) {
 	m := runMessage{
 		Action:       action,
 		ResourceType: "run",
@@ -207,7 +258,7 @@ func (e *Emulator) buildMessage(id, action, blueprint, entity string, props map[
 		Headers: map[string]any{},
 	}
 	if err := e.encryptSecretsLocked(&m, action); err != nil {
-		return nil, err
+		return runMessage{}, err
 	}
 	m.Payload.Action.InvocationMethod.Synchronized = slices.Contains(e.opts.Synchronous, action)
 	if entity != "" {
@@ -216,17 +267,47 @@ func (e *Emulator) buildMessage(id, action, blueprint, entity string, props map[
 			Properties: map[string]any{}, Relations: map[string]any{}}
 		m.Payload.Action.Trigger = "DAY-2"
 	}
+	return m, nil
+}
+
+// encodeMessage is a message's JSON as Port's JSON.stringify writes it.
+func encodeMessage(v any) ([]byte, error) {
 	// JSON.stringify does not escape <, > and &: neither do we.
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return nil, fmt.Errorf("emulator: encode run message: %w", err)
 	}
-	raw := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	signed, err := runmsg.Sign(e.opts.ClientSecret, now.Unix(), raw)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// claimPayload is a held run's payload as the claim answers it: the execution agent's
+// invocation method (WEBHOOK, agent: true) and, as its body, the run message without
+// signature headers (port-agent's fixture carries the message's context, payload and
+// trigger there).
+func (e *Emulator) claimPayload(id, action, blueprint, entity string, props map[string]any, now time.Time) ([]byte, error) {
+	m, err := e.newMessage(id, action, blueprint, entity, props, now)
 	if err != nil {
-		return nil, fmt.Errorf("emulator: sign run message: %w", err)
+		return nil, err
 	}
-	return signed, nil
+	m.Payload.Action.InvocationMethod.Type = "WEBHOOK"
+	body, err := encodeMessage(m)
+	if err != nil {
+		return nil, err
+	}
+	return encodeMessage(claimedPayload{
+		Type: "WEBHOOK", Agent: true, Synchronized: m.Payload.Action.InvocationMethod.Synchronized,
+		Method: "POST", Headers: map[string]any{}, Body: body,
+	})
+}
+
+type claimedPayload struct {
+	Type         string          `json:"type"`
+	URL          string          `json:"url"`
+	Agent        bool            `json:"agent"`
+	Synchronized bool            `json:"synchronized"`
+	Method       string          `json:"method"`
+	Headers      map[string]any  `json:"headers"`
+	Body         json.RawMessage `json:"body"`
 }

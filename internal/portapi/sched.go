@@ -17,6 +17,9 @@ type Priority int
 const (
 	// PriorityProxy: requests a run's command makes through the agent (portproxy).
 	PriorityProxy Priority = iota
+	// PriorityClaim: asking Port for pending runs (transport: polling): the agent's own
+	// least urgent request, which only ever delays the start of a run nobody holds yet.
+	PriorityClaim
 	// PriorityLog: log batches, PATCHes of a run, lookups of runs.
 	PriorityLog
 	// PriorityClose: closing requests (and the token, which every request needs).
@@ -28,6 +31,8 @@ func (p Priority) String() string {
 	switch p {
 	case PriorityProxy:
 		return "proxy"
+	case PriorityClaim:
+		return "claim"
 	case PriorityLog:
 		return "log"
 	default:
@@ -166,7 +171,7 @@ func (s *scheduler) done(hdr http.Header, code int) {
 // command's own requests cannot hold up the closings.
 func (s *scheduler) inFlightLimit(p Priority) int {
 	switch p {
-	case PriorityProxy:
+	case PriorityProxy, PriorityClaim:
 		return max(1, s.maxInFlight/2)
 	case PriorityLog:
 		return max(1, s.maxInFlight*3/4)

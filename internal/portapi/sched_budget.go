@@ -74,6 +74,8 @@ func reserve(limit int, p Priority) int {
 	switch p {
 	case PriorityProxy:
 		return 2 * r
+	case PriorityClaim:
+		return r + r/2
 	case PriorityLog:
 		return r
 	default:

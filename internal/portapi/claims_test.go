@@ -1,0 +1,49 @@
+package portapi_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/port-runner/port-runner/internal/emulator"
+	"github.com/port-runner/port-runner/internal/portapi"
+)
+
+// Claims and acknowledgements as Port's clients make them: the emulator refuses a claim
+// without x-port-reserved-usage or outside the documented limits, so this also checks the
+// client sends both right.
+func TestClaimAndAcknowledge(t *testing.T) {
+	e, c := emulated(t, emulator.Options{Delivery: emulator.DeliveryPolling})
+	ctx := context.Background()
+	var ids []string
+	for range 3 {
+		r, err := e.CreateRun(ctx, "deploy", emulator.CreateRunRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	got, err := c.ClaimRuns(ctx, portapi.Claim{Limit: 2, VisibilityTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != ids[0] || got[1].ID != ids[1] || got[0].Node || len(got[0].Raw) == 0 {
+		t.Fatalf("claimed %+v, want the two oldest of %v", got, ids)
+	}
+	if err := c.AckRun(ctx, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AckRun(ctx, ids[0]); !errors.Is(err, portapi.ErrClaimedElsewhere) {
+		t.Fatalf("second ack: %v, want ErrClaimedElsewhere", err)
+	}
+	if rest, err := c.ClaimRuns(ctx, portapi.Claim{Limit: 100, VisibilityTimeout: time.Minute}); err != nil || len(rest) != 1 || rest[0].ID != ids[2] {
+		t.Fatalf("second claim %+v %v, want only %s", rest, err, ids[2])
+	}
+	if _, err := c.ClaimRuns(ctx, portapi.Claim{Limit: 101, VisibilityTimeout: time.Minute}); !portapi.Permanent(err) {
+		t.Fatalf("claim over Port's limit: %v, want a permanent refusal", err)
+	}
+	if err := c.SetStreamer(ctx, "KAFKA"); err != nil || e.Delivery() != emulator.DeliveryKafka {
+		t.Fatalf("SetStreamer: %v, delivery %q", err, e.Delivery())
+	}
+}
