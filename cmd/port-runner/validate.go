@@ -19,7 +19,8 @@ func validateCommand() command {
 		synopsis: "--config FILE [--connect]",
 		summary:  "Check a config: every problem at once, each with its key and line.",
 		detail: "Exit 0 when it is valid, 2 when it is not. --connect also tries the brokers, SASL,\n" +
-			"the topic, the group and the Port credentials, and exits 1 when one of them fails.",
+			"the topic, the group and the Port credentials (transport: polling: the Port credentials\n" +
+			"and its claim route), and exits 1 when one of them fails.",
 		flags: func(fs *flag.FlagSet) func([]string, io.Writer, io.Writer) int {
 			path := configFlag(fs)
 			connect := fs.Bool("connect", false, "also try the brokers, SASL, the topic, the group and the Port credentials")
@@ -35,11 +36,16 @@ func validate(path string, connect bool, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	fmt.Fprintf(stdout, "config ok: %d action(s) (%s), topic %s, group %s\n",
-		len(cfg.Actions), strings.Join(cfg.ActionNames(), ", "), cfg.Kafka.Topic, cfg.Kafka.Group)
-	// The group's rebalance timeout is derived, not configured: say from what.
-	fmt.Fprintf(stdout, "rebalance timeout %s: kafka.revokeTimeout %s + %s kill grace + %s closing budget + %s commit\n",
-		cfg.Kafka.RebalanceTimeout(), cfg.Kafka.RevokeTimeout.D(), config.KillGrace, config.ClosingBudget, config.CommitMargin)
+	if cfg.Polls() {
+		fmt.Fprintf(stdout, "config ok: %d action(s) (%s), transport polling: claims every %s at most while idle, visibility timeout %s\n",
+			len(cfg.Actions), strings.Join(cfg.ActionNames(), ", "), cfg.Polling.Interval.D(), cfg.Polling.VisibilityTimeout.D())
+	} else {
+		fmt.Fprintf(stdout, "config ok: %d action(s) (%s), topic %s, group %s\n",
+			len(cfg.Actions), strings.Join(cfg.ActionNames(), ", "), cfg.Kafka.Topic, cfg.Kafka.Group)
+		// The group's rebalance timeout is derived, not configured: say from what.
+		fmt.Fprintf(stdout, "rebalance timeout %s: kafka.revokeTimeout %s + %s kill grace + %s closing budget + %s commit\n",
+			cfg.Kafka.RebalanceTimeout(), cfg.Kafka.RevokeTimeout.D(), config.KillGrace, config.ClosingBudget, config.CommitMargin)
+	}
 	if !connect {
 		return exitOK
 	}

@@ -13,14 +13,18 @@ import (
 
 // Config is the whole agent configuration (README "Configuration").
 type Config struct {
-	Port     Port              `yaml:"port"`
-	Kafka    Kafka             `yaml:"kafka"`
-	Security Security          `yaml:"security"`
-	Executor Executor          `yaml:"executor"`
-	Logs     Logs              `yaml:"logs"`
-	Metrics  Metrics           `yaml:"metrics"`
-	Message  Message           `yaml:"message"`
-	Actions  map[string]Action `yaml:"actions"`
+	Port Port `yaml:"port"`
+	// Transport is how runs come in: "kafka" (default), the org's runs topic, or "polling",
+	// Port's claim-and-acknowledge API (README "Delivery"); with polling kafka: is unused.
+	Transport string            `yaml:"transport"`
+	Kafka     Kafka             `yaml:"kafka"`
+	Polling   Polling           `yaml:"polling"`
+	Security  Security          `yaml:"security"`
+	Executor  Executor          `yaml:"executor"`
+	Logs      Logs              `yaml:"logs"`
+	Metrics   Metrics           `yaml:"metrics"`
+	Message   Message           `yaml:"message"`
+	Actions   map[string]Action `yaml:"actions"`
 }
 
 type Port struct {
@@ -49,6 +53,35 @@ type Kafka struct {
 	// it cancels them; the partition is released only once they are closed in Port.
 	RevokeTimeout Duration `yaml:"revokeTimeout"`
 }
+
+// Transports (Config.Transport).
+const (
+	TransportKafka   = "kafka"
+	TransportPolling = "polling"
+)
+
+// Polling paces the claims of transport: polling.
+type Polling struct {
+	// Interval is the longest wait between two claims while Port has nothing pending: an
+	// idle replica's claims back off from 1s up to it. A freed slot claims at once.
+	Interval Duration `yaml:"interval"`
+	// VisibilityTimeout is how long a claimed run stays hidden from every other claimer
+	// unless this replica acknowledges it (which it does right before the run starts).
+	VisibilityTimeout Duration `yaml:"visibilityTimeout"`
+}
+
+// Polling bounds: Port's documented range for visibilityTimeoutMs, and an idle interval
+// between a second and five minutes.
+const (
+	MinPollInterval   = time.Second
+	MaxPollInterval   = 5 * time.Minute
+	MinVisibility     = time.Second
+	MaxVisibility     = 10 * time.Minute
+	defaultVisibility = 60 * time.Second
+)
+
+// Polls reports whether runs come from Port's claim API rather than Kafka.
+func (c *Config) Polls() bool { return c.Transport == TransportPolling }
 
 // Delivery timings the group's rebalance timeout is made of (see RebalanceTimeout).
 const (
@@ -185,6 +218,15 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Kafka.Topic == "" && c.Port.OrgID != "" {
 		c.Kafka.Topic = c.Port.OrgID + ".runs"
+	}
+	if c.Transport == "" {
+		c.Transport = TransportKafka
+	}
+	if c.Polling.Interval == 0 {
+		c.Polling.Interval = Duration(10 * time.Second)
+	}
+	if c.Polling.VisibilityTimeout == 0 {
+		c.Polling.VisibilityTimeout = Duration(defaultVisibility)
 	}
 	if c.Kafka.StartOffset == "" {
 		c.Kafka.StartOffset = "latest"

@@ -24,7 +24,14 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 	var ps Problems
 	add := func(err error) { ps = append(ps, err) }
 	validatePort(c.Port, add)
-	validateKafka(c.Kafka, add)
+	switch c.Transport {
+	case TransportKafka:
+		validateKafka(c.Kafka, add)
+	case TransportPolling:
+		validatePolling(c.Polling, add)
+	default:
+		add(problem("transport", "must be kafka or polling, got %q", c.Transport))
+	}
 	validateSecurity(c.Security, add)
 	validateExecutor(c.Executor, add)
 	validateLogs(c.Logs, add)
@@ -60,6 +67,15 @@ func validatePort(p Port, add func(error)) {
 	// limiter off, so only finite positive rates pass.
 	if rps := p.RequestsPerSecond; rps < 0 || math.IsNaN(rps) || math.IsInf(rps, 0) {
 		add(problem("port.requestsPerSecond", "must be a finite positive number, got %v", rps))
+	}
+}
+
+func validatePolling(p Polling, add func(error)) {
+	if d := p.Interval.D(); d < MinPollInterval || d > MaxPollInterval {
+		add(problem("polling.interval", "must be between %s and %s, got %s", MinPollInterval, MaxPollInterval, d))
+	}
+	if d := p.VisibilityTimeout.D(); d < MinVisibility || d > MaxVisibility {
+		add(problem("polling.visibilityTimeout", "must be between %s and %s (Port's range), got %s", MinVisibility, MaxVisibility, d))
 	}
 }
 
