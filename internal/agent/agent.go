@@ -24,6 +24,7 @@ import (
 	"github.com/port-runner/port-runner/internal/portproxy"
 	"github.com/port-runner/port-runner/internal/runmsg"
 	"github.com/port-runner/port-runner/metrics"
+	"github.com/port-runner/port-runner/polling"
 	"github.com/port-runner/port-runner/reporter"
 )
 
@@ -47,13 +48,17 @@ type Agent struct {
 	pool     *executor.Pool
 	reporter *reporter.Reporter
 	consumer *consumer.Consumer
-	proxy    *portproxy.Proxy
-	proxyURL string // PORT_API_URL for commands; set in Run before any run starts
-	actions  map[string]*action
-	seen     *seenRuns
-	lives    *lives // every run held here, each in its named phase (lifecycle.go)
-	deps     Deps
-	timings  timings // production values unless an Option changed them
+	// source claims runs from Port's API instead (transport: polling; consumer is nil),
+	// and claimedDecoder reads them (unsigned: the authenticated answer vouches for them).
+	source         *polling.Source
+	claimedDecoder *runmsg.Decoder
+	proxy          *portproxy.Proxy
+	proxyURL       string // PORT_API_URL for commands; set in Run before any run starts
+	actions        map[string]*action
+	seen           *seenRuns
+	lives          *lives // every run held here, each in its named phase (lifecycle.go)
+	deps           Deps
+	timings        timings // production values unless an Option changed them
 	// fatal carries the consumer's unrecoverable error to Run, which then stops as on SIGTERM.
 	fatal chan error
 	// stopping is set from the first signal or a fatal error on: /readyz answers 503.
@@ -112,6 +117,12 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Agent, error) {
 	// The consumer's client metrics (port_runner_kafka_*), attached to the registry in Run:
 	// kprom registers nothing itself, so agents sharing one Metrics never collide.
 	a.kafkaProm = kprom.NewMetrics("port_runner", kprom.Subsystem("kafka"), kprom.Registry(nil))
+	if cfg.Polls() {
+		if a.source, err = a.newSource(); err != nil {
+			return nil, err
+		}
+		return a, nil
+	}
 	if !cfg.Kafka.FromPort() {
 		// Without brokers the consumer waits for Port's credentials (Run).
 		if err := a.newConsumer(cfg.Kafka); err != nil {
@@ -214,7 +225,7 @@ func (a *Agent) Ready() error {
 	if a.stopping.Load() {
 		return errors.New("stopping")
 	}
-	if a.consumer == nil || !a.consumer.Joined() {
+	if a.source == nil && (a.consumer == nil || !a.consumer.Joined()) {
 		return errors.New("consumer group not joined")
 	}
 	if !a.api.TokenValid() {
@@ -256,29 +267,31 @@ func (a *Agent) Run(parent, kill context.Context) error {
 	})
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if a.consumer == nil {
-		if err := a.consumerFromPort(startCtx); err != nil {
+	if a.source == nil {
+		if err := a.startKafka(startCtx); err != nil {
 			return err
 		}
-	}
-	if err := a.consumer.Ping(startCtx); err != nil {
-		return err
 	}
 	if _, err := a.api.Token(startCtx); err != nil {
 		return fmt.Errorf("port api: %w", err)
 	}
 	a.kafkaLogs.Store(true)
+	if a.source != nil {
+		a.startPolling(startCtx)
+	}
 
 	// The metrics server outlives the drain, so probes and scrapes see it through; /readyz
 	// says "stopping" from the first signal on. Servers stop when Run returns, the proxy
 	// first (deferred last), once every run has ended.
 	defer a.metrics.SetSource(source{a: a, ready: a.Ready})()
-	defer a.metrics.Attach("kafka", a.kafkaProm)()
-	stopLag, err := a.startLag()
-	if err != nil {
-		return err
+	if a.source == nil {
+		defer a.metrics.Attach("kafka", a.kafkaProm)()
+		stopLag, err := a.startLag()
+		if err != nil {
+			return err
+		}
+		defer stopLag()
 	}
-	defer stopLag()
 	if addr := a.cfg.Metrics.Addr; addr != "-" { // "-": no server (the demo)
 		stop, err := a.serve("metrics server", func(sctx context.Context) (string, func() error, error) {
 			return a.metrics.Serve(sctx, addr, a.Ready)
@@ -337,13 +350,28 @@ func (a *Agent) Run(parent, kill context.Context) error {
 	})
 
 	consumerRan = true
-	err = a.consumer.Run(ctx, workCtx, func(wctx context.Context, t *consumer.Ticket) bool {
-		return a.handle(ctx, wctx, reportCtx, t)
-	})
+	if a.source != nil {
+		err = a.source.Run(ctx, func(c polling.Claim) { a.handleClaim(ctx, workCtx, reportCtx, c) })
+	} else {
+		err = a.consumer.Run(ctx, workCtx, func(wctx context.Context, t *consumer.Ticket) bool {
+			return a.handle(ctx, wctx, reportCtx, t)
+		})
+	}
 	cancelWork(executor.ErrShutdown)
 	cancelReport()
 	watchers.Wait()
 	return err
+}
+
+// startKafka makes the consumer (with Port's Kafka credentials when kafka.brokers is not
+// configured) and checks that its brokers answer.
+func (a *Agent) startKafka(ctx context.Context) error {
+	if a.consumer == nil {
+		if err := a.consumerFromPort(ctx); err != nil {
+			return err
+		}
+	}
+	return a.consumer.Ping(ctx)
 }
 
 // serve starts one of the agent's servers (it serves until the returned stop is called) and

@@ -105,7 +105,7 @@ func claimedID(raw json.RawMessage, node bool) string {
 	return ids.ID
 }
 
-// AckRun acknowledges a claimed action run: PATCH /v1/actions/runs/ack {"runId"} (Ocean's
+// AckRun acknowledges a claimed action run (ctx must end before the claim does): PATCH /v1/actions/runs/ack {"runId"} (Ocean's
 // body; port-agent sends {"runIds": [...]}) so Port never offers it again. A 409, or an
 // answer that acknowledged nothing (port-agent's "ackedCount": 0), is ErrClaimedElsewhere.
 func (c *Client) AckRun(ctx context.Context, runID string) error {
@@ -146,12 +146,20 @@ func (c *Client) AckNodeRun(ctx context.Context, runID string) error {
 	return nil
 }
 
+// ack sends one acknowledgement. A 409 on the first attempt is another claimer's: it
+// acknowledged first. A 409 on a later attempt follows an attempt whose answer was lost,
+// which may have acknowledged the run: while the claim holds (the caller's ctx ends before
+// it does) nobody else can have claimed it, so that acknowledgement was this one's.
 func (c *Client) ack(ctx context.Context, endpoint, path, runID string, body []byte, out any) error {
+	attempts := 0
 	err := c.do(ctx, request{
 		endpoint: endpoint, method: http.MethodPatch, path: path,
-		body: body, prio: PriorityLog, runID: runID, reserved: true,
+		body: body, prio: PriorityLog, runID: runID, reserved: true, attempts: &attempts,
 	}, out)
-	if c, ok := classOf(err); ok && c == ClassRunClosed {
+	if cl, ok := classOf(err); ok && cl == ClassRunClosed {
+		if attempts > 1 {
+			return nil
+		}
 		return fmt.Errorf("%w (%v)", ErrClaimedElsewhere, err)
 	}
 	return err

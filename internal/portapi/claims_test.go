@@ -3,6 +3,9 @@ package portapi_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,5 +48,44 @@ func TestClaimAndAcknowledge(t *testing.T) {
 	}
 	if err := c.SetStreamer(ctx, "KAFKA"); err != nil || e.Delivery() != emulator.DeliveryKafka {
 		t.Fatalf("SetStreamer: %v, delivery %q", err, e.Delivery())
+	}
+}
+
+// loseFirstAck passes every request to Port but answers the first acknowledgement with a
+// 502, as a gateway that lost Port's answer would: Port acknowledged the run.
+type loseFirstAck struct {
+	port http.Handler
+	lost atomic.Bool
+}
+
+func (l *loseFirstAck) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/v1/actions/runs/ack" && l.lost.CompareAndSwap(false, true) {
+		l.port.ServeHTTP(httptest.NewRecorder(), r)
+		http.Error(w, `{"ok":false}`, http.StatusBadGateway)
+		return
+	}
+	l.port.ServeHTTP(w, r)
+}
+
+// An acknowledgement whose answer was lost is retried; the retry's 409 is this claimer's
+// own acknowledgement, not another's: the run is this replica's to run.
+func TestAckWhoseAnswerWasLost(t *testing.T) {
+	e := emulator.New(emulator.Options{ClientID: "c", ClientSecret: "s", Delivery: emulator.DeliveryPolling})
+	srv := httptest.NewServer(&loseFirstAck{port: e})
+	t.Cleanup(srv.Close)
+	c, err := portapi.New(portapi.Options{BaseURL: srv.URL, ClientID: "c", ClientSecret: "s", BaseBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	run, _ := e.CreateRun(ctx, "deploy", emulator.CreateRunRequest{})
+	if _, err := c.ClaimRuns(ctx, portapi.Claim{Limit: 1, VisibilityTimeout: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AckRun(ctx, run.ID); err != nil {
+		t.Fatalf("ack whose first answer was lost: %v, want nil (the run is ours)", err)
+	}
+	if st, _ := e.Run(run.ID); !st.Acked || st.RejectedAcks != 1 {
+		t.Fatalf("run acked %v, rejected acks %d; want the lost ack and one 409", st.Acked, st.RejectedAcks)
 	}
 }

@@ -49,6 +49,8 @@ type request struct {
 	// reserved sends x-port-reserved-usage: true, as Port's own clients do on the claim
 	// and acknowledge routes.
 	reserved bool
+	// attempts, if set, counts the attempts that got an answer or may have reached Port.
+	attempts *int
 	runID    string // for log lines, and the scheduler's turns between runs
 }
 
@@ -112,6 +114,9 @@ func (c *Client) doRaw(ctx context.Context, rq request) (int, http.Header, []byt
 		}
 		code, hdr, body, err := c.attempt(ctx, rq, token)
 		c.sched.done(hdr, code)
+		if rq.attempts != nil {
+			*rq.attempts++
+		}
 		if c.observe != nil {
 			c.observe(rq.endpoint, code)
 		}

@@ -1,0 +1,66 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+
+	"github.com/port-runner/port-runner/internal/emulator"
+	"github.com/port-runner/port-runner/test/harness"
+)
+
+// pollingOverlay is an agent on Port's claim API instead of Kafka: no kafka: section at all.
+const pollingOverlay = "transport: polling\nkafka: null\npolling: {interval: 1s, visibilityTimeout: 10s}\n"
+
+func pollingEnv(t *testing.T) *harness.Env {
+	return harness.New(t, 1, harness.WithPort(func(o *emulator.Options) { o.Delivery = emulator.DeliveryPolling }))
+}
+
+// Three replicas polling Port for 300 runs: each run is claimed by one, executed once and
+// closed once; no claim asks for more runs than the replica has free slots, and no second
+// acknowledgement is ever needed.
+func TestPollingReplicasRunEachRunOnce(t *testing.T) {
+	const runs = 300
+	h := pollingEnv(t)
+	rec := harness.NewRecorder(t)
+	cfg := h.Config(t, pollingOverlay+quickLogs+harness.Actions(fmt.Sprintf("  poll: {command: %s}\n", rec.Command())))
+	var ids []string
+	for range runs {
+		r, err := h.Emu.CreateRun(context.Background(), "poll", emulator.CreateRunRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	for _, name := range []string{"A", "B", "C"} {
+		h.Start(t, cfg, harness.Named(name), harness.TestLogLevel(zapcore.WarnLevel))
+	}
+	closed := h.WaitAllClosed(t, ids, 2*time.Minute)
+
+	for _, r := range closed {
+		if r.Status != "SUCCESS" || r.Terminations != 1 || r.RejectedTerminations != 0 || !r.Acked || r.RejectedAcks != 0 {
+			t.Errorf("run %s: status %s, terminations %d (rejected %d), acked %v (rejected acks %d); want SUCCESS once, acknowledged once",
+				r.ID, r.Status, r.Terminations, r.RejectedTerminations, r.Acked, r.RejectedAcks)
+		}
+	}
+	want := slices.Clone(ids)
+	slices.Sort(want)
+	if got := rec.Executed(t); !slices.Equal(got, want) {
+		t.Errorf("executed %d times for %d runs; each must run exactly once", len(got), runs)
+	}
+	maxSlots := cfg.Executor.MaxConcurrent
+	for _, rq := range h.Emu.Requests() {
+		if rq.Path != "/v1/actions/runs/claim-pending" {
+			continue
+		}
+		var in struct{ Limit int }
+		if err := json.Unmarshal(rq.Body, &in); err != nil || in.Limit < 1 || in.Limit > maxSlots {
+			t.Fatalf("a claim asked for %d runs (%v) with %d slots", in.Limit, err, maxSlots)
+		}
+	}
+}
