@@ -350,7 +350,10 @@ func (a *Agent) Run(parent, kill context.Context) error {
 	})
 
 	consumerRan = true
+	var sweeps sync.WaitGroup
+	defer sweeps.Wait()
 	if a.source != nil {
+		a.sweepLeases(ctx, reportCtx, &sweeps)
 		err = a.source.Run(ctx, func(c polling.Claim) { a.handleClaim(ctx, workCtx, reportCtx, c) })
 	} else {
 		err = a.consumer.Run(ctx, workCtx, func(wctx context.Context, t *consumer.Ticket) bool {

@@ -104,6 +104,9 @@ func (a *Agent) handleClaim(stop, work, report context.Context, c polling.Claim)
 		return
 	}
 	a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeAccepted).Inc()
+	if !c.Node {
+		a.takeLease(report, run.ID, act.cfg.Timeout.D(), log)
+	}
 	life.to(phaseStartDurable)
 	finished = a.execute(work, report, run, act, life, false, where, log).finished
 	if finished {

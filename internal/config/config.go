@@ -68,6 +68,9 @@ type Polling struct {
 	// VisibilityTimeout is how long a claimed run stays hidden from every other claimer
 	// unless this replica acknowledges it (which it does right before the run starts).
 	VisibilityTimeout Duration `yaml:"visibilityTimeout"`
+	// SweepInterval is how often a replica lists the runs Port shows in progress to close
+	// those whose holder's lease ended (a replica that died while running them).
+	SweepInterval Duration `yaml:"sweepInterval"`
 }
 
 // Polling bounds: Port's documented range for visibilityTimeoutMs, and an idle interval
@@ -75,6 +78,7 @@ type Polling struct {
 const (
 	MinPollInterval   = time.Second
 	MaxPollInterval   = 5 * time.Minute
+	MaxSweepInterval  = time.Hour
 	MinVisibility     = time.Second
 	MaxVisibility     = 10 * time.Minute
 	defaultVisibility = 60 * time.Second
@@ -227,6 +231,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Polling.VisibilityTimeout == 0 {
 		c.Polling.VisibilityTimeout = Duration(defaultVisibility)
+	}
+	if c.Polling.SweepInterval == 0 {
+		c.Polling.SweepInterval = Duration(time.Minute)
 	}
 	if c.Kafka.StartOffset == "" {
 		c.Kafka.StartOffset = "latest"

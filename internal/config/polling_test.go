@@ -28,8 +28,8 @@ func TestPollingNeedsNoKafka(t *testing.T) {
 	if err := c.Validate(runmsg.CompileSelector, okPath); err != nil {
 		t.Fatalf("a polling config without kafka: %v", err)
 	}
-	if c.Polling.Interval.D().Seconds() != 10 || c.Polling.VisibilityTimeout.D().Seconds() != 60 {
-		t.Errorf("polling defaults %+v, want interval 10s, visibilityTimeout 60s", c.Polling)
+	if c.Polling.Interval.D().Seconds() != 10 || c.Polling.VisibilityTimeout.D().Seconds() != 60 || c.Polling.SweepInterval.D().Seconds() != 60 {
+		t.Errorf("polling defaults %+v, want interval 10s, visibilityTimeout 60s, sweepInterval 1m", c.Polling)
 	}
 	// The same file on Kafka asks for what Kafka needs.
 	k := mustParse(t, strings.Replace(pollingYAML, "transport: polling", "transport: kafka", 1), env(nil))
@@ -45,6 +45,7 @@ func TestPollingBounds(t *testing.T) {
 		{"polling: {interval: 6m}", "polling.interval"},
 		{"polling: {visibilityTimeout: 999ms}", "polling.visibilityTimeout"},
 		{"polling: {visibilityTimeout: 11m}", "polling.visibilityTimeout"},
+		{"polling: {sweepInterval: 2h}", "polling.sweepInterval"},
 	} {
 		yml := pollingYAML + tc.extra + "\n"
 		if strings.HasPrefix(tc.extra, "transport:") {

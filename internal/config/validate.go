@@ -77,6 +77,9 @@ func validatePolling(p Polling, add func(error)) {
 	if d := p.VisibilityTimeout.D(); d < MinVisibility || d > MaxVisibility {
 		add(problem("polling.visibilityTimeout", "must be between %s and %s (Port's range), got %s", MinVisibility, MaxVisibility, d))
 	}
+	if d := p.SweepInterval.D(); d < time.Second || d > MaxSweepInterval {
+		add(problem("polling.sweepInterval", "must be between 1s and %s, got %s", MaxSweepInterval, d))
+	}
 }
 
 func validateKafka(k Kafka, add func(error)) {

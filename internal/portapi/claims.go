@@ -178,3 +178,40 @@ func (c *Client) SetStreamer(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// EndpointRunListActive labels GET /v1/actions/runs?active=true.
+const EndpointRunListActive = "run_list_active"
+
+// ActiveRun is one run of the organization Port shows in progress, with the externalRunId
+// where a polling replica keeps its hold on the run (README "Delivery").
+type ActiveRun struct {
+	ID, Action, ExternalRunID string
+}
+
+// ListActiveRuns lists the organization's action runs Port shows in progress, in one request
+// at the claim priority: GET /v1/actions/runs?active=true&limit=1000 (Port's largest page;
+// runs past it are seen once earlier ones end).
+func (c *Client) ListActiveRuns(ctx context.Context) ([]ActiveRun, error) {
+	var resp struct {
+		Runs *[]struct {
+			ID            string          `json:"id"`
+			Action        json.RawMessage `json:"action"`
+			ExternalRunID string          `json:"externalRunId"`
+		} `json:"runs"`
+	}
+	err := c.do(ctx, request{
+		endpoint: EndpointRunListActive, method: http.MethodGet,
+		path: "/v1/actions/runs?active=true&limit=1000", prio: PriorityClaim,
+	}, &resp)
+	if err == nil && resp.Runs == nil {
+		err = errors.New(`answer has no "runs"`)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list active runs: %w", err)
+	}
+	out := make([]ActiveRun, 0, len(*resp.Runs))
+	for _, r := range *resp.Runs {
+		out = append(out, ActiveRun{ID: r.ID, Action: actionIdentifier(r.Action), ExternalRunID: r.ExternalRunID})
+	}
+	return out, nil
+}
