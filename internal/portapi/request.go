@@ -114,9 +114,6 @@ func (c *Client) doRaw(ctx context.Context, rq request) (int, http.Header, []byt
 		}
 		code, hdr, body, err := c.attempt(ctx, rq, token)
 		c.sched.done(hdr, code)
-		if rq.attempts != nil {
-			*rq.attempts++
-		}
 		if c.observe != nil {
 			c.observe(rq.endpoint, code)
 		}
@@ -194,6 +191,9 @@ var errNotSent = errors.New("portapi: nothing sent")
 
 // attempt sends one HTTP request. code is 0 when no response arrived.
 func (c *Client) attempt(ctx context.Context, rq request, token string) (code int, hdr http.Header, body []byte, err error) {
+	if rq.attempts != nil {
+		*rq.attempts++
+	}
 	var rd io.Reader
 	if rq.body != nil {
 		rd = bytes.NewReader(rq.body)

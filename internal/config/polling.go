@@ -1,0 +1,48 @@
+package config
+
+import "time"
+
+// Transports (Config.Transport).
+const (
+	TransportKafka   = "kafka"
+	TransportPolling = "polling"
+)
+
+// Polling paces the claims of transport: polling.
+type Polling struct {
+	// Interval is the longest wait between two claims while Port has nothing pending: an
+	// idle replica's claims back off from 1s up to it. A freed slot claims at once.
+	Interval Duration `yaml:"interval"`
+	// VisibilityTimeout is how long a claimed run stays hidden from every other claimer
+	// unless this replica acknowledges it (which it does right before the run starts).
+	VisibilityTimeout Duration `yaml:"visibilityTimeout"`
+	// SweepInterval is how often a replica lists the runs Port shows in progress to close
+	// those whose holder's lease ended (a replica that died while running them).
+	SweepInterval Duration `yaml:"sweepInterval"`
+}
+
+// Polling bounds: Port's documented range for visibilityTimeoutMs, and an idle interval
+// between a second and five minutes.
+const (
+	MinPollInterval   = time.Second
+	MaxPollInterval   = 5 * time.Minute
+	MaxSweepInterval  = time.Hour
+	MinVisibility     = time.Second
+	MaxVisibility     = 10 * time.Minute
+	defaultVisibility = 60 * time.Second
+)
+
+// Polls reports whether runs come from Port's claim API rather than Kafka.
+func (c *Config) Polls() bool { return c.Transport == TransportPolling }
+
+func (p *Polling) applyDefaults() {
+	if p.Interval == 0 {
+		p.Interval = Duration(10 * time.Second)
+	}
+	if p.VisibilityTimeout == 0 {
+		p.VisibilityTimeout = Duration(defaultVisibility)
+	}
+	if p.SweepInterval == 0 {
+		p.SweepInterval = Duration(time.Minute)
+	}
+}
