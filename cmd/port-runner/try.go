@@ -16,7 +16,7 @@ import (
 func tryCommand() command {
 	return command{
 		name:     "try",
-		synopsis: "ACTION [--properties JSON] [--entity ID] [--config FILE]",
+		synopsis: "ACTION [--properties JSON] [--entity ID] [--config FILE] [--polling]",
 		summary:  "Run one action of a config locally, against an in-process Port API emulator (no Kafka).",
 		detail: "It prints the command's environment and run file (masked), the log and status as Port\n" +
 			"shows them and every PATCH the run made. Exit 0 on SUCCESS, 1 on FAILURE. Without --config\n" +
@@ -26,13 +26,14 @@ func tryCommand() command {
 			props := fs.String("properties", "{}", "the run's inputs, a JSON object (a workflow node's payload)")
 			entity := fs.String("entity", "", "the entity of a DAY-2 run")
 			path := fs.String("config", os.Getenv("PORT_RUNNER_CONFIG"), "config file (default: the shipped examples/config.yaml)")
+			polling := fs.Bool("polling", false, "take the run as transport: polling does: held by Port, claimed, acknowledged (also with transport: polling in the config)")
 			return func(operands []string, stdout, stderr io.Writer) int {
 				var properties map[string]any
 				if err := json.Unmarshal([]byte(*props), &properties); err != nil {
 					fmt.Fprintf(stderr, "port-runner try: --properties must be a JSON object: %v\n", err)
 					return exitUsage
 				}
-				opts := demo.TryOptions{Action: operands[0], Properties: properties, Entity: *entity, ConfigPath: *path}
+				opts := demo.TryOptions{Action: operands[0], Properties: properties, Entity: *entity, ConfigPath: *path, Polling: *polling}
 				return try(opts, stdout, stderr)
 			}
 		},

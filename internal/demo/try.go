@@ -30,6 +30,9 @@ type TryOptions struct {
 	Properties map[string]any
 	Entity     string // set: a DAY-2 run on this entity
 	ConfigPath string // "": the shipped example config (examples/config.yaml)
+	// Polling takes the run as transport: polling does: Port holds it, the agent claims,
+	// acknowledges, runs and closes it (also when the config says transport: polling).
+	Polling bool
 }
 
 // Credentials try uses where the config leaves them unset: the emulator accepts whatever
@@ -59,8 +62,13 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	for name, ac := range cfg.Actions {
 		secretInputs[name] = ac.SecretInputs // encrypted in the message as Port would
 	}
+	polled := (o.Polling || cfg.Polls()) && cfg.Actions[o.Action].WorkflowNode == nil
+	delivery := emulator.DeliveryKafka
+	if polled {
+		delivery, cfg.Transport = emulator.DeliveryPolling, config.TransportPolling
+	}
 	emu := emulator.New(emulator.Options{ClientID: cfg.Port.ClientID, ClientSecret: cfg.Port.ClientSecret,
-		OrgID: cfg.Port.OrgID, SecretInputs: secretInputs})
+		OrgID: cfg.Port.OrgID, SecretInputs: secretInputs, Delivery: delivery})
 	emuCtx, stopEmu := context.WithCancel(ctx)
 	srv, err := emu.Serve(emuCtx, "127.0.0.1:0")
 	if err != nil {
@@ -87,6 +95,10 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 		workflow, node := cmp.Or(wn.Workflow, "try-workflow"), cmp.Or(wn.Node, "try-node")
 		created, msg, err = emu.PrepareNodeRun(workflow, node, o.Properties)
 		kind = "workflow " + workflow + ", node " + node
+	} else if polled {
+		created, err = emu.HoldRun(o.Action, emulator.CreateRunRequest{Properties: o.Properties, Entity: o.Entity})
+		props, _ = json.Marshal(created.Properties)
+		kind += ", held for claims (transport: polling)"
 	} else {
 		created, msg, err = emu.PrepareRun(o.Action, emulator.CreateRunRequest{Properties: o.Properties, Entity: o.Entity})
 		props, _ = json.Marshal(created.Properties)
@@ -96,7 +108,13 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	}
 	fmt.Fprintf(out, "━━ try %s (%s) · run %s · inputs %s · Port API emulator %s\n\n", o.Action, kind, created.ID, props, srv.URL())
 
-	tried, runErr := a.Try(ctx, msg)
+	var tried agent.Tried
+	var runErr error
+	if polled {
+		runErr = pollOne(ctx, a, emu, created.ID)
+	} else {
+		tried, runErr = a.Try(ctx, msg)
+	}
 	masks := append(slices.Clone(tried.Masks), cfg.Security.Mask...)
 	mask := masker(masks)
 	if tried.Spec.Argv != nil {
@@ -109,6 +127,9 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 			pretty.Write(tried.Spec.RunFile)
 		}
 		fmt.Fprintf(out, "\n$PORT_RUN_FILE (masked):\n  %s\n", mask(pretty.String()))
+	}
+	if polled {
+		fmt.Fprintf(out, "The run went through Port's claim API; try without --polling to see its command's environment.\n")
 	}
 	run, _ := emu.Run(created.ID)
 	printPort(out, emu, run)
@@ -141,6 +162,9 @@ func printPort(out io.Writer, emu *emulator.Emulator, run emulator.RunState) {
 	if run.ExternalRunID != "" {
 		fmt.Fprintf(out, "External run id: %s\n", run.ExternalRunID)
 	}
+	if run.Pending {
+		fmt.Fprintf(out, "Claimed %d time(s) through POST /v1/actions/runs/claim-pending; acknowledged: %v\n", run.Claims, run.Acked)
+	}
 	if run.Response != nil {
 		b, _ := json.Marshal(run.Response)
 		fmt.Fprintf(out, "Response: %s\n", b)
@@ -148,7 +172,8 @@ func printPort(out io.Writer, emu *emulator.Emulator, run emulator.RunState) {
 	fmt.Fprintf(out, "\nRequests that changed Port (besides the log):\n")
 	n := 0
 	for _, r := range emu.Requests() {
-		isPatch := r.Method == "PATCH" && strings.HasSuffix(strings.TrimSuffix(r.Path, "/response"), "/runs/"+run.ID)
+		isPatch := r.Method == "PATCH" && strings.HasSuffix(strings.TrimSuffix(r.Path, "/response"), "/runs/"+run.ID) ||
+			r.Path == "/v1/actions/runs/ack" || r.Path == "/v1/organization"
 		isEntity := r.Method != "GET" && strings.HasPrefix(r.Path, "/v1/blueprints/")
 		if !isPatch && !isEntity {
 			continue
@@ -234,4 +259,21 @@ func masker(masks []string) func(string) string {
 // consoleCore shows the agent's warnings and errors as readable lines.
 func consoleCore(w io.Writer) zapcore.Core {
 	return zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(w), zapcore.WarnLevel)
+}
+
+// pollOne runs the agent on transport: polling until Port has the run's termination, then
+// stops it as SIGTERM would.
+func pollOne(ctx context.Context, a *agent.Agent, emu *emulator.Emulator, runID string) error {
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(runCtx, ctx) }()
+	_, waitErr := emu.WaitRun(runCtx, runID, func(r emulator.RunState) bool { return r.Status != "IN_PROGRESS" })
+	stop()
+	if err := <-done; err != nil {
+		return err
+	}
+	if waitErr != nil {
+		return fmt.Errorf("the run was not closed in Port: %w", waitErr)
+	}
+	return nil
 }
