@@ -119,6 +119,9 @@ at once. Included by the Deployment.
 {{- if and .Values.autoscaling.keda.enabled .Values.autoscaling.hpa.enabled -}}
 {{- fail "autoscaling.keda.enabled and autoscaling.hpa.enabled: choose one (KEDA makes its own HPA)" -}}
 {{- end -}}
+{{- if and .Values.autoscaling.keda.enabled (eq (toString (dig "transport" "kafka" $cfg)) "polling") -}}
+{{- fail "autoscaling.keda scales on the Kafka lag, which config.transport: polling has none of: use autoscaling.hpa (runs in flight) instead" -}}
+{{- end -}}
 {{- if .Values.autoscaling.keda.enabled -}}
 {{- $_ := required "autoscaling.keda.prometheus.serverAddress is required with autoscaling.keda.enabled: the Prometheus that scrapes port-runner" .Values.autoscaling.keda.prometheus.serverAddress -}}
 {{- end -}}
