@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"testing"
 	"time"
@@ -16,6 +17,9 @@ import (
 
 // pollingOverlay is an agent on Port's claim API instead of Kafka: no kafka: section at all.
 const pollingOverlay = "transport: polling\nkafka: null\npolling: {interval: 1s, visibilityTimeout: 10s}\n"
+
+// runIDs finds run ids in a path, to count requests by route.
+var runIDs = regexp.MustCompile(`r_[A-Za-z0-9]+`)
 
 func pollingEnv(t *testing.T) *harness.Env {
 	return harness.New(t, 1, harness.WithPort(func(o *emulator.Options) { o.Delivery = emulator.DeliveryPolling }))
@@ -54,7 +58,10 @@ func TestPollingReplicasRunEachRunOnce(t *testing.T) {
 		t.Errorf("executed %d times for %d runs; each must run exactly once", len(got), runs)
 	}
 	maxSlots := cfg.Executor.MaxConcurrent
+	byRoute := map[string]int{}
 	for _, rq := range h.Emu.Requests() {
+		route := rq.Method + " " + runIDs.ReplaceAllString(rq.Path, "{id}")
+		byRoute[route]++
 		if rq.Path != "/v1/actions/runs/claim-pending" {
 			continue
 		}
@@ -63,4 +70,10 @@ func TestPollingReplicasRunEachRunOnce(t *testing.T) {
 			t.Fatalf("a claim asked for %d runs (%v) with %d slots", in.Limit, err, maxSlots)
 		}
 	}
+	total := 0
+	for route, n := range byRoute {
+		total += n
+		t.Logf("%-45s %5d requests, %.2f per run", route, n, float64(n)/runs)
+	}
+	t.Logf("all routes: %d requests, %.2f per run", total, float64(total)/runs)
 }
