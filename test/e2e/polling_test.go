@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,14 +26,14 @@ func pollingEnv(t *testing.T) *harness.Env {
 	return harness.New(t, 1, harness.WithPort(func(o *emulator.Options) { o.Delivery = emulator.DeliveryPolling }))
 }
 
-// Three replicas polling Port for 300 runs: each run is claimed by one, executed once and
-// closed once; no claim asks for more runs than the replica has free slots, and no second
+// Three replicas polling Port for 300 runs: each run is claimed by one, leased, executed
+// once and closed once; no claim asks for more runs than the replica has free slots, and no second
 // acknowledgement is ever needed.
 func TestPollingReplicasRunEachRunOnce(t *testing.T) {
 	const runs = 300
 	h := pollingEnv(t)
 	rec := harness.NewRecorder(t)
-	cfg := h.Config(t, pollingOverlay+quickLogs+harness.Actions(fmt.Sprintf("  poll: {command: %s}\n", rec.Command())))
+	cfg := h.Config(t, pollingOverlay+quickLogs+harness.Actions(fmt.Sprintf("  poll: {command: %s, timeout: 1m}\n", rec.Command())))
 	var ids []string
 	for range runs {
 		r, err := h.Emu.CreateRun(context.Background(), "poll", emulator.CreateRunRequest{})
@@ -47,6 +48,9 @@ func TestPollingReplicasRunEachRunOnce(t *testing.T) {
 	closed := h.WaitAllClosed(t, ids, 2*time.Minute)
 
 	for _, r := range closed {
+		if !strings.HasPrefix(r.ExternalRunID, "port-runner lease ") {
+			t.Errorf("run %s: externalRunId %q, want its lease (its action has a timeout)", r.ID, r.ExternalRunID)
+		}
 		if r.Status != "SUCCESS" || r.Terminations != 1 || r.RejectedTerminations != 0 || !r.Acked || r.RejectedAcks != 0 {
 			t.Errorf("run %s: status %s, terminations %d (rejected %d), acked %v (rejected acks %d); want SUCCESS once, acknowledged once",
 				r.ID, r.Status, r.Terminations, r.RejectedTerminations, r.Acked, r.RejectedAcks)
