@@ -55,6 +55,9 @@ type nodeContext struct {
 
 // CreateNodeRun creates an IN_PROGRESS workflow node run and produces its signed message.
 func (e *Emulator) CreateNodeRun(ctx context.Context, workflow, node string, payload any) (RunState, error) {
+	if e.Delivery() == DeliveryPolling {
+		return e.HoldNodeRun(workflow, node, payload)
+	}
 	if e.opts.Produce == nil {
 		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error", Message: errNoProducer.Error(), Err: errNoProducer}
 	}

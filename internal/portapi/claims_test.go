@@ -89,3 +89,26 @@ func TestAckWhoseAnswerWasLost(t *testing.T) {
 		t.Fatalf("run acked %v, rejected acks %d; want the lost ack and one 409", st.Acked, st.RejectedAcks)
 	}
 }
+
+// Node runs are claimed and acknowledged on their own routes, with their own bodies.
+func TestClaimAndAcknowledgeNodeRuns(t *testing.T) {
+	e, c := emulated(t, emulator.Options{Delivery: emulator.DeliveryPolling})
+	ctx := context.Background()
+	nr, err := e.CreateNodeRun(ctx, "release", "build", map[string]any{"v": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs, err := c.ClaimRuns(ctx, portapi.Claim{Limit: 10, VisibilityTimeout: time.Minute}); err != nil || len(runs) != 0 {
+		t.Fatalf("action-run claim gave %v %v: a node run is not an action run", runs, err)
+	}
+	got, err := c.ClaimNodeRuns(ctx, portapi.Claim{Limit: 10, VisibilityTimeout: time.Minute})
+	if err != nil || len(got) != 1 || got[0].ID != nr.ID || !got[0].Node {
+		t.Fatalf("node claim %+v %v, want %s", got, err, nr.ID)
+	}
+	if err := c.AckNodeRun(ctx, nr.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AckNodeRun(ctx, nr.ID); !errors.Is(err, portapi.ErrClaimedElsewhere) {
+		t.Fatalf("second node ack: %v, want ErrClaimedElsewhere", err)
+	}
+}
