@@ -82,27 +82,7 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	if err != nil {
 		return false, err
 	}
-	var created emulator.RunState
-	var msg []byte
-	kind := "CREATE"
-	if o.Entity != "" {
-		kind = "DAY-2 on " + o.Entity
-	}
-	props, _ := json.Marshal(o.Properties)
-	if wn := cfg.Actions[o.Action].WorkflowNode; wn != nil {
-		// A workflow node's command: try it as the node run it serves, --properties as the
-		// node's payload.
-		workflow, node := cmp.Or(wn.Workflow, "try-workflow"), cmp.Or(wn.Node, "try-node")
-		created, msg, err = emu.PrepareNodeRun(workflow, node, o.Properties)
-		kind = "workflow " + workflow + ", node " + node
-	} else if polled {
-		created, err = emu.HoldRun(o.Action, emulator.CreateRunRequest{Properties: o.Properties, Entity: o.Entity})
-		props, _ = json.Marshal(created.Properties)
-		kind += ", held for claims (transport: polling)"
-	} else {
-		created, msg, err = emu.PrepareRun(o.Action, emulator.CreateRunRequest{Properties: o.Properties, Entity: o.Entity})
-		props, _ = json.Marshal(created.Properties)
-	}
+	created, msg, kind, props, err := newTryRun(emu, cfg, o, polled)
 	if err != nil {
 		return false, err
 	}
@@ -259,6 +239,31 @@ func masker(masks []string) func(string) string {
 // consoleCore shows the agent's warnings and errors as readable lines.
 func consoleCore(w io.Writer) zapcore.Core {
 	return zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(w), zapcore.WarnLevel)
+}
+
+// newTryRun creates try's run in the emulator: a node run for a workflow node's command
+// (--properties as its payload), a run held for claims when polled, else an action run and
+// its signed message. kind and props describe it for the header line.
+func newTryRun(emu *emulator.Emulator, cfg *config.Config, o TryOptions, polled bool) (created emulator.RunState, msg []byte, kind string, props []byte, err error) {
+	kind = "CREATE"
+	if o.Entity != "" {
+		kind = "DAY-2 on " + o.Entity
+	}
+	props, _ = json.Marshal(o.Properties)
+	req := emulator.CreateRunRequest{Properties: o.Properties, Entity: o.Entity}
+	switch wn := cfg.Actions[o.Action].WorkflowNode; {
+	case wn != nil:
+		workflow, node := cmp.Or(wn.Workflow, "try-workflow"), cmp.Or(wn.Node, "try-node")
+		created, msg, err = emu.PrepareNodeRun(workflow, node, o.Properties)
+		return created, msg, "workflow " + workflow + ", node " + node, props, err
+	case polled:
+		created, err = emu.HoldRun(o.Action, req)
+		kind += ", held for claims (transport: polling)"
+	default:
+		created, msg, err = emu.PrepareRun(o.Action, req)
+	}
+	props, _ = json.Marshal(created.Properties)
+	return created, msg, kind, props, err
 }
 
 // pollOne runs the agent on transport: polling until Port has the run's termination, then

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/port-runner/port-runner/internal/emulator"
+	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/test/harness"
 )
 
@@ -80,4 +81,44 @@ func TestPollingReplicasRunEachRunOnce(t *testing.T) {
 		t.Logf("%-45s %5d requests, %.2f per run", route, n, float64(n)/runs)
 	}
 	t.Logf("all routes: %d requests, %.2f per run", total, float64(total)/runs)
+}
+
+// A claimed run that waits for its action's slot longer than its claim is not acknowledged
+// late: it is left, Port offers it again, and another replica (or this one, later) runs it.
+// Each run executes once; no acknowledgement is ever refused.
+func TestPollingClaimExpiresWhileWaiting(t *testing.T) {
+	h := pollingEnv(t)
+	rec := harness.NewRecorder(t, "sleep 3")
+	cfg := h.Config(t, "transport: polling\nkafka: null\npolling: {interval: 1s, visibilityTimeout: 1s}\n"+
+		"executor: {maxConcurrent: 2}\n"+quickLogs+
+		harness.Actions(fmt.Sprintf("  slow: {command: %s, maxConcurrent: 1, timeout: 1m}\n", rec.Command())))
+	var ids []string
+	for range 2 {
+		r, err := h.Emu.CreateRun(context.Background(), "slow", emulator.CreateRunRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	h.Start(t, cfg, harness.Named("A"))
+	// A claims both and runs one; the other waits for the action's one slot past its claim.
+	waitcond.For(t, "a run claimed again after its claim expired unacknowledged", 10*time.Second, func() bool {
+		for _, id := range ids {
+			if r, _ := h.Emu.Run(id); r.Claims >= 2 && !r.Acked {
+				return true
+			}
+		}
+		return false
+	})
+	h.Start(t, cfg, harness.Named("B"))
+	for _, r := range h.WaitAllClosed(t, ids, 30*time.Second) {
+		if r.Status != "SUCCESS" || r.Terminations != 1 || r.RejectedAcks != 0 {
+			t.Errorf("run %s: %s, %d terminations, %d refused acknowledgements", r.ID, r.Status, r.Terminations, r.RejectedAcks)
+		}
+	}
+	want := slices.Clone(ids)
+	slices.Sort(want)
+	if got := rec.Executed(t); !slices.Equal(got, want) {
+		t.Errorf("executed %v, want each of %v once", got, want)
+	}
 }
