@@ -112,6 +112,11 @@ type Options struct {
 	OnFatal func(error)
 	// Runs answers the revoke's "may I release this partition"; nil: the ledger alone does.
 	Runs Runs
+	// MaxDecompressBatchBytes bounds what one fetched batch may decompress to (0: 16 MiB); a
+	// batch past it, or one that does not decompress, is skipped and OnSkippedBatch told
+	// (see skipBatches).
+	MaxDecompressBatchBytes int
+	OnSkippedBatch          func(SkippedBatch)
 }
 
 // Consumer is one member of the group.
@@ -154,6 +159,12 @@ func New(opts Options) (*Consumer, error) {
 	if opts.OnFatal == nil {
 		opts.OnFatal = func(error) {}
 	}
+	if opts.MaxDecompressBatchBytes <= 0 {
+		opts.MaxDecompressBatchBytes = defaultMaxDecompressBatchBytes
+	}
+	if opts.OnSkippedBatch == nil {
+		opts.OnSkippedBatch = func(SkippedBatch) {}
+	}
 	c := &Consumer{opts: opts, ledger: newLedger(), log: opts.Logger, unknownPrior: map[topicPartition]bool{}}
 	start := kgo.NewOffset().AtEnd()
 	if opts.StartOffset == "earliest" {
@@ -182,6 +193,7 @@ func New(opts Options) (*Consumer, error) {
 		// broker's group.consumer.session.timeout.ms instead.
 		kgo.SessionTimeout(15 * time.Second),
 	}
+	kopts = append(kopts, kgo.WithDecompressor(newBoundedDecompressor(opts.MaxDecompressBatchBytes)))
 	if opts.GroupProtocol == "consumer" {
 		kopts = append(kopts, kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.ServerSideBalancer())
 	}

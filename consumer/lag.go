@@ -34,6 +34,9 @@ type LagOptions struct {
 	Interval time.Duration // between refreshes; 0 -> 5s
 	Logger   *zap.Logger
 	Now      func() time.Time // tests
+	// MaxDecompressBatchBytes bounds a batch read for its timestamp, as the consumer's
+	// (0: its default): a batch past it gives no age.
+	MaxDecompressBatchBytes int
 }
 
 // LagCollector is a prometheus.LagCollector of the last refresh's figures: a scrape never waits
@@ -41,6 +44,7 @@ type LagOptions struct {
 type LagCollector struct {
 	opts    LagOptions
 	adm     *kadm.Client
+	dec     kgo.Decompressor // bounded as the consumer's
 	lagDesc *prometheus.Desc
 	ageDesc *prometheus.Desc
 	errDesc *prometheus.Desc
@@ -73,6 +77,7 @@ func NewLagCollector(opts LagOptions) *LagCollector {
 	return &LagCollector{
 		opts: opts,
 		adm:  kadm.NewClient(opts.Client),
+		dec:  newBoundedDecompressor(opts.MaxDecompressBatchBytes),
 		lagDesc: prometheus.NewDesc("port_runner_consumer_lag",
 			"Messages of the topic not yet committed by the group, per partition (from the broker; every replica exports every partition).", labels, nil),
 		ageDesc: prometheus.NewDesc("port_runner_consumer_lag_seconds",

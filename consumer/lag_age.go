@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 )
@@ -105,18 +104,11 @@ func (c *LagCollector) timestamps(ctx context.Context, parts []int32, owned map[
 			for j := range resp.Topics[i].Partitions {
 				rp := &resp.Topics[i].Partitions[j]
 				off := owned[rp.Partition].Offset
-				fp, _ := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
-					Offset: off, Topic: c.opts.Topic, Partition: rp.Partition,
-				}, rp, kgo.DefaultDecompressor(), nil)
-				if fp.Err != nil {
-					errs = errors.Join(errs, fmt.Errorf("fetch %s/%d@%d: %w", c.opts.Topic, rp.Partition, off, fp.Err))
-					continue
-				}
-				for _, r := range fp.Records {
-					if r.Offset >= off {
-						out[rp.Partition] = r.Timestamp
-						break
-					}
+				at, ok, err := c.firstStamp(rp, off)
+				if err != nil {
+					errs = errors.Join(errs, fmt.Errorf("fetch %s/%d@%d: %w", c.opts.Topic, rp.Partition, off, err))
+				} else if ok {
+					out[rp.Partition] = at
 				}
 			}
 		}

@@ -2,8 +2,10 @@ package consumer_test
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 
 	"github.com/port-runner/port-runner/consumer"
 	"github.com/port-runner/port-runner/test/harness"
+	"github.com/port-runner/port-runner/test/harness/bomb"
 )
 
 // produce writes n records in one compressed batch with the given timestamps.
@@ -138,4 +141,61 @@ func TestLagCollectorRefreshFailure(t *testing.T) {
 		!strings.Contains(got, "port_runner_consumer_lag partition=0") {
 		t.Errorf("after a failed refresh:\n%s", got)
 	}
+}
+
+// The age of a message the consumer has not fetched is read from its batch's header when
+// the batch starts with it: a decompression bomb waiting at the head of a partition is not
+// decompressed (through kgo.DefaultDecompressor, bounded at 2 GiB, a 64 MiB bomb cost the
+// collector 359 MiB of allocations), and still has an age. A batch that starts before the
+// offset is decompressed within MaxDecompressBatchBytes (TestLagCollector, offset 3).
+func TestLagCollectorReadsABombsAgeFromItsHeader(t *testing.T) {
+	c := harness.NewBroker(t)
+	topic := c.Topic(t, 1)
+	batch, err := bomb.Batch([]byte("bomb"), 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	at, err := bomb.Produce(ctx, c.Client(t), topic, 0, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var owned atomic.Pointer[map[int32]consumer.Unstarted]
+	owned.Store(&map[int32]consumer.Unstarted{})
+	col := consumer.NewLagCollector(consumer.LagOptions{Client: c.Client(t), Topic: topic, Group: c.Group(t), StartOffset: "earliest",
+		Owned: func() map[int32]consumer.Unstarted { return *owned.Load() }, MaxDecompressBatchBytes: 8 << 20})
+	if err := col.Refresh(ctx); err != nil { // connections and metadata: not what is measured
+		t.Fatal(err)
+	}
+	owned.Store(&map[int32]consumer.Unstarted{0: {Offset: at}})
+	counted := &countingDecompressor{}
+	counted.inner = col.SetDecompressor(counted)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := col.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if n := counted.calls.Load(); n != 0 {
+		t.Errorf("the bomb's batch was decompressed %d times to read its age", n)
+	}
+	// The whole process's allocations (other tests' goroutines may still run): the bomb
+	// decompressed whole is over 64 MiB.
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
+		t.Errorf("reading the age of a 64 MiB bomb allocated %d MiB", alloc>>20)
+	}
+	if got := gather(t, col); !strings.Contains(got, "port_runner_consumer_lag_seconds partition=0 topic="+topic+" ") {
+		t.Errorf("no age for the bomb's offset:\n%s", got)
+	}
+}
+
+type countingDecompressor struct {
+	inner kgo.Decompressor
+	calls atomic.Int32
+}
+
+func (c *countingDecompressor) Decompress(src []byte, codec kgo.CompressionCodecType) ([]byte, error) {
+	c.calls.Add(1)
+	return c.inner.Decompress(src, codec)
 }

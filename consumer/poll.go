@@ -25,8 +25,13 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 			return nil
 		}
 		var fatal error
+		var skipped []*kgo.ErrDecompressTooLarge
 		fetches.EachError(func(topic string, partition int32, err error) {
 			if errors.Is(err, context.Canceled) {
+				return
+			}
+			if b, ok := tooLarge(err); ok {
+				skipped = append(skipped, b)
 				return
 			}
 			c.log.Warn("fetch error", zap.String("topic", topic), zap.Int32("partition", partition), zap.Error(err))
@@ -48,6 +53,7 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 				c.syncPause(topicPartition{r.Topic, r.Partition})
 			}
 		})
+		c.skipBatches(skipped) // after the records before them are in the ledger
 		c.cl.AllowRebalance()
 		c.opts.Slots.Release(n - len(tickets))
 		if fatal != nil {

@@ -65,6 +65,9 @@ const (
 	OutcomeInvalid      = "invalid"
 	OutcomeBadSignature = "bad_signature"
 	OutcomeDuplicate    = "duplicate"
+	// OutcomeSkippedBatch counts the offsets of a fetched batch that did not decompress
+	// within kafka.maxDecompressBatchBytes: its runs were not read, so not executed.
+	OutcomeSkippedBatch = "skipped_batch"
 )
 
 const ns = "port_runner"
@@ -104,7 +107,7 @@ func New() *Metrics {
 		m.LogBytes, m.LogBytesDropped, m.BuildInfo, m.UnsignedMessages, m.RunsUnclosed, attachedCollector{m},
 		m.PortBudgetRemaining, m.PortRequestWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate} {
+	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate, OutcomeSkippedBatch} {
 		m.MessagesTotal.WithLabelValues(o) // present at zero, so alerts on rate() work from the start
 	}
 	m.SetVersion("")

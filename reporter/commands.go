@@ -1,6 +1,7 @@
 package reporter
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -29,6 +30,10 @@ type commands struct {
 	links   []string // every ::port-link:: of the run: a PATCH replaces the whole list
 	label   string   // the last ::port-status-label::
 	outputs map[string]string
+	// notice writes a line of the agent's own into the run's log; maskBoundTold: it said
+	// the ::add-mask:: bound was reached.
+	notice        func(line string)
+	maskBoundTold bool
 }
 
 // apply takes line if it is a workflow command: handled says so (it stays out of the log),
@@ -43,7 +48,11 @@ func (c *commands) apply(line string) (handled, patched bool) {
 	}
 	switch name {
 	case "add-mask":
-		c.mask.add(value)
+		if !c.mask.addFromCommand(value) && !c.maskBoundTold {
+			c.maskBoundTold = true
+			c.notice(fmt.Sprintf("port-runner: ::add-mask:: past %d values or %d bytes in this run: this value and later ones are NOT masked",
+				maxCommandMasks, maxCommandMaskBytes))
+		}
 		return true, false
 	case "port-status-label":
 		v := c.mask.value(value)

@@ -3,7 +3,6 @@ package reporter
 import (
 	"bytes"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -15,38 +14,68 @@ import (
 // It also tells the line splitter where a line may be cut without splitting a secret (hold,
 // safeCut), so a secret written across two writes or past maxLineBytes is still masked.
 type masker struct {
-	values []string // no empty ones, longest first (hold reads the longest)
-	seen   map[string]bool
+	values  []string // no empty ones, in the order they came: masking does not depend on it
+	seen    map[string]bool
+	longest int // the longest value's length (hold)
+	// What the command added with ::add-mask::, bounded per run: every value costs every
+	// later line of output a search.
+	commandMasks, commandBytes int
 }
+
+// A command's ::add-mask:: values per run: at most this many, of at most this many bytes
+// together (README "What Port sees"). At the bound a line costs ~8 µs more to mask
+// (BENCHMARKS.md "Masking").
+const (
+	maxCommandMasks     = 256
+	maxCommandMaskBytes = 64 << 10
+)
 
 // span is a half-open byte range [start, end) of marked text.
 type span struct{ start, end int }
 
-// add adds values to mask. Output is masked line by line, so a multi-line value is masked
-// line by line too.
+// add adds the agent's values to mask (its configured masks, a run's secrets): unbounded.
+// Output is masked line by line, so a multi-line value is masked line by line too. Adding
+// one costs amortised O(1): nothing is sorted.
 func (m *masker) add(values ...string) {
+	for _, v := range values {
+		for part := range strings.SplitSeq(v, "\n") {
+			m.addPart(strings.TrimSuffix(part, "\r"))
+		}
+	}
+}
+
+// addFromCommand adds a value a command asked to mask (one line), unless that would take
+// the run past maxCommandMasks or maxCommandMaskBytes: then it reports false and the value
+// is not masked.
+func (m *masker) addFromCommand(v string) bool {
+	v = strings.TrimSuffix(v, "\r")
+	if v == "" || m.seen[v] {
+		return true
+	}
+	if m.commandMasks >= maxCommandMasks || m.commandBytes+len(v) > maxCommandMaskBytes {
+		return false
+	}
+	m.commandMasks++
+	m.commandBytes += len(v)
+	m.addPart(v)
+	return true
+}
+
+func (m *masker) addPart(part string) {
+	if part == "" || m.seen[part] {
+		return
+	}
 	if m.seen == nil {
 		m.seen = map[string]bool{}
 	}
-	for _, v := range values {
-		for part := range strings.SplitSeq(v, "\n") {
-			part = strings.TrimSuffix(part, "\r")
-			if part == "" || m.seen[part] {
-				continue
-			}
-			m.seen[part] = true
-			m.values = append(m.values, part)
-		}
-	}
-	sort.SliceStable(m.values, func(i, j int) bool { return len(m.values[i]) > len(m.values[j]) })
+	m.seen[part] = true
+	m.values = append(m.values, part)
+	m.longest = max(m.longest, len(part))
 }
 
 // hold is how many bytes past a cut must be seen to know no secret straddles it.
 func (m *masker) hold() int {
-	if len(m.values) == 0 {
-		return 0
-	}
-	return len(m.values[0]) - 1
+	return max(m.longest-1, 0)
 }
 
 // safeCut moves cut left to the start of any value occurrence that would straddle it.

@@ -117,7 +117,7 @@ func (r *Reporter) StartOn(ctx context.Context, api API, runID string, secrets [
 		batch:  batcher{maxBatch: r.opts.MaxBatchBytes, maxRun: r.opts.MaxBytesPerRun},
 	}
 	l.split = splitter{guard: &l.mask, emit: l.takeLine}
-	l.cmds = commands{mask: &l.mask, log: l.log}
+	l.cmds = commands{mask: &l.mask, log: l.log, notice: l.logLine}
 	l.mask.add(r.opts.Mask...)
 	l.mask.add(secrets...)
 	go l.send(ctx)
@@ -168,6 +168,11 @@ func (l *RunLog) takeLine(line string) {
 		}
 		return
 	}
+	l.logLine(line)
+}
+
+// logLine masks a line that is not a workflow command and adds it to the log; l.mu is held.
+func (l *RunLog) logLine(line string) {
 	line = l.mask.Replace(line)
 	size := len(line) + 1
 	if !l.batch.admit(size) {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -136,8 +137,12 @@ func (a *action) spec(run runmsg.Run) (_ executor.Spec, secrets []string, err er
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	// All of them together get the time a message's selectors get: one that never ends
+	// (`def f: f; f`) must not hold the run's slot and its partition's commit forever.
+	ctx, cancel := context.WithTimeout(context.Background(), runmsg.SelectorTimeout)
+	defer cancel()
 	for _, n := range names {
-		v, err := evalString(a.env[n], input)
+		v, err := evalString(ctx, a.env[n], input)
 		if err != nil {
 			// Neither the error's text nor the expression: gojq quotes the value it failed on,
 			// which may be a secret input, and an expression may hold a literal secret.
@@ -162,8 +167,8 @@ func (a *action) spec(run runmsg.Run) (_ executor.Spec, secrets []string, err er
 
 // evalString takes an expression's first result: a string as is, null as "", anything
 // else as JSON (README "What a command sees").
-func evalString(code *gojq.Code, input any) (string, error) {
-	iter := code.Run(input)
+func evalString(ctx context.Context, code *gojq.Code, input any) (string, error) {
+	iter := code.RunWithContext(ctx, input)
 	v, ok := iter.Next()
 	if !ok {
 		return "", nil

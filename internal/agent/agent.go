@@ -404,6 +404,7 @@ func (a *Agent) startLag() (stop func(), err error) {
 	c := consumer.NewLagCollector(consumer.LagOptions{
 		Client: cl, Topic: a.kafka.Topic, Group: a.kafka.Group, StartOffset: a.kafka.StartOffset,
 		Owned: a.ownedUnstarted, Interval: a.timings.lagInterval, Logger: a.log,
+		MaxDecompressBatchBytes: int(a.kafka.MaxDecompressBatchBytes),
 	})
 	detach := a.metrics.Attach("lag", c)
 	ctx, cancel := context.WithCancel(context.Background())

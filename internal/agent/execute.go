@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -61,20 +62,24 @@ func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *actio
 		revoke()
 		a.metrics.RunDuration.WithLabelValues(run.Action).Observe(res.Duration.Seconds())
 	}
+	life.to(phaseCommandEnded)
+	var output map[string]any
+	if files != nil {
+		var bad string
+		if output, bad = a.afterCommand(report, run, files, runLog, log); bad != "" {
+			res.Success, res.Label = false, res.Label+"; "+bad
+		}
+	}
 	result := "failure"
 	if res.Success {
 		result = "success"
 	}
 	a.metrics.RunsTotal.WithLabelValues(run.Action, result).Inc()
-
-	life.to(phaseCommandEnded)
 	outcome := reporter.Outcome{
 		Success: res.Success,
 		Label:   res.Label,
 		Summary: fmt.Sprintf("port-runner: %s after %s", res.Label, res.Duration.Round(time.Millisecond)),
-	}
-	if files != nil {
-		outcome.Output = a.afterCommand(report, run, files, runLog, log)
+		Output:  output,
 	}
 	finished := a.closeRun(report, tgt, run.ID, res.Success, log, life, func(ctx context.Context) error { return runLog.Close(ctx, outcome) })
 	if finished {
@@ -84,19 +89,29 @@ func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *actio
 }
 
 // afterCommand reads what the command left for Port: it sends an action run's response
-// now, before the closing request, and returns a node run's output for it. Problems are
-// told in the run's log and do not change the run's result.
-func (a *Agent) afterCommand(report context.Context, run runmsg.Run, files *runFiles, runLog *reporter.RunLog, log *zap.Logger) map[string]any {
+// now, before the closing request, and returns a node run's output for it. A file that is
+// not a regular file fails the run: bad says why, for its label. Other problems are told in
+// the run's log and do not change the run's result.
+func (a *Agent) afterCommand(report context.Context, run runmsg.Run, files *runFiles, runLog *reporter.RunLog, log *zap.Logger) (output map[string]any, bad string) {
 	note := func(format string, args ...any) {
 		_, _ = fmt.Fprintf(runLog, "port-runner: "+format+"\n", args...)
 	}
+	refused := func(env string, err error) bool {
+		var e errBadRunFile
+		if errors.As(err, &e) {
+			bad = fmt.Sprintf("$%s is %s", env, e.why)
+			log.Warn("run file refused: the run fails", zap.String("file", env), zap.Error(err))
+		}
+		return bad != ""
+	}
 	out, err := files.outputs()
-	if err != nil {
+	if err != nil && !refused(envOutputFile, err) {
 		note("$%s ignored: %v", envOutputFile, err)
 		log.Warn("output file ignored", zap.Error(err))
 	}
 	resp, ok, err := files.responseBody()
 	switch {
+	case err != nil && refused(envResponseFile, err):
 	case err != nil:
 		note("$%s ignored: %v", envResponseFile, err)
 		log.Warn("response file ignored", zap.Error(err))
@@ -106,5 +121,5 @@ func (a *Agent) afterCommand(report context.Context, run runmsg.Run, files *runF
 			log.Warn("response not sent", zap.Error(err))
 		}
 	}
-	return out
+	return out, bad
 }

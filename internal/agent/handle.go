@@ -10,6 +10,7 @@ import (
 
 	"github.com/port-runner/port-runner/consumer"
 	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/internal/echo"
 	"github.com/port-runner/port-runner/internal/portapi"
 	"github.com/port-runner/port-runner/internal/runmsg"
 	"github.com/port-runner/port-runner/metrics"
@@ -40,7 +41,7 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) b
 		// Another deployment with another group may own this action.
 		a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeIgnored).Inc()
 		a.log.Debug("ignoring run of an action not configured here", zap.String("at", where),
-			zap.String("run_id", run.ID), zap.String("action", run.Action))
+			zap.String("run_id", run.ID), zap.String("action", echo.Cut(run.Action)))
 		return true
 	}
 	log := a.log.With(zap.String("run_id", run.ID), zap.String("action", run.Action))

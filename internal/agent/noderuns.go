@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/itchyny/gojq"
 
@@ -55,7 +54,7 @@ func (m *nodeMatcher) matches(run runmsg.Run) bool {
 	if m.selector == nil {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second) // a selector that never ends must not stall a partition
+	ctx, cancel := context.WithTimeout(context.Background(), runmsg.SelectorTimeout) // a selector that never ends must not stall a partition
 	defer cancel()
 	v, ok := m.selector.RunWithContext(ctx, run.Context["message"]).Next()
 	return ok && v == true

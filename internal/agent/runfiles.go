@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -49,29 +47,6 @@ func newRunFiles(spec *executor.Spec, run runmsg.Run) (*runFiles, error) {
 }
 
 func (f *runFiles) remove() { _ = os.RemoveAll(f.dir) }
-
-// read returns the file's bytes; a file the command did not write is nil, not an error.
-func readRunFile(path string) ([]byte, error) {
-	if path == "" {
-		return nil, nil
-	}
-	fh, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
-	b, err := io.ReadAll(io.LimitReader(fh, maxRunFileBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxRunFileBytes {
-		return nil, fmt.Errorf("over %d bytes", maxRunFileBytes)
-	}
-	return b, nil
-}
 
 // outputs reads $PORT_OUTPUT_FILE: a JSON object, or nothing.
 func (f *runFiles) outputs() (map[string]any, error) {

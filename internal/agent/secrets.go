@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/port-runner/port-runner/internal/echo"
 	"github.com/port-runner/port-runner/internal/runmsg"
 )
 
@@ -53,18 +54,18 @@ func (a *action) decryptInputs(run runmsg.Run) (runmsg.Run, []string, error) {
 		}
 		enc, isString := v.(string)
 		if !isString {
-			return run, nil, fmt.Errorf("secret input %q is not an encrypted string", n)
+			return run, nil, fmt.Errorf("secret input %s is not an encrypted string", echo.Quote(n))
 		}
 		b, err := runmsg.DecryptSecret(a.secretKey, enc)
 		if err != nil {
-			return run, nil, fmt.Errorf("secret input %q cannot be decrypted with port.clientSecret: %w", n, err)
+			return run, nil, fmt.Errorf("secret input %s cannot be decrypted with port.clientSecret: %w", echo.Quote(n), err)
 		}
 		plain = append(plain, string(b))
 		var val any = string(b)
 		if names[n] == "object" || names[n] == "array" {
 			// An object secret is encrypted as its JSON text.
 			if err := json.Unmarshal(b, &val); err != nil {
-				return run, nil, fmt.Errorf("secret input %q: the decrypted %s is not JSON", n, names[n])
+				return run, nil, fmt.Errorf("secret input %s: the decrypted %s is not JSON", echo.Quote(n), echo.Cut(names[n]))
 			}
 			plain = append(plain, leafStrings(val)...)
 		}

@@ -76,6 +76,9 @@ func (a *Agent) newConsumer(k config.Kafka) error {
 		StopWait:   config.KillGrace + a.timings.closingBudget,
 		Logger:     a.log,
 		Runs:       a.lives, // the revoke asks the run lifecycle what it still holds
+		// A batch that does not decompress within the bound is skipped (README "Delivery").
+		MaxDecompressBatchBytes: int(k.MaxDecompressBatchBytes),
+		OnSkippedBatch:          a.skippedBatch,
 		OnFatal: func(err error) {
 			select {
 			case a.fatal <- err:

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/internal/echo"
 )
 
 // Tried is what `port-runner try` shows of one run: the command as it was started (its
@@ -31,7 +32,7 @@ func (a *Agent) Try(ctx context.Context, raw []byte) (Tried, error) {
 	}
 	act, ok := a.lookupAction(&run)
 	if !ok {
-		return Tried{}, fmt.Errorf("action %q is not under actions: in the config", run.Action)
+		return Tried{}, fmt.Errorf("action %s is not under actions: in the config", echo.Quote(run.Action))
 	}
 	if _, err := a.api.Token(ctx); err != nil {
 		return Tried{}, fmt.Errorf("port api: %w", err)

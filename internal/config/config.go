@@ -14,8 +14,7 @@ import (
 // Config is the whole agent configuration (README "Configuration").
 type Config struct {
 	Port Port `yaml:"port"`
-	// Transport is how runs come in: "kafka" (default), the org's runs topic, or "polling",
-	// Port's claim-and-acknowledge API (README "Delivery"); with polling kafka: is unused.
+	// Transport: "kafka" (default) or "polling", Port's claim API (polling.go).
 	Transport string            `yaml:"transport"`
 	Kafka     Kafka             `yaml:"kafka"`
 	Polling   Polling           `yaml:"polling"`
@@ -39,6 +38,10 @@ type Port struct {
 	// ClientSecretFile names a file holding the client secret (a mounted Secret), instead
 	// of clientSecret; Load reads it.
 	ClientSecretFile string `yaml:"clientSecretFile"`
+	// InsecureHTTP allows an http:// baseURL whose host is not this machine (a test
+	// emulator on a private network): the token request then carries the client secret in
+	// clear text, so Validate refuses it otherwise.
+	InsecureHTTP bool `yaml:"insecureHTTP"`
 }
 
 type Kafka struct {
@@ -52,6 +55,10 @@ type Kafka struct {
 	// RevokeTimeout is how long a revoke lets runs of the revoked partitions finish before
 	// it cancels them; the partition is released only once they are closed in Port.
 	RevokeTimeout Duration `yaml:"revokeTimeout"`
+	// MaxDecompressBatchBytes bounds what one fetched batch may decompress to: a batch
+	// past it is skipped (README "Delivery"), so a small compressed record cannot take the
+	// agent past its memory limit.
+	MaxDecompressBatchBytes ByteSize `yaml:"maxDecompressBatchBytes"`
 }
 
 // Delivery timings the group's rebalance timeout is made of (see RebalanceTimeout).
@@ -190,10 +197,7 @@ func (c *Config) applyDefaults() {
 	if c.Kafka.Topic == "" && c.Port.OrgID != "" {
 		c.Kafka.Topic = c.Port.OrgID + ".runs"
 	}
-	if c.Transport == "" {
-		c.Transport = TransportKafka
-	}
-	c.Polling.applyDefaults()
+	c.applyTransportDefaults()
 	if c.Kafka.StartOffset == "" {
 		c.Kafka.StartOffset = "latest"
 	}
@@ -205,6 +209,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Kafka.RevokeTimeout == 0 {
 		c.Kafka.RevokeTimeout = Duration(20 * time.Second)
+	}
+	if c.Kafka.MaxDecompressBatchBytes == 0 {
+		c.Kafka.MaxDecompressBatchBytes = DefaultDecompressBatchBytes
 	}
 	if c.Security.MaxMessageAge == 0 {
 		c.Security.MaxMessageAge = Duration(10 * time.Minute)

@@ -2,7 +2,9 @@ package config
 
 import "time"
 
-// Transports (Config.Transport).
+// Transports (Config.Transport): "kafka" reads the org's runs topic; "polling" claims runs
+// from Port's claim-and-acknowledge API (README "Without Kafka: polling"), and the kafka:
+// section is then unused.
 const (
 	TransportKafka   = "kafka"
 	TransportPolling = "polling"
@@ -34,6 +36,13 @@ const (
 
 // Polls reports whether runs come from Port's claim API rather than Kafka.
 func (c *Config) Polls() bool { return c.Transport == TransportPolling }
+
+func (c *Config) applyTransportDefaults() {
+	if c.Transport == "" {
+		c.Transport = TransportKafka
+	}
+	c.Polling.applyDefaults()
+}
 
 func (p *Polling) applyDefaults() {
 	if p.Interval == 0 {

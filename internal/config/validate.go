@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"math"
+	"net"
+	"net/url"
 	"os"
 	"slices"
 	"sort"
@@ -49,8 +51,11 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 }
 
 func validatePort(p Port, add func(error)) {
-	if !strings.HasPrefix(p.BaseURL, "http://") && !strings.HasPrefix(p.BaseURL, "https://") {
+	switch {
+	case !strings.HasPrefix(p.BaseURL, "http://") && !strings.HasPrefix(p.BaseURL, "https://"):
 		add(problem("port.baseURL", "must be an http(s) URL, got %q", p.BaseURL))
+	case strings.HasPrefix(p.BaseURL, "http://") && !p.InsecureHTTP && !loopbackURL(p.BaseURL):
+		add(problem("port.baseURL", "http:// sends the client secret unencrypted: use https://, or http:// only to localhost or a loopback address (port.insecureHTTP: true allows another host, for a test emulator on a private network), got %q", p.BaseURL))
 	}
 	if p.ClientID == "" {
 		add(problem("port.clientID", "required (set PORT_CLIENT_ID or write it in the file)"))
@@ -82,6 +87,21 @@ func validatePolling(p Polling, add func(error)) {
 	}
 }
 
+// loopbackURL reports whether u's host is this machine: "localhost" or a loopback IP literal
+// (127.0.0.0/8, ::1). Names are not resolved: validation does not depend on DNS.
+func loopbackURL(u string) bool {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	host := parsed.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 func validateKafka(k Kafka, add func(error)) {
 	for i, b := range k.Brokers {
 		if strings.Contains(b, ",") {
@@ -110,6 +130,10 @@ func validateKafka(k Kafka, add func(error)) {
 		if _, err := os.Stat(k.TLS.CAFile); err != nil {
 			add(problem("kafka.tls.caFile", "%v", err))
 		}
+	}
+	if b := k.MaxDecompressBatchBytes; b < MinDecompressBatchBytes || b > MaxDecompressBatchBytes {
+		add(problem("kafka.maxDecompressBatchBytes", "must be between %s (a producer's batch: a 1MiB run message, a zstd window of up to 8MiB) and %s (a batch at the bound takes up to about three times it of the agent's memory), got %s",
+			ByteSize(MinDecompressBatchBytes), ByteSize(MaxDecompressBatchBytes), k.MaxDecompressBatchBytes))
 	}
 	if r := k.RevokeTimeout.D(); r < time.Second || r > MaxRevokeTimeout {
 		add(problem("kafka.revokeTimeout", "must be between 1s and %s, got %s (the group's rebalance timeout is revokeTimeout + %s kill grace + %s closing budget + %s commit)",

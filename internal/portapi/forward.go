@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/port-runner/port-runner/internal/echo"
 )
 
 // ProxyRequest is a request a run's command makes to Port through the agent
@@ -39,7 +41,7 @@ type ProxyResponse struct {
 // upserts, gets and patches; a plain create may then answer 409.
 func (c *Client) Forward(ctx context.Context, rq ProxyRequest) (ProxyResponse, error) {
 	if !strings.HasPrefix(rq.Path, "/v1/") {
-		return ProxyResponse{}, fmt.Errorf("portapi: forward: path %q is not under /v1/", rq.Path)
+		return ProxyResponse{}, fmt.Errorf("portapi: forward: path %s is not under /v1/", echo.Quote(rq.Path))
 	}
 	if strings.ContainsAny(rq.Path, "?#") {
 		return ProxyResponse{}, errors.New("portapi: forward: the path must not carry a query or fragment")

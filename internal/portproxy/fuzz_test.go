@@ -15,7 +15,9 @@ import (
 // must hold whatever they say:
 //   - a path that passes splitting has no empty, "." or ".." segment and none with a '/',
 //     and the path sent upstream splits back into the same segments;
-//   - /auth/ is never allowed, nor a body that may end a run on the routes that end runs;
+//   - the never-list holds whatever the rule says, in any letter case: no authentication or
+//     credentials route, no body that may end a run or a workflow node run on the routes
+//     that end them;
 //   - without rules, only the run's own routes and its blueprint's are allowed;
 //   - the query sent upstream has no run_id-like key but run_id, which is exactly the run's
 //     own on an entity write.
@@ -28,6 +30,11 @@ func FuzzRequestRules(f *testing.F) {
 	f.Add(uint8(1), "/v1/auth/access_token", "", []byte(`{}`), "/v1/**")
 	f.Add(uint8(4), "/v1/blueprints/svc/entities/a%20b", "RUN-ID=x&upsert=true", []byte(nil), "")
 	f.Add(uint8(1), "/v1/actions/runs/r_1/logs", "", []byte(`["terminationStatus"]`), "")
+	f.Add(uint8(1), "/v1/Auth/access_token", "", []byte(`{}`), "/v1/**")
+	f.Add(uint8(0), "/v1/Kafka-Credentials", "", []byte(nil), "GET /v1/*")
+	f.Add(uint8(1), "/v1/apps/a/rotate-secret", "", []byte(nil), "/v1/**")
+	f.Add(uint8(3), "/v1/workflows/nodes/runs/wfnr_2", "", []byte(`{"result":"SUCCESS"}`), "/v1/**")
+	f.Add(uint8(2), "/v1/Workflows/Nodes/Runs/wfnr_2", "", []byte(`{"STATUS":"COMPLETED"}`), "PUT /v1/**")
 	f.Fuzz(func(t *testing.T, m uint8, path, rawQuery string, body []byte, rule string) {
 		method := methods[int(m)%len(methods)]
 		segs, ok := splitPath(path)
@@ -57,12 +64,24 @@ func FuzzRequestRules(f *testing.F) {
 		g := &grant{runID: "r_1", blueprint: "svc", allow: rules, ctx: ctx, cancel: cancel}
 		_, denied := g.check(method, segs, body)
 		if !denied {
-			if segs[0] == "auth" {
+			lower := make([]string, len(segs))
+			for i, s := range segs {
+				lower[i] = strings.ToLower(s)
+			}
+			switch lower[0] {
+			case "auth", "apps", "rotate-credentials", "kafka-credentials":
 				t.Fatalf("%s %s allowed", method, path)
 			}
-			ending := (len(segs) == 4 && segs[0] == "actions" && segs[1] == "runs" && segs[3] == "logs" && method == "POST" && mayCarry(body, "terminationStatus")) ||
-				(len(segs) == 3 && segs[0] == "actions" && segs[1] == "runs" && (method == "PATCH" || method == "PUT") && mayCarry(body, "status"))
-			if ending {
+			n, runLen := len(lower), 0 // runLen: segments up to the run's id, on a run's route
+			switch {
+			case n >= 3 && lower[0] == "actions" && lower[1] == "runs":
+				runLen = 3
+			case n >= 4 && lower[0] == "workflows" && lower[1] == "nodes" && lower[2] == "runs":
+				runLen = 4
+			}
+			write := runLen > 0 && ((n == runLen && (method == "PATCH" || method == "PUT")) ||
+				(n == runLen+1 && lower[n-1] == "logs" && method == "POST"))
+			if write && (mayCarry(body, "terminationStatus") || mayCarry(body, "status") || mayCarry(body, "result")) {
 				t.Fatalf("%s %s with body %q allowed: it may end a run", method, path, body)
 			}
 			if len(rules) == 0 && !(len(segs) >= 3 && segs[0] == "actions" && segs[2] == "r_1") && !(len(segs) >= 2 && segs[0] == "blueprints" && segs[1] == "svc") {

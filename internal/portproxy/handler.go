@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/port-runner/port-runner/internal/config"
+	"github.com/port-runner/port-runner/internal/echo"
 )
 
 // apiErr is an answer of the proxy itself, shaped like Port's errors.
@@ -33,7 +34,9 @@ var (
 	errForbidden = apiErr{http.StatusForbidden, "forbidden",
 		"route not allowed for this run; see portAPI.allow"}
 	errTerminate = apiErr{http.StatusForbidden, "forbidden",
-		"only port-runner ends a run (exactly once, from the command's exit status): terminationStatus and status are refused"}
+		"only port-runner ends a run (exactly once, from the command's exit status): terminationStatus, status and result are refused"}
+	errNever = apiErr{http.StatusForbidden, "forbidden",
+		"authentication and credentials routes are never proxied, whatever portAPI.allow says"}
 	errTooLarge = apiErr{http.StatusRequestEntityTooLarge, "payload_too_large",
 		"request body exceeds 1 MiB"}
 	errNotRunProcess = apiErr{http.StatusUnauthorized, "unauthorized",
@@ -50,7 +53,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, errUnauthorized)
 		return
 	}
-	log := p.log.With(zap.String("run_id", g.runID), zap.String("action", g.action), zap.String("method", r.Method), zap.String("path", r.URL.Path))
+	log := p.log.With(zap.String("run_id", g.runID), zap.String("action", g.action), zap.String("method", echo.Cut(r.Method)), zap.String("path", echo.Cut(r.URL.Path)))
 	if p.bind {
 		if e, denied := p.checkPeer(r, g); denied {
 			log.Warn("refused a Port API request from outside the run's processes", zap.String("reason", e.message), zap.String("peer", r.RemoteAddr))
@@ -96,7 +99,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, e)
 		return
 	}
-	if m := g.mask.Load(); m != nil && runText(r.Method, segs) {
+	if m := g.mask.Load(); m != nil && runWrite(r.Method, segs) {
 		body = maskJSON(body, *m)
 	}
 	// The run's share of the budget, then all runs' share: a flood of one run waits here,

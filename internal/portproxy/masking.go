@@ -5,7 +5,6 @@ package portproxy
 import (
 	"bytes"
 	"encoding/json"
-	"net/http"
 )
 
 // SetMask gives token's run the masking of its log (reporter.RunLog.Mask: every string in a
@@ -15,16 +14,6 @@ func (p *Proxy) SetMask(token string, mask func(any) any) {
 	if g := p.lookup(token); g != nil && mask != nil {
 		g.mask.Store(&mask)
 	}
-}
-
-// runText reports the requests whose strings Port shows on a run's page: a log POST and a
-// run PATCH/PUT (statusLabel, summary, link, ...).
-func runText(method string, segs []string) bool {
-	if len(segs) < 3 || segs[0] != "actions" || segs[1] != "runs" {
-		return false
-	}
-	return (len(segs) == 4 && segs[3] == "logs" && method == http.MethodPost) ||
-		(len(segs) == 3 && (method == http.MethodPatch || method == http.MethodPut))
 }
 
 // maskJSON masks every string in a JSON body. check has refused bodies that are not JSON

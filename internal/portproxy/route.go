@@ -13,19 +13,8 @@ import (
 // check decides whether the grant covers the request; segs are the decoded path
 // segments after "/v1".
 func (g *grant) check(method string, segs []string, body []byte) (apiErr, bool) {
-	if segs[0] == "auth" {
-		return errForbidden, true
-	}
-	// Never through the proxy, whatever portAPI.allow says: ending any run.
-	if len(segs) == 4 && segs[0] == "actions" && segs[1] == "runs" && segs[3] == "logs" && method == http.MethodPost {
-		if hasKey(body, "terminationStatus") {
-			return errTerminate, true
-		}
-	}
-	if len(segs) == 3 && segs[0] == "actions" && segs[1] == "runs" && (method == http.MethodPatch || method == http.MethodPut) {
-		if hasKey(body, "status") {
-			return errTerminate, true
-		}
+	if e, never := neverProxied(method, segs, body); never {
+		return e, true
 	}
 	if g.allowedByDefault(method, segs) {
 		return apiErr{}, false
@@ -36,6 +25,52 @@ func (g *grant) check(method string, segs []string, body []byte) (apiErr, bool) 
 		}
 	}
 	return errForbidden, true
+}
+
+// neverProxied is the never-list (README "Scripts calling Port"): what no run may do
+// through the proxy, whatever portAPI.allow says. The route's words compare
+// case-insensitively, as a router upstream may ("/v1/Auth/access_token" reached Port).
+func neverProxied(method string, segs []string, body []byte) (apiErr, bool) {
+	switch strings.ToLower(segs[0]) {
+	case "auth", "apps", "rotate-credentials", "kafka-credentials":
+		// Authentication, the organization's credential sets and the Kafka password.
+		return errNever, true
+	}
+	// Ending any run: only the agent closes a run, exactly once. terminationStatus in a log
+	// or status in a PATCH ends an action run, status or result a workflow node run; each
+	// is refused on every run route.
+	if runWrite(method, segs) && hasAnyKey(body, "terminationStatus", "status", "result") {
+		return errTerminate, true
+	}
+	return apiErr{}, false
+}
+
+// runWrite reports the requests that write to a run, action run or workflow node run: a
+// log POST and a PATCH/PUT of the run itself.
+func runWrite(method string, segs []string) bool {
+	rest, ok := runRoute(segs)
+	return ok && ((len(rest) == 1 && strings.EqualFold(rest[0], "logs") && method == http.MethodPost) ||
+		(len(rest) == 0 && (method == http.MethodPatch || method == http.MethodPut)))
+}
+
+// runRoute matches the routes of one run, /actions/runs/{id} and
+// /workflows/nodes/runs/{id}, and returns what follows the id.
+func runRoute(segs []string) (rest []string, ok bool) {
+	for _, prefix := range [][]string{{"actions", "runs"}, {"workflows", "nodes", "runs"}} {
+		if len(segs) > len(prefix) && hasPrefixFold(segs, prefix) {
+			return segs[len(prefix)+1:], true
+		}
+	}
+	return nil, false
+}
+
+func hasPrefixFold(segs, prefix []string) bool {
+	for i, p := range prefix {
+		if !strings.EqualFold(segs[i], p) {
+			return false
+		}
+	}
+	return true
 }
 
 func (g *grant) allowedByDefault(method string, segs []string) bool {
@@ -85,13 +120,13 @@ func namesRun(key string) bool {
 // given run_id: any method but GET on /blueprints/{bp}/entities and everything under it
 // (create, upsert, bulk, update, delete, relations), whichever rule allowed it.
 func entityWrite(method string, segs []string) bool {
-	return method != http.MethodGet && len(segs) >= 3 && segs[0] == "blueprints" && segs[2] == "entities"
+	return method != http.MethodGet && len(segs) >= 3 && strings.EqualFold(segs[0], "blueprints") && strings.EqualFold(segs[2], "entities")
 }
 
-// hasKey reports whether body may carry key at its top level. A body that is not a JSON
-// object cannot be checked, so it counts as carrying it: the proxy refuses what it cannot
-// prove harmless. Keys are compared case-insensitively, as some JSON decoders do.
-func hasKey(body []byte, key string) bool {
+// hasAnyKey reports whether body may carry one of keys at its top level. A body that is
+// not a JSON object cannot be checked, so it counts as carrying them: the proxy refuses what
+// it cannot prove harmless. Keys are compared case-insensitively, as some JSON decoders do.
+func hasAnyKey(body []byte, keys ...string) bool {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return false
 	}
@@ -100,8 +135,10 @@ func hasKey(body []byte, key string) bool {
 		return true
 	}
 	for k := range obj {
-		if strings.EqualFold(k, key) {
-			return true
+		for _, key := range keys {
+			if strings.EqualFold(k, key) {
+				return true
+			}
 		}
 	}
 	return false

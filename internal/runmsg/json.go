@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/port-runner/port-runner/internal/echo"
 )
 
 // object is a JSON object that remembers its key order. The signature covers
@@ -152,7 +154,7 @@ func (p *parser) value(depth int) (any, error) {
 			}
 			k, ok := kt.(string)
 			if !ok {
-				return nil, fmt.Errorf("object key is %v", kt)
+				return nil, fmt.Errorf("object key is %s", echo.Cut(fmt.Sprint(kt)))
 			}
 			v, err := p.value(depth + 1)
 			if err != nil {
@@ -190,7 +192,7 @@ func closeDelim(dec *json.Decoder, want json.Delim) error {
 		return err
 	}
 	if tok != want {
-		return fmt.Errorf("expected %q, got %v", rune(want), tok)
+		return fmt.Errorf("expected %q, got %s", rune(want), echo.Cut(fmt.Sprint(tok)))
 	}
 	return nil
 }

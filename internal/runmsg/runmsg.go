@@ -29,9 +29,10 @@ func DefaultSelectors() Selectors {
 // DefaultMaxBytes is the size limit when Options.MaxBytes is 0.
 const DefaultMaxBytes = 1 << 20
 
-// selectorTimeout stops a selector that never ends (`def f: f; f`) from
-// blocking a partition; real selectors take microseconds.
-const selectorTimeout = time.Second
+// SelectorTimeout stops a selector that never ends (`def f: f; f`) from
+// blocking a partition; real selectors take microseconds. The agent gives an
+// action's env expressions the same limit.
+const SelectorTimeout = time.Second
 
 // Options configure a Decoder.
 type Options struct {
@@ -129,7 +130,7 @@ func (d *Decoder) Decode(raw []byte) (run Run, err error) {
 		return Run{}, err
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), selectorTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), SelectorTimeout)
 	defer cancel()
 
 	runID, err := d.runIDOf(ctx, doc)

@@ -594,6 +594,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add(signText("99999999999999999999", `{"action":"a","context":{"runId":"r"}}`))
 	f.Add([]byte(`{"context":{"runId":"wfnr_1","workflow":{"identifier":"w"},"node":"n"},"payload":[1,{"a":"b"}]}`))
 	f.Add([]byte(`[{"runId":"r_1","action":"a"},{"inputs":{}}]`))
+	f.Add(signText(strings.Repeat("9", 4096), `{"action":"a","context":{"runId":"r"}}`))
+	f.Add([]byte(`{"action":"a","context":{"runId":"r"},"headers":{"X-Port-Signature":"v1,x","X-Port-Timestamp":"` + strings.Repeat("1", 4096) + `x"}}`))
 	verifying := mustDecoder(f, Options{Secret: vectorSecret, VerifySignature: true})
 	trusting := mustDecoder(f, Options{})
 	arrays := mustDecoder(f, Options{Selectors: Selectors{RunID: ".[0].runId", Action: ".[0].action", Properties: ".[1].inputs"}})
@@ -604,6 +606,9 @@ func FuzzDecode(f *testing.F) {
 				var se *SkipError
 				if !errors.As(err, &se) || (se.Reason != ReasonInvalid && se.Reason != ReasonBadSignature) {
 					t.Fatalf("Decode error %T %v is not a *SkipError", err, err)
+				}
+				if n := len(err.Error()); n > maxErrorBytes {
+					t.Fatalf("Decode error of %d bytes quotes too much of the message: %.200s", n, err)
 				}
 				continue
 			}

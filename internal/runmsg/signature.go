@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/port-runner/port-runner/internal/echo"
 )
 
 // Header keys inside the message's top-level "headers" object.
@@ -135,7 +137,7 @@ func timestampText(v any) (string, error) {
 		return "", fmt.Errorf("%w: headers.%s is %s", ErrMalformedSignature, HeaderTimestamp, kindOf(v))
 	}
 	if s == "" || len(s) > 20 || strings.Trim(s, "0123456789") != "" {
-		return "", fmt.Errorf("%w: headers.%s %q is not an integer", ErrMalformedSignature, HeaderTimestamp, s)
+		return "", fmt.Errorf("%w: headers.%s %s is not an integer", ErrMalformedSignature, HeaderTimestamp, echo.Quote(s))
 	}
 	return s, nil
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/port-runner/port-runner/internal/echo"
 )
 
 // MaxFuture is how far ahead of this machine's clock a signed timestamp may be: clock skew
@@ -29,7 +31,7 @@ func signedAt(root *object, now time.Time) (time.Time, error) {
 	}
 	sec, err := strconv.ParseInt(text, 10, 64)
 	if err != nil || sec <= 0 {
-		return time.Time{}, fmt.Errorf("%w: %q", ErrBadTimestamp, text)
+		return time.Time{}, fmt.Errorf("%w: %s", ErrBadTimestamp, echo.Quote(text))
 	}
 	limit := now.Add(MaxFuture)
 	if sec > limit.Unix() {

@@ -15,6 +15,9 @@
 //   - [Env.NewRun], [Env.ProduceRun], [Env.WaitClosed]: run messages signed as Port signs
 //     them, and runs waited for in Port.
 //   - [Scrape], [Gather], [Families]: an agent's metrics as Prometheus reads them.
+//   - test/harness/vectors (the shared signed vectors and their secret) and
+//     test/harness/bomb (decompression bombs written to a partition as they are): leaf
+//     packages, for the unit tests of what the harness builds on too.
 //
 // scripts/test runs every package whose tests import this one again on a real Apache Kafka,
 // over PLAINTEXT and over SASL_SSL.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -176,6 +177,22 @@ func (p *Process) Log() string {
 		return err.Error()
 	}
 	return string(b)
+}
+
+var metricsAddr = regexp.MustCompile(`"serving metrics server".*"addr":"([^"]+)"`)
+
+// MetricsURL is the base URL of the process's metrics server, once it serves: the address
+// it logs, as a user reads it.
+func (p *Process) MetricsURL(t testing.TB) string {
+	t.Helper()
+	var addr string
+	waitcond.For(t, "agent "+p.Name+" to serve its metrics", readyTimeout, func() bool {
+		if m := metricsAddr.FindStringSubmatch(p.Log()); m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	})
+	return "http://" + addr
 }
 
 // stop ends a process still running: SIGTERM, then SIGKILL after grace.

@@ -392,6 +392,9 @@ func TestAlertRules(t *testing.T) {
 			if r.Alert == "PortRunnerRunsUnclosed" && !firesOnAnyIncrease(t, r.Expr, "port_runner_runs_unclosed_total") {
 				t.Errorf("%s: want increase(port_runner_runs_unclosed_total[...]) > 0 (any increase), got:\n%s", r.Alert, r.Expr)
 			}
+			if r.Alert == "PortRunnerBatchSkipped" && !firesOnAnyIncrease(t, r.Expr, "port_runner_messages_total") {
+				t.Errorf("%s: want increase(port_runner_messages_total{outcome=\"skipped_batch\"}[...]) > 0 (any increase), got:\n%s", r.Alert, r.Expr)
+			}
 		}
 	}
 	sort.Strings(alerts)
@@ -412,6 +415,7 @@ var alertSelects = map[string]string{
 	"PortRunnerRateLimited":        `port_runner_port_requests_total{code="429"}`,
 	"PortRunnerRunsUnclosed":       "port_runner_runs_unclosed_total",
 	"PortRunnerClosingsWaiting":    "port_runner_runs_closing_oldest_seconds",
+	"PortRunnerBatchSkipped":       `port_runner_messages_total{outcome="skipped_batch"}`,
 }
 
 // firesOnAnyIncrease reports whether expr is `[aggregation] increase(metric[range]) > 0`:

@@ -39,10 +39,7 @@ func TestCommandFindsNoCredential(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("Linux: /proc and PR_SET_DUMPABLE")
 	}
-	broker := harness.NewBroker(t)
-	if len(broker.Opts) > 0 {
-		t.Skip("the agent here is configured for a PLAINTEXT broker")
-	}
+	broker := plaintextBroker(t)
 	portSecret, kafkaPass := "port-secret-"+randomHex(t), "kafka-pass-"+randomHex(t)
 	dir := sharedDir(t)
 	out := writableDir(t, dir)

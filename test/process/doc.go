@@ -6,6 +6,13 @@
 // "Isolation" and "Runs and each other": the built agent, under an unprivileged uid when the
 // tests run as root, keeps its credentials and each run's token from every other command.
 //
+// TestBombUnderTheChartsMemoryLimit, TestRunFilesOnlyRegularFiles and TestProxyNeverList are
+// reproductions of red-team findings, hostile or broken input through the built agent (as
+// uid 65534 when the tests run as root): a decompression bomb under the chart's 512 MiB
+// memory limit (a cgroup v1 memory group the test makes under its own cgroup, as root; else
+// the agent's peak RSS is measured), a command that leaves a named pipe or a link where its
+// response file goes, a command that calls the Port API routes the proxy never forwards.
+//
 // TestChaos proves the delivery guarantees (README "Delivery") with real agent processes,
 // not goroutines. It starts three agents (A, B, C) in one consumer group on a 6-partition
 // topic, and produces N signed run messages whose command sleeps 0-500 ms and then appends

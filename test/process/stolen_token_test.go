@@ -28,10 +28,7 @@ func TestStolenTokenRefusedThroughTheShim(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl not installed")
 	}
-	broker := harness.NewBroker(t)
-	if len(broker.Opts) > 0 {
-		t.Skip("the agent here is configured for a PLAINTEXT broker")
-	}
+	broker := plaintextBroker(t)
 	secret := "port-secret-" + randomHex(t)
 	dir := sharedDir(t)
 	out := writableDir(t, dir)
