@@ -122,3 +122,26 @@ func TestPollingClaimExpiresWhileWaiting(t *testing.T) {
 		t.Errorf("executed %v, want each of %v once", got, want)
 	}
 }
+
+// A workflow node run claimed from /v1/workflows/runs/claim-pending goes to the action whose
+// workflowNode selects it, is acknowledged on the node-run route and completed once. Port's
+// claimed node run names no workflow or node: the selector reads its node's config.
+func TestPollingNodeRun(t *testing.T) {
+	h := pollingEnv(t)
+	rec := harness.NewRecorder(t, `echo "::port-output::built=yes"`)
+	cfg := h.Config(t, pollingOverlay+quickLogs+harness.Actions(fmt.Sprintf(
+		"  build: {command: %s, timeout: 1m, workflowNode: {selector: '.context.nodeConfig.url == \"https://ci.invalid/build\"'}}\n", rec.Command())))
+	h.Start(t, cfg)
+	nr, err := h.Emu.CreateNodeRun(context.Background(), "ci", "build", map[string]any{"image": "api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := h.WaitClosed(t, nr.ID)
+	if run.Result != "SUCCESS" || run.Terminations != 1 || !run.Acked || run.RejectedAcks != 0 || run.Output["built"] != "yes" {
+		t.Fatalf("node run: result %s, %d terminations, acked %v (%d refused), output %v\nlog:\n%s",
+			run.Result, run.Terminations, run.Acked, run.RejectedAcks, run.Output, logText(run))
+	}
+	if got := rec.Executed(t); !slices.Equal(got, []string{nr.ID}) {
+		t.Errorf("executed %v, want %s once", got, nr.ID)
+	}
+}
