@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/port-runner/port-runner/internal/emulator"
+	"github.com/port-runner/port-runner/internal/portapi"
 	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/test/harness"
 )
@@ -143,5 +144,66 @@ func TestPollingNodeRun(t *testing.T) {
 	}
 	if got := rec.Executed(t); !slices.Equal(got, []string{nr.ID}) {
 		t.Errorf("executed %v, want %s once", got, nr.ID)
+	}
+}
+
+// A replica's sweep closes, as interrupted, a run another replica acknowledged and leased
+// and whose lease ended (that replica is gone); it leaves a run whose lease holds, and one
+// whose externalRunId is not a lease (its command set its own).
+func TestPollingSweepClosesEndedLeases(t *testing.T) {
+	h := pollingEnv(t)
+	ctx := context.Background()
+	gone, err := portapi.New(portapi.Options{BaseURL: h.PortURL(), ClientID: harness.ClientID, ClientSecret: h.ClientSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for range 3 {
+		r, err := h.Emu.CreateRun(ctx, "deploy", emulator.CreateRunRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	// The replica that is gone claimed and acknowledged all three before it died.
+	if got, err := gone.ClaimRuns(ctx, portapi.Claim{Limit: 3, VisibilityTimeout: time.Minute}); err != nil || len(got) != 3 {
+		t.Fatalf("claim %v %v", got, err)
+	}
+	marks := []string{
+		"port-runner lease gone-pod until " + time.Now().Add(-time.Minute).UTC().Format(time.RFC3339),
+		"port-runner lease gone-pod until " + time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
+		"gh-run-42",
+	}
+	for i, id := range ids {
+		if err := gone.AckRun(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := gone.PatchRun(ctx, id, portapi.RunPatch{ExternalRunID: &marks[i]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := h.Config(t, "transport: polling\nkafka: null\npolling: {sweepInterval: 1s}\n"+quickLogs+
+		harness.Actions("  deploy: {command: [/bin/true], timeout: 1m}\n"))
+	h.Start(t, cfg)
+	ended := h.WaitClosed(t, ids[0])
+	if ended.Status != "FAILURE" || !strings.HasPrefix(ended.StatusLabel, "interrupted:") || ended.Terminations != 1 {
+		t.Fatalf("run with an ended lease: %s %q, %d terminations", ended.Status, ended.StatusLabel, ended.Terminations)
+	}
+	// Two more sweeps at least: the others stay open.
+	sweeps := func() int {
+		n := 0
+		for _, rq := range h.Emu.Requests() {
+			if rq.Method == "GET" && rq.Path == "/v1/actions/runs" {
+				n++
+			}
+		}
+		return n
+	}
+	after := sweeps()
+	waitcond.For(t, "two more sweeps", 10*time.Second, func() bool { return sweeps() >= after+2 })
+	for _, id := range ids[1:] {
+		if r, _ := h.Emu.Run(id); r.Status != "IN_PROGRESS" {
+			t.Errorf("run %s (externalRunId %q) closed: %s %q", id, r.ExternalRunID, r.Status, r.StatusLabel)
+		}
 	}
 }
