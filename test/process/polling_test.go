@@ -37,6 +37,9 @@ func TestPollingReplicaKilled(t *testing.T) {
 	}
 	const runs = 150
 	h := harness.New(t, 1, harness.WithPort(func(o *emulator.Options) { o.Delivery = emulator.DeliveryPolling }))
+	if h.Broker.Kind != harness.KindKfake {
+		t.Skip("no Kafka involved: it runs once, in the in-process suite")
+	}
 	dir := t.TempDir()
 	script, starts, ends := filepath.Join(dir, "poll.sh"), filepath.Join(dir, "starts"), filepath.Join(dir, "ends")
 	if err := os.WriteFile(script, []byte(pollScript), 0o755); err != nil {
