@@ -132,7 +132,14 @@ func TestPollingNodeRun(t *testing.T) {
 	rec := harness.NewRecorder(t, `echo "::port-output::built=yes"`)
 	cfg := h.Config(t, pollingOverlay+quickLogs+harness.Actions(fmt.Sprintf(
 		"  build: {command: %s, timeout: 1m, workflowNode: {selector: '.context.nodeConfig.url == \"https://ci.invalid/build\"'}}\n", rec.Command())))
-	h.Start(t, cfg)
+	a := h.Start(t, cfg)
+	a.WaitReady(t)
+	// A polling replica serves /status and /metrics like a consuming one (no partitions).
+	url := a.MetricsURL(t)
+	harness.Status(t, url)
+	if _, ok := harness.Scrape(t, url).Sum("port_runner_port_requests_total", harness.Labels("endpoint", "run_claim")); !ok {
+		t.Error("/metrics counts no claims (port_runner_port_requests_total{endpoint=\"run_claim\"})")
+	}
 	nr, err := h.Emu.CreateNodeRun(context.Background(), "ci", "build", map[string]any{"image": "api"})
 	if err != nil {
 		t.Fatal(err)
