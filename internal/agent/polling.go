@@ -11,6 +11,7 @@ import (
 	"github.com/port-runner/port-runner/internal/runmsg"
 	"github.com/port-runner/port-runner/metrics"
 	"github.com/port-runner/port-runner/polling"
+	"github.com/port-runner/port-runner/reporter"
 )
 
 // newSource is transport: polling's way in: claims for as many runs as the pool runs at
@@ -58,7 +59,7 @@ func (a *Agent) handleClaim(stop, work, report context.Context, c polling.Claim)
 	run, err := a.decodeClaimed(c)
 	if err != nil {
 		a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeInvalid).Inc()
-		a.log.Warn("skipping a claimed run that cannot be read; left unacknowledged", zap.String("claimed_run_id", c.ID), zap.Error(err))
+		a.refuseClaimed(stop, report, c, err)
 		return
 	}
 	act, ok := a.lookupAction(&run)
@@ -119,4 +120,31 @@ func (a *Agent) ack(ctx context.Context, c polling.Claim) error {
 		return a.api.AckNodeRun(ctx, c.ID)
 	}
 	return a.api.AckRun(ctx, c.ID)
+}
+
+// refuseClaimed ends a claimed run that cannot be read: left unacknowledged it would come
+// back to every replica after each claim, for ever. It is acknowledged and closed FAILURE
+// with the reason, so its author sees it in Port (a Kafka message that cannot be read is
+// only skipped: it may not be a run at all; a claimed one is).
+func (a *Agent) refuseClaimed(stop, report context.Context, c polling.Claim, cause error) {
+	log := a.log.With(zap.String("claimed_run_id", c.ID))
+	if runmsg.CheckID(c.ID) != nil {
+		log.Warn("skipping a claimed run with no usable id; left unacknowledged", zap.Error(cause))
+		return
+	}
+	claimCtx, cancel := context.WithDeadline(stop, c.Expires.Add(-ackMargin(a.cfg.Polling.VisibilityTimeout.D())))
+	defer cancel()
+	if err := a.ack(claimCtx, c); err != nil {
+		log.Warn("a claimed run that cannot be read was not acknowledged", zap.NamedError("cause", cause), zap.Error(err))
+		return
+	}
+	var tgt target = a.api
+	if c.Node {
+		tgt = portapi.NodeRuns{C: a.api}
+	}
+	runLog := a.reporter.StartOn(report, tgt, c.ID, nil)
+	// The cause stays in the agent's log: it may quote the run's inputs.
+	outcome := reporter.Outcome{Label: "invalid run", Summary: "port-runner could not read this run; the agent's log says why"}
+	a.closeRun(report, tgt, c.ID, false, log, nil, func(ctx context.Context) error { return runLog.Close(ctx, outcome) })
+	log.Warn("closed a claimed run that cannot be read", zap.Error(cause))
 }

@@ -214,3 +214,31 @@ func TestPollingSweepClosesEndedLeases(t *testing.T) {
 		}
 	}
 }
+
+// A claimed run the agent cannot read is acknowledged and closed FAILURE, not left to come
+// back to every replica for ever; its inputs stay out of Port's summary.
+func TestPollingInvalidRunIsClosed(t *testing.T) {
+	h := pollingEnv(t)
+	rec := harness.NewRecorder(t)
+	cfg := h.Config(t, pollingOverlay+quickLogs+"message: {runId: '.payload.properties.rid // .context.runId'}\n"+
+		harness.Actions(fmt.Sprintf("  deploy: {command: %s, timeout: 1m}\n", rec.Command())))
+	h.Start(t, cfg)
+	bad, err := h.Emu.CreateRun(context.Background(), "deploy", emulator.CreateRunRequest{Properties: map[string]any{"rid": 12345}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := h.Emu.CreateRun(context.Background(), "deploy", emulator.CreateRunRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := h.WaitClosed(t, good.ID); r.Status != "SUCCESS" {
+		t.Fatalf("readable run: %s %q", r.Status, r.StatusLabel)
+	}
+	r := h.WaitClosed(t, bad.ID)
+	if r.Status != "FAILURE" || r.StatusLabel != "invalid run" || !r.Acked || r.Claims != 1 || r.Terminations != 1 || strings.Contains(r.Summary, "12345") {
+		t.Fatalf("unreadable run: %s %q %q, acked %v, claims %d, terminations %d", r.Status, r.StatusLabel, r.Summary, r.Acked, r.Claims, r.Terminations)
+	}
+	if got := rec.Executed(t); !slices.Equal(got, []string{good.ID}) {
+		t.Errorf("executed %v, want only %s", got, good.ID)
+	}
+}
