@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
@@ -75,11 +76,14 @@ func (a *Agent) takeLease(ctx context.Context, runID string, timeout time.Durati
 // ended while Port still shows them in progress.
 func (a *Agent) sweepLeases(ctx, report context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() {
-		t := time.NewTicker(a.cfg.Polling.SweepInterval.D())
-		defer t.Stop()
+		every := a.cfg.Polling.SweepInterval.D()
 		for {
+			// Replicas started together would sweep together and close the same runs twice
+			// (Port refuses the second): each waits a random 0.5-1.5 intervals.
+			t := time.NewTimer(every/2 + rand.N(every))
 			select {
 			case <-ctx.Done():
+				t.Stop()
 				return
 			case <-t.C:
 			}
