@@ -16,12 +16,14 @@ import (
 )
 
 // With transport: polling, Port never offers an acknowledged run again: if the replica that
-// acknowledged it dies, nobody would close it. So before its command starts, the replica
-// writes its hold on the run into the run's externalRunId: a lease until the latest time
-// its command could still run or be closed (the action's timeout, the kill grace and the
-// closing budget, from the start). Every replica lists the runs Port shows in progress
-// now and then (polling.sweepInterval) and closes, as interrupted, those whose lease ended
-// with no replica left to close them. README "Delivery" says what this assumes.
+// acknowledged it dies, nobody would close it. So before it acknowledges a run, the replica
+// writes its hold on it into the run's externalRunId: a lease until the latest time its
+// command could still run or be closed (the action's timeout, the kill grace and the
+// closing budget, from now). Every replica lists the runs Port shows in progress now and
+// then (polling.sweepInterval) and closes, as interrupted, the acknowledged ones whose lease
+// ended with no replica left to close them. A run still pending (its holder died before the
+// acknowledgement) is Port's to offer again, never the sweep's. README "Delivery" says what
+// this assumes.
 
 // leasePrefix starts the externalRunId of a run held under a lease.
 const leasePrefix = "port-runner lease "
@@ -58,7 +60,7 @@ func holder() string {
 	return h
 }
 
-// takeLease writes the run's lease before its command starts. A run whose action has no
+// takeLease writes the run's lease before it is acknowledged. A run whose action has no
 // timeout gets none (its command may run for ever), nor one whose lease Port refuses: such
 // a run is not closed for this replica if it dies (README "Delivery").
 func (a *Agent) takeLease(ctx context.Context, runID string, timeout time.Duration, log *zap.Logger) {
@@ -101,7 +103,7 @@ func (a *Agent) sweepOnce(ctx, report context.Context) {
 	now := time.Now()
 	for _, r := range runs {
 		until, ok := leaseEnd(r.ExternalRunID)
-		if !ok || now.Before(until) || a.seen.holds(r.ID) {
+		if !ok || r.PendingExecution || now.Before(until) || a.seen.holds(r.ID) {
 			continue
 		}
 		log := a.log.With(zap.String("run_id", r.ID), zap.String("action", r.Action))

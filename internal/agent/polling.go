@@ -95,6 +95,11 @@ func (a *Agent) handleClaim(stop, work, report context.Context, c polling.Claim)
 	}
 	life.holdSlot()
 	defer func() { life.dropSlot(); release() }()
+	if !c.Node {
+		// Before the acknowledgement: once acknowledged, only the lease lets another replica
+		// close the run if this one dies.
+		a.takeLease(claimCtx, run.ID, act.cfg.Timeout.D(), log)
+	}
 	if err := a.ack(claimCtx, c); err != nil {
 		if errors.Is(err, portapi.ErrClaimedElsewhere) {
 			a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate).Inc()
@@ -105,9 +110,6 @@ func (a *Agent) handleClaim(stop, work, report context.Context, c polling.Claim)
 		return
 	}
 	a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeAccepted).Inc()
-	if !c.Node {
-		a.takeLease(report, run.ID, act.cfg.Timeout.D(), log)
-	}
 	life.to(phaseStartDurable)
 	finished = a.execute(work, report, run, act, life, false, where, log).finished
 	if finished {

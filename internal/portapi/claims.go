@@ -186,6 +186,8 @@ const EndpointRunListActive = "run_list_active"
 // where a polling replica keeps its hold on the run (README "Delivery").
 type ActiveRun struct {
 	ID, Action, ExternalRunID string
+	// PendingExecution: no agent has acknowledged the run yet.
+	PendingExecution bool
 }
 
 // ListActiveRuns lists the organization's action runs Port shows in progress, in one request
@@ -194,9 +196,10 @@ type ActiveRun struct {
 func (c *Client) ListActiveRuns(ctx context.Context) ([]ActiveRun, error) {
 	var resp struct {
 		Runs *[]struct {
-			ID            string          `json:"id"`
-			Action        json.RawMessage `json:"action"`
-			ExternalRunID string          `json:"externalRunId"`
+			ID               string          `json:"id"`
+			Action           json.RawMessage `json:"action"`
+			ExternalRunID    string          `json:"externalRunId"`
+			PendingExecution bool            `json:"pendingExecution"`
 		} `json:"runs"`
 	}
 	err := c.do(ctx, request{
@@ -211,7 +214,8 @@ func (c *Client) ListActiveRuns(ctx context.Context) ([]ActiveRun, error) {
 	}
 	out := make([]ActiveRun, 0, len(*resp.Runs))
 	for _, r := range *resp.Runs {
-		out = append(out, ActiveRun{ID: r.ID, Action: actionIdentifier(r.Action), ExternalRunID: r.ExternalRunID})
+		out = append(out, ActiveRun{ID: r.ID, Action: actionIdentifier(r.Action), ExternalRunID: r.ExternalRunID,
+			PendingExecution: r.PendingExecution})
 	}
 	return out, nil
 }

@@ -154,9 +154,9 @@ func TestPollingNodeRun(t *testing.T) {
 	}
 }
 
-// A replica's sweep closes, as interrupted, a run another replica acknowledged and leased
-// and whose lease ended (that replica is gone); it leaves a run whose lease holds, and one
-// whose externalRunId is not a lease (its command set its own).
+// A replica's sweep closes, as interrupted, a run another replica leased and acknowledged
+// and whose lease ended (that replica is gone); it leaves a run whose lease holds, one whose
+// externalRunId is not a lease (its command set its own), and one never acknowledged.
 func TestPollingSweepClosesEndedLeases(t *testing.T) {
 	h := pollingEnv(t)
 	ctx := context.Background()
@@ -165,36 +165,36 @@ func TestPollingSweepClosesEndedLeases(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ids []string
-	for range 3 {
+	for range 4 {
 		r, err := h.Emu.CreateRun(ctx, "deploy", emulator.CreateRunRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, r.ID)
 	}
-	// The replica that is gone claimed and acknowledged all three before it died.
-	if got, err := gone.ClaimRuns(ctx, portapi.Claim{Limit: 3, VisibilityTimeout: time.Minute}); err != nil || len(got) != 3 {
+	// The replica that is gone claimed all four and leased them; it acknowledged the first
+	// three before it died. The fourth, still pending, is Port's to offer again.
+	if got, err := gone.ClaimRuns(ctx, portapi.Claim{Limit: 4, VisibilityTimeout: 10 * time.Minute}); err != nil || len(got) != 4 {
 		t.Fatalf("claim %v %v", got, err)
 	}
-	marks := []string{
-		"port-runner lease gone-pod until " + time.Now().Add(-time.Minute).UTC().Format(time.RFC3339),
-		"port-runner lease gone-pod until " + time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
-		"gh-run-42",
-	}
+	ended := "port-runner lease gone-pod until " + time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	marks := []string{ended, "port-runner lease gone-pod until " + time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "gh-run-42", ended}
 	for i, id := range ids {
-		if err := gone.AckRun(ctx, id); err != nil {
-			t.Fatal(err)
-		}
 		if err := gone.PatchRun(ctx, id, portapi.RunPatch{ExternalRunID: &marks[i]}); err != nil {
 			t.Fatal(err)
+		}
+		if i < 3 {
+			if err := gone.AckRun(ctx, id); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	cfg := h.Config(t, "transport: polling\nkafka: null\npolling: {sweepInterval: 1s}\n"+quickLogs+
 		harness.Actions("  deploy: {command: [/bin/true], timeout: 1m}\n"))
 	h.Start(t, cfg)
-	ended := h.WaitClosed(t, ids[0])
-	if ended.Status != "FAILURE" || !strings.HasPrefix(ended.StatusLabel, "interrupted:") || ended.Terminations != 1 {
-		t.Fatalf("run with an ended lease: %s %q, %d terminations", ended.Status, ended.StatusLabel, ended.Terminations)
+	closed := h.WaitClosed(t, ids[0])
+	if closed.Status != "FAILURE" || !strings.HasPrefix(closed.StatusLabel, "interrupted:") || closed.Terminations != 1 {
+		t.Fatalf("run with an ended lease: %s %q, %d terminations", closed.Status, closed.StatusLabel, closed.Terminations)
 	}
 	// Two more sweeps at least: the others stay open.
 	sweeps := func() int {
