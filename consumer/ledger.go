@@ -51,9 +51,10 @@ type partitionLedger struct {
 	inflight []entry
 	lastDone entry // the last entry popped off the front; valid when hasDone
 	hasDone  bool
-	// paused: the window of offsets behind the head reached MaxWindow, so fetching stopped
-	// until the head finishes.
+	// paused: the window of offsets behind the head reached MaxWindow, or the partition's
+	// unfinished runs reached pauseOpenRuns, so fetching stopped until they finish.
 	paused bool
+	open   int      // entries of inflight not done
 	prior  progress // what earlier owners committed, for offsets not yet polled
 	// unknownBelow: offsets before it with no prior mark are PriorUnknown.
 	unknownBelow int64
@@ -86,6 +87,17 @@ type entry struct {
 // defaultMaxWindow bounds a partition's offsets from the committable one on; past it the
 // partition is paused until its head finishes.
 const defaultMaxWindow = 10000
+
+// A partition's unfinished runs are entries of its commit metadata, which Kafka caps at 4 KiB,
+// so a partition holds at most maxOpenRuns of them whatever executor.maxConcurrent is (a
+// replica's pool fills from several partitions): its fetching pauses at pauseOpenRuns, and
+// the poll that reached it hands over at most maxPollRecords. TestProgressFitsKafkasMetadataLimit
+// proves maxOpenRuns fit, with as many of an earlier owner's.
+const (
+	maxOpenRuns    = 100
+	maxPollRecords = 50
+	pauseOpenRuns  = maxOpenRuns - maxPollRecords
+)
 
 func newLedger() *ledger {
 	return &ledger{parts: map[topicPartition]*partitionLedger{}, changed: make(chan struct{}), maxWindow: defaultMaxWindow}

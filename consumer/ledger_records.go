@@ -9,7 +9,8 @@ import (
 
 // add registers a polled record and says what earlier owners knew of it. ok is false when
 // the partition is not owned (the fetch raced a revoke): the caller must not run it. pause
-// is true when this record filled the partition's window: the caller pauses its fetching.
+// is true when this record filled the partition's window or its runs (pauseOpenRuns): the
+// caller pauses its fetching.
 func (l *ledger) add(rec *kgo.Record) (prior Prior, ok, pause bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -33,10 +34,13 @@ func (l *ledger) add(rec *kgo.Record) (prior Prior, ok, pause bool) {
 		prior = PriorUnknown
 	}
 	pl.inflight = append(pl.inflight, e)
+	if !e.done {
+		pl.open++
+	}
 	pl.lastSeen = rec.Offset
 	pl.popDone()
 	pl.version++
-	if !pl.paused && len(pl.inflight) >= l.maxWindow {
+	if !pl.paused && (len(pl.inflight) >= l.maxWindow || pl.open >= pauseOpenRuns) {
 		pl.paused = true
 		pause = true
 	}
@@ -85,7 +89,7 @@ func (l *ledger) unmarkStarted(rec *kgo.Record, m startMark) {
 
 // finish marks a record's work as done and advances its partition's commit past every
 // finished record at the front. resume is true when that brought a paused partition's
-// window back under half its limit: the caller resumes its fetching.
+// window and runs back under half their limits: the caller resumes its fetching.
 func (l *ledger) finish(rec *kgo.Record) (resume bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -94,10 +98,13 @@ func (l *ledger) finish(rec *kgo.Record) (resume bool) {
 	if e == nil {
 		return false
 	}
+	if !e.done {
+		pl.open--
+	}
 	e.done, e.abandoned = true, false
 	pl.popDone()
 	pl.version++
-	if pl.paused && len(pl.inflight) <= l.maxWindow/2 {
+	if pl.paused && len(pl.inflight) <= l.maxWindow/2 && pl.open <= pauseOpenRuns/2 {
 		pl.paused = false
 		return true
 	}

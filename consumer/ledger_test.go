@@ -266,3 +266,33 @@ func BenchmarkLedgerBehindALongRun(b *testing.B) {
 		l.toCommit()
 	}
 }
+
+// TestLedgerPausesAPartitionAtItsRunLimit: a replica may run up to 1,000 runs, but one
+// partition's unfinished runs are each an entry of its commit metadata, which Kafka caps at
+// 4 KiB: the partition is paused once it holds pauseOpenRuns of them, so with the records
+// one poll still hands over it never holds maxOpenRuns, the number
+// TestProgressFitsKafkasMetadataLimit proves to fit; it resumes once half of those finished.
+func TestLedgerPausesAPartitionAtItsRunLimit(t *testing.T) {
+	if pauseOpenRuns+maxPollRecords > maxOpenRuns {
+		t.Fatalf("a partition paused at %d runs can receive %d more in a poll: over %d", pauseOpenRuns, maxPollRecords, maxOpenRuns)
+	}
+	l := newLedger()
+	assignFresh(l, "runs", 0)
+	var recs []*kgo.Record
+	for off := range int64(pauseOpenRuns) {
+		r := rec("runs", 0, off)
+		recs = append(recs, r)
+		if _, ok, pause := l.add(r); !ok || pause != (off == pauseOpenRuns-1) {
+			t.Fatalf("add %d: ok %v pause %v", off, ok, pause)
+		}
+	}
+	if paused, _ := l.windowPaused(topicPartition{"runs", 0}); !paused {
+		t.Fatalf("not paused with %d unfinished runs", pauseOpenRuns)
+	}
+	// The runs finish out of order: the limit counts unfinished runs, not offsets.
+	for i, r := range recs[1 : pauseOpenRuns/2+1] {
+		if resumed := l.finish(r); resumed != (i == pauseOpenRuns/2-1) {
+			t.Fatalf("finish %d of %d: resumed %v", i+1, pauseOpenRuns/2, resumed)
+		}
+	}
+}

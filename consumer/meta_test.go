@@ -57,11 +57,12 @@ func FuzzDecodeProgress(f *testing.F) {
 	})
 }
 
-// TestProgressFitsKafkasMetadataLimit: the worst case for executor.maxConcurrent = 100 (its
-// limit): this member's 100 unfinished runs interleaved with finished ones, far apart, plus
-// as many marks carried from an earlier owner, still encode under Kafka's 4 KiB default.
+// TestProgressFitsKafkasMetadataLimit: the worst case for one partition (maxOpenRuns: it is
+// paused before it holds more, whatever executor.maxConcurrent is): this member's unfinished
+// runs interleaved with finished ones, far apart, plus as many marks carried from an earlier
+// owner, still encode under Kafka's 4 KiB default.
 func TestProgressFitsKafkasMetadataLimit(t *testing.T) {
-	const pool = 100
+	const pool = maxOpenRuns
 	p := progress{started: map[int64]bool{}, finished: map[int64]bool{}}
 	off := int64(0)
 	for i := 0; i < 2*pool; i++ { // ours and the earlier owner's

@@ -14,7 +14,7 @@ import (
 
 func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *sync.WaitGroup) error {
 	for {
-		n, err := c.opts.Slots.Reserve(ctx, c.opts.MaxPoll)
+		n, err := c.opts.Slots.Reserve(ctx, min(c.opts.MaxPoll, maxPollRecords))
 		if err != nil {
 			return nil // ctx done: stop fetching
 		}
@@ -96,7 +96,7 @@ func (c *Consumer) syncPause(tp topicPartition) {
 	parts := map[string][]int32{tp.topic: {tp.partition}}
 	if paused {
 		c.cl.PauseFetchPartitions(parts)
-		c.log.Info("partition paused: too many finished offsets wait behind an unfinished one",
+		c.log.Info("partition paused: it holds as many unfinished runs, or finished offsets behind one, as its commit can carry",
 			zap.String("topic", tp.topic), zap.Int32("partition", tp.partition))
 	} else {
 		c.cl.ResumeFetchPartitions(parts)

@@ -11,7 +11,7 @@ import (
 // command is never blocked by a broken consumer.
 func copyOutput(out io.Writer, pr *os.File, done chan<- struct{}) {
 	defer close(done)
-	buf := make([]byte, copyBufSize)
+	var buf copyBuffer
 	broken := false
 	write := func(p []byte) {
 		defer func() {
@@ -24,13 +24,37 @@ func copyOutput(out io.Writer, pr *os.File, done chan<- struct{}) {
 		}
 	}
 	for {
-		n, err := pr.Read(buf)
+		p := buf.next()
+		n, err := pr.Read(p)
 		if n > 0 && !broken {
-			write(buf[:n])
+			write(p[:n])
 		}
+		buf.filled(n)
 		if err != nil {
 			return
 		}
+	}
+}
+
+// copyBufStart is a run's first read buffer: most commands print less, and a quiet run
+// then costs no copyBufSize buffer.
+const copyBufStart = 512
+
+// copyBuffer is copyOutput's read buffer: copyBufStart bytes until a read fills it, then
+// copyBufSize.
+type copyBuffer struct{ b []byte }
+
+func (c *copyBuffer) next() []byte {
+	if c.b == nil {
+		c.b = make([]byte, copyBufStart)
+	}
+	return c.b
+}
+
+// filled grows the buffer after a read of n bytes that filled it.
+func (c *copyBuffer) filled(n int) {
+	if n == len(c.b) && len(c.b) < copyBufSize {
+		c.b = make([]byte, copyBufSize)
 	}
 }
 

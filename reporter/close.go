@@ -64,7 +64,7 @@ func (l *RunLog) Close(ctx context.Context, o Outcome) error {
 	}
 	l.closed = true
 	if already {
-		l.log.Info("run was already terminated in Port")
+		l.log.get().Info("run was already terminated in Port")
 	}
 	return nil
 }

@@ -24,7 +24,7 @@ const (
 // masked and bounded as they arrive.
 type commands struct {
 	mask    *masker
-	log     *zap.Logger
+	log     *runLogger
 	patch   portapi.RunPatch
 	patched bool     // patch holds something not yet sent
 	links   []string // every ::port-link:: of the run: a PATCH replaces the whole list
@@ -61,7 +61,7 @@ func (c *commands) apply(line string) (handled, patched bool) {
 	case "port-link":
 		v := c.mask.Replace(value)
 		if v == "" || len(v) > maxValueBytes || len(c.links) >= maxLinks {
-			c.log.Warn("ignoring ::port-link::", zap.Int("bytes", len(v)), zap.Int("links", len(c.links)))
+			c.log.get().Warn("ignoring ::port-link::", zap.Int("bytes", len(v)), zap.Int("links", len(c.links)))
 			return true, false
 		}
 		c.links = append(c.links, v)
@@ -86,7 +86,7 @@ func (c *commands) apply(line string) (handled, patched bool) {
 func (c *commands) output(kv string) {
 	k, v, ok := strings.Cut(kv, "=")
 	if !ok || k == "" || len(k) > 256 {
-		c.log.Warn("ignoring ::port-output:: without KEY=VALUE", zap.Int("bytes", len(kv)))
+		c.log.get().Warn("ignoring ::port-output:: without KEY=VALUE", zap.Int("bytes", len(kv)))
 		return
 	}
 	if c.outputs == nil {
@@ -94,7 +94,7 @@ func (c *commands) output(kv string) {
 	}
 	k = c.mask.Replace(k)
 	if _, seen := c.outputs[k]; !seen && len(c.outputs) >= maxOutputs {
-		c.log.Warn("ignoring ::port-output:: past the limit", zap.Int("outputs", maxOutputs))
+		c.log.get().Warn("ignoring ::port-output:: past the limit", zap.Int("outputs", maxOutputs))
 		return
 	}
 	c.outputs[k] = c.mask.value(v)

@@ -110,7 +110,7 @@ func (r *Reporter) StartOn(ctx context.Context, api API, runID string, secrets [
 		api:    api,
 		opts:   r.opts,
 		runID:  runID,
-		log:    r.opts.Logger.With(append([]zap.Field{zap.String("run_id", runID)}, fields...)...),
+		log:    &runLogger{base: r.opts.Logger, fields: append([]zap.Field{zap.String("run_id", runID)}, fields...)},
 		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		ending: make(chan struct{}),
@@ -130,7 +130,7 @@ type RunLog struct {
 	api    API
 	opts   Options
 	runID  string
-	log    *zap.Logger
+	log    *runLogger
 	kick   chan struct{} // wakes the sender: a first line, a full batch, a patch, or Close
 	done   chan struct{} // closed when the sender has stopped
 	ending chan struct{} // closed by the first Close: a request still waiting for its turn gives up

@@ -110,6 +110,6 @@ func (l *RunLog) deliver(what string, do func() error) error {
 		l.gone = true
 		l.mu.Unlock()
 	}
-	l.log.Warn(what+" failed; dropped", zap.Error(err))
+	l.log.get().Warn(what+" failed; dropped", zap.Error(err))
 	return err
 }

@@ -173,10 +173,12 @@ type PortAPI struct {
 	Allow []string `yaml:"allow"`
 }
 
-// MaxConcurrentLimit bounds the pool of one replica: each running run is one entry in its
-// partition's commit metadata, which Kafka caps at 4 KiB (offset.metadata.max.bytes), and
-// 100 runs plus an earlier owner's as many stay well inside it (consumer/meta_test.go).
-const MaxConcurrentLimit = 100
+// MaxConcurrentLimit bounds the pool of one replica. Runs that wait (approvals, long
+// deployments) need more places than cores; a thousand sleeping runs fit in the memory and
+// CPU of one replica (BENCHMARKS.md "Cost per run and a thousand runs at once"). One
+// partition holds at most 100 of them, which its commit metadata can carry (README
+// "Delivery").
+const MaxConcurrentLimit = 1000
 
 // MaxRequestBytes is Port's limit for one request body; a log batch must leave room
 // for the JSON envelope around it.

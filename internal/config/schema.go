@@ -97,7 +97,11 @@ func schemaFor(t reflect.Type, path string) map[string]any {
 	case reflect.Bool:
 		return orEnvRef(map[string]any{"type": "boolean"})
 	case reflect.Int, reflect.Int32, reflect.Int64:
-		return orEnvRef(map[string]any{"type": "integer"})
+		n := map[string]any{"type": "integer"}
+		if path == "executor.maxConcurrent" { // Validate's range
+			n["minimum"], n["maximum"] = 1, MaxConcurrentLimit
+		}
+		return orEnvRef(n)
 	case reflect.Float32, reflect.Float64:
 		return orEnvRef(map[string]any{"type": "number"})
 	}

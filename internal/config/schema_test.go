@@ -62,3 +62,12 @@ func TestJSONSchemaFollowsTheConfigType(t *testing.T) {
 		t.Errorf("actions.*.onInterrupted schema %s, want the enum", b)
 	}
 }
+
+// The chart refuses an executor.maxConcurrent the agent would refuse, before a pod starts.
+func TestJSONSchemaBoundsMaxConcurrent(t *testing.T) {
+	exec := JSONSchema()["properties"].(map[string]any)["executor"].(map[string]any)
+	num := exec["properties"].(map[string]any)["maxConcurrent"].(map[string]any)["anyOf"].([]any)[0].(map[string]any)
+	if num["minimum"] != 1 || num["maximum"] != MaxConcurrentLimit {
+		t.Fatalf("executor.maxConcurrent's schema %v, want minimum 1 and maximum %d", num, MaxConcurrentLimit)
+	}
+}

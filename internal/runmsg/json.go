@@ -2,15 +2,9 @@ package runmsg
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
-
-	"github.com/port-runner/port-runner/internal/echo"
 )
 
 // object is a JSON object that remembers its key order. The signature covers
@@ -82,121 +76,6 @@ func contains(list []string, s string) bool {
 // recursive conversions below use unbounded stack. Run messages are shallow.
 const maxDepth = 1000
 
-// parseOrdered parses exactly one JSON value, keeping key order and number
-// literals.
-func parseOrdered(raw []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	p := parser{dec: dec, raw: raw}
-	v, err := p.value(0)
-	if err != nil {
-		return nil, err
-	}
-	switch _, err := dec.Token(); {
-	case err == io.EOF:
-		return v, nil
-	case err != nil:
-		return nil, err
-	default:
-		return nil, errors.New("data after the top-level value")
-	}
-}
-
-// parser reads tokens from dec, which reads raw: the raw bytes of a string token tell a lone
-// surrogate escape from the U+FFFD the decoder gives for it.
-type parser struct {
-	dec *json.Decoder
-	raw []byte
-}
-
-// token is dec.Token, with a string that had a lone surrogate escape as a jsString.
-func (p *parser) token() (any, error) {
-	start := p.dec.InputOffset()
-	tok, err := p.dec.Token()
-	if s, ok := tok.(string); ok && err == nil {
-		if js, lone := jsText(p.raw[start:p.dec.InputOffset()]); lone {
-			return jsString{s: s, js: js}, nil
-		}
-	}
-	return tok, err
-}
-
-func (p *parser) value(depth int) (any, error) {
-	dec := p.dec
-	tok, err := p.token()
-	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
-	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return tok, nil // nil, bool, string, jsString or json.Number
-	}
-	if depth >= maxDepth {
-		return nil, fmt.Errorf("nested deeper than %d levels", maxDepth)
-	}
-	switch d {
-	case '{':
-		o := newObject()
-		for dec.More() {
-			kt, err := p.token()
-			if err != nil {
-				return nil, err
-			}
-			if js, ok := kt.(jsString); ok {
-				if o.jsKeys == nil {
-					o.jsKeys = map[string][]byte{}
-				}
-				o.jsKeys[js.s] = js.js
-				kt = js.s
-			}
-			k, ok := kt.(string)
-			if !ok {
-				return nil, fmt.Errorf("object key is %s", echo.Cut(fmt.Sprint(kt)))
-			}
-			v, err := p.value(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			o.set(k, v)
-		}
-		if err := closeDelim(dec, '}'); err != nil {
-			return nil, err
-		}
-		return o, nil
-	case '[':
-		arr := []any{}
-		for dec.More() {
-			v, err := p.value(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			arr = append(arr, v)
-		}
-		if err := closeDelim(dec, ']'); err != nil {
-			return nil, err
-		}
-		return arr, nil
-	}
-	return nil, fmt.Errorf("unexpected %q", rune(d))
-}
-
-func closeDelim(dec *json.Decoder, want json.Delim) error {
-	tok, err := dec.Token()
-	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return err
-	}
-	if tok != want {
-		return fmt.Errorf("expected %q, got %s", rune(want), echo.Cut(fmt.Sprint(tok)))
-	}
-	return nil
-}
-
 // jsText reads the raw text of one JSON string token (what precedes its opening quote is
 // skipped) and, when it has a lone surrogate escape, returns what JSON.stringify writes for
 // that string: every surrogate that is not half of a pair as a lower-case \udxxx escape,
@@ -223,18 +102,8 @@ func jsText(tok []byte) (js []byte, lone bool) {
 			units = append(units, rune(v))
 			j += 6
 			continue
-		case 'b':
-			units = append(units, '\b')
-		case 'f':
-			units = append(units, '\f')
-		case 'n':
-			units = append(units, '\n')
-		case 'r':
-			units = append(units, '\r')
-		case 't':
-			units = append(units, '\t')
-		default: // \" \\ \/
-			units = append(units, rune(e))
+		default:
+			units = append(units, escapedChar(e))
 		}
 		j += 2
 	}

@@ -34,7 +34,7 @@ func TestTiny(t *testing.T) {
 	for _, r := range tab.rows {
 		got[r.num] = r
 	}
-	for _, num := range []string{"1a", "1b", "2a", "2b", "2c", "3a", "3b", "4", "5a", "5b", "5c", "5d", "6a", "6b"} {
+	for _, num := range []string{"1a", "1b", "2a", "2b", "2c", "3a", "3b", "4", "5a", "5b", "5c", "5d", "6a", "6b", "7a", "7b", "7c", "7d", "7e", "7f"} {
 		r, ok := got[num]
 		if !ok || r.measured == "" || r.raw == "" {
 			t.Errorf("row %s missing or empty: %+v", num, r)
@@ -63,10 +63,10 @@ func TestParseFlags(t *testing.T) {
 	if o.dispatchRuns != 7 || o.throughputRuns != 100 || o.flush != 250*time.Millisecond {
 		t.Errorf("-tiny with -dispatch-runs 7: dispatch %d, throughput %d, flush %s", o.dispatchRuns, o.throughputRuns, o.flush)
 	}
-	if o, _ := parseFlags(nil, io.Discard); len(o.cases) != 4 || o.throughputRuns != 2000 {
+	if o, _ := parseFlags(nil, io.Discard); len(o.cases) != 5 || o.throughputRuns != 2000 {
 		t.Errorf("no flags: cases %v, throughput runs %d; want all cases at full size", o.cases, o.throughputRuns)
 	}
-	for _, bad := range [][]string{{"-cases", "7"}, {"-max-concurrent", "101"}, {"-sleep-runs", "0"}, {"extra"}} {
+	for _, bad := range [][]string{{"-cases", "8"}, {"-max-concurrent", "101"}, {"-thousand-runs", "1001"}, {"-sleep-runs", "0"}, {"extra"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) accepted", bad)
 		}

@@ -138,7 +138,7 @@ func (b *bench) caseThroughput(ctx context.Context, ag *benchkit.Agent, topic st
 	b.logf("throughput: %d runs in %s: %.0f runs/s", len(ids), elapsed.Round(time.Millisecond), rate)
 	b.t.add(row{"1a", fmt.Sprintf("throughput, /bin/true runs at maxConcurrent %d (%d runs)", o.maxConc, len(ids)),
 		fmt.Sprintf("%.0f runs/s", rate), "", fmt.Sprintf("Go loop spawning /bin/true: %.0f/s", rawRate), ""})
-	b.t.check("1b", "throughput / raw spawn rate", fmt.Sprintf("%.2f", ratio), ">= 0.7", "1.00", ratio >= 0.7)
+	b.t.check("1b", "throughput / raw spawn rate", fmt.Sprintf("%.2f", ratio), ">= 0.45", "1.00", ratio >= 0.45)
 
 	perRun, total := b.port.RequestsPerRun(ids)
 	maxPer := 0
@@ -151,10 +151,10 @@ func (b *bench) caseThroughput(ctx context.Context, ag *benchkit.Agent, topic st
 
 	n := time.Duration(len(ids))
 	ownPer, childPer := (own1-own0)/n, (child1-child0)/n
-	b.t.check("6a", "agent CPU per run, own", ms(ownPer), "<= 0.5 ms",
-		fmt.Sprintf("Go loop's own CPU per spawn: %s", ms(rawOwn)), ownPer <= 500*time.Microsecond)
-	b.t.add(row{"6b", "agent CPU per run, children (shim + command)", ms(childPer), "",
-		fmt.Sprintf("/bin/true alone: %s", ms(rawChildren)), ""})
+	b.t.check("6a", "agent CPU per run, own", ms(ownPer), "<= 0.3 ms",
+		fmt.Sprintf("Go loop's own CPU per spawn: %s", ms(rawOwn)), ownPer <= 300*time.Microsecond)
+	b.t.check("6b", "agent CPU per run, children (shim + command)", fmt.Sprintf("%s (%.1fx)", ms(childPer), float64(childPer)/float64(rawChildren)),
+		"<= 2x the command alone", fmt.Sprintf("/bin/true alone: %s", ms(rawChildren)), childPer <= 2*rawChildren)
 	return ids, nil
 }
 
@@ -237,7 +237,7 @@ func (b *bench) caseDispatch(ctx context.Context, topic string) ([]string, error
 	b.logf("dispatch over %d runs: p50 %s p99 %s max %s", len(lat), ms(p50), ms(p99), ms(lat[len(lat)-1]))
 	rawDesc := func(d time.Duration) string { return "produce->fetch + spawn->first instruction: " + ms(d) }
 	b.t.add(row{"2a", fmt.Sprintf("dispatch latency p50 (%d runs, one at a time)", len(lat)), ms(p50), "", rawDesc(r50), ""})
-	b.t.check("2b", "dispatch latency p99", ms(p99), "< 10 ms", rawDesc(r99), p99 < 10*time.Millisecond)
+	b.t.check("2b", "dispatch latency p99", ms(p99), "<= 6 ms", rawDesc(r99), p99 <= 6*time.Millisecond)
 	if shimErr != nil {
 		b.t.add(row{"2c", "spawn through the exec shim -> first instruction", "n/a: " + shimErr.Error(), "", "-", ""})
 	} else {

@@ -11,7 +11,9 @@
 //  4. log latency (line printed -> stored at the emulator);
 //  5. the agent's RSS idle, with 100 concurrent `sleep 5` runs, during a 200 MB output
 //     flood, and behind a long run;
-//  6. the agent's CPU per run, its own and its children's.
+//  6. the agent's CPU per run, its own and its children's;
+//  7. a thousand concurrent `sleep 30` runs in one replica: all closed, the agent's RSS, its
+//     CPU while they sleep, its goroutines per run and its /status.
 //
 // Kafka is in-process kfake, or the PLAINTEXT brokers of -brokers / KAFKA_BROKERS; Port is
 // the project's emulator over HTTP on 127.0.0.1; the agent is `go build ./cmd/port-runner`
@@ -20,6 +22,7 @@
 //	go run ./test/bench -all                      # every case, full sizes (a few minutes)
 //	go run ./test/bench -tiny                     # every case in seconds (what CI runs)
 //	go run ./test/bench -cases 1,2 -cpuprofile cpu.pprof
+//	go run ./test/bench -cases thousand           # figure 7 alone (about a minute)
 package main
 
 import (
@@ -37,7 +40,7 @@ import (
 
 // options are the bench's flags.
 type options struct {
-	cases      map[string]bool // throughput, dispatch, chatty, rss
+	cases      map[string]bool // throughput, dispatch, chatty, rss, thousand
 	brokers    string
 	partitions int
 	maxConc    int
@@ -54,6 +57,10 @@ type options struct {
 	floodBytes     int64
 	longTrues      int
 
+	thousandRuns       int
+	thousandSleep      time.Duration
+	thousandPartitions int
+
 	cpuprofile     string
 	memprofile     string
 	profileSeconds int
@@ -65,8 +72,8 @@ type options struct {
 // caseNames maps the figure numbers (the list above) and the case names to the cases that measure them.
 var caseNames = map[string][]string{
 	"1": {"throughput"}, "2": {"dispatch"}, "3": {"throughput", "chatty"}, "4": {"chatty"},
-	"5": {"rss"}, "6": {"throughput"},
-	"throughput": {"throughput"}, "dispatch": {"dispatch"}, "chatty": {"chatty"}, "rss": {"rss"},
+	"5": {"rss"}, "6": {"throughput"}, "7": {"thousand"},
+	"throughput": {"throughput"}, "dispatch": {"dispatch"}, "chatty": {"chatty"}, "rss": {"rss"}, "thousand": {"thousand"},
 }
 
 func defaults() options {
@@ -74,6 +81,7 @@ func defaults() options {
 		partitions: 3, maxConc: 16, flush: time.Second,
 		throughputRuns: 2000, dispatchRuns: 1000, chattyRuns: 4, chattyLines: 100, chattyEvery: 25 * time.Millisecond,
 		idleFor: 2 * time.Second, sleepRuns: 100, sleepFor: 5 * time.Second, floodBytes: 200e6, longTrues: 5000,
+		thousandRuns: 1000, thousandSleep: 30 * time.Second, thousandPartitions: 40,
 		profileSeconds: 10, caseTimeout: 5 * time.Minute,
 	}
 }
@@ -86,6 +94,7 @@ func (o *options) tiny() {
 	o.chattyRuns, o.chattyLines, o.chattyEvery = 2, 10, 20*time.Millisecond
 	o.idleFor, o.sleepRuns, o.sleepFor = 300*time.Millisecond, 20, 2*time.Second
 	o.floodBytes, o.longTrues = 5e6, 50
+	o.thousandRuns, o.thousandSleep, o.thousandPartitions = 60, 4*time.Second, 3
 	o.profileSeconds = 1
 	o.caseTimeout = time.Minute
 }
@@ -102,7 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	all := fs.Bool("all", false, "run every case (the default when -cases is not given)")
 	fs.Bool("tiny", false, "tiny sizes: every selected case in seconds (checks the bench; figures not to quote)")
-	cases := fs.String("cases", "", "comma-separated cases: throughput, dispatch, chatty, rss, or the figure numbers 1-6")
+	cases := fs.String("cases", "", "comma-separated cases: throughput, dispatch, chatty, rss, thousand, or the figure numbers 1-7")
 	fs.StringVar(&o.brokers, "brokers", os.Getenv("KAFKA_BROKERS"), "external Kafka brokers host:port[,...] (PLAINTEXT); empty: in-process kfake")
 	fs.IntVar(&o.partitions, "partitions", o.partitions, "partitions of each case's topic (the long-run case always uses 1)")
 	fs.IntVar(&o.maxConc, "max-concurrent", o.maxConc, "executor.maxConcurrent of the throughput/dispatch/chatty agent and the Go spawn loop")
@@ -116,6 +125,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.sleepFor, "sleep-for", o.sleepFor, "how long each of those runs sleeps")
 	fs.Int64Var(&o.floodBytes, "flood-bytes", o.floodBytes, "bytes of output of the flood run")
 	fs.IntVar(&o.longTrues, "long-trues", o.longTrues, "/bin/true runs behind the long run (same partition)")
+	fs.IntVar(&o.thousandRuns, "thousand-runs", o.thousandRuns, "concurrent sleep runs of the thousand case (its maxConcurrent too; at most 1000)")
+	fs.DurationVar(&o.thousandSleep, "thousand-sleep", o.thousandSleep, "how long each of those runs sleeps")
+	fs.IntVar(&o.thousandPartitions, "thousand-partitions", o.thousandPartitions, "partitions of the thousand case's topic (one holds at most 100 unfinished runs)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "save a CPU profile of the agent during the throughput case to this file (metrics.pprof)")
 	fs.StringVar(&o.memprofile, "memprofile", "", "save the agent's allocation profile (/debug/pprof/allocs) after the throughput case to this file")
 	fs.IntVar(&o.profileSeconds, "profile-seconds", o.profileSeconds, "length of that profile; make the throughput case at least as long")
@@ -130,12 +142,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	o.cases = map[string]bool{}
 	if *cases == "" || *all {
-		*cases = "throughput,dispatch,chatty,rss"
+		*cases = "throughput,dispatch,chatty,rss,thousand"
 	}
 	for c := range strings.SplitSeq(*cases, ",") {
 		names, ok := caseNames[strings.TrimSpace(c)]
 		if !ok {
-			return o, fmt.Errorf("-cases: unknown case %q (want throughput, dispatch, chatty, rss or 1-6)", c)
+			return o, fmt.Errorf("-cases: unknown case %q (want throughput, dispatch, chatty, rss, thousand or 1-7)", c)
 		}
 		for _, n := range names {
 			o.cases[n] = true
@@ -144,8 +156,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case o.partitions < 1, o.maxConc < 1, o.maxConc > 100, o.throughputRuns < 1, o.dispatchRuns < 1,
 		o.chattyRuns < 1, o.chattyLines < 1, o.sleepRuns < 1, o.sleepRuns > 100, o.floodBytes < 1, o.longTrues < 1,
-		o.profileSeconds < 1, o.flush <= 0:
-		return o, errors.New("bad sizes: counts must be at least 1, -max-concurrent and -sleep-runs at most 100")
+		o.profileSeconds < 1, o.flush <= 0, o.thousandRuns < 1, o.thousandRuns > 1000, o.thousandPartitions < 1, o.thousandSleep <= 0:
+		return o, errors.New("bad sizes: counts must be at least 1, -max-concurrent and -sleep-runs at most 100, -thousand-runs at most 1000")
 	}
 	return o, nil
 }

@@ -93,6 +93,12 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (t *table, er
 		}
 	}
 
+	if o.cases["thousand"] {
+		if err := b.caseThousand(ctx); err != nil {
+			return nil, err
+		}
+	}
+
 	shimDesc := "the agent's own binary as shim"
 	if shim {
 		shimDesc = "cmd/port-runner-shim beside the agent"
@@ -167,7 +173,7 @@ func (b *bench) produceAndWait(ctx context.Context, topic, action string, ids []
 
 func modeDesc(o options) string {
 	var cs []string
-	for _, c := range []string{"throughput", "dispatch", "chatty", "rss"} {
+	for _, c := range []string{"throughput", "dispatch", "chatty", "rss", "thousand"} {
 		if o.cases[c] {
 			cs = append(cs, c)
 		}

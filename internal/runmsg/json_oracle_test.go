@@ -1,0 +1,125 @@
+package runmsg
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// parseOrderedOracle is the decoder runmsg used until the hand-written one: encoding/json's
+// Token API. It stays as the oracle FuzzParseOrderedAgreesWithOracle compares against. It parses exactly one JSON value, keeping key order and number
+// literals.
+func parseOrderedOracle(raw []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	p := oracleParser{dec: dec, raw: raw}
+	v, err := p.value(0)
+	if err != nil {
+		return nil, err
+	}
+	switch _, err := dec.Token(); {
+	case err == io.EOF:
+		return v, nil
+	case err != nil:
+		return nil, err
+	default:
+		return nil, errors.New("data after the top-level value")
+	}
+}
+
+// oracleParser reads tokens from dec, which reads raw: the raw bytes of a string token tell a lone
+// surrogate escape from the U+FFFD the decoder gives for it.
+type oracleParser struct {
+	dec *json.Decoder
+	raw []byte
+}
+
+// token is dec.Token, with a string that had a lone surrogate escape as a jsString.
+func (p *oracleParser) token() (any, error) {
+	start := p.dec.InputOffset()
+	tok, err := p.dec.Token()
+	if s, ok := tok.(string); ok && err == nil {
+		if js, lone := jsText(p.raw[start:p.dec.InputOffset()]); lone {
+			return jsString{s: s, js: js}, nil
+		}
+	}
+	return tok, err
+}
+
+func (p *oracleParser) value(depth int) (any, error) {
+	dec := p.dec
+	tok, err := p.token()
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return tok, nil // nil, bool, string, jsString or json.Number
+	}
+	if depth >= maxDepth {
+		return nil, fmt.Errorf("nested deeper than %d levels", maxDepth)
+	}
+	switch d {
+	case '{':
+		o := newObject()
+		for dec.More() {
+			kt, err := p.token()
+			if err != nil {
+				return nil, err
+			}
+			if js, ok := kt.(jsString); ok {
+				if o.jsKeys == nil {
+					o.jsKeys = map[string][]byte{}
+				}
+				o.jsKeys[js.s] = js.js
+				kt = js.s
+			}
+			k, ok := kt.(string)
+			if !ok {
+				return nil, fmt.Errorf("object key is %v", kt)
+			}
+			v, err := p.value(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			o.set(k, v)
+		}
+		if err := oracleCloseDelim(dec, '}'); err != nil {
+			return nil, err
+		}
+		return o, nil
+	case '[':
+		arr := []any{}
+		for dec.More() {
+			v, err := p.value(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			arr = append(arr, v)
+		}
+		if err := oracleCloseDelim(dec, ']'); err != nil {
+			return nil, err
+		}
+		return arr, nil
+	}
+	return nil, fmt.Errorf("unexpected %q", rune(d))
+}
+
+func oracleCloseDelim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	if tok != want {
+		return fmt.Errorf("expected %q, got %v", rune(want), tok)
+	}
+	return nil
+}

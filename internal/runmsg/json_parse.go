@@ -1,0 +1,236 @@
+package runmsg
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// parseOrdered parses exactly one JSON value, keeping key order and number literals. It
+// accepts exactly what encoding/json accepts and gives the values encoding/json gives (a
+// string's invalid UTF-8 and lone surrogates read as U+FFFD, the latter also kept as
+// jsString), reading each byte once: the json.Decoder Token path it replaces allocated per
+// token and was the agent's largest CPU cost per run.
+func parseOrdered(raw []byte) (any, error) {
+	p := jsonParser{raw: raw, text: string(raw)}
+	v, err := p.value(0)
+	if err != nil {
+		return nil, err
+	}
+	p.skipSpace()
+	if p.i < len(raw) {
+		return nil, fmt.Errorf("data after the top-level value at offset %d", p.i)
+	}
+	return v, nil
+}
+
+// jsonParser reads raw from offset i. Strings and numbers without escapes are slices of
+// text, a copy of raw made once, rather than one allocation each; members and elements
+// gather on stacks shared by all levels so that each object and array is allocated once at
+// its final size; buf is scratch space for strings with escapes.
+type jsonParser struct {
+	raw     []byte
+	text    string
+	i       int
+	members []member
+	elems   []any
+	buf     []byte
+}
+
+type member struct {
+	key string
+	val any
+}
+
+func (p *jsonParser) skipSpace() {
+	for p.i < len(p.raw) {
+		switch p.raw[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// syntaxError names the offending byte (one byte, never more of the message) and where.
+func (p *jsonParser) syntaxError(at int, context string) error {
+	if at >= len(p.raw) {
+		return io.ErrUnexpectedEOF
+	}
+	c := p.raw[at]
+	if c >= 0x20 && c < 0x7f {
+		return fmt.Errorf("invalid character %q %s at offset %d", rune(c), context, at)
+	}
+	return fmt.Errorf("invalid byte 0x%02x %s at offset %d", c, context, at)
+}
+
+func (p *jsonParser) value(depth int) (any, error) {
+	p.skipSpace()
+	if p.i >= len(p.raw) {
+		return nil, io.ErrUnexpectedEOF
+	}
+	switch c := p.raw[p.i]; c {
+	case '{', '[':
+		if depth >= maxDepth {
+			return nil, fmt.Errorf("nested deeper than %d levels", maxDepth)
+		}
+		if c == '{' {
+			return p.object(depth)
+		}
+		return p.array(depth)
+	case '"':
+		return p.str()
+	case 't':
+		return true, p.literal("true")
+	case 'f':
+		return false, p.literal("false")
+	case 'n':
+		return nil, p.literal("null")
+	}
+	if c := p.raw[p.i]; c == '-' || (c >= '0' && c <= '9') {
+		return p.number()
+	}
+	return nil, p.syntaxError(p.i, "looking for beginning of value")
+}
+
+func (p *jsonParser) literal(word string) error {
+	for j := 0; j < len(word); j++ {
+		if p.i+j >= len(p.raw) || p.raw[p.i+j] != word[j] {
+			return p.syntaxError(p.i+j, "in literal "+word)
+		}
+	}
+	p.i += len(word)
+	return nil
+}
+
+func (p *jsonParser) object(depth int) (any, error) {
+	p.i++ // {
+	o := &object{}
+	p.skipSpace()
+	if p.i < len(p.raw) && p.raw[p.i] == '}' {
+		p.i++
+		o.vals = map[string]any{}
+		return o, nil
+	}
+	base := len(p.members)
+	defer func() { p.members = p.members[:base] }()
+	for {
+		p.skipSpace()
+		if p.i >= len(p.raw) || p.raw[p.i] != '"' {
+			return nil, p.syntaxError(p.i, "looking for beginning of object key string")
+		}
+		kv, err := p.str()
+		if err != nil {
+			return nil, err
+		}
+		var k string
+		switch kv := kv.(type) {
+		case string:
+			k = kv
+		case jsString:
+			if o.jsKeys == nil {
+				o.jsKeys = map[string][]byte{}
+			}
+			o.jsKeys[kv.s] = kv.js
+			k = kv.s
+		}
+		p.skipSpace()
+		if p.i >= len(p.raw) || p.raw[p.i] != ':' {
+			return nil, p.syntaxError(p.i, "after object key")
+		}
+		p.i++
+		v, err := p.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		p.members = append(p.members, member{k, v})
+		p.skipSpace()
+		if p.i < len(p.raw) {
+			switch p.raw[p.i] {
+			case ',':
+				p.i++
+				continue
+			case '}':
+				p.i++
+				ms := p.members[base:]
+				o.keys = make([]string, 0, len(ms))
+				o.vals = make(map[string]any, len(ms))
+				for _, m := range ms {
+					o.set(m.key, m.val)
+				}
+				return o, nil
+			}
+		}
+		return nil, p.syntaxError(p.i, "after object key:value pair")
+	}
+}
+
+func (p *jsonParser) array(depth int) (any, error) {
+	p.i++ // [
+	p.skipSpace()
+	if p.i < len(p.raw) && p.raw[p.i] == ']' {
+		p.i++
+		return []any{}, nil
+	}
+	base := len(p.elems)
+	defer func() { p.elems = p.elems[:base] }()
+	for {
+		v, err := p.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		p.elems = append(p.elems, v)
+		p.skipSpace()
+		if p.i < len(p.raw) {
+			switch p.raw[p.i] {
+			case ',':
+				p.i++
+				continue
+			case ']':
+				p.i++
+				return append([]any(nil), p.elems[base:]...), nil
+			}
+		}
+		return nil, p.syntaxError(p.i, "after array element")
+	}
+}
+
+// number returns the literal as written (JSON's grammar, as encoding/json checks it).
+func (p *jsonParser) number() (any, error) {
+	raw, start, i := p.raw, p.i, p.i
+	digits := func() int {
+		n := 0
+		for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	if raw[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(raw) && raw[i] == '0':
+		i++
+	case digits() == 0:
+		return nil, p.syntaxError(i, "in numeric literal")
+	}
+	if i < len(raw) && raw[i] == '.' {
+		i++
+		if digits() == 0 {
+			return nil, p.syntaxError(i, "after decimal point in numeric literal")
+		}
+	}
+	if i < len(raw) && (raw[i] == 'e' || raw[i] == 'E') {
+		i++
+		if i < len(raw) && (raw[i] == '+' || raw[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return nil, p.syntaxError(i, "in exponent of numeric literal")
+		}
+	}
+	p.i = i
+	return json.Number(p.text[start:i]), nil
+}
