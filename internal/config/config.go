@@ -13,9 +13,8 @@ import (
 
 // Config is the whole agent configuration (README "Configuration").
 type Config struct {
-	Port Port `yaml:"port"`
-	// Transport: "kafka" (default) or "polling", Port's claim API (polling.go).
-	Transport string            `yaml:"transport"`
+	Port      Port              `yaml:"port"`
+	Transport string            `yaml:"transport"` // kafka (default) | polling: see polling.go
 	Kafka     Kafka             `yaml:"kafka"`
 	Polling   Polling           `yaml:"polling"`
 	Security  Security          `yaml:"security"`
@@ -199,7 +198,6 @@ func (c *Config) applyDefaults() {
 	if c.Kafka.Topic == "" && c.Port.OrgID != "" {
 		c.Kafka.Topic = c.Port.OrgID + ".runs"
 	}
-	c.applyTransportDefaults()
 	if c.Kafka.StartOffset == "" {
 		c.Kafka.StartOffset = "latest"
 	}
