@@ -114,6 +114,24 @@ func TestDockerfile(t *testing.T) {
 		}
 	}
 
+	// The C exec shim: its compiler for the target (cross, no emulation), then the binary.
+	var cshim []string
+	for _, r := range commands[*instructions.RunCommand](build) {
+		if line := strings.Join(r.CmdLine, " "); strings.Contains(line, "scripts/build-cshim") {
+			cshim = append(cshim, line)
+		}
+	}
+	if !slices.Equal(cshim, []string{"scripts/build-cshim --install ${TARGETARCH}", "scripts/build-cshim /port-runner-shim ${TARGETARCH}"}) {
+		t.Errorf("the build stage's C shim steps: %q", cshim)
+	}
+	shimCopied := false
+	for _, c := range commands[*instructions.CopyCommand](runtime) {
+		shimCopied = shimCopied || (c.From == "build" && slices.Equal(c.SourcePaths, []string{"/port-runner-shim"}) && c.DestPath == "/usr/local/bin/port-runner-shim")
+	}
+	if !shimCopied {
+		t.Error("the runtime stage does not COPY the C shim beside the agent (/usr/local/bin/port-runner-shim)")
+	}
+
 	labels := map[string]string{}
 	for _, l := range commands[*instructions.LabelCommand](runtime) {
 		for _, kv := range l.Labels {

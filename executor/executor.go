@@ -33,9 +33,15 @@ type Spec struct {
 	Dir string
 	// Timeout bounds the run; 0 means no timeout.
 	Timeout time.Duration
-	// RunFile is written to a file (0600) in a per-run directory (0700) whose
-	// path is PORT_RUN_FILE; the directory is removed when Run returns.
+	// RunFile is written to a file (0600) in the run's directory (0700) whose
+	// path is PORT_RUN_FILE.
 	RunFile []byte
+	// RunDir is the run's directory when the caller made it (RunsDir.NewRunDir, so it
+	// can put files of its own there) and removes it; "" makes one that is removed when
+	// Run returns.
+	RunDir string
+	// Isolation confines the command: sandbox, uid, limits (README "Isolation").
+	Isolation Isolation
 	// KillGrace is the time between SIGTERM and SIGKILL to the process group
 	// on timeout or cancel; 0 means DefaultKillGrace.
 	KillGrace time.Duration
@@ -43,6 +49,9 @@ type Spec struct {
 	// package internal/shim): it takes every descendant of the command down
 	// when the command ends, times out or the agent dies. Linux only.
 	Shim []string
+	// Reaper, when set, is the agent's child subreaper (NewReaper): it learns which
+	// processes Run starts, so it never takes them for orphans.
+	Reaper *Reaper
 	// OnStart, when set, is called once, right after the process Run starts
 	// (the shim, or the command where no shim is used) is running, with its
 	// pid. With the shim, every process of the command is its descendant
@@ -55,9 +64,13 @@ type Result struct {
 	Success  bool
 	ExitCode int    // -1 when the command did not exit normally (signal, start failure)
 	Label    string // statusLabel for Port
+	// Signal is the signal that ended the command, 0 when it exited.
+	Signal syscall.Signal
 	// Duration is the wall time of the Run call: preparation, the command
 	// itself, and delivering its remaining output.
 	Duration time.Duration
+	// limit is the limit the shim saw the command end at (LimitProcesses), "" for none.
+	limit string
 }
 
 const (
@@ -70,6 +83,9 @@ const (
 	// run open forever.
 	drainTimeout = 2 * time.Second
 	copyBufSize  = 32 << 10
+	// limitCheckInterval is how often a running command's run directory size and cgroup
+	// counters are read (only when it has such limits).
+	limitCheckInterval = 500 * time.Millisecond
 )
 
 // Run starts the command, copies its combined stdout+stderr to out in the
@@ -96,7 +112,14 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	if err != nil {
 		return startFailure(err)
 	}
-	defer os.RemoveAll(prep.runDir)
+	if spec.RunDir == "" {
+		defer os.RemoveAll(prep.runDir)
+	}
+	conf, err := confine(spec, prep)
+	if err != nil {
+		return startFailure(err)
+	}
+	defer conf.release()
 
 	// One pipe for both streams: the kernel keeps the writes in the order
 	// the command made them, which two pipes could not guarantee.
@@ -105,11 +128,17 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 		return startFailure(err)
 	}
 	defer pr.Close()
-	p, err := startProcess(spec, prep, pw)
+	track := func(int) {}
+	if spec.Reaper != nil {
+		track = spec.Reaper.starting()
+	}
+	p, err := startProcess(spec, prep, conf, pw)
 	pw.Close() // the child has its copies; EOF must mean "every writer gone"
 	if err != nil {
+		track(0)
 		return startFailure(err)
 	}
+	track(p.pid)
 	defer p.release()
 	if spec.OnStart != nil {
 		spec.OnStart(p.pid)
@@ -117,8 +146,11 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	copied := make(chan struct{})
 	go copyOutput(out, pr, copied)
 
-	reason := supervise(ctx, spec, p) // non-empty when we ended the command
-	res = p.finish()
+	reason := supervise(ctx, spec, p, conf) // non-empty when we ended the command
+	res = conf.label(p.finish())
+	if spec.Reaper != nil {
+		spec.Reaper.ended(p.pid, p.signaled())
+	}
 	drain(pr, copied)
 	if reason != "" {
 		res.Success = false
@@ -131,7 +163,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 type prepared struct {
 	path   string   // Argv[0] resolved against the child's PATH
 	env    []string // the child's whole environment
-	runDir string   // per-run directory holding PORT_RUN_FILE
+	runDir string   // the run's directory, holding PORT_RUN_FILE
 }
 
 func prepare(spec Spec) (prepared, error) {
@@ -149,37 +181,61 @@ func prepare(spec Spec) (prepared, error) {
 			return prepared{}, fmt.Errorf("dir %s: not a directory", spec.Dir)
 		}
 	}
-	runDir, runFile, err := writeRunFile(spec.RunFile)
+	runDir, runFile, err := writeRunFile(spec)
 	if err != nil {
 		return prepared{}, err
 	}
 	env := Environ(spec, runFile)
-	path, err := lookPath(spec.Argv[0], envValue(env, "PATH"), spec.Dir)
+	if spec.Isolation.confines() {
+		env, err = runHome(env, runDir, spec.Env)
+	}
+	var path string
+	if err == nil {
+		path, err = lookPath(spec.Argv[0], envValue(env, "PATH"), spec.Dir)
+	}
 	if err != nil {
-		os.RemoveAll(runDir)
+		if spec.RunDir == "" {
+			os.RemoveAll(runDir)
+		}
 		return prepared{}, err
 	}
 	return prepared{path: path, env: env, runDir: runDir}, nil
 }
 
-// supervise waits for the command to end, or ends it on timeout or cancel:
-// SIGTERM, then SIGKILL after the grace. It returns why it ended the command,
-// "" when the command ended by itself.
-func supervise(ctx context.Context, spec Spec, p *process) string {
+// supervise waits for the command to end, or ends it on timeout, cancel or a limit it went
+// over: SIGTERM, then SIGKILL after the grace. It returns why it ended the command, "" when
+// the command ended by itself.
+func supervise(ctx context.Context, spec Spec, p *process, conf *confined) string {
 	var timeoutC <-chan time.Time
 	if spec.Timeout > 0 {
 		t := time.NewTimer(spec.Timeout)
 		defer t.Stop()
 		timeoutC = t.C
 	}
+	var checkC <-chan time.Time
+	if conf.watched() {
+		t := time.NewTicker(limitCheckInterval)
+		defer t.Stop()
+		checkC = t.C
+	}
 	var reason string
-	select {
-	case <-p.exited:
-		return ""
-	case <-timeoutC:
-		reason = "timed out after " + humanDuration(spec.Timeout)
-	case <-ctx.Done():
-		reason = CancelLabel(context.Cause(ctx))
+wait:
+	for {
+		select {
+		case <-p.exited:
+			return ""
+		case <-timeoutC:
+			reason = "timed out after " + humanDuration(spec.Timeout)
+			break wait
+		case <-ctx.Done():
+			reason = CancelLabel(context.Cause(ctx))
+			break wait
+		case <-checkC:
+			if hit := conf.exceeded(); hit != "" {
+				reason = spec.Isolation.Limits.LimitLabel(hit)
+				break wait
+			}
+		}
 	}
 	grace := spec.KillGrace
 	if grace <= 0 {
@@ -210,7 +266,7 @@ func classify(ps *os.ProcessState, waitErr error) Result {
 		return Result{ExitCode: -1, Label: "wait failed: " + msg}
 	}
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return Result{ExitCode: -1, Label: "killed by signal " + ws.Signal().String()}
+		return Result{ExitCode: -1, Label: "killed by signal " + ws.Signal().String(), Signal: ws.Signal()}
 	}
 	code := ps.ExitCode()
 	return Result{Success: code == 0, ExitCode: code, Label: "exit code " + strconv.Itoa(code)}

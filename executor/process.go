@@ -25,9 +25,9 @@ type process struct {
 
 // startProcess starts the prepared command, under the shim if spec.Shim is set,
 // with its stdout and stderr on out.
-func startProcess(spec Spec, prep prepared, out *os.File) (*process, error) {
+func startProcess(spec Spec, prep prepared, conf *confined, out *os.File) (*process, error) {
 	if len(spec.Shim) > 0 {
-		return startShimmed(spec, prep, out)
+		return startShimmed(spec, prep, conf, out)
 	}
 	cmd := command(prep.path, spec.Argv, spec, prep, out)
 	unlock := withDeathSignal(cmd.SysProcAttr)
@@ -80,11 +80,25 @@ func (p *process) finish() Result {
 	waitErr := p.reap()
 	res := classify(p.cmd.ProcessState, waitErr)
 	if p.ctl != nil {
-		if msg := shimStartError(p.ctl); msg != "" {
+		msg := shimStartError(p.ctl)
+		switch {
+		case msg == shim.NoteProcesses:
+			res.limit = LimitProcesses
+		case msg != "":
 			res = Result{ExitCode: -1, Label: "could not start: " + msg}
 		}
 	}
 	return res
+}
+
+// signaled reports whether the process (the shim, where there is one) was killed by a
+// signal, once finish has reaped it.
+func (p *process) signaled() bool {
+	if p.cmd.ProcessState == nil {
+		return false
+	}
+	ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled()
 }
 
 func (p *process) release() {
@@ -97,7 +111,7 @@ func (p *process) release() {
 }
 
 func killGroup(pgid int, sig syscall.Signal) {
-	if pgid > 0 {
+	if pgid > 1 { // never kill(-1): only the group of a process Run started
 		_ = syscall.Kill(-pgid, sig) // ESRCH: group already empty
 	}
 }
@@ -106,7 +120,8 @@ func killGroup(pgid int, sig syscall.Signal) {
 // which exited will tell.
 func (p *process) control(b byte) { _, _ = p.ctl.Write([]byte{b}) }
 
-// shimStartError is why the shim could not start the command, "" when it did.
+// shimStartError is why the shim could not start the command, "" when it did, or the note
+// it left after the command's end (shim.NoteProcesses).
 // The shim keeps its socket from the command (close-on-exec), so with the shim
 // gone this read ends at once; the deadline is for the case that cannot happen.
 func shimStartError(ctl *os.File) string {

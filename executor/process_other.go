@@ -43,7 +43,10 @@ func watch(cmd *exec.Cmd) *process {
 
 var errNoShim = errors.New("the exec shim is Linux-only")
 
-func startShimmed(Spec, prepared, *os.File) (*process, error) { return nil, errNoShim }
+func startShimmed(Spec, prepared, *confined, *os.File) (*process, error) { return nil, errNoShim }
 
 // ShimFor finds no shim outside Linux: commands run without one.
 func ShimFor(string) ([]string, error) { return nil, errNoShim }
+
+// ShimKind: no shim outside Linux.
+func ShimKind([]string) string { return "none" }

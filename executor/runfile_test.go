@@ -21,7 +21,7 @@ func TestRunDirRoot(t *testing.T) {
 	if got != want {
 		t.Fatalf("RunDirRoot without TMPDIR: %s, want %s", got, want)
 	}
-	dir, file, err := writeRunFile([]byte(`{}`))
+	dir, file, err := writeRunFile(Spec{RunFile: []byte(`{}`)})
 	if err != nil {
 		t.Fatal(err)
 	}

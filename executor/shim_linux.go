@@ -3,7 +3,9 @@ package executor
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/port-runner/port-runner/internal/shim"
@@ -21,9 +23,27 @@ func ShimFor(exe string) (prefix []string, err error) {
 	return []string{tiny}, nil
 }
 
+// ShimKind names the shim prefix runs: "C" or "Go" (port-runner-shim, by its --version) or
+// "agent binary" (the fallback).
+func ShimKind(prefix []string) string {
+	if len(prefix) != 1 {
+		return "agent binary"
+	}
+	out, err := exec.Command(prefix[0], "--version").Output()
+	switch {
+	case err != nil:
+		return "unknown (" + err.Error() + ")"
+	case strings.Contains(string(out), "(C)"):
+		return "C"
+	case strings.Contains(string(out), "(Go)"):
+		return "Go"
+	}
+	return "unknown"
+}
+
 // startShimmed starts the command under the shim: "SHIM... -- PATH ARGV...",
 // with the shim's end of a control socket as its fd 3 (see internal/shim).
-func startShimmed(spec Spec, prep prepared, out *os.File) (*process, error) {
+func startShimmed(spec Spec, prep prepared, conf *confined, out *os.File) (*process, error) {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("shim control socket: %w", err)
@@ -39,9 +59,10 @@ func startShimmed(spec Spec, prep prepared, out *os.File) (*process, error) {
 	theirs := os.NewFile(uintptr(fds[1]), "shim-control")
 	defer theirs.Close() // once started, only the shim holds it: its end of file is the shim's
 
-	args := append(append(append([]string{}, spec.Shim...), "--", prep.path), spec.Argv...)
+	args := append(append(append(append([]string{}, spec.Shim...), conf.opts.Args()...), "--", prep.path), spec.Argv...)
 	cmd := command(spec.Shim[0], args, spec, prep, out)
-	cmd.ExtraFiles = []*os.File{theirs} // fd 3: shim.ControlFD
+	// fd 3: shim.ControlFD; fd 4: shim.RulesetFD, when the run is sandboxed.
+	cmd.ExtraFiles = append([]*os.File{theirs}, conf.files()...)
 	// No Pdeathsig (and no thread lock): the shim learns that the agent died
 	// from its control socket's end of file, which the kernel delivers however
 	// the agent ends, whichever thread forked the shim.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,16 +12,21 @@ import (
 	"time"
 
 	"github.com/port-runner/port-runner/internal/shim"
+	"github.com/port-runner/port-runner/internal/shim/shimtest"
 )
 
-// tinyShim is the port-runner-shim binary TestMain builds; empty outside Linux.
-var tinyShim string
+// tinyShim is the Go port-runner-shim TestMain builds, cShim the C one; empty outside Linux
+// (cShim also without a C compiler, outside CI).
+var tinyShim, cShim string
 
-// TestMain builds the tiny shim, and lets the test binary serve as the fallback shim, as the
-// agent's binary does when the tiny one is missing.
+// TestMain builds both shims, and lets the test binary serve as the fallback shim, as the
+// agent's binary does when neither is beside it.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == shim.Command {
 		os.Exit(shim.Main(os.Args[2:]))
+	}
+	if os.Getenv("EXECUTOR_TEST_BASE") != "" { // a helper of runAsHelper: its shims are named
+		os.Exit(m.Run())
 	}
 	os.Exit(buildShimAndRun(m))
 }
@@ -34,22 +38,36 @@ func buildShimAndRun(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	tinyShim = filepath.Join(dir, shim.Binary)
-	build := exec.Command("go", "build", "-o", tinyShim, "github.com/port-runner/port-runner/cmd/port-runner-shim")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build port-runner-shim: %v\n%s", err, out)
+	// Every uid may run them: some tests run the agent's part as another uid.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	if tinyShim, err = shimtest.BuildGo(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if cShim, _, err = shimtest.BuildC(dir); err != nil {
+		if shimtest.Required() {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Fprintf(os.Stderr, "executor tests: the C shim's cases are skipped: %v\n", err)
 	}
 	return m.Run()
 }
 
-// shims are the two ways a command runs under the shim: the tiny binary, and the agent's
-// own binary (here the test binary) as the fallback.
+// shims are the ways a command runs under the shim: the C binary the image ships, the Go
+// one, and the agent's own binary (here the test binary) as the fallback.
 func shims() map[string][]string {
-	return map[string][]string{
+	s := map[string][]string{
 		"tiny":     {tinyShim},
 		"fallback": {os.Args[0], shim.Command},
 	}
+	if cShim != "" {
+		s["c"] = []string{cShim}
+	}
+	return s
 }
 
 func eachShim(t *testing.T, f func(t *testing.T, prefix []string)) {

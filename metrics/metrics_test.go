@@ -86,7 +86,8 @@ func TestSourceMetricsAndStatus(t *testing.T) {
 				LastLines: []string{"<script>alert(1)</script>"}},
 			{RunID: "r_2", Action: "create", State: StateWaiting, Received: now.Add(-30 * time.Second)},
 			{RunID: "r_3", Action: "deploy", State: StateClosing, Received: now.Add(-time.Hour), Ended: now.Add(-20 * time.Second)},
-		}}}
+		},
+		Isolation: &Isolation{Sandbox: "auto", Protections: []string{"filesystem", "signals"}, Missing: []string{"run_uid"}, LandlockABI: 7, Shim: "C"}}}
 	other := &fakeSource{snap: Snapshot{SlotsCapacity: 1}}
 	detachOther := m.SetSource(other)
 	detach := m.SetSource(src)
@@ -105,6 +106,8 @@ func TestSourceMetricsAndStatus(t *testing.T) {
 		`port_runner_runs_waiting{action="create"} 1`, `port_runner_runs_waiting{action="deploy"} 0`,
 		`port_runner_ready 1`,
 		`port_runner_build_info{commit="`, `version="v9.9.9"`, `goversion="go`,
+		`port_runner_isolation_protection{protection="filesystem"} 1`, `port_runner_isolation_protection{protection="signals"} 1`,
+		`port_runner_isolation_protection{protection="run_uid"} 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
@@ -128,6 +131,10 @@ func TestSourceMetricsAndStatus(t *testing.T) {
 	if !st.Ready || st.SlotsBusy != 2 || len(st.Runs) != 3 || st.Runs[0].RunID != "r_3" || st.Runs[1].PID != 42 ||
 		st.Runs[2].State != StateWaiting {
 		t.Errorf("/status = %+v", st)
+	}
+	if iso := st.Isolation; iso == nil || iso.Sandbox != "auto" || strings.Join(iso.Protections, ",") != "filesystem,signals" ||
+		strings.Join(iso.Missing, ",") != "run_uid" || iso.LandlockABI != 7 || iso.Shim != "C" {
+		t.Errorf("/status isolation = %+v", st.Isolation)
 	}
 	req, _ := http.NewRequest("GET", base+"/status", nil)
 	req.Header.Set("Accept", "text/html")

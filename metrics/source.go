@@ -36,6 +36,18 @@ type Snapshot struct {
 	SlotsCapacity int
 	Actions       []string // the configured actions: runs_waiting has a series for each
 	Runs          []Run
+	Isolation     *Isolation // nil: not known
+}
+
+// Isolation is how the replica confines its runs' commands (README "Isolation"): settled
+// at start, from the config and what the kernel offers.
+type Isolation struct {
+	Sandbox     string   `json:"sandbox"`     // executor.sandbox: auto, required, off
+	Protections []string `json:"protections"` // in force
+	Missing     []string `json:"missing"`     // not in force on this machine or with this config
+	LandlockABI int      `json:"landlockABI"` // the kernel's (0: no Landlock)
+	Shim        string   `json:"shim"`        // which exec shim runs commands
+	Notes       []string `json:"notes,omitempty"`
 }
 
 // Source is what the running agent shows: the pool, the runs it holds, its readiness.
@@ -84,6 +96,8 @@ var (
 		"How long the oldest run this replica holds has waited for its command to start (0: none waits).", nil, nil)
 	closingDesc = prometheus.NewDesc(ns+"_runs_closing_oldest_seconds",
 		"How long the oldest run whose command ended has waited for Port to take its closing request (0: none).", nil, nil)
+	protectionDesc = prometheus.NewDesc(ns+"_isolation_protection",
+		"1 for each protection in force for runs' commands on this replica, 0 for one that is not (README \"Isolation\").", []string{"protection"}, nil)
 	readyDesc = prometheus.NewDesc(ns+"_ready",
 		"1 when /readyz says ready (group joined, Port token valid), else 0.", nil, nil)
 )
@@ -122,6 +136,14 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(oldestWaitingDesc, prometheus.GaugeValue, oldest)
 	ch <- prometheus.MustNewConstMetric(closingDesc, prometheus.GaugeValue, closing)
+	if iso := snap.Isolation; iso != nil {
+		for _, p := range iso.Protections {
+			ch <- prometheus.MustNewConstMetric(protectionDesc, prometheus.GaugeValue, 1, p)
+		}
+		for _, p := range iso.Missing {
+			ch <- prometheus.MustNewConstMetric(protectionDesc, prometheus.GaugeValue, 0, p)
+		}
+	}
 	ready := 0.0
 	if c.s.Ready() == nil {
 		ready = 1

@@ -16,6 +16,8 @@ type Status struct {
 	SlotsBusy     int    `json:"slotsBusy"`
 	SlotsCapacity int    `json:"slotsCapacity"`
 	Runs          []Run  `json:"runs"`
+	// Isolation is how this replica confines its commands.
+	Isolation *Isolation `json:"isolation,omitempty"`
 }
 
 func (m *Metrics) status(ready func() error) Status {
@@ -29,6 +31,7 @@ func (m *Metrics) status(ready func() error) Status {
 		snap := s.Snapshot()
 		st.SlotsBusy, st.SlotsCapacity = snap.SlotsBusy, snap.SlotsCapacity
 		st.Runs = append(st.Runs, snap.Runs...)
+		st.Isolation = snap.Isolation
 	}
 	sort.Slice(st.Runs, func(i, j int) bool { return st.Runs[i].Received.Before(st.Runs[j].Received) })
 	return st
@@ -67,6 +70,7 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 </head><body>
 <h1>port-runner</h1>
 <p>{{if .Ready}}Ready{{else}}Not ready: {{.NotReady}}{{end}} &middot; slots {{.SlotsBusy}}/{{.SlotsCapacity}} busy &middot; {{len .Runs}} run(s) held &middot; <a href="?format=json">JSON</a></p>
+{{with .Isolation}}<p>Isolation (sandbox {{.Sandbox}}, {{.Shim}} shim{{if .LandlockABI}}, Landlock ABI {{.LandlockABI}}{{end}}): {{range $i, $p := .Protections}}{{if $i}}, {{end}}{{$p}}{{else}}none{{end}}{{if .Missing}}; not in force: {{range $i, $p := .Missing}}{{if $i}}, {{end}}{{$p}}{{end}}{{end}}</p>{{end}}
 <table><tr><th>run</th><th>action</th><th>state</th><th>waiting / running for</th><th>pid</th><th>message</th><th>last lines</th></tr>
 {{range .Runs}}<tr><td>{{.RunID}}</td><td>{{.Action}}</td><td>{{.State}}</td>
 <td>{{if .Started.IsZero}}{{age $.Now .Received}}{{else}}{{age $.Now .Started}}{{end}}</td>

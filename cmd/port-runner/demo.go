@@ -8,6 +8,9 @@ import (
 	"os/signal"
 	"syscall"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
 	"github.com/port-runner/port-runner/internal/demo"
 )
 
@@ -21,7 +24,11 @@ func demoCommand() command {
 			return func(_ []string, stdout, stderr io.Writer) int {
 				ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 				defer cancel()
-				if err := demo.Run(ctx, stdout, stderr); err != nil {
+				log := zap.New(zapcore.NewNopCore())
+				deps := commandDeps(log, "")
+				stopReaper := startReaper(log, &deps)
+				defer stopReaper()
+				if err := demo.Run(ctx, deps, stdout, stderr); err != nil {
 					fmt.Fprintf(stderr, "demo failed: %v\n", err)
 					return exitRuntime
 				}

@@ -6,7 +6,18 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/port-runner/port-runner/internal/shim"
 )
+
+// TestMain lets the test binary serve as the exec shim, as the agent's binary does when
+// port-runner-shim is not beside it: `try` and `demo` run in-process here, under the shim.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == shim.Command {
+		os.Exit(shim.Main(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
 
 // writeConfig writes a config whose only action runs an executable script created in a temp
 // dir; edit, when set, rewrites the YAML text first.

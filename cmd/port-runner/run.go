@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -62,7 +63,10 @@ func runAgent(path string, stderr io.Writer) int {
 	defer stopSignals()
 	m := metrics.New()
 	m.SetVersion(version)
-	deps := agent.Deps{Logger: log, Metrics: m, Shim: findShim(log)}
+	deps := commandDeps(log, path)
+	deps.Metrics = m
+	stopReaper := startReaper(log, &deps)
+	defer stopReaper()
 	a, err := agent.New(cfg, deps)
 	if err != nil {
 		// Everything New checks comes from the config (URLs, credentials, CA file, jq).
@@ -83,6 +87,35 @@ func runAgent(path string, stderr io.Writer) int {
 	}
 	log.Info("port-runner stopped")
 	return exitOK
+}
+
+// commandDeps are how the agent runs commands, the same for run, try and demo: the exec
+// shim, the config file to keep from them.
+func commandDeps(log *zap.Logger, configPath string) agent.Deps {
+	prefix := findShim(log)
+	if configPath != "" {
+		if abs, err := filepath.Abs(configPath); err == nil {
+			configPath = abs
+		}
+	}
+	return agent.Deps{Logger: log, Shim: prefix, ShimKind: executor.ShimKind(prefix), ConfigPath: configPath}
+}
+
+// startReaper makes the agent a child subreaper (the backstop that kills what a killed shim
+// left, README "Isolation") for deps' runs, until stop.
+func startReaper(log *zap.Logger, deps *agent.Deps) (stop func()) {
+	r, err := executor.NewReaper(func(n int) {
+		log.Warn("killed processes a run's killed shim left behind", zap.Int("processes", n))
+	})
+	if err != nil {
+		log.Warn("not a child subreaper: what a killed shim leaves behind is not killed", zap.Error(err))
+		return func() {}
+	}
+	deps.Reaper = r
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { r.Run(ctx) })
+	return func() { cancel(); wg.Wait() }
 }
 
 // findShim is the exec shim's command prefix: port-runner-shim beside the agent, else the

@@ -10,6 +10,9 @@ import (
 	"os/signal"
 	"syscall"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
 	"github.com/port-runner/port-runner/internal/demo"
 )
 
@@ -43,6 +46,10 @@ func tryCommand() command {
 func try(opts demo.TryOptions, stdout, stderr io.Writer) int {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
+	log := zap.New(zapcore.NewNopCore())
+	opts.Exec = commandDeps(log, opts.ConfigPath)
+	stopReaper := startReaper(log, &opts.Exec)
+	defer stopReaper()
 	ok, err := demo.Try(ctx, opts, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "port-runner try: %v\n", err)

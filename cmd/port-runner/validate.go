@@ -9,6 +9,9 @@ import (
 	"strings"
 	"syscall"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
 	"github.com/port-runner/port-runner/internal/agent"
 	"github.com/port-runner/port-runner/internal/config"
 )
@@ -46,6 +49,14 @@ func validate(path string, connect bool, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "rebalance timeout %s: kafka.revokeTimeout %s + %s kill grace + %s closing budget + %s commit\n",
 			cfg.Kafka.RebalanceTimeout(), cfg.Kafka.RevokeTimeout.D(), config.KillGrace, config.ClosingBudget, config.CommitMargin)
 	}
+	// Where the config meets this machine: the kernel, the agent's capabilities, the shim.
+	log := zap.New(zapcore.NewNopCore())
+	summary, err := agent.Isolation(cfg, commandDeps(log, path))
+	if err != nil {
+		fmt.Fprintf(stderr, "port-runner validate: %v\n", err)
+		return exitUsage
+	}
+	fmt.Fprintln(stdout, summary)
 	if !connect {
 		return exitOK
 	}

@@ -20,6 +20,7 @@ type action struct {
 	cfg   config.Action
 	env   map[string]*gojq.Code
 	shim  []string
+	iso   executor.Isolation // its sandbox, uid and limits (Runs is set per run)
 	allow []config.AllowRule // portAPI.allow
 	pass  map[string]string  // executor.passEnv, read from the agent's environment at start
 	// node selects the workflow node runs this action takes (nil: none); secretKey
@@ -154,14 +155,15 @@ func (a *action) spec(run runmsg.Run) (_ executor.Spec, secrets []string, err er
 		}
 	}
 	return executor.Spec{
-		RunID:   run.ID,
-		Action:  run.Action,
-		Argv:    a.cfg.Command,
-		Env:     env,
-		Dir:     a.cfg.Workdir,
-		Timeout: a.cfg.Timeout.D(),
-		RunFile: ctxJSON,
-		Shim:    a.shim,
+		RunID:     run.ID,
+		Action:    run.Action,
+		Argv:      a.cfg.Command,
+		Env:       env,
+		Dir:       a.cfg.Workdir,
+		Timeout:   a.cfg.Timeout.D(),
+		RunFile:   ctxJSON,
+		Shim:      a.shim,
+		Isolation: a.iso,
 	}, secrets, nil
 }
 

@@ -34,8 +34,14 @@ type Deps struct {
 	Metrics   *metrics.Metrics
 	KafkaOpts []kgo.Opt // appended after the config's options
 	// Shim is the exec shim's command prefix (executor.ShimFor), so a command's children die
-	// with the agent too; nil: no shim.
-	Shim []string
+	// with the agent too; nil: no shim. ShimKind says which one it is (/status, the log).
+	Shim     []string
+	ShimKind string
+	// ConfigPath is the config file: the sandbox keeps it from every command.
+	ConfigPath string
+	// Reaper is the agent as a child subreaper (executor.NewReaper), given to every run;
+	// nil: none (tests whose process starts children of its own).
+	Reaper *executor.Reaper
 }
 
 // Agent is one replica.
@@ -69,6 +75,10 @@ type Agent struct {
 	lagOpts   []kgo.Opt
 	kafka     config.Kafka // the consumer's, brokers and group from Port included
 	kafkaLogs atomic.Bool  // franz-go's warnings are logged (after the start check)
+	// iso is how commands are confined (isolation.go); runs is where their directories go
+	// while Run or Try runs (opened there: it sweeps what a dead agent left).
+	iso  *isolation
+	runs *executor.RunsDir
 	// peek decodes without verifying, only to tell whether an unsigned message was for a
 	// configured action (setup.go); unsignedSeen: the first one was logged as an error.
 	peek         *runmsg.Decoder
@@ -99,7 +109,10 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Agent, error) {
 	if a.decoder, a.peek, err = newDecoders(cfg); err != nil {
 		return nil, err
 	}
-	if a.actions, a.pool, err = newActions(cfg, deps.Shim); err != nil {
+	if a.iso, err = newIsolation(cfg, deps); err != nil {
+		return nil, err
+	}
+	if a.actions, a.pool, err = newActions(cfg, deps.Shim, a.iso); err != nil {
 		return nil, err
 	}
 
@@ -195,7 +208,7 @@ func newDecoders(cfg *config.Config) (decoder, peek *runmsg.Decoder, err error) 
 
 // newActions is every configured action, ready to start commands, and the pool that bounds
 // them (overall and per action).
-func newActions(cfg *config.Config, shim []string) (map[string]*action, *executor.Pool, error) {
+func newActions(cfg *config.Config, shim []string, iso *isolation) (map[string]*action, *executor.Pool, error) {
 	pass, err := passedEnv(cfg, os.LookupEnv)
 	if err != nil {
 		return nil, nil, err
@@ -208,6 +221,7 @@ func newActions(cfg *config.Config, shim []string) (map[string]*action, *executo
 		if err != nil {
 			return nil, nil, err
 		}
+		act.iso = iso.actions[name]
 		act.pass = pass
 		act.secretKey = cfg.Port.ClientSecret
 		if wn := ac.WorkflowNode; wn != nil {
@@ -276,6 +290,11 @@ func (a *Agent) Run(parent, kill context.Context) error {
 		return fmt.Errorf("port api: %w", err)
 	}
 	a.kafkaLogs.Store(true)
+	closeRuns, err := a.openRuns()
+	if err != nil {
+		return err
+	}
+	defer closeRuns()
 	if a.source != nil {
 		a.startPolling(startCtx)
 	}
@@ -425,4 +444,29 @@ func (a *Agent) ownedUnstarted() map[int32]consumer.Unstarted {
 		out[p] = consumer.Unstarted{Offset: u.Offset, Timestamp: u.Timestamp}
 	}
 	return out
+}
+
+// openRuns takes this agent's place for run directories, first removing what agents of its
+// uid that are gone left there (decrypted secret inputs among it), until closeRuns.
+func (a *Agent) openRuns() (closeRuns func(), err error) {
+	a.iso.logStart(a.log)
+	runs, swept, err := executor.OpenRunsDir(a.iso.runsRoot, a.iso.base.UIDs != nil)
+	if err != nil {
+		return nil, fmt.Errorf("executor.runsDir: %w", err)
+	}
+	if swept > 0 {
+		a.log.Info("removed the run directories of stopped agents", zap.Int("agents", swept), zap.String("runsDir", a.iso.runsRoot))
+	}
+	a.runs = runs
+	return runs.Close, nil
+}
+
+// Isolation says how an agent of cfg would confine its commands here, in a few lines
+// (`validate`), or why it would refuse to start.
+func Isolation(cfg *config.Config, deps Deps) (string, error) {
+	iso, err := newIsolation(cfg, deps)
+	if err != nil {
+		return "", err
+	}
+	return iso.summary(), nil
 }

@@ -31,7 +31,8 @@ func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *actio
 	revoke := func() {}
 	var files *runFiles
 	if err == nil {
-		files, err = newRunFiles(&spec, run)
+		files, err = newRunFiles(&spec, run, a.runs)
+		spec.Reaper = a.deps.Reaper
 	}
 	var token string
 	if err == nil {

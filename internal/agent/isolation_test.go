@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/port-runner/port-runner/internal/agent"
+	"github.com/port-runner/port-runner/internal/config"
 	"github.com/port-runner/port-runner/internal/portproxy"
+	"github.com/port-runner/port-runner/internal/sandbox"
 	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/test/harness"
 )
@@ -96,5 +99,39 @@ echo go > "$1"
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The agent refuses to start where the config asks for isolation this machine cannot give,
+// or lets an action's sandbox reach what it keeps from every command.
+func TestIsolationTheAgentRefuses(t *testing.T) {
+	h := harness.New(t, 1)
+	script := harness.Script(t, "true")
+	for _, tc := range []struct {
+		name string
+		shim []string
+		edit func(c *config.Config)
+		want string
+	}{
+		{"sandbox required without the shim", nil, func(c *config.Config) { c.Executor.Sandbox = config.SandboxRequired }, "executor.sandbox: required"},
+		{"runAs without the shim", nil, func(c *config.Config) { c.Executor.RunAs = "47340-47341" }, "need the exec shim"},
+		{"a sandbox write over the run directories", []string{"/bin/true"}, func(c *config.Config) {
+			c.Executor.RunsDir = filepath.Join(t.TempDir(), "runs")
+			a := c.Actions["a"]
+			a.Sandbox.Write = []string{filepath.Dir(c.Executor.RunsDir)}
+			c.Actions["a"] = a
+		}, "actions.a.sandbox: write"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if len(tc.shim) > 0 && sandbox.LandlockABI() < 1 {
+				t.Skip("not checked: no Landlock here, so no sandbox to keep anything")
+			}
+			cfg := h.Config(t, harness.Actions(fmt.Sprintf("  a:\n    command: [%q]\n", script)))
+			tc.edit(cfg)
+			_, err := agent.New(cfg, agent.Deps{Shim: tc.shim, ShimKind: "test"})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("agent.New: %v, want an error containing %q", err, tc.want)
+			}
+		})
 	}
 }

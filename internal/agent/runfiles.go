@@ -25,11 +25,21 @@ type runFiles struct {
 	dir, output, response string
 }
 
-func newRunFiles(spec *executor.Spec, run runmsg.Run) (*runFiles, error) {
-	dir, err := os.MkdirTemp(executor.RunDirRoot(), "port-runner-out-*")
+// newRunFiles makes the run's directory (in runs, the agent's place for them, when it has
+// one) and names the files the command may write there; the command's PORT_RUN_FILE, HOME
+// and TMPDIR go there too (spec.RunDir), so its sandbox and uid cover them all.
+func newRunFiles(spec *executor.Spec, run runmsg.Run, runs *executor.RunsDir) (*runFiles, error) {
+	var dir string
+	var err error
+	if runs != nil {
+		dir, err = runs.NewRunDir()
+	} else {
+		dir, err = os.MkdirTemp(executor.RunDirRoot(), "port-runner-run-*")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("run files: %w", err)
 	}
+	spec.RunDir = dir
 	f := &runFiles{dir: dir}
 	env := make(map[string]string, len(spec.Env)+1)
 	for k, v := range spec.Env {

@@ -14,9 +14,10 @@ type source struct {
 // consumer's reservations while it waits for records, hold admissions, not slots: an idle
 // replica shows free.)
 func (s source) Snapshot() metrics.Snapshot {
+	iso := s.a.iso.status()
 	return metrics.Snapshot{
 		SlotsBusy: s.a.lives.slotsBusy(), SlotsCapacity: s.a.cfg.Executor.MaxConcurrent,
-		Actions: s.a.cfg.ActionNames(), Runs: s.a.lives.list(),
+		Actions: s.a.cfg.ActionNames(), Runs: s.a.lives.list(), Isolation: &iso,
 	}
 }
 

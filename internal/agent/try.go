@@ -37,6 +37,11 @@ func (a *Agent) Try(ctx context.Context, raw []byte) (Tried, error) {
 	if _, err := a.api.Token(ctx); err != nil {
 		return Tried{}, fmt.Errorf("port api: %w", err)
 	}
+	closeRuns, err := a.openRuns()
+	if err != nil {
+		return Tried{}, err
+	}
+	defer closeRuns()
 	stopProxy, err := a.serve("port api proxy", func(sctx context.Context) (string, func() error, error) {
 		url, wait, err := a.proxy.Serve(sctx, "127.0.0.1:0")
 		a.proxyURL = url

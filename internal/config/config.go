@@ -3,9 +3,6 @@
 package config
 
 import (
-	"path/filepath"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/port-runner/port-runner/executor"
@@ -119,6 +116,24 @@ type Executor struct {
 	// PassEnv names variables copied from the agent's environment into every command's
 	// (HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE, ...); never the agent's credentials.
 	PassEnv []string `yaml:"passEnv"`
+	// Sandbox is each run's kernel sandbox (README "Isolation"): auto (default: where the
+	// kernel has Landlock), required (refuse to start without all of it) or off.
+	Sandbox string `yaml:"sandbox"`
+	// Private are more paths no sandboxed command may read, beside the agent's config file,
+	// its credential files and the run directories.
+	Private []string `yaml:"private"`
+	// RunAs is a range of uids, "LO-HI", one of its own for each running run (needs
+	// CAP_SETUID and CAP_SETGID); "": commands run as the agent's uid.
+	RunAs string `yaml:"runAs"`
+	// RunsDir is where run directories go ("": port-runner-<uid> under $TMPDIR, /dev/shm or
+	// the system's temp dir). The sandbox keeps it from every command but each run's own.
+	RunsDir string `yaml:"runsDir"`
+	// Cgroups: each run gets cgroups of its own (its processes and memory limits) under the
+	// agent's, which the agent must be able to write (a privileged pod, or a cgroup v2
+	// subtree delegated to it); false: limits use rlimits only.
+	Cgroups bool `yaml:"cgroups"`
+	// Limits bound each run; an action's own limits replace them one by one.
+	Limits Limits `yaml:"limits"`
 }
 
 type Logs struct {
@@ -154,6 +169,10 @@ type Action struct {
 	SecretInputs []string `yaml:"secretInputs"`
 	// WorkflowNode makes this entry the command of Port Workflows' node runs that match it.
 	WorkflowNode *WorkflowNode `yaml:"workflowNode"`
+	// Sandbox adds to this action's sandbox what its command needs, or turns it off.
+	Sandbox ActionSandbox `yaml:"sandbox"`
+	// Limits replace executor.limits one by one for this action.
+	Limits Limits `yaml:"limits"`
 }
 
 // WorkflowNode selects workflow node runs (ids wfnr_...): every field given must match.
@@ -219,6 +238,7 @@ func (c *Config) applyDefaults() {
 	if c.Executor.MaxConcurrent == 0 {
 		c.Executor.MaxConcurrent = 8
 	}
+	c.Executor.isolationDefaults()
 	if c.Executor.ShutdownTimeout == 0 {
 		c.Executor.ShutdownTimeout = Duration(60 * time.Second)
 	}
@@ -274,27 +294,4 @@ func (c *Config) AgentSecrets() []string {
 		}
 	}
 	return s
-}
-
-// ActionNames returns the configured action identifiers, sorted.
-func (c *Config) ActionNames() []string {
-	names := make([]string, 0, len(c.Actions))
-	for n := range c.Actions {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// ResolveCommands makes relative command paths absolute against base (the agent's working
-// directory), so a per-action workdir cannot change which program runs.
-func (c *Config) ResolveCommands(base string) {
-	for name, a := range c.Actions {
-		if len(a.Command) > 0 && strings.Contains(a.Command[0], "/") && !filepath.IsAbs(a.Command[0]) {
-			cmd := append([]string(nil), a.Command...)
-			cmd[0] = filepath.Join(base, cmd[0])
-			a.Command = cmd
-			c.Actions[name] = a
-		}
-	}
 }

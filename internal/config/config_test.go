@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -72,7 +73,7 @@ func TestParseSpecExample(t *testing.T) {
 			MaxDecompressBatchBytes: 16 << 20,
 		},
 		Security: Security{VerifySignature: &tru, Mask: []string{"tok-123"}, RunIsolation: "process", MaxMessageAge: Duration(10 * time.Minute)},
-		Executor: Executor{MaxConcurrent: 8, ShutdownTimeout: Duration(60 * time.Second)},
+		Executor: Executor{MaxConcurrent: 8, ShutdownTimeout: Duration(60 * time.Second), Sandbox: SandboxAuto, Limits: Limits{Processes: DefaultProcesses}},
 		Logs:     Logs{FlushInterval: Duration(time.Second), MaxBatchBytes: 64 << 10, MaxBytesPerRun: 4 << 20},
 		Metrics:  Metrics{Addr: ":9464"},
 		Message:  Message{RunID: ".context.runId", Action: ".action", Properties: ".payload.properties", Entity: ".payload.entity"},
@@ -297,6 +298,8 @@ func TestUnknownKeys(t *testing.T) {
 		{"merged mapping checked", "actions:\n  a:\n    <<: {command: [bash], nope: 1}\n", "actions.a.nope: unknown key"},
 		{"alias checked", "x-anchors: &a {command: [bash]}\n", "x-anchors: unknown key"},
 		{"inside portAPI", "actions:\n  a:\n    command: [bash]\n    portAPI: {allow: [\"GET /v1/x\"], deny: []}\n", "actions.a.portAPI.deny: unknown key (line 4)"},
+		{"inside an action's sandbox", "actions:\n  a:\n    command: [bash]\n    sandbox: {read: [/x], exec: [/y]}\n", `actions.a.sandbox: unknown key "exec"`},
+		{"an action's sandbox is off or a mapping", "actions:\n  a:\n    command: [bash]\n    sandbox: none\n", `actions.a.sandbox: want off or {read: [...], write: [...]}, got "none"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yml), noEnv)
@@ -304,6 +307,20 @@ func TestUnknownKeys(t *testing.T) {
 				t.Fatalf("Parse err = %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// An action's sandbox reads as off, or as paths it adds.
+func TestActionSandbox(t *testing.T) {
+	c := mustParse(t, "actions:\n  a: {command: [bash], sandbox: off}\n  b: {command: [bash], sandbox: {read: [/opt/tools], write: [/cache]}}\n  c: {command: [bash]}\n", noEnv)
+	if got := c.Actions["a"].Sandbox; !got.Off {
+		t.Errorf("sandbox: off read as %+v", got)
+	}
+	if got := c.Actions["b"].Sandbox; got.Off || !reflect.DeepEqual(got.Read, []string{"/opt/tools"}) || !reflect.DeepEqual(got.Write, []string{"/cache"}) {
+		t.Errorf("sandbox: {read, write} read as %+v", got)
+	}
+	if got := c.Actions["c"].Sandbox; got.Off || got.Read != nil || got.Write != nil {
+		t.Errorf("no sandbox key read as %+v", got)
 	}
 }
 
@@ -562,6 +579,22 @@ func TestValidateProblems(t *testing.T) {
 		{"portAPI.allow empty segment", func(c *Config) { setAllow(c, "day2", "/v1/blueprints//entities") }, "actions.day2.portAPI.allow[0]"},
 		{"portAPI.allow query", func(c *Config) { setAllow(c, "day2", "GET /v1/blueprints?x=1") }, "actions.day2.portAPI.allow[0]"},
 		{"portAPI.allow empty", func(c *Config) { setAllow(c, "day2", "") }, "actions.day2.portAPI.allow[0]"},
+		{"bad sandbox mode", func(c *Config) { c.Executor.Sandbox = "strict" }, "executor.sandbox"},
+		{"runAs not a range", func(c *Config) { c.Executor.RunAs = "20000-" }, "executor.runAs"},
+		{"runAs holding root", func(c *Config) { c.Executor.RunAs = "0-10" }, "executor.runAs"},
+		{"runAs holding the agent's uid", func(c *Config) {
+			c.Executor.RunAs = fmt.Sprintf("%d-%d", os.Getuid(), os.Getuid()+1) // root's is refused as root
+		}, "executor.runAs"},
+		{"runsDir relative", func(c *Config) { c.Executor.RunsDir = "runs" }, "executor.runsDir"},
+		{"private relative", func(c *Config) { c.Executor.Private = []string{"/ok", "secrets"} }, "executor.private[1]"},
+		{"negative processes", func(c *Config) { c.Executor.Limits.Processes = -1 }, "executor.limits.processes"},
+		{"cpuTime under a second", func(c *Config) { c.Executor.Limits.CPUTime = Duration(time.Millisecond) }, "executor.limits.cpuTime"},
+		{"action sandbox path relative", func(c *Config) {
+			a := c.Actions["day2"]
+			a.Sandbox.Write = []string{"cache"}
+			c.Actions["day2"] = a
+		}, "actions.day2.sandbox.write[0]"},
+		{"action negative openFiles", func(c *Config) { a := c.Actions["day2"]; a.Limits.OpenFiles = -1; c.Actions["day2"] = a }, "actions.day2.limits.openFiles"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, _ := validConfig(t)

@@ -17,6 +17,10 @@ func FuzzParse(f *testing.F) {
 		"actions:\n  a: &c {command: [bash], env: {X: .x}}\n  b: {<<: *c, timeout: 1m}\n",
 		"actions:\n  ${A}: {command: [\"./x.sh\"], workdir: \"\", onInterrupted: rerun}\n",
 		"security: {mask: [\"${T}\", \"\"], verifySignature: ${V:-true}}\n",
+		"executor: {sandbox: required, runAs: \"47000-47099\", cgroups: true, limits: {processes: 64, cpuTime: 10m, memory: 1GiB}}\n",
+		"actions:\n  a: {command: [bash], sandbox: off, limits: {openFiles: 256, runDirSize: 64MiB}}\n",
+		"actions:\n  a: {command: [bash], sandbox: {read: [/opt], write: [/cache], exec: [/x]}}\n",
+		"actions:\n  a: {command: [bash], sandbox: [off]}\n",
 		"bogus: 1\n",
 		"[1, 2]\n",
 	} {
@@ -53,5 +57,18 @@ func FuzzParse(f *testing.F) {
 		// Validation never panics either.
 		_ = c.Validate(func(string) error { return nil }, func(string) (string, error) { return "", errors.New("no") })
 		c.ResolveCommands("/base")
+	})
+}
+
+// FuzzUIDRange: executor.runAs never panics, and what it accepts is a range of non-root uids.
+func FuzzUIDRange(f *testing.F) {
+	for _, s := range []string{"20000-20999", "1", " 5 - 9 ", "0-10", "9-5", "-", "1-", "99999999999999999999-1", "4294967295"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		lo, hi, err := UIDRange(s)
+		if err == nil && (lo < 1 || hi < lo) {
+			t.Fatalf("UIDRange(%q) = %d-%d", s, lo, hi)
+		}
 	})
 }

@@ -30,6 +30,8 @@ func schemaEnum(path string) []string {
 		return []string{"fail", "rerun"}
 	case "security.runIsolation":
 		return []string{"process", "token"}
+	case "executor.sandbox":
+		return []string{SandboxAuto, SandboxRequired, SandboxOff}
 	}
 	return nil
 }
@@ -44,6 +46,8 @@ const (
 var (
 	durationType = reflect.TypeOf(Duration(0))
 	byteSizeType = reflect.TypeOf(ByteSize(0))
+	// actionSandboxType is "off" or a mapping (ActionSandbox.UnmarshalYAML).
+	actionSandboxType = reflect.TypeOf(ActionSandbox{})
 )
 
 func envRef() map[string]any { return map[string]any{"type": "string", "pattern": envRefPattern} }
@@ -61,6 +65,12 @@ func schemaFor(t reflect.Type, path string) map[string]any {
 		return orEnvRef(map[string]any{"type": "string", "enum": vals})
 	}
 	switch t {
+	case actionSandboxType:
+		paths := map[string]any{"type": "array", "items": map[string]any{"type": "string"}}
+		return map[string]any{"anyOf": []any{
+			map[string]any{"type": "string", "enum": []any{SandboxOff}},
+			map[string]any{"type": "object", "additionalProperties": false, "properties": map[string]any{"read": paths, "write": paths}},
+		}, "description": "off, or more paths the command may read and write"}
 	case durationType:
 		return orEnvRef(map[string]any{"type": "string", "pattern": durationPattern, "description": "a Go duration: 90s, 10m, 1h30m"})
 	case byteSizeType:

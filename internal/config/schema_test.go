@@ -22,6 +22,13 @@ func TestJSONSchemaFollowsTheConfigType(t *testing.T) {
 		if typ.Kind() != reflect.Struct || typ == durationType {
 			return
 		}
+		if alts, ok := sch["anyOf"].([]any); ok { // a scalar or a mapping (actions.*.sandbox): the mapping
+			for _, a := range alts {
+				if m := a.(map[string]any); m["type"] == "object" {
+					sch = m
+				}
+			}
+		}
 		if sch["additionalProperties"] != false {
 			t.Errorf("%s: unknown keys are not refused", orRoot(path))
 		}

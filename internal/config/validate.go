@@ -36,13 +36,14 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 	}
 	validateSecurity(c.Security, add)
 	validateExecutor(c.Executor, add)
+	validateIsolation(c.Executor, add)
 	validateLogs(c.Logs, add)
 	validateMessage(c.Message, compile, add)
 	if len(c.Actions) == 0 {
 		add(problem("actions", "at least one action is required"))
 	}
 	for _, name := range c.ActionNames() {
-		validateAction("actions."+name, c.Actions[name], compile, lookPath, add)
+		validateAction("actions."+name, c.Actions[name], c.Executor.Cgroups, compile, lookPath, add)
 	}
 	if len(ps) == 0 {
 		return nil
@@ -211,7 +212,7 @@ func validateMessage(m Message, compile CompileFunc, add func(error)) {
 }
 
 // validateAction checks one action; key is "actions.<name>".
-func validateAction(key string, a Action, compile CompileFunc, lookPath func(string) (string, error), add func(error)) {
+func validateAction(key string, a Action, cgroups bool, compile CompileFunc, lookPath func(string) (string, error), add func(error)) {
 	if len(a.Command) == 0 || a.Command[0] == "" {
 		add(problem(key+".command", "required: the argv to run"))
 	} else if _, err := lookPath(a.Command[0]); err != nil {
@@ -246,6 +247,11 @@ func validateAction(key string, a Action, compile CompileFunc, lookPath func(str
 				add(problem(key+".workflowNode.selector", "bad jq expression %q: %v", wn.Selector, err))
 			}
 		}
+	}
+	validateActionSandbox(key, a.Sandbox, add)
+	validateLimits(key+".limits", a.Limits, add)
+	if a.Limits.Memory > 0 && !cgroups {
+		add(problem(key+".limits.memory", "needs executor.cgroups: a run's memory is bounded by its memory cgroup"))
 	}
 	for i, p := range a.PortAPI.Allow {
 		if _, err := ParseAllowRule(p); err != nil {

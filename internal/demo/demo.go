@@ -67,9 +67,9 @@ var triggers = []trigger{
 // decrypted, and it never shows in the printed log.
 const demoSecretInput = "s3cr3t-Pa55w0rd"
 
-// Run runs the demo, printing to out and agent logs (warnings and errors) to logOut. It
-// returns an error unless every run ended as expected.
-func Run(ctx context.Context, out, logOut io.Writer) error {
+// Run runs the demo, printing to out and agent warnings and errors to logOut; an error unless
+// every run ended as expected. commands: shim and reaper as under `run` (Logger: the demo's).
+func Run(ctx context.Context, commands agent.Deps, out, logOut io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 
@@ -101,8 +101,8 @@ func Run(ctx context.Context, out, logOut io.Writer) error {
 		return err
 	}
 
-	log := zap.New(zapcoreFor(logOut))
-	ag, err := agent.New(cfg, agent.Deps{Logger: log})
+	commands.Logger = zap.New(zapcoreFor(logOut))
+	ag, err := agent.New(cfg, commands)
 	if err != nil {
 		return err
 	}

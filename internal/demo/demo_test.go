@@ -3,14 +3,36 @@ package demo
 import (
 	"bytes"
 	"context"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/port-runner/port-runner/internal/agent"
+	"github.com/port-runner/port-runner/internal/shim/shimtest"
 )
 
-// TestDemo runs `port-runner demo` in-process: five runs, each printed with its status.
+// TestDemo runs `port-runner demo` in-process: five runs, each printed with its status; as
+// `port-runner demo` runs them where it can (under the C shim, sandboxed), and with neither.
 func TestDemo(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { testDemo(t, agent.Deps{}) })
+	t.Run("shim and sandbox", func(t *testing.T) {
+		if runtime.GOOS != "linux" {
+			t.Skip("the exec shim is Linux-only")
+		}
+		path, _, err := shimtest.BuildC(t.TempDir())
+		if err != nil {
+			if shimtest.Required() {
+				t.Fatal(err)
+			}
+			t.Skipf("not checked: %v", err)
+		}
+		testDemo(t, agent.Deps{Shim: []string{path}, ShimKind: "C"})
+	})
+}
+
+func testDemo(t *testing.T, commands agent.Deps) {
 	var out, logs bytes.Buffer
-	if err := Run(context.Background(), &out, &logs); err != nil {
+	if err := Run(context.Background(), commands, &out, &logs); err != nil {
 		t.Fatalf("demo: %v\n%s\n%s", err, out.String(), logs.String())
 	}
 	got := out.String()

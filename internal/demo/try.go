@@ -33,6 +33,9 @@ type TryOptions struct {
 	// Polling takes the run as transport: polling does: Port holds it, the agent claims,
 	// acknowledges, runs and closes it (also when the config says transport: polling).
 	Polling bool
+	// Exec is how commands run, as under `port-runner run` (the shim, the reaper, the config
+	// file kept from commands); its Logger is try's own (it serves no metrics).
+	Exec agent.Deps
 }
 
 // Credentials try uses where the config leaves them unset: the emulator accepts whatever
@@ -78,7 +81,9 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	defer func() { stopEmu(); _ = srv.Wait() }()
 	cfg.Port.BaseURL = srv.URL()
 
-	a, err := agent.New(cfg, agent.Deps{Logger: zap.New(consoleCore(logOut))})
+	deps := o.Exec
+	deps.Logger = zap.New(consoleCore(logOut))
+	a, err := agent.New(cfg, deps)
 	if err != nil {
 		return false, err
 	}

@@ -49,6 +49,10 @@ func parentOf(pid int) int {
 // with the same (fuzzed) parser.
 func ParentOf(pid int) int { return parentOf(pid) }
 
+// StatPPid is statPPid, for the C shim's test (internal/shim/cshimtest), which checks that
+// both shims read the same ppid from the same bytes.
+func StatPPid(s []byte) int { return statPPid(s) }
+
 // statPPid is the ppid field of a /proc/PID/stat line, -1 if there is none. The command
 // chooses its comm, so this parses untrusted bytes.
 func statPPid(s []byte) int {
@@ -83,22 +87,20 @@ func atoi(s string) int {
 	return n
 }
 
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
-}
+func itoa(n int) string { return itoa64(int64(n)) }
 
 // Args is the process's argv after the program name, read from /proc/self/cmdline: the
 // os package (whose os.Args this is) is not imported.
 func Args() ([]string, error) {
+	all, err := cmdline()
+	if err != nil || len(all) == 0 {
+		return nil, err
+	}
+	return all[1:], nil
+}
+
+// cmdline is the process's whole argv.
+func cmdline() ([]string, error) {
 	fd, err := syscall.Open("/proc/self/cmdline", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
@@ -127,8 +129,30 @@ func Args() ([]string, error) {
 			start = i + 1
 		}
 	}
-	if len(args) == 0 {
-		return nil, nil
+	return args, nil
+}
+
+// uidProcesses counts the processes of uid: /proc/PID belongs to the process's uid (the
+// command and its children are dumpable).
+func uidProcesses(uid int) int64 {
+	fd, err := syscall.Open("/proc", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return 0
 	}
-	return args[1:], nil
+	defer syscall.Close(fd)
+	var n int64
+	buf := make([]byte, 8192)
+	for {
+		got, err := syscall.ReadDirent(fd, buf)
+		if err != nil || got <= 0 {
+			return n
+		}
+		_, _, names := syscall.ParseDirent(buf[:got], -1, nil)
+		for _, name := range names {
+			var st syscall.Stat_t
+			if atoi(name) > 0 && syscall.Stat("/proc/"+name, &st) == nil && int(st.Uid) == uid {
+				n++
+			}
+		}
+	}
 }

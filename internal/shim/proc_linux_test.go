@@ -2,6 +2,7 @@ package shim
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -36,5 +37,27 @@ func FuzzStatPPid(f *testing.F) {
 			t.Errorf("statPPid(%q) = %d, want %d", line, got, ppid)
 		}
 		_ = statPPid([]byte(comm)) // arbitrary bytes: must not panic
+	})
+}
+
+// FuzzParseArgs: the shim's options survive the trip through the command line (what the
+// executor writes is what the shim reads), and nothing the shim is given makes it panic.
+func FuzzParseArgs(f *testing.F) {
+	f.Add("--fence\x001000\x00--oom\x001000\x00--rlimit\x004:0:0\x00--ids\x0047320:47320\x00--landlock\x004:1\x00--\x00/bin/true\x00true")
+	f.Add("--cgroup\x00/sys/fs/cgroup/pids/x/cgroup.procs\x00--rlimit\x006:-1:-1\x00--")
+	f.Add("--ids\x000:0\x00--")
+	f.Add("--rlimit\x00::\x00--")
+	f.Fuzz(func(t *testing.T, joined string) {
+		o, rest, err := ParseArgs(strings.Split(joined, "\x00"))
+		if err != nil {
+			return
+		}
+		if o.UID < 0 || (o.UID == 0) != (o.GID == 0) || o.FenceMs < 0 {
+			t.Fatalf("ParseArgs(%q) accepted %+v", joined, o)
+		}
+		again, more, err := ParseArgs(append(o.Args(), append([]string{"--"}, rest...)...))
+		if err != nil || strings.Join(again.Args(), " ") != strings.Join(o.Args(), " ") || strings.Join(more, "\x00") != strings.Join(rest, "\x00") {
+			t.Fatalf("round trip of %q: %q %q, %v", o.Args(), again.Args(), more, err)
+		}
 	})
 }

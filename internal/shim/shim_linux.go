@@ -12,7 +12,8 @@ const (
 	prSetChildSubreaper = 36 // PR_SET_CHILD_SUBREAPER
 )
 
-// Main is the shim: args are "--", the command's resolved path, then its argv.
+// Main is the shim: args are its options, "--", the command's resolved path, then its argv
+// (or "--version", or the second stage's arguments: stage_linux.go).
 //
 // Why a shim: Pdeathsig reaches only the agent's direct child, and a process group only
 // those that stay in it. The shim is a child subreaper, so every descendant the command
@@ -22,6 +23,26 @@ const (
 // kills everything left, group or not. It stays out of the command's group, so killing the
 // group never kills the shim before it has reported how the command ended.
 func Main(args []string) int {
+	if len(args) == 1 && args[0] == "--version" {
+		_, _ = syscall.Write(1, []byte(VersionGo+"\n"))
+		return 0
+	}
+	if len(args) > 0 && args[0] == stageArg {
+		return stage(args)
+	}
+	opts, rest, err := ParseArgs(args)
+	if err != nil || len(rest) < 2 {
+		stderr("port-runner-shim: usage: [--fence MS] [--cgroup FILE] [--oom N] [--rlimit R:S:H] [--ids UID:GID] [--landlock 4:FLAGS] -- PATH ARGV0 [ARG...]\n")
+		return 127
+	}
+	// What the command would inherit anyway goes on the shim itself, saving the second
+	// stage's start-up (stage_linux.go): oom_score_adj and every rlimit but NPROC (the
+	// shim's own forks must not count against it); none of them gets in the shim's way. It
+	// comes first: a non-dumpable process's /proc files are root's.
+	msg := ownIDs(opts)
+	if msg == "" && !opts.needsStage() {
+		msg = confine(opts)
+	}
 	// Non-dumpable: the shim's environment (the command's, with its run's token) and memory
 	// then need CAP_SYS_PTRACE to read, not just the same uid.
 	_ = SetNonDumpable()
@@ -29,30 +50,52 @@ func Main(args []string) int {
 		stderr("port-runner-shim: PR_SET_CHILD_SUBREAPER: " + err.Error() + "\n")
 		return 127
 	}
-	if len(args) < 3 || args[0] != "--" {
-		stderr("port-runner-shim: usage: -- PATH ARGV0 [ARG...]\n")
-		return 127
-	}
 	// The command must not inherit the control socket: it closes with the shim alone.
 	syscall.CloseOnExec(ControlFD)
-	leader, err := syscall.ForkExec(args[1], args[2:], &syscall.ProcAttr{
-		Env:   syscall.Environ(),
-		Files: []uintptr{0, 1, 2},
-		// If the shim itself is killed, the leader goes with it. No goroutine of the shim
-		// locks its thread, so the runtime never ends the forking thread (which would fire
-		// Pdeathsig early, https://go.dev/issue/27505).
-		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
-	})
-	if err != nil {
-		if _, werr := syscall.Write(ControlFD, []byte(err.Error())); werr != nil {
-			stderr("could not start: " + err.Error() + "\n") // no executor listening: say it in the log
+	leader := 0
+	if msg == "" {
+		leader, msg = start(selfPrefix(args), opts, args, rest)
+	}
+	if msg != "" {
+		if _, werr := syscall.Write(ControlFD, []byte(msg)); werr != nil {
+			stderr("could not start: " + msg + "\n") // no executor listening: say it in the log
 		}
 		return 127
 	}
+	return supervise(leader, opts)
+}
 
+// ownIDs refuses a run uid or gid that is the shim's own (the parser refuses 0): the
+// command would reach the agent and every run of it.
+func ownIDs(o Options) string {
+	if o.UID <= 0 {
+		return ""
+	}
+	if o.UID == syscall.Getuid() || o.UID == syscall.Geteuid() || o.GID == syscall.Getgid() || o.GID == syscall.Getegid() {
+		return "--ids: the run's uid or gid is the agent's own"
+	}
+	return ""
+}
+
+// Events of supervise besides the control bytes (0-255).
+const (
+	evEOF   = 256 + iota // the control socket ended: the agent is gone
+	evFence              // no byte from the agent for the fence
+	evKill               // the death grace after evEOF is over
+)
+
+// supervise passes the executor's control bytes on to the command's group and enforces the
+// fence (fenceNs > 0), until the command's leader exits; it returns the shim's exit code.
+func supervise(leader int, opts Options) int {
+	fenceNs := opts.FenceMs * 1e6
 	// The goroutines below end with the process: Main's return is followed by exit.
-	events := make(chan byte, 4)
+	events := make(chan int, 4)
 	go readControl(events)
+	var renewed chan int64
+	if fenceNs > 0 {
+		renewed = make(chan int64, 1)
+		go watchFence(fenceNs, boottime(), renewed, events)
+	}
 	exited := make(chan struct{})
 	go func() {
 		WaitExited(leader) // unreaped, so the leader's pid (the group's id) cannot be reused
@@ -61,26 +104,56 @@ func Main(args []string) int {
 	for {
 		select {
 		case <-exited:
-			return finish(leader)
+			return finish(leader, opts)
 		case ev := <-events:
+			if ev < 256 && renewed != nil {
+				// Any byte is a renewal. One sender: after the drain there is room.
+				select {
+				case <-renewed:
+				default:
+				}
+				renewed <- boottime()
+			}
 			switch ev {
-			case Terminate:
-				_ = syscall.Kill(-leader, syscall.SIGTERM)
-			case Kill:
+			case int(Terminate):
+				terminate(leader)
+			case int(Kill), evKill, evFence:
 				killLeader(leader)
-			default: // end of file: the agent is gone
-				_ = syscall.Kill(-leader, syscall.SIGTERM)
+			case evEOF:
+				terminate(leader)
 				go func() {
 					sleep(deathGraceNs)
-					events <- Kill
+					events <- evKill
 				}()
 			}
 		}
 	}
 }
 
-// readControl passes the executor's control bytes on; 0 means the agent is gone.
-func readControl(events chan<- byte) {
+// start starts the command: straight away when nothing confines it, else through the
+// second stage (stage_linux.go), which confines itself and execs the command. It returns
+// the leader's pid, or why the command could not start.
+func start(self []string, opts Options, args, rest []string) (leader int, msg string) {
+	// If the shim itself is killed, the leader goes with it. No goroutine of the shim
+	// locks its thread, so the runtime never ends the forking thread (which would fire
+	// Pdeathsig early, https://go.dev/issue/27505).
+	sys := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if !opts.needsStage() {
+		pid, err := syscall.ForkExec(rest[0], rest[1:], &syscall.ProcAttr{Env: syscall.Environ(), Files: []uintptr{0, 1, 2}, Sys: sys})
+		if err != nil {
+			return 0, err.Error()
+		}
+		return pid, ""
+	}
+	if opts.Landlock {
+		syscall.CloseOnExec(RulesetFD)
+		defer syscall.Close(RulesetFD) // the stage has its copy
+	}
+	return startStage(self, opts, args, sys)
+}
+
+// readControl passes the executor's control bytes on, then evEOF when the agent is gone.
+func readControl(events chan<- int) {
 	var b [1]byte
 	for {
 		n, err := syscall.Read(ControlFD, b[:])
@@ -88,22 +161,37 @@ func readControl(events chan<- byte) {
 			continue
 		}
 		if n != 1 {
-			events <- 0
+			events <- evEOF
 			return
 		}
-		events <- b[0]
+		events <- int(b[0])
+	}
+}
+
+// terminate asks the command's group to end.
+func terminate(leader int) {
+	if leader > 1 {
+		_ = syscall.Kill(-leader, syscall.SIGTERM)
 	}
 }
 
 // killLeader kills the command's group, and its leader even if it left the group.
 func killLeader(leader int) {
+	if leader <= 1 { // never kill(-1) nor kill(0): only a group the shim made
+		return
+	}
 	_ = syscall.Kill(-leader, syscall.SIGKILL)
 	_ = syscall.Kill(leader, syscall.SIGKILL)
 }
 
 // finish ends what the exited command left behind, reaps it all and returns the exit code
 // that passes the command's end on.
-func finish(leader int) int {
+func finish(leader int, opts Options) int {
+	// RLIMIT_NPROC refuses a fork silently: if the run's uid (its own) holds as many
+	// processes as the limit as its command ends, the limit is why it ended, and the
+	// executor is told (its label says so).
+	nproc := opts.nprocLimit()
+	hit := nproc > 0 && uidProcesses(opts.UID) >= nproc
 	// The run is over when its command is: nothing of it may go on unobserved.
 	killLeader(leader)
 	var ws syscall.WaitStatus
@@ -113,6 +201,9 @@ func finish(leader int) int {
 		}
 	}
 	reapAll()
+	if hit {
+		_, _ = syscall.Write(ControlFD, []byte(NoteProcesses))
+	}
 	return exitLike(ws)
 }
 

@@ -17,7 +17,8 @@
 //
 // Kafka is in-process kfake, or the PLAINTEXT brokers of -brokers / KAFKA_BROKERS; Port is
 // the project's emulator over HTTP on 127.0.0.1; the agent is `go build ./cmd/port-runner`
-// (with ./cmd/port-runner-shim beside it when the tree has one) run as a separate process.
+// (with its exec shim beside it as the image ships it: the C one where this machine compiles
+// it, else ./cmd/port-runner-shim) run as a separate process.
 //
 //	go run ./test/bench -all                      # every case, full sizes (a few minutes)
 //	go run ./test/bench -tiny                     # every case in seconds (what CI runs)

@@ -50,15 +50,14 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (t *table, er
 		os.RemoveAll(b.dir)
 	}()
 	started := time.Now()
-	shim := false
+	shim := ""
 	b.agent = o.agentBin
 	if b.agent == "" {
-		if b.agent, err = harness.BuildAgent(ctx, b.dir); err != nil {
+		if b.agent, shim, err = harness.BuildAgent(ctx, b.dir, ""); err != nil {
 			return nil, err
 		}
-		shim = true
 	} else if fileExists(filepath.Join(filepath.Dir(b.agent), "port-runner-shim")) {
-		shim = true
+		shim = "prebuilt"
 	}
 	b.stamp = filepath.Join(b.dir, "stamp")
 	if err := harness.GoBuild(ctx, "./test/bench/internal/stamp", b.stamp); err != nil {
@@ -100,8 +99,8 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (t *table, er
 	}
 
 	shimDesc := "the agent's own binary as shim"
-	if shim {
-		shimDesc = "cmd/port-runner-shim beside the agent"
+	if shim != "" {
+		shimDesc = "the " + shim + " port-runner-shim beside the agent"
 	}
 	fmt.Fprintf(stdout, "port-runner bench: %s; %s; %d CPUs (%s); %s; %s; commit %s; %s in all\n\n",
 		modeDesc(o), b.kafka.Desc, runtime.NumCPU(), kernel(), runtime.Version(), shimDesc, commit(ctx, harness.ModuleRoot()),

@@ -10,8 +10,9 @@
 //     test gives on top (its actions, and whatever it changes).
 //   - [Env.Start]: the agent assembled from a config (internal/agent, as cmd/port-runner
 //     assembles it) and run in-process until the test ends.
-//   - [Binary], [Processes]: ./cmd/port-runner built once per test binary (with its exec
-//     shim beside it) and run as processes.
+//   - [Binary], [BinaryWithShim], [Processes]: ./cmd/port-runner built once per test binary
+//     (with its exec shim beside it: the C one as the image ships it, or the Go one) and run
+//     as processes.
 //   - [Env.NewRun], [Env.ProduceRun], [Env.WaitClosed]: run messages signed as Port signs
 //     them, and runs waited for in Port.
 //   - [Scrape], [Gather], [Families]: an agent's metrics as Prometheus reads them.

@@ -3,6 +3,7 @@
 package harness
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -53,6 +54,11 @@ type ProcessOptions struct {
 	Env      []string // added to the environment
 	Home     string   // HOME and the working directory (default: $HOME, or a temporary one)
 	AsNobody bool     // uid and gid 65534 when the test runs as root
+	// Wrap is a command line the agent's is appended to, started as the test's own uid: one
+	// that sets the agent's credentials itself (setpriv, for capabilities a non-root agent
+	// keeps as ambient ones) or its cgroup before it execs the agent. A credential change
+	// clears Pdeathsig: the test's cleanup still stops it.
+	Wrap []string
 }
 
 // NewProcesses starts the locked spawner thread; the test's cleanup ends it after every
@@ -88,7 +94,8 @@ func (ps *Processes) Agent(name, bin, cfgPath string, o ProcessOptions) *Process
 			home = ps.t.TempDir()
 		}
 	}
-	cmd := exec.Command(bin, "run", "--config", cfgPath)
+	argv := append(append([]string{}, o.Wrap...), bin, "run", "--config", cfgPath)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = home
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "PORT_RUNNER_LOG_LEVEL=info"}, o.Env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -117,6 +124,24 @@ func (ps *Processes) Agent(name, bin, cfgPath string, o ProcessOptions) *Process
 	ps.mu.Unlock()
 	ps.t.Logf("agent %s started (pid %d), log %s", name, cmd.Process.Pid, p.LogPath)
 	return p
+}
+
+// MetricsAddr waits until the agent serves its metrics (metrics.addr 127.0.0.1:0) and
+// returns the address it logged.
+func (ps *Processes) MetricsAddr(p *Process, timeout time.Duration) string {
+	ps.t.Helper()
+	var addr string
+	ps.WaitFor("agent "+p.Name+" to serve its metrics", timeout, func() bool {
+		for _, line := range strings.Split(p.Log(), "\n") {
+			var l struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "serving metrics server" && l.Addr != "" {
+				addr = l.Addr
+				return true
+			}
+		}
+		return false
+	})
+	return addr
 }
 
 // Pid is the process's id.

@@ -217,9 +217,10 @@ func newChaosFixture(t *testing.T) chaosFixture {
 		t.Skip("chaos test: the agent subprocesses get only a config file; run it on a PLAINTEXT broker")
 	}
 	dir := t.TempDir()
+	out := filepath.Join(dir, "out") // where the commands record, in their sandbox (sandbox.write)
 	f := chaosFixture{h: harness.New(t, partitions, harness.WithBroker(broker)),
-		script: filepath.Join(dir, "chaos.sh"), idsFile: filepath.Join(dir, "ids"), pidsDir: filepath.Join(dir, "pids")}
-	if err := os.Mkdir(f.pidsDir, 0o755); err != nil {
+		script: filepath.Join(dir, "chaos.sh"), idsFile: filepath.Join(out, "ids"), pidsDir: filepath.Join(out, "pids")}
+	if err := os.MkdirAll(f.pidsDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(f.script, []byte(chaosScript), 0o755); err != nil {
@@ -233,7 +234,8 @@ actions:
     command: [%q, %q, %q]
     env: {SLEEP_MS: .properties.sleepMs}
     onInterrupted: fail
-`, shutdownTimeout, actionName, f.script, f.idsFile, f.pidsDir))
+    sandbox: {write: [%q]}
+`, shutdownTimeout, actionName, f.script, f.idsFile, f.pidsDir, out))
 	return f
 }
 

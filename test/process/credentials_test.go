@@ -32,9 +32,10 @@ echo "$PPID $(cat /proc/$PPID/comm) $agent" > "$out/ancestry"
 `
 
 // TestCommandFindsNoCredential proves the agent's own credentials stay its own (README
-// "Isolation"): the built agent runs under an unprivileged uid with its credentials in its
-// environment, and a command of the same uid that reads every /proc/*/environ and
-// /proc/*/cmdline it can finds neither the Port client secret nor the Kafka password.
+// "Isolation") even with the sandbox off: the built agent runs under an unprivileged uid
+// with its credentials in its environment, and a command of the same uid that reads every
+// /proc/*/environ and /proc/*/cmdline it can finds neither the Port client secret nor the
+// Kafka password.
 func TestCommandFindsNoCredential(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("Linux: /proc and PR_SET_DUMPABLE")
@@ -53,7 +54,7 @@ port: {clientSecret: "${PORT_CLIENT_SECRET}"}
 kafka: {sasl: {password: "${KAFKA_PASSWORD}"}}
 logs: {flushInterval: 100ms}
 actions:
-  snoop: {command: [%q, %q]}
+  snoop: {command: [%q, %q], sandbox: off}
 `, script, out))
 	agent := harness.NewProcesses(t).Agent("agent", harness.Binary(t), cfg, harness.ProcessOptions{
 		Home: dir, AsNobody: true, Env: []string{"PORT_CLIENT_SECRET=" + portSecret, "KAFKA_PASSWORD=" + kafkaPass}})

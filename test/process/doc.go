@@ -1,6 +1,6 @@
 // Package process holds the tests of port-runner as shipped: ./cmd/port-runner built once
-// (harness.Binary, its exec shim beside it), run as processes, against the broker fixture
-// and Port's emulator.
+// (harness.Binary, its exec shim beside it as the image ships it: the C one where this
+// machine compiles it), run as processes, against the broker fixture and Port's emulator.
 //
 // TestCommandFindsNoCredential and TestStolenTokenRefusedThroughTheShim prove README
 // "Isolation" and "Runs and each other": the built agent, under an unprivileged uid when the
@@ -12,6 +12,17 @@
 // memory limit (a cgroup v1 memory group the test makes under its own cgroup, as root; else
 // the agent's peak RSS is measured), a command that leaves a named pipe or a link where its
 // response file goes, a command that calls the Port API routes the proxy never forwards.
+//
+// The sandbox tests (sandbox_test.go, kit in sandbox_kit_test.go) prove README "Isolation"
+// with the agent beside each shim (C and Go), as uid 65534: with the sandbox a command
+// cannot signal the agent, its shim or another run, nor read another run's environ, run
+// file or directory, the config or the credential file, and its kill -9 $PPID leaves the
+// agent alive, under run and under try; under runAs the same, sandbox on and off; with the
+// sandbox off a command that SIGKILLs its shim leaves nothing behind; a fork bomb and a
+// memory hog fail their own run while a run beside them succeeds. Hostile commands run as
+// uid 65534 or a runAs uid, never as root, and the fork bomb and the memory hog only within
+// RLIMIT_NPROC of a uid of their own or a cgroup the test makes (and removes). What this
+// kernel cannot enforce is skipped, check by check, and the test says so.
 //
 // TestChaos proves the delivery guarantees (README "Delivery") with real agent processes,
 // not goroutines. It starts three agents (A, B, C) in one consumer group on a 6-partition

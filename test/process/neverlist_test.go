@@ -44,7 +44,7 @@ func TestProxyNeverList(t *testing.T) {
 	out := writableDir(t, dir)
 	probe := writeScript(t, dir, "probe.sh", probeScript)
 	cfg := h.ConfigFile(t, dir, fmt.Sprintf(`actions:
-  probe: {command: [%q, %q, %q], portAPI: {allow: ["/v1/**"]}}
+  probe: {command: [%q, %q, %q], portAPI: {allow: ["/v1/**"]}, sandbox: {write: [%[2]q]}}
 `, probe, out, node.ID))
 	ps := harness.NewProcesses(t)
 	ps.Agent("agent", harness.Binary(t), cfg, harness.ProcessOptions{Home: dir, AsNobody: true})

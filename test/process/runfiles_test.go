@@ -35,8 +35,8 @@ func TestRunFilesOnlyRegularFiles(t *testing.T) {
 	cfg := h.ConfigFile(t, dir, fmt.Sprintf(`executor: {maxConcurrent: 2, shutdownTimeout: 5s}
 logs: {flushInterval: 100ms}
 actions:
-  fifo: {command: [%q, %q]}
-  link: {command: [%q, %q, %q]}
+  fifo: {command: [%q, %q], sandbox: {write: [%[2]q]}}
+  link: {command: [%q, %q, %q], sandbox: {write: [%[4]q]}}
   ok: {command: ["true"]}
 `, fifo, done, link, done, agentOnly))
 	ps := harness.NewProcesses(t)

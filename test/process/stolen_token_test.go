@@ -17,8 +17,9 @@ import (
 )
 
 // TestStolenTokenRefusedThroughTheShim proves README "Runs and each other" as shipped: the
-// built agent (unprivileged uid, non-dumpable, commands under port-runner-shim) runs two
-// commands at once; the second reads the first's PORT_API_TOKEN and PORT_API_URL from
+// built agent (unprivileged uid, non-dumpable, commands under port-runner-shim, the sandbox
+// off: with it the thief cannot read the other's environ at all) runs two commands at once;
+// the second reads the first's PORT_API_TOKEN and PORT_API_URL from
 // /proc/<pid>/environ and tries to write to the first run's log: 401. The first run's own
 // requests, made by a child of its shell under the shim, pass.
 func TestStolenTokenRefusedThroughTheShim(t *testing.T) {
@@ -62,8 +63,8 @@ echo go > "$1/release"
 port: {clientSecret: "${PORT_CLIENT_SECRET}"}
 logs: {flushInterval: 100ms}
 actions:
-  victim: {command: [%q, %q]}
-  thief: {command: [%q, %q]}
+  victim: {command: [%q, %q], sandbox: off}
+  thief: {command: [%q, %q], sandbox: off}
 `, victim, out, thief, out))
 	agent := harness.NewProcesses(t).Agent("agent", harness.Binary(t), cfg, harness.ProcessOptions{
 		Home: dir, AsNobody: true, Env: []string{"PORT_CLIENT_SECRET=" + secret}})

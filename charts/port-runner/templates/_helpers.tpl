@@ -141,10 +141,19 @@ credentialsAsFiles the secrets' ${VAR}s replaced by the files of the mounted Sec
 */}}
 {{- define "port-runner.config" -}}
 {{- $cfg := deepCopy .Values.config -}}
+{{- if eq .Values.isolation.mode "runAs" -}}
+{{- $exec := get $cfg "executor" | default dict -}}
+{{- $_ := set $exec "runAs" .Values.isolation.runAsUIDs -}}
+{{- $_ = set $cfg "executor" $exec -}}
+{{- end -}}
 {{- if .Values.credentialsAsFiles -}}
 {{- $dir := include "port-runner.credentialsDir" . -}}
+{{- /* The whole mounted Secret stays out of every sandboxed command's reach. */ -}}
+{{- $exec := get $cfg "executor" | default dict -}}
+{{- $_ := set $exec "private" (append (get $exec "private" | default list) $dir) -}}
+{{- $_ = set $cfg "executor" $exec -}}
 {{- $port := get $cfg "port" | default dict -}}
-{{- $_ := unset $port "clientSecret" -}}
+{{- $_ = unset $port "clientSecret" -}}
 {{- $_ = set $port "clientSecretFile" (printf "%s/PORT_CLIENT_SECRET" $dir) -}}
 {{- $_ = set $cfg "port" $port -}}
 {{- $sasl := dig "kafka" "sasl" dict $cfg -}}
@@ -154,4 +163,20 @@ credentialsAsFiles the secrets' ${VAR}s replaced by the files of the mounted Sec
 {{- end -}}
 {{- end -}}
 {{- toYaml $cfg -}}
+{{- end -}}
+
+{{/*
+port-runner.securityContext is the agent container's: .Values.securityContext, and with
+isolation.mode runAs root with only the capabilities a uid per run needs (Pod Security
+baseline).
+*/}}
+{{- define "port-runner.securityContext" -}}
+{{- $sc := deepCopy (.Values.securityContext | default dict) -}}
+{{- if eq .Values.isolation.mode "runAs" -}}
+{{- $_ := set $sc "runAsUser" 0 -}}
+{{- $_ = set $sc "runAsGroup" 0 -}}
+{{- $_ = set $sc "runAsNonRoot" false -}}
+{{- $_ = set $sc "capabilities" (dict "drop" (list "ALL") "add" (list "CHOWN" "DAC_OVERRIDE" "FOWNER" "KILL" "SETGID" "SETUID")) -}}
+{{- end -}}
+{{- toYaml $sc -}}
 {{- end -}}

@@ -106,10 +106,11 @@ func run(ctx context.Context, o options) (err error) {
 	bin := o.agentBin
 	if bin == "" {
 		t := time.Now()
-		if bin, err = harness.BuildAgent(ctx, dir); err != nil {
+		var shim string
+		if bin, shim, err = harness.BuildAgent(ctx, dir, ""); err != nil {
 			return err
 		}
-		fmt.Printf("backlog: built the agent in %s\n", time.Since(t).Round(time.Millisecond))
+		fmt.Printf("backlog: built the agent (the %s shim beside it) in %s\n", shim, time.Since(t).Round(time.Millisecond))
 	}
 
 	kafka, err := benchkit.StartKafka(o.brokers)

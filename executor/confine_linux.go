@@ -1,0 +1,217 @@
+package executor
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/port-runner/port-runner/internal/sandbox"
+	"github.com/port-runner/port-runner/internal/shim"
+)
+
+// confined is how one run is confined: the shim's options, the Landlock ruleset it gets,
+// and what to undo once the run has ended.
+type confined struct {
+	limits  Limits
+	opts    shim.Options
+	ruleset *os.File // fd shim.RulesetFD of the shim; nil without a sandbox
+	runDir  string
+	uids    *sandbox.UIDs
+	uid     int
+	cg      *sandbox.RunCgroup
+}
+
+// confine readies the run's confinement (README "Isolation"). It applies only under the
+// shim, which does the work between fork and exec.
+func confine(spec Spec, prep prepared) (*confined, error) {
+	iso := spec.Isolation
+	c := &confined{limits: iso.Limits, runDir: prep.runDir}
+	if len(spec.Shim) == 0 {
+		return c, nil
+	}
+	adj := OOMScoreAdj
+	c.opts.OOMScoreAdj = &adj
+	if iso.UIDs != nil {
+		uid, ok := iso.UIDs.Take()
+		if !ok {
+			lo, hi := iso.UIDs.Range()
+			return nil, fmt.Errorf("executor.runAs: all %d uids of %d-%d are in use", hi-lo+1, lo, hi)
+		}
+		c.uids, c.uid = iso.UIDs, uid
+		c.opts.UID, c.opts.GID = uid, uid
+		if err := chownTree(prep.runDir, uid); err != nil {
+			c.release()
+			return nil, fmt.Errorf("run directory: %w", err)
+		}
+	}
+	if iso.Cgroups != nil && (iso.Limits.Processes > 0 || iso.Limits.Memory > 0) {
+		cg, err := iso.Cgroups.NewRun("port-runner-"+filepath.Base(prep.runDir), iso.Limits.Processes, iso.Limits.Memory)
+		if err != nil {
+			c.release()
+			return nil, err
+		}
+		c.cg, c.opts.Cgroups = cg, cg.Procs
+	}
+	// A pids cgroup counts the run's processes whatever their uid; RLIMIT_NPROC only where
+	// there is none.
+	c.opts.Rlimits = rlimits(iso.Limits, iso.UIDs != nil && (c.cg == nil || !c.cg.CountsProcesses()))
+	if iso.Sandbox != nil {
+		rw := append([]string{prep.runDir}, iso.Write...)
+		if spec.Dir != "" {
+			rw = append(rw, spec.Dir)
+		}
+		fd, flags, err := iso.Sandbox.RulesetFD(rw, iso.Read)
+		if err != nil {
+			c.release()
+			return nil, err
+		}
+		c.ruleset = os.NewFile(uintptr(fd), "landlock-ruleset")
+		c.opts.Landlock, c.opts.LandlockFlags = true, flags
+	}
+	return c, nil
+}
+
+// rlimits are the run's rlimits: no core dumps ever, and the limits per process.
+func rlimits(l Limits, nproc bool) []shim.Rlimit {
+	r := []shim.Rlimit{{Resource: rlimitCore, Soft: 0, Hard: 0}}
+	if l.OpenFiles > 0 {
+		r = append(r, shim.Rlimit{Resource: syscall.RLIMIT_NOFILE, Soft: int64(l.OpenFiles), Hard: int64(l.OpenFiles)})
+	}
+	if s := int64(l.CPUTime.Seconds()); s > 0 {
+		// SIGXCPU at the soft limit (LimitLabel tells it), SIGKILL past the hard one.
+		r = append(r, shim.Rlimit{Resource: syscall.RLIMIT_CPU, Soft: s, Hard: s + 2})
+	}
+	if l.RunDirSize > 0 {
+		r = append(r, shim.Rlimit{Resource: syscall.RLIMIT_FSIZE, Soft: l.RunDirSize, Hard: l.RunDirSize})
+	}
+	if nproc && l.Processes > 0 {
+		// Counted per uid: meaningful only when the uid is the run's alone.
+		r = append(r, shim.Rlimit{Resource: rlimitNproc, Soft: int64(l.Processes), Hard: int64(l.Processes)})
+	}
+	return r
+}
+
+const (
+	rlimitCore  = 4 // RLIMIT_CORE
+	rlimitNproc = 6 // RLIMIT_NPROC
+)
+
+// files are the shim's extra files after the control socket: the ruleset as fd 4.
+func (c *confined) files() []*os.File {
+	if c.ruleset == nil {
+		return nil
+	}
+	return []*os.File{c.ruleset}
+}
+
+// exceeded is the limit the running command has gone over, "" while none: its cgroup says
+// so, or its run directory is over its size.
+func (c *confined) exceeded() string {
+	if c.cg != nil {
+		if hit := c.cg.Exceeded(); hit != "" {
+			return hit
+		}
+	}
+	if c.limits.RunDirSize > 0 && dirUsage(c.runDir) > c.limits.RunDirSize {
+		return LimitRunDir
+	}
+	if c.countsUID() && uidProcesses(c.uid) >= c.limits.Processes {
+		return LimitProcesses // RLIMIT_NPROC refuses its next fork
+	}
+	return ""
+}
+
+// countsUID reports whether the run's process limit is RLIMIT_NPROC on its own uid, which
+// the kernel enforces without saying so: the executor counts the uid's processes.
+func (c *confined) countsUID() bool {
+	return c.uids != nil && c.limits.Processes > 0 && (c.cg == nil || !c.cg.CountsProcesses())
+}
+
+// watched reports whether anything of the run is checked while it runs.
+func (c *confined) watched() bool { return c.cg != nil || c.limits.RunDirSize > 0 || c.countsUID() }
+
+// label tells a run that hit a limit from one that failed: the kernel's signal for a limit
+// of its own (SIGXCPU, SIGXFSZ), or what the run's cgroup counted.
+func (c *confined) label(res Result) Result {
+	hit := res.limit
+	if hit == "" && c.cg != nil {
+		hit = c.cg.Exceeded()
+	}
+	// By the signal, or as a shell reports a child it killed (128 + the signal's number).
+	if hit == "" && c.limits.CPUTime > 0 && (res.Signal == syscall.SIGXCPU || res.ExitCode == 128+int(syscall.SIGXCPU)) {
+		hit = LimitCPUTime
+	}
+	if hit == "" && c.limits.RunDirSize > 0 && (res.Signal == syscall.SIGXFSZ || res.ExitCode == 128+int(syscall.SIGXFSZ)) {
+		hit = LimitFileSize
+	}
+	if hit != "" && !res.Success {
+		res.Label = c.limits.LimitLabel(hit)
+	}
+	return res
+}
+
+// release undoes the confinement once the run has ended: the shim has killed every process
+// of it, so its cgroups can go and its uid is free again. (Its directory is its maker's to
+// remove; files it wrote elsewhere, which only an unsandboxed run can, stay: the agent
+// never deletes by owner in a shared directory.)
+func (c *confined) release() {
+	if c.ruleset != nil {
+		c.ruleset.Close()
+	}
+	if c.cg != nil {
+		c.cg.Remove()
+	}
+	if c.uids != nil {
+		c.uids.Give(c.uid)
+	}
+}
+
+// chownTree gives dir and everything in it (what the agent put there) to uid.
+func chownTree(dir string, uid int) error {
+	return filepath.WalkDir(dir, func(path string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, uid, uid)
+	})
+}
+
+// dirUsage is the space dir's files take (blocks, so a sparse file counts as what it holds).
+func dirUsage(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // gone meanwhile, or unreadable: what can be counted is
+		}
+		if info, err := d.Info(); err == nil {
+			if st, ok := info.Sys().(*syscall.Stat_t); ok {
+				n += st.Blocks * 512
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// uidProcesses counts the processes of uid (the owner of /proc/PID is the process's uid;
+// a run's commands are dumpable, so /proc shows it).
+func uidProcesses(uid int) int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		if name := e.Name(); name[0] < '0' || name[0] > '9' {
+			continue
+		}
+		if info, err := e.Info(); err == nil {
+			if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid {
+				n++
+			}
+		}
+	}
+	return n
+}

@@ -1,0 +1,152 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestHelperReaperAgent is not a real test: TestReaperKillsOnlyWhatNoRunOwns runs the test
+// binary as a fake agent of another uid that is a child subreaper, with two runs under the
+// shim named by EXECUTOR_TEST_REAPER: one waits, the other leaves an escapee and SIGKILLs
+// its own shim (no sandbox stops it). It prints what became of each.
+func TestHelperReaperAgent(t *testing.T) {
+	prefix := os.Getenv("EXECUTOR_TEST_REAPER")
+	if prefix == "" {
+		t.Skip("helper process only")
+	}
+	reaper, reaped, stop := startHelperReaper()
+	release := filepath.Join(os.Getenv("EXECUTOR_TEST_BASE"), "release")
+	shimPrefix := strings.Fields(prefix)
+	waiting := newNotifyWriter()
+	waitingDone := make(chan Result, 1)
+	go func() {
+		waitingDone <- Run(context.Background(), Spec{Argv: []string{"sh", "-c", `echo up; while [ ! -e "$1" ]; do sleep 0.05; done`, "sh", release},
+			Shim: shimPrefix, Reaper: reaper}, waiting)
+	}()
+	<-waiting.lines
+	killer := newNotifyWriter()
+	res := Run(context.Background(), Spec{Argv: []string{"sh", "-c", "setsid sleep 60 >/dev/null 2>&1 & echo $!; kill -9 $PPID; sleep 60"},
+		Shim: shimPrefix, Reaper: reaper}, killer)
+	fmt.Printf("killer: %s\n", res.Label)
+	escapee, err := strconv.Atoi(strings.TrimSpace(strings.Split(killer.String(), "\n")[0]))
+	must(err)
+	for deadline := time.Now().Add(20 * time.Second); !processGone(escapee) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Printf("escapee-gone: %v\n", processGone(escapee))
+	must(os.WriteFile(release, nil, 0o644))
+	fmt.Printf("waiting: %s\n", (<-waitingDone).Label)
+	stop()
+	fmt.Printf("reaped-some: %v\n", reaped.Load() > 0)
+	fmt.Printf("result: done\n")
+	os.Exit(0)
+}
+
+// startHelperReaper makes the helper process a child subreaper and sweeps until stop, which
+// returns once the sweeping ended; reaped counts what it killed.
+func startHelperReaper() (reaper *Reaper, reaped *atomic.Int64, stop func()) {
+	reaped = new(atomic.Int64)
+	reaper, err := NewReaper(func(n int) { reaped.Add(int64(n)) })
+	must(err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { reaper.Run(ctx); close(done) }()
+	return reaper, reaped, func() { cancel(); <-done }
+}
+
+// TestReaperKillsOnlyWhatNoRunOwns: a run that SIGKILLs its shim leaves an escapee behind,
+// which the agent (a child subreaper) kills, while the run beside it, whose shim is the
+// agent's child too, goes on to its own end. The hostile command runs as uid 65534.
+func TestReaperKillsOnlyWhatNoRunOwns(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the child subreaper is Linux-only")
+	}
+	eachShim(t, func(t *testing.T, prefix []string) {
+		got := runAsHelper(t, "TestHelperReaperAgent", "EXECUTOR_TEST_REAPER="+strings.Join(sharedPrefix(t, prefix), " "))
+		for k, want := range map[string]string{"killer": "killed by signal killed", "escapee-gone": "true", "waiting": "exit code 0", "reaped-some": "true"} {
+			if got[k] != want {
+				t.Errorf("%s: %q, want %q (all: %v)", k, got[k], want, got)
+			}
+		}
+	})
+}
+
+// TestHelperBusyReaperAgent is not a real test: TestReaperLeavesStartingRunsAlone runs the
+// test binary as a fake agent that is a child subreaper, with many short runs at once under
+// the shim named by EXECUTOR_TEST_REAPER, and prints how many the reaper killed.
+func TestHelperBusyReaperAgent(t *testing.T) {
+	prefix := os.Getenv("EXECUTOR_TEST_REAPER")
+	if prefix == "" {
+		t.Skip("helper process only")
+	}
+	reaper, reaped, stop := startHelperReaper()
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for range 60 {
+				if res := Run(context.Background(), Spec{Argv: []string{"/bin/true"}, Shim: strings.Fields(prefix), Reaper: reaper}, nil); !res.Success {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	stop()
+	fmt.Printf("failed: %d\n", failed.Load())
+	fmt.Printf("reaped: %d\n", reaped.Load())
+	fmt.Printf("result: done\n")
+	os.Exit(0)
+}
+
+// TestReaperLeavesStartingRunsAlone: with many runs at once a sweep often comes between a
+// shim's fork and its registration; it must never take that shim for an orphan (it did:
+// about 600 of these 960 runs failed, killed by the reaper).
+func TestReaperLeavesStartingRunsAlone(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the child subreaper is Linux-only")
+	}
+	eachShim(t, func(t *testing.T, prefix []string) {
+		got := runAsHelper(t, "TestHelperBusyReaperAgent", "EXECUTOR_TEST_REAPER="+strings.Join(sharedPrefix(t, prefix), " "))
+		if got["failed"] != "0" || got["reaped"] != "0" {
+			t.Errorf("of 960 /bin/true runs, %s failed and the reaper killed %s processes; want none", got["failed"], got["reaped"])
+		}
+	})
+}
+
+// TestChildrenOf: the reaper's two ways of listing the agent's children (its threads'
+// children lists, and every process's stat where the kernel has no such lists) find the
+// same children: a process this test started, and not the test's parent.
+func TestChildrenOf(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("/proc")
+	}
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	fromThreads, ok := threadChildren(os.Getpid())
+	if !ok {
+		t.Log("not checked: this kernel has no /proc/PID/task/TID/children")
+	}
+	for name, pids := range map[string][]int{"threads' children lists": fromThreads, "every process's stat": scanChildren(os.Getpid())} {
+		if name == "threads' children lists" && !ok {
+			continue
+		}
+		if !slices.Contains(pids, cmd.Process.Pid) || slices.Contains(pids, os.Getppid()) {
+			t.Errorf("%s: %v, want the child %d and not the parent %d", name, pids, cmd.Process.Pid, os.Getppid())
+		}
+	}
+}

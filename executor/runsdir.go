@@ -1,0 +1,156 @@
+//go:build unix
+
+package executor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// RunsDir is one agent's place for run directories, ROOT/agent-XXXX/run-XXXX, under a root
+// that the agents of one uid on a machine share and that the sandbox keeps from every
+// command (README "Isolation"). The agent holds a lock on its own directory while it lives;
+// OpenRunsDir removes the directories of agents that no longer hold theirs: a crashed agent
+// leaves run files behind, decrypted secret inputs included.
+type RunsDir struct {
+	root, dir string
+	lock      *os.File // the agent's directory, flock'ed while it lives
+}
+
+// DefaultRunsRoot is where run directories go unless executor.runsDir says otherwise:
+// port-runner-<uid> under RunDirRoot ($TMPDIR, /dev/shm, or the system's temp dir).
+func DefaultRunsRoot() string {
+	return filepath.Join(RunDirRoot(), "port-runner-"+strconv.Itoa(os.Geteuid()))
+}
+
+// Agent directories' name prefixes: one being made (not locked yet), and one in use.
+const (
+	newAgentPrefix = ".new-agent-"
+	agentPrefix    = "agent-"
+)
+
+// OpenRunsDir makes (or takes) root, removes what dead agents left in it and makes this
+// agent's directory. traversable: other uids (the runs' own, under runAs) may pass through
+// root and the agent's directory to their run's, never list them.
+func OpenRunsDir(root string, traversable bool) (r *RunsDir, swept int, err error) {
+	mode := os.FileMode(0o700)
+	if traversable {
+		mode = 0o711
+	}
+	if err := os.MkdirAll(root, mode); err != nil {
+		return nil, 0, fmt.Errorf("runs directory: %w", err)
+	}
+	fi, err := os.Lstat(root)
+	if err != nil {
+		return nil, 0, fmt.Errorf("runs directory: %w", err)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || !ok || int(st.Uid) != os.Geteuid() {
+		return nil, 0, fmt.Errorf("runs directory %s: not a directory of this agent's uid", root)
+	}
+	if err := os.Chmod(root, mode); err != nil {
+		return nil, 0, fmt.Errorf("runs directory: %w", err)
+	}
+	swept = sweep(root)
+	// Made under a name sweep leaves alone and locked before it gets its real name, so
+	// another agent starting now never takes it for a dead one's.
+	tmp, err := os.MkdirTemp(root, newAgentPrefix+"*")
+	if err != nil {
+		return nil, swept, fmt.Errorf("runs directory: %w", err)
+	}
+	lock, err := lockDir(tmp, true)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, swept, fmt.Errorf("runs directory: %w", err)
+	}
+	dir := filepath.Join(root, agentPrefix+strings.TrimPrefix(filepath.Base(tmp), newAgentPrefix))
+	if err := os.Rename(tmp, dir); err != nil {
+		lock.Close()
+		os.RemoveAll(tmp)
+		return nil, swept, fmt.Errorf("runs directory: %w", err)
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		lock.Close()
+		os.RemoveAll(dir)
+		return nil, swept, fmt.Errorf("runs directory: %w", err)
+	}
+	return &RunsDir{root: root, dir: dir, lock: lock}, swept, nil
+}
+
+// sweep removes the directories of agents that hold no lock on them any more (and the
+// unfinished ones of agents that died while making theirs) and says how many.
+func sweep(root string) int {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		name := e.Name()
+		path := filepath.Join(root, name)
+		switch {
+		case strings.HasPrefix(name, agentPrefix):
+		case strings.HasPrefix(name, newAgentPrefix):
+			if info, err := e.Info(); err != nil || time.Since(info.ModTime()) < time.Minute {
+				continue // another agent may be making it right now
+			}
+		default:
+			continue
+		}
+		lock, err := lockDir(path, false)
+		if err != nil {
+			continue // its agent lives
+		}
+		if os.RemoveAll(path) == nil {
+			n++
+		}
+		lock.Close()
+	}
+	return n
+}
+
+// lockDir takes dir's flock (exclusive; wait: block until it is free, else fail at once).
+func lockDir(dir string, wait bool) (*os.File, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	how := syscall.LOCK_EX
+	if !wait {
+		how |= syscall.LOCK_NB
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), how)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// Root is the directory every agent of this uid keeps its runs under.
+func (r *RunsDir) Root() string { return r.root }
+
+// NewRunDir makes a new run directory (0700).
+func (r *RunsDir) NewRunDir() (string, error) {
+	dir, err := os.MkdirTemp(r.dir, "run-*")
+	if err != nil {
+		return "", fmt.Errorf("run directory: %w", err)
+	}
+	return dir, nil
+}
+
+// Close removes the agent's directory, with whatever a run left in it.
+func (r *RunsDir) Close() {
+	_ = os.RemoveAll(r.dir)
+	r.lock.Close()
+}

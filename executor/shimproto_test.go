@@ -1,0 +1,123 @@
+package executor
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// shimProc is a shim started by hand, the test holding the executor's end of its control
+// socket: the protocol itself (internal/shim), which both shims speak, without the executor.
+type shimProc struct {
+	cmd  *exec.Cmd
+	ctl  *os.File
+	done chan struct{}
+}
+
+func startShim(t *testing.T, prefix []string, uid int, args ...string) *shimProc {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "ctl"), os.NewFile(uintptr(fds[1]), "ctl")
+	defer theirs.Close()
+	cmd := exec.Command(prefix[0], append(prefix[1:len(prefix):len(prefix)], args...)...)
+	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if uid > 0 {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &shimProc{cmd: cmd, ctl: ours, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		ours.Close() // end of file: the shim ends its command
+		select {
+		case <-p.done:
+		case <-time.After(30 * time.Second):
+			t.Errorf("shim %d still running 30s after its control socket closed", cmd.Process.Pid)
+		}
+	})
+	return p
+}
+
+// wait is the shim's end and what it wrote to the control socket.
+func (p *shimProc) wait(t *testing.T, within time.Duration) (syscall.WaitStatus, string) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(within):
+		t.Fatalf("the shim did not end within %s", within)
+	}
+	msg, _ := io.ReadAll(p.ctl)
+	return p.cmd.ProcessState.Sys().(syscall.WaitStatus), string(msg)
+}
+
+// TestShimRefusesTheAgentsOwnIDs: a run's uid is never root nor the shim's own: the command
+// would reach the agent and every run of it.
+func TestShimRefusesTheAgentsOwnIDs(t *testing.T) {
+	eachShim(t, func(t *testing.T, prefix []string) {
+		p := startShim(t, prefix, 0, "--ids", "0:0", "--", "/bin/true", "true")
+		if ws, _ := p.wait(t, 20*time.Second); ws.ExitStatus() != 127 {
+			t.Errorf("--ids 0:0: %v, want the usage error (127)", ws)
+		}
+		if os.Getuid() != 0 {
+			t.Skip("not checked: the shim as another uid needs root here")
+		}
+		own := strconv.Itoa(testAgentUID)
+		p = startShim(t, sharedPrefix(t, prefix), testAgentUID, "--ids", own+":"+own, "--", "/bin/true", "true")
+		if ws, msg := p.wait(t, 20*time.Second); ws.ExitStatus() != 127 || !strings.Contains(msg, "the agent's own") {
+			t.Errorf("--ids of the shim's own uid: %v %q, want could not start: ... the agent's own", ws, msg)
+		}
+	})
+}
+
+// TestShimFence: without a byte from the agent for the fence, the shim kills the command's
+// tree, never before the fence has passed; renewals keep the command to its own end.
+func TestShimFence(t *testing.T) {
+	eachShim(t, func(t *testing.T, prefix []string) {
+		start := time.Now()
+		p := startShim(t, prefix, 0, "--fence", "300", "--", "/bin/sh", "sh", "-c", "trap '' TERM; sleep 60")
+		ws, _ := p.wait(t, 30*time.Second)
+		if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			t.Errorf("unrenewed: %v, want killed by SIGKILL", ws)
+		}
+		if took := time.Since(start); took < 300*time.Millisecond {
+			t.Errorf("the fence fired after %s, before its 300ms", took)
+		}
+
+		over := filepath.Join(t.TempDir(), "over")
+		p = startShim(t, prefix, 0, "--fence", "1000", "--", "/bin/sh", "sh", "-c", `while [ ! -e "$1" ]; do sleep 0.05; done`, "sh", over)
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if _, err := p.ctl.Write([]byte{'R'}); err != nil {
+				t.Fatalf("renew: %v (the shim ended early)", err)
+			}
+		}
+		if err := os.WriteFile(over, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for { // renewing until the command has ended on its own
+			if _, err := p.ctl.Write([]byte{'R'}); err != nil {
+				break
+			}
+			select {
+			case <-p.done:
+			case <-time.After(50 * time.Millisecond):
+				continue
+			}
+			break
+		}
+		if ws, _ := p.wait(t, 30*time.Second); ws.Signaled() || ws.ExitStatus() != 0 {
+			t.Errorf("renewed for 3 fences: %v, want the command's own exit 0", ws)
+		}
+	})
+}

@@ -1,0 +1,149 @@
+package sandbox
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Layout is the file system as a sandboxed command sees it: everything readable but the
+// private paths. Landlock only allows, so "everything but" is spelled as the entries beside
+// each private path along its ancestors, each allowed as a whole hierarchy. It is computed
+// once at start: an entry created later is not allowed (fail closed), one removed is skipped.
+type Layout struct {
+	Dirs, Files       []string // read and execute
+	DevDirs, DevFiles []string // under /dev: read, write, ioctl
+	private           []string // cleaned, symlinks resolved too
+}
+
+// NewLayout lists what a command may read beside private (the runs root, the agent's config
+// and credential files). A private path that does not exist is still kept out. A
+// world-writable sticky directory (/tmp, /dev/shm) along the way allows none of its
+// entries: each belongs to whoever made it (any uid could replace its own with a link to a
+// private path by the time a run's ruleset opens it), and on a busy machine there are
+// thousands, a rule each that every run would pay for. Commands get TMPDIR in their run.
+func NewLayout(private []string) (*Layout, error) {
+	l := &Layout{}
+	for _, p := range private {
+		if p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: private path %s: %w", p, err)
+		}
+		l.private = append(l.private, abs)
+		if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs {
+			l.private = append(l.private, real)
+		}
+	}
+	if len(l.private) == 0 {
+		return nil, fmt.Errorf("sandbox: no private path")
+	}
+	ancestors := map[string]bool{}
+	for _, p := range l.private {
+		for d := filepath.Dir(p); ; d = filepath.Dir(d) {
+			ancestors[d] = true
+			if d == "/" {
+				break
+			}
+		}
+	}
+	dirs := sortedKeys(ancestors)
+	for _, d := range dirs {
+		if err := l.addEntries(d, ancestors); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// addEntries allows the entries of ancestor d that are neither private nor ancestors.
+func (l *Layout) addEntries(d string, ancestors map[string]bool) error {
+	fi, err := os.Stat(d)
+	if err != nil {
+		return nil // a private path's missing parent: nothing beside it to allow
+	}
+	if fi.Mode()&os.ModeSticky != 0 && fi.Mode().Perm()&0o002 != 0 {
+		return nil // shared: see NewLayout
+	}
+	entries, err := os.ReadDir(d)
+	if err != nil {
+		return fmt.Errorf("sandbox: list %s: %w", d, err)
+	}
+	for _, e := range entries {
+		path := filepath.Join(d, e.Name())
+		if ancestors[path] || l.covers(path) {
+			continue
+		}
+		target := path
+		if e.Type()&os.ModeSymlink != 0 {
+			// A rule opens what the link names: allow that, unless it is private or leads to
+			// a private path (Kubernetes' Secret volumes: ..data -> ..2024_01_01...).
+			real, err := filepath.EvalSymlinks(path)
+			if err != nil || strings.HasPrefix(real, "/proc/") || l.Overlaps(real) {
+				continue
+			}
+			target = real
+		}
+		fi, err := os.Stat(target)
+		if err != nil {
+			continue
+		}
+		isDev := target == "/dev" || strings.HasPrefix(target, "/dev/")
+		switch {
+		case fi.IsDir() && isDev:
+			l.DevDirs = append(l.DevDirs, target)
+		case fi.IsDir():
+			l.Dirs = append(l.Dirs, target)
+		case isDev:
+			l.DevFiles = append(l.DevFiles, target)
+		default:
+			l.Files = append(l.Files, target)
+		}
+	}
+	return nil
+}
+
+// covers reports whether path is a private path or inside one.
+func (l *Layout) covers(path string) bool {
+	for _, p := range l.private {
+		if path == p || strings.HasPrefix(path, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// Overlaps reports whether allowing path as a hierarchy would reach a private path: it is
+// one, lies inside one, or holds one.
+func (l *Layout) Overlaps(path string) bool {
+	path = filepath.Clean(path)
+	if l.covers(path) {
+		return true
+	}
+	for _, p := range l.private {
+		if path == "/" || strings.HasPrefix(p, path+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// Private is the paths kept out of every run, symlinks resolved too.
+func (l *Layout) Private() []string { return append([]string(nil), l.private...) }
+
+// Size is how many rules the layout makes (each costs about a microsecond per run).
+func (l *Layout) Size() int { return len(l.Dirs) + len(l.Files) + len(l.DevDirs) + len(l.DevFiles) }
+
+// sortedKeys is m's keys in order.
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
