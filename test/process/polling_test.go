@@ -41,7 +41,11 @@ func TestPollingReplicaKilled(t *testing.T) {
 		t.Skip("no Kafka involved: it runs once, in the in-process suite")
 	}
 	dir := t.TempDir()
-	script, starts, ends := filepath.Join(dir, "poll.sh"), filepath.Join(dir, "starts"), filepath.Join(dir, "ends")
+	out := filepath.Join(dir, "out") // where the commands record, in their sandbox (sandbox.write)
+	script, starts, ends := filepath.Join(dir, "poll.sh"), filepath.Join(out, "starts"), filepath.Join(out, "ends")
+	if err := os.Mkdir(out, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(script, []byte(pollScript), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +60,8 @@ actions:
     command: [%q, %q, %q]
     env: {SLEEP_MS: .properties.sleepMs}
     timeout: 5s
-`, script, starts, ends))
+    sandbox: {write: [%q]}
+`, script, starts, ends, out))
 
 	var ids []string
 	for range runs {
