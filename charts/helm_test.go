@@ -73,6 +73,8 @@ func newObject(apiVersion, kind string) (any, bool) {
 		return &monitoringv1.PrometheusRule{}, true
 	case "keda.sh/v1alpha1/ScaledObject":
 		return &kedav1alpha1.ScaledObject{}, true
+	case "keda.sh/v1alpha1/TriggerAuthentication":
+		return &kedav1alpha1.TriggerAuthentication{}, true
 	}
 	return nil, false
 }
@@ -155,22 +157,15 @@ func values(t *testing.T, files []string, overrides ...string) map[string]any {
 // render runs `helm template` (the SDK's client-only dry-run install) with vals.
 func render(t *testing.T, vals map[string]any) (rendered, error) {
 	t.Helper()
-	ch, err := loader.Load(chartDir)
-	if err != nil {
-		t.Fatalf("load chart: %v", err)
-	}
-	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
-	inst.DryRun, inst.ClientOnly, inst.Replace = true, true, true
-	inst.ReleaseName, inst.Namespace = release, namespace
-	rel, err := inst.Run(ch, vals)
+	manifest, notes, err := template(t, chartDir, release, namespace, vals)
 	if err != nil {
 		return rendered{}, err
 	}
 	if os.Getenv("CHART_TEST_DUMP") != "" {
-		t.Logf("%s", rel.Manifest)
+		t.Logf("%s", manifest)
 	}
-	r := rendered{objects: map[string]any{}, notes: rel.Info.Notes}
-	for src, doc := range releaseutil.SplitManifests(rel.Manifest) {
+	r := rendered{objects: map[string]any{}, notes: notes}
+	for src, doc := range releaseutil.SplitManifests(manifest) {
 		var tm metav1.TypeMeta
 		if err := yaml.Unmarshal([]byte(doc), &tm); err != nil {
 			t.Fatalf("%s: not YAML: %v\n%s", src, err, doc)
@@ -195,6 +190,23 @@ func render(t *testing.T, vals map[string]any) (rendered, error) {
 		r.objects[key] = obj
 	}
 	return r, nil
+}
+
+// template is `helm template --namespace ns name dir` with vals: the manifests and the notes.
+func template(t *testing.T, dir, name, ns string, vals map[string]any) (manifest, notes string, err error) {
+	t.Helper()
+	ch, err := loader.Load(dir)
+	if err != nil {
+		t.Fatalf("load chart %s: %v", dir, err)
+	}
+	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
+	inst.DryRun, inst.ClientOnly, inst.Replace = true, true, true
+	inst.ReleaseName, inst.Namespace = name, ns
+	rel, err := inst.Run(ch, vals)
+	if err != nil {
+		return "", "", err
+	}
+	return rel.Manifest, rel.Info.Notes, nil
 }
 
 func objectMeta(t *testing.T, obj any) metav1.ObjectMeta {

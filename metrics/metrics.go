@@ -36,9 +36,13 @@ type Metrics struct {
 	BuildInfo *prometheus.GaugeVec
 	// PortBudgetRemaining is what Port's latest answer said is left of the organization's
 	// API budget (x-ratelimit-remaining), shared with every other replica and integration.
+	// It is registered at the first such answer: before it there is no figure, and a 0
+	// would read as a spent budget.
 	PortBudgetRemaining prometheus.Gauge
+	budgetKnown         sync.Once
 	// PortRequestWait is the time requests waited for their turn to Port (budget pacing,
-	// the requestsPerSecond ceiling, a 429's hold), by priority: close, log, proxy.
+	// the requestsPerSecond ceiling, a 429's hold), by priority: close, log, claim, proxy, watch,
+	// check (portapi.Priority, most urgent first).
 	PortRequestWait *prometheus.HistogramVec
 	// Pprof serves net/http/pprof under /debug/pprof/ beside /metrics (config metrics.pprof):
 	// opt-in, since profiles show the agent's internals to whoever reaches the port.
@@ -56,6 +60,8 @@ type Metrics struct {
 	mu       sync.Mutex
 	attached map[string]*attachment
 	source   *sourceAttachment
+	// replicaName and version are who answers /status.
+	replicaName, version string
 }
 
 // Message outcomes: the outcome label of messages_total (README "Observability").
@@ -65,6 +71,8 @@ const (
 	OutcomeInvalid      = "invalid"
 	OutcomeBadSignature = "bad_signature"
 	OutcomeDuplicate    = "duplicate"
+	OutcomeFiltered     = "filtered"  // its action's when left it to another deployment
+	OutcomeUnmatched    = "unmatched" // a workflow node run no action's workflowNode matches
 	// OutcomeSkippedBatch counts the offsets of a fetched batch that did not decompress
 	// within kafka.maxDecompressBatchBytes: its runs were not read, so not executed.
 	OutcomeSkippedBatch = "skipped_batch"
@@ -76,7 +84,7 @@ func New() *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		RunsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "runs_total",
-			Help: "Runs executed, by action and result (success, failure)."}, []string{"action", "result"}),
+			Help: "Runs executed, by action and result (success, failure, cancelled_in_port)."}, []string{"action", "result"}),
 		RunDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "run_duration_seconds",
 			Help:    "How long runs' commands took.",
 			Buckets: []float64{0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600}}, []string{"action"}),
@@ -101,13 +109,14 @@ func New() *Metrics {
 			Help: "Runs Port refused to close, even with the minimal fallback closing request."}),
 		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
 			Help: "Always 1; the labels say which build runs."}, []string{"version", "commit", "goversion"}),
-		attached: map[string]*attachment{},
+		attached:    map[string]*attachment{},
+		replicaName: replicaName(),
 	}
 	m.Registry.MustRegister(m.RunsTotal, m.RunDuration, m.RunsInFlight, m.MessagesTotal, m.PortRequests,
 		m.LogBytes, m.LogBytesDropped, m.BuildInfo, m.UnsignedMessages, m.RunsUnclosed, attachedCollector{m},
-		m.PortBudgetRemaining, m.PortRequestWait,
+		m.PortRequestWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate, OutcomeSkippedBatch} {
+	for _, o := range []string{OutcomeAccepted, OutcomeIgnored, OutcomeInvalid, OutcomeBadSignature, OutcomeDuplicate, OutcomeFiltered, OutcomeUnmatched, OutcomeSkippedBatch} {
 		m.MessagesTotal.WithLabelValues(o) // present at zero, so alerts on rate() work from the start
 	}
 	m.SetVersion("")
@@ -131,6 +140,9 @@ func (m *Metrics) SetVersion(version string) {
 	if version == "" {
 		version = "unknown"
 	}
+	m.mu.Lock()
+	m.version = version
+	m.mu.Unlock()
 	m.BuildInfo.Reset()
 	m.BuildInfo.WithLabelValues(version, commit, runtime.Version()).Set(1)
 }
@@ -143,6 +155,7 @@ func (m *Metrics) ObservePortRequest(endpoint string, code int) {
 // ObservePortBudget records what Port says remains of the organization's budget.
 func (m *Metrics) ObservePortBudget(remaining int) {
 	m.PortBudgetRemaining.Set(float64(remaining))
+	m.budgetKnown.Do(func() { m.Registry.MustRegister(m.PortBudgetRemaining) })
 }
 
 // ObservePortWait records how long one request waited for its turn.

@@ -2,8 +2,9 @@ package metrics
 
 import (
 	"encoding/json"
-	"html/template"
 	"net/http"
+	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -11,17 +12,61 @@ import (
 
 // Status is /status's JSON.
 type Status struct {
-	Ready         bool   `json:"ready"`
-	NotReady      string `json:"notReady,omitempty"` // why not
-	SlotsBusy     int    `json:"slotsBusy"`
-	SlotsCapacity int    `json:"slotsCapacity"`
-	Runs          []Run  `json:"runs"`
+	Replica       Replica    `json:"replica"`
+	Ready         bool       `json:"ready"`
+	NotReady      string     `json:"notReady,omitempty"` // why not
+	SlotsBusy     int        `json:"slotsBusy"`
+	SlotsCapacity int        `json:"slotsCapacity"`
+	Runs          []Run      `json:"runs"`
+	Finished      []Finished `json:"finished"` // the last runs this replica finished, newest first
 	// Isolation is how this replica confines its commands.
 	Isolation *Isolation `json:"isolation,omitempty"`
 }
 
+// Replica is who answers /status: behind a Service any pod may, so the page names itself.
+type Replica struct {
+	Name    string `json:"name"` // the pod's name (POD_NAME, which the chart sets), else the host name
+	Version string `json:"version"`
+	Topic   string `json:"topic,omitempty"`
+	// Partitions are the topic's partitions the consumer group gave this replica now.
+	Partitions []int32 `json:"partitions"`
+	// Leases are the run ids this replica holds under its lease though their partitions
+	// went to another replica (Run.Lease LeaseHeld; README "Delivery").
+	Leases []string `json:"leases"`
+}
+
+// Run outcomes of Finished.
+const (
+	OutcomeSuccess   = "success"
+	OutcomeFailure   = "failure"
+	OutcomeNotClosed = "not closed" // Port never took its termination here: see the agent's log
+)
+
+// Finished is a run this replica finished, as /status keeps the last ones.
+type Finished struct {
+	RunID   string    `json:"runId"`
+	Action  string    `json:"action"`
+	Outcome string    `json:"outcome"`
+	Label   string    `json:"label,omitempty"` // what Port shows: exit code 3, timed out after 10m...
+	Ended   time.Time `json:"ended"`
+	PortURL string    `json:"portURL,omitempty"` // the run's page in Port's app
+}
+
+// replicaName is the pod's name: POD_NAME (the chart's downward API), else the host name,
+// which Kubernetes sets to the pod's name.
+func replicaName() string {
+	if n := os.Getenv("POD_NAME"); n != "" {
+		return n
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
 func (m *Metrics) status(ready func() error) Status {
-	st := Status{Runs: []Run{}}
+	m.mu.Lock()
+	st := Status{Replica: Replica{Name: m.replicaName, Version: m.version, Partitions: []int32{}, Leases: []string{}},
+		Runs: []Run{}, Finished: []Finished{}}
+	m.mu.Unlock()
 	if err := ready(); err != nil {
 		st.NotReady = err.Error()
 	} else {
@@ -31,9 +76,20 @@ func (m *Metrics) status(ready func() error) Status {
 		snap := s.Snapshot()
 		st.SlotsBusy, st.SlotsCapacity = snap.SlotsBusy, snap.SlotsCapacity
 		st.Runs = append(st.Runs, snap.Runs...)
+		for _, r := range snap.Runs {
+			if r.Lease == LeaseHeld {
+				st.Replica.Leases = append(st.Replica.Leases, r.RunID)
+			}
+		}
+		st.Finished = append(st.Finished, snap.Finished...)
+		st.Replica.Topic = snap.Topic
+		st.Replica.Partitions = append(st.Replica.Partitions, snap.Partitions...)
 		st.Isolation = snap.Isolation
 	}
+	slices.Sort(st.Replica.Partitions)
+	slices.Sort(st.Replica.Leases)
 	sort.Slice(st.Runs, func(i, j int) bool { return st.Runs[i].Received.Before(st.Runs[j].Received) })
+	sort.SliceStable(st.Finished, func(i, j int) bool { return st.Finished[i].Ended.After(st.Finished[j].Ended) })
 	return st
 }
 
@@ -56,27 +112,3 @@ func (m *Metrics) serveStatus(w http.ResponseWriter, r *http.Request, ready func
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(st)
 }
-
-var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
-	"age": func(now, t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return now.Sub(t).Round(time.Second).String()
-	},
-}).Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5"><title>port-runner status</title>
-<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}pre{margin:0;font-size:.85em;white-space:pre-wrap}</style>
-</head><body>
-<h1>port-runner</h1>
-<p>{{if .Ready}}Ready{{else}}Not ready: {{.NotReady}}{{end}} &middot; slots {{.SlotsBusy}}/{{.SlotsCapacity}} busy &middot; {{len .Runs}} run(s) held &middot; <a href="?format=json">JSON</a></p>
-{{with .Isolation}}<p>Isolation (sandbox {{.Sandbox}}, {{.Shim}} shim{{if .LandlockABI}}, Landlock ABI {{.LandlockABI}}{{end}}): {{range $i, $p := .Protections}}{{if $i}}, {{end}}{{$p}}{{else}}none{{end}}{{if .Missing}}; not in force: {{range $i, $p := .Missing}}{{if $i}}, {{end}}{{$p}}{{end}}{{end}}</p>{{end}}
-<table><tr><th>run</th><th>action</th><th>state</th><th>waiting / running for</th><th>pid</th><th>message</th><th>last lines</th></tr>
-{{range .Runs}}<tr><td>{{.RunID}}</td><td>{{.Action}}</td><td>{{.State}}</td>
-<td>{{if .Started.IsZero}}{{age $.Now .Received}}{{else}}{{age $.Now .Started}}{{end}}</td>
-<td>{{if .PID}}{{.PID}}{{end}}</td><td>{{.Topic}}/{{.Partition}}@{{.Offset}}</td>
-<td><pre>{{range .LastLines}}{{.}}
-{{end}}</pre></td></tr>
-{{else}}<tr><td colspan="7">No runs.</td></tr>{{end}}
-</table></body></html>
-`))

@@ -22,7 +22,7 @@ func TestNodeRunOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nr, err := e.CreateNodeRun(context.Background(), "ci", "build", nil)
+	nr, err := e.CreateNodeRun(context.Background(), "ci", "build", emulator.CreateNodeRunRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

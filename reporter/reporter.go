@@ -49,6 +49,10 @@ type Options struct {
 	// OnLine sees each line taken into a run's log, masked as Port gets it (the agent's
 	// /status shows the last ones). It is called with the log's lock held: it must be quick.
 	OnLine func(runID, line string)
+	// OnRefused hears of Port refusing a log batch or PATCH of a run in a way that may mean
+	// the run has ended there (portapi.MaybeRunEnded): the agent asks Port and, if so, stops
+	// the command. Called from the run's sender, without the log's lock.
+	OnRefused func(runID string, err error)
 }
 
 const (
@@ -79,6 +83,9 @@ func New(api API, opts Options) *Reporter {
 	}
 	if opts.OnLine == nil {
 		opts.OnLine = func(string, string) {}
+	}
+	if opts.OnRefused == nil {
+		opts.OnRefused = func(string, error) {}
 	}
 	if opts.MaxBatchBytes <= 0 {
 		opts.MaxBatchBytes = 64 << 10

@@ -32,7 +32,14 @@ type env struct {
 // newEnv starts the Port API emulator on loopback and a real portapi client for it.
 func newEnv(t *testing.T, mod func(*portapi.Options)) *env {
 	t.Helper()
-	e := emulator.New(emulator.Options{ClientID: clientID, ClientSecret: clientSecret, OrgID: "org_test"})
+	return newEnvOf(t, emulator.Options{}, mod)
+}
+
+// newEnvOf is newEnv with the emulator's options (its credentials are the suite's).
+func newEnvOf(t *testing.T, eo emulator.Options, mod func(*portapi.Options)) *env {
+	t.Helper()
+	eo.ClientID, eo.ClientSecret, eo.OrgID = clientID, clientSecret, "org_test"
+	e := emulator.New(eo)
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	base := srv.URL

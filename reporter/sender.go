@@ -111,5 +111,8 @@ func (l *RunLog) deliver(what string, do func() error) error {
 		l.mu.Unlock()
 	}
 	l.log.get().Warn(what+" failed; dropped", zap.Error(err))
+	if portapi.MaybeRunEnded(err) {
+		l.opts.OnRefused(l.runID, err)
+	}
 	return err
 }

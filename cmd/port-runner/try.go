@@ -19,16 +19,18 @@ import (
 func tryCommand() command {
 	return command{
 		name:     "try",
-		synopsis: "ACTION [--properties JSON] [--entity ID] [--config FILE] [--polling]",
+		synopsis: "ACTION [--properties JSON] [--entity ID] [--config FILE] [--cancel-after DURATION] [--polling]",
 		summary:  "Run one action of a config locally, against an in-process Port API emulator (no Kafka).",
 		detail: "It prints the command's environment and run file (masked), the log and status as Port\n" +
 			"shows them and every PATCH the run made. Exit 0 on SUCCESS, 1 on FAILURE. Without --config\n" +
-			"(or PORT_RUNNER_CONFIG), the shipped example config.",
+			"(or PORT_RUNNER_CONFIG), the shipped example config. --cancel-after ends the run in Port\n" +
+			"while it runs, as a user does, to show how the command is stopped.",
 		operands: []string{"ACTION"},
 		flags: func(fs *flag.FlagSet) func([]string, io.Writer, io.Writer) int {
 			props := fs.String("properties", "{}", "the run's inputs, a JSON object (a workflow node's payload)")
 			entity := fs.String("entity", "", "the entity of a DAY-2 run")
 			path := fs.String("config", os.Getenv("PORT_RUNNER_CONFIG"), "config file (default: the shipped examples/config.yaml)")
+			cancelAfter := fs.Duration("cancel-after", 0, "cancel the run in Port this long after it starts, as a user does (0: never)")
 			polling := fs.Bool("polling", false, "take the run as transport: polling does: held by Port, claimed, acknowledged (also with transport: polling in the config)")
 			return func(operands []string, stdout, stderr io.Writer) int {
 				var properties map[string]any
@@ -36,7 +38,12 @@ func tryCommand() command {
 					fmt.Fprintf(stderr, "port-runner try: --properties must be a JSON object: %v\n", err)
 					return exitUsage
 				}
-				opts := demo.TryOptions{Action: operands[0], Properties: properties, Entity: *entity, ConfigPath: *path, Polling: *polling}
+				if *cancelAfter < 0 {
+					fmt.Fprintf(stderr, "port-runner try: --cancel-after must not be negative\n")
+					return exitUsage
+				}
+				opts := demo.TryOptions{Action: operands[0], Properties: properties, Entity: *entity, ConfigPath: *path,
+					CancelAfter: *cancelAfter, Polling: *polling}
 				return try(opts, stdout, stderr)
 			}
 		},

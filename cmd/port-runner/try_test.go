@@ -1,8 +1,11 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The README's edit-run loop on the shipped example config: no Kafka, no credentials.
@@ -75,5 +78,33 @@ func TestTryPolling(t *testing.T) {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout)
 		}
+	}
+}
+
+// try --cancel-after ends the run in Port while its command runs, as a user does: the
+// command is stopped, the run shows the user's FAILURE, and try says it was cancelled in Port.
+func TestTryCancelAfter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	yml := `actions:
+  slow: {command: [/bin/sh, -c, "echo working; sleep 300"]}
+  node: {command: [/bin/sh, -c, "sleep 300"], workflowNode: {url: "https://port-runner.invalid/n"}}
+`
+	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	code, stdout, stderr := runCmd("try", "slow", "--config", path, "--cancel-after", "500ms")
+	if code != exitRuntime || !strings.Contains(stdout, "Status: FAILURE") || !strings.Contains(stderr, "run cancelled in Port") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCmd("try", "node", "--config", path, "--cancel-after", "500ms")
+	if code != exitRuntime || !strings.Contains(stdout, "Status: COMPLETED · FAILED") || !strings.Contains(stderr, "run cancelled in Port") {
+		t.Fatalf("node run: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if took := time.Since(start); took > 2*time.Minute {
+		t.Fatalf("two cancelled runs took %s: the 300s commands were not stopped", took)
+	}
+	if code, _, _ := runCmd("try", "slow", "--config", path, "--cancel-after", "-1s"); code != exitUsage {
+		t.Fatalf("negative --cancel-after: exit %d", code)
 	}
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/rsa"
 	"fmt"
 	"sort"
 	"strings"
@@ -23,24 +24,37 @@ type action struct {
 	iso   executor.Isolation // its sandbox, uid and limits (Runs is set per run)
 	allow []config.AllowRule // portAPI.allow
 	pass  map[string]string  // executor.passEnv, read from the agent's environment at start
-	// node selects the workflow node runs this action takes (nil: none); secretKey
-	// decrypts its secret inputs (the Port client secret). See noderuns.go, secrets.go.
+	// node selects the workflow node runs this action takes (nil: none), when the runs this
+	// deployment takes (nil: all); secretKey (the Port client secret) and keys
+	// (security.clientSideKeyFiles) decrypt its secret inputs. See route.go, secrets.go.
 	node      *nodeMatcher
+	when      *gojq.Code
 	secretKey string
+	keys      []*rsa.PrivateKey
 }
 
 func newAction(name string, ac config.Action, shim []string) (*action, error) {
-	a := &action{cfg: ac, env: map[string]*gojq.Code{}, shim: shim}
+	a := &action{name: name, cfg: ac, env: map[string]*gojq.Code{}, shim: shim}
 	for envName, expr := range ac.Env {
-		q, err := gojq.Parse(expr)
+		code, err := compileJQ("actions."+name+".env."+envName, expr)
 		if err != nil {
-			return nil, fmt.Errorf("actions.%s.env.%s: parse jq %q: %w", name, envName, expr, err)
-		}
-		code, err := gojq.Compile(q)
-		if err != nil {
-			return nil, fmt.Errorf("actions.%s.env.%s: compile jq %q: %w", name, envName, expr, err)
+			return nil, err
 		}
 		a.env[envName] = code
+	}
+	if ac.When != "" {
+		code, err := compileJQ("actions."+name+".when", ac.When)
+		if err != nil {
+			return nil, err
+		}
+		a.when = code
+	}
+	if wn := ac.WorkflowNode; wn != nil {
+		m, err := newNodeMatcher(name, *wn)
+		if err != nil {
+			return nil, err
+		}
+		a.node = m
 	}
 	rules, err := config.ParseAllowRules(ac.PortAPI.Allow)
 	if err != nil {

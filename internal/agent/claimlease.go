@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -10,9 +12,10 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/port-runner/port-runner/internal/config"
 	"github.com/port-runner/port-runner/internal/portapi"
+	"github.com/port-runner/port-runner/internal/runmsg"
 	"github.com/port-runner/port-runner/metrics"
+	"github.com/port-runner/port-runner/polling"
 )
 
 // With transport: polling, Port never offers an acknowledged run again: if the replica that
@@ -60,18 +63,69 @@ func holder() string {
 	return h
 }
 
-// takeLease writes the run's lease before it is acknowledged. A run whose action has no
-// timeout gets none (its command may run for ever), nor one whose lease Port refuses: such
-// a run is not closed for this replica if it dies (README "Delivery").
-func (a *Agent) takeLease(ctx context.Context, runID string, timeout time.Duration, log *zap.Logger) {
-	if timeout <= 0 {
-		return
+// ackMargin is kept between the last acknowledgement attempt and the claim's end, so an
+// acknowledgement still in flight never lands after another replica claimed the run.
+func ackMargin(visibility time.Duration) time.Duration { return min(visibility/5, 5*time.Second) }
+
+// claimLease is a claimed run's runLease (transport: polling). Until it is taken the run is
+// the claim's: hidden from the other claimers until the claim ends, so every wait before
+// take ends ackMargin before that (handover), and a run not taken by then is left
+// unacknowledged for Port to offer again. take writes this replica's lease mark and then
+// acknowledges the run. Port offers only runs nobody acknowledged, so a claimed run has no
+// earlier holder; nothing fences it (held always holds, stopped never ends): the lease
+// mark's end is what the other replicas' sweeps go by.
+type claimLease struct {
+	a      *Agent
+	c      polling.Claim
+	ackBy  context.Context // ends ackMargin before the claim does
+	cancel context.CancelFunc
+}
+
+func (a *Agent) newClaimLease(c polling.Claim) *claimLease {
+	ackBy, cancel := context.WithDeadline(context.Background(), c.Expires.Add(-ackMargin(a.cfg.Polling.VisibilityTimeout.D())))
+	return &claimLease{a: a, c: c, ackBy: ackBy, cancel: cancel}
+}
+
+func (l *claimLease) learned() learned                    { return learned{} }
+func (l *claimLease) seen(string, time.Time) (bool, bool) { return false, true }
+func (l *claimLease) handled(string, time.Time)           {}
+func (l *claimLease) handover() context.Context           { return l.ackBy }
+func (l *claimLease) park()                               {}
+func (l *claimLease) held() holding                       { return holding{} }
+func (l *claimLease) stopped() context.Context            { return context.Background() }
+func (l *claimLease) release(bool)                        { l.cancel() }
+func (l *claimLease) shown() (string, string)             { return "", "" }
+
+// take writes the run's lease mark (an action run with a bound: a node run has no
+// externalRunId, and a run whose action has no timeout may run for ever) and then
+// acknowledges the run, both before the claim ends: the mark first, so a replica killed in
+// between leaves a run that is either still pending (Port offers it again) or marked (a
+// sweep closes it). A mark Port refuses is logged: such a run is not closed for this
+// replica if it dies (README "Delivery"). A 409 means another replica acknowledged it
+// first: it runs there.
+func (l *claimLease) take(ctx context.Context, bound time.Duration) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(l.ackBy, cancel)()
+	if !l.c.Node && bound > 0 {
+		mark := leaseMark(holder(), time.Now().Add(bound+leaseSkew))
+		if err := l.a.api.PatchRun(ctx, l.c.ID, portapi.RunPatch{ExternalRunID: &mark}); err != nil {
+			l.a.log.Warn("could not write the run's lease in Port; if this replica dies, the run stays open",
+				zap.String("run_id", l.c.ID), zap.Error(err))
+		}
 	}
-	until := time.Now().Add(timeout + config.KillGrace + a.timings.closingBudget + leaseSkew)
-	mark := leaseMark(holder(), until)
-	if err := a.api.PatchRun(ctx, runID, portapi.RunPatch{ExternalRunID: &mark}); err != nil {
-		log.Warn("could not write the run's lease in Port; if this replica dies, the run stays open", zap.Error(err))
+	ack := l.a.api.AckRun
+	if l.c.Node {
+		ack = l.a.api.AckNodeRun
 	}
+	switch err := ack(ctx, l.c.ID); {
+	case errors.Is(err, portapi.ErrClaimedElsewhere):
+		l.a.count(metrics.OutcomeDuplicate)
+		return fmt.Errorf("another replica acknowledged the run first: %w", err)
+	case err != nil:
+		return fmt.Errorf("not acknowledged before the claim ended; left for Port to offer again: %w", err)
+	}
+	return nil
 }
 
 // sweepLeases closes, every polling.sweepInterval until ctx ends, the runs whose lease
@@ -101,14 +155,17 @@ func (a *Agent) sweepOnce(ctx, report context.Context) {
 		return
 	}
 	now := time.Now()
-	for _, r := range runs {
-		until, ok := leaseEnd(r.ExternalRunID)
-		if !ok || r.PendingExecution || now.Before(until) || a.seen.holds(r.ID) {
+	for _, ar := range runs {
+		until, ok := leaseEnd(ar.ExternalRunID)
+		if !ok || ar.PendingExecution || now.Before(until) || a.seen.holds(ar.ID) {
 			continue
 		}
-		log := a.log.With(zap.String("run_id", r.ID), zap.String("action", r.Action))
-		if a.closeInterrupted(report, a.api, r.ID, r.Action, log) {
-			a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeAccepted).Inc()
-		}
+		// Its holder can no longer act on it, and nobody else ever will: closed as
+		// interrupted through the lifecycle's own step. Its message is not at hand, so it is
+		// never run again here (README "Delivery").
+		r := &run{lease: ownLease{}, at: runAt{offset: -1}, where: "sweep", sent: now,
+			stop: ctx, work: ctx, report: report, interrupted: true}
+		a.received(r, runmsg.Run{ID: ar.ID, Action: ar.Action}, a.actions[ar.Action])
+		a.live(r, takeToClose)
 	}
 }

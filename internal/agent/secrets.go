@@ -12,12 +12,19 @@ import (
 	"github.com/port-runner/port-runner/internal/runmsg"
 )
 
-// secretInputs are the names of the run's inputs to decrypt: the action's secretInputs and
-// every input the message's action schema marks "encryption": "aes256-gcm" (with its type).
-func (a *action) secretInputs(run runmsg.Run) map[string]string {
-	names := map[string]string{}
+// secretInput is how one input arrived encrypted: its schema's type, and its algorithm
+// (runmsg.SecretAlgorithm, runmsg.ClientSideAlgorithm, or "" when only the action's
+// secretInputs names it) with a client-side input's public key.
+type secretInput struct {
+	typ, algorithm, publicKey string
+}
+
+// secretInputs are the run's inputs to decrypt: the action's secretInputs and every input
+// the message's action schema marks with an "encryption".
+func (a *action) secretInputs(run runmsg.Run) map[string]secretInput {
+	names := map[string]secretInput{}
 	for _, n := range a.cfg.SecretInputs {
-		names[n] = ""
+		names[n] = secretInput{}
 	}
 	msg := run.Context["message"]
 	for _, schema := range []any{
@@ -26,13 +33,48 @@ func (a *action) secretInputs(run runmsg.Run) map[string]string {
 	} {
 		props, _ := schema.(map[string]any)
 		for n, p := range props {
-			if runmsg.Lookup(p, "encryption") == runmsg.SecretAlgorithm {
-				typ, _ := runmsg.Lookup(p, "type").(string)
-				names[n] = typ
+			typ, _ := runmsg.Lookup(p, "type").(string)
+			enc := runmsg.Lookup(p, "encryption")
+			switch {
+			case enc == runmsg.SecretAlgorithm:
+				names[n] = secretInput{typ: typ, algorithm: runmsg.SecretAlgorithm}
+			case runmsg.Lookup(enc, "algorithm") == runmsg.ClientSideAlgorithm:
+				key, _ := runmsg.Lookup(enc, "key").(string)
+				names[n] = secretInput{typ: typ, algorithm: runmsg.ClientSideAlgorithm, publicKey: key}
 			}
 		}
 	}
 	return names
+}
+
+// decrypt opens one encrypted value as its schema says; an input only secretInputs names is
+// tried as Port-managed (port.clientSecret), then as client-side with each key.
+func (a *action) decrypt(in secretInput, value string) ([]byte, error) {
+	switch in.algorithm {
+	case runmsg.SecretAlgorithm:
+		b, err := runmsg.DecryptSecret(a.secretKey, value)
+		if err != nil {
+			return nil, fmt.Errorf("cannot be decrypted with port.clientSecret: %w", err)
+		}
+		return b, nil
+	case runmsg.ClientSideAlgorithm:
+		b, err := runmsg.DecryptClientSide(a.keys, in.publicKey, value)
+		if err != nil {
+			return nil, fmt.Errorf("cannot be decrypted with security.clientSideKeyFiles (client-side): %w", err)
+		}
+		return b, nil
+	}
+	b, err := runmsg.DecryptSecret(a.secretKey, value)
+	switch {
+	case err == nil:
+		return b, nil
+	case len(a.keys) == 0:
+		return nil, fmt.Errorf("cannot be decrypted with port.clientSecret: %w", err)
+	}
+	if b, cerr := runmsg.DecryptClientSide(a.keys, "", value); cerr == nil {
+		return b, nil
+	}
+	return nil, fmt.Errorf("cannot be decrypted with port.clientSecret (%v) nor with security.clientSideKeyFiles", err)
 }
 
 // decryptInputs returns the run with its secret inputs decrypted in a copy of its
@@ -56,16 +98,16 @@ func (a *action) decryptInputs(run runmsg.Run) (runmsg.Run, []string, error) {
 		if !isString {
 			return run, nil, fmt.Errorf("secret input %s is not an encrypted string", echo.Quote(n))
 		}
-		b, err := runmsg.DecryptSecret(a.secretKey, enc)
+		b, err := a.decrypt(names[n], enc)
 		if err != nil {
-			return run, nil, fmt.Errorf("secret input %s cannot be decrypted with port.clientSecret: %w", echo.Quote(n), err)
+			return run, nil, fmt.Errorf("secret input %s %w", echo.Quote(n), err)
 		}
 		plain = append(plain, string(b))
 		var val any = string(b)
-		if names[n] == "object" || names[n] == "array" {
+		if typ := names[n].typ; typ == "object" || typ == "array" {
 			// An object secret is encrypted as its JSON text.
 			if err := json.Unmarshal(b, &val); err != nil {
-				return run, nil, fmt.Errorf("secret input %s: the decrypted %s is not JSON", echo.Quote(n), echo.Cut(names[n]))
+				return run, nil, fmt.Errorf("secret input %s: the decrypted %s is not JSON", echo.Quote(n), echo.Cut(typ))
 			}
 			plain = append(plain, leafStrings(val)...)
 		}

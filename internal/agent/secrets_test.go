@@ -20,15 +20,7 @@ func secretRun(t *testing.T, schema string, props map[string]string) runmsg.Run 
 	}
 	raw := fmt.Sprintf(`{"action":"a","context":{"runId":"r_1"},"payload":{"action":{"userInputs":{"properties":%s}},"properties":{%s}}}`,
 		schema, strings.Join(ps, ","))
-	d, err := runmsg.NewDecoder(runmsg.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := d.Decode([]byte(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return run
+	return decodeRun(t, raw)
 }
 
 func encrypt(t *testing.T, s string) string {

@@ -14,11 +14,24 @@ type source struct {
 // consumer's reservations while it waits for records, hold admissions, not slots: an idle
 // replica shows free.)
 func (s source) Snapshot() metrics.Snapshot {
-	iso := s.a.iso.status()
-	return metrics.Snapshot{
-		SlotsBusy: s.a.lives.slotsBusy(), SlotsCapacity: s.a.cfg.Executor.MaxConcurrent,
-		Actions: s.a.cfg.ActionNames(), Runs: s.a.lives.list(), Isolation: &iso,
+	runs := s.a.lives.list()
+	for i := range runs {
+		if s.a.watch.cancelled(runs[i].RunID) {
+			runs[i].Outcome = cancelledInPort
+		}
 	}
+	iso := s.a.iso.status()
+	snap := metrics.Snapshot{
+		SlotsBusy: s.a.lives.slotsBusy(), SlotsCapacity: s.a.cfg.Executor.MaxConcurrent,
+		Actions: s.a.cfg.ActionNames(), Runs: runs, Isolation: &iso,
+		Topic: s.a.kafka.Topic, Finished: s.a.lives.finishedList(s.a.cfg.Port.PortAppURL()),
+	}
+	if s.a.consumer != nil {
+		for p := range s.a.consumer.Unstarted() { // one entry per partition owned
+			snap.Partitions = append(snap.Partitions, p)
+		}
+	}
+	return snap
 }
 
 func (s source) Ready() error { return s.ready() }

@@ -4,8 +4,6 @@ package config
 
 import (
 	"time"
-
-	"github.com/port-runner/port-runner/executor"
 )
 
 // Config is the whole agent configuration (README "Configuration").
@@ -20,6 +18,8 @@ type Config struct {
 	Metrics   Metrics           `yaml:"metrics"`
 	Message   Message           `yaml:"message"`
 	Actions   map[string]Action `yaml:"actions"`
+	// WorkflowNodeRuns says what becomes of workflow node runs no action here matches.
+	WorkflowNodeRuns WorkflowNodeRuns `yaml:"workflowNodeRuns"`
 }
 
 type Port struct {
@@ -34,6 +34,12 @@ type Port struct {
 	// ClientSecretFile names a file holding the client secret (a mounted Secret), instead
 	// of clientSecret; Load reads it.
 	ClientSecretFile string `yaml:"clientSecretFile"`
+	// AppURL is Port's web app, for /status's links to runs; empty: PortAppURL derives it.
+	AppURL string `yaml:"appURL"`
+	// RunStatusInterval: a run whose command has run this long is asked about in Port this
+	// often, so a run terminated there (a user set it to FAILURE, its workflow was
+	// cancelled) stops here too; shorter runs cost no request for it.
+	RunStatusInterval Duration `yaml:"runStatusInterval"`
 	// InsecureHTTP allows an http:// baseURL whose host is not this machine (a test
 	// emulator on a private network): the token request then carries the client secret in
 	// clear text, so Validate refuses it otherwise.
@@ -48,34 +54,15 @@ type Kafka struct {
 	GroupProtocol string   `yaml:"groupProtocol"`
 	SASL          SASL     `yaml:"sasl"`
 	TLS           TLS      `yaml:"tls"`
-	// RevokeTimeout is how long a revoke lets runs of the revoked partitions finish before
-	// it cancels them; the partition is released only once they are closed in Port.
-	RevokeTimeout Duration `yaml:"revokeTimeout"`
+	// SessionTimeout: a replica that stops heartbeating (crashed, frozen, cut off) loses its
+	// partitions after this; its fence (Fence) is shorter (README "Delivery"). Classic
+	// groups; with groupProtocol consumer the broker's group.consumer.session.timeout.ms
+	// applies, which must not be shorter.
+	SessionTimeout Duration `yaml:"sessionTimeout"`
 	// MaxDecompressBatchBytes bounds what one fetched batch may decompress to: a batch
 	// past it is skipped (README "Delivery"), so a small compressed record cannot take the
 	// agent past its memory limit.
 	MaxDecompressBatchBytes ByteSize `yaml:"maxDecompressBatchBytes"`
-}
-
-// Delivery timings the group's rebalance timeout is made of (see RebalanceTimeout).
-const (
-	// KillGrace is the time between SIGTERM and SIGKILL for a cancelled command: the
-	// executor's, which kills it.
-	KillGrace = executor.DefaultKillGrace
-	// ClosingBudget is how long one run's closing request is retried.
-	ClosingBudget = 60 * time.Second
-	// CommitMargin is the time left for the revoke's last commit.
-	CommitMargin = 10 * time.Second
-	// MaxRevokeTimeout keeps the rebalance timeout, and so every rebalance of the group,
-	// within minutes.
-	MaxRevokeTimeout = 5 * time.Minute
-)
-
-// RebalanceTimeout is how long the group waits for this member in a rebalance: the revoke
-// wait, then the kill of what still runs, closing those runs in Port and the last commit.
-// A revoke that fits in it never has its partitions taken before their runs are closed.
-func (k Kafka) RebalanceTimeout() time.Duration {
-	return k.RevokeTimeout.D() + KillGrace + ClosingBudget + CommitMargin
 }
 
 // FromPort reports whether the brokers and SASL credentials come from Port
@@ -105,6 +92,9 @@ type Security struct {
 	// MaxMessageAge: a run message signed longer ago than this is executed only if Port
 	// shows its run still open (a replay of an old message is not).
 	MaxMessageAge Duration `yaml:"maxMessageAge"`
+	// ClientSideKeyFiles name PEM RSA private keys of client-side secret inputs (Port's
+	// browser encrypts those with the input's public key); see ClientSideKeys.
+	ClientSideKeyFiles []string `yaml:"clientSideKeyFiles"`
 }
 
 // Verify reports whether run messages must carry a valid signature.
@@ -156,41 +146,6 @@ type Message struct {
 	Entity     string `yaml:"entity"`
 }
 
-type Action struct {
-	Command       []string          `yaml:"command"`
-	Env           map[string]string `yaml:"env"` // NAME: jq expression over the run context
-	Timeout       Duration          `yaml:"timeout"`
-	MaxConcurrent int               `yaml:"maxConcurrent"`
-	Workdir       string            `yaml:"workdir"`
-	OnInterrupted string            `yaml:"onInterrupted"`
-	PortAPI       PortAPI           `yaml:"portAPI"`
-	// SecretInputs names inputs Port sends encrypted (secret inputs) for the agent to decrypt
-	// for the command; inputs the message's schema marks "encryption" are decrypted anyway.
-	SecretInputs []string `yaml:"secretInputs"`
-	// WorkflowNode makes this entry the command of Port Workflows' node runs that match it.
-	WorkflowNode *WorkflowNode `yaml:"workflowNode"`
-	// Sandbox adds to this action's sandbox what its command needs, or turns it off.
-	Sandbox ActionSandbox `yaml:"sandbox"`
-	// Limits replace executor.limits one by one for this action.
-	Limits Limits `yaml:"limits"`
-}
-
-// WorkflowNode selects workflow node runs (ids wfnr_...): every field given must match.
-type WorkflowNode struct {
-	Workflow string `yaml:"workflow"` // the workflow's identifier
-	Node     string `yaml:"node"`     // the Kafka node's identifier
-	Selector string `yaml:"selector"` // jq over the message; selects when it gives true
-}
-
-// PortAPI is what a run's command may call through the agent's Port API proxy beyond its
-// defaults (its blueprint's entities, its own run): see package portproxy. Validate checks
-// the rules; the agent compiles them (ParseAllowRules) when it assembles the action.
-type PortAPI struct {
-	// Allow lists extra routes, "[METHOD ]PATH" with "*" for one segment and a final "**"
-	// for the rest, e.g. "GET /v1/blueprints/*".
-	Allow []string `yaml:"allow"`
-}
-
 // MaxConcurrentLimit bounds the pool of one replica. Runs that wait (approvals, long
 // deployments) need more places than cores; a thousand sleeping runs fit in the memory and
 // CPU of one replica (BENCHMARKS.md "Cost per run and a thousand runs at once"). One
@@ -226,9 +181,10 @@ func (c *Config) applyDefaults() {
 	if c.Kafka.GroupProtocol == "" {
 		c.Kafka.GroupProtocol = "classic"
 	}
-	if c.Kafka.RevokeTimeout == 0 {
-		c.Kafka.RevokeTimeout = Duration(20 * time.Second)
+	if c.Kafka.SessionTimeout == 0 {
+		c.Kafka.SessionTimeout = Duration(15 * time.Second)
 	}
+	c.applyPortWatchDefaults()
 	if c.Kafka.MaxDecompressBatchBytes == 0 {
 		c.Kafka.MaxDecompressBatchBytes = DefaultDecompressBatchBytes
 	}
@@ -281,6 +237,17 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	c.Security.Mask = mask
+}
+
+// applyPortWatchDefaults: how often long runs are asked about in Port, and what an
+// unmatched node run gets (README "Cancelled in Port", "Workflow node runs").
+func (c *Config) applyPortWatchDefaults() {
+	if c.Port.RunStatusInterval == 0 {
+		c.Port.RunStatusInterval = Duration(30 * time.Second)
+	}
+	if c.WorkflowNodeRuns.Unmatched == "" {
+		c.WorkflowNodeRuns.Unmatched = "leave"
+	}
 }
 
 // AgentSecrets are the agent's own credentials (the Port client secret, the Kafka

@@ -61,7 +61,7 @@ func TestParseSpecExample(t *testing.T) {
 	tru := true
 	want := &Config{
 		Port: Port{BaseURL: "https://api.getport.io", ClientID: "cid", ClientSecret: "csecret",
-			OrgID: "org_123", RequestsPerSecond: 20},
+			OrgID: "org_123", RequestsPerSecond: 20, RunStatusInterval: Duration(30 * time.Second)},
 		Transport: TransportKafka,
 		Polling:   Polling{Interval: Duration(10 * time.Second), VisibilityTimeout: Duration(time.Minute), SweepInterval: Duration(time.Minute)},
 		Kafka: Kafka{
@@ -69,7 +69,7 @@ func TestParseSpecExample(t *testing.T) {
 			StartOffset: "latest", GroupProtocol: "classic",
 			SASL:                    SASL{Mechanism: "SCRAM-SHA-512", Username: "kuser", Password: "kpass"},
 			TLS:                     TLS{Enabled: true},
-			RevokeTimeout:           Duration(20 * time.Second),
+			SessionTimeout:          Duration(15 * time.Second),
 			MaxDecompressBatchBytes: 16 << 20,
 		},
 		Security: Security{VerifySignature: &tru, Mask: []string{"tok-123"}, RunIsolation: "process", MaxMessageAge: Duration(10 * time.Minute)},
@@ -83,7 +83,9 @@ func TestParseSpecExample(t *testing.T) {
 			Timeout:       Duration(10 * time.Minute),
 			MaxConcurrent: 2,
 			OnInterrupted: "fail",
+			When:          `.payload.properties.cluster == "eu"`,
 		}},
+		WorkflowNodeRuns: WorkflowNodeRuns{Unmatched: "leave"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("spec example:\n got %+v\nwant %+v", c, want)
@@ -122,10 +124,12 @@ func TestDefaults(t *testing.T) {
 				{"security.verifySignature", c.Security.Verify(), true},
 				{"security.runIsolation", c.Security.RunIsolation, "process"},
 				{"executor.maxConcurrent", c.Executor.MaxConcurrent, 8},
-				{"kafka.revokeTimeout", c.Kafka.RevokeTimeout.D(), 20 * time.Second},
+				{"kafka.sessionTimeout", c.Kafka.SessionTimeout.D(), 15 * time.Second},
+				{"fence", c.Kafka.Fence(), 10 * time.Second},
 				{"kafka.maxDecompressBatchBytes", c.Kafka.MaxDecompressBatchBytes, ByteSize(16 << 20)},
 				{"security.maxMessageAge", c.Security.MaxMessageAge.D(), 10 * time.Minute},
-				{"rebalance timeout", c.Kafka.RebalanceTimeout(), 100 * time.Second},
+				{"drain", c.Drain(ClosingBudget), 130 * time.Second},
+				{"lease bound", c.LeaseBound(ClosingBudget), 150 * time.Second},
 				{"executor.shutdownTimeout", c.Executor.ShutdownTimeout.D(), 60 * time.Second},
 				{"logs.flushInterval", c.Logs.FlushInterval.D(), time.Second},
 				{"logs.maxBatchBytes", c.Logs.MaxBatchBytes, ByteSize(64 << 10)},
@@ -546,8 +550,8 @@ func TestValidateProblems(t *testing.T) {
 		{"maxConcurrent negative", func(c *Config) { c.Executor.MaxConcurrent = -1 }, "executor.maxConcurrent"},
 		{"maxConcurrent over the metadata-safe limit", func(c *Config) { c.Executor.MaxConcurrent = MaxConcurrentLimit + 1 }, "executor.maxConcurrent"},
 		{"shutdownTimeout negative", func(c *Config) { c.Executor.ShutdownTimeout = -1 }, "executor.shutdownTimeout"},
-		{"revokeTimeout over 5m", func(c *Config) { c.Kafka.RevokeTimeout = Duration(6 * time.Minute) }, "kafka.revokeTimeout"},
-		{"revokeTimeout under 1s", func(c *Config) { c.Kafka.RevokeTimeout = Duration(time.Millisecond) }, "kafka.revokeTimeout"},
+		{"sessionTimeout over 30m", func(c *Config) { c.Kafka.SessionTimeout = Duration(31 * time.Minute) }, "kafka.sessionTimeout"},
+		{"sessionTimeout under 6s", func(c *Config) { c.Kafka.SessionTimeout = Duration(5 * time.Second) }, "kafka.sessionTimeout"},
 		{"maxMessageAge under 1m", func(c *Config) { c.Security.MaxMessageAge = Duration(time.Second) }, "security.maxMessageAge"},
 		{"flushInterval negative", func(c *Config) { c.Logs.FlushInterval = -1 }, "logs.flushInterval"},
 		{"maxBatchBytes over the limit", func(c *Config) { c.Logs.MaxBatchBytes = maxBatchLimit + 1 }, "logs.maxBatchBytes"},

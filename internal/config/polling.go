@@ -56,3 +56,27 @@ func (p *Polling) applyDefaults() {
 		p.SweepInterval = Duration(time.Minute)
 	}
 }
+
+// validateTransport checks the way in: kafka: with transport kafka, polling: with polling.
+func (c *Config) validateTransport(add func(error)) {
+	switch c.Transport {
+	case TransportKafka:
+		validateKafka(c.Kafka, add)
+	case TransportPolling:
+		validatePolling(c.Polling, add)
+	default:
+		add(problem("transport", "must be kafka or polling, got %q", c.Transport))
+	}
+}
+
+func validatePolling(p Polling, add func(error)) {
+	if d := p.Interval.D(); d < MinPollInterval || d > MaxPollInterval {
+		add(problem("polling.interval", "must be between %s and %s, got %s", MinPollInterval, MaxPollInterval, d))
+	}
+	if d := p.VisibilityTimeout.D(); d < MinVisibility || d > MaxVisibility {
+		add(problem("polling.visibilityTimeout", "must be between %s and %s (Port's range), got %s", MinVisibility, MaxVisibility, d))
+	}
+	if d := p.SweepInterval.D(); d < time.Second || d > MaxSweepInterval {
+		add(problem("polling.sweepInterval", "must be between 1s and %s, got %s", MaxSweepInterval, d))
+	}
+}

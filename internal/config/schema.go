@@ -30,6 +30,8 @@ func schemaEnum(path string) []string {
 		return []string{"fail", "rerun"}
 	case "security.runIsolation":
 		return []string{"process", "token"}
+	case "workflowNodeRuns.unmatched":
+		return []string{"leave", "fail"}
 	case "executor.sandbox":
 		return []string{SandboxAuto, SandboxRequired, SandboxOff}
 	}

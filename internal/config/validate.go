@@ -26,19 +26,15 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 	var ps Problems
 	add := func(err error) { ps = append(ps, err) }
 	validatePort(c.Port, add)
-	switch c.Transport {
-	case TransportKafka:
-		validateKafka(c.Kafka, add)
-	case TransportPolling:
-		validatePolling(c.Polling, add)
-	default:
-		add(problem("transport", "must be kafka or polling, got %q", c.Transport))
-	}
+	c.validateTransport(add)
 	validateSecurity(c.Security, add)
 	validateExecutor(c.Executor, add)
 	validateIsolation(c.Executor, add)
 	validateLogs(c.Logs, add)
 	validateMessage(c.Message, compile, add)
+	if !oneOf(c.WorkflowNodeRuns.Unmatched, "leave", "fail") {
+		add(problem("workflowNodeRuns.unmatched", "must be leave or fail, got %q", c.WorkflowNodeRuns.Unmatched))
+	}
 	if len(c.Actions) == 0 {
 		add(problem("actions", "at least one action is required"))
 	}
@@ -58,6 +54,9 @@ func validatePort(p Port, add func(error)) {
 	case strings.HasPrefix(p.BaseURL, "http://") && !p.InsecureHTTP && !loopbackURL(p.BaseURL):
 		add(problem("port.baseURL", "http:// sends the client secret unencrypted: use https://, or http:// only to localhost or a loopback address (port.insecureHTTP: true allows another host, for a test emulator on a private network), got %q", p.BaseURL))
 	}
+	if a := p.AppURL; a != "" && !strings.HasPrefix(a, "http://") && !strings.HasPrefix(a, "https://") {
+		add(problem("port.appURL", "must be an http(s) URL, got %q", a))
+	}
 	if p.ClientID == "" {
 		add(problem("port.clientID", "required (set PORT_CLIENT_ID or write it in the file)"))
 	}
@@ -74,17 +73,8 @@ func validatePort(p Port, add func(error)) {
 	if rps := p.RequestsPerSecond; rps < 0 || math.IsNaN(rps) || math.IsInf(rps, 0) {
 		add(problem("port.requestsPerSecond", "must be a finite positive number, got %v", rps))
 	}
-}
-
-func validatePolling(p Polling, add func(error)) {
-	if d := p.Interval.D(); d < MinPollInterval || d > MaxPollInterval {
-		add(problem("polling.interval", "must be between %s and %s, got %s", MinPollInterval, MaxPollInterval, d))
-	}
-	if d := p.VisibilityTimeout.D(); d < MinVisibility || d > MaxVisibility {
-		add(problem("polling.visibilityTimeout", "must be between %s and %s (Port's range), got %s", MinVisibility, MaxVisibility, d))
-	}
-	if d := p.SweepInterval.D(); d < time.Second || d > MaxSweepInterval {
-		add(problem("polling.sweepInterval", "must be between 1s and %s, got %s", MaxSweepInterval, d))
+	if d := p.RunStatusInterval.D(); d < time.Second || d > time.Hour {
+		add(problem("port.runStatusInterval", "must be between 1s and 1h (each check of long runs costs a Port request), got %s", d))
 	}
 }
 
@@ -132,13 +122,13 @@ func validateKafka(k Kafka, add func(error)) {
 			add(problem("kafka.tls.caFile", "%v", err))
 		}
 	}
+	if s := k.SessionTimeout.D(); s < MinSessionTimeout || s > MaxSessionTimeout {
+		add(problem("kafka.sessionTimeout", "must be between %s and %s (what brokers accept by default), got %s; the fence is 2/3 of it",
+			MinSessionTimeout, MaxSessionTimeout, s))
+	}
 	if b := k.MaxDecompressBatchBytes; b < MinDecompressBatchBytes || b > MaxDecompressBatchBytes {
 		add(problem("kafka.maxDecompressBatchBytes", "must be between %s (a producer's batch: a 1MiB run message, a zstd window of up to 8MiB) and %s (a batch at the bound takes up to about three times it of the agent's memory), got %s",
 			ByteSize(MinDecompressBatchBytes), ByteSize(MaxDecompressBatchBytes), k.MaxDecompressBatchBytes))
-	}
-	if r := k.RevokeTimeout.D(); r < time.Second || r > MaxRevokeTimeout {
-		add(problem("kafka.revokeTimeout", "must be between 1s and %s, got %s (the group's rebalance timeout is revokeTimeout + %s kill grace + %s closing budget + %s commit)",
-			MaxRevokeTimeout, r, KillGrace, ClosingBudget, CommitMargin))
 	}
 }
 
@@ -163,6 +153,11 @@ func validateSecurity(s Security, add func(error)) {
 	}
 	if !oneOf(s.RunIsolation, "process", "token") {
 		add(problem("security.runIsolation", "must be process or token, got %q", s.RunIsolation))
+	}
+	for i, f := range s.ClientSideKeyFiles {
+		if _, err := readPrivateKey(f); err != nil {
+			add(problem(fmt.Sprintf("security.clientSideKeyFiles[%d]", i), "%v", err))
+		}
 	}
 }
 
@@ -238,9 +233,14 @@ func validateAction(key string, a Action, cgroups bool, compile CompileFunc, loo
 			add(problem(fmt.Sprintf("%s.secretInputs[%d]", key, i), "empty input name"))
 		}
 	}
+	if a.When != "" {
+		if err := compile(a.When); err != nil {
+			add(problem(key+".when", "bad jq expression %q: %v", a.When, err))
+		}
+	}
 	if wn := a.WorkflowNode; wn != nil {
-		if wn.Workflow == "" && wn.Node == "" && wn.Selector == "" {
-			add(problem(key+".workflowNode", "give workflow, node or selector: an empty match would take every node run"))
+		if wn.URL == "" && wn.Workflow == "" && wn.Node == "" && wn.Selector == "" {
+			add(problem(key+".workflowNode", "give url, workflow, node or selector: an empty match would take every node run"))
 		}
 		if wn.Selector != "" {
 			if err := compile(wn.Selector); err != nil {

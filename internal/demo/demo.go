@@ -23,7 +23,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/port-runner/port-runner/internal/agent"
 	"github.com/port-runner/port-runner/internal/config"
@@ -101,7 +100,7 @@ func Run(ctx context.Context, commands agent.Deps, out, logOut io.Writer) error 
 		return err
 	}
 
-	commands.Logger = zap.New(zapcoreFor(logOut))
+	commands.Logger = zap.New(consoleCore(logOut))
 	ag, err := agent.New(cfg, commands)
 	if err != nil {
 		return err
@@ -291,10 +290,4 @@ func printRun(out io.Writer, r emulator.RunState, tr trigger) {
 		}
 	}
 	fmt.Fprintln(out)
-}
-
-// zapcoreFor logs the agent's warnings and errors as readable console lines.
-func zapcoreFor(w io.Writer) zapcore.Core {
-	enc := zap.NewDevelopmentEncoderConfig()
-	return zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), zapcore.WarnLevel)
 }

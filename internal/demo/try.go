@@ -2,7 +2,6 @@ package demo
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -33,6 +33,9 @@ type TryOptions struct {
 	// Polling takes the run as transport: polling does: Port holds it, the agent claims,
 	// acknowledges, runs and closes it (also when the config says transport: polling).
 	Polling bool
+	// CancelAfter, when set, ends the run in Port that long after it starts, as a user does
+	// (an action run set to FAILURE, a node run's workflow cancelled with force).
+	CancelAfter time.Duration
 	// Exec is how commands run, as under `port-runner run` (the shim, the reaper, the config
 	// file kept from commands); its Logger is try's own (it serves no metrics).
 	Exec agent.Deps
@@ -81,6 +84,7 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	defer func() { stopEmu(); _ = srv.Wait() }()
 	cfg.Port.BaseURL = srv.URL()
 
+	checkOftenIfCancelling(cfg, o.CancelAfter)
 	deps := o.Exec
 	deps.Logger = zap.New(consoleCore(logOut))
 	a, err := agent.New(cfg, deps)
@@ -93,6 +97,7 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	}
 	fmt.Fprintf(out, "━━ try %s (%s) · run %s · inputs %s · Port API emulator %s\n\n", o.Action, kind, created.ID, props, srv.URL())
 
+	stopCancel := cancelLater(ctx, out, emu, created, o.CancelAfter)
 	var tried agent.Tried
 	var runErr error
 	if polled {
@@ -100,6 +105,7 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	} else {
 		tried, runErr = a.Try(ctx, msg)
 	}
+	stopCancel()
 	masks := append(slices.Clone(tried.Masks), cfg.Security.Mask...)
 	mask := masker(masks)
 	if tried.Spec.Argv != nil {
@@ -222,7 +228,7 @@ func loadConfig(path string) (*config.Config, func(), error) {
 	}
 	// No Kafka: the run goes straight to the agent.
 	cfg.Kafka = config.Kafka{Topic: cfg.Port.OrgID + ".runs", StartOffset: "latest", GroupProtocol: "classic",
-		RevokeTimeout: cfg.Kafka.RevokeTimeout, MaxDecompressBatchBytes: cfg.Kafka.MaxDecompressBatchBytes}
+		SessionTimeout: cfg.Kafka.SessionTimeout, MaxDecompressBatchBytes: cfg.Kafka.MaxDecompressBatchBytes}
 	cfg.Metrics.Addr = "-"
 	if err := cfg.Validate(runmsg.CompileSelector, exec.LookPath); err != nil {
 		return nil, cleanup, fmt.Errorf("the config is not valid:\n%w", err)
@@ -244,47 +250,6 @@ func masker(masks []string) func(string) string {
 
 // consoleCore shows the agent's warnings and errors as readable lines.
 func consoleCore(w io.Writer) zapcore.Core {
-	return zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(w), zapcore.WarnLevel)
-}
-
-// newTryRun creates try's run in the emulator: a node run for a workflow node's command
-// (--properties as its payload), a run held for claims when polled, else an action run and
-// its signed message. kind and props describe it for the header line.
-func newTryRun(emu *emulator.Emulator, cfg *config.Config, o TryOptions, polled bool) (created emulator.RunState, msg []byte, kind string, props []byte, err error) {
-	kind = "CREATE"
-	if o.Entity != "" {
-		kind = "DAY-2 on " + o.Entity
-	}
-	props, _ = json.Marshal(o.Properties)
-	req := emulator.CreateRunRequest{Properties: o.Properties, Entity: o.Entity}
-	switch wn := cfg.Actions[o.Action].WorkflowNode; {
-	case wn != nil:
-		workflow, node := cmp.Or(wn.Workflow, "try-workflow"), cmp.Or(wn.Node, "try-node")
-		created, msg, err = emu.PrepareNodeRun(workflow, node, o.Properties)
-		return created, msg, "workflow " + workflow + ", node " + node, props, err
-	case polled:
-		created, err = emu.HoldRun(o.Action, req)
-		kind += ", held for claims (transport: polling)"
-	default:
-		created, msg, err = emu.PrepareRun(o.Action, req)
-	}
-	props, _ = json.Marshal(created.Properties)
-	return created, msg, kind, props, err
-}
-
-// pollOne runs the agent on transport: polling until Port has the run's termination, then
-// stops it as SIGTERM would.
-func pollOne(ctx context.Context, a *agent.Agent, emu *emulator.Emulator, runID string) error {
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(runCtx, ctx) }()
-	_, waitErr := emu.WaitRun(runCtx, runID, func(r emulator.RunState) bool { return r.Status != "IN_PROGRESS" })
-	stop()
-	if err := <-done; err != nil {
-		return err
-	}
-	if waitErr != nil {
-		return fmt.Errorf("the run was not closed in Port: %w", waitErr)
-	}
-	return nil
+	// Locked: the agent logs from several goroutines at once, and w need not be safe for that.
+	return zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.Lock(zapcore.AddSync(w)), zapcore.WarnLevel)
 }

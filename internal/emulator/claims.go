@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -34,7 +33,6 @@ func (e *Emulator) claimRoutes() {
 	e.handle("POST /v1/workflows/runs/claim-pending", true, e.reserved(e.handleClaimNodeRuns))
 	e.handle("PATCH /v1/workflows/runs/ack", true, e.reserved(e.handleAckNodeRun))
 	e.handle("PATCH /v1/organization", true, e.handlePatchOrganization)
-	e.handle("GET /v1/actions/runs", true, e.handleListRuns)
 }
 
 // reserved refuses a claim or acknowledgement without x-port-reserved-usage: true, the
@@ -263,33 +261,4 @@ func (e *Emulator) holdLocked(r *RunState, body []byte) {
 	r.Pending = true
 	r.claimBody = bytes.Clone(body)
 	e.insertLocked(r)
-}
-
-// maxListLimit is the largest limit GET /v1/actions/runs takes (Port's API reference).
-const maxListLimit = 1000
-
-// handleListRuns answers GET /v1/actions/runs, newest first: active=true keeps the runs
-// still in progress, limit (1-1000, default 1000) how many.
-func (e *Emulator) handleListRuns(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
-	q := r.URL.Query()
-	limit := maxListLimit
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxListLimit {
-			return 0, nil, errf(http.StatusUnprocessableEntity, "invalid_request", "querystring/limit must be between 1 and %d", maxListLimit)
-		}
-		limit = n
-	}
-	active := q.Get("active") == "true"
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	runs := []wireRun{}
-	for i := len(e.order) - 1; i >= 0 && len(runs) < limit; i-- {
-		run := e.runs[e.order[i]]
-		if run.NodeRun || active && terminal(run.Status) {
-			continue
-		}
-		runs = append(runs, toWire(run))
-	}
-	return http.StatusOK, map[string]any{"ok": true, "runs": runs}, nil
 }

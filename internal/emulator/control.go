@@ -128,3 +128,26 @@ func (e *Emulator) ExpireTokens() {
 		e.tokens[k] = t
 	}
 }
+
+// RegisterRun makes a run known (IN_PROGRESS) without producing a message, for
+// tests that put their own messages on the topic. An existing run is kept.
+func (e *Emulator) RegisterRun(id, action string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.runs[id]; ok {
+		return
+	}
+	e.insertLocked(&RunState{ID: id, Action: action, Blueprint: "microservice", Properties: map[string]any{}})
+}
+
+// RegisterNodeRun makes a workflow node run known (IN_PROGRESS, in a workflow run of its own)
+// without producing a message, for tests that put their own messages on the topic. An
+// existing run is kept.
+func (e *Emulator) RegisterNodeRun(id, workflow string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.runs[id]; ok {
+		return
+	}
+	e.insertNodeRunLocked(id, workflow, "")
+}

@@ -9,6 +9,7 @@ package emulator
 import (
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"maps"
@@ -56,6 +57,16 @@ type Options struct {
 	Synchronous []string
 	// KafkaCredentials, when set, is what GET /v1/kafka-credentials answers; else 404.
 	KafkaCredentials *KafkaCredentials
+	// Invocations names, per action, the invocation method of its runs' messages: KAFKA
+	// (the default), WEBHOOK or GITLAB (both with agent: true, as Port hands them to its
+	// agent). A Synchronous action's is WEBHOOK unless named here.
+	Invocations map[string]string
+	// ClientSideInputs names, per action, inputs encrypted client-side with the given RSA
+	// public key, as Port's browser does (encryption: {algorithm: client-side, key: PEM}).
+	ClientSideInputs map[string]map[string]*rsa.PublicKey
+	// LogsAfterTermination accepts log lines (without terminationStatus) on a terminated run.
+	// What Port answers them is not documented; by default, as for every other change, 409.
+	LogsAfterTermination bool
 	// Delivery is how created runs reach the agent: DeliveryKafka (default) produces their
 	// messages; DeliveryPolling holds them pending for the claim-pending routes. PATCH
 	// /v1/organization (settings.portAgentStreamerName) changes it, as in Port.
@@ -80,6 +91,8 @@ type Emulator struct {
 	requests []Request
 	tokens   map[string]token
 	entities map[string]*EntityState // by entityKey(blueprint, identifier)
+	// workflowRuns are the workflow runs node runs belong to (workflows.go).
+	workflowRuns map[string]*WorkflowRunState
 
 	delivery string // DeliveryKafka | DeliveryPolling
 
@@ -131,6 +144,7 @@ type RunState struct {
 	// once completed, like an action run's, so waiting works the same for both.
 	NodeRun              bool
 	Workflow, Node       string
+	WorkflowRunID        string // the workflow run the node run belongs to
 	Result               string
 	Output               map[string]any
 	CreatedAt, UpdatedAt time.Time
@@ -181,14 +195,15 @@ func New(opts Options) *Emulator {
 		opts.Delivery = DeliveryKafka
 	}
 	e := &Emulator{
-		delivery: opts.Delivery,
-		opts:     opts,
-		changed:  make(chan struct{}),
-		runs:     map[string]*RunState{},
-		tokens:   map[string]token{},
-		entities: map[string]*EntityState{},
-		budget:   opts.Budget,
-		window:   opts.BudgetWindow,
+		delivery:     opts.Delivery,
+		opts:         opts,
+		changed:      make(chan struct{}),
+		runs:         map[string]*RunState{},
+		tokens:       map[string]token{},
+		entities:     map[string]*EntityState{},
+		workflowRuns: map[string]*WorkflowRunState{},
+		budget:       opts.Budget,
+		window:       opts.BudgetWindow,
 	}
 	e.routes()
 	return e
@@ -204,17 +219,6 @@ func (e *Emulator) logf(format string, args ...any) {
 func (e *Emulator) notifyLocked() {
 	close(e.changed)
 	e.changed = make(chan struct{})
-}
-
-// RegisterRun makes a run known (IN_PROGRESS) without producing a message, for
-// tests that put their own messages on the topic. An existing run is kept.
-func (e *Emulator) RegisterRun(id, action string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if _, ok := e.runs[id]; ok {
-		return
-	}
-	e.insertLocked(&RunState{ID: id, Action: action, Blueprint: "microservice", Properties: map[string]any{}})
 }
 
 func (e *Emulator) insertLocked(r *RunState) {

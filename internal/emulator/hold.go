@@ -56,19 +56,24 @@ type claimedPayload struct {
 	Body         json.RawMessage `json:"body"`
 }
 
-// HoldNodeRun creates an IN_PROGRESS node run held for the agents' claims (delivery
-// "polling"). Its config is the execution agent's webhook node as port-agent's fixtures show
-// it (type, url, agent, method, headers) with the payload as the node's body; Port's claimed
-// node run names neither its workflow nor its node, so neither does this one.
-func (e *Emulator) HoldNodeRun(workflow, node string, payload any) (RunState, error) {
+// HoldNodeRun creates an IN_PROGRESS node run, in a workflow run of its own, held for the
+// agents' claims (delivery "polling"). Its config is the execution agent's webhook node as
+// port-agent's fixtures show it (type, url, agent, method, headers) with the payload as the
+// node's body; Port's claimed node run names neither its workflow nor its node, so neither
+// does this one.
+func (e *Emulator) HoldNodeRun(workflow, node string, in CreateNodeRunRequest) (RunState, error) {
 	if workflow == "" || node == "" {
 		return RunState{}, errf(http.StatusUnprocessableEntity, "invalid_request", "workflow and node identifiers are required")
 	}
+	if in.URL == "" {
+		in.URL = NodeURL(workflow, node)
+	}
+	payload := in.Payload
 	if payload == nil {
 		payload = map[string]any{}
 	}
 	config, err := encodeMessage(map[string]any{
-		"type": "WEBHOOK", "url": "https://" + workflow + ".invalid/" + node, "agent": true,
+		"type": "WEBHOOK", "url": in.URL, "agent": true,
 		"method": "POST", "headers": map[string]any{}, "body": payload,
 	})
 	if err != nil {
@@ -76,7 +81,9 @@ func (e *Emulator) HoldNodeRun(workflow, node string, payload any) (RunState, er
 	}
 	id := "wfnr_" + randomID(16)
 	e.mu.Lock()
-	e.holdLocked(&RunState{ID: id, NodeRun: true, Workflow: workflow, Node: node, Properties: map[string]any{}}, config)
+	e.insertNodeRunLocked(id, workflow, node)
+	r := e.runs[id]
+	r.Pending, r.claimBody = true, config
 	e.mu.Unlock()
 	run, _ := e.Run(id)
 	return run, nil

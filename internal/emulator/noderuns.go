@@ -1,24 +1,23 @@
 package emulator
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"net/http"
 	"slices"
 	"time"
-
-	"github.com/port-runner/port-runner/internal/runmsg"
 )
 
-// Routes beyond action runs: workflow node runs, synchronous responses, Kafka credentials.
-// POST /v1/workflows/{workflow}/nodes/{node}/runs is the emulator's own: it stands in for
-// a workflow reaching its Kafka node, which in Port no API call does directly.
+// Routes beyond action runs: workflow node and workflow runs, the list of action runs,
+// synchronous responses, Kafka credentials. POST /v1/workflows/{workflow}/nodes/{node}/runs
+// is the emulator's own: it stands in for a workflow reaching an agent's webhook node, which
+// in Port no API call does directly (workflows.go).
 func (e *Emulator) nodeRunRoutes() {
 	e.handle("GET /v1/workflows/nodes/runs/{id}", true, e.handleGetNodeRun)
 	e.handle("PATCH /v1/workflows/nodes/runs/{id}", true, e.handlePatchNodeRun)
 	e.handle("POST /v1/workflows/nodes/runs/{id}/logs", true, e.handleNodeRunLogs)
 	e.handle("POST /v1/workflows/{workflow}/nodes/{node}/runs", true, e.handleCreateNodeRun)
+	e.handle("GET /v1/workflows/runs/{id}", true, e.handleGetWorkflowRun)
+	e.handle("POST /v1/workflows/runs/{id}/cancel", true, e.handleCancelWorkflowRun)
+	e.handle("GET /v1/actions/runs", true, e.handleListRuns)
 	e.handle("PATCH /v1/actions/runs/{id}/response", true, e.handleRunResponse)
 	e.handle("GET /v1/kafka-credentials", true, e.handleKafkaCredentials)
 }
@@ -30,101 +29,15 @@ const (
 	resultCanceled = "CANCELLED"
 )
 
-// CreateNodeRunRequest is the body of the emulator's POST /v1/workflows/{w}/nodes/{n}/runs:
-// the payload the workflow's Kafka node is configured to publish (an object or an array).
-type CreateNodeRunRequest struct {
-	Payload any `json:"payload"`
-}
-
-// The message a Kafka node publishes: the configured payload wrapped with the node run's
-// context, signed like an action run's message. Port's docs say only "the payload you
-// configured, wrapped with additional metadata about the workflow run"; this layout keeps
-// the action runs' .context.runId, which Port's own agent reads for wfnr_ ids too.
-type nodeMessage struct {
-	Context nodeContext    `json:"context"`
-	Payload any            `json:"payload"`
-	Headers map[string]any `json:"headers"`
-}
-
-type nodeContext struct {
-	RunID         string  `json:"runId"`
-	WorkflowRunID string  `json:"workflowRunId"`
-	Workflow      wireRef `json:"workflow"`
-	Node          wireRef `json:"node"`
-}
-
-// CreateNodeRun creates an IN_PROGRESS workflow node run and produces its signed message.
-func (e *Emulator) CreateNodeRun(ctx context.Context, workflow, node string, payload any) (RunState, error) {
-	if e.Delivery() == DeliveryPolling {
-		return e.HoldNodeRun(workflow, node, payload)
-	}
-	if e.opts.Produce == nil {
-		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error", Message: errNoProducer.Error(), Err: errNoProducer}
-	}
-	run, value, err := e.PrepareNodeRun(workflow, node, payload)
-	if err != nil {
-		return RunState{}, err
-	}
-	if err := e.opts.Produce(ctx, e.opts.Topic, []byte(run.ID), value); err != nil {
-		e.removeRun(run.ID)
-		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error",
-			Message: "could not publish the node run to Kafka: " + err.Error(), Err: err}
-	}
-	run, _ = e.Run(run.ID)
-	return run, nil
-}
-
-// PrepareNodeRun is CreateNodeRun without producing: it returns the signed message.
-func (e *Emulator) PrepareNodeRun(workflow, node string, payload any) (RunState, []byte, error) {
-	if workflow == "" || node == "" {
-		return RunState{}, nil, errf(http.StatusUnprocessableEntity, "invalid_request", "workflow and node identifiers are required")
-	}
-	if payload == nil {
-		payload = map[string]any{}
-	}
-	now := e.opts.Now()
-	id := "wfnr_" + randomID(16)
-	m := nodeMessage{
-		Context: nodeContext{RunID: id, WorkflowRunID: "wfr_" + randomID(16),
-			Workflow: wireRef{workflow, workflow}, Node: wireRef{node, node}},
-		Payload: payload,
-		Headers: map[string]any{},
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil {
-		return RunState{}, nil, errf(http.StatusUnprocessableEntity, "invalid_request", "payload: %v", err)
-	}
-	value, err := runmsg.Sign(e.opts.ClientSecret, now.Unix(), bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
-	if err != nil {
-		return RunState{}, nil, &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: err.Error(), Err: err}
-	}
-	e.mu.Lock()
-	e.insertLocked(&RunState{ID: id, NodeRun: true, Workflow: workflow, Node: node, Properties: map[string]any{}})
-	e.mu.Unlock()
-	run, _ := e.Run(id)
-	return run, value, nil
-}
-
 func (e *Emulator) removeRun(id string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if r, ok := e.runs[id]; ok && r.WorkflowRunID != "" {
+		delete(e.workflowRuns, r.WorkflowRunID)
+	}
 	delete(e.runs, id)
 	e.order = slices.DeleteFunc(e.order, func(s string) bool { return s == id })
 	e.notifyLocked()
-}
-
-func (e *Emulator) handleCreateNodeRun(r *http.Request, body []byte, _ time.Time) (int, any, error) {
-	var in CreateNodeRunRequest
-	if err := decode(body, &in, true); err != nil {
-		return 0, nil, err
-	}
-	run, err := e.CreateNodeRun(r.Context(), r.PathValue("workflow"), r.PathValue("node"), in.Payload)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusCreated, map[string]any{"ok": true, "nodeRun": toWireNode(&run)}, nil
 }
 
 // nodeRunLocked finds a workflow node run; an action run's id is not one.
@@ -189,25 +102,29 @@ func (e *Emulator) handlePatchNodeRun(r *http.Request, body []byte, now time.Tim
 		run.Output = *in.Output
 	}
 	if completing {
-		run.Result = *in.Result
-		status := statusFailure
-		if run.Result == resultSuccess {
-			status = statusSuccess
-		}
-		e.terminateLocked(run, status, now)
+		e.completeNodeLocked(run, *in.Result, now)
 	}
 	run.UpdatedAt = now
 	e.notifyLocked()
 	return http.StatusOK, map[string]any{"ok": true, "nodeRun": toWireNode(run)}, nil
 }
 
+// nodeLogIn is one log entry: {"level","message"} (the logs route, and Port's agents
+// today), or in a PATCH also the older {"logLevel","log","tags"} its schema still takes.
 type nodeLogIn struct {
-	Level   string `json:"level"`
-	Message string `json:"message"`
+	Level    string         `json:"level"`
+	Message  string         `json:"message"`
+	LogLevel string         `json:"logLevel"`
+	Log      string         `json:"log"`
+	Tags     map[string]any `json:"tags"`
 }
 
 func checkNodeLogs(logs []nodeLogIn) error {
-	for i, l := range logs {
+	for i := range logs {
+		l := &logs[i]
+		if l.Level == "" && l.Message == "" {
+			l.Level, l.Message = l.LogLevel, l.Log
+		}
 		if !oneOf(l.Level, "DEBUG", "INFO", "WARN", "ERROR") {
 			return errf(http.StatusUnprocessableEntity, "invalid_request", "logs[%d].level must be DEBUG, INFO, WARN or ERROR, got %q", i, l.Level)
 		}
@@ -237,7 +154,10 @@ func (e *Emulator) handleNodeRunLogs(r *http.Request, body []byte, now time.Time
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	run, err := e.openNodeRunLocked(r.PathValue("id"), false)
+	run, err := e.nodeRunLocked(r.PathValue("id"))
+	if err == nil && terminal(run.Status) && !e.opts.LogsAfterTermination {
+		err = e.rejectLocked(run, false)
+	}
 	if err != nil {
 		return 0, nil, err
 	}

@@ -26,7 +26,7 @@ func TestNodeRunLifecycle(t *testing.T) {
 	}
 	d, _ := runmsg.NewDecoder(runmsg.Options{Secret: testSecret, VerifySignature: true})
 	run, err := d.Decode(msgs[0].value)
-	if err != nil || run.ID != id || run.Workflow != "ci" || run.Node != "build" {
+	if err != nil || run.ID != id || run.NodeURL != NodeURL("ci", "build") || run.Context["properties"].(map[string]any)["image"] != "api" {
 		t.Fatalf("decoded %+v, %v", run, err)
 	}
 

@@ -94,7 +94,7 @@ func (e *Emulator) handlePostLogs(r *http.Request, body []byte, now time.Time) (
 		e.refuseClosings = e.refuseClosings[1:]
 		return 0, nil, errf(code, "invalid_request", "injected refusal of a closing request (emulator RefuseClosings)")
 	}
-	run, err := e.openRunLocked(r.PathValue("id"), in.TerminationStatus != nil)
+	run, err := e.logTargetLocked(r.PathValue("id"), in.TerminationStatus != nil)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -154,6 +154,15 @@ func (e *Emulator) openRunLocked(id string, terminating bool) (*RunState, error)
 		return nil, e.rejectLocked(run, terminating)
 	}
 	return run, nil
+}
+
+// logTargetLocked is the run a log goes to: an open one, or with LogsAfterTermination a
+// terminated one too, for lines without a termination.
+func (e *Emulator) logTargetLocked(id string, terminating bool) (*RunState, error) {
+	if e.opts.LogsAfterTermination && !terminating {
+		return e.lookupLocked(id)
+	}
+	return e.openRunLocked(id, terminating)
 }
 
 func (e *Emulator) rejectLocked(run *RunState, termination bool) error {

@@ -1,14 +1,12 @@
 package emulator
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/port-runner/port-runner/internal/runmsg"
 )
@@ -34,17 +32,24 @@ func (e *Emulator) CreateRun(ctx context.Context, action string, req CreateRunRe
 	if e.Delivery() == DeliveryPolling {
 		return e.HoldRun(action, req)
 	}
+	return e.publish(ctx, "run", func() (RunState, []byte, error) { return e.PrepareRun(action, req) })
+}
+
+// publish creates a run with prepare and produces its message, keyed by run id, to the runs
+// topic; if producing fails the run is removed again and the error answers 503. what names
+// the run in that error.
+func (e *Emulator) publish(ctx context.Context, what string, prepare func() (RunState, []byte, error)) (RunState, error) {
 	if e.opts.Produce == nil {
 		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error", Message: errNoProducer.Error(), Err: errNoProducer}
 	}
-	run, value, err := e.PrepareRun(action, req)
+	run, value, err := prepare()
 	if err != nil {
 		return RunState{}, err
 	}
 	if err := e.opts.Produce(ctx, e.opts.Topic, []byte(run.ID), value); err != nil {
 		e.removeRun(run.ID)
 		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error",
-			Message: "could not publish the run to Kafka: " + err.Error(), Err: err}
+			Message: "could not publish the " + what + " to Kafka: " + err.Error(), Err: err}
 	}
 	run, _ = e.Run(run.ID)
 	return run, nil
@@ -148,6 +153,10 @@ type msgAction struct {
 
 type msgInvocation struct {
 	Type         string `json:"type"`
+	Agent        bool   `json:"agent,omitempty"`
+	URL          string `json:"url,omitempty"`
+	GroupName    string `json:"groupName,omitempty"`
+	ProjectName  string `json:"projectName,omitempty"`
 	Synchronized bool   `json:"synchronized,omitempty"`
 }
 
@@ -157,27 +166,28 @@ type msgUserInputs struct {
 
 type msgInput struct {
 	Type       string `json:"type"`
-	Encryption string `json:"encryption,omitempty"`
+	Encryption any    `json:"encryption,omitempty"` // "aes256-gcm", or {"algorithm": "client-side", "key": PEM}
 }
 
 // encryptSecretsLocked encrypts the action's secret inputs in the message as Port does
 // (it never stores or logs their values) and marks them in the action's userInputs.
 func (e *Emulator) encryptSecretsLocked(m *runMessage, action string) error {
 	names := e.opts.SecretInputs[action]
-	if len(names) == 0 {
+	clientSide := e.opts.ClientSideInputs[action]
+	if len(names) == 0 && len(clientSide) == 0 {
 		return nil
 	}
 	props := maps.Clone(m.Payload.Properties)
 	ui := &msgUserInputs{Properties: map[string]msgInput{}}
-	for _, n := range names {
+	encrypt := func(n string, encryption any, seal func([]byte) (string, error)) error {
 		v, ok := props[n]
 		typ := "string"
 		if _, isString := v.(string); !isString && ok {
 			typ = "object"
 		}
-		ui.Properties[n] = msgInput{Type: typ, Encryption: runmsg.SecretAlgorithm}
+		ui.Properties[n] = msgInput{Type: typ, Encryption: encryption}
 		if !ok {
-			continue
+			return nil
 		}
 		plain, isString := v.(string)
 		if !isString {
@@ -187,77 +197,30 @@ func (e *Emulator) encryptSecretsLocked(m *runMessage, action string) error {
 			}
 			plain = string(b)
 		}
-		enc, err := runmsg.EncryptSecret(e.opts.ClientSecret, []byte(plain))
+		enc, err := seal([]byte(plain))
 		if err != nil {
 			return fmt.Errorf("emulator: encrypt secret input %s: %w", n, err)
 		}
 		props[n] = enc
+		return nil
+	}
+	for _, n := range names {
+		if err := encrypt(n, runmsg.SecretAlgorithm, func(p []byte) (string, error) { return runmsg.EncryptSecret(e.opts.ClientSecret, p) }); err != nil {
+			return err
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(clientSide)) {
+		pub := clientSide[n]
+		pem, err := runmsg.PublicKeyPEM(pub)
+		if err != nil {
+			return fmt.Errorf("emulator: client-side input %s: %w", n, err)
+		}
+		enc := map[string]string{"algorithm": runmsg.ClientSideAlgorithm, "key": pem}
+		if err := encrypt(n, enc, func(p []byte) (string, error) { return runmsg.EncryptClientSide(pub, p) }); err != nil {
+			return err
+		}
 	}
 	m.Payload.Properties = props
 	m.Payload.Action.UserInputs = ui
 	return nil
-}
-
-func (e *Emulator) buildMessage(id, action, blueprint, entity string, props map[string]any, now time.Time) ([]byte, error) {
-	m, err := e.newMessage(id, action, blueprint, entity, props, now)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := encodeMessage(m)
-	if err != nil {
-		return nil, err
-	}
-	signed, err := runmsg.Sign(e.opts.ClientSecret, now.Unix(), raw)
-	if err != nil {
-		return nil, fmt.Errorf("emulator: sign run message: %w", err)
-	}
-	return signed, nil
-}
-
-// newMessage is the run message of a new run, as Port writes it to the runs topic.
-func (e *Emulator) newMessage(id, action, blueprint, entity string, props map[string]any, now time.Time) (runMessage, error) {
-	m := runMessage{
-		Action:       action,
-		ResourceType: "run",
-		Status:       "TRIGGERED",
-		Trigger: msgTrigger{
-			By:     msgBy{OrgID: e.opts.OrgID, UserID: e.opts.ClientID},
-			Origin: "API",
-			At:     fmtTime(now),
-		},
-		Context: msgContext{Blueprint: blueprint, RunID: id},
-		Payload: msgPayload{
-			Action: msgAction{
-				Identifier: action, Title: action,
-				InvocationMethod: msgInvocation{Type: "KAFKA"},
-				Trigger:          "CREATE",
-				Blueprint:        blueprint,
-			},
-			Properties: props,
-		},
-		Headers: map[string]any{},
-	}
-	if err := e.encryptSecretsLocked(&m, action); err != nil {
-		return runMessage{}, err
-	}
-	m.Payload.Action.InvocationMethod.Synchronized = slices.Contains(e.opts.Synchronous, action)
-	if entity != "" {
-		m.Context.Entity = &entity
-		m.Payload.Entity = &msgEntity{Identifier: entity, Title: entity, Blueprint: blueprint,
-			Properties: map[string]any{}, Relations: map[string]any{}}
-		m.Payload.Action.Trigger = "DAY-2"
-	}
-	return m, nil
-}
-
-// encodeMessage is a message's JSON as Port's JSON.stringify writes it.
-func encodeMessage(v any) ([]byte, error) {
-	// JSON.stringify does not escape <, > and &: neither do we.
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("emulator: encode run message: %w", err)
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

@@ -94,7 +94,7 @@ func TestAckWhoseAnswerWasLost(t *testing.T) {
 func TestClaimAndAcknowledgeNodeRuns(t *testing.T) {
 	e, c := emulated(t, emulator.Options{Delivery: emulator.DeliveryPolling})
 	ctx := context.Background()
-	nr, err := e.CreateNodeRun(ctx, "release", "build", map[string]any{"v": 1})
+	nr, err := e.CreateNodeRun(ctx, "release", "build", emulator.CreateNodeRunRequest{Payload: map[string]any{"v": 1}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,3 +98,12 @@ func IsRunClosed(err error) bool {
 	c, ok := classOf(err)
 	return ok && c == ClassRunClosed
 }
+
+// MaybeRunEnded reports a refusal of a change to a run (a log, a PATCH) that may mean Port
+// has ended the run: 409, the project's reading, or any other answer retrying cannot change
+// but 413 (the body, not the run). What Port answers a change to an ended run is not
+// documented, so a caller asks Port for the run before acting on it.
+func MaybeRunEnded(err error) bool {
+	var ae *APIError
+	return Permanent(err) && errors.As(err, &ae) && ae.StatusCode != http.StatusRequestEntityTooLarge
+}

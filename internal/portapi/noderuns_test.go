@@ -29,7 +29,7 @@ func emulated(t *testing.T, opts emulator.Options) (*emulator.Emulator, *portapi
 // and GetRun reads a completed node run as terminated.
 func TestNodeRunsCloseOnce(t *testing.T) {
 	e, c := emulated(t, emulator.Options{})
-	nr, err := e.CreateNodeRun(context.Background(), "w", "n", nil)
+	nr, err := e.CreateNodeRun(context.Background(), "w", "n", emulator.CreateNodeRunRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

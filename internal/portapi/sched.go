@@ -15,10 +15,18 @@ import (
 type Priority int
 
 const (
+	// PriorityCheck: asking Port whether long runs are still open (runStatusInterval): the
+	// least urgent of all, it only ever stops a command a little sooner.
+	PriorityCheck Priority = iota
+	// PriorityWatch: looking up, again and again, runs another replica holds under a lease
+	// (README "Delivery"): nothing waits on them but a partition's commit.
+	PriorityWatch
 	// PriorityProxy: requests a run's command makes through the agent (portproxy).
-	PriorityProxy Priority = iota
-	// PriorityClaim: asking Port for pending runs (transport: polling): the agent's own
-	// least urgent request, which only ever delays the start of a run nobody holds yet.
+	PriorityProxy
+	// PriorityClaim: asking Port for pending runs and listing the runs in progress for
+	// ended leases (transport: polling): above the commands' own requests, below the log
+	// batches and closings of runs already running; it only ever delays the start of a run
+	// nobody holds yet.
 	PriorityClaim
 	// PriorityLog: log batches, PATCHes of a run, lookups of runs.
 	PriorityLog
@@ -29,6 +37,10 @@ const (
 
 func (p Priority) String() string {
 	switch p {
+	case PriorityCheck:
+		return "check"
+	case PriorityWatch:
+		return "watch"
 	case PriorityProxy:
 		return "proxy"
 	case PriorityClaim:
@@ -171,6 +183,8 @@ func (s *scheduler) done(hdr http.Header, code int) {
 // command's own requests cannot hold up the closings.
 func (s *scheduler) inFlightLimit(p Priority) int {
 	switch p {
+	case PriorityCheck, PriorityWatch:
+		return max(1, s.maxInFlight/4)
 	case PriorityProxy, PriorityClaim:
 		return max(1, s.maxInFlight/2)
 	case PriorityLog:

@@ -56,10 +56,7 @@ func TestSchedulerCancelUnblocksWaiters(t *testing.T) {
 	a := waitAsync(s, ctxA, PriorityLog, "r_a")
 	b := waitAsync(s, ctxB, PriorityProxy, "r_b")
 	h := waitAsync(s, ctxH, PriorityClose, "r_h")
-	eventually(t, "all three queued", func() bool {
-		q := s.queued()
-		return q[PriorityLog] == 1 && q[PriorityProxy] == 1 && q[PriorityClose] == 1 && q[PriorityClaim] == 0
-	})
+	eventually(t, "all three queued", func() bool { q := s.queued(); return q == [numPriorities]int{0, 0, 1, 0, 1, 1} })
 	cancelB()
 	expectErr(t, b, context.Canceled)
 	cancelA()
@@ -157,8 +154,9 @@ func grantOrder(t *testing.T, s *scheduler, ws []struct {
 	return order
 }
 
-// Closings go before log batches and PATCHes, those before a command's own requests; inside
-// a class runs take turns, so a chatty run cannot starve the others.
+// Closings go before log batches and PATCHes, those before claims for new runs, those before
+// a command's own requests, and those before the lookups of leased runs; inside a class runs
+// take turns, so a chatty run cannot starve the others.
 func TestSchedulerPriorityAndTurns(t *testing.T) {
 	s := newScheduler(0, 0, nil)
 	type w = struct {
@@ -166,14 +164,16 @@ func TestSchedulerPriorityAndTurns(t *testing.T) {
 		key string
 	}
 	got := grantOrder(t, s, []w{
+		{PriorityWatch, "r_leased"},
 		{PriorityProxy, "r_a"},
+		{PriorityClaim, "claim"},
 		{PriorityLog, "r_chatty"}, {PriorityLog, "r_chatty"}, {PriorityLog, "r_chatty"},
 		{PriorityLog, "r_quiet"},
 		{PriorityClose, "r_b"},
 		{PriorityLog, "r_other"},
 		{PriorityClose, "r_c"},
 	})
-	want := []string{"close/r_b", "close/r_c", "log/r_chatty", "log/r_quiet", "log/r_other", "log/r_chatty", "log/r_chatty", "proxy/r_a"}
+	want := []string{"close/r_b", "close/r_c", "log/r_chatty", "log/r_quiet", "log/r_other", "log/r_chatty", "log/r_chatty", "claim/claim", "proxy/r_a", "watch/r_leased"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("grants %v\nwant   %v", got, want)
 	}
@@ -340,7 +340,7 @@ func FuzzBudgetHeaders(f *testing.F) {
 		if s.budget.remaining < 0 || s.budget.limit < 0 {
 			t.Fatalf("budget %+v", s.budget)
 		}
-		for p := PriorityProxy; p < numPriorities; p++ {
+		for p := PriorityCheck; p < numPriorities; p++ {
 			if d := s.delayLocked(now, p); d > maxHold+time.Second {
 				t.Fatalf("%s waits %v after headers %v", p, d, h)
 			}

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/port-runner/port-runner/internal/config"
+	"github.com/port-runner/port-runner/internal/emulator"
 )
 
 // TestNeverList: with an allow list that covers every route, a command still cannot end
@@ -12,7 +13,7 @@ import (
 func TestNeverList(t *testing.T) {
 	f := newFixture(t)
 	f.emu.RegisterRun("r_1", "act")
-	node, _, err := f.emu.PrepareNodeRun("release", "build", nil)
+	node, _, err := f.emu.PrepareNodeRun("release", "build", emulator.CreateNodeRunRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -106,16 +106,15 @@ func (p *jsonParser) literal(word string) error {
 
 func (p *jsonParser) object(depth int) (any, error) {
 	p.i++ // {
-	o := &object{}
 	p.skipSpace()
 	if p.i < len(p.raw) && p.raw[p.i] == '}' {
 		p.i++
-		o.vals = map[string]any{}
-		return o, nil
+		return newObject(), nil
 	}
+	var jsKeys map[string][]byte
 	base := len(p.members)
 	defer func() { p.members = p.members[:base] }()
-	for {
+	for more := true; more; {
 		p.skipSpace()
 		if p.i >= len(p.raw) || p.raw[p.i] != '"' {
 			return nil, p.syntaxError(p.i, "looking for beginning of object key string")
@@ -129,10 +128,10 @@ func (p *jsonParser) object(depth int) (any, error) {
 		case string:
 			k = kv
 		case jsString:
-			if o.jsKeys == nil {
-				o.jsKeys = map[string][]byte{}
+			if jsKeys == nil {
+				jsKeys = map[string][]byte{}
 			}
-			o.jsKeys[kv.s] = kv.js
+			jsKeys[kv.s] = kv.js
 			k = kv.s
 		}
 		p.skipSpace()
@@ -145,25 +144,16 @@ func (p *jsonParser) object(depth int) (any, error) {
 			return nil, err
 		}
 		p.members = append(p.members, member{k, v})
-		p.skipSpace()
-		if p.i < len(p.raw) {
-			switch p.raw[p.i] {
-			case ',':
-				p.i++
-				continue
-			case '}':
-				p.i++
-				ms := p.members[base:]
-				o.keys = make([]string, 0, len(ms))
-				o.vals = make(map[string]any, len(ms))
-				for _, m := range ms {
-					o.set(m.key, m.val)
-				}
-				return o, nil
-			}
+		if more, err = p.next('}', "after object key:value pair"); err != nil {
+			return nil, err
 		}
-		return nil, p.syntaxError(p.i, "after object key:value pair")
 	}
+	ms := p.members[base:]
+	o := &object{keys: make([]string, 0, len(ms)), vals: make(map[string]any, len(ms)), jsKeys: jsKeys}
+	for _, m := range ms {
+		o.set(m.key, m.val)
+	}
+	return o, nil
 }
 
 func (p *jsonParser) array(depth int) (any, error) {
@@ -175,25 +165,34 @@ func (p *jsonParser) array(depth int) (any, error) {
 	}
 	base := len(p.elems)
 	defer func() { p.elems = p.elems[:base] }()
-	for {
+	for more := true; more; {
 		v, err := p.value(depth + 1)
 		if err != nil {
 			return nil, err
 		}
 		p.elems = append(p.elems, v)
-		p.skipSpace()
-		if p.i < len(p.raw) {
-			switch p.raw[p.i] {
-			case ',':
-				p.i++
-				continue
-			case ']':
-				p.i++
-				return append([]any(nil), p.elems[base:]...), nil
-			}
+		if more, err = p.next(']', "after array element"); err != nil {
+			return nil, err
 		}
-		return nil, p.syntaxError(p.i, "after array element")
 	}
+	return append([]any(nil), p.elems[base:]...), nil
+}
+
+// next reads what follows an object's member or an array's element: more after a comma,
+// not after the closing byte, and an error (context says where) on anything else.
+func (p *jsonParser) next(closing byte, context string) (more bool, err error) {
+	p.skipSpace()
+	if p.i < len(p.raw) {
+		switch p.raw[p.i] {
+		case ',':
+			p.i++
+			return true, nil
+		case closing:
+			p.i++
+			return false, nil
+		}
+	}
+	return false, p.syntaxError(p.i, context)
 }
 
 // number returns the literal as written (JSON's grammar, as encoding/json checks it).

@@ -12,10 +12,11 @@ import (
 type Run struct {
 	ID     string
 	Action string // "" for a workflow node run whose message names none
-	// Workflow and Node identify a workflow node run's workflow and node ("" when the
-	// message does not say); the agent picks the command by them.
-	Workflow, Node string
-	Context        map[string]any // the run context: runId, action, blueprint, entity, properties, trigger, message
+	// Workflow and Node identify a workflow node run's workflow and node, from fields no
+	// Port source shows yet ("" when the message does not say); NodeURL is the node's
+	// invocation URL, which Port's own agent reads. The agent picks the command by them.
+	Workflow, Node, NodeURL string
+	Context                 map[string]any // the run context: runId, action, blueprint, entity, properties, trigger, message
 	// SignedAt is when Port signed the message; zero when signatures are not verified
 	// (an unverified timestamp proves nothing).
 	SignedAt time.Time
@@ -39,6 +40,7 @@ type SkipReason string
 const (
 	ReasonInvalid      SkipReason = "invalid"       // not JSON, not an object, too big, no run id, no action
 	ReasonBadSignature SkipReason = "bad_signature" // unsigned, malformed or wrong signature, when verification is on
+	ReasonIgnored      SkipReason = "ignored"       // not a run: a change-log event
 )
 
 // SkipError is the only error Decode returns: the message must not run.

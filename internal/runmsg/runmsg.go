@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/itchyny/gojq"
@@ -114,7 +113,25 @@ func compile(expr string) (*gojq.Code, error) {
 }
 
 // Decode returns the run a message asks for; every error is a *SkipError.
-func (d *Decoder) Decode(raw []byte) (run Run, err error) {
+func (d *Decoder) Decode(raw []byte) (Run, error) { return d.decode(raw, d.verify) }
+
+// DecodeClaimed returns the run of one run (node: one node run) of Port's claim-pending
+// answer, read as port-agent reads it (FromClaimedRun, FromClaimedNodeRun). Claimed runs
+// carry no signature: the authenticated HTTPS answer is what vouches for them, so none is
+// checked. Every error is a *SkipError.
+func (d *Decoder) DecodeClaimed(raw []byte, node bool) (Run, error) {
+	from := FromClaimedRun
+	if node {
+		from = FromClaimedNodeRun
+	}
+	msg, err := from(raw)
+	if err != nil {
+		return Run{}, skip(ReasonInvalid, err)
+	}
+	return d.decode(msg, false)
+}
+
+func (d *Decoder) decode(raw []byte, verify bool) (run Run, err error) {
 	// A poison message must never crash the agent: a crash would be retried
 	// on restart and block the partition for good.
 	defer func() {
@@ -125,7 +142,7 @@ func (d *Decoder) Decode(raw []byte) (run Run, err error) {
 	if len(raw) > d.maxBytes {
 		return Run{}, skip(ReasonInvalid, fmt.Errorf("message is %d bytes, over the %d-byte limit", len(raw), d.maxBytes))
 	}
-	message, doc, signed, err := d.document(raw)
+	message, doc, signed, err := d.document(raw, verify)
 	if err != nil {
 		return Run{}, err
 	}
@@ -161,8 +178,7 @@ func (d *Decoder) Decode(raw []byte) (run Run, err error) {
 		SignedAt: signed,
 	}
 	if node {
-		out.Workflow = identifier(Lookup(doc, "context", "workflow"))
-		out.Node = identifier(Lookup(doc, "context", "node"))
+		out.Workflow, out.Node, out.NodeURL = nodeOf(doc)
 		out.Context["workflow"] = out.Workflow
 		out.Context["node"] = out.Node
 	}
@@ -194,8 +210,7 @@ func (d *Decoder) inputsOf(ctx context.Context, doc any, node bool) (props, enti
 		return nil, nil, skip(ReasonInvalid, fmt.Errorf("properties: %w", err))
 	}
 	if props == nil && node {
-		// A Kafka node's message carries the payload its workflow configured, not inputs.
-		props = Lookup(doc, "payload")
+		props = nodeInputs(doc)
 	}
 	if props == nil {
 		props = map[string]any{}
@@ -207,28 +222,10 @@ func (d *Decoder) inputsOf(ctx context.Context, doc any, node bool) (props, enti
 	return props, entity, nil
 }
 
-// blueprintOf is the run's blueprint: the context's, else the action's (nil: none).
-func blueprintOf(doc any) any {
-	if s, ok := Lookup(doc, "context", "blueprint").(string); ok && s != "" {
-		return s
-	}
-	if s, ok := Lookup(doc, "payload", "action", "blueprint").(string); ok && s != "" {
-		return s
-	}
-	return nil
-}
-
-func triggerOf(doc any) any {
-	if m, ok := doc.(map[string]any); ok {
-		return m["trigger"]
-	}
-	return nil
-}
-
 // document parses a message and returns it as the command sees it (no signature) and the
 // document the selectors read: the run itself, unwrapped from the seed's DAY-2 envelope. A
 // v2 custom payload may be an array; it cannot carry headers, so it is unsigned.
-func (d *Decoder) document(raw []byte) (message, doc any, signed time.Time, err error) {
+func (d *Decoder) document(raw []byte, verify bool) (message, doc any, signed time.Time, err error) {
 	v, err := parseOrdered(raw)
 	if err != nil {
 		return nil, nil, signed, skip(ReasonInvalid, fmt.Errorf("not JSON: %w", err))
@@ -237,7 +234,12 @@ func (d *Decoder) document(raw []byte) (message, doc any, signed time.Time, err 
 	if _, isArray := v.([]any); !isObject && !isArray {
 		return nil, nil, signed, skip(ReasonInvalid, fmt.Errorf("message is %s, not an object or array", kindOf(v)))
 	}
-	if d.verify {
+	if isObject {
+		if err := forAnAgent(root); err != nil {
+			return nil, nil, signed, skip(ReasonIgnored, err)
+		}
+	}
+	if verify {
 		if !isObject {
 			return nil, nil, signed, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w: an array payload has no headers", ErrUnsigned))
 		}
@@ -269,12 +271,6 @@ func (d *Decoder) document(raw []byte) (message, doc any, signed time.Time, err 
 	}
 	return msg, body, signed, nil
 }
-
-// WorkflowNodeRunPrefix starts the run ids of Port Workflows' node runs.
-const WorkflowNodeRunPrefix = "wfnr_"
-
-// IsWorkflowNodeRun reports whether a run id is a workflow node run's.
-func IsWorkflowNodeRun(runID string) bool { return strings.HasPrefix(runID, WorkflowNodeRunPrefix) }
 
 // stripSignature is the message the command sees: the signature is transport,
 // not content, and the command has no use for it.

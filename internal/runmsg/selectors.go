@@ -56,14 +56,18 @@ func first(ctx context.Context, code *gojq.Code, input any) (any, error) {
 	return v, nil
 }
 
-// Lookup follows path through nested objects; nil when any step is not an object or key.
+// Lookup follows path through nested objects, of a decoded message (map[string]any) or a
+// parsed one (*object); nil when any step is not an object or key.
 func Lookup(v any, path ...string) any {
 	for _, k := range path {
-		m, ok := v.(map[string]any)
-		if !ok {
+		switch o := v.(type) {
+		case map[string]any:
+			v = o[k]
+		case *object:
+			v = o.vals[k]
+		default:
 			return nil
 		}
-		v = m[k]
 	}
 	return v
 }
@@ -73,4 +77,22 @@ func describe(v any) string {
 		return "an empty string"
 	}
 	return kindOf(v)
+}
+
+// blueprintOf is the run's blueprint: the context's, else the action's (nil: none).
+func blueprintOf(doc any) any {
+	if s, ok := Lookup(doc, "context", "blueprint").(string); ok && s != "" {
+		return s
+	}
+	if s, ok := Lookup(doc, "payload", "action", "blueprint").(string); ok && s != "" {
+		return s
+	}
+	return nil
+}
+
+func triggerOf(doc any) any {
+	if m, ok := doc.(map[string]any); ok {
+		return m["trigger"]
+	}
+	return nil
 }

@@ -164,9 +164,28 @@ func parseSignature(sig string) ([][]byte, error) {
 }
 
 // signedBody is the message as Port signed it: the headers object h (the
-// root's "headers") without the two signature keys, everything else as is.
+// root's "headers") without the two signature keys, everything else as is; for a GitLab
+// invocation, the message without its "headers" object at all (Port's own agent,
+// port-agent's validate_incoming_signature, checks it so).
 func signedBody(root, h *object) []byte {
+	if InvocationType(root) == InvocationGitLab {
+		return appendJS(nil, root.without("headers"))
+	}
 	return appendJS(nil, root.with("headers", h.without(HeaderSignature, HeaderTimestamp)))
+}
+
+// Invocation methods (payload.action.invocationMethod.type) whose runs Port hands to an agent.
+const (
+	InvocationKafka   = "KAFKA"
+	InvocationWebhook = "WEBHOOK"
+	InvocationGitLab  = "GITLAB"
+)
+
+// InvocationType is the message's payload.action.invocationMethod.type, where Port's own
+// agent reads it ("" when absent). It takes the parsed message (*object) or a decoded one.
+func InvocationType(msg any) string {
+	s, _ := Lookup(msg, "payload", "action", "invocationMethod", "type").(string)
+	return s
 }
 
 func computeMAC(secret, ts string, body []byte) []byte {

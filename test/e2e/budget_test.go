@@ -34,17 +34,17 @@ func budgetEnv(t testing.TB, partitions, limit int) *harness.Env {
 }
 
 // startReplicas runs n replicas of the agent, each at requestsPerSecond rps, with command as
-// action "build"; it returns once the group has settled with all n owning partitions, so
-// runs produced afterwards are fresh runs to all.
-func startReplicas(t testing.TB, h *harness.Env, n int, rps float64, command string) []*harness.Agent {
+// action "build", and port's other keys as given ("key: value"); it returns once the group
+// has settled with all n owning partitions, so runs produced afterwards are fresh runs to all.
+func startReplicas(t testing.TB, h *harness.Env, n int, rps float64, command string, port ...string) []*harness.Agent {
 	t.Helper()
 	cfg := h.Config(t, fmt.Sprintf(`
-port: {requestsPerSecond: %v}
+port: {requestsPerSecond: %v%s}
 executor: {maxConcurrent: 8, shutdownTimeout: 10s}
 logs: {flushInterval: 1s}
 actions:
   build: {command: [%q]}
-`, rps, command))
+`, rps, strings.Join(append([]string{""}, port...), ", "), command))
 	var replicas []*harness.Agent
 	for i := range n {
 		replicas = append(replicas, h.Start(t, cfg, harness.Named(fmt.Sprintf("replica%d", i)),
@@ -313,4 +313,62 @@ func agentMetrics(t testing.TB, replicas []*harness.Agent) (got429 float64, wait
 		}
 	}
 	return got429, waitSamples, remaining
+}
+
+// TestLongRunsShareOneCheck: a replica asks Port whether its long runs are still open (README
+// "Cancelled in Port") with one GET /v1/actions/runs?active=true per runStatusInterval for
+// all of them, never one GET per run while they are open; a run shorter than the interval
+// costs no check, so a quiet short run is still one request.
+func TestLongRunsShareOneCheck(t *testing.T) {
+	const interval = time.Second
+	h := budgetEnv(t, 1, 0) // no budget: the requests are counted, not paced
+	startReplicas(t, h, 1, 50, harness.Script(t, `case "$PORT_RUN_ID" in *long*) sleep 4.5;; esac`),
+		fmt.Sprintf("runStatusInterval: %s", interval))
+
+	start := time.Now()
+	long := h.WaitAllClosed(t, produceBuilds(t, h, "long", 0, 4), time.Minute)
+	took := time.Since(start)
+	short := h.WaitAllClosed(t, produceBuilds(t, h, "short", 0, 20), time.Minute)
+	lists, perRun := 0, 0
+	for _, r := range h.Emu.Requests() {
+		switch {
+		case r.At.Before(start):
+		case r.Method == "GET" && r.Path == "/v1/actions/runs":
+			lists++
+		case r.Method == "GET" && strings.HasPrefix(r.Path, "/v1/actions/runs/"):
+			perRun++
+		}
+	}
+	t.Logf("4 runs of 4.5s, interval %s: %d list requests, %d per-run checks in %s: %.2f requests per long run with its closing",
+		interval, lists, perRun, took.Round(time.Millisecond), float64(lists+perRun+4)/4)
+	if perRun != 0 {
+		t.Errorf("%d per-run checks of open runs: one list request per interval covers them", perRun)
+	}
+	if most := int(took/interval) + 1; lists < 1 || lists > most {
+		t.Errorf("%d list requests in %s, want 1 to %d (one per interval)", lists, took, most)
+	}
+	for _, r := range append(long, short...) {
+		if r.Status != "SUCCESS" || r.Terminations != 1 {
+			t.Errorf("run %s: %s, %d terminations", r.ID, r.Status, r.Terminations)
+		}
+	}
+	// The emulator records a request once it has answered it, after the run's state changed:
+	// a run seen closed may still miss its closing among the requests for a moment.
+	costs := func() map[string]int {
+		n := map[string]int{}
+		for _, q := range h.Emu.Requests() {
+			for _, r := range short {
+				if strings.Contains(q.Path, r.ID) {
+					n[r.ID]++
+				}
+			}
+		}
+		return n
+	}
+	waitcond.For(t, "every short run's closing among the requests", 30*time.Second, func() bool { return len(costs()) == len(short) })
+	for id, n := range costs() {
+		if n != 1 {
+			t.Errorf("short run %s cost %d requests, want 1", id, n)
+		}
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/port-runner/port-runner/internal/agent"
 	"github.com/port-runner/port-runner/internal/emulator"
@@ -49,13 +50,13 @@ printf '{"digest":"sha256:abc","image":"overridden by the line"}' > "$PORT_OUTPU
   build_image:
     command: [%q]
     env: {IMAGE: .properties.image}
-    workflowNode: {workflow: ci, node: build}
+    workflowNode: {url: %q}
   deploy:
     command: [%q]
-    workflowNode: {workflow: ci, node: deploy}
-`, script, other))
-	h.Start(t, cfg)
-	nr, err := h.Emu.CreateNodeRun(context.Background(), "ci", "build", map[string]any{"image": "api"})
+    workflowNode: {url: %q}
+`, script, emulator.NodeURL("ci", "build"), other, emulator.NodeURL("ci", "deploy")))
+	a := h.Start(t, cfg)
+	nr, err := h.Emu.CreateNodeRun(context.Background(), "ci", "build", emulator.CreateNodeRunRequest{Payload: map[string]any{"image": "api"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,20 +71,24 @@ printf '{"digest":"sha256:abc","image":"overridden by the line"}' > "$PORT_OUTPU
 		t.Fatalf("log:\n%s", log)
 	}
 	// A failing command fails its node; a node run no workflowNode matches is not ours.
-	failing, err := h.Emu.CreateNodeRun(context.Background(), "ci", "deploy", nil)
+	failing, err := h.Emu.CreateNodeRun(context.Background(), "ci", "deploy", emulator.CreateNodeRunRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Emu.CreateNodeRun(context.Background(), "other-workflow", "build", nil); err != nil {
+	if _, err := h.Emu.CreateNodeRun(context.Background(), "other-workflow", "build", emulator.CreateNodeRunRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	if fr := h.WaitClosed(t, failing.ID); fr.Result != "FAILED" || !strings.Contains(logText(fr), "port-runner: exit code 9") {
 		t.Fatalf("failing node run %+v\n%s", fr, logText(fr))
 	}
-	ignored := h.Metrics.MessagesTotal.WithLabelValues(metrics.OutcomeIgnored)
-	waitcond.For(t, "the unmatched node run to be ignored", 30*time.Second, func() bool { return testutil.ToFloat64(ignored) >= 1 })
-	if n := testutil.ToFloat64(ignored); n != 1 {
-		t.Fatalf("messages_total{ignored} = %v, want 1", n)
+	// Counted and logged at warn, so a node run no command takes never vanishes silently (the
+	// warning comes after the count).
+	warned := func() int {
+		return a.Logs.FilterLevelExact(zapcore.WarnLevel).FilterMessageSnippet("matches no action's workflowNode").Len()
+	}
+	waitcond.For(t, "the unmatched node run to be logged at warn", 30*time.Second, func() bool { return warned() >= 1 })
+	if n := testutil.ToFloat64(h.Metrics.MessagesTotal.WithLabelValues(metrics.OutcomeUnmatched)); n != 1 || warned() != 1 {
+		t.Fatalf("messages_total{unmatched} = %v, %d warnings: want 1 and 1", n, warned())
 	}
 	// It went through the node run API only.
 	for _, r := range h.Emu.Requests() {

@@ -140,7 +140,12 @@ func TestPollingNodeRun(t *testing.T) {
 	if _, ok := harness.Scrape(t, url).Sum("port_runner_port_requests_total", harness.Labels("endpoint", "run_claim")); !ok {
 		t.Error("/metrics counts no claims (port_runner_port_requests_total{endpoint=\"run_claim\"})")
 	}
-	nr, err := h.Emu.CreateNodeRun(context.Background(), "ci", "build", map[string]any{"image": "api"})
+	// Claims wait for Port's budget as their own priority, between the proxy and the logs.
+	waitcond.For(t, "claims in port_request_wait_seconds{priority=\"claim\"}", 10*time.Second, func() bool {
+		_, ok := harness.Scrape(t, url).Sum("port_runner_port_request_wait_seconds", harness.Labels("priority", "claim"))
+		return ok
+	})
+	nr, err := h.Emu.CreateNodeRun(context.Background(), "ci", "build", emulator.CreateNodeRunRequest{Payload: map[string]any{"image": "api"}, URL: "https://ci.invalid/build"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,10 @@ package harness
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,21 +18,47 @@ import (
 	"github.com/port-runner/port-runner/internal/portapi"
 )
 
-// What a test plants before its agent starts: what other agents, or Port, did earlier; and
-// the commands whose traces it reads afterwards.
+// What a test plants before its agent starts, or does beside it: what other agents, Port or
+// its users did; and the commands whose traces it reads afterwards.
 
-// CloseInPort closes the run in Port with a successful termination, as an agent that ran it
-// earlier (or someone by hand) did: through Port's API with the Env's credentials.
-func (e *Env) CloseInPort(t testing.TB, id, message string) {
+// portClient is a Port API client with the Env's credentials.
+func (e *Env) portClient(t testing.TB) *portapi.Client {
 	t.Helper()
 	api, err := portapi.New(portapi.Options{BaseURL: e.PortURL(), ClientID: ClientID, ClientSecret: e.ClientSecret, RequestsPerSecond: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return api
+}
+
+// CloseInPort closes the run in Port with a successful termination, as an agent that ran it
+// earlier (or someone by hand) did: through Port's API with the Env's credentials.
+func (e *Env) CloseInPort(t testing.TB, id, message string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	if _, err := api.CloseRun(ctx, id, portapi.Closing{Message: message, TerminationStatus: portapi.StatusSuccess}); err != nil {
+	if _, err := e.portClient(t).CloseRun(ctx, id, portapi.Closing{Message: message, TerminationStatus: portapi.StatusSuccess}); err != nil {
 		t.Fatalf("harness: closing %s in Port: %v", id, err)
+	}
+}
+
+// AsUser sends one request to Port's API as a user of the organization does (Port's UI
+// sends the same): body as JSON, with a token of the Env's credentials. It fails t unless
+// Port answers 200.
+func (e *Env) AsUser(t testing.TB, method, path string, query url.Values, body any) {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	resp, err := e.portClient(t).Forward(ctx, portapi.ProxyRequest{Method: method, Path: path, Query: query, Body: b})
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, resp.Body)
+	}
+	if err != nil {
+		t.Fatalf("harness: %s %s as a user: %v", method, path, err)
 	}
 }
 

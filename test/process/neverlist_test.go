@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/port-runner/port-runner/internal/emulator"
 	"github.com/port-runner/port-runner/test/harness"
 )
 
@@ -36,7 +37,7 @@ func TestProxyNeverList(t *testing.T) {
 	}
 	broker := plaintextBroker(t)
 	h := harness.New(t, 1, harness.WithBroker(broker))
-	node, _, err := h.Emu.PrepareNodeRun("release", "build", nil)
+	node, _, err := h.Emu.PrepareNodeRun("release", "build", emulator.CreateNodeRunRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

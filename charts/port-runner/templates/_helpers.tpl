@@ -110,11 +110,15 @@ at once. Included by the Deployment.
 {{- fail "env.KAFKA_BROKERS is empty: set it to the brokers Port gave you, comma-separated (config.kafka.brokers reads it), or remove config.kafka.brokers to get them from Port" -}}
 {{- end -}}
 {{- $shutdown := include "port-runner.durationSeconds" (dig "executor" "shutdownTimeout" "" $cfg) -}}
-{{- if $shutdown -}}
-{{- $min := addf (float64 $shutdown) 40.0 -}}
-{{- if le (float64 .Values.terminationGracePeriodSeconds) $min -}}
-{{- fail (printf "terminationGracePeriodSeconds (%v) must exceed config.executor.shutdownTimeout (%vs) + 40s for closing cancelled runs and the final commit: set it above %v" .Values.terminationGracePeriodSeconds $shutdown $min) -}}
+{{- $grace := .Values.terminationGracePeriodSeconds -}}
+{{- if and $shutdown (not (kindIs "invalid" $grace)) -}}
+{{- $min := addf (float64 $shutdown) 80.0 -}}
+{{- if lt (float64 $grace) $min -}}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must be at least config.executor.shutdownTimeout (%vs) + 80s (the kill grace, the closing budget, the exit): set it to %v or more, or leave it empty to have it derived" $grace $shutdown (ceil $min)) -}}
 {{- end -}}
+{{- end -}}
+{{- if and (not $shutdown) (kindIs "invalid" $grace) -}}
+{{- fail "config.executor.shutdownTimeout is a ${VAR} the chart cannot read, so it cannot derive terminationGracePeriodSeconds: set terminationGracePeriodSeconds to that timeout + 80s or more" -}}
 {{- end -}}
 {{- if and .Values.autoscaling.keda.enabled .Values.autoscaling.hpa.enabled -}}
 {{- fail "autoscaling.keda.enabled and autoscaling.hpa.enabled: choose one (KEDA makes its own HPA)" -}}
@@ -122,11 +126,26 @@ at once. Included by the Deployment.
 {{- if and .Values.autoscaling.keda.enabled (eq (toString (dig "transport" "kafka" $cfg)) "polling") -}}
 {{- fail "autoscaling.keda scales on the Kafka lag, which config.transport: polling has none of: use autoscaling.hpa (runs in flight) instead" -}}
 {{- end -}}
-{{- if .Values.autoscaling.keda.enabled -}}
-{{- $_ := required "autoscaling.keda.prometheus.serverAddress is required with autoscaling.keda.enabled: the Prometheus that scrapes port-runner" .Values.autoscaling.keda.prometheus.serverAddress -}}
+{{- include "port-runner.validateKeda" . -}}
+{{- if and .Values.customCA.secretName .Values.customCA.configMapName -}}
+{{- fail "customCA.secretName and customCA.configMapName are both set: the CA comes from one of them" -}}
 {{- end -}}
 {{- if and .Values.rbac.create (not (and .Values.serviceAccount.create .Values.serviceAccount.automountServiceAccountToken)) -}}
 {{- fail "rbac.create needs serviceAccount.create=true and serviceAccount.automountServiceAccountToken=true: the Role is bound to the chart's ServiceAccount, whose token the scripts use" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+terminationGracePeriodSeconds: the value when set, else derived from the drain (README
+"Delivery"): executor.shutdownTimeout, then the 10s kill grace, the 60s closing budget and
+10s to exit. port-runner.validate checks both cases.
+*/}}
+{{- define "port-runner.terminationGracePeriodSeconds" -}}
+{{- if kindIs "invalid" .Values.terminationGracePeriodSeconds -}}
+{{- $shutdown := include "port-runner.durationSeconds" (dig "executor" "shutdownTimeout" "" .Values.config) -}}
+{{- int (ceil (addf (float64 $shutdown) 80.0)) -}}
+{{- else -}}
+{{- .Values.terminationGracePeriodSeconds -}}
 {{- end -}}
 {{- end -}}
 
@@ -141,6 +160,11 @@ credentialsAsFiles the secrets' ${VAR}s replaced by the files of the mounted Sec
 */}}
 {{- define "port-runner.config" -}}
 {{- $cfg := deepCopy .Values.config -}}
+{{- if and (include "port-runner.customCA" .) (not (dig "port" "caFile" "" $cfg)) -}}
+{{- $port := get $cfg "port" | default dict -}}
+{{- $_ := set $port "caFile" (printf "%s/%s" (include "port-runner.customCADir" .) .Values.customCA.key) -}}
+{{- $_ = set $cfg "port" $port -}}
+{{- end -}}
 {{- if eq .Values.isolation.mode "runAs" -}}
 {{- $exec := get $cfg "executor" | default dict -}}
 {{- $_ := set $exec "runAs" .Values.isolation.runAsUIDs -}}
@@ -163,6 +187,68 @@ credentialsAsFiles the secrets' ${VAR}s replaced by the files of the mounted Sec
 {{- end -}}
 {{- end -}}
 {{- toYaml $cfg -}}
+{{- end -}}
+
+{{/* Where customCA is mounted, and whether one is set ("true" or ""). */}}
+{{- define "port-runner.customCADir" -}}
+/etc/port-runner-ca
+{{- end -}}
+
+{{- define "port-runner.customCA" -}}
+{{- if or .Values.customCA.secretName .Values.customCA.configMapName -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+port-runner.validateKeda: KEDA needs a trigger, and may scale to zero only with one that
+sees the backlog while no agent runs (the Kafka scaler): the Prometheus trigger reads the lag
+the agents themselves export, so at zero replicas it would read nothing and never scale up.
+*/}}
+{{- define "port-runner.validateKeda" -}}
+{{- $k := .Values.autoscaling.keda -}}
+{{- if $k.enabled -}}
+{{- if not (or $k.prometheus.serverAddress $k.kafka.enabled) -}}
+{{- fail "autoscaling.keda.prometheus.serverAddress is required with autoscaling.keda.enabled: the Prometheus that scrapes port-runner (or enable autoscaling.keda.kafka, KEDA's Kafka scaler)" -}}
+{{- end -}}
+{{- if and (eq (int $k.minReplicas) 0) (not $k.kafka.enabled) -}}
+{{- fail "autoscaling.keda.minReplicas is 0 with only the Prometheus trigger: the lag it reads is exported by running agents, so at 0 replicas nothing would scale the Deployment back up; set minReplicas to 1 or more, or enable autoscaling.keda.kafka (KEDA reads the lag from the brokers)" -}}
+{{- end -}}
+{{- if and $k.prometheus.authModes (not $k.prometheus.authSecretName) -}}
+{{- fail "autoscaling.keda.prometheus.authModes needs authSecretName: the Secret holding the keys of those modes" -}}
+{{- end -}}
+{{- if $k.kafka.enabled -}}
+{{- $_ := required "autoscaling.keda.kafka.bootstrapServers is required with autoscaling.keda.kafka.enabled: KEDA connects to the brokers itself" $k.kafka.bootstrapServers -}}
+{{- range list (include "port-runner.kedaTopic" .) (include "port-runner.kedaGroup" .) -}}
+{{- if or (not .) (contains "${" .) -}}
+{{- fail (printf "autoscaling.keda.kafka: the topic or group %q is not known to Helm (a ${VAR} only the agent expands): set autoscaling.keda.kafka.topic and consumerGroup" .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* expandEnv replaces ${VAR} (and ${VAR:-default}) in .s by env's values, as the agent would with that environment. */}}
+{{- define "port-runner.expandEnv" -}}
+{{- $s := .s -}}
+{{- range $name, $value := .env -}}
+{{- $s = regexReplaceAll (printf "\\$\\{%s(:-[^}]*)?\\}" $name) $s (toString $value) -}}
+{{- end -}}
+{{- $s -}}
+{{- end -}}
+
+{{/* The topic and group KEDA's Kafka scaler reads: the agent's, with env's variables expanded. */}}
+{{- define "port-runner.kedaTopic" -}}
+{{- $k := .Values.autoscaling.keda.kafka -}}
+{{- if $k.topic -}}{{ $k.topic }}{{- else -}}
+{{- $t := dig "kafka" "topic" "" .Values.config | default (printf "%s.runs" (dig "port" "orgID" "" .Values.config)) -}}
+{{- include "port-runner.expandEnv" (dict "s" $t "env" .Values.env) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "port-runner.kedaGroup" -}}
+{{- $k := .Values.autoscaling.keda.kafka -}}
+{{- if $k.consumerGroup -}}{{ $k.consumerGroup }}{{- else -}}
+{{- include "port-runner.expandEnv" (dict "s" (dig "kafka" "group" "" .Values.config) "env" .Values.env) -}}
+{{- end -}}
 {{- end -}}
 
 {{/*

@@ -1,0 +1,243 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/port-runner/port-runner/internal/portapi"
+)
+
+// errCancelledInPort is the cancel cause of a run Port shows ended while its command runs (a
+// user set it to FAILURE, its workflow was cancelled): its label reads "cancelled: the run
+// was ended in Port" (README "Cancelled in Port").
+var errCancelledInPort = errors.New("the run was ended in Port")
+
+// cancelledInPort is the outcome runs_total, /status and the agent's log give such a run.
+const cancelledInPort = "cancelled in Port"
+
+// checker reads whether a run is still open in Port, at the lowest priority.
+type checker interface {
+	CheckRun(ctx context.Context, runID string) (portapi.Run, error)
+}
+
+// portWatch stops the commands of runs Port has ended. It learns of them two ways: Port
+// refusing a run's log or PATCH (refused), and, for runs whose command has run longer than
+// the interval, by asking Port once per interval: one GET /v1/actions/runs?active=true for
+// all of them when there are two or more action runs, else one GET per run. Port's answer
+// for a run before it is stopped is always one GET of that run, so no guess about what the
+// list or a refusal means ever stops a command. A run shorter than the interval costs
+// nothing.
+type portWatch struct {
+	api      *portapi.Client
+	interval time.Duration
+	log      *zap.Logger
+	kick     chan struct{} // a refusal to look at
+
+	mu      sync.Mutex
+	runs    map[string]*watched
+	listOff bool // Port refused the list: per-run checks from then on
+}
+
+type watched struct {
+	id        string
+	tgt       checker
+	node      bool
+	log       *zap.Logger
+	started   time.Time
+	checked   time.Time // last asked, in the list or on its own
+	got       time.Time // last asked on its own (a GET of the run)
+	suspect   bool      // Port refused a change of it: ask at once
+	gaveUp    bool      // Port refused to say: not asked again
+	cancel    context.CancelCauseFunc
+	cancelled bool
+}
+
+func newPortWatch(api *portapi.Client, interval time.Duration, log *zap.Logger) *portWatch {
+	return &portWatch{api: api, interval: interval, log: log, kick: make(chan struct{}, 1), runs: map[string]*watched{}}
+}
+
+// watch derives the context a run's command runs under and watches the run until stop,
+// which reports whether it was cancelled because Port ended it. A run cancelled so stays
+// marked (/status) until forget.
+func (w *portWatch) watch(parent context.Context, id string, tgt checker, node bool, log *zap.Logger) (context.Context, func() bool) {
+	ctx, cancel := context.WithCancelCause(parent)
+	r := &watched{id: id, tgt: tgt, node: node, log: log, started: time.Now(), cancel: cancel}
+	w.mu.Lock()
+	w.runs[id] = r
+	w.mu.Unlock()
+	return ctx, func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.runs[id] == r && !r.cancelled {
+			delete(w.runs, id)
+		}
+		cancel(nil)
+		return r.cancelled
+	}
+}
+
+// forget drops a cancelled run's mark once it has left.
+func (w *portWatch) forget(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.runs, id)
+}
+
+// cancelled reports whether Port ended the run while its command ran.
+func (w *portWatch) cancelled(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	r := w.runs[id]
+	return r != nil && r.cancelled
+}
+
+// refused is the reporter's OnRefused: Port refused a change of the run, which may mean it
+// ended it. Asked about at once, unless a GET of the run was made within the interval.
+func (w *portWatch) refused(id string, _ error) {
+	w.mu.Lock()
+	r := w.runs[id]
+	if r == nil || r.cancelled || r.suspect {
+		w.mu.Unlock()
+		return
+	}
+	r.suspect = true
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run asks Port about the runs due, every interval and at every refusal, until ctx ends.
+func (w *portWatch) run(ctx context.Context) {
+	t := time.NewTicker(w.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-w.kick:
+		}
+		w.turn(ctx)
+	}
+}
+
+// due are the runs to ask about now: suspects whose run was not fetched within the interval,
+// and runs whose command has run for the interval and that were not asked within it.
+func (w *portWatch) due(now time.Time) (actionRuns, nodeRuns []*watched) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	within := func(t time.Time) bool { return !t.IsZero() && now.Sub(t) < w.interval*9/10 }
+	for _, r := range w.runs {
+		suspect := r.suspect && !within(r.got)
+		long := now.Sub(r.started) >= w.interval && !within(r.checked)
+		if r.cancelled || r.gaveUp || !(suspect || long) {
+			continue
+		}
+		if r.node {
+			nodeRuns = append(nodeRuns, r)
+		} else {
+			actionRuns = append(actionRuns, r)
+		}
+	}
+	return actionRuns, nodeRuns
+}
+
+func (w *portWatch) turn(ctx context.Context) {
+	actionRuns, nodeRuns := w.due(time.Now())
+	active := w.activeRuns(ctx, actionRuns)
+	for _, r := range append(actionRuns, nodeRuns...) {
+		w.mu.Lock()
+		open := active[r.id] && !r.suspect
+		r.checked, r.suspect = time.Now(), false
+		w.mu.Unlock()
+		if open || ctx.Err() != nil {
+			continue
+		}
+		pr, err := r.tgt.CheckRun(ctx, r.id)
+		w.mu.Lock()
+		r.got = time.Now()
+		w.mu.Unlock()
+		switch {
+		case portapi.Permanent(err):
+			w.mu.Lock()
+			r.gaveUp = true
+			w.mu.Unlock()
+			r.log.Warn("Port refused to say whether the run is still open; not asking again", zap.Error(err))
+		case err != nil:
+			r.log.Debug("could not ask Port whether the run is still open", zap.Error(err))
+		case pr.Terminated():
+			w.stop(r, pr.Status)
+		}
+	}
+}
+
+// activeRuns is the list of open action runs when two or more are due (one request instead
+// of one each); nil: ask each.
+func (w *portWatch) activeRuns(ctx context.Context, due []*watched) map[string]bool {
+	w.mu.Lock()
+	off := w.listOff
+	w.mu.Unlock()
+	if len(due) < 2 || off {
+		return nil
+	}
+	active, _, err := w.api.ActiveRuns(ctx)
+	if err != nil {
+		if portapi.Permanent(err) {
+			w.mu.Lock()
+			w.listOff = true
+			w.mu.Unlock()
+			w.log.Warn("Port refused the list of active runs; asking about long runs one by one from now on", zap.Error(err))
+		}
+		return nil
+	}
+	return active
+}
+
+// stop cancels the command of a run Port ended, if it still runs here.
+func (w *portWatch) stop(r *watched, status string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.runs[r.id] != r || r.cancelled {
+		return // its command ended meanwhile: its closing finds the run ended
+	}
+	r.cancelled = true
+	r.log.Warn("run "+cancelledInPort+": stopping its command", zap.String("status", status))
+	r.cancel(errCancelledInPort)
+}
+
+// endCancelled ends a run whose command was stopped because Port ended the run: no closing
+// request (Port has its one termination), the log's last lines and a summary sent if Port
+// still takes them, counted as runs_total{result="cancelled_in_port"}. The record is
+// finished: Port has the run's end.
+func (a *Agent) endCancelled(r *run) {
+	defer a.watch.forget(r.msg.ID)
+	res := r.ex.res
+	a.metrics.RunsTotal.WithLabelValues(r.msg.Action, resultCancelledInPort).Inc()
+	r.life.to(phaseCommandEnded)
+	r.life.result(false, res.Label) // /status's finished runs: FAILURE, as Port shows it, and why
+	summary := fmt.Sprintf("port-runner: %s after %s", res.Label, res.Duration.Round(time.Millisecond))
+	ctx, cancel := context.WithTimeout(r.report, a.timings.closingBudget)
+	defer cancel()
+	sent, err := r.ex.runLog.Abandon(ctx, summary)
+	r.life.to(phaseClosed)
+	r.log.Warn("run "+cancelledInPort+": its command was stopped; no closing sent", zap.String("label", res.Label),
+		zap.Duration("duration", res.Duration), zap.Bool("last_lines_sent", sent), zap.NamedError("last_lines_error", err))
+}
+
+// resultCancelledInPort is runs_total's result of a run Port ended while its command ran.
+const resultCancelledInPort = "cancelled_in_port"
+
+// startWatch runs the watch of long runs until the returned stop, which waits for it.
+func (a *Agent) startWatch() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { a.watch.run(ctx) })
+	return func() { cancel(); wg.Wait() }
+}

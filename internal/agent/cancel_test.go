@@ -1,0 +1,90 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/port-runner/port-runner/internal/emulator"
+	"github.com/port-runner/port-runner/internal/portapi"
+)
+
+// gets counts the GETs the emulator answered for path.
+func gets(e *emulator.Emulator, path string) int {
+	n := 0
+	for _, r := range e.Requests() {
+		if r.Method == "GET" && r.Path == path {
+			n++
+		}
+	}
+	return n
+}
+
+// The watch of long runs, turn by turn: one list request covers every open run; a run
+// missing from it is confirmed with one GET before its command is stopped; a refused change
+// is asked about at once; when Port refuses the list, each run is asked about on its own.
+func TestPortWatch(t *testing.T) {
+	e := emulator.New(emulator.Options{ClientID: "c", ClientSecret: testKey})
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	api, err := portapi.New(portapi.Options{BaseURL: srv.URL, ClientID: "c", ClientSecret: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newPortWatch(api, time.Minute, zap.NewNop())
+	runCtx := map[string]context.Context{}
+	stop := map[string]func() bool{}
+	for _, id := range []string{"r_a", "r_b", "r_c"} {
+		e.RegisterRun(id, "deploy")
+		runCtx[id], stop[id] = w.watch(context.Background(), id, api, false, zap.NewNop())
+	}
+	// turn is one turn of the watch with every run an interval older than it is.
+	turn := func() {
+		w.mu.Lock()
+		for _, r := range w.runs {
+			r.started = r.started.Add(-w.interval)
+			r.checked, r.got = r.checked.Add(-w.interval), r.got.Add(-w.interval)
+		}
+		w.mu.Unlock()
+		w.turn(context.Background())
+	}
+	turn()
+	if gets(e, "/v1/actions/runs") != 1 || gets(e, "/v1/actions/runs/r_a") != 0 {
+		t.Fatalf("%d list requests, %d GETs of an open run the list covers", gets(e, "/v1/actions/runs"), gets(e, "/v1/actions/runs/r_a"))
+	}
+	if err := e.CancelRun("r_b"); err != nil {
+		t.Fatal(err)
+	}
+	turn()
+	if !errors.Is(context.Cause(runCtx["r_b"]), errCancelledInPort) || gets(e, "/v1/actions/runs/r_b") != 1 || !w.cancelled("r_b") {
+		t.Fatalf("r_b: cause %v, %d GETs", context.Cause(runCtx["r_b"]), gets(e, "/v1/actions/runs/r_b"))
+	}
+	if !stop["r_b"]() || runCtx["r_a"].Err() != nil || gets(e, "/v1/actions/runs/r_a") != 0 {
+		t.Fatal("r_b not reported cancelled, or r_a cancelled or fetched too")
+	}
+
+	// A refusal of r_a's log is asked about at once (its list check a moment ago says
+	// nothing of it), then not again within the interval.
+	w.refused("r_a", errors.New("HTTP 409"))
+	w.turn(context.Background())
+	w.refused("r_a", errors.New("HTTP 409"))
+	w.turn(context.Background())
+	if n := gets(e, "/v1/actions/runs/r_a"); n != 1 || gets(e, "/v1/actions/runs") != 2 {
+		t.Fatalf("%d GETs of the refused run, want 1", n)
+	}
+
+	// Port refuses the list: from then on each run is asked about on its own.
+	e.FailNext(1, 404)
+	turn()
+	turn()
+	if gets(e, "/v1/actions/runs") != 3 || gets(e, "/v1/actions/runs/r_c") != 2 {
+		t.Fatalf("after the list was refused: %d list requests, %d GETs of r_c", gets(e, "/v1/actions/runs"), gets(e, "/v1/actions/runs/r_c"))
+	}
+	if stop["r_a"]() || stop["r_c"]() || w.cancelled("r_a") {
+		t.Fatal("open runs reported cancelled")
+	}
+}
