@@ -14,7 +14,6 @@ import (
 
 	"github.com/port-runner/port-runner/internal/portapi"
 	"github.com/port-runner/port-runner/internal/runmsg"
-	"github.com/port-runner/port-runner/metrics"
 	"github.com/port-runner/port-runner/polling"
 )
 
@@ -120,7 +119,8 @@ func (l *claimLease) take(ctx context.Context, bound time.Duration) error {
 	}
 	switch err := ack(ctx, l.c.ID); {
 	case errors.Is(err, portapi.ErrClaimedElsewhere):
-		l.a.count(metrics.OutcomeDuplicate)
+		// Counted once, as admit counted it (accepted), like a Kafka run handed over before
+		// it was taken.
 		return fmt.Errorf("another replica acknowledged the run first: %w", err)
 	case err != nil:
 		return fmt.Errorf("not acknowledged before the claim ended; left for Port to offer again: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"go.uber.org/zap/zapcore"
 
+	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/internal/emulator"
 	"github.com/port-runner/port-runner/internal/portapi"
 	"github.com/port-runner/port-runner/internal/waitcond"
@@ -246,4 +248,29 @@ func TestPollingInvalidRunIsClosed(t *testing.T) {
 	if got := rec.Executed(t); !slices.Equal(got, []string{good.ID}) {
 		t.Errorf("executed %v, want only %s", got, good.ID)
 	}
+}
+
+// A polled run lives the same lifecycle as a consumed one: cancelled in Port while its
+// command runs, the command is stopped within the status interval and the kill grace, and
+// the agent sends no closing of its own.
+func TestPollingRunCancelledInPort(t *testing.T) {
+	h := pollingEnv(t)
+	interval := time.Second
+	pidFile := filepath.Join(t.TempDir(), "pids")
+	a := h.Start(t, h.Config(t, pollingOverlay+quickLogs+fmt.Sprintf(
+		"port: {runStatusInterval: %s}\nactions:\n  quiet:\n    command: [/bin/sh, -c, %q]\n    env: {PIDS: %q}\n    timeout: 10m\n",
+		interval, quietScript, `"`+pidFile+`"`)))
+	run, err := h.Emu.CreateRun(context.Background(), "quiet", emulator.CreateRunRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := pids(t, pidFile)
+	at := time.Now()
+	h.AsUser(t, "PATCH", "/v1/actions/runs/"+run.ID, nil, map[string]string{"status": "FAILURE"})
+	took := stoppedWithin(t, ps, at, interval+executor.DefaultKillGrace+slack)
+	waitCancelledInPort(t, a, "quiet")
+	if got := noTermination(t, h, run.ID); !got.Acked {
+		t.Fatalf("run %s was not acknowledged", run.ID)
+	}
+	t.Logf("stopped %s after the cancel", took)
 }
