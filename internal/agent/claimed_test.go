@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -61,4 +63,19 @@ func FuzzLeaseEnd(f *testing.F) {
 			t.Fatalf("leaseEnd(%q) = %v, false", externalRunID, until)
 		}
 	})
+}
+
+// A run left at a handover says why: a claim's end, or (a way in that gives no cause) its
+// partition going to another replica.
+func TestHandedOverSaysWhy(t *testing.T) {
+	claim, cancel := context.WithDeadlineCause(context.Background(), time.Now().Add(-time.Second), errClaimEnded)
+	defer cancel()
+	if err := handedOver(claim); !errors.Is(err, errClaimEnded) {
+		t.Errorf("a claim's end: %v", err)
+	}
+	partition, cancelPartition := context.WithCancel(context.Background())
+	cancelPartition()
+	if err := handedOver(partition); !errors.Is(err, errHandedOver) {
+		t.Errorf("a partition's handover: %v", err)
+	}
 }

@@ -80,8 +80,11 @@ type claimLease struct {
 	cancel context.CancelFunc
 }
 
+// errClaimEnded: the run's claim ended (less the ack margin) before this replica took it.
+var errClaimEnded = errors.New("the claim ended before the run was acknowledged; Port offers it again")
+
 func (a *Agent) newClaimLease(c polling.Claim) *claimLease {
-	ackBy, cancel := context.WithDeadline(context.Background(), c.Expires.Add(-ackMargin(a.cfg.Polling.VisibilityTimeout.D())))
+	ackBy, cancel := context.WithDeadlineCause(context.Background(), c.Expires.Add(-ackMargin(a.cfg.Polling.VisibilityTimeout.D())), errClaimEnded)
 	return &claimLease{a: a, c: c, ackBy: ackBy, cancel: cancel}
 }
 

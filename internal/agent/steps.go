@@ -187,9 +187,18 @@ func ask(a *Agent, r *run) verdict {
 func (r *run) untilHandover(parent context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(parent)
 	stopStop := context.AfterFunc(r.stop, func() { cancel(context.Cause(r.stop)) })
-	stopHandover := context.AfterFunc(r.lease.handover(), func() { cancel(errHandedOver) })
+	stopHandover := context.AfterFunc(r.lease.handover(), func() { cancel(handedOver(r.lease.handover())) })
 	return ctx, func() { stopStop(); stopHandover(); cancel(nil) }
 }
 
 // errHandedOver: the run's partition went to another replica before this one took the run.
 var errHandedOver = errors.New("partition handed over to another agent")
+
+// handedOver is why a way in's handover ended: its own cause (a claim's end), else
+// errHandedOver.
+func handedOver(handover context.Context) error {
+	if err := context.Cause(handover); err != nil && err != handover.Err() {
+		return err
+	}
+	return errHandedOver
+}
