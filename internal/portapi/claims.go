@@ -45,8 +45,8 @@ var ErrClaimedElsewhere = errors.New("acknowledged by another claimer")
 
 // ClaimRuns asks Port for pending action runs: POST /v1/actions/runs/claim-pending, as
 // port-agent (installationId, limit, invocationMethod) and Ocean (visibilityTimeoutMs) call
-// it, with x-port-reserved-usage. It is the agent's least urgent own request
-// (PriorityClaim).
+// it, with x-port-reserved-usage. It waits as PriorityClaim: after the runs' closings and
+// log batches, before the commands' own requests.
 func (c *Client) ClaimRuns(ctx context.Context, cl Claim) ([]Claimed, error) {
 	return c.claim(ctx, cl, EndpointRunClaim, "/v1/actions/runs/claim-pending", "runs", false)
 }
@@ -179,9 +179,6 @@ func (c *Client) SetStreamer(ctx context.Context, name string) error {
 	return nil
 }
 
-// EndpointRunListActive labels GET /v1/actions/runs?active=true.
-const EndpointRunListActive = "run_list_active"
-
 // ActiveRun is one run of the organization Port shows in progress, with the externalRunId
 // where a polling replica keeps its hold on the run (README "Delivery").
 type ActiveRun struct {
@@ -194,28 +191,6 @@ type ActiveRun struct {
 // at the claim priority: GET /v1/actions/runs?active=true&limit=1000 (Port's largest page;
 // runs past it are seen once earlier ones end).
 func (c *Client) ListActiveRuns(ctx context.Context) ([]ActiveRun, error) {
-	var resp struct {
-		Runs *[]struct {
-			ID               string          `json:"id"`
-			Action           json.RawMessage `json:"action"`
-			ExternalRunID    string          `json:"externalRunId"`
-			PendingExecution bool            `json:"pendingExecution"`
-		} `json:"runs"`
-	}
-	err := c.do(ctx, request{
-		endpoint: EndpointRunListActive, method: http.MethodGet,
-		path: "/v1/actions/runs?active=true&limit=1000", prio: PriorityClaim,
-	}, &resp)
-	if err == nil && resp.Runs == nil {
-		err = errors.New(`answer has no "runs"`)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list active runs: %w", err)
-	}
-	out := make([]ActiveRun, 0, len(*resp.Runs))
-	for _, r := range *resp.Runs {
-		out = append(out, ActiveRun{ID: r.ID, Action: actionIdentifier(r.Action), ExternalRunID: r.ExternalRunID,
-			PendingExecution: r.PendingExecution})
-	}
-	return out, nil
+	runs, _, err := c.listActive(ctx, PriorityClaim)
+	return runs, err
 }
