@@ -274,3 +274,22 @@ func TestPollingRunCancelledInPort(t *testing.T) {
 	}
 	t.Logf("stopped %s after the cancel", took)
 }
+
+// A claimed node run goes to the action whose workflowNode names its node's url, as a node
+// run on the topic does: the claimed config's url is the node's.
+func TestPollingNodeRunByURL(t *testing.T) {
+	h := pollingEnv(t)
+	rec := harness.NewRecorder(t)
+	h.Start(t, h.Config(t, pollingOverlay+quickLogs+harness.Actions(fmt.Sprintf(
+		"  build: {command: %s, timeout: 1m, workflowNode: {url: \"https://ci.invalid/build\"}}\n", rec.Command()))))
+	nr, err := h.Emu.CreateNodeRun(context.Background(), "ci", "build", emulator.CreateNodeRunRequest{URL: "https://ci.invalid/build"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run := h.WaitClosed(t, nr.ID); run.Result != "SUCCESS" || run.Terminations != 1 || !run.Acked {
+		t.Fatalf("node run: result %s, %d terminations, acked %v\nlog:\n%s", run.Result, run.Terminations, run.Acked, logText(run))
+	}
+	if got := rec.Executed(t); !slices.Equal(got, []string{nr.ID}) {
+		t.Errorf("executed %v, want %s once", got, nr.ID)
+	}
+}
