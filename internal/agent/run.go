@@ -69,13 +69,15 @@ type arrival struct {
 	sent  time.Time // the message's time when it carries no signature
 }
 
-// shape is how a way in's bytes read (decode).
+// shape is how a way in's bytes read (decode): a run message (the runs topic; signed), or one
+// run or node run of Port's claim-pending answers (unsigned: the authenticated answer vouches
+// for it).
 type shape int
 
 const (
-	shapeMessage        shape = iota // a run message (the runs topic; signed)
-	shapeClaimedRun                  // one run of Port's claim-pending answer (unsigned: the authenticated answer vouches for it)
-	shapeClaimedNodeRun              // one node run of the workflow claim-pending answer
+	shapeMessage shape = iota
+	shapeClaimedRun
+	shapeClaimedNodeRun
 )
 
 // arrive takes one arrived run through the lifecycle and ends its lease: finished, or left
