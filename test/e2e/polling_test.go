@@ -139,9 +139,12 @@ func TestPollingNodeRun(t *testing.T) {
 	// A polling replica serves /status and /metrics like a consuming one (no partitions).
 	url := a.MetricsURL(t)
 	harness.Status(t, url)
-	if _, ok := harness.Scrape(t, url).Sum("port_runner_port_requests_total", harness.Labels("endpoint", "run_claim")); !ok {
-		t.Error("/metrics counts no claims (port_runner_port_requests_total{endpoint=\"run_claim\"})")
-	}
+	// Ready comes before the first claim (it needs the token only): the claims are counted
+	// once their answer came, or the test fails at the deadline.
+	waitcond.For(t, "/metrics to count claims (port_runner_port_requests_total{endpoint=\"run_claim\"})", 10*time.Second, func() bool {
+		_, ok := harness.Scrape(t, url).Sum("port_runner_port_requests_total", harness.Labels("endpoint", "run_claim"))
+		return ok
+	})
 	// Claims wait for Port's budget as their own priority, between the proxy and the logs.
 	waitcond.For(t, "claims in port_request_wait_seconds{priority=\"claim\"}", 10*time.Second, func() bool {
 		_, ok := harness.Scrape(t, url).Sum("port_runner_port_request_wait_seconds", harness.Labels("priority", "claim"))
