@@ -213,6 +213,11 @@ func (c *Consumer) Run(ctx, workCtx context.Context, handle Handler) error {
 // acts on its runs for Drain at most.
 func (c *Consumer) leave(ctx context.Context) {
 	c.members.leave()
+	c.runsMu.Lock()
+	for t := range c.runs { // those handed over before: their leases last from now on
+		t.checkLasting()
+	}
+	c.runsMu.Unlock()
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := c.cl.LeaveGroupContext(lctx); err != nil {

@@ -223,6 +223,44 @@ func TestLeaseEndsOnceItsHolderLeftForItsBound(t *testing.T) {
 	}
 }
 
+// TestDrainedLeaseLastsTheDrain: a member's leases rest on its confirmed membership (Lasts
+// 0) until it leaves the group with its runs leased in the handover's commit: from then on
+// each lasts the rest of its drain whatever becomes of the member (Lasting closes at once),
+// and a run whose handover the broker refused lasts nothing.
+func TestDrainedLeaseLastsTheDrain(t *testing.T) {
+	const drain = time.Hour
+	for _, refuse := range []bool{false, true} {
+		t.Run(map[bool]string{false: "committed", true: "refused"}[refuse], func(t *testing.T) {
+			kc := fakeCluster(t, 1)
+			var failing atomic.Bool
+			var refused atomic.Int32
+			failCommits(kc, &failing, &refused, nil)
+			a := startMember(t, kc, "g-lasting", Options{CommitEvery: time.Hour, Drain: drain}, true)
+			tk := a.next(t)
+			if d := tk.Lasts(); d != 0 || isClosed(tk.Lasting()) {
+				t.Fatalf("a member's lease lasts %s (closed: %v) before it left, want 0", d, isClosed(tk.Lasting()))
+			}
+			failing.Store(refuse)
+			left := clock.Now()
+			a.stop() // SIGTERM: leave at once
+			if refuse {
+				waitcond.For(t, "the run to stop", 60*time.Second, func() bool { return tk.Held() != nil })
+				if d := tk.Lasts(); d != 0 || isClosed(tk.Lasting()) {
+					t.Fatalf("a run whose handover was refused lasts %s (closed: %v), want 0", d, isClosed(tk.Lasting()))
+				}
+				return
+			}
+			waitcond.For(t, "the lease to last", 30*time.Second, func() bool { return isClosed(tk.Lasting()) })
+			if d := tk.Lasts(); d <= 0 || d > drain-clock.Since(left)+time.Second || d < drain-clock.Since(left)-time.Minute {
+				t.Fatalf("a drained member's lease lasts %s, want the rest of its drain of %s", d, drain)
+			}
+			if err := tk.Held(); err != nil {
+				t.Fatalf("a drained member's run: %v", err)
+			}
+		})
+	}
+}
+
 // TestUnleasedStartWaitsForTheFence: a run an earlier owner started and never leased (it
 // crashed or lost the partition) is another's until the fence has passed since this member
 // got the partition: by then the earlier owner's commands are dead.
@@ -249,7 +287,9 @@ func TestUnleasedStartWaitsForTheFence(t *testing.T) {
 func TestParkedTicketsGiveTheirPlaceBack(t *testing.T) {
 	kc := fakeCluster(t, 3)
 	pool := executor.NewPool(1, nil) // room for 2 records
-	c := newTestConsumer(t, kc, "g-park", Options{CommitEvery: time.Hour, Slots: pool})
+	// One place per poll: the poll waiting for a fourth record holds at most one, however
+	// the parks and its reservations interleave.
+	c := newTestConsumer(t, kc, "g-park", Options{CommitEvery: time.Hour, Slots: pool, MaxPoll: 1})
 	got := make(chan *Ticket, 3)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -109,6 +109,47 @@ func (m *members) held(holder string, takenAt clock.Instant) error {
 	return nil
 }
 
+// lasts is how long from now this member still acts on the runs it holds under committed
+// leases, whatever becomes of it: the rest of its drain once it left the group (others wait
+// the leases' bound after that), 0 before (its leases rest on its confirmed membership).
+func (m *members) lasts() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.left {
+		return 0
+	}
+	return max(m.drain-clock.Since(m.leftAt), 0)
+}
+
+// Lasts is how long from now this member holds the run whatever becomes of it; 0 while
+// that rests on its membership being confirmed again and again (Held), or once it does not
+// hold the run. Once the member has left the group (a drain) holding the run under a lease
+// the group has committed, other members keep their hands off the run until the lease's
+// bound after it left, and it acts on the run for Drain of that: the rest of Drain is the
+// answer, which no pause of this member shortens (README "Delivery").
+func (t *Ticket) Lasts() time.Duration {
+	t.c.runsMu.Lock()
+	leased := t.leased && t.holder != "" && t.lost == nil
+	t.c.runsMu.Unlock()
+	if !leased {
+		return 0
+	}
+	return t.c.members.lasts()
+}
+
+// Lasting is closed once Lasts says more than 0: the run's lease lasts a known time
+// whatever becomes of this member, which its command's shim may hear of at once.
+func (t *Ticket) Lasting() <-chan struct{} { return t.lasting }
+
+// checkLasting closes lasting once the run is held under a lease that lasts (Lasts).
+// The caller holds c.runsMu.
+func (t *Ticket) checkLasting() {
+	if !t.lasted && t.leased && t.holder != "" && t.lost == nil && t.c.members.isLeft() {
+		t.lasted = true
+		close(t.lasting)
+	}
+}
+
 // leaseEnded says whether a lease can no longer be acted on by its holder: this member's
 // own (an earlier run of it here, which the caller has waited for), or a holder gone from
 // the group for longer than its bound.

@@ -15,6 +15,8 @@ import (
 )
 
 func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *sync.WaitGroup) error {
+	run := newWorkers(handlers, workerIdle)
+	defer run.stop()
 	for {
 		n, err := c.opts.Slots.Reserve(ctx, min(c.opts.MaxPoll, maxPollRecords))
 		if err != nil {
@@ -63,7 +65,7 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 			return fatal
 		}
 		for _, t := range tickets {
-			handlers.Go(func() {
+			run.run(func() {
 				defer func() {
 					if !t.isParked() {
 						c.opts.Slots.Release(1)

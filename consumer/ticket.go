@@ -59,6 +59,9 @@ type Ticket struct {
 	holder   string        // the member id under which this member took the run; "" before Take
 	takenAt  clock.Instant // when Take returned
 	taking   bool          // Take is recording the run's start: a handover leaves the ticket to it
+	leased   bool          // its partition was handed over with the run leased to this member
+	lasting  chan struct{} // closed once Lasts says more than 0 (Lasting)
+	lasted   bool          // lasting is closed
 	lost     error         // set once the run is not this member's any more, for good
 	released bool
 }
@@ -132,6 +135,7 @@ func (t *Ticket) hold(member string) error {
 		return t.lost
 	}
 	t.holder, t.takenAt = member, clock.Now()
+	t.checkLasting()
 	return nil
 }
 
@@ -220,7 +224,7 @@ func (t *Ticket) Handled(id string, at time.Time) { t.c.ledger.handled(t.pl, id,
 func (c *Consumer) newTicket(rec *kgo.Record, p polled) *Ticket {
 	stopped, stop := context.WithCancelCause(context.Background())
 	t := &Ticket{Record: rec, Handover: p.pl.handover, c: c, pl: p.pl, stopped: stopped, stop: stop,
-		learned: Learned{Prior: p.prior, Lease: p.lease}}
+		learned: Learned{Prior: p.prior, Lease: p.lease}, lasting: make(chan struct{})}
 	if p.prior == PriorStarted || p.prior == PriorLeased {
 		t.ended = make(chan struct{})
 		t.learned.Ended = t.ended
@@ -252,6 +256,9 @@ func (c *Consumer) lose(pls []*partitionLedger, handedOver, membership bool) {
 		if (gone[t.pl] && (!handedOver || t.holder == "" && !t.taking) || membership && leased) && t.lost == nil {
 			t.lost = ErrNotOwned
 			stop = append(stop, t)
+		} else if gone[t.pl] && handedOver && t.lost == nil {
+			t.leased = true // the handover's commit, which the broker has, leased it to this member
+			t.checkLasting()
 		}
 	}
 	c.runsMu.Unlock()

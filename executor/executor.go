@@ -55,6 +55,12 @@ type Spec struct {
 	// no, renewals stop for good. Without a shim the executor kills the group itself.
 	Fence time.Duration
 	Held  func() bool
+	// Lasts, when set, says how long from now the held lease lasts whatever becomes of the
+	// agent (0: only while renewed); Lasting, closed once it does, asks for a renewal at
+	// once; OnLasting hears the first renewal that told the shim so (see leaseRenewal).
+	Lasts     func() time.Duration
+	Lasting   <-chan struct{}
+	OnLasting func(lasts time.Duration)
 	// Reaper, when set, is the agent's child subreaper (NewReaper): it learns which
 	// processes Run starts, so it never takes them for orphans.
 	Reaper *Reaper
@@ -119,7 +125,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 		return startFailure(err)
 	}
 	if spec.RunDir == "" {
-		defer os.RemoveAll(prep.runDir)
+		defer RemoveRunDir(prep.runDir)
 	}
 	conf, err := confine(spec, prep)
 	if err != nil {
@@ -261,6 +267,9 @@ func supervise(ctx context.Context, spec Spec, p *process, conf *confined) strin
 			killC = nil
 			p.kill()
 		case <-lease.tick():
+			lease.renew()
+		case <-lease.lastingC():
+			lease.lasting = nil
 			lease.renew()
 		case <-checkC:
 			if hit := conf.exceeded(); hit != "" {

@@ -8,14 +8,21 @@ import (
 )
 
 // leaseRenewal renews a command's lease with its shim (Spec.Fence), or, without a shim,
-// kills the command itself once the fence has passed since the last renewal.
+// kills the command itself once the lease has passed since the last renewal. A lease that
+// lasts a known time whatever becomes of the agent (Spec.Lasts: a drained replica's, which
+// no other replica acts on before its end) is renewed until that end: the shim then kills
+// the command only once it has passed, so a pause of the agent before it (a GC, a starved
+// or frozen machine) does not cut the run short, and one past it still ends the command
+// at the lease's end (README "Delivery").
 type leaseRenewal struct {
 	spec    Spec
 	p       *process
 	ticker  *time.Ticker
-	last    clock.Instant
-	holding bool // renewals go on; once false, never again
+	until   clock.Instant // without a shim: when the command dies unless renewed
+	holding bool          // renewals go on; once false, never again
 	killed  bool
+	lasting <-chan struct{} // Spec.Lasting, nil once it has been heard
+	told    bool            // a renewal told the shim the lease lasts (Spec.OnLasting)
 }
 
 // renewLease starts renewing p's lease; nil (renewing nothing) when spec has no fence.
@@ -23,7 +30,8 @@ func renewLease(spec Spec, p *process) *leaseRenewal {
 	if spec.Fence <= 0 || spec.Held == nil {
 		return nil
 	}
-	return &leaseRenewal{spec: spec, p: p, ticker: time.NewTicker(spec.Fence / 4), last: clock.Now(), holding: true}
+	return &leaseRenewal{spec: spec, p: p, ticker: time.NewTicker(spec.Fence / 4), until: clock.Now().Add(spec.Fence), holding: true,
+		lasting: spec.Lasting}
 }
 
 func (l *leaseRenewal) tick() <-chan time.Time {
@@ -33,6 +41,14 @@ func (l *leaseRenewal) tick() <-chan time.Time {
 	return l.ticker.C
 }
 
+// lastingC is Spec.Lasting until it has been heard.
+func (l *leaseRenewal) lastingC() <-chan struct{} {
+	if l == nil {
+		return nil
+	}
+	return l.lasting
+}
+
 func (l *leaseRenewal) stop() {
 	if l != nil {
 		l.ticker.Stop()
@@ -40,26 +56,62 @@ func (l *leaseRenewal) stop() {
 }
 
 // renew renews the lease while the run is held; after that, where there is no shim to
-// enforce the fence, it kills the command once the fence has passed. The lease is asked
+// enforce the fence, it kills the command once the lease has passed. The lease is asked
 // again after the renewal: an agent paused between the first answer and the renewal (a
 // freeze, a GC pause) may have renewed a lease it no longer holds, and then kills the
-// command at once, so a renewal never outlives the lease by more than that check.
+// command at once, so a renewal never outlives the lease by more than that check. A lease
+// that lasts (Spec.Lasts) is renewed until its end; one the pause has shortened meanwhile
+// is renewed again with what is left of it.
 func (l *leaseRenewal) renew() {
 	if l.holding && l.spec.Held() {
-		if l.p.ctl != nil {
-			l.p.control(shim.Renew)
-		}
-		if l.spec.Held() {
-			l.last = clock.Now()
+		lasts := l.lasts()
+		l.send(lasts)
+		if !l.spec.Held() {
+			l.holding, l.killed = false, true
+			l.p.kill()
 			return
 		}
-		l.holding, l.killed = false, true
-		l.p.kill()
+		switch now := l.lasts(); {
+		case lasts > 0 && now == 0: // it ended meanwhile
+			l.holding, l.killed = false, true
+			l.p.kill()
+			return
+		case now > 0 && lasts-now > l.spec.Fence/8:
+			lasts = now
+			l.send(lasts)
+		}
+		l.until = clock.Now().Add(l.spec.Fence)
+		if lasts > 0 {
+			l.until = clock.Now().Add(lasts)
+			if !l.told && l.spec.OnLasting != nil {
+				l.spec.OnLasting(lasts)
+			}
+			l.told = true
+		}
 		return
 	}
 	l.holding = false
-	if l.p.ctl == nil && !l.killed && clock.Since(l.last) >= l.spec.Fence {
+	if l.p.ctl == nil && !l.killed && !clock.Now().Before(l.until) {
 		l.killed = true
 		l.p.kill()
+	}
+}
+
+// lasts is how long the held lease lasts whatever becomes of the agent (Spec.Lasts).
+func (l *leaseRenewal) lasts() time.Duration {
+	if l.spec.Lasts == nil {
+		return 0
+	}
+	return max(l.spec.Lasts(), 0)
+}
+
+// send renews the shim's fence: for the lease's rest when it lasts, else for a fence.
+func (l *leaseRenewal) send(lasts time.Duration) {
+	switch {
+	case l.p.ctl == nil:
+	case lasts > 0:
+		l.p.controlMessage(shim.LastingMessage(lasts.Milliseconds()))
+	default:
+		l.p.control(shim.Renew)
 	}
 }

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -90,6 +91,77 @@ func TestFenceKillsTheCommandsOfAFrozenAgent(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = agent.Process.Signal(syscall.SIGCONT) })
 		waitAllGone(t, "while the agent is frozen", ps) // 10s: the command sleeps 60s
+	})
+}
+
+// TestHelperLastingAgent is not a real test: a fake agent that runs three commands under the
+// shim named by EXECUTOR_TEST_LASTING_SHIM with a fence of 1s: one under a lease that lasts
+// only while renewed, one under a lease lasting 2 minutes whatever becomes of the agent,
+// one under one lasting 4s. Once every lasting lease has been told to its shim it prints
+// the three commands' pids; the test then freezes it.
+func TestHelperLastingAgent(t *testing.T) {
+	prefix := os.Getenv("EXECUTOR_TEST_LASTING_SHIM")
+	if prefix == "" {
+		t.Skip("helper process only")
+	}
+	start := time.Now()
+	leases := []time.Duration{0, 2 * time.Minute, 4 * time.Second}
+	pidOf := make([]chan string, len(leases))
+	told := make(chan struct{}, len(leases))
+	lasting := make(chan struct{})
+	close(lasting)
+	for i, lease := range leases {
+		w := newNotifyWriter()
+		pidOf[i] = make(chan string, 1)
+		go func() {
+			waitFor(t, 20*time.Second, "the command's pid", func() bool { return strings.Contains(w.String(), "\n") })
+			pidOf[i] <- strings.TrimSpace(w.String())
+		}()
+		spec := Spec{
+			Argv: []string{"sh", "-c", "echo $$; exec sleep 300"}, Shim: strings.Fields(prefix),
+			Fence: time.Second, Held: func() bool { return lease == 0 || time.Since(start) < lease },
+		}
+		if lease > 0 {
+			spec.Lasts = func() time.Duration { return max(lease-time.Since(start), 0) }
+			spec.Lasting = lasting
+			spec.OnLasting = func(time.Duration) { told <- struct{}{} }
+		}
+		go Run(context.Background(), spec, w)
+	}
+	var line []string
+	for i := range leases {
+		line = append(line, <-pidOf[i])
+	}
+	for range len(leases) - 1 {
+		<-told
+	}
+	fmt.Println(strings.Join(line, " "))
+	select {} // until the test kills it
+}
+
+// TestALastingLeaseOutlivesAFrozenAgentUntilItsEnd: a lease that lasts a known time
+// whatever becomes of the agent (a drained replica's, Spec.Lasts) keeps its command alive
+// through a freeze of the agent that kills a command under a renewed lease (the fence), and
+// ends it at its end, though the agent is still frozen and never renews again.
+func TestALastingLeaseOutlivesAFrozenAgentUntilItsEnd(t *testing.T) {
+	eachShim(t, func(t *testing.T, prefix []string) {
+		agent, line := startFakeAgent(t, "TestHelperLastingAgent", "EXECUTOR_TEST_LASTING_SHIM="+strings.Join(prefix, " "))
+		if err := agent.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = agent.Process.Signal(syscall.SIGCONT) })
+		ps := pids(t, line)
+		if len(ps) != 3 {
+			t.Fatalf("want 3 pids, got %q", line)
+		}
+		waitAllGone(t, "under a renewed lease while the agent is frozen", ps[:1]) // fence 1s
+		if processGone(ps[1]) {
+			t.Errorf("the command under a lease lasting 2m died while the agent was frozen, its fence past")
+		}
+		waitAllGone(t, "under a lease lasting 4s while the agent is frozen", ps[2:])
+		if processGone(ps[1]) {
+			t.Errorf("the command under a lease lasting 2m died while the agent was frozen")
+		}
 	})
 }
 

@@ -118,7 +118,10 @@ func killGroup(pgid int, sig syscall.Signal) {
 
 // control sends the shim one control byte. An error means the shim is gone,
 // which exited will tell.
-func (p *process) control(b byte) { _, _ = p.ctl.Write([]byte{b}) }
+func (p *process) control(b byte) { p.controlMessage([]byte{b}) }
+
+// controlMessage writes a control message of several bytes (shim.LastingMessage) at once.
+func (p *process) controlMessage(m []byte) { _, _ = p.ctl.Write(m) }
 
 // shimStartError is why the shim could not start the command, "" when it did, or the note
 // it left after the command's end (shim.NoteProcesses).

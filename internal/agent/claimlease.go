@@ -71,8 +71,8 @@ func ackMargin(visibility time.Duration) time.Duration { return min(visibility/5
 // take ends ackMargin before that (handover), and a run not taken by then is left
 // unacknowledged for Port to offer again. take writes this replica's lease mark and then
 // acknowledges the run. Port offers only runs nobody acknowledged, so a claimed run has no
-// earlier holder; nothing fences it (held always holds, stopped never ends): the lease
-// mark's end is what the other replicas' sweeps go by.
+// earlier holder; nothing fences it (held always holds, stopped never ends, lasting is nil):
+// the lease mark's end is what the other replicas' sweeps go by.
 type claimLease struct {
 	a      *Agent
 	c      polling.Claim
@@ -94,6 +94,7 @@ func (l *claimLease) handled(string, time.Time)           {}
 func (l *claimLease) handover() context.Context           { return l.ackBy }
 func (l *claimLease) park()                               {}
 func (l *claimLease) held() holding                       { return holding{} }
+func (l *claimLease) lasting() <-chan struct{}            { return nil }
 func (l *claimLease) stopped() context.Context            { return context.Background() }
 func (l *claimLease) release(bool)                        { l.cancel() }
 func (l *claimLease) shown() (string, string)             { return "", "" }

@@ -95,6 +95,12 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 	defer context.AfterFunc(stopped, func() { cancel(context.Cause(stopped)) })()
 	spec.Fence = a.shimFence()
 	spec.Held = func() bool { return r.lease.held().err == nil }
+	spec.Lasts = func() time.Duration { return r.lease.held().lasts }
+	spec.Lasting = r.lease.lasting()
+	spec.OnLasting = func(lasts time.Duration) {
+		r.log.Info("the run's command goes on until its lease ends, whatever becomes of this replica",
+			zap.Duration("lease", lasts.Round(time.Second)))
+	}
 	spec.OnStart = func(pid int) {
 		a.proxy.Bind(token, pid) // the token works from this process tree only
 		r.life.started(pid)

@@ -36,7 +36,9 @@ import (
 //   - held: whether this replica holds the lease now; while it does not, its command must
 //     not run and it must not be closed (forGood: it never will again; else it may, once
 //     the way in confirms this replica again). The executor renews the command's shim only
-//     while held says so.
+//     while held says so, and for as long as it says the lease lasts whatever becomes of
+//     this replica (a drained replica's leases end at a known time).
+//   - lasting: closed once held says the lease lasts (nil: it never will).
 //   - stopped: ends when the run's command must stop (the lease cannot be confirmed, or is
 //     gone); its cause says why (the run's label).
 //   - release: the run's end here: finished (decided: closed in Port, or skipped for good;
@@ -50,6 +52,7 @@ type runLease interface {
 	park()
 	take(ctx context.Context, bound time.Duration) error
 	held() holding
+	lasting() <-chan struct{}
 	stopped() context.Context
 	release(finished bool)
 	shown() (lease, holder string)
@@ -73,10 +76,13 @@ type learned struct {
 }
 
 // holding says whether this replica holds a run's lease now; forGood, when it does not,
-// that it never will again (otherwise it may: a fence that passes).
+// that it never will again (otherwise it may: a fence that passes). lasts, when it does:
+// how long from now it holds it whatever becomes of this replica (0: only while the way in
+// confirms it again and again; executor.Spec.Lasts).
 type holding struct {
 	err     error
 	forGood bool
+	lasts   time.Duration
 }
 
 // kafkaLease is a run's lease as the consumer group keeps it (package consumer).
@@ -98,10 +104,13 @@ func (k kafkaLease) learned() learned {
 func (k kafkaLease) take(ctx context.Context, _ time.Duration) error { return k.t.Take(ctx) }
 
 func (k kafkaLease) held() holding {
-	err := k.t.Held()
-	return holding{err: err, forGood: err != nil && !errors.Is(err, consumer.ErrFenced)}
+	if err := k.t.Held(); err != nil {
+		return holding{err: err, forGood: !errors.Is(err, consumer.ErrFenced)}
+	}
+	return holding{lasts: k.t.Lasts()}
 }
 
+func (k kafkaLease) lasting() <-chan struct{}  { return k.t.Lasting() }
 func (k kafkaLease) stopped() context.Context  { return k.t.Stopped() }
 func (k kafkaLease) handover() context.Context { return k.t.Handover }
 func (k kafkaLease) release(finished bool)     { k.t.Release(finished) }
@@ -126,6 +135,7 @@ type ownLease struct{}
 func (ownLease) learned() learned                          { return learned{} }
 func (ownLease) take(context.Context, time.Duration) error { return nil }
 func (ownLease) held() holding                             { return holding{} }
+func (ownLease) lasting() <-chan struct{}                  { return nil }
 func (ownLease) stopped() context.Context                  { return context.Background() }
 func (ownLease) handover() context.Context                 { return context.Background() }
 func (ownLease) release(bool)                              {}

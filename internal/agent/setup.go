@@ -117,7 +117,8 @@ func (a *Agent) newConsumer() error {
 // shimFence is the fence each command's shim keeps (executor.Spec.Fence): this replica stops
 // renewing half a fence after its last confirmed membership, and the shim kills the command
 // 3/8 of a fence after the last renewal, at most 1/64 late (its check's period), so every
-// command is dead within the fence.
+// command is dead within the fence. Once the replica has left the group its runs' leases
+// end at a known time instead, which the shims are told (executor.Spec.Lasts).
 func (a *Agent) shimFence() time.Duration { return a.cfg.Kafka.Fence() * 3 / 8 }
 
 // kafkaFromPort is k with the brokers and credentials Port gave (consumerFromPort, and

@@ -12,7 +12,8 @@ import (
 // jsString), reading each byte once: the json.Decoder Token path it replaces allocated per
 // token and was the agent's largest CPU cost per run.
 func parseOrdered(raw []byte) (any, error) {
-	p := jsonParser{raw: raw, text: string(raw)}
+	// The stacks start at a run message's size, so they rarely grow.
+	p := jsonParser{raw: raw, text: string(raw), members: make([]member, 0, 64), elems: make([]any, 0, 16)}
 	v, err := p.value(0)
 	if err != nil {
 		return nil, err
@@ -119,20 +120,15 @@ func (p *jsonParser) object(depth int) (any, error) {
 		if p.i >= len(p.raw) || p.raw[p.i] != '"' {
 			return nil, p.syntaxError(p.i, "looking for beginning of object key string")
 		}
-		kv, err := p.str()
+		k, js, err := p.strText()
 		if err != nil {
 			return nil, err
 		}
-		var k string
-		switch kv := kv.(type) {
-		case string:
-			k = kv
-		case jsString:
+		if js != nil {
 			if jsKeys == nil {
 				jsKeys = map[string][]byte{}
 			}
-			jsKeys[kv.s] = kv.js
-			k = kv.s
+			jsKeys[k] = js
 		}
 		p.skipSpace()
 		if p.i >= len(p.raw) || p.raw[p.i] != ':' {
@@ -148,13 +144,35 @@ func (p *jsonParser) object(depth int) (any, error) {
 			return nil, err
 		}
 	}
-	ms := p.members[base:]
-	o := &object{keys: make([]string, 0, len(ms)), vals: make(map[string]any, len(ms)), jsKeys: jsKeys}
-	for _, m := range ms {
-		o.set(m.key, m.val)
-	}
-	return o, nil
+	return newParsedObject(p.members[base:], jsKeys), nil
 }
+
+// newParsedObject is the object of members as parsed: a repeated key keeps its first place
+// and takes its last value. Small objects find repeats by a scan, larger ones by a map, so a
+// hostile object of many keys costs no more than its size.
+func newParsedObject(ms []member, jsKeys map[string][]byte) *object {
+	o := &object{keys: make([]string, 0, len(ms)), vals: make([]any, 0, len(ms)), jsKeys: jsKeys}
+	if len(ms) <= smallObject {
+		for _, m := range ms {
+			o.set(m.key, m.val)
+		}
+		return o
+	}
+	at := make(map[string]int, len(ms))
+	for _, m := range ms {
+		if i, ok := at[m.key]; ok {
+			o.vals[i] = m.val
+			continue
+		}
+		at[m.key] = len(o.keys)
+		o.keys = append(o.keys, m.key)
+		o.vals = append(o.vals, m.val)
+	}
+	return o
+}
+
+// smallObject is the most members an object finds its repeated keys among by a scan.
+const smallObject = 16
 
 func (p *jsonParser) array(depth int) (any, error) {
 	p.i++ // [

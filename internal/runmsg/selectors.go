@@ -64,7 +64,7 @@ func Lookup(v any, path ...string) any {
 		case map[string]any:
 			v = o[k]
 		case *object:
-			v = o.vals[k]
+			v, _ = o.get(k)
 		default:
 			return nil
 		}

@@ -10,18 +10,63 @@ import (
 // The fence (README "Delivery"): with --fence MS, no byte from the agent for MS
 // milliseconds of CLOCK_BOOTTIME kills the command's tree.
 
-// watchFence sends evFence once fenceNs have passed since the last renewal (start, then
-// each time read from renewed). It wakes at least every fenceNs/8, so a pause of the whole
-// machine (CLOCK_BOOTTIME goes on, the sleep's clock does not) is noticed that late at most.
-func watchFence(fenceNs, start int64, renewed <-chan int64, events chan<- int) {
-	last := start
+// fence is supervise's side of the fence: it reads the renewals out of the control bytes
+// and passes their deadlines to watchFence.
+type fence struct {
+	ns      int64
+	renewed chan int64 // nil: no fence
+	lasting lastingReader
+}
+
+// startFence starts watching the fence of fenceNs (none when 0), which sends evFence.
+func startFence(fenceNs int64, events chan<- int) *fence {
+	f := &fence{ns: fenceNs, lasting: newLastingReader()}
+	if fenceNs > 0 {
+		f.renewed = make(chan int64, 1)
+		go watchFence(fenceNs, boottime()+fenceNs, f.renewed, events)
+	}
+	return f
+}
+
+// control takes a control byte; used: it renewed the fence, or was part of an 'L' message,
+// and means nothing else. Only a renewal renews: a Terminate the agent sends late (after a
+// pause) must not give the command more time.
+func (f *fence) control(b byte) (used bool) {
+	used, ms, done := f.lasting.feed(b)
+	switch {
+	case done:
+		f.renew(boottime() + ms*1e6)
+	case !used && b == Renew:
+		f.renew(boottime() + f.ns)
+		return true
+	}
+	return used
+}
+
+func (f *fence) renew(deadline int64) {
+	if f.renewed == nil {
+		return
+	}
+	select { // one sender: after the drain there is room
+	case <-f.renewed:
+	default:
+	}
+	f.renewed <- deadline
+}
+
+// watchFence sends evFence once the fence's deadline has passed: first, then each one
+// read from renewed (CLOCK_BOOTTIME, ns). It wakes at least every fenceNs/8, so a pause of
+// the whole machine (CLOCK_BOOTTIME goes on, the sleep's clock does not) is noticed that
+// late at most.
+func watchFence(fenceNs, first int64, renewed <-chan int64, events chan<- int) {
+	deadline := first
 	for {
 		select {
-		case t := <-renewed:
-			last = t
+		case d := <-renewed:
+			deadline = d
 		default:
 		}
-		left := last + fenceNs - boottime()
+		left := deadline - boottime()
 		if left <= 0 {
 			events <- evFence
 			return

@@ -4,8 +4,8 @@
 // binary under the hidden subcommand [Command]. It imports nothing but syscall, so the Go
 // shim starts with the Go runtime's own start-up and no package inits.
 //
-// The protocol with the executor (written out for other implementations of the shim in
-// /work/notes/shim-protocol.md, which must say the same):
+// The protocol with the executor (the C shim, cmd/port-runner-shim/c/shim.c, implements the
+// same; a change here is a change there, and both shims' tests run it):
 //
 //   - argv: "SHIM [OPTION...] -- PATH ARGV0 [ARG...]". PATH is the resolved command, ARGV0
 //     and the ARGs its argv. The command's environment is the shim's. The options
@@ -17,15 +17,20 @@
 //     Landlock ruleset.
 //   - The executor writes single bytes to it: [Terminate] ('T': SIGTERM to the command's
 //     process group), [Kill] ('K': SIGKILL to the group and its leader), [Renew] ('R': the
-//     agent still holds the run's lease; nothing else). Unknown bytes are ignored. Only
-//     'R' renews the fence: a 'T' or 'K' does not.
-//   - The fence (--fence MS, MS > 0): when no 'R' has arrived for MS milliseconds (from the
-//     start, then from the last 'R'), the shim kills the command's tree at once: SIGKILL to
-//     the group and its leader, then every descendant (as when the command ends), and exits
-//     like the command (killed by SIGKILL). Time is CLOCK_BOOTTIME, so a suspended machine's
-//     pause counts; the check may fire up to MS/8 late, never early. The agent renews only
-//     while it holds the run's lease, so a frozen or cut-off agent's commands die on their
-//     own (README "Delivery"). Without --fence there is no fence.
+//     agent still holds the run's lease; nothing else), and one message of several bytes,
+//     [Lasting] ('L', decimal digits N, ';': the agent holds the run's lease for N more
+//     milliseconds whatever becomes of it). Unknown bytes are ignored, and so is an 'L'
+//     message that another byte breaks (that byte is then read as itself). Only 'R' and
+//     'L' renew the fence: a 'T' or 'K' does not.
+//   - The fence (--fence MS, MS > 0): when the deadline passes (MS milliseconds after the
+//     start, then after the last 'R', or N after the last 'L' message), the shim kills the
+//     command's tree at once: SIGKILL to the group and its leader, then every descendant
+//     (as when the command ends), and exits like the command (killed by SIGKILL). Each
+//     renewal sets the deadline anew, earlier or later. Time is CLOCK_BOOTTIME, so a
+//     suspended machine's pause counts; the check may fire up to MS/8 late, never early.
+//     The agent renews only while it holds the run's lease, so a frozen or cut-off agent's
+//     commands die on their own, and a drained agent's ones at its lease's end whatever
+//     happens to it meanwhile (README "Delivery"). Without --fence there is no fence.
 //   - End of file on the socket: the agent died. SIGTERM to the group, then SIGKILL after
 //     5 seconds, or at the fence's deadline if that comes first.
 //   - If the command cannot start, the shim writes why to the socket and exits 127.
@@ -48,11 +53,15 @@ const RulesetFD = 4
 // FenceFlag is the option giving the fence in milliseconds: "--fence MS".
 const FenceFlag = "--fence"
 
-// Control bytes the executor sends. Only Renew renews the fence.
+// Control bytes the executor sends. Only Renew and Lasting renew the fence.
 const (
 	Terminate byte = 'T' // SIGTERM to the command's process group (timeout, cancel)
 	Kill      byte = 'K' // SIGKILL to the command's process group (after the grace)
 	Renew     byte = 'R' // the lease still holds: the fence starts again
+	// Lasting begins the message "L<milliseconds>;" (LastingMessage): the lease holds that
+	// long whatever becomes of the agent, and the fence's deadline is then.
+	Lasting    byte = 'L'
+	lastingEnd byte = ';'
 )
 
 // NoteProcesses is what the shim writes to the control socket after its command ended at
@@ -66,3 +75,37 @@ const deathGraceNs = 5e9
 
 // VersionGo is what the Go shim answers to --version (the C one: "port-runner-shim (C)").
 const VersionGo = "port-runner-shim (Go)"
+
+// LastingMessage is the control message saying the lease holds for ms more milliseconds
+// whatever becomes of the agent (Lasting).
+func LastingMessage(ms int64) []byte {
+	return append(append([]byte{Lasting}, itoa64(max(ms, 0))...), lastingEnd)
+}
+
+// maxLastingMs bounds an 'L' message's milliseconds (a year): the sum never overflows.
+const maxLastingMs = 365 * 24 * 3600 * 1000
+
+// lastingReader reads 'L' messages out of the control bytes: feed says, for each byte,
+// whether it belonged to one (and is used up), and ms, when one ended with it, its figure.
+type lastingReader struct{ ms int64 } // the digits so far; -1: no message under way
+
+func newLastingReader() lastingReader { return lastingReader{ms: -1} }
+
+func (r *lastingReader) feed(b byte) (used bool, ms int64, done bool) {
+	if r.ms >= 0 {
+		switch {
+		case b >= '0' && b <= '9':
+			r.ms = min(r.ms*10+int64(b-'0'), maxLastingMs)
+			return true, 0, false
+		case b == lastingEnd:
+			ms, r.ms = r.ms, -1
+			return true, ms, true
+		}
+		r.ms = -1 // a broken message: ignored, and b is read as itself
+	}
+	if b == Lasting {
+		r.ms = 0
+		return true, 0, false
+	}
+	return false, 0, false
+}

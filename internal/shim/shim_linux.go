@@ -85,17 +85,12 @@ const (
 )
 
 // supervise passes the executor's control bytes on to the command's group and enforces the
-// fence (fenceNs > 0), until the command's leader exits; it returns the shim's exit code.
+// fence (opts.FenceMs > 0), until the command's leader exits; it returns the shim's exit code.
 func supervise(leader int, opts Options) int {
-	fenceNs := opts.FenceMs * 1e6
 	// The goroutines below end with the process: Main's return is followed by exit.
 	events := make(chan int, 4)
 	go readControl(events)
-	var renewed chan int64
-	if fenceNs > 0 {
-		renewed = make(chan int64, 1)
-		go watchFence(fenceNs, boottime(), renewed, events)
-	}
+	renewals := startFence(opts.FenceMs*1e6, events)
 	exited := make(chan struct{})
 	go func() {
 		WaitExited(leader) // unreaped, so the leader's pid (the group's id) cannot be reused
@@ -106,15 +101,8 @@ func supervise(leader int, opts Options) int {
 		case <-exited:
 			return finish(leader, opts)
 		case ev := <-events:
-			if ev == int(Renew) && renewed != nil {
-				// Only a renewal renews: a Terminate the agent sends late (after a pause)
-				// must not give the command more time. One sender: after the drain there
-				// is room.
-				select {
-				case <-renewed:
-				default:
-				}
-				renewed <- boottime()
+			if ev < evEOF && renewals.control(byte(ev)) {
+				continue
 			}
 			switch ev {
 			case int(Terminate):

@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // longRun is how long the long runs of these tests last: longer than the 30s a run could
@@ -95,16 +97,23 @@ executor: {maxConcurrent: 8, shutdownTimeout: 5m}
 			t.Errorf("%s: %s %q, want SUCCESS: a drain of 5m lets a run of %ds end", long[i], r.Status, r.StatusLabel, longRun)
 		}
 	}
-	f.closedEach(long)
-	for _, id := range long {
+	f.drainedOnce(a, long)
+}
+
+// drainedOnce checks the runs a drained replica a held: each closed once (closedEach) after
+// one execution, and a exits 0 soon after the last one closed.
+func (f *groupFixture) drainedOnce(a *harness.Process, ids []string) {
+	f.t.Helper()
+	f.closedEach(ids)
+	for _, id := range ids {
 		if ex := f.record.executions()[id]; len(ex) != 1 {
-			t.Errorf("%s: %d executions, want 1", id, len(ex))
+			f.t.Errorf("%s: %d executions, want 1", id, len(ex))
 		}
 	}
 	if !a.Wait(30 * time.Second) {
-		t.Fatalf("A still running 30s after its last run closed")
+		f.t.Fatalf("A still running 30s after its last run closed")
 	}
-	a.WantExit0(t)
+	a.WantExit0(f.t)
 }
 
 // A second SIGTERM during a drain cancels the running commands at once: their runs are
@@ -136,4 +145,54 @@ func TestSecondSignalCancelsTheDrain(t *testing.T) {
 	a.WantExit0(t)
 	// (No closedEach: the agent closes a cancelled run once its command ended, and the
 	// record sees the rest of the tree die only within its 5ms poll.)
+}
+
+// A draining replica frozen (SIGSTOP: a long GC pause, a starved or suspended VM) for
+// twice its commands' shim fence, well within its drain, lets its runs go on to their end:
+// once it has left the group its runs are its own under their leases until their bound, so
+// a pause of it threatens no run and must not cut one short. (An agent frozen past its
+// lease's end still has its commands killed then: executor's
+// TestALastingLeaseOutlivesAFrozenAgentUntilItsEnd.)
+func TestFrozenDrainLetsItsRunsEnd(t *testing.T) {
+	const lastingLine = "the run's command goes on until its lease ends, whatever becomes of this replica"
+	const parts = 2
+	f := newGroupFixture(t, parts)
+	a := f.start("A", f.config("A", f.actions(longRun)+"executor: {maxConcurrent: 4, shutdownTimeout: 5m}\n"))
+	f.waitMembers(1, 60*time.Second)
+	ids, _ := f.runsOnEveryPartition("frozen", 2*parts)
+	f.ps.WaitFor("every run to start", 60*time.Second, func() bool { return f.record.started(ids) == len(ids) })
+
+	a.Signal(t, syscall.SIGTERM)
+	f.ps.WaitFor("A to leave the group", 60*time.Second, func() bool {
+		state, assigned := f.members()
+		return state == "Empty" && len(assigned) == 0
+	})
+	// Every command's shim has heard that its run's lease lasts until the drain's end.
+	f.ps.WaitFor("A to tell each command's shim its lease lasts", 30*time.Second, func() bool {
+		return strings.Count(a.Log(), lastingLine) == len(ids)
+	})
+	a.Signal(t, syscall.SIGSTOP)
+	thawed := false
+	t.Cleanup(func() { // a test that fails while A is frozen must not leave it stopped
+		if !thawed {
+			a.Signal(t, syscall.SIGCONT)
+		}
+	})
+	// The freeze is the scenario, not a wait for a state: twice the shim's fence at the
+	// default session timeout (3/8 of a 10s fence), whose renewals A cannot send meanwhile.
+	const freeze = 2 * 3750 * time.Millisecond
+	time.Sleep(freeze)
+	a.Signal(t, syscall.SIGCONT)
+	thawed = true
+	if running := f.record.running(ids); len(running) != len(ids) {
+		t.Errorf("after A's freeze of %s in its drain, %d of its %d runs still run (%v), want all", freeze, len(running), len(ids), running)
+	}
+
+	runs := f.env.WaitAllClosed(t, ids, 3*longRun*time.Second)
+	for i, r := range runs {
+		if r.Status != "SUCCESS" {
+			t.Errorf("%s: %s %q, want SUCCESS: a freeze of %s in a drain of 5m lets a run of %ds end", ids[i], r.Status, r.StatusLabel, freeze, longRun)
+		}
+	}
+	f.drainedOnce(a, ids)
 }

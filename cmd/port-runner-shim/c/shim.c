@@ -6,9 +6,13 @@
  *   port-runner-shim --version
  *
  * 'T' on fd 3: SIGTERM to the command's process group; 'K': SIGKILL to the group and its leader;
- * 'R': renew the fence (only 'R' does: a 'T' sent late must not give the command more time);
- * end of file: the agent died: SIGTERM, then SIGKILL after 5 s (or at the fence, if that comes
- * first). --fence MS: no 'R' for MS milliseconds (CLOCK_BOOTTIME) kills the command's tree. If the command cannot start, the
+ * 'R': renew the fence (only 'R' and 'L' do: a 'T' sent late must not give the command more
+ * time); "L<N>;" (decimal N): the agent holds the run's lease for N ms whatever becomes of it,
+ * so the fence's deadline is N ms from now (an 'L' message another byte breaks is ignored,
+ * and that byte read as itself); end of file: the agent died: SIGTERM, then SIGKILL after 5 s
+ * (or at the fence, if that comes first). --fence MS: the fence's deadline is MS milliseconds
+ * (CLOCK_BOOTTIME) after the start, then after each 'R' (or N after each 'L' message); when it
+ * passes, the command's tree is killed. If the command cannot start, the
  * reason (errno text, lower case like Go's) goes to fd 3 and the shim exits 127. Otherwise it
  * exits as the command did: the same code, or by the same signal. The shim is non-dumpable and a
  * child subreaper; the command runs in its own process group with PDEATHSIG=SIGKILL; when the
@@ -332,12 +336,16 @@ static int exit_like(int st) {
 /* supervise passes the executor's control bytes on until the command's leader exits, reaping
  * orphans as they die (they would pile up as zombies); the leader stays unreaped, so its pid
  * (the group's id) is not reused before the shim is done with it. With a fence (fence_ms >
- * 0), no 'R' from the agent for fence_ms kills the command's tree: only 'R' renews it.
+ * 0), the command's tree is killed at the fence's deadline: fence_ms after the start or the
+ * last 'R', or N ms after the last "L<N>;" message; nothing else renews it.
  * poll's clock stops while the machine is suspended, so the shim wakes at least every
  * fence_ms/8 to look at CLOCK_BOOTTIME: the fence fires that late at most, never early. */
+#define MAX_LASTING_MS (365LL * 24 * 3600 * 1000) /* an 'L' message's bound (a year), as the Go shim's */
+
 static void supervise(pid_t leader, int sfd, long long fence_ms) {
 	struct pollfd pfd[2] = {{CONTROL_FD, POLLIN, 0}, {sfd, POLLIN, 0}};
 	long long kill_at = -1, fence_at = fence_ms > 0 ? now_ms() + fence_ms : -1;
+	long long lasting = -1; /* the digits of an 'L' message so far; -1: none under way */
 	for (;;) {
 		long long now = now_ms(), timeout = -1;
 		if (fence_at >= 0 && now >= fence_at) {
@@ -373,7 +381,24 @@ static void supervise(pid_t leader, int sfd, long long fence_ms) {
 			char b;
 			ssize_t r = read(CONTROL_FD, &b, 1);
 			if (r < 0 && errno == EINTR) continue;
-			if (r == 1 && b == 'R' && fence_at >= 0) fence_at = now_ms() + fence_ms; /* only 'R' renews */
+			if (r == 1 && lasting >= 0) {
+				if (b >= '0' && b <= '9') {
+					if (lasting < MAX_LASTING_MS) lasting = lasting * 10 + (b - '0');
+					if (lasting > MAX_LASTING_MS) lasting = MAX_LASTING_MS;
+					continue;
+				}
+				if (b == ';') {
+					if (fence_at >= 0) fence_at = now_ms() + lasting;
+					lasting = -1;
+					continue;
+				}
+				lasting = -1; /* a broken message: ignored, and b is read as itself */
+			}
+			if (r == 1 && b == 'L') {
+				lasting = 0;
+				continue;
+			}
+			if (r == 1 && b == 'R' && fence_at >= 0) fence_at = now_ms() + fence_ms; /* only 'R' and 'L' renew */
 			if (r == 1 && b == 'T') terminate(leader);
 			else if (r == 1 && b == 'K') kill_leader(leader);
 			else if (r != 1) { /* end of file: the agent is gone; no renewal can come */
