@@ -262,3 +262,30 @@ func TestAllOptionsScalingAndAlerts(t *testing.T) {
 		t.Error("replicas set with the HPA on")
 	}
 }
+
+// With config.transport: polling the agent needs no Kafka: the rendered config validates
+// with the chart's kafka defaults left unused, the NetworkPolicy opens only DNS and Port's
+// API, and KEDA (which scales on the Kafka lag) is refused.
+func TestPollingTransport(t *testing.T) {
+	polling := `{config: {transport: polling}, networkPolicy: {enabled: true}}`
+	r := mustRender(t, values(t, minimal, polling))
+	cfg, _ := renderedConfig(t, r)
+	if !cfg.Polls() {
+		t.Fatalf("transport %q, want polling", cfg.Transport)
+	}
+	np := of[networkingv1.NetworkPolicy](t, r)
+	for _, e := range np.Spec.Egress {
+		for _, p := range e.Ports {
+			if p.Port.IntValue() == 9196 {
+				t.Errorf("NetworkPolicy opens Kafka's port with transport: polling: %s", dumpYAML(np.Spec.Egress))
+			}
+		}
+	}
+	if len(np.Spec.Egress) != 2 {
+		t.Errorf("NetworkPolicy egress %s: want DNS and Port's API only", dumpYAML(np.Spec.Egress))
+	}
+	_, err := render(t, values(t, minimal, polling, `{autoscaling: {keda: {enabled: true, prometheus: {serverAddress: "http://p:9090"}}}}`))
+	if err == nil || !strings.Contains(err.Error(), "transport: polling") {
+		t.Errorf("KEDA with polling: %v, want a refusal naming transport: polling", err)
+	}
+}

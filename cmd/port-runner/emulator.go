@@ -24,6 +24,7 @@ type emulatorFlags struct {
 	budget                                     int
 	budgetWindow                               time.Duration
 	kafkaUser, kafkaPassword, secretInputs     string
+	polling                                    bool
 	set                                        map[string]bool // the flags given on the command line
 }
 
@@ -31,7 +32,8 @@ func emulatorCommand() command {
 	return command{
 		name: "emulator",
 		synopsis: "[--addr ADDR] [--brokers HOST:PORT,...] [--org ORG] [--client-id ID] [--client-secret S]\n" +
-			"                       [--budget N --budget-window D] [--secret-inputs ACTION=INPUT,...] [--kafka-username U --kafka-password P]",
+			"                       [--budget N --budget-window D] [--secret-inputs ACTION=INPUT,...] [--kafka-username U --kafka-password P]\n" +
+			"                       [--polling]",
 		summary: "The Port API emulator on its own; the runs it creates go to --brokers.",
 		detail:  "It serves until SIGTERM or SIGINT. Exit 1 when it cannot listen or serve.",
 		flags: func(fs *flag.FlagSet) func([]string, io.Writer, io.Writer) int {
@@ -47,6 +49,7 @@ func emulatorCommand() command {
 			fs.DurationVar(&f.budgetWindow, "budget-window", 5*time.Minute, "length of a budget window, whole seconds; with --budget")
 			fs.StringVar(&f.kafkaUser, "kafka-username", "", "with --kafka-password and --brokers: GET /v1/kafka-credentials answers them")
 			fs.StringVar(&f.kafkaPassword, "kafka-password", "", "see --kafka-username (default: EMULATOR_KAFKA_PASSWORD)")
+			fs.BoolVar(&f.polling, "polling", false, "hold created runs for agents to claim (transport: polling) instead of producing them")
 			fs.StringVar(&f.secretInputs, "secret-inputs", "", "inputs created runs carry encrypted: ACTION=INPUT,INPUT[;ACTION=...]")
 			return func(_ []string, _, stderr io.Writer) int {
 				f.set = map[string]bool{}
@@ -94,6 +97,9 @@ func (f emulatorFlags) options() (emulator.Options, error) {
 		Budget: f.budget, BudgetWindow: f.budgetWindow, SecretInputs: secrets,
 		// It may run for days (docker compose): keep only the latest requests in memory.
 		MaxRequests: 10000}
+	if f.polling {
+		opts.Delivery = emulator.DeliveryPolling
+	}
 	if f.kafkaUser != "" {
 		opts.KafkaCredentials = &emulator.KafkaCredentials{Brokers: strings.Split(f.brokers, ","), Username: f.kafkaUser, Password: f.kafkaPassword}
 	}

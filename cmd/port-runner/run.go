@@ -73,8 +73,12 @@ func runAgent(path string, stderr io.Writer) int {
 		log.Error("cannot start: bad configuration", zap.Error(err))
 		return exitUsage
 	}
-	log.Info("port-runner starting", zap.String("version", version), zap.String("topic", cfg.Kafka.Topic),
-		zap.String("group", cfg.Kafka.Group), zap.Strings("actions", cfg.ActionNames()))
+	where := []zap.Field{zap.String("topic", cfg.Kafka.Topic), zap.String("group", cfg.Kafka.Group)}
+	if cfg.Polls() {
+		where = []zap.Field{zap.String("transport", cfg.Transport), zap.Duration("interval", cfg.Polling.Interval.D())}
+	}
+	log.Info("port-runner starting", append([]zap.Field{zap.String("version", version)},
+		append(where, zap.Strings("actions", cfg.ActionNames()))...)...)
 	if err := a.Run(stop, kill); err != nil {
 		// One line, no stack trace: these are the expected failures (a refused broker, bad
 		// credentials), and the error says which.

@@ -19,7 +19,7 @@ import (
 func tryCommand() command {
 	return command{
 		name:     "try",
-		synopsis: "ACTION [--properties JSON] [--entity ID] [--config FILE] [--cancel-after DURATION]",
+		synopsis: "ACTION [--properties JSON] [--entity ID] [--config FILE] [--cancel-after DURATION] [--polling]",
 		summary:  "Run one action of a config locally, against an in-process Port API emulator (no Kafka).",
 		detail: "It prints the command's environment and run file (masked), the log and status as Port\n" +
 			"shows them and every PATCH the run made. Exit 0 on SUCCESS, 1 on FAILURE. Without --config\n" +
@@ -31,6 +31,7 @@ func tryCommand() command {
 			entity := fs.String("entity", "", "the entity of a DAY-2 run")
 			path := fs.String("config", os.Getenv("PORT_RUNNER_CONFIG"), "config file (default: the shipped examples/config.yaml)")
 			cancelAfter := fs.Duration("cancel-after", 0, "cancel the run in Port this long after it starts, as a user does (0: never)")
+			polling := fs.Bool("polling", false, "take the run as transport: polling does: held by Port, claimed, acknowledged (also with transport: polling in the config)")
 			return func(operands []string, stdout, stderr io.Writer) int {
 				var properties map[string]any
 				if err := json.Unmarshal([]byte(*props), &properties); err != nil {
@@ -41,7 +42,8 @@ func tryCommand() command {
 					fmt.Fprintf(stderr, "port-runner try: --cancel-after must not be negative\n")
 					return exitUsage
 				}
-				opts := demo.TryOptions{Action: operands[0], Properties: properties, Entity: *entity, ConfigPath: *path, CancelAfter: *cancelAfter}
+				opts := demo.TryOptions{Action: operands[0], Properties: properties, Entity: *entity, ConfigPath: *path,
+					CancelAfter: *cancelAfter, Polling: *polling}
 				return try(opts, stdout, stderr)
 			}
 		},

@@ -66,6 +66,21 @@ func TestTrySecretInput(t *testing.T) {
 	}
 }
 
+// try --polling takes the run as transport: polling does: Port holds it, the agent claims
+// and acknowledges it, writes its lease, runs and closes it.
+func TestTryPolling(t *testing.T) {
+	code, stdout, stderr := runCmd("try", "create_microservice", "--polling", "--properties", `{"name":"x","region":"eu-west-1"}`)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"held for claims", "Status: SUCCESS", "acknowledged: true",
+		"PATCH /v1/actions/runs/ack -> 200", `{"externalRunId":"port-runner lease `} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
 // try --cancel-after ends the run in Port while its command runs, as a user does: the
 // command is stopped, the run shows the user's FAILURE, and try says it was cancelled in Port.
 func TestTryCancelAfter(t *testing.T) {

@@ -22,7 +22,8 @@ func validateCommand() command {
 		synopsis: "--config FILE [--connect]",
 		summary:  "Check a config: every problem at once, each with its key and line.",
 		detail: "Exit 0 when it is valid, 2 when it is not. --connect also tries the brokers, SASL,\n" +
-			"the topic, the group and the Port credentials, and exits 1 when one of them fails.",
+			"the topic, the group and the Port credentials (transport: polling: the Port credentials\n" +
+			"and its claim route), and exits 1 when one of them fails.",
 		flags: func(fs *flag.FlagSet) func([]string, io.Writer, io.Writer) int {
 			path := configFlag(fs)
 			connect := fs.Bool("connect", false, "also try the brokers, SASL, the topic, the group and the Port credentials")
@@ -38,14 +39,19 @@ func validate(path string, connect bool, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	fmt.Fprintf(stdout, "config ok: %d action(s) (%s), topic %s, group %s\n",
-		len(cfg.Actions), strings.Join(cfg.ActionNames(), ", "), cfg.Kafka.Topic, cfg.Kafka.Group)
-	// The fence and the leases' bound are derived, not configured: say from what.
-	fence := cfg.Kafka.Fence()
-	fmt.Fprintf(stdout, "session timeout %s (kafka.sessionTimeout), fence %s: a replica that cannot confirm its membership stops its runs after %s, all dead by %s, before another replica may take them over\n",
-		cfg.Kafka.SessionTimeout.D(), fence, fence/2, fence)
-	fmt.Fprintf(stdout, "leases: a replica that left the group (SIGTERM) acts on its runs for %s (executor.shutdownTimeout %s + %s kill grace + %s closing budget); others decide them %s after it left (+ the fence + %s margin)\n",
-		cfg.Drain(config.ClosingBudget), cfg.Executor.ShutdownTimeout.D(), config.KillGrace, config.ClosingBudget, cfg.LeaseBound(config.ClosingBudget), config.LeaseMargin)
+	if cfg.Polls() {
+		fmt.Fprintf(stdout, "config ok: %d action(s) (%s), transport polling: claims every %s at most while idle, visibility timeout %s\n",
+			len(cfg.Actions), strings.Join(cfg.ActionNames(), ", "), cfg.Polling.Interval.D(), cfg.Polling.VisibilityTimeout.D())
+	} else {
+		fmt.Fprintf(stdout, "config ok: %d action(s) (%s), topic %s, group %s\n",
+			len(cfg.Actions), strings.Join(cfg.ActionNames(), ", "), cfg.Kafka.Topic, cfg.Kafka.Group)
+		// The fence and the leases' bound are derived, not configured: say from what.
+		fence := cfg.Kafka.Fence()
+		fmt.Fprintf(stdout, "session timeout %s (kafka.sessionTimeout), fence %s: a replica that cannot confirm its membership stops its runs after %s, all dead by %s, before another replica may take them over\n",
+			cfg.Kafka.SessionTimeout.D(), fence, fence/2, fence)
+		fmt.Fprintf(stdout, "leases: a replica that left the group (SIGTERM) acts on its runs for %s (executor.shutdownTimeout %s + %s kill grace + %s closing budget); others decide them %s after it left (+ the fence + %s margin)\n",
+			cfg.Drain(config.ClosingBudget), cfg.Executor.ShutdownTimeout.D(), config.KillGrace, config.ClosingBudget, cfg.LeaseBound(config.ClosingBudget), config.LeaseMargin)
+	}
 	// Where the config meets this machine: the kernel, the agent's capabilities, the shim.
 	log := zap.New(zapcore.NewNopCore())
 	summary, err := agent.Isolation(cfg, commandDeps(log, path))

@@ -24,6 +24,7 @@ import (
 	"github.com/port-runner/port-runner/internal/portproxy"
 	"github.com/port-runner/port-runner/internal/runmsg"
 	"github.com/port-runner/port-runner/metrics"
+	"github.com/port-runner/port-runner/polling"
 	"github.com/port-runner/port-runner/reporter"
 )
 
@@ -55,7 +56,10 @@ type Agent struct {
 	consumer *consumer.Consumer // built by Run once Port and the brokers answered (join)
 	// member is consumer once built, for Ready, which the tests and probes may call while Run
 	// is still joining.
-	member   atomic.Pointer[consumer.Consumer]
+	member atomic.Pointer[consumer.Consumer]
+	// source claims runs from Port's API instead (transport: polling; polling.go): no
+	// consumer is built then.
+	source   *polling.Source
 	proxy    *portproxy.Proxy
 	proxyURL string // PORT_API_URL for commands; set in Run before any run starts
 	actions  map[string]*action
@@ -132,6 +136,9 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Agent, error) {
 	// The consumer's client metrics (port_runner_kafka_*), attached to the registry in Run:
 	// kprom registers nothing itself, so agents sharing one Metrics never collide.
 	a.kafkaProm = kprom.NewMetrics("port_runner", kprom.Subsystem("kafka"), kprom.Registry(nil))
+	if cfg.Polls() {
+		a.source = a.newSource()
+	}
 	return a, nil
 }
 
@@ -223,12 +230,13 @@ func newActions(cfg *config.Config, shim []string, iso *isolation) (map[string]*
 	return actions, executor.NewPool(cfg.Executor.MaxConcurrent, perAction), nil
 }
 
-// Ready is nil when the member has joined its group and holds a valid Port token.
+// Ready is nil when the member has joined its group (transport: polling: at once) and holds
+// a valid Port token.
 func (a *Agent) Ready() error {
 	if a.stopping.Load() {
 		return errors.New("stopping")
 	}
-	if c := a.member.Load(); c == nil || !c.Joined() {
+	if c := a.member.Load(); a.source == nil && (c == nil || !c.Joined()) {
 		return errors.New("consumer group not joined")
 	}
 	if !a.api.TokenValid() {
@@ -270,6 +278,9 @@ func (a *Agent) Run(parent, kill context.Context) error {
 		return err
 	}
 	defer closeRuns()
+	if a.source != nil {
+		return a.poll(ctx, kill)
+	}
 	if err := a.join(ctx); err != nil {
 		return err
 	}
@@ -326,13 +337,16 @@ func (a *Agent) startServers() (stop func(), err error) {
 			stops[i]()
 		}
 	}
-	stops = append(stops, a.metrics.SetSource(source{a: a, ready: a.Ready}), a.metrics.Attach("kafka", metrics.Renamed(a.kafkaProm, kpromGauges())))
-	stopLag, err := a.startLag()
-	if err != nil {
-		stop()
-		return nil, err
+	stops = append(stops, a.metrics.SetSource(source{a: a, ready: a.Ready}))
+	if a.source == nil { // the Kafka client's metrics and the broker's lag
+		stops = append(stops, a.metrics.Attach("kafka", metrics.Renamed(a.kafkaProm, kpromGauges())))
+		stopLag, err := a.startLag()
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		stops = append(stops, stopLag)
 	}
-	stops = append(stops, stopLag)
 	if addr := a.cfg.Metrics.Addr; addr != "-" { // "-": no server (the demo)
 		stopMetrics, err := a.serve("metrics server", func(sctx context.Context) (string, func() error, error) {
 			return a.metrics.Serve(sctx, addr, a.Ready)

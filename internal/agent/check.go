@@ -31,6 +31,9 @@ type Check struct {
 // With kafka.brokers not configured, the Kafka checks use the credentials Port gives.
 func CheckConnections(ctx context.Context, cfg *config.Config, extra ...kgo.Opt) []Check {
 	port, api := checkPort(ctx, cfg)
+	if cfg.Polls() {
+		return []Check{port, checkClaims(ctx, port, api)}
+	}
 	k := cfg.Kafka
 	if k.FromPort() {
 		from := Check{Name: "kafka credentials from Port"}
@@ -124,6 +127,26 @@ func checkKafka(ctx context.Context, k config.Kafka, extra []kgo.Opt) []Check {
 		group.Detail = fmt.Sprintf("%s, offsets committed for %d partition(s) of the topic", k.Group, n)
 	}
 	return []Check{brokers, sasl, topic, group}
+}
+
+// checkClaims asks Port's claim-pending route once (transport: polling), with the shortest
+// visibility timeout Port takes: a run it happens to claim is not acknowledged, and any
+// agent may claim it again a second later.
+func checkClaims(ctx context.Context, port Check, api *portapi.Client) Check {
+	c := Check{Name: "port claim API"}
+	if port.Err != nil {
+		c.Skipped = "the Port credentials failed"
+		return c
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	got, err := api.ClaimRuns(cctx, portapi.Claim{Limit: 1, VisibilityTimeout: config.MinVisibility})
+	if err != nil {
+		c.Err = fmt.Errorf("transport: polling, but Port's claim route refused: %w", err)
+		return c
+	}
+	c.Detail = fmt.Sprintf("POST /v1/actions/runs/claim-pending answered (%d pending run(s) seen; left to reappear after %s)", len(got), config.MinVisibility)
+	return c
 }
 
 // dialHook notes whether a broker was ever dialed: franz-go passes the connection whenever

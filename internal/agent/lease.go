@@ -10,11 +10,13 @@ import (
 )
 
 // runLease is what the run lifecycle (run.go, steps.go) needs of a run's way in: the
-// Kafka consumer group today (kafkaLease, which keeps leases in the partitions' commit
-// metadata), a run with no way in (ownLease: `port-runner try`), and any other way in that
-// hands this replica runs another replica may also see (README "Delivery"). A way in
-// implements it and passes each arriving run to Agent.arrive; the lifecycle knows leases
-// only through it. The contract, in the order the lifecycle calls it:
+// Kafka consumer group (kafkaLease, which keeps leases in the partitions' commit metadata),
+// Port's claim API (claimLease, transport: polling: the claim, then a lease mark in the
+// run's externalRunId), a run with no way in (ownLease: `port-runner try`, and the polling
+// sweep's runs), and any other way in that hands this replica runs another replica may also
+// see (README "Delivery"). A way in implements it and passes each arriving run to
+// Agent.arrive; the lifecycle knows leases only through it. The contract, in the order the
+// lifecycle calls it:
 //
 //   - learned: what earlier holders left of the run, before anything is decided: nothing
 //     (a fresh run), finished (skipped at once), held by another replica until ended
@@ -27,7 +29,10 @@ import (
 //     then is that replica's, and every wait before take ends with it.
 //   - park: the run waits for another holder (maybe hours): its place in the pool goes back.
 //   - take: makes the run this replica's, durably, before its command starts (an error: it
-//     must not start here). From then on the run is held under this replica's lease.
+//     must not start here). From then on the run is held under this replica's lease. bound
+//     is how long the run may be acted on here at most from now (its action's timeout, the
+//     kill grace and the closing budget; 0: no bound), for a way in whose lease is written
+//     once rather than renewed.
 //   - held: whether this replica holds the lease now; while it does not, its command must
 //     not run and it must not be closed (forGood: it never will again; else it may, once
 //     the way in confirms this replica again). The executor renews the command's shim only
@@ -45,7 +50,7 @@ type runLease interface {
 	handled(id string, at time.Time)
 	handover() context.Context
 	park()
-	take(ctx context.Context) error
+	take(ctx context.Context, bound time.Duration) error
 	held() holding
 	lasting() <-chan struct{}
 	stopped() context.Context
@@ -96,7 +101,7 @@ func (k kafkaLease) learned() learned {
 	return learned{what: inheritNothing}
 }
 
-func (k kafkaLease) take(ctx context.Context) error { return k.t.Take(ctx) }
+func (k kafkaLease) take(ctx context.Context, _ time.Duration) error { return k.t.Take(ctx) }
 
 func (k kafkaLease) held() holding {
 	if err := k.t.Held(); err != nil {
@@ -127,17 +132,17 @@ func (k kafkaLease) shown() (string, string) {
 // ownLease is the lease of a run with no way in (try): this replica holds it outright.
 type ownLease struct{}
 
-func (ownLease) learned() learned                    { return learned{} }
-func (ownLease) take(context.Context) error          { return nil }
-func (ownLease) held() holding                       { return holding{} }
-func (ownLease) lasting() <-chan struct{}            { return nil }
-func (ownLease) stopped() context.Context            { return context.Background() }
-func (ownLease) handover() context.Context           { return context.Background() }
-func (ownLease) release(bool)                        {}
-func (ownLease) park()                               {}
-func (ownLease) seen(string, time.Time) (bool, bool) { return false, true }
-func (ownLease) handled(string, time.Time)           {}
-func (ownLease) shown() (string, string)             { return "", "" }
+func (ownLease) learned() learned                          { return learned{} }
+func (ownLease) take(context.Context, time.Duration) error { return nil }
+func (ownLease) held() holding                             { return holding{} }
+func (ownLease) lasting() <-chan struct{}                  { return nil }
+func (ownLease) stopped() context.Context                  { return context.Background() }
+func (ownLease) handover() context.Context                 { return context.Background() }
+func (ownLease) release(bool)                              {}
+func (ownLease) park()                                     {}
+func (ownLease) seen(string, time.Time) (bool, bool)       { return false, true }
+func (ownLease) handled(string, time.Time)                 {}
+func (ownLease) shown() (string, string)                   { return "", "" }
 
 func isDone(ch <-chan struct{}) bool {
 	if ch == nil {

@@ -15,6 +15,8 @@ type timings struct {
 	closingBudget  time.Duration // how long one run's closing (or lookup) is retried
 	lagInterval    time.Duration // how often consumer_lag is read from the broker; 0: the collector's 5s
 	plaintextKafka bool          // Kafka credentials from Port are used without TLS
+	// pollMinInterval is transport: polling's shortest idle wait; 0: the source's 1s.
+	pollMinInterval time.Duration
 }
 
 // closeGrace is how long closing requests may take once the runs still going at shutdown
@@ -46,4 +48,9 @@ func WithLagInterval(d time.Duration) Option {
 // in-process test broker has none (Port's Kafka is always SASL_SSL).
 func WithPlaintextKafkaFromPort() Option {
 	return func(t *timings) { t.plaintextKafka = true }
+}
+
+// WithPollMinInterval starts an idle poller's backoff at d instead of 1s.
+func WithPollMinInterval(d time.Duration) Option {
+	return func(t *timings) { t.pollMinInterval = d }
 }

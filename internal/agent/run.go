@@ -19,6 +19,8 @@ import (
 type run struct {
 	lease runLease
 	raw   []byte
+	shape shape  // how raw reads
+	id    string // the run's id as its way in knew it before decoding (a claim's); "" if none
 	at    runAt
 	where string    // topic/partition@offset, for logs
 	sent  time.Time // the message's time: its signature's, else the record's
@@ -60,17 +62,30 @@ var (
 type arrival struct {
 	lease runLease
 	raw   []byte
+	shape shape  // how raw reads (a run message unless said)
+	id    string // a claimed run's id, from the claim; "" for a run message
 	at    runAt
 	where string    // e.g. topic/partition@offset
 	sent  time.Time // the message's time when it carries no signature
 }
+
+// shape is how a way in's bytes read (decode): a run message (the runs topic; signed), or one
+// run or node run of Port's claim-pending answers (unsigned: the authenticated answer vouches
+// for it).
+type shape int
+
+const (
+	shapeMessage shape = iota
+	shapeClaimedRun
+	shapeClaimedNodeRun
+)
 
 // arrive takes one arrived run through the lifecycle and ends its lease: finished, or left
 // for the next holder (a run not taken because the agent stops is the next holder's). Every
 // way in calls it, one goroutine per run: stop ends at the first signal, work when running
 // commands must stop, report outlives work for the closings.
 func (a *Agent) arrive(stop, work, report context.Context, in arrival) {
-	r := &run{lease: in.lease, raw: in.raw, at: in.at, where: in.where, sent: in.sent,
+	r := &run{lease: in.lease, raw: in.raw, shape: in.shape, id: in.id, at: in.at, where: in.where, sent: in.sent,
 		stop: stop, work: work, report: report, log: a.log}
 	r.lease.release(a.live(r, decode))
 }

@@ -58,3 +58,11 @@ func (s *seenRuns) end(id string, finished bool) {
 		s.recent = s.recent[1:]
 	}
 }
+
+// holds reports whether this replica handles the run now or finished it recently.
+func (s *seenRuns) holds(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.runs[id]
+	return ok
+}

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.uber.org/zap"
@@ -16,9 +17,9 @@ import (
 // The steps from a record to the decision to run it here; steps_run.go has the rest.
 
 // decode reads the message: a run an action here takes goes on; anything else is skipped
-// for good (route.go).
+// for good (route.go), but a claimed run that cannot be read is closed (refuseClaimed).
 func decode(a *Agent, r *run) verdict {
-	msg, err := a.decoder.Decode(r.raw)
+	msg, err := a.decodeRaw(r)
 	if err != nil {
 		var skip *runmsg.SkipError
 		outcome := metrics.OutcomeInvalid
@@ -26,6 +27,9 @@ func decode(a *Agent, r *run) verdict {
 			outcome = string(skip.Reason) // the reasons are outcomes: invalid, bad_signature, ignored
 		}
 		a.count(outcome)
+		if r.shape != shapeMessage {
+			return a.refuseClaimed(r, err)
+		}
 		if !a.unsigned(r.raw, r.where, err) {
 			a.log.Warn("skipping message", zap.String("at", r.where), zap.String("outcome", outcome), zap.Error(err))
 		}
@@ -37,6 +41,19 @@ func decode(a *Agent, r *run) verdict {
 	}
 	a.received(r, msg, act)
 	return then(inherit)
+}
+
+// decodeRaw reads r's bytes as its shape says; a claimed run must read as the run its claim
+// named.
+func (a *Agent) decodeRaw(r *run) (runmsg.Run, error) {
+	if r.shape == shapeMessage {
+		return a.decoder.Decode(r.raw)
+	}
+	msg, err := a.decoder.DecodeClaimed(r.raw, r.shape == shapeClaimedNodeRun)
+	if err == nil && msg.ID != r.id {
+		return runmsg.Run{}, fmt.Errorf("claimed run %q reads as run %q", r.id, msg.ID)
+	}
+	return msg, err
 }
 
 // inherit skips a run an earlier holder decided.
@@ -170,9 +187,18 @@ func ask(a *Agent, r *run) verdict {
 func (r *run) untilHandover(parent context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(parent)
 	stopStop := context.AfterFunc(r.stop, func() { cancel(context.Cause(r.stop)) })
-	stopHandover := context.AfterFunc(r.lease.handover(), func() { cancel(errHandedOver) })
+	stopHandover := context.AfterFunc(r.lease.handover(), func() { cancel(handedOver(r.lease.handover())) })
 	return ctx, func() { stopStop(); stopHandover(); cancel(nil) }
 }
 
 // errHandedOver: the run's partition went to another replica before this one took the run.
 var errHandedOver = errors.New("partition handed over to another agent")
+
+// handedOver is why a way in's handover ended: its own cause (a claim's end), else
+// errHandedOver.
+func handedOver(handover context.Context) error {
+	if err := context.Cause(handover); err != nil && err != handover.Err() {
+		return err
+	}
+	return errHandedOver
+}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -37,7 +38,7 @@ func admit(a *Agent, r *run) verdict {
 // take makes the run this replica's before its command runs, durably: if this replica
 // dies, the next owner knows it may have run; at a handover it is leased to this one.
 func take(a *Agent, r *run) verdict {
-	if !r.takeLease() {
+	if !r.takeLease(a.bound(r)) {
 		return left
 	}
 	return then(execute)
@@ -46,14 +47,14 @@ func take(a *Agent, r *run) verdict {
 // takeToClose takes a run an earlier holder started and can no longer act on, to close it
 // as interrupted (onInterrupted: fail).
 func takeToClose(a *Agent, r *run) verdict {
-	if !r.takeLease() {
+	if !r.takeLease(a.bound(r)) {
 		return left
 	}
 	return then(closeInterrupted)
 }
 
-func (r *run) takeLease() bool {
-	if err := r.lease.take(r.stop); err != nil {
+func (r *run) takeLease(bound time.Duration) bool {
+	if err := r.lease.take(r.stop, bound); err != nil {
 		r.log.Info("not started; left for the next owner", zap.String("at", r.where), zap.Error(err))
 		return false
 	}
@@ -102,4 +103,13 @@ func closeInterrupted(a *Agent, r *run) verdict {
 	a.metrics.RunsTotal.WithLabelValues(r.msg.Action, "failure").Inc()
 	r.log.Warn("closed a run interrupted by a stopped agent", zap.String("label", interruptedLabel))
 	return finished
+}
+
+// bound is how long a run taken now may be acted on here at most: its action's timeout, the
+// kill grace and the closing budget; 0 when its action has no timeout (no bound).
+func (a *Agent) bound(r *run) time.Duration {
+	if r.act == nil || r.act.cfg.Timeout.D() <= 0 {
+		return 0
+	}
+	return r.act.cfg.Timeout.D() + a.timings.closeGrace()
 }

@@ -8,14 +8,16 @@ import (
 
 // Config is the whole agent configuration (README "Configuration").
 type Config struct {
-	Port     Port              `yaml:"port"`
-	Kafka    Kafka             `yaml:"kafka"`
-	Security Security          `yaml:"security"`
-	Executor Executor          `yaml:"executor"`
-	Logs     Logs              `yaml:"logs"`
-	Metrics  Metrics           `yaml:"metrics"`
-	Message  Message           `yaml:"message"`
-	Actions  map[string]Action `yaml:"actions"`
+	Port      Port              `yaml:"port"`
+	Transport string            `yaml:"transport"` // kafka (default) | polling: see polling.go
+	Kafka     Kafka             `yaml:"kafka"`
+	Polling   Polling           `yaml:"polling"`
+	Security  Security          `yaml:"security"`
+	Executor  Executor          `yaml:"executor"`
+	Logs      Logs              `yaml:"logs"`
+	Metrics   Metrics           `yaml:"metrics"`
+	Message   Message           `yaml:"message"`
+	Actions   map[string]Action `yaml:"actions"`
 	// WorkflowNodeRuns says what becomes of workflow node runs no action here matches.
 	WorkflowNodeRuns WorkflowNodeRuns `yaml:"workflowNodeRuns"`
 }

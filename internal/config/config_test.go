@@ -62,6 +62,8 @@ func TestParseSpecExample(t *testing.T) {
 	want := &Config{
 		Port: Port{BaseURL: "https://api.getport.io", ClientID: "cid", ClientSecret: "csecret",
 			OrgID: "org_123", RequestsPerSecond: 20, RunStatusInterval: Duration(30 * time.Second)},
+		Transport: TransportKafka,
+		Polling:   Polling{Interval: Duration(10 * time.Second), VisibilityTimeout: Duration(time.Minute), SweepInterval: Duration(time.Minute)},
 		Kafka: Kafka{
 			Brokers: []string{"b-1.example:9196"}, Topic: "org_123.runs", Group: "",
 			StartOffset: "latest", GroupProtocol: "classic",

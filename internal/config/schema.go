@@ -18,6 +18,8 @@ func JSONSchema() map[string]any {
 // schemaEnum is the fixed set of values a key takes (Validate says the same), nil for most.
 func schemaEnum(path string) []string {
 	switch path {
+	case "transport":
+		return []string{TransportKafka, TransportPolling}
 	case "kafka.startOffset":
 		return []string{"latest", "earliest"}
 	case "kafka.groupProtocol":

@@ -26,7 +26,7 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 	var ps Problems
 	add := func(err error) { ps = append(ps, err) }
 	validatePort(c.Port, add)
-	validateKafka(c.Kafka, add)
+	c.validateTransport(add)
 	validateSecurity(c.Security, add)
 	validateExecutor(c.Executor, add)
 	validateIsolation(c.Executor, add)

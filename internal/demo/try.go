@@ -2,7 +2,6 @@ package demo
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -31,6 +30,9 @@ type TryOptions struct {
 	Properties map[string]any
 	Entity     string // set: a DAY-2 run on this entity
 	ConfigPath string // "": the shipped example config (examples/config.yaml)
+	// Polling takes the run as transport: polling does: Port holds it, the agent claims,
+	// acknowledges, runs and closes it (also when the config says transport: polling).
+	Polling bool
 	// CancelAfter, when set, ends the run in Port that long after it starts, as a user does
 	// (an action run set to FAILURE, a node run's workflow cancelled with force).
 	CancelAfter time.Duration
@@ -66,8 +68,13 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	for name, ac := range cfg.Actions {
 		secretInputs[name] = ac.SecretInputs // encrypted in the message as Port would
 	}
+	polled := (o.Polling || cfg.Polls()) && cfg.Actions[o.Action].WorkflowNode == nil
+	delivery := emulator.DeliveryKafka
+	if polled {
+		delivery, cfg.Transport = emulator.DeliveryPolling, config.TransportPolling
+	}
 	emu := emulator.New(emulator.Options{ClientID: cfg.Port.ClientID, ClientSecret: cfg.Port.ClientSecret,
-		OrgID: cfg.Port.OrgID, SecretInputs: secretInputs})
+		OrgID: cfg.Port.OrgID, SecretInputs: secretInputs, Delivery: delivery})
 	emuCtx, stopEmu := context.WithCancel(ctx)
 	srv, err := emu.Serve(emuCtx, "127.0.0.1:0")
 	if err != nil {
@@ -84,33 +91,20 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	if err != nil {
 		return false, err
 	}
-	var created emulator.RunState
-	var msg []byte
-	kind := "CREATE"
-	if o.Entity != "" {
-		kind = "DAY-2 on " + o.Entity
-	}
-	props, _ := json.Marshal(o.Properties)
-	if wn := cfg.Actions[o.Action].WorkflowNode; wn != nil {
-		// A workflow node's command: try it as the node run it serves, --properties as the
-		// node's body. Port's node runs name their node by its url only.
-		if wn.URL == "" && wn.Selector == "" {
-			return false, fmt.Errorf("actions.%s.workflowNode names no url: Port's node runs carry their node's url, not its workflow or node, so try cannot make one that matches", o.Action)
-		}
-		workflow, node := cmp.Or(wn.Workflow, "try-workflow"), cmp.Or(wn.Node, "try-node")
-		created, msg, err = emu.PrepareNodeRun(workflow, node, emulator.CreateNodeRunRequest{Payload: o.Properties, URL: wn.URL})
-		kind = "workflow node " + cmp.Or(wn.URL, node)
-	} else {
-		created, msg, err = emu.PrepareRun(o.Action, emulator.CreateRunRequest{Properties: o.Properties, Entity: o.Entity})
-		props, _ = json.Marshal(created.Properties)
-	}
+	created, msg, kind, props, err := newTryRun(emu, cfg, o, polled)
 	if err != nil {
 		return false, err
 	}
 	fmt.Fprintf(out, "━━ try %s (%s) · run %s · inputs %s · Port API emulator %s\n\n", o.Action, kind, created.ID, props, srv.URL())
 
 	stopCancel := cancelLater(ctx, out, emu, created, o.CancelAfter)
-	tried, runErr := a.Try(ctx, msg)
+	var tried agent.Tried
+	var runErr error
+	if polled {
+		runErr = pollOne(ctx, a, emu, created.ID)
+	} else {
+		tried, runErr = a.Try(ctx, msg)
+	}
 	stopCancel()
 	masks := append(slices.Clone(tried.Masks), cfg.Security.Mask...)
 	mask := masker(masks)
@@ -124,6 +118,9 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 			pretty.Write(tried.Spec.RunFile)
 		}
 		fmt.Fprintf(out, "\n$PORT_RUN_FILE (masked):\n  %s\n", mask(pretty.String()))
+	}
+	if polled {
+		fmt.Fprintf(out, "The run went through Port's claim API; try without --polling to see its command's environment.\n")
 	}
 	run, _ := emu.Run(created.ID)
 	printPort(out, emu, run)
@@ -156,6 +153,9 @@ func printPort(out io.Writer, emu *emulator.Emulator, run emulator.RunState) {
 	if run.ExternalRunID != "" {
 		fmt.Fprintf(out, "External run id: %s\n", run.ExternalRunID)
 	}
+	if run.Pending {
+		fmt.Fprintf(out, "Claimed %d time(s) through POST /v1/actions/runs/claim-pending; acknowledged: %v\n", run.Claims, run.Acked)
+	}
 	if run.Response != nil {
 		b, _ := json.Marshal(run.Response)
 		fmt.Fprintf(out, "Response: %s\n", b)
@@ -163,7 +163,8 @@ func printPort(out io.Writer, emu *emulator.Emulator, run emulator.RunState) {
 	fmt.Fprintf(out, "\nRequests that changed Port (besides the log):\n")
 	n := 0
 	for _, r := range emu.Requests() {
-		isPatch := r.Method == "PATCH" && strings.HasSuffix(strings.TrimSuffix(r.Path, "/response"), "/runs/"+run.ID)
+		isPatch := r.Method == "PATCH" && strings.HasSuffix(strings.TrimSuffix(r.Path, "/response"), "/runs/"+run.ID) ||
+			r.Path == "/v1/actions/runs/ack" || r.Path == "/v1/organization"
 		isEntity := r.Method != "GET" && strings.HasPrefix(r.Path, "/v1/blueprints/")
 		if !isPatch && !isEntity {
 			continue

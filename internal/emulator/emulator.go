@@ -67,6 +67,10 @@ type Options struct {
 	// LogsAfterTermination accepts log lines (without terminationStatus) on a terminated run.
 	// What Port answers them is not documented; by default, as for every other change, 409.
 	LogsAfterTermination bool
+	// Delivery is how created runs reach the agent: DeliveryKafka (default) produces their
+	// messages; DeliveryPolling holds them pending for the claim-pending routes. PATCH
+	// /v1/organization (settings.portAgentStreamerName) changes it, as in Port.
+	Delivery string
 }
 
 // KafkaCredentials are an organization's managed-Kafka credentials.
@@ -89,6 +93,8 @@ type Emulator struct {
 	entities map[string]*EntityState // by entityKey(blueprint, identifier)
 	// workflowRuns are the workflow runs node runs belong to (workflows.go).
 	workflowRuns map[string]*WorkflowRunState
+
+	delivery string // DeliveryKafka | DeliveryPolling
 
 	down     bool
 	failN    int
@@ -143,6 +149,15 @@ type RunState struct {
 	Output               map[string]any
 	CreatedAt, UpdatedAt time.Time
 	EndedAt              *time.Time
+	// A run held for the agent's claims (delivery "polling"): Pending, how many times it
+	// was claimed, until when its last claim hides it, whether it was acknowledged, and
+	// the acknowledgements refused because it already was (409).
+	Pending      bool
+	Claims       int
+	ClaimedUntil time.Time
+	Acked        bool
+	RejectedAcks int
+	claimBody    []byte // the claim's payload (an action run) or config (a node run)
 }
 
 // LogEntry is one accepted POST .../logs.
@@ -176,7 +191,11 @@ func New(opts Options) *Emulator {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Delivery == "" {
+		opts.Delivery = DeliveryKafka
+	}
 	e := &Emulator{
+		delivery:     opts.Delivery,
 		opts:         opts,
 		changed:      make(chan struct{}),
 		runs:         map[string]*RunState{},

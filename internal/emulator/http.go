@@ -169,6 +169,7 @@ func (e *Emulator) routes() {
 	e.handle("GET /v1/blueprints/{blueprint}/entities/{id}", true, e.handleGetEntity)
 	e.handle("DELETE /v1/blueprints/{blueprint}/entities/{id}", true, e.handleDeleteEntity)
 	e.nodeRunRoutes()
+	e.claimRoutes()
 }
 
 func (e *Emulator) handle(pattern string, auth bool, fn handlerFunc) {

@@ -187,8 +187,10 @@ type wireRun struct {
 	Link          []string       `json:"link"`
 	Summary       string         `json:"summary"`
 	ExternalRunID string         `json:"externalRunId"`
-	CreatedAt     string         `json:"createdAt"`
-	UpdatedAt     string         `json:"updatedAt"`
+	// PendingExecution: the run waits for an agent to acknowledge it (Port's run schema).
+	PendingExecution bool   `json:"pendingExecution"`
+	CreatedAt        string `json:"createdAt"`
+	UpdatedAt        string `json:"updatedAt"`
 }
 
 type wireRef struct {
@@ -208,7 +210,8 @@ func toWire(r *RunState) wireRun {
 		ID: r.ID, Status: r.Status, StatusLabel: r.StatusLabel,
 		Blueprint: wireRef{r.Blueprint, r.Blueprint}, Action: r.Action, Source: "API",
 		Properties: r.Properties, Link: r.Link, Summary: r.Summary, ExternalRunID: r.ExternalRunID,
-		CreatedAt: fmtTime(r.CreatedAt), UpdatedAt: fmtTime(r.UpdatedAt),
+		PendingExecution: r.Pending && !r.Acked,
+		CreatedAt:        fmtTime(r.CreatedAt), UpdatedAt: fmtTime(r.UpdatedAt),
 	}
 	if r.Entity != "" {
 		w.Entity = &wireRef{r.Entity, r.Entity}

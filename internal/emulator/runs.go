@@ -1,14 +1,12 @@
 package emulator
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/port-runner/port-runner/internal/runmsg"
 )
@@ -30,6 +28,9 @@ type CreateRunRequest struct {
 func (e *Emulator) CreateRun(ctx context.Context, action string, req CreateRunRequest) (RunState, error) {
 	if action == "" {
 		return RunState{}, errf(http.StatusUnprocessableEntity, "invalid_request", "action identifier is required")
+	}
+	if e.Delivery() == DeliveryPolling {
+		return e.HoldRun(action, req)
 	}
 	return e.publish(ctx, "run", func() (RunState, []byte, error) { return e.PrepareRun(action, req) })
 }
@@ -54,34 +55,45 @@ func (e *Emulator) publish(ctx context.Context, what string, prepare func() (Run
 	return run, nil
 }
 
+// runInputs is a new run's blueprint and (copied) properties.
+func runInputs(req CreateRunRequest) (blueprint string, props map[string]any) {
+	blueprint = req.Blueprint
+	if blueprint == "" {
+		blueprint = "microservice"
+	}
+	props = maps.Clone(req.Properties)
+	if props == nil {
+		props = map[string]any{}
+	}
+	return blueprint, props
+}
+
+// shownProps is what Port stores and shows of a run's inputs: never a secret input's value.
+func (e *Emulator) shownProps(action string, props map[string]any) map[string]any {
+	props = maps.Clone(props)
+	for _, n := range e.opts.SecretInputs[action] {
+		if _, ok := props[n]; ok {
+			props[n] = "***"
+		}
+	}
+	return props
+}
+
 // PrepareRun creates the IN_PROGRESS run as CreateRun does and returns its signed message
 // instead of producing it (`port-runner try` hands it to the agent directly, no Kafka).
 func (e *Emulator) PrepareRun(action string, req CreateRunRequest) (RunState, []byte, error) {
 	if action == "" {
 		return RunState{}, nil, errf(http.StatusUnprocessableEntity, "invalid_request", "action identifier is required")
 	}
-	bp := req.Blueprint
-	if bp == "" {
-		bp = "microservice"
-	}
-	props := maps.Clone(req.Properties)
-	if props == nil {
-		props = map[string]any{}
-	}
+	bp, props := runInputs(req)
 	now := e.opts.Now()
 	id := "r_" + randomID(16)
 	value, err := e.buildMessage(id, action, bp, req.Entity, props, now)
 	if err != nil {
 		return RunState{}, nil, &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: err.Error(), Err: err}
 	}
-	// Port neither stores nor shows a secret input's value.
-	for _, n := range e.opts.SecretInputs[action] {
-		if _, ok := props[n]; ok {
-			props[n] = "***"
-		}
-	}
 	e.mu.Lock()
-	e.insertLocked(&RunState{ID: id, Action: action, Blueprint: bp, Entity: req.Entity, Properties: props})
+	e.insertLocked(&RunState{ID: id, Action: action, Blueprint: bp, Entity: req.Entity, Properties: e.shownProps(action, props)})
 	e.mu.Unlock()
 	run, _ := e.Run(id)
 	return run, value, nil
@@ -211,66 +223,4 @@ func (e *Emulator) encryptSecretsLocked(m *runMessage, action string) error {
 	m.Payload.Properties = props
 	m.Payload.Action.UserInputs = ui
 	return nil
-}
-
-// invocation is the invocation method an action's runs carry (Options.Invocations).
-func (e *Emulator) invocation(action string) msgInvocation {
-	sync := slices.Contains(e.opts.Synchronous, action)
-	typ := e.opts.Invocations[action]
-	if typ == "" && sync {
-		typ = runmsg.InvocationWebhook
-	}
-	switch typ {
-	case runmsg.InvocationWebhook:
-		return msgInvocation{Type: typ, Agent: true, URL: "https://port-runner.invalid/actions/" + action, Synchronized: sync}
-	case runmsg.InvocationGitLab:
-		return msgInvocation{Type: typ, Agent: true, GroupName: "port-runner", ProjectName: action}
-	}
-	return msgInvocation{Type: runmsg.InvocationKafka}
-}
-
-func (e *Emulator) buildMessage(id, action, blueprint, entity string, props map[string]any, now time.Time) ([]byte, error) {
-	m := runMessage{
-		Action:       action,
-		ResourceType: "run",
-		Status:       "TRIGGERED",
-		Trigger: msgTrigger{
-			By:     msgBy{OrgID: e.opts.OrgID, UserID: e.opts.ClientID},
-			Origin: "API",
-			At:     fmtTime(now),
-		},
-		Context: msgContext{Blueprint: blueprint, RunID: id},
-		Payload: msgPayload{
-			Action: msgAction{
-				Identifier: action, Title: action,
-				InvocationMethod: e.invocation(action),
-				Trigger:          "CREATE",
-				Blueprint:        blueprint,
-			},
-			Properties: props,
-		},
-		Headers: map[string]any{},
-	}
-	if err := e.encryptSecretsLocked(&m, action); err != nil {
-		return nil, err
-	}
-	if entity != "" {
-		m.Context.Entity = &entity
-		m.Payload.Entity = &msgEntity{Identifier: entity, Title: entity, Blueprint: blueprint,
-			Properties: map[string]any{}, Relations: map[string]any{}}
-		m.Payload.Action.Trigger = "DAY-2"
-	}
-	// JSON.stringify does not escape <, > and &: neither do we.
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil {
-		return nil, fmt.Errorf("emulator: encode run message: %w", err)
-	}
-	raw := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	signed, err := runmsg.Sign(e.opts.ClientSecret, now.Unix(), raw)
-	if err != nil {
-		return nil, fmt.Errorf("emulator: sign run message: %w", err)
-	}
-	return signed, nil
 }

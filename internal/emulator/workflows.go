@@ -66,8 +66,12 @@ type nodeContext struct {
 }
 
 // CreateNodeRun starts a workflow run of workflow whose node node hands the agent a node run
-// (IN_PROGRESS), and produces its signed message.
+// (IN_PROGRESS), and produces its signed message; with DeliveryPolling it holds the node run
+// for the agents' claims instead (HoldNodeRun).
 func (e *Emulator) CreateNodeRun(ctx context.Context, workflow, node string, in CreateNodeRunRequest) (RunState, error) {
+	if e.Delivery() == DeliveryPolling {
+		return e.HoldNodeRun(workflow, node, in)
+	}
 	return e.publish(ctx, "node run", func() (RunState, []byte, error) { return e.PrepareNodeRun(workflow, node, in) })
 }
 

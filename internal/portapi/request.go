@@ -45,8 +45,13 @@ type request struct {
 	abandon <-chan struct{}
 	ctype   string // Content-Type of body; "" means application/json
 	prio    Priority
-	noAuth  bool   // the token request itself
-	runID   string // for log lines, and the scheduler's turns between runs
+	noAuth  bool // the token request itself
+	// reserved sends x-port-reserved-usage: true, as Port's own clients do on the claim
+	// and acknowledge routes.
+	reserved bool
+	// attempts, if set, counts the attempts that got an answer or may have reached Port.
+	attempts *int
+	runID    string // for log lines, and the scheduler's turns between runs
 }
 
 // do runs rq until it succeeds, fails permanently or ctx is done, and decodes
@@ -186,6 +191,9 @@ var errNotSent = errors.New("portapi: nothing sent")
 
 // attempt sends one HTTP request. code is 0 when no response arrived.
 func (c *Client) attempt(ctx context.Context, rq request, token string) (code int, hdr http.Header, body []byte, err error) {
+	if rq.attempts != nil {
+		*rq.attempts++
+	}
 	var rd io.Reader
 	if rq.body != nil {
 		rd = bytes.NewReader(rq.body)
@@ -205,6 +213,9 @@ func (c *Client) attempt(ctx context.Context, rq request, token string) (code in
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if rq.reserved {
+		req.Header.Set("x-port-reserved-usage", "true")
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

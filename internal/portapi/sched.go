@@ -23,6 +23,11 @@ const (
 	PriorityWatch
 	// PriorityProxy: requests a run's command makes through the agent (portproxy).
 	PriorityProxy
+	// PriorityClaim: asking Port for pending runs and listing the runs in progress for
+	// ended leases (transport: polling): above the commands' own requests, below the log
+	// batches and closings of runs already running; it only ever delays the start of a run
+	// nobody holds yet.
+	PriorityClaim
 	// PriorityLog: log batches, PATCHes of a run, lookups of runs.
 	PriorityLog
 	// PriorityClose: closing requests (and the token, which every request needs).
@@ -38,6 +43,8 @@ func (p Priority) String() string {
 		return "watch"
 	case PriorityProxy:
 		return "proxy"
+	case PriorityClaim:
+		return "claim"
 	case PriorityLog:
 		return "log"
 	default:
@@ -178,7 +185,7 @@ func (s *scheduler) inFlightLimit(p Priority) int {
 	switch p {
 	case PriorityCheck, PriorityWatch:
 		return max(1, s.maxInFlight/4)
-	case PriorityProxy:
+	case PriorityProxy, PriorityClaim:
 		return max(1, s.maxInFlight/2)
 	case PriorityLog:
 		return max(1, s.maxInFlight*3/4)

@@ -77,6 +77,8 @@ func reserve(limit int, p Priority) int {
 		return 3 * r
 	case PriorityProxy:
 		return 2 * r
+	case PriorityClaim:
+		return r + r/2
 	case PriorityLog:
 		return r
 	default:

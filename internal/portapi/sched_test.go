@@ -56,7 +56,7 @@ func TestSchedulerCancelUnblocksWaiters(t *testing.T) {
 	a := waitAsync(s, ctxA, PriorityLog, "r_a")
 	b := waitAsync(s, ctxB, PriorityProxy, "r_b")
 	h := waitAsync(s, ctxH, PriorityClose, "r_h")
-	eventually(t, "all three queued", func() bool { q := s.queued(); return q == [numPriorities]int{0, 0, 1, 1, 1} })
+	eventually(t, "all three queued", func() bool { q := s.queued(); return q == [numPriorities]int{0, 0, 1, 0, 1, 1} })
 	cancelB()
 	expectErr(t, b, context.Canceled)
 	cancelA()
@@ -154,8 +154,9 @@ func grantOrder(t *testing.T, s *scheduler, ws []struct {
 	return order
 }
 
-// Closings go before log batches and PATCHes, those before a command's own requests; inside
-// a class runs take turns, so a chatty run cannot starve the others.
+// Closings go before log batches and PATCHes, those before claims for new runs, those before
+// a command's own requests, and those before the lookups of leased runs; inside a class runs
+// take turns, so a chatty run cannot starve the others.
 func TestSchedulerPriorityAndTurns(t *testing.T) {
 	s := newScheduler(0, 0, nil)
 	type w = struct {
@@ -165,13 +166,14 @@ func TestSchedulerPriorityAndTurns(t *testing.T) {
 	got := grantOrder(t, s, []w{
 		{PriorityWatch, "r_leased"},
 		{PriorityProxy, "r_a"},
+		{PriorityClaim, "claim"},
 		{PriorityLog, "r_chatty"}, {PriorityLog, "r_chatty"}, {PriorityLog, "r_chatty"},
 		{PriorityLog, "r_quiet"},
 		{PriorityClose, "r_b"},
 		{PriorityLog, "r_other"},
 		{PriorityClose, "r_c"},
 	})
-	want := []string{"close/r_b", "close/r_c", "log/r_chatty", "log/r_quiet", "log/r_other", "log/r_chatty", "log/r_chatty", "proxy/r_a", "watch/r_leased"}
+	want := []string{"close/r_b", "close/r_c", "log/r_chatty", "log/r_quiet", "log/r_other", "log/r_chatty", "log/r_chatty", "claim/claim", "proxy/r_a", "watch/r_leased"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("grants %v\nwant   %v", got, want)
 	}

@@ -130,6 +130,8 @@ func TestMetricsAfterRuns(t *testing.T) {
 			t.Errorf("build_info labels %v", m.Label)
 		}
 	}
+	// Of the priorities (close, log, claim, proxy, watch, check), a Kafka replica with no
+	// leased or long runs waits only as these: claim is transport: polling's.
 	for _, m := range fams.Series("port_runner_port_request_wait_seconds", nil) {
 		if p := labelValue(m, "priority"); p != "close" && p != "log" && p != "proxy" {
 			t.Errorf("port_request_wait_seconds priority %q, want close, log or proxy", p)

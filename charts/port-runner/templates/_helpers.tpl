@@ -123,6 +123,9 @@ at once. Included by the Deployment.
 {{- if and .Values.autoscaling.keda.enabled .Values.autoscaling.hpa.enabled -}}
 {{- fail "autoscaling.keda.enabled and autoscaling.hpa.enabled: choose one (KEDA makes its own HPA)" -}}
 {{- end -}}
+{{- if and .Values.autoscaling.keda.enabled (eq (toString (dig "transport" "kafka" $cfg)) "polling") -}}
+{{- fail "autoscaling.keda scales on the Kafka lag, which config.transport: polling has none of: use autoscaling.hpa (runs in flight) instead" -}}
+{{- end -}}
 {{- include "port-runner.validateKeda" . -}}
 {{- if and .Values.customCA.secretName .Values.customCA.configMapName -}}
 {{- fail "customCA.secretName and customCA.configMapName are both set: the CA comes from one of them" -}}
