@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestHelperReaperAgent is not a real test: TestReaperKillsOnlyWhatNoRunOwns runs the test
@@ -35,22 +37,55 @@ func TestHelperReaperAgent(t *testing.T) {
 			Shim: shimPrefix, Reaper: reaper}, waiting)
 	}()
 	<-waiting.lines
-	killer := newNotifyWriter()
-	res := Run(context.Background(), Spec{Argv: []string{"sh", "-c", "setsid sleep 60 >/dev/null 2>&1 & echo $!; kill -9 $PPID; sleep 60"},
-		Shim: shimPrefix, Reaper: reaper}, killer)
-	fmt.Printf("killer: %s\n", res.Label)
-	escapee, err := strconv.Atoi(strings.TrimSpace(strings.Split(killer.String(), "\n")[0]))
-	must(err)
-	for deadline := time.Now().Add(20 * time.Second); !processGone(escapee) && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	fmt.Printf("escapee-gone: %v\n", processGone(escapee))
+	label, gone := runKiller(reaper, shimPrefix, "setsid sleep 60 >/dev/null 2>&1 & echo $!")
+	fmt.Printf("killer: %s\n", label)
+	fmt.Printf("escapee-gone: %v\n", gone)
 	must(os.WriteFile(release, nil, 0o644))
 	fmt.Printf("waiting: %s\n", (<-waitingDone).Label)
 	stop()
 	fmt.Printf("reaped-some: %v\n", reaped.Load() > 0)
 	fmt.Printf("result: done\n")
 	os.Exit(0)
+}
+
+// runKiller runs, under shim, a run whose command runs leave (which starts the escapee and
+// prints its pid as its first line) and then SIGKILLs its own shim. It returns the run's
+// label and whether the escapee was gone 20 s after the run ended at the latest.
+//
+// The escapee is watched through a pidfd, opened while it surely lives: the command kills
+// its shim (before which nothing may kill the escapee) only once the file named by its $1
+// exists. Its pid number alone would not do: pids are reused (pid_max is 32768 on many
+// machines, and a fork bomb held by a pids cgroup burns thousands a second), so once the
+// escapee is gone its number may name another process, which would look like the escapee
+// still alive.
+func runKiller(reaper *Reaper, shim []string, leave string) (label string, escapeeGone bool) {
+	killNow := filepath.Join(os.Getenv("EXECUTOR_TEST_BASE"), "kill-now")
+	killer := newNotifyWriter()
+	done := make(chan Result, 1)
+	go func() {
+		done <- Run(context.Background(), Spec{Argv: []string{"sh", "-c", leave + `; while [ ! -e "$1" ]; do sleep 0.01; done; kill -9 $PPID; sleep 60`, "sh", killNow},
+			Shim: shim, Reaper: reaper}, killer)
+	}()
+	escapee, err := strconv.Atoi(strings.TrimSpace(<-killer.lines))
+	must(err)
+	pidfd, err := unix.PidfdOpen(escapee, 0)
+	must(err)
+	defer unix.Close(pidfd)
+	must(os.WriteFile(killNow, nil, 0o644))
+	label = (<-done).Label
+	return label, exitedWithin(pidfd, 20*time.Second)
+}
+
+// exitedWithin waits up to d for the process of pidfd to exit; a zombie has.
+func exitedWithin(pidfd int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, int(max(time.Until(deadline), 0).Milliseconds()))
+		if err != unix.EINTR {
+			return n == 1
+		}
+	}
 }
 
 // startHelperReaper makes the helper process a child subreaper and sweeps until stop, which
