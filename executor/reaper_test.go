@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -63,7 +64,7 @@ func runKiller(reaper *Reaper, shim []string, leave string) (label string, escap
 	killer := newNotifyWriter()
 	done := make(chan Result, 1)
 	go func() {
-		done <- Run(context.Background(), Spec{Argv: []string{"sh", "-c", leave + `; while [ ! -e "$1" ]; do sleep 0.01; done; kill -9 $PPID; sleep 60`, "sh", killNow},
+		done <- Run(context.Background(), Spec{Argv: []string{"sh", "-c", leave + "\n" + `while [ ! -e "$1" ]; do sleep 0.01; done; kill -9 $PPID; sleep 60`, "sh", killNow},
 			Shim: shim, Reaper: reaper}, killer)
 	}()
 	escapee, err := strconv.Atoi(strings.TrimSpace(<-killer.lines))
@@ -73,7 +74,11 @@ func runKiller(reaper *Reaper, shim []string, leave string) (label string, escap
 	defer unix.Close(pidfd)
 	must(os.WriteFile(killNow, nil, 0o644))
 	label = (<-done).Label
-	return label, exitedWithin(pidfd, 20*time.Second)
+	escapeeGone = exitedWithin(pidfd, 20*time.Second)
+	if !escapeeGone {
+		_ = unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0) // the test failed: leave nothing behind
+	}
+	return label, escapeeGone
 }
 
 // exitedWithin waits up to d for the process of pidfd to exit; a zombie has.
@@ -89,11 +94,15 @@ func exitedWithin(pidfd int, d time.Duration) bool {
 }
 
 // startHelperReaper makes the helper process a child subreaper and sweeps until stop, which
-// returns once the sweeping ended; reaped counts what it killed.
-func startHelperReaper() (reaper *Reaper, reaped *atomic.Int64, stop func()) {
+// returns once the sweeping ended; reaped counts what it killed. configure, if any, changes
+// the reaper before it starts.
+func startHelperReaper(configure ...func(*Reaper)) (reaper *Reaper, reaped *atomic.Int64, stop func()) {
 	reaped = new(atomic.Int64)
 	reaper, err := NewReaper(func(n int) { reaped.Add(int64(n)) })
 	must(err)
+	for _, c := range configure {
+		c(reaper)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { reaper.Run(ctx); close(done) }()
@@ -110,6 +119,68 @@ func TestReaperKillsOnlyWhatNoRunOwns(t *testing.T) {
 	eachShim(t, func(t *testing.T, prefix []string) {
 		got := runAsHelper(t, "TestHelperReaperAgent", "EXECUTOR_TEST_REAPER="+strings.Join(sharedPrefix(t, prefix), " "))
 		for k, want := range map[string]string{"killer": "killed by signal killed", "escapee-gone": "true", "waiting": "exit code 0", "reaped-some": "true"} {
+			if got[k] != want {
+				t.Errorf("%s: %q, want %q (all: %v)", k, got[k], want, got)
+			}
+		}
+	})
+}
+
+// TestHelperOrphanReaperAgent is not a real test: TestReaperFindsWhatADyingOrphanHandsOver
+// runs the test binary as a fake agent of another uid that is a child subreaper without
+// timed sweeps, whose first sweep finds every orphan it lists dead by the time it reaps
+// them. One run under the shim named by EXECUTOR_TEST_REAPER leaves an orphan holding the
+// escapee as its child, then SIGKILLs its own shim. It prints what became of them.
+func TestHelperOrphanReaperAgent(t *testing.T) {
+	prefix := os.Getenv("EXECUTOR_TEST_REAPER")
+	if prefix == "" {
+		t.Skip("helper process only")
+	}
+	var listed atomic.Bool
+	reaper, reaped, stop := startHelperReaper(func(r *Reaper) {
+		r.interval = time.Hour
+		// The race, forced: every orphan the first sweep lists dies right after, handing
+		// its children to the agent after the list was read and before the sweep reaps it.
+		// Each is the helper's own unreaped child, so its pid names nothing else.
+		r.children = func(ppid int) []int {
+			pids := childrenOf(ppid)
+			if !listed.Swap(true) {
+				for _, pid := range pids {
+					must(syscall.Kill(pid, syscall.SIGKILL))
+					waitExited(pid)
+				}
+			}
+			return pids
+		}
+	})
+	label, gone := runKiller(reaper, strings.Fields(prefix), "setsid sh -c 'sleep 60 >/dev/null 2>&1 & echo $!; wait' &")
+	fmt.Printf("killer: %s\n", label)
+	fmt.Printf("escapee-gone: %v\n", gone)
+	stop()
+	fmt.Printf("reaped-some: %v\n", reaped.Load() > 0)
+	fmt.Printf("result: done\n")
+	os.Exit(0)
+}
+
+// waitExited waits until the child pid has exited, leaving it unreaped.
+func waitExited(pid int) {
+	var info unix.Siginfo
+	for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+	}
+}
+
+// TestReaperFindsWhatADyingOrphanHandsOver: an orphan that dies while a sweep runs, after
+// the sweep listed the agent's children, hands its own children (here the escapee) to the
+// agent too late for that list. The sweep reaps it all the same; the Reaper must look
+// again then, not wait for its timed sweep (it did: 2 of 63 loaded runs of
+// TestReaperKillsOnlyWhatNoRunOwns left the escapee for its whole 20 s without them).
+func TestReaperFindsWhatADyingOrphanHandsOver(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the child subreaper is Linux-only")
+	}
+	eachShim(t, func(t *testing.T, prefix []string) {
+		got := runAsHelper(t, "TestHelperOrphanReaperAgent", "EXECUTOR_TEST_REAPER="+strings.Join(sharedPrefix(t, prefix), " "))
+		for k, want := range map[string]string{"killer": "killed by signal killed", "escapee-gone": "true", "reaped-some": "true"} {
 			if got[k] != want {
 				t.Errorf("%s: %q, want %q (all: %v)", k, got[k], want, got)
 			}
