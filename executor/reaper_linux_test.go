@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -113,9 +112,6 @@ func startHelperReaper(configure ...func(*Reaper)) (reaper *Reaper, reaped *atom
 // which the agent (a child subreaper) kills, while the run beside it, whose shim is the
 // agent's child too, goes on to its own end. The hostile command runs as uid 65534.
 func TestReaperKillsOnlyWhatNoRunOwns(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("the child subreaper is Linux-only")
-	}
 	eachShim(t, func(t *testing.T, prefix []string) {
 		got := runAsHelper(t, "TestHelperReaperAgent", "EXECUTOR_TEST_REAPER="+strings.Join(sharedPrefix(t, prefix), " "))
 		for k, want := range map[string]string{"killer": "killed by signal killed", "escapee-gone": "true", "waiting": "exit code 0", "reaped-some": "true"} {
@@ -175,9 +171,6 @@ func waitExited(pid int) {
 // again then, not wait for its timed sweep (it did: 2 of 63 loaded runs of
 // TestReaperKillsOnlyWhatNoRunOwns left the escapee for its whole 20 s without them).
 func TestReaperFindsWhatADyingOrphanHandsOver(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("the child subreaper is Linux-only")
-	}
 	eachShim(t, func(t *testing.T, prefix []string) {
 		got := runAsHelper(t, "TestHelperOrphanReaperAgent", "EXECUTOR_TEST_REAPER="+strings.Join(sharedPrefix(t, prefix), " "))
 		for k, want := range map[string]string{"killer": "killed by signal killed", "escapee-gone": "true", "reaped-some": "true"} {
@@ -220,9 +213,6 @@ func TestHelperBusyReaperAgent(t *testing.T) {
 // shim's fork and its registration; it must never take that shim for an orphan (it did:
 // about 600 of these 960 runs failed, killed by the reaper).
 func TestReaperLeavesStartingRunsAlone(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("the child subreaper is Linux-only")
-	}
 	eachShim(t, func(t *testing.T, prefix []string) {
 		got := runAsHelper(t, "TestHelperBusyReaperAgent", "EXECUTOR_TEST_REAPER="+strings.Join(sharedPrefix(t, prefix), " "))
 		if got["failed"] != "0" || got["reaped"] != "0" {
@@ -235,9 +225,6 @@ func TestReaperLeavesStartingRunsAlone(t *testing.T) {
 // children lists, and every process's stat where the kernel has no such lists) find the
 // same children: a process this test started, and not the test's parent.
 func TestChildrenOf(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("/proc")
-	}
 	cmd := exec.Command("sleep", "60")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
