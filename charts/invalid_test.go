@@ -3,6 +3,8 @@ package charts_test
 import (
 	"strings"
 	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
 )
 
 // Values that would install a broken agent fail to render, and the message says why.
@@ -24,12 +26,12 @@ func TestInvalidValuesFail(t *testing.T) {
 		{"bad agent duration", minimal, "config: {executor: {shutdownTimeout: 10 minutes}}", []string{"shutdownTimeout"}},
 		{"empty credentials without existingSecret", minimal, `existingSecret: ""`,
 			[]string{"secretEnv.PORT_CLIENT_ID is empty and existingSecret is not set"}},
-		{"grace period shorter than shutdownTimeout + closing", minimal, "config: {executor: {shutdownTimeout: 10m}}",
-			[]string{"terminationGracePeriodSeconds (120) must exceed config.executor.shutdownTimeout (600s) + 40s"}},
-		{"grace period equal to shutdownTimeout + closing", minimal, "{terminationGracePeriodSeconds: 100, config: {executor: {shutdownTimeout: 1m}}}",
-			[]string{"terminationGracePeriodSeconds (100) must exceed"}},
-		{"grace period with the default shutdownTimeout", minimal, "terminationGracePeriodSeconds: 90",
-			[]string{"must exceed config.executor.shutdownTimeout (60s)"}},
+		{"grace period shorter than shutdownTimeout + drain", minimal, "{terminationGracePeriodSeconds: 620, config: {executor: {shutdownTimeout: 10m}}}",
+			[]string{"terminationGracePeriodSeconds (620) must be at least config.executor.shutdownTimeout (600s) + 80s", "set it to 680 or more"}},
+		{"grace period with the default shutdownTimeout", minimal, "terminationGracePeriodSeconds: 120",
+			[]string{"must be at least config.executor.shutdownTimeout (60s)"}},
+		{"a ${VAR} shutdownTimeout and no grace period", minimal, "config: {executor: {shutdownTimeout: '${SHUTDOWN:-60s}'}}",
+			[]string{"cannot derive terminationGracePeriodSeconds"}},
 		{"no actions", nil, "{existingSecret: s, env: {PORT_ORG_ID: o}}", []string{"config.actions is empty"}},
 		{"no org", minimal, "env: {PORT_ORG_ID: ''}", []string{"env.PORT_ORG_ID is empty"}},
 		{"KEDA and HPA", minimal, "autoscaling: {keda: {enabled: true, prometheus: {serverAddress: 'http://p:9090'}}, hpa: {enabled: true}}", []string{"choose one"}},
@@ -66,8 +68,8 @@ func TestInvalidValuesFail(t *testing.T) {
 	if _, err := render(t, values(t, minimal, "autoscaling: {keda: {enabled: true, minReplicas: 0, kafka: {enabled: true, bootstrapServers: 'b:9096'}}}")); err != nil {
 		t.Errorf("KEDA at zero with the Kafka scaler: %v", err)
 	}
-	// A ${VAR} shutdownTimeout is the agent's to expand: not checked here.
-	if _, err := render(t, values(t, minimal, "config: {executor: {shutdownTimeout: '${SHUTDOWN:-60s}'}}")); err != nil {
+	// A ${VAR} shutdownTimeout is the agent's to expand: not checked here, given a grace.
+	if _, err := render(t, values(t, minimal, "{terminationGracePeriodSeconds: 300, config: {executor: {shutdownTimeout: '${SHUTDOWN:-60s}'}}}")); err != nil {
 		t.Errorf("a ${VAR} shutdownTimeout: %v", err)
 	}
 	// Longer grace, longer shutdownTimeout: fine.
@@ -76,5 +78,13 @@ func TestInvalidValuesFail(t *testing.T) {
 	}
 	if _, err := render(t, values(t, minimal, "{terminationGracePeriodSeconds: 701, config: {executor: {shutdownTimeout: 5m30s}}}")); err != nil {
 		t.Errorf("grace 701s with shutdownTimeout 5m30s: %v", err)
+	}
+	// Derived: an hour-long drain gets an hour and 80s, so Kubernetes never cuts it short.
+	r, err := render(t, values(t, minimal, "config: {executor: {shutdownTimeout: 1h}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := of[appsv1.Deployment](t, r).Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || *g != 3680 {
+		t.Errorf("derived terminationGracePeriodSeconds = %v, want 3680", g)
 	}
 }

@@ -16,6 +16,9 @@ import (
 func (c *Consumer) fetchCommitted(ctx context.Context, cl *kgo.Client, parts map[string][]int32, attempts int) (known map[topicPartition]assigned, failed map[topicPartition]bool) {
 	known, failed = map[topicPartition]assigned{}, map[topicPartition]bool{}
 	resps, err := c.fetchOffsets(ctx, cl, attempts)
+	if err == nil {
+		c.ledger.learnOthers(c.othersHistory(resps, parts))
+	}
 	ends := &endOffsets{cl: cl, topic: c.opts.Topic, log: c.log}
 	for topic, ps := range parts {
 		for _, p := range ps {
@@ -32,6 +35,28 @@ func (c *Consumer) fetchCommitted(ctx context.Context, cl *kgo.Client, parts map
 		}
 	}
 	return known, failed
+}
+
+// othersHistory is the history every partition but parts committed: runs handled there.
+func (c *Consumer) othersHistory(resps kadm.OffsetResponses, parts map[string][]int32) history {
+	h := newHistory()
+	mine := map[topicPartition]bool{}
+	for topic, ps := range parts {
+		for _, p := range ps {
+			mine[topicPartition{topic, p}] = true
+		}
+	}
+	resps.Each(func(r kadm.OffsetResponse) {
+		if r.Err != nil || r.Topic != c.opts.Topic || mine[topicPartition{r.Topic, r.Partition}] {
+			return
+		}
+		if p, ok, err := decodeProgress(r.At, r.Metadata); ok && err == nil {
+			for id, at := range p.history.runs {
+				h.runs[id] = at // presence is all that is asked of others' history
+			}
+		}
+	})
+	return h
 }
 
 // fetchOffsets reads the group's committed offsets, trying up to attempts times.
@@ -80,7 +105,7 @@ func (c *Consumer) assignedFrom(ctx context.Context, tp topicPartition, resps ka
 		if !ok {
 			return assigned{}, false
 		}
-		a.progress, a.unknownBelow = progress{}, end
+		a.progress, a.unknownBelow = newProgress(), end
 	}
 	if ours && !prog.empty() && derr == nil {
 		c.log.Info("earlier owner's progress", zap.String("topic", topic), zap.Int32("partition", p),

@@ -5,7 +5,6 @@ package consumer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -14,8 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
-
-	"github.com/port-runner/port-runner/internal/backoff"
 )
 
 // Slots is the pool capacity the consumer polls for.
@@ -25,70 +22,11 @@ type Slots interface {
 	Release(n int)
 }
 
-// Handler processes one record. It reports whether the record's work is finished (run
-// closed, or message skipped): unfinished records are not committed and come back later.
-// ctx ends with Run's workCtx, or when the record's partition goes to another member
-// (revoked and not finished within RevokeWait, or lost): the cause then says so.
-type Handler func(ctx context.Context, t *Ticket) (finished bool)
-
-// Ticket is one record handed to the handler, with what earlier owners of its partition
-// left known about it.
-type Ticket struct {
-	Record *kgo.Record
-	Prior  Prior
-	c      *Consumer
-	owned  context.Context // done when the record's run must stop here
-	// Handover is done once this member has begun handing the record's partition over (a
-	// revoke): a run not started by then must not start, and the revoke does not wait for it.
-	Handover context.Context
-}
-
-// ErrNotOwned: the record's partition went to another member (revoked or lost). A run not
-// started must not start here (Started returns it); a running one is cancelled with it as
-// its context's cause, so its statusLabel reads "cancelled: " + this text (README "Delivery").
-var ErrNotOwned = errors.New("partition reassigned to another agent")
-
-// Started makes "this run is starting" durable in the group's committed metadata, and
-// returns once the broker has it, so that if this agent dies, the next owner knows the
-// command may have run. It retries commit failures until ctx ends or the partition is gone.
-func (t *Ticket) Started(ctx context.Context) error {
-	rec := t.Record
-	tp := topicPartition{rec.Topic, rec.Partition}
-	m, ok := t.c.ledger.markStarted(rec)
-	if !ok {
-		return ErrNotOwned
-	}
-	for attempt := 0; ; attempt++ {
-		// The commit itself is not cut short by ctx: a cancelled commit may still reach the
-		// broker, and then nobody would know whether the mark is there (see commit).
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		t.c.commit(cctx)
-		cancel()
-		covered, owned := t.c.ledger.committedVersion(tp, m)
-		switch {
-		case covered:
-			return nil
-		case !owned:
-			return ErrNotOwned
-		}
-		if backoff.Sleep(ctx, backoff.Policy{Base: 50 * time.Millisecond, Max: 2 * time.Second}.Delay(attempt, 0)) != nil {
-			// The command will not run: a later commit must not say it may have.
-			t.c.ledger.unmarkStarted(rec, m)
-			return fmt.Errorf("record start of %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, context.Cause(ctx))
-		}
-	}
-}
-
-// Runs is what the member's handlers know of the runs they hold (the agent's one run
-// lifecycle): a revoke releases a partition only once Runs holds no run of it that may
-// still run or is being closed here.
-type Runs interface {
-	// Holding is how many runs of the partition may still run here or are being closed in
-	// Port: from their durable start mark until their record may be committed past.
-	Holding(topic string, partition int32) int
-	// Changed is closed at the next change of any run.
-	Changed() <-chan struct{}
-}
+// Handler processes one record: it decides the record's run and ends the ticket with
+// Release (finished, or left for the next holder; a ticket not released when the handler
+// returns is left). ctx ends with Run's workCtx; the ticket says when the run's partition
+// goes to another member (Handover) and when its command must stop (Stopped).
+type Handler func(ctx context.Context, t *Ticket)
 
 type Options struct {
 	Brokers       []string
@@ -100,18 +38,33 @@ type Options struct {
 	Slots         Slots
 	MaxPoll       int           // records per poll at most; 0 -> 64
 	CommitEvery   time.Duration // 0 -> 1s
-	RevokeWait    time.Duration // how long a revoke waits for runs of its partitions to end; 0 -> 20s
-	// StopWait is how long a revoke then waits for the runs it cancelled to be killed and
-	// closed in Port before it releases the partition anyway; 0 -> 70s. RevokeWait +
-	// StopWait + a commit must fit in the group's rebalance timeout (kgo.RebalanceTimeout).
-	StopWait time.Duration
-	Logger   *zap.Logger
-	OnLags   func(lags map[int32]int64) // every owned partition's lag, each commit tick
+	// SessionTimeout is the group's session timeout (classic groups; KIP-848 groups use the
+	// broker's group.consumer.session.timeout.ms); 0 -> 15s.
+	SessionTimeout time.Duration
+	// Fence: a member that cannot confirm its membership for Fence/2 stops its runs, and
+	// renews none, so they are all dead at Fence (the exec shim's fence is Fence/2). It must
+	// be below SessionTimeout: no other member gets the partition before that. 0 -> 2/3 of it.
+	Fence time.Duration
+	// Drain is how long after leaving the group this member may still act on its runs
+	// (shutdownTimeout, the kill grace, the closing budget); 0 -> 2m. Other members wait
+	// Drain + Fence + LeaseMargin (the leases' bound, in the handover's commit) before they
+	// decide a run it holds: by then its commands are dead, also if it froze meanwhile.
+	Drain time.Duration
+	// LeaseMargin is added to the leases' bound for requests under way and clocks that do
+	// not run at quite the same rate; 0 -> 10s.
+	LeaseMargin time.Duration
+	// HistoryAge is how long run ids stay in a partition's history (security.maxMessageAge:
+	// older messages are looked up in Port anyway); 0 -> 10m.
+	HistoryAge time.Duration
+	// MaxFuture is how far ahead of this machine's clock a message's time may be (later ones
+	// are refused): a partition whose earlier commits said nothing of the runs handled knows
+	// its history from now + MaxFuture on; 0 -> 5m.
+	MaxFuture time.Duration
+	Logger    *zap.Logger
+	OnLags    func(lags map[int32]int64) // every owned partition's lag, each commit tick
 	// OnFatal is told at once of an error retrying cannot fix (Run returns it once every
 	// handler has ended), so the caller can start its shutdown rather than wait for them.
 	OnFatal func(error)
-	// Runs answers the revoke's "may I release this partition"; nil: the ledger alone does.
-	Runs Runs
 	// MaxDecompressBatchBytes bounds what one fetched batch may decompress to (0: 16 MiB); a
 	// batch past it, or one that does not decompress, is skipped and OnSkippedBatch told
 	// (see skipBatches).
@@ -134,6 +87,10 @@ type Consumer struct {
 	priorMu      sync.Mutex
 	unknownPrior map[topicPartition]bool
 	pauseMu      sync.Mutex // orders window pauses and resumes (syncPause)
+	members      *members   // the group as this member sees it: the fence, others' leases
+	// runsMu guards runs, the live tickets, and their mutable fields.
+	runsMu sync.Mutex
+	runs   map[*Ticket]struct{}
 }
 
 // New creates the Kafka client. It does not connect yet: Run does.
@@ -147,12 +104,7 @@ func New(opts Options) (*Consumer, error) {
 	if opts.CommitEvery <= 0 {
 		opts.CommitEvery = time.Second
 	}
-	if opts.RevokeWait <= 0 {
-		opts.RevokeWait = 20 * time.Second
-	}
-	if opts.StopWait <= 0 {
-		opts.StopWait = 70 * time.Second
-	}
+	opts = withLeaseDefaults(opts)
 	if opts.OnLags == nil {
 		opts.OnLags = func(map[int32]int64) {}
 	}
@@ -165,7 +117,8 @@ func New(opts Options) (*Consumer, error) {
 	if opts.OnSkippedBatch == nil {
 		opts.OnSkippedBatch = func(SkippedBatch) {}
 	}
-	c := &Consumer{opts: opts, ledger: newLedger(), log: opts.Logger, unknownPrior: map[topicPartition]bool{}}
+	c := &Consumer{opts: opts, ledger: newLedger(opts.MaxFuture), log: opts.Logger, unknownPrior: map[topicPartition]bool{},
+		members: newMembers(opts.Fence, opts.Drain), runs: map[*Ticket]struct{}{}}
 	start := kgo.NewOffset().AtEnd()
 	if opts.StartOffset == "earliest" {
 		start = kgo.NewOffset().AtStart()
@@ -191,7 +144,7 @@ func New(opts Options) (*Consumer, error) {
 		// A dead replica's partitions wait this long for a new owner (Kafka's default is 45s);
 		// heartbeats go every 3s, so 15s still rides out a slow broker. KIP-848 groups use the
 		// broker's group.consumer.session.timeout.ms instead.
-		kgo.SessionTimeout(15 * time.Second),
+		kgo.SessionTimeout(opts.SessionTimeout),
 	}
 	kopts = append(kopts, kgo.WithDecompressor(newBoundedDecompressor(opts.MaxDecompressBatchBytes)))
 	if opts.GroupProtocol == "consumer" {
@@ -210,44 +163,68 @@ func New(opts Options) (*Consumer, error) {
 // replica without partitions is a ready, idle standby).
 func (c *Consumer) Joined() bool { return c.joined.Load() }
 
-// Ping checks that the brokers answer with the configured credentials, so a wrong password
-// fails at start with a clear error rather than a silent retry loop.
-func (c *Consumer) Ping(ctx context.Context) error {
+// Ping checks, with a client of opts that joins no group, that the brokers answer with the
+// configured credentials and know the topic, so a wrong password fails at start with a
+// clear error rather than a silent retry loop, and before the replica joins the group.
+func Ping(ctx context.Context, opts []kgo.Opt, topic string) error {
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
 	req := kmsg.NewPtrMetadataRequest()
 	t := kmsg.NewMetadataRequestTopic()
-	t.Topic = kmsg.StringPtr(c.opts.Topic)
+	t.Topic = kmsg.StringPtr(topic)
 	req.Topics = append(req.Topics, t)
-	resp, err := req.RequestWith(ctx, c.cl)
+	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		return fmt.Errorf("connect to kafka %v: %w", c.opts.Brokers, err)
+		return fmt.Errorf("connect to kafka: %w", err)
 	}
 	for _, rt := range resp.Topics {
 		if err := kerrOf(rt.ErrorCode); err != nil {
-			return fmt.Errorf("topic %s: %w", c.opts.Topic, err)
+			return fmt.Errorf("topic %s: %w", topic, err)
 		}
 	}
 	return nil
 }
 
-// Run consumes until ctx is done, then stops fetching, waits for every handler (they finish
-// under their own context, workCtx), commits what finished and leaves the group.
+// Run consumes until ctx is done, then stops fetching and leaves the group at once: every
+// partition is handed over, the runs this member took under its leases, which go on until
+// their handlers end (under their own context, workCtx). Run returns once they have.
 func (c *Consumer) Run(ctx, workCtx context.Context, handle Handler) error {
 	var handlers sync.WaitGroup
-	commitCtx, stopCommitter := context.WithCancel(context.WithoutCancel(ctx))
-	var committer sync.WaitGroup
-	committer.Go(func() { c.commitLoop(commitCtx) })
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var background sync.WaitGroup
+	background.Go(func() { c.commitLoop(bg) })
+	background.Go(func() { c.watchMembers(bg) })
 
 	err := c.poll(ctx, workCtx, handle, &handlers)
 
+	c.leave(ctx)
 	handlers.Wait()
-	stopCommitter()
-	committer.Wait()
-	finalCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	c.commit(finalCtx)
-	// With BlockRebalanceOnPoll, leaving must not wait behind a blocked rebalance.
-	c.cl.CloseAllowingRebalance()
+	stopBackground()
+	background.Wait()
+	c.cl.Close()
 	return err
+}
+
+// leave hands every partition over (onRevoked: the commit that leases this member's runs
+// to it) and leaves the group, so their new owners get them now; from now on this member
+// acts on its runs for Drain at most.
+func (c *Consumer) leave(ctx context.Context) {
+	c.members.leave()
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := c.cl.LeaveGroupContext(lctx); err != nil {
+		c.log.Warn("leaving the group", zap.Error(err))
+	}
+	c.joined.Store(false)
+}
+
+// memberID is this member's id in the group now ("" before it has one).
+func (c *Consumer) memberID() string {
+	id, _ := c.cl.GroupMetadata()
+	return id
 }
 
 // Close releases the client when Run was never called.

@@ -3,7 +3,6 @@ package consumer
 import (
 	"context"
 	"errors"
-	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,9 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/port-runner/port-runner/executor"
 )
@@ -33,11 +29,7 @@ func fakeCluster(t *testing.T, partitions int32) *kfake.Cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(kc.Close)
-	prod, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
+	prod := producer(t, kc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for p := range partitions {
@@ -46,6 +38,18 @@ func fakeCluster(t *testing.T, partitions int32) *kfake.Cluster {
 		}
 	}
 	return kc
+}
+
+// producer is a client of kc that writes each record to the partition it names; closed
+// when the test ends.
+func producer(t *testing.T, kc *kfake.Cluster) *kgo.Client {
+	t.Helper()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	return prod
 }
 
 func newTestConsumer(t *testing.T, kc *kfake.Cluster, group string, opts Options) *Consumer {
@@ -115,12 +119,29 @@ func failCommits(kc *kfake.Cluster, on *atomic.Bool, refused *atomic.Int32, hook
 	})
 }
 
+// plant commits offset 0 of partition 0 with meta for group, as an earlier owner would have.
+func plant(t *testing.T, kc *kfake.Cluster, group, meta string) {
+	t.Helper()
+	adminCl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adminCl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	planted := kadm.Offsets{}
+	planted.Add(kadm.Offset{Topic: testTopic, Partition: 0, At: 0, LeaderEpoch: -1, Metadata: meta})
+	if _, err := kadm.NewClient(adminCl).CommitOffsets(ctx, group, planted); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // joinSecondMember starts another member of group, polling until the returned stop is
 // called: a rebalance takes partitions away from the first.
-func joinSecondMember(t *testing.T, kc *kfake.Cluster, group string) (stop func()) {
+func joinSecondMember(t *testing.T, kc *kfake.Cluster, group string, opts ...kgo.Opt) (stop func()) {
 	t.Helper()
-	other, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.ConsumerGroup(group),
-		kgo.ConsumeTopics(testTopic), kgo.HeartbeatInterval(100*time.Millisecond), kgo.DisableAutoCommit())
+	other, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(kc.ListenAddrs()...), kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(testTopic), kgo.HeartbeatInterval(100 * time.Millisecond), kgo.DisableAutoCommit()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +155,7 @@ func joinSecondMember(t *testing.T, kc *kfake.Cluster, group string) (stop func(
 	return func() { stopPolling(); polling.Wait(); other.Close() }
 }
 
-// A run whose "started" mark never reached the broker did not start: when Started gives up
+// A run whose "started" mark never reached the broker did not start: when Take gives up
 // (the agent stops while commits fail), the mark must not go out with a later commit, or the
 // next owner closes a run that never ran as "interrupted" instead of running it.
 func TestStartedGivenUpLeavesNoStartedMark(t *testing.T) {
@@ -151,7 +172,7 @@ func TestStartedGivenUpLeavesNoStartedMark(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	startErr := make(chan error, 1)
-	err := c.Run(ctx, context.Background(), func(_ context.Context, tk *Ticket) bool {
+	err := c.Run(ctx, context.Background(), func(_ context.Context, tk *Ticket) {
 		sctx, giveUp := context.WithCancel(context.Background())
 		go func() {
 			// Give up once a commit carrying the mark has been refused.
@@ -161,18 +182,18 @@ func TestStartedGivenUpLeavesNoStartedMark(t *testing.T) {
 			case <-sctx.Done():
 			}
 		}()
-		err := tk.Started(sctx)
+		err := tk.Take(sctx)
 		giveUp()
 		startErr <- err
 		failing.Store(false) // the broker is back for the final commit
 		stop()
-		return false // not started: left for the next owner
+		tk.Release(false) // not started: left for the next owner
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := <-startErr; err == nil {
-		t.Fatal("Started succeeded although every commit was refused")
+		t.Fatal("Take succeeded although every commit was refused")
 	}
 	off, meta := committedMeta(t, kc, group, 0)
 	if strings.Contains(meta, "s=") {
@@ -199,9 +220,9 @@ func TestStartedDoesNotTrustAReassignedPartitionsVersions(t *testing.T) {
 		c.onLost(context.Background(), nil, map[string][]int32{testTopic: {0}})
 		c.ledger.assign(map[topicPartition]assigned{tp: {offset: -1}})
 		again := &kgo.Record{Topic: testTopic, Partition: 0, Offset: 0}
-		c.ledger.add(again)
-		c.ledger.markStarted(again)
-		c.ledger.abandon(again)
+		p, _, _ := c.ledger.add(again)
+		c.ledger.markStarted(again, p.pl, Lease{Holder: "m"})
+		c.ledger.abandon(again, p.pl)
 		failing.Store(false)
 	})
 
@@ -210,89 +231,17 @@ func TestStartedDoesNotTrustAReassignedPartitionsVersions(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	startErr := make(chan error, 1)
-	err := c.Run(ctx, context.Background(), func(_ context.Context, tk *Ticket) bool {
+	err := c.Run(ctx, context.Background(), func(_ context.Context, tk *Ticket) {
 		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		startErr <- tk.Started(sctx)
+		startErr <- tk.Take(sctx)
 		stop()
-		return false
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := <-startErr; !errors.Is(err, ErrNotOwned) {
-		t.Fatalf("Started = %v after the partition changed hands, want ErrNotOwned", err)
-	}
-}
-
-// A run still going when its partition is released (the revoke's wait ran out) belongs to
-// the new owner from then on, which closes it as interrupted or runs it again: it must not
-// go on here, so its handler's context ends. A run not started when the revoke begins does
-// not start: it would only be cut off.
-func TestRevokedPartitionsRunsAreCancelledAtRelease(t *testing.T) {
-	kc := fakeCluster(t, 2)
-	group := "g-revoke-cancels"
-	revokeBegun := make(chan struct{})
-	var once sync.Once
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.DebugLevel),
-		zap.Hooks(func(e zapcore.Entry) error {
-			if e.Message == "partitions revoked" {
-				once.Do(func() { close(revokeBegun) })
-			}
-			return nil
-		}))
-	c := newTestConsumer(t, kc, group, Options{RevokeWait: 200 * time.Millisecond, Logger: log, CommitEvery: time.Hour})
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	work, endWork := context.WithCancel(context.Background())
-	defer endWork()
-
-	running := make(chan struct{}, 2)
-	cancelled := make(chan int32, 2)
-	runErr := make(chan error, 1)
-	go func() {
-		runErr <- c.Run(ctx, work, func(hctx context.Context, tk *Ticket) bool {
-			running <- struct{}{}
-			select {
-			case <-revokeBegun:
-			case <-hctx.Done():
-			}
-			if hctx.Err() == nil && !c.ledger.owns(testTopic, tk.Record.Partition) {
-				t.Error("revoke begun and already released")
-			}
-			// Which partition is being revoked: the one whose start is refused.
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := tk.Started(sctx); errors.Is(err, ErrNotOwned) {
-				<-hctx.Done()
-				if !errors.Is(context.Cause(hctx), ErrNotOwned) {
-					t.Errorf("run of a released partition ended with %v, want ErrNotOwned", context.Cause(hctx))
-				}
-				cancelled <- tk.Record.Partition
-				return false
-			} else if err != nil {
-				t.Errorf("Started on a kept partition = %v", err)
-			}
-			<-hctx.Done() // the kept partition's run goes on until the agent stops
-			return false
-		})
-	}()
-	<-running
-	<-running
-
-	// A second member takes one partition away.
-	defer joinSecondMember(t, kc, group)()
-
-	select {
-	case p := <-cancelled:
-		t.Logf("run of revoked partition %d cancelled", p)
-	case <-time.After(20 * time.Second):
-		t.Fatal("a run of a revoked partition started, or still goes after the partition was released")
-	}
-	stop()
-	endWork()
-	if err := <-runErr; err != nil {
-		t.Fatal(err)
+		t.Fatalf("Take = %v after the partition changed hands, want ErrNotOwned", err)
 	}
 }
 
@@ -303,18 +252,7 @@ func TestUnreadableProgressPausesThePartition(t *testing.T) {
 	kc := fakeCluster(t, 1)
 	group := "g-unreadable-progress"
 	// The dead owner's last commit: offset 0, and the run at offset 0 started.
-	adminCl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adminCl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	planted := kadm.Offsets{}
-	planted.Add(kadm.Offset{Topic: testTopic, Partition: 0, At: 0, LeaderEpoch: -1, Metadata: metaPrefix + " s=0"})
-	if _, err := kadm.NewClient(adminCl).CommitOffsets(ctx, group, planted); err != nil {
-		t.Fatal(err)
-	}
+	plant(t, kc, group, metaPrefix+" s=0")
 
 	// Refuse the agent's own progress lookups (they ask for the whole group), not the
 	// client's internal offset fetch (which names its partitions).
@@ -352,9 +290,9 @@ func TestUnreadableProgressPausesThePartition(t *testing.T) {
 	priors := make(chan Prior, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- c.Run(runCtx, context.Background(), func(_ context.Context, tk *Ticket) bool {
-			priors <- tk.Prior
-			return true
+		done <- c.Run(runCtx, context.Background(), func(_ context.Context, tk *Ticket) {
+			priors <- tk.Learned().Prior
+			tk.Release(true)
 		})
 	}()
 	deadline := time.Now().Add(20 * time.Second)

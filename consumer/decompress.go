@@ -165,7 +165,7 @@ func (c *Consumer) skipBatches(batches []*kgo.ErrDecompressTooLarge) {
 }
 
 // skip records a skipped batch ending before next as finished, so the committed offset
-// can pass it; pause says the partition's window is full (see add).
+// can pass it; pause says the partition is full (see track).
 func (l *ledger) skip(topic string, partition int32, epoch int32, next int64) (pause bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -173,13 +173,5 @@ func (l *ledger) skip(topic string, partition int32, epoch int32, next int64) (p
 	if !ok || next-1 <= pl.lastSeen {
 		return false
 	}
-	pl.inflight = append(pl.inflight, entry{offset: next - 1, epoch: epoch, done: true})
-	pl.lastSeen = next - 1
-	pl.popDone()
-	pl.version++
-	if !pl.paused && len(pl.inflight) >= l.maxWindow {
-		pl.paused = true
-		return true
-	}
-	return false
+	return l.track(pl, entry{offset: next - 1, epoch: epoch, done: true})
 }

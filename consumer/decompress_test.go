@@ -53,11 +53,7 @@ func TestBatchPastTheDecompressionBoundIsSkipped(t *testing.T) {
 // consumer bounded at bound handles both records, reports the batch and commits past all.
 func skipsAndGoesOn(t *testing.T, batch []byte, bound int) {
 	kc := fakeCluster(t, 1) // offset 0: a record
-	prod, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
+	prod := producer(t, kc)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	at, err := bomb.Produce(ctx, prod, testTopic, 0, batch) // offset 1
@@ -79,11 +75,11 @@ func skipsAndGoesOn(t *testing.T, batch []byte, bound int) {
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- c.Run(runCtx, context.Background(), func(_ context.Context, tk *Ticket) bool {
+		done <- c.Run(runCtx, context.Background(), func(_ context.Context, tk *Ticket) {
 			mu.Lock()
 			handled = append(handled, tk.Record.Offset)
 			mu.Unlock()
-			return true
+			tk.Release(true)
 		})
 	}()
 	defer func() { stop(); <-done }()

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/port-runner/port-runner/internal/clock"
 )
 
 // Prior is what earlier owners of a partition left known about a record.
@@ -22,10 +24,13 @@ const (
 	// PriorUnknown: nothing says whether anyone ran it (a new group reading from the
 	// earliest offset, or progress metadata that could not be decoded): only Port knows.
 	PriorUnknown
+	// PriorLeased: an earlier owner started it and handed the partition over while it ran:
+	// it still holds the run under a lease (Learned.Lease) and closes it in Port itself.
+	PriorLeased
 )
 
 func (p Prior) String() string {
-	return [...]string{"fresh", "started-before", "finished-before", "unknown"}[p]
+	return [...]string{"fresh", "started-before", "finished-before", "unknown", "leased"}[p]
 }
 
 // ledger tracks, per owned partition, the records handed to the pool, which of them started
@@ -35,8 +40,13 @@ func (p Prior) String() string {
 type ledger struct {
 	mu        sync.Mutex
 	parts     map[topicPartition]*partitionLedger
-	changed   chan struct{} // closed and replaced whenever a record finishes or is abandoned
+	changed   chan struct{} // closed and replaced whenever a record finishes, is abandoned or released
 	maxWindow int           // see defaultMaxWindow
+	// others is the history of partitions this member does not own, as committed when it
+	// last got partitions: a copy of a message on another partition is known too.
+	others history
+	// maxFuture: how far ahead of this clock a message's time may be (Options.MaxFuture).
+	maxFuture time.Duration
 }
 
 type topicPartition struct {
@@ -54,8 +64,12 @@ type partitionLedger struct {
 	// paused: the window of offsets behind the head reached MaxWindow, or the partition's
 	// unfinished runs reached pauseOpenRuns, so fetching stopped until they finish.
 	paused bool
-	open   int      // entries of inflight not done
-	prior  progress // what earlier owners committed, for offsets not yet polled
+	// open: entries of inflight this member counts against pauseOpenRuns: not done, and not
+	// parked for another replica's lease (those are the earlier owner's, bounded by what its
+	// commit carried; counting them would pause the partition for as long as that replica
+	// runs them).
+	open  int
+	prior progress // what earlier owners committed (leases and unknown ranges for every offset)
 	// unknownBelow: offsets before it with no prior mark are PriorUnknown.
 	unknownBelow int64
 	lastSeen     int64  // highest offset registered; -1 before any
@@ -63,12 +77,12 @@ type partitionLedger struct {
 	// committed is what the broker has for this partition (from the fetch at assignment,
 	// then from our commits).
 	committed snapshot
+	resend    bool // the last commit's outcome is unknown: send again, whatever the version
 	highWater int64
-	// owned ends when this member lets the partition go (revoked after RevokeWait, or lost):
-	// a run of it still going then is another member's to handle, so it must stop here.
-	owned    context.Context
-	disown   context.CancelCauseFunc
-	revoking bool // a revoke is waiting for runs: no new command may start
+	history   history       // the run ids handled on it (earlier owners' and ours)
+	since     clock.Instant // when this member got it
+	revoking  bool          // a revoke began: no new command may start
+	released  bool          // no longer this member's: its tickets' work is dropped
 	// handover ends when a revoke begins: a run of the partition that has not started by
 	// then must not start (Ticket.Handover).
 	handover    context.Context
@@ -80,8 +94,11 @@ type entry struct {
 	epoch     int32 // the record's leader epoch, carried by the commit
 	tsMilli   int64 // the record's timestamp (Unix ms), for the age of waiting work
 	started   bool  // a command may have run: an earlier owner's mark, or ours
+	ours      bool  // this member took the run: at a handover it holds it under a lease
+	unknown   bool  // nothing says whether it ran (PriorUnknown): said so again in our commits
 	done      bool  // closed, or skipped for good
-	abandoned bool  // left unfinished on purpose (agent stopping): not waited for, not committed past
+	counted   bool  // counted in the partition's open runs until done
+	abandoned bool  // left unfinished on purpose (agent stopping): not committed past
 }
 
 // defaultMaxWindow bounds a partition's offsets from the committable one on; past it the
@@ -99,8 +116,9 @@ const (
 	pauseOpenRuns  = maxOpenRuns - maxPollRecords
 )
 
-func newLedger() *ledger {
-	return &ledger{parts: map[topicPartition]*partitionLedger{}, changed: make(chan struct{}), maxWindow: defaultMaxWindow}
+func newLedger(maxFuture time.Duration) *ledger {
+	return &ledger{parts: map[topicPartition]*partitionLedger{}, changed: make(chan struct{}), maxWindow: defaultMaxWindow,
+		others: newHistory(), maxFuture: maxFuture}
 }
 
 // assigned is one partition's committed state when this member got it.
@@ -113,6 +131,14 @@ type assigned struct {
 	unknownBelow int64
 }
 
+// emptyProgress is assigned progress of a partition nobody committed for: nothing is
+// started or finished, and no history is missing.
+func emptyProgress() progress {
+	p := newProgress()
+	p.history.known = true
+	return p
+}
+
 // assign starts tracking partitions this member now owns, with what earlier owners left.
 func (l *ledger) assign(parts map[topicPartition]assigned) {
 	l.mu.Lock()
@@ -121,40 +147,54 @@ func (l *ledger) assign(parts map[topicPartition]assigned) {
 		if _, ok := l.parts[tp]; ok {
 			continue
 		}
-		owned, disown := context.WithCancelCause(context.Background())
 		handover, endHandover := context.WithCancel(context.Background())
+		prior := a.progress
+		if prior.started == nil {
+			prior = emptyProgress()
+		}
+		if !prior.history.known {
+			// Earlier commits (an older agent's, or unreadable ones) say nothing of the runs
+			// handled: the history knows those whose message is from a time no earlier
+			// run's can be, and older messages are asked about in Port.
+			prior.history.known, prior.history.cover = true, time.Now().Add(l.maxFuture).Unix()
+		}
 		l.parts[tp] = &partitionLedger{
 			handover:     handover,
 			endHandover:  endHandover,
-			prior:        a.progress,
+			prior:        prior,
+			history:      prior.history,
 			unknownBelow: a.unknownBelow,
 			lastSeen:     -1,
 			committed:    snapshot{offset: kgo.EpochOffset{Epoch: -1, Offset: a.offset}, meta: a.meta},
-			owned:        owned,
-			disown:       disown,
+			since:        clock.Now(),
 		}
 	}
 }
 
 // release stops tracking partitions: their later completions are dropped, never committed,
-// because franz-go would commit offsets for partitions another member now owns.
-func (l *ledger) release(revoked map[string][]int32) {
+// because franz-go would commit offsets for partitions another member now owns. It returns
+// the ledgers released.
+func (l *ledger) release(parts map[string][]int32) []*partitionLedger {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for topic, parts := range revoked {
-		for _, p := range parts {
+	var out []*partitionLedger
+	for topic, ps := range parts {
+		for _, p := range ps {
 			tp := topicPartition{topic, p}
 			if pl, ok := l.parts[tp]; ok {
-				pl.disown(ErrNotOwned)
+				pl.released = true
 				pl.endHandover()
 				delete(l.parts, tp)
+				out = append(out, pl)
 			}
 		}
 	}
+	l.notify()
+	return out
 }
 
 // revoking marks partitions whose revoke has begun: runs of theirs not started yet must not
-// start (they would be cut off when the partition goes), so the revoke need not wait for them.
+// start (they would be the next owner's), so the handover's commit says all that started.
 func (l *ledger) revoking(revoked map[string][]int32) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -166,33 +206,6 @@ func (l *ledger) revoking(revoked map[string][]int32) {
 			}
 		}
 	}
-}
-
-// stopRuns cancels the runs of partitions being revoked that outlived the revoke wait; the
-// partitions stay tracked, so their runs' closings still count, until release.
-func (l *ledger) stopRuns(revoked map[string][]int32) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for topic, parts := range revoked {
-		for _, p := range parts {
-			if pl, ok := l.parts[topicPartition{topic, p}]; ok {
-				pl.disown(ErrNotOwned)
-			}
-		}
-	}
-}
-
-// ownedCtx is done when runs of rec's partition must stop here (at once if it is not
-// owned); handover is done once a revoke of it has begun.
-func (l *ledger) ownedCtx(rec *kgo.Record) (owned, handover context.Context) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if pl, ok := l.parts[topicPartition{rec.Topic, rec.Partition}]; ok {
-		return pl.owned, pl.handover
-	}
-	ctx, cancel := context.WithCancelCause(context.Background())
-	cancel(ErrNotOwned)
-	return ctx, ctx
 }
 
 func (l *ledger) owns(topic string, partition int32) bool {
@@ -241,34 +254,6 @@ func (l *ledger) inflight() int {
 	return n
 }
 
-// waitFinished blocks until the given partitions have no records still being worked on
-// (finished or abandoned), or ctx ends; it reports whether they all got there.
-func (l *ledger) waitFinished(ctx context.Context, parts map[string][]int32) bool {
-	for {
-		l.mu.Lock()
-		busy := false
-		for topic, ps := range parts {
-			for _, p := range ps {
-				if pl, ok := l.parts[topicPartition{topic, p}]; ok {
-					for _, e := range pl.inflight {
-						busy = busy || (!e.done && !e.abandoned)
-					}
-				}
-			}
-		}
-		changed := l.changed
-		l.mu.Unlock()
-		if !busy {
-			return true
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return false
-		}
-	}
-}
-
 // unstarted returns, per owned partition, the oldest record this member holds whose run has
 // not started (its timestamp known), or else the next offset it will poll (timestamp
 // unknown: not fetched yet). Before anything was polled that is the committed offset, or
@@ -291,4 +276,11 @@ func (l *ledger) unstarted() map[int32]Unstarted {
 		out[tp.partition] = u
 	}
 	return out
+}
+
+// isReleased says whether pl's partition is no longer this member's.
+func (l *ledger) isReleased(pl *partitionLedger) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return pl.released
 }

@@ -11,33 +11,93 @@ type snapshot struct {
 
 // snapshot is the commit this partition wants now: offset = oldest unfinished record (or
 // past the last finished one), metadata = started and finished offsets at or above it,
-// including what earlier owners left for offsets not polled yet. ok is false before this
-// member has polled anything of the partition: the earlier commit stands as it is.
-func (pl *partitionLedger) snapshot() (snapshot, bool) {
+// including what earlier owners left for offsets not polled yet, and the history. At a
+// handover (lease set) the runs this member took and has not finished are leased to it. ok
+// is false before this member has polled anything of the partition: the earlier commit
+// stands as it is.
+func (pl *partitionLedger) snapshot(handover *Lease) (snapshot, bool) {
 	base, ok := pl.base()
 	if !ok {
 		return snapshot{}, false
 	}
-	p := progress{started: map[int64]bool{}, finished: map[int64]bool{}}
+	p := pl.progress(handover)
+	return snapshot{offset: base, meta: encodeProgress(base.Offset, p), version: pl.version}, true
+}
+
+// fits says whether the partition's commit would still say every start and lease within
+// Kafka's metadata limit if every run this member took were leased to handover.
+func (pl *partitionLedger) fits(handover Lease) bool {
+	base, ok := pl.base()
+	if !ok {
+		return true
+	}
+	p := progress{started: map[int64]bool{}, leases: map[int64]Lease{}}
+	for _, e := range pl.inflight {
+		if e.started && !e.done {
+			pl.addStarted(&p, e, &handover)
+		}
+	}
+	pl.carryPriorStarts(&p)
+	return coreFits(base.Offset, p)
+}
+
+// addStarted says that e, a started and unfinished run, is, and who holds it under a lease.
+func (pl *partitionLedger) addStarted(p *progress, e entry, handover *Lease) {
+	p.started[e.offset] = true
+	if l, leased := pl.prior.leases[e.offset]; leased && !e.ours {
+		p.leases[e.offset] = l
+	} else if e.ours && handover != nil {
+		p.leases[e.offset] = *handover
+	}
+}
+
+// progress is what the partition's commit says now; at a handover (lease set) the runs
+// this member took and has not finished are leased to it.
+func (pl *partitionLedger) progress(handover *Lease) progress {
+	p := newProgress()
 	for _, e := range pl.inflight {
 		switch {
 		case e.done:
 			p.finished[e.offset] = true
 		case e.started:
-			p.started[e.offset] = true
+			pl.addStarted(&p, e, handover)
+		case e.unknown:
+			p.unknown = append(p.unknown, offsetRange{e.offset, e.offset})
 		}
 	}
+	pl.carryPrior(&p)
+	p.history = pl.history
+	return p
+}
+
+// carryPriorStarts adds the starts and leases earlier owners said of offsets not polled yet.
+func (pl *partitionLedger) carryPriorStarts(p *progress) {
 	for off := range pl.prior.started {
 		if off > pl.lastSeen {
 			p.started[off] = true
+			if l, ok := pl.prior.leases[off]; ok {
+				p.leases[off] = l
+			}
 		}
 	}
+}
+
+// carryPrior adds what earlier owners said of offsets not polled yet.
+func (pl *partitionLedger) carryPrior(p *progress) {
+	pl.carryPriorStarts(p)
 	for off := range pl.prior.finished {
 		if off > pl.lastSeen {
 			p.finished[off] = true
 		}
 	}
-	return snapshot{offset: base, meta: encodeProgress(base.Offset, p), version: pl.version}, true
+	for _, r := range pl.prior.unknown {
+		if r.last > pl.lastSeen {
+			p.unknown = append(p.unknown, offsetRange{max(r.first, pl.lastSeen+1), r.last})
+		}
+	}
+	if pl.unknownBelow > pl.lastSeen+1 {
+		p.unknown = append(p.unknown, offsetRange{pl.lastSeen + 1, pl.unknownBelow - 1})
+	}
 }
 
 // base is the committable offset: the oldest unfinished record, or past the last finished
@@ -53,13 +113,20 @@ func (pl *partitionLedger) base() (kgo.EpochOffset, bool) {
 	return kgo.EpochOffset{}, false
 }
 
-// toCommit returns the snapshots of owned partitions that differ from what is committed.
-func (l *ledger) toCommit() map[topicPartition]snapshot {
+// toCommit returns the snapshots of owned partitions that differ from what is committed;
+// for those in handover (a revoke), the one that leases this member's runs to it.
+func (l *ledger) toCommit(handover map[topicPartition]Lease) map[topicPartition]snapshot {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := map[topicPartition]snapshot{}
 	for tp, pl := range l.parts {
-		s, ok := pl.snapshot()
+		var lease *Lease
+		if h, ok := handover[tp]; ok {
+			lease = &h
+		} else if pl.version == pl.committed.version && !pl.resend {
+			continue // the broker has this version already: nothing to encode
+		}
+		s, ok := pl.snapshot(lease)
 		if !ok {
 			continue
 		}
@@ -77,7 +144,7 @@ func (l *ledger) committed(tp topicPartition, s snapshot) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if pl, ok := l.parts[tp]; ok && s.version >= pl.committed.version {
-		pl.committed = s
+		pl.committed, pl.resend = s, false
 	}
 }
 
@@ -89,21 +156,18 @@ func (l *ledger) uncertain(tp topicPartition) {
 	if pl, ok := l.parts[tp]; ok {
 		pl.committed.offset = kgo.EpochOffset{Epoch: -1, Offset: unknownOffset}
 		pl.committed.meta = ""
+		pl.resend = true
 	}
 }
 
 // unknownOffset stands for "whatever the broker has": no snapshot equals it.
 const unknownOffset = -2
 
-// committedVersion says whether the partition's commit includes the start m. A partition
-// released and assigned again since is a new ownership whose versions count anew: the start
-// belonged to the old one, so it is not owned.
-func (l *ledger) committedVersion(tp topicPartition, m startMark) (covered, owned bool) {
+// committedVersion says whether the start m is in the partition's commit, and whether the
+// ownership it was recorded in is still this member's. A start the handover's commit
+// carried is covered though the partition went on: the next owner sees it leased to us.
+func (l *ledger) committedVersion(m startMark) (covered, owned bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	pl, ok := l.parts[tp]
-	if !ok || pl != m.pl {
-		return false, false
-	}
-	return pl.committed.version >= m.version, true
+	return m.pl.committed.version >= m.version, !m.pl.released
 }

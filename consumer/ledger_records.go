@@ -2,49 +2,68 @@ package consumer
 
 import (
 	"cmp"
+	"errors"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// polled is what the ledger knows of a record as it is registered.
+type polled struct {
+	pl    *partitionLedger // the ownership it was polled under
+	prior Prior
+	lease Lease // PriorLeased: its holder
+}
+
 // add registers a polled record and says what earlier owners knew of it. ok is false when
 // the partition is not owned (the fetch raced a revoke): the caller must not run it. pause
 // is true when this record filled the partition's window or its runs (pauseOpenRuns): the
-// caller pauses its fetching.
-func (l *ledger) add(rec *kgo.Record) (prior Prior, ok, pause bool) {
+// caller pauses its fetching. A run parked for another replica's lease is not counted.
+func (l *ledger) add(rec *kgo.Record) (p polled, ok, pause bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	pl, ok := l.parts[topicPartition{rec.Topic, rec.Partition}]
-	if !ok {
-		return Fresh, false, false
+	if !ok || rec.Offset <= pl.lastSeen {
+		// Not owned, or polled again (a rewound fetch after a pause): already tracked.
+		return polled{}, false, false
 	}
-	if rec.Offset <= pl.lastSeen {
-		// A record polled again (a rewound fetch after a pause): it is already tracked.
-		return Fresh, false, false
-	}
+	p.pl = pl
 	e := entry{offset: rec.Offset, epoch: rec.LeaderEpoch, tsMilli: rec.Timestamp.UnixMilli()}
-	switch {
+	switch lease, leased := pl.prior.leases[rec.Offset]; {
 	case pl.prior.finished[rec.Offset]:
-		prior = PriorFinished
+		p.prior = PriorFinished
 		e.done = true // stays "finished" in our commits even before the handler returns
-	case pl.prior.started[rec.Offset]:
-		prior = PriorStarted
+	case leased:
+		p.prior, p.lease = PriorLeased, lease
 		e.started = true
-	case rec.Offset < pl.unknownBelow:
-		prior = PriorUnknown
+	case pl.prior.started[rec.Offset]:
+		p.prior = PriorStarted
+		e.started = true
+	case rec.Offset < pl.unknownBelow || pl.prior.isUnknown(rec.Offset):
+		p.prior = PriorUnknown
+		e.unknown = true
 	}
+	// A run parked for another replica's lease is not this member's open run.
+	e.counted = !e.done && p.prior != PriorLeased
+	return p, true, l.track(pl, e)
+}
+
+// track appends e, the partition's newest offset, and says whether that filled the
+// partition's window or its runs (pauseOpenRuns): then it is paused; l.mu is held.
+func (l *ledger) track(pl *partitionLedger, e entry) (pause bool) {
 	pl.inflight = append(pl.inflight, e)
-	if !e.done {
+	if e.counted {
 		pl.open++
 	}
-	pl.lastSeen = rec.Offset
+	pl.lastSeen = e.offset
 	pl.popDone()
 	pl.version++
 	if !pl.paused && (len(pl.inflight) >= l.maxWindow || pl.open >= pauseOpenRuns) {
 		pl.paused = true
-		pause = true
+		return true
 	}
-	return prior, true, pause
+	return false
 }
 
 // startMark is a start recorded by markStarted: the ownership (partition ledger) it was
@@ -55,23 +74,34 @@ type startMark struct {
 	set     bool
 }
 
-// markStarted records that rec's command is about to run; the returned version must be
-// committed before it does.
-func (l *ledger) markStarted(rec *kgo.Record) (m startMark, ok bool) {
+// markStarted records that rec's run is taken by this member (its command is about to run,
+// or it is about to be closed as interrupted); the returned version must be committed
+// before. It refuses (errNoRoom) a start the partition's commit could not say, leased to
+// handover, within Kafka's metadata limit: the run waits until others end.
+func (l *ledger) markStarted(rec *kgo.Record, pl *partitionLedger, handover Lease) (m startMark, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	pl, e := l.find(rec)
+	e := l.find(rec, pl)
 	if e == nil || pl.revoking {
-		return startMark{}, false
+		return startMark{}, ErrNotOwned
 	}
-	if !e.started {
-		e.started = true
+	if !e.started || !e.ours {
+		was := *e
+		m.set = !e.started
+		e.started, e.ours, e.unknown = true, true, false
+		if !pl.fits(handover) {
+			*e = was
+			return startMark{}, errNoRoom
+		}
 		pl.version++
-		m.set = true
 	}
 	m.pl, m.version = pl, pl.version
-	return m, true
+	return m, nil
 }
+
+// errNoRoom: the partition's commit metadata has no room for one more start (README
+// "Delivery": the run waits).
+var errNoRoom = errors.New("no room in the partition's commit metadata for another start")
 
 // unmarkStarted takes back a start this member recorded and gave up on before the command
 // ran: later commits must not tell the next owner that the run may have executed.
@@ -81,24 +111,25 @@ func (l *ledger) unmarkStarted(rec *kgo.Record, m startMark) {
 	if !m.set {
 		return // an earlier owner's mark: it stays
 	}
-	if pl, e := l.find(rec); e != nil && pl == m.pl && e.started && !e.done {
-		e.started = false
-		pl.version++
+	if e := l.find(rec, m.pl); e != nil && e.started && !e.done {
+		e.started, e.ours = false, false
+		m.pl.version++
 	}
 }
 
 // finish marks a record's work as done and advances its partition's commit past every
 // finished record at the front. resume is true when that brought a paused partition's
 // window and runs back under half their limits: the caller resumes its fetching.
-func (l *ledger) finish(rec *kgo.Record) (resume bool) {
+func (l *ledger) finish(rec *kgo.Record, pl *partitionLedger) (resume bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.notify()
-	pl, e := l.find(rec)
+	e := l.find(rec, pl)
 	if e == nil {
 		return false
 	}
-	if !e.done {
+	if e.counted {
+		e.counted = false
 		pl.open--
 	}
 	e.done, e.abandoned = true, false
@@ -111,15 +142,64 @@ func (l *ledger) finish(rec *kgo.Record) (resume bool) {
 	return false
 }
 
+// park stops counting a record's run against its partition's open runs: it waits for an
+// earlier holder (Ticket.Park), for as long as that one runs it, and must not keep the
+// partition paused meanwhile. Its start stays in the commits. resume is as for finish.
+func (l *ledger) park(rec *kgo.Record, pl *partitionLedger) (resume bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.find(rec, pl)
+	if e == nil || !e.counted {
+		return false
+	}
+	e.counted = false
+	pl.open--
+	if pl.paused && len(pl.inflight) <= l.maxWindow/2 && pl.open <= pauseOpenRuns/2 {
+		pl.paused = false
+		return true
+	}
+	return false
+}
+
 // abandon marks a record that will not finish here (the agent is stopping before it
-// started): its offset stays uncommitted for the next owner, and revokes do not wait for it.
-func (l *ledger) abandon(rec *kgo.Record) {
+// started): its offset stays uncommitted for the next owner.
+func (l *ledger) abandon(rec *kgo.Record, pl *partitionLedger) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.notify()
-	if _, e := l.find(rec); e != nil && !e.done {
+	if e := l.find(rec, pl); e != nil && !e.done {
 		e.abandoned = true
 	}
+}
+
+// seen says whether run id was handled on pl's partition (by anyone who owned it) or on
+// another partition before this member got its own (others), and whether that history
+// would know of a run whose message is from at (covered).
+func (l *ledger) seen(pl *partitionLedger, id string, at time.Time) (dup, covered bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, dup = pl.history.runs[id]
+	if _, other := l.others.runs[id]; other {
+		dup = true
+	}
+	return dup, pl.history.covers(at)
+}
+
+// handled adds run id to pl's history, which its commits carry.
+func (l *ledger) handled(pl *partitionLedger, id string, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := pl.history.runs[id]; !ok && !pl.released {
+		pl.history.add(id, at)
+		pl.version++
+	}
+}
+
+// changedC is closed at the next change notify announces.
+func (l *ledger) changedC() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.changed
 }
 
 func (l *ledger) notify() {
@@ -138,17 +218,16 @@ func (l *ledger) windowPaused(tp topicPartition) (paused, owned bool) {
 	return pl.paused, true
 }
 
-// find locates rec's entry by binary search; l.mu is held.
-func (l *ledger) find(rec *kgo.Record) (*partitionLedger, *entry) {
-	pl, ok := l.parts[topicPartition{rec.Topic, rec.Partition}]
-	if !ok {
-		return nil, nil
+// find locates rec's entry in pl, if pl is still owned, by binary search; l.mu is held.
+func (l *ledger) find(rec *kgo.Record, pl *partitionLedger) *entry {
+	if pl == nil || l.parts[topicPartition{rec.Topic, rec.Partition}] != pl {
+		return nil
 	}
 	i, found := slices.BinarySearchFunc(pl.inflight, rec.Offset, func(e entry, off int64) int { return cmp.Compare(e.offset, off) })
 	if !found {
-		return pl, nil
+		return nil
 	}
-	return pl, &pl.inflight[i]
+	return &pl.inflight[i]
 }
 
 func (pl *partitionLedger) popDone() {
@@ -165,4 +244,21 @@ func (pl *partitionLedger) popDone() {
 		// Give back the array a long window left behind.
 		pl.inflight = slices.Clone(pl.inflight)
 	}
+}
+
+// forgetBefore drops from every history the runs whose message is older than t.
+func (l *ledger) forgetBefore(t time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, pl := range l.parts {
+		pl.history.forgetBefore(t)
+	}
+	l.others.forgetBefore(t)
+}
+
+// learnOthers replaces what is known of the other partitions' history.
+func (l *ledger) learnOthers(h history) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.others = h
 }

@@ -1,7 +1,10 @@
 package consumer
 
 import (
-	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,9 +24,19 @@ func assignFresh(l *ledger, topic string, parts ...int32) {
 	l.assign(m)
 }
 
+// plOf is the ledger r's partition is owned under now (nil: not owned).
+func plOf(l *ledger, r *kgo.Record) *partitionLedger {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.parts[topicPartition{r.Topic, r.Partition}]
+}
+
+// noHistory ends the metadata of a partition nobody handled a run of yet.
+const noHistory = " c=0"
+
 func commitOf(t *testing.T, l *ledger, topic string, p int32) snapshot {
 	t.Helper()
-	s, ok := l.toCommit()[topicPartition{topic, p}]
+	s, ok := l.toCommit(nil)[topicPartition{topic, p}]
 	if !ok {
 		t.Fatalf("no commit wanted for %s/%d", topic, p)
 	}
@@ -31,33 +44,33 @@ func commitOf(t *testing.T, l *ledger, topic string, p int32) snapshot {
 }
 
 func TestLedgerCommitsOnlyUpToOldestUnfinished(t *testing.T) {
-	l := newLedger()
+	l := newLedger(5 * time.Minute)
 	assignFresh(l, "runs", 0, 1)
 	r := []*kgo.Record{rec("runs", 0, 10), rec("runs", 0, 11), rec("runs", 0, 12)}
 	for _, x := range r {
-		if prior, ok, _ := l.add(x); !ok || prior != Fresh {
-			t.Fatalf("add = %v, %v", prior, ok)
+		if p, ok, _ := l.add(x); !ok || p.prior != Fresh {
+			t.Fatalf("add = %v, %v", p.prior, ok)
 		}
 	}
-	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 10 || s.meta != metaPrefix {
+	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 10 || s.meta != metaPrefix+noHistory {
 		t.Fatalf("nothing started or finished: commit %+v, want offset 10 with empty progress", s)
 	}
-	l.finish(r[2]) // out of order: 12 before 10 and 11
-	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 10 || s.meta != metaPrefix+" f=2" {
+	l.finish(r[2], plOf(l, r[2])) // out of order: 12 before 10 and 11
+	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 10 || s.meta != metaPrefix+" f=2"+noHistory {
 		t.Fatalf("after 12 finished: commit %+v, want offset 10, f=2", s)
 	}
-	l.finish(r[0])
+	l.finish(r[0], plOf(l, r[0]))
 	s := commitOf(t, l, "runs", 0)
-	if s.offset.Offset != 11 || s.offset.Epoch != 7 || s.meta != metaPrefix+" f=1" {
+	if s.offset.Offset != 11 || s.offset.Epoch != 7 || s.meta != metaPrefix+" f=1"+noHistory {
 		t.Fatalf("after 10 finished: commit %+v, want offset 11 epoch 7, f=1", s)
 	}
-	l.finish(r[1])
+	l.finish(r[1], plOf(l, r[1]))
 	s = commitOf(t, l, "runs", 0)
-	if s.offset.Offset != 13 || s.meta != metaPrefix {
+	if s.offset.Offset != 13 || s.meta != metaPrefix+noHistory {
 		t.Fatalf("after all finished: commit %+v, want 13", s)
 	}
 	l.committed(topicPartition{"runs", 0}, s)
-	if got := l.toCommit(); len(got) != 0 {
+	if got := l.toCommit(nil); len(got) != 0 {
 		t.Fatalf("already committed, yet commit again %v", got)
 	}
 	if n := l.inflight(); n != 0 {
@@ -66,37 +79,37 @@ func TestLedgerCommitsOnlyUpToOldestUnfinished(t *testing.T) {
 }
 
 func TestLedgerStartedIsCommittedBeforeTheRunStarts(t *testing.T) {
-	l := newLedger()
+	l := newLedger(5 * time.Minute)
 	assignFresh(l, "runs", 0)
 	a, b := rec("runs", 0, 0), rec("runs", 0, 1)
 	l.add(a)
 	l.add(b)
 	l.committed(topicPartition{"runs", 0}, commitOf(t, l, "runs", 0))
-	v, ok := l.markStarted(b)
-	if !ok {
+	v, err := l.markStarted(b, plOf(l, b), Lease{Holder: "m"})
+	if err != nil {
 		t.Fatal("markStarted refused an owned record")
 	}
-	if covered, _ := l.committedVersion(topicPartition{"runs", 0}, v); covered {
+	if covered, _ := l.committedVersion(v); covered {
 		t.Fatal("start counted as committed before any commit")
 	}
 	s := commitOf(t, l, "runs", 0)
-	if s.meta != metaPrefix+" s=1" {
+	if s.meta != metaPrefix+" s=1"+noHistory {
 		t.Fatalf("commit after start = %q, want s=1", s.meta)
 	}
 	l.committed(topicPartition{"runs", 0}, s)
-	if covered, _ := l.committedVersion(topicPartition{"runs", 0}, v); !covered {
+	if covered, _ := l.committedVersion(v); !covered {
 		t.Fatal("start not covered by the commit that carried it")
 	}
 }
 
 func TestLedgerCarriesEarlierOwnersProgress(t *testing.T) {
-	l := newLedger()
-	prior, ok, err := decodeProgress(100, metaPrefix+" s=1,3 f=2")
+	l := newLedger(5 * time.Minute)
+	prior, ok, err := decodeProgress(100, metaPrefix+" s=1,3 f=2"+noHistory)
 	if err != nil || !ok {
 		t.Fatal(err)
 	}
-	l.assign(map[topicPartition]assigned{{"runs", 0}: {offset: 100, meta: metaPrefix + " s=1,3 f=2", progress: prior}})
-	if got := l.toCommit(); len(got) != 0 {
+	l.assign(map[topicPartition]assigned{{"runs", 0}: {offset: 100, meta: metaPrefix + " s=1,3 f=2" + noHistory, progress: prior}})
+	if got := l.toCommit(nil); len(got) != 0 {
 		t.Fatalf("commit %v before polling anything: the earlier commit must stand", got)
 	}
 	want := map[int64]Prior{100: Fresh, 101: PriorStarted, 102: PriorFinished}
@@ -104,50 +117,50 @@ func TestLedgerCarriesEarlierOwnersProgress(t *testing.T) {
 	for off := int64(100); off <= 102; off++ {
 		recs[off] = rec("runs", 0, off)
 		p, ok, _ := l.add(recs[off])
-		if !ok || p != want[off] {
-			t.Fatalf("offset %d: prior %v, want %v", off, p, want[off])
+		if !ok || p.prior != want[off] {
+			t.Fatalf("offset %d: prior %v, want %v", off, p.prior, want[off])
 		}
 	}
 	// 101 is still the earlier owner's unresolved start, 102 is finished, and 103, not polled
 	// yet, must survive a crash of this member too.
-	if s, _ := l.parts[topicPartition{"runs", 0}].snapshot(); s.offset.Offset != 100 || s.meta != metaPrefix+" s=1,3 f=2" {
+	if s, _ := l.parts[topicPartition{"runs", 0}].snapshot(nil); s.offset.Offset != 100 || s.meta != metaPrefix+" s=1,3 f=2"+noHistory {
 		t.Fatalf("snapshot %+v, want offset 100 with s=1,3 f=2", s)
 	}
-	if got := l.toCommit(); len(got) != 0 {
+	if got := l.toCommit(nil); len(got) != 0 {
 		t.Fatalf("commit %v that says what the broker has already", got)
 	}
-	l.finish(recs[100])
-	l.finish(recs[101])
-	l.finish(recs[102]) // the handler returns for the finished one too
-	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 103 || s.meta != metaPrefix+" s=0" {
+	l.finish(recs[100], plOf(l, recs[100]))
+	l.finish(recs[101], plOf(l, recs[101]))
+	l.finish(recs[102], plOf(l, recs[102])) // the handler returns for the finished one too
+	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 103 || s.meta != metaPrefix+" s=0"+noHistory {
 		t.Fatalf("commit %+v, want offset 103 with s=0 (the earlier owner's start of 103)", s)
 	}
 }
 
 func TestLedgerDropsWorkOfPartitionsNoLongerOwned(t *testing.T) {
-	l := newLedger()
+	l := newLedger(5 * time.Minute)
 	assignFresh(l, "runs", 0)
 	r := rec("runs", 0, 5)
-	l.add(r)
+	p, _, _ := l.add(r)
 	l.release(map[string][]int32{"runs": {0}})
-	l.finish(r) // completes after the revoke
-	if got := l.toCommit(); len(got) != 0 {
+	l.finish(r, p.pl) // completes after the revoke
+	if got := l.toCommit(nil); len(got) != 0 {
 		t.Fatalf("committed %v for a partition this member no longer owns", got)
 	}
 	if _, ok, _ := l.add(rec("runs", 0, 6)); ok {
 		t.Fatal("accepted a record of a partition not owned")
 	}
-	if _, ok := l.markStarted(r); ok {
+	if _, err := l.markStarted(r, p.pl, Lease{Holder: "m"}); err == nil {
 		t.Fatal("marked a start on a partition not owned")
 	}
 	assignFresh(l, "runs", 0)
-	if got := l.toCommit(); len(got) != 0 {
+	if got := l.toCommit(nil); len(got) != 0 {
 		t.Fatalf("reassigned partition commits %v before any work", got)
 	}
 }
 
 func TestLedgerLag(t *testing.T) {
-	l := newLedger()
+	l := newLedger(5 * time.Minute)
 	assignFresh(l, "runs", 2)
 	l.setHighWater("runs", 2, 100)
 	if _, ok := l.lags()[2]; ok {
@@ -155,33 +168,9 @@ func TestLedgerLag(t *testing.T) {
 	}
 	r := rec("runs", 2, 40)
 	l.add(r)
-	l.finish(r)
+	l.finish(r, plOf(l, r))
 	if got := l.lags()[2]; got != 59 {
 		t.Fatalf("lag = %d, want 59", got)
-	}
-}
-
-func TestLedgerWaitFinished(t *testing.T) {
-	l := newLedger()
-	assignFresh(l, "runs", 0, 1)
-	busy, left := rec("runs", 0, 1), rec("runs", 0, 2)
-	l.add(busy)
-	l.add(left)
-	l.add(rec("runs", 1, 1)) // another partition: not waited for
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if l.waitFinished(ctx, map[string][]int32{"runs": {0}}) {
-		t.Fatal("waitFinished returned true with runs still going")
-	}
-	done := make(chan bool)
-	go func() { done <- l.waitFinished(context.Background(), map[string][]int32{"runs": {0}}) }()
-	l.abandon(left) // left for the next owner: not waited for
-	l.finish(busy)
-	if !<-done {
-		t.Fatal("waitFinished did not see the runs end")
-	}
-	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 2 {
-		t.Fatalf("commit passed an abandoned record: %+v", s)
 	}
 }
 
@@ -189,25 +178,25 @@ func TestLedgerWaitFinished(t *testing.T) {
 // reached the broker; the next commit must go out even if the ledger is back where it was
 // (a start that was marked, sent, and then unmarked).
 func TestLedgerRecommitsAfterAnUncertainCommit(t *testing.T) {
-	l := newLedger()
+	l := newLedger(5 * time.Minute)
 	assignFresh(l, "runs", 0)
 	r := rec("runs", 0, 0)
 	l.add(r)
 	tp := topicPartition{"runs", 0}
 	before := commitOf(t, l, "runs", 0)
 	l.committed(tp, before)
-	m, _ := l.markStarted(r)
+	m, _ := l.markStarted(r, plOf(l, r), Lease{Holder: "m"})
 	sent := commitOf(t, l, "runs", 0) // carries s=0; its answer is lost
 	if sent.meta == before.meta {
 		t.Fatal("the start did not change the commit")
 	}
 	l.uncertain(tp)
 	l.unmarkStarted(r, m) // the run will not start after all
-	again, ok := l.toCommit()[tp]
+	again, ok := l.toCommit(nil)[tp]
 	if !ok || again.meta != before.meta {
 		t.Fatalf("after an uncertain commit, want the unmarked state committed again, got %+v (%v)", again, ok)
 	}
-	if covered, _ := l.committedVersion(tp, m); covered {
+	if covered, _ := l.committedVersion(m); covered {
 		t.Fatal("an uncertain commit counted the start as committed")
 	}
 }
@@ -216,7 +205,7 @@ func TestLedgerRecommitsAfterAnUncertainCommit(t *testing.T) {
 // partition's window; at the limit the partition is paused, and it resumes once the head
 // finishes. The ledger keeps offsets, never the records.
 func TestLedgerWindowPausesBehindALongRun(t *testing.T) {
-	l := newLedger()
+	l := newLedger(5 * time.Minute)
 	l.maxWindow = 10
 	assignFresh(l, "runs", 0)
 	head := rec("runs", 0, 0)
@@ -230,23 +219,23 @@ func TestLedgerWindowPausesBehindALongRun(t *testing.T) {
 		if !ok || pause != (off == 9) {
 			t.Fatalf("add %d: ok %v pause %v", off, ok, pause)
 		}
-		if l.finish(r) {
+		if l.finish(r, plOf(l, r)) {
 			t.Fatalf("finishing %d behind the head resumed the partition", off)
 		}
 	}
 	if paused, _ := l.windowPaused(topicPartition{"runs", 0}); !paused {
 		t.Fatal("not paused at the window limit")
 	}
-	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 0 || s.meta != "port-runner/1 f=1-9" {
+	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 0 || s.meta != "port-runner/1 f=1-9"+noHistory {
 		t.Fatalf("commit %+v", s)
 	}
 	if _, ok, _ := l.add(rec("runs", 0, 5)); ok {
 		t.Fatal("an offset polled again was registered twice")
 	}
-	if !l.finish(head) {
+	if !l.finish(head, plOf(l, head)) {
 		t.Fatal("finishing the head did not resume the partition")
 	}
-	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 10 || s.offset.Epoch != 7 || s.meta != "port-runner/1" {
+	if s := commitOf(t, l, "runs", 0); s.offset.Offset != 10 || s.offset.Epoch != 7 || s.meta != "port-runner/1"+noHistory {
 		t.Fatalf("commit after the head %+v", s)
 	}
 }
@@ -255,15 +244,114 @@ func TestLedgerWindowPausesBehindALongRun(t *testing.T) {
 // partition, then a commit snapshot: lookups stay O(log n), memory a few bytes per offset.
 func BenchmarkLedgerBehindALongRun(b *testing.B) {
 	for b.Loop() {
-		l := newLedger()
+		l := newLedger(5 * time.Minute)
 		assignFresh(l, "runs", 0)
 		l.add(rec("runs", 0, 0))
 		for off := int64(1); off <= 20000; off++ {
 			r := rec("runs", 0, off)
 			l.add(r)
-			l.finish(r)
+			l.finish(r, plOf(l, r))
 		}
-		l.toCommit()
+		l.toCommit(nil)
+	}
+}
+
+// TestTakeWaitsForRoomInTheMetadata: a partition whose commit can say no more starts and
+// leases within Kafka's 4 KiB (here: runs of 35 earlier holders with long member ids, still
+// going under their leases) takes no run until one of them is decided: a start that could
+// not be committed, or a lease cut off, would let a run go twice.
+func TestTakeWaitsForRoomInTheMetadata(t *testing.T) {
+	const holders = 35
+	prior := newProgress()
+	prior.history.known = true
+	for i := range int64(holders) {
+		prior.started[i] = true
+		prior.leases[i] = Lease{Holder: fmt.Sprintf("holder-%02d-%s", i, strings.Repeat("x", 98)), Bound: time.Hour}
+	}
+	l := newLedger(5 * time.Minute)
+	l.assign(map[topicPartition]assigned{{"runs", 0}: {offset: 0, progress: prior}})
+	var recs []*kgo.Record
+	for off := range int64(holders + 1) {
+		r := rec("runs", 0, off)
+		if _, ok, _ := l.add(r); !ok {
+			t.Fatal("not owned")
+		}
+		recs = append(recs, r)
+	}
+	if meta := commitOf(t, l, "runs", 0).meta; len(meta) > maxMetaBytes {
+		t.Fatalf("the earlier holders' leases alone are %d bytes", len(meta))
+	}
+	mine := Lease{Holder: "kgo-" + strings.Repeat("m", 100), Bound: time.Hour}
+	fresh := recs[holders]
+	if _, err := l.markStarted(fresh, plOf(l, fresh), mine); !errors.Is(err, errNoRoom) {
+		t.Fatalf("took a run the metadata has no room for: %v", err)
+	}
+	if meta := commitOf(t, l, "runs", 0).meta; strings.Contains(meta, "s=0-"+strconv.FormatInt(holders, 36)) {
+		t.Fatalf("the refused start is in the commit: %q", meta)
+	}
+	l.finish(recs[0], plOf(l, recs[0])) // an earlier holder's run is decided
+	if _, err := l.markStarted(fresh, plOf(l, fresh), mine); err != nil {
+		t.Fatalf("no room once a lease ended: %v", err)
+	}
+	s, ok := plOf(l, fresh).snapshot(&mine)
+	if got, _, err := decodeProgress(s.offset.Offset, s.meta); !ok || err != nil || len(s.meta) > maxMetaBytes || got.leases[fresh.Offset] != mine {
+		t.Fatalf("the handover's commit (%d bytes, %v) does not lease the run: %+v", len(s.meta), err, got.leases)
+	}
+}
+
+// TestHistoryTravelsWithThePartition: a run id handled on a partition is in its commit, so
+// the partition's next owner knows a second message of it (a producer's retry, a replay) at
+// no Port request; a message from before the history's cover is not known either way.
+func TestHistoryTravelsWithThePartition(t *testing.T) {
+	now := time.Now()
+	l := newLedger(5 * time.Minute)
+	assignFresh(l, "runs", 0)
+	first := rec("runs", 0, 0)
+	l.add(first)
+	l.handled(plOf(l, first), "r_twice", now)
+	l.finish(first, plOf(l, first))
+	s := commitOf(t, l, "runs", 0)
+
+	next := newLedger(5 * time.Minute) // the partition's next owner
+	p, ok, err := decodeProgress(s.offset.Offset, s.meta)
+	if !ok || err != nil {
+		t.Fatalf("decode %q: %v", s.meta, err)
+	}
+	next.assign(map[topicPartition]assigned{{"runs", 0}: {offset: s.offset.Offset, meta: s.meta, progress: p}})
+	copyRec := rec("runs", 0, 1)
+	next.add(copyRec)
+	if dup, covered := next.seen(plOf(next, copyRec), "r_twice", now); !dup || !covered {
+		t.Fatalf("the copy: dup %v, covered %v; want a known duplicate", dup, covered)
+	}
+	if dup, covered := next.seen(plOf(next, copyRec), "r_new", now); dup || !covered {
+		t.Fatalf("a new run: dup %v, covered %v; want new, and known to be", dup, covered)
+	}
+}
+
+// TestHistoryOfAnOlderCommitStartsNow: a commit that says nothing of the runs handled (an
+// older agent's) covers nothing before now and the clock skew a message may have: such
+// messages are asked about in Port; later ones are known from then on.
+func TestHistoryOfAnOlderCommitStartsNow(t *testing.T) {
+	const skew = 5 * time.Minute
+	p, ok, err := decodeProgress(0, metaPrefix+" s=1")
+	if !ok || err != nil || p.history.known {
+		t.Fatalf("decode: %+v %v %v", p, ok, err)
+	}
+	l := newLedger(skew)
+	l.assign(map[topicPartition]assigned{{"runs", 0}: {offset: 0, progress: p}})
+	r := rec("runs", 0, 0)
+	l.add(r)
+	pl := plOf(l, r)
+	if _, covered := l.seen(pl, "r_a", time.Now()); covered {
+		t.Fatal("a message from now is covered by a history nobody kept")
+	}
+	later := time.Now().Add(skew + time.Minute)
+	if _, covered := l.seen(pl, "r_b", later); !covered {
+		t.Fatal("a message from after the cover is not covered")
+	}
+	l.handled(pl, "r_b", later)
+	if s := commitOf(t, l, "runs", 0); !strings.Contains(s.meta, " c=") || !strings.Contains(s.meta, "r_b.") {
+		t.Fatalf("commit %q: want the history's cover and r_b", s.meta)
 	}
 }
 
@@ -276,7 +364,7 @@ func TestLedgerPausesAPartitionAtItsRunLimit(t *testing.T) {
 	if pauseOpenRuns+maxPollRecords > maxOpenRuns {
 		t.Fatalf("a partition paused at %d runs can receive %d more in a poll: over %d", pauseOpenRuns, maxPollRecords, maxOpenRuns)
 	}
-	l := newLedger()
+	l := newLedger(5 * time.Minute)
 	assignFresh(l, "runs", 0)
 	var recs []*kgo.Record
 	for off := range int64(pauseOpenRuns) {
@@ -291,8 +379,42 @@ func TestLedgerPausesAPartitionAtItsRunLimit(t *testing.T) {
 	}
 	// The runs finish out of order: the limit counts unfinished runs, not offsets.
 	for i, r := range recs[1 : pauseOpenRuns/2+1] {
-		if resumed := l.finish(r); resumed != (i == pauseOpenRuns/2-1) {
+		if resumed := l.finish(r, plOf(l, r)); resumed != (i == pauseOpenRuns/2-1) {
 			t.Fatalf("finish %d of %d: resumed %v", i+1, pauseOpenRuns/2, resumed)
 		}
+	}
+}
+
+// TestParkedRunsDoNotHoldAPartitionPaused: runs parked to wait for another replica's lease
+// (Ticket.Park) may wait for hours; they leave the partition's open runs, so a partition
+// they paused resumes fetching.
+func TestParkedRunsDoNotHoldAPartitionPaused(t *testing.T) {
+	l := newLedger(5 * time.Minute)
+	assignFresh(l, "runs", 0)
+	var recs []*kgo.Record
+	for off := range int64(pauseOpenRuns) {
+		r := rec("runs", 0, off)
+		recs = append(recs, r)
+		l.add(r)
+	}
+	if paused, _ := l.windowPaused(topicPartition{"runs", 0}); !paused {
+		t.Fatalf("not paused with %d unfinished runs", pauseOpenRuns)
+	}
+	resumed := false
+	for _, r := range recs {
+		if l.park(r, plOf(l, r)) {
+			resumed = true
+		}
+		if l.park(r, plOf(l, r)) {
+			t.Fatal("a run parked twice resumed the partition twice")
+		}
+	}
+	if paused, _ := l.windowPaused(topicPartition{"runs", 0}); paused || !resumed {
+		t.Fatalf("every run parked, the partition still paused (resumed %v)", resumed)
+	}
+	// A parked run that then finishes is not taken off the count twice.
+	l.finish(recs[0], plOf(l, recs[0]))
+	if pl := plOf(l, recs[1]); pl.open != 0 {
+		t.Fatalf("open runs %d after every run parked, want 0", pl.open)
 	}
 }

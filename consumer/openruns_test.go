@@ -19,10 +19,7 @@ import (
 // finish it goes on until every record is handled.
 func TestAPartitionHoldsAtMostItsRunLimit(t *testing.T) {
 	kc := fakeCluster(t, 1) // one record already
-	prod, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	prod := producer(t, kc)
 	const more = 3 * maxOpenRuns
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -33,7 +30,6 @@ func TestAPartitionHoldsAtMostItsRunLimit(t *testing.T) {
 	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	prod.Close()
 
 	c := newTestConsumer(t, kc, "g-open-runs", Options{Slots: executor.NewPool(1000, nil), MaxPoll: 1000})
 	var holding, most, handled atomic.Int64
@@ -42,21 +38,23 @@ func TestAPartitionHoldsAtMostItsRunLimit(t *testing.T) {
 	defer stop()
 	done := make(chan error, 1)
 	go func() {
-		done <- c.Run(runCtx, context.Background(), func(_ context.Context, _ *Ticket) bool {
+		done <- c.Run(runCtx, context.Background(), func(_ context.Context, tk *Ticket) {
 			n := holding.Add(1)
 			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 			}
 			<-gate
 			holding.Add(-1)
+			tk.Release(true)
 			if handled.Add(1) == more+1 {
 				stop()
 			}
-			return true
 		})
 	}()
-	waitcond.For(t, "the partition paused at its run limit", 30*time.Second, func() bool {
+	// The ledger pauses the partition before the poll starts the handlers of the records it
+	// took: wait for those handlers too, or a loaded machine opens the gate before they hold.
+	waitcond.For(t, "the partition paused at its run limit, its handlers holding the records", 30*time.Second, func() bool {
 		paused, _ := c.ledger.windowPaused(topicPartition{testTopic, 0})
-		return paused
+		return paused && holding.Load() >= pauseOpenRuns
 	})
 	close(gate)
 	if err := <-done; err != nil {

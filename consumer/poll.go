@@ -10,9 +10,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
+
+	"github.com/port-runner/port-runner/internal/clock"
 )
 
 func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *sync.WaitGroup) error {
+	run := newWorkers(handlers, workerIdle)
+	defer run.stop()
 	for {
 		n, err := c.opts.Slots.Reserve(ctx, min(c.opts.MaxPoll, maxPollRecords))
 		if err != nil {
@@ -44,10 +48,9 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 		})
 		var tickets []*Ticket
 		fetches.EachRecord(func(r *kgo.Record) {
-			prior, ok, pause := c.ledger.add(r)
+			p, ok, pause := c.ledger.add(r)
 			if ok {
-				owned, handover := c.ledger.ownedCtx(r)
-				tickets = append(tickets, &Ticket{Record: r, Prior: prior, c: c, owned: owned, Handover: handover})
+				tickets = append(tickets, c.newTicket(r, p))
 			}
 			if pause {
 				c.syncPause(topicPartition{r.Topic, r.Partition})
@@ -62,22 +65,14 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 			return fatal
 		}
 		for _, t := range tickets {
-			handlers.Go(func() {
-				defer c.opts.Slots.Release(1)
-				// The handler's work ends with workCtx, or when the partition goes to another
-				// member: from then on that member handles the run (as interrupted), so it
-				// must not go on here.
-				hctx, cancel := context.WithCancelCause(workCtx)
-				defer cancel(nil)
-				stop := context.AfterFunc(t.owned, func() { cancel(context.Cause(t.owned)) })
-				defer stop()
-				if handle(hctx, t) {
-					if c.ledger.finish(t.Record) {
-						c.syncPause(topicPartition{t.Record.Topic, t.Record.Partition})
+			run.run(func() {
+				defer func() {
+					if !t.isParked() {
+						c.opts.Slots.Release(1)
 					}
-				} else {
-					c.ledger.abandon(t.Record)
-				}
+				}()
+				defer t.Release(false) // a ticket the handler did not end is left
+				handle(workCtx, t)
 			})
 		}
 	}
@@ -109,24 +104,44 @@ func (c *Consumer) syncPause(tp topicPartition) {
 func (c *Consumer) commitLoop(ctx context.Context) {
 	t := time.NewTicker(c.opts.CommitEvery)
 	defer t.Stop()
-	for {
+	for tick := 1; ; tick++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if tick%othersEvery == 0 {
+				c.refreshOthers(ctx)
+			}
 			c.retryUnknownPrior(ctx)
-			c.commit(ctx)
+			c.ledger.forgetBefore(time.Now().Add(-c.opts.HistoryAge))
+			c.commit(ctx, nil)
 			c.opts.OnLags(c.ledger.lags())
 		}
 	}
 }
 
-func (c *Consumer) commit(ctx context.Context) {
+// othersEvery is how many commit ticks pass between two readings of the other partitions'
+// history: a copy of a run on another partition is known once that partition's commit
+// carrying the run has been read (README "Delivery").
+const othersEvery = 5
+
+// refreshOthers reads again what every partition committed, for the run ids handled there.
+func (c *Consumer) refreshOthers(ctx context.Context) {
+	if resps, err := c.fetchOffsets(ctx, c.cl, 1); err == nil {
+		c.ledger.learnOthers(c.othersHistory(resps, nil))
+	}
+}
+
+// commit sends every owned partition's snapshot that differs from what the broker has; those
+// in handover lease this member's runs to it. It returns the partitions whose snapshot the
+// broker did not accept (their commit failed, or its outcome is unknown).
+func (c *Consumer) commit(ctx context.Context, handover map[topicPartition]Lease) (failed map[topicPartition]bool) {
 	c.commitMu.Lock()
 	defer c.commitMu.Unlock()
-	snaps := c.ledger.toCommit()
+	snaps := c.ledger.toCommit(handover)
+	failed = map[topicPartition]bool{}
 	if len(snaps) == 0 {
-		return
+		return failed
 	}
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	for tp, s := range snaps {
@@ -134,9 +149,12 @@ func (c *Consumer) commit(ctx context.Context) {
 			offsets[tp.topic] = map[int32]kgo.EpochOffset{}
 		}
 		offsets[tp.topic][tp.partition] = s.offset
+		failed[tp] = true
 	}
 	// The metadata field carries each partition's progress (see meta.go).
+	var member string
 	withMeta := kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+		member = req.MemberID
 		for i := range req.Topics {
 			for j := range req.Topics[i].Partitions {
 				p := &req.Topics[i].Partitions[j]
@@ -148,29 +166,40 @@ func (c *Consumer) commit(ctx context.Context) {
 		}
 		return nil
 	})
+	sent := clock.Now()
 	c.cl.CommitOffsetsSync(withMeta, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-		if err != nil {
-			// The request may or may not have been applied: forget what the broker has, so
-			// the next commit goes out whatever it says (an unmarked start, say).
-			c.log.Warn("commit offsets", zap.Error(err))
-			for tp := range snaps {
-				c.ledger.uncertain(tp)
-			}
-			return
-		}
-		for _, t := range resp.Topics {
-			for _, p := range t.Partitions {
-				tp := topicPartition{c.topicName(t.Topic), p.Partition}
-				if err := kerrOf(p.ErrorCode); err != nil {
-					c.log.Warn("commit offset", zap.String("topic", tp.topic), zap.Int32("partition", p.Partition), zap.Error(err))
-					continue
-				}
-				if s, ok := snaps[tp]; ok {
-					c.ledger.committed(tp, s)
-				}
-			}
-		}
+		c.committed(snaps, resp, err, failed)
 	})
+	if len(failed) == 0 && member != "" {
+		c.members.confirm(member, sent) // the broker took a commit of this member, as a member
+	}
+	return failed
+}
+
+// committed records a commit's answer in the ledger and in failed.
+func (c *Consumer) committed(snaps map[topicPartition]snapshot, resp *kmsg.OffsetCommitResponse, err error, failed map[topicPartition]bool) {
+	if err != nil {
+		// The request may or may not have been applied: forget what the broker has, so
+		// the next commit goes out whatever it says (an unmarked start, say).
+		c.log.Warn("commit offsets", zap.Error(err))
+		for tp := range snaps {
+			c.ledger.uncertain(tp)
+		}
+		return
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			tp := topicPartition{c.topicName(t.Topic), p.Partition}
+			if err := kerrOf(p.ErrorCode); err != nil {
+				c.log.Warn("commit offset", zap.String("topic", tp.topic), zap.Int32("partition", p.Partition), zap.Error(err))
+				continue
+			}
+			if s, ok := snaps[tp]; ok {
+				c.ledger.committed(tp, s)
+				delete(failed, tp)
+			}
+		}
+	}
 }
 
 // topicName fills in the topic of a request or response that names it by ID only

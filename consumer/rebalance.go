@@ -4,8 +4,11 @@ import (
 	"context"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
+
+	"github.com/port-runner/port-runner/internal/backoff"
 )
 
 // onAssigned reads what earlier owners committed for the new partitions (offset and
@@ -81,77 +84,94 @@ func partitionsOf[V any](m map[topicPartition]V) map[string][]int32 {
 	return out
 }
 
-// onRevoked hands partitions over only once no run of theirs can still be going here:
-// runs not started yet do not start; those running get RevokeWait to end; what still runs
-// then is cancelled (ErrNotOwned), and the revoke waits up to StopWait
-// for it to be killed and closed in Port. Only then does it commit and release, so the new
-// owner finds every run this member started either finished or closed in Port, and never
-// starts one that is still running here. The group's rebalance timeout covers all of it.
+// onRevoked hands partitions over at once (README "Delivery"): runs of theirs not taken yet
+// are not taken here; the commit leases every run this member took and has not finished to
+// it (it finishes them, closes them in Port, and their new owner keeps its hands off); then
+// the partitions are released. If that commit fails, the runs are not leased: they stop
+// here (ErrNotOwned) and the next owner decides them after the fence.
 func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	if len(revoked) == 0 {
 		return // cooperative rebalances call this with nothing revoked
 	}
 	c.forgetUnknownPrior(revoked)
 	c.ledger.revoking(revoked)
-	c.log.Info("partitions revoked", zap.Any("partitions", revoked))
-	wctx, cancelWait := context.WithTimeout(ctx, c.opts.RevokeWait)
-	done := c.waitReleasable(wctx, revoked)
-	cancelWait()
-	if !done {
-		c.log.Warn("runs of revoked partitions still going after the revoke wait; cancelling them",
-			zap.Duration("waited", c.opts.RevokeWait), zap.Int("runs", c.holding(revoked)))
-		c.ledger.stopRuns(revoked)
-		sctx, cancelStop := context.WithTimeout(ctx, c.opts.StopWait)
-		if !c.waitReleasable(sctx, revoked) {
-			c.log.Error("cancelled runs of revoked partitions not closed in time; releasing them uncommitted",
-				zap.Duration("waited", c.opts.StopWait), zap.Int("runs", c.holding(revoked)))
-		}
-		cancelStop()
+	lease := Lease{Holder: c.memberID(), Bound: c.leaseBound()}
+	handedOver := lease.Holder != "" && c.handOver(ctx, revoked, lease)
+	c.lose(c.ledger.release(revoked), handedOver, false)
+	if handedOver {
+		c.log.Info("partitions handed over; their runs here go on under this member's leases", zap.Any("partitions", revoked))
+	} else {
+		c.log.Error("partitions revoked, but their handover could not be committed: their runs here stop, and their next owner decides them",
+			zap.Any("partitions", revoked))
 	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	c.commit(cctx)
-	c.ledger.release(revoked)
 }
 
-// waitReleasable blocks until parts may be released: the runs hold none of theirs that may
-// still run or is being closed, and the ledger no record still being handled (polled and
-// not yet a run, or whose handler has not returned: what the runs cannot know of). It
-// reports whether they got there before ctx ended.
-func (c *Consumer) waitReleasable(ctx context.Context, parts map[string][]int32) bool {
-	for c.opts.Runs != nil {
-		changed := c.opts.Runs.Changed() // before the count: no change between them is missed
-		if c.holding(parts) == 0 {
-			break
+// handOver commits the revoked partitions' leases, trying a few times within the rebalance;
+// it reports whether the broker has them.
+func (c *Consumer) handOver(ctx context.Context, revoked map[string][]int32, lease Lease) bool {
+	want := map[topicPartition]Lease{}
+	for topic, ps := range revoked {
+		for _, p := range ps {
+			want[topicPartition{topic, p}] = lease
 		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
+	}
+	for attempt := 0; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		failed := c.commit(cctx, want)
+		cancel()
+		ok := true
+		for tp := range want {
+			ok = ok && !failed[tp]
+		}
+		if ok {
+			return true
+		}
+		if attempt == 2 || backoff.Sleep(ctx, backoff.Policy{Base: 200 * time.Millisecond, Max: time.Second}.Delay(attempt, 0)) != nil {
 			return false
 		}
 	}
-	return c.ledger.waitFinished(ctx, parts)
 }
 
-// holding is how many runs of parts the runs hold (0 without Runs).
-func (c *Consumer) holding(parts map[string][]int32) int {
-	if c.opts.Runs == nil {
-		return 0
-	}
-	n := 0
-	for topic, ps := range parts {
-		for _, p := range ps {
-			n += c.opts.Runs.Holding(topic, p)
-		}
-	}
-	return n
-}
-
-// onLost releases without committing: another member may already own these partitions, so
-// their runs still going here are cancelled.
+// onLost releases without committing: another member may already own these partitions.
+// Their runs here stop and are never closed here: the new owner decides them once the fence
+// has passed (their commands are dead by then). The membership is lost too: so are the
+// runs this member held under leases after handovers (others decide them a bound after it
+// went), also if it comes back under the same member id (KIP-848).
 func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	c.log.Warn("partitions lost", zap.Any("partitions", lost))
 	c.forgetUnknownPrior(lost)
-	c.ledger.release(lost)
+	c.lose(c.ledger.release(lost), false, true)
 	c.joined.Store(false)
+}
+
+// describe lists the group's members as its coordinator has them now.
+func (c *Consumer) describe(ctx context.Context) ([]string, error) {
+	adm := kadm.NewClient(c.cl)
+	var ids []string
+	if c.opts.GroupProtocol == "consumer" {
+		gs, err := adm.DescribeConsumerGroups(ctx, c.opts.Group)
+		if err != nil {
+			return nil, err
+		}
+		g := gs[c.opts.Group]
+		if g.Err != nil {
+			return nil, g.Err
+		}
+		for _, m := range g.Members {
+			ids = append(ids, m.MemberID)
+		}
+		return ids, nil
+	}
+	gs, err := adm.DescribeGroups(ctx, c.opts.Group)
+	if err != nil {
+		return nil, err
+	}
+	g := gs[c.opts.Group]
+	if g.Err != nil {
+		return nil, g.Err
+	}
+	for _, m := range g.Members {
+		ids = append(ids, m.MemberID)
+	}
+	return ids, nil
 }

@@ -3,6 +3,8 @@ package executor
 import (
 	"context"
 	"errors"
+	"strings"
+	"time"
 )
 
 // Why a run's command is cancelled: the cause of its context (context.Cause), which becomes
@@ -25,4 +27,17 @@ func CancelLabel(cause error) string {
 		cause = ErrShutdown
 	}
 	return "cancelled: " + cause.Error()
+}
+
+// humanDuration formats d like time.Duration.String without the noise of
+// zero trailing units: 10m0s -> 10m, 1h0m0s -> 1h, 1m30s and 500ms unchanged.
+func humanDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") || strings.HasSuffix(s, "h0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -16,7 +16,6 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -49,6 +48,13 @@ type Spec struct {
 	// package internal/shim): it takes every descendant of the command down
 	// when the command ends, times out or the agent dies. Linux only.
 	Shim []string
+	// Fence and Held, when both set, keep the command alive only while the agent holds the
+	// run's lease (README "Delivery"): the executor renews the shim every Fence/4 for as long
+	// as Held says so, and the shim kills the command's tree Fence after the last renewal,
+	// also when the agent is frozen and cannot act (package internal/shim). Once Held says
+	// no, renewals stop for good. Without a shim the executor kills the group itself.
+	Fence time.Duration
+	Held  func() bool
 	// Reaper, when set, is the agent's child subreaper (NewReaper): it learns which
 	// processes Run starts, so it never takes them for orphans.
 	Reaper *Reaper
@@ -75,7 +81,7 @@ type Result struct {
 
 const (
 	// DefaultKillGrace is used when Spec.KillGrace is 0: the agent's kill grace, which
-	// the group's rebalance timeout counts (config.KillGrace is this one).
+	// a replica's drain counts (config.KillGrace is this one).
 	DefaultKillGrace = 10 * time.Second
 	// drainTimeout bounds how long Run waits for EOF on the output pipe after
 	// the command (and its process group) is gone: a process that left the
@@ -113,7 +119,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 		return startFailure(err)
 	}
 	if spec.RunDir == "" {
-		defer os.RemoveAll(prep.runDir)
+		defer RemoveRunDir(prep.runDir)
 	}
 	conf, err := confine(spec, prep)
 	if err != nil {
@@ -203,8 +209,8 @@ func prepare(spec Spec) (prepared, error) {
 }
 
 // supervise waits for the command to end, or ends it on timeout, cancel or a limit it went
-// over: SIGTERM, then SIGKILL after the grace. It returns why it ended the command, "" when
-// the command ended by itself.
+// over: SIGTERM, then SIGKILL after the grace. Meanwhile it renews the command's lease (see
+// Spec.Fence). It returns why it ended the command, "" when the command ended by itself.
 func supervise(ctx context.Context, spec Spec, p *process, conf *confined) string {
 	var timeoutC <-chan time.Time
 	if spec.Timeout > 0 {
@@ -218,39 +224,51 @@ func supervise(ctx context.Context, spec Spec, p *process, conf *confined) strin
 		defer t.Stop()
 		checkC = t.C
 	}
-	var reason string
-wait:
-	for {
-		select {
-		case <-p.exited:
-			return ""
-		case <-timeoutC:
-			reason = "timed out after " + humanDuration(spec.Timeout)
-			break wait
-		case <-ctx.Done():
-			reason = CancelLabel(context.Cause(ctx))
-			break wait
-		case <-checkC:
-			if hit := conf.exceeded(); hit != "" {
-				reason = spec.Isolation.Limits.LimitLabel(hit)
-				break wait
-			}
-		}
-	}
 	grace := spec.KillGrace
 	if grace <= 0 {
 		grace = DefaultKillGrace
 	}
-	p.terminate()
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-p.exited:
-	case <-t.C:
-		p.kill()
-		<-p.exited
+	lease := renewLease(spec, p)
+	defer lease.stop()
+	done := ctx.Done()
+	var reason string
+	var killC <-chan time.Time
+	var killTimer *time.Timer
+	defer func() {
+		if killTimer != nil {
+			killTimer.Stop()
+		}
+	}()
+	end := func(why string) {
+		if reason == "" {
+			reason = why
+			p.terminate()
+			killTimer = time.NewTimer(grace)
+			killC = killTimer.C
+		}
 	}
-	return reason
+	for {
+		select {
+		case <-p.exited:
+			return reason
+		case <-timeoutC:
+			timeoutC = nil
+			end("timed out after " + humanDuration(spec.Timeout))
+		case <-done:
+			done = nil
+			end(CancelLabel(context.Cause(ctx)))
+		case <-killC:
+			killC = nil
+			p.kill()
+		case <-lease.tick():
+			lease.renew()
+		case <-checkC:
+			if hit := conf.exceeded(); hit != "" {
+				checkC = nil
+				end(spec.Isolation.Limits.LimitLabel(hit))
+			}
+		}
+	}
 }
 
 func startFailure(err error) Result {
@@ -270,17 +288,4 @@ func classify(ps *os.ProcessState, waitErr error) Result {
 	}
 	code := ps.ExitCode()
 	return Result{Success: code == 0, ExitCode: code, Label: "exit code " + strconv.Itoa(code)}
-}
-
-// humanDuration formats d like time.Duration.String without the noise of
-// zero trailing units: 10m0s -> 10m, 1h0m0s -> 1h, 1m30s and 500ms unchanged.
-func humanDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") || strings.HasSuffix(s, "h0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

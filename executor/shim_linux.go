@@ -41,7 +41,8 @@ func ShimKind(prefix []string) string {
 	return "unknown"
 }
 
-// startShimmed starts the command under the shim: "SHIM... -- PATH ARGV...",
+// startShimmed starts the command under the shim: "SHIM... [OPTION...] -- PATH ARGV..."
+// (the options: the run's confinement and its fence, Spec.Fence),
 // with the shim's end of a control socket as its fd 3 (see internal/shim).
 func startShimmed(spec Spec, prep prepared, conf *confined, out *os.File) (*process, error) {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
@@ -59,7 +60,11 @@ func startShimmed(spec Spec, prep prepared, conf *confined, out *os.File) (*proc
 	theirs := os.NewFile(uintptr(fds[1]), "shim-control")
 	defer theirs.Close() // once started, only the shim holds it: its end of file is the shim's
 
-	args := append(append(append(append([]string{}, spec.Shim...), conf.opts.Args()...), "--", prep.path), spec.Argv...)
+	opts := conf.opts
+	if spec.Fence > 0 && spec.Held != nil {
+		opts.FenceMs = max(spec.Fence.Milliseconds(), 1)
+	}
+	args := append(append(append(append([]string{}, spec.Shim...), opts.Args()...), "--", prep.path), spec.Argv...)
 	cmd := command(spec.Shim[0], args, spec, prep, out)
 	// fd 3: shim.ControlFD; fd 4: shim.RulesetFD, when the run is sandboxed.
 	cmd.ExtraFiles = append([]*os.File{theirs}, conf.files()...)

@@ -41,7 +41,7 @@ type Metrics struct {
 	PortBudgetRemaining prometheus.Gauge
 	budgetKnown         sync.Once
 	// PortRequestWait is the time requests waited for their turn to Port (budget pacing,
-	// the requestsPerSecond ceiling, a 429's hold), by priority: close, log, proxy.
+	// the requestsPerSecond ceiling, a 429's hold), by priority: close, log, proxy, check.
 	PortRequestWait *prometheus.HistogramVec
 	// Pprof serves net/http/pprof under /debug/pprof/ beside /metrics (config metrics.pprof):
 	// opt-in, since profiles show the agent's internals to whoever reaches the port.

@@ -13,6 +13,17 @@ const (
 	StateWaiting = "waiting" // handed to this replica, its command not started yet
 	StateRunning = "running"
 	StateClosing = "closing" // the command ended; the run's closing request is under way
+	// StateAwaiting: another replica holds the run under a lease (README "Delivery"); this
+	// one decides it once that lease ends, or skips it once Port shows it ended.
+	StateAwaiting = "awaiting"
+)
+
+// Leases a Run shows: LeaseHeld, this replica holds the run under its lease though the
+// run's partition went to another replica (a handover); LeaseAwaited, another replica
+// (Run.Holder) does.
+const (
+	LeaseHeld    = "held"
+	LeaseAwaited = "awaited"
 )
 
 // Run is one run this replica holds, as /status shows it.
@@ -28,6 +39,9 @@ type Run struct {
 	Ended     time.Time `json:"ended,omitzero"`      // when its command ended (closing since)
 	PID       int       `json:"pid,omitempty"`       // the command's process (its shim, where one is used)
 	LastLines []string  `json:"lastLines,omitempty"` // the end of its log, masked as Port sees it
+	Step      string    `json:"step"`                // where it is in the run lifecycle
+	Lease     string    `json:"lease,omitempty"`     // LeaseHeld or LeaseAwaited
+	Holder    string    `json:"holder,omitempty"`    // LeaseAwaited: the replica holding it
 	Outcome   string    `json:"outcome,omitempty"`   // known before the run ends: "cancelled in Port"
 }
 

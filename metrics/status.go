@@ -30,7 +30,8 @@ type Replica struct {
 	Topic   string `json:"topic,omitempty"`
 	// Partitions are the topic's partitions the consumer group gave this replica now.
 	Partitions []int32 `json:"partitions"`
-	// Leases are the run leases this replica holds: none exist yet; this is where they will show.
+	// Leases are the run ids this replica holds under its lease though their partitions
+	// went to another replica (Run.Lease LeaseHeld; README "Delivery").
 	Leases []string `json:"leases"`
 }
 
@@ -75,12 +76,18 @@ func (m *Metrics) status(ready func() error) Status {
 		snap := s.Snapshot()
 		st.SlotsBusy, st.SlotsCapacity = snap.SlotsBusy, snap.SlotsCapacity
 		st.Runs = append(st.Runs, snap.Runs...)
+		for _, r := range snap.Runs {
+			if r.Lease == LeaseHeld {
+				st.Replica.Leases = append(st.Replica.Leases, r.RunID)
+			}
+		}
 		st.Finished = append(st.Finished, snap.Finished...)
 		st.Replica.Topic = snap.Topic
 		st.Replica.Partitions = append(st.Replica.Partitions, snap.Partitions...)
 		st.Isolation = snap.Isolation
 	}
 	slices.Sort(st.Replica.Partitions)
+	slices.Sort(st.Replica.Leases)
 	sort.Slice(st.Runs, func(i, j int) bool { return st.Runs[i].Received.Before(st.Runs[j].Received) })
 	sort.SliceStable(st.Finished, func(i, j int) bool { return st.Finished[i].Ended.After(st.Finished[j].Ended) })
 	return st

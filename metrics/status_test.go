@@ -84,3 +84,19 @@ func getHTML(t *testing.T, url string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// /status's leases are the runs this replica holds under its lease after their partitions
+// moved on, not every run it holds.
+func TestStatusListsHeldLeases(t *testing.T) {
+	m := New()
+	src := &fakeSource{snap: Snapshot{Runs: []Run{
+		{RunID: "r_mine", Action: "deploy", State: "running"},
+		{RunID: "r_held", Action: "deploy", State: "running", Lease: LeaseHeld},
+		{RunID: "r_awaited", Action: "deploy", State: "awaiting", Lease: LeaseAwaited, Holder: "member-2"},
+	}}}
+	defer m.SetSource(src)()
+	st := m.status(src.Ready)
+	if len(st.Replica.Leases) != 1 || st.Replica.Leases[0] != "r_held" {
+		t.Errorf("/status leases = %q, want [r_held]", st.Replica.Leases)
+	}
+}

@@ -2,7 +2,6 @@ package reporter
 
 import (
 	"context"
-	"fmt"
 	"strings"
 )
 
@@ -25,13 +24,7 @@ func (l *RunLog) Abandon(ctx context.Context, summary string) (bool, error) {
 		return false, err
 	}
 	l.mu.Lock()
-	lines := l.batch.rest()
-	if l.batch.dropped > 0 {
-		lines = append(lines, fmt.Sprintf("port-runner: %d bytes of output dropped past logs.maxBytesPerRun (%d bytes)", l.batch.dropped, l.opts.MaxBytesPerRun))
-	}
-	if summary != "" {
-		lines = append(lines, l.mask.value(summary))
-	}
+	lines := l.lastLinesLocked(summary)
 	gone := l.gone
 	l.mu.Unlock()
 	l.closed = true

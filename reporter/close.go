@@ -116,13 +116,7 @@ func (l *RunLog) finalLocked(o Outcome) *final {
 	fin := &final{}
 	fin.patch, fin.patched = l.cmds.takeForClosing()
 
-	lines := l.batch.rest()
-	if l.batch.dropped > 0 {
-		lines = append(lines, fmt.Sprintf("port-runner: %d bytes of output dropped past logs.maxBytesPerRun (%d bytes)", l.batch.dropped, l.opts.MaxBytesPerRun))
-	}
-	if o.Summary != "" {
-		lines = append(lines, l.mask.value(o.Summary))
-	}
+	lines := l.lastLinesLocked(o.Summary)
 	// The command's own label wins on success; on failure the reason wins, if there is one.
 	label := l.mask.value(o.Label)
 	if l.cmds.label != "" && (o.Success || label == "") {
@@ -148,4 +142,17 @@ func (l *RunLog) finalLocked(o Outcome) *final {
 		fin.closing.Output = out
 	}
 	return fin
+}
+
+// lastLinesLocked takes the lines no request has taken, then the note of output dropped past
+// MaxBytesPerRun and the summary, if any: the end of the run's log. l.mu is held.
+func (l *RunLog) lastLinesLocked(summary string) []string {
+	lines := l.batch.rest()
+	if l.batch.dropped > 0 {
+		lines = append(lines, fmt.Sprintf("port-runner: %d bytes of output dropped past logs.maxBytesPerRun (%d bytes)", l.batch.dropped, l.opts.MaxBytesPerRun))
+	}
+	if summary != "" {
+		lines = append(lines, l.mask.value(summary))
+	}
+	return lines
 }

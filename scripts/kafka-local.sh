@@ -24,7 +24,8 @@
 #                          to $PORT_RUNNER_CACHE/kafka-$KAFKA_VERSION/libs
 #   KAFKA_LOCAL_DIR        state dir: config, data, TLS files, log, pid
 #                          (default $PWD/.kafka-local)
-#   KAFKA_PORT             PLAINTEXT listener (default 19092)
+#   KAFKA_PORT             PLAINTEXT listener (default 19092); the ports are fixed, so a
+#                          second broker on one machine needs other ones (below 32768)
 #   KAFKA_SASL_PORT        SASL_SSL / SCRAM-SHA-512 listener (default 19096)
 #   KAFKA_CONTROLLER_PORT  KRaft controller listener (default 19093)
 #   KAFKA_HEAP_OPTS        JVM heap (default "-Xms256m -Xmx512m")
@@ -71,6 +72,13 @@ die() {
 }
 
 need() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found in PATH ($2)"; }
+
+# The ports are fixed, so a second broker on this machine (another checkout's run of this
+# script: its state dir is its own) meets the first one's. Ports below 32768 stay clear of
+# those the kernel hands to outgoing connections (net.ipv4.ip_local_port_range).
+die_port_in_use() {
+	die "port $HOST:$1 is already in use by another process (another broker, or this script run from another directory): stop it, or choose free ports below 32768 with KAFKA_PORT, KAFKA_SASL_PORT and KAFKA_CONTROLLER_PORT (now $PORT, $SASL_PORT, $CTRL_PORT)"
+}
 
 # ---------------------------------------------------------------- fetch
 
@@ -292,9 +300,7 @@ cmd_start() {
 	[[ -n "$JAVA" ]] || die "java not found (install a JDK 17+ or set JAVA_HOME)"
 	local p
 	for p in "$PORT" "$SASL_PORT" "$CTRL_PORT"; do
-		if port_open "$p"; then
-			die "port $HOST:$p is already in use by another process (set KAFKA_PORT / KAFKA_SASL_PORT / KAFKA_CONTROLLER_PORT)"
-		fi
+		if port_open "$p"; then die_port_in_use "$p"; fi
 	done
 	local t0=$SECONDS
 	fetch
@@ -317,9 +323,13 @@ cmd_start() {
 	local deadline=$((SECONDS + START_TIMEOUT))
 	while :; do
 		if ! kill -0 "$pid" 2>/dev/null; then
+			rm -f "$STATE/kafka.pid"
+			# Taken between the check above and Kafka's bind (two runs starting at once).
+			local taken
+			taken="$(grep -oE 'bind to [^ ]*:[0-9]+: Address already in use' "$STATE/kafka.log" | head -n 1 | sed -E 's/.*:([0-9]+): Address.*/\1/' || true)"
+			[[ -z "$taken" ]] || die_port_in_use "$taken"
 			log "Kafka exited during startup; last log lines:"
 			tail -n 60 "$STATE/kafka.log" >&2 || true
-			rm -f "$STATE/kafka.pid"
 			exit 1
 		fi
 		if grep -q 'Kafka Server started' "$STATE/kafka.log" 2>/dev/null &&

@@ -72,7 +72,7 @@ func TestValidateOK(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
 	}
-	for _, want := range []string{"config ok", "create_microservice", "org_test.runs", "org_test.runner", "rebalance timeout 1m40s: kafka.revokeTimeout 20s"} {
+	for _, want := range []string{"config ok", "create_microservice", "org_test.runs", "org_test.runner", "session timeout 15s (kafka.sessionTimeout), fence 10s", "acts on its runs for 2m10s", "others decide them 2m30s after it left"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("stdout %q does not contain %q", stdout, want)
 		}

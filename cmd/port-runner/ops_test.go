@@ -50,10 +50,13 @@ func refusedAddr(t *testing.T) string {
 	return addr
 }
 
-// A refused broker at start is one clear error line, no stack trace, and exit 1.
+// A refused broker at start is one clear error line, no stack trace, and exit 1. Port
+// answers: the agent checks it before the brokers (it joins the group only once both do).
 func TestRunRefusedBrokerIsOneLine(t *testing.T) {
 	broker := refusedAddr(t)
+	base := startEmulator(t, emulator.Options{ClientID: "cid", ClientSecret: "csecret", OrgID: "org_test"})
 	path := writeConfig(t, func(y, _ string) string {
+		y = strings.Replace(y, "  orgID: ${PORT_ORG_ID}\n", "  orgID: ${PORT_ORG_ID}\n  baseURL: "+base+"\n", 1)
 		y = strings.Replace(y, `brokers: ["localhost:9092"]`, `brokers: ["`+broker+`"]`, 1)
 		y = strings.Replace(y, "  sasl: {mechanism: SCRAM-SHA-512, username: ${KAFKA_USERNAME}, password: ${KAFKA_PASSWORD}}\n", "", 1)
 		return y + "metrics: {addr: \"127.0.0.1:0\"}\n"

@@ -40,9 +40,12 @@ func validate(path string, connect bool, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "config ok: %d action(s) (%s), topic %s, group %s\n",
 		len(cfg.Actions), strings.Join(cfg.ActionNames(), ", "), cfg.Kafka.Topic, cfg.Kafka.Group)
-	// The group's rebalance timeout is derived, not configured: say from what.
-	fmt.Fprintf(stdout, "rebalance timeout %s: kafka.revokeTimeout %s + %s kill grace + %s closing budget + %s commit\n",
-		cfg.Kafka.RebalanceTimeout(), cfg.Kafka.RevokeTimeout.D(), config.KillGrace, config.ClosingBudget, config.CommitMargin)
+	// The fence and the leases' bound are derived, not configured: say from what.
+	fence := cfg.Kafka.Fence()
+	fmt.Fprintf(stdout, "session timeout %s (kafka.sessionTimeout), fence %s: a replica that cannot confirm its membership stops its runs after %s, all dead by %s, before another replica may take them over\n",
+		cfg.Kafka.SessionTimeout.D(), fence, fence/2, fence)
+	fmt.Fprintf(stdout, "leases: a replica that left the group (SIGTERM) acts on its runs for %s (executor.shutdownTimeout %s + %s kill grace + %s closing budget); others decide them %s after it left (+ the fence + %s margin)\n",
+		cfg.Drain(config.ClosingBudget), cfg.Executor.ShutdownTimeout.D(), config.KillGrace, config.ClosingBudget, cfg.LeaseBound(config.ClosingBudget), config.LeaseMargin)
 	// Where the config meets this machine: the kernel, the agent's capabilities, the shim.
 	log := zap.New(zapcore.NewNopCore())
 	summary, err := agent.Isolation(cfg, commandDeps(log, path))

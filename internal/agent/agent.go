@@ -52,7 +52,10 @@ type Agent struct {
 	decoder  *runmsg.Decoder
 	pool     *executor.Pool
 	reporter *reporter.Reporter
-	consumer *consumer.Consumer
+	consumer *consumer.Consumer // built by Run once Port and the brokers answered (join)
+	// member is consumer once built, for Ready, which the tests and probes may call while Run
+	// is still joining.
+	member   atomic.Pointer[consumer.Consumer]
 	proxy    *portproxy.Proxy
 	proxyURL string // PORT_API_URL for commands; set in Run before any run starts
 	actions  map[string]*action
@@ -67,10 +70,11 @@ type Agent struct {
 	stopping atomic.Bool
 	// Observability: franz-go's client metrics, and the options of the lag collector's own
 	// Kafka client.
-	kafkaProm *kprom.Metrics
-	lagOpts   []kgo.Opt
-	kafka     config.Kafka // the consumer's, brokers and group from Port included
-	kafkaLogs atomic.Bool  // franz-go's warnings are logged (after the start check)
+	kafkaProm    *kprom.Metrics
+	lagOpts      []kgo.Opt
+	kafka        config.Kafka // the consumer's, brokers and group from Port included
+	consumerOpts []kgo.Opt    // the consumer's client options (kafkaClients)
+	kafkaLogs    atomic.Bool  // franz-go's warnings are logged (after the start check)
 	// iso is how commands are confined (isolation.go); runs is where their directories go
 	// while Run or Try runs (opened there: it sweeps what a dead agent left).
 	iso  *isolation
@@ -128,12 +132,6 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Agent, error) {
 	// The consumer's client metrics (port_runner_kafka_*), attached to the registry in Run:
 	// kprom registers nothing itself, so agents sharing one Metrics never collide.
 	a.kafkaProm = kprom.NewMetrics("port_runner", kprom.Subsystem("kafka"), kprom.Registry(nil))
-	if !cfg.Kafka.FromPort() {
-		// Without brokers the consumer waits for Port's credentials (Run).
-		if err := a.newConsumer(cfg.Kafka); err != nil {
-			return nil, err
-		}
-	}
 	return a, nil
 }
 
@@ -230,7 +228,7 @@ func (a *Agent) Ready() error {
 	if a.stopping.Load() {
 		return errors.New("stopping")
 	}
-	if a.consumer == nil || !a.consumer.Joined() {
+	if c := a.member.Load(); c == nil || !c.Joined() {
 		return errors.New("consumer group not joined")
 	}
 	if !a.api.TokenValid() {
@@ -245,17 +243,12 @@ func (a *Agent) Ready() error {
 	return nil
 }
 
-// Run is the agent until ctx ends (the first SIGTERM). Then it stops fetching and gives
-// running commands executor.shutdownTimeout; when that passes or kill ends (a second
-// signal), it cancels them, closes every run it started, commits and leaves the group.
+// Run is the agent until ctx ends (the first SIGTERM): it joins the group only once Port
+// gave it a token and the brokers answered. Then it stops fetching and leaves the group at
+// once, its runs going on under their leases: running commands get
+// executor.shutdownTimeout, then (or when kill ends: a second signal) are cancelled, and
+// every run it took is closed in Port within the kill grace and the closing budget.
 func (a *Agent) Run(parent, kill context.Context) error {
-	// Until the consumer runs (it closes its client when it ends), every exit closes it.
-	consumerRan := false
-	defer func() {
-		if !consumerRan && a.consumer != nil {
-			a.consumer.Close()
-		}
-	}()
 	// ctx ends at the first signal, or when the consumer hits an error it cannot recover
 	// from: either way the agent drains within shutdownTimeout and stops.
 	ctx, stopRun := context.WithCancelCause(parent)
@@ -270,102 +263,138 @@ func (a *Agent) Run(parent, kill context.Context) error {
 		}
 		a.stopping.Store(true)
 	})
-	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if a.consumer == nil {
-		if err := a.consumerFromPort(startCtx); err != nil {
-			return err
-		}
-	}
-	if err := a.consumer.Ping(startCtx); err != nil {
-		return err
-	}
-	if _, err := a.api.Token(startCtx); err != nil {
-		return fmt.Errorf("port api: %w", err)
-	}
-	a.kafkaLogs.Store(true)
+	// Run directories (opened before the group is joined: it sweeps what agents of this
+	// uid that are gone left there, decrypted secret inputs among it), closed last.
 	closeRuns, err := a.openRuns()
 	if err != nil {
 		return err
 	}
 	defer closeRuns()
-
-	// The metrics server outlives the drain, so probes and scrapes see it through; /readyz
-	// says "stopping" from the first signal on. Servers stop when Run returns, the proxy
-	// first (deferred last), once every run has ended.
-	defer a.metrics.SetSource(source{a: a, ready: a.Ready})()
-	defer a.metrics.Attach("kafka", metrics.Renamed(a.kafkaProm, kpromGauges()))()
-	stopLag, err := a.startLag()
-	if err != nil {
+	if err := a.join(ctx); err != nil {
 		return err
 	}
-	defer stopLag()
+	stopServers, err := a.startServers()
+	if err != nil {
+		a.consumer.Close()
+		return err
+	}
+	defer stopServers()
+	work, report, drained := a.drain(ctx, kill)
+	err = a.consumer.Run(ctx, work, func(wctx context.Context, t *consumer.Ticket) {
+		a.handle(ctx, wctx, report, t)
+	})
+	drained()
+	return err
+}
+
+// join checks Port (a token; the Kafka credentials when it gives them) and the brokers, and
+// only then builds the consumer, which joins the group: a replica that cannot work never
+// takes partitions from one that can.
+func (a *Agent) join(ctx context.Context) error {
+	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := a.api.Token(startCtx); err != nil {
+		return fmt.Errorf("port api: %w", err)
+	}
+	k := a.cfg.Kafka
+	if k.FromPort() {
+		cr, err := a.api.KafkaCredentials(startCtx)
+		if err != nil {
+			return fmt.Errorf("kafka.brokers not configured, and Port did not give Kafka credentials: %w", err)
+		}
+		k = kafkaFromPort(a.cfg.Kafka, cr, a.timings.plaintextKafka)
+		a.log.Info("using Kafka credentials from Port", zap.Strings("brokers", cr.Brokers), zap.String("group", k.Group))
+	}
+	if err := a.kafkaClients(k); err != nil {
+		return err
+	}
+	if err := consumer.Ping(startCtx, a.lagOpts, k.Topic); err != nil {
+		return err
+	}
+	a.kafkaLogs.Store(true)
+	return a.newConsumer()
+}
+
+// startServers starts what serves while the agent runs: /metrics and the probes (through
+// the drain: /readyz says "stopping" from the first signal on), the broker lag collector,
+// and the Port API proxy for commands (loopback only, up until every run has ended: their
+// tokens are revoked by then). stop ends them, the proxy first.
+func (a *Agent) startServers() (stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	stops = append(stops, a.metrics.SetSource(source{a: a, ready: a.Ready}), a.metrics.Attach("kafka", metrics.Renamed(a.kafkaProm, kpromGauges())))
+	stopLag, err := a.startLag()
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	stops = append(stops, stopLag)
 	if addr := a.cfg.Metrics.Addr; addr != "-" { // "-": no server (the demo)
-		stop, err := a.serve("metrics server", func(sctx context.Context) (string, func() error, error) {
+		stopMetrics, err := a.serve("metrics server", func(sctx context.Context) (string, func() error, error) {
 			return a.metrics.Serve(sctx, addr, a.Ready)
 		})
 		if err != nil {
-			return err
+			stop()
+			return nil, err
 		}
-		defer stop()
+		stops = append(stops, stopMetrics)
 	}
-	// The Port API proxy for commands (PORT_API_URL): loopback only, and up until every run
-	// has ended (their tokens are revoked by then).
 	stopProxy, err := a.serve("port api proxy", func(sctx context.Context) (string, func() error, error) {
 		url, wait, err := a.proxy.Serve(sctx, "127.0.0.1:0")
 		a.proxyURL = url
 		return url, wait, err
 	})
 	if err != nil {
-		return err
+		stop()
+		return nil, err
 	}
-	defer stopProxy()
-	defer a.startWatch()()
+	stops = append(stops, stopProxy, a.startWatch())
+	return stop, nil
+}
 
-	// workCtx lives on for shutdownTimeout after ctx ends, or until kill.
-	workCtx, cancelWork := context.WithCancelCause(kill)
-	defer cancelWork(nil)
-	// reportCtx outlives the runs so cancelled runs still get their closing request, but
-	// only for closeGrace.
-	reportCtx, cancelReport := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelReport()
-	var watchers sync.WaitGroup
-	watchers.Go(func() {
+// drain is the shutdown's schedule. work ends shutdownTimeout after ctx (the first signal),
+// or at once when kill ends (a second signal): running commands are cancelled. report, what
+// the runs' Port requests live on, ends the kill grace and the closing budget after that:
+// within the bound of the leases this replica holds once it left the group. drained ends
+// both and waits for the schedule.
+func (a *Agent) drain(ctx, kill context.Context) (work, report context.Context, drained func()) {
+	work, cancelWork := context.WithCancelCause(kill)
+	report, cancelReport := context.WithCancel(context.WithoutCancel(ctx))
+	var schedule sync.WaitGroup
+	schedule.Go(func() {
 		select {
 		case <-ctx.Done():
-		case <-workCtx.Done():
-		}
-		if ctx.Err() != nil {
-			a.log.Info("stopping: no new runs; waiting for running commands", zap.Duration("shutdownTimeout", a.cfg.Executor.ShutdownTimeout.D()), a.lives.phases())
+			a.log.Info("stopping: no new runs; partitions handed over; waiting for running commands",
+				zap.Duration("shutdownTimeout", a.cfg.Executor.ShutdownTimeout.D()), a.lives.phases())
+		case <-work.Done():
 		}
 		t := time.NewTimer(a.cfg.Executor.ShutdownTimeout.D())
 		defer t.Stop()
 		select {
 		case <-t.C:
-		case <-kill.Done():
-		case <-workCtx.Done():
+		case <-work.Done():
 		}
 		if n := a.lives.count(phaseRunning); n > 0 {
 			a.log.Info("stopping: cancelling the commands still running", a.lives.phases())
 		}
 		cancelWork(executor.ErrShutdown)
-		g := time.NewTimer(closeGrace)
+		g := time.NewTimer(a.timings.closeGrace())
 		defer g.Stop()
 		select {
 		case <-g.C:
-		case <-reportCtx.Done():
+		case <-report.Done():
 		}
 		cancelReport()
 	})
-
-	consumerRan = true
-	err = a.consumer.Run(ctx, workCtx, func(wctx context.Context, t *consumer.Ticket) bool {
-		return a.handle(ctx, wctx, reportCtx, t)
-	})
-	cancelWork(executor.ErrShutdown)
-	cancelReport()
-	watchers.Wait()
-	return err
+	return work, report, func() {
+		cancelWork(executor.ErrShutdown)
+		cancelReport()
+		schedule.Wait()
+	}
 }
 
 // serve starts one of the agent's servers (it serves until the returned stop is called) and

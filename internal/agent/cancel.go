@@ -9,10 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/internal/portapi"
-	"github.com/port-runner/port-runner/internal/runmsg"
-	"github.com/port-runner/port-runner/reporter"
 )
 
 // errCancelledInPort is the cancel cause of a run Port shows ended while its command runs (a
@@ -219,18 +216,19 @@ func (w *portWatch) stop(r *watched, status string) {
 // request (Port has its one termination), the log's last lines and a summary sent if Port
 // still takes them, counted as runs_total{result="cancelled_in_port"}. The record is
 // finished: Port has the run's end.
-func (a *Agent) endCancelled(report context.Context, run runmsg.Run, runLog *reporter.RunLog, res executor.Result, life *runLife, log *zap.Logger) bool {
-	defer a.watch.forget(run.ID)
-	a.metrics.RunsTotal.WithLabelValues(run.Action, resultCancelledInPort).Inc()
-	life.to(phaseCommandEnded)
+func (a *Agent) endCancelled(r *run) {
+	defer a.watch.forget(r.msg.ID)
+	res := r.ex.res
+	a.metrics.RunsTotal.WithLabelValues(r.msg.Action, resultCancelledInPort).Inc()
+	r.life.to(phaseCommandEnded)
+	r.life.result(false, res.Label) // /status's finished runs: FAILURE, as Port shows it, and why
 	summary := fmt.Sprintf("port-runner: %s after %s", res.Label, res.Duration.Round(time.Millisecond))
-	ctx, cancel := context.WithTimeout(report, a.timings.closingBudget)
+	ctx, cancel := context.WithTimeout(r.report, a.timings.closingBudget)
 	defer cancel()
-	sent, err := runLog.Abandon(ctx, summary)
-	life.to(phaseClosed)
-	log.Warn("run "+cancelledInPort+": its command was stopped; no closing sent", zap.String("label", res.Label),
+	sent, err := r.ex.runLog.Abandon(ctx, summary)
+	r.life.to(phaseClosed)
+	r.log.Warn("run "+cancelledInPort+": its command was stopped; no closing sent", zap.String("label", res.Label),
 		zap.Duration("duration", res.Duration), zap.Bool("last_lines_sent", sent), zap.NamedError("last_lines_error", err))
-	return true
 }
 
 // resultCancelledInPort is runs_total's result of a run Port ended while its command ran.

@@ -10,17 +10,18 @@ import (
 	"github.com/port-runner/port-runner/executor"
 )
 
-// A run whose partition went to another member is cancelled with the consumer's cause, and
-// Port shows the label README "Delivery" quotes, whether it was running or not started yet.
-func TestReassignedRunLabel(t *testing.T) {
-	const want = "cancelled: partition reassigned to another agent"
-	if got := executor.CancelLabel(consumer.ErrNotOwned); got != want {
-		t.Errorf("label of a reassigned run = %q, want %q", got, want)
+// A run the fence stops (its replica could not confirm its membership) is cancelled with
+// the consumer's cause, and Port shows the label README "Delivery" quotes, whether it was
+// running or not started yet.
+func TestFencedRunLabel(t *testing.T) {
+	const want = "cancelled: lost contact with the Kafka group"
+	if got := executor.CancelLabel(consumer.ErrFenced); got != want {
+		t.Errorf("label of a fenced run = %q, want %q", got, want)
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
-	cancel(consumer.ErrNotOwned)
+	cancel(consumer.ErrFenced)
 	if res := executor.Run(ctx, executor.Spec{Argv: []string{"true"}}, nil); res.Label != want {
-		t.Errorf("label of a run reassigned before its start = %q, want %q", res.Label, want)
+		t.Errorf("label of a run fenced before its start = %q, want %q", res.Label, want)
 	}
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {

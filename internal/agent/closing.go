@@ -12,7 +12,8 @@ import (
 )
 
 // DefaultClosingBudget is how long the agent keeps trying to close one run in Port once its
-// command has ended. It is part of the group's rebalance timeout (config.Kafka.RebalanceTimeout).
+// command has ended. It is part of a replica's drain (config.Config.Drain), which its
+// leases last after it left the group.
 const DefaultClosingBudget = config.ClosingBudget
 
 // closingAnswer is what one closing attempt tells the retry loop.
@@ -50,69 +51,71 @@ func minimalClosing(success bool) portapi.Closing {
 		Message: "port-runner: the run failed; Port refused its full closing request, so its last output is missing"}
 }
 
-// closeRun closes runID in Port (on its target) within the closing budget: send (the full closing request)
-// is retried on every failure but a permanent refusal, which gets one minimal fallback
-// close. It reports whether the record is finished: closed, or refused even the fallback
-// and held until the budget ended (counted and logged: the run stays open in Port). A run
-// not closed for any other reason is left for redelivery.
-func (a *Agent) closeRun(report context.Context, tgt target, runID string, success bool, log *zap.Logger, life *runLife, send func(context.Context) error) bool {
-	ctx, cancel := context.WithTimeout(report, a.timings.closingBudget)
-	defer func() { cancel() }()
+// closeRun closes r in Port (on its target) within the closing budget: send (the full
+// closing request) is retried on every failure but a permanent refusal, which gets one
+// minimal fallback close. It is sent only while this replica holds the run's lease: a
+// fenced replica waits until it is confirmed again, and one whose lease is gone for good
+// (the run's partition lost, the drain's bound passed) never closes it (the partition's
+// owner does). It reports whether the record is finished: closed, or refused even the
+// fallback and held until the budget ended (counted and logged: the run stays open in
+// Port). Past the budget it goes on for as long as the lease holds and the agent runs.
+func (a *Agent) closeRun(r *run, success bool, send func(context.Context) error) bool {
+	ctx, cancel := context.WithTimeout(r.report, a.timings.closingBudget)
+	defer cancel()
+	tgt := a.target(r.msg)
 	fallback, extended := false, false
 	for attempt := 0; ; attempt++ {
 		var err error
-		if !fallback {
+		switch h := r.lease.held(); {
+		case h.forGood:
+			r.log.Warn("run not closed here: its lease is no longer this replica's, the partition's owner decides it", zap.Error(h.err))
+			return false
+		case h.err != nil:
+			err = h.err // not now: wait until this replica is confirmed again
+		case fallback:
+			_, err = tgt.CloseRun(ctx, r.msg.ID, minimalClosing(success))
+		default:
 			err = send(ctx)
-		} else {
-			_, err = tgt.CloseRun(ctx, runID, minimalClosing(success))
 		}
 		switch classifyClosing(err) {
 		case answerClosed:
-			life.to(phaseClosed)
+			r.life.to(phaseClosed)
 			if fallback {
-				log.Warn("run closed with the minimal fallback request")
+				r.log.Warn("run closed with the minimal fallback request")
 			}
 			return true
 		case answerRefused:
 			if !fallback {
-				log.Warn("Port refused the run's closing request; sending the minimal one", zap.Error(err))
+				r.log.Warn("Port refused the run's closing request; sending the minimal one", zap.Error(err))
 				fallback = true
 				continue
 			}
 			a.metrics.RunsUnclosed.Inc()
-			log.Error("Port refused even the minimal closing request: the run stays open in Port", zap.Error(err))
+			r.log.Error("Port refused even the minimal closing request: the run stays open in Port", zap.Error(err))
 			// The commit does not pass the run before the budget ends: a restart meanwhile
 			// hands it to the next owner, which tries again.
 			if !extended {
 				<-ctx.Done()
 			}
-			return report.Err() == nil
+			return r.report.Err() == nil
 		}
-		if ctx.Err() != nil && !extended && report.Err() == nil && life.ours() {
-			// Past the budget the run is still ours until its partition is handed over or
-			// the agent stops: go on trying rather than leave it open until a restart.
+		if ctx.Err() != nil && !extended && r.report.Err() == nil {
+			// Past the budget the run is still this replica's for as long as it holds the
+			// lease (the partition's owner waits for it): go on trying.
 			extended = true
-			cancel()
-			ctx, cancel = context.WithCancel(report)
-			stopExt := context.AfterFunc(life.handover, cancel)
-			defer stopExt()
-			log.Warn("closing budget spent; retrying for as long as the run's partition stays here",
+			var cancelExt context.CancelFunc
+			ctx, cancelExt = context.WithCancel(r.report)
+			defer cancelExt()
+			r.log.Warn("closing budget spent; retrying for as long as this replica holds the run",
 				zap.Duration("closingBudget", a.timings.closingBudget), zap.Error(err))
 		}
 		if ctx.Err() != nil {
-			why := "closing budget spent"
-			if extended {
-				why = "partition handed over"
-			}
-			if report.Err() != nil {
-				why = "agent stopping"
-			}
-			log.Error("run not closed in Port; left for redelivery", zap.String("why", why),
+			r.log.Error("run not closed in Port: the agent is stopping; left for the next owner",
 				zap.Duration("closingBudget", a.timings.closingBudget), zap.Error(err))
 			return false
 		}
 		wait := backoff.Policy{Base: 200 * time.Millisecond, Max: 5 * time.Second}.Delay(attempt, 0)
-		log.Warn("closing the run failed; retrying", zap.Duration("wait", wait), zap.Error(err))
+		r.log.Warn("closing the run failed; retrying", zap.Duration("wait", wait), zap.Error(err))
 		_ = backoff.Sleep(ctx, wait) // a done ctx is handled at the top of the next turn
 	}
 }

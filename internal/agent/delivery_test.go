@@ -66,10 +66,10 @@ while [ ! -e "$2" ]; do sleep 0.05; done
 			t.Errorf("%s: %s, %d terminations", id, r.Status, r.Terminations)
 		}
 	}
+	h.WaitCommittedToEnd(t, 30*time.Second) // before the agent stops: it commits its last runs
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	h.CommittedToEnd(t)
 }
 
 // closingRequests counts the closing requests Port answered for a run, by status.
@@ -114,10 +114,10 @@ func TestClosingRefusalsAreRetried(t *testing.T) {
 			t.Errorf("%s: closing requests by status %v, want %d refused then one 200", c.id, got, len(c.codes))
 		}
 	}
+	h.WaitCommittedToEnd(t, 30*time.Second) // before the agent stops: it commits its last runs
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	h.CommittedToEnd(t)
 	if v := testutil.ToFloat64(h.Metrics.RunsUnclosed); v != 0 {
 		t.Errorf("runs_unclosed_total = %v, want 0", v)
 	}
@@ -155,13 +155,13 @@ func TestClosingRefusedForGood(t *testing.T) {
 	if d := time.Since(refusedAt); d < time.Second {
 		t.Errorf("commit passed the refused run %s after the refusal, before the 3s budget ended", d)
 	}
+	h.WaitCommittedToEnd(t, 30*time.Second) // before the agent stops: it commits its last runs
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	if r, _ := h.Emu.Run("r_refused"); r.Status != "IN_PROGRESS" {
 		t.Errorf("r_refused: %s, want it still open (Port refused every close)", r.Status)
 	}
-	h.CommittedToEnd(t)
 }
 
 // TestReplayedOldMessageNeverRuns: a genuine message signed in 2001 for a run Port shows
@@ -193,6 +193,7 @@ func TestReplayedOldMessageNeverRuns(t *testing.T) {
 	waitcond.For(t, "the replay and the hour-ahead message to be counted", 30*time.Second, func() bool {
 		return outcome(metrics.OutcomeDuplicate) >= 1 && outcome(metrics.OutcomeBadSignature) >= 1
 	})
+	h.WaitCommittedToEnd(t, 30*time.Second) // before the agent stops: it commits its last runs
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -204,6 +205,7 @@ func TestReplayedOldMessageNeverRuns(t *testing.T) {
 	stop = h.Start(t, cfg).Stop
 	h.WaitClosed(t, "r_sentinel")
 	waitcond.For(t, "the second replay to be counted", 30*time.Second, func() bool { return outcome(metrics.OutcomeDuplicate) >= 2 })
+	h.WaitCommittedToEnd(t, 30*time.Second) // before the agent stops: it commits its last runs
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -322,8 +324,8 @@ func TestClosingGoesOnPastTheBudgetWhileThePartitionIsOurs(t *testing.T) {
 	if r.Status != "SUCCESS" || r.Terminations != 1 || r.RejectedTerminations != 0 {
 		t.Errorf("r_outage: %s %q, %d terminations, %d rejected", r.Status, r.StatusLabel, r.Terminations, r.RejectedTerminations)
 	}
+	h.WaitCommittedToEnd(t, 30*time.Second) // before the agent stops: it commits its last runs
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	h.CommittedToEnd(t)
 }

@@ -109,6 +109,7 @@ while [ $i -le 20 ]; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); done
 		}
 	}
 
+	h.WaitCommittedToEnd(t, 30*time.Second) // before the agent stops: it commits its last runs
 	if err := stop(); err != nil {
 		t.Fatalf("agent stopped with error: %v", err)
 	}
@@ -124,7 +125,6 @@ while [ $i -le 20 ]; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); done
 	if len(counts) != len(executed) {
 		t.Errorf("executed runs %v, want exactly %v", counts, executed)
 	}
-	h.CommittedToEnd(t)
 }
 
 // TestEndToEndManyLines: 5,000 lines printed at once reach Port in a handful of requests, in order.

@@ -13,20 +13,25 @@ import (
 	"github.com/port-runner/port-runner/reporter"
 )
 
-// executed is what running one run gave: whether its record is finished, and for
-// `port-runner try` what the command got and how it ended.
+// executed is what running one run's command gave: how it ended and what goes to Port
+// with its closing, and for `port-runner try` what the command got.
 type executed struct {
-	finished bool
-	spec     executor.Spec
-	masks    []string
-	res      executor.Result
+	spec    executor.Spec
+	masks   []string
+	res     executor.Result
+	runLog  *reporter.RunLog
+	outcome reporter.Outcome
+	// cancelled: Port ended the run while its command ran, which was stopped (README
+	// "Cancelled in Port"); no closing goes.
+	cancelled bool
 }
 
-// execute runs a started run's command and closes the run in Port, on its target (action
-// run or workflow node run): a synchronous action's response goes before the closing, a
-// node run's outputs with it.
-func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *action, life *runLife, rerun bool, where string, log *zap.Logger) executed {
-	tgt := a.target(run)
+// execute runs a taken run's command, on its target (action run or workflow node run), for
+// as long as the run's lease holds: the command stops when it does not (the fence), and
+// its shim kills it if this agent cannot even say so (frozen). A synchronous action's
+// response goes before the closing, a node run's outputs with it (outcome).
+func (a *Agent) execute(r *run) executed {
+	run, act, log := r.msg, r.act, r.log
 	spec, secrets, err := act.spec(run)
 	revoke := func() {}
 	var files *runFiles
@@ -44,9 +49,9 @@ func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *actio
 		secrets = append(secrets, token)
 		withPortAPI(&spec, a.proxyURL, token)
 	}
-	runLog := a.reporter.StartOn(report, tgt, run.ID, secrets, zap.String("action", run.Action))
+	runLog := a.reporter.StartOn(r.report, a.target(run), run.ID, secrets, zap.String("action", run.Action))
 	a.proxy.SetMask(token, runLog.Mask) // what the command sends to its log through the proxy is masked too
-	if rerun {
+	if r.rerun {
 		_, _ = runLog.Write([]byte("port-runner: running again: the agent that started this run stopped before it ended (onInterrupted: rerun)\n"))
 	}
 	var res executor.Result
@@ -54,45 +59,58 @@ func (a *Agent) execute(work, report context.Context, run runmsg.Run, act *actio
 		res = executor.Result{ExitCode: -1, Label: "could not start: " + err.Error()}
 		log.Warn("run could not start", zap.Error(err))
 	} else {
-		log.Info("run started", zap.String("at", where), zap.Bool("rerun", rerun))
-		spec.OnStart = func(pid int) {
-			a.proxy.Bind(token, pid) // the token works from this process tree only
-			life.started(pid)
-		}
-		runCtx, unwatch := a.watch.watch(work, run.ID, tgt, runmsg.IsWorkflowNodeRun(run.ID), log)
-		res = executor.Run(runCtx, spec, runLog)
-		cancelled := unwatch()
+		log.Info("run started", zap.String("at", r.where), zap.Bool("rerun", r.rerun))
+		var cancelled bool
+		res, cancelled = a.runCommand(r, &spec, token, runLog)
 		revoke()
-		a.metrics.RunDuration.WithLabelValues(run.Action).Observe(res.Duration.Seconds())
 		if cancelled {
-			return executed{finished: a.endCancelled(report, run, runLog, res, life, log), spec: spec, masks: secrets, res: res}
+			return executed{cancelled: true, spec: spec, masks: secrets, res: res, runLog: runLog}
 		}
 	}
-	life.to(phaseCommandEnded)
+	r.life.to(phaseCommandEnded)
 	var output map[string]any
 	if files != nil {
 		var bad string
-		if output, bad = a.afterCommand(report, run, files, runLog, log); bad != "" {
+		if output, bad = a.afterCommand(r.report, run, files, runLog, log); bad != "" {
 			res.Success, res.Label = false, res.Label+"; "+bad
 		}
 	}
-	result := "failure"
-	if res.Success {
-		result = "success"
-	}
-	a.metrics.RunsTotal.WithLabelValues(run.Action, result).Inc()
-	life.result(res.Success, res.Label) // what /status shows once the run is finished
-	outcome := reporter.Outcome{
+	a.metrics.RunsTotal.WithLabelValues(run.Action, resultOf(res)).Inc()
+	r.life.result(res.Success, res.Label) // what /status shows once the run is finished
+	return executed{spec: spec, masks: secrets, res: res, runLog: runLog, outcome: reporter.Outcome{
 		Success: res.Success,
 		Label:   res.Label,
 		Summary: fmt.Sprintf("port-runner: %s after %s", res.Label, res.Duration.Round(time.Millisecond)),
 		Output:  output,
+	}}
+}
+
+// runCommand runs the command under the run's lease: it is cancelled when the lease says
+// the command must stop (its cause is the label), or when Port ended the run (cancelled),
+// and the executor renews the shim's fence only while the lease holds.
+func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *reporter.RunLog) (res executor.Result, cancelled bool) {
+	ctx, cancel := context.WithCancelCause(r.work)
+	defer cancel(nil)
+	stopped := r.lease.stopped()
+	defer context.AfterFunc(stopped, func() { cancel(context.Cause(stopped)) })()
+	spec.Fence = a.shimFence()
+	spec.Held = func() bool { return r.lease.held().err == nil }
+	spec.OnStart = func(pid int) {
+		a.proxy.Bind(token, pid) // the token works from this process tree only
+		r.life.started(pid)
 	}
-	finished := a.closeRun(report, tgt, run.ID, res.Success, log, life, func(ctx context.Context) error { return runLog.Close(ctx, outcome) })
-	if finished {
-		log.Info("run closed", zap.String("result", result), zap.String("label", res.Label), zap.Duration("duration", res.Duration))
+	runCtx, unwatch := a.watch.watch(ctx, r.msg.ID, a.target(r.msg), runmsg.IsWorkflowNodeRun(r.msg.ID), r.log)
+	res = executor.Run(runCtx, *spec, runLog)
+	cancelled = unwatch()
+	a.metrics.RunDuration.WithLabelValues(r.msg.Action).Observe(res.Duration.Seconds())
+	return res, cancelled
+}
+
+func resultOf(res executor.Result) string {
+	if res.Success {
+		return "success"
 	}
-	return executed{finished: finished, spec: spec, masks: secrets, res: res}
+	return "failure"
 }
 
 // afterCommand reads what the command left for Port: it sends an action run's response

@@ -127,10 +127,10 @@ func TestRebalanceWhileRunsFlow(t *testing.T) {
 			t.Logf("run %s was closed a second time (rejected by Port): executed twice across the rebalance", id)
 		}
 	}
+	h.WaitCommittedToEnd(t, 30*time.Second) // before the agent stops: it commits its last runs
 	if err := first(); err != nil {
 		t.Fatalf("first agent: %v", err)
 	}
-	h.CommittedToEnd(t)
 }
 
 func terminatedCount(emu *emulator.Emulator, ids []string) int {

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"sync"
 	"time"
 
@@ -11,14 +10,18 @@ import (
 	"github.com/port-runner/port-runner/metrics"
 )
 
-// phase is where one run is in its life on this replica. A run only moves forward; it may
-// leave at any phase (skipped, left for redelivery, or done).
+// phase is where one run is in its life on this replica: the steps of run.go reach them. A
+// run only moves forward; it may leave at any phase (skipped, left for the next holder, or
+// done).
 type phase int
 
 const (
 	phaseReceived     phase = iota // decoded, and its action is configured here
 	phaseClaimed                   // this handler holds the run id (no second copy runs here)
-	phaseStartDurable              // its start mark is committed: the next owner would know
+	phaseAwaiting                  // an earlier holder may still act on it: waiting for its end
+	phaseAsking                    // asking Port whether it was closed
+	phaseAdmitted                  // to run here: waiting for its slot
+	phaseStartDurable              // its lease is taken: the start mark is committed
 	phaseRunning                   // its command runs (from the executor's OnStart)
 	phaseCommandEnded              // the command ended (or never started); the run is being closed in Port
 	phaseClosed                    // Port has the run's termination
@@ -26,13 +29,16 @@ const (
 	numPhases
 )
 
-var phaseNames = [numPhases]string{"received", "claimed", "start_durable", "running", "command_ended", "closed", "committable"}
+var phaseNames = [numPhases]string{"received", "claimed", "awaiting", "asking", "admitted", "start_durable",
+	"running", "command_ended", "closed", "committable"}
 
 func (p phase) String() string { return phaseNames[p] }
 
 // state is the phase as /status and the saturation metrics name it.
 func (p phase) state() string {
 	switch {
+	case p == phaseAwaiting:
+		return metrics.StateAwaiting
 	case p < phaseRunning:
 		return metrics.StateWaiting
 	case p == phaseRunning:
@@ -49,30 +55,26 @@ const (
 )
 
 // lives is every run this replica holds, each with its one owner (a runLife). It is the one
-// record of where runs are: shutdown, the consumer's revoke (consumer.Runs), /status,
-// runs_in_flight, runs_waiting and executor_slots all read it.
+// record of where runs are: shutdown, /status, runs_in_flight, runs_waiting and
+// executor_slots all read it.
 type lives struct {
 	mu        sync.Mutex
 	runs      map[*runLife]struct{}
 	counts    [numPhases]int
 	slots     int             // runs holding one of the pool's running slots
-	changed   chan struct{}   // closed and replaced at every change (consumer.Runs)
 	onRunning func(delta int) // runs entering (+1) or leaving (-1) phaseRunning
 	finished  finishedRuns    // the last runs finished here (/status)
 }
 
 func newLives(onRunning func(int)) *lives {
-	return &lives{runs: map[*runLife]struct{}{}, changed: make(chan struct{}), onRunning: onRunning}
+	return &lives{runs: map[*runLife]struct{}{}, onRunning: onRunning}
 }
 
 // runLife is one run's place in its lifecycle; its handler is its only writer.
 type runLife struct {
 	l          *lives
 	id, action string
-	// handover is done once the run's partition is being handed to another member: from
-	// then on nothing of the run may start or go on past its budgets here. nil: the run
-	// has no partition (try).
-	handover context.Context
+	lease      runLease // what the run's lease says now (/status: held here after a handover)
 	// guarded by l.mu:
 	ph      phase
 	slot    bool        // holds a pool slot
@@ -89,22 +91,16 @@ type runAt struct {
 	offset    int64
 }
 
-// receive starts tracking a run of a partition whose hand-over ends handover.
-func (l *lives) receive(at runAt, id, action string, handover context.Context) *runLife {
-	r := &runLife{l: l, id: id, action: action, handover: handover, ph: phaseReceived, view: metrics.Run{
+// receive starts tracking a run held under lease.
+func (l *lives) receive(at runAt, id, action string, lease runLease) *runLife {
+	r := &runLife{l: l, id: id, action: action, lease: lease, ph: phaseReceived, view: metrics.Run{
 		RunID: id, Action: action, Topic: at.topic, Partition: at.partition, Offset: at.offset, Received: time.Now(),
 	}}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.runs[r] = struct{}{}
 	l.counts[phaseReceived]++
-	l.notify()
 	return r
-}
-
-// ours says whether the run's partition is still this replica's, with no hand-over begun.
-func (r *runLife) ours() bool {
-	return r != nil && r.handover != nil && r.handover.Err() == nil
 }
 
 // to moves the run forward to p; a step back is ignored (a phase is a fact that happened).
@@ -197,13 +193,6 @@ func (l *lives) move(from, to phase) {
 			l.onRunning(-1)
 		}
 	}
-	l.notify()
-}
-
-// notify wakes whoever waits for a change; l.mu is held.
-func (l *lives) notify() {
-	close(l.changed)
-	l.changed = make(chan struct{})
 }
 
 // phases is how many runs are in each phase now, as a log field.
@@ -261,31 +250,12 @@ func (l *lives) list() []metrics.Run {
 	out := make([]metrics.Run, 0, len(l.runs))
 	for r := range l.runs {
 		run := r.view
-		run.State = r.ph.state()
+		run.State, run.Step = r.ph.state(), r.ph.String()
+		if r.lease != nil {
+			run.Lease, run.Holder = r.lease.shown()
+		}
 		run.LastLines = append([]string(nil), r.view.LastLines...)
 		out = append(out, run)
 	}
 	return out
-}
-
-// Holding implements consumer.Runs: how many runs of the partition this replica still holds
-// that may run or are being closed (from their start mark on, not yet committable). A run
-// that has not made its start mark durable never starts once the hand-over began.
-func (l *lives) Holding(topic string, partition int32) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for r := range l.runs {
-		if r.view.Topic == topic && r.view.Partition == partition && r.ph >= phaseStartDurable && r.ph < phaseCommittable {
-			n++
-		}
-	}
-	return n
-}
-
-// Changed implements consumer.Runs: closed at the next change of any run.
-func (l *lives) Changed() <-chan struct{} {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.changed
 }

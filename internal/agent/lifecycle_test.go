@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"testing"
 
 	"github.com/port-runner/port-runner/metrics"
@@ -36,21 +35,17 @@ func TestLivesCountPhasesAndRunning(t *testing.T) {
 	}
 }
 
-// /status, the slots and the revoke read the same runs the phases count.
-func TestLivesAreWhatStatusAndRevokeRead(t *testing.T) {
+// /status and the slots read the same runs the phases count.
+func TestLivesAreWhatStatusReads(t *testing.T) {
 	l := newLives(nil)
-	waiting := l.receive(runAt{"t", 0, 5}, "r_wait", "x", context.Background())
-	run := l.receive(runAt{"t", 0, 6}, "r_run", "x", context.Background())
-	other := l.receive(runAt{"t", 1, 0}, "r_other", "x", context.Background())
+	waiting := l.receive(runAt{"t", 0, 5}, "r_wait", "x", ownLease{})
+	run := l.receive(runAt{"t", 0, 6}, "r_run", "x", ownLease{})
+	other := l.receive(runAt{"t", 1, 0}, "r_other", "x", ownLease{})
+	awaiting := l.receive(runAt{"t", 1, 1}, "r_held_elsewhere", "x", ownLease{})
+	awaiting.to(phaseAwaiting)
 	run.to(phaseStartDurable)
 	run.holdSlot()
-	changed := l.Changed()
 	run.started(42)
-	select {
-	case <-changed:
-	default:
-		t.Fatal("a run starting did not signal a change")
-	}
 	l.line("r_run", "hello")
 	l.line("r_wait", "not running: not kept")
 	other.to(phaseCommittable)
@@ -65,24 +60,23 @@ func TestLivesAreWhatStatusAndRevokeRead(t *testing.T) {
 	if r := states["r_run"]; r.State != metrics.StateRunning || r.PID != 42 || r.Started.IsZero() || len(r.LastLines) != 1 {
 		t.Errorf("running run: %+v", r)
 	}
-	if r := states["r_other"]; r.State != metrics.StateClosing || r.Partition != 1 {
+	if r := states["r_other"]; r.State != metrics.StateClosing || r.Partition != 1 || r.Step != "committable" {
 		t.Errorf("committable run: %+v", r)
+	}
+	if r := states["r_held_elsewhere"]; r.State != metrics.StateAwaiting || r.Step != "awaiting" {
+		t.Errorf("a run another replica holds: %+v", r)
 	}
 	if n := l.slotsBusy(); n != 1 {
 		t.Errorf("slots busy %d, want 1", n)
 	}
-	// Partition 0 holds one run that may run (r_wait never made its start durable);
-	// partition 1's is committable.
-	if n, m := l.Holding("t", 0), l.Holding("t", 1); n != 1 || m != 0 {
-		t.Errorf("holding %d and %d, want 1 and 0", n, m)
-	}
 	run.to(phaseCommandEnded)
-	if r := l.list(); len(r) != 3 {
+	if r := l.list(); len(r) != 4 {
 		t.Fatalf("%d runs", len(r))
 	}
 	run.leave() // leaving drops the slot too
 	waiting.leave()
 	other.leave()
+	awaiting.leave()
 	if n, m := l.slotsBusy(), len(l.list()); n != 0 || m != 0 {
 		t.Errorf("after every run left: %d slots, %d runs", n, m)
 	}

@@ -6,7 +6,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/port-runner/port-runner/consumer"
 	"github.com/port-runner/port-runner/internal/backoff"
 	"github.com/port-runner/port-runner/internal/portapi"
 )
@@ -14,25 +13,20 @@ import (
 // lookupRetry paces the lookups of a run Port would not describe: like a closing's retries.
 var lookupRetry = backoff.Policy{Base: 200 * time.Millisecond, Max: 5 * time.Second}
 
-// lookupRun asks Port how it shows a run that has not started here, before deciding it.
+// lookupRun asks Port how it shows a run this replica has not taken, before deciding it.
 // A failure retrying may fix (credentials refused, a malformed answer, an outage) is retried
 // for as long as the run's partition stays with this replica and the agent runs: leaving the
 // record for a redelivery would stall the partition's commit until a restart or rebalance.
 // Past the closing budget it says so once and goes on. err is nil, or a permanent refusal,
-// or the reason it stopped (stop or the hand-over ended it: the next owner decides the run).
-func (a *Agent) lookupRun(stop, report context.Context, tgt target, life *runLife, prior consumer.Prior, log *zap.Logger) (portapi.Run, error) {
-	// The lookup ends with the agent's stop or the partition's hand-over: the run has not
-	// started, so it is then the next owner's.
-	ctx, cancel := context.WithCancelCause(report)
-	defer cancel(nil)
-	defer context.AfterFunc(stop, func() { cancel(context.Cause(stop)) })()
-	if life.handover != nil {
-		defer context.AfterFunc(life.handover, func() { cancel(consumer.ErrNotOwned) })()
-	}
+// or the reason it stopped (the agent's stop or the handover: the next owner decides the run).
+func (a *Agent) lookupRun(r *run) (portapi.Run, error) {
+	ctx, cancel := r.untilHandover(r.report)
+	defer cancel()
+	tgt := a.target(r.msg)
 	budget := time.Now().Add(a.timings.closingBudget)
 	warned := false
 	for attempt := 0; ; attempt++ {
-		pr, err := tgt.GetRun(ctx, life.id)
+		pr, err := tgt.GetRun(ctx, r.msg.ID)
 		if err == nil || portapi.Permanent(err) {
 			return pr, err
 		}
@@ -42,11 +36,10 @@ func (a *Agent) lookupRun(stop, report context.Context, tgt target, life *runLif
 		wait := lookupRetry.Delay(attempt, 0)
 		if !warned && time.Now().After(budget) {
 			warned = true
-			log.Error("cannot tell whether the run was closed for longer than the closing budget; retrying for as long as its partition stays here",
-				zap.String("prior", prior.String()), zap.Duration("closingBudget", a.timings.closingBudget), zap.Error(err))
+			r.log.Error("cannot tell whether the run was closed for longer than the closing budget; retrying for as long as its partition stays here",
+				zap.Duration("closingBudget", a.timings.closingBudget), zap.Error(err))
 		} else {
-			log.Warn("cannot tell whether the run was closed; retrying", zap.String("prior", prior.String()),
-				zap.Duration("wait", wait), zap.Error(err))
+			r.log.Warn("cannot tell whether the run was closed; retrying", zap.Duration("wait", wait), zap.Error(err))
 		}
 		if backoff.Sleep(ctx, wait) != nil {
 			return pr, context.Cause(ctx)

@@ -17,6 +17,7 @@ type target interface {
 	reporter.API
 	checker
 	GetRun(ctx context.Context, runID string) (portapi.Run, error)
+	WatchRun(ctx context.Context, runID string) (portapi.Run, error)
 }
 
 func (a *Agent) target(run runmsg.Run) target {

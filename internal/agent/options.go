@@ -1,11 +1,10 @@
 package agent
 
-import "time"
+import (
+	"time"
 
-// closeGrace is how long closing requests may take once the runs still going at shutdown
-// were cancelled: an unreachable Port must not hold the shutdown forever (a run left
-// unclosed is not committed, so it is not lost).
-const closeGrace = 30 * time.Second
+	"github.com/port-runner/port-runner/internal/config"
+)
 
 // Option changes one of the agent's timings from its production value. Deployments use
 // none: the tests pass them (through test/harness) to see in seconds what takes a minute.
@@ -18,12 +17,18 @@ type timings struct {
 	plaintextKafka bool          // Kafka credentials from Port are used without TLS
 }
 
+// closeGrace is how long closing requests may take once the runs still going at shutdown
+// were cancelled: what a cancelled command may take to die, then its closing; the end of
+// the lease bound (config.LeaseBound) less its margin. An unreachable Port must not hold the
+// shutdown longer (a run left unclosed is not committed, so it is not lost).
+func (t timings) closeGrace() time.Duration { return config.KillGrace + t.closingBudget }
+
 func defaultTimings() timings {
 	return timings{closingBudget: DefaultClosingBudget}
 }
 
 // WithClosingBudget retries one run's closing for d instead of DefaultClosingBudget (which
-// the group's rebalance timeout counts on).
+// the leases' bound counts on: README "Delivery").
 func WithClosingBudget(d time.Duration) Option {
 	return func(t *timings) {
 		if d > 0 {

@@ -52,7 +52,7 @@ func TestRedeliveryAfterAnAgentDied(t *testing.T) {
 	// Offset 1 committed (0 finished, so the commit moved past it), 1-3 started, as the dead
 	// agent's last commit would say it; plus "finished" for offset 0 to prove it is ignored
 	// below the committed offset.
-	h.CommitAs(t, 0, 1, "port-runner/1 s=0,1,2")
+	h.CommitAs(t, 0, 1, "port-runner/1 s=0,1,2 c=0")
 	requestsBefore := len(h.Emu.Requests())
 
 	stop := h.Start(t, cfg).Stop
@@ -71,6 +71,7 @@ func TestRedeliveryAfterAnAgentDied(t *testing.T) {
 	waitcond.For(t, "the skipped runs to be counted", 20*time.Second, func() bool {
 		return testutil.ToFloat64(h.Metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate)) == 1
 	})
+	h.WaitCommittedToEnd(t, 30*time.Second) // before the agent stops: it commits its last runs
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +105,6 @@ func TestRedeliveryAfterAnAgentDied(t *testing.T) {
 			t.Errorf("requests for %s: %q, want %q", id, g, w)
 		}
 	}
-	h.CommittedToEnd(t)
 }
 
 // TestPortOutage: Port answers 503 for a while; runs are not lost and each gets exactly
@@ -152,10 +152,10 @@ func TestPortOutage(t *testing.T) {
 			t.Errorf("%s: output lost in the outage: %+v", run.ID, run.Logs)
 		}
 	}
+	h.WaitCommittedToEnd(t, 30*time.Second) // before the agent stops: it commits its last runs
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	h.CommittedToEnd(t)
 }
 
 // TestGroupProtocolConsumer runs the agent with KIP-848 server-side assignment.
@@ -191,10 +191,10 @@ func TestGroupProtocolConsumer(t *testing.T) {
 	case g.GroupType != "consumer":
 		t.Errorf("group %s runs the %q protocol, want consumer (KIP-848)", h.Group, g.GroupType)
 	}
+	h.WaitCommittedToEnd(t, 30*time.Second) // before the agent stops: it commits its last runs
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	h.CommittedToEnd(t)
 }
 
 // TestShutdownCancelsWhatOutlivesTheTimeout: on stop, a command that outlives
@@ -240,7 +240,20 @@ func TestShutdownCancelsWhatOutlivesTheTimeout(t *testing.T) {
 	if r, _ := h.Emu.Run("r_quick"); r.Status != "SUCCESS" || r.Terminations != 1 {
 		t.Errorf("r_quick: %s %q, want it to finish during the drain", r.Status, r.StatusLabel)
 	}
-	h.CommittedToEnd(t)
+	// The agent left the group at the signal, leasing the runs to itself: the partition's
+	// next owner learns they ended from Port and commits past them, running nothing.
+	ranBefore := testutil.ToFloat64(h.Metrics.RunsTotal.WithLabelValues("slow", "failure"))
+	stop := h.Start(t, cfg).Stop
+	h.WaitCommittedToEnd(t, 30*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if ran := testutil.ToFloat64(h.Metrics.RunsTotal.WithLabelValues("slow", "failure")) - ranBefore; ran != 0 {
+		t.Errorf("the next owner ran r_slow again (%v)", ran)
+	}
+	if v := testutil.ToFloat64(h.Metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate)); v != 2 {
+		t.Errorf("duplicates = %v, want both runs skipped by the next owner", v)
+	}
 }
 
 // TestRunUnknownToPortDoesNotStallThePartition: Port answers 404 for a run it does not know;
@@ -291,6 +304,7 @@ func TestNewGroupFromEarliestSkipsClosedRuns(t *testing.T) {
 	waitcond.For(t, "the closed run to be skipped", 20*time.Second, func() bool {
 		return testutil.ToFloat64(h.Metrics.MessagesTotal.WithLabelValues(metrics.OutcomeDuplicate)) == 1
 	})
+	h.WaitCommittedToEnd(t, 30*time.Second) // before the agent stops: it commits its last runs
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +314,6 @@ func TestNewGroupFromEarliestSkipsClosedRuns(t *testing.T) {
 	if got := rec.Executed(t); strings.Join(got, " ") != "r_still_open" {
 		t.Errorf("executed %q, want only r_still_open", got)
 	}
-	h.CommittedToEnd(t)
 }
 
 // TestReadyAfterAnIdleTokenExpired: a replica with nothing to do must not turn unready

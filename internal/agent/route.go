@@ -107,28 +107,31 @@ func (a *Agent) route(run *runmsg.Run) (*action, routing) {
 // leave handles a run no action here takes: counted and logged, never executed. Left to
 // another deployment, it is not reported in Port; an unmatched node run is completed FAILED
 // when workflowNodeRuns.unmatched says fail (port-agent's behaviour; a workflow otherwise
-// waits on it). It reports whether the record is finished.
-func (a *Agent) leave(report context.Context, run runmsg.Run, why routing, where string) bool {
-	log := a.log.With(zap.String("at", where), zap.String("run_id", run.ID), zap.String("action", echo.Cut(run.Action)))
+// waits on it), while this replica holds the run's record (closeRun).
+func (a *Agent) leave(r *run, msg runmsg.Run, why routing) verdict {
+	log := a.log.With(zap.String("at", r.where), zap.String("run_id", msg.ID), zap.String("action", echo.Cut(msg.Action)))
 	switch why {
 	case notConfigured:
-		a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeIgnored).Inc()
+		a.count(metrics.OutcomeIgnored)
 		log.Debug("ignoring run of an action not configured here")
-		return true
+		return finished
 	case filtered:
-		a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeFiltered).Inc()
+		a.count(metrics.OutcomeFiltered)
 		log.Debug("leaving the run to another deployment: its action's when is not true")
-		return true
+		return finished
 	}
-	a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeUnmatched).Inc()
-	fields := []zap.Field{zap.String("node_url", echo.Cut(run.NodeURL)), zap.String("workflow", echo.Cut(run.Workflow)), zap.String("node", echo.Cut(run.Node))}
+	a.count(metrics.OutcomeUnmatched)
+	fields := []zap.Field{zap.String("node_url", echo.Cut(msg.NodeURL)), zap.String("workflow", echo.Cut(msg.Workflow)), zap.String("node", echo.Cut(msg.Node))}
 	if a.cfg.WorkflowNodeRuns.Unmatched != "fail" {
 		log.Warn("workflow node run matches no action's workflowNode; left to another deployment (workflowNodeRuns.unmatched: leave)", fields...)
-		return true
+		return finished
 	}
 	log.Warn("workflow node run matches no action's workflowNode; completing it FAILED (workflowNodeRuns.unmatched: fail)", fields...)
-	tgt := a.target(run)
-	runLog := a.reporter.StartOn(report, tgt, run.ID, nil)
+	r.msg, r.log = msg, log
+	runLog := a.reporter.StartOn(r.report, a.target(msg), msg.ID, nil)
 	outcome := reporter.Outcome{Label: "no command for this node", Summary: "port-runner: no action of this deployment matches this workflow node run (workflowNodeRuns.unmatched: fail)"}
-	return a.closeRun(report, tgt, run.ID, false, log, nil, func(ctx context.Context) error { return runLog.Close(ctx, outcome) })
+	if !a.closeRun(r, false, func(ctx context.Context) error { return runLog.Close(ctx, outcome) }) {
+		return left
+	}
+	return finished
 }

@@ -56,7 +56,14 @@ func newRunFiles(spec *executor.Spec, run runmsg.Run, runs *executor.RunsDir) (*
 	return f, nil
 }
 
-func (f *runFiles) remove() { _ = os.RemoveAll(f.dir) }
+// remove removes the run's directory with what the command left there.
+func (f *runFiles) remove() {
+	name := f.response // the one file of ours a run has: node runs write output, action runs a response
+	if f.output != "" {
+		name = f.output
+	}
+	_ = executor.RemoveRunDir(f.dir, filepath.Base(name))
+}
 
 // outputs reads $PORT_OUTPUT_FILE: a JSON object, or nothing.
 func (f *runFiles) outputs() (map[string]any, error) {

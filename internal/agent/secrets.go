@@ -65,11 +65,11 @@ func (a *action) decrypt(in secretInput, value string) ([]byte, error) {
 		return b, nil
 	}
 	b, err := runmsg.DecryptSecret(a.secretKey, value)
-	if err == nil || len(a.keys) == 0 {
-		if err != nil {
-			return nil, fmt.Errorf("cannot be decrypted with port.clientSecret: %w", err)
-		}
+	switch {
+	case err == nil:
 		return b, nil
+	case len(a.keys) == 0:
+		return nil, fmt.Errorf("cannot be decrypted with port.clientSecret: %w", err)
 	}
 	if b, cerr := runmsg.DecryptClientSide(a.keys, "", value); cerr == nil {
 		return b, nil

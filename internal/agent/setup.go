@@ -1,9 +1,8 @@
 package agent
 
 import (
-	"context"
 	"errors"
-	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kzap"
@@ -55,8 +54,9 @@ func kpromGauges() map[string]string {
 	}
 }
 
-// newConsumer builds the consumer for k's brokers.
-func (a *Agent) newConsumer(k config.Kafka) error {
+// kafkaClients prepares the Kafka clients' options for k's brokers: the consumer's, and a
+// plain client's (the start check, the lag collector), which joins no group.
+func (a *Agent) kafkaClients(k config.Kafka) error {
 	kopts, err := kafkaOpts(k)
 	if err != nil {
 		return err
@@ -76,22 +76,29 @@ func (a *Agent) newConsumer(k config.Kafka) error {
 	}))))
 	a.kafka = k
 	a.lagOpts = append(append([]kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, kopts...), a.deps.KafkaOpts...)
-	kopts = append(kopts, kgo.WithHooks(a.kafkaProm))
-	a.consumer, err = consumer.New(consumer.Options{
-		Brokers:       k.Brokers,
-		Topic:         k.Topic,
-		Group:         k.Group,
-		StartOffset:   k.StartOffset,
-		GroupProtocol: k.GroupProtocol,
-		// The group waits this long for a revoke, which releases partitions only once their
-		// runs here are closed (consumer.Options.StopWait).
-		ClientOpts: append(append(kopts, kgo.RebalanceTimeout(k.RebalanceTimeout())), a.deps.KafkaOpts...),
-		Slots:      a.pool,
-		MaxPoll:    a.cfg.Executor.MaxConcurrent,
-		RevokeWait: k.RevokeTimeout.D(),
-		StopWait:   config.KillGrace + a.timings.closingBudget,
-		Logger:     a.log,
-		Runs:       a.lives, // the revoke asks the run lifecycle what it still holds
+	a.consumerOpts = append(append(kopts, kgo.WithHooks(a.kafkaProm)), a.deps.KafkaOpts...)
+	return nil
+}
+
+// newConsumer builds the consumer, which joins the group at once (kafkaClients first).
+func (a *Agent) newConsumer() error {
+	k := a.kafka
+	c, err := consumer.New(consumer.Options{
+		Brokers:        k.Brokers,
+		Topic:          k.Topic,
+		Group:          k.Group,
+		StartOffset:    k.StartOffset,
+		GroupProtocol:  k.GroupProtocol,
+		ClientOpts:     a.consumerOpts,
+		Slots:          a.pool,
+		MaxPoll:        a.cfg.Executor.MaxConcurrent,
+		SessionTimeout: k.SessionTimeout.D(),
+		Fence:          k.Fence(),
+		Drain:          a.cfg.Drain(a.timings.closingBudget),
+		LeaseMargin:    config.LeaseMargin,
+		HistoryAge:     a.cfg.Security.MaxMessageAge.D(),
+		MaxFuture:      runmsg.MaxFuture,
+		Logger:         a.log,
 		// A batch that does not decompress within the bound is skipped (README "Delivery").
 		MaxDecompressBatchBytes: int(k.MaxDecompressBatchBytes),
 		OnSkippedBatch:          a.skippedBatch,
@@ -102,22 +109,16 @@ func (a *Agent) newConsumer(k config.Kafka) error {
 			}
 		},
 	})
+	a.consumer = c
+	a.member.Store(c)
 	return err
 }
 
-// consumerFromPort gets the organization's Kafka credentials from Port with the agent's
-// Port credentials (kafka.brokers not configured) and builds the consumer: SASL_SSL with
-// SCRAM-SHA-512, as Port's managed Kafka is, and the Kafka username as the group unless
-// kafka.group names one (Port's rule allows it).
-func (a *Agent) consumerFromPort(ctx context.Context) error {
-	cr, err := a.api.KafkaCredentials(ctx)
-	if err != nil {
-		return fmt.Errorf("kafka.brokers not configured, and Port did not give Kafka credentials: %w", err)
-	}
-	k := kafkaFromPort(a.cfg.Kafka, cr, a.timings.plaintextKafka)
-	a.log.Info("using Kafka credentials from Port", zap.Strings("brokers", cr.Brokers), zap.String("group", k.Group))
-	return a.newConsumer(k)
-}
+// shimFence is the fence each command's shim keeps (executor.Spec.Fence): this replica stops
+// renewing half a fence after its last confirmed membership, and the shim kills the command
+// 3/8 of a fence after the last renewal, at most 1/64 late (its check's period), so every
+// command is dead within the fence.
+func (a *Agent) shimFence() time.Duration { return a.cfg.Kafka.Fence() * 3 / 8 }
 
 // kafkaFromPort is k with the brokers and credentials Port gave (consumerFromPort, and
 // validate --connect).

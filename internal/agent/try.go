@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"go.uber.org/zap"
-
 	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/internal/echo"
 )
@@ -26,18 +24,18 @@ type Tried struct {
 // action, execute, report and close it in Port, exactly as a consumed run (the Port API
 // proxy for the command included). It is `port-runner try`'s engine.
 func (a *Agent) Try(ctx context.Context, raw []byte) (Tried, error) {
-	run, err := a.decoder.Decode(raw)
+	msg, err := a.decoder.Decode(raw)
 	if err != nil {
 		return Tried{}, fmt.Errorf("the run message: %w", err)
 	}
-	act, why := a.route(&run)
+	act, why := a.route(&msg)
 	switch why {
 	case notConfigured:
-		return Tried{}, fmt.Errorf("action %s is not under actions: in the config", echo.Quote(run.Action))
+		return Tried{}, fmt.Errorf("action %s is not under actions: in the config", echo.Quote(msg.Action))
 	case filtered:
 		return Tried{}, fmt.Errorf("the run is another deployment's: its action's when is not true for it")
 	case unmatchedNode:
-		return Tried{}, fmt.Errorf("no action's workflowNode matches the node run (url %s)", echo.Quote(run.NodeURL))
+		return Tried{}, fmt.Errorf("no action's workflowNode matches the node run (url %s)", echo.Quote(msg.NodeURL))
 	}
 	if _, err := a.api.Token(ctx); err != nil {
 		return Tried{}, fmt.Errorf("port api: %w", err)
@@ -57,18 +55,14 @@ func (a *Agent) Try(ctx context.Context, raw []byte) (Tried, error) {
 	}
 	defer stopProxy()
 	defer a.startWatch()()
-	log := a.log.With(zap.String("run_id", run.ID), zap.String("action", run.Action))
-	// The run has no partition, but it is held like a consumed one: runs_in_flight and
-	// /status count it.
-	life := a.lives.receive(runAt{offset: -1}, run.ID, run.Action, nil)
-	defer life.leave()
-	life.to(phaseClaimed)
-	ex := a.execute(ctx, ctx, run, act, life, false, "try", log)
-	if ex.finished {
-		life.to(phaseCommittable)
-	}
-	t := Tried{RunID: run.ID, Action: run.Action, Spec: ex.spec, Masks: ex.masks, Result: ex.res, Closed: ex.finished}
-	if !ex.finished {
+	// The run has no way in, so it holds its lease outright; otherwise it lives as a
+	// consumed one from its execution on: runs_in_flight and /status count it.
+	r := &run{lease: ownLease{}, at: runAt{offset: -1}, where: "try", stop: ctx, work: ctx, report: ctx}
+	a.received(r, msg, act)
+	r.life.to(phaseStartDurable)
+	closed := a.live(r, execute)
+	t := Tried{RunID: msg.ID, Action: msg.Action, Spec: r.ex.spec, Masks: r.ex.masks, Result: r.ex.res, Closed: closed}
+	if !closed {
 		return t, errors.New("the run was not closed in Port (see the log above)")
 	}
 	return t, nil

@@ -24,7 +24,7 @@ func TestTryCountsItsRun(t *testing.T) {
 	script := harness.Script(t, `touch "$1"; while [ ! -e "$2" ]; do sleep 0.05; done`)
 	cfg := h.Config(t, harness.Actions(fmt.Sprintf("  act: {command: [%q, %q, %q]}\n", script, started, gate)))
 	// No Kafka, as `port-runner try` has it: the run goes straight to the agent.
-	cfg.Kafka = config.Kafka{Topic: cfg.Kafka.Topic, StartOffset: "latest", GroupProtocol: "classic", RevokeTimeout: cfg.Kafka.RevokeTimeout}
+	cfg.Kafka = config.Kafka{Topic: cfg.Kafka.Topic, StartOffset: "latest", GroupProtocol: "classic", SessionTimeout: cfg.Kafka.SessionTimeout}
 	cfg.Metrics.Addr = "-"
 	a, err := h.New(t, cfg)
 	if err != nil {

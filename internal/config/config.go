@@ -4,8 +4,6 @@ package config
 
 import (
 	"time"
-
-	"github.com/port-runner/port-runner/executor"
 )
 
 // Config is the whole agent configuration (README "Configuration").
@@ -54,34 +52,15 @@ type Kafka struct {
 	GroupProtocol string   `yaml:"groupProtocol"`
 	SASL          SASL     `yaml:"sasl"`
 	TLS           TLS      `yaml:"tls"`
-	// RevokeTimeout is how long a revoke lets runs of the revoked partitions finish before
-	// it cancels them; the partition is released only once they are closed in Port.
-	RevokeTimeout Duration `yaml:"revokeTimeout"`
+	// SessionTimeout: a replica that stops heartbeating (crashed, frozen, cut off) loses its
+	// partitions after this; its fence (Fence) is shorter (README "Delivery"). Classic
+	// groups; with groupProtocol consumer the broker's group.consumer.session.timeout.ms
+	// applies, which must not be shorter.
+	SessionTimeout Duration `yaml:"sessionTimeout"`
 	// MaxDecompressBatchBytes bounds what one fetched batch may decompress to: a batch
 	// past it is skipped (README "Delivery"), so a small compressed record cannot take the
 	// agent past its memory limit.
 	MaxDecompressBatchBytes ByteSize `yaml:"maxDecompressBatchBytes"`
-}
-
-// Delivery timings the group's rebalance timeout is made of (see RebalanceTimeout).
-const (
-	// KillGrace is the time between SIGTERM and SIGKILL for a cancelled command: the
-	// executor's, which kills it.
-	KillGrace = executor.DefaultKillGrace
-	// ClosingBudget is how long one run's closing request is retried.
-	ClosingBudget = 60 * time.Second
-	// CommitMargin is the time left for the revoke's last commit.
-	CommitMargin = 10 * time.Second
-	// MaxRevokeTimeout keeps the rebalance timeout, and so every rebalance of the group,
-	// within minutes.
-	MaxRevokeTimeout = 5 * time.Minute
-)
-
-// RebalanceTimeout is how long the group waits for this member in a rebalance: the revoke
-// wait, then the kill of what still runs, closing those runs in Port and the last commit.
-// A revoke that fits in it never has its partitions taken before their runs are closed.
-func (k Kafka) RebalanceTimeout() time.Duration {
-	return k.RevokeTimeout.D() + KillGrace + ClosingBudget + CommitMargin
 }
 
 // FromPort reports whether the brokers and SASL credentials come from Port
@@ -200,8 +179,8 @@ func (c *Config) applyDefaults() {
 	if c.Kafka.GroupProtocol == "" {
 		c.Kafka.GroupProtocol = "classic"
 	}
-	if c.Kafka.RevokeTimeout == 0 {
-		c.Kafka.RevokeTimeout = Duration(20 * time.Second)
+	if c.Kafka.SessionTimeout == 0 {
+		c.Kafka.SessionTimeout = Duration(15 * time.Second)
 	}
 	c.applyPortWatchDefaults()
 	if c.Kafka.MaxDecompressBatchBytes == 0 {

@@ -122,13 +122,13 @@ func validateKafka(k Kafka, add func(error)) {
 			add(problem("kafka.tls.caFile", "%v", err))
 		}
 	}
+	if s := k.SessionTimeout.D(); s < MinSessionTimeout || s > MaxSessionTimeout {
+		add(problem("kafka.sessionTimeout", "must be between %s and %s (what brokers accept by default), got %s; the fence is 2/3 of it",
+			MinSessionTimeout, MaxSessionTimeout, s))
+	}
 	if b := k.MaxDecompressBatchBytes; b < MinDecompressBatchBytes || b > MaxDecompressBatchBytes {
 		add(problem("kafka.maxDecompressBatchBytes", "must be between %s (a producer's batch: a 1MiB run message, a zstd window of up to 8MiB) and %s (a batch at the bound takes up to about three times it of the agent's memory), got %s",
 			ByteSize(MinDecompressBatchBytes), ByteSize(MaxDecompressBatchBytes), k.MaxDecompressBatchBytes))
-	}
-	if r := k.RevokeTimeout.D(); r < time.Second || r > MaxRevokeTimeout {
-		add(problem("kafka.revokeTimeout", "must be between 1s and %s, got %s (the group's rebalance timeout is revokeTimeout + %s kill grace + %s closing budget + %s commit)",
-			MaxRevokeTimeout, r, KillGrace, ClosingBudget, CommitMargin))
 	}
 }
 

@@ -227,7 +227,7 @@ func loadConfig(path string) (*config.Config, func(), error) {
 	}
 	// No Kafka: the run goes straight to the agent.
 	cfg.Kafka = config.Kafka{Topic: cfg.Port.OrgID + ".runs", StartOffset: "latest", GroupProtocol: "classic",
-		RevokeTimeout: cfg.Kafka.RevokeTimeout, MaxDecompressBatchBytes: cfg.Kafka.MaxDecompressBatchBytes}
+		SessionTimeout: cfg.Kafka.SessionTimeout, MaxDecompressBatchBytes: cfg.Kafka.MaxDecompressBatchBytes}
 	cfg.Metrics.Addr = "-"
 	if err := cfg.Validate(runmsg.CompileSelector, exec.LookPath); err != nil {
 		return nil, cleanup, fmt.Errorf("the config is not valid:\n%w", err)

@@ -149,7 +149,5 @@ func (e *Emulator) RegisterNodeRun(id, workflow string) {
 	if _, ok := e.runs[id]; ok {
 		return
 	}
-	wfr := "wfr_" + randomID(16)
-	e.workflowRuns[wfr] = &WorkflowRunState{ID: wfr, Workflow: workflow, Status: statusInProgress, NodeRuns: []string{id}}
-	e.insertLocked(&RunState{ID: id, NodeRun: true, Workflow: workflow, WorkflowRunID: wfr, Properties: map[string]any{}})
+	e.insertNodeRunLocked(id, workflow, "")
 }

@@ -31,17 +31,24 @@ func (e *Emulator) CreateRun(ctx context.Context, action string, req CreateRunRe
 	if action == "" {
 		return RunState{}, errf(http.StatusUnprocessableEntity, "invalid_request", "action identifier is required")
 	}
+	return e.publish(ctx, "run", func() (RunState, []byte, error) { return e.PrepareRun(action, req) })
+}
+
+// publish creates a run with prepare and produces its message, keyed by run id, to the runs
+// topic; if producing fails the run is removed again and the error answers 503. what names
+// the run in that error.
+func (e *Emulator) publish(ctx context.Context, what string, prepare func() (RunState, []byte, error)) (RunState, error) {
 	if e.opts.Produce == nil {
 		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error", Message: errNoProducer.Error(), Err: errNoProducer}
 	}
-	run, value, err := e.PrepareRun(action, req)
+	run, value, err := prepare()
 	if err != nil {
 		return RunState{}, err
 	}
 	if err := e.opts.Produce(ctx, e.opts.Topic, []byte(run.ID), value); err != nil {
 		e.removeRun(run.ID)
 		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error",
-			Message: "could not publish the run to Kafka: " + err.Error(), Err: err}
+			Message: "could not publish the " + what + " to Kafka: " + err.Error(), Err: err}
 	}
 	run, _ = e.Run(run.ID)
 	return run, nil

@@ -68,20 +68,7 @@ type nodeContext struct {
 // CreateNodeRun starts a workflow run of workflow whose node node hands the agent a node run
 // (IN_PROGRESS), and produces its signed message.
 func (e *Emulator) CreateNodeRun(ctx context.Context, workflow, node string, in CreateNodeRunRequest) (RunState, error) {
-	if e.opts.Produce == nil {
-		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error", Message: errNoProducer.Error(), Err: errNoProducer}
-	}
-	run, value, err := e.PrepareNodeRun(workflow, node, in)
-	if err != nil {
-		return RunState{}, err
-	}
-	if err := e.opts.Produce(ctx, e.opts.Topic, []byte(run.ID), value); err != nil {
-		e.removeRun(run.ID)
-		return RunState{}, &apiError{Status: http.StatusServiceUnavailable, Code: "internal_error",
-			Message: "could not publish the node run to Kafka: " + err.Error(), Err: err}
-	}
-	run, _ = e.Run(run.ID)
-	return run, nil
+	return e.publish(ctx, "node run", func() (RunState, []byte, error) { return e.PrepareNodeRun(workflow, node, in) })
 }
 
 // PrepareNodeRun is CreateNodeRun without producing: it returns the signed message.
@@ -106,13 +93,18 @@ func (e *Emulator) PrepareNodeRun(workflow, node string, in CreateNodeRunRequest
 	if err != nil {
 		return RunState{}, nil, &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: err.Error(), Err: err}
 	}
-	wfr := "wfr_" + randomID(16)
 	e.mu.Lock()
-	e.workflowRuns[wfr] = &WorkflowRunState{ID: wfr, Workflow: workflow, Status: statusInProgress, NodeRuns: []string{id}}
-	e.insertLocked(&RunState{ID: id, NodeRun: true, Workflow: workflow, Node: node, WorkflowRunID: wfr, Properties: map[string]any{}})
+	e.insertNodeRunLocked(id, workflow, node)
 	e.mu.Unlock()
 	run, _ := e.Run(id)
 	return run, value, nil
+}
+
+// insertNodeRunLocked adds an IN_PROGRESS node run, in a workflow run of its own.
+func (e *Emulator) insertNodeRunLocked(id, workflow, node string) {
+	wfr := "wfr_" + randomID(16)
+	e.workflowRuns[wfr] = &WorkflowRunState{ID: wfr, Workflow: workflow, Status: statusInProgress, NodeRuns: []string{id}}
+	e.insertLocked(&RunState{ID: id, NodeRun: true, Workflow: workflow, Node: node, WorkflowRunID: wfr, Properties: map[string]any{}})
 }
 
 func (e *Emulator) handleCreateNodeRun(r *http.Request, body []byte, _ time.Time) (int, any, error) {

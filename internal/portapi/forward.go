@@ -30,8 +30,9 @@ type ProxyResponse struct {
 	Body       []byte
 }
 
-// Forward sends rq with the agent's token through the shared scheduler, with
-// the lowest priority (the run's own log and closing go first) and retries 429, 5xx and network
+// Forward sends rq with the agent's token through the shared scheduler, below every
+// request of the agent's own but the status checks of long runs (the run's own log and
+// closing go first), and retries 429, 5xx and network
 // errors like every other call, until Port gives an answer that retrying will
 // not change, which it returns as is (a 404 or 422 is a response, not an
 // error). It returns an error only when no such answer came before ctx ended,

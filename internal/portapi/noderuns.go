@@ -152,6 +152,11 @@ func (n NodeRuns) GetRun(ctx context.Context, runID string) (Run, error) {
 	return n.getRun(ctx, runID, PriorityLog)
 }
 
+// WatchRun is GetRun at the lowest priority (Client.WatchRun).
+func (n NodeRuns) WatchRun(ctx context.Context, runID string) (Run, error) {
+	return n.getRun(ctx, runID, PriorityWatch)
+}
+
 func (n NodeRuns) getRun(ctx context.Context, runID string, prio Priority) (Run, error) {
 	var resp struct {
 		NodeRun *struct {

@@ -209,6 +209,12 @@ func (c *Client) GetRun(ctx context.Context, runID string) (Run, error) {
 	return c.getRun(ctx, runID, PriorityLog)
 }
 
+// WatchRun is GetRun at the lowest priority: for a run another replica holds, asked again
+// and again until it ends.
+func (c *Client) WatchRun(ctx context.Context, runID string) (Run, error) {
+	return c.getRun(ctx, runID, PriorityWatch)
+}
+
 func (c *Client) getRun(ctx context.Context, runID string, prio Priority) (Run, error) {
 	var resp struct {
 		Run *struct {

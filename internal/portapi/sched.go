@@ -18,6 +18,9 @@ const (
 	// PriorityCheck: asking Port whether long runs are still open (runStatusInterval): the
 	// least urgent of all, it only ever stops a command a little sooner.
 	PriorityCheck Priority = iota
+	// PriorityWatch: looking up, again and again, runs another replica holds under a lease
+	// (README "Delivery"): nothing waits on them but a partition's commit.
+	PriorityWatch
 	// PriorityProxy: requests a run's command makes through the agent (portproxy).
 	PriorityProxy
 	// PriorityLog: log batches, PATCHes of a run, lookups of runs.
@@ -31,6 +34,8 @@ func (p Priority) String() string {
 	switch p {
 	case PriorityCheck:
 		return "check"
+	case PriorityWatch:
+		return "watch"
 	case PriorityProxy:
 		return "proxy"
 	case PriorityLog:
@@ -171,7 +176,7 @@ func (s *scheduler) done(hdr http.Header, code int) {
 // command's own requests cannot hold up the closings.
 func (s *scheduler) inFlightLimit(p Priority) int {
 	switch p {
-	case PriorityCheck:
+	case PriorityCheck, PriorityWatch:
 		return max(1, s.maxInFlight/4)
 	case PriorityProxy:
 		return max(1, s.maxInFlight/2)

@@ -68,11 +68,12 @@ func (s *scheduler) budgetDelayLocked(now time.Time, p Priority) time.Duration {
 // reserve is the part of a window a request of priority p leaves untouched. Replicas learn
 // what the others spent only from their own answers, so near the end of a window each
 // may count a few requests that are already gone: the reserve absorbs that, and closings
-// may go deeper into it than log batches, and those deeper than a command's requests.
+// may go deeper into it than log batches, those deeper than a command's requests, and
+// those deeper than the status checks of long runs.
 func reserve(limit int, p Priority) int {
 	r := min(100, (limit+9)/10)
 	switch p {
-	case PriorityCheck:
+	case PriorityCheck, PriorityWatch:
 		return 3 * r
 	case PriorityProxy:
 		return 2 * r

@@ -56,7 +56,7 @@ func TestSchedulerCancelUnblocksWaiters(t *testing.T) {
 	a := waitAsync(s, ctxA, PriorityLog, "r_a")
 	b := waitAsync(s, ctxB, PriorityProxy, "r_b")
 	h := waitAsync(s, ctxH, PriorityClose, "r_h")
-	eventually(t, "all three queued", func() bool { q := s.queued(); return q == [numPriorities]int{0, 1, 1, 1} })
+	eventually(t, "all three queued", func() bool { q := s.queued(); return q == [numPriorities]int{0, 0, 1, 1, 1} })
 	cancelB()
 	expectErr(t, b, context.Canceled)
 	cancelA()
@@ -163,6 +163,7 @@ func TestSchedulerPriorityAndTurns(t *testing.T) {
 		key string
 	}
 	got := grantOrder(t, s, []w{
+		{PriorityWatch, "r_leased"},
 		{PriorityProxy, "r_a"},
 		{PriorityLog, "r_chatty"}, {PriorityLog, "r_chatty"}, {PriorityLog, "r_chatty"},
 		{PriorityLog, "r_quiet"},
@@ -170,7 +171,7 @@ func TestSchedulerPriorityAndTurns(t *testing.T) {
 		{PriorityLog, "r_other"},
 		{PriorityClose, "r_c"},
 	})
-	want := []string{"close/r_b", "close/r_c", "log/r_chatty", "log/r_quiet", "log/r_other", "log/r_chatty", "log/r_chatty", "proxy/r_a"}
+	want := []string{"close/r_b", "close/r_c", "log/r_chatty", "log/r_quiet", "log/r_other", "log/r_chatty", "log/r_chatty", "proxy/r_a", "watch/r_leased"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("grants %v\nwant   %v", got, want)
 	}

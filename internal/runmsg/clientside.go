@@ -1,8 +1,6 @@
 package runmsg
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -12,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 )
 
 // Client-side secret inputs (README "Secret inputs"): Port's browser encrypts the value with
@@ -35,12 +32,9 @@ var ErrNoMatchingKey = errors.New("no key of security.clientSideKeyFiles fits th
 // the key the input's schema names ("" when the message does not say): it picks the private
 // key; without it each key is tried.
 func DecryptClientSide(keys []*rsa.PrivateKey, publicKeyPEM, value string) ([]byte, error) {
-	if len(value) > secretMaxBase64 {
-		return nil, errors.New("value too large")
-	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(value))
+	raw, err := decodeSecretValue(value)
 	if err != nil {
-		return nil, fmt.Errorf("not base64: %w", err)
+		return nil, err
 	}
 	candidates := keys
 	if publicKeyPEM != "" {
@@ -81,11 +75,7 @@ func openClientSide(aesKey, iv, sealed []byte) ([]byte, error) {
 	if len(aesKey) != secretKeySize {
 		return nil, fmt.Errorf("the wrapped key is %d bytes, not an AES-256 key", len(aesKey))
 	}
-	block, err := aes.NewCipher(aesKey)
-	if err != nil {
-		return nil, err
-	}
-	g, err := cipher.NewGCM(block)
+	g, err := aesGCM(aesKey, clientSideIVSize)
 	if err != nil {
 		return nil, err
 	}
@@ -110,11 +100,7 @@ func EncryptClientSide(pub *rsa.PublicKey, plaintext []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("wrap the key: %w", err)
 	}
-	block, err := aes.NewCipher(aesKey)
-	if err != nil {
-		return "", err
-	}
-	g, err := cipher.NewGCM(block)
+	g, err := aesGCM(aesKey, clientSideIVSize)
 	if err != nil {
 		return "", err
 	}

@@ -12,7 +12,7 @@ import (
 // exact spelling of numbers) must survive a parse; map[string]any loses both.
 type object struct {
 	keys []string
-	vals map[string]any // nil, bool, string, jsString, json.Number, []any, *object
+	vals []any // vals[i] is keys[i]'s: nil, bool, string, jsString, json.Number, []any, *object
 	// jsKeys holds the JSON.stringify text of the keys that had a lone surrogate (see
 	// jsString); nil for most objects. Never modified once parsed, so copies share it.
 	jsKeys map[string][]byte
@@ -27,31 +27,46 @@ type jsString struct {
 	js []byte
 }
 
-func newObject() *object { return &object{vals: map[string]any{}} }
+func newObject() *object { return &object{} }
 
 // set keeps the first position of a repeated key and its last value, which is
 // what JSON.parse followed by JSON.stringify does.
 func (o *object) set(k string, v any) {
-	if _, ok := o.vals[k]; !ok {
-		o.keys = append(o.keys, k)
+	if i := o.index(k); i >= 0 {
+		o.vals[i] = v
+		return
 	}
-	o.vals[k] = v
+	o.keys = append(o.keys, k)
+	o.vals = append(o.vals, v)
+}
+
+// index is k's position, -1 when o has no such key. A scan: the agent looks up a few keys
+// of a message's root and headers, and a map per object cost more than every lookup.
+func (o *object) index(k string) int {
+	for i, key := range o.keys {
+		if key == k {
+			return i
+		}
+	}
+	return -1
 }
 
 func (o *object) get(k string) (any, bool) {
-	v, ok := o.vals[k]
-	return v, ok
+	if i := o.index(k); i >= 0 {
+		return o.vals[i], true
+	}
+	return nil, false
 }
 
 // without returns a shallow copy of o lacking the given keys; o is unchanged.
 func (o *object) without(drop ...string) *object {
-	c := &object{keys: make([]string, 0, len(o.keys)), vals: make(map[string]any, len(o.vals)), jsKeys: o.jsKeys}
-	for _, k := range o.keys {
+	c := &object{keys: make([]string, 0, len(o.keys)), vals: make([]any, 0, len(o.vals)), jsKeys: o.jsKeys}
+	for i, k := range o.keys {
 		if contains(drop, k) {
 			continue
 		}
 		c.keys = append(c.keys, k)
-		c.vals[k] = o.vals[k]
+		c.vals = append(c.vals, o.vals[i])
 	}
 	return c
 }

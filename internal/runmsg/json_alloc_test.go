@@ -1,6 +1,7 @@
 package runmsg
 
 import (
+	"encoding/json"
 	"testing"
 )
 
@@ -49,5 +50,45 @@ func BenchmarkDecodeVerified(b *testing.B) {
 		if _, err := d.Decode(raw); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// What parsing may allocate: the text's copy and its two stacks, and per object its struct, keys and values,
+// per array its elements, per string or number value its box in an interface. Keys cost
+// nothing of their own, nor do objects a map each.
+func TestParseOrderedAllocatesPerValueOnly(t *testing.T) {
+	raw := readVector(t, "create_microservice.signed.json")
+	tree, err := parseOrdered(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var budget func(v any) int
+	budget = func(v any) int {
+		switch v := v.(type) {
+		case *object:
+			n := 3
+			for _, e := range v.vals {
+				n += budget(e)
+			}
+			return n
+		case []any:
+			n := 1
+			for _, e := range v {
+				n += budget(e)
+			}
+			return n
+		case string, json.Number, jsString:
+			return 1
+		}
+		return 0
+	}
+	want := 3 + budget(tree)
+	got := testing.AllocsPerRun(50, func() {
+		if _, err := parseOrdered(raw); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if int(got) > want {
+		t.Fatalf("parsing the vector allocates %.0f times, want at most %d", got, want)
 	}
 }

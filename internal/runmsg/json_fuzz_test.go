@@ -74,7 +74,8 @@ func FuzzParseOrderedAgreesWithOracle(f *testing.F) {
 		}
 		// A message Port signs (over the oracle's reading) verifies with the new one.
 		if root, ok := want.(*object); ok {
-			if h, ok := root.vals["headers"].(*object); ok || root.vals["headers"] == nil {
+			hv, _ := root.get("headers")
+			if h, ok := hv.(*object); ok || hv == nil {
 				if h == nil {
 					h = newObject()
 				}

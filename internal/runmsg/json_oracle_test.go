@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"strings"
+	"testing"
 )
 
 // parseOrderedOracle is the decoder runmsg used until the hand-written one: encoding/json's
@@ -122,4 +125,25 @@ func oracleCloseDelim(dec *json.Decoder, want json.Delim) error {
 		return fmt.Errorf("expected %q, got %v", rune(want), tok)
 	}
 	return nil
+}
+
+// Objects past smallObject find repeated keys by a map: the same tree as the oracle's.
+func TestParseOrderedLargeObjectsAgreeWithOracle(t *testing.T) {
+	for _, n := range []int{smallObject - 1, smallObject, smallObject + 1, 1000} {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&b, `"k%d":%d,`, i%(n/2+1), i) // the later half repeats the first half's keys
+		}
+		b.WriteString(`"last":{"a":1,"a":2}}`)
+		raw := []byte(b.String())
+		want, werr := parseOrderedOracle(raw)
+		got, gerr := parseOrdered(raw)
+		if werr != nil || gerr != nil {
+			t.Fatalf("%d keys: %v, %v", n, werr, gerr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%d keys: the tree differs from the oracle's", n)
+		}
+	}
 }

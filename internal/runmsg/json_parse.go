@@ -12,7 +12,8 @@ import (
 // jsString), reading each byte once: the json.Decoder Token path it replaces allocated per
 // token and was the agent's largest CPU cost per run.
 func parseOrdered(raw []byte) (any, error) {
-	p := jsonParser{raw: raw, text: string(raw)}
+	// The stacks start at a run message's size, so they rarely grow.
+	p := jsonParser{raw: raw, text: string(raw), members: make([]member, 0, 64), elems: make([]any, 0, 16)}
 	v, err := p.value(0)
 	if err != nil {
 		return nil, err
@@ -106,34 +107,28 @@ func (p *jsonParser) literal(word string) error {
 
 func (p *jsonParser) object(depth int) (any, error) {
 	p.i++ // {
-	o := &object{}
 	p.skipSpace()
 	if p.i < len(p.raw) && p.raw[p.i] == '}' {
 		p.i++
-		o.vals = map[string]any{}
-		return o, nil
+		return newObject(), nil
 	}
+	var jsKeys map[string][]byte
 	base := len(p.members)
 	defer func() { p.members = p.members[:base] }()
-	for {
+	for more := true; more; {
 		p.skipSpace()
 		if p.i >= len(p.raw) || p.raw[p.i] != '"' {
 			return nil, p.syntaxError(p.i, "looking for beginning of object key string")
 		}
-		kv, err := p.str()
+		k, js, err := p.strText()
 		if err != nil {
 			return nil, err
 		}
-		var k string
-		switch kv := kv.(type) {
-		case string:
-			k = kv
-		case jsString:
-			if o.jsKeys == nil {
-				o.jsKeys = map[string][]byte{}
+		if js != nil {
+			if jsKeys == nil {
+				jsKeys = map[string][]byte{}
 			}
-			o.jsKeys[kv.s] = kv.js
-			k = kv.s
+			jsKeys[k] = js
 		}
 		p.skipSpace()
 		if p.i >= len(p.raw) || p.raw[p.i] != ':' {
@@ -145,26 +140,39 @@ func (p *jsonParser) object(depth int) (any, error) {
 			return nil, err
 		}
 		p.members = append(p.members, member{k, v})
-		p.skipSpace()
-		if p.i < len(p.raw) {
-			switch p.raw[p.i] {
-			case ',':
-				p.i++
-				continue
-			case '}':
-				p.i++
-				ms := p.members[base:]
-				o.keys = make([]string, 0, len(ms))
-				o.vals = make(map[string]any, len(ms))
-				for _, m := range ms {
-					o.set(m.key, m.val)
-				}
-				return o, nil
-			}
+		if more, err = p.next('}', "after object key:value pair"); err != nil {
+			return nil, err
 		}
-		return nil, p.syntaxError(p.i, "after object key:value pair")
 	}
+	return newParsedObject(p.members[base:], jsKeys), nil
 }
+
+// newParsedObject is the object of members as parsed: a repeated key keeps its first place
+// and takes its last value. Small objects find repeats by a scan, larger ones by a map, so a
+// hostile object of many keys costs no more than its size.
+func newParsedObject(ms []member, jsKeys map[string][]byte) *object {
+	o := &object{keys: make([]string, 0, len(ms)), vals: make([]any, 0, len(ms)), jsKeys: jsKeys}
+	if len(ms) <= smallObject {
+		for _, m := range ms {
+			o.set(m.key, m.val)
+		}
+		return o
+	}
+	at := make(map[string]int, len(ms))
+	for _, m := range ms {
+		if i, ok := at[m.key]; ok {
+			o.vals[i] = m.val
+			continue
+		}
+		at[m.key] = len(o.keys)
+		o.keys = append(o.keys, m.key)
+		o.vals = append(o.vals, m.val)
+	}
+	return o
+}
+
+// smallObject is the most members an object finds its repeated keys among by a scan.
+const smallObject = 16
 
 func (p *jsonParser) array(depth int) (any, error) {
 	p.i++ // [
@@ -175,25 +183,34 @@ func (p *jsonParser) array(depth int) (any, error) {
 	}
 	base := len(p.elems)
 	defer func() { p.elems = p.elems[:base] }()
-	for {
+	for more := true; more; {
 		v, err := p.value(depth + 1)
 		if err != nil {
 			return nil, err
 		}
 		p.elems = append(p.elems, v)
-		p.skipSpace()
-		if p.i < len(p.raw) {
-			switch p.raw[p.i] {
-			case ',':
-				p.i++
-				continue
-			case ']':
-				p.i++
-				return append([]any(nil), p.elems[base:]...), nil
-			}
+		if more, err = p.next(']', "after array element"); err != nil {
+			return nil, err
 		}
-		return nil, p.syntaxError(p.i, "after array element")
 	}
+	return append([]any(nil), p.elems[base:]...), nil
+}
+
+// next reads what follows an object's member or an array's element: more after a comma,
+// not after the closing byte, and an error (context says where) on anything else.
+func (p *jsonParser) next(closing byte, context string) (more bool, err error) {
+	p.skipSpace()
+	if p.i < len(p.raw) {
+		switch p.raw[p.i] {
+		case ',':
+			p.i++
+			return true, nil
+		case closing:
+			p.i++
+			return false, nil
+		}
+	}
+	return false, p.syntaxError(p.i, context)
 }
 
 // number returns the literal as written (JSON's grammar, as encoding/json checks it).

@@ -9,31 +9,45 @@ import (
 // str reads the string literal at p.i: a string, or a jsString when it has a lone
 // surrogate escape.
 func (p *jsonParser) str() (any, error) {
+	s, js, err := p.strText()
+	switch {
+	case err != nil:
+		return nil, err
+	case js != nil:
+		return jsString{s: s, js: js}, nil
+	}
+	return s, nil
+}
+
+// strText reads the string literal at p.i: its value, and when it has a lone surrogate
+// escape what JSON.stringify writes for it (js; nil otherwise). Keys take it as it is, so
+// no key is boxed in an interface only to be unboxed again.
+func (p *jsonParser) strText() (s string, js []byte, err error) {
 	raw, start := p.raw, p.i
 	i := start + 1
 	plain, surrogate := true, false // plain: the bytes are the value; surrogate: a \ud800-\udfff escape
 	for {
 		if i >= len(raw) {
-			return nil, io.ErrUnexpectedEOF
+			return "", nil, io.ErrUnexpectedEOF
 		}
 		c := raw[i]
 		switch {
 		case c == '"':
 			p.i = i + 1
 			if plain {
-				return p.text[start+1 : i], nil
+				return p.text[start+1 : i], nil, nil
 			}
 			s := p.unescape(raw[start+1 : i])
 			if surrogate {
 				if js, lone := jsText(raw[start : i+1]); lone {
-					return jsString{s: s, js: js}, nil
+					return s, js, nil
 				}
 			}
-			return s, nil
+			return s, nil, nil
 		case c == '\\':
 			plain = false
 			if i+1 >= len(raw) {
-				return nil, io.ErrUnexpectedEOF
+				return "", nil, io.ErrUnexpectedEOF
 			}
 			switch raw[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
@@ -41,15 +55,15 @@ func (p *jsonParser) str() (any, error) {
 			case 'u':
 				r, err := p.hex4(i + 2)
 				if err != nil {
-					return nil, err
+					return "", nil, err
 				}
 				surrogate = surrogate || utf16.IsSurrogate(r)
 				i += 6
 			default:
-				return nil, p.syntaxError(i+1, "in string escape code")
+				return "", nil, p.syntaxError(i+1, "in string escape code")
 			}
 		case c < 0x20:
-			return nil, p.syntaxError(i, "in string literal")
+			return "", nil, p.syntaxError(i, "in string literal")
 		case c < utf8.RuneSelf:
 			i++
 		default:

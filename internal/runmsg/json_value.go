@@ -14,8 +14,8 @@ func toValue(v any) any {
 	switch v := v.(type) {
 	case *object:
 		m := make(map[string]any, len(v.keys))
-		for _, k := range v.keys {
-			m[k] = toValue(v.vals[k])
+		for i, k := range v.keys {
+			m[k] = toValue(v.vals[i])
 		}
 		return m
 	case []any:

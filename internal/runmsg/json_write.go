@@ -41,7 +41,7 @@ func appendJS(b []byte, v any) []byte {
 				b = appendJSString(b, k)
 			}
 			b = append(b, ':')
-			b = appendJS(b, v.vals[k])
+			b = appendJS(b, v.vals[i])
 		}
 		return append(b, '}')
 	}

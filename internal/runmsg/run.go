@@ -1,8 +1,6 @@
 package runmsg
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -22,16 +20,15 @@ type Run struct {
 	SignedAt time.Time
 }
 
-// ContextJSON is what $PORT_RUN_FILE holds. HTML escaping is off so commands
-// see "<" rather than "\u003c".
+// ContextJSON is what $PORT_RUN_FILE holds: the bytes encoding/json writes for the context
+// with HTML escaping off (commands see "<" rather than "\u003c"), written by hand
+// (context_json.go) because reflection made it a cost of every run.
 func (r Run) ContextJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r.Context); err != nil {
+	b, err := appendContext(make([]byte, 0, 1024), r.Context)
+	if err != nil {
 		return nil, fmt.Errorf("run context: %w", err)
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+	return b, nil
 }
 
 // SkipReason doubles as the messages_total outcome label.

@@ -1,7 +1,8 @@
-// Package runid says which strings may be a Port run id. A run id becomes a path segment of
+// Which strings may be a Port run id. A run id becomes a path segment of
 // Port's API (/v1/actions/runs/{id}/logs), so one that could mean another path ("..", "a/b",
 // "%2F") must never get that far: the decoder refuses it and the API client checks again
 // before it builds a URL.
+
 package runmsg
 
 import "fmt"
@@ -9,7 +10,7 @@ import "fmt"
 // MaxIDLen bounds an id; Port's are about 30 characters.
 const MaxIDLen = 128
 
-// Check is nil for a non-empty id of at most MaxIDLen characters from [A-Za-z0-9_-]; that set
+// CheckID is nil for a non-empty id of at most MaxIDLen characters from [A-Za-z0-9_-]; that set
 // has no '.', so "." and ".." are out too. The error does not repeat the id: it is untrusted.
 func CheckID(id string) error {
 	switch {

@@ -275,7 +275,8 @@ func (d *Decoder) document(raw []byte, verify bool) (message, doc any, signed ti
 // stripSignature is the message the command sees: the signature is transport,
 // not content, and the command has no use for it.
 func stripSignature(root *object) *object {
-	h, ok := root.vals["headers"].(*object)
+	hv, _ := root.get("headers")
+	h, ok := hv.(*object)
 	if !ok {
 		return root
 	}

@@ -220,7 +220,7 @@ func TestSignedBodyMatchesVectorBytes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := signedBody(root, root.vals["headers"].(*object))
+			got := signedBody(root, mustGet(root, "headers").(*object))
 			if !bytes.Equal(got, want) {
 				t.Fatalf("body differs:\n got %s\nwant %s", got, want)
 			}
@@ -699,4 +699,9 @@ func TestSelectorErrorCarriesNoValue(t *testing.T) {
 	if strings.Contains(err.Error(), "p@ssw0rd") {
 		t.Fatalf("the error quotes the message's value: %v", err)
 	}
+}
+
+func mustGet(o *object, k string) any {
+	v, _ := o.get(k)
+	return v
 }

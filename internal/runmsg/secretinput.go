@@ -1,7 +1,8 @@
-// Package secretinput decrypts Port's secret user inputs. Port encrypts an input whose
+// Port-managed secret inputs (README "Secret inputs"). Port encrypts an input whose
 // schema says "encryption": "aes256-gcm" with AES-256-GCM under the first 32 bytes of the
 // organization's client secret and sends base64(iv (16 bytes) | ciphertext | tag (16 bytes)).
 // Errors never contain the value, encrypted or not: callers put them in labels and logs.
+
 package runmsg
 
 import (
@@ -32,15 +33,22 @@ func secretAEAD(clientSecret string) (cipher.AEAD, error) {
 	if len(clientSecret) < secretKeySize {
 		return nil, ErrShortSecretKey
 	}
-	block, err := aes.NewCipher([]byte(clientSecret[:secretKeySize]))
+	return aesGCM([]byte(clientSecret[:secretKeySize]), secretIVSize)
+}
+
+// aesGCM is AES-GCM under key with nonces of nonceSize bytes: Port-managed inputs use 16,
+// client-side ones GCM's usual 12.
+func aesGCM(key []byte, nonceSize int) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
 	if err != nil {
 		return nil, err
 	}
-	return cipher.NewGCMWithNonceSize(block, secretIVSize)
+	return cipher.NewGCMWithNonceSize(block, nonceSize)
 }
 
-// Decrypt returns the plaintext of one encrypted value.
-func DecryptSecret(clientSecret, value string) ([]byte, error) {
+// decodeSecretValue is the bytes of an encrypted value as the message carries it (base64),
+// either kind of secret input.
+func decodeSecretValue(value string) ([]byte, error) {
 	if len(value) > secretMaxBase64 {
 		return nil, errors.New("value too large")
 	}
@@ -48,6 +56,15 @@ func DecryptSecret(clientSecret, value string) ([]byte, error) {
 	if err != nil {
 		// base64's error names a byte offset, never the input's text.
 		return nil, fmt.Errorf("not base64: %w", err)
+	}
+	return raw, nil
+}
+
+// DecryptSecret returns the plaintext of one encrypted value.
+func DecryptSecret(clientSecret, value string) ([]byte, error) {
+	raw, err := decodeSecretValue(value)
+	if err != nil {
+		return nil, err
 	}
 	if len(raw) < secretIVSize+secretTagSize {
 		return nil, fmt.Errorf("%d bytes, shorter than iv and tag (%d)", len(raw), secretIVSize+secretTagSize)
@@ -63,7 +80,7 @@ func DecryptSecret(clientSecret, value string) ([]byte, error) {
 	return plain, nil
 }
 
-// Encrypt is Port's side (for the emulator and tests): a random IV per value.
+// EncryptSecret is Port's side (for the emulator and tests): a random IV per value.
 func EncryptSecret(clientSecret string, plaintext []byte) (string, error) {
 	g, err := secretAEAD(clientSecret)
 	if err != nil {

@@ -56,14 +56,18 @@ func first(ctx context.Context, code *gojq.Code, input any) (any, error) {
 	return v, nil
 }
 
-// Lookup follows path through nested objects; nil when any step is not an object or key.
+// Lookup follows path through nested objects, of a decoded message (map[string]any) or a
+// parsed one (*object); nil when any step is not an object or key.
 func Lookup(v any, path ...string) any {
 	for _, k := range path {
-		m, ok := v.(map[string]any)
-		if !ok {
+		switch o := v.(type) {
+		case map[string]any:
+			v = o[k]
+		case *object:
+			v, _ = o.get(k)
+		default:
 			return nil
 		}
-		v = m[k]
 	}
 	return v
 }

@@ -37,18 +37,6 @@ func forAnAgent(root *object) error {
 	return nil
 }
 
-// lookupObject follows path through parsed (*object) values; nil when a step is missing.
-func lookupObject(v any, path ...string) any {
-	for _, k := range path {
-		o, ok := v.(*object)
-		if !ok {
-			return nil
-		}
-		v = o.vals[k]
-	}
-	return v
-}
-
 // nodeInputs stands in for a workflow node run's inputs: the body its webhook node was
 // configured with (payload.action.invocationMethod.body, or context.nodeConfig.body in a
 // claimed node run), else a Kafka node's configured payload. Port documents the body as a
@@ -116,35 +104,24 @@ func FromClaimedRun(raw []byte) ([]byte, error) {
 	delete(invocation, "body")
 	delete(invocation, "agent")
 	msg, _ := payload["body"].(map[string]any)
-	msg = maps.Clone(msg)
 	if msg == nil {
 		msg = map[string]any{}
 	}
 	if h, ok := payload["headers"].(map[string]any); ok {
 		msg["headers"] = h
 	}
-	inner, _ := msg["payload"].(map[string]any)
-	inner = maps.Clone(inner)
-	if inner == nil {
-		inner = map[string]any{}
-	}
-	action, _ := inner["action"].(map[string]any)
-	action = maps.Clone(action)
-	if action == nil {
-		action = map[string]any{}
-	}
+	inner := objectAt(msg, "payload")
+	action := objectAt(inner, "action")
 	action["invocationMethod"] = invocation
 	if ident := Lookup(run, "action", "identifier"); ident != nil {
 		if _, ok := action["identifier"]; !ok {
 			action["identifier"] = ident
 		}
 	}
-	inner["action"] = action
 	if props, ok := payload["integrationActionExecutionProperties"]; ok && inner["properties"] == nil {
 		inner["properties"] = props
 	}
-	msg["payload"] = inner
-	msg["context"] = withRunID(msg["context"], id)
+	objectAt(msg, "context")["runId"] = id
 	return json.Marshal(msg)
 }
 
@@ -195,12 +172,13 @@ func claimedObject(raw []byte) (map[string]any, error) {
 	return v, nil
 }
 
-func withRunID(ctx any, id string) map[string]any {
-	m, _ := ctx.(map[string]any)
-	m = maps.Clone(m)
-	if m == nil {
-		m = map[string]any{}
+// objectAt is m[k], an object to fill in, made (and set) when m[k] is missing or not an
+// object. A claimed answer is decoded afresh and nothing else holds it: it is changed in place.
+func objectAt(m map[string]any, k string) map[string]any {
+	o, ok := m[k].(map[string]any)
+	if !ok {
+		o = map[string]any{}
+		m[k] = o
 	}
-	m["runId"] = id
-	return m
+	return o
 }

@@ -184,18 +184,7 @@ const (
 // InvocationType is the message's payload.action.invocationMethod.type, where Port's own
 // agent reads it ("" when absent). It takes the parsed message (*object) or a decoded one.
 func InvocationType(msg any) string {
-	v := msg
-	for _, k := range []string{"payload", "action", "invocationMethod", "type"} {
-		switch o := v.(type) {
-		case *object:
-			v = o.vals[k]
-		case map[string]any:
-			v = o[k]
-		default:
-			return ""
-		}
-	}
-	s, _ := v.(string)
+	s, _ := Lookup(msg, "payload", "action", "invocationMethod", "type").(string)
 	return s
 }
 

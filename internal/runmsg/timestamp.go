@@ -20,7 +20,8 @@ var ErrBadTimestamp = errors.New("bad signature timestamp")
 // signs it) and checks that it can be true now: a signature proves who signed, the
 // timestamp when, and a replay is only caught if "when" is trustworthy.
 func signedAt(root *object, now time.Time) (time.Time, error) {
-	h, _ := root.vals["headers"].(*object)
+	hv, _ := root.get("headers")
+	h, _ := hv.(*object)
 	if h == nil {
 		return time.Time{}, fmt.Errorf("%w: no headers", ErrBadTimestamp)
 	}

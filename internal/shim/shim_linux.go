@@ -19,9 +19,9 @@ const (
 // those that stay in it. The shim is a child subreaper, so every descendant the command
 // orphans (setsid, double fork) becomes the shim's child and cannot escape; it runs the
 // command in a process group of its own, passes the executor's Terminate and Kill on to that
-// group, and when the command's leader exits (or is killed: timeout, the agent's death), it
-// kills everything left, group or not. It stays out of the command's group, so killing the
-// group never kills the shim before it has reported how the command ended.
+// group, and when the command's leader exits (or is killed: timeout, the agent's death, the
+// fence), it kills everything left, group or not. It stays out of the command's group, so
+// killing the group never kills the shim before it has reported how the command ended.
 func Main(args []string) int {
 	if len(args) == 1 && args[0] == "--version" {
 		_, _ = syscall.Write(1, []byte(VersionGo+"\n"))
@@ -106,8 +106,10 @@ func supervise(leader int, opts Options) int {
 		case <-exited:
 			return finish(leader, opts)
 		case ev := <-events:
-			if ev < 256 && renewed != nil {
-				// Any byte is a renewal. One sender: after the drain there is room.
+			if ev == int(Renew) && renewed != nil {
+				// Only a renewal renews: a Terminate the agent sends late (after a pause)
+				// must not give the command more time. One sender: after the drain there
+				// is room.
 				select {
 				case <-renewed:
 				default:

@@ -21,9 +21,6 @@ func module() Policy {
 			// Production code.
 			"internal/agent/agent.go": "the agent's assembly and its start and stop order: " +
 				"split with the run-lifecycle rewrite",
-			"internal/agent/agent.go:Agent.Run": "the start and stop order in one place: until the run-lifecycle rewrite",
-			"internal/agent/handle.go:Agent.handle": "one record's way from message to command: " +
-				"until the run-lifecycle rewrite, which replaces it",
 			// Test code.
 			"internal/config/config_test.go":  "case tables for every config section: split by section when next changed",
 			"internal/portapi/client_test.go": "every call and answer class of the client: split by topic when next changed",

@@ -16,6 +16,8 @@
 //   - [Env.NewRun], [Env.ProduceRun], [Env.WaitClosed]: run messages signed as Port signs
 //     them, and runs waited for in Port.
 //   - [Scrape], [Gather], [Families]: an agent's metrics as Prometheus reads them.
+//   - [NewKafkaProxy]: a proxy between an agent and the brokers that the test can cut (a
+//     network partition of that agent alone) and restore.
 //   - test/harness/vectors (the shared signed vectors and their secret) and
 //     test/harness/bomb (decompression bombs written to a partition as they are): leaf
 //     packages, for the unit tests of what the harness builds on too.

@@ -6,6 +6,29 @@
 // "Isolation" and "Runs and each other": the built agent, under an unprivileged uid when the
 // tests run as root, keeps its credentials and each run's token from every other command.
 //
+// The tests of runs outliving the group's changes (README "Delivery": leases, the fence, the
+// drain, no flapping, messages written twice) run agents in one group, each execution of a
+// command recorded from its start line to the death of its whole process tree (a lock every
+// process of the tree holds, so a tree killed by SIGKILL is seen too), and the group as its
+// coordinator describes it:
+//
+//   - TestReplicaJoinsWhileLongRunsRun: a third replica joins while 32s runs run on every
+//     partition; none is cancelled, each is executed and closed once, new runs on every
+//     partition close within 10s, and the commit passes the handed-over runs.
+//   - TestDrainHandsOverAtOnce: SIGTERM to a replica with 32s runs and a 5m shutdownTimeout;
+//     new runs on every partition close within 10s of being produced, the drained runs end
+//     SUCCESS under their leases, and the replica exits 0.
+//   - TestSecondSignalCancelsTheDrain: a second SIGTERM during a 5m drain cancels the
+//     commands at once; their runs close as cancelled and the replica exits 0.
+//   - TestFrozenMemberNeverDoublesARun (SIGSTOP) and TestCutOffMemberNeverDoublesARun (a
+//     harness.KafkaProxy the test cuts): a member silent past the session timeout while its
+//     runs go on, with onInterrupted rerun and fail; no two executions of a run overlap, Port
+//     never has a termination before the last execution ended, one termination each.
+//   - TestReplicaWithoutPortNeverTakesAPartition: a replica whose Port refuses connections
+//     exits without ever being a member of the group; the other's runs go on.
+//   - TestMessageWrittenTwiceRunsOnce: the same signed bytes produced again after a restart
+//     and after a handover are skipped at no Port request.
+//
 // TestBombUnderTheChartsMemoryLimit, TestRunFilesOnlyRegularFiles and TestProxyNeverList are
 // reproductions of red-team findings, hostile or broken input through the built agent (as
 // uid 65534 when the tests run as root): a decompression bomb under the chart's 512 MiB

@@ -110,11 +110,15 @@ at once. Included by the Deployment.
 {{- fail "env.KAFKA_BROKERS is empty: set it to the brokers Port gave you, comma-separated (config.kafka.brokers reads it), or remove config.kafka.brokers to get them from Port" -}}
 {{- end -}}
 {{- $shutdown := include "port-runner.durationSeconds" (dig "executor" "shutdownTimeout" "" $cfg) -}}
-{{- if $shutdown -}}
-{{- $min := addf (float64 $shutdown) 40.0 -}}
-{{- if le (float64 .Values.terminationGracePeriodSeconds) $min -}}
-{{- fail (printf "terminationGracePeriodSeconds (%v) must exceed config.executor.shutdownTimeout (%vs) + 40s for closing cancelled runs and the final commit: set it above %v" .Values.terminationGracePeriodSeconds $shutdown $min) -}}
+{{- $grace := .Values.terminationGracePeriodSeconds -}}
+{{- if and $shutdown (not (kindIs "invalid" $grace)) -}}
+{{- $min := addf (float64 $shutdown) 80.0 -}}
+{{- if lt (float64 $grace) $min -}}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must be at least config.executor.shutdownTimeout (%vs) + 80s (the kill grace, the closing budget, the exit): set it to %v or more, or leave it empty to have it derived" $grace $shutdown (ceil $min)) -}}
 {{- end -}}
+{{- end -}}
+{{- if and (not $shutdown) (kindIs "invalid" $grace) -}}
+{{- fail "config.executor.shutdownTimeout is a ${VAR} the chart cannot read, so it cannot derive terminationGracePeriodSeconds: set terminationGracePeriodSeconds to that timeout + 80s or more" -}}
 {{- end -}}
 {{- if and .Values.autoscaling.keda.enabled .Values.autoscaling.hpa.enabled -}}
 {{- fail "autoscaling.keda.enabled and autoscaling.hpa.enabled: choose one (KEDA makes its own HPA)" -}}
@@ -125,6 +129,20 @@ at once. Included by the Deployment.
 {{- end -}}
 {{- if and .Values.rbac.create (not (and .Values.serviceAccount.create .Values.serviceAccount.automountServiceAccountToken)) -}}
 {{- fail "rbac.create needs serviceAccount.create=true and serviceAccount.automountServiceAccountToken=true: the Role is bound to the chart's ServiceAccount, whose token the scripts use" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+terminationGracePeriodSeconds: the value when set, else derived from the drain (README
+"Delivery"): executor.shutdownTimeout, then the 10s kill grace, the 60s closing budget and
+10s to exit. port-runner.validate checks both cases.
+*/}}
+{{- define "port-runner.terminationGracePeriodSeconds" -}}
+{{- if kindIs "invalid" .Values.terminationGracePeriodSeconds -}}
+{{- $shutdown := include "port-runner.durationSeconds" (dig "executor" "shutdownTimeout" "" .Values.config) -}}
+{{- int (ceil (addf (float64 $shutdown) 80.0)) -}}
+{{- else -}}
+{{- .Values.terminationGracePeriodSeconds -}}
 {{- end -}}
 {{- end -}}
 

@@ -6,9 +6,9 @@
  *   port-runner-shim --version
  *
  * 'T' on fd 3: SIGTERM to the command's process group; 'K': SIGKILL to the group and its leader;
- * 'R': renew (any byte renews the fence); end of file: the agent died: SIGTERM, then SIGKILL
- * after 5 s (or at the fence, if that comes first). --fence MS: no byte for MS milliseconds
- * (CLOCK_BOOTTIME) kills the command's tree. If the command cannot start, the
+ * 'R': renew the fence (only 'R' does: a 'T' sent late must not give the command more time);
+ * end of file: the agent died: SIGTERM, then SIGKILL after 5 s (or at the fence, if that comes
+ * first). --fence MS: no 'R' for MS milliseconds (CLOCK_BOOTTIME) kills the command's tree. If the command cannot start, the
  * reason (errno text, lower case like Go's) goes to fd 3 and the shim exits 127. Otherwise it
  * exits as the command did: the same code, or by the same signal. The shim is non-dumpable and a
  * child subreaper; the command runs in its own process group with PDEATHSIG=SIGKILL; when the
@@ -332,7 +332,7 @@ static int exit_like(int st) {
 /* supervise passes the executor's control bytes on until the command's leader exits, reaping
  * orphans as they die (they would pile up as zombies); the leader stays unreaped, so its pid
  * (the group's id) is not reused before the shim is done with it. With a fence (fence_ms >
- * 0), no byte from the agent for fence_ms kills the command's tree: every byte renews it.
+ * 0), no 'R' from the agent for fence_ms kills the command's tree: only 'R' renews it.
  * poll's clock stops while the machine is suspended, so the shim wakes at least every
  * fence_ms/8 to look at CLOCK_BOOTTIME: the fence fires that late at most, never early. */
 static void supervise(pid_t leader, int sfd, long long fence_ms) {
@@ -373,7 +373,7 @@ static void supervise(pid_t leader, int sfd, long long fence_ms) {
 			char b;
 			ssize_t r = read(CONTROL_FD, &b, 1);
 			if (r < 0 && errno == EINTR) continue;
-			if (r == 1 && fence_at >= 0) fence_at = now_ms() + fence_ms; /* any byte renews */
+			if (r == 1 && b == 'R' && fence_at >= 0) fence_at = now_ms() + fence_ms; /* only 'R' renews */
 			if (r == 1 && b == 'T') terminate(leader);
 			else if (r == 1 && b == 'K') kill_leader(leader);
 			else if (r != 1) { /* end of file: the agent is gone; no renewal can come */

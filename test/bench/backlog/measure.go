@@ -120,8 +120,7 @@ loop:
 // stop reads the peak and CPU before the agent goes away, then stops it: SIGTERM when it
 // reached the target, a kill when it did not.
 func (m *measured) stop(ctx context.Context, ag *benchkit.Agent, start time.Time) {
-	_, m.hwm, _ = benchkit.ReadMem(ag.Pid)
-	m.finalRSS, _, _ = benchkit.ReadMem(ag.Pid)
+	m.finalRSS, m.hwm, _ = benchkit.ReadMem(ag.Pid) // both 0 when the agent is gone already
 	m.heapEnd, m.gorEnd = -1.0, -1.0
 	if ag.MetricsAddr != "" {
 		m.heapEnd, m.gorEnd = scrape(ctx, ag)

@@ -1,0 +1,168 @@
+package executor
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// withAndWithoutShim runs f with each shim, and with none (the executor enforces the fence).
+func withAndWithoutShim(t *testing.T, f func(t *testing.T, prefix []string)) {
+	eachShim(t, f)
+	t.Run("none", func(t *testing.T) { f(t, nil) })
+}
+
+// TestFenceKeepsAHeldCommand: while the lease holds, renewals keep the command alive past
+// many fences, and it ends as it would have.
+func TestFenceKeepsAHeldCommand(t *testing.T) {
+	withAndWithoutShim(t, func(t *testing.T, prefix []string) {
+		res, out := run(t, context.Background(), Spec{
+			Argv: []string{"sh", "-c", "sleep 2; echo done"}, Shim: prefix,
+			Fence: 400 * time.Millisecond, Held: func() bool { return true },
+		})
+		if !res.Success || out != "done\n" {
+			t.Fatalf("a held command: %+v, output %q; want it to finish", res, out)
+		}
+	})
+}
+
+// TestFenceKillsTheCommandWhenTheLeaseIsLost: once Held says no, renewals stop and the
+// command's tree (an escapee included) is killed within the fence, though it ignores
+// SIGTERM and nothing cancelled it: the shim (or, without one, the executor) enforces it.
+func TestFenceKillsTheCommandWhenTheLeaseIsLost(t *testing.T) {
+	withAndWithoutShim(t, func(t *testing.T, prefix []string) {
+		var held atomic.Bool
+		held.Store(true)
+		w := newNotifyWriter()
+		done := make(chan Result, 1)
+		go func() {
+			done <- Run(context.Background(), Spec{
+				Argv: []string{"sh", "-c", "trap '' TERM; " + escapees + "; sleep 60"}, Shim: prefix,
+				Fence: 500 * time.Millisecond, Held: held.Load,
+			}, w)
+		}()
+		waitFor(t, 20*time.Second, "the command's pids", func() bool { return strings.Contains(w.String(), "\n") })
+		ps := pids(t, strings.TrimSpace(w.String()))
+		held.Store(false)
+		select {
+		case res := <-done:
+			if res.Success || res.Label != "killed by signal killed" {
+				t.Errorf("fenced command: %+v, want killed by signal killed", res)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the command outlived its lease by 30s (fence 500ms)")
+		}
+		if prefix != nil { // without a shim an escapee outlives the group (README "Isolation")
+			waitAllGone(t, "after the fence", ps)
+		}
+	})
+}
+
+// TestHelperFrozenAgent is not a real test: a fake agent that runs a command under the shim
+// named by EXECUTOR_TEST_FENCE_SHIM with a fence of 1s, always holding the lease, and prints
+// the command's pid; the test then freezes it.
+func TestHelperFrozenAgent(t *testing.T) {
+	prefix := os.Getenv("EXECUTOR_TEST_FENCE_SHIM")
+	if prefix == "" {
+		t.Skip("helper process only")
+	}
+	Run(context.Background(), Spec{
+		Argv: []string{"sh", "-c", "echo $$; exec sleep 60"}, Shim: strings.Fields(prefix),
+		Fence: time.Second, Held: func() bool { return true },
+	}, os.Stdout)
+	os.Exit(0)
+}
+
+// TestFenceKillsTheCommandsOfAFrozenAgent: an agent stopped by SIGSTOP (a long GC pause, a
+// frozen VM) cannot renew, and cannot act: its shim kills the command on its own.
+func TestFenceKillsTheCommandsOfAFrozenAgent(t *testing.T) {
+	eachShim(t, func(t *testing.T, prefix []string) {
+		agent, line := startFakeAgent(t, "TestHelperFrozenAgent", "EXECUTOR_TEST_FENCE_SHIM="+strings.Join(prefix, " "))
+		ps := pids(t, line)
+		if err := agent.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = agent.Process.Signal(syscall.SIGCONT) })
+		waitAllGone(t, "while the agent is frozen", ps) // 10s: the command sleeps 60s
+	})
+}
+
+// TestRenewalOfALeaseLostMeanwhileKills: an agent paused between asking whether it holds the
+// lease and renewing it (a freeze, a GC pause) renews a lease it may no longer hold; the
+// executor asks again after every renewal and kills the command at once when the answer
+// changed, rather than leave it a whole fence.
+func TestRenewalOfALeaseLostMeanwhileKills(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds { // so that reads keep their deadlines
+		if err := syscall.SetNonblock(fd, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ours, shimEnd := os.NewFile(uintptr(fds[0]), "ctl"), os.NewFile(uintptr(fds[1]), "shim")
+	defer ours.Close()
+	defer shimEnd.Close()
+	var asked atomic.Int32
+	held := func() bool { return asked.Add(1) == 1 } // held when asked first, lost by the second time
+	l := renewLease(Spec{Fence: time.Hour, Held: held}, &process{ctl: ours})
+	defer l.stop()
+	l.renew()
+	_ = shimEnd.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, 2)
+	if _, err := io.ReadFull(shimEnd, got); err != nil || string(got) != "RK" {
+		t.Fatalf("the shim got %q (%v), want a renewal, then the kill", got, err)
+	}
+	l.renew()
+	_ = shimEnd.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, _ := shimEnd.Read(got); n != 0 {
+		t.Fatalf("renewed again after the kill: %q", got[:n])
+	}
+}
+
+// TestOnlyARenewalRenewsTheFence: a Terminate the agent sends (a cancel it decided on, maybe
+// late, after a pause) does not renew the command's lease: a command that ignores SIGTERM
+// is killed at its fence though Terminates keep coming.
+func TestOnlyARenewalRenewsTheFence(t *testing.T) {
+	eachShim(t, func(t *testing.T, prefix []string) {
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctl, shimEnd := os.NewFile(uintptr(fds[0]), "ctl"), os.NewFile(uintptr(fds[1]), "shim")
+		defer ctl.Close()
+		args := append(append([]string(nil), prefix[1:]...), "--fence", "1000", "--", "/bin/sh", "sh", "-c", "trap '' TERM; sleep 60")
+		cmd := exec.Command(prefix[0], args...)
+		cmd.ExtraFiles = []*os.File{shimEnd}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		shimEnd.Close()
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		deadline := time.After(30 * time.Second)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case err := <-exited:
+				if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+					t.Fatalf("the shim ended with %v, want killed like its command", err)
+				}
+				return
+			case <-tick.C:
+				_, _ = ctl.Write([]byte{'T'})
+			case <-deadline:
+				_ = cmd.Process.Kill()
+				t.Fatal("Terminates kept the command alive 30s past a fence of 1s")
+			}
+		}
+	})
+}
