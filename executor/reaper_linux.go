@@ -26,6 +26,11 @@ import (
 // child the agent has must therefore come from Run with Spec.Reaper set.
 type Reaper struct {
 	self int
+	// interval is how often the Reaper looks for orphans besides when a shim ended by a
+	// signal (reaperInterval); children lists the agent's children (childrenOf). Tests
+	// change them to force an interleaving.
+	interval time.Duration
+	children func(ppid int) []int
 	// forks is held for reading from the fork of a process Run starts until it is in
 	// started, and for writing while a sweep picks what to kill: a sweep never takes a
 	// process Run has just started for an orphan. The registration itself takes mu, never
@@ -48,18 +53,19 @@ func NewReaper(onKill func(n int)) (*Reaper, error) {
 	if err := shim.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1); err != nil {
 		return nil, fmt.Errorf("PR_SET_CHILD_SUBREAPER: %w", err)
 	}
-	return &Reaper{self: os.Getpid(), started: map[int]bool{}, killed: map[int]bool{}, kick: make(chan struct{}, 1), onKill: onKill}, nil
+	return &Reaper{self: os.Getpid(), interval: reaperInterval, children: childrenOf,
+		started: map[int]bool{}, killed: map[int]bool{}, kick: make(chan struct{}, 1), onKill: onKill}, nil
 }
 
-// Run sweeps until ctx ends. A sweep reads all of /proc and holds up every start, so it runs
-// when a shim died by a signal, every reaperInterval, and on SIGCHLD only while orphans it
-// killed are not all reaped yet (one may have forked before it died: its child comes to the
-// agent next). The SIGCHLD of every run's shim does not cost a sweep.
+// Run sweeps until ctx ends. A sweep reads /proc (see childrenOf) and holds up every start,
+// so it runs when a shim died by a signal, every reaperInterval, and on SIGCHLD only while
+// orphans it killed are not all reaped yet (one may have forked before it died: its child
+// comes to the agent next). The SIGCHLD of every run's shim does not cost a sweep.
 func (r *Reaper) Run(ctx context.Context) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGCHLD)
 	defer signal.Stop(sigs)
-	t := time.NewTicker(reaperInterval)
+	t := time.NewTicker(r.interval)
 	defer t.Stop()
 	for {
 		select {
@@ -72,7 +78,11 @@ func (r *Reaper) Run(ctx context.Context) {
 		case <-r.kick:
 		case <-t.C:
 		}
-		r.sweep()
+		// An orphan hands its own children to the agent as it dies, which may be after the
+		// sweep that reaps it listed the agent's children: look again until a sweep reaps
+		// nothing.
+		for r.sweep() {
+		}
 	}
 }
 
@@ -103,12 +113,13 @@ func (r *Reaper) ended(pid int, signaled bool) {
 	}
 }
 
-// sweep kills the agent's children that Run did not start, and reaps those that died.
-func (r *Reaper) sweep() {
+// sweep kills the agent's children that Run did not start, and reaps those that died; it
+// says whether it reaped any.
+func (r *Reaper) sweep() (reaped bool) {
 	r.forks.Lock()
 	r.mu.Lock()
 	var victims []int
-	for _, pid := range childrenOf(r.self) {
+	for _, pid := range r.children(r.self) {
 		if !r.started[pid] && !r.killed[pid] {
 			victims = append(victims, pid)
 		}
@@ -123,12 +134,14 @@ func (r *Reaper) sweep() {
 	for pid := range r.killed {
 		if got, err := syscall.Wait4(pid, nil, syscall.WNOHANG, nil); got == pid || err == syscall.ECHILD {
 			delete(r.killed, pid)
+			reaped = true
 		}
 	}
 	r.forks.Unlock()
 	if len(victims) > 0 && r.onKill != nil {
 		r.onKill(len(victims))
 	}
+	return reaped
 }
 
 // childrenOf is the pids whose parent is ppid: from its threads' children lists
