@@ -107,7 +107,7 @@ func (a *Agent) route(run *runmsg.Run) (*action, routing) {
 // leave handles a run no action here takes: counted and logged, never executed. Left to
 // another deployment, it is not reported in Port; an unmatched node run is completed FAILED
 // when workflowNodeRuns.unmatched says fail (port-agent's behaviour; a workflow otherwise
-// waits on it), while this replica holds the run's record (closeRun).
+// waits on it), while this replica holds the run (closeUnrun).
 func (a *Agent) leave(r *run, msg runmsg.Run, why routing) verdict {
 	log := a.log.With(zap.String("at", r.where), zap.String("run_id", msg.ID), zap.String("action", echo.Cut(msg.Action)))
 	switch why {
@@ -128,10 +128,6 @@ func (a *Agent) leave(r *run, msg runmsg.Run, why routing) verdict {
 	}
 	log.Warn("workflow node run matches no action's workflowNode; completing it FAILED (workflowNodeRuns.unmatched: fail)", fields...)
 	r.msg, r.log = msg, log
-	runLog := a.reporter.StartOn(r.report, a.target(msg), msg.ID, nil)
-	outcome := reporter.Outcome{Label: "no command for this node", Summary: "port-runner: no action of this deployment matches this workflow node run (workflowNodeRuns.unmatched: fail)"}
-	if !a.closeRun(r, false, func(ctx context.Context) error { return runLog.Close(ctx, outcome) }) {
-		return left
-	}
-	return finished
+	return a.closeUnrun(r, reporter.Outcome{Label: "no command for this node",
+		Summary: "port-runner: no action of this deployment matches this workflow node run (workflowNodeRuns.unmatched: fail)"})
 }
