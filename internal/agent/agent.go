@@ -379,10 +379,14 @@ func (a *Agent) drain(ctx, kill context.Context) (work, report context.Context, 
 	work, cancelWork := context.WithCancelCause(kill)
 	report, cancelReport := context.WithCancel(context.WithoutCancel(ctx))
 	var schedule sync.WaitGroup
+	stopped := "partitions handed over" // what a consuming replica gives up at the first signal
+	if a.source != nil {
+		stopped = "no more claims"
+	}
 	schedule.Go(func() {
 		select {
 		case <-ctx.Done():
-			a.log.Info("stopping: no new runs; partitions handed over; waiting for running commands",
+			a.log.Info("stopping: no new runs; "+stopped+"; waiting for running commands",
 				zap.Duration("shutdownTimeout", a.cfg.Executor.ShutdownTimeout.D()), a.lives.phases())
 		case <-work.Done():
 		}

@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/port-runner/port-runner/internal/emulator"
@@ -29,5 +30,24 @@ func TestPollingUnmatchedNodeRunIsAcknowledged(t *testing.T) {
 	if run := h.WaitClosed(t, nr.ID); run.Result != "FAILED" || run.Terminations != 1 || !run.Acked || run.RejectedAcks != 0 {
 		t.Fatalf("unmatched node run: result %s, %d terminations, acked %v (%d refused); want FAILED once, acknowledged",
 			run.Result, run.Terminations, run.Acked, run.RejectedAcks)
+	}
+}
+
+// A polling replica's drain says what it stops (claims), never partitions it has none of.
+func TestPollingDrainNamesNoPartitions(t *testing.T) {
+	h := pollingHarness(t)
+	a := h.Start(t, h.Config(t, pollingAgentOverlay+harness.Actions("  noop: {command: [\"true\"], timeout: 1m}\n")))
+	a.WaitReady(t)
+	if err := a.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	stopping := a.Logs.FilterMessageSnippet("stopping: no new runs").All()
+	if len(stopping) == 0 {
+		t.Fatalf("no drain line logged:\n%s", a.LogText())
+	}
+	for _, e := range stopping {
+		if strings.Contains(e.Message, "partition") {
+			t.Errorf("a polling replica's drain line names partitions: %q", e.Message)
+		}
 	}
 }
