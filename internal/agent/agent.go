@@ -63,11 +63,14 @@ type Agent struct {
 	proxy    *portproxy.Proxy
 	proxyURL string // PORT_API_URL for commands; set in Run before any run starts
 	actions  map[string]*action
-	seen     *seenRuns
-	watch    *portWatch // stops the commands of runs Port ended (cancel.go)
-	lives    *lives     // every run held here, each in its named phase (lifecycle.go)
-	deps     Deps
-	timings  timings // production values unless an Option changed them
+	// nodeActions are the actions with a workflowNode, by name: the order node runs are
+	// matched in (route.go).
+	nodeActions []*action
+	seen        *seenRuns
+	watch       *portWatch // stops the commands of runs Port ended (cancel.go)
+	lives       *lives     // every run held here, each in its named phase (lifecycle.go)
+	deps        Deps
+	timings     timings // production values unless an Option changed them
 	// fatal carries the consumer's unrecoverable error to Run, which then stops as on SIGTERM.
 	fatal chan error
 	// stopping is set from the first signal or a fatal error on: /readyz answers 503.
@@ -120,6 +123,7 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Agent, error) {
 	if a.actions, a.pool, err = newActions(cfg, deps.Shim, a.iso); err != nil {
 		return nil, err
 	}
+	a.nodeActions = nodeActionsByName(a.actions)
 
 	a.reporter = reporter.New(a.api, reporter.Options{
 		FlushInterval:  cfg.Logs.FlushInterval.D(),
