@@ -390,9 +390,13 @@ func (a *Agent) drain(ctx, kill context.Context) (work, report context.Context, 
 	schedule.Go(func() {
 		select {
 		case <-ctx.Done():
+		case <-work.Done():
+		}
+		// Read apart from the select: a way in with nothing left to do (an idle polling
+		// replica) calls drained at once, and then both are done.
+		if ctx.Err() != nil {
 			a.log.Info("stopping: no new runs; "+stopped+"; waiting for running commands",
 				zap.Duration("shutdownTimeout", a.cfg.Executor.ShutdownTimeout.D()), a.lives.phases())
-		case <-work.Done():
 		}
 		t := time.NewTimer(a.cfg.Executor.ShutdownTimeout.D())
 		defer t.Stop()
