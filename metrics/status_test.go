@@ -100,3 +100,23 @@ func TestStatusListsHeldLeases(t *testing.T) {
 		t.Errorf("/status leases = %q, want [r_held]", st.Replica.Leases)
 	}
 }
+
+// The browser page marks each finished run's outcome with its class, a run Port never took
+// the termination of as not-closed (red, like a failure).
+func TestStatusPageClassesOutcomes(t *testing.T) {
+	var b strings.Builder
+	st := Status{Finished: []Finished{
+		{RunID: "r_ok", Outcome: OutcomeSuccess}, {RunID: "r_bad", Outcome: OutcomeFailure}, {RunID: "r_open", Outcome: OutcomeNotClosed},
+	}}
+	if err := statusPage.Execute(&b, struct {
+		Status
+		Now time.Time
+	}{st, time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<td class="success">success</td>`, `<td class="failure">failure</td>`, `<td class="not-closed">not closed</td>`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the status page lacks %s:\n%s", want, b.String())
+		}
+	}
+}

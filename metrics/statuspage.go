@@ -17,6 +17,8 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 		}
 		return now.Sub(t).Round(time.Second).String()
 	},
+	// class is an outcome's CSS class: OutcomeNotClosed reads "not-closed".
+	"class": func(outcome string) string { return strings.ReplaceAll(outcome, " ", "-") },
 	"join": func(ps []int32) string {
 		s := make([]string, len(ps))
 		for i, p := range ps {
@@ -44,7 +46,7 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 <h2>Finished here</h2>
 <table id="finished"><tr><th>run</th><th>action</th><th>outcome</th><th>label</th><th>ended</th></tr>
 {{range .Finished}}<tr><td>{{if .PortURL}}<a class="port-run" href="{{.PortURL}}">{{.RunID}}</a>{{else}}{{.RunID}}{{end}}</td><td>{{.Action}}</td>
-<td class="{{if eq .Outcome "not closed"}}not-closed{{else}}{{.Outcome}}{{end}}">{{.Outcome}}</td><td>{{.Label}}</td><td>{{age $.Now .Ended}} ago</td></tr>
+<td class="{{class .Outcome}}">{{.Outcome}}</td><td>{{.Label}}</td><td>{{age $.Now .Ended}} ago</td></tr>
 {{else}}<tr><td colspan="5">None yet.</td></tr>{{end}}
 </table></body></html>
 `))

@@ -52,9 +52,6 @@ type Options struct {
 	// ErrorBackoff shapes the wait after a failed claim (default 1s doubling to 5m).
 	ErrorBackoff backoff.Policy
 	Logger       *zap.Logger
-	// OnClaimed, if set, is told how many runs of a kind ("run" or "node_run") each claim
-	// gave.
-	OnClaimed func(kind string, n int)
 }
 
 // Source claims runs for one replica.
@@ -188,9 +185,6 @@ func (s *Source) claimKind(ctx context.Context, node bool, limit int) ([]Claim, 
 		// acknowledged, and Port offers them again once their visibility ends.
 		s.log.Warn("Port gave more runs than claimed; leaving the rest", zap.Int("limit", limit), zap.Int("got", len(got)))
 		got = got[:limit]
-	}
-	if s.opts.OnClaimed != nil {
-		s.opts.OnClaimed(kind, len(got))
 	}
 	out := make([]Claim, 0, len(got))
 	for _, c := range got {

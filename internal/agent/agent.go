@@ -63,11 +63,14 @@ type Agent struct {
 	proxy    *portproxy.Proxy
 	proxyURL string // PORT_API_URL for commands; set in Run before any run starts
 	actions  map[string]*action
-	seen     *seenRuns
-	watch    *portWatch // stops the commands of runs Port ended (cancel.go)
-	lives    *lives     // every run held here, each in its named phase (lifecycle.go)
-	deps     Deps
-	timings  timings // production values unless an Option changed them
+	// nodeActions are the actions with a workflowNode, by name: the order node runs are
+	// matched in (route.go).
+	nodeActions []*action
+	seen        *seenRuns
+	watch       *portWatch // stops the commands of runs Port ended (cancel.go)
+	lives       *lives     // every run held here, each in its named phase (lifecycle.go)
+	deps        Deps
+	timings     timings // production values unless an Option changed them
 	// fatal carries the consumer's unrecoverable error to Run, which then stops as on SIGTERM.
 	fatal chan error
 	// stopping is set from the first signal or a fatal error on: /readyz answers 503.
@@ -120,6 +123,7 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Agent, error) {
 	if a.actions, a.pool, err = newActions(cfg, deps.Shim, a.iso); err != nil {
 		return nil, err
 	}
+	a.nodeActions = nodeActionsByName(a.actions)
 
 	a.reporter = reporter.New(a.api, reporter.Options{
 		FlushInterval:  cfg.Logs.FlushInterval.D(),
@@ -379,12 +383,20 @@ func (a *Agent) drain(ctx, kill context.Context) (work, report context.Context, 
 	work, cancelWork := context.WithCancelCause(kill)
 	report, cancelReport := context.WithCancel(context.WithoutCancel(ctx))
 	var schedule sync.WaitGroup
+	stopped := "partitions handed over" // what a consuming replica gives up at the first signal
+	if a.source != nil {
+		stopped = "no more claims"
+	}
 	schedule.Go(func() {
 		select {
 		case <-ctx.Done():
-			a.log.Info("stopping: no new runs; partitions handed over; waiting for running commands",
-				zap.Duration("shutdownTimeout", a.cfg.Executor.ShutdownTimeout.D()), a.lives.phases())
 		case <-work.Done():
+		}
+		// Read apart from the select: a way in with nothing left to do (an idle polling
+		// replica) calls drained at once, and then both are done.
+		if ctx.Err() != nil {
+			a.log.Info("stopping: no new runs; "+stopped+"; waiting for running commands",
+				zap.Duration("shutdownTimeout", a.cfg.Executor.ShutdownTimeout.D()), a.lives.phases())
 		}
 		t := time.NewTimer(a.cfg.Executor.ShutdownTimeout.D())
 		defer t.Stop()

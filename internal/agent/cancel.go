@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -212,20 +211,16 @@ func (w *portWatch) stop(r *watched, status string) {
 	r.cancel(errCancelledInPort)
 }
 
-// endCancelled ends a run whose command was stopped because Port ended the run: no closing
-// request (Port has its one termination), the log's last lines and a summary sent if Port
-// still takes them, counted as runs_total{result="cancelled_in_port"}. The record is
-// finished: Port has the run's end.
+// endCancelled ends a run whose command was stopped because Port ended the run (execute
+// counted it as runs_total{result="cancelled_in_port"}, FAILURE in /status, as Port shows
+// it): no closing request (Port has its one termination), the log's last lines and the
+// summary sent if Port still takes them. The record is finished: Port has the run's end.
 func (a *Agent) endCancelled(r *run) {
 	defer a.watch.forget(r.msg.ID)
 	res := r.ex.res
-	a.metrics.RunsTotal.WithLabelValues(r.msg.Action, resultCancelledInPort).Inc()
-	r.life.to(phaseCommandEnded)
-	r.life.result(false, res.Label) // /status's finished runs: FAILURE, as Port shows it, and why
-	summary := fmt.Sprintf("port-runner: %s after %s", res.Label, res.Duration.Round(time.Millisecond))
 	ctx, cancel := context.WithTimeout(r.report, a.timings.closingBudget)
 	defer cancel()
-	sent, err := r.ex.runLog.Abandon(ctx, summary)
+	sent, err := r.ex.runLog.Abandon(ctx, r.ex.outcome.Summary)
 	r.life.to(phaseClosed)
 	r.log.Warn("run "+cancelledInPort+": its command was stopped; no closing sent", zap.String("label", res.Label),
 		zap.Duration("duration", res.Duration), zap.Bool("last_lines_sent", sent), zap.NamedError("last_lines_error", err))

@@ -9,6 +9,7 @@ import (
 	"github.com/port-runner/port-runner/internal/backoff"
 	"github.com/port-runner/port-runner/internal/config"
 	"github.com/port-runner/port-runner/internal/portapi"
+	"github.com/port-runner/port-runner/reporter"
 )
 
 // DefaultClosingBudget is how long the agent keeps trying to close one run in Port once its
@@ -49,6 +50,24 @@ func minimalClosing(success bool) portapi.Closing {
 	}
 	return portapi.Closing{TerminationStatus: portapi.StatusFailure, StatusLabel: "failed",
 		Message: "port-runner: the run failed; Port refused its full closing request, so its last output is missing"}
+}
+
+// closeUnrun closes r in Port with outcome, a run this replica ends without running it (an
+// unmatched node run, a claimed run that cannot be read). A claimed run is acknowledged
+// first, as any claimed run this replica ends: Port offers an unacknowledged run again. A
+// run of the topic needs no take: its record stays this replica's until it is released.
+func (a *Agent) closeUnrun(r *run, outcome reporter.Outcome) verdict {
+	if r.shape != shapeMessage {
+		if err := r.lease.take(r.stop, 0); err != nil {
+			r.log.Warn("a claimed run ended here was not acknowledged; left for Port to offer again", zap.Error(err))
+			return left
+		}
+	}
+	runLog := a.reporter.StartOn(r.report, a.target(r.msg), r.msg.ID, nil)
+	if !a.closeRun(r, false, func(ctx context.Context) error { return runLog.Close(ctx, outcome) }) {
+		return left
+	}
+	return finished
 }
 
 // closeRun closes r in Port (on its target) within the closing budget: send (the full

@@ -55,29 +55,31 @@ func (a *Agent) execute(r *run) executed {
 		_, _ = runLog.Write([]byte("port-runner: running again: the agent that started this run stopped before it ended (onInterrupted: rerun)\n"))
 	}
 	var res executor.Result
+	var cancelled bool
 	if err != nil {
 		res = executor.Result{ExitCode: -1, Label: "could not start: " + err.Error()}
 		log.Warn("run could not start", zap.Error(err))
 	} else {
 		log.Info("run started", zap.String("at", r.where), zap.Bool("rerun", r.rerun))
-		var cancelled bool
 		res, cancelled = a.runCommand(r, &spec, token, runLog)
 		revoke()
-		if cancelled {
-			return executed{cancelled: true, spec: spec, masks: secrets, res: res, runLog: runLog}
-		}
 	}
 	r.life.to(phaseCommandEnded)
 	var output map[string]any
-	if files != nil {
+	result := resultOf(res)
+	if cancelled {
+		// Port ended the run: it is FAILURE there whatever the command did, and no closing
+		// goes to read its files into.
+		res.Success, result = false, resultCancelledInPort
+	} else if files != nil {
 		var bad string
 		if output, bad = a.afterCommand(r.report, run, files, runLog, log); bad != "" {
 			res.Success, res.Label = false, res.Label+"; "+bad
 		}
 	}
-	a.metrics.RunsTotal.WithLabelValues(run.Action, resultOf(res)).Inc()
+	a.metrics.RunsTotal.WithLabelValues(run.Action, result).Inc()
 	r.life.result(res.Success, res.Label) // what /status shows once the run is finished
-	return executed{spec: spec, masks: secrets, res: res, runLog: runLog, outcome: reporter.Outcome{
+	return executed{cancelled: cancelled, spec: spec, masks: secrets, res: res, runLog: runLog, outcome: reporter.Outcome{
 		Success: res.Success,
 		Label:   res.Label,
 		Summary: fmt.Sprintf("port-runner: %s after %s", res.Label, res.Duration.Round(time.Millisecond)),

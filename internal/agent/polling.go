@@ -78,16 +78,12 @@ func (a *Agent) refuseClaimed(r *run, cause error) verdict {
 		return finished
 	}
 	r.msg.ID, r.log = r.id, log
-	if err := r.lease.take(r.stop, 0); err != nil {
-		log.Warn("a claimed run that cannot be read was not acknowledged", zap.NamedError("cause", cause), zap.Error(err))
-		return left
-	}
-	runLog := a.reporter.StartOn(r.report, a.target(r.msg), r.id, nil)
 	// The cause stays in the agent's log: it may quote the run's inputs.
-	outcome := reporter.Outcome{Label: "invalid run", Summary: "port-runner could not read this run; the agent's log says why"}
-	if !a.closeRun(r, false, func(ctx context.Context) error { return runLog.Close(ctx, outcome) }) {
-		return left
+	v := a.closeUnrun(r, reporter.Outcome{Label: "invalid run", Summary: "port-runner could not read this run; the agent's log says why"})
+	if v.finished {
+		log.Warn("closed a claimed run that cannot be read", zap.Error(cause))
+	} else {
+		log.Warn("a claimed run that cannot be read was not closed", zap.Error(cause))
 	}
-	log.Warn("closed a claimed run that cannot be read", zap.Error(cause))
-	return finished
+	return v
 }

@@ -3,7 +3,8 @@ package agent
 import (
 	"context"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 
 	"github.com/itchyny/gojq"
 	"go.uber.org/zap"
@@ -80,16 +81,8 @@ func (a *Agent) route(run *runmsg.Run) (*action, routing) {
 		}
 		return act, routed
 	}
-	names := make([]string, 0, len(a.actions))
-	for n, act := range a.actions {
-		if act.node != nil {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
 	why := unmatchedNode
-	for _, n := range names {
-		act := a.actions[n]
+	for _, act := range a.nodeActions {
 		if !act.node.matches(*run) {
 			continue
 		}
@@ -97,17 +90,30 @@ func (a *Agent) route(run *runmsg.Run) (*action, routing) {
 			why = filtered
 			continue
 		}
-		run.Action = n
-		run.Context["action"] = n // Decode made this map for this run alone
+		run.Action = act.name
+		run.Context["action"] = act.name // Decode made this map for this run alone
 		return act, routed
 	}
 	return nil, why
 }
 
+// nodeActionsByName are the actions with a workflowNode, sorted by name: the order route
+// tries them in, fixed once rather than sorted for every node run.
+func nodeActionsByName(actions map[string]*action) []*action {
+	var out []*action
+	for _, act := range actions {
+		if act.node != nil {
+			out = append(out, act)
+		}
+	}
+	slices.SortFunc(out, func(x, y *action) int { return strings.Compare(x.name, y.name) })
+	return out
+}
+
 // leave handles a run no action here takes: counted and logged, never executed. Left to
 // another deployment, it is not reported in Port; an unmatched node run is completed FAILED
 // when workflowNodeRuns.unmatched says fail (port-agent's behaviour; a workflow otherwise
-// waits on it), while this replica holds the run's record (closeRun).
+// waits on it), while this replica holds the run (closeUnrun).
 func (a *Agent) leave(r *run, msg runmsg.Run, why routing) verdict {
 	log := a.log.With(zap.String("at", r.where), zap.String("run_id", msg.ID), zap.String("action", echo.Cut(msg.Action)))
 	switch why {
@@ -128,10 +134,6 @@ func (a *Agent) leave(r *run, msg runmsg.Run, why routing) verdict {
 	}
 	log.Warn("workflow node run matches no action's workflowNode; completing it FAILED (workflowNodeRuns.unmatched: fail)", fields...)
 	r.msg, r.log = msg, log
-	runLog := a.reporter.StartOn(r.report, a.target(msg), msg.ID, nil)
-	outcome := reporter.Outcome{Label: "no command for this node", Summary: "port-runner: no action of this deployment matches this workflow node run (workflowNodeRuns.unmatched: fail)"}
-	if !a.closeRun(r, false, func(ctx context.Context) error { return runLog.Close(ctx, outcome) }) {
-		return left
-	}
-	return finished
+	return a.closeUnrun(r, reporter.Outcome{Label: "no command for this node",
+		Summary: "port-runner: no action of this deployment matches this workflow node run (workflowNodeRuns.unmatched: fail)"})
 }

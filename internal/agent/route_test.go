@@ -19,6 +19,7 @@ func routingAgent(t *testing.T, actions map[string]config.Action) *Agent {
 		}
 		a.actions[name] = act
 	}
+	a.nodeActions = nodeActionsByName(a.actions)
 	return a
 }
 
