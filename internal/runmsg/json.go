@@ -94,7 +94,7 @@ const maxDepth = 1000
 // jsText reads the raw text of one JSON string token (what precedes its opening quote is
 // skipped) and, when it has a lone surrogate escape, returns what JSON.stringify writes for
 // that string: every surrogate that is not half of a pair as a lower-case \udxxx escape,
-// everything else as appendJSString writes it. lone is false for any other string.
+// everything else as appendQuoted writes it. lone is false for any other string.
 func jsText(tok []byte) (js []byte, lone bool) {
 	i := bytes.IndexByte(tok, '"')
 	if i < 0 || !bytes.Contains(tok, []byte(`\u`)) {
@@ -138,13 +138,13 @@ func jsText(tok []byte) (js []byte, lone bool) {
 			continue
 		}
 		lone = true
-		b = appendJSChars(b, string(chars))
+		b = appendChars(b, string(chars), jsonStringify)
 		chars = chars[:0]
 		b = append(b, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
 	}
 	if !lone {
 		return nil, false
 	}
-	b = appendJSChars(b, string(chars))
+	b = appendChars(b, string(chars), jsonStringify)
 	return append(b, '"'), true
 }
