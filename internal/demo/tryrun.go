@@ -42,11 +42,15 @@ func newTryRun(emu *emulator.Emulator, cfg *config.Config, o TryOptions, polled 
 }
 
 // pollOne runs the agent on transport: polling until Port has the run's termination, then
-// stops it as SIGTERM would.
+// stops it as SIGTERM would. An agent that stops first (one that could not start) ends the
+// wait: nobody else would close the run.
 func pollOne(ctx context.Context, a *agent.Agent, emu *emulator.Emulator, runID string) error {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- a.Run(runCtx, ctx) }()
+	go func() {
+		done <- a.Run(runCtx, ctx)
+		stop()
+	}()
 	_, waitErr := emu.WaitRun(runCtx, runID, func(r emulator.RunState) bool { return r.Status != "IN_PROGRESS" })
 	stop()
 	if err := <-done; err != nil {
