@@ -103,17 +103,17 @@ func appendArray(b []byte, v []any, st style) ([]byte, error) {
 func appendOrderedObject(b []byte, o *object, st style) ([]byte, error) {
 	var err error
 	b = append(b, '{')
-	for i, k := range o.keys {
+	for i, m := range o.members {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		if js, ok := o.jsKeys[k]; ok {
+		if js, ok := o.jsKeys[m.key]; ok {
 			b = append(b, js...)
 		} else {
-			b = appendQuoted(b, k, st)
+			b = appendQuoted(b, m.key, st)
 		}
 		b = append(b, ':')
-		if b, err = appendJSON(b, o.vals[i], st); err != nil {
+		if b, err = appendJSON(b, m.val, st); err != nil {
 			return b, err
 		}
 	}
