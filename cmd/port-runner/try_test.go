@@ -139,3 +139,18 @@ func TestTryPollingAgentThatCannotStart(t *testing.T) {
 		t.Fatal("try --polling still waits two minutes after its agent failed to start")
 	}
 }
+
+// try --polling takes a workflow node's run as transport: polling does too: Port holds the
+// node run, the agent claims it on the workflows' claim route and acknowledges it.
+func TestTryPollingNodeRun(t *testing.T) {
+	code, stdout, stderr := runCmd("try", "build_image", "--polling", "--properties", `{"service":"billing","version":"2"}`)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"held for claims", "Status: COMPLETED · SUCCESS", "/v1/workflows/runs/claim-pending; acknowledged: true",
+		"PATCH /v1/workflows/runs/ack -> 200"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+}
