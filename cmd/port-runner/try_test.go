@@ -108,3 +108,49 @@ func TestTryCancelAfter(t *testing.T) {
 		t.Fatalf("negative --cancel-after: exit %d", code)
 	}
 }
+
+// try --polling ends with the agent's error when the agent cannot start (here its runs
+// directory is a file), rather than waiting for ever for Port to close a run nobody claims.
+func TestTryPollingAgentThatCannotStart(t *testing.T) {
+	dir := t.TempDir()
+	notDir := filepath.Join(dir, "a-file")
+	path := filepath.Join(dir, "config.yaml")
+	yml := "executor: {runsDir: " + notDir + "}\nactions:\n  quick: {command: [/bin/true]}\n"
+	for p, b := range map[string]string{notDir: "", path: yml} {
+		if err := os.WriteFile(p, []byte(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type result struct {
+		code           int
+		stdout, stderr string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, stdout, stderr := runCmd("try", "quick", "--polling", "--config", path)
+		done <- result{code, stdout, stderr}
+	}()
+	select {
+	case r := <-done:
+		if r.code != exitRuntime || !strings.Contains(r.stderr, "runsDir") {
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("try --polling still waits two minutes after its agent failed to start")
+	}
+}
+
+// try --polling takes a workflow node's run as transport: polling does too: Port holds the
+// node run, the agent claims it on the workflows' claim route and acknowledges it.
+func TestTryPollingNodeRun(t *testing.T) {
+	code, stdout, stderr := runCmd("try", "build_image", "--polling", "--properties", `{"service":"billing","version":"2"}`)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"held for claims", "Status: COMPLETED · SUCCESS", "/v1/workflows/runs/claim-pending; acknowledged: true",
+		"PATCH /v1/workflows/runs/ack -> 200"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+}

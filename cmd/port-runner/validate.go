@@ -26,7 +26,7 @@ func validateCommand() command {
 			"and its claim route), and exits 1 when one of them fails.",
 		flags: func(fs *flag.FlagSet) func([]string, io.Writer, io.Writer) int {
 			path := configFlag(fs)
-			connect := fs.Bool("connect", false, "also try the brokers, SASL, the topic, the group and the Port credentials")
+			connect := fs.Bool("connect", false, "also try the brokers, SASL, the topic, the group and the Port credentials (transport: polling: the Port credentials and the claim route)")
 			return func(_ []string, stdout, stderr io.Writer) int {
 				return validate(*path, *connect, stdout, stderr)
 			}

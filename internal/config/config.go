@@ -185,6 +185,7 @@ func (c *Config) applyDefaults() {
 		c.Kafka.SessionTimeout = Duration(15 * time.Second)
 	}
 	c.applyPortWatchDefaults()
+	c.applyTransportDefaults()
 	if c.Kafka.MaxDecompressBatchBytes == 0 {
 		c.Kafka.MaxDecompressBatchBytes = DefaultDecompressBatchBytes
 	}

@@ -118,8 +118,7 @@ func ParseAll(raw []byte, lookup LookupFunc) (*Config, Lines, Problems) {
 	lines := Lines{}
 	if root.Kind == 0 { // empty file: all defaults
 		cfg.applyDefaults()
-		cfg.applyTransportDefaults()
-		return cfg, lines, nil
+			return cfg, lines, nil
 	}
 	if err := expandNode(&root, refs, lookup); err != nil {
 		return nil, nil, Problems{err}
@@ -132,7 +131,6 @@ func ParseAll(raw []byte, lookup LookupFunc) (*Config, Lines, Problems) {
 		return nil, nil, append(kc.problems, fmt.Errorf("decode: %w", err))
 	}
 	cfg.applyDefaults()
-	cfg.applyTransportDefaults()
 	return cfg, lines, kc.problems
 }
 

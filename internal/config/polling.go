@@ -37,7 +37,7 @@ const (
 // Polls reports whether runs come from Port's claim API rather than Kafka.
 func (c *Config) Polls() bool { return c.Transport == TransportPolling }
 
-// applyTransportDefaults fills transport: and polling: (Parse calls it with applyDefaults).
+// applyTransportDefaults fills transport: and polling: (part of applyDefaults).
 func (c *Config) applyTransportDefaults() {
 	if c.Transport == "" {
 		c.Transport = TransportKafka

@@ -68,7 +68,7 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	for name, ac := range cfg.Actions {
 		secretInputs[name] = ac.SecretInputs // encrypted in the message as Port would
 	}
-	polled := (o.Polling || cfg.Polls()) && cfg.Actions[o.Action].WorkflowNode == nil
+	polled := o.Polling || cfg.Polls()
 	delivery := emulator.DeliveryKafka
 	if polled {
 		delivery, cfg.Transport = emulator.DeliveryPolling, config.TransportPolling
@@ -154,7 +154,7 @@ func printPort(out io.Writer, emu *emulator.Emulator, run emulator.RunState) {
 		fmt.Fprintf(out, "External run id: %s\n", run.ExternalRunID)
 	}
 	if run.Pending {
-		fmt.Fprintf(out, "Claimed %d time(s) through POST /v1/actions/runs/claim-pending; acknowledged: %v\n", run.Claims, run.Acked)
+		fmt.Fprintf(out, "Claimed %d time(s) through POST %s/claim-pending; acknowledged: %v\n", run.Claims, claimRoutes(run), run.Acked)
 	}
 	if run.Response != nil {
 		b, _ := json.Marshal(run.Response)
@@ -164,7 +164,7 @@ func printPort(out io.Writer, emu *emulator.Emulator, run emulator.RunState) {
 	n := 0
 	for _, r := range emu.Requests() {
 		isPatch := r.Method == "PATCH" && strings.HasSuffix(strings.TrimSuffix(r.Path, "/response"), "/runs/"+run.ID) ||
-			r.Path == "/v1/actions/runs/ack" || r.Path == "/v1/organization"
+			r.Path == claimRoutes(run)+"/ack" || r.Path == "/v1/organization"
 		isEntity := r.Method != "GET" && strings.HasPrefix(r.Path, "/v1/blueprints/")
 		if !isPatch && !isEntity {
 			continue
@@ -179,6 +179,14 @@ func printPort(out io.Writer, emu *emulator.Emulator, run emulator.RunState) {
 	if n == 0 {
 		fmt.Fprintf(out, "  (none)\n")
 	}
+}
+
+// claimRoutes is where Port's claim and acknowledgement routes for run's kind begin.
+func claimRoutes(run emulator.RunState) string {
+	if run.NodeRun {
+		return "/v1/workflows/runs"
+	}
+	return "/v1/actions/runs"
 }
 
 // loadConfig reads the config as `run` would, or the shipped example, and points it at

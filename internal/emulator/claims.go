@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -118,7 +119,7 @@ func (e *Emulator) claim(body []byte, now time.Time, node bool, field string) (i
 			break
 		}
 		r := e.runs[id]
-		if !r.claimable(now, node) || excluded(in.Exclude, r.Action) {
+		if !r.claimable(now, node) || slices.Contains(in.Exclude, r.Action) {
 			continue
 		}
 		r.ClaimedUntil = now.Add(visibility)
@@ -129,15 +130,6 @@ func (e *Emulator) claim(body []byte, now time.Time, node bool, field string) (i
 		e.notifyLocked()
 	}
 	return http.StatusOK, map[string]any{"ok": true, field: out}, nil
-}
-
-func excluded(list []string, action string) bool {
-	for _, a := range list {
-		if a == action {
-			return true
-		}
-	}
-	return false
 }
 
 // claimable: held for the agent, not acknowledged, open, not under a live claim.

@@ -1,10 +1,7 @@
 package emulator
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -13,26 +10,9 @@ import (
 // reservedDo is fixture.do with the x-port-reserved-usage header Port's agents send.
 func (f *fixture) reservedDo(t *testing.T, method, path, tok string, body any) resp {
 	t.Helper()
-	j, err := json.Marshal(body)
+	r, err := f.tryWith(http.Header{"X-Port-Reserved-Usage": {"true"}}, method, path, tok, body)
 	if err != nil {
 		t.Fatal(err)
-	}
-	req, err := http.NewRequest(method, f.url+path, bytes.NewReader(j))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("x-port-reserved-usage", "true")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	r := resp{status: res.StatusCode, header: res.Header, raw: raw}
-	if err := json.Unmarshal(raw, &r.body); err != nil {
-		t.Fatalf("%s %s: non-JSON answer %d %q", method, path, res.StatusCode, raw)
 	}
 	return r
 }

@@ -94,6 +94,11 @@ func (f *fixture) do(t *testing.T, method, path, tok string, body any) resp {
 
 // try is do for goroutines other than the test's: it returns the error.
 func (f *fixture) try(method, path, tok string, body any) (resp, error) {
+	return f.tryWith(nil, method, path, tok, body)
+}
+
+// tryWith is try sending header too.
+func (f *fixture) tryWith(header http.Header, method, path, tok string, body any) (resp, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -116,6 +121,9 @@ func (f *fixture) try(method, path, tok string, body any) (resp, error) {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return resp{}, err

@@ -68,7 +68,7 @@ func (e *Emulator) newMessage(id, action, blueprint, entity string, props map[st
 		},
 		Headers: map[string]any{},
 	}
-	if err := e.encryptSecretsLocked(&m, action); err != nil {
+	if err := e.encryptSecrets(&m, action); err != nil {
 		return runMessage{}, err
 	}
 	if entity != "" {

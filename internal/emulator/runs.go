@@ -169,9 +169,9 @@ type msgInput struct {
 	Encryption any    `json:"encryption,omitempty"` // "aes256-gcm", or {"algorithm": "client-side", "key": PEM}
 }
 
-// encryptSecretsLocked encrypts the action's secret inputs in the message as Port does
+// encryptSecrets encrypts the action's secret inputs in the message as Port does
 // (it never stores or logs their values) and marks them in the action's userInputs.
-func (e *Emulator) encryptSecretsLocked(m *runMessage, action string) error {
+func (e *Emulator) encryptSecrets(m *runMessage, action string) error {
 	names := e.opts.SecretInputs[action]
 	clientSide := e.opts.ClientSideInputs[action]
 	if len(names) == 0 && len(clientSide) == 0 {

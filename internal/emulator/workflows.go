@@ -3,7 +3,6 @@ package emulator
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -87,13 +86,11 @@ func (e *Emulator) PrepareNodeRun(workflow, node string, in CreateNodeRunRequest
 	id := "wfnr_" + randomID(16)
 	m := nodeMessage{Headers: map[string]any{}, Context: nodeContext{RunID: id}}
 	m.Payload.Action.InvocationMethod = nodeInvocation{Type: runmsg.InvocationWebhook, URL: in.URL, Method: http.MethodPost, Agent: true, Body: in.Payload}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil {
+	raw, err := encodeMessage(m)
+	if err != nil {
 		return RunState{}, nil, errf(http.StatusUnprocessableEntity, "invalid_request", "payload: %v", err)
 	}
-	value, err := runmsg.Sign(e.opts.ClientSecret, now.Unix(), bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	value, err := runmsg.Sign(e.opts.ClientSecret, now.Unix(), raw)
 	if err != nil {
 		return RunState{}, nil, &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: err.Error(), Err: err}
 	}

@@ -39,7 +39,7 @@ func contextsOf(t testing.TB, raw []byte, s string, f float64) []map[string]any 
 func checkContextJSON(t *testing.T, ctx map[string]any) {
 	t.Helper()
 	want, werr := contextJSONOracle(ctx)
-	got, gerr := appendContext(nil, ctx)
+	got, gerr := appendJSON(nil, ctx, encodingJSON)
 	if (werr == nil) != (gerr == nil) {
 		t.Fatalf("errors differ: encoding/json %v, hand-written %v", werr, gerr)
 	}

@@ -2,6 +2,7 @@ package runmsg
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -11,8 +12,7 @@ import (
 // the message as Port's JavaScript serialized it, so the order of keys (and the
 // exact spelling of numbers) must survive a parse; map[string]any loses both.
 type object struct {
-	keys []string
-	vals []any // vals[i] is keys[i]'s: nil, bool, string, jsString, json.Number, []any, *object
+	members []member // values: nil, bool, string, jsString, json.Number, []any, *object
 	// jsKeys holds the JSON.stringify text of the keys that had a lone surrogate (see
 	// jsString); nil for most objects. Never modified once parsed, so copies share it.
 	jsKeys map[string][]byte
@@ -33,18 +33,17 @@ func newObject() *object { return &object{} }
 // what JSON.parse followed by JSON.stringify does.
 func (o *object) set(k string, v any) {
 	if i := o.index(k); i >= 0 {
-		o.vals[i] = v
+		o.members[i].val = v
 		return
 	}
-	o.keys = append(o.keys, k)
-	o.vals = append(o.vals, v)
+	o.members = append(o.members, member{k, v})
 }
 
 // index is k's position, -1 when o has no such key. A scan: the agent looks up a few keys
 // of a message's root and headers, and a map per object cost more than every lookup.
 func (o *object) index(k string) int {
-	for i, key := range o.keys {
-		if key == k {
+	for i, m := range o.members {
+		if m.key == k {
 			return i
 		}
 	}
@@ -53,20 +52,18 @@ func (o *object) index(k string) int {
 
 func (o *object) get(k string) (any, bool) {
 	if i := o.index(k); i >= 0 {
-		return o.vals[i], true
+		return o.members[i].val, true
 	}
 	return nil, false
 }
 
 // without returns a shallow copy of o lacking the given keys; o is unchanged.
 func (o *object) without(drop ...string) *object {
-	c := &object{keys: make([]string, 0, len(o.keys)), vals: make([]any, 0, len(o.vals)), jsKeys: o.jsKeys}
-	for i, k := range o.keys {
-		if contains(drop, k) {
-			continue
+	c := &object{members: make([]member, 0, len(o.members)), jsKeys: o.jsKeys}
+	for _, m := range o.members {
+		if !slices.Contains(drop, m.key) {
+			c.members = append(c.members, m)
 		}
-		c.keys = append(c.keys, k)
-		c.vals = append(c.vals, o.vals[i])
 	}
 	return c
 }
@@ -78,15 +75,6 @@ func (o *object) with(k string, v any) *object {
 	return c
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // maxDepth bounds nesting so a hostile message cannot make parsing or the
 // recursive conversions below use unbounded stack. Run messages are shallow.
 const maxDepth = 1000
@@ -94,7 +82,7 @@ const maxDepth = 1000
 // jsText reads the raw text of one JSON string token (what precedes its opening quote is
 // skipped) and, when it has a lone surrogate escape, returns what JSON.stringify writes for
 // that string: every surrogate that is not half of a pair as a lower-case \udxxx escape,
-// everything else as appendJSString writes it. lone is false for any other string.
+// everything else as appendQuoted writes it. lone is false for any other string.
 func jsText(tok []byte) (js []byte, lone bool) {
 	i := bytes.IndexByte(tok, '"')
 	if i < 0 || !bytes.Contains(tok, []byte(`\u`)) {
@@ -138,13 +126,13 @@ func jsText(tok []byte) (js []byte, lone bool) {
 			continue
 		}
 		lone = true
-		b = appendJSChars(b, string(chars))
+		b = appendChars(b, string(chars), jsonStringify)
 		chars = chars[:0]
 		b = append(b, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
 	}
 	if !lone {
 		return nil, false
 	}
-	b = appendJSChars(b, string(chars))
+	b = appendChars(b, string(chars), jsonStringify)
 	return append(b, '"'), true
 }

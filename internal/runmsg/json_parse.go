@@ -151,7 +151,7 @@ func (p *jsonParser) object(depth int) (any, error) {
 // and takes its last value. Small objects find repeats by a scan, larger ones by a map, so a
 // hostile object of many keys costs no more than its size.
 func newParsedObject(ms []member, jsKeys map[string][]byte) *object {
-	o := &object{keys: make([]string, 0, len(ms)), vals: make([]any, 0, len(ms)), jsKeys: jsKeys}
+	o := &object{members: make([]member, 0, len(ms)), jsKeys: jsKeys}
 	if len(ms) <= smallObject {
 		for _, m := range ms {
 			o.set(m.key, m.val)
@@ -161,12 +161,11 @@ func newParsedObject(ms []member, jsKeys map[string][]byte) *object {
 	at := make(map[string]int, len(ms))
 	for _, m := range ms {
 		if i, ok := at[m.key]; ok {
-			o.vals[i] = m.val
+			o.members[i].val = m.val
 			continue
 		}
-		at[m.key] = len(o.keys)
-		o.keys = append(o.keys, m.key)
-		o.vals = append(o.vals, m.val)
+		at[m.key] = len(o.members)
+		o.members = append(o.members, m)
 	}
 	return o
 }

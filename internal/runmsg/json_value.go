@@ -13,9 +13,9 @@ import (
 func toValue(v any) any {
 	switch v := v.(type) {
 	case *object:
-		m := make(map[string]any, len(v.keys))
-		for i, k := range v.keys {
-			m[k] = toValue(v.vals[i])
+		m := make(map[string]any, len(v.members))
+		for _, e := range v.members {
+			m[e.key] = toValue(e.val)
 		}
 		return m
 	case []any:

@@ -198,3 +198,29 @@ func FuzzDecodeClaimed(f *testing.F) {
 		}
 	})
 }
+
+// A claimed run's numbers keep their exact value, as a Kafka message's do: an integer past
+// float64's 2^53 is not rounded on its way through FromClaimedRun.
+func TestDecodeClaimedKeepsNumbersExact(t *testing.T) {
+	const props = `{"n":9007199254740993,"big":12345678901234567891,"f":1.10}`
+	claimed := `{"id":"r_1","action":{"identifier":"deploy"},"payload":{"body":{"payload":{"properties":` + props + `}}}}`
+	onKafka := `{"context":{"runId":"r_1"},"action":"deploy","payload":{"properties":` + props + `}}`
+	d := mustDecoder(t, Options{})
+	fromClaim, err := d.DecodeClaimed([]byte(claimed), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromKafka, err := d.Decode([]byte(onKafka))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := fromClaim.Context["properties"], fromKafka.Context["properties"]
+	if w, _ := json.Marshal(want); string(w) != `{"big":12345678901234567891,"f":1.1,"n":9007199254740993}` {
+		t.Fatalf("the Kafka message's properties read %s", w)
+	}
+	if !reflect.DeepEqual(got, want) {
+		g, _ := json.Marshal(got)
+		w, _ := json.Marshal(want)
+		t.Fatalf("claimed properties %s (%#v), on Kafka %s", g, got, w)
+	}
+}

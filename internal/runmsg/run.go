@@ -21,10 +21,10 @@ type Run struct {
 }
 
 // ContextJSON is what $PORT_RUN_FILE holds: the bytes encoding/json writes for the context
-// with HTML escaping off (commands see "<" rather than "\u003c"), written by hand
-// (context_json.go) because reflection made it a cost of every run.
+// with HTML escaping off (commands see "<" rather than "\u003c"), written by runmsg's own
+// writer (json_write.go) because reflection made it a cost of every run.
 func (r Run) ContextJSON() ([]byte, error) {
-	b, err := appendContext(make([]byte, 0, 1024), r.Context)
+	b, err := appendJSON(make([]byte, 0, 1024), r.Context, encodingJSON)
 	if err != nil {
 		return nil, fmt.Errorf("run context: %w", err)
 	}

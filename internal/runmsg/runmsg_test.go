@@ -311,7 +311,7 @@ func TestJSStringEscapes(t *testing.T) {
 		all.WriteRune(c)
 	}
 	all.WriteString("é\u2028\u2029😀")
-	got := string(appendJSString(nil, all.String()))
+	got := string(appendQuoted(nil, all.String(), jsonStringify))
 	// JSON.stringify of the same string, as node prints it.
 	want := `"\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\b\t\n\u000b\f\r\u000e\u000f\u0010\u0011\u0012\u0013\u0014\u0015\u0016\u0017\u0018\u0019\u001a\u001b\u001c\u001d\u001e\u001f !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_` + "`" + `abcdefghijklmnopqrstuvwxyz{|}~` + "\x7f" + `é` + "\u2028\u2029" + `😀"`
 	if got != want {

@@ -1,9 +1,11 @@
 package runmsg
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"strings"
 )
@@ -165,9 +167,16 @@ func claimedObject(raw []byte) (map[string]any, error) {
 	if len(raw) > DefaultMaxBytes {
 		return nil, fmt.Errorf("claimed run is %d bytes, over the %d-byte limit", len(raw), DefaultMaxBytes)
 	}
+	// Numbers stay as written (json.Number), as a Kafka message's do: float64 would round
+	// an integer past 2^53 before the run's context is made of them.
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
 	var v map[string]any
-	if err := json.Unmarshal(raw, &v); err != nil || v == nil {
+	if err := dec.Decode(&v); err != nil || v == nil {
 		return nil, errors.New("claimed run is not a JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("claimed run: data after its JSON object")
 	}
 	return v, nil
 }
