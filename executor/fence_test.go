@@ -170,16 +170,7 @@ func TestALastingLeaseOutlivesAFrozenAgentUntilItsEnd(t *testing.T) {
 // executor asks again after every renewal and kills the command at once when the answer
 // changed, rather than leave it a whole fence.
 func TestRenewalOfALeaseLostMeanwhileKills(t *testing.T) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, fd := range fds { // so that reads keep their deadlines
-		if err := syscall.SetNonblock(fd, true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ours, shimEnd := os.NewFile(uintptr(fds[0]), "ctl"), os.NewFile(uintptr(fds[1]), "shim")
+	ours, shimEnd := controlSockets(t, true) // so that reads keep their deadlines
 	defer ours.Close()
 	defer shimEnd.Close()
 	var asked atomic.Int32
@@ -204,11 +195,7 @@ func TestRenewalOfALeaseLostMeanwhileKills(t *testing.T) {
 // is killed at its fence though Terminates keep coming.
 func TestOnlyARenewalRenewsTheFence(t *testing.T) {
 	eachShim(t, func(t *testing.T, prefix []string) {
-		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctl, shimEnd := os.NewFile(uintptr(fds[0]), "ctl"), os.NewFile(uintptr(fds[1]), "shim")
+		ctl, shimEnd := controlSockets(t, false)
 		defer ctl.Close()
 		args := append(append([]string(nil), prefix[1:]...), "--fence", "1000", "--", "/bin/sh", "sh", "-c", "trap '' TERM; sleep 60")
 		cmd := exec.Command(prefix[0], args...)
