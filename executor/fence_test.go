@@ -155,11 +155,11 @@ func TestALastingLeaseOutlivesAFrozenAgentUntilItsEnd(t *testing.T) {
 			t.Fatalf("want 3 pids, got %q", line)
 		}
 		waitAllGone(t, "under a renewed lease while the agent is frozen", ps[:1]) // fence 1s
-		if processGone(ps[1]) {
+		if ps[1].gone() {
 			t.Errorf("the command under a lease lasting 2m died while the agent was frozen, its fence past")
 		}
 		waitAllGone(t, "under a lease lasting 4s while the agent is frozen", ps[2:])
-		if processGone(ps[1]) {
+		if ps[1].gone() {
 			t.Errorf("the command under a lease lasting 2m died while the agent was frozen")
 		}
 	})
