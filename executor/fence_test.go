@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -187,6 +188,54 @@ func TestRenewalOfALeaseLostMeanwhileKills(t *testing.T) {
 	_ = shimEnd.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 	if n, _ := shimEnd.Read(got); n != 0 {
 		t.Fatalf("renewed again after the kill: %q", got[:n])
+	}
+}
+
+// TestRenewalOfALastingLeaseAsksAgain: a lasting lease (Spec.Lasts) is asked again after
+// its renewal, like any: one a pause has shortened meanwhile by more than an eighth of the
+// fence is renewed again with its rest, one that ended meanwhile kills the command. The
+// first renewal that told the shim the lease lasts is told to OnLasting, and only it.
+func TestRenewalOfALastingLeaseAsksAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		lasts     []time.Duration // Spec.Lasts's answers, in turn; the last one for ever after
+		shim      string          // what the shim gets from two renewals
+		onLasting []time.Duration
+	}{
+		{"unchanged", []time.Duration{2 * time.Minute}, "L120000;L120000;", []time.Duration{2 * time.Minute}},
+		{"shortened", []time.Duration{2 * time.Minute, time.Minute}, "L120000;L60000;L60000;", []time.Duration{time.Minute}},
+		{"shortened by less than fence/8", []time.Duration{2 * time.Minute, 2*time.Minute - 900*time.Millisecond}, "L120000;L119100;", []time.Duration{2 * time.Minute}},
+		{"ended", []time.Duration{2 * time.Minute, 0}, "L120000;K", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ours, shimEnd := controlSockets(t, true) // so that reads keep their deadlines
+			defer ours.Close()
+			defer shimEnd.Close()
+			asked := 0
+			var told []time.Duration
+			l := renewLease(Spec{Fence: 8 * time.Second, Held: func() bool { return true },
+				Lasts: func() time.Duration {
+					asked++
+					return tc.lasts[min(asked, len(tc.lasts))-1]
+				},
+				OnLasting: func(d time.Duration) { told = append(told, d) },
+			}, &process{ctl: ours})
+			defer l.stop()
+			l.renew()
+			l.renew()
+			_ = shimEnd.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got := make([]byte, len(tc.shim))
+			if _, err := io.ReadFull(shimEnd, got); err != nil || string(got) != tc.shim {
+				t.Fatalf("the shim got %q (%v), want %q", got, err, tc.shim)
+			}
+			_ = shimEnd.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if n, _ := shimEnd.Read(got); n != 0 {
+				t.Fatalf("the shim got %q more", got[:n])
+			}
+			if !slices.Equal(told, tc.onLasting) {
+				t.Fatalf("OnLasting heard %v, want %v", told, tc.onLasting)
+			}
+		})
 	}
 }
 
