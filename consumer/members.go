@@ -129,7 +129,7 @@ func (m *members) lasts() time.Duration {
 // answer, which no pause of this member shortens (README "Delivery").
 func (t *Ticket) Lasts() time.Duration {
 	t.c.runsMu.Lock()
-	leased := t.leased && t.holder != "" && t.lost == nil
+	leased := t.heldLeased()
 	t.c.runsMu.Unlock()
 	if !leased {
 		return 0
@@ -141,10 +141,14 @@ func (t *Ticket) Lasts() time.Duration {
 // whatever becomes of this member, which its command's shim may hear of at once.
 func (t *Ticket) Lasting() <-chan struct{} { return t.lasting }
 
+// heldLeased says whether this member holds the run under a lease the group has committed;
+// the caller holds c.runsMu.
+func (t *Ticket) heldLeased() bool { return t.leased && t.holder != "" && t.lost == nil }
+
 // checkLasting closes lasting once the run is held under a lease that lasts (Lasts).
 // The caller holds c.runsMu.
 func (t *Ticket) checkLasting() {
-	if !t.lasted && t.leased && t.holder != "" && t.lost == nil && t.c.members.isLeft() {
+	if !t.lasted && t.heldLeased() && t.c.members.isLeft() {
 		t.lasted = true
 		close(t.lasting)
 	}

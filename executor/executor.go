@@ -268,9 +268,8 @@ func supervise(ctx context.Context, spec Spec, p *process, conf *confined) strin
 			p.kill()
 		case <-lease.tick():
 			lease.renew()
-		case <-lease.lastingC():
-			lease.lasting = nil
-			lease.renew()
+		case <-lease.lasting():
+			lease.renewLasting()
 		case <-checkC:
 			if hit := conf.exceeded(); hit != "" {
 				checkC = nil

@@ -15,14 +15,12 @@ import (
 // or frozen machine) does not cut the run short, and one past it still ends the command
 // at the lease's end (README "Delivery").
 type leaseRenewal struct {
-	spec    Spec
+	spec    Spec // its Lasting and OnLasting are cleared once heard and called
 	p       *process
 	ticker  *time.Ticker
 	until   clock.Instant // without a shim: when the command dies unless renewed
 	holding bool          // renewals go on; once false, never again
 	killed  bool
-	lasting <-chan struct{} // Spec.Lasting, nil once it has been heard
-	told    bool            // a renewal told the shim the lease lasts (Spec.OnLasting)
 }
 
 // renewLease starts renewing p's lease; nil (renewing nothing) when spec has no fence.
@@ -30,8 +28,7 @@ func renewLease(spec Spec, p *process) *leaseRenewal {
 	if spec.Fence <= 0 || spec.Held == nil {
 		return nil
 	}
-	return &leaseRenewal{spec: spec, p: p, ticker: time.NewTicker(spec.Fence / 4), until: clock.Now().Add(spec.Fence), holding: true,
-		lasting: spec.Lasting}
+	return &leaseRenewal{spec: spec, p: p, ticker: time.NewTicker(spec.Fence / 4), until: clock.Now().Add(spec.Fence), holding: true}
 }
 
 func (l *leaseRenewal) tick() <-chan time.Time {
@@ -41,12 +38,18 @@ func (l *leaseRenewal) tick() <-chan time.Time {
 	return l.ticker.C
 }
 
-// lastingC is Spec.Lasting until it has been heard.
-func (l *leaseRenewal) lastingC() <-chan struct{} {
+// lasting is Spec.Lasting until renewLasting has heard it.
+func (l *leaseRenewal) lasting() <-chan struct{} {
 	if l == nil {
 		return nil
 	}
-	return l.lasting
+	return l.spec.Lasting
+}
+
+// renewLasting renews at once when the lease has come to last (Spec.Lasting).
+func (l *leaseRenewal) renewLasting() {
+	l.spec.Lasting = nil
+	l.renew()
 }
 
 func (l *leaseRenewal) stop() {
@@ -66,27 +69,25 @@ func (l *leaseRenewal) renew() {
 	if l.holding && l.spec.Held() {
 		lasts := l.lasts()
 		l.send(lasts)
-		if !l.spec.Held() {
+		held := l.spec.Held()
+		now := l.lasts()
+		if !held || lasts > 0 && now == 0 { // it ended meanwhile
 			l.holding, l.killed = false, true
 			l.p.kill()
 			return
 		}
-		switch now := l.lasts(); {
-		case lasts > 0 && now == 0: // it ended meanwhile
-			l.holding, l.killed = false, true
-			l.p.kill()
-			return
-		case now > 0 && lasts-now > l.spec.Fence/8:
+		if lasts-now > l.spec.Fence/8 {
 			lasts = now
 			l.send(lasts)
 		}
-		l.until = clock.Now().Add(l.spec.Fence)
-		if lasts > 0 {
-			l.until = clock.Now().Add(lasts)
-			if !l.told && l.spec.OnLasting != nil {
-				l.spec.OnLasting(lasts)
-			}
-			l.told = true
+		if lasts == 0 {
+			l.until = clock.Now().Add(l.spec.Fence)
+			return
+		}
+		l.until = clock.Now().Add(lasts)
+		if l.spec.OnLasting != nil { // the first renewal that told the shim
+			l.spec.OnLasting(lasts)
+			l.spec.OnLasting = nil
 		}
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -155,11 +156,11 @@ func TestALastingLeaseOutlivesAFrozenAgentUntilItsEnd(t *testing.T) {
 			t.Fatalf("want 3 pids, got %q", line)
 		}
 		waitAllGone(t, "under a renewed lease while the agent is frozen", ps[:1]) // fence 1s
-		if processGone(ps[1]) {
+		if ps[1].gone() {
 			t.Errorf("the command under a lease lasting 2m died while the agent was frozen, its fence past")
 		}
 		waitAllGone(t, "under a lease lasting 4s while the agent is frozen", ps[2:])
-		if processGone(ps[1]) {
+		if ps[1].gone() {
 			t.Errorf("the command under a lease lasting 2m died while the agent was frozen")
 		}
 	})
@@ -170,16 +171,7 @@ func TestALastingLeaseOutlivesAFrozenAgentUntilItsEnd(t *testing.T) {
 // executor asks again after every renewal and kills the command at once when the answer
 // changed, rather than leave it a whole fence.
 func TestRenewalOfALeaseLostMeanwhileKills(t *testing.T) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, fd := range fds { // so that reads keep their deadlines
-		if err := syscall.SetNonblock(fd, true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ours, shimEnd := os.NewFile(uintptr(fds[0]), "ctl"), os.NewFile(uintptr(fds[1]), "shim")
+	ours, shimEnd := controlSockets(t, true) // so that reads keep their deadlines
 	defer ours.Close()
 	defer shimEnd.Close()
 	var asked atomic.Int32
@@ -199,16 +191,60 @@ func TestRenewalOfALeaseLostMeanwhileKills(t *testing.T) {
 	}
 }
 
+// TestRenewalOfALastingLeaseAsksAgain: a lasting lease (Spec.Lasts) is asked again after
+// its renewal, like any: one a pause has shortened meanwhile by more than an eighth of the
+// fence is renewed again with its rest, one that ended meanwhile kills the command. The
+// first renewal that told the shim the lease lasts is told to OnLasting, and only it.
+func TestRenewalOfALastingLeaseAsksAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		lasts     []time.Duration // Spec.Lasts's answers, in turn; the last one for ever after
+		shim      string          // what the shim gets from two renewals
+		onLasting []time.Duration
+	}{
+		{"unchanged", []time.Duration{2 * time.Minute}, "L120000;L120000;", []time.Duration{2 * time.Minute}},
+		{"shortened", []time.Duration{2 * time.Minute, time.Minute}, "L120000;L60000;L60000;", []time.Duration{time.Minute}},
+		{"shortened by less than fence/8", []time.Duration{2 * time.Minute, 2*time.Minute - 900*time.Millisecond}, "L120000;L119100;", []time.Duration{2 * time.Minute}},
+		{"ended", []time.Duration{2 * time.Minute, 0}, "L120000;K", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ours, shimEnd := controlSockets(t, true) // so that reads keep their deadlines
+			defer ours.Close()
+			defer shimEnd.Close()
+			asked := 0
+			var told []time.Duration
+			l := renewLease(Spec{Fence: 8 * time.Second, Held: func() bool { return true },
+				Lasts: func() time.Duration {
+					asked++
+					return tc.lasts[min(asked, len(tc.lasts))-1]
+				},
+				OnLasting: func(d time.Duration) { told = append(told, d) },
+			}, &process{ctl: ours})
+			defer l.stop()
+			l.renew()
+			l.renew()
+			_ = shimEnd.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got := make([]byte, len(tc.shim))
+			if _, err := io.ReadFull(shimEnd, got); err != nil || string(got) != tc.shim {
+				t.Fatalf("the shim got %q (%v), want %q", got, err, tc.shim)
+			}
+			_ = shimEnd.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if n, _ := shimEnd.Read(got); n != 0 {
+				t.Fatalf("the shim got %q more", got[:n])
+			}
+			if !slices.Equal(told, tc.onLasting) {
+				t.Fatalf("OnLasting heard %v, want %v", told, tc.onLasting)
+			}
+		})
+	}
+}
+
 // TestOnlyARenewalRenewsTheFence: a Terminate the agent sends (a cancel it decided on, maybe
 // late, after a pause) does not renew the command's lease: a command that ignores SIGTERM
 // is killed at its fence though Terminates keep coming.
 func TestOnlyARenewalRenewsTheFence(t *testing.T) {
 	eachShim(t, func(t *testing.T, prefix []string) {
-		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctl, shimEnd := os.NewFile(uintptr(fds[0]), "ctl"), os.NewFile(uintptr(fds[1]), "shim")
+		ctl, shimEnd := controlSockets(t, false)
 		defer ctl.Close()
 		args := append(append([]string(nil), prefix[1:]...), "--fence", "1000", "--", "/bin/sh", "sh", "-c", "trap '' TERM; sleep 60")
 		cmd := exec.Command(prefix[0], args...)

@@ -75,6 +75,10 @@ func TestCancelWithCause(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no output from command")
 	}
+	if pid <= 0 {
+		t.Fatalf("bad pid in %q", w.String())
+	}
+	grandchild := watchProcess(t, pid)
 	cancel(errors.New("x"))
 	var res Result
 	select {
@@ -85,10 +89,7 @@ func TestCancelWithCause(t *testing.T) {
 	if res.Success || res.Label != "cancelled: x" {
 		t.Errorf("got %+v", res)
 	}
-	if pid <= 0 {
-		t.Fatalf("bad pid in %q", w.String())
-	}
-	waitFor(t, 5*time.Second, "grandchild to die", func() bool { return processGone(pid) })
+	waitFor(t, 5*time.Second, "grandchild to die", grandchild.gone)
 }
 
 func TestPlainCancel(t *testing.T) {
@@ -220,14 +221,15 @@ func TestPdeathsig(t *testing.T) {
 	if err != nil || pid <= 0 {
 		t.Fatalf("fake agent printed %q, want a pid", line)
 	}
-	if processGone(pid) {
+	child := watchProcess(t, pid)
+	if child.gone() {
 		t.Fatalf("child %d not running before the agent dies", pid)
 	}
 	if err := agent.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	agent.Wait()
-	waitFor(t, 5*time.Second, "child of the killed agent to die", func() bool { return processGone(pid) })
+	waitFor(t, 5*time.Second, "child of the killed agent to die", child.gone)
 }
 
 // startFakeAgent re-runs the test binary as a fake agent (the helper test named, enabled by

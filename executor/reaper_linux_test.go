@@ -112,9 +112,16 @@ func startHelperReaper(configure ...func(*Reaper)) (reaper *Reaper, reaped *atom
 // which the agent (a child subreaper) kills, while the run beside it, whose shim is the
 // agent's child too, goes on to its own end. The hostile command runs as uid 65534.
 func TestReaperKillsOnlyWhatNoRunOwns(t *testing.T) {
+	reaperAgentPrints(t, "TestHelperReaperAgent",
+		map[string]string{"killer": "killed by signal killed", "escapee-gone": "true", "waiting": "exit code 0", "reaped-some": "true"})
+}
+
+// reaperAgentPrints runs the fake agent of the helper test named under each shim and
+// checks that it printed want.
+func reaperAgentPrints(t *testing.T, helper string, want map[string]string) {
 	eachShim(t, func(t *testing.T, prefix []string) {
-		got := runAsHelper(t, "TestHelperReaperAgent", "EXECUTOR_TEST_REAPER="+strings.Join(sharedPrefix(t, prefix), " "))
-		for k, want := range map[string]string{"killer": "killed by signal killed", "escapee-gone": "true", "waiting": "exit code 0", "reaped-some": "true"} {
+		got := runAsHelper(t, helper, "EXECUTOR_TEST_REAPER="+strings.Join(sharedPrefix(t, prefix), " "))
+		for k, want := range want {
 			if got[k] != want {
 				t.Errorf("%s: %q, want %q (all: %v)", k, got[k], want, got)
 			}
@@ -171,14 +178,8 @@ func waitExited(pid int) {
 // again then, not wait for its timed sweep (it did: 2 of 63 loaded runs of
 // TestReaperKillsOnlyWhatNoRunOwns left the escapee for its whole 20 s without them).
 func TestReaperFindsWhatADyingOrphanHandsOver(t *testing.T) {
-	eachShim(t, func(t *testing.T, prefix []string) {
-		got := runAsHelper(t, "TestHelperOrphanReaperAgent", "EXECUTOR_TEST_REAPER="+strings.Join(sharedPrefix(t, prefix), " "))
-		for k, want := range map[string]string{"killer": "killed by signal killed", "escapee-gone": "true", "reaped-some": "true"} {
-			if got[k] != want {
-				t.Errorf("%s: %q, want %q (all: %v)", k, got[k], want, got)
-			}
-		}
-	})
+	reaperAgentPrints(t, "TestHelperOrphanReaperAgent",
+		map[string]string{"killer": "killed by signal killed", "escapee-gone": "true", "reaped-some": "true"})
 }
 
 // TestHelperBusyReaperAgent is not a real test: TestReaperLeavesStartingRunsAlone runs the

@@ -132,23 +132,24 @@ const escapees = `setsid sleep 60 & a=$!
 b=$(sh -c 'setsid sleep 60 >/dev/null 2>&1 & echo $!')
 echo $a $b $$`
 
-func pids(t *testing.T, line string) []int {
+// pids watches the processes whose pids line lists.
+func pids(t *testing.T, line string) []watchedProcess {
 	t.Helper()
-	var ps []int
+	var ps []watchedProcess
 	for _, f := range strings.Fields(line) {
 		pid, err := strconv.Atoi(f)
 		if err != nil {
 			t.Fatalf("want pids, got %q", line)
 		}
-		ps = append(ps, pid)
+		ps = append(ps, watchProcess(t, pid))
 	}
 	return ps
 }
 
-func waitAllGone(t *testing.T, what string, ps []int) {
+func waitAllGone(t *testing.T, what string, ps []watchedProcess) {
 	t.Helper()
-	for _, pid := range ps {
-		waitFor(t, 10*time.Second, fmt.Sprintf("%s: process %d to die", what, pid), func() bool { return processGone(pid) })
+	for _, p := range ps {
+		waitFor(t, 10*time.Second, fmt.Sprintf("%s: process %d to die", what, p.pid), p.gone)
 	}
 }
 
@@ -204,9 +205,9 @@ func TestShimTakesEverythingDownWhenTheAgentDies(t *testing.T) {
 		if len(ps) != 4 {
 			t.Fatalf("want 4 pids, got %q", line)
 		}
-		for _, pid := range ps {
-			if processGone(pid) {
-				t.Fatalf("process %d not running before the agent dies", pid)
+		for _, p := range ps {
+			if p.gone() {
+				t.Fatalf("process %d not running before the agent dies", p.pid)
 			}
 		}
 		if err := agent.Process.Signal(syscall.SIGKILL); err != nil {

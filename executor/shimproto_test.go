@@ -20,13 +20,33 @@ type shimProc struct {
 	done chan struct{}
 }
 
-func startShim(t *testing.T, prefix []string, uid int, args ...string) *shimProc {
+// controlSockets is a connected pair of unix stream sockets, both close-on-exec: the
+// executor's end of a shim's control socket and the shim's; nonblocking, both are served by
+// the runtime's poller (read deadlines). Made as os/exec makes its pipes where there is no
+// SOCK_CLOEXEC (macOS): under ForkLock, so no fork meanwhile inherits them.
+func controlSockets(t *testing.T, nonblocking bool) (ours, theirs *os.File) {
 	t.Helper()
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	syscall.ForkLock.RLock()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(fds[0])
+		syscall.CloseOnExec(fds[1])
+	}
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ours, theirs := os.NewFile(uintptr(fds[0]), "ctl"), os.NewFile(uintptr(fds[1]), "ctl")
+	for _, fd := range fds {
+		if err := syscall.SetNonblock(fd, nonblocking); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return os.NewFile(uintptr(fds[0]), "ctl"), os.NewFile(uintptr(fds[1]), "shim")
+}
+
+func startShim(t *testing.T, prefix []string, uid int, args ...string) *shimProc {
+	t.Helper()
+	ours, theirs := controlSockets(t, false)
 	defer theirs.Close()
 	cmd := exec.Command(prefix[0], append(prefix[1:len(prefix):len(prefix)], args...)...)
 	cmd.ExtraFiles = []*os.File{theirs}

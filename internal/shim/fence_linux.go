@@ -7,8 +7,9 @@ import (
 	"unsafe"
 )
 
-// The fence (README "Delivery"): with --fence MS, no byte from the agent for MS
-// milliseconds of CLOCK_BOOTTIME kills the command's tree.
+// The fence (README "Delivery"): with --fence MS, the command's tree is killed at a deadline
+// of CLOCK_BOOTTIME: MS milliseconds after the start or the last Renew, or N after the last
+// Lasting message "L<N>;". No other byte renews it.
 
 // fence is supervise's side of the fence: it reads the renewals out of the control bytes
 // and passes their deadlines to watchFence.

@@ -6,8 +6,9 @@ import "syscall"
 // order: cgroups, oom_score_adj, rlimits, ids (then no capability is left), Landlock. With
 // IDs or Landlock the command also gets no_new_privs. The zero value confines nothing.
 type Options struct {
-	// FenceMs is the fence (README "Delivery"): no control byte from the agent for this many
-	// milliseconds kills the command's tree; 0: no fence. The shim applies it, not the command.
+	// FenceMs is the fence (README "Delivery"): no renewal from the agent for this many
+	// milliseconds kills the command's tree (see the package doc: Renew, or a Lasting
+	// message for its own time); 0: no fence. The shim applies it, not the command.
 	FenceMs     int64
 	Cgroups     []string // cgroup.procs files the command joins
 	OOMScoreAdj *int     // written to /proc/self/oom_score_adj
