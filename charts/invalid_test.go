@@ -72,10 +72,11 @@ func TestInvalidValuesFail(t *testing.T) {
 	if _, err := render(t, values(t, minimal, "{terminationGracePeriodSeconds: 300, config: {executor: {shutdownTimeout: '${SHUTDOWN:-60s}'}}}")); err != nil {
 		t.Errorf("a ${VAR} shutdownTimeout: %v", err)
 	}
-	// Longer grace, longer shutdownTimeout: fine.
+	// A shutdownTimeout that is no duration fails, whatever the grace.
 	if _, err := render(t, values(t, minimal, "{terminationGracePeriodSeconds: 700, config: {executor: {shutdownTimeout: 1h1m-1h}}}")); err == nil {
 		t.Errorf("a malformed duration rendered")
 	}
+	// Longer grace, longer shutdownTimeout: fine.
 	if _, err := render(t, values(t, minimal, "{terminationGracePeriodSeconds: 701, config: {executor: {shutdownTimeout: 5m30s}}}")); err != nil {
 		t.Errorf("grace 701s with shutdownTimeout 5m30s: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
@@ -19,17 +20,28 @@ type Families map[string]*dto.MetricFamily
 // Scrape GETs url/metrics and parses it as Prometheus does.
 func Scrape(t testing.TB, url string) Families {
 	t.Helper()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(ScrapeText(t, url)))
+	if err != nil {
+		t.Fatalf("harness: parse /metrics: %v", err)
+	}
+	return fams
+}
+
+// ScrapeText GETs url/metrics as Prometheus does and returns the exposition text as served
+// (for linting it, as promtool does).
+func ScrapeText(t testing.TB, url string) string {
+	t.Helper()
 	resp, err := http.Get(url + "/metrics")
 	if err != nil {
 		t.Fatalf("harness: scrape: %v", err)
 	}
 	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("harness: parse /metrics: %v", err)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("harness: scrape %s/metrics: %s %v", url, resp.Status, err)
 	}
-	return fams
+	return string(b)
 }
 
 // Gather is what m's registry gathers, without HTTP.

@@ -99,7 +99,7 @@ actions:
 			unclosed == 1 && budget > 0 && got429 > 0 && len(reg["port_runner_port_request_wait_seconds"]) > 0
 	})
 	// /metrics as Prometheus reads it from the agent's own metrics server, at the same moment.
-	scraped = scrapeText(t, a.MetricsURL(t))
+	scraped = harness.ScrapeText(t, a.MetricsURL(t))
 	return reg
 }
 

@@ -1,28 +1,11 @@
 package monitoring
 
 import (
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
-
-// scrapeText GETs url/metrics as Prometheus does and returns the exposition text as served.
-func scrapeText(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url + "/metrics")
-	if err != nil {
-		t.Fatalf("scrape: %v", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("scrape %s/metrics: %s %v", url, resp.Status, err)
-	}
-	return string(b)
-}
 
 // `promtool check metrics` (its library, promlint) finds nothing to say about a real scrape
 // of the agent after real runs: names, units, suffixes, help texts, its own and franz-go's.
