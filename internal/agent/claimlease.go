@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/port-runner/port-runner/internal/config"
 	"github.com/port-runner/port-runner/internal/portapi"
 	"github.com/port-runner/port-runner/internal/runmsg"
 	"github.com/port-runner/port-runner/polling"
@@ -29,9 +30,6 @@ import (
 
 // leasePrefix starts the externalRunId of a run held under a lease.
 const leasePrefix = "port-runner lease "
-
-// leaseSkew is what the lease allows for between two replicas' clocks.
-const leaseSkew = 10 * time.Second
 
 // leaseMark is the externalRunId of a run holder holds until until.
 func leaseMark(holder string, until time.Time) string {
@@ -111,7 +109,8 @@ func (l *claimLease) take(ctx context.Context, bound time.Duration) error {
 	defer cancel()
 	defer context.AfterFunc(l.ackBy, cancel)()
 	if !l.c.Node && bound > 0 {
-		mark := leaseMark(holder(), time.Now().Add(bound+leaseSkew))
+		// The margin leases allow for requests under way and clocks apart.
+		mark := leaseMark(holder(), time.Now().Add(bound+config.LeaseMargin))
 		if err := l.a.api.PatchRun(ctx, l.c.ID, portapi.RunPatch{ExternalRunID: &mark}); err != nil {
 			l.a.log.Warn("could not write the run's lease in Port; if this replica dies, the run stays open",
 				zap.String("run_id", l.c.ID), zap.Error(err))
