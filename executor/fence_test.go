@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -105,8 +106,14 @@ func TestHelperLastingAgent(t *testing.T) {
 	if prefix == "" {
 		t.Skip("helper process only")
 	}
-	start := time.Now()
 	leases := []time.Duration{0, 2 * time.Minute, 4 * time.Second}
+	// Each lasting lease counts from when its run first asks it, not from this helper's
+	// start: on a loaded machine the 4s one could end before its command even started, and
+	// then it is never told (and this helper never prints).
+	firstAsked := make([]func() time.Time, len(leases))
+	for i := range leases {
+		firstAsked[i] = sync.OnceValue(time.Now)
+	}
 	pidOf := make([]chan string, len(leases))
 	told := make(chan struct{}, len(leases))
 	lasting := make(chan struct{})
@@ -120,10 +127,10 @@ func TestHelperLastingAgent(t *testing.T) {
 		}()
 		spec := Spec{
 			Argv: []string{"sh", "-c", "echo $$; exec sleep 300"}, Shim: strings.Fields(prefix),
-			Fence: time.Second, Held: func() bool { return lease == 0 || time.Since(start) < lease },
+			Fence: time.Second, Held: func() bool { return lease == 0 || time.Since(firstAsked[i]()) < lease },
 		}
 		if lease > 0 {
-			spec.Lasts = func() time.Duration { return max(lease-time.Since(start), 0) }
+			spec.Lasts = func() time.Duration { return max(lease-time.Since(firstAsked[i]()), 0) }
 			spec.Lasting = lasting
 			spec.OnLasting = func(time.Duration) { told <- struct{}{} }
 		}
