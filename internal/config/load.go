@@ -118,7 +118,7 @@ func ParseAll(raw []byte, lookup LookupFunc) (*Config, Lines, Problems) {
 	lines := Lines{}
 	if root.Kind == 0 { // empty file: all defaults
 		cfg.applyDefaults()
-			return cfg, lines, nil
+		return cfg, lines, nil
 	}
 	if err := expandNode(&root, refs, lookup); err != nil {
 		return nil, nil, Problems{err}
