@@ -138,6 +138,24 @@ func (c *Consumer) refreshOthers(ctx context.Context) {
 func (c *Consumer) commit(ctx context.Context, handover map[topicPartition]Lease) (failed map[topicPartition]bool) {
 	c.commitMu.Lock()
 	defer c.commitMu.Unlock()
+	return c.commitLocked(ctx, handover)
+}
+
+// commitStart commits the ledger for start mark m, unless a commit that ended while this one
+// waited for its turn carried m already. Marks made while a commit is under way thus leave
+// together in the next one, and a run's take waits for at most that one and its own, never
+// for a queue of every other take's commits.
+func (c *Consumer) commitStart(ctx context.Context, m startMark) {
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
+	if covered, _ := c.ledger.committedVersion(m); covered {
+		return
+	}
+	c.commitLocked(ctx, nil)
+}
+
+// commitLocked is commit; the caller holds commitMu.
+func (c *Consumer) commitLocked(ctx context.Context, handover map[topicPartition]Lease) (failed map[topicPartition]bool) {
 	snaps := c.ledger.toCommit(handover)
 	failed = map[topicPartition]bool{}
 	if len(snaps) == 0 {

@@ -85,7 +85,7 @@ func (t *Ticket) Take(ctx context.Context) error {
 		// The commit itself is not cut short by ctx: a cancelled commit may still reach the
 		// broker, and then nobody would know whether the mark is there (see commit).
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		t.c.commit(cctx, nil)
+		t.c.commitStart(cctx, m)
 		cancel()
 		covered, owned := t.c.ledger.committedVersion(m)
 		switch {

@@ -267,7 +267,7 @@ func supervise(ctx context.Context, spec Spec, p *process, conf *confined) strin
 			killC = nil
 			p.kill()
 		case <-lease.tick():
-			lease.renew()
+			lease.ticked()
 		case <-lease.lasting():
 			lease.renewLasting()
 		case <-checkC:

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -277,6 +278,39 @@ func TestOnlyARenewalRenewsTheFence(t *testing.T) {
 			case <-deadline:
 				_ = cmd.Process.Kill()
 				t.Fatal("Terminates kept the command alive 30s past a fence of 1s")
+			}
+		}
+	})
+}
+
+// TestRenewalsOfAllCommandsComeTogether: leases started at different times are renewed at
+// the same instants, the multiples of a quarter fence, never further apart than that: a
+// thousand sleeping commands wake the agent once a period, not a thousand times.
+func TestRenewalsOfAllCommandsComeTogether(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const fence = 4 * time.Second
+		period := fence / 4
+		held := func() bool { return true }
+		var leases []*leaseRenewal
+		var last []time.Time
+		for i := range 3 {
+			time.Sleep(time.Duration(i+1) * 100 * time.Millisecond) // started apart, within a period
+			l := renewLease(Spec{Fence: fence, Held: held}, &process{})
+			defer l.stop()
+			leases, last = append(leases, l), append(last, time.Now())
+		}
+		for n := range 3 {
+			var at []time.Time
+			for i, l := range leases {
+				now := <-l.tick()
+				if now.UnixNano()%int64(period) != 0 || now.Sub(last[i]) > period {
+					t.Errorf("lease %d renewed at %v, %v after its start or last renewal: not on a beat of %v", i, now, now.Sub(last[i]), period)
+				}
+				l.timer.Reset(beat(period))
+				at, last[i] = append(at, now), now
+			}
+			if !at[0].Equal(at[1]) || !at[1].Equal(at[2]) {
+				t.Errorf("beat %d: renewals at %v, want one instant", n, at)
 			}
 		}
 	})

@@ -34,7 +34,7 @@ func TestTiny(t *testing.T) {
 	for _, r := range tab.rows {
 		got[r.num] = r
 	}
-	for _, num := range []string{"1a", "1b", "2a", "2b", "2c", "3a", "3b", "4", "5a", "5b", "5c", "5d", "6a", "6b", "7a", "7b", "7c", "7d", "7e", "7f"} {
+	for _, num := range []string{"1a", "1b", "1c", "2a", "2b", "2c", "2d", "3a", "3b", "4", "5a", "5b", "5c", "5d", "6a", "6b", "7a", "7b", "7c", "7d", "7e", "7f"} {
 		r, ok := got[num]
 		if !ok || r.measured == "" || r.raw == "" {
 			t.Errorf("row %s missing or empty: %+v", num, r)

@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/port-runner/port-runner/internal/emulator"
 	"github.com/port-runner/port-runner/internal/runmsg"
@@ -34,6 +36,16 @@ type Kafka struct {
 	external bool
 	topics   []string // created by NewTopic; deleted at Close on an external broker
 	close    func()
+	commits  *atomic.Int64 // OffsetCommit requests kfake received; nil on an external broker
+}
+
+// Commits is how many offset commits the broker has received, ok false where the bench
+// cannot see them (an external broker).
+func (k *Kafka) Commits() (n int64, ok bool) {
+	if k.commits == nil {
+		return 0, false
+	}
+	return k.commits.Load(), true
 }
 
 // StartKafka uses the external PLAINTEXT brokers (comma separated) when given, otherwise an
@@ -46,7 +58,13 @@ func StartKafka(brokers string) (*Kafka, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kfake: %w", err)
 	}
-	return &Kafka{Brokers: cluster.ListenAddrs(), Desc: "kfake (in-process, 1 broker)", close: cluster.Close}, nil
+	commits := new(atomic.Int64)
+	cluster.ControlKey(kmsg.OffsetCommit.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		commits.Add(1)
+		return nil, nil, false // only counted: kfake answers it
+	})
+	return &Kafka{Brokers: cluster.ListenAddrs(), Desc: "kfake (in-process, 1 broker)", close: cluster.Close, commits: commits}, nil
 }
 
 // Close deletes the bench's topics from an external broker (kfake goes away whole).
