@@ -1,6 +1,8 @@
 package executor
 
 import (
+	"context"
+	"sync"
 	"time"
 
 	"github.com/port-runner/port-runner/internal/clock"
@@ -15,23 +17,84 @@ import (
 // or frozen machine) does not cut the run short, and one past it still ends the command
 // at the lease's end (README "Delivery").
 type leaseRenewal struct {
-	spec    Spec // its Lasting and OnLasting are cleared once heard and called
-	p       *process
-	period  time.Duration // between renewals: a quarter of the fence
-	timer   *time.Timer   // the next renewal (beat)
+	p      *process
+	period time.Duration // between renewals: a quarter of the fence
+	timer  *time.Timer   // the next renewal (beat); nil when Spec.Renewals renews it
+	shared *Renewals     // renews it, when not its own run's goroutine
+
+	mu      sync.Mutex    // the run's goroutine and Renewals' both renew
+	spec    Spec          // its Lasting and OnLasting are cleared once heard and called
 	until   clock.Instant // without a shim: when the command dies unless renewed
 	holding bool          // renewals go on; once false, never again
 	killed  bool
+	stopped bool // the run is ending: its process is not acted on again
 }
 
-// renewLease starts renewing p's lease; nil (renewing nothing) when spec has no fence.
+// renewLease starts renewing p's lease: on Spec.Renewals' beats where it has them for this
+// fence, else on the run's own goroutine (tick); nil (renewing nothing) when spec has no fence.
 func renewLease(spec Spec, p *process) *leaseRenewal {
 	if spec.Fence <= 0 || spec.Held == nil {
 		return nil
 	}
 	period := spec.Fence / 4
-	return &leaseRenewal{spec: spec, p: p, period: period, timer: time.NewTimer(beat(period)),
-		until: clock.Now().Add(spec.Fence), holding: true}
+	l := &leaseRenewal{spec: spec, p: p, period: period, until: clock.Now().Add(spec.Fence), holding: true}
+	if r := spec.Renewals; r != nil && r.period == period {
+		l.shared = r
+		r.add(l)
+	} else {
+		l.timer = time.NewTimer(beat(period))
+	}
+	return l
+}
+
+// Renewals renews the leases of all an agent's commands whose quarter fence is its period
+// from one goroutine (Run), on the same beats as any run would (beat): a thousand sleeping
+// commands wake the agent once a beat, not a thousand goroutines (BENCHMARKS.md). The agent
+// makes one and runs it for as long as it runs commands (Spec.Renewals).
+type Renewals struct {
+	period time.Duration
+	mu     sync.Mutex
+	leases map[*leaseRenewal]struct{}
+}
+
+// NewRenewals renews the leases of commands whose fence is 4 x period.
+func NewRenewals(period time.Duration) *Renewals {
+	return &Renewals{period: period, leases: map[*leaseRenewal]struct{}{}}
+}
+
+// Run renews, on every beat, each lease added and not stopped, until ctx ends.
+func (r *Renewals) Run(ctx context.Context) {
+	t := time.NewTimer(beat(r.period))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		t.Reset(beat(r.period))
+		r.mu.Lock()
+		leases := make([]*leaseRenewal, 0, len(r.leases))
+		for l := range r.leases {
+			leases = append(leases, l)
+		}
+		r.mu.Unlock()
+		for _, l := range leases {
+			l.renew()
+		}
+	}
+}
+
+func (r *Renewals) add(l *leaseRenewal) {
+	r.mu.Lock()
+	r.leases[l] = struct{}{}
+	r.mu.Unlock()
+}
+
+func (r *Renewals) remove(l *leaseRenewal) {
+	r.mu.Lock()
+	delete(r.leases, l)
+	r.mu.Unlock()
 }
 
 // beat is how long until the next renewal: the next multiple of period on the clock, so the
@@ -43,7 +106,7 @@ func beat(period time.Duration) time.Duration {
 }
 
 func (l *leaseRenewal) tick() <-chan time.Time {
-	if l == nil {
+	if l == nil || l.timer == nil {
 		return nil
 	}
 	return l.timer.C
@@ -55,24 +118,40 @@ func (l *leaseRenewal) ticked() {
 	l.renew()
 }
 
-// lasting is Spec.Lasting until renewLasting has heard it.
+// lasting is Spec.Lasting until renewLasting has heard it (only the run's goroutine reads
+// and clears it).
 func (l *leaseRenewal) lasting() <-chan struct{} {
 	if l == nil {
 		return nil
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	return l.spec.Lasting
 }
 
 // renewLasting renews at once when the lease has come to last (Spec.Lasting).
 func (l *leaseRenewal) renewLasting() {
+	l.mu.Lock()
 	l.spec.Lasting = nil
+	l.mu.Unlock()
 	l.renew()
 }
 
+// stop ends the renewals: once it returns, the process is not acted on again (it may be
+// reaped next).
 func (l *leaseRenewal) stop() {
-	if l != nil {
+	if l == nil {
+		return
+	}
+	if l.timer != nil {
 		l.timer.Stop()
 	}
+	if l.shared != nil {
+		l.shared.remove(l)
+	}
+	l.mu.Lock()
+	l.stopped = true
+	l.mu.Unlock()
 }
 
 // renew renews the lease while the run is held; after that, where there is no shim to
@@ -83,6 +162,11 @@ func (l *leaseRenewal) stop() {
 // that lasts (Spec.Lasts) is renewed until its end; one the pause has shortened meanwhile
 // is renewed again with what is left of it.
 func (l *leaseRenewal) renew() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped {
+		return
+	}
 	if l.holding && l.spec.Held() {
 		lasts := l.lasts()
 		l.send(lasts)

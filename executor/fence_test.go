@@ -22,17 +22,41 @@ func withAndWithoutShim(t *testing.T, f func(t *testing.T, prefix []string)) {
 	t.Run("none", func(t *testing.T) { f(t, nil) })
 }
 
+// sharedRenewals is a Renewals running for the test's life for commands of fence, or nil
+// (each run renews its own lease) when shared is false.
+func sharedRenewals(t *testing.T, shared bool, fence time.Duration) *Renewals {
+	if !shared {
+		return nil
+	}
+	r := NewRenewals(fence / 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { r.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return r
+}
+
+// eachRenewal runs f with the run renewing its own lease and with shared Renewals.
+func eachRenewal(t *testing.T, f func(t *testing.T, shared bool)) {
+	for _, shared := range []bool{false, true} {
+		t.Run(map[bool]string{false: "own", true: "shared"}[shared], func(t *testing.T) { f(t, shared) })
+	}
+}
+
 // TestFenceKeepsAHeldCommand: while the lease holds, renewals keep the command alive past
-// many fences, and it ends as it would have.
+// many fences, and it ends as it would have; renewed by its run or by shared Renewals.
 func TestFenceKeepsAHeldCommand(t *testing.T) {
-	withAndWithoutShim(t, func(t *testing.T, prefix []string) {
-		res, out := run(t, context.Background(), Spec{
-			Argv: []string{"sh", "-c", "sleep 2; echo done"}, Shim: prefix,
-			Fence: 400 * time.Millisecond, Held: func() bool { return true },
+	eachRenewal(t, func(t *testing.T, shared bool) {
+		withAndWithoutShim(t, func(t *testing.T, prefix []string) {
+			res, out := run(t, context.Background(), Spec{
+				Argv: []string{"sh", "-c", "sleep 2; echo done"}, Shim: prefix,
+				Fence: 400 * time.Millisecond, Held: func() bool { return true },
+				Renewals: sharedRenewals(t, shared, 400*time.Millisecond),
+			})
+			if !res.Success || out != "done\n" {
+				t.Fatalf("a held command: %+v, output %q; want it to finish", res, out)
+			}
 		})
-		if !res.Success || out != "done\n" {
-			t.Fatalf("a held command: %+v, output %q; want it to finish", res, out)
-		}
 	})
 }
 
@@ -40,6 +64,10 @@ func TestFenceKeepsAHeldCommand(t *testing.T) {
 // command's tree (an escapee included) is killed within the fence, though it ignores
 // SIGTERM and nothing cancelled it: the shim (or, without one, the executor) enforces it.
 func TestFenceKillsTheCommandWhenTheLeaseIsLost(t *testing.T) {
+	eachRenewal(t, func(t *testing.T, shared bool) { fenceKills(t, shared) })
+}
+
+func fenceKills(t *testing.T, shared bool) {
 	withAndWithoutShim(t, func(t *testing.T, prefix []string) {
 		var held atomic.Bool
 		held.Store(true)
@@ -48,7 +76,7 @@ func TestFenceKillsTheCommandWhenTheLeaseIsLost(t *testing.T) {
 		go func() {
 			done <- Run(context.Background(), Spec{
 				Argv: []string{"sh", "-c", "trap '' TERM; " + escapees + "; sleep 60"}, Shim: prefix,
-				Fence: 500 * time.Millisecond, Held: held.Load,
+				Fence: 500 * time.Millisecond, Held: held.Load, Renewals: sharedRenewals(t, shared, 500*time.Millisecond),
 			}, w)
 		}()
 		waitFor(t, 20*time.Second, "the command's pids", func() bool { return strings.Contains(w.String(), "\n") })

@@ -46,6 +46,8 @@ type Deps struct {
 
 // Agent is one replica.
 type Agent struct {
+	// renewals renews every command's lease with its shim, from one goroutine (renew).
+	renewals *executor.Renewals
 	cfg      *config.Config
 	log      *zap.Logger
 	metrics  *metrics.Metrics
@@ -282,6 +284,7 @@ func (a *Agent) Run(parent, kill context.Context) error {
 		return err
 	}
 	defer closeRuns()
+	defer a.renew()() // past every run: consumer.Run and poll return once all have ended
 	if a.source != nil {
 		return a.poll(ctx, kill)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -96,6 +97,7 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 	stopped := r.lease.stopped()
 	defer context.AfterFunc(stopped, func() { cancel(context.Cause(stopped)) })()
 	spec.Fence = a.shimFence()
+	spec.Renewals = a.renewals
 	spec.Held = func() bool { return r.lease.held().err == nil }
 	spec.Lasts = func() time.Duration { return r.lease.held().lasts }
 	spec.Lasting = r.lease.lasting()
@@ -112,6 +114,16 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 	cancelled = unwatch()
 	a.metrics.RunDuration.WithLabelValues(r.msg.Action).Observe(res.Duration.Seconds())
 	return res, cancelled
+}
+
+// renew starts renewing the commands' leases from one goroutine (executor.Renewals); the
+// caller calls stop once none of its commands runs any more.
+func (a *Agent) renew() (stop func()) {
+	a.renewals = executor.NewRenewals(a.shimFence() / 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { a.renewals.Run(ctx) })
+	return func() { cancel(); wg.Wait() }
 }
 
 func resultOf(res executor.Result) string {

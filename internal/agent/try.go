@@ -45,6 +45,7 @@ func (a *Agent) Try(ctx context.Context, raw []byte) (Tried, error) {
 		return Tried{}, err
 	}
 	defer closeRuns()
+	defer a.renew()()
 	stopProxy, err := a.serve("port api proxy", func(sctx context.Context) (string, func() error, error) {
 		url, wait, err := a.proxy.Serve(sctx, "127.0.0.1:0")
 		a.proxyURL = url
