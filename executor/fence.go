@@ -36,7 +36,7 @@ func renewLease(spec Spec, p *process) *leaseRenewal {
 	if spec.Fence <= 0 || spec.Held == nil {
 		return nil
 	}
-	period := spec.Fence / 4
+	period := max(spec.Fence/4, time.Millisecond)
 	l := &leaseRenewal{spec: spec, p: p, period: period, until: clock.Now().Add(spec.Fence), holding: true}
 	if r := spec.Renewals; r != nil && r.period == period {
 		l.shared = r
@@ -64,6 +64,9 @@ func NewRenewals(period time.Duration) *Renewals {
 
 // Run renews, on every beat, each lease added and not stopped, until ctx ends.
 func (r *Renewals) Run(ctx context.Context) {
+	if r.period < time.Millisecond {
+		return // no lease has such a period (renewLease): nothing to renew
+	}
 	t := time.NewTimer(beat(r.period))
 	defer t.Stop()
 	for {
@@ -102,6 +105,7 @@ func (r *Renewals) remove(l *leaseRenewal) {
 // not once per command (a thousand sleeping runs, a thousand wake-ups of an idle agent a
 // period otherwise: BENCHMARKS.md). Renewals are never further apart than period.
 func beat(period time.Duration) time.Duration {
+	period = max(period, time.Millisecond)
 	return period - time.Duration(time.Now().UnixNano()%int64(period))
 }
 
@@ -174,7 +178,7 @@ func (l *leaseRenewal) renew() {
 		now := l.lasts()
 		if !held || lasts > 0 && now == 0 { // it ended meanwhile
 			l.holding, l.killed = false, true
-			l.p.kill()
+			l.p.tryKill()
 			return
 		}
 		if lasts-now > l.spec.Fence/8 {
@@ -186,16 +190,19 @@ func (l *leaseRenewal) renew() {
 			return
 		}
 		l.until = clock.Now().Add(lasts)
-		if l.spec.OnLasting != nil { // the first renewal that told the shim
-			l.spec.OnLasting(lasts)
+		if on := l.spec.OnLasting; on != nil { // the first renewal that told the shim
 			l.spec.OnLasting = nil
+			// Told outside the lock: it logs, which must not hold up the renewals.
+			l.mu.Unlock()
+			on(lasts)
+			l.mu.Lock()
 		}
 		return
 	}
 	l.holding = false
 	if l.p.ctl == nil && !l.killed && !clock.Now().Before(l.until) {
 		l.killed = true
-		l.p.kill()
+		l.p.tryKill()
 	}
 }
 
@@ -212,8 +219,8 @@ func (l *leaseRenewal) send(lasts time.Duration) {
 	switch {
 	case l.p.ctl == nil:
 	case lasts > 0:
-		l.p.controlMessage(shim.LastingMessage(lasts.Milliseconds()))
+		l.p.tryControl(shim.LastingMessage(lasts.Milliseconds()))
 	default:
-		l.p.control(shim.Renew)
+		l.p.tryControl([]byte{shim.Renew})
 	}
 }

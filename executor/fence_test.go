@@ -343,3 +343,61 @@ func TestRenewalsOfAllCommandsComeTogether(t *testing.T) {
 		}
 	})
 }
+
+// TestRenewalNeverWaitsForAShimThatDoesNotRead: one goroutine renews every command's lease
+// (Renewals), so a shim that stopped reading its socket (its command stopped it, say) and
+// whose socket is full must not hold it up: the renewal is dropped, and that shim's own
+// fence ends its command.
+func TestRenewalNeverWaitsForAShimThatDoesNotRead(t *testing.T) {
+	ours, shimEnd := controlSockets(t, true)
+	defer ours.Close()
+	defer shimEnd.Close()
+	rc, err := ours.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := make([]byte, 64<<10)
+	for filled := false; !filled; {
+		_ = rc.Write(func(fd uintptr) bool {
+			_, err := syscall.Write(int(fd), full)
+			filled = err == syscall.EAGAIN
+			return true
+		})
+	}
+	var asked atomic.Int32
+	held := func() bool { return asked.Add(1) < 3 } // held at the first renewal, lost at the second
+	l := renewLease(Spec{Fence: time.Hour, Held: held}, &process{ctl: ours})
+	defer l.stop()
+	done := make(chan struct{})
+	go func() {
+		l.renew() // a renewal, into the full socket
+		l.renew() // the lease lost: a kill, into the full socket
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("a renewal waited for a shim that does not read its socket")
+	}
+}
+
+// TestTinyFencesDoNotBreakRenewals: a fence under four milliseconds (a misconfiguration)
+// neither panics nor spins: renewals every millisecond at most.
+func TestTinyFencesDoNotBreakRenewals(t *testing.T) {
+	for _, period := range []time.Duration{0, -time.Second, time.Nanosecond} {
+		if d := beat(period); d <= 0 || d > time.Millisecond {
+			t.Errorf("beat(%v) = %v, want (0, 1ms]", period, d)
+		}
+	}
+	l := renewLease(Spec{Fence: 2 * time.Nanosecond, Held: func() bool { return true }, Renewals: NewRenewals(0)}, &process{})
+	defer l.stop()
+	if l.shared != nil || l.period != time.Millisecond {
+		t.Errorf("a 2ns fence: shared %v, period %v; want its own renewals every 1ms", l.shared != nil, l.period)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	NewRenewals(-time.Second).Run(ctx) // returns at once: nothing to renew
+	if ctx.Err() != nil {
+		t.Error("Renewals with a period under a millisecond ran until its context ended")
+	}
+}

@@ -123,6 +123,30 @@ func (p *process) control(b byte) { p.controlMessage([]byte{b}) }
 // controlMessage writes a control message of several bytes (shim.LastingMessage) at once.
 func (p *process) controlMessage(m []byte) { _, _ = p.ctl.Write(m) }
 
+// tryKill is kill that never waits for the shim's socket (Renewals): a shim that does not
+// read it gets no renewal either, and its fence ends the command.
+func (p *process) tryKill() {
+	if p.ctl != nil {
+		p.tryControl([]byte{shim.Kill})
+		return
+	}
+	killGroup(p.pid, syscall.SIGKILL)
+}
+
+// tryControl writes a control message only if the socket takes it now, never waiting: a
+// shim that has stopped reading (stopped by its command, say) must not hold up the one
+// goroutine that renews every command's lease (Renewals); its own fence then ends it.
+func (p *process) tryControl(m []byte) {
+	rc, err := p.ctl.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Write(func(fd uintptr) bool {
+		_, _ = syscall.Write(int(fd), m) // EAGAIN: full; not renewed
+		return true                      // done, whatever it did: no waiting for room
+	})
+}
+
 // shimStartError is why the shim could not start the command, "" when it did, or the note
 // it left after the command's end (shim.NoteProcesses).
 // The shim keeps its socket from the command (close-on-exec), so with the shim
