@@ -61,9 +61,7 @@ type Spec struct {
 	Lasts     func() time.Duration
 	Lasting   <-chan struct{}
 	OnLasting func(lasts time.Duration)
-	// Renewals, when set, renews the command's lease (Fence) with every other command's,
-	// from one goroutine (NewRenewals); otherwise Run renews it itself.
-	Renewals *Renewals
+	Renewals  *Renewals // when set, renews the lease (Fence) with all others'; else Run does
 	// Reaper, when set, is the agent's child subreaper (NewReaper): it learns which
 	// processes Run starts, so it never takes them for orphans.
 	Reaper *Reaper
