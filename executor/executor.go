@@ -269,7 +269,7 @@ func supervise(ctx context.Context, spec Spec, p *process, conf *confined) strin
 			p.kill()
 		case <-lease.tick():
 			lease.ticked()
-		case <-lease.lasting():
+		case <-lease.lastingC():
 			lease.renewLasting()
 		case <-checkC:
 			if hit := conf.exceeded(); hit != "" {

@@ -2,6 +2,8 @@ package executor
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,9 +23,11 @@ type leaseRenewal struct {
 	period time.Duration // between renewals: a quarter of the fence
 	timer  *time.Timer   // the next renewal (beat); nil when Spec.Renewals renews it
 	shared *Renewals     // renews it, when not its own run's goroutine
+	// lasting is Spec.Lasting until heard (renewLasting); the run's goroutine's alone.
+	lasting <-chan struct{}
 
 	mu      sync.Mutex    // the run's goroutine and Renewals' both renew
-	spec    Spec          // its Lasting and OnLasting are cleared once heard and called
+	spec    Spec          // its OnLasting is cleared once called
 	until   clock.Instant // without a shim: when the command dies unless renewed
 	holding bool          // renewals go on; once false, never again
 	killed  bool
@@ -37,7 +41,7 @@ func renewLease(spec Spec, p *process) *leaseRenewal {
 		return nil
 	}
 	period := max(spec.Fence/4, time.Millisecond)
-	l := &leaseRenewal{spec: spec, p: p, period: period, until: clock.Now().Add(spec.Fence), holding: true}
+	l := &leaseRenewal{spec: spec, p: p, period: period, lasting: spec.Lasting, until: clock.Now().Add(spec.Fence), holding: true}
 	if r := spec.Renewals; r != nil && r.period == period {
 		l.shared = r
 		r.add(l)
@@ -77,10 +81,7 @@ func (r *Renewals) Run(ctx context.Context) {
 		}
 		t.Reset(beat(r.period))
 		r.mu.Lock()
-		leases := make([]*leaseRenewal, 0, len(r.leases))
-		for l := range r.leases {
-			leases = append(leases, l)
-		}
+		leases := slices.Collect(maps.Keys(r.leases))
 		r.mu.Unlock()
 		for _, l := range leases {
 			l.renew()
@@ -122,22 +123,17 @@ func (l *leaseRenewal) ticked() {
 	l.renew()
 }
 
-// lasting is Spec.Lasting until renewLasting has heard it (only the run's goroutine reads
-// and clears it).
-func (l *leaseRenewal) lasting() <-chan struct{} {
+// lastingC is Spec.Lasting until renewLasting has heard it.
+func (l *leaseRenewal) lastingC() <-chan struct{} {
 	if l == nil {
 		return nil
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.spec.Lasting
+	return l.lasting
 }
 
 // renewLasting renews at once when the lease has come to last (Spec.Lasting).
 func (l *leaseRenewal) renewLasting() {
-	l.mu.Lock()
-	l.spec.Lasting = nil
-	l.mu.Unlock()
+	l.lasting = nil
 	l.renew()
 }
 
