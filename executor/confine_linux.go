@@ -14,13 +14,14 @@ import (
 // confined is how one run is confined: the shim's options, the Landlock ruleset it gets,
 // and what to undo once the run has ended.
 type confined struct {
-	limits  Limits
-	opts    shim.Options
-	ruleset *os.File // fd shim.RulesetFD of the shim; nil without a sandbox
-	runDir  string
-	uids    *sandbox.UIDs
-	uid     int
-	cg      *sandbox.RunCgroup
+	limits      Limits
+	opts        shim.Options
+	ruleset     *os.File // fd shim.RulesetFD of the shim; nil without a sandbox
+	ownsRuleset bool     // the run's own ruleset, closed at release; else its cell's
+	runDir      string
+	uids        *sandbox.UIDs
+	uid         int
+	cg          *sandbox.RunCgroup
 }
 
 // confine readies the run's confinement (README "Isolation"). It applies only under the
@@ -58,19 +59,66 @@ func confine(spec Spec, prep prepared) (*confined, error) {
 	// there is none.
 	c.opts.Rlimits = rlimits(iso.Limits, iso.UIDs != nil && (c.cg == nil || !c.cg.CountsProcesses()))
 	if iso.Sandbox != nil {
-		rw := append([]string{prep.runDir}, iso.Write...)
-		if spec.Dir != "" {
-			rw = append(rw, spec.Dir)
-		}
-		fd, flags, err := iso.Sandbox.RulesetFD(rw, iso.Read)
-		if err != nil {
+		if err := c.sandbox(spec, prep); err != nil {
 			c.release()
 			return nil, err
 		}
-		c.ruleset = os.NewFile(uintptr(fd), "landlock-ruleset")
-		c.opts.Landlock, c.opts.LandlockFlags = true, flags
 	}
 	return c, nil
+}
+
+// sandbox gives the run its Landlock ruleset: its run directory, Dir and Write read-write,
+// Read read-only. A run in a cell (RunsDir) gets its cell's, built the first time (the
+// cell instead of the run directory: the cell holds nothing else while the run does).
+func (c *confined) sandbox(spec Spec, prep prepared) error {
+	iso := spec.Isolation
+	rw := iso.Write
+	if spec.Dir != "" {
+		rw = append(rw[:len(rw):len(rw)], spec.Dir)
+	}
+	build := func(dir string) (int, uint32, error) {
+		return iso.Sandbox.RulesetFD(append([]string{dir}, rw...), iso.Read)
+	}
+	var cl *cell
+	if iso.Runs != nil {
+		cl = iso.Runs.cellOf(prep.runDir)
+	}
+	key, ok := rulesetKey(iso.Sandbox, rw, iso.Read)
+	if cl != nil && ok {
+		f, flags, err := cl.ruleset(key, build)
+		if err != nil {
+			return err
+		}
+		c.ruleset, c.opts.Landlock, c.opts.LandlockFlags = f, true, flags
+		return nil
+	}
+	fd, flags, err := build(prep.runDir)
+	if err != nil {
+		return err
+	}
+	c.ruleset, c.ownsRuleset = os.NewFile(uintptr(fd), "landlock-ruleset"), true
+	c.opts.Landlock, c.opts.LandlockFlags = true, flags
+	return nil
+}
+
+// rulesetKey names what a ruleset allows beside its cell: the sandbox and each path with
+// the file it is now (a path replaced since a cell's ruleset was built, a sandbox.write
+// directory made anew say, needs a new one: Landlock's rules hold files, not names). ok is
+// false when a path is missing: such a ruleset is built for its run alone.
+func rulesetKey(sb *sandbox.Sandbox, rw, ro []string) (key string, ok bool) {
+	b := make([]byte, 0, 64)
+	b = fmt.Appendf(b, "%p", sb)
+	for i, paths := range [2][]string{rw, ro} {
+		b = append(b, byte(i))
+		for _, p := range paths {
+			var st syscall.Stat_t
+			if syscall.Stat(p, &st) != nil {
+				return "", false
+			}
+			b = fmt.Appendf(b, "\x00%s\x00%d:%d", p, st.Dev, st.Ino)
+		}
+	}
+	return string(b), true
 }
 
 // rlimits are the run's rlimits: no core dumps ever, and the limits per process.
@@ -157,7 +205,7 @@ func (c *confined) label(res Result) Result {
 // remove; files it wrote elsewhere, which only an unsandboxed run can, stay: the agent
 // never deletes by owner in a shared directory.)
 func (c *confined) release() {
-	if c.ruleset != nil {
+	if c.ownsRuleset {
 		c.ruleset.Close()
 	}
 	if c.cg != nil {

@@ -101,6 +101,17 @@ func (p *process) signaled() bool {
 	return ok && ws.Signaled()
 }
 
+// reaped tells the agent's reaper the process is gone, and when it ended by a signal keeps
+// its run's cell from another run: what the shim started may outlive it (RunsDir.spoil).
+func (p *process) reaped(spec Spec, runDir string) {
+	if spec.Reaper != nil {
+		spec.Reaper.ended(p.pid, p.signaled())
+	}
+	if p.signaled() && spec.Isolation.Runs != nil {
+		spec.Isolation.Runs.spoil(runDir)
+	}
+}
+
 func (p *process) release() {
 	if p.ctl != nil {
 		p.ctl.Close()

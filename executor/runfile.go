@@ -47,7 +47,7 @@ func writeRunFile(spec Spec) (dir, file string, err error) {
 	file = filepath.Join(dir, runFileName)
 	if err := os.WriteFile(file, spec.RunFile, 0o600); err != nil {
 		if spec.RunDir == "" {
-			os.RemoveAll(dir)
+			removeOwnRunDir(spec, dir)
 		}
 		return "", "", fmt.Errorf("run file: %w", err)
 	}
@@ -83,6 +83,15 @@ func setEnv(env []string, key, value string) []string {
 		}
 	}
 	return append(env, key+"="+value)
+}
+
+// removeOwnRunDir removes a run directory Run made (writeRunFile).
+func removeOwnRunDir(spec Spec, dir string) {
+	if spec.Isolation.Runs != nil {
+		_ = spec.Isolation.Runs.RemoveRunDir(dir)
+		return
+	}
+	_ = RemoveRunDir(dir)
 }
 
 // RemoveRunDir removes a run's directory with what it holds. A run leaves its directory as

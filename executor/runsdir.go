@@ -9,18 +9,27 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
 
-// RunsDir is one agent's place for run directories, ROOT/agent-XXXX/run-XXXX, under a root
-// that the agents of one uid on a machine share and that the sandbox keeps from every
-// command (README "Isolation"). The agent holds a lock on its own directory while it lives;
-// OpenRunsDir removes the directories of agents that no longer hold theirs: a crashed agent
-// leaves run files behind, decrypted secret inputs included.
+// RunsDir is one agent's place for run directories, ROOT/agent-XXXX/cell-N/run-XXXX (a
+// cell holds one run's directory at a time, see cell), under a root that the agents of one
+// uid on a machine share and that the sandbox keeps from every command (README
+// "Isolation"). The agent holds a lock on its own directory while it lives; OpenRunsDir
+// removes the directories of agents that no longer hold theirs: a crashed agent leaves run
+// files behind, decrypted secret inputs included.
 type RunsDir struct {
 	root, dir string
+	mode      os.FileMode
 	lock      *os.File // the agent's directory, flock'ed while it lives
+
+	mu     sync.Mutex
+	idle   []*cell          // cells free for the next run, the latest given back last
+	held   map[string]*cell // by the run directory each holds
+	made   int              // cells made so far: the next one's name
+	closed bool
 }
 
 // DefaultRunsRoot is where run directories go unless executor.runsDir says otherwise:
@@ -79,7 +88,7 @@ func OpenRunsDir(root string, traversable bool) (r *RunsDir, swept int, err erro
 		os.RemoveAll(dir)
 		return nil, swept, fmt.Errorf("runs directory: %w", err)
 	}
-	return &RunsDir{root: root, dir: dir, lock: lock}, swept, nil
+	return &RunsDir{root: root, dir: dir, mode: mode, lock: lock, held: map[string]*cell{}}, swept, nil
 }
 
 // sweep removes the directories of agents that hold no lock on them any more (and the
@@ -140,17 +149,96 @@ func lockDir(dir string, wait bool) (*os.File, error) {
 // Root is the directory every agent of this uid keeps its runs under.
 func (r *RunsDir) Root() string { return r.root }
 
-// NewRunDir makes a new run directory (0700).
+// NewRunDir makes a new run directory (0700) in a cell of its own; RemoveRunDir removes it.
 func (r *RunsDir) NewRunDir() (string, error) {
-	dir, err := os.MkdirTemp(r.dir, "run-*")
+	c, err := r.takeCell()
 	if err != nil {
 		return "", fmt.Errorf("run directory: %w", err)
 	}
+	dir, err := os.MkdirTemp(c.dir, "run-*")
+	if err != nil {
+		c.drop()
+		return "", fmt.Errorf("run directory: %w", err)
+	}
+	r.mu.Lock()
+	r.held[dir] = c
+	r.mu.Unlock()
 	return dir, nil
+}
+
+// takeCell is an idle cell, or a new one.
+func (r *RunsDir) takeCell() (*cell, error) {
+	r.mu.Lock()
+	if n := len(r.idle); n > 0 {
+		c := r.idle[n-1]
+		r.idle = r.idle[:n-1]
+		r.mu.Unlock()
+		return c, nil
+	}
+	r.made++
+	dir := filepath.Join(r.dir, "cell-"+strconv.Itoa(r.made))
+	r.mu.Unlock()
+	if err := os.Mkdir(dir, r.mode); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(dir, r.mode); err != nil { // past the umask: runAs's uids pass through
+		os.Remove(dir)
+		return nil, err
+	}
+	return &cell{dir: dir}, nil
+}
+
+// cellOf is the cell holding run directory dir, nil when NewRunDir did not make it.
+func (r *RunsDir) cellOf(dir string) *cell {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.held[dir]
+}
+
+// spoil keeps run directory dir's cell from serving another run: some process of the run
+// may outlive it (its shim did not end by itself), and the cell's ruleset would let it into
+// the next run's directory.
+func (r *RunsDir) spoil(dir string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.held[dir]; c != nil {
+		c.spoiled = true
+	}
+}
+
+// RemoveRunDir removes run directory dir, which NewRunDir made, as the function
+// RemoveRunDir does, and gives its cell back when nothing else is left in it.
+func (r *RunsDir) RemoveRunDir(dir string, files ...string) error {
+	err := RemoveRunDir(dir, files...)
+	r.mu.Lock()
+	c := r.held[dir]
+	delete(r.held, dir)
+	spoiled := c != nil && c.spoiled
+	r.mu.Unlock()
+	if c == nil {
+		return err
+	}
+	keep := err == nil && !spoiled && emptyDir(c.dir)
+	r.mu.Lock()
+	if keep && !r.closed && len(r.idle) < maxIdleCells {
+		r.idle, c = append(r.idle, c), nil
+	}
+	r.mu.Unlock()
+	if c != nil {
+		c.drop()
+	}
+	return err
 }
 
 // Close removes the agent's directory, with whatever a run left in it.
 func (r *RunsDir) Close() {
+	r.mu.Lock()
+	idle := r.idle
+	r.idle, r.closed = nil, true
+	r.mu.Unlock()
+	for _, c := range idle {
+		c.drop()
+	}
 	_ = os.RemoveAll(r.dir)
 	r.lock.Close()
 }

@@ -1,0 +1,95 @@
+//go:build unix
+
+package executor
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// A cell is a directory of the agent's that holds one run's directory at a time
+// (ROOT/agent-XXXX/cell-N/run-XXXX) and outlives its runs, so that what is built for the
+// cell rather than the run is kept: a sandboxed run's Landlock ruleset allows its cell, so
+// it is built once per cell (and per what else its action allows) instead of once per run,
+// a hundred landlock_add_rule calls or so each (BENCHMARKS.md "Where the goals stand").
+// A cell goes back to the idle ones only empty and only after a run whose processes all
+// ended with it; anything else takes the whole cell away.
+type cell struct {
+	dir string
+	// rulesets are the Landlock rulesets built for the cell, by rulesetKey. Only the run
+	// holding the cell reads or adds to them.
+	rulesets map[string]cellRuleset
+	order    []string // rulesets' keys, oldest first
+	spoiled  bool     // RunsDir.spoil: never to serve another run
+}
+
+type cellRuleset struct {
+	file  *os.File
+	flags uint32
+}
+
+const (
+	// maxIdleCells bounds the cells kept between runs; more are removed when their runs end
+	// (after a burst of runs, say).
+	maxIdleCells = 64
+	// maxCellRulesets bounds the rulesets one cell keeps: one per set of actions that allow
+	// the same paths; a cell that serves more actions builds the oldest one again.
+	maxCellRulesets = 4
+)
+
+// ruleset is the cell's ruleset for key, built by build (which gets the cell's directory
+// and returns a ruleset fd and its flags) the first time; the cell owns it.
+func (c *cell) ruleset(key string, build func(cellDir string) (int, uint32, error)) (*os.File, uint32, error) {
+	if r, ok := c.rulesets[key]; ok {
+		return r.file, r.flags, nil
+	}
+	fd, flags, err := build(c.dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	if c.rulesets == nil {
+		c.rulesets = make(map[string]cellRuleset, 1)
+	}
+	if len(c.order) >= maxCellRulesets {
+		oldest := c.order[0]
+		c.order = c.order[1:]
+		c.rulesets[oldest].file.Close()
+		delete(c.rulesets, oldest)
+	}
+	r := cellRuleset{file: os.NewFile(uintptr(fd), "landlock-ruleset"), flags: flags}
+	c.rulesets[key], c.order = r, append(c.order, key)
+	return r.file, r.flags, nil
+}
+
+// drop closes the cell's rulesets and removes its directory with whatever is in it.
+func (c *cell) drop() {
+	for _, r := range c.rulesets {
+		r.file.Close()
+	}
+	c.rulesets, c.order = nil, nil
+	_ = os.RemoveAll(c.dir)
+}
+
+// emptyDir reports whether dir holds no entry (false when it cannot tell). It reads the
+// directory itself rather than through os.File, which would register it with the poller.
+func emptyDir(dir string) bool {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	var buf [512]byte
+	for {
+		n, err := unix.Getdents(fd, buf[:])
+		if err != nil {
+			return false
+		}
+		if n == 0 {
+			return true
+		}
+		if _, _, names := unix.ParseDirent(buf[:n], -1, nil); len(names) > 0 {
+			return false // ParseDirent leaves out "." and ".."
+		}
+	}
+}
