@@ -2,11 +2,7 @@
 
 package executor
 
-import (
-	"os"
-
-	"golang.org/x/sys/unix"
-)
+import "os"
 
 // A cell is a directory of the agent's that holds one run's directory at a time
 // (ROOT/agent-XXXX/cell-N/run-XXXX) and outlives its runs, so that what is built for the
@@ -69,27 +65,4 @@ func (c *cell) drop() {
 	}
 	c.rulesets, c.order = nil, nil
 	_ = os.RemoveAll(c.dir)
-}
-
-// emptyDir reports whether dir holds no entry (false when it cannot tell). It reads the
-// directory itself rather than through os.File, which would register it with the poller.
-func emptyDir(dir string) bool {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return false
-	}
-	defer unix.Close(fd)
-	var buf [512]byte
-	for {
-		n, err := unix.Getdents(fd, buf[:])
-		if err != nil {
-			return false
-		}
-		if n == 0 {
-			return true
-		}
-		if _, _, names := unix.ParseDirent(buf[:n], -1, nil); len(names) > 0 {
-			return false // ParseDirent leaves out "." and ".."
-		}
-	}
 }

@@ -136,7 +136,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 
 	// One pipe for both streams: the kernel keeps the writes in the order
 	// the command made them, which two pipes could not guarantee.
-	pr, pw, err := os.Pipe()
+	pr, pw, err := outputPipe()
 	if err != nil {
 		return startFailure(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"time"
 
@@ -41,13 +42,28 @@ func startProcess(spec Spec, prep prepared, conf *confined, out *os.File) (*proc
 }
 
 func command(path string, argv []string, spec Spec, prep prepared, out *os.File) *exec.Cmd {
-	return &exec.Cmd{
+	cmd := &exec.Cmd{
 		Path: path, Args: argv, Env: prep.env, Dir: spec.Dir, Stdout: out, Stderr: out,
 		// Own process group, so a timeout or cancel reaches everything the
 		// command started, and nothing of the agent.
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
+	if f := nullInput(); f != nil {
+		cmd.Stdin = f
+	}
+	return cmd
 }
+
+// nullInput is every command's stdin: /dev/null, opened once. Left nil, exec.Cmd opens it
+// anew for each command (an open, four fcntl, an epoll_ctl and a close per run). It is
+// read-only and never closed: nothing a run could change for another.
+var nullInput = sync.OnceValue(func() *os.File {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil // exec.Cmd's own, then
+	}
+	return f
+})
 
 // terminate asks the command to end: SIGTERM to its group (the shim passes it on).
 func (p *process) terminate() {
