@@ -4,15 +4,17 @@ package executor
 
 import "os"
 
-// A cell is a directory of the agent's that holds one run's directory at a time
-// (ROOT/agent-XXXX/cell-N/run-XXXX) and outlives its runs, so that what is built for the
-// cell rather than the run is kept: a sandboxed run's Landlock ruleset allows its cell, so
-// it is built once per cell (and per what else its action allows) instead of once per run,
-// a hundred landlock_add_rule calls or so each (BENCHMARKS.md "Where the goals stand").
-// A cell goes back to the idle ones only empty and only after a run whose processes all
-// ended with it; anything else takes the whole cell away.
+// A cell is a run directory that outlives its run (ROOT/agent-XXXX/run-N): emptied and
+// reset when its run ends, it serves the next one, so that what is built for the directory
+// rather than the run is kept: a sandboxed run's Landlock ruleset, whose rules hold the
+// files they name, is built once per cell (and per what else its action allows) instead of
+// once per run, a hundred landlock_add_rule calls or so each (BENCHMARKS.md "Where the
+// goals stand"). The run has no right on the directory that holds its cell, so it can
+// neither rename nor replace it. A cell serves again only after a run whose processes all
+// ended with it, once cleared (clear); anything else takes the cell away.
 type cell struct {
-	dir string
+	dir  string
+	made bool // its directory exists (NewRunDir makes it for the cell's first run)
 	// rulesets are the Landlock rulesets built for the cell, by rulesetKey. Only the run
 	// holding the cell reads or adds to them.
 	rulesets map[string]cellRuleset
@@ -59,10 +61,10 @@ func (c *cell) ruleset(key string, build func(cellDir string) (int, uint32, erro
 }
 
 // drop closes the cell's rulesets and removes its directory with whatever is in it.
-func (c *cell) drop() {
+func (c *cell) drop() error {
 	for _, r := range c.rulesets {
 		r.file.Close()
 	}
 	c.rulesets, c.order = nil, nil
-	_ = os.RemoveAll(c.dir)
+	return os.RemoveAll(c.dir)
 }

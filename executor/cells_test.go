@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,8 +61,8 @@ func cellRun(t *testing.T, runs *RunsDir, sb *sandbox.Sandbox, prefix []string, 
 }
 
 // TestACellKeepsItsRulesetForTheNextRun: sandboxed runs one after another take the same
-// cell and its ruleset, built once; each writes its own run directory, which holds nothing
-// of the run before.
+// cell (run directory) and its ruleset, built once; each writes it, and finds nothing of
+// the run before.
 func TestACellKeepsItsRulesetForTheNextRun(t *testing.T) {
 	eachShim(t, func(t *testing.T, prefix []string) {
 		runs, sb := sandboxedRuns(t)
@@ -83,7 +84,7 @@ func TestACellKeepsItsRulesetForTheNextRun(t *testing.T) {
 					t.Errorf("run %d: a new ruleset, want the cell's first one again", i)
 				}
 			}
-			cells = append(cells, filepath.Dir(dir))
+			cells = append(cells, dir)
 		}
 		if cells[0] != cells[1] || cells[1] != cells[2] {
 			t.Errorf("the runs' cells: %q, want one cell for all", cells)
@@ -94,24 +95,82 @@ func TestACellKeepsItsRulesetForTheNextRun(t *testing.T) {
 	})
 }
 
-// TestACellARunLeftSomethingInIsNotReused: the cell's ruleset lets a run write beside its
-// run directory; what it leaves there would reach the next run of the cell, so the cell
-// goes, with it, and the next run gets a new one.
-func TestACellARunLeftSomethingInIsNotReused(t *testing.T) {
+// TestACellComesBackEmptyAndReset: what a run leaves in its directory, and the mode it
+// gives it, are gone when the cell serves the next run; a link it left is removed, never
+// followed.
+func TestACellComesBackEmptyAndReset(t *testing.T) {
 	eachShim(t, func(t *testing.T, prefix []string) {
 		runs, sb := sandboxedRuns(t)
-		dir, out, _ := cellRun(t, runs, sb, prefix, `echo left > "$(dirname "$PORT_RUN_FILE")/../left" && echo wrote`)
-		if !strings.Contains(out, "wrote") {
-			t.Fatalf("the run could not write in its cell: %q", out)
+		target := filepath.Join(t.TempDir(), "outside")
+		if err := os.WriteFile(target, []byte("keep"), 0o600); err != nil {
+			t.Fatal(err)
 		}
-		if _, err := os.Stat(filepath.Dir(dir)); !os.IsNotExist(err) {
-			t.Errorf("the cell the run wrote in is still there: %v", err)
+		dir, out, _ := cellRun(t, runs, sb, prefix, `d=$(dirname "$PORT_RUN_FILE"); mkdir -p "$d/a/b" && echo x > "$d/a/b/f" &&
+ln -s "`+target+`" "$d/link" && ln -s "`+target+`" "$d/response.json" && echo y > "$HOME/.cfg" && chmod 777 "$d" "$d/a" && echo left`)
+		if !strings.Contains(out, "left") {
+			t.Fatalf("the run could not write its directory: %q", out)
 		}
-		next, out, _ := cellRun(t, runs, sb, prefix, `cat "$(dirname "$PORT_RUN_FILE")/../left" || echo nothing`)
-		if filepath.Dir(next) == filepath.Dir(dir) || strings.Contains(out, "left\n") || !strings.Contains(out, "nothing") {
-			t.Errorf("next run in %s (the first in %s) read %q, want a new cell and nothing left", next, dir, out)
+		next, out, _ := cellRun(t, runs, sb, prefix, `d=$(dirname "$PORT_RUN_FILE"); echo "saw:" $(ls -A "$d") $(ls -A "$HOME"); stat -c 'mode: %a' "$d"`)
+		if next != dir || !strings.Contains(out, "saw: home run.json tmpdir\n") || !strings.Contains(out, "mode: 700\n") {
+			t.Errorf("the next run in %s (the first in %s) saw %q, want the same cell, as new", next, dir, out)
+		}
+		if b, err := os.ReadFile(target); err != nil || string(b) != "keep" {
+			t.Errorf("the file a link named: %q, %v", b, err)
 		}
 	})
+}
+
+// TestARunHasNoRightOnWhatHoldsItsDirectory: a run can neither rename its directory (and
+// put a link to elsewhere in its place, for the agent to read the run's response and
+// remove the run's files through) nor write beside it (past its runDirSize, or for the
+// next run of the cell).
+func TestARunHasNoRightOnWhatHoldsItsDirectory(t *testing.T) {
+	eachShim(t, func(t *testing.T, prefix []string) {
+		runs, sb := sandboxedRuns(t)
+		victim := t.TempDir() // under /tmp: out of the sandbox's reach
+		for _, name := range []string{runFileName, "response.json"} {
+			if err := os.WriteFile(filepath.Join(victim, name), []byte("VICTIM "+name), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dir, err := runs.NewRunDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		script := `d=$(dirname "$PORT_RUN_FILE"); mv "$d" "$d.old" && ln -s "` + victim + `" "$d" && echo replaced
+echo x > "$d/../beside" && echo beside; echo done`
+		res, out := run(t, context.Background(), Spec{Argv: []string{"sh", "-c", script}, RunDir: dir, Shim: prefix, Timeout: time.Minute,
+			Env: map[string]string{"PATH": os.Getenv("PATH")}, Isolation: Isolation{Sandbox: sb, Runs: runs}})
+		if !res.Success || strings.Contains(out, "replaced") || strings.Contains(out, "beside\n") || !strings.Contains(out, "done") {
+			t.Errorf("%+v %q: want neither its directory replaced nor a file beside it", res, out)
+		}
+		if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+			t.Errorf("the run's directory: %v %v", fi, err)
+		}
+		_ = runs.RemoveRunDir(dir, "response.json")
+		for _, name := range []string{runFileName, "response.json"} {
+			if _, err := os.Stat(filepath.Join(victim, name)); err != nil {
+				t.Errorf("%s outside the run's directory: %v", name, err)
+			}
+		}
+	})
+}
+
+// TestACellWithExtendedAttributesIsNotReused: Landlock does not govern extended attributes
+// (ACLs among them); a cell its run set one on is removed, not handed to the next run.
+func TestACellWithExtendedAttributesIsNotReused(t *testing.T) {
+	runs, sb := sandboxedRuns(t)
+	dir, out, _ := cellRun(t, runs, sb, []string{tinyShim},
+		`python3 -c 'import os,sys; os.setxattr(sys.argv[1], "user.note", b"left by run 1"); print("set")' "$(dirname "$PORT_RUN_FILE")" 2>&1 || true`)
+	if !strings.Contains(out, "set\n") {
+		t.Skipf("no user extended attribute could be set here: %q", out)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the cell is still there: %v", err)
+	}
+	if next, _, _ := cellRun(t, runs, sb, []string{tinyShim}, `true`); next == dir {
+		t.Errorf("the next run took the cell %s", dir)
+	}
 }
 
 // TestACellOfARunEndedBySignalIsNotReused: when the shim does not end by itself, something
@@ -121,12 +180,11 @@ func TestACellOfARunEndedBySignalIsNotReused(t *testing.T) {
 	eachShim(t, func(t *testing.T, prefix []string) {
 		runs, sb := sandboxedRuns(t)
 		dir, _, _ := cellRun(t, runs, sb, prefix, `kill -KILL $$`)
-		if _, err := os.Stat(filepath.Dir(dir)); !os.IsNotExist(err) {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
 			t.Errorf("the killed run's cell is still there: %v", err)
 		}
-		next, _, _ := cellRun(t, runs, sb, prefix, `true`)
-		if filepath.Dir(next) == filepath.Dir(dir) {
-			t.Errorf("the next run took the killed run's cell %s", filepath.Dir(dir))
+		if next, _, _ := cellRun(t, runs, sb, prefix, `true`); next == dir {
+			t.Errorf("the next run took the killed run's cell %s", dir)
 		}
 	})
 }
@@ -179,5 +237,77 @@ func TestIdleCellsAreBounded(t *testing.T) {
 	entries, err := os.ReadDir(runs.dir)
 	if err != nil || len(entries) != maxIdleCells {
 		t.Errorf("%d cells left (%v), want %d", len(entries), err, maxIdleCells)
+	}
+}
+
+// TestAWriteDirMountedAgainGetsANewRuleset: a sandbox.write directory that is a mount point
+// unmounted and mounted again between two runs of a cell comes back with the same device
+// and inode numbers, but the cell's ruleset holds the old mount's root, which allows
+// nothing now: the mount's id tells them apart.
+func TestAWriteDirMountedAgainGetsANewRuleset(t *testing.T) {
+	runs, sb := sandboxedRuns(t)
+	shared := filepath.Join(t.TempDir(), "cache")
+	if err := os.Mkdir(shared, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := syscall.Mount("none", shared, "tmpfs", 0, ""); err != nil {
+			t.Skipf("mount: %v", err)
+		}
+		_, out, _ := cellRun(t, runs, sb, []string{tinyShim}, `echo x > "`+shared+`/f" && echo wrote || echo denied`, shared)
+		if err := syscall.Unmount(shared, 0); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, "wrote") {
+			t.Errorf("run %d: %q, want the write directory written", i, out)
+		}
+	}
+}
+
+// TestARunAsCellServesTheNextRun: under runAs a run owns its directory (and may chmod it);
+// the cell comes back the agent's, 0700 and empty, and the next run, whatever its uid,
+// gets it as new.
+func TestARunAsCellServesTheNextRun(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("not checked: runAs needs CAP_SETUID and CAP_SETGID, which this test run lacks")
+	}
+	uids, err := sandbox.NewUIDs(testRunUIDLo, testRunUIDHi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, _, err := OpenRunsDir(filepath.Join(sharedDir(t), "runs"), true) // a uid of a run passes through
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runs.Close()
+	var sb *sandbox.Sandbox
+	if layout, err := sandbox.NewLayout([]string{runs.Root()}); err == nil {
+		sb, _ = sandbox.New(layout) // nil without Landlock: runAs alone
+	}
+	var dirs []string
+	for i, script := range []string{
+		`d=$(dirname "$PORT_RUN_FILE"); echo x > "$d/left" && mkdir "$d/sub" && chmod 777 "$d" && echo "uid: $(id -u)"`,
+		`d=$(dirname "$PORT_RUN_FILE"); echo "saw:" $(ls -A "$d"); echo x > "$d/new" && echo "uid: $(id -u) wrote"`,
+	} {
+		dir, err := runs.NewRunDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, out := run(t, context.Background(), Spec{Argv: []string{"sh", "-c", script}, RunDir: dir, Shim: []string{tinyShim}, Timeout: time.Minute,
+			Env: map[string]string{"PATH": os.Getenv("PATH")}, Isolation: Isolation{UIDs: uids, Runs: runs, Sandbox: sb}})
+		if err := runs.RemoveRunDir(dir); err != nil {
+			t.Fatal(err)
+		}
+		if !res.Success || !strings.Contains(out, "uid: 473") || (i == 1 && !strings.Contains(out, "saw: home run.json tmpdir\n")) {
+			t.Fatalf("run %d: %+v %q", i, res, out)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(dir, &st); err != nil || st.Uid != 0 || st.Mode&0o7777 != 0o700 {
+			t.Errorf("run %d's cell after it: %v uid %d mode %o, want the agent's, 0700", i, err, st.Uid, st.Mode&0o7777)
+		}
+		dirs = append(dirs, dir)
+	}
+	if dirs[0] != dirs[1] {
+		t.Errorf("the runs' directories: %q, want one cell for both", dirs)
 	}
 }

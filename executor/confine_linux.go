@@ -9,6 +9,7 @@ import (
 
 	"github.com/port-runner/port-runner/internal/sandbox"
 	"github.com/port-runner/port-runner/internal/shim"
+	"golang.org/x/sys/unix"
 )
 
 // confined is how one run is confined: the shim's options, the Landlock ruleset it gets,
@@ -68,8 +69,8 @@ func confine(spec Spec, prep prepared) (*confined, error) {
 }
 
 // sandbox gives the run its Landlock ruleset: its run directory, Dir and Write read-write,
-// Read read-only. A run in a cell (RunsDir) gets its cell's, built the first time (the
-// cell instead of the run directory: the cell holds nothing else while the run does).
+// Read read-only. A run whose directory is a cell (RunsDir) gets the cell's, built the
+// first time.
 func (c *confined) sandbox(spec Spec, prep prepared) error {
 	iso := spec.Isolation
 	rw := iso.Write
@@ -102,20 +103,22 @@ func (c *confined) sandbox(spec Spec, prep prepared) error {
 }
 
 // rulesetKey names what a ruleset allows beside its cell: the sandbox and each path with
-// the file it is now (a path replaced since a cell's ruleset was built, a sandbox.write
-// directory made anew say, needs a new one: Landlock's rules hold files, not names). ok is
-// false when a path is missing: such a ruleset is built for its run alone.
+// the file it is now, by mount, device and inode (a path made anew or mounted again since a
+// cell's ruleset was built, a sandbox.write directory say, needs a new one: Landlock's
+// rules hold files, not names). ok is false when a path is missing: such a ruleset is built
+// for its run alone. A kernel before 6.8 reuses mount ids: there, a directory unmounted
+// and mounted again may keep a stale ruleset in a cell (README "Isolation").
 func rulesetKey(sb *sandbox.Sandbox, rw, ro []string) (key string, ok bool) {
 	b := make([]byte, 0, 64)
 	b = fmt.Appendf(b, "%p", sb)
 	for i, paths := range [2][]string{rw, ro} {
 		b = append(b, byte(i))
 		for _, p := range paths {
-			var st syscall.Stat_t
-			if syscall.Stat(p, &st) != nil {
+			var st unix.Statx_t
+			if unix.Statx(unix.AT_FDCWD, p, 0, unix.STATX_INO|unix.STATX_MNT_ID|unix.STATX_MNT_ID_UNIQUE, &st) != nil {
 				return "", false
 			}
-			b = fmt.Appendf(b, "\x00%s\x00%d:%d", p, st.Dev, st.Ino)
+			b = fmt.Appendf(b, "\x00%s\x00%d:%d:%d:%d", p, st.Mnt_id, st.Dev_major, st.Dev_minor, st.Ino)
 		}
 	}
 	return string(b), true

@@ -129,6 +129,15 @@ func removeOwnRunDir(spec Spec, dir string) {
 // known name it replaced (a link, a full directory: unlink and rmdir never follow a link),
 // and os.RemoveAll takes the rest.
 func RemoveRunDir(dir string, files ...string) error {
+	removeKnown(dir, files)
+	if syscall.Rmdir(dir) == nil {
+		return nil
+	}
+	return os.RemoveAll(dir)
+}
+
+// removeKnown removes the entries the agent made in run directory dir (see RemoveRunDir).
+func removeKnown(dir string, files []string) {
 	_ = syscall.Unlink(filepath.Join(dir, runFileName))
 	for _, name := range files {
 		_ = syscall.Unlink(filepath.Join(dir, name))
@@ -136,8 +145,4 @@ func RemoveRunDir(dir string, files ...string) error {
 	for _, d := range runHomeDirs {
 		_ = syscall.Rmdir(filepath.Join(dir, d.dir))
 	}
-	if syscall.Rmdir(dir) == nil {
-		return nil
-	}
-	return os.RemoveAll(dir)
 }

@@ -14,16 +14,15 @@ import (
 	"time"
 )
 
-// RunsDir is one agent's place for run directories, ROOT/agent-XXXX/cell-N/run-XXXX (a
-// cell holds one run's directory at a time, see cell), under a root that the agents of one
-// uid on a machine share and that the sandbox keeps from every command (README
-// "Isolation"). The agent holds a lock on its own directory while it lives; OpenRunsDir
+// RunsDir is one agent's place for run directories, ROOT/agent-XXXX/run-N (each serves
+// one run at a time and then the next, see cell), under a root that the agents of one uid
+// on a machine share and that the sandbox keeps from every command (README "Isolation"). The agent holds a lock on its own directory while it lives; OpenRunsDir
 // removes the directories of agents that no longer hold theirs: a crashed agent leaves run
 // files behind, decrypted secret inputs included.
 type RunsDir struct {
 	root, dir string
-	mode      os.FileMode
 	lock      *os.File // the agent's directory, flock'ed while it lives
+	uid, gid  int      // the agent's: an idle cell's owner
 
 	mu     sync.Mutex
 	idle   []*cell          // cells free for the next run, the latest given back last
@@ -88,7 +87,7 @@ func OpenRunsDir(root string, traversable bool) (r *RunsDir, swept int, err erro
 		os.RemoveAll(dir)
 		return nil, swept, fmt.Errorf("runs directory: %w", err)
 	}
-	return &RunsDir{root: root, dir: dir, mode: mode, lock: lock, held: map[string]*cell{}}, swept, nil
+	return &RunsDir{root: root, dir: dir, lock: lock, uid: os.Geteuid(), gid: os.Getegid(), held: map[string]*cell{}}, swept, nil
 }
 
 // sweep removes the directories of agents that hold no lock on them any more (and the
@@ -149,43 +148,33 @@ func lockDir(dir string, wait bool) (*os.File, error) {
 // Root is the directory every agent of this uid keeps its runs under.
 func (r *RunsDir) Root() string { return r.root }
 
-// NewRunDir makes a new run directory (0700) in a cell of its own; RemoveRunDir removes it.
+// NewRunDir is a run directory (0700, empty) of the run's own until RemoveRunDir: an idle
+// cell, or a new one.
 func (r *RunsDir) NewRunDir() (string, error) {
-	c, err := r.takeCell()
-	if err != nil {
-		return "", fmt.Errorf("run directory: %w", err)
-	}
-	dir, err := os.MkdirTemp(c.dir, "run-*")
-	if err != nil {
-		c.drop()
-		return "", fmt.Errorf("run directory: %w", err)
-	}
 	r.mu.Lock()
-	r.held[dir] = c
-	r.mu.Unlock()
-	return dir, nil
-}
-
-// takeCell is an idle cell, or a new one.
-func (r *RunsDir) takeCell() (*cell, error) {
-	r.mu.Lock()
+	var c *cell
 	if n := len(r.idle); n > 0 {
-		c := r.idle[n-1]
-		r.idle = r.idle[:n-1]
-		r.mu.Unlock()
-		return c, nil
+		c, r.idle = r.idle[n-1], r.idle[:n-1]
+	} else {
+		r.made++
+		c = &cell{dir: filepath.Join(r.dir, "run-"+strconv.Itoa(r.made))}
 	}
-	r.made++
-	dir := filepath.Join(r.dir, "cell-"+strconv.Itoa(r.made))
 	r.mu.Unlock()
-	if err := os.Mkdir(dir, r.mode); err != nil {
-		return nil, err
+	if !c.made {
+		// Made here, so never a directory someone else made; 0700 whatever the umask.
+		if err := os.Mkdir(c.dir, 0o700); err != nil {
+			return "", fmt.Errorf("run directory: %w", err)
+		}
+		if err := os.Chmod(c.dir, 0o700); err != nil {
+			_ = c.drop()
+			return "", fmt.Errorf("run directory: %w", err)
+		}
+		c.made = true
 	}
-	if err := os.Chmod(dir, r.mode); err != nil { // past the umask: runAs's uids pass through
-		os.Remove(dir)
-		return nil, err
-	}
-	return &cell{dir: dir}, nil
+	r.mu.Lock()
+	r.held[c.dir] = c
+	r.mu.Unlock()
+	return c.dir, nil
 }
 
 // cellOf is the cell holding run directory dir, nil when NewRunDir did not make it.
@@ -206,28 +195,28 @@ func (r *RunsDir) spoil(dir string) {
 	}
 }
 
-// RemoveRunDir removes run directory dir, which NewRunDir made, as the function
-// RemoveRunDir does, and gives its cell back when nothing else is left in it.
+// RemoveRunDir ends run directory dir, which NewRunDir made: cleared for the next run
+// (files: names of the caller's inside dir, as RemoveRunDir takes), or removed with what is
+// in it when it cannot serve again.
 func (r *RunsDir) RemoveRunDir(dir string, files ...string) error {
-	err := RemoveRunDir(dir, files...)
 	r.mu.Lock()
 	c := r.held[dir]
 	delete(r.held, dir)
 	spoiled := c != nil && c.spoiled
 	r.mu.Unlock()
 	if c == nil {
-		return err
+		return RemoveRunDir(dir, files...)
 	}
-	keep := err == nil && !spoiled && emptyDir(c.dir)
+	keep := !spoiled && c.clear(files, r.uid, r.gid)
 	r.mu.Lock()
 	if keep && !r.closed && len(r.idle) < maxIdleCells {
 		r.idle, c = append(r.idle, c), nil
 	}
 	r.mu.Unlock()
 	if c != nil {
-		c.drop()
+		return c.drop()
 	}
-	return err
+	return nil
 }
 
 // Close removes the agent's directory, with whatever a run left in it.
@@ -237,7 +226,7 @@ func (r *RunsDir) Close() {
 	r.idle, r.closed = nil, true
 	r.mu.Unlock()
 	for _, c := range idle {
-		c.drop()
+		_ = c.drop()
 	}
 	_ = os.RemoveAll(r.dir)
 	r.lock.Close()
