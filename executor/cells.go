@@ -4,22 +4,23 @@ package executor
 
 import "os"
 
-// A cell is a run directory that outlives its run (ROOT/agent-XXXX/run-N): emptied and
-// reset when its run ends, it serves the next one, so that what is built for the directory
-// rather than the run is kept: a sandboxed run's Landlock ruleset, whose rules hold the
-// files they name, is built once per cell (and per what else its action allows) instead of
-// once per run, a hundred landlock_add_rule calls or so each (BENCHMARKS.md "Where the
-// goals stand"). The run has no right on the directory that holds its cell, so it can
-// neither rename nor replace it. A cell serves again only after a run whose processes all
-// ended with it, once cleared (clear); anything else takes the cell away.
+// A cell is a run directory that outlives its run (ROOT/agent-XXXX/run-XXXX): reset and
+// emptied when its run ends, it serves the next one, so that what is built for the
+// directory rather than the run is kept: a sandboxed run's Landlock ruleset, whose rules
+// hold the files they name, is built once per cell (and per what else its action allows)
+// instead of once per run, a hundred landlock_add_rule calls or so each (BENCHMARKS.md "Run
+// directories that serve again"). Only a sandboxed run under the shim gives its cell back,
+// and only when its shim ended by itself (RunsDir.served): its processes are all gone, and
+// it never had a right on the directory holding the cell, so the cell's path still names
+// the cell. Any other run's directory is removed when it ends, as before cells.
 type cell struct {
-	dir  string
-	made bool // its directory exists (NewRunDir makes it for the cell's first run)
+	dir string
+	id  cellIdentity // what the directory was made as; clear checks it still is
 	// rulesets are the Landlock rulesets built for the cell, by rulesetKey. Only the run
 	// holding the cell reads or adds to them.
 	rulesets map[string]cellRuleset
 	order    []string // rulesets' keys, oldest first
-	spoiled  bool     // RunsDir.spoil: never to serve another run
+	served   bool     // RunsDir.served: its run may give it back
 }
 
 type cellRuleset struct {
@@ -60,11 +61,12 @@ func (c *cell) ruleset(key string, build func(cellDir string) (int, uint32, erro
 	return r.file, r.flags, nil
 }
 
-// drop closes the cell's rulesets and removes its directory with whatever is in it.
-func (c *cell) drop() error {
+// drop closes the cell's rulesets and removes its directory with what is in it (files:
+// the caller's names inside it, see RemoveRunDir).
+func (c *cell) drop(files []string) error {
 	for _, r := range c.rulesets {
 		r.file.Close()
 	}
 	c.rulesets, c.order = nil, nil
-	return os.RemoveAll(c.dir)
+	return RemoveRunDir(c.dir, files...)
 }

@@ -2,6 +2,10 @@
 
 package executor
 
-// clear says the cell cannot serve another run: reusing one only pays where a Landlock
-// ruleset is built for it (Linux).
+// cellIdentity: outside Linux, cells never serve again (no Landlock ruleset to keep).
+type cellIdentity struct{}
+
+func identify(string) (cellIdentity, error) { return cellIdentity{}, nil }
+
+// clear says the cell cannot serve another run.
 func (c *cell) clear([]string, int, int) bool { return false }

@@ -51,7 +51,7 @@ func cellRun(t *testing.T, runs *RunsDir, sb *sandbox.Sandbox, prefix []string, 
 	if c := runs.cellOf(dir); c != nil {
 		rulesets = maps.Clone(c.rulesets)
 	}
-	if err := runs.RemoveRunDir(dir); err != nil {
+	if err := runs.ReleaseRunDir(dir); err != nil {
 		t.Fatal(err)
 	}
 	if !res.Success && !strings.Contains(script, "kill") {
@@ -147,7 +147,7 @@ echo x > "$d/../beside" && echo beside; echo done`
 		if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
 			t.Errorf("the run's directory: %v %v", fi, err)
 		}
-		_ = runs.RemoveRunDir(dir, "response.json")
+		_ = runs.ReleaseRunDir(dir, "response.json")
 		for _, name := range []string{runFileName, "response.json"} {
 			if _, err := os.Stat(filepath.Join(victim, name)); err != nil {
 				t.Errorf("%s outside the run's directory: %v", name, err)
@@ -214,7 +214,8 @@ func TestAWriteDirMadeAnewGetsANewRuleset(t *testing.T) {
 	})
 }
 
-// TestIdleCellsAreBounded: after a burst, at most maxIdleCells cells stay.
+// TestIdleCellsAreBounded: after a burst, at most maxIdleCells cells stay; one whose run
+// was not sandboxed in it goes.
 func TestIdleCellsAreBounded(t *testing.T) {
 	runs, _, err := OpenRunsDir(filepath.Join(t.TempDir(), "runs"), false)
 	if err != nil {
@@ -230,13 +231,24 @@ func TestIdleCellsAreBounded(t *testing.T) {
 		dirs = append(dirs, dir)
 	}
 	for _, d := range dirs {
-		if err := runs.RemoveRunDir(d); err != nil {
+		runs.served(d) // as a sandboxed run's shim that ended by itself
+		if err := runs.ReleaseRunDir(d); err != nil {
 			t.Fatal(err)
 		}
 	}
 	entries, err := os.ReadDir(runs.dir)
 	if err != nil || len(entries) != maxIdleCells {
 		t.Errorf("%d cells left (%v), want %d", len(entries), err, maxIdleCells)
+	}
+	dir, err := runs.NewRunDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runs.ReleaseRunDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("a directory no sandboxed run served is still there: %v", err)
 	}
 }
 
@@ -264,9 +276,9 @@ func TestAWriteDirMountedAgainGetsANewRuleset(t *testing.T) {
 	}
 }
 
-// TestARunAsCellServesTheNextRun: under runAs a run owns its directory (and may chmod it);
-// the cell comes back the agent's, 0700 and empty, and the next run, whatever its uid,
-// gets it as new.
+// TestARunAsCellServesTheNextRun: under runAs a sandboxed run owns its directory (and may
+// chmod it); the cell comes back the agent's, 0700 and empty, and the next run, whatever
+// its uid, gets it as new.
 func TestARunAsCellServesTheNextRun(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("not checked: runAs needs CAP_SETUID and CAP_SETGID, which this test run lacks")
@@ -280,9 +292,13 @@ func TestARunAsCellServesTheNextRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer runs.Close()
-	var sb *sandbox.Sandbox
-	if layout, err := sandbox.NewLayout([]string{runs.Root()}); err == nil {
-		sb, _ = sandbox.New(layout) // nil without Landlock: runAs alone
+	layout, err := sandbox.NewLayout([]string{runs.Root()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := sandbox.New(layout)
+	if err != nil {
+		t.Skipf("not checked: %v (only a sandboxed run's directory serves again)", err)
 	}
 	var dirs []string
 	for i, script := range []string{
@@ -295,7 +311,7 @@ func TestARunAsCellServesTheNextRun(t *testing.T) {
 		}
 		res, out := run(t, context.Background(), Spec{Argv: []string{"sh", "-c", script}, RunDir: dir, Shim: []string{tinyShim}, Timeout: time.Minute,
 			Env: map[string]string{"PATH": os.Getenv("PATH")}, Isolation: Isolation{UIDs: uids, Runs: runs, Sandbox: sb}})
-		if err := runs.RemoveRunDir(dir); err != nil {
+		if err := runs.ReleaseRunDir(dir); err != nil {
 			t.Fatal(err)
 		}
 		if !res.Success || !strings.Contains(out, "uid: 473") || (i == 1 && !strings.Contains(out, "saw: home run.json tmpdir\n")) {

@@ -5,7 +5,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/port-runner/port-runner/internal/sandbox"
 	"github.com/port-runner/port-runner/internal/shim"
@@ -19,6 +21,7 @@ type confined struct {
 	opts        shim.Options
 	ruleset     *os.File // fd shim.RulesetFD of the shim; nil without a sandbox
 	ownsRuleset bool     // the run's own ruleset, closed at release; else its cell's
+	cell        bool     // the ruleset is the run directory's, a cell (RunsDir)
 	runDir      string
 	uids        *sandbox.UIDs
 	uid         int
@@ -49,7 +52,9 @@ func confine(spec Spec, prep prepared) (*confined, error) {
 		}
 	}
 	if iso.Cgroups != nil && (iso.Limits.Processes > 0 || iso.Limits.Memory > 0) {
-		cg, err := iso.Cgroups.NewRun("port-runner-"+filepath.Base(prep.runDir), iso.Limits.Processes, iso.Limits.Memory)
+		// A name of the run's alone: a run directory may serve many runs (RunsDir).
+		name := "port-runner-" + filepath.Base(prep.runDir) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		cg, err := iso.Cgroups.NewRun(name, iso.Limits.Processes, iso.Limits.Memory)
 		if err != nil {
 			c.release()
 			return nil, err
@@ -90,7 +95,7 @@ func (c *confined) sandbox(spec Spec, prep prepared) error {
 		if err != nil {
 			return err
 		}
-		c.ruleset, c.opts.Landlock, c.opts.LandlockFlags = f, true, flags
+		c.ruleset, c.cell, c.opts.Landlock, c.opts.LandlockFlags = f, true, true, flags
 		return nil
 	}
 	fd, flags, err := build(prep.runDir)
@@ -203,6 +208,9 @@ func (c *confined) label(res Result) Result {
 	return res
 }
 
+// inCell reports whether the run's sandbox was its run directory's, a cell's (RunsDir).
+func (c *confined) inCell() bool { return c.cell }
+
 // release undoes the confinement once the run has ended: the shim has killed every process
 // of it, so its cgroups can go and its uid is free again. (Its directory is its maker's to
 // remove; files it wrote elsewhere, which only an unsandboxed run can, stay: the agent
@@ -210,6 +218,11 @@ func (c *confined) label(res Result) Result {
 func (c *confined) release() {
 	if c.ownsRuleset {
 		c.ruleset.Close()
+	}
+	if c.uids != nil {
+		// Before its uid can go to another run: the directory the agent's again.
+		_ = os.Lchown(c.runDir, os.Geteuid(), os.Getegid())
+		_ = os.Chmod(c.runDir, 0o700)
 	}
 	if c.cg != nil {
 		c.cg.Remove()

@@ -161,7 +161,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 
 	reason := supervise(ctx, spec, p, conf) // non-empty when we ended the command
 	res = conf.label(p.finish())
-	p.reaped(spec, prep.runDir)
+	p.reaped(spec, prep.runDir, conf)
 	drain(pr, copied)
 	if reason != "" {
 		res.Success = false

@@ -55,8 +55,9 @@ func command(path string, argv []string, spec Spec, prep prepared, out *os.File)
 }
 
 // nullInput is every command's stdin: /dev/null, opened once. Left nil, exec.Cmd opens it
-// anew for each command (an open, four fcntl, an epoll_ctl and a close per run). It is
-// read-only and never closed: nothing a run could change for another.
+// anew for each command (an open, four fcntl, an epoll_ctl and a close per run). Every
+// command shares its open file description, so one that sets O_NONBLOCK or a flock on its
+// stdin does it for all: harmless on /dev/null, which reads as end of file either way.
 var nullInput = sync.OnceValue(func() *os.File {
 	f, err := os.Open(os.DevNull)
 	if err != nil {
@@ -117,14 +118,15 @@ func (p *process) signaled() bool {
 	return ok && ws.Signaled()
 }
 
-// reaped tells the agent's reaper the process is gone, and when it ended by a signal keeps
-// its run's cell from another run: what the shim started may outlive it (RunsDir.spoil).
-func (p *process) reaped(spec Spec, runDir string) {
+// reaped tells the agent's reaper the process is gone, and the run's cell that it may
+// serve another run when the run was sandboxed in it and the shim ended by itself (else
+// something of the run may outlive the shim, in a domain that reaches the cell).
+func (p *process) reaped(spec Spec, runDir string, conf *confined) {
 	if spec.Reaper != nil {
 		spec.Reaper.ended(p.pid, p.signaled())
 	}
-	if p.signaled() && spec.Isolation.Runs != nil {
-		spec.Isolation.Runs.spoil(runDir)
+	if conf.inCell() && p.ctl != nil && !p.signaled() && p.cmd.ProcessState != nil && spec.Isolation.Runs != nil {
+		spec.Isolation.Runs.served(runDir)
 	}
 }
 

@@ -57,11 +57,11 @@ func writeRunFile(spec Spec) (dir, file string, err error) {
 	return dir, file, nil
 }
 
-// writeNewFile writes b to path (0600), never through a link, with plain syscalls: the
-// os.File of os.WriteFile tries the runtime's poller first, four fcntl and an epoll_ctl
-// per file for nothing.
+// writeNewFile writes b to a new file (0600) at path, never an existing one nor through a
+// link, with plain syscalls: the os.File of os.WriteFile tries the runtime's poller first,
+// four fcntl and an epoll_ctl per file for nothing.
 func writeNewFile(path string, b []byte) error {
-	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -113,10 +113,11 @@ func setEnv(env []string, key, value string) []string {
 	return append(env, key+"="+value)
 }
 
-// removeOwnRunDir removes a run directory Run made (writeRunFile).
+// removeOwnRunDir ends a run directory Run made (writeRunFile): removed, or cleared for
+// the next run (RunsDir.ReleaseRunDir).
 func removeOwnRunDir(spec Spec, dir string) {
 	if spec.Isolation.Runs != nil {
-		_ = spec.Isolation.Runs.RemoveRunDir(dir)
+		_ = spec.Isolation.Runs.ReleaseRunDir(dir)
 		return
 	}
 	_ = RemoveRunDir(dir)

@@ -14,9 +14,9 @@ import (
 	"time"
 )
 
-// RunsDir is one agent's place for run directories, ROOT/agent-XXXX/run-N (each serves
-// one run at a time and then the next, see cell), under a root that the agents of one uid
-// on a machine share and that the sandbox keeps from every command (README "Isolation"). The agent holds a lock on its own directory while it lives; OpenRunsDir
+// RunsDir is one agent's place for run directories, ROOT/agent-XXXX/run-XXXX (a sandboxed
+// run's may serve the next run, see cell), under a root that the agents of one uid on a
+// machine share and that the sandbox keeps from every command (README "Isolation"). The agent holds a lock on its own directory while it lives; OpenRunsDir
 // removes the directories of agents that no longer hold theirs: a crashed agent leaves run
 // files behind, decrypted secret inputs included.
 type RunsDir struct {
@@ -27,7 +27,6 @@ type RunsDir struct {
 	mu     sync.Mutex
 	idle   []*cell          // cells free for the next run, the latest given back last
 	held   map[string]*cell // by the run directory each holds
-	made   int              // cells made so far: the next one's name
 	closed bool
 }
 
@@ -148,29 +147,29 @@ func lockDir(dir string, wait bool) (*os.File, error) {
 // Root is the directory every agent of this uid keeps its runs under.
 func (r *RunsDir) Root() string { return r.root }
 
-// NewRunDir is a run directory (0700, empty) of the run's own until RemoveRunDir: an idle
-// cell, or a new one.
+// NewRunDir is a run directory (0700, empty) of the run's own until ReleaseRunDir: an
+// idle cell, or a new one.
 func (r *RunsDir) NewRunDir() (string, error) {
 	r.mu.Lock()
 	var c *cell
 	if n := len(r.idle); n > 0 {
 		c, r.idle = r.idle[n-1], r.idle[:n-1]
-	} else {
-		r.made++
-		c = &cell{dir: filepath.Join(r.dir, "run-"+strconv.Itoa(r.made))}
 	}
 	r.mu.Unlock()
-	if !c.made {
-		// Made here, so never a directory someone else made; 0700 whatever the umask.
-		if err := os.Mkdir(c.dir, 0o700); err != nil {
+	if c == nil {
+		// A new name no other run could know; 0700 (MkdirTemp's mode).
+		dir, err := os.MkdirTemp(r.dir, "run-*")
+		if err != nil {
 			return "", fmt.Errorf("run directory: %w", err)
 		}
-		if err := os.Chmod(c.dir, 0o700); err != nil {
-			_ = c.drop()
+		id, err := identify(dir)
+		if err != nil {
+			_ = os.RemoveAll(dir)
 			return "", fmt.Errorf("run directory: %w", err)
 		}
-		c.made = true
+		c = &cell{dir: dir, id: id}
 	}
+	c.served = false
 	r.mu.Lock()
 	r.held[c.dir] = c
 	r.mu.Unlock()
@@ -184,37 +183,36 @@ func (r *RunsDir) cellOf(dir string) *cell {
 	return r.held[dir]
 }
 
-// spoil keeps run directory dir's cell from serving another run: some process of the run
-// may outlive it (its shim did not end by itself), and the cell's ruleset would let it into
-// the next run's directory.
-func (r *RunsDir) spoil(dir string) {
+// served says run directory dir's run may give it back: its sandboxed command ran under
+// the cell's ruleset and its shim ended by itself, so nothing of it is left.
+func (r *RunsDir) served(dir string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c := r.held[dir]; c != nil {
-		c.spoiled = true
+		c.served = true
 	}
 }
 
-// RemoveRunDir ends run directory dir, which NewRunDir made: cleared for the next run
-// (files: names of the caller's inside dir, as RemoveRunDir takes), or removed with what is
-// in it when it cannot serve again.
-func (r *RunsDir) RemoveRunDir(dir string, files ...string) error {
+// ReleaseRunDir ends run directory dir, which NewRunDir made: cleared for the next run when
+// it served a run that may give it back, else removed with what is in it (files: names of
+// the caller's inside dir, as RemoveRunDir takes).
+func (r *RunsDir) ReleaseRunDir(dir string, files ...string) error {
 	r.mu.Lock()
 	c := r.held[dir]
 	delete(r.held, dir)
-	spoiled := c != nil && c.spoiled
+	served := c != nil && c.served
 	r.mu.Unlock()
 	if c == nil {
 		return RemoveRunDir(dir, files...)
 	}
-	keep := !spoiled && c.clear(files, r.uid, r.gid)
+	keep := served && c.clear(files, r.uid, r.gid)
 	r.mu.Lock()
 	if keep && !r.closed && len(r.idle) < maxIdleCells {
 		r.idle, c = append(r.idle, c), nil
 	}
 	r.mu.Unlock()
 	if c != nil {
-		return c.drop()
+		return c.drop(files)
 	}
 	return nil
 }
@@ -226,7 +224,7 @@ func (r *RunsDir) Close() {
 	r.idle, r.closed = nil, true
 	r.mu.Unlock()
 	for _, c := range idle {
-		_ = c.drop()
+		_ = c.drop(nil)
 	}
 	_ = os.RemoveAll(r.dir)
 	r.lock.Close()

@@ -57,14 +57,15 @@ func newRunFiles(spec *executor.Spec, run runmsg.Run, runs *executor.RunsDir) (*
 	return f, nil
 }
 
-// remove removes the run's directory with what the command left there.
+// remove ends the run's directory: removed with what the command left there, or cleared
+// for the next run (executor.RunsDir.ReleaseRunDir).
 func (f *runFiles) remove() {
 	name := f.response // the one file of ours a run has: node runs write output, action runs a response
 	if f.output != "" {
 		name = f.output
 	}
 	if f.runs != nil {
-		_ = f.runs.RemoveRunDir(f.dir, filepath.Base(name))
+		_ = f.runs.ReleaseRunDir(f.dir, filepath.Base(name))
 		return
 	}
 	_ = executor.RemoveRunDir(f.dir, filepath.Base(name))
