@@ -5,22 +5,27 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/port-runner/port-runner/internal/sandbox"
 	"github.com/port-runner/port-runner/internal/shim"
+	"golang.org/x/sys/unix"
 )
 
 // confined is how one run is confined: the shim's options, the Landlock ruleset it gets,
 // and what to undo once the run has ended.
 type confined struct {
-	limits  Limits
-	opts    shim.Options
-	ruleset *os.File // fd shim.RulesetFD of the shim; nil without a sandbox
-	runDir  string
-	uids    *sandbox.UIDs
-	uid     int
-	cg      *sandbox.RunCgroup
+	limits      Limits
+	opts        shim.Options
+	ruleset     *os.File // fd shim.RulesetFD of the shim; nil without a sandbox
+	ownsRuleset bool     // the run's own ruleset, closed at release; else its cell's
+	cell        bool     // the ruleset is the run directory's, a cell (RunsDir)
+	runDir      string
+	uids        *sandbox.UIDs
+	uid         int
+	cg          *sandbox.RunCgroup
 }
 
 // confine readies the run's confinement (README "Isolation"). It applies only under the
@@ -47,7 +52,9 @@ func confine(spec Spec, prep prepared) (*confined, error) {
 		}
 	}
 	if iso.Cgroups != nil && (iso.Limits.Processes > 0 || iso.Limits.Memory > 0) {
-		cg, err := iso.Cgroups.NewRun("port-runner-"+filepath.Base(prep.runDir), iso.Limits.Processes, iso.Limits.Memory)
+		// A name of the run's alone: a run directory may serve many runs (RunsDir).
+		name := "port-runner-" + filepath.Base(prep.runDir) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		cg, err := iso.Cgroups.NewRun(name, iso.Limits.Processes, iso.Limits.Memory)
 		if err != nil {
 			c.release()
 			return nil, err
@@ -58,19 +65,68 @@ func confine(spec Spec, prep prepared) (*confined, error) {
 	// there is none.
 	c.opts.Rlimits = rlimits(iso.Limits, iso.UIDs != nil && (c.cg == nil || !c.cg.CountsProcesses()))
 	if iso.Sandbox != nil {
-		rw := append([]string{prep.runDir}, iso.Write...)
-		if spec.Dir != "" {
-			rw = append(rw, spec.Dir)
-		}
-		fd, flags, err := iso.Sandbox.RulesetFD(rw, iso.Read)
-		if err != nil {
+		if err := c.sandbox(spec, prep); err != nil {
 			c.release()
 			return nil, err
 		}
-		c.ruleset = os.NewFile(uintptr(fd), "landlock-ruleset")
-		c.opts.Landlock, c.opts.LandlockFlags = true, flags
 	}
 	return c, nil
+}
+
+// sandbox gives the run its Landlock ruleset: its run directory, Dir and Write read-write,
+// Read read-only. A run whose directory is a cell (RunsDir) gets the cell's, built the
+// first time.
+func (c *confined) sandbox(spec Spec, prep prepared) error {
+	iso := spec.Isolation
+	rw := iso.Write
+	if spec.Dir != "" {
+		rw = append(rw[:len(rw):len(rw)], spec.Dir)
+	}
+	build := func(dir string) (int, uint32, error) {
+		return iso.Sandbox.RulesetFD(append([]string{dir}, rw...), iso.Read)
+	}
+	var cl *cell
+	if iso.Runs != nil {
+		cl = iso.Runs.cellOf(prep.runDir)
+	}
+	key, ok := rulesetKey(iso.Sandbox, rw, iso.Read)
+	if cl != nil && ok {
+		f, flags, err := cl.ruleset(key, build)
+		if err != nil {
+			return err
+		}
+		c.ruleset, c.cell, c.opts.Landlock, c.opts.LandlockFlags = f, true, true, flags
+		return nil
+	}
+	fd, flags, err := build(prep.runDir)
+	if err != nil {
+		return err
+	}
+	c.ruleset, c.ownsRuleset = os.NewFile(uintptr(fd), "landlock-ruleset"), true
+	c.opts.Landlock, c.opts.LandlockFlags = true, flags
+	return nil
+}
+
+// rulesetKey names what a ruleset allows beside its cell: the sandbox and each path with
+// the file it is now, by mount, device and inode (a path made anew or mounted again since a
+// cell's ruleset was built, a sandbox.write directory say, needs a new one: Landlock's
+// rules hold files, not names). ok is false when a path is missing: such a ruleset is built
+// for its run alone. A kernel before 6.8 reuses mount ids: there, a directory unmounted
+// and mounted again may keep a stale ruleset in a cell (README "Isolation").
+func rulesetKey(sb *sandbox.Sandbox, rw, ro []string) (key string, ok bool) {
+	b := make([]byte, 0, 64)
+	b = fmt.Appendf(b, "%p", sb)
+	for i, paths := range [2][]string{rw, ro} {
+		b = append(b, byte(i))
+		for _, p := range paths {
+			var st unix.Statx_t
+			if unix.Statx(unix.AT_FDCWD, p, 0, unix.STATX_INO|unix.STATX_MNT_ID|unix.STATX_MNT_ID_UNIQUE, &st) != nil {
+				return "", false
+			}
+			b = fmt.Appendf(b, "\x00%s\x00%d:%d:%d:%d", p, st.Mnt_id, st.Dev_major, st.Dev_minor, st.Ino)
+		}
+	}
+	return string(b), true
 }
 
 // rlimits are the run's rlimits: no core dumps ever, and the limits per process.
@@ -152,13 +208,21 @@ func (c *confined) label(res Result) Result {
 	return res
 }
 
+// inCell reports whether the run's sandbox was its run directory's, a cell's (RunsDir).
+func (c *confined) inCell() bool { return c.cell }
+
 // release undoes the confinement once the run has ended: the shim has killed every process
 // of it, so its cgroups can go and its uid is free again. (Its directory is its maker's to
 // remove; files it wrote elsewhere, which only an unsandboxed run can, stay: the agent
 // never deletes by owner in a shared directory.)
 func (c *confined) release() {
-	if c.ruleset != nil {
+	if c.ownsRuleset {
 		c.ruleset.Close()
+	}
+	if c.uids != nil {
+		// Before its uid can go to another run: the directory the agent's again.
+		_ = os.Lchown(c.runDir, os.Geteuid(), os.Getegid())
+		_ = os.Chmod(c.runDir, 0o700)
 	}
 	if c.cg != nil {
 		c.cg.Remove()

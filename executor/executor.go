@@ -126,7 +126,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 		return startFailure(err)
 	}
 	if spec.RunDir == "" {
-		defer RemoveRunDir(prep.runDir)
+		defer removeOwnRunDir(spec, prep.runDir)
 	}
 	conf, err := confine(spec, prep)
 	if err != nil {
@@ -136,7 +136,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 
 	// One pipe for both streams: the kernel keeps the writes in the order
 	// the command made them, which two pipes could not guarantee.
-	pr, pw, err := os.Pipe()
+	pr, pw, err := outputPipe()
 	if err != nil {
 		return startFailure(err)
 	}
@@ -161,9 +161,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 
 	reason := supervise(ctx, spec, p, conf) // non-empty when we ended the command
 	res = conf.label(p.finish())
-	if spec.Reaper != nil {
-		spec.Reaper.ended(p.pid, p.signaled())
-	}
+	p.reaped(spec, prep.runDir, conf)
 	drain(pr, copied)
 	if reason != "" {
 		res.Success = false
@@ -208,7 +206,7 @@ func prepare(spec Spec) (prepared, error) {
 	}
 	if err != nil {
 		if spec.RunDir == "" {
-			os.RemoveAll(runDir)
+			removeOwnRunDir(spec, runDir)
 		}
 		return prepared{}, err
 	}

@@ -2,8 +2,13 @@ package executor
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"os"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // Most commands print little or nothing: a run's copy buffer starts small and grows to
@@ -56,4 +61,23 @@ func BenchmarkCopyQuietOutput(b *testing.B) {
 		copyOutput(&bytes.Buffer{}, pr, done)
 		pr.Close()
 	}
+}
+
+// TestCommandsStdio: a command reads end of input at once from /dev/null (never the
+// agent's stdin) and writes to a blocking stdout, as programs expect, with or without the
+// shim; the run's file is the run's alone.
+func TestCommandsStdio(t *testing.T) {
+	const script = `cat; echo "stdin: $(readlink /proc/self/fd/0)"; grep '^flags' /proc/self/fdinfo/1; stat -c 'run file: %a' "$PORT_RUN_FILE"`
+	check := func(t *testing.T, prefix []string) {
+		res, out := run(t, context.Background(), Spec{Argv: []string{"sh", "-c", script}, Shim: prefix, RunFile: []byte("{}"), Timeout: time.Minute})
+		if !res.Success || !strings.Contains(out, "stdin: /dev/null\n") || !strings.Contains(out, "run file: 600\n") {
+			t.Fatalf("%+v %q", res, out)
+		}
+		var flags int
+		if _, err := fmt.Sscanf(out[strings.Index(out, "flags:"):], "flags:\t%o", &flags); err != nil || flags&syscall.O_NONBLOCK != 0 {
+			t.Errorf("stdout's flags %o (%v): want it blocking", flags, err)
+		}
+	}
+	t.Run("no shim", func(t *testing.T) { check(t, nil) })
+	eachShim(t, check)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"time"
 
@@ -41,13 +42,29 @@ func startProcess(spec Spec, prep prepared, conf *confined, out *os.File) (*proc
 }
 
 func command(path string, argv []string, spec Spec, prep prepared, out *os.File) *exec.Cmd {
-	return &exec.Cmd{
+	cmd := &exec.Cmd{
 		Path: path, Args: argv, Env: prep.env, Dir: spec.Dir, Stdout: out, Stderr: out,
 		// Own process group, so a timeout or cancel reaches everything the
 		// command started, and nothing of the agent.
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
+	if f := nullInput(); f != nil {
+		cmd.Stdin = f
+	}
+	return cmd
 }
+
+// nullInput is every command's stdin: /dev/null, opened once. Left nil, exec.Cmd opens it
+// anew for each command (an open, four fcntl, an epoll_ctl and a close per run). Every
+// command shares its open file description, so one that sets O_NONBLOCK or a flock on its
+// stdin does it for all: harmless on /dev/null, which reads as end of file either way.
+var nullInput = sync.OnceValue(func() *os.File {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil // exec.Cmd's own, then
+	}
+	return f
+})
 
 // terminate asks the command to end: SIGTERM to its group (the shim passes it on).
 func (p *process) terminate() {
@@ -99,6 +116,18 @@ func (p *process) signaled() bool {
 	}
 	ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
 	return ok && ws.Signaled()
+}
+
+// reaped tells the agent's reaper the process is gone, and the run's cell that it may
+// serve another run when the run was sandboxed in it and the shim ended by itself (else
+// something of the run may outlive the shim, in a domain that reaches the cell).
+func (p *process) reaped(spec Spec, runDir string, conf *confined) {
+	if spec.Reaper != nil {
+		spec.Reaper.ended(p.pid, p.signaled())
+	}
+	if conf.inCell() && p.ctl != nil && !p.signaled() && p.cmd.ProcessState != nil && spec.Isolation.Runs != nil {
+		spec.Isolation.Runs.served(runDir)
+	}
 }
 
 func (p *process) release() {

@@ -50,3 +50,6 @@ func ShimFor(string) ([]string, error) { return nil, errNoShim }
 
 // ShimKind: no shim outside Linux.
 func ShimKind([]string) string { return "none" }
+
+// outputPipe is the command's output pipe (see the Linux one).
+func outputPipe() (r, w *os.File, err error) { return os.Pipe() }

@@ -9,18 +9,25 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
 
-// RunsDir is one agent's place for run directories, ROOT/agent-XXXX/run-XXXX, under a root
-// that the agents of one uid on a machine share and that the sandbox keeps from every
-// command (README "Isolation"). The agent holds a lock on its own directory while it lives;
-// OpenRunsDir removes the directories of agents that no longer hold theirs: a crashed agent
-// leaves run files behind, decrypted secret inputs included.
+// RunsDir is one agent's place for run directories, ROOT/agent-XXXX/run-XXXX (a sandboxed
+// run's may serve the next run, see cell), under a root that the agents of one uid on a
+// machine share and that the sandbox keeps from every command (README "Isolation"). The agent holds a lock on its own directory while it lives; OpenRunsDir
+// removes the directories of agents that no longer hold theirs: a crashed agent leaves run
+// files behind, decrypted secret inputs included.
 type RunsDir struct {
 	root, dir string
 	lock      *os.File // the agent's directory, flock'ed while it lives
+	uid, gid  int      // the agent's: an idle cell's owner
+
+	mu     sync.Mutex
+	idle   []*cell          // cells free for the next run, the latest given back last
+	held   map[string]*cell // by the run directory each holds
+	closed bool
 }
 
 // DefaultRunsRoot is where run directories go unless executor.runsDir says otherwise:
@@ -79,7 +86,7 @@ func OpenRunsDir(root string, traversable bool) (r *RunsDir, swept int, err erro
 		os.RemoveAll(dir)
 		return nil, swept, fmt.Errorf("runs directory: %w", err)
 	}
-	return &RunsDir{root: root, dir: dir, lock: lock}, swept, nil
+	return &RunsDir{root: root, dir: dir, lock: lock, uid: os.Geteuid(), gid: os.Getegid(), held: map[string]*cell{}}, swept, nil
 }
 
 // sweep removes the directories of agents that hold no lock on them any more (and the
@@ -140,17 +147,85 @@ func lockDir(dir string, wait bool) (*os.File, error) {
 // Root is the directory every agent of this uid keeps its runs under.
 func (r *RunsDir) Root() string { return r.root }
 
-// NewRunDir makes a new run directory (0700).
+// NewRunDir is a run directory (0700, empty) of the run's own until ReleaseRunDir: an
+// idle cell, or a new one.
 func (r *RunsDir) NewRunDir() (string, error) {
-	dir, err := os.MkdirTemp(r.dir, "run-*")
-	if err != nil {
-		return "", fmt.Errorf("run directory: %w", err)
+	r.mu.Lock()
+	var c *cell
+	if n := len(r.idle); n > 0 {
+		c, r.idle = r.idle[n-1], r.idle[:n-1]
 	}
-	return dir, nil
+	r.mu.Unlock()
+	if c == nil {
+		// A new name no other run could know; 0700 (MkdirTemp's mode).
+		dir, err := os.MkdirTemp(r.dir, "run-*")
+		if err != nil {
+			return "", fmt.Errorf("run directory: %w", err)
+		}
+		id, err := identify(dir)
+		if err != nil {
+			_ = os.RemoveAll(dir)
+			return "", fmt.Errorf("run directory: %w", err)
+		}
+		c = &cell{dir: dir, id: id}
+	}
+	c.served = false
+	r.mu.Lock()
+	r.held[c.dir] = c
+	r.mu.Unlock()
+	return c.dir, nil
+}
+
+// cellOf is the cell holding run directory dir, nil when NewRunDir did not make it.
+func (r *RunsDir) cellOf(dir string) *cell {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.held[dir]
+}
+
+// served says run directory dir's run may give it back: its sandboxed command ran under
+// the cell's ruleset and its shim ended by itself, so nothing of it is left.
+func (r *RunsDir) served(dir string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.held[dir]; c != nil {
+		c.served = true
+	}
+}
+
+// ReleaseRunDir ends run directory dir, which NewRunDir made: cleared for the next run when
+// it served a run that may give it back, else removed with what is in it (files: names of
+// the caller's inside dir, as RemoveRunDir takes).
+func (r *RunsDir) ReleaseRunDir(dir string, files ...string) error {
+	r.mu.Lock()
+	c := r.held[dir]
+	delete(r.held, dir)
+	served := c != nil && c.served
+	r.mu.Unlock()
+	if c == nil {
+		return RemoveRunDir(dir, files...)
+	}
+	keep := served && c.clear(files, r.uid, r.gid)
+	r.mu.Lock()
+	if keep && !r.closed && len(r.idle) < maxIdleCells {
+		r.idle, c = append(r.idle, c), nil
+	}
+	r.mu.Unlock()
+	if c != nil {
+		return c.drop(files)
+	}
+	return nil
 }
 
 // Close removes the agent's directory, with whatever a run left in it.
 func (r *RunsDir) Close() {
+	r.mu.Lock()
+	idle := r.idle
+	r.idle, r.closed = nil, true
+	r.mu.Unlock()
+	for _, c := range idle {
+		_ = c.drop(nil)
+	}
 	_ = os.RemoveAll(r.dir)
 	r.lock.Close()
 }

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/port-runner/port-runner/internal/shim"
+	"golang.org/x/sys/unix"
 )
 
 // ShimFor returns the shim prefix (Spec.Shim) for an agent whose executable is
@@ -51,7 +52,7 @@ func startShimmed(spec Spec, prep prepared, conf *confined, out *os.File) (*proc
 	}
 	// Ours is non-blocking so the runtime's poller serves it (read deadlines);
 	// the shim's stays blocking: its reads are plain syscalls.
-	if err := syscall.SetNonblock(fds[0], true); err != nil {
+	if _, err := unix.FcntlInt(uintptr(fds[0]), unix.F_SETFL, unix.O_RDWR|unix.O_NONBLOCK); err != nil { // one call, not SetNonblock's two
 		syscall.Close(fds[0])
 		syscall.Close(fds[1])
 		return nil, fmt.Errorf("shim control socket: %w", err)

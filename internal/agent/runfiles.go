@@ -23,6 +23,7 @@ const (
 // runFiles is a private directory (0700) per run holding the paths the command may write.
 type runFiles struct {
 	dir, output, response string
+	runs                  *executor.RunsDir // the directory's maker, nil: os.MkdirTemp
 }
 
 // newRunFiles makes the run's directory (in runs, the agent's place for them, when it has
@@ -39,8 +40,8 @@ func newRunFiles(spec *executor.Spec, run runmsg.Run, runs *executor.RunsDir) (*
 	if err != nil {
 		return nil, fmt.Errorf("run files: %w", err)
 	}
-	spec.RunDir = dir
-	f := &runFiles{dir: dir}
+	spec.RunDir, spec.Isolation.Runs = dir, runs
+	f := &runFiles{dir: dir, runs: runs}
 	env := make(map[string]string, len(spec.Env)+1)
 	for k, v := range spec.Env {
 		env[k] = v
@@ -56,11 +57,16 @@ func newRunFiles(spec *executor.Spec, run runmsg.Run, runs *executor.RunsDir) (*
 	return f, nil
 }
 
-// remove removes the run's directory with what the command left there.
+// remove ends the run's directory: removed with what the command left there, or cleared
+// for the next run (executor.RunsDir.ReleaseRunDir).
 func (f *runFiles) remove() {
 	name := f.response // the one file of ours a run has: node runs write output, action runs a response
 	if f.output != "" {
 		name = f.output
+	}
+	if f.runs != nil {
+		_ = f.runs.ReleaseRunDir(f.dir, filepath.Base(name))
+		return
 	}
 	_ = executor.RemoveRunDir(f.dir, filepath.Base(name))
 }
