@@ -16,9 +16,10 @@ import (
 
 // RunsDir is one agent's place for run directories, ROOT/agent-XXXX/run-XXXX (a sandboxed
 // run's may serve the next run, see cell), under a root that the agents of one uid on a
-// machine share and that the sandbox keeps from every command (README "Isolation"). The agent holds a lock on its own directory while it lives; OpenRunsDir
-// removes the directories of agents that no longer hold theirs: a crashed agent leaves run
-// files behind, decrypted secret inputs included.
+// machine share and that the sandbox keeps from every command (README "Isolation"). The
+// agent holds a lock on its own directory while it lives; OpenRunsDir removes the
+// directories of agents that no longer hold theirs: a crashed agent leaves run files
+// behind, decrypted secret inputs included.
 type RunsDir struct {
 	root, dir string
 	lock      *os.File // the agent's directory, flock'ed while it lives
