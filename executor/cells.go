@@ -2,7 +2,10 @@
 
 package executor
 
-import "os"
+import (
+	"fmt"
+	"os"
+)
 
 // A cell is a run directory that outlives its run (ROOT/agent-XXXX/run-XXXX): reset and
 // emptied when its run ends, it serves the next one, so that what is built for the
@@ -15,7 +18,9 @@ import "os"
 // the cell. Any other run's directory is removed when it ends, as before cells.
 type cell struct {
 	dir string
-	id  cellIdentity // what the directory was made as; clear checks it still is
+	// id is what the directory was when its first ruleset was built, before any command
+	// ran in it; clear checks it still is. Only a cell with a ruleset serves again.
+	id cellIdentity
 	// rulesets are the Landlock rulesets built for the cell, by rulesetKey. Only the run
 	// holding the cell reads or adds to them.
 	rulesets map[string]cellRuleset
@@ -43,6 +48,11 @@ func (c *cell) ruleset(key string, build func(cellDir string) (int, uint32, erro
 	if r, ok := c.rulesets[key]; ok {
 		return r.file, r.flags, nil
 	}
+	if c.rulesets == nil {
+		if err := c.identify(); err != nil {
+			return nil, 0, err
+		}
+	}
 	fd, flags, err := build(c.dir)
 	if err != nil {
 		return nil, 0, err
@@ -59,6 +69,16 @@ func (c *cell) ruleset(key string, build func(cellDir string) (int, uint32, erro
 	r := cellRuleset{file: os.NewFile(uintptr(fd), "landlock-ruleset"), flags: flags}
 	c.rulesets[key], c.order = r, append(c.order, key)
 	return r.file, r.flags, nil
+}
+
+// identify records what the cell's directory is now (cell.id).
+func (c *cell) identify() error {
+	id, err := identify(c.dir)
+	if err != nil {
+		return fmt.Errorf("run directory: %w", err)
+	}
+	c.id = id
+	return nil
 }
 
 // drop closes the cell's rulesets and removes its directory with what is in it (files:

@@ -231,6 +231,9 @@ func TestIdleCellsAreBounded(t *testing.T) {
 		dirs = append(dirs, dir)
 	}
 	for _, d := range dirs {
+		if err := runs.cellOf(d).identify(); err != nil { // as its first ruleset does
+			t.Fatal(err)
+		}
 		runs.served(d) // as a sandboxed run's shim that ended by itself
 		if err := runs.ReleaseRunDir(d); err != nil {
 			t.Fatal(err)

@@ -126,7 +126,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 		return startFailure(err)
 	}
 	if spec.RunDir == "" {
-		defer removeOwnRunDir(spec, prep.runDir)
+		defer spec.Isolation.Runs.ReleaseRunDir(prep.runDir) // a nil Runs only removes
 	}
 	conf, err := confine(spec, prep)
 	if err != nil {
@@ -206,7 +206,7 @@ func prepare(spec Spec) (prepared, error) {
 	}
 	if err != nil {
 		if spec.RunDir == "" {
-			removeOwnRunDir(spec, runDir)
+			_ = spec.Isolation.Runs.ReleaseRunDir(runDir)
 		}
 		return prepared{}, err
 	}

@@ -74,7 +74,8 @@ func TestCommandsStdio(t *testing.T) {
 			t.Fatalf("%+v %q", res, out)
 		}
 		var flags int
-		if _, err := fmt.Sscanf(out[strings.Index(out, "flags:"):], "flags:\t%o", &flags); err != nil || flags&syscall.O_NONBLOCK != 0 {
+		_, after, _ := strings.Cut(out, "flags:")
+		if _, err := fmt.Sscanf(after, "\t%o", &flags); err != nil || flags&syscall.O_NONBLOCK != 0 {
 			t.Errorf("stdout's flags %o (%v): want it blocking", flags, err)
 		}
 	}

@@ -50,7 +50,7 @@ func writeRunFile(spec Spec) (dir, file string, err error) {
 	file = filepath.Join(dir, runFileName)
 	if err := writeNewFile(file, spec.RunFile); err != nil {
 		if spec.RunDir == "" {
-			removeOwnRunDir(spec, dir)
+			_ = spec.Isolation.Runs.ReleaseRunDir(dir)
 		}
 		return "", "", fmt.Errorf("run file: %w", err)
 	}
@@ -111,16 +111,6 @@ func setEnv(env []string, key, value string) []string {
 		}
 	}
 	return append(env, key+"="+value)
-}
-
-// removeOwnRunDir ends a run directory Run made (writeRunFile): removed, or cleared for
-// the next run (RunsDir.ReleaseRunDir).
-func removeOwnRunDir(spec Spec, dir string) {
-	if spec.Isolation.Runs != nil {
-		_ = spec.Isolation.Runs.ReleaseRunDir(dir)
-		return
-	}
-	_ = RemoveRunDir(dir)
 }
 
 // RemoveRunDir removes a run's directory with what it holds. A run leaves its directory as

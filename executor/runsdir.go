@@ -163,12 +163,7 @@ func (r *RunsDir) NewRunDir() (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("run directory: %w", err)
 		}
-		id, err := identify(dir)
-		if err != nil {
-			_ = os.RemoveAll(dir)
-			return "", fmt.Errorf("run directory: %w", err)
-		}
-		c = &cell{dir: dir, id: id}
+		c = &cell{dir: dir}
 	}
 	c.served = false
 	r.mu.Lock()
@@ -194,10 +189,13 @@ func (r *RunsDir) served(dir string) {
 	}
 }
 
-// ReleaseRunDir ends run directory dir, which NewRunDir made: cleared for the next run when
+// ReleaseRunDir ends run directory dir: cleared for the next run when NewRunDir made it and
 // it served a run that may give it back, else removed with what is in it (files: names of
-// the caller's inside dir, as RemoveRunDir takes).
+// the caller's inside dir, as RemoveRunDir takes). A nil RunsDir only removes.
 func (r *RunsDir) ReleaseRunDir(dir string, files ...string) error {
+	if r == nil {
+		return RemoveRunDir(dir, files...)
+	}
 	r.mu.Lock()
 	c := r.held[dir]
 	delete(r.held, dir)

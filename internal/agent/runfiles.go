@@ -23,7 +23,7 @@ const (
 // runFiles is a private directory (0700) per run holding the paths the command may write.
 type runFiles struct {
 	dir, output, response string
-	runs                  *executor.RunsDir // the directory's maker, nil: os.MkdirTemp
+	runs                  *executor.RunsDir // the directory's maker; nil: os.MkdirTemp
 }
 
 // newRunFiles makes the run's directory (in runs, the agent's place for them, when it has
@@ -64,11 +64,7 @@ func (f *runFiles) remove() {
 	if f.output != "" {
 		name = f.output
 	}
-	if f.runs != nil {
-		_ = f.runs.ReleaseRunDir(f.dir, filepath.Base(name))
-		return
-	}
-	_ = executor.RemoveRunDir(f.dir, filepath.Base(name))
+	_ = f.runs.ReleaseRunDir(f.dir, filepath.Base(name)) // a nil runs only removes
 }
 
 // outputs reads $PORT_OUTPUT_FILE: a JSON object, or nothing.
