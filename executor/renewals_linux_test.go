@@ -138,3 +138,22 @@ func TestRenewalsOnThePipeWakeNoShim(t *testing.T) {
 		}
 	})
 }
+
+// TestShimRefusesABadRenewalsFD: both shims take the renewals pipe only at fd 4 or 5, and
+// not at the ruleset's fd.
+func TestShimRefusesABadRenewalsFD(t *testing.T) {
+	eachShim(t, func(t *testing.T, prefix []string) {
+		for _, args := range [][]string{
+			{"--renewals", "3"},
+			{"--renewals", "6"},
+			{"--renewals", "x"},
+			{"--renewals", "4", "--landlock", "4:1"},
+			{"--landlock", "4:1", "--renewals", "4"},
+		} {
+			p := startShim(t, prefix, 0, append(args, "--", "/bin/true", "true")...)
+			if ws, _ := p.wait(t, 20*time.Second); ws.ExitStatus() != 127 {
+				t.Errorf("%q: %v, want the usage error (127)", args, ws)
+			}
+		}
+	})
+}
