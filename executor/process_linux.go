@@ -56,8 +56,15 @@ func watch(cmd *exec.Cmd) *process {
 // filter) has none. pid is our unreaped child, so it names no other process.
 func openPidfd(pid int) *os.File {
 	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err == unix.EINVAL { // before Linux 5.10, no PIDFD_NONBLOCK
+		if fd, err = unix.PidfdOpen(pid, 0); err == nil {
+			if err = unix.SetNonblock(fd, true); err != nil {
+				unix.Close(fd)
+			}
+		}
+	}
 	if err != nil {
-		return nil // PIDFD_NONBLOCK is Linux 5.10; before it, the thread's wait does
+		return nil
 	}
 	return os.NewFile(uintptr(fd), "pidfd")
 }
@@ -73,9 +80,12 @@ func waitPidfd(pidfd *os.File) bool {
 	var werr error
 	err = rc.Read(func(fd uintptr) bool {
 		var info unix.Siginfo
-		werr = unix.Waitid(unix.P_PIDFD, int(fd), &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
+		werr = unix.EINTR
+		for werr == unix.EINTR { // asked again at once: no readiness would come for it
+			werr = unix.Waitid(unix.P_PIDFD, int(fd), &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
+		}
 		// Not exited yet: WNOHANG leaves info zero; wait for the pidfd to poll readable.
-		return werr != nil && werr != unix.EINTR || werr == nil && info.Signo != 0
+		return werr != nil || info.Signo != 0
 	})
 	// ECHILD: somehow reaped already; either way it has exited.
 	return err == nil && (werr == nil || werr == unix.ECHILD)

@@ -139,8 +139,8 @@ func TestRenewalsOnThePipeWakeNoShim(t *testing.T) {
 	})
 }
 
-// TestShimRefusesABadRenewalsFD: both shims take the renewals pipe only at fd 4 or 5, and
-// not at the ruleset's fd.
+// TestShimRefusesABadRenewalsFD: both shims take the renewals pipe only at fd 4 or 5, not at
+// the ruleset's fd, and only an open one.
 func TestShimRefusesABadRenewalsFD(t *testing.T) {
 	eachShim(t, func(t *testing.T, prefix []string) {
 		for _, args := range [][]string{
@@ -154,6 +154,11 @@ func TestShimRefusesABadRenewalsFD(t *testing.T) {
 			if ws, _ := p.wait(t, 20*time.Second); ws.ExitStatus() != 127 {
 				t.Errorf("%q: %v, want the usage error (127)", args, ws)
 			}
+		}
+		// fd 4 not open: no renewal could ever come, so the command does not start.
+		p := startShim(t, prefix, 0, "--fence", "60000", "--renewals", "4", "--", "/bin/true", "true")
+		if ws, msg := p.wait(t, 20*time.Second); ws.ExitStatus() != 127 || !strings.Contains(msg, "--renewals") {
+			t.Errorf("--renewals of a closed fd: %v %q, want could not start: --renewals: ...", ws, msg)
 		}
 	})
 }

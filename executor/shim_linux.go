@@ -21,6 +21,14 @@ func ShimFor(exe string) (prefix []string, err error) {
 	if err := checkExecutable(tiny); err != nil {
 		return []string{exe, shim.Command}, fmt.Errorf("%s: %w", tiny, err)
 	}
+	// One left from another release would refuse this agent's options, failing every run.
+	out, err := exec.Command(tiny, "--version").Output()
+	if version := strings.TrimSpace(string(out)); err != nil || !strings.HasSuffix(version, shim.Protocol) {
+		if len(version) > 80 {
+			version = version[:80] + "..."
+		}
+		return []string{exe, shim.Command}, fmt.Errorf("%s is from another release of port-runner (--version: %q, %v; this agent needs %q)", tiny, version, err, shim.Protocol)
+	}
 	return []string{tiny}, nil
 }
 

@@ -64,16 +64,18 @@ func (f *fence) renew(deadline int64) {
 func watchFence(fenceNs, start int64, renewed <-chan int64, renewalsFD int, events chan<- int) {
 	deadline, looked := start+fenceNs, start
 	for {
-		select {
-		case d := <-renewed:
-			deadline = d
-		default:
-		}
+		// The pipe first: an 'L' message read meanwhile was sent after the renewals there,
+		// and its deadline (earlier or later) is the one that stands.
 		now := boottime()
 		if renewalsFD > 0 && readRenewals(renewalsFD) {
 			deadline = max(deadline, looked+fenceNs)
 		}
 		looked = now
+		select {
+		case d := <-renewed:
+			deadline = d
+		default:
+		}
 		left := deadline - now
 		if left <= 0 {
 			events <- evFence

@@ -11,7 +11,7 @@
 //     and the ARGs its argv. The command's environment is the shim's. The options
 //     ([Options]: --fence MS, --renewals FD, --cgroup, --oom, --rlimit, --ids, --landlock) confine the
 //     command between fork and exec; the shim itself stays outside, so it can always end
-//     the command's tree. "SHIM --version" names the shim.
+//     the command's tree. "SHIM --version" names the shim and its [Protocol].
 //   - fd [ControlFD] (3) is the shim's end of a SOCK_STREAM Unix socket pair; the command
 //     must not inherit it (close-on-exec). With a sandbox, fd [RulesetFD] (4) is the
 //     Landlock ruleset.
@@ -82,8 +82,15 @@ const NoteProcesses = "\x00limit processes"
 // and SIGKILL (nanoseconds: the time package is not imported).
 const deathGraceNs = 5e9
 
-// VersionGo is what the Go shim answers to --version (the C one: "port-runner-shim (C)").
-const VersionGo = "port-runner-shim (Go)"
+// Protocol names the protocol above; both shims' --version ends with it. The executor runs
+// the port-runner-shim beside the agent only if it speaks this one: a shim of an older
+// release would refuse the options of this one's (--renewals), and every fenced run with it.
+// A change of the protocol is a new number, here and in the C shim.
+const Protocol = "protocol 2"
+
+// VersionGo is what the Go shim answers to --version (the C one: "port-runner-shim (C)
+// protocol N").
+const VersionGo = "port-runner-shim (Go) " + Protocol
 
 // LastingMessage is the control message saying the lease holds for ms more milliseconds
 // whatever becomes of the agent (Lasting).

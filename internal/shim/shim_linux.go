@@ -52,11 +52,21 @@ func Main(args []string) int {
 	}
 	// The command must not inherit the control socket: it closes with the shim alone.
 	syscall.CloseOnExec(ControlFD)
-	if opts.RenewalsFD > 0 {
+	if opts.RenewalsFD > 0 && msg == "" {
 		// Nor the renewals pipe; which the shim reads only when it looks at the fence.
-		syscall.CloseOnExec(opts.RenewalsFD)
-		if syscall.SetNonblock(opts.RenewalsFD, true) != nil {
-			opts.RenewalsFD = 0 // no such fd: renewals on the socket only
+		// A pipe, or nothing: the Go runtime keeps files of its own open (the cgroup's CPU
+		// quota), which an fd the executor did not pass may name.
+		var st syscall.Stat_t
+		err := syscall.Fstat(opts.RenewalsFD, &st)
+		if err == nil && st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+			err = syscall.EBADF
+		}
+		if err == nil {
+			syscall.CloseOnExec(opts.RenewalsFD)
+			err = syscall.SetNonblock(opts.RenewalsFD, true)
+		}
+		if err != nil {
+			msg = "--renewals: " + err.Error() // no renewal would ever come: say so now
 		}
 	}
 	leader := 0

@@ -255,6 +255,9 @@ static int write_all(const char *path, const char *s) {
 /* child runs between fork and exec; on failure it writes "step: errno text" to errfd. */
 static void child(const struct options *o, const char *path, char **argv, const sigset_t *mask, pid_t shim, int errfd) {
 	const char *step = "";
+	/* A pipe, unlike a socket, can be opened again through /proc/PID/fd by its uid while
+	 * the process is dumpable: the renewals pipe goes before this one is. */
+	if (o->renewals_fd >= 0) close(o->renewals_fd);
 	/* Dumpable again (the exec would make it so anyway): a non-dumpable process's /proc
 	 * files are root's, and this one must write its oom_score_adj. */
 	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
@@ -438,7 +441,7 @@ static void supervise(pid_t leader, int sfd, long long fence_ms, int renewals_fd
 
 int main(int argc, char **argv) {
 	if (argc == 2 && !strcmp(argv[1], "--version")) {
-		say(1, "port-runner-shim (C)\n");
+		say(1, "port-runner-shim (C) protocol 2\n"); /* internal/shim's Protocol */
 		return 0;
 	}
 	/* Non-dumpable: /proc/PID/environ, mem, maps then need CAP_SYS_PTRACE. */
@@ -463,8 +466,17 @@ int main(int argc, char **argv) {
 	char **cargv = &argv[dd + 2];
 	/* The command must not inherit the control socket, nor the ruleset. */
 	fcntl(CONTROL_FD, F_SETFD, FD_CLOEXEC);
-	if (o.renewals_fd >= 0 && (fcntl(o.renewals_fd, F_SETFD, FD_CLOEXEC) || fcntl(o.renewals_fd, F_SETFL, O_NONBLOCK)))
-		o.renewals_fd = -1; /* no such fd: renewals on fd 3 only */
+	if (o.renewals_fd >= 0) { /* a pipe, and open: else no renewal would ever come; say so now */
+		struct stat rst;
+		int bad = fstat(o.renewals_fd, &rst) ? errno : !S_ISFIFO(rst.st_mode) ? EBADF : 0;
+		if (!bad && (fcntl(o.renewals_fd, F_SETFD, FD_CLOEXEC) || fcntl(o.renewals_fd, F_SETFL, O_NONBLOCK))) bad = errno;
+		if (bad) {
+			char m[128] = "--renewals: ";
+			strncat(m, strerror(bad), sizeof m - strlen(m) - 1);
+			say(CONTROL_FD, m);
+			return 127;
+		}
+	}
 	if (o.ll_fd >= 0) fcntl(o.ll_fd, F_SETFD, FD_CLOEXEC);
 
 	sigset_t chld, old;
