@@ -217,6 +217,6 @@ func (l *leaseRenewal) send(lasts time.Duration) {
 	case lasts > 0:
 		l.p.tryControl(shim.LastingMessage(lasts.Milliseconds()))
 	default:
-		l.p.tryControl([]byte{shim.Renew})
+		l.p.tryRenew()
 	}
 }

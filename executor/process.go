@@ -21,7 +21,10 @@ type process struct {
 	exited chan struct{} // closed when the process has exited (see watch)
 	reap   func() error  // reaps it once exited is closed
 	ctl    *os.File      // the shim's control socket; nil without a shim
-	unlock func()        // ends what startProcess locked (the forking thread)
+	// renewals is our end of the shim's renewals pipe (shim.RenewalsFlag): nil without a
+	// shim or a fence, and then renewals go on ctl.
+	renewals *renewalPipe
+	unlock   func() // ends what startProcess locked (the forking thread)
 }
 
 // startProcess starts the prepared command, under the shim if spec.Shim is set,
@@ -134,6 +137,7 @@ func (p *process) release() {
 	if p.ctl != nil {
 		p.ctl.Close()
 	}
+	p.renewals.close()
 	if p.unlock != nil {
 		p.unlock()
 	}
@@ -174,6 +178,32 @@ func (p *process) tryControl(m []byte) {
 		_, _ = syscall.Write(int(fd), m) // EAGAIN: full; not renewed
 		return true                      // done, whatever it did: no waiting for room
 	})
+}
+
+// tryRenew renews the shim's fence, never waiting (see tryControl): on the renewals pipe,
+// which the shim reads when it looks at the fence anyway, so a renewal wakes no shim; on
+// the control socket where there is no pipe.
+func (p *process) tryRenew() {
+	if p.renewals != nil {
+		p.renewals.renew()
+		return
+	}
+	p.tryControl([]byte{shim.Renew})
+}
+
+// renewalPipe is the executor's end of a shim's renewals pipe: a raw non-blocking fd that
+// plain write calls serve (the runtime's poller would add two epoll calls a run for nothing:
+// a renewal never waits).
+type renewalPipe struct{ fd int }
+
+func (r *renewalPipe) renew() {
+	_, _ = syscall.Write(r.fd, []byte{shim.Renew}) // EAGAIN: full, the shim not reading; not renewed
+}
+
+func (r *renewalPipe) close() {
+	if r != nil {
+		_ = syscall.Close(r.fd)
+	}
 }
 
 // shimStartError is why the shim could not start the command, "" when it did, or the note

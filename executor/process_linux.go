@@ -33,14 +33,62 @@ func withDeathSignal(attr *syscall.SysProcAttr) (unlock func()) {
 
 // watch closes exited when cmd's process has exited, leaving it a zombie
 // (waitid WNOWAIT): its pid, which names its group, cannot be reused until
-// reap (cmd.Wait).
+// reap (cmd.Wait). Where the kernel has pidfds (Linux 5.4) the wait is the
+// runtime poller's, so a command that sleeps (an approval, a deployment) holds
+// no OS thread of the agent; else a thread blocks in waitid until it exits.
 func watch(cmd *exec.Cmd) *process {
 	p := &process{cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{}), reap: cmd.Wait}
+	pidfd := openPidfd(p.pid)
 	go func() {
+		defer close(p.exited)
+		if pidfd != nil {
+			defer pidfd.Close()
+			if waitPidfd(pidfd) {
+				return
+			}
+		}
 		shim.WaitExited(p.pid)
-		close(p.exited)
 	}()
 	return p
+}
+
+// openPidfd is a pollable pidfd of pid, nil where the kernel (or a seccomp
+// filter) has none. pid is our unreaped child, so it names no other process.
+func openPidfd(pid int) *os.File {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err == unix.EINVAL { // before Linux 5.10, no PIDFD_NONBLOCK
+		if fd, err = unix.PidfdOpen(pid, 0); err == nil {
+			if err = unix.SetNonblock(fd, true); err != nil {
+				unix.Close(fd)
+			}
+		}
+	}
+	if err != nil {
+		return nil
+	}
+	return os.NewFile(uintptr(fd), "pidfd")
+}
+
+// waitPidfd waits in the runtime's poller until the pidfd's process has exited
+// (it polls readable then), without reaping it. false: it could not tell, and
+// the caller waits some other way.
+func waitPidfd(pidfd *os.File) bool {
+	rc, err := pidfd.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var werr error
+	err = rc.Read(func(fd uintptr) bool {
+		var info unix.Siginfo
+		werr = unix.EINTR
+		for werr == unix.EINTR { // asked again at once: no readiness would come for it
+			werr = unix.Waitid(unix.P_PIDFD, int(fd), &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
+		}
+		// Not exited yet: WNOHANG leaves info zero; wait for the pidfd to poll readable.
+		return werr != nil || info.Signo != 0
+	})
+	// ECHILD: somehow reaped already; either way it has exited.
+	return err == nil && (werr == nil || werr == unix.ECHILD)
 }
 
 // outputPipe is the command's output pipe: ours non-blocking for the runtime's poller

@@ -21,6 +21,14 @@ func ShimFor(exe string) (prefix []string, err error) {
 	if err := checkExecutable(tiny); err != nil {
 		return []string{exe, shim.Command}, fmt.Errorf("%s: %w", tiny, err)
 	}
+	// One left from another release would refuse this agent's options, failing every run.
+	out, err := exec.Command(tiny, "--version").Output()
+	if version := strings.TrimSpace(string(out)); err != nil || !strings.HasSuffix(version, shim.Protocol) {
+		if len(version) > 80 {
+			version = version[:80] + "..."
+		}
+		return []string{exe, shim.Command}, fmt.Errorf("%s is from another release of port-runner (--version: %q, %v; this agent needs %q)", tiny, version, err, shim.Protocol)
+	}
 	return []string{tiny}, nil
 }
 
@@ -44,7 +52,8 @@ func ShimKind(prefix []string) string {
 
 // startShimmed starts the command under the shim: "SHIM... [OPTION...] -- PATH ARGV..."
 // (the options: the run's confinement and its fence, Spec.Fence),
-// with the shim's end of a control socket as its fd 3 (see internal/shim).
+// with the shim's end of a control socket as its fd 3 and, with a fence, the read end of
+// the pipe its renewals go to (see internal/shim).
 func startShimmed(spec Spec, prep prepared, conf *confined, out *os.File) (*process, error) {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -62,21 +71,51 @@ func startShimmed(spec Spec, prep prepared, conf *confined, out *os.File) (*proc
 	defer theirs.Close() // once started, only the shim holds it: its end of file is the shim's
 
 	opts := conf.opts
+	// fd 3: shim.ControlFD; fd 4: shim.RulesetFD, when the run is sandboxed; then the
+	// renewals pipe, when the run has a fence.
+	extra := append([]*os.File{theirs}, conf.files()...)
+	var renewals *renewalPipe
 	if spec.Fence > 0 && spec.Held != nil {
 		opts.FenceMs = max(spec.Fence.Milliseconds(), 1)
+		shimEnd, ourEnd, err := renewalsPipe()
+		if err != nil {
+			ours.Close()
+			return nil, err
+		}
+		defer shimEnd.Close()
+		renewals = ourEnd
+		opts.RenewalsFD = shim.ControlFD + len(extra)
+		extra = append(extra, shimEnd)
 	}
 	args := append(append(append(append([]string{}, spec.Shim...), opts.Args()...), "--", prep.path), spec.Argv...)
 	cmd := command(spec.Shim[0], args, spec, prep, out)
-	// fd 3: shim.ControlFD; fd 4: shim.RulesetFD, when the run is sandboxed.
-	cmd.ExtraFiles = append([]*os.File{theirs}, conf.files()...)
+	cmd.ExtraFiles = extra
 	// No Pdeathsig (and no thread lock): the shim learns that the agent died
 	// from its control socket's end of file, which the kernel delivers however
 	// the agent ends, whichever thread forked the shim.
 	if err := cmd.Start(); err != nil {
 		ours.Close()
+		renewals.close()
 		return nil, err
 	}
 	p := watch(cmd)
 	p.ctl = ours
+	p.renewals = renewals
 	return p, nil
+}
+
+// renewalsPipe is a shim's renewals pipe (shim.RenewalsFlag): its read end for the shim,
+// blocking as exec passes it (the shim makes it non-blocking), and our write end,
+// non-blocking, so a renewal never waits for a shim that does not read.
+func renewalsPipe() (shimEnd *os.File, ours *renewalPipe, err error) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return nil, nil, fmt.Errorf("shim renewals pipe: %w", err)
+	}
+	if _, err := unix.FcntlInt(uintptr(p[1]), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return nil, nil, fmt.Errorf("shim renewals pipe: %w", err)
+	}
+	return os.NewFile(uintptr(p[0]), "shim-renewals"), &renewalPipe{fd: p[1]}, nil
 }

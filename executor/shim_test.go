@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -85,6 +86,20 @@ func TestShimFor(t *testing.T) {
 	got, err = ShimFor(exe)
 	if err == nil || strings.Join(got, " ") != exe+" "+shim.Command {
 		t.Errorf("without it: %q, %v; want the agent's binary as the shim and an error", got, err)
+	}
+	// A shim of an earlier release, left beside a new agent, would refuse its options.
+	stale := filepath.Join(filepath.Dir(exe), shim.Binary)
+	if err := os.WriteFile(stale, []byte("#!/bin/sh\necho 'port-runner-shim (C)'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	got, err = ShimFor(exe)
+	if err == nil || !strings.Contains(err.Error(), "another release") || strings.Join(got, " ") != exe+" "+shim.Command {
+		t.Errorf("beside a shim of another protocol: %q, %v; want the agent's binary as the shim and an error", got, err)
+	}
+	for name, prefix := range shims() {
+		if out, err := exec.Command(prefix[0], append(prefix[1:], "--version")...).Output(); err != nil || !strings.HasSuffix(strings.TrimSpace(string(out)), shim.Protocol) {
+			t.Errorf("the %s shim's --version: %q, %v; want it to end with %q", name, out, err, shim.Protocol)
+		}
 	}
 }
 

@@ -46,10 +46,16 @@ func controlSockets(t *testing.T, nonblocking bool) (ours, theirs *os.File) {
 
 func startShim(t *testing.T, prefix []string, uid int, args ...string) *shimProc {
 	t.Helper()
+	return startShimWith(t, prefix, uid, nil, args...)
+}
+
+// startShimWith is startShim with more files for the shim after its control socket (fd 4...).
+func startShimWith(t *testing.T, prefix []string, uid int, more []*os.File, args ...string) *shimProc {
+	t.Helper()
 	ours, theirs := controlSockets(t, false)
 	defer theirs.Close()
 	cmd := exec.Command(prefix[0], append(prefix[1:len(prefix):len(prefix)], args...)...)
-	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.ExtraFiles = append([]*os.File{theirs}, more...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if uid > 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}

@@ -131,7 +131,7 @@ func findShim(log *zap.Logger) []string {
 	case err != nil && prefix == nil:
 		log.Warn("no exec shim on this platform: commands run in a plain process group (README \"Isolation\")", zap.Error(err))
 	case err != nil:
-		log.Warn(shim.Binary+" not found beside the agent: the agent's own binary is each command's shim, which costs its start-up on every run", zap.Error(err))
+		log.Warn("no usable "+shim.Binary+" beside the agent: the agent's own binary is each command's shim, which costs its start-up on every run", zap.Error(err))
 	}
 	return prefix
 }

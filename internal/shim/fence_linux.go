@@ -19,12 +19,13 @@ type fence struct {
 	lasting lastingReader
 }
 
-// startFence starts watching the fence of fenceNs (none when 0), which sends evFence.
-func startFence(fenceNs int64, events chan<- int) *fence {
+// startFence starts watching the fence of fenceNs (none when 0), which sends evFence;
+// renewalsFD (0: none) is the renewals pipe, read when the fence is looked at.
+func startFence(fenceNs int64, renewalsFD int, events chan<- int) *fence {
 	f := &fence{ns: fenceNs, lasting: newLastingReader()}
 	if fenceNs > 0 {
 		f.renewed = make(chan int64, 1)
-		go watchFence(fenceNs, boottime()+fenceNs, f.renewed, events)
+		go watchFence(fenceNs, boottime(), f.renewed, renewalsFD, events)
 	}
 	return f
 }
@@ -55,24 +56,49 @@ func (f *fence) renew(deadline int64) {
 	f.renewed <- deadline
 }
 
-// watchFence sends evFence once the fence's deadline has passed: first, then each one
-// read from renewed (CLOCK_BOOTTIME, ns). It wakes at least every fenceNs/8, so a pause of
-// the whole machine (CLOCK_BOOTTIME goes on, the sleep's clock does not) is noticed that
-// late at most.
-func watchFence(fenceNs, first int64, renewed <-chan int64, events chan<- int) {
-	deadline := first
+// watchFence sends evFence once the fence's deadline has passed: fenceNs after start,
+// then each one read from renewed (CLOCK_BOOTTIME, ns), or fenceNs after the previous look
+// when the renewals pipe (renewalsFD > 0) held a renewal at this one: it was written after
+// that look. It wakes at least every fenceNs/8, so a pause of the whole machine
+// (CLOCK_BOOTTIME goes on, the sleep's clock does not) is noticed that late at most.
+func watchFence(fenceNs, start int64, renewed <-chan int64, renewalsFD int, events chan<- int) {
+	deadline, looked := start+fenceNs, start
 	for {
+		// The pipe first: an 'L' message read meanwhile was sent after the renewals there,
+		// and its deadline (earlier or later) is the one that stands.
+		now := boottime()
+		if renewalsFD > 0 && readRenewals(renewalsFD) {
+			deadline = max(deadline, looked+fenceNs)
+		}
+		looked = now
 		select {
 		case d := <-renewed:
 			deadline = d
 		default:
 		}
-		left := deadline - boottime()
+		left := deadline - now
 		if left <= 0 {
 			events <- evFence
 			return
 		}
 		sleep(min(left, max(fenceNs/8, 1e6)))
+	}
+}
+
+// readRenewals empties the renewals pipe (non-blocking) and says whether it held a Renew.
+func readRenewals(fd int) (renewed bool) {
+	var b [64]byte
+	for {
+		n, err := syscall.Read(fd, b[:])
+		if err == syscall.EINTR {
+			continue
+		}
+		for _, c := range b[:max(n, 0)] {
+			renewed = renewed || c == Renew
+		}
+		if n < len(b) { // empty (EAGAIN), closed (the agent is gone), or drained
+			return renewed
+		}
 	}
 }
 

@@ -9,7 +9,10 @@ type Options struct {
 	// FenceMs is the fence (README "Delivery"): no renewal from the agent for this many
 	// milliseconds kills the command's tree (see the package doc: Renew, or a Lasting
 	// message for its own time); 0: no fence. The shim applies it, not the command.
-	FenceMs     int64
+	FenceMs int64
+	// RenewalsFD is the fd of the pipe the executor writes its renewals to, read only when
+	// the shim looks at the fence (see the package doc); 0: renewals come on the socket.
+	RenewalsFD  int
 	Cgroups     []string // cgroup.procs files the command joins
 	OOMScoreAdj *int     // written to /proc/self/oom_score_adj
 	Rlimits     []Rlimit
@@ -62,6 +65,9 @@ func (o Options) Args() []string {
 	if o.FenceMs > 0 {
 		a = append(a, FenceFlag, itoa64(o.FenceMs))
 	}
+	if o.RenewalsFD > 0 {
+		a = append(a, RenewalsFlag, itoa64(int64(o.RenewalsFD)))
+	}
 	for _, c := range o.Cgroups {
 		a = append(a, "--cgroup", c)
 	}
@@ -92,7 +98,7 @@ func ParseArgs(args []string) (o Options, rest []string, err error) {
 			return Options{}, nil, syscall.EINVAL
 		}
 	}
-	if i >= len(args) {
+	if i >= len(args) || o.Landlock && o.RenewalsFD == RulesetFD {
 		return Options{}, nil, syscall.EINVAL
 	}
 	return o, args[i+1:], nil
@@ -107,6 +113,12 @@ func (o *Options) set(name, v string) bool {
 			return false
 		}
 		o.FenceMs = ms
+	case RenewalsFlag:
+		fd, ok := parseInt(v, ControlFD+1, RulesetFD+1)
+		if !ok {
+			return false
+		}
+		o.RenewalsFD = int(fd)
 	case "--cgroup":
 		if v == "" || v[0] != '/' || len(o.Cgroups) == 4 {
 			return false

@@ -45,6 +45,8 @@ func FuzzStatPPid(f *testing.F) {
 func FuzzParseArgs(f *testing.F) {
 	f.Add("--fence\x001000\x00--oom\x001000\x00--rlimit\x004:0:0\x00--ids\x0047320:47320\x00--landlock\x004:1\x00--\x00/bin/true\x00true")
 	f.Add("--cgroup\x00/sys/fs/cgroup/pids/x/cgroup.procs\x00--rlimit\x006:-1:-1\x00--")
+	f.Add("--fence\x001000\x00--renewals\x005\x00--landlock\x004:1\x00--\x00/bin/true\x00true")
+	f.Add("--renewals\x004\x00--landlock\x004:1\x00--") // the ruleset's fd: refused
 	f.Add("--ids\x000:0\x00--")
 	f.Add("--rlimit\x00::\x00--")
 	f.Fuzz(func(t *testing.T, joined string) {
@@ -52,7 +54,7 @@ func FuzzParseArgs(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if o.UID < 0 || (o.UID == 0) != (o.GID == 0) || o.FenceMs < 0 {
+		if o.UID < 0 || (o.UID == 0) != (o.GID == 0) || o.FenceMs < 0 || o.RenewalsFD != 0 && (o.RenewalsFD <= ControlFD || o.RenewalsFD > RulesetFD+1 || o.Landlock && o.RenewalsFD == RulesetFD) {
 			t.Fatalf("ParseArgs(%q) accepted %+v", joined, o)
 		}
 		again, more, err := ParseArgs(append(o.Args(), append([]string{"--"}, rest...)...))

@@ -9,9 +9,9 @@
 //
 //   - argv: "SHIM [OPTION...] -- PATH ARGV0 [ARG...]". PATH is the resolved command, ARGV0
 //     and the ARGs its argv. The command's environment is the shim's. The options
-//     ([Options]: --fence MS, --cgroup, --oom, --rlimit, --ids, --landlock) confine the
+//     ([Options]: --fence MS, --renewals FD, --cgroup, --oom, --rlimit, --ids, --landlock) confine the
 //     command between fork and exec; the shim itself stays outside, so it can always end
-//     the command's tree. "SHIM --version" names the shim.
+//     the command's tree. "SHIM --version" names the shim and its [Protocol].
 //   - fd [ControlFD] (3) is the shim's end of a SOCK_STREAM Unix socket pair; the command
 //     must not inherit it (close-on-exec). With a sandbox, fd [RulesetFD] (4) is the
 //     Landlock ruleset.
@@ -31,6 +31,12 @@
 //     The agent renews only while it holds the run's lease, so a frozen or cut-off agent's
 //     commands die on their own, and a drained agent's ones at its lease's end whatever
 //     happens to it meanwhile (README "Delivery"). Without --fence there is no fence.
+//   - --renewals FD (4, or 5 after a ruleset): the read end of a pipe on which the executor
+//     writes its 'R' renewals instead of the socket. The shim does not wait on it: it reads
+//     it when it looks at the fence anyway (at least every MS/8), so a renewal wakes nobody.
+//     An 'R' read there renews the fence to MS after the shim's previous look (before which
+//     it cannot have been written): never later than MS after the renewal, at most MS/8
+//     earlier; it never moves the deadline earlier. Other bytes there are ignored.
 //   - End of file on the socket: the agent died. SIGTERM to the group, then SIGKILL after
 //     5 seconds, or at the fence's deadline if that comes first.
 //   - If the command cannot start, the shim writes why to the socket and exits 127.
@@ -53,6 +59,9 @@ const RulesetFD = 4
 // FenceFlag is the option giving the fence in milliseconds: "--fence MS".
 const FenceFlag = "--fence"
 
+// RenewalsFlag is the option naming the renewals pipe's fd: "--renewals FD".
+const RenewalsFlag = "--renewals"
+
 // Control bytes the executor sends. Only Renew and Lasting renew the fence.
 const (
 	Terminate byte = 'T' // SIGTERM to the command's process group (timeout, cancel)
@@ -73,8 +82,15 @@ const NoteProcesses = "\x00limit processes"
 // and SIGKILL (nanoseconds: the time package is not imported).
 const deathGraceNs = 5e9
 
-// VersionGo is what the Go shim answers to --version (the C one: "port-runner-shim (C)").
-const VersionGo = "port-runner-shim (Go)"
+// Protocol names the protocol above; both shims' --version ends with it. The executor runs
+// the port-runner-shim beside the agent only if it speaks this one: a shim of an older
+// release would refuse the options of this one's (--renewals), and every fenced run with it.
+// A change of the protocol is a new number, here and in the C shim.
+const Protocol = "protocol 2"
+
+// VersionGo is what the Go shim answers to --version (the C one: "port-runner-shim (C)
+// protocol N").
+const VersionGo = "port-runner-shim (Go) " + Protocol
 
 // LastingMessage is the control message saying the lease holds for ms more milliseconds
 // whatever becomes of the agent (Lasting).

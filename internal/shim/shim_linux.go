@@ -32,7 +32,7 @@ func Main(args []string) int {
 	}
 	opts, rest, err := ParseArgs(args)
 	if err != nil || len(rest) < 2 {
-		stderr("port-runner-shim: usage: [--fence MS] [--cgroup FILE] [--oom N] [--rlimit R:S:H] [--ids UID:GID] [--landlock 4:FLAGS] -- PATH ARGV0 [ARG...]\n")
+		stderr("port-runner-shim: usage: [--fence MS] [--renewals FD] [--cgroup FILE] [--oom N] [--rlimit R:S:H] [--ids UID:GID] [--landlock 4:FLAGS] -- PATH ARGV0 [ARG...]\n")
 		return 127
 	}
 	// What the command would inherit anyway goes on the shim itself, saving the second
@@ -52,6 +52,23 @@ func Main(args []string) int {
 	}
 	// The command must not inherit the control socket: it closes with the shim alone.
 	syscall.CloseOnExec(ControlFD)
+	if opts.RenewalsFD > 0 && msg == "" {
+		// Nor the renewals pipe; which the shim reads only when it looks at the fence.
+		// A pipe, or nothing: the Go runtime keeps files of its own open (the cgroup's CPU
+		// quota), which an fd the executor did not pass may name.
+		var st syscall.Stat_t
+		err := syscall.Fstat(opts.RenewalsFD, &st)
+		if err == nil && st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+			err = syscall.EBADF
+		}
+		if err == nil {
+			syscall.CloseOnExec(opts.RenewalsFD)
+			err = syscall.SetNonblock(opts.RenewalsFD, true)
+		}
+		if err != nil {
+			msg = "--renewals: " + err.Error() // no renewal would ever come: say so now
+		}
+	}
 	leader := 0
 	if msg == "" {
 		leader, msg = start(selfPrefix(args), opts, args, rest)
@@ -90,7 +107,7 @@ func supervise(leader int, opts Options) int {
 	// The goroutines below end with the process: Main's return is followed by exit.
 	events := make(chan int, 4)
 	go readControl(events)
-	renewals := startFence(opts.FenceMs*1e6, events)
+	renewals := startFence(opts.FenceMs*1e6, opts.RenewalsFD, events)
 	exited := make(chan struct{})
 	go func() {
 		WaitExited(leader) // unreaped, so the leader's pid (the group's id) cannot be reused

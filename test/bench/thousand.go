@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/port-runner/port-runner/test/bench/internal/benchkit"
@@ -61,6 +62,7 @@ func (b *bench) caseThousand(ctx context.Context) error {
 		s.Stop()
 		return err
 	}
+	threads := osThreads(ag.Pid)
 	statusStart := time.Now()
 	status, err := ag.Get(ctx, "/status")
 	statusTook := time.Since(statusStart)
@@ -102,7 +104,7 @@ func (b *bench) caseThousand(ctx context.Context) error {
 		fmt.Sprintf("over %s with nobody scraping the agent", window.Round(time.Millisecond)), window >= time.Second && cpuShare < 0.02)
 	perRun := float64(busy-idle) / float64(o.thousandRuns)
 	b.t.check("7d", name+": goroutines per run in flight", fmt.Sprintf("%.1f", perRun), "<= 12",
-		fmt.Sprintf("%d idle, %d with every run sleeping", idle, busy), perRun <= 12)
+		fmt.Sprintf("%d idle, %d with every run sleeping (%s OS threads)", idle, busy, threads), perRun <= 12)
 	fdsPerRun := float64(busyFDs-idleFDs) / float64(o.thousandRuns)
 	b.t.check("7f", name+": open files per run in flight", fmt.Sprintf("%.1f", fdsPerRun), "<= 8",
 		fmt.Sprintf("%d idle, %d with every run sleeping", idleFDs, busyFDs), fdsPerRun <= 8)
@@ -119,6 +121,21 @@ func openFiles(pid int) (int, error) {
 		return 0, fmt.Errorf("open files: %w", err)
 	}
 	return len(ents), nil
+}
+
+// osThreads is how many OS threads pid has ("?" when /proc does not say): a run waiting for
+// its command holds none.
+func osThreads(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "?"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
 }
 
 // goroutines is the agent's goroutine count, from its pprof endpoint.

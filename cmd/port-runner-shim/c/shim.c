@@ -12,7 +12,10 @@
  * and that byte read as itself); end of file: the agent died: SIGTERM, then SIGKILL after 5 s
  * (or at the fence, if that comes first). --fence MS: the fence's deadline is MS milliseconds
  * (CLOCK_BOOTTIME) after the start, then after each 'R' (or N after each 'L' message); when it
- * passes, the command's tree is killed. If the command cannot start, the
+ * passes, the command's tree is killed. --renewals FD (4, or 5 after a ruleset): a pipe the
+ * executor writes its 'R's to instead; the shim reads it only when it looks at the fence (at
+ * least every MS/8), so a renewal wakes nobody: an 'R' there renews the fence to MS after the
+ * previous look (it was written after it), never moving the deadline earlier. If the command cannot start, the
  * reason (errno text, lower case like Go's) goes to fd 3 and the shim exits 127. Otherwise it
  * exits as the command did: the same code, or by the same signal. The shim is non-dumpable and a
  * child subreaper; the command runs in its own process group with PDEATHSIG=SIGKILL; when the
@@ -94,6 +97,7 @@ struct options {
 	int ll_fd;
 	unsigned ll_flags;
 	long long fence_ms; /* 0: no fence */
+	int renewals_fd;    /* -1: renewals come on fd 3 only */
 	int oom_set;
 	long long oom;
 	long long uid, gid; /* -1: keep the agent's */
@@ -107,6 +111,7 @@ struct options {
 static int parse_options(int argc, char **argv, struct options *o) {
 	memset(o, 0, sizeof *o);
 	o->ll_fd = -1;
+	o->renewals_fd = -1;
 	o->uid = o->gid = -1;
 	int i = 1;
 	for (; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
@@ -115,6 +120,9 @@ static int parse_options(int argc, char **argv, struct options *o) {
 		long long a, b, c;
 		if (!strcmp(argv[i], "--fence")) {
 			if (parse_num(v, 0, 1, 86400000LL, &o->fence_ms, NULL)) return -1;
+		} else if (!strcmp(argv[i], "--renewals")) {
+			if (parse_num(v, 0, CONTROL_FD + 1, 5, &a, NULL)) return -1;
+			o->renewals_fd = (int)a;
 		} else if (!strcmp(argv[i], "--landlock")) {
 			if (parse_num(v, ':', 3, 1 << 20, &a, &p) || parse_num(p, 0, 0, UINT32_MAX, &b, NULL)) return -1;
 			o->ll_fd = (int)a, o->ll_flags = (unsigned)b;
@@ -138,6 +146,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
 			return -1;
 		}
 	}
+	if (o->ll_fd >= 0 && o->ll_fd == o->renewals_fd) return -1;
 	return i < argc ? i : -1;
 }
 
@@ -246,6 +255,9 @@ static int write_all(const char *path, const char *s) {
 /* child runs between fork and exec; on failure it writes "step: errno text" to errfd. */
 static void child(const struct options *o, const char *path, char **argv, const sigset_t *mask, pid_t shim, int errfd) {
 	const char *step = "";
+	/* A pipe, unlike a socket, can be opened again through /proc/PID/fd by its uid while
+	 * the process is dumpable: the renewals pipe goes before this one is. */
+	if (o->renewals_fd >= 0) close(o->renewals_fd);
 	/* Dumpable again (the exec would make it so anyway): a non-dumpable process's /proc
 	 * files are root's, and this one must write its oom_score_adj. */
 	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
@@ -340,14 +352,31 @@ static int exit_like(int st) {
  * last 'R', or N ms after the last "L<N>;" message; nothing else renews it.
  * poll's clock stops while the machine is suspended, so the shim wakes at least every
  * fence_ms/8 to look at CLOCK_BOOTTIME: the fence fires that late at most, never early. */
+/* read_renewals empties the renewals pipe (non-blocking); whether it held an 'R'. */
+static int read_renewals(int fd) {
+	char b[64];
+	int renewed = 0;
+	for (;;) {
+		ssize_t n = read(fd, b, sizeof b);
+		if (n < 0 && errno == EINTR) continue;
+		for (ssize_t i = 0; i < n; i++) renewed |= b[i] == 'R';
+		if (n < (ssize_t)sizeof b) return renewed; /* empty, closed (the agent is gone), or drained */
+	}
+}
+
 #define MAX_LASTING_MS (365LL * 24 * 3600 * 1000) /* an 'L' message's bound (a year), as the Go shim's */
 
-static void supervise(pid_t leader, int sfd, long long fence_ms) {
+static void supervise(pid_t leader, int sfd, long long fence_ms, int renewals_fd) {
 	struct pollfd pfd[2] = {{CONTROL_FD, POLLIN, 0}, {sfd, POLLIN, 0}};
-	long long kill_at = -1, fence_at = fence_ms > 0 ? now_ms() + fence_ms : -1;
+	long long looked = now_ms(); /* the last look at the renewals pipe */
+	long long kill_at = -1, fence_at = fence_ms > 0 ? looked + fence_ms : -1;
 	long long lasting = -1; /* the digits of an 'L' message so far; -1: none under way */
 	for (;;) {
 		long long now = now_ms(), timeout = -1;
+		if (renewals_fd >= 0 && fence_at >= 0) {
+			if (read_renewals(renewals_fd) && looked + fence_ms > fence_at) fence_at = looked + fence_ms;
+			looked = now;
+		}
 		if (fence_at >= 0 && now >= fence_at) {
 			kill_leader(leader); /* the leader's exit ends the loop below */
 			fence_at = -1;
@@ -412,7 +441,7 @@ static void supervise(pid_t leader, int sfd, long long fence_ms) {
 
 int main(int argc, char **argv) {
 	if (argc == 2 && !strcmp(argv[1], "--version")) {
-		say(1, "port-runner-shim (C)\n");
+		say(1, "port-runner-shim (C) protocol 2\n"); /* internal/shim's Protocol */
 		return 0;
 	}
 	/* Non-dumpable: /proc/PID/environ, mem, maps then need CAP_SYS_PTRACE. */
@@ -424,7 +453,7 @@ int main(int argc, char **argv) {
 	struct options o;
 	int dd = parse_options(argc, argv, &o);
 	if (dd < 0 || argc - dd < 3) {
-		say(2, "port-runner-shim: usage: [--fence MS] [--cgroup FILE] [--oom N] [--rlimit R:S:H] [--ids UID:GID] [--landlock FD:FLAGS] -- PATH ARGV0 [ARG...]\n");
+		say(2, "port-runner-shim: usage: [--fence MS] [--renewals FD] [--cgroup FILE] [--oom N] [--rlimit R:S:H] [--ids UID:GID] [--landlock FD:FLAGS] -- PATH ARGV0 [ARG...]\n");
 		return 127;
 	}
 	/* A run's uid is never the agent's (nor root: the parser refuses 0): the command would
@@ -437,6 +466,17 @@ int main(int argc, char **argv) {
 	char **cargv = &argv[dd + 2];
 	/* The command must not inherit the control socket, nor the ruleset. */
 	fcntl(CONTROL_FD, F_SETFD, FD_CLOEXEC);
+	if (o.renewals_fd >= 0) { /* a pipe, and open: else no renewal would ever come; say so now */
+		struct stat rst;
+		int bad = fstat(o.renewals_fd, &rst) ? errno : !S_ISFIFO(rst.st_mode) ? EBADF : 0;
+		if (!bad && (fcntl(o.renewals_fd, F_SETFD, FD_CLOEXEC) || fcntl(o.renewals_fd, F_SETFL, O_NONBLOCK))) bad = errno;
+		if (bad) {
+			char m[128] = "--renewals: ";
+			strncat(m, strerror(bad), sizeof m - strlen(m) - 1);
+			say(CONTROL_FD, m);
+			return 127;
+		}
+	}
 	if (o.ll_fd >= 0) fcntl(o.ll_fd, F_SETFD, FD_CLOEXEC);
 
 	sigset_t chld, old;
@@ -471,7 +511,7 @@ int main(int argc, char **argv) {
 		}
 		return 127;
 	}
-	supervise(leader, sfd, o.fence_ms);
+	supervise(leader, sfd, o.fence_ms, o.renewals_fd);
 	/* RLIMIT_NPROC refuses a fork silently: if the run's uid (its own) holds as many
 	 * processes as the limit as its command ends, the limit is why it ended, and the
 	 * executor is told (its label says so). */
