@@ -27,7 +27,10 @@ func ShimFor(exe string) (prefix []string, err error) {
 		if len(version) > 80 {
 			version = version[:80] + "..."
 		}
-		return []string{exe, shim.Command}, fmt.Errorf("%s is from another release of port-runner (--version: %q, %v; this agent needs %q)", tiny, version, err, shim.Protocol)
+		if err != nil {
+			version += " (" + err.Error() + ")"
+		}
+		return []string{exe, shim.Command}, fmt.Errorf("%s is from another release of port-runner (--version: %q; this agent needs %q)", tiny, version, shim.Protocol)
 	}
 	return []string{tiny}, nil
 }
