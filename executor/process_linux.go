@@ -96,14 +96,23 @@ func waitPidfd(pidfd *os.File) bool {
 // stdout. os.Pipe makes both ends pollable and exec makes theirs blocking again: eight
 // fcntl and epoll_ctl calls per run more than this.
 func outputPipe() (r, w *os.File, err error) {
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return nil, nil, os.NewSyscallError("pipe2", err)
-	}
-	if _, err := unix.FcntlInt(uintptr(p[0]), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
-		unix.Close(p[0])
-		unix.Close(p[1])
-		return nil, nil, os.NewSyscallError("fcntl", err)
+	p, err := pipeOurs(0)
+	if err != nil {
+		return nil, nil, err
 	}
 	return os.NewFile(uintptr(p[0]), "|0"), os.NewFile(uintptr(p[1]), "|1"), nil
+}
+
+// pipeOurs is a close-on-exec pipe whose end ours (0: read, 1: write) alone is non-blocking:
+// the child's end stays blocking, as exec passes it.
+func pipeOurs(ours int) (p [2]int, err error) {
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return p, os.NewSyscallError("pipe2", err)
+	}
+	if _, err := unix.FcntlInt(uintptr(p[ours]), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return p, os.NewSyscallError("fcntl", err)
+	}
+	return p, nil
 }

@@ -111,13 +111,8 @@ func startShimmed(spec Spec, prep prepared, conf *confined, out *os.File) (*proc
 // blocking as exec passes it (the shim makes it non-blocking), and our write end,
 // non-blocking, so a renewal never waits for a shim that does not read.
 func renewalsPipe() (shimEnd *os.File, ours *renewalPipe, err error) {
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return nil, nil, fmt.Errorf("shim renewals pipe: %w", err)
-	}
-	if _, err := unix.FcntlInt(uintptr(p[1]), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
-		unix.Close(p[0])
-		unix.Close(p[1])
+	p, err := pipeOurs(1)
+	if err != nil {
 		return nil, nil, fmt.Errorf("shim renewals pipe: %w", err)
 	}
 	return os.NewFile(uintptr(p[0]), "shim-renewals"), &renewalPipe{fd: p[1]}, nil
