@@ -4,7 +4,10 @@ package executor
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -109,5 +112,75 @@ func BenchmarkRemoveRunDir(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A command may leave directories that its own uid can neither write nor search: Go's
+// module cache is read-only (0555), a script may chmod 000. The agent runs as that uid (not
+// root, in its image) and still removes them, and never changes a mode through a link the
+// command left.
+func TestRemoveRunDirRemovesWhatItsOwnerLockedUp(t *testing.T) {
+	base := sharedDir(t)
+	outside := filepath.Join(base, "outside")
+	mustOK(t, os.Mkdir(outside, 0o500))
+	dir := filepath.Join(base, "run")
+	mustOK(t, os.Mkdir(dir, 0o700))
+	script := `set -e
+cd "$1"
+echo '{}' > run.json
+mkdir -p home/go/pkg/mod/m@v1/sub tmpdir/locked/deeper tmpdir/nosearch
+echo x > home/go/pkg/mod/m@v1/sub/f.go; echo x > tmpdir/locked/deeper/f; echo x > tmpdir/nosearch/f
+ln -s "$2" tmpdir/locked/outside
+chmod 0444 home/go/pkg/mod/m@v1/sub/f.go
+chmod 0555 home/go/pkg/mod/m@v1/sub home/go/pkg/mod/m@v1 home/go/pkg/mod
+chmod 000 tmpdir/locked/deeper tmpdir/locked
+chmod 0600 tmpdir/nosearch
+chmod 0500 home tmpdir`
+	var out []byte
+	var err error
+	if os.Getuid() == 0 {
+		// As the agent's image runs it: a uid of its own, no capability.
+		if _, lerr := exec.LookPath("setpriv"); lerr != nil {
+			t.Skip("not checked: setpriv (util-linux) is not installed")
+		}
+		id := strconv.Itoa(testAgentUID)
+		mustOK(t, os.Chown(dir, testAgentUID, testAgentUID))
+		mustOK(t, os.Chown(outside, testAgentUID, testAgentUID))
+		asAgent := func(args ...string) *exec.Cmd {
+			return exec.Command("setpriv", append([]string{"--reuid=" + id, "--regid=" + id, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"}, args...)...)
+		}
+		if out, err = asAgent("sh", "-c", script, "sh", dir, outside).CombinedOutput(); err != nil {
+			t.Fatalf("leaving the tree: %v\n%s", err, out)
+		}
+		bin := filepath.Join(base, "executor.test")
+		copyFile(t, os.Args[0], bin)
+		cmd := asAgent(bin, "-test.run=^TestHelperRemoveRunDir$")
+		cmd.Env = append(os.Environ(), "EXECUTOR_TEST_BASE="+base, "EXECUTOR_TEST_REMOVE="+dir)
+		out, err = cmd.CombinedOutput()
+	} else {
+		if out, err = exec.Command("sh", "-c", script, "sh", dir, outside).CombinedOutput(); err != nil {
+			t.Fatalf("leaving the tree: %v\n%s", err, out)
+		}
+		err = RemoveRunDir(dir, "response.json")
+	}
+	if err != nil || strings.Contains(string(out), "FAIL") {
+		t.Fatalf("remove: %v\n%s", err, out)
+	}
+	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+		t.Fatalf("run directory still there: %v", err)
+	}
+	if st, err := os.Stat(outside); err != nil || st.Mode().Perm() != 0o500 {
+		t.Fatalf("the directory a link named changed: %v, %v", st.Mode(), err)
+	}
+}
+
+// TestHelperRemoveRunDir removes $EXECUTOR_TEST_REMOVE as the uid it runs as.
+func TestHelperRemoveRunDir(t *testing.T) {
+	dir := os.Getenv("EXECUTOR_TEST_REMOVE")
+	if dir == "" {
+		t.Skip("helper process only")
+	}
+	if err := RemoveRunDir(dir, "response.json"); err != nil {
+		t.Fatal(err)
 	}
 }

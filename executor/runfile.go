@@ -116,15 +116,15 @@ func setEnv(env []string, key, value string) []string {
 // RemoveRunDir removes a run's directory with what it holds. A run leaves its directory as
 // it was made most of the time: then its known entries (PORT_RUN_FILE, the empty HOME and
 // TMPDIR, and the caller's files, names inside dir) go one unlink or rmdir each, a third of
-// what os.RemoveAll's listing costs on every run; anything else the command left, or a
+// what a listing costs on every run; anything else the command left, or a
 // known name it replaced (a link, a full directory: unlink and rmdir never follow a link),
-// and os.RemoveAll takes the rest.
+// and removeAll takes the rest, directories the command locked up included.
 func RemoveRunDir(dir string, files ...string) error {
 	removeKnown(dir, files)
 	if syscall.Rmdir(dir) == nil {
 		return nil
 	}
-	return os.RemoveAll(dir)
+	return removeAll(dir)
 }
 
 // removeKnown removes the entries the agent made in run directory dir (see RemoveRunDir).

@@ -114,7 +114,7 @@ func sweep(root string) int {
 		if err != nil {
 			continue // its agent lives
 		}
-		if os.RemoveAll(path) == nil {
+		if removeAll(path) == nil {
 			n++
 		}
 		lock.Close()
@@ -225,6 +225,6 @@ func (r *RunsDir) Close() {
 	for _, c := range idle {
 		_ = c.drop(nil)
 	}
-	_ = os.RemoveAll(r.dir)
+	_ = removeAll(r.dir)
 	r.lock.Close()
 }
