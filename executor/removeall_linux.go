@@ -9,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// maxUnlockDepth bounds how deep removeAll gives rights back: it holds one open file per
+// maxUnlockDepth bounds how deep removeAll gives rights back: it holds two open files per
 // level, and no tool leaves locked directories deeper than this.
 const maxUnlockDepth = 128
 
@@ -34,7 +34,8 @@ func removeAll(dir string) error {
 // unlockDir gives the directory open as fd (O_PATH) and every directory under it that the
 // agent owns the rights their owner needs to empty them. Links are never followed: each
 // directory is opened by name in its parent with O_NOFOLLOW and changed through that open
-// file. Best effort: what it cannot change leaves os.RemoveAll's error as it was.
+// file. It holds two open files per level. Best effort: what it cannot change leaves
+// os.RemoveAll's error as it was.
 func unlockDir(fd, depth int) {
 	var st unix.Stat_t
 	if unix.Fstat(fd, &st) != nil || st.Uid != uint32(os.Geteuid()) {
@@ -49,21 +50,28 @@ func unlockDir(fd, depth int) {
 	if depth >= maxUnlockDepth {
 		return
 	}
-	list, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	lfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return
 	}
-	names, err := dirNames(list)
-	unix.Close(list)
-	if err != nil {
-		return
-	}
-	for _, name := range names {
-		sub, err := unix.Openat(fd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
-			continue // not a directory, or a link
+	list := os.NewFile(uintptr(lfd), ".")
+	defer list.Close()
+	for {
+		// A chunk at a time: the command decides how many entries there are.
+		entries, err := list.ReadDir(256)
+		for _, e := range entries {
+			if !e.IsDir() {
+				continue // a file, a link (ReadDir never follows one): nothing to give back
+			}
+			sub, err := unix.Openat(fd, e.Name(), unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				continue // not a directory after all, or a link
+			}
+			unlockDir(sub, depth+1)
+			unix.Close(sub)
 		}
-		unlockDir(sub, depth+1)
-		unix.Close(sub)
+		if err != nil {
+			return
+		}
 	}
 }
