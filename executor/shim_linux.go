@@ -12,14 +12,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ShimFor returns the shim prefix (Spec.Shim) for an agent whose executable is
-// exe: the tiny port-runner-shim next to it, or else exe itself under the
-// hidden shim subcommand, which gives the same guarantees at the cost of the
-// agent binary's start-up per run; then err says why the tiny one is not used.
-func ShimFor(exe string) (prefix []string, err error) {
+// ShimFor is the exec shim's command prefix (Spec.Shim) for an agent whose binary is exe,
+// and which shim that is: port-runner-shim beside exe ("C" or "Go", by its --version), or
+// else exe itself under the hidden shim subcommand ("agent binary"), which gives the same
+// guarantees at the cost of the agent binary's start-up per run; then err says why.
+func ShimFor(exe string) (prefix []string, kind string, err error) {
+	fallback := []string{exe, shim.Command}
 	tiny := filepath.Join(filepath.Dir(exe), shim.Binary)
 	if err := checkExecutable(tiny); err != nil {
-		return []string{exe, shim.Command}, fmt.Errorf("%s: %w", tiny, err)
+		return fallback, kindAgentBinary, fmt.Errorf("%s: %w", tiny, err)
 	}
 	// One left from another release would refuse this agent's options, failing every run.
 	out, err := exec.Command(tiny, "--version").Output()
@@ -30,28 +31,20 @@ func ShimFor(exe string) (prefix []string, err error) {
 		if err != nil {
 			version += " (" + err.Error() + ")"
 		}
-		return []string{exe, shim.Command}, fmt.Errorf("%s is from another release of port-runner (--version: %q; this agent needs %q)", tiny, version, shim.Protocol)
+		return fallback, kindAgentBinary, fmt.Errorf("%s is from another release of port-runner (--version: %q; this agent needs %q)", tiny, version, shim.Protocol)
 	}
-	return []string{tiny}, nil
+	kind = "unknown"
+	switch {
+	case strings.Contains(string(out), "(C)"):
+		kind = "C"
+	case strings.Contains(string(out), "(Go)"):
+		kind = "Go"
+	}
+	return []string{tiny}, kind, nil
 }
 
-// ShimKind names the shim prefix runs: "C" or "Go" (port-runner-shim, by its --version) or
-// "agent binary" (the fallback).
-func ShimKind(prefix []string) string {
-	if len(prefix) != 1 {
-		return "agent binary"
-	}
-	out, err := exec.Command(prefix[0], "--version").Output()
-	switch {
-	case err != nil:
-		return "unknown (" + err.Error() + ")"
-	case strings.Contains(string(out), "(C)"):
-		return "C"
-	case strings.Contains(string(out), "(Go)"):
-		return "Go"
-	}
-	return "unknown"
-}
+// kindAgentBinary is ShimFor's kind when the agent's own binary is the shim.
+const kindAgentBinary = "agent binary"
 
 // startShimmed starts the command under the shim: "SHIM... [OPTION...] -- PATH ARGV..."
 // (the options: the run's confinement and its fence, Spec.Fence),

@@ -78,21 +78,21 @@ func eachShim(t *testing.T, f func(t *testing.T, prefix []string)) {
 }
 
 func TestShimFor(t *testing.T) {
-	got, err := ShimFor(filepath.Join(filepath.Dir(tinyShim), "port-runner"))
-	if err != nil || len(got) != 1 || got[0] != tinyShim {
-		t.Errorf("with the tiny shim beside the agent: %q, %v", got, err)
+	got, kind, err := ShimFor(filepath.Join(filepath.Dir(tinyShim), "port-runner"))
+	if err != nil || len(got) != 1 || got[0] != tinyShim || (kind != "C" && kind != "Go") {
+		t.Errorf("with the tiny shim beside the agent: %q (%s), %v", got, kind, err)
 	}
 	exe := filepath.Join(t.TempDir(), "port-runner")
-	got, err = ShimFor(exe)
-	if err == nil || strings.Join(got, " ") != exe+" "+shim.Command {
-		t.Errorf("without it: %q, %v; want the agent's binary as the shim and an error", got, err)
+	got, kind, err = ShimFor(exe)
+	if err == nil || strings.Join(got, " ") != exe+" "+shim.Command || kind != "agent binary" {
+		t.Errorf("without it: %q (%s), %v; want the agent's binary as the shim and an error", got, kind, err)
 	}
 	// A shim of an earlier release, left beside a new agent, would refuse its options.
 	stale := filepath.Join(filepath.Dir(exe), shim.Binary)
 	if err := os.WriteFile(stale, []byte("#!/bin/sh\necho 'port-runner-shim (C)'\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	got, err = ShimFor(exe)
+	got, _, err = ShimFor(exe)
 	if err == nil || !strings.Contains(err.Error(), "another release") || strings.Join(got, " ") != exe+" "+shim.Command {
 		t.Errorf("beside a shim of another protocol: %q, %v; want the agent's binary as the shim and an error", got, err)
 	}

@@ -44,9 +44,9 @@ func TestFindShimFallsBackWithOneWarning(t *testing.T) {
 		t.Skip("a port-runner-shim is beside the test binary")
 	}
 	core, logs := observer.New(zap.InfoLevel)
-	got := findShim(zap.New(core))
-	if strings.Join(got, " ") != exe+" "+shim.Command {
-		t.Errorf("findShim = %q, want the binary itself under %s", got, shim.Command)
+	got, kind := findShim(zap.New(core))
+	if strings.Join(got, " ") != exe+" "+shim.Command || kind != "agent binary" {
+		t.Errorf("findShim = %q (%s), want the binary itself under %s", got, kind, shim.Command)
 	}
 	if n := logs.FilterLevelExact(zap.WarnLevel).Len(); n != 1 || logs.Len() != 1 {
 		t.Errorf("%d warnings (%d lines), want exactly one", n, logs.Len())

@@ -92,13 +92,13 @@ func runAgent(path string, stderr io.Writer) int {
 // commandDeps are how the agent runs commands, the same for run, try and demo: the exec
 // shim, the config file to keep from them.
 func commandDeps(log *zap.Logger, configPath string) agent.Deps {
-	prefix := findShim(log)
+	prefix, kind := findShim(log)
 	if configPath != "" {
 		if abs, err := filepath.Abs(configPath); err == nil {
 			configPath = abs
 		}
 	}
-	return agent.Deps{Logger: log, Shim: prefix, ShimKind: executor.ShimKind(prefix), ConfigPath: configPath}
+	return agent.Deps{Logger: log, Shim: prefix, ShimKind: kind, ConfigPath: configPath}
 }
 
 // startReaper makes the agent a child subreaper (the backstop that kills what a killed shim
@@ -118,22 +118,22 @@ func startReaper(log *zap.Logger, deps *agent.Deps) (stop func()) {
 	return func() { cancel(); wg.Wait() }
 }
 
-// findShim is the exec shim's command prefix: port-runner-shim beside the agent, else the
-// agent's own binary (one warning), else none (one warning).
-func findShim(log *zap.Logger) []string {
+// findShim is the exec shim's command prefix and kind (executor.ShimFor): port-runner-shim
+// beside the agent, else the agent's own binary (one warning), else none (one warning).
+func findShim(log *zap.Logger) ([]string, string) {
 	exe, err := os.Executable()
 	if err != nil {
 		log.Warn("cannot find own binary: commands run without the exec shim, so their children may outlive a killed agent", zap.Error(err))
-		return nil
+		return nil, "none"
 	}
-	prefix, err := executor.ShimFor(exe)
+	prefix, kind, err := executor.ShimFor(exe)
 	switch {
 	case err != nil && prefix == nil:
 		log.Warn("no exec shim on this platform: commands run in a plain process group (README \"Isolation\")", zap.Error(err))
 	case err != nil:
 		log.Warn("no usable "+shim.Binary+" beside the agent: the agent's own binary is each command's shim, which costs its start-up on every run", zap.Error(err))
 	}
-	return prefix
+	return prefix, kind
 }
 
 // scrubEnv removes from the agent's environment every variable holding one of secrets.
