@@ -161,8 +161,13 @@ func (b *bench) caseThroughput(ctx context.Context, ag *benchkit.Agent, topic st
 
 	n := time.Duration(len(ids))
 	ownPer, childPer := (own1-own0)/n, (child1-child0)/n
-	b.t.check("6a", "agent CPU per run, own", ms(ownPer), "<= 0.3 ms",
-		fmt.Sprintf("Go loop's own CPU per spawn: %s", ms(rawOwn)), ownPer <= 300*time.Microsecond)
+	// The ratio says where 6a stands on a machine slower or faster than the one its goal was
+	// set on (where the Go loop took 0.07 ms: 0.3 ms is 4.3x it).
+	rawOwnText := "Go loop's own CPU per spawn: " + ms(rawOwn)
+	if rawOwn > 0 {
+		rawOwnText += fmt.Sprintf(" (6a is %.1fx it)", float64(ownPer)/float64(rawOwn))
+	}
+	b.t.check("6a", "agent CPU per run, own", ms(ownPer), "<= 0.3 ms", rawOwnText, ownPer <= 300*time.Microsecond)
 	b.t.check("6b", "agent CPU per run, children (shim + command)", fmt.Sprintf("%s (%.1fx)", ms(childPer), float64(childPer)/float64(rawChildren)),
 		"<= 2x the command alone", fmt.Sprintf("/bin/true alone: %s", ms(rawChildren)), childPer <= 2*rawChildren)
 	return ids, nil
