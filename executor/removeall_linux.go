@@ -2,16 +2,16 @@ package executor
 
 import (
 	"errors"
-	"io/fs"
 	"os"
 	"strconv"
 
 	"golang.org/x/sys/unix"
 )
 
-// maxUnlockDepth bounds how deep removeAll gives rights back: it holds two open files per
-// level, and no tool leaves locked directories deeper than this.
-const maxUnlockDepth = 128
+// maxUnlockDepth bounds how deep removeAll's walk goes below a directory it starts from (one
+// open file per level): deeper directories are moved up to the run directory's top and
+// walked from there, so a command cannot hide a locked directory below the walk's reach.
+const maxUnlockDepth = 64
 
 // removeAll removes dir with what is in it, as os.RemoveAll does. A command may leave
 // directories that its own uid can neither write nor search (Go's module cache is
@@ -19,58 +19,96 @@ const maxUnlockDepth = 128
 // it gives its own directories under dir back their owner's rights and tries again.
 func removeAll(dir string) error {
 	err := os.RemoveAll(dir)
-	if err == nil || !errors.Is(err, fs.ErrPermission) {
-		return err
+	if err == nil {
+		return nil
 	}
-	fd, oerr := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	top, oerr := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if oerr != nil {
 		return err
 	}
-	unlockDir(fd, 0)
-	unix.Close(fd)
+	defer unix.Close(top)
+	u := unlocker{top: top}
+	u.walk(top, ".", 0)
+	for len(u.moved) > 0 {
+		name := u.moved[len(u.moved)-1]
+		u.moved = u.moved[:len(u.moved)-1]
+		u.walk(top, name, 1)
+	}
 	return os.RemoveAll(dir)
 }
 
-// unlockDir gives the directory open as fd (O_PATH) and every directory under it that the
-// agent owns the rights their owner needs to empty them. Links are never followed: each
-// directory is opened by name in its parent with O_NOFOLLOW and changed through that open
-// file. It holds two open files per level. Best effort: what it cannot change leaves
-// os.RemoveAll's error as it was.
-func unlockDir(fd, depth int) {
-	var st unix.Stat_t
-	if unix.Fstat(fd, &st) != nil || st.Uid != uint32(os.Geteuid()) {
+// unlocker gives directories back their owner's rights, never through a link: each is
+// opened by name in its open parent with O_NOFOLLOW and changed through that open file.
+// Best effort: what it cannot change leaves os.RemoveAll's error as it was.
+type unlocker struct {
+	top   int      // the directory removeAll removes (O_PATH)
+	moved []string // directories moved up to top, still to walk
+	n     int      // names given to moved directories
+}
+
+// walk unlocks directory name in parent and every directory under it.
+func (u *unlocker) walk(parent int, name string, depth int) {
+	fd, ok := unlockOpen(parent, name)
+	if !ok {
 		return
 	}
-	if st.Mode&0o700 != 0o700 {
-		// fchmod refuses an O_PATH file; its /proc link names that very directory.
-		if unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), st.Mode&0o7777|0o700) != nil {
-			return
-		}
-	}
-	if depth >= maxUnlockDepth {
-		return
-	}
-	lfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return
-	}
-	list := os.NewFile(uintptr(lfd), ".")
+	list := os.NewFile(uintptr(fd), name)
 	defer list.Close()
 	for {
 		// A chunk at a time: the command decides how many entries there are.
 		entries, err := list.ReadDir(256)
 		for _, e := range entries {
-			if !e.IsDir() {
-				continue // a file, a link (ReadDir never follows one): nothing to give back
+			switch {
+			case !e.IsDir(): // a file, a link (ReadDir never follows one): nothing to give back
+			case depth+1 < maxUnlockDepth:
+				u.walk(fd, e.Name(), depth+1)
+			default:
+				u.moveUp(fd, e.Name())
 			}
-			sub, err := unix.Openat(fd, e.Name(), unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-			if err != nil {
-				continue // not a directory after all, or a link
-			}
-			unlockDir(sub, depth+1)
-			unix.Close(sub)
 		}
 		if err != nil {
+			return
+		}
+	}
+}
+
+// unlockOpen opens directory name in parent for reading, after giving it its owner's
+// rights (rwx) when the agent owns it and it lacks them.
+func unlockOpen(parent int, name string) (int, bool) {
+	p, err := unix.Openat(parent, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, false // not a directory after all, or a link
+	}
+	defer unix.Close(p)
+	var st unix.Stat_t
+	if unix.Fstat(p, &st) != nil {
+		return -1, false
+	}
+	if st.Uid == uint32(os.Geteuid()) && st.Mode&0o700 != 0o700 {
+		// fchmod refuses an O_PATH file; its /proc link names that very directory.
+		if unix.Chmod("/proc/self/fd/"+strconv.Itoa(p), st.Mode&0o7777|0o700) != nil {
+			return -1, false
+		}
+	}
+	fd, err := unix.Openat(p, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	return fd, err == nil
+}
+
+// moveUp moves directory name in parent to a name of its own in top, to be walked from
+// there; renaming moves a link as it is, never what it names.
+func (u *unlocker) moveUp(parent int, name string) {
+	for range 8 { // a name the command took: the next one
+		u.n++
+		to := ".port-runner-deep-" + strconv.Itoa(u.n)
+		err := unix.Renameat2(parent, name, u.top, to, unix.RENAME_NOREPLACE)
+		if errors.Is(err, unix.EINVAL) { // a file system without RENAME_NOREPLACE
+			err = unix.Renameat(parent, name, u.top, to)
+		}
+		switch {
+		case err == nil:
+			u.moved = append(u.moved, to)
+			return
+		case !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.ENOTDIR):
 			return
 		}
 	}

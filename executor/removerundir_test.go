@@ -116,11 +116,12 @@ func BenchmarkRemoveRunDir(b *testing.B) {
 }
 
 // A command may leave directories that its own uid can neither write nor search: Go's
-// module cache is read-only (0555), a script may chmod 000. The agent runs as that uid (not
-// root, in its image) and still removes them, and never changes a mode through a link the
-// command left.
+// module cache is read-only (0555), a script may chmod 000, deeper than any walk goes or
+// among more entries than one read lists. The agent runs as that uid (not root, in its
+// image) and still removes them, and never changes a mode through a link the command left.
 func TestRemoveRunDirRemovesWhatItsOwnerLockedUp(t *testing.T) {
 	base := sharedDir(t)
+	t.Cleanup(func() { _ = exec.Command("chmod", "-R", "u+rwx", base).Run() }) // what a failure left
 	outside := filepath.Join(base, "outside")
 	mustOK(t, os.Mkdir(outside, 0o500))
 	dir := filepath.Join(base, "run")
@@ -135,6 +136,10 @@ chmod 0444 home/go/pkg/mod/m@v1/sub/f.go
 chmod 0555 home/go/pkg/mod/m@v1/sub home/go/pkg/mod/m@v1 home/go/pkg/mod
 chmod 000 tmpdir/locked/deeper tmpdir/locked
 chmod 0600 tmpdir/nosearch
+p=tmpdir/deep; for i in $(seq 150); do p=$p/d; done
+mkdir -p $p/x/y; echo x > $p/x/y/f; chmod 000 $p/x
+mkdir tmpdir/wide; for i in $(seq 300); do mkdir tmpdir/wide/$i; done
+echo x > tmpdir/wide/300/f; chmod 0555 tmpdir/wide/300
 chmod 0500 home tmpdir`
 	var out []byte
 	var err error
