@@ -40,6 +40,38 @@ func ReadMem(pid int) (rss, hwm int64, err error) {
 	return rss, hwm, nil
 }
 
+// RSSParts is what a process's VmRSS is made of, in KiB: its anonymous memory (heap,
+// stacks), its file-backed pages (its binary among them), and how much of those the kernel
+// maps in 2 MiB pages (a freshly written binary's page cache may be in such large folios:
+// a whole 2 MiB then counts, touched or not).
+type RSSParts struct{ Anon, File, FilePMD int64 }
+
+// ReadRSSParts reads RSSParts from /proc/PID/status and /proc/PID/smaps_rollup.
+func ReadRSSParts(pid int) (RSSParts, error) {
+	var p RSSParts
+	for _, f := range []struct {
+		name string
+		keys map[string]*int64
+	}{
+		{"status", map[string]*int64{"RssAnon": &p.Anon, "RssFile": &p.File}},
+		{"smaps_rollup", map[string]*int64{"FilePmdMapped": &p.FilePMD}},
+	} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f.name))
+		if err != nil {
+			return p, err
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			if dst, ok := f.keys[k]; ok {
+				if fs := strings.Fields(v); len(fs) > 0 {
+					*dst, _ = strconv.ParseInt(fs[0], 10, 64)
+				}
+			}
+		}
+	}
+	return p, nil
+}
+
 // ReadCPU returns a process's own and its waited-for children's CPU time, from
 // /proc/PID/stat (utime+stime, cutime+cstime; USER_HZ ticks of 10 ms).
 func ReadCPU(pid int) (own, children time.Duration, err error) {
