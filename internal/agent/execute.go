@@ -42,7 +42,7 @@ func (a *Agent) execute(r *run) executed {
 	}
 	var token string
 	if err == nil {
-		defer files.remove()
+		defer files.remove(log)
 		// The command's Port API token: masked in the run's log, valid until the command
 		// ends, so it is dead before the run is closed.
 		token, revoke = a.proxy.Register(run.ID, run.Action, blueprint(run), act.allow)

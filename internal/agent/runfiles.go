@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"go.uber.org/zap"
+
 	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/internal/runmsg"
 )
@@ -58,13 +60,17 @@ func newRunFiles(spec *executor.Spec, run runmsg.Run, runs *executor.RunsDir) (*
 }
 
 // remove ends the run's directory: removed with what the command left there, or cleared
-// for the next run (executor.RunsDir.ReleaseRunDir).
-func (f *runFiles) remove() {
+// for the next run (executor.RunsDir.ReleaseRunDir). What cannot be removed (a file the
+// command made immutable, say) is logged: only the directory and the system's reason, not
+// the name inside it, which the command chose.
+func (f *runFiles) remove(log *zap.Logger) {
 	name := f.response // the one file of ours a run has: node runs write output, action runs a response
 	if f.output != "" {
 		name = f.output
 	}
-	_ = f.runs.ReleaseRunDir(f.dir, filepath.Base(name)) // a nil runs only removes
+	if err := f.runs.ReleaseRunDir(f.dir, filepath.Base(name)); err != nil { // a nil runs only removes
+		log.Warn("run directory not removed: what the command left there stays", zap.String("dir", f.dir), zap.NamedError("reason", cause(err)))
+	}
 }
 
 // outputs reads $PORT_OUTPUT_FILE: a JSON object, or nothing.
