@@ -1,6 +1,7 @@
 // Package process holds the tests of port-runner as shipped: ./cmd/port-runner built once
 // (harness.Binary, its exec shim beside it as the image ships it: the C one where this
 // machine compiles it), run as processes, against the broker fixture and Port's emulator.
+// Linux only, as the shipped agent's guarantees are: elsewhere the package has no tests.
 //
 // TestCommandFindsNoCredential and TestStolenTokenRefusedThroughTheShim prove README
 // "Isolation" and "Runs and each other": the built agent, under an unprivileged uid when the
