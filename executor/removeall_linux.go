@@ -1,17 +1,26 @@
 package executor
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"io/fs"
 	"os"
 	"strconv"
 
 	"golang.org/x/sys/unix"
 )
 
-// maxUnlockDepth bounds how deep removeAll's walk goes below a directory it starts from (one
-// open file per level): deeper directories are moved up to the run directory's top and
-// walked from there, so a command cannot hide a locked directory below the walk's reach.
-const maxUnlockDepth = 64
+const (
+	// maxUnlockDepth bounds how deep removeAll's walk goes below a directory it starts from
+	// (one open file per level): deeper directories are moved up to the top of the directory
+	// being removed and walked from there, so a command cannot hide a locked directory below
+	// the walk's reach.
+	maxUnlockDepth = 64
+	// maxMoves bounds those moves in one removal (trees about 260,000 levels deep), so that
+	// a process still running cannot keep the walk going by putting moved trees back down.
+	maxMoves = 4096
+)
 
 // removeAll removes dir with what is in it, as os.RemoveAll does. A command may leave
 // directories that its own uid can neither write nor search (Go's module cache is
@@ -19,8 +28,10 @@ const maxUnlockDepth = 64
 // it gives its own directories under dir back their owner's rights and tries again.
 func removeAll(dir string) error {
 	err := os.RemoveAll(dir)
-	if err == nil {
-		return nil
+	// Refused (a directory locked up), or out of open files (a tree deeper than the limit:
+	// os.RemoveAll holds one per level): nothing else is for the walk to mend.
+	if err == nil || !errors.Is(err, fs.ErrPermission) && !errors.Is(err, unix.EMFILE) {
+		return err
 	}
 	top, oerr := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if oerr != nil {
@@ -43,7 +54,7 @@ func removeAll(dir string) error {
 type unlocker struct {
 	top   int      // the directory removeAll removes (O_PATH)
 	moved []string // directories moved up to top, still to walk
-	n     int      // names given to moved directories
+	moves int      // made so far, at most maxMoves
 }
 
 // walk unlocks directory name in parent and every directory under it.
@@ -81,10 +92,10 @@ func unlockOpen(parent int, name string) (int, bool) {
 	}
 	defer unix.Close(p)
 	var st unix.Stat_t
-	if unix.Fstat(p, &st) != nil {
-		return -1, false
+	if unix.Fstat(p, &st) != nil || st.Uid != uint32(os.Geteuid()) {
+		return -1, false // another uid's: nothing the agent could give back there
 	}
-	if st.Uid == uint32(os.Geteuid()) && st.Mode&0o700 != 0o700 {
+	if st.Mode&0o700 != 0o700 {
 		// fchmod refuses an O_PATH file; its /proc link names that very directory.
 		if unix.Chmod("/proc/self/fd/"+strconv.Itoa(p), st.Mode&0o7777|0o700) != nil {
 			return -1, false
@@ -95,20 +106,28 @@ func unlockOpen(parent int, name string) (int, bool) {
 }
 
 // moveUp moves directory name in parent to a name of its own in top, to be walked from
-// there; renaming moves a link as it is, never what it names.
+// there; renaming moves a link as it is, never what it names. The name is random: one the
+// command could guess, it could take beforehand.
 func (u *unlocker) moveUp(parent int, name string) {
-	for range 8 { // a name the command took: the next one
-		u.n++
-		to := ".port-runner-deep-" + strconv.Itoa(u.n)
+	if u.moves >= maxMoves {
+		return
+	}
+	u.moves++
+	for range 4 { // a name taken after all: another one
+		var r [8]byte
+		_, _ = rand.Read(r[:]) // never fails (crypto/rand)
+		to := ".port-runner-deep-" + hex.EncodeToString(r[:])
 		err := unix.Renameat2(parent, name, u.top, to, unix.RENAME_NOREPLACE)
-		if errors.Is(err, unix.EINVAL) { // a file system without RENAME_NOREPLACE
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
+			// A file system or a seccomp profile without RENAME_NOREPLACE: a random name
+			// is not there already.
 			err = unix.Renameat(parent, name, u.top, to)
 		}
 		switch {
 		case err == nil:
 			u.moved = append(u.moved, to)
 			return
-		case !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.ENOTDIR):
+		case !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ENOTEMPTY):
 			return
 		}
 	}

@@ -117,7 +117,7 @@ func BenchmarkRemoveRunDir(b *testing.B) {
 
 // A command may leave directories that its own uid can neither write nor search: Go's
 // module cache is read-only (0555), a script may chmod 000, deeper than any walk goes or
-// among more entries than one read lists. The agent runs as that uid (not root, in its
+// among more entries than one read lists, with names the agent might move things to taken. The agent runs as that uid (not root, in its
 // image) and still removes them, and never changes a mode through a link the command left.
 func TestRemoveRunDirRemovesWhatItsOwnerLockedUp(t *testing.T) {
 	base := sharedDir(t)
@@ -140,7 +140,9 @@ p=tmpdir/deep; for i in $(seq 150); do p=$p/d; done
 mkdir -p $p/x/y; echo x > $p/x/y/f; chmod 000 $p/x
 mkdir tmpdir/wide; for i in $(seq 300); do mkdir tmpdir/wide/$i; done
 echo x > tmpdir/wide/300/f; chmod 0555 tmpdir/wide/300
-chmod 0500 home tmpdir`
+chmod 0500 home tmpdir
+for i in 1 2 3 4 5 6 7 8; do : > .port-runner-deep-$i; done
+chmod 0500 .`
 	var out []byte
 	var err error
 	if os.Getuid() == 0 {
