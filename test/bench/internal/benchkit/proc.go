@@ -14,25 +14,8 @@ import (
 
 // ReadMem returns a process's VmRSS and VmHWM (peak) in KiB.
 func ReadMem(pid int) (rss, hwm int64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
+	if err := readKiB(pid, "status", map[string]*int64{"VmRSS": &rss, "VmHWM": &hwm}); err != nil {
 		return 0, 0, err
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			continue
-		}
-		switch k {
-		case "VmRSS":
-			rss, _ = strconv.ParseInt(f[0], 10, 64)
-		case "VmHWM":
-			hwm, _ = strconv.ParseInt(f[0], 10, 64)
-		}
 	}
 	if rss == 0 && hwm == 0 {
 		return 0, 0, errors.New("no VmRSS (zombie?)")
@@ -49,27 +32,27 @@ type RSSParts struct{ Anon, File, FilePMD int64 }
 // ReadRSSParts reads RSSParts from /proc/PID/status and /proc/PID/smaps_rollup.
 func ReadRSSParts(pid int) (RSSParts, error) {
 	var p RSSParts
-	for _, f := range []struct {
-		name string
-		keys map[string]*int64
-	}{
-		{"status", map[string]*int64{"RssAnon": &p.Anon, "RssFile": &p.File}},
-		{"smaps_rollup", map[string]*int64{"FilePmdMapped": &p.FilePMD}},
-	} {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f.name))
-		if err != nil {
-			return p, err
-		}
-		for line := range strings.SplitSeq(string(b), "\n") {
-			k, v, _ := strings.Cut(line, ":")
-			if dst, ok := f.keys[k]; ok {
-				if fs := strings.Fields(v); len(fs) > 0 {
-					*dst, _ = strconv.ParseInt(fs[0], 10, 64)
-				}
+	if err := readKiB(pid, "status", map[string]*int64{"RssAnon": &p.Anon, "RssFile": &p.File}); err != nil {
+		return p, err
+	}
+	return p, readKiB(pid, "smaps_rollup", map[string]*int64{"FilePmdMapped": &p.FilePMD})
+}
+
+// readKiB sets each of keys found in /proc/PID/file ("Key:   123 kB" lines) to its number.
+func readKiB(pid int, file string, keys map[string]*int64) error {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
+	if err != nil {
+		return err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if dst, ok := keys[k]; ok {
+			if f := strings.Fields(v); len(f) > 0 {
+				*dst, _ = strconv.ParseInt(f[0], 10, 64)
 			}
 		}
 	}
-	return p, nil
+	return nil
 }
 
 // ReadCPU returns a process's own and its waited-for children's CPU time, from
