@@ -26,7 +26,7 @@ func sandboxedRuns(t *testing.T) (*RunsDir, *sandbox.Sandbox) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(runs.Close)
+	t.Cleanup(func() { _ = runs.Close() })
 	layout, err := sandbox.NewLayout([]string{root})
 	if err != nil {
 		t.Fatal(err)

@@ -216,15 +216,17 @@ func (r *RunsDir) ReleaseRunDir(dir string, files ...string) error {
 	return nil
 }
 
-// Close removes the agent's directory, with whatever a run left in it.
-func (r *RunsDir) Close() {
+// Close removes the agent's directory, with whatever a run left in it; the error is its
+// removal's (an idle cell's own is part of it).
+func (r *RunsDir) Close() error {
 	r.mu.Lock()
 	idle := r.idle
 	r.idle, r.closed = nil, true
 	r.mu.Unlock()
 	for _, c := range idle {
-		_ = c.drop(nil)
+		_ = c.drop(nil) // what stays is in r.dir, removed next
 	}
-	_ = removeAll(r.dir)
+	err := removeAll(r.dir)
 	r.lock.Close()
+	return err
 }

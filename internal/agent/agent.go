@@ -488,7 +488,13 @@ func (a *Agent) openRuns() (closeRuns func(), err error) {
 		a.log.Info("removed the run directories of stopped agents", zap.Int("agents", swept), zap.String("runsDir", a.iso.runsRoot))
 	}
 	a.runs = runs
-	return runs.Close, nil
+	return func() {
+		if err := runs.Close(); err != nil {
+			// Only the system's reason: the path inside it is a name a command chose.
+			a.log.Warn("the agent's run directory not removed: the next agent of this uid to start tries again",
+				zap.String("runsDir", runs.Root()), zap.NamedError("reason", cause(err)))
+		}
+	}, nil
 }
 
 // Isolation says how an agent of cfg would confine its commands here, in a few lines
