@@ -43,26 +43,35 @@ const (
 	agentPrefix    = "agent-"
 )
 
+// Swept is what OpenRunsDir did with the directories of agents that are gone.
+type Swept struct {
+	Removed int
+	// Left names the ones it could not remove (agents' directory names, which the agents
+	// chose), and Reason is why the first of them stayed, or why none was looked at.
+	Left   []string
+	Reason error
+}
+
 // OpenRunsDir makes (or takes) root, removes what dead agents left in it and makes this
 // agent's directory. traversable: other uids (the runs' own, under runAs) may pass through
 // root and the agent's directory to their run's, never list them.
-func OpenRunsDir(root string, traversable bool) (r *RunsDir, swept int, err error) {
+func OpenRunsDir(root string, traversable bool) (r *RunsDir, swept Swept, err error) {
 	mode := os.FileMode(0o700)
 	if traversable {
 		mode = 0o711
 	}
 	if err := os.MkdirAll(root, mode); err != nil {
-		return nil, 0, fmt.Errorf("runs directory: %w", err)
+		return nil, Swept{}, fmt.Errorf("runs directory: %w", err)
 	}
 	fi, err := os.Lstat(root)
 	if err != nil {
-		return nil, 0, fmt.Errorf("runs directory: %w", err)
+		return nil, Swept{}, fmt.Errorf("runs directory: %w", err)
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || !ok || int(st.Uid) != os.Geteuid() {
-		return nil, 0, fmt.Errorf("runs directory %s: not a directory of this agent's uid", root)
+		return nil, Swept{}, fmt.Errorf("runs directory %s: not a directory of this agent's uid", root)
 	}
 	if err := os.Chmod(root, mode); err != nil {
-		return nil, 0, fmt.Errorf("runs directory: %w", err)
+		return nil, Swept{}, fmt.Errorf("runs directory: %w", err)
 	}
 	swept = sweep(root)
 	// Made under a name sweep leaves alone and locked before it gets its real name, so
@@ -91,13 +100,14 @@ func OpenRunsDir(root string, traversable bool) (r *RunsDir, swept int, err erro
 }
 
 // sweep removes the directories of agents that hold no lock on them any more (and the
-// unfinished ones of agents that died while making theirs) and says how many.
-func sweep(root string) int {
+// unfinished ones of agents that died while making theirs).
+func sweep(root string) Swept {
+	var s Swept
 	entries, err := os.ReadDir(root)
 	if err != nil {
-		return 0
+		s.Reason = err // none looked at; the next agent to start tries again
+		return s
 	}
-	n := 0
 	for _, e := range entries {
 		name := e.Name()
 		path := filepath.Join(root, name)
@@ -114,12 +124,17 @@ func sweep(root string) int {
 		if err != nil {
 			continue // its agent lives
 		}
-		if removeAll(path) == nil {
-			n++
+		if err := removeAll(path); err != nil {
+			s.Left = append(s.Left, name)
+			if s.Reason == nil {
+				s.Reason = err
+			}
+		} else {
+			s.Removed++
 		}
 		lock.Close()
 	}
-	return n
+	return s
 }
 
 // lockDir takes dir's flock (exclusive; wait: block until it is free, else fail at once).

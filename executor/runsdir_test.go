@@ -1,8 +1,12 @@
 package executor
 
 import (
+	"errors"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -12,8 +16,8 @@ import (
 func TestRunsDirSweepsWhatDeadAgentsLeft(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "runs")
 	live, swept, err := OpenRunsDir(root, false)
-	if err != nil || swept != 0 {
-		t.Fatalf("first agent: %v, swept %d", err, swept)
+	if err != nil || swept.Removed != 0 || swept.Reason != nil {
+		t.Fatalf("first agent: %v, swept %+v", err, swept)
 	}
 	defer live.Close()
 	liveRun, err := live.NewRunDir()
@@ -37,8 +41,8 @@ func TestRunsDirSweepsWhatDeadAgentsLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer next.Close()
-	if swept != 1 {
-		t.Errorf("swept %d agents' directories, want 1 (the crashed one)", swept)
+	if swept.Removed != 1 || swept.Reason != nil || len(swept.Left) != 0 {
+		t.Errorf("swept %+v, want 1 agent's directory removed (the crashed one), none left", swept)
 	}
 	if _, err := os.Stat(dead); !os.IsNotExist(err) {
 		t.Errorf("the crashed agent's directory is still there: %v", err)
@@ -50,5 +54,45 @@ func TestRunsDirSweepsWhatDeadAgentsLeft(t *testing.T) {
 	}
 	if fi, err := os.Stat(root); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("runs root: %v %v, want mode 0700", fi.Mode(), err)
+	}
+}
+
+// TestRunsDirSaysWhichDeadAgentsDirectoriesStayed: a dead agent's directory the sweep
+// cannot remove (a file in it immutable, which not even root unlinks) is named in what
+// OpenRunsDir returns, with the reason, and the agent starts all the same.
+func TestRunsDirSaysWhichDeadAgentsDirectoriesStayed(t *testing.T) {
+	if _, err := exec.LookPath("chattr"); err != nil {
+		t.Skip("not checked: chattr (e2fsprogs) is not installed")
+	}
+	root := filepath.Join(t.TempDir(), "runs")
+	stuck := filepath.Join(root, agentPrefix+"crashed", "run-1", "name-of-the-commands")
+	if err := os.MkdirAll(filepath.Dir(stuck), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stuck, []byte(`{"secret":"decrypted"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chattr", "+i", stuck).CombinedOutput(); err != nil {
+		t.Skipf("not checked: chattr +i is not allowed here (CAP_LINUX_IMMUTABLE, a file system that keeps the flag): %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("chattr", "-i", stuck).Run() }) // before the TempDir goes
+	gone := filepath.Join(root, agentPrefix+"stopped")
+	if err := os.Mkdir(gone, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	runs, swept, err := OpenRunsDir(root, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runs.Close()
+	if swept.Removed != 1 || !slices.Equal(swept.Left, []string{agentPrefix + "crashed"}) {
+		t.Errorf("swept %+v, want the stopped agent's directory removed and the crashed one's left", swept)
+	}
+	if !errors.Is(swept.Reason, fs.ErrPermission) {
+		t.Errorf("reason %v, want the unlink's EPERM", swept.Reason)
+	}
+	if _, err := os.Stat(gone); !os.IsNotExist(err) {
+		t.Errorf("the stopped agent's directory is still there: %v", err)
 	}
 }

@@ -484,8 +484,14 @@ func (a *Agent) openRuns() (closeRuns func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("executor.runsDir: %w", err)
 	}
-	if swept > 0 {
-		a.log.Info("removed the run directories of stopped agents", zap.Int("agents", swept), zap.String("runsDir", a.iso.runsRoot))
+	if swept.Removed > 0 {
+		a.log.Info("removed the run directories of stopped agents", zap.Int("agents", swept.Removed), zap.String("runsDir", a.iso.runsRoot))
+	}
+	if swept.Reason != nil {
+		// What stayed may hold decrypted inputs. Only the system's reason: the path inside a
+		// directory is a name a command chose.
+		a.log.Warn("run directories of stopped agents not removed: the next agent of this uid to start tries again",
+			zap.String("runsDir", a.iso.runsRoot), zap.Strings("dirs", swept.Left), zap.NamedError("reason", cause(swept.Reason)))
 	}
 	a.runs = runs
 	return func() {
