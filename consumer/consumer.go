@@ -76,6 +76,7 @@ type Options struct {
 type Consumer struct {
 	opts   Options
 	cl     *kgo.Client
+	dec    *boundedDecompressor // what a fetch decompresses to, reset at every poll
 	ledger *ledger
 	log    *zap.Logger
 	joined atomic.Bool
@@ -146,7 +147,9 @@ func New(opts Options) (*Consumer, error) {
 		// broker's group.consumer.session.timeout.ms instead.
 		kgo.SessionTimeout(opts.SessionTimeout),
 	}
-	kopts = append(kopts, kgo.WithDecompressor(newBoundedDecompressor(opts.MaxDecompressBatchBytes)))
+	// One fetch holds at most 1.5 times what one batch may (README "Delivery").
+	c.dec = newBoundedDecompressor(opts.MaxDecompressBatchBytes).withFetchBudget(int64(opts.MaxDecompressBatchBytes / 2))
+	kopts = append(kopts, kgo.WithDecompressor(c.dec))
 	if opts.GroupProtocol == "consumer" {
 		kopts = append(kopts, kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.ServerSideBalancer())
 	}

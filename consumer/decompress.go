@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
@@ -22,8 +23,18 @@ import (
 // does the same for a batch that outgrows it, but a zstd frame whose window alone is over
 // the bound, or a batch that does not decompress at all, is to it a plain fetch error: the
 // partition fetches the same batch again and again and never goes on.
+//
+// With a fetch budget it also bounds what the batches of one fetch decompress to together:
+// a fetch of many batches, each within max, is otherwise held whole (60 batches of 15 MiB
+// are 107 KB on the wire). Once a fetch's batches reach the budget, the next is refused,
+// not decompressed, with errFetchBudget, a plain error: franz-go hands over the
+// partition's batches before it and fetches the partition again from it, after the poll
+// that resets the budget (newFetch). So a fetch holds less than the budget plus one batch,
+// and its first batch always passes: a partition always goes on.
 type boundedDecompressor struct {
-	max int
+	max    int
+	budget int64 // 0: none
+	spent  atomic.Int64
 	// Safe for concurrent DecodeAll. Without a reader it starts no goroutine and holds
 	// nothing that needs closing.
 	zstd *zstd.Decoder
@@ -44,10 +55,30 @@ func newBoundedDecompressor(max int) *boundedDecompressor {
 	return &boundedDecompressor{max: max, zstd: zd, snappy: kgo.DefaultDecompressor()}
 }
 
+// errFetchBudget refuses a batch past the fetch budget; the batch is fetched again.
+var errFetchBudget = errors.New("past what one fetch may decompress to: fetched again")
+
+// withFetchBudget gives d a budget of what one fetch's batches may decompress to together.
+func (d *boundedDecompressor) withFetchBudget(bytes int64) *boundedDecompressor {
+	d.budget = bytes
+	return d
+}
+
+// newFetch resets the budget. The consumer fetches one at a time (MaxConcurrentFetches),
+// and calls it at every poll: a fetch is charged at most until the poll that drains it.
+func (d *boundedDecompressor) newFetch() { d.spent.Store(0) }
+
 func (d *boundedDecompressor) Decompress(src []byte, codec kgo.CompressionCodecType) ([]byte, error) {
+	charged := d.budget > 0 && codec != kgo.CodecNone // an uncompressed batch is the fetch's own bytes
+	if charged && d.spent.Load() >= d.budget {
+		return nil, errFetchBudget
+	}
 	out, err := d.decompress(src, codec)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", kgo.ErrMaxDecompress, err)
+	}
+	if charged {
+		d.spent.Add(int64(len(out)))
 	}
 	return out, nil
 }

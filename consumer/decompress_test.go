@@ -72,17 +72,11 @@ func skipsAndGoesOn(t *testing.T, batch []byte, bound int) {
 		CommitEvery: 50 * time.Millisecond, MaxDecompressBatchBytes: bound, Logger: zaptest.NewLogger(t),
 		OnSkippedBatch: func(b SkippedBatch) { mu.Lock(); skipped = append(skipped, b); mu.Unlock() },
 	})
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- c.Run(runCtx, context.Background(), func(_ context.Context, tk *Ticket) {
-			mu.Lock()
-			handled = append(handled, tk.Record.Offset)
-			mu.Unlock()
-			tk.Release(true)
-		})
-	}()
-	defer func() { stop(); <-done }()
+	runReleasing(t, c, func(tk *Ticket) {
+		mu.Lock()
+		handled = append(handled, tk.Record.Offset)
+		mu.Unlock()
+	})
 
 	waitcond.For(t, "the record after the batch handled", 20*time.Second, func() bool {
 		mu.Lock()
@@ -103,6 +97,19 @@ func skipsAndGoesOn(t *testing.T, batch []byte, bound int) {
 	if len(skipped) != 1 || skipped[0] != want {
 		t.Errorf("skipped %+v, want [%+v]", skipped, want)
 	}
+}
+
+// runReleasing runs c until the test ends, seeing each record and then finishing it.
+func runReleasing(t *testing.T, c *Consumer, see func(*Ticket)) {
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Run(runCtx, context.Background(), func(_ context.Context, tk *Ticket) {
+			see(tk)
+			tk.Release(true)
+		})
+	}()
+	t.Cleanup(func() { stop(); <-done })
 }
 
 // Every codec decompresses up to the bound and fails past it, or on bytes that are not its
@@ -174,17 +181,7 @@ func first(b []byte, _ error) []byte { return b }
 // default bound (BENCHMARKS.md "Decompression bombs"): B/op is the memory it allocates.
 func BenchmarkBoundedDecompressor(b *testing.B) {
 	d := newBoundedDecompressor(defaultMaxDecompressBatchBytes)
-	frame := func(size int64) []byte {
-		batch, err := bomb.Batch([]byte("k"), size)
-		if err != nil {
-			b.Fatal(err)
-		}
-		var rb kmsg.RecordBatch
-		if err := rb.ReadFrom(batch); err != nil {
-			b.Fatal(err)
-		}
-		return rb.Records
-	}
+	frame := func(size int64) []byte { return zstdRecords(b, size) }
 	for _, c := range []struct {
 		name string
 		size int64
@@ -204,4 +201,18 @@ func BenchmarkBoundedDecompressor(b *testing.B) {
 			}
 		})
 	}
+}
+
+// zstdRecords is the compressed records of a bomb batch (see bomb.Batch) of size bytes,
+// as the decompressor gets them.
+func zstdRecords(tb testing.TB, size int64, opts ...zstd.EOption) []byte {
+	batch, err := bomb.Batch([]byte("k"), size, opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var rb kmsg.RecordBatch
+	if err := rb.ReadFrom(batch); err != nil {
+		tb.Fatal(err)
+	}
+	return rb.Records
 }

@@ -23,6 +23,7 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 			return nil // ctx done: stop fetching
 		}
 		fetches := c.cl.PollRecords(ctx, n)
+		c.dec.newFetch()
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			c.cl.AllowRebalance()
 			c.opts.Slots.Release(n)
@@ -38,6 +39,9 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 				skipped = append(skipped, b)
 				return
 			}
+			if errors.Is(err, errFetchBudget) {
+				return // fetched again from that batch on
+			}
 			c.log.Warn("fetch error", zap.String("topic", topic), zap.Int32("partition", partition), zap.Error(err))
 			if isFatal(err) {
 				fatal = fmt.Errorf("fetch %s/%d: %w", topic, partition, err)
@@ -50,6 +54,10 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 		fetches.EachRecord(func(r *kgo.Record) {
 			p, ok, pause := c.ledger.add(r)
 			if ok {
+				// A record's bytes are slices of its whole fetch, or of its batch
+				// decompressed (up to maxDecompressBatchBytes): a run holds its record for
+				// as long as it runs, and must hold no more than its own bytes.
+				detach(r)
 				tickets = append(tickets, c.newTicket(r, p))
 			}
 			if pause {
@@ -227,4 +235,32 @@ func (c *Consumer) topicName(name string) string {
 		return c.opts.Topic
 	}
 	return name
+}
+
+// detachUpTo is the largest record detach copies: no run message is bigger (runmsg's
+// limit), so a bigger record is refused by its handler at once and holds its fetch only
+// that long, where a copy would double it.
+const detachUpTo = 1 << 20
+
+// detach copies r's key, value and header values into one allocation of their own.
+func detach(r *kgo.Record) {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Value)
+	}
+	if n > detachUpTo {
+		return
+	}
+	buf := make([]byte, 0, n)
+	own := func(b []byte) []byte {
+		if b == nil {
+			return nil
+		}
+		buf = append(buf, b...)
+		return buf[len(buf)-len(b) : len(buf) : len(buf)]
+	}
+	r.Key, r.Value = own(r.Key), own(r.Value)
+	for i := range r.Headers {
+		r.Headers[i].Value = own(r.Headers[i].Value)
+	}
 }
