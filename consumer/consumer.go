@@ -76,7 +76,6 @@ type Options struct {
 type Consumer struct {
 	opts   Options
 	cl     *kgo.Client
-	dec    *boundedDecompressor // what a fetch decompresses to, reset at every poll
 	ledger *ledger
 	log    *zap.Logger
 	joined atomic.Bool
@@ -147,9 +146,13 @@ func New(opts Options) (*Consumer, error) {
 		// broker's group.consumer.session.timeout.ms instead.
 		kgo.SessionTimeout(opts.SessionTimeout),
 	}
-	// One fetch holds at most 1.5 times what one batch may (README "Delivery").
-	c.dec = newBoundedDecompressor(opts.MaxDecompressBatchBytes).withFetchBudget(int64(opts.MaxDecompressBatchBytes / 2))
-	kopts = append(kopts, kgo.WithDecompressor(c.dec))
+	// One fetch holds less than 1.5 times what one batch may (README "Delivery").
+	dec := newBoundedDecompressor(opts.MaxDecompressBatchBytes).withFetchBudget(int64(opts.MaxDecompressBatchBytes / 2))
+	kopts = append(kopts, kgo.WithDecompressor(dec), kgo.WithHooks(dec),
+		// A fetch session keeps the partitions in the order the broker last answered them,
+		// so a partition whose batches spend every fetch's budget would stay first and
+		// hold the others back; full requests rotate which partition comes first.
+		kgo.DisableFetchSessions())
 	if opts.GroupProtocol == "consumer" {
 		kopts = append(kopts, kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.ServerSideBalancer())
 	}

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
+	"time"
 
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 )
 
@@ -28,9 +30,12 @@ import (
 // a fetch of many batches, each within max, is otherwise held whole (60 batches of 15 MiB
 // are 107 KB on the wire). Once a fetch's batches reach the budget, the next is refused,
 // not decompressed, with errFetchBudget, a plain error: franz-go hands over the
-// partition's batches before it and fetches the partition again from it, after the poll
-// that resets the budget (newFetch). So a fetch holds less than the budget plus one batch,
-// and its first batch always passes: a partition always goes on.
+// partition's batches before it and fetches the partition again from it, or, when it is the
+// partition's first in the fetch, reports the error and fetches it again from there. The
+// budget starts again with each fetch response read (OnBrokerRead; the consumer fetches one
+// at a time), so a fetch holds less than the budget plus one batch. The first partition of
+// a fetch always gets its first batch, and fetch requests rotate their partitions
+// (fetch sessions off), so every partition goes on.
 type boundedDecompressor struct {
 	max    int
 	budget int64 // 0: none
@@ -64,9 +69,13 @@ func (d *boundedDecompressor) withFetchBudget(bytes int64) *boundedDecompressor 
 	return d
 }
 
-// newFetch resets the budget. The consumer fetches one at a time (MaxConcurrentFetches),
-// and calls it at every poll: a fetch is charged at most until the poll that drains it.
-func (d *boundedDecompressor) newFetch() { d.spent.Store(0) }
+// OnBrokerRead starts the budget again for a fetch response about to be processed
+// (kgo.HookBrokerRead).
+func (d *boundedDecompressor) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == kmsg.Fetch.Int16() && err == nil {
+		d.spent.Store(0)
+	}
+}
 
 func (d *boundedDecompressor) Decompress(src []byte, codec kgo.CompressionCodecType) ([]byte, error) {
 	charged := d.budget > 0 && codec != kgo.CodecNone // an uncompressed batch is the fetch's own bytes

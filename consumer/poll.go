@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,7 +24,6 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 			return nil // ctx done: stop fetching
 		}
 		fetches := c.cl.PollRecords(ctx, n)
-		c.dec.newFetch()
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			c.cl.AllowRebalance()
 			c.opts.Slots.Release(n)
@@ -40,7 +40,9 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 				return
 			}
 			if errors.Is(err, errFetchBudget) {
-				return // fetched again from that batch on
+				c.log.Debug("partition left for the next fetch: this one decompressed to its budget",
+					zap.String("topic", topic), zap.Int32("partition", partition))
+				return
 			}
 			c.log.Warn("fetch error", zap.String("topic", topic), zap.Int32("partition", partition), zap.Error(err))
 			if isFatal(err) {
@@ -54,9 +56,6 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 		fetches.EachRecord(func(r *kgo.Record) {
 			p, ok, pause := c.ledger.add(r)
 			if ok {
-				// A record's bytes are slices of its whole fetch, or of its batch
-				// decompressed (up to maxDecompressBatchBytes): a run holds its record for
-				// as long as it runs, and must hold no more than its own bytes.
 				detach(r)
 				tickets = append(tickets, c.newTicket(r, p))
 			}
@@ -237,30 +236,20 @@ func (c *Consumer) topicName(name string) string {
 	return name
 }
 
-// detachUpTo is the largest record detach copies: no run message is bigger (runmsg's
-// limit), so a bigger record is refused by its handler at once and holds its fetch only
-// that long, where a copy would double it.
-const detachUpTo = 1 << 20
+// keepUpTo is the largest value detach copies: no run message is bigger (runmsg's limit),
+// so a bigger record is refused by its handler at once and holds its fetch only that long,
+// where a copy would double it.
+const keepUpTo = 1 << 20
 
-// detach copies r's key, value and header values into one allocation of their own.
+// detach gives r a value of its own and drops its key and headers, which nothing reads: as
+// fetched, they are all slices of the whole fetch, or of its batch decompressed (up to
+// maxDecompressBatchBytes), and a run holds its record for as long as it runs.
 func detach(r *kgo.Record) {
-	n := len(r.Key) + len(r.Value)
-	for _, h := range r.Headers {
-		n += len(h.Value)
-	}
-	if n > detachUpTo {
+	if len(r.Value) > keepUpTo {
 		return
 	}
-	buf := make([]byte, 0, n)
-	own := func(b []byte) []byte {
-		if b == nil {
-			return nil
-		}
-		buf = append(buf, b...)
-		return buf[len(buf)-len(b) : len(buf) : len(buf)]
-	}
-	r.Key, r.Value = own(r.Key), own(r.Value)
-	for i := range r.Headers {
-		r.Headers[i].Value = own(r.Headers[i].Value)
+	r.Key, r.Headers = nil, nil
+	if r.Value != nil {
+		r.Value = bytes.Clone(r.Value)
 	}
 }

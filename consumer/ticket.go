@@ -42,7 +42,7 @@ type Learned struct {
 // Ticket is one record handed to the handler, and its run's lease as the group keeps it:
 // the record's partition's commit metadata, and this member's confirmed membership.
 type Ticket struct {
-	Record *kgo.Record
+	Record *kgo.Record // its Value its own; its Key and Headers not kept (see detach)
 	// Handover is done once this member has begun handing the record's partition over (a
 	// revoke): a run not taken by then must not be taken here.
 	Handover context.Context
