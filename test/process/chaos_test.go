@@ -168,6 +168,12 @@ func TestChaos(t *testing.T) {
 	}
 	t.Logf("produced %d runs in %s", n, produced.Round(time.Millisecond))
 
+	// 4. The group's committed offsets reach the end of every partition, while C and D run
+	// (Port shows a run ended once its closing request is answered, a moment before its
+	// agent finishes it in its ledger: stopped in that moment, the agent hands the run over
+	// as leased, not finished, and nobody is left to commit past it), and after they stop.
+	h.WaitCommittedToEnd(t, 30*time.Second)
+
 	// Stop C and D: both drain and exit 0.
 	termCD := time.Now()
 	c.Signal(t, syscall.SIGTERM)
@@ -185,7 +191,6 @@ func TestChaos(t *testing.T) {
 	successIDs := checkPort(t, h, ids)
 	checkIDsFile(t, f.idsFile, ids, successIDs)
 	checkNoCommandLeft(t, f.pidsDir, script)
-	// 4. The group's committed offsets reach the end of every partition.
 	h.WaitCommittedToEnd(t, 10*time.Second)
 
 	t.Logf("timings: all runs ended %s after start, test body %s", tAllEnded.Sub(testStart).Round(time.Millisecond), since(testStart))
