@@ -46,7 +46,7 @@ var errNoShim = errors.New("the exec shim is Linux-only")
 func startShimmed(Spec, prepared, *confined, *os.File) (*process, error) { return nil, errNoShim }
 
 // ShimFor finds no shim outside Linux: commands run without one.
-func ShimFor(string) ([]string, string, error) { return nil, "none", errNoShim }
+func ShimFor(string) ([]string, string, error) { return nil, ShimNone, errNoShim }
 
 // outputPipe is the command's output pipe (see the Linux one).
 func outputPipe() (r, w *os.File, err error) { return os.Pipe() }

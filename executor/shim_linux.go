@@ -13,14 +13,14 @@ import (
 )
 
 // ShimFor is the exec shim's command prefix (Spec.Shim) for an agent whose binary is exe,
-// and which shim that is: port-runner-shim beside exe ("C" or "Go", by its --version), or
-// else exe itself under the hidden shim subcommand ("agent binary"), which gives the same
+// and which shim that is: port-runner-shim beside exe (ShimC or ShimGo, by its --version), or
+// else exe itself under the hidden shim subcommand (ShimAgentBinary), which gives the same
 // guarantees at the cost of the agent binary's start-up per run; then err says why.
 func ShimFor(exe string) (prefix []string, kind string, err error) {
 	fallback := []string{exe, shim.Command}
 	tiny := filepath.Join(filepath.Dir(exe), shim.Binary)
 	if err := checkExecutable(tiny); err != nil {
-		return fallback, kindAgentBinary, fmt.Errorf("%s: %w", tiny, err)
+		return fallback, ShimAgentBinary, fmt.Errorf("%s: %w", tiny, err)
 	}
 	// One left from another release would refuse this agent's options, failing every run.
 	out, err := exec.Command(tiny, "--version").Output()
@@ -31,20 +31,17 @@ func ShimFor(exe string) (prefix []string, kind string, err error) {
 		if err != nil {
 			version += " (" + err.Error() + ")"
 		}
-		return fallback, kindAgentBinary, fmt.Errorf("%s is from another release of port-runner (--version: %q; this agent needs %q)", tiny, version, shim.Protocol)
+		return fallback, ShimAgentBinary, fmt.Errorf("%s is from another release of port-runner (--version: %q; this agent needs %q)", tiny, version, shim.Protocol)
 	}
-	kind = "unknown"
+	kind = ShimUnknown
 	switch {
 	case strings.Contains(string(out), "(C)"):
-		kind = "C"
+		kind = ShimC
 	case strings.Contains(string(out), "(Go)"):
-		kind = "Go"
+		kind = ShimGo
 	}
 	return []string{tiny}, kind, nil
 }
-
-// kindAgentBinary is ShimFor's kind when the agent's own binary is the shim.
-const kindAgentBinary = "agent binary"
 
 // startShimmed starts the command under the shim: "SHIM... [OPTION...] -- PATH ARGV..."
 // (the options: the run's confinement and its fence, Spec.Fence),

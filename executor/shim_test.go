@@ -79,12 +79,12 @@ func eachShim(t *testing.T, f func(t *testing.T, prefix []string)) {
 
 func TestShimFor(t *testing.T) {
 	got, kind, err := ShimFor(filepath.Join(filepath.Dir(tinyShim), "port-runner"))
-	if err != nil || len(got) != 1 || got[0] != tinyShim || (kind != "C" && kind != "Go") {
+	if err != nil || len(got) != 1 || got[0] != tinyShim || (kind != ShimC && kind != ShimGo) {
 		t.Errorf("with the tiny shim beside the agent: %q (%s), %v", got, kind, err)
 	}
 	exe := filepath.Join(t.TempDir(), "port-runner")
 	got, kind, err = ShimFor(exe)
-	if err == nil || strings.Join(got, " ") != exe+" "+shim.Command || kind != "agent binary" {
+	if err == nil || strings.Join(got, " ") != exe+" "+shim.Command || kind != ShimAgentBinary {
 		t.Errorf("without it: %q (%s), %v; want the agent's binary as the shim and an error", got, kind, err)
 	}
 	// A shim of an earlier release, left beside a new agent, would refuse its options.

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/internal/shim"
 )
 
@@ -45,7 +46,7 @@ func TestFindShimFallsBackWithOneWarning(t *testing.T) {
 	}
 	core, logs := observer.New(zap.InfoLevel)
 	got, kind := findShim(zap.New(core))
-	if strings.Join(got, " ") != exe+" "+shim.Command || kind != "agent binary" {
+	if strings.Join(got, " ") != exe+" "+shim.Command || kind != executor.ShimAgentBinary {
 		t.Errorf("findShim = %q (%s), want the binary itself under %s", got, kind, shim.Command)
 	}
 	if n := logs.FilterLevelExact(zap.WarnLevel).Len(); n != 1 || logs.Len() != 1 {

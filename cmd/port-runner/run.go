@@ -124,7 +124,7 @@ func findShim(log *zap.Logger) ([]string, string) {
 	exe, err := os.Executable()
 	if err != nil {
 		log.Warn("cannot find own binary: commands run without the exec shim, so their children may outlive a killed agent", zap.Error(err))
-		return nil, "none"
+		return nil, executor.ShimNone
 	}
 	prefix, kind, err := executor.ShimFor(exe)
 	switch {
