@@ -20,15 +20,6 @@ import (
 	"time"
 )
 
-// The exec shims ShimFor finds, as it and the agent's isolation log line name them.
-const (
-	ShimC           = "C"            // port-runner-shim, the static C one
-	ShimGo          = "Go"           // port-runner-shim, the Go one
-	ShimUnknown     = "unknown"      // port-runner-shim that says neither
-	ShimAgentBinary = "agent binary" // the agent's own binary under its shim subcommand
-	ShimNone        = "none"         // no shim: commands run in a plain process group
-)
-
 // Spec describes one command to run.
 type Spec struct {
 	RunID, Action string

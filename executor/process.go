@@ -13,6 +13,15 @@ import (
 	"github.com/port-runner/port-runner/internal/shim"
 )
 
+// The exec shims ShimFor finds, as it and the agent's isolation log line name them.
+const (
+	ShimC           = "C"            // port-runner-shim, the static C one
+	ShimGo          = "Go"           // port-runner-shim, the Go one
+	ShimUnknown     = "unknown"      // port-runner-shim that says neither
+	ShimAgentBinary = "agent binary" // the agent's own binary under its shim subcommand
+	ShimNone        = "none"         // no shim: commands run in a plain process group
+)
+
 // process is a started command as Run controls it: directly, or through the
 // exec shim (ctl set).
 type process struct {
