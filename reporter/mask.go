@@ -2,6 +2,7 @@ package reporter
 
 import (
 	"bytes"
+	"encoding/json"
 	"slices"
 	"strings"
 )
@@ -36,12 +37,39 @@ type span struct{ start, end int }
 // add adds the agent's values to mask (its configured masks, a run's secrets): unbounded.
 // Output is masked line by line, so a multi-line value is masked line by line too. Adding
 // one costs amortised O(1): nothing is sorted.
+//
+// Each value is masked as a JSON string holds it too, for a command that prints
+// $PORT_RUN_FILE or what jq made of it: a quote, a backslash, a newline or a control
+// character escaped (hun"ter\2 as hun\"ter\\2), with and without encoding/json's escaping
+// of <, > and &.
 func (m *masker) add(values ...string) {
 	for _, v := range values {
 		for part := range strings.SplitSeq(v, "\n") {
 			m.addPart(strings.TrimSuffix(part, "\r"))
 		}
+		for _, escaped := range jsonEscaped(v) {
+			m.addPart(escaped)
+		}
 	}
+}
+
+// jsonEscaped is v inside a JSON string as encoding/json writes it, HTML-escaped and not,
+// where that is not v itself.
+func jsonEscaped(v string) []string {
+	var out []string
+	for _, html := range []bool{false, true} {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(html)
+		if enc.Encode(v) != nil { // a string always encodes
+			continue
+		}
+		q := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+		if e := string(q[1 : len(q)-1]); e != v && !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // addFromCommand adds a value a command asked to mask (one line), unless that would take
@@ -154,11 +182,16 @@ func (m masker) value(s string) string {
 	return truncate(m.Replace(s), maxValueBytes)
 }
 
-// json masks every string inside a JSON value (an output file's, a response's).
+// json masks every string inside a JSON value (an output file's, a response's), and every
+// number that is a masked value (an object secret's PIN) as the string "***".
 func (m masker) json(v any) any {
 	switch t := v.(type) {
 	case string:
 		return m.Replace(t)
+	case float64, json.Number:
+		if b, err := json.Marshal(t); err == nil && m.seen[string(b)] {
+			return "***"
+		}
 	case map[string]any:
 		out := make(map[string]any, len(t))
 		for k, x := range t {

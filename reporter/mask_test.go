@@ -3,6 +3,7 @@ package reporter
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -222,4 +223,34 @@ func FuzzMask(f *testing.F) {
 			t.Fatalf("log of %q with %q:\n got %q\nwant %q", text, clean, got, wantText+"\nlabel:")
 		}
 	})
+}
+
+// A secret is masked as a JSON string holds it too (a command printing $PORT_RUN_FILE, or
+// jq's output): quotes, backslashes, newlines and <>& escaped.
+func TestMaskJSONEscaped(t *testing.T) {
+	var m masker
+	m.add(`hun"ter\2-Q7`, "pem-1\npem-2", "a<b&c")
+	for in, want := range map[string]string{
+		`{"pw":"hun\"ter\\2-Q7"}`:    `{"pw":"***"}`,
+		`{"key":"pem-1\npem-2"}`:     `{"key":"***"}`,
+		`{"html":"a\u003cb\u0026c"}`: `{"html":"***"}`,
+		`{"jq":"a<b&c"}`:             `{"jq":"***"}`,
+		`plain hun"ter\2-Q7`:         `plain ***`,
+	} {
+		if got := m.Replace(in); got != want {
+			t.Errorf("Replace(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// In a JSON value a command sends (its response, its outputs), a number that is a masked
+// value becomes "***"; other numbers stay numbers.
+func TestMaskJSONNumbers(t *testing.T) {
+	var m masker
+	m.add("482913")
+	got := m.json(map[string]any{"pin": 482913.0, "n": 80.0, "s": "pin 482913"})
+	want := map[string]any{"pin": "***", "n": 80.0, "s": "pin ***"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("json = %v, want %v", got, want)
+	}
 }

@@ -16,6 +16,7 @@ package reporter
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -68,7 +69,16 @@ const (
 // Reporter starts run logs that share one API client and one set of options.
 type Reporter struct {
 	api  API
+	mu   sync.Mutex // guards opts.Mask (MaskAlso)
 	opts Options
+}
+
+// MaskAlso adds values masked in the log of every run started from now on: a credential
+// the agent learns after it started (the Kafka password Port gives it).
+func (r *Reporter) MaskAlso(values ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.opts.Mask = append(slices.Clip(r.opts.Mask), values...)
 }
 
 func New(api API, opts Options) *Reporter {
@@ -111,21 +121,24 @@ func (r *Reporter) Start(ctx context.Context, runID string, secrets []string, fi
 // StartOn is Start with another Port target for this run: a workflow node run reports
 // through portapi.NodeRuns, an action run through the Reporter's own API.
 func (r *Reporter) StartOn(ctx context.Context, api API, runID string, secrets []string, fields ...zap.Field) *RunLog {
+	r.mu.Lock()
+	opts := r.opts
+	r.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	l := &RunLog{
 		cancel: cancel,
 		api:    api,
-		opts:   r.opts,
+		opts:   opts,
 		runID:  runID,
-		log:    &runLogger{base: r.opts.Logger, fields: append([]zap.Field{zap.String("run_id", runID)}, fields...)},
+		log:    &runLogger{base: opts.Logger, fields: append([]zap.Field{zap.String("run_id", runID)}, fields...)},
 		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		ending: make(chan struct{}),
-		batch:  batcher{maxBatch: r.opts.MaxBatchBytes, maxRun: r.opts.MaxBytesPerRun},
+		batch:  batcher{maxBatch: opts.MaxBatchBytes, maxRun: opts.MaxBytesPerRun},
 	}
 	l.split = splitter{guard: &l.mask, emit: l.takeLine}
 	l.cmds = commands{mask: &l.mask, log: l.log, notice: l.logLine}
-	l.mask.add(r.opts.Mask...)
+	l.mask.add(opts.Mask...)
 	l.mask.add(secrets...)
 	go l.send(ctx)
 	return l

@@ -321,6 +321,7 @@ func (a *Agent) join(ctx context.Context) error {
 			return fmt.Errorf("kafka.brokers not configured, and Port did not give Kafka credentials: %w", err)
 		}
 		k = kafkaFromPort(a.cfg.Kafka, cr, a.timings.plaintextKafka)
+		a.reporter.MaskAlso(cr.Password) // the agent's own credential, as kafka.sasl.password is
 		a.log.Info("using Kafka credentials from Port", zap.Strings("brokers", cr.Brokers), zap.String("group", k.Group))
 	}
 	if err := a.kafkaClients(k); err != nil {

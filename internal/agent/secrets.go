@@ -109,7 +109,7 @@ func (a *action) decryptInputs(run runmsg.Run) (runmsg.Run, []string, error) {
 			if err := json.Unmarshal(b, &val); err != nil {
 				return run, nil, fmt.Errorf("secret input %s: the decrypted %s is not JSON", echo.Quote(n), echo.Cut(typ))
 			}
-			plain = append(plain, leafStrings(val)...)
+			plain = append(plain, leafValues(val)...)
 		}
 		props[n] = val
 	}
@@ -119,26 +119,35 @@ func (a *action) decryptInputs(run runmsg.Run) (runmsg.Run, []string, error) {
 	return run, plain, nil
 }
 
-// leafStrings are the strings inside a decoded JSON value: each is masked on its own.
-func leafStrings(v any) []string {
+// leafValues are the strings inside a decoded JSON value, and its numbers of at least
+// minMaskedNumber characters as $PORT_RUN_FILE writes them: each is masked on its own. A
+// boolean, or a shorter number (a count, port 80), would mask that word in every line.
+func leafValues(v any) []string {
 	switch t := v.(type) {
 	case string:
 		return []string{t}
+	case float64:
+		if b, err := json.Marshal(t); err == nil && len(b) >= minMaskedNumber {
+			return []string{string(b)}
+		}
 	case map[string]any:
 		var out []string
 		for _, x := range t {
-			out = append(out, leafStrings(x)...)
+			out = append(out, leafValues(x)...)
 		}
 		return out
 	case []any:
 		var out []string
 		for _, x := range t {
-			out = append(out, leafStrings(x)...)
+			out = append(out, leafValues(x)...)
 		}
 		return out
 	}
 	return nil
 }
+
+// minMaskedNumber is the shortest number of an object secret that is masked (a PIN).
+const minMaskedNumber = 4
 
 // scrub replaces secrets in err's text with ***.
 func scrub(err error, secrets []string) error {

@@ -33,7 +33,8 @@ func encrypt(t *testing.T, s string) string {
 }
 
 // Inputs the schema marks encrypted and those the config lists are decrypted for the
-// command's context only; an object secret becomes its JSON value, every string masked.
+// command's context only; an object secret becomes its JSON value, every string and every
+// number of 4 characters or more masked.
 func TestDecryptInputs(t *testing.T) {
 	act, err := newAction("a", config.Action{Command: []string{"true"}, SecretInputs: []string{"listed"},
 		Env: map[string]string{"PW": ".properties.pw", "CONF_USER": ".properties.conf.user", "L": ".properties.listed"}}, nil)
@@ -42,7 +43,7 @@ func TestDecryptInputs(t *testing.T) {
 	}
 	act.secretKey = testKey
 	run := secretRun(t, `{"pw":{"type":"string","encryption":"aes256-gcm"},"conf":{"type":"object","encryption":"aes256-gcm"},"plain":{"type":"string"}}`,
-		map[string]string{"pw": encrypt(t, "hunter2"), "conf": encrypt(t, `{"user":"admin","token":"tk-9"}`),
+		map[string]string{"pw": encrypt(t, "hunter2"), "conf": encrypt(t, `{"user":"admin","token":"tk-9","pin":482913,"port":80,"admin":true}`),
 			"listed": encrypt(t, "listed-secret"), "plain": "visible"})
 	before := run.Context["properties"].(map[string]any)["pw"]
 	spec, masks, err := act.spec(run)
@@ -52,13 +53,16 @@ func TestDecryptInputs(t *testing.T) {
 	if spec.Env["PW"] != "hunter2" || spec.Env["CONF_USER"] != "admin" || spec.Env["L"] != "listed-secret" {
 		t.Fatalf("env %v", spec.Env)
 	}
-	for _, m := range []string{"hunter2", "listed-secret", "admin", "tk-9"} {
+	for _, m := range []string{"hunter2", "listed-secret", "admin", "tk-9", "482913"} {
 		if !slices.Contains(masks, m) {
 			t.Errorf("%q not masked (masks %q)", m, masks)
 		}
 	}
-	if slices.Contains(masks, "visible") {
-		t.Errorf("a plain input is masked")
+	// A boolean, or a number as short as a port's, would mask that word in every line.
+	for _, m := range []string{"visible", "80", "true"} {
+		if slices.Contains(masks, m) {
+			t.Errorf("%q is masked (masks %q)", m, masks)
+		}
 	}
 	if !strings.Contains(string(spec.RunFile), `"pw":"hunter2"`) {
 		t.Errorf("run file lacks the decrypted input: %s", spec.RunFile)

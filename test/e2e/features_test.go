@@ -198,7 +198,8 @@ printf '{"owner":"team-%s","token":"%s"}' "$NAME" "$API_TOKEN" > "$PORT_RESPONSE
 }
 
 // Configured with only Port credentials (no kafka.brokers), the agent gets the brokers and
-// SCRAM credentials from GET /v1/kafka-credentials and consumes with them. On the real broker
+// SCRAM credentials from GET /v1/kafka-credentials and consumes with them, the password
+// masked in runs' logs as a configured one is. On the real broker
 // fixture's SASL_SSL listener it uses that; otherwise an in-process broker with SCRAM.
 func TestKafkaCredentialsFromPort(t *testing.T) {
 	brokers, user, pass, caFile, real := harness.SASL(t)
@@ -229,12 +230,15 @@ func TestKafkaCredentialsFromPort(t *testing.T) {
 	h := harness.New(t, 1, harness.WithBroker(broker), harness.WithPort(func(o *emulator.Options) {
 		o.KafkaCredentials = &emulator.KafkaCredentials{Brokers: brokers, Username: user, Password: pass}
 	}))
-	script := harness.Script(t, "echo consumed with credentials from Port\n")
+	// The command is handed the password (as a config could, by mistake) and prints it: the
+	// run's log masks it, as it masks kafka.sasl.password.
+	script := harness.Script(t, "echo consumed with credentials from Port\necho \"kafka password: $P\"\n")
 	cfg := h.Config(t, quickLogs+fmt.Sprintf(`kafka: {brokers: null, group: null, %s}
 actions:
   create_microservice:
     command: [%q]
-`, tlsYAML, script))
+    env: {P: '"%s"'}
+`, tlsYAML, script, pass))
 	if cfg.Kafka.Group != "" || !cfg.Kafka.FromPort() {
 		t.Fatalf("kafka config %+v", cfg.Kafka)
 	}
@@ -243,8 +247,9 @@ actions:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if run := h.WaitClosed(t, created.ID); run.Status != "SUCCESS" || !strings.Contains(logText(run), "consumed with credentials from Port") {
-		t.Fatalf("run %s\n%s", run.Status, logText(run))
+	if run := h.WaitClosed(t, created.ID); run.Status != "SUCCESS" || !strings.Contains(logText(run), "consumed with credentials from Port") ||
+		!strings.Contains(logText(run), "kafka password: ***") || strings.Contains(logText(run), pass) {
+		t.Fatalf("run %s, want SUCCESS and the Kafka password masked:\n%s", run.Status, logText(run))
 	}
 	if n := testutil.ToFloat64(h.Metrics.PortRequests.WithLabelValues("kafka_credentials", "200")); n != 1 {
 		t.Fatalf("kafka-credentials requests: %v", n)
