@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rsa"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -87,14 +88,41 @@ func passedEnv(cfg *config.Config, lookup func(string) (string, bool)) (map[stri
 // secretSuffixes name env entries whose values are masked in the run's log.
 var secretSuffixes = [...]string{"_TOKEN", "_SECRET", "_PASSWORD", "_KEY"}
 
-// isSecretName reports whether an env entry's value is masked in the run's log.
+// isSecretName reports whether an env entry's value is masked in the run's log, whatever
+// the name's case.
 func isSecretName(n string) bool {
+	n = strings.ToUpper(n)
 	for _, suf := range secretSuffixes {
 		if strings.HasSuffix(n, suf) {
 			return true
 		}
 	}
 	return false
+}
+
+// envSecrets are what of env entry n=v is masked in the run's log: all of v under a
+// secret's name, else the password of a URL v holds (HTTPS_PROXY=http://user:pass@proxy,
+// DATABASE_URL=postgres://user:pass@db/app).
+func envSecrets(n, v string) []string {
+	if isSecretName(n) {
+		return []string{v}
+	}
+	if !strings.Contains(v, "://") || !strings.Contains(v, "@") {
+		return nil // not a URL with credentials: spares the parse on every run
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.User == nil {
+		return nil
+	}
+	pw, ok := u.User.Password()
+	if !ok || pw == "" {
+		return nil
+	}
+	// As written too, where it is percent-encoded (p%40ss for p@ss).
+	if _, written, _ := strings.Cut(u.User.String(), ":"); written != pw {
+		return []string{pw, written}
+	}
+	return []string{pw}
 }
 
 // Variables the agent sets for the Port API proxy (README "Scripts calling Port"). The config
@@ -143,9 +171,7 @@ func (a *action) spec(run runmsg.Run) (_ executor.Spec, secrets []string, err er
 	// Passed variables first: an action's own env entry of the same name wins.
 	for n, v := range a.pass {
 		env[n] = v
-		if isSecretName(n) {
-			secrets = append(secrets, v)
-		}
+		secrets = append(secrets, envSecrets(n, v)...)
 	}
 	names := make([]string, 0, len(a.env))
 	for n := range a.env {
@@ -164,9 +190,7 @@ func (a *action) spec(run runmsg.Run) (_ executor.Spec, secrets []string, err er
 			return executor.Spec{}, nil, fmt.Errorf("env %s: %s", n, jqerr.Kind(err))
 		}
 		env[n] = v
-		if isSecretName(n) {
-			secrets = append(secrets, v)
-		}
+		secrets = append(secrets, envSecrets(n, v)...)
 	}
 	return executor.Spec{
 		RunID:     run.ID,

@@ -90,3 +90,24 @@ func TestDecryptFailureNamesTheInputOnly(t *testing.T) {
 		t.Fatalf("jq error: %v", err)
 	}
 }
+
+// An env entry is masked whole under a secret's name in any case, and a URL's password is
+// masked under any name, decoded and as written (a proxy's, a database's).
+func TestEnvSecrets(t *testing.T) {
+	for _, tc := range []struct {
+		name, value string
+		want        []string
+	}{
+		{"API_TOKEN", "tok-1", []string{"tok-1"}},
+		{"my_token", "tok-2", []string{"tok-2"}},
+		{"HTTPS_PROXY", "http://user:s3cr3t@proxy:3128", []string{"s3cr3t"}},
+		{"DATABASE_URL", "postgres://app:p%40ss@db/app", []string{"p@ss", "p%40ss"}},
+		{"HTTPS_PROXY", "http://proxy:3128", nil},
+		{"NOTE", "mail me@example.com", nil},
+		{"HOME_URL", "https://user@example.com/", nil},
+	} {
+		if got := envSecrets(tc.name, tc.value); !slices.Equal(got, tc.want) {
+			t.Errorf("envSecrets(%s, %s) = %q, want %q", tc.name, tc.value, got, tc.want)
+		}
+	}
+}
