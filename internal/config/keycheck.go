@@ -20,6 +20,9 @@ type keyChecker struct {
 	seen     map[keyVisit]bool
 	lines    Lines
 	problems Problems
+	// fromEnv: the scalars ${VAR} filled, with their text in the file. yaml quotes a value
+	// that does not decode; one from the environment may be a credential in the wrong key.
+	fromEnv map[*yaml.Node]string
 }
 
 type keyVisit struct {
@@ -39,6 +42,11 @@ var linePrefix = regexp.MustCompile(`^(yaml: )?(unmarshal errors:\s*)?line \d+: 
 func (c *keyChecker) leaf(n *yaml.Node, t reflect.Type, path string) {
 	err := n.Decode(reflect.New(t).Interface())
 	if err == nil {
+		return
+	}
+	if written, ok := c.fromEnv[n]; ok {
+		c.add(path, n.Line, fmt.Sprintf("what %s gave does not decode as %s (not shown: it comes from the environment)", written, t))
+		*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
 		return
 	}
 	var msgs []string

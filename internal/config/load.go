@@ -120,11 +120,12 @@ func ParseAll(raw []byte, lookup LookupFunc) (*Config, Lines, Problems) {
 		cfg.applyDefaults()
 		return cfg, lines, nil
 	}
-	if err := expandNode(&root, refs, lookup); err != nil {
+	fromEnv := map[*yaml.Node]string{}
+	if err := expandNode(&root, refs, lookup, fromEnv); err != nil {
 		return nil, nil, Problems{err}
 	}
 	splitBrokers(root.Content[0])
-	kc := &keyChecker{seen: map[keyVisit]bool{}, lines: lines}
+	kc := &keyChecker{seen: map[keyVisit]bool{}, lines: lines, fromEnv: fromEnv}
 	kc.check(root.Content[0], reflect.TypeOf(*cfg), "")
 	if err := root.Decode(cfg); err != nil {
 		// The checker left out every value it found wrong: this is a case it does not know.
@@ -176,13 +177,14 @@ func protectRefs(text string) (string, refs) {
 
 // expandNode replaces ${VAR} and ${VAR:-default} in scalar values (never keys, whose
 // original text is restored), so an expanded secret cannot change the file's structure
-// however it is spelled.
-func expandNode(n *yaml.Node, r refs, lookup LookupFunc) error {
+// however it is spelled. fromEnv gets each expanded node's text as the file wrote it.
+func expandNode(n *yaml.Node, r refs, lookup LookupFunc, fromEnv map[*yaml.Node]string) error {
 	if n.Kind == yaml.AliasNode {
 		return nil
 	}
 	if n.Kind == yaml.ScalarNode && r.pattern != nil && r.pattern.MatchString(n.Value) {
-		n.Value = varPattern.ReplaceAllStringFunc(r.restore(n.Value), func(m string) string {
+		fromEnv[n] = r.restore(n.Value)
+		n.Value = varPattern.ReplaceAllStringFunc(fromEnv[n], func(m string) string {
 			sub := varPattern.FindStringSubmatch(m)
 			if v, ok := lookup(sub[1]); ok && (v != "" || sub[2] == "") {
 				return v
@@ -218,7 +220,7 @@ func expandNode(n *yaml.Node, r refs, lookup LookupFunc) error {
 			restoreKey(c, r)
 			continue
 		}
-		if err := expandNode(c, r, lookup); err != nil {
+		if err := expandNode(c, r, lookup, fromEnv); err != nil {
 			return err
 		}
 	}
