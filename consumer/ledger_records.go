@@ -71,7 +71,8 @@ func (l *ledger) track(pl *partitionLedger, e entry) (pause bool) {
 type startMark struct {
 	pl      *partitionLedger
 	version uint64
-	set     bool
+	// was is the entry's start as it was before this take: what unmarkStarted puts back.
+	was struct{ started, ours, unknown bool }
 }
 
 // markStarted records that rec's run is taken by this member (its command is about to run,
@@ -85,9 +86,9 @@ func (l *ledger) markStarted(rec *kgo.Record, pl *partitionLedger, handover Leas
 	if e == nil || pl.revoking {
 		return startMark{}, ErrNotOwned
 	}
+	m.was.started, m.was.ours, m.was.unknown = e.started, e.ours, e.unknown
 	if !e.started || !e.ours {
 		was := *e
-		m.set = !e.started
 		e.started, e.ours, e.unknown = true, true, false
 		if !pl.fits(handover) {
 			*e = was
@@ -104,17 +105,18 @@ func (l *ledger) markStarted(rec *kgo.Record, pl *partitionLedger, handover Leas
 var errNoRoom = errors.New("no room in the partition's commit metadata for another start")
 
 // unmarkStarted takes back a start this member recorded and gave up on before the command
-// ran: later commits must not tell the next owner that the run may have executed.
+// ran: later commits must not tell the next owner that the run may have executed, nor, of
+// an earlier owner's start it took over, that this member holds it (a handover would lease
+// the run to a member that never ran it, and its next owner would wait out the lease).
 func (l *ledger) unmarkStarted(rec *kgo.Record, m startMark) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !m.set {
-		return // an earlier owner's mark: it stays
+	e := l.find(rec, m.pl)
+	if e == nil || e.done || e.started == m.was.started && e.ours == m.was.ours && e.unknown == m.was.unknown {
+		return
 	}
-	if e := l.find(rec, m.pl); e != nil && e.started && !e.done {
-		e.started, e.ours = false, false
-		m.pl.version++
-	}
+	e.started, e.ours, e.unknown = m.was.started, m.was.ours, m.was.unknown
+	m.pl.version++
 }
 
 // finish marks a record's work as done and advances its partition's commit past every

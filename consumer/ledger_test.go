@@ -418,3 +418,30 @@ func TestParkedRunsDoNotHoldAPartitionPaused(t *testing.T) {
 		t.Fatalf("open runs %d after every run parked, want 0", pl.open)
 	}
 }
+
+// A take of an earlier owner's start that fails before the command runs gives the start
+// back as it was: the earlier owner's, not this member's, so a handover does not lease it
+// to a member that never ran it.
+func TestGivenUpTakeOfAnEarlierStartIsNotOurs(t *testing.T) {
+	l := newLedger(5 * time.Minute)
+	prior, _, err := decodeProgress(100, metaPrefix+" s=1"+noHistory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.assign(map[topicPartition]assigned{{"runs", 0}: {offset: 100, meta: metaPrefix + " s=1" + noHistory, progress: prior}})
+	r := rec("runs", 0, 101)
+	if p, ok, _ := l.add(r); !ok || p.prior != PriorStarted {
+		t.Fatalf("add: %v %v, want PriorStarted", p.prior, ok)
+	}
+	m, err := l.markStarted(r, plOf(l, r), Lease{Holder: "me", Bound: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.unmarkStarted(r, m)
+	if e := l.find(r, plOf(l, r)); e == nil || !e.started || e.ours {
+		t.Fatalf("entry %+v, want the earlier owner's start, not ours", e)
+	}
+	if s, _ := plOf(l, r).snapshot(&Lease{Holder: "me", Bound: time.Minute}); strings.Contains(s.meta, "me") {
+		t.Fatalf("the handover commit leases the run to this member: %s", s.meta)
+	}
+}
