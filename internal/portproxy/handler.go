@@ -53,7 +53,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, errUnauthorized)
 		return
 	}
-	log := p.log.With(zap.String("run_id", g.runID), zap.String("action", g.action), zap.String("method", echo.Cut(r.Method)), zap.String("path", echo.Cut(r.URL.Path)))
+	log := p.log.With(zap.String("run_id", g.runID), zap.String("action", g.action), zap.String("method", echo.Cut(r.Method)), zap.String("path", echo.Cut(g.masked(r.URL.Path))))
 	if p.bind {
 		if e, denied := p.checkPeer(r, g); denied {
 			log.Warn("refused a Port API request from outside the run's processes", zap.String("reason", e.message), zap.String("peer", r.RemoteAddr))
@@ -131,11 +131,11 @@ func (p *Proxy) forward(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		writeErr(w, errRunEnded)
 		return
 	case err != nil && errors.Is(err, context.DeadlineExceeded):
-		log.Warn("proxied request timed out", zap.Error(err))
+		log.Warn("proxied request timed out", zap.String("error", g.masked(err.Error())))
 		writeErr(w, apiErr{http.StatusGatewayTimeout, "gateway_timeout", "Port did not answer in time: " + err.Error()})
 		return
 	case err != nil:
-		log.Warn("proxied request failed", zap.Error(err))
+		log.Warn("proxied request failed", zap.String("error", g.masked(err.Error())))
 		writeErr(w, apiErr{http.StatusBadGateway, "bad_gateway", "port-runner could not get an answer from Port: " + err.Error()})
 		return
 	case resp.StatusCode == http.StatusUnauthorized:

@@ -33,3 +33,14 @@ func maskJSON(body []byte, mask func(any) any) []byte {
 	}
 	return bytes.TrimRight(out.Bytes(), "\n")
 }
+
+// masked is s as the run's log would show it, once the agent set the run's masks: what the
+// agent logs of a command's request (its path, an error quoting its URL) may hold a secret.
+func (g *grant) masked(s string) string {
+	if m := g.mask.Load(); m != nil {
+		if out, ok := (*m)(s).(string); ok {
+			return out
+		}
+	}
+	return s
+}
