@@ -94,7 +94,7 @@ func (c *Consumer) assignedFrom(ctx context.Context, tp topicPartition, resps ka
 		if !ok {
 			return assigned{}, false
 		}
-		return assigned{offset: -1, unknownBelow: end}, true
+		return assigned{offset: -1, unknownBelow: end, fromEnd: c.opts.StartOffset != "earliest"}, true
 	}
 	prog, ours, derr := decodeProgress(r.At, r.Metadata)
 	a := assigned{offset: r.At, meta: r.Metadata, progress: prog}

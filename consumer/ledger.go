@@ -129,6 +129,11 @@ type assigned struct {
 	// unknownBelow: records before this offset that progress does not mention are
 	// PriorUnknown (0: none are).
 	unknownBelow int64
+	// fromEnd: none committed and the group starts at the end (startOffset latest), listed
+	// as unknownBelow: that end is committed, so that the partition's next owner starts
+	// where this one did, not at the end of its own time (what reached the partition
+	// between the two would be read by neither).
+	fromEnd bool
 }
 
 // emptyProgress is assigned progress of a partition nobody committed for: nothing is
@@ -167,6 +172,11 @@ func (l *ledger) assign(parts map[topicPartition]assigned) {
 			lastSeen:     -1,
 			committed:    snapshot{offset: kgo.EpochOffset{Epoch: -1, Offset: a.offset}, meta: a.meta},
 			since:        clock.Now(),
+		}
+		if a.fromEnd {
+			// As if the record before the end was done: the next commit says the end.
+			pl := l.parts[tp]
+			pl.hasDone, pl.lastDone = true, entry{offset: a.unknownBelow - 1, epoch: -1, done: true}
 		}
 	}
 }

@@ -1,0 +1,76 @@
+package consumer
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/internal/waitcond"
+)
+
+// startOffset latest, a partition nothing was committed for: its owner hands it over (a
+// rollout) before it polled anything, a run arrives, and the next owner must start where
+// the first did, not at the end of its own time: the run would be read by neither.
+func TestANeverCommittedPartitionIsHandedOverFromWhereItStarted(t *testing.T) {
+	for _, empty := range []bool{false, true} {
+		name := "with a record before"
+		if empty {
+			name = "empty"
+		}
+		t.Run(name, func(t *testing.T) {
+			kc := fakeCluster(t, 1) // offset 0: a record
+			if empty {
+				var err error
+				if kc, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, testTopic), kfake.GroupMinSessionTimeout(time.Second)); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(kc.Close)
+			}
+			group := "g-from-end"
+			mk := func() *Consumer {
+				c, err := New(Options{Brokers: kc.ListenAddrs(), Topic: testTopic, Group: group, StartOffset: "latest",
+					Slots: executor.NewPool(4, nil), CommitEvery: time.Hour,
+					ClientOpts: []kgo.Opt{kgo.HeartbeatInterval(100 * time.Millisecond)}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c
+			}
+			got := make(chan int64, 4)
+			run := func(c *Consumer) (stop func()) {
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() {
+					done <- c.Run(ctx, context.Background(), func(_ context.Context, tk *Ticket) {
+						got <- tk.Record.Offset
+						tk.Release(true)
+					})
+				}()
+				return func() { cancel(); <-done }
+			}
+			a := mk()
+			stopA := run(a)
+			waitcond.For(t, "the first owner joined", 20*time.Second, a.Joined)
+			stopA() // hands the partition over, having polled nothing
+			at, err := producer(t, kc).ProduceSync(context.Background(), &kgo.Record{Topic: testTopic, Value: []byte("new run")}).First()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stopB := run(mk())
+			defer stopB()
+			select {
+			case off := <-got:
+				if off != at.Offset {
+					t.Errorf("the next owner handled offset %d, want %d", off, at.Offset)
+				}
+			case <-time.After(20 * time.Second):
+				off, meta := committedMeta(t, kc, group, 0)
+				t.Fatalf("the run at offset %d was never handed to the next owner (committed %d %q)", at.Offset, off, meta)
+			}
+		})
+	}
+}
