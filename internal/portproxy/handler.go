@@ -99,7 +99,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, e)
 		return
 	}
-	if m := g.mask.Load(); m != nil && runWrite(r.Method, segs) {
+	if m := g.mask.Load(); m != nil && writesUnderRun(r.Method, segs) {
 		body = maskJSON(body, *m)
 	}
 	// The run's share of the budget, then all runs' share: a flood of one run waits here,

@@ -53,6 +53,13 @@ func runWrite(method string, segs []string) bool {
 		(len(rest) == 0 && (method == http.MethodPatch || method == http.MethodPut)))
 }
 
+// writesUnderRun reports any write to a run's routes (its log, the run, its response...):
+// what the command sends there goes to the run's page in Port, so it is masked.
+func writesUnderRun(method string, segs []string) bool {
+	_, ok := runRoute(segs)
+	return ok && (method == http.MethodPost || method == http.MethodPatch || method == http.MethodPut)
+}
+
 // runRoute matches the routes of one run, /actions/runs/{id} and
 // /workflows/nodes/runs/{id}, and returns what follows the id.
 func runRoute(segs []string) (rest []string, ok bool) {
