@@ -57,7 +57,9 @@ func newTestConsumer(t *testing.T, kc *kfake.Cluster, group string, opts Options
 	opts.Brokers = kc.ListenAddrs()
 	opts.Topic = testTopic
 	opts.Group = group
-	opts.StartOffset = "earliest"
+	if opts.StartOffset == "" {
+		opts.StartOffset = "earliest"
+	}
 	if opts.Slots == nil {
 		opts.Slots = executor.NewPool(4, nil)
 	}

@@ -174,9 +174,11 @@ func (l *ledger) assign(parts map[topicPartition]assigned) {
 			since:        clock.Now(),
 		}
 		if a.fromEnd {
-			// As if the record before the end was done: the next commit says the end.
+			// As if the record before the end was done, and not yet committed: the next
+			// commit, periodic or at a handover, says the end.
 			pl := l.parts[tp]
 			pl.hasDone, pl.lastDone = true, entry{offset: a.unknownBelow - 1, epoch: -1, done: true}
+			pl.resend = true
 		}
 	}
 }

@@ -74,3 +74,15 @@ func TestANeverCommittedPartitionIsHandedOverFromWhereItStarted(t *testing.T) {
 		})
 	}
 }
+
+// The end a never-committed partition started from is committed by the periodic commit
+// too, not only at a handover: an owner that crashes before its first record leaves it.
+func TestANeverCommittedPartitionsStartIsCommittedPeriodically(t *testing.T) {
+	kc := fakeCluster(t, 1) // offset 0: a record; the end is 1
+	c := newTestConsumer(t, kc, "g-from-end-periodic", Options{StartOffset: "latest", CommitEvery: 50 * time.Millisecond})
+	runReleasing(t, c, func(*Ticket) {})
+	waitcond.For(t, "the end committed with nothing polled", 20*time.Second, func() bool {
+		off, _ := committedMeta(t, kc, "g-from-end-periodic", 0)
+		return off == 1
+	})
+}

@@ -1,6 +1,6 @@
 package portproxy
 
-// Masking what a command sends to its run's log or run (SetMask).
+// Masking what a command writes under its run's routes (SetMask).
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 )
 
 // SetMask gives token's run the masking of its log (reporter.RunLog.Mask: every string in a
-// decoded JSON value): text the command sends to a run's log or run through the proxy is
+// decoded JSON value): what the command writes under its run's routes through the proxy is
 // masked like its output. An unknown token is ignored.
 func (p *Proxy) SetMask(token string, mask func(any) any) {
 	if g := p.lookup(token); g != nil && mask != nil {
@@ -16,9 +16,15 @@ func (p *Proxy) SetMask(token string, mask func(any) any) {
 	}
 }
 
-// maskJSON masks every string in a JSON body. check has refused bodies that are not JSON
-// objects on these routes; anything else that does not decode is left as it is.
+// maskJSON masks every string in a JSON body, and a body that is not one JSON value as
+// text (check refuses such bodies only on the log and the run itself).
 func maskJSON(body []byte, mask func(any) any) []byte {
+	if !json.Valid(body) {
+		if s, ok := mask(string(body)).(string); ok {
+			return []byte(s)
+		}
+		return body
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber() // numbers go on as written
 	var v any

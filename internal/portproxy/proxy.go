@@ -20,7 +20,7 @@
 //
 // With Options.BindToProcess a token works only from its run's processes (Bind,
 // peer_linux.go); Options.Limits bound what one run, and all of them, may ask
-// of the agent; what a command sends to its run's log or run is masked like
+// of the agent; what a command writes under its run's routes is masked like
 // its output (SetMask).
 package portproxy
 
