@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/port-runner/port-runner/internal/runmsg"
 	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/test/harness/bomb"
 )
@@ -206,7 +207,7 @@ func TestDetachedRecordsHoldTheirOwnBytes(t *testing.T) {
 	if string(r.Value) != "value" || r.Key != nil || r.Headers != nil {
 		t.Errorf("after the fetch changed: value %q, key %q, headers %v; want value alone", r.Value, r.Key, r.Headers)
 	}
-	huge := make([]byte, keepUpTo+2)
+	huge := make([]byte, runmsg.DefaultMaxBytes+2)
 	big := &kgo.Record{Value: huge[1:]}
 	detach(big)
 	if &big.Value[0] != &huge[1] {

@@ -67,12 +67,12 @@ func (l *ledger) track(pl *partitionLedger, e entry) (pause bool) {
 }
 
 // startMark is a start recorded by markStarted: the ownership (partition ledger) it was
-// recorded in, the version that must be committed, and whether this call set the mark.
+// recorded in, the version that must be committed, and the entry as it was before: what
+// unmarkStarted puts back of its start.
 type startMark struct {
 	pl      *partitionLedger
 	version uint64
-	// was is the entry's start as it was before this take: what unmarkStarted puts back.
-	was struct{ started, ours, unknown bool }
+	was     entry
 }
 
 // markStarted records that rec's run is taken by this member (its command is about to run,
@@ -86,12 +86,11 @@ func (l *ledger) markStarted(rec *kgo.Record, pl *partitionLedger, handover Leas
 	if e == nil || pl.revoking {
 		return startMark{}, ErrNotOwned
 	}
-	m.was.started, m.was.ours, m.was.unknown = e.started, e.ours, e.unknown
+	m.was = *e
 	if !e.started || !e.ours {
-		was := *e
 		e.started, e.ours, e.unknown = true, true, false
 		if !pl.fits(handover) {
-			*e = was
+			*e = m.was
 			return startMark{}, errNoRoom
 		}
 		pl.version++

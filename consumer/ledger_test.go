@@ -441,7 +441,7 @@ func TestGivenUpTakeOfAnEarlierStartIsNotOurs(t *testing.T) {
 	if e := l.find(r, plOf(l, r)); e == nil || !e.started || e.ours {
 		t.Fatalf("entry %+v, want the earlier owner's start, not ours", e)
 	}
-	if s, _ := plOf(l, r).snapshot(&Lease{Holder: "me", Bound: time.Minute}); strings.Contains(s.meta, "me") {
+	if s, ok := plOf(l, r).snapshot(&Lease{Holder: "me", Bound: time.Minute}); !ok || strings.Contains(s.meta, "me") {
 		t.Fatalf("the handover commit leases the run to this member: %s", s.meta)
 	}
 }

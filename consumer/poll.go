@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/port-runner/port-runner/internal/clock"
+	"github.com/port-runner/port-runner/internal/runmsg"
 )
 
 func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *sync.WaitGroup) error {
@@ -236,20 +237,13 @@ func (c *Consumer) topicName(name string) string {
 	return name
 }
 
-// keepUpTo is the largest value detach copies: no run message is bigger (runmsg's limit),
-// so a bigger record is refused by its handler at once and holds its fetch only that long,
-// where a copy would double it.
-const keepUpTo = 1 << 20
-
 // detach gives r a value of its own and drops its key and headers, which nothing reads: as
 // fetched, they are all slices of the whole fetch, or of its batch decompressed (up to
 // maxDecompressBatchBytes), and a run holds its record for as long as it runs.
 func detach(r *kgo.Record) {
-	if len(r.Value) > keepUpTo {
-		return
+	if len(r.Value) > runmsg.DefaultMaxBytes {
+		return // refused by its handler at once, as no run message is bigger: a copy would double it
 	}
 	r.Key, r.Headers = nil, nil
-	if r.Value != nil {
-		r.Value = bytes.Clone(r.Value)
-	}
+	r.Value = bytes.Clone(r.Value)
 }

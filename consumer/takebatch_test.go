@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,6 +32,8 @@ func TestTakesDuringACommitLeaveTogether(t *testing.T) {
 	var counting atomic.Bool
 	var commits atomic.Int32
 	release := make(chan struct{})
+	free := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(free) // before the consumer's own cleanup: a failed wait must not hang it
 	kc.ControlKey(kmsg.OffsetCommit.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
 		kc.KeepControl()
 		if counting.Load() && commits.Add(1) == 1 {
@@ -45,7 +48,7 @@ func TestTakesDuringACommitLeaveTogether(t *testing.T) {
 	waitcond.For(t, "every start marked while the first commit waits", 20*time.Second, func() bool {
 		return startsMarked(c) == runs
 	})
-	close(release)
+	free()
 	for range runs {
 		if err := <-taken; err != nil {
 			t.Errorf("take: %v", err)

@@ -2,7 +2,6 @@ package executor
 
 import (
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io/fs"
 	"os"
@@ -114,9 +113,7 @@ func (u *unlocker) moveUp(parent int, name string) {
 	}
 	u.moves++
 	for range 4 { // a name taken after all: another one
-		var r [8]byte
-		_, _ = rand.Read(r[:]) // never fails (crypto/rand)
-		to := ".port-runner-deep-" + hex.EncodeToString(r[:])
+		to := ".port-runner-deep-" + rand.Text()
 		err := unix.Renameat2(parent, name, u.top, to, unix.RENAME_NOREPLACE)
 		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
 			// A file system or a seccomp profile without RENAME_NOREPLACE: a random name

@@ -43,19 +43,37 @@ type span struct{ start, end int }
 // character escaped (hun"ter\2 as hun\"ter\\2), with and without encoding/json's escaping
 // of <, > and &.
 func (m *masker) add(values ...string) {
+	m.addParts(maskParts(values...)...)
+}
+
+// maskParts are what masking values takes: each value's lines and its JSON-escaped forms
+// (see add). The agent's own masks are the same for every run: worked out once (Reporter).
+func maskParts(values ...string) []string {
+	var parts []string
 	for _, v := range values {
 		for part := range strings.SplitSeq(v, "\n") {
-			m.addPart(strings.TrimSuffix(part, "\r"))
+			parts = append(parts, strings.TrimSuffix(part, "\r"))
 		}
-		for _, escaped := range jsonEscaped(v) {
-			m.addPart(escaped)
-		}
+		parts = append(parts, jsonEscaped(v)...)
+	}
+	return parts
+}
+
+// addParts adds what maskParts gave.
+func (m *masker) addParts(parts ...string) {
+	for _, p := range parts {
+		m.addPart(p)
 	}
 }
 
 // jsonEscaped is v inside a JSON string as encoding/json writes it, HTML-escaped and not,
 // where that is not v itself.
 func jsonEscaped(v string) []string {
+	if !strings.ContainsFunc(v, func(r rune) bool {
+		return r < 0x20 || r >= 0x7f || r == '"' || r == '\\' || r == '<' || r == '>' || r == '&'
+	}) {
+		return nil // nothing either writer escapes: the common case, without the encoders
+	}
 	var out []string
 	for _, html := range []bool{false, true} {
 		var b bytes.Buffer

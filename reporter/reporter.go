@@ -69,16 +69,20 @@ const (
 // Reporter starts run logs that share one API client and one set of options.
 type Reporter struct {
 	api  API
-	mu   sync.Mutex // guards opts.Mask (MaskAlso)
 	opts Options
+	mu   sync.Mutex // guards masks (MaskAlso)
+	// masks: what every run's log masks (Options.Mask and MaskAlso's values), as maskParts
+	// gives it, worked out once rather than per run.
+	masks []string
 }
 
 // MaskAlso adds values masked in the log of every run started from now on: a credential
 // the agent learns after it started (the Kafka password Port gives it).
 func (r *Reporter) MaskAlso(values ...string) {
+	parts := maskParts(values...)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.opts.Mask = append(slices.Clip(r.opts.Mask), values...)
+	r.masks = append(slices.Clip(r.masks), parts...)
 }
 
 func New(api API, opts Options) *Reporter {
@@ -107,7 +111,7 @@ func New(api API, opts Options) *Reporter {
 	if opts.MaxBytesPerRun <= 0 {
 		opts.MaxBytesPerRun = 4 << 20
 	}
-	return &Reporter{api: api, opts: opts}
+	return &Reporter{api: api, opts: opts, masks: maskParts(opts.Mask...)}
 }
 
 // Start opens the log of one run. secrets are masked in addition to Options.Mask. The
@@ -122,8 +126,9 @@ func (r *Reporter) Start(ctx context.Context, runID string, secrets []string, fi
 // through portapi.NodeRuns, an action run through the Reporter's own API.
 func (r *Reporter) StartOn(ctx context.Context, api API, runID string, secrets []string, fields ...zap.Field) *RunLog {
 	r.mu.Lock()
-	opts := r.opts
+	masks := r.masks
 	r.mu.Unlock()
+	opts := r.opts
 	ctx, cancel := context.WithCancel(ctx)
 	l := &RunLog{
 		cancel: cancel,
@@ -138,7 +143,7 @@ func (r *Reporter) StartOn(ctx context.Context, api API, runID string, secrets [
 	}
 	l.split = splitter{guard: &l.mask, emit: l.takeLine}
 	l.cmds = commands{mask: &l.mask, log: l.log, notice: l.logLine}
-	l.mask.add(opts.Mask...)
+	l.mask.addParts(masks...)
 	l.mask.add(secrets...)
 	go l.send(ctx)
 	return l

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rsa"
 	"fmt"
+	"maps"
 	"net/url"
 	"sort"
 	"strings"
@@ -25,6 +26,8 @@ type action struct {
 	iso   executor.Isolation // its sandbox, uid and limits (Runs is set per run)
 	allow []config.AllowRule // portAPI.allow
 	pass  map[string]string  // executor.passEnv, read from the agent's environment at start
+	// passSecrets: what of pass is masked in each run's log (envSecrets), worked out once.
+	passSecrets []string
 	// node selects the workflow node runs this action takes (nil: none), when the runs this
 	// deployment takes (nil: all); secretKey (the Port client secret) and keys
 	// (security.clientSideKeyFiles) decrypt its secret inputs. See route.go, secrets.go.
@@ -91,9 +94,8 @@ var secretSuffixes = [...]string{"_TOKEN", "_SECRET", "_PASSWORD", "_KEY"}
 // isSecretName reports whether an env entry's value is masked in the run's log, whatever
 // the name's case.
 func isSecretName(n string) bool {
-	n = strings.ToUpper(n)
 	for _, suf := range secretSuffixes {
-		if strings.HasSuffix(n, suf) {
+		if len(n) >= len(suf) && strings.EqualFold(n[len(n)-len(suf):], suf) {
 			return true
 		}
 	}
@@ -169,10 +171,8 @@ func (a *action) spec(run runmsg.Run) (_ executor.Spec, secrets []string, err er
 	input := map[string]any(run.Context)
 	env := map[string]string{}
 	// Passed variables first: an action's own env entry of the same name wins.
-	for n, v := range a.pass {
-		env[n] = v
-		secrets = append(secrets, envSecrets(n, v)...)
-	}
+	maps.Copy(env, a.pass)
+	secrets = append(secrets, a.passSecrets...)
 	names := make([]string, 0, len(a.env))
 	for n := range a.env {
 		names = append(names, n)

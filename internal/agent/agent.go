@@ -230,6 +230,9 @@ func newActions(cfg *config.Config, shim []string, iso *isolation) (map[string]*
 		}
 		act.iso = iso.actions[name]
 		act.pass = pass
+		for n, v := range pass {
+			act.passSecrets = append(act.passSecrets, envSecrets(n, v)...)
+		}
 		act.secretKey, act.keys = cfg.Port.ClientSecret, keys
 		actions[name] = act
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/port-runner/port-runner/internal/echo"
 )
 
 // keyChecker walks the document beside the Go type and reports every key the type does not
@@ -45,8 +47,8 @@ func (c *keyChecker) leaf(n *yaml.Node, t reflect.Type, path string) {
 		return
 	}
 	if written, ok := c.fromEnv[n]; ok {
-		c.add(path, n.Line, fmt.Sprintf("what %s gave does not decode as %s (not shown: it comes from the environment)", written, t))
-		*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+		c.add(path, n.Line, fmt.Sprintf("what %s gave does not decode as %s (not shown: it comes from the environment)", echo.Cut(written), t))
+		cutOut(n)
 		return
 	}
 	var msgs []string
@@ -59,6 +61,11 @@ func (c *keyChecker) leaf(n *yaml.Node, t reflect.Type, path string) {
 	for _, m := range msgs {
 		c.add(path, n.Line, linePrefix.ReplaceAllString(strings.TrimSpace(m), ""))
 	}
+	cutOut(n)
+}
+
+// cutOut leaves n out of the decode: null, so its default applies.
+func cutOut(n *yaml.Node) {
 	*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
 }
 
@@ -92,7 +99,7 @@ func (c *keyChecker) check(n *yaml.Node, t reflect.Type, path string) {
 				return
 			}
 			c.add(path, n.Line, "want a mapping")
-			*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+			cutOut(n)
 			return
 		}
 		fields := map[string]reflect.StructField{}
