@@ -81,6 +81,7 @@ func TestANeverCommittedPartitionsStartIsCommittedPeriodically(t *testing.T) {
 	kc := fakeCluster(t, 1) // offset 0: a record; the end is 1
 	c := newTestConsumer(t, kc, "g-from-end-periodic", Options{StartOffset: "latest", CommitEvery: 50 * time.Millisecond})
 	runReleasing(t, c, func(*Ticket) {})
+	waitcond.For(t, "the consumer joined", 20*time.Second, c.Joined) // the group exists from then on
 	waitcond.For(t, "the end committed with nothing polled", 20*time.Second, func() bool {
 		off, _ := committedMeta(t, kc, "g-from-end-periodic", 0)
 		return off == 1
