@@ -21,10 +21,10 @@ import (
 const testTopic = "runs"
 
 // fakeCluster is an in-process kfake broker with testTopic of the given partitions, holding
-// one record per partition.
-func fakeCluster(t *testing.T, partitions int32) *kfake.Cluster {
+// one record per partition; opts add to its configuration.
+func fakeCluster(t *testing.T, partitions int32, opts ...kfake.Opt) *kfake.Cluster {
 	t.Helper()
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, testTopic), kfake.GroupMinSessionTimeout(time.Second))
+	kc, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(partitions, testTopic), kfake.GroupMinSessionTimeout(time.Second)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -106,10 +106,16 @@ func TestRevokeHandsOverAtOnceUnderLease(t *testing.T) {
 			if l := got.leases[0]; !ok || err != nil || l.Holder != holder || l.Bound != a.c.leaseBound() || l.Bound < time.Hour {
 				t.Fatalf("lease read back: %+v (%v, %v)", l, ok, err)
 			}
-			// Should this member lose its membership now, its leases go with it.
+			// Should this member lose its partitions now, its leases rest on its id being
+			// listed: they go on, and end once an answer leaves the id out.
 			a.c.onLost(context.Background(), nil, map[string][]int32{})
+			if err := tk.Held(); err != nil || tk.Stopped().Err() != nil {
+				t.Fatalf("a leased run after the partitions were lost: held %v, stopped %v", err, context.Cause(tk.Stopped()))
+			}
+			a.c.members.observe(clock.Now(), []string{"someone-else"}, holder, nil)
+			a.c.checkTickets()
 			if !errors.Is(context.Cause(tk.Stopped()), ErrNotOwned) || !errors.Is(tk.Held(), ErrNotOwned) {
-				t.Fatalf("a leased run after the membership was lost: stopped %v, held %v", context.Cause(tk.Stopped()), tk.Held())
+				t.Fatalf("a leased run once its holder's id was gone: stopped %v, held %v", context.Cause(tk.Stopped()), tk.Held())
 			}
 		})
 	}

@@ -19,8 +19,8 @@ type members struct {
 	mu       sync.Mutex
 	listedAt map[string]clock.Instant // member id -> the last answer that listed it
 	// absent: member id -> the first answer that did not list it, after one that did. It
-	// stays when the id is listed again (KIP-848 keeps a fenced member's id): the leases
-	// it held end a bound after it first went, and it gives them up (Consumer.onLost).
+	// stays should the id ever be listed again: the leases it held end a bound after it
+	// first went, and the member stops the runs it took before then (held).
 	absent map[string]clock.Instant
 	mine   map[string]bool // the member ids this member has had
 	left   bool            // this member left the group (a drain)

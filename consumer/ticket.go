@@ -239,10 +239,10 @@ func (c *Consumer) newTicket(rec *kgo.Record, p polled) *Ticket {
 }
 
 // lose takes away, for good, the runs of the given ledgers that this member does not hold
-// under a lease (handedOver false: all of them), and with membership true, every run it
-// holds under a lease too (it lost its membership: those leases end a bound after that,
-// README "Delivery"): their partitions' owners decide them.
-func (c *Consumer) lose(pls []*partitionLedger, handedOver, membership bool) {
+// under a lease (handedOver false: all of them): their partitions' owners decide them. The
+// runs it holds under leases after earlier handovers stay: they rest on its member id being
+// listed in the group (members.held), not on its partitions.
+func (c *Consumer) lose(pls []*partitionLedger, handedOver bool) {
 	gone := map[*partitionLedger]bool{}
 	for _, pl := range pls {
 		gone[pl] = true
@@ -250,14 +250,17 @@ func (c *Consumer) lose(pls []*partitionLedger, handedOver, membership bool) {
 	c.runsMu.Lock()
 	var stop []*Ticket
 	for t := range c.runs {
-		// A ticket taken, or being taken, when the handover's commit went out is leased to
-		// this member: that commit said so (Take tells whether it covered the start).
-		leased := t.holder != "" && c.ledger.isReleased(t.pl) && !gone[t.pl]
-		if (gone[t.pl] && (!handedOver || t.holder == "" && !t.taking) || membership && leased) && t.lost == nil {
+		if !gone[t.pl] || t.lost != nil {
+			continue
+		}
+		if !handedOver || t.holder == "" && !t.taking {
 			t.lost = ErrNotOwned
 			stop = append(stop, t)
-		} else if gone[t.pl] && handedOver && t.lost == nil {
-			t.leased = true // the handover's commit, which the broker has, leased it to this member
+		} else {
+			// A ticket taken, or being taken, when the handover's commit went out is leased
+			// to this member: that commit, which the broker has, said so (Take tells whether
+			// it covered the start).
+			t.leased = true
 			t.checkLasting()
 		}
 	}
