@@ -318,3 +318,38 @@ func TestParkedTicketsGiveTheirPlaceBack(t *testing.T) {
 		t.Fatalf("%d places held while every ticket is parked", n)
 	}
 }
+
+// TestActingEndsWithTheHold: a request acting on a run (its closing) carries a context that
+// ends when the member may no longer act on the run: once an answer leaves its member id
+// out, and, for a member that left the group, when its drain ends; so no closing is sent or
+// retried after another member may act on the run.
+func TestActingEndsWithTheHold(t *testing.T) {
+	kc := fakeCluster(t, 2)
+	a := startMember(t, kc, "g-acting", Options{CommitEvery: time.Hour, Drain: 2 * time.Second}, true)
+	tk, _ := a.next(t), a.next(t)
+	waitcond.For(t, "membership confirmed", 10*time.Second, func() bool { return tk.Held() == nil })
+	gone, doneGone := tk.Acting(context.Background())
+	defer doneGone()
+	kept, doneKept := tk.Acting(context.Background())
+	doneKept()
+	if gone.Err() != nil || !errors.Is(context.Cause(kept), context.Canceled) {
+		t.Fatalf("acting while held: %v; ended by its caller: %v", context.Cause(gone), context.Cause(kept))
+	}
+	holder := a.c.memberID()
+	a.c.members.observe(clock.Now(), []string{"someone-else"}, holder, nil)
+	a.c.checkTickets()
+	if !errors.Is(context.Cause(gone), ErrNotOwned) {
+		t.Fatalf("acting once the holder's id was gone: %v, want ErrNotOwned", context.Cause(gone))
+	}
+
+	b := startMember(t, kc, "g-acting-drain", Options{CommitEvery: time.Hour, Drain: 2 * time.Second}, true)
+	run, _ := b.next(t), b.next(t)
+	b.stop() // b leaves the group: its runs are leased to it for its drain
+	waitcond.For(t, "the run's lease to last", 30*time.Second, func() bool { return run.Lasts() > 0 })
+	drained, doneDrained := run.Acting(context.Background())
+	defer doneDrained()
+	waitcond.For(t, "the drain's end to end acting", 30*time.Second, func() bool { return drained.Err() != nil })
+	if !errors.Is(context.Cause(drained), ErrLeaseEnded) || run.Lasts() > 0 {
+		t.Fatalf("acting past the drain: %v (lasts %s), want ErrLeaseEnded", context.Cause(drained), run.Lasts())
+	}
+}

@@ -222,17 +222,26 @@ func (c *Consumer) checkTickets() {
 		c.runsMu.Lock()
 		holder, takenAt, lost := t.holder, t.takenAt, t.lost
 		c.runsMu.Unlock()
-		if holder == "" || lost != nil || t.stopped.Err() != nil {
+		if holder == "" {
 			continue
 		}
-		if err := c.members.held(holder, takenAt); err != nil {
-			if err != ErrFenced {
-				c.runsMu.Lock()
-				t.lost = err
-				c.runsMu.Unlock()
-			}
-			t.stop(err)
+		err := lost
+		if err == nil {
+			err = c.members.held(holder, takenAt)
 		}
+		if err == nil {
+			continue
+		}
+		t.endActing(err) // also for a run stopped before: its closing may be under way
+		if lost != nil || t.stopped.Err() != nil {
+			continue
+		}
+		if err != ErrFenced {
+			c.runsMu.Lock()
+			t.lost = err
+			c.runsMu.Unlock()
+		}
+		t.stop(err)
 	}
 }
 

@@ -64,6 +64,7 @@ type Ticket struct {
 	lasted   bool          // lasting is closed
 	lost     error         // set once the run is not this member's any more, for good
 	released bool
+	acting   map[*context.CancelCauseFunc]struct{} // the live contexts of Acting
 }
 
 // Learned is what earlier holders left known about the record.
@@ -267,6 +268,7 @@ func (c *Consumer) lose(pls []*partitionLedger, handedOver bool) {
 	c.runsMu.Unlock()
 	for _, t := range stop {
 		t.stop(ErrNotOwned)
+		t.endActing(ErrNotOwned)
 	}
 }
 

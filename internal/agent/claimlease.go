@@ -97,6 +97,12 @@ func (l *claimLease) stopped() context.Context            { return context.Backg
 func (l *claimLease) release(bool)                        { l.cancel() }
 func (l *claimLease) shown() (string, string)             { return "", "" }
 
+// acting is not bounded by the claim: another replica's sweep closes only a run whose lease
+// mark has passed, and Port refuses a second closing.
+func (l *claimLease) acting(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithCancel(parent)
+}
+
 // take writes the run's lease mark (an action run with a bound: a node run has no
 // externalRunId, and a run whose action has no timeout may run for ever) and then
 // acknowledges the run, both before the claim ends: the mark first, so a replica killed in

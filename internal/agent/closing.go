@@ -91,10 +91,15 @@ func (a *Agent) closeRun(r *run, success bool, send func(context.Context) error)
 			return false
 		case h.err != nil:
 			err = h.err // not now: wait until this replica is confirmed again
-		case fallback:
-			_, err = tgt.CloseRun(ctx, r.msg.ID, minimalClosing(success))
 		default:
-			err = send(ctx)
+			// The request ends with the lease: none goes out once another replica may act.
+			actx, done := r.lease.acting(ctx)
+			if fallback {
+				_, err = tgt.CloseRun(actx, r.msg.ID, minimalClosing(success))
+			} else {
+				err = send(actx)
+			}
+			done()
 		}
 		switch classifyClosing(err) {
 		case answerClosed:

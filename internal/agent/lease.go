@@ -39,6 +39,9 @@ import (
 //     while held says so, and for as long as it says the lease lasts whatever becomes of
 //     this replica (a drained replica's leases end at a known time).
 //   - lasting: closed once held says the lease lasts (nil: it never will).
+//   - acting: a context for a request that acts on the run (its closing), done once held
+//     fails or the lease ends, so that none is sent or retried once another replica may act
+//     on the run.
 //   - stopped: ends when the run's command must stop (the lease cannot be confirmed, or is
 //     gone); its cause says why (the run's label).
 //   - release: the run's end here: finished (decided: closed in Port, or skipped for good;
@@ -53,6 +56,7 @@ type runLease interface {
 	take(ctx context.Context, bound time.Duration) error
 	held() holding
 	lasting() <-chan struct{}
+	acting(parent context.Context) (context.Context, context.CancelFunc)
 	stopped() context.Context
 	release(finished bool)
 	shown() (lease, holder string)
@@ -119,6 +123,10 @@ func (k kafkaLease) park()                     { k.t.Park() }
 func (k kafkaLease) seen(id string, at time.Time) (bool, bool) { return k.t.Seen(id, at) }
 func (k kafkaLease) handled(id string, at time.Time)           { k.t.Handled(id, at) }
 
+func (k kafkaLease) acting(parent context.Context) (context.Context, context.CancelFunc) {
+	return k.t.Acting(parent)
+}
+
 func (k kafkaLease) shown() (string, string) {
 	if k.t.HandedOver() {
 		return metrics.LeaseHeld, ""
@@ -143,6 +151,10 @@ func (ownLease) park()                                     {}
 func (ownLease) seen(string, time.Time) (bool, bool)       { return false, true }
 func (ownLease) handled(string, time.Time)                 {}
 func (ownLease) shown() (string, string)                   { return "", "" }
+
+func (ownLease) acting(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithCancel(parent)
+}
 
 func isDone(ch <-chan struct{}) bool {
 	if ch == nil {
