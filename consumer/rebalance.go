@@ -25,6 +25,7 @@ func (c *Consumer) onAssigned(ctx context.Context, cl *kgo.Client, assignedParts
 			c.unknownPrior[tp] = true
 		}
 		c.priorMu.Unlock()
+		c.commitStarts(ctx, known)
 		if len(failed) > 0 {
 			cl.PauseFetchPartitions(partitionsOf(failed))
 			c.log.Error("cannot read what earlier owners committed; partitions paused until it can be read",
@@ -34,6 +35,32 @@ func (c *Consumer) onAssigned(ctx context.Context, cl *kgo.Client, assignedParts
 		cl.ResumeFetchPartitions(partitionsOf(known))
 	}
 	c.joined.Store(true)
+}
+
+// commitStarts commits, for the partitions nothing was committed for that start at their
+// end (startOffset latest), the end listed when reading what earlier owners committed.
+// franz-go looks up where to start fetching only once onAssigned returns: it then starts
+// there too, and a run that reached the partition in between is read, not skipped. Should
+// the commit fail, the next one says that end (ledger.assign), and such a run may be missed.
+func (c *Consumer) commitStarts(ctx context.Context, known map[topicPartition]assigned) {
+	var fromEnd []topicPartition
+	for tp, a := range known {
+		if a.fromEnd {
+			fromEnd = append(fromEnd, tp)
+		}
+	}
+	if len(fromEnd) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	failed := c.commit(cctx, nil)
+	for _, tp := range fromEnd {
+		if failed[tp] {
+			c.log.Warn("cannot commit where a partition nothing was committed for starts; a run arriving just now may be missed",
+				zap.String("topic", tp.topic), zap.Int32("partition", tp.partition))
+		}
+	}
 }
 
 // retryUnknownPrior asks again for the progress of paused partitions and resumes those it

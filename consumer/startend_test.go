@@ -2,11 +2,13 @@ package consumer
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/internal/waitcond"
@@ -86,4 +88,49 @@ func TestANeverCommittedPartitionsStartIsCommittedPeriodically(t *testing.T) {
 		off, _ := committedMeta(t, kc, "g-from-end-periodic", 0)
 		return off == 1
 	})
+}
+
+// startOffset latest, a new group: a run that reaches the partition after this member
+// listed its end (onAssigned) but before franz-go looks up where to start fetching is read
+// all the same, as this member starts where it listed, not at franz-go's own later end.
+func TestARunArrivingAsTheGroupStartsIsRead(t *testing.T) {
+	kc := fakeCluster(t, 1) // offset 0: a record
+	at, err := producer(t, kc).ProduceSync(context.Background(), &kgo.Record{Topic: testTopic, Value: []byte("new run")}).First()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first listing of the end, this member's own, answers as it would have just before
+	// that run arrived; any later one (franz-go's) answers as it is.
+	var listed atomic.Bool
+	kc.ControlKey(kmsg.ListOffsets.Int16(), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		if !listed.CompareAndSwap(false, true) {
+			return nil, nil, false
+		}
+		req := kr.(*kmsg.ListOffsetsRequest)
+		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewListOffsetsResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewListOffsetsResponseTopicPartition()
+				sp.Partition, sp.Offset, sp.Timestamp, sp.LeaderEpoch = rp.Partition, at.Offset, -1, 0
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	c := newTestConsumer(t, kc, "g-from-end-race", Options{StartOffset: "latest", CommitEvery: time.Hour})
+	got := make(chan int64, 4)
+	runReleasing(t, c, func(tk *Ticket) { got <- tk.Record.Offset })
+	select {
+	case off := <-got:
+		if off != at.Offset {
+			t.Fatalf("handled offset %d, want %d", off, at.Offset)
+		}
+	case <-time.After(20 * time.Second):
+		off, meta := committedMeta(t, kc, "g-from-end-race", 0)
+		t.Fatalf("the run at offset %d, which arrived as the group started, was never handled (committed %d %q)", at.Offset, off, meta)
+	}
 }
