@@ -106,14 +106,17 @@ func TestRevokeHandsOverAtOnceUnderLease(t *testing.T) {
 			if l := got.leases[0]; !ok || err != nil || l.Holder != holder || l.Bound != a.c.leaseBound() || l.Bound < time.Hour {
 				t.Fatalf("lease read back: %+v (%v, %v)", l, ok, err)
 			}
-			// Should this member lose its partitions now, its leases rest on its id being
-			// listed: they go on, and end once an answer leaves the id out.
+			// Should this member lose its partitions now: under classic, its leases rest on its
+			// id being listed, go on, and end once an answer leaves the id out; under KIP-848
+			// they end at once.
 			a.c.onLost(context.Background(), nil, map[string][]int32{})
-			if err := tk.Held(); err != nil || tk.Stopped().Err() != nil {
-				t.Fatalf("a leased run after the partitions were lost: held %v, stopped %v", err, context.Cause(tk.Stopped()))
+			if protocol == "classic" {
+				if err := tk.Held(); err != nil || tk.Stopped().Err() != nil {
+					t.Fatalf("a leased run after the partitions were lost: held %v, stopped %v", err, context.Cause(tk.Stopped()))
+				}
+				a.c.members.observe(clock.Now(), []string{"someone-else"}, holder, nil)
+				a.c.checkTickets()
 			}
-			a.c.members.observe(clock.Now(), []string{"someone-else"}, holder, nil)
-			a.c.checkTickets()
 			if !errors.Is(context.Cause(tk.Stopped()), ErrNotOwned) || !errors.Is(tk.Held(), ErrNotOwned) {
 				t.Fatalf("a leased run once its holder's id was gone: stopped %v, held %v", context.Cause(tk.Stopped()), tk.Held())
 			}
@@ -325,7 +328,7 @@ func TestParkedTicketsGiveTheirPlaceBack(t *testing.T) {
 // retried after another member may act on the run.
 func TestActingEndsWithTheHold(t *testing.T) {
 	kc := fakeCluster(t, 2)
-	a := startMember(t, kc, "g-acting", Options{CommitEvery: time.Hour, Drain: 2 * time.Second}, true)
+	a := startMember(t, kc, "g-acting", Options{CommitEvery: time.Hour, Drain: 5 * time.Second}, true)
 	tk, _ := a.next(t), a.next(t)
 	waitcond.For(t, "membership confirmed", 10*time.Second, func() bool { return tk.Held() == nil })
 	gone, doneGone := tk.Acting(context.Background())
@@ -342,7 +345,7 @@ func TestActingEndsWithTheHold(t *testing.T) {
 		t.Fatalf("acting once the holder's id was gone: %v, want ErrNotOwned", context.Cause(gone))
 	}
 
-	b := startMember(t, kc, "g-acting-drain", Options{CommitEvery: time.Hour, Drain: 2 * time.Second}, true)
+	b := startMember(t, kc, "g-acting-drain", Options{CommitEvery: time.Hour, Drain: 5 * time.Second}, true)
 	run, _ := b.next(t), b.next(t)
 	b.stop() // b leaves the group: its runs are leased to it for its drain
 	waitcond.For(t, "the run's lease to last", 30*time.Second, func() bool { return run.Lasts() > 0 })

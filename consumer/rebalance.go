@@ -124,7 +124,7 @@ func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[str
 	c.ledger.revoking(revoked)
 	lease := Lease{Holder: c.memberID(), Bound: c.leaseBound()}
 	handedOver := lease.Holder != "" && c.handOver(ctx, revoked, lease)
-	c.lose(c.ledger.release(revoked), handedOver)
+	c.lose(c.ledger.release(revoked), handedOver, false)
 	if handedOver {
 		c.log.Info("partitions handed over; their runs here go on under this member's leases", zap.Any("partitions", revoked))
 	} else {
@@ -162,15 +162,17 @@ func (c *Consumer) handOver(ctx context.Context, revoked map[string][]int32, lea
 // onLost releases without committing: another member may already own these partitions.
 // Their runs here stop and are never closed here: the new owner decides them once the fence
 // has passed (their commands are dead by then). The runs this member holds under leases
-// after handovers go on while its member id is listed (members.held): a heartbeat refused
-// with FENCED_MEMBER_EPOCH or ILLEGAL_GENERATION comes from a coordinator that still lists
-// the member, which rejoins under the same id, so the leases' holders waiting for it never
-// see it go; one that forgot the member (UNKNOWN_MEMBER_ID) dropped the id for good, and the
-// member rejoins under a new one, so the next describe stops those runs (README "Delivery").
+// after handovers rest on its member id being listed in the group (members.held). Under
+// classic a refused heartbeat (ILLEGAL_GENERATION) comes from a coordinator that still lists
+// the member, and an id it dropped never comes back (the member rejoins under a new one), so
+// they go on. Under KIP-848 a broker without KAFKA-19233 refuses a fenced member's rejoin
+// until its session ends, then takes it back under the same id: the holders waiting for its
+// leases may have seen it go while it did not see itself go, so they stop here (their
+// waiters decide them once it leaves the group: README "Delivery").
 func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	c.log.Warn("partitions lost", zap.Any("partitions", lost))
 	c.forgetUnknownPrior(lost)
-	c.lose(c.ledger.release(lost), false)
+	c.lose(c.ledger.release(lost), false, c.opts.GroupProtocol == "consumer")
 	c.joined.Store(false)
 }
 

@@ -240,10 +240,10 @@ func (c *Consumer) newTicket(rec *kgo.Record, p polled) *Ticket {
 }
 
 // lose takes away, for good, the runs of the given ledgers that this member does not hold
-// under a lease (handedOver false: all of them): their partitions' owners decide them. The
-// runs it holds under leases after earlier handovers stay: they rest on its member id being
-// listed in the group (members.held), not on its partitions.
-func (c *Consumer) lose(pls []*partitionLedger, handedOver bool) {
+// under a lease (handedOver false: all of them): their partitions' owners decide them. With
+// leases true, the runs it holds under leases after earlier handovers go too (onLost);
+// otherwise they stay, resting on its member id being listed (members.held).
+func (c *Consumer) lose(pls []*partitionLedger, handedOver, leases bool) {
 	gone := map[*partitionLedger]bool{}
 	for _, pl := range pls {
 		gone[pl] = true
@@ -251,7 +251,14 @@ func (c *Consumer) lose(pls []*partitionLedger, handedOver bool) {
 	c.runsMu.Lock()
 	var stop []*Ticket
 	for t := range c.runs {
-		if !gone[t.pl] || t.lost != nil {
+		if t.lost != nil {
+			continue
+		}
+		if !gone[t.pl] {
+			if leases && t.holder != "" && c.ledger.isReleased(t.pl) {
+				t.lost = ErrNotOwned
+				stop = append(stop, t)
+			}
 			continue
 		}
 		if !handedOver || t.holder == "" && !t.taking {
