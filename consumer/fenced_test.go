@@ -96,11 +96,7 @@ func (m *members) listedSince(id string, at clock.Instant) bool {
 // holder leaves the group. (Giving the run up there left it open in Port, waited for by
 // nobody who would ever decide it.)
 func TestAFencedClassicMemberHoldsItsLeasesStill(t *testing.T) {
-	kc := fakeCluster(t, 2)
-	p := leaseOneRun(t, kc, "g-fenced-classic", Options{GroupProtocol: "classic", CommitEvery: time.Hour,
-		Drain: 5 * time.Second, LeaseMargin: time.Second, Fence: 2 * time.Second, SessionTimeout: 3 * time.Second})
-	answered := answerOneHeartbeat(kc, "classic", p.holder, kerr.IllegalGeneration.Code)
-	waitLostAndListedAgain(t, p, answered)
+	p := fencedOnce(t, "classic", kerr.IllegalGeneration.Code)
 	if err := p.leased.Held(); err != nil || p.leased.Stopped().Err() != nil {
 		t.Fatalf("A's leased run after the loss: held %v, stopped %v; want it going on", err, context.Cause(p.leased.Stopped()))
 	}
@@ -117,11 +113,7 @@ func TestAFencedClassicMemberHoldsItsLeasesStill(t *testing.T) {
 // it stops the run it held under a lease (never closing it), and the run's new owner
 // decides it once the member has left the group, not before.
 func TestAFencedKIP848MemberGivesItsLeasesUp(t *testing.T) {
-	kc := fakeCluster(t, 2)
-	p := leaseOneRun(t, kc, "g-fenced-consumer", Options{GroupProtocol: "consumer", CommitEvery: time.Hour,
-		Drain: 5 * time.Second, LeaseMargin: time.Second, Fence: 2 * time.Second, SessionTimeout: 3 * time.Second})
-	answered := answerOneHeartbeat(kc, "consumer", p.holder, kerr.FencedMemberEpoch.Code)
-	waitLostAndListedAgain(t, p, answered)
+	p := fencedOnce(t, "consumer", kerr.FencedMemberEpoch.Code)
 	if !errors.Is(context.Cause(p.leased.Stopped()), ErrNotOwned) {
 		t.Fatalf("A's leased run after the loss: stopped %v, want ErrNotOwned", context.Cause(p.leased.Stopped()))
 	}
@@ -132,11 +124,15 @@ func TestAFencedKIP848MemberGivesItsLeasesUp(t *testing.T) {
 	waitcond.For(t, "B's wait for A's lease to end", 60*time.Second, func() bool { return isClosed(p.learned.Ended) })
 }
 
-// waitLostAndListedAgain waits until A lost its partitions after the refused heartbeat, was
-// listed again by an answer sent after that, and its watch has applied that answer, under
-// the member id it had.
-func waitLostAndListedAgain(t *testing.T, p leasedPair, answered *atomic.Bool) {
+// fencedOnce leases a run to A, has one of A's heartbeats refused with code, and waits until
+// A lost its partitions, was listed again by an answer sent after that, and its watch has
+// applied that answer, under the member id it had.
+func fencedOnce(t *testing.T, protocol string, code int16) leasedPair {
 	t.Helper()
+	kc := fakeCluster(t, 2)
+	p := leaseOneRun(t, kc, "g-fenced-"+protocol, Options{GroupProtocol: protocol, CommitEvery: time.Hour,
+		Drain: 5 * time.Second, LeaseMargin: time.Second, Fence: 2 * time.Second, SessionTimeout: 3 * time.Second})
+	answered := answerOneHeartbeat(kc, protocol, p.holder, code)
 	waitcond.For(t, "A to lose its partitions", 30*time.Second, func() bool {
 		return answered.Load() && p.aLogs.FilterMessage("partitions lost").Len() > 0
 	})
@@ -147,6 +143,7 @@ func waitLostAndListedAgain(t *testing.T, p leasedPair, answered *atomic.Bool) {
 	if id := p.a.c.memberID(); id != p.holder {
 		t.Fatalf("A rejoined as %s, not under its id %s", id, p.holder)
 	}
+	return p
 }
 
 // silenceHeartbeats answers member id holder's heartbeats while on is true as if they were
