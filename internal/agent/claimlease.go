@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -76,7 +77,13 @@ type claimLease struct {
 	c      polling.Claim
 	ackBy  context.Context // ends ackMargin before the claim does
 	cancel context.CancelFunc
+	// until is when the lease mark Port has ends, less its margin (nil: no mark), after
+	// which other replicas' sweeps close the run.
+	until atomic.Pointer[time.Time]
 }
+
+// errMarkEnded: the run's lease mark in Port has ended; other replicas' sweeps close it.
+var errMarkEnded = errors.New("the run's lease in Port has ended")
 
 // errClaimEnded: the run's claim ended (less the ack margin) before this replica took it.
 var errClaimEnded = errors.New("the claim ended before the run was acknowledged; Port offers it again")
@@ -91,15 +98,25 @@ func (l *claimLease) seen(string, time.Time) (bool, bool) { return false, true }
 func (l *claimLease) handled(string, time.Time)           {}
 func (l *claimLease) handover() context.Context           { return l.ackBy }
 func (l *claimLease) park()                               {}
-func (l *claimLease) held() holding                       { return holding{} }
 func (l *claimLease) lasting() <-chan struct{}            { return nil }
 func (l *claimLease) stopped() context.Context            { return context.Background() }
 func (l *claimLease) release(bool)                        { l.cancel() }
 func (l *claimLease) shown() (string, string)             { return "", "" }
 
-// acting is not bounded by the claim: another replica's sweep closes only a run whose lease
-// mark has passed, and Port refuses a second closing.
+// held holds until the lease mark ends (for ever without one): past it, other replicas'
+// sweeps close the run, and no closing of this replica may race theirs.
+func (l *claimLease) held() holding {
+	if until := l.until.Load(); until != nil && !time.Now().Before(*until) {
+		return holding{err: errMarkEnded, forGood: true}
+	}
+	return holding{}
+}
+
+// acting ends with the lease mark.
 func (l *claimLease) acting(parent context.Context) (context.Context, context.CancelFunc) {
+	if until := l.until.Load(); until != nil {
+		return context.WithDeadlineCause(parent, *until, errMarkEnded)
+	}
 	return context.WithCancel(parent)
 }
 
@@ -116,10 +133,13 @@ func (l *claimLease) take(ctx context.Context, bound time.Duration) error {
 	defer context.AfterFunc(l.ackBy, cancel)()
 	if !l.c.Node && bound > 0 {
 		// The margin leases allow for requests under way and clocks apart.
-		mark := leaseMark(holder(), time.Now().Add(bound+config.LeaseMargin))
+		until := time.Now().Add(bound)
+		mark := leaseMark(holder(), until.Add(config.LeaseMargin))
 		if err := l.a.api.PatchRun(ctx, l.c.ID, portapi.RunPatch{ExternalRunID: &mark}); err != nil {
 			l.a.log.Warn("could not write the run's lease in Port; if this replica dies, the run stays open",
 				zap.String("run_id", l.c.ID), zap.Error(err))
+		} else {
+			l.until.Store(&until)
 		}
 	}
 	ack := l.a.api.AckRun

@@ -80,3 +80,32 @@ func TestAClosingUnderWayEndsWithTheLease(t *testing.T) {
 		t.Fatal("the closing request went on after the lease had gone")
 	}
 }
+
+// TestAPolledRunsClosingEndsWithItsLeaseMark: transport polling, a run whose lease mark in
+// Port ends while its closing is still being sent: the closing stops there and is not tried
+// again, as other replicas' sweeps close the run from then on.
+func TestAPolledRunsClosingEndsWithItsLeaseMark(t *testing.T) {
+	a := &Agent{timings: timings{closingBudget: time.Hour}}
+	lease := &claimLease{}
+	until := time.Now().Add(time.Second)
+	lease.until.Store(&until)
+	r := &run{lease: lease, msg: runmsg.Run{ID: "r_polled"}, log: zap.NewNop(), report: context.Background(),
+		life: newLives(nil).receive(runAt{}, "r_polled", "act", lease)}
+	var why error
+	closed := make(chan bool, 1)
+	go func() {
+		closed <- a.closeRun(r, true, func(ctx context.Context) error {
+			<-ctx.Done() // Port does not answer
+			why = context.Cause(ctx)
+			return ctx.Err()
+		})
+	}()
+	select {
+	case ok := <-closed:
+		if ok || !errors.Is(why, errMarkEnded) || !lease.held().forGood {
+			t.Fatalf("closeRun = %v, the request ended by %v, held %+v; want false, ended by the mark", ok, why, lease.held())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the closing request went on past the run's lease mark")
+	}
+}
