@@ -60,7 +60,7 @@ func (c *cell) clear(files []string, uid, gid int) bool {
 			return false
 		}
 	}
-	removeKnown(c.dir, files)
+	removeKnownAt(fd, files)
 	names, err := dirNames(fd)
 	if err != nil {
 		return false
@@ -77,6 +77,18 @@ func (c *cell) clear(files []string, uid, gid int) bool {
 	}
 	x, err := xattrsOf(fd)
 	return err == nil && bytes.Equal(x, c.id.xattrs)
+}
+
+// removeKnownAt is removeKnown in the directory open as fd: no path to build and walk again
+// for each name.
+func removeKnownAt(fd int, files []string) {
+	_ = unix.Unlinkat(fd, runFileName, 0)
+	for _, name := range files {
+		_ = unix.Unlinkat(fd, name, 0)
+	}
+	for _, d := range runHomeDirs {
+		_ = unix.Unlinkat(fd, d.dir, unix.AT_REMOVEDIR)
+	}
 }
 
 // dirNames lists the directory open as fd from its start ("." and ".." left out).
@@ -113,7 +125,14 @@ func xattrsOf(fd int) ([]byte, error) {
 	}
 	var out []byte
 	var val [1024]byte
-	for name := range bytes.SplitSeq(bytes.TrimSuffix(list[:n], []byte{0}), []byte{0}) {
+	// Split by hand: bytes.SplitSeq's iterator would move list to the heap, on every call.
+	for rest := bytes.TrimSuffix(list[:n], []byte{0}); rest != nil; {
+		name := rest
+		if i := bytes.IndexByte(rest, 0); i >= 0 {
+			name, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
 		m, err := unix.Fgetxattr(fd, string(name), val[:])
 		if err != nil {
 			return nil, err

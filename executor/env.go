@@ -5,7 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -22,49 +22,41 @@ var inherited = []string{"PATH", "HOME", "LANG", "TZ"}
 // '=' or NUL are dropped, as they cannot be represented in an environment.
 // The child never inherits anything else; os.Environ is deliberately not used.
 func Environ(spec Spec, runFilePath string) []string {
-	type kv struct{ k, v string }
-	var vars []kv
-	index := map[string]int{}
-	set := func(k, v string) {
-		if i, ok := index[k]; ok {
-			vars[i].v = v
-			return
-		}
-		index[k] = len(vars)
-		vars = append(vars, kv{k, v})
-	}
+	// Built in one slice without maps: this runs for every run. Only the inherited entries
+	// can be replaced in place; room is left for runHome's HOME and TMPDIR.
+	env := make([]string, 0, len(inherited)+len(fixedVars)+len(spec.Env)+len(runHomeDirs))
 	for _, k := range inherited {
 		if v, ok := os.LookupEnv(k); ok {
-			set(k, v)
+			env = append(env, k+"="+v)
 		}
 	}
-	fixed := map[string]string{
-		"PORT_RUN_ID":   spec.RunID,
-		"PORT_ACTION":   spec.Action,
-		"PORT_RUN_FILE": runFilePath,
-	}
-	set("PORT_RUN_ID", spec.RunID)
-	set("PORT_ACTION", spec.Action)
-	set("PORT_RUN_FILE", runFilePath)
+	nInherited := len(env)
+	env = append(env, "PORT_RUN_ID="+spec.RunID, "PORT_ACTION="+spec.Action, "PORT_RUN_FILE="+runFilePath)
 
 	keys := make([]string, 0, len(spec.Env))
 	for k := range spec.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if _, ok := fixed[k]; ok || k == "" || strings.ContainsAny(k, "=\x00") {
+		if k == "" || strings.ContainsAny(k, "=\x00") || slices.Contains(fixedVars[:], k) {
 			continue
 		}
-		set(k, spec.Env[k])
+		keys = append(keys, k)
 	}
-
-	env := make([]string, len(vars))
-	for i, p := range vars {
-		env[i] = p.k + "=" + p.v
+	slices.Sort(keys)
+next:
+	for _, k := range keys {
+		kv := k + "=" + spec.Env[k]
+		for i, old := range env[:nInherited] {
+			if len(old) > len(k) && old[len(k)] == '=' && old[:len(k)] == k {
+				env[i] = kv
+				continue next
+			}
+		}
+		env = append(env, kv)
 	}
 	return env
 }
+
+// fixedVars are the variables Environ sets that spec.Env may not replace.
+var fixedVars = [...]string{"PORT_RUN_ID", "PORT_ACTION", "PORT_RUN_FILE"}
 
 func envValue(env []string, key string) string {
 	for _, kv := range env {

@@ -3,7 +3,6 @@
 package executor
 
 import (
-	"io"
 	"os"
 	"os/exec"
 	"sync"
@@ -221,6 +220,14 @@ func (r *renewalPipe) close() {
 // gone this read ends at once; the deadline is for the case that cannot happen.
 func shimStartError(ctl *os.File) string {
 	_ = ctl.SetReadDeadline(time.Now().Add(drainTimeout))
-	msg, _ := io.ReadAll(io.LimitReader(ctl, 4096))
-	return string(msg)
+	var buf [4096]byte // on the stack: io.ReadAll's growing buffer costs allocations a run
+	n := 0
+	for n < len(buf) {
+		m, err := ctl.Read(buf[n:])
+		n += m
+		if err != nil {
+			break
+		}
+	}
+	return string(buf[:n])
 }

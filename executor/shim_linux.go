@@ -66,7 +66,8 @@ func startShimmed(spec Spec, prep prepared, conf *confined, out *os.File) (*proc
 	opts := conf.opts
 	// fd 3: shim.ControlFD; fd 4: shim.RulesetFD, when the run is sandboxed; then the
 	// renewals pipe, when the run has a fence.
-	extra := append([]*os.File{theirs}, conf.files()...)
+	extra := append(make([]*os.File, 0, 3), theirs)
+	extra = append(extra, conf.files()...)
 	var renewals *renewalPipe
 	if spec.Fence > 0 && spec.Held != nil {
 		opts.FenceMs = max(spec.Fence.Milliseconds(), 1)
@@ -80,7 +81,10 @@ func startShimmed(spec Spec, prep prepared, conf *confined, out *os.File) (*proc
 		opts.RenewalsFD = shim.ControlFD + len(extra)
 		extra = append(extra, shimEnd)
 	}
-	args := append(append(append(append([]string{}, spec.Shim...), opts.Args()...), "--", prep.path), spec.Argv...)
+	// Sized once for the usual options (a few more only grow it): "SHIM... OPTION... -- PATH ARGV...".
+	args := append(make([]string, 0, len(spec.Shim)+maxShimArgs+2+len(spec.Argv)), spec.Shim...)
+	args = append(opts.AppendArgs(args), "--", prep.path)
+	args = append(args, spec.Argv...)
 	cmd := command(spec.Shim[0], args, spec, prep, out)
 	cmd.ExtraFiles = extra
 	// No Pdeathsig (and no thread lock): the shim learns that the agent died
@@ -96,6 +100,10 @@ func startShimmed(spec Spec, prep prepared, conf *confined, out *os.File) (*proc
 	p.renewals = renewals
 	return p, nil
 }
+
+// maxShimArgs is room for the shim's usual options in a run's command line (a fence, its
+// renewals, oom_score_adj, a few rlimits, Landlock; two words each).
+const maxShimArgs = 16
 
 // renewalsPipe is a shim's renewals pipe (shim.RenewalsFlag): its read end for the shim,
 // blocking as exec passes it (the shim makes it non-blocking), and our write end,

@@ -60,8 +60,11 @@ func (o Options) nprocLimit() int64 {
 }
 
 // Args is o as the shim's command-line options (the same for the C and the Go shim).
-func (o Options) Args() []string {
-	var a []string
+func (o Options) Args() []string { return o.AppendArgs(nil) }
+
+// AppendArgs appends Args to a: a caller that sizes a for the whole command line builds it
+// without growing it option by option.
+func (o Options) AppendArgs(a []string) []string {
 	if o.FenceMs > 0 {
 		a = append(a, FenceFlag, itoa64(o.FenceMs))
 	}
