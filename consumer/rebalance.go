@@ -2,9 +2,11 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -176,16 +178,30 @@ func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]in
 	c.joined.Store(false)
 }
 
-// describe lists the group's members as its coordinator has them now.
+// describe lists the group's members as its coordinator has them now. A group moving
+// between protocols (a rolling update that changes groupProtocol) is described by the API
+// of the protocol it has now: Kafka answers GROUP_ID_NOT_FOUND to the other one, and a
+// replica that could not describe its group would stop its runs at the fence.
 func (c *Consumer) describe(ctx context.Context) ([]string, error) {
 	adm := kadm.NewClient(c.cl)
+	consumerGroup := c.opts.GroupProtocol == "consumer"
+	ids, err := describeMembers(ctx, adm, c.opts.Group, consumerGroup)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		ids, err = describeMembers(ctx, adm, c.opts.Group, !consumerGroup)
+	}
+	return ids, err
+}
+
+// describeMembers lists the member ids of group, as a consumer group (KIP-848) or as a
+// classic one.
+func describeMembers(ctx context.Context, adm *kadm.Client, group string, consumerGroup bool) ([]string, error) {
 	var ids []string
-	if c.opts.GroupProtocol == "consumer" {
-		gs, err := adm.DescribeConsumerGroups(ctx, c.opts.Group)
+	if consumerGroup {
+		gs, err := adm.DescribeConsumerGroups(ctx, group)
 		if err != nil {
 			return nil, err
 		}
-		g := gs[c.opts.Group]
+		g := gs[group]
 		if g.Err != nil {
 			return nil, g.Err
 		}
@@ -194,13 +210,17 @@ func (c *Consumer) describe(ctx context.Context) ([]string, error) {
 		}
 		return ids, nil
 	}
-	gs, err := adm.DescribeGroups(ctx, c.opts.Group)
+	gs, err := adm.DescribeGroups(ctx, group)
 	if err != nil {
 		return nil, err
 	}
-	g := gs[c.opts.Group]
+	g := gs[group]
 	if g.Err != nil {
 		return nil, g.Err
+	}
+	if g.State == "Dead" {
+		// Older DescribeGroups versions say so, with no error, of a group that is not classic.
+		return nil, kerr.GroupIDNotFound
 	}
 	for _, m := range g.Members {
 		ids = append(ids, m.MemberID)

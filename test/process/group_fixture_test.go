@@ -414,3 +414,21 @@ func (x *execRecord) running(ids []string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// ranOnceUncut waits for the long runs ids to be closed, and checks that each succeeded,
+// was not cancelled, and was executed once (closedEach besides).
+func (f *groupFixture) ranOnceUncut(ids []string) {
+	f.t.Helper()
+	runs := f.env.WaitAllClosed(f.t, ids, 3*longRun*time.Second)
+	for i, r := range runs {
+		if r.Status != "SUCCESS" || strings.Contains(r.StatusLabel, "cancel") {
+			f.t.Errorf("%s: %s %q, want SUCCESS and not cancelled", ids[i], r.Status, r.StatusLabel)
+		}
+	}
+	f.closedEach(ids)
+	for id, ex := range f.record.executions() {
+		if len(ex) != 1 {
+			f.t.Errorf("%s: %d executions, want 1", id, len(ex))
+		}
+	}
+}
