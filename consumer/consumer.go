@@ -91,9 +91,13 @@ type Consumer struct {
 	// runsMu guards runs, the live tickets, and their mutable fields.
 	runsMu sync.Mutex
 	runs   map[*Ticket]struct{}
+	// built is closed once cl is set: the client joins the group as soon as it is created,
+	// and the rebalance callbacks, which use cl, wait for it.
+	built chan struct{}
 }
 
-// New creates the Kafka client. It does not connect yet: Run does.
+// New creates the Kafka client, which starts joining the group at once; records are
+// handled only once Run polls.
 func New(opts Options) (*Consumer, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
@@ -118,7 +122,7 @@ func New(opts Options) (*Consumer, error) {
 		opts.OnSkippedBatch = func(SkippedBatch) {}
 	}
 	c := &Consumer{opts: opts, ledger: newLedger(opts.MaxFuture), log: opts.Logger, unknownPrior: map[topicPartition]bool{},
-		members: newMembers(opts.Fence, opts.Drain), runs: map[*Ticket]struct{}{}}
+		members: newMembers(opts.Fence, opts.Drain), runs: map[*Ticket]struct{}{}, built: make(chan struct{})}
 	start := kgo.NewOffset().AtEnd()
 	if opts.StartOffset == "earliest" {
 		start = kgo.NewOffset().AtStart()
@@ -162,6 +166,7 @@ func New(opts Options) (*Consumer, error) {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	c.cl = cl
+	close(c.built)
 	return c, nil
 }
 

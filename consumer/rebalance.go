@@ -18,6 +18,7 @@ import (
 // partition whose progress cannot be read stays paused, and the commit loop keeps asking:
 // handling its records blind could run again what an earlier owner ran.
 func (c *Consumer) onAssigned(ctx context.Context, cl *kgo.Client, assignedParts map[string][]int32) {
+	<-c.built
 	if len(assignedParts) > 0 {
 		c.log.Info("partitions assigned", zap.Any("partitions", assignedParts))
 		known, failed := c.fetchCommitted(ctx, cl, assignedParts, 3)
@@ -119,6 +120,7 @@ func partitionsOf[V any](m map[topicPartition]V) map[string][]int32 {
 // the partitions are released. If that commit fails, the runs are not leased: they stop
 // here (ErrNotOwned) and the next owner decides them after the fence.
 func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	<-c.built
 	if len(revoked) == 0 {
 		return // cooperative rebalances call this with nothing revoked
 	}
@@ -172,6 +174,7 @@ func (c *Consumer) handOver(ctx context.Context, revoked map[string][]int32, lea
 // leases may have seen it go while it did not see itself go, so they stop here (their
 // waiters decide them once it leaves the group: README "Delivery").
 func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	<-c.built
 	c.log.Warn("partitions lost", zap.Any("partitions", lost))
 	c.forgetUnknownPrior(lost)
 	c.lose(c.ledger.release(lost), false, c.opts.GroupProtocol == "consumer")
