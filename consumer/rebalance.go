@@ -28,7 +28,7 @@ func (c *Consumer) onAssigned(ctx context.Context, cl *kgo.Client, assignedParts
 			c.unknownPrior[tp] = true
 		}
 		c.priorMu.Unlock()
-		c.commitStarts(ctx, known)
+		c.commitStarts(ctx, cl, known)
 		if len(failed) > 0 {
 			cl.PauseFetchPartitions(partitionsOf(failed))
 			c.log.Error("cannot read what earlier owners committed; partitions paused until it can be read",
@@ -40,28 +40,35 @@ func (c *Consumer) onAssigned(ctx context.Context, cl *kgo.Client, assignedParts
 	c.joined.Store(true)
 }
 
-// commitStarts commits, for the partitions nothing was committed for that start at their
-// end (startOffset latest), the end listed when reading what earlier owners committed.
-// franz-go looks up where to start fetching only once onAssigned returns: it then starts
-// there too, and a run that reached the partition in between is read, not skipped. Should
-// the commit fail, the next one says that end (ledger.assign), and such a run may be missed.
-func (c *Consumer) commitStarts(ctx context.Context, known map[topicPartition]assigned) {
-	var fromEnd []topicPartition
+// commitStarts starts the partitions nothing was committed for that start at their end
+// (startOffset latest) at the end listed when reading what earlier owners committed, not at
+// the end franz-go looks up once onAssigned returns: a run that reached the partition in
+// between is read, not skipped. This member fetches from there (SetOffsets, which franz-go
+// applies once its own lookup returns), and commits it, so that the partition's next owner
+// starts there too; should that commit fail, the next one says that end (ledger.assign).
+func (c *Consumer) commitStarts(ctx context.Context, cl *kgo.Client, known map[topicPartition]assigned) {
+	set := map[string]map[int32]kgo.EpochOffset{}
 	for tp, a := range known {
 		if a.fromEnd {
-			fromEnd = append(fromEnd, tp)
+			if set[tp.topic] == nil {
+				set[tp.topic] = map[int32]kgo.EpochOffset{}
+			}
+			set[tp.topic][tp.partition] = kgo.EpochOffset{Epoch: -1, Offset: a.unknownBelow}
 		}
 	}
-	if len(fromEnd) == 0 {
+	if len(set) == 0 {
 		return
 	}
+	cl.SetOffsets(set)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	failed := c.commit(cctx, nil)
-	for _, tp := range fromEnd {
-		if failed[tp] {
-			c.log.Warn("cannot commit where a partition nothing was committed for starts; a run arriving just now may be missed",
-				zap.String("topic", tp.topic), zap.Int32("partition", tp.partition))
+	for topic, ps := range set {
+		for p := range ps {
+			if failed[topicPartition{topic, p}] {
+				c.log.Warn("cannot commit where a partition nothing was committed for starts yet; the next commit says it",
+					zap.String("topic", topic), zap.Int32("partition", p))
+			}
 		}
 	}
 }

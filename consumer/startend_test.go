@@ -90,17 +90,10 @@ func TestANeverCommittedPartitionsStartIsCommittedPeriodically(t *testing.T) {
 	})
 }
 
-// startOffset latest, a new group: a run that reaches the partition after this member
-// listed its end (onAssigned) but before franz-go looks up where to start fetching is read
-// all the same, as this member starts where it listed, not at franz-go's own later end.
-func TestARunArrivingAsTheGroupStartsIsRead(t *testing.T) {
-	kc := fakeCluster(t, 1) // offset 0: a record
-	at, err := producer(t, kc).ProduceSync(context.Background(), &kgo.Record{Topic: testTopic, Value: []byte("new run")}).First()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The first listing of the end, this member's own, answers as it would have just before
-	// that run arrived; any later one (franz-go's) answers as it is.
+// answerFirstListing answers the first listing of the partition's end, this member's own,
+// with end, as it would have been just before a run arrived; any later one (franz-go's)
+// answers as it is.
+func answerFirstListing(kc *kfake.Cluster, end int64) {
 	var listed atomic.Bool
 	kc.ControlKey(kmsg.ListOffsets.Int16(), func(kr kmsg.Request) (kmsg.Response, error, bool) {
 		kc.KeepControl()
@@ -114,23 +107,55 @@ func TestARunArrivingAsTheGroupStartsIsRead(t *testing.T) {
 			st.Topic = rt.Topic
 			for _, rp := range rt.Partitions {
 				sp := kmsg.NewListOffsetsResponseTopicPartition()
-				sp.Partition, sp.Offset, sp.Timestamp, sp.LeaderEpoch = rp.Partition, at.Offset, -1, 0
+				sp.Partition, sp.Offset, sp.Timestamp, sp.LeaderEpoch = rp.Partition, end, -1, 0
 				st.Partitions = append(st.Partitions, sp)
 			}
 			resp.Topics = append(resp.Topics, st)
 		}
 		return resp, nil, true
 	})
-	c := newTestConsumer(t, kc, "g-from-end-race", Options{StartOffset: "latest", CommitEvery: time.Hour})
-	got := make(chan int64, 4)
-	runReleasing(t, c, func(tk *Ticket) { got <- tk.Record.Offset })
-	select {
-	case off := <-got:
-		if off != at.Offset {
-			t.Fatalf("handled offset %d, want %d", off, at.Offset)
+}
+
+// startOffset latest, a new group: a run that reaches the partition after this member
+// listed its end (onAssigned) but before franz-go looks up where to start fetching is read
+// all the same, as this member starts where it listed, not at franz-go's own later end;
+// also when the commit of that start is refused.
+func TestARunArrivingAsTheGroupStartsIsRead(t *testing.T) {
+	for _, refused := range []bool{false, true} {
+		for _, protocol := range []string{"classic", "consumer"} {
+			name := protocol
+			if refused {
+				name += ", start commit refused"
+			}
+			t.Run(name, func(t *testing.T) {
+				kc := fakeCluster(t, 1) // offset 0: a record
+				at, err := producer(t, kc).ProduceSync(context.Background(), &kgo.Record{Topic: testTopic, Value: []byte("new run")}).First()
+				if err != nil {
+					t.Fatal(err)
+				}
+				answerFirstListing(kc, at.Offset)
+				var failing atomic.Bool
+				var refusals atomic.Int32
+				failing.Store(refused)
+				failCommits(kc, &failing, &refusals, func() { failing.Store(false) }) // the first commit only
+				group := "g-from-end-race-" + name
+				c := newTestConsumer(t, kc, group, Options{GroupProtocol: protocol, StartOffset: "latest", CommitEvery: time.Hour})
+				got := make(chan int64, 4)
+				runReleasing(t, c, func(tk *Ticket) { got <- tk.Record.Offset })
+				select {
+				case off := <-got:
+					if off != at.Offset {
+						t.Fatalf("handled offset %d, want %d (start commits refused: %d)", off, at.Offset, refusals.Load())
+					}
+				case <-time.After(20 * time.Second):
+					off, meta := committedMeta(t, kc, group, 0)
+					t.Fatalf("the run at offset %d, which arrived as the group started, was never handled (committed %d %q; refused %d)",
+						at.Offset, off, meta, refusals.Load())
+				}
+				if refused && refusals.Load() == 0 {
+					t.Fatal("the start commit was not refused")
+				}
+			})
 		}
-	case <-time.After(20 * time.Second):
-		off, meta := committedMeta(t, kc, "g-from-end-race", 0)
-		t.Fatalf("the run at offset %d, which arrived as the group started, was never handled (committed %d %q)", at.Offset, off, meta)
 	}
 }

@@ -87,14 +87,16 @@ func TestAClosingUnderWayEndsWithTheLease(t *testing.T) {
 func TestAPolledRunsClosingEndsWithItsLeaseMark(t *testing.T) {
 	a := &Agent{timings: timings{closingBudget: time.Hour}}
 	lease := &claimLease{}
-	until := time.Now().Add(time.Second)
+	until := time.Now().Add(2 * time.Second)
 	lease.until.Store(&until)
 	r := &run{lease: lease, msg: runmsg.Run{ID: "r_polled"}, log: zap.NewNop(), report: context.Background(),
 		life: newLives(nil).receive(runAt{}, "r_polled", "act", lease)}
 	var why error
+	var sends int
 	closed := make(chan bool, 1)
 	go func() {
 		closed <- a.closeRun(r, true, func(ctx context.Context) error {
+			sends++
 			<-ctx.Done() // Port does not answer
 			why = context.Cause(ctx)
 			return ctx.Err()
@@ -102,8 +104,9 @@ func TestAPolledRunsClosingEndsWithItsLeaseMark(t *testing.T) {
 	}()
 	select {
 	case ok := <-closed:
-		if ok || !errors.Is(why, errMarkEnded) || !lease.held().forGood {
-			t.Fatalf("closeRun = %v, the request ended by %v, held %+v; want false, ended by the mark", ok, why, lease.held())
+		// A machine so slow that the mark ended before the first try sends nothing at all.
+		if ok || sends > 1 || sends == 1 && !errors.Is(why, errMarkEnded) || !lease.held().forGood {
+			t.Fatalf("closeRun = %v after %d sends, the request ended by %v, held %+v; want false, ended by the mark", ok, sends, why, lease.held())
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the closing request went on past the run's lease mark")
