@@ -20,6 +20,10 @@ type Config struct {
 	Actions   map[string]Action `yaml:"actions"`
 	// WorkflowNodeRuns says what becomes of workflow node runs no action here matches.
 	WorkflowNodeRuns WorkflowNodeRuns `yaml:"workflowNodeRuns"`
+
+	// fromEnv: the values ${VAR} filled, quoted as problems quote them, with the text the file
+	// wrote, which Validate's problems show instead (hideEnvValues).
+	fromEnv []envValue
 }
 
 type Port struct {

@@ -32,3 +32,30 @@ func TestAValueFromTheEnvironmentIsNotQuoted(t *testing.T) {
 		t.Errorf("a literal value: %s, want it quoted", ps.Error())
 	}
 }
+
+// Validate's problems do not quote a value from the environment either: they name the
+// ${VAR} the file wrote (a password put in port.baseURL, say).
+func TestValidateDoesNotQuoteAValueFromTheEnvironment(t *testing.T) {
+	env := map[string]string{"KAFKA_PASSWORD": "s3cr3t-pw", "MECH": "pw-mech-77"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	doc := "port: {baseURL: ${KAFKA_PASSWORD}}\nkafka: {sasl: {mechanism: ${MECH}}, startOffset: latest}\n"
+	cfg, _, ps := ParseAll([]byte(doc), lookup)
+	if len(ps) > 0 {
+		t.Fatal(ps)
+	}
+	err := cfg.Validate(func(string) error { return nil }, func(string) (string, error) { return "/bin/true", nil })
+	if err == nil {
+		t.Fatal("no problem with a password as port.baseURL")
+	}
+	msg := err.Error()
+	for _, v := range env {
+		if strings.Contains(msg, v) {
+			t.Errorf("the problems quote %q: %s", v, msg)
+		}
+	}
+	for _, want := range []string{"port.baseURL: must be an http(s) URL, got ${KAFKA_PASSWORD}", "got ${MECH}"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("problems: %s\nwant %q", msg, want)
+		}
+	}
+}

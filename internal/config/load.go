@@ -132,6 +132,7 @@ func ParseAll(raw []byte, lookup LookupFunc) (*Config, Lines, Problems) {
 		return nil, nil, append(kc.problems, fmt.Errorf("decode: %w", err))
 	}
 	cfg.applyDefaults()
+	cfg.fromEnv = envValues(fromEnv)
 	return cfg, lines, kc.problems
 }
 

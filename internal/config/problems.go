@@ -1,8 +1,14 @@
 package config
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Problems is every validation error of a config, each naming its key.
@@ -55,4 +61,47 @@ func Key(err error) string {
 
 func problem(key, format string, args ...any) error {
 	return keyError{key: key, msg: fmt.Sprintf(format, args...)}
+}
+
+// envValue is a value ${VAR} filled, quoted (%q), and the text the file wrote for it.
+type envValue struct{ quoted, written string }
+
+// envValues lists the non-empty values of fromEnv (the nodes expandNode filled), longest
+// first, so that no value is replaced inside a longer one.
+func envValues(fromEnv map[*yaml.Node]string) []envValue {
+	var out []envValue
+	for n, written := range fromEnv {
+		if n.Value != "" {
+			out = append(out, envValue{strconv.Quote(n.Value), written})
+		}
+	}
+	slices.SortFunc(out, func(a, b envValue) int { return cmp.Compare(len(b.quoted), len(a.quoted)) })
+	return out
+}
+
+// hideEnvValues shows, in every problem that quotes a value the environment gave, the
+// ${VAR} the file wrote instead: such a value may be a credential put in the wrong key,
+// and problems go to the logs.
+func hideEnvValues(ps Problems, values []envValue) Problems {
+	if len(values) == 0 {
+		return ps
+	}
+	hide := func(msg string) string {
+		for _, v := range values {
+			msg = strings.ReplaceAll(msg, v.quoted, v.written)
+		}
+		return msg
+	}
+	out := make(Problems, len(ps))
+	for i, e := range ps {
+		if ke, ok := e.(keyError); ok {
+			ke.msg = hide(ke.msg)
+			out[i] = ke
+		} else if msg := e.Error(); hide(msg) != msg {
+			out[i] = errors.New(hide(msg))
+		} else {
+			out[i] = e
+		}
+	}
+	return out
 }

@@ -44,7 +44,7 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 	if len(ps) == 0 {
 		return nil
 	}
-	return ps
+	return hideEnvValues(ps, c.fromEnv)
 }
 
 func validatePort(p Port, add func(error)) {
