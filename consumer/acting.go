@@ -1,20 +1,17 @@
 package consumer
 
-import (
-	"context"
-	"time"
-)
+import "context"
 
 // Acting returns a context for a request that acts on the run (its closing): done once Held
 // fails, and at the latest when a lease that lasts ends, so that no such request is sent, or
 // retried, once another member may act on the run. The watch sees Held fail within a sixth
 // of the fence; the lease's margin covers that and a request under way.
 func (t *Ticket) Acting(parent context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancelCause(parent)
-	stopTimer := func() bool { return true }
+	cancelTimeout := context.CancelFunc(func() {})
 	if lasts := t.Lasts(); lasts > 0 {
-		stopTimer = time.AfterFunc(lasts, func() { cancel(ErrLeaseEnded) }).Stop
+		parent, cancelTimeout = context.WithTimeoutCause(parent, lasts, ErrLeaseEnded)
 	}
+	ctx, cancel := context.WithCancelCause(parent)
 	key := &cancel
 	t.c.runsMu.Lock()
 	if t.acting == nil {
@@ -26,11 +23,11 @@ func (t *Ticket) Acting(parent context.Context) (context.Context, context.Cancel
 		cancel(err)
 	}
 	return ctx, func() {
-		stopTimer()
 		t.c.runsMu.Lock()
 		delete(t.acting, key)
 		t.c.runsMu.Unlock()
 		cancel(context.Canceled)
+		cancelTimeout()
 	}
 }
 

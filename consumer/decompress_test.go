@@ -99,9 +99,10 @@ func skipsAndGoesOn(t *testing.T, batch []byte, bound int) {
 	}
 }
 
-// runReleasing runs c until the test ends, seeing each record and then finishing it.
-func runReleasing(t *testing.T, c *Consumer, see func(*Ticket)) {
-	runCtx, stop := context.WithCancel(context.Background())
+// runReleasing runs c until the test ends, or stop, seeing each record and then finishing
+// it; stop returns once Run has.
+func runReleasing(t *testing.T, c *Consumer, see func(*Ticket)) (stop func()) {
+	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- c.Run(runCtx, context.Background(), func(_ context.Context, tk *Ticket) {
@@ -109,7 +110,9 @@ func runReleasing(t *testing.T, c *Consumer, see func(*Ticket)) {
 			tk.Release(true)
 		})
 	}()
-	t.Cleanup(func() { stop(); <-done })
+	stop = sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(stop)
+	return stop
 }
 
 // Every codec decompresses up to the bound and fails past it, or on bytes that are not its

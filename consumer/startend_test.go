@@ -10,7 +10,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/internal/waitcond"
 )
 
@@ -34,36 +33,19 @@ func TestANeverCommittedPartitionIsHandedOverFromWhereItStarted(t *testing.T) {
 			}
 			group := "g-from-end"
 			mk := func() *Consumer {
-				c, err := New(Options{Brokers: kc.ListenAddrs(), Topic: testTopic, Group: group, StartOffset: "latest",
-					Slots: executor.NewPool(4, nil), CommitEvery: time.Hour,
-					ClientOpts: []kgo.Opt{kgo.HeartbeatInterval(100 * time.Millisecond)}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return c
+				return newTestConsumer(t, kc, group, Options{StartOffset: "latest", CommitEvery: time.Hour})
 			}
 			got := make(chan int64, 4)
-			run := func(c *Consumer) (stop func()) {
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan error, 1)
-				go func() {
-					done <- c.Run(ctx, context.Background(), func(_ context.Context, tk *Ticket) {
-						got <- tk.Record.Offset
-						tk.Release(true)
-					})
-				}()
-				return func() { cancel(); <-done }
-			}
+			see := func(tk *Ticket) { got <- tk.Record.Offset }
 			a := mk()
-			stopA := run(a)
+			stopA := runReleasing(t, a, see)
 			waitcond.For(t, "the first owner joined", 20*time.Second, a.Joined)
 			stopA() // hands the partition over, having polled nothing
 			at, err := producer(t, kc).ProduceSync(context.Background(), &kgo.Record{Topic: testTopic, Value: []byte("new run")}).First()
 			if err != nil {
 				t.Fatal(err)
 			}
-			stopB := run(mk())
-			defer stopB()
+			runReleasing(t, mk(), see)
 			select {
 			case off := <-got:
 				if off != at.Offset {
