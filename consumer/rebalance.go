@@ -28,7 +28,7 @@ func (c *Consumer) onAssigned(ctx context.Context, cl *kgo.Client, assignedParts
 			c.unknownPrior[tp] = true
 		}
 		c.priorMu.Unlock()
-		c.commitStarts(ctx, cl, known)
+		startAtListedEnds(cl, known)
 		if len(failed) > 0 {
 			cl.PauseFetchPartitions(partitionsOf(failed))
 			c.log.Error("cannot read what earlier owners committed; partitions paused until it can be read",
@@ -40,13 +40,13 @@ func (c *Consumer) onAssigned(ctx context.Context, cl *kgo.Client, assignedParts
 	c.joined.Store(true)
 }
 
-// commitStarts starts the partitions nothing was committed for that start at their end
+// startAtListedEnds starts the partitions nothing was committed for that start at their end
 // (startOffset latest) at the end listed when reading what earlier owners committed, not at
-// the end franz-go looks up once onAssigned returns: a run that reached the partition in
-// between is read, not skipped. This member fetches from there (SetOffsets, which franz-go
-// applies once its own lookup returns), and commits it, so that the partition's next owner
-// starts there too; should that commit fail, the next one says that end (ledger.assign).
-func (c *Consumer) commitStarts(ctx context.Context, cl *kgo.Client, known map[topicPartition]assigned) {
+// the end franz-go would look up once onAssigned returns: a run that reached the partition
+// in between is read, not skipped (SetOffsets, which franz-go applies once its own lookup
+// returns). The partition's first commit says that end (ledger.assign), and so does every
+// take's, so that its next owner starts there too.
+func startAtListedEnds(cl *kgo.Client, known map[topicPartition]assigned) {
 	set := map[string]map[int32]kgo.EpochOffset{}
 	for tp, a := range known {
 		if a.fromEnd {
@@ -56,20 +56,8 @@ func (c *Consumer) commitStarts(ctx context.Context, cl *kgo.Client, known map[t
 			set[tp.topic][tp.partition] = kgo.EpochOffset{Epoch: -1, Offset: a.unknownBelow}
 		}
 	}
-	if len(set) == 0 {
-		return
-	}
-	cl.SetOffsets(set)
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	failed := c.commit(cctx, nil)
-	for topic, ps := range set {
-		for p := range ps {
-			if failed[topicPartition{topic, p}] {
-				c.log.Warn("cannot commit where a partition nothing was committed for starts yet; the next commit says it",
-					zap.String("topic", topic), zap.Int32("partition", p))
-			}
-		}
+	if len(set) > 0 {
+		cl.SetOffsets(set)
 	}
 }
 

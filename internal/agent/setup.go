@@ -2,7 +2,6 @@ package agent
 
 import (
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -69,12 +68,12 @@ func (a *Agent) kafkaClients(k config.Kafka) error {
 	if a.log.Core().Enabled(zapcore.DebugLevel) {
 		level = kgo.LogLevelDebug
 	}
-	kopts = append(kopts, kgo.WithLogger(startCommitQuiet{kzap.New(a.log.Named("kafka"), kzap.LevelFn(func() kgo.LogLevel {
+	kopts = append(kopts, kgo.WithLogger(kzap.New(a.log.Named("kafka"), kzap.LevelFn(func() kgo.LogLevel {
 		if a.kafkaLogs.Load() {
 			return level
 		}
 		return kgo.LogLevelNone
-	}))}))
+	}))))
 	a.kafka = k
 	a.lagOpts = append(append([]kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, kopts...), a.deps.KafkaOpts...)
 	a.consumerOpts = append(append(kopts, kgo.WithHooks(a.kafkaProm)), a.deps.KafkaOpts...)
@@ -134,20 +133,4 @@ func kafkaFromPort(k config.Kafka, cr portapi.KafkaCredentials, plaintext bool) 
 		k.Group = cr.Username
 	}
 	return k
-}
-
-// startCommitQuiet logs franz-go's lines as they are but one: the warning that a commit was
-// answered before the group's session had offsets to update, which is what the consumer's
-// commit of where a never-committed partition starts gets at every first assignment
-// (consumer.commitStarts). That commit's own failures are logged by the consumer.
-type startCommitQuiet struct{ kgo.Logger }
-
-func (q startCommitQuiet) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	if level == kgo.LogLevelWarn && strings.HasPrefix(msg, "received an OffsetCommitResponse after our group session has ended") {
-		level = kgo.LogLevelDebug
-		if q.Logger.Level() < level {
-			return
-		}
-	}
-	q.Logger.Log(level, msg, keyvals...)
 }
