@@ -82,13 +82,13 @@ func (c *cell) clear(files []string, uid, gid int) bool {
 // removeKnownAt is removeKnown in the directory open as fd: no path to build and walk again
 // for each name.
 func removeKnownAt(fd int, files []string) {
-	_ = unix.Unlinkat(fd, runFileName, 0)
-	for _, name := range files {
-		_ = unix.Unlinkat(fd, name, 0)
-	}
-	for _, d := range runHomeDirs {
-		_ = unix.Unlinkat(fd, d.dir, unix.AT_REMOVEDIR)
-	}
+	eachKnown(files, func(name string, isDir bool) {
+		flags := 0
+		if isDir {
+			flags = unix.AT_REMOVEDIR
+		}
+		_ = unix.Unlinkat(fd, name, flags)
+	})
 }
 
 // dirNames lists the directory open as fd from its start ("." and ".." left out).

@@ -129,11 +129,23 @@ func RemoveRunDir(dir string, files ...string) error {
 
 // removeKnown removes the entries the agent made in run directory dir (see RemoveRunDir).
 func removeKnown(dir string, files []string) {
-	_ = syscall.Unlink(filepath.Join(dir, runFileName))
+	eachKnown(files, func(name string, isDir bool) {
+		if isDir {
+			_ = syscall.Rmdir(filepath.Join(dir, name))
+		} else {
+			_ = syscall.Unlink(filepath.Join(dir, name))
+		}
+	})
+}
+
+// eachKnown calls rm with each entry the agent makes in a run directory, files (the run
+// file, the caller's files) before the directories (runHome's).
+func eachKnown(files []string, rm func(name string, isDir bool)) {
+	rm(runFileName, false)
 	for _, name := range files {
-		_ = syscall.Unlink(filepath.Join(dir, name))
+		rm(name, false)
 	}
 	for _, d := range runHomeDirs {
-		_ = syscall.Rmdir(filepath.Join(dir, d.dir))
+		rm(d.dir, true)
 	}
 }
