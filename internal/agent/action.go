@@ -120,11 +120,27 @@ func envSecrets(n, v string) []string {
 	if !ok || pw == "" {
 		return nil
 	}
-	// As written too, where it is percent-encoded (p%40ss for p@ss).
-	if _, written, _ := strings.Cut(u.User.String(), ":"); written != pw {
+	// As written too, where it is percent-encoded (p%40ss for p@ss): cut from v itself, as
+	// re-encoding it could spell it otherwise (%2f, not %2F).
+	if written := writtenPassword(v); written != "" && written != pw {
 		return []string{pw, written}
 	}
 	return []string{pw}
+}
+
+// writtenPassword is the password of URL v as v writes it: between the userinfo's first
+// ':' and the authority's last '@'.
+func writtenPassword(v string) string {
+	_, rest, _ := strings.Cut(v, "://")
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return ""
+	}
+	_, pw, _ := strings.Cut(rest[:at], ":")
+	return pw
 }
 
 // Variables the agent sets for the Port API proxy (README "Scripts calling Port"). The config

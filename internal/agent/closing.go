@@ -74,8 +74,8 @@ func (a *Agent) closeUnrun(r *run, outcome reporter.Outcome) verdict {
 // closing request) is retried on every failure but a permanent refusal, which gets one
 // minimal fallback close. It is sent only while this replica holds the run's lease: a
 // fenced replica waits until it is confirmed again, and one whose lease is gone for good
-// (the run's partition lost, the drain's bound passed) never closes it (the partition's
-// owner does). It reports whether the record is finished: closed, or refused even the
+// (the run's partition lost, the drain's bound passed, a polled run's lease mark ended)
+// never closes it (its next holder does). Each try ends with the lease (runLease.acting). It reports whether the record is finished: closed, or refused even the
 // fallback and held until the budget ended (counted and logged: the run stays open in
 // Port). Past the budget it goes on for as long as the lease holds and the agent runs.
 func (a *Agent) closeRun(r *run, success bool, send func(context.Context) error) bool {
@@ -87,7 +87,7 @@ func (a *Agent) closeRun(r *run, success bool, send func(context.Context) error)
 		var err error
 		switch h := r.lease.held(); {
 		case h.forGood:
-			r.log.Warn("run not closed here: its lease is no longer this replica's, the partition's owner decides it", zap.Error(h.err))
+			r.log.Warn("run not closed here: its lease is no longer this replica's; its next holder decides it", zap.Error(h.err))
 			return false
 		case h.err != nil:
 			err = h.err // not now: wait until this replica is confirmed again

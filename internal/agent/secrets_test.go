@@ -102,6 +102,7 @@ func TestEnvSecrets(t *testing.T) {
 		{"my_token", "tok-2", []string{"tok-2"}},
 		{"HTTPS_PROXY", "http://user:s3cr3t@proxy:3128", []string{"s3cr3t"}},
 		{"DATABASE_URL", "postgres://app:p%40ss@db/app", []string{"p@ss", "p%40ss"}},
+		{"DATABASE_URL", "postgres://app:a%2fb@db/app", []string{"a/b", "a%2fb"}}, // as written, not re-encoded (%2F)
 		{"HTTPS_PROXY", "http://proxy:3128", nil},
 		{"NOTE", "mail me@example.com", nil},
 		{"HOME_URL", "https://user@example.com/", nil},

@@ -5,6 +5,7 @@ package portproxy
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 )
 
 // SetMask gives token's run the masking of its log (reporter.RunLog.Mask: every string in a
@@ -19,16 +20,13 @@ func (p *Proxy) SetMask(token string, mask func(any) any) {
 // maskJSON masks every string in a JSON body, and a body that is not one JSON value as
 // text (check refuses such bodies only on the log and the run itself).
 func maskJSON(body []byte, mask func(any) any) []byte {
-	if !json.Valid(body) {
-		if s, ok := mask(string(body)).(string); ok {
-			return []byte(s)
-		}
-		return body
-	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber() // numbers go on as written
 	var v any
-	if err := dec.Decode(&v); err != nil {
+	if dec.Decode(&v) != nil || dec.Decode(new(json.RawMessage)) != io.EOF {
+		if s, ok := mask(string(body)).(string); ok {
+			return []byte(s)
+		}
 		return body
 	}
 	var out bytes.Buffer
