@@ -107,7 +107,7 @@ func TestARunArrivingAsTheGroupStartsIsRead(t *testing.T) {
 		for _, protocol := range []string{"classic", "consumer"} {
 			name := protocol
 			if refused {
-				name += ", start commit refused"
+				name += ", first commit refused"
 			}
 			t.Run(name, func(t *testing.T) {
 				kc := fakeCluster(t, 1) // offset 0: a record
@@ -131,7 +131,7 @@ func TestARunArrivingAsTheGroupStartsIsRead(t *testing.T) {
 				select {
 				case off := <-got:
 					if off != at.Offset {
-						t.Fatalf("handled offset %d, want %d (start commits refused: %d)", off, at.Offset, refusals.Load())
+						t.Fatalf("handled offset %d, want %d (commits refused: %d)", off, at.Offset, refusals.Load())
 					}
 				case <-time.After(20 * time.Second):
 					off, meta := committedMeta(t, kc, group, 0)
