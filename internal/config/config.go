@@ -23,7 +23,7 @@ type Config struct {
 
 	// fromEnv: the values ${VAR} filled, quoted as problems quote them, with the text the file
 	// wrote, which Validate's problems show instead (hideEnvValues).
-	fromEnv []envValue
+	fromEnv []envValue `yaml:"-"`
 }
 
 type Port struct {

@@ -87,8 +87,10 @@ func TestParseSpecExample(t *testing.T) {
 		}},
 		WorkflowNodeRuns: WorkflowNodeRuns{Unmatched: "leave"},
 	}
-	if !reflect.DeepEqual(c, want) {
-		t.Errorf("spec example:\n got %+v\nwant %+v", c, want)
+	parsed := *c
+	parsed.fromEnv = nil // which values ${VAR} filled: kept for problems, not a setting
+	if !reflect.DeepEqual(&parsed, want) {
+		t.Errorf("spec example:\n got %+v\nwant %+v", &parsed, want)
 	}
 	// The spec example leaves kafka.group empty on purpose: validation must say so, and only that
 	// (the command is checked with a lookPath that accepts it).
