@@ -118,7 +118,7 @@ func anyOverlapYet(f *groupFixture, ids []string) bool {
 	for _, id := range ids {
 		ex := execs[id]
 		for i := 1; i < len(ex); i++ {
-			if ex[i-1].end.IsZero() || ex[i].start.Before(ex[i-1].end) {
+			if ex[i-1].overlaps(ex[i]) {
 				f.t.Errorf("%s: execution %d started while execution %d still ran", id, i, i-1)
 				return true
 			}
