@@ -4,7 +4,6 @@
 package runmsg
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -45,8 +44,8 @@ type Options struct {
 
 // Decoder is safe for concurrent use: the compiled jq codes are read-only.
 type Decoder struct {
-	runID, action, properties, entity *gojq.Code
-	actionFallback                    *gojq.Code
+	runID, action, properties, entity *selector
+	actionFallback                    *selector
 	secret                            string
 	verify                            bool
 	maxBytes                          int
@@ -70,7 +69,7 @@ func NewDecoder(opts Options) (*Decoder, error) {
 	for _, s := range []struct {
 		name      string
 		expr, def string
-		dst       **gojq.Code
+		dst       **selector
 	}{
 		{"message.runId", opts.Selectors.RunID, def.RunID, &d.runID},
 		{"message.action", opts.Selectors.Action, def.Action, &d.action},
@@ -82,11 +81,11 @@ func NewDecoder(opts Options) (*Decoder, error) {
 		if expr == "" {
 			expr = s.def
 		}
-		code, err := compile(expr)
+		sel, err := newSelector(expr)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.name, err)
 		}
-		*s.dst = code
+		*s.dst = sel
 	}
 	return d, nil
 }
@@ -147,8 +146,8 @@ func (d *Decoder) decode(raw []byte, verify bool) (run Run, err error) {
 		return Run{}, err
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), SelectorTimeout)
-	defer cancel()
+	ctx := &deadline{}
+	defer ctx.stop()
 
 	runID, err := d.runIDOf(ctx, doc)
 	if err != nil {
@@ -187,7 +186,7 @@ func (d *Decoder) decode(raw []byte, verify bool) (run Run, err error) {
 
 // runIDOf is the run id the selector finds, checked: it becomes a path segment of Port's
 // API.
-func (d *Decoder) runIDOf(ctx context.Context, doc any) (string, error) {
+func (d *Decoder) runIDOf(ctx *deadline, doc any) (string, error) {
 	id, err := first(ctx, d.runID, doc)
 	if err != nil {
 		return "", skip(ReasonInvalid, fmt.Errorf("no run id: %w", err))
@@ -204,7 +203,7 @@ func (d *Decoder) runIDOf(ctx context.Context, doc any) (string, error) {
 }
 
 // inputsOf is the run's properties ({} when none) and entity, as the selectors find them.
-func (d *Decoder) inputsOf(ctx context.Context, doc any, node bool) (props, entity any, err error) {
+func (d *Decoder) inputsOf(ctx *deadline, doc any, node bool) (props, entity any, err error) {
 	props, err = first(ctx, d.properties, doc)
 	if err != nil {
 		return nil, nil, skip(ReasonInvalid, fmt.Errorf("properties: %w", err))

@@ -3,6 +3,8 @@ package runmsg
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"strings"
 
 	"github.com/itchyny/gojq"
 
@@ -21,7 +23,7 @@ func identifier(v any) string {
 // actionOf prefers the selector; Port messages also name the action at
 // .payload.action.identifier, and newer ones make .action an object with an
 // identifier.
-func (d *Decoder) actionOf(ctx context.Context, doc any) (string, error) {
+func (d *Decoder) actionOf(ctx *deadline, doc any) (string, error) {
 	v, err := first(ctx, d.action, doc)
 	if err == nil {
 		if s, ok := v.(string); ok && s != "" {
@@ -42,9 +44,55 @@ func (d *Decoder) actionOf(ctx context.Context, doc any) (string, error) {
 	return "", fmt.Errorf("no action: selector gave %s and .payload.action.identifier is not a string", describe(v))
 }
 
+// selector is a compiled jq expression. path holds its fields when it is a plain path
+// (.context.runId, as every default selector is): one is read by indexing maps as gojq does,
+// without the jq machine and the timer it costs on every message.
+type selector struct {
+	code *gojq.Code
+	path []string // nil: run code
+}
+
+// plainPath is a jq path of fields only, as gojq's lexer reads ".name" (tokIndex).
+var plainPath = regexp.MustCompile(`^(\.[A-Za-z_][A-Za-z0-9_]*)+$`)
+
+func newSelector(expr string) (*selector, error) {
+	code, err := compile(expr)
+	if err != nil {
+		return nil, err
+	}
+	s := &selector{code: code}
+	if plainPath.MatchString(expr) {
+		s.path = strings.Split(expr[1:], ".")
+	}
+	return s, nil
+}
+
+// deadline is the time a message's selectors get together (SelectorTimeout), started by the
+// first one that runs jq: plain paths need none.
+type deadline struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (d *deadline) get() context.Context {
+	if d.ctx == nil {
+		d.ctx, d.cancel = context.WithTimeout(context.Background(), SelectorTimeout)
+	}
+	return d.ctx
+}
+
+func (d *deadline) stop() {
+	if d.cancel != nil {
+		d.cancel()
+	}
+}
+
 // first returns the selector's first output; no output means null.
-func first(ctx context.Context, code *gojq.Code, input any) (any, error) {
-	iter := code.RunWithContext(ctx, input)
+func first(ctx *deadline, s *selector, input any) (any, error) {
+	if v, ok := s.index(input); ok {
+		return v, nil
+	}
+	iter := s.code.RunWithContext(ctx.get(), input)
 	v, ok := iter.Next()
 	if !ok {
 		return nil, nil
@@ -54,6 +102,25 @@ func first(ctx context.Context, code *gojq.Code, input any) (any, error) {
 		return nil, fmt.Errorf("jq: %s", jqerr.Kind(err))
 	}
 	return v, nil
+}
+
+// index reads a plain path as gojq's .name does: a missing key and null give null. ok is
+// false when the selector is no plain path, or a step meets neither an object nor null
+// (gojq's error, left to gojq to give).
+func (s *selector) index(v any) (_ any, ok bool) {
+	if s.path == nil {
+		return nil, false
+	}
+	for _, k := range s.path {
+		switch o := v.(type) {
+		case nil:
+		case map[string]any:
+			v = o[k]
+		default:
+			return nil, false
+		}
+	}
+	return v, true
 }
 
 // Lookup follows path through nested objects, of a decoded message (map[string]any) or a
