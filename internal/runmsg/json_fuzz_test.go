@@ -19,7 +19,7 @@ func oracleVerify(secret string, raw []byte) error {
 	if !ok {
 		return errors.New("not an object")
 	}
-	return verifyRoot(secret, root)
+	return verifyRoot(secret, root, len(raw))
 }
 
 // signatureVerdict names the class of a verification error, which is what callers see

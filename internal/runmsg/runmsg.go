@@ -242,7 +242,7 @@ func (d *Decoder) document(raw []byte, verify bool) (message, doc any, signed ti
 		if !isObject {
 			return nil, nil, signed, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w: an array payload has no headers", ErrUnsigned))
 		}
-		if err := verifyRoot(d.secret, root); err != nil {
+		if err := verifyRoot(d.secret, root, len(raw)); err != nil {
 			return nil, nil, signed, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w", err))
 		}
 		if signed, err = signedAt(root, d.now()); err != nil {
@@ -253,11 +253,14 @@ func (d *Decoder) document(raw []byte, verify bool) (message, doc any, signed ti
 		arr := toValue(v)
 		return arr, arr, signed, nil
 	}
-	msg := toValue(stripSignature(root)).(map[string]any)
-	body := make(map[string]any, len(msg))
-	for k, v := range msg {
-		if k != "headers" {
-			body[k] = v
+	stripped := stripSignature(root)
+	msg := make(map[string]any, len(stripped.members))
+	body := make(map[string]any, len(stripped.members))
+	for _, m := range stripped.members {
+		v := toValue(m.val)
+		msg[m.key] = v
+		if m.key != "headers" {
+			body[m.key] = v
 		}
 	}
 	// The seed's DAY-2 example wraps the whole run in an outer "payload".

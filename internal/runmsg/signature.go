@@ -67,7 +67,7 @@ func Verify(secret string, raw []byte) error {
 	if err != nil {
 		return err
 	}
-	return verifyRoot(secret, root)
+	return verifyRoot(secret, root, len(raw))
 }
 
 func parseRoot(raw []byte) (*object, error) {
@@ -82,7 +82,9 @@ func parseRoot(raw []byte) (*object, error) {
 	return root, nil
 }
 
-func verifyRoot(secret string, root *object) error {
+// verifyRoot checks root's signature; size is the message's length, about what the signed
+// body takes, so that it is written without growing.
+func verifyRoot(secret string, root *object, size int) error {
 	if secret == "" {
 		// An empty HMAC key is a key anyone can use.
 		return errors.New("no secret to verify with")
@@ -115,7 +117,7 @@ func verifyRoot(secret string, root *object) error {
 	if err != nil {
 		return err
 	}
-	want := computeMAC(secret, ts, signedBody(root, h))
+	want := computeMAC(secret, ts, appendSignedBody(make([]byte, 0, size), root, h))
 	for _, m := range macs {
 		if hmac.Equal(m, want) {
 			return nil
@@ -167,11 +169,13 @@ func parseSignature(sig string) ([][]byte, error) {
 // root's "headers") without the two signature keys, everything else as is; for a GitLab
 // invocation, the message without its "headers" object at all (Port's own agent,
 // port-agent's validate_incoming_signature, checks it so).
-func signedBody(root, h *object) []byte {
+func signedBody(root, h *object) []byte { return appendSignedBody(nil, root, h) }
+
+func appendSignedBody(b []byte, root, h *object) []byte {
 	if InvocationType(root) == InvocationGitLab {
-		return appendJS(nil, root.without("headers"))
+		return appendJS(b, root.without("headers"))
 	}
-	return appendJS(nil, root.with("headers", h.without(HeaderSignature, HeaderTimestamp)))
+	return appendJS(b, root.with("headers", h.without(HeaderSignature, HeaderTimestamp)))
 }
 
 // Invocation methods (payload.action.invocationMethod.type) whose runs Port hands to an agent.
