@@ -151,15 +151,11 @@ const (
 	envPortAPIToken = "PORT_API_TOKEN"
 )
 
-// withPortAPI gives the command the proxy's URL and its run's token.
+// withPortAPI gives the command the proxy's URL and its run's token, in spec.Env, which is
+// the run's own (spec made it).
 func withPortAPI(spec *executor.Spec, url, token string) {
-	env := make(map[string]string, len(spec.Env)+2)
-	for k, v := range spec.Env {
-		env[k] = v
-	}
-	env[envPortAPIURL] = url
-	env[envPortAPIToken] = token
-	spec.Env = env
+	spec.Env[envPortAPIURL] = url
+	spec.Env[envPortAPIToken] = token
 }
 
 // blueprint is the run's blueprint identifier from its context, "" when it has none.
@@ -185,7 +181,8 @@ func (a *action) spec(run runmsg.Run) (_ executor.Spec, secrets []string, err er
 	}
 	// runmsg gives the context in the value types gojq takes, and gojq never modifies its input.
 	input := map[string]any(run.Context)
-	env := map[string]string{}
+	// The run's own: its run files and the Port API variables are added to it (withPortAPI).
+	env := make(map[string]string, len(a.pass)+len(a.env)+envAdded)
 	// Passed variables first: an action's own env entry of the same name wins.
 	maps.Copy(env, a.pass)
 	secrets = append(secrets, a.passSecrets...)

@@ -83,7 +83,7 @@ func (a *Agent) execute(r *run) executed {
 	return executed{cancelled: cancelled, spec: spec, masks: secrets, res: res, runLog: runLog, outcome: reporter.Outcome{
 		Success: res.Success,
 		Label:   res.Label,
-		Summary: fmt.Sprintf("port-runner: %s after %s", res.Label, res.Duration.Round(time.Millisecond)),
+		Summary: "port-runner: " + res.Label + " after " + res.Duration.Round(time.Millisecond).String(),
 		Output:  output,
 	}}
 }

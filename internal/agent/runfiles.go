@@ -28,6 +28,10 @@ type runFiles struct {
 	runs                  *executor.RunsDir // the directory's maker; nil: os.MkdirTemp
 }
 
+// envAdded is how many variables the agent adds to a spec's env after the configured ones:
+// a run file's (newRunFiles) and the Port API's two (withPortAPI).
+const envAdded = 3
+
 // newRunFiles makes the run's directory (in runs, the agent's place for them, when it has
 // one) and names the files the command may write there; the command's PORT_RUN_FILE, HOME
 // and TMPDIR go there too (spec.RunDir), so its sandbox and uid cover them all.
@@ -44,18 +48,13 @@ func newRunFiles(spec *executor.Spec, run runmsg.Run, runs *executor.RunsDir) (*
 	}
 	spec.RunDir, spec.Isolation.Runs = dir, runs
 	f := &runFiles{dir: dir, runs: runs}
-	env := make(map[string]string, len(spec.Env)+1)
-	for k, v := range spec.Env {
-		env[k] = v
-	}
 	if runmsg.IsWorkflowNodeRun(run.ID) {
 		f.output = filepath.Join(dir, "output.json")
-		env[envOutputFile] = f.output
+		spec.Env[envOutputFile] = f.output
 	} else {
 		f.response = filepath.Join(dir, "response.json")
-		env[envResponseFile] = f.response
+		spec.Env[envResponseFile] = f.response
 	}
-	spec.Env = env
 	return f, nil
 }
 
