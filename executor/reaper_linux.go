@@ -31,6 +31,8 @@ type Reaper struct {
 	// change them to force an interleaving.
 	interval time.Duration
 	children func(ppid int) []int
+	// listen starts or stops passing SIGCHLD to a channel (listenSIGCHLD); tests record it.
+	listen func(c chan<- os.Signal, on bool)
 	// forks is held for reading from the fork of a process Run starts until it is in
 	// started, and for writing while a sweep picks what to kill: a sweep never takes a
 	// process Run has just started for an orphan. The registration itself takes mu, never
@@ -53,36 +55,64 @@ func NewReaper(onKill func(n int)) (*Reaper, error) {
 	if err := shim.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1); err != nil {
 		return nil, fmt.Errorf("PR_SET_CHILD_SUBREAPER: %w", err)
 	}
-	return &Reaper{self: os.Getpid(), interval: reaperInterval, children: childrenOf,
+	return &Reaper{self: os.Getpid(), interval: reaperInterval, children: childrenOf, listen: listenSIGCHLD,
 		started: map[int]bool{}, killed: map[int]bool{}, kick: make(chan struct{}, 1), onKill: onKill}, nil
 }
 
 // Run sweeps until ctx ends. A sweep reads /proc (see childrenOf) and holds up every start,
 // so it runs when a shim died by a signal, every reaperInterval, and on SIGCHLD only while
 // orphans it killed are not all reaped yet (one may have forked before it died: its child
-// comes to the agent next). The SIGCHLD of every run's shim does not cost a sweep.
+// comes to the agent next). Only then does it listen for SIGCHLD at all: every run's shim
+// sends one as it ends, and each heard costs the agent a wake-up of the runtime's signal
+// thread and of this goroutine (about two context switches a run) for nothing.
 func (r *Reaper) Run(ctx context.Context) {
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGCHLD)
-	defer signal.Stop(sigs)
+	listening := false
+	defer func() {
+		if listening {
+			r.listen(sigs, false)
+		}
+	}()
 	t := time.NewTicker(r.interval)
 	defer t.Stop()
 	for {
+		var sigC <-chan os.Signal
+		if listening {
+			sigC = sigs
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-sigs:
-			if len(r.killed) == 0 { // killed is this goroutine's alone
-				continue
-			}
+		case <-sigC:
 		case <-r.kick:
 		case <-t.C:
 		}
-		// An orphan hands its own children to the agent as it dies, which may be after the
-		// sweep that reaps it listed the agent's children: look again until a sweep reaps
-		// nothing.
-		for r.sweep() {
+		for {
+			// An orphan hands its own children to the agent as it dies, which may be after
+			// the sweep that reaps it listed the agent's children: look again until a sweep
+			// reaps nothing.
+			for r.sweep() {
+			}
+			waiting := len(r.killed) > 0 // killed is this goroutine's alone
+			if waiting == listening {
+				break
+			}
+			listening = waiting
+			r.listen(sigs, listening)
+			if !listening {
+				break
+			}
+			// A killed orphan that ended before we listened sent its SIGCHLD unheard: sweep again.
 		}
+	}
+}
+
+// listenSIGCHLD is Reaper.listen: it starts (on) or stops passing SIGCHLD to c.
+func listenSIGCHLD(c chan<- os.Signal, on bool) {
+	if on {
+		signal.Notify(c, syscall.SIGCHLD)
+	} else {
+		signal.Stop(c)
 	}
 }
 

@@ -184,13 +184,22 @@ func TestReaperFindsWhatADyingOrphanHandsOver(t *testing.T) {
 
 // TestHelperBusyReaperAgent is not a real test: TestReaperLeavesStartingRunsAlone runs the
 // test binary as a fake agent that is a child subreaper, with many short runs at once under
-// the shim named by EXECUTOR_TEST_REAPER, and prints how many the reaper killed.
+// the shim named by EXECUTOR_TEST_REAPER, and prints how many the reaper killed and how
+// often it started listening for SIGCHLD.
 func TestHelperBusyReaperAgent(t *testing.T) {
 	prefix := os.Getenv("EXECUTOR_TEST_REAPER")
 	if prefix == "" {
 		t.Skip("helper process only")
 	}
-	reaper, reaped, stop := startHelperReaper()
+	var listened atomic.Int64
+	reaper, reaped, stop := startHelperReaper(func(r *Reaper) {
+		r.listen = func(c chan<- os.Signal, on bool) {
+			if on {
+				listened.Add(1)
+			}
+			listenSIGCHLD(c, on)
+		}
+	})
 	var failed atomic.Int64
 	var wg sync.WaitGroup
 	for range 16 {
@@ -206,18 +215,24 @@ func TestHelperBusyReaperAgent(t *testing.T) {
 	stop()
 	fmt.Printf("failed: %d\n", failed.Load())
 	fmt.Printf("reaped: %d\n", reaped.Load())
+	fmt.Printf("listened: %d\n", listened.Load())
 	fmt.Printf("result: done\n")
 	os.Exit(0)
 }
 
 // TestReaperLeavesStartingRunsAlone: with many runs at once a sweep often comes between a
 // shim's fork and its registration; it must never take that shim for an orphan (it did:
-// about 600 of these 960 runs failed, killed by the reaper).
+// about 600 of these 960 runs failed, killed by the reaper). With no orphan to wait for, it
+// never listens for the SIGCHLD each shim sends as it ends (it did, waking the agent twice
+// a run for nothing).
 func TestReaperLeavesStartingRunsAlone(t *testing.T) {
 	eachShim(t, func(t *testing.T, prefix []string) {
 		got := runAsHelper(t, "TestHelperBusyReaperAgent", "EXECUTOR_TEST_REAPER="+strings.Join(sharedPrefix(t, prefix), " "))
 		if got["failed"] != "0" || got["reaped"] != "0" {
 			t.Errorf("of 960 /bin/true runs, %s failed and the reaper killed %s processes; want none", got["failed"], got["reaped"])
+		}
+		if got["listened"] != "0" {
+			t.Errorf("the reaper listened for SIGCHLD %s times with no orphan to reap; want never", got["listened"])
 		}
 	})
 }
