@@ -282,17 +282,18 @@ func startFailure(err error) Result {
 	return Result{ExitCode: -1, Label: "could not start: " + err.Error()}
 }
 
-func classify(ps *os.ProcessState, waitErr error) Result {
-	if ps == nil {
+// classify says how a command ended from its wait status (nil: it could not be reaped).
+func classify(ws *syscall.WaitStatus, waitErr error) Result {
+	if ws == nil {
 		msg := "unknown end"
 		if waitErr != nil {
 			msg = waitErr.Error()
 		}
 		return Result{ExitCode: -1, Label: "wait failed: " + msg}
 	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+	if ws.Signaled() {
 		return Result{ExitCode: -1, Label: "killed by signal " + ws.Signal().String(), Signal: ws.Signal()}
 	}
-	code := ps.ExitCode()
+	code := ws.ExitStatus()
 	return Result{Success: code == 0, ExitCode: code, Label: "exit code " + strconv.Itoa(code)}
 }

@@ -4,7 +4,6 @@ package executor
 
 import (
 	"os"
-	"os/exec"
 	"sync"
 	"syscall"
 	"time"
@@ -24,55 +23,25 @@ const (
 // process is a started command as Run controls it: directly, or through the
 // exec shim (ctl set).
 type process struct {
-	cmd    *exec.Cmd
 	pid    int
-	exited chan struct{} // closed when the process has exited (see watch)
-	reap   func() error  // reaps it once exited is closed
-	ctl    *os.File      // the shim's control socket; nil without a shim
+	exited chan struct{}                      // closed when the process has exited (see watch)
+	reap   func() (syscall.WaitStatus, error) // reaps it once exited is closed
+	status *syscall.WaitStatus                // how it ended, once finish has reaped it
+	ctl    *os.File                           // the shim's control socket; nil without a shim
 	// renewals is our end of the shim's renewals pipe (shim.RenewalsFlag): nil without a
 	// shim or a fence, and then renewals go on ctl.
 	renewals *renewalPipe
 	unlock   func() // ends what startProcess locked (the forking thread)
 }
 
-// startProcess starts the prepared command, under the shim if spec.Shim is set,
-// with its stdout and stderr on out.
-func startProcess(spec Spec, prep prepared, conf *confined, out *os.File) (*process, error) {
-	if len(spec.Shim) > 0 {
-		return startShimmed(spec, prep, conf, out)
-	}
-	cmd := command(prep.path, spec.Argv, spec, prep, out)
-	unlock := withDeathSignal(cmd.SysProcAttr)
-	if err := cmd.Start(); err != nil {
-		unlock()
-		return nil, err
-	}
-	p := watch(cmd)
-	p.unlock = unlock
-	return p, nil
-}
-
-func command(path string, argv []string, spec Spec, prep prepared, out *os.File) *exec.Cmd {
-	cmd := &exec.Cmd{
-		Path: path, Args: argv, Env: prep.env, Dir: spec.Dir, Stdout: out, Stderr: out,
-		// Own process group, so a timeout or cancel reaches everything the
-		// command started, and nothing of the agent.
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
-	}
-	if f := nullInput(); f != nil {
-		cmd.Stdin = f
-	}
-	return cmd
-}
-
-// nullInput is every command's stdin: /dev/null, opened once. Left nil, exec.Cmd opens it
-// anew for each command (an open, four fcntl, an epoll_ctl and a close per run). Every
-// command shares its open file description, so one that sets O_NONBLOCK or a flock on its
-// stdin does it for all: harmless on /dev/null, which reads as end of file either way.
+// nullInput is every command's stdin: /dev/null, opened once (nil: each start opens it, an
+// open and a close per run more). Every command shares its open file description, so one
+// that sets O_NONBLOCK or a flock on its stdin does it for all: harmless on /dev/null,
+// which reads as end of file either way.
 var nullInput = sync.OnceValue(func() *os.File {
 	f, err := os.Open(os.DevNull)
 	if err != nil {
-		return nil // exec.Cmd's own, then
+		return nil // each start's own, then
 	}
 	return f
 })
@@ -105,8 +74,11 @@ func (p *process) finish() Result {
 	// run is over when its command is, and Port is told it ended, so nothing of
 	// it may keep working (or writing to our pipe) unobserved.
 	killGroup(p.pid, syscall.SIGKILL)
-	waitErr := p.reap()
-	res := classify(p.cmd.ProcessState, waitErr)
+	ws, waitErr := p.reap()
+	if waitErr == nil {
+		p.status = &ws
+	}
+	res := classify(p.status, waitErr)
 	if p.ctl != nil {
 		msg := shimStartError(p.ctl)
 		switch {
@@ -121,13 +93,7 @@ func (p *process) finish() Result {
 
 // signaled reports whether the process (the shim, where there is one) was killed by a
 // signal, once finish has reaped it.
-func (p *process) signaled() bool {
-	if p.cmd.ProcessState == nil {
-		return false
-	}
-	ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled()
-}
+func (p *process) signaled() bool { return p.status != nil && p.status.Signaled() }
 
 // reaped tells the agent's reaper the process is gone, and the run's cell that it may
 // serve another run when the run was sandboxed in it and the shim ended by itself (else
@@ -136,7 +102,7 @@ func (p *process) reaped(spec Spec, runDir string, conf *confined) {
 	if spec.Reaper != nil {
 		spec.Reaper.ended(p.pid, p.signaled())
 	}
-	if conf.inCell() && p.ctl != nil && !p.signaled() && p.cmd.ProcessState != nil && spec.Isolation.Runs != nil {
+	if conf.inCell() && p.ctl != nil && !p.signaled() && p.status != nil && spec.Isolation.Runs != nil {
 		spec.Isolation.Runs.served(runDir)
 	}
 }

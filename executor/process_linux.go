@@ -2,7 +2,6 @@ package executor
 
 import (
 	"os"
-	"os/exec"
 	"runtime"
 	"syscall"
 
@@ -31,25 +30,104 @@ func withDeathSignal(attr *syscall.SysProcAttr) (unlock func()) {
 	return runtime.UnlockOSThread
 }
 
-// watch closes exited when cmd's process has exited, leaving it a zombie
-// (waitid WNOWAIT): its pid, which names its group, cannot be reused until
-// reap (cmd.Wait). Where the kernel has pidfds (Linux 5.4) the wait is the
-// runtime poller's, so a command that sleeps (an approval, a deployment) holds
-// no OS thread of the agent; else a thread blocks in waitid until it exits.
-func watch(cmd *exec.Cmd) *process {
-	p := &process{cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{}), reap: cmd.Wait}
-	pidfd := openPidfd(p.pid)
+// startProcess starts the prepared command, under the shim if spec.Shim is set,
+// with its stdout and stderr on out.
+func startProcess(spec Spec, prep prepared, conf *confined, out childFD) (*process, error) {
+	if len(spec.Shim) > 0 {
+		return startShimmed(spec, prep, conf, out)
+	}
+	return spawn(prep.path, spec.Argv, spec, prep, out, nil, true)
+}
+
+// spawn starts path with argv in a process group of its own (so a timeout or cancel reaches
+// everything it started, and nothing of the agent), /dev/null its stdin, out its stdout and
+// stderr and extra its fds from 3 on; deathSignal: it dies with the agent (withDeathSignal).
+// It forks with syscall.ForkExec, not exec.Cmd: the pidfd the kernel makes with the child
+// (CLONE_PIDFD) is the one watch waits on, where os.StartProcess keeps one of its own beside
+// it, and none of exec.Cmd's bookkeeping is paid for each run (its copy of the environment,
+// an os.Process with its cleanup, an os.File per fd).
+func spawn(path string, argv []string, spec Spec, prep prepared, out childFD, extra []int, deathSignal bool) (*process, error) {
+	var stdin int
+	if f := nullInput(); f != nil {
+		stdin = int(f.Fd()) // never closed: nullInput keeps it
+	} else {
+		fd, err := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: os.DevNull, Err: err}
+		}
+		defer unix.Close(fd)
+		stdin = fd
+	}
+	files := append(make([]uintptr, 0, 3+len(extra)), uintptr(stdin), uintptr(out), uintptr(out))
+	for _, fd := range extra {
+		files = append(files, uintptr(fd))
+	}
+	pidfd := -1
+	sys := &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd}
+	unlock := func() {}
+	if deathSignal {
+		unlock = withDeathSignal(sys)
+	}
+	attr := &syscall.ProcAttr{Dir: spec.Dir, Env: prep.env, Files: files, Sys: sys}
+	pid, err := syscall.ForkExec(path, argv, attr)
+	if err == syscall.EINVAL || err == syscall.ENOSYS || err == syscall.EPERM {
+		// What a kernel or a seccomp filter that refuses CLONE_PIDFD says (a kernel before
+		// 5.2 ignores it: pidfd stays -1), and what some failed execs say: once more without.
+		sys.PidFD, pidfd = nil, -1
+		pid, err = syscall.ForkExec(path, argv, attr)
+	}
+	if err != nil {
+		unlock()
+		return nil, &os.PathError{Op: "fork/exec", Path: path, Err: err}
+	}
+	p := watch(pid, pidfd)
+	p.unlock = unlock
+	return p, nil
+}
+
+// watch closes exited when process pid has exited, leaving it a zombie (waitid WNOWAIT):
+// its pid, which names its group, cannot be reused until reap. Where the kernel has pidfds
+// (Linux 5.4) the wait is the runtime poller's, so a command that sleeps (an approval, a
+// deployment) holds no OS thread of the agent; else a thread blocks in waitid until it
+// exits. pidfd is the child's from its clone, -1 for none; watch owns it.
+func watch(pid, pidfd int) *process {
+	p := &process{pid: pid, exited: make(chan struct{}), reap: func() (syscall.WaitStatus, error) { return reap(pid) }}
+	f := pollablePidfd(pid, pidfd)
 	go func() {
 		defer close(p.exited)
-		if pidfd != nil {
-			defer pidfd.Close()
-			if waitPidfd(pidfd) {
+		if f != nil {
+			defer f.Close()
+			if waitPidfd(f) {
 				return
 			}
 		}
 		shim.WaitExited(p.pid)
 	}()
 	return p
+}
+
+// reap reaps the exited child pid.
+func reap(pid int) (syscall.WaitStatus, error) {
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(pid, &ws, 0, nil)
+		if err != syscall.EINTR {
+			return ws, os.NewSyscallError("wait4", err)
+		}
+	}
+}
+
+// pollablePidfd is pidfd made non-blocking for the runtime's poller, or where there is
+// none (-1) one opened now; nil where the kernel (or a seccomp filter) has none.
+func pollablePidfd(pid, pidfd int) *os.File {
+	if pidfd < 0 {
+		return openPidfd(pid)
+	}
+	if _, err := unix.FcntlInt(uintptr(pidfd), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
+		unix.Close(pidfd)
+		return openPidfd(pid)
+	}
+	return os.NewFile(uintptr(pidfd), "pidfd")
 }
 
 // openPidfd is a pollable pidfd of pid, nil where the kernel (or a seccomp
@@ -95,13 +173,19 @@ func waitPidfd(pidfd *os.File) bool {
 // (drain closes it under a pending read), theirs blocking, as programs expect of their
 // stdout. os.Pipe makes both ends pollable and exec makes theirs blocking again: eight
 // fcntl and epoll_ctl calls per run more than this.
-func outputPipe() (r, w *os.File, err error) {
+func outputPipe() (r *os.File, w childFD, err error) {
 	p, err := pipeOurs(0)
 	if err != nil {
-		return nil, nil, err
+		return nil, -1, err
 	}
-	return os.NewFile(uintptr(p[0]), "|0"), os.NewFile(uintptr(p[1]), "|1"), nil
+	return os.NewFile(uintptr(p[0]), "|0"), childFD(p[1]), nil
 }
+
+// childFD is a descriptor only a child gets (its end of the output pipe): a plain fd, not an
+// os.File, which would cost an fcntl to make and a cleanup to track.
+type childFD int
+
+func (fd childFD) Close() error { return unix.Close(int(fd)) }
 
 // pipeOurs is a close-on-exec pipe whose end ours (0: read, 1: write) alone is non-blocking:
 // the child's end stays blocking, as exec passes it.

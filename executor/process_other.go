@@ -23,16 +23,39 @@ import (
 	"syscall"
 )
 
-func withDeathSignal(*syscall.SysProcAttr) (unlock func()) { return func() {} }
+// childFD is the child's end of the output pipe.
+type childFD = *os.File
+
+// startProcess starts the prepared command with its stdout and stderr on out (no shim here).
+func startProcess(spec Spec, prep prepared, _ *confined, out childFD) (*process, error) {
+	cmd := &exec.Cmd{
+		Path: prep.path, Args: spec.Argv, Env: prep.env, Dir: spec.Dir, Stdout: out, Stderr: out,
+		// Own process group, so a timeout or cancel reaches everything the
+		// command started, and nothing of the agent.
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	if f := nullInput(); f != nil {
+		cmd.Stdin = f
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return watch(cmd), nil
+}
 
 // watch closes exited once cmd's process has been reaped: this platform has no
 // portable wait that leaves it a zombie.
 func watch(cmd *exec.Cmd) *process {
+	p := &process{pid: cmd.Process.Pid, exited: make(chan struct{})}
 	var waitErr error
-	p := &process{cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{})}
-	p.reap = func() error {
+	p.reap = func() (syscall.WaitStatus, error) {
 		<-p.exited
-		return waitErr
+		if ps := cmd.ProcessState; ps != nil { // an exit code is no error here
+			if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
+				return ws, nil
+			}
+		}
+		return 0, waitErr
 	}
 	go func() {
 		waitErr = cmd.Wait()
@@ -43,10 +66,8 @@ func watch(cmd *exec.Cmd) *process {
 
 var errNoShim = errors.New("the exec shim is Linux-only")
 
-func startShimmed(Spec, prepared, *confined, *os.File) (*process, error) { return nil, errNoShim }
-
 // ShimFor finds no shim outside Linux: commands run without one.
 func ShimFor(string) ([]string, string, error) { return nil, ShimNone, errNoShim }
 
 // outputPipe is the command's output pipe (see the Linux one).
-func outputPipe() (r, w *os.File, err error) { return os.Pipe() }
+func outputPipe() (r *os.File, w childFD, err error) { return os.Pipe() }

@@ -47,7 +47,7 @@ func ShimFor(exe string) (prefix []string, kind string, err error) {
 // (the options: the run's confinement and its fence, Spec.Fence),
 // with the shim's end of a control socket as its fd 3 and, with a fence, the read end of
 // the pipe its renewals go to (see internal/shim).
-func startShimmed(spec Spec, prep prepared, conf *confined, out *os.File) (*process, error) {
+func startShimmed(spec Spec, prep prepared, conf *confined, out childFD) (*process, error) {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("shim control socket: %w", err)
@@ -60,14 +60,17 @@ func startShimmed(spec Spec, prep prepared, conf *confined, out *os.File) (*proc
 		return nil, fmt.Errorf("shim control socket: %w", err)
 	}
 	ours := os.NewFile(uintptr(fds[0]), "shim-control")
-	theirs := os.NewFile(uintptr(fds[1]), "shim-control")
-	defer theirs.Close() // once started, only the shim holds it: its end of file is the shim's
+	theirs := fds[1]
+	defer syscall.Close(theirs) // once started, only the shim holds it: its end of file is the shim's
 
 	opts := conf.opts
 	// fd 3: shim.ControlFD; fd 4: shim.RulesetFD, when the run is sandboxed; then the
-	// renewals pipe, when the run has a fence.
-	extra := append(make([]*os.File, 0, 3), theirs)
-	extra = append(extra, conf.files()...)
+	// renewals pipe, when the run has a fence. conf, which holds the ruleset open, lives
+	// until Run returns.
+	extra := append(make([]int, 0, 3), theirs)
+	for _, f := range conf.files() {
+		extra = append(extra, int(f.Fd()))
+	}
 	var renewals *renewalPipe
 	if spec.Fence > 0 && spec.Held != nil {
 		opts.FenceMs = max(spec.Fence.Milliseconds(), 1)
@@ -76,7 +79,7 @@ func startShimmed(spec Spec, prep prepared, conf *confined, out *os.File) (*proc
 			ours.Close()
 			return nil, err
 		}
-		defer shimEnd.Close()
+		defer syscall.Close(shimEnd)
 		renewals = ourEnd
 		opts.RenewalsFD = shim.ControlFD + len(extra)
 		extra = append(extra, shimEnd)
@@ -85,17 +88,15 @@ func startShimmed(spec Spec, prep prepared, conf *confined, out *os.File) (*proc
 	args := append(make([]string, 0, len(spec.Shim)+maxShimArgs+2+len(spec.Argv)), spec.Shim...)
 	args = append(opts.AppendArgs(args), "--", prep.path)
 	args = append(args, spec.Argv...)
-	cmd := command(spec.Shim[0], args, spec, prep, out)
-	cmd.ExtraFiles = extra
 	// No Pdeathsig (and no thread lock): the shim learns that the agent died
 	// from its control socket's end of file, which the kernel delivers however
 	// the agent ends, whichever thread forked the shim.
-	if err := cmd.Start(); err != nil {
+	p, err := spawn(spec.Shim[0], args, spec, prep, out, extra, false)
+	if err != nil {
 		ours.Close()
 		renewals.close()
 		return nil, err
 	}
-	p := watch(cmd)
 	p.ctl = ours
 	p.renewals = renewals
 	return p, nil
@@ -108,10 +109,10 @@ const maxShimArgs = 16
 // renewalsPipe is a shim's renewals pipe (shim.RenewalsFlag): its read end for the shim,
 // blocking as exec passes it (the shim makes it non-blocking), and our write end,
 // non-blocking, so a renewal never waits for a shim that does not read.
-func renewalsPipe() (shimEnd *os.File, ours *renewalPipe, err error) {
+func renewalsPipe() (shimEnd int, ours *renewalPipe, err error) {
 	p, err := pipeOurs(1)
 	if err != nil {
-		return nil, nil, fmt.Errorf("shim renewals pipe: %w", err)
+		return -1, nil, fmt.Errorf("shim renewals pipe: %w", err)
 	}
-	return os.NewFile(uintptr(p[0]), "shim-renewals"), &renewalPipe{fd: p[1]}, nil
+	return p[0], &renewalPipe{fd: p[1]}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -65,5 +66,61 @@ func TestSleepingCommandsHoldNoThread(t *testing.T) {
 	}
 	if got := osThreads(t); got-before >= n/2 {
 		t.Errorf("%d sleeping commands: %d OS threads, %d before them; want fewer than %d more", n, got, before, n/2)
+	}
+}
+
+// pidfdsOf counts this process's pidfds of pid (each pidfd's fdinfo names its process).
+func pidfdsOf(t *testing.T, pid int) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, fd := range fds {
+		if link, _ := os.Readlink("/proc/self/fd/" + fd.Name()); link != "anon_inode:[pidfd]" {
+			continue
+		}
+		info, _ := os.ReadFile("/proc/self/fdinfo/" + fd.Name())
+		if strings.Contains(string(info), "\nPid:\t"+strconv.Itoa(pid)+"\n") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestOnePidfdPerCommand: the agent holds one pidfd of each process it starts, the one the
+// kernel made with it, which watch waits on (it held two: os.StartProcess kept its own).
+func TestOnePidfdPerCommand(t *testing.T) {
+	for name, prefix := range map[string][]string{"no shim": nil, "shim": {tinyShim}} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			held := -1
+			res := Run(ctx, Spec{Argv: []string{"sleep", "60"}, Shim: prefix, KillGrace: time.Second,
+				OnStart: func(pid int) { held = pidfdsOf(t, pid); cancel() }}, nil)
+			if held != 1 || res.Success {
+				t.Errorf("pidfds held of the started process: %d, want 1 (result %+v)", held, res)
+			}
+		})
+	}
+}
+
+// TestWatchWithoutClonePidfd: where the kernel made no pidfd with the child (before Linux
+// 5.2, or refused by a seccomp filter), watch opens one, and the exit is still seen and
+// reaped with its status.
+func TestWatchWithoutClonePidfd(t *testing.T) {
+	pid, err := syscall.ForkExec("/bin/sh", []string{"sh", "-c", "exit 7"}, &syscall.ProcAttr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := watch(pid, -1)
+	select {
+	case <-p.exited:
+	case <-time.After(time.Minute):
+		t.Fatal("exit not seen")
+	}
+	if ws, err := p.reap(); err != nil || ws.ExitStatus() != 7 {
+		t.Errorf("reaped: %v %v, want exit status 7", ws, err)
 	}
 }
