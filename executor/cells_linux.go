@@ -71,6 +71,9 @@ func (c *cell) clear(files []string, uid, gid int) bool {
 				return false
 			}
 		}
+		if _, err := unix.Seek(fd, 0, 0); err != nil {
+			return false
+		}
 		if names, err = dirNames(fd); err != nil || len(names) > 0 {
 			return false
 		}
@@ -91,11 +94,9 @@ func removeKnownAt(fd int, files []string) {
 	})
 }
 
-// dirNames lists the directory open as fd from its start ("." and ".." left out).
+// dirNames lists the directory open as fd from its offset, its start when just opened ("."
+// and ".." left out).
 func dirNames(fd int) ([]string, error) {
-	if _, err := unix.Seek(fd, 0, 0); err != nil {
-		return nil, err
-	}
 	var names []string
 	var buf [1024]byte
 	for {

@@ -41,7 +41,8 @@ func renewLease(spec Spec, p *process) *leaseRenewal {
 		return nil
 	}
 	period := max(spec.Fence/4, time.Millisecond)
-	l := &leaseRenewal{spec: spec, p: p, period: period, lasting: spec.Lasting, until: clock.Now().Add(spec.Fence), holding: true}
+	l := &leaseRenewal{spec: spec, p: p, period: period, lasting: spec.Lasting, holding: true}
+	l.setUntil(spec.Fence)
 	if r := spec.Renewals; r != nil && r.period == period {
 		l.shared = r
 		r.add(l)
@@ -182,10 +183,10 @@ func (l *leaseRenewal) renew() {
 			l.send(lasts)
 		}
 		if lasts == 0 {
-			l.until = clock.Now().Add(l.spec.Fence)
+			l.setUntil(l.spec.Fence)
 			return
 		}
-		l.until = clock.Now().Add(lasts)
+		l.setUntil(lasts)
 		if on := l.spec.OnLasting; on != nil { // the first renewal that told the shim
 			l.spec.OnLasting = nil
 			// Told outside the lock: it logs, which must not hold up the renewals.
@@ -199,6 +200,15 @@ func (l *leaseRenewal) renew() {
 	if l.p.ctl == nil && !l.killed && !clock.Now().Before(l.until) {
 		l.killed = true
 		l.p.tryKill()
+	}
+}
+
+// setUntil sets when the command dies unless renewed, d from now. Only without a shim: a
+// shim enforces its fence itself, and the clock read (a real syscall: unix.ClockGettime
+// takes no vDSO path) would be for nothing.
+func (l *leaseRenewal) setUntil(d time.Duration) {
+	if l.p.ctl == nil {
+		l.until = clock.Now().Add(d)
 	}
 }
 
