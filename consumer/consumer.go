@@ -74,8 +74,10 @@ type Options struct {
 
 // Consumer is one member of the group.
 type Consumer struct {
-	opts   Options
-	cl     *kgo.Client
+	opts Options
+	// cl is the client of this member's membership, which may be replaced: it is read anew
+	// at each use, and the rebalance callbacks use their own.
+	cl     atomic.Pointer[kgo.Client]
 	ledger *ledger
 	log    *zap.Logger
 	joined atomic.Bool
@@ -91,8 +93,9 @@ type Consumer struct {
 	// runsMu guards runs, the live tickets, and their mutable fields.
 	runsMu sync.Mutex
 	runs   map[*Ticket]struct{}
-	// built is closed once cl is set: the client joins the group as soon as it is created,
-	// and the rebalance callbacks, which use cl, wait for it.
+	// built is closed once cl is first set: the client joins the group as soon as it is
+	// created, and the rebalance callbacks wait for it (they use their own client, but what
+	// they reach of the consumer may read cl).
 	built chan struct{}
 }
 
@@ -165,7 +168,7 @@ func New(opts Options) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
-	c.cl = cl
+	c.cl.Store(cl)
 	close(c.built)
 	return c, nil
 }
@@ -215,7 +218,7 @@ func (c *Consumer) Run(ctx, workCtx context.Context, handle Handler) error {
 	handlers.Wait()
 	stopBackground()
 	background.Wait()
-	c.cl.Close()
+	c.client().Close()
 	return err
 }
 
@@ -231,7 +234,7 @@ func (c *Consumer) leave(ctx context.Context) {
 	c.runsMu.Unlock()
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := c.cl.LeaveGroupContext(lctx); err != nil {
+	if err := c.client().LeaveGroupContext(lctx); err != nil {
 		c.log.Warn("leaving the group", zap.Error(err))
 	}
 	c.joined.Store(false)
@@ -239,12 +242,15 @@ func (c *Consumer) leave(ctx context.Context) {
 
 // memberID is this member's id in the group now ("" before it has one).
 func (c *Consumer) memberID() string {
-	id, _ := c.cl.GroupMetadata()
+	id, _ := c.client().GroupMetadata()
 	return id
 }
 
+// client is the Kafka client of this member's membership now.
+func (c *Consumer) client() *kgo.Client { return c.cl.Load() }
+
 // Close releases the client when Run was never called.
-func (c *Consumer) Close() { c.cl.Close() }
+func (c *Consumer) Close() { c.client().Close() }
 
 // Unstarted is the oldest message of an owned partition whose run has not started.
 type Unstarted struct {

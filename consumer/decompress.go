@@ -187,12 +187,12 @@ func tooLarge(err error) (*kgo.ErrDecompressTooLarge, bool) {
 // whole, marked finished in the ledger so the commit moves past it, logged and reported.
 // It runs while the poll holds rebalances back (BlockRebalanceOnPoll), so the partition is
 // still ours, as SetOffsets wants.
-func (c *Consumer) skipBatches(batches []*kgo.ErrDecompressTooLarge) {
+func (c *Consumer) skipBatches(cl *kgo.Client, batches []*kgo.ErrDecompressTooLarge) {
 	for _, b := range batches {
 		if !c.ledger.owns(b.Topic, b.Partition) {
 			continue
 		}
-		c.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{b.Topic: {b.Partition: {Epoch: b.Epoch, Offset: b.NextOffset}}})
+		cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{b.Topic: {b.Partition: {Epoch: b.Epoch, Offset: b.NextOffset}}})
 		if c.ledger.skip(b.Topic, b.Partition, b.Epoch, b.NextOffset) {
 			c.syncPause(topicPartition{b.Topic, b.Partition})
 		}

@@ -24,9 +24,10 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 		if err != nil {
 			return nil // ctx done: stop fetching
 		}
-		fetches := c.cl.PollRecords(ctx, n)
+		cl := c.client()
+		fetches := cl.PollRecords(ctx, n)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
-			c.cl.AllowRebalance()
+			cl.AllowRebalance()
 			c.opts.Slots.Release(n)
 			return nil
 		}
@@ -64,8 +65,8 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 				c.syncPause(topicPartition{r.Topic, r.Partition})
 			}
 		})
-		c.skipBatches(skipped) // after the records before them are in the ledger
-		c.cl.AllowRebalance()
+		c.skipBatches(cl, skipped) // after the records before them are in the ledger
+		cl.AllowRebalance()
 		c.opts.Slots.Release(n - len(tickets))
 		if fatal != nil {
 			c.opts.Slots.Release(len(tickets))
@@ -98,11 +99,11 @@ func (c *Consumer) syncPause(tp topicPartition) {
 	}
 	parts := map[string][]int32{tp.topic: {tp.partition}}
 	if paused {
-		c.cl.PauseFetchPartitions(parts)
+		c.client().PauseFetchPartitions(parts)
 		c.log.Info("partition paused: it holds as many unfinished runs, or finished offsets behind one, as its commit can carry",
 			zap.String("topic", tp.topic), zap.Int32("partition", tp.partition))
 	} else {
-		c.cl.ResumeFetchPartitions(parts)
+		c.client().ResumeFetchPartitions(parts)
 		c.log.Info("partition resumed", zap.String("topic", tp.topic), zap.Int32("partition", tp.partition))
 	}
 }
@@ -122,7 +123,7 @@ func (c *Consumer) commitLoop(ctx context.Context) {
 			}
 			c.retryUnknownPrior(ctx)
 			c.ledger.forgetBefore(time.Now().Add(-c.opts.HistoryAge))
-			c.commit(ctx, nil)
+			c.commit(ctx, c.client(), nil)
 			c.opts.OnLags(c.ledger.lags())
 		}
 	}
@@ -135,18 +136,19 @@ const othersEvery = 5
 
 // refreshOthers reads again what every partition committed, for the run ids handled there.
 func (c *Consumer) refreshOthers(ctx context.Context) {
-	if resps, err := c.fetchOffsets(ctx, c.cl, 1); err == nil {
+	if resps, err := c.fetchOffsets(ctx, c.client(), 1); err == nil {
 		c.ledger.learnOthers(c.othersHistory(resps, nil))
 	}
 }
 
 // commit sends every owned partition's snapshot that differs from what the broker has; those
 // in handover lease this member's runs to it. It returns the partitions whose snapshot the
-// broker did not accept (their commit failed, or its outcome is unknown).
-func (c *Consumer) commit(ctx context.Context, handover map[topicPartition]Lease) (failed map[topicPartition]bool) {
+// broker did not accept (their commit failed, or its outcome is unknown). cl is the client
+// of the membership the partitions are owned under.
+func (c *Consumer) commit(ctx context.Context, cl *kgo.Client, handover map[topicPartition]Lease) (failed map[topicPartition]bool) {
 	c.commitMu.Lock()
 	defer c.commitMu.Unlock()
-	return c.commitLocked(ctx, handover)
+	return c.commitLocked(ctx, cl, handover)
 }
 
 // commitStart commits the ledger for start mark m, unless a commit that ended while this one
@@ -159,11 +161,11 @@ func (c *Consumer) commitStart(ctx context.Context, m startMark) {
 	if covered, _ := c.ledger.committedVersion(m); covered {
 		return
 	}
-	c.commitLocked(ctx, nil)
+	c.commitLocked(ctx, c.client(), nil)
 }
 
 // commitLocked is commit; the caller holds commitMu.
-func (c *Consumer) commitLocked(ctx context.Context, handover map[topicPartition]Lease) (failed map[topicPartition]bool) {
+func (c *Consumer) commitLocked(ctx context.Context, cl *kgo.Client, handover map[topicPartition]Lease) (failed map[topicPartition]bool) {
 	snaps := c.ledger.toCommit(handover)
 	failed = map[topicPartition]bool{}
 	if len(snaps) == 0 {
@@ -193,7 +195,7 @@ func (c *Consumer) commitLocked(ctx context.Context, handover map[topicPartition
 		return nil
 	})
 	sent := clock.Now()
-	c.cl.CommitOffsetsSync(withMeta, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	cl.CommitOffsetsSync(withMeta, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		c.committed(snaps, resp, err, failed)
 	})
 	if len(failed) == 0 && member != "" {

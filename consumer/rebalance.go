@@ -73,7 +73,8 @@ func (c *Consumer) retryUnknownPrior(ctx context.Context) {
 	if len(pending) == 0 {
 		return
 	}
-	known, _ := c.fetchCommitted(ctx, c.cl, partitionsOf(pending), 1)
+	cl := c.client()
+	known, _ := c.fetchCommitted(ctx, cl, partitionsOf(pending), 1)
 	resumed := map[topicPartition]assigned{}
 	c.priorMu.Lock()
 	for tp, a := range known {
@@ -85,7 +86,7 @@ func (c *Consumer) retryUnknownPrior(ctx context.Context) {
 	c.ledger.assign(resumed)
 	c.priorMu.Unlock()
 	if len(resumed) > 0 {
-		c.cl.ResumeFetchPartitions(partitionsOf(resumed))
+		cl.ResumeFetchPartitions(partitionsOf(resumed))
 		c.log.Info("read earlier owners' progress; partitions resumed", zap.Any("partitions", partitionsOf(resumed)))
 	}
 }
@@ -114,15 +115,16 @@ func partitionsOf[V any](m map[topicPartition]V) map[string][]int32 {
 // it (it finishes them, closes them in Port, and their new owner keeps its hands off); then
 // the partitions are released. If that commit fails, the runs are not leased: they stop
 // here (ErrNotOwned) and the next owner decides them after the fence.
-func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	<-c.built
 	if len(revoked) == 0 {
 		return // cooperative rebalances call this with nothing revoked
 	}
 	c.forgetUnknownPrior(revoked)
 	c.ledger.revoking(revoked)
-	lease := Lease{Holder: c.memberID(), Bound: c.leaseBound()}
-	handedOver := lease.Holder != "" && c.handOver(ctx, revoked, lease)
+	holder, _ := cl.GroupMetadata()
+	lease := Lease{Holder: holder, Bound: c.leaseBound()}
+	handedOver := lease.Holder != "" && c.handOver(ctx, cl, revoked, lease)
 	c.lose(c.ledger.release(revoked), handedOver, false)
 	if handedOver {
 		c.log.Info("partitions handed over; their runs here go on under this member's leases", zap.Any("partitions", revoked))
@@ -134,7 +136,7 @@ func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[str
 
 // handOver commits the revoked partitions' leases, trying a few times within the rebalance;
 // it reports whether the broker has them.
-func (c *Consumer) handOver(ctx context.Context, revoked map[string][]int32, lease Lease) bool {
+func (c *Consumer) handOver(ctx context.Context, cl *kgo.Client, revoked map[string][]int32, lease Lease) bool {
 	want := map[topicPartition]Lease{}
 	for topic, ps := range revoked {
 		for _, p := range ps {
@@ -143,7 +145,7 @@ func (c *Consumer) handOver(ctx context.Context, revoked map[string][]int32, lea
 	}
 	for attempt := 0; ; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		failed := c.commit(cctx, want)
+		failed := c.commit(cctx, cl, want)
 		cancel()
 		ok := true
 		for tp := range want {
@@ -181,7 +183,7 @@ func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]in
 // of the protocol it has now: Kafka answers GROUP_ID_NOT_FOUND to the other one, and a
 // replica that could not describe its group would stop its runs at the fence.
 func (c *Consumer) describe(ctx context.Context) ([]string, error) {
-	adm := kadm.NewClient(c.cl)
+	adm := kadm.NewClient(c.client())
 	consumerGroup := c.opts.GroupProtocol == "consumer"
 	ids, err := describeMembers(ctx, adm, c.opts.Group, consumerGroup)
 	if errors.Is(err, kerr.GroupIDNotFound) {
