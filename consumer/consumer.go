@@ -75,9 +75,11 @@ type Options struct {
 // Consumer is one member of the group.
 type Consumer struct {
 	opts Options
-	// cl is the client of this member's membership, which may be replaced: it is read anew
-	// at each use, and the rebalance callbacks use their own.
+	// cl is the client of this member's membership; a rejoin under a new member id swaps it
+	// (rejoin.go), so it is read anew at each use, and the rebalance callbacks use theirs.
 	cl     atomic.Pointer[kgo.Client]
+	kopts  []kgo.Opt // what cl was made with, for the client of a rejoin
+	rejoin rejoinState
 	ledger *ledger
 	log    *zap.Logger
 	joined atomic.Bool
@@ -163,8 +165,8 @@ func New(opts Options) (*Consumer, error) {
 	if opts.GroupProtocol == "consumer" {
 		kopts = append(kopts, kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.ServerSideBalancer())
 	}
-	kopts = append(kopts, opts.ClientOpts...)
-	cl, err := kgo.NewClient(kopts...)
+	c.kopts = append(kopts, opts.ClientOpts...)
+	cl, err := kgo.NewClient(c.kopts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}

@@ -107,31 +107,13 @@ func TestAFencedClassicMemberHoldsItsLeasesStill(t *testing.T) {
 	waitcond.For(t, "B's wait for A's lease to end", 60*time.Second, func() bool { return isClosed(p.learned.Ended) })
 }
 
-// TestAFencedKIP848MemberGivesItsLeasesUp: under KIP-848 a broker without KAFKA-19233
-// refuses a fenced member's rejoin until its session ends, then takes it back under the
-// same id, and the holders waiting for its leases may have seen it go unnoticed by it: so
-// it stops the run it held under a lease (never closing it), and the run's new owner
-// decides it once the member has left the group, not before.
-func TestAFencedKIP848MemberGivesItsLeasesUp(t *testing.T) {
-	p := fencedOnce(t, "consumer", kerr.FencedMemberEpoch.Code)
-	if !errors.Is(context.Cause(p.leased.Stopped()), ErrNotOwned) {
-		t.Fatalf("A's leased run after the loss: stopped %v, want ErrNotOwned", context.Cause(p.leased.Stopped()))
-	}
-	if isClosed(p.learned.Ended) {
-		t.Fatal("B's wait for A's lease ended while A is listed")
-	}
-	p.a.stop()
-	waitcond.For(t, "B's wait for A's lease to end", 60*time.Second, func() bool { return isClosed(p.learned.Ended) })
-}
-
 // fencedOnce leases a run to A, has one of A's heartbeats refused with code, and waits until
 // A lost its partitions, was listed again by an answer sent after that, and its watch has
 // applied that answer, under the member id it had.
 func fencedOnce(t *testing.T, protocol string, code int16) leasedPair {
 	t.Helper()
 	kc := fakeCluster(t, 2)
-	p := leaseOneRun(t, kc, "g-fenced-"+protocol, Options{GroupProtocol: protocol, CommitEvery: time.Hour,
-		Drain: 5 * time.Second, LeaseMargin: time.Second, Fence: 2 * time.Second, SessionTimeout: 3 * time.Second})
+	p := leaseOneRun(t, kc, "g-fenced-"+protocol, fencedOpts(protocol))
 	answered := answerOneHeartbeat(kc, protocol, p.holder, code)
 	waitcond.For(t, "A to lose its partitions", 30*time.Second, func() bool {
 		return answered.Load() && p.aLogs.FilterMessage("partitions lost").Len() > 0
@@ -144,6 +126,12 @@ func fencedOnce(t *testing.T, protocol string, code int16) leasedPair {
 		t.Fatalf("A rejoined as %s, not under its id %s", id, p.holder)
 	}
 	return p
+}
+
+// fencedOpts are the timings of the fenced-member tests: a lease's bound of 8s.
+func fencedOpts(protocol string) Options {
+	return Options{GroupProtocol: protocol, CommitEvery: time.Hour,
+		Drain: 5 * time.Second, LeaseMargin: time.Second, Fence: 2 * time.Second, SessionTimeout: 3 * time.Second}
 }
 
 // silenceHeartbeats answers member id holder's heartbeats while on is true as if they were
@@ -201,18 +189,26 @@ func TestAForgottenMemberGivesItsLeasesUp(t *testing.T) {
 				id := p.a.c.memberID()
 				return id != "" && id != p.holder
 			})
-			var stoppedFirst bool
-			waitcond.For(t, "B's wait for A's lease to end", 60*time.Second, func() bool {
-				stopped := errors.Is(context.Cause(p.leased.Stopped()), ErrNotOwned)
-				if isClosed(p.learned.Ended) {
-					stoppedFirst = stopped
-					return true
-				}
-				return false
-			})
-			if !stoppedFirst {
-				t.Fatalf("B may decide the run while A still runs it: A's run stopped %v", context.Cause(p.leased.Stopped()))
-			}
+			waitDecidedAfterStop(t, p, func() {})
 		})
+	}
+}
+
+// waitDecidedAfterStop waits for B's wait for A's lease to end, and fails if A had not
+// stopped the run by then; look runs before each look.
+func waitDecidedAfterStop(t *testing.T, p leasedPair, look func()) {
+	t.Helper()
+	var stoppedFirst bool
+	waitcond.For(t, "B's wait for A's lease to end", 60*time.Second, func() bool {
+		look()
+		stopped := errors.Is(context.Cause(p.leased.Stopped()), ErrNotOwned)
+		if isClosed(p.learned.Ended) {
+			stoppedFirst = stopped
+			return true
+		}
+		return false
+	})
+	if !stoppedFirst {
+		t.Fatalf("B may decide the run while A still runs it: A's run stopped %v", context.Cause(p.leased.Stopped()))
 	}
 }

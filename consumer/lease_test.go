@@ -36,7 +36,8 @@ func startMember(t *testing.T, kc *kfake.Cluster, group string, opts Options, ta
 	m.stop = stop
 	go func() {
 		m.done <- m.c.Run(ctx, work, func(hctx context.Context, tk *Ticket) {
-			if take {
+			// As the agent, it starts no run an earlier holder may have started.
+			if prior := tk.Learned().Prior; take && prior != PriorStarted && prior != PriorLeased {
 				if err := tk.Take(hctx); err != nil {
 					t.Errorf("take %d: %v", tk.Record.Partition, err)
 				}

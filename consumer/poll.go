@@ -20,16 +20,20 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 	run := newWorkers(handlers, workerIdle)
 	defer run.stop()
 	for {
-		n, err := c.opts.Slots.Reserve(ctx, min(c.opts.MaxPoll, maxPollRecords))
-		if err != nil {
-			return nil // ctx done: stop fetching
-		}
 		cl := c.client()
-		fetches := cl.PollRecords(ctx, n)
-		if fetches.IsClientClosed() || ctx.Err() != nil {
-			cl.AllowRebalance()
-			c.opts.Slots.Release(n)
-			return nil
+		if c.rejoinDue(cl) {
+			if err := c.rejoinAs(ctx, cl); err != nil {
+				c.opts.OnFatal(err)
+				return err
+			}
+			continue
+		}
+		fetches, n, ok := c.fetch(ctx, cl)
+		if !ok {
+			if ctx.Err() != nil {
+				return nil // stop fetching
+			}
+			continue
 		}
 		var fatal error
 		var skipped []*kgo.ErrDecompressTooLarge
@@ -85,6 +89,25 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 			})
 		}
 	}
+}
+
+// fetch polls cl for as many records as it reserves slots for. ok false: no records to
+// handle, the poll cut short by ctx or by a rejoin request (a poll may wait for ever), and
+// records of a membership being given up are not handled: its partitions are lost.
+func (c *Consumer) fetch(ctx context.Context, cl *kgo.Client) (fetches kgo.Fetches, n int, ok bool) {
+	pctx, endPoll := c.pollContext(ctx)
+	defer endPoll()
+	n, err := c.opts.Slots.Reserve(pctx, min(c.opts.MaxPoll, maxPollRecords))
+	if err != nil {
+		return nil, 0, false
+	}
+	fetches = cl.PollRecords(pctx, n)
+	if fetches.IsClientClosed() || pctx.Err() != nil {
+		cl.AllowRebalance()
+		c.opts.Slots.Release(n)
+		return nil, 0, false
+	}
+	return fetches, n, true
 }
 
 // syncPause pauses or resumes a partition's fetching as its ledger window says now. The

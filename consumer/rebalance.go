@@ -168,13 +168,17 @@ func (c *Consumer) handOver(ctx context.Context, cl *kgo.Client, revoked map[str
 // the member, and an id it dropped never comes back (the member rejoins under a new one), so
 // they go on. Under KIP-848 a broker without KAFKA-19233 refuses a fenced member's rejoin
 // until its session ends, then takes it back under the same id: the holders waiting for its
-// leases may have seen it go while it did not see itself go, so they stop here (their
-// waiters decide them once it leaves the group: README "Delivery").
-func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+// leases may have seen it go while it did not see itself go, so they stop here, and the
+// member leaves under that id and joins under a new one, so that their waiters see it go and
+// decide them (README "Delivery").
+func (c *Consumer) onLost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
 	<-c.built
 	c.log.Warn("partitions lost", zap.Any("partitions", lost))
 	c.forgetUnknownPrior(lost)
-	c.lose(c.ledger.release(lost), false, c.opts.GroupProtocol == "consumer")
+	kip848 := c.opts.GroupProtocol == "consumer"
+	if c.lose(c.ledger.release(lost), false, kip848) > 0 {
+		c.requestRejoin(cl) // from the poll loop: a callback cannot leave the group
+	}
 	c.joined.Store(false)
 }
 

@@ -239,11 +239,10 @@ func (c *Consumer) newTicket(rec *kgo.Record, p polled) *Ticket {
 	return t
 }
 
-// lose takes away, for good, the runs of the given ledgers that this member does not hold
-// under a lease (handedOver false: all of them): their partitions' owners decide them. With
-// leases true, the runs it holds under leases after earlier handovers go too (onLost);
-// otherwise they stay, resting on its member id being listed (members.held).
-func (c *Consumer) lose(pls []*partitionLedger, handedOver, leases bool) {
+// lose takes away, for good, the runs of pls this member does not hold under a lease (all of
+// them, handedOver false): their partitions' owners decide them. leases: it stops those it
+// holds under leases too, and returns how many (onLost); else they rest on its id (held).
+func (c *Consumer) lose(pls []*partitionLedger, handedOver, leases bool) (leasedStopped int) {
 	gone := map[*partitionLedger]bool{}
 	for _, pl := range pls {
 		gone[pl] = true
@@ -258,6 +257,7 @@ func (c *Consumer) lose(pls []*partitionLedger, handedOver, leases bool) {
 			if leases && t.holder != "" && c.ledger.isReleased(t.pl) {
 				t.lost = ErrNotOwned
 				stop = append(stop, t)
+				leasedStopped++
 			}
 			continue
 		}
@@ -277,6 +277,7 @@ func (c *Consumer) lose(pls []*partitionLedger, handedOver, leases bool) {
 		t.stop(ErrNotOwned)
 		t.endActing(ErrNotOwned)
 	}
+	return leasedStopped
 }
 
 // tickets is a snapshot of the live tickets.
