@@ -6,6 +6,7 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,9 +36,13 @@ type Options struct {
 	StartOffset   string // latest | earliest
 	GroupProtocol string // classic | consumer (KIP-848)
 	ClientOpts    []kgo.Opt
-	Slots         Slots
-	MaxPoll       int           // records per poll at most; 0 -> 64
-	CommitEvery   time.Duration // 0 -> 1s
+	// ClientHooks, when set, makes the hooks of each Kafka client the member makes (a
+	// rejoin under a new member id makes another): hooks that keep one client's state, as
+	// kprom's metrics do, are made anew rather than shared.
+	ClientHooks func() []kgo.Hook
+	Slots       Slots
+	MaxPoll     int           // records per poll at most; 0 -> 64
+	CommitEvery time.Duration // 0 -> 1s
 	// SessionTimeout is the group's session timeout (classic groups; KIP-848 groups use the
 	// broker's group.consumer.session.timeout.ms); 0 -> 15s.
 	SessionTimeout time.Duration
@@ -166,13 +171,22 @@ func New(opts Options) (*Consumer, error) {
 		kopts = append(kopts, kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.ServerSideBalancer())
 	}
 	c.kopts = append(kopts, opts.ClientOpts...)
-	cl, err := kgo.NewClient(c.kopts...)
+	cl, err := c.newClient()
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	c.cl.Store(cl)
 	close(c.built)
 	return c, nil
+}
+
+// newClient makes a client of this member's options, with hooks of its own.
+func (c *Consumer) newClient() (*kgo.Client, error) {
+	opts := c.kopts
+	if c.opts.ClientHooks != nil {
+		opts = append(slices.Clip(opts), kgo.WithHooks(c.opts.ClientHooks()...))
+	}
+	return kgo.NewClient(opts...)
 }
 
 // Joined reports whether the member has joined the group (even with no partitions: a

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/plugin/kprom"
 	"go.uber.org/zap"
 
 	"github.com/port-runner/port-runner/consumer"
@@ -79,7 +78,7 @@ type Agent struct {
 	stopping atomic.Bool
 	// Observability: franz-go's client metrics, and the options of the lag collector's own
 	// Kafka client.
-	kafkaProm    *kprom.Metrics
+	kafkaMetrics kafkaMetrics
 	lagOpts      []kgo.Opt
 	kafka        config.Kafka // the consumer's, brokers and group from Port included
 	consumerOpts []kgo.Opt    // the consumer's client options (kafkaClients)
@@ -139,9 +138,6 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Agent, error) {
 		OnRefused:      a.watch.refused,
 	})
 
-	// The consumer's client metrics (port_runner_kafka_*), attached to the registry in Run:
-	// kprom registers nothing itself, so agents sharing one Metrics never collide.
-	a.kafkaProm = kprom.NewMetrics("port_runner", kprom.Subsystem("kafka"), kprom.Registry(nil))
 	if cfg.Polls() {
 		a.source = a.newSource()
 	}
@@ -350,7 +346,7 @@ func (a *Agent) startServers() (stop func(), err error) {
 	}
 	stops = append(stops, a.metrics.SetSource(source{a: a, ready: a.Ready}))
 	if a.source == nil { // the Kafka client's metrics and the broker's lag
-		stops = append(stops, a.metrics.Attach("kafka", metrics.Renamed(a.kafkaProm, kpromGauges())))
+		stops = append(stops, a.metrics.Attach("kafka", metrics.Renamed(&a.kafkaMetrics, kpromGauges())))
 		stopLag, err := a.startLag()
 		if err != nil {
 			stop()

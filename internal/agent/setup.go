@@ -76,7 +76,7 @@ func (a *Agent) kafkaClients(k config.Kafka) error {
 	}))))
 	a.kafka = k
 	a.lagOpts = append(append([]kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, kopts...), a.deps.KafkaOpts...)
-	a.consumerOpts = append(append(kopts, kgo.WithHooks(a.kafkaProm)), a.deps.KafkaOpts...)
+	a.consumerOpts = append(kopts, a.deps.KafkaOpts...)
 	return nil
 }
 
@@ -90,6 +90,7 @@ func (a *Agent) newConsumer() error {
 		StartOffset:    k.StartOffset,
 		GroupProtocol:  k.GroupProtocol,
 		ClientOpts:     a.consumerOpts,
+		ClientHooks:    a.kafkaMetrics.hooks, // a rejoin makes a new client: its metrics are its own
 		Slots:          a.pool,
 		MaxPoll:        a.cfg.Executor.MaxConcurrent,
 		SessionTimeout: k.SessionTimeout.D(),
