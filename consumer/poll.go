@@ -26,12 +26,15 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 				c.opts.OnFatal(err)
 				return err
 			}
+			if ctx.Err() != nil {
+				return nil // stopping during the rejoin: no new member was made
+			}
 			continue
 		}
 		fetches, n, ok := c.fetch(ctx, cl)
 		if !ok {
-			if ctx.Err() != nil {
-				return nil // stop fetching
+			if ctx.Err() != nil || !c.rejoinDue(cl) {
+				return nil // stop fetching (or the client was closed)
 			}
 			continue
 		}

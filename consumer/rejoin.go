@@ -73,6 +73,9 @@ func (c *Consumer) rejoinAs(ctx context.Context, old *kgo.Client) error {
 	// Closed before the next client is made: client hooks (metrics) see one at a time.
 	old.Close()
 	c.releaseAll()
+	if ctx.Err() != nil {
+		return nil // stopping: no new member to join only to leave
+	}
 	cl, err := c.newClient()
 	if err != nil {
 		return fmt.Errorf("kafka client to rejoin the group under a new member id: %w", err)

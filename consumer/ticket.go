@@ -240,8 +240,8 @@ func (c *Consumer) newTicket(rec *kgo.Record, p polled) *Ticket {
 }
 
 // lose takes away, for good, the runs of pls this member does not hold under a lease (all of
-// them, handedOver false): their partitions' owners decide them. leases: it stops those it
-// holds under leases too, and returns how many (onLost); else they rest on its id (held).
+// them, handedOver false): their partitions' owners decide them. leases (onLost): those it
+// holds under leases stop too, a Take a handover covered included; it returns how many.
 func (c *Consumer) lose(pls []*partitionLedger, handedOver, leases bool) (leasedStopped int) {
 	gone := map[*partitionLedger]bool{}
 	for _, pl := range pls {
@@ -254,7 +254,7 @@ func (c *Consumer) lose(pls []*partitionLedger, handedOver, leases bool) (leased
 			continue
 		}
 		if !gone[t.pl] {
-			if leases && t.holder != "" && c.ledger.isReleased(t.pl) {
+			if leases && (t.holder != "" || t.leased) && c.ledger.isReleased(t.pl) {
 				t.lost = ErrNotOwned
 				stop = append(stop, t)
 				leasedStopped++
