@@ -139,3 +139,28 @@ func TestRunFileInPrivateDir(t *testing.T) {
 		t.Errorf("run dir %s not removed: %v", lines[1], err)
 	}
 }
+
+// TestConfinedEnvironHasEachNameOnce: the child's environment goes to execve as built (no
+// exec.Cmd dedup), where a name given twice is read as its first value by most programs: a
+// confined run's HOME and TMPDIR must replace the agent's, not follow them.
+func TestConfinedEnvironHasEachNameOnce(t *testing.T) {
+	runDir := t.TempDir()
+	t.Setenv("HOME", "/home/agent")
+	t.Setenv("TMPDIR", "/tmp/agent")
+	own := map[string]string{"PATH": "/own/bin", "LANG": "C", "X": "1"}
+	env, err := runHome(Environ(Spec{RunID: "r", Action: "a", Env: own}, "/run/f"), runDir, own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		if old, dup := seen[k]; dup {
+			t.Errorf("%s given twice: %q, then %q", k, old, v)
+		}
+		seen[k] = v
+	}
+	if strings.HasPrefix(seen["HOME"], "/home/agent") || seen["PATH"] != "/own/bin" {
+		t.Errorf("HOME %q, PATH %q: want the run's own", seen["HOME"], seen["PATH"])
+	}
+}
