@@ -2,6 +2,7 @@ package executor
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,6 +54,20 @@ next:
 		env = append(env, kv)
 	}
 	return env
+}
+
+// checkCommand refuses a spec execve cannot carry: no command, or a value of Env holding a
+// NUL byte (an input can hold \u0000), named and never shown (it may be a secret).
+func checkCommand(spec Spec) error {
+	if len(spec.Argv) == 0 || spec.Argv[0] == "" {
+		return errors.New("empty command")
+	}
+	for k, v := range spec.Env {
+		if strings.IndexByte(v, 0) >= 0 {
+			return fmt.Errorf("env %s: its value contains a NUL byte", k)
+		}
+	}
+	return nil
 }
 
 // fixedVars are the variables Environ sets that spec.Env may not replace.

@@ -108,6 +108,9 @@ func TestStartFailures(t *testing.T) {
 		{"not executable", Spec{Argv: []string{notExec}}, "could not start: exec: \"" + notExec + "\": permission denied"},
 		{"bad dir", Spec{Argv: []string{"true"}, Dir: "/does/not/exist"}, "could not start: dir: stat /does/not/exist: no such file or directory"},
 		{"empty", Spec{}, "could not start: empty command"},
+		// An input holding \u0000: named, its value (a secret?) never shown, the binary not blamed.
+		{"NUL in env", Spec{Argv: []string{"true"}, Env: map[string]string{"TOKEN": "s3cret\x00x"}},
+			"could not start: env TOKEN: its value contains a NUL byte"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, _ := run(t, context.Background(), tc.spec)

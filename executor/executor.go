@@ -11,7 +11,6 @@ package executor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -178,8 +177,8 @@ type prepared struct {
 }
 
 func prepare(spec Spec) (prepared, error) {
-	if len(spec.Argv) == 0 || spec.Argv[0] == "" {
-		return prepared{}, errors.New("empty command")
+	if err := checkCommand(spec); err != nil {
+		return prepared{}, err
 	}
 	if spec.Dir != "" {
 		// exec reports a bad Dir as "fork/exec <binary>: no such file or

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -92,6 +93,7 @@ func startShimmed(spec Spec, prep prepared, conf *confined, out childFD) (*proce
 	// from its control socket's end of file, which the kernel delivers however
 	// the agent ends, whichever thread forked the shim.
 	p, err := spawn(spec.Shim[0], args, spec, prep, out, extra, false)
+	runtime.KeepAlive(conf) // its files' fds are in extra: open until the shim has them
 	if err != nil {
 		ours.Close()
 		renewals.close()

@@ -90,8 +90,12 @@ func runAgent(path string, stderr io.Writer) int {
 }
 
 // commandDeps are how the agent runs commands, the same for run, try and demo: the exec
-// shim, the config file to keep from them.
+// shim, the config file to keep from them. Descriptors the agent inherited are kept from
+// them too.
 func commandDeps(log *zap.Logger, configPath string) agent.Deps {
+	if err := executor.SealInheritedFDs(); err != nil {
+		log.Warn("the descriptors the agent inherited may reach its commands", zap.Error(err))
+	}
 	prefix, kind := findShim(log)
 	if configPath != "" {
 		if abs, err := filepath.Abs(configPath); err == nil {
