@@ -140,7 +140,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 		return startFailure(err)
 	}
 	defer pr.Close()
-	track := func(int) {}
+	track := func(int) func(bool) { return func(bool) {} }
 	if spec.Reaper != nil {
 		track = spec.Reaper.starting()
 	}
@@ -150,7 +150,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 		track(0)
 		return startFailure(err)
 	}
-	track(p.pid)
+	p.untrack = track(p.pid)
 	defer p.release()
 	if spec.OnStart != nil {
 		spec.OnStart(p.pid)

@@ -31,7 +31,8 @@ type process struct {
 	// renewals is our end of the shim's renewals pipe (shim.RenewalsFlag): nil without a
 	// shim or a fence, and then renewals go on ctl.
 	renewals *renewalPipe
-	unlock   func() // ends what startProcess locked (the forking thread)
+	unlock   func()              // ends what startProcess locked (the forking thread)
+	untrack  func(signaled bool) // tells the agent's reaper it is reaped (Spec.Reaper)
 }
 
 // nullInput is every command's stdin: /dev/null, opened once (nil: each start opens it, an
@@ -99,9 +100,7 @@ func (p *process) signaled() bool { return p.status != nil && p.status.Signaled(
 // serve another run when the run was sandboxed in it and the shim ended by itself (else
 // something of the run may outlive the shim, in a domain that reaches the cell).
 func (p *process) reaped(spec Spec, runDir string, conf *confined) {
-	if spec.Reaper != nil {
-		spec.Reaper.ended(p.pid, p.signaled())
-	}
+	p.untrack(p.signaled())
 	if conf.inCell() && p.ctl != nil && !p.signaled() && p.status != nil && spec.Isolation.Runs != nil {
 		spec.Isolation.Runs.served(runDir)
 	}

@@ -37,9 +37,12 @@ type Reaper struct {
 	// started, and for writing while a sweep picks what to kill: a sweep never takes a
 	// process Run has just started for an orphan. The registration itself takes mu, never
 	// forks for writing: a sweep waiting for forks would get in between.
-	forks   sync.RWMutex
-	mu      sync.Mutex // started
-	started map[int]bool
+	forks sync.RWMutex
+	mu    sync.Mutex // started, starts
+	// started holds each registered pid's start (a count): a run that reaped its process
+	// forgets the pid only if no later start took it meanwhile (pids are reused).
+	started map[int]uint64
+	starts  uint64
 	killed  map[int]bool // killed by a sweep, reaped once they exit; Run's goroutine's alone
 	kick    chan struct{}
 	onKill  func(n int)
@@ -56,7 +59,7 @@ func NewReaper(onKill func(n int)) (*Reaper, error) {
 		return nil, fmt.Errorf("PR_SET_CHILD_SUBREAPER: %w", err)
 	}
 	return &Reaper{self: os.Getpid(), interval: reaperInterval, children: childrenOf, listen: listenSIGCHLD,
-		started: map[int]bool{}, killed: map[int]bool{}, kick: make(chan struct{}, 1), onKill: onKill}, nil
+		started: map[int]uint64{}, killed: map[int]bool{}, kick: make(chan struct{}, 1), onKill: onKill}, nil
 }
 
 // Run sweeps until ctx ends. A sweep reads /proc (see childrenOf) and holds up every start,
@@ -116,24 +119,31 @@ func listenSIGCHLD(c chan<- os.Signal, on bool) {
 	}
 }
 
-// starting is called before Run forks a process; done registers its pid (0: the start failed).
-func (r *Reaper) starting() (done func(pid int)) {
+// starting is called before Run forks a process; done registers its pid (0: the start
+// failed) and returns ended, to call once Run has reaped it.
+func (r *Reaper) starting() (done func(pid int) (ended func(signaled bool))) {
 	r.forks.RLock()
-	return func(pid int) {
-		if pid > 0 {
-			r.mu.Lock()
-			r.started[pid] = true
-			r.mu.Unlock()
+	return func(pid int) func(bool) {
+		defer r.forks.RUnlock()
+		if pid <= 0 {
+			return func(bool) {}
 		}
-		r.forks.RUnlock()
+		r.mu.Lock()
+		r.starts++
+		start := r.starts
+		r.started[pid] = start
+		r.mu.Unlock()
+		return func(signaled bool) { r.ended(pid, start, signaled) }
 	}
 }
 
-// ended is called once Run has reaped pid; signaled: it died by a signal (a killed shim
-// leaves orphans), so a sweep runs at once.
-func (r *Reaper) ended(pid int, signaled bool) {
+// ended: the process of start, pid, has been reaped; signaled: it died by a signal (a
+// killed shim leaves orphans), so a sweep runs at once.
+func (r *Reaper) ended(pid int, start uint64, signaled bool) {
 	r.mu.Lock()
-	delete(r.started, pid)
+	if r.started[pid] == start {
+		delete(r.started, pid)
+	}
 	r.mu.Unlock()
 	if signaled {
 		select {
@@ -150,7 +160,7 @@ func (r *Reaper) sweep() (reaped bool) {
 	r.mu.Lock()
 	var victims []int
 	for _, pid := range r.children(r.self) {
-		if !r.started[pid] && !r.killed[pid] {
+		if _, ours := r.started[pid]; !ours && !r.killed[pid] {
 			victims = append(victims, pid)
 		}
 	}

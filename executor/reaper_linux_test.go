@@ -259,3 +259,21 @@ func TestChildrenOf(t *testing.T) {
 		}
 	}
 }
+
+// TestAReusedPidStaysTheNewRuns: a run tells the reaper its process is reaped only after
+// reaping it, and by then a new run's process may have the pid (pids are reused). The new
+// run's registration must stay, or the next sweep takes its shim for an orphan and kills it.
+func TestAReusedPidStaysTheNewRuns(t *testing.T) {
+	r := &Reaper{started: map[int]uint64{}, killed: map[int]bool{}, kick: make(chan struct{}, 1)}
+	const pid = 4242
+	oldEnded := r.starting()(pid) // the old run's process, reaped by its run
+	newEnded := r.starting()(pid) // a new run's, forked with the pid meanwhile
+	oldEnded(false)
+	if _, ours := r.started[pid]; !ours {
+		t.Fatal("the old run's end took the new run's process off the reaper's list")
+	}
+	newEnded(false)
+	if _, ours := r.started[pid]; ours {
+		t.Fatal("the new run's end left its pid on the list")
+	}
+}

@@ -15,6 +15,8 @@ func NewReaper(func(n int)) (*Reaper, error) {
 	return nil, errors.New("a child subreaper is Linux-only")
 }
 
-func (*Reaper) Run(context.Context)            {}
-func (*Reaper) starting() (done func(pid int)) { return func(int) {} }
-func (*Reaper) ended(int, bool)                {}
+func (*Reaper) Run(context.Context) {}
+
+func (*Reaper) starting() (done func(pid int) (ended func(signaled bool))) {
+	return func(int) func(bool) { return func(bool) {} }
+}
