@@ -100,10 +100,6 @@ type Consumer struct {
 	// runsMu guards runs, the live tickets, and their mutable fields.
 	runsMu sync.Mutex
 	runs   map[*Ticket]struct{}
-	// built is closed once cl is first set: the client joins the group as soon as it is
-	// created, and the rebalance callbacks wait for it (they use their own client, but what
-	// they reach of the consumer may read cl).
-	built chan struct{}
 }
 
 // New creates the Kafka client, which starts joining the group at once; records are
@@ -132,7 +128,7 @@ func New(opts Options) (*Consumer, error) {
 		opts.OnSkippedBatch = func(SkippedBatch) {}
 	}
 	c := &Consumer{opts: opts, ledger: newLedger(opts.MaxFuture), log: opts.Logger, unknownPrior: map[topicPartition]bool{},
-		members: newMembers(opts.Fence, opts.Drain), runs: map[*Ticket]struct{}{}, built: make(chan struct{})}
+		members: newMembers(opts.Fence, opts.Drain), runs: map[*Ticket]struct{}{}}
 	start := kgo.NewOffset().AtEnd()
 	if opts.StartOffset == "earliest" {
 		start = kgo.NewOffset().AtStart()
@@ -176,7 +172,6 @@ func New(opts Options) (*Consumer, error) {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	c.cl.Store(cl)
-	close(c.built)
 	return c, nil
 }
 
@@ -248,12 +243,18 @@ func (c *Consumer) leave(ctx context.Context) {
 		t.checkLasting()
 	}
 	c.runsMu.Unlock()
+	leaveGroup(ctx, c.client(), c.log)
+	c.joined.Store(false)
+}
+
+// leaveGroup has cl's member leave the group, for 30s at most whatever ctx says: a member
+// that could not leave goes when its session ends.
+func leaveGroup(ctx context.Context, cl *kgo.Client, log *zap.Logger) {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := c.client().LeaveGroupContext(lctx); err != nil {
-		c.log.Warn("leaving the group", zap.Error(err))
+	if err := cl.LeaveGroupContext(lctx); err != nil {
+		log.Warn("leaving the group: the member id goes when its session ends", zap.Error(err))
 	}
-	c.joined.Store(false)
 }
 
 // memberID is this member's id in the group now ("" before it has one).

@@ -15,8 +15,7 @@ import (
 func TestARunTakenDuringAHandoverStopsWhenFenced(t *testing.T) {
 	c := &Consumer{opts: withLeaseDefaults(Options{Topic: "runs", GroupProtocol: "consumer"}),
 		ledger: newLedger(5 * time.Minute), members: newMembers(2*time.Second, 5*time.Second),
-		runs: map[*Ticket]struct{}{}, log: zap.NewNop(), unknownPrior: map[topicPartition]bool{}, built: make(chan struct{})}
-	close(c.built)
+		runs: map[*Ticket]struct{}{}, log: zap.NewNop(), unknownPrior: map[topicPartition]bool{}}
 	assignFresh(c.ledger, "runs", 0)
 	r := rec("runs", 0, 0)
 	p, ok, _ := c.ledger.add(r)

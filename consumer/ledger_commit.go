@@ -171,3 +171,14 @@ func (l *ledger) committedVersion(m startMark) (covered, owned bool) {
 	defer l.mu.Unlock()
 	return m.pl.committed.version >= m.version, !m.pl.released
 }
+
+// owned is every partition the ledger has.
+func (l *ledger) owned() map[string][]int32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string][]int32{}
+	for tp := range l.parts {
+		out[tp.topic] = append(out[tp.topic], tp.partition)
+	}
+	return out
+}

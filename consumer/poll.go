@@ -98,7 +98,7 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 // handle, the poll cut short by ctx or by a rejoin request (a poll may wait for ever), and
 // records of a membership being given up are not handled: its partitions are lost.
 func (c *Consumer) fetch(ctx context.Context, cl *kgo.Client) (fetches kgo.Fetches, n int, ok bool) {
-	pctx, endPoll := c.pollContext(ctx)
+	pctx, endPoll := c.pollContext(ctx, cl)
 	defer endPoll()
 	n, err := c.opts.Slots.Reserve(pctx, min(c.opts.MaxPoll, maxPollRecords))
 	if err != nil {

@@ -18,7 +18,6 @@ import (
 // partition whose progress cannot be read stays paused, and the commit loop keeps asking:
 // handling its records blind could run again what an earlier owner ran.
 func (c *Consumer) onAssigned(ctx context.Context, cl *kgo.Client, assignedParts map[string][]int32) {
-	<-c.built
 	if len(assignedParts) > 0 {
 		c.log.Info("partitions assigned", zap.Any("partitions", assignedParts))
 		known, failed := c.fetchCommitted(ctx, cl, assignedParts, 3)
@@ -116,7 +115,6 @@ func partitionsOf[V any](m map[topicPartition]V) map[string][]int32 {
 // the partitions are released. If that commit fails, the runs are not leased: they stop
 // here (ErrNotOwned) and the next owner decides them after the fence.
 func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
-	<-c.built
 	if len(revoked) == 0 {
 		return // cooperative rebalances call this with nothing revoked
 	}
@@ -172,7 +170,6 @@ func (c *Consumer) handOver(ctx context.Context, cl *kgo.Client, revoked map[str
 // member leaves under that id and joins under a new one, so that their waiters see it go and
 // decide them (README "Delivery").
 func (c *Consumer) onLost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
-	<-c.built
 	c.log.Warn("partitions lost", zap.Any("partitions", lost))
 	c.forgetUnknownPrior(lost)
 	kip848 := c.opts.GroupProtocol == "consumer"

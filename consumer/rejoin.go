@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
@@ -37,12 +36,12 @@ func (c *Consumer) rejoinDue(cl *kgo.Client) bool {
 	return c.rejoin.due == cl
 }
 
-// pollContext is ctx for one poll of the loop, ended early by a rejoin request.
-func (c *Consumer) pollContext(ctx context.Context) (context.Context, context.CancelFunc) {
+// pollContext is ctx for one poll of cl, ended early by a rejoin request.
+func (c *Consumer) pollContext(ctx context.Context, cl *kgo.Client) (context.Context, context.CancelFunc) {
 	pctx, cancel := context.WithCancel(ctx)
 	c.rejoin.mu.Lock()
 	defer c.rejoin.mu.Unlock()
-	if c.rejoin.due != nil && c.rejoin.due == c.client() {
+	if c.rejoin.due == cl {
 		cancel()
 	}
 	c.rejoin.poll = cancel
@@ -64,12 +63,7 @@ func (c *Consumer) rejoinAs(ctx context.Context, old *kgo.Client) error {
 	id, _ := old.GroupMetadata()
 	c.log.Warn("leaving the group under a member id whose leased runs were given up, to join under a new one",
 		zap.String("member", id))
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	err := old.LeaveGroupContext(lctx) // revokes what old got back meanwhile (onRevoked)
-	cancel()
-	if err != nil {
-		c.log.Warn("leaving the group: the member id goes when its session ends", zap.String("member", id), zap.Error(err))
-	}
+	leaveGroup(ctx, old, c.log.With(zap.String("member", id))) // revokes what old got back meanwhile (onRevoked)
 	// Closed before the next client is made: client hooks (metrics) see one at a time.
 	old.Close()
 	c.releaseAll()
@@ -93,10 +87,7 @@ func (c *Consumer) rejoinAs(ctx context.Context, old *kgo.Client) error {
 // releaseAll releases whatever partitions the ledger still has, and stops every run taken
 // under the closed client's member ids (its leased runs too), as onLost does.
 func (c *Consumer) releaseAll() {
-	parts := map[string][]int32{}
-	for p := range c.ledger.unstarted() {
-		parts[c.opts.Topic] = append(parts[c.opts.Topic], p)
-	}
+	parts := c.ledger.owned()
 	c.forgetUnknownPrior(parts)
 	c.lose(c.ledger.release(parts), false, true)
 }
