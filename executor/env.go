@@ -56,11 +56,16 @@ next:
 	return env
 }
 
-// checkCommand refuses a spec execve cannot carry: no command, or a value of Env holding a
-// NUL byte (an input can hold \u0000), named and never shown (it may be a secret).
+// checkCommand refuses a spec execve cannot carry: no command, or an argument or a value of
+// Env holding a NUL byte (an input can hold \u0000), named and never shown (a secret?).
 func checkCommand(spec Spec) error {
 	if len(spec.Argv) == 0 || spec.Argv[0] == "" {
 		return errors.New("empty command")
+	}
+	for i, a := range spec.Argv {
+		if strings.IndexByte(a, 0) >= 0 {
+			return fmt.Errorf("argument %d contains a NUL byte", i)
+		}
 	}
 	for k, v := range spec.Env {
 		if strings.IndexByte(v, 0) >= 0 {

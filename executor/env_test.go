@@ -111,6 +111,7 @@ func TestStartFailures(t *testing.T) {
 		// An input holding \u0000: named, its value (a secret?) never shown, the binary not blamed.
 		{"NUL in env", Spec{Argv: []string{"true"}, Env: map[string]string{"TOKEN": "s3cret\x00x"}},
 			"could not start: env TOKEN: its value contains a NUL byte"},
+		{"NUL in argv", Spec{Argv: []string{"echo", "a\x00b"}}, "could not start: argument 1 contains a NUL byte"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, _ := run(t, context.Background(), tc.spec)

@@ -42,20 +42,14 @@ func TestInheritedFDsReachNoCommand(t *testing.T) {
 	}
 	defer f.Close()
 	for _, seal := range []string{"0", "1"} {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperInheritedFD$")
-		cmd.Env = append(os.Environ(), "EXECUTOR_TEST_INHERITED="+path, "EXECUTOR_TEST_SEAL="+seal)
-		cmd.ExtraFiles = []*os.File{f} // fd 3 in the helper, open across its exec
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("helper: %v\n%s", err, out)
+		got := runAsHelperWith(t, "TestHelperInheritedFD", func(cmd *exec.Cmd) {
+			cmd.ExtraFiles = []*os.File{f} // fd 3 in the helper, open across its exec
+		}, "EXECUTOR_TEST_INHERITED="+path, "EXECUTOR_TEST_SEAL="+seal)
+		if got["success"] != "true" {
+			t.Fatalf("seal %s: the command failed: %v", seal, got)
 		}
-		got := string(out)
-		if !strings.Contains(got, "success: true") {
-			t.Fatalf("seal %s: the command failed:\n%s", seal, got)
-		}
-		held := strings.Contains(got, "held: true")
-		if want := seal == "0"; held != want {
-			t.Errorf("seal %s: the command holds the agent's inherited file: %v, want %v\n%s", seal, held, want, got)
+		if held, want := got["held"] == "true", seal == "0"; held != want {
+			t.Errorf("seal %s: the command holds the agent's inherited file: %v, want %v (%v)", seal, held, want, got)
 		}
 	}
 }

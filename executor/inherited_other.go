@@ -2,5 +2,5 @@
 
 package executor
 
-// SealInheritedFDs does nothing outside Linux, where commands run without the exec shim.
+// SealInheritedFDs is not done outside Linux, where the agent is for development only.
 func SealInheritedFDs() error { return nil }

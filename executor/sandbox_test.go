@@ -142,6 +142,12 @@ func TestSandboxBoundaries(t *testing.T) {
 // runs as root, and returns what it printed as "name: value" lines.
 func runAsHelper(t *testing.T, helper string, env ...string) map[string]string {
 	t.Helper()
+	return runAsHelperWith(t, helper, func(*exec.Cmd) {}, env...)
+}
+
+// runAsHelperWith is runAsHelper with configure's changes to the helper's command.
+func runAsHelperWith(t *testing.T, helper string, configure func(*exec.Cmd), env ...string) map[string]string {
+	t.Helper()
 	base := sharedDir(t)
 	bin := filepath.Join(base, "executor.test")
 	copyFile(t, os.Args[0], bin)
@@ -150,6 +156,7 @@ func runAsHelper(t *testing.T, helper string, env ...string) map[string]string {
 	if os.Getuid() == 0 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	}
+	configure(cmd)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("helper: %v\n%s", err, out)

@@ -49,11 +49,12 @@ const Command = "__port-runner-exec-shim"
 // Binary is the tiny shim's file name; the agent looks for it next to its own executable.
 const Binary = "port-runner-shim"
 
-// ControlFD is the shim's end of the control socket (the executor's ExtraFiles[0]).
+// ControlFD is the shim's end of the control socket (the first fd the executor passes past
+// stderr).
 const ControlFD = 3
 
-// RulesetFD is the Landlock ruleset the agent built for the run (the executor's
-// ExtraFiles[1]), when the run is sandboxed.
+// RulesetFD is the Landlock ruleset the agent built for the run (the next fd the executor
+// passes), when the run is sandboxed.
 const RulesetFD = 4
 
 // FenceFlag is the option giving the fence in milliseconds: "--fence MS".
