@@ -31,6 +31,21 @@ func plOf(l *ledger, r *kgo.Record) *partitionLedger {
 	return l.parts[topicPartition{r.Topic, r.Partition}]
 }
 
+// inflight counts registered, unfinished records.
+func (l *ledger) inflight() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, pl := range l.parts {
+		for _, e := range pl.inflight {
+			if !e.done {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // noHistory ends the metadata of a partition nobody handled a run of yet.
 const noHistory = " c=0"
 
