@@ -24,6 +24,9 @@ type history struct {
 	known bool
 	ver   uint64      // bumped on every change
 	enc   *historyEnc // the last encoding (meta_fit.go), shared by the copies of h
+	// forgot is ver after the last run forgetBefore let go: an encoding of a version from
+	// it on lacks only the runs added since.
+	forgot uint64
 }
 
 // historyEnc is a history as the commit metadata wrote it last: each commit carries it, and
@@ -33,6 +36,7 @@ type historyEnc struct {
 	budget int
 	cover  int64
 	runs   []byte
+	n      int // the runs written
 }
 
 // historyEntry is one run of history.order; upTo is the latest message time of it and of
@@ -88,6 +92,7 @@ func (h *history) forgetBefore(t time.Time) {
 		if e.at < cut {
 			delete(h.runs, e.id)
 			h.ver++
+			h.forgot = h.ver
 			continue
 		}
 		upTo = max(upTo, e.at)

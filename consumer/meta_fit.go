@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"bytes"
 	"slices"
 	"sort"
 	"strconv"
@@ -87,7 +88,7 @@ const maxHistoryBytes = 2048
 
 // withHistory adds to buf the history's cover (c=) and as many of its newest runs (r=) as
 // fit in maxHistoryBytes and the room left; the cover moves past every run left out. Every
-// commit carries it: it is encoded again only when the history or its room changed.
+// commit carries it: update writes what changed since the last one.
 func (w *metaWriter) withHistory(h history) string {
 	if !h.known {
 		return string(w.buf)
@@ -97,9 +98,7 @@ func (w *metaWriter) withHistory(h history) string {
 	if enc == nil {
 		enc = &historyEnc{}
 	}
-	if enc.ver != h.ver || enc.budget != budget || enc.runs == nil {
-		*enc = encodeHistory(h, budget)
-	}
+	enc.update(h, budget)
 	w.buf = strconv.AppendInt(append(w.buf, " c="...), enc.cover, 36)
 	if len(enc.runs) > 0 {
 		w.buf = append(append(w.buf, " r="...), enc.runs...)
@@ -107,10 +106,70 @@ func (w *metaWriter) withHistory(h history) string {
 	return string(w.buf)
 }
 
-// encodeHistory writes h's newest runs that fit in budget bytes, and the cover that holds
-// without the others.
-func encodeHistory(h history, budget int) historyEnc {
-	e := historyEnc{ver: h.ver, budget: budget, cover: h.cover, runs: make([]byte, 0, min(budget, 64*len(h.order)))}
+// update makes enc h's newest runs that fit in budget bytes, and the cover that holds
+// without the others. Runs added since enc was written go in front of it, and the runs
+// written before that still fit stay as they are: a commit goes out for about every run,
+// and writing the whole history anew was a third of the ledger's work for each.
+func (enc *historyEnc) update(h history, budget int) {
+	added := int(h.ver - enc.ver)
+	switch {
+	case enc.ver == h.ver && enc.budget == budget && enc.runs != nil:
+		return
+	case enc.runs != nil && enc.budget == budget && h.forgot <= enc.ver && enc.ver < h.ver &&
+		added <= maxHistoryPrepend && enc.n+added <= len(h.order):
+		for _, e := range h.order[len(h.order)-added:] {
+			enc.prepend(e)
+		}
+		enc.ver, enc.cover = h.ver, h.cover
+		if enc.n < len(h.order) {
+			enc.cover = max(h.cover, h.order[len(h.order)-1-enc.n].upTo+1)
+		}
+	default:
+		*enc = encodeHistory(h, budget, enc.runs[:0])
+	}
+}
+
+// maxHistoryPrepend bounds the runs update puts in front of an encoding: past it, writing
+// the history anew costs no more.
+const maxHistoryPrepend = 64
+
+// prepend puts run e in front of enc's runs, and lets go of the oldest of them that no
+// longer fit in its budget.
+func (enc *historyEnc) prepend(e historyEntry) {
+	var num [16]byte
+	ts := strconv.AppendInt(num[:0], e.at, 36)
+	size := len(e.id) + 1 + len(ts)
+	room := enc.budget - (size + 1) // each run costs its bytes and a separator
+	if room < 0 {
+		enc.runs, enc.n = enc.runs[:0], 0
+		return
+	}
+	kept := enc.runs
+	for len(kept) > 0 && len(kept)+1 > room {
+		kept = kept[:max(bytes.LastIndexByte(kept, ','), 0)]
+		enc.n--
+	}
+	shift := size
+	if len(kept) > 0 {
+		shift++
+	}
+	runs := slices.Grow(kept, shift)[:len(kept)+shift]
+	copy(runs[shift:], runs[:len(kept)])
+	copy(runs[copy(runs, e.id):], ".")
+	copy(runs[len(e.id)+1:], ts)
+	if len(kept) > 0 {
+		runs[size] = ','
+	}
+	enc.runs, enc.n = runs, enc.n+1
+}
+
+// encodeHistory writes h's newest runs that fit in budget bytes into runs, and the cover
+// that holds without the others.
+func encodeHistory(h history, budget int, runs []byte) historyEnc {
+	if runs == nil {
+		runs = make([]byte, 0, min(budget, 64*len(h.order)))
+	}
+	e := historyEnc{ver: h.ver, budget: budget, cover: h.cover, runs: runs}
 	room := budget
 	var num [16]byte
 	h.newest(func(id string, at, coverWithout int64) bool {
@@ -123,6 +182,7 @@ func encodeHistory(h history, budget int) historyEnc {
 			e.runs = append(e.runs, ',')
 		}
 		e.runs = append(append(append(e.runs, id...), '.'), ts...)
+		e.n++
 		return true
 	})
 	return e
