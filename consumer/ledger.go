@@ -40,7 +40,7 @@ func (p Prior) String() string {
 type ledger struct {
 	mu        sync.Mutex
 	parts     map[topicPartition]*partitionLedger
-	changed   chan struct{} // closed and replaced whenever a record finishes, is abandoned or released
+	changed   chan struct{} // closed whenever a record finishes, is abandoned or released; nil until waited on
 	maxWindow int           // see defaultMaxWindow
 	// others is the history of partitions this member does not own, as committed when it
 	// last got partitions: a copy of a message on another partition is known too.
@@ -123,7 +123,7 @@ const (
 )
 
 func newLedger(maxFuture time.Duration) *ledger {
-	return &ledger{parts: map[topicPartition]*partitionLedger{}, changed: make(chan struct{}), maxWindow: defaultMaxWindow,
+	return &ledger{parts: map[topicPartition]*partitionLedger{}, maxWindow: defaultMaxWindow,
 		others: newHistory(), maxFuture: maxFuture}
 }
 

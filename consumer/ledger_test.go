@@ -460,3 +460,29 @@ func TestGivenUpTakeOfAnEarlierStartIsNotOurs(t *testing.T) {
 		t.Fatalf("the handover commit leases the run to this member: %s", s.meta)
 	}
 }
+
+// A take waiting for room in the metadata hears of every run's end at once (changedC),
+// though no channel is made for ends nobody waits for.
+func TestLedgerChangeWakesAWaiter(t *testing.T) {
+	l := newLedger(5 * time.Minute)
+	assignFresh(l, "runs", 0)
+	a, b := rec("runs", 0, 0), rec("runs", 0, 1)
+	l.add(a)
+	l.add(b)
+	l.finish(a, plOf(l, a)) // nobody waits
+	waiting := l.changedC()
+	select {
+	case <-waiting:
+		t.Fatal("closed before a change")
+	default:
+	}
+	l.finish(b, plOf(l, b))
+	select {
+	case <-waiting:
+	default:
+		t.Fatal("a run's end did not wake the waiter")
+	}
+	if again := l.changedC(); again == waiting {
+		t.Fatal("the next wait got the closed channel")
+	}
+}
