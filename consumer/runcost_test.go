@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/port-runner/port-runner/executor"
 )
@@ -73,7 +74,8 @@ func benchLedgerPerRun(b *testing.B, longEvery int64) {
 
 // BenchmarkTakeOnKfake: quick runs through a whole consumer on an in-process broker, 16 at
 // a time: each record polled, handed to a handler that takes it (its start mark committed),
-// records its run id and finishes it. Allocations count the broker's and the client's too.
+// records its run id and finishes it. Allocations count the broker's and the client's too;
+// commits/op is how many commits the broker got per run.
 func BenchmarkTakeOnKfake(b *testing.B) {
 	b.ReportAllocs()
 	kc := fakeCluster(b, 1)
@@ -86,7 +88,13 @@ func BenchmarkTakeOnKfake(b *testing.B) {
 	if err := prod.Flush(ctx); err != nil {
 		b.Fatal(err)
 	}
-	c := newTestConsumer(b, kc, "g-bench", Options{Slots: executor.NewPool(16, nil)})
+	var commits atomic.Int64
+	kc.ControlKey(kmsg.OffsetCommit.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		commits.Add(1)
+		return nil, nil, false
+	})
+	c := newTestConsumer(b, kc, "g-bench", Options{Slots: executor.NewPool(16, nil), CommitEvery: time.Hour})
 	var done atomic.Int64
 	all := make(chan struct{})
 	now := time.Now()
@@ -106,4 +114,31 @@ func BenchmarkTakeOnKfake(b *testing.B) {
 		b.Fatalf("%d of %d runs in 5m", done.Load(), b.N+1)
 	}
 	b.StopTimer()
+	b.ReportMetric(float64(commits.Load())/float64(b.N), "commits/op")
+}
+
+// BenchmarkTakeCovered: a take whose start mark another take's commit carried already, as
+// most are in a stream of quick runs (commits/op above): it must cost no commit, and no
+// more than looking.
+func BenchmarkTakeCovered(b *testing.B) {
+	b.ReportAllocs()
+	kc := fakeCluster(b, 1)
+	c := newTestConsumer(b, kc, "g-bench", Options{CommitEvery: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tickets, done := make(chan *Ticket, 1), make(chan struct{})
+	runReleasing(b, c, func(tk *Ticket) {
+		if err := tk.Take(ctx); err != nil {
+			b.Error(err)
+		}
+		tickets <- tk
+		<-done
+	})
+	defer close(done)
+	tk := <-tickets
+	for b.Loop() {
+		if err := tk.Take(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
