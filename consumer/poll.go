@@ -17,7 +17,15 @@ import (
 )
 
 func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *sync.WaitGroup) error {
-	run := newWorkers(handlers, workerIdle)
+	run := newWorkers(handlers, workerIdle, func(t *Ticket) {
+		defer func() {
+			if !t.isParked() {
+				c.opts.Slots.Release(1)
+			}
+		}()
+		defer t.Release(false) // a ticket the handler did not end is left
+		handle(workCtx, t)
+	})
 	defer run.stop()
 	for {
 		cl := c.client()
@@ -81,15 +89,7 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 			return fatal
 		}
 		for _, t := range tickets {
-			run.run(func() {
-				defer func() {
-					if !t.isParked() {
-						c.opts.Slots.Release(1)
-					}
-				}()
-				defer t.Release(false) // a ticket the handler did not end is left
-				handle(workCtx, t)
-			})
+			run.run(t)
 		}
 	}
 }
