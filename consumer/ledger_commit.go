@@ -25,6 +25,8 @@ func (pl *partitionLedger) snapshot(handover *Lease) (snapshot, bool) {
 		return snapshot{}, false
 	}
 	meta := pl.meta.encode(base.Offset, pl.marksNow(handover, true), pl.history)
+	pl.marks.trim()
+	pl.meta.trim()
 	return snapshot{offset: base, meta: meta, version: pl.version}, true
 }
 
@@ -35,7 +37,10 @@ func (pl *partitionLedger) fits(handover Lease) bool {
 	if !ok {
 		return true
 	}
-	return pl.meta.coreFits(base.Offset, pl.marksNow(&handover, false).started)
+	fits := pl.meta.coreFits(base.Offset, pl.marksNow(&handover, false).started)
+	pl.marks.trim()
+	pl.meta.trim()
+	return fits
 }
 
 // marksNow is what the partition's commit says now, in pl's reused marks; at a handover

@@ -122,3 +122,33 @@ func progressOf(pl *partitionLedger, handover *Lease) progress {
 	p.history = pl.history
 	return p
 }
+
+// A commit of a long window behind an unfinished run leaves the partition no buffer the
+// size of that window: it writes the metadata in buffers it reuses, up to a stream of
+// quick runs' needs.
+func TestALongWindowLeavesNoLargeBuffers(t *testing.T) {
+	l := newLedger(5 * time.Minute)
+	assignFresh(l, "runs", 0)
+	head := rec("runs", 0, 0)
+	l.add(head)
+	for off := int64(1); off <= 5000; off++ {
+		r := rec("runs", 0, off)
+		l.add(r)
+		if off%3 != 0 {
+			l.finish(r, plOf(l, r))
+		}
+	}
+	pl := plOf(l, head)
+	if !pl.fits(Lease{Holder: "me", Bound: time.Hour}) {
+		t.Fatal("no room for a take")
+	}
+	s := commitOf(t, l, "runs", 0)
+	if s.offset.Offset != 0 || !strings.Contains(s.meta, " f=1-2,4-5,") {
+		t.Fatalf("commit %+v", s)
+	}
+	for name, c := range map[string]int{"finished": cap(pl.marks.finished), "deltas": cap(pl.meta.deltas), "ranges": cap(pl.meta.ranges)} {
+		if c > keptLen {
+			t.Errorf("%s kept %d entries", name, c)
+		}
+	}
+}

@@ -27,6 +27,23 @@ func (m *marks) reset() {
 	m.started, m.finished, m.unknown = m.started[:0], m.finished[:0], m.unknown[:0]
 }
 
+// trim lets go of buffers a long window made larger than a stream of quick runs needs: a
+// partition does not keep the most it ever needed.
+func (m *marks) trim() {
+	m.started, m.finished, m.unknown = trimmed(m.started, keptLen), trimmed(m.finished, keptLen), trimmed(m.unknown, keptLen)
+}
+
+// keptLen is the most entries a reused buffer keeps: some hundred runs in flight.
+const keptLen = 1024
+
+// trimmed is s, or nil when its array holds more than limit.
+func trimmed[S ~[]E, E any](s S, limit int) S {
+	if cap(s) > limit {
+		return nil
+	}
+	return s
+}
+
 // marksOf is p as marks.
 func marksOf(p progress) *marks {
 	m := &marks{finished: sortedOffsets(p.finished), unknown: p.unknown}
@@ -57,6 +74,13 @@ type metaWriter struct {
 	ranges  []offsetRange
 	unknown []offsetRange
 	holders []Lease
+}
+
+// trim is marks.trim of w's buffers; the metadata is at most a few KiB past Kafka's limit
+// before its finished offsets give way.
+func (w *metaWriter) trim() {
+	w.buf = trimmed(w.buf, 4*maxMetaBytes)
+	w.deltas, w.ranges, w.unknown = trimmed(w.deltas, keptLen), trimmed(w.ranges, keptLen), trimmed(w.unknown, keptLen)
 }
 
 // writeCore writes what must always be said: the prefix, the started offsets from base on
