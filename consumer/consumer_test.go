@@ -22,7 +22,7 @@ const testTopic = "runs"
 
 // fakeCluster is an in-process kfake broker with testTopic of the given partitions, holding
 // one record per partition; opts add to its configuration.
-func fakeCluster(t *testing.T, partitions int32, opts ...kfake.Opt) *kfake.Cluster {
+func fakeCluster(t testing.TB, partitions int32, opts ...kfake.Opt) *kfake.Cluster {
 	t.Helper()
 	kc, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(partitions, testTopic), kfake.GroupMinSessionTimeout(time.Second)}, opts...)...)
 	if err != nil {
@@ -42,7 +42,7 @@ func fakeCluster(t *testing.T, partitions int32, opts ...kfake.Opt) *kfake.Clust
 
 // producer is a client of kc that writes each record to the partition it names; closed
 // when the test ends.
-func producer(t *testing.T, kc *kfake.Cluster) *kgo.Client {
+func producer(t testing.TB, kc *kfake.Cluster) *kgo.Client {
 	t.Helper()
 	prod, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
@@ -52,7 +52,7 @@ func producer(t *testing.T, kc *kfake.Cluster) *kgo.Client {
 	return prod
 }
 
-func newTestConsumer(t *testing.T, kc *kfake.Cluster, group string, opts Options) *Consumer {
+func newTestConsumer(t testing.TB, kc *kfake.Cluster, group string, opts Options) *Consumer {
 	t.Helper()
 	opts.Brokers = kc.ListenAddrs()
 	opts.Topic = testTopic

@@ -101,7 +101,7 @@ func skipsAndGoesOn(t *testing.T, batch []byte, bound int) {
 
 // runReleasing runs c until the test ends, or stop, seeing each record and then finishing
 // it; stop returns once Run has.
-func runReleasing(t *testing.T, c *Consumer, see func(*Ticket)) (stop func()) {
+func runReleasing(t testing.TB, c *Consumer, see func(*Ticket)) (stop func()) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

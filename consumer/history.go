@@ -24,6 +24,9 @@ type history struct {
 	known bool
 	ver   uint64      // bumped on every change
 	enc   *historyEnc // the last encoding (meta_fit.go), shared by the copies of h
+	// forgot is ver after the last run forgetBefore let go: an encoding of a version from
+	// it on lacks only the runs added since.
+	forgot uint64
 }
 
 // historyEnc is a history as the commit metadata wrote it last: each commit carries it, and
@@ -33,6 +36,7 @@ type historyEnc struct {
 	budget int
 	cover  int64
 	runs   []byte
+	n      int // the runs written
 }
 
 // historyEntry is one run of history.order; upTo is the latest message time of it and of
@@ -88,6 +92,7 @@ func (h *history) forgetBefore(t time.Time) {
 		if e.at < cut {
 			delete(h.runs, e.id)
 			h.ver++
+			h.forgot = h.ver
 			continue
 		}
 		upTo = max(upTo, e.at)
@@ -148,14 +153,32 @@ func validRunID(id string) bool {
 	return true
 }
 
-// formatHolders writes the holders of leases as "h=": bound (seconds, base 36), ':', member
+// appendHolders writes the holders of leases as "h=": bound (seconds, base 36), ':', member
 // id (escaped), '/' between holders.
-func formatHolders(hs []Lease) string {
-	parts := make([]string, len(hs))
+func appendHolders(b []byte, hs []Lease) []byte {
 	for i, h := range hs {
-		parts[i] = strconv.FormatInt(int64(h.Bound/time.Second), 36) + ":" + escapeMember(h.Holder)
+		if i > 0 {
+			b = append(b, '/')
+		}
+		b = strconv.AppendInt(b, int64(h.Bound/time.Second), 36)
+		b = appendEscapedMember(append(b, ':'), h.Holder)
 	}
-	return strings.Join(parts, "/")
+	return b
+}
+
+// appendEscapedMember %-escapes every byte of a member id but [A-Za-z0-9._~-], so it holds
+// no separator of the metadata.
+func appendEscapedMember(b []byte, s string) []byte {
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '~' || c == '-' {
+			b = append(b, c)
+		} else {
+			b = append(b, '%', hex[c>>4], hex[c&0xf])
+		}
+	}
+	return b
 }
 
 // maxHolders: o= names a holder with one base-36 digit.
@@ -178,19 +201,4 @@ func parseHolders(val string) ([]Lease, error) {
 		}
 	}
 	return out, nil
-}
-
-// escapeMember %-escapes every byte of a member id but [A-Za-z0-9._~-], so it holds no
-// separator of the metadata.
-func escapeMember(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '~' || c == '-' {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
 }

@@ -100,7 +100,7 @@ func TestRevokeHandsOverAtOnceUnderLease(t *testing.T) {
 				t.Fatalf("the run of the handed-over partition: held %v, stopped %v; want it going on", err, context.Cause(tk.Stopped()))
 			}
 			_, meta := committedMeta(t, kc, group, moved)
-			if !strings.Contains(meta, " s=0 o=0 h=") || !strings.Contains(meta, escapeMember(holder)) {
+			if !strings.Contains(meta, " s=0 o=0 h=") || !strings.Contains(meta, string(appendEscapedMember(nil, holder))) {
 				t.Fatalf("handover committed %q: want offset 0 leased to %s", meta, holder)
 			}
 			got, ok, err := decodeProgress(0, meta)

@@ -40,7 +40,7 @@ func (p Prior) String() string {
 type ledger struct {
 	mu        sync.Mutex
 	parts     map[topicPartition]*partitionLedger
-	changed   chan struct{} // closed and replaced whenever a record finishes, is abandoned or released
+	changed   chan struct{} // closed whenever a record finishes, is abandoned or released; nil until waited on
 	maxWindow int           // see defaultMaxWindow
 	// others is the history of partitions this member does not own, as committed when it
 	// last got partitions: a copy of a message on another partition is known too.
@@ -70,6 +70,9 @@ type partitionLedger struct {
 	// runs them).
 	open  int
 	prior progress // what earlier owners committed (leases and unknown ranges for every offset)
+	// priorStarted and priorFinished are prior's started and finished offsets, sorted: its
+	// commits carry those not polled yet.
+	priorStarted, priorFinished []int64
 	// unknownBelow: offsets before it with no prior mark are PriorUnknown.
 	unknownBelow int64
 	lastSeen     int64  // highest offset registered; -1 before any
@@ -87,6 +90,9 @@ type partitionLedger struct {
 	// then must not start (Ticket.Handover).
 	handover    context.Context
 	endHandover context.CancelFunc
+	// marks and meta are the buffers its commits are written in, reused (l.mu).
+	marks marks
+	meta  metaWriter
 }
 
 type entry struct {
@@ -117,7 +123,7 @@ const (
 )
 
 func newLedger(maxFuture time.Duration) *ledger {
-	return &ledger{parts: map[topicPartition]*partitionLedger{}, changed: make(chan struct{}), maxWindow: defaultMaxWindow,
+	return &ledger{parts: map[topicPartition]*partitionLedger{}, maxWindow: defaultMaxWindow,
 		others: newHistory(), maxFuture: maxFuture}
 }
 
@@ -164,14 +170,16 @@ func (l *ledger) assign(parts map[topicPartition]assigned) {
 			prior.history.known, prior.history.cover = true, time.Now().Add(l.maxFuture).Unix()
 		}
 		l.parts[tp] = &partitionLedger{
-			handover:     handover,
-			endHandover:  endHandover,
-			prior:        prior,
-			history:      prior.history,
-			unknownBelow: a.unknownBelow,
-			lastSeen:     -1,
-			committed:    snapshot{offset: kgo.EpochOffset{Epoch: -1, Offset: a.offset}, meta: a.meta},
-			since:        clock.Now(),
+			handover:      handover,
+			endHandover:   endHandover,
+			prior:         prior,
+			priorStarted:  sortedOffsets(prior.started),
+			priorFinished: sortedOffsets(prior.finished),
+			history:       prior.history,
+			unknownBelow:  a.unknownBelow,
+			lastSeen:      -1,
+			committed:     snapshot{offset: kgo.EpochOffset{Epoch: -1, Offset: a.offset}, meta: a.meta},
+			since:         clock.Now(),
 		}
 		if a.fromEnd {
 			// As if the record before the end was done, and not yet committed: the next
@@ -249,21 +257,6 @@ func (l *ledger) lags() map[int32]int64 {
 		out[tp.partition] = max(pl.highWater-base.Offset, 0)
 	}
 	return out
-}
-
-// inflight counts registered, unfinished records (tests use it).
-func (l *ledger) inflight() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, pl := range l.parts {
-		for _, e := range pl.inflight {
-			if !e.done {
-				n++
-			}
-		}
-	}
-	return n
 }
 
 // unstarted returns, per owned partition, the oldest record this member holds whose run has

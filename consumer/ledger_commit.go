@@ -1,6 +1,10 @@
 package consumer
 
-import "github.com/twmb/franz-go/pkg/kgo"
+import (
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
 
 // snapshot is one partition's commit: offset plus progress metadata.
 type snapshot struct {
@@ -20,8 +24,10 @@ func (pl *partitionLedger) snapshot(handover *Lease) (snapshot, bool) {
 	if !ok {
 		return snapshot{}, false
 	}
-	p := pl.progress(handover)
-	return snapshot{offset: base, meta: encodeProgress(base.Offset, p), version: pl.version}, true
+	meta := pl.meta.encode(base.Offset, pl.marksNow(handover, true), pl.history)
+	pl.marks.trim()
+	pl.meta.trim()
+	return snapshot{offset: base, meta: meta, version: pl.version}, true
 }
 
 // fits says whether the partition's commit would still say every start and lease within
@@ -31,73 +37,67 @@ func (pl *partitionLedger) fits(handover Lease) bool {
 	if !ok {
 		return true
 	}
-	p := progress{started: map[int64]bool{}, leases: map[int64]Lease{}}
-	for _, e := range pl.inflight {
-		if e.started && !e.done {
-			pl.addStarted(&p, e, &handover)
-		}
-	}
-	pl.carryPriorStarts(&p)
-	return coreFits(base.Offset, p)
+	fits := pl.meta.coreFits(base.Offset, pl.marksNow(&handover, false).started)
+	pl.marks.trim()
+	pl.meta.trim()
+	return fits
 }
 
-// addStarted says that e, a started and unfinished run, is, and who holds it under a lease.
-func (pl *partitionLedger) addStarted(p *progress, e entry, handover *Lease) {
-	p.started[e.offset] = true
-	if l, leased := pl.prior.leases[e.offset]; leased && !e.ours {
-		p.leases[e.offset] = l
-	} else if e.ours && handover != nil {
-		p.leases[e.offset] = *handover
-	}
-}
-
-// progress is what the partition's commit says now; at a handover (lease set) the runs
-// this member took and has not finished are leased to it.
-func (pl *partitionLedger) progress(handover *Lease) progress {
-	p := newProgress()
+// marksNow is what the partition's commit says now, in pl's reused marks; at a handover
+// (lease set) the runs this member took and has not finished are leased to it. withDone
+// false: the started runs only. Its window is in offset order, and what earlier owners
+// said of offsets not polled yet comes after it.
+func (pl *partitionLedger) marksNow(handover *Lease, withDone bool) *marks {
+	m := &pl.marks
+	m.reset()
 	for _, e := range pl.inflight {
 		switch {
 		case e.done:
-			p.finished[e.offset] = true
+			if withDone {
+				m.finished = append(m.finished, e.offset)
+			}
 		case e.started:
-			pl.addStarted(&p, e, handover)
-		case e.unknown:
-			p.unknown = append(p.unknown, offsetRange{e.offset, e.offset})
+			m.started = append(m.started, pl.startedRun(e, handover))
+		case e.unknown && withDone:
+			m.unknown = append(m.unknown, offsetRange{e.offset, e.offset})
 		}
 	}
-	pl.carryPrior(&p)
-	p.history = pl.history
-	return p
-}
-
-// carryPriorStarts adds the starts and leases earlier owners said of offsets not polled yet.
-func (pl *partitionLedger) carryPriorStarts(p *progress) {
-	for off := range pl.prior.started {
-		if off > pl.lastSeen {
-			p.started[off] = true
-			if l, ok := pl.prior.leases[off]; ok {
-				p.leases[off] = l
+	for _, off := range notPolled(pl.priorStarted, pl.lastSeen) {
+		l, leased := pl.prior.leases[off]
+		m.started = append(m.started, startedRun{offset: off, lease: l, leased: leased})
+	}
+	if withDone {
+		m.finished = append(m.finished, notPolled(pl.priorFinished, pl.lastSeen)...)
+		for _, r := range pl.prior.unknown {
+			if r.last > pl.lastSeen {
+				m.unknown = append(m.unknown, offsetRange{max(r.first, pl.lastSeen+1), r.last})
 			}
 		}
+		if pl.unknownBelow > pl.lastSeen+1 {
+			m.unknown = append(m.unknown, offsetRange{pl.lastSeen + 1, pl.unknownBelow - 1})
+		}
 	}
+	return m
 }
 
-// carryPrior adds what earlier owners said of offsets not polled yet.
-func (pl *partitionLedger) carryPrior(p *progress) {
-	pl.carryPriorStarts(p)
-	for off := range pl.prior.finished {
-		if off > pl.lastSeen {
-			p.finished[off] = true
-		}
+// startedRun is e, a started and unfinished run, and who holds it under a lease.
+func (pl *partitionLedger) startedRun(e entry, handover *Lease) startedRun {
+	if l, leased := pl.prior.leases[e.offset]; leased && !e.ours {
+		return startedRun{offset: e.offset, lease: l, leased: true}
 	}
-	for _, r := range pl.prior.unknown {
-		if r.last > pl.lastSeen {
-			p.unknown = append(p.unknown, offsetRange{max(r.first, pl.lastSeen+1), r.last})
-		}
+	if e.ours && handover != nil {
+		return startedRun{offset: e.offset, lease: *handover, leased: true}
 	}
-	if pl.unknownBelow > pl.lastSeen+1 {
-		p.unknown = append(p.unknown, offsetRange{pl.lastSeen + 1, pl.unknownBelow - 1})
+	return startedRun{offset: e.offset}
+}
+
+// notPolled is the offsets of sorted above lastSeen.
+func notPolled(sorted []int64, lastSeen int64) []int64 {
+	i, found := slices.BinarySearch(sorted, lastSeen)
+	if found {
+		i++
 	}
+	return sorted[i:]
 }
 
 // base is the committable offset: the oldest unfinished record, or past the last finished

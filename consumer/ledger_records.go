@@ -200,12 +200,19 @@ func (l *ledger) handled(pl *partitionLedger, id string, at time.Time) {
 func (l *ledger) changedC() <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.changed == nil {
+		l.changed = make(chan struct{})
+	}
 	return l.changed
 }
 
+// notify announces a change to those waiting on changedC; a change nobody waits for, as
+// most runs' ends are, makes no channel.
 func (l *ledger) notify() {
-	close(l.changed)
-	l.changed = make(chan struct{})
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
 }
 
 // windowPaused says whether tp's window is full (its fetching paused) and whether tp is owned.

@@ -31,6 +31,21 @@ func plOf(l *ledger, r *kgo.Record) *partitionLedger {
 	return l.parts[topicPartition{r.Topic, r.Partition}]
 }
 
+// inflight counts registered, unfinished records.
+func (l *ledger) inflight() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, pl := range l.parts {
+		for _, e := range pl.inflight {
+			if !e.done {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // noHistory ends the metadata of a partition nobody handled a run of yet.
 const noHistory = " c=0"
 
@@ -443,5 +458,31 @@ func TestGivenUpTakeOfAnEarlierStartIsNotOurs(t *testing.T) {
 	}
 	if s, ok := plOf(l, r).snapshot(&Lease{Holder: "me", Bound: time.Minute}); !ok || strings.Contains(s.meta, "me") {
 		t.Fatalf("the handover commit leases the run to this member: %s", s.meta)
+	}
+}
+
+// A take waiting for room in the metadata hears of every run's end at once (changedC),
+// though no channel is made for ends nobody waits for.
+func TestLedgerChangeWakesAWaiter(t *testing.T) {
+	l := newLedger(5 * time.Minute)
+	assignFresh(l, "runs", 0)
+	a, b := rec("runs", 0, 0), rec("runs", 0, 1)
+	l.add(a)
+	l.add(b)
+	l.finish(a, plOf(l, a)) // nobody waits
+	waiting := l.changedC()
+	select {
+	case <-waiting:
+		t.Fatal("closed before a change")
+	default:
+	}
+	l.finish(b, plOf(l, b))
+	select {
+	case <-waiting:
+	default:
+		t.Fatal("a run's end did not wake the waiter")
+	}
+	if again := l.changedC(); again == waiting {
+		t.Fatal("the next wait got the closed channel")
 	}
 }

@@ -65,32 +65,6 @@ func deltas(base int64, set map[int64]bool) []int64 {
 	return out
 }
 
-// rangesOf groups sorted deltas into runs of consecutive ones.
-func rangesOf(sorted []int64) []offsetRange {
-	var out []offsetRange
-	for i := 0; i < len(sorted); {
-		j := i
-		for j+1 < len(sorted) && sorted[j+1] == sorted[j]+1 {
-			j++
-		}
-		out = append(out, offsetRange{sorted[i], sorted[j]})
-		i = j + 1
-	}
-	return out
-}
-
-// formatRanges writes ranges as base-36 "a,b-c".
-func formatRanges(rs []offsetRange) string {
-	parts := make([]string, len(rs))
-	for i, r := range rs {
-		parts[i] = strconv.FormatInt(r.first, 36)
-		if r.last != r.first {
-			parts[i] += "-" + strconv.FormatInt(r.last, 36)
-		}
-	}
-	return strings.Join(parts, ",")
-}
-
 // maxRange bounds one decoded range and maxEntries all of them, so hostile metadata cannot
 // make the agent allocate without limit.
 const (

@@ -1,11 +1,10 @@
 package consumer
 
 import (
-	"cmp"
+	"bytes"
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 )
 
 // encodeProgress writes p relative to base (the committed offset), e.g.
@@ -17,167 +16,160 @@ import (
 // Started offsets and leases are never given up: a run is taken only while they fit
 // (coreFits; meta_test.go shows the worst case).
 func encodeProgress(base int64, p progress) string {
-	core, _ := coreFields(base, p)
-	finished := rangesOf(deltas(base, p.finished))
-	unknown := mergeRanges(relativeRanges(base, p.unknown))
-	fields := withRanges(core, "f", finished, unknown)
-	if over(fields) {
-		fields = degradeFinished(core, finished, unknown)
-	}
-	return fitHistory(fields, p.history)
+	var w metaWriter
+	return w.encode(base, marksOf(p), p.history)
 }
 
-// coreFits says whether p's starts and leases fit under Kafka's limit with room for the
-// rest at its smallest: every finished and unknown offset given up as one unknown range,
-// and the history's cover.
-func coreFits(base int64, p progress) bool {
-	core, ok := coreFields(base, p)
-	return ok && !over(withRanges(core, "f", nil, []offsetRange{{0, 1 << 40}}))
+// encode is encodeProgress of m and h, written in w's buffers.
+func (w *metaWriter) encode(base int64, m *marks, h history) string {
+	w.writeCore(base, m.started)
+	core := len(w.buf)
+	w.deltas = w.deltas[:0]
+	for _, off := range m.finished[sort.Search(len(m.finished), func(i int) bool { return m.finished[i] >= base }):] {
+		w.deltas = append(w.deltas, off-base)
+	}
+	w.ranges = appendRangesOf(w.ranges[:0], w.deltas)
+	w.unknown = mergeRanges(appendRelative(w.unknown[:0], base, m.unknown))
+	w.writeRanges(core, w.ranges, w.unknown)
+	if w.over() {
+		w.degradeFinished(core, w.ranges, w.unknown)
+	}
+	return w.withHistory(h)
 }
 
-// coreFields is what must always be said: the started offsets and who holds them. ok is
-// false when they name more holders than o= can (maxHolders).
-func coreFields(base int64, p progress) (fields []string, ok bool) {
-	fields = []string{metaPrefix}
-	started := deltas(base, p.started)
-	if len(started) == 0 {
-		return fields, true
+// coreFits says whether the starts and leases of started fit under Kafka's limit with room
+// for the rest at its smallest: every finished and unknown offset given up as one unknown
+// range, and the history's cover.
+func (w *metaWriter) coreFits(base int64, started []startedRun) bool {
+	if !w.writeCore(base, started) {
+		return false
 	}
-	fields = append(fields, "s="+formatRanges(rangesOf(started)))
-	var holders []Lease
-	index := map[Lease]int{}
-	owners := make([]byte, len(started))
-	leased := false
-	for i, d := range started {
-		l, ok := p.leases[base+d]
-		if !ok {
-			owners[i] = '.'
-			continue
-		}
-		h, seen := index[l]
-		if !seen {
-			h = len(holders)
-			index[l] = h
-			holders = append(holders, l)
-		}
-		if h >= maxHolders {
-			return fields, false
-		}
-		owners[i] = strconv.FormatInt(int64(h), 36)[0]
-		leased = true
-	}
-	if leased {
-		fields = append(fields, "o="+string(owners), "h="+formatHolders(holders))
-	}
-	return fields, true
+	w.writeRanges(len(w.buf), nil, []offsetRange{{0, 1 << 40}})
+	return !w.over()
 }
-
-// mergeRanges sorts ranges and joins those that touch or overlap.
-func mergeRanges(rs []offsetRange) []offsetRange {
-	if len(rs) < 2 {
-		return rs
-	}
-	rs = slices.Clone(rs)
-	slices.SortFunc(rs, func(a, b offsetRange) int { return cmp.Compare(a.first, b.first) })
-	out := rs[:1]
-	for _, r := range rs[1:] {
-		if last := &out[len(out)-1]; r.first <= last.last+1 {
-			last.last = max(last.last, r.last)
-		} else {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func relativeRanges(base int64, rs []offsetRange) []offsetRange {
-	var out []offsetRange
-	for _, r := range rs {
-		if r.last >= base {
-			out = append(out, offsetRange{max(r.first, base) - base, r.last - base})
-		}
-	}
-	return out
-}
-
-// withRanges is fields with the finished ranges (f=) and the unknown ones (u=).
-func withRanges(fields []string, key string, finished, unknown []offsetRange) []string {
-	out := append([]string(nil), fields...)
-	if len(finished) > 0 {
-		out = append(out, key+"="+formatRanges(finished))
-	}
-	if len(unknown) > 0 {
-		out = append(out, "u="+formatRanges(unknown))
-	}
-	return out
-}
-
-// over says whether fields leave no room for the history's cover (c=, always written).
-func over(fields []string) bool { return len(strings.Join(fields, " ")) > maxMetaBytes-coverBytes }
 
 // coverBytes is room for " c=" and a time in base 36 (6 digits until the year 5188).
 const coverBytes = 16
 
-// degradeFinished keeps the lowest finished ranges that fit and makes one unknown range of
-// the offsets from the first range given up to the last. If the unknown ranges alone do
-// not fit, every finished and unknown offset becomes one unknown range.
-func degradeFinished(core []string, finished, unknown []offsetRange) []string {
+// degradeFinished keeps the lowest finished ranges that fit after the first core bytes of
+// buf, and makes one unknown range of the offsets from the first range given up to the
+// last. If the unknown ranges alone do not fit, every finished and unknown offset becomes
+// one unknown range.
+func (w *metaWriter) degradeFinished(core int, finished, unknown []offsetRange) {
 	n := len(finished)
-	keeping := func(k int) []string {
+	keeping := func(k int) {
 		if k == n {
-			return withRanges(core, "f", finished, unknown)
+			w.writeRanges(core, finished, unknown)
+			return
 		}
 		tail := offsetRange{finished[k].first, finished[n-1].last}
-		return withRanges(core, "f", finished[:k], mergeRanges(append(slices.Clone(unknown), tail)))
+		w.writeRanges(core, finished[:k], mergeRanges(append(slices.Clone(unknown), tail)))
 	}
-	k := sort.Search(n+1, func(k int) bool { return over(keeping(k)) })
+	k := sort.Search(n+1, func(k int) bool { keeping(k); return w.over() })
 	if k > 0 {
-		return keeping(k - 1)
+		keeping(k - 1)
+		return
 	}
 	all := append(slices.Clone(unknown), finished...)
 	if len(all) == 0 {
-		return core // (a take waits rather than let the core alone be over: coreFits)
+		w.buf = w.buf[:core] // (a take waits rather than let the core alone be over: coreFits)
+		return
 	}
 	span := offsetRange{all[0].first, all[0].last}
 	for _, r := range all {
 		span = offsetRange{min(span.first, r.first), max(span.last, r.last)}
 	}
-	return withRanges(core, "f", nil, []offsetRange{span})
+	w.writeRanges(core, nil, []offsetRange{span})
 }
 
 // maxHistoryBytes bounds the history a commit carries (r=): its newest runs; older ones are
 // looked up in Port by a next owner that meets them again (README "Delivery").
 const maxHistoryBytes = 2048
 
-// fitHistory adds the history's cover (c=) and as many of its newest runs (r=) as fit in
-// maxHistoryBytes and the room left; the cover moves past every run left out. Every commit
-// carries it: it is encoded again only when the history or its room changed.
-func fitHistory(fields []string, h history) string {
-	out := strings.Join(fields, " ")
+// withHistory adds to buf the history's cover (c=) and as many of its newest runs (r=) as
+// fit in maxHistoryBytes and the room left; the cover moves past every run left out. Every
+// commit carries it: update writes what changed since the last one.
+func (w *metaWriter) withHistory(h history) string {
 	if !h.known {
-		return out
+		return string(w.buf)
 	}
-	budget := max(min(maxMetaBytes-len(out)-coverBytes-len(" r="), maxHistoryBytes), 0)
+	budget := max(min(maxMetaBytes-len(w.buf)-coverBytes-len(" r="), maxHistoryBytes), 0)
 	enc := h.enc
 	if enc == nil {
 		enc = &historyEnc{}
 	}
-	if enc.ver != h.ver || enc.budget != budget || enc.runs == nil {
-		*enc = encodeHistory(h, budget)
-	}
-	b := make([]byte, 0, len(out)+coverBytes+len(" r=")+len(enc.runs))
-	b = append(append(b, out...), " c="...)
-	b = strconv.AppendInt(b, enc.cover, 36)
+	enc.update(h, budget)
+	w.buf = strconv.AppendInt(append(w.buf, " c="...), enc.cover, 36)
 	if len(enc.runs) > 0 {
-		b = append(append(b, " r="...), enc.runs...)
+		w.buf = append(append(w.buf, " r="...), enc.runs...)
 	}
-	return string(b)
+	return string(w.buf)
 }
 
-// encodeHistory writes h's newest runs that fit in budget bytes, and the cover that holds
-// without the others.
-func encodeHistory(h history, budget int) historyEnc {
-	e := historyEnc{ver: h.ver, budget: budget, cover: h.cover, runs: make([]byte, 0, min(budget, 64*len(h.order)))}
+// update makes enc h's newest runs that fit in budget bytes, and the cover that holds
+// without the others. Runs added since enc was written go in front of it, and the runs
+// written before that still fit stay as they are: a commit goes out for about every run,
+// and writing the whole history anew was a third of the ledger's work for each.
+func (enc *historyEnc) update(h history, budget int) {
+	added := int(h.ver - enc.ver)
+	switch {
+	case enc.ver == h.ver && enc.budget == budget && enc.runs != nil:
+		return
+	case enc.runs != nil && enc.budget == budget && h.forgot <= enc.ver && enc.ver < h.ver &&
+		added <= maxHistoryPrepend && enc.n+added <= len(h.order):
+		for _, e := range h.order[len(h.order)-added:] {
+			enc.prepend(e)
+		}
+		enc.ver, enc.cover = h.ver, h.cover
+		if enc.n < len(h.order) {
+			enc.cover = max(h.cover, h.order[len(h.order)-1-enc.n].upTo+1)
+		}
+	default:
+		*enc = encodeHistory(h, budget, enc.runs[:0])
+	}
+}
+
+// maxHistoryPrepend bounds the runs update puts in front of an encoding: past it, writing
+// the history anew costs no more.
+const maxHistoryPrepend = 64
+
+// prepend puts run e in front of enc's runs, and lets go of the oldest of them that no
+// longer fit in its budget.
+func (enc *historyEnc) prepend(e historyEntry) {
+	var num [16]byte
+	ts := strconv.AppendInt(num[:0], e.at, 36)
+	size := len(e.id) + 1 + len(ts)
+	room := enc.budget - (size + 1) // each run costs its bytes and a separator
+	if room < 0 {
+		enc.runs, enc.n = enc.runs[:0], 0
+		return
+	}
+	kept := enc.runs
+	for len(kept) > 0 && len(kept)+1 > room {
+		kept = kept[:max(bytes.LastIndexByte(kept, ','), 0)]
+		enc.n--
+	}
+	shift := size
+	if len(kept) > 0 {
+		shift++
+	}
+	runs := slices.Grow(kept, shift)[:len(kept)+shift]
+	copy(runs[shift:], runs[:len(kept)])
+	copy(runs[copy(runs, e.id):], ".")
+	copy(runs[len(e.id)+1:], ts)
+	if len(kept) > 0 {
+		runs[size] = ','
+	}
+	enc.runs, enc.n = runs, enc.n+1
+}
+
+// encodeHistory writes h's newest runs that fit in budget bytes into runs, and the cover
+// that holds without the others.
+func encodeHistory(h history, budget int, runs []byte) historyEnc {
+	if runs == nil {
+		runs = make([]byte, 0, min(budget, 64*len(h.order)))
+	}
+	e := historyEnc{ver: h.ver, budget: budget, cover: h.cover, runs: runs}
 	room := budget
 	var num [16]byte
 	h.newest(func(id string, at, coverWithout int64) bool {
@@ -190,6 +182,7 @@ func encodeHistory(h history, budget int) historyEnc {
 			e.runs = append(e.runs, ',')
 		}
 		e.runs = append(append(append(e.runs, id...), '.'), ts...)
+		e.n++
 		return true
 	})
 	return e

@@ -17,7 +17,15 @@ import (
 )
 
 func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *sync.WaitGroup) error {
-	run := newWorkers(handlers, workerIdle)
+	run := newWorkers(handlers, workerIdle, func(t *Ticket) {
+		defer func() {
+			if !t.isParked() {
+				c.opts.Slots.Release(1)
+			}
+		}()
+		defer t.Release(false) // a ticket the handler did not end is left
+		handle(workCtx, t)
+	})
 	defer run.stop()
 	for {
 		cl := c.client()
@@ -81,15 +89,7 @@ func (c *Consumer) poll(ctx, workCtx context.Context, handle Handler, handlers *
 			return fatal
 		}
 		for _, t := range tickets {
-			run.run(func() {
-				defer func() {
-					if !t.isParked() {
-						c.opts.Slots.Release(1)
-					}
-				}()
-				defer t.Release(false) // a ticket the handler did not end is left
-				handle(workCtx, t)
-			})
+			run.run(t)
 		}
 	}
 }
@@ -177,17 +177,22 @@ func (c *Consumer) commit(ctx context.Context, cl *kgo.Client, handover map[topi
 	return c.commitLocked(ctx, cl, handover)
 }
 
-// commitStart commits the ledger for start mark m, unless a commit that ended while this one
-// waited for its turn carried m already. Marks made while a commit is under way thus leave
-// together in the next one, and a run's take waits for at most that one and its own, never
-// for a queue of every other take's commits.
-func (c *Consumer) commitStart(ctx context.Context, m startMark) {
+// commitStart commits the ledger for start mark m, by deadline, unless a commit that ended
+// while this one waited for its turn carried m already. Marks made while a commit is under
+// way thus leave together in the next one, and a run's take waits for at most that one and
+// its own, never for a queue of every other take's commits. The commit is not cut short by
+// ctx: a cancelled commit may still reach the broker, and then nobody would know whether
+// the mark is there. Its context is made only if it goes out: a mark that left in another
+// take's commit needs none.
+func (c *Consumer) commitStart(ctx context.Context, m startMark, deadline time.Time) {
 	c.commitMu.Lock()
 	defer c.commitMu.Unlock()
 	if covered, _ := c.ledger.committedVersion(m); covered {
 		return
 	}
-	c.commitLocked(ctx, c.client(), nil)
+	cctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	defer cancel()
+	c.commitLocked(cctx, c.client(), nil)
 }
 
 // commitLocked is commit; the caller holds commitMu.

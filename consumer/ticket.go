@@ -83,11 +83,7 @@ func (t *Ticket) Take(ctx context.Context) error {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		// The commit itself is not cut short by ctx: a cancelled commit may still reach the
-		// broker, and then nobody would know whether the mark is there (see commit).
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		t.c.commitStart(cctx, m)
-		cancel()
+		t.c.commitStart(ctx, m, time.Now().Add(10*time.Second))
 		covered, owned := t.c.ledger.committedVersion(m)
 		switch {
 		case covered && member != "" && member == t.c.memberID():

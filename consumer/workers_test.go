@@ -24,7 +24,7 @@ func goroutineID() int {
 func TestWorkersReuseAnIdleGoroutine(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var wg sync.WaitGroup
-		w := newWorkers(&wg, time.Minute)
+		w := newWorkers(&wg, time.Minute, call)
 		ran := make(chan int)
 		ids := map[int]int{}
 		for range 10 {
@@ -45,7 +45,7 @@ func TestWorkersReuseAnIdleGoroutine(t *testing.T) {
 func TestWorkersRunAtOnceAndEndWhenIdle(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var wg sync.WaitGroup
-		w := newWorkers(&wg, 5*time.Second)
+		w := newWorkers(&wg, 5*time.Second, call)
 		release := make(chan struct{})
 		ran := make(chan int, 8)
 		for range 8 {
@@ -66,6 +66,9 @@ func TestWorkersRunAtOnceAndEndWhenIdle(t *testing.T) {
 	})
 }
 
+// call is the handler of workers of closures.
+func call(f func()) { f() }
+
 // deepHandler needs a stack about as deep as a run's handler (tens of KiB).
 //
 //go:noinline
@@ -82,15 +85,15 @@ func deepHandler(depth int) byte {
 func BenchmarkHandlerGoroutines(b *testing.B) {
 	for _, c := range []struct {
 		name string
-		run  func(wg *sync.WaitGroup, w *workers, f func())
+		run  func(wg *sync.WaitGroup, w *workers[func()], f func())
 	}{
-		{"new goroutine", func(wg *sync.WaitGroup, _ *workers, f func()) { wg.Go(f) }},
-		{"reused worker", func(_ *sync.WaitGroup, w *workers, f func()) { w.run(f) }},
+		{"new goroutine", func(wg *sync.WaitGroup, _ *workers[func()], f func()) { wg.Go(f) }},
+		{"reused worker", func(_ *sync.WaitGroup, w *workers[func()], f func()) { w.run(f) }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			var wg sync.WaitGroup
-			w := newWorkers(&wg, time.Minute)
+			w := newWorkers(&wg, time.Minute, call)
 			done := make(chan struct{}, 16)
 			for b.Loop() {
 				for range 16 {
@@ -104,4 +107,22 @@ func BenchmarkHandlerGoroutines(b *testing.B) {
 			wg.Wait()
 		})
 	}
+}
+
+// Workers handed items, as the poll hands tickets: a handler costs no allocation at all.
+func BenchmarkWorkersHandItems(b *testing.B) {
+	b.ReportAllocs()
+	var wg sync.WaitGroup
+	done := make(chan struct{}, 16)
+	w := newWorkers(&wg, time.Minute, func(depth int) { deepHandler(depth); done <- struct{}{} })
+	for b.Loop() {
+		for range 16 {
+			w.run(64)
+		}
+		for range 16 {
+			<-done
+		}
+	}
+	w.stop()
+	wg.Wait()
 }
