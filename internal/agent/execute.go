@@ -78,7 +78,7 @@ func (a *Agent) execute(r *run) executed {
 			res.Success, res.Label = false, res.Label+"; "+bad
 		}
 	}
-	a.metrics.RunsTotal.WithLabelValues(run.Action, result).Inc()
+	a.metrics.CountRun(run.Action, result)
 	r.life.result(res.Success, res.Label) // what /status shows once the run is finished
 	return executed{cancelled: cancelled, spec: spec, masks: secrets, res: res, runLog: runLog, outcome: reporter.Outcome{
 		Success: res.Success,
@@ -112,7 +112,7 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 	runCtx, unwatch := a.watch.watch(ctx, r.msg.ID, a.target(r.msg), runmsg.IsWorkflowNodeRun(r.msg.ID), r.log)
 	res = executor.Run(runCtx, *spec, runLog)
 	cancelled = unwatch()
-	a.metrics.RunDuration.WithLabelValues(r.msg.Action).Observe(res.Duration.Seconds())
+	a.metrics.ObserveRunDuration(r.msg.Action, res.Duration)
 	return res, cancelled
 }
 

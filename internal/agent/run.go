@@ -146,4 +146,4 @@ func (a *Agent) received(r *run, msg runmsg.Run, act *action) {
 }
 
 // count adds the message to messages_total{outcome}.
-func (a *Agent) count(outcome string) { a.metrics.MessagesTotal.WithLabelValues(outcome).Inc() }
+func (a *Agent) count(outcome string) { a.metrics.CountMessages(outcome, 1) }

@@ -100,7 +100,7 @@ func closeInterrupted(a *Agent, r *run) verdict {
 		return left
 	}
 	a.count(metrics.OutcomeAccepted)
-	a.metrics.RunsTotal.WithLabelValues(r.msg.Action, "failure").Inc()
+	a.metrics.CountRun(r.msg.Action, "failure")
 	r.log.Warn("closed a run interrupted by a stopped agent", zap.String("label", interruptedLabel))
 	return finished
 }
