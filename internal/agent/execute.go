@@ -61,7 +61,8 @@ func (a *Agent) execute(r *run) executed {
 		res = executor.Result{ExitCode: -1, Label: "could not start: " + err.Error()}
 		log.Warn("run could not start", zap.Error(err))
 	} else {
-		log.Info("run started", zap.String("at", r.where), zap.Bool("rerun", r.rerun))
+		a.log.Info("run started", zap.String("run_id", run.ID), zap.String("action", run.Action), // r.log's (received)
+			zap.String("at", r.where), zap.Bool("rerun", r.rerun))
 		res, cancelled = a.runCommand(r, &spec, token, runLog)
 		revoke()
 	}

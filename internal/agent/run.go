@@ -139,7 +139,9 @@ func (a *Agent) received(r *run, msg runmsg.Run, act *action) {
 		// unverified timestamp proves nothing): Port decides whether its run is still open.
 		r.old = time.Since(msg.SignedAt) > a.cfg.Security.MaxMessageAge.D()
 	}
-	r.log = a.log.With(zap.String("run_id", msg.ID), zap.String("action", msg.Action))
+	// Derived when first written to: a run that goes well writes only "run started" and "run
+	// closed", which spell these fields out rather than make every run clone a core.
+	r.log = a.log.WithLazy(zap.String("run_id", msg.ID), zap.String("action", msg.Action))
 	r.life = a.lives.receive(r.at, msg.ID, msg.Action, r.lease)
 	// Port requests about this run (retries, token refreshes) log its action too.
 	r.report = portapi.WithLogFields(r.report, zap.String("action", msg.Action))
