@@ -2,7 +2,7 @@ package agent
 
 import (
 	"context"
-	"fmt"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -95,7 +95,19 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) {
 	rec := t.Record
 	a.arrive(stop, work, report, arrival{lease: kafkaLease{t}, raw: rec.Value,
 		at:    runAt{rec.Topic, rec.Partition, rec.Offset},
-		where: fmt.Sprintf("%s/%d@%d", rec.Topic, rec.Partition, rec.Offset), sent: rec.Timestamp})
+		where: recordAt(rec.Topic, rec.Partition, rec.Offset), sent: rec.Timestamp})
+}
+
+// recordAt is where a record is, as logs and /status say it: topic/partition@offset. Built
+// in a buffer on the stack: fmt.Sprintf boxed its arguments, for every run.
+func recordAt(topic string, partition int32, offset int64) string {
+	var buf [64]byte
+	b := append(buf[:0], topic...)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(partition), 10)
+	b = append(b, '@')
+	b = strconv.AppendInt(b, offset, 10)
+	return string(b)
 }
 
 // live drives r from first to its end, then lets go of what it held here, and says whether
