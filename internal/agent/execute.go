@@ -51,7 +51,7 @@ func (a *Agent) execute(r *run) executed {
 		withPortAPI(&spec, a.proxyURL, token)
 	}
 	runLog := a.reporter.StartOn(r.report, a.target(run), run.ID, secrets, zap.String("action", run.Action))
-	a.proxy.SetMask(token, runLog.Mask) // what the command sends to its log through the proxy is masked too
+	a.proxy.SetMask(token, runLog) // what the command sends to its log through the proxy is masked too
 	if r.rerun {
 		_, _ = runLog.Write([]byte("port-runner: running again: the agent that started this run stopped before it ended (onInterrupted: rerun)\n"))
 	}
