@@ -110,8 +110,9 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 		a.proxy.Bind(token, pid) // the token works from this process tree only
 		r.life.started(pid)
 	}
-	runCtx, unwatch := a.watch.watch(ctx, r.msg.ID, a.target(r.msg), runmsg.IsWorkflowNodeRun(r.msg.ID), r.log)
-	res = executor.Run(runCtx, *spec, runLog)
+	// One context for the lease and Port: whichever ends the command first says why.
+	unwatch := a.watch.watch(cancel, r.msg.ID, a.target(r.msg), runmsg.IsWorkflowNodeRun(r.msg.ID), r.log)
+	res = executor.Run(ctx, *spec, runLog)
 	cancelled = unwatch()
 	a.metrics.ObserveRunDuration(r.msg.Action, res.Duration)
 	return res, cancelled
