@@ -10,7 +10,6 @@ import (
 	"net/http/pprof"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"time"
 
@@ -53,6 +52,9 @@ type Metrics struct {
 	// RunsUnclosed counts runs Port refused to close even with the minimal fallback body:
 	// they stay open in Port, so someone must look (the log line has Port's answer).
 	RunsUnclosed prometheus.Counter
+
+	// perCall: the children of the vectors above that runs and requests count into.
+	perCall perCall
 
 	// attached: collectors of the running agent (its lag collector, franz-go's client
 	// metrics, its Source), by name; the latest attached under a name wins, so two agents
@@ -147,20 +149,10 @@ func (m *Metrics) SetVersion(version string) {
 	m.BuildInfo.WithLabelValues(version, commit, runtime.Version()).Set(1)
 }
 
-// ObservePortRequest counts one HTTP attempt to Port.
-func (m *Metrics) ObservePortRequest(endpoint string, code int) {
-	m.PortRequests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
-}
-
 // ObservePortBudget records what Port says remains of the organization's budget.
 func (m *Metrics) ObservePortBudget(remaining int) {
 	m.PortBudgetRemaining.Set(float64(remaining))
 	m.budgetKnown.Do(func() { m.Registry.MustRegister(m.PortBudgetRemaining) })
-}
-
-// ObservePortWait records how long one request waited for its turn.
-func (m *Metrics) ObservePortWait(priority string, d time.Duration) {
-	m.PortRequestWait.WithLabelValues(priority).Observe(d.Seconds())
 }
 
 // Attach adds a running agent's collector under name (replacing one attached before under

@@ -74,14 +74,22 @@ func (l *RunLog) Close(ctx context.Context, o Outcome) error {
 func (l *RunLog) stopSender(ctx context.Context) error {
 	l.mu.Lock()
 	if !l.closing {
+		l.closing = true // first: the unfinished line stays for the closing request, and starts no sender
 		if l.split.pending() {
 			l.split.flush()
 		}
-		close(l.ending)
+		if l.ending != nil {
+			close(l.ending)
+		}
 	}
-	l.closing = true
+	started := l.done != nil
+	if started {
+		l.wakeLocked()
+	}
 	l.mu.Unlock()
-	l.wake()
+	if !started {
+		return nil
+	}
 	select {
 	case <-l.done:
 	case <-ctx.Done():

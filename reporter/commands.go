@@ -30,9 +30,9 @@ type commands struct {
 	links   []string // every ::port-link:: of the run: a PATCH replaces the whole list
 	label   string   // the last ::port-status-label::
 	outputs map[string]string
-	// notice writes a line of the agent's own into the run's log; maskBoundTold: it said
-	// the ::add-mask:: bound was reached.
-	notice        func(line string)
+	// notice writes a line of the agent's own into the run's log (its logLine); maskBoundTold:
+	// it said the ::add-mask:: bound was reached.
+	notice        interface{ logLine(line string) }
 	maskBoundTold bool
 }
 
@@ -50,7 +50,7 @@ func (c *commands) apply(line string) (handled, patched bool) {
 	case "add-mask":
 		if !c.mask.addFromCommand(value) && !c.maskBoundTold {
 			c.maskBoundTold = true
-			c.notice(fmt.Sprintf("port-runner: ::add-mask:: past %d values or %d bytes in this run: this value and later ones are NOT masked",
+			c.notice.logLine(fmt.Sprintf("port-runner: ::add-mask:: past %d values or %d bytes in this run: this value and later ones are NOT masked",
 				maxCommandMasks, maxCommandMaskBytes))
 		}
 		return true, false

@@ -22,7 +22,13 @@ type cutGuard interface {
 type splitter struct {
 	partial []byte // an unfinished line
 	guard   cutGuard
-	emit    func(line string)
+	emit    lineSink
+}
+
+// lineSink takes the lines a splitter gives (the RunLog's next stages). An interface rather
+// than a func: a method value would cost every run an allocation.
+type lineSink interface {
+	takeLine(line string)
 }
 
 // write takes output bytes as the command produced them.
@@ -55,7 +61,7 @@ func (s *splitter) flush() {
 	for len(s.partial) > maxLineBytes {
 		s.cut()
 	}
-	s.emit(string(s.partial))
+	s.emit.takeLine(string(s.partial))
 	s.partial = s.partial[:0]
 }
 
@@ -68,6 +74,6 @@ func (s *splitter) cut() {
 		cut--
 	}
 	cut = s.guard.safeCut(buf, cut)
-	s.emit(string(buf[:cut]))
+	s.emit.takeLine(string(buf[:cut]))
 	s.partial = append(s.partial[:0], buf[cut:]...)
 }

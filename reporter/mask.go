@@ -3,6 +3,7 @@ package reporter
 import (
 	"bytes"
 	"encoding/json"
+	"iter"
 	"slices"
 	"strings"
 )
@@ -15,9 +16,9 @@ import (
 // It also tells the line splitter where a line may be cut without splitting a secret (hold,
 // safeCut), so a secret written across two writes or past maxLineBytes is still masked.
 type masker struct {
-	values  []string // no empty ones, in the order they came: masking does not depend on it
-	seen    map[string]bool
-	longest int // the longest value's length (hold)
+	values  []string        // no empty ones, in the order they came: masking does not depend on it
+	seen    map[string]bool // values as a set, once there are seenFrom of them (has)
+	longest int             // the longest value's length (hold)
 	// What the command added with ::add-mask::, bounded per run: every value costs every
 	// later line of output a search.
 	commandMasks, commandBytes int
@@ -43,7 +44,16 @@ type span struct{ start, end int }
 // character escaped (hun"ter\2 as hun\"ter\\2), with and without encoding/json's escaping
 // of <, > and &.
 func (m *masker) add(values ...string) {
-	m.addParts(maskParts(values...)...)
+	for _, v := range values {
+		m.addValue(v)
+	}
+}
+
+// addValue adds v's parts without building their list.
+func (m *masker) addValue(v string) {
+	for part := range valueParts(v) {
+		m.addPart(part)
+	}
 }
 
 // maskParts are what masking values takes: each value's lines and its JSON-escaped forms
@@ -51,12 +61,25 @@ func (m *masker) add(values ...string) {
 func maskParts(values ...string) []string {
 	var parts []string
 	for _, v := range values {
-		for part := range strings.SplitSeq(v, "\n") {
-			parts = append(parts, strings.TrimSuffix(part, "\r"))
-		}
-		parts = append(parts, jsonEscaped(v)...)
+		parts = slices.AppendSeq(parts, valueParts(v))
 	}
 	return parts
+}
+
+// valueParts are the parts of one value (see add).
+func valueParts(v string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for part := range strings.SplitSeq(v, "\n") {
+			if !yield(strings.TrimSuffix(part, "\r")) {
+				return
+			}
+		}
+		for _, e := range jsonEscaped(v) {
+			if !yield(e) {
+				return
+			}
+		}
+	}
 }
 
 // addParts adds what maskParts gave.
@@ -95,7 +118,7 @@ func jsonEscaped(v string) []string {
 // is not masked.
 func (m *masker) addFromCommand(v string) bool {
 	v = strings.TrimSuffix(v, "\r")
-	if v == "" || m.seen[v] {
+	if v == "" || m.has(v) {
 		return true
 	}
 	if m.commandMasks >= maxCommandMasks || m.commandBytes+len(v) > maxCommandMaskBytes {
@@ -108,15 +131,32 @@ func (m *masker) addFromCommand(v string) bool {
 }
 
 func (m *masker) addPart(part string) {
-	if part == "" || m.seen[part] {
+	if part == "" || m.has(part) {
 		return
 	}
-	if m.seen == nil {
-		m.seen = map[string]bool{}
-	}
-	m.seen[part] = true
 	m.values = append(m.values, part)
 	m.longest = max(m.longest, len(part))
+	switch {
+	case m.seen != nil:
+		m.seen[part] = true
+	case len(m.values) >= seenFrom:
+		m.seen = make(map[string]bool, 2*len(m.values))
+		for _, v := range m.values {
+			m.seen[v] = true
+		}
+	}
+}
+
+// seenFrom is how many values a masker searches as a list before it keeps them as a set
+// too: a run has a few (its token, its secrets), and a map would cost each run one.
+const seenFrom = 8
+
+// has reports whether v is one of the values.
+func (m *masker) has(v string) bool {
+	if m.seen != nil {
+		return m.seen[v]
+	}
+	return slices.Contains(m.values, v)
 }
 
 // hold is how many bytes past a cut must be seen to know no secret straddles it.
@@ -207,10 +247,10 @@ func (m masker) json(v any) any {
 	case string:
 		return m.Replace(t)
 	case float64, json.Number:
-		if len(m.seen) == 0 {
+		if len(m.values) == 0 {
 			return v // no masks: no number to write out and look up
 		}
-		if b, err := json.Marshal(t); err == nil && m.seen[string(b)] {
+		if b, err := json.Marshal(t); err == nil && m.has(string(b)) {
 			return "***"
 		}
 	case map[string]any:

@@ -5,6 +5,7 @@ import (
 	"io"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -12,13 +13,17 @@ import (
 )
 
 // BenchmarkQuietRun is the reporter's share of a run that prints nothing: its log's start
-// and its closing request (a Port that answers at once), with a JSON logger as the agent's.
+// and its closing request (a Port that answers at once), with a JSON logger as the agent's,
+// a parent context that can end and a secret (the run's Port API token), as the agent's runs have.
 func BenchmarkQuietRun(b *testing.B) {
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
 	rep := New(nopAPI{}, Options{Logger: logger})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	secrets := []string{"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}
 	b.ReportAllocs()
 	for b.Loop() {
-		rl := rep.Start(context.Background(), "r_bench", nil)
+		rl := rep.StartOn(ctx, nopAPI{}, "r_bench", secrets, zap.String("action", "bench"))
 		if err := rl.Close(context.Background(), Outcome{Success: true}); err != nil {
 			b.Fatal(err)
 		}
@@ -60,5 +65,37 @@ func TestQuietRunBuildsNoLogger(t *testing.T) {
 	warned := logs.FilterMessageSnippet("ignoring ::port-output::").All()
 	if len(warned) != 1 || warned[0].ContextMap()["run_id"] != "r_warns" {
 		t.Fatalf("the warning of a run: %+v, want one naming r_warns", warned)
+	}
+}
+
+// A run that prints nothing starts no sender (no goroutine, context or timer); the first
+// line starts it, and the line leaves in a batch of its own before Close.
+func TestSenderStartsWithFirstLine(t *testing.T) {
+	api := newBlockingAPI()
+	close(api.release)
+	rep := New(api, Options{FlushInterval: time.Millisecond})
+	quiet := rep.Start(context.Background(), "r_quiet", nil)
+	if err := quiet.Close(context.Background(), Outcome{Success: true}); err != nil {
+		t.Fatal(err)
+	}
+	if quiet.done != nil {
+		t.Fatal("a run that printed nothing started a sender")
+	}
+	rl := rep.Start(context.Background(), "r_prints", nil)
+	if _, err := rl.Write([]byte("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-api.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the line was not sent before Close")
+	}
+	if err := rl.Close(context.Background(), Outcome{Success: true}); err != nil {
+		t.Fatal(err)
+	}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	if len(api.logs) != 1 || api.logs[0] != "hello" || len(api.closes) != 2 {
+		t.Fatalf("logs %q, %d closings; want [hello] and 2", api.logs, len(api.closes))
 	}
 }

@@ -129,23 +129,19 @@ func (r *Reporter) StartOn(ctx context.Context, api API, runID string, secrets [
 	masks := r.masks
 	r.mu.Unlock()
 	opts := r.opts
-	ctx, cancel := context.WithCancel(ctx)
 	l := &RunLog{
-		cancel: cancel,
-		api:    api,
-		opts:   opts,
-		runID:  runID,
-		log:    &runLogger{base: opts.Logger, fields: append([]zap.Field{zap.String("run_id", runID)}, fields...)},
-		kick:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
-		ending: make(chan struct{}),
-		batch:  batcher{maxBatch: opts.MaxBatchBytes, maxRun: opts.MaxBytesPerRun},
+		ctx:   ctx,
+		api:   api,
+		opts:  opts,
+		runID: runID,
+		batch: batcher{maxBatch: opts.MaxBatchBytes, maxRun: opts.MaxBytesPerRun},
 	}
-	l.split = splitter{guard: &l.mask, emit: l.takeLine}
-	l.cmds = commands{mask: &l.mask, log: l.log, notice: l.logLine}
+	l.logger = runLogger{base: opts.Logger, runID: runID, fields: fields}
+	l.log = &l.logger
+	l.split = splitter{guard: &l.mask, emit: l}
+	l.cmds = commands{mask: &l.mask, log: l.log, notice: l}
 	l.mask.addParts(masks...)
 	l.mask.add(secrets...)
-	go l.send(ctx)
 	return l
 }
 
@@ -155,11 +151,16 @@ type RunLog struct {
 	api    API
 	opts   Options
 	runID  string
-	log    *runLogger
-	kick   chan struct{} // wakes the sender: a first line, a full batch, a patch, or Close
-	done   chan struct{} // closed when the sender has stopped
-	ending chan struct{} // closed by the first Close: a request still waiting for its turn gives up
-	cancel context.CancelFunc
+	log    *runLogger // &logger
+	logger runLogger
+
+	// The sender starts with the first thing it has to send (wakeLocked): most runs print
+	// nothing and cost no goroutine, context or timer. These are set, under mu, when it starts.
+	ctx    context.Context    // bounds the sender (Start's ctx)
+	kick   chan struct{}      // wakes the sender: a first line, a full batch, a patch, or Close
+	done   chan struct{}      // closed when the sender has stopped; nil: it never started
+	ending chan struct{}      // closed by the first Close: a request still waiting for its turn gives up
+	cancel context.CancelFunc // ends the sender's context
 
 	closeMu sync.Mutex // serializes Close
 	fin     *final     // the closing request, computed once by the first Close
@@ -189,7 +190,7 @@ func (l *RunLog) takeLine(line string) {
 	line = strings.TrimSuffix(line, "\r")
 	if handled, patched := l.cmds.apply(line); handled {
 		if patched {
-			l.wake()
+			l.wakeLocked()
 		}
 		return
 	}
@@ -207,7 +208,7 @@ func (l *RunLog) logLine(line string) {
 	l.opts.OnLogBytes(size)
 	l.opts.OnLine(l.runID, line)
 	if l.batch.add(line) {
-		l.wake()
+		l.wakeLocked()
 	}
 }
 
@@ -220,7 +221,17 @@ func (l *RunLog) Mask(v any) any {
 	return l.mask.json(v)
 }
 
-func (l *RunLog) wake() {
+// wakeLocked wakes the sender, starting it the first time, unless Close has begun (what is
+// left goes with the closing request then); l.mu is held.
+func (l *RunLog) wakeLocked() {
+	if l.kick == nil {
+		if l.closing {
+			return
+		}
+		ctx, cancel := context.WithCancel(l.ctx)
+		l.kick, l.done, l.ending, l.cancel = make(chan struct{}, 1), make(chan struct{}), make(chan struct{}), cancel
+		go l.send(ctx)
+	}
 	select {
 	case l.kick <- struct{}{}:
 	default:

@@ -11,11 +11,14 @@ import (
 type runLogger struct {
 	once   sync.Once
 	base   *zap.Logger
-	fields []zap.Field
+	runID  string
+	fields []zap.Field // besides run_id, which comes first
 	l      *zap.Logger
 }
 
 func (r *runLogger) get() *zap.Logger {
-	r.once.Do(func() { r.l = r.base.With(r.fields...) })
+	r.once.Do(func() {
+		r.l = r.base.With(append([]zap.Field{zap.String("run_id", r.runID)}, r.fields...)...)
+	})
 	return r.l
 }

@@ -19,13 +19,15 @@ import (
 
 // action is a configured action with its env expressions compiled once.
 type action struct {
-	name  string
-	cfg   config.Action
-	env   map[string]*gojq.Code
-	shim  []string
-	iso   executor.Isolation // its sandbox, uid and limits (Runs is set per run)
-	allow []config.AllowRule // portAPI.allow
-	pass  map[string]string  // executor.passEnv, read from the agent's environment at start
+	name string
+	cfg  config.Action
+	env  map[string]*gojq.Code
+	// envNames are env's names, sorted: the order spec evaluates them in.
+	envNames []string
+	shim     []string
+	iso      executor.Isolation // its sandbox, uid and limits (Runs is set per run)
+	allow    []config.AllowRule // portAPI.allow
+	pass     map[string]string  // executor.passEnv, read from the agent's environment at start
 	// passSecrets: what of pass is masked in each run's log (envSecrets), worked out once.
 	passSecrets []string
 	// node selects the workflow node runs this action takes (nil: none), when the runs this
@@ -45,7 +47,9 @@ func newAction(name string, ac config.Action, shim []string) (*action, error) {
 			return nil, err
 		}
 		a.env[envName] = code
+		a.envNames = append(a.envNames, envName)
 	}
+	sort.Strings(a.envNames)
 	if ac.When != "" {
 		code, err := compileJQ("actions."+name+".when", ac.When)
 		if err != nil {
@@ -186,16 +190,14 @@ func (a *action) spec(run runmsg.Run) (_ executor.Spec, secrets []string, err er
 	// Passed variables first: an action's own env entry of the same name wins.
 	maps.Copy(env, a.pass)
 	secrets = append(secrets, a.passSecrets...)
-	names := make([]string, 0, len(a.env))
-	for n := range a.env {
-		names = append(names, n)
+	if len(a.envNames) == 0 {
+		return a.specOf(run, env, ctxJSON), secrets, nil // no expressions: no timer for them
 	}
-	sort.Strings(names)
 	// All of them together get the time a message's selectors get: one that never ends
 	// (`def f: f; f`) must not hold the run's slot and its partition's commit forever.
 	ctx, cancel := context.WithTimeout(context.Background(), runmsg.SelectorTimeout)
 	defer cancel()
-	for _, n := range names {
+	for _, n := range a.envNames {
 		v, err := evalString(ctx, a.env[n], input)
 		if err != nil {
 			// Neither the error's text nor the expression: gojq quotes the value it failed on,
@@ -205,6 +207,11 @@ func (a *action) spec(run runmsg.Run) (_ executor.Spec, secrets []string, err er
 		env[n] = v
 		secrets = append(secrets, envSecrets(n, v)...)
 	}
+	return a.specOf(run, env, ctxJSON), secrets, nil
+}
+
+// specOf is the command to run for run, with env and the run file.
+func (a *action) specOf(run runmsg.Run, env map[string]string, runFile []byte) executor.Spec {
 	return executor.Spec{
 		RunID:     run.ID,
 		Action:    run.Action,
@@ -212,10 +219,10 @@ func (a *action) spec(run runmsg.Run) (_ executor.Spec, secrets []string, err er
 		Env:       env,
 		Dir:       a.cfg.Workdir,
 		Timeout:   a.cfg.Timeout.D(),
-		RunFile:   ctxJSON,
+		RunFile:   runFile,
 		Shim:      a.shim,
 		Isolation: a.iso,
-	}, secrets, nil
+	}
 }
 
 // evalString takes an expression's first result: a string as is, null as "", anything

@@ -13,18 +13,7 @@ import (
 // TestSpecEnvFromTheRunContext: env expressions see the run context; a string is passed as
 // is, null as "", anything else as JSON (README "What a command sees"); *_TOKEN values are masked.
 func TestSpecEnvFromTheRunContext(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(vectors.Dir(t), "v2-kafka-unicode.signed.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec, err := runmsg.NewDecoder(runmsg.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := dec.Decode(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	run := unicodeRun(t)
 	act, err := newAction("create_microservice", config.Action{
 		Command: []string{"true"},
 		Env: map[string]string{
@@ -55,4 +44,38 @@ func TestSpecEnvFromTheRunContext(t *testing.T) {
 	if spec.RunID != "r_v2KafkaExample01" || len(spec.RunFile) == 0 {
 		t.Errorf("spec %+v", spec)
 	}
+}
+
+// BenchmarkSpecNoEnv is spec for an action without env expressions (the common /bin/true
+// of the throughput benchmark): no jq, so no timer for it.
+func BenchmarkSpecNoEnv(b *testing.B) {
+	run := unicodeRun(b)
+	act, err := newAction("create_microservice", config.Action{Command: []string{"true"}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := act.spec(run); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// unicodeRun is the run of the signed vector v2-kafka-unicode.
+func unicodeRun(t testing.TB) runmsg.Run {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(vectors.Dir(t), "v2-kafka-unicode.signed.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := runmsg.NewDecoder(runmsg.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := dec.Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return run
 }

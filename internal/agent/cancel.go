@@ -60,22 +60,20 @@ func newPortWatch(api *portapi.Client, interval time.Duration, log *zap.Logger) 
 	return &portWatch{api: api, interval: interval, log: log, kick: make(chan struct{}, 1), runs: map[string]*watched{}}
 }
 
-// watch derives the context a run's command runs under and watches the run until stop,
-// which reports whether it was cancelled because Port ended it. A run cancelled so stays
-// marked (/status) until forget.
-func (w *portWatch) watch(parent context.Context, id string, tgt checker, node bool, log *zap.Logger) (context.Context, func() bool) {
-	ctx, cancel := context.WithCancelCause(parent)
+// watch watches a run until unwatch, which reports whether Port ended it meanwhile: then
+// cancel, that of the context its command runs under (the caller's, which ends it), was
+// called with errCancelledInPort. A run cancelled so stays marked (/status) until forget.
+func (w *portWatch) watch(cancel context.CancelCauseFunc, id string, tgt checker, node bool, log *zap.Logger) (unwatch func() bool) {
 	r := &watched{id: id, tgt: tgt, node: node, log: log, started: time.Now(), cancel: cancel}
 	w.mu.Lock()
 	w.runs[id] = r
 	w.mu.Unlock()
-	return ctx, func() bool {
+	return func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if w.runs[id] == r && !r.cancelled {
 			delete(w.runs, id)
 		}
-		cancel(nil)
 		return r.cancelled
 	}
 }

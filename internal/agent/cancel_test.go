@@ -40,7 +40,9 @@ func TestPortWatch(t *testing.T) {
 	stop := map[string]func() bool{}
 	for _, id := range []string{"r_a", "r_b", "r_c"} {
 		e.RegisterRun(id, "deploy")
-		runCtx[id], stop[id] = w.watch(context.Background(), id, api, false, zap.NewNop())
+		ctx, cancel := context.WithCancelCause(context.Background())
+		t.Cleanup(func() { cancel(nil) })
+		runCtx[id], stop[id] = ctx, w.watch(cancel, id, api, false, zap.NewNop())
 	}
 	// turn is one turn of the watch with every run an interval older than it is.
 	turn := func() {
@@ -86,5 +88,21 @@ func TestPortWatch(t *testing.T) {
 	}
 	if stop["r_a"]() || stop["r_c"]() || w.cancelled("r_a") {
 		t.Fatal("open runs reported cancelled")
+	}
+}
+
+// BenchmarkRunContext is the context a run's command runs under and its watch, as
+// runCommand makes them: one context serves the lease and Port.
+func BenchmarkRunContext(b *testing.B) {
+	w := newPortWatch(nil, time.Minute, zap.NewNop())
+	work, stop := context.WithCancel(context.Background())
+	defer stop()
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx, cancel := context.WithCancelCause(work)
+		unwatch := w.watch(cancel, "r_bench", nil, false, zap.NewNop())
+		_ = ctx.Done()
+		unwatch()
+		cancel(nil)
 	}
 }

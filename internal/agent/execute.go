@@ -51,7 +51,7 @@ func (a *Agent) execute(r *run) executed {
 		withPortAPI(&spec, a.proxyURL, token)
 	}
 	runLog := a.reporter.StartOn(r.report, a.target(run), run.ID, secrets, zap.String("action", run.Action))
-	a.proxy.SetMask(token, runLog.Mask) // what the command sends to its log through the proxy is masked too
+	a.proxy.SetMask(token, runLog) // what the command sends to its log through the proxy is masked too
 	if r.rerun {
 		_, _ = runLog.Write([]byte("port-runner: running again: the agent that started this run stopped before it ended (onInterrupted: rerun)\n"))
 	}
@@ -61,7 +61,8 @@ func (a *Agent) execute(r *run) executed {
 		res = executor.Result{ExitCode: -1, Label: "could not start: " + err.Error()}
 		log.Warn("run could not start", zap.Error(err))
 	} else {
-		log.Info("run started", zap.String("at", r.where), zap.Bool("rerun", r.rerun))
+		a.log.Info("run started", zap.String("run_id", run.ID), zap.String("action", run.Action), // r.log's (received)
+			zap.String("at", r.where), zap.Bool("rerun", r.rerun))
 		res, cancelled = a.runCommand(r, &spec, token, runLog)
 		revoke()
 	}
@@ -78,7 +79,7 @@ func (a *Agent) execute(r *run) executed {
 			res.Success, res.Label = false, res.Label+"; "+bad
 		}
 	}
-	a.metrics.RunsTotal.WithLabelValues(run.Action, result).Inc()
+	a.metrics.CountRun(run.Action, result)
 	r.life.result(res.Success, res.Label) // what /status shows once the run is finished
 	return executed{cancelled: cancelled, spec: spec, masks: secrets, res: res, runLog: runLog, outcome: reporter.Outcome{
 		Success: res.Success,
@@ -109,10 +110,11 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 		a.proxy.Bind(token, pid) // the token works from this process tree only
 		r.life.started(pid)
 	}
-	runCtx, unwatch := a.watch.watch(ctx, r.msg.ID, a.target(r.msg), runmsg.IsWorkflowNodeRun(r.msg.ID), r.log)
-	res = executor.Run(runCtx, *spec, runLog)
+	// One context for the lease and Port: whichever ends the command first says why.
+	unwatch := a.watch.watch(cancel, r.msg.ID, a.target(r.msg), runmsg.IsWorkflowNodeRun(r.msg.ID), r.log)
+	res = executor.Run(ctx, *spec, runLog)
 	cancelled = unwatch()
-	a.metrics.RunDuration.WithLabelValues(r.msg.Action).Observe(res.Duration.Seconds())
+	a.metrics.ObserveRunDuration(r.msg.Action, res.Duration)
 	return res, cancelled
 }
 

@@ -2,7 +2,7 @@ package agent
 
 import (
 	"context"
-	"fmt"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -95,7 +95,19 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) {
 	rec := t.Record
 	a.arrive(stop, work, report, arrival{lease: kafkaLease{t}, raw: rec.Value,
 		at:    runAt{rec.Topic, rec.Partition, rec.Offset},
-		where: fmt.Sprintf("%s/%d@%d", rec.Topic, rec.Partition, rec.Offset), sent: rec.Timestamp})
+		where: recordAt(rec.Topic, rec.Partition, rec.Offset), sent: rec.Timestamp})
+}
+
+// recordAt is where a record is, as logs and /status say it: topic/partition@offset. Built
+// in a buffer on the stack: fmt.Sprintf boxed its arguments, for every run.
+func recordAt(topic string, partition int32, offset int64) string {
+	var buf [64]byte
+	b := append(buf[:0], topic...)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(partition), 10)
+	b = append(b, '@')
+	b = strconv.AppendInt(b, offset, 10)
+	return string(b)
 }
 
 // live drives r from first to its end, then lets go of what it held here, and says whether
@@ -139,11 +151,13 @@ func (a *Agent) received(r *run, msg runmsg.Run, act *action) {
 		// unverified timestamp proves nothing): Port decides whether its run is still open.
 		r.old = time.Since(msg.SignedAt) > a.cfg.Security.MaxMessageAge.D()
 	}
-	r.log = a.log.With(zap.String("run_id", msg.ID), zap.String("action", msg.Action))
+	// Derived when first written to: a run that goes well writes only "run started" and "run
+	// closed", which spell these fields out rather than make every run clone a core.
+	r.log = a.log.WithLazy(zap.String("run_id", msg.ID), zap.String("action", msg.Action))
 	r.life = a.lives.receive(r.at, msg.ID, msg.Action, r.lease)
 	// Port requests about this run (retries, token refreshes) log its action too.
 	r.report = portapi.WithLogFields(r.report, zap.String("action", msg.Action))
 }
 
 // count adds the message to messages_total{outcome}.
-func (a *Agent) count(outcome string) { a.metrics.MessagesTotal.WithLabelValues(outcome).Inc() }
+func (a *Agent) count(outcome string) { a.metrics.CountMessages(outcome, 1) }

@@ -9,5 +9,5 @@ import (
 // decompress within kafka.maxDecompressBatchBytes (the consumer logs it): their runs were
 // never read, so they are not executed and stay open in Port (README "Delivery").
 func (a *Agent) skippedBatch(b consumer.SkippedBatch) {
-	a.metrics.MessagesTotal.WithLabelValues(metrics.OutcomeSkippedBatch).Add(float64(b.Next - b.First))
+	a.metrics.CountMessages(metrics.OutcomeSkippedBatch, float64(b.Next-b.First))
 }

@@ -80,7 +80,8 @@ func closing(a *Agent, r *run) verdict {
 	if !a.closeRun(r, ex.res.Success, func(ctx context.Context) error { return ex.runLog.Close(ctx, ex.outcome) }) {
 		return left
 	}
-	r.log.Info("run closed", zap.String("result", resultOf(ex.res)), zap.String("label", ex.res.Label), zap.Duration("duration", ex.res.Duration))
+	a.log.Info("run closed", zap.String("run_id", r.msg.ID), zap.String("action", r.msg.Action), // r.log's (received)
+		zap.String("result", resultOf(ex.res)), zap.String("label", ex.res.Label), zap.Duration("duration", ex.res.Duration))
 	return finished
 }
 
@@ -100,7 +101,7 @@ func closeInterrupted(a *Agent, r *run) verdict {
 		return left
 	}
 	a.count(metrics.OutcomeAccepted)
-	a.metrics.RunsTotal.WithLabelValues(r.msg.Action, "failure").Inc()
+	a.metrics.CountRun(r.msg.Action, "failure")
 	r.log.Warn("closed a run interrupted by a stopped agent", zap.String("label", interruptedLabel))
 	return finished
 }

@@ -85,6 +85,7 @@ type Client struct {
 	now          func() time.Time
 	sched        *scheduler
 	tok          tokenCache
+	shared       *sharedHeaders
 
 	// sleep waits between attempts; replaced in tests to record the waits.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -133,6 +134,7 @@ func New(opts Options) (*Client, error) {
 		now:          opts.Now,
 		onWait:       opts.OnWait,
 		sched:        newScheduler(opts.RequestsPerSecond, opts.MaxInFlight, nil),
+		shared:       newSharedHeaders(),
 		sleep:        backoff.Sleep,
 	}
 	if c.hc == nil {

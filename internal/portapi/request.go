@@ -202,27 +202,13 @@ func (c *Client) attempt(ctx context.Context, rq request, token string) (code in
 	if err != nil {
 		return 0, nil, nil, err
 	}
-	req.Header.Set("User-Agent", userAgent)
-	req.Header.Set("Accept", "application/json")
-	if rq.body != nil {
-		ct := rq.ctype
-		if ct == "" {
-			ct = "application/json"
-		}
-		req.Header.Set("Content-Type", ct)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if rq.reserved {
-		req.Header.Set("x-port-reserved-usage", "true")
-	}
+	req.Header = c.headers(rq, token)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
-	body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	body, err = readBody(resp)
 	if err != nil {
 		// The answer was cut off: treat it like a network error, so it is
 		// retried (a repeated close is detected as already closed).

@@ -109,8 +109,13 @@ func (s *scheduler) wait(ctx context.Context, abandon <-chan struct{}, p Priorit
 		return err
 	}
 	p = min(max(p, 0), numPriorities-1)
-	w := &waiter{key: key, prio: p, wake: make(chan struct{}, 1)}
 	s.mu.Lock()
+	if s.headLocked() == nil && s.tryStartLocked(s.now(), p) {
+		// Nobody waits and the request may go now (the common case): no waiter to queue.
+		s.mu.Unlock()
+		return nil
+	}
+	w := &waiter{key: key, prio: p, wake: make(chan struct{}, 1)}
 	s.queues[p].push(w)
 	s.wakeHeadLocked()
 	s.mu.Unlock()
@@ -126,19 +131,13 @@ func (s *scheduler) wait(ctx context.Context, abandon <-chan struct{}, p Priorit
 		s.mu.Lock()
 		if s.headLocked() == w {
 			now := s.now()
-			d := s.delayLocked(now, p)
-			if d <= 0 && s.inFlight < s.inFlightLimit(p) {
+			if s.tryStartLocked(now, p) {
 				s.queues[p].popHead()
-				s.inFlight++
-				s.last = now
-				if s.ceiling != nil {
-					s.ceiling.ReserveN(now, 1)
-				}
 				s.wakeHeadLocked()
 				s.mu.Unlock()
 				return nil
 			}
-			if d > 0 {
+			if d := s.delayLocked(now, p); d > 0 {
 				if timer == nil {
 					timer = time.NewTimer(d)
 				} else {
@@ -159,6 +158,20 @@ func (s *scheduler) wait(ctx context.Context, abandon <-chan struct{}, p Priorit
 			return errAbandoned
 		}
 	}
+}
+
+// tryStartLocked starts a request of priority p at now if it may start (nothing to wait
+// for, room in flight) and says whether it did. The caller takes it off its queue, if queued.
+func (s *scheduler) tryStartLocked(now time.Time, p Priority) bool {
+	if s.delayLocked(now, p) > 0 || s.inFlight >= s.inFlightLimit(p) {
+		return false
+	}
+	s.inFlight++
+	s.last = now
+	if s.ceiling != nil {
+		s.ceiling.ReserveN(now, 1)
+	}
+	return true
 }
 
 func (s *scheduler) leave(w *waiter) {

@@ -122,7 +122,11 @@ func (s *scheduler) observeLocked(h http.Header, code int, now time.Time) {
 }
 
 func headerInt(h http.Header, name string) (int, bool) {
-	v, err := strconv.ParseFloat(strings.TrimSpace(h.Get(name)), 64)
+	s := strings.TrimSpace(h.Get(name))
+	if s == "" {
+		return 0, false // not sent: no parse error to allocate, on every answer without it
+	}
+	v, err := strconv.ParseFloat(s, 64)
 	if err != nil || v < 0 || v > math.MaxInt32 {
 		return 0, false
 	}
@@ -132,7 +136,11 @@ func headerInt(h http.Header, name string) (int, bool) {
 // resetTime reads x-ratelimit-reset: UTC epoch seconds, as Port sends it; a small number
 // is taken as seconds from now, as some APIs send.
 func resetTime(h http.Header, now time.Time) (time.Time, bool) {
-	v, err := strconv.ParseFloat(strings.TrimSpace(h.Get("X-Ratelimit-Reset")), 64)
+	s := strings.TrimSpace(h.Get("X-Ratelimit-Reset"))
+	if s == "" {
+		return time.Time{}, false
+	}
+	v, err := strconv.ParseFloat(s, 64)
 	if err != nil || v < 0 || v != v {
 		return time.Time{}, false
 	}

@@ -41,12 +41,12 @@ type connPeer struct {
 // checkPeer refuses a request whose connection does not come from the grant's run: the
 // process holding the client socket must be the run's root or below it. A request that
 // comes before the executor's Bind waits up to BindWait for it.
-func (p *Proxy) checkPeer(r *http.Request, g *grant) (apiErr, bool) {
+func (p *Proxy) checkPeer(r *http.Request, g *grant, l *live) (apiErr, bool) {
 	t := time.NewTimer(p.bindWait)
 	defer t.Stop()
 	select {
 	case <-g.bound:
-	case <-g.ctx.Done():
+	case <-l.ctx.Done():
 		return errUnauthorized, true
 	case <-r.Context().Done():
 		return errNotRunProcess, true

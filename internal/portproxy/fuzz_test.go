@@ -1,7 +1,6 @@
 package portproxy
 
 import (
-	"context"
 	"encoding/json"
 	"net/url"
 	"strings"
@@ -59,9 +58,7 @@ func FuzzRequestRules(f *testing.F) {
 		if r, err := config.ParseAllowRule(rule); err == nil && rule != "" {
 			rules = append(rules, r)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		g := &grant{runID: "r_1", blueprint: "svc", allow: rules, ctx: ctx, cancel: cancel}
+		g := &grant{runID: "r_1", blueprint: "svc", allow: rules}
 		_, denied := g.check(method, segs, body)
 		if !denied {
 			lower := make([]string, len(segs))

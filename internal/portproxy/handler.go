@@ -53,9 +53,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, errUnauthorized)
 		return
 	}
+	l := p.serving(g)
 	log := p.log.With(zap.String("run_id", g.runID), zap.String("action", g.action), zap.String("method", echo.Cut(r.Method)), zap.String("path", echo.Cut(g.masked(r.URL.Path))))
 	if p.bind {
-		if e, denied := p.checkPeer(r, g); denied {
+		if e, denied := p.checkPeer(r, g, l); denied {
 			log.Warn("refused a Port API request from outside the run's processes", zap.String("reason", e.message), zap.String("peer", r.RemoteAddr))
 			writeErr(w, e)
 			return
@@ -80,9 +81,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// by the timeout and by its run.
 	ctx, cancel := context.WithTimeout(r.Context(), p.timeout)
 	defer cancel()
-	stop := context.AfterFunc(g.ctx, cancel)
+	stop := context.AfterFunc(l.ctx, cancel)
 	defer stop()
-	release, e := p.acquire(ctx, g)
+	release, e := p.acquire(ctx, g, l)
 	if e.status != 0 {
 		writeErr(w, e)
 		return
@@ -99,24 +100,24 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, e)
 		return
 	}
-	if m := g.mask.Load(); m != nil && writesUnderRun(r.Method, segs) {
-		body = maskJSON(body, *m)
+	if m := g.masker(); m != nil && writesUnderRun(r.Method, segs) {
+		body = maskJSON(body, m)
 	}
 	// The run's share of the budget, then all runs' share: a flood of one run waits here,
 	// holding only its own slots, and never takes more of Port than its share.
-	if err := waitRate(ctx, g.lim); err != nil {
-		writeErr(w, p.waitFailed(g))
+	if err := waitRate(ctx, l.lim); err != nil {
+		writeErr(w, waitFailed(l))
 		return
 	}
 	if err := waitRate(ctx, p.lim); err != nil {
-		writeErr(w, p.waitFailed(g))
+		writeErr(w, waitFailed(l))
 		return
 	}
-	p.forward(ctx, w, r, g, segs, body, log)
+	p.forward(ctx, w, r, g, l, segs, body, log)
 }
 
 // forward sends the checked request to Port and passes the answer on.
-func (p *Proxy) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, g *grant, segs []string, body []byte, log *zap.Logger) {
+func (p *Proxy) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, g *grant, l *live, segs []string, body []byte, log *zap.Logger) {
 	query := g.query(r.Method, segs, r.URL.Query())
 	esc := make([]string, len(segs))
 	for i, s := range segs {
@@ -127,7 +128,7 @@ func (p *Proxy) forward(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		ContentType: r.Header.Get("Content-Type"), Body: body, RunID: g.runID,
 	})
 	switch {
-	case err != nil && g.ctx.Err() != nil:
+	case err != nil && l.ctx.Err() != nil:
 		writeErr(w, errRunEnded)
 		return
 	case err != nil && errors.Is(err, context.DeadlineExceeded):

@@ -58,14 +58,14 @@ func waitRate(ctx context.Context, l *rate.Limiter) error {
 
 // acquire waits for one of the run's slots and then one of the proxy's; release gives both
 // back. Past MaxQueuedPerRun waiting requests it refuses at once rather than pile up.
-func (p *Proxy) acquire(ctx context.Context, g *grant) (release func(), e apiErr) {
+func (p *Proxy) acquire(ctx context.Context, g *grant, l *live) (release func(), e apiErr) {
 	if int(g.queued.Add(1)) > p.limits.MaxQueuedPerRun {
 		g.queued.Add(-1)
 		return nil, errTooMany
 	}
-	fail := func() (func(), apiErr) { return nil, p.waitFailed(g) }
+	fail := func() (func(), apiErr) { return nil, waitFailed(l) }
 	select {
-	case g.slots <- struct{}{}:
+	case l.slots <- struct{}{}:
 		g.queued.Add(-1)
 	case <-ctx.Done():
 		g.queued.Add(-1)
@@ -74,10 +74,10 @@ func (p *Proxy) acquire(ctx context.Context, g *grant) (release func(), e apiErr
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
-		<-g.slots
+		<-l.slots
 		return fail()
 	}
-	return func() { <-p.slots; <-g.slots }, apiErr{}
+	return func() { <-p.slots; <-l.slots }, apiErr{}
 }
 
 // readBody reads at most MaxBody bytes, in one allocation when the length is announced.
@@ -98,8 +98,8 @@ func readBody(r *http.Request) ([]byte, apiErr) {
 	return buf.Bytes(), apiErr{}
 }
 
-func (p *Proxy) waitFailed(g *grant) apiErr {
-	if g.ctx.Err() != nil {
+func waitFailed(l *live) apiErr {
+	if l.ctx.Err() != nil {
 		return errRunEnded
 	}
 	return errWaited

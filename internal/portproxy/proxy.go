@@ -104,18 +104,51 @@ type grant struct {
 	action    string
 	blueprint string
 	allow     []config.AllowRule
-	ctx       context.Context // cancelled on revoke: in-flight requests stop
-	cancel    context.CancelFunc
 
 	bound    chan struct{} // closed by the first Bind; root is set before
 	bindOnce sync.Once
 	root     int // the pid every process of the run descends from
 
-	mask atomic.Pointer[func(any) any] // SetMask: the run's log masking
+	queued atomic.Int32 // requests waiting for one of live's slots
 
+	mu      sync.Mutex
+	mask    Masker // SetMask: the run's log masking
+	revoked bool
+	live    *live // made by the run's first request (serving): most runs never call the proxy
+}
+
+// live is what a run's requests share.
+type live struct {
+	ctx    context.Context // cancelled on revoke: in-flight requests stop
+	cancel context.CancelFunc
 	slots  chan struct{} // MaxConcurrentPerRun
-	queued atomic.Int32  // requests waiting for one of slots
 	lim    *rate.Limiter // the run's share of the budget; nil: none
+}
+
+// serving is what g's requests share, made by the first; once g is revoked, its ctx is done.
+func (p *Proxy) serving(g *grant) *live {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.live == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		if g.revoked {
+			cancel()
+		}
+		g.live = &live{ctx: ctx, cancel: cancel,
+			slots: make(chan struct{}, p.limits.MaxConcurrentPerRun), lim: limiter(p.limits.RunRequestsPerSecond)}
+	}
+	return g.live
+}
+
+// end revokes g: its requests in flight stop, and any later one finds its run ended.
+func (g *grant) end() {
+	g.mu.Lock()
+	g.revoked = true
+	l := g.live
+	g.mu.Unlock()
+	if l != nil {
+		l.cancel()
+	}
 }
 
 // New returns a Proxy that forwards through fwd.
@@ -148,24 +181,19 @@ func (p *Proxy) Register(runID, action, blueprint string, allow []config.AllowRu
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
 	token = hex.EncodeToString(b[:])
 	key := sha256.Sum256([]byte(token))
-	ctx, cancel := context.WithCancel(context.Background())
-	g := &grant{
-		runID: runID, action: action, blueprint: blueprint, allow: allow, ctx: ctx, cancel: cancel,
-		bound: make(chan struct{}),
-		slots: make(chan struct{}, p.limits.MaxConcurrentPerRun), lim: limiter(p.limits.RunRequestsPerSecond),
-	}
+	g := &grant{runID: runID, action: action, blueprint: blueprint, allow: allow, bound: make(chan struct{})}
 	p.mu.Lock()
 	p.grants[key] = g
 	p.mu.Unlock()
-	var once sync.Once
-	return token, func() {
-		once.Do(func() {
-			p.mu.Lock()
-			delete(p.grants, key)
-			p.mu.Unlock()
-			cancel()
-		})
-	}
+	return token, func() { p.revoke(key, g) }
+}
+
+// revoke ends the token of g, which is under key; both steps may be repeated.
+func (p *Proxy) revoke(key [sha256.Size]byte, g *grant) {
+	p.mu.Lock()
+	delete(p.grants, key)
+	p.mu.Unlock()
+	g.end()
 }
 
 // Waiting reports how many requests wait for a slot, all runs together (for tests).

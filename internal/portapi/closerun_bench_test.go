@@ -1,0 +1,118 @@
+package portapi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"reflect"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// cannedPort answers every request on a kept-alive connection with one fixed 200 and
+// allocates (almost) nothing per request, so a benchmark counts the client's allocations.
+func cannedPort(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = ln.Close() })
+	answer, token := cannedAnswer(`{"ok":true}`), cannedAnswer(`{"ok":true,"accessToken":"tok1","expiresIn":10800,"tokenType":"Bearer"}`)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serveCanned(conn, answer, token)
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+func cannedAnswer(body string) []byte {
+	return []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+}
+
+func serveCanned(conn net.Conn, answer, token []byte) {
+	defer conn.Close()
+	r := bufio.NewReaderSize(conn, 64<<10)
+	for {
+		length, auth := 0, false
+		for {
+			line, err := r.ReadSlice('\n')
+			if err != nil {
+				return
+			}
+			if bytes.HasPrefix(line, []byte("POST /v1/auth/")) {
+				auth = true
+			}
+			if k, v, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(k, []byte("Content-Length")) {
+				length, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+			}
+			if len(bytes.TrimSpace(line)) == 0 {
+				break
+			}
+		}
+		if _, err := r.Discard(length); err != nil {
+			return
+		}
+		out := answer
+		if auth {
+			out = token
+		}
+		if _, err := conn.Write(out); err != nil {
+			return
+		}
+	}
+}
+
+// BenchmarkCloseRun is one quiet run's closing request on a warm connection, under contexts
+// shaped as the agent's (the run's, the closing budget's, the lease's).
+func BenchmarkCloseRun(b *testing.B) {
+	c, err := New(Options{BaseURL: cannedPort(b), ClientID: "id", ClientSecret: "secret", Observe: func(string, int) {}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	run, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	closing := Closing{Message: "SUCCESS", TerminationStatus: StatusSuccess, StatusLabel: "exit code 0"}
+	if _, err := c.CloseRun(run, "r_bench", closing); err != nil { // the token and a connection
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		budget, done := context.WithTimeout(run, time.Minute)
+		acting, stop := context.WithCancelCause(budget)
+		if _, err := c.CloseRun(acting, "r_bench", closing); err != nil {
+			b.Fatal(err)
+		}
+		stop(nil)
+		done()
+	}
+}
+
+// The closing request carries exactly the headers it always did, though their values are
+// shared between requests now; the reserved header goes only where asked for.
+func TestCloseRunHeaders(t *testing.T) {
+	f := newFakePort(t)
+	var got http.Header
+	f.api = func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		got = r.Header.Clone()
+		w.WriteHeader(http.StatusOK)
+	}
+	c, _ := newTestClient(t, f, nil)
+	if _, err := c.CloseRun(context.Background(), "r_1", Closing{Message: "m", TerminationStatus: StatusSuccess}); err != nil {
+		t.Fatal(err)
+	}
+	got.Del("Accept-Encoding") // the transport's own
+	got.Del("Content-Length")
+	want := http.Header{"Accept": {"application/json"}, "Authorization": {"Bearer tok1"},
+		"Content-Type": {"application/json"}, "User-Agent": {"port-runner"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("headers %v, want %v", got, want)
+	}
+}

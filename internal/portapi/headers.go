@@ -1,0 +1,68 @@
+package portapi
+
+import (
+	"io"
+	"net/http"
+	"sync/atomic"
+)
+
+// headers are rq's request headers. The values every request shares are the client's
+// (sharedHeaders): net/http only reads them, and building each anew cost every request an
+// allocation per header.
+func (c *Client) headers(rq request, token string) http.Header {
+	h := make(http.Header, 5)
+	h["User-Agent"] = c.shared.userAgent
+	h["Accept"] = c.shared.json
+	if rq.body != nil {
+		h["Content-Type"] = c.shared.json
+		if rq.ctype != "" {
+			h["Content-Type"] = []string{rq.ctype}
+		}
+	}
+	if token != "" {
+		h["Authorization"] = c.shared.bearer(token)
+	}
+	if rq.reserved {
+		h["X-Port-Reserved-Usage"] = c.shared.yes
+	}
+	return h
+}
+
+// sharedHeaders are header values every request may carry, made once per client; never
+// modified, only handed to net/http, which reads them.
+type sharedHeaders struct {
+	userAgent, json, yes []string
+	// auth: the Authorization value of the latest token (a token lasts hours).
+	auth atomic.Pointer[authHeader]
+}
+
+type authHeader struct {
+	token string
+	value []string
+}
+
+func newSharedHeaders() *sharedHeaders {
+	return &sharedHeaders{userAgent: []string{userAgent}, json: []string{"application/json"}, yes: []string{"true"}}
+}
+
+func (h *sharedHeaders) bearer(token string) []string {
+	if a := h.auth.Load(); a != nil && a.token == token {
+		return a.value
+	}
+	a := &authHeader{token: token, value: []string{"Bearer " + token}}
+	h.auth.Store(a)
+	return a.value
+}
+
+// readBody reads an answer's body, at most maxResponseBody: one allocation of its size when
+// Port says it (Content-Length), as it does for its small JSON answers.
+func readBody(resp *http.Response) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n <= maxResponseBody {
+		body := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, body); err != nil {
+			return nil, err
+		}
+		return body, nil
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+}
