@@ -152,15 +152,19 @@ func (d *Decoder) decode(raw []byte, verify bool) (run Run, err error) {
 	ctx := &deadline{}
 	defer ctx.stop()
 
-	runID, err := d.runIDOf(ctx, doc)
+	// The context holds the values the selectors found, as they found them: a string made
+	// a value again would cost an allocation each.
+	id, err := d.runIDOf(ctx, doc)
 	if err != nil {
 		return Run{}, err
 	}
+	runID := id.(string)
 	node := IsWorkflowNodeRun(runID)
-	action, err := d.actionOf(ctx, doc)
+	act, err := d.actionOf(ctx, doc)
 	if err != nil && !node {
 		return Run{}, skip(ReasonInvalid, err)
 	}
+	action := act.(string)
 	props, entity, err := d.inputsOf(ctx, doc, node)
 	if err != nil {
 		return Run{}, err
@@ -169,8 +173,8 @@ func (d *Decoder) decode(raw []byte, verify bool) (run Run, err error) {
 		ID:     runID,
 		Action: action,
 		Context: map[string]any{
-			"runId":      runID,
-			"action":     action,
+			"runId":      id,
+			"action":     act,
 			"blueprint":  blueprintOf(doc),
 			"entity":     entity,
 			"properties": props,
@@ -187,22 +191,22 @@ func (d *Decoder) decode(raw []byte, verify bool) (run Run, err error) {
 	return out, nil
 }
 
-// runIDOf is the run id the selector finds, checked: it becomes a path segment of Port's
-// API.
-func (d *Decoder) runIDOf(ctx *deadline, doc any) (string, error) {
+// runIDOf is the run id the selector finds (a string), checked: it becomes a path segment
+// of Port's API.
+func (d *Decoder) runIDOf(ctx *deadline, doc any) (any, error) {
 	id, err := first(ctx, d.runID, doc)
 	if err != nil {
-		return "", skip(ReasonInvalid, fmt.Errorf("no run id: %w", err))
+		return nil, skip(ReasonInvalid, fmt.Errorf("no run id: %w", err))
 	}
 	runID, ok := id.(string)
 	if !ok || runID == "" {
-		return "", skip(ReasonInvalid, fmt.Errorf("no run id: selector gave %s", describe(id)))
+		return nil, skip(ReasonInvalid, fmt.Errorf("no run id: selector gave %s", describe(id)))
 	}
 	if err := CheckID(runID); err != nil {
 		// It would become a path segment of Port's API ("..": another route).
-		return "", skip(ReasonInvalid, fmt.Errorf("bad run id: %w", err))
+		return nil, skip(ReasonInvalid, fmt.Errorf("bad run id: %w", err))
 	}
-	return runID, nil
+	return id, nil
 }
 
 // inputsOf is the run's properties ({} when none) and entity, as the selectors find them.
