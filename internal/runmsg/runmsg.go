@@ -182,6 +182,7 @@ func (d *Decoder) decode(raw []byte, verify bool) (run Run, err error) {
 			"message":    message,
 		},
 		SignedAt: signed,
+		size:     len(raw),
 	}
 	if node {
 		out.Workflow, out.Node, out.NodeURL = nodeOf(doc)
