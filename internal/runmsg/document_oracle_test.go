@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// documentOracle is Decoder.document as it was before parseValues and verifySpans: the ordered
-// tree for every message, its signature checked over the body written again, and toValue
-// for the values. FuzzDocumentAgreesWithOracle compares the two.
+// documentOracle is Decoder.document as it was before parseValues and matchesBody: the
+// ordered tree for every message, its signature checked over the body written again, and
+// toValue for the values. FuzzDocumentAgreesWithOracle compares the two.
 func (d *Decoder) documentOracle(raw []byte, verify bool) (message, doc any, signed time.Time, err error) {
 	v, err := parseOrdered(raw)
 	if err != nil {

@@ -82,9 +82,9 @@ func FuzzParseValuesAgreesWithOrderedTree(f *testing.F) {
 	})
 }
 
-// Decoding by parseValues and verifySpans must give what the ordered tree and the body
+// Decoding by parseValues and matchesBody must give what the ordered tree and the body
 // written again gave: the same message, document, signing time, and error. Each input is
-// also tried signed (Sign writes it as JSON.stringify does, which verifySpans reads).
+// also tried signed (Sign writes it as JSON.stringify does: matchesBody reads its spans).
 func FuzzDocumentAgreesWithOracle(f *testing.F) {
 	for _, s := range fuzzSeeds(f) {
 		f.Add(s)

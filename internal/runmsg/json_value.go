@@ -22,8 +22,9 @@ type parsedValues struct {
 	headers     [2]int // where the value of the root object's "headers" is; {} when it has none
 }
 
-// parseValues parses raw as parseOrdered does (the same errors), into what toValue would make
-// of parseOrdered's tree. stacks are the scratch space it may grow and leaves cleared.
+// parseValues parses raw as parseOrdered does (the same errors), into the values that
+// parseOrdered's tree converted gives (toValue, the tests' oracle). stacks are the scratch
+// space it may grow and leaves cleared.
 func parseValues(raw []byte, stacks *parseStacks) (parsedValues, error) {
 	p, v, err := parseWith(jsonParser{raw: raw, text: string(raw), values: true}, stacks)
 	if err != nil {
