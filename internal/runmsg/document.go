@@ -51,7 +51,9 @@ func (d *Decoder) documentWith(s *decodeScratch, raw []byte, verify bool) (messa
 	if !isObject {
 		return pv.value, pv.value, signed, nil
 	}
-	msg, body := splitHeaders(root)
+	// A GitLab invocation's signature leaves headers out (README "Which invocation method"):
+	// when it is checked, nothing of them reaches the command, which sees what was signed.
+	msg, body := splitHeaders(root, verify && InvocationType(root) == InvocationGitLab)
 	// The seed's DAY-2 example wraps the whole run in an outer "payload".
 	if _, ok := body["context"]; !ok {
 		if inner, ok := body["payload"].(map[string]any); ok {
@@ -64,11 +66,16 @@ func (d *Decoder) documentWith(s *decodeScratch, raw []byte, verify bool) (messa
 }
 
 // splitHeaders returns the message the command sees, root without its signature headers (the
-// signature is transport, not content, and the command has no use for it), and the body the
-// selectors read, root without its headers. root is the message's own: it is changed.
-func splitHeaders(root map[string]any) (msg, body map[string]any) {
+// signature is transport, not content, and the command has no use for it), or without any
+// headers when unsignedHeaders, and the body the selectors read, root without its headers.
+// root is the message's own: it is changed.
+func splitHeaders(root map[string]any, unsignedHeaders bool) (msg, body map[string]any) {
 	hv, ok := root["headers"]
 	if !ok {
+		return root, root
+	}
+	if unsignedHeaders {
+		delete(root, "headers")
 		return root, root
 	}
 	if h, ok := hv.(map[string]any); ok {

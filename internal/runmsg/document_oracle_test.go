@@ -40,6 +40,9 @@ func (d *Decoder) documentOracle(raw []byte, verify bool) (message, doc any, sig
 		return arr, arr, signed, nil
 	}
 	stripped := stripSignature(root)
+	if verify && InvocationType(toValue(root)) == InvocationGitLab {
+		stripped = stripped.without("headers") // the signature does not cover them
+	}
 	msg := make(map[string]any, len(stripped.members))
 	body := make(map[string]any, len(stripped.members))
 	for _, m := range stripped.members {
