@@ -21,8 +21,32 @@ func (d *Decoder) document(raw []byte, verify bool) (message, doc any, signed ti
 	if s == nil {
 		s = &decodeScratch{stacks: newParseStacks()}
 	}
-	defer d.scratch.Put(s)
+	defer d.release(s)
 	return d.documentWith(s, raw, verify)
+}
+
+// Past these sizes a scratch is dropped rather than kept for the next message, as
+// encoding/json and fmt drop their large buffers: one huge message must not leave every
+// later one a large scratch to carry.
+const (
+	maxKeptStack = 1024     // members or elements
+	maxKeptBytes = 64 << 10 // an escaped string's or a headers object's text
+)
+
+// release keeps s for the next message unless a large message grew it.
+func (d *Decoder) release(s *decodeScratch) {
+	if s.small() {
+		d.scratch.Put(s)
+	}
+}
+
+// small reports whether s is no larger than a scratch worth keeping.
+func (s *decodeScratch) small() bool {
+	st, c := s.stacks, s.check
+	if cap(st.members) > maxKeptStack || cap(st.elems) > maxKeptStack || cap(st.buf) > maxKeptBytes {
+		return false
+	}
+	return c == nil || cap(c.body) <= maxKeptBytes && cap(c.macs) <= maxKeptBytes
 }
 
 // documentWith is document with s for its scratch space.

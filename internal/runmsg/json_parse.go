@@ -31,6 +31,8 @@ type jsonParser struct {
 	stringified bool
 	span        [2]int // where the top-level value starts and ends
 	headers     [2]int // values: where the root object's "headers" value starts and ends
+	// used: the most of each stack the parse wrote, all that parseWith has to clear.
+	membersUsed, elemsUsed, bufUsed int
 }
 
 // parseStacks is a parse's scratch space, which a Decoder keeps for its next message:
@@ -146,7 +148,7 @@ func (p *jsonParser) object(depth int) (any, error) {
 	}
 	var jsKeys map[string][]byte
 	base := len(p.members)
-	defer func() { p.members = p.members[:base] }()
+	defer p.popMembers(base)
 	for more := true; more; {
 		p.skipSpace()
 		if p.i >= len(p.raw) || p.raw[p.i] != '"' {
@@ -220,7 +222,7 @@ func (p *jsonParser) array(depth int) (any, error) {
 		return []any{}, nil
 	}
 	base := len(p.elems)
-	defer func() { p.elems = p.elems[:base] }()
+	defer p.popElems(base)
 	for more := true; more; {
 		v, err := p.value(depth + 1)
 		if err != nil {

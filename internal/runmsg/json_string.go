@@ -158,7 +158,7 @@ func (p *jsonParser) unescape(lit []byte) string {
 			i += size
 		}
 	}
-	p.buf = b
+	p.buf, p.bufUsed = b, max(p.bufUsed, len(b))
 	return string(b)
 }
 

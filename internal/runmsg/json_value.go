@@ -50,10 +50,24 @@ func parseOrderedWith(raw []byte, stacks *parseStacks) (any, error) {
 func parseWith(p jsonParser, stacks *parseStacks) (jsonParser, any, error) {
 	p.parseStacks = *stacks
 	v, err := p.parse()
-	clear(p.members[:cap(p.members)]) // the scratch must not keep this message alive
-	clear(p.elems[:cap(p.elems)])
+	// The scratch must not keep this message, or a secret's text, alive.
+	clear(p.members[:p.membersUsed])
+	clear(p.elems[:p.elemsUsed])
+	clear(p.buf[:p.bufUsed])
 	*stacks = parseStacks{members: p.members[:0], elems: p.elems[:0], buf: p.buf[:0]}
 	return p, v, err
+}
+
+// popMembers drops the members an object pushed from base on, noting how far the stack reached.
+func (p *jsonParser) popMembers(base int) {
+	p.membersUsed = max(p.membersUsed, len(p.members))
+	p.members = p.members[:base]
+}
+
+// popElems drops the elements an array pushed from base on, noting how far the stack reached.
+func (p *jsonParser) popElems(base int) {
+	p.elemsUsed = max(p.elemsUsed, len(p.elems))
+	p.elems = p.elems[:base]
 }
 
 // mapOf is the object of members: a repeated key takes its last value (and JSON.stringify
