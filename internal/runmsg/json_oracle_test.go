@@ -147,3 +147,27 @@ func TestParseOrderedLargeObjectsAgreeWithOracle(t *testing.T) {
 		}
 	}
 }
+
+// toValue converts the ordered tree into the plain values gojq and encoding/json work with,
+// as runmsg did before parseValues built them directly: the oracle of parseValues.
+func toValue(v any) any {
+	switch v := v.(type) {
+	case *object:
+		m := make(map[string]any, len(v.members))
+		for _, e := range v.members {
+			m[e.key] = toValue(e.val)
+		}
+		return m
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = toValue(e)
+		}
+		return out
+	case json.Number:
+		return normalizeNumber(v)
+	case jsString:
+		return v.s
+	}
+	return v
+}

@@ -12,30 +12,57 @@ import (
 // jsString), reading each byte once: the json.Decoder Token path it replaces allocated per
 // token and was the agent's largest CPU cost per run.
 func parseOrdered(raw []byte) (any, error) {
-	// The stacks start at a run message's size, so they rarely grow.
-	p := jsonParser{raw: raw, text: string(raw), members: make([]member, 0, 64), elems: make([]any, 0, 16)}
+	stacks := newParseStacks()
+	return parseOrderedWith(raw, &stacks)
+}
+
+// jsonParser reads raw from offset i. Strings and numbers without escapes are slices of
+// text, a copy of raw made once, rather than one allocation each.
+type jsonParser struct {
+	raw  []byte
+	text string
+	i    int
+	parseStacks
+	// values: objects are built as map[string]any and numbers as normalizeNumber gives them,
+	// what the agent works with, rather than as the ordered tree (parseValues).
+	values bool
+	// stringified: so far the text is what JSON.stringify writes of what it holds, outside
+	// the whitespace around the top-level value (parseValues).
+	stringified bool
+	span        [2]int // where the top-level value starts and ends
+	headers     [2]int // values: where the root object's "headers" value starts and ends
+	// used: the most of each stack the parse wrote, all that parseWith has to clear.
+	membersUsed, elemsUsed, bufUsed int
+}
+
+// parseStacks is a parse's scratch space, which a Decoder keeps for its next message:
+// members and elements gather on stacks shared by all levels so that each object and array
+// is allocated once at its final size; buf holds the value of a string with escapes.
+type parseStacks struct {
+	members []member
+	elems   []any
+	buf     []byte
+}
+
+// newParseStacks start at a run message's size, so they rarely grow.
+func newParseStacks() parseStacks {
+	return parseStacks{members: make([]member, 0, 64), elems: make([]any, 0, 16)}
+}
+
+// parse reads the one value raw holds, whitespace around it allowed.
+func (p *jsonParser) parse() (any, error) {
+	p.skipSpace()
+	p.span[0], p.stringified = p.i, true
 	v, err := p.value(0)
 	if err != nil {
 		return nil, err
 	}
+	p.span[1] = p.i
 	p.skipSpace()
-	if p.i < len(raw) {
+	if p.i < len(p.raw) {
 		return nil, fmt.Errorf("data after the top-level value at offset %d", p.i)
 	}
 	return v, nil
-}
-
-// jsonParser reads raw from offset i. Strings and numbers without escapes are slices of
-// text, a copy of raw made once, rather than one allocation each; members and elements
-// gather on stacks shared by all levels so that each object and array is allocated once at
-// its final size; buf is scratch space for strings with escapes.
-type jsonParser struct {
-	raw     []byte
-	text    string
-	i       int
-	members []member
-	elems   []any
-	buf     []byte
 }
 
 type member struct {
@@ -44,13 +71,17 @@ type member struct {
 }
 
 func (p *jsonParser) skipSpace() {
+	start := p.i
 	for p.i < len(p.raw) {
 		switch p.raw[p.i] {
 		case ' ', '\t', '\n', '\r':
 			p.i++
-		default:
-			return
+			continue
 		}
+		break
+	}
+	if p.i != start {
+		p.stringified = false // JSON.stringify writes none
 	}
 }
 
@@ -110,11 +141,14 @@ func (p *jsonParser) object(depth int) (any, error) {
 	p.skipSpace()
 	if p.i < len(p.raw) && p.raw[p.i] == '}' {
 		p.i++
+		if p.values {
+			return map[string]any{}, nil
+		}
 		return newObject(), nil
 	}
 	var jsKeys map[string][]byte
 	base := len(p.members)
-	defer func() { p.members = p.members[:base] }()
+	defer p.popMembers(base)
 	for more := true; more; {
 		p.skipSpace()
 		if p.i >= len(p.raw) || p.raw[p.i] != '"' {
@@ -135,14 +169,21 @@ func (p *jsonParser) object(depth int) (any, error) {
 			return nil, p.syntaxError(p.i, "after object key")
 		}
 		p.i++
+		start := p.i
 		v, err := p.value(depth + 1)
 		if err != nil {
 			return nil, err
+		}
+		if p.values && depth == 0 && k == "headers" {
+			p.headers = [2]int{start, p.i}
 		}
 		p.members = append(p.members, member{k, v})
 		if more, err = p.next('}', "after object key:value pair"); err != nil {
 			return nil, err
 		}
+	}
+	if p.values {
+		return p.mapOf(p.members[base:]), nil
 	}
 	return newParsedObject(p.members[base:], jsKeys), nil
 }
@@ -181,7 +222,7 @@ func (p *jsonParser) array(depth int) (any, error) {
 		return []any{}, nil
 	}
 	base := len(p.elems)
-	defer func() { p.elems = p.elems[:base] }()
+	defer p.popElems(base)
 	for more := true; more; {
 		v, err := p.value(depth + 1)
 		if err != nil {
@@ -248,5 +289,8 @@ func (p *jsonParser) number() (any, error) {
 		}
 	}
 	p.i = i
+	if p.values {
+		return normalizeNumber(json.Number(p.text[start:i])), nil
+	}
 	return json.Number(p.text[start:i]), nil
 }

@@ -38,7 +38,7 @@ func (p *jsonParser) strText() (s string, js []byte, err error) {
 				return p.text[start+1 : i], nil, nil
 			}
 			s := p.unescape(raw[start+1 : i])
-			if surrogate {
+			if surrogate && !p.values { // values hold the string as encoding/json reads it
 				if js, lone := jsText(raw[start : i+1]); lone {
 					return s, js, nil
 				}
@@ -50,7 +50,10 @@ func (p *jsonParser) strText() (s string, js []byte, err error) {
 				return "", nil, io.ErrUnexpectedEOF
 			}
 			switch raw[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case '"', '\\', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case '/':
+				p.stringified = false // JSON.stringify writes a plain /
 				i += 2
 			case 'u':
 				r, err := p.hex4(i + 2)
@@ -58,6 +61,9 @@ func (p *jsonParser) strText() (s string, js []byte, err error) {
 					return "", nil, err
 				}
 				surrogate = surrogate || utf16.IsSurrogate(r)
+				if !stringifiedEscape(raw[i+2:i+6], r) {
+					p.stringified = false
+				}
 				i += 6
 			default:
 				return "", nil, p.syntaxError(i+1, "in string escape code")
@@ -69,11 +75,21 @@ func (p *jsonParser) strText() (s string, js []byte, err error) {
 		default:
 			r, size := utf8.DecodeRune(raw[i:])
 			if r == utf8.RuneError && size == 1 {
-				plain = false
+				plain, p.stringified = false, false // the value holds U+FFFD instead
 			}
 			i += size
 		}
 	}
+}
+
+// stringifiedEscape reports whether the four hex digits of a \u escape of r are what
+// JSON.stringify writes for r: it writes \u00xx, in lower case, only for a control character
+// without a one-letter escape, and the character itself for any other.
+func stringifiedEscape(hex []byte, r rune) bool {
+	if r >= 0x20 || r == '\b' || r == '\f' || r == '\n' || r == '\r' || r == '\t' {
+		return false
+	}
+	return hex[0] == '0' && hex[1] == '0' && hex[2] == hexDigits[r>>4] && hex[3] == hexDigits[r&0xf]
 }
 
 // hex4 reads the four hex digits of a \u escape at raw[at:].
@@ -142,7 +158,7 @@ func (p *jsonParser) unescape(lit []byte) string {
 			i += size
 		}
 	}
-	p.buf = b
+	p.buf, p.bufUsed = b, max(p.bufUsed, len(b))
 	return string(b)
 }
 

@@ -8,28 +8,79 @@ import (
 	"strings"
 )
 
-// toValue converts the ordered tree into the plain values gojq and
-// encoding/json work with.
-func toValue(v any) any {
-	switch v := v.(type) {
-	case *object:
-		m := make(map[string]any, len(v.members))
-		for _, e := range v.members {
-			m[e.key] = toValue(e.val)
-		}
-		return m
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = toValue(e)
-		}
-		return out
-	case json.Number:
-		return normalizeNumber(v)
-	case jsString:
-		return v.s
+// parsedValues is a message read as the agent works with it: value holds what gojq and
+// encoding/json work with (map[string]any, []any, string, bool, nil and normalizeNumber's
+// numbers), the values encoding/json gives, built without the ordered tree in between.
+type parsedValues struct {
+	value any
+	text  string // the message's text, which value's strings are slices of
+	// stringified: raw[span[0]:span[1]] is, byte for byte, what JSON.stringify writes of the
+	// value (no whitespace, no key twice in an object, every string escaped as it escapes
+	// it), which is what Port signs: its signature can be checked over spans of raw.
+	stringified bool
+	span        [2]int
+	headers     [2]int // where the value of the root object's "headers" is; {} when it has none
+}
+
+// parseValues parses raw as parseOrdered does (the same errors), into the values that
+// parseOrdered's tree converted gives (toValue, the tests' oracle). stacks are the scratch
+// space it may grow and leaves cleared.
+func parseValues(raw []byte, stacks *parseStacks) (parsedValues, error) {
+	p, v, err := parseWith(jsonParser{raw: raw, text: string(raw), values: true}, stacks)
+	if err != nil {
+		return parsedValues{}, err
 	}
-	return v
+	return parsedValues{value: v, text: p.text, stringified: p.stringified, span: p.span, headers: p.headers}, nil
+}
+
+// orderedAt parses the value at span of the message pv was read from into the ordered tree.
+func (pv *parsedValues) orderedAt(span [2]int, raw []byte, stacks *parseStacks) (any, error) {
+	_, v, err := parseWith(jsonParser{raw: raw[:span[1]], text: pv.text[:span[1]], i: span[0]}, stacks)
+	return v, err
+}
+
+// parseOrderedWith is parseOrdered with stacks for its scratch space.
+func parseOrderedWith(raw []byte, stacks *parseStacks) (any, error) {
+	_, v, err := parseWith(jsonParser{raw: raw, text: string(raw)}, stacks)
+	return v, err
+}
+
+// parseWith runs the parser p, with stacks for its scratch space, which it may grow and
+// leaves cleared.
+func parseWith(p jsonParser, stacks *parseStacks) (jsonParser, any, error) {
+	p.parseStacks = *stacks
+	v, err := p.parse()
+	// The scratch must not keep this message, or a secret's text, alive.
+	clear(p.members[:p.membersUsed])
+	clear(p.elems[:p.elemsUsed])
+	clear(p.buf[:p.bufUsed])
+	*stacks = parseStacks{members: p.members[:0], elems: p.elems[:0], buf: p.buf[:0]}
+	return p, v, err
+}
+
+// popMembers drops the members an object pushed from base on, noting how far the stack reached.
+func (p *jsonParser) popMembers(base int) {
+	p.membersUsed = max(p.membersUsed, len(p.members))
+	p.members = p.members[:base]
+}
+
+// popElems drops the elements an array pushed from base on, noting how far the stack reached.
+func (p *jsonParser) popElems(base int) {
+	p.elemsUsed = max(p.elemsUsed, len(p.elems))
+	p.elems = p.elems[:base]
+}
+
+// mapOf is the object of members: a repeated key takes its last value (and JSON.stringify
+// would write it once, so the text is not what it writes).
+func (p *jsonParser) mapOf(ms []member) map[string]any {
+	m := make(map[string]any, len(ms))
+	for _, e := range ms {
+		m[e.key] = e.val
+	}
+	if len(m) != len(ms) {
+		p.stringified = false
+	}
+	return m
 }
 
 // normalizeNumber gives gojq's own number types (int, *big.Int, float64) so

@@ -99,14 +99,20 @@ func appendArray(b []byte, v []any, st style) ([]byte, error) {
 	return append(b, ']'), nil
 }
 
-// appendOrderedObject writes a parsed object in its order, each key as it was sent.
-func appendOrderedObject(b []byte, o *object, st style) ([]byte, error) {
+// appendOrderedObject writes a parsed object in its order, each key as it was sent, but for
+// the keys in drop.
+func appendOrderedObject(b []byte, o *object, st style, drop ...string) ([]byte, error) {
 	var err error
 	b = append(b, '{')
-	for i, m := range o.members {
-		if i > 0 {
+	first := true
+	for _, m := range o.members {
+		if slices.Contains(drop, m.key) {
+			continue
+		}
+		if !first {
 			b = append(b, ',')
 		}
+		first = false
 		if js, ok := o.jsKeys[m.key]; ok {
 			b = append(b, js...)
 		} else {

@@ -18,13 +18,18 @@ type Run struct {
 	// SignedAt is when Port signed the message; zero when signatures are not verified
 	// (an unverified timestamp proves nothing).
 	SignedAt time.Time
+	// size is the length of the message the run was decoded from, which sizes ContextJSON's
+	// buffer; 0 for a Run made otherwise.
+	size int
 }
 
 // ContextJSON is what $PORT_RUN_FILE holds: the bytes encoding/json writes for the context
 // with HTML escaping off (commands see "<" rather than "\u003c"), written by runmsg's own
 // writer (json_write.go) because reflection made it a cost of every run.
 func (r Run) ContextJSON() ([]byte, error) {
-	b, err := appendJSON(make([]byte, 0, 1024), r.Context, encodingJSON)
+	// The context holds the message and again its properties, trigger and entity: about half
+	// as much again, so that the bytes are written without growing.
+	b, err := appendJSON(make([]byte, 0, max(1024, r.size*3/2+128)), r.Context, encodingJSON)
 	if err != nil {
 		return nil, fmt.Errorf("run context: %w", err)
 	}

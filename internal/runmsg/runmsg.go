@@ -6,6 +6,7 @@ package runmsg
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/itchyny/gojq"
@@ -42,7 +43,8 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Decoder is safe for concurrent use: the compiled jq codes are read-only.
+// Decoder is safe for concurrent use: the compiled jq codes are read-only, and each
+// goroutine decoding takes its own scratch space from the pool.
 type Decoder struct {
 	runID, action, properties, entity *selector
 	actionFallback                    *selector
@@ -50,6 +52,7 @@ type Decoder struct {
 	verify                            bool
 	maxBytes                          int
 	now                               func() time.Time
+	scratch                           sync.Pool // of *decodeScratch
 }
 
 // NewDecoder compiles the selectors once; an error names the config key of the
@@ -149,15 +152,19 @@ func (d *Decoder) decode(raw []byte, verify bool) (run Run, err error) {
 	ctx := &deadline{}
 	defer ctx.stop()
 
-	runID, err := d.runIDOf(ctx, doc)
+	// The context holds the values the selectors found, as they found them: a string made
+	// a value again would cost an allocation each.
+	id, err := d.runIDOf(ctx, doc)
 	if err != nil {
 		return Run{}, err
 	}
+	runID := id.(string)
 	node := IsWorkflowNodeRun(runID)
-	action, err := d.actionOf(ctx, doc)
+	act, err := d.actionOf(ctx, doc)
 	if err != nil && !node {
 		return Run{}, skip(ReasonInvalid, err)
 	}
+	action := act.(string)
 	props, entity, err := d.inputsOf(ctx, doc, node)
 	if err != nil {
 		return Run{}, err
@@ -166,8 +173,8 @@ func (d *Decoder) decode(raw []byte, verify bool) (run Run, err error) {
 		ID:     runID,
 		Action: action,
 		Context: map[string]any{
-			"runId":      runID,
-			"action":     action,
+			"runId":      id,
+			"action":     act,
 			"blueprint":  blueprintOf(doc),
 			"entity":     entity,
 			"properties": props,
@@ -175,6 +182,7 @@ func (d *Decoder) decode(raw []byte, verify bool) (run Run, err error) {
 			"message":    message,
 		},
 		SignedAt: signed,
+		size:     len(raw),
 	}
 	if node {
 		out.Workflow, out.Node, out.NodeURL = nodeOf(doc)
@@ -184,22 +192,22 @@ func (d *Decoder) decode(raw []byte, verify bool) (run Run, err error) {
 	return out, nil
 }
 
-// runIDOf is the run id the selector finds, checked: it becomes a path segment of Port's
-// API.
-func (d *Decoder) runIDOf(ctx *deadline, doc any) (string, error) {
+// runIDOf is the run id the selector finds (a string), checked: it becomes a path segment
+// of Port's API.
+func (d *Decoder) runIDOf(ctx *deadline, doc any) (any, error) {
 	id, err := first(ctx, d.runID, doc)
 	if err != nil {
-		return "", skip(ReasonInvalid, fmt.Errorf("no run id: %w", err))
+		return nil, skip(ReasonInvalid, fmt.Errorf("no run id: %w", err))
 	}
 	runID, ok := id.(string)
 	if !ok || runID == "" {
-		return "", skip(ReasonInvalid, fmt.Errorf("no run id: selector gave %s", describe(id)))
+		return nil, skip(ReasonInvalid, fmt.Errorf("no run id: selector gave %s", describe(id)))
 	}
 	if err := CheckID(runID); err != nil {
 		// It would become a path segment of Port's API ("..": another route).
-		return "", skip(ReasonInvalid, fmt.Errorf("bad run id: %w", err))
+		return nil, skip(ReasonInvalid, fmt.Errorf("bad run id: %w", err))
 	}
-	return runID, nil
+	return id, nil
 }
 
 // inputsOf is the run's properties ({} when none) and entity, as the selectors find them.
@@ -219,68 +227,4 @@ func (d *Decoder) inputsOf(ctx *deadline, doc any, node bool) (props, entity any
 		return nil, nil, skip(ReasonInvalid, fmt.Errorf("entity: %w", err))
 	}
 	return props, entity, nil
-}
-
-// document parses a message and returns it as the command sees it (no signature) and the
-// document the selectors read: the run itself, unwrapped from the seed's DAY-2 envelope. A
-// v2 custom payload may be an array; it cannot carry headers, so it is unsigned.
-func (d *Decoder) document(raw []byte, verify bool) (message, doc any, signed time.Time, err error) {
-	v, err := parseOrdered(raw)
-	if err != nil {
-		return nil, nil, signed, skip(ReasonInvalid, fmt.Errorf("not JSON: %w", err))
-	}
-	root, isObject := v.(*object)
-	if _, isArray := v.([]any); !isObject && !isArray {
-		return nil, nil, signed, skip(ReasonInvalid, fmt.Errorf("message is %s, not an object or array", kindOf(v)))
-	}
-	if isObject {
-		if err := forAnAgent(root); err != nil {
-			return nil, nil, signed, skip(ReasonIgnored, err)
-		}
-	}
-	if verify {
-		if !isObject {
-			return nil, nil, signed, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w: an array payload has no headers", ErrUnsigned))
-		}
-		if err := verifyRoot(d.secret, root, len(raw)); err != nil {
-			return nil, nil, signed, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w", err))
-		}
-		if signed, err = signedAt(root, d.now()); err != nil {
-			return nil, nil, signed, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w", err))
-		}
-	}
-	if !isObject {
-		arr := toValue(v)
-		return arr, arr, signed, nil
-	}
-	stripped := stripSignature(root)
-	msg := make(map[string]any, len(stripped.members))
-	body := make(map[string]any, len(stripped.members))
-	for _, m := range stripped.members {
-		v := toValue(m.val)
-		msg[m.key] = v
-		if m.key != "headers" {
-			body[m.key] = v
-		}
-	}
-	// The seed's DAY-2 example wraps the whole run in an outer "payload".
-	if _, ok := body["context"]; !ok {
-		if inner, ok := body["payload"].(map[string]any); ok {
-			if _, ok := inner["context"]; ok {
-				body = inner
-			}
-		}
-	}
-	return msg, body, signed, nil
-}
-
-// stripSignature is the message the command sees: the signature is transport,
-// not content, and the command has no use for it.
-func stripSignature(root *object) *object {
-	hv, _ := root.get("headers")
-	h, ok := hv.(*object)
-	if !ok {
-		return root
-	}
-	return root.with("headers", h.without(HeaderSignature, HeaderTimestamp))
 }

@@ -20,28 +20,32 @@ func identifier(v any) string {
 	return s
 }
 
-// actionOf prefers the selector; Port messages also name the action at
-// .payload.action.identifier, and newer ones make .action an object with an
-// identifier.
-func (d *Decoder) actionOf(ctx *deadline, doc any) (string, error) {
+// actionOf is the action's identifier, a string ("" with an error). It prefers the
+// selector; Port messages also name the action at .payload.action.identifier, and newer
+// ones make .action an object with an identifier.
+func (d *Decoder) actionOf(ctx *deadline, doc any) (any, error) {
 	v, err := first(ctx, d.action, doc)
 	if err == nil {
-		if s, ok := v.(string); ok && s != "" {
-			return s, nil
+		if nonEmpty(v) {
+			return v, nil
 		}
-		if s, ok := Lookup(v, "identifier").(string); ok && s != "" {
-			return s, nil
+		if id := Lookup(v, "identifier"); nonEmpty(id) {
+			return id, nil
 		}
 	}
-	if fb, ferr := first(ctx, d.actionFallback, doc); ferr == nil {
-		if s, ok := fb.(string); ok && s != "" {
-			return s, nil
-		}
+	if fb, ferr := first(ctx, d.actionFallback, doc); ferr == nil && nonEmpty(fb) {
+		return fb, nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("no action: %w", err)
 	}
 	return "", fmt.Errorf("no action: selector gave %s and .payload.action.identifier is not a string", describe(v))
+}
+
+// nonEmpty reports whether v is a string other than "".
+func nonEmpty(v any) bool {
+	s, ok := v.(string)
+	return ok && s != ""
 }
 
 // selector is a compiled jq expression. path holds its fields when it is a plain path
@@ -148,11 +152,11 @@ func describe(v any) string {
 
 // blueprintOf is the run's blueprint: the context's, else the action's (nil: none).
 func blueprintOf(doc any) any {
-	if s, ok := Lookup(doc, "context", "blueprint").(string); ok && s != "" {
-		return s
+	if v := Lookup(doc, "context", "blueprint"); nonEmpty(v) {
+		return v
 	}
-	if s, ok := Lookup(doc, "payload", "action", "blueprint").(string); ok && s != "" {
-		return s
+	if v := Lookup(doc, "payload", "action", "blueprint"); nonEmpty(v) {
+		return v
 	}
 	return nil
 }

@@ -32,8 +32,8 @@ func IsWorkflowNodeRun(runID string) bool { return strings.HasPrefix(runID, Work
 // port-agent's Kafka streamer reads it. Unlike port-agent it does not ask for agent: true:
 // Port's own example runs (the seed's, README's vectors) carry agent: false, and any run of a
 // configured action on the topic is this deployment's to run.
-func forAnAgent(root *object) error {
-	if _, ok := root.get("changelogDestination"); ok {
+func forAnAgent(root map[string]any) error {
+	if _, ok := root["changelogDestination"]; ok {
 		return errors.New("a change-log event (changelogDestination), not a run")
 	}
 	return nil

@@ -89,41 +89,8 @@ func verifyRoot(secret string, root *object, size int) error {
 		// An empty HMAC key is a key anyone can use.
 		return errors.New("no secret to verify with")
 	}
-	hv, ok := root.get("headers")
-	if !ok {
-		return fmt.Errorf("%w: no headers", ErrUnsigned)
-	}
-	h, ok := hv.(*object)
-	if !ok {
-		return fmt.Errorf("%w: headers is %s, not an object", ErrMalformedSignature, kindOf(hv))
-	}
-	sv, ok := h.get(HeaderSignature)
-	if !ok {
-		return fmt.Errorf("%w: no headers.%s", ErrUnsigned, HeaderSignature)
-	}
-	sig, ok := sv.(string)
-	if !ok {
-		return fmt.Errorf("%w: headers.%s is %s, not a string", ErrMalformedSignature, HeaderSignature, kindOf(sv))
-	}
-	tv, ok := h.get(HeaderTimestamp)
-	if !ok {
-		return fmt.Errorf("%w: no headers.%s", ErrMalformedSignature, HeaderTimestamp)
-	}
-	ts, err := timestampText(tv)
-	if err != nil {
-		return err
-	}
-	macs, err := parseSignature(sig)
-	if err != nil {
-		return err
-	}
-	want := computeMAC(secret, ts, appendSignedBody(make([]byte, 0, size), root, h))
-	for _, m := range macs {
-		if hmac.Equal(m, want) {
-			return nil
-		}
-	}
-	return ErrSignatureMismatch
+	_, err := newSignatureCheck(secret).verifyRoot(root, size)
+	return err
 }
 
 // timestampText returns the decimal text Port put before the body; JavaScript
@@ -142,27 +109,6 @@ func timestampText(v any) (string, error) {
 		return "", fmt.Errorf("%w: headers.%s %s is not an integer", ErrMalformedSignature, HeaderTimestamp, echo.Quote(s))
 	}
 	return s, nil
-}
-
-// parseSignature accepts "v1,<base64>", and several of them separated by
-// spaces, as webhook schemes of this family do during key rotation.
-func parseSignature(sig string) ([][]byte, error) {
-	var macs [][]byte
-	for _, part := range strings.Fields(sig) {
-		version, b64, ok := strings.Cut(part, ",")
-		if !ok || version != "v1" {
-			continue
-		}
-		m, err := base64.StdEncoding.DecodeString(b64)
-		if err != nil || len(m) != sha256.Size {
-			return nil, fmt.Errorf("%w: headers.%s is not v1,<base64 HMAC-SHA256>", ErrMalformedSignature, HeaderSignature)
-		}
-		macs = append(macs, m)
-	}
-	if len(macs) == 0 {
-		return nil, fmt.Errorf("%w: headers.%s has no v1 signature", ErrMalformedSignature, HeaderSignature)
-	}
-	return macs, nil
 }
 
 // signedBody is the message as Port signed it: the headers object h (the

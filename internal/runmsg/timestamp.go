@@ -16,12 +16,10 @@ const MaxFuture = 5 * time.Minute
 // ErrBadTimestamp: a signed message's timestamp is zero, absurd or too far ahead.
 var ErrBadTimestamp = errors.New("bad signature timestamp")
 
-// signedAt reads the timestamp of a verified message (seconds since the epoch, as Port
-// signs it) and checks that it can be true now: a signature proves who signed, the
-// timestamp when, and a replay is only caught if "when" is trustworthy.
-func signedAt(root *object, now time.Time) (time.Time, error) {
-	hv, _ := root.get("headers")
-	h, _ := hv.(*object)
+// signedAt reads the timestamp in the headers h of a verified message (seconds since the
+// epoch, as Port signs it) and checks that it can be true now: a signature proves who
+// signed, the timestamp when, and a replay is only caught if "when" is trustworthy.
+func signedAt(h *object, now time.Time) (time.Time, error) {
 	if h == nil {
 		return time.Time{}, fmt.Errorf("%w: no headers", ErrBadTimestamp)
 	}
