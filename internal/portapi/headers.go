@@ -55,9 +55,11 @@ func (h *sharedHeaders) bearer(token string) []string {
 }
 
 // readBody reads an answer's body, at most maxResponseBody: one allocation of its size when
-// Port says it (Content-Length), as it does for its small JSON answers.
+// Port says it (Content-Length), as it does for its small JSON answers. Only a small length
+// is taken at its word before the bytes arrive: a server that announces megabytes and sends
+// little must not cost them at every attempt.
 func readBody(resp *http.Response) ([]byte, error) {
-	if n := resp.ContentLength; n >= 0 && n <= maxResponseBody {
+	if n := resp.ContentLength; n >= 0 && n <= maxTrustedLength {
 		body := make([]byte, n)
 		if _, err := io.ReadFull(resp.Body, body); err != nil {
 			return nil, err
@@ -66,3 +68,7 @@ func readBody(resp *http.Response) ([]byte, error) {
 	}
 	return io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
 }
+
+// maxTrustedLength is the largest Content-Length readBody allocates ahead: far above Port's
+// answers (a run, a token), far below maxResponseBody.
+const maxTrustedLength = 64 << 10
