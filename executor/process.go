@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/port-runner/port-runner/internal/shim"
 )
 
@@ -27,12 +29,19 @@ type process struct {
 	exited chan struct{}                      // closed when the process has exited (see watch)
 	reap   func() (syscall.WaitStatus, error) // reaps it once exited is closed
 	status *syscall.WaitStatus                // how it ended, once finish has reaped it
-	ctl    *os.File                           // the shim's control socket; nil without a shim
+	ctl    controlSocket                      // the shim's control socket; unset without a shim
 	// renewals is our end of the shim's renewals pipe (shim.RenewalsFlag): nil without a
 	// shim or a fence, and then renewals go on ctl.
 	renewals *renewalPipe
 	unlock   func()              // ends what startProcess locked (the forking thread)
 	untrack  func(signaled bool) // tells the agent's reaper it is reaped (Spec.Reaper)
+}
+
+// controlSocket is our end of the shim's control socket: a plain blocking fd, not an os.File
+// (see startShimmed). The zero value: the process has no shim.
+type controlSocket struct {
+	fd  int
+	set bool
 }
 
 // nullInput is every command's stdin: /dev/null, opened once (nil: each start opens it, an
@@ -49,7 +58,7 @@ var nullInput = sync.OnceValue(func() *os.File {
 
 // terminate asks the command to end: SIGTERM to its group (the shim passes it on).
 func (p *process) terminate() {
-	if p.ctl != nil {
+	if p.ctl.set {
 		p.control(shim.Terminate)
 		return
 	}
@@ -58,7 +67,7 @@ func (p *process) terminate() {
 
 // kill ends the command's group at once.
 func (p *process) kill() {
-	if p.ctl != nil {
+	if p.ctl.set {
 		// SIGKILL cannot be caught and passed on: the shim kills the command's group itself.
 		p.control(shim.Kill)
 		return
@@ -80,8 +89,8 @@ func (p *process) finish() Result {
 		p.status = &ws
 	}
 	res := classify(p.status, waitErr)
-	if p.ctl != nil {
-		msg := shimStartError(p.ctl)
+	if p.ctl.set {
+		msg := p.ctl.report()
 		switch {
 		case msg == shim.NoteProcesses:
 			res.limit = LimitProcesses
@@ -101,14 +110,14 @@ func (p *process) signaled() bool { return p.status != nil && p.status.Signaled(
 // something of the run may outlive the shim, in a domain that reaches the cell).
 func (p *process) reaped(spec Spec, runDir string, conf *confined) {
 	p.untrack(p.signaled())
-	if conf.inCell() && p.ctl != nil && !p.signaled() && p.status != nil && spec.Isolation.Runs != nil {
+	if conf.inCell() && p.ctl.set && !p.signaled() && p.status != nil && spec.Isolation.Runs != nil {
 		spec.Isolation.Runs.served(runDir)
 	}
 }
 
 func (p *process) release() {
-	if p.ctl != nil {
-		p.ctl.Close()
+	if p.ctl.set {
+		_ = unix.Close(p.ctl.fd)
 	}
 	p.renewals.close()
 	if p.unlock != nil {
@@ -122,17 +131,20 @@ func killGroup(pgid int, sig syscall.Signal) {
 	}
 }
 
-// control sends the shim one control byte. An error means the shim is gone,
-// which exited will tell.
-func (p *process) control(b byte) { p.controlMessage([]byte{b}) }
-
-// controlMessage writes a control message of several bytes (shim.LastingMessage) at once.
-func (p *process) controlMessage(m []byte) { _, _ = p.ctl.Write(m) }
+// control sends the shim one control byte, waiting for room on the socket if the shim is
+// behind. An error means the shim is gone, which exited will tell.
+func (p *process) control(b byte) {
+	for {
+		if _, err := unix.Write(p.ctl.fd, []byte{b}); err != unix.EINTR {
+			return
+		}
+	}
+}
 
 // tryKill is kill that never waits for the shim's socket (Renewals): a shim that does not
 // read it gets no renewal either, and its fence ends the command.
 func (p *process) tryKill() {
-	if p.ctl != nil {
+	if p.ctl.set {
 		p.tryControl([]byte{shim.Kill})
 		return
 	}
@@ -143,14 +155,7 @@ func (p *process) tryKill() {
 // shim that has stopped reading (stopped by its command, say) must not hold up the one
 // goroutine that renews every command's lease (Renewals); its own fence then ends it.
 func (p *process) tryControl(m []byte) {
-	rc, err := p.ctl.SyscallConn()
-	if err != nil {
-		return
-	}
-	_ = rc.Write(func(fd uintptr) bool {
-		_, _ = syscall.Write(int(fd), m) // EAGAIN: full; not renewed
-		return true                      // done, whatever it did: no waiting for room
-	})
+	_ = unix.Sendto(p.ctl.fd, m, unix.MSG_DONTWAIT, nil) // EAGAIN: full; not renewed
 }
 
 // tryRenew renews the shim's fence, never waiting (see tryControl): on the renewals pipe,
@@ -179,20 +184,34 @@ func (r *renewalPipe) close() {
 	}
 }
 
-// shimStartError is why the shim could not start the command, "" when it did, or the note
-// it left after the command's end (shim.NoteProcesses).
-// The shim keeps its socket from the command (close-on-exec), so with the shim
-// gone this read ends at once; the deadline is for the case that cannot happen.
-func shimStartError(ctl *os.File) string {
-	_ = ctl.SetReadDeadline(time.Now().Add(drainTimeout))
+// report is why the shim could not start the command, "" when it did, or the note it left
+// after the command's end (shim.NoteProcesses): what it wrote to the socket, read once it has
+// exited. Its end is closed then (the command never had it: close-on-exec), so the reads end
+// at once, on end of file, without the runtime's poller; only a copy that a process the agent
+// forks meanwhile holds until its exec makes them wait, for drainTimeout at most.
+func (c controlSocket) report() string {
 	var buf [4096]byte // on the stack: io.ReadAll's growing buffer costs allocations a run
 	n := 0
+	var deadline time.Time
 	for n < len(buf) {
-		m, err := ctl.Read(buf[n:])
-		n += m
-		if err != nil {
-			break
+		m, _, err := unix.Recvfrom(c.fd, buf[n:], unix.MSG_DONTWAIT)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			if deadline.IsZero() {
+				deadline = time.Now().Add(drainTimeout)
+			}
+			left := time.Until(deadline)
+			if left <= 0 {
+				return string(buf[:n])
+			}
+			_, _ = unix.Poll([]unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}}, int(left.Milliseconds())+1)
+			continue
+		case err != nil || m <= 0:
+			return string(buf[:n])
 		}
+		n += m
 	}
 	return string(buf[:n])
 }

@@ -2,7 +2,6 @@ package executor
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -10,7 +9,6 @@ import (
 	"syscall"
 
 	"github.com/port-runner/port-runner/internal/shim"
-	"golang.org/x/sys/unix"
 )
 
 // ShimFor is the exec shim's command prefix (Spec.Shim) for an agent whose binary is exe,
@@ -49,18 +47,15 @@ func ShimFor(exe string) (prefix []string, kind string, err error) {
 // with the shim's end of a control socket as its fd 3 and, with a fence, the read end of
 // the pipe its renewals go to (see internal/shim).
 func startShimmed(spec Spec, prep prepared, conf *confined, out childFD) (*process, error) {
+	// Both ends blocking: the shim's reads are plain syscalls, and so are ours (control
+	// bytes; the shim's report once it has exited, controlSocket.report), which never wait
+	// in practice: without the runtime's poller, the socket costs no fcntl, epoll_ctl nor
+	// deadline timer a run.
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("shim control socket: %w", err)
 	}
-	// Ours is non-blocking so the runtime's poller serves it (read deadlines);
-	// the shim's stays blocking: its reads are plain syscalls.
-	if _, err := unix.FcntlInt(uintptr(fds[0]), unix.F_SETFL, unix.O_RDWR|unix.O_NONBLOCK); err != nil { // one call, not SetNonblock's two
-		syscall.Close(fds[0])
-		syscall.Close(fds[1])
-		return nil, fmt.Errorf("shim control socket: %w", err)
-	}
-	ours := os.NewFile(uintptr(fds[0]), "shim-control")
+	ours := controlSocket{fd: fds[0], set: true}
 	theirs := fds[1]
 	defer syscall.Close(theirs) // once started, only the shim holds it: its end of file is the shim's
 
@@ -77,7 +72,7 @@ func startShimmed(spec Spec, prep prepared, conf *confined, out childFD) (*proce
 		opts.FenceMs = max(spec.Fence.Milliseconds(), 1)
 		shimEnd, ourEnd, err := renewalsPipe()
 		if err != nil {
-			ours.Close()
+			syscall.Close(ours.fd)
 			return nil, err
 		}
 		defer syscall.Close(shimEnd)
@@ -95,7 +90,7 @@ func startShimmed(spec Spec, prep prepared, conf *confined, out childFD) (*proce
 	p, err := spawn(spec.Shim[0], args, spec, prep, out, extra, false)
 	runtime.KeepAlive(conf) // its files' fds are in extra: open until the shim has them
 	if err != nil {
-		ours.Close()
+		syscall.Close(ours.fd)
 		renewals.close()
 		return nil, err
 	}
