@@ -91,13 +91,14 @@ func spawn(path string, argv []string, spec Spec, prep prepared, out childFD, ex
 // deployment) holds no OS thread of the agent; else a thread blocks in waitid until it
 // exits. pidfd is the child's from its clone, -1 for none; watch owns it.
 func watch(pid, pidfd int) *process {
-	p := &process{pid: pid, exited: make(chan struct{}), reap: func() (syscall.WaitStatus, error) { return reap(pid) }}
+	p := &process{pid: pid, exited: make(chan struct{})}
 	f := pollablePidfd(pid, pidfd)
 	go func() {
 		defer close(p.exited)
 		if f != nil {
 			defer f.Close()
-			if waitPidfd(f) {
+			if ok, code := waitPidfd(f); ok {
+				p.exitedItself = code == cldExited
 				return
 			}
 		}
@@ -106,16 +107,8 @@ func watch(pid, pidfd int) *process {
 	return p
 }
 
-// reap reaps the exited child pid.
-func reap(pid int) (syscall.WaitStatus, error) {
-	var ws syscall.WaitStatus
-	for {
-		_, err := syscall.Wait4(pid, &ws, 0, nil)
-		if err != syscall.EINTR {
-			return ws, os.NewSyscallError("wait4", err)
-		}
-	}
-}
+// cldExited is siginfo's si_code (CLD_EXITED) for a child that exited, not killed by a signal.
+const cldExited = 1
 
 // pollablePidfd is pidfd made non-blocking for the runtime's poller, or where there is
 // none (-1) one opened now; nil where the kernel (or a seccomp filter) has none.
@@ -147,26 +140,29 @@ func openPidfd(pid int) *os.File {
 	return os.NewFile(uintptr(fd), "pidfd")
 }
 
-// waitPidfd waits in the runtime's poller until the pidfd's process has exited
-// (it polls readable then), without reaping it. false: it could not tell, and
-// the caller waits some other way.
-func waitPidfd(pidfd *os.File) bool {
+// waitPidfd waits in the runtime's poller until the pidfd's process has exited (it polls
+// readable then), without reaping it; code is how it ended, siginfo's si_code (cldExited:
+// it exited). false: it could not tell, and the caller waits some other way.
+func waitPidfd(pidfd *os.File) (ok bool, code int32) {
 	rc, err := pidfd.SyscallConn()
 	if err != nil {
-		return false
+		return false, 0
 	}
 	var werr error
+	// Asked first, not only once the pidfd polls readable: Read forgets a readiness that
+	// came before it (the process may have exited already), and none comes after.
 	err = rc.Read(func(fd uintptr) bool {
 		var info unix.Siginfo
 		werr = unix.EINTR
 		for werr == unix.EINTR { // asked again at once: no readiness would come for it
 			werr = unix.Waitid(unix.P_PIDFD, int(fd), &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
 		}
+		code = info.Code
 		// Not exited yet: WNOHANG leaves info zero; wait for the pidfd to poll readable.
 		return werr != nil || info.Signo != 0
 	})
 	// ECHILD: somehow reaped already; either way it has exited.
-	return err == nil && (werr == nil || werr == unix.ECHILD)
+	return err == nil && (werr == nil || werr == unix.ECHILD), code
 }
 
 // outputPipe is the command's output pipe: ours non-blocking for the runtime's poller
@@ -174,9 +170,14 @@ func waitPidfd(pidfd *os.File) bool {
 // stdout. os.Pipe makes both ends pollable and exec makes theirs blocking again: eight
 // fcntl and epoll_ctl calls per run more than this.
 func outputPipe() (r *os.File, w childFD, err error) {
-	p, err := pipeOurs(0)
-	if err != nil {
-		return nil, -1, err
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return nil, -1, os.NewSyscallError("pipe2", err)
+	}
+	if _, err := unix.FcntlInt(uintptr(p[0]), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return nil, -1, os.NewSyscallError("fcntl", err)
 	}
 	return os.NewFile(uintptr(p[0]), "|0"), childFD(p[1]), nil
 }
@@ -186,17 +187,3 @@ func outputPipe() (r *os.File, w childFD, err error) {
 type childFD int
 
 func (fd childFD) Close() error { return unix.Close(int(fd)) }
-
-// pipeOurs is a close-on-exec pipe whose end ours (0: read, 1: write) alone is non-blocking:
-// the child's end stays blocking, as exec passes it.
-func pipeOurs(ours int) (p [2]int, err error) {
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return p, os.NewSyscallError("pipe2", err)
-	}
-	if _, err := unix.FcntlInt(uintptr(p[ours]), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
-		unix.Close(p[0])
-		unix.Close(p[1])
-		return p, os.NewSyscallError("fcntl", err)
-	}
-	return p, nil
-}

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -9,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/port-runner/port-runner/internal/shim"
+	"golang.org/x/sys/unix"
 )
 
 // ShimFor is the exec shim's command prefix (Spec.Shim) for an agent whose binary is exe,
@@ -103,13 +105,14 @@ func startShimmed(spec Spec, prep prepared, conf *confined, out childFD) (*proce
 // renewals, oom_score_adj, a few rlimits, Landlock; two words each).
 const maxShimArgs = 16
 
-// renewalsPipe is a shim's renewals pipe (shim.RenewalsFlag): its read end for the shim,
-// blocking as exec passes it (the shim makes it non-blocking), and our write end,
-// non-blocking, so a renewal never waits for a shim that does not read.
+// renewalsPipe is a shim's renewals pipe (shim.RenewalsFlag): its read end for the shim and
+// our write end, both non-blocking from the pipe2 call, so a renewal never waits for a shim
+// that does not read, for no fcntl a run. The shim makes its end non-blocking itself anyway
+// (that is its protocol): the flag set here only saves it the change.
 func renewalsPipe() (shimEnd int, ours *renewalPipe, err error) {
-	p, err := pipeOurs(1)
-	if err != nil {
-		return -1, nil, fmt.Errorf("shim renewals pipe: %w", err)
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		return -1, nil, fmt.Errorf("shim renewals pipe: %w", os.NewSyscallError("pipe2", err))
 	}
 	return p[0], &renewalPipe{fd: p[1]}, nil
 }

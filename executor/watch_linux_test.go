@@ -120,7 +120,35 @@ func TestWatchWithoutClonePidfd(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("exit not seen")
 	}
-	if ws, err := p.reap(); err != nil || ws.ExitStatus() != 7 {
+	if ws, err := p.reapPid(); err != nil || ws.ExitStatus() != 7 {
 		t.Errorf("reaped: %v %v, want exit status 7", ws, err)
+	}
+}
+
+// TestWatchTellsAnExitFromASignal: watch says whether the process exited or was killed,
+// before it is reaped: finish kills no shim's group when the shim exited by itself (it
+// killed and reaped its command's tree first).
+func TestWatchTellsAnExitFromASignal(t *testing.T) {
+	for _, tc := range []struct {
+		script string
+		exited bool
+	}{{"exit 3", true}, {"kill -KILL $$", false}} {
+		pidfd := -1
+		pid, err := syscall.ForkExec("/bin/sh", []string{"sh", "-c", tc.script}, &syscall.ProcAttr{Sys: &syscall.SysProcAttr{PidFD: &pidfd}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := watch(pid, pidfd)
+		select {
+		case <-p.exited:
+		case <-time.After(time.Minute):
+			t.Fatal("exit not seen")
+		}
+		if p.exitedItself != tc.exited {
+			t.Errorf("%q: exitedItself %v, want %v", tc.script, p.exitedItself, tc.exited)
+		}
+		if ws, err := p.reapPid(); err != nil || ws.Signaled() == tc.exited {
+			t.Errorf("%q: reaped %v %v", tc.script, ws, err)
+		}
 	}
 }
