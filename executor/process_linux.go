@@ -166,7 +166,7 @@ func waitPidfd(pidfd *os.File) (ok bool, code int32) {
 }
 
 // outputPipe is the command's output pipe: ours non-blocking for the runtime's poller
-// (drain closes it under a pending read), theirs blocking, as programs expect of their
+// (drain sets a deadline on a pending read), theirs blocking, as programs expect of their
 // stdout. os.Pipe makes both ends pollable and exec makes theirs blocking again: eight
 // fcntl and epoll_ctl calls per run more than this.
 func outputPipe() (r *os.File, w childFD, err error) {
