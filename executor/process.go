@@ -4,6 +4,7 @@ package executor
 
 import (
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -110,6 +111,25 @@ func (p *process) finish() Result {
 		}
 	}
 	return res
+}
+
+// classify says how a command ended from its wait status (nil: it could not be reaped).
+func classify(ws *syscall.WaitStatus, waitErr error) Result {
+	if ws == nil {
+		msg := "unknown end"
+		if waitErr != nil {
+			msg = waitErr.Error()
+		}
+		return Result{ExitCode: -1, Label: "wait failed: " + msg}
+	}
+	if ws.Signaled() {
+		return Result{ExitCode: -1, Label: "killed by signal " + ws.Signal().String(), Signal: ws.Signal()}
+	}
+	code := ws.ExitStatus()
+	if code == 0 {
+		return Result{Success: true, Label: "exit code 0"} // a constant: no string to build, most runs
+	}
+	return Result{ExitCode: code, Label: "exit code " + strconv.Itoa(code)}
 }
 
 // reapPid reaps the exited child pid.
