@@ -173,12 +173,37 @@ func killGroup(pgid int, sig syscall.Signal) {
 	}
 }
 
+// controlRetry is how often control tries again to send on a full control socket.
+const controlRetry = 10 * time.Millisecond
+
 // control sends the shim one control byte, waiting for room on the socket if the shim is
-// behind. An error means the shim is gone, which exited will tell.
+// behind. Our end is blocking (no runtime poller, see startShimmed), but a plain write
+// could block an OS thread for ever: a shim that stopped reading (its command stopped it,
+// or it is stuck in waitpid) while renewals filled its socket. So the send never blocks,
+// and on a full socket the goroutine waits, not a thread: until the shim has exited (then
+// the byte is for nothing) or controlRetry, and tries again. Any other error means the
+// shim is gone, which exited will tell.
 func (p *process) control(b byte) {
+	m := []byte{b}
+	var retry *time.Timer
 	for {
-		if _, err := unix.Write(p.ctl.fd, []byte{b}); err != unix.EINTR {
+		switch err := unix.Sendto(p.ctl.fd, m, unix.MSG_DONTWAIT, nil); err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN: // full: wait below
+		default:
 			return
+		}
+		if retry == nil {
+			retry = time.NewTimer(controlRetry) // only a full socket pays for a timer
+			defer retry.Stop()
+		} else {
+			retry.Reset(controlRetry)
+		}
+		select {
+		case <-p.exited:
+			return
+		case <-retry.C:
 		}
 	}
 }

@@ -50,9 +50,9 @@ func ShimFor(exe string) (prefix []string, kind string, err error) {
 // the pipe its renewals go to (see internal/shim).
 func startShimmed(spec Spec, prep prepared, conf *confined, out childFD) (*process, error) {
 	// Both ends blocking: the shim's reads are plain syscalls, and so are ours (control
-	// bytes; the shim's report once it has exited, controlSocket.report), which never wait
-	// in practice: without the runtime's poller, the socket costs no fcntl, epoll_ctl nor
-	// deadline timer a run.
+	// bytes, sent with MSG_DONTWAIT, see control; the shim's report once it has exited,
+	// controlSocket.report): without the runtime's poller, the socket costs no fcntl,
+	// epoll_ctl nor deadline timer a run.
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("shim control socket: %w", err)
