@@ -29,11 +29,8 @@ type process struct {
 	pid    int
 	exited chan struct{}                      // closed when the process has exited (see watch)
 	reap   func() (syscall.WaitStatus, error) // reaps it once exited is closed; nil: reapPid
-	// exitedItself: it exited rather than being killed by a signal, where the platform
-	// tells before it is reaped (set before exited is closed).
-	exitedItself bool
-	status       *syscall.WaitStatus // how it ended, once finish has reaped it
-	ctl          controlSocket       // the shim's control socket; unset without a shim
+	status *syscall.WaitStatus                // how it ended, once finish has reaped it
+	ctl    controlSocket                      // the shim's control socket; unset without a shim
 	// renewals is our end of the shim's renewals pipe (shim.RenewalsFlag): nil without a
 	// shim or a fence, and then renewals go on ctl.
 	renewals *renewalPipe
@@ -84,14 +81,13 @@ func (p *process) kill() {
 func (p *process) finish() Result {
 	// Where the platform allows, the process has exited but is not reaped yet,
 	// so its pid still names the process group and cannot have been reused:
-	// killing -pid is safe. Kill whatever is left of the group: a run is over when
-	// its command is, and Port is told it ended, so nothing of it may keep working
-	// (or writing to our pipe) unobserved. A shim that exited by itself (not killed)
-	// has done that already: it killed and reaped every process of the command
-	// first, and its own group is itself alone; the kill would be a syscall a run.
-	if !p.ctl.set || !p.exitedItself {
-		killGroup(p.pid, syscall.SIGKILL)
-	}
+	// killing -pid is safe. Kill whatever is left of the group in every case: a
+	// run is over when its command is, and Port is told it ended, so nothing of
+	// it may keep working (or writing to our pipe) unobserved. Even a shim that
+	// exited by itself may leave some: a process of the command can join the
+	// shim's group (setpgid, same session), and the C shim's reap_all gives up
+	// on children it cannot see in /proc.
+	killGroup(p.pid, syscall.SIGKILL)
 	reap := p.reap
 	if reap == nil {
 		reap = p.reapPid

@@ -97,8 +97,7 @@ func watch(pid, pidfd int) *process {
 		defer close(p.exited)
 		if f != nil {
 			defer f.Close()
-			if ok, code := waitPidfd(f); ok {
-				p.exitedItself = code == cldExited
+			if waitPidfd(f) {
 				return
 			}
 		}
@@ -106,9 +105,6 @@ func watch(pid, pidfd int) *process {
 	}()
 	return p
 }
-
-// cldExited is siginfo's si_code (CLD_EXITED) for a child that exited, not killed by a signal.
-const cldExited = 1
 
 // pollablePidfd is pidfd made non-blocking for the runtime's poller, or where there is
 // none (-1) one opened now; nil where the kernel (or a seccomp filter) has none.
@@ -140,13 +136,13 @@ func openPidfd(pid int) *os.File {
 	return os.NewFile(uintptr(fd), "pidfd")
 }
 
-// waitPidfd waits in the runtime's poller until the pidfd's process has exited (it polls
-// readable then), without reaping it; code is how it ended, siginfo's si_code (cldExited:
-// it exited). false: it could not tell, and the caller waits some other way.
-func waitPidfd(pidfd *os.File) (ok bool, code int32) {
+// waitPidfd waits in the runtime's poller until the pidfd's process has exited
+// (it polls readable then), without reaping it. false: it could not tell, and
+// the caller waits some other way.
+func waitPidfd(pidfd *os.File) bool {
 	rc, err := pidfd.SyscallConn()
 	if err != nil {
-		return false, 0
+		return false
 	}
 	var werr error
 	// Asked first, not only once the pidfd polls readable: Read forgets a readiness that
@@ -157,12 +153,11 @@ func waitPidfd(pidfd *os.File) (ok bool, code int32) {
 		for werr == unix.EINTR { // asked again at once: no readiness would come for it
 			werr = unix.Waitid(unix.P_PIDFD, int(fd), &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
 		}
-		code = info.Code
 		// Not exited yet: WNOHANG leaves info zero; wait for the pidfd to poll readable.
 		return werr != nil || info.Signo != 0
 	})
 	// ECHILD: somehow reaped already; either way it has exited.
-	return err == nil && (werr == nil || werr == unix.ECHILD), code
+	return err == nil && (werr == nil || werr == unix.ECHILD)
 }
 
 // outputPipe is the command's output pipe: ours non-blocking for the runtime's poller
