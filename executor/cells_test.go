@@ -16,7 +16,7 @@ import (
 )
 
 // sandboxedRuns is a RunsDir and a sandbox that keeps it private, as the agent makes them.
-func sandboxedRuns(t *testing.T) (*RunsDir, *sandbox.Sandbox) {
+func sandboxedRuns(t testing.TB) (*RunsDir, *sandbox.Sandbox) {
 	t.Helper()
 	if sandbox.LandlockABI() < 1 {
 		t.Skip("not checked: the kernel has no Landlock")

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"syscall"
 	"time"
 )
@@ -279,20 +278,4 @@ func supervise(ctx context.Context, spec Spec, p *process, conf *confined) strin
 
 func startFailure(err error) Result {
 	return Result{ExitCode: -1, Label: "could not start: " + err.Error()}
-}
-
-// classify says how a command ended from its wait status (nil: it could not be reaped).
-func classify(ws *syscall.WaitStatus, waitErr error) Result {
-	if ws == nil {
-		msg := "unknown end"
-		if waitErr != nil {
-			msg = waitErr.Error()
-		}
-		return Result{ExitCode: -1, Label: "wait failed: " + msg}
-	}
-	if ws.Signaled() {
-		return Result{ExitCode: -1, Label: "killed by signal " + ws.Signal().String(), Signal: ws.Signal()}
-	}
-	code := ws.ExitStatus()
-	return Result{Success: code == 0, ExitCode: code, Label: "exit code " + strconv.Itoa(code)}
 }

@@ -197,7 +197,7 @@ func (l *leaseRenewal) renew() {
 		return
 	}
 	l.holding = false
-	if l.p.ctl == nil && !l.killed && !clock.Now().Before(l.until) {
+	if !l.p.ctl.set && !l.killed && !clock.Now().Before(l.until) {
 		l.killed = true
 		l.p.tryKill()
 	}
@@ -207,7 +207,7 @@ func (l *leaseRenewal) renew() {
 // shim enforces its fence itself, and the clock read (a real syscall: unix.ClockGettime
 // takes no vDSO path) would be for nothing.
 func (l *leaseRenewal) setUntil(d time.Duration) {
-	if l.p.ctl == nil {
+	if !l.p.ctl.set {
 		l.until = clock.Now().Add(d)
 	}
 }
@@ -223,7 +223,7 @@ func (l *leaseRenewal) lasts() time.Duration {
 // send renews the shim's fence: for the lease's rest when it lasts, else for a fence.
 func (l *leaseRenewal) send(lasts time.Duration) {
 	switch {
-	case l.p.ctl == nil:
+	case !l.p.ctl.set:
 	case lasts > 0:
 		l.p.tryControl(shim.LastingMessage(lasts.Milliseconds()))
 	default:

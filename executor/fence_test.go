@@ -212,7 +212,7 @@ func TestRenewalOfALeaseLostMeanwhileKills(t *testing.T) {
 	defer shimEnd.Close()
 	var asked atomic.Int32
 	held := func() bool { return asked.Add(1) == 1 } // held when asked first, lost by the second time
-	l := renewLease(Spec{Fence: time.Hour, Held: held}, &process{ctl: ours})
+	l := renewLease(Spec{Fence: time.Hour, Held: held}, &process{ctl: controlOf(t, ours)})
 	defer l.stop()
 	l.renew()
 	_ = shimEnd.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -255,7 +255,7 @@ func TestRenewalOfALastingLeaseAsksAgain(t *testing.T) {
 					return tc.lasts[min(asked, len(tc.lasts))-1]
 				},
 				OnLasting: func(d time.Duration) { told = append(told, d) },
-			}, &process{ctl: ours})
+			}, &process{ctl: controlOf(t, ours)})
 			defer l.stop()
 			l.renew()
 			l.renew()
@@ -366,7 +366,7 @@ func TestRenewalNeverWaitsForAShimThatDoesNotRead(t *testing.T) {
 	}
 	var asked atomic.Int32
 	held := func() bool { return asked.Add(1) < 3 } // held at the first renewal, lost at the second
-	l := renewLease(Spec{Fence: time.Hour, Held: held}, &process{ctl: ours})
+	l := renewLease(Spec{Fence: time.Hour, Held: held}, &process{ctl: controlOf(t, ours)})
 	defer l.stop()
 	done := make(chan struct{})
 	go func() {

@@ -61,10 +61,20 @@ func (c *copyBuffer) filled(n int) {
 // drain waits for copyOutput to finish once the command is gone. Output
 // already in the pipe is still delivered. Processes that left the group may
 // hold the write end (without the shim, which kills them); give them
-// drainTimeout, then close our end so Run always returns (they get
-// EPIPE/SIGPIPE).
+// drainTimeout, then copyOutput's read fails and it ends, so Run always returns
+// (and closes our end: they get EPIPE/SIGPIPE). The deadline is the pipe's own,
+// set only when the copy is not over yet: no timer a run of its own.
 func drain(pr *os.File, copied <-chan struct{}) {
-	dt := time.NewTimer(drainTimeout)
+	select {
+	case <-copied:
+		return
+	default:
+	}
+	if pr.SetReadDeadline(time.Now().Add(drainTimeout)) == nil {
+		<-copied
+		return
+	}
+	dt := time.NewTimer(drainTimeout) // a pipe the runtime's poller does not serve
 	defer dt.Stop()
 	select {
 	case <-copied:

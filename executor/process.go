@@ -4,9 +4,12 @@ package executor
 
 import (
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/port-runner/port-runner/internal/shim"
 )
@@ -25,14 +28,21 @@ const (
 type process struct {
 	pid    int
 	exited chan struct{}                      // closed when the process has exited (see watch)
-	reap   func() (syscall.WaitStatus, error) // reaps it once exited is closed
+	reap   func() (syscall.WaitStatus, error) // reaps it once exited is closed; nil: reapPid
 	status *syscall.WaitStatus                // how it ended, once finish has reaped it
-	ctl    *os.File                           // the shim's control socket; nil without a shim
+	ctl    controlSocket                      // the shim's control socket; unset without a shim
 	// renewals is our end of the shim's renewals pipe (shim.RenewalsFlag): nil without a
 	// shim or a fence, and then renewals go on ctl.
 	renewals *renewalPipe
 	unlock   func()              // ends what startProcess locked (the forking thread)
 	untrack  func(signaled bool) // tells the agent's reaper it is reaped (Spec.Reaper)
+}
+
+// controlSocket is our end of the shim's control socket: a plain blocking fd, not an os.File
+// (see startShimmed). The zero value: the process has no shim.
+type controlSocket struct {
+	fd  int
+	set bool
 }
 
 // nullInput is every command's stdin: /dev/null, opened once (nil: each start opens it, an
@@ -49,7 +59,7 @@ var nullInput = sync.OnceValue(func() *os.File {
 
 // terminate asks the command to end: SIGTERM to its group (the shim passes it on).
 func (p *process) terminate() {
-	if p.ctl != nil {
+	if p.ctl.set {
 		p.control(shim.Terminate)
 		return
 	}
@@ -58,7 +68,7 @@ func (p *process) terminate() {
 
 // kill ends the command's group at once.
 func (p *process) kill() {
-	if p.ctl != nil {
+	if p.ctl.set {
 		// SIGKILL cannot be caught and passed on: the shim kills the command's group itself.
 		p.control(shim.Kill)
 		return
@@ -73,15 +83,22 @@ func (p *process) finish() Result {
 	// so its pid still names the process group and cannot have been reused:
 	// killing -pid is safe. Kill whatever is left of the group in every case: a
 	// run is over when its command is, and Port is told it ended, so nothing of
-	// it may keep working (or writing to our pipe) unobserved.
+	// it may keep working (or writing to our pipe) unobserved. Even a shim that
+	// exited by itself may leave some: a process of the command can join the
+	// shim's group (setpgid, same session), and the C shim's reap_all gives up
+	// on children it cannot see in /proc.
 	killGroup(p.pid, syscall.SIGKILL)
-	ws, waitErr := p.reap()
+	reap := p.reap
+	if reap == nil {
+		reap = p.reapPid
+	}
+	ws, waitErr := reap()
 	if waitErr == nil {
 		p.status = &ws
 	}
 	res := classify(p.status, waitErr)
-	if p.ctl != nil {
-		msg := shimStartError(p.ctl)
+	if p.ctl.set {
+		msg := p.ctl.report()
 		switch {
 		case msg == shim.NoteProcesses:
 			res.limit = LimitProcesses
@@ -90,6 +107,36 @@ func (p *process) finish() Result {
 		}
 	}
 	return res
+}
+
+// classify says how a command ended from its wait status (nil: it could not be reaped).
+func classify(ws *syscall.WaitStatus, waitErr error) Result {
+	if ws == nil {
+		msg := "unknown end"
+		if waitErr != nil {
+			msg = waitErr.Error()
+		}
+		return Result{ExitCode: -1, Label: "wait failed: " + msg}
+	}
+	if ws.Signaled() {
+		return Result{ExitCode: -1, Label: "killed by signal " + ws.Signal().String(), Signal: ws.Signal()}
+	}
+	code := ws.ExitStatus()
+	if code == 0 {
+		return Result{Success: true, Label: "exit code 0"} // a constant: no string to build, most runs
+	}
+	return Result{ExitCode: code, Label: "exit code " + strconv.Itoa(code)}
+}
+
+// reapPid reaps the exited child pid.
+func (p *process) reapPid() (syscall.WaitStatus, error) {
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(p.pid, &ws, 0, nil)
+		if err != syscall.EINTR {
+			return ws, os.NewSyscallError("wait4", err)
+		}
+	}
 }
 
 // signaled reports whether the process (the shim, where there is one) was killed by a
@@ -101,14 +148,14 @@ func (p *process) signaled() bool { return p.status != nil && p.status.Signaled(
 // something of the run may outlive the shim, in a domain that reaches the cell).
 func (p *process) reaped(spec Spec, runDir string, conf *confined) {
 	p.untrack(p.signaled())
-	if conf.inCell() && p.ctl != nil && !p.signaled() && p.status != nil && spec.Isolation.Runs != nil {
+	if conf.inCell() && p.ctl.set && !p.signaled() && p.status != nil && spec.Isolation.Runs != nil {
 		spec.Isolation.Runs.served(runDir)
 	}
 }
 
 func (p *process) release() {
-	if p.ctl != nil {
-		p.ctl.Close()
+	if p.ctl.set {
+		_ = unix.Close(p.ctl.fd)
 	}
 	p.renewals.close()
 	if p.unlock != nil {
@@ -122,17 +169,45 @@ func killGroup(pgid int, sig syscall.Signal) {
 	}
 }
 
-// control sends the shim one control byte. An error means the shim is gone,
-// which exited will tell.
-func (p *process) control(b byte) { p.controlMessage([]byte{b}) }
+// controlRetry is how often control tries again to send on a full control socket.
+const controlRetry = 10 * time.Millisecond
 
-// controlMessage writes a control message of several bytes (shim.LastingMessage) at once.
-func (p *process) controlMessage(m []byte) { _, _ = p.ctl.Write(m) }
+// control sends the shim one control byte, waiting for room on the socket if the shim is
+// behind. Our end is blocking (no runtime poller, see startShimmed), but a plain write
+// could block an OS thread for ever: a shim that stopped reading (its command stopped it,
+// or it is stuck in waitpid) while renewals filled its socket. So the send never blocks,
+// and on a full socket the goroutine waits, not a thread: until the shim has exited (then
+// the byte is for nothing) or controlRetry, and tries again. Any other error means the
+// shim is gone, which exited will tell.
+func (p *process) control(b byte) {
+	m := []byte{b}
+	var retry *time.Timer
+	for {
+		switch err := unix.Sendto(p.ctl.fd, m, unix.MSG_DONTWAIT, nil); err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN: // full: wait below
+		default:
+			return
+		}
+		if retry == nil {
+			retry = time.NewTimer(controlRetry) // only a full socket pays for a timer
+			defer retry.Stop()
+		} else {
+			retry.Reset(controlRetry)
+		}
+		select {
+		case <-p.exited:
+			return
+		case <-retry.C:
+		}
+	}
+}
 
 // tryKill is kill that never waits for the shim's socket (Renewals): a shim that does not
 // read it gets no renewal either, and its fence ends the command.
 func (p *process) tryKill() {
-	if p.ctl != nil {
+	if p.ctl.set {
 		p.tryControl([]byte{shim.Kill})
 		return
 	}
@@ -143,14 +218,7 @@ func (p *process) tryKill() {
 // shim that has stopped reading (stopped by its command, say) must not hold up the one
 // goroutine that renews every command's lease (Renewals); its own fence then ends it.
 func (p *process) tryControl(m []byte) {
-	rc, err := p.ctl.SyscallConn()
-	if err != nil {
-		return
-	}
-	_ = rc.Write(func(fd uintptr) bool {
-		_, _ = syscall.Write(int(fd), m) // EAGAIN: full; not renewed
-		return true                      // done, whatever it did: no waiting for room
-	})
+	_ = unix.Sendto(p.ctl.fd, m, unix.MSG_DONTWAIT, nil) // EAGAIN: full; not renewed
 }
 
 // tryRenew renews the shim's fence, never waiting (see tryControl): on the renewals pipe,
@@ -179,20 +247,34 @@ func (r *renewalPipe) close() {
 	}
 }
 
-// shimStartError is why the shim could not start the command, "" when it did, or the note
-// it left after the command's end (shim.NoteProcesses).
-// The shim keeps its socket from the command (close-on-exec), so with the shim
-// gone this read ends at once; the deadline is for the case that cannot happen.
-func shimStartError(ctl *os.File) string {
-	_ = ctl.SetReadDeadline(time.Now().Add(drainTimeout))
+// report is why the shim could not start the command, "" when it did, or the note it left
+// after the command's end (shim.NoteProcesses): what it wrote to the socket, read once it has
+// exited. Its end is closed then (the command never had it: close-on-exec), so the reads end
+// at once, on end of file, without the runtime's poller; only a copy that a process the agent
+// forks meanwhile holds until its exec makes them wait, for drainTimeout at most.
+func (c controlSocket) report() string {
 	var buf [4096]byte // on the stack: io.ReadAll's growing buffer costs allocations a run
 	n := 0
+	var deadline time.Time
 	for n < len(buf) {
-		m, err := ctl.Read(buf[n:])
-		n += m
-		if err != nil {
-			break
+		m, _, err := unix.Recvfrom(c.fd, buf[n:], unix.MSG_DONTWAIT)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			if deadline.IsZero() {
+				deadline = time.Now().Add(drainTimeout)
+			}
+			left := time.Until(deadline)
+			if left <= 0 {
+				return string(buf[:n])
+			}
+			_, _ = unix.Poll([]unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}}, int(left.Milliseconds())+1)
+			continue
+		case err != nil || m <= 0:
+			return string(buf[:n])
 		}
+		n += m
 	}
 	return string(buf[:n])
 }

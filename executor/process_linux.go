@@ -91,7 +91,7 @@ func spawn(path string, argv []string, spec Spec, prep prepared, out childFD, ex
 // deployment) holds no OS thread of the agent; else a thread blocks in waitid until it
 // exits. pidfd is the child's from its clone, -1 for none; watch owns it.
 func watch(pid, pidfd int) *process {
-	p := &process{pid: pid, exited: make(chan struct{}), reap: func() (syscall.WaitStatus, error) { return reap(pid) }}
+	p := &process{pid: pid, exited: make(chan struct{})}
 	f := pollablePidfd(pid, pidfd)
 	go func() {
 		defer close(p.exited)
@@ -104,17 +104,6 @@ func watch(pid, pidfd int) *process {
 		shim.WaitExited(p.pid)
 	}()
 	return p
-}
-
-// reap reaps the exited child pid.
-func reap(pid int) (syscall.WaitStatus, error) {
-	var ws syscall.WaitStatus
-	for {
-		_, err := syscall.Wait4(pid, &ws, 0, nil)
-		if err != syscall.EINTR {
-			return ws, os.NewSyscallError("wait4", err)
-		}
-	}
 }
 
 // pollablePidfd is pidfd made non-blocking for the runtime's poller, or where there is
@@ -156,6 +145,8 @@ func waitPidfd(pidfd *os.File) bool {
 		return false
 	}
 	var werr error
+	// Asked first, not only once the pidfd polls readable: Read forgets a readiness that
+	// came before it (the process may have exited already), and none comes after.
 	err = rc.Read(func(fd uintptr) bool {
 		var info unix.Siginfo
 		werr = unix.EINTR
@@ -170,13 +161,18 @@ func waitPidfd(pidfd *os.File) bool {
 }
 
 // outputPipe is the command's output pipe: ours non-blocking for the runtime's poller
-// (drain closes it under a pending read), theirs blocking, as programs expect of their
+// (drain sets a deadline on a pending read), theirs blocking, as programs expect of their
 // stdout. os.Pipe makes both ends pollable and exec makes theirs blocking again: eight
 // fcntl and epoll_ctl calls per run more than this.
 func outputPipe() (r *os.File, w childFD, err error) {
-	p, err := pipeOurs(0)
-	if err != nil {
-		return nil, -1, err
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return nil, -1, os.NewSyscallError("pipe2", err)
+	}
+	if _, err := unix.FcntlInt(uintptr(p[0]), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return nil, -1, os.NewSyscallError("fcntl", err)
 	}
 	return os.NewFile(uintptr(p[0]), "|0"), childFD(p[1]), nil
 }
@@ -186,17 +182,3 @@ func outputPipe() (r *os.File, w childFD, err error) {
 type childFD int
 
 func (fd childFD) Close() error { return unix.Close(int(fd)) }
-
-// pipeOurs is a close-on-exec pipe whose end ours (0: read, 1: write) alone is non-blocking:
-// the child's end stays blocking, as exec passes it.
-func pipeOurs(ours int) (p [2]int, err error) {
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return p, os.NewSyscallError("pipe2", err)
-	}
-	if _, err := unix.FcntlInt(uintptr(p[ours]), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
-		unix.Close(p[0])
-		unix.Close(p[1])
-		return p, os.NewSyscallError("fcntl", err)
-	}
-	return p, nil
-}

@@ -49,18 +49,15 @@ func ShimFor(exe string) (prefix []string, kind string, err error) {
 // with the shim's end of a control socket as its fd 3 and, with a fence, the read end of
 // the pipe its renewals go to (see internal/shim).
 func startShimmed(spec Spec, prep prepared, conf *confined, out childFD) (*process, error) {
+	// Both ends blocking: the shim's reads are plain syscalls, and so are ours (control
+	// bytes, sent with MSG_DONTWAIT, see control; the shim's report once it has exited,
+	// controlSocket.report): without the runtime's poller, the socket costs no fcntl,
+	// epoll_ctl nor deadline timer a run.
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("shim control socket: %w", err)
 	}
-	// Ours is non-blocking so the runtime's poller serves it (read deadlines);
-	// the shim's stays blocking: its reads are plain syscalls.
-	if _, err := unix.FcntlInt(uintptr(fds[0]), unix.F_SETFL, unix.O_RDWR|unix.O_NONBLOCK); err != nil { // one call, not SetNonblock's two
-		syscall.Close(fds[0])
-		syscall.Close(fds[1])
-		return nil, fmt.Errorf("shim control socket: %w", err)
-	}
-	ours := os.NewFile(uintptr(fds[0]), "shim-control")
+	ours := controlSocket{fd: fds[0], set: true}
 	theirs := fds[1]
 	defer syscall.Close(theirs) // once started, only the shim holds it: its end of file is the shim's
 
@@ -77,7 +74,7 @@ func startShimmed(spec Spec, prep prepared, conf *confined, out childFD) (*proce
 		opts.FenceMs = max(spec.Fence.Milliseconds(), 1)
 		shimEnd, ourEnd, err := renewalsPipe()
 		if err != nil {
-			ours.Close()
+			syscall.Close(ours.fd)
 			return nil, err
 		}
 		defer syscall.Close(shimEnd)
@@ -95,7 +92,7 @@ func startShimmed(spec Spec, prep prepared, conf *confined, out childFD) (*proce
 	p, err := spawn(spec.Shim[0], args, spec, prep, out, extra, false)
 	runtime.KeepAlive(conf) // its files' fds are in extra: open until the shim has them
 	if err != nil {
-		ours.Close()
+		syscall.Close(ours.fd)
 		renewals.close()
 		return nil, err
 	}
@@ -108,13 +105,14 @@ func startShimmed(spec Spec, prep prepared, conf *confined, out childFD) (*proce
 // renewals, oom_score_adj, a few rlimits, Landlock; two words each).
 const maxShimArgs = 16
 
-// renewalsPipe is a shim's renewals pipe (shim.RenewalsFlag): its read end for the shim,
-// blocking as exec passes it (the shim makes it non-blocking), and our write end,
-// non-blocking, so a renewal never waits for a shim that does not read.
+// renewalsPipe is a shim's renewals pipe (shim.RenewalsFlag): its read end for the shim and
+// our write end, both non-blocking from the pipe2 call, so a renewal never waits for a shim
+// that does not read, for no fcntl a run. The shim makes its end non-blocking itself anyway
+// (that is its protocol): the flag set here only saves it the change.
 func renewalsPipe() (shimEnd int, ours *renewalPipe, err error) {
-	p, err := pipeOurs(1)
-	if err != nil {
-		return -1, nil, fmt.Errorf("shim renewals pipe: %w", err)
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		return -1, nil, fmt.Errorf("shim renewals pipe: %w", os.NewSyscallError("pipe2", err))
 	}
 	return p[0], &renewalPipe{fd: p[1]}, nil
 }

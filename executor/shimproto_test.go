@@ -44,6 +44,20 @@ func controlSockets(t *testing.T, nonblocking bool) (ours, theirs *os.File) {
 	return os.NewFile(uintptr(fds[0]), "ctl"), os.NewFile(uintptr(fds[1]), "shim")
 }
 
+// controlOf is f (one of controlSockets) as a process's control socket; f stays its owner.
+func controlOf(t *testing.T, f *os.File) controlSocket {
+	t.Helper()
+	rc, err := f.SyscallConn() // not f.Fd(), which would make it blocking
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c controlSocket
+	if err := rc.Control(func(fd uintptr) { c = controlSocket{fd: int(fd), set: true} }); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func startShim(t *testing.T, prefix []string, uid int, args ...string) *shimProc {
 	t.Helper()
 	return startShimWith(t, prefix, uid, nil, args...)
@@ -146,4 +160,34 @@ func TestShimFence(t *testing.T) {
 			t.Errorf("renewed for 3 fences: %v, want the command's own exit 0", ws)
 		}
 	})
+}
+
+// TestControlReportWaitsForTheLastCopyOfTheShimsEnd: the shim's report is read once it has
+// exited, without the runtime's poller; a copy of its end that a process the agent forked
+// meanwhile still holds delays the end of file, and the report still comes whole.
+func TestControlReportWaitsForTheLastCopyOfTheShimsEnd(t *testing.T) {
+	ours, shimEnd := controlSockets(t, false)
+	defer ours.Close()
+	if _, err := shimEnd.Write([]byte("could not ")); err != nil {
+		t.Fatal(err)
+	}
+	copyFD, err := syscall.Dup(int(shimEnd.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shimEnd.Close() // the shim has exited; copyFD is the forked process's copy
+	got := make(chan string, 1)
+	go func() { got <- controlOf(t, ours).report() }()
+	if _, err := syscall.Write(copyFD, []byte("start")); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Close(copyFD)
+	select {
+	case msg := <-got:
+		if msg != "could not start" {
+			t.Errorf("report %q, want %q", msg, "could not start")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("report still waiting 20s after the last copy of the shim's end closed")
+	}
 }

@@ -3,6 +3,7 @@ package executor
 import (
 	"bufio"
 	"context"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -120,7 +121,45 @@ func TestWatchWithoutClonePidfd(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("exit not seen")
 	}
-	if ws, err := p.reap(); err != nil || ws.ExitStatus() != 7 {
+	if ws, err := p.reapPid(); err != nil || ws.ExitStatus() != 7 {
 		t.Errorf("reaped: %v %v, want exit status 7", ws, err)
+	}
+}
+
+// TestFinishKillsWhatIsLeftOfAShimsGroup: a shim that exited by itself may leave a process
+// in its group (one of the command's that joined it with setpgid, which the C shim's
+// reap_all gives up on when it cannot see it in /proc): finish kills the group in every
+// case, so nothing of the run outlives it. Here the "shim" leaves an orphan in its group
+// holding its stdout, which ends once the orphan has been killed.
+func TestFinishKillsWhatIsLeftOfAShimsGroup(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ours, shimEnd := controlSockets(t, false)
+	defer ours.Close()
+	shimEnd.Close() // the shim's report: none, at once
+	pidfd := -1
+	pid, err := syscall.ForkExec("/bin/sh", []string{"sh", "-c", "sleep 1000 & exit 0"}, &syscall.ProcAttr{
+		Files: []uintptr{0, w.Fd(), 2}, Sys: &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd}})
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := watch(pid, pidfd)
+	p.ctl = controlOf(t, ours)
+	select {
+	case <-p.exited:
+	case <-time.After(time.Minute):
+		t.Fatal("exit not seen")
+	}
+	if res := p.finish(); !res.Success {
+		t.Errorf("finish: %+v, want the shim's exit 0", res)
+	}
+	_ = r.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := r.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		_ = syscall.Kill(-pid, syscall.SIGKILL) // this test's own orphan
+		t.Fatalf("a process left in the shim's group outlived its run: read %d, %v", n, err)
 	}
 }
