@@ -23,17 +23,6 @@ func newSignatureCheck(secret string) *signatureCheck {
 	return &signatureCheck{mac: hmac.New(sha256.New, []byte(secret))}
 }
 
-// verifyRoot checks root's signature over the body written again (appendSignedBody) and
-// returns its headers object; size is the message's length, about what the body takes.
-func (c *signatureCheck) verifyRoot(root *object, size int) (*object, error) {
-	hv, ok := root.get("headers")
-	h, ts, err := c.headers(hv, ok)
-	if err != nil {
-		return nil, err
-	}
-	return h, c.matches(ts, appendSignedBody(make([]byte, 0, size), root, h))
-}
-
 // headers reads a message's signature headers: hv is the value of its "headers", if present.
 // It returns the headers object and the timestamp's text, and keeps the MACs for matches.
 func (c *signatureCheck) headers(hv any, present bool) (h *object, ts string, err error) {
