@@ -122,13 +122,11 @@ func (d *Decoder) verified(raw []byte, pv *parsedValues, s *decodeScratch) (time
 		s.check = newSignatureCheck(d.secret)
 	}
 	c := s.check
-	root := pv.value.(map[string]any)
-	at := pv.headers
 	var hv any
-	_, present := root["headers"]
+	_, present := pv.value.(map[string]any)["headers"]
 	if present {
 		var err error
-		if hv, err = pv.orderedAt(at, raw, &s.stacks); err != nil {
+		if hv, err = pv.headersTree(raw, &s.stacks); err != nil {
 			return time.Time{}, err // it was read as a part of raw: it cannot fail
 		}
 	}

@@ -33,9 +33,11 @@ func parseValues(raw []byte, stacks *parseStacks) (parsedValues, error) {
 	return parsedValues{value: v, text: p.text, stringified: p.stringified, span: p.span, headers: p.headers}, nil
 }
 
-// orderedAt parses the value at span of the message pv was read from into the ordered tree.
-func (pv *parsedValues) orderedAt(span [2]int, raw []byte, stacks *parseStacks) (any, error) {
-	_, v, err := parseWith(jsonParser{raw: raw[:span[1]], text: pv.text[:span[1]], i: span[0]}, stacks)
+// headersTree parses the root object's "headers" value, of the message raw that pv was read
+// from, into the ordered tree.
+func (pv *parsedValues) headersTree(raw []byte, stacks *parseStacks) (any, error) {
+	at := pv.headers
+	_, v, err := parseWith(jsonParser{raw: raw[:at[1]], text: pv.text[:at[1]], i: at[0]}, stacks)
 	return v, err
 }
 

@@ -2,6 +2,7 @@ package runmsg
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -69,5 +70,20 @@ func TestParseClearsTheScratchItUsed(t *testing.T) {
 	}
 	if buf := stacks.buf[:cap(stacks.buf)]; bytes.ContainsFunc(buf, func(r rune) bool { return r != 0 }) {
 		t.Fatalf("buf holds %q after the parse", buf)
+	}
+}
+
+// A signature header of one huge v1 part is refused without growing the scratch kept for the
+// next message: the MACs are read from parts of their own size only.
+func TestHugeSignatureLeavesScratchSmall(t *testing.T) {
+	d := mustDecoder(t, Options{Secret: vectorSecret, VerifySignature: true})
+	raw := []byte(`{"action":"a","context":{"runId":"r"},"headers":{"X-Port-Signature":"v1,` +
+		strings.Repeat("A", maxKeptBytes+4) + `","X-Port-Timestamp":"1"}}`)
+	s := &decodeScratch{stacks: newParseStacks()}
+	if _, _, _, err := d.documentWith(s, raw, true); !errors.Is(err, ErrMalformedSignature) {
+		t.Fatalf("documentWith: %v, want %v", err, ErrMalformedSignature)
+	}
+	if c := s.check; cap(c.sum) > maxKeptBytes || cap(c.macs) > maxKeptBytes || !s.small() {
+		t.Fatalf("scratch grew: sum %d, macs %d bytes", cap(c.sum), cap(c.macs))
 	}
 }

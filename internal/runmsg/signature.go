@@ -89,8 +89,13 @@ func verifyRoot(secret string, root *object, size int) error {
 		// An empty HMAC key is a key anyone can use.
 		return errors.New("no secret to verify with")
 	}
-	_, err := newSignatureCheck(secret).verifyRoot(root, size)
-	return err
+	c := newSignatureCheck(secret)
+	hv, ok := root.get("headers")
+	h, ts, err := c.headers(hv, ok)
+	if err != nil {
+		return err
+	}
+	return c.matches(ts, appendSignedBody(make([]byte, 0, size), root, h))
 }
 
 // timestampText returns the decimal text Port put before the body; JavaScript

@@ -23,17 +23,6 @@ func newSignatureCheck(secret string) *signatureCheck {
 	return &signatureCheck{mac: hmac.New(sha256.New, []byte(secret))}
 }
 
-// verifyRoot checks root's signature over the body written again (appendSignedBody) and
-// returns its headers object; size is the message's length, about what the body takes.
-func (c *signatureCheck) verifyRoot(root *object, size int) (*object, error) {
-	hv, ok := root.get("headers")
-	h, ts, err := c.headers(hv, ok)
-	if err != nil {
-		return nil, err
-	}
-	return h, c.matches(ts, appendSignedBody(make([]byte, 0, size), root, h))
-}
-
 // headers reads a message's signature headers: hv is the value of its "headers", if present.
 // It returns the headers object and the timestamp's text, and keeps the MACs for matches.
 func (c *signatureCheck) headers(hv any, present bool) (h *object, ts string, err error) {
@@ -83,6 +72,11 @@ func (c *signatureCheck) matches(ts string, parts ...[]byte) error {
 	return ErrSignatureMismatch
 }
 
+// macBase64Len is the length of a MAC in padded base64, as a v1 part holds it.
+var macBase64Len = base64.StdEncoding.EncodedLen(sha256.Size)
+
+var errMalformedMAC = fmt.Errorf("%w: headers.%s is not v1,<base64 HMAC-SHA256>", ErrMalformedSignature, HeaderSignature)
+
 // readMACs keeps the MACs of sig: "v1,<base64>", or several of them separated by spaces, as
 // webhook schemes of this family do during key rotation.
 func (c *signatureCheck) readMACs(sig string) error {
@@ -92,12 +86,17 @@ func (c *signatureCheck) readMACs(sig string) error {
 		if !ok || version != "v1" {
 			continue
 		}
+		// Only a part of a MAC's own length is copied: the scratch is kept for the next message
+		// (decodeScratch.small), and a long one is malformed whatever it holds.
+		if len(b64) != macBase64Len {
+			return errMalformedMAC
+		}
 		c.sum = append(c.sum[:0], b64...) // base64 decodes bytes: a copy, without an allocation
 		n, size := len(c.macs), base64.StdEncoding.DecodedLen(len(b64))
 		c.macs = slices.Grow(c.macs, size)
 		got, err := base64.StdEncoding.Decode(c.macs[n:n+size], c.sum)
 		if err != nil || got != sha256.Size {
-			return fmt.Errorf("%w: headers.%s is not v1,<base64 HMAC-SHA256>", ErrMalformedSignature, HeaderSignature)
+			return errMalformedMAC
 		}
 		c.macs = c.macs[:n+got]
 	}
