@@ -176,9 +176,5 @@ func (l *ledger) committedVersion(m startMark) (covered, owned bool) {
 func (l *ledger) owned() map[string][]int32 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := map[string][]int32{}
-	for tp := range l.parts {
-		out[tp.topic] = append(out[tp.topic], tp.partition)
-	}
-	return out
+	return partitionsOf(l.parts)
 }

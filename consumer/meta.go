@@ -49,8 +49,8 @@ func newProgress() progress {
 // older agent still reads s= and f= of a newer one's commit (a leased run is in s= too).
 const metaPrefix = "port-runner/1"
 
-// maxMetaBytes is Kafka's default offset.metadata.max.bytes: encodeProgress fits under it
-// (meta_fit.go), and what is longer is not read.
+// maxMetaBytes is Kafka's default offset.metadata.max.bytes: metaWriter.encode fits under
+// it (meta_fit.go), and what is longer is not read.
 const maxMetaBytes = 4096
 
 // deltas are the offsets of set at or above base, as sorted deltas from base.
@@ -92,8 +92,8 @@ func parseRanges(list string, limit int64) ([]offsetRange, error) {
 	return out, nil
 }
 
-// decodeProgress reads metadata written by encodeProgress for a partition committed at base.
-// Metadata that is not ours decodes to an empty progress with ok == false.
+// decodeProgress reads metadata written by metaWriter.encode for a partition committed at
+// base. Metadata that is not ours decodes to an empty progress with ok == false.
 func decodeProgress(base int64, meta string) (p progress, ok bool, err error) {
 	p = newProgress()
 	fields := strings.Fields(meta)

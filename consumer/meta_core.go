@@ -7,7 +7,7 @@ import (
 	"strconv"
 )
 
-// marks is what a partition's commit says of its offsets, as encodeProgress writes it:
+// marks is what a partition's commit says of its offsets, as metaWriter.encode writes it:
 // the started runs and the finished ones in offset order, and the ranges nothing is known
 // of (in any order). A ledger fills them from its window in place, with no map to build.
 type marks struct {
@@ -42,16 +42,6 @@ func trimmed[S ~[]E, E any](s S, limit int) S {
 		return nil
 	}
 	return s
-}
-
-// marksOf is p as marks.
-func marksOf(p progress) *marks {
-	m := &marks{finished: sortedOffsets(p.finished), unknown: p.unknown}
-	for _, off := range sortedOffsets(p.started) {
-		l, leased := p.leases[off]
-		m.started = append(m.started, startedRun{offset: off, lease: l, leased: leased})
-	}
-	return m
 }
 
 // sortedOffsets is the offsets of set, sorted.

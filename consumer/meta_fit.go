@@ -7,7 +7,7 @@ import (
 	"strconv"
 )
 
-// encodeProgress writes p relative to base (the committed offset), e.g.
+// encode writes m and h relative to base (the committed offset) in w's buffers, e.g.
 // "port-runner/1 s=3,9 f=0-2,4-8 o=.0 h=2s:member-1 c=sbkx2o r=r_a.sbkx3a": base-36 deltas,
 // finished offsets as ranges, o= the holder of each started offset ('.': none), h= the
 // holders, c= and r= the history. It fits under Kafka's limit (maxMetaBytes) by giving up,
@@ -15,12 +15,6 @@ import (
 // the highest finished offsets, which become unknown (looked up in Port, never run blind).
 // Started offsets and leases are never given up: a run is taken only while they fit
 // (coreFits; meta_test.go shows the worst case).
-func encodeProgress(base int64, p progress) string {
-	var w metaWriter
-	return w.encode(base, marksOf(p), p.history)
-}
-
-// encode is encodeProgress of m and h, written in w's buffers.
 func (w *metaWriter) encode(base int64, m *marks, h history) string {
 	w.writeCore(base, m.started)
 	core := len(w.buf)

@@ -8,6 +8,22 @@ import (
 	"time"
 )
 
+// encodeProgress is the commit metadata of p relative to base (metaWriter.encode).
+func encodeProgress(base int64, p progress) string {
+	var w metaWriter
+	return w.encode(base, marksOf(p), p.history)
+}
+
+// marksOf is p as marks.
+func marksOf(p progress) *marks {
+	m := &marks{finished: sortedOffsets(p.finished), unknown: p.unknown}
+	for _, off := range sortedOffsets(p.started) {
+		l, leased := p.leases[off]
+		m.started = append(m.started, startedRun{offset: off, lease: l, leased: leased})
+	}
+	return m
+}
+
 // sameProgress compares what two progresses say, whatever empty maps or slices are nil.
 func sameProgress(a, b progress) bool {
 	norm := func(p progress) string {
