@@ -222,7 +222,7 @@ func (l *RunLog) Mask(v any) any {
 // wakeLocked wakes the sender, starting it the first time, unless Close has begun (what is
 // left goes with the closing request then); l.mu is held.
 func (l *RunLog) wakeLocked() {
-	if l.kick == nil {
+	if l.done == nil { // not started
 		if l.closing {
 			return
 		}
