@@ -16,20 +16,21 @@ type children[K comparable, M any] struct {
 	byKey map[K]M
 }
 
-func (c *children[K, M]) lookup(k K) (M, bool) {
+// get is the child for k, made by mk the first time.
+func (c *children[K, M]) get(k K, mk func() M) M {
 	c.mu.RLock()
-	defer c.mu.RUnlock()
 	m, ok := c.byKey[k]
-	return m, ok
-}
-
-func (c *children[K, M]) store(k K, m M) M {
+	c.mu.RUnlock()
+	if ok {
+		return m
+	}
+	m = mk()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.byKey == nil {
 		c.byKey = map[K]M{}
 	}
-	c.byKey[k] = m
+	c.byKey[k] = m // two first calls store the same child: WithLabelValues gives one per values
 	return m
 }
 
@@ -40,11 +41,7 @@ type labelled[M any] interface {
 
 // child is the child of v, a vector of one label, for value, looked up in v once.
 func child[M any](c *children[string, M], v labelled[M], value string) M {
-	m, ok := c.lookup(value)
-	if !ok {
-		m = c.store(value, v.WithLabelValues(value))
-	}
-	return m
+	return c.get(value, func() M { return v.WithLabelValues(value) })
 }
 
 type runKey struct{ action, result string }
@@ -65,12 +62,9 @@ type perCall struct {
 
 // CountRun adds a run to runs_total{action, result}.
 func (m *Metrics) CountRun(action, result string) {
-	k := runKey{action, result}
-	c, ok := m.perCall.runs.lookup(k)
-	if !ok {
-		c = m.perCall.runs.store(k, m.RunsTotal.WithLabelValues(action, result))
-	}
-	c.Inc()
+	m.perCall.runs.get(runKey{action, result}, func() prometheus.Counter {
+		return m.RunsTotal.WithLabelValues(action, result)
+	}).Inc()
 }
 
 // ObserveRunDuration adds how long a run's command took to run_duration_seconds{action}.
@@ -85,12 +79,9 @@ func (m *Metrics) CountMessages(outcome string, n float64) {
 
 // ObservePortRequest counts one HTTP attempt to Port.
 func (m *Metrics) ObservePortRequest(endpoint string, code int) {
-	k := requestKey{endpoint, code}
-	c, ok := m.perCall.requests.lookup(k)
-	if !ok {
-		c = m.perCall.requests.store(k, m.PortRequests.WithLabelValues(endpoint, strconv.Itoa(code)))
-	}
-	c.Inc()
+	m.perCall.requests.get(requestKey{endpoint, code}, func() prometheus.Counter {
+		return m.PortRequests.WithLabelValues(endpoint, strconv.Itoa(code))
+	}).Inc()
 }
 
 // ObservePortWait records how long one request waited for its turn.

@@ -73,16 +73,16 @@ func (l *RunLog) Close(ctx context.Context, o Outcome) error {
 // sender to stop; a request of its still waiting for its turn gives up.
 func (l *RunLog) stopSender(ctx context.Context) error {
 	l.mu.Lock()
+	started := l.done != nil // and stays as it is: once closing, nothing starts the sender
 	if !l.closing {
 		l.closing = true // first: the unfinished line stays for the closing request, and starts no sender
 		if l.split.pending() {
 			l.split.flush()
 		}
-		if l.ending != nil {
+		if started {
 			close(l.ending)
 		}
 	}
-	started := l.done != nil
 	if started {
 		l.wakeLocked()
 	}

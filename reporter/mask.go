@@ -45,14 +45,9 @@ type span struct{ start, end int }
 // of <, > and &.
 func (m *masker) add(values ...string) {
 	for _, v := range values {
-		m.addValue(v)
-	}
-}
-
-// addValue adds v's parts without building their list.
-func (m *masker) addValue(v string) {
-	for part := range valueParts(v) {
-		m.addPart(part)
+		for part := range valueParts(v) { // without building their list
+			m.addPart(part)
+		}
 	}
 }
 

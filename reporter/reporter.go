@@ -136,10 +136,9 @@ func (r *Reporter) StartOn(ctx context.Context, api API, runID string, secrets [
 		runID: runID,
 		batch: batcher{maxBatch: opts.MaxBatchBytes, maxRun: opts.MaxBytesPerRun},
 	}
-	l.logger = runLogger{base: opts.Logger, runID: runID, fields: fields}
-	l.log = &l.logger
+	l.log = runLogger{base: opts.Logger, runID: runID, fields: fields}
 	l.split = splitter{guard: &l.mask, emit: l}
-	l.cmds = commands{mask: &l.mask, log: l.log, notice: l}
+	l.cmds = commands{mask: &l.mask, log: &l.log, notice: l}
 	l.mask.addParts(masks...)
 	l.mask.add(secrets...)
 	return l
@@ -148,11 +147,10 @@ func (r *Reporter) StartOn(ctx context.Context, api API, runID string, secrets [
 // RunLog is one run's log. Write never waits for Port: output that Port cannot take fast
 // enough queues up to MaxBytesPerRun and is dropped past it, so a slow Port never slows a command.
 type RunLog struct {
-	api    API
-	opts   Options
-	runID  string
-	log    *runLogger // &logger
-	logger runLogger
+	api   API
+	opts  Options
+	runID string
+	log   runLogger
 
 	// The sender starts with the first thing it has to send (wakeLocked): most runs print
 	// nothing and cost no goroutine, context or timer. These are set, under mu, when it starts.
@@ -224,7 +222,7 @@ func (l *RunLog) Mask(v any) any {
 // wakeLocked wakes the sender, starting it the first time, unless Close has begun (what is
 // left goes with the closing request then); l.mu is held.
 func (l *RunLog) wakeLocked() {
-	if l.kick == nil {
+	if l.done == nil { // not started
 		if l.closing {
 			return
 		}

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/itchyny/gojq"
@@ -19,15 +19,13 @@ import (
 
 // action is a configured action with its env expressions compiled once.
 type action struct {
-	name string
-	cfg  config.Action
-	env  map[string]*gojq.Code
-	// envNames are env's names, sorted: the order spec evaluates them in.
-	envNames []string
-	shim     []string
-	iso      executor.Isolation // its sandbox, uid and limits (Runs is set per run)
-	allow    []config.AllowRule // portAPI.allow
-	pass     map[string]string  // executor.passEnv, read from the agent's environment at start
+	name  string
+	cfg   config.Action
+	env   []envExpr // by name: the order spec evaluates them in
+	shim  []string
+	iso   executor.Isolation // its sandbox, uid and limits (Runs is set per run)
+	allow []config.AllowRule // portAPI.allow
+	pass  map[string]string  // executor.passEnv, read from the agent's environment at start
 	// passSecrets: what of pass is masked in each run's log (envSecrets), worked out once.
 	passSecrets []string
 	// node selects the workflow node runs this action takes (nil: none), when the runs this
@@ -39,17 +37,21 @@ type action struct {
 	keys      []*rsa.PrivateKey
 }
 
+// envExpr is one env entry of an action: its variable's name and its compiled expression.
+type envExpr struct {
+	name string
+	code *gojq.Code
+}
+
 func newAction(name string, ac config.Action, shim []string) (*action, error) {
-	a := &action{name: name, cfg: ac, env: map[string]*gojq.Code{}, shim: shim}
-	for envName, expr := range ac.Env {
-		code, err := compileJQ("actions."+name+".env."+envName, expr)
+	a := &action{name: name, cfg: ac, shim: shim}
+	for _, envName := range slices.Sorted(maps.Keys(ac.Env)) {
+		code, err := compileJQ("actions."+name+".env."+envName, ac.Env[envName])
 		if err != nil {
 			return nil, err
 		}
-		a.env[envName] = code
-		a.envNames = append(a.envNames, envName)
+		a.env = append(a.env, envExpr{envName, code})
 	}
-	sort.Strings(a.envNames)
 	if ac.When != "" {
 		code, err := compileJQ("actions."+name+".when", ac.When)
 		if err != nil {
@@ -190,22 +192,22 @@ func (a *action) spec(run runmsg.Run) (_ executor.Spec, secrets []string, err er
 	// Passed variables first: an action's own env entry of the same name wins.
 	maps.Copy(env, a.pass)
 	secrets = append(secrets, a.passSecrets...)
-	if len(a.envNames) == 0 {
+	if len(a.env) == 0 {
 		return a.specOf(run, env, ctxJSON), secrets, nil // no expressions: no timer for them
 	}
 	// All of them together get the time a message's selectors get: one that never ends
 	// (`def f: f; f`) must not hold the run's slot and its partition's commit forever.
 	ctx, cancel := context.WithTimeout(context.Background(), runmsg.SelectorTimeout)
 	defer cancel()
-	for _, n := range a.envNames {
-		v, err := evalString(ctx, a.env[n], input)
+	for _, e := range a.env {
+		v, err := evalString(ctx, e.code, input)
 		if err != nil {
 			// Neither the error's text nor the expression: gojq quotes the value it failed on,
 			// which may be a secret input, and an expression may hold a literal secret.
-			return executor.Spec{}, nil, fmt.Errorf("env %s: %s", n, jqerr.Kind(err))
+			return executor.Spec{}, nil, fmt.Errorf("env %s: %s", e.name, jqerr.Kind(err))
 		}
-		env[n] = v
-		secrets = append(secrets, envSecrets(n, v)...)
+		env[e.name] = v
+		secrets = append(secrets, envSecrets(e.name, v)...)
 	}
 	return a.specOf(run, env, ctxJSON), secrets, nil
 }

@@ -98,8 +98,8 @@ func (a *Agent) handle(stop, work, report context.Context, t *consumer.Ticket) {
 		where: recordAt(rec.Topic, rec.Partition, rec.Offset), sent: rec.Timestamp})
 }
 
-// recordAt is where a record is, as logs and /status say it: topic/partition@offset. Built
-// in a buffer on the stack: fmt.Sprintf boxed its arguments, for every run.
+// recordAt is where a record is, as the agent's log says it ("at"): topic/partition@offset.
+// Built in a buffer on the stack: fmt.Sprintf boxed its arguments, for every run.
 func recordAt(topic string, partition int32, offset int64) string {
 	var buf [64]byte
 	b := append(buf[:0], topic...)

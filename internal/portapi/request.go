@@ -236,14 +236,12 @@ func retryHint(h http.Header, code int, now time.Time) time.Duration {
 		}
 	}
 	if code == http.StatusTooManyRequests {
-		if v := strings.TrimSpace(h.Get("X-Ratelimit-Reset")); v != "" {
-			if secs, err := strconv.ParseFloat(v, 64); err == nil {
-				r := seconds(secs)
-				if secs > 1e9 { // an epoch timestamp, as some APIs send
-					r = time.Unix(int64(secs), 0).Sub(now)
-				}
-				d = max(d, r)
+		if secs, ok := headerNumber(h, "X-Ratelimit-Reset"); ok {
+			r := seconds(secs)
+			if secs > 1e9 { // an epoch timestamp, as some APIs send
+				r = time.Unix(int64(secs), 0).Sub(now)
 			}
+			d = max(d, r)
 		}
 	}
 	return max(d, 0)

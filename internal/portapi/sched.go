@@ -110,10 +110,12 @@ func (s *scheduler) wait(ctx context.Context, abandon <-chan struct{}, p Priorit
 	}
 	p = min(max(p, 0), numPriorities-1)
 	s.mu.Lock()
-	if s.headLocked() == nil && s.tryStartLocked(s.now(), p) {
-		// Nobody waits and the request may go now (the common case): no waiter to queue.
-		s.mu.Unlock()
-		return nil
+	if s.headLocked() == nil {
+		if _, started := s.tryStartLocked(s.now(), p); started {
+			// Nobody waits and the request may go now (the common case): no waiter to queue.
+			s.mu.Unlock()
+			return nil
+		}
 	}
 	w := &waiter{key: key, prio: p, wake: make(chan struct{}, 1)}
 	s.queues[p].push(w)
@@ -130,14 +132,14 @@ func (s *scheduler) wait(ctx context.Context, abandon <-chan struct{}, p Priorit
 		var tick <-chan time.Time
 		s.mu.Lock()
 		if s.headLocked() == w {
-			now := s.now()
-			if s.tryStartLocked(now, p) {
+			d, started := s.tryStartLocked(s.now(), p)
+			if started {
 				s.queues[p].popHead()
 				s.wakeHeadLocked()
 				s.mu.Unlock()
 				return nil
 			}
-			if d := s.delayLocked(now, p); d > 0 {
+			if d > 0 {
 				if timer == nil {
 					timer = time.NewTimer(d)
 				} else {
@@ -161,17 +163,18 @@ func (s *scheduler) wait(ctx context.Context, abandon <-chan struct{}, p Priorit
 }
 
 // tryStartLocked starts a request of priority p at now if it may start (nothing to wait
-// for, room in flight) and says whether it did. The caller takes it off its queue, if queued.
-func (s *scheduler) tryStartLocked(now time.Time, p Priority) bool {
-	if s.delayLocked(now, p) > 0 || s.inFlight >= s.inFlightLimit(p) {
-		return false
+// for, room in flight) and says whether it did; if not, wait is how long it must still wait
+// (0: for room in flight). The caller takes it off its queue, if queued.
+func (s *scheduler) tryStartLocked(now time.Time, p Priority) (wait time.Duration, started bool) {
+	if wait = s.delayLocked(now, p); wait > 0 || s.inFlight >= s.inFlightLimit(p) {
+		return max(wait, 0), false
 	}
 	s.inFlight++
 	s.last = now
 	if s.ceiling != nil {
 		s.ceiling.ReserveN(now, 1)
 	}
-	return true
+	return 0, true
 }
 
 func (s *scheduler) leave(w *waiter) {

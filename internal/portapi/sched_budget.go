@@ -122,26 +122,29 @@ func (s *scheduler) observeLocked(h http.Header, code int, now time.Time) {
 }
 
 func headerInt(h http.Header, name string) (int, bool) {
-	s := strings.TrimSpace(h.Get(name))
-	if s == "" {
-		return 0, false // not sent: no parse error to allocate, on every answer without it
-	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v < 0 || v > math.MaxInt32 {
+	v, ok := headerNumber(h, name)
+	if !ok || v < 0 || v > math.MaxInt32 {
 		return 0, false
 	}
 	return int(v), true
 }
 
+// headerNumber is the number in h's header name; false when it is not sent (read without
+// a parse error to allocate, as every answer without it would) or not a number.
+func headerNumber(h http.Header, name string) (float64, bool) {
+	s := strings.TrimSpace(h.Get(name))
+	if s == "" {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	return v, err == nil
+}
+
 // resetTime reads x-ratelimit-reset: UTC epoch seconds, as Port sends it; a small number
 // is taken as seconds from now, as some APIs send.
 func resetTime(h http.Header, now time.Time) (time.Time, bool) {
-	s := strings.TrimSpace(h.Get("X-Ratelimit-Reset"))
-	if s == "" {
-		return time.Time{}, false
-	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v < 0 || v != v {
+	v, ok := headerNumber(h, "X-Ratelimit-Reset")
+	if !ok || v < 0 || v != v {
 		return time.Time{}, false
 	}
 	t := now.Add(seconds(v))
