@@ -106,9 +106,9 @@ func startShimmed(spec Spec, prep prepared, conf *confined, out childFD) (*proce
 const maxShimArgs = 16
 
 // renewalsPipe is a shim's renewals pipe (shim.RenewalsFlag): its read end for the shim and
-// our write end, both non-blocking from the pipe2 call, so a renewal never waits for a shim
-// that does not read, for no fcntl a run. The shim makes its end non-blocking itself anyway
-// (that is its protocol): the flag set here only saves it the change.
+// our write end, non-blocking from the pipe2 call, so a renewal never waits for a shim that
+// does not read, for no fcntl a run. pipe2's flag is both ends': harmless on the shim's,
+// which the shim makes non-blocking itself anyway (its protocol; the C shim unconditionally).
 func renewalsPipe() (shimEnd int, ours *renewalPipe, err error) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {

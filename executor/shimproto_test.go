@@ -176,8 +176,15 @@ func TestControlReportWaitsForTheLastCopyOfTheShimsEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	shimEnd.Close() // the shim has exited; copyFD is the forked process's copy
+	// Taken here, not in report's goroutine: its t.Fatal must run on the test's own.
+	ctl := controlOf(t, ours)
 	got := make(chan string, 1)
-	go func() { got <- controlOf(t, ours).report() }()
+	go func() { got <- ctl.report() }()
+	select { // a window, not a synchronisation: a slow machine only checks less
+	case msg := <-got:
+		t.Fatalf("report %q before the last copy of the shim's end closed", msg)
+	case <-time.After(50 * time.Millisecond):
+	}
 	if _, err := syscall.Write(copyFD, []byte("start")); err != nil {
 		t.Fatal(err)
 	}
