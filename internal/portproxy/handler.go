@@ -123,12 +123,12 @@ func (p *Proxy) forward(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	for i, s := range segs {
 		esc[i] = url.PathEscape(s)
 	}
-	resp, err := p.fwd(ctx, Request{
+	resp, err := p.send(ctx, g, l, Request{
 		Method: r.Method, Path: "/v1/" + strings.Join(esc, "/"), Query: query,
 		ContentType: r.Header.Get("Content-Type"), Body: body, RunID: g.runID,
 	})
 	switch {
-	case err != nil && l.ctx.Err() != nil:
+	case errors.Is(err, errRevoked) || err != nil && l.ctx.Err() != nil:
 		writeErr(w, errRunEnded)
 		return
 	case err != nil && errors.Is(err, context.DeadlineExceeded):
@@ -154,4 +154,16 @@ func (p *Proxy) forward(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(resp.Body)
+}
+
+// errRevoked is send's refusal of a request whose run was revoked after it found its token.
+var errRevoked = errors.New("portproxy: the run's token was revoked")
+
+// send hands rq to the Forwarder unless g is revoked; revoke waits for it to return.
+func (p *Proxy) send(ctx context.Context, g *grant, l *live, rq Request) (Response, error) {
+	if !g.startSend(l) {
+		return Response{}, errRevoked
+	}
+	defer l.sending.Done()
+	return p.fwd(ctx, rq)
 }

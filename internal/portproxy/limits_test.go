@@ -144,11 +144,19 @@ func TestPerRunBudgetShare(t *testing.T) {
 }
 
 func (f *fixture) callStatus(token, method, path string) int {
-	req, err := http.NewRequest(method, f.url+path, strings.NewReader(""))
+	return f.callStatusBody(token, method, path, "")
+}
+
+// callStatusBody sends a JSON body (none if "") and returns the answer's status, -1 if none.
+func (f *fixture) callStatusBody(token, method, path, body string) int {
+	req, err := http.NewRequest(method, f.url+path, strings.NewReader(body))
 	if err != nil {
 		return -1
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return -1

@@ -64,7 +64,8 @@ type Response struct {
 }
 
 // Forwarder sends a request to Port with the agent's credentials (portapi.Client.Forward,
-// adapted). It returns an error only when Port gave no final answer.
+// adapted). It returns an error only when Port gave no final answer, and returns soon after
+// ctx ends: a run's revoke waits for its requests being sent.
 type Forwarder func(ctx context.Context, rq Request) (Response, error)
 
 // Options configures a Proxy.
@@ -123,6 +124,10 @@ type live struct {
 	cancel context.CancelFunc
 	slots  chan struct{} // MaxConcurrentPerRun
 	lim    *rate.Limiter // the run's share of the budget; nil: none
+	// sending counts the requests being sent to Port, which revoke waits for. It is added
+	// to only under the grant's mu and while the grant is not revoked (startSend), so no Add
+	// follows revoke's Wait.
+	sending sync.WaitGroup
 }
 
 // serving is what g's requests share, made by the first; once g is revoked, its ctx is done.
@@ -140,7 +145,9 @@ func (p *Proxy) serving(g *grant) *live {
 	return g.live
 }
 
-// end revokes g: its requests in flight stop, and any later one finds its run ended.
+// end revokes g: its requests in flight stop, and any later one finds its run ended. It
+// returns once none of them is being sent to Port: those being sent are cancelled and waited
+// for (context.AfterFunc cancels them asynchronously), and no other will be.
 func (g *grant) end() {
 	g.mu.Lock()
 	g.revoked = true
@@ -148,7 +155,20 @@ func (g *grant) end() {
 	g.mu.Unlock()
 	if l != nil {
 		l.cancel()
+		l.sending.Wait()
 	}
+}
+
+// startSend counts a request of g in as being sent to Port (l.sending), unless g is revoked:
+// then it must not be sent.
+func (g *grant) startSend(l *live) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.revoked {
+		return false
+	}
+	l.sending.Add(1)
+	return true
 }
 
 // New returns a Proxy that forwards through fwd.
@@ -175,7 +195,9 @@ func New(fwd Forwarder, opts Options) *Proxy {
 // Register issues a token for one run: 32 random bytes, hex. action names the
 // run's action in log lines; blueprint is the run's blueprint ("" when the run
 // has none: no entity routes by default); allow is the action's portAPI.allow.
-// revoke ends the token (idempotent) and cancels the run's requests in flight.
+// revoke ends the token (idempotent): once it returns, none of the run's requests is being
+// sent to Port, nor will be; those being sent are cancelled and waited for, so the Forwarder
+// must return soon after its context ends.
 func (p *Proxy) Register(runID, action, blueprint string, allow []config.AllowRule) (token string, revoke func()) {
 	var b [32]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
