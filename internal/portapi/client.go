@@ -184,12 +184,37 @@ type logFieldsKey struct{}
 // WithLogFields returns a context whose requests' log lines carry fields too: the caller
 // knows what a request is about (a run's action, say); the client does not.
 func WithLogFields(ctx context.Context, fields ...zap.Field) context.Context {
-	return context.WithValue(ctx, logFieldsKey{}, append(logFields(ctx), fields...))
+	c := &logFieldsCtx{Context: ctx}
+	c.fields = append(append(c.inline[:0], logFieldsOf(ctx)...), fields...)
+	return c
 }
 
+// logFieldsCtx is context.WithValue's value context with the fields in it: every run's
+// context gets one, and WithValue costs the value context, the slice and its boxing.
+type logFieldsCtx struct {
+	context.Context
+	fields []zap.Field
+	inline [1]zap.Field // a run's field (its action): no allocation of its own
+}
+
+func (c *logFieldsCtx) Value(key any) any {
+	if key == (logFieldsKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// logFieldsOf is ctx's fields, shared: not to be changed.
+func logFieldsOf(ctx context.Context) []zap.Field {
+	if c, ok := ctx.Value(logFieldsKey{}).(*logFieldsCtx); ok {
+		return c.fields
+	}
+	return nil
+}
+
+// logFields is a copy of ctx's fields, for a log line to add its own to.
 func logFields(ctx context.Context) []zap.Field {
-	f, _ := ctx.Value(logFieldsKey{}).([]zap.Field)
-	return append([]zap.Field(nil), f...)
+	return append([]zap.Field(nil), logFieldsOf(ctx)...)
 }
 
 // trustCA makes tr trust caFile's certificates besides the system's.
