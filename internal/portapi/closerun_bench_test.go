@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,6 +118,43 @@ func TestCloseRunHeaders(t *testing.T) {
 		"Content-Type": {"application/json"}, "User-Agent": {"port-runner"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("headers %v, want %v", got, want)
+	}
+}
+
+// A JSON request's headers are one map per token, shared by the requests at once: they
+// reach Port whole, every time, and no request changes them (-race sees a write).
+func TestSharedJSONHeadersStayAsTheyAre(t *testing.T) {
+	f := newFakePort(t)
+	var mu sync.Mutex
+	var seen []http.Header
+	f.api = func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		h := r.Header.Clone()
+		h.Del("Accept-Encoding") // the transport's own
+		h.Del("Content-Length")
+		mu.Lock()
+		seen = append(seen, h)
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	}
+	c, _ := newTestClient(t, f, nil)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			if _, err := c.CloseRun(context.Background(), "r_"+strconv.Itoa(i), Closing{Message: "m", TerminationStatus: StatusSuccess}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	want := http.Header{"Accept": {"application/json"}, "Authorization": {"Bearer tok1"},
+		"Content-Type": {"application/json"}, "User-Agent": {"port-runner"}}
+	if len(seen) != 8 {
+		t.Fatalf("%d requests reached Port, want 8", len(seen))
+	}
+	for _, h := range append(seen, c.shared.forJSON("tok1")) {
+		if !reflect.DeepEqual(h, want) {
+			t.Fatalf("headers %v, want %v", h, want)
+		}
 	}
 }
 
