@@ -42,7 +42,8 @@ func TestPortWatch(t *testing.T) {
 		e.RegisterRun(id, "deploy")
 		ctx, cancel := context.WithCancelCause(context.Background())
 		t.Cleanup(func() { cancel(nil) })
-		runCtx[id], stop[id] = ctx, w.watch(cancel, id, api, false, zap.NewNop())
+		watched := w.watch(cancel, id, api, false, zap.NewNop())
+		runCtx[id], stop[id] = ctx, func() bool { return w.unwatch(watched) }
 	}
 	// turn is one turn of the watch with every run an interval older than it is.
 	turn := func() {
@@ -100,9 +101,9 @@ func BenchmarkRunContext(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		ctx, cancel := context.WithCancelCause(work)
-		unwatch := w.watch(cancel, "r_bench", nil, false, zap.NewNop())
+		watched := w.watch(cancel, "r_bench", nil, false, zap.NewNop())
 		_ = ctx.Done()
-		unwatch()
+		w.unwatch(watched)
 		cancel(nil)
 	}
 }
