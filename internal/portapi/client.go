@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -86,6 +87,7 @@ type Client struct {
 	sched        *scheduler
 	tok          tokenCache
 	shared       *sharedHeaders
+	encoders     sync.Pool // of *bodyEncoder
 
 	// sleep waits between attempts; replaced in tests to record the waits.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -168,16 +170,35 @@ func New(opts Options) (*Client, error) {
 }
 
 // encodeJSON encodes v without HTML escaping: log lines containing <, > or &
-// must reach Port exactly as the command wrote them.
-func encodeJSON(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+// must reach Port exactly as the command wrote them. The encoder and its buffer are kept
+// for the next body (every run's closing request has one): the body is a copy of its own.
+func (c *Client) encodeJSON(v any) ([]byte, error) {
+	e, _ := c.encoders.Get().(*bodyEncoder)
+	if e == nil {
+		e = &bodyEncoder{}
+		e.enc = json.NewEncoder(&e.buf)
+		e.enc.SetEscapeHTML(false)
+	}
+	defer func() {
+		if e.buf.Cap() <= maxKeptBody { // one large body must not stay for every later one
+			e.buf.Reset()
+			c.encoders.Put(e)
+		}
+	}()
+	if err := e.enc.Encode(v); err != nil {
 		return nil, err
 	}
-	return bytes.TrimRight(b.Bytes(), "\n"), nil
+	return bytes.Clone(bytes.TrimRight(e.buf.Bytes(), "\n")), nil
 }
+
+// bodyEncoder is a request body's JSON encoder, writing to its buffer.
+type bodyEncoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+// maxKeptBody is the largest buffer an encoder is kept with.
+const maxKeptBody = 64 << 10
 
 type logFieldsKey struct{}
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -197,5 +198,30 @@ func TestWithLogFieldsNested(t *testing.T) {
 	cancel(why)
 	if ctx.Err() != context.Canceled || context.Cause(ctx) != why {
 		t.Fatalf("err %v, cause %v: want the parent's", ctx.Err(), context.Cause(ctx))
+	}
+}
+
+// Bodies are encoding/json's without HTML escaping, each its own though the encoder is
+// kept: a shorter body after a longer one carries nothing of it.
+func TestClosingBodiesAsWritten(t *testing.T) {
+	f := newFakePort(t)
+	c, _ := newTestClient(t, f, nil)
+	for _, msg := range []string{"<b>a & b</b>\n\u2028 \"long\" " + strings.Repeat("x", 300), "short"} {
+		if _, err := c.CloseRun(context.Background(), "r_1", Closing{Message: msg, TerminationStatus: StatusSuccess}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{
+		`{"message":"<b>a & b</b>\n\u2028 \"long\" ` + strings.Repeat("x", 300) + `","terminationStatus":"SUCCESS"}`,
+		`{"message":"short","terminationStatus":"SUCCESS"}`,
+	}
+	var got []string
+	for _, r := range f.recorded() {
+		if strings.HasSuffix(r.path, "/logs") {
+			got = append(got, string(r.body))
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("bodies\n%q\nwant\n%q", got, want)
 	}
 }
