@@ -163,8 +163,9 @@ type RunLog struct {
 	cancel context.CancelFunc // ends the sender's context
 
 	closeMu sync.Mutex // serializes Close
-	fin     *final     // the closing request, computed once by the first Close
-	closed  bool       // Port has the termination: later Closes send nothing
+	fin     final      // the closing request, computed once by the first Close (finMade)
+	finMade bool
+	closed  bool // Port has the termination: later Closes send nothing
 
 	mu      sync.Mutex // guards the stages and the two flags below
 	split   splitter
