@@ -43,10 +43,10 @@ func (l *RunLog) Close(ctx context.Context, o Outcome) error {
 	}
 
 	l.mu.Lock()
-	if l.fin == nil {
-		l.fin = l.finalLocked(o)
+	if !l.finMade {
+		l.fin, l.finMade = l.finalLocked(o), true
 	}
-	fin, gone := l.fin, l.gone
+	fin, gone := &l.fin, l.gone // fin is read and changed under closeMu only
 	l.mu.Unlock()
 
 	if gone {
@@ -106,7 +106,7 @@ func (l *RunLog) stopSender(ctx context.Context) error {
 func (l *RunLog) sendFullBatches(ctx context.Context) error {
 	for {
 		l.mu.Lock()
-		if l.gone || l.fin != nil || !l.batch.full() {
+		if l.gone || l.finMade || !l.batch.full() {
 			l.mu.Unlock()
 			return nil
 		}
@@ -119,9 +119,9 @@ func (l *RunLog) sendFullBatches(ctx context.Context) error {
 }
 
 // finalLocked builds the closing request from what is left; l.mu is held.
-func (l *RunLog) finalLocked(o Outcome) *final {
+func (l *RunLog) finalLocked(o Outcome) final {
 	// Patches not yet sent go now, except a label the closing request carries anyway.
-	fin := &final{}
+	var fin final
 	fin.patch, fin.patched = l.cmds.takeForClosing()
 
 	lines := l.lastLinesLocked(o.Summary)

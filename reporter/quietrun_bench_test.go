@@ -14,10 +14,11 @@ import (
 
 // BenchmarkQuietRun is the reporter's share of a run that prints nothing: its log's start
 // and its closing request (a Port that answers at once), with a JSON logger as the agent's,
-// a parent context that can end and a secret (the run's Port API token), as the agent's runs have.
+// a parent context that can end, the agent's own secret to mask in every run and a secret
+// (the run's Port API token), as the agent's runs have.
 func BenchmarkQuietRun(b *testing.B) {
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
-	rep := New(nopAPI{}, Options{Logger: logger})
+	rep := New(nopAPI{}, Options{Logger: logger, Mask: []string{"the-agents-client-secret"}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	secrets := []string{"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}

@@ -139,6 +139,8 @@ func (r *Reporter) StartOn(ctx context.Context, api API, runID string, secrets [
 	l.log = runLogger{base: opts.Logger, runID: runID, fields: fields}
 	l.split = splitter{guard: &l.mask, emit: l}
 	l.cmds = commands{mask: &l.mask, log: &l.log, notice: l}
+	// The agent's masks and the run's secrets, one part each as a rule: one allocation.
+	l.mask.values = make([]string, 0, len(masks)+len(secrets))
 	l.mask.addParts(masks...)
 	l.mask.add(secrets...)
 	return l
@@ -161,8 +163,9 @@ type RunLog struct {
 	cancel context.CancelFunc // ends the sender's context
 
 	closeMu sync.Mutex // serializes Close
-	fin     *final     // the closing request, computed once by the first Close
-	closed  bool       // Port has the termination: later Closes send nothing
+	fin     final      // the closing request, computed once by the first Close (finMade)
+	finMade bool
+	closed  bool // Port has the termination: later Closes send nothing
 
 	mu      sync.Mutex // guards the stages and the two flags below
 	split   splitter

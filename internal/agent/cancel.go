@@ -60,22 +60,26 @@ func newPortWatch(api *portapi.Client, interval time.Duration, log *zap.Logger) 
 	return &portWatch{api: api, interval: interval, log: log, kick: make(chan struct{}, 1), runs: map[string]*watched{}}
 }
 
-// watch watches a run until unwatch, which reports whether Port ended it meanwhile: then
-// cancel, that of the context its command runs under (the caller's, which ends it), was
-// called with errCancelledInPort. A run cancelled so stays marked (/status) until forget.
-func (w *portWatch) watch(cancel context.CancelCauseFunc, id string, tgt checker, node bool, log *zap.Logger) (unwatch func() bool) {
+// watch watches a run until unwatch. The caller's cancel, that of the context its command
+// runs under (which ends it), is called with errCancelledInPort if Port ends the run.
+func (w *portWatch) watch(cancel context.CancelCauseFunc, id string, tgt checker, node bool, log *zap.Logger) *watched {
 	r := &watched{id: id, tgt: tgt, node: node, log: log, started: time.Now(), cancel: cancel}
 	w.mu.Lock()
 	w.runs[id] = r
 	w.mu.Unlock()
-	return func() bool {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if w.runs[id] == r && !r.cancelled {
-			delete(w.runs, id)
-		}
-		return r.cancelled
+	return r
+}
+
+// unwatch ends watch's watch of r and reports whether Port ended the run meanwhile. A run
+// cancelled so stays marked (/status) until forget. (A method, not a closure that watch
+// returns: one allocation less per run.)
+func (w *portWatch) unwatch(r *watched) (cancelled bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.runs[r.id] == r && !r.cancelled {
+		delete(w.runs, r.id)
 	}
+	return r.cancelled
 }
 
 // forget drops a cancelled run's mark once it has left.

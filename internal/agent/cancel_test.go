@@ -42,7 +42,8 @@ func TestPortWatch(t *testing.T) {
 		e.RegisterRun(id, "deploy")
 		ctx, cancel := context.WithCancelCause(context.Background())
 		t.Cleanup(func() { cancel(nil) })
-		runCtx[id], stop[id] = ctx, w.watch(cancel, id, api, false, zap.NewNop())
+		watched := w.watch(cancel, id, api, false, zap.NewNop())
+		runCtx[id], stop[id] = ctx, func() bool { return w.unwatch(watched) }
 	}
 	// turn is one turn of the watch with every run an interval older than it is.
 	turn := func() {
@@ -100,9 +101,59 @@ func BenchmarkRunContext(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		ctx, cancel := context.WithCancelCause(work)
-		unwatch := w.watch(cancel, "r_bench", nil, false, zap.NewNop())
+		watched := w.watch(cancel, "r_bench", nil, false, zap.NewNop())
 		_ = ctx.Done()
-		unwatch()
+		w.unwatch(watched)
 		cancel(nil)
+	}
+}
+
+// handoverLease's handover is its own context, as a partition's is.
+type handoverLease struct {
+	ownLease
+	h context.Context
+}
+
+func (l handoverLease) handover() context.Context { return l.h }
+
+// BenchmarkUntilHandover is the context admit waits for a slot under, as a run of the
+// topic has it: ended by the work, the first signal and the partition's handover.
+func BenchmarkUntilHandover(b *testing.B) {
+	stop, stopStop := context.WithCancel(context.Background())
+	defer stopStop()
+	handover, stopHandover := context.WithCancel(context.Background())
+	defer stopHandover()
+	r := &run{stop: stop, work: context.Background(), lease: handoverLease{h: handover}}
+	b.ReportAllocs()
+	for b.Loop() {
+		bound := r.untilHandover(r.work)
+		_ = bound.ctx.Done()
+		bound.end()
+	}
+}
+
+// The context ends with the first of its sources, with that source's cause.
+func TestUntilHandoverCause(t *testing.T) {
+	why := errors.New("second signal")
+	for _, tc := range []struct {
+		name string
+		end  func(stop, handover context.CancelCauseFunc)
+		want error
+	}{
+		{"signal", func(stop, _ context.CancelCauseFunc) { stop(why) }, why},
+		{"handover", func(_, handover context.CancelCauseFunc) { handover(nil) }, errHandedOver},
+	} {
+		stop, cancelStop := context.WithCancelCause(context.Background())
+		handover, cancelHandover := context.WithCancelCause(context.Background())
+		r := &run{stop: stop, lease: handoverLease{h: handover}}
+		bound := r.untilHandover(context.Background())
+		tc.end(cancelStop, cancelHandover)
+		<-bound.ctx.Done()
+		if got := context.Cause(bound.ctx); got != tc.want {
+			t.Errorf("%s: cause %v, want %v", tc.name, got, tc.want)
+		}
+		bound.end()
+		cancelStop(nil)
+		cancelHandover(nil)
 	}
 }

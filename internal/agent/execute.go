@@ -111,9 +111,9 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 		r.life.started(pid)
 	}
 	// One context for the lease and Port: whichever ends the command first says why.
-	unwatch := a.watch.watch(cancel, r.msg.ID, a.target(r.msg), runmsg.IsWorkflowNodeRun(r.msg.ID), r.log)
+	watched := a.watch.watch(cancel, r.msg.ID, a.target(r.msg), runmsg.IsWorkflowNodeRun(r.msg.ID), r.log)
 	res = executor.Run(ctx, *spec, runLog)
-	cancelled = unwatch()
+	cancelled = a.watch.unwatch(watched)
 	a.metrics.ObserveRunDuration(r.msg.Action, res.Duration)
 	return res, cancelled
 }

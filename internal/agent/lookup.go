@@ -20,8 +20,9 @@ var lookupRetry = backoff.Policy{Base: 200 * time.Millisecond, Max: 5 * time.Sec
 // Past the closing budget it says so once and goes on. err is nil, or a permanent refusal,
 // or the reason it stopped (the agent's stop or the handover: the next owner decides the run).
 func (a *Agent) lookupRun(r *run) (portapi.Run, error) {
-	ctx, cancel := r.untilHandover(r.report)
-	defer cancel()
+	bound := r.untilHandover(r.report)
+	defer bound.end()
+	ctx := bound.ctx
 	tgt := a.target(r.msg)
 	budget := time.Now().Add(a.timings.closingBudget)
 	warned := false

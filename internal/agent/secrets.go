@@ -22,9 +22,15 @@ type secretInput struct {
 // secretInputs are the run's inputs to decrypt: the action's secretInputs and every input
 // the message's action schema marks with an "encryption".
 func (a *action) secretInputs(run runmsg.Run) map[string]secretInput {
-	names := map[string]secretInput{}
+	var names map[string]secretInput // made for the first: most runs have none
+	add := func(n string, in secretInput) {
+		if names == nil {
+			names = map[string]secretInput{}
+		}
+		names[n] = in
+	}
 	for _, n := range a.cfg.SecretInputs {
-		names[n] = secretInput{}
+		add(n, secretInput{})
 	}
 	msg := run.Context["message"]
 	for _, schema := range []any{
@@ -37,10 +43,10 @@ func (a *action) secretInputs(run runmsg.Run) map[string]secretInput {
 			enc := runmsg.Lookup(p, "encryption")
 			switch {
 			case enc == runmsg.SecretAlgorithm:
-				names[n] = secretInput{typ: typ, algorithm: runmsg.SecretAlgorithm}
+				add(n, secretInput{typ: typ, algorithm: runmsg.SecretAlgorithm})
 			case runmsg.Lookup(enc, "algorithm") == runmsg.ClientSideAlgorithm:
 				key, _ := runmsg.Lookup(enc, "key").(string)
-				names[n] = secretInput{typ: typ, algorithm: runmsg.ClientSideAlgorithm, publicKey: key}
+				add(n, secretInput{typ: typ, algorithm: runmsg.ClientSideAlgorithm, publicKey: key})
 			}
 		}
 	}

@@ -19,9 +19,9 @@ import (
 func admit(a *Agent, r *run) verdict {
 	a.count(metrics.OutcomeAccepted)
 	r.life.to(phaseAdmitted)
-	ctx, cancel := r.untilHandover(r.work)
-	release, err := a.pool.Acquire(ctx, r.msg.Action)
-	cancel()
+	bound := r.untilHandover(r.work)
+	release, err := a.pool.Acquire(bound.ctx, r.msg.Action)
+	bound.end()
 	if err != nil {
 		r.log.Info("not started; left for the next owner", zap.String("at", r.where), zap.Error(err))
 		return left

@@ -102,7 +102,7 @@ func (c *Client) invalidate(tok string) {
 }
 
 func (c *Client) fetchToken(ctx context.Context) (token string, lifetime time.Duration, obtained time.Time, err error) {
-	body, err := encodeJSON(struct {
+	body, err := c.encodeJSON(struct {
 		ClientID     string `json:"clientId"`
 		ClientSecret string `json:"clientSecret"`
 	}{c.clientID, c.clientSecret})

@@ -66,7 +66,7 @@ func (c *Client) claim(ctx context.Context, cl Claim, endpoint, path, field stri
 	if !node {
 		in["invocationMethod"] = "WEBHOOK"
 	}
-	body, err := encodeJSON(in)
+	body, err := c.encodeJSON(in)
 	if err != nil {
 		return nil, fmt.Errorf("claim pending runs: %w", err)
 	}
@@ -109,7 +109,7 @@ func claimedID(raw json.RawMessage, node bool) string {
 // body; port-agent sends {"runIds": [...]}) so Port never offers it again. A 409, or an
 // answer that acknowledged nothing (port-agent's "ackedCount": 0), is ErrClaimedElsewhere.
 func (c *Client) AckRun(ctx context.Context, runID string) error {
-	body, err := encodeJSON(map[string]string{"runId": runID})
+	body, err := c.encodeJSON(map[string]string{"runId": runID})
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func (c *Client) AckRun(ctx context.Context, runID string) error {
 // AckNodeRun acknowledges a claimed node run: PATCH /v1/workflows/runs/ack
 // {"nodeRunIdentifier"}; a 409 or "acked": false is ErrClaimedElsewhere.
 func (c *Client) AckNodeRun(ctx context.Context, runID string) error {
-	body, err := encodeJSON(map[string]string{"nodeRunIdentifier": runID})
+	body, err := c.encodeJSON(map[string]string{"nodeRunIdentifier": runID})
 	if err != nil {
 		return err
 	}
@@ -169,7 +169,7 @@ func (c *Client) ack(ctx context.Context, endpoint, path, runID string, body []b
 // port-agent does at start-up: PATCH /v1/organization {"settings":
 // {"portAgentStreamerName": "KAFKA" | "POLLING"}}.
 func (c *Client) SetStreamer(ctx context.Context, name string) error {
-	body, err := encodeJSON(map[string]any{"settings": map[string]string{"portAgentStreamerName": name}})
+	body, err := c.encodeJSON(map[string]any{"settings": map[string]string{"portAgentStreamerName": name}})
 	if err == nil {
 		err = c.do(ctx, request{endpoint: EndpointOrganization, method: http.MethodPatch, path: "/v1/organization", body: body, prio: PriorityLog}, nil)
 	}

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -86,6 +87,7 @@ type Client struct {
 	sched        *scheduler
 	tok          tokenCache
 	shared       *sharedHeaders
+	encoders     sync.Pool // of *bodyEncoder
 
 	// sleep waits between attempts; replaced in tests to record the waits.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -168,28 +170,72 @@ func New(opts Options) (*Client, error) {
 }
 
 // encodeJSON encodes v without HTML escaping: log lines containing <, > or &
-// must reach Port exactly as the command wrote them.
-func encodeJSON(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+// must reach Port exactly as the command wrote them. The encoder and its buffer are kept
+// for the next body (every run's closing request has one): the body is a copy of its own.
+func (c *Client) encodeJSON(v any) ([]byte, error) {
+	e, _ := c.encoders.Get().(*bodyEncoder)
+	if e == nil {
+		e = &bodyEncoder{}
+		e.enc = json.NewEncoder(&e.buf)
+		e.enc.SetEscapeHTML(false)
+	}
+	defer func() {
+		if e.buf.Cap() <= maxKeptBody { // one large body must not stay for every later one
+			e.buf.Reset()
+			c.encoders.Put(e)
+		}
+	}()
+	if err := e.enc.Encode(v); err != nil {
 		return nil, err
 	}
-	return bytes.TrimRight(b.Bytes(), "\n"), nil
+	return bytes.Clone(bytes.TrimRight(e.buf.Bytes(), "\n")), nil
 }
+
+// bodyEncoder is a request body's JSON encoder, writing to its buffer.
+type bodyEncoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+// maxKeptBody is the largest buffer an encoder is kept with.
+const maxKeptBody = 64 << 10
 
 type logFieldsKey struct{}
 
 // WithLogFields returns a context whose requests' log lines carry fields too: the caller
 // knows what a request is about (a run's action, say); the client does not.
 func WithLogFields(ctx context.Context, fields ...zap.Field) context.Context {
-	return context.WithValue(ctx, logFieldsKey{}, append(logFields(ctx), fields...))
+	c := &logFieldsCtx{Context: ctx}
+	c.fields = append(append(c.inline[:0], logFieldsOf(ctx)...), fields...)
+	return c
 }
 
+// logFieldsCtx is context.WithValue's value context with the fields in it: every run's
+// context gets one, and WithValue costs the value context, the slice and its boxing.
+type logFieldsCtx struct {
+	context.Context
+	fields []zap.Field
+	inline [1]zap.Field // a run's field (its action): no allocation of its own
+}
+
+func (c *logFieldsCtx) Value(key any) any {
+	if key == (logFieldsKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// logFieldsOf is ctx's fields, shared: not to be changed.
+func logFieldsOf(ctx context.Context) []zap.Field {
+	if c, ok := ctx.Value(logFieldsKey{}).(*logFieldsCtx); ok {
+		return c.fields
+	}
+	return nil
+}
+
+// logFields is a copy of ctx's fields, for a log line to add its own to.
 func logFields(ctx context.Context) []zap.Field {
-	f, _ := ctx.Value(logFieldsKey{}).([]zap.Field)
-	return append([]zap.Field(nil), f...)
+	return append([]zap.Field(nil), logFieldsOf(ctx)...)
 }
 
 // trustCA makes tr trust caFile's certificates besides the system's.

@@ -453,19 +453,7 @@ func TestRetry5xxThenSuccess(t *testing.T) {
 
 func TestRetryNetworkError(t *testing.T) {
 	f := newFakePort(t)
-	var dropped atomic.Bool
-	f.api = func(w http.ResponseWriter, r *http.Request, _ []byte) {
-		if dropped.CompareAndSwap(false, true) {
-			conn, _, err := w.(http.Hijacker).Hijack()
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			conn.Close()
-			return
-		}
-		fmt.Fprint(w, `{"ok":true}`)
-	}
+	f.api = firstAnswerCut(t, "")
 	c, obs := newTestClient(t, f, nil)
 	if err := c.AppendLog(context.Background(), "r_1", "x"); err != nil {
 		t.Fatal(err)

@@ -4,12 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"reflect"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // cannedPort answers every request on a kept-alive connection with one fixed 200 and
@@ -114,5 +119,109 @@ func TestCloseRunHeaders(t *testing.T) {
 		"Content-Type": {"application/json"}, "User-Agent": {"port-runner"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("headers %v, want %v", got, want)
+	}
+}
+
+// A JSON request's headers are one map per token, shared by the requests at once: they
+// reach Port whole, every time, and no request changes them (-race sees a write).
+func TestSharedJSONHeadersStayAsTheyAre(t *testing.T) {
+	f := newFakePort(t)
+	var mu sync.Mutex
+	var seen []http.Header
+	f.api = func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		h := r.Header.Clone()
+		h.Del("Accept-Encoding") // the transport's own
+		h.Del("Content-Length")
+		mu.Lock()
+		seen = append(seen, h)
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	}
+	c, _ := newTestClient(t, f, nil)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			if _, err := c.CloseRun(context.Background(), "r_"+strconv.Itoa(i), Closing{Message: "m", TerminationStatus: StatusSuccess}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	want := http.Header{"Accept": {"application/json"}, "Authorization": {"Bearer tok1"},
+		"Content-Type": {"application/json"}, "User-Agent": {"port-runner"}}
+	if len(seen) != 8 {
+		t.Fatalf("%d requests reached Port, want 8", len(seen))
+	}
+	for _, h := range append(seen, c.shared.forJSON("tok1")) {
+		if !reflect.DeepEqual(h, want) {
+			t.Fatalf("headers %v, want %v", h, want)
+		}
+	}
+}
+
+// BenchmarkWithLogFields is what every run's context pays for its requests' log fields:
+// one allocation (the value context holds the fields).
+func BenchmarkWithLogFields(b *testing.B) {
+	b.ReportAllocs()
+	ctx := context.Background()
+	for b.Loop() {
+		_ = WithLogFields(ctx, zap.String("action", "deploy"))
+	}
+}
+
+// The fields add up along a context's parents, and a child's do not change its parent's.
+func TestWithLogFieldsNested(t *testing.T) {
+	parent := WithLogFields(context.Background(), zap.String("action", "deploy"))
+	child := WithLogFields(parent, zap.String("step", "two"), zap.Int("n", 3))
+	sibling := WithLogFields(parent, zap.String("step", "three"))
+	for _, tc := range []struct {
+		ctx  context.Context
+		want []zap.Field
+	}{
+		{context.Background(), nil},
+		{parent, []zap.Field{zap.String("action", "deploy")}},
+		{child, []zap.Field{zap.String("action", "deploy"), zap.String("step", "two"), zap.Int("n", 3)}},
+		{sibling, []zap.Field{zap.String("action", "deploy"), zap.String("step", "three")}},
+	} {
+		if got := logFields(tc.ctx); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("logFields = %v, want %v", got, tc.want)
+		}
+	}
+	// The context is still its parent's otherwise: values, cancellation and its cause.
+	type key struct{}
+	base, cancel := context.WithCancelCause(context.WithValue(context.Background(), key{}, "v"))
+	ctx := WithLogFields(base, zap.String("action", "deploy"))
+	if ctx.Value(key{}) != "v" {
+		t.Fatal("the parent's value is lost")
+	}
+	why := errors.New("why")
+	cancel(why)
+	if ctx.Err() != context.Canceled || context.Cause(ctx) != why {
+		t.Fatalf("err %v, cause %v: want the parent's", ctx.Err(), context.Cause(ctx))
+	}
+}
+
+// Bodies are encoding/json's without HTML escaping, each its own though the encoder is
+// kept: a shorter body after a longer one carries nothing of it.
+func TestClosingBodiesAsWritten(t *testing.T) {
+	f := newFakePort(t)
+	c, _ := newTestClient(t, f, nil)
+	for _, msg := range []string{"<b>a & b</b>\n\u2028 \"long\" " + strings.Repeat("x", 300), "short"} {
+		if _, err := c.CloseRun(context.Background(), "r_1", Closing{Message: msg, TerminationStatus: StatusSuccess}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{
+		`{"message":"<b>a & b</b>\n\u2028 \"long\" ` + strings.Repeat("x", 300) + `","terminationStatus":"SUCCESS"}`,
+		`{"message":"short","terminationStatus":"SUCCESS"}`,
+	}
+	var got []string
+	for _, r := range f.recorded() {
+		if strings.HasSuffix(r.path, "/logs") {
+			got = append(got, string(r.body))
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("bodies\n%q\nwant\n%q", got, want)
 	}
 }

@@ -10,6 +10,9 @@ import (
 // (sharedHeaders): net/http only reads them, and building each anew cost every request an
 // allocation per header.
 func (c *Client) headers(rq request, token string) http.Header {
+	if rq.body != nil && rq.ctype == "" && token != "" && !rq.reserved {
+		return c.shared.forJSON(token) // a closing request's, a log batch's: made once per token
+	}
 	h := make(http.Header, 5)
 	h["User-Agent"] = c.shared.userAgent
 	h["Accept"] = c.shared.json
@@ -39,19 +42,29 @@ type sharedHeaders struct {
 type authHeader struct {
 	token string
 	value []string
+	// json is all the headers of a request with a JSON body under token, whole: net/http
+	// reads a request's headers and never changes them (it clones them to change any).
+	json http.Header
 }
 
 func newSharedHeaders() *sharedHeaders {
 	return &sharedHeaders{userAgent: []string{userAgent}, json: []string{"application/json"}, yes: []string{"true"}}
 }
 
-func (h *sharedHeaders) bearer(token string) []string {
+func (h *sharedHeaders) bearer(token string) []string { return h.of(token).value }
+
+// forJSON is the headers of a request with a JSON body under token, not to be changed.
+func (h *sharedHeaders) forJSON(token string) http.Header { return h.of(token).json }
+
+// of is token's headers, made when token is new.
+func (h *sharedHeaders) of(token string) *authHeader {
 	if a := h.auth.Load(); a != nil && a.token == token {
-		return a.value
+		return a
 	}
 	a := &authHeader{token: token, value: []string{"Bearer " + token}}
+	a.json = http.Header{"User-Agent": h.userAgent, "Accept": h.json, "Content-Type": h.json, "Authorization": a.value}
 	h.auth.Store(a)
-	return a.value
+	return a
 }
 
 // readBody reads an answer's body, at most maxResponseBody: one allocation of its size when

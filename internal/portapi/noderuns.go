@@ -56,7 +56,7 @@ func (n NodeRuns) AppendLogFrom(ctx context.Context, runID string, abandon <-cha
 			if !ok {
 				return nil, false
 			}
-			b, err := nodeLogBody(m)
+			b, err := nodeLogBody(n.C, m)
 			encErr = err
 			return b, err == nil
 		},
@@ -65,7 +65,7 @@ func (n NodeRuns) AppendLogFrom(ctx context.Context, runID string, abandon <-cha
 }
 
 func (n NodeRuns) appendLog(ctx context.Context, runID, message string, prio Priority) error {
-	body, err := nodeLogBody(message)
+	body, err := nodeLogBody(n.C, message)
 	if err == nil {
 		err = n.C.do(ctx, request{
 			endpoint: EndpointNodeRunLogs, method: http.MethodPost, path: nodeRunPath(runID) + "/logs",
@@ -78,13 +78,13 @@ func (n NodeRuns) appendLog(ctx context.Context, runID, message string, prio Pri
 	return nil
 }
 
-func nodeLogBody(message string) ([]byte, error) {
+func nodeLogBody(c *Client, message string) ([]byte, error) {
 	lines := strings.Split(message, "\n")
 	logs := make([]nodeLog, 0, len(lines))
 	for _, l := range lines {
 		logs = append(logs, nodeLog{Level: "INFO", Message: l})
 	}
-	return encodeJSON(struct {
+	return c.encodeJSON(struct {
 		Logs []nodeLog `json:"logs"`
 	}{logs})
 }
@@ -108,7 +108,7 @@ func (n NodeRuns) CloseRun(ctx context.Context, runID string, cl Closing) (alrea
 	if output == nil {
 		output = map[string]any{}
 	}
-	body, err := encodeJSON(struct {
+	body, err := n.C.encodeJSON(struct {
 		Status string         `json:"status"`
 		Result string         `json:"result"`
 		Output map[string]any `json:"output"`
@@ -189,7 +189,7 @@ func (n NodeRuns) getRun(ctx context.Context, runID string, prio Priority) (Run,
 // PATCH /v1/actions/runs/{id}/response {"response": ...}. It has closing priority: the run
 // is closed right after it.
 func (c *Client) SendResponse(ctx context.Context, runID string, response any) error {
-	body, err := encodeJSON(struct {
+	body, err := c.encodeJSON(struct {
 		Response any `json:"response"`
 	}{response})
 	if err == nil {

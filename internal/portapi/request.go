@@ -52,6 +52,9 @@ type request struct {
 	// attempts, if set, counts the attempts that got an answer or may have reached Port.
 	attempts *int
 	runID    string // for log lines, and the scheduler's turns between runs
+	// unread: a 2xx answer's body is of no use (do has nowhere to decode it): it is read
+	// to the end, for the connection's sake, and dropped rather than kept.
+	unread bool
 }
 
 // do runs rq until it succeeds, fails permanently or ctx is done, and decodes
@@ -60,6 +63,7 @@ func (c *Client) do(ctx context.Context, rq request, out any) error {
 	if err := checkRunID(rq); err != nil {
 		return err
 	}
+	rq.unread = out == nil
 	code, _, body, err := c.doRaw(ctx, rq)
 	if err != nil {
 		return err
@@ -208,7 +212,13 @@ func (c *Client) attempt(ctx context.Context, rq request, token string) (code in
 		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
-	body, err = readBody(resp)
+	if n := resp.ContentLength; rq.unread && resp.StatusCode >= 200 && resp.StatusCode < 300 && n >= 0 && n <= maxTrustedLength {
+		// A closing request's answer, of a length Port said: read (a cut-off one fails as
+		// below) and dropped. net/http ends the body at its length.
+		_, err = io.Copy(io.Discard, resp.Body)
+	} else {
+		body, err = readBody(resp)
+	}
 	if err != nil {
 		// The answer was cut off: treat it like a network error, so it is
 		// retried (a repeated close is detected as already closed).

@@ -75,7 +75,7 @@ func runPath(runID string) string {
 // AppendLog adds message to the run's log. It has log priority: closing
 // requests waiting for their turn go first.
 func (c *Client) AppendLog(ctx context.Context, runID, message string) error {
-	body, err := encodeJSON(struct {
+	body, err := c.encodeJSON(struct {
 		Message string `json:"message"`
 	}{message})
 	if err == nil {
@@ -105,7 +105,7 @@ func (c *Client) AppendLogFrom(ctx context.Context, runID string, abandon <-chan
 			if !ok {
 				return nil, false
 			}
-			b, err := encodeJSON(struct {
+			b, err := c.encodeJSON(struct {
 				Message string `json:"message"`
 			}{m})
 			encErr = err
@@ -128,7 +128,7 @@ func (c *Client) PatchRunFrom(ctx context.Context, runID string, abandon <-chan 
 			if !ok || p.empty() {
 				return nil, false
 			}
-			b, err := encodeJSON(p)
+			b, err := c.encodeJSON(p)
 			encErr = err
 			return b, err == nil
 		},
@@ -154,7 +154,7 @@ func sentOrErr(err, encErr error, what string) (bool, error) {
 // shows it as terminated (a redelivery, or an earlier attempt whose answer
 // was lost), the run counts as closed: alreadyClosed is true and err nil.
 func (c *Client) CloseRun(ctx context.Context, runID string, cl Closing) (alreadyClosed bool, err error) {
-	body, err := encodeJSON(struct {
+	body, err := c.encodeJSON(struct {
 		Message           string `json:"message"`
 		TerminationStatus string `json:"terminationStatus"`
 		StatusLabel       string `json:"statusLabel,omitempty"`
@@ -191,7 +191,7 @@ func (c *Client) PatchRun(ctx context.Context, runID string, p RunPatch) error {
 	if p.empty() {
 		return nil
 	}
-	body, err := encodeJSON(p)
+	body, err := c.encodeJSON(p)
 	if err == nil {
 		err = c.do(ctx, request{
 			endpoint: EndpointRunPatch, method: http.MethodPatch, path: runPath(runID),

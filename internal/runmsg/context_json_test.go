@@ -28,6 +28,18 @@ func contextsOf(t testing.TB, raw []byte, s string, f float64) []map[string]any 
 	out := []map[string]any{{"runId": "r_1", s: s, "f": f, "list": []any{s, f, nil, true, 3}, "none": []any(nil), "nomap": map[string]any(nil)}}
 	if v, err := parseOrdered(raw); err == nil {
 		out = append(out, map[string]any{"message": toValue(v), "properties": map[string]any{s: toValue(v)}})
+		// Shaped as the decoder makes a context: the message, and its members again as they
+		// are (the same maps), before and after it in key order; the message twice too.
+		msg := toValue(v)
+		shared := map[string]any{"message": msg, "again": msg, s: msg}
+		if m, ok := msg.(map[string]any); ok {
+			for k, val := range m {
+				shared[k] = val
+				shared["~"+k] = val
+				shared[" "+k] = []any{val, m}
+			}
+		}
+		out = append(out, shared)
 	}
 	var plain any
 	if json.Unmarshal(raw, &plain) == nil {
@@ -39,7 +51,7 @@ func contextsOf(t testing.TB, raw []byte, s string, f float64) []map[string]any 
 func checkContextJSON(t *testing.T, ctx map[string]any) {
 	t.Helper()
 	want, werr := contextJSONOracle(ctx)
-	got, gerr := appendJSON(nil, ctx, encodingJSON)
+	got, gerr := Run{Context: ctx}.ContextJSON()
 	if (werr == nil) != (gerr == nil) {
 		t.Fatalf("errors differ: encoding/json %v, hand-written %v", werr, gerr)
 	}
@@ -64,9 +76,13 @@ func FuzzContextJSONAgreesWithEncodingJSON(f *testing.F) {
 	f.Add([]byte(`{}`), "", 1e21)
 	f.Add([]byte(`{}`), "x", 123456789.0)
 	f.Add([]byte(`{}`), "x", -0.0)
+	d := mustDecoder(f, Options{})
 	f.Fuzz(func(t *testing.T, raw []byte, s string, fl float64) {
 		for _, ctx := range contextsOf(t, raw, s, fl) {
 			checkContextJSON(t, ctx)
+		}
+		if run, err := d.Decode(raw); err == nil {
+			checkContextJSON(t, run.Context)
 		}
 	})
 }
@@ -95,6 +111,28 @@ func TestContextJSONAllocatesLessThanEncodingJSON(t *testing.T) {
 	})
 	if got*3 > oracle {
 		t.Fatalf("the run file of the vector allocates %.0f times, encoding/json %.0f: want at most a third", got, oracle)
+	}
+}
+
+// marshalCount counts its encodings.
+type marshalCount struct{ n *int }
+
+func (m marshalCount) MarshalJSON() ([]byte, error) {
+	*m.n++
+	return []byte(`"counted"`), nil
+}
+
+// The message's objects that the context holds again (properties, entity, trigger: the
+// same maps) are written once and copied: the run file is written for every run.
+func TestContextJSONWritesSharedObjectsOnce(t *testing.T) {
+	var n int
+	entity := map[string]any{"identifier": "e", "x": marshalCount{&n}}
+	props := map[string]any{"p": marshalCount{&n}, "nested": map[string]any{"q": marshalCount{&n}}}
+	msg := map[string]any{"payload": map[string]any{"entity": entity, "properties": props}}
+	ctx := map[string]any{"entity": entity, "message": msg, "properties": props, "runId": "r_1"}
+	checkContextJSON(t, ctx) // the oracle encodes each twice, the run file once
+	if n != 6+3 {
+		t.Fatalf("%d encodings of the shared values, want 6 by the oracle and 3 by the run file", n)
 	}
 }
 

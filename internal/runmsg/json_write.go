@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // style is whose serializer the written bytes must match, byte for byte.
@@ -28,13 +30,14 @@ const (
 // appendJS serializes a parsed message the way JavaScript's JSON.stringify does, because
 // that is the byte string Port computed its HMAC over.
 func appendJS(b []byte, v any) []byte {
-	b, _ = appendJSON(b, v, jsonStringify) // only encodingJSON's fallback can fail
+	b, _ = appendJSON(b, v, jsonStringify, nil) // only encodingJSON's fallback can fail
 	return b
 }
 
-// appendJSON appends v as st's serializer writes it. Errors are encoding/json's (NaN, ±Inf,
-// a type it cannot marshal); jsonStringify never fails.
-func appendJSON(b []byte, v any, st style) ([]byte, error) {
+// appendJSON appends v as st's serializer writes it; shared, if not nil, has the objects
+// written more than once (encodingJSON only). Errors are encoding/json's (NaN, ±Inf, a type
+// it cannot marshal); jsonStringify never fails.
+func appendJSON(b []byte, v any, st style, shared *sharedObjects) ([]byte, error) {
 	switch v := v.(type) {
 	case nil:
 		return append(b, "null"...), nil
@@ -46,7 +49,7 @@ func appendJSON(b []byte, v any, st style) ([]byte, error) {
 		if v == nil && st == encodingJSON {
 			return append(b, "null"...), nil
 		}
-		return appendArray(b, v, st)
+		return appendArray(b, v, st, shared)
 	case *object:
 		if st == jsonStringify {
 			return appendOrderedObject(b, v, st)
@@ -69,7 +72,7 @@ func appendJSON(b []byte, v any, st style) ([]byte, error) {
 		}
 	case map[string]any:
 		if st == encodingJSON {
-			return appendSortedObject(b, v, st)
+			return appendSortedObject(b, v, st, shared)
 		}
 	}
 	if st == jsonStringify {
@@ -85,14 +88,14 @@ func appendJSON(b []byte, v any, st style) ([]byte, error) {
 	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})...), nil
 }
 
-func appendArray(b []byte, v []any, st style) ([]byte, error) {
+func appendArray(b []byte, v []any, st style, shared *sharedObjects) ([]byte, error) {
 	var err error
 	b = append(b, '[')
 	for i, e := range v {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		if b, err = appendJSON(b, e, st); err != nil {
+		if b, err = appendJSON(b, e, st, shared); err != nil {
 			return b, err
 		}
 	}
@@ -119,18 +122,24 @@ func appendOrderedObject(b []byte, o *object, st style, drop ...string) ([]byte,
 			b = appendQuoted(b, m.key, st)
 		}
 		b = append(b, ':')
-		if b, err = appendJSON(b, m.val, st); err != nil {
+		if b, err = appendJSON(b, m.val, st, nil); err != nil {
 			return b, err
 		}
 	}
 	return append(b, '}'), nil
 }
 
-// appendSortedObject writes m with its keys sorted, as encoding/json does.
-func appendSortedObject(b []byte, m map[string]any, st style) ([]byte, error) {
+// appendSortedObject writes m with its keys sorted, as encoding/json does; an object of
+// shared is written once and copied from there.
+func appendSortedObject(b []byte, m map[string]any, st style, shared *sharedObjects) ([]byte, error) {
 	if m == nil {
 		return append(b, "null"...), nil
 	}
+	span := shared.find(m)
+	if span != nil && span.written {
+		return append(b, b[span.start:span.end]...), nil
+	}
+	start := len(b)
 	var small [16]string // a context's objects are small: their keys stay off the heap
 	keys := small[:0]
 	for k := range m {
@@ -145,11 +154,54 @@ func appendSortedObject(b []byte, m map[string]any, st style) ([]byte, error) {
 		}
 		b = appendQuoted(b, k, st)
 		b = append(b, ':')
-		if b, err = appendJSON(b, m[k], st); err != nil {
+		if b, err = appendJSON(b, m[k], st, shared); err != nil {
 			return b, err
 		}
 	}
-	return append(b, '}'), nil
+	b = append(b, '}')
+	if span != nil {
+		*span = objectSpan{m: span.m, start: start, end: len(b), written: true}
+	}
+	return b, nil
+}
+
+// sharedObjects are objects a value holds more than once, and where in the bytes written
+// so far each was first written: a run context holds its message, and again the message's
+// properties, entity and trigger, the same maps, whose bytes are the same both times.
+type sharedObjects struct {
+	n    int
+	objs [maxSharedObjects]objectSpan
+}
+
+// maxSharedObjects is more than a context has members.
+const maxSharedObjects = 16
+
+type objectSpan struct {
+	m          unsafe.Pointer // the map's identity
+	start, end int
+	written    bool
+}
+
+// add makes v, if it is an object, one to write once.
+func (s *sharedObjects) add(v any) {
+	if m, ok := v.(map[string]any); ok && m != nil && s.n < maxSharedObjects && s.find(m) == nil {
+		s.objs[s.n].m = reflect.ValueOf(m).UnsafePointer()
+		s.n++
+	}
+}
+
+// find is m's span, nil when m is not one of s (or s is nil).
+func (s *sharedObjects) find(m map[string]any) *objectSpan {
+	if s == nil || s.n == 0 {
+		return nil
+	}
+	p := reflect.ValueOf(m).UnsafePointer()
+	for i := range s.objs[:s.n] {
+		if s.objs[i].m == p {
+			return &s.objs[i]
+		}
+	}
+	return nil
 }
 
 // appendGoJSONFloat formats f as encoding/json does (ES6 number-to-string: 'f' between 1e-6

@@ -28,8 +28,13 @@ type Run struct {
 // writer (json_write.go) because reflection made it a cost of every run.
 func (r Run) ContextJSON() ([]byte, error) {
 	// The context holds the message and again its properties, trigger and entity: about half
-	// as much again, so that the bytes are written without growing.
-	b, err := appendJSON(make([]byte, 0, max(1024, r.size*3/2+128)), r.Context, encodingJSON)
+	// as much again, so that the bytes are written without growing. Those are the message's
+	// own maps: written once, copied the second time.
+	var shared sharedObjects
+	for _, v := range r.Context {
+		shared.add(v)
+	}
+	b, err := appendJSON(make([]byte, 0, max(1024, r.size*3/2+128)), r.Context, encodingJSON, &shared)
 	if err != nil {
 		return nil, fmt.Errorf("run context: %w", err)
 	}
