@@ -8,9 +8,10 @@ import (
 
 // headers are rq's request headers. The values every request shares are the client's
 // (sharedHeaders): net/http only reads them, and building each anew cost every request an
-// allocation per header.
+// allocation per header. A whole shared map only without a cookie jar: net/http adds the
+// jar's cookies to the request's own map.
 func (c *Client) headers(rq request, token string) http.Header {
-	if rq.body != nil && rq.ctype == "" && token != "" && !rq.reserved {
+	if rq.body != nil && rq.ctype == "" && token != "" && !rq.reserved && c.hc.Jar == nil {
 		return c.shared.forJSON(token) // a closing request's, a log batch's: made once per token
 	}
 	h := make(http.Header, 5)
@@ -43,7 +44,8 @@ type authHeader struct {
 	token string
 	value []string
 	// json is all the headers of a request with a JSON body under token, whole: net/http
-	// reads a request's headers and never changes them (it clones them to change any).
+	// reads a request's headers and, but for a client's cookie jar, never changes them (it
+	// clones them to change any).
 	json http.Header
 }
 

@@ -52,8 +52,9 @@ type request struct {
 	// attempts, if set, counts the attempts that got an answer or may have reached Port.
 	attempts *int
 	runID    string // for log lines, and the scheduler's turns between runs
-	// unread: a 2xx answer's body is of no use (do has nowhere to decode it): it is read
-	// to the end, for the connection's sake, and dropped rather than kept.
+	// unread: a 2xx answer's body is of no use (do has nowhere to decode it): one of a
+	// length Port said is read to the end, for the connection's sake, and dropped rather
+	// than kept (attempt).
 	unread bool
 }
 
@@ -213,8 +214,9 @@ func (c *Client) attempt(ctx context.Context, rq request, token string) (code in
 	}
 	defer resp.Body.Close()
 	if n := resp.ContentLength; rq.unread && resp.StatusCode >= 200 && resp.StatusCode < 300 && n >= 0 && n <= maxTrustedLength {
-		// A closing request's answer, of a length Port said: read (a cut-off one fails as
-		// below) and dropped. net/http ends the body at its length.
+		// An answer nobody decodes (a closing request's, a log batch's), of a length Port
+		// said: read (a cut-off one fails as below) and dropped. net/http ends the body at
+		// its length.
 		_, err = io.Copy(io.Discard, resp.Body)
 	} else {
 		body, err = readBody(resp)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -110,13 +111,14 @@ func TestRevokeUnderLoad(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			u := newLateUpstream(t)
 			p, f := serveProxy(t, u.forward, portproxy.Options{Limits: tc.limits})
-			for range 40 {
-				u.reset()
-				token, revoke := p.Register("r_1", "act", "", nil)
+			for i := range 40 {
+				run := "r_" + strconv.Itoa(i)
+				u.reset(run)
+				token, revoke := p.Register(run, "act", "", nil)
 				var clients sync.WaitGroup
 				for range 8 {
 					clients.Go(func() {
-						for f.callStatus(token, "GET", "/actions/runs/r_1") != http.StatusUnauthorized {
+						for f.callStatus(token, "GET", "/actions/runs/"+run) != http.StatusUnauthorized {
 						}
 					})
 				}
@@ -136,14 +138,17 @@ func TestRevokeUnderLoad(t *testing.T) {
 }
 
 // lateUpstream is Port on 127.0.0.1 behind a Forwarder that tags what it sends once the
-// run's revoke has returned (ended), so the upstream can count it.
+// run's revoke has returned (ended), so the upstream can count it. Only the current run's
+// requests count as seen or are held: one of an earlier run's that reaches the upstream
+// late (the connection had it before its cancel) must not stand for the current run's.
 type lateUpstream struct {
 	srv    *httptest.Server
 	client *http.Client
 
+	run     atomic.Pointer[string] // the current run's path
 	ended   atomic.Bool
 	sending atomic.Int32 // in the Forwarder
-	seen    atomic.Int32 // requests the upstream got
+	seen    atomic.Int32 // the current run's requests the upstream got
 	held    atomic.Int32 // held until cancelled
 	late    atomic.Int32 // got, sent after ended
 }
@@ -155,7 +160,7 @@ func newLateUpstream(t *testing.T) *lateUpstream {
 		if r.Header.Get("X-Sent-After-Revoke") != "" {
 			u.late.Add(1)
 		}
-		if u.seen.Add(1)%8 == 0 {
+		if r.URL.Path == *u.run.Load() && u.seen.Add(1)%8 == 0 {
 			u.held.Add(1)
 			select {
 			case <-r.Context().Done():
@@ -170,7 +175,9 @@ func newLateUpstream(t *testing.T) *lateUpstream {
 	return u
 }
 
-func (u *lateUpstream) reset() {
+func (u *lateUpstream) reset(run string) {
+	path := "/v1/actions/runs/" + run
+	u.run.Store(&path)
 	u.ended.Store(false)
 	u.seen.Store(0)
 	u.held.Store(0)
