@@ -148,7 +148,11 @@ func TestUntilHandoverCause(t *testing.T) {
 		r := &run{stop: stop, lease: handoverLease{h: handover}}
 		bound := r.untilHandover(context.Background())
 		tc.end(cancelStop, cancelHandover)
-		<-bound.ctx.Done()
+		select {
+		case <-bound.ctx.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the context did not end", tc.name)
+		}
 		if got := context.Cause(bound.ctx); got != tc.want {
 			t.Errorf("%s: cause %v, want %v", tc.name, got, tc.want)
 		}
