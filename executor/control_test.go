@@ -12,7 +12,7 @@ import (
 )
 
 // shimNotReading is a process whose control socket is full, as a shim's is when it stops
-// reading (its command stopped it, say) and renewals filled it: ours blocking, as
+// reading (its command stopped it, say) and lasting renewals filled it: ours blocking, as
 // startShimmed makes it, and the shim's end (peer) pollable, for the test to drain.
 func shimNotReading(t *testing.T) (p *process, peer *os.File) {
 	t.Helper()
@@ -37,63 +37,67 @@ func shimNotReading(t *testing.T) (p *process, peer *os.File) {
 	}
 }
 
-// sendTerminate sends 'T' as terminate does, in a goroutine: done is closed once control
-// has returned, which it must not have after a few of its retries. The cleanup closes the
-// shim's end first, which fails control's next send (EPIPE), so a failing test leaves no
-// goroutine behind.
-func sendTerminate(t *testing.T, p *process, peer *os.File) (done chan struct{}) {
-	t.Helper()
-	done = make(chan struct{})
-	t.Cleanup(func() {
-		peer.Close()
-		<-done
-		_ = unix.Close(p.ctl.fd)
-	})
-	go func() {
-		defer close(done)
-		p.control('T')
+// TestAControlByteAFullSocketRefusedIsSentOnceTheShimReads: a 'T' that found the shim's
+// socket full is sent again until the shim reads, not dropped, and never waits meanwhile.
+func TestAControlByteAFullSocketRefusedIsSentOnceTheShimReads(t *testing.T) {
+	p, peer := shimNotReading(t)
+	defer unix.Close(p.ctl.fd)
+	defer peer.Close()
+	e := &ending{p: p, grace: time.Hour}
+	defer e.stop()
+	e.start()
+	if e.unsent != 'T' {
+		t.Fatalf("the full socket took the 'T' (unsent %q)", e.unsent)
+	}
+	got := make(chan error, 1)
+	go func() { // the shim reads again
+		_ = peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := peer.Read(buf)
+			if bytes.IndexByte(buf[:n], 'T') >= 0 || err != nil {
+				got <- err
+				return
+			}
+		}
 	}()
-	select { // a window, not a synchronisation: a slow machine only checks less
-	case <-done:
-		t.Fatal("control returned: the socket is full and the shim has not exited")
-	case <-time.After(5 * controlRetry):
-	}
-	return done
-}
-
-// TestControlWaitsForAFullSocketUntilTheShimExits: terminate and kill wait for room on the
-// shim's control socket, but a shim that never reads again (stopped, or stuck in waitpid)
-// must not hold them, nor an OS thread, for ever: once it has exited they return.
-func TestControlWaitsForAFullSocketUntilTheShimExits(t *testing.T) {
-	p, peer := shimNotReading(t)
-	done := sendTerminate(t, p, peer)
-	close(p.exited)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("control still blocked on the full socket 10s after the shim exited")
-	}
-}
-
-// TestControlSendsOnceTheShimReads: a control byte that found the socket full is sent
-// once the shim reads again, not dropped.
-func TestControlSendsOnceTheShimReads(t *testing.T) {
-	p, peer := shimNotReading(t)
-	done := sendTerminate(t, p, peer)
-	_ = peer.SetReadDeadline(time.Now().Add(10 * time.Second))
-	buf := make([]byte, 64<<10)
 	for {
-		n, err := peer.Read(buf)
-		if bytes.IndexByte(buf[:n], 'T') >= 0 {
-			break
-		}
-		if err != nil {
-			t.Fatalf("the shim got no 'T' after reading everything before it: %v", err)
+		select {
+		case err := <-got:
+			if err != nil {
+				t.Fatalf("the shim got no 'T' after reading everything before it: %v", err)
+			}
+			return
+		case <-e.C():
+			e.fired()
 		}
 	}
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("control did not return after sending")
+}
+
+// TestTheKillStepsComeOnTimeWhileTheSocketIsFull: a shim that reads no more (stopped) holds
+// up none of the ending's steps: SIGKILL comes after the grace, the shim's own kill after
+// shimKillWait.
+func TestTheKillStepsComeOnTimeWhileTheSocketIsFull(t *testing.T) {
+	p, peer := shimNotReading(t)
+	defer unix.Close(p.ctl.fd)
+	defer peer.Close()
+	e := &ending{p: p, grace: 50 * time.Millisecond}
+	defer e.stop()
+	start := time.Now()
+	e.start()
+	deadline := time.After(shimKillWait + 10*time.Second)
+	for e.step < 3 {
+		select {
+		case <-e.C():
+			e.fired()
+		case <-deadline:
+			t.Fatalf("step %d after %v; want the shim killed", e.step, time.Since(start))
+		}
+		if e.step == 2 && e.unsent != 'K' {
+			t.Fatalf("the full socket took the 'K' (unsent %q)", e.unsent)
+		}
+	}
+	if took := time.Since(start); took < e.grace+shimKillWait {
+		t.Errorf("the shim was killed %v after the start, before the grace and shimKillWait", took)
 	}
 }

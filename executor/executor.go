@@ -212,8 +212,8 @@ func prepare(spec Spec) (prepared, error) {
 }
 
 // supervise waits for the command to end, or ends it on timeout, cancel or a limit it went
-// over: SIGTERM, then SIGKILL after the grace. Meanwhile it renews the command's lease (see
-// Spec.Fence). It returns why it ended the command, "" when the command ended by itself.
+// over (see ending: SIGTERM, then SIGKILL after the grace). Meanwhile it renews the command's
+// lease (see Spec.Fence). It returns why it ended the command, "" when it ended by itself.
 func supervise(ctx context.Context, spec Spec, p *process, conf *confined) string {
 	var timeoutC <-chan time.Time
 	if spec.Timeout > 0 {
@@ -227,27 +227,19 @@ func supervise(ctx context.Context, spec Spec, p *process, conf *confined) strin
 		defer t.Stop()
 		checkC = t.C
 	}
-	grace := spec.KillGrace
-	if grace <= 0 {
-		grace = DefaultKillGrace
+	ending := ending{p: p, grace: spec.KillGrace}
+	if ending.grace <= 0 {
+		ending.grace = DefaultKillGrace
 	}
+	defer ending.stop()
 	lease := renewLease(spec, p)
 	defer lease.stop()
 	done := ctx.Done()
 	var reason string
-	var killC <-chan time.Time
-	var killTimer *time.Timer
-	defer func() {
-		if killTimer != nil {
-			killTimer.Stop()
-		}
-	}()
 	end := func(why string) {
 		if reason == "" {
 			reason = why
-			p.terminate()
-			killTimer = time.NewTimer(grace)
-			killC = killTimer.C
+			ending.start()
 		}
 	}
 	for {
@@ -260,9 +252,8 @@ func supervise(ctx context.Context, spec Spec, p *process, conf *confined) strin
 		case <-done:
 			done = nil
 			end(CancelLabel(context.Cause(ctx)))
-		case <-killC:
-			killC = nil
-			p.kill()
+		case <-ending.C():
+			ending.fired()
 		case <-lease.tick():
 			lease.ticked()
 		case <-lease.lastingC():

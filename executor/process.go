@@ -57,23 +57,33 @@ var nullInput = sync.OnceValue(func() *os.File {
 	return f
 })
 
-// terminate asks the command to end: SIGTERM to its group (the shim passes it on).
-func (p *process) terminate() {
+// terminate asks the command to end: SIGTERM to its group (the shim passes it on). false:
+// the shim's socket is full; send shim.Terminate again later (control).
+func (p *process) terminate() bool {
 	if p.ctl.set {
-		p.control(shim.Terminate)
-		return
+		return p.control(shim.Terminate)
 	}
 	killGroup(p.pid, syscall.SIGTERM)
+	return true
 }
 
-// kill ends the command's group at once.
-func (p *process) kill() {
+// kill ends the command's group at once. false: the shim's socket is full; send shim.Kill
+// again later (control). It never waits, so Renewals too may call it.
+func (p *process) kill() bool {
 	if p.ctl.set {
 		// SIGKILL cannot be caught and passed on: the shim kills the command's group itself.
-		p.control(shim.Kill)
-		return
+		return p.control(shim.Kill)
 	}
 	killGroup(p.pid, syscall.SIGKILL)
+	return true
+}
+
+// killShim kills the shim (and its group) itself, when it has not ended the command it was
+// told to kill (see ending). Its command's leader dies with it (Pdeathsig).
+func (p *process) killShim() {
+	if p.ctl.set {
+		killGroup(p.pid, syscall.SIGKILL)
+	}
 }
 
 // finish runs once the process has exited: it kills what is left of its group,
@@ -169,49 +179,32 @@ func killGroup(pgid int, sig syscall.Signal) {
 	}
 }
 
-// controlRetry is how often control tries again to send on a full control socket.
+// controlRetry is how often a control byte a full socket refused is sent again (ending).
 const controlRetry = 10 * time.Millisecond
 
-// control sends the shim one control byte, waiting for room on the socket if the shim is
-// behind. Our end is blocking (no runtime poller, see startShimmed), but a plain write
-// could block an OS thread for ever: a shim that stopped reading (its command stopped it,
-// or it is stuck in waitpid) while renewals filled its socket. So the send never blocks,
-// and on a full socket the goroutine waits, not a thread: until the shim has exited (then
-// the byte is for nothing) or controlRetry, and tries again. Any other error means the
-// shim is gone, which exited will tell.
-func (p *process) control(b byte) {
-	m := []byte{b}
-	var retry *time.Timer
-	for {
-		switch err := unix.Sendto(p.ctl.fd, m, unix.MSG_DONTWAIT, nil); err {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN: // full: wait below
-		default:
-			return
-		}
-		if retry == nil {
-			retry = time.NewTimer(controlRetry) // only a full socket pays for a timer
-			defer retry.Stop()
-		} else {
-			retry.Reset(controlRetry)
-		}
-		select {
-		case <-p.exited:
-			return
-		case <-retry.C:
-		}
+// control sends the shim one control byte, never waiting (our end is blocking, see
+// startShimmed: a plain write could block an OS thread for ever on a shim that stopped
+// reading), and resumes the shim, which its command may have stopped: a command of the
+// agent's uid (no runAs) can SIGSTOP it or its group, and a stopped shim reads no control
+// byte and enforces no fence, so its command would outlive every timeout, cancel and lease.
+// SIGCONT comes after the byte, so the shim resumes to find it; the shim is not reaped yet
+// (Run reaps it only once supervise and the renewals are done), so its pid still names its
+// group. false: the socket is full (the shim is behind); the caller sends the byte again
+// later. Any other error means the shim is gone, which exited will tell.
+func (p *process) control(b byte) bool {
+	var err error = unix.EINTR
+	for err == unix.EINTR {
+		err = unix.Sendto(p.ctl.fd, []byte{b}, unix.MSG_DONTWAIT, nil)
 	}
+	p.resume()
+	return err != unix.EAGAIN
 }
 
-// tryKill is kill that never waits for the shim's socket (Renewals): a shim that does not
-// read it gets no renewal either, and its fence ends the command.
-func (p *process) tryKill() {
+// resume continues the shim and its group, which its command may have stopped (control).
+func (p *process) resume() {
 	if p.ctl.set {
-		p.tryControl([]byte{shim.Kill})
-		return
+		killGroup(p.pid, syscall.SIGCONT)
 	}
-	killGroup(p.pid, syscall.SIGKILL)
 }
 
 // tryControl writes a control message only if the socket takes it now, never waiting: a
