@@ -139,17 +139,14 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 		return startFailure(err)
 	}
 	defer pr.Close()
-	track := func(int) func(bool) { return func(bool) {} }
-	if spec.Reaper != nil {
-		track = spec.Reaper.starting()
-	}
+	spec.Reaper.starting() // a nil Reaper does nothing
 	p, err := startProcess(spec, prep, conf, pw)
 	pw.Close() // the child has its copies; EOF must mean "every writer gone"
 	if err != nil {
-		track(0)
+		spec.Reaper.register(0)
 		return startFailure(err)
 	}
-	p.untrack = track(p.pid)
+	p.reaper = spec.Reaper.register(p.pid)
 	defer p.release()
 	if spec.OnStart != nil {
 		spec.OnStart(p.pid)

@@ -34,8 +34,8 @@ type process struct {
 	// renewals is our end of the shim's renewals pipe (shim.RenewalsFlag): nil without a
 	// shim or a fence, and then renewals go on ctl.
 	renewals *renewalPipe
-	unlock   func()              // ends what startProcess locked (the forking thread)
-	untrack  func(signaled bool) // tells the agent's reaper it is reaped (Spec.Reaper)
+	unlock   func()       // ends what startProcess locked (the forking thread)
+	reaper   reaperTicket // tells the agent's reaper it is reaped (Spec.Reaper)
 }
 
 // controlSocket is our end of the shim's control socket: a plain blocking fd, not an os.File
@@ -157,7 +157,7 @@ func (p *process) signaled() bool { return p.status != nil && p.status.Signaled(
 // serve another run when the run was sandboxed in it and the shim ended by itself (else
 // something of the run may outlive the shim, in a domain that reaches the cell).
 func (p *process) reaped(spec Spec, runDir string, conf *confined) {
-	p.untrack(p.signaled())
+	p.reaper.ended(p.signaled())
 	if conf.inCell() && p.ctl.set && !p.signaled() && p.status != nil && spec.Isolation.Runs != nil {
 		spec.Isolation.Runs.served(runDir)
 	}
