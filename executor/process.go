@@ -31,9 +31,9 @@ type process struct {
 	reap   func() (syscall.WaitStatus, error) // reaps it once exited is closed; nil: reapPid
 	status *syscall.WaitStatus                // how it ended, once finish has reaped it
 	ctl    controlSocket                      // the shim's control socket; unset without a shim
-	// renewals is our end of the shim's renewals pipe (shim.RenewalsFlag): nil without a
+	// renewals is our end of the shim's renewals pipe (shim.RenewalsFlag): unset without a
 	// shim or a fence, and then renewals go on ctl.
-	renewals *renewalPipe
+	renewals renewalPipe
 	unlock   func()       // ends what startProcess locked (the forking thread)
 	reaper   reaperTicket // tells the agent's reaper it is reaped (Spec.Reaper)
 }
@@ -218,7 +218,7 @@ func (p *process) tryControl(m []byte) {
 // which the shim reads when it looks at the fence anyway, so a renewal wakes no shim; on
 // the control socket where there is no pipe.
 func (p *process) tryRenew() {
-	if p.renewals != nil {
+	if p.renewals.set {
 		p.renewals.renew()
 		return
 	}
@@ -227,15 +227,19 @@ func (p *process) tryRenew() {
 
 // renewalPipe is the executor's end of a shim's renewals pipe: a raw non-blocking fd that
 // plain write calls serve (the runtime's poller would add two epoll calls a run for nothing:
-// a renewal never waits).
-type renewalPipe struct{ fd int }
+// a renewal never waits). A value, as controlSocket: nothing to allocate per run. The zero
+// value: no pipe.
+type renewalPipe struct {
+	fd  int
+	set bool
+}
 
-func (r *renewalPipe) renew() {
+func (r renewalPipe) renew() {
 	_, _ = syscall.Write(r.fd, []byte{shim.Renew}) // EAGAIN: full, the shim not reading; not renewed
 }
 
-func (r *renewalPipe) close() {
-	if r != nil {
+func (r renewalPipe) close() {
+	if r.set {
 		_ = syscall.Close(r.fd)
 	}
 }
