@@ -254,7 +254,7 @@ func (c controlSocket) report() string {
 	n := 0
 	var deadline time.Time
 	for n < len(buf) {
-		m, _, err := unix.Recvfrom(c.fd, buf[n:], unix.MSG_DONTWAIT)
+		m, err := recvNow(c.fd, buf[n:])
 		switch {
 		case err == unix.EINTR:
 			continue

@@ -4,6 +4,7 @@ import (
 	"os"
 	"runtime"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -182,3 +183,16 @@ func outputPipe() (r *os.File, w childFD, err error) {
 type childFD int
 
 func (fd childFD) Close() error { return unix.Close(int(fd)) }
+
+// recvNow reads what socket fd holds now, never waiting (MSG_DONTWAIT), as unix.Recvfrom
+// does without the sender's address, which Recvfrom allocates on every call.
+func recvNow(fd int, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_DONTWAIT, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
