@@ -89,7 +89,8 @@ func (c *confined) sandbox(spec Spec, prep prepared) error {
 	if iso.Runs != nil {
 		cl = iso.Runs.cellOf(prep.runDir)
 	}
-	key, ok := rulesetKey(iso.Sandbox, rw, iso.Read)
+	var keyBuf [256]byte // the key stays on the stack: only a cell's first ruleset copies it
+	key, ok := rulesetKey(keyBuf[:0], iso.Sandbox, rw, iso.Read)
 	if cl != nil && ok {
 		f, flags, err := cl.ruleset(key, build)
 		if err != nil {
@@ -113,20 +114,20 @@ func (c *confined) sandbox(spec Spec, prep prepared) error {
 // rules hold files, not names). ok is false when a path is missing: such a ruleset is built
 // for its run alone. A kernel before 6.8 reuses mount ids: there, a directory unmounted
 // and mounted again may keep a stale ruleset in a cell (README "Isolation").
-func rulesetKey(sb *sandbox.Sandbox, rw, ro []string) (key string, ok bool) {
-	b := make([]byte, 0, 64)
+// The key is appended to b.
+func rulesetKey(b []byte, sb *sandbox.Sandbox, rw, ro []string) (key []byte, ok bool) {
 	b = fmt.Appendf(b, "%p", sb)
 	for i, paths := range [2][]string{rw, ro} {
 		b = append(b, byte(i))
 		for _, p := range paths {
 			var st unix.Statx_t
 			if unix.Statx(unix.AT_FDCWD, p, 0, unix.STATX_INO|unix.STATX_MNT_ID|unix.STATX_MNT_ID_UNIQUE, &st) != nil {
-				return "", false
+				return nil, false
 			}
 			b = fmt.Appendf(b, "\x00%s\x00%d:%d:%d:%d", p, st.Mnt_id, st.Dev_major, st.Dev_minor, st.Ino)
 		}
 	}
-	return string(b), true
+	return b, true
 }
 
 // rlimits are the run's rlimits: no core dumps ever, and the limits per process.
