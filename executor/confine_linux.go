@@ -28,13 +28,14 @@ type confined struct {
 	cg          *sandbox.RunCgroup
 }
 
-// confine readies the run's confinement (README "Isolation"). It applies only under the
-// shim, which does the work between fork and exec.
-func confine(spec Spec, prep prepared) (*confined, error) {
+// confine readies the run's confinement (README "Isolation") in c, the caller's (a value
+// on its stack, not one more allocation a run); on error there is nothing to release. It
+// applies only under the shim, which does the work between fork and exec.
+func confine(c *confined, spec Spec, prep prepared) error {
 	iso := spec.Isolation
-	c := &confined{limits: iso.Limits, runDir: prep.runDir}
+	*c = confined{limits: iso.Limits, runDir: prep.runDir}
 	if len(spec.Shim) == 0 {
-		return c, nil
+		return nil
 	}
 	adj := OOMScoreAdj
 	c.opts.OOMScoreAdj = &adj
@@ -42,13 +43,13 @@ func confine(spec Spec, prep prepared) (*confined, error) {
 		uid, ok := iso.UIDs.Take()
 		if !ok {
 			lo, hi := iso.UIDs.Range()
-			return nil, fmt.Errorf("executor.runAs: all %d uids of %d-%d are in use", hi-lo+1, lo, hi)
+			return fmt.Errorf("executor.runAs: all %d uids of %d-%d are in use", hi-lo+1, lo, hi)
 		}
 		c.uids, c.uid = iso.UIDs, uid
 		c.opts.UID, c.opts.GID = uid, uid
 		if err := chownTree(prep.runDir, uid); err != nil {
 			c.release()
-			return nil, fmt.Errorf("run directory: %w", err)
+			return fmt.Errorf("run directory: %w", err)
 		}
 	}
 	if iso.Cgroups != nil && (iso.Limits.Processes > 0 || iso.Limits.Memory > 0) {
@@ -57,7 +58,7 @@ func confine(spec Spec, prep prepared) (*confined, error) {
 		cg, err := iso.Cgroups.NewRun(name, iso.Limits.Processes, iso.Limits.Memory)
 		if err != nil {
 			c.release()
-			return nil, err
+			return err
 		}
 		c.cg, c.opts.Cgroups = cg, cg.Procs
 	}
@@ -67,10 +68,10 @@ func confine(spec Spec, prep prepared) (*confined, error) {
 	if iso.Sandbox != nil {
 		if err := c.sandbox(spec, prep); err != nil {
 			c.release()
-			return nil, err
+			return err
 		}
 	}
-	return c, nil
+	return nil
 }
 
 // sandbox gives the run its Landlock ruleset: its run directory, Dir and Write read-write,

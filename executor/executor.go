@@ -126,8 +126,9 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	if spec.RunDir == "" {
 		defer spec.Isolation.Runs.ReleaseRunDir(prep.runDir) // a nil Runs only removes
 	}
-	conf, err := confine(spec, prep)
-	if err != nil {
+	var confinement confined
+	conf := &confinement
+	if err := confine(conf, spec, prep); err != nil {
 		return startFailure(err)
 	}
 	defer conf.release()
