@@ -7,17 +7,19 @@ import (
 )
 
 // shimKillWait is how long a shim has, once told to kill its command, before the executor
-// kills the shim itself: killing and reaping the command's tree takes it milliseconds.
+// looks whether it is stopped, and kills it then (process.killShim); again every
+// shimKillWait while it runs: killing and reaping the command's tree takes it milliseconds,
+// a large tree's seconds.
 const shimKillWait = 2 * time.Second
 
 // ending ends a command for supervise, and never waits: SIGTERM to the command's group,
 // SIGKILL once the grace has passed, and under a shim, the shim itself killed if it has not
-// ended the command shimKillWait after that. A command that runs as the agent's uid (no
-// runAs) can stop its shim (SIGSTOP), which then passes nothing on, so every control byte
-// resumes the shim (process.control); one its command stops again at once is only ended by
-// killing it: the command's leader dies with it (Pdeathsig), and what else is left goes to
-// the agent's Reaper. A control byte the shim's full socket refuses is sent again every
-// controlRetry, on the same timer, while the next step stays due on time.
+// ended the command shimKillWait after that and is stopped. A command that runs as the
+// agent's uid (no runAs) can stop its shim (SIGSTOP), which then passes nothing on, so every
+// control byte resumes the shim (process.control); one its command stops again at once is
+// only ended by killing it: the command's leader dies with it (Pdeathsig), and what else is
+// left goes to the agent's Reaper. A control byte the shim's full socket refuses is sent
+// again every controlRetry, on the same timer, while the next step stays due on time.
 type ending struct {
 	p      *process
 	grace  time.Duration
@@ -51,6 +53,13 @@ func (e *ending) fired() {
 }
 
 func (e *ending) next() {
+	if e.step == 2 && !e.p.killShim() {
+		// The shim runs, ending the command's tree: look again later, and go on sending
+		// the 'K' if its socket has not taken it yet.
+		e.due = time.Now().Add(shimKillWait)
+		e.arm()
+		return
+	}
 	e.step++
 	e.unsent, e.due = 0, time.Time{}
 	switch e.step {
@@ -66,8 +75,6 @@ func (e *ending) next() {
 		if e.p.ctl.set {
 			e.due = time.Now().Add(shimKillWait)
 		}
-	case 3:
-		e.p.killShim()
 	}
 	e.arm()
 }

@@ -218,17 +218,18 @@ func (l *leaseRenewal) lose() {
 }
 
 // expire kills the command once its lost lease has surely passed (until), if nothing has
-// yet: the shim itself where there is one (see lose), else the command's group.
+// yet: the shim itself where there is one and it is stopped (see lose, process.killShim),
+// else the command's group.
 func (l *leaseRenewal) expire() {
 	if l.killed || clock.Now().Before(l.until) {
 		return
 	}
-	l.killed = true
 	if l.p.ctl.set {
-		l.p.killShim()
-	} else {
-		l.p.kill()
+		l.killed = l.p.killShim() // false: it runs, ending the command; asked again next beat
+		return
 	}
+	l.killed = true
+	l.p.kill()
 }
 
 // setUntil sets when the command dies unless renewed, d from now. Only without a shim: a

@@ -78,12 +78,21 @@ func (p *process) kill() bool {
 	return true
 }
 
-// killShim kills the shim (and its group) itself, when it has not ended the command it was
-// told to kill (see ending). Its command's leader dies with it (Pdeathsig).
-func (p *process) killShim() {
-	if p.ctl.set {
-		killGroup(p.pid, syscall.SIGKILL)
+// killShim kills the shim (and its group) itself if it is stopped, when it has not ended the
+// command it was told to kill (see ending): its command keeps it stopped (see control). Its
+// command's leader dies with it (Pdeathsig), the rest goes to the agent's Reaper. A shim that
+// runs is left to end its command's tree, however long reaping a large one takes: killed,
+// it would leave that tree to a Reaper (none without Spec.Reaper), past the run's end. true
+// once the shim is killed (or there is none); false: it runs, ask again later.
+func (p *process) killShim() bool {
+	if !p.ctl.set {
+		return true
 	}
+	if !stopped(p.pid) {
+		return false
+	}
+	killGroup(p.pid, syscall.SIGKILL)
+	return true
 }
 
 // finish runs once the process has exited: it kills what is left of its group,

@@ -196,3 +196,14 @@ func recvNow(fd int, b []byte) (int, error) {
 	}
 	return int(n), nil
 }
+
+// stopped says whether our unreaped child pid is stopped now (SIGSTOP), as waitid tells
+// without reaping it nor taking the stop's report from another wait.
+func stopped(pid int) bool {
+	var info unix.Siginfo
+	var err error = unix.EINTR
+	for err == unix.EINTR {
+		err = unix.Waitid(unix.P_PID, pid, &info, unix.WSTOPPED|unix.WNOHANG|unix.WNOWAIT, nil)
+	}
+	return err == nil && info.Signo != 0 // WNOHANG leaves info zero when it is not
+}
