@@ -209,20 +209,23 @@ func TestACommandThatStopsItselfEndsOnTimeout(t *testing.T) {
 }
 
 // A stopped shim enforces no fence either: once the lease is lost, the kill resumes it, so
-// a command that stopped its shim (and has no timeout) does not outlive the lease.
+// a command that stopped its shim (and has no timeout) does not outlive the lease; one that
+// stops it again as soon as it runs has it killed once its fence has passed.
 func TestACommandThatStopsItsShimDiesWithItsLease(t *testing.T) {
 	eachRenewal(t, func(t *testing.T, shared bool) {
 		eachShim(t, func(t *testing.T, prefix []string) {
-			var held atomic.Bool
-			held.Store(true)
-			r := startStopping(t, context.Background(), Spec{
-				Argv: []string{"sh", "-c", "trap '' TERM; echo $$; kill -STOP $PPID; sleep 60"}, Shim: prefix,
-				Fence: 500 * time.Millisecond, Held: held.Load, Renewals: sharedRenewals(t, shared, 500*time.Millisecond),
-			})
-			pgid := r.commandPid(t)
-			r.waitShimStopped(t)
-			held.Store(false)
-			r.ended(t, "killed by signal killed", pgid, 20*time.Second)
+			for _, stop := range []string{"kill -STOP $PPID; sleep 60", "while :; do kill -STOP $PPID; done"} {
+				var held atomic.Bool
+				held.Store(true)
+				r := startStopping(t, context.Background(), Spec{
+					Argv: []string{"sh", "-c", "trap '' TERM; echo $$; " + stop}, Shim: prefix,
+					Fence: 500 * time.Millisecond, Held: held.Load, Renewals: sharedRenewals(t, shared, 500*time.Millisecond),
+				})
+				pgid := r.commandPid(t)
+				r.waitShimStopped(t)
+				held.Store(false)
+				r.ended(t, "killed by signal killed", pgid, 20*time.Second)
+			}
 		})
 	})
 }
