@@ -44,10 +44,15 @@ const (
 
 // ruleset is the cell's ruleset for key, built by build (which gets the cell's directory
 // and returns a ruleset fd and its flags) the first time; the cell owns it.
-func (c *cell) ruleset(key string, build func(cellDir string) (int, uint32, error)) (*os.File, uint32, error) {
-	if r, ok := c.rulesets[key]; ok {
+func (c *cell) ruleset(key []byte, build func(cellDir string) (int, uint32, error)) (*os.File, uint32, error) {
+	if r, ok := c.rulesets[string(key)]; ok { // no string made for the lookup
 		return r.file, r.flags, nil
 	}
+	return c.newRuleset(string(key), build)
+}
+
+// newRuleset builds the cell's ruleset for key, which it has not (see ruleset).
+func (c *cell) newRuleset(key string, build func(cellDir string) (int, uint32, error)) (*os.File, uint32, error) {
 	if c.rulesets == nil {
 		if err := c.identify(); err != nil {
 			return nil, 0, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -60,11 +61,16 @@ func (c *cell) clear(files []string, uid, gid int) bool {
 			return false
 		}
 	}
-	removeKnownAt(fd, files)
+	removeOwnAt(fd)
 	names, err := dirNames(fd)
 	if err != nil {
 		return false
 	}
+	// The caller's files are removed only where the listing has them: most runs write none,
+	// and an unlinkat of a name that is not there is a syscall for nothing.
+	names = slices.DeleteFunc(names, func(name string) bool {
+		return slices.Contains(files, name) && unix.Unlinkat(fd, name, 0) == nil
+	})
 	if len(names) > 0 {
 		for _, name := range names {
 			if os.RemoveAll(filepath.Join(c.dir, name)) != nil { // never follows a link
@@ -82,10 +88,11 @@ func (c *cell) clear(files []string, uid, gid int) bool {
 	return err == nil && bytes.Equal(x, c.id.xattrs)
 }
 
-// removeKnownAt is removeKnown in the directory open as fd: no path to build and walk again
-// for each name.
-func removeKnownAt(fd int, files []string) {
-	eachKnown(files, func(name string, isDir bool) {
+// removeOwnAt removes the entries the agent itself makes in every run directory (the run
+// file, runHome's) from the directory open as fd: no path to build and walk again for each
+// name. The caller's files are not among them (see clear).
+func removeOwnAt(fd int) {
+	eachKnown(nil, func(name string, isDir bool) {
 		flags := 0
 		if isDir {
 			flags = unix.AT_REMOVEDIR

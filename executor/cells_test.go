@@ -330,3 +330,34 @@ func TestARunAsCellServesTheNextRun(t *testing.T) {
 		t.Errorf("the runs' directories: %q, want one cell for both", dirs)
 	}
 }
+
+// TestACellLosesTheCallersFiles: a caller's file named at release (the response, say) goes
+// with the cell's clearing, whether the run wrote it, made it a full directory, or never
+// made it.
+func TestACellLosesTheCallersFiles(t *testing.T) {
+	runs, sb := sandboxedRuns(t)
+	for _, script := range []string{
+		`echo '{}' > "$d/response.json"`,
+		`mkdir "$d/response.json" && echo x > "$d/response.json/f"`,
+		`true`,
+	} {
+		dir, err := runs.NewRunDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, out := run(t, context.Background(), Spec{Argv: []string{"sh", "-c", `d=$(dirname "$PORT_RUN_FILE"); ` + script},
+			RunDir: dir, Shim: []string{tinyShim}, Env: map[string]string{"PATH": os.Getenv("PATH")}, Isolation: Isolation{Sandbox: sb, Runs: runs}})
+		if !res.Success {
+			t.Fatalf("%q: %+v %q", script, res, out)
+		}
+		if err := runs.ReleaseRunDir(dir, "response.json"); err != nil {
+			t.Fatal(err)
+		}
+		if runs.cellOf(dir) != nil || len(runs.idle) != 1 || runs.idle[0].dir != dir {
+			t.Fatalf("%q: the cell does not serve again", script)
+		}
+		if left, err := os.ReadDir(dir); err != nil || len(left) != 0 {
+			t.Errorf("%q: the idle cell holds %v (%v), want nothing", script, left, err)
+		}
+	}
+}

@@ -28,13 +28,14 @@ type confined struct {
 	cg          *sandbox.RunCgroup
 }
 
-// confine readies the run's confinement (README "Isolation"). It applies only under the
-// shim, which does the work between fork and exec.
-func confine(spec Spec, prep prepared) (*confined, error) {
+// confine readies the run's confinement (README "Isolation") in c, the caller's (a value
+// on its stack, not one more allocation a run); on error there is nothing to release. It
+// applies only under the shim, which does the work between fork and exec.
+func confine(c *confined, spec Spec, prep prepared) error {
 	iso := spec.Isolation
-	c := &confined{limits: iso.Limits, runDir: prep.runDir}
+	*c = confined{limits: iso.Limits, runDir: prep.runDir}
 	if len(spec.Shim) == 0 {
-		return c, nil
+		return nil
 	}
 	adj := OOMScoreAdj
 	c.opts.OOMScoreAdj = &adj
@@ -42,13 +43,13 @@ func confine(spec Spec, prep prepared) (*confined, error) {
 		uid, ok := iso.UIDs.Take()
 		if !ok {
 			lo, hi := iso.UIDs.Range()
-			return nil, fmt.Errorf("executor.runAs: all %d uids of %d-%d are in use", hi-lo+1, lo, hi)
+			return fmt.Errorf("executor.runAs: all %d uids of %d-%d are in use", hi-lo+1, lo, hi)
 		}
 		c.uids, c.uid = iso.UIDs, uid
 		c.opts.UID, c.opts.GID = uid, uid
 		if err := chownTree(prep.runDir, uid); err != nil {
 			c.release()
-			return nil, fmt.Errorf("run directory: %w", err)
+			return fmt.Errorf("run directory: %w", err)
 		}
 	}
 	if iso.Cgroups != nil && (iso.Limits.Processes > 0 || iso.Limits.Memory > 0) {
@@ -57,7 +58,7 @@ func confine(spec Spec, prep prepared) (*confined, error) {
 		cg, err := iso.Cgroups.NewRun(name, iso.Limits.Processes, iso.Limits.Memory)
 		if err != nil {
 			c.release()
-			return nil, err
+			return err
 		}
 		c.cg, c.opts.Cgroups = cg, cg.Procs
 	}
@@ -67,10 +68,10 @@ func confine(spec Spec, prep prepared) (*confined, error) {
 	if iso.Sandbox != nil {
 		if err := c.sandbox(spec, prep); err != nil {
 			c.release()
-			return nil, err
+			return err
 		}
 	}
-	return c, nil
+	return nil
 }
 
 // sandbox gives the run its Landlock ruleset: its run directory, Dir and Write read-write,
@@ -89,7 +90,8 @@ func (c *confined) sandbox(spec Spec, prep prepared) error {
 	if iso.Runs != nil {
 		cl = iso.Runs.cellOf(prep.runDir)
 	}
-	key, ok := rulesetKey(iso.Sandbox, rw, iso.Read)
+	var keyBuf [256]byte // the key stays on the stack: only a cell's first ruleset copies it
+	key, ok := rulesetKey(keyBuf[:0], iso.Sandbox, rw, iso.Read)
 	if cl != nil && ok {
 		f, flags, err := cl.ruleset(key, build)
 		if err != nil {
@@ -113,20 +115,20 @@ func (c *confined) sandbox(spec Spec, prep prepared) error {
 // rules hold files, not names). ok is false when a path is missing: such a ruleset is built
 // for its run alone. A kernel before 6.8 reuses mount ids: there, a directory unmounted
 // and mounted again may keep a stale ruleset in a cell (README "Isolation").
-func rulesetKey(sb *sandbox.Sandbox, rw, ro []string) (key string, ok bool) {
-	b := make([]byte, 0, 64)
+// The key is appended to b.
+func rulesetKey(b []byte, sb *sandbox.Sandbox, rw, ro []string) (key []byte, ok bool) {
 	b = fmt.Appendf(b, "%p", sb)
 	for i, paths := range [2][]string{rw, ro} {
 		b = append(b, byte(i))
 		for _, p := range paths {
 			var st unix.Statx_t
 			if unix.Statx(unix.AT_FDCWD, p, 0, unix.STATX_INO|unix.STATX_MNT_ID|unix.STATX_MNT_ID_UNIQUE, &st) != nil {
-				return "", false
+				return nil, false
 			}
 			b = fmt.Appendf(b, "\x00%s\x00%d:%d:%d:%d", p, st.Mnt_id, st.Dev_major, st.Dev_minor, st.Ino)
 		}
 	}
-	return string(b), true
+	return b, true
 }
 
 // rlimits are the run's rlimits: no core dumps ever, and the limits per process.

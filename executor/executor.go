@@ -126,8 +126,9 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	if spec.RunDir == "" {
 		defer spec.Isolation.Runs.ReleaseRunDir(prep.runDir) // a nil Runs only removes
 	}
-	conf, err := confine(spec, prep)
-	if err != nil {
+	var confinement confined
+	conf := &confinement
+	if err := confine(conf, spec, prep); err != nil {
 		return startFailure(err)
 	}
 	defer conf.release()
@@ -139,17 +140,14 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 		return startFailure(err)
 	}
 	defer pr.Close()
-	track := func(int) func(bool) { return func(bool) {} }
-	if spec.Reaper != nil {
-		track = spec.Reaper.starting()
-	}
+	spec.Reaper.starting() // a nil Reaper does nothing
 	p, err := startProcess(spec, prep, conf, pw)
 	pw.Close() // the child has its copies; EOF must mean "every writer gone"
 	if err != nil {
-		track(0)
+		spec.Reaper.register(0)
 		return startFailure(err)
 	}
-	p.untrack = track(p.pid)
+	p.reaper = spec.Reaper.register(p.pid)
 	defer p.release()
 	if spec.OnStart != nil {
 		spec.OnStart(p.pid)
@@ -212,8 +210,8 @@ func prepare(spec Spec) (prepared, error) {
 }
 
 // supervise waits for the command to end, or ends it on timeout, cancel or a limit it went
-// over: SIGTERM, then SIGKILL after the grace. Meanwhile it renews the command's lease (see
-// Spec.Fence). It returns why it ended the command, "" when the command ended by itself.
+// over (see ending: SIGTERM, then SIGKILL after the grace). Meanwhile it renews the command's
+// lease (see Spec.Fence). It returns why it ended the command, "" when it ended by itself.
 func supervise(ctx context.Context, spec Spec, p *process, conf *confined) string {
 	var timeoutC <-chan time.Time
 	if spec.Timeout > 0 {
@@ -227,27 +225,19 @@ func supervise(ctx context.Context, spec Spec, p *process, conf *confined) strin
 		defer t.Stop()
 		checkC = t.C
 	}
-	grace := spec.KillGrace
-	if grace <= 0 {
-		grace = DefaultKillGrace
+	ending := ending{p: p, grace: spec.KillGrace}
+	if ending.grace <= 0 {
+		ending.grace = DefaultKillGrace
 	}
+	defer ending.stop()
 	lease := renewLease(spec, p)
 	defer lease.stop()
 	done := ctx.Done()
 	var reason string
-	var killC <-chan time.Time
-	var killTimer *time.Timer
-	defer func() {
-		if killTimer != nil {
-			killTimer.Stop()
-		}
-	}()
 	end := func(why string) {
 		if reason == "" {
 			reason = why
-			p.terminate()
-			killTimer = time.NewTimer(grace)
-			killC = killTimer.C
+			ending.start()
 		}
 	}
 	for {
@@ -260,9 +250,8 @@ func supervise(ctx context.Context, spec Spec, p *process, conf *confined) strin
 		case <-done:
 			done = nil
 			end(CancelLabel(context.Cause(ctx)))
-		case <-killC:
-			killC = nil
-			p.kill()
+		case <-ending.C():
+			ending.fired()
 		case <-lease.tick():
 			lease.ticked()
 		case <-lease.lastingC():

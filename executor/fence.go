@@ -28,7 +28,8 @@ type leaseRenewal struct {
 
 	mu      sync.Mutex    // the run's goroutine and Renewals' both renew
 	spec    Spec          // its OnLasting is cleared once called
-	until   clock.Instant // without a shim: when the command dies unless renewed
+	until   clock.Instant // when the command dies unless renewed: without a shim, or once lost
+	told    time.Duration // the longest lasting lease the shim was told
 	holding bool          // renewals go on; once false, never again
 	killed  bool
 	stopped bool // the run is ending: its process is not acted on again
@@ -174,8 +175,9 @@ func (l *leaseRenewal) renew() {
 		held := l.spec.Held()
 		now := l.lasts()
 		if !held || lasts > 0 && now == 0 { // it ended meanwhile
-			l.holding, l.killed = false, true
-			l.p.tryKill()
+			l.lose()
+			l.p.kill()
+			l.killed = !l.p.ctl.set // a shim's is done once its lease has surely passed (expire)
 			return
 		}
 		if lasts-now > l.spec.Fence/8 {
@@ -196,11 +198,38 @@ func (l *leaseRenewal) renew() {
 		}
 		return
 	}
-	l.holding = false
-	if !l.p.ctl.set && !l.killed && !clock.Now().Before(l.until) {
-		l.killed = true
-		l.p.tryKill()
+	if l.holding {
+		l.lose()
 	}
+	l.expire()
+}
+
+// lose ends the renewals for good. Without a shim, the command is killed once until (set at
+// each renewal) has passed. A shim enforces its fence itself, unless its command stopped it
+// (see process.control): it is resumed now, and killed itself (expire) if still there once
+// its own fence has surely passed: a fence, or the longest lasting lease it was told, from
+// now.
+func (l *leaseRenewal) lose() {
+	l.holding = false
+	if l.p.ctl.set {
+		l.p.resume()
+		l.until = clock.Now().Add(max(l.spec.Fence, l.told))
+	}
+}
+
+// expire kills the command once its lost lease has surely passed (until), if nothing has
+// yet: the shim itself where there is one and it is stopped (see lose, process.killShim),
+// else the command's group.
+func (l *leaseRenewal) expire() {
+	if l.killed || clock.Now().Before(l.until) {
+		return
+	}
+	if l.p.ctl.set {
+		l.killed = l.p.killShim() // false: it runs, ending the command; asked again next beat
+		return
+	}
+	l.killed = true
+	l.p.kill()
 }
 
 // setUntil sets when the command dies unless renewed, d from now. Only without a shim: a
@@ -225,6 +254,7 @@ func (l *leaseRenewal) send(lasts time.Duration) {
 	switch {
 	case !l.p.ctl.set:
 	case lasts > 0:
+		l.told = max(l.told, lasts)
 		l.p.tryControl(shim.LastingMessage(lasts.Milliseconds()))
 	default:
 		l.p.tryRenew()

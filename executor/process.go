@@ -31,11 +31,11 @@ type process struct {
 	reap   func() (syscall.WaitStatus, error) // reaps it once exited is closed; nil: reapPid
 	status *syscall.WaitStatus                // how it ended, once finish has reaped it
 	ctl    controlSocket                      // the shim's control socket; unset without a shim
-	// renewals is our end of the shim's renewals pipe (shim.RenewalsFlag): nil without a
+	// renewals is our end of the shim's renewals pipe (shim.RenewalsFlag): unset without a
 	// shim or a fence, and then renewals go on ctl.
-	renewals *renewalPipe
-	unlock   func()              // ends what startProcess locked (the forking thread)
-	untrack  func(signaled bool) // tells the agent's reaper it is reaped (Spec.Reaper)
+	renewals renewalPipe
+	unlock   func()       // ends what startProcess locked (the forking thread)
+	reaper   reaperTicket // tells the agent's reaper it is reaped (Spec.Reaper)
 }
 
 // controlSocket is our end of the shim's control socket: a plain blocking fd, not an os.File
@@ -57,23 +57,42 @@ var nullInput = sync.OnceValue(func() *os.File {
 	return f
 })
 
-// terminate asks the command to end: SIGTERM to its group (the shim passes it on).
-func (p *process) terminate() {
+// terminate asks the command to end: SIGTERM to its group (the shim passes it on). false:
+// the shim's socket is full; send shim.Terminate again later (control).
+func (p *process) terminate() bool {
 	if p.ctl.set {
-		p.control(shim.Terminate)
-		return
+		return p.control(shim.Terminate)
 	}
 	killGroup(p.pid, syscall.SIGTERM)
+	return true
 }
 
-// kill ends the command's group at once.
-func (p *process) kill() {
+// kill ends the command's group at once. false: the shim's socket is full; send shim.Kill
+// again later (control). It never waits, so Renewals too may call it.
+func (p *process) kill() bool {
 	if p.ctl.set {
 		// SIGKILL cannot be caught and passed on: the shim kills the command's group itself.
-		p.control(shim.Kill)
-		return
+		return p.control(shim.Kill)
 	}
 	killGroup(p.pid, syscall.SIGKILL)
+	return true
+}
+
+// killShim kills the shim (and its group) itself if it is stopped, when it has not ended the
+// command it was told to kill (see ending): its command keeps it stopped (see control). Its
+// command's leader dies with it (Pdeathsig), the rest goes to the agent's Reaper. A shim that
+// runs is left to end its command's tree, however long reaping a large one takes: killed,
+// it would leave that tree to a Reaper (none without Spec.Reaper), past the run's end. true
+// once the shim is killed (or there is none); false: it runs, ask again later.
+func (p *process) killShim() bool {
+	if !p.ctl.set {
+		return true
+	}
+	if !stopped(p.pid) {
+		return false
+	}
+	killGroup(p.pid, syscall.SIGKILL)
+	return true
 }
 
 // finish runs once the process has exited: it kills what is left of its group,
@@ -147,7 +166,7 @@ func (p *process) signaled() bool { return p.status != nil && p.status.Signaled(
 // serve another run when the run was sandboxed in it and the shim ended by itself (else
 // something of the run may outlive the shim, in a domain that reaches the cell).
 func (p *process) reaped(spec Spec, runDir string, conf *confined) {
-	p.untrack(p.signaled())
+	p.reaper.ended(p.signaled())
 	if conf.inCell() && p.ctl.set && !p.signaled() && p.status != nil && spec.Isolation.Runs != nil {
 		spec.Isolation.Runs.served(runDir)
 	}
@@ -169,49 +188,32 @@ func killGroup(pgid int, sig syscall.Signal) {
 	}
 }
 
-// controlRetry is how often control tries again to send on a full control socket.
+// controlRetry is how often a control byte a full socket refused is sent again (ending).
 const controlRetry = 10 * time.Millisecond
 
-// control sends the shim one control byte, waiting for room on the socket if the shim is
-// behind. Our end is blocking (no runtime poller, see startShimmed), but a plain write
-// could block an OS thread for ever: a shim that stopped reading (its command stopped it,
-// or it is stuck in waitpid) while renewals filled its socket. So the send never blocks,
-// and on a full socket the goroutine waits, not a thread: until the shim has exited (then
-// the byte is for nothing) or controlRetry, and tries again. Any other error means the
-// shim is gone, which exited will tell.
-func (p *process) control(b byte) {
-	m := []byte{b}
-	var retry *time.Timer
-	for {
-		switch err := unix.Sendto(p.ctl.fd, m, unix.MSG_DONTWAIT, nil); err {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN: // full: wait below
-		default:
-			return
-		}
-		if retry == nil {
-			retry = time.NewTimer(controlRetry) // only a full socket pays for a timer
-			defer retry.Stop()
-		} else {
-			retry.Reset(controlRetry)
-		}
-		select {
-		case <-p.exited:
-			return
-		case <-retry.C:
-		}
+// control sends the shim one control byte, never waiting (our end is blocking, see
+// startShimmed: a plain write could block an OS thread for ever on a shim that stopped
+// reading), and resumes the shim, which its command may have stopped: a command of the
+// agent's uid (no runAs) can SIGSTOP it or its group, and a stopped shim reads no control
+// byte and enforces no fence, so its command would outlive every timeout, cancel and lease.
+// SIGCONT comes after the byte, so the shim resumes to find it; the shim is not reaped yet
+// (Run reaps it only once supervise and the renewals are done), so its pid still names its
+// group. false: the socket is full (the shim is behind); the caller sends the byte again
+// later. Any other error means the shim is gone, which exited will tell.
+func (p *process) control(b byte) bool {
+	var err error = unix.EINTR
+	for err == unix.EINTR {
+		err = unix.Sendto(p.ctl.fd, []byte{b}, unix.MSG_DONTWAIT, nil)
 	}
+	p.resume()
+	return err != unix.EAGAIN
 }
 
-// tryKill is kill that never waits for the shim's socket (Renewals): a shim that does not
-// read it gets no renewal either, and its fence ends the command.
-func (p *process) tryKill() {
+// resume continues the shim and its group, which its command may have stopped (control).
+func (p *process) resume() {
 	if p.ctl.set {
-		p.tryControl([]byte{shim.Kill})
-		return
+		killGroup(p.pid, syscall.SIGCONT)
 	}
-	killGroup(p.pid, syscall.SIGKILL)
 }
 
 // tryControl writes a control message only if the socket takes it now, never waiting: a
@@ -225,7 +227,7 @@ func (p *process) tryControl(m []byte) {
 // which the shim reads when it looks at the fence anyway, so a renewal wakes no shim; on
 // the control socket where there is no pipe.
 func (p *process) tryRenew() {
-	if p.renewals != nil {
+	if p.renewals.set {
 		p.renewals.renew()
 		return
 	}
@@ -234,15 +236,19 @@ func (p *process) tryRenew() {
 
 // renewalPipe is the executor's end of a shim's renewals pipe: a raw non-blocking fd that
 // plain write calls serve (the runtime's poller would add two epoll calls a run for nothing:
-// a renewal never waits).
-type renewalPipe struct{ fd int }
+// a renewal never waits). A value, as controlSocket: nothing to allocate per run. The zero
+// value: no pipe.
+type renewalPipe struct {
+	fd  int
+	set bool
+}
 
-func (r *renewalPipe) renew() {
+func (r renewalPipe) renew() {
 	_, _ = syscall.Write(r.fd, []byte{shim.Renew}) // EAGAIN: full, the shim not reading; not renewed
 }
 
-func (r *renewalPipe) close() {
-	if r != nil {
+func (r renewalPipe) close() {
+	if r.set {
 		_ = syscall.Close(r.fd)
 	}
 }
@@ -257,7 +263,7 @@ func (c controlSocket) report() string {
 	n := 0
 	var deadline time.Time
 	for n < len(buf) {
-		m, _, err := unix.Recvfrom(c.fd, buf[n:], unix.MSG_DONTWAIT)
+		m, err := recvNow(c.fd, buf[n:])
 		switch {
 		case err == unix.EINTR:
 			continue

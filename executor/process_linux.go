@@ -4,6 +4,7 @@ import (
 	"os"
 	"runtime"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -182,3 +183,27 @@ func outputPipe() (r *os.File, w childFD, err error) {
 type childFD int
 
 func (fd childFD) Close() error { return unix.Close(int(fd)) }
+
+// recvNow reads what socket fd holds now, never waiting (MSG_DONTWAIT), as unix.Recvfrom
+// does without the sender's address, which Recvfrom allocates on every call.
+func recvNow(fd int, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_DONTWAIT, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// stopped says whether our unreaped child pid is stopped now (SIGSTOP), as waitid tells
+// without reaping it nor taking the stop's report from another wait.
+func stopped(pid int) bool {
+	var info unix.Siginfo
+	var err error = unix.EINTR
+	for err == unix.EINTR {
+		err = unix.Waitid(unix.P_PID, pid, &info, unix.WSTOPPED|unix.WNOHANG|unix.WNOWAIT, nil)
+	}
+	return err == nil && info.Signo != 0 // WNOHANG leaves info zero when it is not
+}

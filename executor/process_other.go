@@ -21,6 +21,8 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // childFD is the child's end of the output pipe.
@@ -71,3 +73,12 @@ func ShimFor(string) ([]string, string, error) { return nil, ShimNone, errNoShim
 
 // outputPipe is the command's output pipe (see the Linux one).
 func outputPipe() (r *os.File, w childFD, err error) { return os.Pipe() }
+
+// recvNow reads what socket fd holds now, never waiting (see the Linux one).
+func recvNow(fd int, b []byte) (int, error) {
+	n, _, err := unix.Recvfrom(fd, b, unix.MSG_DONTWAIT)
+	return n, err
+}
+
+// stopped is never asked here: there is no shim (see process.killShim).
+func stopped(int) bool { return false }

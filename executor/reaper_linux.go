@@ -119,26 +119,49 @@ func listenSIGCHLD(c chan<- os.Signal, on bool) {
 	}
 }
 
-// starting is called before Run forks a process; done registers its pid (0: the start
-// failed) and returns ended, to call once Run has reaped it.
-func (r *Reaper) starting() (done func(pid int) (ended func(signaled bool))) {
-	r.forks.RLock()
-	return func(pid int) func(bool) {
-		defer r.forks.RUnlock()
-		if pid <= 0 {
-			return func(bool) {}
-		}
-		r.mu.Lock()
-		r.starts++
-		start := r.starts
-		r.started[pid] = start
-		r.mu.Unlock()
-		return func(signaled bool) { r.ended(pid, start, signaled) }
+// starting is called before Run forks a process, and register once it has (or has failed
+// to): a sweep meanwhile waits. Both take a nil Reaper (none): then they do nothing.
+func (r *Reaper) starting() {
+	if r != nil {
+		r.forks.RLock()
 	}
 }
 
-// ended: the process of start, pid, has been reaped; signaled: it died by a signal (a
-// killed shim leaves orphans), so a sweep runs at once.
+// register registers the process Run started (pid 0: the start failed) and returns its
+// ticket, whose ended Run calls once it has reaped it. A value, not a closure: nothing to
+// allocate per run.
+func (r *Reaper) register(pid int) reaperTicket {
+	if r == nil {
+		return reaperTicket{}
+	}
+	defer r.forks.RUnlock()
+	if pid <= 0 {
+		return reaperTicket{}
+	}
+	r.mu.Lock()
+	r.starts++
+	t := reaperTicket{r: r, pid: pid, start: r.starts}
+	r.started[pid] = t.start
+	r.mu.Unlock()
+	return t
+}
+
+// reaperTicket is a process started under the Reaper (register); the zero value: none.
+type reaperTicket struct {
+	r     *Reaper
+	pid   int
+	start uint64
+}
+
+// ended: the ticket's process has been reaped; signaled: it died by a signal (a killed shim
+// leaves orphans), so a sweep runs at once.
+func (t reaperTicket) ended(signaled bool) {
+	if t.r != nil {
+		t.r.ended(t.pid, t.start, signaled)
+	}
+}
+
+// ended: the process of start, pid, has been reaped (see reaperTicket.ended).
 func (r *Reaper) ended(pid int, start uint64, signaled bool) {
 	r.mu.Lock()
 	if r.started[pid] == start {

@@ -266,13 +266,15 @@ func TestChildrenOf(t *testing.T) {
 func TestAReusedPidStaysTheNewRuns(t *testing.T) {
 	r := &Reaper{started: map[int]uint64{}, killed: map[int]bool{}, kick: make(chan struct{}, 1)}
 	const pid = 4242
-	oldEnded := r.starting()(pid) // the old run's process, reaped by its run
-	newEnded := r.starting()(pid) // a new run's, forked with the pid meanwhile
-	oldEnded(false)
+	r.starting()
+	older := r.register(pid) // the old run's process, reaped by its run
+	r.starting()
+	newer := r.register(pid) // a new run's, forked with the pid meanwhile
+	older.ended(false)
 	if _, ours := r.started[pid]; !ours {
 		t.Fatal("the old run's end took the new run's process off the reaper's list")
 	}
-	newEnded(false)
+	newer.ended(false)
 	if _, ours := r.started[pid]; ours {
 		t.Fatal("the new run's end left its pid on the list")
 	}

@@ -17,6 +17,11 @@ func NewReaper(func(n int)) (*Reaper, error) {
 
 func (*Reaper) Run(context.Context) {}
 
-func (*Reaper) starting() (done func(pid int) (ended func(signaled bool))) {
-	return func(int) func(bool) { return func(bool) {} }
-}
+func (*Reaper) starting() {}
+
+func (*Reaper) register(int) reaperTicket { return reaperTicket{} }
+
+// reaperTicket is a process started under the Reaper: none here.
+type reaperTicket struct{}
+
+func (reaperTicket) ended(bool) {}

@@ -87,30 +87,32 @@ func writeNewFile(path string, b []byte) error {
 var runHomeDirs = [...]struct{ env, dir string }{{"HOME", "home"}, {"TMPDIR", "tmpdir"}}
 
 // runHome gives a confined command a HOME and a TMPDIR of its own in its run directory
-// (the agent's are not its to write), unless the action's env names its own.
+// (the agent's are not its to write), unless the action's env names its own. Each
+// variable's path is a part of its entry, one string a run, not two.
 func runHome(env []string, runDir string, own map[string]string) ([]string, error) {
+	runDir = filepath.Clean(runDir) // as filepath.Join would; no new string when clean already
 	for _, d := range runHomeDirs {
 		if _, set := own[d.env]; set {
 			continue
 		}
-		dir := filepath.Join(runDir, d.dir)
-		if err := os.Mkdir(dir, 0o700); err != nil {
+		entry := d.env + "=" + strings.TrimSuffix(runDir, "/") + "/" + d.dir
+		if err := os.Mkdir(entry[len(d.env)+1:], 0o700); err != nil {
 			return nil, fmt.Errorf("run directory: %w", err)
 		}
-		env = setEnv(env, d.env, dir)
+		env = setEnv(env, d.env, entry)
 	}
 	return env, nil
 }
 
-// setEnv sets key in env, in place when it is there.
-func setEnv(env []string, key, value string) []string {
+// setEnv sets entry ("key=value") in env, in place when key is there.
+func setEnv(env []string, key, entry string) []string {
 	for i, kv := range env {
-		if strings.HasPrefix(kv, key+"=") {
-			env[i] = key + "=" + value
+		if len(kv) > len(key) && kv[len(key)] == '=' && kv[:len(key)] == key {
+			env[i] = entry
 			return env
 		}
 	}
-	return append(env, key+"="+value)
+	return append(env, entry)
 }
 
 // RemoveRunDir removes a run's directory with what it holds. A run leaves its directory as

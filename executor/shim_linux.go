@@ -69,7 +69,7 @@ func startShimmed(spec Spec, prep prepared, conf *confined, out childFD) (*proce
 	for _, f := range conf.files() {
 		extra = append(extra, int(f.Fd()))
 	}
-	var renewals *renewalPipe
+	var renewals renewalPipe
 	if spec.Fence > 0 && spec.Held != nil {
 		opts.FenceMs = max(spec.Fence.Milliseconds(), 1)
 		shimEnd, ourEnd, err := renewalsPipe()
@@ -109,10 +109,10 @@ const maxShimArgs = 16
 // our write end, non-blocking from the pipe2 call, so a renewal never waits for a shim that
 // does not read, for no fcntl a run. pipe2's flag is both ends': harmless on the shim's,
 // which the shim makes non-blocking itself anyway (its protocol; the C shim unconditionally).
-func renewalsPipe() (shimEnd int, ours *renewalPipe, err error) {
+func renewalsPipe() (shimEnd int, ours renewalPipe, err error) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
-		return -1, nil, fmt.Errorf("shim renewals pipe: %w", os.NewSyscallError("pipe2", err))
+		return -1, renewalPipe{}, fmt.Errorf("shim renewals pipe: %w", os.NewSyscallError("pipe2", err))
 	}
-	return p[0], &renewalPipe{fd: p[1]}, nil
+	return p[0], renewalPipe{fd: p[1], set: true}, nil
 }
