@@ -90,15 +90,16 @@ func (c *confined) sandbox(spec Spec, prep prepared) error {
 	if iso.Runs != nil {
 		cl = iso.Runs.cellOf(prep.runDir)
 	}
-	var keyBuf [256]byte // the key stays on the stack: only a cell's first ruleset copies it
-	key, ok := rulesetKey(keyBuf[:0], iso.Sandbox, rw, iso.Read)
-	if cl != nil && ok {
-		f, flags, err := cl.ruleset(key, build)
-		if err != nil {
-			return err
+	if cl != nil {
+		var keyBuf [256]byte // the key stays on the stack: only a cell's first ruleset copies it
+		if key, ok := rulesetKey(keyBuf[:0], iso.Sandbox, rw, iso.Read); ok {
+			f, flags, err := cl.ruleset(key, build)
+			if err != nil {
+				return err
+			}
+			c.ruleset, c.cell, c.opts.Landlock, c.opts.LandlockFlags = f, true, true, flags
+			return nil
 		}
-		c.ruleset, c.cell, c.opts.Landlock, c.opts.LandlockFlags = f, true, true, flags
-		return nil
 	}
 	fd, flags, err := build(prep.runDir)
 	if err != nil {
