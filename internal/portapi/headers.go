@@ -72,9 +72,14 @@ func (h *sharedHeaders) of(token string) *authHeader {
 // readBody reads an answer's body, at most maxResponseBody: one allocation of its size when
 // Port says it (Content-Length), as it does for its small JSON answers. Only a small length
 // is taken at its word before the bytes arrive: a server that announces megabytes and sends
-// little must not cost them at every attempt.
-func readBody(resp *http.Response) ([]byte, error) {
+// little must not cost them at every attempt. drop reads a body of such a length to its end
+// and keeps none of it (net/http ends the body at its length).
+func readBody(resp *http.Response, drop bool) ([]byte, error) {
 	if n := resp.ContentLength; n >= 0 && n <= maxTrustedLength {
+		if drop {
+			_, err := io.Copy(io.Discard, resp.Body)
+			return nil, err
+		}
 		body := make([]byte, n)
 		if _, err := io.ReadFull(resp.Body, body); err != nil {
 			return nil, err

@@ -17,7 +17,7 @@ func TestAnnouncedLengthIsNotAllocatedAhead(t *testing.T) {
 	resp := &http.Response{ContentLength: maxResponseBody, Body: io.NopCloser(strings.NewReader("{}"))}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	_, _ = readBody(resp) // net/http's body says the answer was cut off; this one cannot
+	_, _ = readBody(resp, false) // net/http's body says the answer was cut off; this one cannot
 	runtime.ReadMemStats(&after)
 	if got := after.TotalAlloc - before.TotalAlloc; got > maxResponseBody/4 {
 		t.Errorf("reading a 2-byte answer that announced %d bytes allocated %d bytes", maxResponseBody, got)
@@ -28,7 +28,7 @@ func TestAnnouncedLengthIsNotAllocatedAhead(t *testing.T) {
 func TestSmallAnswerReadWhole(t *testing.T) {
 	body := `{"ok":true}`
 	resp := &http.Response{ContentLength: int64(len(body)), Body: io.NopCloser(strings.NewReader(body))}
-	got, err := readBody(resp)
+	got, err := readBody(resp, false)
 	if err != nil || string(got) != body || cap(got) != len(body) {
 		t.Errorf("readBody = %q (cap %d), %v; want %q in a buffer of its size", got, cap(got), err, body)
 	}

@@ -213,14 +213,9 @@ func (c *Client) attempt(ctx context.Context, rq request, token string) (code in
 		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
-	if n := resp.ContentLength; rq.unread && resp.StatusCode >= 200 && resp.StatusCode < 300 && n >= 0 && n <= maxTrustedLength {
-		// An answer nobody decodes (a closing request's, a log batch's), of a length Port
-		// said: read (a cut-off one fails as below) and dropped. net/http ends the body at
-		// its length.
-		_, err = io.Copy(io.Discard, resp.Body)
-	} else {
-		body, err = readBody(resp)
-	}
+	// A 2xx answer nobody decodes (a closing request's, a log batch's) is read all the same,
+	// for the connection's sake (a cut-off one fails as below), and dropped.
+	body, err = readBody(resp, rq.unread && resp.StatusCode >= 200 && resp.StatusCode < 300)
 	if err != nil {
 		// The answer was cut off: treat it like a network error, so it is
 		// retried (a repeated close is detected as already closed).
