@@ -49,6 +49,7 @@ type options struct {
 
 	throughputRuns int
 	dispatchRuns   int
+	dispatchWarm   int
 	chattyRuns     int
 	chattyLines    int
 	chattyEvery    time.Duration
@@ -80,7 +81,7 @@ var caseNames = map[string][]string{
 func defaults() options {
 	return options{
 		partitions: 3, maxConc: 16, flush: time.Second,
-		throughputRuns: 2000, dispatchRuns: 1000, chattyRuns: 4, chattyLines: 100, chattyEvery: 25 * time.Millisecond,
+		throughputRuns: 2000, dispatchRuns: 1000, dispatchWarm: 30, chattyRuns: 4, chattyLines: 100, chattyEvery: 25 * time.Millisecond,
 		idleFor: 2 * time.Second, sleepRuns: 100, sleepFor: 5 * time.Second, floodBytes: 200e6, longTrues: 5000,
 		thousandRuns: 1000, thousandSleep: 30 * time.Second, thousandPartitions: 40,
 		profileSeconds: 10, caseTimeout: 5 * time.Minute,
@@ -91,7 +92,7 @@ func defaults() options {
 // are not the ones to quote.
 func (o *options) tiny() {
 	o.flush = 250 * time.Millisecond
-	o.throughputRuns, o.dispatchRuns = 100, 20
+	o.throughputRuns, o.dispatchRuns, o.dispatchWarm = 100, 20, 3
 	o.chattyRuns, o.chattyLines, o.chattyEvery = 2, 10, 20*time.Millisecond
 	o.idleFor, o.sleepRuns, o.sleepFor = 300*time.Millisecond, 20, 2*time.Second
 	o.floodBytes, o.longTrues = 5e6, 50
@@ -119,6 +120,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.flush, "flush", o.flush, "logs.flushInterval (default 1s; -tiny 250ms)")
 	fs.IntVar(&o.throughputRuns, "throughput-runs", o.throughputRuns, "runs of /bin/true in the throughput case (and spawns in the Go loop)")
 	fs.IntVar(&o.dispatchRuns, "dispatch-runs", o.dispatchRuns, "runs, one at a time, in the dispatch case")
+	fs.IntVar(&o.dispatchWarm, "dispatch-warm", o.dispatchWarm, "runs, one at a time, before the dispatch case's and its raw limit's, not measured")
 	fs.IntVar(&o.chattyRuns, "chatty-runs", o.chattyRuns, "chatty runs at once")
 	fs.IntVar(&o.chattyLines, "chatty-lines", o.chattyLines, "lines each chatty run prints")
 	fs.DurationVar(&o.chattyEvery, "chatty-every", o.chattyEvery, "time between a chatty run's lines")
@@ -155,7 +157,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		}
 	}
 	switch {
-	case o.partitions < 1, o.maxConc < 1, o.maxConc > 100, o.throughputRuns < 1, o.dispatchRuns < 1,
+	case o.partitions < 1, o.maxConc < 1, o.maxConc > 100, o.throughputRuns < 1, o.dispatchRuns < 1, o.dispatchWarm < 0,
 		o.chattyRuns < 1, o.chattyLines < 1, o.sleepRuns < 1, o.sleepRuns > 100, o.floodBytes < 1, o.longTrues < 1,
 		o.profileSeconds < 1, o.flush <= 0, o.thousandRuns < 1, o.thousandRuns > 1000, o.thousandPartitions < 1, o.thousandSleep <= 0:
 		return o, errors.New("bad sizes: counts must be at least 1, -max-concurrent and -sleep-runs at most 100, -thousand-runs at most 1000")
