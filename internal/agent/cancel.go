@@ -27,7 +27,9 @@ type checker interface {
 // portWatch stops the commands of runs Port has ended. It learns of them two ways: Port
 // refusing a run's log or PATCH (refused), and, for runs whose command has run longer than
 // the interval, by asking Port once per interval: one GET /v1/actions/runs?active=true for
-// all of them when there are two or more action runs, else one GET per run. Port's answer
+// all of them when there are two or more action runs open, else one GET per run; the list
+// counts as a check of every open run it shows, so runs started moments apart are asked
+// about together. Port's answer
 // for a run before it is stopped is always one GET of that run, so no guess about what the
 // list or a refusal means ever stops a command. A run shorter than the interval costs
 // nothing.
@@ -130,29 +132,49 @@ func (w *portWatch) run(ctx context.Context) {
 }
 
 // due are the runs to ask about now: suspects whose run was not fetched within the interval,
-// and runs whose command has run for the interval and that were not asked within it.
-func (w *portWatch) due(now time.Time) (actionRuns, nodeRuns []*watched) {
+// and runs whose command has run for the interval and that were not asked within it; and
+// the other open action runs, which a list request made anyway covers too; listed, how many
+// due action runs the list can answer for (a suspect is asked about on its own).
+func (w *portWatch) due(now time.Time) (actionRuns, nodeRuns, otherActionRuns []*watched, listed int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	within := func(t time.Time) bool { return !t.IsZero() && now.Sub(t) < w.interval*9/10 }
 	for _, r := range w.runs {
-		suspect := r.suspect && !within(r.got)
-		long := now.Sub(r.started) >= w.interval && !within(r.checked)
-		if r.cancelled || r.gaveUp || !(suspect || long) {
+		if r.cancelled || r.gaveUp {
 			continue
 		}
-		if r.node {
+		suspect := r.suspect && !within(r.got)
+		long := now.Sub(r.started) >= w.interval && !within(r.checked)
+		switch {
+		case !(suspect || long):
+			if !r.node {
+				otherActionRuns = append(otherActionRuns, r)
+			}
+		case r.node:
 			nodeRuns = append(nodeRuns, r)
-		} else {
+		default:
 			actionRuns = append(actionRuns, r)
+			if !r.suspect {
+				listed++
+			}
 		}
 	}
-	return actionRuns, nodeRuns
+	return actionRuns, nodeRuns, otherActionRuns, listed
 }
 
 func (w *portWatch) turn(ctx context.Context) {
-	actionRuns, nodeRuns := w.due(time.Now())
-	active := w.activeRuns(ctx, actionRuns)
+	actionRuns, nodeRuns, others, listed := w.due(time.Now())
+	var active map[string]bool
+	if listed > 0 && len(actionRuns)+len(others) >= 2 {
+		active = w.activeRuns(ctx)
+	}
+	w.mu.Lock()
+	for _, r := range others {
+		if active[r.id] { // shown open: checked now, as if it had been due
+			r.checked = time.Now()
+		}
+	}
+	w.mu.Unlock()
 	for _, r := range append(actionRuns, nodeRuns...) {
 		w.mu.Lock()
 		open := active[r.id] && !r.suspect
@@ -179,13 +201,13 @@ func (w *portWatch) turn(ctx context.Context) {
 	}
 }
 
-// activeRuns is the list of open action runs when two or more are due (one request instead
-// of one each); nil: ask each.
-func (w *portWatch) activeRuns(ctx context.Context, due []*watched) map[string]bool {
+// activeRuns is the list of open action runs, asked when one is due and another action run
+// is open (one request instead of one each); nil: ask each.
+func (w *portWatch) activeRuns(ctx context.Context) map[string]bool {
 	w.mu.Lock()
 	off := w.listOff
 	w.mu.Unlock()
-	if len(due) < 2 || off {
+	if off {
 		return nil
 	}
 	active, _, err := w.api.ActiveRuns(ctx)

@@ -24,10 +24,9 @@ func gets(e *emulator.Emulator, path string) int {
 	return n
 }
 
-// The watch of long runs, turn by turn: one list request covers every open run; a run
-// missing from it is confirmed with one GET before its command is stopped; a refused change
-// is asked about at once; when Port refuses the list, each run is asked about on its own.
-func TestPortWatch(t *testing.T) {
+// newTestWatch is a watch with a one-minute interval asking an emulator over HTTP.
+func newTestWatch(t *testing.T) (*emulator.Emulator, *portapi.Client, *portWatch) {
+	t.Helper()
 	e := emulator.New(emulator.Options{ClientID: "c", ClientSecret: testKey})
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
@@ -35,7 +34,14 @@ func TestPortWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newPortWatch(api, time.Minute, zap.NewNop())
+	return e, api, newPortWatch(api, time.Minute, zap.NewNop())
+}
+
+// The watch of long runs, turn by turn: one list request covers every open run; a run
+// missing from it is confirmed with one GET before its command is stopped; a refused change
+// is asked about at once; when Port refuses the list, each run is asked about on its own.
+func TestPortWatch(t *testing.T) {
+	e, api, w := newTestWatch(t)
 	runCtx := map[string]context.Context{}
 	stop := map[string]func() bool{}
 	for _, id := range []string{"r_a", "r_b", "r_c"} {
@@ -89,6 +95,47 @@ func TestPortWatch(t *testing.T) {
 	}
 	if stop["r_a"]() || stop["r_c"]() || w.cancelled("r_a") {
 		t.Fatal("open runs reported cancelled")
+	}
+}
+
+// Long runs whose commands started a few moments apart are still asked about together: the
+// turn that finds one due asks with the list when another action run is open, and the
+// list's answer counts as a check for every open run it shows, due or not, so the next
+// turns do not ask about them one by one as each in turn reaches the interval.
+func TestPortWatchCoversRunsNotDueYet(t *testing.T) {
+	e, api, w := newTestWatch(t)
+	for _, id := range []string{"r_a", "r_b", "r_c"} {
+		e.RegisterRun(id, "deploy")
+		_, cancel := context.WithCancelCause(context.Background())
+		t.Cleanup(func() { cancel(nil) })
+		w.watch(cancel, id, api, false, zap.NewNop())
+	}
+	// age moves every run's clock back: as if d had passed.
+	age := func(d time.Duration) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, r := range w.runs {
+			r.started = r.started.Add(-d)
+			if !r.checked.IsZero() {
+				r.checked = r.checked.Add(-d)
+			}
+		}
+	}
+	w.mu.Lock()
+	w.runs["r_a"].started = w.runs["r_a"].started.Add(-w.interval / 2) // started first
+	w.mu.Unlock()
+	age(w.interval / 2) // r_a has run for the interval; r_b and r_c for half of it
+	w.turn(context.Background())
+	age(w.interval / 2) // r_b and r_c have run for the interval, checked by the list half of it ago
+	w.turn(context.Background())
+	age(w.interval)
+	w.turn(context.Background())
+	perRun := 0
+	for _, id := range []string{"r_a", "r_b", "r_c"} {
+		perRun += gets(e, "/v1/actions/runs/"+id)
+	}
+	if lists := gets(e, "/v1/actions/runs"); lists != 2 || perRun != 0 {
+		t.Fatalf("%d list requests and %d GETs of single runs over two intervals, want 2 and 0", lists, perRun)
 	}
 }
 
