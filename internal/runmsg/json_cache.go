@@ -1,0 +1,120 @@
+package runmsg
+
+import (
+	"reflect"
+	"strings"
+	"sync"
+)
+
+// objectCache holds the decoded "action" objects of recent messages by their exact text:
+// every run of one action carries the same definition of it (payload.action), whose maps and
+// strings were a third of a run's decoding, and whose bytes the run file writes again. A
+// message whose text there is, byte for byte, a cached object's gets that object's value,
+// shared and read-only (as Run.Context is), and its run file its bytes; any other text is
+// parsed, so two runs whose action objects differ in a byte never share them. Bounded:
+// maxCachedObjects of at most maxCachedObjectBytes each, the oldest replaced first.
+type objectCache struct {
+	mu      sync.Mutex
+	entries []*cachedObject
+	next    int // the entry the next one replaces once the cache is full
+}
+
+const (
+	cachedKey            = "action"
+	maxCachedObjects     = 64
+	maxCachedObjectBytes = 8 << 10
+)
+
+// cachedObject is one object read at depth from text.
+type cachedObject struct {
+	text  string // its own copy: the value's strings are slices of it, not of a message
+	depth int    // parsing limits depend on it (maxDepth): a text is the same value at one depth
+	value map[string]any
+	// stringified: text is what JSON.stringify writes of value (jsonParser.stringified).
+	stringified bool
+	enc         []byte // value as $PORT_RUN_FILE writes it (encodingJSON)
+}
+
+// find is the object whose text begins text, read at depth; nil when none. A JSON object's
+// parse ends at its closing brace and never looks past it: the text that begins with a
+// cached object's text reads as that object.
+func (c *objectCache) find(text string, depth int) *cachedObject {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.entries {
+		if e.depth == depth && strings.HasPrefix(text, e.text) {
+			return e
+		}
+	}
+	return nil
+}
+
+// add reads text, an object that was read at depth, into a cached object of its own; nil when
+// it is too large to keep.
+func (c *objectCache) add(text string, depth int) *cachedObject {
+	if len(text) > maxCachedObjectBytes {
+		return nil
+	}
+	own := strings.Clone(text)
+	p := jsonParser{raw: []byte(own), text: own, values: true, stringified: true, parseStacks: newParseStacks()}
+	v, err := p.value(depth)
+	m, ok := v.(map[string]any)
+	if err != nil || !ok || p.i != len(own) {
+		return nil // it was read as an object once: it cannot fail
+	}
+	enc, err := appendJSON(nil, m, encodingJSON, nil)
+	if err != nil {
+		return nil
+	}
+	e := &cachedObject{text: own, depth: depth, value: m, stringified: p.stringified, enc: enc}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) < maxCachedObjects {
+		c.entries = append(c.entries, e)
+	} else {
+		c.entries[c.next] = e
+		c.next = (c.next + 1) % maxCachedObjects
+	}
+	return e
+}
+
+// memberValue reads the value of an object's member named k, at depth: an object named
+// cachedKey from the parser's cache when it has one.
+func (p *jsonParser) memberValue(k string, depth int) (any, error) {
+	if p.cache == nil || k != cachedKey {
+		return p.value(depth)
+	}
+	p.skipSpace()
+	if p.i >= len(p.raw) || p.raw[p.i] != '{' || depth >= maxDepth {
+		return p.value(depth)
+	}
+	if e := p.cache.find(p.text[p.i:], depth); e != nil {
+		p.i += len(e.text)
+		p.stringified = p.stringified && e.stringified
+		p.cached = e
+		return e.value, nil
+	}
+	start := p.i
+	v, err := p.value(depth)
+	if err != nil {
+		return nil, err
+	}
+	if e := p.cache.add(p.text[start:p.i], depth); e != nil {
+		p.cached = e
+		return e.value, nil // the same value, shared from now on
+	}
+	return v, nil
+}
+
+// addWritten makes m an object whose bytes are enc.
+func (s *sharedObjects) addWritten(m map[string]any, enc []byte) {
+	if m == nil || s.n >= maxSharedObjects {
+		return
+	}
+	span := s.find(m)
+	if span == nil {
+		span = &s.objs[s.n]
+		s.n++
+	}
+	*span = objectSpan{m: reflect.ValueOf(m).UnsafePointer(), enc: enc}
+}
