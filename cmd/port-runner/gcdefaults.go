@@ -18,9 +18,12 @@ import (
 const (
 	minGrowth    = 12 << 20
 	maxGCPercent = 400
-	// containerShare: in a container with a memory limit, the soft memory limit is this
-	// fraction of it (the commands share the container's memory with the agent).
-	containerShare = 4
+	// In a container with a memory limit, the soft memory limit is limitTenths tenths of it:
+	// a backstop that makes the collector work harder only near the container's OOM kill,
+	// never a budget. The commands share the container's memory, so the agent cannot know
+	// its share; a limit below what the agent holds live (a thousand runs, ~32 MB of heap and stacks) runs the
+	// collector back to back, up to half the CPU, and frees nothing.
+	limitTenths = 9
 )
 
 // gcSettings is what the agent sets: tune, the GC percent after each collection; limit > 0,
@@ -40,7 +43,7 @@ func gcDefaults(getenv func(string) string, memoryMax int64) gcSettings {
 	}
 	s := gcSettings{tune: true}
 	if getenv("GOMEMLIMIT") == "" && memoryMax > 0 {
-		s.limit = memoryMax / containerShare
+		s.limit = memoryMax / 10 * limitTenths
 	}
 	return s
 }

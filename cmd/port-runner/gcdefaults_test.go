@@ -25,8 +25,8 @@ func TestGCDefaultsOnlyWhereTheEnvironmentSetsNone(t *testing.T) {
 		want      gcSettings
 	}{
 		{"nothing set, no container limit", nil, 0, gcSettings{tune: true}},
-		{"nothing set, a container limit", nil, 512 << 20, gcSettings{tune: true, limit: 128 << 20}},
-		{"empty values are unset", map[string]string{"GOGC": "", "GOMEMLIMIT": ""}, 512 << 20, gcSettings{tune: true, limit: 128 << 20}},
+		{"nothing set, a container limit", nil, 512 << 20, gcSettings{tune: true, limit: 512 << 20 / 10 * 9}},
+		{"empty values are unset", map[string]string{"GOGC": "", "GOMEMLIMIT": ""}, 512 << 20, gcSettings{tune: true, limit: 512 << 20 / 10 * 9}},
 		{"GOGC set: Go's own behaviour", map[string]string{"GOGC": "100"}, 512 << 20, gcSettings{}},
 		{"GOGC=off: no limit added", map[string]string{"GOGC": "off"}, 512 << 20, gcSettings{}},
 		{"GOMEMLIMIT set: it is the limit", map[string]string{"GOMEMLIMIT": "100MiB"}, 512 << 20, gcSettings{tune: true}},

@@ -14,7 +14,7 @@ import (
 // A container's memory limit is the agent's and its commands' together: the soft limit the
 // agent sets of it must not sit below what the agent itself holds live at a load the container
 // is sized for, or the collector runs back to back (up to half the CPU) and frees nothing. A
-// 128 MiB container, a thousand sleeping runs' live heap (~36 MiB, BENCHMARKS.md 7b), and
+// 128 MiB container, a thousand sleeping runs' live heap and stacks (~32 MB) with a margin, and
 // 128 MiB allocated: Go's 100% collects a few times.
 func TestGCDefaultsDoNotThrashASmallContainer(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestGCLimitProbe$")
@@ -28,7 +28,8 @@ func TestGCDefaultsDoNotThrashASmallContainer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("probe said %q", out)
 	}
-	if n > 16 {
+	t.Logf("%d collections", n)
+	if n > 8 {
 		t.Fatalf("%d collections while 128 MiB was allocated over a 36 MiB live heap in a 128 MiB container (soft limit %d MiB), want a few",
 			n, gcDefaults(func(string) string { return "" }, 128<<20).limit>>20)
 	}
@@ -59,3 +60,4 @@ func TestGCLimitProbe(t *testing.T) {
 	runtime.KeepAlive(sink)
 	fmt.Println(cycles[0].Value.Uint64() - before)
 }
+
