@@ -5,10 +5,14 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/port-runner/port-runner/internal/waitcond"
 )
 
 // A container's memory limit is the agent's and its commands' together: the soft limit the
@@ -61,3 +65,41 @@ func TestGCLimitProbe(t *testing.T) {
 	fmt.Println(cycles[0].Value.Uint64() - before)
 }
 
+// The tuner re-arms after every collection: the percent follows the live heap up and back
+// down, several times over, in a process of its own (the first 400 alone is set before any
+// collection, so it proves nothing about re-arming).
+func TestGCTunerFollowsTheLiveHeapUpAndDown(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestGCTunerProbe$")
+	cmd.Env = append(withoutGCEnv(os.Environ()), "PORT_RUNNER_GC_TUNER_PROBE=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("probe: %v\n%s", err, out)
+	}
+}
+
+// TestGCTunerProbe is TestGCTunerFollowsTheLiveHeapUpAndDown's process.
+func TestGCTunerProbe(t *testing.T) {
+	if os.Getenv("PORT_RUNNER_GC_TUNER_PROBE") == "" {
+		t.Skip("run by TestGCTunerFollowsTheLiveHeapUpAndDown")
+	}
+	stop := gcDefaults(func(string) string { return "" }, 0).apply()
+	defer stop()
+	percent := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	settles := func(want uint64) {
+		waitcond.For(t, fmt.Sprintf("the percent to settle at %d", want), 10*time.Second, func() bool {
+			runtime.GC()
+			metrics.Read(percent)
+			return percent[0].Value.Uint64() == want
+		})
+	}
+	for range 5 {
+		live := make([][]byte, 32)
+		for i := range live {
+			live[i] = make([]byte, 1<<20)
+		}
+		settles(100)
+		runtime.KeepAlive(live)
+		live = nil
+		settles(maxGCPercent)
+	}
+	debug.SetGCPercent(100)
+}
