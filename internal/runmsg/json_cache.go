@@ -79,12 +79,18 @@ func (c *objectCache) add(text string, depth int) *cachedObject {
 }
 
 // memberValue reads the value of an object's member named k, at depth: an object named
-// cachedKey from the parser's cache when it has one.
-func (p *jsonParser) memberValue(k string, depth int) (any, error) {
-	if p.cache == nil || k != cachedKey {
+// cachedKey of a "payload" object (inPayload), the action's definition, from the parser's
+// cache when it has one. An object of that name elsewhere (a user input, an entity's
+// property) may be new in every run: cached, it would be parsed twice and evict the
+// definitions.
+func (p *jsonParser) memberValue(k string, depth int, inPayload bool) (any, error) {
+	p.skipSpace()
+	// The object this member's value is reads it (and no array's element): set for it alone.
+	p.inPayload = k == "payload" && p.i < len(p.raw) && p.raw[p.i] == '{'
+	defer func() { p.inPayload = false }()
+	if p.cache == nil || k != cachedKey || !inPayload {
 		return p.value(depth)
 	}
-	p.skipSpace()
 	if p.i >= len(p.raw) || p.raw[p.i] != '{' || depth >= maxDepth {
 		return p.value(depth)
 	}
