@@ -12,17 +12,22 @@ import (
 // message whose text there is, byte for byte, a cached object's gets that object's value,
 // shared and read-only (as Run.Context is), and its run file its bytes; any other text is
 // parsed, so two runs whose action objects differ in a byte never share them. Bounded:
-// maxCachedObjects of at most maxCachedObjectBytes each, the oldest replaced first.
+// maxCachedObjects of at most maxCachedObjectBytes each. A full cache replaces only an entry
+// no run used in its last idleLookups lookups: an organization rotating through more actions
+// than it holds keeps the ones it has, and every other action costs one parse, as without the
+// cache (replacing on every miss would parse each run's action twice and encode it).
 type objectCache struct {
 	mu      sync.Mutex
 	entries []*cachedObject
-	next    int // the entry the next one replaces once the cache is full
+	lookups uint64 // finds so far: the clock an entry's idleness is counted on
+	added   uint64 // objects cached so far
 }
 
 const (
 	cachedKey            = "action"
 	maxCachedObjects     = 64
 	maxCachedObjectBytes = 8 << 10
+	idleLookups          = 4 << 10
 )
 
 // cachedObject is one object read at depth from text.
@@ -33,6 +38,7 @@ type cachedObject struct {
 	// stringified: text is what JSON.stringify writes of value (jsonParser.stringified).
 	stringified bool
 	enc         []byte // value as $PORT_RUN_FILE writes it (encodingJSON)
+	lastHit     uint64 // the lookup that last found it (or added it)
 }
 
 // find is the object whose text begins text, read at depth; nil when none. A JSON object's
@@ -41,18 +47,37 @@ type cachedObject struct {
 func (c *objectCache) find(text string, depth int) *cachedObject {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.lookups++
 	for _, e := range c.entries {
 		if e.depth == depth && strings.HasPrefix(text, e.text) {
+			e.lastHit = c.lookups
 			return e
 		}
 	}
 	return nil
 }
 
+// slot is where a new object goes: the next free index, or an idle entry's; -1: none (mu held).
+func (c *objectCache) slot() int {
+	if len(c.entries) < maxCachedObjects {
+		return len(c.entries)
+	}
+	victim := -1
+	for i, e := range c.entries {
+		if c.lookups-e.lastHit >= idleLookups && (victim < 0 || e.lastHit < c.entries[victim].lastHit) {
+			victim = i
+		}
+	}
+	return victim
+}
+
 // add reads text, an object that was read at depth, into a cached object of its own; nil when
-// it is too large to keep.
+// it is too large to keep or the cache has no room for it.
 func (c *objectCache) add(text string, depth int) *cachedObject {
-	if len(text) > maxCachedObjectBytes {
+	c.mu.Lock()
+	room := c.slot() >= 0
+	c.mu.Unlock()
+	if len(text) > maxCachedObjectBytes || !room {
 		return nil
 	}
 	own := strings.Clone(text)
@@ -69,12 +94,16 @@ func (c *objectCache) add(text string, depth int) *cachedObject {
 	e := &cachedObject{text: own, depth: depth, value: m, stringified: p.stringified, enc: enc}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.entries) < maxCachedObjects {
+	e.lastHit = c.lookups
+	switch i := c.slot(); {
+	case i == len(c.entries):
 		c.entries = append(c.entries, e)
-	} else {
-		c.entries[c.next] = e
-		c.next = (c.next + 1) % maxCachedObjects
+	case i >= 0:
+		c.entries[i] = e
+	default:
+		return e // another decode took the room meanwhile: this run still has its value
 	}
+	c.added++
 	return e
 }
 
