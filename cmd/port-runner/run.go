@@ -18,6 +18,7 @@ import (
 
 	"github.com/port-runner/port-runner/executor"
 	"github.com/port-runner/port-runner/internal/agent"
+	"github.com/port-runner/port-runner/internal/sandbox"
 	"github.com/port-runner/port-runner/internal/shim"
 	"github.com/port-runner/port-runner/metrics"
 )
@@ -42,6 +43,8 @@ func runAgent(path string, stderr io.Writer) int {
 	// Before any credential is read: commands run as the agent's uid, and a dumpable agent's
 	// /proc/PID/environ and memory are theirs to read.
 	dumpErr := shim.SetNonDumpable()
+	gc := gcDefaults(os.Getenv, sandbox.MemoryMax())
+	defer gc.apply()()
 	cfg, code := loadConfig("run", path, stderr)
 	if cfg == nil {
 		return code
@@ -77,8 +80,14 @@ func runAgent(path string, stderr io.Writer) int {
 	if cfg.Polls() {
 		where = []zap.Field{zap.String("transport", cfg.Transport), zap.Duration("interval", cfg.Polling.Interval.D())}
 	}
-	log.Info("port-runner starting", append([]zap.Field{zap.String("version", version)},
-		append(where, zap.Strings("actions", cfg.ActionNames()))...)...)
+	where = append(where, zap.Strings("actions", cfg.ActionNames()))
+	if gc.tune {
+		where = append(where, zap.String("gcPercent", "tuned")) // README "Memory and the garbage collector"
+	}
+	if gc.limit > 0 {
+		where = append(where, zap.Int64("memoryLimit", gc.limit))
+	}
+	log.Info("port-runner starting", append([]zap.Field{zap.String("version", version)}, where...)...)
 	if err := a.Run(stop, kill); err != nil {
 		// One line, no stack trace: these are the expected failures (a refused broker, bad
 		// credentials), and the error says which.

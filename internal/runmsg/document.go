@@ -13,16 +13,24 @@ type decodeScratch struct {
 	check  *signatureCheck // made on the first verification
 }
 
-// document parses a message and returns it as the command sees it (no signature) and the
-// document the selectors read: the run itself, unwrapped from the seed's DAY-2 envelope. A
-// v2 custom payload may be an array; it cannot carry headers, so it is unsigned.
-func (d *Decoder) document(raw []byte, verify bool) (message, doc any, signed time.Time, err error) {
+// readMessage is a message read: as the command sees it (no signature), the document the
+// selectors read (the run itself, unwrapped from the seed's DAY-2 envelope), when it was
+// signed, and its "action" object from the Decoder's cache (nil: none).
+type readMessage struct {
+	message, doc any
+	signed       time.Time
+	action       *cachedObject
+}
+
+// read parses a message. A v2 custom payload may be an array; it cannot carry headers, so it
+// is unsigned.
+func (d *Decoder) read(raw []byte, verify bool) (readMessage, error) {
 	s, _ := d.scratch.Get().(*decodeScratch)
 	if s == nil {
 		s = &decodeScratch{stacks: newParseStacks()}
 	}
 	defer d.release(s)
-	return d.documentWith(s, raw, verify)
+	return d.readWith(s, raw, verify)
 }
 
 // Past these sizes a scratch is dropped rather than kept for the next message, as
@@ -49,31 +57,33 @@ func (s *decodeScratch) small() bool {
 	return c == nil || cap(c.body) <= maxKeptBytes && cap(c.macs) <= maxKeptBytes
 }
 
-// documentWith is document with s for its scratch space.
-func (d *Decoder) documentWith(s *decodeScratch, raw []byte, verify bool) (message, doc any, signed time.Time, err error) {
-	pv, err := parseValues(raw, &s.stacks)
+// readWith is read with s for its scratch space.
+func (d *Decoder) readWith(s *decodeScratch, raw []byte, verify bool) (m readMessage, err error) {
+	pv, err := parseValuesCached(raw, &s.stacks, &d.actions)
 	if err != nil {
-		return nil, nil, signed, skip(ReasonInvalid, fmt.Errorf("not JSON: %w", err))
+		return m, skip(ReasonInvalid, fmt.Errorf("not JSON: %w", err))
 	}
 	root, isObject := pv.value.(map[string]any)
 	if _, isArray := pv.value.([]any); !isObject && !isArray {
-		return nil, nil, signed, skip(ReasonInvalid, fmt.Errorf("message is %s, not an object or array", kindOf(pv.value)))
+		return m, skip(ReasonInvalid, fmt.Errorf("message is %s, not an object or array", kindOf(pv.value)))
 	}
 	if isObject {
 		if err := forAnAgent(root); err != nil {
-			return nil, nil, signed, skip(ReasonIgnored, err)
+			return m, skip(ReasonIgnored, err)
 		}
 	}
 	if verify {
 		if !isObject {
-			return nil, nil, signed, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w: an array payload has no headers", ErrUnsigned))
+			return m, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w: an array payload has no headers", ErrUnsigned))
 		}
-		if signed, err = d.verified(raw, &pv, s); err != nil {
-			return nil, nil, signed, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w", err))
+		if m.signed, err = d.verified(raw, &pv, s); err != nil {
+			return m, skip(ReasonBadSignature, fmt.Errorf("verify signature: %w", err))
 		}
 	}
+	m.action = pv.cached
 	if !isObject {
-		return pv.value, pv.value, signed, nil
+		m.message, m.doc = pv.value, pv.value
+		return m, nil
 	}
 	// A GitLab invocation's signature leaves headers out (README "Which invocation method"):
 	// when it is checked, nothing of them reaches the command, which sees what was signed.
@@ -86,7 +96,8 @@ func (d *Decoder) documentWith(s *decodeScratch, raw []byte, verify bool) (messa
 			}
 		}
 	}
-	return msg, body, signed, nil
+	m.message, m.doc = msg, body
+	return m, nil
 }
 
 // splitHeaders returns the message the command sees, root without its signature headers (the

@@ -73,3 +73,15 @@ func stripSignature(root *object) *object {
 	}
 	return root.with("headers", h.without(HeaderSignature, HeaderTimestamp))
 }
+
+// document is read's message, document, signing time and error, which the oracle gives.
+func (d *Decoder) document(raw []byte, verify bool) (message, doc any, signed time.Time, err error) {
+	m, err := d.read(raw, verify)
+	return m.message, m.doc, m.signed, err
+}
+
+// documentWith is document with s for its scratch space.
+func (d *Decoder) documentWith(s *decodeScratch, raw []byte, verify bool) (message, doc any, signed time.Time, err error) {
+	m, err := d.readWith(s, raw, verify)
+	return m.message, m.doc, m.signed, err
+}

@@ -28,14 +28,14 @@ func fuzzSeeds(f *testing.F) [][]byte {
 		}
 	}
 	const gitlab = `"payload":{"action":{"invocationMethod":{"type":"GITLAB"}}}`
-	for _, s := range []string{
+	for _, s := range append([]string{
 		`{"headers":{},"action":"a","context":{"runId":"r"},` + gitlab + `}`,
 		`{"action":"a","context":{"runId":"r"},` + gitlab + `}`,
 		`{"action":"a","context":{"runId":"r"},"headers":{"a":1,"b":"\u001f\n"}}`,
 		`{"action":"a","headers":{"x":"y"},"context":{"runId":"r"},"headers":{"z":[]}}`,
 		`{"action":"a\/","context":{"runId":"r"},"headers":{"k":"\u00e9"}}`,
 		`{"action":"a","context":{"runId":"r"},"headers":5}`, `[{"runId":"r"}]`, `{}`, ` {"a":1} `,
-	} {
+	}, sameActionSeeds...) {
 		if signed, err := Sign(vectorSecret, vectorTimestamp, []byte(s)); err == nil {
 			seeds = append(seeds, signed)
 		}
@@ -52,9 +52,10 @@ func FuzzParseValuesAgreesWithOrderedTree(f *testing.F) {
 		f.Add(s)
 	}
 	stacks := newParseStacks() // shared: what one parse leaves must not change the next
+	var cache objectCache      // shared too: its action objects are those parsed before
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		want, werr := parseOrdered(raw)
-		pv, gerr := parseValues(raw, &stacks)
+		pv, gerr := parseValuesCached(raw, &stacks, &cache)
 		if (werr == nil) != (gerr == nil) || (werr != nil && werr.Error() != gerr.Error()) {
 			t.Fatalf("parse %q: ordered error %v, values error %v", raw, werr, gerr)
 		}

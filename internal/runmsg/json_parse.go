@@ -29,8 +29,11 @@ type jsonParser struct {
 	// stringified: so far the text is what JSON.stringify writes of what it holds, outside
 	// the whitespace around the top-level value (parseValues).
 	stringified bool
-	span        [2]int // where the top-level value starts and ends
-	headers     [2]int // values: where the root object's "headers" value starts and ends
+	span        [2]int        // where the top-level value starts and ends
+	headers     [2]int        // values: where the root object's "headers" value starts and ends
+	cache       *objectCache  // values: where the "action" objects come from (nil: parsed)
+	cached      *cachedObject // the last object read from or into cache
+	inPayload   bool          // the value being read is a member named "payload" (memberValue)
 	// used: the most of each stack the parse wrote, all that parseWith has to clear.
 	membersUsed, elemsUsed, bufUsed int
 }
@@ -137,7 +140,8 @@ func (p *jsonParser) literal(word string) error {
 }
 
 func (p *jsonParser) object(depth int) (any, error) {
-	p.i++ // {
+	isPayload := p.inPayload // memberValue's, for this object
+	p.i++                    // {
 	p.skipSpace()
 	if p.i < len(p.raw) && p.raw[p.i] == '}' {
 		p.i++
@@ -170,7 +174,7 @@ func (p *jsonParser) object(depth int) (any, error) {
 		}
 		p.i++
 		start := p.i
-		v, err := p.value(depth + 1)
+		v, err := p.memberValue(k, depth+1, isPayload)
 		if err != nil {
 			return nil, err
 		}

@@ -19,18 +19,25 @@ type parsedValues struct {
 	// it), which is what Port signs: its signature can be checked over spans of raw.
 	stringified bool
 	span        [2]int
-	headers     [2]int // where the value of the root object's "headers" is; {} when it has none
+	headers     [2]int        // where the value of the root object's "headers" is; {} when it has none
+	cached      *cachedObject // an object of value that came from the cache (the last one)
 }
 
 // parseValues parses raw as parseOrdered does (the same errors), into the values that
 // parseOrdered's tree converted gives (toValue, the tests' oracle). stacks are the scratch
 // space it may grow and leaves cleared.
 func parseValues(raw []byte, stacks *parseStacks) (parsedValues, error) {
-	p, v, err := parseWith(jsonParser{raw: raw, text: string(raw), values: true}, stacks)
+	return parseValuesCached(raw, stacks, nil)
+}
+
+// parseValuesCached is parseValues taking the "action" objects from cache, which gives the
+// same values (objectCache).
+func parseValuesCached(raw []byte, stacks *parseStacks, cache *objectCache) (parsedValues, error) {
+	p, v, err := parseWith(jsonParser{raw: raw, text: string(raw), values: true, cache: cache}, stacks)
 	if err != nil {
 		return parsedValues{}, err
 	}
-	return parsedValues{value: v, text: p.text, stringified: p.stringified, span: p.span, headers: p.headers}, nil
+	return parsedValues{value: v, text: p.text, stringified: p.stringified, span: p.span, headers: p.headers, cached: p.cached}, nil
 }
 
 // headersTree parses the root object's "headers" value, of the message raw that pv was read

@@ -136,6 +136,9 @@ func appendSortedObject(b []byte, m map[string]any, st style, shared *sharedObje
 		return append(b, "null"...), nil
 	}
 	span := shared.find(m)
+	if span != nil && span.enc != nil {
+		return append(b, span.enc...), nil
+	}
 	if span != nil && span.written {
 		return append(b, b[span.start:span.end]...), nil
 	}
@@ -180,6 +183,7 @@ type objectSpan struct {
 	m          unsafe.Pointer // the map's identity
 	start, end int
 	written    bool
+	enc        []byte // the map's bytes written before (addWritten), not in those so far
 }
 
 // add makes v, if it is an object, one to write once.

@@ -6,7 +6,8 @@ import (
 )
 
 // Run is a decoded run. Context's values share structure (properties also
-// sit inside message), so treat it as read-only.
+// sit inside message; the message's action object with other runs of that action), so treat
+// it as read-only.
 type Run struct {
 	ID     string
 	Action string // "" for a workflow node run whose message names none
@@ -21,6 +22,9 @@ type Run struct {
 	// size is the length of the message the run was decoded from, which sizes ContextJSON's
 	// buffer; 0 for a Run made otherwise.
 	size int
+	// action is the message's "action" object as the Decoder's cache holds it, with its
+	// bytes in the run file; nil when none came from there.
+	action *cachedObject
 }
 
 // ContextJSON is what $PORT_RUN_FILE holds: the bytes encoding/json writes for the context
@@ -33,6 +37,9 @@ func (r Run) ContextJSON() ([]byte, error) {
 	var shared sharedObjects
 	for _, v := range r.Context {
 		shared.add(v)
+	}
+	if r.action != nil {
+		shared.addWritten(r.action.value, r.action.enc)
 	}
 	b, err := appendJSON(make([]byte, 0, max(1024, r.size*3/2+128)), r.Context, encodingJSON, &shared)
 	if err != nil {

@@ -53,6 +53,7 @@ type Decoder struct {
 	maxBytes                          int
 	now                               func() time.Time
 	scratch                           sync.Pool // of *decodeScratch
+	actions                           objectCache
 }
 
 // NewDecoder compiles the selectors once; an error names the config key of the
@@ -144,10 +145,11 @@ func (d *Decoder) decode(raw []byte, verify bool) (run Run, err error) {
 	if len(raw) > d.maxBytes {
 		return Run{}, skip(ReasonInvalid, fmt.Errorf("message is %d bytes, over the %d-byte limit", len(raw), d.maxBytes))
 	}
-	message, doc, signed, err := d.document(raw, verify)
+	read, err := d.read(raw, verify)
 	if err != nil {
 		return Run{}, err
 	}
+	message, doc := read.message, read.doc
 
 	ctx := &deadline{}
 	defer ctx.stop()
@@ -181,8 +183,9 @@ func (d *Decoder) decode(raw []byte, verify bool) (run Run, err error) {
 			"trigger":    triggerOf(doc),
 			"message":    message,
 		},
-		SignedAt: signed,
+		SignedAt: read.signed,
 		size:     len(raw),
+		action:   read.action,
 	}
 	if node {
 		out.Workflow, out.Node, out.NodeURL = nodeOf(doc)
