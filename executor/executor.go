@@ -65,9 +65,17 @@ type Spec struct {
 	Reaper *Reaper
 	// OnStart, when set, is called once, right after the process Run starts
 	// (the shim, or the command where no shim is used) is running, with its
-	// pid. With the shim, every process of the command is its descendant
-	// while it lives.
+	// pid (with a Gate, once it passed, before the command may start). With the
+	// shim, every process of the command is its descendant while it lives.
 	OnStart func(pid int)
+	// Gate, when set, holds the command back until it returns nil: Run first readies all it
+	// can (the run's directory and file, its confinement, and with the shim the shim itself,
+	// which sets the command up to its exec and waits for a go: shim.GateFlag; without one,
+	// all but the fork), then calls Gate from its own goroutine. Only if Gate returns nil and
+	// ctx is not done does the command start; otherwise it never does, the shim is ended, and
+	// Run returns a Result labelled "not started: " and Gate's error (or ctx's cancel label).
+	// The agent's gate is the run's start mark (README "Delivery").
+	Gate func() error
 }
 
 // Result says how a run ended.
@@ -133,6 +141,11 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	}
 	defer conf.release()
 
+	if spec.Gate != nil && len(spec.Shim) == 0 {
+		if label := passGate(ctx, spec); label != "" {
+			return Result{ExitCode: -1, Label: label}
+		}
+	}
 	// One pipe for both streams: the kernel keeps the writes in the order
 	// the command made them, which two pipes could not guarantee.
 	pr, pw, err := outputPipe()
@@ -149,8 +162,20 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	}
 	p.reaper = spec.Reaper.register(p.pid)
 	defer p.release()
+	gated := spec.Gate != nil && p.ctl.set
+	if gated {
+		if label := passGate(ctx, spec); label != "" {
+			p.refuse()
+			p.finish()
+			p.reaped(spec, prep.runDir, conf)
+			return Result{ExitCode: -1, Label: label}
+		}
+	}
 	if spec.OnStart != nil {
 		spec.OnStart(p.pid)
+	}
+	if gated {
+		p.goAhead()
 	}
 	copied := make(chan struct{})
 	go copyOutput(out, pr, copied)
