@@ -86,7 +86,7 @@ type Result struct {
 	// Signal is the signal that ended the command, 0 when it exited.
 	Signal syscall.Signal
 	// Duration is the wall time of the Run call: preparation, the command
-	// itself, and delivering its remaining output.
+	// itself, and delivering its remaining output; not the wait in Spec.Gate.
 	Duration time.Duration
 	// limit is the limit the shim saw the command end at (LimitProcesses), "" for none.
 	limit string
@@ -113,12 +113,13 @@ const (
 // out is only written from one goroutine at a time; a nil out discards.
 func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	start := time.Now()
+	var gateWait time.Duration // no part of the run (Result.Duration)
 	defer func() {
 		// Belt and braces: the agent must get a Result for every run.
 		if r := recover(); r != nil {
 			res = Result{ExitCode: -1, Label: fmt.Sprintf("could not start: internal error: %v", r)}
 		}
-		res.Duration = time.Since(start)
+		res.Duration = time.Since(start) - gateWait
 	}()
 	if out == nil {
 		out = io.Discard
@@ -142,7 +143,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	defer conf.release()
 
 	if spec.Gate != nil && len(spec.Shim) == 0 {
-		if label := passGate(ctx, spec); label != "" {
+		if label := passGate(ctx, spec, &gateWait); label != "" {
 			return Result{ExitCode: -1, Label: label}
 		}
 	}
@@ -164,7 +165,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	defer p.release()
 	gated := spec.Gate != nil && p.ctl.set
 	if gated {
-		if label := passGate(ctx, spec); label != "" {
+		if label := passGate(ctx, spec, &gateWait); label != "" {
 			p.refuse()
 			p.finish()
 			p.reaped(spec, prep.runDir, conf)

@@ -13,9 +13,13 @@ import (
 )
 
 // passGate calls spec.Gate: "" when the command may start, else the label of the Result of
-// a run whose command never started (Spec.Gate).
-func passGate(ctx context.Context, spec Spec) string {
-	if err := spec.Gate(); err != nil {
+// a run whose command never started (Spec.Gate). waited gets how long Gate took: the run's
+// start mark on its way, no part of the run's Duration.
+func passGate(ctx context.Context, spec Spec, waited *time.Duration) string {
+	t0 := time.Now()
+	err := spec.Gate()
+	*waited = time.Since(t0)
+	if err != nil {
 		return "not started: " + err.Error()
 	}
 	if err := context.Cause(ctx); err != nil {
