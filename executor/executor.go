@@ -142,7 +142,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	}
 	defer conf.release()
 
-	if spec.Gate != nil && len(spec.Shim) == 0 {
+	if spec.Gate != nil && !shimGates(spec) {
 		if label := passGate(ctx, spec, &gateWait); label != "" {
 			return Result{ExitCode: -1, Label: label}
 		}
