@@ -457,6 +457,20 @@ static void supervise(pid_t leader, int sfd, long long fence_ms, int renewals_fd
 	}
 }
 
+/* await_exec waits, under --gate, until the fork has exec'd or could not (errfd readable). The
+ * fork waits for its go in a process group of its own, which no SIGCONT of the executor's
+ * reaches: stopped by a process of its uid meanwhile (a command of the agent's, without runAs),
+ * it would read no go and this shim no byte of the executor's, and the run would never end,
+ * its timeout included. A stopped fork is resumed (SIGCONT: same session). */
+static void await_exec(pid_t leader, int errfd) {
+	struct pollfd pf = {errfd, POLLIN, 0};
+	while (poll(&pf, 1, 100) <= 0) {
+		siginfo_t si;
+		si.si_pid = 0;
+		if (!waitid(P_PID, leader, &si, WSTOPPED | WNOHANG) && si.si_pid == leader) kill(leader, SIGCONT);
+	}
+}
+
 int main(int argc, char **argv) {
 	if (argc == 2 && !strcmp(argv[1], "--version")) {
 		say(1, "port-runner-shim (C) protocol 3\n"); /* internal/shim's Protocol */
@@ -518,6 +532,7 @@ int main(int argc, char **argv) {
 	}
 	char msg[256];
 	ssize_t m;
+	if (o.gate) await_exec(leader, errp[0]);
 	while ((m = read(errp[0], msg, sizeof msg)) < 0 && errno == EINTR) {}
 	close(errp[0]);
 	if (m > 0) { /* the child could not exec: it said why and exits 127 */
