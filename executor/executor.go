@@ -65,9 +65,17 @@ type Spec struct {
 	Reaper *Reaper
 	// OnStart, when set, is called once, right after the process Run starts
 	// (the shim, or the command where no shim is used) is running, with its
-	// pid. With the shim, every process of the command is its descendant
-	// while it lives.
+	// pid (with a Gate, once it passed, before the command may start). With the
+	// shim, every process of the command is its descendant while it lives.
 	OnStart func(pid int)
+	// Gate, when set, holds the command back until it returns nil: Run first readies all it
+	// can (the run's directory and file, its confinement, and with the shim the shim itself,
+	// which sets the command up to its exec and waits for a go: shim.GateFlag; without one,
+	// all but the fork), then calls Gate from its own goroutine. Only if Gate returns nil and
+	// ctx is not done does the command start; otherwise it never does, the shim is ended, and
+	// Run returns a Result labelled "not started: " and Gate's error (or ctx's cancel label).
+	// The agent's gate is the run's start mark (README "Delivery").
+	Gate func() error
 }
 
 // Result says how a run ended.
@@ -78,7 +86,7 @@ type Result struct {
 	// Signal is the signal that ended the command, 0 when it exited.
 	Signal syscall.Signal
 	// Duration is the wall time of the Run call: preparation, the command
-	// itself, and delivering its remaining output.
+	// itself, and delivering its remaining output; not the wait in Spec.Gate.
 	Duration time.Duration
 	// limit is the limit the shim saw the command end at (LimitProcesses), "" for none.
 	limit string
@@ -105,12 +113,13 @@ const (
 // out is only written from one goroutine at a time; a nil out discards.
 func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	start := time.Now()
+	var gateWait time.Duration // no part of the run (Result.Duration)
 	defer func() {
 		// Belt and braces: the agent must get a Result for every run.
 		if r := recover(); r != nil {
 			res = Result{ExitCode: -1, Label: fmt.Sprintf("could not start: internal error: %v", r)}
 		}
-		res.Duration = time.Since(start)
+		res.Duration = time.Since(start) - gateWait
 	}()
 	if out == nil {
 		out = io.Discard
@@ -133,6 +142,11 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	}
 	defer conf.release()
 
+	if spec.Gate != nil && !shimGates(spec) {
+		if label := passGate(ctx, spec, &gateWait); label != "" {
+			return Result{ExitCode: -1, Label: label}
+		}
+	}
 	// One pipe for both streams: the kernel keeps the writes in the order
 	// the command made them, which two pipes could not guarantee.
 	pr, pw, err := outputPipe()
@@ -149,8 +163,20 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	}
 	p.reaper = spec.Reaper.register(p.pid)
 	defer p.release()
+	gated := spec.Gate != nil && p.ctl.set
+	if gated {
+		if label := passGate(ctx, spec, &gateWait); label != "" {
+			p.refuse()
+			p.finish()
+			p.reaped(spec, prep.runDir, conf)
+			return Result{ExitCode: -1, Label: label}
+		}
+	}
 	if spec.OnStart != nil {
 		spec.OnStart(p.pid)
+	}
+	if gated {
+		p.goAhead()
 	}
 	copied := make(chan struct{})
 	go copyOutput(out, pr, copied)

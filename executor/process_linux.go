@@ -33,6 +33,10 @@ func withDeathSignal(attr *syscall.SysProcAttr) (unlock func()) {
 
 // startProcess starts the prepared command, under the shim if spec.Shim is set,
 // with its stdout and stderr on out.
+// shimGates says whether spec's command is started under the shim, which then holds it for
+// Spec.Gate (else Run passes the gate before the fork).
+func shimGates(spec Spec) bool { return len(spec.Shim) > 0 }
+
 func startProcess(spec Spec, prep prepared, conf *confined, out childFD) (*process, error) {
 	if len(spec.Shim) > 0 {
 		return startShimmed(spec, prep, conf, out)

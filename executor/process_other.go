@@ -28,6 +28,10 @@ import (
 // childFD is the child's end of the output pipe.
 type childFD = *os.File
 
+// shimGates is false: no shim here, whatever Spec.Shim says, so Run passes Spec.Gate before
+// the fork.
+func shimGates(Spec) bool { return false }
+
 // startProcess starts the prepared command with its stdout and stderr on out (no shim here).
 func startProcess(spec Spec, prep prepared, _ *confined, out childFD) (*process, error) {
 	cmd := &exec.Cmd{

@@ -11,8 +11,9 @@ import (
 
 // BenchmarkQuietRun is the executor's part of a quiet /bin/true run as the agent makes it:
 // a cell of its RunsDir, sandboxed, under the C shim, with a fence renewed by the agent's
-// Renewals, tracked by its Reaper, the caller's response file named at release. Its
-// allocs/op and, under strace, its syscalls per run are the executor's own cost per run.
+// Renewals, tracked by its Reaper, gated (its start mark: Spec.Gate), the caller's response
+// file named at release. Its allocs/op and, under strace, its syscalls per run are the
+// executor's own cost per run.
 //
 //	go test -run='^$' -bench BenchmarkQuietRun -benchmem ./executor/
 func BenchmarkQuietRun(b *testing.B) {
@@ -32,6 +33,7 @@ func BenchmarkQuietRun(b *testing.B) {
 	spec := Spec{Argv: []string{"/bin/true"}, Shim: []string{cShim}, Timeout: time.Hour,
 		Env: map[string]string{"PATH": os.Getenv("PATH")}, RunFile: []byte(`{"run":"r"}`),
 		Fence: fence, Held: held, Renewals: renewals, Reaper: reaper, OnStart: func(int) {},
+		Gate:      func() error { return nil },
 		Isolation: Isolation{Sandbox: sb, Runs: runs}}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -62,6 +62,7 @@ func startShimmed(spec Spec, prep prepared, conf *confined, out childFD) (*proce
 	defer syscall.Close(theirs) // once started, only the shim holds it: its end of file is the shim's
 
 	opts := conf.opts
+	opts.Gate = spec.Gate != nil
 	// fd 3: shim.ControlFD; fd 4: shim.RulesetFD, when the run is sandboxed; then the
 	// renewals pipe, when the run has a fence. conf, which holds the ruleset open, lives
 	// until Run returns.

@@ -25,6 +25,8 @@ type executed struct {
 	// cancelled: Port ended the run while its command ran, which was stopped (README
 	// "Cancelled in Port"); no closing goes.
 	cancelled bool
+	// left: its take failed (took); its command never started, and the next holder decides it.
+	left bool
 }
 
 // execute runs a taken run's command, on its target (action run or workflow node run), for
@@ -52,18 +54,19 @@ func (a *Agent) execute(r *run) executed {
 	}
 	runLog := a.reporter.StartOn(r.report, a.target(run), run.ID, secrets, zap.String("action", run.Action))
 	a.proxy.SetMask(token, runLog) // what the command sends to its log through the proxy is masked too
-	if r.rerun {
-		_, _ = runLog.Write([]byte("port-runner: running again: the agent that started this run stopped before it ended (onInterrupted: rerun)\n"))
-	}
 	var res executor.Result
 	var cancelled bool
 	if err != nil {
+		if a.took(r, runLog) != nil {
+			return executed{left: true}
+		}
 		res = executor.Result{ExitCode: -1, Label: "could not start: " + err.Error()}
 		log.Warn("run could not start", zap.Error(err))
 	} else {
-		a.log.Info("run started", zap.String("run_id", run.ID), zap.String("action", run.Action), // r.log's (received)
-			zap.String("at", r.where), zap.Bool("rerun", r.rerun))
-		res, cancelled = a.runCommand(r, &spec, token, runLog)
+		var left bool
+		if res, cancelled, left = a.runCommand(r, &spec, token, runLog); left {
+			return executed{left: true}
+		}
 		revoke()
 	}
 	r.life.to(phaseCommandEnded)
@@ -92,7 +95,7 @@ func (a *Agent) execute(r *run) executed {
 // runCommand runs the command under the run's lease: it is cancelled when the lease says
 // the command must stop (its cause is the label), or when Port ended the run (cancelled),
 // and the executor renews the shim's fence only while the lease holds.
-func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *reporter.RunLog) (res executor.Result, cancelled bool) {
+func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *reporter.RunLog) (res executor.Result, cancelled, left bool) {
 	ctx, cancel := context.WithCancelCause(r.work)
 	defer cancel(nil)
 	stopped := r.lease.stopped()
@@ -110,12 +113,37 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 		a.proxy.Bind(token, pid) // the token works from this process tree only
 		r.life.started(pid)
 	}
+	// The run is readied while its take goes on (took), and its command starts once that
+	// succeeded: the executor's gate, passed at once without a take (try).
+	logged := false
+	started := func() error {
+		if err := a.took(r, runLog); err != nil {
+			return err
+		}
+		if !logged {
+			logged = true
+			a.log.Info("run started", zap.String("run_id", r.msg.ID), zap.String("action", r.msg.Action), // r.log's (received)
+				zap.String("at", r.where), zap.Bool("rerun", r.rerun))
+		}
+		return nil
+	}
+	if r.taking != nil {
+		spec.Gate = started
+	} else {
+		_ = started()
+	}
 	// One context for the lease and Port: whichever ends the command first says why.
 	watched := a.watch.watch(cancel, r.msg.ID, a.target(r.msg), runmsg.IsWorkflowNodeRun(r.msg.ID), r.log)
 	res = executor.Run(ctx, *spec, runLog)
 	cancelled = a.watch.unwatch(watched)
+	if started() != nil { // never started (Run may have ended before its gate): left
+		if cancelled {
+			a.watch.forget(r.msg.ID)
+		}
+		return res, false, true
+	}
 	a.metrics.ObserveRunDuration(r.msg.Action, res.Duration)
-	return res, cancelled
+	return res, cancelled, false
 }
 
 // renew starts renewing the commands' leases from one goroutine (executor.Renewals); the

@@ -31,11 +31,12 @@ type run struct {
 	// stop ends at the first signal (nothing new starts); work when running commands must
 	// stop (shutdownTimeout, a second signal); report outlives work for the closings.
 	stop, work, report context.Context
-	claimed            bool   // holds the run id in a.seen
-	old                bool   // signed longer ago than security.maxMessageAge
-	interrupted        bool   // an earlier holder took it and can no longer act on it
-	rerun              bool   // onInterrupted: rerun
-	slot               func() // gives the pool slot back; nil when none is held
+	claimed            bool         // holds the run id in a.seen
+	old                bool         // signed longer ago than security.maxMessageAge
+	interrupted        bool         // an earlier holder took it and can no longer act on it
+	rerun              bool         // onInterrupted: rerun
+	slot               func()       // gives the pool slot back; nil when none is held
+	taking             *pendingTake // its take under way (take); nil: none (try)
 	ex                 executed
 }
 

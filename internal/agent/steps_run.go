@@ -36,11 +36,12 @@ func admit(a *Agent, r *run) verdict {
 }
 
 // take makes the run this replica's before its command runs, durably: if this replica
-// dies, the next owner knows it may have run; at a handover it is leased to this one.
+// dies, the next owner knows it may have run; at a handover it is leased to this one. The
+// take goes on while the run is readied (execute: its files, its token, the shim up to the
+// command's exec), and the command starts only once it succeeded: the executor's gate
+// (took). A take that fails leaves the run, its command never started.
 func take(a *Agent, r *run) verdict {
-	if !r.takeLease(a.bound(r)) {
-		return left
-	}
+	r.taking = startTake(r, a.bound(r))
 	return then(execute)
 }
 
@@ -64,9 +65,13 @@ func (r *run) takeLease(bound time.Duration) bool {
 }
 
 // execute runs the command (execute.go) while the run's lease holds. A run Port ended
-// meanwhile is finished without a closing: Port has its one termination.
+// meanwhile is finished without a closing: Port has its one termination. A run whose take
+// failed is left, nothing of it seen outside this replica.
 func execute(a *Agent, r *run) verdict {
 	r.ex = a.execute(r)
+	if r.ex.left {
+		return left
+	}
 	if r.ex.cancelled {
 		a.endCancelled(r)
 		return finished

@@ -21,6 +21,9 @@ type Options struct {
 	// Landlock says whether there is one.
 	Landlock      bool
 	LandlockFlags uint32
+	// Gate: the command starts only once the executor says go ([Go] on the control socket);
+	// until then the shim sets it up and waits (see the package doc). [GateFlag].
+	Gate bool
 }
 
 // Rlimit is one setrlimit; a negative value is RLIM_INFINITY.
@@ -85,6 +88,9 @@ func (o Options) AppendArgs(a []string) []string {
 	}
 	if o.Landlock {
 		a = append(a, "--landlock", itoa64(RulesetFD)+":"+itoa64(int64(o.LandlockFlags)))
+	}
+	if o.Gate {
+		a = append(a, GateFlag, gateValue)
 	}
 	return a
 }
@@ -167,6 +173,11 @@ func (o *Options) set(name, v string) bool {
 			return false
 		}
 		o.Landlock, o.LandlockFlags = true, uint32(flags)
+	case GateFlag:
+		if v != gateValue {
+			return false
+		}
+		o.Gate = true
 	default:
 		return false
 	}

@@ -37,6 +37,14 @@
 //     An 'R' read there renews the fence to MS after the shim's previous look (before which
 //     it cannot have been written): never later than MS after the renewal, at most MS/8
 //     earlier; it never moves the deadline earlier. Other bytes there are ignored.
+//   - --gate 3 ([GateFlag]): the command starts only once the executor writes [Go] ('G') on
+//     the control socket. The shim does what it can before (the C shim: its fork and the
+//     command's confinement, up to the exec; the Go shim: its own start-up) and then waits
+//     for that one byte, reading nothing past it. End of file (the agent died), or any other
+//     byte first: the command never starts; the shim writes why to the socket and exits 127.
+//     The fence's time starts with the command. So the agent readies a run while its start
+//     mark is on its way and still never starts a command before that is durable (README
+//     "Delivery").
 //   - End of file on the socket: the agent died. SIGTERM to the group, then SIGKILL after
 //     5 seconds, or at the fence's deadline if that comes first.
 //   - If the command cannot start, the shim writes why to the socket and exits 127.
@@ -63,8 +71,19 @@ const FenceFlag = "--fence"
 // RenewalsFlag is the option naming the renewals pipe's fd: "--renewals FD".
 const RenewalsFlag = "--renewals"
 
+// GateFlag is the option that holds the command until the executor says go: "--gate 3" (the
+// control socket's fd, the only value).
+const GateFlag = "--gate"
+
+const gateValue = "3"
+
+// NotStarted is what a gated shim (GateFlag) writes to the control socket when it exits
+// without starting the command: the executor never said go.
+const NotStarted = "not started: no go from the agent"
+
 // Control bytes the executor sends. Only Renew and Lasting renew the fence.
 const (
+	Go        byte = 'G' // the command may start (GateFlag); the first byte, and only then
 	Terminate byte = 'T' // SIGTERM to the command's process group (timeout, cancel)
 	Kill      byte = 'K' // SIGKILL to the command's process group (after the grace)
 	Renew     byte = 'R' // the lease still holds: the fence starts again
@@ -87,7 +106,7 @@ const deathGraceNs = 5e9
 // the port-runner-shim beside the agent only if it speaks this one: a shim of an older
 // release would refuse the options of this one's (--renewals), and every fenced run with it.
 // A change of the protocol is a new number, here and in the C shim.
-const Protocol = "protocol 2"
+const Protocol = "protocol 3"
 
 // VersionGo is what the Go shim answers to --version (the C one: "port-runner-shim (C)
 // protocol N").

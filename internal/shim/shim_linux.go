@@ -32,7 +32,7 @@ func Main(args []string) int {
 	}
 	opts, rest, err := ParseArgs(args)
 	if err != nil || len(rest) < 2 {
-		stderr("port-runner-shim: usage: [--fence MS] [--renewals FD] [--cgroup FILE] [--oom N] [--rlimit R:S:H] [--ids UID:GID] [--landlock 4:FLAGS] -- PATH ARGV0 [ARG...]\n")
+		stderr("port-runner-shim: usage: [--fence MS] [--renewals FD] [--cgroup FILE] [--oom N] [--rlimit R:S:H] [--ids UID:GID] [--landlock 4:FLAGS] [--gate 3] -- PATH ARGV0 [ARG...]\n")
 		return 127
 	}
 	// What the command would inherit anyway goes on the shim itself, saving the second
@@ -68,6 +68,11 @@ func Main(args []string) int {
 		if err != nil {
 			msg = "--renewals: " + err.Error() // no renewal would ever come: say so now
 		}
+	}
+	if msg == "" && opts.Gate {
+		// The Go shim cannot run code between its fork and the command's exec (the C one
+		// waits there): it waits before its fork, its own start-up done.
+		msg = awaitGo()
 	}
 	leader := 0
 	if msg == "" {
@@ -157,22 +162,6 @@ func start(self []string, opts Options, args, rest []string) (leader int, msg st
 		defer syscall.Close(RulesetFD) // the stage has its copy
 	}
 	return startStage(self, opts, args, sys)
-}
-
-// readControl passes the executor's control bytes on, then evEOF when the agent is gone.
-func readControl(events chan<- int) {
-	var b [1]byte
-	for {
-		n, err := syscall.Read(ControlFD, b[:])
-		if err == syscall.EINTR {
-			continue
-		}
-		if n != 1 {
-			events <- evEOF
-			return
-		}
-		events <- int(b[0])
-	}
 }
 
 // terminate asks the command's group to end.

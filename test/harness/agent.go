@@ -49,6 +49,15 @@ type agentOptions struct {
 	ownMetrics bool
 	kafkaOpts  []kgo.Opt // the broker's unless KafkaOpts
 	agent      []agent.Option
+	shim       []string // agent.Deps.Shim: none unless Shim
+	shimKind   string
+}
+
+// Shim runs the agent's commands under the exec shim prefix of kind (agent.Deps.Shim and
+// ShimKind), as cmd/port-runner does with the shim beside it; without it the in-process
+// agent runs them in plain process groups.
+func Shim(prefix []string, kind string) AgentOption {
+	return func(o *agentOptions) { o.shim, o.shimKind = prefix, kind }
 }
 
 // Named names the agent's logger (replicas of one test).
@@ -124,7 +133,7 @@ func (e *Env) build(t testing.TB, cfg *config.Config, o agentOptions) (*Agent, e
 	if o.ownMetrics {
 		m = metrics.New()
 	}
-	a, err := agent.New(cfg, agent.Deps{Logger: log, Metrics: m, KafkaOpts: o.kafkaOpts}, o.agent...)
+	a, err := agent.New(cfg, agent.Deps{Logger: log, Metrics: m, KafkaOpts: o.kafkaOpts, Shim: o.shim, ShimKind: o.shimKind}, o.agent...)
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,10 @@
  * passes, the command's tree is killed. --renewals FD (4, or 5 after a ruleset): a pipe the
  * executor writes its 'R's to instead; the shim reads it only when it looks at the fence (at
  * least every MS/8), so a renewal wakes nobody: an 'R' there renews the fence to MS after the
- * previous look (it was written after it), never moving the deadline earlier. If the command cannot start, the
+ * previous look (it was written after it), never moving the deadline earlier. --gate 3: the
+ * command starts only once the executor writes 'G' on fd 3: the child does everything up to its
+ * exec (below), then reads one byte of fd 3; end of file (the agent died) or any other byte: it
+ * never execs, and the shim says why ("not started: ...") and exits 127. If the command cannot start, the
  * reason (errno text, lower case like Go's) goes to fd 3 and the shim exits 127. Otherwise it
  * exits as the command did: the same code, or by the same signal. The shim is non-dumpable and a
  * child subreaper; the command runs in its own process group with PDEATHSIG=SIGKILL; when the
@@ -98,6 +101,7 @@ struct options {
 	unsigned ll_flags;
 	long long fence_ms; /* 0: no fence */
 	int renewals_fd;    /* -1: renewals come on fd 3 only */
+	int gate;           /* --gate 3: the exec waits for the executor's 'G' */
 	int oom_set;
 	long long oom;
 	long long uid, gid; /* -1: keep the agent's */
@@ -139,6 +143,9 @@ static int parse_options(int argc, char **argv, struct options *o) {
 			o->rl[o->nrl].lim.rlim_cur = b < 0 ? RLIM_INFINITY : (rlim_t)b;
 			o->rl[o->nrl].lim.rlim_max = c < 0 ? RLIM_INFINITY : (rlim_t)c;
 			o->nrl++;
+		} else if (!strcmp(argv[i], "--gate")) {
+			if (strcmp(v, "3")) return -1; /* CONTROL_FD, the only value */
+			o->gate = 1;
 		} else if (!strcmp(argv[i], "--cgroup")) {
 			if (o->ncg == MAX_CGROUPS || v[0] != '/') return -1;
 			o->cg[o->ncg++] = v;
@@ -285,6 +292,17 @@ static void child(const struct options *o, const char *path, char **argv, const 
 	step = "";
 	if ((o->uid >= 0 || o->ll_fd >= 0) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) { step = "no_new_privs: "; goto fail; }
 	if (o->ll_fd >= 0 && syscall(SYS_landlock_restrict_self, o->ll_fd, o->ll_flags)) { step = "landlock: "; goto fail; }
+	if (o->gate) {
+		/* Set up: only the executor's go is missing. One byte, the shim reads the rest (it
+		 * waits on errfd meanwhile, so it never reads fd 3 before this exec). */
+		char b = 0;
+		ssize_t r;
+		while ((r = read(CONTROL_FD, &b, 1)) < 0 && errno == EINTR) {}
+		if (r != 1 || b != 'G') {
+			say(errfd, "not started: no go from the agent"); /* internal/shim's NotStarted */
+			_exit(127);
+		}
+	}
 	sigprocmask(SIG_SETMASK, mask, NULL);
 	execve(path, argv, environ);
 fail:;
@@ -439,9 +457,23 @@ static void supervise(pid_t leader, int sfd, long long fence_ms, int renewals_fd
 	}
 }
 
+/* await_exec waits, under --gate, until the fork has exec'd or could not (errfd readable). The
+ * fork waits for its go in a process group of its own, which no SIGCONT of the executor's
+ * reaches: stopped by a process of its uid meanwhile (a command of the agent's, without runAs),
+ * it would read no go and this shim no byte of the executor's, and the run would never end,
+ * its timeout included. A stopped fork is resumed (SIGCONT: same session). */
+static void await_exec(pid_t leader, int errfd) {
+	struct pollfd pf = {errfd, POLLIN, 0};
+	while (poll(&pf, 1, 100) <= 0) {
+		siginfo_t si;
+		si.si_pid = 0;
+		if (!waitid(P_PID, leader, &si, WSTOPPED | WNOHANG) && si.si_pid == leader) kill(leader, SIGCONT);
+	}
+}
+
 int main(int argc, char **argv) {
 	if (argc == 2 && !strcmp(argv[1], "--version")) {
-		say(1, "port-runner-shim (C) protocol 2\n"); /* internal/shim's Protocol */
+		say(1, "port-runner-shim (C) protocol 3\n"); /* internal/shim's Protocol */
 		return 0;
 	}
 	/* Non-dumpable: /proc/PID/environ, mem, maps then need CAP_SYS_PTRACE. */
@@ -453,7 +485,7 @@ int main(int argc, char **argv) {
 	struct options o;
 	int dd = parse_options(argc, argv, &o);
 	if (dd < 0 || argc - dd < 3) {
-		say(2, "port-runner-shim: usage: [--fence MS] [--renewals FD] [--cgroup FILE] [--oom N] [--rlimit R:S:H] [--ids UID:GID] [--landlock FD:FLAGS] -- PATH ARGV0 [ARG...]\n");
+		say(2, "port-runner-shim: usage: [--fence MS] [--renewals FD] [--cgroup FILE] [--oom N] [--rlimit R:S:H] [--ids UID:GID] [--landlock FD:FLAGS] [--gate 3] -- PATH ARGV0 [ARG...]\n");
 		return 127;
 	}
 	/* A run's uid is never the agent's (nor root: the parser refuses 0): the command would
@@ -500,6 +532,7 @@ int main(int argc, char **argv) {
 	}
 	char msg[256];
 	ssize_t m;
+	if (o.gate) await_exec(leader, errp[0]);
 	while ((m = read(errp[0], msg, sizeof msg)) < 0 && errno == EINTR) {}
 	close(errp[0]);
 	if (m > 0) { /* the child could not exec: it said why and exits 127 */

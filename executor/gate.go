@@ -1,0 +1,51 @@
+//go:build unix
+
+package executor
+
+import (
+	"context"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/port-runner/port-runner/internal/shim"
+)
+
+// passGate calls spec.Gate: "" when the command may start, else the label of the Result of
+// a run whose command never started (Spec.Gate). waited gets how long Gate took: the run's
+// start mark on its way, no part of the run's Duration.
+func passGate(ctx context.Context, spec Spec, waited *time.Duration) string {
+	t0 := time.Now()
+	err := spec.Gate()
+	*waited = time.Since(t0)
+	if err != nil {
+		return "not started: " + err.Error()
+	}
+	if err := context.Cause(ctx); err != nil {
+		return CancelLabel(err)
+	}
+	return ""
+}
+
+// goAhead tells a gated shim to start its command (shim.Go): the first byte on a fresh socket,
+// which therefore has room for it. An error means the shim is gone, which exited tells.
+func (p *process) goAhead() {
+	_ = unix.Sendto(p.ctl.fd, []byte{shim.Go}, unix.MSG_DONTWAIT, nil)
+}
+
+// refuse ends a gated shim whose command must not start: any byte but shim.Go is a no, after
+// which the shim ends its unstarted command and exits; one that has not within drainTimeout
+// (stopped, or starved) is killed, and its unstarted command with it (the C shim's has
+// Pdeathsig; the Go shim forks it only after the go). Never a go: the command never starts.
+func (p *process) refuse() {
+	p.control(shim.Kill)
+	t := time.NewTimer(drainTimeout)
+	defer t.Stop()
+	select {
+	case <-p.exited:
+	case <-t.C:
+		killGroup(p.pid, syscall.SIGKILL)
+		<-p.exited
+	}
+}

@@ -1,0 +1,56 @@
+package agent
+
+import (
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/port-runner/port-runner/reporter"
+)
+
+// pendingTake is a run's take under way (take): its own goroutine takes the lease while the
+// run's handler readies the run, and the handler waits for it (took) before the command may
+// start, and in every case before the run goes on: the goroutine never outlives execute.
+type pendingTake struct {
+	done chan struct{}
+	err  error // the take's, once done is closed
+	seen bool  // took acted on it (the handler's alone)
+}
+
+// startTake starts taking r's lease (runLease.take) with bound.
+func startTake(r *run, bound time.Duration) *pendingTake {
+	p := &pendingTake{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.err = r.lease.take(r.stop, bound)
+	}()
+	return p
+}
+
+// took waits for r's take and, the first time, acts on it: taken, the run is this replica's
+// from now on (its start mark is durable: phaseStartDurable, its way in's memory), and a
+// rerun's note opens its log; not taken, it says why the run is left. nil: the command may
+// start. It is the executor's gate (executor.Spec.Gate): nothing of the run reaches Port, and
+// no command starts, before it returns nil. A run with no take under way (try) holds its
+// lease outright.
+func (a *Agent) took(r *run, runLog *reporter.RunLog) error {
+	p := r.taking
+	if p == nil {
+		return nil
+	}
+	<-p.done
+	if p.seen {
+		return p.err
+	}
+	p.seen = true
+	if p.err != nil {
+		r.log.Info("not started; left for the next owner", zap.String("at", r.where), zap.Error(p.err))
+		return p.err
+	}
+	r.life.to(phaseStartDurable)
+	r.lease.handled(r.msg.ID, r.sent)
+	if r.rerun {
+		_, _ = runLog.Write([]byte("port-runner: running again: the agent that started this run stopped before it ended (onInterrupted: rerun)\n"))
+	}
+	return nil
+}
