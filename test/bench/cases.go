@@ -117,7 +117,11 @@ func (b *bench) caseThroughput(ctx context.Context, ag *benchkit.Agent, topic st
 	profCtx, cancelProf := context.WithCancel(ctx)
 	defer func() { cancelProf(); prof.Wait() }()
 	if o.cpuprofile != "" {
-		prof.Go(func() { profErr = saveProfile(profCtx, ag, o.cpuprofile, o.profileSeconds) })
+		prof.Go(func() { profErr = saveProfile(profCtx, ag, o.cpuprofile, "profile", o.profileSeconds) })
+	}
+	var traceErr error
+	if o.trace != "" {
+		prof.Go(func() { traceErr = saveProfile(profCtx, ag, o.trace, "trace", o.profileSeconds) })
 	}
 	start := time.Now()
 	if err := b.produceAndWait(ctx, topic, "true", ids); err != nil {
@@ -131,6 +135,11 @@ func (b *bench) caseThroughput(ctx context.Context, ag *benchkit.Agent, topic st
 		b.problem("cpu profile: %v", profErr)
 	} else if o.cpuprofile != "" {
 		b.logf("CPU profile of the agent (%ds from the start of the throughput case) in %s", o.profileSeconds, o.cpuprofile)
+	}
+	if traceErr != nil {
+		b.problem("trace: %v", traceErr)
+	} else if o.trace != "" {
+		b.logf("execution trace of the agent (%ds from the start of the throughput case) in %s", o.profileSeconds, o.trace)
 	}
 	if o.memprofile != "" {
 		if body, err := ag.Get(ctx, "/debug/pprof/allocs"); err != nil {
@@ -214,9 +223,10 @@ func spawnLoop(ctx context.Context, path string, n, conc int) (rate float64, own
 	return float64(n) / elapsed.Seconds(), cpu(self0, self1) / time.Duration(n), cpu(kids0, kids1) / time.Duration(n), nil
 }
 
-// saveProfile fetches a CPU profile of the agent from its metrics server (metrics.pprof).
-func saveProfile(ctx context.Context, ag *benchkit.Agent, path string, seconds int) error {
-	body, err := ag.Get(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds))
+// saveProfile fetches a CPU profile ("profile") or an execution trace ("trace") of the agent
+// from its metrics server (metrics.pprof).
+func saveProfile(ctx context.Context, ag *benchkit.Agent, path, kind string, seconds int) error {
+	body, err := ag.Get(ctx, fmt.Sprintf("/debug/pprof/%s?seconds=%d", kind, seconds))
 	if err != nil {
 		return err
 	}

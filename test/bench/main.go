@@ -64,6 +64,7 @@ type options struct {
 	thousandPartitions int
 
 	cpuprofile     string
+	trace          string
 	memprofile     string
 	profileSeconds int
 	caseTimeout    time.Duration
@@ -132,6 +133,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.thousandSleep, "thousand-sleep", o.thousandSleep, "how long each of those runs sleeps")
 	fs.IntVar(&o.thousandPartitions, "thousand-partitions", o.thousandPartitions, "partitions of the thousand case's topic (one holds at most 100 unfinished runs)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "save a CPU profile of the agent during the throughput case to this file (metrics.pprof)")
+	fs.StringVar(&o.trace, "trace", "", "save a runtime/trace of the agent during the throughput case (as long as -profile-seconds) to this file (metrics.pprof)")
 	fs.StringVar(&o.memprofile, "memprofile", "", "save the agent's allocation profile (/debug/pprof/allocs) after the throughput case to this file")
 	fs.IntVar(&o.profileSeconds, "profile-seconds", o.profileSeconds, "length of that profile; make the throughput case at least as long")
 	fs.DurationVar(&o.caseTimeout, "case-timeout", o.caseTimeout, "give up on a case after this long")
