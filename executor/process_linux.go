@@ -90,13 +90,19 @@ func spawn(path string, argv []string, spec Spec, prep prepared, out childFD, ex
 // its pid, which names its group, cannot be reused until reap. Where the kernel has pidfds
 // (Linux 5.4) the wait is the runtime poller's, so a command that sleeps (an approval, a
 // deployment) holds no OS thread of the agent; else a thread blocks in waitid until it
-// exits. pidfd is the child's from its clone, -1 for none; watch owns it.
+// exits. A process that has exited by the time the watching goroutine runs (most quiet
+// runs) is seen at once, without the poller: its pidfd costs no fcntl, no epoll_ctl to add
+// it and none to remove it, no os.File. pidfd is the child's from its clone, -1 for none;
+// watch owns it.
 func watch(pid, pidfd int) *process {
 	p := &process{pid: pid, exited: make(chan struct{})}
-	f := pollablePidfd(pid, pidfd)
 	go func() {
 		defer close(p.exited)
-		if f != nil {
+		if pidfd >= 0 && exitedNow(pidfd) {
+			_ = unix.Close(pidfd)
+			return
+		}
+		if f := pollablePidfd(pid, pidfd); f != nil {
 			defer f.Close()
 			if waitPidfd(f) {
 				return
@@ -105,6 +111,17 @@ func watch(pid, pidfd int) *process {
 		shim.WaitExited(p.pid)
 	}()
 	return p
+}
+
+// exitedNow says whether the process of pidfd has exited, without waiting and without
+// reaping it; false also when the kernel cannot tell (no P_PIDFD before Linux 5.4).
+func exitedNow(pidfd int) bool {
+	var info unix.Siginfo
+	var err error = unix.EINTR
+	for err == unix.EINTR {
+		err = unix.Waitid(unix.P_PIDFD, pidfd, &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
+	}
+	return err == nil && info.Signo != 0 // WNOHANG leaves info zero while it runs
 }
 
 // pollablePidfd is pidfd made non-blocking for the runtime's poller, or where there is
