@@ -111,17 +111,18 @@ func (b *bench) caseThroughput(ctx context.Context, ag *benchkit.Agent, topic st
 		return nil, err
 	}
 	commits0, _ := b.kafka.Commits()
-	// The profile's request is cancelled and waited for on every way out of the case.
+	// The profile's and the trace's requests are cancelled and waited for on every way out.
 	var prof sync.WaitGroup
-	var profErr error
+	grabs := []struct {
+		kind, path, what string
+		err              error
+	}{{"profile", o.cpuprofile, "CPU profile", nil}, {"trace", o.trace, "execution trace", nil}}
 	profCtx, cancelProf := context.WithCancel(ctx)
 	defer func() { cancelProf(); prof.Wait() }()
-	if o.cpuprofile != "" {
-		prof.Go(func() { profErr = saveProfile(profCtx, ag, o.cpuprofile, "profile", o.profileSeconds) })
-	}
-	var traceErr error
-	if o.trace != "" {
-		prof.Go(func() { traceErr = saveProfile(profCtx, ag, o.trace, "trace", o.profileSeconds) })
+	for i := range grabs {
+		if g := &grabs[i]; g.path != "" {
+			prof.Go(func() { g.err = saveProfile(profCtx, ag, g.path, g.kind, o.profileSeconds) })
+		}
 	}
 	start := time.Now()
 	if err := b.produceAndWait(ctx, topic, "true", ids); err != nil {
@@ -131,15 +132,12 @@ func (b *bench) caseThroughput(ctx context.Context, ag *benchkit.Agent, topic st
 	own1, child1, _ := benchkit.ReadCPU(ag.Pid)
 	commits1, seen := b.kafka.Commits()
 	prof.Wait()
-	if profErr != nil {
-		b.problem("cpu profile: %v", profErr)
-	} else if o.cpuprofile != "" {
-		b.logf("CPU profile of the agent (%ds from the start of the throughput case) in %s", o.profileSeconds, o.cpuprofile)
-	}
-	if traceErr != nil {
-		b.problem("trace: %v", traceErr)
-	} else if o.trace != "" {
-		b.logf("execution trace of the agent (%ds from the start of the throughput case) in %s", o.profileSeconds, o.trace)
+	for _, g := range grabs {
+		if g.err != nil {
+			b.problem("%s: %v", g.what, g.err)
+		} else if g.path != "" {
+			b.logf("%s of the agent (%ds from the start of the throughput case) in %s", g.what, o.profileSeconds, g.path)
+		}
 	}
 	if o.memprofile != "" {
 		if body, err := ag.Get(ctx, "/debug/pprof/allocs"); err != nil {

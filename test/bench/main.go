@@ -23,6 +23,7 @@
 //	go run ./test/bench -all                      # every case, full sizes (a few minutes)
 //	go run ./test/bench -tiny                     # every case in seconds (what CI runs)
 //	go run ./test/bench -cases 1,2 -cpuprofile cpu.pprof
+//	go run ./test/bench -cases 1 -trace t.trace    # the agent's runtime/trace: go tool trace -d=parsed t.trace
 //	go run ./test/bench -cases thousand           # figure 7 alone (about a minute)
 package main
 
