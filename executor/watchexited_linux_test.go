@@ -1,11 +1,18 @@
 package executor
 
 import (
+	"context"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
+
+// watch is a process pid watched from now (watchExit), as the tests start one.
+func watch(pid, pidfd int) *process {
+	return &process{pid: pid, exited: watchExit(pid, pidfd)}
+}
 
 // exitedChild forks a command that exits at once and waits, without reaping it, until it has:
 // its pid and the pidfd the kernel made with it, as spawn has them when watch starts.
@@ -56,5 +63,24 @@ func TestWatchAnExitedProcessWithoutThePoller(t *testing.T) {
 	// os.File would be three more.
 	if allocs > 3 {
 		t.Errorf("watching an exited process allocated %.0f times, want at most 3 (no os.File for the poller)", allocs)
+	}
+}
+
+// A command that closes its output and goes on is not taken for ended: its end is watched
+// for once its output has ended before it, and its status is its own, with the shim or
+// without.
+func TestOutputEndsBeforeTheCommand(t *testing.T) {
+	for name, prefix := range map[string][]string{"no shim": nil, "shim": {tinyShim}} {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			res, out := run(t, context.Background(), Spec{Argv: []string{"sh", "-c", "echo before; exec >&- 2>&-; sleep 0.3; exit 3"},
+				Shim: prefix, Timeout: time.Minute})
+			if res.ExitCode != 3 || out != "before\n" {
+				t.Fatalf("got %+v, output %q; want exit code 3 after %q", res, out, "before\n")
+			}
+			if el := time.Since(start); el < 300*time.Millisecond {
+				t.Errorf("ended after %v, before the command's 300ms", el)
+			}
+		})
 	}
 }
