@@ -194,6 +194,16 @@ func (p *process) release() {
 	}
 }
 
+// closed says whether ch is closed, without waiting.
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 func killGroup(pgid int, sig syscall.Signal) {
 	if pgid > 1 { // never kill(-1): only the group of a process Run started
 		_ = syscall.Kill(-pgid, sig) // ESRCH: group already empty

@@ -104,12 +104,7 @@ func (p *process) watching() <-chan struct{} {
 // exitedNow says whether the process has exited, without waiting and without reaping it.
 func (p *process) exitedNow() bool {
 	if p.exited != nil {
-		select {
-		case <-p.exited:
-			return true
-		default:
-			return false
-		}
+		return closed(p.exited)
 	}
 	var info unix.Siginfo
 	var err error = unix.EINTR

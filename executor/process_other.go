@@ -71,14 +71,7 @@ func watch(cmd *exec.Cmd) *process {
 func (p *process) watching() <-chan struct{} { return p.exited }
 
 // exitedNow says whether the process has exited (and been reaped: watch).
-func (p *process) exitedNow() bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
-}
+func (p *process) exitedNow() bool { return closed(p.exited) }
 
 var errNoShim = errors.New("the exec shim is Linux-only")
 
