@@ -41,12 +41,6 @@ type process struct {
 	reaper   reaperTicket // tells the agent's reaper it is reaped (Spec.Reaper)
 }
 
-// pidfdHold is a pidfd held as a plain fd, as controlSocket; the zero value: none.
-type pidfdHold struct {
-	fd  int
-	set bool
-}
-
 // controlSocket is our end of the shim's control socket: a plain blocking fd, not an os.File
 // (see startShimmed). The zero value: the process has no shim.
 type controlSocket struct {
@@ -191,16 +185,6 @@ func (p *process) release() {
 	p.renewals.close()
 	if p.unlock != nil {
 		p.unlock()
-	}
-}
-
-// closed says whether ch is closed, without waiting.
-func closed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
 	}
 }
 
