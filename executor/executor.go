@@ -105,6 +105,9 @@ const (
 	// limitCheckInterval is how often a running command's run directory size and cgroup
 	// counters are read (only when it has such limits).
 	limitCheckInterval = 500 * time.Millisecond
+	// watchAfter is how long a command runs before its process is watched on its own, not
+	// only through its output's end (see supervise).
+	watchAfter = 100 * time.Millisecond
 )
 
 // Run starts the command, copies its combined stdout+stderr to out in the
@@ -181,7 +184,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	copied := make(chan struct{})
 	go copyOutput(out, pr, copied)
 
-	reason := supervise(ctx, spec, p, conf) // non-empty when we ended the command
+	reason := supervise(ctx, spec, p, conf, copied) // non-empty when we ended the command
 	res = conf.label(p.finish())
 	p.reaped(spec, prep.runDir, conf)
 	drain(pr, copied)
@@ -238,7 +241,20 @@ func prepare(spec Spec) (prepared, error) {
 // supervise waits for the command to end, or ends it on timeout, cancel or a limit it went
 // over (see ending: SIGTERM, then SIGKILL after the grace). Meanwhile it renews the command's
 // lease (see Spec.Fence). It returns why it ended the command, "" when it ended by itself.
-func supervise(ctx context.Context, spec Spec, p *process, conf *confined) string {
+//
+// A quick command's end is seen in its output's (copied: every writer of its pipe gone) and
+// one waitid: the process is watched on its own (watching: a goroutine, its pidfd in the
+// runtime's poller) only once its output outlives it, it runs longer than watchAfter, or
+// supervise ends it. Until then nothing but its pipe's end can tell that it exited, which the
+// watch, started watchAfter in, tells at the latest.
+func supervise(ctx context.Context, spec Spec, p *process, conf *confined, copied <-chan struct{}) string {
+	var exited <-chan struct{} = p.exited // set where the platform watches every process from its start
+	var watchC <-chan time.Time
+	if exited == nil {
+		t := time.NewTimer(watchAfter)
+		defer t.Stop()
+		watchC = t.C
+	}
 	var timeoutC <-chan time.Time
 	if spec.Timeout > 0 {
 		t := time.NewTimer(spec.Timeout)
@@ -263,13 +279,23 @@ func supervise(ctx context.Context, spec Spec, p *process, conf *confined) strin
 	end := func(why string) {
 		if reason == "" {
 			reason = why
+			exited = p.watching() // its output may outlive it: a process that left its group
 			ending.start()
 		}
 	}
 	for {
 		select {
-		case <-p.exited:
+		case <-exited:
 			return reason
+		case <-copied:
+			copied = nil
+			if p.exitedNow() {
+				return reason
+			}
+			exited = p.watching() // it closed its output, or is ending
+		case <-watchC:
+			watchC = nil
+			exited = p.watching()
 		case <-timeoutC:
 			timeoutC = nil
 			end("timed out after " + humanDuration(spec.Timeout))

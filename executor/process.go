@@ -27,10 +27,13 @@ const (
 // exec shim (ctl set).
 type process struct {
 	pid    int
-	exited chan struct{}                      // closed when the process has exited (see watch)
-	reap   func() (syscall.WaitStatus, error) // reaps it once exited is closed; nil: reapPid
-	status *syscall.WaitStatus                // how it ended, once finish has reaped it
-	ctl    controlSocket                      // the shim's control socket; unset without a shim
+	exited chan struct{} // closed when the process has exited (see watching); nil until watched
+	// unwatched is the pidfd the kernel made with the process while nothing watches it (see
+	// watching), closed at release if nothing ever did.
+	unwatched pidfdHold
+	reap      func() (syscall.WaitStatus, error) // reaps it once exited is closed; nil: reapPid
+	status    *syscall.WaitStatus                // how it ended, once finish has reaped it
+	ctl       controlSocket                      // the shim's control socket; unset without a shim
 	// renewals is our end of the shim's renewals pipe (shim.RenewalsFlag): unset without a
 	// shim or a fence, and then renewals go on ctl.
 	renewals renewalPipe
@@ -175,6 +178,9 @@ func (p *process) reaped(spec Spec, runDir string, conf *confined) {
 func (p *process) release() {
 	if p.ctl.set {
 		_ = unix.Close(p.ctl.fd)
+	}
+	if p.unwatched.set {
+		_ = unix.Close(p.unwatched.fd)
 	}
 	p.renewals.close()
 	if p.unlock != nil {

@@ -85,30 +85,74 @@ func spawn(path string, argv []string, spec Spec, prep prepared, out childFD, ex
 		unlock()
 		return nil, &os.PathError{Op: "fork/exec", Path: path, Err: err}
 	}
-	p := watch(pid, pidfd)
-	p.unlock = unlock
+	p := &process{pid: pid, unlock: unlock}
+	if pidfd >= 0 {
+		p.unwatched = pidfdHold{fd: pidfd, set: true}
+	}
 	return p, nil
 }
 
-// watch closes exited when process pid has exited, leaving it a zombie (waitid WNOWAIT):
-// its pid, which names its group, cannot be reused until reap. Where the kernel has pidfds
-// (Linux 5.4) the wait is the runtime poller's, so a command that sleeps (an approval, a
-// deployment) holds no OS thread of the agent; else a thread blocks in waitid until it
-// exits. pidfd is the child's from its clone, -1 for none; watch owns it.
-func watch(pid, pidfd int) *process {
-	p := &process{pid: pid, exited: make(chan struct{})}
-	f := pollablePidfd(pid, pidfd)
+// watching starts watching the process (watch) unless it is already, and returns the channel
+// closed once it has exited. Only Run's goroutine calls it.
+func (p *process) watching() <-chan struct{} {
+	if p.exited == nil {
+		pidfd := -1
+		if p.unwatched.set {
+			pidfd, p.unwatched = p.unwatched.fd, pidfdHold{}
+		}
+		p.exited = watchExit(p.pid, pidfd)
+	}
+	return p.exited
+}
+
+// exitedNow says whether the process has exited, without waiting and without reaping it.
+func (p *process) exitedNow() bool {
+	if p.exited != nil {
+		return closed(p.exited)
+	}
+	var info unix.Siginfo
+	var err error = unix.EINTR
+	for err == unix.EINTR { // our unreaped child: its pid is no other process's
+		err = unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
+	}
+	return err == nil && info.Signo != 0 // WNOHANG leaves info zero while it runs
+}
+
+// watchExit returns a channel closed when process pid has exited, leaving it a zombie
+// (waitid WNOWAIT): its pid, which names its group, cannot be reused until reap. Where the
+// kernel has pidfds (Linux 5.4) the wait is the runtime poller's, so a command that sleeps (an
+// approval, a deployment) holds no OS thread of the agent; else a thread blocks in waitid
+// until it exits. A process found exited when the watching goroutine runs is seen at once,
+// without the poller: its pidfd costs no fcntl, no epoll_ctl to add it and none to remove
+// it, no os.File. pidfd is the child's from its clone, -1 for none; watchExit owns it.
+func watchExit(pid, pidfd int) chan struct{} {
+	exited := make(chan struct{})
 	go func() {
-		defer close(p.exited)
-		if f != nil {
+		defer close(exited)
+		if pidfd >= 0 && pidfdExited(pidfd) {
+			_ = unix.Close(pidfd)
+			return
+		}
+		if f := pollablePidfd(pid, pidfd); f != nil {
 			defer f.Close()
 			if waitPidfd(f) {
 				return
 			}
 		}
-		shim.WaitExited(p.pid)
+		shim.WaitExited(pid)
 	}()
-	return p
+	return exited
+}
+
+// pidfdExited says whether the process of pidfd has exited, without waiting and without
+// reaping it; false also when the kernel cannot tell (no P_PIDFD before Linux 5.4).
+func pidfdExited(pidfd int) bool {
+	var info unix.Siginfo
+	var err error = unix.EINTR
+	for err == unix.EINTR {
+		err = unix.Waitid(unix.P_PIDFD, pidfd, &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
+	}
+	return err == nil && info.Signo != 0 // WNOHANG leaves info zero while it runs
 }
 
 // pollablePidfd is pidfd made non-blocking for the runtime's poller, or where there is

@@ -70,6 +70,13 @@ func watch(cmd *exec.Cmd) *process {
 	return p
 }
 
+// watching returns the channel closed once the process has exited: watched from its start
+// here.
+func (p *process) watching() <-chan struct{} { return p.exited }
+
+// exitedNow says whether the process has exited (and been reaped: watch).
+func (p *process) exitedNow() bool { return closed(p.exited) }
+
 var errNoShim = errors.New("the exec shim is Linux-only")
 
 // ShimFor finds no shim outside Linux: commands run without one.

@@ -7,13 +7,15 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/port-runner/port-runner/internal/benchcount"
 )
 
 // BenchmarkQuietRun is the executor's part of a quiet /bin/true run as the agent makes it:
 // a cell of its RunsDir, sandboxed, under the C shim, with a fence renewed by the agent's
 // Renewals, tracked by its Reaper, gated (its start mark: Spec.Gate), the caller's response
-// file named at release. Its allocs/op and, under strace, its syscalls per run are the
-// executor's own cost per run.
+// file named at release. Its allocs/op, goroutines/op and, under strace, its syscalls per run
+// are the executor's own cost per run.
 //
 //	go test -run='^$' -bench BenchmarkQuietRun -benchmem ./executor/
 func BenchmarkQuietRun(b *testing.B) {
@@ -36,6 +38,7 @@ func BenchmarkQuietRun(b *testing.B) {
 		Gate:      func() error { return nil },
 		Isolation: Isolation{Sandbox: sb, Runs: runs}}
 	b.ReportAllocs()
+	goroutines := benchcount.Goroutines()
 	for b.Loop() {
 		dir, err := runs.NewRunDir()
 		if err != nil {
@@ -50,4 +53,5 @@ func BenchmarkQuietRun(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	benchcount.ReportGoroutines(b, goroutines)
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/port-runner/port-runner/internal/benchcount"
 )
 
 // cannedPort answers every request on a kept-alive connection with one fixed 200 and
@@ -73,7 +75,8 @@ func serveCanned(conn net.Conn, answer, token []byte) {
 }
 
 // BenchmarkCloseRun is one quiet run's closing request on a warm connection, under contexts
-// shaped as the agent's (the run's, the closing budget's, the lease's).
+// shaped as the agent's (the run's, the closing budget's, the lease's); allocs/op and
+// goroutines/op are its cost.
 func BenchmarkCloseRun(b *testing.B) {
 	c, err := New(Options{BaseURL: cannedPort(b), ClientID: "id", ClientSecret: "secret", Observe: func(string, int) {}})
 	if err != nil {
@@ -86,6 +89,7 @@ func BenchmarkCloseRun(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	goroutines := benchcount.Goroutines()
 	for b.Loop() {
 		budget, done := context.WithTimeout(run, time.Minute)
 		acting, stop := context.WithCancelCause(budget)
@@ -95,6 +99,7 @@ func BenchmarkCloseRun(b *testing.B) {
 		stop(nil)
 		done()
 	}
+	benchcount.ReportGoroutines(b, goroutines) // 0: a warm connection's loops serve it
 }
 
 // The closing request carries exactly the headers it always did, though their values are

@@ -111,13 +111,18 @@ func (b *bench) caseThroughput(ctx context.Context, ag *benchkit.Agent, topic st
 		return nil, err
 	}
 	commits0, _ := b.kafka.Commits()
-	// The profile's request is cancelled and waited for on every way out of the case.
+	// The profile's and the trace's requests are cancelled and waited for on every way out.
 	var prof sync.WaitGroup
-	var profErr error
+	grabs := []struct {
+		kind, path, what string
+		err              error
+	}{{"profile", o.cpuprofile, "CPU profile", nil}, {"trace", o.trace, "execution trace", nil}}
 	profCtx, cancelProf := context.WithCancel(ctx)
 	defer func() { cancelProf(); prof.Wait() }()
-	if o.cpuprofile != "" {
-		prof.Go(func() { profErr = saveProfile(profCtx, ag, o.cpuprofile, o.profileSeconds) })
+	for i := range grabs {
+		if g := &grabs[i]; g.path != "" {
+			prof.Go(func() { g.err = saveProfile(profCtx, ag, g.path, g.kind, o.profileSeconds) })
+		}
 	}
 	start := time.Now()
 	if err := b.produceAndWait(ctx, topic, "true", ids); err != nil {
@@ -127,10 +132,12 @@ func (b *bench) caseThroughput(ctx context.Context, ag *benchkit.Agent, topic st
 	own1, child1, _ := benchkit.ReadCPU(ag.Pid)
 	commits1, seen := b.kafka.Commits()
 	prof.Wait()
-	if profErr != nil {
-		b.problem("cpu profile: %v", profErr)
-	} else if o.cpuprofile != "" {
-		b.logf("CPU profile of the agent (%ds from the start of the throughput case) in %s", o.profileSeconds, o.cpuprofile)
+	for _, g := range grabs {
+		if g.err != nil {
+			b.problem("%s: %v", g.what, g.err)
+		} else if g.path != "" {
+			b.logf("%s of the agent (%ds from the start of the throughput case) in %s", g.what, o.profileSeconds, g.path)
+		}
 	}
 	if o.memprofile != "" {
 		if body, err := ag.Get(ctx, "/debug/pprof/allocs"); err != nil {
@@ -214,9 +221,10 @@ func spawnLoop(ctx context.Context, path string, n, conc int) (rate float64, own
 	return float64(n) / elapsed.Seconds(), cpu(self0, self1) / time.Duration(n), cpu(kids0, kids1) / time.Duration(n), nil
 }
 
-// saveProfile fetches a CPU profile of the agent from its metrics server (metrics.pprof).
-func saveProfile(ctx context.Context, ag *benchkit.Agent, path string, seconds int) error {
-	body, err := ag.Get(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds))
+// saveProfile fetches a CPU profile ("profile") or an execution trace ("trace") of the agent
+// from its metrics server (metrics.pprof).
+func saveProfile(ctx context.Context, ag *benchkit.Agent, path, kind string, seconds int) error {
+	body, err := ag.Get(ctx, fmt.Sprintf("/debug/pprof/%s?seconds=%d", kind, seconds))
 	if err != nil {
 		return err
 	}

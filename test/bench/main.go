@@ -23,6 +23,7 @@
 //	go run ./test/bench -all                      # every case, full sizes (a few minutes)
 //	go run ./test/bench -tiny                     # every case in seconds (what CI runs)
 //	go run ./test/bench -cases 1,2 -cpuprofile cpu.pprof
+//	go run ./test/bench -cases 1 -trace t.trace    # the agent's runtime/trace: go tool trace -d=parsed t.trace
 //	go run ./test/bench -cases thousand           # figure 7 alone (about a minute)
 package main
 
@@ -64,6 +65,7 @@ type options struct {
 	thousandPartitions int
 
 	cpuprofile     string
+	trace          string
 	memprofile     string
 	profileSeconds int
 	caseTimeout    time.Duration
@@ -132,6 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.thousandSleep, "thousand-sleep", o.thousandSleep, "how long each of those runs sleeps")
 	fs.IntVar(&o.thousandPartitions, "thousand-partitions", o.thousandPartitions, "partitions of the thousand case's topic (one holds at most 100 unfinished runs)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "save a CPU profile of the agent during the throughput case to this file (metrics.pprof)")
+	fs.StringVar(&o.trace, "trace", "", "save a runtime/trace of the agent during the throughput case (as long as -profile-seconds) to this file (metrics.pprof)")
 	fs.StringVar(&o.memprofile, "memprofile", "", "save the agent's allocation profile (/debug/pprof/allocs) after the throughput case to this file")
 	fs.IntVar(&o.profileSeconds, "profile-seconds", o.profileSeconds, "length of that profile; make the throughput case at least as long")
 	fs.DurationVar(&o.caseTimeout, "case-timeout", o.caseTimeout, "give up on a case after this long")
