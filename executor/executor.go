@@ -71,9 +71,10 @@ type Spec struct {
 	// Gate, when set, holds the command back until it returns nil: Run first readies all it
 	// can (the run's directory and file, its confinement, and with the shim the shim itself,
 	// which sets the command up to its exec and waits for a go: shim.GateFlag; without one,
-	// all but the fork), then calls Gate from its own goroutine. Only if Gate returns nil and
-	// ctx is not done does the command start; otherwise it never does, the shim is ended, and
-	// Run returns a Result labelled "not started: " and Gate's error (or ctx's cancel label).
+	// all but the fork), then calls Gate on the goroutine that called Run. Only if Gate
+	// returns nil and ctx is not done does the command start; otherwise it never does, the
+	// shim is ended, and Run returns a Result labelled "not started: " and Gate's error (or
+	// ctx's cancel label).
 	// The agent's gate is the run's start mark (README "Delivery").
 	Gate func() error
 }
