@@ -40,12 +40,13 @@ func (p *process) goAhead() {
 // Pdeathsig; the Go shim forks it only after the go). Never a go: the command never starts.
 func (p *process) refuse() {
 	p.control(shim.Kill)
+	exited := p.watching() // nothing watches a process before supervise
 	t := time.NewTimer(drainTimeout)
 	defer t.Stop()
 	select {
-	case <-p.exited:
+	case <-exited:
 	case <-t.C:
 		killGroup(p.pid, syscall.SIGKILL)
-		<-p.exited
+		<-exited
 	}
 }
