@@ -114,14 +114,11 @@ func (c *objectCache) add(text string, depth int) *cachedObject {
 // definitions.
 func (p *jsonParser) memberValue(k string, depth int, inPayload bool) (any, error) {
 	p.skipSpace()
-	// The object this member's value is reads it (and no array's element): set for it alone.
-	p.inPayload = k == "payload" && p.i < len(p.raw) && p.raw[p.i] == '{'
-	defer func() { p.inPayload = false }()
-	if p.cache == nil || k != cachedKey || !inPayload {
-		return p.value(depth)
-	}
 	if p.i >= len(p.raw) || p.raw[p.i] != '{' || depth >= maxDepth {
 		return p.value(depth)
+	}
+	if p.cache == nil || k != cachedKey || !inPayload {
+		return p.object(depth, k == "payload")
 	}
 	if e := p.cache.find(p.text[p.i:], depth); e != nil {
 		p.i += len(e.text)
@@ -130,7 +127,7 @@ func (p *jsonParser) memberValue(k string, depth int, inPayload bool) (any, erro
 		return e.value, nil
 	}
 	start := p.i
-	v, err := p.value(depth)
+	v, err := p.object(depth, false)
 	if err != nil {
 		return nil, err
 	}
