@@ -20,7 +20,6 @@ type objectCache struct {
 	mu      sync.Mutex
 	entries []*cachedObject
 	lookups uint64 // finds so far: the clock an entry's idleness is counted on
-	added   uint64 // objects cached so far
 }
 
 const (
@@ -74,10 +73,13 @@ func (c *objectCache) slot() int {
 // add reads text, an object that was read at depth, into a cached object of its own; nil when
 // it is too large to keep or the cache has no room for it.
 func (c *objectCache) add(text string, depth int) *cachedObject {
+	if len(text) > maxCachedObjectBytes {
+		return nil
+	}
 	c.mu.Lock()
 	room := c.slot() >= 0
 	c.mu.Unlock()
-	if len(text) > maxCachedObjectBytes || !room {
+	if !room {
 		return nil
 	}
 	own := strings.Clone(text)
@@ -103,7 +105,6 @@ func (c *objectCache) add(text string, depth int) *cachedObject {
 	default:
 		return e // another decode took the room meanwhile: this run still has its value
 	}
-	c.added++
 	return e
 }
 
