@@ -10,7 +10,7 @@ import (
 
 // The agent's garbage collector when the environment does not set it (README "Memory and
 // the garbage collector"). Go's default collects when the heap has grown by as much as is
-// live: a quiet agent's 2 MiB live heap is collected every 2 MiB allocated, about every 35
+// live: a quiet agent's 2 MiB live heap is collected every 2 MiB allocated, about every 40
 // runs. The agent lets it grow by at least minGrowth between collections (GOGC up to
 // maxGCPercent while the live heap is small) and by Go's 100% once the live heap is larger,
 // so that a large heap (a thousand runs at once, a backlog) is no larger than at Go's

@@ -20,7 +20,6 @@ type objectCache struct {
 	mu      sync.Mutex
 	entries []*cachedObject
 	lookups uint64 // finds so far: the clock an entry's idleness is counted on
-	added   uint64 // objects cached so far
 }
 
 const (
@@ -74,10 +73,13 @@ func (c *objectCache) slot() int {
 // add reads text, an object that was read at depth, into a cached object of its own; nil when
 // it is too large to keep or the cache has no room for it.
 func (c *objectCache) add(text string, depth int) *cachedObject {
+	if len(text) > maxCachedObjectBytes {
+		return nil
+	}
 	c.mu.Lock()
 	room := c.slot() >= 0
 	c.mu.Unlock()
-	if len(text) > maxCachedObjectBytes || !room {
+	if !room {
 		return nil
 	}
 	own := strings.Clone(text)
@@ -103,7 +105,6 @@ func (c *objectCache) add(text string, depth int) *cachedObject {
 	default:
 		return e // another decode took the room meanwhile: this run still has its value
 	}
-	c.added++
 	return e
 }
 
@@ -114,14 +115,11 @@ func (c *objectCache) add(text string, depth int) *cachedObject {
 // definitions.
 func (p *jsonParser) memberValue(k string, depth int, inPayload bool) (any, error) {
 	p.skipSpace()
-	// The object this member's value is reads it (and no array's element): set for it alone.
-	p.inPayload = k == "payload" && p.i < len(p.raw) && p.raw[p.i] == '{'
-	defer func() { p.inPayload = false }()
-	if p.cache == nil || k != cachedKey || !inPayload {
-		return p.value(depth)
-	}
 	if p.i >= len(p.raw) || p.raw[p.i] != '{' || depth >= maxDepth {
 		return p.value(depth)
+	}
+	if p.cache == nil || k != cachedKey || !inPayload {
+		return p.object(depth, k == "payload")
 	}
 	if e := p.cache.find(p.text[p.i:], depth); e != nil {
 		p.i += len(e.text)
@@ -130,7 +128,7 @@ func (p *jsonParser) memberValue(k string, depth int, inPayload bool) (any, erro
 		return e.value, nil
 	}
 	start := p.i
-	v, err := p.value(depth)
+	v, err := p.object(depth, false)
 	if err != nil {
 		return nil, err
 	}

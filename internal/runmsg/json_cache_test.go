@@ -3,6 +3,7 @@ package runmsg
 import (
 	"bytes"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -156,21 +157,30 @@ func TestManyActionsInRotationDoNotChurnTheCache(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for i := range maxCachedObjects {
+		decode(i)
+	}
+	first := slices.Clone(d.actions.entries)
 	for range 3 {
 		for i := range 3 * maxCachedObjects {
 			decode(i)
 		}
 	}
-	if d.actions.added != maxCachedObjects {
-		t.Fatalf("%d objects cached over three rounds of %d actions, want the first %d only",
-			d.actions.added, 3*maxCachedObjects, maxCachedObjects)
+	if !slices.Equal(d.actions.entries, first) {
+		t.Fatalf("over three rounds of %d actions the cache replaced some of the first %d, want them kept",
+			3*maxCachedObjects, maxCachedObjects)
 	}
 	for range idleLookups {
 		decode(0)
 	}
 	decode(3 * maxCachedObjects)
-	if d.actions.added != maxCachedObjects+1 {
-		t.Fatalf("a new action after %d lookups of one other: %d objects cached, want one more than %d",
-			idleLookups, d.actions.added, maxCachedObjects)
+	var replaced []*cachedObject
+	for i, e := range d.actions.entries {
+		if e != first[i] {
+			replaced = append(replaced, e)
+		}
+	}
+	if len(replaced) != 1 || !strings.Contains(replaced[0].text, `"a`+strconv.Itoa(3*maxCachedObjects)+`"`) {
+		t.Fatalf("a new action after %d lookups of one other replaced %d entries, want it in one", idleLookups, len(replaced))
 	}
 }

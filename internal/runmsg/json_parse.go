@@ -33,7 +33,6 @@ type jsonParser struct {
 	headers     [2]int        // values: where the root object's "headers" value starts and ends
 	cache       *objectCache  // values: where the "action" objects come from (nil: parsed)
 	cached      *cachedObject // the last object read from or into cache
-	inPayload   bool          // the value being read is a member named "payload" (memberValue)
 	// used: the most of each stack the parse wrote, all that parseWith has to clear.
 	membersUsed, elemsUsed, bufUsed int
 }
@@ -111,7 +110,7 @@ func (p *jsonParser) value(depth int) (any, error) {
 			return nil, fmt.Errorf("nested deeper than %d levels", maxDepth)
 		}
 		if c == '{' {
-			return p.object(depth)
+			return p.object(depth, false)
 		}
 		return p.array(depth)
 	case '"':
@@ -139,9 +138,9 @@ func (p *jsonParser) literal(word string) error {
 	return nil
 }
 
-func (p *jsonParser) object(depth int) (any, error) {
-	isPayload := p.inPayload // memberValue's, for this object
-	p.i++                    // {
+// object reads an object; isPayload: it is a member named "payload" (memberValue).
+func (p *jsonParser) object(depth int, isPayload bool) (any, error) {
+	p.i++ // {
 	p.skipSpace()
 	if p.i < len(p.raw) && p.raw[p.i] == '}' {
 		p.i++

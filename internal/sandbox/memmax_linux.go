@@ -5,6 +5,7 @@ package sandbox
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -23,7 +24,7 @@ func MemoryMax() int64 {
 		path, file := paths["memory"], "memory.limit_in_bytes"
 		if m.v2 {
 			path, file = paths[""], "memory.max"
-		} else if !hasController(m, "memory") {
+		} else if !slices.Contains(m.controllers, "memory") {
 			continue
 		}
 		dir, ok := within(m, path)
@@ -40,15 +41,6 @@ func MemoryMax() int64 {
 		}
 	}
 	return lowest
-}
-
-func hasController(m cgroupMount, name string) bool {
-	for _, c := range m.controllers {
-		if c == name {
-			return true
-		}
-	}
-	return false
 }
 
 // readLimit is a memory limit file's bytes; 0 for "max", v1's "unlimited" (a page-rounded
