@@ -31,12 +31,12 @@ func withDeathSignal(attr *syscall.SysProcAttr) (unlock func()) {
 	return runtime.UnlockOSThread
 }
 
-// startProcess starts the prepared command, under the shim if spec.Shim is set,
-// with its stdout and stderr on out.
 // shimGates says whether spec's command is started under the shim, which then holds it for
 // Spec.Gate (else Run passes the gate before the fork).
 func shimGates(spec Spec) bool { return len(spec.Shim) > 0 }
 
+// startProcess starts the prepared command, under the shim if spec.Shim is set,
+// with its stdout and stderr on out.
 func startProcess(spec Spec, prep prepared, conf *confined, out childFD) (*process, error) {
 	if len(spec.Shim) > 0 {
 		return startShimmed(spec, prep, conf, out)
@@ -48,7 +48,7 @@ func startProcess(spec Spec, prep prepared, conf *confined, out childFD) (*proce
 // everything it started, and nothing of the agent), /dev/null its stdin, out its stdout and
 // stderr and extra its fds from 3 on; deathSignal: it dies with the agent (withDeathSignal).
 // It forks with syscall.ForkExec, not exec.Cmd: the pidfd the kernel makes with the child
-// (CLONE_PIDFD) is the one watch waits on, where os.StartProcess keeps one of its own beside
+// (CLONE_PIDFD) is the one watchExit waits on, where os.StartProcess keeps one of its own beside
 // it, and none of exec.Cmd's bookkeeping is paid for each run (its copy of the environment,
 // an os.Process with its cleanup, an os.File per fd).
 func spawn(path string, argv []string, spec Spec, prep prepared, out childFD, extra []int, deathSignal bool) (*process, error) {
@@ -92,7 +92,7 @@ func spawn(path string, argv []string, spec Spec, prep prepared, out childFD, ex
 	return p, nil
 }
 
-// watching starts watching the process (watch) unless it is already, and returns the channel
+// watching starts watching the process (watchExit) unless it is already, and returns the channel
 // closed once it has exited. Only Run's goroutine calls it.
 func (p *process) watching() <-chan struct{} {
 	if p.exited == nil {
