@@ -167,7 +167,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	}
 	p.reaper = spec.Reaper.register(p.pid)
 	defer p.release()
-	gated := spec.Gate != nil && p.ctl.set
+	gated := spec.Gate != nil && shimGates(spec) // not passed above: the shim holds the command
 	if gated {
 		if label := passGate(ctx, spec, &gateWait); label != "" {
 			p.refuse()

@@ -31,12 +31,12 @@ func withDeathSignal(attr *syscall.SysProcAttr) (unlock func()) {
 	return runtime.UnlockOSThread
 }
 
-// startProcess starts the prepared command, under the shim if spec.Shim is set,
-// with its stdout and stderr on out.
 // shimGates says whether spec's command is started under the shim, which then holds it for
 // Spec.Gate (else Run passes the gate before the fork).
 func shimGates(spec Spec) bool { return len(spec.Shim) > 0 }
 
+// startProcess starts the prepared command, under the shim if spec.Shim is set,
+// with its stdout and stderr on out.
 func startProcess(spec Spec, prep prepared, conf *confined, out childFD) (*process, error) {
 	if len(spec.Shim) > 0 {
 		return startShimmed(spec, prep, conf, out)
@@ -48,7 +48,7 @@ func startProcess(spec Spec, prep prepared, conf *confined, out childFD) (*proce
 // everything it started, and nothing of the agent), /dev/null its stdin, out its stdout and
 // stderr and extra its fds from 3 on; deathSignal: it dies with the agent (withDeathSignal).
 // It forks with syscall.ForkExec, not exec.Cmd: the pidfd the kernel makes with the child
-// (CLONE_PIDFD) is the one watch waits on, where os.StartProcess keeps one of its own beside
+// (CLONE_PIDFD) is the one watchExit waits on, where os.StartProcess keeps one of its own beside
 // it, and none of exec.Cmd's bookkeeping is paid for each run (its copy of the environment,
 // an os.Process with its cleanup, an os.File per fd).
 func spawn(path string, argv []string, spec Spec, prep prepared, out childFD, extra []int, deathSignal bool) (*process, error) {
@@ -92,7 +92,7 @@ func spawn(path string, argv []string, spec Spec, prep prepared, out childFD, ex
 	return p, nil
 }
 
-// watching starts watching the process (watch) unless it is already, and returns the channel
+// watching starts watching the process (watchExit) unless it is already, and returns the channel
 // closed once it has exited. Only Run's goroutine calls it.
 func (p *process) watching() <-chan struct{} {
 	if p.exited == nil {
@@ -110,12 +110,7 @@ func (p *process) exitedNow() bool {
 	if p.exited != nil {
 		return closed(p.exited)
 	}
-	var info unix.Siginfo
-	var err error = unix.EINTR
-	for err == unix.EINTR { // our unreaped child: its pid is no other process's
-		err = unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
-	}
-	return err == nil && info.Signo != 0 // WNOHANG leaves info zero while it runs
+	return waitNow(unix.P_PID, p.pid, unix.WEXITED)
 }
 
 // watchExit returns a channel closed when process pid has exited, leaving it a zombie
@@ -129,7 +124,7 @@ func watchExit(pid, pidfd int) chan struct{} {
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
-		if pidfd >= 0 && pidfdExited(pidfd) {
+		if pidfd >= 0 && waitNow(unix.P_PIDFD, pidfd, unix.WEXITED) { // false before Linux 5.4
 			_ = unix.Close(pidfd)
 			return
 		}
@@ -142,17 +137,6 @@ func watchExit(pid, pidfd int) chan struct{} {
 		shim.WaitExited(pid)
 	}()
 	return exited
-}
-
-// pidfdExited says whether the process of pidfd has exited, without waiting and without
-// reaping it; false also when the kernel cannot tell (no P_PIDFD before Linux 5.4).
-func pidfdExited(pidfd int) bool {
-	var info unix.Siginfo
-	var err error = unix.EINTR
-	for err == unix.EINTR {
-		err = unix.Waitid(unix.P_PIDFD, pidfd, &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
-	}
-	return err == nil && info.Signo != 0 // WNOHANG leaves info zero while it runs
 }
 
 // pollablePidfd is pidfd made non-blocking for the runtime's poller, or where there is
@@ -245,13 +229,18 @@ func recvNow(fd int, b []byte) (int, error) {
 	return int(n), nil
 }
 
-// stopped says whether our unreaped child pid is stopped now (SIGSTOP), as waitid tells
-// without reaping it nor taking the stop's report from another wait.
-func stopped(pid int) bool {
+// stopped says whether our unreaped child pid is stopped now (SIGSTOP).
+func stopped(pid int) bool { return waitNow(unix.P_PID, pid, unix.WSTOPPED) }
+
+// waitNow says whether waitid finds our unreaped child (idtype P_PID: its pid, which names no
+// other process; P_PIDFD: its pidfd) in the state options asks for (WEXITED, WSTOPPED) now,
+// without waiting, without reaping it, and without taking its report from another wait; false
+// also when the kernel cannot tell.
+func waitNow(idtype, id, options int) bool {
 	var info unix.Siginfo
 	var err error = unix.EINTR
 	for err == unix.EINTR {
-		err = unix.Waitid(unix.P_PID, pid, &info, unix.WSTOPPED|unix.WNOHANG|unix.WNOWAIT, nil)
+		err = unix.Waitid(idtype, id, &info, options|unix.WNOHANG|unix.WNOWAIT, nil)
 	}
 	return err == nil && info.Signo != 0 // WNOHANG leaves info zero when it is not
 }

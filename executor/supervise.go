@@ -11,9 +11,10 @@ import (
 //
 // A quick command's end is seen in its output's (copied: every writer of its pipe gone) and
 // one waitid: the process is watched on its own (watching: a goroutine, its pidfd in the
-// runtime's poller) only once its output outlives it, it runs longer than watchAfter, or
-// supervise ends it. Until then nothing but its pipe's end can tell that it exited, which the
-// watch, started watchAfter in, tells at the latest.
+// runtime's poller) only once it outlives its output (it closed it and goes on, or its end
+// came before its exit's), it runs longer than watchAfter, or supervise ends it. Until then
+// nothing but its pipe's end can tell that it exited; where its output outlives it (held by a
+// process that left its group), the watch started watchAfter in tells.
 func supervise(ctx context.Context, spec Spec, p *process, conf *confined, copied <-chan struct{}) string {
 	var exited <-chan struct{} = p.exited // set where the platform watches every process from its start
 	var watchC <-chan time.Time
