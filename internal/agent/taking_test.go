@@ -13,11 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kmsg"
-
 	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/internal/kfaketest"
 	"github.com/port-runner/port-runner/internal/shim"
 	"github.com/port-runner/port-runner/internal/shim/shimtest"
 	"github.com/port-runner/port-runner/internal/waitcond"
@@ -42,7 +39,7 @@ func TestATakeThatFailsAfterTheForkNeverStartsTheCommand(t *testing.T) {
 	cfg.Executor.RunsDir = filepath.Join(dir, "runs")
 	var refusing atomic.Bool
 	refusing.Store(true)
-	refuseCommits(h.Broker.Fake, &refusing)
+	kfaketest.RefuseCommits(h.Broker.Fake, &refusing, nil)
 	h.NewRun(t, "r_gated", "act")
 	a := h.Start(t, cfg, harness.Shim(prefix, kind))
 
@@ -101,30 +98,6 @@ func testShim(t *testing.T, dir string) ([]string, string) {
 		t.Fatal(err)
 	}
 	return []string{g}, executor.ShimGo
-}
-
-// refuseCommits makes the broker refuse every offset commit (a partition-level error, as
-// during a rebalance) while on holds.
-func refuseCommits(kc *kfake.Cluster, on *atomic.Bool) {
-	kc.ControlKey(kmsg.OffsetCommit.Int16(), func(kr kmsg.Request) (kmsg.Response, error, bool) {
-		kc.KeepControl()
-		if !on.Load() {
-			return nil, nil, false
-		}
-		req := kr.(*kmsg.OffsetCommitRequest)
-		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-		for _, rt := range req.Topics {
-			st := kmsg.NewOffsetCommitResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetCommitResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, kerr.RebalanceInProgress.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
 }
 
 // gatedShims are this process's children that are shims waiting for a go (shim.GateFlag).
