@@ -72,6 +72,10 @@ func TestATakeThatFailsAfterTheForkNeverStartsTheCommand(t *testing.T) {
 	if n := a.Logs.FilterMessage("not started; left for the next owner").Len(); n != 1 {
 		t.Errorf("%d 'not started; left' lines, want 1", n)
 	}
+	// The lease's end at the handover may stop the command too; this line says the gate did.
+	if n := a.Logs.FilterMessage("run started").Len(); n != 0 {
+		t.Errorf("%d 'run started' lines for a run whose take failed", n)
+	}
 	for _, rq := range h.Emu.Requests() {
 		if rq.Method != "GET" && strings.Contains(rq.Path, "r_gated") {
 			t.Errorf("Port got %s %s for a run never started", rq.Method, rq.Path)
