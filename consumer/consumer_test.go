@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/internal/kfaketest"
 )
 
 const testTopic = "runs"
@@ -93,31 +94,13 @@ func committedMeta(t *testing.T, kc *kfake.Cluster, group string, p int32) (int6
 }
 
 // failCommits makes the broker refuse offset commits (a partition-level error, as during a
-// rebalance) while on is true, and counts the refusals.
+// rebalance) while on is true, and counts the refusals after calling hook.
 func failCommits(kc *kfake.Cluster, on *atomic.Bool, refused *atomic.Int32, hook func()) {
-	kc.ControlKey(kmsg.OffsetCommit.Int16(), func(kr kmsg.Request) (kmsg.Response, error, bool) {
-		kc.KeepControl()
-		if !on.Load() {
-			return nil, nil, false
-		}
-		req := kr.(*kmsg.OffsetCommitRequest)
-		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-		for _, rt := range req.Topics {
-			st := kmsg.NewOffsetCommitResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetCommitResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.RebalanceInProgress.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
+	kfaketest.RefuseCommits(kc, on, func() {
 		if hook != nil {
 			hook()
 		}
 		refused.Add(1)
-		return resp, nil, true
 	})
 }
 

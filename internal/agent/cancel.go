@@ -132,49 +132,41 @@ func (w *portWatch) run(ctx context.Context) {
 }
 
 // due are the runs to ask about now: suspects whose run was not fetched within the interval,
-// and runs whose command has run for the interval and that were not asked within it; and
-// the other open action runs, which a list request made anyway covers too; listed, how many
-// due action runs the list can answer for (a suspect is asked about on its own).
-func (w *portWatch) due(now time.Time) (actionRuns, nodeRuns, otherActionRuns []*watched, listed int) {
+// and runs whose command has run for the interval and that were not asked within it; list:
+// ask with the list, as a long action run is due (a suspect is asked about on its own) and
+// another action run is open, which the list covers too (activeRuns).
+func (w *portWatch) due(now time.Time) (actionRuns, nodeRuns []*watched, list bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	within := func(t time.Time) bool { return !t.IsZero() && now.Sub(t) < w.interval*9/10 }
+	open, listable := 0, false
 	for _, r := range w.runs {
 		if r.cancelled || r.gaveUp {
 			continue
+		}
+		if !r.node {
+			open++
 		}
 		suspect := r.suspect && !within(r.got)
 		long := now.Sub(r.started) >= w.interval && !within(r.checked)
 		switch {
 		case !(suspect || long):
-			if !r.node {
-				otherActionRuns = append(otherActionRuns, r)
-			}
 		case r.node:
 			nodeRuns = append(nodeRuns, r)
 		default:
 			actionRuns = append(actionRuns, r)
-			if !r.suspect {
-				listed++
-			}
+			listable = listable || !r.suspect
 		}
 	}
-	return actionRuns, nodeRuns, otherActionRuns, listed
+	return actionRuns, nodeRuns, listable && open >= 2
 }
 
 func (w *portWatch) turn(ctx context.Context) {
-	actionRuns, nodeRuns, others, listed := w.due(time.Now())
+	actionRuns, nodeRuns, list := w.due(time.Now())
 	var active map[string]bool
-	if listed > 0 && len(actionRuns)+len(others) >= 2 {
+	if list {
 		active = w.activeRuns(ctx)
 	}
-	w.mu.Lock()
-	for _, r := range others {
-		if active[r.id] { // shown open: checked now, as if it had been due
-			r.checked = time.Now()
-		}
-	}
-	w.mu.Unlock()
 	for _, r := range append(actionRuns, nodeRuns...) {
 		w.mu.Lock()
 		open := active[r.id] && !r.suspect
@@ -201,8 +193,8 @@ func (w *portWatch) turn(ctx context.Context) {
 	}
 }
 
-// activeRuns is the list of open action runs, asked when one is due and another action run
-// is open (one request instead of one each); nil: ask each.
+// activeRuns is the list of open action runs (one request instead of one each), which counts
+// as a check of every action run it shows open, due or not; nil: ask each.
 func (w *portWatch) activeRuns(ctx context.Context) map[string]bool {
 	w.mu.Lock()
 	off := w.listOff
@@ -220,6 +212,14 @@ func (w *portWatch) activeRuns(ctx context.Context) map[string]bool {
 		}
 		return nil
 	}
+	now := time.Now()
+	w.mu.Lock()
+	for _, r := range w.runs {
+		if !r.node && active[r.id] {
+			r.checked = now
+		}
+	}
+	w.mu.Unlock()
 	return active
 }
 

@@ -114,7 +114,7 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 		r.life.started(pid)
 	}
 	// The run is readied while its take goes on (took), and its command starts once that
-	// succeeded: the executor's gate, passed at once without a take (try).
+	// succeeded: the executor's gate; a run with no take under way (try) has none.
 	logged := false
 	started := func() error {
 		if err := a.took(r, runLog); err != nil {

@@ -32,7 +32,8 @@ import (
 //     must not start here). From then on the run is held under this replica's lease. bound
 //     is how long the run may be acted on here at most from now (its action's timeout, the
 //     kill grace and the closing budget; 0: no bound), for a way in whose lease is written
-//     once rather than renewed.
+//     once rather than renewed. It runs on a goroutine of its own while the run is readied
+//     (steps_run.go take): lasting and stopped are called while it is under way.
 //   - held: whether this replica holds the lease now; while it does not, its command must
 //     not run and it must not be closed (forGood: it never will again; else it may, once
 //     the way in confirms this replica again). The executor renews the command's shim only

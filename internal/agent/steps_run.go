@@ -54,8 +54,12 @@ func takeToClose(a *Agent, r *run) verdict {
 	return then(closeInterrupted)
 }
 
-func (r *run) takeLease(bound time.Duration) bool {
-	if err := r.lease.take(r.stop, bound); err != nil {
+func (r *run) takeLease(bound time.Duration) bool { return r.taken(r.lease.take(r.stop, bound)) }
+
+// taken acts on the end of the run's take (err: it failed, and the run is left): from now on
+// the run is this replica's, its start mark durable, and its way in remembers it.
+func (r *run) taken(err error) bool {
+	if err != nil {
 		r.log.Info("not started; left for the next owner", zap.String("at", r.where), zap.Error(err))
 		return false
 	}

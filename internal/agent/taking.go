@@ -3,8 +3,6 @@ package agent
 import (
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/port-runner/port-runner/reporter"
 )
 
@@ -43,12 +41,9 @@ func (a *Agent) took(r *run, runLog *reporter.RunLog) error {
 		return p.err
 	}
 	p.seen = true
-	if p.err != nil {
-		r.log.Info("not started; left for the next owner", zap.String("at", r.where), zap.Error(p.err))
+	if !r.taken(p.err) {
 		return p.err
 	}
-	r.life.to(phaseStartDurable)
-	r.lease.handled(r.msg.ID, r.sent)
 	if r.rerun {
 		_, _ = runLog.Write([]byte("port-runner: running again: the agent that started this run stopped before it ended (onInterrupted: rerun)\n"))
 	}

@@ -13,11 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kmsg"
-
 	"github.com/port-runner/port-runner/executor"
+	"github.com/port-runner/port-runner/internal/kfaketest"
 	"github.com/port-runner/port-runner/internal/shim"
 	"github.com/port-runner/port-runner/internal/shim/shimtest"
 	"github.com/port-runner/port-runner/internal/waitcond"
@@ -42,7 +39,7 @@ func TestATakeThatFailsAfterTheForkNeverStartsTheCommand(t *testing.T) {
 	cfg.Executor.RunsDir = filepath.Join(dir, "runs")
 	var refusing atomic.Bool
 	refusing.Store(true)
-	refuseCommits(h.Broker.Fake, &refusing)
+	kfaketest.RefuseCommits(h.Broker.Fake, &refusing, nil)
 	h.NewRun(t, "r_gated", "act")
 	a := h.Start(t, cfg, harness.Shim(prefix, kind))
 
@@ -75,6 +72,10 @@ func TestATakeThatFailsAfterTheForkNeverStartsTheCommand(t *testing.T) {
 	if n := a.Logs.FilterMessage("not started; left for the next owner").Len(); n != 1 {
 		t.Errorf("%d 'not started; left' lines, want 1", n)
 	}
+	// The lease's end at the handover may stop the command too; this line says the gate did.
+	if n := a.Logs.FilterMessage("run started").Len(); n != 0 {
+		t.Errorf("%d 'run started' lines for a run whose take failed", n)
+	}
 	for _, rq := range h.Emu.Requests() {
 		if rq.Method != "GET" && strings.Contains(rq.Path, "r_gated") {
 			t.Errorf("Port got %s %s for a run never started", rq.Method, rq.Path)
@@ -101,30 +102,6 @@ func testShim(t *testing.T, dir string) ([]string, string) {
 		t.Fatal(err)
 	}
 	return []string{g}, executor.ShimGo
-}
-
-// refuseCommits makes the broker refuse every offset commit (a partition-level error, as
-// during a rebalance) while on holds.
-func refuseCommits(kc *kfake.Cluster, on *atomic.Bool) {
-	kc.ControlKey(kmsg.OffsetCommit.Int16(), func(kr kmsg.Request) (kmsg.Response, error, bool) {
-		kc.KeepControl()
-		if !on.Load() {
-			return nil, nil, false
-		}
-		req := kr.(*kmsg.OffsetCommitRequest)
-		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-		for _, rt := range req.Topics {
-			st := kmsg.NewOffsetCommitResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetCommitResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, kerr.RebalanceInProgress.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
 }
 
 // gatedShims are this process's children that are shims waiting for a go (shim.GateFlag).

@@ -1,0 +1,39 @@
+// Package kfaketest holds controls of the in-process broker (kfake) that the tests of more
+// than one package use. It imports nothing of the project's, so package consumer's own tests
+// use it too (they cannot import test/harness, which imports consumer).
+package kfaketest
+
+import (
+	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// RefuseCommits makes kc refuse every offset commit (a partition-level error, as during a
+// rebalance) while on holds; refused, when set, is called at each refusal.
+func RefuseCommits(kc *kfake.Cluster, on *atomic.Bool, refused func()) {
+	kc.ControlKey(kmsg.OffsetCommit.Int16(), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		if !on.Load() {
+			return nil, nil, false
+		}
+		req := kr.(*kmsg.OffsetCommitRequest)
+		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, kerr.RebalanceInProgress.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		if refused != nil {
+			refused()
+		}
+		return resp, nil, true
+	})
+}
