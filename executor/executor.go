@@ -119,7 +119,8 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	start := time.Now()
 	var gateWait time.Duration // no part of the run (Result.Duration)
 	defer func() {
-		// Belt and braces: the agent must get a Result for every run.
+		// Belt and braces: the agent must get a Result for every run. A process Run started
+		// is ended and reaped first (abandon, deferred once it is started).
 		if r := recover(); r != nil {
 			res = Result{ExitCode: -1, Label: fmt.Sprintf("could not start: internal error: %v", r)}
 		}
@@ -167,6 +168,11 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	}
 	p.reaper = spec.Reaper.register(p.pid)
 	defer p.release()
+	defer func() {
+		if !p.finishing { // a panic (Spec.Gate's, Spec.OnStart's) before Run finished p
+			p.abandon(spec, prep.runDir, conf)
+		}
+	}()
 	gated := spec.Gate != nil && shimGates(spec) // not passed above: the shim holds the command
 	if gated {
 		if label := passGate(ctx, spec, &gateWait); label != "" {

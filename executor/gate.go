@@ -50,3 +50,17 @@ func (p *process) refuse() {
 		<-exited
 	}
 }
+
+// abandon ends and reaps the process of a Run that panicked before finishing it (the caller's
+// Spec.Gate or Spec.OnStart, whose panic Run's recover turns into a Result), so that every
+// process Run starts is reaped and its Reaper ticket closed: a shim is refused (one that had
+// its go kills its command's tree on that 'K'), a command without one killed.
+func (p *process) abandon(spec Spec, runDir string, conf *confined) {
+	if p.ctl.set {
+		p.refuse()
+	} else {
+		p.kill()
+	}
+	p.finish()
+	p.reaped(spec, runDir, conf)
+}
