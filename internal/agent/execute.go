@@ -110,6 +110,10 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 			zap.Duration("lease", lasts.Round(time.Second)))
 	}
 	spec.OnStart = func(pid int) {
+		// Watched from its command's start, not while its take may be held (a partition's
+		// commit with no room for its mark): no Port request for a run that has not started.
+		// One context for the lease and Port: whichever ends the command first says why.
+		r.watched = a.watch.watch(cancel, r.msg.ID, a.target(r.msg), runmsg.IsWorkflowNodeRun(r.msg.ID), r.log)
 		a.proxy.Bind(token, pid) // the token works from this process tree only
 		r.life.started(pid)
 	}
@@ -132,14 +136,12 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 	} else {
 		_ = started()
 	}
-	// One context for the lease and Port: whichever ends the command first says why.
-	watched := a.watch.watch(cancel, r.msg.ID, a.target(r.msg), runmsg.IsWorkflowNodeRun(r.msg.ID), r.log)
 	res = executor.Run(ctx, *spec, runLog)
-	cancelled = a.watch.unwatch(watched)
-	if started() != nil { // never started (Run may have ended before its gate): left
-		if cancelled {
-			a.watch.forget(r.msg.ID)
-		}
+	if r.watched != nil {
+		cancelled = a.watch.unwatch(r.watched)
+		r.watched = nil
+	}
+	if started() != nil { // never started (Run may have ended before its gate), never watched: left
 		return res, false, true
 	}
 	a.metrics.ObserveRunDuration(r.msg.Action, res.Duration)
