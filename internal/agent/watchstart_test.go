@@ -23,12 +23,7 @@ import (
 // yet: its watch costs Port nothing however long the take lasts, and it does not turn the
 // one other run's GET into a list request. Once its command starts it is watched as any run.
 func TestARunHeldAtItsTakeIsWatchedOnlyOnceItsCommandStarts(t *testing.T) {
-	h := harness.New(t, 1)
-	if h.Broker.Fake == nil {
-		t.Skip("needs the in-process broker to refuse the start mark's commit")
-	}
-	dir := t.TempDir()
-	prefix, kind := testShim(t, dir)
+	h, dir, prefix, kind := refusingEnv(t)
 	cfg := h.Config(t, harness.Actions(fmt.Sprintf(`
   act: {command: [%q, %q], sandbox: {write: [%q]}}
 `, harness.Script(t, `: > "$1/$PORT_RUN_ID"; while [ ! -e "$1/end" ]; do sleep 0.05; done`), dir, dir)))
