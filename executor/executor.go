@@ -119,8 +119,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	start := time.Now()
 	var gateWait time.Duration // no part of the run (Result.Duration)
 	defer func() {
-		// Belt and braces: the agent must get a Result for every run. A process Run started
-		// is ended and reaped first (abandon, deferred once it is started).
+		// Belt and braces: the agent must get a Result for every run.
 		if r := recover(); r != nil {
 			res = Result{ExitCode: -1, Label: fmt.Sprintf("could not start: internal error: %v", r)}
 		}
@@ -168,17 +167,11 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	}
 	p.reaper = spec.Reaper.register(p.pid)
 	defer p.release()
-	defer func() {
-		if !p.finishing { // a panic (Spec.Gate's, Spec.OnStart's) before Run finished p
-			p.abandon(spec, prep.runDir, conf)
-		}
-	}()
+	defer p.abandon(spec, prep.runDir, conf)     // after a panic (Spec.Gate's, OnStart's): p reaped
 	gated := spec.Gate != nil && shimGates(spec) // not passed above: the shim holds the command
 	if gated {
 		if label := passGate(ctx, spec, &gateWait); label != "" {
-			p.refuse()
-			p.finish()
-			p.reaped(spec, prep.runDir, conf)
+			p.abandon(spec, prep.runDir, conf) // the shim refused: its command never starts
 			return Result{ExitCode: -1, Label: label}
 		}
 	}

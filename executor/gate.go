@@ -51,11 +51,15 @@ func (p *process) refuse() {
 	}
 }
 
-// abandon ends and reaps the process of a Run that panicked before finishing it (the caller's
-// Spec.Gate or Spec.OnStart, whose panic Run's recover turns into a Result), so that every
-// process Run starts is reaped and its Reaper ticket closed: a shim is refused (one that had
-// its go kills its command's tree on that 'K'), a command without one killed.
+// abandon ends and reaps a process Run has not finished (finish not called): a gated shim
+// whose gate did not pass, and, deferred, the process of a Run that panicked (the caller's
+// Spec.Gate or Spec.OnStart; Run's recover makes the Result), so that every process Run
+// starts is reaped and its Reaper ticket closed. A shim is refused (one that had its go kills
+// its command's tree on that 'K'), a command without one killed.
 func (p *process) abandon(spec Spec, runDir string, conf *confined) {
+	if p.finishing {
+		return
+	}
 	if p.ctl.set {
 		p.refuse()
 	} else {

@@ -33,7 +33,7 @@ type process struct {
 	unwatched pidfdHold
 	reap      func() (syscall.WaitStatus, error) // reaps it once exited is closed; nil: reapPid
 	status    *syscall.WaitStatus                // how it ended, once finish has reaped it
-	finishing bool                               // finish was called: Run reaps it, not abandon
+	finishing bool                               // finish was called: abandon does nothing
 	ctl       controlSocket                      // the shim's control socket; unset without a shim
 	// renewals is our end of the shim's renewals pipe (shim.RenewalsFlag): unset without a
 	// shim or a fence, and then renewals go on ctl.
