@@ -82,3 +82,18 @@ func TestAPanicInTheGateOrOnStartLeavesNoProcess(t *testing.T) {
 		}
 	})
 }
+
+// TestAbandonLeavesAFinishedProcessAlone: Run defers abandon on every path, so once finish
+// has reaped the process (every Run that did not panic) abandon must do nothing: no second
+// kill, reap or Reaper report for a pid that may be another process's by then.
+func TestAbandonLeavesAFinishedProcessAlone(t *testing.T) {
+	reaps := 0
+	p := &process{reap: func() (syscall.WaitStatus, error) { reaps++; return 0, nil }} // pid 0: signals none
+	if res := p.finish(); !res.Success {
+		t.Fatalf("finish: %+v", res)
+	}
+	p.abandon(Spec{}, "", &confined{})
+	if reaps != 1 {
+		t.Errorf("the process was reaped %d times; want once, by finish", reaps)
+	}
+}
