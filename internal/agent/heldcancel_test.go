@@ -3,36 +3,20 @@
 package agent_test
 
 import (
-	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/port-runner/port-runner/internal/config"
-	"github.com/port-runner/port-runner/internal/kfaketest"
 	"github.com/port-runner/port-runner/internal/waitcond"
-	"github.com/port-runner/port-runner/test/harness"
 )
 
 // TestARunEndedInPortWhileHeldAtItsTakeNeverStarts: a run Port ended (a user set it to
 // FAILURE) while its take was held for longer than the watch's interval never starts its
 // command once the take succeeds: it ends as cancelled in Port, as one whose command ran.
 func TestARunEndedInPortWhileHeldAtItsTakeNeverStarts(t *testing.T) {
-	h, dir, prefix, kind := refusingEnv(t)
-	cfg := h.Config(t, harness.Actions(fmt.Sprintf(`
-  act: {command: [%q, %q], sandbox: {write: [%q]}}
-`, harness.Script(t, `: > "$1/$PORT_RUN_ID"; while [ ! -e "$1/end" ]; do sleep 0.05; done`), dir, dir)))
-	const interval = time.Second // the least runStatusInterval
-	cfg.Port.RunStatusInterval = config.Duration(interval)
-	var refusing atomic.Bool
-	kfaketest.RefuseCommits(h.Broker.Fake, &refusing, nil)
+	h, dir, a, refusing := heldWatchEnv(t)
 	refusing.Store(true)
-	a := h.Start(t, cfg, harness.Shim(prefix, kind))
-	t.Cleanup(func() { _ = os.WriteFile(filepath.Join(dir, "end"), nil, 0o644) })
-
 	h.NewRun(t, "r_held", "act")
 	waitcond.For(t, "r_held's shim to wait for its go", 30*time.Second, func() bool { return len(gatedShims()) == 1 })
 	if err := h.Emu.CancelRun("r_held"); err != nil {
@@ -40,7 +24,7 @@ func TestARunEndedInPortWhileHeldAtItsTakeNeverStarts(t *testing.T) {
 	}
 	ended := time.Now()
 	// The state waited for is the hold's length: longer than the interval after Port ended it.
-	waitcond.For(t, "the hold to outlast the interval twice", 30*time.Second, func() bool { return time.Since(ended) > 2*interval })
+	waitcond.For(t, "the hold to outlast the interval twice", 30*time.Second, func() bool { return time.Since(ended) > 2*watchInterval })
 	refusing.Store(false) // the take succeeds
 	waitcond.For(t, "r_held to finish", time.Minute, func() bool {
 		for _, f := range a.Status(t).Finished {
