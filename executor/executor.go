@@ -167,12 +167,11 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	}
 	p.reaper = spec.Reaper.register(p.pid)
 	defer p.release()
+	defer p.abandon(spec, prep.runDir, conf)     // after a panic (Spec.Gate's, OnStart's): p reaped
 	gated := spec.Gate != nil && shimGates(spec) // not passed above: the shim holds the command
 	if gated {
 		if label := passGate(ctx, spec, &gateWait); label != "" {
-			p.refuse()
-			p.finish()
-			p.reaped(spec, prep.runDir, conf)
+			p.abandon(spec, prep.runDir, conf) // the shim refused: its command never starts
 			return Result{ExitCode: -1, Label: label}
 		}
 	}

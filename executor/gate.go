@@ -50,3 +50,21 @@ func (p *process) refuse() {
 		<-exited
 	}
 }
+
+// abandon ends and reaps a process Run has not finished (finish not called): a gated shim
+// whose gate did not pass, and, deferred, the process of a Run that panicked (the caller's
+// Spec.Gate or Spec.OnStart; Run's recover makes the Result), so that every process Run
+// starts is reaped and its Reaper ticket closed. A shim is refused (one that had its go kills
+// its command's tree on that 'K'), a command without one killed.
+func (p *process) abandon(spec Spec, runDir string, conf *confined) {
+	if p.finishing {
+		return
+	}
+	if p.ctl.set {
+		p.refuse()
+	} else {
+		p.kill()
+	}
+	p.finish()
+	p.reaped(spec, runDir, conf)
+}

@@ -33,6 +33,7 @@ type process struct {
 	unwatched pidfdHold
 	reap      func() (syscall.WaitStatus, error) // reaps it once exited is closed; nil: reapPid
 	status    *syscall.WaitStatus                // how it ended, once finish has reaped it
+	finishing bool                               // finish was called: abandon does nothing
 	ctl       controlSocket                      // the shim's control socket; unset without a shim
 	// renewals is our end of the shim's renewals pipe (shim.RenewalsFlag): unset without a
 	// shim or a fence, and then renewals go on ctl.
@@ -101,6 +102,7 @@ func (p *process) killShim() bool {
 // finish runs once the process has exited: it kills what is left of its group,
 // reaps it and says how the command ended.
 func (p *process) finish() Result {
+	p.finishing = true
 	// Where the platform allows, the process has exited but is not reaped yet,
 	// so its pid still names the process group and cannot have been reused:
 	// killing -pid is safe. Kill whatever is left of the group in every case: a

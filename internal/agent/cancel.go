@@ -175,21 +175,26 @@ func (w *portWatch) turn(ctx context.Context) {
 		if open || ctx.Err() != nil {
 			continue
 		}
-		pr, err := r.tgt.CheckRun(ctx, r.id)
+		w.ask(ctx, r)
+	}
+}
+
+// ask asks Port about r's run with a GET of it, and stops its command if Port ended it.
+func (w *portWatch) ask(ctx context.Context, r *watched) {
+	pr, err := r.tgt.CheckRun(ctx, r.id)
+	w.mu.Lock()
+	r.got = time.Now()
+	w.mu.Unlock()
+	switch {
+	case portapi.Permanent(err):
 		w.mu.Lock()
-		r.got = time.Now()
+		r.gaveUp = true
 		w.mu.Unlock()
-		switch {
-		case portapi.Permanent(err):
-			w.mu.Lock()
-			r.gaveUp = true
-			w.mu.Unlock()
-			r.log.Warn("Port refused to say whether the run is still open; not asking again", zap.Error(err))
-		case err != nil:
-			r.log.Debug("could not ask Port whether the run is still open", zap.Error(err))
-		case pr.Terminated():
-			w.stop(r, pr.Status)
-		}
+		r.log.Warn("Port refused to say whether the run is still open; not asking again", zap.Error(err))
+	case err != nil:
+		r.log.Debug("could not ask Port whether the run is still open", zap.Error(err))
+	case pr.Terminated():
+		w.stop(r, pr.Status)
 	}
 }
 

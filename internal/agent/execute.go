@@ -110,6 +110,7 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 			zap.Duration("lease", lasts.Round(time.Second)))
 	}
 	spec.OnStart = func(pid int) {
+		a.watchRun(r, cancel)
 		a.proxy.Bind(token, pid) // the token works from this process tree only
 		r.life.started(pid)
 	}
@@ -124,6 +125,7 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 			logged = true
 			a.log.Info("run started", zap.String("run_id", r.msg.ID), zap.String("action", r.msg.Action), // r.log's (received)
 				zap.String("at", r.where), zap.Bool("rerun", r.rerun))
+			a.askHeld(ctx, r, cancel)
 		}
 		return nil
 	}
@@ -132,18 +134,41 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 	} else {
 		_ = started()
 	}
-	// One context for the lease and Port: whichever ends the command first says why.
-	watched := a.watch.watch(cancel, r.msg.ID, a.target(r.msg), runmsg.IsWorkflowNodeRun(r.msg.ID), r.log)
 	res = executor.Run(ctx, *spec, runLog)
-	cancelled = a.watch.unwatch(watched)
-	if started() != nil { // never started (Run may have ended before its gate): left
-		if cancelled {
-			a.watch.forget(r.msg.ID)
-		}
+	if r.watched != nil {
+		cancelled = a.watch.unwatch(r.watched)
+		r.watched = nil
+	}
+	if started() != nil { // never started (Run may have ended before its gate), never watched: left
 		return res, false, true
 	}
 	a.metrics.ObserveRunDuration(r.msg.Action, res.Duration)
 	return res, cancelled, false
+}
+
+// watchRun watches r for a cancel in Port (portWatch) from now, unless it is already: from
+// its command's start (OnStart), not while its take may be held (a partition's commit with no
+// room for its mark), so a run that has not started costs Port nothing. One context for the
+// lease and Port: whichever ends the command first says why.
+func (a *Agent) watchRun(r *run, cancel context.CancelCauseFunc) {
+	if r.watched == nil {
+		r.watched = a.watch.watch(cancel, r.msg.ID, a.target(r.msg), runmsg.IsWorkflowNodeRun(r.msg.ID), r.log)
+	}
+}
+
+// askHeld asks Port once, as its take succeeded, about a run whose take was held for the
+// watch's interval or longer: unwatched meanwhile (watchRun), Port may have ended it, and
+// then its command never starts (portWatch.stop cancels ctx, which the executor reads after
+// its gate). A Port slow or down holds it one interval more at most (README "Cancelled in
+// Port").
+func (a *Agent) askHeld(ctx context.Context, r *run, cancel context.CancelCauseFunc) {
+	if r.taking == nil || time.Since(r.taking.began) < a.watch.interval {
+		return
+	}
+	a.watchRun(r, cancel)
+	ctx, stop := context.WithTimeout(ctx, a.watch.interval)
+	defer stop()
+	a.watch.ask(ctx, r.watched)
 }
 
 // renew starts renewing the commands' leases from one goroutine (executor.Renewals); the

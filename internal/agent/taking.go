@@ -10,14 +10,15 @@ import (
 // run's handler readies the run, and the handler waits for it (took) before the command may
 // start, and in every case before the run goes on: the goroutine never outlives execute.
 type pendingTake struct {
-	done chan struct{}
-	err  error // the take's, once done is closed
-	seen bool  // took acted on it (the handler's alone)
+	done  chan struct{}
+	err   error     // the take's, once done is closed
+	seen  bool      // took acted on it (the handler's alone)
+	began time.Time // when it started (askHeld)
 }
 
 // startTake starts taking r's lease (runLease.take) with bound.
 func startTake(r *run, bound time.Duration) *pendingTake {
-	p := &pendingTake{done: make(chan struct{})}
+	p := &pendingTake{done: make(chan struct{}), began: time.Now()}
 	go func() {
 		defer close(p.done)
 		p.err = r.lease.take(r.stop, bound)

@@ -26,12 +26,7 @@ import (
 // exec) waits for its go; the agent stops, so the take fails. The command never started,
 // nothing of the run reached Port, and nothing of it is left on disk (README "Delivery").
 func TestATakeThatFailsAfterTheForkNeverStartsTheCommand(t *testing.T) {
-	h := harness.New(t, 1)
-	if h.Broker.Fake == nil {
-		t.Skip("needs the in-process broker to refuse the start mark's commit")
-	}
-	dir := t.TempDir()
-	prefix, kind := testShim(t, dir)
+	h, dir, prefix, kind := refusingEnv(t)
 	marker := filepath.Join(dir, "ran")
 	cfg := h.Config(t, harness.Actions(fmt.Sprintf(`
   act: {command: [%q, %q]}
@@ -87,6 +82,20 @@ func TestATakeThatFailsAfterTheForkNeverStartsTheCommand(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// refusingEnv is an Env whose broker can refuse commits (kfaketest.RefuseCommits), a
+// directory for the test and the shim built into it (testShim); the test is skipped on a
+// real broker.
+func refusingEnv(t *testing.T) (h *harness.Env, dir string, prefix []string, kind string) {
+	t.Helper()
+	h = harness.New(t, 1)
+	if h.Broker.Fake == nil {
+		t.Skip("needs the in-process broker to refuse the start mark's commit")
+	}
+	dir = t.TempDir()
+	prefix, kind = testShim(t, dir)
+	return h, dir, prefix, kind
 }
 
 // testShim is the C shim built into dir, else the Go one where no C compiler is at hand.

@@ -1,0 +1,102 @@
+//go:build linux
+
+package agent_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/port-runner/port-runner/internal/config"
+	"github.com/port-runner/port-runner/internal/kfaketest"
+	"github.com/port-runner/port-runner/internal/waitcond"
+	"github.com/port-runner/port-runner/test/harness"
+)
+
+// TestARunHeldAtItsTakeIsWatchedOnlyOnceItsCommandStarts: the Port watch (README "Cancelled
+// in Port") asks about runs whose command has run for the interval. A run whose take is held
+// (its start mark refused, as while its partition's commit has no room for it) has no command
+// yet: its watch costs Port nothing however long the take lasts, and it does not turn the
+// one other run's GET into a list request. Once its command starts it is watched as any run.
+func TestARunHeldAtItsTakeIsWatchedOnlyOnceItsCommandStarts(t *testing.T) {
+	h, dir, a, refusing := heldWatchEnv(t)
+	h.NewRun(t, "r_first", "act")
+	waitcond.For(t, "r_first's command to start", 30*time.Second, func() bool { return exists(filepath.Join(dir, "r_first")) })
+	first := gatedShims() // its shim (which had its go)
+	refusing.Store(true)
+	h.NewRun(t, "r_held", "act")
+	waitcond.For(t, "r_held's shim to wait for its go", 30*time.Second, func() bool {
+		return slices.ContainsFunc(gatedShims(), func(pid int) bool { return !slices.Contains(first, pid) })
+	})
+	held := time.Now()
+	// requests counts the watch's requests since at: GETs of r_first and r_held, lists.
+	requests := func(at time.Time) (firstGets, heldGets, lists int) {
+		for _, r := range h.Emu.Requests() {
+			switch {
+			case r.At.Before(at) || r.Method != "GET":
+			case r.Path == "/v1/actions/runs/r_first":
+				firstGets++
+			case r.Path == "/v1/actions/runs/r_held":
+				heldGets++
+			case r.Path == "/v1/actions/runs":
+				lists++
+			}
+		}
+		return
+	}
+	// Two turns of the watch with r_held waiting: the second more than an interval in.
+	waitcond.For(t, "two checks of r_first's long command", 30*time.Second, func() bool {
+		f, g, l := requests(held)
+		return f+g+l >= 2
+	})
+	if _, g, l := requests(held); g != 0 || l != 0 {
+		t.Errorf("while r_held waited for its take: %d GETs of it, %d list requests; want r_first's own GETs only", g, l)
+	}
+	if exists(filepath.Join(dir, "r_held")) {
+		t.Fatal("r_held's command started though its start mark was refused")
+	}
+
+	refusing.Store(false) // the take succeeds: r_held's command starts
+	waitcond.For(t, "r_held's command to start", 30*time.Second, func() bool { return exists(filepath.Join(dir, "r_held")) })
+	started := time.Now()
+	waitcond.For(t, "a list request for the two long runs", 30*time.Second, func() bool {
+		_, _, l := requests(started)
+		return l >= 1
+	})
+	if err := os.WriteFile(filepath.Join(dir, "end"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"r_first", "r_held"} {
+		if r := h.WaitClosed(t, id); r.Status != "SUCCESS" {
+			t.Errorf("%s: %s, want SUCCESS", id, r.Status)
+		}
+	}
+	a.Cancel()
+	<-a.Done()
+}
+
+// heldWatchEnv is an agent whose runs' start marks the broker refuses while refusing is set
+// (refusingEnv), with the least runStatusInterval (watchInterval), and the action act: a
+// command that leaves dir/$PORT_RUN_ID as it starts and ends once dir/end is there.
+func heldWatchEnv(t *testing.T) (h *harness.Env, dir string, a *harness.Agent, refusing *atomic.Bool) {
+	t.Helper()
+	h, dir, prefix, kind := refusingEnv(t)
+	cfg := h.Config(t, harness.Actions(fmt.Sprintf(`
+  act: {command: [%q, %q], sandbox: {write: [%q]}}
+`, harness.Script(t, `: > "$1/$PORT_RUN_ID"; while [ ! -e "$1/end" ]; do sleep 0.05; done`), dir, dir)))
+	cfg.Port.RunStatusInterval = config.Duration(watchInterval)
+	refusing = new(atomic.Bool)
+	kfaketest.RefuseCommits(h.Broker.Fake, refusing, nil)
+	a = h.Start(t, cfg, harness.Shim(prefix, kind))
+	t.Cleanup(func() { _ = os.WriteFile(filepath.Join(dir, "end"), nil, 0o644) })
+	return h, dir, a, refusing
+}
+
+// watchInterval is heldWatchEnv's runStatusInterval: the least there is.
+const watchInterval = time.Second
+
+func exists(path string) bool { _, err := os.Stat(path); return err == nil }
