@@ -6,7 +6,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -277,38 +279,59 @@ func TestRenewalOfALastingLeaseAsksAgain(t *testing.T) {
 
 // TestOnlyARenewalRenewsTheFence: a Terminate the agent sends (a cancel it decided on, maybe
 // late, after a pause) does not renew the command's lease: a command that ignores SIGTERM
-// is killed at its fence though Terminates keep coming.
+// is killed at its fence though Terminates keep coming. They come only once the command
+// ignores SIGTERM (else the first would end it, as on a loaded machine where its shell
+// starts slowly); a command that starts only past its fence heard none, proves nothing, and
+// is started again with a fence twice as long.
 func TestOnlyARenewalRenewsTheFence(t *testing.T) {
 	eachShim(t, func(t *testing.T, prefix []string) {
-		ctl, shimEnd := controlSockets(t, false)
-		defer ctl.Close()
-		args := append(append([]string(nil), prefix[1:]...), "--fence", "1000", "--", "/bin/sh", "sh", "-c", "trap '' TERM; sleep 60")
-		cmd := exec.Command(prefix[0], args...)
-		cmd.ExtraFiles = []*os.File{shimEnd}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		shimEnd.Close()
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		deadline := time.After(30 * time.Second)
-		tick := time.NewTicker(200 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case err := <-exited:
-				if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-					t.Fatalf("the shim ended with %v, want killed like its command", err)
-				}
-				return
-			case <-tick.C:
-				_, _ = ctl.Write([]byte{'T'})
-			case <-deadline:
-				_ = cmd.Process.Kill()
-				t.Fatal("Terminates kept the command alive 30s past a fence of 1s")
+		for fence := time.Second; !terminatesCameWithin(t, prefix, fence); fence *= 2 {
+			if fence >= 16*time.Second {
+				t.Fatalf("the command was not running before its fence of %s (fence 1s to %[1]s): a machine this slow proves nothing", fence)
 			}
+			t.Logf("the command ran only past its fence of %s: no Terminate came, again with a longer fence", fence)
 		}
 	})
+}
+
+// terminatesCameWithin runs a command that ignores SIGTERM under prefix's shim with fence,
+// sends a Terminate every 100ms once it runs, and fails t unless its shim ends it at the
+// fence (killed by SIGKILL); it says whether any Terminate came while it ran.
+func terminatesCameWithin(t *testing.T, prefix []string, fence time.Duration) bool {
+	ctl, shimEnd := controlSockets(t, false)
+	defer ctl.Close()
+	running := filepath.Join(t.TempDir(), "running")
+	args := append(append([]string(nil), prefix[1:]...), "--fence", strconv.FormatInt(fence.Milliseconds(), 10),
+		"--", "/bin/sh", "sh", "-c", `trap '' TERM; : > "$1"; sleep 60`, "sh", running)
+	cmd := exec.Command(prefix[0], args...)
+	cmd.ExtraFiles = []*os.File{shimEnd}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	shimEnd.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.After(30*time.Second + fence)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	sent := 0
+	for {
+		select {
+		case err := <-exited:
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+				t.Fatalf("the shim ended with %v after %d Terminates, want killed like its command", err, sent)
+			}
+			return sent > 0
+		case <-tick.C:
+			if _, err := os.Stat(running); err == nil {
+				_, _ = ctl.Write([]byte{'T'})
+				sent++
+			}
+		case <-deadline:
+			_ = cmd.Process.Kill()
+			t.Fatalf("%d Terminates kept the command alive 30s past a fence of %s", sent, fence)
+		}
+	}
 }
 
 // TestRenewalsOfAllCommandsComeTogether: leases started at different times are renewed at
