@@ -46,20 +46,70 @@ func eachRenewal(t *testing.T, f func(t *testing.T, shared bool)) {
 }
 
 // TestFenceKeepsAHeldCommand: while the lease holds, renewals keep the command alive past
-// many fences, and it ends as it would have; renewed by its run or by shared Renewals.
+// many fences, and it ends as it would have; renewed by its run or by shared Renewals. A
+// shim rightly ends a command whose renewals a starved machine delayed by most of a fence:
+// an attempt that saw them come late (Held is asked at each) proves nothing, and is made
+// again with a fence twice as long; one that saw them in time must see the command finish.
 func TestFenceKeepsAHeldCommand(t *testing.T) {
 	eachRenewal(t, func(t *testing.T, shared bool) {
 		withAndWithoutShim(t, func(t *testing.T, prefix []string) {
-			res, out := run(t, context.Background(), Spec{
-				Argv: []string{"sh", "-c", "sleep 2; echo done"}, Shim: prefix,
-				Fence: 400 * time.Millisecond, Held: func() bool { return true },
-				Renewals: sharedRenewals(t, shared, 400*time.Millisecond),
-			})
-			if !res.Success || out != "done\n" {
-				t.Fatalf("a held command: %+v, output %q; want it to finish", res, out)
+			for fence := 400 * time.Millisecond; ; fence *= 2 {
+				late := keptHeld(t, prefix, shared, fence)
+				if late == 0 {
+					return
+				}
+				if fence >= 3200*time.Millisecond {
+					t.Fatalf("the command was killed though held, its renewals late in every attempt (fences 400ms to %s; at the last, %s apart)", fence, late)
+				}
+				t.Logf("killed with renewals %s apart, fence %s: the machine starved them; again with a longer fence", late, fence)
 			}
 		})
 	})
+}
+
+// keptHeld runs a held command of five fences under prefix's shim and fails t unless it
+// finishes, or is killed at its fence after renewals late by half a fence or more (what
+// it then returns: how far apart they came; 0 when it finished).
+func keptHeld(t *testing.T, prefix []string, shared bool, fence time.Duration) time.Duration {
+	var held renewalTimes
+	start := time.Now()
+	res, out := run(t, context.Background(), Spec{
+		Argv: []string{"sh", "-c", fmt.Sprintf("sleep %.1f; echo done", (5 * fence).Seconds())}, Shim: prefix,
+		Fence: fence, Held: held.held, Renewals: sharedRenewals(t, shared, fence),
+	})
+	if res.Success && out == "done\n" {
+		return 0
+	}
+	late := held.longest(start, time.Now())
+	if res.Label != "killed by signal killed" || late < fence/2 {
+		t.Fatalf("a held command: %+v, output %q, renewals at most %s apart (fence %s); want it to finish", res, out, late, fence)
+	}
+	return late
+}
+
+// renewalTimes is when a lease's Held was asked: twice a renewal, before it and after.
+type renewalTimes struct {
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (r *renewalTimes) held() bool {
+	r.mu.Lock()
+	r.at = append(r.at, time.Now())
+	r.mu.Unlock()
+	return true
+}
+
+// longest is the longest time from start, or from one renewal's start, to the next one's
+// end, or to end: renewals due every quarter fence come this far apart.
+func (r *renewalTimes) longest(start, end time.Time) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	from, longest := start, time.Duration(0)
+	for i := 0; i+1 < len(r.at); i += 2 {
+		longest, from = max(longest, r.at[i+1].Sub(from)), r.at[i]
+	}
+	return max(longest, end.Sub(from))
 }
 
 // TestFenceKillsTheCommandWhenTheLeaseIsLost: once Held says no, renewals stop and the
