@@ -14,10 +14,14 @@ import (
 )
 
 // The member that goes silent runs its first executions this long: long past the session
-// timeout, so every one of them is still running when its partitions move.
+// timeout, so every one of them is still running when its partitions move. The session
+// timeout is the agent's default, not the broker's smallest (6s): the fence (2/3 of it)
+// is what a member must confirm its membership within, and its commands' shims must hear
+// from it within 3/8 of it; under 6s, a loaded CI machine (load 20-30 on 2 cores) kept the
+// member that stayed from doing so, and its shims rightly killed its own runs.
 const (
 	silentRun      = 40
-	sessionTimeout = 6 * time.Second // the broker's smallest by default; the fence is 4s
+	sessionTimeout = 15 * time.Second // the fence is 10s
 )
 
 // A member frozen past the session timeout (SIGSTOP: a long GC pause, a frozen VM) while
