@@ -6,7 +6,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,20 +46,70 @@ func eachRenewal(t *testing.T, f func(t *testing.T, shared bool)) {
 }
 
 // TestFenceKeepsAHeldCommand: while the lease holds, renewals keep the command alive past
-// many fences, and it ends as it would have; renewed by its run or by shared Renewals.
+// many fences, and it ends as it would have; renewed by its run or by shared Renewals. A
+// shim rightly ends a command whose renewals a starved machine delayed by most of a fence:
+// an attempt that saw them come late (Held is asked at each) proves nothing, and is made
+// again with a fence twice as long; one that saw them in time must see the command finish.
 func TestFenceKeepsAHeldCommand(t *testing.T) {
 	eachRenewal(t, func(t *testing.T, shared bool) {
 		withAndWithoutShim(t, func(t *testing.T, prefix []string) {
-			res, out := run(t, context.Background(), Spec{
-				Argv: []string{"sh", "-c", "sleep 2; echo done"}, Shim: prefix,
-				Fence: 400 * time.Millisecond, Held: func() bool { return true },
-				Renewals: sharedRenewals(t, shared, 400*time.Millisecond),
-			})
-			if !res.Success || out != "done\n" {
-				t.Fatalf("a held command: %+v, output %q; want it to finish", res, out)
+			for fence := 400 * time.Millisecond; ; fence *= 2 {
+				late := keptHeld(t, prefix, shared, fence)
+				if late == 0 {
+					return
+				}
+				if fence >= 3200*time.Millisecond {
+					t.Fatalf("the command was killed though held, its renewals late in every attempt (fences 400ms to %s; at the last, %s apart)", fence, late)
+				}
+				t.Logf("killed with renewals %s apart, fence %s: the machine starved them; again with a longer fence", late, fence)
 			}
 		})
 	})
+}
+
+// keptHeld runs a held command of five fences under prefix's shim and fails t unless it
+// finishes, or is killed at its fence after renewals late by half a fence or more (what
+// it then returns: how far apart they came; 0 when it finished).
+func keptHeld(t *testing.T, prefix []string, shared bool, fence time.Duration) time.Duration {
+	var held renewalTimes
+	start := time.Now()
+	res, out := run(t, context.Background(), Spec{
+		Argv: []string{"sh", "-c", fmt.Sprintf("sleep %.1f; echo done", (5 * fence).Seconds())}, Shim: prefix,
+		Fence: fence, Held: held.held, Renewals: sharedRenewals(t, shared, fence),
+	})
+	if res.Success && out == "done\n" {
+		return 0
+	}
+	late := held.longest(start, time.Now())
+	if res.Label != "killed by signal killed" || late < fence/2 {
+		t.Fatalf("a held command: %+v, output %q, renewals at most %s apart (fence %s); want it to finish", res, out, late, fence)
+	}
+	return late
+}
+
+// renewalTimes is when a lease's Held was asked: twice a renewal, before it and after.
+type renewalTimes struct {
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (r *renewalTimes) held() bool {
+	r.mu.Lock()
+	r.at = append(r.at, time.Now())
+	r.mu.Unlock()
+	return true
+}
+
+// longest is the longest time from start, or from one renewal's start, to the next one's
+// end, or to end: renewals due every quarter fence come this far apart.
+func (r *renewalTimes) longest(start, end time.Time) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	from, longest := start, time.Duration(0)
+	for i := 0; i+1 < len(r.at); i += 2 {
+		longest, from = max(longest, r.at[i+1].Sub(from)), r.at[i]
+	}
+	return max(longest, end.Sub(from))
 }
 
 // TestFenceKillsTheCommandWhenTheLeaseIsLost: once Held says no, renewals stop and the
@@ -277,38 +329,59 @@ func TestRenewalOfALastingLeaseAsksAgain(t *testing.T) {
 
 // TestOnlyARenewalRenewsTheFence: a Terminate the agent sends (a cancel it decided on, maybe
 // late, after a pause) does not renew the command's lease: a command that ignores SIGTERM
-// is killed at its fence though Terminates keep coming.
+// is killed at its fence though Terminates keep coming. They come only once the command
+// ignores SIGTERM (else the first would end it, as on a loaded machine where its shell
+// starts slowly); a command that starts only past its fence heard none, proves nothing, and
+// is started again with a fence twice as long.
 func TestOnlyARenewalRenewsTheFence(t *testing.T) {
 	eachShim(t, func(t *testing.T, prefix []string) {
-		ctl, shimEnd := controlSockets(t, false)
-		defer ctl.Close()
-		args := append(append([]string(nil), prefix[1:]...), "--fence", "1000", "--", "/bin/sh", "sh", "-c", "trap '' TERM; sleep 60")
-		cmd := exec.Command(prefix[0], args...)
-		cmd.ExtraFiles = []*os.File{shimEnd}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		shimEnd.Close()
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		deadline := time.After(30 * time.Second)
-		tick := time.NewTicker(200 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case err := <-exited:
-				if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-					t.Fatalf("the shim ended with %v, want killed like its command", err)
-				}
-				return
-			case <-tick.C:
-				_, _ = ctl.Write([]byte{'T'})
-			case <-deadline:
-				_ = cmd.Process.Kill()
-				t.Fatal("Terminates kept the command alive 30s past a fence of 1s")
+		for fence := time.Second; !terminatesCameWithin(t, prefix, fence); fence *= 2 {
+			if fence >= 16*time.Second {
+				t.Fatalf("the command was not running before its fence of %s (fence 1s to %[1]s): a machine this slow proves nothing", fence)
 			}
+			t.Logf("the command ran only past its fence of %s: no Terminate came, again with a longer fence", fence)
 		}
 	})
+}
+
+// terminatesCameWithin runs a command that ignores SIGTERM under prefix's shim with fence,
+// sends a Terminate every 100ms once it runs, and fails t unless its shim ends it at the
+// fence (killed by SIGKILL); it says whether any Terminate came while it ran.
+func terminatesCameWithin(t *testing.T, prefix []string, fence time.Duration) bool {
+	ctl, shimEnd := controlSockets(t, false)
+	defer ctl.Close()
+	running := filepath.Join(t.TempDir(), "running")
+	args := append(append([]string(nil), prefix[1:]...), "--fence", strconv.FormatInt(fence.Milliseconds(), 10),
+		"--", "/bin/sh", "sh", "-c", `trap '' TERM; : > "$1"; sleep 60`, "sh", running)
+	cmd := exec.Command(prefix[0], args...)
+	cmd.ExtraFiles = []*os.File{shimEnd}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	shimEnd.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.After(30*time.Second + fence)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	sent := 0
+	for {
+		select {
+		case err := <-exited:
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+				t.Fatalf("the shim ended with %v after %d Terminates, want killed like its command", err, sent)
+			}
+			return sent > 0
+		case <-tick.C:
+			if _, err := os.Stat(running); err == nil {
+				_, _ = ctl.Write([]byte{'T'})
+				sent++
+			}
+		case <-deadline:
+			_ = cmd.Process.Kill()
+			t.Fatalf("%d Terminates kept the command alive 30s past a fence of %s", sent, fence)
+		}
+	}
 }
 
 // TestRenewalsOfAllCommandsComeTogether: leases started at different times are renewed at

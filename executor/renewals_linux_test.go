@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -14,7 +15,9 @@ import (
 
 // renewalsPipeFor starts a shim with a fence of fenceMs whose renewals come on a pipe (fd 4),
 // running a command that makes the file it returns once it runs, then ignores SIGTERM and
-// sleeps; it returns the shim and the pipe's write end.
+// sleeps; it returns the shim and the pipe's write end. The pipe renews the fence every
+// eighth of it until the command runs: the fence counts from the command's start, which a
+// loaded machine may see only late.
 func renewalsPipeFor(t *testing.T, prefix []string, fenceMs int) (*shimProc, *os.File, string) {
 	t.Helper()
 	r, w, err := os.Pipe()
@@ -26,6 +29,22 @@ func renewalsPipeFor(t *testing.T, prefix []string, fenceMs int) (*shimProc, *os
 	p := startShimWith(t, prefix, 0, []*os.File{r}, "--fence", strconv.Itoa(fenceMs), "--renewals", "4",
 		"--", "/bin/sh", "sh", "-c", `trap '' TERM; : > "$1"; sleep 60`, "sh", running)
 	r.Close()
+	runs := make(chan struct{})
+	var renewing sync.WaitGroup
+	renewing.Go(func() {
+		tick := time.NewTicker(time.Duration(fenceMs) * time.Millisecond / 8)
+		defer tick.Stop()
+		for {
+			select {
+			case <-runs:
+				return
+			case <-tick.C:
+				_, _ = w.Write([]byte{'R'})
+			}
+		}
+	})
+	defer renewing.Wait()
+	defer close(runs)
 	waitFor(t, 30*time.Second, "the command to run", func() bool {
 		_, err := os.Stat(running)
 		return err == nil
@@ -35,31 +54,78 @@ func renewalsPipeFor(t *testing.T, prefix []string, fenceMs int) (*shimProc, *os
 
 // TestShimRenewalsPipe: renewals written to the renewals pipe keep the command alive past
 // many fences; once they stop, the fence kills it, never before seven eighths of the fence
-// after the last one (the shim reads the pipe when it looks, every eighth of the fence).
+// after the last one (the shim reads the pipe when it looks, every eighth of the fence),
+// less the time the shim waited for a CPU meanwhile: a look that comes late credits the
+// renewal it reads from the look before, so a starved shim fires that much sooner (never
+// later). On a quiet machine that wait is nil, and the bound is the shim's own.
 func TestShimRenewalsPipe(t *testing.T) {
 	eachShim(t, func(t *testing.T, prefix []string) {
 		const fence = 800 * time.Millisecond
 		p, w, _ := renewalsPipeFor(t, prefix, int(fence.Milliseconds()))
-		var last time.Time
+		shim := &runQueue{pid: p.cmd.Process.Pid, seen: map[string]int64{}}
+		last := time.Now()
+		waits := []time.Duration{shim.waited()} // the shim's wait for a CPU so far, at each renewal
 		for end := time.Now().Add(3 * fence); time.Now().Before(end); time.Sleep(fence / 8) {
 			select {
 			case <-p.done:
-				t.Fatalf("the command ended though renewed on the pipe, %s after the last renewal", time.Since(last))
+				t.Fatalf("the command ended though renewed on the pipe, %s after the last renewal (the shim waited %s for a CPU meanwhile)",
+					time.Since(last), shim.waited()-waits[len(waits)-1])
 			default:
 			}
+			waits = append(waits, shim.waited())
+			last = time.Now() // before the write: the shim cannot have read it earlier
 			if _, err := w.Write([]byte{'R'}); err != nil {
 				t.Fatal(err)
 			}
-			last = time.Now()
 		}
-		ws, _ := p.wait(t, 30*time.Second)
+		// Since the look before the one that read the renewal before the last: two renewals.
+		since, waited := waits[max(len(waits)-3, 0)], time.Duration(0)
+		deadline := time.After(30 * time.Second)
+		for ended := false; !ended; {
+			select {
+			case <-p.done:
+				ended = true
+			case <-time.After(10 * time.Millisecond):
+				waited = shim.waited() - since
+			case <-deadline:
+				t.Fatal("the shim did not end within 30s of its last renewal")
+			}
+		}
+		took := time.Since(last)
+		ws := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
 		if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 			t.Errorf("renewals stopped: %v, want killed by SIGKILL at the fence", ws)
 		}
-		if took := time.Since(last); took < fence*7/8 {
-			t.Errorf("the fence fired %s after the last renewal, before 7/8 of its %s", took, fence)
+		t.Logf("the fence fired %s after the last renewal; the shim waited %s for a CPU meanwhile", took, waited)
+		if took < fence*7/8-waited {
+			t.Errorf("the fence fired %s after the last renewal, before 7/8 of its %s (less the %s the shim waited for a CPU)", took, fence, waited)
 		}
 	})
+}
+
+// runQueue is how long a process's threads have waited for a CPU while runnable (their
+// schedstat's run delays), each thread's as last seen: the sum does not drop when one ends.
+type runQueue struct {
+	pid  int
+	seen map[string]int64
+}
+
+// waited is the sum so far, as of now.
+func (r *runQueue) waited() time.Duration {
+	dir := "/proc/" + strconv.Itoa(r.pid) + "/task/"
+	tasks, _ := os.ReadDir(dir) // none once it has ended
+	for _, task := range tasks {
+		b, err := os.ReadFile(dir + task.Name() + "/schedstat") // on-CPU ns, run-queue ns, slices
+		if f := strings.Fields(string(b)); err == nil && len(f) == 3 {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			r.seen[task.Name()] = max(r.seen[task.Name()], n)
+		}
+	}
+	var ns int64
+	for _, n := range r.seen {
+		ns += n
+	}
+	return time.Duration(ns)
 }
 
 // shimWakeups is how often the shim's threads have waited and been woken so far.

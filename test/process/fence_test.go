@@ -14,10 +14,14 @@ import (
 )
 
 // The member that goes silent runs its first executions this long: long past the session
-// timeout, so every one of them is still running when its partitions move.
+// timeout, so every one of them is still running when its partitions move. The session
+// timeout is the agent's default, not the broker's smallest (6s): the fence (2/3 of it)
+// is what a member must confirm its membership within, and its commands' shims must hear
+// from it within 3/8 of it; under 6s, a loaded CI machine (load 20-30 on 2 cores) kept the
+// member that stayed from doing so, and its shims rightly killed its own runs.
 const (
 	silentRun      = 40
-	sessionTimeout = 6 * time.Second // the broker's smallest by default; the fence is 4s
+	sessionTimeout = 15 * time.Second // the fence is 10s
 )
 
 // A member frozen past the session timeout (SIGSTOP: a long GC pause, a frozen VM) while
@@ -59,6 +63,7 @@ func silence(t *testing.T, f *groupFixture, a *harness.Process, start, end func(
 	f.waitMembers(2, 60*time.Second)
 	ids, _ := f.runsOnEveryPartition("silent", 8)
 	f.ps.WaitFor("every run to start", 60*time.Second, func() bool { return f.record.started(ids) == len(ids) })
+	most := mostRunsOfAMember(f, ids)
 
 	start()
 	spoke := false
@@ -70,6 +75,11 @@ func silence(t *testing.T, f *groupFixture, a *harness.Process, start, end func(
 	silenced := time.Now()
 	f.waitMembers(1, 60*time.Second)
 	t.Logf("B holds every partition %s after A went silent", time.Since(silenced).Round(time.Millisecond))
+	// A's session has ended, long past its commands' fence: they are dead, their runs' 40s
+	// notwithstanding, and only B's still run.
+	f.ps.WaitFor(fmt.Sprintf("A's commands to be dead: at most %d running, B's", most), 10*time.Second, func() bool {
+		return len(f.record.running(ids)) <= most
+	})
 	// B decides A's runs (after the fence) while A is still silent: A's commands are dead by
 	// then, and B never waits for A to come back.
 	f.ps.WaitFor("the runs A held to be decided by B", 60*time.Second, func() bool {
@@ -110,6 +120,23 @@ func silence(t *testing.T, f *groupFixture, a *harness.Process, start, end func(
 	if interrupted == 0 || rerun == 0 {
 		t.Errorf("want runs of A's closed as interrupted and run again, got %d and %d: the test proves nothing", interrupted, rerun)
 	}
+}
+
+// mostRunsOfAMember is how many of ids (run i on partition i) the member with the most of
+// them holds now.
+func mostRunsOfAMember(f *groupFixture, ids []string) int {
+	_, assigned := f.members()
+	most := 0
+	for _, ps := range assigned {
+		n := 0
+		for i := range ids {
+			if slices.Contains(ps, int32(i%f.parts)) {
+				n++
+			}
+		}
+		most = max(most, n)
+	}
+	return most
 }
 
 // anyOverlapYet says whether some run has two executions at once: the record's view now.
