@@ -47,8 +47,9 @@ type Options struct {
 	// broker's group.consumer.session.timeout.ms); 0 -> 15s.
 	SessionTimeout time.Duration
 	// Fence: a member that cannot confirm its membership for Fence/2 stops its runs, and
-	// renews none, so they are all dead at Fence (the exec shim's fence is Fence/2). It must
-	// be below SessionTimeout: no other member gets the partition before that. 0 -> 2/3 of it.
+	// renews none, so they are all dead at Fence (the agent gives each exec shim 3/8 of it).
+	// It must be below SessionTimeout: no other member gets the partition before that.
+	// 0 -> 2/3 of it.
 	Fence time.Duration
 	// Drain is how long after leaving the group this member may still act on its runs
 	// (shutdownTimeout, the kill grace, the closing budget); 0 -> 2m. Other members wait
