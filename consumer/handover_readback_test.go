@@ -43,7 +43,7 @@ func handOverUnder(t *testing.T, kc *kfake.Cluster, group, protocol string, take
 	h.a = startTakingMember(t, kc, group, aOpts, h.takeErrs)
 	waitcond.For(t, "A to own both partitions", 30*time.Second, func() bool { return len(h.a.c.ledger.owned()[testTopic]) == 2 })
 	if !taken {
-		waitcond.For(t, "A to be taking a run on each partition", 30*time.Second, func() bool { return takingHere(h.a.c) == 2 })
+		waitcond.For(t, "A to be taking a run on each partition", 30*time.Second, func() bool { return startsMarked(h.a.c) == 2 })
 	}
 	h.holder = h.a.c.memberID()
 	var held map[int32]*Ticket
@@ -86,42 +86,11 @@ func handOverUnder(t *testing.T, kc *kfake.Cluster, group, protocol string, take
 	return h
 }
 
-// takingHere counts the runs c has marked started and holds.
-func takingHere(c *Consumer) int {
-	c.ledger.mu.Lock()
-	defer c.ledger.mu.Unlock()
-	n := 0
-	for _, pl := range c.ledger.parts {
-		for _, e := range pl.inflight {
-			if e.started && e.ours && !e.done {
-				n++
-			}
-		}
-	}
-	return n
-}
-
 // startTakingMember is startMember whose every ticket is taken, the take's error sent on
 // errs; the ticket is sent on once its take returned, whatever it returned.
 func startTakingMember(t *testing.T, kc *kfake.Cluster, group string, opts Options, errs chan error) *member {
 	t.Helper()
-	m := &member{c: newTestConsumer(t, kc, group, opts), tickets: make(chan *Ticket, 16), done: make(chan error, 1)}
-	ctx, stop := context.WithCancel(context.Background())
-	work, endWork := context.WithCancel(context.Background())
-	m.stop = stop
-	go func() {
-		m.done <- m.c.Run(ctx, work, func(hctx context.Context, tk *Ticket) {
-			errs <- tk.Take(hctx)
-			m.tickets <- tk
-			<-hctx.Done()
-		})
-	}()
-	t.Cleanup(func() {
-		stop()
-		endWork()
-		<-m.done
-	})
-	return m
+	return startMemberWith(t, kc, group, opts, func(hctx context.Context, tk *Ticket) { errs <- tk.Take(hctx) })
 }
 
 // TestHandoverAppliedButAnsweredFailedGoesOn: the broker applies the handover's commit but
