@@ -123,21 +123,30 @@ func (c *Consumer) logHandover(revoked map[string][]int32, h *handover, unread m
 	if len(h.committed) > 0 {
 		c.log.Info("partitions handed over; their runs here go on under this member's leases", zap.Any("partitions", partitionsOf(h.committed)))
 	}
-	read := map[topicPartition]int{}
+	leased, none := map[topicPartition]int{}, map[topicPartition]bool{}
 	for topic, ps := range revoked {
 		for _, p := range ps {
-			if tp := (topicPartition{topic, p}); !h.committed[tp] && !unread[tp] {
-				read[tp] = len(h.readBack[tp])
+			tp := topicPartition{topic, p}
+			switch {
+			case h.committed[tp] || unread[tp]:
+			case len(h.readBack[tp]) > 0:
+				leased[tp] = len(h.readBack[tp])
+			default:
+				none[tp] = true
 			}
 		}
 	}
-	if len(read) > 0 {
+	if len(leased) > 0 {
 		n := 0
-		for _, runs := range read {
+		for _, runs := range leased {
 			n += runs
 		}
 		c.log.Warn("partitions handed over though their commit was answered failed: the runs the group leases to this member, as read back, go on here under their leases; the others stop, and their next owner decides them",
-			zap.Any("partitions", partitionsOf(read)), zap.Int("leased runs", n))
+			zap.Any("partitions", partitionsOf(leased)), zap.Int("leased runs", n))
+	}
+	if len(none) > 0 {
+		c.log.Error("partitions revoked, but their handover could not be committed: their runs here stop, and their next owner decides them",
+			zap.Any("partitions", partitionsOf(none)))
 	}
 	if len(unread) > 0 {
 		c.log.Error("partitions revoked; neither their handover's commit nor a read of what the group holds went through: their runs here stop",

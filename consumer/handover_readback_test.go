@@ -142,6 +142,9 @@ func TestHandoverNotAppliedStopsTheRuns(t *testing.T) {
 		t.Fatalf("A's run the group does not lease to it: stopped %v, held %v; want ErrNotOwned",
 			context.Cause(h.moved.Stopped()), h.moved.Held())
 	}
+	if n := h.aLogs.FilterMessageSnippet("their handover could not be committed").Len(); n != 1 {
+		t.Errorf("%d lines saying the handover could not be committed, want 1", n)
+	}
 }
 
 // TestHandoverReadBackFailingStopsTheRuns: the broker applies the handover's commit, answers
