@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -54,6 +55,9 @@ func (c *Consumer) handOver(ctx context.Context, cl *kgo.Client, revoked map[str
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		failed = c.commit(cctx, cl, want)
 		cancel()
+		// The commit carries the partitions that stay too: only the revoked ones' say
+		// whether the handover went through.
+		maps.DeleteFunc(failed, func(tp topicPartition, _ bool) bool { _, handed := want[tp]; return !handed })
 		if len(failed) == 0 || attempt == 2 || backoff.Sleep(ctx, backoff.Policy{Base: 200 * time.Millisecond, Max: time.Second}.Delay(attempt, 0)) != nil {
 			break
 		}

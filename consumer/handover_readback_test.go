@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -214,5 +216,33 @@ func TestReadBackGoesByWhatTheGroupHolds(t *testing.T) {
 	leased, unread := c.leasedTo(context.Background(), c.client(), parts, "A")
 	if len(unread) != 0 || len(leased) != 1 || len(leased[topicPartition{testTopic, 0}]) != 1 || !leased[topicPartition{testTopic, 0}][0] {
 		t.Fatalf("read back %v (unread %v), want only offset 0 of partition 0", leased, unread)
+	}
+}
+
+// TestHandoverGoesByItsOwnPartitions: the handover's commit also carries what changed on
+// partitions that stay; one of those refused says nothing of the handover. The revoked
+// partition's commit was answered: the handover neither tries again, holding the rebalance
+// up, nor reads back what the group holds.
+func TestHandoverGoesByItsOwnPartitions(t *testing.T) {
+	kc := fakeCluster(t, 2)
+	errs := make(chan error, 2)
+	a := startTakingMember(t, kc, "g-own-parts", Options{CommitEvery: time.Hour}, errs)
+	held := map[int32]*Ticket{}
+	for range 2 {
+		tk := a.next(t)
+		held[tk.Record.Partition] = tk
+	}
+	held[1].Release(true) // partition 1, which stays, has its finish to commit
+	kc.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit}, Partitions: []int32{1}, Err: kerr.UnknownServerError, Count: -1})
+	commits := kc.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit}, Observe: true, Count: -1})
+	fetches := kc.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetFetch}, Observe: true, Count: -1})
+	c0, f0 := commits.Hits(), fetches.Hits()
+	lease := Lease{Holder: a.c.memberID(), Bound: time.Minute}
+	h, unread := a.c.handOver(context.Background(), a.c.client(), map[string][]int32{testTopic: {0}}, lease)
+	if !h.committed[topicPartition{testTopic, 0}] || len(unread) != 0 {
+		t.Fatalf("handed over %+v, unread %v: want partition 0 committed", h, unread)
+	}
+	if n, f := commits.Hits()-c0, fetches.Hits()-f0; n != 1 || f != 0 {
+		t.Fatalf("the handover sent %d commits and %d reads back, want 1 and 0", n, f)
 	}
 }
