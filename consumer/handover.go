@@ -37,6 +37,17 @@ func (t *Ticket) isLeased() bool {
 	return t.leased
 }
 
+// isDecided says whether the ticket's release was followed by what it leaves the ticket
+// (lose): lost, or leased to this member. A revoke releases a partition before its
+// handover's read-back leases its runs: a Take that sees the partition gone in between
+// waits for that (the group may lease the run to this member, and its next owner then
+// waits for it).
+func (t *Ticket) isDecided() bool {
+	t.c.runsMu.Lock()
+	defer t.c.runsMu.Unlock()
+	return t.lost != nil || t.leased || t.released
+}
+
 // handOver commits the revoked partitions' leases, trying a few times within the rebalance.
 // Where every try failed, the broker may have applied one all the same (answered with an
 // error after the write, or its answer lost), and the new owner then waits for the runs it

@@ -91,7 +91,7 @@ func (t *Ticket) Take(ctx context.Context) error {
 		switch {
 		case covered && member != "" && member == t.c.memberID():
 			return t.hold(member)
-		case !owned:
+		case !owned && t.isDecided():
 			return ErrNotOwned
 		}
 		if backoff.Sleep(ctx, backoff.Policy{Base: 50 * time.Millisecond, Max: 2 * time.Second}.Delay(attempt, 0)) != nil {
