@@ -97,6 +97,8 @@ func (c *Consumer) leasedTo(ctx context.Context, cl *kgo.Client, parts map[topic
 	defer cancel()
 	resps, err := c.fetchOffsets(rctx, cl, 2)
 	if err != nil {
+		// fetchOffsets says nothing of a read cut short by its deadline.
+		c.log.Warn("read back what the group holds for a handover", zap.Any("partitions", partitionsOf(parts)), zap.Error(err))
 		return leased, parts
 	}
 	unread = map[topicPartition]bool{}

@@ -2,9 +2,15 @@ package consumer
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/port-runner/port-runner/internal/waitcond"
 )
@@ -54,4 +60,26 @@ func TestTakeWaitsForItsHandoversVerdict(t *testing.T) {
 	}
 	// Held may say ErrFenced until the group watch first lists this member: it passes.
 	waitcond.For(t, "the run held here under its lease", 30*time.Second, func() bool { return tk.Held() == nil && tk.HandedOver() })
+}
+
+// TestReadBackFailureSaysWhy: a read-back that does not go through says why, whichever way
+// it failed: the error line that follows (the runs stop) carries no cause of its own. A
+// read cut short by its deadline (here: by its context) said nothing.
+func TestReadBackFailureSaysWhy(t *testing.T) {
+	kc := fakeCluster(t, 1)
+	core, logs := observer.New(zapcore.WarnLevel)
+	c := newTestConsumer(t, kc, "g-read-back-why", Options{CommitEvery: time.Hour, Logger: zap.New(core)})
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	tp := topicPartition{testTopic, 0}
+	if _, unread := c.leasedTo(ctx, c.client(), map[topicPartition]bool{tp: true}, "A"); !unread[tp] {
+		t.Fatalf("unread %v, want partition 0", unread)
+	}
+	for _, e := range logs.All() {
+		if err, ok := e.ContextMap()["error"]; ok && strings.Contains(fmt.Sprint(err), context.Canceled.Error()) {
+			return
+		}
+	}
+	t.Fatalf("no line says why the read-back failed: %v", logs.All())
 }
