@@ -36,12 +36,12 @@ func TestARunTakenDuringAHandoverStopsWhenFenced(t *testing.T) {
 	tp := topicPartition{"runs", 0}
 	s := c.ledger.toCommit(map[topicPartition]Lease{tp: lease})[tp]
 	c.ledger.committed(tp, s)
-	c.lose(c.ledger.release(parts), true, false)
+	c.lose(c.ledger.release(parts), &handover{committed: map[topicPartition]bool{tp: true}}, false)
 	if !tk.leased {
 		t.Fatal("want the taking ticket leased by the handover")
 	}
 	// KIP-848 fence: onLost releases what is left (nothing) and stops leased runs.
-	n := c.lose(c.ledger.release(map[string][]int32{}), false, true)
+	n := c.lose(c.ledger.release(map[string][]int32{}), nil, true)
 	// Take's next check: covered, and member X is still memberID() (franz-go kept the id).
 	covered, _ := c.ledger.committedVersion(m)
 	holdErr := tk.hold("X")

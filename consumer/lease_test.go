@@ -30,18 +30,27 @@ type member struct {
 
 func startMember(t *testing.T, kc *kfake.Cluster, group string, opts Options, take bool) *member {
 	t.Helper()
+	return startMemberWith(t, kc, group, opts, func(hctx context.Context, tk *Ticket) {
+		// As the agent, it starts no run an earlier holder may have started.
+		if prior := tk.Learned().Prior; take && prior != PriorStarted && prior != PriorLeased {
+			if err := tk.Take(hctx); err != nil {
+				t.Errorf("take %d: %v", tk.Record.Partition, err)
+			}
+		}
+	})
+}
+
+// startMemberWith is a member whose handler calls first on each ticket, then sends it on
+// tickets and holds it until the test ends.
+func startMemberWith(t *testing.T, kc *kfake.Cluster, group string, opts Options, first func(context.Context, *Ticket)) *member {
+	t.Helper()
 	m := &member{c: newTestConsumer(t, kc, group, opts), tickets: make(chan *Ticket, 16), done: make(chan error, 1)}
 	ctx, stop := context.WithCancel(context.Background())
 	work, endWork := context.WithCancel(context.Background())
 	m.stop = stop
 	go func() {
 		m.done <- m.c.Run(ctx, work, func(hctx context.Context, tk *Ticket) {
-			// As the agent, it starts no run an earlier holder may have started.
-			if prior := tk.Learned().Prior; take && prior != PriorStarted && prior != PriorLeased {
-				if err := tk.Take(hctx); err != nil {
-					t.Errorf("take %d: %v", tk.Record.Partition, err)
-				}
-			}
+			first(hctx, tk)
 			m.tickets <- tk
 			<-hctx.Done()
 		})

@@ -114,7 +114,10 @@ func (pl *partitionLedger) base() (kgo.EpochOffset, bool) {
 }
 
 // toCommit returns the snapshots of owned partitions that differ from what is committed;
-// for those in handover (a revoke), the one that leases this member's runs to it.
+// for those in handover (a revoke), the one that leases this member's runs to it. A
+// partition being revoked goes out in its handover's commit only: another commit (a take's,
+// the periodic one) would say its runs without their leases while the revoke reads back
+// what the group holds, and its next owner would decide runs that go on here.
 func (l *ledger) toCommit(handover map[topicPartition]Lease) map[topicPartition]snapshot {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -123,7 +126,7 @@ func (l *ledger) toCommit(handover map[topicPartition]Lease) map[topicPartition]
 		var lease *Lease
 		if h, ok := handover[tp]; ok {
 			lease = &h
-		} else if pl.version == pl.committed.version && !pl.resend {
+		} else if pl.revoking || pl.version == pl.committed.version && !pl.resend {
 			continue // the broker has this version already: nothing to encode
 		}
 		s, ok := pl.snapshot(lease)

@@ -3,14 +3,11 @@ package consumer
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
-
-	"github.com/port-runner/port-runner/internal/backoff"
 )
 
 // onAssigned reads what earlier owners committed for the new partitions (offset and
@@ -112,8 +109,9 @@ func partitionsOf[V any](m map[topicPartition]V) map[string][]int32 {
 // onRevoked hands partitions over at once (README "Delivery"): runs of theirs not taken yet
 // are not taken here; the commit leases every run this member took and has not finished to
 // it (it finishes them, closes them in Port, and their new owner keeps its hands off); then
-// the partitions are released. If that commit fails, the runs are not leased: they stop
-// here (ErrNotOwned) and the next owner decides them after the fence.
+// the partitions are released. If that commit fails, the runs the group holds leased to this
+// member all the same go on (handOver); the others are not leased: they stop here
+// (ErrNotOwned) and the next owner decides them after the fence.
 func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	if len(revoked) == 0 {
 		return // cooperative rebalances call this with nothing revoked
@@ -122,40 +120,13 @@ func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[st
 	c.ledger.revoking(revoked)
 	holder, _ := cl.GroupMetadata()
 	lease := Lease{Holder: holder, Bound: c.leaseBound()}
-	handedOver := lease.Holder != "" && c.handOver(ctx, cl, revoked, lease)
-	c.lose(c.ledger.release(revoked), handedOver, false)
-	if handedOver {
-		c.log.Info("partitions handed over; their runs here go on under this member's leases", zap.Any("partitions", revoked))
-	} else {
-		c.log.Error("partitions revoked, but their handover could not be committed: their runs here stop, and their next owner decides them",
-			zap.Any("partitions", revoked))
+	var h *handover
+	var unread map[topicPartition]bool
+	if lease.Holder != "" {
+		h, unread = c.handOver(ctx, cl, revoked, lease)
 	}
-}
-
-// handOver commits the revoked partitions' leases, trying a few times within the rebalance;
-// it reports whether the broker has them.
-func (c *Consumer) handOver(ctx context.Context, cl *kgo.Client, revoked map[string][]int32, lease Lease) bool {
-	want := map[topicPartition]Lease{}
-	for topic, ps := range revoked {
-		for _, p := range ps {
-			want[topicPartition{topic, p}] = lease
-		}
-	}
-	for attempt := 0; ; attempt++ {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		failed := c.commit(cctx, cl, want)
-		cancel()
-		ok := true
-		for tp := range want {
-			ok = ok && !failed[tp]
-		}
-		if ok {
-			return true
-		}
-		if attempt == 2 || backoff.Sleep(ctx, backoff.Policy{Base: 200 * time.Millisecond, Max: time.Second}.Delay(attempt, 0)) != nil {
-			return false
-		}
-	}
+	c.lose(c.ledger.release(revoked), h, false)
+	c.logHandover(revoked, h, unread)
 }
 
 // onLost releases without committing: another member may already own these partitions.
@@ -173,7 +144,7 @@ func (c *Consumer) onLost(_ context.Context, cl *kgo.Client, lost map[string][]i
 	c.log.Warn("partitions lost", zap.Any("partitions", lost))
 	c.forgetUnknownPrior(lost)
 	kip848 := c.opts.GroupProtocol == "consumer"
-	if c.lose(c.ledger.release(lost), false, kip848) > 0 {
+	if c.lose(c.ledger.release(lost), nil, kip848) > 0 {
 		c.requestRejoin(cl) // from the poll loop: a callback cannot leave the group
 	}
 	c.joined.Store(false)

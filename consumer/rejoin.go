@@ -89,5 +89,5 @@ func (c *Consumer) rejoinAs(ctx context.Context, old *kgo.Client) error {
 func (c *Consumer) releaseAll() {
 	parts := c.ledger.owned()
 	c.forgetUnknownPrior(parts)
-	c.lose(c.ledger.release(parts), false, true)
+	c.lose(c.ledger.release(parts), nil, true)
 }

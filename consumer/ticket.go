@@ -85,10 +85,13 @@ func (t *Ticket) Take(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		t.c.commitStart(ctx, m, time.Now().Add(10*time.Second))
 		covered, owned := t.c.ledger.committedVersion(m)
+		// A handover's commit answered failed may still lease the run to this member, as
+		// read back (handOver): its start is then in what the group holds.
+		covered = covered || t.isLeased()
 		switch {
 		case covered && member != "" && member == t.c.memberID():
 			return t.hold(member)
-		case !owned:
+		case !owned && t.isDecided():
 			return ErrNotOwned
 		}
 		if backoff.Sleep(ctx, backoff.Policy{Base: 50 * time.Millisecond, Max: 2 * time.Second}.Delay(attempt, 0)) != nil {
@@ -236,9 +239,9 @@ func (c *Consumer) newTicket(rec *kgo.Record, p polled) *Ticket {
 }
 
 // lose takes away, for good, the runs of pls this member does not hold under a lease (all of
-// them, handedOver false): their partitions' owners decide them. leases (onLost): those it
-// holds under leases stop too, a Take a handover covered included; it returns how many.
-func (c *Consumer) lose(pls []*partitionLedger, handedOver, leases bool) (leasedStopped int) {
+// them, h nil): their partitions' owners decide them. leases (onLost): those it holds under
+// leases stop too, a Take a handover covered included; it returns how many.
+func (c *Consumer) lose(pls []*partitionLedger, h *handover, leases bool) (leasedStopped int) {
 	gone := map[*partitionLedger]bool{}
 	for _, pl := range pls {
 		gone[pl] = true
@@ -257,13 +260,13 @@ func (c *Consumer) lose(pls []*partitionLedger, handedOver, leases bool) (leased
 			}
 			continue
 		}
-		if !handedOver || t.holder == "" && !t.taking {
+		if !h.keeps(t.Record) || t.holder == "" && !t.taking {
 			t.lost = ErrNotOwned
 			stop = append(stop, t)
 		} else {
 			// A ticket taken, or being taken, when the handover's commit went out is leased
-			// to this member: that commit, which the broker has, said so (Take tells whether
-			// it covered the start).
+			// to this member: what the broker has says so (Take tells whether it covered the
+			// start, or knows it from the lease).
 			t.leased = true
 			t.checkLasting()
 		}

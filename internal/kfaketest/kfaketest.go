@@ -37,3 +37,27 @@ func RefuseCommits(kc *kfake.Cluster, on *atomic.Bool, refused func()) {
 		return resp, nil, true
 	})
 }
+
+// CommitsAppliedButFailed makes kc apply every offset commit and answer it failed
+// (REQUEST_TIMED_OUT, as a broker whose replication of the offsets topic timed out) while on
+// holds: the client believes the commit failed, and the group has it. It returns the fault,
+// whose Hits count the commits so answered.
+func CommitsAppliedButFailed(kc *kfake.Cluster, on *atomic.Bool) *kfake.FaultHandle {
+	return kc.Fault(kfake.Fault{
+		Keys:  []kmsg.Key{kmsg.OffsetCommit},
+		Err:   kerr.RequestTimedOut,
+		Count: -1,
+		When:  func(kmsg.Request) bool { return on.Load() },
+	})
+}
+
+// RefuseOffsetFetches makes kc refuse every read of a group's committed offsets (the group
+// not authorized: not retried by the client) while on holds.
+func RefuseOffsetFetches(kc *kfake.Cluster, on *atomic.Bool) *kfake.FaultHandle {
+	return kc.Fault(kfake.Fault{
+		Keys:  []kmsg.Key{kmsg.OffsetFetch},
+		Err:   kerr.GroupAuthorizationFailed,
+		Count: -1,
+		When:  func(kmsg.Request) bool { return on.Load() },
+	})
+}
