@@ -191,10 +191,14 @@ func (l *leaseRenewal) renew() {
 		l.setUntil(lasts)
 		if on := l.spec.OnLasting; on != nil { // the first renewal that told the shim
 			l.spec.OnLasting = nil
-			// Told outside the lock: it logs, which must not hold up the renewals.
-			l.mu.Unlock()
-			on(lasts)
-			l.mu.Lock()
+			// Told outside the lock: it logs, which must not hold up the renewals. Taken
+			// back by a defer, so that a panic of on's meets renew's deferred unlock with the
+			// lock held (unlocking an unlocked mutex is a fatal error, past any recover).
+			func() {
+				l.mu.Unlock()
+				defer l.mu.Lock()
+				on(lasts)
+			}()
 		}
 		return
 	}

@@ -474,3 +474,31 @@ func TestTinyFencesDoNotBreakRenewals(t *testing.T) {
 		t.Error("Renewals with a period under a millisecond ran until its context ended")
 	}
 }
+
+// TestAPanicInOnLastingLeavesTheRenewalUsable: OnLasting is told outside the renewal's lock;
+// one that panics must reach Run's recover with the lock as it was, not end the agent
+// ("unlock of unlocked mutex" cannot be recovered), and the renewal stops as usual after.
+func TestAPanicInOnLastingLeavesTheRenewalUsable(t *testing.T) {
+	ours, shimEnd := controlSockets(t, true)
+	defer ours.Close()
+	defer shimEnd.Close()
+	l := renewLease(Spec{Fence: 8 * time.Second, Held: func() bool { return true },
+		Lasts:     func() time.Duration { return 2 * time.Minute },
+		OnLasting: func(time.Duration) { panic("OnLasting failed") },
+	}, &process{ctl: controlOf(t, ours)})
+	got := func() (r any) {
+		defer func() { r = recover() }()
+		l.renew()
+		return nil
+	}()
+	if got != "OnLasting failed" {
+		t.Fatalf("renew's panic was %v, want OnLasting's", got)
+	}
+	stopped := make(chan struct{})
+	go func() { l.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the renewal's lock is still held after OnLasting's panic")
+	}
+}
