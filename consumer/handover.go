@@ -140,24 +140,21 @@ func (c *Consumer) logHandover(revoked map[string][]int32, h *handover, unread m
 	if len(h.committed) > 0 {
 		c.log.Info("partitions handed over; their runs here go on under this member's leases", zap.Any("partitions", partitionsOf(h.committed)))
 	}
-	leased, none := map[topicPartition]int{}, map[topicPartition]bool{}
+	leased, none := map[topicPartition]bool{}, map[topicPartition]bool{}
+	n := 0 // runs leased as read back
 	for topic, ps := range revoked {
 		for _, p := range ps {
 			tp := topicPartition{topic, p}
 			switch {
 			case h.committed[tp] || unread[tp]:
 			case len(h.readBack[tp]) > 0:
-				leased[tp] = len(h.readBack[tp])
+				leased[tp], n = true, n+len(h.readBack[tp])
 			default:
 				none[tp] = true
 			}
 		}
 	}
 	if len(leased) > 0 {
-		n := 0
-		for _, runs := range leased {
-			n += runs
-		}
 		c.log.Warn("partitions handed over though their commit was answered failed: the runs the group leases to this member, as read back, go on here under their leases; the others stop, and their next owner decides them",
 			zap.Any("partitions", partitionsOf(leased)), zap.Int("leased runs", n))
 	}

@@ -193,7 +193,8 @@ func (l *ledger) assign(parts map[topicPartition]assigned) {
 
 // release stops tracking partitions: their later completions are dropped, never committed,
 // because franz-go would commit offsets for partitions another member now owns. It returns
-// the ledgers released.
+// the ledgers released, for the caller to hand to Consumer.lose in the same call: a Take
+// that sees its partition released waits until lose decides its ticket (Ticket.isDecided).
 func (l *ledger) release(parts map[string][]int32) []*partitionLedger {
 	l.mu.Lock()
 	defer l.mu.Unlock()
