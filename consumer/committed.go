@@ -82,8 +82,9 @@ func (c *Consumer) fetchOffsets(ctx context.Context, cl *kgo.Client, attempts in
 }
 
 // fetchGroupOffsets is kadm's FetchOffsets, failing where the answer does not carry group.
-// From OffsetFetch v8 an answer lists the groups it is for, and franz-go takes one without
-// ours for ours with nothing committed (empty, no error): every partition would then start
+// From OffsetFetch v8 an answer lists the groups it is for, and franz-go's request sharding
+// takes one without ours for ours with nothing committed (empty, no error; a kmsg request
+// for the whole group cannot tell either): every partition would then start
 // anew, from "latest" skipping the runs committed but not handled (README "Delivery"). An
 // empty answer is checked by naming partition 0 of topic, which a group answers even when
 // nothing is committed there.
