@@ -2,10 +2,13 @@ package consumer
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
 	"github.com/port-runner/port-runner/internal/backoff"
@@ -65,7 +68,7 @@ func (c *Consumer) fetchOffsets(ctx context.Context, cl *kgo.Client, attempts in
 	var err error
 	for attempt := 0; attempt < attempts; attempt++ {
 		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		resps, err = kadm.NewClient(cl).FetchOffsets(fctx, c.opts.Group)
+		resps, err = fetchGroupOffsets(fctx, cl, c.opts.Group, c.opts.Topic)
 		cancel()
 		if err == nil || ctx.Err() != nil {
 			break
@@ -76,6 +79,37 @@ func (c *Consumer) fetchOffsets(ctx context.Context, cl *kgo.Client, attempts in
 		}
 	}
 	return resps, err
+}
+
+// fetchGroupOffsets is kadm's FetchOffsets, failing where the answer does not carry group.
+// From OffsetFetch v8 an answer lists the groups it is for, and franz-go's request sharding
+// takes one without ours for ours with nothing committed (empty, no error; a kmsg request
+// for the whole group cannot tell either): every partition would then start
+// anew, from "latest" skipping the runs committed but not handled (README "Delivery"). An
+// empty answer is checked by naming partition 0 of topic, which a group answers even when
+// nothing is committed there.
+func fetchGroupOffsets(ctx context.Context, cl *kgo.Client, group, topic string) (kadm.OffsetResponses, error) {
+	resps, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+	if err != nil || len(resps) > 0 {
+		return resps, err
+	}
+	req := kmsg.NewPtrOffsetFetchRequest()
+	rg := kmsg.NewOffsetFetchRequestGroup()
+	rg.Group = group
+	rt := kmsg.NewOffsetFetchRequestGroupTopic()
+	rt.Topic, rt.Partitions = topic, []int32{0}
+	rg.Topics = append(rg.Topics, rt)
+	req.Groups = append(req.Groups, rg)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, fmt.Errorf("read committed offsets of group %s: %w", group, err)
+	}
+	for _, g := range resp.Groups {
+		if g.Group == group && len(g.Topics) > 0 && len(g.Topics[0].Partitions) > 0 {
+			return resps, kerr.ErrorForCode(g.ErrorCode)
+		}
+	}
+	return nil, fmt.Errorf("read committed offsets of group %s: the answer does not carry the group", group)
 }
 
 // assignedFrom is what the group committed for tp, as the ledger takes it; false when that

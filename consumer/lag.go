@@ -138,7 +138,7 @@ func (c *LagCollector) readLags(ctx context.Context) (map[int32]int64, map[int32
 	if err != nil {
 		return nil, nil, fmt.Errorf("list end offsets of %s: %w", c.opts.Topic, err)
 	}
-	committed, err := c.adm.FetchOffsets(ctx, c.opts.Group)
+	committed, err := fetchGroupOffsets(ctx, c.opts.Client, c.opts.Group, c.opts.Topic)
 	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
 		return nil, nil, fmt.Errorf("fetch committed offsets of group %s: %w", c.opts.Group, err)
 	}

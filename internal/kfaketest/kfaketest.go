@@ -4,6 +4,7 @@
 package kfaketest
 
 import (
+	"slices"
 	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -59,5 +60,25 @@ func RefuseOffsetFetches(kc *kfake.Cluster, on *atomic.Bool) *kfake.FaultHandle 
 		Err:   kerr.GroupAuthorizationFailed,
 		Count: -1,
 		When:  func(kmsg.Request) bool { return on.Load() },
+	})
+}
+
+// OffsetFetchesWithoutGroup makes kc answer the reads of a group's committed offsets that
+// carry no member id (an admin's; the client's own read of its assigned partitions carries
+// its member id) without any group while on holds: from v8, an answer lists the groups it
+// is for, and a conforming broker lists the one asked for. answered, when set, is called
+// at each such answer.
+func OffsetFetchesWithoutGroup(kc *kfake.Cluster, on *atomic.Bool, answered func()) {
+	kc.ControlKey(kmsg.OffsetFetch.Int16(), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		req := kr.(*kmsg.OffsetFetchRequest)
+		member := slices.ContainsFunc(req.Groups, func(g kmsg.OffsetFetchRequestGroup) bool { return g.MemberID != nil })
+		if !on.Load() || req.Version < 8 || member {
+			return nil, nil, false
+		}
+		if answered != nil {
+			answered()
+		}
+		return req.ResponseKind(), nil, true
 	})
 }

@@ -1,0 +1,129 @@
+package consumer
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/port-runner/port-runner/internal/kfaketest"
+)
+
+// An answer to the read of what the group committed that does not carry the group is no
+// answer: taken for "nothing committed", a partition would start at its end (startOffset
+// latest) and skip the runs its earlier owner committed but had not handled. The partition
+// waits, paused, until the group answers, and then starts at its commit.
+func TestAnswerWithoutGroupPausesThePartition(t *testing.T) {
+	kc := fakeCluster(t, 1)
+	group := "g-answer-without-group"
+	// The earlier owner's last commit: offset 0, and the run at offset 0 started.
+	plant(t, kc, group, metaPrefix+" s=0")
+	var failing atomic.Bool
+	var answered atomic.Int32
+	failing.Store(true)
+	kfaketest.OffsetFetchesWithoutGroup(kc, &failing, func() { answered.Add(1) })
+
+	c := newTestConsumer(t, kc, group, Options{StartOffset: "latest", CommitEvery: 50 * time.Millisecond})
+	runCtx, stop := context.WithCancel(context.Background())
+	defer stop()
+	type handled struct {
+		offset int64
+		prior  Prior
+	}
+	runs := make(chan handled, 4)
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Run(runCtx, context.Background(), func(_ context.Context, tk *Ticket) {
+			runs <- handled{tk.Record.Offset, tk.Learned().Prior}
+			tk.Release(true)
+		})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !c.Joined() {
+		if time.Now().After(deadline) {
+			t.Fatal("never joined the group")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A run that comes after the assignment: read from the end, it is the first handled.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := producer(t, kc).ProduceSync(ctx, &kgo.Record{Topic: testTopic, Partition: 0, Value: []byte("run")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		c.priorMu.Lock()
+		paused := c.unknownPrior[topicPartition{testTopic, 0}]
+		c.priorMu.Unlock()
+		if paused && answered.Load() >= 3 {
+			break
+		}
+		select {
+		case h := <-runs:
+			t.Fatalf("record at offset %d handled while the group's commit was unread: the run at offset 0, committed and not handled, is skipped", h.offset)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("partition never paused (%d answers without the group)", answered.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	failing.Store(false) // the group answers again: the commit loop reads it and resumes
+	// Both records come, handled side by side: the one at offset 0 as the earlier owner's.
+	for range 2 {
+		select {
+		case h := <-runs:
+			if want := map[int64]Prior{0: PriorStarted, 1: Fresh}[h.offset]; h.offset > 1 || h.prior != want {
+				t.Fatalf("record at offset %d handled as %v, want %v", h.offset, h.prior, want)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("partition never resumed")
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A handover's read-back answered without the group could not read what the group holds:
+// its partitions are unread, not "nothing leased".
+func TestReadBackWithoutGroupIsUnread(t *testing.T) {
+	kc := fakeCluster(t, 1)
+	group := "g-read-back-without-group"
+	p := newProgress()
+	p.started[0] = true
+	p.leases[0] = Lease{Holder: "A", Bound: time.Minute}
+	plant(t, kc, group, encodeProgress(0, p))
+	var failing atomic.Bool
+	failing.Store(true)
+	kfaketest.OffsetFetchesWithoutGroup(kc, &failing, nil)
+	c := newTestConsumer(t, kc, group, Options{CommitEvery: time.Hour})
+	defer c.Close()
+	tp := topicPartition{testTopic, 0}
+	leased, unread := c.leasedTo(context.Background(), c.client(), map[topicPartition]bool{tp: true}, "A")
+	if !unread[tp] || len(leased) != 0 {
+		t.Fatalf("read back %v (unread %v) from an answer without the group, want partition 0 unread", leased, unread)
+	}
+}
+
+// The lag read from an answer without the group fails (the refresh-failed gauge says so),
+// rather than showing nothing behind.
+func TestLagWithoutGroupFails(t *testing.T) {
+	kc := fakeCluster(t, 1)
+	group := "g-lag-without-group"
+	plant(t, kc, group, metaPrefix) // committed at 0, the end is 1: one message behind
+	var failing atomic.Bool
+	failing.Store(true)
+	kfaketest.OffsetFetchesWithoutGroup(kc, &failing, nil)
+	col := NewLagCollector(LagOptions{Client: producer(t, kc), Topic: testTopic, Group: group, StartOffset: "latest"})
+	if err := col.Refresh(context.Background()); err == nil {
+		t.Fatalf("lag read from an answer without the group: %v, want an error", col.lags)
+	}
+	failing.Store(false)
+	if err := col.Refresh(context.Background()); err != nil || col.lags[0] != 1 {
+		t.Fatalf("lag %v (%v) once the group answers, want 1 on partition 0", col.lags, err)
+	}
+}
