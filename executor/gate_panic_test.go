@@ -23,7 +23,7 @@ func TestAPanicInTheGateOrOnStartLeavesNoProcess(t *testing.T) {
 		for _, where := range []string{"Gate", "OnStart"} {
 			t.Run(where, func(t *testing.T) {
 				marker := filepath.Join(t.TempDir(), "ran")
-				reaper := &Reaper{started: map[int]uint64{}, killed: map[int]bool{}, kick: make(chan struct{}, 1)}
+				reaper := newTestReaper()
 				var ours []int // the agent's children the run started
 				var ps []watchedProcess
 				seen := func(pids ...int) {
@@ -75,11 +75,7 @@ func TestAPanicInTheGateOrOnStartLeavesNoProcess(t *testing.T) {
 						t.Errorf("process %d of the run still runs once Run returned", p.pid)
 					}
 				}
-				reaper.mu.Lock()
-				if len(reaper.started) != 0 {
-					t.Errorf("reaper tickets left open: %v", reaper.started)
-				}
-				reaper.mu.Unlock()
+				openTickets(t, reaper)
 				if prefix != nil && exists(marker) {
 					t.Error("a gated command started though its run panicked before the go")
 				}
