@@ -77,6 +77,16 @@ type Spec struct {
 	// ctx's cancel label).
 	// The agent's gate is the run's start mark (README "Delivery").
 	Gate func() error
+	// panicAt, set only by tests, makes Run panic at that point of its own work (faultAt): what
+	// it started must be ended and reaped, and what it holds let go, even after a bug of its own.
+	panicAt string
+}
+
+// faultAt panics if a test asked for a panic at point (Spec.panicAt).
+func (s *Spec) faultAt(point string) {
+	if s.panicAt == point {
+		panic("injected at " + point)
+	}
 }
 
 // Result says how a run ended.
@@ -118,10 +128,11 @@ const (
 func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	start := time.Now()
 	var gateWait time.Duration // no part of the run (Result.Duration)
+	var p *process             // the process Run started, from its fork on
 	defer func() {
 		// Belt and braces: the agent must get a Result for every run.
 		if r := recover(); r != nil {
-			res = Result{ExitCode: -1, Label: fmt.Sprintf("could not start: internal error: %v", r)}
+			res = panicked(r, p.began(spec))
 		}
 		res.Duration = time.Since(start) - gateWait
 	}()
@@ -158,21 +169,16 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 		return startFailure(err)
 	}
 	defer pr.Close()
-	spec.Reaper.starting() // a nil Reaper does nothing
-	p, err := startProcess(spec, prep, conf, pw)
-	pw.Close() // the child has its copies; EOF must mean "every writer gone"
-	if err != nil {
-		spec.Reaper.register(0)
+	var copied chan struct{} // closed once the output's copy is over; nil until it runs
+	// p ended and reaped, and its output's copy waited for, on every path: a panic's too.
+	defer func() { p.end(spec, prep.runDir, conf, pr, copied) }()
+	if err := startLocked(spec, prep, conf, pw, &p); err != nil {
 		return startFailure(err)
 	}
-	p.reaper = spec.Reaper.register(p.pid)
-	defer p.release()
-	defer p.abandon(spec, prep.runDir, conf)     // after a panic (Spec.Gate's, OnStart's): p reaped
 	gated := spec.Gate != nil && shimGates(spec) // not passed above: the shim holds the command
 	if gated {
 		if label := passGate(ctx, spec, &gateWait); label != "" {
-			p.abandon(spec, prep.runDir, conf) // the shim refused: its command never starts
-			return Result{ExitCode: -1, Label: label}
+			return Result{ExitCode: -1, Label: label} // end refuses the shim: its command never starts
 		}
 	}
 	if spec.OnStart != nil {
@@ -181,7 +187,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 	if gated {
 		p.goAhead()
 	}
-	copied := make(chan struct{})
+	copied = make(chan struct{})
 	go copyOutput(out, pr, copied)
 
 	reason := supervise(ctx, spec, p, conf, copied) // non-empty when we ended the command
@@ -193,6 +199,34 @@ func Run(ctx context.Context, spec Spec, out io.Writer) (res Result) {
 		res.Label = reason
 	}
 	return res
+}
+
+// startLocked starts the process (*p, set from its fork on) under the Reaper's fork lock
+// (Reaper.starting), which it lets go on every path, a panic's too: held, it would hold up
+// the next sweep for good, and every later start behind it.
+func startLocked(spec Spec, prep prepared, conf *confined, pw childFD, p **process) (err error) {
+	spec.Reaper.starting() // a nil Reaper does nothing
+	defer func() {
+		if *p == nil {
+			spec.Reaper.register(0)
+			return
+		}
+		(*p).reaper = spec.Reaper.register((*p).pid)
+	}()
+	defer pw.Close() // the child has its copies; EOF must mean "every writer gone"
+	*p, err = startProcess(spec, prep, conf, pw)
+	spec.faultAt("forked")
+	return err
+}
+
+// panicked is the Result of a Run that panicked (a bug: of Run's, or of a function of its
+// caller's in Spec): like a start failure where the command never started, else its own.
+func panicked(r any, began bool) Result {
+	label := fmt.Sprintf("internal error: %v", r)
+	if !began {
+		label = "could not start: " + label
+	}
+	return Result{ExitCode: -1, Label: label}
 }
 
 // prepared is what a command needs before it can start.

@@ -4,6 +4,7 @@ package executor
 
 import (
 	"context"
+	"os"
 	"syscall"
 	"time"
 
@@ -31,6 +32,7 @@ func passGate(ctx context.Context, spec Spec, waited *time.Duration) string {
 // goAhead tells a gated shim to start its command (shim.Go): the first byte on a fresh socket,
 // which therefore has room for it. An error means the shim is gone, which exited tells.
 func (p *process) goAhead() {
+	p.wentAhead = true
 	_ = unix.Sendto(p.ctl.fd, []byte{shim.Go}, unix.MSG_DONTWAIT, nil)
 }
 
@@ -51,20 +53,44 @@ func (p *process) refuse() {
 	}
 }
 
-// abandon ends and reaps a process Run has not finished (finish not called): a gated shim
-// whose gate did not pass, and, deferred, the process of a Run that panicked (the caller's
-// Spec.Gate or Spec.OnStart; Run's recover makes the Result), so that every process Run
-// starts is reaped and its Reaper ticket closed. A shim is refused (one that had its go kills
-// its command's tree on that 'K'), a command without one killed.
-func (p *process) abandon(spec Spec, runDir string, conf *confined) {
-	if p.finishing {
+// end, deferred by Run, ends and reaps its process on every path, a panic's too (a function
+// of the caller's in Spec, or Run's own), and waits for the copy of its output (copied; nil:
+// none runs), which must not write to Run's out once Run returned. Each step does nothing once
+// done; a nil p (not forked) needs none.
+func (p *process) end(spec Spec, runDir string, conf *confined, pr *os.File, copied <-chan struct{}) {
+	if p == nil {
 		return
 	}
-	if p.ctl.set {
-		p.refuse()
-	} else {
-		p.kill()
+	p.abandon(spec, runDir, conf) // a gated shim refused: its command never starts
+	if copied != nil {
+		drain(pr, copied)
 	}
-	p.finish()
+	p.release()
+}
+
+// began says whether the command may have started: once forked, or under a gated shim once
+// told to go. A nil p (not forked) has not.
+func (p *process) began(spec Spec) bool {
+	return p != nil && (spec.Gate == nil || !shimGates(spec) || p.wentAhead)
+}
+
+// abandon ends and reaps a process Run has not finished: a gated shim whose gate did not pass,
+// and the process of a Run that panicked (a function of the caller's in Spec, or Run's own; Run's
+// recover makes the Result), so that every process Run starts is reaped and its Reaper ticket
+// closed. A shim is refused (one that had its go kills its command's tree on that 'K'), a
+// command without one killed. What finish and reaped did already is not done again: a second
+// kill, reap or report could reach another process, its pid reused.
+func (p *process) abandon(spec Spec, runDir string, conf *confined) {
+	if p.reported {
+		return
+	}
+	if !p.finished {
+		if p.ctl.set {
+			p.refuse()
+		} else {
+			p.kill()
+		}
+		p.finish()
+	}
 	p.reaped(spec, runDir, conf)
 }

@@ -13,16 +13,17 @@ import (
 )
 
 // TestAPanicInTheGateOrOnStartLeavesNoProcess: Run recovers a panic of its caller's Gate or
-// OnStart as a Result, and what it had started by then (a shim waiting for its go, and the C
-// one's fork; without a shim, the command itself, OnStart coming after its fork) is ended
-// and reaped, and its Reaper ticket closed: no child of the agent is left, zombie or not,
+// OnStart as a Result ("could not start: internal error: ...", but "internal error: ..." where
+// the command had started), and what it had started by then (a shim waiting for its go, and
+// the C one's fork; without a shim, the command itself, OnStart coming after its fork) is
+// ended and reaped, and its Reaper ticket closed: no child of the agent is left, zombie or not,
 // and a gated command never starts.
 func TestAPanicInTheGateOrOnStartLeavesNoProcess(t *testing.T) {
 	eachWay(t, func(t *testing.T, prefix []string) {
 		for _, where := range []string{"Gate", "OnStart"} {
 			t.Run(where, func(t *testing.T) {
 				marker := filepath.Join(t.TempDir(), "ran")
-				reaper := &Reaper{started: map[int]uint64{}, killed: map[int]bool{}, kick: make(chan struct{}, 1)}
+				reaper := newTestReaper()
 				var ours []int // the agent's children the run started
 				var ps []watchedProcess
 				seen := func(pids ...int) {
@@ -56,8 +57,12 @@ func TestAPanicInTheGateOrOnStartLeavesNoProcess(t *testing.T) {
 						panic("OnStart's own bug")
 					}}
 				res, out := run(t, context.Background(), spec)
-				if res.Success || res.ExitCode != -1 || !strings.HasPrefix(res.Label, "could not start: internal error: ") {
-					t.Errorf("%+v (%q); want could not start: internal error", res, out)
+				want := "could not start: internal error: " // the command never started
+				if prefix == nil && where == "OnStart" {
+					want = "internal error: " // forked before OnStart
+				}
+				if res.Success || res.ExitCode != -1 || !strings.HasPrefix(res.Label, want) {
+					t.Errorf("%+v (%q); want %s...", res, out, want)
 				}
 				children := childrenOf(os.Getpid())
 				for _, pid := range ours {
@@ -70,11 +75,7 @@ func TestAPanicInTheGateOrOnStartLeavesNoProcess(t *testing.T) {
 						t.Errorf("process %d of the run still runs once Run returned", p.pid)
 					}
 				}
-				reaper.mu.Lock()
-				if len(reaper.started) != 0 {
-					t.Errorf("reaper tickets left open: %v", reaper.started)
-				}
-				reaper.mu.Unlock()
+				openTickets(t, reaper)
 				if prefix != nil && exists(marker) {
 					t.Error("a gated command started though its run panicked before the go")
 				}
@@ -84,8 +85,9 @@ func TestAPanicInTheGateOrOnStartLeavesNoProcess(t *testing.T) {
 }
 
 // TestAbandonLeavesAFinishedProcessAlone: Run defers abandon on every path, so once finish
-// has reaped the process (every Run that did not panic) abandon must do nothing: no second
-// kill, reap or Reaper report for a pid that may be another process's by then.
+// has reaped the process (every Run that did not panic) abandon must not kill or reap it
+// again: its pid may be another process's by then (see also
+// TestAbandonEndsWhatAPanicInFinishLeft).
 func TestAbandonLeavesAFinishedProcessAlone(t *testing.T) {
 	reaps := 0
 	p := &process{reap: func() (syscall.WaitStatus, error) { reaps++; return 0, nil }} // pid 0: signals none

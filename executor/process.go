@@ -33,7 +33,9 @@ type process struct {
 	unwatched pidfdHold
 	reap      func() (syscall.WaitStatus, error) // reaps it once exited is closed; nil: reapPid
 	status    *syscall.WaitStatus                // how it ended, once finish has reaped it
-	finishing bool                               // finish was called: abandon does nothing
+	finished  bool                               // finish has reaped it (or failed to): abandon does not
+	reported  bool                               // reaped was called: abandon does nothing
+	wentAhead bool                               // a gated shim was told to start its command
 	ctl       controlSocket                      // the shim's control socket; unset without a shim
 	// renewals is our end of the shim's renewals pipe (shim.RenewalsFlag): unset without a
 	// shim or a fence, and then renewals go on ctl.
@@ -102,7 +104,6 @@ func (p *process) killShim() bool {
 // finish runs once the process has exited: it kills what is left of its group,
 // reaps it and says how the command ended.
 func (p *process) finish() Result {
-	p.finishing = true
 	// Where the platform allows, the process has exited but is not reaped yet,
 	// so its pid still names the process group and cannot have been reused:
 	// killing -pid is safe. Kill whatever is left of the group in every case: a
@@ -117,6 +118,7 @@ func (p *process) finish() Result {
 		reap = p.reapPid
 	}
 	ws, waitErr := reap()
+	p.finished = true // set only now: a panic before leaves abandon to reap it
 	if waitErr == nil {
 		p.status = &ws
 	}
@@ -171,6 +173,7 @@ func (p *process) signaled() bool { return p.status != nil && p.status.Signaled(
 // serve another run when the run was sandboxed in it and the shim ended by itself (else
 // something of the run may outlive the shim, in a domain that reaches the cell).
 func (p *process) reaped(spec Spec, runDir string, conf *confined) {
+	p.reported = true
 	p.reaper.ended(p.signaled())
 	if conf.inCell() && p.ctl.set && !p.signaled() && p.status != nil && spec.Isolation.Runs != nil {
 		spec.Isolation.Runs.served(runDir)
