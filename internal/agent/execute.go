@@ -116,19 +116,7 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 	}
 	// The run is readied while its take goes on (took), and its command starts once that
 	// succeeded: the executor's gate; a run with no take under way (try) has none.
-	logged := false
-	started := func() error {
-		if err := a.took(r, runLog); err != nil {
-			return err
-		}
-		if !logged {
-			logged = true
-			a.log.Info("run started", zap.String("run_id", r.msg.ID), zap.String("action", r.msg.Action), // r.log's (received)
-				zap.String("at", r.where), zap.Bool("rerun", r.rerun))
-			a.askHeld(ctx, r, cancel)
-		}
-		return nil
-	}
+	started := a.gate(ctx, r, cancel, runLog)
 	if r.taking != nil {
 		spec.Gate = started
 	} else {
@@ -144,6 +132,25 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 	}
 	a.metrics.ObserveRunDuration(r.msg.Action, res.Duration)
 	return res, cancelled, false
+}
+
+// gate is runCommand's gate (executor.Spec.Gate): nil once r's take succeeded, and then
+// the same on every call; the first such call logs the run's start and asks Port about a
+// run held at its take (askHeld). ctx and cancel are those of the command.
+func (a *Agent) gate(ctx context.Context, r *run, cancel context.CancelCauseFunc, runLog *reporter.RunLog) func() error {
+	logged := false
+	return func() error {
+		if err := a.took(r, runLog); err != nil {
+			return err
+		}
+		if !logged {
+			logged = true
+			a.log.Info("run started", zap.String("run_id", r.msg.ID), zap.String("action", r.msg.Action), // r.log's (received)
+				zap.String("at", r.where), zap.Bool("rerun", r.rerun))
+			a.askHeld(ctx, r, cancel)
+		}
+		return nil
+	}
 }
 
 // watchRun watches r for a cancel in Port (portWatch) from now, unless it is already: from
