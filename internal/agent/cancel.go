@@ -62,10 +62,11 @@ func newPortWatch(api *portapi.Client, interval time.Duration, log *zap.Logger) 
 	return &portWatch{api: api, interval: interval, log: log, kick: make(chan struct{}, 1), runs: map[string]*watched{}}
 }
 
-// watch watches a run until unwatch. The caller's cancel, that of the context its command
-// runs under (which ends it), is called with errCancelledInPort if Port ends the run.
-func (w *portWatch) watch(cancel context.CancelCauseFunc, id string, tgt checker, node bool, log *zap.Logger) *watched {
-	r := &watched{id: id, tgt: tgt, node: node, log: log, started: time.Now(), cancel: cancel}
+// watch watches a run until unwatch, counting the interval from since. The caller's cancel,
+// that of the context its command runs under (which ends it), is called with
+// errCancelledInPort if Port ends the run.
+func (w *portWatch) watch(cancel context.CancelCauseFunc, id string, tgt checker, node bool, log *zap.Logger, since time.Time) *watched {
+	r := &watched{id: id, tgt: tgt, node: node, log: log, started: since, cancel: cancel}
 	w.mu.Lock()
 	w.runs[id] = r
 	w.mu.Unlock()
@@ -184,6 +185,7 @@ func (w *portWatch) ask(ctx context.Context, r *watched) {
 	pr, err := r.tgt.CheckRun(ctx, r.id)
 	w.mu.Lock()
 	r.got = time.Now()
+	r.checked = r.got // askHeld's GET is a check too: not again within the interval
 	w.mu.Unlock()
 	switch {
 	case portapi.Permanent(err):

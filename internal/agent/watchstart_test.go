@@ -23,7 +23,7 @@ import (
 // yet: its watch costs Port nothing however long the take lasts, and it does not turn the
 // one other run's GET into a list request. Once its command starts it is watched as any run.
 func TestARunHeldAtItsTakeIsWatchedOnlyOnceItsCommandStarts(t *testing.T) {
-	h, dir, a, refusing := heldWatchEnv(t)
+	h, dir, a, refusing := heldWatchEnv(t, "")
 	h.NewRun(t, "r_first", "act")
 	waitcond.For(t, "r_first's command to start", 30*time.Second, func() bool { return exists(filepath.Join(dir, "r_first")) })
 	first := gatedShims() // its shim (which had its go)
@@ -81,13 +81,14 @@ func TestARunHeldAtItsTakeIsWatchedOnlyOnceItsCommandStarts(t *testing.T) {
 
 // heldWatchEnv is an agent whose runs' start marks the broker refuses while refusing is set
 // (refusingEnv), with the least runStatusInterval (watchInterval), and the action act: a
-// command that leaves dir/$PORT_RUN_ID as it starts and ends once dir/end is there.
-func heldWatchEnv(t *testing.T) (h *harness.Env, dir string, a *harness.Agent, refusing *atomic.Bool) {
+// command that leaves dir/$PORT_RUN_ID as it starts and ends once dir/end is there; more
+// adds actions (YAML lines under actions:).
+func heldWatchEnv(t *testing.T, more string) (h *harness.Env, dir string, a *harness.Agent, refusing *atomic.Bool) {
 	t.Helper()
 	h, dir, prefix, kind := refusingEnv(t)
 	cfg := h.Config(t, harness.Actions(fmt.Sprintf(`
   act: {command: [%q, %q], sandbox: {write: [%q]}}
-`, harness.Script(t, `: > "$1/$PORT_RUN_ID"; while [ ! -e "$1/end" ]; do sleep 0.05; done`), dir, dir)))
+`, harness.Script(t, `: > "$1/$PORT_RUN_ID"; while [ ! -e "$1/end" ]; do sleep 0.05; done`), dir, dir)+more))
 	cfg.Port.RunStatusInterval = config.Duration(watchInterval)
 	refusing = new(atomic.Bool)
 	kfaketest.RefuseCommits(h.Broker.Fake, refusing, nil)
