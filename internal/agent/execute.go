@@ -123,11 +123,15 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 		_ = started()
 	}
 	res = executor.Run(ctx, *spec, runLog)
+	// Run may have ended before its gate (its command could not start): the take's outcome
+	// is then known only now, and a run taken is watched from here, so this comes before the
+	// unwatch, which no watch may outlive.
+	err := started()
 	if r.watched != nil {
 		cancelled = a.watch.unwatch(r.watched)
 		r.watched = nil
 	}
-	if started() != nil { // never started (Run may have ended before its gate), never watched: left
+	if err != nil { // never started, never watched: left
 		return res, false, true
 	}
 	a.metrics.ObserveRunDuration(r.msg.Action, res.Duration)

@@ -14,6 +14,7 @@ import (
 	"github.com/port-runner/port-runner/internal/config"
 	"github.com/port-runner/port-runner/internal/kfaketest"
 	"github.com/port-runner/port-runner/internal/waitcond"
+	"github.com/port-runner/port-runner/metrics"
 	"github.com/port-runner/port-runner/test/harness"
 )
 
@@ -101,3 +102,59 @@ func heldWatchEnv(t *testing.T, more string) (h *harness.Env, dir string, a *har
 const watchInterval = time.Second
 
 func exists(path string) bool { _, err := os.Stat(path); return err == nil }
+
+// TestAWatchEndsWithARunWhoseCommandCouldNotStart: a run held at its take for longer than the
+// interval whose command then cannot start (its executable is gone: the executor ends before
+// its gate) is asked about once as its take succeeds, and its watch ends with it: once it is
+// closed the watch asks Port nothing more about it, and the one other open run is asked about
+// with its own GET again, not a list.
+func TestAWatchEndsWithARunWhoseCommandCouldNotStart(t *testing.T) {
+	gone := harness.Script(t, "exit 0")
+	h, dir, a, refusing := heldWatchEnv(t, fmt.Sprintf("  gone: {command: [%q]}\n", gone))
+	if err := os.Remove(gone); err != nil {
+		t.Fatal(err)
+	}
+	h.NewRun(t, "r_first", "act")
+	waitcond.For(t, "r_first's command to start", 30*time.Second, func() bool { return exists(filepath.Join(dir, "r_first")) })
+	refusing.Store(true)
+	h.NewRun(t, "r_gone", "gone")
+	waitcond.For(t, "r_gone to be received", 30*time.Second, func() bool {
+		return slices.ContainsFunc(a.Status(t).Runs, func(r metrics.Run) bool { return r.RunID == "r_gone" })
+	})
+	received := time.Now()
+	// The state waited for is the hold's length: longer than the interval.
+	waitcond.For(t, "the hold to outlast the interval twice", 30*time.Second, func() bool { return time.Since(received) > 2*watchInterval })
+	refusing.Store(false) // the take succeeds; the command cannot start
+	if r := h.WaitClosed(t, "r_gone"); r.Status != "FAILURE" {
+		t.Errorf("r_gone: %s, want FAILURE (could not start)", r.Status)
+	}
+	closed := time.Now()
+	var goneGets, lists, firstChecks int
+	count := func() {
+		goneGets, lists, firstChecks = 0, 0, 0
+		for _, r := range h.Emu.Requests() {
+			switch {
+			case r.At.Before(closed) || r.Method != "GET":
+			case r.Path == "/v1/actions/runs/r_gone":
+				goneGets++
+			case r.Path == "/v1/actions/runs":
+				lists++
+				firstChecks++
+			case r.Path == "/v1/actions/runs/r_first":
+				firstChecks++
+			}
+		}
+	}
+	// Two turns of the watch after r_gone's end: the second more than an interval after its
+	// take, when a watch it had left behind would be due.
+	waitcond.For(t, "two checks of r_first after r_gone closed", 30*time.Second, func() bool { count(); return firstChecks >= 2 })
+	if goneGets != 0 || lists != 0 {
+		t.Errorf("after r_gone was closed: %d GETs of it and %d list requests, want none: its watch outlived it", goneGets, lists)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "end"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.WaitClosed(t, "r_first")
+	a.Cancel()
+	<-a.Done()
+}
