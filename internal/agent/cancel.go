@@ -25,8 +25,8 @@ type checker interface {
 }
 
 // portWatch stops the commands of runs Port has ended. It learns of them two ways: Port
-// refusing a run's log or PATCH (refused), and, for runs whose command has run longer than
-// the interval, by asking Port once per interval: one GET /v1/actions/runs?active=true for
+// refusing a run's log or PATCH (refused), and, for runs watched longer than the interval
+// (from their take's start: watchRun), by asking Port once per interval: one GET /v1/actions/runs?active=true for
 // all of them when there are two or more action runs open, else one GET per run; the list
 // counts as a check of every open run it shows, so runs started moments apart are asked
 // about together. Port's answer
@@ -49,7 +49,7 @@ type watched struct {
 	tgt       checker
 	node      bool
 	log       *zap.Logger
-	started   time.Time
+	started   time.Time // what the interval counts from: its take's start (watchRun)
 	checked   time.Time // last asked, in the list or on its own
 	got       time.Time // last asked on its own (a GET of the run)
 	suspect   bool      // Port refused a change of it: ask at once
@@ -133,7 +133,7 @@ func (w *portWatch) run(ctx context.Context) {
 }
 
 // due are the runs to ask about now: suspects whose run was not fetched within the interval,
-// and runs whose command has run for the interval and that were not asked within it; list:
+// and runs watched for the interval and that were not asked within it; list:
 // ask with the list, as a long action run is due (a suspect is asked about on its own) and
 // another action run is open, which the list covers too (activeRuns).
 func (w *portWatch) due(now time.Time) (actionRuns, nodeRuns []*watched, list bool) {

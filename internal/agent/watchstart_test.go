@@ -19,7 +19,7 @@ import (
 )
 
 // TestARunHeldAtItsTakeIsWatchedOnlyOnceItsCommandStarts: the Port watch (README "Cancelled
-// in Port") asks about runs whose command has run for the interval. A run whose take is held
+// in Port") asks about runs watched for the interval. A run whose take is held
 // (its start mark refused, as while its partition's commit has no room for it) has no command
 // yet: its watch costs Port nothing however long the take lasts, and it does not turn the
 // one other run's GET into a list request. Once its command starts it is watched as any run.
