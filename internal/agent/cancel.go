@@ -170,10 +170,13 @@ func (w *portWatch) turn(ctx context.Context) {
 	}
 	for _, r := range append(actionRuns, nodeRuns...) {
 		w.mu.Lock()
+		// A run unwatched since due (its command ended while the list, or another run's
+		// GET, waited for its turn) is not asked about: its closing tells Port's answer.
+		gone := w.runs[r.id] != r || r.cancelled
 		open := active[r.id] && !r.suspect
 		r.checked, r.suspect = time.Now(), false
 		w.mu.Unlock()
-		if open || ctx.Err() != nil {
+		if gone || open || ctx.Err() != nil {
 			continue
 		}
 		w.ask(ctx, r)
@@ -181,11 +184,15 @@ func (w *portWatch) turn(ctx context.Context) {
 }
 
 // ask asks Port about r's run with a GET of it, and stops its command if Port ended it.
+// It counts as r's check from its start: a turn of the watch meanwhile does not ask again
+// (askHeld's GET is one too).
 func (w *portWatch) ask(ctx context.Context, r *watched) {
+	w.mu.Lock()
+	r.checked = time.Now()
+	w.mu.Unlock()
 	pr, err := r.tgt.CheckRun(ctx, r.id)
 	w.mu.Lock()
 	r.got = time.Now()
-	r.checked = r.got // askHeld's GET is a check too: not again within the interval
 	w.mu.Unlock()
 	switch {
 	case portapi.Permanent(err):

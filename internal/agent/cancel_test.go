@@ -208,3 +208,47 @@ func TestUntilHandoverCause(t *testing.T) {
 		cancelHandover(nil)
 	}
 }
+
+// checkFirst asks Port through checker after calling first (once per turn's run).
+type checkFirst struct {
+	checker
+	first func(id string)
+}
+
+func (c checkFirst) CheckRun(ctx context.Context, id string) (portapi.Run, error) {
+	c.first(id)
+	return c.checker.CheckRun(ctx, id)
+}
+
+// A run whose command ends while a turn of the watch asks about another (a request at the
+// lowest priority of the budget may wait long) is not asked about once it is unwatched: its
+// closing is what Port hears of it.
+func TestPortWatchAsksNoRunUnwatchedMeanwhile(t *testing.T) {
+	e, api, w := newTestWatch(t)
+	w.listOff = true // one GET per run
+	runs := map[string]*watched{}
+	ended := ""
+	// The first run asked about: the other's command ends as it is asked.
+	first := func(id string) {
+		if ended != "" {
+			return
+		}
+		for other, r := range runs {
+			if other != id {
+				ended = other
+				w.unwatch(r)
+			}
+		}
+	}
+	for _, id := range []string{"r_a", "r_b"} {
+		e.RegisterRun(id, "deploy")
+		_, cancel := context.WithCancelCause(context.Background())
+		t.Cleanup(func() { cancel(nil) })
+		runs[id] = w.watch(cancel, id, checkFirst{api, first}, false, zap.NewNop(), time.Now().Add(-w.interval))
+	}
+	w.turn(context.Background())
+	if ended == "" || gets(e, "/v1/actions/runs/r_a")+gets(e, "/v1/actions/runs/r_b") != 1 {
+		t.Fatalf("%d GETs of r_a, %d of r_b, want 1 in all: %q was unwatched before it was asked about",
+			gets(e, "/v1/actions/runs/r_a"), gets(e, "/v1/actions/runs/r_b"), ended)
+	}
+}
