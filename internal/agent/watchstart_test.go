@@ -34,21 +34,7 @@ func TestARunHeldAtItsTakeIsWatchedOnlyOnceItsCommandStarts(t *testing.T) {
 		return slices.ContainsFunc(gatedShims(), func(pid int) bool { return !slices.Contains(first, pid) })
 	})
 	held := time.Now()
-	// requests counts the watch's requests since at: GETs of r_first and r_held, lists.
-	requests := func(at time.Time) (firstGets, heldGets, lists int) {
-		for _, r := range h.Emu.Requests() {
-			switch {
-			case r.At.Before(at) || r.Method != "GET":
-			case r.Path == "/v1/actions/runs/r_first":
-				firstGets++
-			case r.Path == "/v1/actions/runs/r_held":
-				heldGets++
-			case r.Path == "/v1/actions/runs":
-				lists++
-			}
-		}
-		return
-	}
+	requests := func(at time.Time) (firstGets, heldGets, lists int) { return watchRequests(h, at, "r_held") }
 	// Two turns of the watch with r_held waiting: the second more than an interval in.
 	waitcond.For(t, "two checks of r_first's long command", 30*time.Second, func() bool {
 		f, g, l := requests(held)
@@ -78,6 +64,22 @@ func TestARunHeldAtItsTakeIsWatchedOnlyOnceItsCommandStarts(t *testing.T) {
 	}
 	a.Cancel()
 	<-a.Done()
+}
+
+// watchRequests counts the watch's requests since at: GETs of r_first and of other, lists.
+func watchRequests(h *harness.Env, at time.Time, other string) (firstGets, otherGets, lists int) {
+	for _, r := range h.Emu.Requests() {
+		switch {
+		case r.At.Before(at) || r.Method != "GET":
+		case r.Path == "/v1/actions/runs/r_first":
+			firstGets++
+		case r.Path == "/v1/actions/runs/"+other:
+			otherGets++
+		case r.Path == "/v1/actions/runs":
+			lists++
+		}
+	}
+	return firstGets, otherGets, lists
 }
 
 // heldWatchEnv is an agent whose runs' start marks the broker refuses while refusing is set
@@ -129,25 +131,13 @@ func TestAWatchEndsWithARunWhoseCommandCouldNotStart(t *testing.T) {
 		t.Errorf("r_gone: %s, want FAILURE (could not start)", r.Status)
 	}
 	closed := time.Now()
-	var goneGets, lists, firstChecks int
-	count := func() {
-		goneGets, lists, firstChecks = 0, 0, 0
-		for _, r := range h.Emu.Requests() {
-			switch {
-			case r.At.Before(closed) || r.Method != "GET":
-			case r.Path == "/v1/actions/runs/r_gone":
-				goneGets++
-			case r.Path == "/v1/actions/runs":
-				lists++
-				firstChecks++
-			case r.Path == "/v1/actions/runs/r_first":
-				firstChecks++
-			}
-		}
-	}
+	var firstGets, goneGets, lists int
 	// Two turns of the watch after r_gone's end: the second more than an interval after its
 	// take, when a watch it had left behind would be due.
-	waitcond.For(t, "two checks of r_first after r_gone closed", 30*time.Second, func() bool { count(); return firstChecks >= 2 })
+	waitcond.For(t, "two checks of r_first after r_gone closed", 30*time.Second, func() bool {
+		firstGets, goneGets, lists = watchRequests(h, closed, "r_gone")
+		return firstGets+lists >= 2
+	})
 	if goneGets != 0 || lists != 0 {
 		t.Errorf("after r_gone was closed: %d GETs of it and %d list requests, want none: its watch outlived it", goneGets, lists)
 	}
