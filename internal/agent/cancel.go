@@ -25,8 +25,8 @@ type checker interface {
 }
 
 // portWatch stops the commands of runs Port has ended. It learns of them two ways: Port
-// refusing a run's log or PATCH (refused), and, for runs whose command has run longer than
-// the interval, by asking Port once per interval: one GET /v1/actions/runs?active=true for
+// refusing a run's log or PATCH (refused), and, for runs watched longer than the interval
+// (from their take's start: watchRun), by asking Port once per interval: one GET /v1/actions/runs?active=true for
 // all of them when there are two or more action runs open, else one GET per run; the list
 // counts as a check of every open run it shows, so runs started moments apart are asked
 // about together. Port's answer
@@ -49,7 +49,7 @@ type watched struct {
 	tgt       checker
 	node      bool
 	log       *zap.Logger
-	started   time.Time
+	started   time.Time // what the interval counts from: its take's start (watchRun)
 	checked   time.Time // last asked, in the list or on its own
 	got       time.Time // last asked on its own (a GET of the run)
 	suspect   bool      // Port refused a change of it: ask at once
@@ -62,10 +62,11 @@ func newPortWatch(api *portapi.Client, interval time.Duration, log *zap.Logger) 
 	return &portWatch{api: api, interval: interval, log: log, kick: make(chan struct{}, 1), runs: map[string]*watched{}}
 }
 
-// watch watches a run until unwatch. The caller's cancel, that of the context its command
-// runs under (which ends it), is called with errCancelledInPort if Port ends the run.
-func (w *portWatch) watch(cancel context.CancelCauseFunc, id string, tgt checker, node bool, log *zap.Logger) *watched {
-	r := &watched{id: id, tgt: tgt, node: node, log: log, started: time.Now(), cancel: cancel}
+// watch watches a run until unwatch, counting the interval from since. The caller's cancel,
+// that of the context its command runs under (which ends it), is called with
+// errCancelledInPort if Port ends the run.
+func (w *portWatch) watch(cancel context.CancelCauseFunc, id string, tgt checker, node bool, log *zap.Logger, since time.Time) *watched {
+	r := &watched{id: id, tgt: tgt, node: node, log: log, started: since, cancel: cancel}
 	w.mu.Lock()
 	w.runs[id] = r
 	w.mu.Unlock()
@@ -132,7 +133,7 @@ func (w *portWatch) run(ctx context.Context) {
 }
 
 // due are the runs to ask about now: suspects whose run was not fetched within the interval,
-// and runs whose command has run for the interval and that were not asked within it; list:
+// and runs watched for the interval and that were not asked within it; list:
 // ask with the list, as a long action run is due (a suspect is asked about on its own) and
 // another action run is open, which the list covers too (activeRuns).
 func (w *portWatch) due(now time.Time) (actionRuns, nodeRuns []*watched, list bool) {
@@ -169,10 +170,13 @@ func (w *portWatch) turn(ctx context.Context) {
 	}
 	for _, r := range append(actionRuns, nodeRuns...) {
 		w.mu.Lock()
+		// A run unwatched since due (its command ended while the list, or another run's
+		// GET, waited for its turn) is not asked about: its closing tells Port's answer.
+		gone := w.runs[r.id] != r || r.cancelled
 		open := active[r.id] && !r.suspect
 		r.checked, r.suspect = time.Now(), false
 		w.mu.Unlock()
-		if open || ctx.Err() != nil {
+		if gone || open || ctx.Err() != nil {
 			continue
 		}
 		w.ask(ctx, r)
@@ -180,7 +184,12 @@ func (w *portWatch) turn(ctx context.Context) {
 }
 
 // ask asks Port about r's run with a GET of it, and stops its command if Port ended it.
+// It counts as r's check from its start: a turn of the watch meanwhile does not ask again
+// (askHeld's GET is one too).
 func (w *portWatch) ask(ctx context.Context, r *watched) {
+	w.mu.Lock()
+	r.checked = time.Now()
+	w.mu.Unlock()
 	pr, err := r.tgt.CheckRun(ctx, r.id)
 	w.mu.Lock()
 	r.got = time.Now()

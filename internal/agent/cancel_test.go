@@ -48,7 +48,7 @@ func TestPortWatch(t *testing.T) {
 		e.RegisterRun(id, "deploy")
 		ctx, cancel := context.WithCancelCause(context.Background())
 		t.Cleanup(func() { cancel(nil) })
-		watched := w.watch(cancel, id, api, false, zap.NewNop())
+		watched := w.watch(cancel, id, api, false, zap.NewNop(), time.Now())
 		runCtx[id], stop[id] = ctx, func() bool { return w.unwatch(watched) }
 	}
 	// turn is one turn of the watch with every run an interval older than it is.
@@ -108,7 +108,7 @@ func TestPortWatchCoversRunsNotDueYet(t *testing.T) {
 		e.RegisterRun(id, "deploy")
 		_, cancel := context.WithCancelCause(context.Background())
 		t.Cleanup(func() { cancel(nil) })
-		w.watch(cancel, id, api, false, zap.NewNop())
+		w.watch(cancel, id, api, false, zap.NewNop(), time.Now())
 	}
 	// age moves every run's clock back: as if d had passed.
 	age := func(d time.Duration) {
@@ -148,7 +148,7 @@ func BenchmarkRunContext(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		ctx, cancel := context.WithCancelCause(work)
-		watched := w.watch(cancel, "r_bench", nil, false, zap.NewNop())
+		watched := w.watch(cancel, "r_bench", nil, false, zap.NewNop(), time.Now())
 		_ = ctx.Done()
 		w.unwatch(watched)
 		cancel(nil)
@@ -206,5 +206,49 @@ func TestUntilHandoverCause(t *testing.T) {
 		bound.end()
 		cancelStop(nil)
 		cancelHandover(nil)
+	}
+}
+
+// checkFirst asks Port through checker after calling first (once per turn's run).
+type checkFirst struct {
+	checker
+	first func(id string)
+}
+
+func (c checkFirst) CheckRun(ctx context.Context, id string) (portapi.Run, error) {
+	c.first(id)
+	return c.checker.CheckRun(ctx, id)
+}
+
+// A run whose command ends while a turn of the watch asks about another (a request at the
+// lowest priority of the budget may wait long) is not asked about once it is unwatched: its
+// closing is what Port hears of it.
+func TestPortWatchAsksNoRunUnwatchedMeanwhile(t *testing.T) {
+	e, api, w := newTestWatch(t)
+	w.listOff = true // one GET per run
+	runs := map[string]*watched{}
+	ended := ""
+	// The first run asked about: the other's command ends as it is asked.
+	first := func(id string) {
+		if ended != "" {
+			return
+		}
+		for other, r := range runs {
+			if other != id {
+				ended = other
+				w.unwatch(r)
+			}
+		}
+	}
+	for _, id := range []string{"r_a", "r_b"} {
+		e.RegisterRun(id, "deploy")
+		_, cancel := context.WithCancelCause(context.Background())
+		t.Cleanup(func() { cancel(nil) })
+		runs[id] = w.watch(cancel, id, checkFirst{api, first}, false, zap.NewNop(), time.Now().Add(-w.interval))
+	}
+	w.turn(context.Background())
+	if ended == "" || gets(e, "/v1/actions/runs/r_a")+gets(e, "/v1/actions/runs/r_b") != 1 {
+		t.Fatalf("%d GETs of r_a, %d of r_b, want 1 in all: %q was unwatched before it was asked about",
+			gets(e, "/v1/actions/runs/r_a"), gets(e, "/v1/actions/runs/r_b"), ended)
 	}
 }

@@ -57,9 +57,10 @@ func (a *Agent) execute(r *run) executed {
 	var res executor.Result
 	var cancelled bool
 	if err != nil {
-		if a.took(r, runLog) != nil {
+		if a.took(r) != nil {
 			return executed{left: true}
 		}
+		noteRerun(r, runLog)
 		res = executor.Result{ExitCode: -1, Label: "could not start: " + err.Error()}
 		log.Warn("run could not start", zap.Error(err))
 	} else {
@@ -110,62 +111,78 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 			zap.Duration("lease", lasts.Round(time.Second)))
 	}
 	spec.OnStart = func(pid int) {
-		a.watchRun(r, cancel)
 		a.proxy.Bind(token, pid) // the token works from this process tree only
 		r.life.started(pid)
 	}
 	// The run is readied while its take goes on (took), and its command starts once that
 	// succeeded: the executor's gate; a run with no take under way (try) has none.
-	logged := false
-	started := func() error {
-		if err := a.took(r, runLog); err != nil {
-			return err
-		}
-		if !logged {
-			logged = true
-			a.log.Info("run started", zap.String("run_id", r.msg.ID), zap.String("action", r.msg.Action), // r.log's (received)
-				zap.String("at", r.where), zap.Bool("rerun", r.rerun))
-			a.askHeld(ctx, r, cancel)
-		}
-		return nil
-	}
+	started := a.gate(ctx, r, cancel, runLog)
 	if r.taking != nil {
 		spec.Gate = started
 	} else {
 		_ = started()
 	}
 	res = executor.Run(ctx, *spec, runLog)
+	// Run may have ended before its gate (its command could not start): the take's outcome
+	// is then known only now, and a run taken is watched from here, so this comes before the
+	// unwatch, which no watch may outlive.
+	err := started()
 	if r.watched != nil {
 		cancelled = a.watch.unwatch(r.watched)
 		r.watched = nil
 	}
-	if started() != nil { // never started (Run may have ended before its gate), never watched: left
+	if err != nil { // never started, never watched: left
 		return res, false, true
 	}
 	a.metrics.ObserveRunDuration(r.msg.Action, res.Duration)
 	return res, cancelled, false
 }
 
-// watchRun watches r for a cancel in Port (portWatch) from now, unless it is already: from
-// its command's start (OnStart), not while its take may be held (a partition's commit with no
-// room for its mark), so a run that has not started costs Port nothing. One context for the
-// lease and Port: whichever ends the command first says why.
-func (a *Agent) watchRun(r *run, cancel context.CancelCauseFunc) {
-	if r.watched == nil {
-		r.watched = a.watch.watch(cancel, r.msg.ID, a.target(r.msg), runmsg.IsWorkflowNodeRun(r.msg.ID), r.log)
+// gate is runCommand's gate (executor.Spec.Gate): nil once r's take succeeded, and then
+// the same on every call. The first such call watches the run (watchRun) before anything of
+// it can reach Port, so a refusal of its first log lines is heard even before its command
+// starts; then a rerun's note opens its log, and a run held at its take is asked about
+// (askHeld). ctx and cancel are those of the command.
+func (a *Agent) gate(ctx context.Context, r *run, cancel context.CancelCauseFunc, runLog *reporter.RunLog) func() error {
+	first := true
+	return func() error {
+		if err := a.took(r); err != nil {
+			return err
+		}
+		if first {
+			first = false
+			a.watchRun(r, cancel)
+			noteRerun(r, runLog)
+			a.log.Info("run started", zap.String("run_id", r.msg.ID), zap.String("action", r.msg.Action), // r.log's (received)
+				zap.String("at", r.where), zap.Bool("rerun", r.rerun))
+			a.askHeld(ctx, r)
+		}
+		return nil
 	}
 }
 
+// watchRun watches r for a cancel in Port (portWatch) from its take's success, not while its
+// take may be held (a partition's commit with no room for its mark), so a run whose command
+// has not started costs Port nothing however long it waits; the interval counts from its
+// take's start, so a run held just under the interval is not first asked about up to two
+// intervals after Port ended it (README "Cancelled in Port"). One context for the lease and
+// Port: whichever ends the command first says why.
+func (a *Agent) watchRun(r *run, cancel context.CancelCauseFunc) {
+	since := time.Now()
+	if r.taking != nil {
+		since = r.taking.began
+	}
+	r.watched = a.watch.watch(cancel, r.msg.ID, a.target(r.msg), runmsg.IsWorkflowNodeRun(r.msg.ID), r.log, since)
+}
+
 // askHeld asks Port once, as its take succeeded, about a run whose take was held for the
-// watch's interval or longer: unwatched meanwhile (watchRun), Port may have ended it, and
-// then its command never starts (portWatch.stop cancels ctx, which the executor reads after
-// its gate). A Port slow or down holds it one interval more at most (README "Cancelled in
-// Port").
-func (a *Agent) askHeld(ctx context.Context, r *run, cancel context.CancelCauseFunc) {
+// watch's interval or longer: not asked about meanwhile, Port may have ended it, and then its
+// command never starts (portWatch.stop cancels ctx, which the executor reads after its gate).
+// A Port slow or down holds it one interval more at most (README "Cancelled in Port").
+func (a *Agent) askHeld(ctx context.Context, r *run) {
 	if r.taking == nil || time.Since(r.taking.began) < a.watch.interval {
 		return
 	}
-	a.watchRun(r, cancel)
 	ctx, stop := context.WithTimeout(ctx, a.watch.interval)
 	defer stop()
 	a.watch.ask(ctx, r.watched)

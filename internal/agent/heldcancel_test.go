@@ -15,7 +15,7 @@ import (
 // FAILURE) while its take was held for longer than the watch's interval never starts its
 // command once the take succeeds: it ends as cancelled in Port, as one whose command ran.
 func TestARunEndedInPortWhileHeldAtItsTakeNeverStarts(t *testing.T) {
-	h, dir, a, refusing := heldWatchEnv(t)
+	h, dir, a, refusing := heldWatchEnv(t, "")
 	refusing.Store(true)
 	h.NewRun(t, "r_held", "act")
 	waitcond.For(t, "r_held's shim to wait for its go", 30*time.Second, func() bool { return len(gatedShims()) == 1 })

@@ -33,12 +33,11 @@ func startTake(r *run, bound time.Duration) *pendingTake {
 }
 
 // took waits for r's take and, the first time, acts on it: taken, the run is this replica's
-// from now on (its start mark is durable: phaseStartDurable, its way in's memory), and a
-// rerun's note opens its log; not taken, it says why the run is left. nil: the command may
-// start. It is the executor's gate (executor.Spec.Gate): nothing of the run reaches Port, and
-// no command starts, before it returns nil. A run with no take under way (try) holds its
-// lease outright.
-func (a *Agent) took(r *run, runLog *reporter.RunLog) error {
+// from now on (its start mark is durable: phaseStartDurable, its way in's memory); not
+// taken, it says why the run is left. nil: the command may start. It is the executor's gate
+// (executor.Spec.Gate, through Agent.gate): nothing of the run reaches Port, and no command
+// starts, before it returns nil. A run with no take under way (try) holds its lease outright.
+func (a *Agent) took(r *run) error {
 	p := r.taking
 	if p == nil {
 		return nil
@@ -51,8 +50,12 @@ func (a *Agent) took(r *run, runLog *reporter.RunLog) error {
 	if !r.taken(p.err) {
 		return p.err
 	}
+	return nil
+}
+
+// noteRerun opens a rerun's log, once its take succeeded, with a line saying why it runs again.
+func noteRerun(r *run, runLog *reporter.RunLog) {
 	if r.rerun {
 		_, _ = runLog.Write([]byte("port-runner: running again: the agent that started this run stopped before it ended (onInterrupted: rerun)\n"))
 	}
-	return nil
 }
