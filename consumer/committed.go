@@ -105,8 +105,15 @@ func fetchGroupOffsets(ctx context.Context, cl *kgo.Client, group, topic string)
 		return nil, fmt.Errorf("read committed offsets of group %s: %w", group, err)
 	}
 	for _, g := range resp.Groups {
-		if g.Group == group && len(g.Topics) > 0 && len(g.Topics[0].Partitions) > 0 {
-			return resps, kerr.ErrorForCode(g.ErrorCode)
+		if g.Group != group {
+			continue
+		}
+		// A group with an error of its own answers no topics: the error is the read's.
+		if err := kerr.ErrorForCode(g.ErrorCode); err != nil {
+			return nil, fmt.Errorf("read committed offsets of group %s: %w", group, err)
+		}
+		if len(g.Topics) > 0 && len(g.Topics[0].Partitions) > 0 {
+			return resps, nil
 		}
 	}
 	return nil, fmt.Errorf("read committed offsets of group %s: the answer does not carry the group", group)

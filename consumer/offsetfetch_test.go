@@ -2,11 +2,14 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/port-runner/port-runner/internal/kfaketest"
 )
@@ -125,5 +128,43 @@ func TestLagWithoutGroupFails(t *testing.T) {
 	failing.Store(false)
 	if err := col.Refresh(context.Background()); err != nil || col.lags[0] != 1 {
 		t.Fatalf("lag %v (%v) once the group answers, want 1 on partition 0", col.lags, err)
+	}
+}
+
+// The read naming partition 0 (an answer to the read of the whole group that lists nothing)
+// may carry the group with an error of its own: that error is the read's, not "the answer
+// does not carry the group", so that an authorization failure says so and the lag collector
+// still takes a group not found for nothing committed.
+func TestGroupErrorAtThePartitionReadIsSaid(t *testing.T) {
+	for _, want := range []*kerr.Error{kerr.GroupAuthorizationFailed, kerr.GroupIDNotFound} {
+		kc := fakeCluster(t, 1)
+		group := "g-partition-read-error"
+		// As Kafka 4 answers an admin's read of a group with nothing committed: the group, no
+		// topics; the read naming a partition then fails with want.
+		kc.ControlKey(kmsg.OffsetFetch.Int16(), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+			kc.KeepControl()
+			req := kr.(*kmsg.OffsetFetchRequest)
+			if req.Version < 8 || len(req.Groups) != 1 || req.Groups[0].Group != group {
+				return nil, nil, false
+			}
+			resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+			g := kmsg.NewOffsetFetchResponseGroup()
+			g.Group = group
+			if len(req.Groups[0].Topics) > 0 {
+				g.ErrorCode = want.Code
+			}
+			resp.Groups = append(resp.Groups, g)
+			return resp, nil, true
+		})
+		_, err := fetchGroupOffsets(context.Background(), producer(t, kc), group, testTopic)
+		if !errors.Is(err, want) {
+			t.Errorf("read answered %v: %v, want it said", want, err)
+		}
+		if want == kerr.GroupIDNotFound {
+			col := NewLagCollector(LagOptions{Client: producer(t, kc), Topic: testTopic, Group: group, StartOffset: "latest"})
+			if err := col.Refresh(context.Background()); err != nil {
+				t.Errorf("lag of a group not found: %v, want nothing committed", err)
+			}
+		}
 	}
 }
