@@ -18,12 +18,12 @@ import (
 	"github.com/port-runner/port-runner/test/harness"
 )
 
-// TestARunHeldAtItsTakeIsWatchedOnlyOnceItsCommandStarts: the Port watch (README "Cancelled
+// TestARunHeldAtItsTakeIsWatchedOnlyOnceTaken: the Port watch (README "Cancelled
 // in Port") asks about runs watched for the interval. A run whose take is held
 // (its start mark refused, as while its partition's commit has no room for it) has no command
 // yet: its watch costs Port nothing however long the take lasts, and it does not turn the
-// one other run's GET into a list request. Once its command starts it is watched as any run.
-func TestARunHeldAtItsTakeIsWatchedOnlyOnceItsCommandStarts(t *testing.T) {
+// one other run's GET into a list request. Once its take succeeds it is watched as any run.
+func TestARunHeldAtItsTakeIsWatchedOnlyOnceTaken(t *testing.T) {
 	h, dir, a, refusing := heldWatchEnv(t, "")
 	h.NewRun(t, "r_first", "act")
 	waitcond.For(t, "r_first's command to start", 30*time.Second, func() bool { return exists(filepath.Join(dir, "r_first")) })
