@@ -80,4 +80,13 @@
 //	CHAOS_RUNS=1000 go test -run Chaos -v ./test/process/
 //
 // TestChaos is skipped with -short. On failure every agent's log tail is printed.
+//
+// The group's tests (groupFixture) and TestPollingReplicaKilled run in parallel with each
+// other (t.Parallel): they mostly wait, for runs of 30-40s, session timeouts, drains and
+// leases, each with a broker (or a topic and a group), an emulator and directories of its
+// own, its agents and commands as the test's uid. The rest run one at a time before them: the
+// isolation and hostile-input tests share uid 65534 (its processes, what /proc shows it,
+// RLIMIT_NPROC), the bombs the machine's memory, TestChaos its CPU. go test runs
+// GOMAXPROCS parallel tests at once unless -parallel says more: scripts/test gives
+// -parallel 16, so all of them wait at once.
 package process

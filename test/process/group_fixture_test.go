@@ -61,6 +61,10 @@ type groupFixture struct {
 
 func newGroupFixture(t *testing.T, partitions int) *groupFixture {
 	t.Helper()
+	// These tests mostly wait (runs of 30-40s, session timeouts, drains), each on a broker,
+	// topic, group, emulator and directories of its own, its agents and commands of the test's
+	// uid: they run beside each other (package documentation).
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs of many seconds: skipped with -short")
 	}

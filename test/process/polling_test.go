@@ -31,6 +31,7 @@ echo "$PORT_RUN_ID" >> "$2"
 // claims expire, and those it was running are closed as interrupted once their leases end.
 // No run executes twice, at once or at all, and each is closed exactly once.
 func TestPollingReplicaKilled(t *testing.T) {
+	t.Parallel() // mostly a wait for the killed replica's leases to end (package documentation)
 	if testing.Short() {
 		t.Skip("waits for the killed replica's leases to end: skipped with -short")
 	}
