@@ -153,7 +153,7 @@ func TestChaos(t *testing.T) {
 	d := start("D")
 	t.Logf("%s: %d/%d runs ended; D started", since(testStart), ended(), n)
 
-	// Every run ends. The deadline leaves room for A's session timeout (45s by default),
+	// Every run ends. The deadline leaves room for A's session timeout (15s by default),
 	// during which A's partitions have no owner.
 	allDeadline := 90*time.Second + time.Duration(n)*30*time.Millisecond
 	ps.WaitFor("every run to end in Port", allDeadline, func() bool {
