@@ -62,11 +62,12 @@ func newPortWatch(api *portapi.Client, interval time.Duration, log *zap.Logger) 
 	return &portWatch{api: api, interval: interval, log: log, kick: make(chan struct{}, 1), runs: map[string]*watched{}}
 }
 
-// watch watches a run until unwatch, counting the interval from since. The caller's cancel,
+// watch watches a run until unwatch, counting the interval from since; checked, when not
+// zero, counts as its last check (one its caller is about to make). The caller's cancel,
 // that of the context its command runs under (which ends it), is called with
 // errCancelledInPort if Port ends the run.
-func (w *portWatch) watch(cancel context.CancelCauseFunc, id string, tgt checker, node bool, log *zap.Logger, since time.Time) *watched {
-	r := &watched{id: id, tgt: tgt, node: node, log: log, started: since, cancel: cancel}
+func (w *portWatch) watch(cancel context.CancelCauseFunc, id string, tgt checker, node bool, log *zap.Logger, since, checked time.Time) *watched {
+	r := &watched{id: id, tgt: tgt, node: node, log: log, started: since, checked: checked, cancel: cancel}
 	w.mu.Lock()
 	w.runs[id] = r
 	w.mu.Unlock()

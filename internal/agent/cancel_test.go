@@ -48,7 +48,7 @@ func TestPortWatch(t *testing.T) {
 		e.RegisterRun(id, "deploy")
 		ctx, cancel := context.WithCancelCause(context.Background())
 		t.Cleanup(func() { cancel(nil) })
-		watched := w.watch(cancel, id, api, false, zap.NewNop(), time.Now())
+		watched := w.watch(cancel, id, api, false, zap.NewNop(), time.Now(), time.Time{})
 		runCtx[id], stop[id] = ctx, func() bool { return w.unwatch(watched) }
 	}
 	// turn is one turn of the watch with every run an interval older than it is.
@@ -108,7 +108,7 @@ func TestPortWatchCoversRunsNotDueYet(t *testing.T) {
 		e.RegisterRun(id, "deploy")
 		_, cancel := context.WithCancelCause(context.Background())
 		t.Cleanup(func() { cancel(nil) })
-		w.watch(cancel, id, api, false, zap.NewNop(), time.Now())
+		w.watch(cancel, id, api, false, zap.NewNop(), time.Now(), time.Time{})
 	}
 	// age moves every run's clock back: as if d had passed.
 	age := func(d time.Duration) {
@@ -148,7 +148,7 @@ func BenchmarkRunContext(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		ctx, cancel := context.WithCancelCause(work)
-		watched := w.watch(cancel, "r_bench", nil, false, zap.NewNop(), time.Now())
+		watched := w.watch(cancel, "r_bench", nil, false, zap.NewNop(), time.Now(), time.Time{})
 		_ = ctx.Done()
 		w.unwatch(watched)
 		cancel(nil)
@@ -244,7 +244,7 @@ func TestPortWatchAsksNoRunUnwatchedMeanwhile(t *testing.T) {
 		e.RegisterRun(id, "deploy")
 		_, cancel := context.WithCancelCause(context.Background())
 		t.Cleanup(func() { cancel(nil) })
-		runs[id] = w.watch(cancel, id, checkFirst{api, first}, false, zap.NewNop(), time.Now().Add(-w.interval))
+		runs[id] = w.watch(cancel, id, checkFirst{api, first}, false, zap.NewNop(), time.Now().Add(-w.interval), time.Time{})
 	}
 	w.turn(context.Background())
 	if ended == "" || gets(e, "/v1/actions/runs/r_a")+gets(e, "/v1/actions/runs/r_b") != 1 {

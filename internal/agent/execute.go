@@ -168,11 +168,15 @@ func (a *Agent) gate(ctx context.Context, r *run, cancel context.CancelCauseFunc
 // intervals after Port ended it (README "Cancelled in Port"). One context for the lease and
 // Port: whichever ends the command first says why.
 func (a *Agent) watchRun(r *run, cancel context.CancelCauseFunc) {
-	since := time.Now()
+	now := time.Now()
+	since, checked := now, time.Time{}
 	if r.taking != nil {
 		since = r.taking.began
 	}
-	r.watched = a.watch.watch(cancel, r.msg.ID, a.target(r.msg), runmsg.IsWorkflowNodeRun(r.msg.ID), r.log, since)
+	if now.Sub(since) >= a.watch.interval {
+		checked = now // askHeld asks about it next: no turn of the watch meanwhile
+	}
+	r.watched = a.watch.watch(cancel, r.msg.ID, a.target(r.msg), runmsg.IsWorkflowNodeRun(r.msg.ID), r.log, since, checked)
 }
 
 // askHeld asks Port once, as its take succeeded, about a run whose take was held for the

@@ -103,3 +103,18 @@ func TestTheWatchCountsFromTheTake(t *testing.T) {
 		t.Error("a run asked about at its take is due again half an interval later")
 	}
 }
+
+// A run held at its take for the interval or longer is due at once: askHeld asks about it
+// as its take succeeds. From its watch on (watchRun) until that ask, a turn of the watch must
+// not ask about it too (a second GET for one answer).
+func TestAHeldRunIsAskedOnceAtItsTake(t *testing.T) {
+	g := newGated(t, "r_a", 2*time.Minute, false)
+	g.a.watchRun(g.r, g.cancel) // as the gate does, just before askHeld
+	if runs, nodes, _ := g.a.watch.due(time.Now()); len(runs)+len(nodes) != 0 {
+		t.Fatalf("a held run is due for a turn of the watch before askHeld asked about it: %d runs", len(runs)+len(nodes))
+	}
+	g.a.askHeld(g.ctx, g.r)
+	if n := gets(g.e, "/v1/actions/runs/r_a"); n != 1 {
+		t.Fatalf("%d GETs of the held run at its take, want 1", n)
+	}
+}
