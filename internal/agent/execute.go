@@ -124,9 +124,12 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 	}
 	res = executor.Run(ctx, *spec, runLog)
 	// Run may have ended before its gate (its command could not start): the take's outcome
-	// is then known only now, and a run taken is watched from here, so this comes before the
-	// unwatch, which no watch may outlive.
-	err := started()
+	// is then known only now. Such a run never started: it is not said to have, not watched
+	// and not asked about; only a rerun's note opens its log.
+	err := a.took(r)
+	if err == nil && r.watched == nil {
+		noteRerun(r, runLog)
+	}
 	if r.watched != nil {
 		cancelled = a.watch.unwatch(r.watched)
 		r.watched = nil

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/port-runner/port-runner/internal/config"
 	"github.com/port-runner/port-runner/internal/kfaketest"
 	"github.com/port-runner/port-runner/internal/waitcond"
@@ -107,9 +109,9 @@ func exists(path string) bool { _, err := os.Stat(path); return err == nil }
 
 // TestAWatchEndsWithARunWhoseCommandCouldNotStart: a run held at its take for longer than the
 // interval whose command then cannot start (its executable is gone: the executor ends before
-// its gate) is asked about once as its take succeeds, and its watch ends with it: once it is
-// closed the watch asks Port nothing more about it, and the one other open run is asked about
-// with its own GET again, not a list.
+// its gate) is never watched, asked about or said started: once it is closed the watch asks
+// Port nothing about it, and the one other open run is asked about with its own GET again,
+// not a list.
 func TestAWatchEndsWithARunWhoseCommandCouldNotStart(t *testing.T) {
 	gone := harness.Script(t, "exit 0")
 	h, dir, a, refusing := heldWatchEnv(t, fmt.Sprintf("  gone: {command: [%q]}\n", gone))
@@ -131,6 +133,13 @@ func TestAWatchEndsWithARunWhoseCommandCouldNotStart(t *testing.T) {
 		t.Errorf("r_gone: %s, want FAILURE (could not start)", r.Status)
 	}
 	closed := time.Now()
+	// It never started: not said to have, and Port not asked about it (its closing says all).
+	if _, gets, _ := watchRequests(h, received, "r_gone"); gets != 0 {
+		t.Errorf("%d GETs of r_gone, whose command never started, want none", gets)
+	}
+	if n := a.Logs.FilterMessage("run started").FilterField(zap.String("run_id", "r_gone")).Len(); n != 0 {
+		t.Errorf("%d lines saying r_gone started, whose command never did", n)
+	}
 	var firstGets, goneGets, lists int
 	// Two turns of the watch after r_gone's end: the second more than an interval after its
 	// take, when a watch it had left behind would be due.
