@@ -87,7 +87,8 @@ func (c *Consumer) fetchOffsets(ctx context.Context, cl *kgo.Client, attempts in
 // for the whole group cannot tell either): every partition would then start
 // anew, from "latest" skipping the runs committed but not handled (README "Delivery"). An
 // empty answer is checked by naming partition 0 of topic, which a group answers even when
-// nothing is committed there.
+// nothing is committed there; so until the group's first commit every read costs two
+// requests (assignments and the lag's refresh: rare enough).
 func fetchGroupOffsets(ctx context.Context, cl *kgo.Client, group, topic string) (kadm.OffsetResponses, error) {
 	resps, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
 	if err != nil || len(resps) > 0 {
@@ -113,6 +114,11 @@ func fetchGroupOffsets(ctx context.Context, cl *kgo.Client, group, topic string)
 			return nil, fmt.Errorf("read committed offsets of group %s: %w", group, err)
 		}
 		if len(g.Topics) > 0 && len(g.Topics[0].Partitions) > 0 {
+			// The partition's own error (the topic not authorized, an offset under a
+			// transaction) leaves the commits unread: not "nothing committed".
+			if err := kerr.ErrorForCode(g.Topics[0].Partitions[0].ErrorCode); err != nil {
+				return nil, fmt.Errorf("read committed offsets of group %s at %s/0: %w", group, topic, err)
+			}
 			return resps, nil
 		}
 	}

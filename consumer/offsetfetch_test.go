@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -141,20 +142,10 @@ func TestGroupErrorAtThePartitionReadIsSaid(t *testing.T) {
 		group := "g-partition-read-error"
 		// As Kafka 4 answers an admin's read of a group with nothing committed: the group, no
 		// topics; the read naming a partition then fails with want.
-		kc.ControlKey(kmsg.OffsetFetch.Int16(), func(kr kmsg.Request) (kmsg.Response, error, bool) {
-			kc.KeepControl()
-			req := kr.(*kmsg.OffsetFetchRequest)
-			if req.Version < 8 || len(req.Groups) != 1 || req.Groups[0].Group != group {
-				return nil, nil, false
-			}
-			resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
-			g := kmsg.NewOffsetFetchResponseGroup()
-			g.Group = group
-			if len(req.Groups[0].Topics) > 0 {
+		answerGroupReads(kc, group, func(rg kmsg.OffsetFetchRequestGroup, g *kmsg.OffsetFetchResponseGroup) {
+			if len(rg.Topics) > 0 {
 				g.ErrorCode = want.Code
 			}
-			resp.Groups = append(resp.Groups, g)
-			return resp, nil, true
 		})
 		_, err := fetchGroupOffsets(context.Background(), producer(t, kc), group, testTopic)
 		if !errors.Is(err, want) {
@@ -167,4 +158,47 @@ func TestGroupErrorAtThePartitionReadIsSaid(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The read naming partition 0 may answer that partition with an error of its own (the topic
+// not authorized, an offset under a transaction): the group's commits are then unread, not
+// "nothing committed", which would start every partition anew.
+func TestPartitionErrorAtThePartitionReadIsSaid(t *testing.T) {
+	for _, want := range []*kerr.Error{kerr.TopicAuthorizationFailed, kerr.UnstableOffsetCommit} {
+		kc := fakeCluster(t, 1)
+		group := "g-partition-read-partition-error"
+		answerGroupReads(kc, group, func(rg kmsg.OffsetFetchRequestGroup, g *kmsg.OffsetFetchResponseGroup) {
+			for _, rt := range rg.Topics {
+				st := kmsg.NewOffsetFetchResponseGroupTopic()
+				st.Topic = rt.Topic
+				for _, p := range rt.Partitions {
+					sp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+					sp.Partition, sp.Offset, sp.ErrorCode = p, -1, want.Code
+					st.Partitions = append(st.Partitions, sp)
+				}
+				g.Topics = append(g.Topics, st)
+			}
+		})
+		if resps, err := fetchGroupOffsets(context.Background(), producer(t, kc), group, testTopic); !errors.Is(err, want) {
+			t.Errorf("partition 0 answered %v: %v (offsets %v), want the read to fail with it", want, err, resps)
+		}
+	}
+}
+
+// answerGroupReads makes kc answer every read of group's commits (OffsetFetch v8+, that group
+// alone) with the group filled in by answer: none of its topics unless answer adds them.
+func answerGroupReads(kc *kfake.Cluster, group string, answer func(kmsg.OffsetFetchRequestGroup, *kmsg.OffsetFetchResponseGroup)) {
+	kc.ControlKey(kmsg.OffsetFetch.Int16(), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		req := kr.(*kmsg.OffsetFetchRequest)
+		if req.Version < 8 || len(req.Groups) != 1 || req.Groups[0].Group != group {
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+		g := kmsg.NewOffsetFetchResponseGroup()
+		g.Group = group
+		answer(req.Groups[0], &g)
+		resp.Groups = append(resp.Groups, g)
+		return resp, nil, true
+	})
 }
