@@ -116,18 +116,18 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 	}
 	// The run is readied while its take goes on (took), and its command starts once that
 	// succeeded: the executor's gate; a run with no take under way (try) has none.
-	started := a.gate(ctx, r, cancel, runLog)
+	gate := &runGate{a: a, ctx: ctx, r: r, cancel: cancel, runLog: runLog}
 	if r.taking != nil {
-		spec.Gate = started
+		spec.Gate = gate.pass
 	} else {
-		_ = started()
+		_ = gate.pass()
 	}
 	res = executor.Run(ctx, *spec, runLog)
 	// Run may have ended before its gate (its command could not start): the take's outcome
 	// is then known only now. Such a run never started: it is not said to have, not watched
 	// and not asked about; only a rerun's note opens its log.
 	err := a.took(r)
-	if err == nil && r.watched == nil {
+	if err == nil && !gate.passed {
 		noteRerun(r, runLog)
 	}
 	if r.watched != nil {
@@ -141,27 +141,33 @@ func (a *Agent) runCommand(r *run, spec *executor.Spec, token string, runLog *re
 	return res, cancelled, false
 }
 
-// gate is runCommand's gate (executor.Spec.Gate): nil once r's take succeeded, and then
-// the same on every call. The first such call watches the run (watchRun) before anything of
-// it can reach Port, so a refusal of its first log lines is heard even before its command
-// starts; then a rerun's note opens its log, and a run held at its take is asked about
-// (askHeld). ctx and cancel are those of the command.
-func (a *Agent) gate(ctx context.Context, r *run, cancel context.CancelCauseFunc, runLog *reporter.RunLog) func() error {
-	first := true
-	return func() error {
-		if err := a.took(r); err != nil {
-			return err
-		}
-		if first {
-			first = false
-			a.watchRun(r, cancel)
-			noteRerun(r, runLog)
-			a.log.Info("run started", zap.String("run_id", r.msg.ID), zap.String("action", r.msg.Action), // r.log's (received)
-				zap.String("at", r.where), zap.Bool("rerun", r.rerun))
-			a.askHeld(ctx, r)
-		}
-		return nil
+// runGate is runCommand's gate (executor.Spec.Gate): pass is nil once r's take succeeded,
+// and then the same on every call. The first such call (passed) watches the run (watchRun)
+// before anything of it can reach Port, so a refusal of its first log lines is heard even
+// before its command starts, says it started and asks about a run held long (askHeld).
+type runGate struct {
+	a      *Agent
+	ctx    context.Context
+	r      *run
+	cancel context.CancelCauseFunc
+	runLog *reporter.RunLog
+	passed bool
+}
+
+func (g *runGate) pass() error {
+	a, r := g.a, g.r
+	if err := a.took(r); err != nil {
+		return err
 	}
+	if !g.passed {
+		g.passed = true
+		a.watchRun(r, g.cancel)
+		noteRerun(r, g.runLog)
+		a.log.Info("run started", zap.String("run_id", r.msg.ID), zap.String("action", r.msg.Action), // r.log's (received)
+			zap.String("at", r.where), zap.Bool("rerun", r.rerun))
+		a.askHeld(g.ctx, r)
+	}
+	return nil
 }
 
 // watchRun watches r for a cancel in Port (portWatch) from its take's success, not while its

@@ -37,7 +37,7 @@ type run struct {
 	rerun              bool         // onInterrupted: rerun
 	slot               func()       // gives the pool slot back; nil when none is held
 	taking             *pendingTake // its take under way (take); nil: none (try)
-	watched            *watched     // its Port watch, from its take's success (Agent.gate)
+	watched            *watched     // its Port watch, from its take's success (runGate)
 	ex                 executed
 }
 

@@ -35,7 +35,7 @@ func startTake(r *run, bound time.Duration) *pendingTake {
 // took waits for r's take and, the first time, acts on it: taken, the run is this replica's
 // from now on (its start mark is durable: phaseStartDurable, its way in's memory); not
 // taken, it says why the run is left. nil: the command may start. It is the executor's gate
-// (executor.Spec.Gate, through Agent.gate): nothing of the run reaches Port, and no command
+// (executor.Spec.Gate, through runGate): nothing of the run reaches Port, and no command
 // starts, before it returns nil. A run with no take under way (try) holds its lease outright.
 func (a *Agent) took(r *run) error {
 	p := r.taking

@@ -13,7 +13,7 @@ import (
 	"github.com/port-runner/port-runner/reporter"
 )
 
-// gated is a run at runCommand's gate (Agent.gate), with only what the gate and the Port
+// gated is a run at runCommand's gate (runGate), with only what the gate and the Port
 // watch need, asking an emulator over HTTP: its take done, begun held ago.
 type gated struct {
 	e      *emulator.Emulator
@@ -44,7 +44,7 @@ func newGated(t *testing.T, id string, held time.Duration, rerun bool) *gated {
 	g.ctx, g.cancel = context.WithCancelCause(context.Background())
 	t.Cleanup(func() { g.cancel(nil) })
 	g.runLog = rep.StartOn(g.ctx, api, id, nil)
-	g.gate = g.a.gate(g.ctx, g.r, g.cancel, g.runLog)
+	g.gate = (&runGate{a: g.a, ctx: g.ctx, r: g.r, cancel: g.cancel, runLog: g.runLog}).pass
 	return g
 }
 
