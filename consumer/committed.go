@@ -119,6 +119,11 @@ func fetchGroupOffsets(ctx context.Context, cl *kgo.Client, group, topic string)
 			if err := kerr.ErrorForCode(g.Topics[0].Partitions[0].ErrorCode); err != nil {
 				return nil, fmt.Errorf("read committed offsets of group %s at %s/0: %w", group, topic, err)
 			}
+			// A commit there says the read of the whole group, which listed none, was an
+			// answer without the group after all (this one carries it): its commits are unread.
+			if g.Topics[0].Partitions[0].Offset >= 0 {
+				return nil, fmt.Errorf("read committed offsets of group %s: the whole group's read listed nothing, yet %s/0 is committed", group, topic)
+			}
 			return resps, nil
 		}
 	}

@@ -202,3 +202,31 @@ func answerGroupReads(kc *kfake.Cluster, group string, answer func(kmsg.OffsetFe
 		return resp, nil, true
 	})
 }
+
+// The read naming partition 0 may find a commit there: the read of the whole group that
+// listed nothing was then an answer without the group (once: the next carries it), and the
+// group's commits are unread, not "nothing committed" on every partition.
+func TestCommitAtThePartitionReadIsNotNothingCommitted(t *testing.T) {
+	kc := fakeCluster(t, 1)
+	group := "g-partition-read-commit"
+	plant(t, kc, group, metaPrefix+" s=0") // committed at 0
+	var wholeReads atomic.Int32
+	kc.ControlKey(kmsg.OffsetFetch.Int16(), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		req := kr.(*kmsg.OffsetFetchRequest)
+		if req.Version < 8 || len(req.Groups) != 1 || req.Groups[0].Group != group || len(req.Groups[0].Topics) > 0 {
+			return nil, nil, false
+		}
+		if wholeReads.Add(1) > 1 {
+			return nil, nil, false
+		}
+		return req.ResponseKind(), nil, true // the first read of the whole group: without the group
+	})
+	resps, err := fetchGroupOffsets(context.Background(), producer(t, kc), group, testTopic)
+	if wholeReads.Load() != 1 {
+		t.Fatalf("%d reads of the whole group, want 1", wholeReads.Load())
+	}
+	if r, ok := resps.Lookup(testTopic, 0); err == nil && (!ok || r.At != 0) {
+		t.Fatalf("read %v (no error) where partition 0 is committed at 0: nothing committed, want an error or the commit", resps)
+	}
+}
