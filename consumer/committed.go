@@ -86,24 +86,40 @@ func (c *Consumer) fetchOffsets(ctx context.Context, cl *kgo.Client, attempts in
 // takes one without ours for ours with nothing committed (empty, no error; a kmsg request
 // for the whole group cannot tell either): every partition would then start
 // anew, from "latest" skipping the runs committed but not handled (README "Delivery"). An
-// empty answer is checked by naming partition 0 of topic, which a group answers even when
-// nothing is committed there; so until the group's first commit every read costs two
-// requests (assignments and the lag's refresh: rare enough).
+// empty answer is checked by naming every partition of topic, which a group answers each
+// of even when nothing is committed there: one missing, in error or committed says the
+// first answer cannot be taken for nothing committed. So until the group's first commit
+// every read costs three requests (assignments and the lag's refresh: rare enough).
 func fetchGroupOffsets(ctx context.Context, cl *kgo.Client, group, topic string) (kadm.OffsetResponses, error) {
-	resps, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+	adm := kadm.NewClient(cl)
+	resps, err := adm.FetchOffsets(ctx, group)
 	if err != nil || len(resps) > 0 {
 		return resps, err
+	}
+	fail := func(format string, args ...any) (kadm.OffsetResponses, error) {
+		return nil, fmt.Errorf("read committed offsets of group %s: "+format, append([]any{group}, args...)...)
+	}
+	topics, err := adm.ListTopics(ctx, topic)
+	if err == nil {
+		err = topics.Error()
+	}
+	if err != nil {
+		return fail("the partitions of %s: %w", topic, err)
+	}
+	parts := topics[topic].Partitions.Numbers()
+	if len(parts) == 0 {
+		return fail("%s has no partitions", topic)
 	}
 	req := kmsg.NewPtrOffsetFetchRequest()
 	rg := kmsg.NewOffsetFetchRequestGroup()
 	rg.Group = group
 	rt := kmsg.NewOffsetFetchRequestGroupTopic()
-	rt.Topic, rt.Partitions = topic, []int32{0}
+	rt.Topic, rt.Partitions = topic, parts
 	rg.Topics = append(rg.Topics, rt)
 	req.Groups = append(req.Groups, rg)
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		return nil, fmt.Errorf("read committed offsets of group %s: %w", group, err)
+		return fail("%w", err)
 	}
 	for _, g := range resp.Groups {
 		if g.Group != group {
@@ -111,23 +127,29 @@ func fetchGroupOffsets(ctx context.Context, cl *kgo.Client, group, topic string)
 		}
 		// A group with an error of its own answers no topics: the error is the read's.
 		if err := kerr.ErrorForCode(g.ErrorCode); err != nil {
-			return nil, fmt.Errorf("read committed offsets of group %s: %w", group, err)
+			return fail("%w", err)
 		}
-		if len(g.Topics) > 0 && len(g.Topics[0].Partitions) > 0 {
-			// The partition's own error (the topic not authorized, an offset under a
-			// transaction) leaves the commits unread: not "nothing committed".
-			if err := kerr.ErrorForCode(g.Topics[0].Partitions[0].ErrorCode); err != nil {
-				return nil, fmt.Errorf("read committed offsets of group %s at %s/0: %w", group, topic, err)
+		answered := 0
+		for _, t := range g.Topics { // topic's alone: its name may be left to its id (v10)
+			for _, p := range t.Partitions {
+				// The partition's own error (the topic not authorized, an offset under a
+				// transaction) leaves the commits unread: not "nothing committed".
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+					return fail("at %s/%d: %w", topic, p.Partition, err)
+				}
+				// A commit says the read of the whole group, which listed none, was an
+				// answer without the group after all (this one carries it).
+				if p.Offset >= 0 {
+					return fail("the whole group's read listed nothing, yet %s/%d is committed", topic, p.Partition)
+				}
+				answered++
 			}
-			// A commit there says the read of the whole group, which listed none, was an
-			// answer without the group after all (this one carries it): its commits are unread.
-			if g.Topics[0].Partitions[0].Offset >= 0 {
-				return nil, fmt.Errorf("read committed offsets of group %s: the whole group's read listed nothing, yet %s/0 is committed", group, topic)
-			}
+		}
+		if answered == len(parts) {
 			return resps, nil
 		}
 	}
-	return nil, fmt.Errorf("read committed offsets of group %s: the answer does not carry the group", group)
+	return fail("the answer does not carry the group")
 }
 
 // assignedFrom is what the group committed for tp, as the ledger takes it; false when that

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -201,6 +202,35 @@ func answerGroupReads(kc *kfake.Cluster, group string, answer func(kmsg.OffsetFe
 		resp.Groups = append(resp.Groups, g)
 		return resp, nil, true
 	})
+}
+
+// The second read names every partition of the topic, not partition 0 alone: a group that
+// committed on partition 1 only is read as such, however the first read was answered.
+func TestCommitElsewhereAtThePartitionReadIsNotNothingCommitted(t *testing.T) {
+	kc := fakeCluster(t, 2)
+	group := "g-partition-read-commit-elsewhere"
+	adm := kadm.NewClient(producer(t, kc))
+	planted := kadm.Offsets{}
+	planted.Add(kadm.Offset{Topic: testTopic, Partition: 1, At: 0, LeaderEpoch: -1, Metadata: metaPrefix + " s=0"})
+	if _, err := adm.CommitOffsets(context.Background(), group, planted); err != nil {
+		t.Fatal(err)
+	}
+	var wholeReads atomic.Int32
+	kc.ControlKey(kmsg.OffsetFetch.Int16(), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		req := kr.(*kmsg.OffsetFetchRequest)
+		if req.Version < 8 || len(req.Groups) != 1 || req.Groups[0].Group != group || len(req.Groups[0].Topics) > 0 {
+			return nil, nil, false
+		}
+		if wholeReads.Add(1) > 1 {
+			return nil, nil, false
+		}
+		return req.ResponseKind(), nil, true // the first read of the whole group: without the group
+	})
+	resps, err := fetchGroupOffsets(context.Background(), producer(t, kc), group, testTopic)
+	if r, ok := resps.Lookup(testTopic, 1); err == nil && (!ok || r.At != 0) {
+		t.Fatalf("read %v (no error) where partition 1 is committed at 0: nothing committed, want an error or the commit", resps)
+	}
 }
 
 // The read naming partition 0 may find a commit there: the read of the whole group that
