@@ -215,18 +215,7 @@ func TestCommitElsewhereAtThePartitionReadIsNotNothingCommitted(t *testing.T) {
 	if _, err := adm.CommitOffsets(context.Background(), group, planted); err != nil {
 		t.Fatal(err)
 	}
-	var wholeReads atomic.Int32
-	kc.ControlKey(kmsg.OffsetFetch.Int16(), func(kr kmsg.Request) (kmsg.Response, error, bool) {
-		kc.KeepControl()
-		req := kr.(*kmsg.OffsetFetchRequest)
-		if req.Version < 8 || len(req.Groups) != 1 || req.Groups[0].Group != group || len(req.Groups[0].Topics) > 0 {
-			return nil, nil, false
-		}
-		if wholeReads.Add(1) > 1 {
-			return nil, nil, false
-		}
-		return req.ResponseKind(), nil, true // the first read of the whole group: without the group
-	})
+	firstWholeReadWithoutGroup(kc, group)
 	resps, err := fetchGroupOffsets(context.Background(), producer(t, kc), group, testTopic)
 	if r, ok := resps.Lookup(testTopic, 1); err == nil && (!ok || r.At != 0) {
 		t.Fatalf("read %v (no error) where partition 1 is committed at 0: nothing committed, want an error or the commit", resps)
@@ -240,6 +229,20 @@ func TestCommitAtThePartitionReadIsNotNothingCommitted(t *testing.T) {
 	kc := fakeCluster(t, 1)
 	group := "g-partition-read-commit"
 	plant(t, kc, group, metaPrefix+" s=0") // committed at 0
+	wholeReads := firstWholeReadWithoutGroup(kc, group)
+	resps, err := fetchGroupOffsets(context.Background(), producer(t, kc), group, testTopic)
+	if wholeReads.Load() != 1 {
+		t.Fatalf("%d reads of the whole group, want 1", wholeReads.Load())
+	}
+	if r, ok := resps.Lookup(testTopic, 0); err == nil && (!ok || r.At != 0) {
+		t.Fatalf("read %v (no error) where partition 0 is committed at 0: nothing committed, want an error or the commit", resps)
+	}
+}
+
+// firstWholeReadWithoutGroup makes kc answer the first read of the whole of group's commits
+// (OffsetFetch v8+, no topics named) without the group, and the next ones as it would; it
+// counts those reads.
+func firstWholeReadWithoutGroup(kc *kfake.Cluster, group string) *atomic.Int32 {
 	var wholeReads atomic.Int32
 	kc.ControlKey(kmsg.OffsetFetch.Int16(), func(kr kmsg.Request) (kmsg.Response, error, bool) {
 		kc.KeepControl()
@@ -250,13 +253,7 @@ func TestCommitAtThePartitionReadIsNotNothingCommitted(t *testing.T) {
 		if wholeReads.Add(1) > 1 {
 			return nil, nil, false
 		}
-		return req.ResponseKind(), nil, true // the first read of the whole group: without the group
+		return req.ResponseKind(), nil, true
 	})
-	resps, err := fetchGroupOffsets(context.Background(), producer(t, kc), group, testTopic)
-	if wholeReads.Load() != 1 {
-		t.Fatalf("%d reads of the whole group, want 1", wholeReads.Load())
-	}
-	if r, ok := resps.Lookup(testTopic, 0); err == nil && (!ok || r.At != 0) {
-		t.Fatalf("read %v (no error) where partition 0 is committed at 0: nothing committed, want an error or the commit", resps)
-	}
+	return &wholeReads
 }
