@@ -161,11 +161,15 @@ func (g *runGate) pass() error {
 	}
 	if !g.passed {
 		g.passed = true
-		a.watchRun(r, g.cancel)
+		now := time.Now()
+		held := a.heldLong(r, now) // decided once: watchRun and askHeld agree on it
+		a.watchRun(r, g.cancel, now, held)
 		noteRerun(r, g.runLog)
 		a.log.Info("run started", zap.String("run_id", r.msg.ID), zap.String("action", r.msg.Action), // r.log's (received)
 			zap.String("at", r.where), zap.Bool("rerun", r.rerun))
-		a.askHeld(g.ctx, r)
+		if held {
+			a.askHeld(g.ctx, r)
+		}
 	}
 	return nil
 }
@@ -176,26 +180,31 @@ func (g *runGate) pass() error {
 // take's start, so a run held just under the interval is not first asked about up to two
 // intervals after Port ended it (README "Cancelled in Port"). One context for the lease and
 // Port: whichever ends the command first says why.
-func (a *Agent) watchRun(r *run, cancel context.CancelCauseFunc) {
-	now := time.Now()
+//
+// now is the take's success; held: askHeld asks about the run next, so it counts as
+// checked from now and no turn of the watch asks about it meanwhile.
+func (a *Agent) watchRun(r *run, cancel context.CancelCauseFunc, now time.Time, held bool) {
 	since, checked := now, time.Time{}
 	if r.taking != nil {
 		since = r.taking.began
 	}
-	if now.Sub(since) >= a.watch.interval {
-		checked = now // askHeld asks about it next: no turn of the watch meanwhile
+	if held {
+		checked = now
 	}
 	r.watched = a.watch.watch(cancel, r.msg.ID, a.target(r.msg), runmsg.IsWorkflowNodeRun(r.msg.ID), r.log, since, checked)
 }
 
-// askHeld asks Port once, as its take succeeded, about a run whose take was held for the
-// watch's interval or longer: not asked about meanwhile, Port may have ended it, and then its
-// command never starts (portWatch.stop cancels ctx, which the executor reads after its gate).
-// A Port slow or down holds it one interval more at most (README "Cancelled in Port").
+// heldLong says whether r's take, succeeded at now, was held for the watch's interval or
+// longer: not asked about meanwhile, Port may have ended it (askHeld).
+func (a *Agent) heldLong(r *run, now time.Time) bool {
+	return r.taking != nil && now.Sub(r.taking.began) >= a.watch.interval
+}
+
+// askHeld asks Port once, as its take succeeded, about a run held long (heldLong): if Port
+// ended it, its command never starts (portWatch.stop cancels ctx, which the executor reads
+// after its gate). A Port slow or down holds it one interval more at most (README
+// "Cancelled in Port").
 func (a *Agent) askHeld(ctx context.Context, r *run) {
-	if r.taking == nil || time.Since(r.taking.began) < a.watch.interval {
-		return
-	}
 	ctx, stop := context.WithTimeout(ctx, a.watch.interval)
 	defer stop()
 	a.watch.ask(ctx, r.watched)

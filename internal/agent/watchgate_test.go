@@ -109,7 +109,12 @@ func TestTheWatchCountsFromTheTake(t *testing.T) {
 // not ask about it too (a second GET for one answer).
 func TestAHeldRunIsAskedOnceAtItsTake(t *testing.T) {
 	g := newGated(t, "r_a", 2*time.Minute, false)
-	g.a.watchRun(g.r, g.cancel) // as the gate does, just before askHeld
+	now := time.Now() // as the gate does, just before askHeld
+	held := g.a.heldLong(g.r, now)
+	if !held {
+		t.Fatal("a run held for two intervals is not held long")
+	}
+	g.a.watchRun(g.r, g.cancel, now, held)
 	if runs, nodes, _ := g.a.watch.due(time.Now()); len(runs)+len(nodes) != 0 {
 		t.Fatalf("a held run is due for a turn of the watch before askHeld asked about it: %d runs", len(runs)+len(nodes))
 	}
