@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,9 +23,10 @@ func tryCommand() command {
 		synopsis: "ACTION [--properties JSON] [--entity ID] [--config FILE] [--cancel-after DURATION] [--polling]",
 		summary:  "Run one action of a config locally, against an in-process Port API emulator (no Kafka).",
 		detail: "It prints the command's environment and run file (masked), the log and status as Port\n" +
-			"shows them and every PATCH the run made. Exit 0 on SUCCESS, 1 on FAILURE. Without --config\n" +
-			"(or PORT_RUNNER_CONFIG), the shipped example config. --cancel-after ends the run in Port\n" +
-			"while it runs, as a user does, to show how the command is stopped.",
+			"shows them and every PATCH the run made. Exit 0 on SUCCESS, 1 on FAILURE, 2 on a bad\n" +
+			"config or an ACTION it does not have. Without --config (or PORT_RUNNER_CONFIG), the\n" +
+			"shipped example config. --cancel-after ends the run in Port while it runs, as a user\n" +
+			"does, to show how the command is stopped.",
 		operands: []string{"ACTION"},
 		flags: func(fs *flag.FlagSet) func([]string, io.Writer, io.Writer) int {
 			props := fs.String("properties", "{}", "the run's inputs, a JSON object (a workflow node's payload)")
@@ -60,6 +62,9 @@ func try(opts demo.TryOptions, stdout, stderr io.Writer) int {
 	ok, err := demo.Try(ctx, opts, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "port-runner try: %v\n", err)
+		if errors.As(err, new(demo.BadConfig)) {
+			return exitUsage
+		}
 		return exitRuntime
 	}
 	if !ok {

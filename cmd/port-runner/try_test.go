@@ -39,11 +39,28 @@ func TestTryShippedExample(t *testing.T) {
 		!strings.Contains(stdout, "PATCH /v1/workflows/nodes/runs/wfnr_") {
 		t.Fatalf("node run: exit %d\n%s", code, stdout)
 	}
-	if code, _, stderr := runCmd("try", "no_such_action"); code != exitRuntime || !strings.Contains(stderr, `"no_such_action" is not in the config`) {
-		t.Fatalf("unknown action: exit %d, %s", code, stderr)
-	}
 	if code, _, _ := runCmd("try", "create_microservice", "--properties", "[1]"); code != exitUsage {
 		t.Fatalf("bad --properties: exit %d", code)
+	}
+}
+
+// try exits 2 where its ACTION or its config is wrong, as every command does for bad usage
+// or a bad config (README "Running the agent"): 1 stays the run's FAILURE, so a script
+// calling try can tell a failing action from a mistyped call.
+func TestTryBadActionOrConfigIsUsage(t *testing.T) {
+	t.Setenv("PORT_RUNNER_CONFIG", "")
+	if code, _, stderr := runCmd("try", "no_such_action"); code != exitUsage || !strings.Contains(stderr, `"no_such_action" is not in the config`) {
+		t.Errorf("unknown action: exit %d, %s", code, stderr)
+	}
+	unknownKey := writeConfig(t, func(yml, _ string) string { return yml + "    bogus: 1\n" })
+	missing := filepath.Join(t.TempDir(), "none.yaml")
+	badJQ := writeConfig(t, func(yml, _ string) string {
+		return strings.Replace(yml, "SERVICE_NAME: .properties.name", "SERVICE_NAME: .properties.name |", 1)
+	})
+	for name, path := range map[string]string{"unknown key": unknownKey, "no such file": missing, "bad jq": badJQ} {
+		if code, stdout, stderr := runCmd("try", "create_microservice", "--config", path); code != exitUsage || stderr == "" {
+			t.Errorf("%s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", name, code, exitUsage, stdout, stderr)
+		}
 	}
 }
 

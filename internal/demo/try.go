@@ -49,6 +49,13 @@ const (
 	tryOrg          = "org_try"
 )
 
+// BadConfig is an error of try's config or of its ACTION, not of the run or the machine:
+// `port-runner try` exits 2 for it, as every command does for a bad config.
+type BadConfig struct{ Err error }
+
+func (e BadConfig) Error() string { return e.Err.Error() }
+func (e BadConfig) Unwrap() error { return e.Err }
+
 // Try is `port-runner try`: one configured action run locally against the in-process Port
 // API emulator, no Kafka. It prints what the command saw (its environment and run file,
 // masked) and what Port would show (the log, status, every PATCH, entity change, response),
@@ -61,7 +68,7 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	}
 	defer cleanup()
 	if _, ok := cfg.Actions[o.Action]; !ok {
-		return false, fmt.Errorf("action %q is not in the config (actions: %s)", o.Action, strings.Join(cfg.ActionNames(), ", "))
+		return false, BadConfig{fmt.Errorf("action %q is not in the config (actions: %s)", o.Action, strings.Join(cfg.ActionNames(), ", "))}
 	}
 
 	secretInputs := map[string][]string{}
@@ -89,7 +96,7 @@ func Try(ctx context.Context, o TryOptions, out, logOut io.Writer) (bool, error)
 	deps.Logger = zap.New(consoleCore(logOut))
 	a, err := agent.New(cfg, deps)
 	if err != nil {
-		return false, err
+		return false, BadConfig{err} // everything New checks comes from the config, as under run
 	}
 	created, msg, kind, props, err := newTryRun(emu, cfg, o, polled)
 	if err != nil {
@@ -197,10 +204,10 @@ func loadConfig(path string) (*config.Config, func(), error) {
 	if path != "" {
 		raw, err := os.ReadFile(path)
 		if err != nil {
-			return nil, cleanup, fmt.Errorf("read config: %w", err)
+			return nil, cleanup, BadConfig{fmt.Errorf("read config: %w", err)}
 		}
 		if cfg, err = config.Parse(raw, os.LookupEnv); err != nil {
-			return nil, cleanup, fmt.Errorf("%s: %w", path, err)
+			return nil, cleanup, BadConfig{fmt.Errorf("%s: %w", path, err)}
 		}
 		wd, err := os.Getwd()
 		if err != nil {
@@ -239,7 +246,7 @@ func loadConfig(path string) (*config.Config, func(), error) {
 		SessionTimeout: cfg.Kafka.SessionTimeout, MaxDecompressBatchBytes: cfg.Kafka.MaxDecompressBatchBytes}
 	cfg.Metrics.Addr = "-"
 	if err := cfg.Validate(runmsg.CompileSelector, exec.LookPath); err != nil {
-		return nil, cleanup, fmt.Errorf("the config is not valid:\n%w", err)
+		return nil, cleanup, BadConfig{fmt.Errorf("the config is not valid:\n%w", err)}
 	}
 	return cfg, cleanup, nil
 }
