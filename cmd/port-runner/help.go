@@ -33,7 +33,7 @@ func helpCommand() command {
 
 // printGlobalUsage lists every command with its synopsis and summary.
 func printGlobalUsage(w io.Writer) {
-	fmt.Fprint(w, "port-runner executes Port self-service action runs from Kafka.\n\nUsage:\n")
+	fmt.Fprint(w, "port-runner executes Port self-service action runs from Kafka (or Port's claim API).\n\nUsage:\n")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %s\n      %s\n", c.usageLine(), c.summary)
 	}

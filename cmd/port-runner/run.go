@@ -27,7 +27,7 @@ func runCommand() command {
 	return command{
 		name:     "run",
 		synopsis: "--config FILE",
-		summary:  "The agent: executes the configured actions' runs from Kafka and reports them to Port.",
+		summary:  "The agent: executes the configured actions' runs from Kafka (transport: polling: Port's claim API) and reports them to Port.",
 		detail: "A first SIGTERM or SIGINT drains (running commands get executor.shutdownTimeout),\n" +
 			"a second cancels them. Exit 0 after a drain, 1 on a runtime failure (the brokers or\n" +
 			"Port refusing it, a fatal Kafka error), 2 on a bad config. Logs are JSON on stderr;\n" +
