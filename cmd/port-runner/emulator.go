@@ -109,9 +109,9 @@ func (f emulatorFlags) options() (emulator.Options, error) {
 // runEmulator serves the emulator on f.addr, producing its runs to f.brokers, until a signal.
 func runEmulator(opts emulator.Options, f emulatorFlags, stderr io.Writer) int {
 	log, err := newLogger(stderr)
-	if err != nil {
+	if err != nil { // only the PORT_RUNNER_LOG_* variables can be wrong: bad usage
 		fmt.Fprintf(stderr, "port-runner: logger: %v\n", err)
-		return exitRuntime
+		return exitUsage
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()

@@ -248,3 +248,14 @@ func startEmulator(t *testing.T, opts emulator.Options) string {
 	t.Helper()
 	return harness.Serve(t, emulator.New(opts)).URL()
 }
+
+// A log level run cannot read is bad usage, exit 2 as every command's help says, not a
+// runtime failure (1) that a supervisor would restart into the same error.
+func TestRunBadLogLevelIsUsage(t *testing.T) {
+	path := writeConfig(t, nil)
+	t.Setenv("PORT_RUNNER_LOG_LEVEL", "loud")
+	code, _, stderr := runCmd("run", "--config", path)
+	if code != exitUsage || !strings.Contains(stderr, "PORT_RUNNER_LOG_LEVEL") {
+		t.Fatalf("exit %d, want %d and the variable named; stderr:\n%s", code, exitUsage, stderr)
+	}
+}

@@ -53,9 +53,9 @@ func runAgent(path string, stderr io.Writer) int {
 	// protects that; this keeps the credentials out of anything that reads os.Environ.
 	scrubEnv(cfg.AgentSecrets())
 	log, err := newLogger(stderr)
-	if err != nil {
+	if err != nil { // only the PORT_RUNNER_LOG_* variables can be wrong: bad usage
 		fmt.Fprintf(stderr, "port-runner: logger: %v\n", err)
-		return exitRuntime
+		return exitUsage
 	}
 	defer func() { _ = log.Sync() }()
 	if dumpErr != nil {
