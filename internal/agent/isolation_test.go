@@ -114,7 +114,7 @@ func TestIsolationTheAgentRefuses(t *testing.T) {
 		want string
 	}{
 		{"sandbox required without the shim", nil, func(c *config.Config) { c.Executor.Sandbox = config.SandboxRequired }, "executor.sandbox: required"},
-		{"runAs without the shim", nil, func(c *config.Config) { c.Executor.RunAs = "47340-47341" }, "need the exec shim"},
+		{"runAs without the shim", nil, func(c *config.Config) { c.Executor.RunAs = "47340-47347" }, "need the exec shim"},
 		{"a sandbox write over the run directories", []string{"/bin/true"}, func(c *config.Config) {
 			c.Executor.RunsDir = filepath.Join(t.TempDir(), "runs")
 			a := c.Actions["a"]

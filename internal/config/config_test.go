@@ -591,6 +591,7 @@ func TestValidateProblems(t *testing.T) {
 		{"runAs holding the agent's uid", func(c *Config) {
 			c.Executor.RunAs = fmt.Sprintf("%d-%d", os.Getuid(), os.Getuid()+1) // root's is refused as root
 		}, "executor.runAs"},
+		{"runAs fewer uids than maxConcurrent", func(c *Config) { c.Executor.RunAs, c.Executor.MaxConcurrent = "20000-20003", 8 }, "executor.runAs"},
 		{"runsDir relative", func(c *Config) { c.Executor.RunsDir = "runs" }, "executor.runsDir"},
 		{"private relative", func(c *Config) { c.Executor.Private = []string{"/ok", "secrets"} }, "executor.private[1]"},
 		{"negative processes", func(c *Config) { c.Executor.Limits.Processes = -1 }, "executor.limits.processes"},

@@ -132,6 +132,10 @@ func validateIsolation(e Executor, add func(error)) {
 			add(problem("executor.runAs", "%v", err))
 		} else if own := sandbox.OwnIDIn(lo, hi); own >= 0 {
 			add(problem("executor.runAs", "%d-%d holds %d, the agent's own uid or gid: a run of it would reach the agent and every other run", lo, hi, own))
+		} else if n := hi - lo + 1; e.MaxConcurrent > n {
+			// Each running run holds a uid of its own: a run past the range's size would fail
+			// to start ("all uids in use") though the pool had room for it.
+			add(problem("executor.runAs", "%d-%d holds %d uids, fewer than executor.maxConcurrent (%d) runs at once", lo, hi, n, e.MaxConcurrent))
 		}
 	}
 	if e.RunsDir != "" && !filepath.IsAbs(e.RunsDir) {
