@@ -159,31 +159,40 @@ func (m *masker) hold() int {
 	return max(m.longest-1, 0)
 }
 
-// safeCut moves cut left to the start of any value occurrence that would straddle it.
+// safeCut moves cut left to the start of the stretch of overlapping value occurrences that
+// would straddle it. Occurrences that overlap one another form one stretch (the x's of a
+// line masked by "xx"), so it is found in one pass over the line, about what masking the
+// line costs, not one search of every value per byte moved. A stretch that starts the line
+// (secrets longer than a line) is cut where it was anyway.
 func (m *masker) safeCut(buf []byte, cut int) int {
-	h := m.hold()
-	for h > 0 {
-		lo, hi := max(0, cut-h), min(len(buf), cut+h)
-		best := -1
-		for _, v := range m.values {
-			for off := lo; off < cut; {
-				j := bytes.Index(buf[off:hi], []byte(v))
-				if j < 0 || off+j >= cut {
-					break
-				}
-				if s := off + j; s+len(v) > cut {
-					if best < 0 || s < best {
-						best = s
-					}
-					break
-				}
-				off += j + 1
+	if m.hold() == 0 {
+		return cut
+	}
+	hi := min(len(buf), cut+m.hold())
+	reach := make([]int32, cut) // reach[i]: the furthest end of an occurrence starting at i
+	for _, v := range m.values {
+		b := []byte(v)
+		for off := 0; off < cut; {
+			j := bytes.Index(buf[off:hi], b)
+			if j < 0 || off+j >= cut {
+				break
 			}
+			reach[off+j] = max(reach[off+j], int32(off+j+len(v)))
+			off += j + 1
 		}
-		if best <= 0 {
-			return cut // nothing straddles (or a secret longer than a line: cut anyway)
+	}
+	start, end := 0, 0 // the stretch being walked; touching occurrences may be cut apart
+	for i, r := range reach {
+		if r == 0 {
+			continue
 		}
-		cut = best
+		if i >= end {
+			start = i
+		}
+		end = max(end, int(r))
+	}
+	if start > 0 && end > cut {
+		return start
 	}
 	return cut
 }
