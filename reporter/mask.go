@@ -197,17 +197,28 @@ func (m *masker) safeCut(buf []byte, cut int) int {
 	return cut
 }
 
-// Replace returns s with the union of all occurrences of the values as "***".
+// overlapBudget is how many times its length a text's occurrences of masked values may
+// sum to before Replace masks it whole: secrets in real output seldom overlap at all.
+const overlapBudget = 4
+
+// Replace returns s with the union of all occurrences of the values as "***". Occurrences
+// that pile up past overlapBudget times s's length (a command's ::add-mask:: values "xx",
+// "xxx", ... over a line of x's: a span per occurrence was about a gigabyte for one 60 KiB
+// line) mask s whole instead: never less than the union, at a cost bounded by s's length.
 func (m masker) Replace(s string) string {
 	if len(m.values) == 0 || s == "" {
 		return s
 	}
 	var spans []span
+	budget := overlapBudget*len(s) + 4096 // bytes of occurrences found, summed
 	for _, v := range m.values {
 		for off := 0; off+len(v) <= len(s); {
 			j := strings.Index(s[off:], v)
 			if j < 0 {
 				break
+			}
+			if budget -= len(v); budget < 0 {
+				return "***"
 			}
 			spans = append(spans, span{off + j, off + j + len(v)})
 			off += j + 1 // overlapping occurrences of the same value count too
