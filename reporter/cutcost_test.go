@@ -42,3 +42,29 @@ func TestCutThroughOverlappingSecretsIsCheap(t *testing.T) {
 		t.Errorf("the output went as %d lines, want at most 8 of up to %d bytes", n, maxLineBytes)
 	}
 }
+
+// The same with many values that overlap one another ("xx" .. "x{249}", within the
+// command's ::add-mask:: bounds), where masking each piece goes past its overlap budget:
+// the output is still taken, and no part of a value is sent.
+func TestCutThroughManyOverlappingSecretsIsCheap(t *testing.T) {
+	api := &recordAPI{}
+	rl := New(api, Options{}).Start(context.Background(), "r_cutcost_many", nil)
+	for k := 2; k < 250; k++ {
+		write(t, rl, fmt.Sprintf("::add-mask::%s\n", strings.Repeat("x", k)))
+	}
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		write(t, rl, strings.Repeat("x", 4*maxLineBytes)+"\n")
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("256 KiB of output not taken after %v", time.Since(start))
+	}
+	closeRun(t, rl, Outcome{Success: true})
+	if sent := api.all(); strings.Contains(sent, "xx") {
+		t.Errorf("a masked value was sent:\n%.500s", sent)
+	}
+}
