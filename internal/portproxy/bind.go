@@ -32,10 +32,11 @@ func (p *Proxy) Bind(token string, pid int) {
 
 type connKey struct{}
 
-// connPeer caches, for one connection, which run roots its peer process descends from.
+// connPeer caches, for one connection, the runs whose tree its peer process was found in
+// or not: by run, not by its root's pid, which a later run may have once pids wrap around.
 type connPeer struct {
 	mu      sync.Mutex
-	checked map[int]bool
+	checked map[*grant]bool
 }
 
 // checkPeer refuses a request whose connection does not come from the grant's run: the
@@ -59,7 +60,7 @@ func (p *Proxy) checkPeer(r *http.Request, g *grant, l *live) (apiErr, bool) {
 	}
 	cp.mu.Lock()
 	defer cp.mu.Unlock() // one lookup per connection and run, even with pipelined requests
-	if ok, done := cp.checked[g.root]; done {
+	if ok, done := cp.checked[g]; done {
 		return errNotRunProcess, !ok
 	}
 	ok, err := p.peerOf(r, g.root)
@@ -68,9 +69,9 @@ func (p *Proxy) checkPeer(r *http.Request, g *grant, l *live) (apiErr, bool) {
 		return errNotRunProcess, true // not cached: a transient /proc failure may pass
 	}
 	if cp.checked == nil {
-		cp.checked = map[int]bool{}
+		cp.checked = map[*grant]bool{}
 	}
-	cp.checked[g.root] = ok
+	cp.checked[g] = ok
 	return errNotRunProcess, !ok
 }
 
