@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,22 +37,10 @@ func TestValidateNamesEveryProblemAtOnce(t *testing.T) {
 	}
 }
 
-// refusedAddr is an address on which nothing listens.
-func refusedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // A refused broker at start is one clear error line, no stack trace, and exit 1. Port
 // answers: the agent checks it before the brokers (it joins the group only once both do).
 func TestRunRefusedBrokerIsOneLine(t *testing.T) {
-	broker := refusedAddr(t)
+	broker := harness.RefusingAddr(t)
 	base := startEmulator(t, emulator.Options{ClientID: "cid", ClientSecret: "csecret", OrgID: "org_test"})
 	path := writeConfig(t, func(y, _ string) string {
 		y = strings.Replace(y, "  orgID: ${PORT_ORG_ID}\n", "  orgID: ${PORT_ORG_ID}\n  baseURL: "+base+"\n", 1)
@@ -108,7 +95,7 @@ func TestValidateConnect(t *testing.T) {
 		name, path string
 		want       []string
 	}{
-		{"refused broker", config(refusedAddr(t), topic, "csecret"),
+		{"refused broker", config(harness.RefusingAddr(t), topic, "csecret"),
 			[]string{"FAILED   kafka brokers", "connection refused", "skipped  kafka topic", "ok       port credentials"}},
 		{"no such topic", config(broker, "no-such-topic", "csecret"),
 			[]string{"ok       kafka brokers", "FAILED   kafka topic: no-such-topic", "ok       port credentials"}},
@@ -220,7 +207,7 @@ func errorLines(t *testing.T, stderr string) []string {
 // checks the brokers it names (nothing listens at the one given here, so that check fails
 // and says so), never printing the password.
 func TestValidateConnectKafkaFromPort(t *testing.T) {
-	broker := refusedAddr(t)
+	broker := harness.RefusingAddr(t)
 	base := startEmulator(t, emulator.Options{ClientID: "cid", ClientSecret: "csecret", OrgID: "org_test",
 		KafkaCredentials: &emulator.KafkaCredentials{Brokers: []string{broker}, Username: "org_test-user", Password: "kafka-pass-123"}})
 	path := writeConfig(t, func(y, _ string) string {

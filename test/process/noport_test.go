@@ -4,14 +4,12 @@ package process_test
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/port-runner/port-runner/internal/waitcond"
+	"github.com/port-runner/port-runner/test/harness"
 )
 
 // A replica that cannot reach Port (a wrong URL, a NetworkPolicy: a CrashLoopBackOff of a
@@ -26,7 +24,7 @@ func TestReplicaWithoutPortNeverTakesAPartition(t *testing.T) {
 	f.ps.WaitFor("every run to start", 60*time.Second, func() bool { return f.record.started(ids) == len(ids) })
 
 	// B's Port refuses every connection.
-	refused := "http://" + refusingAddr(t)
+	refused := "http://" + harness.RefusingAddr(t)
 	b := f.start("B", f.config("B", f.actions(20)+fmt.Sprintf("port: {baseURL: %q}\n", refused)))
 	// Until B gives up (the agent's 30s start check), the group is A alone, with every
 	// partition, at every look.
@@ -48,28 +46,4 @@ func TestReplicaWithoutPortNeverTakesAPartition(t *testing.T) {
 		}
 	}
 	f.closedEach(ids)
-}
-
-// refusingAddr is a loopback address whose port refuses every connection until the test
-// ends: a socket bound to it that never listens, so that no listener of another test (they
-// run in parallel) gets the port meanwhile, as one could once a closed listener freed it.
-func refusingAddr(t *testing.T) string {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("socket: %v", err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatalf("binding a loopback port: %v", err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatalf("getsockname: %v", err)
-	}
-	in4, ok := sa.(*syscall.SockaddrInet4)
-	if !ok {
-		t.Fatalf("getsockname: %T, want an IPv4 address", sa)
-	}
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(in4.Port))
 }
