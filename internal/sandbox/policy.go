@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -94,17 +95,90 @@ func (l *Layout) addEntries(d string, ancestors map[string]bool) error {
 		}
 		isDev := target == "/dev" || strings.HasPrefix(target, "/dev/")
 		switch {
-		case fi.IsDir() && isDev:
-			l.DevDirs = append(l.DevDirs, target)
+		case isDev:
+			l.addDevice(target, fi, 0)
 		case fi.IsDir():
 			l.Dirs = append(l.Dirs, target)
-		case isDev:
-			l.DevFiles = append(l.DevFiles, target)
 		default:
 			l.Files = append(l.Files, target)
 		}
 	}
 	return nil
+}
+
+// rawDevices are the character devices onto the machine's memory and I/O ports.
+var rawDevices = [...]string{"/dev/mem", "/dev/kmem", "/dev/port"}
+
+// maxDevDepth bounds how deep addDevice lists /dev; a directory deeper that holds raw
+// storage is left out whole.
+const maxDevDepth = 4
+
+// addDevice allows device path (info fi) unless it reaches raw storage or memory: a block
+// device holds a file system's bytes, the private paths' among them, which a command in the
+// disk's group or running as root could read; /dev/mem the agent's memory. A directory
+// holding neither is allowed whole (a pty made later under /dev/pts is allowed too); one
+// holding some is listed, its other entries allowed one by one.
+func (l *Layout) addDevice(path string, fi os.FileInfo, depth int) {
+	switch {
+	case rawStorage(path, fi):
+		return
+	case !fi.IsDir():
+		l.DevFiles = append(l.DevFiles, path)
+		return
+	case !holdsRawStorage(path):
+		l.DevDirs = append(l.DevDirs, path)
+		return
+	case depth >= maxDevDepth:
+		return
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		p := filepath.Join(path, e.Name())
+		if e.Type()&os.ModeSymlink != 0 || l.Overlaps(p) {
+			continue // Landlock checks a link's target where it lies, not the link
+		}
+		if fi, err := os.Lstat(p); err == nil {
+			l.addDevice(p, fi, depth+1)
+		}
+	}
+}
+
+// rawStorage reports whether path (info fi, links not followed) is a block device or one
+// of rawDevices.
+func rawStorage(path string, fi os.FileInfo) bool {
+	if fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0 {
+		return true
+	}
+	for _, r := range rawDevices {
+		if path == r {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsRawStorage reports whether directory dir holds raw storage at any depth (links not
+// followed: Landlock allows a link's target by the target's own place); an unreadable part
+// counts as holding some.
+func holdsRawStorage(dir string) bool {
+	found := false
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type()&(os.ModeDevice|os.ModeCharDevice) == 0 {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil && rawStorage(p, fi) {
+			found = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return found || err != nil
 }
 
 // covers reports whether path is a private path or inside one.

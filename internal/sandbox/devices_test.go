@@ -1,0 +1,64 @@
+package sandbox
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestLayoutAllowsNoRawStorageOrMemory: the device files a sandboxed command may read and
+// write never include a block device (a disk holds every file's bytes, the private paths'
+// among them: a command that can open it reads them, as root or in the disk's group) nor
+// /dev/mem, /dev/kmem or /dev/port, whether the runs root lies under /dev (its entries
+// are listed) or elsewhere (/dev itself is an entry of /).
+func TestLayoutAllowsNoRawStorageOrMemory(t *testing.T) {
+	blocks := blockDevices(t)
+	if len(blocks) == 0 {
+		t.Skip("no block device under /dev on this machine")
+	}
+	for _, private := range []string{"/dev/shm/port-runner-test/runs", filepath.Join(t.TempDir(), "runs")} {
+		l, err := NewLayout([]string{private})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range l.DevFiles {
+			if fi, err := os.Stat(p); err == nil && fi.Mode()&fs.ModeDevice != 0 && fi.Mode()&fs.ModeCharDevice == 0 {
+				t.Errorf("private %s: the layout allows the block device %s", private, p)
+			}
+			if p == "/dev/mem" || p == "/dev/kmem" || p == "/dev/port" {
+				t.Errorf("private %s: the layout allows %s", private, p)
+			}
+		}
+		for _, b := range blocks {
+			for _, d := range l.DevDirs {
+				if b == d || strings.HasPrefix(b, d+"/") {
+					t.Errorf("private %s: the layout allows %s, which holds the block device %s", private, d, b)
+				}
+			}
+		}
+		if len(l.DevFiles)+len(l.DevDirs) == 0 {
+			t.Errorf("private %s: the layout allows no device at all", private)
+		}
+	}
+}
+
+// blockDevices lists the block devices under /dev, links not followed.
+func blockDevices(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	_ = filepath.WalkDir("/dev", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if p == "/dev/shm" && d.IsDir() {
+			return filepath.SkipDir
+		}
+		if d.Type()&fs.ModeDevice != 0 && d.Type()&fs.ModeCharDevice == 0 {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
