@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"go.uber.org/zap"
@@ -51,6 +52,9 @@ func newIsolation(cfg *config.Config, deps Deps) (*isolation, error) {
 			return nil, err
 		}
 	}
+	if os.Geteuid() == 0 && !iso.prot.Has(sandbox.RunUID) {
+		iso.note(rootNote)
+	}
 	if iso.limits.Processes > 0 && !iso.prot.Has(sandbox.RunUID) && !iso.prot.Has(sandbox.CgroupPids) {
 		iso.note(fmt.Sprintf("executor.limits.processes (%d) is not enforced: it needs executor.runAs or executor.cgroups", iso.limits.Processes))
 	}
@@ -64,6 +68,10 @@ func newIsolation(cfg *config.Config, deps Deps) (*isolation, error) {
 	}
 	return iso, nil
 }
+
+// rootNote is the isolation's note for an agent running as root without executor.runAs:
+// its commands keep root's capabilities, which no Landlock rule holds back (README "Isolation").
+const rootNote = "commands run as root (the agent's uid; no executor.runAs): the sandbox does not hold root's capabilities back (kernel modules, raw I/O, the kernel's memory); set executor.runAs"
 
 // settleSandbox builds the Landlock layout: everything readable but the agent's config, its
 // credential files, the run directories and executor.private.

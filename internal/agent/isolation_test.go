@@ -135,3 +135,30 @@ func TestIsolationTheAgentRefuses(t *testing.T) {
 		})
 	}
 }
+
+// An agent running as root without executor.runAs says, wherever it reports its isolation
+// (validate, the start-up log, /status), that its commands run as root, which the sandbox
+// does not contain; an agent not root, or with runAs, does not.
+func TestIsolationSaysCommandsRunAsRoot(t *testing.T) {
+	h := harness.New(t, 1)
+	cfg := h.Config(t, harness.Actions(fmt.Sprintf("  a:\n    command: [%q]\n", harness.Script(t, "true"))))
+	cfg.Executor.Sandbox = config.SandboxOff
+	summary, err := agent.Isolation(cfg, agent.Deps{Shim: []string{"/bin/true"}, ShimKind: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	said := strings.Contains(summary, "commands run as root")
+	if root := os.Geteuid() == 0; said != root {
+		t.Fatalf("running as root: %v; the isolation says so: %v:\n%s", root, said, summary)
+	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	cfg.Executor.RunAs, cfg.Executor.MaxConcurrent = "47340-47347", 8
+	if summary, err = agent.Isolation(cfg, agent.Deps{Shim: []string{"/bin/true"}, ShimKind: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(summary, "commands run as root") {
+		t.Fatalf("with executor.runAs, the isolation says commands run as root:\n%s", summary)
+	}
+}
