@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -62,3 +63,28 @@ func blockDevices(t *testing.T) []string {
 	})
 	return out
 }
+
+// TestLayoutNeverAllowsSharedMemory: /dev/shm is a world-writable sticky directory, shared
+// by every process of the machine (every run of the agent's uid among them), like /tmp.
+// When the runs root lies in it (the default) the layout cannot allow it; elsewhere it did,
+// whole: one run could leave files there for the next, or read a concurrent run's. It is
+// allowed in neither case, so a command sees the same sandbox wherever the runs root is.
+func TestLayoutNeverAllowsSharedMemory(t *testing.T) {
+	fi, err := os.Stat(shmDir)
+	if err != nil || fi.Mode()&os.ModeSticky == 0 || fi.Mode().Perm()&0o002 == 0 {
+		t.Skipf("no world-writable sticky %s here", shmDir)
+	}
+	for _, private := range []string{filepath.Join(shmDir, "port-runner-test/runs"), filepath.Join(t.TempDir(), "runs")} {
+		l, err := NewLayout([]string{private})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range slices.Concat(l.Dirs, l.Files, l.DevDirs, l.DevFiles) {
+			if p == shmDir || strings.HasPrefix(p, shmDir+"/") {
+				t.Errorf("private %s: the layout allows %s", private, p)
+			}
+		}
+	}
+}
+
+const shmDir = "/dev/shm"

@@ -67,8 +67,8 @@ func (l *Layout) addEntries(d string, ancestors map[string]bool) error {
 	if err != nil {
 		return nil // a private path's missing parent: nothing beside it to allow
 	}
-	if fi.Mode()&os.ModeSticky != 0 && fi.Mode().Perm()&0o002 != 0 {
-		return nil // shared: see NewLayout
+	if shared(fi) {
+		return nil // see NewLayout
 	}
 	entries, err := os.ReadDir(d)
 	if err != nil {
@@ -115,17 +115,18 @@ const maxDevDepth = 4
 
 // addDevice allows device path (info fi) unless it reaches raw storage or memory: a block
 // device holds a file system's bytes, the private paths' among them, which a command in the
-// disk's group or running as root could read; /dev/mem the agent's memory. A directory
-// holding neither is allowed whole (a pty made later under /dev/pts is allowed too); one
+// disk's group or running as root could read; /dev/mem the agent's memory. Nor a shared
+// directory (/dev/shm): not where the runs root is, so not anywhere. A directory holding
+// none of them is allowed whole (a pty made later under /dev/pts is allowed too); one
 // holding some is listed, its other entries allowed one by one.
 func (l *Layout) addDevice(path string, fi os.FileInfo, depth int) {
 	switch {
-	case rawStorage(path, fi):
+	case excludedDevice(path, fi):
 		return
 	case !fi.IsDir():
 		l.DevFiles = append(l.DevFiles, path)
 		return
-	case !holdsRawStorage(path):
+	case !holdsExcluded(path):
 		l.DevDirs = append(l.DevDirs, path)
 		return
 	case depth >= maxDevDepth:
@@ -146,9 +147,19 @@ func (l *Layout) addDevice(path string, fi os.FileInfo, depth int) {
 	}
 }
 
-// rawStorage reports whether path (info fi, links not followed) is a block device or one
-// of rawDevices.
-func rawStorage(path string, fi os.FileInfo) bool {
+// shared reports whether a directory is world-writable and sticky (/tmp, /dev/shm): its
+// entries belong to whoever made them, any uid's, every run's of the agent's uid among them.
+// Allowed whole, it would be a place where one run leaves files for the next to read.
+func shared(fi os.FileInfo) bool {
+	return fi.Mode()&os.ModeSticky != 0 && fi.Mode().Perm()&0o002 != 0
+}
+
+// excludedDevice reports whether path (info fi, links not followed) is never allowed: a
+// block device, one of rawDevices or a shared directory.
+func excludedDevice(path string, fi os.FileInfo) bool {
+	if fi.IsDir() {
+		return shared(fi)
+	}
 	if fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0 {
 		return true
 	}
@@ -160,19 +171,19 @@ func rawStorage(path string, fi os.FileInfo) bool {
 	return false
 }
 
-// holdsRawStorage reports whether directory dir holds raw storage at any depth (links not
-// followed: Landlock allows a link's target by the target's own place); an unreadable part
-// counts as holding some.
-func holdsRawStorage(dir string) bool {
+// holdsExcluded reports whether directory dir holds what excludedDevice excludes, at any
+// depth (links not followed: Landlock allows a link's target by the target's own place); an
+// unreadable part counts as holding some.
+func holdsExcluded(dir string) bool {
 	found := false
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.Type()&(os.ModeDevice|os.ModeCharDevice) == 0 {
+		if p == dir || d.Type()&(os.ModeDevice|os.ModeDir) == 0 {
 			return nil
 		}
-		if fi, err := d.Info(); err == nil && rawStorage(p, fi) {
+		if fi, err := d.Info(); err == nil && excludedDevice(p, fi) {
 			found = true
 			return filepath.SkipAll
 		}
