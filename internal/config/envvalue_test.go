@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/port-runner/port-runner/internal/runmsg"
 )
 
 // A value ${VAR} filled that does not decode is named by the ${VAR} the file wrote, never
@@ -57,5 +59,46 @@ func TestValidateDoesNotQuoteAValueFromTheEnvironment(t *testing.T) {
 		if !strings.Contains(msg, want) {
 			t.Errorf("problems: %s\nwant %q", msg, want)
 		}
+	}
+}
+
+// A jq expression holding a value from the environment (a literal password in an env
+// entry, `'"${DB_PASSWORD}"'`) that does not parse is named by the text the file wrote,
+// and the parser's message is not shown: gojq quotes the token it stopped at, a piece of
+// the password ("unexpected token \"Qx9w0rd\"").
+func TestAJQErrorDoesNotQuoteAPieceOfAValueFromTheEnvironment(t *testing.T) {
+	for _, pw := range []string{`pa"Qx9w0rd-77zz`, `pa\Qx9w0rd-77zz`, `p" Qx9w0rd77zz`} {
+		env := map[string]string{"DB_PASSWORD": pw}
+		lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+		doc := "message: {entity: '\"${DB_PASSWORD}\"'}\n" +
+			"actions:\n  a:\n    command: [/bin/true]\n    when: '\"${DB_PASSWORD}\" == .x'\n" +
+			"    env:\n      DB_PASSWORD: '\"${DB_PASSWORD}\"'\n" +
+			"    workflowNode: {url: 'https://x.invalid/n', selector: '\"${DB_PASSWORD}\"'}\n"
+		cfg, _, ps := ParseAll([]byte(doc), lookup)
+		if len(ps) > 0 {
+			t.Fatal(ps)
+		}
+		err := cfg.Validate(runmsg.CompileSelector, func(p string) (string, error) { return p, nil })
+		if err == nil {
+			t.Fatalf("%q: no problem", pw)
+		}
+		msg := err.Error()
+		for _, key := range []string{"message.entity", "actions.a.when", "actions.a.env.DB_PASSWORD", "actions.a.workflowNode.selector"} {
+			if !strings.Contains(msg, key+`: bad jq expression "${DB_PASSWORD}"`) &&
+				!strings.Contains(msg, key+`: bad jq expression "${DB_PASSWORD}" == .x`) {
+				t.Errorf("%q: no problem names %s by the text the file wrote:\n%s", pw, key, msg)
+			}
+		}
+		for _, piece := range []string{"Qx9", "w0rd", "77z", `\Q`} {
+			if strings.Contains(msg, piece) {
+				t.Errorf("%q: the problems quote %q, a piece of the value:\n%s", pw, piece, msg)
+			}
+		}
+	}
+	// A literal expression's problem still quotes the parser's message: that helps.
+	cfg, _, _ := ParseAll([]byte("actions:\n  a: {command: [/bin/true], env: {X: '\"a\"b'}}\n"), nil)
+	if err := cfg.Validate(runmsg.CompileSelector, func(p string) (string, error) { return p, nil }); err == nil ||
+		!strings.Contains(err.Error(), `unexpected token "b"`) {
+		t.Errorf("a literal expression: %v, want the parser's message", err)
 	}
 }

@@ -28,6 +28,10 @@ type keyError struct {
 	key  string
 	msg  string
 	line int
+	// expr, set by jqProblem, is the jq expression msg quotes with its parser's message,
+	// which quotes pieces of it: hideEnvValues drops that message when expr came from the
+	// environment.
+	expr string
 }
 
 func (e keyError) Error() string {
@@ -63,6 +67,13 @@ func problem(key, format string, args ...any) error {
 	return keyError{key: key, msg: fmt.Sprintf(format, args...)}
 }
 
+// jqProblem is the problem of a jq expression that does not parse or compile: gojq's message
+// says where it stopped and quotes the token there ("unexpected token \"ss\""), a piece of
+// the expression.
+func jqProblem(key, expr string, err error) error {
+	return keyError{key: key, msg: fmt.Sprintf("bad jq expression %q: %v", expr, err), expr: expr}
+}
+
 // envValue is a value ${VAR} filled, quoted (%q), and the text the file wrote for it.
 type envValue struct{ quoted, written string }
 
@@ -96,6 +107,11 @@ func hideEnvValues(ps Problems, values []envValue) Problems {
 	for i, e := range ps {
 		if ke, ok := e.(keyError); ok {
 			ke.msg = hide(ke.msg)
+			if v, ok := envValueOf(values, ke.expr); ok {
+				// Replacing the whole value is not enough: the parser's message quotes a
+				// piece of it (a literal password in an env expression, '"${DB_PASSWORD}"').
+				ke.msg = "bad jq expression " + v.written + " (the jq parser's message is not shown: it would quote what the environment gave)"
+			}
 			out[i] = ke
 		} else if msg := e.Error(); hide(msg) != msg {
 			out[i] = errors.New(hide(msg))
@@ -104,4 +120,19 @@ func hideEnvValues(ps Problems, values []envValue) Problems {
 		}
 	}
 	return out
+}
+
+// envValueOf is the value of values that expr is, as a whole: a jq expression the
+// environment filled.
+func envValueOf(values []envValue, expr string) (envValue, bool) {
+	if expr == "" {
+		return envValue{}, false
+	}
+	q := strconv.Quote(expr)
+	for _, v := range values {
+		if v.quoted == q {
+			return v, true
+		}
+	}
+	return envValue{}, false
 }

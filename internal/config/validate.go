@@ -201,7 +201,7 @@ func validateMessage(m Message, compile CompileFunc, add func(error)) {
 		"message.properties": m.Properties, "message.entity": m.Entity,
 	} {
 		if err := compile(expr); err != nil {
-			add(problem(key, "bad jq expression %q: %v", expr, err))
+			add(jqProblem(key, expr, err))
 		}
 	}
 }
@@ -235,7 +235,7 @@ func validateAction(key string, a Action, cgroups bool, compile CompileFunc, loo
 	}
 	if a.When != "" {
 		if err := compile(a.When); err != nil {
-			add(problem(key+".when", "bad jq expression %q: %v", a.When, err))
+			add(jqProblem(key+".when", a.When, err))
 		}
 	}
 	if wn := a.WorkflowNode; wn != nil {
@@ -244,7 +244,7 @@ func validateAction(key string, a Action, cgroups bool, compile CompileFunc, loo
 		}
 		if wn.Selector != "" {
 			if err := compile(wn.Selector); err != nil {
-				add(problem(key+".workflowNode.selector", "bad jq expression %q: %v", wn.Selector, err))
+				add(jqProblem(key+".workflowNode.selector", wn.Selector, err))
 			}
 		}
 	}
@@ -274,7 +274,7 @@ func validateActionEnv(key string, env map[string]string, compile CompileFunc, a
 			add(problem(key+".env."+n, "the PORT_ prefix is reserved for variables the agent sets"))
 		}
 		if err := compile(env[n]); err != nil {
-			add(problem(key+".env."+n, "bad jq expression %q: %v", env[n], err))
+			add(jqProblem(key+".env."+n, env[n], err))
 		}
 	}
 }
