@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -79,7 +80,7 @@ func (f *runFiles) outputs() (map[string]any, error) {
 		return nil, err
 	}
 	var out map[string]any
-	if err := json.Unmarshal(b, &out); err != nil {
+	if err := decodeJSON(b, &out); err != nil {
 		return nil, errors.New("not a JSON object")
 	}
 	return out, nil
@@ -93,8 +94,24 @@ func (f *runFiles) responseBody() (any, bool, error) {
 		return nil, false, err
 	}
 	var v any
-	if json.Unmarshal(b, &v) != nil {
+	if decodeJSON(b, &v) != nil {
 		v = string(b)
 	}
 	return v, true, nil
+}
+
+// decodeJSON reads b, one JSON value, with its numbers as written (json.Number), as the
+// Port API proxy does: a float64 would send 12345678901234567891 to Port as
+// 12345678901234567000, unlike what the command wrote, and past the mask of a numeric secret
+// it holds (README "What Port sees").
+func decodeJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.Decode(new(json.RawMessage)) != io.EOF {
+		return errors.New("data after the JSON value")
+	}
+	return nil
 }
