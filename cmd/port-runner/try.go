@@ -9,12 +9,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/port-runner/port-runner/internal/demo"
+	"github.com/port-runner/port-runner/internal/shim"
 )
 
 func tryCommand() command {
@@ -53,6 +55,12 @@ func tryCommand() command {
 }
 
 func try(opts demo.TryOptions, stdout, stderr io.Writer) int {
+	// As run does (README "Isolation"), before any credential is read: a command of this uid,
+	// sandbox off, would read this process's initial environment (the shell's credentials,
+	// the config's ${PORT_CLIENT_SECRET}) and memory.
+	if err := shim.SetNonDumpable(); err != nil && runtime.GOOS == "linux" {
+		fmt.Fprintf(stderr, "port-runner try: cannot make this process non-dumpable: commands may read its memory and initial environment: %v\n", err)
+	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
 	log := zap.New(zapcore.NewNopCore())
