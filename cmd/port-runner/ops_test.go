@@ -246,3 +246,20 @@ func TestRunBadLogLevelIsUsage(t *testing.T) {
 		t.Fatalf("exit %d, want %d and the variable named; stderr:\n%s", code, exitUsage, stderr)
 	}
 }
+
+// A password in port.baseURL (a gateway in front of Port's API) is not printed by
+// validate --connect, whether Port takes the credentials or not.
+func TestValidateConnectHidesTheBaseURLPassword(t *testing.T) {
+	base := startEmulator(t, emulator.Options{ClientID: "cid", ClientSecret: "csecret", OrgID: "org_test"})
+	withPassword := strings.Replace(base, "://", "://gw:gw-pass-77@", 1)
+	for _, secret := range []string{"csecret", "wrong"} {
+		path := writeConfig(t, func(y, _ string) string {
+			y = strings.Replace(y, "clientSecret: ${PORT_CLIENT_SECRET}", "clientSecret: "+secret, 1)
+			return strings.Replace(y, "  orgID: ${PORT_ORG_ID}\n", "  orgID: ${PORT_ORG_ID}\n  baseURL: "+withPassword+"\n", 1)
+		})
+		_, stdout, stderr := runCmd("validate", "--connect", "--config", path)
+		if !strings.Contains(stdout, "port credentials") || strings.Contains(stdout+stderr, "gw-pass-77") {
+			t.Errorf("secret %s: the base URL's password is printed, or no Port check:\n%s%s", secret, stdout, stderr)
+		}
+	}
+}
