@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/port-runner/port-runner/internal/runmsg"
 	"github.com/port-runner/port-runner/internal/waitcond"
 	"github.com/port-runner/port-runner/test/harness"
 )
@@ -21,10 +20,6 @@ import (
 func TestCanarySecretReachesNoOutputOfTheAgent(t *testing.T) {
 	h := harness.New(t, 1)
 	pw := "cAnAry-Qx9-w0rd"
-	enc, err := runmsg.EncryptSecret(harness.Secret, []byte(pw))
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	tokFile, goFile := filepath.Join(dir, "token"), filepath.Join(dir, "go")
 	script := harness.Script(t, fmt.Sprintf(`
@@ -49,9 +44,7 @@ exit 3
     sandbox: off
 `, script)))
 	cfg.Metrics.Addr = "127.0.0.1:0"
-	h.Emu.RegisterRun("r_canary", "deploy")
-	msg := fmt.Sprintf(`{"action":"deploy","context":{"runId":"r_canary"},"payload":{"properties":{"pw":%q},"action":{"invocationMethod":{"type":"WEBHOOK","agent":true,"synchronized":true},"userInputs":{"properties":{"pw":{"type":"string","encryption":"aes256-gcm"}}}}}}`, enc)
-	h.Produce(t, []byte("r_canary"), h.Sign(t, msg))
+	produceSecretRun(t, h, "r_canary", "deploy", pw)
 	a := h.Start(t, cfg)
 	base := a.MetricsURL(t)
 	var pages []string

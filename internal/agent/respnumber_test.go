@@ -16,18 +16,12 @@ import (
 func TestALongNumericSecretInTheResponseIsMasked(t *testing.T) {
 	h := harness.New(t, 1)
 	pw := "12345678901234567891"
-	enc, err := runmsg.EncryptSecret(harness.Secret, []byte(pw))
-	if err != nil {
-		t.Fatal(err)
-	}
 	script := harness.Script(t, `printf '{"token":%s,"id":98765432109876543210}' "$PW" > "$PORT_RESPONSE_FILE"`)
 	cfg := h.Config(t, harness.Actions(fmt.Sprintf(`  deploy:
     command: [%q]
     env: {PW: .properties.pw}
 `, script)))
-	h.Emu.RegisterRun("r_num", "deploy")
-	msg := fmt.Sprintf(`{"action":"deploy","context":{"runId":"r_num"},"payload":{"properties":{"pw":%q},"action":{"invocationMethod":{"type":"WEBHOOK","agent":true,"synchronized":true},"userInputs":{"properties":{"pw":{"type":"string","encryption":"aes256-gcm"}}}}}}`, enc)
-	h.Produce(t, []byte("r_num"), h.Sign(t, msg))
+	produceSecretRun(t, h, "r_num", "deploy", pw)
 	h.Start(t, cfg)
 	h.WaitClosed(t, "r_num")
 	var got []byte // as sent: the emulator's Response is decoded into float64s
@@ -43,4 +37,17 @@ func TestALongNumericSecretInTheResponseIsMasked(t *testing.T) {
 	if !strings.Contains(string(got), `"token":"***"`) || !strings.Contains(string(got), "98765432109876543210") {
 		t.Errorf("Port's response is %s, want the token masked and the id as written", got)
 	}
+}
+
+// produceSecretRun registers run id of action in Port and produces its signed message, as
+// Port sends a synchronous action's run: its input pw a Port-managed secret input.
+func produceSecretRun(t *testing.T, h *harness.Env, id, action, pw string) {
+	t.Helper()
+	enc, err := runmsg.EncryptSecret(harness.Secret, []byte(pw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Emu.RegisterRun(id, action)
+	msg := fmt.Sprintf(`{"action":%q,"context":{"runId":%q},"payload":{"properties":{"pw":%q},"action":{"invocationMethod":{"type":"WEBHOOK","agent":true,"synchronized":true},"userInputs":{"properties":{"pw":{"type":"string","encryption":"aes256-gcm"}}}}}}`, action, id, enc)
+	h.Produce(t, []byte(id), h.Sign(t, msg))
 }

@@ -44,12 +44,7 @@ func TestCommandFindsNoCredential(t *testing.T) {
 	}
 	broker := plaintextBroker(t)
 	portSecret, kafkaPass := "port-secret-"+randomHex(t), "kafka-pass-"+randomHex(t)
-	dir := sharedDir(t)
-	out := writableDir(t, dir)
-	script := filepath.Join(dir, "snoop.sh")
-	if err := os.WriteFile(script, []byte(snoopScript), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir, out, script := snoopIn(t)
 	h := harness.New(t, 1, harness.WithBroker(broker), harness.WithPort(func(o *emulator.Options) { o.ClientSecret = portSecret }))
 	cfg := h.ConfigFile(t, dir, fmt.Sprintf(`
 port: {clientSecret: "${PORT_CLIENT_SECRET}"}
@@ -97,6 +92,18 @@ actions:
 	if logs := agent.Log(); strings.Contains(logs, portSecret) || strings.Contains(logs, kafkaPass) {
 		t.Errorf("a credential is in the agent's own log")
 	}
+}
+
+// snoopIn writes snoopScript into a sharedDir, with the writableDir it reports to.
+func snoopIn(t *testing.T) (dir, out, script string) {
+	t.Helper()
+	dir = sharedDir(t)
+	out = writableDir(t, dir)
+	script = filepath.Join(dir, "snoop.sh")
+	if err := os.WriteFile(script, []byte(snoopScript), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir, out, script
 }
 
 // sharedDir is a temporary directory every uid can enter: the agent runs as another one.

@@ -25,12 +25,7 @@ func TestTryCommandFindsNoCredential(t *testing.T) {
 		t.Skip("needs root, to run try as another uid than the test's")
 	}
 	portSecret, shellSecret := "port-secret-"+randomHex(t), "shell-secret-"+randomHex(t)
-	dir := sharedDir(t)
-	out := writableDir(t, dir)
-	script := filepath.Join(dir, "snoop.sh")
-	if err := os.WriteFile(script, []byte(snoopScript), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir, out, script := snoopIn(t)
 	cfg := filepath.Join(dir, "config.yaml")
 	yml := fmt.Sprintf("port: {clientSecret: \"${PORT_CLIENT_SECRET}\"}\nactions:\n  snoop: {command: [%q, %q], sandbox: off}\n", script, out)
 	if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
