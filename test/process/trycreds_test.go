@@ -1,3 +1,5 @@
+//go:build linux
+
 package process_test
 
 import (
@@ -5,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,9 +19,6 @@ import (
 // environment, which holds the shell's credentials (the config's ${PORT_CLIENT_SECRET}, and
 // whatever else the user exported) just as the agent's does.
 func TestTryCommandFindsNoCredential(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("Linux: /proc and PR_SET_DUMPABLE")
-	}
 	if os.Getuid() != 0 {
 		t.Skip("needs root, to run try as another uid than the test's")
 	}
