@@ -11,29 +11,54 @@ import (
 // container's) was allowed whole, and with it the /dev/shm it holds. A directory holding a
 // shared one is listed instead, its other entries allowed one by one.
 func TestDeviceDirectoryHoldingASharedOneIsListed(t *testing.T) {
-	dev := t.TempDir()
-	shm := filepath.Join(dev, "shm")
-	pts := filepath.Join(dev, "pts")
+	dev, shm, pts := fakeDev(t, 0o777|os.ModeSticky)
+	null := filepath.Join(dev, "null")
+	if err := os.WriteFile(null, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	l := addFakeDev(t, dev)
+	if got := slices.Concat(l.DevDirs, l.DevFiles); slices.Contains(got, dev) || slices.Contains(got, shm) ||
+		!slices.Contains(l.DevDirs, pts) || !slices.Contains(l.DevFiles, null) {
+		t.Fatalf("allowed %q; want %s and %s, neither %s nor %s", got, pts, null, dev, shm)
+	}
+}
+
+// TestDeviceDirectoryAnyUIDWritesInIsNotAllowed: /dev/shm is world-writable without the
+// sticky bit when it is a Kubernetes emptyDir (the chart mounts one there), and as shared
+// as a sticky one: it is left out too, and the /dev holding it listed.
+func TestDeviceDirectoryAnyUIDWritesInIsNotAllowed(t *testing.T) {
+	dev, shm, pts := fakeDev(t, 0o777)
+	l := addFakeDev(t, dev)
+	if got := slices.Concat(l.DevDirs, l.DevFiles); slices.Contains(got, dev) || slices.Contains(got, shm) ||
+		!slices.Contains(l.DevDirs, pts) {
+		t.Fatalf("allowed %q; want %s, neither %s nor %s", got, pts, dev, shm)
+	}
+}
+
+// fakeDev is a directory holding a pts directory and a shm one of mode shmMode.
+func fakeDev(t *testing.T, shmMode os.FileMode) (dev, shm, pts string) {
+	t.Helper()
+	dev = t.TempDir()
+	shm, pts = filepath.Join(dev, "shm"), filepath.Join(dev, "pts")
 	for _, d := range []string{shm, pts} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Chmod(shm, 0o777|os.ModeSticky); err != nil {
+	if err := os.Chmod(shm, shmMode); err != nil {
 		t.Fatal(err)
 	}
-	null := filepath.Join(dev, "null")
-	if err := os.WriteFile(null, nil, 0o666); err != nil {
-		t.Fatal(err)
-	}
+	return dev, shm, pts
+}
+
+// addFakeDev is a layout that allows dev as it would /dev.
+func addFakeDev(t *testing.T, dev string) *Layout {
+	t.Helper()
 	l := &Layout{private: []string{"/nowhere/runs"}}
 	fi, err := os.Stat(dev)
 	if err != nil {
 		t.Fatal(err)
 	}
 	l.addDevice(dev, fi, 0)
-	if got := slices.Concat(l.DevDirs, l.DevFiles); slices.Contains(got, dev) || slices.Contains(got, shm) ||
-		!slices.Contains(l.DevDirs, pts) || !slices.Contains(l.DevFiles, null) {
-		t.Fatalf("allowed %q; want %s and %s, neither %s nor %s", got, pts, null, dev, shm)
-	}
+	return l
 }

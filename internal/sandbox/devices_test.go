@@ -88,3 +88,57 @@ func TestLayoutNeverAllowsSharedMemory(t *testing.T) {
 }
 
 const shmDir = "/dev/shm"
+
+// TestLayoutAllowsNothingBesideTheRunsRootInADeviceDirectoryAnyUIDWritesIn: the runs root
+// in a /dev/shm that is world-writable without the sticky bit (a Kubernetes emptyDir, the
+// chart's) made the other entries there device files a command could read and write: what
+// another process, or a run without the sandbox, left there.
+func TestLayoutAllowsNothingBesideTheRunsRootInADeviceDirectoryAnyUIDWritesIn(t *testing.T) {
+	dir, err := os.MkdirTemp(shmDir, "port-runner-test-")
+	if err != nil {
+		t.Skipf("cannot make a directory in %s: %v", shmDir, err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "sem.left-by-another")
+	if err := os.WriteFile(other, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	l, err := NewLayout([]string{filepath.Join(dir, "runs")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range slices.Concat(l.Dirs, l.Files, l.DevDirs, l.DevFiles) {
+		if p == other {
+			t.Errorf("the layout allows %s, beside the runs root in the world-writable %s", p, dir)
+		}
+	}
+}
+
+// TestLayoutKeepsTheOrdinaryDevices: listing /dev to leave out raw storage and shared
+// directories keeps what an ordinary command opens (its null, random, terminal and pty
+// devices) allowed, wherever the runs root is; a link (/dev/ptmx in a container) by its
+// target, which is where Landlock checks it.
+func TestLayoutKeepsTheOrdinaryDevices(t *testing.T) {
+	for _, private := range []string{"/dev/shm/port-runner-test/runs", filepath.Join(t.TempDir(), "runs")} {
+		l, err := NewLayout([]string{private})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx", "/dev/pts"} {
+			real, err := filepath.EvalSymlinks(p)
+			if err != nil {
+				continue // not on this machine
+			}
+			allowed := slices.Contains(l.DevFiles, real)
+			for _, d := range l.DevDirs {
+				allowed = allowed || real == d || strings.HasPrefix(real, d+"/")
+			}
+			if !allowed {
+				t.Errorf("private %s: the layout does not allow %s (%s)", private, p, real)
+			}
+		}
+	}
+}

@@ -21,10 +21,11 @@ type Layout struct {
 
 // NewLayout lists what a command may read beside private (the runs root, the agent's config
 // and credential files). A private path that does not exist is still kept out. A
-// world-writable sticky directory (/tmp, /dev/shm) along the way allows none of its
-// entries: each belongs to whoever made it (any uid could replace its own with a link to a
-// private path by the time a run's ruleset opens it), and on a busy machine there are
-// thousands, a rule each that every run would pay for. Commands get TMPDIR in their run.
+// world-writable sticky directory (/tmp, /dev/shm; under /dev, any world-writable one)
+// along the way allows none of its entries: each belongs to whoever made it (any uid could
+// replace its own with a link to a private path by the time a run's ruleset opens it), and
+// on a busy machine there are thousands, a rule each that every run would pay for.
+// Commands get TMPDIR in their run.
 func NewLayout(private []string) (*Layout, error) {
 	l := &Layout{}
 	for _, p := range private {
@@ -67,8 +68,8 @@ func (l *Layout) addEntries(d string, ancestors map[string]bool) error {
 	if err != nil {
 		return nil // a private path's missing parent: nothing beside it to allow
 	}
-	if shared(fi) {
-		return nil // see NewLayout
+	if shared(fi) || (isDevice(d) && anyUIDWrites(fi)) {
+		return nil // see NewLayout and excludedDevice
 	}
 	entries, err := os.ReadDir(d)
 	if err != nil {
@@ -93,9 +94,8 @@ func (l *Layout) addEntries(d string, ancestors map[string]bool) error {
 		if err != nil {
 			continue
 		}
-		isDev := target == "/dev" || strings.HasPrefix(target, "/dev/")
 		switch {
-		case isDev:
+		case isDevice(target):
 			l.addDevice(target, fi, 0)
 		case fi.IsDir():
 			l.Dirs = append(l.Dirs, target)
@@ -115,10 +115,10 @@ const maxDevDepth = 4
 
 // addDevice allows device path (info fi) unless it reaches raw storage or memory: a block
 // device holds a file system's bytes, the private paths' among them, which a command in the
-// disk's group or running as root could read; /dev/mem the agent's memory. Nor a shared
-// directory (/dev/shm): not where the runs root is, so not anywhere. A directory holding
-// none of them is allowed whole (a pty made later under /dev/pts is allowed too); one
-// holding some is listed, its other entries allowed one by one.
+// disk's group or running as root could read; /dev/mem the agent's memory. Nor a
+// directory any uid writes in (/dev/shm): not where the runs root is, so not anywhere. A
+// directory holding none of them is allowed whole (a pty made later under /dev/pts is
+// allowed too); one holding some is listed, its other entries allowed one by one.
 func (l *Layout) addDevice(path string, fi os.FileInfo, depth int) {
 	switch {
 	case excludedDevice(path, fi):
@@ -154,11 +154,19 @@ func shared(fi os.FileInfo) bool {
 	return fi.Mode()&os.ModeSticky != 0 && fi.Mode().Perm()&0o002 != 0
 }
 
+// anyUIDWrites reports whether any uid may make and remove entries in a directory. Under
+// /dev that is as shared as a sticky one: /dev/shm is 0777 without the sticky bit as a
+// Kubernetes emptyDir (the chart mounts one there).
+func anyUIDWrites(fi os.FileInfo) bool { return fi.Mode().Perm()&0o002 != 0 }
+
+// isDevice reports whether path lies under /dev, where the layout allows device rights.
+func isDevice(path string) bool { return path == "/dev" || strings.HasPrefix(path, "/dev/") }
+
 // excludedDevice reports whether path (info fi, links not followed) is never allowed: a
-// block device, one of rawDevices or a shared directory.
+// block device, one of rawDevices or a directory any uid writes in (/dev/shm).
 func excludedDevice(path string, fi os.FileInfo) bool {
 	if fi.IsDir() {
-		return shared(fi)
+		return anyUIDWrites(fi)
 	}
 	if fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0 {
 		return true
