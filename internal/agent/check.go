@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -175,20 +174,11 @@ func checkPort(ctx context.Context, cfg *config.Config) (Check, *portapi.Client)
 	}
 	tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	at := redacted(cfg.Port.BaseURL)
+	at := config.ShownURL(cfg.Port.BaseURL)
 	if _, err := api.Token(tctx); err != nil {
 		c.Err = fmt.Errorf("client %q at %s: %w", cfg.Port.ClientID, at, err)
 		return c, api
 	}
 	c.Detail = fmt.Sprintf("client %q got a token from %s", cfg.Port.ClientID, at)
 	return c, api
-}
-
-// redacted is a URL as printed: its password, if any (a gateway in front of Port's API),
-// is xxxxx.
-func redacted(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Redacted()
-	}
-	return raw // portapi.New parsed it already
 }

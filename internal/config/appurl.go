@@ -24,3 +24,21 @@ func (p Port) PortAppURL() string {
 	}
 	return "https://app." + rest
 }
+
+// ShownURL is a URL as problems and checks print it: its password, if any (a gateway in
+// front of Port's API, https://user:password@host), is xxxxx. In one that does not parse
+// (a password with a slash), all between the scheme and the last @ is.
+func ShownURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	at := strings.LastIndex(raw, "@")
+	if at < 0 {
+		return raw
+	}
+	scheme, _, ok := strings.Cut(raw[:at], "://")
+	if !ok {
+		return "xxxxx" + raw[at:]
+	}
+	return scheme + "://xxxxx" + raw[at:]
+}

@@ -38,3 +38,17 @@ func TestBaseURLPlainHTTPOnlyToLoopback(t *testing.T) {
 		}
 	}
 }
+
+// A password in port.baseURL (a gateway in front of Port's API) is not quoted by the
+// problem that refuses the URL: problems go to the logs.
+func TestBaseURLProblemHidesThePassword(t *testing.T) {
+	for _, u := range []string{"http://gw:gw-pass-77@gateway.example", "ftp://gw:gw-pass-77@gateway.example",
+		"http://gw:gw/pass-77@gateway.example"} { // this one does not parse
+		c, _ := validConfig(t)
+		c.Port.BaseURL = u
+		err := validate(c)
+		if err == nil || !strings.Contains(err.Error(), "gateway.example") || strings.Contains(err.Error(), "pass-77") {
+			t.Errorf("baseURL %s: Validate = %v, want the URL refused without its password", u, err)
+		}
+	}
+}

@@ -50,9 +50,9 @@ func (c *Config) Validate(compile CompileFunc, lookPath func(string) (string, er
 func validatePort(p Port, add func(error)) {
 	switch {
 	case !strings.HasPrefix(p.BaseURL, "http://") && !strings.HasPrefix(p.BaseURL, "https://"):
-		add(problem("port.baseURL", "must be an http(s) URL, got %q", p.BaseURL))
+		add(problem("port.baseURL", "must be an http(s) URL, got %q", ShownURL(p.BaseURL)))
 	case strings.HasPrefix(p.BaseURL, "http://") && !p.InsecureHTTP && !loopbackURL(p.BaseURL):
-		add(problem("port.baseURL", "http:// sends the client secret unencrypted: use https://, or http:// only to localhost or a loopback address (port.insecureHTTP: true allows another host, for a test emulator on a private network), got %q", p.BaseURL))
+		add(problem("port.baseURL", "http:// sends the client secret unencrypted: use https://, or http:// only to localhost or a loopback address (port.insecureHTTP: true allows another host, for a test emulator on a private network), got %q", ShownURL(p.BaseURL)))
 	}
 	if a := p.AppURL; a != "" && !strings.HasPrefix(a, "http://") && !strings.HasPrefix(a, "https://") {
 		add(problem("port.appURL", "must be an http(s) URL, got %q", a))

@@ -112,15 +112,19 @@ func newTransport() *http.Transport {
 func New(opts Options) (*Client, error) {
 	base := strings.TrimRight(strings.TrimSpace(opts.BaseURL), "/")
 	base = strings.TrimSuffix(base, "/v1")
+	// The URL is quoted without its password (a gateway in front of Port's API): these
+	// errors reach validate --connect's output and the start-up log.
 	u, err := url.Parse(base)
-	if err != nil {
+	if err != nil && strings.Contains(base, "@") {
+		return nil, errors.New("portapi: invalid base URL (not quoted, nor url.Parse's error, which quotes it: it may hold a password)")
+	} else if err != nil {
 		return nil, fmt.Errorf("portapi: invalid base URL %q: %w", opts.BaseURL, err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("portapi: invalid base URL %q: want http(s)://host", opts.BaseURL)
+		return nil, fmt.Errorf("portapi: invalid base URL %q: want http(s)://host", u.Redacted())
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("portapi: invalid base URL %q: no query or fragment allowed", opts.BaseURL)
+		return nil, fmt.Errorf("portapi: invalid base URL %q: no query or fragment allowed", u.Redacted())
 	}
 	if opts.ClientID == "" || opts.ClientSecret == "" {
 		return nil, errors.New("portapi: client ID and client secret are required")
