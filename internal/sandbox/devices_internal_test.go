@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestDeviceDirectoryHoldingASharedOneIsListed: a /dev without block devices (a
@@ -32,6 +34,36 @@ func TestDeviceDirectoryAnyUIDWritesInIsNotAllowed(t *testing.T) {
 	if got := slices.Concat(l.DevDirs, l.DevFiles); slices.Contains(got, dev) || slices.Contains(got, shm) ||
 		!slices.Contains(l.DevDirs, pts) {
 		t.Fatalf("allowed %q; want %s, neither %s nor %s", got, pts, dev, shm)
+	}
+}
+
+// TestDeviceDirectoryHoldingABlockDeviceIsListed: wherever a block device lies under /dev,
+// at the top or deeper (an LVM volume group's directory), it is not allowed, nor a
+// directory holding it; the rest is. On any machine, not only one whose /dev has a disk.
+func TestDeviceDirectoryHoldingABlockDeviceIsListed(t *testing.T) {
+	dev, _, pts := fakeDev(t, 0o755)
+	vg := filepath.Join(dev, "vg0")
+	if err := os.Mkdir(vg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	disk, lv, null := filepath.Join(dev, "loop7"), filepath.Join(vg, "data"), filepath.Join(vg, "null")
+	for _, p := range []string{disk, lv} {
+		if err := unix.Mknod(p, unix.S_IFBLK|0o600, int(unix.Mkdev(7, 200))); err != nil {
+			t.Skipf("cannot make a block device: %v", err)
+		}
+	}
+	if err := os.WriteFile(null, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	l := addFakeDev(t, dev)
+	got := slices.Concat(l.DevDirs, l.DevFiles)
+	for _, p := range []string{dev, vg, disk, lv} {
+		if slices.Contains(got, p) {
+			t.Errorf("allowed %s: %q", p, got)
+		}
+	}
+	if !slices.Contains(l.DevDirs, pts) || !slices.Contains(l.DevFiles, null) {
+		t.Errorf("allowed %q; want %s and %s among them", got, pts, null)
 	}
 }
 
