@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 )
 
@@ -94,5 +95,42 @@ func TestRunsDirSaysWhichDeadAgentsDirectoriesStayed(t *testing.T) {
 	}
 	if _, err := os.Stat(gone); !os.IsNotExist(err) {
 		t.Errorf("the stopped agent's directory is still there: %v", err)
+	}
+}
+
+// TestRunsRootInAnOpenDirectoryIsMadeSticky: Kubernetes makes an emptyDir (the chart's
+// /dev/shm, where the runs root goes by default) 0777 and not sticky, so any uid, a run's
+// under runAs among them, could rename the runs root away and put a directory of its own in
+// its place, where the agent would make the next runs' directories and files. The agent
+// makes such a parent sticky: then only the runs root's owner may rename or remove it.
+func TestRunsRootInAnOpenDirectoryIsMadeSticky(t *testing.T) {
+	open := filepath.Join(t.TempDir(), "shm")
+	if err := os.Mkdir(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	for d := filepath.Dir(open); d != os.TempDir(); d = filepath.Dir(d) { // t.TempDir's: for another uid to pass
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := filepath.Join(open, "runs")
+	r, _, err := OpenRunsDir(root, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if fi, err := os.Stat(open); err != nil || fi.Mode()&fs.ModeSticky == 0 {
+		t.Fatalf("the runs root's parent: %v, %v; want it sticky", fi.Mode(), err)
+	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	mv := exec.Command("mv", root, filepath.Join(open, "gone"))
+	mv.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if out, err := mv.CombinedOutput(); err == nil {
+		t.Fatalf("another uid renamed the runs root away: %s", out)
 	}
 }
