@@ -21,11 +21,10 @@ type Layout struct {
 
 // NewLayout lists what a command may read beside private (the runs root, the agent's config
 // and credential files). A private path that does not exist is still kept out. A
-// world-writable sticky directory (/tmp, /dev/shm; under /dev, any world-writable one)
-// along the way allows none of its entries: each belongs to whoever made it (any uid could
-// replace its own with a link to a private path by the time a run's ruleset opens it), and
-// on a busy machine there are thousands, a rule each that every run would pay for.
-// Commands get TMPDIR in their run.
+// world-writable directory (/tmp, /dev/shm; sticky or not) along the way allows none of its
+// entries: each belongs to whoever made it (any uid could replace its own with a link to a
+// private path by the time a run's ruleset opens it), and on a busy machine there are
+// thousands, a rule each that every run would pay for. Commands get TMPDIR in their run.
 func NewLayout(private []string) (*Layout, error) {
 	l := &Layout{}
 	for _, p := range private {
@@ -68,8 +67,8 @@ func (l *Layout) addEntries(d string, ancestors map[string]bool) error {
 	if err != nil {
 		return nil // a private path's missing parent: nothing beside it to allow
 	}
-	if shared(fi) || (isDevice(d) && anyUIDWrites(fi)) {
-		return nil // see NewLayout and excludedDevice
+	if shared(fi) {
+		return nil // see NewLayout
 	}
 	entries, err := os.ReadDir(d)
 	if err != nil {
@@ -147,17 +146,11 @@ func (l *Layout) addDevice(path string, fi os.FileInfo, depth int) {
 	}
 }
 
-// shared reports whether a directory is world-writable and sticky (/tmp, /dev/shm): its
-// entries belong to whoever made them, any uid's, every run's of the agent's uid among them.
-// Allowed whole, it would be a place where one run leaves files for the next to read.
-func shared(fi os.FileInfo) bool {
-	return fi.Mode()&os.ModeSticky != 0 && fi.Mode().Perm()&0o002 != 0
-}
-
-// anyUIDWrites reports whether any uid may make and remove entries in a directory. Under
-// /dev that is as shared as a sticky one: /dev/shm is 0777 without the sticky bit as a
-// Kubernetes emptyDir (the chart mounts one there).
-func anyUIDWrites(fi os.FileInfo) bool { return fi.Mode().Perm()&0o002 != 0 }
+// shared reports whether a directory is world-writable (/tmp, /dev/shm), sticky or not (a
+// Kubernetes emptyDir is 0777 without the sticky bit: the chart's /dev/shm): its entries
+// belong to whoever made them, any uid's, every run's of the agent's uid among them. Allowed
+// whole, it would be a place where one run leaves files for the next to read.
+func shared(fi os.FileInfo) bool { return fi.Mode().Perm()&0o002 != 0 }
 
 // isDevice reports whether path lies under /dev, where the layout allows device rights.
 func isDevice(path string) bool { return path == "/dev" || strings.HasPrefix(path, "/dev/") }
@@ -166,7 +159,7 @@ func isDevice(path string) bool { return path == "/dev" || strings.HasPrefix(pat
 // block device, one of rawDevices or a directory any uid writes in (/dev/shm).
 func excludedDevice(path string, fi os.FileInfo) bool {
 	if fi.IsDir() {
-		return anyUIDWrites(fi)
+		return shared(fi)
 	}
 	if fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0 {
 		return true

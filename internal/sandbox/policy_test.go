@@ -13,13 +13,22 @@ import (
 // cost every run pays (a microsecond or more of the agent's CPU each), and each entry of
 // such a directory belongs to whoever made it. The layout allows none of them, whoever
 // owns them, and the entries of ordinary ancestors as before.
+//
+// Sticky or not: Kubernetes makes an emptyDir (a pod's /tmp) 0777 without the sticky bit,
+// where any uid may rename and replace entries too.
 func TestLayoutAllowsNothingInASharedDirectory(t *testing.T) {
+	for _, mode := range []os.FileMode{0o777 | os.ModeSticky, 0o777} {
+		t.Run(mode.String(), func(t *testing.T) { layoutAllowsNothingIn(t, mode) })
+	}
+}
+
+func layoutAllowsNothingIn(t *testing.T, mode os.FileMode) {
 	base := t.TempDir()
 	shared := filepath.Join(base, "shm")
 	if err := os.Mkdir(shared, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(shared, 0o1777|os.ModeSticky); err != nil {
+	if err := os.Chmod(shared, mode); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"someone-else", "a-cache"} {
