@@ -44,15 +44,32 @@ dependencies:
 	}
 }
 
-// What an operator needs beside the agent: /dev/shm sized for the run directories, a
-// custom CA by value, a settable rollout strategy, the pod's name for /status.
+// What an operator needs beside the agent: memory for the run directories, named in
+// RUNTIME_DIRECTORY, apart from /dev/shm (the commands' shared memory, which a sandboxed
+// command may use only where no run directory is), a custom CA by value, a settable rollout
+// strategy, the pod's name for /status.
 func TestPodOperations(t *testing.T) {
 	dep := of[appsv1.Deployment](t, mustRender(t, values(t, minimal)))
 	spec, c := dep.Spec.Template.Spec, agent(t, dep)
-	if !hasVolume(spec, "shm", func(v corev1.Volume) bool {
-		return v.EmptyDir != nil && v.EmptyDir.Medium == corev1.StorageMediumMemory && v.EmptyDir.SizeLimit.String() == "128Mi"
-	}) || mountPath(c, "shm") != "/dev/shm" {
+	memory := func(size string) func(corev1.Volume) bool {
+		return func(v corev1.Volume) bool {
+			return v.EmptyDir != nil && v.EmptyDir.Medium == corev1.StorageMediumMemory && v.EmptyDir.SizeLimit.String() == size
+		}
+	}
+	if !hasVolume(spec, "runs", memory("128Mi")) || mountPath(c, "runs") != "/run/port-runner" {
+		t.Errorf("no memory emptyDir of runsSizeLimit at /run/port-runner: %s", dumpYAML(spec.Volumes))
+	}
+	if !hasVolume(spec, "shm", memory("64Mi")) || mountPath(c, "shm") != "/dev/shm" {
 		t.Errorf("no memory emptyDir of shmSizeLimit at /dev/shm: %s", dumpYAML(spec.Volumes))
+	}
+	runtimeDir := ""
+	for _, e := range c.Env {
+		if e.Name == "RUNTIME_DIRECTORY" {
+			runtimeDir = e.Value
+		}
+	}
+	if runtimeDir != mountPath(c, "runs") || strings.HasPrefix(runtimeDir, "/dev/shm") {
+		t.Errorf("RUNTIME_DIRECTORY %q, want the runs volume's mount, out of /dev/shm", runtimeDir)
 	}
 	if s := dep.Spec.Strategy; s.Type != appsv1.RollingUpdateDeploymentStrategyType || s.RollingUpdate == nil ||
 		s.RollingUpdate.MaxSurge.IntValue() != 1 || s.RollingUpdate.MaxUnavailable.IntValue() != 0 {
@@ -66,9 +83,9 @@ func TestPodOperations(t *testing.T) {
 		t.Errorf("no POD_NAME from the downward API (/status names the replica by it): %s", dumpYAML(c.Env))
 	}
 
-	dep = of[appsv1.Deployment](t, mustRender(t, values(t, minimal, "{shmSizeLimit: 1Gi, strategy: {type: Recreate}}")))
-	if !hasVolume(dep.Spec.Template.Spec, "shm", func(v corev1.Volume) bool { return v.EmptyDir.SizeLimit.String() == "1Gi" }) {
-		t.Errorf("shmSizeLimit not applied: %s", dumpYAML(dep.Spec.Template.Spec.Volumes))
+	dep = of[appsv1.Deployment](t, mustRender(t, values(t, minimal, "{shmSizeLimit: 1Gi, runsSizeLimit: 2Gi, strategy: {type: Recreate}}")))
+	if !hasVolume(dep.Spec.Template.Spec, "shm", memory("1Gi")) || !hasVolume(dep.Spec.Template.Spec, "runs", memory("2Gi")) {
+		t.Errorf("shmSizeLimit or runsSizeLimit not applied: %s", dumpYAML(dep.Spec.Template.Spec.Volumes))
 	}
 	if s := dep.Spec.Strategy; s.Type != appsv1.RecreateDeploymentStrategyType || s.RollingUpdate != nil {
 		t.Errorf("strategy Recreate = %s (a Recreate strategy may carry no rollingUpdate)", dumpYAML(s))

@@ -17,11 +17,18 @@ const runFileName = "run.json"
 // shmDir is Linux's (and containers') memory-backed tmpfs.
 const shmDir = "/dev/shm"
 
-// RunDirRoot is where per-run directories go: $TMPDIR when the user set it, else /dev/shm
-// when it is a writable directory, else the system's temp dir. Creating and removing a
-// run's directory on tmpfs costs a few microseconds; on a disk-backed /tmp it was the largest
-// part of the agent's own CPU per run (BENCHMARKS.md, "agent CPU per run").
+// RunDirRoot is where per-run directories go: the service's runtime directory when systemd
+// (RuntimeDirectory=) or the chart names one in $RUNTIME_DIRECTORY (its first, when a list),
+// a memory tmpfs of its own; else $TMPDIR when the user set it, else /dev/shm when it is a
+// writable directory, else the system's temp dir. Creating and removing a run's directory on
+// tmpfs costs a few microseconds; on a disk-backed /tmp it was the largest part of the
+// agent's own CPU per run (BENCHMARKS.md, "agent CPU per run"). Run directories out of
+// /dev/shm leave it to the sandboxed commands' shared memory (README "Isolation").
 func RunDirRoot() string {
+	if dirs := os.Getenv("RUNTIME_DIRECTORY"); dirs != "" {
+		first, _, _ := strings.Cut(dirs, ":")
+		return first
+	}
 	if os.Getenv("TMPDIR") != "" {
 		return os.TempDir()
 	}

@@ -6,7 +6,21 @@ import (
 	"testing"
 )
 
+// TestRunDirRoot: run directories go to the service's runtime directory when systemd (or
+// the chart) names one ($RUNTIME_DIRECTORY, the first of a list): a memory tmpfs of its own,
+// which leaves /dev/shm to the commands' shared memory; else under $TMPDIR, else /dev/shm,
+// else the system's temp dir.
 func TestRunDirRoot(t *testing.T) {
+	t.Setenv("RUNTIME_DIRECTORY", "")
+	runtimeDir := t.TempDir()
+	t.Setenv("TMPDIR", t.TempDir())
+	for _, env := range []string{runtimeDir, runtimeDir + ":/run/other"} {
+		t.Setenv("RUNTIME_DIRECTORY", env)
+		if got := RunDirRoot(); got != runtimeDir {
+			t.Fatalf("RunDirRoot with RUNTIME_DIRECTORY=%s: %s, want %s", env, got, runtimeDir)
+		}
+	}
+	t.Setenv("RUNTIME_DIRECTORY", "")
 	own := t.TempDir()
 	t.Setenv("TMPDIR", own)
 	if got := RunDirRoot(); got != own {

@@ -162,3 +162,28 @@ func TestIsolationSaysCommandsRunAsRoot(t *testing.T) {
 		t.Fatalf("with executor.runAs, the isolation says commands run as root:\n%s", summary)
 	}
 }
+
+// With the run directories in /dev/shm (the default without RUNTIME_DIRECTORY or
+// executor.runsDir), sandboxed commands cannot use it for shared memory, which Python's
+// multiprocessing (Ansible) needs: the isolation says so, and says nothing of it with the
+// run directories elsewhere.
+func TestIsolationSaysWhenCommandsHaveNoSharedMemory(t *testing.T) {
+	if sandbox.LandlockABI() < 1 {
+		t.Skip("no Landlock here: no sandbox")
+	}
+	if fi, err := os.Stat("/dev/shm"); err != nil || !fi.IsDir() {
+		t.Skip("no /dev/shm here")
+	}
+	h := harness.New(t, 1)
+	cfg := h.Config(t, harness.Actions(fmt.Sprintf("  a:\n    command: [%q]\n", harness.Script(t, "true"))))
+	for runsDir, want := range map[string]bool{"/dev/shm/port-runner-isolation-test": true, filepath.Join(t.TempDir(), "runs"): false} {
+		cfg.Executor.RunsDir = runsDir
+		summary, err := agent.Isolation(cfg, agent.Deps{Shim: []string{"/bin/true"}, ShimKind: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if said := strings.Contains(summary, "cannot use /dev/shm"); said != want {
+			t.Errorf("runs in %s: says commands cannot use /dev/shm: %v, want %v:\n%s", runsDir, said, want, summary)
+		}
+	}
+}

@@ -64,17 +64,18 @@ func blockDevices(t *testing.T) []string {
 	return out
 }
 
-// TestLayoutNeverAllowsSharedMemory: /dev/shm is a world-writable sticky directory, shared
-// by every process of the machine (every run of the agent's uid among them), like /tmp.
-// When the runs root lies in it (the default) the layout cannot allow it; elsewhere it did,
-// whole: one run could leave files there for the next, or read a concurrent run's. It is
-// allowed in neither case, so a command sees the same sandbox wherever the runs root is.
-func TestLayoutNeverAllowsSharedMemory(t *testing.T) {
+// TestLayoutAllowsSharedMemoryByNameOnly: /dev/shm is a world-writable directory shared by
+// every process of the machine (every run of the agent's uid among them), like /tmp. It is
+// never a device directory a command may list and read whole; where no private path lies
+// in it (the runs root elsewhere), it is the layout's SharedMemory, whose files a command
+// makes and uses by name only (POSIX shared memory: Python's multiprocessing, Ansible); with
+// the runs root in it (the default), it is not even that.
+func TestLayoutAllowsSharedMemoryByNameOnly(t *testing.T) {
 	fi, err := os.Stat(shmDir)
-	if err != nil || fi.Mode()&os.ModeSticky == 0 || fi.Mode().Perm()&0o002 == 0 {
-		t.Skipf("no world-writable sticky %s here", shmDir)
+	if err != nil || !fi.IsDir() {
+		t.Skipf("no %s here", shmDir)
 	}
-	for _, private := range []string{filepath.Join(shmDir, "port-runner-test/runs"), filepath.Join(t.TempDir(), "runs")} {
+	for private, want := range map[string]string{filepath.Join(shmDir, "port-runner-test/runs"): "", filepath.Join(t.TempDir(), "runs"): shmDir} {
 		l, err := NewLayout([]string{private})
 		if err != nil {
 			t.Fatal(err)
@@ -83,6 +84,9 @@ func TestLayoutNeverAllowsSharedMemory(t *testing.T) {
 			if p == shmDir || strings.HasPrefix(p, shmDir+"/") {
 				t.Errorf("private %s: the layout allows %s", private, p)
 			}
+		}
+		if l.SharedMemory != want {
+			t.Errorf("private %s: shared memory %q, want %q", private, l.SharedMemory, want)
 		}
 	}
 }
