@@ -15,6 +15,10 @@ import (
 // shutdownGrace is how long open requests get once ctx ends; then connections are cut.
 const shutdownGrace = 5 * time.Second
 
+// headerTimeout bounds a request's headers; idleTimeout a connection's wait for its next
+// request.
+const headerTimeout, idleTimeout = 10 * time.Second, 30 * time.Second
+
 // Serve listens on addr (port 0 picks one) and serves h until ctx ends. It returns the bound
 // address and wait, which returns once the server and its shutdown have finished (it may be
 // called more than once) with the server's error, if it failed on its own.
@@ -25,14 +29,16 @@ func Serve(ctx context.Context, addr string, h http.Handler, configure ...func(*
 	if err != nil {
 		return "", nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// A connection idle after a response is closed as one slow to send its headers is: else
+	// one request each would keep connections, and the bound's slots, forever (limit.go).
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout}
 	for _, c := range configure {
 		c(srv)
 	}
 	served := make(chan error, 1)
 	serveDone := make(chan struct{})
 	go func() {
-		served <- srv.Serve(ln)
+		served <- srv.Serve(newLimitListener(ln, maxConns()))
 		close(serveDone)
 	}()
 	stopped := make(chan struct{})
