@@ -90,7 +90,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 
-	body, e := readBody(r)
+	body, e := p.readBody(ctx, w, r, l)
 	if e.status != 0 {
 		writeErr(w, e)
 		return

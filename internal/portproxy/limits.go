@@ -5,9 +5,12 @@ package portproxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"math"
 	"net/http"
+	"os"
+	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -27,6 +30,8 @@ type Limits struct {
 	// RequestsPerSecond that of all runs together; 0 means no limit of the proxy's own
 	// (the Port client's limiter still applies).
 	RunRequestsPerSecond, RequestsPerSecond float64
+	// BodyTimeout bounds reading a request's body, which holds its slots; default 30s.
+	BodyTimeout time.Duration
 }
 
 func (l *Limits) defaults() {
@@ -38,6 +43,9 @@ func (l *Limits) defaults() {
 	}
 	if l.MaxConcurrent <= 0 {
 		l.MaxConcurrent = 16
+	}
+	if l.BodyTimeout <= 0 {
+		l.BodyTimeout = 30 * time.Second
 	}
 }
 
@@ -80,23 +88,39 @@ func (p *Proxy) acquire(ctx context.Context, g *grant, l *live) (release func(),
 	return func() { <-p.slots; <-l.slots }, apiErr{}
 }
 
-// readBody reads at most MaxBody bytes, in one allocation when the length is announced.
-func readBody(r *http.Request) ([]byte, apiErr) {
+// readBody reads r's body, at most MaxBody bytes (in one allocation when the length is
+// announced), within Limits.BodyTimeout and while ctx lasts (the request's timeout, its
+// run's end). The body is read while the request holds its slots, and a read on the
+// connection heeds no context: a body that trickles, or never comes, would hold them for as
+// long as its command keeps the connection open, and the slots of all runs are few
+// (Limits.MaxConcurrent).
+func (p *Proxy) readBody(ctx context.Context, w http.ResponseWriter, r *http.Request, l *live) ([]byte, apiErr) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(p.limits.BodyTimeout))
+	stop := context.AfterFunc(ctx, func() { _ = rc.SetReadDeadline(time.Now()) })
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
 		buf.Grow(int(r.ContentLength) + 1) // +1: ReadFrom sees EOF without growing
 	}
-	if _, err := buf.ReadFrom(io.LimitReader(r.Body, MaxBody+1)); err != nil {
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, MaxBody+1))
+	stop()
+	switch {
+	case err != nil && l.ctx.Err() != nil:
+		return nil, errRunEnded
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, apiErr{http.StatusRequestTimeout, "request_timeout", "the request body did not arrive in time"}
+	case err != nil:
 		return nil, apiErr{http.StatusBadRequest, "invalid_request", "reading the request body: " + err.Error()}
-	}
-	if buf.Len() > MaxBody {
+	case buf.Len() > MaxBody:
 		return nil, errTooLarge
-	}
-	if buf.Len() == 0 {
+	case buf.Len() == 0:
 		return nil, apiErr{}
 	}
 	return buf.Bytes(), apiErr{}
 }
+
+// InFlight reports how many requests hold one of the proxy's slots (for tests).
+func (p *Proxy) InFlight() int { return len(p.slots) }
 
 func waitFailed(l *live) apiErr {
 	if l.ctx.Err() != nil {
