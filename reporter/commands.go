@@ -34,6 +34,22 @@ type commands struct {
 	// it said the ::add-mask:: bound was reached.
 	notice        interface{ logLine(line string) }
 	maskBoundTold bool
+	// warned: the kinds of ignored command the agent's log was told of. Once per run and
+	// kind: these lines stay out of the run's log and its byte budget, so a command could
+	// print them as fast as the agent logs (its log's one lock, every goroutine's).
+	warned map[string]bool
+}
+
+// warnIgnored logs, the first time in the run for its kind (msg), a command it ignores.
+func (c *commands) warnIgnored(msg string, fields ...zap.Field) {
+	if c.warned[msg] {
+		return
+	}
+	if c.warned == nil {
+		c.warned = map[string]bool{}
+	}
+	c.warned[msg] = true
+	c.log.get().Warn(msg+" (later ones of the run are not logged)", fields...)
 }
 
 // apply takes line if it is a workflow command: handled says so (it stays out of the log),
@@ -61,7 +77,7 @@ func (c *commands) apply(line string) (handled, patched bool) {
 	case "port-link":
 		v := c.mask.Replace(value)
 		if v == "" || len(v) > maxValueBytes || len(c.links) >= maxLinks {
-			c.log.get().Warn("ignoring ::port-link::", zap.Int("bytes", len(v)), zap.Int("links", len(c.links)))
+			c.warnIgnored("ignoring ::port-link::", zap.Int("bytes", len(v)), zap.Int("links", len(c.links)))
 			return true, false
 		}
 		c.links = append(c.links, v)
@@ -86,7 +102,7 @@ func (c *commands) apply(line string) (handled, patched bool) {
 func (c *commands) output(kv string) {
 	k, v, ok := strings.Cut(kv, "=")
 	if !ok || k == "" || len(k) > 256 {
-		c.log.get().Warn("ignoring ::port-output:: without KEY=VALUE", zap.Int("bytes", len(kv)))
+		c.warnIgnored("ignoring ::port-output:: without KEY=VALUE", zap.Int("bytes", len(kv)))
 		return
 	}
 	if c.outputs == nil {
@@ -94,7 +110,7 @@ func (c *commands) output(kv string) {
 	}
 	k = c.mask.Replace(k)
 	if _, seen := c.outputs[k]; !seen && len(c.outputs) >= maxOutputs {
-		c.log.get().Warn("ignoring ::port-output:: past the limit", zap.Int("outputs", maxOutputs))
+		c.warnIgnored("ignoring ::port-output:: past the limit", zap.Int("outputs", maxOutputs))
 		return
 	}
 	c.outputs[k] = c.mask.value(v)
