@@ -48,6 +48,13 @@ func readRunFile(path string) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, errBadRunFile{fileKind(st.Mode()) + ", not a regular file"}
 	}
+	// A hard link to it, made by the command, is not the command's file: where
+	// fs.protected_hardlinks is 0, a command under runAs with the sandbox off could link
+	// there a file only the agent reads (a credential file on the same file system), and
+	// its uid would not show it: the agent reads it with its own rights.
+	if n := links(st); n > 1 {
+		return nil, errBadRunFile{fmt.Sprintf("a hard link (%d names), not a file of the run's own", n)}
+	}
 	if st.Size() > maxRunFileBytes {
 		return nil, fmt.Errorf("over %d bytes", maxRunFileBytes)
 	}
@@ -73,6 +80,14 @@ func readBefore(r io.Reader, deadline time.Time) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("over %d bytes", maxRunFileBytes) // it grew after the size check
+}
+
+// links is how many names the file has; 1 where the system does not say.
+func links(st fs.FileInfo) uint64 {
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return uint64(sys.Nlink)
+	}
+	return 1
 }
 
 // cause is what went wrong without the path (a *fs.PathError's Err).

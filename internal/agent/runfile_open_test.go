@@ -12,7 +12,8 @@ import (
 
 // A run file is read only as a regular file: a named pipe the command left in its place
 // does not block the read (it blocked os.Open forever, and the run's closing and the
-// agent's shutdown with it), and a symbolic link is not followed to the file it names.
+// agent's shutdown with it), a symbolic link is not followed to the file it names, and a
+// hard link, a name of a file that has others, is not read.
 func TestRunFileOnlyARegularFile(t *testing.T) {
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "agent-only")
@@ -24,6 +25,11 @@ func TestRunFileOnlyARegularFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.Symlink(secret, path("link")); err != nil {
+		t.Fatal(err)
+	}
+	// Where fs.protected_hardlinks is 0, a command under runAs with the sandbox off can link
+	// any file of its directory's file system into its run file, one the agent alone reads.
+	if err := os.Link(secret, path("hard")); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Mkdir(path("dir"), 0o700); err != nil {
@@ -42,6 +48,7 @@ func TestRunFileOnlyARegularFile(t *testing.T) {
 		{"fifo", "a named pipe, not a regular file", true},
 		{"link", "a symbolic link, not a regular file", true},
 		{"dir", "a directory, not a regular file", true},
+		{"hard", "a hard link (2 names), not a file of the run's own", true},
 		{"regular", "", false},
 		{"missing", "", false},
 		{"big", "over 524288 bytes", false},
