@@ -3,7 +3,6 @@ package executor
 import (
 	"bytes"
 	"errors"
-	"os"
 	"path/filepath"
 	"slices"
 
@@ -73,7 +72,7 @@ func (c *cell) clear(files []string, uid, gid int) bool {
 	})
 	if len(names) > 0 {
 		for _, name := range names {
-			if os.RemoveAll(filepath.Join(c.dir, name)) != nil { // never follows a link
+			if removeTree(filepath.Join(c.dir, name)) != nil { // never follows a link; bounded however deep
 				return false
 			}
 		}

@@ -1,8 +1,10 @@
 package executor
 
 import (
+	"cmp"
 	"crypto/rand"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"strconv"
@@ -21,16 +23,15 @@ const (
 	maxMoves = 4096
 )
 
-// removeAll removes dir with what is in it, as os.RemoveAll does. A command may leave
-// directories that its own uid can neither write nor search (Go's module cache is
-// read-only; a script may chmod 000), and the agent, when it is not root, is that uid: then
-// it gives its own directories under dir back their owner's rights and tries again.
+// removeAll removes dir with what is in it, as os.RemoveAll does but in bounded open files
+// and stack (removeTree). A command may leave directories that its own uid can neither
+// write nor search (Go's module cache is read-only; a script may chmod 000), and the agent,
+// when it is not root, is that uid: then it gives its own directories under dir back their
+// owner's rights and tries again.
 func removeAll(dir string) error {
-	err := os.RemoveAll(dir)
-	// Refused (a directory locked up), or out of open files (a tree deeper than the limit:
-	// os.RemoveAll holds one per level): nothing else is for the walk to mend.
-	if err == nil || !errors.Is(err, fs.ErrPermission) && !errors.Is(err, unix.EMFILE) {
-		return err
+	err := removeTree(dir)
+	if err == nil || !errors.Is(err, fs.ErrPermission) {
+		return err // refused (a directory locked up): nothing else is for the walk to mend
 	}
 	top, oerr := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if oerr != nil {
@@ -44,7 +45,105 @@ func removeAll(dir string) error {
 		u.moved = u.moved[:len(u.moved)-1]
 		u.walk(top, name, 1)
 	}
-	return os.RemoveAll(dir)
+	return removeTree(dir)
+}
+
+// removeTree removes dir and what is in it, never through a link, holding at most
+// maxUnlockDepth open files and as many levels of stack: os.RemoveAll holds one of each per
+// level, and a command nests directories as deep as it likes (mkdir and chdir, a name at a
+// time): as deep as the agent's open-file limit took every one of them while it ran, a
+// million deep a goroutine stack past Go's 1 GB bound, a fatal error. Deeper directories are
+// moved up into dir and removed from there. The error is the first met.
+func removeTree(dir string) error {
+	err := os.Remove(dir) // a file, a link or an empty directory: the common case, one call
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	top, oerr := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if oerr != nil {
+		return oerr
+	}
+	r := remover{unlocker: unlocker{top: int(top.Fd())}}
+	r.empty(top, 0, maxReadings+maxMoves) // each move up asks for one more reading of the top
+	top.Close()
+	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return cmp.Or(r.err, err)
+	}
+	return r.err
+}
+
+// maxReadings bounds how often one directory is read while emptying it: twice does it,
+// unless a process still running keeps filling it.
+const maxReadings = 64
+
+// remover empties directories for removeTree; err is the first failure.
+type remover struct {
+	unlocker
+	err error
+}
+
+func (r *remover) fail(op string, err error) {
+	if r.err == nil {
+		r.err = &fs.PathError{Op: op, Path: "(in the run directory)", Err: err}
+	}
+}
+
+// empty removes what directory d holds, depth levels below the top. Names are read a chunk
+// at a time, and the directory read again from its start, at most readings times, until a
+// reading removes nothing more: removing entries may reorder what is left to read
+// (os.RemoveAll reopens for that).
+func (r *remover) empty(d *os.File, depth, readings int) {
+	for range readings {
+		if _, err := d.Seek(0, io.SeekStart); err != nil {
+			r.fail("seek", err)
+			return
+		}
+		removed := false
+		for {
+			names, err := d.Readdirnames(256)
+			for _, name := range names {
+				removed = r.remove(int(d.Fd()), name, depth+1) || removed
+			}
+			if err != nil {
+				break
+			}
+		}
+		if !removed {
+			return
+		}
+	}
+}
+
+// remove removes name in directory parent, depth levels below the top, or moves it up to
+// the top to be removed from there; it reports whether name left parent.
+func (r *remover) remove(parent int, name string, depth int) bool {
+	err := unix.Unlinkat(parent, name, 0)
+	switch {
+	case err == nil || errors.Is(err, unix.ENOENT):
+		return true
+	case !errors.Is(err, unix.EISDIR):
+		r.fail("unlink", err)
+		return false
+	case depth > maxUnlockDepth:
+		n := len(r.moved)
+		r.moveUp(parent, name)
+		moved := len(r.moved) > n
+		r.moved = r.moved[:n] // the top's next reading finds it
+		return moved
+	}
+	fd, err := unix.Openat(parent, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		r.fail("open", err)
+		return false
+	}
+	d := os.NewFile(uintptr(fd), name)
+	r.empty(d, depth, maxReadings)
+	d.Close()
+	if err := unix.Unlinkat(parent, name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+		r.fail("remove", err)
+		return false
+	}
+	return true
 }
 
 // unlocker gives directories back their owner's rights, never through a link: each is
