@@ -173,7 +173,7 @@ func (c *confined) exceeded() string {
 			return hit
 		}
 	}
-	if c.limits.RunDirSize > 0 && dirUsage(c.runDir) > c.limits.RunDirSize {
+	if c.limits.RunDirSize > 0 && !withinSize(c.runDir, c.limits.RunDirSize) {
 		return LimitRunDir
 	}
 	if c.countsUID() && uidProcesses(c.uid) >= c.limits.Processes {
@@ -243,23 +243,6 @@ func chownTree(dir string, uid int) error {
 		}
 		return os.Lchown(path, uid, uid)
 	})
-}
-
-// dirUsage is the space dir's files take (blocks, so a sparse file counts as what it holds).
-func dirUsage(dir string) int64 {
-	var n int64
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil // gone meanwhile, or unreadable: what can be counted is
-		}
-		if info, err := d.Info(); err == nil {
-			if st, ok := info.Sys().(*syscall.Stat_t); ok {
-				n += st.Blocks * 512
-			}
-		}
-		return nil
-	})
-	return n
 }
 
 // uidProcesses counts the processes of uid (the owner of /proc/PID is the process's uid;

@@ -47,6 +47,14 @@ func TestLimitsEndTheRunWithALabel(t *testing.T) {
 				"limit exceeded: file size (1MiB)"},
 			{"run dir", `d=$(dirname "$PORT_RUN_FILE"); for i in 1 2 3; do head -c 900000 /dev/zero > "$d/f$i"; done; sleep 60`,
 				Limits{RunDirSize: 1 << 20}, "limit exceeded: run directory (1MiB)"},
+			// Below a path longer than PATH_MAX (20 names of 250 bytes), which a walk by
+			// paths cannot stat, the same files count as much.
+			{"run dir, deep", `d=$(dirname "$PORT_RUN_FILE"); n=$(printf '%0250d' 0); p=$n; for i in $(seq 9); do p=$p/$n; done
+cd "$d" && mkdir -p "$p" && cd "$p" && mkdir -p "$p" || exit 9; for i in 1 2 3; do head -c 900000 /dev/zero > "$p/f$i"; done; sleep 60`,
+				Limits{RunDirSize: 1 << 20}, "limit exceeded: run directory (1MiB)"},
+			// Deeper than it is counted (an open file per level), a tree counts as over.
+			{"run dir, deeper than counted", `cd "$(dirname "$PORT_RUN_FILE")" || exit 9; for i in $(seq 300); do mkdir d && cd d || exit 9; done; sleep 60`,
+				Limits{RunDirSize: 1 << 20}, "limit exceeded: run directory (1MiB)"},
 		} {
 			res, out := run(t, context.Background(), Spec{
 				Argv: []string{"sh", "-c", tc.script}, Shim: prefix, Timeout: time.Minute, KillGrace: time.Second,
