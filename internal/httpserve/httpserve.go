@@ -19,6 +19,10 @@ const shutdownGrace = 5 * time.Second
 // request.
 const headerTimeout, idleTimeout = 10 * time.Second, 30 * time.Second
 
+// maxHeaderBytes bounds a request's headers (a Port API request's are a token and a few
+// words).
+const maxHeaderBytes = 64 << 10
+
 // Serve listens on addr (port 0 picks one) and serves h until ctx ends. It returns the bound
 // address and wait, which returns once the server and its shutdown have finished (it may be
 // called more than once) with the server's error, if it failed on its own.
@@ -31,7 +35,9 @@ func Serve(ctx context.Context, addr string, h http.Handler, configure ...func(*
 	}
 	// A connection idle after a response is closed as one slow to send its headers is: else
 	// one request each would keep connections, and the bound's slots, forever (limit.go).
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout}
+	// Headers are held while they arrive: at net/http's 1 MiB, the bound's connections
+	// could hold a GiB.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
 	for _, c := range configure {
 		c(srv)
 	}

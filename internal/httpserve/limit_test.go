@@ -1,8 +1,11 @@
 package httpserve
 
 import (
+	"context"
 	"errors"
 	"net"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -58,5 +61,32 @@ func TestLimitListenerBoundsOpenConnections(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Accept still waits for a slot after Close")
+	}
+}
+
+// A request's headers are bounded to 64 KiB, not net/http's 1 MiB: each connection holds
+// its headers while they arrive (10s), and 1024 connections of 1 MiB would be a GiB of the
+// agent's memory.
+func TestHeadersBounded(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	addr, wait, err := Serve(ctx, "127.0.0.1:0", http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = wait() }()
+	for size, want := range map[int]int{8 << 10: http.StatusOK, 200 << 10: http.StatusRequestHeaderFieldsTooLarge} {
+		req, err := http.NewRequest(http.MethodGet, "http://"+addr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Big", strings.Repeat("x", size))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("a %d-byte header: %d, want %d", size, resp.StatusCode, want)
+		}
 	}
 }
