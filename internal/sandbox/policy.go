@@ -41,7 +41,7 @@ func NewLayout(private []string) (*Layout, error) {
 			return nil, fmt.Errorf("sandbox: private path %s: %w", p, err)
 		}
 		l.private = append(l.private, abs)
-		if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs {
+		if real := realPath(abs); real != abs {
 			l.private = append(l.private, real)
 		}
 	}
@@ -67,6 +67,21 @@ func NewLayout(private []string) (*Layout, error) {
 		l.SharedMemory = sharedMemoryDir
 	}
 	return l, nil
+}
+
+// realPath is abs with the links along it resolved, as far as it exists: the agent builds
+// its layout before it makes the runs root, which may lie behind a link (/var/run is one).
+func realPath(abs string) string {
+	rest := ""
+	for d := abs; ; d = filepath.Dir(d) {
+		if real, err := filepath.EvalSymlinks(d); err == nil {
+			return filepath.Join(real, rest)
+		}
+		if d == filepath.Dir(d) {
+			return abs
+		}
+		rest = filepath.Join(filepath.Base(d), rest)
+	}
 }
 
 // addEntries allows the entries of ancestor d that are neither private nor ancestors.

@@ -56,3 +56,32 @@ func layoutAllowsNothingIn(t *testing.T, mode os.FileMode) {
 		t.Errorf("the layout does not allow %s, beside an ordinary ancestor: %q", beside, l.Dirs)
 	}
 }
+
+// TestLayoutKeepsOutAPrivatePathNotYetMadeBehindALink: the agent builds its layout before
+// it makes the runs root (port-runner-<uid> under RUNTIME_DIRECTORY, which systemd makes
+// anew at each start), and executor.runsDir may name it through a link (/var/run is one to
+// /run). The link's target is then the real place of the runs root: it must not be allowed
+// as an entry beside the link.
+func TestLayoutKeepsOutAPrivatePathNotYetMadeBehindALink(t *testing.T) {
+	base := t.TempDir()
+	real := filepath.Join(base, "run")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, filepath.Join(base, "var-run")); err != nil {
+		t.Fatal(err)
+	}
+	l, err := NewLayout([]string{filepath.Join(base, "var-run", "port-runner", "port-runner-0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(real, "port-runner", "port-runner-0")
+	if !slices.Contains(l.Private(), want) {
+		t.Errorf("private %v: lacks the real path %s", l.Private(), want)
+	}
+	for _, p := range append(l.Dirs, l.Files...) {
+		if p == real || p == filepath.Join(base, "var-run") {
+			t.Errorf("the layout allows %s, which will hold the runs root", p)
+		}
+	}
+}
