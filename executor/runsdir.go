@@ -32,7 +32,7 @@ type RunsDir struct {
 }
 
 // DefaultRunsRoot is where run directories go unless executor.runsDir says otherwise:
-// port-runner-<uid> under RunDirRoot ($TMPDIR, /dev/shm, or the system's temp dir).
+// port-runner-<uid> under RunDirRoot ($RUNTIME_DIRECTORY, $TMPDIR, /dev/shm, or the system's temp dir).
 func DefaultRunsRoot() string {
 	return filepath.Join(RunDirRoot(), "port-runner-"+strconv.Itoa(os.Geteuid()))
 }
@@ -54,7 +54,8 @@ type Swept struct {
 
 // OpenRunsDir makes (or takes) root, removes what dead agents left in it and makes this
 // agent's directory. traversable: other uids (the runs' own, under runAs) may pass through
-// root and the agent's directory to their run's, never list them.
+// root and the agent's directory to their run's, never list them; the directories all runs
+// share are then made sticky (closeShared).
 func OpenRunsDir(root string, traversable bool) (r *RunsDir, swept Swept, err error) {
 	mode := os.FileMode(0o700)
 	if traversable {
@@ -63,8 +64,13 @@ func OpenRunsDir(root string, traversable bool) (r *RunsDir, swept Swept, err er
 	if err := os.MkdirAll(root, mode); err != nil {
 		return nil, Swept{}, fmt.Errorf("runs directory: %w", err)
 	}
-	if err := closeAncestors(root); err != nil && traversable {
+	if err := checkAncestors(root, traversable); err != nil {
 		return nil, Swept{}, fmt.Errorf("runs directory: %w", err)
+	}
+	if traversable {
+		if err := closeShared(); err != nil {
+			return nil, Swept{}, err
+		}
 	}
 	fi, err := os.Lstat(root)
 	if err != nil {
@@ -100,33 +106,6 @@ func OpenRunsDir(root string, traversable bool) (r *RunsDir, swept Swept, err er
 		return nil, swept, fmt.Errorf("runs directory: %w", err)
 	}
 	return &RunsDir{root: root, dir: dir, lock: lock, uid: os.Geteuid(), gid: os.Getegid(), held: map[string]*cell{}}, swept, nil
-}
-
-// closeAncestors makes every world-writable ancestor of root that is not sticky (Kubernetes
-// makes an emptyDir so: the chart's /dev/shm) sticky. In such a directory any uid may rename
-// or replace what it holds: a run of another uid (runAs) could put a directory of its own in
-// the runs root's place, where the agent would then make other runs' directories and files.
-// An error says which one it could not make so; under runAs the agent refuses to start
-// then, and otherwise the runs share its uid anyway.
-func closeAncestors(root string) error {
-	abs, err := filepath.Abs(root)
-	if err != nil {
-		return err
-	}
-	for d := filepath.Dir(abs); ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil {
-			return err
-		}
-		if fi.Mode().Perm()&0o002 != 0 && fi.Mode()&os.ModeSticky == 0 {
-			if err := os.Chmod(d, fi.Mode().Perm()|os.ModeSticky); err != nil {
-				return fmt.Errorf("%s is writable by every uid and not sticky, so a run could replace the runs directory in it: make it sticky (chmod +t) or set executor.runsDir elsewhere: %w", d, err)
-			}
-		}
-		if d == filepath.Dir(d) {
-			return nil
-		}
-	}
 }
 
 // sweep removes the directories of agents that hold no lock on them any more (and the

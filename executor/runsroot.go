@@ -1,0 +1,86 @@
+//go:build unix
+
+package executor
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// checkAncestors looks at every directory above root, along the path as named and along
+// the real one (a RUNTIME_DIRECTORY or executor.runsDir may name it through a link).
+//
+// One writable by every uid and not sticky (Kubernetes makes an emptyDir so) is made
+// sticky: in it any uid may rename or replace what it holds, and a run of another uid
+// (runAs) could put a directory of its own in the runs root's place, where the agent would
+// then make other runs' directories and files. Its other bits (a shared directory's setgid)
+// stay. Without traversable (no runAs) the runs share the agent's uid anyway, and one the
+// agent cannot make sticky is left as it is.
+//
+// With traversable, each must also let other uids through (o+x): a run's uid passes
+// through all of them to its run's directory, and under a 0700 one (systemd's
+// RuntimeDirectoryMode=0700) no run could read its own run file (README "What a command
+// sees").
+func checkAncestors(root string, traversable bool) error {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return err
+	}
+	paths := []string{abs}
+	if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs {
+		paths = append(paths, real)
+	}
+	for _, p := range paths {
+		for d := filepath.Dir(p); ; d = filepath.Dir(d) {
+			fi, err := os.Stat(d)
+			if err != nil {
+				return err
+			}
+			if err := closeAncestor(d, fi); err != nil && traversable {
+				return fmt.Errorf("%w: a run could replace the runs directory in it; or set executor.runsDir elsewhere", err)
+			}
+			if traversable && fi.Mode().Perm()&0o001 == 0 {
+				return fmt.Errorf("%s (mode %04o) does not let other uids through, so no run of executor.runAs could reach its directory: make it 0711 or 0755 (systemd: RuntimeDirectoryMode=0711) or set executor.runsDir elsewhere", d, fi.Mode().Perm())
+			}
+			if d == filepath.Dir(d) {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// closeAncestor makes directory d (info fi) sticky when every uid may write in it.
+func closeAncestor(d string, fi fs.FileInfo) error {
+	if fi.Mode().Perm()&0o002 == 0 || fi.Mode()&fs.ModeSticky != 0 {
+		return nil
+	}
+	keep := fi.Mode() & (fs.ModePerm | fs.ModeSetgid | fs.ModeSetuid)
+	if err := os.Chmod(d, keep|fs.ModeSticky); err != nil {
+		return fmt.Errorf("%s is writable by every uid and not sticky, and could not be made sticky (chmod +t): %w", d, err)
+	}
+	return nil
+}
+
+// sharedDirs are the directories every run may write in whatever its uid: /dev/shm (POSIX
+// shared memory, which a sandboxed command uses by name: README "Isolation") and /tmp.
+var sharedDirs = []string{shmDir, "/tmp"}
+
+// closeShared makes each of sharedDirs sticky where every uid may write in it: under
+// runAs, in a 0777 one (the chart's emptyDirs) one run's uid could rename another's shared
+// memory or semaphore away and put one of its own, readable by it, under the same name for
+// the other run's processes to open. A missing one is nobody's to share.
+func closeShared() error {
+	for _, d := range sharedDirs {
+		fi, err := os.Stat(d)
+		if err != nil {
+			continue
+		}
+		if err := closeAncestor(d, fi); err != nil {
+			return fmt.Errorf("%w: runs of executor.runAs share it", err)
+		}
+	}
+	return nil
+}
