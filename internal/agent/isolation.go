@@ -73,9 +73,10 @@ func newIsolation(cfg *config.Config, deps Deps) (*isolation, error) {
 // its commands keep root's capabilities, which no Landlock rule holds back (README "Isolation").
 const rootNote = "commands run as root (the agent's uid; no executor.runAs): the sandbox does not hold root's capabilities back (kernel modules, raw I/O, the kernel's memory); set executor.runAs"
 
-// noSharedMemoryNote is the isolation's note for a sandbox whose commands cannot use
-// /dev/shm: a private path (the runs root, by default) lies in it (README "Isolation").
-const noSharedMemoryNote = "sandboxed commands cannot use /dev/shm (POSIX shared memory: Python's multiprocessing, Ansible): the run directories are in it; set RUNTIME_DIRECTORY or executor.runsDir elsewhere"
+// noSharedMemoryNote is the isolation's note for a sandbox that can give no action /dev/shm
+// (sandbox.write): a private path (the runs root, by default) lies in it (README
+// "Isolation").
+const noSharedMemoryNote = "no action can be given /dev/shm (sandbox.write; POSIX shared memory: Python's multiprocessing, Ansible): a private path, the run directories by default, is in it; set RUNTIME_DIRECTORY or executor.runsDir elsewhere"
 
 // settleSandbox builds the Landlock layout: everything readable but the agent's config, its
 // credential files, the run directories and executor.private.
@@ -95,7 +96,7 @@ func (iso *isolation) settleSandbox(cfg *config.Config, deps Deps) error {
 			iso.prot.InForce[p] = true
 		}
 		iso.base.Sandbox = sb
-		if layout.SharedMemory == "" {
+		if layout.Overlaps(sandbox.SharedMemoryDir) {
 			iso.note(noSharedMemoryNote)
 		}
 	}

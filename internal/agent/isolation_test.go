@@ -164,7 +164,7 @@ func TestIsolationSaysCommandsRunAsRoot(t *testing.T) {
 }
 
 // With the run directories in /dev/shm (the default without RUNTIME_DIRECTORY or
-// executor.runsDir), sandboxed commands cannot use it for shared memory, which Python's
+// executor.runsDir), no action can be given it for shared memory, which Python's
 // multiprocessing (Ansible) needs: the isolation says so, and says nothing of it with the
 // run directories elsewhere.
 func TestIsolationSaysWhenCommandsHaveNoSharedMemory(t *testing.T) {
@@ -182,8 +182,8 @@ func TestIsolationSaysWhenCommandsHaveNoSharedMemory(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if said := strings.Contains(summary, "cannot use /dev/shm"); said != want {
-			t.Errorf("runs in %s: says commands cannot use /dev/shm: %v, want %v:\n%s", runsDir, said, want, summary)
+		if said := strings.Contains(summary, "no action can be given /dev/shm"); said != want {
+			t.Errorf("runs in %s: says no action can be given /dev/shm: %v, want %v:\n%s", runsDir, said, want, summary)
 		}
 	}
 }

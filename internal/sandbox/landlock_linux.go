@@ -15,10 +15,6 @@ const (
 	readExec = landlock.AccessFSSet(ll.AccessFSExecute | ll.AccessFSReadFile | ll.AccessFSReadDir | ll.AccessFSResolveUnix)
 	device   = landlock.AccessFSSet(ll.AccessFSReadFile | ll.AccessFSWriteFile | ll.AccessFSReadDir |
 		ll.AccessFSTruncate | ll.AccessFSIoctlDev)
-	// sharedMemory is Layout.SharedMemory's: files made, used and removed by name, never
-	// listed nor executed.
-	sharedMemory = landlock.AccessFSSet(ll.AccessFSReadFile | ll.AccessFSWriteFile | ll.AccessFSMakeReg |
-		ll.AccessFSRemoveFile | ll.AccessFSTruncate)
 	// A rule on a file takes file rights only (EINVAL otherwise).
 	fileRights = landlock.AccessFSSet(ll.AccessFSExecute | ll.AccessFSReadFile | ll.AccessFSWriteFile |
 		ll.AccessFSTruncate | ll.AccessFSIoctlDev)
@@ -66,8 +62,7 @@ func New(layout *Layout) (*Sandbox, error) {
 	for _, set := range []struct {
 		access landlock.AccessFSSet
 		paths  []string
-	}{{readExec, layout.Dirs}, {device, layout.DevDirs}, {readExec & fileRights, layout.Files}, {device & fileRights, layout.DevFiles},
-		{sharedMemory, nonEmpty(layout.SharedMemory)}} {
+	}{{readExec, layout.Dirs}, {device, layout.DevDirs}, {readExec & fileRights, layout.Files}, {device & fileRights, layout.DevFiles}} {
 		access := uint64(set.access & handled)
 		for _, p := range set.paths {
 			fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
@@ -78,14 +73,6 @@ func New(layout *Layout) (*Sandbox, error) {
 		}
 	}
 	return s, nil
-}
-
-// nonEmpty is p as a list: none when empty.
-func nonEmpty(p string) []string {
-	if p == "" {
-		return nil
-	}
-	return []string{p}
 }
 
 // abiConfigs are go-landlock's configurations by Landlock ABI version: what a kernel of

@@ -16,12 +16,7 @@ import (
 type Layout struct {
 	Dirs, Files       []string // read and execute
 	DevDirs, DevFiles []string // under /dev: read, write, ioctl
-	// SharedMemory is /dev/shm when no private path lies in it (the runs root, by default,
-	// does): a command makes, uses and removes files there by name (POSIX shared memory and
-	// semaphores: Python's multiprocessing, Ansible) but cannot list it, so another run's
-	// (random) names stay unknown to it. Empty otherwise.
-	SharedMemory string
-	private      []string // cleaned, symlinks resolved too
+	private           []string // cleaned, symlinks resolved too
 }
 
 // NewLayout lists what a command may read beside private (the runs root, the agent's config
@@ -62,9 +57,6 @@ func NewLayout(private []string) (*Layout, error) {
 		if err := l.addEntries(d, ancestors); err != nil {
 			return nil, err
 		}
-	}
-	if fi, err := os.Stat(sharedMemoryDir); err == nil && fi.IsDir() && !l.Overlaps(sharedMemoryDir) {
-		l.SharedMemory = sharedMemoryDir
 	}
 	return l, nil
 }
@@ -244,18 +236,12 @@ func (l *Layout) Overlaps(path string) bool {
 // Private is the paths kept out of every run, symlinks resolved too.
 func (l *Layout) Private() []string { return append([]string(nil), l.private...) }
 
-// sharedMemoryDir is where POSIX shared memory and named semaphores live (glibc's shm_open
-// and sem_open).
-const sharedMemoryDir = "/dev/shm"
+// SharedMemoryDir is where POSIX shared memory and named semaphores live (glibc's shm_open
+// and sem_open): never the layout's, an action's when its sandbox.write lists it.
+const SharedMemoryDir = "/dev/shm"
 
 // Size is how many rules the layout makes (each costs about a microsecond per run).
-func (l *Layout) Size() int {
-	n := len(l.Dirs) + len(l.Files) + len(l.DevDirs) + len(l.DevFiles)
-	if l.SharedMemory != "" {
-		n++
-	}
-	return n
-}
+func (l *Layout) Size() int { return len(l.Dirs) + len(l.Files) + len(l.DevDirs) + len(l.DevFiles) }
 
 // sortedKeys is m's keys in order.
 func sortedKeys(m map[string]bool) []string {
