@@ -18,16 +18,15 @@ const runFileName = "run.json"
 const shmDir = "/dev/shm"
 
 // RunDirRoot is where per-run directories go: the service's runtime directory when systemd
-// (RuntimeDirectory=) or the chart names one in $RUNTIME_DIRECTORY (its first, when a list),
-// a memory tmpfs of its own; else $TMPDIR when the user set it, else /dev/shm when it is a
+// (RuntimeDirectory=) or the chart names one in $RUNTIME_DIRECTORY (its first, when a list;
+// an absolute path), on a memory tmpfs (/run, the chart's emptyDir); else $TMPDIR when the user set it, else /dev/shm when it is a
 // writable directory, else the system's temp dir. Creating and removing a run's directory on
 // tmpfs costs a few microseconds; on a disk-backed /tmp it was the largest part of the
 // agent's own CPU per run (BENCHMARKS.md, "agent CPU per run"). Run directories out of
 // /dev/shm leave it to the sandboxed commands' shared memory (README "Isolation").
 func RunDirRoot() string {
-	if dirs := os.Getenv("RUNTIME_DIRECTORY"); dirs != "" {
-		first, _, _ := strings.Cut(dirs, ":")
-		return first
+	if first, _, _ := strings.Cut(os.Getenv("RUNTIME_DIRECTORY"), ":"); filepath.IsAbs(first) {
+		return first // systemd sets an absolute path; anything else is not its
 	}
 	if os.Getenv("TMPDIR") != "" {
 		return os.TempDir()

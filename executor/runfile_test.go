@@ -20,7 +20,7 @@ func TestRunDirRoot(t *testing.T) {
 			t.Fatalf("RunDirRoot with RUNTIME_DIRECTORY=%s: %s, want %s", env, got, runtimeDir)
 		}
 	}
-	t.Setenv("RUNTIME_DIRECTORY", "")
+	t.Setenv("RUNTIME_DIRECTORY", "relative/dir") // not systemd's: ignored
 	own := t.TempDir()
 	t.Setenv("TMPDIR", own)
 	if got := RunDirRoot(); got != own {

@@ -3,10 +3,13 @@
 package executor
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // checkAncestors looks at every directory above root, along the path as named and along
@@ -52,13 +55,31 @@ func checkAncestors(root string, traversable bool) error {
 	return nil
 }
 
-// closeAncestor makes directory d (info fi) sticky when every uid may write in it.
+// closeAncestor makes directory d (info fi, from a lookup by path) sticky when every uid may
+// write in it. The mode is read and changed on the directory opened, never through a link:
+// one swapped in after the lookup (by whoever may write d's parent) could otherwise have a
+// root agent give a directory of its choosing d's mode (0777 and sticky).
 func closeAncestor(d string, fi fs.FileInfo) error {
 	if fi.Mode().Perm()&0o002 == 0 || fi.Mode()&fs.ModeSticky != 0 {
 		return nil
 	}
-	keep := fi.Mode() & (fs.ModePerm | fs.ModeSetgid | fs.ModeSetuid)
-	if err := os.Chmod(d, keep|fs.ModeSticky); err != nil {
+	fd, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+		return nil // a link (O_NOFOLLOW with O_DIRECTORY): checkAncestors walks the real path too
+	}
+	if err != nil {
+		return fmt.Errorf("%s is writable by every uid and not sticky, and could not be opened to make it sticky: %w", d, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("%s: %w", d, err)
+	}
+	if st.Mode&0o002 == 0 || st.Mode&unix.S_ISVTX != 0 {
+		return nil // changed since the lookup: not an open directory any more
+	}
+	// Its other bits (a shared directory's setgid) stay.
+	if err := unix.Fchmod(fd, uint32(st.Mode)&0o7777|unix.S_ISVTX); err != nil {
 		return fmt.Errorf("%s is writable by every uid and not sticky, and could not be made sticky (chmod +t): %w", d, err)
 	}
 	return nil

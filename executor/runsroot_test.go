@@ -60,6 +60,32 @@ func TestRunsRootThroughALinkHasItsRealAncestorsMadeSticky(t *testing.T) {
 	}
 }
 
+// An ancestor named through a link to an open directory (RUNTIME_DIRECTORY=/var/run/x with
+// /var/run a link to /run, say): the directory is made sticky on its real path, never
+// through the link (which could be swapped for another after it was looked at), and the
+// agent starts, under runAs too.
+func TestRunsRootBehindALinkToAnOpenDirectory(t *testing.T) {
+	base := t.TempDir()
+	for d := base; d != os.TempDir(); d = filepath.Dir(d) { // t.TempDir's: for other uids to pass
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := openDir(t, filepath.Join(base, "open"), 0o777)
+	link := filepath.Join(base, "link")
+	if err := os.Symlink(open, link); err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := OpenRunsDir(filepath.Join(link, "runs"), true)
+	if err != nil {
+		t.Fatalf("runs root behind a link to an open directory, for runAs: %v", err)
+	}
+	defer r.Close()
+	if fi, err := os.Stat(open); err != nil || fi.Mode()&fs.ModeSticky == 0 {
+		t.Errorf("%s: %v, %v; want it sticky", open, fi.Mode(), err)
+	}
+}
+
 // Under runAs each run's uid must pass through every directory above its run's: a runtime
 // directory of mode 0700 (systemd's RuntimeDirectoryMode=0700) would leave every run
 // unable to read its own run file. The agent refuses to start, naming it.
