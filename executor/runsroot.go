@@ -86,7 +86,8 @@ func closeAncestor(d string, fi fs.FileInfo) error {
 }
 
 // sharedDirs are the directories every run may write in whatever its uid: /dev/shm (POSIX
-// shared memory, which a sandboxed command uses by name: README "Isolation") and /tmp.
+// shared memory: a run's with the sandbox off, or whose action's sandbox.write lists it;
+// README "Isolation") and /tmp.
 var sharedDirs = []string{shmDir, "/tmp"}
 
 // closeShared makes each of sharedDirs sticky where every uid may write in it: under
