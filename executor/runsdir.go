@@ -43,13 +43,17 @@ const (
 	agentPrefix    = "agent-"
 )
 
-// Swept is what OpenRunsDir did with the directories of agents that are gone.
+// Swept is what OpenRunsDir did besides making the agent's directory: with the directories of
+// agents that are gone, and to the open directories around it.
 type Swept struct {
 	Removed int
 	// Left names the ones it could not remove (agents' directory names, which the agents
 	// chose), and Reason is why the first of them stayed, or why none was looked at.
 	Left   []string
 	Reason error
+	// Sticky are the world-writable directories OpenRunsDir made sticky (checkAncestors,
+	// closeShared): the agent's to say, since some may not be its own.
+	Sticky []string
 }
 
 // OpenRunsDir makes (or takes) root, removes what dead agents left in it and makes this
@@ -64,13 +68,16 @@ func OpenRunsDir(root string, traversable bool) (r *RunsDir, swept Swept, err er
 	if err := os.MkdirAll(root, mode); err != nil {
 		return nil, Swept{}, fmt.Errorf("runs directory: %w", err)
 	}
-	if err := checkAncestors(root, traversable); err != nil {
+	sticky, err := checkAncestors(root, traversable)
+	if err != nil {
 		return nil, Swept{}, fmt.Errorf("runs directory: %w", err)
 	}
 	if traversable {
-		if err := closeShared(); err != nil {
+		shared, err := closeShared()
+		if err != nil {
 			return nil, Swept{}, err
 		}
+		sticky = append(sticky, shared...)
 	}
 	fi, err := os.Lstat(root)
 	if err != nil {
@@ -83,6 +90,7 @@ func OpenRunsDir(root string, traversable bool) (r *RunsDir, swept Swept, err er
 		return nil, Swept{}, fmt.Errorf("runs directory: %w", err)
 	}
 	swept = sweep(root)
+	swept.Sticky = sticky
 	// Made under a name sweep leaves alone and locked before it gets its real name, so
 	// another agent starting now never takes it for a dead one's.
 	tmp, err := os.MkdirTemp(root, newAgentPrefix+"*")

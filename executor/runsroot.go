@@ -26,10 +26,12 @@ import (
 // through all of them to its run's directory, and under a 0700 one (systemd's
 // RuntimeDirectoryMode=0700) no run could read its own run file (README "What a command
 // sees").
-func checkAncestors(root string, traversable bool) error {
+//
+// sticky lists the directories it made sticky.
+func checkAncestors(root string, traversable bool) (sticky []string, err error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	paths := []string{abs}
 	if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs {
@@ -39,50 +41,55 @@ func checkAncestors(root string, traversable bool) error {
 		for d := filepath.Dir(p); ; d = filepath.Dir(d) {
 			fi, err := os.Stat(d)
 			if err != nil {
-				return err
+				return sticky, err
 			}
-			if err := closeAncestor(d, fi); err != nil && traversable {
-				return fmt.Errorf("%w: a run could replace the runs directory in it; or set executor.runsDir elsewhere", err)
+			made, err := closeAncestor(d, fi)
+			if err != nil && traversable {
+				return sticky, fmt.Errorf("%w: a run could replace the runs directory in it; or set executor.runsDir elsewhere", err)
+			}
+			if made {
+				sticky = append(sticky, d)
 			}
 			if traversable && fi.Mode().Perm()&0o001 == 0 {
-				return fmt.Errorf("%s (mode %04o) does not let other uids through, so no run of executor.runAs could reach its directory: make it 0711 or 0755 (systemd: RuntimeDirectoryMode=0711) or set executor.runsDir elsewhere", d, fi.Mode().Perm())
+				return sticky, fmt.Errorf("%s (mode %04o) does not let other uids through, so no run of executor.runAs could reach its directory: make it 0711 or 0755 (systemd: RuntimeDirectoryMode=0711) or set executor.runsDir elsewhere", d, fi.Mode().Perm())
 			}
 			if d == filepath.Dir(d) {
 				break
 			}
 		}
 	}
-	return nil
+	return sticky, nil
 }
 
 // closeAncestor makes directory d (info fi, from a lookup by path) sticky when every uid may
 // write in it. The mode is read and changed on the directory opened, never through a link:
 // one swapped in after the lookup (by whoever may write d's parent) could otherwise have a
 // root agent give a directory of its choosing d's mode (0777 and sticky).
-func closeAncestor(d string, fi fs.FileInfo) error {
+// made: it changed d's mode.
+func closeAncestor(d string, fi fs.FileInfo) (made bool, err error) {
 	if fi.Mode().Perm()&0o002 == 0 || fi.Mode()&fs.ModeSticky != 0 {
-		return nil
+		return false, nil
 	}
 	fd, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-		return nil // a link (O_NOFOLLOW with O_DIRECTORY): checkAncestors walks the real path too
+		return false, nil // a link (O_NOFOLLOW with O_DIRECTORY): checkAncestors walks the real path too
 	}
 	if err != nil {
-		return fmt.Errorf("%s is writable by every uid and not sticky, and could not be opened to make it sticky: %w", d, err)
+		return false, fmt.Errorf("%s is writable by every uid and not sticky, and could not be opened to make it sticky: %w", d, err)
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return fmt.Errorf("%s: %w", d, err)
+		return false, fmt.Errorf("%s: %w", d, err)
 	}
 	if st.Mode&0o002 == 0 || st.Mode&unix.S_ISVTX != 0 {
-		return nil // changed since the lookup: not an open directory any more
+		return false, nil // changed since the lookup: not an open directory any more
 	}
 	// Its other bits (a shared directory's setgid) stay.
 	if err := unix.Fchmod(fd, uint32(st.Mode)&0o7777|unix.S_ISVTX); err != nil {
-		return fmt.Errorf("%s is writable by every uid and not sticky, and could not be made sticky (chmod +t): %w", d, err)
+		return false, fmt.Errorf("%s is writable by every uid and not sticky, and could not be made sticky (chmod +t): %w", d, err)
 	}
-	return nil
+	return true, nil
 }
 
 // sharedDirs are the directories every run may write in whatever its uid: /dev/shm (POSIX
@@ -94,15 +101,20 @@ var sharedDirs = []string{shmDir, "/tmp"}
 // runAs, in a 0777 one (the chart's emptyDirs) one run's uid could rename another's shared
 // memory or semaphore away and put one of its own, readable by it, under the same name for
 // the other run's processes to open. A missing one is nobody's to share.
-func closeShared() error {
+// sticky lists the directories it made sticky.
+func closeShared() (sticky []string, err error) {
 	for _, d := range sharedDirs {
 		fi, err := os.Stat(d)
 		if err != nil {
 			continue
 		}
-		if err := closeAncestor(d, fi); err != nil {
-			return fmt.Errorf("%w: runs of executor.runAs share it", err)
+		made, err := closeAncestor(d, fi)
+		if err != nil {
+			return sticky, fmt.Errorf("%w: runs of executor.runAs share it", err)
+		}
+		if made {
+			sticky = append(sticky, d)
 		}
 	}
-	return nil
+	return sticky, nil
 }

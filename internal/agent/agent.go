@@ -482,7 +482,15 @@ func (a *Agent) openRuns() (closeRuns func(), err error) {
 	a.iso.logStart(a.log)
 	runs, swept, err := executor.OpenRunsDir(a.iso.runsRoot, a.iso.base.UIDs != nil)
 	if err != nil {
+		if a.cfg.Executor.RunsDir == "" { // the default's: name where it came from
+			return nil, fmt.Errorf("run directories (executor.runsDir unset: %s, under $RUNTIME_DIRECTORY, else $TMPDIR, else /dev/shm): %w", a.iso.runsRoot, err)
+		}
 		return nil, fmt.Errorf("executor.runsDir: %w", err)
+	}
+	if len(swept.Sticky) > 0 {
+		// Possibly not the agent's own (as root, CAP_FOWNER): an operator should know.
+		a.log.Info("made world-writable directories around the run directories sticky, so no uid replaces another's entries",
+			zap.Strings("dirs", swept.Sticky))
 	}
 	if swept.Removed > 0 {
 		a.log.Info("removed the run directories of stopped agents", zap.Int("agents", swept.Removed), zap.String("runsDir", a.iso.runsRoot))

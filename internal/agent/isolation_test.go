@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -185,5 +186,29 @@ func TestIsolationSaysWhenCommandsHaveNoSharedMemory(t *testing.T) {
 		if said := strings.Contains(summary, "no action can be given /dev/shm"); said != want {
 			t.Errorf("runs in %s: says no action can be given /dev/shm: %v, want %v:\n%s", runsDir, said, want, summary)
 		}
+	}
+}
+
+// Run directories the agent cannot make where RUNTIME_DIRECTORY says, with executor.runsDir
+// unset: the agent refuses to start, naming where the path came from, not a setting the
+// user never wrote.
+func TestAnUnusableRuntimeDirectoryIsNamed(t *testing.T) {
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RUNTIME_DIRECTORY", notADir)
+	h := harness.New(t, 1)
+	cfg := h.Config(t, harness.Actions(fmt.Sprintf("  a:\n    command: [%q]\n", harness.Script(t, "true"))))
+	cfg.Executor.RunsDir = ""
+	a, err := h.New(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = a.Run(ctx, ctx)
+	if err == nil || !strings.Contains(err.Error(), "RUNTIME_DIRECTORY") || !strings.Contains(err.Error(), notADir) {
+		t.Fatalf("Run: %v; want an error naming RUNTIME_DIRECTORY and %s", err, notADir)
 	}
 }
