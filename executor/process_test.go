@@ -237,7 +237,15 @@ func TestPdeathsig(t *testing.T) {
 func startFakeAgent(t *testing.T, helperTest, env string) (*exec.Cmd, string) {
 	t.Helper()
 	agent := exec.Command(os.Args[0], "-test.run=^"+helperTest+"$")
-	agent.Env = append(os.Environ(), env)
+	// Its runs' directories go where the test removes them: killed, it leaves them, and
+	// without a RunsDir no later agent sweeps them (they piled up in /dev/shm). Not
+	// t.TempDir: the killed agent's last processes may still be going when it is removed.
+	runs, err := os.MkdirTemp("", "executor-fake-agent-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(runs) })
+	agent.Env = append(os.Environ(), env, "TMPDIR="+runs, "RUNTIME_DIRECTORY=")
 	stdout, err := agent.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
